@@ -23,3 +23,75 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         reaper::Reaper::crd(),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// Paths of nodes that break the "structural schema" rules the API server enforces:
+    /// every node has a type (or is int-or-string / preserve-unknown), and no anyOf/oneOf/allOf
+    /// carries types or properties.
+    fn structural_violations(node: &Value, path: &str, found: &mut Vec<String>) {
+        let Some(object) = node.as_object() else {
+            return;
+        };
+        let typed = object.contains_key("type")
+            || object.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true))
+            || object.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+        if !typed {
+            found.push(format!("{path}: no type"));
+        }
+        for keyword in ["anyOf", "oneOf", "allOf"] {
+            if object.contains_key(keyword) {
+                found.push(format!("{path}: {keyword}"));
+            }
+        }
+        if object.get("type").is_some_and(|t| t.is_array()) {
+            found.push(format!("{path}: type is a list"));
+        }
+        if object
+            .get("enum")
+            .and_then(Value::as_array)
+            .is_some_and(|values| values.contains(&Value::Null))
+        {
+            found.push(format!("{path}: null among enum values"));
+        }
+        if let Some(properties) = object.get("properties").and_then(Value::as_object) {
+            for (name, child) in properties {
+                structural_violations(child, &format!("{path}.{name}"), found);
+            }
+        }
+        if let Some(items) = object.get("items") {
+            structural_violations(items, &format!("{path}[]"), found);
+        }
+        if let Some(additional) = object.get("additionalProperties").filter(|a| a.is_object()) {
+            structural_violations(additional, &format!("{path}{{}}"), found);
+        }
+    }
+
+    #[test]
+    fn every_crd_schema_is_structural() {
+        for crd in all_crds() {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            for version in &crd.spec.versions {
+                let schema = version
+                    .schema
+                    .as_ref()
+                    .and_then(|s| s.open_api_v3_schema.as_ref())
+                    .map(serde_json::to_value)
+                    .and_then(Result::ok)
+                    .unwrap_or(Value::Null);
+                assert!(schema.is_object(), "{name} has no schema");
+                let mut found = Vec::new();
+                structural_violations(&schema, "", &mut found);
+                assert!(
+                    found.is_empty(),
+                    "{name} {}: not structural:\n{}",
+                    version.name,
+                    found.join("\n")
+                );
+            }
+        }
+    }
+}

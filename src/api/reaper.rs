@@ -1,0 +1,304 @@
+//! Reaper (reaper.k8ssandra.io/v1alpha1): the repair scheduler of a Cassandra cluster, and the
+//! template a K8ssandraCluster embeds to ask for one.
+
+use k8s_openapi::api::core::v1::{
+    EnvVar, PersistentVolumeClaimSpec, PodSecurityContext, Probe, ResourceRequirements,
+    SecurityContext, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::shared::{
+    ComponentMetadata, ContainerImage, EncryptionStores, ObjectReference, SecretRef,
+    SecretsProvider, TelemetrySpec, condition_list, preserve_unknown_fields, strip_null_from_enums,
+};
+
+/// Settings shared by `K8ssandraCluster.spec.reaper` and `Reaper.spec`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReaperTemplate {
+    /// Keyspace holding Reaper's state when storageType is cassandra (upstream default reaper_db).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyspace: Option<String>,
+    /// CQL credentials of Reaper; created by the operator when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cassandra_user_secret_ref: Option<SecretRef>,
+    /// JMX credentials (only used when Reaper talks JMX rather than the management API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jmx_user_secret_ref: Option<SecretRef>,
+    /// Web UI credentials; created by the operator when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_user_secret_ref: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_provider: Option<SecretsProvider>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_image: Option<ContainerImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_container_image: Option<ContainerImage>,
+    /// Upstream spells this key with a capital S; kept for compatibility.
+    #[serde(
+        rename = "ServiceAccountName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scheduling: Option<AutoScheduling>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_probe: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness_probe: Option<Probe>,
+    /// core/v1 Affinity, passed through (its full schema is huge).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_unknown_fields")]
+    pub affinity: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerations: Option<Vec<Toleration>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_container_security_context: Option<SecurityContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<ComponentMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_container_resources: Option<ResourceRequirements>,
+    /// JVM heap of Reaper (upstream default 2Gi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heap_size: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_management: Option<HttpManagement>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetrySpec>,
+    /// Where Reaper keeps its state: in the Cassandra cluster, or on a local volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_type: Option<ReaperStorageType>,
+    /// Volume claim for storageType local.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_config: Option<PersistentVolumeClaimSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_env_vars: Option<Vec<EnvVar>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_schema_migration: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<ReaperEncryption>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReaperStorageType {
+    #[default]
+    Cassandra,
+    Local,
+}
+
+/// How many Reapers a K8ssandraCluster gets.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeploymentMode {
+    /// One Reaper in every datacenter.
+    #[default]
+    #[serde(rename = "PER_DC")]
+    PerDc,
+    /// One Reaper for the whole cluster.
+    #[serde(rename = "SINGLE")]
+    Single,
+    /// One Reaper on the control plane, shared by clusters (reaperRef).
+    #[serde(rename = "CONTROL_PLANE")]
+    ControlPlane,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RepairType {
+    Regular,
+    Adaptive,
+    Incremental,
+    #[default]
+    Auto,
+}
+
+/// Reaper's automatic repair scheduling.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoScheduling {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// ISO-8601 durations, e.g. PT15S.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_delay_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_between_polls: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_before_first_schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_spread_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repair_type: Option<RepairType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub percent_unrepaired_threshold: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_clusters: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_keyspaces: Option<Vec<String>>,
+}
+
+/// Reaper's HTTP management endpoint (upstream default: enabled).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpManagement {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Secret with the keystores for mutual TLS with the management API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keystores: Option<SecretRef>,
+}
+
+/// Certificates for Reaper's own endpoints.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReaperEncryption {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cert_name: Option<String>,
+}
+
+/// `spec.reaper` of a K8ssandraCluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReaperClusterTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_mode: Option<DeploymentMode>,
+    /// An existing Reaper to register the cluster with (deploymentMode CONTROL_PLANE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaper_ref: Option<ObjectReference>,
+    #[serde(flatten)]
+    pub template: ReaperTemplate,
+}
+
+impl ReaperClusterTemplate {
+    pub fn deployment_mode_or_default(&self) -> DeploymentMode {
+        self.deployment_mode.unwrap_or_default()
+    }
+}
+
+/// Which datacenters Reaper may contact.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DatacenterAvailability {
+    Local,
+    #[default]
+    All,
+    Each,
+}
+
+/// The CassandraDatacenter a Reaper manages (may be in another namespace).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct ReaperDatacenterRef {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// A Reaper deployment.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "reaper.k8ssandra.io",
+    version = "v1alpha1",
+    kind = "Reaper",
+    plural = "reapers",
+    namespaced,
+    status = "ReaperStatus",
+    derive = "PartialEq",
+    printcolumn(name = "DC", type_ = "string", json_path = ".spec.datacenterRef.name"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.progress"),
+    printcolumn(name = "Ready", type_ = "boolean", json_path = ".status.ready"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = strip_null_from_enums)]
+pub struct ReaperSpec {
+    /// Absent for a Reaper that only stores state locally and is shared (control-plane mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter_ref: Option<ReaperDatacenterRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter_availability: Option<DatacenterAvailability>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_encryption_stores: Option<EncryptionStores>,
+    #[serde(flatten)]
+    pub template: ReaperTemplate,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ReaperProgress {
+    #[default]
+    Pending,
+    Deploying,
+    Configuring,
+    Running,
+}
+
+/// Observed state of a Reaper.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(transform = strip_null_from_enums)]
+pub struct ReaperStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ReaperProgress>,
+    /// Reaper is running and the cluster is registered with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "condition_list")]
+    pub conditions: Option<Vec<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl ReaperStatus {
+    pub fn is_ready(&self) -> bool {
+        self.ready == Some(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_mode_uses_upstream_spelling() {
+        let template: ReaperClusterTemplate =
+            serde_json::from_value(serde_json::json!({"deploymentMode": "CONTROL_PLANE"}))
+                .expect("valid template");
+        assert_eq!(
+            template.deployment_mode_or_default(),
+            DeploymentMode::ControlPlane
+        );
+        assert_eq!(
+            ReaperClusterTemplate::default().deployment_mode_or_default(),
+            DeploymentMode::PerDc
+        );
+    }
+
+    #[test]
+    fn service_account_key_keeps_upstream_capital() {
+        let template: ReaperTemplate =
+            serde_json::from_value(serde_json::json!({"ServiceAccountName": "reaper"}))
+                .expect("valid template");
+        assert_eq!(template.service_account_name.as_deref(), Some("reaper"));
+        let json = serde_json::to_value(&template).expect("serializes");
+        assert_eq!(json, serde_json::json!({"ServiceAccountName": "reaper"}));
+    }
+}
