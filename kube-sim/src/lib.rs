@@ -1,5 +1,28 @@
 //! kube-sim: a multi-cluster Kubernetes API simulator for Federator's tests, benchmarks and demo.
+//!
+//! [`SimBuilder`] starts N clusters, each a TLS Kubernetes API on its own 127.0.0.1 port.
 
+pub mod admin;
+pub mod cass_operator;
+pub mod catalog;
+pub mod cluster;
+pub mod crd;
+pub mod discovery;
 pub mod error;
+pub mod jsonpath;
+pub mod openapi;
 pub mod schema;
+pub mod server;
+pub mod sim;
 pub mod store;
+pub mod table;
+pub mod tls;
+
+pub use sim::{ClusterSummary, Sim, SimBuilder};
+
+/// Now as RFC3339 UTC with whole seconds, as Kubernetes timestamps are written.
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    now.to_string()
+}

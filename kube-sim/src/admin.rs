@@ -1,0 +1,121 @@
+//! The admin HTTP API (plain HTTP, loopback only) for scripts: list clusters, stop/start,
+//! latency, failure injection, dropping watches, token rotation. See README.md.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use http_body_util::BodyExt;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use crate::server::{Body, json_response, raw_response};
+use crate::sim::Sim;
+
+/// Binds the admin API; refuses anything but a loopback address.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    anyhow::ensure!(
+        addr.ip().is_loopback(),
+        "the admin API listens on loopback addresses only, not {addr}"
+    );
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin API on {addr}"))
+}
+
+/// Serves the admin API until the task is aborted.
+pub async fn serve(listener: tokio::net::TcpListener, sim: Sim) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let sim = sim.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let sim = sim.clone();
+                async move { Ok::<_, Infallible>(handle(&sim, request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn error(status: u16, message: impl Into<String>) -> Response<Body> {
+    json_response(status, &json!({"error": message.into()}))
+}
+
+async fn handle(sim: &Sim, request: Request<hyper::body::Incoming>) -> Response<Body> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let body = match request.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return error(400, format!("reading the body: {e}")),
+    };
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(value) => value,
+            Err(e) => return error(400, format!("the body must be JSON: {e}")),
+        }
+    };
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["clusters"]) => json_response(200, &json!({"clusters": sim.clusters()})),
+        (&Method::GET, ["kubeconfig"]) => {
+            raw_response(200, "application/yaml", sim.kubeconfig_yaml())
+        }
+        (&Method::POST, ["clusters", index, action]) => {
+            let Ok(index) = index.parse::<usize>() else {
+                return error(400, format!("cluster index {index:?} is not a number"));
+            };
+            if index >= sim.cluster_count() {
+                return error(404, format!("no cluster {index}"));
+            }
+            cluster_action(sim, index, action, &input).await
+        }
+        _ => error(404, format!("no admin route {method} {path}")),
+    }
+}
+
+async fn cluster_action(sim: &Sim, index: usize, action: &str, input: &Value) -> Response<Body> {
+    let result = match action {
+        "stop" => sim.stop(index).map(|_| json!({})),
+        "start" => sim.start(index).await.map(|_| json!({})),
+        "latency" => {
+            let Some(ms) = input.get("ms").and_then(Value::as_u64) else {
+                return error(400, "expected {\"ms\": <milliseconds>}");
+            };
+            sim.set_latency(index, Duration::from_millis(ms))
+                .map(|_| json!({"ms": ms}))
+        }
+        "fail" => {
+            let count = input.get("count").and_then(Value::as_u64).unwrap_or(1);
+            let code = input.get("code").and_then(Value::as_u64).unwrap_or(500);
+            let Ok(count) = u32::try_from(count) else {
+                return error(400, "count is too large");
+            };
+            match sim.fail_next(index, count, code as u16) {
+                Ok(()) => Ok(json!({"count": count, "code": code})),
+                Err(e) => return error(400, e.to_string()),
+            }
+        }
+        "drop-watches" => sim.drop_watches(index).map(|_| json!({})),
+        "rotate-token" => sim.rotate_token(index).map(|token| json!({"token": token})),
+        _ => return error(404, format!("no cluster action {action:?}")),
+    };
+    match result {
+        Ok(mut answer) => {
+            if let Some(summary) = sim.clusters().into_iter().nth(index) {
+                answer["cluster"] = json!(summary);
+            }
+            json_response(200, &answer)
+        }
+        Err(e) => error(500, format!("{e:#}")),
+    }
+}

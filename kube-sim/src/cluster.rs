@@ -1,0 +1,247 @@
+//! One simulated cluster: its store, served-resource catalog, credentials, fault injection and
+//! the TLS listener that can be stopped and started again on the same port.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::catalog::Catalog;
+
+/// Faults injected through the admin API or the Rust API.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    pub latency: Duration,
+    pub fail_remaining: u32,
+    pub fail_code: u16,
+}
+
+/// Whether the cluster accepts connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    Running,
+    Stopped,
+}
+
+impl ClusterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterState::Running => "running",
+            ClusterState::Stopped => "stopped",
+        }
+    }
+}
+
+pub struct Cluster {
+    pub index: usize,
+    pub context: String,
+    pub port: u16,
+    pub store: Arc<crate::store::Store>,
+    pub catalog: RwLock<Catalog>,
+    token: RwLock<String>,
+    faults: Mutex<Faults>,
+    tls: Arc<rustls::ServerConfig>,
+    listener: Mutex<Option<JoinHandle<()>>>,
+    /// Bumped to end every open watch stream.
+    watch_epoch: tokio::sync::watch::Sender<u64>,
+    /// Serialises CRD reconciliation so discovery never sees half an update.
+    pub crd_lock: tokio::sync::Mutex<()>,
+}
+
+pub fn new_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Cluster {
+    /// Binds a fresh port and starts serving.
+    pub async fn start_new(
+        index: usize,
+        context: String,
+        store: Arc<crate::store::Store>,
+        catalog: Catalog,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> anyhow::Result<Arc<Cluster>> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a cluster port on 127.0.0.1")?;
+        let port = listener.local_addr().context("cluster port")?.port();
+        let (watch_epoch, _) = tokio::sync::watch::channel(0);
+        let cluster = Arc::new(Cluster {
+            index,
+            context,
+            port,
+            store,
+            catalog: RwLock::new(catalog),
+            token: RwLock::new(new_token()),
+            faults: Mutex::new(Faults::default()),
+            tls,
+            listener: Mutex::new(None),
+            watch_epoch,
+            crd_lock: tokio::sync::Mutex::new(()),
+        });
+        cluster.spawn_accept_loop(listener);
+        Ok(cluster)
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub fn token(&self) -> String {
+        self.token.read().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub fn token_matches(&self, presented: &str) -> bool {
+        self.token.read().map(|t| *t == presented).unwrap_or(false)
+    }
+
+    /// Replaces the bearer token; the old one is refused from now on.
+    pub fn rotate_token(&self) -> String {
+        let token = new_token();
+        if let Ok(mut current) = self.token.write() {
+            *current = token.clone();
+        }
+        token
+    }
+
+    pub fn state(&self) -> ClusterState {
+        match self.listener.lock() {
+            Ok(guard) if guard.is_some() => ClusterState::Running,
+            _ => ClusterState::Stopped,
+        }
+    }
+
+    pub fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn catalog_mut(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
+        self.catalog
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.latency = latency;
+        }
+    }
+
+    /// The next `count` requests fail with `code` (500 or 429).
+    pub fn fail_next(&self, count: u32, code: u16) {
+        if let Ok(mut faults) = self.faults.lock() {
+            faults.fail_remaining = count;
+            faults.fail_code = code;
+        }
+    }
+
+    /// The latency to add, and the failure code if this request is to fail.
+    pub fn take_fault(&self) -> (Duration, Option<u16>) {
+        match self.faults.lock() {
+            Ok(mut faults) => {
+                let fail = if faults.fail_remaining > 0 {
+                    faults.fail_remaining -= 1;
+                    Some(faults.fail_code)
+                } else {
+                    None
+                };
+                (faults.latency, fail)
+            }
+            Err(_) => (Duration::ZERO, None),
+        }
+    }
+
+    pub fn watch_epoch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.watch_epoch.subscribe()
+    }
+
+    /// Ends every open watch; clients re-establish them.
+    pub fn drop_watches(&self) {
+        self.watch_epoch.send_modify(|epoch| *epoch += 1);
+        self.store.drop_watches();
+    }
+
+    /// Closes the listener and every open connection; data is kept.
+    pub fn stop(&self) {
+        let handle = self.listener.lock().ok().and_then(|mut guard| guard.take());
+        if let Some(handle) = handle {
+            handle.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        if self.state() == ClusterState::Running {
+            return Ok(());
+        }
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        // The port was ours a moment ago; the aborted accept task may still be dropping its
+        // socket, so retry briefly.
+        let mut last_error = None;
+        for _ in 0..50 {
+            let socket = tokio::net::TcpSocket::new_v4().context("creating a socket")?;
+            socket.set_reuseaddr(true).context("SO_REUSEADDR")?;
+            match socket.bind(addr).and_then(|_| socket.listen(1024)) {
+                Ok(listener) => {
+                    self.spawn_accept_loop(listener);
+                    return Ok(());
+                }
+                Err(e) => last_error = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(anyhow::anyhow!(
+            "re-binding {addr}: {}",
+            last_error.map(|e| e.to_string()).unwrap_or_default()
+        ))
+    }
+
+    fn spawn_accept_loop(self: &Arc<Self>, listener: TcpListener) {
+        let cluster = Arc::clone(self);
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.tls));
+        let handle = tokio::spawn(async move {
+            // Connections live in this set so that aborting the accept task closes them all.
+            let mut connections = JoinSet::new();
+            loop {
+                while connections.try_join_next().is_some() {}
+                let (stream, _) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(cluster = cluster.index, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let cluster = Arc::clone(&cluster);
+                connections.spawn(async move {
+                    match acceptor.accept(stream).await {
+                        Ok(tls_stream) => {
+                            crate::server::serve_connection(cluster, tls_stream).await
+                        }
+                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    }
+                });
+            }
+        });
+        if let Ok(mut guard) = self.listener.lock() {
+            if let Some(old) = guard.replace(handle) {
+                old.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,309 @@
+//! The HTTP side of one cluster: TLS connections, bearer-token auth, fault injection, and the
+//! dispatch of discovery, OpenAPI and resource requests.
+
+pub mod media;
+pub mod query;
+mod resources;
+mod watch;
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+use crate::cluster::Cluster;
+use crate::error::ApiError;
+use crate::{discovery, openapi};
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted (kube-apiserver's limit is 3 MiB for most objects).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A streaming body fed by a channel: watch events, one JSON line per chunk.
+pub struct ChannelBody {
+    receiver: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .receiver
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+pub fn full_body(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+pub fn json_response(status: u16, value: &Value) -> Response<Body> {
+    raw_response(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+pub fn raw_response(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full_body(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(CONTENT_TYPE, value);
+    }
+    response
+}
+
+pub fn error_response(error: &ApiError) -> Response<Body> {
+    let mut response = json_response(error.code, &error.to_status());
+    if let Some(seconds) = error.retry_after {
+        response
+            .headers_mut()
+            .insert("Retry-After", HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// The generic 404 of kube-apiserver for unknown paths and resources.
+pub fn generic_not_found() -> ApiError {
+    let mut error = ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    );
+    error.details_name = None;
+    error
+}
+
+pub fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+    )
+}
+
+/// Adds `Warning: 299 - "<text>"` headers, one per warning.
+pub fn add_warnings(response: &mut Response<Body>, warnings: &[String]) {
+    for warning in warnings {
+        let escaped = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            response.headers_mut().append("Warning", value);
+        }
+    }
+}
+
+pub async fn serve_connection<S>(cluster: Arc<Cluster>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| {
+        let cluster = Arc::clone(&cluster);
+        async move { Ok::<_, Infallible>(handle(cluster, request).await) }
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Injected failure: 500 as a Status, 429 as API Priority and Fairness answers it.
+fn fault_response(code: u16) -> Response<Body> {
+    if code == 429 {
+        let mut response = raw_response(
+            429,
+            "text/plain; charset=utf-8",
+            "Too many requests, please try again later.\n",
+        );
+        response
+            .headers_mut()
+            .insert("Retry-After", HeaderValue::from_static("1"));
+        return response;
+    }
+    let error = ApiError::new(
+        code,
+        "InternalError",
+        "Internal error occurred: injected failure (kube-sim)",
+    );
+    error_response(&error)
+}
+
+fn unauthorized() -> Response<Body> {
+    error_response(&ApiError::new(401, "Unauthorized", "Unauthorized"))
+}
+
+/// Paths an anonymous client may read, as with kube-apiserver's default anonymous access.
+fn is_public_path(path: &str) -> bool {
+    matches!(path, "/version" | "/healthz" | "/livez" | "/readyz")
+}
+
+async fn handle(cluster: Arc<Cluster>, request: Request<Incoming>) -> Response<Body> {
+    let (latency, fail) = cluster.take_fault();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(code) = fail {
+        return fault_response(code);
+    }
+    let path = request.uri().path().to_string();
+    match request.headers().get(hyper::header::AUTHORIZATION) {
+        Some(value) => {
+            let presented = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim);
+            if !presented.is_some_and(|token| cluster.token_matches(token)) {
+                return unauthorized();
+            }
+        }
+        None if is_public_path(&path) => {}
+        None => return unauthorized(),
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return error_response(&ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("Request entity too large: {e}"),
+            ));
+        }
+    };
+    let query = query::Query::parse(parts.uri.query());
+    let accept = parts
+        .headers
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let request = resources::ApiRequest {
+        method: parts.method.clone(),
+        query,
+        accept,
+        content_type: parts
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        user_agent: parts
+            .headers
+            .get(hyper::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body,
+    };
+    match route(&cluster, &path, request).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn route(
+    cluster: &Arc<Cluster>,
+    path: &str,
+    request: resources::ApiRequest,
+) -> Result<Response<Body>, ApiError> {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let is_get = request.method == Method::GET;
+    match segments.as_slice() {
+        ["version"] if is_get => Ok(json_response(200, &discovery::version_info())),
+        ["healthz" | "livez" | "readyz"] if is_get => {
+            Ok(raw_response(200, "text/plain; charset=utf-8", "ok"))
+        }
+        ["api"] if is_get => {
+            let address = format!("127.0.0.1:{}", cluster.port);
+            Ok(discovery_response(
+                cluster,
+                true,
+                request.accept.as_deref(),
+                || discovery::core_versions(&address),
+            ))
+        }
+        ["apis"] if is_get => Ok(discovery_response(
+            cluster,
+            false,
+            request.accept.as_deref(),
+            || discovery::group_list(&cluster.catalog()),
+        )),
+        ["api", "v1"] if is_get => discovery::resource_list(&cluster.catalog(), "", "v1")
+            .map(|doc| json_response(200, &doc))
+            .ok_or_else(generic_not_found),
+        ["apis", group] if is_get => discovery::group(&cluster.catalog(), group)
+            .map(|doc| json_response(200, &doc))
+            .ok_or_else(generic_not_found),
+        ["apis", group, version] if is_get => {
+            discovery::resource_list(&cluster.catalog(), group, version)
+                .map(|doc| json_response(200, &doc))
+                .ok_or_else(generic_not_found)
+        }
+        ["openapi", "v2"] | ["swagger-2.0.0.pb-v1"] if is_get => Ok(raw_response(
+            200,
+            openapi::OPENAPI_V2_CONTENT_TYPE,
+            openapi::OPENAPI_V2_PROTOBUF,
+        )),
+        ["openapi", "v3"] if is_get => Ok(json_response(200, &openapi::index(&cluster.catalog()))),
+        ["openapi", "v3", rest @ ..] if is_get => {
+            let (group, version) =
+                openapi::parse_index_key(&rest.join("/")).ok_or_else(generic_not_found)?;
+            openapi::group_version_document(&cluster.catalog(), &group, &version)
+                .map(|doc| json_response(200, &doc))
+                .ok_or_else(generic_not_found)
+        }
+        ["api", "v1", rest @ ..] => resources::handle(cluster, "", "v1", rest, request).await,
+        ["apis", group, version, rest @ ..] if !rest.is_empty() => {
+            resources::handle(cluster, group, version, rest, request).await
+        }
+        [
+            "version" | "healthz" | "livez" | "readyz" | "api" | "apis" | "openapi",
+            ..,
+        ] => Err(method_not_allowed()),
+        _ => Err(generic_not_found()),
+    }
+}
+
+fn discovery_response(
+    cluster: &Cluster,
+    core: bool,
+    accept: Option<&str>,
+    legacy: impl FnOnce() -> Value,
+) -> Response<Body> {
+    match discovery::negotiate_aggregated(accept) {
+        Some(version) => {
+            let doc = discovery::aggregated(&cluster.catalog(), core, version);
+            raw_response(
+                200,
+                &discovery::aggregated_content_type(version),
+                serde_json::to_vec(&doc).unwrap_or_default(),
+            )
+        }
+        None => json_response(200, &legacy()),
+    }
+}
+
+/// `{"kind":"Status","status":"Success",...}` for a completed delete.
+pub fn success_status(details: Value) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}

@@ -1,0 +1,325 @@
+//! The Rust API for tests: start N clusters in-process, get kubeconfigs and clients, inject
+//! faults, shut down.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+
+use crate::catalog::{Catalog, builtin_served};
+use crate::cluster::{Cluster, ClusterState};
+use crate::store::{Store, StoreConfig};
+use crate::tls::CertificateAuthority;
+
+/// Configures and starts a [`Sim`].
+#[derive(Debug, Clone)]
+pub struct SimBuilder {
+    clusters: usize,
+    context_prefix: String,
+    crd_dirs: Vec<PathBuf>,
+    cass_operator: bool,
+    dc_ready_after: Duration,
+}
+
+impl Default for SimBuilder {
+    fn default() -> Self {
+        SimBuilder {
+            clusters: 1,
+            context_prefix: "sim-".into(),
+            crd_dirs: Vec::new(),
+            cass_operator: false,
+            dc_ready_after: Duration::from_secs(1),
+        }
+    }
+}
+
+impl SimBuilder {
+    pub fn new() -> Self {
+        SimBuilder::default()
+    }
+
+    /// Number of clusters (at least 1).
+    pub fn clusters(mut self, count: usize) -> Self {
+        self.clusters = count.max(1);
+        self
+    }
+
+    /// Context, cluster and user names are `<prefix><index>`.
+    pub fn context_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.context_prefix = prefix.into();
+        self
+    }
+
+    /// Applies every CRD in this directory to every cluster at start (may be repeated).
+    pub fn crd_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.crd_dirs.push(dir.into());
+        self
+    }
+
+    /// Runs the cass-operator stand-in in every cluster.
+    pub fn cass_operator(mut self, enabled: bool) -> Self {
+        self.cass_operator = enabled;
+        self
+    }
+
+    /// How long the stand-in takes to make a CassandraDatacenter Ready.
+    pub fn dc_ready_after(mut self, delay: Duration) -> Self {
+        self.dc_ready_after = delay;
+        self
+    }
+
+    pub async fn start(self) -> anyhow::Result<Sim> {
+        // kube's rustls client picks the process-wide provider; make it ring's.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = CertificateAuthority::generate()?;
+        let mut crds = Vec::new();
+        if self.cass_operator {
+            crds.push(crate::cass_operator::builtin_crd());
+        }
+        for dir in &self.crd_dirs {
+            crds.extend(crate::crd::load_crd_dir(dir)?);
+        }
+        let mut clusters = Vec::with_capacity(self.clusters);
+        let mut tasks = Vec::new();
+        for index in 0..self.clusters {
+            let context = format!("{}{index}", self.context_prefix);
+            let store = Arc::new(Store::with_builtins(StoreConfig::default()));
+            tasks.push(store.spawn_controllers());
+            let mut catalog = Catalog::default();
+            for mut info in crate::store::builtin_resources() {
+                if info.group == crate::crd::CRD_GROUP && info.plural == crate::crd::CRD_PLURAL {
+                    info.admission = Some(Arc::new(crate::crd::CrdAdmission));
+                    store.register(info.clone());
+                }
+                catalog.add_builtin(builtin_served(info));
+            }
+            let tls = ca.server_config(&context)?;
+            let cluster = Cluster::start_new(index, context, store, catalog, tls).await?;
+            for crd in &crds {
+                crate::crd::apply_crd(&cluster, crd.clone())
+                    .await
+                    .with_context(|| format!("applying CRDs to cluster {index}"))?;
+            }
+            clusters.push(cluster);
+        }
+        if self.cass_operator {
+            for cluster in &clusters {
+                tasks.push(crate::cass_operator::spawn(
+                    Arc::clone(cluster),
+                    self.dc_ready_after,
+                ));
+            }
+        }
+        Ok(Sim {
+            inner: Arc::new(SimInner {
+                clusters,
+                ca_pem: ca.ca_pem().to_string(),
+                tasks: Mutex::new(tasks),
+                kubeconfig_path: Mutex::new(None),
+            }),
+        })
+    }
+}
+
+struct SimInner {
+    clusters: Vec<Arc<Cluster>>,
+    ca_pem: String,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Rewritten when a token rotates, so scripts keep working.
+    kubeconfig_path: Mutex<Option<PathBuf>>,
+}
+
+/// A running set of simulated clusters. Cheap to clone.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<SimInner>,
+}
+
+/// What the admin API lists for a cluster.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterSummary {
+    pub index: usize,
+    pub context: String,
+    pub url: String,
+    pub state: &'static str,
+}
+
+impl Sim {
+    fn cluster(&self, index: usize) -> anyhow::Result<&Arc<Cluster>> {
+        self.inner.clusters.get(index).with_context(|| {
+            format!(
+                "no cluster {index} (there are {})",
+                self.inner.clusters.len()
+            )
+        })
+    }
+
+    pub fn cluster_count(&self) -> usize {
+        self.inner.clusters.len()
+    }
+
+    pub fn context_name(&self, index: usize) -> String {
+        self.cluster(index)
+            .map(|c| c.context.clone())
+            .unwrap_or_default()
+    }
+
+    /// `https://127.0.0.1:<port>` of a cluster.
+    pub fn url(&self, index: usize) -> String {
+        self.cluster(index).map(|c| c.url()).unwrap_or_default()
+    }
+
+    /// The cluster's current bearer token.
+    pub fn token(&self, index: usize) -> String {
+        self.cluster(index).map(|c| c.token()).unwrap_or_default()
+    }
+
+    pub fn ca_pem(&self) -> &str {
+        &self.inner.ca_pem
+    }
+
+    pub fn clusters(&self) -> Vec<ClusterSummary> {
+        self.inner
+            .clusters
+            .iter()
+            .map(|c| ClusterSummary {
+                index: c.index,
+                context: c.context.clone(),
+                url: c.url(),
+                state: c.state().as_str(),
+            })
+            .collect()
+    }
+
+    /// One kubeconfig with a context per cluster; current-context is cluster 0.
+    pub fn kubeconfig_yaml(&self) -> String {
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.inner.ca_pem.as_bytes());
+        let mut clusters = String::new();
+        let mut users = String::new();
+        let mut contexts = String::new();
+        for c in &self.inner.clusters {
+            let name = &c.context;
+            clusters.push_str(&format!(
+                "- name: {name}\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\n",
+                c.url()
+            ));
+            users.push_str(&format!(
+                "- name: {name}\n  user:\n    token: {}\n",
+                c.token()
+            ));
+            contexts.push_str(&format!(
+                "- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n"
+            ));
+        }
+        let current = self.context_name(0);
+        format!(
+            "apiVersion: v1\nkind: Config\npreferences: {{}}\ncurrent-context: {current}\nclusters:\n{clusters}users:\n{users}contexts:\n{contexts}"
+        )
+    }
+
+    /// Writes the kubeconfig (mode 0600) and remembers the path to rewrite it on token rotation.
+    pub fn write_kubeconfig(&self, path: impl AsRef<Path>) -> anyhow::Result<()> {
+        let path = path.as_ref();
+        write_private(path, &self.kubeconfig_yaml())?;
+        if let Ok(mut remembered) = self.inner.kubeconfig_path.lock() {
+            *remembered = Some(path.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// A kube-rs client for cluster `index`, built from the kubeconfig like any other program.
+    pub async fn client(&self, index: usize) -> anyhow::Result<kube::Client> {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
+            .context("parsing the generated kubeconfig")?;
+        let options = kube::config::KubeConfigOptions {
+            context: Some(self.context_name(index)),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .context("kube config from the generated kubeconfig")?;
+        kube::Client::try_from(config).context("building a kube client")
+    }
+
+    /// Closes the cluster's listener and connections (refused from now on); data is kept.
+    pub fn stop(&self, index: usize) -> anyhow::Result<()> {
+        self.cluster(index)?.stop();
+        Ok(())
+    }
+
+    /// Serves the cluster again on the same port.
+    pub async fn start(&self, index: usize) -> anyhow::Result<()> {
+        self.cluster(index)?.start().await
+    }
+
+    pub fn state(&self, index: usize) -> anyhow::Result<ClusterState> {
+        Ok(self.cluster(index)?.state())
+    }
+
+    /// Delays every response of the cluster by `latency` (zero to remove).
+    pub fn set_latency(&self, index: usize, latency: Duration) -> anyhow::Result<()> {
+        self.cluster(index)?.set_latency(latency);
+        Ok(())
+    }
+
+    /// Fails the next `count` requests with `code`: 500 (a Status) or 429 (plain text with
+    /// `Retry-After: 1`, as API Priority and Fairness answers).
+    pub fn fail_next(&self, index: usize, count: u32, code: u16) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(code, 429 | 500 | 503 | 504),
+            "fail code must be 429, 500, 503 or 504"
+        );
+        self.cluster(index)?.fail_next(count, code);
+        Ok(())
+    }
+
+    /// Ends every open watch stream of the cluster.
+    pub fn drop_watches(&self, index: usize) -> anyhow::Result<()> {
+        self.cluster(index)?.drop_watches();
+        Ok(())
+    }
+
+    /// Gives the cluster a new token and returns it; the old one gets 401 from now on.
+    pub fn rotate_token(&self, index: usize) -> anyhow::Result<String> {
+        let token = self.cluster(index)?.rotate_token();
+        let path = self
+            .inner
+            .kubeconfig_path
+            .lock()
+            .ok()
+            .and_then(|p| p.clone());
+        if let Some(path) = path {
+            write_private(&path, &self.kubeconfig_yaml())?;
+        }
+        Ok(token)
+    }
+
+    /// Stops every cluster and background task.
+    pub async fn shutdown(&self) {
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+        for cluster in &self.inner.clusters {
+            cluster.stop();
+        }
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
