@@ -1,1 +1,9 @@
+//! Federator: a multi-cluster control plane for Apache Cassandra on Kubernetes that speaks the
+//! K8ssandra API.
+
 pub mod api;
+pub mod cli;
+pub mod crdgen;
+pub mod home;
+pub mod settings;
+pub mod telemetry;

@@ -1,0 +1,257 @@
+//! The `federator` command line.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use tracing::{error, info};
+
+use crate::{
+    crdgen,
+    home::HomeCluster,
+    settings::{Overrides, Settings},
+    telemetry,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "federator",
+    version,
+    about = "Multi-cluster control plane for Apache Cassandra on Kubernetes (K8ssandra API)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator (control plane in the hub, data plane in each region).
+    Run(RunArgs),
+    /// Print every CRD Federator installs, as multi-document YAML.
+    Crd(CrdArgs),
+    /// Manage ClientConfigs: the hub's connections to the regions.
+    #[command(subcommand)]
+    Clientconfig(ClientConfigCommand),
+    /// Show every K8ssandraCluster, its datacenters by region, and each region's reachability.
+    Status(StatusArgs),
+}
+
+/// Where the hub cluster is; shared by every command that talks to it.
+#[derive(Debug, Clone, Args)]
+pub struct HubArgs {
+    /// Kubeconfig of the hub cluster (default: in-cluster, else KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of that kubeconfig to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// control-plane (the hub) or data-plane (a region).
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// YAML settings file; FEDERATOR_* environment variables and flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub hub: HubArgs,
+    /// The operator's namespace (default: POD_NAMESPACE, else k8ssandra-operator).
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Namespaces to watch, comma-separated (default: every namespace).
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    pub watch_namespaces: Option<Vec<String>>,
+    /// Address of the HTTP server (/metrics, /healthz, /readyz).
+    #[arg(long, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// text or json.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// A tracing filter such as info, debug or federator=debug,kube=info.
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Accept region kubeconfigs whose users run exec or auth-provider credential plugins.
+    #[arg(long)]
+    pub allow_exec_credentials: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write one file per CRD into this directory instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientConfigCommand {
+    /// Register a region with the hub: a Secret with a self-contained kubeconfig and a ClientConfig.
+    Create(ClientConfigCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ClientConfigCreateArgs {
+    /// Kubeconfig that reaches the region.
+    #[arg(long, value_name = "FILE")]
+    pub src_kubeconfig: PathBuf,
+    /// Context of that kubeconfig for the region; also the ClientConfig's contextName.
+    #[arg(long, value_name = "CONTEXT")]
+    pub src_context: String,
+    #[command(flatten)]
+    pub hub: HubArgs,
+    /// Namespace of the operator in the hub.
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Name of the ClientConfig (default: the source context).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Create this ServiceAccount in the region and use its token instead of your credentials.
+    #[arg(long, value_name = "SA")]
+    pub service_account: Option<String>,
+    /// Rewrite the region's API server address (e.g. its address on the kind network).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this K8ssandraCluster.
+    pub name: Option<String>,
+    /// Namespace of the K8ssandraClusters (default: all namespaces).
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Output format: json (default: a table).
+    #[arg(long, short = 'o', value_name = "FORMAT")]
+    pub output: Option<String>,
+    #[command(flatten)]
+    pub hub: HubArgs,
+}
+
+/// Exit status for bad settings or usage, as clap uses for usage errors.
+const EXIT_USAGE: u8 = 2;
+
+pub async fn main(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Crd(args) => crd(args),
+        Command::Clientconfig(ClientConfigCommand::Create(_)) => {
+            not_implemented("clientconfig create")
+        }
+        Command::Status(_) => not_implemented("status"),
+    }
+}
+
+fn not_implemented(command: &str) -> ExitCode {
+    eprintln!("federator {command}: not implemented yet");
+    ExitCode::FAILURE
+}
+
+fn crd(args: CrdArgs) -> ExitCode {
+    let result = match &args.output_dir {
+        Some(dir) => crdgen::write_dir(dir).map(|names| {
+            for name in names {
+                println!("{}", dir.join(name).display());
+            }
+        }),
+        None => crdgen::render_all().map(|yaml| print!("{yaml}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("federator crd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl RunArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            mode: self.mode.clone(),
+            kubeconfig: self.hub.kubeconfig.clone(),
+            context: self.hub.context.clone(),
+            namespace: self.namespace.clone(),
+            watch_namespaces: self.watch_namespaces.clone(),
+            http_addr: self.http_addr.clone(),
+            log_format: self.log_format.clone(),
+            log_level: self.log_level.clone(),
+            allow_exec_credentials: self.allow_exec_credentials,
+        }
+    }
+}
+
+/// How long `run` waits for the home cluster to answer at start.
+const HOME_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn run(args: RunArgs) -> ExitCode {
+    let settings = match Settings::load(&args.overrides()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("federator run: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    telemetry::init(settings.log_format, &settings.log_level);
+    info!(
+        mode = %settings.mode,
+        namespace = %settings.operator_namespace,
+        watch_namespaces = ?settings.watch_namespaces,
+        "starting federator {}",
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let home = HomeCluster {
+        kubeconfig: settings.kubeconfig.clone(),
+        context: settings.context.clone(),
+    };
+    let client = match home.client().await {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "cannot reach the home cluster");
+            return ExitCode::FAILURE;
+        }
+    };
+    match tokio::time::timeout(HOME_CHECK_TIMEOUT, client.apiserver_version()).await {
+        Ok(Ok(version)) => info!(server_version = %version.git_version, "home cluster reachable"),
+        Ok(Err(e)) => {
+            error!(error = %e, "home cluster refused the version request");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => {
+            error!(
+                timeout_seconds = HOME_CHECK_TIMEOUT.as_secs(),
+                "home cluster did not answer"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+
+    shutdown_signal().await;
+    info!("shutting down");
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

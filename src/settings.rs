@@ -1,0 +1,583 @@
+//! Operator settings, layered as: built-in defaults < `--config FILE` (YAML) < `FEDERATOR_*`
+//! environment < command-line flags.
+//!
+//! Every source is read as raw text first and checked here, so a bad value is reported with the
+//! name of the setting and the value that was given, whatever the source.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// Default namespace of the operator when `POD_NAMESPACE` is not set (k8ssandra-operator's).
+pub const DEFAULT_OPERATOR_NAMESPACE: &str = "k8ssandra-operator";
+
+/// Which controllers a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The hub: federation controllers plus the per-region ones.
+    ControlPlane,
+    /// A region: only the controllers for objects that live in that region.
+    DataPlane,
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "control-plane" => Ok(Mode::ControlPlane),
+            "data-plane" => Ok(Mode::DataPlane),
+            _ => Err("expected control-plane or data-plane".into()),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::ControlPlane => "control-plane",
+            Mode::DataPlane => "data-plane",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
+
+/// Limits that apply to every remote region (one per ClientConfig).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionSettings {
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Requests in flight to one region at most; the rest wait.
+    pub max_concurrent_requests: usize,
+    pub probe_interval: Duration,
+    /// Accept kubeconfigs whose cluster sets `insecure-skip-tls-verify`.
+    pub allow_insecure_skip_tls_verify: bool,
+}
+
+/// The validated settings of a `federator run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub mode: Mode,
+    pub operator_namespace: String,
+    /// Namespaces whose K8ssandraClusters are reconciled; empty means every namespace.
+    pub watch_namespaces: Vec<String>,
+    /// Kubeconfig of the home cluster; None means in-cluster, else `KUBECONFIG`/`~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub http_addr: SocketAddr,
+    pub log_format: LogFormat,
+    /// A tracing `EnvFilter` directive such as `info` or `federator=debug,kube=info`.
+    pub log_level: String,
+    /// Accept kubeconfigs whose users run `exec` or `auth-provider` plugins.
+    pub allow_exec_credentials: bool,
+    pub regions: RegionSettings,
+}
+
+/// Flags of `federator run` that override every other source when given.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub mode: Option<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub namespace: Option<String>,
+    pub watch_namespaces: Option<Vec<String>>,
+    pub http_addr: Option<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+    /// `--allow-exec-credentials` given (a flag can only turn it on)
+    pub allow_exec_credentials: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings: {0}")]
+    Source(#[from] config::ConfigError),
+    #[error("invalid setting `{key}`: {value:?}: {reason}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Raw settings as the sources give them: text, so that errors can quote what was given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    mode: String,
+    operator_namespace: String,
+    #[serde(default)]
+    watch_namespaces: Vec<String>,
+    kubeconfig: Option<String>,
+    context: Option<String>,
+    http_addr: String,
+    log_format: String,
+    log_level: String,
+    allow_exec_credentials: String,
+    regions: RawRegionSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegionSettings {
+    connect_timeout_seconds: String,
+    request_timeout_seconds: String,
+    max_concurrent_requests: String,
+    probe_interval_seconds: String,
+    allow_insecure_skip_tls_verify: String,
+}
+
+impl Settings {
+    /// Loads settings from the defaults, the config file, the process environment and `flags`.
+    pub fn load(flags: &Overrides) -> Result<Settings, SettingsError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Settings::load_from(flags, &env)
+    }
+
+    /// Like [`Settings::load`], with an explicit environment (for tests).
+    pub fn load_from(
+        flags: &Overrides,
+        env: &[(String, String)],
+    ) -> Result<Settings, SettingsError> {
+        let pod_namespace = env
+            .iter()
+            .find(|(k, v)| k == "POD_NAMESPACE" && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| DEFAULT_OPERATOR_NAMESPACE.to_string());
+
+        let mut builder = Config::builder()
+            .set_default("mode", "control-plane")?
+            .set_default("operator_namespace", pod_namespace)?
+            .set_default("watch_namespaces", Vec::<String>::new())?
+            .set_default("http_addr", "0.0.0.0:8080")?
+            .set_default("log_format", "text")?
+            .set_default("log_level", "info")?
+            .set_default("allow_exec_credentials", "false")?
+            .set_default("regions.connect_timeout_seconds", "5")?
+            .set_default("regions.request_timeout_seconds", "10")?
+            .set_default("regions.max_concurrent_requests", "32")?
+            .set_default("regions.probe_interval_seconds", "10")?
+            .set_default("regions.allow_insecure_skip_tls_verify", "false")?;
+
+        if let Some(path) = &flags.config_file {
+            builder = builder.add_source(File::from(path.clone()).format(FileFormat::Yaml));
+        }
+
+        // Only the variables that name a setting: Kubernetes injects service-link variables such
+        // as FEDERATOR_SERVICE_HOST into pods, and those must not be taken for typos.
+        let federator_env: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| env_names_a_setting(k))
+            .cloned()
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("FEDERATOR")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("watch_namespaces")
+                .try_parsing(true)
+                .source(Some(federator_env)),
+        );
+
+        builder = apply_flags(builder, flags)?;
+        let raw: RawSettings = builder.build()?.try_deserialize()?;
+        raw.validate()
+    }
+}
+
+/// Every setting's key, as written in the config file (`regions.x` nests under `regions:`).
+const SETTING_KEYS: &[&str] = &[
+    "mode",
+    "operator_namespace",
+    "watch_namespaces",
+    "kubeconfig",
+    "context",
+    "http_addr",
+    "log_format",
+    "log_level",
+    "allow_exec_credentials",
+    "regions.connect_timeout_seconds",
+    "regions.request_timeout_seconds",
+    "regions.max_concurrent_requests",
+    "regions.probe_interval_seconds",
+    "regions.allow_insecure_skip_tls_verify",
+];
+
+/// `FEDERATOR_REGIONS__PROBE_INTERVAL_SECONDS` names `regions.probe_interval_seconds`.
+fn env_names_a_setting(variable: &str) -> bool {
+    variable.strip_prefix("FEDERATOR_").is_some_and(|rest| {
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        SETTING_KEYS.contains(&key.as_str())
+    })
+}
+
+fn apply_flags(
+    mut builder: config::ConfigBuilder<config::builder::DefaultState>,
+    flags: &Overrides,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, SettingsError> {
+    let path_text = |p: &PathBuf| p.to_string_lossy().into_owned();
+    let scalars = [
+        ("mode", flags.mode.clone()),
+        ("kubeconfig", flags.kubeconfig.as_ref().map(path_text)),
+        ("context", flags.context.clone()),
+        ("operator_namespace", flags.namespace.clone()),
+        ("http_addr", flags.http_addr.clone()),
+        ("log_format", flags.log_format.clone()),
+        ("log_level", flags.log_level.clone()),
+    ];
+    for (key, value) in scalars {
+        if let Some(value) = value {
+            builder = builder.set_override(key, value)?;
+        }
+    }
+    if let Some(namespaces) = &flags.watch_namespaces {
+        builder = builder.set_override("watch_namespaces", namespaces.clone())?;
+    }
+    if flags.allow_exec_credentials {
+        builder = builder.set_override("allow_exec_credentials", "true")?;
+    }
+    Ok(builder)
+}
+
+fn invalid(key: &'static str, value: &str, reason: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        key,
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn parse<T: FromStr>(key: &'static str, value: &str) -> Result<T, SettingsError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|e| invalid(key, value, e.to_string()))
+}
+
+fn parse_bool(key: &'static str, value: &str) -> Result<bool, SettingsError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+fn parse_seconds(key: &'static str, value: &str) -> Result<Duration, SettingsError> {
+    let seconds: f64 = parse(key, value)?;
+    if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+        return Err(invalid(
+            key,
+            value,
+            "expected a number of seconds above 0 and at most 3600",
+        ));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// A Kubernetes namespace name: an RFC 1123 label.
+fn check_namespace(key: &'static str, value: &str) -> Result<String, SettingsError> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if valid {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(
+            key,
+            value,
+            "not a namespace name (lower-case letters, digits and '-', at most 63 characters)",
+        ))
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, SettingsError> {
+        let mode = parse("mode", &self.mode)?;
+        let operator_namespace = check_namespace("operator_namespace", &self.operator_namespace)?;
+        let watch_namespaces = self
+            .watch_namespaces
+            .iter()
+            .map(|ns| ns.trim())
+            .filter(|ns| !ns.is_empty())
+            .map(|ns| check_namespace("watch_namespaces", ns))
+            .collect::<Result<Vec<_>, _>>()?;
+        let http_addr = parse("http_addr", &self.http_addr)?;
+        let log_format = parse("log_format", &self.log_format)?;
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| invalid("log_level", &self.log_level, e.to_string()))?;
+        let allow_exec_credentials =
+            parse_bool("allow_exec_credentials", &self.allow_exec_credentials)?;
+
+        let r = self.regions;
+        let max_concurrent_requests: usize = parse(
+            "regions.max_concurrent_requests",
+            &r.max_concurrent_requests,
+        )?;
+        if max_concurrent_requests == 0 {
+            return Err(invalid(
+                "regions.max_concurrent_requests",
+                &r.max_concurrent_requests,
+                "must be at least 1",
+            ));
+        }
+        let regions = RegionSettings {
+            connect_timeout: parse_seconds(
+                "regions.connect_timeout_seconds",
+                &r.connect_timeout_seconds,
+            )?,
+            request_timeout: parse_seconds(
+                "regions.request_timeout_seconds",
+                &r.request_timeout_seconds,
+            )?,
+            max_concurrent_requests,
+            probe_interval: parse_seconds(
+                "regions.probe_interval_seconds",
+                &r.probe_interval_seconds,
+            )?,
+            allow_insecure_skip_tls_verify: parse_bool(
+                "regions.allow_insecure_skip_tls_verify",
+                &r.allow_insecure_skip_tls_verify,
+            )?,
+        };
+
+        Ok(Settings {
+            mode,
+            operator_namespace,
+            watch_namespaces,
+            kubeconfig: non_empty(self.kubeconfig).map(PathBuf::from),
+            context: non_empty(self.context),
+            http_addr,
+            log_format,
+            log_level: self.log_level,
+            allow_exec_credentials,
+            regions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn config_file(yaml: &str) -> tempfile_path::TempFile {
+        tempfile_path::TempFile::with_contents(yaml)
+    }
+
+    /// A minimal temp file helper, to keep the dev-dependencies small.
+    mod tempfile_path {
+        use super::*;
+        pub struct TempFile(pub PathBuf);
+        impl TempFile {
+            pub fn with_contents(contents: &str) -> Self {
+                static COUNTER: std::sync::atomic::AtomicUsize =
+                    std::sync::atomic::AtomicUsize::new(0);
+                let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let path = std::env::temp_dir().join(format!(
+                    "federator-settings-{}-{n}.yaml",
+                    std::process::id()
+                ));
+                let mut file = std::fs::File::create(&path).expect("create temp file");
+                file.write_all(contents.as_bytes())
+                    .expect("write temp file");
+                TempFile(path)
+            }
+        }
+        impl Drop for TempFile {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let s = Settings::load_from(&Overrides::default(), &[]).expect("defaults are valid");
+        assert_eq!(s.mode, Mode::ControlPlane);
+        assert_eq!(s.operator_namespace, "k8ssandra-operator");
+        assert!(s.watch_namespaces.is_empty());
+        assert_eq!(s.http_addr, "0.0.0.0:8080".parse().expect("addr"));
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.log_level, "info");
+        assert!(!s.allow_exec_credentials);
+        assert_eq!(s.kubeconfig, None);
+        assert_eq!(s.regions.request_timeout, Duration::from_secs(10));
+        assert_eq!(s.regions.max_concurrent_requests, 32);
+    }
+
+    #[test]
+    fn pod_namespace_is_the_default_operator_namespace() {
+        let s = Settings::load_from(&Overrides::default(), &env(&[("POD_NAMESPACE", "ops")]))
+            .expect("valid");
+        assert_eq!(s.operator_namespace, "ops");
+    }
+
+    #[test]
+    fn file_overrides_defaults_env_overrides_file_and_flags_override_env() {
+        let file = config_file(
+            "mode: data-plane\nlog_format: json\nhttp_addr: 127.0.0.1:9000\noperator_namespace: from-file\nregions:\n  request_timeout_seconds: 3\n",
+        );
+        let flags = Overrides {
+            config_file: Some(file.0.clone()),
+            ..Default::default()
+        };
+        let s = Settings::load_from(&flags, &[]).expect("valid");
+        assert_eq!(s.mode, Mode::DataPlane);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.operator_namespace, "from-file");
+        assert_eq!(s.regions.request_timeout, Duration::from_secs(3));
+
+        let environment = env(&[
+            ("FEDERATOR_MODE", "control-plane"),
+            ("FEDERATOR_OPERATOR_NAMESPACE", "from-env"),
+            ("FEDERATOR_WATCH_NAMESPACES", "a,b"),
+            ("FEDERATOR_REGIONS__REQUEST_TIMEOUT_SECONDS", "7"),
+            ("FEDERATOR_ALLOW_EXEC_CREDENTIALS", "true"),
+        ]);
+        let s = Settings::load_from(&flags, &environment).expect("valid");
+        assert_eq!(s.mode, Mode::ControlPlane);
+        assert_eq!(s.operator_namespace, "from-env");
+        assert_eq!(s.watch_namespaces, vec!["a", "b"]);
+        assert_eq!(s.regions.request_timeout, Duration::from_secs(7));
+        assert!(s.allow_exec_credentials);
+        assert_eq!(s.log_format, LogFormat::Json, "the file still applies");
+
+        let flags = Overrides {
+            mode: Some("data-plane".into()),
+            namespace: Some("from-flag".into()),
+            watch_namespaces: Some(vec!["c".into()]),
+            ..flags
+        };
+        let s = Settings::load_from(&flags, &environment).expect("valid");
+        assert_eq!(s.mode, Mode::DataPlane);
+        assert_eq!(s.operator_namespace, "from-flag");
+        assert_eq!(s.watch_namespaces, vec!["c"]);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_and_the_value() {
+        let cases = [
+            ("FEDERATOR_MODE", "hub", "mode"),
+            ("FEDERATOR_HTTP_ADDR", "localhost", "http_addr"),
+            ("FEDERATOR_LOG_FORMAT", "xml", "log_format"),
+            (
+                "FEDERATOR_ALLOW_EXEC_CREDENTIALS",
+                "maybe",
+                "allow_exec_credentials",
+            ),
+            (
+                "FEDERATOR_OPERATOR_NAMESPACE",
+                "Bad_NS",
+                "operator_namespace",
+            ),
+            (
+                "FEDERATOR_WATCH_NAMESPACES",
+                "ok,NOT-OK",
+                "watch_namespaces",
+            ),
+            (
+                "FEDERATOR_REGIONS__REQUEST_TIMEOUT_SECONDS",
+                "-1",
+                "regions.request_timeout_seconds",
+            ),
+            (
+                "FEDERATOR_REGIONS__MAX_CONCURRENT_REQUESTS",
+                "0",
+                "regions.max_concurrent_requests",
+            ),
+        ];
+        for (var, value, key) in cases {
+            let err =
+                Settings::load_from(&Overrides::default(), &env(&[(var, value)])).expect_err(var);
+            let text = err.to_string();
+            assert!(text.contains(&format!("`{key}`")), "{text}");
+            let quoted_part = value.split(',').next_back().unwrap_or(value);
+            assert!(text.contains(quoted_part), "{text}");
+        }
+    }
+
+    #[test]
+    fn service_link_variables_are_not_taken_for_settings() {
+        let environment = env(&[
+            ("FEDERATOR_SERVICE_HOST", "10.0.0.1"),
+            ("FEDERATOR_PORT", "tcp://10.0.0.1:8080"),
+            ("FEDERATOR_LOG_LEVEL", "debug"),
+        ]);
+        let s = Settings::load_from(&Overrides::default(), &environment).expect("valid");
+        assert_eq!(s.log_level, "debug");
+    }
+
+    #[test]
+    fn every_setting_key_has_an_environment_variable() {
+        for key in SETTING_KEYS {
+            let var = format!("FEDERATOR_{}", key.to_ascii_uppercase().replace('.', "__"));
+            assert!(env_names_a_setting(&var), "{var}");
+        }
+    }
+
+    #[test]
+    fn a_bad_flag_is_reported_like_any_other_source() {
+        let flags = Overrides {
+            log_format: Some("yaml".into()),
+            ..Default::default()
+        };
+        let err = Settings::load_from(&flags, &[]).expect_err("bad flag");
+        assert!(err.to_string().contains("`log_format`: \"yaml\""), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_config_file_is_refused() {
+        let file = config_file("mdoe: data-plane\n");
+        let flags = Overrides {
+            config_file: Some(file.0.clone()),
+            ..Default::default()
+        };
+        let err = Settings::load_from(&flags, &[]).expect_err("typo");
+        assert!(err.to_string().contains("mdoe"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        let flags = Overrides {
+            config_file: Some(PathBuf::from("/nonexistent/federator.yaml")),
+            ..Default::default()
+        };
+        assert!(Settings::load_from(&flags, &[]).is_err());
+    }
+}
