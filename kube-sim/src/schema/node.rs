@@ -1,0 +1,301 @@
+//! The openAPIV3Schema of a CRD version, parsed once into a tree that admission walks, with
+//! every `x-kubernetes-validations` rule compiled by kube-cel.
+
+use std::collections::BTreeMap;
+
+use kube_cel::cel::Program;
+use serde_json::Value;
+
+use super::render::{FieldError, child, go_quote, index, key};
+
+/// What `additionalProperties` says.
+#[derive(Debug, Default)]
+pub(crate) enum Additional {
+    /// Absent or `false`: only `properties` are known.
+    #[default]
+    Absent,
+    /// `true`: any key, with no schema below it.
+    AnyWithoutSchema,
+    Schema(Box<SchemaNode>),
+}
+
+/// A `minimum`/`maximum`/`multipleOf` bound, kept as written so messages print it as Go does.
+#[derive(Debug, Clone)]
+pub(crate) struct Bound {
+    pub value: f64,
+    pub literal: serde_json::Number,
+}
+
+/// One compiled `x-kubernetes-validations` entry.
+pub(crate) struct CelRule {
+    pub rule: String,
+    pub message: Option<String>,
+    pub reason: Option<String>,
+    pub field_path: Option<String>,
+    pub optional_old_self: bool,
+    pub program: Program,
+    pub message_program: Option<Program>,
+    pub uses_old_self: bool,
+}
+
+impl std::fmt::Debug for CelRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CelRule").field("rule", &self.rule).finish()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SchemaNode {
+    pub type_name: Option<String>,
+    pub format: Option<String>,
+    pub nullable: bool,
+    pub default: Option<Value>,
+    pub properties: BTreeMap<String, SchemaNode>,
+    pub additional: Additional,
+    pub items: Option<Box<SchemaNode>>,
+    pub required: Vec<String>,
+    pub enum_values: Option<Vec<Value>>,
+    pub pattern: Option<(String, regex::Regex)>,
+    pub minimum: Option<Bound>,
+    pub maximum: Option<Bound>,
+    pub exclusive_minimum: bool,
+    pub exclusive_maximum: bool,
+    pub multiple_of: Option<Bound>,
+    pub min_length: Option<i64>,
+    pub max_length: Option<i64>,
+    pub min_items: Option<i64>,
+    pub max_items: Option<i64>,
+    pub min_properties: Option<i64>,
+    pub max_properties: Option<i64>,
+    pub preserve_unknown_fields: bool,
+    pub embedded_resource: bool,
+    pub int_or_string: bool,
+    pub list_type: Option<String>,
+    pub list_map_keys: Vec<String>,
+    pub all_of: Vec<SchemaNode>,
+    pub any_of: Vec<SchemaNode>,
+    pub one_of: Vec<SchemaNode>,
+    pub not: Option<Box<SchemaNode>>,
+    pub rules: Vec<CelRule>,
+}
+
+impl SchemaNode {
+    pub(crate) fn additional_schema(&self) -> Option<&SchemaNode> {
+        match &self.additional {
+            Additional::Schema(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn has_additional(&self) -> bool {
+        !matches!(self.additional, Additional::Absent)
+    }
+
+    pub(crate) fn is_map_list(&self) -> bool {
+        self.list_type.as_deref() == Some("map")
+    }
+
+    /// The `sts.Type` that CEL failures print as the bad value (empty for untyped nodes).
+    pub(crate) fn cel_type_name(&self) -> &str {
+        self.type_name.as_deref().unwrap_or("")
+    }
+}
+
+/// Parses a schema. Problems that make the CRD invalid (rules that do not compile, bad
+/// patterns) are returned with their `field.Path` below `path`.
+pub(crate) fn parse(schema: &Value, path: &str) -> (SchemaNode, Vec<FieldError>) {
+    let mut problems = Vec::new();
+    let node = parse_node(schema, path, &mut problems);
+    (node, problems)
+}
+
+fn parse_node(schema: &Value, path: &str, problems: &mut Vec<FieldError>) -> SchemaNode {
+    let Some(obj) = schema.as_object() else {
+        return SchemaNode::default();
+    };
+    let flag = |name: &str| obj.get(name).and_then(Value::as_bool) == Some(true);
+    let int = |name: &str| obj.get(name).and_then(Value::as_i64);
+    let bound = |name: &str| match obj.get(name) {
+        Some(Value::Number(n)) => n.as_f64().map(|value| Bound {
+            value,
+            literal: n.clone(),
+        }),
+        _ => None,
+    };
+    let branches = |name: &str, problems: &mut Vec<FieldError>| -> Vec<SchemaNode> {
+        obj.get(name)
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .enumerate()
+                    .map(|(i, s)| parse_node(s, &index(&child(path, name), i), problems))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let mut node = SchemaNode {
+        type_name: obj.get("type").and_then(Value::as_str).map(str::to_string),
+        format: obj
+            .get("format")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        nullable: flag("nullable"),
+        default: obj.get("default").cloned(),
+        required: string_list(obj.get("required")),
+        enum_values: obj.get("enum").and_then(Value::as_array).cloned(),
+        minimum: bound("minimum"),
+        maximum: bound("maximum"),
+        exclusive_minimum: flag("exclusiveMinimum"),
+        exclusive_maximum: flag("exclusiveMaximum"),
+        multiple_of: bound("multipleOf"),
+        min_length: int("minLength"),
+        max_length: int("maxLength"),
+        min_items: int("minItems"),
+        max_items: int("maxItems"),
+        min_properties: int("minProperties"),
+        max_properties: int("maxProperties"),
+        preserve_unknown_fields: flag("x-kubernetes-preserve-unknown-fields"),
+        embedded_resource: flag("x-kubernetes-embedded-resource"),
+        int_or_string: flag("x-kubernetes-int-or-string"),
+        list_type: obj
+            .get("x-kubernetes-list-type")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        list_map_keys: string_list(obj.get("x-kubernetes-list-map-keys")),
+        ..SchemaNode::default()
+    };
+
+    if let Some(pattern) = obj.get("pattern").and_then(Value::as_str) {
+        match regex::Regex::new(pattern) {
+            Ok(re) => node.pattern = Some((pattern.to_string(), re)),
+            Err(e) => problems.push(FieldError::invalid(
+                &child(path, "pattern"),
+                &go_quote(pattern),
+                &format!("must be a valid regular expression, but isn't: {e}"),
+            )),
+        }
+    }
+    if let Some(props) = obj.get("properties").and_then(Value::as_object) {
+        let props_path = child(path, "properties");
+        for (name, sub) in props {
+            let sub_node = parse_node(sub, &key(&props_path, name), problems);
+            node.properties.insert(name.clone(), sub_node);
+        }
+    }
+    node.additional = match obj.get("additionalProperties") {
+        Some(Value::Bool(true)) => Additional::AnyWithoutSchema,
+        Some(sub @ Value::Object(_)) => Additional::Schema(Box::new(parse_node(
+            sub,
+            &child(path, "additionalProperties"),
+            problems,
+        ))),
+        _ => Additional::Absent,
+    };
+    if let Some(items) = obj.get("items").filter(|v| v.is_object()) {
+        node.items = Some(Box::new(parse_node(items, &child(path, "items"), problems)));
+    }
+    node.all_of = branches("allOf", problems);
+    node.any_of = branches("anyOf", problems);
+    node.one_of = branches("oneOf", problems);
+    if let Some(not) = obj.get("not").filter(|v| v.is_object()) {
+        node.not = Some(Box::new(parse_node(not, &child(path, "not"), problems)));
+    }
+    if let Some(rules) = obj
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
+        let rules_path = child(path, "x-kubernetes-validations");
+        for (i, raw) in rules.iter().enumerate() {
+            if let Some(rule) = compile_rule(raw, &index(&rules_path, i), problems) {
+                node.rules.push(rule);
+            }
+        }
+    }
+    node
+}
+
+fn string_list(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const RULE_REASONS: [&str; 4] = [
+    "FieldValueDuplicate",
+    "FieldValueForbidden",
+    "FieldValueInvalid",
+    "FieldValueRequired",
+];
+
+/// Compiles one rule with kube-cel; failures are reported the way the CRD validation does.
+fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Option<CelRule> {
+    let Some(rule_text) = raw.get("rule").and_then(Value::as_str) else {
+        problems.push(FieldError::required(&child(path, "rule"), ""));
+        return None;
+    };
+    let text = |name: &str| raw.get(name).and_then(Value::as_str).map(str::to_string);
+    let reason = text("reason");
+    if let Some(r) = &reason
+        && !RULE_REASONS.contains(&r.as_str())
+    {
+        let supported: Vec<String> = RULE_REASONS.iter().map(|s| s.to_string()).collect();
+        problems.push(FieldError::not_supported(
+            &child(path, "reason"),
+            &go_quote(r),
+            &supported,
+        ));
+    }
+
+    // One rule per call so a broken rule cannot hide the others; kube-cel parses the rule
+    // entry, compiles the expression and the messageExpression, and spots oldSelf.
+    let single = serde_json::json!({ "x-kubernetes-validations": [raw] });
+    let compiled = kube_cel::compile_schema(&single);
+    let result = compiled.validations.into_iter().next()?;
+    match result {
+        Ok(result) => Some(CelRule {
+            rule: result.rule.rule.clone(),
+            message: result.rule.message.clone(),
+            reason,
+            field_path: result.rule.field_path.clone(),
+            optional_old_self: result.rule.optional_old_self == Some(true),
+            uses_old_self: result.is_transition_rule,
+            program: result.program,
+            message_program: result.message_program,
+        }),
+        Err(kube_cel::CompilationError::Parse { source, .. }) => {
+            problems.push(FieldError::invalid(
+                &child(path, "rule"),
+                &go_quote(rule_text),
+                &format!("compilation failed: {source}"),
+            ));
+            None
+        }
+        Err(kube_cel::CompilationError::MessageExpressionParse {
+            message_expression,
+            source,
+            ..
+        }) => {
+            problems.push(FieldError::invalid(
+                &child(path, "messageExpression"),
+                &go_quote(&message_expression),
+                &format!("messageExpression compilation failed: {source}"),
+            ));
+            None
+        }
+        Err(other) => {
+            problems.push(FieldError::invalid(
+                path,
+                &go_quote(rule_text),
+                &other.to_string(),
+            ));
+            None
+        }
+    }
+}
