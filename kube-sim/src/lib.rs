@@ -3,6 +3,7 @@
 //! [`SimBuilder`] starts N clusters, each a TLS Kubernetes API on its own 127.0.0.1 port.
 
 pub mod admin;
+pub mod builtin_schemas;
 pub mod cass_operator;
 pub mod catalog;
 pub mod cluster;

@@ -186,6 +186,8 @@ fn resource_paths(resource: &ServedResource, paths: &mut Map<String, Value>) {
 }
 
 /// The object schema of a resource: a CRD's own schema, or a permissive one for built-ins.
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
 fn object_schema(resource: &ServedResource) -> Value {
     let mut schema = resource
         .schema
@@ -202,34 +204,10 @@ fn object_schema(resource: &ServedResource) -> Value {
                 .entry("apiVersion")
                 .or_insert(json!({"type": "string"}));
             props.entry("kind").or_insert(json!({"type": "string"}));
-            props.insert("metadata".into(), json!({"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}));
+            props.insert("metadata".into(), json!({"$ref": format!("#/components/schemas/{OBJECT_META}")}));
         }
     }
     schema
-}
-
-fn object_meta_schema() -> Value {
-    json!({
-        "type": "object",
-        "description": "ObjectMeta is metadata that all persisted resources must have.",
-        "x-kubernetes-preserve-unknown-fields": true,
-        "properties": {
-            "name": {"type": "string"},
-            "namespace": {"type": "string"},
-            "generateName": {"type": "string"},
-            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-            "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-            "finalizers": {"type": "array", "items": {"type": "string"}, "x-kubernetes-patch-strategy": "merge"},
-            "ownerReferences": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-                                "x-kubernetes-patch-merge-key": "uid", "x-kubernetes-patch-strategy": "merge"},
-            "resourceVersion": {"type": "string"},
-            "uid": {"type": "string"},
-            "generation": {"type": "integer", "format": "int64"},
-            "creationTimestamp": {"type": "string", "format": "date-time"},
-            "deletionTimestamp": {"type": "string", "format": "date-time"},
-            "managedFields": {"type": "array", "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}},
-        },
-    })
 }
 
 /// The document for one group-version, or None if nothing is served there.
@@ -240,13 +218,19 @@ pub fn group_version_document(catalog: &Catalog, group: &str, version: &str) -> 
     }
     let mut paths = Map::new();
     let mut schemas = Map::new();
-    schemas.insert(
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta".into(),
-        object_meta_schema(),
-    );
+    crate::builtin_schemas::referenced_definitions(OBJECT_META, &mut schemas);
     for resource in &resources {
         resource_paths(resource, &mut paths);
-        schemas.insert(schema_name(resource), object_schema(resource));
+        let name = schema_name(resource);
+        let builtin_schemas = crate::builtin_schemas::builtin_schemas();
+        if resource.crd_name.is_none() && builtin_schemas.definitions.contains_key(&name) {
+            crate::builtin_schemas::referenced_definitions(&name, &mut schemas);
+            if let Some(definition) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
+                definition.insert("x-kubernetes-group-version-kind".into(), json!([gvk(resource)]));
+            }
+        } else {
+            schemas.insert(name, object_schema(resource));
+        }
     }
     let title = if group.is_empty() {
         "Kubernetes".to_string()
