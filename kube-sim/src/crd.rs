@@ -160,17 +160,23 @@ impl Admission for CrdAdmission {
 
 /// Schema admission (pruning, defaults, validation) for one version of a custom resource.
 fn custom_resource_admission(
-    _crd_name: &str,
-    _group: &str,
-    _kind: &str,
-    _schema: &Value,
+    crd_name: &str,
+    group: &str,
+    kind: &str,
+    schema: &Value,
 ) -> Option<Arc<dyn Admission>> {
-    None
+    match crate::schema::CrAdmission::new(group, kind, schema) {
+        Ok(admission) => Some(Arc::new(admission)),
+        Err(problems) => {
+            tracing::warn!(crd = crd_name, ?problems, "schema not usable for admission");
+            None
+        }
+    }
 }
 
 /// `<path>: <body>` problems of the CRD's schemas (structural rules, CEL compilation).
-fn crd_schema_problems(_crd: &Value) -> Vec<String> {
-    Vec::new()
+fn crd_schema_problems(crd: &Value) -> Vec<String> {
+    crate::schema::check_crd(crd).err().unwrap_or_default()
 }
 
 fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
