@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use kube_cel::cel::Program;
+use kube_cel::cel::parser::{Expression, Parser};
+use kube_cel::cel::{Context, Program, ResolveResult};
 use serde_json::Value;
 
 use super::render::{FieldError, child, go_quote, index, key};
@@ -26,6 +27,88 @@ pub(crate) struct Bound {
     pub literal: serde_json::Number,
 }
 
+/// A compiled CEL expression: a kube-cel program, or, for expressions using cel's optional
+/// syntax (`self.?field`, which kube-cel's compiler does not enable and Kubernetes does),
+/// the expression parsed with that syntax on.
+pub(crate) enum Executable {
+    Compiled(Program),
+    WithOptionalSyntax(Expression),
+}
+
+impl Executable {
+    pub(crate) fn execute(&self, context: &Context) -> ResolveResult {
+        match self {
+            Executable::Compiled(program) => program.execute(context),
+            Executable::WithOptionalSyntax(expression) => context.resolve(expression),
+        }
+    }
+
+    fn uses_old_self(&self) -> bool {
+        match self {
+            Executable::Compiled(program) => program.references().has_variable("oldSelf"),
+            Executable::WithOptionalSyntax(expression) => {
+                expression.references().has_variable("oldSelf")
+            }
+        }
+    }
+}
+
+/// Parses with optional syntax enabled, for what kube-cel's default parser refused.
+fn parse_with_optional_syntax(source: &str) -> Option<Executable> {
+    Parser::new()
+        .enable_optional_syntax(true)
+        .parse(&optional_selects_as_indexes(source))
+        .ok()
+        .map(Executable::WithOptionalSyntax)
+}
+
+/// Rewrites `x.?field` as `x[?'field']`: the cel interpreter fails `.?` on an absent field
+/// of a plain map where cel-go yields `optional.none()`, while its `[?]` behaves.
+fn optional_selects_as_indexes(source: &str) -> String {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = String::with_capacity(source.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if let Some(q) = quote {
+            out.push(c);
+            if c == '\\' {
+                if let Some(next) = chars.get(i + 1) {
+                    out.push(*next);
+                    i += 1;
+                }
+            } else if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if c == '\'' || c == '"' {
+            quote = Some(c);
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if c == '.' && chars.get(i + 1) == Some(&'?') {
+            let start = i + 2;
+            let mut end = start;
+            while end < chars.len() && (chars[end].is_ascii_alphanumeric() || chars[end] == '_') {
+                end += 1;
+            }
+            if end > start {
+                let field: String = chars[start..end].iter().collect();
+                out.push_str(&format!("[?'{field}']"));
+                i = end;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 /// One compiled `x-kubernetes-validations` entry.
 pub(crate) struct CelRule {
     pub rule: String,
@@ -33,8 +116,8 @@ pub(crate) struct CelRule {
     pub reason: Option<String>,
     pub field_path: Option<String>,
     pub optional_old_self: bool,
-    pub program: Program,
-    pub message_program: Option<Program>,
+    pub program: Executable,
+    pub message_program: Option<Executable>,
     pub uses_old_self: bool,
 }
 
@@ -258,18 +341,33 @@ fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Opti
     let single = serde_json::json!({ "x-kubernetes-validations": [raw] });
     let compiled = kube_cel::compile_schema(&single);
     let result = compiled.validations.into_iter().next()?;
+    let message_text = text("messageExpression");
+    let build = |program: Executable, message_program: Option<Executable>| CelRule {
+        rule: rule_text.to_string(),
+        message: text("message"),
+        reason: reason.clone(),
+        field_path: text("fieldPath"),
+        optional_old_self: raw.get("optionalOldSelf").and_then(Value::as_bool) == Some(true),
+        uses_old_self: program.uses_old_self(),
+        program,
+        message_program,
+    };
     match result {
-        Ok(result) => Some(CelRule {
-            rule: result.rule.rule.clone(),
-            message: result.rule.message.clone(),
-            reason,
-            field_path: result.rule.field_path.clone(),
-            optional_old_self: result.rule.optional_old_self == Some(true),
-            uses_old_self: result.is_transition_rule,
-            program: result.program,
-            message_program: result.message_program,
-        }),
+        Ok(result) => Some(build(
+            Executable::Compiled(result.program),
+            result.message_program.map(Executable::Compiled),
+        )),
         Err(kube_cel::CompilationError::Parse { source, .. }) => {
+            let message_program = match message_text.as_deref() {
+                Some(expr) => match Program::compile(expr) {
+                    Ok(program) => Some(Executable::Compiled(program)),
+                    Err(_) => parse_with_optional_syntax(expr),
+                },
+                None => None,
+            };
+            if let Some(program) = parse_with_optional_syntax(rule_text) {
+                return Some(build(program, message_program));
+            }
             problems.push(FieldError::invalid(
                 &child(path, "rule"),
                 &go_quote(rule_text),
@@ -282,6 +380,12 @@ fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Opti
             source,
             ..
         }) => {
+            let program = Program::compile(rule_text).ok().map(Executable::Compiled);
+            if let (Some(program), Some(message_program)) =
+                (program, parse_with_optional_syntax(&message_expression))
+            {
+                return Some(build(program, Some(message_program)));
+            }
             problems.push(FieldError::invalid(
                 &child(path, "messageExpression"),
                 &go_quote(&message_expression),

@@ -988,3 +988,52 @@ fn cel_typed_values() {
         )]
     );
 }
+
+#[test]
+fn common_cel_rule_shapes_evaluate() {
+    let rules = [
+        "self.name.matches('^[a-z]+$')",
+        "self.items.all(i, i.name != '')",
+        "self.items.exists(i, i.size > 2)",
+        "self.items.exists_one(i, i.name == 'a')",
+        "self.items.map(i, i.size).sum() == 5",
+        "self.items.filter(i, i.size > 2).size() == 1",
+        "self.labels.all(k, self.labels[k] != '')",
+        "'env' in self.labels",
+        "has(self.name) && !has(self.missing)",
+        "self.name.size() <= 10 && size(self.items) == 2",
+        "string(self.count) == '3' && int('4') == 4",
+        "quantity(self.memory).compareTo(quantity('1Gi')) > 0",
+        "isURL(self.url) && url(self.url).getHost() == 'example.com'",
+        "self.name.startsWith('ab') && self.name.endsWith('c') && self.name.contains('b')",
+        "self.?missing.orValue('d') == 'd'",
+        "self.count in [1, 2, 3]",
+        "type(self.count) == int",
+        "self.ratio > 0.5",
+        "self.name.lowerAscii() == 'abc'",
+        "self.items.all(i, i.size < 100) ? true : false",
+    ];
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "missing": {"type": "string"},
+            "count": {"type": "integer"},
+            "ratio": {"type": "number"},
+            "memory": {"type": "string"},
+            "url": {"type": "string"},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "items": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "size": {"type": "integer"}
+            }}},
+        },
+        "x-kubernetes-validations": rules.iter().map(|r| json!({"rule": r})).collect::<Vec<_>>(),
+    });
+    let admission = admission(schema);
+    let mut obj = widget(json!({
+        "name": "abc", "count": 3, "ratio": 1, "memory": "2Gi", "url": "https://example.com/x",
+        "labels": {"env": "prod"},
+        "items": [{"name": "a", "size": 3}, {"name": "b", "size": 2}],
+    }));
+    admitted(&admission, &mut obj, None);
+}

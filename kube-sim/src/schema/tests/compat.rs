@@ -313,3 +313,114 @@ fn k8ssandra_fixtures_are_accepted() {
     }
     assert!(checked > 0);
 }
+
+/// Federator's own CRDs (`crds/` in the workspace), generated from its Rust types.
+fn federator_crds_dir() -> Option<PathBuf> {
+    let in_workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds"));
+    [in_workspace, Path::new("/work/main/crds")]
+        .into_iter()
+        .find(|p| p.join("k8ssandra.io_k8ssandraclusters.yaml").is_file())
+        .map(Path::to_path_buf)
+}
+
+fn k8ssandra_cluster(cassandra: Value) -> Value {
+    json!({
+        "apiVersion": "k8ssandra.io/v1alpha1",
+        "kind": "K8ssandraCluster",
+        "metadata": {"name": "demo", "namespace": "k8ssandra"},
+        "spec": {"cassandra": cassandra},
+    })
+}
+
+fn dc(name: &str, context: &str) -> Value {
+    json!({"metadata": {"name": name}, "k8sContext": context, "size": 3})
+}
+
+#[test]
+fn federator_crds_enforce_their_cel_rules() {
+    let Some(dir) = federator_crds_dir() else {
+        eprintln!("skipped: Federator's crds/ not found");
+        return;
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    for file in &files {
+        for crd in yaml_documents(file) {
+            assert_eq!(check_crd(&crd), Ok(()), "{}", file.display());
+        }
+    }
+    let crd = yaml_documents(&dir.join("k8ssandra.io_k8ssandraclusters.yaml")).remove(0);
+    let admission = admission_for(&crd, "v1alpha1");
+    let base = json!({"serverVersion": "4.1.5", "clusterName": "demo", "datacenters": [dc("dc1", "east"), dc("dc2", "west")]});
+
+    let mut created = k8ssandra_cluster(base.clone());
+    admission
+        .admit(&mut created, None, true)
+        .unwrap_or_else(|e| panic!("{}", e.message));
+
+    let mut duplicate = base.clone();
+    duplicate["datacenters"][1]["metadata"]["name"] = json!("dc1");
+    let err = admission
+        .admit(&mut k8ssandra_cluster(duplicate), None, false)
+        .unwrap_err();
+    assert_eq!(err.causes[0].field, "spec.cassandra.datacenters");
+    assert_eq!(err.causes[0].reason, "FieldValueDuplicate");
+    assert_eq!(err.causes[0].message, r#"Duplicate value: "array""#);
+
+    let mut moved = base.clone();
+    moved["datacenters"][0]["k8sContext"] = json!("north");
+    moved["clusterName"] = json!("renamed");
+    let err = admission
+        .admit(&mut k8ssandra_cluster(moved), Some(&created), false)
+        .unwrap_err();
+    let causes = causes_of(&err);
+    assert_eq!(causes.len(), 2, "{causes:?}");
+    assert_eq!(causes[0].0, "spec.cassandra.clusterName");
+    assert!(
+        causes[0]
+            .1
+            .starts_with(r#"Invalid value: "string": clusterName is immutable once set"#)
+    );
+    assert_eq!(causes[1].0, "spec.cassandra.datacenters");
+    assert!(
+        causes[1]
+            .1
+            .starts_with(r#"Invalid value: "array": a datacenter's k8sContext cannot change"#)
+    );
+
+    let mut unnamed = base.clone();
+    unnamed.as_object_mut().map(|c| c.remove("clusterName"));
+    let err = admission
+        .admit(&mut k8ssandra_cluster(unnamed), Some(&created), false)
+        .unwrap_err();
+    assert_eq!(causes_of(&err)[0].0, "spec");
+    assert!(causes_of(&err)[0].1.contains("cannot be removed once set"));
+
+    // A new datacenter, and a scale-up, are fine.
+    let mut grown = base.clone();
+    grown["datacenters"][0]["size"] = json!(6);
+    if let Some(dcs) = grown["datacenters"].as_array_mut() {
+        dcs.push(dc("dc3", "south"));
+    }
+    admission
+        .admit(&mut k8ssandra_cluster(grown), Some(&created), true)
+        .unwrap_or_else(|e| panic!("{}", e.message));
+
+    // The k8ssandra-operator fixtures fit Federator's CRD too.
+    let Some(compat) = compat_dir() else {
+        return;
+    };
+    let entries = std::fs::read_dir(compat.join("fixtures"))
+        .map(|e| e.filter_map(Result::ok).collect::<Vec<_>>());
+    for entry in entries.unwrap_or_default() {
+        for mut doc in yaml_documents(&entry.path()) {
+            if doc.get("kind").and_then(Value::as_str) == Some("K8ssandraCluster")
+                && let Err(e) = admission.admit(&mut doc, None, false)
+            {
+                panic!("{}: {}", entry.path().display(), e.message);
+            }
+        }
+    }
+}
