@@ -5,11 +5,32 @@
 //! generation, managedFields, patches, server-side apply, finalizers, garbage collection,
 //! selectors, paging and watch.
 
+// ApiError (shared, in error.rs) is large; every store call returns it, and these errors are
+// rare, so boxing would only add noise.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::error::ApiResult;
+
+mod builtin;
+mod controllers;
+mod engine;
+pub mod fields;
+pub mod meta;
+pub mod patch;
+pub mod selector;
+mod watch;
+
+#[cfg(test)]
+mod tests;
+
+pub use builtin::builtin_resources;
+pub(crate) use engine::Shared;
+pub use engine::{Store, StoreConfig, WriteResult};
+pub use watch::WatchStream;
 
 /// What the store knows about one served resource (one group/version/plural).
 #[derive(Clone)]

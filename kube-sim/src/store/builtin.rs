@@ -1,0 +1,326 @@
+//! The built-in kinds: their registry entries and the few behaviours of their strategies that a
+//! client can observe (defaults on create, which kinds carry a generation, field selectors).
+
+use serde_json::{Value, json};
+
+use super::ResourceInfo;
+
+#[allow(clippy::too_many_arguments)]
+fn builtin(
+    group: &str,
+    version: &str,
+    plural: &str,
+    singular: &str,
+    kind: &str,
+    namespaced: bool,
+    has_status: bool,
+) -> ResourceInfo {
+    ResourceInfo {
+        group: group.into(),
+        version: version.into(),
+        plural: plural.into(),
+        singular: singular.into(),
+        kind: kind.into(),
+        list_kind: format!("{kind}List"),
+        namespaced,
+        has_status,
+        builtin: true,
+        admission: None,
+    }
+}
+
+/// The built-in resources every simulated cluster serves.
+pub fn builtin_resources() -> Vec<ResourceInfo> {
+    vec![
+        builtin(
+            "",
+            "v1",
+            "namespaces",
+            "namespace",
+            "Namespace",
+            false,
+            true,
+        ),
+        builtin("", "v1", "secrets", "secret", "Secret", true, false),
+        builtin(
+            "",
+            "v1",
+            "configmaps",
+            "configmap",
+            "ConfigMap",
+            true,
+            false,
+        ),
+        builtin("", "v1", "services", "service", "Service", true, true),
+        builtin("", "v1", "endpoints", "endpoints", "Endpoints", true, false),
+        builtin("", "v1", "pods", "pod", "Pod", true, true),
+        builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "serviceaccount",
+            "ServiceAccount",
+            true,
+            false,
+        ),
+        builtin("", "v1", "events", "event", "Event", true, false),
+        builtin(
+            "discovery.k8s.io",
+            "v1",
+            "endpointslices",
+            "endpointslice",
+            "EndpointSlice",
+            true,
+            false,
+        ),
+        builtin(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "event",
+            "Event",
+            true,
+            false,
+        ),
+        builtin(
+            "coordination.k8s.io",
+            "v1",
+            "leases",
+            "lease",
+            "Lease",
+            true,
+            false,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "deployments",
+            "deployment",
+            "Deployment",
+            true,
+            true,
+        ),
+        builtin(
+            "apps",
+            "v1",
+            "statefulsets",
+            "statefulset",
+            "StatefulSet",
+            true,
+            true,
+        ),
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            "CustomResourceDefinition",
+            false,
+            true,
+        ),
+    ]
+}
+
+/// Namespaces every cluster starts with.
+pub const INITIAL_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Namespaces the apiserver refuses to delete.
+pub const UNDELETABLE_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
+
+/// Whether objects of this resource carry `metadata.generation` (custom resources always do;
+/// among built-ins, the workload kinds and CRDs do, ConfigMaps and Secrets do not).
+pub fn tracks_generation(info: &ResourceInfo) -> bool {
+    if !info.builtin {
+        return true;
+    }
+    matches!(
+        (info.group.as_str(), info.plural.as_str()),
+        ("apps", _)
+            | ("batch", _)
+            | ("apiextensions.k8s.io", "customresourcedefinitions")
+            | ("discovery.k8s.io", "endpointslices")
+            | ("networking.k8s.io", _)
+            | ("policy", _)
+    )
+}
+
+/// Field selectors a built-in supports beyond `metadata.name` and `metadata.namespace`.
+pub fn selectable_fields(info: &ResourceInfo) -> &'static [&'static str] {
+    if !info.builtin {
+        return &[];
+    }
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("", "pods") => &[
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ],
+        ("", "secrets") => &["type"],
+        ("", "namespaces") => &["status.phase"],
+        ("", "events") => &[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "involvedObject.apiVersion",
+            "involvedObject.resourceVersion",
+            "involvedObject.fieldPath",
+            "reason",
+            "reportingComponent",
+            "source",
+            "type",
+        ],
+        ("events.k8s.io", "events") => &[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "reason",
+            "type",
+        ],
+        _ => &[],
+    }
+}
+
+/// The status a built-in's create strategy starts with (the request's status is dropped).
+pub fn initial_status(info: &ResourceInfo, obj: &Value) -> Option<Value> {
+    if !info.has_status {
+        return None;
+    }
+    if !info.builtin {
+        return None;
+    }
+    Some(match (info.group.as_str(), info.plural.as_str()) {
+        ("", "namespaces") => json!({"phase": "Active"}),
+        ("", "pods") => json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        ("", "services") => json!({"loadBalancer": {}}),
+        ("apiextensions.k8s.io", _) => {
+            // keep what the HTTP layer's CRD controller may need to see; it writes status itself
+            obj.get("status").cloned().unwrap_or_else(|| json!({}))
+        }
+        _ => json!({}),
+    })
+}
+
+/// Defaults that built-in create strategies fill in and that clients look at.
+pub fn apply_create_defaults(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    cluster_ip: impl FnOnce() -> String,
+) {
+    if !info.builtin {
+        return;
+    }
+    let name = obj
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("", "namespaces") => {
+            map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+            if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+                let labels = meta.entry("labels").or_insert_with(|| json!({}));
+                if let Value::Object(labels) = labels {
+                    labels.insert("kubernetes.io/metadata.name".into(), Value::String(name));
+                }
+            }
+        }
+        ("", "secrets") => {
+            map.entry("type").or_insert_with(|| json!("Opaque"));
+        }
+        ("", "services") => {
+            let spec = map.entry("spec").or_insert_with(|| json!({}));
+            if let Value::Object(spec) = spec {
+                let service_type = spec
+                    .entry("type")
+                    .or_insert_with(|| json!("ClusterIP"))
+                    .as_str()
+                    .unwrap_or("ClusterIP")
+                    .to_string();
+                spec.entry("sessionAffinity")
+                    .or_insert_with(|| json!("None"));
+                if service_type != "ExternalName" && !spec.contains_key("clusterIP") {
+                    let ip = cluster_ip();
+                    spec.insert("clusterIP".into(), json!(ip));
+                    spec.insert("clusterIPs".into(), json!([ip]));
+                }
+                if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+                    for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        port.entry("protocol").or_insert_with(|| json!("TCP"));
+                        if let Some(number) = port.get("port").cloned() {
+                            port.entry("targetPort").or_insert(number);
+                        }
+                    }
+                }
+            }
+        }
+        ("apps", "deployments") => {
+            let spec = map.entry("spec").or_insert_with(|| json!({}));
+            if let Value::Object(spec) = spec {
+                spec.entry("replicas").or_insert_with(|| json!(1));
+                spec.entry("revisionHistoryLimit")
+                    .or_insert_with(|| json!(10));
+                spec.entry("progressDeadlineSeconds")
+                    .or_insert_with(|| json!(600));
+            }
+        }
+        ("apps", "statefulsets") => {
+            let spec = map.entry("spec").or_insert_with(|| json!({}));
+            if let Value::Object(spec) = spec {
+                spec.entry("replicas").or_insert_with(|| json!(1));
+                spec.entry("podManagementPolicy")
+                    .or_insert_with(|| json!("OrderedReady"));
+                spec.entry("revisionHistoryLimit")
+                    .or_insert_with(|| json!(10));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Built-in map-list keys for server-side apply (`+listType=map` with `+listMapKey`).
+pub fn apply_list_keys(
+    field: &str,
+    in_metadata: bool,
+    sample: &[&Value],
+) -> Option<&'static [&'static str]> {
+    if in_metadata {
+        return match field {
+            "ownerReferences" => Some(&["uid"]),
+            _ => None,
+        };
+    }
+    match field {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
+        | "resourceClaims" => Some(&["name"]),
+        "volumeMounts" => Some(&["mountPath"]),
+        "conditions" => Some(&["type"]),
+        "ports" => {
+            if sample
+                .iter()
+                .any(|item| item.get("containerPort").is_some())
+            {
+                Some(&["containerPort", "protocol"])
+            } else {
+                Some(&["port", "protocol"])
+            }
+        }
+        _ => None,
+    }
+}
