@@ -12,6 +12,8 @@ use super::shared::{SecretRef, condition_list};
 pub const KUBECONFIG_SECRET_KEY: &str = "kubeconfig";
 
 /// A remote Kubernetes cluster Federator can deploy to.
+// Several printer columns share `type_ = "string"`; clippy reads that as a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "config.k8ssandra.io",

@@ -46,6 +46,8 @@ pub const DUPLICATE_DATACENTER_MESSAGE: &str = "datacenter names (metadata.name)
 pub const K8S_CONTEXT_IMMUTABLE_MESSAGE: &str = "a datacenter's k8sContext cannot change while the datacenter stays in spec.cassandra.datacenters; to move it, remove the datacenter in one update and add it back with the new k8sContext in a later one";
 
 /// The desired Cassandra cluster and its companions.
+// Several printer columns share `type_ = "string"`; clippy reads that as a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "k8ssandra.io",

@@ -209,6 +209,8 @@ pub struct ReaperDatacenterRef {
 }
 
 /// A Reaper deployment.
+// Several printer columns share `type_ = "string"`; clippy reads that as a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "reaper.k8ssandra.io",

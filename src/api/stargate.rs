@@ -155,6 +155,8 @@ pub struct CassandraEncryption {
 }
 
 /// A Stargate deployment for one CassandraDatacenter.
+// Several printer columns share `type_ = "string"`; clippy reads that as a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "stargate.k8ssandra.io",
