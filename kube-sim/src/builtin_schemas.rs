@@ -36,9 +36,12 @@ fn add<T: JsonSchema>(
 /// Merge key of a list property, by the definition holding it.
 fn merge_key(definition: &str, property: &str) -> Option<&'static str> {
     match property {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "imagePullSecrets" | "env" => {
-            Some("name")
-        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "imagePullSecrets"
+        | "env" => Some("name"),
         "volumeMounts" => Some("mountPath"),
         "volumeDevices" => Some("devicePath"),
         "conditions" => Some("type"),
@@ -52,11 +55,16 @@ fn merge_key(definition: &str, property: &str) -> Option<&'static str> {
 
 fn add_patch_extensions(definitions: &mut Map<String, Value>) {
     for (name, definition) in definitions.iter_mut() {
-        let Some(properties) = definition.get_mut("properties").and_then(Value::as_object_mut) else {
+        let Some(properties) = definition
+            .get_mut("properties")
+            .and_then(Value::as_object_mut)
+        else {
             continue;
         };
         for (property, schema) in properties.iter_mut() {
-            let Some(schema) = schema.as_object_mut() else { continue };
+            let Some(schema) = schema.as_object_mut() else {
+                continue;
+            };
             if let Some(key) = merge_key(name, property) {
                 schema.insert("x-kubernetes-patch-merge-key".into(), json!(key));
                 schema.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
@@ -108,7 +116,9 @@ pub fn referenced_definitions(root: &str, out: &mut Map<String, Value>) {
         if out.contains_key(&name) {
             continue;
         }
-        let Some(definition) = all.get(&name) else { continue };
+        let Some(definition) = all.get(&name) else {
+            continue;
+        };
         collect_refs(definition, &mut pending);
         out.insert(name, definition.clone());
     }
@@ -136,11 +146,18 @@ mod tests {
     #[test]
     fn deployment_schema_has_container_merge_keys() {
         let schemas = builtin_schemas();
-        let name = &schemas.kinds[&("apps".to_string(), "v1".to_string(), "Deployment".to_string())];
+        let name = &schemas.kinds[&(
+            "apps".to_string(),
+            "v1".to_string(),
+            "Deployment".to_string(),
+        )];
         let mut defs = Map::new();
         referenced_definitions(name, &mut defs);
         let pod_spec = &defs["io.k8s.api.core.v1.PodSpec"];
-        assert_eq!(pod_spec["properties"]["containers"]["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(
+            pod_spec["properties"]["containers"]["x-kubernetes-patch-merge-key"],
+            "name"
+        );
         assert!(defs.contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
     }
 }

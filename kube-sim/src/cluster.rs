@@ -232,10 +232,10 @@ impl Cluster {
                 });
             }
         });
-        if let Ok(mut guard) = self.listener.lock() {
-            if let Some(old) = guard.replace(handle) {
-                old.abort();
-            }
+        if let Ok(mut guard) = self.listener.lock()
+            && let Some(old) = guard.replace(handle)
+        {
+            old.abort();
         }
     }
 }

@@ -444,7 +444,9 @@ pub async fn reconcile(cluster: &Arc<Cluster>) {
             )
             .is_none_or(|existing| !same_definition(&existing, &served));
         if changed {
-            let registered = cluster.store.resource(&served.info.group, &served.info.plural);
+            let registered = cluster
+                .store
+                .resource(&served.info.group, &served.info.plural);
             if served.storage || registered.is_none() {
                 cluster.store.register(served.info.clone());
             }

@@ -41,7 +41,8 @@ pub fn negotiate_aggregated(accept: Option<&str>) -> Option<&'static str> {
                 }
             }
             if range.param("as").is_none() {
-                return None;
+                // plain JSON is preferred over any aggregated format listed after it
+                break;
             }
         }
     }

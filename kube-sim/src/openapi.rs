@@ -204,7 +204,10 @@ fn object_schema(resource: &ServedResource) -> Value {
                 .entry("apiVersion")
                 .or_insert(json!({"type": "string"}));
             props.entry("kind").or_insert(json!({"type": "string"}));
-            props.insert("metadata".into(), json!({"$ref": format!("#/components/schemas/{OBJECT_META}")}));
+            props.insert(
+                "metadata".into(),
+                json!({"$ref": format!("#/components/schemas/{OBJECT_META}")}),
+            );
         }
     }
     schema
@@ -226,7 +229,10 @@ pub fn group_version_document(catalog: &Catalog, group: &str, version: &str) -> 
         if resource.crd_name.is_none() && builtin_schemas.definitions.contains_key(&name) {
             crate::builtin_schemas::referenced_definitions(&name, &mut schemas);
             if let Some(definition) = schemas.get_mut(&name).and_then(Value::as_object_mut) {
-                definition.insert("x-kubernetes-group-version-kind".into(), json!([gvk(resource)]));
+                definition.insert(
+                    "x-kubernetes-group-version-kind".into(),
+                    json!([gvk(resource)]),
+                );
             }
         } else {
             schemas.insert(name, object_schema(resource));

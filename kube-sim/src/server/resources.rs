@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use super::media::{ResponseShape, negotiate_shape, parse_media};
 use super::query::Query;
 use super::{Body, add_warnings, generic_not_found, json_response, method_not_allowed};
-use crate::store::WriteResult as Written;
 use crate::catalog::ServedResource;
 use crate::cluster::Cluster;
 use crate::error::{ApiError, Cause};
+use crate::store::WriteResult as Written;
 use crate::store::{DeleteOptions, DeleteOutcome, DryRun, ListOptions, PatchType, WriteOptions};
 use crate::table::{self, IncludeObject};
 
@@ -153,7 +153,7 @@ pub async fn handle(
 }
 
 fn is_dry_run(query: &Query) -> bool {
-    query.get_all("dryRun").iter().any(|v| *v == "All")
+    query.get_all("dryRun").contains(&"All")
 }
 
 fn dry_run(query: &Query) -> Result<DryRun, ApiError> {
