@@ -1,0 +1,165 @@
+//! Helpers shared by the integration tests: finding and running the kubectl builds.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+/// Every kubectl invocation gets this long at most.
+pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The directory holding `kubectl.1.NN` builds: beside the real file behind `kubectl` on PATH.
+pub fn kubectl_builds_dir() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|candidate| candidate.is_file())
+        .and_then(|found| std::fs::canonicalize(found).ok())
+        .and_then(|real| real.parent().map(Path::to_path_buf))
+}
+
+/// `kubectl.1.<minor>` if present.
+pub fn kubectl_build(minor: u32) -> Option<PathBuf> {
+    let candidate = kubectl_builds_dir()?.join(format!("kubectl.1.{minor}"));
+    candidate.is_file().then_some(candidate)
+}
+
+/// One kubectl build pointed at a kubeconfig, with its own discovery cache.
+pub struct Kubectl {
+    pub binary: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub cache_dir: PathBuf,
+}
+
+pub struct Outcome {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Kubectl {
+    pub fn new(binary: PathBuf, kubeconfig: PathBuf, work_dir: &Path) -> Self {
+        let name = binary
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Kubectl {
+            binary,
+            kubeconfig,
+            cache_dir: work_dir.join(format!("cache-{name}")),
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.binary);
+        command
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache_dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs kubectl with optional stdin, within [`KUBECTL_TIMEOUT`].
+    pub async fn run_with_input(&self, args: &[&str], input: Option<&str>) -> Outcome {
+        let mut child = self.command(args).spawn().expect("spawning kubectl");
+        let mut stdin = child.stdin.take().expect("kubectl stdin");
+        if let Some(text) = input {
+            stdin
+                .write_all(text.as_bytes())
+                .await
+                .expect("writing kubectl stdin");
+        }
+        drop(stdin);
+        let output = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} timed out"))
+            .expect("waiting for kubectl");
+        Outcome {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Outcome {
+        self.run_with_input(args, None).await
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub async fn ok(&self, args: &[&str]) -> String {
+        self.ok_with_input(args, None).await
+    }
+
+    pub async fn ok_with_input(&self, args: &[&str], input: Option<&str>) -> String {
+        let outcome = self.run_with_input(args, input).await;
+        assert!(
+            outcome.success,
+            "{} {args:?} failed:\nstdout: {}\nstderr: {}",
+            self.binary.display(),
+            outcome.stdout,
+            outcome.stderr
+        );
+        outcome.stdout
+    }
+
+    /// Runs and requires failure; returns stderr.
+    pub async fn fails(&self, args: &[&str], input: Option<&str>) -> String {
+        let outcome = self.run_with_input(args, input).await;
+        assert!(
+            !outcome.success,
+            "{} {args:?} should have failed:\nstdout: {}",
+            self.binary.display(),
+            outcome.stdout
+        );
+        outcome.stderr
+    }
+}
+
+/// A namespaced CRD with a status subresource, printer columns and a validated spec.
+pub const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Ready, type: string, jsonPath: '.status.conditions[?(@.type=="Ready")].status'}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, minimum: 0, maximum: 10}
+              color: {type: string, enum: [red, blue]}
+          status:
+            type: object
+            properties:
+              conditions:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    type: {type: string}
+                    status: {type: string}
+"#;
