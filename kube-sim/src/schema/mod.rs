@@ -16,6 +16,7 @@ mod render;
 mod structural;
 #[cfg(test)]
 mod tests;
+mod typecheck;
 
 pub use admission::CrAdmission;
 pub use structural::{check_crd, check_structural, check_structural_at};

@@ -8,6 +8,7 @@ use kube_cel::cel::{Context, Program, ResolveResult};
 use serde_json::Value;
 
 use super::render::{FieldError, child, go_quote, index, key};
+use super::typecheck;
 
 /// What `additionalProperties` says.
 #[derive(Debug, Default)]
@@ -188,11 +189,41 @@ impl SchemaNode {
 /// patterns) are returned with their `field.Path` below `path`.
 pub(crate) fn parse(schema: &Value, path: &str) -> (SchemaNode, Vec<FieldError>) {
     let mut problems = Vec::new();
-    let node = parse_node(schema, path, &mut problems);
+    let root = Place {
+        resource: true,
+        structural: true,
+    };
+    let node = parse_node(schema, path, root, &mut problems);
     (node, problems)
 }
 
-fn parse_node(schema: &Value, path: &str, problems: &mut Vec<FieldError>) -> SchemaNode {
+/// Where a node sits.
+#[derive(Clone, Copy)]
+struct Place {
+    /// The resource root or an embedded resource.
+    resource: bool,
+    /// Outside logical junctors, where the node itself types `self`.
+    structural: bool,
+}
+
+impl Place {
+    fn below(structural: bool, sub: &Value) -> Place {
+        let embedded = sub
+            .get("x-kubernetes-embedded-resource")
+            .and_then(Value::as_bool);
+        Place {
+            resource: embedded == Some(true),
+            structural,
+        }
+    }
+}
+
+fn parse_node(
+    schema: &Value,
+    path: &str,
+    place: Place,
+    problems: &mut Vec<FieldError>,
+) -> SchemaNode {
     let Some(obj) = schema.as_object() else {
         return SchemaNode::default();
     };
@@ -211,7 +242,10 @@ fn parse_node(schema: &Value, path: &str, problems: &mut Vec<FieldError>) -> Sch
             .map(|list| {
                 list.iter()
                     .enumerate()
-                    .map(|(i, s)| parse_node(s, &index(&child(path, name), i), problems))
+                    .map(|(i, s)| {
+                        let branch_place = Place::below(false, s);
+                        parse_node(s, &index(&child(path, name), i), branch_place, problems)
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -262,7 +296,8 @@ fn parse_node(schema: &Value, path: &str, problems: &mut Vec<FieldError>) -> Sch
     if let Some(props) = obj.get("properties").and_then(Value::as_object) {
         let props_path = child(path, "properties");
         for (name, sub) in props {
-            let sub_node = parse_node(sub, &key(&props_path, name), problems);
+            let sub_place = Place::below(place.structural, sub);
+            let sub_node = parse_node(sub, &key(&props_path, name), sub_place, problems);
             node.properties.insert(name.clone(), sub_node);
         }
     }
@@ -271,31 +306,87 @@ fn parse_node(schema: &Value, path: &str, problems: &mut Vec<FieldError>) -> Sch
         Some(sub @ Value::Object(_)) => Additional::Schema(Box::new(parse_node(
             sub,
             &child(path, "additionalProperties"),
+            Place::below(place.structural, sub),
             problems,
         ))),
         _ => Additional::Absent,
     };
     if let Some(items) = obj.get("items").filter(|v| v.is_object()) {
-        node.items = Some(Box::new(parse_node(items, &child(path, "items"), problems)));
+        let items_place = Place::below(place.structural, items);
+        node.items = Some(Box::new(parse_node(
+            items,
+            &child(path, "items"),
+            items_place,
+            problems,
+        )));
     }
     node.all_of = branches("allOf", problems);
     node.any_of = branches("anyOf", problems);
     node.one_of = branches("oneOf", problems);
     if let Some(not) = obj.get("not").filter(|v| v.is_object()) {
-        node.not = Some(Box::new(parse_node(not, &child(path, "not"), problems)));
+        let not_place = Place::below(false, not);
+        node.not = Some(Box::new(parse_node(
+            not,
+            &child(path, "not"),
+            not_place,
+            problems,
+        )));
     }
     if let Some(rules) = obj
         .get("x-kubernetes-validations")
         .and_then(Value::as_array)
     {
         let rules_path = child(path, "x-kubernetes-validations");
+        let mut compiled = Vec::new();
         for (i, raw) in rules.iter().enumerate() {
-            if let Some(rule) = compile_rule(raw, &index(&rules_path, i), problems) {
-                node.rules.push(rule);
+            let rule_path = index(&rules_path, i);
+            let Some(rule) = compile_rule(raw, &rule_path, problems) else {
+                continue;
+            };
+            // Junctor branches carry no structure of their own to check fields against.
+            if place.structural
+                && let Some(problem) = undefined_field_problem(&rule, &node, place, &rule_path)
+            {
+                problems.push(problem);
+                continue;
             }
+            compiled.push(rule);
         }
+        node.rules = compiled;
     }
     node
+}
+
+/// cel-go indents its source snippets as ` | `; the cel crate writes `| `.
+fn cel_go_snippets(report: &str) -> String {
+    report.replace("\n| ", "\n | ")
+}
+
+/// The compilation failure cel-go's checker reports for fields the schema does not declare.
+fn undefined_field_problem(
+    rule: &CelRule,
+    node: &SchemaNode,
+    place: Place,
+    rule_path: &str,
+) -> Option<FieldError> {
+    let expression = match &rule.program {
+        Executable::Compiled(program) => program.expression(),
+        Executable::WithOptionalSyntax(expression) => expression,
+    };
+    let undefined =
+        typecheck::undefined_fields(expression, node, place.resource, rule.optional_old_self);
+    if undefined.is_empty() {
+        return None;
+    }
+    let reports: Vec<String> = undefined
+        .iter()
+        .map(|field| typecheck::undefined_field_report(&rule.rule, field))
+        .collect();
+    Some(FieldError::invalid(
+        &child(rule_path, "rule"),
+        &go_quote(&rule.rule),
+        &format!("compilation failed: {}", reports.join("\n")),
+    ))
 }
 
 fn string_list(value: Option<&Value>) -> Vec<String> {
@@ -371,7 +462,10 @@ fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Opti
             problems.push(FieldError::invalid(
                 &child(path, "rule"),
                 &go_quote(rule_text),
-                &format!("compilation failed: {source}"),
+                &format!(
+                    "compilation failed: {}",
+                    cel_go_snippets(&source.to_string())
+                ),
             ));
             None
         }
@@ -389,7 +483,10 @@ fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Opti
             problems.push(FieldError::invalid(
                 &child(path, "messageExpression"),
                 &go_quote(&message_expression),
-                &format!("messageExpression compilation failed: {source}"),
+                &format!(
+                    "messageExpression compilation failed: {}",
+                    cel_go_snippets(&source.to_string())
+                ),
             ));
             None
         }

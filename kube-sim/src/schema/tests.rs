@@ -941,7 +941,6 @@ fn root_rules_see_metadata_name_only() {
         "type": "object",
         "x-kubernetes-validations": [
             {"rule": "self.metadata.name.startsWith('w')", "message": "name"},
-            {"rule": "!has(self.metadata.labels)", "message": "labels hidden"},
             {"rule": "self.kind == 'Widget'", "message": "kind"},
         ],
         "properties": {"metadata": {"type": "object"}, "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}
@@ -957,6 +956,53 @@ fn root_rules_see_metadata_name_only() {
     assert_eq!(
         causes,
         vec![(String::new(), r#"Invalid value: "object": name"#.into())]
+    );
+
+    // Only name and generateName of metadata exist for rules.
+    let mut labels = schema.clone();
+    labels["x-kubernetes-validations"] = json!([{"rule": "!has(self.metadata.labels)"}]);
+    assert_eq!(
+        check_structural(&labels).unwrap_err(),
+        vec![
+            "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule: Invalid value: \"!has(self.metadata.labels)\": compilation failed: ERROR: <input>:1:19: undefined field 'labels'\n | !has(self.metadata.labels)\n | ..................^"
+        ]
+    );
+}
+
+#[test]
+fn rules_selecting_undeclared_fields_do_not_compile() {
+    let spec = |rule: &str| {
+        widget_schema(json!({
+            "type": "object",
+            "properties": {
+                "replicas": {"type": "integer"},
+                "my-field": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "items": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+            },
+            "x-kubernetes-validations": [{"rule": rule}],
+        }))
+    };
+    for accepted in [
+        "self.replicas > 0",
+        "self.my__dash__field != ''",
+        "self.labels.anything == 'x' && self.labels['k'] == 'y'",
+        "self.items.all(i, i.name != '')",
+        "self.labels.all(k, k != '')",
+        "self.free.whatever == 1",
+        "self.replicas == oldSelf.replicas",
+    ] {
+        assert_eq!(check_structural(&spec(accepted)), Ok(()), "{accepted}");
+    }
+    let errors =
+        check_structural(&spec("self.items.all(i, i.nam != '') && self.replica > 0")).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].ends_with(
+            "compilation failed: ERROR: <input>:1:20: undefined field 'nam'\n | self.items.all(i, i.nam != '') && self.replica > 0\n | ...................^\nERROR: <input>:1:39: undefined field 'replica'\n | self.items.all(i, i.nam != '') && self.replica > 0\n | ......................................^"
+        ),
+        "{errors:?}"
     );
 }
 
