@@ -159,6 +159,7 @@ pub struct CassandraUser {
     group = "cassandra.datastax.com",
     version = "v1beta1",
     kind = "CassandraDatacenter",
+    doc = "cass-operator's CassandraDatacenter, as far as Federator writes and reads it.",
     plural = "cassandradatacenters",
     shortname = "cassdc",
     shortname = "cassdcs",

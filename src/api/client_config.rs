@@ -6,7 +6,7 @@ use kube::{CustomResource, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::shared::{SecretRef, condition_list};
+use super::shared::{SecretRef, condition_list, tidy_schema};
 
 /// Key of the kubeconfig inside the Secret named by `spec.kubeConfigSecret` (as upstream).
 pub const KUBECONFIG_SECRET_KEY: &str = "kubeconfig";
@@ -19,6 +19,7 @@ pub const KUBECONFIG_SECRET_KEY: &str = "kubeconfig";
     group = "config.k8ssandra.io",
     version = "v1beta1",
     kind = "ClientConfig",
+    doc = "A Kubernetes cluster (region) the control plane deploys to, reached with a kubeconfig Secret.",
     plural = "clientconfigs",
     namespaced,
     status = "ClientConfigStatus",
@@ -42,6 +43,7 @@ pub const KUBECONFIG_SECRET_KEY: &str = "kubeconfig";
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = tidy_schema)]
 pub struct ClientConfigSpec {
     /// Name of the context in the kubeconfig, and the name K8ssandraClusters use in `k8sContext`.
     /// Defaults to the ClientConfig's name.
@@ -64,6 +66,7 @@ impl ClientConfig {
 /// What Federator last observed about the remote cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = tidy_schema)]
 pub struct ClientConfigStatus {
     /// Whether the last probe of the API server succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]

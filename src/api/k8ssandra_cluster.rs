@@ -27,7 +27,7 @@ use super::reaper::{ReaperClusterTemplate, ReaperStatus};
 use super::shared::{
     ConfigMapRef, ContainerImage, EncryptionStores, MetaTags, SecretRef, SecretsProvider,
     TelemetrySpec, condition_list, preserve_unknown_fields, preserve_unknown_fields_list,
-    strip_null_from_enums,
+    tidy_schema,
 };
 use super::stargate::{StargateClusterTemplate, StargateDatacenterTemplate, StargateStatus};
 
@@ -53,6 +53,7 @@ pub const K8S_CONTEXT_IMMUTABLE_MESSAGE: &str = "a datacenter's k8sContext canno
     group = "k8ssandra.io",
     version = "v1alpha1",
     kind = "K8ssandraCluster",
+    doc = "A Cassandra cluster whose datacenters run in one or more Kubernetes clusters (K8ssandra API).",
     plural = "k8ssandraclusters",
     shortname = "k8c",
     shortname = "k8cs",
@@ -87,7 +88,7 @@ pub const K8S_CONTEXT_IMMUTABLE_MESSAGE: &str = "a datacenter's k8sContext canno
     "!has(oldSelf.cassandra) || !has(oldSelf.cassandra.clusterName) || (has(self.cassandra) && has(self.cassandra.clusterName))"
 ).message(CLUSTER_NAME_REMOVED_MESSAGE))]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = strip_null_from_enums)]
+#[schemars(transform = tidy_schema)]
 pub struct K8ssandraClusterSpec {
     /// Whether Cassandra authentication is on (default true); also applies to Stargate,
     /// Reaper and Medusa.
@@ -258,8 +259,10 @@ pub struct DatacenterOptions {
     /// Resources of the Cassandra container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Racks (failure domains) of each datacenter; one rack named "default" when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub racks: Option<Vec<Rack>>,
+    /// Tolerations of the Cassandra pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -727,7 +730,7 @@ impl JvmOptions {
 /// Observed state of a K8ssandraCluster.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = strip_null_from_enums)]
+#[schemars(transform = tidy_schema)]
 pub struct K8ssandraClusterStatus {
     /// Ready, Progressing, Degraded, RegionUnreachable... (metav1.Condition).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -71,6 +71,19 @@ mod tests {
     }
 
     #[test]
+    fn every_crd_fits_in_a_client_side_apply_annotation() {
+        // `kubectl apply` (client-side) keeps the whole object in an annotation, which the API
+        // server caps at 256 KiB.
+        for crd in all_crds() {
+            let size = serde_json::to_vec(&crd)
+                .map(|json| json.len())
+                .unwrap_or(usize::MAX);
+            let name = crd.metadata.name.unwrap_or_default();
+            assert!(size < 200 * 1024, "{name} is {size} bytes of JSON");
+        }
+    }
+
+    #[test]
     fn every_crd_schema_is_structural() {
         for crd in all_crds() {
             let name = crd.metadata.name.clone().unwrap_or_default();

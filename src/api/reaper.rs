@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shared::{
     ComponentMetadata, ContainerImage, EncryptionStores, ObjectReference, SecretRef,
-    SecretsProvider, TelemetrySpec, condition_list, preserve_unknown_fields, strip_null_from_enums,
+    SecretsProvider, TelemetrySpec, condition_list, preserve_unknown_fields, tidy_schema,
 };
 
 /// Settings shared by `K8ssandraCluster.spec.reaper` and `Reaper.spec`.
@@ -216,6 +216,7 @@ pub struct ReaperDatacenterRef {
     group = "reaper.k8ssandra.io",
     version = "v1alpha1",
     kind = "Reaper",
+    doc = "A Cassandra Reaper: schedules and runs repairs.",
     plural = "reapers",
     namespaced,
     status = "ReaperStatus",
@@ -230,7 +231,7 @@ pub struct ReaperDatacenterRef {
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = strip_null_from_enums)]
+#[schemars(transform = tidy_schema)]
 pub struct ReaperSpec {
     /// Absent for a Reaper that only stores state locally and is shared (control-plane mode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,7 +256,7 @@ pub enum ReaperProgress {
 /// Observed state of a Reaper.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = strip_null_from_enums)]
+#[schemars(transform = tidy_schema)]
 pub struct ReaperStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ReaperProgress>,

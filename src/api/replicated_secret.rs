@@ -8,12 +8,15 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::shared::tidy_schema;
+
 /// Secrets to copy and where to.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "replication.k8ssandra.io",
     version = "v1alpha1",
     kind = "ReplicatedSecret",
+    doc = "Copies the Secrets matching a selector to other namespaces and Kubernetes clusters.",
     plural = "replicatedsecrets",
     namespaced,
     status = "ReplicatedSecretStatus",
@@ -25,6 +28,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = tidy_schema)]
 pub struct ReplicatedSecretSpec {
     /// Secrets of this namespace to replicate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +72,7 @@ impl ReplicationTarget {
 /// Replication state per target cluster.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = tidy_schema)]
 pub struct ReplicatedSecretStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conditions: Option<Vec<ReplicationCondition>>,

@@ -74,6 +74,37 @@ pub fn strip_null_from_enums(schema: &mut Schema) {
     schemars::transform::transform_subschemas(&mut strip_null_from_enums, schema);
 }
 
+/// Keeps only the first sentence of every `description` below `schema`, like controller-gen's
+/// `maxDescLen`: the embedded core/v1 types carry pages of documentation per field, which would
+/// push the K8ssandraCluster CRD past the 256 KiB that client-side `kubectl apply` can store.
+pub fn shorten_descriptions(schema: &mut Schema) {
+    if let Some(serde_json::Value::String(description)) = schema.get_mut("description") {
+        *description = first_sentence(description);
+    }
+    schemars::transform::transform_subschemas(&mut shorten_descriptions, schema);
+}
+
+fn first_sentence(text: &str) -> String {
+    let paragraph = text.split("\n\n").next().unwrap_or_default();
+    let words: Vec<&str> = paragraph.split_whitespace().collect();
+    // A sentence ends at a word ending in '.', unless that word is an abbreviation.
+    let end = words
+        .iter()
+        .position(|word| {
+            let bare = word.trim_start_matches(['(', '"', '\'']);
+            word.ends_with('.') && !["e.g.", "i.e.", "etc.", "vs."].contains(&bare)
+        })
+        .map_or(words.len(), |at| at + 1);
+    words[..end].join(" ")
+}
+
+/// What every top-level spec and status struct applies to its schema: no `null` enum values,
+/// one-sentence descriptions.
+pub fn tidy_schema(schema: &mut Schema) {
+    strip_null_from_enums(schema);
+    shorten_descriptions(schema);
+}
+
 /// Marks a list of metav1 Conditions as a map keyed by `type`, so that server-side apply merges
 /// conditions one by one (Kubernetes API convention).
 pub fn condition_list(generator: &mut SchemaGenerator) -> Schema {
@@ -428,6 +459,25 @@ mod tests {
         assert_eq!(
             own.reference_or(&default),
             "docker.io/stargateio/stargate-4_0:v1.0.80"
+        );
+    }
+
+    #[test]
+    fn descriptions_keep_their_first_sentence() {
+        assert_eq!(first_sentence("Short one."), "Short one.");
+        assert_eq!(
+            first_sentence(
+                "Limits describes the maximum amount. More info: https://x.y/z.\n\nMore."
+            ),
+            "Limits describes the maximum amount."
+        );
+        assert_eq!(
+            first_sentence("Version 1.2.3 is\nwrapped"),
+            "Version 1.2.3 is wrapped"
+        );
+        assert_eq!(
+            first_sentence("Labels (e.g. zone) to use. Rest."),
+            "Labels (e.g. zone) to use."
         );
     }
 

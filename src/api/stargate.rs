@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shared::{
     ComponentMetadata, ConfigMapRef, ContainerImage, EncryptionStores, SecretsProvider,
-    TelemetrySpec, condition_list, preserve_unknown_fields, strip_null_from_enums,
+    TelemetrySpec, condition_list, preserve_unknown_fields, tidy_schema,
 };
 
 /// Settings common to every level a Stargate can be described at (cluster, datacenter, rack).
@@ -162,6 +162,7 @@ pub struct CassandraEncryption {
     group = "stargate.k8ssandra.io",
     version = "v1alpha1",
     kind = "Stargate",
+    doc = "A Stargate data API gateway serving one CassandraDatacenter.",
     plural = "stargates",
     namespaced,
     status = "StargateStatus",
@@ -180,7 +181,7 @@ pub struct CassandraEncryption {
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = strip_null_from_enums)]
+#[schemars(transform = tidy_schema)]
 pub struct StargateSpec {
     /// Required in practice; defaulted so that upstream's placeholder sample still parses (the
     /// controller reports a missing datacenter in status).
@@ -211,7 +212,7 @@ pub enum StargateProgress {
 /// Observed state of a Stargate.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-#[schemars(transform = strip_null_from_enums)]
+#[schemars(transform = tidy_schema)]
 pub struct StargateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<StargateProgress>,
