@@ -434,35 +434,16 @@ fn nested_value_validation(
     }
 }
 
-/// Every property or items specified inside a junctor must also exist in the structural
-/// part of the schema, at every node.
+/// Every property or items specified inside the root's junctors must also exist in the
+/// structural part of the schema (the apiserver checks the root's junctors only).
 fn completeness(s: &Map<String, Value>, path: &str, errs: &mut Vec<FieldError>) {
-    let mut junctors: Vec<(&Map<String, Value>, String)> = Vec::new();
     for name in ["allOf", "anyOf", "oneOf"] {
         for (i, branch) in branches(s, name).into_iter().enumerate() {
-            junctors.push((branch, index(&child(path, name), i)));
+            branch_completeness(branch, &index(&child(path, name), i), Some(s), path, errs);
         }
     }
     if let Some(not) = sub_object(s, "not") {
-        junctors.push((not, child(path, "not")));
-    }
-    for (branch, branch_path) in junctors {
-        branch_completeness(branch, &branch_path, Some(s), path, errs);
-    }
-
-    if let Some(props) = properties(s) {
-        let props_path = child(path, "properties");
-        for (name, sub) in props {
-            if let Some(sub) = sub.as_object() {
-                completeness(sub, &key(&props_path, name), errs);
-            }
-        }
-    }
-    if let Some(items) = sub_object(s, "items") {
-        completeness(items, &child(path, "items"), errs);
-    }
-    if let Some(additional) = sub_object(s, "additionalProperties") {
-        completeness(additional, &child(path, "additionalProperties"), errs);
+        branch_completeness(not, &child(path, "not"), Some(s), path, errs);
     }
 }
 
@@ -507,15 +488,27 @@ fn branch_completeness(
     if let Some(props) = properties(branch) {
         for (name, sub) in props {
             let Some(sub) = sub.as_object() else { continue };
-            let structural_sub = properties(s)
+            let sub_branch_path = key(&child(branch_path, "properties"), name);
+            let declared = properties(s)
                 .and_then(|p| p.get(name))
-                .and_then(Value::as_object)
-                .or_else(|| sub_object(s, "additionalProperties"));
+                .and_then(Value::as_object);
+            // A property validated under a map is checked against the map's values.
+            let (structural_sub, structural_sub_path) =
+                match (declared, sub_object(s, "additionalProperties")) {
+                    (Some(declared), _) => (
+                        Some(declared),
+                        key(&child(structural_path, "properties"), name),
+                    ),
+                    (None, Some(values)) => {
+                        (Some(values), child(structural_path, "additionalProperties"))
+                    }
+                    (None, None) => (None, key(&child(structural_path, "properties"), name)),
+                };
             branch_completeness(
                 sub,
-                &key(&child(branch_path, "properties"), name),
+                &sub_branch_path,
                 structural_sub,
-                &key(&child(structural_path, "properties"), name),
+                &structural_sub_path,
                 errs,
             );
         }
