@@ -71,7 +71,15 @@ pub fn raw_response(status: u16, content_type: &str, body: impl Into<Bytes>) -> 
 }
 
 pub fn error_response(error: &ApiError) -> Response<Body> {
-    let mut response = json_response(error.code, &error.to_status());
+    let mut status = error.to_status();
+    // The generic 404 and 405 bodies carry an empty `details` object.
+    if matches!(error.code, 404 | 405)
+        && status.get("details").is_none()
+        && let Some(object) = status.as_object_mut()
+    {
+        object.insert("details".into(), json!({}));
+    }
+    let mut response = json_response(error.code, &status);
     if let Some(seconds) = error.retry_after {
         response
             .headers_mut()
