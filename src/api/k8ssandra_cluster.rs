@@ -248,6 +248,7 @@ pub struct DatacenterOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_image: Option<String>,
     /// Name of the datacenter inside Cassandra when it must differ from metadata.name.
+    /// Per datacenter only: accepted at cluster level (upstream schema) but not inherited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacenter_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,6 +266,7 @@ pub struct DatacenterOptions {
     /// Tolerations of the Cassandra pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
+    /// Metrics and logs of the Cassandra pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetrySpec>,
     /// Heap of the management API agent.
@@ -308,13 +310,15 @@ pub struct DatacenterOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_fields")]
     pub cdc: Option<serde_json::Value>,
+    /// Per datacenter only, like datacenterName: not inherited from the cluster level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebuild: Option<RebuildOptions>,
 }
 
 impl DatacenterOptions {
     /// These options with every field absent here taken from `cluster`: the datacenter wins
-    /// field by field (whole values, no deep merge, as upstream does for most fields).
+    /// field by field, with whole values, except `config`, which merges key by key
+    /// ([`CassandraConfig::merge`]).
     pub fn merged_over(&self, cluster: &DatacenterOptions) -> DatacenterOptions {
         fn pick<T: Clone>(own: &Option<T>, fallback: &Option<T>) -> Option<T> {
             own.clone().or_else(|| fallback.clone())
@@ -400,6 +404,64 @@ pub struct CassandraMetadata {
     pub pods: Option<MetaTags>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub services: Option<DatacenterServicesMetadata>,
+}
+
+impl CassandraMetadata {
+    /// The datacenter's labels and annotations over the cluster's: maps merge, the datacenter's
+    /// value wins for a key present at both levels.
+    pub fn merged_over(&self, cluster: &CassandraMetadata) -> CassandraMetadata {
+        fn merge_maps(
+            own: &Option<BTreeMap<String, String>>,
+            base: &Option<BTreeMap<String, String>>,
+        ) -> Option<BTreeMap<String, String>> {
+            match (own, base) {
+                (None, None) => None,
+                (own, base) => {
+                    let mut merged = base.clone().unwrap_or_default();
+                    merged.extend(own.clone().unwrap_or_default());
+                    Some(merged)
+                }
+            }
+        }
+        fn merge_tags(own: &Option<MetaTags>, base: &Option<MetaTags>) -> Option<MetaTags> {
+            match (own, base) {
+                (None, None) => None,
+                (own, base) => {
+                    let own = own.clone().unwrap_or_default();
+                    let base = base.clone().unwrap_or_default();
+                    Some(MetaTags {
+                        labels: merge_maps(&own.labels, &base.labels),
+                        annotations: merge_maps(&own.annotations, &base.annotations),
+                    })
+                }
+            }
+        }
+        let services = match (&self.services, &cluster.services) {
+            (None, None) => None,
+            (own, base) => {
+                let own = own.clone().unwrap_or_default();
+                let base = base.clone().unwrap_or_default();
+                Some(DatacenterServicesMetadata {
+                    dc_service: merge_tags(&own.dc_service, &base.dc_service),
+                    seed_service: merge_tags(&own.seed_service, &base.seed_service),
+                    all_pods_service: merge_tags(&own.all_pods_service, &base.all_pods_service),
+                    additional_seed_service: merge_tags(
+                        &own.additional_seed_service,
+                        &base.additional_seed_service,
+                    ),
+                    node_port_service: merge_tags(&own.node_port_service, &base.node_port_service),
+                })
+            }
+        };
+        CassandraMetadata {
+            labels: merge_maps(&self.labels, &cluster.labels),
+            annotations: merge_maps(&self.annotations, &cluster.annotations),
+            common_labels: merge_maps(&self.common_labels, &cluster.common_labels),
+            common_annotations: merge_maps(&self.common_annotations, &cluster.common_annotations),
+            pods: merge_tags(&self.pods, &cluster.pods),
+            services,
+        }
+    }
 }
 
 /// `datacenters[].metadata`: the datacenter's name (and so its CassandraDatacenter's), its
@@ -860,6 +922,32 @@ mod tests {
         assert_eq!(json["k8sContext"], "kind-k8ssandra-0");
         assert_eq!(json["mgmtAPIHeap"], "64Mi");
         assert_eq!(json["metadata"], serde_json::json!({"name": "dc1"}));
+    }
+
+    #[test]
+    fn datacenter_labels_merge_over_cluster_labels() {
+        let labels = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+        };
+        let cluster = CassandraMetadata {
+            common_labels: labels(&[("team", "data"), ("tier", "gold")]),
+            ..Default::default()
+        };
+        let dc = CassandraMetadata {
+            common_labels: labels(&[("tier", "silver")]),
+            ..Default::default()
+        };
+        let merged = dc.merged_over(&cluster);
+        assert_eq!(
+            merged.common_labels,
+            labels(&[("team", "data"), ("tier", "silver")])
+        );
+        assert_eq!(merged.labels, None);
     }
 
     #[test]
