@@ -34,9 +34,11 @@ pub const PART_OF_VALUE: &str = "k8ssandra";
 pub const CASSDC_DATACENTER_LABEL: &str = "cassandra.datastax.com/datacenter";
 /// Label cass-operator puts on everything belonging to a Cassandra cluster.
 pub const CASSDC_CLUSTER_LABEL: &str = "cassandra.datastax.com/cluster";
-/// Label carrying the K8ssandraCluster datacenter (metadata.name) an object was made for.
+/// Label carrying the K8ssandraCluster datacenter (metadata.name) an object was made for
+/// (Federator's own; the keys above are upstream's).
 pub const DATACENTER_NAME_LABEL: &str = "k8ssandra.io/datacenter";
-/// Label on ReplicatedSecret-managed copies naming the ReplicatedSecret they came from.
+/// Label on ReplicatedSecret-managed copies naming the ReplicatedSecret they came from
+/// (Federator's own).
 pub const REPLICATED_BY_LABEL: &str = "replicatedsecret.k8ssandra.io/replicated-by";
 
 // ---- schema helpers ----
