@@ -208,12 +208,9 @@ pub fn initial_status(info: &ResourceInfo, obj: &Value) -> Option<Value> {
     })
 }
 
-/// Defaults that built-in create strategies fill in and that clients look at.
-pub fn apply_create_defaults(
-    info: &ResourceInfo,
-    obj: &mut Value,
-    cluster_ip: impl FnOnce() -> String,
-) {
+/// Defaults applied while decoding a built-in (recorded in managedFields, as the real
+/// defaulting happens before the field manager runs).
+pub fn apply_create_defaults(info: &ResourceInfo, obj: &mut Value) {
     if !info.builtin {
         return;
     }
@@ -228,7 +225,6 @@ pub fn apply_create_defaults(
     };
     match (info.group.as_str(), info.plural.as_str()) {
         ("", "namespaces") => {
-            map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
             if let Some(Value::Object(meta)) = map.get_mut("metadata") {
                 let labels = meta.entry("labels").or_insert_with(|| json!({}));
                 if let Value::Object(labels) = labels {
@@ -242,19 +238,9 @@ pub fn apply_create_defaults(
         ("", "services") => {
             let spec = map.entry("spec").or_insert_with(|| json!({}));
             if let Value::Object(spec) = spec {
-                let service_type = spec
-                    .entry("type")
-                    .or_insert_with(|| json!("ClusterIP"))
-                    .as_str()
-                    .unwrap_or("ClusterIP")
-                    .to_string();
+                spec.entry("type").or_insert_with(|| json!("ClusterIP"));
                 spec.entry("sessionAffinity")
                     .or_insert_with(|| json!("None"));
-                if service_type != "ExternalName" && !spec.contains_key("clusterIP") {
-                    let ip = cluster_ip();
-                    spec.insert("clusterIP".into(), json!(ip));
-                    spec.insert("clusterIPs".into(), json!([ip]));
-                }
                 if let Some(Value::Array(ports)) = spec.get_mut("ports") {
                     for port in ports.iter_mut().filter_map(Value::as_object_mut) {
                         port.entry("protocol").or_insert_with(|| json!("TCP"));
@@ -283,6 +269,48 @@ pub fn apply_create_defaults(
                     .or_insert_with(|| json!("OrderedReady"));
                 spec.entry("revisionHistoryLimit")
                     .or_insert_with(|| json!(10));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What a built-in's create strategy sets after the field manager ran (so nobody owns it):
+/// the initial status, a namespace's `kubernetes` finalizer, a Service's cluster IP.
+pub fn apply_create_strategy(
+    info: &ResourceInfo,
+    obj: &mut Value,
+    cluster_ip: impl FnOnce() -> String,
+) {
+    if info.has_status {
+        let status = initial_status(info, obj);
+        if let Some(map) = obj.as_object_mut() {
+            match status {
+                Some(s) => map.insert("status".into(), s),
+                None => map.remove("status"),
+            };
+        }
+    }
+    if !info.builtin {
+        return;
+    }
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    match (info.group.as_str(), info.plural.as_str()) {
+        ("", "namespaces") => {
+            map.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+        }
+        ("", "services") => {
+            if let Some(Value::Object(spec)) = map.get_mut("spec") {
+                let headless_or_external = spec.get("type").and_then(Value::as_str)
+                    == Some("ExternalName")
+                    || spec.contains_key("clusterIP");
+                if !headless_or_external {
+                    let ip = cluster_ip();
+                    spec.insert("clusterIP".into(), json!(ip));
+                    spec.insert("clusterIPs".into(), json!([ip]));
+                }
             }
         }
         _ => {}

@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use super::builtin::{
-    INITIAL_NAMESPACES, UNDELETABLE_NAMESPACES, apply_create_defaults, builtin_resources,
-    initial_status, selectable_fields, tracks_generation,
+    INITIAL_NAMESPACES, UNDELETABLE_NAMESPACES, apply_create_defaults, apply_create_strategy,
+    builtin_resources, selectable_fields, tracks_generation,
 };
 use super::fields::{
     Actor, Conflict, ManagedEntry, Schema, conflict_message, parse_managed_fields, record_update,
@@ -146,9 +146,10 @@ fn group_version(info: &ResourceInfo) -> String {
     }
 }
 
-fn schema(info: &ResourceInfo) -> Schema {
+fn schema(info: &ResourceInfo) -> Schema<'_> {
     Schema {
         builtin: info.builtin,
+        admission: info.admission.as_deref(),
     }
 }
 
@@ -615,20 +616,13 @@ impl State {
             remove_meta(&mut obj, field);
         }
         let request_managed = remove_meta(&mut obj, "managedFields");
-        if info.has_status {
-            let status = initial_status(&info, &obj);
-            if let Some(map) = obj.as_object_mut() {
-                match status {
-                    Some(s) => map.insert("status".into(), s),
-                    None => map.remove("status"),
-                };
-            }
+        if info.has_status
+            && let Some(map) = obj.as_object_mut()
+        {
+            // the request's status is dropped; the strategy sets the initial one below
+            map.remove("status");
         }
-        let mut cluster_ip = None;
-        if info.builtin && info.plural == "services" && info.group.is_empty() {
-            cluster_ip = Some(self.next_cluster_ip());
-        }
-        apply_create_defaults(&info, &mut obj, || cluster_ip.unwrap_or_default());
+        apply_create_defaults(&info, &mut obj);
         if tracks_generation(&info) {
             set_meta(&mut obj, "generation", json!(1));
         }
@@ -655,6 +649,11 @@ impl State {
         if !entries.is_empty() {
             set_meta(&mut obj, "managedFields", render_managed_fields(&entries));
         }
+        let mut cluster_ip = None;
+        if info.builtin && info.plural == "services" && info.group.is_empty() {
+            cluster_ip = Some(self.next_cluster_ip());
+        }
+        apply_create_strategy(&info, &mut obj, || cluster_ip.unwrap_or_default());
         if opts.dry_run == DryRun::All {
             return Ok(WriteResult {
                 object: obj,
@@ -1342,14 +1341,30 @@ impl State {
             return;
         }
         let prefix = format!("{ns}/");
-        let remaining = self.resources.values().any(|r| {
-            r.info.namespaced
-                && r.objects
-                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-                    .next()
-                    .is_some_and(|(k, _)| k.starts_with(&prefix))
-        });
-        if remaining {
+        // what is left, per resource, and the finalizers holding it
+        let mut remaining: BTreeMap<String, usize> = BTreeMap::new();
+        let mut finalizers_left: BTreeMap<String, usize> = BTreeMap::new();
+        for r in self.resources.values().filter(|r| r.info.namespaced) {
+            for (_, bytes) in r
+                .objects
+                .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(&prefix))
+            {
+                *remaining
+                    .entry(qualified(&r.info.plural, &r.info.group))
+                    .or_default() += 1;
+                for finalizer in finalizers(&parse_object(bytes)) {
+                    *finalizers_left.entry(finalizer).or_default() += 1;
+                }
+            }
+        }
+        if !remaining.is_empty() {
+            let conditions = namespace_conditions(&namespace, &remaining, &finalizers_left);
+            if namespace.get("status").and_then(|s| s.get("conditions")) != Some(&conditions) {
+                let mut updated = namespace.clone();
+                updated["status"]["conditions"] = conditions;
+                self.commit(&nk, ns, Some(&namespace), updated, false);
+            }
             return;
         }
         let mut finalized = namespace.clone();
@@ -1361,7 +1376,7 @@ impl State {
                 spec.remove("finalizers");
             }
             self.commit(&nk, ns, Some(&namespace), finalized, true);
-        } else {
+        } else if finalized != namespace {
             self.commit(&nk, ns, Some(&namespace), finalized, false);
         }
     }
@@ -1411,6 +1426,136 @@ impl State {
         }
         items.into_iter().collect()
     }
+}
+
+enum PageItems {
+    /// selected while the lock was held
+    Parsed(Vec<Value>),
+    /// parsed after the lock is released (no selectors to evaluate)
+    Raw(Vec<Arc<[u8]>>),
+}
+
+struct Page {
+    items: PageItems,
+    /// the last key looked at, where the next page starts
+    last_key: Option<String>,
+    /// keys after this page
+    remaining: usize,
+}
+
+fn take_page<'a>(
+    mut objects: impl Iterator<Item = (&'a str, &'a Arc<[u8]>)>,
+    selectors: &Selectors,
+    limit: Option<usize>,
+) -> Page {
+    let mut last_key = None;
+    let items = if selectors.is_empty() {
+        let mut raw = Vec::new();
+        for (key, bytes) in objects.by_ref() {
+            raw.push(bytes.clone());
+            if limit.is_some_and(|l| raw.len() >= l) {
+                last_key = Some(key.to_string());
+                break;
+            }
+        }
+        PageItems::Raw(raw)
+    } else {
+        let mut parsed = Vec::new();
+        for (key, bytes) in objects.by_ref() {
+            let object = parse_object(bytes);
+            if selectors.matches(&object) {
+                parsed.push(object);
+                if limit.is_some_and(|l| parsed.len() >= l) {
+                    last_key = Some(key.to_string());
+                    break;
+                }
+            }
+        }
+        PageItems::Parsed(parsed)
+    };
+    Page {
+        items,
+        last_key,
+        remaining: objects.count(),
+    }
+}
+
+/// The namespace controller's conditions while content remains.
+fn namespace_conditions(
+    namespace: &Value,
+    remaining: &BTreeMap<String, usize>,
+    finalizers_left: &BTreeMap<String, usize>,
+) -> Value {
+    let previous = namespace
+        .get("status")
+        .and_then(|s| s.get("conditions"))
+        .and_then(Value::as_array);
+    let condition = |kind: &str, status: &str, reason: &str, message: String| {
+        // keep the transition time while the status stays
+        let since = previous
+            .and_then(|p| {
+                p.iter()
+                    .find(|c| c["type"] == kind && c["status"] == status)
+            })
+            .and_then(|c| c.get("lastTransitionTime").cloned())
+            .unwrap_or_else(|| json!(now_rfc3339()));
+        json!({"type": kind, "status": status, "lastTransitionTime": since, "reason": reason, "message": message})
+    };
+    let counted = |items: &BTreeMap<String, usize>, joiner: &str| {
+        items
+            .iter()
+            .map(|(name, count)| format!("{name}{joiner}{count} resource instances"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut conditions = vec![
+        condition(
+            "NamespaceDeletionDiscoveryFailure",
+            "False",
+            "ResourcesDiscovered",
+            "All resources successfully discovered".into(),
+        ),
+        condition(
+            "NamespaceDeletionGroupVersionParsingFailure",
+            "False",
+            "ParsedGroupVersions",
+            "All legacy kube types successfully parsed".into(),
+        ),
+        condition(
+            "NamespaceDeletionContentFailure",
+            "False",
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".into(),
+        ),
+        condition(
+            "NamespaceContentRemaining",
+            "True",
+            "SomeResourcesRemain",
+            format!(
+                "Some resources are remaining: {}",
+                counted(remaining, " has ")
+            ),
+        ),
+    ];
+    conditions.push(if finalizers_left.is_empty() {
+        condition(
+            "NamespaceFinalizersRemaining",
+            "False",
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished".into(),
+        )
+    } else {
+        condition(
+            "NamespaceFinalizersRemaining",
+            "True",
+            "SomeFinalizersRemain",
+            format!(
+                "Some content in the namespace has finalizers remaining: {}",
+                counted(finalizers_left, " in ")
+            ),
+        )
+    });
+    Value::Array(conditions)
 }
 
 fn remove_owner_ref(obj: &mut Value, uid: &str) {
@@ -1637,31 +1782,38 @@ impl Store {
         let Some(resource) = state.resources.get(&resource_key) else {
             return Err(not_served());
         };
-        let snapshot = state.snapshot(resource, namespace, start.as_deref(), at);
         let limit = opts.limit.filter(|l| *l > 0);
-        let mut items = Vec::new();
-        let mut last_key = None;
-        let mut consumed = 0;
-        for (key, bytes) in &snapshot {
-            if limit.is_some_and(|l| items.len() >= l) {
-                break;
-            }
-            consumed += 1;
-            let object = parse_object(bytes);
-            if selectors.matches(&object) {
-                items.push(object);
-                last_key = Some(key.as_str());
-            }
-        }
+        let page = if at == state.rv {
+            // the current state: walk the map without copying it
+            let prefix = namespace.map(|ns| format!("{ns}/"));
+            let lower = start.clone().or_else(|| prefix.clone()).unwrap_or_default();
+            let range = resource
+                .objects
+                .range::<str, _>((Bound::Included(lower.as_str()), Bound::Unbounded))
+                .take_while(|(k, _)| prefix.as_ref().is_none_or(|p| k.starts_with(p.as_str())))
+                .map(|(k, v)| (k.as_str(), v));
+            take_page(range, &selectors, limit)
+        } else {
+            let snapshot = state.snapshot(resource, namespace, start.as_deref(), at);
+            take_page(
+                snapshot.iter().map(|(k, v)| (k.as_str(), v)),
+                &selectors,
+                limit,
+            )
+        };
+        drop(state);
+        let items: Vec<Value> = match page.items {
+            PageItems::Parsed(items) => items,
+            PageItems::Raw(raw) => raw.iter().map(|b| parse_object(b)).collect(),
+        };
         let mut list_meta = Map::new();
         list_meta.insert("resourceVersion".into(), json!(at.to_string()));
-        let remaining = snapshot.len() - consumed;
-        if remaining > 0
-            && let Some(last) = last_key
+        if page.remaining > 0
+            && let Some(last) = &page.last_key
         {
             list_meta.insert("continue".into(), json!(encode_continue(at, last)));
             if selectors.is_empty() {
-                list_meta.insert("remainingItemCount".into(), json!(remaining));
+                list_meta.insert("remainingItemCount".into(), json!(page.remaining));
             }
         }
         Ok(json!({

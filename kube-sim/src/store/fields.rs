@@ -6,22 +6,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Map, Value, json};
 
 use super::builtin::apply_list_keys;
+use super::{Admission, SchemaListType};
 
 /// One path in `fieldsV1` element form: `f:spec`, `k:{"name":"c"}`, `v:"x"`, `i:0`.
 pub type FieldPath = Vec<String>;
 pub type FieldSet = BTreeSet<FieldPath>;
 
 /// What the field manager knows of a resource's schema.
-#[derive(Clone, Copy, Debug)]
-pub struct Schema {
-    /// built-ins know their map lists; custom resources' lists are all atomic here
+#[derive(Clone, Copy)]
+pub struct Schema<'a> {
+    /// built-ins know their map lists
     pub builtin: bool,
+    /// custom resources' list types come from their schema (atomic when it does not say)
+    pub admission: Option<&'a dyn Admission>,
 }
 
 enum ListType {
     Atomic,
     Set,
-    Map(&'static [&'static str]),
+    Map(Vec<String>),
 }
 
 fn list_type(schema: Schema, path: &FieldPath, sample: &[&Value]) -> ListType {
@@ -33,20 +36,27 @@ fn list_type(schema: Schema, path: &FieldPath, sample: &[&Value]) -> ListType {
         return ListType::Set;
     }
     if !schema.builtin && !in_metadata {
-        return ListType::Atomic;
+        let names: Vec<&str> = path.iter().filter_map(|e| e.strip_prefix("f:")).collect();
+        return match schema.admission.and_then(|a| a.list_type(&names)) {
+            Some(SchemaListType::Set) => ListType::Set,
+            Some(SchemaListType::Map(keys)) if !keys.is_empty() => ListType::Map(keys),
+            _ => ListType::Atomic,
+        };
     }
     match apply_list_keys(field, in_metadata, sample) {
-        Some(keys) => ListType::Map(keys),
+        Some(keys) => ListType::Map(keys.iter().map(|k| k.to_string()).collect()),
         None => ListType::Atomic,
     }
 }
 
 /// `k:{"name":"c1"}` for a map-list item, None when the item lacks every key.
-fn item_key(item: &Value, keys: &[&str]) -> Option<String> {
+fn item_key(item: &Value, keys: &[String]) -> Option<String> {
     let mut key_fields = Map::new();
-    for key in keys {
-        if let Some(v) = item.get(*key) {
-            key_fields.insert((*key).to_string(), v.clone());
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort();
+    for key in sorted {
+        if let Some(v) = item.get(key) {
+            key_fields.insert(key.clone(), v.clone());
         }
     }
     if key_fields.is_empty() {
@@ -146,7 +156,7 @@ fn walk(value: &Value, path: &mut FieldPath, schema: Schema, out: &mut FieldSet,
                         out.insert(path.clone());
                     }
                     for item in items {
-                        let Some(key) = item_key(item, keys) else {
+                        let Some(key) = item_key(item, &keys) else {
                             out.insert(path.clone());
                             continue;
                         };
@@ -228,7 +238,7 @@ fn diff(
                         out.insert(path.clone());
                     }
                     for item in items {
-                        let Some(key) = item_key(item, keys) else {
+                        let Some(key) = item_key(item, &keys) else {
                             if old != Some(new) {
                                 out.insert(path.clone());
                             }
@@ -236,7 +246,7 @@ fn diff(
                         };
                         let old_item = old_items.and_then(|o| {
                             o.iter()
-                                .find(|candidate| item_key(candidate, keys).as_ref() == Some(&key))
+                                .find(|candidate| item_key(candidate, &keys).as_ref() == Some(&key))
                         });
                         path.push(key);
                         if old_item.is_none() {
@@ -683,13 +693,13 @@ fn apply_merge(target: &mut Value, applied: &Value, path: &mut FieldPath, schema
                     }
                 }
                 ListType::Map(keys) => {
-                    if config.iter().any(|item| item_key(item, keys).is_none()) {
+                    if config.iter().any(|item| item_key(item, &keys).is_none()) {
                         *live = config.clone();
                         return;
                     }
                     for item in config {
-                        let key = item_key(item, keys);
-                        match live.iter_mut().find(|l| item_key(l, keys) == key) {
+                        let key = item_key(item, &keys);
+                        match live.iter_mut().find(|l| item_key(l, &keys) == key) {
                             Some(existing) => {
                                 if let Some(key) = &key {
                                     path.push(key.clone());
@@ -763,7 +773,9 @@ pub fn server_side_apply(
     // fields this manager applied before but no longer does go, unless someone else owns them
     let previous = own.map(|i| entries[i].fields.clone()).unwrap_or_default();
     let mut dropped: Vec<&FieldPath> = previous.difference(&claimed).collect();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    // whole items first: their fields are then gone with them, and a field removed first
+    // would change the key an item is found by
+    dropped.sort_by_key(|p| p.len());
     for path in dropped {
         let item_like = path
             .last()
@@ -776,7 +788,7 @@ pub fn server_side_apply(
                     e.fields.contains(path)
                 }
         });
-        if !owned_elsewhere {
+        if !owned_elsewhere && !is_item_key_field(path) {
             remove_at(&mut merged, path);
         }
     }
@@ -809,6 +821,17 @@ pub fn server_side_apply(
     }
     entries.retain(|e| !e.fields.is_empty());
     Ok((merged, entries))
+}
+
+/// A map-list item's key field (`...k:{"name":"a"}, f:name`): it goes only with its item.
+fn is_item_key_field(path: &[String]) -> bool {
+    let [.., parent, last] = path else {
+        return false;
+    };
+    let (Some(key), Some(field)) = (parent.strip_prefix("k:"), last.strip_prefix("f:")) else {
+        return false;
+    };
+    serde_json::from_str::<Map<String, Value>>(key).is_ok_and(|k| k.contains_key(field))
 }
 
 /// Go omits empty label and annotation maps; removing the last applied label leaves none.

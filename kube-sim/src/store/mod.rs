@@ -58,6 +58,23 @@ pub trait Admission: Send + Sync {
     /// object on update. `strict` is `fieldValidation=Strict`. Returns warnings (for the
     /// `Warning` header) or the error to answer (400 strict decoding, 422 Invalid).
     fn admit(&self, obj: &mut Value, old: Option<&Value>, strict: bool) -> ApiResult<Vec<String>>;
+
+    /// `x-kubernetes-list-type` of the list at `path` (property names from the root; list
+    /// items are not part of the path, so `spec.nodes[*].ports` is `["spec", "nodes",
+    /// "ports"]`). Server-side apply merges `set` and `map` lists item by item; None means
+    /// atomic, the default for custom resources.
+    fn list_type(&self, _path: &[&str]) -> Option<SchemaListType> {
+        None
+    }
+}
+
+/// A list's `x-kubernetes-list-type`, as server-side apply needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SchemaListType {
+    Atomic,
+    Set,
+    /// `map` with its `x-kubernetes-list-map-keys`
+    Map(Vec<String>),
 }
 
 /// Whether a write is persisted.
