@@ -40,6 +40,9 @@ use crate::error::{ApiError, ApiResult, Cause, qualified};
 pub struct StoreConfig {
     /// how many events are kept for watches that resume from a resourceVersion
     pub event_window: usize,
+    /// and how many bytes of superseded object states they may keep alive (100 clusters
+    /// under update churn must still fit in memory)
+    pub event_window_bytes: usize,
     /// how often a watch that allows bookmarks gets one
     pub bookmark_interval: Duration,
     /// events buffered per watch before a too slow watcher is dropped
@@ -52,6 +55,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             event_window: 10_000,
+            event_window_bytes: 2 << 20,
             bookmark_interval: Duration::from_secs(5),
             watch_buffer: 65_536,
             controller_delay: Duration::from_millis(150),
@@ -106,6 +110,9 @@ pub(crate) struct State {
     /// every event with a larger resourceVersion is still in `events`
     window_start: u64,
     event_window: usize,
+    event_window_bytes: usize,
+    /// bytes the window keeps alive beyond the stored objects
+    window_bytes: usize,
     watchers: Vec<WatcherSlot>,
     /// owner uid → dependents (resource, key)
     dependents: HashMap<String, BTreeSet<(ResourceKey, String)>>,
@@ -257,6 +264,8 @@ impl State {
             events: VecDeque::new(),
             window_start: 1,
             event_window: config.event_window.max(1),
+            event_window_bytes: config.event_window_bytes,
+            window_bytes: 0,
             watchers: Vec::new(),
             dependents: HashMap::new(),
             work: VecDeque::new(),
@@ -339,9 +348,13 @@ impl State {
             previous,
         });
         let namespaced = entry.info.namespaced;
+        self.window_bytes += event.retained_bytes();
         self.events.push_back(event.clone());
-        while self.events.len() > self.event_window {
+        while self.events.len() > self.event_window
+            || (self.window_bytes > self.event_window_bytes && self.events.len() > 1)
+        {
             if let Some(evicted) = self.events.pop_front() {
+                self.window_bytes -= evicted.retained_bytes();
                 self.window_start = evicted.rv;
             }
         }
@@ -603,6 +616,11 @@ impl State {
             }
         }
 
+        if applied.is_none() && object_rv(&obj).is_some() {
+            return Err(ApiError::internal(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
         set_meta(&mut obj, "name", json!(name));
         set_meta(&mut obj, "uid", json!(new_uid()));
         set_meta(&mut obj, "creationTimestamp", json!(now_rfc3339()));
@@ -1701,14 +1719,10 @@ impl Store {
             .flat_map(|r| r.objects.iter())
             .map(|(k, v)| k.len() + v.len() + 64)
             .sum();
-        // an event's payload is usually shared with a stored object or a later event's
-        // previous state, so count it once
-        let events: usize = state
-            .events
-            .iter()
-            .map(|e| e.key.len() + e.object.len() + 96)
-            .sum();
-        objects + events
+        // an event's new state is usually the stored object itself; what it keeps alive on
+        // its own are superseded states
+        let events: usize = state.events.iter().map(|e| e.key.len() + 128).sum();
+        objects + events + state.window_bytes
     }
 
     fn key_of(info: &ResourceInfo) -> ResourceKey {

@@ -231,6 +231,66 @@ fn create_errors_are_worded_as_the_apiserver() {
 }
 
 #[test]
+fn create_refuses_a_resource_version() {
+    let store = store();
+    let cms = builtin(&store, "", "configmaps");
+    let mut cm = configmap("c", json!({}));
+    cm["metadata"]["resourceVersion"] = json!("12");
+    let e = err(store.create(&cms, Some("default"), cm, &manager("m")));
+    assert_eq!((e.code, e.reason.as_str()), (500, "InternalError"));
+    assert_eq!(
+        e.message,
+        "Internal error occurred: resourceVersion should not be set on objects to be created"
+    );
+}
+
+#[tokio::test]
+async fn the_event_window_is_bounded_in_bytes() {
+    let store = Store::with_builtins(StoreConfig {
+        event_window_bytes: 2_000,
+        ..config()
+    });
+    let cms = builtin(&store, "", "configmaps");
+    let first = create(&store, &cms, "default", configmap("c", json!({})));
+    for i in 0..20 {
+        let body = format!(r#"{{"data":{{"k":"{i}"}}}}"#);
+        store
+            .patch(
+                &cms,
+                Some("default"),
+                "c",
+                PatchType::Merge,
+                body.as_bytes(),
+                &manager("m"),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut watch = store
+        .watch(
+            &cms,
+            None,
+            &WatchOptions {
+                resource_version: Some(rv(&first).to_string()),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(next_event(&mut watch).await.event_type, "ERROR");
+    let recent = (store.resource_version() - 1).to_string();
+    let mut watch = store
+        .watch(
+            &cms,
+            None,
+            &WatchOptions {
+                resource_version: Some(recent),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(next_event(&mut watch).await.event_type, "MODIFIED");
+}
+
+#[test]
 fn resource_version_grows_on_every_write_and_lists_report_it() {
     let store = store();
     let cms = builtin(&store, "", "configmaps");

@@ -29,6 +29,18 @@ pub(crate) struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// Bytes this event keeps alive beyond the stored objects: the superseded state, and the
+    /// last state of a deleted object.
+    pub fn retained_bytes(&self) -> usize {
+        let previous = self.previous.as_ref().map_or(0, |p| p.len());
+        let deleted = if self.event_type == "DELETED" {
+            self.object.len()
+        } else {
+            0
+        };
+        previous + deleted
+    }
+
     pub fn namespace(&self) -> Option<&str> {
         self.key.split_once('/').map(|(ns, _)| ns)
     }
