@@ -75,7 +75,9 @@ fn crd_output_dir_writes_one_file_per_crd_identical_to_crds_folder() {
 
 #[test]
 fn run_with_an_invalid_setting_exits_non_zero_naming_setting_and_value() {
-    let cases: [(&[&str], &[(&str, &str)], &str, &str); 4] = [
+    /// (arguments, environment, setting named in the error, value quoted in the error)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: [Case; 4] = [
         (&["run", "--mode", "hub"], &[], "mode", "hub"),
         (&["run", "--log-format", "xml"], &[], "log_format", "xml"),
         (
