@@ -1,0 +1,254 @@
+//! The cass-operator stand-in, against the real CassandraDatacenter CRD.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::discovery::ApiResource;
+use kube_sim::SimBuilder;
+use serde_json::{Value, json};
+
+fn real_crd_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/compat/crds/cass-operator");
+    dir.is_dir().then_some(dir)
+}
+
+fn dc_resource() -> ApiResource {
+    ApiResource {
+        group: "cassandra.datastax.com".into(),
+        version: "v1beta1".into(),
+        api_version: "cassandra.datastax.com/v1beta1".into(),
+        kind: "CassandraDatacenter".into(),
+        plural: "cassandradatacenters".into(),
+    }
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn condition(dc: &Value, kind: &str) -> Option<String> {
+    dc.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str().map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datacenters_become_ready_with_pods_service_and_endpoints() {
+    let Some(crds) = real_crd_dir() else {
+        eprintln!("skipping: ../shared/compat/crds/cass-operator is not there");
+        return;
+    };
+    let sim = SimBuilder::new()
+        .clusters(2)
+        .crd_dir(crds)
+        .cass_operator(true)
+        .dc_ready_after(Duration::from_millis(300))
+        .start()
+        .await
+        .expect("starting kube-sim");
+    let client = sim.client(1).await.expect("client");
+    let dcs: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &dc_resource());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+
+    let dc: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "cassandra.datastax.com/v1beta1",
+        "kind": "CassandraDatacenter",
+        "metadata": {"name": "dc1", "namespace": "default"},
+        "spec": {"clusterName": "demo", "serverType": "cassandra", "serverVersion": "4.1.5", "size": 3,
+                 "racks": [{"name": "r1"}, {"name": "r2"}],
+                 "storageConfig": {"cassandraDataVolumeClaimSpec": {"accessModes": ["ReadWriteOnce"],
+                                   "resources": {"requests": {"storage": "1Gi"}}}}},
+    }))
+    .expect("dc");
+    dcs.create(&PostParams::default(), &dc)
+        .await
+        .expect("creating the datacenter");
+
+    let get = || async { serde_json::to_value(dcs.get("dc1").await.ok()?).ok() };
+    wait_for("Updating", || async {
+        let dc = get().await?;
+        (dc.pointer("/status/cassandraOperatorProgress")? == "Updating").then_some(())
+    })
+    .await;
+    let ready = wait_for("Ready", || async {
+        let dc = get().await?;
+        (dc.pointer("/status/cassandraOperatorProgress")? == "Ready").then_some(dc)
+    })
+    .await;
+    assert_eq!(ready.pointer("/status/observedGeneration"), Some(&json!(1)));
+    assert_eq!(condition(&ready, "Ready").as_deref(), Some("True"));
+    assert_eq!(condition(&ready, "Initialized").as_deref(), Some("True"));
+    assert_eq!(
+        ready
+            .pointer("/status/nodeStatuses")
+            .and_then(Value::as_object)
+            .map(|m| m.len()),
+        Some(3)
+    );
+    assert!(
+        ready["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "finalizer.cassandra.datastax.com"))
+    );
+
+    let listed = pods
+        .list(
+            &ListParams::default().labels(
+                "cassandra.datastax.com/cluster=demo,cassandra.datastax.com/datacenter=dc1",
+            ),
+        )
+        .await
+        .expect("pods");
+    let mut names: Vec<String> = listed
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "demo-dc1-r1-sts-0",
+            "demo-dc1-r1-sts-1",
+            "demo-dc1-r2-sts-0"
+        ]
+    );
+    for pod in &listed.items {
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .unwrap_or_default();
+        assert!(
+            ip.starts_with("10.1."),
+            "pod IP {ip} is from cluster 1's subnet"
+        );
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        assert!(labels.contains_key("cassandra.datastax.com/rack"));
+    }
+    let seeds = pods
+        .list(&ListParams::default().labels("cassandra.datastax.com/seed-node=true"))
+        .await
+        .expect("seeds");
+    assert_eq!(seeds.items.len(), 3);
+    services
+        .get("demo-dc1-all-pods-service")
+        .await
+        .expect("all-pods service");
+    let slice_list = slices
+        .list(&ListParams::default().labels("kubernetes.io/service-name=demo-dc1-all-pods-service"))
+        .await
+        .expect("slices");
+    assert_eq!(slice_list.items.len(), 1);
+    assert_eq!(slice_list.items[0].endpoints.len(), 3);
+
+    // a spec change goes through Updating to Ready for the new generation
+    dcs.patch(
+        "dc1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 4}})),
+    )
+    .await
+    .expect("scaling up");
+    let scaled = wait_for("generation 2 Ready", || async {
+        let dc = get().await?;
+        (dc.pointer("/status/observedGeneration")? == 2
+            && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
+            .then_some(dc)
+    })
+    .await;
+    assert_eq!(
+        scaled
+            .pointer("/status/nodeStatuses")
+            .and_then(Value::as_object)
+            .map(|m| m.len()),
+        Some(4)
+    );
+    assert_eq!(
+        pods.list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
+            .await
+            .expect("pods")
+            .items
+            .len(),
+        4
+    );
+
+    // stopped: no pods, Stopped True, Ready False
+    dcs.patch(
+        "dc1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"stopped": true}})),
+    )
+    .await
+    .expect("stopping");
+    let stopped = wait_for("stopped", || async {
+        let dc = get().await?;
+        (dc.pointer("/status/observedGeneration")? == 3
+            && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
+            .then_some(dc)
+    })
+    .await;
+    assert_eq!(condition(&stopped, "Stopped").as_deref(), Some("True"));
+    assert_eq!(condition(&stopped, "Ready").as_deref(), Some("False"));
+    assert!(
+        pods.list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
+            .await
+            .expect("pods")
+            .items
+            .is_empty()
+    );
+
+    // deletion removes everything, then the datacenter itself
+    dcs.delete("dc1", &DeleteParams::default())
+        .await
+        .expect("deleting");
+    wait_for("the datacenter gone", || async {
+        dcs.get_opt("dc1").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        services
+            .get_opt("demo-dc1-all-pods-service")
+            .await
+            .expect("service lookup")
+            .is_none()
+    );
+    assert!(
+        slices
+            .list(&ListParams::default())
+            .await
+            .expect("slices")
+            .items
+            .is_empty()
+    );
+
+    // the other cluster saw none of it
+    let other: Api<Pod> = Api::namespaced(sim.client(0).await.expect("client 0"), "default");
+    assert!(
+        other
+            .list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
+            .is_empty()
+    );
+    sim.shutdown().await;
+}
