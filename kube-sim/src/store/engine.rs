@@ -418,6 +418,15 @@ impl State {
 
     fn owner_exists(&self, owner: &OwnerRef, dependent_namespace: Option<&str>) -> bool {
         let group = api_group(&owner.api_version);
+        let known = self
+            .resources
+            .values()
+            .any(|r| r.info.group == group && r.info.kind == owner.kind);
+        if !known {
+            // the garbage collector cannot resolve a kind it does not serve and leaves the
+            // dependent alone
+            return true;
+        }
         self.resources.values().any(|r| {
             r.info.group == group
                 && r.info.kind == owner.kind
@@ -782,12 +791,17 @@ impl State {
             None => {
                 // a request that sets managedFields replaces them (kubectl's migration of
                 // client-side-apply ownership relies on it)
+                let stored = metadata(&old).and_then(|o| o.get("managedFields"));
                 let mut entries = match &request_managed {
-                    Some(m) if Some(m) != metadata(&old).and_then(|o| o.get("managedFields")) => {
+                    // `[{}]` strips ownership; `[]` is taken as "not set" so that clients
+                    // unaware of the field cannot wipe it
+                    Some(m) if *m == json!([{}]) => Vec::new(),
+                    Some(m) if m.as_array().is_some_and(|a| !a.is_empty()) && Some(m) != stored => {
                         parse_managed_fields(&json!({"metadata": {"managedFields": m}}))
                     }
                     _ => parse_managed_fields(&old),
                 };
+                let stripped = request_managed.as_ref() == Some(&json!([{}]));
                 let api_version = group_version(&info);
                 let now = now_rfc3339();
                 let actor = Actor {
@@ -796,7 +810,9 @@ impl State {
                     subresource: if status_write { "status" } else { "" },
                     now: &now,
                 };
-                record_update(&mut entries, Some(&old), &new, &actor, schema(&info));
+                if !stripped {
+                    record_update(&mut entries, Some(&old), &new, &actor, schema(&info));
+                }
                 entries
             }
         };

@@ -1299,6 +1299,38 @@ fn update_takes_ownership_and_managed_fields_can_be_replaced() {
         json!({"f:spec": {"f:size": {}}})
     );
     assert_eq!(entry(&migrated, "kubectl-edit", "Update"), Value::Null);
+
+    // an empty list leaves them alone, a list with one empty entry strips them
+    let kept = store
+        .patch(
+            &widgets,
+            Some("default"),
+            "w1",
+            PatchType::Merge,
+            br#"{"metadata":{"managedFields":[],"labels":{"x":"y"}}}"#,
+            &manager("kubectl"),
+        )
+        .map(|r| r.object)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        kept["metadata"]["managedFields"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let stripped = store
+        .patch(
+            &widgets,
+            Some("default"),
+            "w1",
+            PatchType::Merge,
+            br#"{"metadata":{"managedFields":[{}]}}"#,
+            &manager("kubectl"),
+        )
+        .map(|r| r.object)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        stripped["metadata"].get("managedFields").is_none(),
+        "{stripped}"
+    );
 }
 
 // ---------------------------------------------------------------- finalizers and deletion
@@ -1592,8 +1624,17 @@ async fn dependents_of_absent_owners_are_collected_by_the_controller() {
     let _controllers = store.spawn_controllers();
     let ghost = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ghost", "uid": "00000000-0000-0000-0000-000000000001"}});
     create(&store, &cms, "default", owned_by("orphan", &ghost, false));
+    // an owner of a kind the cluster does not serve cannot be checked: the dependent stays
+    let unknown = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs", "uid": "00000000-0000-0000-0000-000000000002"}});
+    create(
+        &store,
+        &cms,
+        "default",
+        owned_by("unresolvable", &unknown, false),
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(err(store.get(&cms, Some("default"), "orphan")).code, 404);
+    assert!(store.get(&cms, Some("default"), "unresolvable").is_ok());
 }
 
 // ---------------------------------------------------------------- namespaces
