@@ -169,8 +169,9 @@ pub struct CassandraClusterTemplate {
     #[schemars(length(max = MAX_DATACENTERS))]
     #[x_kube(
         validation = Rule::new("self.all(x, self.exists_one(y, y.metadata.name == x.metadata.name))")
-            .message(DUPLICATE_DATACENTER_MESSAGE)
-            .reason(Reason::FieldValueDuplicate),
+            // No `reason: FieldValueDuplicate`: the API server would then print only
+            // `Duplicate value: "array"` and drop this message.
+            .message(DUPLICATE_DATACENTER_MESSAGE),
         validation = Rule::new(
             "self.all(dc, oldSelf.all(old, old.metadata.name != dc.metadata.name || (has(old.k8sContext) ? old.k8sContext : '') == (has(dc.k8sContext) ? dc.k8sContext : '')))"
         ).message(K8S_CONTEXT_IMMUTABLE_MESSAGE)
