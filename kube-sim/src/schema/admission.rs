@@ -2,6 +2,9 @@
 //! strict rejection of unknown fields), null removal, OpenAPI validation, list-type
 //! uniqueness, then CEL rules.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
 use serde_json::Value;
 
 use super::node::{self, SchemaNode};
@@ -44,6 +47,24 @@ impl CrAdmission {
             kind: kind.to_string(),
             schema: parsed,
         })
+    }
+
+    /// [`CrAdmission::new`], shared: every cluster serving the same CRD version gets the same
+    /// instance (a large schema parses into megabytes), for as long as one of them holds it.
+    pub fn shared(group: &str, kind: &str, schema: &Value) -> Result<Arc<Self>, Vec<String>> {
+        static SHARED: LazyLock<Mutex<HashMap<String, Weak<CrAdmission>>>> =
+            LazyLock::new(Default::default);
+        let cache_key = format!("{group}\n{kind}\n{schema}");
+        let mut cache = SHARED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(existing) = cache.get(&cache_key).and_then(Weak::upgrade) {
+            return Ok(existing);
+        }
+        let admission = Arc::new(Self::new(group, kind, schema)?);
+        cache.retain(|_, held| held.strong_count() > 0);
+        cache.insert(cache_key, Arc::downgrade(&admission));
+        Ok(admission)
     }
 
     /// The fields of `obj` the schema does not know (`spec.foo`, `spec.list[0].bar`), sorted,

@@ -254,6 +254,21 @@ fn check_crd_reports_each_version() {
     );
 }
 
+#[test]
+fn identical_schemas_share_one_admission() {
+    let schema =
+        widget_schema(json!({"type": "object", "properties": {"size": {"type": "integer"}}}));
+    let first =
+        CrAdmission::shared("example.com", "Widget", &schema).unwrap_or_else(|e| panic!("{e:?}"));
+    let second =
+        CrAdmission::shared("example.com", "Widget", &schema).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(std::sync::Arc::ptr_eq(&first, &second));
+    let other =
+        CrAdmission::shared("example.com", "Gadget", &schema).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!std::sync::Arc::ptr_eq(&first, &other));
+    assert!(CrAdmission::shared("example.com", "Widget", &widget_schema(json!({}))).is_err());
+}
+
 // ---- pruning ----------------------------------------------------------------------------
 
 #[test]
