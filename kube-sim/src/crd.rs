@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -158,25 +158,58 @@ impl Admission for CrdAdmission {
     }
 }
 
+fn content_key(parts: &[&str]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut hasher);
+    hasher.finish()
+}
+
+type AdmissionCache = Mutex<HashMap<u64, Option<Arc<dyn Admission>>>>;
+
 /// Schema admission (pruning, defaults, validation) for one version of a custom resource.
+/// Compiling a schema (CEL rules included) is costly and every cluster gets the same CRDs, so
+/// compiled admissions are shared across clusters.
 fn custom_resource_admission(
     crd_name: &str,
     group: &str,
     kind: &str,
     schema: &Value,
 ) -> Option<Arc<dyn Admission>> {
-    match crate::schema::CrAdmission::new(group, kind, schema) {
-        Ok(admission) => Some(Arc::new(admission)),
-        Err(problems) => {
-            tracing::warn!(crd = crd_name, ?problems, "schema not usable for admission");
-            None
-        }
+    static CACHE: OnceLock<AdmissionCache> = OnceLock::new();
+    let key = content_key(&[group, kind, &schema.to_string()]);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(cached) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return cached;
     }
+    let admission: Option<Arc<dyn Admission>> =
+        match crate::schema::CrAdmission::new(group, kind, schema) {
+            Ok(admission) => Some(Arc::new(admission)),
+            Err(problems) => {
+                tracing::warn!(crd = crd_name, ?problems, "schema not usable for admission");
+                None
+            }
+        };
+    if let Ok(mut cache) = cache.lock() {
+        cache.insert(key, admission.clone());
+    }
+    admission
 }
 
-/// `<path>: <body>` problems of the CRD's schemas (structural rules, CEL compilation).
+/// `<path>: <body>` problems of the CRD's schemas (structural rules, CEL compilation), cached
+/// by the CRD's spec for the same reason as admissions.
 fn crd_schema_problems(crd: &Value) -> Vec<String> {
-    crate::schema::check_crd(crd).err().unwrap_or_default()
+    static CACHE: OnceLock<Mutex<HashMap<u64, Vec<String>>>> = OnceLock::new();
+    let key = content_key(&[&crd.get("spec").map(Value::to_string).unwrap_or_default()]);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(cached) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return cached;
+    }
+    let problems = crate::schema::check_crd(crd).err().unwrap_or_default();
+    if let Ok(mut cache) = cache.lock() {
+        cache.insert(key, problems.clone());
+    }
+    problems
 }
 
 fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
@@ -535,8 +568,23 @@ pub fn load_crd_dir(dir: &Path) -> anyhow::Result<Vec<Value>> {
     Ok(crds)
 }
 
-/// Creates a CRD, or replaces the stored one of the same name.
-pub async fn apply_crd(cluster: &Arc<Cluster>, mut crd: Value) -> anyhow::Result<()> {
+/// Creates or replaces each CRD, then serves them all.
+pub async fn apply_crds(cluster: &Arc<Cluster>, crds: &[Value]) -> anyhow::Result<()> {
+    for crd in crds {
+        store_crd(cluster, crd.clone())?;
+    }
+    reconcile(cluster).await;
+    Ok(())
+}
+
+/// Creates a CRD, or replaces the stored one of the same name, and serves it.
+pub async fn apply_crd(cluster: &Arc<Cluster>, crd: Value) -> anyhow::Result<()> {
+    store_crd(cluster, crd)?;
+    reconcile(cluster).await;
+    Ok(())
+}
+
+fn store_crd(cluster: &Arc<Cluster>, mut crd: Value) -> anyhow::Result<()> {
     let info = crd_info(cluster).context("the cluster serves no CRD resource")?;
     let name = str_at(&crd, "/metadata/name")
         .context("CRD without metadata.name")?
@@ -570,6 +618,5 @@ pub async fn apply_crd(cluster: &Arc<Cluster>, mut crd: Value) -> anyhow::Result
                 .map_err(|e| anyhow::anyhow!("creating CRD {name}: {e}"))?;
         }
     }
-    reconcile(cluster).await;
     Ok(())
 }

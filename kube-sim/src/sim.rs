@@ -81,27 +81,22 @@ impl SimBuilder {
         for dir in &self.crd_dirs {
             crds.extend(crate::crd::load_crd_dir(dir)?);
         }
-        let mut clusters = Vec::with_capacity(self.clusters);
-        let mut tasks = Vec::new();
+        let crds = Arc::new(crds);
+        let mut starting = Vec::with_capacity(self.clusters);
         for index in 0..self.clusters {
             let context = format!("{}{index}", self.context_prefix);
-            let store = Arc::new(Store::with_builtins(StoreConfig::default()));
-            tasks.push(store.spawn_controllers());
-            let mut catalog = Catalog::default();
-            for mut info in crate::store::builtin_resources() {
-                if info.group == crate::crd::CRD_GROUP && info.plural == crate::crd::CRD_PLURAL {
-                    info.admission = Some(Arc::new(crate::crd::CrdAdmission));
-                    store.register(info.clone());
-                }
-                catalog.add_builtin(builtin_served(info));
-            }
             let tls = ca.server_config(&context)?;
-            let cluster = Cluster::start_new(index, context, store, catalog, tls).await?;
-            for crd in &crds {
-                crate::crd::apply_crd(&cluster, crd.clone())
-                    .await
-                    .with_context(|| format!("applying CRDs to cluster {index}"))?;
-            }
+            let crds = Arc::clone(&crds);
+            // Clusters start in parallel: loading large CRDs is CPU-bound.
+            starting.push(tokio::spawn(async move {
+                start_cluster(index, context, tls, &crds).await
+            }));
+        }
+        let mut clusters = Vec::with_capacity(self.clusters);
+        let mut tasks = Vec::new();
+        for started in starting {
+            let (cluster, controllers) = started.await.context("cluster start task")??;
+            tasks.push(controllers);
             clusters.push(cluster);
         }
         if self.cass_operator {
@@ -121,6 +116,30 @@ impl SimBuilder {
             }),
         })
     }
+}
+
+/// One cluster: its store with the built-in kinds and controllers, its listener, its CRDs.
+async fn start_cluster(
+    index: usize,
+    context: String,
+    tls: Arc<rustls::ServerConfig>,
+    crds: &[serde_json::Value],
+) -> anyhow::Result<(Arc<Cluster>, tokio::task::JoinHandle<()>)> {
+    let store = Arc::new(Store::with_builtins(StoreConfig::default()));
+    let controllers = store.spawn_controllers();
+    let mut catalog = Catalog::default();
+    for mut info in crate::store::builtin_resources() {
+        if info.group == crate::crd::CRD_GROUP && info.plural == crate::crd::CRD_PLURAL {
+            info.admission = Some(Arc::new(crate::crd::CrdAdmission));
+            store.register(info.clone());
+        }
+        catalog.add_builtin(builtin_served(info));
+    }
+    let cluster = Cluster::start_new(index, context, store, catalog, tls).await?;
+    crate::crd::apply_crds(&cluster, crds)
+        .await
+        .with_context(|| format!("applying CRDs to cluster {index}"))?;
+    Ok((cluster, controllers))
 }
 
 struct SimInner {
