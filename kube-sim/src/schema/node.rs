@@ -114,6 +114,7 @@ pub(crate) struct CelRule {
     pub message: Option<String>,
     pub reason: Option<String>,
     pub field_path: Option<String>,
+    pub message_expression: Option<String>,
     pub optional_old_self: bool,
     pub program: Executable,
     pub message_program: Option<Executable>,
@@ -387,11 +388,12 @@ fn parse_node(
                 continue;
             };
             // Junctor branches carry no structure of their own to check fields against.
-            if place.structural
-                && let Some(problem) = undefined_field_problem(&rule, &node, place, &rule_path)
-            {
-                problems.push(problem);
-                continue;
+            if place.structural {
+                let found = rule_problems(&rule, &node, place, &rule_path);
+                if !found.is_empty() {
+                    problems.extend(found);
+                    continue;
+                }
             }
             compiled.push(rule);
         }
@@ -405,31 +407,103 @@ fn cel_go_snippets(report: &str) -> String {
     report.replace("\n| ", "\n | ")
 }
 
-/// The compilation failure cel-go's checker reports for fields the schema does not declare.
-fn undefined_field_problem(
+/// What the CRD validation finds in a compiled rule against its node: fields the schema does
+/// not declare (cel-go's checker), in the rule or its messageExpression, and a fieldPath
+/// that leads nowhere.
+fn rule_problems(
     rule: &CelRule,
     node: &SchemaNode,
     place: Place,
     rule_path: &str,
-) -> Option<FieldError> {
-    let expression = match &rule.program {
-        Executable::Compiled(program) => program.expression(),
-        Executable::WithOptionalSyntax(expression) => expression,
-    };
-    let undefined =
-        typecheck::undefined_fields(expression, node, place.resource, rule.optional_old_self);
-    if undefined.is_empty() {
-        return None;
+) -> Vec<FieldError> {
+    let mut problems = Vec::new();
+    let checked = [
+        (
+            Some(&rule.program),
+            Some(rule.rule.as_str()),
+            "rule",
+            "compilation failed",
+        ),
+        (
+            rule.message_program.as_ref(),
+            rule.message_expression.as_deref(),
+            "messageExpression",
+            "messageExpression compilation failed",
+        ),
+    ];
+    for (program, source, field, failure) in checked {
+        let (Some(program), Some(source)) = (program, source) else {
+            continue;
+        };
+        let expression = match program {
+            Executable::Compiled(program) => program.expression(),
+            Executable::WithOptionalSyntax(expression) => expression,
+        };
+        let undefined =
+            typecheck::undefined_fields(expression, node, place.resource, rule.optional_old_self);
+        if undefined.is_empty() {
+            continue;
+        }
+        let reports: Vec<String> = undefined
+            .iter()
+            .map(|name| typecheck::undefined_field_report(source, name))
+            .collect();
+        problems.push(FieldError::invalid(
+            &child(rule_path, field),
+            &go_quote(source),
+            &format!("{failure}: {}", reports.join("\n")),
+        ));
     }
-    let reports: Vec<String> = undefined
-        .iter()
-        .map(|field| typecheck::undefined_field_report(&rule.rule, field))
-        .collect();
-    Some(FieldError::invalid(
-        &child(rule_path, "rule"),
-        &go_quote(&rule.rule),
-        &format!("compilation failed: {}", reports.join("\n")),
-    ))
+    if let Some(field_path) = &rule.field_path
+        && !field_path_resolves(node, field_path)
+    {
+        problems.push(FieldError::invalid(
+            &child(rule_path, "fieldPath"),
+            &go_quote(field_path),
+            "fieldPath must be a valid path",
+        ));
+    }
+    problems
+}
+
+/// Whether a rule's `fieldPath` (`.a.b`, `.m['key']`, `['a.b']`) names a field of the node:
+/// each step a declared property, or any key of a map.
+fn field_path_resolves(node: &SchemaNode, field_path: &str) -> bool {
+    let mut current = node;
+    let mut rest = field_path;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let name;
+        if let Some(tail) = rest.strip_prefix("['") {
+            let Some(end) = tail.find("']") else {
+                return false;
+            };
+            name = &tail[..end];
+            rest = &tail[end + 2..];
+        } else if let Some(tail) = rest.strip_prefix('.') {
+            let end = tail.find(['.', '[']).unwrap_or(tail.len());
+            name = &tail[..end];
+            rest = &tail[end..];
+        } else {
+            return false;
+        }
+        if name.is_empty() {
+            return false;
+        }
+        current = if !current.properties.is_empty() {
+            match current.properties.get(name) {
+                Some(next) => next,
+                None => return false,
+            }
+        } else if let Some(values) = current.additional_schema() {
+            values
+        } else {
+            return false;
+        };
+    }
+    true
 }
 
 /// Go's regexp (RE2) gives `\d`, `\w`, `\s` and `\b` their ASCII meaning where Rust's regex
@@ -510,6 +584,7 @@ fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Opti
         message: text("message"),
         reason: reason.clone(),
         field_path: text("fieldPath"),
+        message_expression: message_text.clone(),
         optional_old_self: raw.get("optionalOldSelf").and_then(Value::as_bool) == Some(true),
         uses_old_self: program.uses_old_self(),
         program,
