@@ -539,13 +539,22 @@ fn is_date_time(s: &str) -> bool {
             .any(|f| chrono::NaiveDateTime::parse_from_str(s, f).is_ok())
 }
 
+/// strfmt's UUID: 32 hex digits, the four hyphens optional, any case.
 fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, len)| g.len() == len && g.chars().all(|c| c.is_ascii_hexdigit()))
+    let mut rest = s;
+    for (i, len) in [8, 4, 4, 4, 12].into_iter().enumerate() {
+        if i > 0 {
+            rest = rest.strip_prefix('-').unwrap_or(rest);
+        }
+        let Some(group) = rest.get(..len) else {
+            return false;
+        };
+        if !group.chars().all(|c| c.is_ascii_hexdigit()) {
+            return false;
+        }
+        rest = &rest[len..];
+    }
+    rest.is_empty()
 }
 
 fn is_cidr(s: &str) -> bool {

@@ -618,7 +618,13 @@ fn int_or_string_nullable_and_formats() {
         ),
         None,
     );
-    admitted(&admission, &mut widget(json!({"port": 8080})), None);
+    admitted(
+        &admission,
+        &mut widget(json!({"port": 8080, "id": "0E4F7A3416A04A8EA1C29F1E0E7A1B2C"})),
+        None,
+    );
+    let (_, causes) = rejected(&admission, widget(json!({"id": "0e4f7a34-16a0"})), None);
+    assert_eq!(causes[0].0, "spec.id");
     let (_, causes) = rejected(
         &admission,
         widget(json!({"port": true, "when": "yesterday"})),
