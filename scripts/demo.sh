@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# The local demo: three simulated Kubernetes clusters (kube-sim) on this machine, no Docker.
+#
+#   make demo                 build, run the story, shut everything down
+#   DEMO_KEEP=1 make demo     keep the clusters running until Ctrl-C
+#
+# Environment:
+#   FEDERATOR_BIN, KUBE_SIM_BIN   use these binaries instead of building them (the test does)
+#   DEMO_DIR                      working directory for kubeconfig and logs (default: a temp dir)
+#   KUBECTL                       kubectl to use (default: kubectl)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+kubectl_cmd=${KUBECTL:-kubectl}
+demo_dir=${DEMO_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/federator-demo.XXXXXX")}
+mkdir -p "$demo_dir"
+kubeconfig="$demo_dir/kubeconfig"
+sim_log="$demo_dir/kube-sim.log"
+operator_log="$demo_dir/federator.log"
+pids=()
+
+bold='' red='' plain=''
+if [ -t 1 ]; then
+  bold=$'\033[1m' red=$'\033[31m' plain=$'\033[0m'
+fi
+say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
+fail() {
+  printf '\n%sdemo failed: %s%s\n' "$red" "$*" "$plain" >&2
+  printf 'logs: %s %s\n' "$sim_log" "$operator_log" >&2
+  exit 1
+}
+
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -z "${DEMO_DIR:-}" ] && [ "$status" -eq 0 ]; then
+    rm -rf "$demo_dir"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v "$kubectl_cmd" >/dev/null 2>&1 || fail "kubectl is needed (https://kubernetes.io/docs/tasks/tools/)"
+
+if [ -z "${FEDERATOR_BIN:-}" ] || [ -z "${KUBE_SIM_BIN:-}" ]; then
+  say "Building federator and kube-sim"
+  (cd "$repo" && cargo build --locked --quiet -p federator -p kube-sim) || fail "cargo build failed"
+  FEDERATOR_BIN=${FEDERATOR_BIN:-$repo/target/debug/federator}
+  KUBE_SIM_BIN=${KUBE_SIM_BIN:-$repo/target/debug/kube-sim}
+fi
+[ -x "$FEDERATOR_BIN" ] || fail "no federator binary at $FEDERATOR_BIN"
+[ -x "$KUBE_SIM_BIN" ] || fail "no kube-sim binary at $KUBE_SIM_BIN"
+
+k() { "$kubectl_cmd" --kubeconfig "$kubeconfig" --cache-dir "$demo_dir/kubectl-cache" "$@"; }
+
+say "Starting three clusters: region-0 (the hub), region-1 and region-2"
+"$KUBE_SIM_BIN" --clusters 3 --context-prefix region- --kubeconfig "$kubeconfig" \
+  --crds "$repo/crds" --cass-operator --dc-ready-after 2 >"$sim_log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 150); do
+  grep -q '^kube-sim ready' "$sim_log" 2>/dev/null && break
+  kill -0 "${pids[0]}" 2>/dev/null || fail "kube-sim exited: $(tail -n 5 "$sim_log")"
+  sleep 0.2
+done
+grep -q '^kube-sim ready' "$sim_log" || fail "kube-sim did not get ready within 30 s"
+k config get-contexts
+
+say "Federator's CRDs are installed in the hub"
+k --context region-0 get crd -o custom-columns=NAME:.metadata.name,ESTABLISHED:'.status.conditions[?(@.type=="Established")].status'
+
+say "Starting the control plane (federator run --mode control-plane) against the hub"
+"$FEDERATOR_BIN" run --mode control-plane --kubeconfig "$kubeconfig" --context region-0 \
+  --namespace default --http-addr 127.0.0.1:0 >"$operator_log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 100); do
+  grep -q 'home cluster reachable' "$operator_log" 2>/dev/null && break
+  kill -0 "${pids[1]}" 2>/dev/null || fail "federator exited: $(tail -n 5 "$operator_log")"
+  sleep 0.2
+done
+grep -q 'home cluster reachable' "$operator_log" || fail "federator did not reach the hub within 20 s"
+grep 'home cluster reachable' "$operator_log"
+
+say "Applying examples/multi-region.yaml: one datacenter in each region"
+k --context region-0 apply -f "$repo/examples/multi-region.yaml"
+k --context region-0 get k8c -n default
+
+say "Bad input is refused by the API server with the field path (CEL and OpenAPI rules in the CRD)"
+bad_manifest="$demo_dir/bad.yaml"
+cat >"$bad_manifest" <<'EOF'
+apiVersion: k8ssandra.io/v1alpha1
+kind: K8ssandraCluster
+metadata:
+  name: broken
+  namespace: default
+spec:
+  cassandra:
+    serverVersion: "4.1"
+    datacenters:
+      - metadata: {name: dc1}
+        size: 0
+      - metadata: {name: dc1}
+        size: 3
+EOF
+if k --context region-0 apply -f "$bad_manifest" 2>"$demo_dir/bad.err"; then
+  fail "the invalid K8ssandraCluster was accepted"
+fi
+cat "$demo_dir/bad.err"
+grep -q 'spec.cassandra.datacenters\[0\].size' "$demo_dir/bad.err" || fail "the rejection does not name the field"
+
+say "Moving a datacenter to another region is refused while it stays in the spec"
+if k --context region-0 patch k8c demo -n default --type json \
+  -p '[{"op":"replace","path":"/spec/cassandra/datacenters/1/k8sContext","value":"region-2"}]' 2>"$demo_dir/move.err"; then
+  fail "the k8sContext change was accepted"
+fi
+cat "$demo_dir/move.err"
+
+say "Demo complete"
+if [ -n "${DEMO_KEEP:-}" ]; then
+  cat <<EOF
+The clusters keep running until Ctrl-C. Point kubectl at them with:
+  export KUBECONFIG=$kubeconfig
+  kubectl config get-contexts
+  kubectl --context region-0 get k8c -A
+EOF
+  wait "${pids[0]}"
+fi
