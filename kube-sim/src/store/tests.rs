@@ -2216,3 +2216,30 @@ fn memory_of_ten_thousand_objects() {
         sample.to_string().len()
     );
 }
+
+#[tokio::test]
+async fn service_account_token_secrets_get_a_token() {
+    let store = Arc::new(store());
+    let _controllers = store.spawn_controllers();
+    let secrets = builtin(&store, "", "secrets");
+    create(
+        &store,
+        &secrets,
+        "default",
+        json!({"metadata": {"name": "sa-token", "annotations": {"kubernetes.io/service-account.name": "default"}},
+               "type": "kubernetes.io/service-account-token"}),
+    );
+    let mut filled = Value::Null;
+    for _ in 0..40 {
+        filled = store
+            .get(&secrets, Some("default"), "sa-token")
+            .unwrap_or_default();
+        if filled["data"]["token"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(filled["data"]["token"].is_string(), "{filled}");
+    assert!(filled["data"]["ca.crt"].is_string());
+    assert_eq!(filled["data"]["namespace"], "ZGVmYXVsdA==");
+}
