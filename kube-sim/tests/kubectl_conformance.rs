@@ -327,6 +327,61 @@ async fn conformance(minor: u32) {
     let out = kubectl.ok(&["delete", "widget", "w2"]).await;
     assert!(out.contains("deleted"), "{out}");
 
+    // typed create commands (kubectl 1.33 sends these as protobuf), and namespace deletion
+    let out = kubectl.ok(&["create", "namespace", "scratch"]).await;
+    assert!(out.contains("namespace/scratch created"), "{out}");
+    kubectl
+        .ok(&[
+            "create",
+            "configmap",
+            "cm1",
+            "-n",
+            "scratch",
+            "--from-literal=k=v",
+        ])
+        .await;
+    kubectl
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "-n",
+            "scratch",
+            "--from-literal=p=q",
+        ])
+        .await;
+    let out = kubectl
+        .ok(&[
+            "get",
+            "configmap",
+            "cm1",
+            "-n",
+            "scratch",
+            "-o",
+            "jsonpath={.data.k}",
+        ])
+        .await;
+    assert_eq!(out, "v");
+    let out = kubectl
+        .ok(&[
+            "get",
+            "secret",
+            "s1",
+            "-n",
+            "scratch",
+            "-o",
+            "jsonpath={.data.p} {.type}",
+        ])
+        .await;
+    assert_eq!(out, "cQ== Opaque");
+    let out = kubectl
+        .ok(&["delete", "namespace", "scratch", "--timeout=20s"])
+        .await;
+    assert!(out.contains("namespace \"scratch\" deleted"), "{out}");
+    let err = kubectl.fails(&["get", "namespace", "scratch"], None).await;
+    assert!(err.contains("namespaces \"scratch\" not found"), "{err}");
+
     // authentication failure
     let err = kubectl
         .fails(&["--token", "not-the-token", "get", "configmaps"], None)

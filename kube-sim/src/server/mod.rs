@@ -2,6 +2,7 @@
 //! dispatch of discovery, OpenAPI and resource requests.
 
 pub mod media;
+mod protobuf;
 pub mod query;
 mod resources;
 mod watch;

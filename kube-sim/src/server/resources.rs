@@ -214,6 +214,21 @@ fn list_options(query: &Query) -> Result<ListOptions, ApiError> {
 
 /// Decodes a request body: JSON, or YAML for `application/yaml` and apply patches.
 pub fn decode_body(request: &ApiRequest) -> Result<Value, ApiError> {
+    let essence = request
+        .content_type
+        .as_deref()
+        .map(|ct| parse_media(ct).essence)
+        .unwrap_or_default();
+    if essence == "application/vnd.kubernetes.protobuf" {
+        return super::protobuf::decode(&request.body);
+    }
+    if essence == "application/cbor" {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+        ));
+    }
     if request.body.is_empty() {
         return Err(ApiError::bad_request("the body of the request was empty"));
     }
