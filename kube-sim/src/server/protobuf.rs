@@ -171,10 +171,8 @@ fn text(bytes: &[u8]) -> Option<Value> {
 
 fn map_entry(bytes: &[u8], binary_value: bool) -> Option<(String, Value)> {
     let mut reader = Reader { bytes, position: 0 };
-    let (mut key, mut value) = (
-        String::new(),
-        if binary_value { json!("") } else { json!("") },
-    );
+    // an entry without a value field holds the empty value
+    let (mut key, mut value) = (String::new(), json!(""));
     while !reader.done() {
         match reader.next_field()? {
             (1, Value64OrBytes::Bytes(b)) => key = std::str::from_utf8(b).ok()?.to_string(),
