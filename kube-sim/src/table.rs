@@ -169,6 +169,21 @@ fn count_entries(obj: &Value, pointers: &[&str]) -> i64 {
         .sum()
 }
 
+fn list_at(obj: &Value, pointer: &str) -> Vec<Value> {
+    obj.pointer(pointer)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn or_unset(text: String) -> Value {
+    if text.is_empty() {
+        json!("<unset>")
+    } else {
+        json!(text)
+    }
+}
+
 fn or_none(text: String) -> Value {
     if text.is_empty() {
         json!("<none>")
@@ -279,6 +294,27 @@ fn builtin_columns(resource: &ServedResource) -> Vec<Value> {
         )],
         ("coordination.k8s.io", "leases") => {
             vec![column("Holder", "string", "", "The holder of the lease", 0)]
+        }
+        ("discovery.k8s.io", "endpointslices") => vec![
+            column(
+                "AddressType",
+                "string",
+                "",
+                "The type of addresses in this slice",
+                0,
+            ),
+            column("Ports", "string", "", "The ports of the endpoints", 0),
+            column(
+                "Endpoints",
+                "string",
+                "",
+                "The addresses of the endpoints",
+                0,
+            ),
+        ],
+        ("", "endpoints") => vec![column("Endpoints", "string", "", "The endpoints", 0)],
+        ("", "serviceaccounts") => {
+            vec![column("Secrets", "string", "", "The number of secrets", 0)]
         }
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             defs.push(column("Created At", "date", "", CREATION_DESCRIPTION, 0));
@@ -414,6 +450,39 @@ fn builtin_cells(resource: &ServedResource, obj: &Value) -> Vec<Value> {
         ("coordination.k8s.io", "leases") => {
             cells.push(or_none(str_at(obj, "/spec/holderIdentity").to_string()))
         }
+        ("discovery.k8s.io", "endpointslices") => {
+            cells.push(json!(str_at(obj, "/addressType")));
+            let ports: Vec<String> = list_at(obj, "/ports")
+                .iter()
+                .filter_map(|p| p.get("port").map(jsonpath::render))
+                .collect();
+            cells.push(or_unset(ports.join(",")));
+            let addresses: Vec<String> = list_at(obj, "/endpoints")
+                .iter()
+                .flat_map(|e| list_at(e, "/addresses"))
+                .map(|a| jsonpath::render(&a))
+                .collect();
+            cells.push(or_unset(addresses.join(",")));
+        }
+        ("", "endpoints") => {
+            let mut addresses = Vec::new();
+            for subset in list_at(obj, "/subsets") {
+                let ports: Vec<String> = list_at(&subset, "/ports")
+                    .iter()
+                    .filter_map(|p| p.get("port").map(jsonpath::render))
+                    .collect();
+                for address in list_at(&subset, "/addresses") {
+                    let ip = address.get("ip").map(jsonpath::render).unwrap_or_default();
+                    if ports.is_empty() {
+                        addresses.push(ip);
+                    } else {
+                        addresses.extend(ports.iter().map(|p| format!("{ip}:{p}")));
+                    }
+                }
+            }
+            cells.push(or_none(addresses.join(",")));
+        }
+        ("", "serviceaccounts") => cells.push(json!(list_at(obj, "/secrets").len())),
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
             cells.push(json!(str_at(obj, "/metadata/creationTimestamp")));
             return cells;

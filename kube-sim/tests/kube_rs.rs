@@ -411,3 +411,60 @@ async fn admin_api_controls_clusters() {
     server.abort();
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_legacy_and_aggregated_see_builtins_and_crds() {
+    let sim = SimBuilder::new()
+        .clusters(1)
+        .start()
+        .await
+        .expect("starting kube-sim");
+    let client = sim.client(0).await.expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.create(&PostParams::default(), &Gadget::crd())
+        .await
+        .expect("creating the CRD");
+
+    for aggregated in [false, true] {
+        let discovery = kube::Discovery::new(client.clone());
+        let discovery = if aggregated {
+            discovery.run_aggregated().await
+        } else {
+            discovery.run().await
+        }
+        .expect("discovery");
+        let find = |group: &str, plural: &str| {
+            discovery.groups().any(|g| {
+                g.name() == group
+                    && g.recommended_resources()
+                        .iter()
+                        .any(|(r, _)| r.plural == plural)
+            })
+        };
+        assert!(find("apps", "deployments"), "aggregated={aggregated}");
+        assert!(find("", "configmaps"), "aggregated={aggregated}");
+        assert!(find("example.com", "gadgets"), "aggregated={aggregated}");
+        let (_, capabilities) = discovery
+            .groups()
+            .find(|g| g.name() == "example.com")
+            .and_then(|g| {
+                g.recommended_resources()
+                    .into_iter()
+                    .find(|(r, _)| r.plural == "gadgets")
+            })
+            .expect("gadgets");
+        assert!(
+            capabilities
+                .subresources
+                .iter()
+                .any(|(r, _)| r.plural == "gadgets/status" || r.plural == "status"),
+            "{:?}",
+            capabilities
+                .subresources
+                .iter()
+                .map(|(r, _)| r.plural.clone())
+                .collect::<Vec<_>>()
+        );
+    }
+    sim.shutdown().await;
+}
