@@ -54,7 +54,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            event_window: 10_000,
+            event_window: 4_096,
             event_window_bytes: 2 << 20,
             bookmark_interval: Duration::from_secs(5),
             watch_buffer: 65_536,
