@@ -358,6 +358,7 @@ fn list(
         ));
     }
     let options = list_options(&request.query)?;
+    validate_list_options(&options)?;
     let list = cluster.store.list(&resource.info, namespace, &options)?;
     let body = match shape {
         ResponseShape::Object => list,
@@ -373,6 +374,51 @@ fn list(
         }
     };
     Ok(json_response(200, &body))
+}
+
+/// The resourceVersionMatch rules of ListOptions validation.
+fn validate_list_options(options: &ListOptions) -> Result<(), ApiError> {
+    let Some(match_rule) = options.resource_version_match.as_deref() else {
+        return Ok(());
+    };
+    let rv = options.resource_version.as_deref().unwrap_or("");
+    let (reason, message) = if rv.is_empty() {
+        (
+            "FieldValueForbidden",
+            "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+                .to_string(),
+        )
+    } else if options.continue_token.is_some() {
+        (
+            "FieldValueForbidden",
+            "Forbidden: resourceVersionMatch is forbidden when continue is provided".to_string(),
+        )
+    } else if match_rule == "Exact" && rv == "0" {
+        (
+            "FieldValueForbidden",
+            "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
+                .to_string(),
+        )
+    } else if matches!(match_rule, "Exact" | "NotOlderThan") {
+        return Ok(());
+    } else {
+        (
+            "FieldValueNotSupported",
+            format!(
+                "Unsupported value: {match_rule:?}: supported values: \"Exact\", \"NotOlderThan\""
+            ),
+        )
+    };
+    Err(ApiError::invalid(
+        "meta.k8s.io",
+        "ListOptions",
+        "",
+        vec![Cause {
+            reason: reason.into(),
+            message,
+            field: "resourceVersionMatch".into(),
+        }],
+    ))
 }
 
 fn render_object(

@@ -89,9 +89,15 @@ pub fn watch(
                 },
             };
             let is_error = event.event_type == "ERROR";
-            let line = render_event(&resource, event, shape, include, &mut first_table);
-            let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-            bytes.push(b'\n');
+            let event_type = event.event_type;
+            let object = render_event(&resource, event, shape, include, &mut first_table);
+            // `type` before `object`, as kube-apiserver writes events; one event per line.
+            let line = format!(
+                "{{\"type\":{},\"object\":{}}}\n",
+                Value::from(event_type),
+                object
+            );
+            let bytes = line.into_bytes();
             if sender.send(Bytes::from(bytes)).await.is_err() || is_error {
                 break;
             }
@@ -104,6 +110,7 @@ pub fn watch(
     Ok(response)
 }
 
+/// The event's object as the client asked for it: raw, metadata only, or a one-row Table.
 fn render_event(
     resource: &ServedResource,
     event: WatchEvent,
@@ -111,7 +118,7 @@ fn render_event(
     include: IncludeObject,
     first_table: &mut bool,
 ) -> Value {
-    let object = match (event.event_type, shape) {
+    match (event.event_type, shape) {
         ("BOOKMARK" | "ERROR", _) | (_, ResponseShape::Object) => event.object,
         (_, ResponseShape::PartialObjectMetadata) => table::partial_object_metadata(&event.object),
         (_, ResponseShape::Table) => {
@@ -129,6 +136,5 @@ fn render_event(
                 with_columns,
             )
         }
-    };
-    json!({"type": event.event_type, "object": object})
+    }
 }
