@@ -3,7 +3,9 @@
 
 pub mod api;
 pub mod cli;
+pub mod clusters;
 pub mod crdgen;
 pub mod home;
+pub mod operator;
 pub mod settings;
 pub mod telemetry;

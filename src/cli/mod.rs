@@ -6,9 +6,11 @@ use clap::{Args, Parser, Subcommand};
 use tracing::{error, info};
 
 use crate::{
+    clusters::create::{CreateOptions, create as create_client_config},
     crdgen,
     home::HomeCluster,
-    settings::{Overrides, Settings},
+    operator::{self, Operator},
+    settings::{DEFAULT_OPERATOR_NAMESPACE, Overrides, Settings},
     telemetry,
 };
 
@@ -135,9 +137,7 @@ pub async fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args).await,
         Command::Crd(args) => crd(args),
-        Command::Clientconfig(ClientConfigCommand::Create(_)) => {
-            not_implemented("clientconfig create")
-        }
+        Command::Clientconfig(ClientConfigCommand::Create(args)) => clientconfig_create(args).await,
         Command::Status(_) => not_implemented("status"),
     }
 }
@@ -160,6 +160,51 @@ fn crd(args: CrdArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("federator crd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Registers a region with the hub (see `clusters::create`).
+async fn clientconfig_create(args: ClientConfigCreateArgs) -> ExitCode {
+    let namespace = args
+        .namespace
+        .clone()
+        .or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|ns| !ns.is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_OPERATOR_NAMESPACE.to_string());
+    let options = CreateOptions {
+        src_kubeconfig: args.src_kubeconfig,
+        src_context: args.src_context,
+        hub: HomeCluster {
+            kubeconfig: args.hub.kubeconfig,
+            context: args.hub.context,
+        },
+        namespace,
+        name: args.name,
+        service_account: args.service_account,
+        server: args.server,
+    };
+    match create_client_config(&options).await {
+        Ok(created) => {
+            for warning in &created.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "clientconfig {}/{} configured: context {}, server {}, kubeconfig in Secret {}",
+                created.namespace,
+                created.name,
+                created.context,
+                created.server,
+                created.secret_name
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("federator clientconfig create: {e}");
             ExitCode::FAILURE
         }
     }
@@ -202,11 +247,7 @@ async fn run(args: RunArgs) -> ExitCode {
         env!("CARGO_PKG_VERSION")
     );
 
-    let home = HomeCluster {
-        kubeconfig: settings.kubeconfig.clone(),
-        context: settings.context.clone(),
-    };
-    let client = match home.client().await {
+    let client = match operator::hub_client(&settings).await {
         Ok(c) => c,
         Err(e) => {
             error!(error = %e, "cannot reach the home cluster");
@@ -228,8 +269,10 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     }
 
-    shutdown_signal().await;
-    info!("shutting down");
+    let shutdown = operator::shutdown_on(shutdown_signal());
+    let running = Operator::start(&settings, client, shutdown.clone());
+    running.run_until(shutdown).await;
+    info!("shut down");
     ExitCode::SUCCESS
 }
 

@@ -1,0 +1,423 @@
+//! The ClientConfig controller: keeps the [`Registry`] in step with the ClientConfigs of the
+//! operator namespace and their kubeconfig Secrets, and writes each ClientConfig's status.
+//!
+//! Deletion is handled by absence, not with a finalizer: the registry lives in memory only and is
+//! rebuilt from what exists at every start, so there is nothing outside the process to clean up,
+//! and a finalizer would only leave ClientConfigs stuck when the operator is uninstalled. A
+//! deleted ClientConfig is removed from the registry when its delete event arrives (kube-runtime
+//! reports it as "object not found"), and a periodic sweep catches deletions missed while a
+//! watch was down.
+
+use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::{Action, Error as ControllerError};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use super::kubeconfig::{KubeconfigPolicy, Refusal, RefusalReason, RegionKubeconfig};
+use super::registry::{ChangeKind, RegionChange, Registry};
+use super::status::{Observation, desired_status, next_time_based_change};
+use crate::api::client_config::{ClientConfig, ClientConfigStatus, KUBECONFIG_SECRET_KEY};
+
+/// Field manager of every status write of this controller.
+pub const FIELD_MANAGER: &str = "federator-clientconfig";
+
+/// How often the registry is compared with the ClientConfigs that exist, to drop regions whose
+/// delete event was missed.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
+/// Retry delay after a failed reconcile (hub unreachable, status write refused...).
+const RETRY_DELAY: Duration = Duration::from_secs(5);
+/// Longest wait before a time-based status change is looked at (credential expiry).
+const MAX_TIME_BASED_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// Errors of one reconcile; none carries Secret data.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("reading Secret {namespace}/{name} from the hub: {source}")]
+    ReadSecret {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("writing the status of ClientConfig {namespace}/{name}: {source}")]
+    WriteStatus {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("{what} took longer than {}s", .timeout.as_secs_f64())]
+    Timeout { what: String, timeout: Duration },
+}
+
+/// Everything a reconcile needs.
+pub struct ControllerContext {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub registry: Registry,
+    pub policy: KubeconfigPolicy,
+    /// Bound on every hub request the controller makes.
+    pub request_timeout: Duration,
+    store: Store<ClientConfig>,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    client: kube::Client,
+    namespace: String,
+    registry: Registry,
+    policy: KubeconfigPolicy,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let request_timeout = registry.settings().request_timeout;
+    let client_configs: Api<ClientConfig> = Api::namespaced(client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let controller = Controller::new(client_configs, watcher::Config::default());
+    let store = controller.store();
+
+    let by_secret = store.clone();
+    let by_change = store.clone();
+    let region_triggers = registry
+        .changes()
+        .flat_map(move |change| stream::iter(objects_to_requeue(&by_change, &change)));
+
+    let context = Arc::new(ControllerContext {
+        client,
+        namespace: namespace.clone(),
+        registry: registry.clone(),
+        policy,
+        request_timeout,
+        store: store.clone(),
+    });
+    let sweeper = tokio::spawn(sweep_deleted(store.clone(), registry.clone()));
+
+    info!(namespace = %namespace, "ClientConfig controller started");
+    controller
+        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
+            client_configs_using_secret(&by_secret, &secret)
+        })
+        .reconcile_on(region_triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| {
+            match result {
+                Ok((object, _)) => debug!(client_config = %object.name, "reconciled"),
+                Err(ControllerError::ObjectNotFound(object)) => {
+                    // The delete event of a ClientConfig (see the module comment).
+                    registry.release(&object.name, None);
+                }
+                Err(ControllerError::ReconcilerFailed(error, object)) => {
+                    warn!(client_config = %object.name, error = %error, "reconcile failed; retrying");
+                }
+                Err(error) => warn!(error = %error, "ClientConfig controller"),
+            }
+            futures::future::ready(())
+        })
+        .await;
+    sweeper.abort();
+    info!("ClientConfig controller stopped");
+}
+
+/// The ClientConfigs whose Secret this is.
+fn client_configs_using_secret(
+    store: &Store<ClientConfig>,
+    secret: &Secret,
+) -> Vec<ObjectRef<ClientConfig>> {
+    let name = secret.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|cc| cc.spec.kube_config_secret.name == name)
+        .map(|cc| ObjectRef::from_obj(cc.as_ref()))
+        .collect()
+}
+
+/// The ClientConfigs to look at again after a registry change: health changes go to the
+/// status; a context released or taken over may resolve or create a conflict.
+fn objects_to_requeue(
+    store: &Store<ClientConfig>,
+    change: &RegionChange,
+) -> Vec<ObjectRef<ClientConfig>> {
+    let all = store.state();
+    match change {
+        RegionChange::Resync => all
+            .iter()
+            .map(|cc| ObjectRef::from_obj(cc.as_ref()))
+            .collect(),
+        RegionChange::Context { context, kind } => match kind {
+            ChangeKind::Reachable
+            | ChangeKind::Unreachable
+            | ChangeKind::Removed
+            | ChangeKind::Claimed => all
+                .iter()
+                .filter(|cc| cc.context_name() == *context)
+                .map(|cc| ObjectRef::from_obj(cc.as_ref()))
+                .collect(),
+            // Made by this controller's own reconciles, which write the status themselves.
+            ChangeKind::Added | ChangeKind::Replaced | ChangeKind::Misconfigured => Vec::new(),
+        },
+    }
+}
+
+/// Drops regions whose ClientConfig no longer exists (a delete missed while a watch was down).
+async fn sweep_deleted(store: Store<ClientConfig>, registry: Registry) {
+    if store.wait_until_ready().await.is_err() {
+        return;
+    }
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let existing: std::collections::HashSet<String> =
+            store.state().iter().map(|cc| cc.name_any()).collect();
+        for summary in registry.summaries() {
+            if !existing.contains(&summary.source) {
+                registry.release(&summary.source, None);
+            }
+        }
+    }
+}
+
+fn error_policy(_: Arc<ClientConfig>, _: &ReconcileError, _: Arc<ControllerContext>) -> Action {
+    Action::requeue(RETRY_DELAY)
+}
+
+async fn reconcile(
+    client_config: Arc<ClientConfig>,
+    ctx: Arc<ControllerContext>,
+) -> Result<Action, ReconcileError> {
+    let name = client_config.name_any();
+    let context = client_config.context_name();
+    if client_config.meta().deletion_timestamp.is_some() {
+        ctx.registry.release(&name, None);
+        return Ok(Action::await_change());
+    }
+    // A contextName that was edited leaves the old context.
+    ctx.registry.release(&name, Some(&context));
+
+    let observation = match older_claimant(&ctx.store, &client_config, &context) {
+        Some(holder) => {
+            ctx.registry.release(&name, None);
+            Observation::Conflict {
+                context: context.clone(),
+                holder,
+            }
+        }
+        None => observe(&client_config, &ctx, &name, &context).await?,
+    };
+
+    let status = desired_status(
+        client_config.status.as_ref(),
+        client_config.meta().generation,
+        &observation,
+        Timestamp::now(),
+    );
+    if client_config.status.as_ref() != Some(&status) {
+        write_status(&ctx, &name, &status).await?;
+        info!(
+            client_config = %name,
+            context = %context,
+            ready = ready_reason(&status),
+            "status updated"
+        );
+    }
+
+    let expiry = match &observation {
+        Observation::Connected {
+            credential_expiry, ..
+        } => *credential_expiry,
+        _ => None,
+    };
+    Ok(match next_time_based_change(expiry, Timestamp::now()) {
+        Some(wait) => Action::requeue(wait.min(MAX_TIME_BASED_WAIT) + Duration::from_secs(1)),
+        None => Action::await_change(),
+    })
+}
+
+fn ready_reason(status: &ClientConfigStatus) -> &str {
+    status
+        .conditions
+        .as_deref()
+        .and_then(|c| crate::api::shared::find_condition(c, super::status::READY))
+        .map(|c| c.reason.as_str())
+        .unwrap_or("")
+}
+
+/// The oldest other ClientConfig claiming `context`, if it is older than this one (by
+/// creationTimestamp, then name).
+fn older_claimant(
+    store: &Store<ClientConfig>,
+    this: &ClientConfig,
+    context: &str,
+) -> Option<String> {
+    let key = |cc: &ClientConfig| {
+        (
+            cc.meta().creation_timestamp.as_ref().map(|t| t.0),
+            cc.name_any(),
+        )
+    };
+    let this_key = key(this);
+    store
+        .state()
+        .iter()
+        .filter(|cc| cc.meta().deletion_timestamp.is_none())
+        .filter(|cc| cc.context_name() == context)
+        .map(|cc| key(cc.as_ref()))
+        .filter(|k| *k < this_key)
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Reads the Secret, and (re)builds the region when the kubeconfig changed.
+async fn observe(
+    client_config: &ClientConfig,
+    ctx: &ControllerContext,
+    name: &str,
+    context: &str,
+) -> Result<Observation, ReconcileError> {
+    let secret_name = client_config.spec.kube_config_secret.name.clone();
+    let kubeconfig = read_kubeconfig(ctx, &secret_name).await?;
+    let fingerprint = fingerprint(&kubeconfig, context, &ctx.policy);
+
+    let unchanged = ctx
+        .registry
+        .slot_of(context)
+        .is_some_and(|(source, fp)| source == name && fp == fingerprint);
+    if !unchanged {
+        let checked =
+            kubeconfig.and_then(|bytes| RegionKubeconfig::parse(&bytes, context, &ctx.policy));
+        let installed = match checked {
+            Ok(region_kubeconfig) => {
+                ctx.registry
+                    .install(name, fingerprint, &region_kubeconfig)
+                    .await
+            }
+            Err(refusal) => Err(refusal),
+        };
+        if let Err(refusal) = installed {
+            info!(client_config = name, context, reason = %refusal.reason, message = %refusal.message, "kubeconfig refused");
+            ctx.registry
+                .mark_misconfigured(name, context, fingerprint, refusal);
+        }
+    }
+    Ok(match ctx.registry.region_any_health(context) {
+        Some(region) => Observation::Connected {
+            server: region.server().to_string(),
+            credential_expiry: region.credential_expiry(),
+            health: region.health(),
+        },
+        None => Observation::Refused(ctx.registry.refusal_of(context).unwrap_or_else(|| {
+            Refusal::new(
+                RefusalReason::KubeconfigInvalid,
+                "the kubeconfig could not be used",
+            )
+        })),
+    })
+}
+
+/// The Secret's `kubeconfig` value, or why there is none.
+async fn read_kubeconfig(
+    ctx: &ControllerContext,
+    secret_name: &str,
+) -> Result<Result<Vec<u8>, Refusal>, ReconcileError> {
+    let namespace = &ctx.namespace;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let secret = tokio::time::timeout(ctx.request_timeout, secrets.get_opt(secret_name))
+        .await
+        .map_err(|_| ReconcileError::Timeout {
+            what: format!("reading Secret {namespace}/{secret_name}"),
+            timeout: ctx.request_timeout,
+        })?
+        .map_err(|source| ReconcileError::ReadSecret {
+            namespace: namespace.clone(),
+            name: secret_name.to_string(),
+            source,
+        })?;
+    let Some(secret) = secret else {
+        return Ok(Err(Refusal::new(
+            RefusalReason::SecretNotFound,
+            format!(
+                "Secret {namespace}/{secret_name} (spec.kubeConfigSecret) does not exist; create it with the region's kubeconfig under the key {KUBECONFIG_SECRET_KEY:?} (federator clientconfig create does)"
+            ),
+        )));
+    };
+    let data = secret.data.unwrap_or_default();
+    match data.get(KUBECONFIG_SECRET_KEY) {
+        Some(bytes) => Ok(Ok(bytes.0.clone())),
+        None => {
+            // Key names are not secret, and they help spot a typo.
+            let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+            let has = if keys.is_empty() {
+                "it has no data".to_string()
+            } else {
+                format!("it has {}", keys.join(", "))
+            };
+            Ok(Err(Refusal::new(
+                RefusalReason::KubeconfigKeyMissing,
+                format!(
+                    "Secret {namespace}/{secret_name} has no key {KUBECONFIG_SECRET_KEY:?} ({has}); put the kubeconfig under that key"
+                ),
+            )))
+        }
+    }
+}
+
+/// Identifies what a region was built from, without keeping the credentials around.
+fn fingerprint(
+    kubeconfig: &Result<Vec<u8>, Refusal>,
+    context: &str,
+    policy: &KubeconfigPolicy,
+) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    context.hash(&mut hasher);
+    policy.allow_exec_credentials.hash(&mut hasher);
+    policy.allow_insecure_skip_tls_verify.hash(&mut hasher);
+    match kubeconfig {
+        Ok(bytes) => bytes.hash(&mut hasher),
+        Err(refusal) => {
+            refusal.reason.hash(&mut hasher);
+            refusal.message.hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
+async fn write_status(
+    ctx: &ControllerContext,
+    name: &str,
+    status: &ClientConfigStatus,
+) -> Result<(), ReconcileError> {
+    let api: Api<ClientConfig> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let patch = serde_json::json!({
+        "apiVersion": ClientConfig::api_version(&()),
+        "kind": ClientConfig::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    tokio::time::timeout(
+        ctx.request_timeout,
+        api.patch_status(name, &params, &Patch::Apply(&patch)),
+    )
+    .await
+    .map_err(|_| ReconcileError::Timeout {
+        what: format!(
+            "writing the status of ClientConfig {}/{name}",
+            ctx.namespace
+        ),
+        timeout: ctx.request_timeout,
+    })?
+    .map_err(|source| ReconcileError::WriteStatus {
+        namespace: ctx.namespace.clone(),
+        name: name.to_string(),
+        source,
+    })?;
+    Ok(())
+}

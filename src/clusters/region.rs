@@ -1,0 +1,323 @@
+//! One region as callers see it: a `kube::Client` bounded by the per-region request timeout and
+//! concurrency limit, and what the prober last learnt about its health.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::client::ClientBuilder;
+use tower::limit::ConcurrencyLimitLayer;
+use tower::timeout::TimeoutLayer;
+
+use crate::settings::RegionSettings;
+
+/// Why a region cannot be used right now. Callers get it at once, without a network call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegionError {
+    /// No ClientConfig provides this context (or it was deleted).
+    #[error("no ClientConfig provides context {context:?}")]
+    UnknownContext { context: String },
+    /// The prober could not reach the region (or its credentials were rejected); it keeps
+    /// probing and the region comes back by itself.
+    #[error("region {context:?} is unavailable since {since}: {reason}")]
+    Unavailable {
+        context: String,
+        since: Timestamp,
+        reason: String,
+    },
+    /// The ClientConfig exists but cannot be used (missing Secret, refused kubeconfig,
+    /// conflict); `reason` says what to fix.
+    #[error("region {context:?} is misconfigured: {reason}")]
+    Misconfigured { context: String, reason: String },
+}
+
+impl RegionError {
+    pub fn context(&self) -> &str {
+        match self {
+            RegionError::UnknownContext { context }
+            | RegionError::Unavailable { context, .. }
+            | RegionError::Misconfigured { context, .. } => context,
+        }
+    }
+}
+
+/// Why the last probe failed, as far as a user needs to tell cases apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// 401: the token or certificate is no longer accepted.
+    CredentialsRejected,
+    /// No connection, TLS failure, timeout or a server error.
+    Unreachable,
+}
+
+impl FailureKind {
+    /// The condition reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::CredentialsRejected => "CredentialsRejected",
+            FailureKind::Unreachable => "Unreachable",
+        }
+    }
+}
+
+/// What the prober knows about a region. Only transitions change `since`, `failure` and
+/// `server_version`; `last_success` moves with every successful probe (it is not written to
+/// the ClientConfig on every probe, see the controller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    /// None until the first probe has finished.
+    pub reachable: Option<bool>,
+    /// When the current state (reachable, unreachable or unknown) began.
+    pub since: Timestamp,
+    /// `gitVersion` from the last successful probe.
+    pub server_version: Option<String>,
+    /// The last successful probe, if any since the client was built.
+    pub last_success: Option<Timestamp>,
+    /// Why the region is unreachable, when it is.
+    pub failure: Option<ProbeFailure>,
+    /// Failed probes in a row.
+    pub consecutive_failures: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeFailure {
+    pub kind: FailureKind,
+    /// Written by Federator from the error's kind; never contains credentials.
+    pub message: String,
+}
+
+impl HealthReport {
+    fn unknown(now: Timestamp) -> Self {
+        HealthReport {
+            reachable: None,
+            since: now,
+            server_version: None,
+            last_success: None,
+            failure: None,
+            consecutive_failures: 0,
+        }
+    }
+}
+
+/// A region's client and health. Cheap to clone; a clone keeps working after the registry has
+/// replaced the region (with the credentials it was built with).
+#[derive(Clone)]
+pub struct Region {
+    inner: Arc<RegionInner>,
+}
+
+struct RegionInner {
+    context: String,
+    /// ClientConfig the region comes from; None for the hub.
+    source: Option<String>,
+    server: String,
+    credential_expiry: Option<Timestamp>,
+    /// Bounded by the request timeout and the concurrency limit: for callers.
+    client: kube::Client,
+    /// Bounded by the request timeout only, so that a region saturated by callers is still
+    /// probed.
+    probe_client: kube::Client,
+    health: RwLock<HealthReport>,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("context", &self.inner.context)
+            .field("source", &self.inner.source)
+            .field("server", &self.inner.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Region {
+    pub(crate) fn new(
+        context: String,
+        source: Option<String>,
+        server: String,
+        credential_expiry: Option<Timestamp>,
+        config: kube::Config,
+        settings: &RegionSettings,
+    ) -> Result<Region, kube::Error> {
+        let client = build_client(
+            config.clone(),
+            settings.connect_timeout,
+            settings.request_timeout,
+            Some(settings.max_concurrent_requests),
+        )?;
+        let probe_client = build_client(
+            config,
+            settings.connect_timeout,
+            settings.request_timeout,
+            None,
+        )?;
+        Ok(Region {
+            inner: Arc::new(RegionInner {
+                context,
+                source,
+                server,
+                credential_expiry,
+                client,
+                probe_client,
+                health: RwLock::new(HealthReport::unknown(whole_seconds(Timestamp::now()))),
+            }),
+        })
+    }
+
+    /// The hub itself (context ""), with the client the operator already has.
+    pub(crate) fn hub(client: kube::Client) -> Region {
+        let now = whole_seconds(Timestamp::now());
+        Region {
+            inner: Arc::new(RegionInner {
+                context: String::new(),
+                source: None,
+                server: String::new(),
+                credential_expiry: None,
+                client: client.clone(),
+                probe_client: client,
+                health: RwLock::new(HealthReport {
+                    // The operator talks to the hub all the time; a hub outage is not a region's.
+                    reachable: Some(true),
+                    ..HealthReport::unknown(now)
+                }),
+            }),
+        }
+    }
+
+    /// The context name ("" for the hub).
+    pub fn context(&self) -> &str {
+        &self.inner.context
+    }
+
+    pub fn is_hub(&self) -> bool {
+        self.inner.context.is_empty()
+    }
+
+    /// Name of the ClientConfig this region comes from (None for the hub).
+    pub fn source(&self) -> Option<&str> {
+        self.inner.source.as_deref()
+    }
+
+    /// The API server address.
+    pub fn server(&self) -> &str {
+        &self.inner.server
+    }
+
+    pub fn credential_expiry(&self) -> Option<Timestamp> {
+        self.inner.credential_expiry
+    }
+
+    /// A client whose every request is bounded by the region's request timeout and waits for
+    /// one of the region's concurrency slots. A request that times out fails with
+    /// `kube::Error::Service` (see [`is_timeout`]). Watches are fine: the timeout covers the
+    /// response head, not the stream.
+    pub fn client(&self) -> kube::Client {
+        self.inner.client.clone()
+    }
+
+    pub fn health(&self) -> HealthReport {
+        match self.inner.health.read() {
+            Ok(h) => h.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Ok when the region may be called: reachable, or not probed yet.
+    pub fn check_available(&self) -> Result<(), RegionError> {
+        let health = self.health();
+        if health.reachable == Some(false) {
+            return Err(RegionError::Unavailable {
+                context: self.inner.context.clone(),
+                since: health.since,
+                reason: health
+                    .failure
+                    .map(|f| f.message)
+                    .unwrap_or_else(|| "probe failed".into()),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn probe_client(&self) -> kube::Client {
+        self.inner.probe_client.clone()
+    }
+
+    /// Updates the health with a probe's outcome; returns whether that was a transition
+    /// worth telling subscribers about (reachability, failure kind or server version changed).
+    pub(crate) fn record_probe(&self, outcome: Result<String, ProbeFailure>) -> bool {
+        let now = whole_seconds(Timestamp::now());
+        let mut health = match self.inner.health.write() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match outcome {
+            Ok(version) => {
+                let changed = health.reachable != Some(true)
+                    || health.server_version.as_deref() != Some(version.as_str());
+                if health.reachable != Some(true) {
+                    health.since = now;
+                }
+                health.reachable = Some(true);
+                health.server_version = Some(version);
+                health.last_success = Some(now);
+                health.failure = None;
+                health.consecutive_failures = 0;
+                changed
+            }
+            Err(failure) => {
+                health.consecutive_failures = health.consecutive_failures.saturating_add(1);
+                let same_kind = health.reachable == Some(false)
+                    && health.failure.as_ref().map(|f| f.kind) == Some(failure.kind);
+                if same_kind {
+                    // Keep the first message of the streak, so status is not rewritten on every
+                    // failed probe.
+                    return false;
+                }
+                if health.reachable != Some(false) {
+                    health.since = now;
+                }
+                health.reachable = Some(false);
+                health.failure = Some(failure);
+                true
+            }
+        }
+    }
+}
+
+/// Builds a client from `config`, with the connect timeout, a timeout on every request and,
+/// when given, a limit of requests in flight (the rest wait their turn).
+pub fn build_client(
+    mut config: kube::Config,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    max_concurrent_requests: Option<usize>,
+) -> Result<kube::Client, kube::Error> {
+    config.connect_timeout = Some(connect_timeout);
+    // A read timeout would cut idle watch streams; the request timeout below covers requests.
+    config.read_timeout = None;
+    let builder = ClientBuilder::try_from(config)?;
+    // The timeout wraps the limit's inner service: it counts from when a request gets its slot.
+    let client = match max_concurrent_requests {
+        Some(max) => builder
+            .with_layer(&TimeoutLayer::new(request_timeout))
+            .with_layer(&ConcurrencyLimitLayer::new(max.max(1)))
+            .build(),
+        None => builder
+            .with_layer(&TimeoutLayer::new(request_timeout))
+            .build(),
+    };
+    Ok(client)
+}
+
+/// Whether a request failed because the region's request timeout elapsed.
+pub fn is_timeout(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Service(inner) => inner.is::<tower::timeout::error::Elapsed>(),
+        _ => false,
+    }
+}
+
+/// Kubernetes times have whole seconds; so do ours, so that what is written reads back equal.
+pub fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}

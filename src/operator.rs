@@ -1,0 +1,95 @@
+//! What `federator run` starts, by mode. Each controller is a task that ends when the shutdown
+//! future resolves; the next controllers (federation, replication, data plane) plug in here.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::clusters::{self, KubeconfigPolicy, Registry};
+use crate::home::{HomeClientError, HomeCluster};
+use crate::settings::{Mode, Settings};
+
+/// How long controllers get to finish their current work after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A shutdown signal every controller can wait on.
+pub type Shutdown = Shared<BoxFuture<'static, ()>>;
+
+/// The hub client of a running operator: every request bounded by the request timeout (the
+/// per-region concurrency limit is not applied: the hub carries every controller's watches).
+pub async fn hub_client(settings: &Settings) -> Result<kube::Client, HomeClientError> {
+    let home = HomeCluster {
+        kubeconfig: settings.kubeconfig.clone(),
+        context: settings.context.clone(),
+    };
+    let config = home.config().await?;
+    Ok(clusters::region::build_client(
+        config,
+        settings.regions.connect_timeout,
+        settings.regions.request_timeout,
+        None,
+    )?)
+}
+
+/// What is running: the registry exists in control-plane mode only.
+pub struct Operator {
+    pub registry: Option<Registry>,
+    controllers: JoinSet<()>,
+}
+
+impl Operator {
+    /// Starts the controllers of `settings.mode`.
+    pub fn start(settings: &Settings, hub: kube::Client, shutdown: Shutdown) -> Operator {
+        let mut controllers = JoinSet::new();
+        let registry = match settings.mode {
+            Mode::ControlPlane => {
+                let registry = Registry::new(hub.clone(), settings.regions.clone());
+                let policy = KubeconfigPolicy {
+                    allow_exec_credentials: settings.allow_exec_credentials,
+                    allow_insecure_skip_tls_verify: settings.regions.allow_insecure_skip_tls_verify,
+                };
+                controllers.spawn(clusters::controller::run(
+                    hub.clone(),
+                    settings.operator_namespace.clone(),
+                    registry.clone(),
+                    policy,
+                    shutdown.clone(),
+                ));
+                Some(registry)
+            }
+            // Only the controllers of objects that live in the region (Stargate, Reaper,
+            // telemetry) run here; no ClientConfigs, no probes.
+            Mode::DataPlane => None,
+        };
+        info!(mode = %settings.mode, controllers = controllers.len(), "controllers started");
+        Operator {
+            registry,
+            controllers,
+        }
+    }
+
+    /// Waits for `shutdown`, then for the controllers to stop (at most a grace period).
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) {
+        shutdown.await;
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while self.controllers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                grace_seconds = SHUTDOWN_GRACE.as_secs(),
+                "controllers did not stop in time"
+            );
+            self.controllers.abort_all();
+        }
+    }
+}
+
+/// A [`Shutdown`] from any future (a signal, a test's channel).
+pub fn shutdown_on(signal: impl Future<Output = ()> + Send + 'static) -> Shutdown {
+    signal.boxed().shared()
+}
