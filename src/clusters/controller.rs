@@ -3,10 +3,11 @@
 //!
 //! Deletion is handled by absence, not with a finalizer: the registry lives in memory only and is
 //! rebuilt from what exists at every start, so there is nothing outside the process to clean up,
-//! and a finalizer would only leave ClientConfigs stuck when the operator is uninstalled. A
-//! deleted ClientConfig is removed from the registry when its delete event arrives (kube-runtime
-//! reports it as "object not found"), and a periodic sweep catches deletions missed while a
-//! watch was down.
+//! and a finalizer would only leave ClientConfigs stuck when the operator is uninstalled. The
+//! controller runs on its own reflector so that it sees delete events (a kube-runtime Controller
+//! only reconciles objects that exist): a deleted ClientConfig leaves the registry as soon as
+//! the store has dropped it, and after every re-list the registry is compared with the store, for
+//! deletions that happened while the watch was down.
 
 use std::collections::hash_map::DefaultHasher;
 use std::future::Future;
@@ -19,8 +20,8 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Error as ControllerError};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -32,9 +33,6 @@ use crate::api::client_config::{ClientConfig, ClientConfigStatus, KUBECONFIG_SEC
 /// Field manager of every status write of this controller.
 pub const FIELD_MANAGER: &str = "federator-clientconfig";
 
-/// How often the registry is compared with the ClientConfigs that exist, to drop regions whose
-/// delete event was missed.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 /// Retry delay after a failed reconcile (hub unreachable, status write refused...).
 const RETRY_DELAY: Duration = Duration::from_secs(5);
 /// Longest wait before a time-based status change is looked at (credential expiry).
@@ -81,8 +79,22 @@ pub async fn run(
     let request_timeout = registry.settings().request_timeout;
     let client_configs: Api<ClientConfig> = Api::namespaced(client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let controller = Controller::new(client_configs, watcher::Config::default());
-    let store = controller.store();
+    let (store, writer) = reflector::store::<ClientConfig>();
+    let on_delete = registry.clone();
+    let after_relist = (registry.clone(), store.clone());
+    // The reflector has applied each event before it reaches `inspect`, so requeued claimants of
+    // a released context no longer see the deleted ClientConfig.
+    let client_config_events = reflector::reflector(
+        writer,
+        watcher(client_configs, watcher::Config::default()).default_backoff(),
+    )
+    .inspect(move |event| match event {
+        Ok(watcher::Event::Delete(deleted)) => on_delete.release(&deleted.name_any(), None),
+        Ok(watcher::Event::InitDone) => release_deleted(&after_relist.1, &after_relist.0),
+        _ => {}
+    })
+    .applied_objects();
+    let controller = Controller::for_stream(client_config_events, store.clone());
 
     let by_secret = store.clone();
     let by_change = store.clone();
@@ -98,7 +110,6 @@ pub async fn run(
         request_timeout,
         store: store.clone(),
     });
-    let sweeper = tokio::spawn(sweep_deleted(store.clone(), registry.clone()));
 
     info!(namespace = %namespace, "ClientConfig controller started");
     controller
@@ -111,10 +122,8 @@ pub async fn run(
         .for_each(|result| {
             match result {
                 Ok((object, _)) => debug!(client_config = %object.name, "reconciled"),
-                Err(ControllerError::ObjectNotFound(object)) => {
-                    // The delete event of a ClientConfig (see the module comment).
-                    registry.release(&object.name, None);
-                }
+                // A Secret event for a ClientConfig deleted meanwhile: nothing to do.
+                Err(ControllerError::ObjectNotFound(_)) => {}
                 Err(ControllerError::ReconcilerFailed(error, object)) => {
                     warn!(client_config = %object.name, error = %error, "reconcile failed; retrying");
                 }
@@ -123,7 +132,6 @@ pub async fn run(
             futures::future::ready(())
         })
         .await;
-    sweeper.abort();
     info!("ClientConfig controller stopped");
 }
 
@@ -168,20 +176,13 @@ fn objects_to_requeue(
     }
 }
 
-/// Drops regions whose ClientConfig no longer exists (a delete missed while a watch was down).
-async fn sweep_deleted(store: Store<ClientConfig>, registry: Registry) {
-    if store.wait_until_ready().await.is_err() {
-        return;
-    }
-    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-    loop {
-        tick.tick().await;
-        let existing: std::collections::HashSet<String> =
-            store.state().iter().map(|cc| cc.name_any()).collect();
-        for summary in registry.summaries() {
-            if !existing.contains(&summary.source) {
-                registry.release(&summary.source, None);
-            }
+/// Drops regions whose ClientConfig is not in the store (deleted while the watch was down).
+fn release_deleted(store: &Store<ClientConfig>, registry: &Registry) {
+    let existing: std::collections::HashSet<String> =
+        store.state().iter().map(|cc| cc.name_any()).collect();
+    for summary in registry.summaries() {
+        if !existing.contains(&summary.source) {
+            registry.release(&summary.source, None);
         }
     }
 }

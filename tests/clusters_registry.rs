@@ -1,0 +1,426 @@
+//! The cluster registry and the ClientConfig controller, in process, against three kube-sim
+//! clusters (cluster 0 is the hub): hot reload, health probing, and refused kubeconfigs.
+
+mod clusters_support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clusters_support::*;
+use federator::clusters::controller;
+use federator::clusters::{KubeconfigPolicy, RegionError, Registry};
+use federator::operator::shutdown_on;
+use federator::settings::RegionSettings;
+use kube_sim::Sim;
+
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+fn settings() -> RegionSettings {
+    RegionSettings {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(2),
+        max_concurrent_requests: 8,
+        probe_interval: PROBE_INTERVAL,
+        allow_insecure_skip_tls_verify: false,
+    }
+}
+
+/// The ClientConfig controller running in this process; stops when dropped.
+struct Running {
+    registry: Registry,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn start_controller(sim: &Sim) -> Running {
+    let hub = sim.client(0).await.expect("hub client");
+    let registry = Registry::new(hub.clone(), settings());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(controller::run(
+        hub,
+        NS.to_string(),
+        registry.clone(),
+        KubeconfigPolicy::default(),
+        shutdown_on(async move {
+            let _ = stopped.await;
+        }),
+    ));
+    Running {
+        registry,
+        stop: Some(stop),
+    }
+}
+
+/// Secret `<context>-config` with the sim's kubeconfig, and ClientConfig `<context>`.
+async fn register(sim: &Sim, hub: &kube::Client, context: &str) {
+    let secret = format!("{context}-config");
+    put_secret(
+        hub,
+        &secret,
+        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    put_client_config(hub, context, context, &secret).await;
+}
+
+async fn usable(registry: &Registry, context: &str) -> Option<()> {
+    let client = registry.client(context).ok()?;
+    can_list_namespaces(&client).await.then_some(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_config_created_after_start_is_used_then_reloaded_then_removed() {
+    let sim = start_sim(3).await;
+    let hub = sim.client(0).await.expect("hub");
+    let running = start_controller(&sim).await;
+    let registry = &running.registry;
+    assert!(matches!(
+        registry.region("sim-1"),
+        Err(RegionError::UnknownContext { .. })
+    ));
+    assert!(registry.region("").is_ok(), "the hub is always there");
+
+    // Created after the controller started: usable without any restart.
+    register(&sim, &hub, "sim-1").await;
+    let (_, usable_after) = wait_for("region sim-1 usable", Duration::from_secs(10), || {
+        usable(registry, "sim-1")
+    })
+    .await;
+    let (status, _) =
+        wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
+    eprintln!("measured: a new ClientConfig was usable after {usable_after:?}");
+    assert_eq!(status.reachable, Some(true));
+    assert!(status.server_version.is_some(), "{status:?}");
+    assert!(status.last_successful_contact.is_some(), "{status:?}");
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(
+        condition(&status, "Degraded"),
+        Some(("False".into(), "AsExpected".into()))
+    );
+    assert_eq!(registry.contexts(), ["sim-1"]);
+
+    // The client reaches cluster 1, not the hub.
+    let marker = "only-in-cluster-1";
+    let region1 = sim.client(1).await.expect("client 1");
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(region1)
+        .create(
+            &Default::default(),
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": marker}}))
+                .expect("namespace"),
+        )
+        .await
+        .expect("create namespace in cluster 1");
+    let via_registry = registry.client("sim-1").expect("client");
+    assert!(
+        kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(via_registry)
+            .get_opt(marker)
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    // The token rotates: the prober sees 401, callers get Unavailable at once.
+    sim.rotate_token(1).expect("rotate");
+    let (_, rejected_after) = wait_for("sim-1 unavailable", Duration::from_secs(5), || async {
+        matches!(
+            registry.region("sim-1"),
+            Err(RegionError::Unavailable { .. })
+        )
+        .then_some(())
+    })
+    .await;
+    wait_for_ready(
+        &hub,
+        "sim-1",
+        "False",
+        "CredentialsRejected",
+        Duration::from_secs(5),
+    )
+    .await;
+    // The Secret gets the new kubeconfig: the client is replaced in place.
+    let replaced = Instant::now();
+    put_secret(
+        &hub,
+        "sim-1-config",
+        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    wait_for("sim-1 usable again", Duration::from_secs(10), || {
+        usable(registry, "sim-1")
+    })
+    .await;
+    let reloaded_after = replaced.elapsed();
+    wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
+    eprintln!(
+        "measured: rotated token rejected after {rejected_after:?}; new Secret usable after {reloaded_after:?}"
+    );
+
+    // Deleted: gone from the registry.
+    delete_client_config(&hub, "sim-1").await;
+    let (_, removed_after) = wait_for("sim-1 removed", Duration::from_secs(10), || async {
+        matches!(
+            registry.region("sim-1"),
+            Err(RegionError::UnknownContext { .. })
+        )
+        .then_some(())
+    })
+    .await;
+    eprintln!("measured: a deleted ClientConfig left the registry after {removed_after:?}");
+    assert!(registry.contexts().is_empty());
+    drop(running);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_region_is_unreachable_within_two_probe_intervals_and_others_keep_working() {
+    let sim = start_sim(3).await;
+    let hub = sim.client(0).await.expect("hub");
+    let running = start_controller(&sim).await;
+    let registry = &running.registry;
+    register(&sim, &hub, "sim-1").await;
+    register(&sim, &hub, "sim-2").await;
+    for context in ["sim-1", "sim-2"] {
+        wait_for_ready(&hub, context, "True", "Reachable", Duration::from_secs(10)).await;
+    }
+
+    sim.stop(1).expect("stop");
+    let stopped = Instant::now();
+    let (status, _) = wait_for_ready(
+        &hub,
+        "sim-1",
+        "False",
+        "Unreachable",
+        Duration::from_secs(10),
+    )
+    .await;
+    let detected_after = stopped.elapsed();
+    eprintln!(
+        "measured: stopped region shown unreachable after {detected_after:?} (probe interval {PROBE_INTERVAL:?})"
+    );
+    assert!(
+        detected_after <= 2 * PROBE_INTERVAL,
+        "took {detected_after:?}, more than two probe intervals"
+    );
+    assert_eq!(status.reachable, Some(false));
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains(&sim.url(1)),
+        "{status:?}"
+    );
+    assert_eq!(
+        condition(&status, "Degraded").map(|c| c.0),
+        Some("True".into())
+    );
+
+    // Callers of the stopped region are told at once; the other region keeps answering.
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let error = registry.region("sim-1").expect_err("unavailable");
+        assert!(asked.elapsed() < Duration::from_millis(50));
+        assert!(matches!(error, RegionError::Unavailable { .. }), "{error}");
+        assert!(
+            usable(registry, "sim-2").await.is_some(),
+            "sim-2 keeps working"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    sim.start(1).await.expect("start");
+    let started = Instant::now();
+    let (status, _) =
+        wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(15)).await;
+    eprintln!(
+        "measured: restarted region reachable again after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.reachable, Some(true));
+    assert_eq!(status.message, None);
+    wait_for("sim-1 usable again", Duration::from_secs(5), || {
+        usable(registry, "sim-1")
+    })
+    .await;
+    drop(running);
+    sim.shutdown().await;
+}
+
+/// A kubeconfig for cluster 1 with context `context`, extra cluster fields and a user body.
+fn kubeconfig(sim: &Sim, context: &str, cluster_extra: &str, user: &str) -> String {
+    let ca = base64::engine::general_purpose::STANDARD.encode(sim.ca_pem());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\n{cluster_extra}contexts:\n- name: {context}\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user:\n{user}",
+        sim.url(1)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_kubeconfig_gives_its_condition_and_a_conflict_is_resolved_by_age() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub");
+    let running = start_controller(&sim).await;
+    let token = format!("    token: {}\n", sim.token(1));
+    let exec =
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/true\n";
+    let provider = "    auth-provider:\n      name: oidc\n      config: {}\n";
+
+    // (name, context, Secret keys or None for no Secret, expected reason)
+    let bad_yaml = "clusters: [ {{ token: not-closed".to_string();
+    let cases: Vec<(&str, &str, Option<(&str, String)>, &str)> = vec![
+        ("no-secret", "ctx-a", None, "SecretNotFound"),
+        (
+            "wrong-key",
+            "ctx-b",
+            Some(("config", kubeconfig(&sim, "ctx-b", "", &token))),
+            "KubeconfigKeyMissing",
+        ),
+        (
+            "bad-yaml",
+            "ctx-c",
+            Some(("kubeconfig", bad_yaml)),
+            "KubeconfigInvalid",
+        ),
+        (
+            "no-context",
+            "ctx-d",
+            Some(("kubeconfig", kubeconfig(&sim, "other", "", &token))),
+            "ContextNotFound",
+        ),
+        (
+            "exec",
+            "ctx-e",
+            Some(("kubeconfig", kubeconfig(&sim, "ctx-e", "", exec))),
+            "ExecCredentialsRefused",
+        ),
+        (
+            "auth-provider",
+            "ctx-f",
+            Some(("kubeconfig", kubeconfig(&sim, "ctx-f", "", provider))),
+            "ExecCredentialsRefused",
+        ),
+        (
+            "insecure",
+            "ctx-g",
+            Some((
+                "kubeconfig",
+                kubeconfig(
+                    &sim,
+                    "ctx-g",
+                    "    insecure-skip-tls-verify: true\n",
+                    &token,
+                ),
+            )),
+            "InsecureTLSRefused",
+        ),
+        (
+            "token-file",
+            "ctx-h",
+            Some((
+                "kubeconfig",
+                kubeconfig(
+                    &sim,
+                    "ctx-h",
+                    "",
+                    "    tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token\n",
+                ),
+            )),
+            "FileReferenceRefused",
+        ),
+        (
+            "good",
+            "ctx-i",
+            Some(("kubeconfig", kubeconfig(&sim, "ctx-i", "", &token))),
+            "Reachable",
+        ),
+    ];
+    for (name, context, secret, _) in &cases {
+        let secret_name = format!("{name}-config");
+        if let Some((key, value)) = secret {
+            put_secret(&hub, &secret_name, &[(key, value.as_bytes())]).await;
+        }
+        put_client_config(&hub, name, context, &secret_name).await;
+    }
+    for (name, context, _, reason) in &cases {
+        let expected = if *reason == "Reachable" {
+            "True"
+        } else {
+            "False"
+        };
+        let (status, _) =
+            wait_for_ready(&hub, name, expected, reason, Duration::from_secs(15)).await;
+        if *reason != "Reachable" {
+            let message = status.message.clone().unwrap_or_default();
+            assert!(!message.is_empty(), "{name}: no message");
+            assert!(
+                !message.contains(&sim.token(1)),
+                "{name}: token in {message}"
+            );
+            assert!(
+                !message.contains("not-closed"),
+                "{name}: YAML quoted in {message}"
+            );
+            assert_eq!(
+                condition(&status, "Degraded").map(|c| c.0),
+                Some("True".into())
+            );
+            let error = running.registry.region(context).expect_err("refused");
+            assert!(
+                matches!(error, RegionError::Misconfigured { .. }),
+                "{name}: {error}"
+            );
+            eprintln!("{name}: {reason}: {message}");
+        }
+    }
+
+    // Fixing the cause is enough: the missing Secret appears, the ClientConfig becomes Ready.
+    put_secret(
+        &hub,
+        "no-secret-config",
+        &[(
+            "kubeconfig",
+            kubeconfig(&sim, "ctx-a", "", &token).as_bytes(),
+        )],
+    )
+    .await;
+    wait_for_ready(
+        &hub,
+        "no-secret",
+        "True",
+        "Reachable",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // Two ClientConfigs claim one context: the older keeps it.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // creationTimestamp has seconds
+    put_client_config(&hub, "newer", "ctx-i", "good-config").await;
+    let (status, _) =
+        wait_for_ready(&hub, "newer", "False", "Conflict", Duration::from_secs(10)).await;
+    assert_eq!(
+        condition(&status, "Conflict"),
+        Some(("True".into(), "ContextClaimed".into()))
+    );
+    assert!(status.message.unwrap_or_default().contains("\"good\""));
+    let region = running.registry.region("ctx-i").expect("still usable");
+    assert_eq!(region.source(), Some("good"));
+    // The older one goes: the newer takes the context over.
+    delete_client_config(&hub, "good").await;
+    let (status, took_over_after) =
+        wait_for_ready(&hub, "newer", "True", "Reachable", Duration::from_secs(10)).await;
+    assert_eq!(condition(&status, "Conflict"), None);
+    assert_eq!(
+        running.registry.region("ctx-i").expect("usable").source(),
+        Some("newer")
+    );
+    eprintln!("measured: the newer ClientConfig took the context over after {took_over_after:?}");
+    drop(running);
+    sim.shutdown().await;
+}
