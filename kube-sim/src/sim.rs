@@ -195,6 +195,27 @@ impl Sim {
         self.cluster(index).map(|c| c.token()).unwrap_or_default()
     }
 
+    /// The object store of a cluster, for seeding many objects without going through HTTP
+    /// (benchmarks, large fixtures).
+    pub fn store(&self, index: usize) -> anyhow::Result<Arc<crate::store::Store>> {
+        Ok(Arc::clone(&self.cluster(index)?.store))
+    }
+
+    /// The store's description of a served resource (group, version, plural).
+    pub fn resource(
+        &self,
+        index: usize,
+        group: &str,
+        version: &str,
+        plural: &str,
+    ) -> anyhow::Result<crate::store::ResourceInfo> {
+        self.cluster(index)?
+            .catalog()
+            .find(group, version, plural)
+            .map(|r| r.info.clone())
+            .with_context(|| format!("cluster {index} does not serve {group}/{version} {plural}"))
+    }
+
     pub fn ca_pem(&self) -> &str {
         &self.inner.ca_pem
     }
