@@ -1,0 +1,358 @@
+//! The real binaries against kube-sim: `federator run` as a child process (JSON debug logs on
+//! stderr) and `federator clientconfig create` as a user runs it.
+
+mod clusters_support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use clusters_support::*;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube_sim::Sim;
+
+const FEDERATOR: &str = env!("CARGO_BIN_EXE_federator");
+
+/// `federator run` in the background; killed when dropped.
+struct OperatorProcess {
+    child: std::process::Child,
+    logs: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OperatorProcess {
+    fn start(kubeconfig: &Path, extra: &[&str]) -> OperatorProcess {
+        let mut command = std::process::Command::new(FEDERATOR);
+        command
+            .args(["run", "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--context", "sim-0", "--namespace", NS])
+            .args(["--log-format", "json", "--log-level", "debug"])
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FEDERATOR_REGIONS__PROBE_INTERVAL_SECONDS", "1")
+            .env("FEDERATOR_REGIONS__REQUEST_TIMEOUT_SECONDS", "2")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("federator run starts");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&logs);
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(mut logs) = sink.lock() {
+                    logs.push_str(&line);
+                    logs.push('\n');
+                }
+            }
+        });
+        OperatorProcess {
+            child,
+            logs,
+            reader: Some(reader),
+        }
+    }
+
+    fn still_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Stops the process and returns everything it logged.
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.logs()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `federator clientconfig create` for `context` against the sim; returns (success,
+/// stdout, stderr).
+async fn clientconfig_create(
+    kubeconfig: &Path,
+    context: &str,
+    extra: &[&str],
+) -> (bool, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(FEDERATOR)
+            .args(["clientconfig", "create", "--src-kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--src-context", context, "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--context", "sim-0", "--namespace", NS])
+            .args(extra)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("clientconfig create finishes in time")
+    .expect("clientconfig create runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn stored_kubeconfig(hub: &kube::Client, secret: &str) -> String {
+    let secret = Api::<Secret>::namespaced(hub.clone(), NS)
+        .get(secret)
+        .await
+        .expect("Secret written by clientconfig create");
+    let data = secret.data.unwrap_or_default();
+    String::from_utf8(data.get("kubeconfig").expect("kubeconfig key").0.clone()).expect("utf-8")
+}
+
+fn write_sim_kubeconfig(sim: &Sim, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("sim.kubeconfig");
+    sim.write_kubeconfig(&path).expect("write kubeconfig");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_token_then_clientconfig_create_again_works_in_the_same_process_and_logs_hold_no_token()
+ {
+    let sim = start_sim(3).await;
+    let hub = sim.client(0).await.expect("hub");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_sim_kubeconfig(&sim, dir.path());
+    let mut operator = OperatorProcess::start(&kubeconfig, &[]);
+    let pid = operator.child.id();
+
+    // Registered after the operator started.
+    for context in ["sim-1", "sim-2"] {
+        let (ok, stdout, stderr) = clientconfig_create(&kubeconfig, context, &[]).await;
+        assert!(ok, "clientconfig create {context}: {stderr}");
+        assert!(
+            stdout.contains(&format!("clientconfig {NS}/{context} configured")),
+            "{stdout}"
+        );
+        assert!(!stdout.contains(&sim.token(1)) && !stderr.contains(&sim.token(1)));
+    }
+    for context in ["sim-1", "sim-2"] {
+        let (status, after) =
+            wait_for_ready(&hub, context, "True", "Reachable", Duration::from_secs(20)).await;
+        eprintln!("measured: {context} Ready {after:?} after clientconfig create");
+        assert_eq!(status.reachable, Some(true));
+    }
+    let stored = stored_kubeconfig(&hub, "sim-1-config").await;
+    assert!(stored.contains("current-context: sim-1"), "{stored}");
+    assert!(!stored.contains("sim-2"), "only the one context is stored");
+
+    // Bad kubeconfigs carrying tokens: refused, and their tokens must not be logged either.
+    let planted = "planted-token-0123456789";
+    let ca = base64::engine::general_purpose::STANDARD.encode(sim.ca_pem());
+    let bad = [
+        ("leaky-yaml", format!("users: [ {{ token: {planted}-a")),
+        (
+            "leaky-exec",
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: leaky-exec\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user:\n    token: {planted}-b\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/echo\n      args: [{planted}-c]\n",
+                sim.url(2)
+            ),
+        ),
+    ];
+    for (name, text) in &bad {
+        let secret = format!("{name}-config");
+        put_secret(&hub, &secret, &[("kubeconfig", text.as_bytes())]).await;
+        put_client_config(&hub, name, name, &secret).await;
+    }
+    wait_for_ready(
+        &hub,
+        "leaky-yaml",
+        "False",
+        "KubeconfigInvalid",
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_for_ready(
+        &hub,
+        "leaky-exec",
+        "False",
+        "ExecCredentialsRefused",
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // The region's token rotates: the operator sees the credentials rejected...
+    let old_token = sim.token(1);
+    sim.rotate_token(1).expect("rotate"); // also rewrites the kubeconfig file
+    wait_for_ready(
+        &hub,
+        "sim-1",
+        "False",
+        "CredentialsRejected",
+        Duration::from_secs(10),
+    )
+    .await;
+    // ...and running clientconfig create again brings it back, in place, in the same process.
+    let rerun = Instant::now();
+    let (ok, _, stderr) = clientconfig_create(&kubeconfig, "sim-1", &[]).await;
+    assert!(ok, "{stderr}");
+    let (status, _) =
+        wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
+    let recovered_after = rerun.elapsed();
+    eprintln!(
+        "measured: region working again {recovered_after:?} after clientconfig create was re-run"
+    );
+    assert!(recovered_after <= Duration::from_secs(10));
+    assert_eq!(status.reachable, Some(true));
+    assert!(operator.still_running(), "the operator never restarted");
+    assert_eq!(operator.child.id(), pid);
+    let stored = stored_kubeconfig(&hub, "sim-1-config").await;
+    assert!(stored.contains(&sim.token(1)) && !stored.contains(&old_token));
+    let client_configs =
+        Api::<federator::api::client_config::ClientConfig>::namespaced(hub.clone(), NS)
+            .list(&Default::default())
+            .await
+            .expect("list");
+    assert_eq!(
+        client_configs
+            .items
+            .iter()
+            .filter(|cc| cc.spec.context_name.as_deref() == Some("sim-1"))
+            .count(),
+        1,
+        "re-running updates in place"
+    );
+
+    let logs = operator.stop();
+    assert!(
+        logs.lines().count() > 20,
+        "debug logs were captured:\n{logs}"
+    );
+    assert!(
+        logs.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        "every line is JSON"
+    );
+    assert!(logs.contains("region reachable"), "{logs}");
+    let secrets = [
+        sim.token(0),
+        sim.token(1),
+        sim.token(2),
+        old_token,
+        planted.to_string(),
+    ];
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a token appears in the operator's logs"
+        );
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_plane_mode_starts_no_client_config_controller() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_sim_kubeconfig(&sim, dir.path());
+    let mut operator = OperatorProcess::start(&kubeconfig, &["--mode", "data-plane"]);
+    put_secret(
+        &hub,
+        "sim-1-config",
+        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    put_client_config(&hub, "sim-1", "sim-1", "sim-1-config").await;
+    // Long enough for a control plane to have written the status many times over.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(operator.still_running(), "{}", operator.logs());
+    assert_eq!(status_of(&hub, "sim-1").await, None);
+    let logs = operator.stop();
+    assert!(logs.contains("controllers started"), "{logs}");
+    assert!(!logs.contains("ClientConfig controller started"), "{logs}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clientconfig_create_with_a_service_account_stores_its_token() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_sim_kubeconfig(&sim, dir.path());
+    let (ok, stdout, stderr) = clientconfig_create(
+        &kubeconfig,
+        "sim-1",
+        &[
+            "--service-account",
+            "federator",
+            "--name",
+            "east",
+            "--server",
+            &sim.url(1),
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!("clientconfig {NS}/east configured")),
+        "{stdout}"
+    );
+
+    // In the region: the service account and its token Secret, filled by the token controller.
+    let region = sim.client(1).await.expect("region");
+    let token_secret = Api::<Secret>::namespaced(region.clone(), NS)
+        .get("federator-token")
+        .await
+        .expect("token Secret in the region");
+    let token = String::from_utf8(
+        token_secret
+            .data
+            .unwrap_or_default()
+            .get("token")
+            .expect("token")
+            .0
+            .clone(),
+    )
+    .expect("utf-8");
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(region, NS)
+        .get("federator")
+        .await
+        .expect("service account in the region");
+    // kube-sim serves no RBAC API: said as a warning, not a failure.
+    assert!(stderr.contains("rbac.authorization.k8s.io"), "{stderr}");
+    assert!(!stderr.contains(&token), "the token is not printed");
+
+    // In the hub: the kubeconfig uses the service account's token, not the caller's.
+    let stored = stored_kubeconfig(&hub, "east-config").await;
+    assert!(
+        stored.contains(&token),
+        "the service account's token is stored"
+    );
+    assert!(!stored.contains(&sim.token(1)), "the caller's token is not");
+    let cc = Api::<federator::api::client_config::ClientConfig>::namespaced(hub, NS)
+        .get("east")
+        .await
+        .expect("ClientConfig east");
+    assert_eq!(cc.spec.context_name.as_deref(), Some("sim-1"));
+    assert_eq!(cc.spec.kube_config_secret.name, "east-config");
+    sim.shutdown().await;
+}
