@@ -106,6 +106,15 @@ async fn a_client_config_created_after_start_is_used_then_reloaded_then_removed(
     );
     assert_eq!(registry.contexts(), ["sim-1"]);
 
+    // Steady state: probes go on every second, the ClientConfig is not written.
+    let client_configs =
+        kube::Api::<federator::api::client_config::ClientConfig>::namespaced(hub.clone(), NS);
+    let version = |cc: federator::api::client_config::ClientConfig| cc.metadata.resource_version;
+    let before = version(client_configs.get("sim-1").await.expect("get"));
+    tokio::time::sleep(3 * PROBE_INTERVAL).await;
+    let after = version(client_configs.get("sim-1").await.expect("get"));
+    assert_eq!(before, after, "no status write while nothing changes");
+
     // The client reaches cluster 1, not the hub.
     let marker = "only-in-cluster-1";
     let region1 = sim.client(1).await.expect("client 1");
@@ -253,6 +262,10 @@ async fn a_stopped_region_is_unreachable_within_two_probe_intervals_and_others_k
     sim.shutdown().await;
 }
 
+/// A ClientConfig name, its context, its Secret's one key and value (None: no Secret), and
+/// the reason its Ready condition must give.
+type Case<'a> = (&'a str, &'a str, Option<(&'a str, String)>, &'a str);
+
 /// A kubeconfig for cluster 1 with context `context`, extra cluster fields and a user body.
 fn kubeconfig(sim: &Sim, context: &str, cluster_extra: &str, user: &str) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(sim.ca_pem());
@@ -272,9 +285,9 @@ async fn each_bad_kubeconfig_gives_its_condition_and_a_conflict_is_resolved_by_a
         "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/true\n";
     let provider = "    auth-provider:\n      name: oidc\n      config: {}\n";
 
-    // (name, context, Secret keys or None for no Secret, expected reason)
+    // (name, context, Secret key and value or None for no Secret, expected reason)
     let bad_yaml = "clusters: [ {{ token: not-closed".to_string();
-    let cases: Vec<(&str, &str, Option<(&str, String)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("no-secret", "ctx-a", None, "SecretNotFound"),
         (
             "wrong-key",
