@@ -5,6 +5,7 @@ pub mod api;
 pub mod cli;
 pub mod clusters;
 pub mod crdgen;
+pub mod federation;
 pub mod home;
 pub mod operator;
 pub mod settings;

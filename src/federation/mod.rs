@@ -1,0 +1,25 @@
+//! Federation: a K8ssandraCluster in the hub becomes one CassandraDatacenter per datacenter, in
+//! the region its `k8sContext` names, kept in step for the life of the cluster.
+//!
+//! This module is the pure core, without Kubernetes I/O; the controller that watches, applies
+//! and writes status calls it in this order:
+//!
+//! 1. [`plan::plan`]: the K8ssandraCluster → the desired CassandraDatacenter of every
+//!    datacenter, with its region and namespace ([`plan::ClusterPlan`]).
+//! 2. The controller looks in each region ([`observed::RemoteState::from_lookup`]) and builds an
+//!    [`observed::ObservedCluster`].
+//! 3. [`rollout::decide`]: what to create, update or delete now (bootstrap order, removals,
+//!    refused renames).
+//! 4. [`seeds::seed_endpoint_slices`]: the seed EndpointSlices of each datacenter.
+//! 5. [`status::cluster_status`] (or [`status::invalid_spec_status`]): the new status.
+//!
+//! [`labels`] holds the names, labels and annotations shared with k8ssandra-operator and
+//! cass-operator; [`config`] builds cass-operator's `config` from `spec.cassandra.config`.
+
+pub mod config;
+pub mod labels;
+pub mod observed;
+pub mod plan;
+pub mod rollout;
+pub mod seeds;
+pub mod status;

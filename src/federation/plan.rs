@@ -1,0 +1,710 @@
+//! The desired CassandraDatacenters of a K8ssandraCluster, one per datacenter, computed without
+//! I/O: same input, same output.
+//!
+//! Each datacenter is the cluster-level options merged with its own (the datacenter wins; maps
+//! merge, lists replace), made into the CassandraDatacenter k8ssandra-operator would make, with
+//! these deliberate differences:
+//! - `app.kubernetes.io/managed-by: federator` instead of k8ssandra-operator's
+//!   `app.kubernetes.io/name: k8ssandra-operator`, plus Federator's `k8ssandra.io/datacenter`;
+//!   ownership labels cannot be overridden by user labels (watches and cleanup select on them);
+//! - `skip-user-creation` goes on every datacenter but the first in spec order (upstream: but the
+//!   first in its priority order, which puts existing datacenters first);
+//! - `jvmOptions.gc` defaults to G1GC after the cluster/datacenter merge (upstream's CRD
+//!   defaults it at each level before the merge, so a datacenter-level `jvmOptions` there
+//!   resets a cluster-level `gc: CMS`);
+//! - racks default to one rack named `default` explicitly (cass-operator's own default);
+//! - no finalizer on the CassandraDatacenter: deletion is driven from the hub.
+//!
+//! Not planned here (later parts of the controller): Reaper/Stargate users and JMX flags,
+//! encryption stores (they need Secret contents), per-node configuration and initial tokens,
+//! Vector and MCAC metric filters, Medusa.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Map, Value, json};
+use thiserror::Error;
+
+use super::config::{
+    ConfigDefaults, ConfigError, DEFAULT_GARBAGE_COLLECTOR, Quantity, QuantityError, ServerVersion,
+    build_config,
+};
+use super::labels::{
+    COMPONENT_CASSANDRA, COMPONENT_LABEL, INITIAL_SYSTEM_REPLICATION_ANNOTATION,
+    SKIP_USER_CREATION_ANNOTATION, additional_seed_service_name, datacenter_labels,
+    default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
+};
+use crate::api::cassdc::{
+    CassandraDatacenter, CassandraDatacenterSpec, Rack, ServerType, StorageConfig,
+};
+use crate::api::k8ssandra_cluster::{
+    CassandraClusterTemplate, CassandraDatacenterTemplate, CassandraMetadata, DatacenterOptions,
+    K8ssandraCluster,
+};
+use crate::api::shared::{CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, MetaTags, SecretsProvider};
+
+/// Rack cass-operator creates when none is given.
+pub const DEFAULT_RACK: &str = "default";
+/// Replicas per datacenter of the system keyspaces at most (k8ssandra-operator's choice).
+pub const MAX_SYSTEM_REPLICATION: i32 = 3;
+/// Name of the Cassandra container in cass-operator's pods.
+pub const CASSANDRA_CONTAINER: &str = "cassandra";
+/// Environment variable of the management API heap (bytes).
+pub const MANAGEMENT_API_HEAP_ENV: &str = "MANAGEMENT_API_HEAP_SIZE";
+/// Environment variable that turns MCAC off in the management API.
+pub const MCAC_DISABLED_ENV: &str = "MGMT_API_DISABLE_MCAC";
+/// JVM flag naming the system keyspaces' replication on a new cluster's first datacenter.
+pub const SYSTEM_REPLICATION_FLAG: &str = "-Dcassandra.system_distributed_replication";
+/// JVM flag k8ssandra-operator sets on Cassandra ≥ 4 (Stargate needs it).
+pub const ALLOW_ALTER_RF_FLAG: &str = "-Dcassandra.allow_alter_rf_during_range_movement=true";
+
+/// Namespace and name of the K8ssandraCluster a plan is for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Everything Federator wants in the regions for one K8ssandraCluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterPlan {
+    pub cluster: ClusterKey,
+    /// `spec.cassandra.clusterName`, else the K8ssandraCluster's name.
+    pub cassandra_cluster_name: String,
+    /// In spec order (the order a new cluster bootstraps in).
+    pub datacenters: Vec<DatacenterPlan>,
+    /// Replication of the system keyspaces at creation, by Cassandra datacenter name: from the
+    /// `k8ssandra.io/initial-system-replication` annotation, else computed from the first
+    /// datacenter. The controller stores it in that annotation when it is not there yet, so
+    /// that it never changes afterwards.
+    pub initial_system_replication: BTreeMap<String, i32>,
+    /// `spec.externalDatacenters`: datacenters of the Cassandra cluster managed elsewhere.
+    pub external_datacenters: Vec<String>,
+}
+
+/// One datacenter: where it goes and what it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatacenterPlan {
+    /// `metadata.name` of the datacenter, and of its CassandraDatacenter.
+    pub name: String,
+    /// The region (context); "" is the hub.
+    pub context: String,
+    /// The namespace in the region.
+    pub namespace: String,
+    /// The datacenter's name inside Cassandra (`datacenterName`, else `name`).
+    pub cassandra_datacenter_name: String,
+    /// The cass-operator Service whose endpoints list the other datacenters' seeds.
+    pub additional_seed_service: String,
+    /// The desired object, ready for server-side apply.
+    pub datacenter: CassandraDatacenter,
+}
+
+impl ClusterPlan {
+    pub fn datacenter(&self, name: &str) -> Option<&DatacenterPlan> {
+        self.datacenters.iter().find(|dc| dc.name == name)
+    }
+
+    /// The regions (contexts) this plan touches, sorted.
+    pub fn contexts(&self) -> BTreeSet<&str> {
+        self.datacenters
+            .iter()
+            .map(|dc| dc.context.as_str())
+            .collect()
+    }
+
+    /// The value for [`INITIAL_SYSTEM_REPLICATION_ANNOTATION`] (JSON, sorted keys).
+    pub fn system_replication_annotation(&self) -> String {
+        serde_json::to_string(&self.initial_system_replication).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// Why a K8ssandraCluster cannot be planned. Each message names the field to fix.
+#[derive(Debug, Error, PartialEq)]
+pub enum PlanError {
+    #[error("the K8ssandraCluster has no metadata.name")]
+    MissingName,
+    #[error("the K8ssandraCluster {name} has no metadata.namespace")]
+    MissingNamespace { name: String },
+    #[error("datacenter name {name:?} appears more than once in spec.cassandra.datacenters")]
+    DuplicateDatacenter { name: String },
+    #[error(
+        "datacenter name {name:?} is not a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, at most 63 characters)"
+    )]
+    InvalidDatacenterName { name: String },
+    #[error(
+        "datacenters {first} and {second} would both be named {cassandra_name:?} inside Cassandra; give one of them another datacenterName"
+    )]
+    DuplicateCassandraDatacenterName {
+        first: String,
+        second: String,
+        cassandra_name: String,
+    },
+    #[error(
+        "datacenter {datacenter}: metadata.namespace {namespace:?} is not a valid namespace name (RFC 1123 label)"
+    )]
+    InvalidNamespace {
+        datacenter: String,
+        namespace: String,
+    },
+    #[error(
+        "datacenter {datacenter}: serverVersion is not set; set spec.cassandra.serverVersion or the datacenter's serverVersion"
+    )]
+    MissingServerVersion { datacenter: String },
+    #[error("datacenter {datacenter}: serverVersion {version:?} is not major.minor.patch")]
+    InvalidServerVersion { datacenter: String, version: String },
+    #[error(
+        "datacenter {datacenter}: storageConfig is not set; set spec.cassandra.storageConfig.cassandraDataVolumeClaimSpec or the datacenter's"
+    )]
+    MissingStorageConfig { datacenter: String },
+    #[error("datacenter {datacenter}: mgmtAPIHeap: {source}")]
+    ManagementApiHeap {
+        datacenter: String,
+        #[source]
+        source: QuantityError,
+    },
+    #[error("datacenter {datacenter}: {source}")]
+    Config {
+        datacenter: String,
+        #[source]
+        source: ConfigError,
+    },
+    #[error(
+        "annotation {INITIAL_SYSTEM_REPLICATION_ANNOTATION} is {value:?}, not a JSON object of datacenter → replicas ({reason}); fix or remove it"
+    )]
+    InvalidSystemReplication { value: String, reason: String },
+    #[error("datacenter {datacenter}: {field} cannot be represented as JSON: {reason}")]
+    Unserializable {
+        datacenter: String,
+        field: &'static str,
+        reason: String,
+    },
+}
+
+/// Plans every datacenter of `k8c`. A K8ssandraCluster without `spec.cassandra` (a placeholder)
+/// plans to zero datacenters.
+pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
+    let name = k8c
+        .metadata
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or(PlanError::MissingName)?;
+    let namespace = k8c
+        .metadata
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| PlanError::MissingNamespace { name: name.clone() })?;
+    let cluster = ClusterKey { namespace, name };
+    let cassandra_cluster_name = k8c.cassandra_cluster_name();
+    let external_datacenters = k8c.spec.external_datacenters.clone().unwrap_or_default();
+
+    let Some(template) = k8c.spec.cassandra.as_ref() else {
+        return Ok(ClusterPlan {
+            cluster,
+            cassandra_cluster_name,
+            datacenters: Vec::new(),
+            initial_system_replication: BTreeMap::new(),
+            external_datacenters,
+        });
+    };
+    let datacenters = k8c.spec.datacenters();
+    check_names(datacenters)?;
+
+    let initial_system_replication = initial_system_replication(k8c, datacenters)?;
+    let context = PlanContext {
+        k8c,
+        template,
+        cluster: &cluster,
+        cassandra_cluster_name: &cassandra_cluster_name,
+        system_replication: &initial_system_replication,
+        external_datacenters: &external_datacenters,
+    };
+    let datacenters = datacenters
+        .iter()
+        .enumerate()
+        .map(|(index, dc)| context.datacenter(index, dc))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ClusterPlan {
+        cluster,
+        cassandra_cluster_name,
+        datacenters,
+        initial_system_replication,
+        external_datacenters,
+    })
+}
+
+/// Names the CRD's rules already check, checked again because a plan must never produce two
+/// objects with one name (the CRD may be older than this code, or rules may be bypassed).
+fn check_names(datacenters: &[CassandraDatacenterTemplate]) -> Result<(), PlanError> {
+    let mut names = BTreeSet::new();
+    let mut cassandra_names: BTreeMap<&str, &str> = BTreeMap::new();
+    for dc in datacenters {
+        if !is_dns1035_label(dc.name()) {
+            return Err(PlanError::InvalidDatacenterName {
+                name: dc.name().to_string(),
+            });
+        }
+        if !names.insert(dc.name()) {
+            return Err(PlanError::DuplicateDatacenter {
+                name: dc.name().to_string(),
+            });
+        }
+        if let Some(first) = cassandra_names.insert(dc.cassandra_datacenter_name(), dc.name()) {
+            return Err(PlanError::DuplicateCassandraDatacenterName {
+                first: first.to_string(),
+                second: dc.name().to_string(),
+                cassandra_name: dc.cassandra_datacenter_name().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The annotation if present; else min(3, size) replicas in the first datacenter, and 3 in
+/// each external datacenter (only the first datacenter exists when the cluster bootstraps).
+fn initial_system_replication(
+    k8c: &K8ssandraCluster,
+    datacenters: &[CassandraDatacenterTemplate],
+) -> Result<BTreeMap<String, i32>, PlanError> {
+    let annotation = k8c
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(INITIAL_SYSTEM_REPLICATION_ANNOTATION));
+    if let Some(value) = annotation {
+        return parse_system_replication(value);
+    }
+    let mut replication = BTreeMap::new();
+    if let Some(first) = datacenters.first() {
+        replication.insert(
+            first.cassandra_datacenter_name().to_string(),
+            first.size.clamp(0, MAX_SYSTEM_REPLICATION),
+        );
+    }
+    for external in k8c.spec.external_datacenters.iter().flatten() {
+        replication.insert(external.clone(), MAX_SYSTEM_REPLICATION);
+    }
+    Ok(replication)
+}
+
+/// Reads the annotation in its current form (`{"dc1": 3}`) or k8ssandra-operator's older one
+/// (`{"datacenters": ["dc1"], "replicationFactor": 3}`).
+fn parse_system_replication(value: &str) -> Result<BTreeMap<String, i32>, PlanError> {
+    let invalid = |reason: String| PlanError::InvalidSystemReplication {
+        value: value.to_string(),
+        reason,
+    };
+    let parsed: Value = serde_json::from_str(value).map_err(|e| invalid(e.to_string()))?;
+    let Value::Object(map) = parsed else {
+        return Err(invalid("not an object".into()));
+    };
+    if let (Some(Value::Array(dcs)), Some(rf)) =
+        (map.get("datacenters"), map.get("replicationFactor"))
+    {
+        let rf = rf
+            .as_i64()
+            .and_then(|rf| i32::try_from(rf).ok())
+            .ok_or_else(|| invalid("replicationFactor is not an integer".into()))?;
+        return dcs
+            .iter()
+            .map(|dc| {
+                dc.as_str()
+                    .map(|dc| (dc.to_string(), rf))
+                    .ok_or_else(|| invalid("datacenters must be names".into()))
+            })
+            .collect();
+    }
+    map.iter()
+        .map(|(dc, rf)| {
+            rf.as_i64()
+                .and_then(|rf| i32::try_from(rf).ok())
+                .map(|rf| (dc.clone(), rf))
+                .ok_or_else(|| invalid(format!("replicas of {dc} is not an integer")))
+        })
+        .collect()
+}
+
+/// What every datacenter of one plan shares.
+struct PlanContext<'a> {
+    k8c: &'a K8ssandraCluster,
+    template: &'a CassandraClusterTemplate,
+    cluster: &'a ClusterKey,
+    cassandra_cluster_name: &'a str,
+    system_replication: &'a BTreeMap<String, i32>,
+    external_datacenters: &'a [String],
+}
+
+impl PlanContext<'_> {
+    fn datacenter(
+        &self,
+        index: usize,
+        dc: &CassandraDatacenterTemplate,
+    ) -> Result<DatacenterPlan, PlanError> {
+        let name = dc.name().to_string();
+        let options = dc.options.merged_over(&self.template.options);
+        let cluster_tags = self.template.metadata.clone().unwrap_or_default();
+        let tags = dc.metadata.tags.merged_over(&cluster_tags);
+
+        let namespace = dc
+            .metadata
+            .namespace
+            .clone()
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or_else(|| self.cluster.namespace.clone());
+        if !is_dns1123_label(&namespace) {
+            return Err(PlanError::InvalidNamespace {
+                datacenter: name,
+                namespace,
+            });
+        }
+
+        let server_type = self.template.server_type.unwrap_or_default();
+        let version_text = options
+            .server_version
+            .clone()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| PlanError::MissingServerVersion {
+                datacenter: name.clone(),
+            })?;
+        let version =
+            ServerVersion::parse(&version_text).ok_or_else(|| PlanError::InvalidServerVersion {
+                datacenter: name.clone(),
+                version: version_text.clone(),
+            })?;
+
+        let storage_config =
+            storage_config(&options).ok_or_else(|| PlanError::MissingStorageConfig {
+                datacenter: name.clone(),
+            })?;
+
+        let config = self
+            .config(index, &options, server_type, version)
+            .map_err(|source| PlanError::Config {
+                datacenter: name.clone(),
+                source,
+            })?;
+
+        let pod_template_spec = self.pod_template_spec(dc, &options, &tags)?;
+
+        let spec = CassandraDatacenterSpec {
+            cluster_name: self.cassandra_cluster_name.to_string(),
+            server_type,
+            server_version: version_text,
+            server_image: options.server_image.clone().filter(|i| !i.is_empty()),
+            size: dc.size,
+            stopped: dc.is_stopped().then_some(true),
+            racks: Some(
+                options
+                    .racks
+                    .clone()
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| {
+                        vec![Rack {
+                            name: DEFAULT_RACK.to_string(),
+                            ..Default::default()
+                        }]
+                    }),
+            ),
+            storage_config,
+            config: Some(config),
+            resources: options.resources.clone(),
+            tolerations: options.tolerations.clone(),
+            networking: options.networking.clone(),
+            superuser_secret_name: self.superuser_secret_name(),
+            management_api_auth: options.management_api_auth.clone(),
+            pod_template_spec,
+            datacenter_name: options.datacenter_name.clone().filter(|n| !n.is_empty()),
+            additional_labels: tags.common_labels.clone().filter(|l| !l.is_empty()),
+            additional_annotations: tags.common_annotations.clone().filter(|a| !a.is_empty()),
+            additional_service_config: Some(self.service_config(&tags)),
+            service_account: options.service_account.clone().filter(|s| !s.is_empty()),
+            read_only_root_filesystem: options.read_only_root_filesystem,
+            dse_workloads: options.dse_workloads.clone(),
+            cdc: options.cdc.clone(),
+            allow_multiple_nodes_per_worker: options.soft_pod_anti_affinity,
+            // additionalSeeds are not passed to cass-operator: they go into the additional
+            // seed Service's EndpointSlices (seeds.rs); cass-operator would otherwise write the
+            // same Service's endpoints too.
+            ..Default::default()
+        };
+
+        let mut labels = tags.labels.clone().unwrap_or_default();
+        // Ownership labels last: a user label must not detach the object from its cluster.
+        labels.extend(datacenter_labels(
+            &self.cluster.name,
+            &self.cluster.namespace,
+            &name,
+        ));
+        labels.insert(COMPONENT_LABEL.to_string(), COMPONENT_CASSANDRA.to_string());
+        let mut annotations = tags.annotations.clone().unwrap_or_default();
+        if index > 0 || !self.external_datacenters.is_empty() {
+            annotations.insert(
+                SKIP_USER_CREATION_ANNOTATION.to_string(),
+                "true".to_string(),
+            );
+        }
+
+        let datacenter = CassandraDatacenter {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(namespace.clone()),
+                labels: Some(labels),
+                annotations: (!annotations.is_empty()).then_some(annotations),
+                ..Default::default()
+            },
+            spec,
+            status: None,
+        };
+        Ok(DatacenterPlan {
+            additional_seed_service: additional_seed_service_name(
+                self.cassandra_cluster_name,
+                &name,
+            ),
+            cassandra_datacenter_name: dc.cassandra_datacenter_name().to_string(),
+            context: dc.context().to_string(),
+            namespace,
+            name,
+            datacenter,
+        })
+    }
+
+    fn superuser_secret_name(&self) -> Option<String> {
+        // With external secrets (e.g. Vault), cass-operator must not look for a Secret.
+        if self.k8c.spec.secrets_provider == Some(SecretsProvider::External) {
+            return None;
+        }
+        let named = self
+            .template
+            .superuser_secret_ref
+            .as_ref()
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty());
+        Some(named.unwrap_or_else(|| default_superuser_secret_name(self.cassandra_cluster_name)))
+    }
+
+    fn config(
+        &self,
+        index: usize,
+        options: &DatacenterOptions,
+        server_type: ServerType,
+        version: ServerVersion,
+    ) -> Result<Value, ConfigError> {
+        let mut config = options.config.clone().unwrap_or_default();
+        if let Some(jvm) = config.jvm_options.as_mut() {
+            jvm.gc.get_or_insert(DEFAULT_GARBAGE_COLLECTOR);
+        }
+        let mut extra_jvm_flags = Vec::new();
+        if server_type == ServerType::Cassandra {
+            if version.major != 3 {
+                extra_jvm_flags.push(ALLOW_ALTER_RF_FLAG.to_string());
+            }
+            // Only the first datacenter bootstraps the cluster and creates the system keyspaces.
+            if index == 0 && !self.system_replication.is_empty() {
+                let factors: Vec<String> = self
+                    .system_replication
+                    .iter()
+                    .map(|(dc, rf)| format!("{dc}:{rf}"))
+                    .collect();
+                extra_jvm_flags.push(format!("{SYSTEM_REPLICATION_FLAG}={}", factors.join(",")));
+            }
+        }
+        let defaults = ConfigDefaults {
+            auth_enabled: self.k8c.spec.auth_enabled(),
+            extra_jvm_flags,
+        };
+        build_config(Some(&config), server_type, version, &defaults)
+    }
+
+    /// Labels and annotations of the Services cass-operator makes. The all-pods Service always
+    /// carries the cluster labels, so that its endpoints can be watched per K8ssandraCluster.
+    fn service_config(&self, tags: &CassandraMetadata) -> Value {
+        let services = tags.services.clone().unwrap_or_default();
+        let additions = |meta: Option<MetaTags>, extra: BTreeMap<String, String>| {
+            let meta = meta.unwrap_or_default();
+            let mut labels = meta.labels.unwrap_or_default();
+            labels.extend(extra);
+            let mut out = Map::new();
+            if !labels.is_empty() {
+                out.insert("additionalLabels".into(), json!(labels));
+            }
+            if let Some(annotations) = meta.annotations.filter(|a| !a.is_empty()) {
+                out.insert("additionalAnnotations".into(), json!(annotations));
+            }
+            out
+        };
+        let cluster_labels = BTreeMap::from([
+            (CLUSTER_NAME_LABEL.to_string(), self.cluster.name.clone()),
+            (
+                CLUSTER_NAMESPACE_LABEL.to_string(),
+                self.cluster.namespace.clone(),
+            ),
+        ]);
+        // cass-operator spells the all-pods key `allpodsService`.
+        let entries = [
+            ("dcService", additions(services.dc_service, BTreeMap::new())),
+            (
+                "seedService",
+                additions(services.seed_service, BTreeMap::new()),
+            ),
+            (
+                "allpodsService",
+                additions(services.all_pods_service, cluster_labels),
+            ),
+            (
+                "additionalSeedService",
+                additions(services.additional_seed_service, BTreeMap::new()),
+            ),
+            (
+                "nodePortService",
+                additions(services.node_port_service, BTreeMap::new()),
+            ),
+        ];
+        Value::Object(
+            entries
+                .into_iter()
+                .filter(|(_, additions)| !additions.is_empty())
+                .map(|(key, additions)| (key.to_string(), Value::Object(additions)))
+                .collect(),
+        )
+    }
+
+    /// The pod template cass-operator merges into its own: pod labels/annotations, security
+    /// context, priority class, extra containers and volumes, and the management API's
+    /// environment. `None` when there is nothing to say.
+    fn pod_template_spec(
+        &self,
+        dc: &CassandraDatacenterTemplate,
+        options: &DatacenterOptions,
+        tags: &CassandraMetadata,
+    ) -> Result<Option<Value>, PlanError> {
+        let datacenter = dc.name();
+        let mut spec = Map::new();
+        if let Some(context) = &options.pod_security_context {
+            let context = serde_json::to_value(context).map_err(|e| PlanError::Unserializable {
+                datacenter: datacenter.to_string(),
+                field: "podSecurityContext",
+                reason: e.to_string(),
+            })?;
+            spec.insert("securityContext".into(), context);
+        }
+        if let Some(class) = options
+            .pod_priority_class_name
+            .clone()
+            .filter(|c| !c.is_empty())
+        {
+            spec.insert("priorityClassName".into(), Value::String(class));
+        }
+        let mut containers = options.containers.clone().unwrap_or_default();
+        let mut cassandra_env = Vec::new();
+        if let Some(heap) = &options.mgmt_api_heap {
+            let bytes = Quantity::parse(&heap.0)
+                .and_then(|q| {
+                    q.ceil_value()
+                        .ok_or_else(|| QuantityError::TooLarge(heap.0.clone()))
+                })
+                .map_err(|source| PlanError::ManagementApiHeap {
+                    datacenter: datacenter.to_string(),
+                    source,
+                })?;
+            cassandra_env
+                .push(json!({"name": MANAGEMENT_API_HEAP_ENV, "value": bytes.to_string()}));
+        }
+        if !self.mcac_enabled(dc) {
+            cassandra_env.push(json!({"name": MCAC_DISABLED_ENV, "value": "true"}));
+        }
+        if !cassandra_env.is_empty() {
+            add_container_env(&mut containers, CASSANDRA_CONTAINER, cassandra_env);
+        }
+        if !containers.is_empty() {
+            spec.insert("containers".into(), Value::Array(containers));
+        }
+        if let Some(init) = options.init_containers.clone().filter(|c| !c.is_empty()) {
+            spec.insert("initContainers".into(), Value::Array(init));
+        }
+        if let Some(volumes) = options
+            .extra_volumes
+            .as_ref()
+            .and_then(|v| v.volumes.clone())
+            .filter(|v| !v.is_empty())
+        {
+            spec.insert("volumes".into(), Value::Array(volumes));
+        }
+
+        let pods = tags.pods.clone().unwrap_or_default();
+        let mut metadata = Map::new();
+        if let Some(labels) = pods.labels.filter(|l| !l.is_empty()) {
+            metadata.insert("labels".into(), json!(labels));
+        }
+        if let Some(annotations) = pods.annotations.filter(|a| !a.is_empty()) {
+            metadata.insert("annotations".into(), json!(annotations));
+        }
+        if spec.is_empty() && metadata.is_empty() {
+            return Ok(None);
+        }
+        let mut template = Map::new();
+        if !metadata.is_empty() {
+            template.insert("metadata".into(), Value::Object(metadata));
+        }
+        // cass-operator's schema requires `containers` in a pod spec.
+        spec.entry("containers")
+            .or_insert_with(|| json!([{"name": CASSANDRA_CONTAINER}]));
+        template.insert("spec".into(), Value::Object(spec));
+        Ok(Some(Value::Object(template)))
+    }
+
+    /// MCAC stays on unless the merged telemetry turns it off. Telemetry is merged key by key
+    /// here (upstream deep-merges it), not taken whole from the datacenter.
+    fn mcac_enabled(&self, dc: &CassandraDatacenterTemplate) -> bool {
+        let enabled = |telemetry: &Option<crate::api::shared::TelemetrySpec>| {
+            telemetry
+                .as_ref()
+                .and_then(|t| t.mcac.as_ref())
+                .and_then(|m| m.enabled)
+        };
+        enabled(&dc.options.telemetry)
+            .or_else(|| enabled(&self.template.options.telemetry))
+            .unwrap_or(true)
+    }
+}
+
+/// The storage of the data volume plus the extra volumes managed by the StatefulSet.
+fn storage_config(options: &DatacenterOptions) -> Option<StorageConfig> {
+    let mut storage = options.storage_config.clone()?;
+    if let Some(pvcs) = options
+        .extra_volumes
+        .as_ref()
+        .and_then(|v| v.pvcs.clone())
+        .filter(|p| !p.is_empty())
+    {
+        storage
+            .additional_volumes
+            .get_or_insert_with(Vec::new)
+            .extend(pvcs);
+    }
+    Some(storage)
+}
+
+/// Appends `env` to the container named `name`, adding that container if it is missing.
+fn add_container_env(containers: &mut Vec<Value>, name: &str, env: Vec<Value>) {
+    let position = containers
+        .iter()
+        .position(|c| c.get("name").and_then(Value::as_str) == Some(name));
+    let index = position.unwrap_or_else(|| {
+        containers.push(json!({"name": name}));
+        containers.len() - 1
+    });
+    if let Some(Value::Object(container)) = containers.get_mut(index) {
+        let list = container
+            .entry("env")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(list) = list {
+            list.extend(env);
+        } else {
+            *list = Value::Array(env);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

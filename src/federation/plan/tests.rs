@@ -1,0 +1,634 @@
+use super::*;
+use serde_json::json;
+
+/// A K8ssandraCluster `demo` in namespace `ns` with the given spec.
+fn cluster(spec: Value) -> K8ssandraCluster {
+    serde_json::from_value(json!({
+        "apiVersion": "k8ssandra.io/v1alpha1",
+        "kind": "K8ssandraCluster",
+        "metadata": {"name": "demo", "namespace": "ns"},
+        "spec": spec,
+    }))
+    .expect("valid K8ssandraCluster")
+}
+
+fn storage() -> Value {
+    json!({"cassandraDataVolumeClaimSpec": {
+        "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "5Gi"}}
+    }})
+}
+
+/// Two datacenters in two regions with cluster-level defaults.
+fn two_dcs() -> K8ssandraCluster {
+    cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17",
+        "storageConfig": storage(),
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "k8sContext": "east", "size": 3},
+            {"metadata": {"name": "dc2", "namespace": "other"}, "k8sContext": "west", "size": 2}
+        ]
+    }}))
+}
+
+fn planned(k8c: &K8ssandraCluster) -> ClusterPlan {
+    plan(k8c).expect("plans")
+}
+
+fn spec_json(dc: &DatacenterPlan) -> Value {
+    serde_json::to_value(&dc.datacenter.spec).expect("serializes")
+}
+
+#[test]
+fn one_datacenter_per_entry_in_spec_order_with_region_and_namespace() {
+    let plan = planned(&two_dcs());
+    assert_eq!(
+        plan.cluster,
+        ClusterKey {
+            namespace: "ns".into(),
+            name: "demo".into()
+        }
+    );
+    let placed: Vec<(&str, &str, &str)> = plan
+        .datacenters
+        .iter()
+        .map(|dc| (dc.name.as_str(), dc.context.as_str(), dc.namespace.as_str()))
+        .collect();
+    assert_eq!(placed, [("dc1", "east", "ns"), ("dc2", "west", "other")]);
+    let dc2 = &plan.datacenters[1].datacenter;
+    assert_eq!(dc2.metadata.name.as_deref(), Some("dc2"));
+    assert_eq!(dc2.metadata.namespace.as_deref(), Some("other"));
+    assert_eq!(
+        plan.contexts().into_iter().collect::<Vec<_>>(),
+        ["east", "west"]
+    );
+}
+
+#[test]
+fn absent_context_is_the_hub() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]
+    }}));
+    assert_eq!(planned(&k8c).datacenters[0].context, "");
+}
+
+#[test]
+fn same_input_same_output() {
+    let k8c = two_dcs();
+    let first = planned(&k8c);
+    let second = planned(&k8c);
+    assert_eq!(first, second);
+    assert_eq!(
+        serde_json::to_string(&first.datacenters[0].datacenter).expect("json"),
+        serde_json::to_string(&second.datacenters[0].datacenter).expect("json"),
+    );
+}
+
+#[test]
+fn no_cassandra_section_plans_no_datacenters() {
+    let plan = planned(&cluster(json!({})));
+    assert!(plan.datacenters.is_empty());
+    assert_eq!(plan.cassandra_cluster_name, "demo");
+    let plan = planned(&cluster(json!({"cassandra": {"serverVersion": "4.0.17"}})));
+    assert!(plan.datacenters.is_empty());
+}
+
+#[test]
+fn required_fields_and_defaults() {
+    let plan = planned(&two_dcs());
+    let spec = &plan.datacenters[0].datacenter.spec;
+    assert_eq!(spec.cluster_name, "demo");
+    assert_eq!(spec.server_type, ServerType::Cassandra);
+    assert_eq!(spec.server_version, "4.0.17");
+    assert_eq!(spec.size, 3);
+    assert_eq!(spec.stopped, None);
+    assert_eq!(spec.server_image, None);
+    assert_eq!(
+        spec.racks,
+        Some(vec![Rack {
+            name: "default".into(),
+            ..Default::default()
+        }])
+    );
+    assert_eq!(
+        spec.superuser_secret_name.as_deref(),
+        Some("demo-superuser")
+    );
+    assert_eq!(spec.datacenter_name, None);
+    assert_eq!(
+        spec.additional_seeds, None,
+        "seeds go through EndpointSlices"
+    );
+    assert_eq!(plan.datacenters[0].cassandra_datacenter_name, "dc1");
+    assert_eq!(
+        plan.datacenters[0].additional_seed_service,
+        "demo-dc1-additional-seed-service"
+    );
+}
+
+#[test]
+fn cluster_name_and_superuser_secret() {
+    let mut k8c = two_dcs();
+    if let Some(c) = k8c.spec.cassandra.as_mut() {
+        c.cluster_name = Some("My Cluster".into());
+    }
+    let plan = planned(&k8c);
+    assert_eq!(plan.cassandra_cluster_name, "My Cluster");
+    let spec = &plan.datacenters[1].datacenter.spec;
+    assert_eq!(spec.cluster_name, "My Cluster");
+    assert_eq!(
+        spec.superuser_secret_name.as_deref(),
+        Some("mycluster-superuser")
+    );
+    assert_eq!(
+        plan.datacenters[1].additional_seed_service,
+        "mycluster-dc2-additional-seed-service"
+    );
+
+    if let Some(c) = k8c.spec.cassandra.as_mut() {
+        c.superuser_secret_ref = Some(crate::api::shared::SecretRef::new("admin-creds"));
+    }
+    let spec = &planned(&k8c).datacenters[0].datacenter.spec;
+    assert_eq!(spec.superuser_secret_name.as_deref(), Some("admin-creds"));
+
+    k8c.spec.secrets_provider = Some(SecretsProvider::External);
+    let spec = &planned(&k8c).datacenters[0].datacenter.spec;
+    assert_eq!(
+        spec.superuser_secret_name, None,
+        "external secrets: cass-operator must not look"
+    );
+}
+
+#[test]
+fn datacenter_options_win_and_lists_replace() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17",
+        "serverImage": "registry/cass:4.0.17",
+        "storageConfig": storage(),
+        "racks": [{"name": "r1"}, {"name": "r2"}],
+        "tolerations": [{"key": "a", "operator": "Exists"}],
+        "resources": {"requests": {"cpu": "1"}},
+        "networking": {"hostNetwork": true},
+        "softPodAntiAffinity": true,
+        "serviceAccount": "cassandra",
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 1},
+            {"metadata": {"name": "dc2"}, "size": 1,
+             "serverVersion": "4.1.8",
+             "racks": [{"name": "only"}],
+             "tolerations": [],
+             "networking": {"hostNetwork": false},
+             "datacenterName": "real-dc2",
+             "stopped": true}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    let dc1 = &plan.datacenters[0].datacenter.spec;
+    let dc2 = &plan.datacenters[1].datacenter.spec;
+    assert_eq!(dc1.server_version, "4.0.17");
+    assert_eq!(dc2.server_version, "4.1.8");
+    assert_eq!(dc2.server_image.as_deref(), Some("registry/cass:4.0.17"));
+    let rack_names = |spec: &CassandraDatacenterSpec| -> Vec<String> {
+        spec.racks
+            .iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .collect()
+    };
+    assert_eq!(rack_names(dc1), ["r1", "r2"]);
+    assert_eq!(
+        rack_names(dc2),
+        ["only"],
+        "a datacenter's list replaces the cluster's"
+    );
+    assert_eq!(dc1.tolerations.as_ref().map(Vec::len), Some(1));
+    assert_eq!(dc2.tolerations.as_ref().map(Vec::len), Some(0));
+    assert_eq!(
+        dc1.networking.as_ref().and_then(|n| n.host_network),
+        Some(true)
+    );
+    assert_eq!(
+        dc2.networking.as_ref().and_then(|n| n.host_network),
+        Some(false)
+    );
+    assert!(dc2.resources.is_some());
+    assert_eq!(dc2.allow_multiple_nodes_per_worker, Some(true));
+    assert_eq!(dc2.service_account.as_deref(), Some("cassandra"));
+    assert_eq!(dc2.stopped, Some(true));
+    assert_eq!(dc1.stopped, None);
+    assert_eq!(dc2.datacenter_name.as_deref(), Some("real-dc2"));
+    assert_eq!(plan.datacenters[1].cassandra_datacenter_name, "real-dc2");
+}
+
+#[test]
+fn cassandra_yaml_merges_key_by_key() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "config": {"cassandraYaml": {"num_tokens": 8, "auto_snapshot": false,
+                                     "server_encryption_options": {"internode_encryption": "all"}}},
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1,
+            "config": {"cassandraYaml": {"num_tokens": 4,
+                                         "server_encryption_options": {"keystore": "/k"}}}}]
+    }}));
+    let yaml = &spec_json(&planned(&k8c).datacenters[0])["config"]["cassandra-yaml"];
+    assert_eq!(yaml["num_tokens"], 4);
+    assert_eq!(yaml["auto_snapshot"], false);
+    assert_eq!(
+        yaml["server_encryption_options"],
+        json!({"internode_encryption": "all", "keystore": "/k"})
+    );
+}
+
+#[test]
+fn config_is_built_for_the_server_version() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "config": {"jvmOptions": {"heapSize": "512Mi", "heapNewGenSize": "256Mi", "gc": "CMS"}},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 3},
+            {"metadata": {"name": "dc2"}, "size": 1, "serverVersion": "3.11.14"}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    let modern = spec_json(&plan.datacenters[0])["config"].clone();
+    assert_eq!(
+        modern["jvm-server-options"],
+        json!({"initial_heap_size": 536870912, "max_heap_size": 536870912})
+    );
+    assert_eq!(
+        modern["jvm11-server-options"],
+        json!({"garbage_collector": "CMS"})
+    );
+    assert_eq!(
+        modern["cassandra-yaml"]["authenticator"],
+        "PasswordAuthenticator"
+    );
+    assert_eq!(modern["cassandra-yaml"]["num_tokens"], 16);
+    // The first datacenter carries the system keyspaces' replication; Cassandra 4 the RF flag.
+    assert_eq!(
+        modern["cassandra-env-sh"]["additional-jvm-opts"],
+        json!([
+            ALLOW_ALTER_RF_FLAG,
+            "-Dcassandra.system_distributed_replication=dc1:3"
+        ])
+    );
+    let legacy = spec_json(&plan.datacenters[1])["config"].clone();
+    assert_eq!(
+        legacy["jvm-options"]["heap_size_young_generation"],
+        268435456
+    );
+    assert_eq!(legacy["cassandra-yaml"]["num_tokens"], 256);
+    assert_eq!(legacy["cassandra-yaml"]["start_rpc"], false);
+    assert!(
+        legacy.get("cassandra-env-sh").is_none(),
+        "no system replication after dc1"
+    );
+}
+
+#[test]
+fn gc_defaults_to_g1_when_jvm_options_are_given() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 1, "config": {"jvmOptions": {"heapSize": "1Gi"}}},
+            {"metadata": {"name": "dc2"}, "size": 1}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    assert_eq!(
+        spec_json(&plan.datacenters[0])["config"]["jvm11-server-options"]["garbage_collector"],
+        "G1GC"
+    );
+    assert!(
+        spec_json(&plan.datacenters[1])["config"]
+            .get("jvm11-server-options")
+            .is_none()
+    );
+}
+
+#[test]
+fn auth_off_and_system_replication_annotation() {
+    let mut k8c = two_dcs();
+    k8c.spec.auth = Some(false);
+    k8c.metadata.annotations = Some(BTreeMap::from([(
+        INITIAL_SYSTEM_REPLICATION_ANNOTATION.to_string(),
+        r#"{"dc1": 2, "legacy": 3}"#.to_string(),
+    )]));
+    let plan = planned(&k8c);
+    let config = spec_json(&plan.datacenters[0])["config"].clone();
+    assert_eq!(
+        config["cassandra-yaml"]["authenticator"],
+        "AllowAllAuthenticator"
+    );
+    assert_eq!(
+        config["cassandra-env-sh"]["additional-jvm-opts"][1],
+        "-Dcassandra.system_distributed_replication=dc1:2,legacy:3"
+    );
+    assert_eq!(
+        plan.system_replication_annotation(),
+        r#"{"dc1":2,"legacy":3}"#
+    );
+
+    k8c.metadata.annotations = Some(BTreeMap::from([(
+        INITIAL_SYSTEM_REPLICATION_ANNOTATION.to_string(),
+        r#"{"datacenters": ["dc1", "dc2"], "replicationFactor": 3}"#.to_string(),
+    )]));
+    assert_eq!(
+        planned(&k8c).initial_system_replication,
+        BTreeMap::from([("dc1".to_string(), 3), ("dc2".to_string(), 3)])
+    );
+
+    k8c.metadata.annotations = Some(BTreeMap::from([(
+        INITIAL_SYSTEM_REPLICATION_ANNOTATION.to_string(),
+        "three".to_string(),
+    )]));
+    assert!(matches!(
+        plan_error(&k8c),
+        PlanError::InvalidSystemReplication { .. }
+    ));
+}
+
+#[test]
+fn system_replication_is_computed_from_the_first_datacenter_and_external_ones() {
+    let mut k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1, "datacenterName": "east"}]
+    }}));
+    k8c.spec.external_datacenters = Some(vec!["legacy".into()]);
+    let plan = planned(&k8c);
+    assert_eq!(
+        plan.initial_system_replication,
+        BTreeMap::from([("east".to_string(), 1), ("legacy".to_string(), 3)])
+    );
+    // With datacenters managed elsewhere, users exist already: no datacenter creates them.
+    let annotations = plan.datacenters[0]
+        .datacenter
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get(SKIP_USER_CREATION_ANNOTATION)
+            .map(String::as_str),
+        Some("true")
+    );
+}
+
+#[test]
+fn labels_annotations_and_skip_user_creation() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "metadata": {
+            "labels": {"team": "data", "k8ssandra.io/cluster-name": "hijack"},
+            "annotations": {"note": "cluster"},
+            "commonLabels": {"env": "prod", "tier": "gold"},
+            "commonAnnotations": {"owner": "ops"},
+            "pods": {"labels": {"pod": "yes"}},
+            "services": {"dcService": {"labels": {"svc": "dc"}}}
+        },
+        "datacenters": [
+            {"metadata": {"name": "dc1", "labels": {"dc": "one"}, "commonLabels": {"tier": "silver"}}, "size": 1},
+            {"metadata": {"name": "dc2", "annotations": {"note": "dc2"}}, "size": 1}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    let dc1 = &plan.datacenters[0].datacenter;
+    let dc2 = &plan.datacenters[1].datacenter;
+    let labels = dc1.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels["team"], "data");
+    assert_eq!(labels["dc"], "one");
+    assert_eq!(
+        labels["k8ssandra.io/cluster-name"], "demo",
+        "ownership labels win"
+    );
+    assert_eq!(labels["k8ssandra.io/cluster-namespace"], "ns");
+    assert_eq!(
+        labels["k8ssandra.io/cleaned-up-by"],
+        "k8ssandracluster-controller"
+    );
+    assert_eq!(labels["app.kubernetes.io/part-of"], "k8ssandra");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "federator");
+    assert_eq!(labels["app.kubernetes.io/component"], "cassandra");
+    assert_eq!(labels["k8ssandra.io/datacenter"], "dc1");
+
+    let dc1_annotations = dc1.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        dc1_annotations.get("note").map(String::as_str),
+        Some("cluster")
+    );
+    assert!(
+        !dc1_annotations.contains_key(SKIP_USER_CREATION_ANNOTATION),
+        "the first creates users"
+    );
+    let dc2_annotations = dc2.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(dc2_annotations["note"], "dc2");
+    assert_eq!(dc2_annotations[SKIP_USER_CREATION_ANNOTATION], "true");
+
+    assert_eq!(
+        dc1.spec.additional_labels,
+        Some(BTreeMap::from([
+            ("env".to_string(), "prod".to_string()),
+            ("tier".to_string(), "silver".to_string())
+        ]))
+    );
+    assert_eq!(
+        dc2.spec
+            .additional_labels
+            .as_ref()
+            .map(|l| l["tier"].clone()),
+        Some("gold".into())
+    );
+    assert_eq!(
+        dc1.spec.additional_annotations,
+        Some(BTreeMap::from([("owner".to_string(), "ops".to_string())]))
+    );
+    let services = dc1
+        .spec
+        .additional_service_config
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(
+        services["dcService"],
+        json!({"additionalLabels": {"svc": "dc"}})
+    );
+    assert_eq!(
+        services["allpodsService"],
+        json!({"additionalLabels": {"k8ssandra.io/cluster-name": "demo", "k8ssandra.io/cluster-namespace": "ns"}})
+    );
+    let pods = dc1.spec.pod_template_spec.clone().unwrap_or_default();
+    assert_eq!(pods["metadata"], json!({"labels": {"pod": "yes"}}));
+    assert_eq!(pods["spec"]["containers"], json!([{"name": "cassandra"}]));
+}
+
+#[test]
+fn pod_template_carries_containers_volumes_and_management_api_environment() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "mgmtAPIHeap": "64Mi",
+        "telemetry": {"mcac": {"enabled": false}},
+        "podSecurityContext": {"runAsUser": 999},
+        "podPriorityClassName": "high",
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1,
+            "telemetry": {"vector": {"enabled": true}},
+            "containers": [{"name": "cassandra", "env": [{"name": "A", "value": "1"}]}, {"name": "side", "image": "busybox"}],
+            "initContainers": [{"name": "init", "image": "busybox"}],
+            "extraVolumes": {
+                "volumes": [{"name": "scratch", "emptyDir": {}}],
+                "pvcs": [{"name": "extra", "mountPath": "/extra", "pvcSpec": {"resources": {"requests": {"storage": "1Gi"}}}}]
+            }}]
+    }}));
+    let plan = planned(&k8c);
+    let spec = &plan.datacenters[0].datacenter.spec;
+    let pods = spec.pod_template_spec.clone().unwrap_or_default();
+    assert_eq!(pods["spec"]["securityContext"], json!({"runAsUser": 999}));
+    assert_eq!(pods["spec"]["priorityClassName"], "high");
+    assert_eq!(
+        pods["spec"]["containers"],
+        json!([
+            {"name": "cassandra", "env": [
+                {"name": "A", "value": "1"},
+                {"name": MANAGEMENT_API_HEAP_ENV, "value": "67108864"},
+                {"name": MCAC_DISABLED_ENV, "value": "true"}
+            ]},
+            {"name": "side", "image": "busybox"}
+        ])
+    );
+    assert_eq!(
+        pods["spec"]["initContainers"],
+        json!([{"name": "init", "image": "busybox"}])
+    );
+    assert_eq!(
+        pods["spec"]["volumes"],
+        json!([{"name": "scratch", "emptyDir": {}}])
+    );
+    let extra: Vec<&str> = spec
+        .storage_config
+        .additional_volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    assert_eq!(extra, ["extra"]);
+}
+
+#[test]
+fn no_pod_template_when_there_is_nothing_to_say() {
+    let plan = planned(&two_dcs());
+    assert_eq!(plan.datacenters[0].datacenter.spec.pod_template_spec, None);
+}
+
+fn plan_error(k8c: &K8ssandraCluster) -> PlanError {
+    plan(k8c).expect_err("must not plan")
+}
+
+#[test]
+fn errors_name_what_to_fix() {
+    let mut k8c = two_dcs();
+    k8c.metadata.namespace = None;
+    assert_eq!(
+        plan_error(&k8c),
+        PlanError::MissingNamespace {
+            name: "demo".into()
+        }
+    );
+    k8c.metadata.name = None;
+    assert_eq!(plan_error(&k8c), PlanError::MissingName);
+
+    let no_version = cluster(json!({"cassandra": {"storageConfig": storage(),
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]}}));
+    assert_eq!(
+        plan_error(&no_version),
+        PlanError::MissingServerVersion {
+            datacenter: "dc1".into()
+        }
+    );
+    assert!(
+        plan_error(&no_version)
+            .to_string()
+            .contains("spec.cassandra.serverVersion")
+    );
+
+    let bad_version = cluster(
+        json!({"cassandra": {"storageConfig": storage(), "serverVersion": "4.0",
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]}}),
+    );
+    assert!(matches!(
+        plan_error(&bad_version),
+        PlanError::InvalidServerVersion { .. }
+    ));
+
+    let no_storage = cluster(json!({"cassandra": {"serverVersion": "4.0.17",
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]}}));
+    assert_eq!(
+        plan_error(&no_storage),
+        PlanError::MissingStorageConfig {
+            datacenter: "dc1".into()
+        }
+    );
+
+    let duplicate = cluster(
+        json!({"cassandra": {"serverVersion": "4.0.17", "storageConfig": storage(),
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}, {"metadata": {"name": "dc1"}, "size": 1}]}}),
+    );
+    assert_eq!(
+        plan_error(&duplicate),
+        PlanError::DuplicateDatacenter { name: "dc1".into() }
+    );
+
+    let same_inside = cluster(
+        json!({"cassandra": {"serverVersion": "4.0.17", "storageConfig": storage(),
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1},
+                        {"metadata": {"name": "dc2"}, "size": 1, "datacenterName": "dc1"}]}}),
+    );
+    assert!(matches!(
+        plan_error(&same_inside),
+        PlanError::DuplicateCassandraDatacenterName { .. }
+    ));
+
+    let bad_namespace = cluster(
+        json!({"cassandra": {"serverVersion": "4.0.17", "storageConfig": storage(),
+        "datacenters": [{"metadata": {"name": "dc1", "namespace": "Not_Valid"}, "size": 1}]}}),
+    );
+    assert!(matches!(
+        plan_error(&bad_namespace),
+        PlanError::InvalidNamespace { .. }
+    ));
+
+    let bad_name = cluster(
+        json!({"cassandra": {"serverVersion": "4.0.17", "storageConfig": storage(),
+        "datacenters": [{"metadata": {"name": "DC1"}, "size": 1}]}}),
+    );
+    assert!(matches!(
+        plan_error(&bad_name),
+        PlanError::InvalidDatacenterName { .. }
+    ));
+
+    let bad_heap = cluster(
+        json!({"cassandra": {"serverVersion": "4.0.17", "storageConfig": storage(),
+        "mgmtAPIHeap": "lots",
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]}}),
+    );
+    let error = plan_error(&bad_heap);
+    assert!(matches!(error, PlanError::ManagementApiHeap { .. }));
+    assert!(
+        error
+            .to_string()
+            .starts_with("datacenter dc1: mgmtAPIHeap:"),
+        "{error}"
+    );
+
+    let bad_config = cluster(
+        json!({"cassandra": {"serverVersion": "4.0.17", "storageConfig": storage(),
+        "config": {"jvmOptions": {"heap_max_size": "big"}},
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]}}),
+    );
+    let error = plan_error(&bad_config);
+    assert!(
+        error
+            .to_string()
+            .starts_with("datacenter dc1: config.jvmOptions.heap_max_size"),
+        "{error}"
+    );
+}

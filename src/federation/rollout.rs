@@ -1,0 +1,291 @@
+//! Which datacenters to create, update or delete now, given the plan and what the regions show.
+//!
+//! Rules:
+//! - A datacenter that does not exist yet is created only when every datacenter before it in
+//!   spec order exists and is Ready, and every existing datacenter is Ready: a new cluster
+//!   bootstraps one datacenter after another, and a datacenter added later waits for the
+//!   existing ones (Cassandra streams from them).
+//! - A datacenter that exists gets the desired spec at once, whatever the others do: spec
+//!   changes go to all regions together.
+//! - A datacenter taken out of the spec is deleted, annotated to decommission first; one at a
+//!   time.
+//! - Adding and removing datacenters in one change is refused (that is what a rename looks
+//!   like, and deleting the "old" one would drop its data): nothing is created or deleted, the
+//!   existing datacenters are still updated.
+//! - A datacenter whose region is unknown, unreachable, lacks the namespace, or holds someone
+//!   else's CassandraDatacenter is left alone; the other regions proceed.
+
+use std::fmt;
+
+use super::observed::{ObservedCluster, RemoteState};
+use super::plan::ClusterPlan;
+
+/// The decisions for one reconcile.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Actions {
+    /// Datacenters of the plan in spec order, then removed ones by name.
+    pub decisions: Vec<DatacenterDecision>,
+    /// Set when datacenters were added and removed in the same change.
+    pub refused: Option<TopologyChange>,
+}
+
+/// The datacenters added and removed by a change that was refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TopologyChange {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl fmt::Display for TopologyChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "datacenters {} added and {} removed in one change; a datacenter cannot be renamed (its data would be lost): restore {}, then add and remove datacenters in separate changes",
+            self.added.join(", "),
+            self.removed.join(", "),
+            self.removed.join(", ")
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatacenterDecision {
+    pub datacenter: String,
+    pub context: String,
+    pub namespace: String,
+    pub decision: Decision,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Apply the planned object; it does not exist yet.
+    Create,
+    /// Apply the planned object over the existing one.
+    Update,
+    /// Delete the CassandraDatacenter; when `annotate_first`, set
+    /// `cassandra.datastax.com/decommission-on-delete: "true"` on it before deleting.
+    Delete { annotate_first: bool },
+    /// Nothing to do yet; it will happen by itself.
+    Wait(WaitReason),
+    /// Nothing can be done until the user or the environment changes something.
+    Blocked(BlockReason),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Created once this datacenter reports Ready.
+    DatacenterNotReady { datacenter: String },
+    /// Created once this datacenter's readiness can be seen again.
+    DatacenterUnobservable { datacenter: String },
+    /// Its CassandraDatacenter is being deleted (decommissioning, or deleted by hand: it is
+    /// created again once gone).
+    Deleting,
+    /// Removals go one at a time; this one is next after `behind`.
+    RemovalQueued { behind: String },
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitReason::DatacenterNotReady { datacenter } => {
+                write!(f, "waiting for datacenter {datacenter} to be Ready")
+            }
+            WaitReason::DatacenterUnobservable { datacenter } => write!(
+                f,
+                "waiting until datacenter {datacenter} can be observed (its region does not answer)"
+            ),
+            WaitReason::Deleting => write!(f, "its CassandraDatacenter is being deleted"),
+            WaitReason::RemovalQueued { behind } => {
+                write!(f, "removed after datacenter {behind}")
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlockReason {
+    UnknownContext,
+    RegionUnreachable {
+        reason: String,
+    },
+    NamespaceMissing,
+    Conflict {
+        owner: Option<String>,
+    },
+    /// The controller passed no observation for this datacenter.
+    NotObserved,
+    TopologyChangeRefused,
+}
+
+impl BlockReason {
+    fn of(state: &RemoteState) -> Option<BlockReason> {
+        Some(match state {
+            RemoteState::UnknownContext => BlockReason::UnknownContext,
+            RemoteState::Unreachable { reason } => BlockReason::RegionUnreachable {
+                reason: reason.clone(),
+            },
+            RemoteState::NamespaceMissing => BlockReason::NamespaceMissing,
+            RemoteState::Conflict { owner } => BlockReason::Conflict {
+                owner: owner.clone(),
+            },
+            RemoteState::Absent | RemoteState::Present(_) => return None,
+        })
+    }
+}
+
+impl Actions {
+    fn with<'a>(
+        &'a self,
+        pick: impl Fn(&Decision) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a DatacenterDecision> + 'a {
+        self.decisions.iter().filter(move |d| pick(&d.decision))
+    }
+
+    /// Datacenters to create now.
+    pub fn creates(&self) -> impl Iterator<Item = &DatacenterDecision> {
+        self.with(|d| matches!(d, Decision::Create))
+    }
+
+    /// Datacenters to update now.
+    pub fn updates(&self) -> impl Iterator<Item = &DatacenterDecision> {
+        self.with(|d| matches!(d, Decision::Update))
+    }
+
+    /// Datacenters to delete now.
+    pub fn deletes(&self) -> impl Iterator<Item = &DatacenterDecision> {
+        self.with(|d| matches!(d, Decision::Delete { .. }))
+    }
+
+    /// The decision for one datacenter.
+    pub fn decision(&self, datacenter: &str) -> Option<&Decision> {
+        self.decisions
+            .iter()
+            .find(|d| d.datacenter == datacenter)
+            .map(|d| &d.decision)
+    }
+}
+
+/// Decides what to do in every region now. Pure: the same plan and observation give the same
+/// actions.
+pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
+    let state_of = |name: &str| observed.get(name).map(|o| &o.state);
+
+    // Removed: owned datacenters the plan does not have (that still exist, or may).
+    let removed: Vec<(&String, &super::observed::ObservedDatacenter)> = observed
+        .datacenters
+        .iter()
+        .filter(|(name, _)| plan.datacenter(name).is_none())
+        .filter(|(_, o)| {
+            matches!(
+                o.state,
+                RemoteState::Present(_) | RemoteState::Unreachable { .. }
+            )
+        })
+        .collect();
+    let added: Vec<String> = plan
+        .datacenters
+        .iter()
+        .filter(|dc| !observed.is_known(&dc.name))
+        .map(|dc| dc.name.clone())
+        .collect();
+    let refused = (!removed.is_empty() && !added.is_empty()).then(|| TopologyChange {
+        added: added.clone(),
+        removed: removed.iter().map(|(name, _)| (*name).clone()).collect(),
+    });
+
+    let mut decisions = Vec::new();
+    for (index, dc) in plan.datacenters.iter().enumerate() {
+        let decision = match state_of(&dc.name) {
+            None => Decision::Blocked(BlockReason::NotObserved),
+            Some(state) if state.is_deleting() => Decision::Wait(WaitReason::Deleting),
+            Some(RemoteState::Present(_)) => Decision::Update,
+            Some(state) => match BlockReason::of(state) {
+                Some(block) => Decision::Blocked(block),
+                None if refused.is_some() && added.contains(&dc.name) => {
+                    Decision::Blocked(BlockReason::TopologyChangeRefused)
+                }
+                None => match creation_blocker(plan, observed, index) {
+                    Some(wait) => Decision::Wait(wait),
+                    None => Decision::Create,
+                },
+            },
+        };
+        decisions.push(DatacenterDecision {
+            datacenter: dc.name.clone(),
+            context: dc.context.clone(),
+            namespace: dc.namespace.clone(),
+            decision,
+        });
+    }
+
+    // One removal at a time: a decommission in progress holds the others back.
+    let mut removing: Option<&String> = removed
+        .iter()
+        .find(|(_, o)| o.state.is_deleting())
+        .map(|(name, _)| *name);
+    for (name, observation) in &removed {
+        let decision = if refused.is_some() {
+            Decision::Blocked(BlockReason::TopologyChangeRefused)
+        } else if let Some(block) = BlockReason::of(&observation.state) {
+            Decision::Blocked(block)
+        } else if observation.state.is_deleting() {
+            Decision::Wait(WaitReason::Deleting)
+        } else if let Some(behind) = removing {
+            Decision::Wait(WaitReason::RemovalQueued {
+                behind: behind.clone(),
+            })
+        } else {
+            removing = Some(name);
+            Decision::Delete {
+                annotate_first: !observation.state.has_decommission_annotation(),
+            }
+        };
+        decisions.push(DatacenterDecision {
+            datacenter: (*name).clone(),
+            context: observation.context.clone(),
+            namespace: observation.namespace.clone(),
+            decision,
+        });
+    }
+    Actions { decisions, refused }
+}
+
+/// Why the datacenter at `index` (absent) cannot be created yet: the first other datacenter
+/// that must be Ready first and is not. Every datacenter before it must be Ready; after it,
+/// the ones that exist must be (those not created yet come later), and so must the ones that
+/// existed but cannot be seen now.
+fn creation_blocker(
+    plan: &ClusterPlan,
+    observed: &ObservedCluster,
+    index: usize,
+) -> Option<WaitReason> {
+    plan.datacenters
+        .iter()
+        .enumerate()
+        .filter(|(other, _)| *other != index)
+        .find_map(|(other, dc)| {
+            let state = observed.get(&dc.name).map(|o| &o.state);
+            if state.is_some_and(RemoteState::is_ready) {
+                return None;
+            }
+            let visible = matches!(state, Some(RemoteState::Present(_) | RemoteState::Absent));
+            let must_be_ready = other < index
+                || match state {
+                    Some(RemoteState::Present(_)) => true,
+                    Some(RemoteState::Absent) => false,
+                    _ => observed.is_known(&dc.name),
+                };
+            if !must_be_ready {
+                return None;
+            }
+            let datacenter = dc.name.clone();
+            Some(if !visible && observed.is_known(&dc.name) {
+                WaitReason::DatacenterUnobservable { datacenter }
+            } else {
+                WaitReason::DatacenterNotReady { datacenter }
+            })
+        })
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

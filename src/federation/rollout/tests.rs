@@ -1,0 +1,451 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::json;
+
+use super::*;
+use crate::api::cassdc::{
+    CONDITION_READY, CassandraDatacenter, CassandraDatacenterStatus, DatacenterCondition,
+    PROGRESS_READY, PROGRESS_UPDATING,
+};
+use crate::api::k8ssandra_cluster::K8ssandraCluster;
+use crate::federation::labels::DECOMMISSION_ON_DELETE_ANNOTATION;
+use crate::federation::observed::ObservedDatacenter;
+use crate::federation::plan::plan;
+
+/// A plan with the named datacenters, dcN in region `ctx-dcN`.
+pub(crate) fn plan_of(names: &[&str]) -> ClusterPlan {
+    let datacenters: Vec<_> = names
+        .iter()
+        .map(|name| json!({"metadata": {"name": name}, "k8sContext": format!("ctx-{name}"), "size": 3}))
+        .collect();
+    let k8c: K8ssandraCluster = serde_json::from_value(json!({
+        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
+        "metadata": {"name": "demo", "namespace": "ns"},
+        "spec": {"cassandra": {
+            "serverVersion": "4.0.17",
+            "storageConfig": {"cassandraDataVolumeClaimSpec": {"storageClassName": "standard"}},
+            "datacenters": datacenters
+        }}
+    }))
+    .expect("valid K8ssandraCluster");
+    plan(&k8c).expect("plans")
+}
+
+/// A CassandraDatacenter as a region shows it, Ready or still working.
+pub(crate) fn remote_dc(name: &str, ready: bool) -> CassandraDatacenter {
+    let mut dc = CassandraDatacenter::new(name, Default::default());
+    dc.metadata.generation = Some(1);
+    dc.status = Some(CassandraDatacenterStatus {
+        cassandra_operator_progress: Some(
+            if ready {
+                PROGRESS_READY
+            } else {
+                PROGRESS_UPDATING
+            }
+            .into(),
+        ),
+        conditions: Some(vec![DatacenterCondition {
+            type_: CONDITION_READY.into(),
+            status: if ready { "True" } else { "False" }.into(),
+            ..Default::default()
+        }]),
+        observed_generation: Some(1),
+        ..Default::default()
+    });
+    dc
+}
+
+pub(crate) fn at(name: &str, state: RemoteState) -> (String, ObservedDatacenter) {
+    (
+        name.to_string(),
+        ObservedDatacenter {
+            context: format!("ctx-{name}"),
+            namespace: "ns".into(),
+            state,
+        },
+    )
+}
+
+pub(crate) fn present(name: &str, ready: bool) -> (String, ObservedDatacenter) {
+    at(name, RemoteState::Present(Box::new(remote_dc(name, ready))))
+}
+
+pub(crate) fn absent(name: &str) -> (String, ObservedDatacenter) {
+    at(name, RemoteState::Absent)
+}
+
+fn observed(entries: Vec<(String, ObservedDatacenter)>, known: &[&str]) -> ObservedCluster {
+    ObservedCluster {
+        datacenters: entries.into_iter().collect::<BTreeMap<_, _>>(),
+        known: known.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn decisions(actions: &Actions) -> Vec<(&str, &Decision)> {
+    actions
+        .decisions
+        .iter()
+        .map(|d| (d.datacenter.as_str(), &d.decision))
+        .collect()
+}
+
+fn not_ready(datacenter: &str) -> Decision {
+    Decision::Wait(WaitReason::DatacenterNotReady {
+        datacenter: datacenter.into(),
+    })
+}
+
+#[test]
+fn a_new_cluster_creates_only_its_first_datacenter() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let actions = decide(
+        &plan,
+        &observed(vec![absent("dc1"), absent("dc2"), absent("dc3")], &[]),
+    );
+    assert_eq!(
+        decisions(&actions),
+        [
+            ("dc1", &Decision::Create),
+            ("dc2", &not_ready("dc1")),
+            ("dc3", &not_ready("dc1"))
+        ]
+    );
+    assert_eq!(actions.creates().count(), 1);
+    let create = actions.creates().next().expect("one create");
+    assert_eq!(
+        (create.context.as_str(), create.namespace.as_str()),
+        ("ctx-dc1", "ns")
+    );
+}
+
+#[test]
+fn the_next_datacenter_waits_until_the_previous_is_ready() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let starting = observed(
+        vec![present("dc1", false), absent("dc2"), absent("dc3")],
+        &[],
+    );
+    assert_eq!(
+        decisions(&decide(&plan, &starting)),
+        [
+            ("dc1", &Decision::Update),
+            ("dc2", &not_ready("dc1")),
+            ("dc3", &not_ready("dc1"))
+        ]
+    );
+    let first_ready = observed(
+        vec![present("dc1", true), absent("dc2"), absent("dc3")],
+        &["dc1"],
+    );
+    assert_eq!(
+        decisions(&decide(&plan, &first_ready)),
+        [
+            ("dc1", &Decision::Update),
+            ("dc2", &Decision::Create),
+            ("dc3", &not_ready("dc2"))
+        ]
+    );
+    let second_ready = observed(
+        vec![present("dc1", true), present("dc2", true), absent("dc3")],
+        &["dc1"],
+    );
+    assert_eq!(
+        decide(&plan, &second_ready).decision("dc3"),
+        Some(&Decision::Create)
+    );
+}
+
+#[test]
+fn a_datacenter_added_later_waits_for_every_existing_one() {
+    // dc0 is inserted before existing datacenters: all of them must be Ready first.
+    let plan = plan_of(&["dc0", "dc1", "dc2"]);
+    let busy = observed(
+        vec![absent("dc0"), present("dc1", true), present("dc2", false)],
+        &["dc1", "dc2"],
+    );
+    assert_eq!(
+        decide(&plan, &busy).decision("dc0"),
+        Some(&not_ready("dc2"))
+    );
+    let settled = observed(
+        vec![absent("dc0"), present("dc1", true), present("dc2", true)],
+        &["dc1", "dc2"],
+    );
+    let actions = decide(&plan, &settled);
+    assert_eq!(actions.decision("dc0"), Some(&Decision::Create));
+    assert_eq!(
+        actions.updates().count(),
+        2,
+        "existing datacenters still get the spec"
+    );
+    assert_eq!(actions.refused, None);
+}
+
+#[test]
+fn an_existing_datacenter_in_an_unreachable_region_holds_back_additions() {
+    let plan = plan_of(&["dc1", "dc2"]);
+    let observation = observed(
+        vec![
+            at(
+                "dc1",
+                RemoteState::Unreachable {
+                    reason: "timeout".into(),
+                },
+            ),
+            absent("dc2"),
+        ],
+        &["dc1"],
+    );
+    let actions = decide(&plan, &observation);
+    assert_eq!(
+        actions.decision("dc1"),
+        Some(&Decision::Blocked(BlockReason::RegionUnreachable {
+            reason: "timeout".into()
+        }))
+    );
+    assert_eq!(
+        actions.decision("dc2"),
+        Some(&Decision::Wait(WaitReason::DatacenterUnobservable {
+            datacenter: "dc1".into()
+        }))
+    );
+}
+
+#[test]
+fn spec_changes_go_to_every_existing_datacenter_at_once() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let observation = observed(
+        vec![
+            present("dc1", false),
+            present("dc2", true),
+            present("dc3", false),
+        ],
+        &["dc1", "dc2", "dc3"],
+    );
+    let actions = decide(&plan, &observation);
+    assert_eq!(
+        actions
+            .updates()
+            .map(|d| d.datacenter.as_str())
+            .collect::<Vec<_>>(),
+        ["dc1", "dc2", "dc3"]
+    );
+}
+
+#[test]
+fn one_region_down_does_not_stop_the_others() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let observation = observed(
+        vec![
+            present("dc1", true),
+            at(
+                "dc2",
+                RemoteState::Unreachable {
+                    reason: "connection refused".into(),
+                },
+            ),
+            at("dc3", RemoteState::UnknownContext),
+        ],
+        &["dc1", "dc2"],
+    );
+    let actions = decide(&plan, &observation);
+    assert_eq!(actions.decision("dc1"), Some(&Decision::Update));
+    assert!(matches!(
+        actions.decision("dc2"),
+        Some(Decision::Blocked(BlockReason::RegionUnreachable { .. }))
+    ));
+    assert_eq!(
+        actions.decision("dc3"),
+        Some(&Decision::Blocked(BlockReason::UnknownContext))
+    );
+}
+
+#[test]
+fn conflicts_missing_namespaces_and_missing_observations_are_left_alone() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let observation = observed(
+        vec![
+            at("dc1", RemoteState::Conflict { owner: None }),
+            at("dc2", RemoteState::NamespaceMissing),
+        ],
+        &[],
+    );
+    let actions = decide(&plan, &observation);
+    assert_eq!(
+        actions.decision("dc1"),
+        Some(&Decision::Blocked(BlockReason::Conflict { owner: None }))
+    );
+    assert_eq!(
+        actions.decision("dc2"),
+        Some(&Decision::Blocked(BlockReason::NamespaceMissing))
+    );
+    assert_eq!(
+        actions.decision("dc3"),
+        Some(&Decision::Blocked(BlockReason::NotObserved))
+    );
+    assert_eq!(actions.creates().count() + actions.updates().count(), 0);
+}
+
+#[test]
+fn a_datacenter_deleted_by_hand_is_created_again_without_counting_as_added() {
+    let plan = plan_of(&["dc1", "dc2"]);
+    let mut deleting = remote_dc("dc2", true);
+    deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+    let going = observed(
+        vec![
+            present("dc1", true),
+            at("dc2", RemoteState::Present(Box::new(deleting))),
+        ],
+        &["dc1", "dc2"],
+    );
+    assert_eq!(
+        decide(&plan, &going).decision("dc2"),
+        Some(&Decision::Wait(WaitReason::Deleting))
+    );
+    let gone = observed(vec![present("dc1", true), absent("dc2")], &["dc1", "dc2"]);
+    assert_eq!(
+        decide(&plan, &gone).decision("dc2"),
+        Some(&Decision::Create)
+    );
+}
+
+#[test]
+fn datacenters_recreated_after_loss_do_not_deadlock() {
+    let plan = plan_of(&["dc1", "dc2"]);
+    let both_gone = observed(vec![absent("dc1"), absent("dc2")], &["dc1", "dc2"]);
+    let actions = decide(&plan, &both_gone);
+    assert_eq!(actions.decision("dc1"), Some(&Decision::Create));
+    assert_eq!(actions.decision("dc2"), Some(&not_ready("dc1")));
+}
+
+#[test]
+fn a_removed_datacenter_is_annotated_then_deleted() {
+    let plan = plan_of(&["dc1"]);
+    let observation = observed(
+        vec![present("dc1", true), present("dc2", true)],
+        &["dc1", "dc2"],
+    );
+    let actions = decide(&plan, &observation);
+    assert_eq!(
+        actions.decision("dc2"),
+        Some(&Decision::Delete {
+            annotate_first: true
+        })
+    );
+    let delete = actions.deletes().next().expect("one delete");
+    assert_eq!(
+        (delete.context.as_str(), delete.namespace.as_str()),
+        ("ctx-dc2", "ns")
+    );
+
+    let mut annotated = remote_dc("dc2", true);
+    annotated.metadata.annotations = Some(BTreeMap::from([(
+        DECOMMISSION_ON_DELETE_ANNOTATION.to_string(),
+        "true".to_string(),
+    )]));
+    let observation = observed(
+        vec![
+            present("dc1", true),
+            at("dc2", RemoteState::Present(Box::new(annotated))),
+        ],
+        &["dc1", "dc2"],
+    );
+    assert_eq!(
+        decide(&plan, &observation).decision("dc2"),
+        Some(&Decision::Delete {
+            annotate_first: false
+        })
+    );
+}
+
+#[test]
+fn removals_go_one_at_a_time() {
+    let plan = plan_of(&["dc1"]);
+    let observation = observed(
+        vec![
+            present("dc1", true),
+            present("dc2", true),
+            present("dc3", true),
+        ],
+        &["dc1", "dc2", "dc3"],
+    );
+    let actions = decide(&plan, &observation);
+    assert_eq!(
+        actions.decision("dc2"),
+        Some(&Decision::Delete {
+            annotate_first: true
+        })
+    );
+    assert_eq!(
+        actions.decision("dc3"),
+        Some(&Decision::Wait(WaitReason::RemovalQueued {
+            behind: "dc2".into()
+        }))
+    );
+
+    let mut decommissioning = remote_dc("dc3", true);
+    decommissioning.metadata.deletion_timestamp =
+        Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+    let observation = observed(
+        vec![
+            present("dc1", true),
+            present("dc2", true),
+            at("dc3", RemoteState::Present(Box::new(decommissioning))),
+        ],
+        &["dc1", "dc2", "dc3"],
+    );
+    let actions = decide(&plan, &observation);
+    assert_eq!(
+        actions.decision("dc3"),
+        Some(&Decision::Wait(WaitReason::Deleting))
+    );
+    assert_eq!(
+        actions.decision("dc2"),
+        Some(&Decision::Wait(WaitReason::RemovalQueued {
+            behind: "dc3".into()
+        }))
+    );
+    // Gone datacenters are not deleted again.
+    let gone = observed(vec![present("dc1", true), absent("dc2")], &["dc1", "dc2"]);
+    assert_eq!(decide(&plan, &gone).deletes().count(), 0);
+}
+
+#[test]
+fn adding_and_removing_in_one_change_is_refused() {
+    // dc2 renamed to dc3: both sides are refused, dc1 is still kept in step.
+    let plan = plan_of(&["dc1", "dc3"]);
+    let observation = observed(
+        vec![present("dc1", true), present("dc2", true), absent("dc3")],
+        &["dc1", "dc2"],
+    );
+    let actions = decide(&plan, &observation);
+    assert_eq!(
+        actions.refused,
+        Some(TopologyChange {
+            added: vec!["dc3".into()],
+            removed: vec!["dc2".into()]
+        })
+    );
+    let refused = Decision::Blocked(BlockReason::TopologyChangeRefused);
+    assert_eq!(actions.decision("dc3"), Some(&refused));
+    assert_eq!(actions.decision("dc2"), Some(&refused));
+    assert_eq!(actions.decision("dc1"), Some(&Decision::Update));
+    assert_eq!(actions.creates().count() + actions.deletes().count(), 0);
+    assert!(
+        actions
+            .refused
+            .as_ref()
+            .is_some_and(|c| c.to_string().contains("restore dc2"))
+    );
+}
+
+#[test]
+fn decisions_are_deterministic() {
+    let plan = plan_of(&["dc1", "dc2"]);
+    let observation = observed(
+        vec![present("dc1", true), absent("dc2"), present("old", true)],
+        &["dc1"],
+    );
+    assert_eq!(decide(&plan, &observation), decide(&plan, &observation));
+}

@@ -1,0 +1,218 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::*;
+use crate::federation::rollout::tests::plan_of;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("valid IP")
+}
+
+/// A resolver answering from a table.
+struct FakeResolver(BTreeMap<&'static str, Result<ResolvedHost, SeedResolveError>>);
+
+impl SeedResolver for FakeResolver {
+    async fn resolve(&self, host: &str) -> Result<ResolvedHost, SeedResolveError> {
+        self.0.get(host).cloned().unwrap_or_else(|| {
+            Err(SeedResolveError::Lookup {
+                host: host.to_string(),
+                reason: "NXDOMAIN".into(),
+            })
+        })
+    }
+}
+
+fn addresses(slice: &EndpointSlice) -> Vec<&str> {
+    slice
+        .endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().map(String::as_str))
+        .collect()
+}
+
+#[test]
+fn each_datacenter_gets_the_other_datacenters_seeds() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let seeds = BTreeMap::from([
+        ("dc1".to_string(), vec![ip("10.0.1.1"), ip("10.0.1.2")]),
+        ("dc2".to_string(), vec![ip("10.0.2.1"), ip("fd00::2")]),
+        ("dc3".to_string(), vec![]),
+        ("removed".to_string(), vec![ip("10.9.9.9")]),
+    ]);
+    let additional = BTreeSet::from([ip("192.168.0.1")]);
+    let all = seed_endpoint_slices(&plan, &seeds, &additional);
+    assert_eq!(all.len(), 3);
+
+    let dc1 = &all[0];
+    assert_eq!(
+        (
+            dc1.datacenter.as_str(),
+            dc1.context.as_str(),
+            dc1.namespace.as_str()
+        ),
+        ("dc1", "ctx-dc1", "ns")
+    );
+    let [v4, v6] = &dc1.slices[..] else {
+        panic!("two slices")
+    };
+    assert_eq!(v4.address_type, "IPv4");
+    assert_eq!(
+        addresses(v4),
+        ["10.0.2.1", "192.168.0.1"],
+        "own seeds left out"
+    );
+    assert_eq!(v6.address_type, "IPv6");
+    assert_eq!(addresses(v6), ["fd00::2"]);
+    assert!(
+        v4.endpoints.iter().all(|e| e.addresses.len() == 1),
+        "one endpoint per address"
+    );
+
+    let dc3_v4 = &all[2].slices[0];
+    assert_eq!(
+        addresses(dc3_v4),
+        ["10.0.1.1", "10.0.1.2", "10.0.2.1", "192.168.0.1"]
+    );
+    assert!(
+        !addresses(dc3_v4).contains(&"10.9.9.9"),
+        "datacenters out of the plan ignored"
+    );
+}
+
+#[test]
+fn slices_are_named_and_labelled_for_the_additional_seed_service() {
+    let plan = plan_of(&["dc1", "dc2"]);
+    let all = seed_endpoint_slices(&plan, &BTreeMap::new(), &BTreeSet::new());
+    let v4 = &all[1].slices[0];
+    let v6 = &all[1].slices[1];
+    assert_eq!(
+        v4.metadata.name.as_deref(),
+        Some("demo-demo-dc2-additional-seed-service-ipv4")
+    );
+    assert_eq!(
+        v6.metadata.name.as_deref(),
+        Some("demo-demo-dc2-additional-seed-service-ipv6")
+    );
+    assert_eq!(v4.metadata.namespace.as_deref(), Some("ns"));
+    let labels = v4.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels["kubernetes.io/service-name"],
+        "demo-dc2-additional-seed-service"
+    );
+    assert_eq!(
+        labels["endpointslice.kubernetes.io/managed-by"],
+        "federator"
+    );
+    assert_eq!(labels["k8ssandra.io/cluster-name"], "demo");
+    assert_eq!(labels["k8ssandra.io/cluster-namespace"], "ns");
+    assert_eq!(labels["k8ssandra.io/datacenter"], "dc2");
+    assert!(
+        v4.endpoints.is_empty(),
+        "an empty family is written empty, not left stale"
+    );
+    // The same input gives the same objects.
+    assert_eq!(
+        all,
+        seed_endpoint_slices(&plan, &BTreeMap::new(), &BTreeSet::new())
+    );
+}
+
+#[test]
+fn additional_seeds_split_into_addresses_and_host_names() {
+    let parsed = AdditionalSeeds::parse(&[
+        "10.0.0.1".into(),
+        " fd00::1 ".into(),
+        "[fd00::2]".into(),
+        "::ffff:10.0.0.9".into(),
+        "Seed.Example.com".into(),
+        "".into(),
+    ]);
+    assert_eq!(
+        parsed.addresses,
+        BTreeSet::from([ip("10.0.0.1"), ip("10.0.0.9"), ip("fd00::1"), ip("fd00::2")])
+    );
+    assert_eq!(
+        parsed.host_names,
+        BTreeSet::from(["seed.example.com".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn host_names_are_resolved_and_failures_reported_without_dropping_the_rest() {
+    let resolver = FakeResolver(BTreeMap::from([
+        (
+            "a.example.com",
+            Ok(ResolvedHost {
+                addresses: vec![ip("10.1.0.1"), ip("fd01::1")],
+                valid_for: Some(Duration::from_secs(300)),
+            }),
+        ),
+        (
+            "b.example.com",
+            Ok(ResolvedHost {
+                addresses: vec![ip("10.1.0.2")],
+                valid_for: Some(Duration::from_secs(60)),
+            }),
+        ),
+        (
+            "empty.example.com",
+            Ok(ResolvedHost {
+                addresses: vec![],
+                valid_for: None,
+            }),
+        ),
+    ]));
+    let seeds = AdditionalSeeds::parse(&[
+        "10.0.0.1".into(),
+        "a.example.com".into(),
+        "b.example.com".into(),
+        "empty.example.com".into(),
+        "gone.example.com".into(),
+    ]);
+    let resolved = resolve_additional_seeds(&resolver, &seeds).await;
+    assert_eq!(
+        resolved.addresses,
+        BTreeSet::from([
+            ip("10.0.0.1"),
+            ip("10.1.0.1"),
+            ip("10.1.0.2"),
+            ip("fd01::1")
+        ])
+    );
+    assert_eq!(resolved.refresh_after, Some(Duration::from_secs(60)));
+    assert_eq!(
+        resolved.failures,
+        [
+            SeedResolveError::NoRecords {
+                host: "empty.example.com".into()
+            },
+            SeedResolveError::Lookup {
+                host: "gone.example.com".into(),
+                reason: "NXDOMAIN".into()
+            },
+        ]
+    );
+
+    let plan = plan_of(&["dc1"]);
+    let slices = seed_endpoint_slices(&plan, &BTreeMap::new(), &resolved.addresses);
+    assert_eq!(
+        addresses(&slices[0].slices[0]),
+        ["10.0.0.1", "10.1.0.1", "10.1.0.2"]
+    );
+    assert_eq!(addresses(&slices[0].slices[1]), ["fd01::1"]);
+}
+
+#[tokio::test]
+async fn the_hickory_resolver_reads_literal_addresses() {
+    // No network in tests: an IP literal is answered without a query.
+    let Ok(resolver) = HickoryResolver::from_system_conf() else {
+        println!("SKIP: no system resolver configuration");
+        return;
+    };
+    let answer = resolver
+        .resolve("127.0.0.1")
+        .await
+        .expect("literal resolves");
+    assert_eq!(answer.addresses, [ip("127.0.0.1")]);
+}

@@ -1,0 +1,621 @@
+//! The K8ssandraCluster status, computed without I/O from the plan, what the regions show and
+//! the decisions of this reconcile.
+//!
+//! `status.datacenters[dc]` holds the region (`contextName`) and the CassandraDatacenter's
+//! status as cass-operator reports it. An entry appears once the datacenter has been seen, and
+//! stays while it is in the spec (so a CassandraDatacenter deleted by hand is re-created, not
+//! mistaken for an added datacenter); the last known entry is kept while its region does not
+//! answer; a removed datacenter's entry goes once its CassandraDatacenter is gone.
+//! `readyDatacenters`/`totalDatacenters` count the datacenters of the spec.
+//!
+//! Conditions (`lastTransitionTime` moves only when a condition's status changes):
+//!
+//! | type | status | reason | meaning, and what to do |
+//! |---|---|---|---|
+//! | Ready | True | `AllDatacentersReady` | every datacenter of the spec reports Ready |
+//! | Ready | False | `DatacentersNotReady` | the message lists each datacenter that is not Ready and why; see Progressing and Degraded |
+//! | Ready | False | `NoDatacenters` | `spec.cassandra.datacenters` is empty: add a datacenter |
+//! | Ready | False | `InvalidSpec` | the spec cannot be planned; `status.error` names the field to fix |
+//! | Progressing | True | `Decommissioning` | a datacenter taken out of the spec is being deleted (decommissioned) |
+//! | Progressing | True | `CreatingDatacenters` | datacenters are being created, one after another |
+//! | Progressing | True | `UpdatingDatacenters` | cass-operator is applying a change (Ready comes back when done) |
+//! | Progressing | True | `WaitingForDatacenter` | a datacenter waits for another to be Ready (bootstrap order) |
+//! | Progressing | False | `Reconciled` | nothing is in progress |
+//! | Progressing | False | `Blocked` | the remaining work needs a fix; see Degraded |
+//! | Degraded | True | `InvalidSpec` | the spec cannot be planned: fix the field `status.error` names |
+//! | Degraded | True | `DatacentersAddedAndRemoved` | datacenters were added and removed in one change (a rename would lose data): restore the removed ones, then add and remove in separate changes |
+//! | Degraded | True | `Conflict` | a CassandraDatacenter of that name exists in the region and is not this cluster's: remove or rename it, or annotate the K8ssandraCluster `federator.k8ssandra.io/adopt: "true"` to take it over |
+//! | Degraded | True | `UnknownContext` | a `k8sContext` names no ClientConfig: create the ClientConfig, or fix the name |
+//! | Degraded | True | `NamespaceMissing` | the datacenter's namespace does not exist in its region: create it (Federator does not create namespaces) |
+//! | Degraded | True | `RegionUnreachable` | a region does not answer; see RegionUnreachable |
+//! | Degraded | True | `ReconcileError` | the last reconcile failed; `status.error` says how (retried with backoff) |
+//! | Degraded | False | `NoProblems` | |
+//! | RegionUnreachable | True | `RegionUnreachable` | the message names each region and its error: check the network, the region's API server and its ClientConfig credentials; the other regions keep converging |
+//! | RegionUnreachable | False | `AllRegionsReachable` | |
+//! | CassandraInitialized | True | `CassandraInitialized` | a datacenter has started Cassandra once; never cleared afterwards |
+//! | CassandraInitialized | False | `NotInitialized` | no datacenter has started yet |
+//!
+//! When several Degraded reasons hold, the reason is the first in the table's order and the
+//! message lists them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::cassdc::{CONDITION_INITIALIZED, CassandraDatacenterStatus};
+use crate::api::k8ssandra_cluster::{DatacenterStatus, K8ssandraClusterStatus};
+use crate::api::shared::{
+    CONDITION_FALSE, CONDITION_TRUE, find_condition, new_condition, set_condition,
+};
+
+use super::observed::{ObservedCluster, RemoteState};
+use super::plan::{ClusterPlan, PlanError};
+use super::rollout::{Actions, BlockReason, Decision};
+
+pub const CONDITION_READY: &str = "Ready";
+pub const CONDITION_PROGRESSING: &str = "Progressing";
+pub const CONDITION_DEGRADED: &str = "Degraded";
+pub const CONDITION_REGION_UNREACHABLE: &str = "RegionUnreachable";
+pub const CONDITION_CASSANDRA_INITIALIZED: &str = "CassandraInitialized";
+
+pub const REASON_ALL_READY: &str = "AllDatacentersReady";
+pub const REASON_NOT_READY: &str = "DatacentersNotReady";
+pub const REASON_NO_DATACENTERS: &str = "NoDatacenters";
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+pub const REASON_DECOMMISSIONING: &str = "Decommissioning";
+pub const REASON_CREATING: &str = "CreatingDatacenters";
+pub const REASON_UPDATING: &str = "UpdatingDatacenters";
+pub const REASON_WAITING: &str = "WaitingForDatacenter";
+pub const REASON_RECONCILED: &str = "Reconciled";
+pub const REASON_BLOCKED: &str = "Blocked";
+pub const REASON_ADDED_AND_REMOVED: &str = "DatacentersAddedAndRemoved";
+pub const REASON_CONFLICT: &str = "Conflict";
+pub const REASON_UNKNOWN_CONTEXT: &str = "UnknownContext";
+pub const REASON_NAMESPACE_MISSING: &str = "NamespaceMissing";
+pub const REASON_REGION_UNREACHABLE: &str = "RegionUnreachable";
+pub const REASON_RECONCILE_ERROR: &str = "ReconcileError";
+pub const REASON_NO_PROBLEMS: &str = "NoProblems";
+pub const REASON_ALL_REACHABLE: &str = "AllRegionsReachable";
+pub const REASON_INITIALIZED: &str = "CassandraInitialized";
+pub const REASON_NOT_INITIALIZED: &str = "NotInitialized";
+
+/// Progress of a removed datacenter, in `status.datacenters[dc].decommissionProgress`.
+pub const DECOMMISSION_IN_PROGRESS: &str = "Decommissioning";
+
+/// What every status computation needs besides the observations.
+#[derive(Clone, Debug)]
+pub struct StatusInput<'a> {
+    /// The status before this reconcile (conditions keep their transition times from it).
+    pub previous: Option<&'a K8ssandraClusterStatus>,
+    /// `metadata.generation` of the K8ssandraCluster this status describes.
+    pub generation: Option<i64>,
+    pub now: Time,
+    /// The error of this reconcile, if it failed (e.g. an apply was rejected).
+    pub reconcile_error: Option<&'a str>,
+}
+
+/// The status after a reconcile that planned, observed and decided.
+pub fn cluster_status(
+    input: &StatusInput<'_>,
+    plan: &ClusterPlan,
+    observed: &ObservedCluster,
+    actions: &Actions,
+) -> K8ssandraClusterStatus {
+    let previous = input.previous.cloned().unwrap_or_default();
+    let datacenters = datacenter_entries(&previous, plan, observed);
+    let ready: Vec<&str> = plan
+        .datacenters
+        .iter()
+        .filter(|dc| observed.get(&dc.name).is_some_and(|o| o.state.is_ready()))
+        .map(|dc| dc.name.as_str())
+        .collect();
+
+    let mut conditions = previous.conditions.clone().unwrap_or_default();
+    let condition = |type_: &str, status: &str, reason: &str, message: String| {
+        new_condition(
+            type_,
+            status,
+            reason,
+            message,
+            input.generation,
+            input.now.clone(),
+        )
+    };
+    let problems = problems(plan, observed, actions, input.reconcile_error);
+
+    let ready_condition = if plan.datacenters.is_empty() {
+        condition(
+            CONDITION_READY,
+            CONDITION_FALSE,
+            REASON_NO_DATACENTERS,
+            "spec.cassandra.datacenters is empty".into(),
+        )
+    } else if ready.len() == plan.datacenters.len() {
+        condition(
+            CONDITION_READY,
+            CONDITION_TRUE,
+            REASON_ALL_READY,
+            format!("{0}/{0} datacenters Ready", ready.len()),
+        )
+    } else {
+        let waiting: Vec<String> = plan
+            .datacenters
+            .iter()
+            .filter(|dc| !ready.contains(&dc.name.as_str()))
+            .map(|dc| {
+                format!(
+                    "{} ({})",
+                    dc.name,
+                    not_ready_reason(
+                        observed.get(&dc.name).map(|o| &o.state),
+                        actions.decision(&dc.name)
+                    )
+                )
+            })
+            .collect();
+        condition(
+            CONDITION_READY,
+            CONDITION_FALSE,
+            REASON_NOT_READY,
+            format!(
+                "{}/{} datacenters Ready; not Ready: {}",
+                ready.len(),
+                plan.datacenters.len(),
+                waiting.join("; ")
+            ),
+        )
+    };
+    set_condition(&mut conditions, ready_condition);
+    set_condition(
+        &mut conditions,
+        progressing(plan, observed, actions, &problems, &condition),
+    );
+    set_condition(&mut conditions, degraded(&problems, &condition));
+    set_condition(&mut conditions, region_unreachable(observed, &condition));
+    let initialized = cassandra_initialized(&conditions, observed, &condition);
+    set_condition(&mut conditions, initialized);
+
+    let mut status = K8ssandraClusterStatus {
+        conditions: Some(conditions),
+        datacenters: (!datacenters.is_empty()).then_some(datacenters),
+        observed_generation: input.generation,
+        error: input.reconcile_error.map(str::to_string),
+        ..previous
+    };
+    status.set_datacenter_counts(
+        i32::try_from(ready.len()).unwrap_or(i32::MAX),
+        i32::try_from(plan.datacenters.len()).unwrap_or(i32::MAX),
+    );
+    status
+}
+
+/// The status when the spec cannot be planned: nothing was applied; the previous datacenter
+/// entries stay, Ready and Degraded say why.
+pub fn invalid_spec_status(input: &StatusInput<'_>, error: &PlanError) -> K8ssandraClusterStatus {
+    let previous = input.previous.cloned().unwrap_or_default();
+    let message = error.to_string();
+    let mut conditions = previous.conditions.clone().unwrap_or_default();
+    let condition = |type_: &str, status: &str, reason: &str| {
+        new_condition(
+            type_,
+            status,
+            reason,
+            message.clone(),
+            input.generation,
+            input.now.clone(),
+        )
+    };
+    set_condition(
+        &mut conditions,
+        condition(CONDITION_READY, CONDITION_FALSE, REASON_INVALID_SPEC),
+    );
+    set_condition(
+        &mut conditions,
+        condition(CONDITION_PROGRESSING, CONDITION_FALSE, REASON_BLOCKED),
+    );
+    set_condition(
+        &mut conditions,
+        condition(CONDITION_DEGRADED, CONDITION_TRUE, REASON_INVALID_SPEC),
+    );
+    K8ssandraClusterStatus {
+        conditions: Some(conditions),
+        observed_generation: input.generation,
+        error: Some(message),
+        ..previous
+    }
+}
+
+/// `status.datacenters`: entries for the plan's datacenters once seen, and for removed ones
+/// until they are gone.
+fn datacenter_entries(
+    previous: &K8ssandraClusterStatus,
+    plan: &ClusterPlan,
+    observed: &ObservedCluster,
+) -> BTreeMap<String, DatacenterStatus> {
+    let before = previous.datacenters.clone().unwrap_or_default();
+    let mut entries = BTreeMap::new();
+    let names: BTreeSet<&String> = plan
+        .datacenters
+        .iter()
+        .map(|dc| &dc.name)
+        .chain(observed.datacenters.keys())
+        .chain(before.keys())
+        .collect();
+    for name in names {
+        let in_plan = plan.datacenter(name);
+        let observation = observed.get(name);
+        let old = before.get(name);
+        let context = in_plan
+            .map(|dc| dc.context.clone())
+            .or_else(|| observation.map(|o| o.context.clone()))
+            .or_else(|| old.and_then(|o| o.context_name.clone()));
+        let entry = match observation.map(|o| &o.state) {
+            Some(RemoteState::Present(dc)) => {
+                let mut entry = old.cloned().unwrap_or_default();
+                entry.context_name = context;
+                entry.cassandra = dc.status.clone();
+                entry.decommission_progress = in_plan
+                    .is_none()
+                    .then(|| DECOMMISSION_IN_PROGRESS.to_string());
+                Some(entry)
+            }
+            // The region does not answer: keep what was last seen.
+            Some(RemoteState::Unreachable { .. }) => old.cloned(),
+            // Gone from its region: a plan datacenter stays known (to be re-created); a
+            // removed one is done.
+            _ if in_plan.is_some() => old.cloned().map(|mut entry| {
+                entry.context_name = context;
+                entry.cassandra = None;
+                entry
+            }),
+            _ => None,
+        };
+        if let Some(entry) = entry {
+            entries.insert(name.clone(), entry);
+        }
+    }
+    entries
+}
+
+fn not_ready_reason(state: Option<&RemoteState>, decision: Option<&Decision>) -> String {
+    match (state, decision) {
+        (_, Some(Decision::Blocked(block))) => block_message(block),
+        (_, Some(Decision::Wait(wait))) => wait.to_string(),
+        (_, Some(Decision::Create)) => "being created".into(),
+        (Some(RemoteState::Present(dc)), _) => dc
+            .status
+            .as_ref()
+            .map(describe_cassandra_status)
+            .unwrap_or_else(|| "no status from cass-operator yet".into()),
+        _ => "not created yet".into(),
+    }
+}
+
+fn describe_cassandra_status(status: &CassandraDatacenterStatus) -> String {
+    let progress = status
+        .cassandra_operator_progress
+        .as_deref()
+        .unwrap_or("no progress reported");
+    let false_conditions: Vec<&str> = status
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| c.type_ == "Ready" && c.status != CONDITION_TRUE)
+        .map(|c| c.message.as_str())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if false_conditions.is_empty() {
+        format!("cass-operator: {progress}")
+    } else {
+        format!("cass-operator: {progress}, {}", false_conditions.join(", "))
+    }
+}
+
+fn region_name(context: &str) -> String {
+    if context.is_empty() {
+        "the control plane's cluster (k8sContext \"\")".into()
+    } else {
+        format!("region {context}")
+    }
+}
+
+fn block_message(block: &BlockReason) -> String {
+    match block {
+        BlockReason::UnknownContext => "its k8sContext names no ClientConfig".into(),
+        BlockReason::RegionUnreachable { reason } => {
+            format!("its region does not answer: {reason}")
+        }
+        BlockReason::NamespaceMissing => "its namespace does not exist in its region".into(),
+        BlockReason::Conflict { owner: Some(owner) } => {
+            format!("a CassandraDatacenter of that name belongs to {owner}")
+        }
+        BlockReason::Conflict { owner: None } => {
+            "a CassandraDatacenter of that name exists and was not made by Federator".into()
+        }
+        BlockReason::NotObserved => "not observed yet".into(),
+        BlockReason::TopologyChangeRefused => {
+            "datacenters were added and removed in one change".into()
+        }
+    }
+}
+
+/// One thing that needs the user's (or the environment's) attention, by Degraded reason.
+struct Problem {
+    reason: &'static str,
+    message: String,
+}
+
+const PROBLEM_ORDER: &[&str] = &[
+    REASON_INVALID_SPEC,
+    REASON_ADDED_AND_REMOVED,
+    REASON_CONFLICT,
+    REASON_UNKNOWN_CONTEXT,
+    REASON_NAMESPACE_MISSING,
+    REASON_REGION_UNREACHABLE,
+    REASON_RECONCILE_ERROR,
+];
+
+fn problems(
+    plan: &ClusterPlan,
+    observed: &ObservedCluster,
+    actions: &Actions,
+    reconcile_error: Option<&str>,
+) -> Vec<Problem> {
+    let mut found = Vec::new();
+    if let Some(change) = &actions.refused {
+        found.push(Problem {
+            reason: REASON_ADDED_AND_REMOVED,
+            message: change.to_string(),
+        });
+    }
+    for (name, observation) in &observed.datacenters {
+        let place = format!(
+            "datacenter {name} in {} namespace {}",
+            region_name(&observation.context),
+            observation.namespace
+        );
+        let problem = match &observation.state {
+            RemoteState::Conflict { owner } => Some((
+                REASON_CONFLICT,
+                format!(
+                    "{place}: a CassandraDatacenter named {name} already exists there{}; remove or rename it, or annotate this K8ssandraCluster federator.k8ssandra.io/adopt=\"true\" to take it over",
+                    owner
+                        .as_ref()
+                        .map(|o| format!(" (it belongs to {o})"))
+                        .unwrap_or_default()
+                ),
+            )),
+            RemoteState::UnknownContext => Some((
+                REASON_UNKNOWN_CONTEXT,
+                format!(
+                    "datacenter {name}: k8sContext {:?} names no ClientConfig; create one for that context or fix k8sContext",
+                    observation.context
+                ),
+            )),
+            RemoteState::NamespaceMissing => Some((
+                REASON_NAMESPACE_MISSING,
+                format!(
+                    "{place}: namespace {} does not exist there; create it (Federator does not create namespaces)",
+                    observation.namespace
+                ),
+            )),
+            _ => None,
+        };
+        if let Some((reason, message)) = problem {
+            found.push(Problem { reason, message });
+        }
+    }
+    let unreachable = unreachable_regions(observed);
+    if !unreachable.is_empty() {
+        found.push(Problem {
+            reason: REASON_REGION_UNREACHABLE,
+            message: unreachable_message(&unreachable),
+        });
+    }
+    for dc in &plan.datacenters {
+        if matches!(
+            actions.decision(&dc.name),
+            Some(Decision::Blocked(BlockReason::NotObserved))
+        ) {
+            found.push(Problem {
+                reason: REASON_RECONCILE_ERROR,
+                message: format!("datacenter {}: not observed in its region", dc.name),
+            });
+        }
+    }
+    if let Some(error) = reconcile_error {
+        found.push(Problem {
+            reason: REASON_RECONCILE_ERROR,
+            message: error.to_string(),
+        });
+    }
+    found.sort_by_key(|p| PROBLEM_ORDER.iter().position(|r| *r == p.reason));
+    found
+}
+
+type MakeCondition<'a> = dyn Fn(&str, &str, &str, String) -> Condition + 'a;
+
+fn progressing(
+    plan: &ClusterPlan,
+    observed: &ObservedCluster,
+    actions: &Actions,
+    problems: &[Problem],
+    condition: &MakeCondition<'_>,
+) -> Condition {
+    let mut deleting = Vec::new();
+    let mut creating = Vec::new();
+    let mut updating = Vec::new();
+    let mut waiting = Vec::new();
+    for decision in &actions.decisions {
+        let name = &decision.datacenter;
+        let in_plan = plan.datacenter(name).is_some();
+        let state = observed.get(name).map(|o| &o.state);
+        match &decision.decision {
+            Decision::Delete { .. } => deleting.push(format!("{name}: deleting")),
+            Decision::Wait(wait) if !in_plan => deleting.push(format!("{name}: {wait}")),
+            Decision::Create => creating.push(format!("{name}: creating")),
+            Decision::Wait(wait) => waiting.push(format!("{name}: {wait}")),
+            Decision::Update if !state.is_some_and(RemoteState::is_ready) => {
+                let what = state
+                    .and_then(RemoteState::present)
+                    .and_then(|dc| dc.status.as_ref())
+                    .map(describe_cassandra_status)
+                    .unwrap_or_else(|| "no status from cass-operator yet".into());
+                // Until cass-operator reports the datacenter Initialized, it is still being
+                // created; afterwards it is being updated.
+                let initialized = state
+                    .and_then(RemoteState::present)
+                    .and_then(|dc| dc.status.as_ref())
+                    .is_some_and(|s| s.is_condition_true(CONDITION_INITIALIZED));
+                if initialized {
+                    updating.push(format!("{name}: {what}"));
+                } else {
+                    creating.push(format!("{name}: {what}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    let groups = [
+        (REASON_DECOMMISSIONING, deleting),
+        (REASON_CREATING, creating),
+        (REASON_UPDATING, updating),
+        (REASON_WAITING, waiting),
+    ];
+    let active: Vec<&(&str, Vec<String>)> = groups
+        .iter()
+        .filter(|(_, items)| !items.is_empty())
+        .collect();
+    if let Some((reason, _)) = active.first() {
+        let message = active
+            .iter()
+            .flat_map(|(_, items)| items.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return condition(CONDITION_PROGRESSING, CONDITION_TRUE, reason, message);
+    }
+    let blocked = actions
+        .decisions
+        .iter()
+        .any(|d| matches!(d.decision, Decision::Blocked(_)));
+    if blocked
+        || !problems.is_empty() && problems.iter().any(|p| p.reason != REASON_RECONCILE_ERROR)
+    {
+        condition(
+            CONDITION_PROGRESSING,
+            CONDITION_FALSE,
+            REASON_BLOCKED,
+            "nothing can progress until the problems in Degraded are fixed".into(),
+        )
+    } else {
+        condition(
+            CONDITION_PROGRESSING,
+            CONDITION_FALSE,
+            REASON_RECONCILED,
+            "every datacenter matches the spec".into(),
+        )
+    }
+}
+
+fn degraded(problems: &[Problem], condition: &MakeCondition<'_>) -> Condition {
+    match problems.first() {
+        Some(first) => condition(
+            CONDITION_DEGRADED,
+            CONDITION_TRUE,
+            first.reason,
+            problems
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        None => condition(
+            CONDITION_DEGRADED,
+            CONDITION_FALSE,
+            REASON_NO_PROBLEMS,
+            String::new(),
+        ),
+    }
+}
+
+/// Unreachable regions with their errors, by context (one error per region).
+fn unreachable_regions(observed: &ObservedCluster) -> BTreeMap<&str, &str> {
+    let mut regions = BTreeMap::new();
+    for observation in observed.datacenters.values() {
+        if let RemoteState::Unreachable { reason } = &observation.state {
+            regions
+                .entry(observation.context.as_str())
+                .or_insert(reason.as_str());
+        }
+    }
+    regions
+}
+
+fn unreachable_message(regions: &BTreeMap<&str, &str>) -> String {
+    regions
+        .iter()
+        .map(|(context, reason)| format!("{}: {reason}", region_name(context)))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn region_unreachable(observed: &ObservedCluster, condition: &MakeCondition<'_>) -> Condition {
+    let regions = unreachable_regions(observed);
+    if regions.is_empty() {
+        condition(
+            CONDITION_REGION_UNREACHABLE,
+            CONDITION_FALSE,
+            REASON_ALL_REACHABLE,
+            String::new(),
+        )
+    } else {
+        condition(
+            CONDITION_REGION_UNREACHABLE,
+            CONDITION_TRUE,
+            REASON_REGION_UNREACHABLE,
+            unreachable_message(&regions),
+        )
+    }
+}
+
+/// True from the first time a datacenter reports Initialized (or Ready), and never cleared.
+fn cassandra_initialized(
+    conditions: &[Condition],
+    observed: &ObservedCluster,
+    condition: &MakeCondition<'_>,
+) -> Condition {
+    if let Some(existing) = find_condition(conditions, CONDITION_CASSANDRA_INITIALIZED)
+        .filter(|c| c.status == CONDITION_TRUE)
+    {
+        return existing.clone();
+    }
+    let initialized: Vec<&str> = observed
+        .datacenters
+        .iter()
+        .filter(|(_, o)| {
+            o.state.present().is_some_and(|dc| {
+                dc.status
+                    .as_ref()
+                    .is_some_and(|s| s.is_condition_true(CONDITION_INITIALIZED) || s.is_ready())
+            })
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    match initialized.first() {
+        Some(first) => condition(
+            CONDITION_CASSANDRA_INITIALIZED,
+            CONDITION_TRUE,
+            REASON_INITIALIZED,
+            format!("Cassandra started in datacenter {first}"),
+        ),
+        None => condition(
+            CONDITION_CASSANDRA_INITIALIZED,
+            CONDITION_FALSE,
+            REASON_NOT_INITIALIZED,
+            "no datacenter has started Cassandra yet".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;
