@@ -253,3 +253,32 @@ fn lost_leaves(original: &Value, admitted: &Value, path: &str) -> Vec<String> {
         _ => vec![path.to_string()],
     }
 }
+
+#[test]
+fn strict_admission_has_teeth() {
+    let (Some(admission), Some(clusters)) = (cassandra_datacenter_admission(), fixture_clusters())
+    else {
+        return;
+    };
+    let (_, k8c) = clusters
+        .iter()
+        .find(|(file, _)| file == "multi-dc.yaml")
+        .expect("multi-dc.yaml is among the fixtures");
+    let planned = plan(k8c).expect("plans");
+    let mut object = serde_json::to_value(&planned.datacenters[0].datacenter).expect("serializes");
+    if let Some(spec) = object["spec"].as_object_mut() {
+        spec.remove("config");
+        // k8ssandra-operator's spelling; cass-operator's is `allpodsService`.
+        spec.insert(
+            "additionalServiceConfig".into(),
+            serde_json::json!({"allPodsService": {"additionalLabels": {"a": "b"}}}),
+        );
+    }
+    let causes = admit(&admission, &object).expect_err("an unknown field is an error");
+    assert!(
+        causes
+            .iter()
+            .any(|c| c.contains("unknown field \"spec.additionalServiceConfig.allPodsService\"")),
+        "{causes:?}"
+    );
+}
