@@ -24,6 +24,31 @@ pub const FINALIZER: &str = "finalizer.cassandra.datastax.com";
 const MANAGER: &str = "cass-operator";
 const NATIVE_PORT: i64 = 9042;
 
+/// cass-operator's own install (its `config/crd` kustomization) removes `spec.config` from the
+/// generated CRD: the field's schema depends on the server version, so it is left to
+/// `spec`'s preserve-unknown-fields. The bases file declares it a byte string, which a real API
+/// server would hold against every JSON object there. kube-sim serves the CRD as installed.
+pub fn as_installed(crd: &mut Value) {
+    if crd.pointer("/metadata/name").and_then(Value::as_str)
+        != Some("cassandradatacenters.cassandra.datastax.com")
+    {
+        return;
+    }
+    if let Some(versions) = crd
+        .pointer_mut("/spec/versions")
+        .and_then(Value::as_array_mut)
+    {
+        for version in versions {
+            if let Some(spec_properties) = version
+                .pointer_mut("/schema/openAPIV3Schema/properties/spec/properties")
+                .and_then(Value::as_object_mut)
+            {
+                spec_properties.remove("config");
+            }
+        }
+    }
+}
+
 /// A minimal, permissive CassandraDatacenter CRD, used unless the real one is given with --crds.
 pub fn builtin_crd() -> Value {
     json!({

@@ -560,9 +560,15 @@ pub fn load_crd_dir(dir: &Path) -> anyhow::Result<Vec<Value>> {
         let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
             .with_context(|| format!("parsing YAML in {}", path.display()))?;
         crds.extend(
-            documents.into_iter().filter(|d| {
-                d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
-            }),
+            documents
+                .into_iter()
+                .filter(|d| {
+                    d.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+                })
+                .map(|mut crd| {
+                    crate::cass_operator::as_installed(&mut crd);
+                    crd
+                }),
         );
     }
     Ok(crds)
