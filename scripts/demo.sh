@@ -74,9 +74,10 @@ k config get-contexts
 say "Federator's CRDs are installed in the hub"
 k --context region-0 get crd -o custom-columns=NAME:.metadata.name,ESTABLISHED:'.status.conditions[?(@.type=="Established")].status'
 
-say "Starting the control plane (federator run --mode control-plane) against the hub"
+say "Starting the control plane (federator run --mode control-plane) in the hub's k8ssandra-operator namespace"
+k --context region-0 create namespace k8ssandra-operator
 "$FEDERATOR_BIN" run --mode control-plane --kubeconfig "$kubeconfig" --context region-0 \
-  --namespace default --http-addr 127.0.0.1:0 >"$operator_log" 2>&1 &
+  --namespace k8ssandra-operator --http-addr 127.0.0.1:0 >"$operator_log" 2>&1 &
 pids+=("$!")
 for _ in $(seq 1 100); do
   grep -q 'home cluster reachable' "$operator_log" 2>/dev/null && break
@@ -86,6 +87,20 @@ done
 grep -q 'home cluster reachable' "$operator_log" || fail "federator did not reach the hub within 20 s"
 grep 'home cluster reachable' "$operator_log"
 
+say "Registering region-1 and region-2 with the hub (federator clientconfig create)"
+for region in region-1 region-2; do
+  "$FEDERATOR_BIN" clientconfig create --src-kubeconfig "$kubeconfig" --src-context "$region" \
+    --kubeconfig "$kubeconfig" --context region-0 --namespace k8ssandra-operator ||
+    fail "clientconfig create $region failed"
+done
+for _ in $(seq 1 100); do
+  ready=$(k --context region-0 get clientconfig -n k8ssandra-operator \
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True || true)
+  [ "$ready" -eq 2 ] && break
+  sleep 0.2
+done
+k --context region-0 get clientconfig -n k8ssandra-operator
+[ "$ready" -eq 2 ] || fail "the regions did not become Ready within 20 s (no restart of the operator was needed or made)"
 say "Applying examples/multi-region.yaml: one datacenter in each region"
 k --context region-0 apply -f "$repo/examples/multi-region.yaml"
 k --context region-0 get k8c -n default
