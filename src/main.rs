@@ -3,9 +3,15 @@ use std::process::ExitCode;
 use clap::Parser;
 use federator::cli::{Cli, main as cli_main};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // rustls needs one process-wide crypto provider; ring is the one kube is built with.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    cli_main(Cli::parse()).await
+    let runtime = match federator::operator::runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(cli_main(Cli::parse()))
 }

@@ -10,11 +10,26 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::clusters::{self, KubeconfigPolicy, Registry};
+use crate::federation;
 use crate::home::{HomeClientError, HomeCluster};
 use crate::settings::{Mode, Settings};
 
 /// How long controllers get to finish their current work after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Stack of every runtime worker thread that runs controllers. Decoding a K8ssandraCluster in
+/// kube's watcher takes about 1.5 MiB of stack in a debug build (its types are large and
+/// deserialized by value), more than tokio's 2 MiB default leaves once the controller's stream
+/// frames are added; the memory is only reserved, not used.
+pub const WORKER_STACK_SIZE: usize = 16 * 1024 * 1024;
+
+/// A multi-thread tokio runtime whose workers have [`WORKER_STACK_SIZE`] of stack.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK_SIZE)
+        .build()
+}
 
 /// A shutdown signal every controller can wait on.
 pub type Shutdown = Shared<BoxFuture<'static, ()>>;
@@ -57,6 +72,12 @@ impl Operator {
                     settings.operator_namespace.clone(),
                     registry.clone(),
                     policy,
+                    shutdown.clone(),
+                ));
+                controllers.spawn(federation::controller::run(
+                    hub.clone(),
+                    registry.clone(),
+                    settings.watch_namespaces.clone(),
                     shutdown.clone(),
                 ));
                 Some(registry)

@@ -17,6 +17,7 @@
 //! cass-operator; [`config`] builds cass-operator's `config` from `spec.cassandra.config`.
 
 pub mod config;
+pub mod controller;
 pub mod labels;
 pub mod observed;
 pub mod plan;

@@ -1,0 +1,581 @@
+//! The K8ssandraCluster controller: the I/O around the pure core of this module (see the module
+//! docs for the call order). Control-plane mode only.
+//!
+//! Each reconcile looks at every region in parallel, each request bounded by the region's own
+//! timeout (the region client carries it); a region that is unknown or unavailable becomes a
+//! [`RemoteState`] for its datacenters, never an error that holds up the other regions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Error as ControllerError};
+use kube::runtime::finalizer::{self, Event as FinalizerEvent};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource, ResourceExt};
+use tracing::{debug, info, warn};
+
+use super::labels::{
+    ADOPT_ANNOTATION, DECOMMISSION_ON_DELETE_ANNOTATION, K8SSANDRA_CLUSTER_FINALIZER,
+    ORPHAN_ANNOTATION, ownership_selector,
+};
+use super::observed::{ObservedCluster, ObservedDatacenter, RemoteState, known_contexts};
+use super::plan::{ClusterKey, ClusterPlan, plan};
+use super::rollout::{Actions, Decision, decide};
+use super::status::{StatusInput, cluster_status, invalid_spec_status};
+use crate::api::cassdc::CassandraDatacenter;
+use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
+use crate::clusters::{RegionChange, RegionError, Registry};
+
+/// Field manager of every write of this controller (remote DCs and the K8ssandraCluster status).
+pub const FIELD_MANAGER: &str = "federator";
+
+/// Re-look while something is being created, deleted or waited for.
+const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
+/// Re-look at a steady cluster: corrects drift until per-region watches exist.
+const STEADY_REQUEUE: Duration = Duration::from_secs(30);
+/// Retry delay after a failed reconcile (hub write refused, remote DCs still being deleted).
+const RETRY_DELAY: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("K8ssandraCluster {name} has no namespace")]
+    MissingNamespace { name: String },
+    #[error("writing the status of K8ssandraCluster {namespace}/{name}: {source}")]
+    WriteStatus {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("K8ssandraCluster {namespace}/{name} is not deleted yet: {pending}")]
+    CleanupPending {
+        namespace: String,
+        name: String,
+        pending: String,
+    },
+    #[error("finalizer of a K8ssandraCluster: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
+}
+
+/// Everything a reconcile needs.
+pub struct ControllerContext {
+    pub hub: kube::Client,
+    pub registry: Registry,
+    /// Namespaces whose K8ssandraClusters are reconciled; empty means all.
+    pub watch_namespaces: Vec<String>,
+}
+
+/// Runs the controller until `shutdown` resolves.
+pub async fn run(
+    hub: kube::Client,
+    registry: Registry,
+    watch_namespaces: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let clusters: Api<K8ssandraCluster> = match watch_namespaces.as_slice() {
+        [single] => Api::namespaced(hub.clone(), single),
+        _ => Api::all(hub.clone()),
+    };
+    let controller = Controller::new(clusters, watcher::Config::default());
+    let store = controller.store();
+    let region_triggers = registry
+        .changes()
+        .flat_map(move |change| stream::iter(clusters_using_change(&store, &change)));
+    let context = Arc::new(ControllerContext {
+        hub,
+        registry,
+        watch_namespaces,
+    });
+    info!("K8ssandraCluster controller started");
+    controller
+        .reconcile_on(region_triggers)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, context)
+        .for_each(|result| {
+            match result {
+                Ok((object, _)) => debug!(k8ssandra_cluster = %object, "reconciled"),
+                Err(ControllerError::ObjectNotFound(_)) => {}
+                Err(ControllerError::ReconcilerFailed(error, object)) => {
+                    warn!(k8ssandra_cluster = %object, error = %error, "reconcile failed; retrying");
+                }
+                Err(error) => warn!(error = %error, "K8ssandraCluster controller"),
+            }
+            futures::future::ready(())
+        })
+        .await;
+    info!("K8ssandraCluster controller stopped");
+}
+
+/// The K8ssandraClusters with a datacenter in the changed context (now or per their status).
+fn clusters_using_change(
+    store: &Store<K8ssandraCluster>,
+    change: &RegionChange,
+) -> Vec<ObjectRef<K8ssandraCluster>> {
+    store
+        .state()
+        .iter()
+        .filter(|k8c| match change {
+            RegionChange::Resync => true,
+            RegionChange::Context { context, .. } => cluster_contexts(k8c).contains(context),
+        })
+        .map(|k8c| ObjectRef::from_obj(k8c.as_ref()))
+        .collect()
+}
+
+/// Every context the cluster's spec names or its status remembers.
+fn cluster_contexts(k8c: &K8ssandraCluster) -> BTreeSet<String> {
+    let mut contexts: BTreeSet<String> =
+        known_contexts(k8c.status.as_ref()).into_values().collect();
+    let in_spec = k8c
+        .spec
+        .cassandra
+        .as_ref()
+        .and_then(|c| c.datacenters.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|dc| dc.k8s_context.clone().unwrap_or_default());
+    contexts.extend(in_spec);
+    contexts
+}
+
+fn error_policy(
+    _k8c: Arc<K8ssandraCluster>,
+    _error: &ReconcileError,
+    _context: Arc<ControllerContext>,
+) -> Action {
+    Action::requeue(RETRY_DELAY)
+}
+
+async fn reconcile(
+    k8c: Arc<K8ssandraCluster>,
+    context: Arc<ControllerContext>,
+) -> Result<Action, ReconcileError> {
+    let namespace = k8c
+        .namespace()
+        .ok_or_else(|| ReconcileError::MissingNamespace {
+            name: k8c.name_any(),
+        })?;
+    if !context.watch_namespaces.is_empty() && !context.watch_namespaces.contains(&namespace) {
+        return Ok(Action::await_change());
+    }
+    let api: Api<K8ssandraCluster> = Api::namespaced(context.hub.clone(), &namespace);
+    finalizer::finalizer(&api, K8SSANDRA_CLUSTER_FINALIZER, k8c, |event| async {
+        match event {
+            FinalizerEvent::Apply(k8c) => apply_cluster(&k8c, &api, &context).await,
+            FinalizerEvent::Cleanup(k8c) => cleanup_cluster(&k8c, &api, &context).await,
+        }
+    })
+    .await
+    .map_err(|error| ReconcileError::Finalizer(Box::new(error)))
+}
+
+fn annotation_is_true(k8c: &K8ssandraCluster, key: &str) -> bool {
+    k8c.annotations().get(key).is_some_and(|v| v == "true")
+}
+
+/// Plan, observe, decide, act, write status.
+async fn apply_cluster(
+    k8c: &K8ssandraCluster,
+    api: &Api<K8ssandraCluster>,
+    context: &ControllerContext,
+) -> Result<Action, ReconcileError> {
+    let previous = k8c.status.as_ref();
+    let input = |reconcile_error| StatusInput {
+        previous,
+        generation: k8c.metadata.generation,
+        now: Time(Timestamp::now()),
+        reconcile_error,
+    };
+    let cluster_plan = match plan(k8c) {
+        Ok(cluster_plan) => cluster_plan,
+        Err(error) => {
+            // Nothing is applied from a spec that cannot be planned; status says why.
+            let status = invalid_spec_status(&input(None), &error);
+            write_status(api, k8c, status).await?;
+            return Ok(Action::requeue(STEADY_REQUEUE));
+        }
+    };
+    let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
+    let observed = observe(context, &cluster_plan, previous, adopt).await;
+    let actions = decide(&cluster_plan, &observed);
+    let errors = act(context, &cluster_plan, &actions).await;
+    let error_text = (!errors.is_empty()).then(|| errors.join("; "));
+    let status = cluster_status(
+        &input(error_text.as_deref()),
+        &cluster_plan,
+        &observed,
+        &actions,
+    );
+    write_status(api, k8c, status).await?;
+    Ok(Action::requeue(next_look(&observed, &actions, &errors)))
+}
+
+fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -> Duration {
+    let settled = errors.is_empty()
+        && actions.refused.is_none()
+        && actions
+            .decisions
+            .iter()
+            .all(|d| matches!(d.decision, Decision::Update))
+        && observed.datacenters.values().all(|o| o.state.is_ready());
+    if settled {
+        STEADY_REQUEUE
+    } else {
+        PROGRESSING_REQUEUE
+    }
+}
+
+/// One datacenter to look up: planned, or removed from the spec but still known.
+struct Lookup {
+    datacenter: String,
+    /// Known for planned datacenters; found by label for removed ones.
+    namespace: Option<String>,
+}
+
+/// Looks at every region in parallel.
+async fn observe(
+    context: &ControllerContext,
+    cluster_plan: &ClusterPlan,
+    previous: Option<&K8ssandraClusterStatus>,
+    adopt: bool,
+) -> ObservedCluster {
+    let mut by_context: BTreeMap<String, Vec<Lookup>> = BTreeMap::new();
+    for dc in &cluster_plan.datacenters {
+        by_context
+            .entry(dc.context.clone())
+            .or_default()
+            .push(Lookup {
+                datacenter: dc.name.clone(),
+                namespace: Some(dc.namespace.clone()),
+            });
+    }
+    for (datacenter, region) in known_contexts(previous) {
+        if cluster_plan.datacenter(&datacenter).is_none() {
+            by_context.entry(region).or_default().push(Lookup {
+                datacenter,
+                namespace: None,
+            });
+        }
+    }
+    let lookups = by_context.into_iter().map(|(region, lookups)| {
+        observe_region(context, &cluster_plan.cluster, region, lookups, adopt)
+    });
+    let datacenters = futures::future::join_all(lookups)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    ObservedCluster::new(datacenters, previous)
+}
+
+async fn observe_region(
+    context: &ControllerContext,
+    cluster: &ClusterKey,
+    region_context: String,
+    lookups: Vec<Lookup>,
+    adopt: bool,
+) -> Vec<(String, ObservedDatacenter)> {
+    let observed = |lookup: &Lookup, namespace: String, state: RemoteState| {
+        (
+            lookup.datacenter.clone(),
+            ObservedDatacenter {
+                context: region_context.clone(),
+                namespace,
+                state,
+            },
+        )
+    };
+    let client = match context.registry.client(&region_context) {
+        Ok(client) => client,
+        Err(error) => {
+            let state = region_state(&error);
+            return lookups
+                .iter()
+                .map(|l| observed(l, l.namespace.clone().unwrap_or_default(), state.clone()))
+                .collect();
+        }
+    };
+    // Removed datacenters: their namespace is only known from the objects themselves.
+    let owned = if lookups.iter().any(|l| l.namespace.is_none()) {
+        let api: Api<CassandraDatacenter> = Api::all(client.clone());
+        let selector = ownership_selector(&cluster.name, &cluster.namespace);
+        Some(
+            api.list(&ListParams::default().labels(&selector))
+                .await
+                .map(|list| list.items),
+        )
+    } else {
+        None
+    };
+    let mut result = Vec::new();
+    for lookup in &lookups {
+        let Some(namespace) = &lookup.namespace else {
+            let entry = match &owned {
+                Some(Ok(items)) => match items.iter().find(|dc| dc.name_any() == lookup.datacenter)
+                {
+                    Some(dc) => observed(
+                        lookup,
+                        dc.namespace().unwrap_or_default(),
+                        RemoteState::Present(Box::new(dc.clone())),
+                    ),
+                    None => observed(lookup, String::new(), RemoteState::Absent),
+                },
+                Some(Err(error)) => observed(
+                    lookup,
+                    String::new(),
+                    RemoteState::Unreachable {
+                        reason: error.to_string(),
+                    },
+                ),
+                None => observed(lookup, String::new(), RemoteState::Absent),
+            };
+            result.push(entry);
+            continue;
+        };
+        let state = lookup_datacenter(&client, cluster, namespace, &lookup.datacenter, adopt).await;
+        result.push(observed(lookup, namespace.clone(), state));
+    }
+    result
+}
+
+async fn lookup_datacenter(
+    client: &kube::Client,
+    cluster: &ClusterKey,
+    namespace: &str,
+    datacenter: &str,
+    adopt: bool,
+) -> RemoteState {
+    let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
+    match api.get_opt(datacenter).await {
+        Ok(Some(found)) => RemoteState::from_lookup(Some(found), cluster, adopt),
+        Ok(None) => {
+            // Federator does not create namespaces: a missing one is the user's to fix.
+            let namespaces: Api<Namespace> = Api::all(client.clone());
+            match namespaces.get_opt(namespace).await {
+                Ok(Some(_)) => RemoteState::Absent,
+                Ok(None) => RemoteState::NamespaceMissing,
+                Err(error) => RemoteState::Unreachable {
+                    reason: error.to_string(),
+                },
+            }
+        }
+        Err(error) => RemoteState::Unreachable {
+            reason: error.to_string(),
+        },
+    }
+}
+
+fn region_state(error: &RegionError) -> RemoteState {
+    match error {
+        RegionError::UnknownContext { .. } => RemoteState::UnknownContext,
+        RegionError::Unavailable { reason, .. } | RegionError::Misconfigured { reason, .. } => {
+            RemoteState::Unreachable {
+                reason: reason.clone(),
+            }
+        }
+    }
+}
+
+/// Creates, updates and deletes as decided, regions in parallel; returns what failed.
+async fn act(
+    context: &ControllerContext,
+    cluster_plan: &ClusterPlan,
+    actions: &Actions,
+) -> Vec<String> {
+    let operations = actions.decisions.iter().filter_map(|decision| {
+        let client = || context.registry.client(&decision.context);
+        match &decision.decision {
+            Decision::Create | Decision::Update => {
+                let desired = &cluster_plan.datacenter(&decision.datacenter)?.datacenter;
+                Some(futures::future::Either::Left(async move {
+                    let client = client().map_err(|e| e.to_string())?;
+                    apply_datacenter(&client, &decision.namespace, desired)
+                        .await
+                        .map_err(|e| {
+                            format!(
+                                "applying CassandraDatacenter {}/{} in region {:?}: {e}",
+                                decision.namespace, decision.datacenter, decision.context
+                            )
+                        })
+                }))
+            }
+            Decision::Delete { annotate_first } => {
+                let annotate_first = *annotate_first;
+                Some(futures::future::Either::Right(async move {
+                    let client = client().map_err(|e| e.to_string())?;
+                    delete_datacenter(
+                        &client,
+                        &decision.namespace,
+                        &decision.datacenter,
+                        annotate_first,
+                    )
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "deleting CassandraDatacenter {}/{} in region {:?}: {e}",
+                            decision.namespace, decision.datacenter, decision.context
+                        )
+                    })
+                }))
+            }
+            Decision::Wait(_) | Decision::Blocked(_) => None,
+        }
+    });
+    futures::future::join_all(operations)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+}
+
+async fn apply_datacenter(
+    client: &kube::Client,
+    namespace: &str,
+    desired: &CassandraDatacenter,
+) -> Result<(), kube::Error> {
+    let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
+    let mut body = desired.clone();
+    // Status belongs to cass-operator.
+    body.status = None;
+    body.metadata.namespace = Some(namespace.to_string());
+    let mut value = serde_json::to_value(&body).map_err(kube::Error::SerdeError)?;
+    value["apiVersion"] = CassandraDatacenter::api_version(&()).into();
+    value["kind"] = CassandraDatacenter::kind(&()).into();
+    api.patch(
+        &body.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&value),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn delete_datacenter(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    annotate_first: bool,
+) -> Result<(), kube::Error> {
+    let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
+    if annotate_first {
+        // cass-operator decommissions the nodes (streams their data away) only when asked.
+        let annotation = serde_json::json!({
+            "metadata": {"annotations": {DECOMMISSION_ON_DELETE_ANNOTATION: "true"}}
+        });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&annotation))
+            .await?;
+    }
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes the status with server-side apply, only when it changed.
+async fn write_status(
+    api: &Api<K8ssandraCluster>,
+    k8c: &K8ssandraCluster,
+    status: K8ssandraClusterStatus,
+) -> Result<(), ReconcileError> {
+    if k8c.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let body = serde_json::json!({
+        "apiVersion": K8ssandraCluster::api_version(&()),
+        "kind": K8ssandraCluster::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &k8c.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(|source| ReconcileError::WriteStatus {
+        namespace: k8c.namespace().unwrap_or_default(),
+        name: k8c.name_any(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Deletes every remote CassandraDatacenter labelled for this cluster, region by region. Ok
+/// (the finalizer goes) only when none is left, or when the user asked to orphan them.
+async fn cleanup_cluster(
+    k8c: &K8ssandraCluster,
+    api: &Api<K8ssandraCluster>,
+    context: &ControllerContext,
+) -> Result<Action, ReconcileError> {
+    let namespace = k8c.namespace().unwrap_or_default();
+    let name = k8c.name_any();
+    if annotation_is_true(k8c, ORPHAN_ANNOTATION) {
+        info!(k8ssandra_cluster = %name, namespace = %namespace, "orphan annotation: remote datacenters left in place");
+        return Ok(Action::await_change());
+    }
+    let selector = ownership_selector(&name, &namespace);
+    let cleanups = cluster_contexts(k8c)
+        .into_iter()
+        .map(|region| cleanup_region(context, region, &selector));
+    let pending: Vec<String> = futures::future::join_all(cleanups)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    if pending.is_empty() {
+        return Ok(Action::await_change());
+    }
+    let pending = pending.join("; ");
+    let mut status = k8c.status.clone().unwrap_or_default();
+    status.error = Some(format!("deleting: {pending}"));
+    write_status(api, k8c, status).await?;
+    Err(ReconcileError::CleanupPending {
+        namespace,
+        name,
+        pending,
+    })
+}
+
+/// What is still in the way of deleting the cluster in this region (empty when nothing is).
+async fn cleanup_region(
+    context: &ControllerContext,
+    region: String,
+    selector: &str,
+) -> Option<String> {
+    let client = match context.registry.client(&region) {
+        Ok(client) => client,
+        Err(error) => return Some(format!("region {region:?} cannot be reached: {error}")),
+    };
+    let api: Api<CassandraDatacenter> = Api::all(client.clone());
+    let remaining = match api.list(&ListParams::default().labels(selector)).await {
+        Ok(list) => list.items,
+        Err(error) => return Some(format!("listing in region {region:?}: {error}")),
+    };
+    if remaining.is_empty() {
+        return None;
+    }
+    let mut names = Vec::new();
+    for dc in &remaining {
+        let dc_namespace = dc.namespace().unwrap_or_default();
+        let dc_name = dc.name_any();
+        if dc.metadata.deletion_timestamp.is_none() {
+            let namespaced: Api<CassandraDatacenter> =
+                Api::namespaced(client.clone(), &dc_namespace);
+            if let Err(error) = namespaced.delete(&dc_name, &DeleteParams::default()).await {
+                warn!(region = %region, datacenter = %dc_name, error = %error, "deleting a remote CassandraDatacenter");
+            }
+        }
+        names.push(format!("{dc_namespace}/{dc_name}"));
+    }
+    Some(format!(
+        "region {region:?} still has CassandraDatacenter {}",
+        names.join(", ")
+    ))
+}

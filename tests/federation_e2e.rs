@@ -1,0 +1,260 @@
+//! The K8ssandraCluster controller end to end, in process, against three kube-sim clusters with
+//! the cass-operator stand-in: bootstrap order, status, a spec change reaching the region, and
+//! deletion of every remote datacenter before the K8ssandraCluster goes.
+
+mod clusters_support;
+
+use std::future::Future;
+use std::time::Duration;
+
+use clusters_support::{NS, put_client_config, put_secret};
+use federator::api::cassdc::CassandraDatacenter;
+use federator::api::k8ssandra_cluster::K8ssandraCluster;
+use federator::operator::{Operator, shutdown_on};
+use federator::settings::{Overrides, Settings};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
+use kube_sim::{Sim, SimBuilder};
+
+const TEST_MANAGER: &str = "federation-e2e";
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CLUSTER: &str = "demo";
+/// How long the cass-operator stand-in takes to make a datacenter Ready.
+const DC_READY_AFTER: Duration = Duration::from_secs(3);
+
+async fn start_sim() -> Sim {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let sim = tokio::time::timeout(
+        Duration::from_secs(120),
+        SimBuilder::new()
+            .clusters(3)
+            .cass_operator(true)
+            .dc_ready_after(DC_READY_AFTER)
+            .crd_dir(format!("{repo}/crds"))
+            .crd_dir(format!("{repo}/../shared/compat/crds/cass-operator"))
+            .start(),
+    )
+    .await
+    .expect("kube-sim starts in time")
+    .expect("kube-sim starts");
+    // Federator does not create namespaces: the K8ssandraCluster's namespace exists everywhere.
+    for index in 0..3 {
+        let client = sim.client(index).await.expect("client");
+        apply(
+            &Api::<Namespace>::all(client),
+            NS,
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        )
+        .await;
+    }
+    sim
+}
+
+async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    bounded(
+        "apply",
+        api.patch(
+            name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&object),
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+}
+
+async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
+}
+
+/// Polls `check` until it gives a value, at most `limit`.
+async fn wait_for<T, Fut>(what: &str, limit: Duration, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    tokio::time::timeout(limit, async {
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> {
+    let api = Api::<CassandraDatacenter>::namespaced(client.clone(), NS);
+    bounded("get CassandraDatacenter", api.get_opt(name))
+        .await
+        .expect("get CassandraDatacenter")
+}
+
+fn k8ssandra_cluster(dc2_size: i32, region: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "k8ssandra.io/v1alpha1",
+        "kind": "K8ssandraCluster",
+        "metadata": {"name": CLUSTER, "namespace": NS},
+        "spec": {"cassandra": {
+            "serverVersion": "4.1.5",
+            "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                "storageClassName": "standard",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "5Gi"}}
+            }},
+            "datacenters": [
+                {"metadata": {"name": "dc1"}, "size": 1},
+                {"metadata": {"name": "dc2"}, "k8sContext": region, "size": dc2_size}
+            ]
+        }}
+    })
+}
+
+// On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
+#[test]
+fn a_two_region_cluster_bootstraps_in_order_scales_and_is_deleted() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(bootstrap_scale_delete());
+}
+
+async fn bootstrap_scale_delete() {
+    let sim = start_sim().await;
+    let hub = sim.client(0).await.expect("hub client");
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let region1_context = sim.context_name(1);
+    for index in [1, 2] {
+        let context = sim.context_name(index);
+        let secret = format!("{context}-config");
+        put_secret(
+            &hub,
+            &secret,
+            &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+        )
+        .await;
+        put_client_config(&hub, &context, &context, &secret).await;
+    }
+
+    let mut settings =
+        Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
+    settings.operator_namespace = NS.to_string();
+    settings.regions.probe_interval = Duration::from_secs(1);
+    settings.regions.request_timeout = Duration::from_secs(2);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = Operator::start(
+        &settings,
+        hub.clone(),
+        shutdown_on(async move {
+            let _ = stopped.await;
+        }),
+    );
+
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply(&clusters, CLUSTER, k8ssandra_cluster(1, &region1_context)).await;
+
+    // dc1 first; dc2 must not exist in its region before dc1 is Ready.
+    wait_for("dc1 created in the hub", Duration::from_secs(20), || {
+        datacenter(&hub, "dc1")
+    })
+    .await;
+    wait_for("dc1 Ready", Duration::from_secs(30), || async {
+        let dc1 = datacenter(&hub, "dc1").await?;
+        if dc1.is_ready() {
+            return Some(());
+        }
+        assert!(
+            datacenter(&region1, "dc2").await.is_none(),
+            "dc2 was created before dc1 is Ready"
+        );
+        None
+    })
+    .await;
+
+    // Both Ready, and the status shows them.
+    wait_for("dc2 Ready in region 1", Duration::from_secs(40), || async {
+        datacenter(&region1, "dc2")
+            .await
+            .filter(|dc| dc.is_ready())
+            .map(|_| ())
+    })
+    .await;
+    let status = wait_for(
+        "status.datacenters shows both Ready",
+        Duration::from_secs(40),
+        || async {
+            let k8c = bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
+                .await
+                .expect("get K8ssandraCluster")?;
+            let status = k8c.status?;
+            let datacenters = status.datacenters.as_ref()?;
+            let ready = |name: &str| {
+                datacenters
+                    .get(name)
+                    .and_then(|dc| dc.cassandra.as_ref())
+                    .is_some_and(|c| c.is_ready())
+            };
+            (ready("dc1") && ready("dc2")).then_some(status)
+        },
+    )
+    .await;
+    let datacenters = status.datacenters.expect("datacenters");
+    assert_eq!(datacenters["dc1"].context_name.as_deref().unwrap_or(""), "");
+    assert_eq!(
+        datacenters["dc2"].context_name.as_deref(),
+        Some(region1_context.as_str())
+    );
+
+    // Scaling dc2 reaches its region within seconds.
+    apply(&clusters, CLUSTER, k8ssandra_cluster(2, &region1_context)).await;
+    wait_for(
+        "dc2 scaled to 2 in region 1",
+        Duration::from_secs(10),
+        || async {
+            datacenter(&region1, "dc2")
+                .await
+                .filter(|dc| dc.spec.size == 2)
+                .map(|_| ())
+        },
+    )
+    .await;
+
+    // Deleting removes both remote datacenters, then the K8ssandraCluster.
+    bounded(
+        "delete K8ssandraCluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete K8ssandraCluster");
+    wait_for(
+        "both datacenters deleted",
+        Duration::from_secs(30),
+        || async {
+            let dc1 = datacenter(&hub, "dc1").await;
+            let dc2 = datacenter(&region1, "dc2").await;
+            (dc1.is_none() && dc2.is_none()).then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "the K8ssandraCluster deleted",
+        Duration::from_secs(20),
+        || async {
+            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
+                .await
+                .expect("get K8ssandraCluster")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+
+    let _ = stop.send(());
+    bounded("operator stops", operator.run_until(async {})).await;
+}
