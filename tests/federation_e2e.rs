@@ -1,6 +1,7 @@
 //! The K8ssandraCluster controller end to end, in process, against three kube-sim clusters with
-//! the cass-operator stand-in: bootstrap order, status, a spec change reaching the region, and
-//! deletion of every remote datacenter before the K8ssandraCluster goes.
+//! the cass-operator stand-in: bootstrap order, status, a spec change reaching the region, no
+//! writes at steady state, a hand edit in a region reverted, and deletion of every remote
+//! datacenter before the K8ssandraCluster goes.
 
 mod clusters_support;
 
@@ -223,6 +224,56 @@ async fn bootstrap_scale_delete() {
                 .map(|_| ())
         },
     )
+    .await;
+
+    // Steady state once dc2 is Ready again: no write to the remote DC nor to the status.
+    wait_for(
+        "dc2 Ready after scaling",
+        Duration::from_secs(30),
+        || async {
+            datacenter(&region1, "dc2")
+                .await
+                .filter(|dc| dc.is_ready())
+                .map(|_| ())
+        },
+    )
+    .await;
+    // Let the status catch up with the Ready datacenter first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let versions = || async {
+        let dc2 = datacenter(&region1, "dc2").await.expect("dc2 exists");
+        let k8c = bounded("get K8ssandraCluster", clusters.get(CLUSTER))
+            .await
+            .expect("get K8ssandraCluster");
+        (dc2.metadata.resource_version, k8c.metadata.resource_version)
+    };
+    let before = versions().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        before,
+        versions().await,
+        "nothing is written at steady state"
+    );
+
+    // An edit by hand in the region is reverted by the region watch, well before the steady
+    // re-queue (30 s) would.
+    let remote = Api::<CassandraDatacenter>::namespaced(region1.clone(), NS);
+    bounded(
+        "edit dc2 by hand",
+        remote.patch(
+            "dc2",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"size": 3}})),
+        ),
+    )
+    .await
+    .expect("edit dc2 by hand");
+    wait_for("the hand edit reverted", Duration::from_secs(5), || async {
+        datacenter(&region1, "dc2")
+            .await
+            .filter(|dc| dc.spec.size == 2)
+            .map(|_| ())
+    })
     .await;
 
     // Deleting removes both remote datacenters, then the K8ssandraCluster.

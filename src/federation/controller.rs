@@ -88,14 +88,15 @@ pub async fn run(
     let region_triggers = registry
         .changes()
         .flat_map(move |change| stream::iter(clusters_using_change(&store, &change)));
+    let (remote_triggers, manage_watches) = super::watches::remote_changes(registry.clone());
     let context = Arc::new(ControllerContext {
         hub,
         registry,
         watch_namespaces,
     });
     info!("K8ssandraCluster controller started");
-    controller
-        .reconcile_on(region_triggers)
+    let controller = controller
+        .reconcile_on(stream::select(region_triggers, remote_triggers))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| {
@@ -108,8 +109,9 @@ pub async fn run(
                 Err(error) => warn!(error = %error, "K8ssandraCluster controller"),
             }
             futures::future::ready(())
-        })
-        .await;
+        });
+    // The region watches live as long as the controller: dropping `manage_watches` stops them.
+    futures::future::select(Box::pin(controller), Box::pin(manage_watches)).await;
     info!("K8ssandraCluster controller stopped");
 }
 

@@ -24,3 +24,4 @@ pub mod plan;
 pub mod rollout;
 pub mod seeds;
 pub mod status;
+pub mod watches;
