@@ -333,12 +333,31 @@ async fn clientconfig_create_with_a_service_account_stores_its_token() {
             .clone(),
     )
     .expect("utf-8");
-    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(region, NS)
+    Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(region.clone(), NS)
         .get("federator")
         .await
         .expect("service account in the region");
-    // kube-sim serves no RBAC API: said as a warning, not a failure.
-    assert!(stderr.contains("rbac.authorization.k8s.io"), "{stderr}");
+    // The data plane's RBAC, bound to that service account.
+    let role = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(region.clone())
+        .get(federator::clusters::create::REGION_CLUSTER_ROLE)
+        .await
+        .expect("ClusterRole in the region");
+    assert!(!role.rules.unwrap_or_default().is_empty());
+    let bindings = Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(region)
+        .list(&Default::default())
+        .await
+        .expect("ClusterRoleBindings");
+    assert!(
+        bindings.items.iter().any(|b| {
+            b.role_ref.name == federator::clusters::create::REGION_CLUSTER_ROLE
+                && b.subjects
+                    .iter()
+                    .flatten()
+                    .any(|s| s.kind == "ServiceAccount" && s.name == "federator")
+        }),
+        "the ClusterRole is bound to the service account"
+    );
+    assert!(!stderr.contains("rbac.authorization.k8s.io"), "{stderr}");
     assert!(!stderr.contains(&token), "the token is not printed");
 
     // In the hub: the kubeconfig uses the service account's token, not the caller's.
@@ -348,6 +367,18 @@ async fn clientconfig_create_with_a_service_account_stores_its_token() {
         "the service account's token is stored"
     );
     assert!(!stored.contains(&sim.token(1)), "the caller's token is not");
+    // And the region accepts that token.
+    let stored_config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::from_yaml(&stored).expect("stored kubeconfig parses"),
+        &Default::default(),
+    )
+    .await
+    .expect("stored kubeconfig is usable");
+    let as_service_account = kube::Client::try_from(stored_config).expect("client");
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(as_service_account)
+        .list(&Default::default())
+        .await
+        .expect("the region answers the service account");
     let cc = Api::<federator::api::client_config::ClientConfig>::namespaced(hub, NS)
         .get("east")
         .await

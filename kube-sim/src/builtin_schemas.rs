@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps, coordination, core, discovery, events};
+use k8s_openapi::api::{apps, coordination, core, discovery, events, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
@@ -93,6 +93,16 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
         add::<discovery::v1::EndpointSlice>(g, k, "discovery.k8s.io", "v1", "EndpointSlice");
         add::<events::v1::Event>(g, k, "events.k8s.io", "v1", "Event");
         add::<coordination::v1::Lease>(g, k, "coordination.k8s.io", "v1", "Lease");
+        add::<rbac::v1::Role>(g, k, "rbac.authorization.k8s.io", "v1", "Role");
+        add::<rbac::v1::RoleBinding>(g, k, "rbac.authorization.k8s.io", "v1", "RoleBinding");
+        add::<rbac::v1::ClusterRole>(g, k, "rbac.authorization.k8s.io", "v1", "ClusterRole");
+        add::<rbac::v1::ClusterRoleBinding>(
+            g,
+            k,
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+        );
         add::<apps::v1::Deployment>(g, k, "apps", "v1", "Deployment");
         add::<apps::v1::StatefulSet>(g, k, "apps", "v1", "StatefulSet");
         add::<apiextensions::v1::CustomResourceDefinition>(

@@ -100,6 +100,38 @@ impl Cluster {
         self.token.read().map(|t| *t == presented).unwrap_or(false)
     }
 
+    /// The cluster's own token, or the token of a service account: one a
+    /// `kubernetes.io/service-account-token` Secret holds (filled by the token controller).
+    pub fn accepts_token(&self, presented: &str) -> bool {
+        self.token_matches(presented) || self.is_service_account_token(presented)
+    }
+
+    fn is_service_account_token(&self, presented: &str) -> bool {
+        use base64::Engine;
+        let Some(secrets) = self.store.resource("", "secrets") else {
+            return false;
+        };
+        let Ok(list) = self
+            .store
+            .list(&secrets, None, &crate::store::ListOptions::default())
+        else {
+            return false;
+        };
+        let encoded = base64::engine::general_purpose::STANDARD.encode(presented);
+        list.get("items")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|items| {
+                items.iter().any(|secret| {
+                    secret.get("type").and_then(serde_json::Value::as_str)
+                        == Some("kubernetes.io/service-account-token")
+                        && secret
+                            .pointer("/data/token")
+                            .and_then(serde_json::Value::as_str)
+                            == Some(encoded.as_str())
+                })
+            })
+    }
+
     /// Replaces the bearer token; the old one is refused from now on.
     pub fn rotate_token(&self) -> String {
         let token = new_token();

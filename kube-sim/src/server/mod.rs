@@ -180,7 +180,7 @@ async fn handle(cluster: Arc<Cluster>, request: Request<Incoming>) -> Response<B
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim);
-            if !presented.is_some_and(|token| cluster.token_matches(token)) {
+            if !presented.is_some_and(|token| cluster.accepts_token(token)) {
                 return unauthorized();
             }
         }

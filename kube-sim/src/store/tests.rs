@@ -2157,7 +2157,9 @@ fn built_in_registry_entries() {
             .find(|i| i.group == group && i.plural == plural)
             .unwrap_or_else(|| panic!("{group}/{plural}"))
     };
-    assert_eq!(infos.len(), 14);
+    assert_eq!(infos.len(), 18);
+    assert!(!find("rbac.authorization.k8s.io", "clusterroles").namespaced);
+    assert!(find("rbac.authorization.k8s.io", "rolebindings").namespaced);
     let ns = find("", "namespaces");
     assert!(!ns.namespaced && ns.has_status);
     let endpoints = find("", "endpoints");
