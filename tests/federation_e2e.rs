@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clusters_support::{NS, put_client_config, put_secret};
 use federator::api::cassdc::CassandraDatacenter;
-use federator::api::k8ssandra_cluster::K8ssandraCluster;
+use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use federator::operator::{Operator, shutdown_on};
 use federator::settings::{Overrides, Settings};
 use k8s_openapi::api::core::v1::Namespace;
@@ -99,6 +99,10 @@ async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> 
 }
 
 fn k8ssandra_cluster(dc2_size: i32, region: &str) -> serde_json::Value {
+    k8ssandra_cluster_sized(1, dc2_size, region)
+}
+
+fn k8ssandra_cluster_sized(dc1_size: i32, dc2_size: i32, region: &str) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "k8ssandra.io/v1alpha1",
         "kind": "K8ssandraCluster",
@@ -111,7 +115,7 @@ fn k8ssandra_cluster(dc2_size: i32, region: &str) -> serde_json::Value {
                 "resources": {"requests": {"storage": "5Gi"}}
             }},
             "datacenters": [
-                {"metadata": {"name": "dc1"}, "size": 1},
+                {"metadata": {"name": "dc1"}, "size": dc1_size},
                 {"metadata": {"name": "dc2"}, "k8sContext": region, "size": dc2_size}
             ]
         }}
@@ -126,47 +130,95 @@ fn a_two_region_cluster_bootstraps_in_order_scales_and_is_deleted() {
         .block_on(bootstrap_scale_delete());
 }
 
-async fn bootstrap_scale_delete() {
-    let sim = start_sim().await;
-    let hub = sim.client(0).await.expect("hub client");
-    let region1 = sim.client(1).await.expect("region 1 client");
-    let region1_context = sim.context_name(1);
-    for index in [1, 2] {
-        let context = sim.context_name(index);
-        let secret = format!("{context}-config");
-        put_secret(
-            &hub,
-            &secret,
-            &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-        )
-        .await;
-        put_client_config(&hub, &context, &context, &secret).await;
+/// The sim with regions 1 and 2 registered as ClientConfigs, and the operator running in this
+/// process as `federator run` starts it; stops when dropped.
+struct Running {
+    sim: Sim,
+    hub: Client,
+    operator: Option<Operator>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Running {
+    async fn start() -> Running {
+        let sim = start_sim().await;
+        let hub = sim.client(0).await.expect("hub client");
+        for index in [1, 2] {
+            let context = sim.context_name(index);
+            let secret = format!("{context}-config");
+            put_secret(
+                &hub,
+                &secret,
+                &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+            )
+            .await;
+            put_client_config(&hub, &context, &context, &secret).await;
+        }
+        let mut settings =
+            Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
+        settings.operator_namespace = NS.to_string();
+        settings.regions.probe_interval = Duration::from_secs(1);
+        settings.regions.request_timeout = Duration::from_secs(2);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let operator = Operator::start(
+            &settings,
+            hub.clone(),
+            shutdown_on(async move {
+                let _ = stopped.await;
+            }),
+        );
+        Running {
+            sim,
+            hub,
+            operator: Some(operator),
+            stop: Some(stop),
+        }
     }
 
-    let mut settings =
-        Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
-    settings.operator_namespace = NS.to_string();
-    settings.regions.probe_interval = Duration::from_secs(1);
-    settings.regions.request_timeout = Duration::from_secs(2);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = Operator::start(
-        &settings,
-        hub.clone(),
-        shutdown_on(async move {
-            let _ = stopped.await;
-        }),
-    );
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(operator) = self.operator.take() {
+            bounded("operator stops", operator.run_until(async {})).await;
+        }
+    }
+}
+
+async fn k8ssandra_cluster_status(
+    clusters: &Api<K8ssandraCluster>,
+) -> Option<K8ssandraClusterStatus> {
+    bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
+        .await
+        .expect("get K8ssandraCluster")?
+        .status
+}
+
+fn condition_of(status: &K8ssandraClusterStatus, type_: &str) -> Option<(String, String)> {
+    status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.message.clone()))
+}
+
+async fn bootstrap_scale_delete() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let region1_context = sim.context_name(1);
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     apply(&clusters, CLUSTER, k8ssandra_cluster(1, &region1_context)).await;
 
     // dc1 first; dc2 must not exist in its region before dc1 is Ready.
     wait_for("dc1 created in the hub", Duration::from_secs(20), || {
-        datacenter(&hub, "dc1")
+        datacenter(hub, "dc1")
     })
     .await;
     wait_for("dc1 Ready", Duration::from_secs(30), || async {
-        let dc1 = datacenter(&hub, "dc1").await?;
+        let dc1 = datacenter(hub, "dc1").await?;
         if dc1.is_ready() {
             return Some(());
         }
@@ -287,7 +339,7 @@ async fn bootstrap_scale_delete() {
         "both datacenters deleted",
         Duration::from_secs(30),
         || async {
-            let dc1 = datacenter(&hub, "dc1").await;
+            let dc1 = datacenter(hub, "dc1").await;
             let dc2 = datacenter(&region1, "dc2").await;
             (dc1.is_none() && dc2.is_none()).then_some(())
         },
@@ -306,6 +358,134 @@ async fn bootstrap_scale_delete() {
     )
     .await;
 
-    let _ = stop.send(());
-    bounded("operator stops", operator.run_until(async {})).await;
+    running.stop().await;
+}
+
+#[test]
+fn a_stopped_region_is_named_blocks_only_itself_and_holds_the_deletion() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(stopped_region());
+}
+
+async fn stopped_region() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region2 = sim.client(2).await.expect("region 2 client");
+    let region2_context = sim.context_name(2);
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply(
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster_sized(1, 1, &region2_context),
+    )
+    .await;
+    wait_for("dc2 Ready in region 2", Duration::from_secs(40), || async {
+        datacenter(&region2, "dc2")
+            .await
+            .filter(|dc| dc.is_ready())
+            .map(|_| ())
+    })
+    .await;
+
+    // Region 2 stops: dc1 in the hub still follows the spec, and the status names region 2.
+    sim.stop(2).expect("stop region 2");
+    apply(
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster_sized(2, 1, &region2_context),
+    )
+    .await;
+    wait_for(
+        "dc1 scaled while region 2 is down",
+        Duration::from_secs(10),
+        || async {
+            datacenter(hub, "dc1")
+                .await
+                .filter(|dc| dc.spec.size == 2)
+                .map(|_| ())
+        },
+    )
+    .await;
+    wait_for(
+        "RegionUnreachable names region 2",
+        Duration::from_secs(15),
+        || async {
+            let status = k8ssandra_cluster_status(&clusters).await?;
+            let (value, message) = condition_of(&status, "RegionUnreachable")?;
+            (value == "True" && message.contains(&region2_context)).then_some(())
+        },
+    )
+    .await;
+
+    // It comes back: the condition clears.
+    sim.start(2).await.expect("start region 2");
+    wait_for(
+        "RegionUnreachable cleared",
+        Duration::from_secs(20),
+        || async {
+            let status = k8ssandra_cluster_status(&clusters).await?;
+            let (value, _) = condition_of(&status, "RegionUnreachable")?;
+            (value == "False").then_some(())
+        },
+    )
+    .await;
+
+    // Deleted while region 2 is down: the hub's DC goes, the K8ssandraCluster stays (its
+    // finalizer) and says which region holds it up; it goes once region 2 is back.
+    sim.stop(2).expect("stop region 2 again");
+    bounded(
+        "delete K8ssandraCluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete K8ssandraCluster");
+    wait_for(
+        "dc1 deleted from the hub",
+        Duration::from_secs(15),
+        || async { datacenter(hub, "dc1").await.is_none().then_some(()) },
+    )
+    .await;
+    wait_for(
+        "status names the region holding the deletion",
+        Duration::from_secs(15),
+        || async {
+            let status = k8ssandra_cluster_status(&clusters).await?;
+            status
+                .error
+                .filter(|error| error.contains(&region2_context))
+                .map(|_| ())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
+            .await
+            .expect("get K8ssandraCluster")
+            .is_some(),
+        "the K8ssandraCluster must stay while region 2 still holds dc2"
+    );
+    sim.start(2).await.expect("start region 2 again");
+    // A new client: the old one's connections died with the region.
+    let region2 = sim.client(2).await.expect("region 2 client");
+    wait_for(
+        "dc2 deleted from region 2",
+        Duration::from_secs(30),
+        || async { datacenter(&region2, "dc2").await.is_none().then_some(()) },
+    )
+    .await;
+    wait_for(
+        "the K8ssandraCluster deleted",
+        Duration::from_secs(20),
+        || async {
+            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
+                .await
+                .expect("get K8ssandraCluster")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    running.stop().await;
 }
