@@ -489,3 +489,90 @@ async fn stopped_region() {
     .await;
     running.stop().await;
 }
+
+#[test]
+fn a_removed_datacenter_is_deleted_and_the_orphan_annotation_leaves_the_rest() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(removal_and_orphan());
+}
+
+async fn removal_and_orphan() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let region1_context = sim.context_name(1);
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply(&clusters, CLUSTER, k8ssandra_cluster(1, &region1_context)).await;
+    wait_for("dc2 Ready in region 1", Duration::from_secs(40), || async {
+        datacenter(&region1, "dc2")
+            .await
+            .filter(|dc| dc.is_ready())
+            .map(|_| ())
+    })
+    .await;
+
+    // dc2 taken out of the spec: deleted in its region, then its status entry goes.
+    let mut only_dc1 = k8ssandra_cluster(1, &region1_context);
+    if let Some(datacenters) = only_dc1["spec"]["cassandra"]["datacenters"].as_array_mut() {
+        datacenters.truncate(1);
+    }
+    apply(&clusters, CLUSTER, only_dc1).await;
+    wait_for(
+        "dc2 deleted from region 1",
+        Duration::from_secs(20),
+        || async { datacenter(&region1, "dc2").await.is_none().then_some(()) },
+    )
+    .await;
+    wait_for(
+        "dc2 gone from the status",
+        Duration::from_secs(20),
+        || async {
+            let status = k8ssandra_cluster_status(&clusters).await?;
+            let datacenters = status.datacenters?;
+            (datacenters.contains_key("dc1") && !datacenters.contains_key("dc2")).then_some(())
+        },
+    )
+    .await;
+    assert!(
+        datacenter(hub, "dc1").await.is_some(),
+        "dc1 stays when dc2 is removed"
+    );
+
+    // With the orphan annotation, deleting the K8ssandraCluster leaves dc1 in place.
+    bounded(
+        "annotate orphan",
+        clusters.patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {"federator.k8ssandra.io/orphan": "true"}}
+            })),
+        ),
+    )
+    .await
+    .expect("annotate orphan");
+    bounded(
+        "delete K8ssandraCluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete K8ssandraCluster");
+    wait_for(
+        "the orphaning K8ssandraCluster deleted",
+        Duration::from_secs(15),
+        || async {
+            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
+                .await
+                .expect("get K8ssandraCluster")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        datacenter(hub, "dc1").await.is_some(),
+        "an orphaned datacenter stays"
+    );
+    running.stop().await;
+}

@@ -490,6 +490,37 @@ async fn write_status(
     if k8c.status.as_ref() == Some(&status) {
         return Ok(());
     }
+    let write_error = |source| ReconcileError::WriteStatus {
+        namespace: k8c.namespace().unwrap_or_default(),
+        name: k8c.name_any(),
+        source,
+    };
+    // Entries of datacenters that are gone are removed explicitly: an apply only drops the
+    // fields no other manager shares, and a datacenter's entry must go either way.
+    let removed: serde_json::Map<String, serde_json::Value> = k8c
+        .status
+        .as_ref()
+        .and_then(|s| s.datacenters.as_ref())
+        .into_iter()
+        .flat_map(|before| before.keys())
+        .filter(|name| {
+            !status
+                .datacenters
+                .as_ref()
+                .is_some_and(|now| now.contains_key(*name))
+        })
+        .map(|name| (name.clone(), serde_json::Value::Null))
+        .collect();
+    if !removed.is_empty() {
+        let removal = serde_json::json!({"status": {"datacenters": removed}});
+        api.patch_status(
+            &k8c.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&removal),
+        )
+        .await
+        .map_err(write_error)?;
+    }
     let body = serde_json::json!({
         "apiVersion": K8ssandraCluster::api_version(&()),
         "kind": K8ssandraCluster::kind(&()),
@@ -501,11 +532,7 @@ async fn write_status(
         &Patch::Apply(&body),
     )
     .await
-    .map_err(|source| ReconcileError::WriteStatus {
-        namespace: k8c.namespace().unwrap_or_default(),
-        name: k8c.name_any(),
-        source,
-    })?;
+    .map_err(write_error)?;
     Ok(())
 }
 
@@ -523,9 +550,13 @@ async fn cleanup_cluster(
         return Ok(Action::await_change());
     }
     let selector = ownership_selector(&name, &namespace);
-    let cleanups = cluster_contexts(k8c)
-        .into_iter()
-        .map(|region| cleanup_region(context, region, &selector));
+    // Regions where a datacenter has run (per the status); an unknown context only the spec
+    // names (a typo, never used) holds nothing to clean up.
+    let used: BTreeSet<String> = known_contexts(k8c.status.as_ref()).into_values().collect();
+    let cleanups = cluster_contexts(k8c).into_iter().map(|region| {
+        let used = used.contains(&region);
+        cleanup_region(context, region, used, &selector)
+    });
     let pending: Vec<String> = futures::future::join_all(cleanups)
         .await
         .into_iter()
@@ -549,10 +580,12 @@ async fn cleanup_cluster(
 async fn cleanup_region(
     context: &ControllerContext,
     region: String,
+    used: bool,
     selector: &str,
 ) -> Option<String> {
     let client = match context.registry.client(&region) {
         Ok(client) => client,
+        Err(RegionError::UnknownContext { .. }) if !used => return None,
         Err(error) => return Some(format!("region {region:?} cannot be reached: {error}")),
     };
     let api: Api<CassandraDatacenter> = Api::all(client.clone());
