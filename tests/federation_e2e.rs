@@ -576,3 +576,72 @@ async fn removal_and_orphan() {
     );
     running.stop().await;
 }
+
+#[test]
+fn a_datacenter_of_another_cluster_or_a_missing_namespace_is_a_condition() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(conflict_and_missing_namespace());
+}
+
+/// Waits until the K8ssandraCluster `name` is Degraded with `reason` and a message holding
+/// `mention`.
+async fn wait_degraded(clusters: &Api<K8ssandraCluster>, name: &str, reason: &str, mention: &str) {
+    wait_for(
+        &format!("{name} Degraded with {reason} naming {mention}"),
+        Duration::from_secs(20),
+        || async {
+            let k8c = bounded("get K8ssandraCluster", clusters.get_opt(name))
+                .await
+                .expect("get K8ssandraCluster")?;
+            let degraded = k8c
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Degraded")?;
+            (degraded.status == "True"
+                && degraded.reason == reason
+                && degraded.message.contains(mention))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+async fn conflict_and_missing_namespace() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1_context = sim.context_name(1);
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply(&clusters, CLUSTER, k8ssandra_cluster(1, &region1_context)).await;
+    wait_for("dc1 created in the hub", Duration::from_secs(20), || {
+        datacenter(hub, "dc1")
+    })
+    .await;
+
+    // A second cluster with a datacenter of the same name in the same place: not overwritten.
+    let mut second = k8ssandra_cluster(1, &region1_context);
+    second["metadata"]["name"] = "second".into();
+    apply(&clusters, "second", second).await;
+    wait_degraded(&clusters, "second", "Conflict", CLUSTER).await;
+    let dc1 = datacenter(hub, "dc1").await.expect("dc1 exists");
+    assert_eq!(
+        dc1.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("k8ssandra.io/cluster-name"))
+            .map(String::as_str),
+        Some(CLUSTER),
+        "dc1 still belongs to the first cluster"
+    );
+
+    // A datacenter whose namespace does not exist in its region.
+    let mut third = k8ssandra_cluster(1, &region1_context);
+    third["metadata"]["name"] = "third".into();
+    third["spec"]["cassandra"]["datacenters"] = serde_json::json!([
+        {"metadata": {"name": "dc9", "namespace": "no-such-namespace"}, "k8sContext": region1_context, "size": 1}
+    ]);
+    apply(&clusters, "third", third).await;
+    wait_degraded(&clusters, "third", "NamespaceMissing", "no-such-namespace").await;
+    running.stop().await;
+}
