@@ -101,9 +101,25 @@ for _ in $(seq 1 100); do
 done
 k --context region-0 get clientconfig -n k8ssandra-operator
 [ "$ready" -eq 2 ] || fail "the regions did not become Ready within 20 s (no restart of the operator was needed or made)"
-say "Applying examples/multi-region.yaml: one datacenter in each region"
+say "Applying examples/multi-region.yaml: one datacenter in each region; the control plane fans it out"
 k --context region-0 apply -f "$repo/examples/multi-region.yaml"
+
+say "Waiting until every datacenter is Ready (Cassandra bootstraps one datacenter at a time)"
+ready=""
+for _ in $(seq 1 120); do
+  ready=$(k --context region-0 get k8c demo -n default -o jsonpath='{.status.readyDatacenters}' 2>/dev/null || true)
+  summary=$(k --context region-0 get k8c demo -n default -o jsonpath='{.status.datacenterSummary}' 2>/dev/null || true)
+  printf '  datacenters ready: %s\n' "${summary:-0/3}"
+  [ "$ready" = "3" ] && break
+  sleep 1
+done
+[ "$ready" = "3" ] || fail "the datacenters were not all Ready within 120 s"
 k --context region-0 get k8c -n default
+for region in region-0 region-1 region-2; do
+  echo "--- CassandraDatacenters in $region"
+  k --context "$region" get cassandradatacenters -A \
+    -o custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,SIZE:.spec.size,PROGRESS:.status.cassandraOperatorProgress
+done
 
 say "Bad input is refused by the API server with the field path (CEL and OpenAPI rules in the CRD)"
 bad_manifest="$demo_dir/bad.yaml"
@@ -134,6 +150,14 @@ if k --context region-0 patch k8c demo -n default --type json \
   fail "the k8sContext change was accepted"
 fi
 cat "$demo_dir/move.err"
+
+say "Deleting the cluster: every region's datacenter goes first, then the K8ssandraCluster"
+k --context region-0 delete k8c demo -n default --timeout=60s || fail "the K8ssandraCluster was not deleted within 60 s"
+for region in region-0 region-1 region-2; do
+  left=$(k --context "$region" get cassandradatacenters -A -o name | wc -l)
+  echo "  $region: $left CassandraDatacenters left"
+  [ "$left" -eq 0 ] || fail "$region still has CassandraDatacenters"
+done
 
 say "Demo complete"
 if [ -n "${DEMO_KEEP:-}" ]; then
