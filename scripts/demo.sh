@@ -57,18 +57,25 @@ fi
 [ -x "$FEDERATOR_BIN" ] || fail "no federator binary at $FEDERATOR_BIN"
 [ -x "$KUBE_SIM_BIN" ] || fail "no kube-sim binary at $KUBE_SIM_BIN"
 
+# Waits until a background process logs a line matching PATTERN; fails if it exits first.
+wait_for_log_line() {
+  local name=$1 pid=$2 log=$3 pattern=$4 seconds=$5
+  local tries=$((seconds * 5))
+  for _ in $(seq 1 "$tries"); do
+    grep -q "$pattern" "$log" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || fail "$name exited: $(tail -n 5 "$log")"
+    sleep 0.2
+  done
+  fail "$name did not log '$pattern' within $seconds s"
+}
+
 k() { "$kubectl_cmd" --kubeconfig "$kubeconfig" --cache-dir "$demo_dir/kubectl-cache" "$@"; }
 
 say "Starting three clusters: region-0 (the hub), region-1 and region-2"
 "$KUBE_SIM_BIN" --clusters 3 --context-prefix region- --kubeconfig "$kubeconfig" \
   --crds "$repo/crds" --cass-operator --dc-ready-after 2 >"$sim_log" 2>&1 &
 pids+=("$!")
-for _ in $(seq 1 150); do
-  grep -q '^kube-sim ready' "$sim_log" 2>/dev/null && break
-  kill -0 "${pids[0]}" 2>/dev/null || fail "kube-sim exited: $(tail -n 5 "$sim_log")"
-  sleep 0.2
-done
-grep -q '^kube-sim ready' "$sim_log" || fail "kube-sim did not get ready within 30 s"
+wait_for_log_line kube-sim "${pids[0]}" "$sim_log" '^kube-sim ready' 30
 k config get-contexts
 
 say "Federator's CRDs are installed in the hub"
@@ -79,12 +86,7 @@ k --context region-0 create namespace k8ssandra-operator
 "$FEDERATOR_BIN" run --mode control-plane --kubeconfig "$kubeconfig" --context region-0 \
   --namespace k8ssandra-operator --http-addr 127.0.0.1:0 >"$operator_log" 2>&1 &
 pids+=("$!")
-for _ in $(seq 1 100); do
-  grep -q 'home cluster reachable' "$operator_log" 2>/dev/null && break
-  kill -0 "${pids[1]}" 2>/dev/null || fail "federator exited: $(tail -n 5 "$operator_log")"
-  sleep 0.2
-done
-grep -q 'home cluster reachable' "$operator_log" || fail "federator did not reach the hub within 20 s"
+wait_for_log_line federator "${pids[1]}" "$operator_log" 'home cluster reachable' 20
 grep 'home cluster reachable' "$operator_log"
 
 say "Registering region-1 and region-2 with the hub (federator clientconfig create)"

@@ -91,6 +91,22 @@ where
     .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
 }
 
+/// The K8ssandraCluster is gone from the hub (its finalizer released).
+async fn wait_until_cluster_deleted(clusters: &Api<K8ssandraCluster>) {
+    wait_for(
+        "the K8ssandraCluster deleted",
+        Duration::from_secs(20),
+        || async {
+            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
+                .await
+                .expect("get K8ssandraCluster")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+}
+
 async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> {
     let api = Api::<CassandraDatacenter>::namespaced(client.clone(), NS);
     bounded("get CassandraDatacenter", api.get_opt(name))
@@ -345,18 +361,7 @@ async fn bootstrap_scale_delete() {
         },
     )
     .await;
-    wait_for(
-        "the K8ssandraCluster deleted",
-        Duration::from_secs(20),
-        || async {
-            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
-                .await
-                .expect("get K8ssandraCluster")
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    wait_until_cluster_deleted(&clusters).await;
 
     running.stop().await;
 }
@@ -475,18 +480,7 @@ async fn stopped_region() {
         || async { datacenter(&region2, "dc2").await.is_none().then_some(()) },
     )
     .await;
-    wait_for(
-        "the K8ssandraCluster deleted",
-        Duration::from_secs(20),
-        || async {
-            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
-                .await
-                .expect("get K8ssandraCluster")
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    wait_until_cluster_deleted(&clusters).await;
     running.stop().await;
 }
 
