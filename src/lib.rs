@@ -2,9 +2,11 @@
 //! K8ssandra API.
 
 pub mod api;
+pub mod apply;
 pub mod cli;
 pub mod clusters;
 pub mod crdgen;
+pub mod events;
 pub mod federation;
 pub mod home;
 pub mod operator;
