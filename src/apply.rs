@@ -27,15 +27,13 @@ pub fn stamp(desired: &mut Value) {
     if let Some(metadata) = desired
         .pointer_mut("/metadata")
         .and_then(Value::as_object_mut)
-    {
-        if let Some(annotations) = metadata
+        && let Some(annotations) = metadata
             .get_mut("annotations")
             .and_then(Value::as_object_mut)
-        {
-            annotations.remove(APPLIED_HASH_ANNOTATION);
-            if annotations.is_empty() {
-                metadata.remove("annotations");
-            }
+    {
+        annotations.remove(APPLIED_HASH_ANNOTATION);
+        if annotations.is_empty() {
+            metadata.remove("annotations");
         }
     }
     let hash = format!("{:016x}", fnv1a(desired.to_string().as_bytes()));
