@@ -495,32 +495,6 @@ async fn write_status(
         name: k8c.name_any(),
         source,
     };
-    // Entries of datacenters that are gone are removed explicitly: an apply only drops the
-    // fields no other manager shares, and a datacenter's entry must go either way.
-    let removed: serde_json::Map<String, serde_json::Value> = k8c
-        .status
-        .as_ref()
-        .and_then(|s| s.datacenters.as_ref())
-        .into_iter()
-        .flat_map(|before| before.keys())
-        .filter(|name| {
-            !status
-                .datacenters
-                .as_ref()
-                .is_some_and(|now| now.contains_key(*name))
-        })
-        .map(|name| (name.clone(), serde_json::Value::Null))
-        .collect();
-    if !removed.is_empty() {
-        let removal = serde_json::json!({"status": {"datacenters": removed}});
-        api.patch_status(
-            &k8c.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&removal),
-        )
-        .await
-        .map_err(write_error)?;
-    }
     let body = serde_json::json!({
         "apiVersion": K8ssandraCluster::api_version(&()),
         "kind": K8ssandraCluster::kind(&()),
