@@ -36,6 +36,7 @@ use super::seeds::{
     seed_endpoint_slices,
 };
 use super::status::{StatusInput, cluster_status, invalid_spec_status};
+use super::watches::RegionCaches;
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use crate::apply::{Applied, apply_if_changed};
@@ -85,6 +86,8 @@ pub struct ControllerContext {
     /// Resolves `additionalSeeds` host names; an error when the system's DNS configuration
     /// cannot be read (then host names are reported unresolved).
     pub resolver: Result<CachingResolver<HickoryResolver>, super::seeds::SeedResolveError>,
+    /// What the region watches have seen: read instead of asking the regions again.
+    pub caches: RegionCaches,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -103,13 +106,16 @@ pub async fn run(
     let region_triggers = registry
         .changes()
         .flat_map(move |change| stream::iter(clusters_using_change(&store, &change)));
-    let (remote_triggers, manage_watches) = super::watches::remote_changes(registry.clone());
+    let caches = RegionCaches::default();
+    let (remote_triggers, manage_watches) =
+        super::watches::remote_changes(registry.clone(), caches.clone());
     let context = Arc::new(ControllerContext {
         events: Events::new(hub.clone(), EVENT_REPORTER),
         hub,
         registry,
         watch_namespaces,
         resolver: HickoryResolver::from_system_conf().map(CachingResolver::new),
+        caches,
     });
     info!("K8ssandraCluster controller started");
     let controller = controller
@@ -226,9 +232,27 @@ async fn apply_cluster(
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
     let observed = observe(context, &cluster_plan, previous, adopt).await;
     let actions = decide(&cluster_plan, &observed);
-    // Seeds first: a datacenter created now finds the other regions' seeds at its first start.
-    let seeds = apply_seeds(context, k8c, &cluster_plan, &observed, &actions).await;
+    // Seeds before creating: a datacenter created now finds the other regions' seeds at its
+    // first start. Seeds of existing datacenters are refreshed after the updates, which then
+    // reach the regions without waiting for the seed lookups.
+    let creating = actions
+        .decisions
+        .iter()
+        .any(|d| matches!(d.decision, Decision::Create));
+    let early_seeds = match creating {
+        true => Some(seed_slices(context, k8c, &cluster_plan, &observed).await),
+        false => None,
+    };
+    let mut seed_errors = match &early_seeds {
+        Some(seeds) => apply_seed_slices(context, seeds, &actions, SeedPhase::BeforeCreate).await,
+        None => Vec::new(),
+    };
     let outcomes = act(context, &cluster_plan, &observed, &actions).await;
+    let seeds = match early_seeds {
+        Some(seeds) => seeds,
+        None => seed_slices(context, k8c, &cluster_plan, &observed).await,
+    };
+    seed_errors.extend(apply_seed_slices(context, &seeds, &actions, SeedPhase::Existing).await);
     let errors: Vec<String> = outcomes
         .iter()
         .filter_map(|o| match &o.outcome {
@@ -237,7 +261,7 @@ async fn apply_cluster(
             }
             _ => None,
         })
-        .chain(seeds.errors)
+        .chain(seed_errors)
         .collect();
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
     let status = cluster_status(
@@ -272,22 +296,29 @@ async fn publish_transitions(
     }
 }
 
-/// What applying the seed EndpointSlices found: write errors and unresolved host names.
-struct SeedsOutcome {
-    errors: Vec<String>,
+/// The seed EndpointSlices of every datacenter, and the host names that did not resolve.
+struct SeedSlices {
+    slices: Vec<super::seeds::DatacenterSeeds>,
     /// `None` when `additionalSeeds` has no host names.
     unresolved: Option<Vec<String>>,
 }
 
-/// Applies the seed EndpointSlices of every datacenter being created or kept: the seed pod IPs
-/// of the other datacenters, and `additionalSeeds` with host names resolved.
-async fn apply_seeds(
+/// Which datacenters' seed slices to apply.
+#[derive(Clone, Copy)]
+enum SeedPhase {
+    /// Those about to be created.
+    BeforeCreate,
+    /// Those that exist and are kept.
+    Existing,
+}
+
+/// The seed pod IPs of the other datacenters, and `additionalSeeds` with host names resolved.
+async fn seed_slices(
     context: &ControllerContext,
     k8c: &K8ssandraCluster,
     cluster_plan: &ClusterPlan,
     observed: &ObservedCluster,
-    actions: &Actions,
-) -> SeedsOutcome {
+) -> SeedSlices {
     let additional = AdditionalSeeds::parse(
         k8c.spec
             .cassandra
@@ -312,7 +343,21 @@ async fn apply_seeds(
         let client = context.registry.client(&dc.context).ok()?;
         let selector =
             super::labels::seed_pod_selector(&cluster_plan.cassandra_cluster_name, &dc.name);
+        let cache = context.caches.region(&dc.context);
         Some(async move {
+            if let Some(cache) = cache {
+                let wanted = kube::core::Selector::from_iter(
+                    super::labels::seed_pod_labels(&cluster_plan.cassandra_cluster_name, &dc.name),
+                );
+                let ips = cache
+                    .seed_pods
+                    .state_filter_selector(&wanted)
+                    .iter()
+                    .filter(|pod| pod.namespace().as_deref() == Some(dc.namespace.as_str()))
+                    .filter_map(|pod| pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
+                    .collect();
+                return (dc.name.clone(), ips);
+            }
             let pods: Api<Pod> = Api::namespaced(client, &dc.namespace);
             let ips: Vec<std::net::IpAddr> = match pods
                 .list(&ListParams::default().labels(&selector))
@@ -335,12 +380,29 @@ async fn apply_seeds(
         .await
         .into_iter()
         .collect();
-    let applies = seed_endpoint_slices(cluster_plan, &seed_ips, &addresses)
-        .into_iter()
+    SeedSlices {
+        slices: seed_endpoint_slices(cluster_plan, &seed_ips, &addresses),
+        unresolved,
+    }
+}
+
+/// Applies the seed slices of the datacenters of `phase`; returns what failed.
+async fn apply_seed_slices(
+    context: &ControllerContext,
+    seeds: &SeedSlices,
+    actions: &Actions,
+    phase: SeedPhase,
+) -> Vec<String> {
+    let applies = seeds
+        .slices
+        .iter()
         .filter(|seeds| {
             actions
                 .decision(&seeds.datacenter)
-                .is_some_and(|d| matches!(d, Decision::Create | Decision::Update))
+                .is_some_and(|d| match phase {
+                    SeedPhase::BeforeCreate => matches!(d, Decision::Create),
+                    SeedPhase::Existing => matches!(d, Decision::Update),
+                })
         })
         .map(|seeds| async move {
             let client = context
@@ -348,9 +410,18 @@ async fn apply_seeds(
                 .client(&seeds.context)
                 .map_err(|e| e.to_string())?;
             let api: Api<EndpointSlice> = Api::namespaced(client, &seeds.namespace);
+            let cache = context.caches.region(&seeds.context);
             for slice in &seeds.slices {
                 let name = slice.metadata.name.clone().unwrap_or_default();
-                let live = api.get_opt(&name).await.map_err(|e| e.to_string())?;
+                let cached = cache.as_ref().and_then(|cache| {
+                    cache
+                        .seed_slices
+                        .get(&ObjectRef::new(&name).within(&seeds.namespace))
+                });
+                let live = match cached {
+                    Some(live) => Some(live.as_ref().clone()),
+                    None => api.get_opt(&name).await.map_err(|e| e.to_string())?,
+                };
                 apply_if_changed(&api, FIELD_MANAGER, slice, live.as_ref())
                     .await
                     .map_err(|e| {
@@ -362,12 +433,11 @@ async fn apply_seeds(
             }
             Ok::<(), String>(())
         });
-    let errors = futures::future::join_all(applies)
+    futures::future::join_all(applies)
         .await
         .into_iter()
         .filter_map(Result::err)
-        .collect();
-    SeedsOutcome { errors, unresolved }
+        .collect()
 }
 
 fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -> Duration {
@@ -409,7 +479,12 @@ async fn observe(
                 namespace: Some(dc.namespace.clone()),
             });
     }
-    for (datacenter, region) in known_contexts(previous) {
+    let owned = context
+        .caches
+        .owned_datacenters(&cluster_plan.cluster.name, &cluster_plan.cluster.namespace);
+    let mut removed: BTreeMap<String, String> = known_contexts(previous);
+    removed.extend(owned);
+    for (datacenter, region) in removed {
         if cluster_plan.datacenter(&datacenter).is_none() {
             by_context.entry(region).or_default().push(Lookup {
                 datacenter,
@@ -455,8 +530,25 @@ async fn observe_region(
                 .collect();
         }
     };
+    let cache = context.caches.region(&region_context);
     // Removed datacenters: their namespace is only known from the objects themselves.
-    let owned = if lookups.iter().any(|l| l.namespace.is_none()) {
+    let owned = if let Some(cache) = cache
+        .as_ref()
+        .filter(|_| lookups.iter().any(|l| l.namespace.is_none()))
+    {
+        Some(Ok(cache
+            .datacenters
+            .state_filter(|dc| {
+                super::labels::is_owned_by(
+                    dc.metadata.labels.as_ref(),
+                    &cluster.name,
+                    &cluster.namespace,
+                )
+            })
+            .iter()
+            .map(|dc| dc.as_ref().clone())
+            .collect::<Vec<_>>()))
+    } else if lookups.iter().any(|l| l.namespace.is_none()) {
         let api: Api<CassandraDatacenter> = Api::all(client.clone());
         let selector = ownership_selector(&cluster.name, &cluster.namespace);
         Some(
@@ -492,7 +584,16 @@ async fn observe_region(
             result.push(entry);
             continue;
         };
-        let state = lookup_datacenter(&client, cluster, namespace, &lookup.datacenter, adopt).await;
+        let cached = cache.as_ref().and_then(|cache| {
+            cache
+                .datacenters
+                .get(&ObjectRef::new(&lookup.datacenter).within(namespace))
+        });
+        let state = match cached {
+            // Only what Federator made is cached; anything else is looked up (conflicts, adoption).
+            Some(dc) => RemoteState::from_lookup(Some(dc.as_ref().clone()), cluster, adopt),
+            None => lookup_datacenter(&client, cluster, namespace, &lookup.datacenter, adopt).await,
+        };
         result.push(observed(lookup, namespace.clone(), state));
     }
     result

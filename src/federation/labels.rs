@@ -100,12 +100,28 @@ pub fn is_owned_by(
     has(CLUSTER_NAME_LABEL, cluster_name) && has(CLUSTER_NAMESPACE_LABEL, cluster_namespace)
 }
 
+/// The labels cass-operator puts on the seed pods of one datacenter.
+pub fn seed_pod_labels(cassandra_cluster_name: &str, datacenter: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            CASSANDRA_CLUSTER_LABEL.to_string(),
+            clean_label_value(cassandra_cluster_name),
+        ),
+        (
+            CASSANDRA_DATACENTER_LABEL.to_string(),
+            datacenter.to_string(),
+        ),
+        (SEED_NODE_LABEL.to_string(), "true".to_string()),
+    ])
+}
+
 /// Label selector of the seed pods of one datacenter, as cass-operator labels them.
 pub fn seed_pod_selector(cassandra_cluster_name: &str, datacenter: &str) -> String {
-    format!(
-        "{CASSANDRA_CLUSTER_LABEL}={},{CASSANDRA_DATACENTER_LABEL}={datacenter},{SEED_NODE_LABEL}=true",
-        clean_label_value(cassandra_cluster_name)
-    )
+    seed_pod_labels(cassandra_cluster_name, datacenter)
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A free-form name (a Cassandra cluster name such as "My Cluster") made into a DNS-1035 label

@@ -1,15 +1,23 @@
-//! Per-region watches of the CassandraDatacenters Federator made: a remote change (cass-operator
-//! status, an edit or delete by hand) re-queues the K8ssandraCluster that owns the datacenter, so
-//! drift is corrected and status stays current without polling. A watch starts and stops with
-//! its region in the registry, and restarts when the region's credentials change.
+//! Per-region watches of what Federator made (CassandraDatacenters, seed EndpointSlices) and of
+//! the seed pods: a remote change (cass-operator status, an edit or delete by hand) re-queues the
+//! K8ssandraCluster that owns the object, so drift is corrected and status stays current without
+//! polling. The watches also fill per-region caches ([`RegionCaches`]) that reconciles read
+//! instead of asking every region again. A watch starts and stops with its region in the
+//! registry, and restarts when the region's credentials change.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
-use kube::Api;
-use kube::runtime::reflector::ObjectRef;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
 use tracing::{debug, info};
 
 use crate::api::cassdc::CassandraDatacenter;
@@ -19,18 +27,101 @@ use crate::api::shared::{
 };
 use crate::clusters::{ChangeKind, RegionChange, Registry};
 
-/// Aborts a region's watch task when the region goes or is replaced.
-struct WatchTask(tokio::task::JoinHandle<()>);
+use super::labels::SEED_NODE_LABEL;
+
+/// Aborts a region's watch tasks when the region goes or is replaced.
+struct WatchTask(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for WatchTask {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// What the watches of one region have seen.
+#[derive(Clone)]
+pub struct RegionCache {
+    /// CassandraDatacenters labelled managed-by Federator.
+    pub datacenters: Store<CassandraDatacenter>,
+    /// EndpointSlices labelled managed-by Federator (the seed slices).
+    pub seed_slices: Store<EndpointSlice>,
+    /// Pods cass-operator labelled seed nodes.
+    pub seed_pods: Store<Pod>,
+    synced: Arc<AtomicBool>,
+}
+
+/// Every region's cache, by context ("" is the hub). A region's cache is given out only once
+/// its initial lists are in, so a reconcile never mistakes "not listed yet" for "absent".
+#[derive(Clone, Default)]
+pub struct RegionCaches {
+    regions: Arc<RwLock<BTreeMap<String, RegionCache>>>,
+}
+
+impl RegionCaches {
+    pub fn region(&self, context: &str) -> Option<RegionCache> {
+        let regions = self.regions.read().ok()?;
+        let cache = regions.get(context)?;
+        cache.synced.load(Ordering::Acquire).then(|| cache.clone())
+    }
+
+    /// Every CassandraDatacenter of this K8ssandraCluster the synced caches hold, as
+    /// (name, context): finds datacenters the status does not know yet (e.g. created just
+    /// before a rename).
+    pub fn owned_datacenters(
+        &self,
+        cluster_name: &str,
+        cluster_namespace: &str,
+    ) -> Vec<(String, String)> {
+        let Ok(regions) = self.regions.read() else {
+            return Vec::new();
+        };
+        regions
+            .iter()
+            .filter(|(_, cache)| cache.synced.load(Ordering::Acquire))
+            .flat_map(|(context, cache)| {
+                cache
+                    .datacenters
+                    .state_filter(|dc| {
+                        super::labels::is_owned_by(
+                            dc.metadata.labels.as_ref(),
+                            cluster_name,
+                            cluster_namespace,
+                        )
+                    })
+                    .into_iter()
+                    .map(move |dc| {
+                        (
+                            dc.metadata.name.clone().unwrap_or_default(),
+                            context.clone(),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    fn insert(&self, context: &str, cache: RegionCache) {
+        if let Ok(mut regions) = self.regions.write() {
+            regions.insert(context.to_string(), cache);
+        }
+    }
+
+    fn remove(&self, context: &str) {
+        if let Ok(mut regions) = self.regions.write() {
+            regions.remove(context);
+        }
     }
 }
 
 /// The K8ssandraCluster that owns a CassandraDatacenter, from its ownership labels.
 pub fn owner_of(dc: &CassandraDatacenter) -> Option<ObjectRef<K8ssandraCluster>> {
-    let labels = dc.metadata.labels.as_ref()?;
+    owner_of_meta(&dc.metadata)
+}
+
+/// The K8ssandraCluster an object made by Federator belongs to, from its ownership labels.
+pub fn owner_of_meta(metadata: &ObjectMeta) -> Option<ObjectRef<K8ssandraCluster>> {
+    let labels = metadata.labels.as_ref()?;
     let name = labels.get(CLUSTER_NAME_LABEL)?;
     let namespace = labels.get(CLUSTER_NAMESPACE_LABEL)?;
     Some(ObjectRef::new(name).within(namespace))
@@ -40,6 +131,7 @@ pub fn owner_of(dc: &CassandraDatacenter) -> Option<ObjectRef<K8ssandraCluster>>
 /// that keeps the watches in step with the registry (it never ends: drop it to stop them all).
 pub fn remote_changes(
     registry: Registry,
+    caches: RegionCaches,
 ) -> (
     impl Stream<Item = ObjectRef<K8ssandraCluster>> + Send + 'static,
     impl std::future::Future<Output = ()> + Send + 'static,
@@ -49,9 +141,9 @@ pub fn remote_changes(
         let mut changes = Box::pin(registry.changes());
         let mut watches: BTreeMap<String, WatchTask> = BTreeMap::new();
         // The hub ("") and every region known now; later ones arrive as changes.
-        watches.insert(String::new(), start_watch(&registry, "", &sender));
+        watches.insert(String::new(), start_watch(&registry, "", &sender, &caches));
         for context in registry.contexts() {
-            let task = start_watch(&registry, &context, &sender);
+            let task = start_watch(&registry, &context, &sender, &caches);
             watches.insert(context, task);
         }
         while let Some(change) = changes.next().await {
@@ -59,10 +151,11 @@ pub fn remote_changes(
                 RegionChange::Context { context, kind } => match kind {
                     // New client (or new credentials): a fresh watch with it.
                     ChangeKind::Added | ChangeKind::Replaced | ChangeKind::Claimed => {
-                        let task = start_watch(&registry, &context, &sender);
+                        let task = start_watch(&registry, &context, &sender, &caches);
                         watches.insert(context, task);
                     }
                     ChangeKind::Removed | ChangeKind::Misconfigured => {
+                        caches.remove(&context);
                         if watches.remove(&context).is_some() {
                             info!(context = %context, "stopped watching CassandraDatacenters");
                         }
@@ -72,12 +165,18 @@ pub fn remote_changes(
                 },
                 RegionChange::Resync => {
                     let known = registry.contexts();
-                    watches.retain(|context, _| context.is_empty() || known.contains(context));
+                    watches.retain(|context, _| {
+                        let keep = context.is_empty() || known.contains(context);
+                        if !keep {
+                            caches.remove(context);
+                        }
+                        keep
+                    });
                     for context in known {
                         if let std::collections::btree_map::Entry::Vacant(slot) =
                             watches.entry(context)
                         {
-                            let task = start_watch(&registry, slot.key(), &sender);
+                            let task = start_watch(&registry, slot.key(), &sender, &caches);
                             slot.insert(task);
                         }
                     }
@@ -92,39 +191,97 @@ fn start_watch(
     registry: &Registry,
     context: &str,
     sender: &mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>,
+    caches: &RegionCaches,
 ) -> WatchTask {
-    let region = registry.region_any_health(context);
-    let sender = sender.clone();
-    let context = context.to_string();
-    WatchTask(tokio::spawn(async move {
-        let Some(region) = region else {
-            debug!(context = %context, "no usable client: CassandraDatacenters not watched");
-            return;
-        };
-        info!(context = %context, "watching CassandraDatacenters made by Federator");
-        let api: Api<CassandraDatacenter> = Api::all(region.client());
-        let config =
-            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-        let mut events = Box::pin(watcher(api, config).default_backoff());
-        while let Some(event) = events.next().await {
-            let dc = match event {
-                Ok(
-                    watcher::Event::Apply(dc)
-                    | watcher::Event::Delete(dc)
-                    | watcher::Event::InitApply(dc),
-                ) => dc,
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
-                Err(error) => {
-                    debug!(context = %context, error = %error, "CassandraDatacenter watch");
-                    continue;
-                }
-            };
-            if let Some(owner) = owner_of(&dc)
-                && sender.unbounded_send(owner).is_err()
-            {
-                // The controller is gone.
-                return;
+    // A replaced region's old cache must not be read while the new one fills.
+    caches.remove(context);
+    let Some(region) = registry.region_any_health(context) else {
+        debug!(context = %context, "no usable client: nothing watched");
+        return WatchTask(Vec::new());
+    };
+    info!(context = %context, "watching the objects Federator made");
+    let client = region.client();
+    let made_by_us = format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
+    let (datacenters, datacenters_writer) = reflector::store();
+    let (seed_slices, slices_writer) = reflector::store();
+    let (seed_pods, pods_writer) = reflector::store();
+    let cache = RegionCache {
+        datacenters: datacenters.clone(),
+        seed_slices: seed_slices.clone(),
+        seed_pods: seed_pods.clone(),
+        synced: Arc::new(AtomicBool::new(false)),
+    };
+    caches.insert(context, cache.clone());
+    let tasks = vec![
+        tokio::spawn(reflect(
+            Api::<CassandraDatacenter>::all(client.clone()),
+            made_by_us.clone(),
+            datacenters_writer,
+            Some(sender.clone()),
+            context.to_string(),
+        )),
+        tokio::spawn(reflect(
+            Api::<EndpointSlice>::all(client.clone()),
+            made_by_us,
+            slices_writer,
+            Some(sender.clone()),
+            context.to_string(),
+        )),
+        tokio::spawn(reflect(
+            Api::<Pod>::all(client),
+            format!("{SEED_NODE_LABEL}=true"),
+            pods_writer,
+            None,
+            context.to_string(),
+        )),
+        tokio::spawn(async move {
+            let synced = datacenters.wait_until_ready().await.is_ok()
+                && seed_slices.wait_until_ready().await.is_ok()
+                && seed_pods.wait_until_ready().await.is_ok();
+            cache.synced.store(synced, Ordering::Release);
+        }),
+    ];
+    WatchTask(tasks)
+}
+
+/// Keeps `writer`'s store in step with the label-selected objects of `api`, and sends the owner
+/// of each changed object to `owners` (when given).
+async fn reflect<K>(
+    api: Api<K>,
+    selector: String,
+    writer: reflector::store::Writer<K>,
+    owners: Option<mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>>,
+    context: String,
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let config = watcher::Config::default().labels(&selector);
+    let mut events = Box::pin(reflector::reflector(writer, watcher(api, config)).default_backoff());
+    while let Some(event) = events.next().await {
+        let object = match event {
+            Ok(
+                watcher::Event::Apply(object)
+                | watcher::Event::Delete(object)
+                | watcher::Event::InitApply(object),
+            ) => object,
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
+            Err(error) => {
+                debug!(context = %context, kind = %K::kind(&()), error = %error, "region watch");
+                continue;
             }
+        };
+        if let Some(owners) = &owners
+            && let Some(owner) = owner_of_meta(object.meta())
+            && owners.unbounded_send(owner).is_err()
+        {
+            // The controller is gone.
+            return;
         }
-    }))
+    }
 }

@@ -1,0 +1,624 @@
+//! Fan-out benchmark: how fast a change reaches every region, and what that costs.
+//!
+//! For each N (regions), kube-sim runs N+1 clusters in this process (the hub and N regions,
+//! with the cass-operator stand-in) and the release `federator` binary runs as a child process
+//! against the hub, with one ClientConfig per region. Times are taken in the regions' own
+//! stores (the instant a watch there sees the object), so they include everything between the
+//! hub write and the region write. Figures:
+//!
+//! - cold start: 10 x N single-DC K8ssandraClusters spread over the regions, created at once;
+//!   time until each one's DC exists and its status is aggregated in the hub (p50, p99);
+//! - update fan-out: a cluster-level change to a K8ssandraCluster with one DC in every region;
+//!   time until all N regions have it (p50, p99 over the changes), and its ratio to N=1;
+//! - steady state: writes and reads per minute against all clusters while nothing changes;
+//! - secret rotation: a source Secret's change until every region's copy matches (p99);
+//! - federator peak RSS, RSS per region, CPU seconds.
+//!
+//! Run: `make bench` (= `cargo bench --bench fanout`). Settings by environment:
+//! FANOUT_REGIONS (default "1,10,50,100"), FANOUT_CHANGES (20), FANOUT_STEADY_SECONDS (60).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use futures::StreamExt;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use kube_sim::store::WatchOptions;
+use kube_sim::{Sim, SimBuilder};
+use serde_json::{Value, json};
+
+const NS: &str = "bench";
+const OPERATOR_NS: &str = "k8ssandra-operator";
+const MANAGER: &str = "fanout-bench";
+const APPLIED_HASH: &str = "federator.k8ssandra.io/applied-hash";
+/// The stand-in makes a datacenter Ready this long after a change.
+const DC_READY_AFTER: Duration = Duration::from_millis(100);
+const PHASE_LIMIT: Duration = Duration::from_secs(600);
+const SETUP_LIMIT: Duration = Duration::from_secs(120);
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(samples: &[Duration], p: f64) -> Duration {
+    if samples.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// When each watched object was last seen changed, by (cluster index, name).
+#[derive(Clone, Default)]
+struct Sightings {
+    seen: Arc<Mutex<HashMap<(usize, String), (Value, Instant)>>>,
+}
+
+impl Sightings {
+    fn record(&self, cluster: usize, object: Value) {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert((cluster, name), (object, Instant::now()));
+        }
+    }
+
+    fn get(&self, cluster: usize, name: &str) -> Option<(Value, Instant)> {
+        self.seen
+            .lock()
+            .ok()?
+            .get(&(cluster, name.to_string()))
+            .cloned()
+    }
+
+    /// Polls until `done` holds for the object, then gives when it was seen so.
+    async fn wait(
+        &self,
+        cluster: usize,
+        name: &str,
+        limit: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Instant> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some((object, at)) = self.get(cluster, name)
+                && done(&object)
+            {
+                return Ok(at);
+            }
+            if Instant::now() > deadline {
+                bail!("{name} in cluster {cluster} not as expected after {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// Records every change of `group/plural` in cluster `index` (namespace NS) into `sightings`.
+fn watch_store(
+    sim: &Sim,
+    index: usize,
+    group: &str,
+    version: &str,
+    plural: &str,
+    sightings: &Sightings,
+) -> anyhow::Result<()> {
+    let store = sim.store(index)?;
+    let info = sim.resource(index, group, version, plural)?;
+    let mut stream = store
+        .watch(&info, Some(NS), &WatchOptions::default())
+        .map_err(|e| anyhow!("watch {plural}: {e}"))?;
+    let sightings = sightings.clone();
+    tokio::spawn(async move {
+        while let Some(event) = stream.next().await {
+            if event.event_type != "BOOKMARK" && event.event_type != "ERROR" {
+                sightings.record(index, event.object);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `/proc/<pid>` figures of the federator process.
+struct ProcessFigures {
+    peak_rss_mib: f64,
+    rss_mib: f64,
+    cpu_seconds: f64,
+}
+
+fn process_figures(pid: u32) -> anyhow::Result<ProcessFigures> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name and state.
+    let cpu_seconds = (ticks(11) + ticks(12)) / 100.0;
+    Ok(ProcessFigures {
+        peak_rss_mib: kib("VmHWM:") / 1024.0,
+        rss_mib: kib("VmRSS:") / 1024.0,
+        cpu_seconds,
+    })
+}
+
+struct Federator(Child);
+
+impl Drop for Federator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One N: kube-sim, the regions registered, federator running.
+struct Setup {
+    sim: Sim,
+    hub: Client,
+    regions: usize,
+    federator: Federator,
+    _dir: tempfile::TempDir,
+}
+
+async fn apply(api: &Api<DynamicObject>, name: &str, object: Value) -> anyhow::Result<()> {
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&object),
+    )
+    .await
+    .with_context(|| format!("apply {name}"))?;
+    Ok(())
+}
+
+fn dynamic(
+    client: &Client,
+    api_version: &str,
+    kind: &str,
+    plural: &str,
+    ns: Option<&str>,
+) -> Api<DynamicObject> {
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let resource = kube::api::ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    }
+}
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn setup(regions: usize) -> anyhow::Result<Setup> {
+    let mut builder = SimBuilder::new()
+        .clusters(regions + 1)
+        .context_prefix("region-")
+        .cass_operator(true)
+        .dc_ready_after(DC_READY_AFTER)
+        .crd_dir(repo_dir().join("crds"));
+    let cass_operator_crds = repo_dir().join("../shared/compat/crds/cass-operator");
+    if cass_operator_crds.is_dir() {
+        builder = builder.crd_dir(cass_operator_crds);
+    }
+    let sim = builder.start().await?;
+    let hub = sim.client(0).await?;
+    for index in 0..=regions {
+        let client = sim.client(index).await?;
+        let namespaces = dynamic(&client, "v1", "Namespace", "namespaces", None);
+        for ns in [NS, OPERATOR_NS] {
+            apply(
+                &namespaces,
+                ns,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            )
+            .await?;
+        }
+    }
+    let kubeconfig_base64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(sim.kubeconfig_yaml())
+    };
+    let secrets = dynamic(&hub, "v1", "Secret", "secrets", Some(OPERATOR_NS));
+    let client_configs = dynamic(
+        &hub,
+        "config.k8ssandra.io/v1beta1",
+        "ClientConfig",
+        "clientconfigs",
+        Some(OPERATOR_NS),
+    );
+    for index in 1..=regions {
+        let context = sim.context_name(index);
+        apply(
+            &secrets,
+            &format!("{context}-kubeconfig"),
+            json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("{context}-kubeconfig"), "namespace": OPERATOR_NS},
+                "data": {"kubeconfig": kubeconfig_base64},
+            }),
+        )
+        .await?;
+        apply(&client_configs, &context, json!({
+            "apiVersion": "config.k8ssandra.io/v1beta1", "kind": "ClientConfig",
+            "metadata": {"name": context, "namespace": OPERATOR_NS},
+            "spec": {"contextName": context, "kubeConfigSecret": {"name": format!("{context}-kubeconfig")}},
+        })).await?;
+    }
+    let dir = tempfile::tempdir()?;
+    let kubeconfig_path = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig_path)?;
+    let federator = start_federator(&kubeconfig_path, &sim.context_name(0), dir.path())?;
+    let setup = Setup {
+        sim,
+        hub,
+        regions,
+        federator,
+        _dir: dir,
+    };
+    wait_regions_ready(&setup).await?;
+    Ok(setup)
+}
+
+fn start_federator(kubeconfig: &Path, context: &str, dir: &Path) -> anyhow::Result<Federator> {
+    let log = std::fs::File::create(dir.join("federator.log"))?;
+    let child = Command::new(env!("CARGO_BIN_EXE_federator"))
+        .args([
+            "run",
+            "--mode",
+            "control-plane",
+            "--namespace",
+            OPERATOR_NS,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+        ])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--context", context])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting federator")?;
+    Ok(Federator(child))
+}
+
+async fn wait_regions_ready(setup: &Setup) -> anyhow::Result<()> {
+    let client_configs = dynamic(
+        &setup.hub,
+        "config.k8ssandra.io/v1beta1",
+        "ClientConfig",
+        "clientconfigs",
+        Some(OPERATOR_NS),
+    );
+    let deadline = Instant::now() + SETUP_LIMIT;
+    loop {
+        let list = client_configs.list(&Default::default()).await?;
+        let ready = list
+            .items
+            .iter()
+            .filter_map(|cc| serde_json::to_value(cc).ok())
+            .filter(|cc| {
+                cc["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|conditions| {
+                        conditions
+                            .iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    })
+            })
+            .count();
+        if ready == setup.regions {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{ready}/{} regions Ready", setup.regions);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn cluster_manifest(name: &str, datacenters: Vec<Value>, concurrent_reads: u64) -> Value {
+    json!({
+        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"cassandra": {
+            "serverVersion": "4.1.5",
+            "config": {"cassandraYaml": {"concurrent_reads": concurrent_reads}},
+            "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "5Gi"}}}},
+            "datacenters": datacenters,
+        }}
+    })
+}
+
+fn datacenter(name: &str, context: &str) -> Value {
+    json!({"metadata": {"name": name}, "k8sContext": context, "size": 1})
+}
+
+fn aggregated(k8c: &Value, dc: &str) -> bool {
+    k8c["status"]["datacenters"][dc]["cassandra"].is_object()
+}
+
+/// 10 x N single-DC clusters at once; per cluster, time until its status aggregates its DC.
+async fn cold_start(setup: &Setup, hub_sightings: &Sightings) -> anyhow::Result<Vec<Duration>> {
+    let clusters = dynamic(
+        &setup.hub,
+        "k8ssandra.io/v1alpha1",
+        "K8ssandraCluster",
+        "k8ssandraclusters",
+        Some(NS),
+    );
+    let count = 10 * setup.regions;
+    let started = Instant::now();
+    let creates = (0..count).map(|k| {
+        let clusters = clusters.clone();
+        let context = setup.sim.context_name(1 + k % setup.regions);
+        async move {
+            let manifest = cluster_manifest(
+                &format!("cold-{k}"),
+                vec![datacenter(&format!("cold-dc-{k}"), &context)],
+                16,
+            );
+            let object: DynamicObject = serde_json::from_value(manifest)?;
+            clusters
+                .create(&PostParams::default(), &object)
+                .await
+                .with_context(|| format!("create cold-{k}"))
+        }
+    });
+    for result in futures::stream::iter(creates)
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+    {
+        result?;
+    }
+    let mut times = Vec::with_capacity(count);
+    for k in 0..count {
+        let dc = format!("cold-dc-{k}");
+        let at = hub_sightings
+            .wait(0, &format!("cold-{k}"), PHASE_LIMIT, |k8c| {
+                aggregated(k8c, &dc)
+            })
+            .await?;
+        times.push(at.saturating_duration_since(started));
+    }
+    Ok(times)
+}
+
+/// One cluster with a DC in every region; each change's time until every region has it.
+async fn update_fanout(
+    setup: &Setup,
+    region_sightings: &Sightings,
+    hub_sightings: &Sightings,
+    changes: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    let clusters = dynamic(
+        &setup.hub,
+        "k8ssandra.io/v1alpha1",
+        "K8ssandraCluster",
+        "k8ssandraclusters",
+        Some(NS),
+    );
+    let dcs: Vec<(usize, String)> = (1..=setup.regions)
+        .map(|i| (i, format!("wide-dc-{i}")))
+        .collect();
+    let manifest = |reads| {
+        let datacenters = dcs
+            .iter()
+            .map(|(i, name)| datacenter(name, &setup.sim.context_name(*i)))
+            .collect();
+        cluster_manifest("wide", datacenters, reads)
+    };
+    apply(&clusters, "wide", manifest(16)).await?;
+    // Bootstrap is one DC after another: wait until every one is Ready.
+    let ready = |dc: &Value| {
+        dc["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+    };
+    for (region, name) in &dcs {
+        region_sightings
+            .wait(*region, name, PHASE_LIMIT, ready)
+            .await?;
+    }
+    hub_sightings
+        .wait(0, "wide", PHASE_LIMIT, |k8c| {
+            k8c["status"]["readyDatacenters"].as_u64() == Some(setup.regions as u64)
+        })
+        .await?;
+    let hash = |object: &Value| {
+        object["metadata"]["annotations"][APPLIED_HASH]
+            .as_str()
+            .map(str::to_string)
+    };
+    let mut times = Vec::new();
+    for change in 0..changes {
+        let before: BTreeMap<usize, Option<String>> = dcs
+            .iter()
+            .map(|(i, name)| {
+                (
+                    *i,
+                    region_sightings.get(*i, name).and_then(|(o, _)| hash(&o)),
+                )
+            })
+            .collect();
+        let started = Instant::now();
+        apply(&clusters, "wide", manifest(17 + change)).await?;
+        let mut slowest = Duration::ZERO;
+        for (region, name) in &dcs {
+            let old = before.get(region).cloned().flatten();
+            let at = region_sightings
+                .wait(*region, name, Duration::from_secs(60), |dc| hash(dc) != old)
+                .await?;
+            slowest = slowest.max(at.saturating_duration_since(started));
+        }
+        times.push(slowest);
+        // Let cass-operator's Updating/Ready round settle before the next change.
+        tokio::time::sleep(DC_READY_AFTER * 3).await;
+    }
+    Ok(times)
+}
+
+/// Writes per minute over a quiet window, from the resourceVersion counters of every cluster.
+async fn steady_writes(setup: &Setup, window: Duration) -> anyhow::Result<f64> {
+    let total = |sim: &Sim| -> anyhow::Result<u64> {
+        (0..=setup.regions)
+            .map(|i| Ok(sim.store(i)?.resource_version()))
+            .sum()
+    };
+    // Let status updates of the last changes land first.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = total(&setup.sim)?;
+    tokio::time::sleep(window).await;
+    let after = total(&setup.sim)?;
+    Ok((after - before) as f64 * 60.0 / window.as_secs_f64())
+}
+
+struct Row {
+    regions: usize,
+    cold_p50: Duration,
+    cold_p99: Duration,
+    update_p50: Duration,
+    update_p99: Duration,
+    writes_per_minute: f64,
+    figures: ProcessFigures,
+}
+
+async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<Row> {
+    let setup_started = Instant::now();
+    let setup = setup(regions).await?;
+    eprintln!(
+        "N={regions}: {regions} regions registered in {:.1}s",
+        setup_started.elapsed().as_secs_f64()
+    );
+    let hub_sightings = Sightings::default();
+    watch_store(
+        &setup.sim,
+        0,
+        "k8ssandra.io",
+        "v1alpha1",
+        "k8ssandraclusters",
+        &hub_sightings,
+    )?;
+    let region_sightings = Sightings::default();
+    for index in 1..=regions {
+        watch_store(
+            &setup.sim,
+            index,
+            "cassandra.datastax.com",
+            "v1beta1",
+            "cassandradatacenters",
+            &region_sightings,
+        )?;
+    }
+    let cold = cold_start(&setup, &hub_sightings).await?;
+    eprintln!(
+        "N={regions}: cold start of {} clusters: p99 {}",
+        cold.len(),
+        ms(percentile(&cold, 99.0))
+    );
+    let update = update_fanout(&setup, &region_sightings, &hub_sightings, changes).await?;
+    eprintln!(
+        "N={regions}: update fan-out p99 {}",
+        ms(percentile(&update, 99.0))
+    );
+    let writes_per_minute = steady_writes(&setup, steady).await?;
+    let figures = process_figures(setup.federator.0.id())?;
+    Ok(Row {
+        regions,
+        cold_p50: percentile(&cold, 50.0),
+        cold_p99: percentile(&cold, 99.0),
+        update_p50: percentile(&update, 50.0),
+        update_p99: percentile(&update, 99.0),
+        writes_per_minute,
+        figures,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    // The bench harness passes `--bench`; nothing else is read from the command line.
+    let regions = env_list("FANOUT_REGIONS", "1,10,50,100");
+    let changes = env_number("FANOUT_CHANGES", 20);
+    let steady = Duration::from_secs(env_number("FANOUT_STEADY_SECONDS", 60));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut rows = Vec::new();
+    for n in regions {
+        rows.push(runtime.block_on(run(n, changes, steady))?);
+    }
+    let baseline = rows.iter().find(|r| r.regions == 1).map(|r| r.update_p99);
+    println!(
+        "| regions | cold start p50 | cold start p99 | update p50 | update p99 | p99 / N=1 | steady writes/min | peak RSS | RSS/region | CPU s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for row in &rows {
+        let ratio = baseline
+            .filter(|b| !b.is_zero())
+            .map(|b| format!("{:.2}", row.update_p99.as_secs_f64() / b.as_secs_f64()))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.1} MiB | {:.2} MiB | {:.1} |",
+            row.regions,
+            ms(row.cold_p50),
+            ms(row.cold_p99),
+            ms(row.update_p50),
+            ms(row.update_p99),
+            ratio,
+            row.writes_per_minute,
+            row.figures.peak_rss_mib,
+            row.figures.rss_mib / row.regions as f64,
+            row.figures.cpu_seconds,
+        );
+    }
+    Ok(())
+}
