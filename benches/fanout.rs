@@ -72,8 +72,11 @@ fn ms(d: Duration) -> String {
 /// When each watched object was last seen changed, by (cluster index, name).
 #[derive(Clone, Default)]
 struct Sightings {
-    seen: Arc<Mutex<HashMap<(usize, String), (Value, Instant)>>>,
+    seen: Arc<Mutex<HashMap<(usize, String), Sighting>>>,
 }
+
+/// The object as last seen, and when.
+type Sighting = (Value, Instant);
 
 impl Sightings {
     fn record(&self, cluster: usize, object: Value) {
