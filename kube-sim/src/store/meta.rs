@@ -57,6 +57,23 @@ pub fn label_error(name: &str) -> Option<String> {
     None
 }
 
+/// The API server's limit on the total size of an object's annotations (keys and values, in
+/// bytes): apimachinery's `TotalAnnotationSizeLimitB`.
+pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+/// The validation message for annotations whose keys and values together exceed
+/// [`TOTAL_ANNOTATION_SIZE_LIMIT`], as apimachinery's `field.TooLong` words it.
+pub fn annotations_size_error(obj: &Value) -> Option<String> {
+    let annotations = metadata(obj)?.get("annotations")?.as_object()?;
+    let total: usize = annotations
+        .iter()
+        .map(|(key, value)| key.len() + value.as_str().map_or(0, str::len))
+        .sum();
+    (total > TOTAL_ANNOTATION_SIZE_LIMIT).then(|| {
+        format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes")
+    })
+}
+
 pub fn metadata(obj: &Value) -> Option<&Map<String, Value>> {
     obj.get("metadata").and_then(Value::as_object)
 }
