@@ -110,25 +110,37 @@ fn cases(sim: &Sim) -> Vec<Case> {
     let bad = |name: &'static str, edit: fn(&mut Value)| Write::Cluster(k8c(name, edit));
     vec![
         // ---- refused by the API server (OpenAPI and CEL rules of the CRDs, ObjectMeta)
-        case("object name not a DNS subdomain", vec![bad("Bad_Name", |_| {})], Rejected("metadata.name")),
+        case(
+            "object name not a DNS subdomain",
+            vec![bad("Bad_Name", |_| {})],
+            Rejected("metadata.name"),
+        ),
         case(
             "datacenter name with upper case",
-            vec![bad("bad-dc-upper", |c| dc0(c)["metadata"]["name"] = json!("DC1"))],
+            vec![bad("bad-dc-upper", |c| {
+                dc0(c)["metadata"]["name"] = json!("DC1")
+            })],
             Rejected("spec.cassandra.datacenters[0].metadata.name"),
         ),
         case(
             "datacenter name starting with a digit",
-            vec![bad("bad-dc-digit", |c| dc0(c)["metadata"]["name"] = json!("1dc"))],
+            vec![bad("bad-dc-digit", |c| {
+                dc0(c)["metadata"]["name"] = json!("1dc")
+            })],
             Rejected("spec.cassandra.datacenters[0].metadata.name"),
         ),
         case(
             "datacenter name of 64 characters",
-            vec![bad("bad-dc-long", |c| dc0(c)["metadata"]["name"] = json!("d".repeat(64)))],
+            vec![bad("bad-dc-long", |c| {
+                dc0(c)["metadata"]["name"] = json!("d".repeat(64))
+            })],
             Rejected("spec.cassandra.datacenters[0].metadata.name"),
         ),
         case(
             "empty datacenter name",
-            vec![bad("bad-dc-empty", |c| dc0(c)["metadata"]["name"] = json!(""))],
+            vec![bad("bad-dc-empty", |c| {
+                dc0(c)["metadata"]["name"] = json!("")
+            })],
             Rejected("spec.cassandra.datacenters[0].metadata.name"),
         ),
         case(
@@ -139,8 +151,16 @@ fn cases(sim: &Sim) -> Vec<Case> {
             })],
             Rejected("spec.cassandra.datacenters"),
         ),
-        case("size 0", vec![bad("bad-size-0", |c| dc0(c)["size"] = json!(0))], Rejected("spec.cassandra.datacenters[0].size")),
-        case("negative size", vec![bad("bad-size-neg", |c| dc0(c)["size"] = json!(-3))], Rejected("spec.cassandra.datacenters[0].size")),
+        case(
+            "size 0",
+            vec![bad("bad-size-0", |c| dc0(c)["size"] = json!(0))],
+            Rejected("spec.cassandra.datacenters[0].size"),
+        ),
+        case(
+            "negative size",
+            vec![bad("bad-size-neg", |c| dc0(c)["size"] = json!(-3))],
+            Rejected("spec.cassandra.datacenters[0].size"),
+        ),
         case(
             "size not a number",
             vec![bad("bad-size-str", |c| dc0(c)["size"] = json!("three"))],
@@ -148,12 +168,16 @@ fn cases(sim: &Sim) -> Vec<Case> {
         ),
         case(
             "unknown field in spec",
-            vec![bad("bad-unknown-spec", |c| c["spec"]["cassandraa"] = json!({}))],
+            vec![bad("bad-unknown-spec", |c| {
+                c["spec"]["cassandraa"] = json!({})
+            })],
             Rejected("spec.cassandraa"),
         ),
         case(
             "unknown field in spec.cassandra",
-            vec![bad("bad-unknown-cassandra", |c| c["spec"]["cassandra"]["datacentres"] = json!([]))],
+            vec![bad("bad-unknown-cassandra", |c| {
+                c["spec"]["cassandra"]["datacentres"] = json!([])
+            })],
             Rejected("spec.cassandra.datacentres"),
         ),
         case(
@@ -170,17 +194,23 @@ fn cases(sim: &Sim) -> Vec<Case> {
         ),
         case(
             "serverVersion without a patch number",
-            vec![bad("bad-version", |c| c["spec"]["cassandra"]["serverVersion"] = json!("4.1"))],
+            vec![bad("bad-version", |c| {
+                c["spec"]["cassandra"]["serverVersion"] = json!("4.1")
+            })],
             Rejected("spec.cassandra.serverVersion"),
         ),
         case(
             "datacenter serverVersion not a version",
-            vec![bad("bad-dc-version", |c| dc0(c)["serverVersion"] = json!("latest"))],
+            vec![bad("bad-dc-version", |c| {
+                dc0(c)["serverVersion"] = json!("latest")
+            })],
             Rejected("spec.cassandra.datacenters[0].serverVersion"),
         ),
         case(
             "unknown serverType",
-            vec![bad("bad-server-type", |c| c["spec"]["cassandra"]["serverType"] = json!("mongodb"))],
+            vec![bad("bad-server-type", |c| {
+                c["spec"]["cassandra"]["serverType"] = json!("mongodb")
+            })],
             Rejected("spec.cassandra.serverType"),
         ),
         case(
@@ -195,17 +225,23 @@ fn cases(sim: &Sim) -> Vec<Case> {
         ),
         case(
             "k8sContext of 254 characters",
-            vec![bad("bad-context-long", |c| dc0(c)["k8sContext"] = json!("c".repeat(254)))],
+            vec![bad("bad-context-long", |c| {
+                dc0(c)["k8sContext"] = json!("c".repeat(254))
+            })],
             Rejected("spec.cassandra.datacenters[0].k8sContext"),
         ),
         case(
             "clusterName of 254 characters",
-            vec![bad("bad-cluster-name-long", |c| c["spec"]["cassandra"]["clusterName"] = json!("n".repeat(254)))],
+            vec![bad("bad-cluster-name-long", |c| {
+                c["spec"]["cassandra"]["clusterName"] = json!("n".repeat(254))
+            })],
             Rejected("spec.cassandra.clusterName"),
         ),
         case(
             "datacenter namespace of 64 characters",
-            vec![bad("bad-ns-long", |c| dc0(c)["metadata"]["namespace"] = json!("n".repeat(64)))],
+            vec![bad("bad-ns-long", |c| {
+                dc0(c)["metadata"]["namespace"] = json!("n".repeat(64))
+            })],
             Rejected("spec.cassandra.datacenters[0].metadata.namespace"),
         ),
         case(
@@ -218,15 +254,21 @@ fn cases(sim: &Sim) -> Vec<Case> {
         case(
             "clusterName changed",
             vec![
-                bad("bad-rename-cluster", |c| c["spec"]["cassandra"]["clusterName"] = json!("one")),
-                bad("bad-rename-cluster", |c| c["spec"]["cassandra"]["clusterName"] = json!("two")),
+                bad("bad-rename-cluster", |c| {
+                    c["spec"]["cassandra"]["clusterName"] = json!("one")
+                }),
+                bad("bad-rename-cluster", |c| {
+                    c["spec"]["cassandra"]["clusterName"] = json!("two")
+                }),
             ],
             Rejected("spec.cassandra.clusterName"),
         ),
         case(
             "clusterName removed",
             vec![
-                bad("bad-drop-cluster-name", |c| c["spec"]["cassandra"]["clusterName"] = json!("one")),
+                bad("bad-drop-cluster-name", |c| {
+                    c["spec"]["cassandra"]["clusterName"] = json!("one")
+                }),
                 bad("bad-drop-cluster-name", |_| {}),
             ],
             Rejected("spec.cassandra.clusterName"),
@@ -268,13 +310,17 @@ fn cases(sim: &Sim) -> Vec<Case> {
             vec![
                 bad("bad-dc-rename", |_| {}),
                 Write::HubDatacenter("bad-dc-rename-dc"),
-                bad("bad-dc-rename", |c| dc0(c)["metadata"]["name"] = json!("renamed")),
+                bad("bad-dc-rename", |c| {
+                    dc0(c)["metadata"]["name"] = json!("renamed")
+                }),
             ],
             Cluster("Degraded", "True", "DatacentersAddedAndRemoved"),
         ),
         case(
             "k8sContext naming no ClientConfig",
-            vec![bad("bad-unknown-context", |c| dc0(c)["k8sContext"] = json!("nowhere"))],
+            vec![bad("bad-unknown-context", |c| {
+                dc0(c)["k8sContext"] = json!("nowhere")
+            })],
             Cluster("Degraded", "True", "UnknownContext"),
         ),
         case(
@@ -287,7 +333,9 @@ fn cases(sim: &Sim) -> Vec<Case> {
         ),
         case(
             "datacenter namespace not an RFC 1123 label",
-            vec![bad("bad-ns-invalid", |c| dc0(c)["metadata"]["namespace"] = json!("Bad_NS"))],
+            vec![bad("bad-ns-invalid", |c| {
+                dc0(c)["metadata"]["namespace"] = json!("Bad_NS")
+            })],
             Cluster("Degraded", "True", "InvalidSpec"),
         ),
         case(
@@ -320,10 +368,13 @@ fn cases(sim: &Sim) -> Vec<Case> {
         ),
         case(
             "initial-system-replication annotation not JSON",
-            vec![bad("bad-replication", |c| {
-                c["metadata"]["annotations"] =
-                    json!({"k8ssandra.io/initial-system-replication": "{not json"})
-            })],
+            vec![bad(
+                "bad-replication",
+                |c| {
+                    c["metadata"]["annotations"] =
+                        json!({"k8ssandra.io/initial-system-replication": "{not json"})
+                },
+            )],
             Cluster("Degraded", "True", "InvalidSpec"),
         ),
         case(
@@ -337,18 +388,27 @@ fn cases(sim: &Sim) -> Vec<Case> {
         ),
         case(
             "no datacenters",
-            vec![bad("bad-empty", |c| c["spec"]["cassandra"]["datacenters"] = json!([]))],
+            vec![bad("bad-empty", |c| {
+                c["spec"]["cassandra"]["datacenters"] = json!([])
+            })],
             Cluster("Ready", "False", "NoDatacenters"),
         ),
         case(
             "ClientConfig naming a missing Secret",
-            vec![Write::ClientConfig(client_config("no-secret", "no-secret", "absent-config"))],
+            vec![Write::ClientConfig(client_config(
+                "no-secret",
+                "no-secret",
+                "absent-config",
+            ))],
             ClientConfig("SecretNotFound"),
         ),
         case(
             "Secret without the kubeconfig key",
             vec![
-                Write::Secret("wrong-key-config", vec![("config", kubeconfig("wrong-key", &region1, &token))]),
+                Write::Secret(
+                    "wrong-key-config",
+                    vec![("config", kubeconfig("wrong-key", &region1, &token))],
+                ),
                 Write::ClientConfig(client_config("wrong-key", "wrong-key", "wrong-key-config")),
             ],
             ClientConfig("KubeconfigKeyMissing"),
@@ -374,8 +434,15 @@ fn cases(sim: &Sim) -> Vec<Case> {
         case(
             "context missing from the kubeconfig",
             vec![
-                Write::Secret("other-context-config", vec![("kubeconfig", kubeconfig("elsewhere", &region1, &token))]),
-                Write::ClientConfig(client_config("other-context", "other-context", "other-context-config")),
+                Write::Secret(
+                    "other-context-config",
+                    vec![("kubeconfig", kubeconfig("elsewhere", &region1, &token))],
+                ),
+                Write::ClientConfig(client_config(
+                    "other-context",
+                    "other-context",
+                    "other-context-config",
+                )),
             ],
             ClientConfig("ContextNotFound"),
         ),
@@ -386,7 +453,10 @@ fn cases(sim: &Sim) -> Vec<Case> {
                 "insecure-config",
                 kubeconfig(
                     "insecure",
-                    &format!("    server: {}\n    insecure-skip-tls-verify: true", sim.url(1)),
+                    &format!(
+                        "    server: {}\n    insecure-skip-tls-verify: true",
+                        sim.url(1)
+                    ),
                     &token,
                 ),
             ),
@@ -399,7 +469,10 @@ fn cases(sim: &Sim) -> Vec<Case> {
                 "file-ref-config",
                 kubeconfig(
                     "file-ref",
-                    &format!("    server: {}\n    certificate-authority: /etc/ssl/certs/ca.pem", sim.url(1)),
+                    &format!(
+                        "    server: {}\n    certificate-authority: /etc/ssl/certs/ca.pem",
+                        sim.url(1)
+                    ),
                     &token,
                 ),
             ),
@@ -407,7 +480,11 @@ fn cases(sim: &Sim) -> Vec<Case> {
         ),
         case(
             "second ClientConfig for a context already provided",
-            vec![Write::ClientConfig(client_config("sim-1-again", "sim-1", "sim-1-config"))],
+            vec![Write::ClientConfig(client_config(
+                "sim-1-again",
+                "sim-1",
+                "sim-1-config",
+            ))],
             ClientConfig("Conflict"),
         ),
         case(
@@ -417,7 +494,9 @@ fn cases(sim: &Sim) -> Vec<Case> {
                 "closed-port-config",
                 kubeconfig(
                     "closed-port",
-                    &format!("    server: https://127.0.0.1:1\n    certificate-authority-data: {ca}"),
+                    &format!(
+                        "    server: https://127.0.0.1:1\n    certificate-authority-data: {ca}"
+                    ),
                     &token,
                 ),
             ),
@@ -443,15 +522,23 @@ async fn write_all(sim: &Sim, case: &Case) -> Option<kube::Error> {
         let result = match write {
             Write::Cluster(body) => {
                 let name = body["metadata"]["name"].as_str().unwrap_or_default();
-                try_apply(&Api::<K8ssandraCluster>::namespaced(hub.clone(), NS), name, body.clone())
-                    .await
-                    .map(|_| ())
+                try_apply(
+                    &Api::<K8ssandraCluster>::namespaced(hub.clone(), NS),
+                    name,
+                    body.clone(),
+                )
+                .await
+                .map(|_| ())
             }
             Write::ClientConfig(body) => {
                 let name = body["metadata"]["name"].as_str().unwrap_or_default();
-                try_apply(&Api::<ClientConfig>::namespaced(hub.clone(), NS), name, body.clone())
-                    .await
-                    .map(|_| ())
+                try_apply(
+                    &Api::<ClientConfig>::namespaced(hub.clone(), NS),
+                    name,
+                    body.clone(),
+                )
+                .await
+                .map(|_| ())
             }
             Write::Secret(name, data) => {
                 let data: Vec<(&str, &[u8])> =
@@ -460,9 +547,11 @@ async fn write_all(sim: &Sim, case: &Case) -> Option<kube::Error> {
                 Ok(())
             }
             Write::HubDatacenter(name) => {
-                wait_for(&format!("{name} in the hub"), Duration::from_secs(20), || async {
-                    datacenter(sim, 0, name).await.map(|_| ())
-                })
+                wait_for(
+                    &format!("{name} in the hub"),
+                    Duration::from_secs(20),
+                    || async { datacenter(sim, 0, name).await.map(|_| ()) },
+                )
                 .await;
                 Ok(())
             }
@@ -593,11 +682,19 @@ async fn matrix() {
         Some("AllDatacentersReady".to_string())
     );
     world.apply_cluster(CLUSTER, 2).await;
-    wait_for("the healthy cluster at size 2", Duration::from_secs(40), || {
-        datacenters_ready(sim, 2)
-    })
+    wait_for(
+        "the healthy cluster at size 2",
+        Duration::from_secs(40),
+        || datacenters_ready(sim, 2),
+    )
     .await;
-    wait_owned(sim, CLUSTER, &expected_objects(CLUSTER), Duration::from_secs(20)).await;
+    wait_owned(
+        sim,
+        CLUSTER,
+        &expected_objects(CLUSTER),
+        Duration::from_secs(20),
+    )
+    .await;
     wait_condition(
         sim,
         CLUSTER,

@@ -59,7 +59,13 @@ async fn wait_converged(world: &World, size: i32) {
 }
 
 /// Waits until the datacenter `name` in cluster `index` has `size`.
-async fn wait_size(world: &World, index: usize, name: &str, size: i32, limit: Duration) -> Duration {
+async fn wait_size(
+    world: &World,
+    index: usize,
+    name: &str,
+    size: i32,
+    limit: Duration,
+) -> Duration {
     wait_for(&format!("{name} at size {size}"), limit, || async {
         let dc = datacenter(&world.sim, index, name).await?;
         if dc.spec.size == size {
@@ -143,7 +149,10 @@ async fn region_stopped() {
         .expect("get K8ssandraCluster")
         .expect("the K8ssandraCluster stays while region 2 holds dc3");
     let error = held.status.and_then(|s| s.error).unwrap_or_default();
-    assert!(error.contains("sim-2"), "status.error names the region: {error}");
+    assert!(
+        error.contains("sim-2"),
+        "status.error names the region: {error}"
+    );
     sim.start(2).await.expect("start region 2");
     let gone_after = wait_cluster_gone(sim, CLUSTER, CONVERGE).await;
     wait_owned(sim, CLUSTER, &Default::default(), Duration::from_secs(10)).await;
@@ -158,12 +167,16 @@ async fn timed_change(world: &World, size: i32, measured: &[usize]) -> Vec<Durat
     world.apply_cluster(CLUSTER, size).await;
     let waits = measured.iter().map(|&index| async move {
         let name = DATACENTERS[index].0;
-        wait_for(&format!("{name} at size {size}"), Duration::from_secs(20), || async {
-            let dc = datacenter(&world.sim, index, name).await?;
-            (dc.spec.size == size)
-                .then(|| start.elapsed())
-                .ok_or(format!("size {}", dc.spec.size))
-        })
+        wait_for(
+            &format!("{name} at size {size}"),
+            Duration::from_secs(20),
+            || async {
+                let dc = datacenter(&world.sim, index, name).await?;
+                (dc.spec.size == size)
+                    .then(|| start.elapsed())
+                    .ok_or(format!("size {}", dc.spec.size))
+            },
+        )
         .await
         .0
     });
@@ -181,53 +194,70 @@ async fn timed_change(world: &World, size: i32, measured: &[usize]) -> Vec<Durat
     latencies
 }
 
+/// What the disturbed region suffers during the measured changes.
+#[derive(Clone, Copy, Debug)]
+enum Disturbance {
+    /// 30 requests answered 500 or 429 (alternately) before each change.
+    ErrorStorms,
+    /// Every response 500 ms late (under the 2 s request timeout: the region still answers).
+    Latency,
+}
+
+#[test]
+fn error_storms_in_one_region_leave_the_others_update_latency_within_twice_undisturbed() {
+    block_on(one_region_disturbed(Disturbance::ErrorStorms));
+}
+
 // A known failure, kept runnable (`-- --ignored`): every reconcile reads every region before it
-// writes any, so a region answering in 500 ms delays the others' updates by 2-10x. See
+// writes to any, so a region answering in 500 ms delays the others' updates. See
 // docs/reliability.md.
 #[test]
 #[ignore = "finding: one slow region delays every region's update; see docs/reliability.md"]
-fn error_storms_and_latency_in_one_region_leave_the_others_update_latency_within_twice_undisturbed()
-{
-    block_on(storms_and_latency());
+fn added_latency_in_one_region_leaves_the_others_update_latency_within_twice_undisturbed() {
+    block_on(one_region_disturbed(Disturbance::Latency));
 }
 
-async fn storms_and_latency() {
-    const CHANGES: i32 = 3;
+/// Medians over a few changes of how long the hub's and region 1's datacenters take to show a
+/// change, undisturbed and then with region 2 disturbed, in the same test.
+async fn one_region_disturbed(disturbance: Disturbance) {
+    const CHANGES: i32 = 5;
     let world = World::start(READY_AFTER).await;
     let sim = &world.sim;
     converge(&world, 1).await;
-    let undisturbed_clusters = [0, 1];
+    let measured = [0, 1];
 
-    let mut baseline: Vec<Vec<Duration>> = vec![Vec::new(); 2];
+    let mut undisturbed: Vec<Vec<Duration>> = vec![Vec::new(); 2];
     for change in 0..CHANGES {
         let latencies = timed_change(&world, 2 + change, &[0, 1, 2]).await;
         for (i, latency) in latencies.iter().take(2).enumerate() {
-            baseline[i].push(*latency);
+            undisturbed[i].push(*latency);
         }
     }
-    // Region 2: every response 500 ms late, and bursts of 500s and 429s before each change.
-    sim.set_latency(2, Duration::from_millis(500))
-        .expect("latency");
+    if let Disturbance::Latency = disturbance {
+        sim.set_latency(2, Duration::from_millis(500))
+            .expect("latency");
+    }
     let mut disturbed: Vec<Vec<Duration>> = vec![Vec::new(); 2];
     for change in 0..CHANGES {
-        let code = if change % 2 == 0 { 500 } else { 429 };
-        sim.fail_next(2, 20, code).expect("fail_next");
-        let size = 2 + CHANGES + change;
-        let latencies = timed_change(&world, size, &undisturbed_clusters).await;
+        if let Disturbance::ErrorStorms = disturbance {
+            let code = if change % 2 == 0 { 500 } else { 429 };
+            sim.fail_next(2, 30, code).expect("fail_next");
+        }
+        let latencies = timed_change(&world, 2 + CHANGES + change, &measured).await;
         for (i, latency) in latencies.iter().enumerate() {
             disturbed[i].push(*latency);
         }
     }
-    for index in undisturbed_clusters {
-        let before = median(baseline[index].clone());
+    for index in measured {
+        let before = median(undisturbed[index].clone());
         let during = median(disturbed[index].clone());
         eprintln!(
-            "measured: cluster {index} update latency median {before:?} undisturbed, {during:?} with region 2 slow and failing (samples {:?} / {:?})",
-            baseline[index], disturbed[index]
+            "measured: cluster {index} update latency median {before:?} undisturbed, {during:?} with region 2 disturbed by {disturbance:?} (samples {:?} / {:?})",
+            undisturbed[index], disturbed[index]
         );
         assert!(
             during <= before * 2,
-            "cluster {index}: {during:?} with region 2 disturbed is more than twice {before:?}"
+            "cluster {index}: {during:?} with region 2 disturbed by {disturbance:?} is more than twice {before:?}"
         );
     }
     // Faults removed: region 2 catches up.
@@ -261,9 +291,11 @@ async fn watches_dropped() {
     let start = Instant::now();
     world.apply_cluster(CLUSTER, 2).await;
     // Well under the 30 s steady re-look: the change came through a re-established watch.
-    wait_for("every datacenter at size 2", Duration::from_secs(15), || {
-        datacenters_ready(&sim, 2)
-    })
+    wait_for(
+        "every datacenter at size 2",
+        Duration::from_secs(15),
+        || datacenters_ready(&sim, 2),
+    )
     .await;
     eprintln!(
         "measured: change applied everywhere {:?} after it was made, watches dropped every 200 ms",
@@ -335,10 +367,8 @@ async fn token_rotation_and_client_config_recreated() {
     );
 
     // Region 2's ClientConfig deleted: its datacenter is reported, never deleted.
-    let client_configs = Api::<federator::api::client_config::ClientConfig>::namespaced(
-        client(sim, 0).await,
-        NS,
-    );
+    let client_configs =
+        Api::<federator::api::client_config::ClientConfig>::namespaced(client(sim, 0).await, NS);
     bounded(
         "delete ClientConfig",
         client_configs.delete("sim-2", &Default::default()),
@@ -393,7 +423,9 @@ async fn hub_stopped() {
     })
     .await;
     wait_converged(&world, 2).await;
-    eprintln!("measured: change made just before a 4 s hub outage applied {after:?} after it ended");
+    eprintln!(
+        "measured: change made just before a 4 s hub outage applied {after:?} after it ended"
+    );
 
     // Its watches are back: a change made now is applied promptly.
     let change = converge(&world, 3).await;
@@ -423,7 +455,12 @@ impl SplitMix {
 
 /// What a converged cluster looks like from the outside: the owned objects of every cluster
 /// and each datacenter's labels, annotations and spec.
-async fn final_state(world: &World) -> (Vec<std::collections::BTreeSet<String>>, Vec<serde_json::Value>) {
+async fn final_state(
+    world: &World,
+) -> (
+    Vec<std::collections::BTreeSet<String>>,
+    Vec<serde_json::Value>,
+) {
     let mut owned = Vec::new();
     for index in 0..3 {
         owned.push(
@@ -477,7 +514,13 @@ async fn sigkill_runs() {
     );
     delete_cluster(&world.sim, CLUSTER).await;
     wait_cluster_gone(&world.sim, CLUSTER, CONVERGE).await;
-    wait_owned(&world.sim, CLUSTER, &Default::default(), Duration::from_secs(10)).await;
+    wait_owned(
+        &world.sim,
+        CLUSTER,
+        &Default::default(),
+        Duration::from_secs(10),
+    )
+    .await;
     eprintln!("measured: undisturbed 3-region rollout {undisturbed:?}");
 
     let mut logs = String::new();
@@ -497,24 +540,34 @@ async fn sigkill_runs() {
             datacenters_ready(&world.sim, 1)
         })
         .await;
-        wait_for("the undisturbed final state", Duration::from_secs(20), || async {
-            let state = final_state(&world).await;
-            if state == reference {
-                Ok(())
-            } else {
-                Err(format!("{state:?}\nreference {reference:?}"))
-            }
-        })
+        wait_for(
+            "the undisturbed final state",
+            Duration::from_secs(20),
+            || async {
+                let state = final_state(&world).await;
+                if state == reference {
+                    Ok(())
+                } else {
+                    Err(format!("{state:?}\nreference {reference:?}"))
+                }
+            },
+        )
         .await;
         // A kill during the deletion must not orphan anything either.
         delete_cluster(&world.sim, CLUSTER).await;
-        if random.next() % 2 == 0 {
+        if random.next().is_multiple_of(2) {
             tokio::time::sleep(random.below(Duration::from_millis(500))).await;
             logs.push_str(&world.restart_federator());
             points.push(started.elapsed());
         }
         wait_cluster_gone(&world.sim, CLUSTER, CONVERGE).await;
-        wait_owned(&world.sim, CLUSTER, &Default::default(), Duration::from_secs(10)).await;
+        wait_owned(
+            &world.sim,
+            CLUSTER,
+            &Default::default(),
+            Duration::from_secs(10),
+        )
+        .await;
         eprintln!(
             "measured: SIGKILL run {run}: killed at {points:?}, converged and deleted in {:?}",
             started.elapsed()

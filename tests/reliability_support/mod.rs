@@ -205,7 +205,11 @@ pub fn cluster_manifest(sim: &Sim, name: &str, size: i32) -> serde_json::Value {
     })
 }
 
-pub async fn datacenter(sim: &Sim, index: usize, name: &str) -> Result<CassandraDatacenter, String> {
+pub async fn datacenter(
+    sim: &Sim,
+    index: usize,
+    name: &str,
+) -> Result<CassandraDatacenter, String> {
     let api = Api::<CassandraDatacenter>::namespaced(client(sim, index).await, NS);
     match tokio::time::timeout(CALL_TIMEOUT, api.get_opt(name)).await {
         Ok(Ok(Some(dc))) => Ok(dc),
@@ -277,7 +281,11 @@ pub async fn wait_condition(
 
 /// `<plural> <namespace>/<name>` of every object in cluster `index` carrying the ownership
 /// labels of K8ssandraCluster `NS/cluster`, of every resource the cluster serves.
-pub async fn owned_objects(sim: &Sim, index: usize, cluster: &str) -> Result<BTreeSet<String>, String> {
+pub async fn owned_objects(
+    sim: &Sim,
+    index: usize,
+    cluster: &str,
+) -> Result<BTreeSet<String>, String> {
     let client = client(sim, index).await;
     let discovery = tokio::time::timeout(CALL_TIMEOUT, Discovery::new(client.clone()).run())
         .await
@@ -329,29 +337,41 @@ pub fn expected_objects(cluster: &str) -> [BTreeSet<String>; 3] {
 }
 
 /// Waits until every cluster holds exactly `expected` of the owned objects.
-pub async fn wait_owned(sim: &Sim, cluster: &str, expected: &[BTreeSet<String>; 3], limit: Duration) {
-    wait_for("the owned objects to be exactly the expected ones", limit, || async {
-        for (index, want) in expected.iter().enumerate() {
-            let have = owned_objects(sim, index, cluster).await?;
-            if &have != want {
-                return Err(format!(
-                    "cluster {index}: extra {:?}, missing {:?}",
-                    have.difference(want).collect::<Vec<_>>(),
-                    want.difference(&have).collect::<Vec<_>>()
-                ));
+pub async fn wait_owned(
+    sim: &Sim,
+    cluster: &str,
+    expected: &[BTreeSet<String>; 3],
+    limit: Duration,
+) {
+    wait_for(
+        "the owned objects to be exactly the expected ones",
+        limit,
+        || async {
+            for (index, want) in expected.iter().enumerate() {
+                let have = owned_objects(sim, index, cluster).await?;
+                if &have != want {
+                    return Err(format!(
+                        "cluster {index}: extra {:?}, missing {:?}",
+                        have.difference(want).collect::<Vec<_>>(),
+                        want.difference(&have).collect::<Vec<_>>()
+                    ));
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .await;
 }
 
 /// Deletes the K8ssandraCluster (its finalizer holds it until the regions are clean).
 pub async fn delete_cluster(sim: &Sim, name: &str) {
     let api = Api::<K8ssandraCluster>::namespaced(client(sim, 0).await, NS);
-    bounded("delete K8ssandraCluster", api.delete(name, &DeleteParams::default()))
-        .await
-        .expect("delete K8ssandraCluster");
+    bounded(
+        "delete K8ssandraCluster",
+        api.delete(name, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete K8ssandraCluster");
 }
 
 /// Waits until the K8ssandraCluster is gone (its finalizer released).
@@ -359,7 +379,10 @@ pub async fn wait_cluster_gone(sim: &Sim, name: &str, limit: Duration) -> Durati
     wait_for(&format!("{name} deleted"), limit, || async {
         match k8ssandra_cluster(sim, name).await? {
             None => Ok(()),
-            Some(k8c) => Err(format!("still there: {:?}", k8c.status.and_then(|s| s.error))),
+            Some(k8c) => Err(format!(
+                "still there: {:?}",
+                k8c.status.and_then(|s| s.error)
+            )),
         }
     })
     .await
@@ -481,7 +504,11 @@ impl World {
 
     /// SIGKILLs the running operator and starts a new one; returns the old one's logs.
     pub fn restart_federator(&mut self) -> String {
-        let logs = self.federator.take().map(Federator::kill).unwrap_or_default();
+        let logs = self
+            .federator
+            .take()
+            .map(Federator::kill)
+            .unwrap_or_default();
         self.federator = Some(Federator::start(&self.kubeconfig));
         logs
     }

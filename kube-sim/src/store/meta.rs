@@ -69,9 +69,8 @@ pub fn annotations_size_error(obj: &Value) -> Option<String> {
         .iter()
         .map(|(key, value)| key.len() + value.as_str().map_or(0, str::len))
         .sum();
-    (total > TOTAL_ANNOTATION_SIZE_LIMIT).then(|| {
-        format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes")
-    })
+    (total > TOTAL_ANNOTATION_SIZE_LIMIT)
+        .then(|| format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"))
 }
 
 pub fn metadata(obj: &Value) -> Option<&Map<String, Value>> {

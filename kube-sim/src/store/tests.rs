@@ -260,7 +260,11 @@ fn annotations_over_256_kib_in_total_are_refused_on_create_and_update() {
         &manager("t"),
     ));
     assert_eq!(e.code, 422);
-    assert!(e.message.contains("metadata.annotations: Too long"), "{}", e.message);
+    assert!(
+        e.message.contains("metadata.annotations: Too long"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
