@@ -453,34 +453,54 @@ impl SplitMix {
     }
 }
 
-/// What a converged cluster looks like from the outside: the owned objects of every cluster
-/// and each datacenter's labels, annotations and spec.
-async fn final_state(
-    world: &World,
-) -> (
-    Vec<std::collections::BTreeSet<String>>,
-    Vec<serde_json::Value>,
-) {
+/// What a converged cluster looks like from the outside.
+#[derive(Debug, PartialEq)]
+struct FinalState {
+    /// The owned objects of every cluster.
+    owned: Vec<std::collections::BTreeSet<String>>,
+    /// Each datacenter's labels, annotations and spec.
+    datacenters: Vec<serde_json::Value>,
+    /// The K8ssandraCluster's finalizers, condition types/statuses/reasons, datacenters in its
+    /// status and error.
+    cluster: serde_json::Value,
+}
+
+async fn final_state(world: &World) -> Result<FinalState, String> {
     let mut owned = Vec::new();
     for index in 0..3 {
-        owned.push(
-            owned_objects(&world.sim, index, CLUSTER)
-                .await
-                .expect("owned objects"),
-        );
+        owned.push(owned_objects(&world.sim, index, CLUSTER).await?);
     }
     let mut datacenters = Vec::new();
     for (name, index) in DATACENTERS {
-        let dc = datacenter(&world.sim, index, name)
-            .await
-            .expect("datacenter");
+        let dc = datacenter(&world.sim, index, name).await?;
         datacenters.push(serde_json::json!({
             "labels": dc.metadata.labels,
             "annotations": dc.metadata.annotations,
             "spec": dc.spec,
         }));
     }
-    (owned, datacenters)
+    let k8c = k8ssandra_cluster(&world.sim, CLUSTER)
+        .await?
+        .ok_or("the K8ssandraCluster is gone")?;
+    let status = k8c.status.unwrap_or_default();
+    let mut conditions: Vec<(String, String, String)> = status
+        .conditions
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| (c.type_, c.status, c.reason))
+        .collect();
+    conditions.sort();
+    let cluster = serde_json::json!({
+        "finalizers": k8c.metadata.finalizers,
+        "conditions": conditions,
+        "datacenters": status.datacenters.map(|d| d.into_keys().collect::<Vec<_>>()),
+        "error": status.error,
+    });
+    Ok(FinalState {
+        owned,
+        datacenters,
+        cluster,
+    })
 }
 
 #[test]
@@ -506,9 +526,9 @@ async fn sigkill_runs() {
 
     // The undisturbed run: its final state is the reference.
     let undisturbed = converge(&world, 1).await;
-    let reference = final_state(&world).await;
+    let reference = final_state(&world).await.expect("final state");
     assert_eq!(
-        reference.0,
+        reference.owned,
         expected_objects(CLUSTER).to_vec(),
         "the undisturbed run holds exactly the expected objects"
     );
@@ -544,7 +564,7 @@ async fn sigkill_runs() {
             "the undisturbed final state",
             Duration::from_secs(20),
             || async {
-                let state = final_state(&world).await;
+                let state = final_state(&world).await?;
                 if state == reference {
                     Ok(())
                 } else {
