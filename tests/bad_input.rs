@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
+use federator::api::replicated_secret::ReplicatedSecret;
 use kube::Api;
 use kube_sim::Sim;
 use reliability_support::*;
@@ -20,11 +21,15 @@ use serde_json::{Value, json};
 enum Write {
     Cluster(Value),
     ClientConfig(Value),
+    ReplicatedSecret(Value),
     /// A Secret in the operator namespace with these keys.
     Secret(&'static str, Vec<(&'static str, Vec<u8>)>),
     /// Waits until a datacenter exists in the hub (so the next write is an update of a cluster
     /// that has run).
     HubDatacenter(&'static str),
+    /// Waits until the K8ssandraCluster's status lists the datacenter (a rename is recognised
+    /// against the status).
+    InStatus(&'static str, &'static str),
 }
 
 /// How a case must end.
@@ -304,12 +309,31 @@ fn cases(sim: &Sim) -> Vec<Case> {
             })],
             Rejected("spec.contextname"),
         ),
+        case(
+            "unknown field in a ReplicatedSecret target",
+            vec![Write::ReplicatedSecret(json!({
+                "apiVersion": "replication.k8ssandra.io/v1alpha1", "kind": "ReplicatedSecret",
+                "metadata": {"name": "typo-targets", "namespace": NS},
+                "spec": {"selector": {"matchLabels": {"app": "x"}},
+                         "replicationTargets": [{"namespce": "elsewhere"}]}
+            }))],
+            Rejected("spec.replicationTargets[0].namespce"),
+        ),
+        case(
+            "ReplicatedSecret selector not a label selector",
+            vec![Write::ReplicatedSecret(json!({
+                "apiVersion": "replication.k8ssandra.io/v1alpha1", "kind": "ReplicatedSecret",
+                "metadata": {"name": "string-selector", "namespace": NS},
+                "spec": {"selector": "all"}
+            }))],
+            Rejected("spec.selector"),
+        ),
         // ---- accepted, then refused by the operator with a condition
         case(
             "datacenter renamed",
             vec![
                 bad("bad-dc-rename", |_| {}),
-                Write::HubDatacenter("bad-dc-rename-dc"),
+                Write::InStatus("bad-dc-rename", "bad-dc-rename-dc"),
                 bad("bad-dc-rename", |c| {
                     dc0(c)["metadata"]["name"] = json!("renamed")
                 }),
@@ -540,10 +564,38 @@ async fn write_all(sim: &Sim, case: &Case) -> Option<kube::Error> {
                 .await
                 .map(|_| ())
             }
+            Write::ReplicatedSecret(body) => {
+                let name = body["metadata"]["name"].as_str().unwrap_or_default();
+                try_apply(
+                    &Api::<ReplicatedSecret>::namespaced(hub.clone(), NS),
+                    name,
+                    body.clone(),
+                )
+                .await
+                .map(|_| ())
+            }
             Write::Secret(name, data) => {
                 let data: Vec<(&str, &[u8])> =
                     data.iter().map(|(k, v)| (*k, v.as_slice())).collect();
                 put_kubeconfig_secret(&hub, name, &data).await;
+                Ok(())
+            }
+            Write::InStatus(cluster, dc) => {
+                wait_for(
+                    &format!("{dc} in the status of {cluster}"),
+                    Duration::from_secs(20),
+                    || async {
+                        let k8c = k8ssandra_cluster(sim, cluster)
+                            .await?
+                            .ok_or(format!("{cluster} absent"))?;
+                        let listed = k8c
+                            .status
+                            .and_then(|s| s.datacenters)
+                            .is_some_and(|d| d.contains_key(*dc));
+                        listed.then_some(()).ok_or("not listed yet".to_string())
+                    },
+                )
+                .await;
                 Ok(())
             }
             Write::HubDatacenter(name) => {

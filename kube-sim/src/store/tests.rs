@@ -231,6 +231,44 @@ fn create_errors_are_worded_as_the_apiserver() {
 }
 
 #[test]
+fn a_subdomain_name_may_be_longer_than_63_characters_up_to_253() {
+    let (store, widgets) = store_with_widgets();
+    // IsDNS1123Subdomain limits the whole name, not its dot-separated parts.
+    create(&store, &widgets, "default", widget(&"a".repeat(100), 1));
+    create(
+        &store,
+        &widgets,
+        "default",
+        widget(&format!("{}.b", "a".repeat(251)), 1),
+    );
+    let e = err(store.create(
+        &widgets,
+        Some("default"),
+        widget(&"a".repeat(254), 1),
+        &manager("t"),
+    ));
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message.contains("must be no more than 253 characters"),
+        "{}",
+        e.message
+    );
+    // Namespace names are labels: 63 at most.
+    let namespaces = builtin(&store, "", "namespaces");
+    let e = err(store.create(
+        &namespaces,
+        None,
+        json!({"metadata": {"name": "n".repeat(64)}}),
+        &manager("t"),
+    ));
+    assert!(
+        e.message.contains("must be no more than 63 characters"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
 fn annotations_over_256_kib_in_total_are_refused_on_create_and_update() {
     let (store, widgets) = store_with_widgets();
     // Keys count too: exactly at the limit is accepted, one byte more is not.
