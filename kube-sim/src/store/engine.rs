@@ -653,6 +653,7 @@ impl State {
         if tracks_generation(&info) {
             set_meta(&mut obj, "generation", json!(1));
         }
+        annotations_check(&info, &obj, &name)?;
         let warnings = self.admit(&info, &mut obj, None, opts)?;
 
         let entries = match applied {
@@ -784,6 +785,7 @@ impl State {
             }
         }
 
+        annotations_check(&info, &new, &name)?;
         let warnings = self.admit(&info, &mut new, Some(&old), opts)?;
 
         let entries = match applied {
@@ -2226,4 +2228,21 @@ fn check_delete_options(
         }
     }
     Ok(())
+}
+
+/// ObjectMeta validation of the total annotation size, on create and on every update.
+fn annotations_check(info: &ResourceInfo, obj: &Value, name: &str) -> ApiResult<()> {
+    match meta::annotations_size_error(obj) {
+        Some(message) => Err(ApiError::invalid(
+            &info.group,
+            &info.kind,
+            name,
+            vec![Cause {
+                reason: "FieldValueTooLong".into(),
+                message,
+                field: "metadata.annotations".into(),
+            }],
+        )),
+        None => Ok(()),
+    }
 }

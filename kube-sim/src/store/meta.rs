@@ -26,9 +26,14 @@ const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lowe
 const LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
 
 fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && is_label_shaped(s)
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?` of any length: one dot-separated part of a DNS-1123 subdomain,
+/// which (unlike a label) has no length limit of its own, only the whole name's 253.
+fn is_label_shaped(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.len() <= 63
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
         && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
         && b.iter()
@@ -40,7 +45,7 @@ pub fn subdomain_error(name: &str) -> Option<String> {
     if name.len() > 253 {
         return Some("must be no more than 253 characters".into());
     }
-    if name.is_empty() || !name.split('.').all(is_dns_label) {
+    if name.is_empty() || !name.split('.').all(is_label_shaped) {
         return Some(SUBDOMAIN_MSG.into());
     }
     None
@@ -55,6 +60,22 @@ pub fn label_error(name: &str) -> Option<String> {
         return Some(LABEL_MSG.into());
     }
     None
+}
+
+/// The API server's limit on the total size of an object's annotations (keys and values, in
+/// bytes): apimachinery's `TotalAnnotationSizeLimitB`.
+pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
+
+/// The validation message for annotations whose keys and values together exceed
+/// [`TOTAL_ANNOTATION_SIZE_LIMIT`], as apimachinery's `field.TooLong` words it.
+pub fn annotations_size_error(obj: &Value) -> Option<String> {
+    let annotations = metadata(obj)?.get("annotations")?.as_object()?;
+    let total: usize = annotations
+        .iter()
+        .map(|(key, value)| key.len() + value.as_str().map_or(0, str::len))
+        .sum();
+    (total > TOTAL_ANNOTATION_SIZE_LIMIT)
+        .then(|| format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"))
 }
 
 pub fn metadata(obj: &Value) -> Option<&Map<String, Value>> {

@@ -231,6 +231,81 @@ fn create_errors_are_worded_as_the_apiserver() {
 }
 
 #[test]
+fn a_subdomain_name_may_be_longer_than_63_characters_up_to_253() {
+    let (store, widgets) = store_with_widgets();
+    // IsDNS1123Subdomain limits the whole name, not its dot-separated parts.
+    create(&store, &widgets, "default", widget(&"a".repeat(100), 1));
+    create(
+        &store,
+        &widgets,
+        "default",
+        widget(&format!("{}.b", "a".repeat(251)), 1),
+    );
+    let e = err(store.create(
+        &widgets,
+        Some("default"),
+        widget(&"a".repeat(254), 1),
+        &manager("t"),
+    ));
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message.contains("must be no more than 253 characters"),
+        "{}",
+        e.message
+    );
+    // Namespace names are labels: 63 at most.
+    let namespaces = builtin(&store, "", "namespaces");
+    let e = err(store.create(
+        &namespaces,
+        None,
+        json!({"metadata": {"name": "n".repeat(64)}}),
+        &manager("t"),
+    ));
+    assert!(
+        e.message.contains("must be no more than 63 characters"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn annotations_over_256_kib_in_total_are_refused_on_create_and_update() {
+    let (store, widgets) = store_with_widgets();
+    // Keys count too: exactly at the limit is accepted, one byte more is not.
+    let at_limit = "x".repeat(256 * 1024 - 2);
+    let mut fits = widget("w1", 1);
+    fits["metadata"]["annotations"] = json!({"a": at_limit, "b": ""});
+    create(&store, &widgets, "default", fits);
+
+    let mut too_big = widget("w2", 1);
+    too_big["metadata"]["annotations"] = json!({"a": at_limit, "bb": ""});
+    let e = err(store.create(&widgets, Some("default"), too_big, &manager("t")));
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        e.message,
+        "Widget.example.com \"w2\" is invalid: metadata.annotations: Too long: may not be more than 262144 bytes"
+    );
+    assert_eq!(e.causes[0].field, "metadata.annotations");
+    assert_eq!(e.causes[0].reason, "FieldValueTooLong");
+
+    let grow = json!({"metadata": {"annotations": {"c": "y"}}});
+    let e = err(store.patch(
+        &widgets,
+        Some("default"),
+        "w1",
+        PatchType::Merge,
+        grow.to_string().as_bytes(),
+        &manager("t"),
+    ));
+    assert_eq!(e.code, 422);
+    assert!(
+        e.message.contains("metadata.annotations: Too long"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
 fn create_refuses_a_resource_version() {
     let store = store();
     let cms = builtin(&store, "", "configmaps");
