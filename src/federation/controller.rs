@@ -205,9 +205,12 @@ async fn apply_cluster(
         }
     };
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
-    let observed = observe(context, &cluster_plan, previous, adopt).await;
+    let secrets = super::secrets::reconcile(&context.hub, k8c, &cluster_plan).await;
+    let mut observed = observe(context, &cluster_plan, previous, adopt).await;
+    observed.secrets_pending = secrets.pending;
     let actions = decide(&cluster_plan, &observed);
-    let errors = act(context, &cluster_plan, &actions).await;
+    let mut errors = act(context, &cluster_plan, &actions).await;
+    errors.extend(secrets.errors);
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
     let status = cluster_status(
         &input(error_text.as_deref()),

@@ -22,6 +22,7 @@ pub mod labels;
 pub mod observed;
 pub mod plan;
 pub mod rollout;
+pub mod secrets;
 pub mod seeds;
 pub mod status;
 pub mod watches;
