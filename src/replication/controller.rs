@@ -325,7 +325,8 @@ fn call_failed(target: (&str, &str), what: &str, error: &kube::Error) -> TargetO
                 ),
             )
         }
-        _ if crate::clusters::region::is_timeout(error) => failed(
+        // No answer (connection refused, timeout, TLS): the region, not the request.
+        kube::Error::Service(_) | kube::Error::HyperError(_) => failed(
             target,
             REASON_UNREACHABLE,
             format!("{what} in {}: {error}", describe_target(target.0, target.1)),
@@ -564,6 +565,7 @@ async fn publish_transitions(
             describe_target(&outcome.context, &outcome.namespace),
             outcome.message
         );
+        info!(replicated_secret = %rs.name_any(), namespace = ?rs.namespace(), reason = %outcome.reason, note = %note, "target changed");
         let notice = if outcome.replicated {
             Notice::normal(&outcome.reason, "Replicate", note)
         } else {
