@@ -16,6 +16,7 @@ use federator::api::replicated_secret::{ReplicatedSecret, ReplicationCondition};
 use federator::operator::{Operator, shutdown_on};
 use federator::settings::{Overrides, Settings};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use kube_sim::{Sim, SimBuilder};
@@ -607,6 +608,22 @@ async fn conflicts_and_immutables() {
     // The other region is not held up by either.
     wait_for_copy(&running, 2, NS, "s1", "first").await;
     wait_for_condition(&running, &region2, NS, "Replicated").await;
+    // Told as an Event on the ReplicatedSecret too.
+    let events: Api<Event> = Api::namespaced(running.hub.clone(), NS);
+    wait_for("a Conflict Event on the ReplicatedSecret", WAIT, || async {
+        let list = bounded("list Events", events.list(&Default::default()))
+            .await
+            .expect("list Events");
+        list.items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("Conflict")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(RS)
+                    && e.type_.as_deref() == Some("Warning")
+            })
+            .map(|_| ())
+    })
+    .await;
     let theirs = get_secret(&running.secrets(1, NS), "s1")
         .await
         .expect("their Secret");

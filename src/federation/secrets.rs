@@ -203,8 +203,12 @@ pub async fn reconcile(
     k8c: &K8ssandraCluster,
     plan: &ClusterPlan,
 ) -> SecretsOutcome {
-    let secrets = secrets_plan(k8c, plan);
     let mut outcome = SecretsOutcome::default();
+    // A placeholder cluster (no datacenters) needs no credentials yet.
+    if plan.datacenters.is_empty() {
+        return outcome;
+    }
+    let secrets = secrets_plan(k8c, plan);
     if let Some(superuser) = &secrets.superuser
         && let Err(error) = ensure_superuser(hub, k8c, plan, superuser).await
     {

@@ -254,17 +254,19 @@ pub fn prunable(copies: &[Secret], key: &ReplicationKey, wanted: &BTreeSet<Strin
                 == Some(&key.label_value())
         })
         .filter(|copy| copy.metadata.deletion_timestamp.is_none())
-        .filter(|copy| {
-            !copy
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ORPHAN_ANNOTATION))
-                .is_some_and(|v| v == "true")
-        })
+        .filter(|copy| !is_orphan(copy))
         .filter_map(|copy| copy.metadata.name.clone())
         .filter(|name| !wanted.contains(name))
         .collect()
+}
+
+/// Whether the copy is annotated to outlive its ReplicatedSecret.
+fn is_orphan(copy: &Secret) -> bool {
+    copy.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ORPHAN_ANNOTATION))
+        .is_some_and(|v| v == "true")
 }
 
 /// The result of replicating into one target (or pruning a removed one).
