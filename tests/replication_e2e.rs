@@ -226,8 +226,7 @@ async fn put_source(running: &Running, name: &str, labels: serde_json::Value, pa
         serde_json::json!({
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": name, "namespace": NS, "labels": labels},
-            // kube-sim does not turn stringData into data as an API server does.
-            "data": {"password": b64(password)}
+            "stringData": {"password": password}
         }),
     )
     .await;
@@ -431,7 +430,7 @@ async fn follow_and_prune() {
     merge_patch(
         &running.secrets(2, NS),
         "s1",
-        serde_json::json!({"data": {"password": b64(&edited)}}),
+        serde_json::json!({"stringData": {"password": edited}}),
     )
     .await;
     let started = std::time::Instant::now();
