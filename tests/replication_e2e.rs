@@ -736,5 +736,41 @@ async fn stopped_region() {
     wait_for_copy(&running, 2, NS, "s1", "rotated").await;
     wait_for_copy(&running, 2, NS, "s2", "new").await;
     wait_for_condition(&running, &region2, NS, "Replicated").await;
+
+    // A ReplicatedSecret annotated orphan leaves every copy when it is deleted.
+    bounded(
+        "annotate the ReplicatedSecret",
+        running.replicated().patch(
+            RS,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {ORPHAN: "true"}}})),
+        ),
+    )
+    .await
+    .expect("annotate the ReplicatedSecret");
+    bounded(
+        "delete RS",
+        running.replicated().delete(RS, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete ReplicatedSecret");
+    wait_for("the ReplicatedSecret gone", WAIT, || async {
+        bounded("get", running.replicated().get_opt(RS))
+            .await
+            .expect("get")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    for index in [1, 2] {
+        for name in ["s1", "s2"] {
+            assert!(
+                get_secret(&running.secrets(index, NS), name)
+                    .await
+                    .is_some(),
+                "copy {name} in cluster {index} left in place"
+            );
+        }
+    }
     running.stop().await;
 }

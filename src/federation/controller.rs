@@ -549,6 +549,14 @@ async fn cleanup_cluster(
     let namespace = k8c.namespace().unwrap_or_default();
     let name = k8c.name_any();
     if annotation_is_true(k8c, ORPHAN_ANNOTATION) {
+        // The datacenters left behind keep their secrets: the ReplicatedSecret leaves its copies.
+        super::secrets::orphan_copies(&context.hub, k8c)
+            .await
+            .map_err(|pending| ReconcileError::CleanupPending {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                pending,
+            })?;
         info!(k8ssandra_cluster = %name, namespace = %namespace, "orphan annotation: remote datacenters left in place");
         return Ok(Action::await_change());
     }

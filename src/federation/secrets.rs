@@ -31,7 +31,9 @@ use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretSpec, ReplicationTarget};
 use crate::api::shared::{CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, SecretsProvider};
 use crate::apply::apply_if_changed;
-use crate::replication::desired::{condition_of, describe_target, is_replicated_to};
+use crate::replication::desired::{
+    ORPHAN_ANNOTATION, condition_of, describe_target, is_replicated_to,
+};
 
 /// Field manager of the labels Federator adds to a user's superuser Secret.
 pub const SECRET_LABELS_FIELD_MANAGER: &str = "federator-secrets";
@@ -301,6 +303,30 @@ async fn ensure_superuser(
     .await
     .map(|_| ())
     .map_err(|e| context("labelling", e))
+}
+
+/// Marks the cluster's ReplicatedSecret to leave its copies when it is deleted (the
+/// K8ssandraCluster is deleted with `federator.k8ssandra.io/orphan: "true"`: the datacenters
+/// left in the regions still need their superuser Secret).
+pub async fn orphan_copies(hub: &kube::Client, k8c: &K8ssandraCluster) -> Result<(), String> {
+    let namespace = k8c.namespace().unwrap_or_default();
+    let api: Api<ReplicatedSecret> = Api::namespaced(hub.clone(), &namespace);
+    let patch = serde_json::json!({"metadata": {"annotations": {ORPHAN_ANNOTATION: "true"}}});
+    match api
+        .patch(
+            &k8c.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+        Err(error) => Err(format!(
+            "marking ReplicatedSecret {namespace}/{} to keep its copies: {error}",
+            k8c.name_any()
+        )),
+    }
 }
 
 #[cfg(test)]

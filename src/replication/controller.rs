@@ -25,12 +25,12 @@ use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
 use super::desired::{
-    CopyAction, REASON_CONFLICT, REASON_FAILED, REASON_IMMUTABLE, REASON_INVALID_SELECTOR,
-    REASON_LOOP, REASON_NAMESPACE_MISSING, REASON_PRUNE_PENDING, REASON_REPLICATED,
-    REASON_UNKNOWN_CONTEXT, REASON_UNREACHABLE, RECREATE_IMMUTABLE_ANNOTATION,
-    REPLICATED_SECRET_FINALIZER, ReplicationKey, Target, TargetOutcome, copy_action,
-    describe_target, desired_copy, is_loop, prunable, remembered_targets, replication_status,
-    selector, sources, targets,
+    CopyAction, ORPHAN_ANNOTATION, REASON_CONFLICT, REASON_FAILED, REASON_IMMUTABLE,
+    REASON_INVALID_NAME, REASON_INVALID_SELECTOR, REASON_LOOP, REASON_NAMESPACE_MISSING,
+    REASON_PRUNE_PENDING, REASON_REPLICATED, REASON_UNKNOWN_CONTEXT, REASON_UNREACHABLE,
+    RECREATE_IMMUTABLE_ANNOTATION, REPLICATED_SECRET_FINALIZER, REPLICATED_SECRET_NAME_LABEL,
+    ReplicationKey, Target, TargetOutcome, copy_action, describe_target, desired_copy, is_loop,
+    prunable, remembered_targets, replication_status, selector, sources, targets,
 };
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretStatus};
 use crate::apply::apply_if_changed;
@@ -223,6 +223,19 @@ async fn replicate(
     let key = key_of(rs);
     let wanted = targets(rs, &key.namespace);
     let outcomes = match selector(rs) {
+        _ if !key.has_valid_label_value() => wanted
+            .iter()
+            .map(|t| TargetOutcome {
+                context: t.context.clone(),
+                namespace: t.namespace.clone(),
+                replicated: false,
+                reason: REASON_INVALID_NAME.into(),
+                message: format!(
+                    "the copies' label {REPLICATED_SECRET_NAME_LABEL}={} would be longer than 63 characters; use a shorter name",
+                    key.label_value()
+                ),
+            })
+            .collect(),
         Err(error) => wanted
             .iter()
             .map(|t| TargetOutcome {
@@ -506,6 +519,14 @@ async fn prune_target(
 /// Finalizer: the copies go from every target the spec or the status names.
 async fn cleanup(rs: &ReplicatedSecret, context: &Context) -> Result<Action, ReconcileError> {
     let key = key_of(rs);
+    if rs
+        .annotations()
+        .get(ORPHAN_ANNOTATION)
+        .is_some_and(|v| v == "true")
+    {
+        info!(replicated_secret = %key.label_value(), "orphan annotation: copies left in place");
+        return Ok(Action::await_change());
+    }
     let mut all: BTreeSet<(String, String)> = targets(rs, &key.namespace)
         .into_iter()
         .map(|t| (t.context, t.namespace))

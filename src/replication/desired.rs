@@ -35,6 +35,7 @@ pub const REASON_NAMESPACE_MISSING: &str = "NamespaceMissing";
 pub const REASON_FAILED: &str = "ReplicationFailed";
 pub const REASON_INVALID_SELECTOR: &str = "InvalidSelector";
 pub const REASON_PRUNE_PENDING: &str = "PrunePending";
+pub const REASON_INVALID_NAME: &str = "InvalidName";
 
 /// Namespace and name of a ReplicatedSecret.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,6 +57,11 @@ impl ReplicationKey {
             namespace: namespace.to_string(),
             name: name.to_string(),
         })
+    }
+
+    /// Whether [`ReplicationKey::label_value`] fits in a label value (63 characters).
+    pub fn has_valid_label_value(&self) -> bool {
+        self.label_value().len() <= 63
     }
 
     /// `key=value` selecting the copies of this ReplicatedSecret.

@@ -7,7 +7,10 @@
 //! pruned (source no longer selected, target removed, ReplicatedSecret deleted) unless annotated
 //! `replicatedresource.k8ssandra.io/orphan: "true"`, immutable copies are replaced only on
 //! request, a target that would feed the selector its own copies is refused, and each target has
-//! its own condition, so a region that does not answer holds up nothing else.
+//! its own condition, so a region that does not answer holds up nothing else. A ReplicatedSecret
+//! itself annotated `replicatedresource.k8ssandra.io/orphan: "true"` leaves all its copies when
+//! deleted (a K8ssandraCluster deleted with Federator's orphan annotation does that, so the
+//! datacenters it leaves keep their credentials).
 //!
 //! [`desired`] is the pure core; [`controller`] does the I/O; [`watches`] re-queues a
 //! ReplicatedSecret when one of its copies changes in any region.

@@ -370,6 +370,12 @@ fn copy_labels_name_their_replicated_secret_both_ways() {
         })
     );
     assert_eq!(ReplicationKey::from_label_value("nodot"), None);
+    assert!(key().has_valid_label_value());
+    let long = ReplicationKey {
+        namespace: "n".repeat(30),
+        name: "r".repeat(33),
+    };
+    assert!(!long.has_valid_label_value(), "64 characters");
     assert_eq!(
         key().copy_selector(),
         "k8ssandra.io/replicated-secret-name=ops.creds"
