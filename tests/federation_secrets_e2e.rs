@@ -17,7 +17,7 @@ use federator::settings::{Overrides, Settings};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
-use kube_sim::SimBuilder;
+use kube_sim::{Sim, SimBuilder};
 
 const TEST_MANAGER: &str = "federation-secrets-e2e";
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,46 +109,90 @@ fn the_superuser_secret_reaches_every_region_before_its_datacenter() {
         .block_on(superuser_secret_first());
 }
 
+/// kube-sim with the cass-operator stand-in, regions 1 and 2 registered, the operator running in
+/// this process until `stop`.
+struct Running {
+    sim: Sim,
+    clients: Vec<Client>,
+    operator: Operator,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Running {
+    async fn start() -> Running {
+        let sim = tokio::time::timeout(
+            Duration::from_secs(120),
+            SimBuilder::new()
+                .clusters(3)
+                .cass_operator(true)
+                .dc_ready_after(Duration::from_secs(1))
+                .crd_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+                .crd_dir(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../shared/compat/crds/cass-operator"
+                ))
+                .start(),
+        )
+        .await
+        .expect("kube-sim starts in time")
+        .expect("kube-sim starts");
+        let mut clients = Vec::new();
+        for index in 0..3 {
+            let client = sim.client(index).await.expect("client");
+            let namespace = serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}
+            });
+            apply(&Api::<Namespace>::all(client.clone()), NS, namespace).await;
+            clients.push(client);
+        }
+        let hub = &clients[0];
+        for index in [1, 2] {
+            let context = sim.context_name(index);
+            let kubeconfig = format!("{context}-config");
+            put_secret(
+                hub,
+                &kubeconfig,
+                &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+            )
+            .await;
+            put_client_config(hub, &context, &context, &kubeconfig).await;
+        }
+        let mut settings =
+            Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
+        settings.operator_namespace = NS.to_string();
+        settings.regions.probe_interval = Duration::from_secs(1);
+        settings.regions.request_timeout = Duration::from_secs(2);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let operator = Operator::start(
+            &settings,
+            hub.clone(),
+            shutdown_on(async move {
+                let _ = stopped.await;
+            }),
+        );
+
+        Running {
+            sim,
+            clients,
+            operator,
+            stop,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        bounded("operator stops", self.operator.run_until(async {})).await;
+    }
+}
+
 async fn superuser_secret_first() {
-    let sim = tokio::time::timeout(
-        Duration::from_secs(120),
-        SimBuilder::new()
-            .clusters(3)
-            .cass_operator(true)
-            .dc_ready_after(Duration::from_secs(1))
-            .crd_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
-            .crd_dir(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../shared/compat/crds/cass-operator"
-            ))
-            .start(),
-    )
-    .await
-    .expect("kube-sim starts in time")
-    .expect("kube-sim starts");
-    let mut clients = Vec::new();
-    for index in 0..3 {
-        let client = sim.client(index).await.expect("client");
-        apply(
-            &Api::<Namespace>::all(client.clone()),
-            NS,
-            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        )
-        .await;
-        clients.push(client);
-    }
-    let (hub, region1, region2) = (&clients[0], &clients[1], &clients[2]);
-    for index in [1, 2] {
-        let context = sim.context_name(index);
-        let kubeconfig = format!("{context}-config");
-        put_secret(
-            hub,
-            &kubeconfig,
-            &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-        )
-        .await;
-        put_client_config(hub, &context, &context, &kubeconfig).await;
-    }
+    let running = Running::start().await;
+    let sim = &running.sim;
+    let (hub, region1, region2) = (
+        &running.clients[0],
+        &running.clients[1],
+        &running.clients[2],
+    );
     // Region 2 already has a Secret of that name that is not Federator's: its datacenter must
     // wait, and say why.
     apply(
@@ -159,20 +203,6 @@ async fn superuser_secret_first() {
             "data": {"password": "c29tZW9uZSBlbHNl"}}),
     )
     .await;
-
-    let mut settings =
-        Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
-    settings.operator_namespace = NS.to_string();
-    settings.regions.probe_interval = Duration::from_secs(1);
-    settings.regions.request_timeout = Duration::from_secs(2);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = Operator::start(
-        &settings,
-        hub.clone(),
-        shutdown_on(async move {
-            let _ = stopped.await;
-        }),
-    );
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     apply(
@@ -282,6 +312,78 @@ async fn superuser_secret_first() {
     )
     .await;
 
-    let _ = stop.send(());
-    bounded("operator stops", operator.run_until(async {})).await;
+    running.stop().await;
+}
+
+#[test]
+fn an_orphaned_cluster_leaves_its_datacenters_their_superuser_secret() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(orphaned_cluster());
+}
+
+async fn orphaned_cluster() {
+    let running = Running::start().await;
+    let sim = &running.sim;
+    let (hub, region1) = (&running.clients[0], &running.clients[1]);
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply(
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2)),
+    )
+    .await;
+    wait_for("dc2 created in region 1", Duration::from_secs(40), || {
+        datacenter(region1, "dc2")
+    })
+    .await;
+    let generated = secret(hub, SUPERUSER).await.expect("superuser Secret");
+
+    bounded(
+        "annotate the cluster orphan",
+        clusters.patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                "federator.k8ssandra.io/orphan": "true"
+            }}})),
+        ),
+    )
+    .await
+    .expect("annotate the K8ssandraCluster");
+    bounded(
+        "delete the cluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete the K8ssandraCluster");
+    let replicated = Api::<ReplicatedSecret>::namespaced(hub.clone(), NS);
+    wait_for(
+        "the cluster and its ReplicatedSecret gone",
+        WAIT,
+        || async {
+            let cluster_gone = bounded("get", clusters.get_opt(CLUSTER))
+                .await
+                .expect("get K8ssandraCluster")
+                .is_none();
+            let replicated_gone = bounded("get", replicated.get_opt(CLUSTER))
+                .await
+                .expect("get ReplicatedSecret")
+                .is_none();
+            (cluster_gone && replicated_gone).then_some(())
+        },
+    )
+    .await;
+    // The datacenters left behind keep their credentials, in the hub and in the region.
+    assert!(datacenter(hub, "dc1").await.is_some());
+    assert!(datacenter(region1, "dc2").await.is_some());
+    let kept = secret(hub, SUPERUSER)
+        .await
+        .expect("the hub's Secret is kept");
+    assert_eq!(kept.data, generated.data);
+    let copy = secret(region1, SUPERUSER)
+        .await
+        .expect("the region's copy is kept");
+    assert_eq!(copy.data, generated.data);
+    running.stop().await;
 }

@@ -305,11 +305,20 @@ async fn ensure_superuser(
     .map_err(|e| context("labelling", e))
 }
 
-/// Marks the cluster's ReplicatedSecret to leave its copies when it is deleted (the
-/// K8ssandraCluster is deleted with `federator.k8ssandra.io/orphan: "true"`: the datacenters
-/// left in the regions still need their superuser Secret).
+/// The K8ssandraCluster is deleted with `federator.k8ssandra.io/orphan: "true"`: the datacenters
+/// left behind still need their superuser Secret. The generated one loses its ownerReference
+/// (garbage collection would delete it), and the ReplicatedSecret is marked to leave its copies.
 pub async fn orphan_copies(hub: &kube::Client, k8c: &K8ssandraCluster) -> Result<(), String> {
     let namespace = k8c.namespace().unwrap_or_default();
+    if let (Some(cassandra), Ok(cluster_plan)) =
+        (k8c.spec.cassandra.as_ref(), super::plan::plan(k8c))
+    {
+        let named = cassandra.superuser_secret_ref.is_some();
+        if !named {
+            let name = default_superuser_secret_name(&cluster_plan.cassandra_cluster_name);
+            release_secret(hub, k8c, &namespace, &name).await?;
+        }
+    }
     let api: Api<ReplicatedSecret> = Api::namespaced(hub.clone(), &namespace);
     let patch = serde_json::json!({"metadata": {"annotations": {ORPHAN_ANNOTATION: "true"}}});
     match api
@@ -327,6 +336,32 @@ pub async fn orphan_copies(hub: &kube::Client, k8c: &K8ssandraCluster) -> Result
             k8c.name_any()
         )),
     }
+}
+
+/// Drops `k8c`'s ownerReference from Secret `name`, if it has it.
+async fn release_secret(
+    hub: &kube::Client,
+    k8c: &K8ssandraCluster,
+    namespace: &str,
+    name: &str,
+) -> Result<(), String> {
+    let api: Api<Secret> = Api::namespaced(hub.clone(), namespace);
+    let failed =
+        |error: kube::Error| format!("keeping superuser Secret {namespace}/{name}: {error}");
+    let Some(secret) = api.get_opt(name).await.map_err(failed)? else {
+        return Ok(());
+    };
+    let uid = k8c.uid().unwrap_or_default();
+    let owners = secret.metadata.owner_references.clone().unwrap_or_default();
+    if !owners.iter().any(|o| o.uid == uid) {
+        return Ok(());
+    }
+    let remaining: Vec<_> = owners.into_iter().filter(|o| o.uid != uid).collect();
+    let patch = serde_json::json!({"metadata": {"ownerReferences": remaining}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(failed)
 }
 
 #[cfg(test)]
