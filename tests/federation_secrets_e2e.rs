@@ -288,6 +288,29 @@ async fn superuser_secret_first() {
     let later = secret(hub, SUPERUSER).await.expect("superuser Secret");
     assert_eq!(later.data, generated.data, "the password is generated once");
 
+    // Steady state: the cluster's reconciles (every 5 s while its datacenters settle, then
+    // every 30 s) rewrite neither the Secret, nor its copies, nor the ReplicatedSecret.
+    let replicated = Api::<ReplicatedSecret>::namespaced(hub.clone(), NS);
+    let versions = || async {
+        let mut versions = Vec::new();
+        for client in [hub, region1, region2] {
+            let found = secret(client, SUPERUSER).await.expect("Secret");
+            versions.push(found.metadata.resource_version);
+        }
+        let rs = bounded("get", replicated.get(CLUSTER))
+            .await
+            .expect("get ReplicatedSecret");
+        versions.push(rs.metadata.resource_version);
+        versions
+    };
+    let before = versions().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        before,
+        versions().await,
+        "nothing is written at steady state"
+    );
+
     // Deleting the cluster removes the Secret, the ReplicatedSecret and the copies.
     bounded(
         "delete the cluster",
@@ -295,7 +318,6 @@ async fn superuser_secret_first() {
     )
     .await
     .expect("delete the K8ssandraCluster");
-    let replicated = Api::<ReplicatedSecret>::namespaced(hub.clone(), NS);
     wait_for(
         "secrets gone everywhere",
         Duration::from_secs(40),

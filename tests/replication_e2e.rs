@@ -440,6 +440,22 @@ async fn follow_and_prune() {
         "repaired in {:?}",
         started.elapsed()
     );
+    // So is a copy deleted by hand.
+    bounded(
+        "delete a copy",
+        running
+            .secrets(1, NS)
+            .delete("s2", &DeleteParams::default()),
+    )
+    .await
+    .expect("delete a copy");
+    let started = std::time::Instant::now();
+    wait_for_copy(&running, 1, NS, "s2", &s2_v1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "re-created in {:?}",
+        started.elapsed()
+    );
 
     // Steady state: nothing is written, and transition times stay.
     tokio::time::sleep(Duration::from_secs(2)).await;
