@@ -80,6 +80,12 @@ impl Operator {
                     settings.watch_namespaces.clone(),
                     shutdown.clone(),
                 ));
+                controllers.spawn(crate::replication::controller::run(
+                    hub.clone(),
+                    registry.clone(),
+                    settings.watch_namespaces.clone(),
+                    shutdown.clone(),
+                ));
                 Some(registry)
             }
             // Only the controllers of objects that live in the region (Stargate, Reaper,

@@ -90,6 +90,10 @@ pub struct ReplicationCondition {
     /// Context of the target cluster ("" for the local cluster).
     #[serde(default)]
     pub cluster: String,
+    /// Namespace of the target (Federator's own: one condition per target, and a cluster may
+    /// be the target of several namespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     #[serde(rename = "type", default)]
     pub type_: String,
     /// "True", "False" or "Unknown".

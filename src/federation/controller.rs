@@ -230,7 +230,9 @@ async fn apply_cluster(
         }
     };
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
-    let observed = observe(context, &cluster_plan, previous, adopt).await;
+    let secrets = super::secrets::reconcile(&context.hub, k8c, &cluster_plan).await;
+    let mut observed = observe(context, &cluster_plan, previous, adopt).await;
+    observed.secrets_pending = secrets.pending;
     let actions = decide(&cluster_plan, &observed);
     // Seeds before creating: a datacenter created now finds the other regions' seeds at its
     // first start. Seeds of existing datacenters are refreshed after the updates, which then
@@ -262,6 +264,7 @@ async fn apply_cluster(
             _ => None,
         })
         .chain(seed_errors)
+        .chain(secrets.errors)
         .collect();
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
     let status = cluster_status(
@@ -827,6 +830,14 @@ async fn cleanup_cluster(
     let namespace = k8c.namespace().unwrap_or_default();
     let name = k8c.name_any();
     if annotation_is_true(k8c, ORPHAN_ANNOTATION) {
+        // The datacenters left behind keep their secrets: the ReplicatedSecret leaves its copies.
+        super::secrets::orphan_copies(&context.hub, k8c)
+            .await
+            .map_err(|pending| ReconcileError::CleanupPending {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                pending,
+            })?;
         info!(k8ssandra_cluster = %name, namespace = %namespace, "orphan annotation: remote datacenters left in place");
         return Ok(Action::await_change());
     }

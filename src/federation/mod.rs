@@ -28,6 +28,7 @@ pub mod notices;
 pub mod observed;
 pub mod plan;
 pub mod rollout;
+pub mod secrets;
 pub mod seeds;
 pub mod status;
 pub mod watches;

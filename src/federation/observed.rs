@@ -111,6 +111,9 @@ pub struct ObservedCluster {
     /// Datacenters this cluster has had (keys of the previous `status.datacenters`): tells a
     /// CassandraDatacenter deleted by hand (re-created) from a datacenter added to the spec.
     pub known: BTreeSet<String>,
+    /// Datacenters whose secrets are not in their region yet, with what is awaited
+    /// ([`super::secrets`]): they are not created until the secrets are there.
+    pub secrets_pending: BTreeMap<String, String>,
 }
 
 impl ObservedCluster {
@@ -123,7 +126,11 @@ impl ObservedCluster {
             .and_then(|s| s.datacenters.as_ref())
             .map(|dcs| dcs.keys().cloned().collect())
             .unwrap_or_default();
-        ObservedCluster { datacenters, known }
+        ObservedCluster {
+            datacenters,
+            known,
+            secrets_pending: BTreeMap::new(),
+        }
     }
 
     pub fn get(&self, datacenter: &str) -> Option<&ObservedDatacenter> {

@@ -5,6 +5,7 @@
 //!   spec order exists and is Ready, and every existing datacenter is Ready: a new cluster
 //!   bootstraps one datacenter after another, and a datacenter added later waits for the
 //!   existing ones (Cassandra streams from them).
+//! - A datacenter that may be created waits until its secrets are in its region.
 //! - A datacenter that exists gets the desired spec at once, whatever the others do: spec
 //!   changes go to all regions together.
 //! - A datacenter taken out of the spec is deleted, annotated to decommission first; one at a
@@ -82,6 +83,8 @@ pub enum WaitReason {
     Deleting,
     /// Removals go one at a time; this one is next after `behind`.
     RemovalQueued { behind: String },
+    /// Created once its secrets are replicated to its region; `detail` says what is awaited.
+    SecretsNotReplicated { detail: String },
 }
 
 impl fmt::Display for WaitReason {
@@ -98,6 +101,7 @@ impl fmt::Display for WaitReason {
             WaitReason::RemovalQueued { behind } => {
                 write!(f, "removed after datacenter {behind}")
             }
+            WaitReason::SecretsNotReplicated { detail } => write!(f, "{detail}"),
         }
     }
 }
@@ -206,7 +210,12 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
                 }
                 None => match creation_blocker(plan, observed, index) {
                     Some(wait) => Decision::Wait(wait),
-                    None => Decision::Create,
+                    None => match observed.secrets_pending.get(&dc.name) {
+                        Some(detail) => Decision::Wait(WaitReason::SecretsNotReplicated {
+                            detail: detail.clone(),
+                        }),
+                        None => Decision::Create,
+                    },
                 },
             },
         };

@@ -20,6 +20,7 @@
 //! | Progressing | True | `CreatingDatacenters` | datacenters are being created, one after another |
 //! | Progressing | True | `UpdatingDatacenters` | cass-operator is applying a change (Ready comes back when done) |
 //! | Progressing | True | `WaitingForDatacenter` | a datacenter waits for another to be Ready (bootstrap order) |
+//! | Progressing | True | `WaitingForSecrets` | a datacenter is created once its secrets (superuser) are replicated to its region; see the ReplicatedSecret of the same name |
 //! | Progressing | False | `Reconciled` | nothing is in progress |
 //! | Progressing | False | `Blocked` | the remaining work needs a fix; see Degraded |
 //! | Degraded | True | `InvalidSpec` | the spec cannot be planned: fix the field `status.error` names |
@@ -52,7 +53,7 @@ use crate::api::shared::{
 
 use super::observed::{ObservedCluster, RemoteState};
 use super::plan::{ClusterPlan, PlanError};
-use super::rollout::{Actions, BlockReason, Decision};
+use super::rollout::{Actions, BlockReason, Decision, WaitReason};
 
 pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_PROGRESSING: &str = "Progressing";
@@ -70,6 +71,7 @@ pub const REASON_DECOMMISSIONING: &str = "Decommissioning";
 pub const REASON_CREATING: &str = "CreatingDatacenters";
 pub const REASON_UPDATING: &str = "UpdatingDatacenters";
 pub const REASON_WAITING: &str = "WaitingForDatacenter";
+pub const REASON_WAITING_FOR_SECRETS: &str = "WaitingForSecrets";
 pub const REASON_RECONCILED: &str = "Reconciled";
 pub const REASON_BLOCKED: &str = "Blocked";
 pub const REASON_ADDED_AND_REMOVED: &str = "DatacentersAddedAndRemoved";
@@ -480,6 +482,7 @@ fn progressing(
     let mut creating = Vec::new();
     let mut updating = Vec::new();
     let mut waiting = Vec::new();
+    let mut waiting_secrets = Vec::new();
     for decision in &actions.decisions {
         let name = &decision.datacenter;
         let in_plan = plan.datacenter(name).is_some();
@@ -488,6 +491,9 @@ fn progressing(
             Decision::Delete { .. } => deleting.push(format!("{name}: deleting")),
             Decision::Wait(wait) if !in_plan => deleting.push(format!("{name}: {wait}")),
             Decision::Create => creating.push(format!("{name}: creating")),
+            Decision::Wait(wait @ WaitReason::SecretsNotReplicated { .. }) => {
+                waiting_secrets.push(format!("{name}: {wait}"))
+            }
             Decision::Wait(wait) => waiting.push(format!("{name}: {wait}")),
             Decision::Update if !state.is_some_and(RemoteState::is_ready) => {
                 let what = state
@@ -515,6 +521,7 @@ fn progressing(
         (REASON_CREATING, creating),
         (REASON_UPDATING, updating),
         (REASON_WAITING, waiting),
+        (REASON_WAITING_FOR_SECRETS, waiting_secrets),
     ];
     let active: Vec<&(&str, Vec<String>)> = groups
         .iter()

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::ResourceInfo;
+use crate::error::{ApiError, ApiResult, Cause};
 
 #[allow(clippy::too_many_arguments)]
 fn builtin(
@@ -29,6 +30,61 @@ fn builtin(
     }
 }
 
+/// What the API server's Secret strategy does on every write: `stringData` is merged into
+/// `data` (base64, `stringData` wins) and never stored; an `immutable: true` Secret refuses any
+/// change to `data` or to `immutable`.
+pub struct SecretAdmission;
+
+impl super::Admission for SecretAdmission {
+    fn admit(&self, obj: &mut Value, old: Option<&Value>, _strict: bool) -> ApiResult<Vec<String>> {
+        use base64::Engine as _;
+        if let Some(map) = obj.as_object_mut()
+            && let Some(string_data) = map.remove("stringData")
+            && let Value::Object(entries) = string_data
+        {
+            let data = map.entry("data").or_insert_with(|| json!({}));
+            if !data.is_object() {
+                *data = json!({});
+            }
+            if let Value::Object(data) = data {
+                for (key, value) in entries {
+                    let text = value.as_str().unwrap_or_default();
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+                    data.insert(key, Value::String(encoded));
+                }
+            }
+        }
+        let Some(old) = old.filter(|old| old.get("immutable") == Some(&Value::Bool(true))) else {
+            return Ok(Vec::new());
+        };
+        let empty = json!({});
+        let data_of = |object: &Value| object.get("data").cloned().unwrap_or(empty.clone());
+        let mut causes = Vec::new();
+        if data_of(obj) != data_of(old) {
+            causes.push(immutable_cause("data"));
+        }
+        if obj.get("immutable") != old.get("immutable") {
+            causes.push(immutable_cause("immutable"));
+        }
+        if causes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        Err(ApiError::invalid("", "Secret", name, causes))
+    }
+}
+
+fn immutable_cause(field: &str) -> Cause {
+    Cause {
+        reason: "FieldValueForbidden".into(),
+        message: "Forbidden: field is immutable when `immutable` is set".into(),
+        field: field.into(),
+    }
+}
+
 /// The built-in resources every simulated cluster serves.
 pub fn builtin_resources() -> Vec<ResourceInfo> {
     vec![
@@ -41,7 +97,10 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             false,
             true,
         ),
-        builtin("", "v1", "secrets", "secret", "Secret", true, false),
+        ResourceInfo {
+            admission: Some(std::sync::Arc::new(SecretAdmission)),
+            ..builtin("", "v1", "secrets", "secret", "Secret", true, false)
+        },
         builtin(
             "",
             "v1",

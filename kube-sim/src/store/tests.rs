@@ -2322,6 +2322,73 @@ async fn service_account_token_secrets_get_a_token() {
 }
 
 #[test]
+fn secrets_store_string_data_as_data_and_immutable_ones_refuse_changes() {
+    let store = store();
+    let secrets = builtin(&store, "", "secrets");
+    let created = create(
+        &store,
+        &secrets,
+        "default",
+        json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"b": "pw"}}),
+    );
+    assert_eq!(created["data"], json!({"a": "eA==", "b": "cHc="}));
+    assert!(
+        created.get("stringData").is_none(),
+        "stringData is never stored"
+    );
+
+    // stringData wins over data for the same key.
+    let patched = store
+        .patch(
+            &secrets,
+            Some("default"),
+            "s",
+            PatchType::Merge,
+            br#"{"data": {"b": "eHg="}, "stringData": {"b": "new"}, "immutable": true}"#,
+            &manager("test"),
+        )
+        .expect("patch")
+        .object;
+    assert_eq!(patched["data"]["b"], json!("bmV3"));
+
+    // Now immutable: data and immutable cannot change, metadata can.
+    let e = err(store.patch(
+        &secrets,
+        Some("default"),
+        "s",
+        PatchType::Merge,
+        br#"{"stringData": {"b": "other"}}"#,
+        &manager("test"),
+    ));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            422,
+            "Secret \"s\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+        )
+    );
+    let e = err(store.patch(
+        &secrets,
+        Some("default"),
+        "s",
+        PatchType::Merge,
+        br#"{"immutable": false}"#,
+        &manager("test"),
+    ));
+    assert_eq!(e.code, 422);
+    store
+        .patch(
+            &secrets,
+            Some("default"),
+            "s",
+            PatchType::Merge,
+            br#"{"metadata": {"labels": {"x": "y"}}}"#,
+            &manager("test"),
+        )
+        .expect("metadata of an immutable Secret can change");
+}
+
+#[test]
 fn a_map_key_no_longer_applied_goes_with_everything_under_it() {
     let (store, widgets) = store_with_widgets();
     let with = |dcs: Value| {

@@ -79,6 +79,7 @@ fn observed(entries: Vec<(String, ObservedDatacenter)>, known: &[&str]) -> Obser
     ObservedCluster {
         datacenters: entries.into_iter().collect::<BTreeMap<_, _>>(),
         known: known.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,411 @@
+//! Secrets of a K8ssandraCluster end to end, in process, against three kube-sim clusters with the
+//! cass-operator stand-in: the generated superuser Secret is replicated to every datacenter's
+//! region before the datacenter is created there, every CassandraDatacenter references it, its
+//! password never changes, and deleting the cluster removes it and its copies.
+
+mod clusters_support;
+
+use std::future::Future;
+use std::time::Duration;
+
+use clusters_support::{NS, put_client_config, put_secret};
+use federator::api::cassdc::CassandraDatacenter;
+use federator::api::k8ssandra_cluster::K8ssandraCluster;
+use federator::api::replicated_secret::ReplicatedSecret;
+use federator::operator::{Operator, shutdown_on};
+use federator::settings::{Overrides, Settings};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, Client};
+use kube_sim::{Sim, SimBuilder};
+
+const TEST_MANAGER: &str = "federation-secrets-e2e";
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(20);
+const CLUSTER: &str = "demo";
+const SUPERUSER: &str = "demo-superuser";
+
+async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
+}
+
+async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    bounded(
+        "apply",
+        api.patch(
+            name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&object),
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+}
+
+async fn wait_for<T, Fut>(what: &str, limit: Duration, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    tokio::time::timeout(limit, async {
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+async fn secret(client: &Client, name: &str) -> Option<Secret> {
+    bounded(
+        "get Secret",
+        Api::<Secret>::namespaced(client.clone(), NS).get_opt(name),
+    )
+    .await
+    .expect("get Secret")
+}
+
+async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> {
+    bounded(
+        "get CassandraDatacenter",
+        Api::<CassandraDatacenter>::namespaced(client.clone(), NS).get_opt(name),
+    )
+    .await
+    .expect("get CassandraDatacenter")
+}
+
+fn k8ssandra_cluster(region1: &str, region2: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "k8ssandra.io/v1alpha1",
+        "kind": "K8ssandraCluster",
+        "metadata": {"name": CLUSTER, "namespace": NS},
+        "spec": {"cassandra": {
+            "serverVersion": "4.1.5",
+            "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                "storageClassName": "standard",
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "5Gi"}}
+            }},
+            "datacenters": [
+                {"metadata": {"name": "dc1"}, "size": 1},
+                {"metadata": {"name": "dc2"}, "k8sContext": region1, "size": 1},
+                {"metadata": {"name": "dc3"}, "k8sContext": region2, "size": 1}
+            ]
+        }}
+    })
+}
+
+#[test]
+fn the_superuser_secret_reaches_every_region_before_its_datacenter() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(superuser_secret_first());
+}
+
+/// kube-sim with the cass-operator stand-in, regions 1 and 2 registered, the operator running in
+/// this process until `stop`.
+struct Running {
+    sim: Sim,
+    clients: Vec<Client>,
+    operator: Operator,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Running {
+    async fn start() -> Running {
+        let sim = tokio::time::timeout(
+            Duration::from_secs(120),
+            SimBuilder::new()
+                .clusters(3)
+                .cass_operator(true)
+                .dc_ready_after(Duration::from_secs(1))
+                .crd_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
+                .crd_dir(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../shared/compat/crds/cass-operator"
+                ))
+                .start(),
+        )
+        .await
+        .expect("kube-sim starts in time")
+        .expect("kube-sim starts");
+        let mut clients = Vec::new();
+        for index in 0..3 {
+            let client = sim.client(index).await.expect("client");
+            let namespace = serde_json::json!({
+                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}
+            });
+            apply(&Api::<Namespace>::all(client.clone()), NS, namespace).await;
+            clients.push(client);
+        }
+        let hub = &clients[0];
+        for index in [1, 2] {
+            let context = sim.context_name(index);
+            let kubeconfig = format!("{context}-config");
+            put_secret(
+                hub,
+                &kubeconfig,
+                &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+            )
+            .await;
+            put_client_config(hub, &context, &context, &kubeconfig).await;
+        }
+        let mut settings =
+            Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
+        settings.operator_namespace = NS.to_string();
+        settings.regions.probe_interval = Duration::from_secs(1);
+        settings.regions.request_timeout = Duration::from_secs(2);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let operator = Operator::start(
+            &settings,
+            hub.clone(),
+            shutdown_on(async move {
+                let _ = stopped.await;
+            }),
+        );
+
+        Running {
+            sim,
+            clients,
+            operator,
+            stop,
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        bounded("operator stops", self.operator.run_until(async {})).await;
+    }
+}
+
+async fn superuser_secret_first() {
+    let running = Running::start().await;
+    let sim = &running.sim;
+    let (hub, region1, region2) = (
+        &running.clients[0],
+        &running.clients[1],
+        &running.clients[2],
+    );
+    // Region 2 already has a Secret of that name that is not Federator's: its datacenter must
+    // wait, and say why.
+    apply(
+        &Api::<Secret>::namespaced(region2.clone(), NS),
+        SUPERUSER,
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": SUPERUSER, "namespace": NS},
+            "data": {"password": "c29tZW9uZSBlbHNl"}}),
+    )
+    .await;
+
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply(
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2)),
+    )
+    .await;
+
+    // The generated superuser Secret: username = the cluster name, a long random password.
+    let generated = wait_for("the superuser Secret in the hub", WAIT, || {
+        secret(hub, SUPERUSER)
+    })
+    .await;
+    let data = generated.data.clone().expect("data");
+    assert_eq!(data["username"].0, b"demo");
+    assert!(data["password"].0.len() >= 20);
+
+    // dc2 never exists in region 1 without the copy of the Secret.
+    wait_for(
+        "dc2 created in region 1",
+        Duration::from_secs(40),
+        || async {
+            let dc2 = datacenter(region1, "dc2").await?;
+            let copy = secret(region1, SUPERUSER).await;
+            assert!(
+                copy.is_some(),
+                "dc2 exists in region 1 before its superuser Secret"
+            );
+            assert_eq!(
+                copy.and_then(|c| c.data),
+                generated.data,
+                "the copy holds the generated credentials"
+            );
+            Some(dc2)
+        },
+    )
+    .await;
+
+    // dc3 waits while region 2's Secret is someone else's, and the cluster's status says so.
+    wait_for("dc2 Ready", Duration::from_secs(30), || async {
+        datacenter(region1, "dc2").await.filter(|dc| dc.is_ready())
+    })
+    .await;
+    let message = wait_for("Progressing WaitingForSecrets", WAIT, || async {
+        let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
+        status
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing" && c.reason == "WaitingForSecrets")
+            .map(|c| c.message)
+    })
+    .await;
+    assert!(
+        message.contains("dc3") && message.contains(SUPERUSER),
+        "{message}"
+    );
+    assert!(
+        message.contains("not overwritten"),
+        "the conflict is named: {message}"
+    );
+    assert!(datacenter(region2, "dc3").await.is_none());
+
+    // Once it is removed, the copy is made and dc3 follows.
+    bounded(
+        "delete their Secret",
+        Api::<Secret>::namespaced(region2.clone(), NS).delete(SUPERUSER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete their Secret");
+    wait_for("dc3 created in region 2", WAIT, || async {
+        let dc3 = datacenter(region2, "dc3").await?;
+        assert!(secret(region2, SUPERUSER).await.is_some());
+        Some(dc3)
+    })
+    .await;
+
+    // Every datacenter references it, and the password never changed.
+    for (client, name) in [(hub, "dc1"), (region1, "dc2"), (region2, "dc3")] {
+        let dc = datacenter(client, name).await.expect("datacenter");
+        assert_eq!(dc.spec.superuser_secret_name.as_deref(), Some(SUPERUSER));
+    }
+    let later = secret(hub, SUPERUSER).await.expect("superuser Secret");
+    assert_eq!(later.data, generated.data, "the password is generated once");
+
+    // Steady state: the cluster's reconciles (every 5 s while its datacenters settle, then
+    // every 30 s) rewrite neither the Secret, nor its copies, nor the ReplicatedSecret.
+    let replicated = Api::<ReplicatedSecret>::namespaced(hub.clone(), NS);
+    let versions = || async {
+        let mut versions = Vec::new();
+        for client in [hub, region1, region2] {
+            let found = secret(client, SUPERUSER).await.expect("Secret");
+            versions.push(found.metadata.resource_version);
+        }
+        let rs = bounded("get", replicated.get(CLUSTER))
+            .await
+            .expect("get ReplicatedSecret");
+        versions.push(rs.metadata.resource_version);
+        versions
+    };
+    let before = versions().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        before,
+        versions().await,
+        "nothing is written at steady state"
+    );
+
+    // Deleting the cluster removes the Secret, the ReplicatedSecret and the copies.
+    bounded(
+        "delete the cluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete the K8ssandraCluster");
+    wait_for(
+        "secrets gone everywhere",
+        Duration::from_secs(40),
+        || async {
+            let gone = secret(hub, SUPERUSER).await.is_none()
+                && secret(region1, SUPERUSER).await.is_none()
+                && secret(region2, SUPERUSER).await.is_none()
+                && bounded("get", replicated.get_opt(CLUSTER))
+                    .await
+                    .expect("get ReplicatedSecret")
+                    .is_none();
+            gone.then_some(())
+        },
+    )
+    .await;
+
+    running.stop().await;
+}
+
+#[test]
+fn an_orphaned_cluster_leaves_its_datacenters_their_superuser_secret() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(orphaned_cluster());
+}
+
+async fn orphaned_cluster() {
+    let running = Running::start().await;
+    let sim = &running.sim;
+    let (hub, region1) = (&running.clients[0], &running.clients[1]);
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply(
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2)),
+    )
+    .await;
+    wait_for("dc2 created in region 1", Duration::from_secs(40), || {
+        datacenter(region1, "dc2")
+    })
+    .await;
+    let generated = secret(hub, SUPERUSER).await.expect("superuser Secret");
+
+    bounded(
+        "annotate the cluster orphan",
+        clusters.patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {
+                "federator.k8ssandra.io/orphan": "true"
+            }}})),
+        ),
+    )
+    .await
+    .expect("annotate the K8ssandraCluster");
+    bounded(
+        "delete the cluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete the K8ssandraCluster");
+    let replicated = Api::<ReplicatedSecret>::namespaced(hub.clone(), NS);
+    wait_for(
+        "the cluster and its ReplicatedSecret gone",
+        WAIT,
+        || async {
+            let cluster_gone = bounded("get", clusters.get_opt(CLUSTER))
+                .await
+                .expect("get K8ssandraCluster")
+                .is_none();
+            let replicated_gone = bounded("get", replicated.get_opt(CLUSTER))
+                .await
+                .expect("get ReplicatedSecret")
+                .is_none();
+            (cluster_gone && replicated_gone).then_some(())
+        },
+    )
+    .await;
+    // The datacenters left behind keep their credentials, in the hub and in the region.
+    assert!(datacenter(hub, "dc1").await.is_some());
+    assert!(datacenter(region1, "dc2").await.is_some());
+    let kept = secret(hub, SUPERUSER)
+        .await
+        .expect("the hub's Secret is kept");
+    assert_eq!(kept.data, generated.data);
+    let copy = secret(region1, SUPERUSER)
+        .await
+        .expect("the region's copy is kept");
+    assert_eq!(copy.data, generated.data);
+    running.stop().await;
+}
