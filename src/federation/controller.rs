@@ -207,16 +207,25 @@ async fn apply_cluster(
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
     let observed = observe(context, &cluster_plan, previous, adopt).await;
     let actions = decide(&cluster_plan, &observed);
-    let errors = act(context, &cluster_plan, &actions).await;
+    let mut errors = act(context, &cluster_plan, &actions).await;
+    let components =
+        super::components::reconcile(&context.registry, k8c, &cluster_plan, &observed).await;
+    errors.extend(components.errors.iter().cloned());
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
-    let status = cluster_status(
+    let mut status = cluster_status(
         &input(error_text.as_deref()),
         &cluster_plan,
         &observed,
         &actions,
     );
+    components.fill_status(&mut status, k8c.metadata.generation, Time(Timestamp::now()));
     write_status(api, k8c, status).await?;
-    Ok(Action::requeue(next_look(&observed, &actions, &errors)))
+    let next = next_look(&observed, &actions, &errors);
+    Ok(Action::requeue(if components.settled {
+        next
+    } else {
+        PROGRESSING_REQUEUE
+    }))
 }
 
 fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -> Duration {
@@ -588,6 +597,9 @@ async fn cleanup_region(
         Err(RegionError::UnknownContext { .. }) if !used => return None,
         Err(error) => return Some(format!("region {region:?} cannot be reached: {error}")),
     };
+    if let Err(error) = super::components::delete_all(&client, selector).await {
+        return Some(format!("region {region:?}: {error}"));
+    }
     let api: Api<CassandraDatacenter> = Api::all(client.clone());
     let remaining = match api.list(&ListParams::default().labels(selector)).await {
         Ok(list) => list.items,
