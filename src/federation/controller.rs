@@ -219,6 +219,9 @@ async fn apply_cluster(
         &actions,
     );
     components.fill_status(&mut status, k8c.metadata.generation, Time(Timestamp::now()));
+    if let Err(error) = super::components::clear_removed_entries(api, k8c, &status).await {
+        warn!(k8ssandra_cluster = %k8c.name_any(), error = %error, "clearing component status");
+    }
     write_status(api, k8c, status).await?;
     let next = next_look(&observed, &actions, &errors);
     Ok(Action::requeue(if components.settled {
