@@ -467,7 +467,7 @@ pub fn status(
             now.clone(),
         )
     };
-    let status = match outcome {
+    match outcome {
         Err(waiting) => {
             let reason = match waiting {
                 Waiting::NoDatacenterRef => "InvalidSpec",
@@ -519,8 +519,7 @@ pub fn status(
                 observed_generation: stargate.metadata.generation,
             }
         }
-    };
-    status
+    }
 }
 
 #[cfg(test)]
