@@ -668,6 +668,26 @@ async fn data_plane_alone() {
             .await
             .is_some()
     );
+    // The progress is told as Events on the Stargate.
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS);
+    wait_for(
+        "a Running event on the Stargate",
+        Duration::from_secs(10),
+        || async {
+            let list = bounded("list events", events.list(&Default::default()))
+                .await
+                .ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("Running")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                            == Some("solo-stargate")
+                })
+                .then_some(())
+        },
+    )
+    .await;
     // Give a K8ssandraCluster controller, if one ran, time to act.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let k8c = bounded("get", clusters.get(CLUSTER))

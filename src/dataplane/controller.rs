@@ -25,6 +25,7 @@ use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::Reaper;
 use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
+use crate::events::{Events, Notice};
 use crate::operator::Shutdown;
 use crate::settings::{ImageSettings, Settings};
 
@@ -55,6 +56,8 @@ pub enum ComponentError {
 pub struct ComponentContext {
     pub client: kube::Client,
     pub images: ImageSettings,
+    pub stargate_events: Events,
+    pub reaper_events: Events,
 }
 
 /// Starts the Stargate and Reaper controllers on `client`'s cluster.
@@ -67,6 +70,8 @@ pub fn spawn(
     let context = Arc::new(ComponentContext {
         client: client.clone(),
         images: settings.images.clone(),
+        stargate_events: Events::new(client.clone(), STARGATE_FIELD_MANAGER),
+        reaper_events: Events::new(client.clone(), REAPER_FIELD_MANAGER),
     });
     controllers.spawn(run_stargates(
         Arc::clone(&context),
@@ -265,9 +270,91 @@ where
     Ok(())
 }
 
+/// Tells the people looking at a component what happened: a failure, or a new progress.
+async fn announce<K: Resource<DynamicType = ()>>(
+    events: &Events,
+    object: &K,
+    result: &Result<Action, ComponentError>,
+    progress: (Option<String>, Option<String>),
+) {
+    match result {
+        Err(error) => {
+            let notice = Notice::warning("ReconcileFailed", "Reconcile", error.to_string());
+            events.publish(object, &notice).await;
+        }
+        Ok(_) if progress.0 != progress.1 => {
+            if let Some(now) = progress.1 {
+                let notice = Notice::normal(&now, "Reconcile", format!("progress is now {now}"));
+                events.publish(object, &notice).await;
+            }
+        }
+        Ok(_) => {}
+    }
+}
+
 async fn reconcile_stargate(
     object: Arc<Stargate>,
     context: Arc<ComponentContext>,
+) -> Result<Action, ComponentError> {
+    let (result, progress) = reconcile_stargate_once(&object, &context).await;
+    let before = object
+        .status
+        .as_ref()
+        .and_then(|s| s.progress)
+        .map(|p| format!("{p:?}"));
+    announce(
+        &context.stargate_events,
+        object.as_ref(),
+        &result,
+        (before, progress),
+    )
+    .await;
+    result
+}
+
+async fn reconcile_reaper(
+    object: Arc<Reaper>,
+    context: Arc<ComponentContext>,
+) -> Result<Action, ComponentError> {
+    let (result, progress) = reconcile_reaper_once(&object, &context).await;
+    let before = object
+        .status
+        .as_ref()
+        .and_then(|s| s.progress)
+        .map(|p| format!("{p:?}"));
+    announce(
+        &context.reaper_events,
+        object.as_ref(),
+        &result,
+        (before, progress),
+    )
+    .await;
+    result
+}
+
+/// One reconcile, and the progress it wrote (None when it failed before).
+async fn reconcile_stargate_once(
+    object: &Stargate,
+    context: &ComponentContext,
+) -> (Result<Action, ComponentError>, Option<String>) {
+    let mut progress = None;
+    let result = reconcile_stargate_steps(object, context, &mut progress).await;
+    (result, progress)
+}
+
+async fn reconcile_reaper_once(
+    object: &Reaper,
+    context: &ComponentContext,
+) -> (Result<Action, ComponentError>, Option<String>) {
+    let mut progress = None;
+    let result = reconcile_reaper_steps(object, context, &mut progress).await;
+    (result, progress)
+}
+
+async fn reconcile_stargate_steps(
+    object: &Stargate,
+    context: &ComponentContext,
+    progress: &mut Option<String>,
 ) -> Result<Action, ComponentError> {
     const KIND: &str = "Stargate";
     let name = object.name_any();
@@ -300,14 +387,14 @@ async fn reconcile_stargate(
         .is_some_and(|p| p != StargateProgress::Pending);
     let now = Time(Timestamp::now());
     let status = match datacenter.map_err(Waiting::from) {
-        Err(waiting) => stargate::status(&object, Err(&waiting.into_stargate()), now),
+        Err(waiting) => stargate::status(object, Err(&waiting.into_stargate()), now),
         Ok(dc) if !dc.is_ready() && !deployed_before => stargate::status(
-            &object,
+            object,
             Err(&stargate::Waiting::DatacenterNotReady(dc.name_any())),
             now,
         ),
         Ok(dc) => {
-            let desired = stargate::deployments(&object, &dc, &context.images);
+            let desired = stargate::deployments(object, &dc, &context.images);
             let selector = format!("{}={name}", stargate::STARGATE_LABEL);
             let live = deployments
                 .list(&ListParams::default().labels(&selector))
@@ -318,7 +405,7 @@ async fn reconcile_stargate(
             converge_children(&deployments, STARGATE_FIELD_MANAGER, &uid, &desired, &live)
                 .await
                 .map_err(api_error("applying Deployments", KIND, &namespace, &name))?;
-            let service = stargate::service(&object, &dc);
+            let service = stargate::service(object, &dc);
             let live_service = services
                 .get_opt(&service.name_any())
                 .await
@@ -342,13 +429,14 @@ async fn reconcile_stargate(
             let names: Vec<String> = desired.iter().map(ResourceExt::name_any).collect();
             let service_name = service.name_any();
             stargate::status(
-                &object,
+                object,
                 Ok((&names, Some(service_name.as_str()), Rollout::of(&current))),
                 now,
             )
         }
     };
     let running = status.is_ready();
+    *progress = status.progress.map(|p| format!("{p:?}"));
     if object.status.as_ref() != Some(&status) {
         let value = serde_json::to_value(&status).map_err(|e| ComponentError::Api {
             action: "encoding the status".into(),
@@ -430,9 +518,10 @@ async fn find_datacenter(
     }
 }
 
-async fn reconcile_reaper(
-    object: Arc<Reaper>,
-    context: Arc<ComponentContext>,
+async fn reconcile_reaper_steps(
+    object: &Reaper,
+    context: &ComponentContext,
+    progress: &mut Option<String>,
 ) -> Result<Action, ComponentError> {
     const KIND: &str = "Reaper";
     let name = object.name_any();
@@ -463,9 +552,9 @@ async fn reconcile_reaper(
         .is_some_and(|p| p != crate::api::reaper::ReaperProgress::Pending);
     let now = Time(Timestamp::now());
     let status = match datacenter.map_err(Waiting::from) {
-        Err(waiting) => reaper::status(&object, Err(waiting.describe()), now),
+        Err(waiting) => reaper::status(object, Err(waiting.describe()), now),
         Ok(dc) if !dc.is_ready() && !deployed_before => reaper::status(
-            &object,
+            object,
             Err(format!(
                 "waiting for CassandraDatacenter {} to be Ready",
                 dc.name_any()
@@ -473,7 +562,7 @@ async fn reconcile_reaper(
             now,
         ),
         Ok(dc) => {
-            let desired = reaper::deployment(&object, &dc, &context.images);
+            let desired = reaper::deployment(object, &dc, &context.images);
             let live = deployments
                 .get_opt(&desired.name_any())
                 .await
@@ -486,7 +575,7 @@ async fn reconcile_reaper(
                     &namespace,
                     &name,
                 ))?;
-            let service = reaper::service(&object);
+            let service = reaper::service(object);
             let live_service = services
                 .get_opt(&service.name_any())
                 .await
@@ -500,10 +589,11 @@ async fn reconcile_reaper(
             .await
             .map_err(api_error("applying the Service", KIND, &namespace, &name))?;
             let current = live.as_ref().unwrap_or(&desired);
-            reaper::status(&object, Ok(Rollout::of(&[current])), now)
+            reaper::status(object, Ok(Rollout::of(&[current])), now)
         }
     };
     let running = status.is_ready();
+    *progress = status.progress.map(|p| format!("{p:?}"));
     if object.status.as_ref() != Some(&status) {
         let value = serde_json::to_value(&status).map_err(|e| ComponentError::Api {
             action: "encoding the status".into(),
