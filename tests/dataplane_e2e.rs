@@ -549,7 +549,7 @@ async fn two_regions_with_components() {
     .await;
 
     // Everything back, then the cluster deleted: every component goes with it.
-    apply(&clusters, CLUSTER, everything).await;
+    apply(&clusters, CLUSTER, everything.clone()).await;
     wait_for(
         "components back in both regions",
         Duration::from_secs(45),
@@ -564,6 +564,33 @@ async fn two_regions_with_components() {
         },
     )
     .await;
+
+    // A datacenter taken out of the spec takes its components with it; the other keeps its own.
+    let mut only_dc1 = everything.clone();
+    if let Some(datacenters) = only_dc1["spec"]["cassandra"]["datacenters"].as_array_mut() {
+        datacenters.truncate(1);
+    }
+    apply(&clusters, CLUSTER, only_dc1).await;
+    wait_for(
+        "dc2's components removed from region 2",
+        Duration::from_secs(45),
+        || async {
+            let objects = region_objects(&regions[1], "dc2").await;
+            let any = objects.stargate
+                || objects.stargate_deployment
+                || objects.reaper
+                || objects.reaper_deployment
+                || objects.service_monitors > 0;
+            (!any).then_some(())
+        },
+    )
+    .await;
+    let kept = region_objects(&regions[0], "dc1").await;
+    assert!(
+        kept.stargate && kept.reaper && kept.service_monitors == 2,
+        "dc1 keeps its components: {kept:?}"
+    );
+
     bounded(
         "delete K8ssandraCluster",
         clusters.delete(CLUSTER, &DeleteParams::default()),
@@ -584,7 +611,7 @@ async fn two_regions_with_components() {
     .await;
     for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
         wait_for(
-            "components and their workloads gone",
+            "components and their workloads gone after the deletion",
             Duration::from_secs(20),
             || async {
                 let objects = region_objects(region, dc).await;
