@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec,
+    Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    Condition, LabelSelector, LabelSelectorRequirement, Time,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
@@ -34,6 +37,8 @@ pub const STARGATE_LABEL: &str = "k8ssandra.io/stargate";
 pub const STARGATE_DEPLOYMENT_LABEL: &str = "k8ssandra.io/stargate-deployment";
 pub const COMPONENT_STARGATE: &str = "stargate";
 const CREATED_BY_VALUE: &str = "stargate-controller";
+/// cass-operator's label on every Cassandra pod: its rack.
+const CASSANDRA_RACK_LABEL: &str = "cassandra.datastax.com/rack";
 /// The condition k8ssandra-operator puts on a Stargate.
 pub const CONDITION_READY: &str = "Ready";
 /// Stargate's JVM heap when the template gives none (k8ssandra-operator's default).
@@ -201,6 +206,32 @@ fn resources(template: &StargateTemplate, heap_bytes: u64) -> ResourceRequiremen
     }
 }
 
+/// Keeps Stargate off the workers that run Cassandra pods (they carry cass-operator's rack
+/// label), unless `allowStargateOnDataNodes` says otherwise.
+fn default_affinity(template: &StargateTemplate) -> Option<Affinity> {
+    if template.allow_stargate_on_data_nodes == Some(true) {
+        return None;
+    }
+    Some(Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                label_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: CASSANDRA_RACK_LABEL.into(),
+                        operator: "Exists".into(),
+                        values: None,
+                    }]),
+                    ..LabelSelector::default()
+                }),
+                topology_key: "kubernetes.io/hostname".into(),
+                ..PodAffinityTerm::default()
+            }]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    })
+}
+
 fn port(name: &str, number: i32) -> ContainerPort {
     ContainerPort {
         name: Some(name.into()),
@@ -319,10 +350,10 @@ pub fn deployments(
                 )),
                 ..Container::default()
             };
-            let affinity = rack_template
-                .affinity
-                .clone()
-                .and_then(|a| serde_json::from_value(a).ok());
+            let affinity = match rack_template.affinity.clone() {
+                Some(own) => serde_json::from_value(own).ok(),
+                None => default_affinity(&rack_template),
+            };
             Deployment {
                 metadata: ObjectMeta {
                     name: Some(name.clone()),
@@ -678,6 +709,29 @@ mod tests {
             .and_then(|m| m.labels.clone())
             .expect("pod labels");
         assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+    }
+
+    #[test]
+    fn stargate_avoids_cassandra_workers_unless_allowed() {
+        let dc = datacenter(&[], "4.1.5");
+        let images = ImageSettings::default();
+        let affinity = |sg: &Stargate| {
+            deployments(sg, &dc, &images)[0]
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|p| p.affinity.clone())
+        };
+        let avoided = affinity(&stargate(1))
+            .and_then(|a| a.pod_anti_affinity)
+            .expect("anti-affinity");
+        let term = &avoided
+            .required_during_scheduling_ignored_during_execution
+            .expect("required")[0];
+        assert_eq!(term.topology_key, "kubernetes.io/hostname");
+        let mut allowed = stargate(1);
+        allowed.spec.template.allow_stargate_on_data_nodes = Some(true);
+        assert_eq!(affinity(&allowed), None);
     }
 
     #[test]
