@@ -231,31 +231,16 @@ where
     Ok(())
 }
 
-/// Writes `status` with server-side apply. Fields `previous` had and `status` drops are nulled
-/// first with a merge patch: an apply that leaves a field out may keep its emptied parent.
+/// Writes `status` with server-side apply as `field_manager`.
 async fn write_status<K>(
     api: &Api<K>,
     field_manager: &str,
     name: &str,
-    previous: Option<serde_json::Value>,
     status: serde_json::Value,
 ) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let dropped: serde_json::Map<String, serde_json::Value> = previous
-        .as_ref()
-        .and_then(serde_json::Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter(|(key, _)| status.get(key.as_str()).is_none())
-        .map(|(key, _)| (key.clone(), serde_json::Value::Null))
-        .collect();
-    if !dropped.is_empty() {
-        let patch = serde_json::json!({"status": dropped});
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-    }
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -445,11 +430,7 @@ async fn reconcile_stargate_steps(
             name: name.clone(),
             source: kube::Error::SerdeError(e),
         })?;
-        let previous = object
-            .status
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok());
-        write_status(&stargates, STARGATE_FIELD_MANAGER, &name, previous, value)
+        write_status(&stargates, STARGATE_FIELD_MANAGER, &name, value)
             .await
             .map_err(api_error("writing the status", KIND, &namespace, &name))?;
     }
@@ -602,11 +583,7 @@ async fn reconcile_reaper_steps(
             name: name.clone(),
             source: kube::Error::SerdeError(e),
         })?;
-        let previous = object
-            .status
-            .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok());
-        write_status(&reapers, REAPER_FIELD_MANAGER, &name, previous, value)
+        write_status(&reapers, REAPER_FIELD_MANAGER, &name, value)
             .await
             .map_err(api_error("writing the status", KIND, &namespace, &name))?;
     }

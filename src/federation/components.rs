@@ -388,44 +388,6 @@ impl ComponentsReport {
     }
 }
 
-/// Removes `stargate`/`reaper` entries that `status` no longer has from the live status, with a
-/// merge patch: a server-side apply that leaves a field out may keep its (emptied) parent.
-pub async fn clear_removed_entries(
-    api: &Api<K8ssandraCluster>,
-    k8c: &K8ssandraCluster,
-    status: &K8ssandraClusterStatus,
-) -> Result<(), kube::Error> {
-    let mut removed = serde_json::Map::new();
-    let before = k8c.status.as_ref().and_then(|s| s.datacenters.as_ref());
-    let after = status.datacenters.as_ref();
-    for (name, old) in before.into_iter().flatten() {
-        let Some(new) = after.and_then(|a| a.get(name)) else {
-            continue;
-        };
-        let mut fields = serde_json::Map::new();
-        if old.stargate.is_some() && new.stargate.is_none() {
-            fields.insert("stargate".into(), serde_json::Value::Null);
-        }
-        if old.reaper.is_some() && new.reaper.is_none() {
-            fields.insert("reaper".into(), serde_json::Value::Null);
-        }
-        if !fields.is_empty() {
-            removed.insert(name.clone(), serde_json::Value::Object(fields));
-        }
-    }
-    if removed.is_empty() {
-        return Ok(());
-    }
-    let patch = serde_json::json!({"status": {"datacenters": removed}});
-    api.patch_status(
-        &k8c.name_any(),
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
 /// Whether the region serves ServiceMonitors (prometheus-operator's CRD is installed).
 async fn serves_service_monitors(client: &kube::Client) -> Result<bool, kube::Error> {
     match client
