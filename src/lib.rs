@@ -6,6 +6,7 @@ pub mod apply;
 pub mod cli;
 pub mod clusters;
 pub mod crdgen;
+pub mod dataplane;
 pub mod events;
 pub mod federation;
 pub mod home;

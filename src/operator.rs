@@ -10,9 +10,9 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::clusters::{self, KubeconfigPolicy, Registry};
-use crate::federation;
 use crate::home::{HomeClientError, HomeCluster};
 use crate::settings::{Mode, Settings};
+use crate::{dataplane, federation};
 
 /// How long controllers get to finish their current work after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -88,10 +88,12 @@ impl Operator {
                 ));
                 Some(registry)
             }
-            // Only the controllers of objects that live in the region (Stargate, Reaper,
-            // telemetry) run here; no ClientConfigs, no probes.
+            // Only the controllers of objects that live in the region run here; no
+            // ClientConfigs, no probes, no K8ssandraClusters.
             Mode::DataPlane => None,
         };
+        // Stargate and Reaper live in the cluster they serve: their controllers run in both modes.
+        dataplane::controller::spawn(&mut controllers, hub, settings, shutdown);
         info!(mode = %settings.mode, controllers = controllers.len(), "controllers started");
         Operator {
             registry,

@@ -87,6 +87,35 @@ pub struct Settings {
     /// Accept kubeconfigs whose users run `exec` or `auth-provider` plugins.
     pub allow_exec_credentials: bool,
     pub regions: RegionSettings,
+    pub images: ImageSettings,
+}
+
+/// Container images of the components Federator deploys in the regions (`registry/name:tag`);
+/// a component's own `containerImage` overrides the parts it gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// Stargate for Cassandra 4.x and later.
+    pub stargate: String,
+    /// Stargate for Cassandra 3.11.
+    pub stargate_cassandra3: String,
+    pub reaper: String,
+}
+
+/// Default Stargate image (Cassandra 4.x), as k8ssandra-operator pins it.
+pub const DEFAULT_STARGATE_IMAGE: &str = "docker.io/stargateio/stargate-4_0:v1.0.77";
+/// Default Stargate image for Cassandra 3.11.
+pub const DEFAULT_STARGATE_CASSANDRA3_IMAGE: &str = "docker.io/stargateio/stargate-3_11:v1.0.77";
+/// Default Reaper image.
+pub const DEFAULT_REAPER_IMAGE: &str = "docker.io/thelastpickle/cassandra-reaper:3.5.0";
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        ImageSettings {
+            stargate: DEFAULT_STARGATE_IMAGE.into(),
+            stargate_cassandra3: DEFAULT_STARGATE_CASSANDRA3_IMAGE.into(),
+            reaper: DEFAULT_REAPER_IMAGE.into(),
+        }
+    }
 }
 
 /// Flags of `federator run` that override every other source when given.
@@ -132,6 +161,15 @@ struct RawSettings {
     log_level: String,
     allow_exec_credentials: String,
     regions: RawRegionSettings,
+    images: RawImageSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImageSettings {
+    stargate: String,
+    stargate_cassandra3: String,
+    reaper: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,7 +212,13 @@ impl Settings {
             .set_default("regions.request_timeout_seconds", "10")?
             .set_default("regions.max_concurrent_requests", "32")?
             .set_default("regions.probe_interval_seconds", "10")?
-            .set_default("regions.allow_insecure_skip_tls_verify", "false")?;
+            .set_default("regions.allow_insecure_skip_tls_verify", "false")?
+            .set_default("images.stargate", DEFAULT_STARGATE_IMAGE)?
+            .set_default(
+                "images.stargate_cassandra3",
+                DEFAULT_STARGATE_CASSANDRA3_IMAGE,
+            )?
+            .set_default("images.reaper", DEFAULT_REAPER_IMAGE)?;
 
         if let Some(path) = &flags.config_file {
             builder = builder.add_source(File::from(path.clone()).format(FileFormat::Yaml));
@@ -219,6 +263,9 @@ const SETTING_KEYS: &[&str] = &[
     "regions.max_concurrent_requests",
     "regions.probe_interval_seconds",
     "regions.allow_insecure_skip_tls_verify",
+    "images.stargate",
+    "images.stargate_cassandra3",
+    "images.reaper",
 ];
 
 /// `FEDERATOR_REGIONS__PROBE_INTERVAL_SECONDS` names `regions.probe_interval_seconds`.
@@ -369,6 +416,27 @@ impl RawSettings {
             )?,
         };
 
+        let image = |key: &'static str, value: String| {
+            let value = value.trim().to_string();
+            if value.is_empty() || value.chars().any(char::is_whitespace) {
+                Err(invalid(
+                    key,
+                    &value,
+                    "expected an image reference such as registry/name:tag",
+                ))
+            } else {
+                Ok(value)
+            }
+        };
+        let images = ImageSettings {
+            stargate: image("images.stargate", self.images.stargate)?,
+            stargate_cassandra3: image(
+                "images.stargate_cassandra3",
+                self.images.stargate_cassandra3,
+            )?,
+            reaper: image("images.reaper", self.images.reaper)?,
+        };
+
         Ok(Settings {
             mode,
             operator_namespace,
@@ -380,6 +448,7 @@ impl RawSettings {
             log_level: self.log_level,
             allow_exec_credentials,
             regions,
+            images,
         })
     }
 }
@@ -549,6 +618,19 @@ mod tests {
             let var = format!("FEDERATOR_{}", key.to_ascii_uppercase().replace('.', "__"));
             assert!(env_names_a_setting(&var), "{var}");
         }
+    }
+
+    #[test]
+    fn component_images_have_defaults_and_can_be_overridden() {
+        let s = Settings::load_from(&Overrides::default(), &[]).expect("defaults are valid");
+        assert_eq!(s.images, ImageSettings::default());
+        let environment = env(&[("FEDERATOR_IMAGES__REAPER", "registry.local/reaper:9")]);
+        let s = Settings::load_from(&Overrides::default(), &environment).expect("valid");
+        assert_eq!(s.images.reaper, "registry.local/reaper:9");
+        assert_eq!(s.images.stargate, DEFAULT_STARGATE_IMAGE);
+        let environment = env(&[("FEDERATOR_IMAGES__STARGATE", "bad image")]);
+        let err = Settings::load_from(&Overrides::default(), &environment).expect_err("space");
+        assert!(err.to_string().contains("`images.stargate`"), "{err}");
     }
 
     #[test]

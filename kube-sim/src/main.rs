@@ -29,6 +29,10 @@ struct Args {
     /// Seconds until the stand-in marks a CassandraDatacenter Ready.
     #[arg(long, default_value_t = 1.0)]
     dc_ready_after: f64,
+    /// Seconds until a Deployment or StatefulSet reports its replicas ready after a change
+    /// (default: the built-in controllers' short delay).
+    #[arg(long)]
+    workloads_ready_after: Option<f64>,
     /// Address of the admin HTTP API (loopback only), e.g. 127.0.0.1:7070.
     #[arg(long)]
     admin_addr: Option<SocketAddr>,
@@ -49,6 +53,12 @@ async fn main() -> anyhow::Result<()> {
         args.dc_ready_after.is_finite() && args.dc_ready_after >= 0.0,
         "--dc-ready-after must be a non-negative number of seconds"
     );
+    if let Some(seconds) = args.workloads_ready_after {
+        anyhow::ensure!(
+            seconds.is_finite() && seconds >= 0.0,
+            "--workloads-ready-after must be a non-negative number of seconds"
+        );
+    }
     let admin_listener = match args.admin_addr {
         Some(addr) => Some(kube_sim::admin::bind(addr).await?),
         None => None,
@@ -58,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
         .context_prefix(args.context_prefix.clone())
         .cass_operator(args.cass_operator)
         .dc_ready_after(Duration::from_secs_f64(args.dc_ready_after));
+    if let Some(seconds) = args.workloads_ready_after {
+        builder = builder.workloads_ready_after(Duration::from_secs_f64(seconds));
+    }
     for dir in &args.crds {
         builder = builder.crd_dir(dir);
     }

@@ -21,6 +21,7 @@ pub struct SimBuilder {
     crd_dirs: Vec<PathBuf>,
     cass_operator: bool,
     dc_ready_after: Duration,
+    workloads_ready_after: Option<Duration>,
 }
 
 impl Default for SimBuilder {
@@ -31,6 +32,7 @@ impl Default for SimBuilder {
             crd_dirs: Vec::new(),
             cass_operator: false,
             dc_ready_after: Duration::from_secs(1),
+            workloads_ready_after: None,
         }
     }
 }
@@ -70,6 +72,14 @@ impl SimBuilder {
         self
     }
 
+    /// How long a Deployment or StatefulSet takes to report its replicas ready after a change,
+    /// as kube-controller-manager would once the pods run (default: the built-in controllers'
+    /// short delay).
+    pub fn workloads_ready_after(mut self, delay: Duration) -> Self {
+        self.workloads_ready_after = Some(delay);
+        self
+    }
+
     pub async fn start(self) -> anyhow::Result<Sim> {
         // kube's rustls client picks the process-wide provider; make it ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -87,9 +97,13 @@ impl SimBuilder {
             let context = format!("{}{index}", self.context_prefix);
             let tls = ca.server_config(&context)?;
             let crds = Arc::clone(&crds);
+            let config = StoreConfig {
+                workload_ready_delay: self.workloads_ready_after,
+                ..StoreConfig::default()
+            };
             // Clusters start in parallel: loading large CRDs is CPU-bound.
             starting.push(tokio::spawn(async move {
-                start_cluster(index, context, tls, &crds).await
+                start_cluster(index, context, tls, &crds, config).await
             }));
         }
         let mut clusters = Vec::with_capacity(self.clusters);
@@ -124,8 +138,9 @@ async fn start_cluster(
     context: String,
     tls: Arc<rustls::ServerConfig>,
     crds: &[serde_json::Value],
+    config: StoreConfig,
 ) -> anyhow::Result<(Arc<Cluster>, tokio::task::JoinHandle<()>)> {
-    let store = Arc::new(Store::with_builtins(StoreConfig::default()));
+    let store = Arc::new(Store::with_builtins(config));
     let controllers = store.spawn_controllers();
     let mut catalog = Catalog::default();
     for mut info in crate::store::builtin_resources() {

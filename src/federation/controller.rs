@@ -255,7 +255,7 @@ async fn apply_cluster(
         None => seed_slices(context, k8c, &cluster_plan, &observed).await,
     };
     seed_errors.extend(apply_seed_slices(context, &seeds, &actions, SeedPhase::Existing).await);
-    let errors: Vec<String> = outcomes
+    let mut errors: Vec<String> = outcomes
         .iter()
         .filter_map(|o| match &o.outcome {
             DatacenterOutcome::ApplyFailed(e) | DatacenterOutcome::DeleteFailed(e) => {
@@ -266,16 +266,25 @@ async fn apply_cluster(
         .chain(seed_errors)
         .chain(secrets.errors)
         .collect();
+    let components =
+        super::components::reconcile(&context.registry, k8c, &cluster_plan, &observed).await;
+    errors.extend(components.errors.iter().cloned());
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
-    let status = cluster_status(
+    let mut status = cluster_status(
         &input(error_text.as_deref(), seeds.unresolved.as_deref()),
         &cluster_plan,
         &observed,
         &actions,
     );
+    components.fill_status(&mut status, k8c.metadata.generation, Time(Timestamp::now()));
     publish_transitions(context, k8c, &status, &outcomes).await;
     write_status(api, k8c, status).await?;
-    Ok(Action::requeue(next_look(&observed, &actions, &errors)))
+    let next = next_look(&observed, &actions, &errors);
+    Ok(Action::requeue(if components.settled {
+        next
+    } else {
+        PROGRESSING_REQUEUE
+    }))
 }
 
 /// Events for what this reconcile did and for condition transitions; nothing when steady.
@@ -880,6 +889,9 @@ async fn cleanup_region(
         Err(RegionError::UnknownContext { .. }) if !used => return None,
         Err(error) => return Some(format!("region {region:?} cannot be reached: {error}")),
     };
+    if let Err(error) = super::components::delete_all(&client, selector).await {
+        return Some(format!("region {region:?}: {error}"));
+    }
     if let Err(error) = delete_labelled::<EndpointSlice>(&client, None, selector).await {
         return Some(format!(
             "deleting seed EndpointSlices in region {region:?}: {error}"

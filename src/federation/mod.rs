@@ -21,6 +21,7 @@
 //! [`labels`] holds the names, labels and annotations shared with k8ssandra-operator and
 //! cass-operator; [`config`] builds cass-operator's `config` from `spec.cassandra.config`.
 
+pub mod components;
 pub mod config;
 pub mod controller;
 pub mod labels;

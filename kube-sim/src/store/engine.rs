@@ -49,6 +49,9 @@ pub struct StoreConfig {
     pub watch_buffer: usize,
     /// how long the built-in controllers wait after a change (Deployment readiness, …)
     pub controller_delay: Duration,
+    /// how long a Deployment or StatefulSet takes to report its replicas ready after a change
+    /// (pods being scheduled and started); `None` is `controller_delay`
+    pub workload_ready_delay: Option<Duration>,
 }
 
 impl Default for StoreConfig {
@@ -59,6 +62,7 @@ impl Default for StoreConfig {
             bookmark_interval: Duration::from_secs(5),
             watch_buffer: 65_536,
             controller_delay: Duration::from_millis(150),
+            workload_ready_delay: None,
         }
     }
 }
@@ -121,6 +125,7 @@ pub(crate) struct State {
     pub controllers_running: bool,
     pub controller_queue: VecDeque<ControllerTask>,
     controller_delay: Duration,
+    workload_ready_delay: Duration,
 }
 
 pub(crate) struct Shared {
@@ -273,6 +278,9 @@ impl State {
             controllers_running: false,
             controller_queue: VecDeque::new(),
             controller_delay: config.controller_delay,
+            workload_ready_delay: config
+                .workload_ready_delay
+                .unwrap_or(config.controller_delay),
         }
     }
 
@@ -408,12 +416,20 @@ impl State {
         }
         if self.controllers_running && !remove && super::controllers::watched(resource, &obj) {
             self.controller_queue.push_back(ControllerTask {
-                due: Instant::now() + self.controller_delay,
+                due: Instant::now() + self.controller_delay_of(resource),
                 resource: resource.clone(),
                 key: key.to_string(),
             });
         }
         obj
+    }
+
+    /// Workloads (Deployments, StatefulSets) become ready after their own delay.
+    fn controller_delay_of(&self, resource: &ResourceKey) -> Duration {
+        match (resource.0.as_str(), resource.1.as_str()) {
+            ("apps", "deployments") | ("apps", "statefulsets") => self.workload_ready_delay,
+            _ => self.controller_delay,
+        }
     }
 
     fn owner_exists(&self, owner: &OwnerRef, dependent_namespace: Option<&str>) -> bool {

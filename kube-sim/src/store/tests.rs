@@ -2321,6 +2321,43 @@ async fn service_account_token_secrets_get_a_token() {
     assert_eq!(filled["data"]["namespace"], "ZGVmYXVsdA==");
 }
 
+#[tokio::test]
+async fn deployments_become_ready_only_after_the_workload_delay() {
+    let store = Arc::new(Store::with_builtins(StoreConfig {
+        workload_ready_delay: Some(Duration::from_millis(800)),
+        ..config()
+    }));
+    let _controllers = store.spawn_controllers();
+    let deployments = builtin(&store, "apps", "deployments");
+    create(
+        &store,
+        &deployments,
+        "default",
+        json!({"metadata": {"name": "slow"}, "spec": {"replicas": 2, "template": {"spec": {"containers": [{"name": "a", "image": "a"}]}}}}),
+    );
+    let ready_replicas = |store: &Store| {
+        store
+            .get(&deployments, Some("default"), "slow")
+            .unwrap_or_default()["status"]["readyReplicas"]
+            .clone()
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        ready_replicas(&store),
+        Value::Null,
+        "not ready before the delay"
+    );
+    let mut ready = false;
+    for _ in 0..40 {
+        if ready_replicas(&store) == json!(2) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "ready after the delay");
+}
+
 #[test]
 fn secrets_store_string_data_as_data_and_immutable_ones_refuse_changes() {
     let store = store();

@@ -1,0 +1,595 @@
+//! The Stargate and Reaper controllers: the I/O around [`super::stargate`] and
+//! [`super::reaper`]. They act only on the cluster they run in, in both modes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Error as ControllerError};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::workload::Rollout;
+use super::{CREATED_BY_LABEL, reaper, stargate};
+use crate::api::cassdc::CassandraDatacenter;
+use crate::api::reaper::Reaper;
+use crate::api::stargate::{Stargate, StargateProgress};
+use crate::apply::apply_if_changed;
+use crate::events::{Events, Notice};
+use crate::operator::Shutdown;
+use crate::settings::{ImageSettings, Settings};
+
+pub const STARGATE_FIELD_MANAGER: &str = "federator-stargate";
+pub const REAPER_FIELD_MANAGER: &str = "federator-reaper";
+
+/// Re-look while something is on its way (a datacenter becoming Ready, pods starting).
+const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
+/// Re-look at a running component now and then; changes of its Deployments trigger sooner.
+const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+const RETRY_DELAY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("{kind} {name} has no namespace")]
+    MissingNamespace { kind: &'static str, name: String },
+    #[error("{action} for {kind} {namespace}/{name}: {source}")]
+    Api {
+        action: String,
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+}
+
+/// What both controllers need.
+pub struct ComponentContext {
+    pub client: kube::Client,
+    pub images: ImageSettings,
+    pub stargate_events: Events,
+    pub reaper_events: Events,
+}
+
+/// Starts the Stargate and Reaper controllers on `client`'s cluster.
+pub fn spawn(
+    controllers: &mut JoinSet<()>,
+    client: kube::Client,
+    settings: &Settings,
+    shutdown: Shutdown,
+) {
+    let context = Arc::new(ComponentContext {
+        client: client.clone(),
+        images: settings.images.clone(),
+        stargate_events: Events::new(client.clone(), STARGATE_FIELD_MANAGER),
+        reaper_events: Events::new(client.clone(), REAPER_FIELD_MANAGER),
+    });
+    controllers.spawn(run_stargates(
+        Arc::clone(&context),
+        settings.watch_namespaces.clone(),
+        shutdown.clone(),
+    ));
+    controllers.spawn(run_reapers(
+        context,
+        settings.watch_namespaces.clone(),
+        shutdown,
+    ));
+}
+
+fn scoped<K>(client: &kube::Client, watch_namespaces: &[String]) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match watch_namespaces {
+        [single] => Api::namespaced(client.clone(), single),
+        _ => Api::all(client.clone()),
+    }
+}
+
+fn children_of(controller: &str) -> watcher::Config {
+    watcher::Config::default().labels(&format!("{CREATED_BY_LABEL}={controller}"))
+}
+
+async fn run_stargates(
+    context: Arc<ComponentContext>,
+    watch_namespaces: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = context.client.clone();
+    info!("Stargate controller started");
+    Controller::new(
+        scoped::<Stargate>(&client, &watch_namespaces),
+        watcher::Config::default(),
+    )
+    .owns(
+        scoped::<Deployment>(&client, &watch_namespaces),
+        children_of("stargate-controller"),
+    )
+    .owns(
+        scoped::<Service>(&client, &watch_namespaces),
+        children_of("stargate-controller"),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile_stargate, error_policy, context)
+    .for_each(|result| log_result("Stargate", result))
+    .await;
+    info!("Stargate controller stopped");
+}
+
+async fn run_reapers(
+    context: Arc<ComponentContext>,
+    watch_namespaces: Vec<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = context.client.clone();
+    info!("Reaper controller started");
+    Controller::new(
+        scoped::<Reaper>(&client, &watch_namespaces),
+        watcher::Config::default(),
+    )
+    .owns(
+        scoped::<Deployment>(&client, &watch_namespaces),
+        children_of("reaper-controller"),
+    )
+    .owns(
+        scoped::<Service>(&client, &watch_namespaces),
+        children_of("reaper-controller"),
+    )
+    .graceful_shutdown_on(shutdown)
+    .run(reconcile_reaper, error_policy, context)
+    .for_each(|result| log_result("Reaper", result))
+    .await;
+    info!("Reaper controller stopped");
+}
+
+fn log_result<K: Resource>(
+    kind: &'static str,
+    result: Result<
+        (kube::runtime::reflector::ObjectRef<K>, Action),
+        ControllerError<ComponentError, watcher::Error>,
+    >,
+) -> futures::future::Ready<()> {
+    match result {
+        Ok((object, _)) => debug!(kind, object = %object, "reconciled"),
+        Err(ControllerError::ObjectNotFound(_)) => {}
+        Err(ControllerError::ReconcilerFailed(error, object)) => {
+            warn!(kind, object = %object, error = %error, "reconcile failed; retrying");
+        }
+        Err(error) => warn!(kind, error = %error, "controller"),
+    }
+    futures::future::ready(())
+}
+
+fn error_policy<K>(
+    _object: Arc<K>,
+    _error: &ComponentError,
+    _context: Arc<ComponentContext>,
+) -> Action {
+    Action::requeue(RETRY_DELAY)
+}
+
+fn api_error(
+    action: impl Into<String>,
+    kind: &'static str,
+    namespace: &str,
+    name: &str,
+) -> impl FnOnce(kube::Error) -> ComponentError {
+    let action = action.into();
+    let namespace = namespace.to_string();
+    let name = name.to_string();
+    move |source| ComponentError::Api {
+        action,
+        kind,
+        namespace,
+        name,
+        source,
+    }
+}
+
+/// Applies `desired` children (found among `live` by name) and deletes live children of this
+/// owner that are no longer desired. Returns the live objects after the apply, by name.
+async fn converge_children<K>(
+    api: &Api<K>,
+    field_manager: &str,
+    owner_uid: &str,
+    desired: &[K],
+    live: &[K],
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    for object in desired {
+        let current = live.iter().find(|l| l.name_any() == object.name_any());
+        apply_if_changed(api, field_manager, object, current).await?;
+    }
+    for object in live {
+        let owned = object
+            .owner_references()
+            .iter()
+            .any(|o| o.uid == owner_uid && o.controller == Some(true));
+        let wanted = desired.iter().any(|d| d.name_any() == object.name_any());
+        if owned && !wanted {
+            match api
+                .delete(&object.name_any(), &DeleteParams::background())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(response)) if response.code == 404 => {}
+                Err(error) => return Err(error),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `status` with server-side apply as `field_manager`.
+async fn write_status<K>(
+    api: &Api<K>,
+    field_manager: &str,
+    name: &str,
+    status: serde_json::Value,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Tells the people looking at a component what happened: a failure, or a new progress.
+async fn announce<K: Resource<DynamicType = ()>>(
+    events: &Events,
+    object: &K,
+    result: &Result<Action, ComponentError>,
+    progress: (Option<String>, Option<String>),
+) {
+    match result {
+        Err(error) => {
+            let notice = Notice::warning("ReconcileFailed", "Reconcile", error.to_string());
+            events.publish(object, &notice).await;
+        }
+        Ok(_) if progress.0 != progress.1 => {
+            if let Some(now) = progress.1 {
+                let notice = Notice::normal(&now, "Reconcile", format!("progress is now {now}"));
+                events.publish(object, &notice).await;
+            }
+        }
+        Ok(_) => {}
+    }
+}
+
+async fn reconcile_stargate(
+    object: Arc<Stargate>,
+    context: Arc<ComponentContext>,
+) -> Result<Action, ComponentError> {
+    let (result, progress) = reconcile_stargate_once(&object, &context).await;
+    let before = object
+        .status
+        .as_ref()
+        .and_then(|s| s.progress)
+        .map(|p| format!("{p:?}"));
+    announce(
+        &context.stargate_events,
+        object.as_ref(),
+        &result,
+        (before, progress),
+    )
+    .await;
+    result
+}
+
+async fn reconcile_reaper(
+    object: Arc<Reaper>,
+    context: Arc<ComponentContext>,
+) -> Result<Action, ComponentError> {
+    let (result, progress) = reconcile_reaper_once(&object, &context).await;
+    let before = object
+        .status
+        .as_ref()
+        .and_then(|s| s.progress)
+        .map(|p| format!("{p:?}"));
+    announce(
+        &context.reaper_events,
+        object.as_ref(),
+        &result,
+        (before, progress),
+    )
+    .await;
+    result
+}
+
+/// One reconcile, and the progress it wrote (None when it failed before).
+async fn reconcile_stargate_once(
+    object: &Stargate,
+    context: &ComponentContext,
+) -> (Result<Action, ComponentError>, Option<String>) {
+    let mut progress = None;
+    let result = reconcile_stargate_steps(object, context, &mut progress).await;
+    (result, progress)
+}
+
+async fn reconcile_reaper_once(
+    object: &Reaper,
+    context: &ComponentContext,
+) -> (Result<Action, ComponentError>, Option<String>) {
+    let mut progress = None;
+    let result = reconcile_reaper_steps(object, context, &mut progress).await;
+    (result, progress)
+}
+
+async fn reconcile_stargate_steps(
+    object: &Stargate,
+    context: &ComponentContext,
+    progress: &mut Option<String>,
+) -> Result<Action, ComponentError> {
+    const KIND: &str = "Stargate";
+    let name = object.name_any();
+    let namespace = object
+        .namespace()
+        .ok_or_else(|| ComponentError::MissingNamespace {
+            kind: KIND,
+            name: name.clone(),
+        })?;
+    if object.metadata.deletion_timestamp.is_some() {
+        // The garbage collector removes the children with their owner.
+        return Ok(Action::await_change());
+    }
+    let client = &context.client;
+    let stargates: Api<Stargate> = Api::namespaced(client.clone(), &namespace);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let datacenter = find_datacenter(
+        client,
+        &namespace,
+        &object.spec.datacenter_ref.name,
+        KIND,
+        &name,
+    )
+    .await?;
+    let deployed_before = object
+        .status
+        .as_ref()
+        .and_then(|s| s.progress)
+        .is_some_and(|p| p != StargateProgress::Pending);
+    let now = Time(Timestamp::now());
+    let status = match datacenter.map_err(Waiting::from) {
+        Err(waiting) => stargate::status(object, Err(&waiting.into_stargate()), now),
+        Ok(dc) if !dc.is_ready() && !deployed_before => stargate::status(
+            object,
+            Err(&stargate::Waiting::DatacenterNotReady(dc.name_any())),
+            now,
+        ),
+        Ok(dc) => {
+            let desired = stargate::deployments(object, &dc, &context.images);
+            let selector = format!("{}={name}", stargate::STARGATE_LABEL);
+            let live = deployments
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(api_error("listing Deployments", KIND, &namespace, &name))?
+                .items;
+            let uid = object.uid().unwrap_or_default();
+            converge_children(&deployments, STARGATE_FIELD_MANAGER, &uid, &desired, &live)
+                .await
+                .map_err(api_error("applying Deployments", KIND, &namespace, &name))?;
+            let service = stargate::service(object, &dc);
+            let live_service = services
+                .get_opt(&service.name_any())
+                .await
+                .map_err(api_error("reading the Service", KIND, &namespace, &name))?;
+            apply_if_changed(
+                &services,
+                STARGATE_FIELD_MANAGER,
+                &service,
+                live_service.as_ref(),
+            )
+            .await
+            .map_err(api_error("applying the Service", KIND, &namespace, &name))?;
+            let current: Vec<&Deployment> = desired
+                .iter()
+                .map(|d| {
+                    live.iter()
+                        .find(|l| l.name_any() == d.name_any())
+                        .unwrap_or(d)
+                })
+                .collect();
+            let names: Vec<String> = desired.iter().map(ResourceExt::name_any).collect();
+            let service_name = service.name_any();
+            stargate::status(
+                object,
+                Ok((&names, Some(service_name.as_str()), Rollout::of(&current))),
+                now,
+            )
+        }
+    };
+    let running = status.is_ready();
+    *progress = status.progress.map(|p| format!("{p:?}"));
+    if object.status.as_ref() != Some(&status) {
+        let value = serde_json::to_value(&status).map_err(|e| ComponentError::Api {
+            action: "encoding the status".into(),
+            kind: KIND,
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source: kube::Error::SerdeError(e),
+        })?;
+        write_status(&stargates, STARGATE_FIELD_MANAGER, &name, value)
+            .await
+            .map_err(api_error("writing the status", KIND, &namespace, &name))?;
+    }
+    Ok(Action::requeue(if running {
+        STEADY_REQUEUE
+    } else {
+        PROGRESSING_REQUEUE
+    }))
+}
+
+/// Why a component's datacenter cannot be used.
+enum Waiting {
+    NoRef,
+    NotFound(String),
+}
+
+impl Waiting {
+    fn into_stargate(self) -> stargate::Waiting {
+        match self {
+            Waiting::NoRef => stargate::Waiting::NoDatacenterRef,
+            Waiting::NotFound(name) => stargate::Waiting::DatacenterNotFound(name),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Waiting::NoRef => "spec.datacenterRef.name is empty".into(),
+            Waiting::NotFound(name) => format!("CassandraDatacenter {name} does not exist"),
+        }
+    }
+}
+
+impl From<Option<String>> for Waiting {
+    fn from(missing: Option<String>) -> Self {
+        match missing {
+            Some(name) => Waiting::NotFound(name),
+            None => Waiting::NoRef,
+        }
+    }
+}
+
+/// The CassandraDatacenter `name` in `namespace`; Err(Some(name)) when it does not exist,
+/// Err(None) when no name is given.
+async fn find_datacenter(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    kind: &'static str,
+    owner: &str,
+) -> Result<Result<CassandraDatacenter, Option<String>>, ComponentError> {
+    if name.is_empty() {
+        return Ok(Err(None));
+    }
+    let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
+    match api.get_opt(name).await {
+        Ok(Some(dc)) => Ok(Ok(dc)),
+        Ok(None) => Ok(Err(Some(name.to_string()))),
+        // No CassandraDatacenter CRD in this cluster: nothing to serve yet.
+        Err(kube::Error::Api(response)) if response.code == 404 => Ok(Err(Some(name.to_string()))),
+        Err(error) => Err(api_error(
+            "reading the CassandraDatacenter",
+            kind,
+            namespace,
+            owner,
+        )(error)),
+    }
+}
+
+async fn reconcile_reaper_steps(
+    object: &Reaper,
+    context: &ComponentContext,
+    progress: &mut Option<String>,
+) -> Result<Action, ComponentError> {
+    const KIND: &str = "Reaper";
+    let name = object.name_any();
+    let namespace = object
+        .namespace()
+        .ok_or_else(|| ComponentError::MissingNamespace {
+            kind: KIND,
+            name: name.clone(),
+        })?;
+    if object.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let client = &context.client;
+    let reapers: Api<Reaper> = Api::namespaced(client.clone(), &namespace);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
+    let reference = object.spec.datacenter_ref.clone().unwrap_or_default();
+    let dc_namespace = reference
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| namespace.clone());
+    let datacenter = find_datacenter(client, &dc_namespace, &reference.name, KIND, &name).await?;
+    let deployed_before = object
+        .status
+        .as_ref()
+        .and_then(|s| s.progress)
+        .is_some_and(|p| p != crate::api::reaper::ReaperProgress::Pending);
+    let now = Time(Timestamp::now());
+    let status = match datacenter.map_err(Waiting::from) {
+        Err(waiting) => reaper::status(object, Err(waiting.describe()), now),
+        Ok(dc) if !dc.is_ready() && !deployed_before => reaper::status(
+            object,
+            Err(format!(
+                "waiting for CassandraDatacenter {} to be Ready",
+                dc.name_any()
+            )),
+            now,
+        ),
+        Ok(dc) => {
+            let desired = reaper::deployment(object, &dc, &context.images);
+            let live = deployments
+                .get_opt(&desired.name_any())
+                .await
+                .map_err(api_error("reading the Deployment", KIND, &namespace, &name))?;
+            apply_if_changed(&deployments, REAPER_FIELD_MANAGER, &desired, live.as_ref())
+                .await
+                .map_err(api_error(
+                    "applying the Deployment",
+                    KIND,
+                    &namespace,
+                    &name,
+                ))?;
+            let service = reaper::service(object);
+            let live_service = services
+                .get_opt(&service.name_any())
+                .await
+                .map_err(api_error("reading the Service", KIND, &namespace, &name))?;
+            apply_if_changed(
+                &services,
+                REAPER_FIELD_MANAGER,
+                &service,
+                live_service.as_ref(),
+            )
+            .await
+            .map_err(api_error("applying the Service", KIND, &namespace, &name))?;
+            let current = live.as_ref().unwrap_or(&desired);
+            reaper::status(object, Ok(Rollout::of(&[current])), now)
+        }
+    };
+    let running = status.is_ready();
+    *progress = status.progress.map(|p| format!("{p:?}"));
+    if object.status.as_ref() != Some(&status) {
+        let value = serde_json::to_value(&status).map_err(|e| ComponentError::Api {
+            action: "encoding the status".into(),
+            kind: KIND,
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source: kube::Error::SerdeError(e),
+        })?;
+        write_status(&reapers, REAPER_FIELD_MANAGER, &name, value)
+            .await
+            .map_err(api_error("writing the status", KIND, &namespace, &name))?;
+    }
+    Ok(Action::requeue(if running {
+        STEADY_REQUEUE
+    } else {
+        PROGRESSING_REQUEUE
+    }))
+}

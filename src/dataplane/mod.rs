@@ -1,0 +1,146 @@
+//! The per-region components of a datacenter: Stargate and Reaper. Their controllers run in
+//! both modes (a data-plane instance runs only these), reconcile the Stargate and Reaper objects
+//! of their own cluster, and own the Deployments and Services they create (ownerReferences: the
+//! garbage collector removes them with their owner).
+//!
+//! Each controller is a pipeline: read the Stargate/Reaper and its CassandraDatacenter → build
+//! the desired Deployments and Service ([`stargate`], [`reaper`]: pure) → apply them without
+//! writes at steady state → status from the Deployments' status ([`workload`]: pure).
+
+pub mod controller;
+pub mod reaper;
+pub mod service_monitor;
+pub mod stargate;
+pub mod workload;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+
+use crate::api::shared::{CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, ContainerImage};
+
+/// `app.kubernetes.io/name` on everything the components create.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// `app.kubernetes.io/created-by`: which controller made the object.
+pub const CREATED_BY_LABEL: &str = "app.kubernetes.io/created-by";
+
+/// The ownerReference that makes `owner` the controller of a child object (same namespace).
+pub fn controller_reference<K: Resource<DynamicType = ()>>(owner: &K) -> Option<OwnerReference> {
+    let meta = owner.meta();
+    Some(OwnerReference {
+        api_version: K::api_version(&()).into_owned(),
+        kind: K::kind(&()).into_owned(),
+        name: meta.name.clone()?,
+        uid: meta.uid.clone()?,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    })
+}
+
+/// The K8ssandraCluster labels of `owner` (when a K8ssandraCluster made it), to copy onto its
+/// children so that they can be found per cluster.
+pub fn cluster_labels_of(owner: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    owner
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| *key == CLUSTER_NAME_LABEL || *key == CLUSTER_NAMESPACE_LABEL)
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
+/// An image reference (`registry/repository/name:tag`) split into the parts a `containerImage`
+/// can override.
+pub fn parse_image(reference: &str) -> ContainerImage {
+    let (path, tag) = match reference.rsplit_once(':') {
+        Some((path, tag)) if !tag.contains('/') => (path, Some(tag.to_string())),
+        _ => (reference, None),
+    };
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let name = parts.pop().map(str::to_string);
+    let registry = match parts.first() {
+        Some(first) if parts.len() > 1 || first.contains('.') || first.contains(':') => {
+            Some(parts.remove(0).to_string())
+        }
+        _ => None,
+    };
+    let repository = (!parts.is_empty()).then(|| parts.join("/"));
+    ContainerImage {
+        registry,
+        repository,
+        name,
+        tag,
+        ..ContainerImage::default()
+    }
+}
+
+/// The image to run: the settings' default, with the parts the resource's `containerImage` gives.
+pub fn image_reference(own: Option<&ContainerImage>, default: &str) -> String {
+    match own {
+        Some(image) => image.reference_or(&parse_image(default)),
+        None => default.to_string(),
+    }
+}
+
+/// Bytes of a Kubernetes quantity (`256Mi`, `2G`, `1e9`, `512`); None when it cannot be read.
+pub fn quantity_bytes(quantity: &Quantity) -> Option<u64> {
+    let text = quantity.0.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let multiplier: f64 = match suffix {
+        "" => 1.0,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        "Ti" => 1024.0f64.powi(4),
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        _ => return None,
+    };
+    let value: f64 = number.parse().ok()?;
+    let bytes = value * multiplier;
+    (bytes.is_finite() && bytes >= 0.0).then(|| bytes.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_split_into_overridable_parts() {
+        let image = parse_image("docker.io/stargateio/stargate-4_0:v1.0.77");
+        assert_eq!(image.registry.as_deref(), Some("docker.io"));
+        assert_eq!(image.repository.as_deref(), Some("stargateio"));
+        assert_eq!(image.name.as_deref(), Some("stargate-4_0"));
+        assert_eq!(image.tag.as_deref(), Some("v1.0.77"));
+        let own = ContainerImage {
+            tag: Some("v1.0.80".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            image_reference(Some(&own), "docker.io/stargateio/stargate-4_0:v1.0.77"),
+            "docker.io/stargateio/stargate-4_0:v1.0.80"
+        );
+        assert_eq!(
+            image_reference(None, "localhost:5000/reaper:1"),
+            "localhost:5000/reaper:1"
+        );
+        let local = parse_image("localhost:5000/reaper:1");
+        assert_eq!(local.registry.as_deref(), Some("localhost:5000"));
+        assert_eq!(local.name.as_deref(), Some("reaper"));
+    }
+
+    #[test]
+    fn quantities_become_bytes() {
+        assert_eq!(quantity_bytes(&Quantity("256Mi".into())), Some(268_435_456));
+        assert_eq!(quantity_bytes(&Quantity("2G".into())), Some(2_000_000_000));
+        assert_eq!(quantity_bytes(&Quantity("1e3".into())), Some(1000));
+        assert_eq!(quantity_bytes(&Quantity("512".into())), Some(512));
+        assert_eq!(quantity_bytes(&Quantity("lots".into())), None);
+    }
+}

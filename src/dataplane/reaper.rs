@@ -1,0 +1,486 @@
+//! Pure: a Reaper and the CassandraDatacenter it repairs → its Deployment and Service, and the
+//! Reaper's status from the Deployment. Names, ports and environment follow k8ssandra-operator's.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
+    SecretKeySelector, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+
+use super::workload::Rollout;
+use super::{
+    CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
+    quantity_bytes,
+};
+use crate::api::cassdc::CassandraDatacenter;
+use crate::api::reaper::{
+    DatacenterAvailability, Reaper, ReaperProgress, ReaperStatus, ReaperStorageType,
+};
+use crate::api::shared::{
+    CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, new_condition, set_condition,
+};
+use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
+use crate::settings::ImageSettings;
+
+/// Label naming the Reaper on its Deployment, pods and Service (the selectors use it).
+pub const REAPER_LABEL: &str = "k8ssandra.io/reaper";
+pub const COMPONENT_REAPER: &str = "reaper";
+const CREATED_BY_VALUE: &str = "reaper-controller";
+pub const CONDITION_READY: &str = "Ready";
+/// Reaper's JVM heap when the template gives none.
+const DEFAULT_HEAP: &str = "2Gi";
+const DEFAULT_KEYSPACE: &str = "reaper_db";
+
+/// `<reaper>-service`.
+pub fn service_name(reaper: &Reaper) -> String {
+    format!("{}-service", reaper.name_any())
+}
+
+fn labels(reaper: &Reaper) -> BTreeMap<String, String> {
+    let mut labels = cluster_labels_of(reaper.metadata.labels.as_ref());
+    labels.extend([
+        (NAME_LABEL.to_string(), "reaper".to_string()),
+        (PART_OF_LABEL.to_string(), PART_OF_VALUE.to_string()),
+        (COMPONENT_LABEL.to_string(), COMPONENT_REAPER.to_string()),
+        (CREATED_BY_LABEL.to_string(), CREATED_BY_VALUE.to_string()),
+        (REAPER_LABEL.to_string(), reaper.name_any()),
+    ]);
+    labels
+}
+
+fn selector(reaper: &Reaper) -> BTreeMap<String, String> {
+    BTreeMap::from([(REAPER_LABEL.to_string(), reaper.name_any())])
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.into(),
+                key: key.into(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+fn probe(own: Option<&Probe>) -> Probe {
+    let mut probe = own.cloned().unwrap_or(Probe {
+        initial_delay_seconds: Some(45),
+        period_seconds: Some(15),
+        ..Probe::default()
+    });
+    probe.exec = None;
+    probe.tcp_socket = None;
+    probe.grpc = None;
+    probe.http_get = Some(HTTPGetAction {
+        path: Some("/healthcheck".into()),
+        port: IntOrString::String("admin".into()),
+        ..HTTPGetAction::default()
+    });
+    probe
+}
+
+/// The Cassandra Service Reaper connects to: cass-operator's `<cluster>-<dc>-service`.
+pub fn contact_point(dc: &CassandraDatacenter) -> String {
+    let datacenter = dc
+        .spec
+        .datacenter_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| dc.name_any());
+    format!(
+        "{}-{}-service.{}.svc",
+        clean_for_kubernetes(&dc.spec.cluster_name),
+        clean_for_kubernetes(&datacenter),
+        dc.namespace().unwrap_or_default()
+    )
+}
+
+/// The Reaper's Deployment (one replica: Reaper is not replicated).
+pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSettings) -> Deployment {
+    let template = &reaper.spec.template;
+    let heap = template
+        .heap_size
+        .clone()
+        .unwrap_or_else(|| Quantity(DEFAULT_HEAP.into()));
+    let heap_bytes = quantity_bytes(&heap).unwrap_or(2 * 1024 * 1024 * 1024);
+    let availability = match reaper.spec.datacenter_availability.unwrap_or_default() {
+        DatacenterAvailability::Local => "LOCAL",
+        DatacenterAvailability::All => "ALL",
+        DatacenterAvailability::Each => "EACH",
+    };
+    let local_dc = dc
+        .spec
+        .datacenter_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| dc.name_any());
+    let storage = match template.storage_type.unwrap_or_default() {
+        ReaperStorageType::Cassandra => "cassandra",
+        ReaperStorageType::Local => "memory",
+    };
+    let mut environment = vec![
+        env("REAPER_STORAGE_TYPE", storage),
+        env("REAPER_ENABLE_DYNAMIC_SEED_LIST", "false"),
+        env(
+            "REAPER_CASS_CONTACT_POINTS",
+            format!("[{{\"host\": \"{}\", \"port\": 9042}}]", contact_point(dc)),
+        ),
+        env("REAPER_CASS_CLUSTER_NAME", dc.spec.cluster_name.clone()),
+        env("REAPER_DATACENTER_AVAILABILITY", availability),
+        env("REAPER_CASS_LOCAL_DC", local_dc),
+        env(
+            "REAPER_CASS_KEYSPACE",
+            template
+                .keyspace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_KEYSPACE.into()),
+        ),
+        env("JAVA_OPTS", format!("-Xms{heap_bytes} -Xmx{heap_bytes}")),
+        env(
+            "REAPER_HTTP_MANAGEMENT_ENABLE",
+            template
+                .http_management
+                .as_ref()
+                .and_then(|h| h.enabled)
+                .unwrap_or(true)
+                .to_string(),
+        ),
+    ];
+    // Credentials come from Secrets by reference: their values never appear in the spec.
+    if let Some(secret) = template
+        .cassandra_user_secret_ref
+        .as_ref()
+        .filter(|s| !s.name.is_empty())
+    {
+        environment.push(env("REAPER_CASS_AUTH_ENABLED", "true"));
+        environment.push(secret_env(
+            "REAPER_CASS_AUTH_USERNAME",
+            &secret.name,
+            "username",
+        ));
+        environment.push(secret_env(
+            "REAPER_CASS_AUTH_PASSWORD",
+            &secret.name,
+            "password",
+        ));
+    }
+    if let Some(secret) = template
+        .ui_user_secret_ref
+        .as_ref()
+        .filter(|s| !s.name.is_empty())
+    {
+        environment.push(env("REAPER_AUTH_ENABLED", "true"));
+        environment.push(secret_env("REAPER_AUTH_USER", &secret.name, "username"));
+        environment.push(secret_env("REAPER_AUTH_PASSWORD", &secret.name, "password"));
+    }
+    environment.extend(template.additional_env_vars.iter().flatten().cloned());
+    let mut pod_labels = labels(reaper);
+    if let Some(extra) = template.metadata.as_ref().and_then(|m| m.pods.as_ref()) {
+        for (key, value) in extra.labels.iter().flatten() {
+            pod_labels
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
+    let port = |name: &str, number: i32| ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        protocol: Some("TCP".into()),
+        ..ContainerPort::default()
+    };
+    let container = Container {
+        name: "reaper".into(),
+        image: Some(image_reference(
+            template.container_image.as_ref(),
+            &images.reaper,
+        )),
+        image_pull_policy: template
+            .container_image
+            .as_ref()
+            .and_then(|i| i.pull_policy)
+            .map(|p| format!("{p:?}")),
+        ports: Some(vec![port("app", 8080), port("admin", 8081)]),
+        env: Some(environment),
+        resources: template.resources.clone(),
+        security_context: template.security_context.clone(),
+        liveness_probe: Some(probe(template.liveness_probe.as_ref())),
+        readiness_probe: Some(probe(template.readiness_probe.as_ref())),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(reaper.name_any()),
+            namespace: reaper.namespace(),
+            labels: Some(labels(reaper)),
+            owner_references: controller_reference(reaper).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(selector(reaper)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: template.service_account_name.clone(),
+                    containers: vec![container],
+                    tolerations: template.tolerations.clone(),
+                    affinity: template
+                        .affinity
+                        .clone()
+                        .and_then(|a| serde_json::from_value(a).ok()),
+                    security_context: template.pod_security_context.clone(),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Service of Reaper's UI/API (`app`, 8080) and admin endpoint (`admin`, 8081).
+pub fn service(reaper: &Reaper) -> Service {
+    let port = |name: &str, number: i32| ServicePort {
+        name: Some(name.into()),
+        port: number,
+        protocol: Some("TCP".into()),
+        target_port: Some(IntOrString::String(name.into())),
+        ..ServicePort::default()
+    };
+    Service {
+        metadata: ObjectMeta {
+            name: Some(service_name(reaper)),
+            namespace: reaper.namespace(),
+            labels: Some(labels(reaper)),
+            owner_references: controller_reference(reaper).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            ports: Some(vec![port("app", 8080), port("admin", 8081)]),
+            selector: Some(selector(reaper)),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// The Reaper's status: Pending while it waits (the message says for what), Deploying until
+/// its replica is ready for the current spec, then Running and ready.
+pub fn status(reaper: &Reaper, outcome: Result<Rollout, String>, now: Time) -> ReaperStatus {
+    let previous = reaper.status.clone().unwrap_or_default();
+    let mut conditions = previous.conditions.clone().unwrap_or_default();
+    let condition = |status: &str, reason: &str, message: String| {
+        new_condition(
+            CONDITION_READY,
+            status,
+            reason,
+            message,
+            reaper.metadata.generation,
+            now.clone(),
+        )
+    };
+    let (progress, ready) = match outcome {
+        Err(waiting) => {
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_FALSE, "Waiting", waiting),
+            );
+            (ReaperProgress::Pending, false)
+        }
+        Ok(rollout) if rollout.is_complete() => {
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_TRUE, "Running", "Reaper is running".into()),
+            );
+            (ReaperProgress::Running, true)
+        }
+        Ok(rollout) => {
+            set_condition(
+                &mut conditions,
+                condition(
+                    CONDITION_FALSE,
+                    "Deploying",
+                    format!("{}/{} replicas ready", rollout.ready, rollout.desired),
+                ),
+            );
+            (ReaperProgress::Deploying, false)
+        }
+    };
+    ReaperStatus {
+        progress: Some(progress),
+        ready: Some(ready),
+        conditions: Some(conditions),
+        observed_generation: reaper.metadata.generation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::cassdc::CassandraDatacenterSpec;
+    use crate::api::reaper::{ReaperDatacenterRef, ReaperSpec, ReaperTemplate};
+    use crate::api::shared::SecretRef;
+
+    fn datacenter() -> CassandraDatacenter {
+        let spec: CassandraDatacenterSpec = serde_json::from_value(serde_json::json!({
+            "clusterName": "demo", "serverType": "cassandra", "serverVersion": "4.1.5",
+            "size": 3, "storageConfig": {}
+        }))
+        .expect("valid datacenter spec");
+        let mut dc = CassandraDatacenter::new("dc1", spec);
+        dc.metadata.namespace = Some("ns1".into());
+        dc
+    }
+
+    fn reaper() -> Reaper {
+        let mut reaper = Reaper::new(
+            "demo-dc1-reaper",
+            ReaperSpec {
+                datacenter_ref: Some(ReaperDatacenterRef {
+                    name: "dc1".into(),
+                    namespace: None,
+                }),
+                datacenter_availability: Some(DatacenterAvailability::Each),
+                client_encryption_stores: None,
+                template: ReaperTemplate {
+                    cassandra_user_secret_ref: Some(SecretRef::new("reaper-cql")),
+                    ..Default::default()
+                },
+            },
+        );
+        reaper.metadata.namespace = Some("ns1".into());
+        reaper.metadata.uid = Some("uid-r".into());
+        reaper
+    }
+
+    fn env_of(deployment: &Deployment) -> Vec<EnvVar> {
+        deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| p.containers[0].env.clone().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn deployment_points_reaper_at_its_datacenter_and_reads_credentials_from_secrets() {
+        let built = deployment(&reaper(), &datacenter(), &ImageSettings::default());
+        assert_eq!(built.name_any(), "demo-dc1-reaper");
+        let env = env_of(&built);
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(
+            value("REAPER_CASS_CONTACT_POINTS").as_deref(),
+            Some("[{\"host\": \"demo-dc1-service.ns1.svc\", \"port\": 9042}]")
+        );
+        assert_eq!(
+            value("REAPER_DATACENTER_AVAILABILITY").as_deref(),
+            Some("EACH")
+        );
+        assert_eq!(value("REAPER_CASS_LOCAL_DC").as_deref(), Some("dc1"));
+        let password = env
+            .iter()
+            .find(|e| e.name == "REAPER_CASS_AUTH_PASSWORD")
+            .expect("password env");
+        assert_eq!(password.value, None, "never a literal credential");
+        let secret = password
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            .expect("secret ref");
+        assert_eq!(
+            (secret.name.as_str(), secret.key.as_str()),
+            ("reaper-cql", "password")
+        );
+        let owner = &built.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Reaper", "uid-r")
+        );
+    }
+
+    #[test]
+    fn service_selects_the_reaper_pod_on_app_and_admin_ports() {
+        let r = reaper();
+        let svc = service(&r);
+        assert_eq!(svc.name_any(), "demo-dc1-reaper-service");
+        let spec = svc.spec.expect("spec");
+        let ports: Vec<(String, i32)> = spec
+            .ports
+            .into_iter()
+            .flatten()
+            .map(|p| (p.name.unwrap_or_default(), p.port))
+            .collect();
+        assert_eq!(
+            ports,
+            vec![("app".to_string(), 8080), ("admin".to_string(), 8081)]
+        );
+        let built = deployment(&r, &datacenter(), &ImageSettings::default());
+        let pod_labels = built
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.labels)
+            .expect("labels");
+        for (key, value) in spec.selector.expect("selector") {
+            assert_eq!(pod_labels.get(&key), Some(&value));
+        }
+    }
+
+    #[test]
+    fn status_is_ready_only_once_the_replica_is() {
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"));
+        let r = reaper();
+        let pending = status(&r, Err("waiting".into()), now.clone());
+        assert_eq!(pending.progress, Some(ReaperProgress::Pending));
+        assert!(!pending.is_ready());
+        let deploying = Rollout {
+            desired: 1,
+            replicas: 1,
+            observed_current: true,
+            ..Rollout::default()
+        };
+        assert_eq!(
+            status(&r, Ok(deploying), now.clone()).progress,
+            Some(ReaperProgress::Deploying)
+        );
+        let running = Rollout {
+            ready: 1,
+            updated: 1,
+            available: 1,
+            ..deploying
+        };
+        let s = status(&r, Ok(running), now);
+        assert_eq!(s.progress, Some(ReaperProgress::Running));
+        assert!(s.is_ready());
+    }
+}

@@ -1,0 +1,832 @@
+//! Pure: a Stargate and the CassandraDatacenter it serves → its Deployments (one per rack
+//! that gets nodes) and its Service, and the Stargate's status from those Deployments. Names,
+//! ports and environment follow k8ssandra-operator's.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    Condition, LabelSelector, LabelSelectorRequirement, Time,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+use kube::api::ObjectMeta;
+
+use super::workload::Rollout;
+use super::{
+    CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
+    quantity_bytes,
+};
+use crate::api::cassdc::{CassandraDatacenter, ServerType};
+use crate::api::shared::{
+    CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, new_condition, set_condition,
+};
+use crate::api::stargate::{Stargate, StargateProgress, StargateStatus, StargateTemplate};
+use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
+use crate::settings::ImageSettings;
+
+/// Label naming the Stargate on its Deployments, pods and Service (the Service selects on it).
+pub const STARGATE_LABEL: &str = "k8ssandra.io/stargate";
+/// Label naming the Deployment on its pods (the Deployment selects on it).
+pub const STARGATE_DEPLOYMENT_LABEL: &str = "k8ssandra.io/stargate-deployment";
+pub const COMPONENT_STARGATE: &str = "stargate";
+const CREATED_BY_VALUE: &str = "stargate-controller";
+/// cass-operator's label on every Cassandra pod: its rack.
+const CASSANDRA_RACK_LABEL: &str = "cassandra.datastax.com/rack";
+/// The condition k8ssandra-operator puts on a Stargate.
+pub const CONDITION_READY: &str = "Ready";
+/// Stargate's JVM heap when the template gives none (k8ssandra-operator's default).
+const DEFAULT_HEAP: &str = "256Mi";
+/// The Stargate container's health port (liveness, readiness and metrics paths).
+const HEALTH_PORT_NAME: &str = "health";
+
+/// `own` with every absent field taken from `fallback` (a rack over its datacenter, a datacenter
+/// over the cluster): whole values, as k8ssandra-operator merges them.
+pub fn merge_template(own: &StargateTemplate, fallback: &StargateTemplate) -> StargateTemplate {
+    fn pick<T: Clone>(own: &Option<T>, fallback: &Option<T>) -> Option<T> {
+        own.clone().or_else(|| fallback.clone())
+    }
+    StargateTemplate {
+        metadata: pick(&own.metadata, &fallback.metadata),
+        container_image: pick(&own.container_image, &fallback.container_image),
+        service_account: pick(&own.service_account, &fallback.service_account),
+        resources: pick(&own.resources, &fallback.resources),
+        heap_size: pick(&own.heap_size, &fallback.heap_size),
+        liveness_probe: pick(&own.liveness_probe, &fallback.liveness_probe),
+        readiness_probe: pick(&own.readiness_probe, &fallback.readiness_probe),
+        node_selector: pick(&own.node_selector, &fallback.node_selector),
+        tolerations: pick(&own.tolerations, &fallback.tolerations),
+        affinity: pick(&own.affinity, &fallback.affinity),
+        allow_stargate_on_data_nodes: pick(
+            &own.allow_stargate_on_data_nodes,
+            &fallback.allow_stargate_on_data_nodes,
+        ),
+        cassandra_config_map_ref: pick(
+            &own.cassandra_config_map_ref,
+            &fallback.cassandra_config_map_ref,
+        ),
+        telemetry: pick(&own.telemetry, &fallback.telemetry),
+        auth_options: pick(&own.auth_options, &fallback.auth_options),
+        secrets_provider: pick(&own.secrets_provider, &fallback.secrets_provider),
+    }
+}
+
+/// The datacenter's name inside Cassandra (what Stargate joins as).
+fn cassandra_datacenter_name(dc: &CassandraDatacenter) -> String {
+    dc.spec
+        .datacenter_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| dc.name_any())
+}
+
+/// `<cluster>-<dc>-stargate-service`.
+pub fn service_name(dc: &CassandraDatacenter) -> String {
+    format!(
+        "{}-{}-stargate-service",
+        clean_for_kubernetes(&dc.spec.cluster_name),
+        clean_for_kubernetes(&cassandra_datacenter_name(dc))
+    )
+}
+
+/// `<cluster>-<dc>-<rack>-stargate-deployment`.
+pub fn deployment_name(dc: &CassandraDatacenter, rack: &str) -> String {
+    format!(
+        "{}-{}-{}-stargate-deployment",
+        clean_for_kubernetes(&dc.spec.cluster_name),
+        clean_for_kubernetes(&cassandra_datacenter_name(dc)),
+        clean_for_kubernetes(rack)
+    )
+}
+
+/// cass-operator's seed Service of the Cassandra cluster: Stargate's node joins through it.
+pub fn seed_service_host(dc: &CassandraDatacenter) -> String {
+    format!(
+        "{}-seed-service.{}.svc",
+        clean_for_kubernetes(&dc.spec.cluster_name),
+        dc.namespace().unwrap_or_default()
+    )
+}
+
+/// The Stargate image line for the server: 3.11, 4.x or DSE 6.8.
+fn cluster_version(dc: &CassandraDatacenter) -> &'static str {
+    if dc.spec.server_type == ServerType::Dse {
+        "6.8"
+    } else if dc.spec.server_version.starts_with('3') {
+        "3.11"
+    } else {
+        "4.0"
+    }
+}
+
+/// Racks of the datacenter and how many Stargate nodes each gets: `size` split evenly, the
+/// first racks taking the remainder; racks that get none are left out.
+pub fn nodes_per_rack(dc: &CassandraDatacenter, size: i32) -> Vec<(String, i32)> {
+    let racks: Vec<String> = dc
+        .spec
+        .racks
+        .as_ref()
+        .filter(|racks| !racks.is_empty())
+        .map(|racks| racks.iter().map(|r| r.name.clone()).collect())
+        .unwrap_or_else(|| vec!["default".to_string()]);
+    let count = i32::try_from(racks.len()).unwrap_or(i32::MAX);
+    let size = size.max(0);
+    racks
+        .into_iter()
+        .enumerate()
+        .map(|(index, rack)| {
+            let index = i32::try_from(index).unwrap_or(i32::MAX);
+            (rack, size / count + i32::from(index < size % count))
+        })
+        .filter(|(_, nodes)| *nodes > 0)
+        .collect()
+}
+
+fn labels(stargate: &Stargate) -> BTreeMap<String, String> {
+    let mut labels = cluster_labels_of(stargate.metadata.labels.as_ref());
+    labels.extend([
+        (NAME_LABEL.to_string(), "stargate".to_string()),
+        (PART_OF_LABEL.to_string(), PART_OF_VALUE.to_string()),
+        (COMPONENT_LABEL.to_string(), COMPONENT_STARGATE.to_string()),
+        (CREATED_BY_LABEL.to_string(), CREATED_BY_VALUE.to_string()),
+        (STARGATE_LABEL.to_string(), stargate.name_any()),
+    ]);
+    labels
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        value_from: None,
+    }
+}
+
+fn http_probe(own: Option<&Probe>, path: &str) -> Probe {
+    let mut probe = own.cloned().unwrap_or(Probe {
+        timeout_seconds: Some(10),
+        initial_delay_seconds: Some(30),
+        failure_threshold: Some(5),
+        ..Probe::default()
+    });
+    // The handler is Stargate's, whatever the template says.
+    probe.exec = None;
+    probe.tcp_socket = None;
+    probe.grpc = None;
+    probe.http_get = Some(HTTPGetAction {
+        path: Some(path.into()),
+        port: IntOrString::String(HEALTH_PORT_NAME.into()),
+        ..HTTPGetAction::default()
+    });
+    probe
+}
+
+/// Requests twice the heap, limits four times it, unless the template sets resources.
+fn resources(template: &StargateTemplate, heap_bytes: u64) -> ResourceRequirements {
+    if let Some(resources) = &template.resources {
+        return resources.clone();
+    }
+    let memory = |factor: u64| Quantity(heap_bytes.saturating_mul(factor).to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("200m".into())),
+            ("memory".to_string(), memory(2)),
+        ])),
+        limits: Some(BTreeMap::from([
+            ("cpu".to_string(), Quantity("1000m".into())),
+            ("memory".to_string(), memory(4)),
+        ])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// Keeps Stargate off the workers that run Cassandra pods (they carry cass-operator's rack
+/// label), unless `allowStargateOnDataNodes` says otherwise.
+fn default_affinity(template: &StargateTemplate) -> Option<Affinity> {
+    if template.allow_stargate_on_data_nodes == Some(true) {
+        return None;
+    }
+    Some(Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+                label_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: CASSANDRA_RACK_LABEL.into(),
+                        operator: "Exists".into(),
+                        values: None,
+                    }]),
+                    ..LabelSelector::default()
+                }),
+                topology_key: "kubernetes.io/hostname".into(),
+                ..PodAffinityTerm::default()
+            }]),
+            ..PodAntiAffinity::default()
+        }),
+        ..Affinity::default()
+    })
+}
+
+fn port(name: &str, number: i32) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.into()),
+        container_port: number,
+        ..ContainerPort::default()
+    }
+}
+
+/// The Deployments of `stargate`, one per rack that gets nodes.
+pub fn deployments(
+    stargate: &Stargate,
+    dc: &CassandraDatacenter,
+    images: &ImageSettings,
+) -> Vec<Deployment> {
+    let namespace = stargate.namespace();
+    let owner = controller_reference(stargate);
+    let version = cluster_version(dc);
+    let default_image = if version == "3.11" {
+        &images.stargate_cassandra3
+    } else {
+        &images.stargate
+    };
+    nodes_per_rack(dc, stargate.spec.size)
+        .into_iter()
+        .map(|(rack, replicas)| {
+            let rack_template = stargate
+                .spec
+                .racks
+                .iter()
+                .flatten()
+                .find(|r| r.name == rack)
+                .map(|r| merge_template(&r.template, &stargate.spec.template))
+                .unwrap_or_else(|| stargate.spec.template.clone());
+            let name = deployment_name(dc, &rack);
+            let heap = rack_template
+                .heap_size
+                .clone()
+                .unwrap_or_else(|| Quantity(DEFAULT_HEAP.into()));
+            let heap_bytes = quantity_bytes(&heap).unwrap_or(256 * 1024 * 1024);
+            let mut java_opts =
+                format!("-XX:+CrashOnOutOfMemoryError -Xms{heap_bytes} -Xmx{heap_bytes}");
+            let mut environment = vec![
+                EnvVar {
+                    name: "LISTEN".into(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector {
+                            field_path: "status.podIP".into(),
+                            api_version: None,
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                },
+                env("CLUSTER_NAME", dc.spec.cluster_name.clone()),
+                env("CLUSTER_VERSION", version),
+                env("SEED", seed_service_host(dc)),
+                env("DATACENTER_NAME", cassandra_datacenter_name(dc)),
+                env("RACK_NAME", rack.clone()),
+                // Watching bundles is useless in a container and costs CPU.
+                env("DISABLE_BUNDLES_WATCH", "true"),
+            ];
+            if version == "6.8" {
+                environment.push(env("DSE", "1"));
+            }
+            if stargate.spec.auth.unwrap_or(true) {
+                // Stargate turns authentication on when the variable exists.
+                environment.push(env("ENABLE_AUTH", "true"));
+                java_opts.push_str(" -Dstargate.auth_id=AuthTableBasedService");
+            }
+            environment.insert(1, env("JAVA_OPTS", java_opts));
+            let mut pod_labels = labels(stargate);
+            pod_labels.insert(STARGATE_DEPLOYMENT_LABEL.into(), name.clone());
+            if let Some(extra) = rack_template
+                .metadata
+                .as_ref()
+                .and_then(|m| m.pods.as_ref())
+            {
+                for (key, value) in extra.labels.iter().flatten() {
+                    pod_labels
+                        .entry(key.clone())
+                        .or_insert_with(|| value.clone());
+                }
+            }
+            let container = Container {
+                name: name.clone(),
+                image: Some(image_reference(
+                    rack_template.container_image.as_ref(),
+                    default_image,
+                )),
+                image_pull_policy: rack_template
+                    .container_image
+                    .as_ref()
+                    .and_then(|i| i.pull_policy)
+                    .map(|p| format!("{p:?}")),
+                ports: Some(vec![
+                    port("graphql", 8080),
+                    port("authorization", 8081),
+                    port("rest", 8082),
+                    port(HEALTH_PORT_NAME, 8084),
+                    port("metrics", 8085),
+                    port("grpc", 8090),
+                    port("native", 9042),
+                    port("inter-node-msg", 8609),
+                    port("intra-node", 7000),
+                    port("tls-intra-node", 7001),
+                ]),
+                env: Some(environment),
+                resources: Some(resources(&rack_template, heap_bytes)),
+                liveness_probe: Some(http_probe(
+                    rack_template.liveness_probe.as_ref(),
+                    "/checker/liveness",
+                )),
+                readiness_probe: Some(http_probe(
+                    rack_template.readiness_probe.as_ref(),
+                    "/checker/readiness",
+                )),
+                ..Container::default()
+            };
+            let affinity = match rack_template.affinity.clone() {
+                Some(own) => serde_json::from_value(own).ok(),
+                None => default_affinity(&rack_template),
+            };
+            Deployment {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: namespace.clone(),
+                    labels: Some(labels(stargate)),
+                    owner_references: owner.clone().map(|o| vec![o]),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(DeploymentSpec {
+                    replicas: Some(replicas),
+                    selector: LabelSelector {
+                        match_labels: Some(BTreeMap::from([(
+                            STARGATE_DEPLOYMENT_LABEL.to_string(),
+                            name.clone(),
+                        )])),
+                        ..LabelSelector::default()
+                    },
+                    template: PodTemplateSpec {
+                        metadata: Some(ObjectMeta {
+                            labels: Some(pod_labels),
+                            ..ObjectMeta::default()
+                        }),
+                        spec: Some(PodSpec {
+                            service_account_name: Some(
+                                rack_template
+                                    .service_account
+                                    .clone()
+                                    .unwrap_or_else(|| "default".into()),
+                            ),
+                            containers: vec![container],
+                            node_selector: rack_template
+                                .node_selector
+                                .clone()
+                                .or_else(|| dc.spec.node_selector.clone()),
+                            tolerations: rack_template.tolerations.clone(),
+                            affinity,
+                            ..PodSpec::default()
+                        }),
+                    },
+                    ..DeploymentSpec::default()
+                }),
+                status: None,
+            }
+        })
+        .collect()
+}
+
+/// The Service in front of every Stargate node of the datacenter.
+pub fn service(stargate: &Stargate, dc: &CassandraDatacenter) -> Service {
+    let service_port = |name: &str, number: i32| ServicePort {
+        name: Some(name.into()),
+        port: number,
+        target_port: Some(IntOrString::Int(number)),
+        protocol: Some("TCP".into()),
+        ..ServicePort::default()
+    };
+    let mut service_labels = labels(stargate);
+    if let Some(extra) = stargate
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.service.as_ref())
+    {
+        for (key, value) in extra.labels.iter().flatten() {
+            service_labels
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
+    Service {
+        metadata: ObjectMeta {
+            name: Some(service_name(dc)),
+            namespace: stargate.namespace(),
+            labels: Some(service_labels),
+            owner_references: controller_reference(stargate).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".into()),
+            ports: Some(vec![
+                service_port("graphql", 8080),
+                service_port("authorization", 8081),
+                service_port("rest", 8082),
+                service_port(HEALTH_PORT_NAME, 8084),
+                service_port("metrics", 8085),
+                service_port("grpc", 8090),
+                service_port("cassandra", 9042),
+            ]),
+            selector: Some(BTreeMap::from([(
+                STARGATE_LABEL.to_string(),
+                stargate.name_any(),
+            )])),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Why a Stargate is not deployed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// `spec.datacenterRef.name` is empty.
+    NoDatacenterRef,
+    DatacenterNotFound(String),
+    DatacenterNotReady(String),
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waiting::NoDatacenterRef => f.write_str("spec.datacenterRef.name is empty"),
+            Waiting::DatacenterNotFound(name) => {
+                write!(
+                    f,
+                    "CassandraDatacenter {name} does not exist in this namespace"
+                )
+            }
+            Waiting::DatacenterNotReady(name) => {
+                write!(f, "waiting for CassandraDatacenter {name} to be Ready")
+            }
+        }
+    }
+}
+
+/// The Stargate's status: Pending while it waits, Deploying until every desired replica is
+/// ready for the current spec, then Running.
+pub fn status(
+    stargate: &Stargate,
+    outcome: Result<(&[String], Option<&str>, Rollout), &Waiting>,
+    now: Time,
+) -> StargateStatus {
+    let previous = stargate.status.clone().unwrap_or_default();
+    let mut conditions: Vec<Condition> = previous.conditions.clone().unwrap_or_default();
+    let condition = |status: &str, reason: &str, message: String| {
+        new_condition(
+            CONDITION_READY,
+            status,
+            reason,
+            message,
+            stargate.metadata.generation,
+            now.clone(),
+        )
+    };
+    match outcome {
+        Err(waiting) => {
+            let reason = match waiting {
+                Waiting::NoDatacenterRef => "InvalidSpec",
+                Waiting::DatacenterNotFound(_) => "DatacenterNotFound",
+                Waiting::DatacenterNotReady(_) => "DatacenterNotReady",
+            };
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_FALSE, reason, waiting.to_string()),
+            );
+            StargateStatus {
+                progress: Some(StargateProgress::Pending),
+                conditions: Some(conditions),
+                observed_generation: stargate.metadata.generation,
+                ..StargateStatus::default()
+            }
+        }
+        Ok((deployments, service, rollout)) => {
+            let complete = rollout.is_complete();
+            let ratio = format!("{}/{}", rollout.ready, rollout.desired);
+            let ready_condition = if complete {
+                condition(
+                    CONDITION_TRUE,
+                    "AllReplicasReady",
+                    format!("{ratio} replicas ready"),
+                )
+            } else {
+                condition(
+                    CONDITION_FALSE,
+                    "Deploying",
+                    format!("{ratio} replicas ready"),
+                )
+            };
+            set_condition(&mut conditions, ready_condition);
+            StargateStatus {
+                progress: Some(if complete {
+                    StargateProgress::Running
+                } else {
+                    StargateProgress::Deploying
+                }),
+                replicas: rollout.desired,
+                ready_replicas: rollout.ready,
+                updated_replicas: rollout.updated,
+                available_replicas: rollout.available,
+                ready_replicas_ratio: Some(ratio),
+                deployment_refs: Some(deployments.to_vec()),
+                service_ref: service.map(str::to_string),
+                conditions: Some(conditions),
+                observed_generation: stargate.metadata.generation,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::cassdc::CassandraDatacenterSpec;
+    use crate::api::stargate::{StargateDatacenterRef, StargateRackTemplate, StargateSpec};
+
+    fn datacenter(racks: &[&str], version: &str) -> CassandraDatacenter {
+        let mut spec: CassandraDatacenterSpec = serde_json::from_value(serde_json::json!({
+            "clusterName": "My Cluster", "serverType": "cassandra", "serverVersion": version,
+            "size": 3, "storageConfig": {},
+            "racks": racks.iter().map(|r| serde_json::json!({"name": r})).collect::<Vec<_>>(),
+        }))
+        .expect("valid datacenter spec");
+        spec.datacenter_name = None;
+        let mut dc = CassandraDatacenter::new("dc1", spec);
+        dc.metadata.namespace = Some("ns1".into());
+        dc
+    }
+
+    fn stargate(size: i32) -> Stargate {
+        let mut stargate = Stargate::new(
+            "demo-dc1-stargate",
+            StargateSpec {
+                datacenter_ref: StargateDatacenterRef { name: "dc1".into() },
+                auth: None,
+                cassandra_encryption: None,
+                size,
+                template: StargateTemplate {
+                    heap_size: Some(Quantity("512Mi".into())),
+                    ..Default::default()
+                },
+                racks: Some(vec![StargateRackTemplate {
+                    name: "r2".into(),
+                    template: StargateTemplate {
+                        heap_size: Some(Quantity("1Gi".into())),
+                        ..Default::default()
+                    },
+                }]),
+            },
+        );
+        stargate.metadata.namespace = Some("ns1".into());
+        stargate.metadata.uid = Some("uid-1".into());
+        stargate.metadata.labels = Some(BTreeMap::from([
+            ("k8ssandra.io/cluster-name".to_string(), "demo".to_string()),
+            (
+                "k8ssandra.io/cluster-namespace".to_string(),
+                "hub".to_string(),
+            ),
+            ("unrelated".to_string(), "x".to_string()),
+        ]));
+        stargate
+    }
+
+    fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
+        deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    }
+
+    #[test]
+    fn nodes_are_split_over_racks_and_racks_without_nodes_get_no_deployment() {
+        let dc = datacenter(&["r1", "r2", "r3"], "4.1.5");
+        assert_eq!(
+            nodes_per_rack(&dc, 4),
+            vec![("r1".into(), 2), ("r2".into(), 1), ("r3".into(), 1)]
+        );
+        assert_eq!(nodes_per_rack(&dc, 1), vec![("r1".into(), 1)]);
+        let images = ImageSettings::default();
+        let built = deployments(&stargate(2), &dc, &images);
+        let names: Vec<String> = built.iter().map(|d| d.name_any()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "mycluster-dc1-r1-stargate-deployment",
+                "mycluster-dc1-r2-stargate-deployment"
+            ]
+        );
+    }
+
+    #[test]
+    fn deployment_is_wired_to_the_seed_service_and_owned_by_the_stargate() {
+        let dc = datacenter(&["r1", "r2"], "4.1.5");
+        let images = ImageSettings::default();
+        let built = deployments(&stargate(2), &dc, &images);
+        let first = &built[0];
+        assert_eq!(
+            env_value(first, "SEED").as_deref(),
+            Some("mycluster-seed-service.ns1.svc")
+        );
+        assert_eq!(
+            env_value(first, "CLUSTER_NAME").as_deref(),
+            Some("My Cluster")
+        );
+        assert_eq!(env_value(first, "CLUSTER_VERSION").as_deref(), Some("4.0"));
+        assert_eq!(env_value(first, "DATACENTER_NAME").as_deref(), Some("dc1"));
+        assert_eq!(env_value(first, "RACK_NAME").as_deref(), Some("r1"));
+        assert_eq!(env_value(first, "ENABLE_AUTH").as_deref(), Some("true"));
+        let java = env_value(first, "JAVA_OPTS").unwrap_or_default();
+        assert!(java.contains("-Xmx536870912"), "{java}");
+        // The rack's own heap wins over the datacenter's.
+        let java = env_value(&built[1], "JAVA_OPTS").unwrap_or_default();
+        assert!(java.contains("-Xmx1073741824"), "{java}");
+        let owner = &first.metadata.owner_references.as_ref().expect("owner")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str()),
+            ("Stargate", "uid-1")
+        );
+        assert_eq!(owner.controller, Some(true));
+        let labels = first.metadata.labels.as_ref().expect("labels");
+        assert_eq!(labels["k8ssandra.io/cluster-name"], "demo");
+        assert!(!labels.contains_key("unrelated"));
+        let container = &first
+            .spec
+            .as_ref()
+            .expect("spec")
+            .template
+            .spec
+            .as_ref()
+            .expect("pod")
+            .containers[0];
+        assert_eq!(container.image.as_deref(), Some(images.stargate.as_str()));
+        let memory = &container
+            .resources
+            .as_ref()
+            .expect("resources")
+            .limits
+            .as_ref()
+            .expect("limits")["memory"];
+        assert_eq!(memory.0, (4u64 * 536_870_912).to_string());
+        let readiness = container
+            .readiness_probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .expect("probe");
+        assert_eq!(readiness.path.as_deref(), Some("/checker/readiness"));
+        let selector = first
+            .spec
+            .as_ref()
+            .expect("spec")
+            .selector
+            .match_labels
+            .clone()
+            .expect("selector");
+        let pod_labels = first
+            .spec
+            .as_ref()
+            .expect("spec")
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.labels.clone())
+            .expect("pod labels");
+        assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+    }
+
+    #[test]
+    fn stargate_avoids_cassandra_workers_unless_allowed() {
+        let dc = datacenter(&[], "4.1.5");
+        let images = ImageSettings::default();
+        let affinity = |sg: &Stargate| {
+            deployments(sg, &dc, &images)[0]
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|p| p.affinity.clone())
+        };
+        let avoided = affinity(&stargate(1))
+            .and_then(|a| a.pod_anti_affinity)
+            .expect("anti-affinity");
+        let term = &avoided
+            .required_during_scheduling_ignored_during_execution
+            .expect("required")[0];
+        assert_eq!(term.topology_key, "kubernetes.io/hostname");
+        let mut allowed = stargate(1);
+        allowed.spec.template.allow_stargate_on_data_nodes = Some(true);
+        assert_eq!(affinity(&allowed), None);
+    }
+
+    #[test]
+    fn cassandra_3_gets_the_3_11_image() {
+        let dc = datacenter(&[], "3.11.17");
+        let images = ImageSettings::default();
+        let built = deployments(&stargate(1), &dc, &images);
+        let container = &built[0]
+            .spec
+            .as_ref()
+            .expect("spec")
+            .template
+            .spec
+            .as_ref()
+            .expect("pod")
+            .containers[0];
+        assert_eq!(
+            container.image.as_deref(),
+            Some(images.stargate_cassandra3.as_str())
+        );
+        assert_eq!(
+            env_value(&built[0], "CLUSTER_VERSION").as_deref(),
+            Some("3.11")
+        );
+        assert_eq!(
+            env_value(&built[0], "RACK_NAME").as_deref(),
+            Some("default")
+        );
+    }
+
+    #[test]
+    fn service_exposes_every_api_port_and_selects_the_stargate_pods() {
+        let dc = datacenter(&["r1"], "4.1.5");
+        let sg = stargate(1);
+        let svc = service(&sg, &dc);
+        assert_eq!(svc.name_any(), "mycluster-dc1-stargate-service");
+        let spec = svc.spec.expect("spec");
+        let ports: BTreeMap<String, i32> = spec
+            .ports
+            .into_iter()
+            .flatten()
+            .map(|p| (p.name.unwrap_or_default(), p.port))
+            .collect();
+        for (name, number) in [
+            ("cassandra", 9042),
+            ("rest", 8082),
+            ("graphql", 8080),
+            ("grpc", 8090),
+            ("health", 8084),
+            ("metrics", 8085),
+        ] {
+            assert_eq!(ports.get(name), Some(&number), "{name}");
+        }
+        let pod_labels = deployments(&sg, &dc, &ImageSettings::default())[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .expect("labels");
+        for (key, value) in spec.selector.expect("selector") {
+            assert_eq!(pod_labels.get(&key), Some(&value));
+        }
+    }
+
+    #[test]
+    fn status_follows_the_deployments() {
+        let sg = stargate(2);
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"));
+        let pending = status(
+            &sg,
+            Err(&Waiting::DatacenterNotReady("dc1".into())),
+            now.clone(),
+        );
+        assert_eq!(pending.progress, Some(StargateProgress::Pending));
+        assert!(!pending.is_ready());
+        let names = vec!["d1".to_string()];
+        let deploying = Rollout {
+            desired: 2,
+            replicas: 2,
+            ready: 1,
+            updated: 2,
+            available: 1,
+            observed_current: true,
+        };
+        let s = status(&sg, Ok((&names, Some("svc"), deploying)), now.clone());
+        assert_eq!(s.progress, Some(StargateProgress::Deploying));
+        assert_eq!(s.ready_replicas_ratio.as_deref(), Some("1/2"));
+        let done = Rollout {
+            ready: 2,
+            available: 2,
+            ..deploying
+        };
+        let s = status(&sg, Ok((&names, Some("svc"), done)), now);
+        assert_eq!(s.progress, Some(StargateProgress::Running));
+        assert!(s.is_ready());
+        assert_eq!(s.service_ref.as_deref(), Some("svc"));
+    }
+}

@@ -1,0 +1,743 @@
+//! Data-plane mode and the per-datacenter components, end to end against kube-sim: a control
+//! plane in the hub and a data-plane instance in each of two regions put Stargate, Reaper and
+//! ServiceMonitors next to each datacenter, readiness reaches the K8ssandraCluster, removing a
+//! template removes its objects, and deleting the cluster removes them all. A data-plane instance
+//! alone never touches K8ssandraClusters and needs no ClientConfig.
+
+mod clusters_support;
+
+use std::future::Future;
+use std::time::Duration;
+
+use clusters_support::{NS, put_client_config, put_secret};
+use federator::api::cassdc::CassandraDatacenter;
+use federator::api::client_config::ClientConfig;
+use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
+use federator::api::reaper::Reaper;
+use federator::api::stargate::{Stargate, StargateProgress};
+use federator::dataplane::service_monitor::ServiceMonitor;
+use federator::federation::components::{
+    CONDITION_TELEMETRY_READY, REASON_SERVICE_MONITOR_CRD_MISSING, plan_components,
+};
+use federator::federation::plan::plan;
+use federator::operator::{Operator, shutdown_on};
+use federator::settings::{Overrides, Settings};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, Patch, PatchParams, ValidationDirective};
+use kube::{Api, Client, ResourceExt};
+use kube_sim::{Sim, SimBuilder};
+
+const TEST_MANAGER: &str = "dataplane-e2e";
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CLUSTER: &str = "demo";
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
+}
+
+async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    bounded(
+        "apply",
+        api.patch(
+            name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(&object),
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+}
+
+/// Polls `check` until it gives a value, at most `limit`.
+async fn wait_for<T, Fut>(what: &str, limit: Duration, mut check: impl FnMut() -> Fut) -> T
+where
+    Fut: Future<Output = Option<T>>,
+{
+    tokio::time::timeout(limit, async {
+        loop {
+            if let Some(value) = check().await {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+async fn get<K>(client: &Client, name: &str) -> Option<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api = Api::<K>::namespaced(client.clone(), NS);
+    bounded("get", api.get_opt(name))
+        .await
+        .unwrap_or_else(|e| panic!("get {name}: {e}"))
+}
+
+/// The ServiceMonitor CRD of prometheus-operator, as upstream ships it.
+fn service_monitor_crd() -> serde_json::Value {
+    let dir = format!("{REPO}/../shared/compat/crds/prometheus-operator");
+    kube_sim::crd::load_crd_dir(std::path::Path::new(&dir))
+        .expect("prometheus-operator CRDs load")
+        .into_iter()
+        .find(|crd| crd["metadata"]["name"] == "servicemonitors.monitoring.coreos.com")
+        .expect("the ServiceMonitor CRD")
+}
+
+async fn install_service_monitor_crd(client: &Client) {
+    apply(
+        &Api::<CustomResourceDefinition>::all(client.clone()),
+        "servicemonitors.monitoring.coreos.com",
+        service_monitor_crd(),
+    )
+    .await;
+}
+
+async fn start_sim(clusters: usize) -> Sim {
+    let sim = tokio::time::timeout(
+        Duration::from_secs(120),
+        SimBuilder::new()
+            .clusters(clusters)
+            .cass_operator(true)
+            .dc_ready_after(Duration::from_secs(1))
+            .workloads_ready_after(Duration::from_secs(2))
+            .crd_dir(format!("{REPO}/crds"))
+            .crd_dir(format!("{REPO}/../shared/compat/crds/cass-operator"))
+            .start(),
+    )
+    .await
+    .expect("kube-sim starts in time")
+    .expect("kube-sim starts");
+    for index in 0..clusters {
+        let client = sim.client(index).await.expect("client");
+        apply(
+            &Api::<Namespace>::all(client),
+            NS,
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        )
+        .await;
+    }
+    sim
+}
+
+fn settings(mode: &str) -> Settings {
+    let overrides = Overrides {
+        mode: Some(mode.into()),
+        ..Overrides::default()
+    };
+    let mut settings = Settings::load_from(&overrides, &[]).expect("settings load");
+    settings.operator_namespace = NS.to_string();
+    settings.regions.probe_interval = Duration::from_secs(1);
+    settings.regions.request_timeout = Duration::from_secs(3);
+    settings
+}
+
+/// Operators running in this process; stopped by [`Operators::stop`].
+struct Operators {
+    running: Vec<Operator>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Operators {
+    fn new() -> Operators {
+        Operators {
+            running: Vec::new(),
+            stops: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, settings: &Settings, client: Client) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.running.push(Operator::start(
+            settings,
+            client,
+            shutdown_on(async move {
+                let _ = stopped.await;
+            }),
+        ));
+        self.stops.push(stop);
+    }
+
+    async fn stop(self) {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+        for operator in self.running {
+            bounded("operator stops", operator.run_until(async {})).await;
+        }
+    }
+}
+
+fn k8ssandra_cluster(
+    region1: &str,
+    region2: &str,
+    stargate: bool,
+    reaper: bool,
+    telemetry: bool,
+) -> serde_json::Value {
+    let mut spec = serde_json::json!({"cassandra": {
+        "serverVersion": "4.1.5",
+        "storageConfig": {"cassandraDataVolumeClaimSpec": {
+            "storageClassName": "standard",
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "5Gi"}}
+        }},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "k8sContext": region1, "size": 1},
+            {"metadata": {"name": "dc2"}, "k8sContext": region2, "size": 1}
+        ]
+    }});
+    if stargate {
+        spec["stargate"] = serde_json::json!({"size": 1, "heapSize": "256Mi"});
+    }
+    if reaper {
+        spec["reaper"] = serde_json::json!({"deploymentMode": "PER_DC"});
+    }
+    if telemetry {
+        spec["cassandra"]["telemetry"] = serde_json::json!({"prometheus": {"enabled": true}});
+    }
+    serde_json::json!({
+        "apiVersion": "k8ssandra.io/v1alpha1",
+        "kind": "K8ssandraCluster",
+        "metadata": {"name": CLUSTER, "namespace": NS},
+        "spec": spec,
+    })
+}
+
+/// A user's edit taking a template out (`kubectl edit` / merge patch).
+async fn remove_from_spec(clusters: &Api<K8ssandraCluster>, patch: serde_json::Value) {
+    bounded(
+        "merge patch",
+        clusters.patch(CLUSTER, &PatchParams::default(), &Patch::Merge(&patch)),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("removing a template: {e}"));
+}
+
+async fn cluster_status(clusters: &Api<K8ssandraCluster>) -> Option<K8ssandraClusterStatus> {
+    bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
+        .await
+        .expect("get K8ssandraCluster")?
+        .status
+}
+
+fn telemetry_condition(status: &K8ssandraClusterStatus) -> Option<(String, String, String)> {
+    status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == CONDITION_TELEMETRY_READY)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// What one region holds for datacenter `dc`.
+#[derive(Debug)]
+struct RegionObjects {
+    stargate: bool,
+    stargate_deployment: bool,
+    stargate_service: bool,
+    reaper: bool,
+    reaper_deployment: bool,
+    reaper_service: bool,
+    service_monitors: usize,
+}
+
+async fn region_objects(client: &Client, dc: &str) -> RegionObjects {
+    let monitors = Api::<ServiceMonitor>::namespaced(client.clone(), NS);
+    let service_monitors =
+        match bounded("list ServiceMonitors", monitors.list(&Default::default())).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .filter(|m| m.name_any().starts_with(&format!("demo-{dc}-")))
+                .count(),
+            // The region does not serve ServiceMonitors.
+            Err(_) => 0,
+        };
+    RegionObjects {
+        stargate: get::<Stargate>(client, &format!("demo-{dc}-stargate"))
+            .await
+            .is_some(),
+        stargate_deployment: get::<Deployment>(
+            client,
+            &format!("demo-{dc}-default-stargate-deployment"),
+        )
+        .await
+        .is_some(),
+        stargate_service: get::<Service>(client, &format!("demo-{dc}-stargate-service"))
+            .await
+            .is_some(),
+        reaper: get::<Reaper>(client, &format!("demo-{dc}-reaper"))
+            .await
+            .is_some(),
+        reaper_deployment: get::<Deployment>(client, &format!("demo-{dc}-reaper"))
+            .await
+            .is_some(),
+        reaper_service: get::<Service>(client, &format!("demo-{dc}-reaper-service"))
+            .await
+            .is_some(),
+        service_monitors,
+    }
+}
+
+// On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
+#[test]
+fn components_reach_both_regions_report_readiness_and_are_cleaned_up() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(two_regions_with_components());
+}
+
+async fn two_regions_with_components() {
+    let sim = start_sim(3).await;
+    let hub = sim.client(0).await.expect("hub client");
+    let regions = [
+        sim.client(1).await.expect("region 1 client"),
+        sim.client(2).await.expect("region 2 client"),
+    ];
+    let (context1, context2) = (sim.context_name(1), sim.context_name(2));
+    for index in [1, 2] {
+        let context = sim.context_name(index);
+        let secret = format!("{context}-config");
+        put_secret(
+            &hub,
+            &secret,
+            &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+        )
+        .await;
+        put_client_config(&hub, &context, &context, &secret).await;
+    }
+    // prometheus-operator only in region 1 for now.
+    install_service_monitor_crd(&regions[0]).await;
+
+    let mut operators = Operators::new();
+    operators.start(&settings("control-plane"), hub.clone());
+    let data_plane = settings("data-plane");
+    for region in &regions {
+        operators.start(&data_plane, region.clone());
+    }
+
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let everything = k8ssandra_cluster(&context1, &context2, true, true, true);
+    apply(&clusters, CLUSTER, everything.clone()).await;
+
+    // What the control plane sends validates strictly against prometheus-operator's CRD.
+    let k8c: K8ssandraCluster = serde_json::from_value(everything.clone()).expect("typed");
+    let components = plan_components(&k8c, &plan(&k8c).expect("plannable"));
+    let monitors = Api::<ServiceMonitor>::namespaced(regions[0].clone(), NS);
+    let mut strict = PatchParams::apply(TEST_MANAGER).force();
+    strict.field_validation = Some(ValidationDirective::Strict);
+    strict.dry_run = true;
+    let mut checked = 0;
+    for monitor in components.iter().flat_map(|c| c.service_monitors.iter()) {
+        let mut body = serde_json::to_value(monitor).expect("json");
+        body["apiVersion"] = "monitoring.coreos.com/v1".into();
+        body["kind"] = "ServiceMonitor".into();
+        bounded(
+            "strict apply",
+            monitors.patch(&monitor.name_any(), &strict, &Patch::Apply(&body)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("ServiceMonitor {} is refused: {e}", monitor.name_any()));
+        checked += 1;
+    }
+    assert_eq!(
+        checked, 4,
+        "Cassandra and Stargate ServiceMonitors of both datacenters"
+    );
+
+    // The data planes deploy Stargate and Reaper; the control plane mirrors their readiness.
+    let status = wait_for(
+        "Stargate and Reaper Ready in both datacenters' status",
+        Duration::from_secs(90),
+        || async {
+            let status = cluster_status(&clusters).await?;
+            let dcs = status.datacenters.as_ref()?;
+            let all = ["dc1", "dc2"].iter().all(|dc| {
+                dcs.get(*dc).is_some_and(|entry| {
+                    entry.stargate.as_ref().is_some_and(|s| s.is_ready())
+                        && entry.reaper.as_ref().is_some_and(|r| r.is_ready())
+                })
+            });
+            all.then_some(status)
+        },
+    )
+    .await;
+    let dc1 = &status.datacenters.as_ref().expect("datacenters")["dc1"];
+    let stargate = dc1.stargate.as_ref().expect("stargate status");
+    assert_eq!(stargate.progress, Some(StargateProgress::Running));
+    assert_eq!(stargate.ready_replicas_ratio.as_deref(), Some("1/1"));
+    assert_eq!(
+        stargate.service_ref.as_deref(),
+        Some("demo-dc1-stargate-service")
+    );
+    for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
+        let objects = region_objects(region, dc).await;
+        assert!(
+            objects.stargate && objects.stargate_deployment && objects.stargate_service,
+            "{dc}: Stargate objects"
+        );
+        assert!(
+            objects.reaper && objects.reaper_deployment && objects.reaper_service,
+            "{dc}: Reaper objects"
+        );
+    }
+    // The Stargate Deployment joins through the datacenter's seed Service.
+    let deployment: Deployment = get(&regions[1], "demo-dc2-default-stargate-deployment")
+        .await
+        .expect("deployment");
+    let seed = deployment
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| p.containers[0].env.clone().unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == "SEED")
+        .and_then(|e| e.value);
+    assert_eq!(
+        seed.as_deref(),
+        Some(format!("demo-seed-service.{NS}.svc").as_str())
+    );
+
+    // ServiceMonitors where prometheus-operator is; the condition names the other region.
+    wait_for(
+        "ServiceMonitors in region 1",
+        Duration::from_secs(20),
+        || async { (region_objects(&regions[0], "dc1").await.service_monitors == 2).then_some(()) },
+    )
+    .await;
+    let (state, reason, message) = wait_for(
+        "TelemetryReady names region 2",
+        Duration::from_secs(20),
+        || async {
+            telemetry_condition(&cluster_status(&clusters).await?).filter(|c| c.0 == "False")
+        },
+    )
+    .await;
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("False", REASON_SERVICE_MONITOR_CRD_MISSING)
+    );
+    assert!(
+        message.contains(&context2) && message.contains("dc2"),
+        "{message}"
+    );
+    assert!(!message.contains(&format!("{context1:?}")), "{message}");
+    install_service_monitor_crd(&regions[1]).await;
+    wait_for(
+        "ServiceMonitors in region 2 and TelemetryReady",
+        Duration::from_secs(45),
+        || async {
+            let in_region = region_objects(&regions[1], "dc2").await.service_monitors == 2;
+            let condition = telemetry_condition(&cluster_status(&clusters).await?)?;
+            (in_region && condition.0 == "True").then_some(())
+        },
+    )
+    .await;
+
+    // Steady state: nothing is written, neither in the regions nor in the hub.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let versions = || async {
+        let k8c = bounded("get", clusters.get(CLUSTER))
+            .await
+            .expect("K8ssandraCluster");
+        let stargate: Stargate = get(&regions[0], "demo-dc1-stargate")
+            .await
+            .expect("stargate");
+        let reaper: Reaper = get(&regions[1], "demo-dc2-reaper").await.expect("reaper");
+        let deployment: Deployment = get(&regions[0], "demo-dc1-default-stargate-deployment")
+            .await
+            .expect("deployment");
+        let monitor: ServiceMonitor = get(&regions[1], "demo-dc2-cass-servicemonitor")
+            .await
+            .expect("monitor");
+        [
+            k8c.resource_version(),
+            stargate.resource_version(),
+            reaper.resource_version(),
+            deployment.resource_version(),
+            monitor.resource_version(),
+        ]
+    };
+    let before = versions().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        before,
+        versions().await,
+        "nothing is written at steady state"
+    );
+
+    // Removing each template removes its objects in both regions, and its status.
+    remove_from_spec(&clusters, serde_json::json!({"spec": {"stargate": null}})).await;
+    wait_for(
+        "Stargate objects removed",
+        Duration::from_secs(30),
+        || async {
+            for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
+                let objects = region_objects(region, dc).await;
+                if objects.stargate
+                    || objects.stargate_deployment
+                    || objects.stargate_service
+                    || objects.service_monitors != 1
+                {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    wait_for(
+        "Stargate gone from the status",
+        Duration::from_secs(20),
+        || async {
+            let status = cluster_status(&clusters).await?;
+            status
+                .datacenters?
+                .values()
+                .all(|dc| dc.stargate.is_none() && dc.reaper.is_some())
+                .then_some(())
+        },
+    )
+    .await;
+    remove_from_spec(&clusters, serde_json::json!({"spec": {"reaper": null}})).await;
+    wait_for(
+        "Reaper objects removed",
+        Duration::from_secs(30),
+        || async {
+            for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
+                let objects = region_objects(region, dc).await;
+                if objects.reaper || objects.reaper_deployment || objects.reaper_service {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    remove_from_spec(
+        &clusters,
+        serde_json::json!({"spec": {"cassandra": {"telemetry": null}}}),
+    )
+    .await;
+    wait_for(
+        "ServiceMonitors removed and TelemetryReady gone",
+        Duration::from_secs(30),
+        || async {
+            for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
+                if region_objects(region, dc).await.service_monitors != 0 {
+                    return None;
+                }
+            }
+            telemetry_condition(&cluster_status(&clusters).await?)
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Everything back, then the cluster deleted: every component goes with it.
+    apply(&clusters, CLUSTER, everything.clone()).await;
+    wait_for(
+        "components back in both regions",
+        Duration::from_secs(45),
+        || async {
+            for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
+                let objects = region_objects(region, dc).await;
+                if !(objects.stargate && objects.reaper && objects.service_monitors == 2) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+
+    // A datacenter taken out of the spec takes its components with it; the other keeps its own.
+    let mut only_dc1 = everything.clone();
+    if let Some(datacenters) = only_dc1["spec"]["cassandra"]["datacenters"].as_array_mut() {
+        datacenters.truncate(1);
+    }
+    apply(&clusters, CLUSTER, only_dc1).await;
+    wait_for(
+        "dc2's components removed from region 2",
+        Duration::from_secs(45),
+        || async {
+            let objects = region_objects(&regions[1], "dc2").await;
+            let any = objects.stargate
+                || objects.stargate_deployment
+                || objects.reaper
+                || objects.reaper_deployment
+                || objects.service_monitors > 0;
+            (!any).then_some(())
+        },
+    )
+    .await;
+    let kept = region_objects(&regions[0], "dc1").await;
+    assert!(
+        kept.stargate && kept.reaper && kept.service_monitors == 2,
+        "dc1 keeps its components: {kept:?}"
+    );
+
+    bounded(
+        "delete K8ssandraCluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete K8ssandraCluster");
+    wait_for(
+        "K8ssandraCluster deleted",
+        Duration::from_secs(45),
+        || async {
+            bounded("get", clusters.get_opt(CLUSTER))
+                .await
+                .expect("get")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
+        wait_for(
+            "components and their workloads gone after the deletion",
+            Duration::from_secs(20),
+            || async {
+                let objects = region_objects(region, dc).await;
+                let any = objects.stargate
+                    || objects.stargate_deployment
+                    || objects.stargate_service
+                    || objects.reaper
+                    || objects.reaper_deployment
+                    || objects.reaper_service
+                    || objects.service_monitors > 0;
+                (!any).then_some(())
+            },
+        )
+        .await;
+    }
+    operators.stop().await;
+    sim.shutdown().await;
+}
+
+#[test]
+fn a_data_plane_instance_alone_leaves_k8ssandra_clusters_alone_and_needs_no_client_config() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(data_plane_alone());
+}
+
+async fn data_plane_alone() {
+    let sim = start_sim(1).await;
+    let client = sim.client(0).await.expect("client");
+    let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), NS);
+    apply(
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster("", "", true, true, false),
+    )
+    .await;
+    // A datacenter and a Stargate made by hand: the data plane serves them.
+    apply(
+        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
+        "standalone",
+        serde_json::json!({
+            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
+            "metadata": {"name": "standalone", "namespace": NS},
+            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
+                     "size": 1, "storageConfig": {}}
+        }),
+    )
+    .await;
+    apply(
+        &Api::<Stargate>::namespaced(client.clone(), NS),
+        "solo-stargate",
+        serde_json::json!({
+            "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
+            "metadata": {"name": "solo-stargate", "namespace": NS},
+            "spec": {"datacenterRef": {"name": "standalone"}, "size": 1}
+        }),
+    )
+    .await;
+
+    let mut operators = Operators::new();
+    operators.start(&settings("data-plane"), client.clone());
+    assert!(
+        operators.running[0].registry.is_none(),
+        "no cluster registry in data-plane mode"
+    );
+
+    let stargates = Api::<Stargate>::namespaced(client.clone(), NS);
+    wait_for(
+        "the hand-made Stargate Running",
+        Duration::from_secs(45),
+        || async {
+            let stargate = bounded("get", stargates.get_opt("solo-stargate"))
+                .await
+                .expect("get")?;
+            stargate.status.filter(|s| s.is_ready()).map(|_| ())
+        },
+    )
+    .await;
+    assert!(
+        get::<Deployment>(&client, "solo-standalone-default-stargate-deployment")
+            .await
+            .is_some()
+    );
+    // The progress is told as Events on the Stargate.
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS);
+    wait_for(
+        "a Running event on the Stargate",
+        Duration::from_secs(10),
+        || async {
+            let list = bounded("list events", events.list(&Default::default()))
+                .await
+                .ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("Running")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                            == Some("solo-stargate")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    // Give a K8ssandraCluster controller, if one ran, time to act.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let k8c = bounded("get", clusters.get(CLUSTER))
+        .await
+        .expect("K8ssandraCluster");
+    assert!(
+        k8c.finalizers().is_empty(),
+        "no finalizer: {:?}",
+        k8c.finalizers()
+    );
+    assert!(k8c.status.is_none(), "no status: {:?}", k8c.status);
+    assert!(
+        get::<CassandraDatacenter>(&client, "dc1").await.is_none(),
+        "no CassandraDatacenter made"
+    );
+    let client_configs = Api::<ClientConfig>::all(client.clone());
+    assert!(
+        bounded("list", client_configs.list(&Default::default()))
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    operators.stop().await;
+    sim.shutdown().await;
+}
