@@ -333,6 +333,12 @@ pub fn expected_objects(cluster: &str) -> [BTreeSet<String>; 3] {
             ));
         }
     }
+    // The generated superuser Secret (copied, labels and all, to every region with a DC) and
+    // the ReplicatedSecret that copies it.
+    for (_, index) in DATACENTERS {
+        expected[index].insert(format!("secrets {NS}/{cluster}-superuser"));
+    }
+    expected[0].insert(format!("replicatedsecrets {NS}/{cluster}"));
     expected
 }
 
