@@ -208,11 +208,7 @@ fn error_storms_in_one_region_leave_the_others_update_latency_within_twice_undis
     block_on(one_region_disturbed(Disturbance::ErrorStorms));
 }
 
-// A known failure, kept runnable (`-- --ignored`): every reconcile reads every region before it
-// writes to any, so a region answering in 500 ms delays the others' updates. See
-// docs/reliability.md.
 #[test]
-#[ignore = "finding: one slow region delays every region's update; see docs/reliability.md"]
 fn added_latency_in_one_region_leaves_the_others_update_latency_within_twice_undisturbed() {
     block_on(one_region_disturbed(Disturbance::Latency));
 }

@@ -580,6 +580,14 @@ pub async fn reconcile(
     observed: &ObservedCluster,
 ) -> ComponentsReport {
     let components = plan_components(k8c, plan);
+    if !components_wanted_or_recorded(k8c, &components) {
+        // Nothing to make and nothing made before (the status records every component made):
+        // no need to ask every region.
+        return ComponentsReport {
+            settled: true,
+            ..ComponentsReport::default()
+        };
+    }
     let ready: BTreeSet<String> = plan
         .datacenters
         .iter()
@@ -615,6 +623,27 @@ pub async fn reconcile(
         report.settled &= part.settled;
     }
     report
+}
+
+/// Whether the spec asks for a component, or the status shows one was made.
+fn components_wanted_or_recorded(
+    k8c: &K8ssandraCluster,
+    components: &[DatacenterComponents],
+) -> bool {
+    let wanted = components
+        .iter()
+        .any(|dc| dc.stargate.is_some() || dc.reaper.is_some() || !dc.service_monitors.is_empty());
+    let status = k8c.status.as_ref();
+    let recorded = status
+        .and_then(|s| s.datacenters.as_ref())
+        .is_some_and(|dcs| {
+            dcs.values()
+                .any(|dc| dc.stargate.is_some() || dc.reaper.is_some())
+        })
+        || status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == CONDITION_TELEMETRY_READY));
+    wanted || recorded
 }
 
 /// Deletes every component of the cluster in a region (by label selector): Stargates, Reapers

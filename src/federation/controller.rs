@@ -88,6 +88,10 @@ pub struct ControllerContext {
     pub resolver: Result<CachingResolver<HickoryResolver>, super::seeds::SeedResolveError>,
     /// What the region watches have seen: read instead of asking the regions again.
     pub caches: RegionCaches,
+    /// Region writes under way and their outcomes.
+    pub operations: Operations,
+    /// Re-queues a cluster when its region writes end.
+    pub completions: futures::channel::mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -107,6 +111,7 @@ pub async fn run(
         .changes()
         .flat_map(move |change| stream::iter(clusters_using_change(&store, &change)));
     let caches = RegionCaches::default();
+    let (completions, completed) = futures::channel::mpsc::unbounded();
     let (remote_triggers, manage_watches) =
         super::watches::remote_changes(registry.clone(), caches.clone());
     let context = Arc::new(ControllerContext {
@@ -116,10 +121,15 @@ pub async fn run(
         watch_namespaces,
         resolver: HickoryResolver::from_system_conf().map(CachingResolver::new),
         caches,
+        operations: Operations::default(),
+        completions,
     });
     info!("K8ssandraCluster controller started");
     let controller = controller
-        .reconcile_on(stream::select(region_triggers, remote_triggers))
+        .reconcile_on(stream::select(
+            stream::select(region_triggers, remote_triggers),
+            completed,
+        ))
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| {
@@ -209,7 +219,7 @@ fn annotation_is_true(k8c: &K8ssandraCluster, key: &str) -> bool {
 async fn apply_cluster(
     k8c: &K8ssandraCluster,
     api: &Api<K8ssandraCluster>,
-    context: &ControllerContext,
+    context: &Arc<ControllerContext>,
 ) -> Result<Action, ReconcileError> {
     let previous = k8c.status.as_ref();
     let input = |reconcile_error, unresolved_seeds| StatusInput {
@@ -249,7 +259,10 @@ async fn apply_cluster(
         Some(seeds) => apply_seed_slices(context, seeds, &actions, SeedPhase::BeforeCreate).await,
         None => Vec::new(),
     };
-    let outcomes = act(context, &cluster_plan, &observed, &actions).await;
+    let key = ObjectRef::from_obj(k8c);
+    act(context, &key, &cluster_plan, &observed, &actions).await;
+    // Writes finished since the last reconcile, and this one's that finished in the grace time.
+    let outcomes = context.operations.take_finished(&key);
     let seeds = match early_seeds {
         Some(seeds) => seeds,
         None => seed_slices(context, k8c, &cluster_plan, &observed).await,
@@ -649,73 +662,207 @@ fn region_state(error: &RegionError) -> RemoteState {
     }
 }
 
-/// Creates, updates and deletes as decided, regions in parallel; returns what happened.
+/// One remote write decided by a reconcile, with everything it needs (it may outlive it).
+enum Operation {
+    Apply {
+        namespace: String,
+        datacenter: String,
+        desired: Box<CassandraDatacenter>,
+        live: Option<Box<CassandraDatacenter>>,
+    },
+    Delete {
+        namespace: String,
+        datacenter: String,
+        annotate_first: bool,
+    },
+}
+
+/// The region writes of every cluster: which regions have writes under way, and the outcomes of
+/// finished ones the cluster's next reconcile reports (Events, `status.error`).
+#[derive(Default)]
+pub struct Operations {
+    in_flight: std::sync::Mutex<std::collections::HashSet<(ObjectRef<K8ssandraCluster>, String)>>,
+    finished:
+        std::sync::Mutex<std::collections::HashMap<ObjectRef<K8ssandraCluster>, Vec<Outcome>>>,
+}
+
+impl Operations {
+    /// Claims `region` for `cluster`; false when writes are still under way there.
+    fn start(&self, cluster: &ObjectRef<K8ssandraCluster>, region: &str) -> bool {
+        self.in_flight
+            .lock()
+            .map(|mut in_flight| in_flight.insert((cluster.clone(), region.to_string())))
+            .unwrap_or(false)
+    }
+
+    fn finish(&self, cluster: &ObjectRef<K8ssandraCluster>, region: &str, outcomes: Vec<Outcome>) {
+        if let Ok(mut finished) = self.finished.lock() {
+            finished
+                .entry(cluster.clone())
+                .or_default()
+                .extend(outcomes);
+        }
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.remove(&(cluster.clone(), region.to_string()));
+        }
+    }
+
+    fn take_finished(&self, cluster: &ObjectRef<K8ssandraCluster>) -> Vec<Outcome> {
+        self.finished
+            .lock()
+            .ok()
+            .and_then(|mut finished| finished.remove(cluster))
+            .unwrap_or_default()
+    }
+
+    /// The regions where writes of `cluster` are under way.
+    fn busy_regions(&self, cluster: &ObjectRef<K8ssandraCluster>) -> Vec<String> {
+        self.in_flight
+            .lock()
+            .map(|in_flight| {
+                in_flight
+                    .iter()
+                    .filter(|(c, _)| c == cluster)
+                    .map(|(_, region)| region.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// How long a reconcile waits for its region writes before it goes on: fast regions are
+/// reported by the same reconcile, a slow one finishes on its own and re-queues the cluster.
+const WRITE_GRACE: Duration = Duration::from_millis(50);
+
+/// Starts the creates, updates and deletes as decided, one task per region, and waits for them
+/// at most [`WRITE_GRACE`]. A region whose previous writes are still under way is skipped: their
+/// end re-queues the cluster, which then decides again. So one slow region never holds up the
+/// others, nor the next change.
 async fn act(
-    context: &ControllerContext,
+    context: &Arc<ControllerContext>,
+    key: &ObjectRef<K8ssandraCluster>,
     cluster_plan: &ClusterPlan,
     observed: &ObservedCluster,
     actions: &Actions,
-) -> Vec<Outcome> {
-    let operations = actions.decisions.iter().filter_map(|decision| {
-        let client = || context.registry.client(&decision.context);
-        let outcome = |outcome| Outcome {
-            datacenter: decision.datacenter.clone(),
-            context: decision.context.clone(),
-            namespace: decision.namespace.clone(),
-            outcome,
-        };
-        match &decision.decision {
+) {
+    let mut by_region: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
+    for decision in &actions.decisions {
+        let operation = match &decision.decision {
             Decision::Create | Decision::Update => {
-                let desired = &cluster_plan.datacenter(&decision.datacenter)?.datacenter;
-                let live = observed
-                    .get(&decision.datacenter)
-                    .and_then(|o| o.state.present());
-                Some(futures::future::Either::Left(async move {
-                    let applied = match client() {
-                        Ok(client) => apply_datacenter(&client, &decision.namespace, desired, live)
+                let Some(planned) = cluster_plan.datacenter(&decision.datacenter) else {
+                    continue;
+                };
+                Operation::Apply {
+                    namespace: decision.namespace.clone(),
+                    datacenter: decision.datacenter.clone(),
+                    desired: Box::new(planned.datacenter.clone()),
+                    live: observed
+                        .get(&decision.datacenter)
+                        .and_then(|o| o.state.present())
+                        .map(|dc| Box::new(dc.clone())),
+                }
+            }
+            Decision::Delete { annotate_first } => Operation::Delete {
+                namespace: decision.namespace.clone(),
+                datacenter: decision.datacenter.clone(),
+                annotate_first: *annotate_first,
+            },
+            Decision::Wait(_) | Decision::Blocked(_) => continue,
+        };
+        by_region
+            .entry(decision.context.clone())
+            .or_default()
+            .push(operation);
+    }
+    let mut started = Vec::new();
+    for (region, operations) in by_region {
+        if !context.operations.start(key, &region) {
+            debug!(k8ssandra_cluster = %key, region = %region, "writes still under way there");
+            continue;
+        }
+        let context = context.clone();
+        let key = key.clone();
+        let cluster = cluster_plan.cluster.clone();
+        started.push(tokio::spawn(async move {
+            let outcomes = run_region_operations(&context, &cluster, &region, operations).await;
+            context.operations.finish(&key, &region, outcomes);
+            let _ = context.completions.unbounded_send(key);
+        }));
+    }
+    let _ = tokio::time::timeout(WRITE_GRACE, futures::future::join_all(started)).await;
+}
+
+/// Carries out one region's writes, in parallel; returns what happened.
+async fn run_region_operations(
+    context: &ControllerContext,
+    cluster: &ClusterKey,
+    region: &str,
+    operations: Vec<Operation>,
+) -> Vec<Outcome> {
+    let client = context.registry.client(region).map_err(|e| e.to_string());
+    let writes = operations.into_iter().map(|operation| {
+        let client = client.clone();
+        async move {
+            let outcome = |namespace: &str, datacenter: &str, outcome| Outcome {
+                datacenter: datacenter.to_string(),
+                context: region.to_string(),
+                namespace: namespace.to_string(),
+                outcome,
+            };
+            match operation {
+                Operation::Apply {
+                    namespace,
+                    datacenter,
+                    desired,
+                    live,
+                } => {
+                    let applied = match &client {
+                        Ok(client) => apply_datacenter(client, &namespace, &desired, live.as_deref())
                             .await
                             .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e.clone()),
                     };
                     match applied {
-                        Ok(Applied::Created) => Some(outcome(DatacenterOutcome::Created)),
-                        Ok(Applied::Updated) => Some(outcome(DatacenterOutcome::Updated)),
+                        Ok(Applied::Created) => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Created)),
+                        Ok(Applied::Updated) => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Updated)),
                         Ok(Applied::Unchanged) => None,
-                        Err(e) => Some(outcome(DatacenterOutcome::ApplyFailed(format!(
-                            "applying CassandraDatacenter {}/{} in region {:?}: {e}",
-                            decision.namespace, decision.datacenter, decision.context
-                        )))),
+                        Err(e) => Some(outcome(
+                            &namespace,
+                            &datacenter,
+                            DatacenterOutcome::ApplyFailed(format!(
+                                "applying CassandraDatacenter {namespace}/{datacenter} in region {region:?}: {e}"
+                            )),
+                        )),
                     }
-                }))
-            }
-            Decision::Delete { annotate_first } => {
-                let annotate_first = *annotate_first;
-                Some(futures::future::Either::Right(async move {
-                    let deleted = match client() {
-                        Ok(client) => delete_datacenter(
-                            &client,
-                            &cluster_plan.cluster,
-                            &decision.namespace,
-                            &decision.datacenter,
-                            annotate_first,
-                        )
-                        .await
-                        .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
+                }
+                Operation::Delete {
+                    namespace,
+                    datacenter,
+                    annotate_first,
+                } => {
+                    let deleted = match &client {
+                        Ok(client) => {
+                            delete_datacenter(client, cluster, &namespace, &datacenter, annotate_first)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.clone()),
                     };
                     Some(match deleted {
-                        Ok(()) => outcome(DatacenterOutcome::Deleted),
-                        Err(e) => outcome(DatacenterOutcome::DeleteFailed(format!(
-                            "deleting CassandraDatacenter {}/{} in region {:?}: {e}",
-                            decision.namespace, decision.datacenter, decision.context
-                        ))),
+                        Ok(()) => outcome(&namespace, &datacenter, DatacenterOutcome::Deleted),
+                        Err(e) => outcome(
+                            &namespace,
+                            &datacenter,
+                            DatacenterOutcome::DeleteFailed(format!(
+                                "deleting CassandraDatacenter {namespace}/{datacenter} in region {region:?}: {e}"
+                            )),
+                        ),
                     })
-                }))
+                }
             }
-            Decision::Wait(_) | Decision::Blocked(_) => None,
         }
     });
-    futures::future::join_all(operations)
+    futures::future::join_all(writes)
         .await
         .into_iter()
         .flatten()
@@ -849,6 +996,15 @@ async fn cleanup_cluster(
             })?;
         info!(k8ssandra_cluster = %name, namespace = %namespace, "orphan annotation: remote datacenters left in place");
         return Ok(Action::await_change());
+    }
+    // A write still under way could re-create what the cleanup deletes: let it end first.
+    let busy = context.operations.busy_regions(&ObjectRef::from_obj(k8c));
+    if !busy.is_empty() {
+        return Err(ReconcileError::CleanupPending {
+            namespace,
+            name,
+            pending: format!("writes still under way in regions {busy:?}"),
+        });
     }
     let selector = ownership_selector(&name, &namespace);
     // Regions where a datacenter has run (per the status); an unknown context only the spec
