@@ -511,6 +511,62 @@ async fn update_fanout(
     Ok(times)
 }
 
+/// A Secret replicated to every region; each change's time until every region's copy has it.
+async fn secret_rotation(
+    setup: &Setup,
+    copies: &Sightings,
+    changes: u64,
+) -> anyhow::Result<Vec<Duration>> {
+    use base64::Engine as _;
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let secrets = dynamic(&setup.hub, "v1", "Secret", "secrets", Some(NS));
+    let secret = |version: u64| {
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "rotating", "namespace": NS, "labels": {"bench/rotate": "yes"}},
+            "data": {"password": encode(&format!("password-{version}"))},
+        })
+    };
+    apply(&secrets, "rotating", secret(0)).await?;
+    let targets: Vec<Value> = (1..=setup.regions)
+        .map(|i| json!({"k8sContextName": setup.sim.context_name(i), "namespace": NS}))
+        .collect();
+    let replicated = dynamic(
+        &setup.hub,
+        "replication.k8ssandra.io/v1alpha1",
+        "ReplicatedSecret",
+        "replicatedsecrets",
+        Some(NS),
+    );
+    apply(&replicated, "rotating", json!({
+        "apiVersion": "replication.k8ssandra.io/v1alpha1", "kind": "ReplicatedSecret",
+        "metadata": {"name": "rotating", "namespace": NS},
+        "spec": {"selector": {"matchLabels": {"bench/rotate": "yes"}}, "replicationTargets": targets},
+    }))
+    .await?;
+    let has = |version: u64| {
+        let wanted = encode(&format!("password-{version}"));
+        move |copy: &Value| copy["data"]["password"].as_str() == Some(wanted.as_str())
+    };
+    for region in 1..=setup.regions {
+        copies.wait(region, "rotating", PHASE_LIMIT, has(0)).await?;
+    }
+    let mut times = Vec::new();
+    for version in 1..=changes {
+        let started = Instant::now();
+        apply(&secrets, "rotating", secret(version)).await?;
+        let mut slowest = Duration::ZERO;
+        for region in 1..=setup.regions {
+            let at = copies
+                .wait(region, "rotating", Duration::from_secs(60), has(version))
+                .await?;
+            slowest = slowest.max(at.saturating_duration_since(started));
+        }
+        times.push(slowest);
+    }
+    Ok(times)
+}
+
 /// Writes per minute over a quiet window, from the resourceVersion counters of every cluster.
 async fn steady_writes(setup: &Setup, window: Duration) -> anyhow::Result<f64> {
     let total = |sim: &Sim| -> anyhow::Result<u64> {
@@ -532,6 +588,7 @@ struct Row {
     cold_p99: Duration,
     update_p50: Duration,
     update_p99: Duration,
+    rotation_p99: Duration,
     writes_per_minute: f64,
     figures: ProcessFigures,
 }
@@ -574,6 +631,15 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         "N={regions}: update fan-out p99 {}",
         ms(percentile(&update, 99.0))
     );
+    let copies = Sightings::default();
+    for index in 1..=regions {
+        watch_store(&setup.sim, index, "", "v1", "secrets", &copies)?;
+    }
+    let rotation = secret_rotation(&setup, &copies, changes).await?;
+    eprintln!(
+        "N={regions}: secret rotation p99 {}",
+        ms(percentile(&rotation, 99.0))
+    );
     let writes_per_minute = steady_writes(&setup, steady).await?;
     let figures = process_figures(setup.federator.0.id())?;
     Ok(Row {
@@ -582,6 +648,7 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         cold_p99: percentile(&cold, 99.0),
         update_p50: percentile(&update, 50.0),
         update_p99: percentile(&update, 99.0),
+        rotation_p99: percentile(&rotation, 99.0),
         writes_per_minute,
         figures,
     })
@@ -601,22 +668,23 @@ fn main() -> anyhow::Result<()> {
     }
     let baseline = rows.iter().find(|r| r.regions == 1).map(|r| r.update_p99);
     println!(
-        "| regions | cold start p50 | cold start p99 | update p50 | update p99 | p99 / N=1 | steady writes/min | peak RSS | RSS/region | CPU s |"
+        "| regions | cold start p50 | cold start p99 | update p50 | update p99 | p99 / N=1 | rotation p99 | steady writes/min | peak RSS | RSS/region | CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         let ratio = baseline
             .filter(|b| !b.is_zero())
             .map(|b| format!("{:.2}", row.update_p99.as_secs_f64() / b.as_secs_f64()))
             .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.1} MiB | {:.2} MiB | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} MiB | {:.2} MiB | {:.1} |",
             row.regions,
             ms(row.cold_p50),
             ms(row.cold_p99),
             ms(row.update_p50),
             ms(row.update_p99),
             ratio,
+            ms(row.rotation_p99),
             row.writes_per_minute,
             row.figures.peak_rss_mib,
             row.figures.rss_mib / row.regions as f64,

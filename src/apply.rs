@@ -90,18 +90,13 @@ pub enum Applied {
     Unchanged,
 }
 
-/// Server-side applies `desired` (without status) as `field_manager` unless `live` is already
-/// up to date. `desired` must carry its name; apiVersion and kind are filled in.
-pub async fn apply_if_changed<K>(
-    api: &Api<K>,
-    field_manager: &str,
-    desired: &K,
-    live: Option<&K>,
-) -> Result<Applied, kube::Error>
+/// The body an apply of `desired` sends: without status and server-owned metadata, with
+/// apiVersion, kind and the applied-hash annotation.
+pub fn applied_body<K>(desired: &K) -> Result<Value, serde_json::Error>
 where
-    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Serialize,
 {
-    let mut body = serde_json::to_value(desired).map_err(kube::Error::SerdeError)?;
+    let mut body = serde_json::to_value(desired)?;
     if let Some(object) = body.as_object_mut() {
         object.remove("status");
         object.insert("apiVersion".into(), K::api_version(&()).into());
@@ -118,6 +113,32 @@ where
         }
     }
     stamp(&mut body);
+    Ok(body)
+}
+
+/// Whether `live` already is what applying `desired` would make it.
+pub fn is_up_to_date<K>(desired: &K, live: &K) -> bool
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
+    match (applied_body(desired), serde_json::to_value(live)) {
+        (Ok(body), Ok(live)) => up_to_date(&live, &body),
+        _ => false,
+    }
+}
+
+/// Server-side applies `desired` (without status) as `field_manager` unless `live` is already
+/// up to date. `desired` must carry its name; apiVersion and kind are filled in.
+pub async fn apply_if_changed<K>(
+    api: &Api<K>,
+    field_manager: &str,
+    desired: &K,
+    live: Option<&K>,
+) -> Result<Applied, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let body = applied_body(desired).map_err(kube::Error::SerdeError)?;
     if let Some(live) = live {
         let live = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
         if up_to_date(&live, &body) {

@@ -39,6 +39,7 @@ use super::status::{StatusInput, cluster_status, invalid_spec_status};
 use super::watches::RegionCaches;
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
+use crate::api::replicated_secret::ReplicatedSecret;
 use crate::apply::{Applied, apply_if_changed};
 use crate::clusters::{RegionChange, RegionError, Registry};
 use crate::events::Events;
@@ -105,7 +106,20 @@ pub async fn run(
         [single] => Api::namespaced(hub.clone(), single),
         _ => Api::all(hub.clone()),
     };
-    let controller = Controller::new(clusters, watcher::Config::default());
+    let replicated: Api<ReplicatedSecret> = match watch_namespaces.as_slice() {
+        [single] => Api::namespaced(hub.clone(), single),
+        _ => Api::all(hub.clone()),
+    };
+    // A cluster's ReplicatedSecret has its name: its status (copies made) releases DCs waiting
+    // for their secrets.
+    let controller = Controller::new(clusters, watcher::Config::default()).watches(
+        replicated,
+        watcher::Config::default(),
+        |rs| {
+            let namespace = rs.namespace()?;
+            Some(ObjectRef::new(&rs.name_any()).within(&namespace))
+        },
+    );
     let store = controller.store();
     let region_triggers = registry
         .changes()
@@ -752,14 +766,19 @@ async fn act(
                 let Some(planned) = cluster_plan.datacenter(&decision.datacenter) else {
                     continue;
                 };
+                let live = observed
+                    .get(&decision.datacenter)
+                    .and_then(|o| o.state.present());
+                if let Some(live) = live
+                    && datacenter_up_to_date(&planned.datacenter, &decision.namespace, live)
+                {
+                    continue;
+                }
                 Operation::Apply {
                     namespace: decision.namespace.clone(),
                     datacenter: decision.datacenter.clone(),
                     desired: Box::new(planned.datacenter.clone()),
-                    live: observed
-                        .get(&decision.datacenter)
-                        .and_then(|o| o.state.present())
-                        .map(|dc| Box::new(dc.clone())),
+                    live: live.map(|dc| Box::new(dc.clone())),
                 }
             }
             Decision::Delete { annotate_first } => Operation::Delete {
@@ -785,8 +804,11 @@ async fn act(
         let cluster = cluster_plan.cluster.clone();
         started.push(tokio::spawn(async move {
             let outcomes = run_region_operations(&context, &cluster, &region, operations).await;
+            let changed = !outcomes.is_empty();
             context.operations.finish(&key, &region, outcomes);
-            let _ = context.completions.unbounded_send(key);
+            if changed {
+                let _ = context.completions.unbounded_send(key);
+            }
         }));
     }
     let _ = tokio::time::timeout(WRITE_GRACE, futures::future::join_all(started)).await;
@@ -869,6 +891,24 @@ async fn run_region_operations(
         .collect()
 }
 
+/// Whether the live CassandraDatacenter already is what applying `desired` would make it.
+fn datacenter_up_to_date(
+    desired: &CassandraDatacenter,
+    namespace: &str,
+    live: &CassandraDatacenter,
+) -> bool {
+    crate::apply::is_up_to_date(&datacenter_body(desired, namespace), live)
+}
+
+/// The object applied for a datacenter: the plan's, in its namespace, without status.
+fn datacenter_body(desired: &CassandraDatacenter, namespace: &str) -> CassandraDatacenter {
+    let mut body = desired.clone();
+    // Status belongs to cass-operator.
+    body.status = None;
+    body.metadata.namespace = Some(namespace.to_string());
+    body
+}
+
 async fn apply_datacenter(
     client: &kube::Client,
     namespace: &str,
@@ -876,10 +916,7 @@ async fn apply_datacenter(
     live: Option<&CassandraDatacenter>,
 ) -> Result<Applied, kube::Error> {
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
-    let mut body = desired.clone();
-    // Status belongs to cass-operator.
-    body.status = None;
-    body.metadata.namespace = Some(namespace.to_string());
+    let body = datacenter_body(desired, namespace);
     apply_if_changed(&api, FIELD_MANAGER, &body, live).await
 }
 
