@@ -10,5 +10,6 @@ pub mod events;
 pub mod federation;
 pub mod home;
 pub mod operator;
+pub mod ops;
 pub mod settings;
 pub mod telemetry;

@@ -85,6 +85,7 @@ pub async fn run(
     };
     let controller = Controller::new(clusters, watcher::Config::default());
     let store = controller.store();
+    crate::ops::health().track_cache("k8ssandracluster", store.clone());
     let region_triggers = registry
         .changes()
         .flat_map(move |change| stream::iter(clusters_using_change(&store, &change)));
@@ -98,7 +99,11 @@ pub async fn run(
     let controller = controller
         .reconcile_on(stream::select(region_triggers, remote_triggers))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
+        .run(
+            crate::ops::instrument("k8ssandracluster", region_names, reconcile),
+            error_policy,
+            context,
+        )
         .for_each(|result| {
             match result {
                 Ok((object, _)) => debug!(k8ssandra_cluster = %object, "reconciled"),
@@ -129,6 +134,11 @@ fn clusters_using_change(
         })
         .map(|k8c| ObjectRef::from_obj(k8c.as_ref()))
         .collect()
+}
+
+/// The cluster's regions, for its reconcile's log span.
+fn region_names(k8c: &K8ssandraCluster) -> String {
+    Vec::from_iter(cluster_contexts(k8c)).join(",")
 }
 
 /// Every context the cluster's spec names or its status remembers.
@@ -208,6 +218,11 @@ async fn apply_cluster(
     let observed = observe(context, &cluster_plan, previous, adopt).await;
     let actions = decide(&cluster_plan, &observed);
     let errors = act(context, &cluster_plan, &actions).await;
+    let applied = errors.is_empty()
+        && actions.refused.is_none()
+        && (actions.decisions.iter()).all(|d| matches!(d.decision, Decision::Create | Decision::Update));
+    let key = format!("{}/{}", k8c.namespace().unwrap_or_default(), k8c.name_any());
+    crate::ops::metrics().fanout_progress(&key, k8c.metadata.generation, applied);
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
     let status = cluster_status(
         &input(error_text.as_deref()),
