@@ -511,9 +511,17 @@ mod tests {
         };
         let s = Settings::load_from(&flags, &environment).expect("valid");
         assert!(!s.leader_election.enabled);
-        let bad = env(&[("FEDERATOR_LEADER_ELECTION__LEASE_NAMESPACE", "Not_A_Namespace")]);
+        let bad = env(&[(
+            "FEDERATOR_LEADER_ELECTION__LEASE_NAMESPACE",
+            "Not_A_Namespace",
+        )]);
         let error = Settings::load_from(&Overrides::default(), &bad).expect_err("refused");
-        assert!(error.to_string().contains("leader_election.lease_namespace"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("leader_election.lease_namespace"),
+            "{error}"
+        );
     }
 
     #[test]

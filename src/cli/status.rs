@@ -72,7 +72,10 @@ pub struct RegionReport {
 }
 
 /// The report from the objects as listed (pure, for tests).
-pub fn build_report(clusters: &[K8ssandraCluster], client_configs: &[ClientConfig]) -> StatusReport {
+pub fn build_report(
+    clusters: &[K8ssandraCluster],
+    client_configs: &[ClientConfig],
+) -> StatusReport {
     let mut regions: Vec<RegionReport> = client_configs.iter().map(region_report).collect();
     regions.sort_by(|a, b| a.context.cmp(&b.context));
     let reachability: BTreeMap<&str, Option<bool>> = regions
@@ -146,7 +149,9 @@ fn cluster_report(
                 region,
                 size: dc.size,
                 state: state.to_string(),
-                ready_nodes: cassandra.and_then(|c| c.node_statuses.as_ref()).map(|n| n.len()),
+                ready_nodes: cassandra
+                    .and_then(|c| c.node_statuses.as_ref())
+                    .map(|n| n.len()),
                 region_reachable,
                 stargate: dc_status.and_then(|s| s.stargate.as_ref()).map(|sg| {
                     let progress = sg
@@ -228,7 +233,14 @@ pub fn render_table(report: &StatusReport) -> String {
             .collect();
         table(
             &mut out,
-            &["DATACENTER", "REGION", "SIZE", "STATE", "STARGATE", "REAPER"],
+            &[
+                "DATACENTER",
+                "REGION",
+                "SIZE",
+                "STATE",
+                "STARGATE",
+                "REAPER",
+            ],
             &rows,
         );
         out.push('\n');
@@ -294,7 +306,10 @@ enum StatusError {
     #[error("{0}")]
     Home(#[from] crate::home::HomeClientError),
     #[error("listing {what} in the hub: {source}")]
-    List { what: &'static str, source: kube::Error },
+    List {
+        what: &'static str,
+        source: kube::Error,
+    },
     #[error("listing {what} in the hub took longer than {}s", REQUEST_TIMEOUT.as_secs())]
     Timeout { what: &'static str },
     #[error("K8ssandraCluster {0} not found")]
@@ -319,8 +334,8 @@ async fn collect(args: &StatusArgs) -> Result<StatusReport, StatusError> {
         kubeconfig: args.hub.kubeconfig.clone(),
         context: args.hub.context.clone(),
     };
-    let client = kube::Client::try_from(home.config().await?)
-        .map_err(crate::home::HomeClientError::from)?;
+    let client =
+        kube::Client::try_from(home.config().await?).map_err(crate::home::HomeClientError::from)?;
     let clusters: Api<K8ssandraCluster> = match &args.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
@@ -432,11 +447,17 @@ mod tests {
             "{text}"
         );
         let dc2 = text.lines().find(|l| l.contains("dc2")).expect("dc2 row");
-        assert!(dc2.contains("west") && dc2.contains("Unknown (region unreachable)"), "{dc2}");
+        assert!(
+            dc2.contains("west") && dc2.contains("Unknown (region unreachable)"),
+            "{dc2}"
+        );
         let west = text
             .lines()
             .find(|l| l.trim_start().starts_with("west"))
             .expect("west region row");
-        assert!(west.contains("Unreachable") && west.contains("connection refused"), "{west}");
+        assert!(
+            west.contains("Unreachable") && west.contains("connection refused"),
+            "{west}"
+        );
     }
 }

@@ -509,7 +509,10 @@ mod tests {
 
         assert_eq!(ready_transition(None, &probing, "east"), None);
         let connected = ready_transition(Some(&probing), &ready, "east").expect("event");
-        assert_eq!((connected.reason.as_str(), connected.warning), ("Connected", false));
+        assert_eq!(
+            (connected.reason.as_str(), connected.warning),
+            ("Connected", false)
+        );
         assert_eq!(ready_transition(Some(&ready), &ready, "east"), None);
         let lost = ready_transition(Some(&ready), &down, "east").expect("event");
         assert!(lost.warning);

@@ -220,7 +220,8 @@ async fn apply_cluster(
     let errors = act(context, &cluster_plan, &actions).await;
     let applied = errors.is_empty()
         && actions.refused.is_none()
-        && (actions.decisions.iter()).all(|d| matches!(d.decision, Decision::Create | Decision::Update));
+        && (actions.decisions.iter())
+            .all(|d| matches!(d.decision, Decision::Create | Decision::Update));
     let key = format!("{}/{}", k8c.namespace().unwrap_or_default(), k8c.name_any());
     crate::ops::metrics().fanout_progress(&key, k8c.metadata.generation, applied);
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));

@@ -427,6 +427,9 @@ mod tests {
                 "{name} missing from\n{text}"
             );
         }
-        assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+        assert!(
+            text.ends_with("# EOF\n"),
+            "OpenMetrics text ends with # EOF"
+        );
     }
 }
