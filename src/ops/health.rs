@@ -9,6 +9,9 @@ use std::sync::{Mutex, OnceLock};
 use kube::runtime::reflector::Store;
 use serde::Serialize;
 
+/// How often a controller cache is looked at until it has synced.
+const CACHE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// This replica's part in leader election.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,13 +88,23 @@ impl Health {
             epoch
         };
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                let mut state = health().state();
-                if let Some(entry) = state.caches.get_mut(name)
-                    && entry.0 == epoch
-                {
-                    entry.1 = true;
+            // The store's readiness wakes only its last waiter (the controller also waits on
+            // it), so look again every so often instead of waiting once.
+            loop {
+                match tokio::time::timeout(CACHE_POLL, store.wait_until_ready()).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
                 }
+                if health().state().epoch != epoch {
+                    return;
+                }
+            }
+            let mut state = health().state();
+            if let Some(entry) = state.caches.get_mut(name)
+                && entry.0 == epoch
+            {
+                entry.1 = true;
             }
         });
     }
