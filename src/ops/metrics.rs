@@ -417,9 +417,12 @@ mod tests {
         metrics.reconcile_started("test");
         metrics.reconcile_finished("test", Duration::from_millis(3), true);
         metrics.region_request("sim-1", "GET", Duration::from_millis(2), false);
-        metrics.region_reachable.get_or_create(&RegionLabels {
-            region: "sim-1".into(),
-        });
+        metrics
+            .region_reachable
+            .get_or_create(&RegionLabels {
+                region: "sim-1".into(),
+            })
+            .set(1);
         let text = metrics.encode();
         for name in METRIC_NAMES {
             assert!(
