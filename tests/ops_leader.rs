@@ -127,3 +127,70 @@ async fn failover() {
     let (_, writes) = requests_of(&sim, &second);
     assert!(!writes.is_empty(), "the new leader writes");
 }
+
+#[test]
+fn a_leader_that_cannot_renew_its_lease_stops_its_controllers_until_it_leads_again() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(renewal_failure());
+}
+
+async fn renewal_failure() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let leader = OperatorProcess::start(&kubeconfig, &[]);
+    wait_for_role(&leader, "leader", Duration::from_secs(30)).await;
+    apply(
+        &hub_api::<K8ssandraCluster>(&hub),
+        "demo",
+        k8ssandra_cluster("demo", &[("dc1", "sim-1", 1)]),
+    )
+    .await;
+    wait_for("dc1 created", Duration::from_secs(30), || async {
+        datacenter_size(&sim, 1, "dc1").await.filter(|s| *s == 1)
+    })
+    .await;
+
+    // Every hub request now outlasts the Lease request timeout: the next renewal fails.
+    sim.set_latency(0, Duration::from_secs(3)).expect("latency");
+    let slowed = Instant::now();
+    wait_for(
+        "the leader to stop its controllers",
+        Duration::from_secs(15),
+        || async {
+            leader
+                .logs()
+                .contains("the lease could not be renewed; controllers stopped")
+                .then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "measured: controllers stopped {:?} after the hub slowed down",
+        slowed.elapsed()
+    );
+    let addr = leader.http_addr().await;
+    let (status, body) = readiness(addr).await;
+    assert_eq!(status, 503, "{body}");
+    assert_ne!(body["role"], "leader");
+
+    // A spec change is not acted on while the replica does not lead, though the region is fine.
+    apply(
+        &hub_api::<K8ssandraCluster>(&hub),
+        "demo",
+        k8ssandra_cluster("demo", &[("dc1", "sim-1", 2)]),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(datacenter_size(&sim, 1, "dc1").await, Some(1));
+
+    // The hub answers again: the replica takes the Lease back and catches up.
+    sim.set_latency(0, Duration::ZERO).expect("latency");
+    wait_for_role(&leader, "leader", Duration::from_secs(20)).await;
+    wait_for("dc1 scaled", Duration::from_secs(30), || async {
+        datacenter_size(&sim, 1, "dc1").await.filter(|s| *s == 2)
+    })
+    .await;
+}
