@@ -1,5 +1,6 @@
 //! `federator status` as a user runs it, against a three-region K8ssandraCluster reconciled by
-//! `federator run`, with one region stopped.
+//! `federator run`, with one region stopped; the region's ClientConfig tells its transitions as
+//! Events.
 
 mod ops_support;
 
@@ -151,6 +152,31 @@ async fn status_with_a_region_down() {
         .find(|r| r["context"] == "sim-3")
         .expect("sim-3 listed");
     assert_eq!(down["reachable"], false);
+
+    // The ClientConfig's transitions are Events: connected, then unreachable with the reason.
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> = hub_api(&hub);
+    wait_for(
+        "Connected and Unreachable events on ClientConfig sim-3",
+        Duration::from_secs(20),
+        || async {
+            let list = events.list(&Default::default()).await.ok()?;
+            let reasons: Vec<(String, String)> = list
+                .items
+                .iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("sim-3"))
+                .map(|e| {
+                    (
+                        e.reason.clone().unwrap_or_default(),
+                        e.type_.clone().unwrap_or_default(),
+                    )
+                })
+                .collect();
+            let has =
+                |reason: &str, type_: &str| reasons.iter().any(|(r, t)| r == reason && t == type_);
+            (has("Connected", "Normal") && has("Unreachable", "Warning")).then_some(())
+        },
+    )
+    .await;
 
     let (ok, _, stderr) = federator_status(&kubeconfig, &["nosuch"]).await;
     assert!(

@@ -579,6 +579,7 @@ async fn cleanup_cluster(
         .flatten()
         .collect();
     if pending.is_empty() {
+        crate::ops::metrics().fanout_forget(&format!("{namespace}/{name}"));
         return Ok(Action::await_change());
     }
     let pending = pending.join("; ");
