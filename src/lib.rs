@@ -11,6 +11,7 @@ pub mod events;
 pub mod federation;
 pub mod home;
 pub mod operator;
+pub mod ops;
 pub mod replication;
 pub mod settings;
 pub mod telemetry;

@@ -43,6 +43,7 @@ pub async fn hub_client(settings: &Settings) -> Result<kube::Client, HomeClientE
     };
     let config = home.config().await?;
     Ok(clusters::region::build_client(
+        "",
         config,
         settings.regions.connect_timeout,
         settings.regions.request_timeout,
@@ -63,6 +64,7 @@ impl Operator {
         let registry = match settings.mode {
             Mode::ControlPlane => {
                 let registry = Registry::new(hub.clone(), settings.regions.clone());
+                crate::ops::metrics().watch_regions(registry.clone());
                 let policy = KubeconfigPolicy {
                     allow_exec_credentials: settings.allow_exec_credentials,
                     allow_insecure_skip_tls_verify: settings.regions.allow_insecure_skip_tls_verify,
@@ -99,6 +101,12 @@ impl Operator {
             registry,
             controllers,
         }
+    }
+
+    /// Stops the controllers at once, wherever they are (the Lease is lost: no more writes).
+    pub async fn abort(mut self) {
+        self.controllers.abort_all();
+        while self.controllers.join_next().await.is_some() {}
     }
 
     /// Waits for `shutdown`, then for the controllers to stop (at most a grace period).

@@ -70,6 +70,16 @@ pub struct RegionSettings {
     pub allow_insecure_skip_tls_verify: bool,
 }
 
+/// Leader election among the replicas of a control plane: only the holder of the Lease runs
+/// the controllers that write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderElectionSettings {
+    pub enabled: bool,
+    pub lease_name: String,
+    /// Namespace of the Lease; the operator namespace unless set.
+    pub lease_namespace: String,
+}
+
 /// The validated settings of a `federator run`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -87,6 +97,7 @@ pub struct Settings {
     /// Accept kubeconfigs whose users run `exec` or `auth-provider` plugins.
     pub allow_exec_credentials: bool,
     pub regions: RegionSettings,
+    pub leader_election: LeaderElectionSettings,
     pub images: ImageSettings,
 }
 
@@ -132,6 +143,8 @@ pub struct Overrides {
     pub log_level: Option<String>,
     /// `--allow-exec-credentials` given (a flag can only turn it on)
     pub allow_exec_credentials: bool,
+    /// `--no-leader-election` given (a flag can only turn it off)
+    pub no_leader_election: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +175,7 @@ struct RawSettings {
     allow_exec_credentials: String,
     regions: RawRegionSettings,
     images: RawImageSettings,
+    leader_election: RawLeaderElectionSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +184,15 @@ struct RawImageSettings {
     stargate: String,
     stargate_cassandra3: String,
     reaper: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeaderElectionSettings {
+    enabled: String,
+    lease_name: String,
+    #[serde(default)]
+    lease_namespace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,7 +241,9 @@ impl Settings {
                 "images.stargate_cassandra3",
                 DEFAULT_STARGATE_CASSANDRA3_IMAGE,
             )?
-            .set_default("images.reaper", DEFAULT_REAPER_IMAGE)?;
+            .set_default("images.reaper", DEFAULT_REAPER_IMAGE)?
+            .set_default("leader_election.enabled", "true")?
+            .set_default("leader_election.lease_name", "federator-leader")?;
 
         if let Some(path) = &flags.config_file {
             builder = builder.add_source(File::from(path.clone()).format(FileFormat::Yaml));
@@ -266,6 +291,9 @@ const SETTING_KEYS: &[&str] = &[
     "images.stargate",
     "images.stargate_cassandra3",
     "images.reaper",
+    "leader_election.enabled",
+    "leader_election.lease_name",
+    "leader_election.lease_namespace",
 ];
 
 /// `FEDERATOR_REGIONS__PROBE_INTERVAL_SECONDS` names `regions.probe_interval_seconds`.
@@ -300,6 +328,9 @@ fn apply_flags(
     }
     if flags.allow_exec_credentials {
         builder = builder.set_override("allow_exec_credentials", "true")?;
+    }
+    if flags.no_leader_election {
+        builder = builder.set_override("leader_election.enabled", "false")?;
     }
     Ok(builder)
 }
@@ -436,6 +467,23 @@ impl RawSettings {
             )?,
             reaper: image("images.reaper", self.images.reaper)?,
         };
+        let election = self.leader_election;
+        let lease_name = election.lease_name.trim();
+        if lease_name.is_empty() {
+            return Err(invalid(
+                "leader_election.lease_name",
+                &election.lease_name,
+                "must not be empty",
+            ));
+        }
+        let leader_election = LeaderElectionSettings {
+            enabled: parse_bool("leader_election.enabled", &election.enabled)?,
+            lease_name: lease_name.to_string(),
+            lease_namespace: match non_empty(election.lease_namespace) {
+                Some(namespace) => check_namespace("leader_election.lease_namespace", &namespace)?,
+                None => operator_namespace.clone(),
+            },
+        };
 
         Ok(Settings {
             mode,
@@ -449,6 +497,7 @@ impl RawSettings {
             allow_exec_credentials,
             regions,
             images,
+            leader_election,
         })
     }
 }
@@ -508,6 +557,39 @@ mod tests {
         assert_eq!(s.kubeconfig, None);
         assert_eq!(s.regions.request_timeout, Duration::from_secs(10));
         assert_eq!(s.regions.max_concurrent_requests, 32);
+        assert!(s.leader_election.enabled);
+        assert_eq!(s.leader_election.lease_name, "federator-leader");
+        assert_eq!(s.leader_election.lease_namespace, "k8ssandra-operator");
+    }
+
+    #[test]
+    fn leader_election_is_configurable_and_can_be_turned_off_by_flag() {
+        let environment = env(&[
+            ("POD_NAMESPACE", "ops"),
+            ("FEDERATOR_LEADER_ELECTION__LEASE_NAME", "hub-leader"),
+            ("FEDERATOR_LEADER_ELECTION__LEASE_NAMESPACE", "leases"),
+        ]);
+        let s = Settings::load_from(&Overrides::default(), &environment).expect("valid");
+        assert!(s.leader_election.enabled);
+        assert_eq!(s.leader_election.lease_name, "hub-leader");
+        assert_eq!(s.leader_election.lease_namespace, "leases");
+        let flags = Overrides {
+            no_leader_election: true,
+            ..Overrides::default()
+        };
+        let s = Settings::load_from(&flags, &environment).expect("valid");
+        assert!(!s.leader_election.enabled);
+        let bad = env(&[(
+            "FEDERATOR_LEADER_ELECTION__LEASE_NAMESPACE",
+            "Not_A_Namespace",
+        )]);
+        let error = Settings::load_from(&Overrides::default(), &bad).expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .contains("leader_election.lease_namespace"),
+            "{error}"
+        );
     }
 
     #[test]

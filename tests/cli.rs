@@ -126,10 +126,10 @@ fn run_without_a_reachable_cluster_fails_with_a_clear_message() {
 }
 
 #[test]
-fn commands_of_later_milestones_say_so() {
-    let out = federator(&["status"], &[]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("not implemented yet"));
+fn status_refuses_an_unknown_output_format() {
+    let out = federator(&["status", "-o", "yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected json"), "{}", stderr(&out));
 }
 
 #[test]

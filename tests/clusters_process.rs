@@ -31,6 +31,8 @@ impl OperatorProcess {
             .arg(kubeconfig)
             .args(["--context", "sim-0", "--namespace", NS])
             .args(["--log-format", "json", "--log-level", "debug"])
+            // Tests run in parallel: each operator's HTTP server on a port of its own.
+            .args(["--http-addr", "127.0.0.1:0"])
             .args(extra)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -70,6 +70,15 @@ async fn handle(sim: &Sim, request: Request<hyper::body::Incoming>) -> Response<
         (&Method::GET, ["kubeconfig"]) => {
             raw_response(200, "application/yaml", sim.kubeconfig_yaml())
         }
+        (&Method::GET, ["clusters", index, "requests"]) => {
+            let Ok(index) = index.parse::<usize>() else {
+                return error(400, format!("cluster index {index:?} is not a number"));
+            };
+            match sim.requests(index) {
+                Ok(requests) => json_response(200, &json!({"requests": requests})),
+                Err(e) => error(404, e.to_string()),
+            }
+        }
         (&Method::POST, ["clusters", index, action]) => {
             let Ok(index) = index.parse::<usize>() else {
                 return error(400, format!("cluster index {index:?} is not a number"));
@@ -106,6 +115,7 @@ async fn cluster_action(sim: &Sim, index: usize, action: &str, input: &Value) ->
             }
         }
         "drop-watches" => sim.drop_watches(index).map(|_| json!({})),
+        "reset-requests" => sim.reset_requests(index).map(|_| json!({})),
         "rotate-token" => sim.rotate_token(index).map(|token| json!({"token": token})),
         _ => return error(404, format!("no cluster action {action:?}")),
     };

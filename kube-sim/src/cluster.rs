@@ -49,6 +49,8 @@ pub struct Cluster {
     watch_epoch: tokio::sync::watch::Sender<u64>,
     /// Serialises CRD reconciliation so discovery never sees half an update.
     pub crd_lock: tokio::sync::Mutex<()>,
+    /// Resource requests counted by client, verb and resource.
+    pub requests: crate::requests::RequestLog,
 }
 
 pub fn new_token() -> String {
@@ -83,6 +85,7 @@ impl Cluster {
             listener: Mutex::new(None),
             watch_epoch,
             crd_lock: tokio::sync::Mutex::new(()),
+            requests: crate::requests::RequestLog::default(),
         });
         cluster.spawn_accept_loop(listener);
         Ok(cluster)

@@ -330,6 +330,18 @@ impl Sim {
         Ok(())
     }
 
+    /// Resource requests the cluster served since it started (or since the last
+    /// [`Sim::reset_requests`]), by client (User-Agent), verb and resource.
+    pub fn requests(&self, index: usize) -> anyhow::Result<Vec<crate::requests::RequestCount>> {
+        Ok(self.cluster(index)?.requests.snapshot())
+    }
+
+    /// Forgets the counted requests of the cluster.
+    pub fn reset_requests(&self, index: usize) -> anyhow::Result<()> {
+        self.cluster(index)?.requests.reset();
+        Ok(())
+    }
+
     /// Ends every open watch stream of the cluster.
     pub fn drop_watches(&self, index: usize) -> anyhow::Result<()> {
         self.cluster(index)?.drop_watches();

@@ -1,5 +1,7 @@
 //! The `federator` command line.
 
+pub mod status;
+
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
@@ -10,6 +12,7 @@ use crate::{
     crdgen,
     home::HomeCluster,
     operator::{self, Operator},
+    ops,
     settings::{DEFAULT_OPERATOR_NAMESPACE, Overrides, Settings},
     telemetry,
 };
@@ -77,6 +80,9 @@ pub struct RunArgs {
     /// Accept region kubeconfigs whose users run exec or auth-provider credential plugins.
     #[arg(long)]
     pub allow_exec_credentials: bool,
+    /// Run the controllers without taking the leader Lease (a single replica, local runs).
+    #[arg(long)]
+    pub no_leader_election: bool,
 }
 
 #[derive(Debug, Args)]
@@ -138,13 +144,8 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Run(args) => run(args).await,
         Command::Crd(args) => crd(args),
         Command::Clientconfig(ClientConfigCommand::Create(args)) => clientconfig_create(args).await,
-        Command::Status(_) => not_implemented("status"),
+        Command::Status(args) => status::run(args).await,
     }
-}
-
-fn not_implemented(command: &str) -> ExitCode {
-    eprintln!("federator {command}: not implemented yet");
-    ExitCode::FAILURE
 }
 
 fn crd(args: CrdArgs) -> ExitCode {
@@ -223,6 +224,7 @@ impl RunArgs {
             log_format: self.log_format.clone(),
             log_level: self.log_level.clone(),
             allow_exec_credentials: self.allow_exec_credentials,
+            no_leader_election: self.no_leader_election,
         }
     }
 }
@@ -270,8 +272,24 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 
     let shutdown = operator::shutdown_on(shutdown_signal());
-    let running = Operator::start(&settings, client, shutdown.clone());
-    running.run_until(shutdown).await;
+    let server = match ops::http::bind(settings.http_addr, shutdown.clone()).await {
+        Ok((_, serve)) => tokio::spawn(serve),
+        Err(e) => {
+            error!(error = %e, "cannot serve /metrics, /healthz and /readyz");
+            return ExitCode::FAILURE;
+        }
+    };
+    if settings.leader_election.enabled {
+        if let Err(e) = ops::leader::run_elected(&settings, client, shutdown).await {
+            error!(error = %e, "leader election");
+            return ExitCode::FAILURE;
+        }
+    } else {
+        ops::health().set_role(ops::health::Role::Leader);
+        let running = Operator::start(&settings, client, shutdown.clone());
+        running.run_until(shutdown).await;
+    }
+    let _ = server.await;
     info!("shut down");
     ExitCode::SUCCESS
 }

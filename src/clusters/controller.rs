@@ -29,6 +29,7 @@ use super::kubeconfig::{KubeconfigPolicy, Refusal, RefusalReason, RegionKubeconf
 use super::registry::{ChangeKind, RegionChange, Registry};
 use super::status::{Observation, desired_status, next_time_based_change};
 use crate::api::client_config::{ClientConfig, ClientConfigStatus, KUBECONFIG_SECRET_KEY};
+use crate::events::{Events, Notice};
 
 /// Field manager of every status write of this controller.
 pub const FIELD_MANAGER: &str = "federator-clientconfig";
@@ -66,6 +67,7 @@ pub struct ControllerContext {
     /// Bound on every hub request the controller makes.
     pub request_timeout: Duration,
     store: Store<ClientConfig>,
+    events: Events,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -102,7 +104,9 @@ pub async fn run(
         .changes()
         .flat_map(move |change| stream::iter(objects_to_requeue(&by_change, &change)));
 
+    crate::ops::health().track_cache("clientconfig", store.clone());
     let context = Arc::new(ControllerContext {
+        events: Events::new(client.clone(), FIELD_MANAGER),
         client,
         namespace: namespace.clone(),
         registry: registry.clone(),
@@ -118,7 +122,11 @@ pub async fn run(
         })
         .reconcile_on(region_triggers)
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
+        .run(
+            crate::ops::instrument("clientconfig", ClientConfig::context_name, reconcile),
+            error_policy,
+            context,
+        )
         .for_each(|result| {
             match result {
                 Ok((object, _)) => debug!(client_config = %object.name, "reconciled"),
@@ -187,8 +195,55 @@ fn release_deleted(store: &Store<ClientConfig>, registry: &Registry) {
     }
 }
 
-fn error_policy(_: Arc<ClientConfig>, _: &ReconcileError, _: Arc<ControllerContext>) -> Action {
+fn error_policy(
+    client_config: Arc<ClientConfig>,
+    error: &ReconcileError,
+    ctx: Arc<ControllerContext>,
+) -> Action {
+    // Repeats of the same failure fold into one event series (kube's Recorder).
+    let notice = Notice::warning("ReconcileFailed", "Reconcile", error.to_string());
+    tokio::spawn(async move { ctx.events.publish(client_config.as_ref(), &notice).await });
     Action::requeue(RETRY_DELAY)
+}
+
+/// The event for a change of the Ready condition (None when it did not change): became Ready,
+/// became unreachable or rejected, kubeconfig refused, context conflict.
+fn ready_transition(
+    previous: Option<&ClientConfigStatus>,
+    next: &ClientConfigStatus,
+    context: &str,
+) -> Option<Notice> {
+    let ready = |status: Option<&ClientConfigStatus>| {
+        status
+            .and_then(|s| s.conditions.as_deref())
+            .and_then(|c| crate::api::shared::find_condition(c, super::status::READY))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let (status, reason, message) = ready(Some(next))?;
+    let before = ready(previous);
+    if before
+        .as_ref()
+        .is_some_and(|(s, r, _)| *s == status && *r == reason)
+    {
+        return None;
+    }
+    match status.as_str() {
+        "True" => {
+            let version = next.server_version.as_deref().unwrap_or("unknown version");
+            Some(Notice::normal(
+                "Connected",
+                "Probe",
+                format!("region {context:?} is reachable (Kubernetes {version})"),
+            ))
+        }
+        "False" => Some(Notice::warning(
+            &reason,
+            "Probe",
+            format!("region {context:?}: {message}"),
+        )),
+        // Probing: the first probe has not finished; nothing worth telling yet.
+        _ => None,
+    }
 }
 
 async fn reconcile(
@@ -223,6 +278,9 @@ async fn reconcile(
     );
     if client_config.status.as_ref() != Some(&status) {
         write_status(&ctx, &name, &status).await?;
+        if let Some(notice) = ready_transition(client_config.status.as_ref(), &status, &context) {
+            ctx.events.publish(client_config.as_ref(), &notice).await;
+        }
         info!(
             client_config = %name,
             context = %context,
@@ -421,4 +479,49 @@ async fn write_status(
         source,
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_ready(status: &str, reason: &str, message: &str) -> ClientConfigStatus {
+        ClientConfigStatus {
+            server_version: Some("v1.34.0".into()),
+            conditions: Some(vec![crate::api::shared::new_condition(
+                super::super::status::READY,
+                status,
+                reason,
+                message,
+                Some(1),
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+            )]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn events_follow_ready_transitions_only() {
+        let probing = with_ready("Unknown", "Probing", "");
+        let ready = with_ready("True", "Reachable", "");
+        let down = with_ready("False", "Unreachable", "connection refused");
+        let refused = with_ready("False", "SecretNotFound", "Secret ns/x does not exist");
+
+        assert_eq!(ready_transition(None, &probing, "east"), None);
+        let connected = ready_transition(Some(&probing), &ready, "east").expect("event");
+        assert_eq!(
+            (connected.reason.as_str(), connected.warning),
+            ("Connected", false)
+        );
+        assert_eq!(ready_transition(Some(&ready), &ready, "east"), None);
+        let lost = ready_transition(Some(&ready), &down, "east").expect("event");
+        assert!(lost.warning);
+        assert_eq!(lost.reason, "Unreachable");
+        assert!(lost.note.contains("connection refused"), "{}", lost.note);
+        // Same reason again (e.g. another message): already told.
+        let again = with_ready("False", "Unreachable", "timed out");
+        assert_eq!(ready_transition(Some(&down), &again, "east"), None);
+        let refusal = ready_transition(Some(&down), &refused, "east").expect("event");
+        assert_eq!(refusal.reason, "SecretNotFound");
+    }
 }

@@ -140,12 +140,14 @@ impl Region {
         settings: &RegionSettings,
     ) -> Result<Region, kube::Error> {
         let client = build_client(
+            &context,
             config.clone(),
             settings.connect_timeout,
             settings.request_timeout,
             Some(settings.max_concurrent_requests),
         )?;
         let probe_client = build_client(
+            &context,
             config,
             settings.connect_timeout,
             settings.request_timeout,
@@ -285,8 +287,10 @@ impl Region {
 }
 
 /// Builds a client from `config`, with the connect timeout, a timeout on every request and,
-/// when given, a limit of requests in flight (the rest wait their turn).
+/// when given, a limit of requests in flight (the rest wait their turn). Every request is
+/// counted and timed under `region` ("" for the hub) in the metrics.
 pub fn build_client(
+    region: &str,
     mut config: kube::Config,
     connect_timeout: Duration,
     request_timeout: Duration,
@@ -295,15 +299,21 @@ pub fn build_client(
     config.connect_timeout = Some(connect_timeout);
     // A read timeout would cut idle watch streams; the request timeout below covers requests.
     config.read_timeout = None;
+    if let Ok(agent) = http::HeaderValue::from_str(&crate::ops::user_agent()) {
+        config.headers.push((http::header::USER_AGENT, agent));
+    }
+    let metrics = crate::ops::metrics::RegionMetricsLayer::new(region);
     let builder = ClientBuilder::try_from(config)?;
     // The timeout wraps the limit's inner service: it counts from when a request gets its slot.
     let client = match max_concurrent_requests {
         Some(max) => builder
             .with_layer(&TimeoutLayer::new(request_timeout))
             .with_layer(&ConcurrencyLimitLayer::new(max.max(1)))
+            .with_layer(&metrics)
             .build(),
         None => builder
             .with_layer(&TimeoutLayer::new(request_timeout))
+            .with_layer(&metrics)
             .build(),
     };
     Ok(client)

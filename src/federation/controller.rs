@@ -121,6 +121,7 @@ pub async fn run(
         },
     );
     let store = controller.store();
+    crate::ops::health().track_cache("k8ssandracluster", store.clone());
     let region_triggers = registry
         .changes()
         .flat_map(move |change| stream::iter(clusters_using_change(&store, &change)));
@@ -145,7 +146,11 @@ pub async fn run(
             completed,
         ))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
+        .run(
+            crate::ops::instrument("k8ssandracluster", region_names, reconcile),
+            error_policy,
+            context,
+        )
         .for_each(|result| {
             match result {
                 Ok((object, _)) => debug!(k8ssandra_cluster = %object, "reconciled"),
@@ -176,6 +181,11 @@ fn clusters_using_change(
         })
         .map(|k8c| ObjectRef::from_obj(k8c.as_ref()))
         .collect()
+}
+
+/// The cluster's regions, for its reconcile's log span.
+fn region_names(k8c: &K8ssandraCluster) -> String {
+    Vec::from_iter(cluster_contexts(k8c)).join(",")
 }
 
 /// Every context the cluster's spec names or its status remembers.
@@ -296,6 +306,14 @@ async fn apply_cluster(
     let components =
         super::components::reconcile(&context.registry, k8c, &cluster_plan, &observed).await;
     errors.extend(components.errors.iter().cloned());
+    // Applied everywhere: nothing failed or refused, and no region's writes still under way.
+    let applied = errors.is_empty()
+        && actions.refused.is_none()
+        && context.operations.busy_regions(&key).is_empty()
+        && (actions.decisions.iter())
+            .all(|d| matches!(d.decision, Decision::Create | Decision::Update));
+    let metrics_key = format!("{}/{}", k8c.namespace().unwrap_or_default(), k8c.name_any());
+    crate::ops::metrics().fanout_progress(&metrics_key, k8c.metadata.generation, applied);
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
     let mut status = cluster_status(
         &input(error_text.as_deref(), seeds.unresolved.as_deref()),
@@ -1057,6 +1075,7 @@ async fn cleanup_cluster(
         .flatten()
         .collect();
     if pending.is_empty() {
+        crate::ops::metrics().fanout_forget(&format!("{namespace}/{name}"));
         return Ok(Action::await_change());
     }
     let pending = pending.join("; ");

@@ -90,6 +90,7 @@ pub async fn handle(
     };
     let target = parse_target(cluster, group, version, rest)?;
     let method = request.method.clone();
+    record_request(cluster, group, &target, &request, legacy_watch);
     let resource = Arc::clone(&target.resource);
     let is_crd = resource.info.group == "apiextensions.k8s.io"
         && resource.info.plural == "customresourcedefinitions";
@@ -150,6 +151,36 @@ pub async fn handle(
         crate::crd::reconcile(cluster).await;
     }
     Ok(response)
+}
+
+/// Counts the request under its client, Kubernetes verb and resource.
+fn record_request(
+    cluster: &Cluster,
+    group: &str,
+    target: &Target<'_>,
+    request: &ApiRequest,
+    legacy_watch: bool,
+) {
+    let verb = match (&request.method, target.name, target.subresource) {
+        (&Method::GET, None, _) if legacy_watch || request.query.flag("watch").unwrap_or(false) => {
+            "watch"
+        }
+        (&Method::GET, None, _) => "list",
+        (&Method::GET, Some(_), _) => "get",
+        (&Method::POST, _, _) => "create",
+        (&Method::PUT, _, _) => "update",
+        (&Method::PATCH, _, _) => "patch",
+        (&Method::DELETE, None, _) => "deletecollection",
+        (&Method::DELETE, Some(_), _) => "delete",
+        _ => return,
+    };
+    let resource =
+        crate::requests::resource_name(group, &target.resource.info.plural, target.subresource);
+    cluster.requests.record(
+        request.user_agent.as_deref().unwrap_or_default(),
+        verb,
+        resource,
+    );
 }
 
 fn is_dry_run(query: &Query) -> bool {

@@ -1,0 +1,114 @@
+//! Request accounting: how many resource requests each client made, by verb and resource, as
+//! an API server's audit log would tell. Clients are told apart by their User-Agent.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Verbs that change something.
+pub const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+
+/// Requests of one client, verb and resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestCount {
+    /// The User-Agent header ("" when none was sent).
+    pub user_agent: String,
+    /// The Kubernetes verb: get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: String,
+    /// `plural[.group][/subresource]`, as kubectl names them: `leases.coordination.k8s.io`,
+    /// `secrets`, `k8ssandraclusters.k8ssandra.io/status`.
+    pub resource: String,
+    pub count: u64,
+}
+
+impl RequestCount {
+    pub fn is_write(&self) -> bool {
+        WRITE_VERBS.contains(&self.verb.as_str())
+    }
+}
+
+/// The counts of one cluster.
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    counts: Mutex<BTreeMap<(String, String, String), u64>>,
+}
+
+impl RequestLog {
+    pub fn record(&self, user_agent: &str, verb: &str, resource: String) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *counts
+            .entry((user_agent.to_string(), verb.to_string(), resource))
+            .or_default() += 1;
+    }
+
+    pub fn snapshot(&self) -> Vec<RequestCount> {
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        counts
+            .iter()
+            .map(|((user_agent, verb, resource), count)| RequestCount {
+                user_agent: user_agent.clone(),
+                verb: verb.clone(),
+                resource: resource.clone(),
+                count: *count,
+            })
+            .collect()
+    }
+
+    pub fn reset(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+}
+
+/// `plural[.group][/subresource]`.
+pub fn resource_name(group: &str, plural: &str, subresource: Option<&str>) -> String {
+    let mut name = plural.to_string();
+    if !group.is_empty() {
+        name.push('.');
+        name.push_str(group);
+    }
+    if let Some(sub) = subresource {
+        name.push('/');
+        name.push_str(sub);
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up_per_client_verb_and_resource() {
+        let log = RequestLog::default();
+        log.record(
+            "a",
+            "patch",
+            resource_name("coordination.k8s.io", "leases", None),
+        );
+        log.record(
+            "a",
+            "patch",
+            resource_name("coordination.k8s.io", "leases", None),
+        );
+        log.record("b", "get", resource_name("", "secrets", None));
+        let counts = log.snapshot();
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts[0].resource, "leases.coordination.k8s.io");
+        assert_eq!(counts[0].count, 2);
+        assert!(counts[0].is_write());
+        assert!(!counts[1].is_write());
+        log.reset();
+        assert!(log.snapshot().is_empty());
+    }
+}

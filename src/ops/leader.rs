@@ -1,0 +1,161 @@
+//! Leader election on a coordination.k8s.io Lease (kube-lease-manager): of the replicas of a
+//! control plane, only the holder of the Lease runs the controllers; the others wait, ready.
+//!
+//! Timing (seconds after the holder's last successful renewal `r`):
+//! - the holder renews when [`RENEW_GRACE`] is left, at `r + 6`; each Lease request gives up
+//!   after [`LEASE_REQUEST_TIMEOUT`], so a holder that cannot renew knows it by `r + 8` at the
+//!   latest and aborts its controllers at once (no grace period: they stop writing);
+//! - another replica may take the Lease only once it has expired, at `r + 10`
+//!   ([`LEASE_DURATION`]): the 2 s between the two cover the abort and clock skew;
+//! - a killed holder is replaced at about `r + 11` (the follower wakes at expiry, clears the
+//!   stale holder, waits up to 1 s to avoid a collision, takes the Lease and starts the
+//!   controllers): within 15 s of the kill, wherever in the renewal cycle it happened.
+
+use std::time::Duration;
+
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
+use tracing::{info, warn};
+
+use super::health::{Role, health};
+use crate::home::{HomeClientError, HomeCluster};
+use crate::operator::{Operator, Shutdown};
+use crate::settings::Settings;
+
+/// How long a Lease stays valid after its last renewal.
+pub const LEASE_DURATION: Duration = Duration::from_secs(10);
+/// The holder renews when this much of the Lease is left.
+pub const RENEW_GRACE: Duration = Duration::from_secs(4);
+/// Bound on every Lease request: a renewal that takes longer counts as failed.
+pub const LEASE_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Wait before trying again after the Lease could not be read or written.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs the controllers of `settings.mode` while this replica holds the Lease, until
+/// `shutdown` resolves; then stops them and releases the Lease so another replica takes over.
+pub async fn run_elected(
+    settings: &Settings,
+    hub: kube::Client,
+    shutdown: Shutdown,
+) -> Result<(), HomeClientError> {
+    let lease_client = lease_client(settings).await?;
+    let election = &settings.leader_election;
+    let identity = super::identity();
+    info!(
+        identity,
+        lease = %election.lease_name,
+        namespace = %election.lease_namespace,
+        "leader election: waiting for the lease"
+    );
+    loop {
+        let manager = tokio::select! {
+            _ = shutdown.clone() => return Ok(()),
+            built = LeaseManagerBuilder::new(lease_client.clone(), &election.lease_name)
+                .with_namespace(&election.lease_namespace)
+                .with_identity(identity)
+                .with_duration(LEASE_DURATION.as_secs())
+                .with_grace(RENEW_GRACE.as_secs())
+                .build() => built,
+        };
+        let manager = match manager {
+            Ok(manager) => manager,
+            Err(error) => {
+                warn!(error = %error, "leader election: the lease cannot be read");
+                health().set_role(Role::Starting);
+                if wait_or_shutdown(&shutdown).await {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        if health().readiness().role != Role::Leader {
+            health().set_role(Role::Follower);
+        }
+        if follow(settings, &hub, &manager, &shutdown).await {
+            return Ok(());
+        }
+        if wait_or_shutdown(&shutdown).await {
+            return Ok(());
+        }
+    }
+}
+
+/// Starts and stops the controllers as the Lease comes and goes. Returns true on shutdown,
+/// false when the Lease could not be renewed or read (the caller builds a new manager).
+async fn follow(
+    settings: &Settings,
+    hub: &kube::Client,
+    manager: &LeaseManager,
+    shutdown: &Shutdown,
+) -> bool {
+    let mut running: Option<Operator> = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.clone() => {
+                if let Some(operator) = running.take() {
+                    operator.run_until(futures::future::ready(())).await;
+                    stopped();
+                }
+                // Another replica need not wait for the Lease to expire.
+                if let Err(error) = manager.release().await {
+                    warn!(error = %error, "leader election: the lease was not released");
+                }
+                return true;
+            }
+            changed = manager.changed() => match changed {
+                Ok(true) => {
+                    info!(identity = super::identity(), "leader election: became the leader");
+                    health().set_role(Role::Leader);
+                    running = Some(Operator::start(settings, hub.clone(), shutdown.clone()));
+                }
+                Ok(false) => {
+                    if let Some(operator) = running.take() {
+                        warn!("leader election: lost the lease; controllers stopped");
+                        operator.abort().await;
+                        stopped();
+                    }
+                    health().set_role(Role::Follower);
+                }
+                Err(error) => {
+                    if let Some(operator) = running.take() {
+                        operator.abort().await;
+                        stopped();
+                        warn!(error = %error, "leader election: the lease could not be renewed; controllers stopped");
+                    } else {
+                        warn!(error = %error, "leader election: the lease cannot be read");
+                    }
+                    health().set_role(Role::Starting);
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+fn stopped() {
+    health().controllers_stopped();
+    super::metrics().forget_regions();
+}
+
+/// Sleeps [`RETRY_DELAY`]; true when `shutdown` came first.
+async fn wait_or_shutdown(shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        _ = shutdown.clone() => true,
+        _ = tokio::time::sleep(RETRY_DELAY) => false,
+    }
+}
+
+/// A hub client whose every request gives up after [`LEASE_REQUEST_TIMEOUT`].
+async fn lease_client(settings: &Settings) -> Result<kube::Client, HomeClientError> {
+    let home = HomeCluster {
+        kubeconfig: settings.kubeconfig.clone(),
+        context: settings.context.clone(),
+    };
+    let config = home.config().await?;
+    Ok(crate::clusters::region::build_client(
+        "",
+        config,
+        settings.regions.connect_timeout.min(LEASE_REQUEST_TIMEOUT),
+        LEASE_REQUEST_TIMEOUT,
+        None,
+    )?)
+}

@@ -1,0 +1,438 @@
+//! The operator's metrics, process-wide (one scrape shows every controller and region), in
+//! OpenMetrics text with prometheus-client.
+//!
+//! Controllers record through [`metrics()`]; reconciles are counted and timed by
+//! [`crate::ops::instrument`], region requests by [`RegionMetricsLayer`] on every region client,
+//! fan-out lag by [`Metrics::fanout_progress`] from the K8ssandraCluster controller.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry as MetricRegistry;
+
+use crate::clusters::Registry;
+
+/// Label of the hub's own client in the region metrics.
+pub const HUB_REGION: &str = "hub";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabels {
+    pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionRequestLabels {
+    pub region: String,
+    pub method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionLabels {
+    pub region: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~16 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+fn reconcile_histogram() -> Histogram {
+    // 1 ms .. ~65 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+}
+
+/// Where a K8ssandraCluster's latest generation stands in its fan-out.
+#[derive(Debug, Clone, Copy)]
+struct Fanout {
+    generation: i64,
+    first_seen: Instant,
+    applied: bool,
+}
+
+/// Every metric of the process.
+pub struct Metrics {
+    registry: MetricRegistry,
+    reconciles: Family<ControllerLabels, Counter>,
+    reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
+    reconciles_in_flight: Family<ControllerLabels, Gauge>,
+    region_requests: Family<RegionRequestLabels, Counter>,
+    region_request_errors: Family<RegionRequestLabels, Counter>,
+    region_request_duration: Family<RegionLabels, Histogram, fn() -> Histogram>,
+    region_reachable: Family<RegionLabels, Gauge>,
+    fanout_lag: Histogram,
+    fanouts_pending: Gauge,
+    leader: Gauge,
+    fanouts: Mutex<HashMap<String, Fanout>>,
+    regions: Mutex<Option<Registry>>,
+}
+
+/// Names of every metric family [`Metrics::encode`] writes (as queried, with `_total` etc.).
+pub const METRIC_NAMES: &[&str] = &[
+    "federator_reconciles_total",
+    "federator_reconcile_errors_total",
+    "federator_reconcile_duration_seconds",
+    "federator_reconciles_in_flight",
+    "federator_region_requests_total",
+    "federator_region_request_errors_total",
+    "federator_region_request_duration_seconds",
+    "federator_region_reachable",
+    "federator_fanout_lag_seconds",
+    "federator_fanouts_pending",
+    "federator_leader",
+];
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = MetricRegistry::with_prefix("federator");
+        let reconciles = Family::default();
+        registry.register(
+            "reconciles",
+            "Reconciles finished, per controller",
+            reconciles.clone(),
+        );
+        let reconcile_errors = Family::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed (and will be retried), per controller",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(reconcile_histogram);
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time one reconcile took, per controller",
+            reconcile_duration.clone(),
+        );
+        let reconciles_in_flight = Family::default();
+        registry.register(
+            "reconciles_in_flight",
+            "Reconciles running now, per controller (the work queue itself is not observable)",
+            reconciles_in_flight.clone(),
+        );
+        let region_requests = Family::default();
+        registry.register(
+            "region_requests",
+            "API requests sent, per region (hub for the home cluster) and HTTP method",
+            region_requests.clone(),
+        );
+        let region_request_errors = Family::default();
+        registry.register(
+            "region_request_errors",
+            "API requests that failed (no answer, timeout, 429 or 5xx), per region and HTTP method",
+            region_request_errors.clone(),
+        );
+        let region_request_duration: Family<RegionLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "region_request_duration_seconds",
+            "Time to the response head of an API request, per region",
+            region_request_duration.clone(),
+        );
+        let region_reachable = Family::default();
+        registry.register(
+            "region_reachable",
+            "1 when the region's last probe succeeded, 0 when it failed, is pending or the ClientConfig is refused",
+            region_reachable.clone(),
+        );
+        let fanout_lag = Histogram::new(exponential_buckets(0.1, 2.0, 14));
+        registry.register(
+            "fanout_lag_seconds",
+            "Time from a K8ssandraCluster generation first seen to its datacenters applied in every region",
+            fanout_lag.clone(),
+        );
+        let fanouts_pending = Gauge::default();
+        registry.register(
+            "fanouts_pending",
+            "K8ssandraClusters whose latest generation is not applied in every region yet",
+            fanouts_pending.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease (or runs without leader election)",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            reconciles_in_flight,
+            region_requests,
+            region_request_errors,
+            region_request_duration,
+            region_reachable,
+            fanout_lag,
+            fanouts_pending,
+            leader,
+            fanouts: Mutex::new(HashMap::new()),
+            regions: Mutex::new(None),
+        }
+    }
+
+    /// The metrics in OpenMetrics text (region reachability read from the registry now).
+    pub fn encode(&self) -> String {
+        self.refresh_reachability();
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Reachability is read from this registry at every scrape.
+    pub fn watch_regions(&self, registry: Registry) {
+        if let Ok(mut regions) = self.regions.lock() {
+            *regions = Some(registry);
+        }
+    }
+
+    /// Forgets the registry (controllers stopped: this replica no longer knows the regions).
+    pub fn forget_regions(&self) {
+        if let Ok(mut regions) = self.regions.lock() {
+            *regions = None;
+        }
+        self.region_reachable.clear();
+    }
+
+    fn refresh_reachability(&self) {
+        let registry = self.regions.lock().ok().and_then(|r| r.clone());
+        let Some(registry) = registry else {
+            return;
+        };
+        self.region_reachable.clear();
+        for summary in registry.summaries() {
+            let reachable = matches!(&summary.health, Ok(h) if h.reachable == Some(true));
+            self.region_reachable
+                .get_or_create(&RegionLabels {
+                    region: summary.context.clone(),
+                })
+                .set(i64::from(reachable));
+        }
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    pub(crate) fn reconcile_started(&self, controller: &str) {
+        self.reconciles_in_flight
+            .get_or_create(&controller_labels(controller))
+            .inc();
+    }
+
+    pub(crate) fn reconcile_finished(&self, controller: &str, took: Duration, failed: bool) {
+        let labels = controller_labels(controller);
+        self.reconciles_in_flight.get_or_create(&labels).dec();
+        self.reconciles.get_or_create(&labels).inc();
+        // Created at zero, so that error rates exist before the first error.
+        let errors = self.reconcile_errors.get_or_create(&labels);
+        if failed {
+            errors.inc();
+        }
+        self.reconcile_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records one region request's outcome.
+    pub fn region_request(&self, region: &str, method: &str, took: Duration, failed: bool) {
+        let labels = RegionRequestLabels {
+            region: region.to_string(),
+            method: method.to_string(),
+        };
+        self.region_requests.get_or_create(&labels).inc();
+        let errors = self.region_request_errors.get_or_create(&labels);
+        if failed {
+            errors.inc();
+        }
+        self.region_request_duration
+            .get_or_create(&RegionLabels {
+                region: region.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Called by the K8ssandraCluster controller after every reconcile of `cluster`
+    /// (`namespace/name`) at `generation`: `applied` when its datacenters were applied in every
+    /// region with no error. The lag of a generation is observed once, when it is first applied.
+    pub fn fanout_progress(&self, cluster: &str, generation: Option<i64>, applied: bool) {
+        let Some(generation) = generation else {
+            return;
+        };
+        let Ok(mut fanouts) = self.fanouts.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        let entry = fanouts.entry(cluster.to_string()).or_insert(Fanout {
+            generation,
+            first_seen: now,
+            applied: false,
+        });
+        if entry.generation != generation {
+            *entry = Fanout {
+                generation,
+                first_seen: now,
+                applied: false,
+            };
+        }
+        if applied && !entry.applied {
+            entry.applied = true;
+            self.fanout_lag
+                .observe(now.duration_since(entry.first_seen).as_secs_f64());
+        }
+        let pending = fanouts.values().filter(|f| !f.applied).count();
+        self.fanouts_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+    }
+
+    /// A deleted K8ssandraCluster no longer counts as pending.
+    pub fn fanout_forget(&self, cluster: &str) {
+        if let Ok(mut fanouts) = self.fanouts.lock() {
+            fanouts.remove(cluster);
+            let pending = fanouts.values().filter(|f| !f.applied).count();
+            self.fanouts_pending
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+fn controller_labels(controller: &str) -> ControllerLabels {
+    ControllerLabels {
+        controller: controller.to_string(),
+    }
+}
+
+/// A tower layer counting and timing every request of one region's client.
+#[derive(Clone, Debug)]
+pub struct RegionMetricsLayer {
+    region: String,
+}
+
+impl RegionMetricsLayer {
+    /// `region` is the context name; the hub's client uses [`HUB_REGION`].
+    pub fn new(region: &str) -> RegionMetricsLayer {
+        let region = if region.is_empty() {
+            HUB_REGION
+        } else {
+            region
+        };
+        RegionMetricsLayer {
+            region: region.to_string(),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for RegionMetricsLayer {
+    type Service = RegionMetricsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RegionMetricsService {
+            inner,
+            region: self.region.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RegionMetricsService<S> {
+    inner: S,
+    region: String,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RegionMetricsService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        let method = request.method().as_str().to_string();
+        let region = self.region.clone();
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let result = response.await;
+            let failed = match &result {
+                Ok(response) => {
+                    let status = response.status();
+                    status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
+                }
+                Err(_) => true,
+            };
+            metrics().region_request(&region, &method, started.elapsed(), failed);
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generation_lag_is_observed_once_when_it_is_first_applied() {
+        let metrics = Metrics::new();
+        metrics.fanout_progress("ns/a", Some(1), false);
+        assert_eq!(metrics.fanouts_pending.get(), 1);
+        metrics.fanout_progress("ns/a", Some(1), true);
+        metrics.fanout_progress("ns/a", Some(1), true);
+        assert_eq!(metrics.fanouts_pending.get(), 0);
+        let text = metrics.encode();
+        assert!(
+            text.contains("federator_fanout_lag_seconds_count 1\n"),
+            "{text}"
+        );
+        // A new generation is pending again until applied.
+        metrics.fanout_progress("ns/a", Some(2), false);
+        assert_eq!(metrics.fanouts_pending.get(), 1);
+        metrics.fanout_forget("ns/a");
+        assert_eq!(metrics.fanouts_pending.get(), 0);
+    }
+
+    #[test]
+    fn every_listed_metric_name_is_exported() {
+        let metrics = Metrics::new();
+        metrics.reconcile_started("test");
+        metrics.reconcile_finished("test", Duration::from_millis(3), true);
+        metrics.region_request("sim-1", "GET", Duration::from_millis(2), false);
+        metrics
+            .region_reachable
+            .get_or_create(&RegionLabels {
+                region: "sim-1".into(),
+            })
+            .set(1);
+        let text = metrics.encode();
+        for name in METRIC_NAMES {
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name} missing from\n{text}"
+            );
+        }
+        assert!(
+            text.ends_with("# EOF\n"),
+            "OpenMetrics text ends with # EOF"
+        );
+    }
+}
