@@ -233,17 +233,20 @@ say "Applying K8ssandraCluster $namespace/$cluster ($manifest)"
 kc 0 apply --server-side -f "$manifest"
 
 say "Waiting until every datacenter is Ready (Cassandra bootstraps one datacenter at a time)"
+# Each datacenter's region and cass-operator progress, from the K8ssandraCluster's status.
+# shellcheck disable=SC2016 # a Go template for kubectl, not shell
+progress_template='{{range $dc, $s := .status.datacenters}}  {{$dc}}@{{or $s.contextName "hub"}}={{with $s.cassandra}}{{or .cassandraOperatorProgress "Pending"}}{{else}}Pending{{end}}{{end}}'
 deadline=$((SECONDS + READY_TIMEOUT_SECONDS))
 previous=""
 while :; do
   ready=$(kc 0 -n "$namespace" get k8c "$cluster" -o jsonpath='{.status.readyDatacenters}' 2>/dev/null || true)
   total=$(kc 0 -n "$namespace" get k8c "$cluster" -o jsonpath='{.status.totalDatacenters}' 2>/dev/null || true)
   states=$(kc 0 -n "$namespace" get k8c "$cluster" \
-    -o jsonpath='{range .status.datacenters.*}{.contextName}={.cassandra.cassandraOperatorProgress} {end}' 2>/dev/null || true)
-  line="  $(date +%H:%M:%S) ready ${ready:-0}/${total:-?}  ${states}"
-  # Print on change, and every minute otherwise.
+    -o go-template="$progress_template" 2>/dev/null || true)
+  line="ready ${ready:-0}/${total:-?}${states}"
+  # Print on change, and about every minute otherwise.
   if [ "$line" != "$previous" ] || [ $((SECONDS % 60)) -lt 5 ]; then
-    echo "$line"
+    printf '  %s  %s\n' "$(date +%H:%M:%S)" "$line"
     previous=$line
   fi
   if [ -n "$total" ] && [ "${ready:-0}" = "$total" ] && [ "$total" -gt 0 ]; then
