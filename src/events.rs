@@ -11,13 +11,17 @@ use tracing::debug;
 /// The API limit on an event's note.
 const MAX_NOTE_BYTES: usize = 1024;
 
-/// What an event says: a PascalCase reason and action, and a note for people.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What an event says: a PascalCase reason and action, and a note for people. Repeats of one
+/// reason about one object fold into a series whatever their notes; `related` names the other
+/// object involved (a remote datacenter, a target Secret), so that events about different ones
+/// stay apart.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Notice {
     pub warning: bool,
     pub reason: String,
     pub action: String,
     pub note: String,
+    pub related: Option<ObjectReference>,
 }
 
 impl Notice {
@@ -27,6 +31,15 @@ impl Notice {
             reason: reason.to_string(),
             action: action.to_string(),
             note: note.into(),
+            related: None,
+        }
+    }
+
+    /// The same notice about `related` too.
+    pub fn about(self, related: ObjectReference) -> Notice {
+        Notice {
+            related: Some(related),
+            ..self
         }
     }
 
@@ -75,7 +88,7 @@ impl Events {
             reason: notice.reason.clone(),
             note: Some(truncate(&notice.note, MAX_NOTE_BYTES)),
             action: notice.action.clone(),
-            secondary: None,
+            secondary: notice.related.clone(),
         };
         if let Err(error) = self.recorder.publish(&event, regarding).await {
             debug!(

@@ -13,8 +13,10 @@ use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use federator::operator::{Operator, shutdown_on};
 use federator::settings::{Overrides, Settings};
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use kube_sim::{Sim, SimBuilder};
 
@@ -637,5 +639,223 @@ async fn conflict_and_missing_namespace() {
     ]);
     apply(&clusters, "third", third).await;
     wait_degraded(&clusters, "third", "NamespaceMissing", "no-such-namespace").await;
+    running.stop().await;
+}
+
+#[test]
+fn seeds_reach_every_region_events_are_published_and_a_rename_is_refused() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(seeds_events_and_rename());
+}
+
+/// Every endpoint address of an EndpointSlice, if it exists.
+async fn slice_addresses(client: &Client, name: &str) -> Option<Vec<String>> {
+    let api = Api::<EndpointSlice>::namespaced(client.clone(), NS);
+    let slice = bounded("get EndpointSlice", api.get_opt(name))
+        .await
+        .expect("get EndpointSlice")?;
+    Some(
+        slice
+            .endpoints
+            .into_iter()
+            .flat_map(|e| e.addresses)
+            .collect(),
+    )
+}
+
+/// The IPs of a datacenter's seed pods, as cass-operator labels them.
+async fn seed_pod_ips(client: &Client, datacenter: &str) -> Vec<String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), NS);
+    let selector = format!(
+        "cassandra.datastax.com/datacenter={datacenter},cassandra.datastax.com/seed-node=true"
+    );
+    bounded(
+        "list seed pods",
+        pods.list(&ListParams::default().labels(&selector)),
+    )
+    .await
+    .expect("list seed pods")
+    .items
+    .into_iter()
+    .filter_map(|pod| pod.status?.pod_ip)
+    .collect()
+}
+
+async fn seeds_events_and_rename() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let region1_context = sim.context_name(1);
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(1, &region1_context);
+    // An IP, a name the hosts file resolves, and a name that cannot resolve (RFC 6761 .invalid).
+    cluster["spec"]["cassandra"]["additionalSeeds"] =
+        serde_json::json!(["192.0.2.10", "localhost", "seed.invalid"]);
+    apply(&clusters, CLUSTER, cluster.clone()).await;
+    wait_for("dc2 Ready in region 1", Duration::from_secs(40), || async {
+        datacenter(&region1, "dc2")
+            .await
+            .filter(|dc| dc.is_ready())
+            .map(|_| ())
+    })
+    .await;
+
+    // dc1 (in the hub) lists dc2's seeds and the additional seeds; dc2 lists dc1's.
+    let dc2_seeds = seed_pod_ips(&region1, "dc2").await;
+    let dc1_seeds = seed_pod_ips(hub, "dc1").await;
+    assert!(!dc1_seeds.is_empty() && !dc2_seeds.is_empty());
+    let dc1_slice = "demo-demo-dc1-additional-seed-service-ipv4";
+    let dc2_slice = "demo-demo-dc2-additional-seed-service-ipv4";
+    let in_hub = wait_for(
+        "dc1's slice lists dc2's seeds",
+        Duration::from_secs(20),
+        || async {
+            slice_addresses(hub, dc1_slice)
+                .await
+                .filter(|a| dc2_seeds.iter().all(|ip| a.contains(ip)))
+        },
+    )
+    .await;
+    for expected in ["192.0.2.10", "127.0.0.1"] {
+        assert!(
+            in_hub.contains(&expected.to_string()),
+            "{expected} in {in_hub:?}"
+        );
+    }
+    assert!(
+        dc1_seeds.iter().all(|ip| !in_hub.contains(ip)),
+        "a datacenter's own seeds are not additional seeds: {in_hub:?}"
+    );
+    let in_region1 = wait_for(
+        "dc2's slice lists dc1's seeds",
+        Duration::from_secs(20),
+        || async {
+            slice_addresses(&region1, dc2_slice)
+                .await
+                .filter(|a| dc1_seeds.iter().all(|ip| a.contains(ip)))
+        },
+    )
+    .await;
+    assert!(dc2_seeds.iter().all(|ip| !in_region1.contains(ip)));
+    let status = wait_for("SeedsResolved False", Duration::from_secs(10), || async {
+        let status = k8ssandra_cluster_status(&clusters).await?;
+        condition_of(&status, "SeedsResolved").filter(|(s, _)| s == "False")
+    })
+    .await;
+    assert!(status.1.contains("seed.invalid"), "{}", status.1);
+
+    // Events on the K8ssandraCluster: each datacenter's creation, in its region.
+    let events = Api::<Event>::namespaced(hub.clone(), NS);
+    let created = wait_for(
+        "DatacenterCreated events",
+        Duration::from_secs(10),
+        || async {
+            let list = bounded("list events", events.list(&ListParams::default()))
+                .await
+                .expect("list events");
+            let notes: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some("DatacenterCreated")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(CLUSTER)
+                })
+                .filter_map(|e| e.note)
+                .collect();
+            (notes.len() == 2).then_some(notes)
+        },
+    )
+    .await;
+    assert!(
+        created.iter().any(|n| n.contains(&region1_context)),
+        "{created:?}"
+    );
+
+    // Renaming dc2 (one added, one removed in one change) is refused: nothing is deleted.
+    let mut renamed = cluster.clone();
+    renamed["spec"]["cassandra"]["datacenters"][1]["metadata"]["name"] = "dc3".into();
+    apply(&clusters, CLUSTER, renamed).await;
+    wait_degraded(&clusters, CLUSTER, "DatacentersAddedAndRemoved", "dc3").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(datacenter(&region1, "dc2").await.is_some(), "dc2 kept");
+    assert!(
+        datacenter(&region1, "dc3").await.is_none(),
+        "dc3 not created"
+    );
+
+    // Back to the old spec, then delete: the seed slices go with the datacenters.
+    apply(&clusters, CLUSTER, cluster).await;
+    bounded(
+        "delete K8ssandraCluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete K8ssandraCluster");
+    wait_until_cluster_deleted(&clusters).await;
+    assert!(slice_addresses(hub, dc1_slice).await.is_none());
+    assert!(slice_addresses(&region1, dc2_slice).await.is_none());
+    running.stop().await;
+}
+
+#[test]
+fn the_adopt_annotation_takes_over_an_existing_datacenter() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(adopt_existing());
+}
+
+async fn adopt_existing() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let region1_context = sim.context_name(1);
+    // dc2 exists in region 1, made by someone else (no Federator labels).
+    let existing = Api::<CassandraDatacenter>::namespaced(region1.clone(), NS);
+    apply(
+        &existing,
+        "dc2",
+        serde_json::json!({
+            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
+            "metadata": {"name": "dc2", "namespace": NS},
+            "spec": {"clusterName": CLUSTER, "serverType": "cassandra", "serverVersion": "4.1.5",
+                     "size": 1, "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                         "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "5Gi"}}}}}
+        }),
+    )
+    .await;
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(3, &region1_context);
+    apply(&clusters, CLUSTER, cluster.clone()).await;
+    wait_degraded(&clusters, CLUSTER, "Conflict", "dc2").await;
+    assert_eq!(
+        datacenter(&region1, "dc2").await.map(|dc| dc.spec.size),
+        Some(1)
+    );
+
+    cluster["metadata"]["annotations"] =
+        serde_json::json!({"federator.k8ssandra.io/adopt": "true"});
+    apply(&clusters, CLUSTER, cluster).await;
+    let adopted = wait_for(
+        "dc2 adopted and scaled",
+        Duration::from_secs(30),
+        || async {
+            datacenter(&region1, "dc2")
+                .await
+                .filter(|dc| dc.spec.size == 3)
+        },
+    )
+    .await;
+    let labels = adopted.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels.get("k8ssandra.io/cluster-name").map(String::as_str),
+        Some(CLUSTER)
+    );
+    wait_for("Degraded cleared", Duration::from_secs(30), || async {
+        let status = k8ssandra_cluster_status(&clusters).await?;
+        condition_of(&status, "Degraded").filter(|(s, _)| s == "False")
+    })
+    .await;
     running.stop().await;
 }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -26,13 +27,20 @@ use super::labels::{
     ADOPT_ANNOTATION, DECOMMISSION_ON_DELETE_ANNOTATION, K8SSANDRA_CLUSTER_FINALIZER,
     ORPHAN_ANNOTATION, ownership_selector,
 };
+use super::notices::{DatacenterOutcome, Outcome, condition_notices, outcome_notices};
 use super::observed::{ObservedCluster, ObservedDatacenter, RemoteState, known_contexts};
 use super::plan::{ClusterKey, ClusterPlan, plan};
 use super::rollout::{Actions, Decision, decide};
+use super::seeds::{
+    AdditionalSeeds, CachingResolver, HickoryResolver, resolve_additional_seeds,
+    seed_endpoint_slices,
+};
 use super::status::{StatusInput, cluster_status, invalid_spec_status};
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
+use crate::apply::{Applied, apply_if_changed};
 use crate::clusters::{RegionChange, RegionError, Registry};
+use crate::events::Events;
 
 /// Field manager of every write of this controller (remote DCs and the K8ssandraCluster status).
 pub const FIELD_MANAGER: &str = "federator";
@@ -64,12 +72,19 @@ pub enum ReconcileError {
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
 }
 
+/// Reporting controller name of this controller's Events.
+pub const EVENT_REPORTER: &str = "federator-k8ssandracluster";
+
 /// Everything a reconcile needs.
 pub struct ControllerContext {
     pub hub: kube::Client,
     pub registry: Registry,
     /// Namespaces whose K8ssandraClusters are reconciled; empty means all.
     pub watch_namespaces: Vec<String>,
+    pub events: Events,
+    /// Resolves `additionalSeeds` host names; an error when the system's DNS configuration
+    /// cannot be read (then host names are reported unresolved).
+    pub resolver: Result<CachingResolver<HickoryResolver>, super::seeds::SeedResolveError>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -90,9 +105,11 @@ pub async fn run(
         .flat_map(move |change| stream::iter(clusters_using_change(&store, &change)));
     let (remote_triggers, manage_watches) = super::watches::remote_changes(registry.clone());
     let context = Arc::new(ControllerContext {
+        events: Events::new(hub.clone(), EVENT_REPORTER),
         hub,
         registry,
         watch_namespaces,
+        resolver: HickoryResolver::from_system_conf().map(CachingResolver::new),
     });
     info!("K8ssandraCluster controller started");
     let controller = controller
@@ -189,17 +206,19 @@ async fn apply_cluster(
     context: &ControllerContext,
 ) -> Result<Action, ReconcileError> {
     let previous = k8c.status.as_ref();
-    let input = |reconcile_error| StatusInput {
+    let input = |reconcile_error, unresolved_seeds| StatusInput {
         previous,
         generation: k8c.metadata.generation,
         now: Time(Timestamp::now()),
         reconcile_error,
+        unresolved_seeds,
     };
     let cluster_plan = match plan(k8c) {
         Ok(cluster_plan) => cluster_plan,
         Err(error) => {
             // Nothing is applied from a spec that cannot be planned; status says why.
-            let status = invalid_spec_status(&input(None), &error);
+            let status = invalid_spec_status(&input(None, None), &error);
+            publish_transitions(context, k8c, &status, &[]).await;
             write_status(api, k8c, status).await?;
             return Ok(Action::requeue(STEADY_REQUEUE));
         }
@@ -207,16 +226,148 @@ async fn apply_cluster(
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
     let observed = observe(context, &cluster_plan, previous, adopt).await;
     let actions = decide(&cluster_plan, &observed);
-    let errors = act(context, &cluster_plan, &actions).await;
+    // Seeds first: a datacenter created now finds the other regions' seeds at its first start.
+    let seeds = apply_seeds(context, k8c, &cluster_plan, &observed, &actions).await;
+    let outcomes = act(context, &cluster_plan, &observed, &actions).await;
+    let errors: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match &o.outcome {
+            DatacenterOutcome::ApplyFailed(e) | DatacenterOutcome::DeleteFailed(e) => {
+                Some(e.clone())
+            }
+            _ => None,
+        })
+        .chain(seeds.errors)
+        .collect();
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
     let status = cluster_status(
-        &input(error_text.as_deref()),
+        &input(error_text.as_deref(), seeds.unresolved.as_deref()),
         &cluster_plan,
         &observed,
         &actions,
     );
+    publish_transitions(context, k8c, &status, &outcomes).await;
     write_status(api, k8c, status).await?;
     Ok(Action::requeue(next_look(&observed, &actions, &errors)))
+}
+
+/// Events for what this reconcile did and for condition transitions; nothing when steady.
+async fn publish_transitions(
+    context: &ControllerContext,
+    k8c: &K8ssandraCluster,
+    status: &K8ssandraClusterStatus,
+    outcomes: &[Outcome],
+) {
+    let previous = k8c.status.as_ref();
+    let before = previous
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or(&[]);
+    let after = status.conditions.as_deref().unwrap_or(&[]);
+    let previous_error = previous.and_then(|s| s.error.as_deref());
+    let notices = outcome_notices(outcomes, previous_error)
+        .into_iter()
+        .chain(condition_notices(before, after));
+    for notice in notices {
+        context.events.publish(k8c, &notice).await;
+    }
+}
+
+/// What applying the seed EndpointSlices found: write errors and unresolved host names.
+struct SeedsOutcome {
+    errors: Vec<String>,
+    /// `None` when `additionalSeeds` has no host names.
+    unresolved: Option<Vec<String>>,
+}
+
+/// Applies the seed EndpointSlices of every datacenter being created or kept: the seed pod IPs
+/// of the other datacenters, and `additionalSeeds` with host names resolved.
+async fn apply_seeds(
+    context: &ControllerContext,
+    k8c: &K8ssandraCluster,
+    cluster_plan: &ClusterPlan,
+    observed: &ObservedCluster,
+    actions: &Actions,
+) -> SeedsOutcome {
+    let additional = AdditionalSeeds::parse(
+        k8c.spec
+            .cassandra
+            .as_ref()
+            .and_then(|c| c.additional_seeds.as_deref())
+            .unwrap_or(&[]),
+    );
+    let (addresses, unresolved) = if additional.host_names.is_empty() {
+        (additional.addresses.clone(), None)
+    } else {
+        match &context.resolver {
+            Ok(resolver) => {
+                let resolved = resolve_additional_seeds(resolver, &additional).await;
+                let failures = resolved.failures.iter().map(ToString::to_string).collect();
+                (resolved.addresses, Some(failures))
+            }
+            Err(setup) => (additional.addresses.clone(), Some(vec![setup.to_string()])),
+        }
+    };
+    let seed_lookups = cluster_plan.datacenters.iter().filter_map(|dc| {
+        observed.get(&dc.name)?.state.present()?;
+        let client = context.registry.client(&dc.context).ok()?;
+        let selector =
+            super::labels::seed_pod_selector(&cluster_plan.cassandra_cluster_name, &dc.name);
+        Some(async move {
+            let pods: Api<Pod> = Api::namespaced(client, &dc.namespace);
+            let ips: Vec<std::net::IpAddr> = match pods
+                .list(&ListParams::default().labels(&selector))
+                .await
+            {
+                Ok(list) => list
+                    .items
+                    .iter()
+                    .filter_map(|pod| pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
+                    .collect(),
+                Err(error) => {
+                    debug!(datacenter = %dc.name, region = %dc.context, error = %error, "seed pods not listed");
+                    Vec::new()
+                }
+            };
+            (dc.name.clone(), ips)
+        })
+    });
+    let seed_ips: BTreeMap<String, Vec<std::net::IpAddr>> = futures::future::join_all(seed_lookups)
+        .await
+        .into_iter()
+        .collect();
+    let applies = seed_endpoint_slices(cluster_plan, &seed_ips, &addresses)
+        .into_iter()
+        .filter(|seeds| {
+            actions
+                .decision(&seeds.datacenter)
+                .is_some_and(|d| matches!(d, Decision::Create | Decision::Update))
+        })
+        .map(|seeds| async move {
+            let client = context
+                .registry
+                .client(&seeds.context)
+                .map_err(|e| e.to_string())?;
+            let api: Api<EndpointSlice> = Api::namespaced(client, &seeds.namespace);
+            for slice in &seeds.slices {
+                let name = slice.metadata.name.clone().unwrap_or_default();
+                let live = api.get_opt(&name).await.map_err(|e| e.to_string())?;
+                apply_if_changed(&api, FIELD_MANAGER, slice, live.as_ref())
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "applying seed EndpointSlice {}/{name} in region {:?}: {e}",
+                            seeds.namespace, seeds.context
+                        )
+                    })?;
+            }
+            Ok::<(), String>(())
+        });
+    let errors = futures::future::join_all(applies)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    SeedsOutcome { errors, unresolved }
 }
 
 fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -> Duration {
@@ -385,45 +536,66 @@ fn region_state(error: &RegionError) -> RemoteState {
     }
 }
 
-/// Creates, updates and deletes as decided, regions in parallel; returns what failed.
+/// Creates, updates and deletes as decided, regions in parallel; returns what happened.
 async fn act(
     context: &ControllerContext,
     cluster_plan: &ClusterPlan,
+    observed: &ObservedCluster,
     actions: &Actions,
-) -> Vec<String> {
+) -> Vec<Outcome> {
     let operations = actions.decisions.iter().filter_map(|decision| {
         let client = || context.registry.client(&decision.context);
+        let outcome = |outcome| Outcome {
+            datacenter: decision.datacenter.clone(),
+            context: decision.context.clone(),
+            namespace: decision.namespace.clone(),
+            outcome,
+        };
         match &decision.decision {
             Decision::Create | Decision::Update => {
                 let desired = &cluster_plan.datacenter(&decision.datacenter)?.datacenter;
+                let live = observed
+                    .get(&decision.datacenter)
+                    .and_then(|o| o.state.present());
                 Some(futures::future::Either::Left(async move {
-                    let client = client().map_err(|e| e.to_string())?;
-                    apply_datacenter(&client, &decision.namespace, desired)
-                        .await
-                        .map_err(|e| {
-                            format!(
-                                "applying CassandraDatacenter {}/{} in region {:?}: {e}",
-                                decision.namespace, decision.datacenter, decision.context
-                            )
-                        })
+                    let applied = match client() {
+                        Ok(client) => apply_datacenter(&client, &decision.namespace, desired, live)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match applied {
+                        Ok(Applied::Created) => Some(outcome(DatacenterOutcome::Created)),
+                        Ok(Applied::Updated) => Some(outcome(DatacenterOutcome::Updated)),
+                        Ok(Applied::Unchanged) => None,
+                        Err(e) => Some(outcome(DatacenterOutcome::ApplyFailed(format!(
+                            "applying CassandraDatacenter {}/{} in region {:?}: {e}",
+                            decision.namespace, decision.datacenter, decision.context
+                        )))),
+                    }
                 }))
             }
             Decision::Delete { annotate_first } => {
                 let annotate_first = *annotate_first;
                 Some(futures::future::Either::Right(async move {
-                    let client = client().map_err(|e| e.to_string())?;
-                    delete_datacenter(
-                        &client,
-                        &decision.namespace,
-                        &decision.datacenter,
-                        annotate_first,
-                    )
-                    .await
-                    .map_err(|e| {
-                        format!(
+                    let deleted = match client() {
+                        Ok(client) => delete_datacenter(
+                            &client,
+                            &cluster_plan.cluster,
+                            &decision.namespace,
+                            &decision.datacenter,
+                            annotate_first,
+                        )
+                        .await
+                        .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    Some(match deleted {
+                        Ok(()) => outcome(DatacenterOutcome::Deleted),
+                        Err(e) => outcome(DatacenterOutcome::DeleteFailed(format!(
                             "deleting CassandraDatacenter {}/{} in region {:?}: {e}",
                             decision.namespace, decision.datacenter, decision.context
-                        )
+                        ))),
                     })
                 }))
             }
@@ -433,7 +605,7 @@ async fn act(
     futures::future::join_all(operations)
         .await
         .into_iter()
-        .filter_map(Result::err)
+        .flatten()
         .collect()
 }
 
@@ -441,30 +613,30 @@ async fn apply_datacenter(
     client: &kube::Client,
     namespace: &str,
     desired: &CassandraDatacenter,
-) -> Result<(), kube::Error> {
+    live: Option<&CassandraDatacenter>,
+) -> Result<Applied, kube::Error> {
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     let mut body = desired.clone();
     // Status belongs to cass-operator.
     body.status = None;
     body.metadata.namespace = Some(namespace.to_string());
-    let mut value = serde_json::to_value(&body).map_err(kube::Error::SerdeError)?;
-    value["apiVersion"] = CassandraDatacenter::api_version(&()).into();
-    value["kind"] = CassandraDatacenter::kind(&()).into();
-    api.patch(
-        &body.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&value),
-    )
-    .await?;
-    Ok(())
+    apply_if_changed(&api, FIELD_MANAGER, &body, live).await
 }
 
 async fn delete_datacenter(
     client: &kube::Client,
+    cluster: &ClusterKey,
     namespace: &str,
     name: &str,
     annotate_first: bool,
 ) -> Result<(), kube::Error> {
+    // Its seed slices go with it (the other datacenters' slices drop its seeds by themselves).
+    let selector = format!(
+        "{},{}={name}",
+        ownership_selector(&cluster.name, &cluster.namespace),
+        crate::api::shared::DATACENTER_NAME_LABEL
+    );
+    delete_labelled::<EndpointSlice>(client, Some(namespace), &selector).await?;
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     if annotate_first {
         // cass-operator decommissions the nodes (streams their data away) only when asked.
@@ -481,6 +653,40 @@ async fn delete_datacenter(
     }
 }
 
+/// Deletes every object of kind `K` matching `selector` (in `namespace`, or everywhere).
+async fn delete_labelled<K>(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    selector: &str,
+) -> Result<usize, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let listing: Api<K> = match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let found = listing
+        .list(&ListParams::default().labels(selector))
+        .await?;
+    let count = found.items.len();
+    for object in found.items {
+        let api: Api<K> = Api::namespaced(client.clone(), &object.namespace().unwrap_or_default());
+        match api
+            .delete(&object.name_any(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(response)) if response.code == 404 => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(count)
+}
+
 /// Writes the status with server-side apply, only when it changed.
 async fn write_status(
     api: &Api<K8ssandraCluster>,
@@ -495,32 +701,6 @@ async fn write_status(
         name: k8c.name_any(),
         source,
     };
-    // Entries of datacenters that are gone are removed explicitly: an apply only drops the
-    // fields no other manager shares, and a datacenter's entry must go either way.
-    let removed: serde_json::Map<String, serde_json::Value> = k8c
-        .status
-        .as_ref()
-        .and_then(|s| s.datacenters.as_ref())
-        .into_iter()
-        .flat_map(|before| before.keys())
-        .filter(|name| {
-            !status
-                .datacenters
-                .as_ref()
-                .is_some_and(|now| now.contains_key(*name))
-        })
-        .map(|name| (name.clone(), serde_json::Value::Null))
-        .collect();
-    if !removed.is_empty() {
-        let removal = serde_json::json!({"status": {"datacenters": removed}});
-        api.patch_status(
-            &k8c.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&removal),
-        )
-        .await
-        .map_err(write_error)?;
-    }
     let body = serde_json::json!({
         "apiVersion": K8ssandraCluster::api_version(&()),
         "kind": K8ssandraCluster::kind(&()),
@@ -588,6 +768,11 @@ async fn cleanup_region(
         Err(RegionError::UnknownContext { .. }) if !used => return None,
         Err(error) => return Some(format!("region {region:?} cannot be reached: {error}")),
     };
+    if let Err(error) = delete_labelled::<EndpointSlice>(&client, None, selector).await {
+        return Some(format!(
+            "deleting seed EndpointSlices in region {region:?}: {error}"
+        ));
+    }
     let api: Api<CassandraDatacenter> = Api::all(client.clone());
     let remaining = match api.list(&ListParams::default().labels(selector)).await {
         Ok(list) => list.items,

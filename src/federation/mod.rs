@@ -10,8 +10,13 @@
 //!    [`observed::ObservedCluster`].
 //! 3. [`rollout::decide`]: what to create, update or delete now (bootstrap order, removals,
 //!    refused renames).
-//! 4. [`seeds::seed_endpoint_slices`]: the seed EndpointSlices of each datacenter.
-//! 5. [`status::cluster_status`] (or [`status::invalid_spec_status`]): the new status.
+//! 4. [`seeds::seed_endpoint_slices`]: the seed EndpointSlices of each datacenter (host names
+//!    of `additionalSeeds` resolved through [`seeds::CachingResolver`], again when their TTL
+//!    ends), applied before the datacenters.
+//! 5. The decisions are carried out ([`crate::apply::apply_if_changed`]: nothing is written
+//!    when nothing changed).
+//! 6. [`status::cluster_status`] (or [`status::invalid_spec_status`]): the new status, and
+//!    [`notices`]: the Events for what changed.
 //!
 //! [`labels`] holds the names, labels and annotations shared with k8ssandra-operator and
 //! cass-operator; [`config`] builds cass-operator's `config` from `spec.cassandra.config`.
@@ -19,6 +24,7 @@
 pub mod config;
 pub mod controller;
 pub mod labels;
+pub mod notices;
 pub mod observed;
 pub mod plan;
 pub mod rollout;

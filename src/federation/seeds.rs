@@ -149,6 +149,66 @@ pub async fn resolve_additional_seeds<R: SeedResolver>(
     resolved
 }
 
+/// Shortest and longest time a host name's answer is used before it is resolved again: DNS
+/// TTLs of 0 would mean a lookup per reconcile, very long ones would miss a moved seed.
+pub const MIN_REFRESH: Duration = Duration::from_secs(30);
+pub const MAX_REFRESH: Duration = Duration::from_secs(300);
+
+/// A [`SeedResolver`] that remembers each host name's answer (or failure) until its TTL ends
+/// (kept within [`MIN_REFRESH`]..=[`MAX_REFRESH`]), so reconciles re-resolve periodically
+/// without a lookup each time.
+pub struct CachingResolver<R> {
+    inner: R,
+    answers: std::sync::Mutex<BTreeMap<String, CachedAnswer>>,
+}
+
+/// An answer and when it stops being used.
+type CachedAnswer = (Result<ResolvedHost, SeedResolveError>, Instant);
+
+impl<R: SeedResolver> CachingResolver<R> {
+    pub fn new(inner: R) -> CachingResolver<R> {
+        CachingResolver {
+            inner,
+            answers: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn cached(&self, host: &str, now: Instant) -> Option<Result<ResolvedHost, SeedResolveError>> {
+        let answers = self.answers.lock().ok()?;
+        let (answer, expires) = answers.get(host)?;
+        (now < *expires).then(|| answer.clone())
+    }
+
+    /// Resolves `host`, from the cache while its answer is fresh at `now`.
+    pub async fn resolve_at(
+        &self,
+        host: &str,
+        now: Instant,
+    ) -> Result<ResolvedHost, SeedResolveError> {
+        if let Some(answer) = self.cached(host, now) {
+            return answer;
+        }
+        let answer = self.inner.resolve(host).await;
+        let keep_for = match &answer {
+            Ok(found) => found
+                .valid_for
+                .unwrap_or(MIN_REFRESH)
+                .clamp(MIN_REFRESH, MAX_REFRESH),
+            Err(_) => MIN_REFRESH,
+        };
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.insert(host.to_string(), (answer.clone(), now + keep_for));
+        }
+        answer
+    }
+}
+
+impl<R: SeedResolver> SeedResolver for CachingResolver<R> {
+    async fn resolve(&self, host: &str) -> Result<ResolvedHost, SeedResolveError> {
+        self.resolve_at(host, Instant::now()).await
+    }
+}
+
 /// The seed EndpointSlices of every datacenter of `plan`: the seed pod IPs of the OTHER
 /// datacenters (`seed_ips` by datacenter name; datacenters not in the plan are ignored) plus
 /// `additional` (resolved `additionalSeeds`). Sorted and deduplicated, so the same input gives
@@ -236,7 +296,12 @@ impl HickoryResolver {
     pub fn from_system_conf() -> Result<HickoryResolver, SeedResolveError> {
         let mut builder = hickory_resolver::TokioResolver::builder_tokio()
             .map_err(|e| SeedResolveError::Setup(e.to_string()))?;
-        builder.options_mut().ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
+        let options = builder.options_mut();
+        options.ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
+        // A reconcile waits for its lookups: a DNS server that does not answer costs seconds,
+        // not the default 5 s x 2 attempts per name.
+        options.timeout = Duration::from_secs(2);
+        options.attempts = 1;
         Ok(HickoryResolver {
             resolver: builder.build(),
         })

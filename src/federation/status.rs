@@ -34,6 +34,8 @@
 //! | RegionUnreachable | False | `AllRegionsReachable` | |
 //! | CassandraInitialized | True | `CassandraInitialized` | a datacenter has started Cassandra once; never cleared afterwards |
 //! | CassandraInitialized | False | `NotInitialized` | no datacenter has started yet |
+//! | SeedsResolved | True | `HostNamesResolved` | every host name of `spec.cassandra.additionalSeeds` resolved (re-resolved when its DNS TTL ends) |
+//! | SeedsResolved | False | `HostNameNotResolved` | the message names each host name that did not resolve and why: fix the name or the DNS; the others are used meanwhile |
 //!
 //! When several Degraded reasons hold, the reason is the first in the table's order and the
 //! message lists them all.
@@ -57,6 +59,8 @@ pub const CONDITION_PROGRESSING: &str = "Progressing";
 pub const CONDITION_DEGRADED: &str = "Degraded";
 pub const CONDITION_REGION_UNREACHABLE: &str = "RegionUnreachable";
 pub const CONDITION_CASSANDRA_INITIALIZED: &str = "CassandraInitialized";
+/// Only present when `additionalSeeds` holds host names.
+pub const CONDITION_SEEDS_RESOLVED: &str = "SeedsResolved";
 
 pub const REASON_ALL_READY: &str = "AllDatacentersReady";
 pub const REASON_NOT_READY: &str = "DatacentersNotReady";
@@ -78,6 +82,8 @@ pub const REASON_NO_PROBLEMS: &str = "NoProblems";
 pub const REASON_ALL_REACHABLE: &str = "AllRegionsReachable";
 pub const REASON_INITIALIZED: &str = "CassandraInitialized";
 pub const REASON_NOT_INITIALIZED: &str = "NotInitialized";
+pub const REASON_HOST_NAMES_RESOLVED: &str = "HostNamesResolved";
+pub const REASON_HOST_NAME_NOT_RESOLVED: &str = "HostNameNotResolved";
 
 /// Progress of a removed datacenter, in `status.datacenters[dc].decommissionProgress`.
 pub const DECOMMISSION_IN_PROGRESS: &str = "Decommissioning";
@@ -92,6 +98,9 @@ pub struct StatusInput<'a> {
     pub now: Time,
     /// The error of this reconcile, if it failed (e.g. an apply was rejected).
     pub reconcile_error: Option<&'a str>,
+    /// The host names of `additionalSeeds` that did not resolve (empty: all did); `None` when
+    /// there are no host names.
+    pub unresolved_seeds: Option<&'a [String]>,
 }
 
 /// The status after a reconcile that planned, observed and decided.
@@ -174,6 +183,31 @@ pub fn cluster_status(
     set_condition(&mut conditions, region_unreachable(observed, &condition));
     let initialized = cassandra_initialized(&conditions, observed, &condition);
     set_condition(&mut conditions, initialized);
+    match input.unresolved_seeds {
+        None => conditions.retain(|c| c.type_ != CONDITION_SEEDS_RESOLVED),
+        Some([]) => {
+            set_condition(
+                &mut conditions,
+                condition(
+                    CONDITION_SEEDS_RESOLVED,
+                    CONDITION_TRUE,
+                    REASON_HOST_NAMES_RESOLVED,
+                    "every host name of spec.cassandra.additionalSeeds resolved".into(),
+                ),
+            );
+        }
+        Some(failures) => {
+            set_condition(
+                &mut conditions,
+                condition(
+                    CONDITION_SEEDS_RESOLVED,
+                    CONDITION_FALSE,
+                    REASON_HOST_NAME_NOT_RESOLVED,
+                    format!("spec.cassandra.additionalSeeds: {}", failures.join("; ")),
+                ),
+            );
+        }
+    }
 
     let mut status = K8ssandraClusterStatus {
         conditions: Some(conditions),

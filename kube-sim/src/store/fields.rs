@@ -351,6 +351,34 @@ fn remove_at(doc: &mut Value, path: &[String]) {
     }
 }
 
+/// A map or list that pruning left empty goes too (SMD's remove walker turns an emptied map
+/// into null, which the API server then drops), unless a manager owns the node itself.
+fn remove_emptied_parents(
+    doc: &mut Value,
+    path: &[String],
+    claimed: &FieldSet,
+    entries: &[ManagedEntry],
+    own: Option<usize>,
+) {
+    for end in (1..path.len()).rev() {
+        let parent = &path[..end];
+        let emptied = match value_at(doc, parent) {
+            Some(Value::Object(map)) => map.is_empty(),
+            Some(Value::Array(items)) => items.is_empty(),
+            _ => false,
+        };
+        let owned = claimed.iter().any(|p| p.as_slice() == parent)
+            || entries
+                .iter()
+                .enumerate()
+                .any(|(i, e)| Some(i) != own && e.fields.iter().any(|p| p.as_slice() == parent));
+        if !emptied || owned || (end == 1 && parent[0] == "f:metadata") {
+            return;
+        }
+        remove_at(doc, parent);
+    }
+}
+
 fn current_position(list: &Value, element: &str) -> Option<usize> {
     let items = list.as_array()?;
     let target = step(list, element)?;
@@ -790,6 +818,7 @@ pub fn server_side_apply(
         });
         if !owned_elsewhere && !is_item_key_field(path) {
             remove_at(&mut merged, path);
+            remove_emptied_parents(&mut merged, path, &claimed, &entries, own);
         }
     }
     drop_empty_label_maps(&mut merged);

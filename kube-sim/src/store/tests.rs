@@ -2245,3 +2245,36 @@ async fn service_account_token_secrets_get_a_token() {
     assert!(filled["data"]["ca.crt"].is_string());
     assert_eq!(filled["data"]["namespace"], "ZGVmYXVsdA==");
 }
+
+#[test]
+fn a_map_key_no_longer_applied_goes_with_everything_under_it() {
+    let (store, widgets) = store_with_widgets();
+    let with = |dcs: Value| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
+               "spec": {"size": 1, "datacenters": dcs}})
+    };
+    let two = json!({"dc1": {"context": "a", "nested": {"x": 1}}, "dc2": {"context": "b", "nested": {"x": 2}}});
+    apply(&store, &widgets, "w1", with(two), "one", false).unwrap_or_else(|e| panic!("{e}"));
+    let one = json!({"dc1": {"context": "a", "nested": {"x": 1}}});
+    let after = apply(&store, &widgets, "w1", with(one.clone()), "one", false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(after["spec"]["datacenters"], one);
+
+    // a key another manager also set stays, with that manager's fields only
+    let shared =
+        json!({"dc1": {"context": "a", "nested": {"x": 1}}, "dc3": {"context": "c", "note": "n"}});
+    apply(&store, &widgets, "w1", with(shared), "one", false).unwrap_or_else(|e| panic!("{e}"));
+    apply(
+        &store,
+        &widgets,
+        "w1",
+        with(json!({"dc3": {"note": "n"}})),
+        "two",
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let kept =
+        apply(&store, &widgets, "w1", with(one), "one", false).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(kept["spec"]["datacenters"]["dc3"], json!({"note": "n"}));
+    assert_eq!(kept["spec"]["datacenters"]["dc1"]["context"], "a");
+}

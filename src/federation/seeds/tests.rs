@@ -216,3 +216,77 @@ async fn the_hickory_resolver_reads_literal_addresses() {
         .expect("literal resolves");
     assert_eq!(answer.addresses, [ip("127.0.0.1")]);
 }
+
+/// Counts the lookups that reach it, and answers with the address it is set to.
+struct CountingResolver {
+    lookups: std::sync::atomic::AtomicUsize,
+    answer: std::sync::Mutex<IpAddr>,
+    ttl: Option<Duration>,
+}
+
+impl SeedResolver for CountingResolver {
+    async fn resolve(&self, _host: &str) -> Result<ResolvedHost, SeedResolveError> {
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let address = *self.answer.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(ResolvedHost {
+            addresses: vec![address],
+            valid_for: self.ttl,
+        })
+    }
+}
+
+#[tokio::test]
+async fn host_names_are_resolved_again_when_their_ttl_ends_and_not_before() {
+    let resolver = CachingResolver::new(CountingResolver {
+        lookups: Default::default(),
+        answer: std::sync::Mutex::new(ip("192.0.2.1")),
+        ttl: Some(Duration::from_secs(60)),
+    });
+    let start = Instant::now();
+    let first = resolver.resolve_at("seed.example", start).await;
+    assert_eq!(first.map(|r| r.addresses), Ok(vec![ip("192.0.2.1")]));
+    // the seed moves; within its TTL the cached answer is used
+    *resolver
+        .inner
+        .answer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = ip("192.0.2.9");
+    let cached = resolver
+        .resolve_at("seed.example", start + Duration::from_secs(59))
+        .await;
+    assert_eq!(cached.map(|r| r.addresses), Ok(vec![ip("192.0.2.1")]));
+    let refreshed = resolver
+        .resolve_at("seed.example", start + Duration::from_secs(61))
+        .await;
+    assert_eq!(refreshed.map(|r| r.addresses), Ok(vec![ip("192.0.2.9")]));
+    assert_eq!(
+        resolver
+            .inner
+            .lookups
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_zero_ttl_does_not_mean_a_lookup_per_reconcile() {
+    let resolver = CachingResolver::new(CountingResolver {
+        lookups: Default::default(),
+        answer: std::sync::Mutex::new(ip("192.0.2.1")),
+        ttl: Some(Duration::ZERO),
+    });
+    let start = Instant::now();
+    for seconds in [0, 5, 10, 29] {
+        let _ = resolver
+            .resolve_at("seed.example", start + Duration::from_secs(seconds))
+            .await;
+    }
+    assert_eq!(
+        resolver
+            .inner
+            .lookups
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}

@@ -35,6 +35,7 @@ fn reconcile(
         generation: Some(7),
         now: time(now),
         reconcile_error: None,
+        unresolved_seeds: None,
     };
     cluster_status(&input, &plan, &observed, &actions)
 }
@@ -412,6 +413,7 @@ fn no_datacenters_and_reconcile_errors() {
         generation: Some(3),
         now: time(10),
         reconcile_error: Some("apply to ctx-dc1 timed out after 10s"),
+        unresolved_seeds: None,
     };
     let status = cluster_status(&input, &plan, &observed, &actions);
     assert_eq!(
@@ -432,6 +434,7 @@ fn an_invalid_spec_keeps_the_datacenters_and_says_why() {
         generation: Some(8),
         now: time(20),
         reconcile_error: None,
+        unresolved_seeds: None,
     };
     let error = PlanError::MissingServerVersion {
         datacenter: "dc1".into(),
@@ -449,4 +452,40 @@ fn an_invalid_spec_keeps_the_datacenters_and_says_why() {
     assert_eq!(status.datacenters, before.datacenters);
     assert_eq!(status.observed_generation, Some(8));
     assert_eq!(state(&status, CONDITION_CASSANDRA_INITIALIZED).0, "True");
+}
+
+#[test]
+fn seeds_resolved_names_each_host_that_failed_and_goes_when_there_are_no_host_names() {
+    let plan = plan_of(&["dc1"]);
+    let observed = observed(vec![present("dc1", true)], None);
+    let actions = decide(&plan, &observed);
+    let with_seeds = |unresolved: Option<&[String]>, previous| {
+        let input = StatusInput {
+            previous,
+            generation: Some(3),
+            now: time(10),
+            reconcile_error: None,
+            unresolved_seeds: unresolved,
+        };
+        cluster_status(&input, &plan, &observed, &actions)
+    };
+    let failures = vec!["cannot resolve seed.example: timed out".to_string()];
+    let failing = with_seeds(Some(&failures), None);
+    let seeds = condition(&failing, CONDITION_SEEDS_RESOLVED);
+    assert_eq!(seeds.status, "False");
+    assert_eq!(seeds.reason, REASON_HOST_NAME_NOT_RESOLVED);
+    assert!(seeds.message.contains("seed.example"));
+
+    let resolved = with_seeds(Some(&[]), Some(&failing));
+    assert_eq!(
+        state(&resolved, CONDITION_SEEDS_RESOLVED),
+        ("True".into(), REASON_HOST_NAMES_RESOLVED.into())
+    );
+    let none = with_seeds(None, Some(&resolved));
+    assert!(
+        none.conditions
+            .iter()
+            .flatten()
+            .all(|c| c.type_ != CONDITION_SEEDS_RESOLVED)
+    );
 }
