@@ -315,7 +315,11 @@ fn rules_of(node: &Value) -> Vec<String> {
         rules.push(format!("One of {}.", values.join(", ")));
     }
     if let Some(default) = node.get("default") {
-        rules.push(format!("Default: `{}`.", plain(default)));
+        let default = match plain(default) {
+            empty if empty.is_empty() => "\"\"".to_string(),
+            text => text,
+        };
+        rules.push(format!("Default: `{default}`."));
     }
     match (number("minimum"), number("maximum")) {
         (Some(min), Some(max)) => rules.push(format!("From {min} to {max}.")),
