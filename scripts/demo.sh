@@ -107,7 +107,7 @@ for index in 1 2; do
   pids+=("$!")
   data_plane_pids+=("$!")
   wait_for_log_line "data plane in $region" "$!" "$log" 'controllers started' 20
-  echo "  $region: $(grep -m 1 'controllers started' "$log")"
+  echo "  $region: $(grep -m 1 'controllers started' "$log" | sed 's/\x1b\[[0-9;]*m//g')"
 done
 
 say "Registering region-1 and region-2 with the hub (federator clientconfig create)"
