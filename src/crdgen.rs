@@ -213,7 +213,8 @@ fn children_of(node: &Value) -> Option<(&'static str, &Value)> {
         return Some(("", node));
     }
     if let Some(items) = node.get("items") {
-        return children_of(items).map(|(suffix, n)| (if suffix.is_empty() { "[]" } else { suffix }, n));
+        return children_of(items)
+            .map(|(suffix, n)| (if suffix.is_empty() { "[]" } else { suffix }, n));
     }
     node.get("additionalProperties")
         .filter(|v| v.is_object())
@@ -240,10 +241,7 @@ fn field_rows(path: &str, node: &Value, required: bool, depth: usize, out: &mut 
         if !description.is_empty() {
             description.push_str("<br>");
         }
-        let _ = write!(
-            description,
-            "{child_count} fields: see `kubectl explain`"
-        );
+        let _ = write!(description, "{child_count} fields: see `kubectl explain`");
     }
     let _ = writeln!(
         out,
@@ -273,20 +271,28 @@ fn field_rows(path: &str, node: &Value, required: bool, depth: usize, out: &mut 
 }
 
 fn type_of(node: &Value) -> String {
-    if node.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
+    if node
+        .get("x-kubernetes-int-or-string")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         return "int or string".into();
     }
     let base = node.get("type").and_then(Value::as_str).unwrap_or("");
     match base {
         "array" => format!(
             "[]{}",
-            node.get("items").map(type_of).unwrap_or_else(|| "any".into())
+            node.get("items")
+                .map(type_of)
+                .unwrap_or_else(|| "any".into())
         ),
         "object" => match node.get("additionalProperties").filter(|v| v.is_object()) {
             Some(values) if node.get("properties").is_none() => {
                 format!("map[string]{}", type_of(values))
             }
-            _ if node.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool)
+            _ if node
+                .get("x-kubernetes-preserve-unknown-fields")
+                .and_then(Value::as_bool)
                 == Some(true)
                 && node.get("properties").is_none() =>
             {
@@ -294,7 +300,9 @@ fn type_of(node: &Value) -> String {
             }
             _ => "object".into(),
         },
-        "" if node.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool)
+        "" if node
+            .get("x-kubernetes-preserve-unknown-fields")
+            .and_then(Value::as_bool)
             == Some(true) =>
         {
             "any".into()
@@ -309,7 +317,11 @@ fn type_of(node: &Value) -> String {
 /// The validations of one node, as sentences.
 fn rules_of(node: &Value) -> Vec<String> {
     let mut rules = Vec::new();
-    let number = |key: &str| node.get(key).filter(|v| v.is_number()).map(Value::to_string);
+    let number = |key: &str| {
+        node.get(key)
+            .filter(|v| v.is_number())
+            .map(Value::to_string)
+    };
     if let Some(values) = node.get("enum").and_then(Value::as_array) {
         let values: Vec<String> = values.iter().map(|v| format!("`{}`", plain(v))).collect();
         rules.push(format!("One of {}.", values.join(", ")));

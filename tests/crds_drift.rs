@@ -81,8 +81,17 @@ fn the_crd_reference_in_docs_matches_the_types() {
 #[test]
 fn the_crd_reference_lists_every_kind_field_and_rule() {
     let reference = federator::crdgen::reference();
-    for kind in ["K8ssandraCluster", "ClientConfig", "ReplicatedSecret", "Stargate", "Reaper"] {
-        assert!(reference.contains(&format!("\n## {kind}\n")), "no section for {kind}");
+    for kind in [
+        "K8ssandraCluster",
+        "ClientConfig",
+        "ReplicatedSecret",
+        "Stargate",
+        "Reaper",
+    ] {
+        assert!(
+            reference.contains(&format!("\n## {kind}\n")),
+            "no section for {kind}"
+        );
     }
     // A field a user sets, a field the operator reports, and CEL rules with their messages.
     assert!(reference.contains("| `spec.cassandra.datacenters[].size` |"));

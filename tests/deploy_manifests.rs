@@ -116,7 +116,11 @@ fn every_overlay_runs_non_root_read_only_with_probes_and_limits() {
         let security = &container["securityContext"];
         assert_eq!(security["readOnlyRootFilesystem"], true, "{overlay}");
         assert_eq!(security["allowPrivilegeEscalation"], false, "{overlay}");
-        assert_eq!(strings(&security["capabilities"]["drop"]), ["ALL"], "{overlay}");
+        assert_eq!(
+            strings(&security["capabilities"]["drop"]),
+            ["ALL"],
+            "{overlay}"
+        );
         assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
         assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
         assert_eq!(container["livenessProbe"]["httpGet"]["port"], "http");
@@ -155,7 +159,9 @@ fn every_overlay_runs_non_root_read_only_with_probes_and_limits() {
             "{overlay}: a namespaced install watches only its namespace"
         );
         // The ServiceAccount the pod runs as is the one the RBAC binds.
-        let account = pod["serviceAccountName"].as_str().expect("serviceAccountName");
+        let account = pod["serviceAccountName"]
+            .as_str()
+            .expect("serviceAccountName");
         for binding in objects
             .iter()
             .filter(|o| o["kind"] == "RoleBinding" || o["kind"] == "ClusterRoleBinding")
@@ -172,7 +178,11 @@ fn every_overlay_runs_non_root_read_only_with_probes_and_limits() {
         }
         // Every CRD Federator generates is installed.
         let crds = of_kind(&objects, "CustomResourceDefinition").len();
-        assert_eq!(crds, federator::crdgen::files().expect("CRDs").len(), "{overlay}");
+        assert_eq!(
+            crds,
+            federator::crdgen::files().expect("CRDs").len(),
+            "{overlay}"
+        );
     }
 }
 
@@ -196,11 +206,20 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
         }
         // What every mode does: Stargate/Reaper status, the leader Lease, Events.
         for verb in ["get", "create", "update"] {
-            assert!(has("coordination.k8s.io", "leases", verb), "{overlay}: leases {verb}");
+            assert!(
+                has("coordination.k8s.io", "leases", verb),
+                "{overlay}: leases {verb}"
+            );
         }
         assert!(has("events.k8s.io", "events", "create"), "{overlay}");
-        assert!(has("stargate.k8ssandra.io", "stargates/status", "patch"), "{overlay}");
-        assert!(has("reaper.k8ssandra.io", "reapers/status", "patch"), "{overlay}");
+        assert!(
+            has("stargate.k8ssandra.io", "stargates/status", "patch"),
+            "{overlay}"
+        );
+        assert!(
+            has("reaper.k8ssandra.io", "reapers/status", "patch"),
+            "{overlay}"
+        );
         assert!(has("apps", "deployments", "create"), "{overlay}");
 
         let namespaced = !overlay.ends_with("cluster-scope");
@@ -243,14 +262,30 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                 "{overlay}: the data plane needs no Secret"
             );
         } else {
-            assert!(has("config.k8ssandra.io", "clientconfigs", "watch"), "{overlay}");
+            assert!(
+                has("config.k8ssandra.io", "clientconfigs", "watch"),
+                "{overlay}"
+            );
             assert!(has("config.k8ssandra.io", "clientconfigs/status", "patch"));
-            assert!(has("k8ssandra.io", "k8ssandraclusters", "patch"), "{overlay}");
+            assert!(
+                has("k8ssandra.io", "k8ssandraclusters", "patch"),
+                "{overlay}"
+            );
             assert!(has("k8ssandra.io", "k8ssandraclusters/status", "patch"));
-            assert!(has("cassandra.datastax.com", "cassandradatacenters", "create"));
-            assert!(has("", "namespaces", "get"), "{overlay}: NamespaceMissing check");
+            assert!(has(
+                "cassandra.datastax.com",
+                "cassandradatacenters",
+                "create"
+            ));
+            assert!(
+                has("", "namespaces", "get"),
+                "{overlay}: NamespaceMissing check"
+            );
             // Users create ClientConfigs (federator clientconfig create); the operator only reads.
-            assert!(!has("config.k8ssandra.io", "clientconfigs", "create"), "{overlay}");
+            assert!(
+                !has("config.k8ssandra.io", "clientconfigs", "create"),
+                "{overlay}"
+            );
         }
     }
 }
@@ -348,7 +383,10 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
             &["--context", &context, "get", "k8ssandraclusters", "-A"],
         )
         .await;
-        assert!(ok, "{overlay}: K8ssandraClusters not served after install: {output}");
+        assert!(
+            ok,
+            "{overlay}: K8ssandraClusters not served after install: {output}"
+        );
         let (ok, output) = kubectl(
             &kubeconfig,
             &cache,

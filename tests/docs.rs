@@ -76,7 +76,10 @@ fn the_troubleshooting_guide_explains_every_condition_and_reason() {
     rust_files(&repo().join("src"), &mut files);
     let mut names = Vec::new();
     // src/api/ holds cass-operator's condition types and the condition statuses: not ours.
-    for file in files.iter().filter(|f| !f.starts_with(repo().join("src/api"))) {
+    for file in files
+        .iter()
+        .filter(|f| !f.starts_with(repo().join("src/api")))
+    {
         let code = code_of(file);
         // `pub const REASON_X: &str = "Name";` and `CONDITION_X` anywhere in the code.
         for line in code.lines().map(str::trim) {
@@ -125,10 +128,17 @@ fn the_troubleshooting_guide_explains_every_condition_and_reason() {
 fn the_readme_links_every_guide_and_no_link_is_broken() {
     let readme = read(&repo().join("README.md"));
     let mut pages = vec![(repo().join("README.md"), readme.clone())];
-    for entry in std::fs::read_dir(repo().join("docs")).expect("docs/").flatten() {
+    for entry in std::fs::read_dir(repo().join("docs"))
+        .expect("docs/")
+        .flatten()
+    {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "md") {
-            let name = path.file_name().expect("name").to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
             assert!(
                 readme.contains(&format!("(docs/{name})")),
                 "README.md does not link docs/{name}"
@@ -145,8 +155,8 @@ fn the_readme_links_every_guide_and_no_link_is_broken() {
             };
             let target = target.split('#').next().unwrap_or("");
             // Not a path: a URL, or a pattern in a code span of the CRD reference.
-            let not_a_path = target.contains("://")
-                || target.chars().any(|c| " []*^$\\`".contains(c));
+            let not_a_path =
+                target.contains("://") || target.chars().any(|c| " []*^$\\`".contains(c));
             if target.is_empty() || not_a_path {
                 continue;
             }
