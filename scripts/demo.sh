@@ -2,7 +2,13 @@
 # The local demo: three simulated Kubernetes clusters (kube-sim) on this machine, no Docker.
 #
 #   make demo                 build, run the story, shut everything down
-#   DEMO_KEEP=1 make demo     keep the clusters running until Ctrl-C
+#   DEMO_KEEP=1 make demo     keep the clusters, the operators and the Cassandra cluster running
+#                             until Ctrl-C, and print how to point kubectl at them
+#
+# The story: three clusters (region-0 is the hub), the control plane in the hub and a data plane in
+# each of the two other regions (local processes), the regions registered with
+# `federator clientconfig create`, examples/multi-region.yaml applied and followed live until every
+# datacenter is Ready, bad input refused, the cluster deleted everywhere.
 #
 # Environment:
 #   FEDERATOR_BIN, KUBE_SIM_BIN   use these binaries instead of building them (the test does)
@@ -17,6 +23,7 @@ mkdir -p "$demo_dir"
 kubeconfig="$demo_dir/kubeconfig"
 sim_log="$demo_dir/kube-sim.log"
 operator_log="$demo_dir/federator.log"
+data_plane_logs=("$demo_dir/federator-region-1.log" "$demo_dir/federator-region-2.log")
 pids=()
 
 bold='' red='' plain=''
@@ -26,7 +33,7 @@ fi
 say() { printf '\n%s==> %s%s\n' "$bold" "$*" "$plain"; }
 fail() {
   printf '\n%sdemo failed: %s%s\n' "$red" "$*" "$plain" >&2
-  printf 'logs: %s %s\n' "$sim_log" "$operator_log" >&2
+  printf 'logs: %s %s %s\n' "$sim_log" "$operator_log" "${data_plane_logs[*]}" >&2
   exit 1
 }
 
@@ -89,6 +96,20 @@ pids+=("$!")
 wait_for_log_line federator "${pids[1]}" "$operator_log" 'home cluster reachable' 20
 grep 'home cluster reachable' "$operator_log"
 
+say "Starting a data plane in region-1 and in region-2 (federator run --mode data-plane)"
+data_plane_pids=()
+for index in 1 2; do
+  region="region-$index"
+  log=${data_plane_logs[$((index - 1))]}
+  k --context "$region" create namespace k8ssandra-operator >/dev/null
+  "$FEDERATOR_BIN" run --mode data-plane --kubeconfig "$kubeconfig" --context "$region" \
+    --namespace k8ssandra-operator --http-addr 127.0.0.1:0 >"$log" 2>&1 &
+  pids+=("$!")
+  data_plane_pids+=("$!")
+  wait_for_log_line "data plane in $region" "$!" "$log" 'controllers started' 20
+  echo "  $region: $(grep -m 1 'controllers started' "$log" | sed 's/\x1b\[[0-9;]*m//g')"
+done
+
 say "Registering region-1 and region-2 with the hub (federator clientconfig create)"
 for region in region-1 region-2; do
   "$FEDERATOR_BIN" clientconfig create --src-kubeconfig "$kubeconfig" --src-context "$region" \
@@ -107,21 +128,41 @@ say "Applying examples/multi-region.yaml: one datacenter in each region; the con
 k --context region-0 apply -f "$repo/examples/multi-region.yaml"
 
 say "Waiting until every datacenter is Ready (Cassandra bootstraps one datacenter at a time)"
+# One line per change: ready/total, then each datacenter's region and cass-operator progress.
+# shellcheck disable=SC2016 # a Go template for kubectl, not shell
+progress_template='{{with .status}}{{or .readyDatacenters 0}}/{{or .totalDatacenters 0}} ready:{{range $dc, $s := .datacenters}}  {{$dc}}@{{or $s.contextName "hub"}}={{with $s.cassandra}}{{or .cassandraOperatorProgress "Pending"}}{{else}}Pending{{end}}{{end}}{{else}}0/3 ready: waiting for the first status{{end}}'
 ready=""
-for _ in $(seq 1 120); do
+previous=""
+deadline=$((SECONDS + 90))
+while :; do
   ready=$(k --context region-0 get k8c demo -n default -o jsonpath='{.status.readyDatacenters}' 2>/dev/null || true)
-  summary=$(k --context region-0 get k8c demo -n default -o jsonpath='{.status.datacenterSummary}' 2>/dev/null || true)
-  printf '  datacenters ready: %s\n' "${summary:-0/3}"
-  [ "$ready" = "3" ] && break
-  sleep 1
+  total=$(k --context region-0 get k8c demo -n default -o jsonpath='{.status.totalDatacenters}' 2>/dev/null || true)
+  line=$(k --context region-0 get k8c demo -n default -o go-template="$progress_template" 2>/dev/null || true)
+  if [ "$line" != "$previous" ]; then
+    printf '  %s  %s\n' "$(date +%H:%M:%S)" "$line"
+    previous=$line
+  fi
+  [ -n "$total" ] && [ "$total" != "0" ] && [ "$ready" = "$total" ] && break
+  [ "$SECONDS" -lt "$deadline" ] || fail "the datacenters were not all Ready within 90 s (last: ${line:-no status})"
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || fail "a process of the demo exited (pid $pid); see the logs"
+  done
+  sleep 0.5
 done
-[ "$ready" = "3" ] || fail "the datacenters were not all Ready within 120 s"
 k --context region-0 get k8c -n default
 for region in region-0 region-1 region-2; do
   echo "--- CassandraDatacenters in $region"
   k --context "$region" get cassandradatacenters -A \
     -o custom-columns=NAMESPACE:.metadata.namespace,NAME:.metadata.name,SIZE:.spec.size,PROGRESS:.status.cassandraOperatorProgress
 done
+
+# --- federator status -------------------------------------------------------------------
+# The spot for `federator status` (issue #9): once it is implemented this shows the cluster, its
+# datacenters by region and each region's reachability; until then the kubectl view above stands.
+say "federator status"
+if ! "$FEDERATOR_BIN" status --kubeconfig "$kubeconfig" --context region-0 2>"$demo_dir/status.err"; then
+  echo "  (not available in this build: $(head -n 1 "$demo_dir/status.err"))"
+fi
 
 say "Bad input is refused by the API server with the field path (CEL and OpenAPI rules in the CRD)"
 bad_manifest="$demo_dir/bad.yaml"
@@ -153,6 +194,28 @@ if k --context region-0 patch k8c demo -n default --type json \
 fi
 cat "$demo_dir/move.err"
 
+say "The data planes are still running in region-1 and region-2"
+for pid in "${data_plane_pids[@]}"; do
+  kill -0 "$pid" 2>/dev/null || fail "a data plane exited (pid $pid); see the logs"
+done
+echo "  yes (pids ${data_plane_pids[*]})"
+
+if [ -n "${DEMO_KEEP:-}" ]; then
+  say "Demo complete: everything keeps running until Ctrl-C"
+  cat <<EOF
+Point kubectl at the three clusters with:
+  export KUBECONFIG=$kubeconfig
+  kubectl config get-contexts
+  kubectl --context region-0 get k8c -A
+  kubectl --context region-1 get cassandradatacenters -A
+Logs: $operator_log ${data_plane_logs[*]}
+Delete the Cassandra cluster everywhere with:
+  kubectl --context region-0 delete k8c demo -n default
+EOF
+  wait "${pids[0]}"
+  exit 0
+fi
+
 say "Deleting the cluster: every region's datacenter goes first, then the K8ssandraCluster"
 k --context region-0 delete k8c demo -n default --timeout=60s || fail "the K8ssandraCluster was not deleted within 60 s"
 for region in region-0 region-1 region-2; do
@@ -162,12 +225,3 @@ for region in region-0 region-1 region-2; do
 done
 
 say "Demo complete"
-if [ -n "${DEMO_KEEP:-}" ]; then
-  cat <<EOF
-The clusters keep running until Ctrl-C. Point kubectl at them with:
-  export KUBECONFIG=$kubeconfig
-  kubectl config get-contexts
-  kubectl --context region-0 get k8c -A
-EOF
-  wait "${pids[0]}"
-fi

@@ -69,8 +69,32 @@ fn crd_output_dir_writes_one_file_per_crd_identical_to_crds_folder() {
         assert_eq!(ours, committed, "{name:?}");
         written += 1;
     }
-    assert_eq!(written, 5);
+    // Five CRDs and the kustomization.yaml listing them.
+    assert_eq!(written, 6);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn crd_reference_writes_the_committed_reference_and_prints_no_crd() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crd-reference.md");
+    let out = federator(
+        &["crd", "--reference", path.to_str().expect("utf-8 path")],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("CustomResourceDefinition"), "{stdout}");
+    let written = std::fs::read_to_string(&path).expect("reference written");
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/crd-reference.md"),
+    )
+    .unwrap_or_default();
+    assert!(
+        written == committed,
+        "docs/crd-reference.md is not what --reference writes"
+    );
+    assert!(written.contains("## K8ssandraCluster"));
 }
 
 #[test]

@@ -87,9 +87,14 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CrdArgs {
-    /// Write one file per CRD into this directory instead of printing them.
+    /// Write one file per CRD (and a kustomization.yaml listing them) into this directory
+    /// instead of printing them.
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    /// Write the CRD reference (Markdown, every field and rule) to this file instead of
+    /// printing the CRDs (with --output-dir: as well as writing them).
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,12 +154,20 @@ pub async fn main(cli: Cli) -> ExitCode {
 }
 
 fn crd(args: CrdArgs) -> ExitCode {
+    if let Some(path) = &args.reference {
+        if let Err(source) = std::fs::write(path, crdgen::reference()) {
+            eprintln!("federator crd: cannot write {}: {source}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("{}", path.display());
+    }
     let result = match &args.output_dir {
         Some(dir) => crdgen::write_dir(dir).map(|names| {
             for name in names {
                 println!("{}", dir.join(name).display());
             }
         }),
+        None if args.reference.is_some() => Ok(()),
         None => crdgen::render_all().map(|yaml| print!("{yaml}")),
     };
     match result {

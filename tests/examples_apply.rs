@@ -1,0 +1,177 @@
+//! examples/: every manifest a user copies is accepted by the API server with Federator's CRDs
+//! (and cass-operator's), with `kubectl apply` as the user runs it, and nothing in it is dropped:
+//! a field the schema does not know would be refused (strict field validation) or pruned.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn kubectl_available() -> bool {
+    std::process::Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--cache-dir")
+            .arg(cache)
+            .args(args)
+            .output(),
+    )
+    .await
+    .expect("kubectl answers within 60 s")
+    .expect("kubectl runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Where `expected` (from the example) is not found in `stored` (what the API server kept).
+fn missing_from(expected: &Value, stored: &Value, path: &str, found: &mut Vec<String>) {
+    match (expected, stored) {
+        (Value::Object(want), Value::Object(have)) => {
+            for (key, value) in want {
+                match have.get(key) {
+                    Some(kept) => missing_from(value, kept, &format!("{path}.{key}"), found),
+                    None => found.push(format!("{path}.{key}")),
+                }
+            }
+        }
+        (Value::Array(want), Value::Array(have)) if want.len() == have.len() => {
+            for (index, (value, kept)) in want.iter().zip(have).enumerate() {
+                missing_from(value, kept, &format!("{path}[{index}]"), found);
+            }
+        }
+        (want, have) if want == have => {}
+        (want, have) => found.push(format!("{path}: {want} became {have}")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_is_accepted_whole() {
+    if !kubectl_available() {
+        eprintln!("skipped: kubectl is not installed (the examples are applied with it)");
+        return;
+    }
+    let sim = tokio::time::timeout(
+        Duration::from_secs(120),
+        kube_sim::SimBuilder::new()
+            .clusters(3)
+            .context_prefix("region-")
+            .crd_dir(repo().join("crds"))
+            .crd_dir(repo().join("../shared/compat/crds/cass-operator"))
+            .start(),
+    )
+    .await
+    .expect("kube-sim starts in time")
+    .expect("kube-sim starts");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let cache = dir.path().join("cache");
+    // The operator's namespace, as an install creates it (deploy/base).
+    let (ok, _, err) = kubectl(
+        &kubeconfig,
+        &cache,
+        &[
+            "--context",
+            "region-0",
+            "create",
+            "namespace",
+            "k8ssandra-operator",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    examples.sort();
+    let names: Vec<String> = examples
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    for expected in [
+        "single-region.yaml",
+        "multi-region.yaml",
+        "with-stargate-reaper-telemetry.yaml",
+        "replicated-secret.yaml",
+        "client-config.yaml",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "examples/{expected} is missing"
+        );
+    }
+
+    for example in &examples {
+        let name = example.display().to_string();
+        let (ok, out, err) = kubectl(
+            &kubeconfig,
+            &cache,
+            &["--context", "region-0", "apply", "-f", &name],
+        )
+        .await;
+        assert!(ok, "{name} was refused:\n{out}{err}");
+        assert!(
+            !err.contains("Warning"),
+            "{name}: the API server warned:\n{err}"
+        );
+
+        let text = std::fs::read_to_string(example).expect("read example");
+        let documents: Vec<Value> = serde_saphyr::from_multiple(&text).expect("example parses");
+        for document in documents.iter().filter(|d| !d.is_null()) {
+            let kind = document["kind"].as_str().expect("kind");
+            let object = document["metadata"]["name"].as_str().expect("name");
+            let namespace = document["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default");
+            let (ok, stored, err) = kubectl(
+                &kubeconfig,
+                &cache,
+                &[
+                    "--context",
+                    "region-0",
+                    "get",
+                    &kind.to_ascii_lowercase(),
+                    object,
+                    "-n",
+                    namespace,
+                    "-o",
+                    "json",
+                ],
+            )
+            .await;
+            assert!(ok, "{name}: {kind} {object} not stored: {err}");
+            if kind == "Secret" {
+                // stringData is write-only: the API server stores it as data.
+                continue;
+            }
+            let stored: Value = serde_json::from_str(&stored).expect("stored JSON");
+            let mut missing = Vec::new();
+            missing_from(&document["spec"], &stored["spec"], "spec", &mut missing);
+            assert!(
+                missing.is_empty(),
+                "{name}: {kind} {object} lost fields on the way in:\n{}",
+                missing.join("\n")
+            );
+        }
+    }
+    sim.shutdown().await;
+}
