@@ -4,7 +4,7 @@ CARGO ?= cargo
 NUM_CLUSTERS ?= 3
 IMAGE ?= federator:dev
 
-.PHONY: help build test lint fmt crds demo image multi-up single-up multi-down
+.PHONY: help build test lint fmt crds demo bench image multi-up single-up multi-down
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ crds: ## Regenerate crds/ and docs/crd-reference.md from the Rust API types
 
 demo: ## The local demo on kube-sim (no Docker needed)
 	./scripts/demo.sh
+
+bench: ## Fan-out benchmark on kube-sim: 1, 10, 50, 100 regions (FANOUT_REGIONS, FANOUT_CHANGES, FANOUT_STEADY_SECONDS)
+	$(CARGO) bench -p federator --bench fanout
 
 image: ## Build the container image IMAGE (default federator:dev; needs Docker)
 	docker build -t $(IMAGE) .
