@@ -106,22 +106,28 @@ async fn run_stargates(
 ) {
     let client = context.client.clone();
     info!("Stargate controller started");
-    Controller::new(
+    let controller = Controller::new(
         scoped::<Stargate>(&client, &watch_namespaces),
         watcher::Config::default(),
-    )
-    .owns(
-        scoped::<Deployment>(&client, &watch_namespaces),
-        children_of("stargate-controller"),
-    )
-    .owns(
-        scoped::<Service>(&client, &watch_namespaces),
-        children_of("stargate-controller"),
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile_stargate, error_policy, context)
-    .for_each(|result| log_result("Stargate", result))
-    .await;
+    );
+    crate::ops::health().track_cache("stargate", controller.store());
+    controller
+        .owns(
+            scoped::<Deployment>(&client, &watch_namespaces),
+            children_of("stargate-controller"),
+        )
+        .owns(
+            scoped::<Service>(&client, &watch_namespaces),
+            children_of("stargate-controller"),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            crate::ops::instrument("stargate", |_: &Stargate| String::new(), reconcile_stargate),
+            error_policy,
+            context,
+        )
+        .for_each(|result| log_result("Stargate", result))
+        .await;
     info!("Stargate controller stopped");
 }
 
@@ -132,22 +138,28 @@ async fn run_reapers(
 ) {
     let client = context.client.clone();
     info!("Reaper controller started");
-    Controller::new(
+    let controller = Controller::new(
         scoped::<Reaper>(&client, &watch_namespaces),
         watcher::Config::default(),
-    )
-    .owns(
-        scoped::<Deployment>(&client, &watch_namespaces),
-        children_of("reaper-controller"),
-    )
-    .owns(
-        scoped::<Service>(&client, &watch_namespaces),
-        children_of("reaper-controller"),
-    )
-    .graceful_shutdown_on(shutdown)
-    .run(reconcile_reaper, error_policy, context)
-    .for_each(|result| log_result("Reaper", result))
-    .await;
+    );
+    crate::ops::health().track_cache("reaper", controller.store());
+    controller
+        .owns(
+            scoped::<Deployment>(&client, &watch_namespaces),
+            children_of("reaper-controller"),
+        )
+        .owns(
+            scoped::<Service>(&client, &watch_namespaces),
+            children_of("reaper-controller"),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            crate::ops::instrument("reaper", |_: &Reaper| String::new(), reconcile_reaper),
+            error_policy,
+            context,
+        )
+        .for_each(|result| log_result("Reaper", result))
+        .await;
     info!("Reaper controller stopped");
 }
 

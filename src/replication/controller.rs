@@ -98,6 +98,7 @@ pub async fn run(
         };
     let controller = Controller::new(replicated, watcher::Config::default());
     let store = controller.store();
+    crate::ops::health().track_cache("replicatedsecret", store.clone());
     let source_store = store.clone();
     let region_store = store.clone();
     let region_triggers = registry
@@ -125,7 +126,12 @@ pub async fn run(
         })
         .reconcile_on(stream::select(region_triggers, copy_triggers))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, context)
+        .run(
+            // The hub holds every ReplicatedSecret; its targets name the regions.
+            crate::ops::instrument("replicatedsecret", |_: &ReplicatedSecret| String::new(), reconcile),
+            error_policy,
+            context,
+        )
         .for_each(|result| {
             match result {
                 Ok((object, _)) => debug!(replicated_secret = %object, "reconciled"),
