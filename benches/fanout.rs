@@ -312,6 +312,8 @@ fn start_federator(kubeconfig: &Path, context: &str, dir: &Path) -> anyhow::Resu
     let child = Command::new(env!("CARGO_BIN_EXE_federator"))
         .args([
             "run",
+            // One replica; lease renewals are not fan-out work.
+            "--no-leader-election",
             "--mode",
             "control-plane",
             "--namespace",
@@ -567,19 +569,30 @@ async fn secret_rotation(
     Ok(times)
 }
 
-/// Writes per minute over a quiet window, from the resourceVersion counters of every cluster.
-async fn steady_writes(setup: &Setup, window: Duration) -> anyhow::Result<f64> {
-    let total = |sim: &Sim| -> anyhow::Result<u64> {
-        (0..=setup.regions)
-            .map(|i| Ok(sim.store(i)?.resource_version()))
-            .sum()
-    };
+/// Federator's API writes and reads per minute against all clusters over a quiet window,
+/// from kube-sim's request accounting (by User-Agent; watches are not counted as reads).
+async fn steady_requests(setup: &Setup, window: Duration) -> anyhow::Result<(f64, f64)> {
     // Let status updates of the last changes land first.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let before = total(&setup.sim)?;
+    for index in 0..=setup.regions {
+        setup.sim.reset_requests(index)?;
+    }
     tokio::time::sleep(window).await;
-    let after = total(&setup.sim)?;
-    Ok((after - before) as f64 * 60.0 / window.as_secs_f64())
+    let (mut writes, mut reads) = (0u64, 0u64);
+    for index in 0..=setup.regions {
+        for counted in setup.sim.requests(index)? {
+            if !counted.user_agent.starts_with("federator/") || counted.verb == "watch" {
+                continue;
+            }
+            if counted.is_write() {
+                writes += counted.count;
+            } else {
+                reads += counted.count;
+            }
+        }
+    }
+    let per_minute = |n: u64| n as f64 * 60.0 / window.as_secs_f64();
+    Ok((per_minute(writes), per_minute(reads)))
 }
 
 struct Row {
@@ -590,6 +603,7 @@ struct Row {
     update_p99: Duration,
     rotation_p99: Duration,
     writes_per_minute: f64,
+    reads_per_minute: f64,
     figures: ProcessFigures,
 }
 
@@ -640,7 +654,7 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         "N={regions}: secret rotation p99 {}",
         ms(percentile(&rotation, 99.0))
     );
-    let writes_per_minute = steady_writes(&setup, steady).await?;
+    let (writes_per_minute, reads_per_minute) = steady_requests(&setup, steady).await?;
     let figures = process_figures(setup.federator.0.id())?;
     Ok(Row {
         regions,
@@ -650,6 +664,7 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         update_p99: percentile(&update, 99.0),
         rotation_p99: percentile(&rotation, 99.0),
         writes_per_minute,
+        reads_per_minute,
         figures,
     })
 }
@@ -668,16 +683,16 @@ fn main() -> anyhow::Result<()> {
     }
     let baseline = rows.iter().find(|r| r.regions == 1).map(|r| r.update_p99);
     println!(
-        "| regions | cold start p50 | cold start p99 | update p50 | update p99 | p99 / N=1 | rotation p99 | steady writes/min | peak RSS | RSS/region | CPU s |"
+        "| regions | cold start p50 | cold start p99 | update p50 | update p99 | p99 / N=1 | rotation p99 | steady writes/min | steady reads/min | peak RSS | RSS/region | CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         let ratio = baseline
             .filter(|b| !b.is_zero())
             .map(|b| format!("{:.2}", row.update_p99.as_secs_f64() / b.as_secs_f64()))
             .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1} MiB | {:.2} MiB | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} MiB | {:.2} MiB | {:.1} |",
             row.regions,
             ms(row.cold_p50),
             ms(row.cold_p99),
@@ -686,6 +701,7 @@ fn main() -> anyhow::Result<()> {
             ratio,
             ms(row.rotation_p99),
             row.writes_per_minute,
+            row.reads_per_minute,
             row.figures.peak_rss_mib,
             row.figures.rss_mib / row.regions as f64,
             row.figures.cpu_seconds,
