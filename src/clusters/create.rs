@@ -453,8 +453,8 @@ async fn service_account_token(
 }
 
 /// What the control plane does in a region: CassandraDatacenters and the objects around them
-/// (secrets, seed EndpointSlices, services), Stargate and Reaper, reading pods and namespaces,
-/// and Events.
+/// (secrets, seed EndpointSlices, services), Stargate, Reaper and ServiceMonitors, reading pods
+/// and namespaces, and Events.
 pub fn region_cluster_role() -> ClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
@@ -490,6 +490,8 @@ pub fn region_cluster_role() -> ClusterRole {
                 &["reapers", "reapers/status"],
                 &write,
             ),
+            // Telemetry: ServiceMonitors, where prometheus-operator's CRD is installed.
+            rule(&["monitoring.coreos.com"], &["servicemonitors"], &write),
             rule(&[""], &["pods", "namespaces"], &read),
             rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
         ]),
