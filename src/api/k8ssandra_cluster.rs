@@ -31,8 +31,9 @@ use super::shared::{
 };
 use super::stargate::{StargateClusterTemplate, StargateDatacenterTemplate, StargateStatus};
 
-/// Most datacenters one K8ssandraCluster may have (bounds the cost of the CEL list rules).
-pub const MAX_DATACENTERS: u32 = 32;
+/// Most datacenters one K8ssandraCluster may have (bounds the cost of the CEL list rules; room
+/// for one datacenter in each of 100 regions).
+pub const MAX_DATACENTERS: u32 = 128;
 
 /// DNS-1035 label: datacenter names become parts of Kubernetes object names.
 pub const DATACENTER_NAME_PATTERN: &str = r"^[a-z]([-a-z0-9]*[a-z0-9])?$";
