@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::core::Selector;
+use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -79,6 +79,7 @@ struct Context {
     registry: Registry,
     events: Events,
     watch_namespaces: Vec<String>,
+    selecting: Arc<SelectingReplicatedSecrets>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -100,6 +101,8 @@ pub async fn run(
     let store = controller.store();
     crate::ops::health().track_cache("replicatedsecret", store.clone());
     let source_store = store.clone();
+    let selecting = Arc::new(SelectingReplicatedSecrets::default());
+    let mapper_selecting = selecting.clone();
     let region_store = store.clone();
     let region_triggers = registry
         .changes()
@@ -110,19 +113,14 @@ pub async fn run(
         hub,
         registry,
         watch_namespaces,
+        selecting,
     });
     info!("ReplicatedSecret controller started");
     let controller = controller
         // A Secret of the hub re-queues every ReplicatedSecret of its namespace: one whose labels
         // stopped matching must be seen too (its copies are pruned).
         .watches(sources, watcher::Config::default(), move |secret| {
-            let namespace = secret.namespace();
-            source_store
-                .state()
-                .iter()
-                .filter(|rs| rs.namespace() == namespace)
-                .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-                .collect::<Vec<_>>()
+            mapper_selecting.concerned(&source_store, &secret)
         })
         .reconcile_on(stream::select(region_triggers, copy_triggers))
         .graceful_shutdown_on(shutdown)
@@ -173,6 +171,67 @@ fn using_change(
 
 fn error_policy(_rs: Arc<ReplicatedSecret>, _error: &ReconcileError, _: Arc<Context>) -> Action {
     Action::requeue(RETRY_DELAY)
+}
+
+/// Which ReplicatedSecrets selected each hub Secret when it was last seen: a change to a Secret
+/// concerns those that select it now and those that selected it before (their copies go), not
+/// every ReplicatedSecret of the namespace.
+#[derive(Default)]
+struct SelectingReplicatedSecrets {
+    last_seen: std::sync::Mutex<
+        std::collections::HashMap<ObjectRef<Secret>, Vec<ObjectRef<ReplicatedSecret>>>,
+    >,
+}
+
+impl SelectingReplicatedSecrets {
+    /// Notes the Secrets `rs` selects now (so a later relabel that drops one still reaches it).
+    fn record(&self, rs: &ReplicatedSecret, secrets: &[Secret], selector: &Selector) {
+        let reference = ObjectRef::from_obj(rs);
+        let Ok(mut last_seen) = self.last_seen.lock() else {
+            return;
+        };
+        for secret in secrets.iter().filter(|s| selector.matches(s.labels())) {
+            let entry = last_seen.entry(ObjectRef::from_obj(secret)).or_default();
+            if !entry.contains(&reference) {
+                entry.push(reference.clone());
+            }
+        }
+    }
+
+    fn concerned(
+        &self,
+        replicated: &kube::runtime::reflector::Store<ReplicatedSecret>,
+        secret: &Secret,
+    ) -> Vec<ObjectRef<ReplicatedSecret>> {
+        let namespace = secret.namespace();
+        let labels = secret.labels();
+        let now: Vec<ObjectRef<ReplicatedSecret>> = replicated
+            .state()
+            .iter()
+            .filter(|rs| rs.namespace() == namespace)
+            // An unparsable selector is reported on the ReplicatedSecret: let it see the change.
+            .filter(|rs| match super::desired::selector(rs) {
+                Ok(Some(selector)) => selector.matches(labels),
+                Ok(None) => false,
+                Err(_) => true,
+            })
+            .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+            .collect();
+        let key = ObjectRef::from_obj(secret);
+        let Ok(mut last_seen) = self.last_seen.lock() else {
+            return now;
+        };
+        let mut concerned = last_seen.remove(&key).unwrap_or_default();
+        for rs in &now {
+            if !concerned.contains(rs) {
+                concerned.push(rs.clone());
+            }
+        }
+        if secret.metadata.deletion_timestamp.is_none() && !now.is_empty() {
+            last_seen.insert(key, now);
+        }
+        concerned
+    }
 }
 
 async fn reconcile(
@@ -255,6 +314,7 @@ async fn replicate(
         Ok(selector) => {
             let secrets = list_sources(context, &key, selector.as_ref()).await?;
             let selector = selector.unwrap_or_default();
+            context.selecting.record(rs, &secrets, &selector);
             let sources = match rs.spec.selector {
                 Some(_) => sources(&secrets, &selector),
                 None => Vec::new(),
