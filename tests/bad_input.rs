@@ -40,12 +40,23 @@ enum Expect {
     Cluster(&'static str, &'static str, &'static str),
     /// The ClientConfig's Ready condition is False with this reason.
     ClientConfig(&'static str),
+    /// A target condition of the ReplicatedSecret is False with this reason.
+    ReplicatedSecret(&'static str),
 }
 
 struct Case {
     name: &'static str,
     writes: Vec<Write>,
     expect: Expect,
+}
+
+/// A ReplicatedSecret `name` with this selector and these targets.
+fn replicated_secret(name: &str, selector: Value, targets: Value) -> Write {
+    Write::ReplicatedSecret(json!({
+        "apiVersion": "replication.k8ssandra.io/v1alpha1", "kind": "ReplicatedSecret",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"selector": selector, "replicationTargets": targets}
+    }))
 }
 
 fn case(name: &'static str, writes: Vec<Write>, expect: Expect) -> Case {
@@ -219,9 +230,10 @@ fn cases(sim: &Sim) -> Vec<Case> {
             Rejected("spec.cassandra.serverType"),
         ),
         case(
-            "33 datacenters",
+            "one datacenter more than the limit",
             vec![bad("bad-too-many", |c| {
-                let dcs: Vec<Value> = (0..33)
+                let limit = federator::api::k8ssandra_cluster::MAX_DATACENTERS;
+                let dcs: Vec<Value> = (0..=limit)
                     .map(|i| json!({"metadata": {"name": format!("dc{i}")}, "size": 1}))
                     .collect();
                 c["spec"]["cassandra"]["datacenters"] = json!(dcs);
@@ -329,6 +341,29 @@ fn cases(sim: &Sim) -> Vec<Case> {
             Rejected("spec.selector"),
         ),
         // ---- accepted, then refused by the operator with a condition
+        case(
+            "ReplicatedSecret selecting every Secret into its own namespace",
+            vec![replicated_secret("everything", json!({}), json!([{}]))],
+            ReplicatedSecret("ReplicationLoop"),
+        ),
+        case(
+            "ReplicatedSecret target namespace that does not exist",
+            vec![replicated_secret(
+                "no-namespace",
+                json!({}),
+                json!([{"k8sContextName": sim.context_name(1), "namespace": "no-such-namespace"}]),
+            )],
+            ReplicatedSecret("NamespaceMissing"),
+        ),
+        case(
+            "ReplicatedSecret target context that names no ClientConfig",
+            vec![replicated_secret(
+                "no-context",
+                json!({}),
+                json!([{"k8sContextName": "no-such-region", "namespace": NS}]),
+            )],
+            ReplicatedSecret("UnknownContext"),
+        ),
         case(
             "datacenter renamed",
             vec![
@@ -691,6 +726,45 @@ async fn run_case(sim: &Sim, case: &Case) -> String {
             )
             .await;
             format!("ClientConfig Ready=False {reason}")
+        }
+        Expect::ReplicatedSecret(reason) => {
+            if let Some(error) = failed {
+                panic!("{}: refused by the API server: {error}", case.name);
+            }
+            let name = case
+                .writes
+                .iter()
+                .rev()
+                .find_map(|w| match w {
+                    Write::ReplicatedSecret(body) => body["metadata"]["name"].as_str(),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let api = Api::<ReplicatedSecret>::namespaced(sim.client(0).await.expect("hub"), NS);
+            wait_for(
+                &format!("{}: ReplicatedSecret {name} condition {reason}", case.name),
+                Duration::from_secs(20),
+                || async {
+                    let rs = api.get(name).await.map_err(|e| e.to_string())?;
+                    let conditions = rs.status.and_then(|s| s.conditions).unwrap_or_default();
+                    if conditions
+                        .iter()
+                        .any(|c| c.status == "False" && c.reason.as_deref() == Some(*reason))
+                    {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "conditions {:?}",
+                            conditions
+                                .iter()
+                                .map(|c| (c.status.clone(), c.reason.clone()))
+                                .collect::<Vec<_>>()
+                        ))
+                    }
+                },
+            )
+            .await;
+            format!("ReplicatedSecret condition False {reason}")
         }
     }
 }
