@@ -17,6 +17,10 @@ use crate::{dataplane, federation};
 /// How long controllers get to finish their current work after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Reconciles one controller runs at once. Each holds its requests' HTTP/1.1 connections, which
+/// stay open for reuse: unbounded, a thousand clusters created together would open thousands.
+pub const MAX_CONCURRENT_RECONCILES: u16 = 16;
+
 /// Stack of every runtime worker thread that runs controllers. Decoding a K8ssandraCluster in
 /// kube's watcher takes about 1.5 MiB of stack in a debug build (its types are large and
 /// deserialized by value), more than tokio's 2 MiB default leaves once the controller's stream

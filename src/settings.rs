@@ -233,7 +233,7 @@ impl Settings {
             .set_default("allow_exec_credentials", "false")?
             .set_default("regions.connect_timeout_seconds", "5")?
             .set_default("regions.request_timeout_seconds", "10")?
-            .set_default("regions.max_concurrent_requests", "32")?
+            .set_default("regions.max_concurrent_requests", "8")?
             .set_default("regions.probe_interval_seconds", "10")?
             .set_default("regions.allow_insecure_skip_tls_verify", "false")?
             .set_default("images.stargate", DEFAULT_STARGATE_IMAGE)?
@@ -556,7 +556,7 @@ mod tests {
         assert!(!s.allow_exec_credentials);
         assert_eq!(s.kubeconfig, None);
         assert_eq!(s.regions.request_timeout, Duration::from_secs(10));
-        assert_eq!(s.regions.max_concurrent_requests, 32);
+        assert_eq!(s.regions.max_concurrent_requests, 8);
         assert!(s.leader_election.enabled);
         assert_eq!(s.leader_election.lease_name, "federator-leader");
         assert_eq!(s.leader_election.lease_namespace, "k8ssandra-operator");

@@ -286,7 +286,7 @@ async fn watches_dropped() {
     });
     let start = Instant::now();
     world.apply_cluster(CLUSTER, 2).await;
-    // Well under the 30 s steady re-look: the change came through a re-established watch.
+    // Well under the 5 min steady re-look: the change came through a re-established watch.
     wait_for(
         "every datacenter at size 2",
         Duration::from_secs(15),

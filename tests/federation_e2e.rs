@@ -326,7 +326,7 @@ async fn bootstrap_scale_delete() {
     );
 
     // An edit by hand in the region is reverted by the region watch, well before the steady
-    // re-queue (30 s) would.
+    // re-queue (5 min) would.
     let remote = Api::<CassandraDatacenter>::namespaced(region1.clone(), NS);
     bounded(
         "edit dc2 by hand",

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +19,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -49,8 +50,9 @@ pub const FIELD_MANAGER: &str = "federator";
 
 /// Re-look while something is being created, deleted or waited for.
 const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
-/// Re-look at a steady cluster: corrects drift until per-region watches exist.
-const STEADY_REQUEUE: Duration = Duration::from_secs(30);
+/// Re-look at a steady cluster: a safety net, since the region watches bring every remote
+/// change as it happens. Spread by [`steady_requeue`].
+const STEADY_REQUEUE: Duration = Duration::from_secs(300);
 /// Retry delay after a failed reconcile (hub write refused, remote DCs still being deleted).
 const RETRY_DELAY: Duration = Duration::from_secs(3);
 
@@ -112,7 +114,14 @@ pub async fn run(
     };
     // A cluster's ReplicatedSecret has its name: its status (copies made) releases DCs waiting
     // for their secrets.
-    let controller = Controller::new(clusters, watcher::Config::default()).watches(
+    let (store, writer) = reflector::store();
+    let cluster_changes = watcher(clusters, watcher::Config::default())
+        .modify(super::watches::without_managed_fields)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(worth_reconciling, Default::default());
+    let controller = Controller::for_stream(cluster_changes, store.clone()).watches(
         replicated,
         watcher::Config::default(),
         |rs| {
@@ -120,7 +129,6 @@ pub async fn run(
             Some(ObjectRef::new(&rs.name_any()).within(&namespace))
         },
     );
-    let store = controller.store();
     crate::ops::health().track_cache("k8ssandracluster", store.clone());
     let region_triggers = registry
         .changes()
@@ -145,6 +153,10 @@ pub async fn run(
             stream::select(region_triggers, remote_triggers),
             completed,
         ))
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(crate::operator::MAX_CONCURRENT_RECONCILES),
+        )
         .graceful_shutdown_on(shutdown)
         .run(
             crate::ops::instrument("k8ssandracluster", region_names, reconcile),
@@ -165,6 +177,23 @@ pub async fn run(
     // The region watches live as long as the controller: dropping `manage_watches` stops them.
     futures::future::select(Box::pin(controller), Box::pin(manage_watches)).await;
     info!("K8ssandraCluster controller stopped");
+}
+
+/// What a change of a K8ssandraCluster must touch to be reconciled: the spec (generation),
+/// labels, annotations (adopt, orphan, decommission), finalizers or deletion. A status write,
+/// most often this controller's own, is not worth another reconcile.
+fn worth_reconciling(k8c: &K8ssandraCluster) -> Option<u64> {
+    let deletion = |k8c: &K8ssandraCluster| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        k8c.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()).hash(&mut hasher);
+        Some(hasher.finish())
+    };
+    predicates::generation
+        .combine(predicates::labels)
+        .combine(predicates::annotations)
+        .combine(predicates::finalizers)
+        .combine(deletion)
+        .hash_property(k8c)
 }
 
 /// The K8ssandraClusters with a datacenter in the changed context (now or per their status).
@@ -260,7 +289,7 @@ async fn apply_cluster(
             let status = invalid_spec_status(&input(None, None), &error);
             publish_transitions(context, k8c, &status, &[]).await;
             write_status(api, k8c, status).await?;
-            return Ok(Action::requeue(STEADY_REQUEUE));
+            return Ok(Action::requeue(steady_requeue()));
         }
     };
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
@@ -497,6 +526,13 @@ async fn apply_seed_slices(
         .collect()
 }
 
+/// [`STEADY_REQUEUE`] give or take a tenth: clusters created together (a restart lists them
+/// all at once) do not all come back in the same instant.
+fn steady_requeue() -> Duration {
+    use rand::Rng as _;
+    STEADY_REQUEUE.mul_f64(rand::rng().random_range(0.9..1.1))
+}
+
 fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -> Duration {
     let settled = errors.is_empty()
         && actions.refused.is_none()
@@ -506,7 +542,7 @@ fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -
             .all(|d| matches!(d.decision, Decision::Update))
         && observed.datacenters.values().all(|o| o.state.is_ready());
     if settled {
-        STEADY_REQUEUE
+        steady_requeue()
     } else {
         PROGRESSING_REQUEUE
     }
@@ -602,8 +638,7 @@ async fn observe_region(
                     &cluster.namespace,
                 )
             })
-            .iter()
-            .map(|dc| dc.as_ref().clone())
+            .into_iter()
             .collect::<Vec<_>>()))
     } else if lookups.iter().any(|l| l.namespace.is_none()) {
         let api: Api<CassandraDatacenter> = Api::all(client.clone());
@@ -611,7 +646,7 @@ async fn observe_region(
         Some(
             api.list(&ListParams::default().labels(&selector))
                 .await
-                .map(|list| list.items),
+                .map(|list| list.items.into_iter().map(Arc::new).collect()),
         )
     } else {
         None
@@ -625,7 +660,7 @@ async fn observe_region(
                     Some(dc) => observed(
                         lookup,
                         dc.namespace().unwrap_or_default(),
-                        RemoteState::Present(Box::new(dc.clone())),
+                        RemoteState::Present(dc.clone()),
                     ),
                     None => observed(lookup, String::new(), RemoteState::Absent),
                 },
@@ -648,7 +683,7 @@ async fn observe_region(
         });
         let state = match cached {
             // Only what Federator made is cached; anything else is looked up (conflicts, adoption).
-            Some(dc) => RemoteState::from_lookup(Some(dc.as_ref().clone()), cluster, adopt),
+            Some(dc) => RemoteState::from_lookup(Some(dc), cluster, adopt),
             None => lookup_datacenter(&client, cluster, namespace, &lookup.datacenter, adopt).await,
         };
         result.push(observed(lookup, namespace.clone(), state));
@@ -665,7 +700,7 @@ async fn lookup_datacenter(
 ) -> RemoteState {
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(datacenter).await {
-        Ok(Some(found)) => RemoteState::from_lookup(Some(found), cluster, adopt),
+        Ok(Some(found)) => RemoteState::from_lookup(Some(Arc::new(found)), cluster, adopt),
         Ok(None) => {
             // Federator does not create namespaces: a missing one is the user's to fix.
             let namespaces: Api<Namespace> = Api::all(client.clone());

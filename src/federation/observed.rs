@@ -2,6 +2,7 @@
 //! and [`super::status::cluster_status`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::K8ssandraClusterStatus;
@@ -34,14 +35,14 @@ pub enum RemoteState {
     /// the K8ssandraCluster does not ask to adopt it.
     Conflict { owner: Option<String> },
     /// This cluster's CassandraDatacenter (or one adopted on request).
-    Present(Box<CassandraDatacenter>),
+    Present(Arc<CassandraDatacenter>),
 }
 
 impl RemoteState {
     /// Classifies what a region returned for the CassandraDatacenter: absent, ours (or adopted
     /// on request), or someone else's.
     pub fn from_lookup(
-        found: Option<CassandraDatacenter>,
+        found: Option<Arc<CassandraDatacenter>>,
         cluster: &ClusterKey,
         adopt: bool,
     ) -> RemoteState {
@@ -55,7 +56,7 @@ impl RemoteState {
                         &cluster.namespace,
                     ) =>
             {
-                RemoteState::Present(Box::new(dc))
+                RemoteState::Present(dc)
             }
             Some(dc) => {
                 let labels = dc.metadata.labels.as_ref();

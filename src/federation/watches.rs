@@ -5,18 +5,18 @@
 //! instead of asking every region again. A watch starts and stops with its region in the
 //! registry, and restarts when the region's credentials change.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Resource};
+use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, info};
 
@@ -50,6 +50,42 @@ pub struct RegionCache {
     /// Pods cass-operator labelled seed nodes.
     pub seed_pods: Store<Pod>,
     synced: Arc<AtomicBool>,
+    /// Bumped on every CassandraDatacenter event: tells when `owners` is out of date.
+    datacenter_events: Arc<AtomicU64>,
+    owners: Arc<Mutex<OwnerIndex>>,
+}
+
+/// The cached CassandraDatacenters by owning K8ssandraCluster (namespace, name), as of
+/// `events_seen`: a reconcile asks for one cluster's, among thousands.
+#[derive(Default)]
+struct OwnerIndex {
+    events_seen: Option<u64>,
+    datacenters: HashMap<(String, String), Vec<String>>,
+}
+
+impl RegionCache {
+    /// Names of the cached CassandraDatacenters this K8ssandraCluster owns (by label).
+    fn owned_by(&self, cluster_name: &str, cluster_namespace: &str) -> Vec<String> {
+        let events = self.datacenter_events.load(Ordering::Acquire);
+        let Ok(mut index) = self.owners.lock() else {
+            return Vec::new();
+        };
+        if index.events_seen != Some(events) {
+            let mut datacenters: HashMap<(String, String), Vec<String>> = HashMap::new();
+            for dc in self.datacenters.state() {
+                if let Some(owner) = owner_of(&dc) {
+                    let key = (owner.namespace.unwrap_or_default(), owner.name);
+                    datacenters.entry(key).or_default().push(dc.name_any());
+                }
+            }
+            *index = OwnerIndex {
+                events_seen: Some(events),
+                datacenters,
+            };
+        }
+        let key = (cluster_namespace.to_string(), cluster_name.to_string());
+        index.datacenters.get(&key).cloned().unwrap_or_default()
+    }
 }
 
 /// Every region's cache, by context ("" is the hub). A region's cache is given out only once
@@ -82,21 +118,9 @@ impl RegionCaches {
             .filter(|(_, cache)| cache.synced.load(Ordering::Acquire))
             .flat_map(|(context, cache)| {
                 cache
-                    .datacenters
-                    .state_filter(|dc| {
-                        super::labels::is_owned_by(
-                            dc.metadata.labels.as_ref(),
-                            cluster_name,
-                            cluster_namespace,
-                        )
-                    })
+                    .owned_by(cluster_name, cluster_namespace)
                     .into_iter()
-                    .map(move |dc| {
-                        (
-                            dc.metadata.name.clone().unwrap_or_default(),
-                            context.clone(),
-                        )
-                    })
+                    .map(move |name| (name, context.clone()))
             })
             .collect()
     }
@@ -210,27 +234,35 @@ fn start_watch(
         seed_slices: seed_slices.clone(),
         seed_pods: seed_pods.clone(),
         synced: Arc::new(AtomicBool::new(false)),
+        datacenter_events: Arc::new(AtomicU64::new(0)),
+        owners: Arc::default(),
     };
     caches.insert(context, cache.clone());
     let tasks = vec![
         tokio::spawn(reflect(
             Api::<CassandraDatacenter>::all(client.clone()),
             made_by_us.clone(),
+            without_managed_fields,
             datacenters_writer,
             Some(sender.clone()),
+            Some(cache.datacenter_events.clone()),
             context.to_string(),
         )),
         tokio::spawn(reflect(
             Api::<EndpointSlice>::all(client.clone()),
             made_by_us,
+            without_managed_fields,
             slices_writer,
             Some(sender.clone()),
+            None,
             context.to_string(),
         )),
         tokio::spawn(reflect(
             Api::<Pod>::all(client),
             format!("{SEED_NODE_LABEL}=true"),
+            seed_pod_essentials,
             pods_writer,
+            None,
             None,
             context.to_string(),
         )),
@@ -244,13 +276,43 @@ fn start_watch(
     WatchTask(tasks)
 }
 
+/// Drops what no reconcile reads from a cached object: the managedFields are often as large as
+/// the rest of it.
+pub fn without_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// Keeps of a seed pod what the seed slices are made of: its name, namespace and labels (the
+/// seed selector) and its IP.
+fn seed_pod_essentials(pod: &mut Pod) {
+    let metadata = std::mem::take(&mut pod.metadata);
+    let pod_ip = pod.status.take().and_then(|status| status.pod_ip);
+    *pod = Pod {
+        metadata: ObjectMeta {
+            name: metadata.name,
+            namespace: metadata.namespace,
+            labels: metadata.labels,
+            uid: metadata.uid,
+            resource_version: metadata.resource_version,
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(PodStatus {
+            pod_ip,
+            ..Default::default()
+        }),
+    };
+}
+
 /// Keeps `writer`'s store in step with the label-selected objects of `api`, and sends the owner
 /// of each changed object to `owners` (when given).
 async fn reflect<K>(
     api: Api<K>,
     selector: String,
+    slim: fn(&mut K),
     writer: reflector::store::Writer<K>,
     owners: Option<mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>>,
+    events_seen: Option<Arc<AtomicU64>>,
     context: String,
 ) where
     K: Resource<DynamicType = ()>
@@ -262,8 +324,12 @@ async fn reflect<K>(
         + 'static,
 {
     let config = watcher::Config::default().labels(&selector);
-    let mut events = Box::pin(reflector::reflector(writer, watcher(api, config)).default_backoff());
+    let objects = watcher(api, config).modify(slim);
+    let mut events = Box::pin(reflector::reflector(writer, objects).default_backoff());
     while let Some(event) = events.next().await {
+        if let Some(counter) = &events_seen {
+            counter.fetch_add(1, Ordering::Release);
+        }
         let object = match event {
             Ok(
                 watcher::Event::Apply(object)

@@ -19,8 +19,8 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
@@ -97,8 +97,13 @@ pub async fn run(
             ),
             _ => (Api::all(hub.clone()), Api::all(hub.clone())),
         };
-    let controller = Controller::new(replicated, watcher::Config::default());
-    let store = controller.store();
+    let (store, writer) = reflector::store();
+    let replicated_changes = watcher(replicated, watcher::Config::default())
+        .modify(crate::federation::watches::without_managed_fields)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(replicated_changes, store.clone());
     crate::ops::health().track_cache("replicatedsecret", store.clone());
     let source_store = store.clone();
     let selecting = Arc::new(SelectingReplicatedSecrets::default());
@@ -123,6 +128,10 @@ pub async fn run(
             mapper_selecting.concerned(&source_store, &secret)
         })
         .reconcile_on(stream::select(region_triggers, copy_triggers))
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .concurrency(crate::operator::MAX_CONCURRENT_RECONCILES),
+        )
         .graceful_shutdown_on(shutdown)
         .run(
             // The hub holds every ReplicatedSecret; its targets name the regions.

@@ -6,7 +6,7 @@
 //! Paths use `field.Path` style (`spec.map[key]`, `spec.list[0]`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use kube_cel::KubeCelExt;
 use kube_cel::cel::objects::{Key, Map as CelMap, OptionalValue};
@@ -158,20 +158,9 @@ impl Walker<'_> {
         is_resource_root: bool,
         outcome: &mut CelOutcome,
     ) {
-        if !schema.rules.is_empty() {
-            let self_value = to_cel(value, Some(schema), is_resource_root);
-            let old_value = old.map(|o| to_cel(o, Some(schema), is_resource_root));
-            for rule in &schema.rules {
-                self.rule(
-                    rule,
-                    schema,
-                    path,
-                    &self_value,
-                    old_value.as_ref(),
-                    unchanged,
-                    outcome,
-                );
-            }
+        let inputs = RuleInputs::new(value, old, is_resource_root);
+        for rule in &schema.rules {
+            self.rule(rule, schema, path, &inputs, unchanged, outcome);
         }
         for branch in &schema.all_of {
             // Branches carry no structure: the node's schema shapes `self`.
@@ -183,64 +172,34 @@ impl Walker<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn rule(
         &self,
         rule: &CelRule,
         schema: &SchemaNode,
         path: &str,
-        self_value: &CelValue,
-        old_value: Option<&CelValue>,
+        inputs: &RuleInputs<'_>,
         unchanged: bool,
         outcome: &mut CelOutcome,
     ) {
         // Transition rules run only when an old value correlates, unless oldSelf is optional.
-        if rule.uses_old_self && old_value.is_none() && !rule.optional_old_self {
+        if rule.uses_old_self && inputs.old.is_none() && !rule.optional_old_self {
             return;
         }
-        let mut scope = self.base.new_inner_scope();
-        scope.add_variable_from_value("self", self_value.clone());
-        if rule.uses_old_self {
-            let old_self = match (rule.optional_old_self, old_value) {
-                (true, Some(old)) => CelValue::Opaque(Arc::new(OptionalValue::of(old.clone()))),
-                (true, None) => CelValue::Opaque(Arc::new(OptionalValue::none())),
-                (false, Some(old)) => old.clone(),
-                (false, None) => CelValue::Null,
-            };
-            scope.add_variable_from_value("oldSelf", old_self);
-        }
+        let old = inputs.old.filter(|_| rule.uses_old_self);
+        let verdict = rule
+            .memo
+            .verdict(inputs.value, old, || self.evaluate(rule, schema, inputs));
         let type_name = go_quote(schema.cel_type_name());
-
-        let passed = match rule.program.execute(&scope) {
-            Ok(CelValue::Bool(result)) => result,
-            Ok(_) => false,
-            Err(ExecutionError::UndeclaredReference(name)) => {
-                // kube-cel lacks a few cel-go macros; the apiserver accepted the rule, so do
-                // not reject objects over what we cannot evaluate.
-                tracing::warn!(rule = %rule.rule, reference = %name, "CEL rule not evaluated");
+        let detail = match verdict {
+            Verdict::Pass | Verdict::NotEvaluated => return,
+            Verdict::RuntimeError(detail) => {
+                outcome
+                    .errors
+                    .push(FieldError::invalid(path, &type_name, &detail));
                 return;
             }
-            Err(err) => {
-                outcome.errors.push(FieldError::invalid(
-                    path,
-                    &type_name,
-                    &runtime_error_detail(&err, rule),
-                ));
-                return;
-            }
+            Verdict::Fail(detail) => detail,
         };
-        if passed {
-            return;
-        }
-
-        let detail = rule
-            .message_program
-            .as_ref()
-            .and_then(|program| evaluated_message(program.execute(&scope)))
-            .unwrap_or_else(|| match rule.message.as_deref().map(str::trim) {
-                Some(message) if !message.is_empty() => message.to_string(),
-                _ => format!("failed rule: {}", rule.rule.trim()),
-            });
         let error_path = match &rule.field_path {
             Some(field_path) => append_field_path(path, field_path, schema),
             None => path.to_string(),
@@ -256,6 +215,129 @@ impl Walker<'_> {
         } else {
             outcome.errors.push(error);
         }
+    }
+
+    /// Runs one rule (and its messageExpression when it fails): depends only on the values.
+    fn evaluate(&self, rule: &CelRule, schema: &SchemaNode, inputs: &RuleInputs<'_>) -> Verdict {
+        let (self_value, old_value) = inputs.converted(schema);
+        let mut scope = self.base.new_inner_scope();
+        scope.add_variable_from_value("self", self_value.clone());
+        if rule.uses_old_self {
+            let old_self = match (rule.optional_old_self, old_value) {
+                (true, Some(old)) => CelValue::Opaque(Arc::new(OptionalValue::of(old.clone()))),
+                (true, None) => CelValue::Opaque(Arc::new(OptionalValue::none())),
+                (false, Some(old)) => old.clone(),
+                (false, None) => CelValue::Null,
+            };
+            scope.add_variable_from_value("oldSelf", old_self);
+        }
+        match rule.program.execute(&scope) {
+            Ok(CelValue::Bool(true)) => return Verdict::Pass,
+            Ok(_) => {}
+            Err(ExecutionError::UndeclaredReference(name)) => {
+                // kube-cel lacks a few cel-go macros; the apiserver accepted the rule, so do
+                // not reject objects over what we cannot evaluate.
+                tracing::warn!(rule = %rule.rule, reference = %name, "CEL rule not evaluated");
+                return Verdict::NotEvaluated;
+            }
+            Err(err) => return Verdict::RuntimeError(runtime_error_detail(&err, rule)),
+        }
+        let detail = rule
+            .message_program
+            .as_ref()
+            .and_then(|program| evaluated_message(program.execute(&scope)))
+            .unwrap_or_else(|| match rule.message.as_deref().map(str::trim) {
+                Some(message) if !message.is_empty() => message.to_string(),
+                _ => format!("failed rule: {}", rule.rule.trim()),
+            });
+        Verdict::Fail(detail)
+    }
+}
+
+/// What a rule made of the values it saw.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Verdict {
+    Pass,
+    /// The rule returned something other than true; the message to report.
+    Fail(String),
+    /// Evaluation failed (no such key, overflow...); the detail to report.
+    RuntimeError(String),
+    /// The rule uses something the interpreter lacks.
+    NotEvaluated,
+}
+
+/// A rule's `self` and `oldSelf`, converted to CEL values only when a rule has to run.
+struct RuleInputs<'v> {
+    value: &'v Value,
+    old: Option<&'v Value>,
+    is_resource_root: bool,
+    converted: std::cell::OnceCell<(CelValue, Option<CelValue>)>,
+}
+
+impl<'v> RuleInputs<'v> {
+    fn new(value: &'v Value, old: Option<&'v Value>, is_resource_root: bool) -> Self {
+        RuleInputs {
+            value,
+            old,
+            is_resource_root,
+            converted: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn converted(&self, schema: &SchemaNode) -> (&CelValue, Option<&CelValue>) {
+        let (value, old) = self.converted.get_or_init(|| {
+            (
+                to_cel(self.value, Some(schema), self.is_resource_root),
+                self.old
+                    .map(|o| to_cel(o, Some(schema), self.is_resource_root)),
+            )
+        });
+        (value, old.as_ref())
+    }
+}
+
+/// Verdicts of one rule on values it has judged before. The cel interpreter copies values
+/// deeply on every comprehension step, so a rule over a list of n items costs far more than
+/// cel-go's; objects are written again and again with the same large lists (every status
+/// write re-validates the spec), and rules are pure functions of `self` and `oldSelf`. Only
+/// values of at least [`MEMO_MIN_BYTES`] are kept, at most [`MEMO_ENTRIES`] of them.
+#[derive(Default)]
+pub(crate) struct VerdictMemo(Mutex<HashMap<(Vec<u8>, Option<Vec<u8>>), Verdict>>);
+
+/// Serialized size from which a value's verdict is remembered: small values are cheap to judge.
+const MEMO_MIN_BYTES: usize = 1024;
+/// Verdicts kept per rule; the memo starts over when full.
+const MEMO_ENTRIES: usize = 256;
+
+impl VerdictMemo {
+    fn verdict(
+        &self,
+        value: &Value,
+        old: Option<&Value>,
+        evaluate: impl FnOnce() -> Verdict,
+    ) -> Verdict {
+        let Ok(value_bytes) = serde_json::to_vec(value) else {
+            return evaluate();
+        };
+        if value_bytes.len() < MEMO_MIN_BYTES {
+            return evaluate();
+        }
+        let old_bytes = match old.map(serde_json::to_vec).transpose() {
+            Ok(old_bytes) => old_bytes,
+            Err(_) => return evaluate(),
+        };
+        let key = (value_bytes, old_bytes);
+        if let Some(known) = self.0.lock().ok().and_then(|memo| memo.get(&key).cloned()) {
+            return known;
+        }
+        let verdict = evaluate();
+        if let Ok(mut memo) = self.0.lock() {
+            if memo.len() >= MEMO_ENTRIES {
+                memo.clear();
+            }
+            memo.insert(key, verdict.clone());
+        }
+        verdict
     }
 }
 
@@ -277,20 +359,9 @@ impl SchemaBranch<'_> {
         is_resource_root: bool,
         outcome: &mut CelOutcome,
     ) {
-        if !self.rules.rules.is_empty() {
-            let self_value = to_cel(value, Some(self.structure), is_resource_root);
-            let old_value = old.map(|o| to_cel(o, Some(self.structure), is_resource_root));
-            for rule in &self.rules.rules {
-                walker.rule(
-                    rule,
-                    self.structure,
-                    path,
-                    &self_value,
-                    old_value.as_ref(),
-                    unchanged,
-                    outcome,
-                );
-            }
+        let inputs = RuleInputs::new(value, old, is_resource_root);
+        for rule in &self.rules.rules {
+            walker.rule(rule, self.structure, path, &inputs, unchanged, outcome);
         }
         for nested in &self.rules.all_of {
             let shaped = SchemaBranch {

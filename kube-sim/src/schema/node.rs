@@ -119,6 +119,8 @@ pub(crate) struct CelRule {
     pub program: Executable,
     pub message_program: Option<Executable>,
     pub uses_old_self: bool,
+    /// Verdicts on large values seen before (see [`super::cel::VerdictMemo`]).
+    pub memo: super::cel::VerdictMemo,
 }
 
 impl std::fmt::Debug for CelRule {
@@ -589,6 +591,7 @@ fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Opti
         uses_old_self: program.uses_old_self(),
         program,
         message_program,
+        memo: Default::default(),
     };
     match result {
         Ok(result) => Some(build(

@@ -1109,3 +1109,64 @@ fn common_cel_rule_shapes_evaluate() {
     }));
     admitted(&admission, &mut obj, None);
 }
+
+#[test]
+fn large_values_get_the_same_verdicts_when_seen_again() {
+    // Rules over lists large enough for their verdicts to be remembered (see VerdictMemo).
+    let admission = admission(json!({
+        "type": "object",
+        "properties": {
+            "dcs": {
+                "type": "array",
+                "items": {"type": "object", "properties": {
+                    "name": {"type": "string"},
+                    "context": {"type": "string"}
+                }},
+                "x-kubernetes-validations": [
+                    {"rule": "self.all(x, self.exists_one(y, y.name == x.name))", "message": "names must be unique"},
+                    {"rule": "self.all(dc, oldSelf.all(old, old.name != dc.name || old.context == dc.context))", "message": "context is immutable"}
+                ]
+            }
+        }
+    }));
+    let dcs = |duplicate: bool, moved: bool| -> Value {
+        let mut dcs: Vec<Value> = (0..60)
+            .map(|i| json!({"name": format!("datacenter-{i}"), "context": format!("region-{i}")}))
+            .collect();
+        if duplicate {
+            dcs[59] = json!({"name": "datacenter-0", "context": "region-0"});
+        }
+        if moved {
+            dcs[1]["context"] = json!("elsewhere");
+        }
+        Value::Array(dcs)
+    };
+    let unique = widget(json!({"dcs": dcs(false, false)}));
+    let with_duplicate = widget(json!({"dcs": dcs(true, false)}));
+    let unique_cause = vec![(
+        "spec.dcs".to_string(),
+        r#"Invalid value: "array": names must be unique"#.to_string(),
+    )];
+    for _ in 0..3 {
+        assert!(admitted(&admission, &mut unique.clone(), None).is_empty());
+        let (_, causes) = rejected(&admission, with_duplicate.clone(), None);
+        assert_eq!(causes, unique_cause);
+    }
+    // The same new value judged against two old values: the transition rule's verdict follows
+    // the old value.
+    let moved = widget(json!({"dcs": dcs(false, true)}));
+    assert!(admitted(&admission, &mut moved.clone(), Some(&moved)).is_empty());
+    let (_, causes) = rejected(&admission, moved.clone(), Some(&unique));
+    assert_eq!(
+        causes,
+        vec![(
+            "spec.dcs".to_string(),
+            r#"Invalid value: "array": context is immutable"#.to_string()
+        )]
+    );
+    assert!(admitted(&admission, &mut moved.clone(), Some(&moved)).is_empty());
+    // A remembered failure on an unchanged value is still ratcheted to a warning.
+    let warnings = admitted(&admission, &mut with_duplicate.clone(), Some(&with_duplicate));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("names must be unique"), "{warnings:?}");
+}

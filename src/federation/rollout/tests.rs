@@ -68,7 +68,7 @@ pub(crate) fn at(name: &str, state: RemoteState) -> (String, ObservedDatacenter)
 }
 
 pub(crate) fn present(name: &str, ready: bool) -> (String, ObservedDatacenter) {
-    at(name, RemoteState::Present(Box::new(remote_dc(name, ready))))
+    at(name, RemoteState::Present(std::sync::Arc::new(remote_dc(name, ready))))
 }
 
 pub(crate) fn absent(name: &str) -> (String, ObservedDatacenter) {
@@ -296,7 +296,7 @@ fn a_datacenter_deleted_by_hand_is_created_again_without_counting_as_added() {
     let going = observed(
         vec![
             present("dc1", true),
-            at("dc2", RemoteState::Present(Box::new(deleting))),
+            at("dc2", RemoteState::Present(std::sync::Arc::new(deleting))),
         ],
         &["dc1", "dc2"],
     );
@@ -348,7 +348,7 @@ fn a_removed_datacenter_is_annotated_then_deleted() {
     let observation = observed(
         vec![
             present("dc1", true),
-            at("dc2", RemoteState::Present(Box::new(annotated))),
+            at("dc2", RemoteState::Present(std::sync::Arc::new(annotated))),
         ],
         &["dc1", "dc2"],
     );
@@ -392,7 +392,7 @@ fn removals_go_one_at_a_time() {
         vec![
             present("dc1", true),
             present("dc2", true),
-            at("dc3", RemoteState::Present(Box::new(decommissioning))),
+            at("dc3", RemoteState::Present(std::sync::Arc::new(decommissioning))),
         ],
         &["dc1", "dc2", "dc3"],
     );
