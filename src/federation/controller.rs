@@ -53,6 +53,8 @@ const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
 /// Re-look at a steady cluster: a safety net, since the region watches bring every remote
 /// change as it happens. Spread by [`steady_requeue`].
 const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+/// Re-look while a region lacks the ServiceMonitor CRD the spec's telemetry needs.
+const MISSING_CRD_RECHECK: Duration = Duration::from_secs(30);
 /// Retry delay after a failed reconcile (hub write refused, remote DCs still being deleted).
 const RETRY_DELAY: Duration = Duration::from_secs(3);
 
@@ -185,7 +187,11 @@ pub async fn run(
 fn worth_reconciling(k8c: &K8ssandraCluster) -> Option<u64> {
     let deletion = |k8c: &K8ssandraCluster| {
         let mut hasher = std::hash::DefaultHasher::new();
-        k8c.metadata.deletion_timestamp.as_ref().map(|t| t.0.to_string()).hash(&mut hasher);
+        k8c.metadata
+            .deletion_timestamp
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .hash(&mut hasher);
         Some(hasher.finish())
     };
     predicates::generation
@@ -353,12 +359,15 @@ async fn apply_cluster(
     components.fill_status(&mut status, k8c.metadata.generation, Time(Timestamp::now()));
     publish_transitions(context, k8c, &status, &outcomes).await;
     write_status(api, k8c, status).await?;
-    let next = next_look(&observed, &actions, &errors);
-    Ok(Action::requeue(if components.settled {
-        next
-    } else {
+    let next = if !components.settled {
         PROGRESSING_REQUEUE
-    }))
+    } else if !components.service_monitor_crd_missing.is_empty() {
+        // Installing a CRD in a region makes no event Federator watches.
+        MISSING_CRD_RECHECK
+    } else {
+        next_look(&observed, &actions, &errors)
+    };
+    Ok(Action::requeue(next))
 }
 
 /// Events for what this reconcile did and for condition transitions; nothing when steady.

@@ -1166,7 +1166,11 @@ fn large_values_get_the_same_verdicts_when_seen_again() {
     );
     assert!(admitted(&admission, &mut moved.clone(), Some(&moved)).is_empty());
     // A remembered failure on an unchanged value is still ratcheted to a warning.
-    let warnings = admitted(&admission, &mut with_duplicate.clone(), Some(&with_duplicate));
+    let warnings = admitted(
+        &admission,
+        &mut with_duplicate.clone(),
+        Some(&with_duplicate),
+    );
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("names must be unique"), "{warnings:?}");
 }

@@ -68,7 +68,10 @@ pub(crate) fn at(name: &str, state: RemoteState) -> (String, ObservedDatacenter)
 }
 
 pub(crate) fn present(name: &str, ready: bool) -> (String, ObservedDatacenter) {
-    at(name, RemoteState::Present(std::sync::Arc::new(remote_dc(name, ready))))
+    at(
+        name,
+        RemoteState::Present(std::sync::Arc::new(remote_dc(name, ready))),
+    )
 }
 
 pub(crate) fn absent(name: &str) -> (String, ObservedDatacenter) {
@@ -392,7 +395,10 @@ fn removals_go_one_at_a_time() {
         vec![
             present("dc1", true),
             present("dc2", true),
-            at("dc3", RemoteState::Present(std::sync::Arc::new(decommissioning))),
+            at(
+                "dc3",
+                RemoteState::Present(std::sync::Arc::new(decommissioning)),
+            ),
         ],
         &["dc1", "dc2", "dc3"],
     );
