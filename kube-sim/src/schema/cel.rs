@@ -302,7 +302,10 @@ impl<'v> RuleInputs<'v> {
 /// write re-validates the spec), and rules are pure functions of `self` and `oldSelf`. Only
 /// values of at least [`MEMO_MIN_BYTES`] are kept, at most [`MEMO_ENTRIES`] of them.
 #[derive(Default)]
-pub(crate) struct VerdictMemo(Mutex<HashMap<(Vec<u8>, Option<Vec<u8>>), Verdict>>);
+pub(crate) struct VerdictMemo(Mutex<HashMap<MemoKey, Verdict>>);
+
+/// `self` and (for transition rules) `oldSelf`, serialized.
+type MemoKey = (Vec<u8>, Option<Vec<u8>>);
 
 /// Serialized size from which a value's verdict is remembered: small values are cheap to judge.
 const MEMO_MIN_BYTES: usize = 1024;
