@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -97,6 +97,8 @@ pub struct ControllerContext {
     pub operations: Operations,
     /// Re-queues a cluster when its region writes end.
     pub completions: futures::channel::mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>,
+    /// The hub's ReplicatedSecrets and labelled Secrets, as watched.
+    pub secret_caches: super::secrets::SecretCaches,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -114,6 +116,10 @@ pub async fn run(
         [single] => Api::namespaced(hub.clone(), single),
         _ => Api::all(hub.clone()),
     };
+    let labelled_secrets: Api<PartialObjectMeta<Secret>> = match watch_namespaces.as_slice() {
+        [single] => Api::namespaced(hub.clone(), single),
+        _ => Api::all(hub.clone()),
+    };
     // A cluster's ReplicatedSecret has its name: its status (copies made) releases DCs waiting
     // for their secrets.
     let (store, writer) = reflector::store();
@@ -123,14 +129,30 @@ pub async fn run(
         .reflect(writer)
         .applied_objects()
         .predicate_filter(worth_reconciling, Default::default());
-    let controller = Controller::for_stream(cluster_changes, store.clone()).watches(
-        replicated,
-        watcher::Config::default(),
-        |rs| {
+    let (replicated_store, replicated_writer) = reflector::store();
+    let replicated_changes = watcher(replicated, watcher::Config::default())
+        .modify(super::watches::without_managed_fields)
+        .default_backoff()
+        .reflect(replicated_writer)
+        .touched_objects();
+    // The clusters' own Secrets (by label): a superuser Secret deleted by hand is made again.
+    let (labelled_store, labelled_writer) = reflector::store();
+    let labelled_changes = watcher(
+        labelled_secrets,
+        watcher::Config::default().labels(crate::api::shared::CLUSTER_NAME_LABEL),
+    )
+    .modify(super::watches::without_managed_fields)
+    .default_backoff()
+    .reflect(labelled_writer)
+    .touched_objects();
+    let controller = Controller::for_stream(cluster_changes, store.clone())
+        .watches_stream(replicated_changes, |rs| {
             let namespace = rs.namespace()?;
             Some(ObjectRef::new(&rs.name_any()).within(&namespace))
-        },
-    );
+        })
+        .watches_stream(labelled_changes, |secret| {
+            super::watches::owner_of_meta(&secret.metadata)
+        });
     crate::ops::health().track_cache("k8ssandracluster", store.clone());
     let region_triggers = registry
         .changes()
@@ -148,6 +170,10 @@ pub async fn run(
         caches,
         operations: Operations::default(),
         completions,
+        secret_caches: super::secrets::SecretCaches {
+            replicated: Some(replicated_store),
+            labelled_secrets: Some(labelled_store),
+        },
     });
     info!("K8ssandraCluster controller started");
     let controller = controller
@@ -299,7 +325,8 @@ async fn apply_cluster(
         }
     };
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
-    let secrets = super::secrets::reconcile(&context.hub, k8c, &cluster_plan).await;
+    let secrets =
+        super::secrets::reconcile(&context.hub, &context.secret_caches, k8c, &cluster_plan).await;
     let mut observed = observe(context, &cluster_plan, previous, adopt).await;
     observed.secrets_pending = secrets.pending;
     let actions = decide(&cluster_plan, &observed);

@@ -19,7 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{PartialObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Resource, ResourceExt};
 use rand::TryRngCore;
 use rand::distr::{Alphanumeric, SampleString};
@@ -199,9 +200,21 @@ pub struct SecretsOutcome {
     pub errors: Vec<String>,
 }
 
+/// What the hub's watches have seen of the clusters' secrets: read before asking the hub, so a
+/// steady reconcile makes no request for them.
+#[derive(Clone, Default)]
+pub struct SecretCaches {
+    /// Every ReplicatedSecret of the watched namespaces.
+    pub replicated: Option<Store<ReplicatedSecret>>,
+    /// Metadata of the Secrets carrying a cluster-name label (the generated superuser Secrets,
+    /// and users' once Federator labelled them).
+    pub labelled_secrets: Option<Store<PartialObjectMeta<Secret>>>,
+}
+
 /// Makes sure the superuser Secret exists and is selected, and applies the ReplicatedSecret.
 pub async fn reconcile(
     hub: &kube::Client,
+    caches: &SecretCaches,
     k8c: &K8ssandraCluster,
     plan: &ClusterPlan,
 ) -> SecretsOutcome {
@@ -212,6 +225,7 @@ pub async fn reconcile(
     }
     let secrets = secrets_plan(k8c, plan);
     if let Some(superuser) = &secrets.superuser
+        && !caches.superuser_is_labelled(plan, superuser)
         && let Err(error) = ensure_superuser(hub, k8c, plan, superuser).await
     {
         outcome.errors.push(error);
@@ -219,7 +233,14 @@ pub async fn reconcile(
     let mut live = None;
     if let Some(desired) = &secrets.replicated {
         let api: Api<ReplicatedSecret> = Api::namespaced(hub.clone(), &plan.cluster.namespace);
-        match api.get_opt(&plan.cluster.name).await {
+        let key = ObjectRef::new(&plan.cluster.name).within(&plan.cluster.namespace);
+        let cached = caches.replicated.as_ref().and_then(|store| store.get(&key));
+        let found = match cached {
+            Some(cached) => Ok(Some(cached.as_ref().clone())),
+            // Not cached: not made yet, or the cache is still filling.
+            None => api.get_opt(&plan.cluster.name).await,
+        };
+        match found {
             Ok(found) => {
                 if let Err(error) = apply_if_changed(
                     &api,
@@ -249,6 +270,22 @@ pub async fn reconcile(
     });
     outcome.pending = pending_datacenters(plan, &secrets, live.as_ref());
     outcome
+}
+
+impl SecretCaches {
+    /// Whether the cached metadata shows the superuser Secret with the replication labels.
+    fn superuser_is_labelled(&self, plan: &ClusterPlan, superuser: &SuperuserSecret) -> bool {
+        let Some(store) = &self.labelled_secrets else {
+            return false;
+        };
+        let key = ObjectRef::new(&superuser.name).within(&plan.cluster.namespace);
+        store.get(&key).is_some_and(|secret| {
+            let labels = secret.metadata.labels.as_ref();
+            replication_labels(plan)
+                .iter()
+                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+        })
+    }
 }
 
 /// Creates the generated superuser Secret once; adds the replication labels to a user's.
