@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod apply;
+pub mod cache;
 pub mod cli;
 pub mod clusters;
 pub mod crdgen;

@@ -25,6 +25,7 @@ use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::Reaper;
 use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
+use crate::cache::scoped;
 use crate::events::{Events, Notice};
 use crate::operator::Shutdown;
 use crate::settings::{ImageSettings, Settings};
@@ -83,16 +84,6 @@ pub fn spawn(
         settings.watch_namespaces.clone(),
         shutdown,
     ));
-}
-
-fn scoped<K>(client: &kube::Client, watch_namespaces: &[String]) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match watch_namespaces {
-        [single] => Api::namespaced(client.clone(), single),
-        _ => Api::all(client.clone()),
-    }
 }
 
 fn children_of(controller: &str) -> watcher::Config {

@@ -19,7 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
@@ -42,6 +42,7 @@ use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use crate::api::replicated_secret::ReplicatedSecret;
 use crate::apply::{Applied, apply_if_changed};
+use crate::cache::{reflected, scoped};
 use crate::clusters::{RegionChange, RegionError, Registry};
 use crate::events::Events;
 
@@ -108,43 +109,26 @@ pub async fn run(
     watch_namespaces: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let clusters: Api<K8ssandraCluster> = match watch_namespaces.as_slice() {
-        [single] => Api::namespaced(hub.clone(), single),
-        _ => Api::all(hub.clone()),
-    };
-    let replicated: Api<ReplicatedSecret> = match watch_namespaces.as_slice() {
-        [single] => Api::namespaced(hub.clone(), single),
-        _ => Api::all(hub.clone()),
-    };
-    let labelled_secrets: Api<PartialObjectMeta<Secret>> = match watch_namespaces.as_slice() {
-        [single] => Api::namespaced(hub.clone(), single),
-        _ => Api::all(hub.clone()),
-    };
-    // A cluster's ReplicatedSecret has its name: its status (copies made) releases DCs waiting
-    // for their secrets.
-    let (store, writer) = reflector::store();
-    let cluster_changes = watcher(clusters, watcher::Config::default())
-        .modify(super::watches::without_managed_fields)
-        .default_backoff()
-        .reflect(writer)
+    let (store, cluster_events) = reflected(
+        scoped::<K8ssandraCluster>(&hub, &watch_namespaces),
+        watcher::Config::default(),
+    );
+    let cluster_changes = cluster_events
         .applied_objects()
         .predicate_filter(worth_reconciling, Default::default());
-    let (replicated_store, replicated_writer) = reflector::store();
-    let replicated_changes = watcher(replicated, watcher::Config::default())
-        .modify(super::watches::without_managed_fields)
-        .default_backoff()
-        .reflect(replicated_writer)
-        .touched_objects();
+    // A cluster's ReplicatedSecret has its name: its status (copies made) releases DCs waiting
+    // for their secrets.
+    let (replicated_store, replicated_events) = reflected(
+        scoped::<ReplicatedSecret>(&hub, &watch_namespaces),
+        watcher::Config::default(),
+    );
+    let replicated_changes = replicated_events.touched_objects();
     // The clusters' own Secrets (by label): a superuser Secret deleted by hand is made again.
-    let (labelled_store, labelled_writer) = reflector::store();
-    let labelled_changes = watcher(
-        labelled_secrets,
+    let (labelled_store, labelled_events) = reflected(
+        scoped::<PartialObjectMeta<Secret>>(&hub, &watch_namespaces),
         watcher::Config::default().labels(crate::api::shared::CLUSTER_NAME_LABEL),
-    )
-    .modify(super::watches::without_managed_fields)
-    .default_backoff()
-    .reflect(labelled_writer)
-    .touched_objects();
+    );
+    let labelled_changes = labelled_events.touched_objects();
     let controller = Controller::for_stream(cluster_changes, store.clone())
         .watches_stream(replicated_changes, |rs| {
             let namespace = rs.namespace()?;
@@ -171,8 +155,8 @@ pub async fn run(
         operations: Operations::default(),
         completions,
         secret_caches: super::secrets::SecretCaches {
-            replicated: Some(replicated_store),
-            labelled_secrets: Some(labelled_store),
+            replicated: replicated_store,
+            labelled_secrets: labelled_store,
         },
     });
     info!("K8ssandraCluster controller started");
@@ -216,7 +200,7 @@ fn worth_reconciling(k8c: &K8ssandraCluster) -> Option<u64> {
         k8c.metadata
             .deletion_timestamp
             .as_ref()
-            .map(|t| t.0.to_string())
+            .map(|t| t.0)
             .hash(&mut hasher);
         Some(hasher.finish())
     };
@@ -665,17 +649,13 @@ async fn observe_region(
         .as_ref()
         .filter(|_| lookups.iter().any(|l| l.namespace.is_none()))
     {
-        Some(Ok(cache
-            .datacenters
-            .state_filter(|dc| {
-                super::labels::is_owned_by(
-                    dc.metadata.labels.as_ref(),
-                    &cluster.name,
-                    &cluster.namespace,
-                )
-            })
-            .into_iter()
-            .collect::<Vec<_>>()))
+        Some(Ok(cache.datacenters.state_filter(|dc| {
+            super::labels::is_owned_by(
+                dc.metadata.labels.as_ref(),
+                &cluster.name,
+                &cluster.namespace,
+            )
+        })))
     } else if lookups.iter().any(|l| l.namespace.is_none()) {
         let api: Api<CassandraDatacenter> = Api::all(client.clone());
         let selector = ownership_selector(&cluster.name, &cluster.namespace);

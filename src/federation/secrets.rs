@@ -202,13 +202,13 @@ pub struct SecretsOutcome {
 
 /// What the hub's watches have seen of the clusters' secrets: read before asking the hub, so a
 /// steady reconcile makes no request for them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SecretCaches {
     /// Every ReplicatedSecret of the watched namespaces.
-    pub replicated: Option<Store<ReplicatedSecret>>,
+    pub replicated: Store<ReplicatedSecret>,
     /// Metadata of the Secrets carrying a cluster-name label (the generated superuser Secrets,
     /// and users' once Federator labelled them).
-    pub labelled_secrets: Option<Store<PartialObjectMeta<Secret>>>,
+    pub labelled_secrets: Store<PartialObjectMeta<Secret>>,
 }
 
 /// Makes sure the superuser Secret exists and is selected, and applies the ReplicatedSecret.
@@ -234,7 +234,7 @@ pub async fn reconcile(
     if let Some(desired) = &secrets.replicated {
         let api: Api<ReplicatedSecret> = Api::namespaced(hub.clone(), &plan.cluster.namespace);
         let key = ObjectRef::new(&plan.cluster.name).within(&plan.cluster.namespace);
-        let cached = caches.replicated.as_ref().and_then(|store| store.get(&key));
+        let cached = caches.replicated.get(&key);
         let found = match cached {
             Some(cached) => Ok(Some(cached.as_ref().clone())),
             // Not cached: not made yet, or the cache is still filling.
@@ -275,17 +275,18 @@ pub async fn reconcile(
 impl SecretCaches {
     /// Whether the cached metadata shows the superuser Secret with the replication labels.
     fn superuser_is_labelled(&self, plan: &ClusterPlan, superuser: &SuperuserSecret) -> bool {
-        let Some(store) = &self.labelled_secrets else {
-            return false;
-        };
         let key = ObjectRef::new(&superuser.name).within(&plan.cluster.namespace);
-        store.get(&key).is_some_and(|secret| {
-            let labels = secret.metadata.labels.as_ref();
-            replication_labels(plan)
-                .iter()
-                .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-        })
+        self.labelled_secrets
+            .get(&key)
+            .is_some_and(|secret| has_replication_labels(plan, secret.metadata.labels.as_ref()))
     }
+}
+
+/// Whether a Secret's labels select it for the cluster's replication.
+fn has_replication_labels(plan: &ClusterPlan, labels: Option<&BTreeMap<String, String>>) -> bool {
+    replication_labels(plan)
+        .iter()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// Creates the generated superuser Secret once; adds the replication labels to a user's.
@@ -321,11 +322,10 @@ async fn ensure_superuser(
             Err(error) => Err(context("creating", error)),
         };
     };
-    let wanted = replication_labels(plan);
-    let labels = existing.labels();
-    if wanted.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+    if has_replication_labels(plan, existing.metadata.labels.as_ref()) {
         return Ok(());
     }
+    let wanted = replication_labels(plan);
     // Only labels, under their own field manager: the user's data is never touched.
     let body = serde_json::json!({
         "apiVersion": "v1",

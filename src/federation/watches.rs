@@ -242,7 +242,7 @@ fn start_watch(
         tokio::spawn(reflect(
             Api::<CassandraDatacenter>::all(client.clone()),
             made_by_us.clone(),
-            without_managed_fields,
+            crate::cache::without_managed_fields,
             datacenters_writer,
             Some(sender.clone()),
             Some(cache.datacenter_events.clone()),
@@ -251,7 +251,7 @@ fn start_watch(
         tokio::spawn(reflect(
             Api::<EndpointSlice>::all(client.clone()),
             made_by_us,
-            without_managed_fields,
+            crate::cache::without_managed_fields,
             slices_writer,
             Some(sender.clone()),
             None,
@@ -274,12 +274,6 @@ fn start_watch(
         }),
     ];
     WatchTask(tasks)
-}
-
-/// Drops what no reconcile reads from a cached object: the managedFields are often as large as
-/// the rest of it.
-pub fn without_managed_fields<K: Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
 }
 
 /// Keeps of a seed pod what the seed slices are made of: its name, namespace and labels (the

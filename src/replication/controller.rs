@@ -19,7 +19,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
@@ -34,6 +34,7 @@ use super::desired::{
 };
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretStatus};
 use crate::apply::apply_if_changed;
+use crate::cache::{reflected, scoped};
 use crate::clusters::{RegionChange, RegionError, Registry};
 use crate::events::{Events, Notice};
 
@@ -89,20 +90,12 @@ pub async fn run(
     watch_namespaces: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (replicated, sources): (Api<ReplicatedSecret>, Api<Secret>) =
-        match watch_namespaces.as_slice() {
-            [single] => (
-                Api::namespaced(hub.clone(), single),
-                Api::namespaced(hub.clone(), single),
-            ),
-            _ => (Api::all(hub.clone()), Api::all(hub.clone())),
-        };
-    let (store, writer) = reflector::store();
-    let replicated_changes = watcher(replicated, watcher::Config::default())
-        .modify(crate::federation::watches::without_managed_fields)
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects();
+    let (store, replicated_events) = reflected(
+        scoped::<ReplicatedSecret>(&hub, &watch_namespaces),
+        watcher::Config::default(),
+    );
+    let replicated_changes = replicated_events.applied_objects();
+    let sources = scoped::<Secret>(&hub, &watch_namespaces);
     let controller = Controller::for_stream(replicated_changes, store.clone());
     crate::ops::health().track_cache("replicatedsecret", store.clone());
     let source_store = store.clone();
