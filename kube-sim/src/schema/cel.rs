@@ -185,10 +185,9 @@ impl Walker<'_> {
         if rule.uses_old_self && inputs.old.is_none() && !rule.optional_old_self {
             return;
         }
-        let old = inputs.old.filter(|_| rule.uses_old_self);
-        let verdict = rule
-            .memo
-            .verdict(inputs.value, old, || self.evaluate(rule, schema, inputs));
+        let verdict = rule.memo.verdict(inputs.memo_key(rule.uses_old_self), || {
+            self.evaluate(rule, schema, inputs)
+        });
         let type_name = go_quote(schema.cel_type_name());
         let detail = match verdict {
             Verdict::Pass | Verdict::NotEvaluated => return,
@@ -266,12 +265,16 @@ pub(crate) enum Verdict {
     NotEvaluated,
 }
 
-/// A rule's `self` and `oldSelf`, converted to CEL values only when a rule has to run.
+/// A rule's `self` and `oldSelf`, converted to CEL values only when a rule has to run, and
+/// serialized (for the memo) once for all the rules of a node.
 struct RuleInputs<'v> {
     value: &'v Value,
     old: Option<&'v Value>,
     is_resource_root: bool,
     converted: std::cell::OnceCell<(CelValue, Option<CelValue>)>,
+    /// `self` serialized, when at least [`MEMO_MIN_BYTES`] long.
+    value_bytes: std::cell::OnceCell<Option<Vec<u8>>>,
+    old_bytes: std::cell::OnceCell<Option<Vec<u8>>>,
 }
 
 impl<'v> RuleInputs<'v> {
@@ -281,7 +284,31 @@ impl<'v> RuleInputs<'v> {
             old,
             is_resource_root,
             converted: std::cell::OnceCell::new(),
+            value_bytes: std::cell::OnceCell::new(),
+            old_bytes: std::cell::OnceCell::new(),
         }
+    }
+
+    /// What a rule's verdict is remembered by; None when `self` is too small to bother (or
+    /// cannot be serialized).
+    fn memo_key(&self, uses_old_self: bool) -> Option<MemoKeyRef<'_>> {
+        let value = self
+            .value_bytes
+            .get_or_init(|| {
+                serde_json::to_vec(self.value)
+                    .ok()
+                    .filter(|bytes| bytes.len() >= MEMO_MIN_BYTES)
+            })
+            .as_deref()?;
+        let old = match self.old.filter(|_| uses_old_self) {
+            Some(old) => Some(
+                self.old_bytes
+                    .get_or_init(|| serde_json::to_vec(old).ok())
+                    .as_deref()?,
+            ),
+            None => None,
+        };
+        Some((value, old))
     }
 
     fn converted(&self, schema: &SchemaNode) -> (&CelValue, Option<&CelValue>) {
@@ -306,6 +333,7 @@ pub(crate) struct VerdictMemo(Mutex<HashMap<MemoKey, Verdict>>);
 
 /// `self` and (for transition rules) `oldSelf`, serialized.
 type MemoKey = (Vec<u8>, Option<Vec<u8>>);
+type MemoKeyRef<'a> = (&'a [u8], Option<&'a [u8]>);
 
 /// Serialized size from which a value's verdict is remembered: small values are cheap to judge.
 const MEMO_MIN_BYTES: usize = 1024;
@@ -313,23 +341,11 @@ const MEMO_MIN_BYTES: usize = 1024;
 const MEMO_ENTRIES: usize = 256;
 
 impl VerdictMemo {
-    fn verdict(
-        &self,
-        value: &Value,
-        old: Option<&Value>,
-        evaluate: impl FnOnce() -> Verdict,
-    ) -> Verdict {
-        let Ok(value_bytes) = serde_json::to_vec(value) else {
+    fn verdict(&self, key: Option<MemoKeyRef<'_>>, evaluate: impl FnOnce() -> Verdict) -> Verdict {
+        let Some((value, old)) = key else {
             return evaluate();
         };
-        if value_bytes.len() < MEMO_MIN_BYTES {
-            return evaluate();
-        }
-        let old_bytes = match old.map(serde_json::to_vec).transpose() {
-            Ok(old_bytes) => old_bytes,
-            Err(_) => return evaluate(),
-        };
-        let key = (value_bytes, old_bytes);
+        let key: MemoKey = (value.to_vec(), old.map(<[u8]>::to_vec));
         if let Some(known) = self.0.lock().ok().and_then(|memo| memo.get(&key).cloned()) {
             return known;
         }
