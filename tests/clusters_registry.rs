@@ -262,6 +262,55 @@ async fn a_stopped_region_is_unreachable_within_two_probe_intervals_and_others_k
     sim.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_holds_one_http2_connection_for_all_its_watches_and_requests() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+    use kube::api::{Api, ListParams, WatchParams};
+
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub");
+    let running = start_controller(&sim).await;
+    register(&sim, &hub, "sim-1").await;
+    wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
+    let client = running.registry.client("sim-1").expect("sim-1 client");
+
+    // Four watches held open and 24 lists at once: over HTTP/1.1, a connection each.
+    let params = WatchParams::default().timeout(60);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let secrets: Api<Secret> = Api::all(client.clone());
+    let config_maps: Api<ConfigMap> = Api::all(client.clone());
+    let accounts: Api<ServiceAccount> = Api::all(client.clone());
+    let watches = (
+        namespaces
+            .watch(&params, "0")
+            .await
+            .expect("watch namespaces"),
+        secrets.watch(&params, "0").await.expect("watch secrets"),
+        config_maps
+            .watch(&params, "0")
+            .await
+            .expect("watch config maps"),
+        accounts.watch(&params, "0").await.expect("watch accounts"),
+    );
+    let list_params = ListParams::default();
+    let lists = (0..24).map(|_| namespaces.list(&list_params));
+    for listed in futures::future::join_all(lists).await {
+        listed.expect("list namespaces");
+    }
+
+    // The callers' client and the prober's: one HTTP/2 connection each, as client-go keeps.
+    let (open, _) = wait_for("sim-1's connections settle", Duration::from_secs(5), || {
+        let open = sim.connections(1).expect("connections");
+        async move { (open.http1 == 0 && open.http2 <= 2).then_some(open) }
+    })
+    .await;
+    eprintln!("measured: connections open to sim-1 with 4 watches and 24 lists: {open:?}");
+    assert!(open.http2 >= 1, "{open:?}");
+    drop(watches);
+    drop(running);
+    sim.shutdown().await;
+}
+
 /// A ClientConfig name, its context, its Secret's one key and value (None: no Secret), and
 /// the reason its Ready condition must give.
 type Case<'a> = (&'a str, &'a str, Option<(&'a str, String)>, &'a str);

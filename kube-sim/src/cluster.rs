@@ -51,6 +51,15 @@ pub struct Cluster {
     pub crd_lock: tokio::sync::Mutex<()>,
     /// Resource requests counted by client, verb and resource.
     pub requests: crate::requests::RequestLog,
+    /// TLS connections open now, by the protocol ALPN chose.
+    connections: Arc<parking_lot::Mutex<ConnectionCounts>>,
+}
+
+/// Connections open to a cluster, by protocol.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    pub http1: u64,
+    pub http2: u64,
 }
 
 pub fn new_token() -> String {
@@ -86,6 +95,7 @@ impl Cluster {
             watch_epoch,
             crd_lock: tokio::sync::Mutex::new(()),
             requests: crate::requests::RequestLog::default(),
+            connections: Arc::default(),
         });
         cluster.spawn_accept_loop(listener);
         Ok(cluster)
@@ -161,6 +171,11 @@ impl Cluster {
         self.catalog
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Connections open now, by protocol.
+    pub fn connections(&self) -> ConnectionCounts {
+        *self.connections.lock()
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -260,7 +275,9 @@ impl Cluster {
                 connections.spawn(async move {
                     match acceptor.accept(stream).await {
                         Ok(tls_stream) => {
-                            crate::server::serve_connection(cluster, tls_stream).await
+                            let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let _open = OpenConnection::new(&cluster.connections, http2);
+                            crate::server::serve_connection(cluster, tls_stream, http2).await
                         }
                         Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     }
@@ -271,6 +288,37 @@ impl Cluster {
             && let Some(old) = guard.replace(handle)
         {
             old.abort();
+        }
+    }
+}
+
+/// Counts a connection as open from its TLS handshake until it ends or is aborted.
+struct OpenConnection {
+    counts: Arc<parking_lot::Mutex<ConnectionCounts>>,
+    http2: bool,
+}
+
+impl OpenConnection {
+    fn new(counts: &Arc<parking_lot::Mutex<ConnectionCounts>>, http2: bool) -> OpenConnection {
+        *counts.lock().of(http2) += 1;
+        OpenConnection {
+            counts: Arc::clone(counts),
+            http2,
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        *self.counts.lock().of(self.http2) -= 1;
+    }
+}
+
+impl ConnectionCounts {
+    fn of(&mut self, http2: bool) -> &mut u64 {
+        match http2 {
+            true => &mut self.http2,
+            false => &mut self.http1,
         }
     }
 }

@@ -336,6 +336,11 @@ impl Sim {
         Ok(self.cluster(index)?.requests.snapshot())
     }
 
+    /// TLS connections open to the cluster now, by protocol.
+    pub fn connections(&self, index: usize) -> anyhow::Result<crate::cluster::ConnectionCounts> {
+        Ok(self.cluster(index)?.connections())
+    }
+
     /// Forgets the counted requests of the cluster.
     pub fn reset_requests(&self, index: usize) -> anyhow::Result<()> {
         self.cluster(index)?.requests.reset();

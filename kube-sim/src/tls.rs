@@ -78,8 +78,8 @@ impl CertificateAuthority {
             .with_no_client_auth()
             .with_single_cert(chain, private_key)
             .context("server certificate and key")?;
-        // HTTP/1.1 only: both client-go and kube-rs fall back to it when h2 is not offered.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // As kube-apiserver: HTTP/2 for clients that offer it (client-go does), HTTP/1.1 for the rest.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }

@@ -20,6 +20,7 @@ pub mod probe;
 pub mod region;
 pub mod registry;
 pub mod status;
+pub mod transport;
 
 pub use kubeconfig::{KubeconfigPolicy, Refusal, RefusalReason, RegionKubeconfig};
 pub use region::{FailureKind, HealthReport, ProbeFailure, Region, RegionError, is_timeout};

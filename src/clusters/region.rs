@@ -5,7 +5,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::client::ClientBuilder;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::timeout::TimeoutLayer;
 
@@ -296,27 +295,19 @@ pub fn build_client(
     request_timeout: Duration,
     max_concurrent_requests: Option<usize>,
 ) -> Result<kube::Client, kube::Error> {
-    config.connect_timeout = Some(connect_timeout);
-    // A read timeout would cut idle watch streams; the request timeout below covers requests.
-    config.read_timeout = None;
     if let Ok(agent) = http::HeaderValue::from_str(&crate::ops::user_agent()) {
         config.headers.push((http::header::USER_AGENT, agent));
     }
     let metrics = crate::ops::metrics::RegionMetricsLayer::new(region);
-    let builder = ClientBuilder::try_from(config)?;
     // The timeout wraps the limit's inner service: it counts from when a request gets its slot.
-    let client = match max_concurrent_requests {
-        Some(max) => builder
-            .with_layer(&TimeoutLayer::new(request_timeout))
-            .with_layer(&ConcurrencyLimitLayer::new(max.max(1)))
-            .with_layer(&metrics)
-            .build(),
-        None => builder
-            .with_layer(&TimeoutLayer::new(request_timeout))
-            .with_layer(&metrics)
-            .build(),
-    };
-    Ok(client)
+    super::transport::client(
+        &config,
+        connect_timeout,
+        tower::ServiceBuilder::new()
+            .layer(metrics)
+            .option_layer(max_concurrent_requests.map(|max| ConcurrencyLimitLayer::new(max.max(1))))
+            .layer(TimeoutLayer::new(request_timeout)),
+    )
 }
 
 /// Whether a request failed because the region's request timeout elapsed.

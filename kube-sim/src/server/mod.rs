@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
@@ -118,7 +118,12 @@ pub fn add_warnings(response: &mut Response<Body>, warnings: &[String]) {
     }
 }
 
-pub async fn serve_connection<S>(cluster: Arc<Cluster>, stream: S)
+/// Streams a client may open at once on one HTTP/2 connection: kube-apiserver's default since
+/// the rapid-reset fix (golang's client also opens at most 100).
+const HTTP2_MAX_STREAMS: u32 = 100;
+
+/// Serves one connection in the protocol TLS negotiated (`http2`: ALPN chose h2).
+pub async fn serve_connection<S>(cluster: Arc<Cluster>, stream: S, http2: bool)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -126,9 +131,16 @@ where
         let cluster = Arc::clone(&cluster);
         async move { Ok::<_, Infallible>(handle(cluster, request).await) }
     });
-    let result = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    let result = if http2 {
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .max_concurrent_streams(HTTP2_MAX_STREAMS)
+            .serve_connection(TokioIo::new(stream), service)
+            .await
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await
+    };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended with an error");
     }
