@@ -100,9 +100,9 @@ pub struct K8ssandraClusterSpec {
     pub cassandra: Option<CassandraClusterTemplate>,
     /// A Stargate in every datacenter (a datacenter's own `stargate` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stargate: Option<StargateClusterTemplate>,
+    pub stargate: Option<Box<StargateClusterTemplate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reaper: Option<ReaperClusterTemplate>,
+    pub reaper: Option<Box<ReaperClusterTemplate>>,
     /// Medusa backups: passed through to the data plane.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_fields")]
@@ -165,7 +165,7 @@ pub struct CassandraClusterTemplate {
     pub client_encryption_stores: Option<EncryptionStores>,
     /// Labels and annotations for every datacenter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<CassandraMetadata>,
+    pub metadata: Option<Box<CassandraMetadata>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_DATACENTERS))]
     #[x_kube(
@@ -204,7 +204,7 @@ pub struct CassandraDatacenterTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stargate: Option<StargateDatacenterTemplate>,
+    pub stargate: Option<Box<StargateDatacenterTemplate>>,
     /// ConfigMap with per-node configuration files (`<pod>_cassandra.yaml`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_node_config_map_ref: Option<ConfigMapRef>,
@@ -254,9 +254,9 @@ pub struct DatacenterOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datacenter_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<CassandraConfig>,
+    pub config: Option<Box<CassandraConfig>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub storage_config: Option<StorageConfig>,
+    pub storage_config: Option<Box<StorageConfig>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub networking: Option<NetworkingConfig>,
     /// Resources of the Cassandra container.
@@ -286,7 +286,7 @@ pub struct DatacenterOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub soft_pod_anti_affinity: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_security_context: Option<PodSecurityContext>,
+    pub pod_security_context: Option<Box<PodSecurityContext>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -329,7 +329,8 @@ impl DatacenterOptions {
             server_version: pick(&self.server_version, &cluster.server_version),
             server_image: pick(&self.server_image, &cluster.server_image),
             datacenter_name: self.datacenter_name.clone(),
-            config: CassandraConfig::merge(self.config.as_ref(), cluster.config.as_ref()),
+            config: CassandraConfig::merge(self.config.as_deref(), cluster.config.as_deref())
+                .map(Box::new),
             storage_config: pick(&self.storage_config, &cluster.storage_config),
             networking: pick(&self.networking, &cluster.networking),
             resources: pick(&self.resources, &cluster.resources),

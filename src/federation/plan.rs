@@ -670,7 +670,7 @@ impl PlanContext<'_> {
 
 /// The storage of the data volume plus the extra volumes managed by the StatefulSet.
 fn storage_config(options: &DatacenterOptions) -> Option<StorageConfig> {
-    let mut storage = options.storage_config.clone()?;
+    let mut storage = options.storage_config.as_deref().cloned()?;
     if let Some(pvcs) = options
         .extra_volumes
         .as_ref()
