@@ -577,11 +577,13 @@ async fn sigkill_runs() {
             points.push(started.elapsed());
         }
         wait_cluster_gone(&world.sim, CLUSTER, CONVERGE).await;
+        // The K8ssandraCluster can be gone before its ReplicatedSecret's copies are: a kill
+        // then leaves them to the next leader, which waits out the killed one's lease.
         wait_owned(
             &world.sim,
             CLUSTER,
             &Default::default(),
-            Duration::from_secs(10),
+            federator::ops::leader::LEASE_DURATION + Duration::from_secs(10),
         )
         .await;
         eprintln!(
