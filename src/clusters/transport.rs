@@ -41,6 +41,13 @@ where
         + 'static,
     <L::Service as tower::Service<http::Request<kube::client::Body>>>::Future: Send + 'static,
 {
+    // Refused rather than bypassed: this stack connects directly (as kube's did without its
+    // proxy features, which Federator does not enable).
+    if let Some(proxy_url) = &config.proxy_url {
+        return Err(kube::Error::ProxyProtocolUnsupported {
+            proxy_url: Box::new(proxy_url.clone()),
+        });
+    }
     // kube's TLS settings (CA, client certificate, verification); the builder below adds ALPN.
     let tls = config.rustls_client_config()?;
     let mut tcp = HttpConnector::new();
@@ -103,3 +110,23 @@ pub type BoxedService = tower::util::BoxService<
     http::Response<hyper::body::Incoming>,
     tower::BoxError,
 >;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_url_is_refused_not_bypassed() {
+        let mut config = kube::Config::new("https://203.0.113.7:6443".parse().expect("url"));
+        config.proxy_url = Some("http://proxy.example:3128".parse().expect("proxy url"));
+        let refused = client(
+            &config,
+            Duration::from_secs(1),
+            tower::layer::util::Identity::new(),
+        );
+        assert!(
+            matches!(refused, Err(kube::Error::ProxyProtocolUnsupported { .. })),
+            "a client was built that would ignore the proxy"
+        );
+    }
+}
