@@ -6,10 +6,9 @@
 
 mod clusters_support;
 
-use std::future::Future;
 use std::time::Duration;
 
-use clusters_support::{NS, put_client_config, put_secret};
+use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
@@ -30,48 +29,8 @@ use kube::{Api, Client, ResourceExt};
 use kube_sim::{Sim, SimBuilder};
 
 const TEST_MANAGER: &str = "dataplane-e2e";
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const CLUSTER: &str = "demo";
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
-}
-
-async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    bounded(
-        "apply",
-        api.patch(
-            name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(&object),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-}
-
-/// Polls `check` until it gives a value, at most `limit`.
-async fn wait_for<T, Fut>(what: &str, limit: Duration, mut check: impl FnMut() -> Fut) -> T
-where
-    Fut: Future<Output = Option<T>>,
-{
-    tokio::time::timeout(limit, async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
-}
 
 async fn get<K>(client: &Client, name: &str) -> Option<K>
 where
@@ -97,7 +56,8 @@ fn service_monitor_crd() -> serde_json::Value {
 }
 
 async fn install_service_monitor_crd(client: &Client) {
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &Api::<CustomResourceDefinition>::all(client.clone()),
         "servicemonitors.monitoring.coreos.com",
         service_monitor_crd(),
@@ -122,7 +82,8 @@ async fn start_sim(clusters: usize) -> Sim {
     .expect("kube-sim starts");
     for index in 0..clusters {
         let client = sim.client(index).await.expect("client");
-        apply(
+        apply_as(
+            TEST_MANAGER,
             &Api::<Namespace>::all(client),
             NS,
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
@@ -331,7 +292,7 @@ async fn two_regions_with_components() {
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     let everything = k8ssandra_cluster(&context1, &context2, true, true, true);
-    apply(&clusters, CLUSTER, everything.clone()).await;
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, everything.clone()).await;
 
     // What the control plane sends validates strictly against prometheus-operator's CRD.
     let k8c: K8ssandraCluster = serde_json::from_value(everything.clone()).expect("typed");
@@ -359,7 +320,7 @@ async fn two_regions_with_components() {
     );
 
     // The data planes deploy Stargate and Reaper; the control plane mirrors their readiness.
-    let status = wait_for(
+    let status = eventually(
         "Stargate and Reaper Ready in both datacenters' status",
         Duration::from_secs(90),
         || async {
@@ -412,13 +373,13 @@ async fn two_regions_with_components() {
     );
 
     // ServiceMonitors where prometheus-operator is; the condition names the other region.
-    wait_for(
+    eventually(
         "ServiceMonitors in region 1",
         Duration::from_secs(20),
         || async { (region_objects(&regions[0], "dc1").await.service_monitors == 2).then_some(()) },
     )
     .await;
-    let (state, reason, message) = wait_for(
+    let (state, reason, message) = eventually(
         "TelemetryReady names region 2",
         Duration::from_secs(20),
         || async {
@@ -436,7 +397,7 @@ async fn two_regions_with_components() {
     );
     assert!(!message.contains(&format!("{context1:?}")), "{message}");
     install_service_monitor_crd(&regions[1]).await;
-    wait_for(
+    eventually(
         "ServiceMonitors in region 2 and TelemetryReady",
         Duration::from_secs(45),
         || async {
@@ -481,7 +442,7 @@ async fn two_regions_with_components() {
 
     // Removing each template removes its objects in both regions, and its status.
     remove_from_spec(&clusters, serde_json::json!({"spec": {"stargate": null}})).await;
-    wait_for(
+    eventually(
         "Stargate objects removed",
         Duration::from_secs(30),
         || async {
@@ -499,7 +460,7 @@ async fn two_regions_with_components() {
         },
     )
     .await;
-    wait_for(
+    eventually(
         "Stargate gone from the status",
         Duration::from_secs(20),
         || async {
@@ -513,7 +474,7 @@ async fn two_regions_with_components() {
     )
     .await;
     remove_from_spec(&clusters, serde_json::json!({"spec": {"reaper": null}})).await;
-    wait_for(
+    eventually(
         "Reaper objects removed",
         Duration::from_secs(30),
         || async {
@@ -532,7 +493,7 @@ async fn two_regions_with_components() {
         serde_json::json!({"spec": {"cassandra": {"telemetry": null}}}),
     )
     .await;
-    wait_for(
+    eventually(
         "ServiceMonitors removed and TelemetryReady gone",
         Duration::from_secs(30),
         || async {
@@ -549,8 +510,8 @@ async fn two_regions_with_components() {
     .await;
 
     // Everything back, then the cluster deleted: every component goes with it.
-    apply(&clusters, CLUSTER, everything.clone()).await;
-    wait_for(
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, everything.clone()).await;
+    eventually(
         "components back in both regions",
         Duration::from_secs(45),
         || async {
@@ -570,8 +531,8 @@ async fn two_regions_with_components() {
     if let Some(datacenters) = only_dc1["spec"]["cassandra"]["datacenters"].as_array_mut() {
         datacenters.truncate(1);
     }
-    apply(&clusters, CLUSTER, only_dc1).await;
-    wait_for(
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, only_dc1).await;
+    eventually(
         "dc2's components removed from region 2",
         Duration::from_secs(45),
         || async {
@@ -597,7 +558,7 @@ async fn two_regions_with_components() {
     )
     .await
     .expect("delete K8ssandraCluster");
-    wait_for(
+    eventually(
         "K8ssandraCluster deleted",
         Duration::from_secs(45),
         || async {
@@ -610,7 +571,7 @@ async fn two_regions_with_components() {
     )
     .await;
     for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
-        wait_for(
+        eventually(
             "components and their workloads gone after the deletion",
             Duration::from_secs(20),
             || async {
@@ -642,14 +603,16 @@ async fn data_plane_alone() {
     let sim = start_sim(1).await;
     let client = sim.client(0).await.expect("client");
     let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), NS);
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &clusters,
         CLUSTER,
         k8ssandra_cluster("", "", true, true, false),
     )
     .await;
     // A datacenter and a Stargate made by hand: the data plane serves them.
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
         "standalone",
         serde_json::json!({
@@ -660,7 +623,8 @@ async fn data_plane_alone() {
         }),
     )
     .await;
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &Api::<Stargate>::namespaced(client.clone(), NS),
         "solo-stargate",
         serde_json::json!({
@@ -679,7 +643,7 @@ async fn data_plane_alone() {
     );
 
     let stargates = Api::<Stargate>::namespaced(client.clone(), NS);
-    wait_for(
+    eventually(
         "the hand-made Stargate Running",
         Duration::from_secs(45),
         || async {
@@ -697,7 +661,7 @@ async fn data_plane_alone() {
     );
     // The progress is told as Events on the Stargate.
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS);
-    wait_for(
+    eventually(
         "a Running event on the Stargate",
         Duration::from_secs(10),
         || async {

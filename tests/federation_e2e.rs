@@ -5,10 +5,9 @@
 
 mod clusters_support;
 
-use std::future::Future;
 use std::time::Duration;
 
-use clusters_support::{NS, put_client_config, put_secret};
+use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use federator::operator::{Operator, shutdown_on};
@@ -21,7 +20,6 @@ use kube::{Api, Client};
 use kube_sim::{Sim, SimBuilder};
 
 const TEST_MANAGER: &str = "federation-e2e";
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const CLUSTER: &str = "demo";
 /// How long the cass-operator stand-in takes to make a datacenter Ready.
 const DC_READY_AFTER: Duration = Duration::from_secs(3);
@@ -44,7 +42,8 @@ async fn start_sim() -> Sim {
     // Federator does not create namespaces: the K8ssandraCluster's namespace exists everywhere.
     for index in 0..3 {
         let client = sim.client(index).await.expect("client");
-        apply(
+        apply_as(
+            TEST_MANAGER,
             &Api::<Namespace>::all(client),
             NS,
             serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
@@ -54,48 +53,9 @@ async fn start_sim() -> Sim {
     sim
 }
 
-async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    bounded(
-        "apply",
-        api.patch(
-            name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(&object),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-}
-
-async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
-}
-
-/// Polls `check` until it gives a value, at most `limit`.
-async fn wait_for<T, Fut>(what: &str, limit: Duration, mut check: impl FnMut() -> Fut) -> T
-where
-    Fut: Future<Output = Option<T>>,
-{
-    tokio::time::timeout(limit, async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
-}
-
 /// The K8ssandraCluster is gone from the hub (its finalizer released).
 async fn wait_until_cluster_deleted(clusters: &Api<K8ssandraCluster>) {
-    wait_for(
+    eventually(
         "the K8ssandraCluster deleted",
         Duration::from_secs(20),
         || async {
@@ -228,14 +188,20 @@ async fn bootstrap_scale_delete() {
     let region1_context = sim.context_name(1);
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply(&clusters, CLUSTER, k8ssandra_cluster(1, &region1_context)).await;
+    apply_as(
+        TEST_MANAGER,
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(1, &region1_context),
+    )
+    .await;
 
     // dc1 first; dc2 must not exist in its region before dc1 is Ready.
-    wait_for("dc1 created in the hub", Duration::from_secs(20), || {
+    eventually("dc1 created in the hub", Duration::from_secs(20), || {
         datacenter(hub, "dc1")
     })
     .await;
-    wait_for("dc1 Ready", Duration::from_secs(30), || async {
+    eventually("dc1 Ready", Duration::from_secs(30), || async {
         let dc1 = datacenter(hub, "dc1").await?;
         if dc1.is_ready() {
             return Some(());
@@ -249,14 +215,14 @@ async fn bootstrap_scale_delete() {
     .await;
 
     // Both Ready, and the status shows them.
-    wait_for("dc2 Ready in region 1", Duration::from_secs(40), || async {
+    eventually("dc2 Ready in region 1", Duration::from_secs(40), || async {
         datacenter(&region1, "dc2")
             .await
             .filter(|dc| dc.is_ready())
             .map(|_| ())
     })
     .await;
-    let status = wait_for(
+    let status = eventually(
         "status.datacenters shows both Ready",
         Duration::from_secs(40),
         || async {
@@ -283,8 +249,14 @@ async fn bootstrap_scale_delete() {
     );
 
     // Scaling dc2 reaches its region within seconds.
-    apply(&clusters, CLUSTER, k8ssandra_cluster(2, &region1_context)).await;
-    wait_for(
+    apply_as(
+        TEST_MANAGER,
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(2, &region1_context),
+    )
+    .await;
+    eventually(
         "dc2 scaled to 2 in region 1",
         Duration::from_secs(10),
         || async {
@@ -297,7 +269,7 @@ async fn bootstrap_scale_delete() {
     .await;
 
     // Steady state once dc2 is Ready again: no write to the remote DC nor to the status.
-    wait_for(
+    eventually(
         "dc2 Ready after scaling",
         Duration::from_secs(30),
         || async {
@@ -338,7 +310,7 @@ async fn bootstrap_scale_delete() {
     )
     .await
     .expect("edit dc2 by hand");
-    wait_for("the hand edit reverted", Duration::from_secs(5), || async {
+    eventually("the hand edit reverted", Duration::from_secs(5), || async {
         datacenter(&region1, "dc2")
             .await
             .filter(|dc| dc.spec.size == 2)
@@ -353,7 +325,7 @@ async fn bootstrap_scale_delete() {
     )
     .await
     .expect("delete K8ssandraCluster");
-    wait_for(
+    eventually(
         "both datacenters deleted",
         Duration::from_secs(30),
         || async {
@@ -381,13 +353,14 @@ async fn stopped_region() {
     let region2 = sim.client(2).await.expect("region 2 client");
     let region2_context = sim.context_name(2);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &clusters,
         CLUSTER,
         k8ssandra_cluster_sized(1, 1, &region2_context),
     )
     .await;
-    wait_for("dc2 Ready in region 2", Duration::from_secs(40), || async {
+    eventually("dc2 Ready in region 2", Duration::from_secs(40), || async {
         datacenter(&region2, "dc2")
             .await
             .filter(|dc| dc.is_ready())
@@ -397,13 +370,14 @@ async fn stopped_region() {
 
     // Region 2 stops: dc1 in the hub still follows the spec, and the status names region 2.
     sim.stop(2).expect("stop region 2");
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &clusters,
         CLUSTER,
         k8ssandra_cluster_sized(2, 1, &region2_context),
     )
     .await;
-    wait_for(
+    eventually(
         "dc1 scaled while region 2 is down",
         Duration::from_secs(10),
         || async {
@@ -414,7 +388,7 @@ async fn stopped_region() {
         },
     )
     .await;
-    wait_for(
+    eventually(
         "RegionUnreachable names region 2",
         Duration::from_secs(15),
         || async {
@@ -427,7 +401,7 @@ async fn stopped_region() {
 
     // It comes back: the condition clears.
     sim.start(2).await.expect("start region 2");
-    wait_for(
+    eventually(
         "RegionUnreachable cleared",
         Duration::from_secs(20),
         || async {
@@ -447,13 +421,13 @@ async fn stopped_region() {
     )
     .await
     .expect("delete K8ssandraCluster");
-    wait_for(
+    eventually(
         "dc1 deleted from the hub",
         Duration::from_secs(15),
         || async { datacenter(hub, "dc1").await.is_none().then_some(()) },
     )
     .await;
-    wait_for(
+    eventually(
         "status names the region holding the deletion",
         Duration::from_secs(15),
         || async {
@@ -476,7 +450,7 @@ async fn stopped_region() {
     sim.start(2).await.expect("start region 2 again");
     // A new client: the old one's connections died with the region.
     let region2 = sim.client(2).await.expect("region 2 client");
-    wait_for(
+    eventually(
         "dc2 deleted from region 2",
         Duration::from_secs(30),
         || async { datacenter(&region2, "dc2").await.is_none().then_some(()) },
@@ -499,8 +473,14 @@ async fn removal_and_orphan() {
     let region1 = sim.client(1).await.expect("region 1 client");
     let region1_context = sim.context_name(1);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply(&clusters, CLUSTER, k8ssandra_cluster(1, &region1_context)).await;
-    wait_for("dc2 Ready in region 1", Duration::from_secs(40), || async {
+    apply_as(
+        TEST_MANAGER,
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(1, &region1_context),
+    )
+    .await;
+    eventually("dc2 Ready in region 1", Duration::from_secs(40), || async {
         datacenter(&region1, "dc2")
             .await
             .filter(|dc| dc.is_ready())
@@ -513,14 +493,14 @@ async fn removal_and_orphan() {
     if let Some(datacenters) = only_dc1["spec"]["cassandra"]["datacenters"].as_array_mut() {
         datacenters.truncate(1);
     }
-    apply(&clusters, CLUSTER, only_dc1).await;
-    wait_for(
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, only_dc1).await;
+    eventually(
         "dc2 deleted from region 1",
         Duration::from_secs(20),
         || async { datacenter(&region1, "dc2").await.is_none().then_some(()) },
     )
     .await;
-    wait_for(
+    eventually(
         "dc2 gone from the status",
         Duration::from_secs(20),
         || async {
@@ -554,7 +534,7 @@ async fn removal_and_orphan() {
     )
     .await
     .expect("delete K8ssandraCluster");
-    wait_for(
+    eventually(
         "the orphaning K8ssandraCluster deleted",
         Duration::from_secs(15),
         || async {
@@ -583,7 +563,7 @@ fn a_datacenter_of_another_cluster_or_a_missing_namespace_is_a_condition() {
 /// Waits until the K8ssandraCluster `name` is Degraded with `reason` and a message holding
 /// `mention`.
 async fn wait_degraded(clusters: &Api<K8ssandraCluster>, name: &str, reason: &str, mention: &str) {
-    wait_for(
+    eventually(
         &format!("{name} Degraded with {reason} naming {mention}"),
         Duration::from_secs(20),
         || async {
@@ -609,8 +589,14 @@ async fn conflict_and_missing_namespace() {
     let (sim, hub) = (&running.sim, &running.hub);
     let region1_context = sim.context_name(1);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply(&clusters, CLUSTER, k8ssandra_cluster(1, &region1_context)).await;
-    wait_for("dc1 created in the hub", Duration::from_secs(20), || {
+    apply_as(
+        TEST_MANAGER,
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(1, &region1_context),
+    )
+    .await;
+    eventually("dc1 created in the hub", Duration::from_secs(20), || {
         datacenter(hub, "dc1")
     })
     .await;
@@ -618,7 +604,7 @@ async fn conflict_and_missing_namespace() {
     // A second cluster with a datacenter of the same name in the same place: not overwritten.
     let mut second = k8ssandra_cluster(1, &region1_context);
     second["metadata"]["name"] = "second".into();
-    apply(&clusters, "second", second).await;
+    apply_as(TEST_MANAGER, &clusters, "second", second).await;
     wait_degraded(&clusters, "second", "Conflict", CLUSTER).await;
     let dc1 = datacenter(hub, "dc1").await.expect("dc1 exists");
     assert_eq!(
@@ -637,7 +623,7 @@ async fn conflict_and_missing_namespace() {
     third["spec"]["cassandra"]["datacenters"] = serde_json::json!([
         {"metadata": {"name": "dc9", "namespace": "no-such-namespace"}, "k8sContext": region1_context, "size": 1}
     ]);
-    apply(&clusters, "third", third).await;
+    apply_as(TEST_MANAGER, &clusters, "third", third).await;
     wait_degraded(&clusters, "third", "NamespaceMissing", "no-such-namespace").await;
     running.stop().await;
 }
@@ -692,8 +678,8 @@ async fn seeds_events_and_rename() {
     // An IP, a name the hosts file resolves, and a name that cannot resolve (RFC 6761 .invalid).
     cluster["spec"]["cassandra"]["additionalSeeds"] =
         serde_json::json!(["192.0.2.10", "localhost", "seed.invalid"]);
-    apply(&clusters, CLUSTER, cluster.clone()).await;
-    wait_for("dc2 Ready in region 1", Duration::from_secs(40), || async {
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    eventually("dc2 Ready in region 1", Duration::from_secs(40), || async {
         datacenter(&region1, "dc2")
             .await
             .filter(|dc| dc.is_ready())
@@ -707,7 +693,7 @@ async fn seeds_events_and_rename() {
     assert!(!dc1_seeds.is_empty() && !dc2_seeds.is_empty());
     let dc1_slice = "demo-demo-dc1-additional-seed-service-ipv4";
     let dc2_slice = "demo-demo-dc2-additional-seed-service-ipv4";
-    let in_hub = wait_for(
+    let in_hub = eventually(
         "dc1's slice lists dc2's seeds",
         Duration::from_secs(20),
         || async {
@@ -727,7 +713,7 @@ async fn seeds_events_and_rename() {
         dc1_seeds.iter().all(|ip| !in_hub.contains(ip)),
         "a datacenter's own seeds are not additional seeds: {in_hub:?}"
     );
-    let in_region1 = wait_for(
+    let in_region1 = eventually(
         "dc2's slice lists dc1's seeds",
         Duration::from_secs(20),
         || async {
@@ -738,7 +724,7 @@ async fn seeds_events_and_rename() {
     )
     .await;
     assert!(dc2_seeds.iter().all(|ip| !in_region1.contains(ip)));
-    let status = wait_for("SeedsResolved False", Duration::from_secs(10), || async {
+    let status = eventually("SeedsResolved False", Duration::from_secs(10), || async {
         let status = k8ssandra_cluster_status(&clusters).await?;
         condition_of(&status, "SeedsResolved").filter(|(s, _)| s == "False")
     })
@@ -747,7 +733,7 @@ async fn seeds_events_and_rename() {
 
     // Events on the K8ssandraCluster: each datacenter's creation, in its region.
     let events = Api::<Event>::namespaced(hub.clone(), NS);
-    let created = wait_for(
+    let created = eventually(
         "DatacenterCreated events",
         Duration::from_secs(10),
         || async {
@@ -775,7 +761,7 @@ async fn seeds_events_and_rename() {
     // Renaming dc2 (one added, one removed in one change) is refused: nothing is deleted.
     let mut renamed = cluster.clone();
     renamed["spec"]["cassandra"]["datacenters"][1]["metadata"]["name"] = "dc3".into();
-    apply(&clusters, CLUSTER, renamed).await;
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, renamed).await;
     wait_degraded(&clusters, CLUSTER, "DatacentersAddedAndRemoved", "dc3").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(datacenter(&region1, "dc2").await.is_some(), "dc2 kept");
@@ -785,7 +771,7 @@ async fn seeds_events_and_rename() {
     );
 
     // Back to the old spec, then delete: the seed slices go with the datacenters.
-    apply(&clusters, CLUSTER, cluster).await;
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
     bounded(
         "delete K8ssandraCluster",
         clusters.delete(CLUSTER, &DeleteParams::default()),
@@ -812,7 +798,8 @@ async fn adopt_existing() {
     let region1_context = sim.context_name(1);
     // dc2 exists in region 1, made by someone else (no Federator labels).
     let existing = Api::<CassandraDatacenter>::namespaced(region1.clone(), NS);
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &existing,
         "dc2",
         serde_json::json!({
@@ -827,7 +814,7 @@ async fn adopt_existing() {
     .await;
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     let mut cluster = k8ssandra_cluster(3, &region1_context);
-    apply(&clusters, CLUSTER, cluster.clone()).await;
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
     wait_degraded(&clusters, CLUSTER, "Conflict", "dc2").await;
     assert_eq!(
         datacenter(&region1, "dc2").await.map(|dc| dc.spec.size),
@@ -836,8 +823,8 @@ async fn adopt_existing() {
 
     cluster["metadata"]["annotations"] =
         serde_json::json!({"federator.k8ssandra.io/adopt": "true"});
-    apply(&clusters, CLUSTER, cluster).await;
-    let adopted = wait_for(
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    let adopted = eventually(
         "dc2 adopted and scaled",
         Duration::from_secs(30),
         || async {
@@ -852,7 +839,7 @@ async fn adopt_existing() {
         labels.get("k8ssandra.io/cluster-name").map(String::as_str),
         Some(CLUSTER)
     );
-    wait_for("Degraded cleared", Duration::from_secs(30), || async {
+    eventually("Degraded cleared", Duration::from_secs(30), || async {
         let status = k8ssandra_cluster_status(&clusters).await?;
         condition_of(&status, "Degraded").filter(|(s, _)| s == "False")
     })

@@ -5,10 +5,9 @@
 
 mod clusters_support;
 
-use std::future::Future;
 use std::time::Duration;
 
-use clusters_support::{NS, put_client_config, put_secret};
+use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::replicated_secret::ReplicatedSecret;
@@ -20,48 +19,9 @@ use kube::{Api, Client};
 use kube_sim::{Sim, SimBuilder};
 
 const TEST_MANAGER: &str = "federation-secrets-e2e";
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const WAIT: Duration = Duration::from_secs(20);
 const CLUSTER: &str = "demo";
 const SUPERUSER: &str = "demo-superuser";
-
-async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
-}
-
-async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    bounded(
-        "apply",
-        api.patch(
-            name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(&object),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-}
-
-async fn wait_for<T, Fut>(what: &str, limit: Duration, mut check: impl FnMut() -> Fut) -> T
-where
-    Fut: Future<Output = Option<T>>,
-{
-    tokio::time::timeout(limit, async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
-}
 
 async fn secret(client: &Client, name: &str) -> Option<Secret> {
     bounded(
@@ -142,7 +102,13 @@ impl Running {
             let namespace = serde_json::json!({
                 "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}
             });
-            apply(&Api::<Namespace>::all(client.clone()), NS, namespace).await;
+            apply_as(
+                TEST_MANAGER,
+                &Api::<Namespace>::all(client.clone()),
+                NS,
+                namespace,
+            )
+            .await;
             clients.push(client);
         }
         let hub = &clients[0];
@@ -195,7 +161,8 @@ async fn superuser_secret_first() {
     );
     // Region 2 already has a Secret of that name that is not Federator's: its datacenter must
     // wait, and say why.
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &Api::<Secret>::namespaced(region2.clone(), NS),
         SUPERUSER,
         serde_json::json!({"apiVersion": "v1", "kind": "Secret",
@@ -205,7 +172,8 @@ async fn superuser_secret_first() {
     .await;
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &clusters,
         CLUSTER,
         k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2)),
@@ -213,7 +181,7 @@ async fn superuser_secret_first() {
     .await;
 
     // The generated superuser Secret: username = the cluster name, a long random password.
-    let generated = wait_for("the superuser Secret in the hub", WAIT, || {
+    let generated = eventually("the superuser Secret in the hub", WAIT, || {
         secret(hub, SUPERUSER)
     })
     .await;
@@ -222,7 +190,7 @@ async fn superuser_secret_first() {
     assert!(data["password"].0.len() >= 20);
 
     // dc2 never exists in region 1 without the copy of the Secret.
-    wait_for(
+    eventually(
         "dc2 created in region 1",
         Duration::from_secs(40),
         || async {
@@ -243,11 +211,11 @@ async fn superuser_secret_first() {
     .await;
 
     // dc3 waits while region 2's Secret is someone else's, and the cluster's status says so.
-    wait_for("dc2 Ready", Duration::from_secs(30), || async {
+    eventually("dc2 Ready", Duration::from_secs(30), || async {
         datacenter(region1, "dc2").await.filter(|dc| dc.is_ready())
     })
     .await;
-    let message = wait_for("Progressing WaitingForSecrets", WAIT, || async {
+    let message = eventually("Progressing WaitingForSecrets", WAIT, || async {
         let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
         status
             .conditions?
@@ -273,7 +241,7 @@ async fn superuser_secret_first() {
     )
     .await
     .expect("delete their Secret");
-    wait_for("dc3 created in region 2", WAIT, || async {
+    eventually("dc3 created in region 2", WAIT, || async {
         let dc3 = datacenter(region2, "dc3").await?;
         assert!(secret(region2, SUPERUSER).await.is_some());
         Some(dc3)
@@ -326,7 +294,7 @@ async fn superuser_secret_first() {
     )
     .await
     .expect("delete the K8ssandraCluster");
-    wait_for(
+    eventually(
         "secrets gone everywhere",
         Duration::from_secs(40),
         || async {
@@ -357,13 +325,14 @@ async fn orphaned_cluster() {
     let sim = &running.sim;
     let (hub, region1) = (&running.clients[0], &running.clients[1]);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &clusters,
         CLUSTER,
         k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2)),
     )
     .await;
-    wait_for("dc2 created in region 1", Duration::from_secs(40), || {
+    eventually("dc2 created in region 1", Duration::from_secs(40), || {
         datacenter(region1, "dc2")
     })
     .await;
@@ -388,7 +357,7 @@ async fn orphaned_cluster() {
     .await
     .expect("delete the K8ssandraCluster");
     let replicated = Api::<ReplicatedSecret>::namespaced(hub.clone(), NS);
-    wait_for(
+    eventually(
         "the cluster and its ReplicatedSecret gone",
         WAIT,
         || async {

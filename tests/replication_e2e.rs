@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use clusters_support::{NS, put_client_config, put_secret};
+use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
 use federator::api::replicated_secret::{ReplicatedSecret, ReplicationCondition};
 use federator::operator::{Operator, shutdown_on};
 use federator::settings::{Overrides, Settings};
@@ -22,7 +22,6 @@ use kube::{Api, Client, ResourceExt};
 use kube_sim::{Sim, SimBuilder};
 
 const TEST_MANAGER: &str = "replication-e2e";
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound of every wait for the operator to act.
 const WAIT: Duration = Duration::from_secs(20);
 const RS: &str = "app-secrets";
@@ -71,45 +70,6 @@ fn captured_logs() -> &'static Captured {
 
 // ---- cluster and operator ----
 
-async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
-}
-
-async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    bounded(
-        "apply",
-        api.patch(
-            name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(&object),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-}
-
-/// Polls `check` until it gives a value, at most `limit`.
-async fn wait_for<T, Fut>(what: &str, limit: Duration, mut check: impl FnMut() -> Fut) -> T
-where
-    Fut: Future<Output = Option<T>>,
-{
-    tokio::time::timeout(limit, async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
-}
-
 /// kube-sim with the hub and two regions registered, and the operator running in this process
 /// as `federator run` starts it.
 struct Running {
@@ -137,7 +97,7 @@ impl Running {
         for index in 0..3 {
             let client = sim.client(index).await.expect("client");
             for namespace in [NS, OTHER_NS] {
-                apply(
+                apply_as(TEST_MANAGER,
                     &Api::<Namespace>::all(client.clone()),
                     namespace,
                     serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
@@ -220,7 +180,8 @@ fn value_of(secret: &Secret, key: &str) -> Option<String> {
 
 /// A source Secret in the hub's NS.
 async fn put_source(running: &Running, name: &str, labels: serde_json::Value, password: &str) {
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &running.secrets(0, NS),
         name,
         serde_json::json!({
@@ -233,7 +194,8 @@ async fn put_source(running: &Running, name: &str, labels: serde_json::Value, pa
 }
 
 async fn put_replicated_secret(running: &Running, targets: serde_json::Value) {
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &running.replicated(),
         RS,
         serde_json::json!({
@@ -257,7 +219,7 @@ async fn wait_for_copy(
     password: &str,
 ) -> Secret {
     let api = running.secrets(index, namespace);
-    wait_for(
+    eventually(
         &format!(
             "Secret {name} with the current password in cluster {index} namespace {namespace}"
         ),
@@ -273,7 +235,7 @@ async fn wait_for_copy(
 
 async fn wait_for_absence(running: &Running, index: usize, namespace: &str, name: &str) {
     let api = running.secrets(index, namespace);
-    wait_for(
+    eventually(
         &format!("Secret {name} gone from cluster {index} namespace {namespace}"),
         WAIT,
         || async { get_secret(&api, name).await.is_none().then_some(()) },
@@ -297,7 +259,7 @@ async fn wait_for_condition(
     namespace: &str,
     reason: &str,
 ) -> ReplicationCondition {
-    wait_for(
+    eventually(
         &format!("condition {reason} for {context:?}/{namespace}"),
         WAIT,
         || async {
@@ -510,7 +472,7 @@ async fn follow_and_prune() {
     )
     .await;
     wait_for_absence(&running, 1, NS, "s1").await;
-    wait_for("region 1's condition removed", WAIT, || async {
+    eventually("region 1's condition removed", WAIT, || async {
         let now = conditions(&running).await;
         (now.len() == 2 && !now.iter().any(|c| c.cluster == region1)).then_some(())
     })
@@ -544,7 +506,7 @@ async fn follow_and_prune() {
     .expect("delete ReplicatedSecret");
     wait_for_absence(&running, 2, NS, "s3").await;
     wait_for_absence(&running, 0, OTHER_NS, "copy-s3").await;
-    wait_for("the ReplicatedSecret gone", WAIT, || async {
+    eventually("the ReplicatedSecret gone", WAIT, || async {
         bounded("get", running.replicated().get_opt(RS))
             .await
             .expect("get")
@@ -591,7 +553,8 @@ async fn conflicts_and_immutables() {
     let running = Running::start().await;
     let (region1, region2) = (running.context(1), running.context(2));
     // Someone else's Secret of the same name in region 1.
-    apply(
+    apply_as(
+        TEST_MANAGER,
         &running.secrets(1, NS),
         "s1",
         serde_json::json!({
@@ -625,7 +588,7 @@ async fn conflicts_and_immutables() {
     wait_for_condition(&running, &region2, NS, "Replicated").await;
     // Told as an Event on the ReplicatedSecret too.
     let events: Api<Event> = Api::namespaced(running.hub.clone(), NS);
-    wait_for("a Conflict Event on the ReplicatedSecret", WAIT, || async {
+    eventually("a Conflict Event on the ReplicatedSecret", WAIT, || async {
         let list = bounded("list Events", events.list(&Default::default()))
             .await
             .expect("list Events");
@@ -736,7 +699,7 @@ async fn stopped_region() {
         "region 1 waited {:?} for the stopped region",
         started.elapsed()
     );
-    let down = wait_for("region 2's condition False", WAIT, || async {
+    let down = eventually("region 2's condition False", WAIT, || async {
         conditions(&running)
             .await
             .into_iter()
@@ -770,7 +733,7 @@ async fn stopped_region() {
     )
     .await
     .expect("delete ReplicatedSecret");
-    wait_for("the ReplicatedSecret gone", WAIT, || async {
+    eventually("the ReplicatedSecret gone", WAIT, || async {
         bounded("get", running.replicated().get_opt(RS))
             .await
             .expect("get")

@@ -19,7 +19,7 @@ pub const NS: &str = "k8ssandra-operator";
 /// Field manager of the tests' own writes.
 const TEST_MANAGER: &str = "clusters-test";
 /// Bound on every single API call a test makes.
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `clusters` simulated clusters with Federator's CRDs; cluster 0 is the hub, with the operator
 /// namespace.
@@ -44,21 +44,35 @@ pub async fn start_sim(clusters: usize) -> Sim {
     sim
 }
 
-async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
+/// `call`, or a panic naming `what` if it takes longer than [`CALL_TIMEOUT`].
+pub async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
+}
+
+/// Server-side applies `object` as field manager `manager`, forcing conflicts.
+pub async fn apply_as<K>(manager: &str, api: &Api<K>, name: &str, object: serde_json::Value)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    tokio::time::timeout(
-        CALL_TIMEOUT,
+    bounded(
+        "apply",
         api.patch(
             name,
-            &PatchParams::apply(TEST_MANAGER).force(),
+            &PatchParams::apply(manager).force(),
             &Patch::Apply(&object),
         ),
     )
     .await
-    .expect("apply in time")
     .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+}
+
+async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    apply_as(TEST_MANAGER, api, name, object).await;
 }
 
 /// Puts a Secret in the operator namespace with the given keys.
@@ -142,6 +156,15 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// [`wait_for`]'s value alone.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_for(what, limit, check).await.0
 }
 
 /// Waits until the ClientConfig's Ready condition has `status` and `reason`; returns the
