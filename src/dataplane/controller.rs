@@ -74,12 +74,16 @@ pub fn spawn(
         stargate_events: Events::new(client.clone(), STARGATE_FIELD_MANAGER),
         reaper_events: Events::new(client.clone(), REAPER_FIELD_MANAGER),
     });
-    controllers.spawn(run_stargates(
+    controllers.spawn(run_component(
+        STARGATES,
+        reconcile_stargate,
         Arc::clone(&context),
         settings.watch_namespaces.clone(),
         shutdown.clone(),
     ));
-    controllers.spawn(run_reapers(
+    controllers.spawn(run_component(
+        REAPERS,
+        reconcile_reaper,
         context,
         settings.watch_namespaces.clone(),
         shutdown,
@@ -90,68 +94,77 @@ fn children_of(controller: &str) -> watcher::Config {
     watcher::Config::default().labels(&format!("{CREATED_BY_LABEL}={controller}"))
 }
 
-async fn run_stargates(
-    context: Arc<ComponentContext>,
-    watch_namespaces: Vec<String>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
-    let client = context.client.clone();
-    info!("Stargate controller started");
-    let controller = Controller::new(
-        scoped::<Stargate>(&client, &watch_namespaces),
-        watcher::Config::default(),
-    );
-    crate::ops::health().track_cache("stargate", controller.store());
-    controller
-        .owns(
-            scoped::<Deployment>(&client, &watch_namespaces),
-            children_of("stargate-controller"),
-        )
-        .owns(
-            scoped::<Service>(&client, &watch_namespaces),
-            children_of("stargate-controller"),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(
-            crate::ops::instrument("stargate", |_: &Stargate| String::new(), reconcile_stargate),
-            error_policy,
-            context,
-        )
-        .for_each(|result| log_result("Stargate", result))
-        .await;
-    info!("Stargate controller stopped");
+/// What tells the Stargate and Reaper controllers apart.
+struct Component {
+    /// The kind, in logs.
+    kind: &'static str,
+    /// The controller's name in metrics and health.
+    name: &'static str,
+    /// The label value marking the Deployments and Services it creates.
+    created_by: &'static str,
 }
 
-async fn run_reapers(
+const STARGATES: Component = Component {
+    kind: "Stargate",
+    name: "stargate",
+    created_by: "stargate-controller",
+};
+
+const REAPERS: Component = Component {
+    kind: "Reaper",
+    name: "reaper",
+    created_by: "reaper-controller",
+};
+
+/// Runs the controller of `K` (Stargate or Reaper), owning its Deployments and Services, until
+/// `shutdown`.
+async fn run_component<K, F, Fut>(
+    component: Component,
+    reconcile: F,
     context: Arc<ComponentContext>,
     watch_namespaces: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
+) where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: FnMut(Arc<K>, Arc<ComponentContext>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Action, ComponentError>> + Send + 'static,
+{
+    let Component {
+        kind,
+        name,
+        created_by,
+    } = component;
     let client = context.client.clone();
-    info!("Reaper controller started");
+    info!("{kind} controller started");
     let controller = Controller::new(
-        scoped::<Reaper>(&client, &watch_namespaces),
+        scoped::<K>(&client, &watch_namespaces),
         watcher::Config::default(),
     );
-    crate::ops::health().track_cache("reaper", controller.store());
+    crate::ops::health().track_cache(name, controller.store());
     controller
         .owns(
             scoped::<Deployment>(&client, &watch_namespaces),
-            children_of("reaper-controller"),
+            children_of(created_by),
         )
         .owns(
             scoped::<Service>(&client, &watch_namespaces),
-            children_of("reaper-controller"),
+            children_of(created_by),
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            crate::ops::instrument("reaper", |_: &Reaper| String::new(), reconcile_reaper),
+            crate::ops::instrument(name, |_: &K| String::new(), reconcile),
             error_policy,
             context,
         )
-        .for_each(|result| log_result("Reaper", result))
+        .for_each(|result| log_result(kind, result))
         .await;
-    info!("Reaper controller stopped");
+    info!("{kind} controller stopped");
 }
 
 fn log_result<K: Resource>(
