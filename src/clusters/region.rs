@@ -8,6 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::timeout::TimeoutLayer;
 
+use super::transport::Transport;
 use crate::settings::RegionSettings;
 
 /// Why a region cannot be used right now. Callers get it at once, without a network call.
@@ -138,20 +139,15 @@ impl Region {
         config: kube::Config,
         settings: &RegionSettings,
     ) -> Result<Region, kube::Error> {
-        let client = build_client(
+        // One pool for both: the prober sees the connection callers use.
+        let transport = transport(config, settings.connect_timeout)?;
+        let client = wrapped_client(
+            &transport,
             &context,
-            config.clone(),
-            settings.connect_timeout,
             settings.request_timeout,
             Some(settings.max_concurrent_requests),
-        )?;
-        let probe_client = build_client(
-            &context,
-            config,
-            settings.connect_timeout,
-            settings.request_timeout,
-            None,
-        )?;
+        );
+        let probe_client = wrapped_client(&transport, &context, settings.request_timeout, None);
         Ok(Region {
             inner: Arc::new(RegionInner {
                 context,
@@ -290,19 +286,42 @@ impl Region {
 /// counted and timed under `region` ("" for the hub) in the metrics.
 pub fn build_client(
     region: &str,
-    mut config: kube::Config,
+    config: kube::Config,
     connect_timeout: Duration,
     request_timeout: Duration,
     max_concurrent_requests: Option<usize>,
 ) -> Result<kube::Client, kube::Error> {
+    let transport = transport(config, connect_timeout)?;
+    Ok(wrapped_client(
+        &transport,
+        region,
+        request_timeout,
+        max_concurrent_requests,
+    ))
+}
+
+/// The connections to `config`'s API server, with Federator's User-Agent.
+fn transport(
+    mut config: kube::Config,
+    connect_timeout: Duration,
+) -> Result<Transport, kube::Error> {
     if let Ok(agent) = http::HeaderValue::from_str(&crate::ops::user_agent()) {
         config.headers.push((http::header::USER_AGENT, agent));
     }
+    Transport::new(&config, connect_timeout)
+}
+
+/// A client over `transport` whose requests are timed out, limited when
+/// `max_concurrent_requests` is given, and counted under `region`.
+fn wrapped_client(
+    transport: &Transport,
+    region: &str,
+    request_timeout: Duration,
+    max_concurrent_requests: Option<usize>,
+) -> kube::Client {
     let metrics = crate::ops::metrics::RegionMetricsLayer::new(region);
     // The timeout wraps the limit's inner service: it counts from when a request gets its slot.
-    super::transport::client(
-        &config,
-        connect_timeout,
+    transport.client(
         tower::ServiceBuilder::new()
             .layer(metrics)
             .option_layer(max_concurrent_requests.map(|max| ConcurrencyLimitLayer::new(max.max(1))))
