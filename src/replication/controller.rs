@@ -30,7 +30,7 @@ use super::desired::{
     REASON_PRUNE_PENDING, REASON_REPLICATED, REASON_UNKNOWN_CONTEXT, REASON_UNREACHABLE,
     RECREATE_IMMUTABLE_ANNOTATION, REPLICATED_SECRET_FINALIZER, REPLICATED_SECRET_NAME_LABEL,
     ReplicationKey, Target, TargetOutcome, copy_action, describe_target, desired_copy, is_loop,
-    prunable, remembered_targets, replication_status, selector, sources, targets,
+    is_replicated_to, prunable, remembered_targets, replication_status, selector, sources, targets,
 };
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretStatus};
 use crate::apply::apply_if_changed;
@@ -333,7 +333,10 @@ async fn replicate(
             let removed = remembered_targets(rs.status.as_ref())
                 .into_iter()
                 .filter(|(c, n)| !wanted.iter().any(|t| &t.context == c && &t.namespace == n));
-            let prunes = removed.map(|(c, n)| prune_target(context, &key, c, n));
+            let prunes = removed.map(|(c, n)| {
+                let placed = is_replicated_to(rs, &c, &n);
+                prune_target(context, &key, c, n, placed)
+            });
             outcomes.extend(
                 futures::future::join_all(prunes)
                     .await
@@ -547,12 +550,14 @@ async fn delete_copy(api: &Api<Secret>, name: &str) -> Result<(), kube::Error> {
 }
 
 /// Deletes every copy of this ReplicatedSecret in a target (orphans stay). None when done; else
-/// the target's condition saying what is pending.
+/// the target's condition saying what is pending. `placed`: the status says copies were made
+/// there.
 async fn prune_target(
     context: &Context,
     key: &ReplicationKey,
     target_context: String,
     namespace: String,
+    placed: bool,
 ) -> Option<TargetOutcome> {
     let id = (target_context.as_str(), namespace.as_str());
     let pending = |message: String| {
@@ -564,7 +569,14 @@ async fn prune_target(
     };
     let client = match context.registry.client(&target_context) {
         Ok(client) => client,
-        // A context no ClientConfig provides any more: nothing can be reached there.
+        // Copies were made there: its ClientConfig is not loaded yet (a restart) or was deleted.
+        // Wait for it rather than leave them behind; the orphan annotation lets go.
+        Err(error @ RegionError::UnknownContext { .. }) if placed => {
+            return pending(format!(
+                "{error}; restore it, or annotate the ReplicatedSecret {ORPHAN_ANNOTATION}=true to leave the copies"
+            ));
+        }
+        // Never reached: nothing can be there.
         Err(RegionError::UnknownContext { .. }) => return None,
         Err(error) => return pending(error.to_string()),
     };
@@ -600,9 +612,10 @@ async fn cleanup(rs: &ReplicatedSecret, context: &Context) -> Result<Action, Rec
         .map(|t| (t.context, t.namespace))
         .collect();
     all.extend(remembered_targets(rs.status.as_ref()));
-    let prunes = all
-        .into_iter()
-        .map(|(c, n)| prune_target(context, &key, c, n));
+    let prunes = all.into_iter().map(|(c, n)| {
+        let placed = is_replicated_to(rs, &c, &n);
+        prune_target(context, &key, c, n, placed)
+    });
     let pending: Vec<String> = futures::future::join_all(prunes)
         .await
         .into_iter()
