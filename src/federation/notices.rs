@@ -1,6 +1,8 @@
 //! Which Kubernetes Events a reconcile of a K8ssandraCluster publishes, computed without I/O:
-//! one per datacenter created, updated or deleted, one per new error, and one per condition
-//! transition users care about. A steady cluster publishes nothing.
+//! one per datacenter created or deleted, one for the datacenters a spec change updated (a
+//! cluster-level change touches every region: one event, not one per region), one per new
+//! error, and one per condition transition users care about. A steady cluster publishes
+//! nothing.
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -43,53 +45,81 @@ fn region(context: &str) -> String {
 /// Events for the outcomes of this reconcile. A failure already in `previous_error` (the same
 /// failure on a retry) is not announced again.
 pub fn outcome_notices(outcomes: &[Outcome], previous_error: Option<&str>) -> Vec<Notice> {
-    outcomes
+    let target = |o: &Outcome| {
+        format!(
+            "CassandraDatacenter {}/{} in {}",
+            o.namespace,
+            o.datacenter,
+            region(&o.context)
+        )
+    };
+    let updated: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.outcome == DatacenterOutcome::Updated)
+        .collect();
+    let mut notices: Vec<Notice> = outcomes
         .iter()
         .filter_map(|o| {
-            let target = format!(
-                "CassandraDatacenter {}/{} in {}",
-                o.namespace,
-                o.datacenter,
-                region(&o.context)
-            );
-            let related = ObjectReference {
-                api_version: Some(CassandraDatacenter::api_version(&()).into_owned()),
-                kind: Some(CassandraDatacenter::kind(&()).into_owned()),
-                namespace: Some(o.namespace.clone()),
-                name: Some(o.datacenter.clone()),
-                ..Default::default()
-            };
             let notice = match &o.outcome {
-                DatacenterOutcome::Created => Some(Notice::normal(
+                DatacenterOutcome::Created => Notice::normal(
                     "DatacenterCreated",
                     "Create",
-                    format!("{target} created"),
-                )),
-                DatacenterOutcome::Updated => Some(Notice::normal(
+                    format!("{} created", target(o)),
+                ),
+                DatacenterOutcome::Updated if updated.len() == 1 => Notice::normal(
                     "DatacenterUpdated",
                     "Update",
-                    format!("{target} updated to the current spec"),
-                )),
-                DatacenterOutcome::Deleted => Some(Notice::normal(
+                    format!("{} updated to the current spec", target(o)),
+                ),
+                DatacenterOutcome::Updated => return None,
+                DatacenterOutcome::Deleted => Notice::normal(
                     "DatacenterDeleted",
                     "Delete",
-                    format!("{target} deleted (decommissioned first)"),
-                )),
+                    format!("{} deleted (decommissioned first)", target(o)),
+                ),
                 DatacenterOutcome::ApplyFailed(error) | DatacenterOutcome::DeleteFailed(error)
                     if previous_error.is_some_and(|p| p.contains(error.as_str())) =>
                 {
-                    None
+                    return None;
                 }
                 DatacenterOutcome::ApplyFailed(error) => {
-                    Some(Notice::warning("ApplyFailed", "Apply", error.clone()))
+                    Notice::warning("ApplyFailed", "Apply", error.clone())
                 }
                 DatacenterOutcome::DeleteFailed(error) => {
-                    Some(Notice::warning("DeleteFailed", "Delete", error.clone()))
+                    Notice::warning("DeleteFailed", "Delete", error.clone())
                 }
             };
-            notice.map(|n| n.about(related))
+            Some(notice.about(datacenter_reference(o)))
         })
-        .collect()
+        .collect();
+    if updated.len() > 1 {
+        let names: Vec<String> = updated
+            .iter()
+            .map(|o| format!("{}/{} in {}", o.namespace, o.datacenter, region(&o.context)))
+            .collect();
+        notices.push(Notice::normal(
+            "DatacenterUpdated",
+            "Update",
+            format!(
+                "{} CassandraDatacenters updated to the current spec: {}",
+                updated.len(),
+                names.join(", ")
+            ),
+        ));
+    }
+    notices
+}
+
+/// The remote CassandraDatacenter an outcome is about: events about different datacenters
+/// are not folded into one series.
+fn datacenter_reference(o: &Outcome) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(CassandraDatacenter::api_version(&()).into_owned()),
+        kind: Some(CassandraDatacenter::kind(&()).into_owned()),
+        namespace: Some(o.namespace.clone()),
+        name: Some(o.datacenter.clone()),
+        ..Default::default()
+    }
 }
 
 /// Events for condition transitions: Ready becoming True, and Degraded, RegionUnreachable or
@@ -180,6 +210,30 @@ mod tests {
         assert_eq!(
             notices[0].related.as_ref().and_then(|r| r.name.as_deref()),
             Some("dc2")
+        );
+    }
+
+    #[test]
+    fn a_change_that_updates_many_datacenters_is_one_event_naming_them() {
+        let updated: Vec<Outcome> = (1..=100)
+            .map(|i| Outcome {
+                datacenter: format!("dc{i}"),
+                context: format!("region-{i}"),
+                ..outcome(DatacenterOutcome::Updated)
+            })
+            .chain([outcome(DatacenterOutcome::Created)])
+            .collect();
+        let notices = outcome_notices(&updated, None);
+        let reasons: Vec<&str> = notices.iter().map(|n| n.reason.as_str()).collect();
+        assert_eq!(reasons, ["DatacenterCreated", "DatacenterUpdated"]);
+        let update = &notices[1];
+        assert!(update.related.is_none());
+        assert!(
+            update
+                .note
+                .starts_with("100 CassandraDatacenters updated to the current spec: db/dc1 in region region-1, db/dc2 in region region-2"),
+            "{}",
+            update.note
         );
     }
 
