@@ -860,10 +860,12 @@ mod tests {
             progress: Some(StargateProgress::Deploying),
             ..Default::default()
         };
-        let entry = |context: &str| DatacenterStatus {
-            context_name: Some(context.into()),
-            stargate: Some(old.clone()),
-            ..Default::default()
+        let entry = |context: &str| {
+            Box::new(DatacenterStatus {
+                context_name: Some(context.into()),
+                stargate: Some(old.clone()),
+                ..Default::default()
+            })
         };
         let mut status = K8ssandraClusterStatus {
             datacenters: Some(BTreeMap::from([

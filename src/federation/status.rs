@@ -267,7 +267,7 @@ fn datacenter_entries(
     previous: &K8ssandraClusterStatus,
     plan: &ClusterPlan,
     observed: &ObservedCluster,
-) -> BTreeMap<String, DatacenterStatus> {
+) -> BTreeMap<String, Box<DatacenterStatus>> {
     let before = previous.datacenters.clone().unwrap_or_default();
     let mut entries = BTreeMap::new();
     let names: BTreeSet<&String> = plan
