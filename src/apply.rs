@@ -10,6 +10,7 @@ use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Annotation holding the hash of the last applied desired object.
 pub const APPLIED_HASH_ANNOTATION: &str = "federator.k8ssandra.io/applied-hash";
@@ -116,15 +117,43 @@ where
     Ok(body)
 }
 
-/// Whether `live` already is what applying `desired` would make it.
-pub fn is_up_to_date<K>(desired: &K, live: &K) -> bool
+/// The apply body that brings `live` to `desired`, or `None` when `live` already is what
+/// applying `desired` would make it. The body is JSON text: a fan-out holds one per region
+/// until its request is sent, and a parsed body takes several times the memory.
+pub fn pending_apply<K>(
+    desired: &K,
+    live: Option<&K>,
+) -> Result<Option<Box<RawValue>>, serde_json::Error>
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
-    match (applied_body(desired), serde_json::to_value(live)) {
-        (Ok(body), Ok(live)) => up_to_date(&live, &body),
-        _ => false,
+    let body = applied_body(desired)?;
+    if let Some(live) = live
+        && up_to_date(&serde_json::to_value(live)?, &body)
+    {
+        return Ok(None);
     }
+    serde_json::value::to_raw_value(&body).map(Some)
+}
+
+/// Server-side applies a body made by [`pending_apply`] as `field_manager`, forcing
+/// conflicts (Federator owns these fields).
+pub async fn send_apply<K>(
+    api: &Api<K>,
+    field_manager: &str,
+    name: &str,
+    body: &RawValue,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(body),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Server-side applies `desired` (without status) as `field_manager` unless `live` is already
@@ -138,20 +167,11 @@ pub async fn apply_if_changed<K>(
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
 {
-    let body = applied_body(desired).map_err(kube::Error::SerdeError)?;
-    if let Some(live) = live {
-        let live = serde_json::to_value(live).map_err(kube::Error::SerdeError)?;
-        if up_to_date(&live, &body) {
-            return Ok(Applied::Unchanged);
-        }
-    }
+    let Some(body) = pending_apply(desired, live).map_err(kube::Error::SerdeError)? else {
+        return Ok(Applied::Unchanged);
+    };
     let name = desired.meta().name.clone().unwrap_or_default();
-    api.patch(
-        &name,
-        &PatchParams::apply(field_manager).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    send_apply(api, field_manager, &name, &body).await?;
     Ok(if live.is_some() {
         Applied::Updated
     } else {

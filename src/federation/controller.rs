@@ -41,7 +41,7 @@ use super::watches::RegionCaches;
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use crate::api::replicated_secret::ReplicatedSecret;
-use crate::apply::{Applied, apply_if_changed};
+use crate::apply::{apply_if_changed, send_apply};
 use crate::cache::{reflected, scoped};
 use crate::clusters::{RegionChange, RegionError, Registry};
 use crate::events::Events;
@@ -524,11 +524,12 @@ async fn apply_seed_slices(
                         .seed_slices
                         .get(&ObjectRef::new(&name).within(&seeds.namespace))
                 });
-                let live = match cached {
-                    Some(live) => Some(live.as_ref().clone()),
+                let fetched = match cached {
+                    Some(_) => None,
                     None => api.get_opt(&name).await.map_err(|e| e.to_string())?,
                 };
-                apply_if_changed(&api, FIELD_MANAGER, slice, live.as_ref())
+                let live = cached.as_deref().or(fetched.as_ref());
+                apply_if_changed(&api, FIELD_MANAGER, slice, live)
                     .await
                     .map_err(|e| {
                         format!(
@@ -750,8 +751,10 @@ enum Operation {
     Apply {
         namespace: String,
         datacenter: String,
-        desired: Box<CassandraDatacenter>,
-        live: Option<Box<CassandraDatacenter>>,
+        /// What to send (or why it could not be made).
+        body: Result<Box<serde_json::value::RawValue>, String>,
+        /// Whether the datacenter exists (the apply updates rather than creates it).
+        exists: bool,
     },
     Delete {
         namespace: String,
@@ -838,16 +841,17 @@ async fn act(
                 let live = observed
                     .get(&decision.datacenter)
                     .and_then(|o| o.state.present());
-                if let Some(live) = live
-                    && datacenter_up_to_date(&planned.datacenter, &decision.namespace, live)
-                {
-                    continue;
-                }
+                let desired = datacenter_body(&planned.datacenter, &decision.namespace);
+                let body = match crate::apply::pending_apply(&desired, live) {
+                    Ok(Some(body)) => Ok(body),
+                    Ok(None) => continue,
+                    Err(error) => Err(error.to_string()),
+                };
                 Operation::Apply {
                     namespace: decision.namespace.clone(),
                     datacenter: decision.datacenter.clone(),
-                    desired: Box::new(planned.datacenter.clone()),
-                    live: live.map(|dc| Box::new(dc.clone())),
+                    body,
+                    exists: live.is_some(),
                 }
             }
             Decision::Delete { annotate_first } => Operation::Delete {
@@ -904,19 +908,21 @@ async fn run_region_operations(
                 Operation::Apply {
                     namespace,
                     datacenter,
-                    desired,
-                    live,
+                    body,
+                    exists,
                 } => {
-                    let applied = match &client {
-                        Ok(client) => apply_datacenter(client, &namespace, &desired, live.as_deref())
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.clone()),
+                    let applied = match (&client, &body) {
+                        (Ok(client), Ok(body)) => {
+                            let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), &namespace);
+                            send_apply(&api, FIELD_MANAGER, &datacenter, body)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
                     };
                     match applied {
-                        Ok(Applied::Created) => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Created)),
-                        Ok(Applied::Updated) => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Updated)),
-                        Ok(Applied::Unchanged) => None,
+                        Ok(()) if exists => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Updated)),
+                        Ok(()) => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Created)),
                         Err(e) => Some(outcome(
                             &namespace,
                             &datacenter,
@@ -960,15 +966,6 @@ async fn run_region_operations(
         .collect()
 }
 
-/// Whether the live CassandraDatacenter already is what applying `desired` would make it.
-fn datacenter_up_to_date(
-    desired: &CassandraDatacenter,
-    namespace: &str,
-    live: &CassandraDatacenter,
-) -> bool {
-    crate::apply::is_up_to_date(&datacenter_body(desired, namespace), live)
-}
-
 /// The object applied for a datacenter: the plan's, in its namespace, without status.
 fn datacenter_body(desired: &CassandraDatacenter, namespace: &str) -> CassandraDatacenter {
     let mut body = desired.clone();
@@ -976,17 +973,6 @@ fn datacenter_body(desired: &CassandraDatacenter, namespace: &str) -> CassandraD
     body.status = None;
     body.metadata.namespace = Some(namespace.to_string());
     body
-}
-
-async fn apply_datacenter(
-    client: &kube::Client,
-    namespace: &str,
-    desired: &CassandraDatacenter,
-    live: Option<&CassandraDatacenter>,
-) -> Result<Applied, kube::Error> {
-    let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
-    let body = datacenter_body(desired, namespace);
-    apply_if_changed(&api, FIELD_MANAGER, &body, live).await
 }
 
 async fn delete_datacenter(
