@@ -127,10 +127,20 @@ pub fn pending_apply<K>(
 where
     K: Resource<DynamicType = ()> + Serialize,
 {
+    let live = live.map(serde_json::to_value).transpose()?;
+    pending_apply_to(desired, live.as_ref())
+}
+
+/// [`pending_apply`] against the live object as JSON.
+pub fn pending_apply_to<K>(
+    desired: &K,
+    live: Option<&Value>,
+) -> Result<Option<Box<RawValue>>, serde_json::Error>
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
     let body = applied_body(desired)?;
-    if let Some(live) = live
-        && up_to_date(&serde_json::to_value(live)?, &body)
-    {
+    if live.is_some_and(|live| up_to_date(live, &body)) {
         return Ok(None);
     }
     serde_json::value::to_raw_value(&body).map(Some)

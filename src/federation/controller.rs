@@ -41,7 +41,7 @@ use super::watches::RegionCaches;
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use crate::api::replicated_secret::ReplicatedSecret;
-use crate::apply::{apply_if_changed, send_apply};
+use crate::apply::{pending_apply_to, send_apply};
 use crate::cache::{reflected, scoped};
 use crate::clusters::{RegionChange, RegionError, Registry};
 use crate::events::Events;
@@ -519,24 +519,33 @@ async fn apply_seed_slices(
             let cache = context.caches.region(&seeds.context);
             for slice in &seeds.slices {
                 let name = slice.metadata.name.clone().unwrap_or_default();
+                let failed = |e: &dyn std::fmt::Display| {
+                    format!(
+                        "applying seed EndpointSlice {}/{name} in region {:?}: {e}",
+                        seeds.namespace, seeds.context
+                    )
+                };
                 let cached = cache.as_ref().and_then(|cache| {
                     cache
                         .seed_slices
                         .get(&ObjectRef::new(&name).within(&seeds.namespace))
                 });
-                let fetched = match cached {
-                    Some(_) => None,
-                    None => api.get_opt(&name).await.map_err(|e| e.to_string())?,
+                let live = match cached {
+                    Some(cached) => Some(cached.to_value()),
+                    None => api
+                        .get_opt(&name)
+                        .await
+                        .map_err(|e| failed(&e))?
+                        .map(serde_json::to_value),
                 };
-                let live = cached.as_deref().or(fetched.as_ref());
-                apply_if_changed(&api, FIELD_MANAGER, slice, live)
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "applying seed EndpointSlice {}/{name} in region {:?}: {e}",
-                            seeds.namespace, seeds.context
-                        )
-                    })?;
+                let live = live.transpose().map_err(|e| failed(&e))?;
+                if let Some(body) =
+                    pending_apply_to(slice, live.as_ref()).map_err(|e| failed(&e))?
+                {
+                    send_apply(&api, FIELD_MANAGER, &name, &body)
+                        .await
+                        .map_err(|e| failed(&e))?;
+                }
             }
             Ok::<(), String>(())
         });

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::channel::mpsc;
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -25,6 +25,7 @@ use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
 };
+use crate::cache::Compact;
 use crate::clusters::{ChangeKind, RegionChange, Registry};
 
 use super::labels::SEED_NODE_LABEL;
@@ -45,8 +46,8 @@ impl Drop for WatchTask {
 pub struct RegionCache {
     /// CassandraDatacenters labelled managed-by Federator.
     pub datacenters: Store<CassandraDatacenter>,
-    /// EndpointSlices labelled managed-by Federator (the seed slices).
-    pub seed_slices: Store<EndpointSlice>,
+    /// EndpointSlices labelled managed-by Federator (the seed slices), only compared against.
+    pub seed_slices: Store<Compact<EndpointSlice>>,
     /// Pods cass-operator labelled seed nodes.
     pub seed_pods: Store<Pod>,
     synced: Arc<AtomicBool>,
@@ -242,7 +243,10 @@ fn start_watch(
         tokio::spawn(reflect(
             Api::<CassandraDatacenter>::all(client.clone()),
             made_by_us.clone(),
-            crate::cache::without_managed_fields,
+            |mut dc| {
+                crate::cache::without_managed_fields(&mut dc);
+                dc
+            },
             datacenters_writer,
             Some(sender.clone()),
             Some(cache.datacenter_events.clone()),
@@ -251,7 +255,10 @@ fn start_watch(
         tokio::spawn(reflect(
             Api::<EndpointSlice>::all(client.clone()),
             made_by_us,
-            crate::cache::without_managed_fields,
+            |mut slice| {
+                crate::cache::without_managed_fields(&mut slice);
+                Compact::new(&slice)
+            },
             slices_writer,
             Some(sender.clone()),
             None,
@@ -278,10 +285,10 @@ fn start_watch(
 
 /// Keeps of a seed pod what the seed slices are made of: its name, namespace and labels (the
 /// seed selector) and its IP.
-fn seed_pod_essentials(pod: &mut Pod) {
-    let metadata = std::mem::take(&mut pod.metadata);
-    let pod_ip = pod.status.take().and_then(|status| status.pod_ip);
-    *pod = Pod {
+fn seed_pod_essentials(pod: Pod) -> Pod {
+    let metadata = pod.metadata;
+    let pod_ip = pod.status.and_then(|status| status.pod_ip);
+    Pod {
         metadata: ObjectMeta {
             name: metadata.name,
             namespace: metadata.namespace,
@@ -295,16 +302,17 @@ fn seed_pod_essentials(pod: &mut Pod) {
             pod_ip,
             ..Default::default()
         }),
-    };
+    }
 }
 
-/// Keeps `writer`'s store in step with the label-selected objects of `api`, and sends the owner
-/// of each changed object to `owners` (when given).
-async fn reflect<K>(
+/// Keeps `writer`'s store in step with the label-selected objects of `api` (each as
+/// `to_cached` makes it: what reconciles read of it), and sends the owner of each changed
+/// object to `owners` (when given).
+async fn reflect<K, Cached>(
     api: Api<K>,
     selector: String,
-    slim: fn(&mut K),
-    writer: reflector::store::Writer<K>,
+    to_cached: fn(K) -> Cached,
+    writer: reflector::store::Writer<Cached>,
     owners: Option<mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>>,
     events_seen: Option<Arc<AtomicU64>>,
     context: String,
@@ -316,9 +324,10 @@ async fn reflect<K>(
         + Send
         + Sync
         + 'static,
+    Cached: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     let config = watcher::Config::default().labels(&selector);
-    let objects = watcher(api, config).modify(slim);
+    let objects = watcher(api, config).map_ok(move |event| cached_event(event, to_cached));
     let mut events = Box::pin(reflector::reflector(writer, objects).default_backoff());
     while let Some(event) = events.next().await {
         if let Some(counter) = &events_seen {
@@ -343,5 +352,19 @@ async fn reflect<K>(
             // The controller is gone.
             return;
         }
+    }
+}
+
+/// The same watch event about the object as the store keeps it.
+fn cached_event<K, Cached>(
+    event: watcher::Event<K>,
+    to_cached: fn(K) -> Cached,
+) -> watcher::Event<Cached> {
+    match event {
+        watcher::Event::Apply(object) => watcher::Event::Apply(to_cached(object)),
+        watcher::Event::Delete(object) => watcher::Event::Delete(to_cached(object)),
+        watcher::Event::InitApply(object) => watcher::Event::InitApply(to_cached(object)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
