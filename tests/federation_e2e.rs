@@ -724,6 +724,31 @@ async fn seeds_events_and_rename() {
     )
     .await;
     assert!(dc2_seeds.iter().all(|ip| !in_region1.contains(ip)));
+
+    // A seed slice edited by hand in its region is put back (the slice cache is compared
+    // against, and its watch re-queues the cluster).
+    let slices = Api::<EndpointSlice>::namespaced(region1.clone(), NS);
+    bounded(
+        "edit dc2's seed slice by hand",
+        slices.patch(
+            dc2_slice,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"endpoints": [{"addresses": ["198.51.100.7"]}]})),
+        ),
+    )
+    .await
+    .expect("edit dc2's seed slice by hand");
+    eventually(
+        "the slice edit reverted",
+        Duration::from_secs(10),
+        || async {
+            slice_addresses(&region1, dc2_slice)
+                .await
+                .filter(|a| *a == in_region1)
+        },
+    )
+    .await;
+
     let status = eventually("SeedsResolved False", Duration::from_secs(10), || async {
         let status = k8ssandra_cluster_status(&clusters).await?;
         condition_of(&status, "SeedsResolved").filter(|(s, _)| s == "False")
