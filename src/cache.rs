@@ -55,35 +55,46 @@ where
     (store, events)
 }
 
-/// A cached object kept as its metadata and its JSON text. For caches that are only compared
-/// against (the seed EndpointSlices: each of a 100-region cluster's lists the seeds of 99
-/// others): the text takes a fraction of the memory of the parsed object, and a comparison
-/// parses it, as it would otherwise have to convert the parsed object.
+/// What a cache keeps of an object of kind `K`: its metadata and `Data`, the part reconciles
+/// read. It is a `K` to watches and stores (same kind, same API path).
 #[derive(Clone, Debug)]
-pub struct Compact<K> {
+pub struct Kept<K, Data> {
     metadata: ObjectMeta,
-    json: Box<RawValue>,
+    pub data: Data,
     kind: PhantomData<fn() -> K>,
 }
 
-impl<K: Resource + Serialize> Compact<K> {
-    pub fn new(object: &K) -> Compact<K> {
-        Compact {
-            metadata: object.meta().clone(),
-            // Serializing an API object cannot fail; if it did, `null` compares as changed.
-            json: serde_json::value::to_raw_value(object)
-                .unwrap_or_else(|_| RawValue::NULL.to_owned()),
+impl<K, Data> Kept<K, Data> {
+    pub fn new(metadata: ObjectMeta, data: Data) -> Kept<K, Data> {
+        Kept {
+            metadata,
+            data,
             kind: PhantomData,
         }
+    }
+}
+
+/// An object kept as its metadata and its JSON text. For caches that are only compared
+/// against (the seed EndpointSlices: each of a 100-region cluster's lists the seeds of 99
+/// others): the text takes a fraction of the memory of the parsed object, and a comparison
+/// parses it, as it would otherwise have to convert the parsed object.
+pub type Compact<K> = Kept<K, Box<RawValue>>;
+
+impl<K: Resource + Serialize> Compact<K> {
+    pub fn compact(object: &K) -> Compact<K> {
+        // Serializing an API object cannot fail; if it did, `null` compares as changed.
+        let json =
+            serde_json::value::to_raw_value(object).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Kept::new(object.meta().clone(), json)
     }
 
     /// The object as JSON, for comparisons.
     pub fn to_value(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(self.json.get())
+        serde_json::from_str(self.data.get())
     }
 }
 
-impl<K: Resource> Resource for Compact<K> {
+impl<K: Resource, Data> Resource for Kept<K, Data> {
     type DynamicType = K::DynamicType;
     type Scope = K::Scope;
 
@@ -132,7 +143,7 @@ mod tests {
             }],
             ports: None,
         };
-        let compact = Compact::new(&slice);
+        let compact = Compact::compact(&slice);
         assert_eq!(compact.meta(), &slice.metadata);
         assert_eq!(
             compact.to_value().expect("valid JSON"),

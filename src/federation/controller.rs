@@ -460,7 +460,7 @@ async fn seed_slices(
                     .state_filter_selector(&wanted)
                     .iter()
                     .filter(|pod| pod.namespace().as_deref() == Some(dc.namespace.as_str()))
-                    .filter_map(|pod| pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
+                    .filter_map(|pod| pod.data)
                     .collect();
                 return (dc.name.clone(), ips);
             }

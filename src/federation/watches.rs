@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -25,7 +25,7 @@ use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
 };
-use crate::cache::Compact;
+use crate::cache::{Compact, Kept};
 use crate::clusters::{ChangeKind, RegionChange, Registry};
 
 use super::labels::SEED_NODE_LABEL;
@@ -48,8 +48,8 @@ pub struct RegionCache {
     pub datacenters: Store<CassandraDatacenter>,
     /// EndpointSlices labelled managed-by Federator (the seed slices), only compared against.
     pub seed_slices: Store<Compact<EndpointSlice>>,
-    /// Pods cass-operator labelled seed nodes.
-    pub seed_pods: Store<Pod>,
+    /// Pods cass-operator labelled seed nodes: their IPs.
+    pub seed_pods: Store<SeedPod>,
     synced: Arc<AtomicBool>,
     /// Bumped on every CassandraDatacenter event: tells when `owners` is out of date.
     datacenter_events: Arc<AtomicU64>,
@@ -257,7 +257,7 @@ fn start_watch(
             made_by_us,
             |mut slice| {
                 crate::cache::without_managed_fields(&mut slice);
-                Compact::new(&slice)
+                Compact::compact(&slice)
             },
             slices_writer,
             Some(sender.clone()),
@@ -283,13 +283,18 @@ fn start_watch(
     WatchTask(tasks)
 }
 
-/// Keeps of a seed pod what the seed slices are made of: its name, namespace and labels (the
-/// seed selector) and its IP.
-fn seed_pod_essentials(pod: Pod) -> Pod {
+/// What the seed slices are made of: a seed pod's name, namespace and labels (the seed
+/// selector), and its IP. A whole `Pod` is 2 KiB before any field is set.
+pub type SeedPod = Kept<Pod, Option<std::net::IpAddr>>;
+
+fn seed_pod_essentials(pod: Pod) -> SeedPod {
     let metadata = pod.metadata;
-    let pod_ip = pod.status.and_then(|status| status.pod_ip);
-    Pod {
-        metadata: ObjectMeta {
+    let ip = pod
+        .status
+        .and_then(|status| status.pod_ip)
+        .and_then(|ip| ip.parse().ok());
+    Kept::new(
+        ObjectMeta {
             name: metadata.name,
             namespace: metadata.namespace,
             labels: metadata.labels,
@@ -297,12 +302,8 @@ fn seed_pod_essentials(pod: Pod) -> Pod {
             resource_version: metadata.resource_version,
             ..Default::default()
         },
-        spec: None,
-        status: Some(PodStatus {
-            pod_ip,
-            ..Default::default()
-        }),
-    }
+        ip,
+    )
 }
 
 /// Keeps `writer`'s store in step with the label-selected objects of `api` (each as
