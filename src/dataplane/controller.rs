@@ -125,13 +125,7 @@ async fn run_component<K, F, Fut>(
     watch_namespaces: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: crate::cache::Watched + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     F: FnMut(Arc<K>, Arc<ComponentContext>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<Action, ComponentError>> + Send + 'static,
 {

@@ -17,7 +17,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tracing::{debug, info};
 
 use crate::api::cassdc::CassandraDatacenter;
@@ -318,13 +317,7 @@ async fn reflect<K, Cached>(
     events_seen: Option<Arc<AtomicU64>>,
     context: String,
 ) where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: crate::cache::Watched,
     Cached: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     let config = watcher::Config::default().labels(&selector);
