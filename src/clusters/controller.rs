@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -80,7 +80,9 @@ pub async fn run(
 ) {
     let request_timeout = registry.settings().request_timeout;
     let client_configs: Api<ClientConfig> = Api::namespaced(client.clone(), &namespace);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    // Only which Secret changed matters here (the reconcile reads it): a metadata watch, so
+    // the namespace's Secret data is neither downloaded nor held by this watch.
+    let secrets: Api<PartialObjectMeta<Secret>> = Api::namespaced(client.clone(), &namespace);
     let (store, writer) = reflector::store::<ClientConfig>();
     let on_delete = registry.clone();
     let after_relist = (registry.clone(), store.clone());
@@ -117,9 +119,13 @@ pub async fn run(
 
     info!(namespace = %namespace, "ClientConfig controller started");
     controller
-        .watches(secrets, watcher::Config::default(), move |secret: Secret| {
-            client_configs_using_secret(&by_secret, &secret)
-        })
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: PartialObjectMeta<Secret>| {
+                client_configs_using_secret(&by_secret, &secret.name_any())
+            },
+        )
         .reconcile_on(region_triggers)
         .graceful_shutdown_on(shutdown)
         .run(
@@ -146,9 +152,8 @@ pub async fn run(
 /// The ClientConfigs whose Secret this is.
 fn client_configs_using_secret(
     store: &Store<ClientConfig>,
-    secret: &Secret,
+    name: &str,
 ) -> Vec<ObjectRef<ClientConfig>> {
-    let name = secret.name_any();
     store
         .state()
         .iter()
