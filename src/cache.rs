@@ -68,7 +68,7 @@ where
 
 /// What a cache keeps of an object of kind `K`: its metadata and `Data`, the part reconciles
 /// read. It is a `K` to watches and stores (same kind, same API path).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Kept<K, Data> {
     metadata: ObjectMeta,
     pub data: Data,
@@ -91,12 +91,26 @@ impl<K, Data> Kept<K, Data> {
 /// parses it, as it would otherwise have to convert the parsed object.
 pub type Compact<K> = Kept<K, Box<RawValue>>;
 
+/// The metadata a [`Kept`] object needs beside its data: what stores key on (name, namespace),
+/// what tells versions apart (uid, resourceVersion) and the labels owner lookups read.
+pub fn identity(metadata: ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        name: metadata.name,
+        namespace: metadata.namespace,
+        labels: metadata.labels,
+        uid: metadata.uid,
+        resource_version: metadata.resource_version,
+        ..ObjectMeta::default()
+    }
+}
+
 impl<K: Resource + Serialize> Compact<K> {
-    pub fn compact(object: &K) -> Compact<K> {
+    /// The whole object is in the text; its metadata, kept apart, only as [`identity`].
+    pub fn compact(mut object: K) -> Compact<K> {
         // Serializing an API object cannot fail; if it did, `null` compares as changed.
         let json =
-            serde_json::value::to_raw_value(object).unwrap_or_else(|_| RawValue::NULL.to_owned());
-        Kept::new(object.meta().clone(), json)
+            serde_json::value::to_raw_value(&object).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Kept::new(identity(std::mem::take(object.meta_mut())), json)
     }
 
     /// The object as JSON, for comparisons.
@@ -138,13 +152,19 @@ impl<K: Resource, Data> Resource for Kept<K, Data> {
 mod tests {
     use super::*;
     use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+    use std::collections::BTreeMap;
 
     #[test]
-    fn a_compact_object_gives_back_the_same_json_and_metadata() {
+    fn a_compact_object_gives_back_the_same_json_and_keeps_its_identity_apart() {
+        let labels = BTreeMap::from([("app.kubernetes.io/managed-by".into(), "federator".into())]);
         let slice = EndpointSlice {
             metadata: ObjectMeta {
                 name: Some("demo-dc1-additional-seed-service".into()),
                 namespace: Some("db".into()),
+                uid: Some("0f6a".into()),
+                resource_version: Some("42".into()),
+                labels: Some(labels.clone()),
+                annotations: Some(BTreeMap::from([("note".into(), "x".repeat(512))])),
                 ..Default::default()
             },
             address_type: "IPv4".into(),
@@ -154,12 +174,18 @@ mod tests {
             }],
             ports: None,
         };
-        let compact = Compact::compact(&slice);
-        assert_eq!(compact.meta(), &slice.metadata);
+        let whole = serde_json::to_value(&slice).expect("serializable");
+        let compact = Compact::compact(slice);
+        assert_eq!(compact.to_value().expect("valid JSON"), whole);
         assert_eq!(
-            compact.to_value().expect("valid JSON"),
-            serde_json::to_value(&slice).expect("serializable")
+            compact.meta().name.as_deref(),
+            Some("demo-dc1-additional-seed-service")
         );
+        assert_eq!(compact.meta().namespace.as_deref(), Some("db"));
+        assert_eq!(compact.meta().uid.as_deref(), Some("0f6a"));
+        assert_eq!(compact.meta().resource_version.as_deref(), Some("42"));
+        assert_eq!(compact.meta().labels.as_ref(), Some(&labels));
+        assert_eq!(compact.meta().annotations, None, "kept in the text only");
         assert_eq!(Compact::<EndpointSlice>::kind(&()), "EndpointSlice");
         assert_eq!(Compact::<EndpointSlice>::plural(&()), "endpointslices");
     }

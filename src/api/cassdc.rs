@@ -332,19 +332,23 @@ impl CassandraDatacenterStatus {
         self.is_condition_true(CONDITION_READY)
             && self.cassandra_operator_progress.as_deref() == Some(PROGRESS_READY)
     }
+
+    /// Ready, and describing the spec of `generation` (not a previous one).
+    pub fn is_ready_at(&self, generation: Option<i64>) -> bool {
+        let current = match (self.observed_generation, generation) {
+            (Some(observed), Some(generation)) => observed >= generation,
+            _ => true,
+        };
+        current && self.is_ready()
+    }
 }
 
 impl CassandraDatacenter {
     /// Ready, and the status describes the current spec (not a previous generation).
     pub fn is_ready(&self) -> bool {
-        let Some(status) = &self.status else {
-            return false;
-        };
-        let current = match (status.observed_generation, self.metadata.generation) {
-            (Some(observed), Some(generation)) => observed >= generation,
-            _ => true,
-        };
-        current && status.is_ready()
+        self.status
+            .as_ref()
+            .is_some_and(|status| status.is_ready_at(self.metadata.generation))
     }
 }
 

@@ -29,7 +29,9 @@ use super::labels::{
     ORPHAN_ANNOTATION, ownership_selector,
 };
 use super::notices::{DatacenterOutcome, Outcome, condition_notices, outcome_notices};
-use super::observed::{ObservedCluster, ObservedDatacenter, RemoteState, known_contexts};
+use super::observed::{
+    LiveDatacenter, ObservedCluster, ObservedDatacenter, RemoteState, known_contexts,
+};
 use super::plan::{ClusterKey, ClusterPlan, plan};
 use super::rollout::{Actions, Decision, decide};
 use super::seeds::{
@@ -530,18 +532,21 @@ async fn apply_seed_slices(
                         .seed_slices
                         .get(&ObjectRef::new(&name).within(&seeds.namespace))
                 });
-                let live = match cached {
-                    Some(cached) => Some(cached.to_value()),
-                    None => api
-                        .get_opt(&name)
-                        .await
-                        .map_err(|e| failed(&e))?
-                        .map(serde_json::to_value),
+                let fetched = match cached {
+                    Some(_) => None,
+                    None => api.get_opt(&name).await.map_err(|e| failed(&e))?,
                 };
-                let live = live.transpose().map_err(|e| failed(&e))?;
-                if let Some(body) =
+                // The parsed live slice (the seeds of every other region) is dropped before the
+                // apply's await: 100 regions' copies alive at once made the heap's peak.
+                let pending = {
+                    let live = match (cached, fetched) {
+                        (Some(cached), _) => Some(cached.to_value()),
+                        (None, fetched) => fetched.map(serde_json::to_value),
+                    };
+                    let live = live.transpose().map_err(|e| failed(&e))?;
                     pending_apply_to(slice, live.as_ref()).map_err(|e| failed(&e))?
-                {
+                };
+                if let Some(body) = pending {
                     send_apply(&api, FIELD_MANAGER, &name, &body)
                         .await
                         .map_err(|e| failed(&e))?;
@@ -660,11 +665,7 @@ async fn observe_region(
         .filter(|_| lookups.iter().any(|l| l.namespace.is_none()))
     {
         Some(Ok(cache.datacenters.state_filter(|dc| {
-            super::labels::is_owned_by(
-                dc.metadata.labels.as_ref(),
-                &cluster.name,
-                &cluster.namespace,
-            )
+            super::labels::is_owned_by(dc.meta().labels.as_ref(), &cluster.name, &cluster.namespace)
         })))
     } else if lookups.iter().any(|l| l.namespace.is_none()) {
         let api: Api<CassandraDatacenter> = Api::all(client.clone());
@@ -672,7 +673,12 @@ async fn observe_region(
         Some(
             api.list(&ListParams::default().labels(&selector))
                 .await
-                .map(|list| list.items.into_iter().map(Arc::new).collect()),
+                .map(|list| {
+                    list.items
+                        .into_iter()
+                        .map(|dc| Arc::new(LiveDatacenter::from(dc)))
+                        .collect()
+                }),
         )
     } else {
         None
@@ -726,7 +732,7 @@ async fn lookup_datacenter(
 ) -> RemoteState {
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(datacenter).await {
-        Ok(Some(found)) => RemoteState::from_lookup(Some(Arc::new(found)), cluster, adopt),
+        Ok(Some(found)) => RemoteState::from_lookup(Some(Arc::new(found.into())), cluster, adopt),
         Ok(None) => {
             // Federator does not create namespaces: a missing one is the user's to fix.
             let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -851,7 +857,11 @@ async fn act(
                     .get(&decision.datacenter)
                     .and_then(|o| o.state.present());
                 let desired = datacenter_body(&planned.datacenter, &decision.namespace);
-                let body = match crate::apply::pending_apply(&desired, live) {
+                let pending = live
+                    .map(LiveDatacenter::to_value)
+                    .transpose()
+                    .and_then(|live| pending_apply_to(&desired, live.as_ref()));
+                let body = match pending {
                     Ok(Some(body)) => Ok(body),
                     Ok(None) => continue,
                     Err(error) => Err(error.to_string()),

@@ -289,7 +289,7 @@ fn datacenter_entries(
             Some(RemoteState::Present(dc)) => {
                 let mut entry = old.cloned().unwrap_or_default();
                 entry.context_name = context;
-                entry.cassandra = dc.status.clone();
+                entry.cassandra = dc.status().cloned();
                 entry.decommission_progress = in_plan
                     .is_none()
                     .then(|| DECOMMISSION_IN_PROGRESS.to_string());
@@ -319,8 +319,7 @@ fn not_ready_reason(state: Option<&RemoteState>, decision: Option<&Decision>) ->
         (_, Some(Decision::Wait(wait))) => wait.to_string(),
         (_, Some(Decision::Create)) => "being created".into(),
         (Some(RemoteState::Present(dc)), _) => dc
-            .status
-            .as_ref()
+            .status()
             .map(describe_cassandra_status)
             .unwrap_or_else(|| "no status from cass-operator yet".into()),
         _ => "not created yet".into(),
@@ -498,14 +497,14 @@ fn progressing(
             Decision::Update if !state.is_some_and(RemoteState::is_ready) => {
                 let what = state
                     .and_then(RemoteState::present)
-                    .and_then(|dc| dc.status.as_ref())
+                    .and_then(|dc| dc.status())
                     .map(describe_cassandra_status)
                     .unwrap_or_else(|| "no status from cass-operator yet".into());
                 // Until cass-operator reports the datacenter Initialized, it is still being
                 // created; afterwards it is being updated.
                 let initialized = state
                     .and_then(RemoteState::present)
-                    .and_then(|dc| dc.status.as_ref())
+                    .and_then(|dc| dc.status())
                     .is_some_and(|s| s.is_condition_true(CONDITION_INITIALIZED));
                 if initialized {
                     updating.push(format!("{name}: {what}"));
@@ -635,8 +634,7 @@ fn cassandra_initialized(
         .iter()
         .filter(|(_, o)| {
             o.state.present().is_some_and(|dc| {
-                dc.status
-                    .as_ref()
+                dc.status()
                     .is_some_and(|s| s.is_condition_true(CONDITION_INITIALIZED) || s.is_ready())
             })
         })

@@ -28,6 +28,7 @@ use crate::cache::{Compact, Kept};
 use crate::clusters::{ChangeKind, RegionChange, Registry};
 
 use super::labels::SEED_NODE_LABEL;
+use super::observed::LiveDatacenter;
 
 /// Aborts a region's watch tasks when the region goes or is replaced.
 struct WatchTask(Vec<tokio::task::JoinHandle<()>>);
@@ -44,7 +45,7 @@ impl Drop for WatchTask {
 #[derive(Clone)]
 pub struct RegionCache {
     /// CassandraDatacenters labelled managed-by Federator.
-    pub datacenters: Store<CassandraDatacenter>,
+    pub datacenters: Store<LiveDatacenter>,
     /// EndpointSlices labelled managed-by Federator (the seed slices), only compared against.
     pub seed_slices: Store<Compact<EndpointSlice>>,
     /// Pods cass-operator labelled seed nodes: their IPs.
@@ -73,7 +74,7 @@ impl RegionCache {
         if index.events_seen != Some(events) {
             let mut datacenters: HashMap<(String, String), Vec<String>> = HashMap::new();
             for dc in self.datacenters.state() {
-                if let Some(owner) = owner_of(&dc) {
+                if let Some(owner) = owner_of_meta(dc.meta()) {
                     let key = (owner.namespace.unwrap_or_default(), owner.name);
                     datacenters.entry(key).or_default().push(dc.name_any());
                 }
@@ -136,11 +137,6 @@ impl RegionCaches {
             regions.remove(context);
         }
     }
-}
-
-/// The K8ssandraCluster that owns a CassandraDatacenter, from its ownership labels.
-pub fn owner_of(dc: &CassandraDatacenter) -> Option<ObjectRef<K8ssandraCluster>> {
-    owner_of_meta(&dc.metadata)
 }
 
 /// The K8ssandraCluster an object made by Federator belongs to, from its ownership labels.
@@ -242,9 +238,9 @@ fn start_watch(
         tokio::spawn(reflect(
             Api::<CassandraDatacenter>::all(client.clone()),
             made_by_us.clone(),
-            |mut dc| {
+            |mut dc: CassandraDatacenter| {
                 crate::cache::without_managed_fields(&mut dc);
-                dc
+                LiveDatacenter::from(dc)
             },
             datacenters_writer,
             Some(sender.clone()),
@@ -256,7 +252,7 @@ fn start_watch(
             made_by_us,
             |mut slice| {
                 crate::cache::without_managed_fields(&mut slice);
-                Compact::compact(&slice)
+                Compact::compact(slice)
             },
             slices_writer,
             Some(sender.clone()),
@@ -292,17 +288,7 @@ fn seed_pod_essentials(pod: Pod) -> SeedPod {
         .status
         .and_then(|status| status.pod_ip)
         .and_then(|ip| ip.parse().ok());
-    Kept::new(
-        ObjectMeta {
-            name: metadata.name,
-            namespace: metadata.namespace,
-            labels: metadata.labels,
-            uid: metadata.uid,
-            resource_version: metadata.resource_version,
-            ..Default::default()
-        },
-        ip,
-    )
+    Kept::new(crate::cache::identity(metadata), ip)
 }
 
 /// Keeps `writer`'s store in step with the label-selected objects of `api` (each as

@@ -70,7 +70,7 @@ pub(crate) fn at(name: &str, state: RemoteState) -> (String, ObservedDatacenter)
 pub(crate) fn present(name: &str, ready: bool) -> (String, ObservedDatacenter) {
     at(
         name,
-        RemoteState::Present(std::sync::Arc::new(remote_dc(name, ready))),
+        RemoteState::Present(std::sync::Arc::new(remote_dc(name, ready).into())),
     )
 }
 
@@ -299,7 +299,10 @@ fn a_datacenter_deleted_by_hand_is_created_again_without_counting_as_added() {
     let going = observed(
         vec![
             present("dc1", true),
-            at("dc2", RemoteState::Present(std::sync::Arc::new(deleting))),
+            at(
+                "dc2",
+                RemoteState::Present(std::sync::Arc::new(deleting.into())),
+            ),
         ],
         &["dc1", "dc2"],
     );
@@ -351,7 +354,10 @@ fn a_removed_datacenter_is_annotated_then_deleted() {
     let observation = observed(
         vec![
             present("dc1", true),
-            at("dc2", RemoteState::Present(std::sync::Arc::new(annotated))),
+            at(
+                "dc2",
+                RemoteState::Present(std::sync::Arc::new(annotated.into())),
+            ),
         ],
         &["dc1", "dc2"],
     );
@@ -397,7 +403,7 @@ fn removals_go_one_at_a_time() {
             present("dc2", true),
             at(
                 "dc3",
-                RemoteState::Present(std::sync::Arc::new(decommissioning)),
+                RemoteState::Present(std::sync::Arc::new(decommissioning.into())),
             ),
         ],
         &["dc1", "dc2", "dc3"],

@@ -65,7 +65,7 @@ fn initialized_dc(name: &str, ready: bool) -> (String, ObservedDatacenter) {
                 ..Default::default()
             });
     }
-    at(name, RemoteState::Present(std::sync::Arc::new(dc)))
+    at(name, RemoteState::Present(std::sync::Arc::new(dc.into())))
 }
 
 #[test]
