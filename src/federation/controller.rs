@@ -520,7 +520,7 @@ async fn apply_seed_slices(
             let api: Api<EndpointSlice> = Api::namespaced(client, &seeds.namespace);
             let cache = context.caches.region(&seeds.context);
             for slice in &seeds.slices {
-                let name = slice.metadata.name.clone().unwrap_or_default();
+                let name = slice.name();
                 let failed = |e: &dyn std::fmt::Display| {
                     format!(
                         "applying seed EndpointSlice {}/{name} in region {:?}: {e}",
@@ -530,24 +530,25 @@ async fn apply_seed_slices(
                 let cached = cache.as_ref().and_then(|cache| {
                     cache
                         .seed_slices
-                        .get(&ObjectRef::new(&name).within(&seeds.namespace))
+                        .get(&ObjectRef::new(name).within(&seeds.namespace))
                 });
                 let fetched = match cached {
                     Some(_) => None,
-                    None => api.get_opt(&name).await.map_err(|e| failed(&e))?,
+                    None => api.get_opt(name).await.map_err(|e| failed(&e))?,
                 };
-                // The parsed live slice (the seeds of every other region) is dropped before the
-                // apply's await: 100 regions' copies alive at once made the heap's peak.
+                // The live and desired slices (the seeds of every other region) are dropped
+                // before the apply's await: 100 regions' copies alive at once made the heap's peak.
                 let pending = {
                     let live = match (cached, fetched) {
                         (Some(cached), _) => Some(cached.to_value()),
                         (None, fetched) => fetched.map(serde_json::to_value),
                     };
                     let live = live.transpose().map_err(|e| failed(&e))?;
-                    pending_apply_to(slice, live.as_ref()).map_err(|e| failed(&e))?
+                    pending_apply_to(&slice.to_endpoint_slice(), live.as_ref())
+                        .map_err(|e| failed(&e))?
                 };
                 if let Some(body) = pending {
-                    send_apply(&api, FIELD_MANAGER, &name, &body)
+                    send_apply(&api, FIELD_MANAGER, name, &body)
                         .await
                         .map_err(|e| failed(&e))?;
                 }
