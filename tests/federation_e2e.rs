@@ -76,6 +76,22 @@ async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> 
         .expect("get CassandraDatacenter")
 }
 
+/// Waits (40 s at most) until CassandraDatacenter `name` is Ready in `client`'s cluster,
+/// `cluster` naming it in the failure message.
+async fn wait_datacenter_ready(client: &Client, name: &str, cluster: &str) {
+    eventually(
+        &format!("{name} Ready in {cluster}"),
+        Duration::from_secs(40),
+        || async {
+            datacenter(client, name)
+                .await
+                .filter(|dc| dc.is_ready())
+                .map(|_| ())
+        },
+    )
+    .await;
+}
+
 fn k8ssandra_cluster(dc2_size: i32, region: &str) -> serde_json::Value {
     k8ssandra_cluster_sized(1, dc2_size, region)
 }
@@ -215,13 +231,7 @@ async fn bootstrap_scale_delete() {
     .await;
 
     // Both Ready, and the status shows them.
-    eventually("dc2 Ready in region 1", Duration::from_secs(40), || async {
-        datacenter(&region1, "dc2")
-            .await
-            .filter(|dc| dc.is_ready())
-            .map(|_| ())
-    })
-    .await;
+    wait_datacenter_ready(&region1, "dc2", "region 1").await;
     let status = eventually(
         "status.datacenters shows both Ready",
         Duration::from_secs(40),
@@ -360,13 +370,7 @@ async fn stopped_region() {
         k8ssandra_cluster_sized(1, 1, &region2_context),
     )
     .await;
-    eventually("dc2 Ready in region 2", Duration::from_secs(40), || async {
-        datacenter(&region2, "dc2")
-            .await
-            .filter(|dc| dc.is_ready())
-            .map(|_| ())
-    })
-    .await;
+    wait_datacenter_ready(&region2, "dc2", "region 2").await;
 
     // Region 2 stops: dc1 in the hub still follows the spec, and the status names region 2.
     sim.stop(2).expect("stop region 2");
@@ -480,13 +484,7 @@ async fn removal_and_orphan() {
         k8ssandra_cluster(1, &region1_context),
     )
     .await;
-    eventually("dc2 Ready in region 1", Duration::from_secs(40), || async {
-        datacenter(&region1, "dc2")
-            .await
-            .filter(|dc| dc.is_ready())
-            .map(|_| ())
-    })
-    .await;
+    wait_datacenter_ready(&region1, "dc2", "region 1").await;
 
     // dc2 taken out of the spec: deleted in its region, then its status entry goes.
     let mut only_dc1 = k8ssandra_cluster(1, &region1_context);
@@ -679,13 +677,7 @@ async fn seeds_events_and_rename() {
     cluster["spec"]["cassandra"]["additionalSeeds"] =
         serde_json::json!(["192.0.2.10", "localhost", "seed.invalid"]);
     apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
-    eventually("dc2 Ready in region 1", Duration::from_secs(40), || async {
-        datacenter(&region1, "dc2")
-            .await
-            .filter(|dc| dc.is_ready())
-            .map(|_| ())
-    })
-    .await;
+    wait_datacenter_ready(&region1, "dc2", "region 1").await;
 
     // dc1 (in the hub) lists dc2's seeds and the additional seeds; dc2 lists dc1's.
     let dc2_seeds = seed_pod_ips(&region1, "dc2").await;
