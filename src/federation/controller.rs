@@ -532,6 +532,17 @@ async fn apply_seed_slices(
                         .seed_slices
                         .get(&ObjectRef::new(name).within(&seeds.namespace))
                 });
+                // Compared before at this version of the cached slice and of the plan.
+                let fingerprint = slice.fingerprint();
+                let cached_version = cached
+                    .as_ref()
+                    .and_then(|cached| cached.meta().resource_version.clone());
+                let verifiable = cache.as_ref().zip(cached_version.as_deref());
+                if verifiable.is_some_and(|(cache, version)| {
+                    cache.slice_verified(&seeds.namespace, name, version, fingerprint)
+                }) {
+                    continue;
+                }
                 let fetched = match cached {
                     Some(_) => None,
                     None => api.get_opt(name).await.map_err(|e| failed(&e))?,
@@ -547,10 +558,17 @@ async fn apply_seed_slices(
                     pending_apply_to(&slice.to_endpoint_slice(), live.as_ref())
                         .map_err(|e| failed(&e))?
                 };
-                if let Some(body) = pending {
-                    send_apply(&api, FIELD_MANAGER, name, &body)
-                        .await
-                        .map_err(|e| failed(&e))?;
+                match pending {
+                    Some(body) => {
+                        send_apply(&api, FIELD_MANAGER, name, &body)
+                            .await
+                            .map_err(|e| failed(&e))?;
+                    }
+                    None => {
+                        if let Some((cache, version)) = verifiable {
+                            cache.mark_slice_verified(&seeds.namespace, name, version, fingerprint);
+                        }
+                    }
                 }
             }
             Ok::<(), String>(())
@@ -847,8 +865,18 @@ async fn act(
     observed: &ObservedCluster,
     actions: &Actions,
 ) {
+    // Regions whose writes are under way are decided again when those end (their end re-queues
+    // the cluster): no body is made for them now.
+    let busy: std::collections::HashSet<String> =
+        context.operations.busy_regions(key).into_iter().collect();
+    if !busy.is_empty() {
+        debug!(k8ssandra_cluster = %key, regions = ?busy, "writes still under way there");
+    }
     let mut by_region: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
     for decision in &actions.decisions {
+        if busy.contains(&decision.context) {
+            continue;
+        }
         let operation = match &decision.decision {
             Decision::Create | Decision::Update => {
                 let Some(planned) = cluster_plan.datacenter(&decision.datacenter) else {
