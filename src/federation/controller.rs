@@ -532,17 +532,6 @@ async fn apply_seed_slices(
                         .seed_slices
                         .get(&ObjectRef::new(name).within(&seeds.namespace))
                 });
-                // Compared before at this version of the cached slice and of the plan.
-                let fingerprint = slice.fingerprint();
-                let cached_version = cached
-                    .as_ref()
-                    .and_then(|cached| cached.meta().resource_version.clone());
-                let verifiable = cache.as_ref().zip(cached_version.as_deref());
-                if verifiable.is_some_and(|(cache, version)| {
-                    cache.slice_verified(&seeds.namespace, name, version, fingerprint)
-                }) {
-                    continue;
-                }
                 let fetched = match cached {
                     Some(_) => None,
                     None => api.get_opt(name).await.map_err(|e| failed(&e))?,
@@ -558,17 +547,10 @@ async fn apply_seed_slices(
                     pending_apply_to(&slice.to_endpoint_slice(), live.as_ref())
                         .map_err(|e| failed(&e))?
                 };
-                match pending {
-                    Some(body) => {
-                        send_apply(&api, FIELD_MANAGER, name, &body)
-                            .await
-                            .map_err(|e| failed(&e))?;
-                    }
-                    None => {
-                        if let Some((cache, version)) = verifiable {
-                            cache.mark_slice_verified(&seeds.namespace, name, version, fingerprint);
-                        }
-                    }
+                if let Some(body) = pending {
+                    send_apply(&api, FIELD_MANAGER, name, &body)
+                        .await
+                        .map_err(|e| failed(&e))?;
                 }
             }
             Ok::<(), String>(())

@@ -58,19 +58,6 @@ impl SeedSlice {
         self.metadata.name.as_deref().unwrap_or_default()
     }
 
-    /// Changes whenever the EndpointSlice it makes changes (within this process).
-    pub fn fingerprint(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::hash::DefaultHasher::new();
-        self.metadata.name.hash(&mut hasher);
-        self.metadata.namespace.hash(&mut hasher);
-        self.metadata.labels.hash(&mut hasher);
-        self.metadata.annotations.hash(&mut hasher);
-        self.address_type.hash(&mut hasher);
-        self.addresses.hash(&mut hasher);
-        hasher.finish()
-    }
-
     /// The EndpointSlice: one endpoint per address.
     pub fn to_endpoint_slice(&self) -> EndpointSlice {
         EndpointSlice {

@@ -54,18 +54,7 @@ pub struct RegionCache {
     /// Bumped on every CassandraDatacenter event: tells when `owners` is out of date.
     datacenter_events: Arc<AtomicU64>,
     owners: Arc<Mutex<OwnerIndex>>,
-    verified_slices: Arc<Mutex<VerifiedSlices>>,
 }
-
-/// Seed slices found up to date, by (namespace, name): the cached slice's resourceVersion and the
-/// planned slice's fingerprint when they were compared. While neither changes, a reconcile need
-/// not compare again (parse the cached text, serialize the planned slice): each reconcile of a
-/// 100-region cluster would compare 200 slices of 99 endpoints.
-#[derive(Default)]
-struct VerifiedSlices(HashMap<(String, String), (String, u64)>);
-
-/// Entries kept at most; slices of deleted datacenters leave theirs behind.
-const MAX_VERIFIED_SLICES: usize = 16_384;
 
 /// The cached CassandraDatacenters by owning K8ssandraCluster (namespace, name), as of
 /// `events_seen`: a reconcile asks for one cluster's, among thousands.
@@ -76,43 +65,6 @@ struct OwnerIndex {
 }
 
 impl RegionCache {
-    /// Whether the seed slice `namespace`/`name` was found up to date at `resource_version` with
-    /// the planned slice of `fingerprint`.
-    pub fn slice_verified(
-        &self,
-        namespace: &str,
-        name: &str,
-        resource_version: &str,
-        fingerprint: u64,
-    ) -> bool {
-        let Ok(verified) = self.verified_slices.lock() else {
-            return false;
-        };
-        verified
-            .0
-            .get(&(namespace.to_string(), name.to_string()))
-            .is_some_and(|(version, seen)| version == resource_version && *seen == fingerprint)
-    }
-
-    pub fn mark_slice_verified(
-        &self,
-        namespace: &str,
-        name: &str,
-        resource_version: &str,
-        fingerprint: u64,
-    ) {
-        let Ok(mut verified) = self.verified_slices.lock() else {
-            return;
-        };
-        if verified.0.len() >= MAX_VERIFIED_SLICES {
-            verified.0.clear();
-        }
-        verified.0.insert(
-            (namespace.to_string(), name.to_string()),
-            (resource_version.to_string(), fingerprint),
-        );
-    }
-
     /// Names of the cached CassandraDatacenters this K8ssandraCluster owns (by label).
     fn owned_by(&self, cluster_name: &str, cluster_namespace: &str) -> Vec<String> {
         let events = self.datacenter_events.load(Ordering::Acquire);
@@ -280,7 +232,6 @@ fn start_watch(
         synced: Arc::new(AtomicBool::new(false)),
         datacenter_events: Arc::new(AtomicU64::new(0)),
         owners: Arc::default(),
-        verified_slices: Arc::default(),
     };
     caches.insert(context, cache.clone());
     let tasks = vec![
@@ -395,57 +346,5 @@ fn cached_event<K, Cached>(
         watcher::Event::InitApply(object) => watcher::Event::InitApply(to_cached(object)),
         watcher::Event::Init => watcher::Event::Init,
         watcher::Event::InitDone => watcher::Event::InitDone,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn empty_cache() -> RegionCache {
-        RegionCache {
-            datacenters: reflector::store().0,
-            seed_slices: reflector::store().0,
-            seed_pods: reflector::store().0,
-            synced: Arc::default(),
-            datacenter_events: Arc::default(),
-            owners: Arc::default(),
-            verified_slices: Arc::default(),
-        }
-    }
-
-    #[test]
-    fn a_seed_slice_is_verified_only_at_the_version_and_plan_it_was_compared_at() {
-        let cache = empty_cache();
-        assert!(
-            !cache.slice_verified("db", "s-ipv4", "7", 1),
-            "never compared"
-        );
-        cache.mark_slice_verified("db", "s-ipv4", "7", 1);
-        assert!(cache.slice_verified("db", "s-ipv4", "7", 1));
-        assert!(
-            !cache.slice_verified("db", "s-ipv4", "8", 1),
-            "the slice changed"
-        );
-        assert!(
-            !cache.slice_verified("db", "s-ipv4", "7", 2),
-            "the plan changed"
-        );
-        assert!(!cache.slice_verified("other", "s-ipv4", "7", 1));
-        assert!(
-            cache.clone().slice_verified("db", "s-ipv4", "7", 1),
-            "shared by the cache's clones"
-        );
-    }
-
-    #[test]
-    fn verified_slices_are_bounded() {
-        let cache = empty_cache();
-        for index in 0..=MAX_VERIFIED_SLICES {
-            cache.mark_slice_verified("db", &format!("s{index}"), "1", 1);
-        }
-        let kept = cache.verified_slices.lock().map(|v| v.0.len()).unwrap_or(0);
-        assert!((1..=MAX_VERIFIED_SLICES).contains(&kept), "{kept} kept");
-        assert!(cache.slice_verified("db", &format!("s{MAX_VERIFIED_SLICES}"), "1", 1));
     }
 }
