@@ -118,25 +118,40 @@ impl Running {
             .await;
             put_client_config(&hub, &context, &context, &secret).await;
         }
+        let mut running = Running {
+            sim,
+            hub,
+            regions: clients,
+            operator: None,
+            stop: None,
+        };
+        running.start_operator();
+        running
+    }
+
+    fn start_operator(&mut self) {
         let mut settings =
             Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
         settings.operator_namespace = NS.to_string();
         settings.regions.probe_interval = Duration::from_secs(1);
         settings.regions.request_timeout = Duration::from_secs(2);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let operator = Operator::start(
+        self.operator = Some(Operator::start(
             &settings,
-            hub.clone(),
+            self.hub.clone(),
             shutdown_on(async move {
                 let _ = stopped.await;
             }),
-        );
-        Running {
-            sim,
-            hub,
-            regions: clients,
-            operator: Some(operator),
-            stop: Some(stop),
+        ));
+        self.stop = Some(stop);
+    }
+
+    async fn stop_operator(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(operator) = self.operator.take() {
+            bounded("operator stops", operator.run_until(async {})).await;
         }
     }
 
@@ -154,12 +169,7 @@ impl Running {
     }
 
     async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(operator) = self.operator.take() {
-            bounded("operator stops", operator.run_until(async {})).await;
-        }
+        self.stop_operator().await;
     }
 }
 
@@ -751,5 +761,88 @@ async fn stopped_region() {
             );
         }
     }
+    running.stop().await;
+}
+
+#[test]
+fn a_target_removed_while_its_region_is_unknown_keeps_its_copies_until_it_is_known_again() {
+    run(removed_target_of_an_unknown_region());
+}
+
+async fn removed_target_of_an_unknown_region() {
+    let mut running = Running::start().await;
+    let (region1, region2) = (running.context(1), running.context(2));
+    let password = format!("pw-unknown-{}", std::process::id());
+    put_source(
+        &running,
+        "s1",
+        serde_json::json!({"app": "demo"}),
+        &password,
+    )
+    .await;
+    put_replicated_secret(
+        &running,
+        serde_json::json!([
+            {"k8sContextName": region1, "namespace": NS},
+            {"k8sContextName": region2, "namespace": NS}
+        ]),
+    )
+    .await;
+    wait_for_copy(&running, 2, NS, "s1", &password).await;
+    wait_for_condition(&running, &region2, NS, "Replicated").await;
+
+    // While Federator is down, region 2's ClientConfig goes and its target leaves the spec:
+    // when it comes back, the copies there cannot be reached, and must not be forgotten.
+    running.stop_operator().await;
+    let client_configs: Api<federator::api::client_config::ClientConfig> =
+        Api::namespaced(running.hub.clone(), NS);
+    bounded(
+        "delete ClientConfig",
+        client_configs.delete(&region2, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete region 2's ClientConfig");
+    put_replicated_secret(
+        &running,
+        serde_json::json!([{"k8sContextName": region1, "namespace": NS}]),
+    )
+    .await;
+    running.start_operator();
+    let pending = wait_for_condition(&running, &region2, NS, "PrunePending").await;
+    assert!(
+        pending
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains(ORPHAN),
+        "says how to let go: {pending:?}"
+    );
+    // Several passes later (a pending target is looked at every 5 s) it still waits.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(
+        conditions(&running)
+            .await
+            .iter()
+            .any(|c| c.cluster == region2 && c.reason.as_deref() == Some("PrunePending")),
+        "the removed target is still pending"
+    );
+    assert!(
+        get_secret(&running.secrets(2, NS), "s1").await.is_some(),
+        "the copy is still there, not forgotten"
+    );
+
+    // Its ClientConfig back: the copy is pruned and the target leaves the status.
+    let secret = format!("{region2}-config");
+    put_client_config(&running.hub, &region2, &region2, &secret).await;
+    wait_for_absence(&running, 2, NS, "s1").await;
+    eventually("region 2 gone from the status", WAIT, || async {
+        (!conditions(&running)
+            .await
+            .iter()
+            .any(|c| c.cluster == region2))
+        .then_some(())
+    })
+    .await;
+    assert!(get_secret(&running.secrets(1, NS), "s1").await.is_some());
     running.stop().await;
 }

@@ -30,7 +30,7 @@ use super::desired::{
     REASON_PRUNE_PENDING, REASON_REPLICATED, REASON_UNKNOWN_CONTEXT, REASON_UNREACHABLE,
     RECREATE_IMMUTABLE_ANNOTATION, REPLICATED_SECRET_FINALIZER, REPLICATED_SECRET_NAME_LABEL,
     ReplicationKey, Target, TargetOutcome, copy_action, describe_target, desired_copy, is_loop,
-    is_replicated_to, prunable, remembered_targets, replication_status, selector, sources, targets,
+    may_hold_copies, prunable, remembered_targets, replication_status, selector, sources, targets,
 };
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretStatus};
 use crate::apply::apply_if_changed;
@@ -334,7 +334,7 @@ async fn replicate(
                 .into_iter()
                 .filter(|(c, n)| !wanted.iter().any(|t| &t.context == c && &t.namespace == n));
             let prunes = removed.map(|(c, n)| {
-                let placed = is_replicated_to(rs, &c, &n);
+                let placed = may_hold_copies(rs, &c, &n);
                 prune_target(context, &key, c, n, placed)
             });
             outcomes.extend(
@@ -550,8 +550,8 @@ async fn delete_copy(api: &Api<Secret>, name: &str) -> Result<(), kube::Error> {
 }
 
 /// Deletes every copy of this ReplicatedSecret in a target (orphans stay). None when done; else
-/// the target's condition saying what is pending. `placed`: the status says copies were made
-/// there.
+/// the target's condition saying what is pending. `placed`: copies may be there
+/// ([`may_hold_copies`]).
 async fn prune_target(
     context: &Context,
     key: &ReplicationKey,
@@ -613,7 +613,7 @@ async fn cleanup(rs: &ReplicatedSecret, context: &Context) -> Result<Action, Rec
         .collect();
     all.extend(remembered_targets(rs.status.as_ref()));
     let prunes = all.into_iter().map(|(c, n)| {
-        let placed = is_replicated_to(rs, &c, &n);
+        let placed = may_hold_copies(rs, &c, &n);
         prune_target(context, &key, c, n, placed)
     });
     let pending: Vec<String> = futures::future::join_all(prunes)

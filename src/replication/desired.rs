@@ -345,6 +345,15 @@ pub fn is_replicated_to(rs: &ReplicatedSecret, context: &str, namespace: &str) -
     condition_of(rs, context, namespace).is_some_and(|c| c.status == CONDITION_TRUE)
 }
 
+/// Whether copies of `rs` may be in `context`/`namespace`: they were placed (True), or a
+/// removed target is still waiting for them to be pruned (PrunePending). A pass that finds the
+/// target's context unknown gives up only when neither: nothing can have been placed there.
+pub fn may_hold_copies(rs: &ReplicatedSecret, context: &str, namespace: &str) -> bool {
+    condition_of(rs, context, namespace).is_some_and(|c| {
+        c.status == CONDITION_TRUE || c.reason.as_deref() == Some(REASON_PRUNE_PENDING)
+    })
+}
+
 pub fn condition_of<'a>(
     rs: &'a ReplicatedSecret,
     context: &str,

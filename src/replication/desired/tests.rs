@@ -381,3 +381,34 @@ fn copy_labels_name_their_replicated_secret_both_ways() {
         "k8ssandra.io/replicated-secret-name=ops.creds"
     );
 }
+
+#[test]
+fn copies_may_be_in_a_target_replicated_to_or_waiting_to_be_pruned() {
+    let condition = |cluster: &str, status: &str, reason: &str| ReplicationCondition {
+        cluster: cluster.into(),
+        namespace: Some("db".into()),
+        type_: "Replicated".into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        ..Default::default()
+    };
+    let mut rs = ReplicatedSecret::new("creds", ReplicatedSecretSpec::default());
+    rs.status = Some(ReplicatedSecretStatus {
+        conditions: Some(vec![
+            condition("placed", CONDITION_TRUE, REASON_REPLICATED),
+            // Written by a pass that found the removed target's context unknown: the next pass
+            // must still wait, not forget the copies.
+            condition("pruning", "False", REASON_PRUNE_PENDING),
+            condition("never", "False", REASON_UNKNOWN_CONTEXT),
+        ]),
+        observed_generation: None,
+    });
+    assert!(may_hold_copies(&rs, "placed", "db"));
+    assert!(may_hold_copies(&rs, "pruning", "db"));
+    assert!(!may_hold_copies(&rs, "never", "db"));
+    assert!(
+        !may_hold_copies(&rs, "placed", "other"),
+        "another namespace"
+    );
+    assert!(!may_hold_copies(&rs, "unknown", "db"), "no condition");
+}
