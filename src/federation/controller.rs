@@ -532,16 +532,16 @@ async fn apply_seed_slices(
                         .seed_slices
                         .get(&ObjectRef::new(name).within(&seeds.namespace))
                 });
-                let fetched = match cached {
-                    Some(_) => None,
-                    None => api.get_opt(name).await.map_err(|e| failed(&e))?,
-                };
                 // The live and desired slices (the seeds of every other region) are dropped
                 // before the apply's await: 100 regions' copies alive at once made the heap's peak.
                 let pending = {
-                    let live = match (cached, fetched) {
-                        (Some(cached), _) => Some(cached.to_value()),
-                        (None, fetched) => fetched.map(serde_json::to_value),
+                    let live = match cached {
+                        Some(cached) => Some(cached.to_value()),
+                        None => api
+                            .get_opt(name)
+                            .await
+                            .map_err(|e| failed(&e))?
+                            .map(serde_json::to_value),
                     };
                     let live = live.transpose().map_err(|e| failed(&e))?;
                     pending_apply_to(&slice.to_endpoint_slice(), live.as_ref())

@@ -23,7 +23,7 @@ pub type LiveDatacenter = Kept<CassandraDatacenter, LiveParts>;
 #[derive(Clone, Debug)]
 pub struct LiveParts {
     spec: Box<RawValue>,
-    pub status: Option<CassandraDatacenterStatus>,
+    status: Option<CassandraDatacenterStatus>,
 }
 
 impl PartialEq for LiveParts {
