@@ -220,6 +220,21 @@ async fn put_replicated_secret(running: &Running, targets: serde_json::Value) {
     .await;
 }
 
+/// Source Secret `s1` (`app: demo`) holding `password`, replicated to namespace NS of regions
+/// 1 and 2; returns once region 2 has the copy.
+async fn replicate_s1_to_both_regions(running: &Running, password: &str) {
+    put_source(running, "s1", serde_json::json!({"app": "demo"}), password).await;
+    put_replicated_secret(
+        running,
+        serde_json::json!([
+            {"k8sContextName": running.context(1), "namespace": NS},
+            {"k8sContextName": running.context(2), "namespace": NS}
+        ]),
+    )
+    .await;
+    wait_for_copy(running, 2, NS, "s1", password).await;
+}
+
 /// Waits until Secret `name` in cluster `index`/`namespace` holds `password`.
 async fn wait_for_copy(
     running: &Running,
@@ -680,17 +695,8 @@ fn a_stopped_region_holds_up_nothing_and_catches_up() {
 
 async fn stopped_region() {
     let running = Running::start().await;
-    let (region1, region2) = (running.context(1), running.context(2));
-    put_source(&running, "s1", serde_json::json!({"app": "demo"}), "first").await;
-    put_replicated_secret(
-        &running,
-        serde_json::json!([
-            {"k8sContextName": region1, "namespace": NS},
-            {"k8sContextName": region2, "namespace": NS}
-        ]),
-    )
-    .await;
-    wait_for_copy(&running, 2, NS, "s1", "first").await;
+    let region2 = running.context(2);
+    replicate_s1_to_both_regions(&running, "first").await;
 
     running.sim.stop(2).expect("stop region 2");
     put_source(
@@ -773,22 +779,7 @@ async fn removed_target_of_an_unknown_region() {
     let mut running = Running::start().await;
     let (region1, region2) = (running.context(1), running.context(2));
     let password = format!("pw-unknown-{}", std::process::id());
-    put_source(
-        &running,
-        "s1",
-        serde_json::json!({"app": "demo"}),
-        &password,
-    )
-    .await;
-    put_replicated_secret(
-        &running,
-        serde_json::json!([
-            {"k8sContextName": region1, "namespace": NS},
-            {"k8sContextName": region2, "namespace": NS}
-        ]),
-    )
-    .await;
-    wait_for_copy(&running, 2, NS, "s1", &password).await;
+    replicate_s1_to_both_regions(&running, &password).await;
     wait_for_condition(&running, &region2, NS, "Replicated").await;
 
     // While Federator is down, region 2's ClientConfig goes and its target leaves the spec:
