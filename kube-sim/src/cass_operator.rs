@@ -82,6 +82,7 @@ pub fn spawn(cluster: Arc<Cluster>, ready_after: Duration) -> tokio::task::JoinH
             pending: HashMap::new(),
             addresses: HashMap::new(),
             next_address: 0,
+            rolled_out: HashMap::new(),
         };
         operator.run().await;
     })
@@ -95,6 +96,10 @@ struct Operator {
     /// pod key → its IP, stable for the pod's name
     addresses: HashMap<String, String>,
     next_address: u32,
+    /// datacenter key → the pods its last roll-out kept: while a roll-out keeps the same ones,
+    /// there is nothing to remove and the datacenter's pods need not be listed (a list parses
+    /// every pod of the namespace; cass-operator reads its informer cache).
+    rolled_out: HashMap<(String, String), Vec<String>>,
 }
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
@@ -320,11 +325,13 @@ impl Operator {
         let key = (desired.namespace.clone(), desired.name.clone());
         if event_type == "DELETED" {
             self.pending.remove(&key);
+            self.rolled_out.remove(&key);
             self.remove_children(&desired, &[]);
             return;
         }
         if dc.pointer("/metadata/deletionTimestamp").is_some() {
             self.pending.remove(&key);
+            self.rolled_out.remove(&key);
             self.remove_children(&desired, &[]);
             self.remove_finalizer(info, dc);
             return;
@@ -494,7 +501,11 @@ impl Operator {
             desired.pods()
         };
         let keep: Vec<String> = pods.iter().map(|(name, _, _)| name.clone()).collect();
-        self.remove_children(desired, &keep);
+        let key = (desired.namespace.clone(), desired.name.clone());
+        if self.rolled_out.get(&key) != Some(&keep) {
+            self.remove_children(desired, &keep);
+            self.rolled_out.insert(key, keep);
+        }
         let previous_nodes = dc
             .pointer("/status/nodeStatuses")
             .and_then(Value::as_object)

@@ -191,6 +191,30 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
         4
     );
 
+    // scaled down: the pods beyond the new size go (the roll-out before kept them)
+    dcs.patch(
+        "dc1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 2}})),
+    )
+    .await
+    .expect("scaling down");
+    wait_for("generation 3 Ready", || async {
+        let dc = get().await?;
+        (dc.pointer("/status/observedGeneration")? == 3
+            && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
+            .then_some(dc)
+    })
+    .await;
+    assert_eq!(
+        pods.list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
+            .await
+            .expect("pods")
+            .items
+            .len(),
+        2
+    );
+
     // stopped: no pods, Stopped True, Ready False
     dcs.patch(
         "dc1",
@@ -201,7 +225,7 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     .expect("stopping");
     let stopped = wait_for("stopped", || async {
         let dc = get().await?;
-        (dc.pointer("/status/observedGeneration")? == 3
+        (dc.pointer("/status/observedGeneration")? == 4
             && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
             .then_some(dc)
     })
