@@ -181,6 +181,11 @@ impl Desired {
         })
     }
 
+    /// The datacenter's (namespace, name): how the operator's own maps know it.
+    fn key(&self) -> (String, String) {
+        (self.namespace.clone(), self.name.clone())
+    }
+
     fn service_name(&self) -> String {
         format!(
             "{}-{}-all-pods-service",
@@ -322,7 +327,7 @@ impl Operator {
         let Some(desired) = Desired::from(dc) else {
             return;
         };
-        let key = (desired.namespace.clone(), desired.name.clone());
+        let key = desired.key();
         if event_type == "DELETED" {
             self.pending.remove(&key);
             self.rolled_out.remove(&key);
@@ -501,7 +506,7 @@ impl Operator {
             desired.pods()
         };
         let keep: Vec<String> = pods.iter().map(|(name, _, _)| name.clone()).collect();
-        let key = (desired.namespace.clone(), desired.name.clone());
+        let key = desired.key();
         if self.rolled_out.get(&key) != Some(&keep) {
             self.remove_children(desired, &keep);
             self.rolled_out.insert(key, keep);

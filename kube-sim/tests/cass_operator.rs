@@ -161,20 +161,33 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     assert_eq!(slice_list.items[0].endpoints.len(), 3);
 
     // a spec change goes through Updating to Ready for the new generation
-    dcs.patch(
-        "dc1",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"size": 4}})),
-    )
-    .await
-    .expect("scaling up");
-    let scaled = wait_for("generation 2 Ready", || async {
-        let dc = get().await?;
-        (dc.pointer("/status/observedGeneration")? == 2
-            && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
-            .then_some(dc)
-    })
-    .await;
+    let change_spec = |spec: Value, generation: i64| {
+        let (dcs, get) = (&dcs, &get);
+        async move {
+            dcs.patch(
+                "dc1",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": spec})),
+            )
+            .await
+            .expect("changing the spec");
+            wait_for(&format!("generation {generation} Ready"), || async {
+                let dc = get().await?;
+                (dc.pointer("/status/observedGeneration")? == generation
+                    && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
+                    .then_some(dc)
+            })
+            .await
+        }
+    };
+    let dc1_pods = || async {
+        pods.list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
+            .await
+            .expect("pods")
+            .items
+            .len()
+    };
+    let scaled = change_spec(json!({"size": 4}), 2).await;
     assert_eq!(
         scaled
             .pointer("/status/nodeStatuses")
@@ -182,63 +195,17 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
             .map(|m| m.len()),
         Some(4)
     );
-    assert_eq!(
-        pods.list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
-            .await
-            .expect("pods")
-            .items
-            .len(),
-        4
-    );
+    assert_eq!(dc1_pods().await, 4);
 
     // scaled down: the pods beyond the new size go (the roll-out before kept them)
-    dcs.patch(
-        "dc1",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"size": 2}})),
-    )
-    .await
-    .expect("scaling down");
-    wait_for("generation 3 Ready", || async {
-        let dc = get().await?;
-        (dc.pointer("/status/observedGeneration")? == 3
-            && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
-            .then_some(dc)
-    })
-    .await;
-    assert_eq!(
-        pods.list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
-            .await
-            .expect("pods")
-            .items
-            .len(),
-        2
-    );
+    change_spec(json!({"size": 2}), 3).await;
+    assert_eq!(dc1_pods().await, 2);
 
     // stopped: no pods, Stopped True, Ready False
-    dcs.patch(
-        "dc1",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"stopped": true}})),
-    )
-    .await
-    .expect("stopping");
-    let stopped = wait_for("stopped", || async {
-        let dc = get().await?;
-        (dc.pointer("/status/observedGeneration")? == 4
-            && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
-            .then_some(dc)
-    })
-    .await;
+    let stopped = change_spec(json!({"stopped": true}), 4).await;
     assert_eq!(condition(&stopped, "Stopped").as_deref(), Some("True"));
     assert_eq!(condition(&stopped, "Ready").as_deref(), Some("False"));
-    assert!(
-        pods.list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
-            .await
-            .expect("pods")
-            .items
-            .is_empty()
-    );
+    assert_eq!(dc1_pods().await, 0);
 
     // deletion removes everything, then the datacenter itself
     dcs.delete("dc1", &DeleteParams::default())
