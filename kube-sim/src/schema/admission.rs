@@ -112,9 +112,32 @@ impl CrAdmission {
     }
 }
 
+/// Takes out the top-level members (other than apiVersion, kind and metadata) that equal the
+/// stored object's.
+fn detach_unchanged(obj: &mut Value, old: Option<&Value>) -> Vec<(String, Value)> {
+    let (Some(map), Some(old)) = (obj.as_object_mut(), old.and_then(Value::as_object)) else {
+        return Vec::new();
+    };
+    let unchanged: Vec<String> = map
+        .iter()
+        .filter(|(name, value)| {
+            !matches!(name.as_str(), "apiVersion" | "kind" | "metadata")
+                && old.get(name.as_str()) == Some(value)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    unchanged
+        .into_iter()
+        .filter_map(|name| map.remove(&name).map(|value| (name, value)))
+        .collect()
+}
+
 impl Admission for CrAdmission {
     fn admit(&self, obj: &mut Value, old: Option<&Value>, strict: bool) -> ApiResult<Vec<String>> {
         coerce::apply_defaults(obj, &self.schema);
+        // What the write carried over unchanged (the status of a spec write, the spec of a
+        // status write) was pruned and checked when it was stored: set it aside meanwhile.
+        let carried = detach_unchanged(obj, old);
         let mut candidate = obj.clone();
         let unknown = coerce::prune(&mut candidate, &self.schema);
         if strict && !unknown.is_empty() {
@@ -126,9 +149,13 @@ impl Admission for CrAdmission {
             .map(|f| format!("unknown field \"{f}\""))
             .collect();
         coerce::drop_disallowed_nulls(obj, &self.schema);
+        let list_errors = listtype::validate(obj, &self.schema);
+        if let Some(map) = obj.as_object_mut() {
+            map.extend(carried);
+        }
 
         let mut errors = openapi::validate_root(obj, &self.schema, old);
-        errors.extend(listtype::validate(obj, &self.schema));
+        errors.extend(list_errors);
         if errors.iter().any(blocks_cel) {
             errors.push(FieldError::invalid(
                 "",

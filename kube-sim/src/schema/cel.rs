@@ -35,7 +35,8 @@ pub(crate) fn validate_root(obj: &Value, schema: &SchemaNode, old: Option<&Value
     let mut outcome = CelOutcome::default();
     BASE_CONTEXT.with(|base| {
         let walker = Walker { base };
-        walker.node(obj, schema, "", old, false, true, &mut outcome);
+        let root = Site::new(None, Step::Root, obj, old);
+        walker.node(&root, schema, true, &mut outcome);
     });
     outcome
 }
@@ -44,45 +45,91 @@ struct Walker<'a> {
     base: &'a Context<'static>,
 }
 
+/// Where a node sits and what it was before. The path and whether the node changed are
+/// only needed when a rule fails, so they are worked out then.
+struct Site<'s> {
+    parent: Option<&'s Site<'s>>,
+    step: Step<'s>,
+    value: &'s Value,
+    /// The correlated old value, as found (possibly null).
+    old: Option<&'s Value>,
+    unchanged: std::cell::OnceCell<bool>,
+}
+
+#[derive(Clone, Copy)]
+enum Step<'s> {
+    Root,
+    Field(&'s str),
+    Key(&'s str),
+    Index(usize),
+}
+
+impl<'s> Site<'s> {
+    fn new(
+        parent: Option<&'s Site<'s>>,
+        step: Step<'s>,
+        value: &'s Value,
+        old: Option<&'s Value>,
+    ) -> Self {
+        Site {
+            parent,
+            step,
+            value,
+            old,
+            unchanged: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn path(&self) -> String {
+        let parent = self.parent.map(Site::path).unwrap_or_default();
+        match self.step {
+            Step::Root => parent,
+            Step::Field(name) => child(&parent, name),
+            Step::Key(name) => key(&parent, name),
+            Step::Index(i) => index(&parent, i),
+        }
+    }
+
+    /// Ratcheting: a node without a correlated old value is judged by its nearest correlated
+    /// ancestor; an unchanged ancestor's correlated children are unchanged too.
+    fn unchanged(&self) -> bool {
+        *self.unchanged.get_or_init(|| match self.old {
+            Some(old) => {
+                self.parent
+                    .and_then(|p| p.unchanged.get().copied())
+                    .unwrap_or(false)
+                    || old == self.value
+            }
+            None => self.parent.is_some_and(Site::unchanged),
+        })
+    }
+
+    /// The old value rules see as `oldSelf` (never null).
+    fn old_value(&self) -> Option<&'s Value> {
+        self.old.filter(|o| !o.is_null())
+    }
+}
+
 impl Walker<'_> {
-    #[allow(clippy::too_many_arguments)]
     fn node(
         &self,
-        value: &Value,
+        site: &Site<'_>,
         schema: &SchemaNode,
-        path: &str,
-        old: Option<&Value>,
-        ancestor_unchanged: bool,
         is_resource_root: bool,
         outcome: &mut CelOutcome,
     ) {
-        // Rules only see non-null values.
-        if value.is_null() {
+        // Rules only see non-null values; subtrees without rules need no walk.
+        if site.value.is_null() || !schema.rules_within {
             return;
         }
-        // Ratcheting: a node without a correlated old value is judged by its nearest
-        // correlated ancestor.
-        let unchanged = match old {
-            Some(o) => o == value,
-            None => ancestor_unchanged,
-        };
-        let old = old.filter(|o| !o.is_null());
-        self.rules(
-            value,
-            schema,
-            path,
-            old,
-            unchanged,
-            is_resource_root,
-            outcome,
-        );
+        self.rules(site, schema, is_resource_root, outcome);
 
-        match value {
+        match site.value {
             Value::Array(items) => {
-                let Some(item_schema) = &schema.items else {
+                let Some(item_schema) = schema.items.as_deref().filter(|s| s.rules_within) else {
                     return;
                 };
-                let old_items = old.and_then(Value::as_array);
+                let old_items = site.old_value().and_then(Value::as_array);
                 for (i, item) in items.iter().enumerate() {
                     // Only map lists correlate items with old ones; atomic and set lists do not.
                     let old_item = match old_items {
@@ -91,33 +138,22 @@ impl Walker<'_> {
                         }
                         _ => None,
                     };
-                    let embedded = item_schema.embedded_resource;
+                    let item_site = Site::new(Some(site), Step::Index(i), item, old_item);
                     self.node(
-                        item,
+                        &item_site,
                         item_schema,
-                        &index(path, i),
-                        old_item,
-                        unchanged,
-                        embedded,
+                        item_schema.embedded_resource,
                         outcome,
                     );
                 }
             }
             Value::Object(map) => {
-                let old_map = old.and_then(Value::as_object);
-                if let Some(additional) = schema.additional_schema() {
+                let old_map = site.old_value().and_then(Value::as_object);
+                if let Some(additional) = schema.additional_schema().filter(|s| s.rules_within) {
                     for (name, child_value) in map {
                         let old_child = old_map.and_then(|o| o.get(name));
-                        let embedded = additional.embedded_resource;
-                        self.node(
-                            child_value,
-                            additional,
-                            &key(path, name),
-                            old_child,
-                            unchanged,
-                            embedded,
-                            outcome,
-                        );
+                        let entry = Site::new(Some(site), Step::Key(name), child_value, old_child);
+                        self.node(&entry, additional, additional.embedded_resource, outcome);
                     }
                 }
                 for (name, child_value) in map {
@@ -130,16 +166,8 @@ impl Walker<'_> {
                         continue;
                     }
                     let old_child = old_map.and_then(|o| o.get(name));
-                    let embedded = prop.embedded_resource;
-                    self.node(
-                        child_value,
-                        prop,
-                        &child(path, name),
-                        old_child,
-                        unchanged,
-                        embedded,
-                        outcome,
-                    );
+                    let field = Site::new(Some(site), Step::Field(name), child_value, old_child);
+                    self.node(&field, prop, prop.embedded_resource, outcome);
                 }
             }
             _ => {}
@@ -147,20 +175,16 @@ impl Walker<'_> {
     }
 
     /// Runs the rules of a node and of its allOf branches.
-    #[allow(clippy::too_many_arguments)]
     fn rules(
         &self,
-        value: &Value,
+        site: &Site<'_>,
         schema: &SchemaNode,
-        path: &str,
-        old: Option<&Value>,
-        unchanged: bool,
         is_resource_root: bool,
         outcome: &mut CelOutcome,
     ) {
-        let inputs = RuleInputs::new(value, old, is_resource_root);
+        let inputs = RuleInputs::new(site.value, site.old_value(), is_resource_root);
         for rule in &schema.rules {
-            self.rule(rule, schema, path, &inputs, unchanged, outcome);
+            self.rule(rule, schema, site, &inputs, outcome);
         }
         for branch in &schema.all_of {
             // Branches carry no structure: the node's schema shapes `self`.
@@ -168,7 +192,7 @@ impl Walker<'_> {
                 structure: schema,
                 rules: branch,
             };
-            shaped.run(self, value, path, old, unchanged, is_resource_root, outcome);
+            shaped.run(self, site, &inputs, outcome);
         }
     }
 
@@ -176,32 +200,45 @@ impl Walker<'_> {
         &self,
         rule: &CelRule,
         schema: &SchemaNode,
-        path: &str,
+        site: &Site<'_>,
         inputs: &RuleInputs<'_>,
-        unchanged: bool,
         outcome: &mut CelOutcome,
     ) {
         // Transition rules run only when an old value correlates, unless oldSelf is optional.
         if rule.uses_old_self && inputs.old.is_none() && !rule.optional_old_self {
             return;
         }
+        let self_part = rule.self_reach.part_of(inputs.value);
+        let old_part = inputs.old.and_then(|old| rule.old_self_reach.part_of(old));
+        let narrowed;
+        let inputs = if self_part.is_some() || old_part.is_some() {
+            narrowed = RuleInputs::new(
+                self_part.as_ref().unwrap_or(inputs.value),
+                old_part.as_ref().or(inputs.old),
+                inputs.is_resource_root,
+            );
+            &narrowed
+        } else {
+            inputs
+        };
         let verdict = rule.memo.verdict(inputs.memo_key(rule.uses_old_self), || {
             self.evaluate(rule, schema, inputs)
         });
         let type_name = go_quote(schema.cel_type_name());
+        let path = site.path();
         let detail = match verdict {
             Verdict::Pass | Verdict::NotEvaluated => return,
             Verdict::RuntimeError(detail) => {
                 outcome
                     .errors
-                    .push(FieldError::invalid(path, &type_name, &detail));
+                    .push(FieldError::invalid(&path, &type_name, &detail));
                 return;
             }
             Verdict::Fail(detail) => detail,
         };
         let error_path = match &rule.field_path {
-            Some(field_path) => append_field_path(path, field_path, schema),
-            None => path.to_string(),
+            Some(field_path) => append_field_path(&path, field_path, schema),
+            None => path,
         };
         let error = match rule.reason.as_deref() {
             Some("FieldValueForbidden") => FieldError::forbidden(&error_path, &detail),
@@ -209,7 +246,7 @@ impl Walker<'_> {
             Some("FieldValueDuplicate") => FieldError::duplicate(&error_path, &type_name),
             _ => FieldError::invalid(&error_path, &type_name, &detail),
         };
-        if unchanged && !rule.uses_old_self {
+        if !rule.uses_old_self && site.unchanged() {
             outcome.warnings.push(error.to_string());
         } else {
             outcome.errors.push(error);
@@ -367,35 +404,22 @@ struct SchemaBranch<'a> {
 }
 
 impl SchemaBranch<'_> {
-    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         walker: &Walker<'_>,
-        value: &Value,
-        path: &str,
-        old: Option<&Value>,
-        unchanged: bool,
-        is_resource_root: bool,
+        site: &Site<'_>,
+        inputs: &RuleInputs<'_>,
         outcome: &mut CelOutcome,
     ) {
-        let inputs = RuleInputs::new(value, old, is_resource_root);
         for rule in &self.rules.rules {
-            walker.rule(rule, self.structure, path, &inputs, unchanged, outcome);
+            walker.rule(rule, self.structure, site, inputs, outcome);
         }
         for nested in &self.rules.all_of {
             let shaped = SchemaBranch {
                 structure: self.structure,
                 rules: nested,
             };
-            shaped.run(
-                walker,
-                value,
-                path,
-                old,
-                unchanged,
-                is_resource_root,
-                outcome,
-            );
+            shaped.run(walker, site, inputs, outcome);
         }
     }
 }

@@ -12,6 +12,7 @@ mod coerce;
 mod listtype;
 mod node;
 mod openapi;
+mod reach;
 mod render;
 mod structural;
 #[cfg(test)]

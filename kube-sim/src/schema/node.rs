@@ -1,10 +1,12 @@
 //! The openAPIV3Schema of a CRD version, parsed once into a tree that admission walks, with
 //! every `x-kubernetes-validations` rule compiled by kube-cel.
 
+use kube_cel::cel::common::ast::IdedExpr;
 use kube_cel::cel::parser::{Expression, Parser};
 use kube_cel::cel::{Context, Program, ResolveResult};
 use serde_json::Value;
 
+use super::reach::Reach;
 use super::render::{FieldError, child, go_quote, index, key};
 use super::typecheck;
 
@@ -39,6 +41,13 @@ impl Executable {
         match self {
             Executable::Compiled(program) => program.execute(context),
             Executable::WithOptionalSyntax(expression) => context.resolve(expression),
+        }
+    }
+
+    pub(crate) fn expression(&self) -> &IdedExpr {
+        match self {
+            Executable::Compiled(program) => program.expression(),
+            Executable::WithOptionalSyntax(expression) => expression,
         }
     }
 
@@ -119,6 +128,9 @@ pub(crate) struct CelRule {
     pub program: Executable,
     pub message_program: Option<Executable>,
     pub uses_old_self: bool,
+    /// What the rule and its messageExpression read of `self` and of `oldSelf`.
+    pub self_reach: Reach,
+    pub old_self_reach: Reach,
     /// Verdicts on large values seen before (see [`super::cel::VerdictMemo`]).
     pub memo: super::cel::VerdictMemo,
 }
@@ -205,6 +217,8 @@ pub(crate) struct SchemaNode {
     pub one_of: Vec<SchemaNode>,
     pub not: Option<Box<SchemaNode>>,
     pub rules: Vec<CelRule>,
+    /// Whether this node, an allOf branch of it or a node below it has CEL rules.
+    pub rules_within: bool,
 }
 
 impl SchemaNode {
@@ -401,6 +415,14 @@ fn parse_node(
         }
         node.rules = compiled;
     }
+    node.rules_within = !node.rules.is_empty()
+        || node.all_of.iter().any(|branch| branch.rules_within)
+        || node
+            .properties
+            .into_iter()
+            .any(|(_, prop)| prop.rules_within)
+        || node.additional_schema().is_some_and(|s| s.rules_within)
+        || node.items.as_deref().is_some_and(|s| s.rules_within);
     node
 }
 
@@ -437,10 +459,7 @@ fn rule_problems(
         let (Some(program), Some(source)) = (program, source) else {
             continue;
         };
-        let expression = match program {
-            Executable::Compiled(program) => program.expression(),
-            Executable::WithOptionalSyntax(expression) => expression,
-        };
+        let expression = program.expression();
         let undefined =
             typecheck::undefined_fields(expression, node, place.resource, rule.optional_old_self);
         if undefined.is_empty() {
@@ -556,6 +575,12 @@ const RULE_REASONS: [&str; 4] = [
     "FieldValueRequired",
 ];
 
+fn reach_of(program: &Executable, message: Option<&Executable>, variable: &str) -> Reach {
+    let mut expressions = vec![program.expression()];
+    expressions.extend(message.map(Executable::expression));
+    Reach::of(&expressions, variable)
+}
+
 /// Compiles one rule with kube-cel; failures are reported the way the CRD validation does.
 fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Option<CelRule> {
     let Some(rule_text) = raw.get("rule").and_then(Value::as_str) else {
@@ -582,6 +607,8 @@ fn compile_rule(raw: &Value, path: &str, problems: &mut Vec<FieldError>) -> Opti
     let result = compiled.validations.into_iter().next()?;
     let message_text = text("messageExpression");
     let build = |program: Executable, message_program: Option<Executable>| CelRule {
+        self_reach: reach_of(&program, message_program.as_ref(), "self"),
+        old_self_reach: reach_of(&program, message_program.as_ref(), "oldSelf"),
         rule: rule_text.to_string(),
         message: text("message"),
         reason: reason.clone(),

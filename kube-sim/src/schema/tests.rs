@@ -962,6 +962,37 @@ fn cel_reasons_runtime_errors_and_ratcheting() {
 }
 
 #[test]
+fn uncorrelated_items_are_ratcheted_by_their_list() {
+    // Atomic list items have no old counterpart: the list's own change decides.
+    let admission = admission(json!({
+        "type": "object",
+        "properties": {
+            "size": {"type": "integer"},
+            "tags": {"type": "array", "items": {
+                "type": "object", "properties": {"name": {"type": "string"}},
+                "x-kubernetes-validations": [{"rule": "self.name.size() < 3", "message": "short"}]}},
+        }
+    }));
+    let old = widget(json!({"size": 1, "tags": [{"name": "long"}]}));
+    let mut resized = widget(json!({"size": 2, "tags": [{"name": "long"}]}));
+    let warnings = admitted(&admission, &mut resized, Some(&old));
+    assert_eq!(
+        warnings,
+        vec![r#"spec.tags[0]: Invalid value: "object": short"#]
+    );
+
+    let retagged = widget(json!({"size": 1, "tags": [{"name": "ok"}, {"name": "long"}]}));
+    let (_, causes) = rejected(&admission, retagged, Some(&old));
+    assert_eq!(
+        causes,
+        vec![(
+            "spec.tags[1]".into(),
+            r#"Invalid value: "object": short"#.into()
+        )]
+    );
+}
+
+#[test]
 fn root_rules_see_metadata_name_only() {
     let schema = json!({
         "type": "object",

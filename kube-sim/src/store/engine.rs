@@ -21,8 +21,9 @@ use super::fields::{
     render_managed_fields, server_side_apply,
 };
 use super::meta::{
-    self, OwnerRef, api_group, finalizers, is_deleting, meta_str, metadata, new_uid, now_rfc3339,
-    object_key, owner_refs, random_suffix, remove_meta, same_content, set_finalizers, set_meta,
+    self, OwnerRef, api_group, finalizers, is_deleting, members_equal, meta_str, metadata, new_uid,
+    now_rfc3339, object_key, owner_refs, random_suffix, remove_meta, same_content, set_finalizers,
+    set_meta,
 };
 use super::patch::{
     MAX_JSON_PATCH_OPERATIONS, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch,
@@ -194,15 +195,14 @@ fn object_rv(obj: &Value) -> Option<&str> {
 }
 
 /// Everything outside metadata (and status, when status is a subresource): what generation tracks.
-fn generation_relevant(obj: &Value, has_status: bool) -> Value {
-    let mut copy = obj.clone();
-    if let Some(map) = copy.as_object_mut() {
-        map.remove("metadata");
-        if has_status {
-            map.remove("status");
-        }
+/// Whether a write changed what `metadata.generation` counts: all but metadata (and status,
+/// when it is a subresource).
+fn generation_relevant_change(old: &Value, new: &Value, has_status: bool) -> bool {
+    let counted = |k: &str| k != "metadata" && !(has_status && k == "status");
+    match (old.as_object(), new.as_object()) {
+        (Some(a), Some(b)) => !members_equal(a, b, |k| !counted(k)),
+        _ => old != new,
     }
-    copy
 }
 
 fn is_finalized(resource: &ResourceKey, obj: &Value) -> bool {
@@ -845,8 +845,7 @@ impl State {
                 .and_then(|m| m.get("generation"))
                 .and_then(Value::as_i64)
                 .unwrap_or(1);
-            let changed = generation_relevant(&old, info.has_status)
-                != generation_relevant(&new, info.has_status);
+            let changed = generation_relevant_change(&old, &new, info.has_status);
             set_meta(
                 &mut new,
                 "generation",

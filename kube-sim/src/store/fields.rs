@@ -113,10 +113,45 @@ pub fn apply_set(obj: &Value, schema: Schema) -> FieldSet {
     out
 }
 
-/// Every node of an object, for finding what a write removed.
-fn full_set(obj: &Value, schema: Schema) -> FieldSet {
+/// The nodes (every one, as [`walk`] with `every_node` finds them) that `base` has and
+/// `merged` lacks, without walking the members both share unchanged (often the whole status).
+fn removed_nodes(base: &Value, merged: &Value, schema: Schema) -> FieldSet {
+    fn lost(
+        base: &Value,
+        merged: &Value,
+        path: &mut FieldPath,
+        schema: Schema,
+        out: &mut FieldSet,
+    ) {
+        if base == merged {
+            return;
+        }
+        match (base, merged) {
+            // An object node is in both sets; its members decide.
+            (Value::Object(before), Value::Object(after)) => {
+                for (key, child) in before {
+                    if untracked(path, key) {
+                        continue;
+                    }
+                    path.push(format!("f:{key}"));
+                    match after.get(key) {
+                        Some(kept) => lost(child, kept, path, schema, out),
+                        None => walk(child, path, schema, out, true),
+                    }
+                    path.pop();
+                }
+            }
+            _ => {
+                let mut before = FieldSet::new();
+                let mut after = FieldSet::new();
+                walk(base, path, schema, &mut before, true);
+                walk(merged, path, schema, &mut after, true);
+                out.extend(before.difference(&after).cloned());
+            }
+        }
+    }
     let mut out = FieldSet::new();
-    walk(obj, &mut Vec::new(), schema, &mut out, true);
+    lost(base, merged, &mut Vec::new(), schema, &mut out);
     out
 }
 
@@ -198,6 +233,10 @@ fn diff(
     schema: Schema,
     out: &mut FieldSet,
 ) {
+    // Nothing under an unchanged node is changed (status writes leave the spec alone).
+    if old == Some(new) {
+        return;
+    }
     match new {
         Value::Object(map) => {
             let old_map = old.and_then(Value::as_object);
@@ -566,11 +605,8 @@ pub fn record_update(
     schema: Schema,
 ) {
     let changed = changed_set(old, new, schema);
-    let removed: FieldSet = match old {
-        Some(old) => full_set(old, schema)
-            .difference(&full_set(new, schema))
-            .cloned()
-            .collect(),
+    let removed = match old {
+        Some(old) => removed_nodes(old, new, schema),
         None => FieldSet::new(),
     };
     for entry in entries.iter_mut() {
@@ -823,10 +859,7 @@ pub fn server_side_apply(
     }
     drop_empty_label_maps(&mut merged);
 
-    let removed: FieldSet = full_set(&base, schema)
-        .difference(&full_set(&merged, schema))
-        .cloned()
-        .collect();
+    let removed = removed_nodes(&base, &merged, schema);
     for entry in entries.iter_mut() {
         entry.fields.retain(|p| !removed.contains(p));
     }

@@ -193,21 +193,44 @@ pub fn object_key(namespace: Option<&str>, name: &str) -> String {
 }
 
 /// Value equality that ignores `metadata.resourceVersion` and managedFields timestamps: a write
-/// that changes nothing else is not a write.
+/// that changes nothing else is not a write. Compares in place: objects can be large.
 pub fn same_content(a: &Value, b: &Value) -> bool {
-    fn strip(v: &Value) -> Value {
-        let mut v = v.clone();
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-            if let Some(entries) = meta.get_mut("managedFields").and_then(Value::as_array_mut) {
-                for entry in entries {
-                    if let Some(e) = entry.as_object_mut() {
-                        e.remove("time");
-                    }
-                }
-            }
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let metadata_same = match (a.get("metadata"), b.get("metadata")) {
+        (Some(Value::Object(ma)), Some(Value::Object(mb))) => {
+            members_equal(ma, mb, |k| k == "resourceVersion" || k == "managedFields")
+                && managed_fields_equal(ma.get("managedFields"), mb.get("managedFields"))
         }
-        v
+        (ma, mb) => ma == mb,
+    };
+    metadata_same && members_equal(a, b, |k| k == "metadata")
+}
+
+/// managedFields equality that ignores each entry's `time`.
+fn managed_fields_equal(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a, b) {
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|pair| match pair {
+                    (Value::Object(p), Value::Object(q)) => members_equal(p, q, |k| k == "time"),
+                    (p, q) => p == q,
+                })
+        }
+        _ => a == b,
     }
-    strip(a) == strip(b)
+}
+
+/// Whether two JSON objects have the same members, leaving out those whose name `skip` picks.
+pub fn members_equal(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: impl Fn(&str) -> bool,
+) -> bool {
+    let kept = |map: &serde_json::Map<String, Value>| map.keys().filter(|k| !skip(k)).count();
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !skip(k))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
