@@ -837,3 +837,44 @@ async fn removed_target_of_an_unknown_region() {
     assert!(get_secret(&running.secrets(1, NS), "s1").await.is_some());
     running.stop().await;
 }
+
+#[test]
+fn a_target_whose_region_became_unknown_before_its_removal_keeps_its_copies() {
+    run(target_unknown_then_removed());
+}
+
+async fn target_unknown_then_removed() {
+    let running = Running::start().await;
+    let (region1, region2) = (running.context(1), running.context(2));
+    let password = format!("pw-lost-{}", std::process::id());
+    replicate_s1_to_both_regions(&running, &password).await;
+    wait_for_condition(&running, &region2, NS, "Replicated").await;
+
+    // With Federator running, region 2's ClientConfig goes while it is still a target...
+    let client_configs: Api<federator::api::client_config::ClientConfig> =
+        Api::namespaced(running.hub.clone(), NS);
+    bounded(
+        "delete ClientConfig",
+        client_configs.delete(&region2, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete region 2's ClientConfig");
+    let unknown = wait_for_condition(&running, &region2, NS, "UnknownContext").await;
+    assert_eq!(unknown.copies_placed, Some(true), "{unknown:?}");
+    // ...and only then leaves the spec: its copies are not taken for never placed.
+    put_replicated_secret(
+        &running,
+        serde_json::json!([{"k8sContextName": region1, "namespace": NS}]),
+    )
+    .await;
+    wait_for_condition(&running, &region2, NS, "PrunePending").await;
+    assert!(
+        get_secret(&running.secrets(2, NS), "s1").await.is_some(),
+        "the copy is still there"
+    );
+
+    let secret = format!("{region2}-config");
+    put_client_config(&running.hub, &region2, &region2, &secret).await;
+    wait_for_absence(&running, 2, NS, "s1").await;
+    running.stop().await;
+}

@@ -105,6 +105,10 @@ pub struct ReplicationCondition {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Copies were placed in this target before it failed, and may still be there: when the
+    /// target is removed, pruning waits until it can be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies_placed: Option<bool>,
 }
 
 #[cfg(test)]

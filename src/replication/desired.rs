@@ -302,6 +302,16 @@ pub fn replication_status(
             } else {
                 CONDITION_FALSE
             };
+            // A failure does not forget copies placed before it (pruning will need them).
+            let copies_placed = !outcome.replicated
+                && before
+                    .into_iter()
+                    .flatten()
+                    .find(|c| {
+                        c.cluster == outcome.context
+                            && c.namespace.as_deref() == Some(outcome.namespace.as_str())
+                    })
+                    .is_some_and(holds_copies);
             let kept_time = before
                 .into_iter()
                 .flatten()
@@ -320,6 +330,7 @@ pub fn replication_status(
                 last_transition_time: Some(kept_time.unwrap_or_else(|| now.clone())),
                 reason: Some(outcome.reason.clone()),
                 message: Some(outcome.message.clone()),
+                copies_placed: copies_placed.then_some(true),
             }
         })
         .collect();
@@ -345,13 +356,18 @@ pub fn is_replicated_to(rs: &ReplicatedSecret, context: &str, namespace: &str) -
     condition_of(rs, context, namespace).is_some_and(|c| c.status == CONDITION_TRUE)
 }
 
-/// Whether copies of `rs` may be in `context`/`namespace`: they were placed (True), or a
-/// removed target is still waiting for them to be pruned (PrunePending). A pass that finds the
-/// target's context unknown gives up only when neither: nothing can have been placed there.
+/// Whether copies of `rs` may be in `context`/`namespace`: they were placed (True, or a
+/// failure since that remembers them), or a removed target is still waiting for them to be
+/// pruned (PrunePending). A pass that finds the target's context unknown gives up only when
+/// none of these: nothing can have been placed there.
 pub fn may_hold_copies(rs: &ReplicatedSecret, context: &str, namespace: &str) -> bool {
-    condition_of(rs, context, namespace).is_some_and(|c| {
-        c.status == CONDITION_TRUE || c.reason.as_deref() == Some(REASON_PRUNE_PENDING)
-    })
+    condition_of(rs, context, namespace).is_some_and(holds_copies)
+}
+
+fn holds_copies(condition: &ReplicationCondition) -> bool {
+    condition.status == CONDITION_TRUE
+        || condition.reason.as_deref() == Some(REASON_PRUNE_PENDING)
+        || condition.copies_placed == Some(true)
 }
 
 pub fn condition_of<'a>(

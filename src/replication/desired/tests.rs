@@ -293,6 +293,58 @@ fn outcome(context: &str, replicated: bool, reason: &str) -> TargetOutcome {
 }
 
 #[test]
+fn a_failing_target_remembers_copies_placed_before_it_failed() {
+    let placed_of = |status: &ReplicatedSecretStatus, context: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.cluster == context)
+            .and_then(|c| c.copies_placed)
+    };
+    let first = replication_status(
+        None,
+        &[
+            outcome("west", true, REASON_REPLICATED),
+            outcome("east", false, REASON_UNKNOWN_CONTEXT),
+        ],
+        Some(1),
+        &time(10),
+    );
+    assert_eq!(placed_of(&first, "west"), None, "True says it already");
+    assert_eq!(placed_of(&first, "east"), None, "never placed");
+
+    // West's ClientConfig goes: it fails, still holding copies, through further failures.
+    let mut status = first;
+    for reason in [REASON_UNKNOWN_CONTEXT, REASON_UNREACHABLE] {
+        status = replication_status(
+            Some(&status),
+            &[
+                outcome("west", false, reason),
+                outcome("east", false, REASON_UNKNOWN_CONTEXT),
+            ],
+            Some(1),
+            &time(20),
+        );
+        assert_eq!(placed_of(&status, "west"), Some(true), "{reason}");
+        assert_eq!(placed_of(&status, "east"), None, "{reason}");
+    }
+    let mut rs = ReplicatedSecret::new("creds", ReplicatedSecretSpec::default());
+    rs.status = Some(status.clone());
+    assert!(may_hold_copies(&rs, "west", "ops"));
+    assert!(!may_hold_copies(&rs, "east", "ops"));
+
+    // Replicated again: the True condition says it.
+    let again = replication_status(
+        Some(&status),
+        &[outcome("west", true, REASON_REPLICATED)],
+        Some(2),
+        &time(30),
+    );
+    assert_eq!(placed_of(&again, "west"), None);
+}
+
+#[test]
 fn conditions_keep_their_transition_time_until_their_status_changes() {
     let first = replication_status(
         None,
