@@ -45,7 +45,9 @@ pub struct StargateTemplate {
     /// Allow Stargate pods on the same workers as Cassandra pods (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_stargate_on_data_nodes: Option<bool>,
-    /// ConfigMap with a `cassandra.yaml` fragment for Stargate's embedded Cassandra node.
+    /// ConfigMap (in the Stargate's namespace) whose `cassandra.yaml` configures Stargate's
+    /// embedded Cassandra node: mounted at /config and passed with
+    /// `-Dstargate.unsafe.cassandra_config_path`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cassandra_config_map_ref: Option<ConfigMapRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
-    PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    Service, ServicePort, ServiceSpec,
+    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -45,6 +45,10 @@ pub const CONDITION_READY: &str = "Ready";
 const DEFAULT_HEAP: &str = "256Mi";
 /// The Stargate container's health port (liveness, readiness and metrics paths).
 const HEALTH_PORT_NAME: &str = "health";
+/// Where a `cassandraConfigMapRef` is mounted, and the file Stargate's node is pointed at.
+const CASSANDRA_CONFIG_VOLUME: &str = "cassandra-config";
+const CASSANDRA_CONFIG_DIR: &str = "/config";
+const CASSANDRA_CONFIG_PATH: &str = "/config/cassandra.yaml";
 
 /// `own` with every absent field taken from `fallback` (a rack over its datacenter, a datacenter
 /// over the cluster): whole values, as k8ssandra-operator merges them.
@@ -301,6 +305,13 @@ pub fn deployments(
                 environment.push(env("ENABLE_AUTH", "true"));
                 java_opts.push_str(" -Dstargate.auth_id=AuthTableBasedService");
             }
+            // The ConfigMap's cassandra.yaml configures Stargate's embedded Cassandra node.
+            let config_map = rack_template.cassandra_config_map_ref.clone();
+            if config_map.is_some() {
+                java_opts.push_str(&format!(
+                    " -Dstargate.unsafe.cassandra_config_path={CASSANDRA_CONFIG_PATH}"
+                ));
+            }
             environment.insert(1, env("JAVA_OPTS", java_opts));
             let mut pod_labels = labels(stargate);
             pod_labels.insert(STARGATE_DEPLOYMENT_LABEL.into(), name.clone());
@@ -348,6 +359,13 @@ pub fn deployments(
                     rack_template.readiness_probe.as_ref(),
                     "/checker/readiness",
                 )),
+                volume_mounts: config_map.as_ref().map(|_| {
+                    vec![VolumeMount {
+                        name: CASSANDRA_CONFIG_VOLUME.into(),
+                        mount_path: CASSANDRA_CONFIG_DIR.into(),
+                        ..VolumeMount::default()
+                    }]
+                }),
                 ..Container::default()
             };
             let affinity = match rack_template.affinity.clone() {
@@ -390,6 +408,16 @@ pub fn deployments(
                                 .or_else(|| dc.spec.node_selector.clone()),
                             tolerations: rack_template.tolerations.clone(),
                             affinity,
+                            volumes: config_map.map(|reference| {
+                                vec![Volume {
+                                    name: CASSANDRA_CONFIG_VOLUME.into(),
+                                    config_map: Some(ConfigMapVolumeSource {
+                                        name: reference.name,
+                                        ..ConfigMapVolumeSource::default()
+                                    }),
+                                    ..Volume::default()
+                                }]
+                            }),
                             ..PodSpec::default()
                         }),
                     },
@@ -557,6 +585,7 @@ pub fn status(
 mod tests {
     use super::*;
     use crate::api::cassdc::CassandraDatacenterSpec;
+    use crate::api::shared::ConfigMapRef;
     use crate::api::stargate::{StargateDatacenterRef, StargateRackTemplate, StargateSpec};
 
     fn datacenter(racks: &[&str], version: &str) -> CassandraDatacenter {
@@ -709,6 +738,50 @@ mod tests {
             .and_then(|m| m.labels.clone())
             .expect("pod labels");
         assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+    }
+
+    #[test]
+    fn a_cassandra_config_map_is_mounted_and_given_to_the_embedded_node() {
+        let dc = datacenter(&["r1", "r2"], "4.1.5");
+        let mut with_config = stargate(2);
+        with_config.spec.template.cassandra_config_map_ref = Some(ConfigMapRef {
+            name: "stargate-cassandra".into(),
+        });
+        let built = deployments(&with_config, &dc, &ImageSettings::default());
+        // Racks inherit the datacenter-level reference.
+        for deployment in &built {
+            let java = env_value(deployment, "JAVA_OPTS").unwrap_or_default();
+            assert!(
+                java.contains("-Dstargate.unsafe.cassandra_config_path=/config/cassandra.yaml"),
+                "{java}"
+            );
+            let pod = deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .expect("pod");
+            let volumes = pod.volumes.as_ref().expect("volumes");
+            assert_eq!(volumes[0].name, "cassandra-config");
+            assert_eq!(
+                volumes[0].config_map.as_ref().map(|c| c.name.as_str()),
+                Some("stargate-cassandra")
+            );
+            let mounts = pod.containers[0].volume_mounts.as_ref().expect("mounts");
+            assert_eq!(
+                (mounts[0].name.as_str(), mounts[0].mount_path.as_str()),
+                ("cassandra-config", "/config")
+            );
+        }
+
+        let without = deployments(&stargate(2), &dc, &ImageSettings::default());
+        let pod = without[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .expect("pod");
+        assert!(pod.volumes.is_none() && pod.containers[0].volume_mounts.is_none());
+        let java = env_value(&without[0], "JAVA_OPTS").unwrap_or_default();
+        assert!(!java.contains("cassandra_config_path"), "{java}");
     }
 
     #[test]
