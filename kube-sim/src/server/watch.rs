@@ -64,6 +64,9 @@ pub fn watch(
         resource_version: query.get("resourceVersion").map(str::to_string),
         allow_bookmarks: query.flag("allowWatchBookmarks")?,
         send_initial_events,
+        // Objects go out as they are stored: parsing and writing them again per watcher was
+        // most of serving a watch.
+        stored_objects: shape == ResponseShape::Object,
     };
     let timeout = match query.number("timeoutSeconds")? {
         Some(seconds) if seconds > 0 => Duration::from_secs(seconds as u64),
@@ -89,15 +92,20 @@ pub fn watch(
                 },
             };
             let is_error = event.event_type == "ERROR";
-            let event_type = event.event_type;
-            let object = render_event(&resource, event, shape, include, &mut first_table);
+            let event_type = Value::from(event.event_type);
             // `type` before `object`, as kube-apiserver writes events; one event per line.
-            let line = format!(
-                "{{\"type\":{},\"object\":{}}}\n",
-                Value::from(event_type),
-                object
-            );
-            let bytes = line.into_bytes();
+            let bytes = match event.stored.clone() {
+                Some(stored) => {
+                    let mut line = format!("{{\"type\":{event_type},\"object\":").into_bytes();
+                    line.extend_from_slice(&stored);
+                    line.extend_from_slice(b"}\n");
+                    line
+                }
+                None => {
+                    let object = render_event(&resource, event, shape, include, &mut first_table);
+                    format!("{{\"type\":{event_type},\"object\":{object}}}\n").into_bytes()
+                }
+            };
             if sender.send(Bytes::from(bytes)).await.is_err() || is_error {
                 break;
             }

@@ -2083,6 +2083,7 @@ impl Store {
             api_version: group_version(&info),
             kind: info.kind.clone(),
             selectors,
+            stored_objects: opts.stored_objects,
             initial,
             initial_end: opts.send_initial_events.then_some(current),
             backlog,

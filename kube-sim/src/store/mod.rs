@@ -139,7 +139,20 @@ pub enum DeleteOutcome {
 pub struct WatchEvent {
     /// ADDED | MODIFIED | DELETED | BOOKMARK | ERROR
     pub event_type: &'static str,
+    /// The object, parsed; Null when `stored` carries it instead.
     pub object: Value,
+    /// The object as stored (compact JSON), for watches that asked for it unparsed.
+    pub stored: Option<std::sync::Arc<[u8]>>,
+}
+
+impl WatchEvent {
+    pub(crate) fn parsed(event_type: &'static str, object: Value) -> Self {
+        WatchEvent {
+            event_type,
+            object,
+            stored: None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -149,4 +162,7 @@ pub struct WatchOptions {
     pub resource_version: Option<String>,
     pub allow_bookmarks: bool,
     pub send_initial_events: bool,
+    /// Objects of ADDED/MODIFIED events as stored, not parsed (the server writes them out as
+    /// they are; in-process watchers want them parsed).
+    pub stored_objects: bool,
 }

@@ -515,4 +515,15 @@ impl Selectors {
     pub fn matches(&self, object: &Value) -> bool {
         self.labels.matches(object) && self.fields.matches(object)
     }
+
+    /// Whether matching reads this top-level member of an object (labels and the metadata
+    /// fields are in `metadata`).
+    pub fn reads_member(&self, name: &str) -> bool {
+        name == "metadata"
+            || self
+                .fields
+                .terms
+                .iter()
+                .any(|(field, _, _)| field.split('.').next() == Some(name))
+    }
 }

@@ -1982,57 +1982,69 @@ async fn too_old_resource_version_gives_a_410_error_event() {
     assert!(watch.next().await.is_none());
 }
 
+/// The event's object, parsed or as stored.
+fn object_of(event: &WatchEvent) -> Value {
+    match &event.stored {
+        Some(stored) => serde_json::from_slice(stored).unwrap_or_else(|e| panic!("{e}")),
+        None => event.object.clone(),
+    }
+}
+
 #[tokio::test]
 async fn watch_selectors_turn_transitions_into_added_and_deleted() {
-    let store = store();
-    let cms = builtin(&store, "", "configmaps");
-    let start = store.resource_version().to_string();
-    let mut watch = store
-        .watch(
-            &cms,
-            None,
-            &WatchOptions {
-                resource_version: Some(start),
-                label_selector: Some("app=web".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    create(
-        &store,
-        &cms,
-        "default",
-        configmap("c", json!({"app": "db"})),
-    );
-    let patch = |labels: &str| {
-        store
-            .patch(
+    // The HTTP server takes objects as stored; in-process watchers take them parsed.
+    for stored_objects in [false, true] {
+        let store = store();
+        let cms = builtin(&store, "", "configmaps");
+        let start = store.resource_version().to_string();
+        let mut watch = store
+            .watch(
                 &cms,
-                Some("default"),
-                "c",
-                PatchType::Merge,
-                format!(r#"{{"metadata":{{"labels":{labels}}}}}"#).as_bytes(),
-                &manager("m"),
+                None,
+                &WatchOptions {
+                    resource_version: Some(start),
+                    label_selector: Some("app=web".into()),
+                    stored_objects,
+                    ..Default::default()
+                },
             )
-            .unwrap_or_else(|e| panic!("{e}"))
-            .object
-    };
-    let matching = patch(r#"{"app":"web"}"#);
-    let event = next_event(&mut watch).await;
-    assert_eq!(
-        (event.event_type, event.object.clone()),
-        ("ADDED", matching)
-    );
-    patch(r#"{"app":"web","x":"1"}"#);
-    assert_eq!(next_event(&mut watch).await.event_type, "MODIFIED");
-    let gone = patch(r#"{"app":"db"}"#);
-    let event = next_event(&mut watch).await;
-    assert_eq!(event.event_type, "DELETED");
-    assert_eq!(
-        event.object["metadata"]["labels"]["app"], "web",
-        "the last matching state"
-    );
-    assert_eq!(rv(&event.object), rv(&gone));
+            .unwrap_or_else(|e| panic!("{e}"));
+        create(
+            &store,
+            &cms,
+            "default",
+            configmap("c", json!({"app": "db"})),
+        );
+        let patch = |labels: &str| {
+            store
+                .patch(
+                    &cms,
+                    Some("default"),
+                    "c",
+                    PatchType::Merge,
+                    format!(r#"{{"metadata":{{"labels":{labels}}}}}"#).as_bytes(),
+                    &manager("m"),
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+                .object
+        };
+        let matching = patch(r#"{"app":"web"}"#);
+        let event = next_event(&mut watch).await;
+        assert_eq!(event.stored.is_some(), stored_objects);
+        assert_eq!((event.event_type, object_of(&event)), ("ADDED", matching));
+        let changed = patch(r#"{"app":"web","x":"1"}"#);
+        let event = next_event(&mut watch).await;
+        assert_eq!((event.event_type, object_of(&event)), ("MODIFIED", changed));
+        let gone = patch(r#"{"app":"db"}"#);
+        let event = next_event(&mut watch).await;
+        assert_eq!(event.event_type, "DELETED");
+        let last = object_of(&event);
+        assert_eq!(
+            last["metadata"]["labels"]["app"], "web",
+            "the last matching state"
+        );
+        assert_eq!(rv(&last), rv(&gone));
+    }
 }
 
 #[tokio::test]

@@ -1,13 +1,14 @@
 //! The stream behind a watch request: initial events, replay from the event window, live
 //! events, selector transitions and bookmarks.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -54,6 +55,8 @@ pub struct WatchStream {
     pub(crate) api_version: String,
     pub(crate) kind: String,
     pub(crate) selectors: Selectors,
+    /// Hand out objects as stored rather than parsed (see [`super::WatchOptions`]).
+    pub(crate) stored_objects: bool,
     /// current objects, sent as ADDED first (RV unset or "0")
     pub(crate) initial: VecDeque<Arc<[u8]>>,
     /// after the initial objects: the bookmark annotated `k8s.io/initial-events-end`
@@ -85,14 +88,12 @@ impl WatchStream {
             api_version: String::new(),
             kind: String::new(),
             selectors: Selectors::default(),
+            stored_objects: false,
             initial: VecDeque::new(),
             initial_end: None,
             backlog: VecDeque::new(),
             receiver: None,
-            ready: VecDeque::from([WatchEvent {
-                event_type: "ERROR",
-                object: status,
-            }]),
+            ready: VecDeque::from([WatchEvent::parsed("ERROR", status)]),
             bookmark_interval: None,
             bookmark_timer: None,
         }
@@ -103,59 +104,80 @@ impl WatchStream {
         if initial_end {
             metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        WatchEvent {
-            event_type: "BOOKMARK",
-            object: json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": metadata}),
-        }
+        WatchEvent::parsed(
+            "BOOKMARK",
+            json!({"kind": self.kind, "apiVersion": self.api_version, "metadata": metadata}),
+        )
     }
 
     /// Turns a stored event into what this watcher sees: with selectors, an object that stops
     /// matching is DELETED and one that starts matching is ADDED, as the watch cache does.
     fn translate(&mut self, event: &StoredEvent) {
-        let Some(object) = parse(&event.object) else {
+        if self.selectors.is_empty() {
+            if let Some(out) = self.outgoing(event.event_type, &event.object) {
+                self.ready.push_back(out);
+            }
+            return;
+        }
+        let Some(now) = self.selector_view(&event.object) else {
             return;
         };
-        if self.selectors.is_empty() {
-            self.ready.push_back(WatchEvent {
-                event_type: event.event_type,
-                object,
-            });
-            return;
-        }
-        let matches_now = self.selectors.matches(&object);
-        match event.event_type {
+        let matches_now = self.selectors.matches(&now);
+        let event_type = match event.event_type {
             "MODIFIED" => {
-                let previous = event.previous.as_deref().and_then(parse);
-                let matched_before = previous.as_ref().is_some_and(|p| self.selectors.matches(p));
+                let previous = event.previous.as_deref();
+                let matched_before = previous
+                    .and_then(|p| self.selector_view(p))
+                    .is_some_and(|p| self.selectors.matches(&p));
                 match (matched_before, matches_now) {
-                    (true, true) => self.ready.push_back(WatchEvent {
-                        event_type: "MODIFIED",
-                        object,
-                    }),
-                    (false, true) => self.ready.push_back(WatchEvent {
-                        event_type: "ADDED",
-                        object,
-                    }),
+                    (true, true) => "MODIFIED",
+                    (false, true) => "ADDED",
                     (true, false) => {
-                        if let Some(previous) = previous {
-                            self.ready.push_back(WatchEvent {
-                                event_type: "DELETED",
-                                object: with_resource_version(previous, event.rv),
-                            });
+                        if let Some(previous) = previous.and_then(parse) {
+                            self.ready.push_back(WatchEvent::parsed(
+                                "DELETED",
+                                with_resource_version(previous, event.rv),
+                            ));
                         }
+                        return;
                     }
-                    (false, false) => {}
+                    (false, false) => return,
                 }
             }
-            other => {
-                if matches_now {
-                    self.ready.push_back(WatchEvent {
-                        event_type: other,
-                        object,
-                    });
-                }
+            other if matches_now => other,
+            _ => return,
+        };
+        if let Some(out) = self.outgoing(event_type, &event.object) {
+            self.ready.push_back(out);
+        }
+    }
+
+    /// The event this watcher gets for an object: as stored, or parsed.
+    fn outgoing(&self, event_type: &'static str, object: &Arc<[u8]>) -> Option<WatchEvent> {
+        if self.stored_objects {
+            return Some(WatchEvent {
+                event_type,
+                object: Value::Null,
+                stored: Some(Arc::clone(object)),
+            });
+        }
+        parse(object).map(|object| WatchEvent::parsed(event_type, object))
+    }
+
+    /// What the selectors look at: the whole object, or (when objects go out as stored) only
+    /// the top-level members they read, the rest left unparsed.
+    fn selector_view(&self, bytes: &[u8]) -> Option<Value> {
+        if !self.stored_objects {
+            return parse(bytes);
+        }
+        let members: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).ok()?;
+        let mut view = serde_json::Map::new();
+        for (name, raw) in members {
+            if self.selectors.reads_member(&name) {
+                view.insert(name, serde_json::from_str(raw.get()).ok()?);
             }
         }
+        Some(Value::Object(view))
     }
 
     /// A bookmark at the store's current resourceVersion, after every event up to it.
@@ -192,13 +214,12 @@ impl Stream for WatchStream {
                 return Poll::Ready(Some(event));
             }
             if let Some(bytes) = this.initial.pop_front() {
-                if let Some(object) = parse(&bytes)
-                    && this.selectors.matches(&object)
-                {
-                    this.ready.push_back(WatchEvent {
-                        event_type: "ADDED",
-                        object,
-                    });
+                let matches = this.selectors.is_empty()
+                    || this
+                        .selector_view(&bytes)
+                        .is_some_and(|view| this.selectors.matches(&view));
+                if let Some(out) = matches.then(|| this.outgoing("ADDED", &bytes)).flatten() {
+                    this.ready.push_back(out);
                 }
                 continue;
             }
