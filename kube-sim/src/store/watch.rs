@@ -114,7 +114,7 @@ impl WatchStream {
     /// matching is DELETED and one that starts matching is ADDED, as the watch cache does.
     fn translate(&mut self, event: &StoredEvent) {
         if self.selectors.is_empty() {
-            if let Some(out) = self.outgoing(event.event_type, &event.object) {
+            if let Some(out) = self.outgoing(event.event_type, &event.object, None) {
                 self.ready.push_back(out);
             }
             return;
@@ -147,13 +147,19 @@ impl WatchStream {
             other if matches_now => other,
             _ => return,
         };
-        if let Some(out) = self.outgoing(event_type, &event.object) {
+        if let Some(out) = self.outgoing(event_type, &event.object, Some(now)) {
             self.ready.push_back(out);
         }
     }
 
-    /// The event this watcher gets for an object: as stored, or parsed.
-    fn outgoing(&self, event_type: &'static str, object: &Arc<[u8]>) -> Option<WatchEvent> {
+    /// The event this watcher gets for an object: as stored, or parsed. `view` is what the
+    /// selectors looked at, if they did: the whole object when objects go out parsed.
+    fn outgoing(
+        &self,
+        event_type: &'static str,
+        object: &Arc<[u8]>,
+        view: Option<Value>,
+    ) -> Option<WatchEvent> {
         if self.stored_objects {
             return Some(WatchEvent {
                 event_type,
@@ -161,7 +167,8 @@ impl WatchStream {
                 stored: Some(Arc::clone(object)),
             });
         }
-        parse(object).map(|object| WatchEvent::parsed(event_type, object))
+        view.or_else(|| parse(object))
+            .map(|object| WatchEvent::parsed(event_type, object))
     }
 
     /// What the selectors look at: the whole object, or (when objects go out as stored) only
@@ -214,11 +221,15 @@ impl Stream for WatchStream {
                 return Poll::Ready(Some(event));
             }
             if let Some(bytes) = this.initial.pop_front() {
-                let matches = this.selectors.is_empty()
-                    || this
-                        .selector_view(&bytes)
-                        .is_some_and(|view| this.selectors.matches(&view));
-                if let Some(out) = matches.then(|| this.outgoing("ADDED", &bytes)).flatten() {
+                let view = if this.selectors.is_empty() {
+                    None
+                } else {
+                    match this.selector_view(&bytes) {
+                        Some(view) if this.selectors.matches(&view) => Some(view),
+                        _ => continue,
+                    }
+                };
+                if let Some(out) = this.outgoing("ADDED", &bytes, view) {
                     this.ready.push_back(out);
                 }
                 continue;
