@@ -302,25 +302,13 @@ pub fn replication_status(
             } else {
                 CONDITION_FALSE
             };
+            let before_this = before.and_then(|conditions| {
+                target_condition(conditions, &outcome.context, &outcome.namespace)
+            });
             // A failure does not forget copies placed before it (pruning will need them).
-            let copies_placed = !outcome.replicated
-                && before
-                    .into_iter()
-                    .flatten()
-                    .find(|c| {
-                        c.cluster == outcome.context
-                            && c.namespace.as_deref() == Some(outcome.namespace.as_str())
-                    })
-                    .is_some_and(holds_copies);
-            let kept_time = before
-                .into_iter()
-                .flatten()
-                .find(|c| {
-                    c.cluster == outcome.context
-                        && c.namespace.as_deref() == Some(outcome.namespace.as_str())
-                        && c.type_ == REPLICATION_DONE
-                        && c.status == status
-                })
+            let copies_placed = !outcome.replicated && before_this.is_some_and(holds_copies);
+            let kept_time = before_this
+                .filter(|c| c.type_ == REPLICATION_DONE && c.status == status)
                 .and_then(|c| c.last_transition_time.clone());
             ReplicationCondition {
                 cluster: outcome.context.clone(),
@@ -375,10 +363,16 @@ pub fn condition_of<'a>(
     context: &str,
     namespace: &str,
 ) -> Option<&'a ReplicationCondition> {
-    rs.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
+    target_condition(rs.status.as_ref()?.conditions.as_ref()?, context, namespace)
+}
+
+/// The condition of one target (context, namespace) among a status's conditions.
+fn target_condition<'a>(
+    conditions: &'a [ReplicationCondition],
+    context: &str,
+    namespace: &str,
+) -> Option<&'a ReplicationCondition> {
+    conditions
         .iter()
         .find(|c| c.cluster == context && c.namespace.as_deref() == Some(namespace))
 }
