@@ -52,7 +52,7 @@ impl Reach {
         }
         let mut part = Value::Object(Map::new());
         for chain in chains {
-            copy_chain(value, chain, &mut part);
+            copy_fields(value, &chain.fields, chain.presence, &mut part);
         }
         Some(part)
     }
@@ -143,11 +143,7 @@ impl Finder<'_> {
     }
 }
 
-/// Copies into `part` what lies along `chain` in `source` (CEL names fields escaped).
-fn copy_chain(source: &Value, chain: &Chain, part: &mut Value) {
-    copy_fields(source, &chain.fields, chain.presence, part);
-}
-
+/// Copies into `part` what lies along `fields` in `source` (CEL names fields escaped).
 fn copy_fields(source: &Value, fields: &[String], presence: bool, part: &mut Value) {
     let Some((field, rest)) = fields.split_first() else {
         *part = source.clone();

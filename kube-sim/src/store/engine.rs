@@ -194,13 +194,12 @@ fn object_rv(obj: &Value) -> Option<&str> {
     meta_str(obj, "resourceVersion").filter(|rv| !rv.is_empty())
 }
 
-/// Everything outside metadata (and status, when status is a subresource): what generation tracks.
 /// Whether a write changed what `metadata.generation` counts: all but metadata (and status,
 /// when it is a subresource).
 fn generation_relevant_change(old: &Value, new: &Value, has_status: bool) -> bool {
-    let counted = |k: &str| k != "metadata" && !(has_status && k == "status");
+    let uncounted = |k: &str| k == "metadata" || (has_status && k == "status");
     match (old.as_object(), new.as_object()) {
-        (Some(a), Some(b)) => !members_equal(a, b, |k| !counted(k)),
+        (Some(a), Some(b)) => !members_equal(a, b, uncounted),
         _ => old != new,
     }
 }
