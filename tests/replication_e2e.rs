@@ -109,7 +109,7 @@ impl Running {
         let hub = clients[0].clone();
         for index in [1, 2] {
             let context = sim.context_name(index);
-            let secret = format!("{context}-config");
+            let secret = kubeconfig_secret(&context);
             put_secret(
                 &hub,
                 &secret,
@@ -159,6 +159,24 @@ impl Running {
         self.sim.context_name(index)
     }
 
+    /// Deletes region `index`'s ClientConfig: Federator no longer knows its context.
+    async fn delete_client_config(&self, index: usize) {
+        let client_configs: Api<federator::api::client_config::ClientConfig> =
+            Api::namespaced(self.hub.clone(), NS);
+        bounded(
+            "delete ClientConfig",
+            client_configs.delete(&self.context(index), &DeleteParams::default()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("delete region {index}'s ClientConfig: {e}"));
+    }
+
+    /// Puts region `index`'s ClientConfig back (its kubeconfig Secret stayed).
+    async fn restore_client_config(&self, index: usize) {
+        let context = self.context(index);
+        put_client_config(&self.hub, &context, &context, &kubeconfig_secret(&context)).await;
+    }
+
     /// Secrets of `namespace` in cluster `index` (0 is the hub).
     fn secrets(&self, index: usize, namespace: &str) -> Api<Secret> {
         Api::namespaced(self.regions[index].clone(), namespace)
@@ -171,6 +189,11 @@ impl Running {
     async fn stop(mut self) {
         self.stop_operator().await;
     }
+}
+
+/// The Secret holding a region's kubeconfig.
+fn kubeconfig_secret(context: &str) -> String {
+    format!("{context}-config")
 }
 
 async fn get_secret(api: &Api<Secret>, name: &str) -> Option<Secret> {
@@ -785,14 +808,7 @@ async fn removed_target_of_an_unknown_region() {
     // While Federator is down, region 2's ClientConfig goes and its target leaves the spec:
     // when it comes back, the copies there cannot be reached, and must not be forgotten.
     running.stop_operator().await;
-    let client_configs: Api<federator::api::client_config::ClientConfig> =
-        Api::namespaced(running.hub.clone(), NS);
-    bounded(
-        "delete ClientConfig",
-        client_configs.delete(&region2, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete region 2's ClientConfig");
+    running.delete_client_config(2).await;
     put_replicated_secret(
         &running,
         serde_json::json!([{"k8sContextName": region1, "namespace": NS}]),
@@ -823,8 +839,7 @@ async fn removed_target_of_an_unknown_region() {
     );
 
     // Its ClientConfig back: the copy is pruned and the target leaves the status.
-    let secret = format!("{region2}-config");
-    put_client_config(&running.hub, &region2, &region2, &secret).await;
+    running.restore_client_config(2).await;
     wait_for_absence(&running, 2, NS, "s1").await;
     eventually("region 2 gone from the status", WAIT, || async {
         (!conditions(&running)
@@ -851,14 +866,7 @@ async fn target_unknown_then_removed() {
     wait_for_condition(&running, &region2, NS, "Replicated").await;
 
     // With Federator running, region 2's ClientConfig goes while it is still a target...
-    let client_configs: Api<federator::api::client_config::ClientConfig> =
-        Api::namespaced(running.hub.clone(), NS);
-    bounded(
-        "delete ClientConfig",
-        client_configs.delete(&region2, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete region 2's ClientConfig");
+    running.delete_client_config(2).await;
     let unknown = wait_for_condition(&running, &region2, NS, "UnknownContext").await;
     assert_eq!(unknown.copies_placed, Some(true), "{unknown:?}");
     // ...and only then leaves the spec: its copies are not taken for never placed.
@@ -873,8 +881,7 @@ async fn target_unknown_then_removed() {
         "the copy is still there"
     );
 
-    let secret = format!("{region2}-config");
-    put_client_config(&running.hub, &region2, &region2, &secret).await;
+    running.restore_client_config(2).await;
     wait_for_absence(&running, 2, NS, "s1").await;
     running.stop().await;
 }
