@@ -2,6 +2,7 @@
 //! recorder and server-side apply (merge, conflicts, removal of fields no longer applied).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound::{Excluded, Unbounded};
 
 use serde_json::{Map, Value, json};
 
@@ -841,17 +842,12 @@ pub fn server_side_apply(
     // would change the key an item is found by
     dropped.sort_by_key(|p| p.len());
     for path in dropped {
-        let item_like = path
-            .last()
-            .is_some_and(|e| e.starts_with("k:") || e.starts_with("v:"));
-        let owned_elsewhere = entries.iter().enumerate().any(|(i, e)| {
-            Some(i) != own
-                && if item_like {
-                    e.fields.iter().any(|p| p.starts_with(path))
-                } else {
-                    e.fields.contains(path)
-                }
-        });
+        // a node with owned fields below it stays (the API server adds owned items back): an
+        // object applied as `{}` and now with fields, or one another manager added fields to
+        let owned_elsewhere = owns_below(&claimed, path)
+            || entries.iter().enumerate().any(|(i, e)| {
+                Some(i) != own && (e.fields.contains(path) || owns_below(&e.fields, path))
+            });
         if !owned_elsewhere && !is_item_key_field(path) {
             remove_at(&mut merged, path);
             remove_emptied_parents(&mut merged, path, &claimed, &entries, own);
@@ -883,6 +879,14 @@ pub fn server_side_apply(
     }
     entries.retain(|e| !e.fields.is_empty());
     Ok((merged, entries))
+}
+
+/// Whether `fields` holds a path strictly below `path` (they sort right after it).
+fn owns_below(fields: &FieldSet, path: &FieldPath) -> bool {
+    fields
+        .range::<FieldPath, _>((Excluded(path), Unbounded))
+        .next()
+        .is_some_and(|p| p.starts_with(path))
 }
 
 /// A map-list item's key field (`...k:{"name":"a"}, f:name`): it goes only with its item.

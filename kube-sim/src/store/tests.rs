@@ -2438,6 +2438,40 @@ fn secrets_store_string_data_as_data_and_immutable_ones_refuse_changes() {
 }
 
 #[test]
+fn an_empty_object_applied_again_with_fields_keeps_them() {
+    let (store, widgets) = store_with_widgets();
+    let with = |dcs: Value| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"},
+               "spec": {"size": 1, "datacenters": dcs}})
+    };
+    let second = |dcs: Value| {
+        let mut object = with(dcs);
+        object["metadata"]["name"] = json!("w2");
+        object
+    };
+    apply(&store, &widgets, "w1", with(json!({})), "one", false).unwrap_or_else(|e| panic!("{e}"));
+    let filled = json!({"dc1": {"context": "a"}});
+    let after = apply(&store, &widgets, "w1", with(filled.clone()), "one", false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(after["spec"]["datacenters"], filled);
+    assert_eq!(
+        entry(&after, "one", "Apply")["fieldsV1"]["f:spec"]["f:datacenters"],
+        json!({"f:dc1": {"f:context": {}}})
+    );
+
+    // applied as `{}` by one, filled by another: dropping it leaves the other's fields
+    apply(&store, &widgets, "w2", second(json!({})), "one", false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    apply(&store, &widgets, "w2", second(filled.clone()), "two", false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dropped = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w2"}, "spec": {"size": 1}});
+    let after =
+        apply(&store, &widgets, "w2", dropped, "one", false).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(after["spec"]["datacenters"], filled);
+}
+
+#[test]
 fn a_map_key_no_longer_applied_goes_with_everything_under_it() {
     let (store, widgets) = store_with_widgets();
     let with = |dcs: Value| {
