@@ -76,15 +76,48 @@ fn fixtures() -> Option<Vec<Fixture>> {
             .collect();
         for document in documents {
             if document["kind"] == "K8ssandraCluster" {
+                let mut companions: Vec<Value> =
+                    companions.iter().cloned().map(in_namespace).collect();
+                companions.extend(store_secrets(&document).into_iter().map(in_namespace));
                 fixtures.push(Fixture {
                     file: file.clone(),
                     k8ssandra_cluster: in_namespace(document),
-                    companions: companions.iter().cloned().map(in_namespace).collect(),
+                    companions,
                 });
             }
         }
     }
     Some(fixtures)
+}
+
+/// The encryption store Secrets a K8ssandraCluster names, as its user makes them beside it
+/// (upstream's e2e setup does): placeholder stores with their passwords.
+fn store_secrets(k8ssandra_cluster: &Value) -> Vec<Value> {
+    let cassandra = &k8ssandra_cluster["spec"]["cassandra"];
+    let names: BTreeSet<&str> = ["serverEncryptionStores", "clientEncryptionStores"]
+        .iter()
+        .flat_map(|stores| {
+            ["keystoreSecretRef", "truststoreSecretRef"]
+                .map(|reference| cassandra[*stores][reference]["name"].as_str())
+        })
+        .flatten()
+        .collect();
+    let encoded = |text: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            serde_json::json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "data": {
+                "keystore": encoded("placeholder keystore"),
+                "truststore": encoded("placeholder truststore"),
+                "keystore-password": encoded("keystore-pw"),
+                "truststore-password": encoded("truststore-pw")
+            }})
+        })
+        .collect()
 }
 
 /// The document with the namespace the fixtures are applied in, unless it names one.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
+use federator::api::reaper::Reaper;
 use federator::api::replicated_secret::ReplicatedSecret;
 use federator::operator::{Operator, shutdown_on};
 use federator::settings::{Overrides, Settings};
@@ -384,5 +385,183 @@ async fn orphaned_cluster() {
         .await
         .expect("the region's copy is kept");
     assert_eq!(copy.data, generated.data);
+    running.stop().await;
+}
+
+#[test]
+fn reaper_gets_generated_logins_in_every_region_and_its_role_in_every_datacenter() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(reaper_logins());
+}
+
+async fn reaper_logins() {
+    const REAPER_CQL: &str = "demo-reaper";
+    const REAPER_UI: &str = "demo-reaper-ui";
+    let running = Running::start().await;
+    let sim = &running.sim;
+    let (hub, region1, region2) = (
+        &running.clients[0],
+        &running.clients[1],
+        &running.clients[2],
+    );
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut manifest = k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2));
+    manifest["spec"]["reaper"] = serde_json::json!({});
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, manifest.clone()).await;
+
+    // Generated in the hub (username: the Secret's name), copied into both regions.
+    for name in [REAPER_CQL, REAPER_UI] {
+        let generated = eventually("a Reaper login in the hub", WAIT, || secret(hub, name)).await;
+        let data = generated.data.clone().expect("data");
+        assert_eq!(data["username"].0, name.as_bytes());
+        assert!(data["password"].0.len() >= 20);
+        for region in [region1, region2] {
+            let copy = eventually("a Reaper login's copy", WAIT, || secret(region, name)).await;
+            assert_eq!(copy.data, generated.data, "{name}");
+        }
+    }
+
+    // cass-operator is asked to create Reaper's role; the Reapers read both logins.
+    for (client, name) in [(hub, "dc1"), (region1, "dc2"), (region2, "dc3")] {
+        let dc = eventually("the datacenter", Duration::from_secs(40), || {
+            datacenter(client, name)
+        })
+        .await;
+        let users: Vec<(String, bool)> = dc
+            .spec
+            .users
+            .iter()
+            .flatten()
+            .map(|u| (u.secret_name.clone(), u.superuser))
+            .collect();
+        assert_eq!(users, vec![(REAPER_CQL.to_string(), true)], "{name}");
+    }
+    let reapers = Api::<Reaper>::namespaced(region1.clone(), NS);
+    let reaper = eventually("dc2's Reaper", Duration::from_secs(40), || async {
+        bounded("get Reaper", reapers.get_opt("demo-dc2-reaper"))
+            .await
+            .expect("get Reaper")
+    })
+    .await;
+    let template = reaper.spec.template;
+    assert_eq!(
+        (
+            template.cassandra_user_secret_ref.map(|s| s.name),
+            template.ui_user_secret_ref.map(|s| s.name)
+        ),
+        (Some(REAPER_CQL.to_string()), Some(REAPER_UI.to_string()))
+    );
+
+    // A UI login named by the user must exist: the status names the field to fix.
+    manifest["spec"]["reaper"] = serde_json::json!({"uiUserSecretRef": {"name": "my-reaper-ui"}});
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, manifest).await;
+    let error = eventually("the missing Secret in status.error", WAIT, || async {
+        let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
+        status.error.filter(|e| e.contains("my-reaper-ui"))
+    })
+    .await;
+    assert!(
+        error.contains("named by spec.reaper.uiUserSecretRef does not exist"),
+        "{error}"
+    );
+    running.stop().await;
+}
+
+#[test]
+fn encryption_stores_reach_the_regions_and_their_passwords_the_datacenters() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(encryption_stores());
+}
+
+/// The keystore password in a datacenter's config, if any.
+fn keystore_password(dc: &CassandraDatacenter) -> Option<String> {
+    let config = dc.spec.config.as_ref()?;
+    config["cassandra-yaml"]["server_encryption_options"]["keystore_password"]
+        .as_str()
+        .map(str::to_string)
+}
+
+async fn encryption_stores() {
+    const STORES: &str = "server-stores";
+    let running = Running::start().await;
+    let sim = &running.sim;
+    let (hub, region1, region2) = (
+        &running.clients[0],
+        &running.clients[1],
+        &running.clients[2],
+    );
+    let stores = |password: Option<&'static [u8]>| {
+        let mut data: Vec<(&str, &[u8])> = vec![
+            ("keystore", b"keystore bytes"),
+            ("truststore", b"truststore bytes"),
+            ("truststore-password", b"trust-pw"),
+        ];
+        data.extend(password.map(|p| ("keystore-password", p)));
+        data
+    };
+    put_secret(hub, STORES, &stores(Some(b"key-pw-1"))).await;
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut manifest = k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2));
+    manifest["spec"]["cassandra"]["config"] = serde_json::json!({"cassandraYaml": {
+        "server_encryption_options": {"internode_encryption": "all"}
+    }});
+    manifest["spec"]["cassandra"]["serverEncryptionStores"] = serde_json::json!({
+        "keystoreSecretRef": {"name": STORES}, "truststoreSecretRef": {"name": STORES}
+    });
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, manifest).await;
+
+    // The stores are copied to both regions; every datacenter mounts them and has the password.
+    for (client, name) in [(hub, "dc1"), (region1, "dc2"), (region2, "dc3")] {
+        let dc = eventually("an encrypted datacenter", Duration::from_secs(40), || {
+            datacenter(client, name)
+        })
+        .await;
+        assert_eq!(
+            keystore_password(&dc).as_deref(),
+            Some("key-pw-1"),
+            "{name}"
+        );
+        let copy = secret(client, STORES)
+            .await
+            .expect("the stores in the region");
+        assert!(copy.data.is_some_and(|d| d.contains_key("keystore")));
+        let pods = dc.spec.pod_template_spec.clone().expect("pod template");
+        assert_eq!(
+            pods["spec"]["volumes"][0]["secret"]["secretName"], STORES,
+            "{name}"
+        );
+    }
+
+    // A new password reaches every datacenter.
+    put_secret(hub, STORES, &stores(Some(b"key-pw-2"))).await;
+    for (client, name) in [(hub, "dc1"), (region1, "dc2"), (region2, "dc3")] {
+        eventually("the new password", WAIT, || async {
+            let dc = datacenter(client, name).await?;
+            (keystore_password(&dc).as_deref() == Some("key-pw-2")).then_some(())
+        })
+        .await;
+    }
+
+    // Without it the datacenters wait, keep the one they have, and the status says what is
+    // missing, never a value.
+    put_secret(hub, STORES, &stores(None)).await;
+    let message = eventually("Progressing WaitingForSecrets", WAIT, || async {
+        let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
+        status
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing" && c.reason == "WaitingForSecrets")
+            .map(|c| c.message)
+    })
+    .await;
+    assert!(
+        message.contains("key keystore-password of Secret server-stores"),
+        "{message}"
+    );
+    assert!(!message.contains("pw"), "no password in status: {message}");
+    let dc2 = datacenter(region1, "dc2").await.expect("dc2");
+    assert_eq!(keystore_password(&dc2).as_deref(), Some("key-pw-2"));
     running.stop().await;
 }

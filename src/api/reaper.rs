@@ -187,6 +187,14 @@ impl ReaperClusterTemplate {
     pub fn deployment_mode_or_default(&self) -> DeploymentMode {
         self.deployment_mode.unwrap_or_default()
     }
+
+    /// `reaperRef` names an existing Reaper: it serves the cluster instead of one of its own.
+    pub fn references_a_reaper(&self) -> bool {
+        self.reaper_ref
+            .as_ref()
+            .and_then(|r| r.name.as_deref())
+            .is_some_and(|name| !name.is_empty())
+    }
 }
 
 /// Which datacenters Reaper may contact.

@@ -21,10 +21,11 @@ use super::{
 };
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::{
-    DatacenterAvailability, Reaper, ReaperProgress, ReaperStatus, ReaperStorageType,
+    DatacenterAvailability, Reaper, ReaperProgress, ReaperStatus, ReaperStorageType, ReaperTemplate,
 };
 use crate::api::shared::{
-    CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, new_condition, set_condition,
+    CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, SecretRef, SecretsProvider,
+    new_condition, set_condition,
 };
 use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
 use crate::settings::ImageSettings;
@@ -115,6 +116,40 @@ pub fn contact_point(dc: &CassandraDatacenter) -> String {
     )
 }
 
+/// Logins Reaper reads from Secrets by reference (their values never appear in the spec): the
+/// CQL user also serves JMX (k8ssandra-operator's JMX secret is deprecated); without a UI user
+/// the UI needs no login. With external secrets an injector provides them instead.
+fn auth_environment(template: &ReaperTemplate) -> Vec<EnvVar> {
+    let mut environment = Vec::new();
+    if template.secrets_provider == Some(SecretsProvider::External) {
+        return environment;
+    }
+    let named = |secret: &Option<SecretRef>| {
+        secret
+            .as_ref()
+            .map(|s| s.name.clone())
+            .filter(|name| !name.is_empty())
+    };
+    if let Some(secret) = named(&template.cassandra_user_secret_ref) {
+        environment.extend([
+            env("REAPER_CASS_AUTH_ENABLED", "true"),
+            secret_env("REAPER_CASS_AUTH_USERNAME", &secret, "username"),
+            secret_env("REAPER_CASS_AUTH_PASSWORD", &secret, "password"),
+            secret_env("REAPER_JMX_AUTH_USERNAME", &secret, "username"),
+            secret_env("REAPER_JMX_AUTH_PASSWORD", &secret, "password"),
+        ]);
+    }
+    match named(&template.ui_user_secret_ref) {
+        Some(secret) => environment.extend([
+            env("REAPER_AUTH_ENABLED", "true"),
+            secret_env("REAPER_AUTH_USER", &secret, "username"),
+            secret_env("REAPER_AUTH_PASSWORD", &secret, "password"),
+        ]),
+        None => environment.push(env("REAPER_AUTH_ENABLED", "false")),
+    }
+    environment
+}
+
 /// The Reaper's Deployment (one replica: Reaper is not replicated).
 pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSettings) -> Deployment {
     let template = &reaper.spec.template;
@@ -166,33 +201,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
                 .to_string(),
         ),
     ];
-    // Credentials come from Secrets by reference: their values never appear in the spec.
-    if let Some(secret) = template
-        .cassandra_user_secret_ref
-        .as_ref()
-        .filter(|s| !s.name.is_empty())
-    {
-        environment.push(env("REAPER_CASS_AUTH_ENABLED", "true"));
-        environment.push(secret_env(
-            "REAPER_CASS_AUTH_USERNAME",
-            &secret.name,
-            "username",
-        ));
-        environment.push(secret_env(
-            "REAPER_CASS_AUTH_PASSWORD",
-            &secret.name,
-            "password",
-        ));
-    }
-    if let Some(secret) = template
-        .ui_user_secret_ref
-        .as_ref()
-        .filter(|s| !s.name.is_empty())
-    {
-        environment.push(env("REAPER_AUTH_ENABLED", "true"));
-        environment.push(secret_env("REAPER_AUTH_USER", &secret.name, "username"));
-        environment.push(secret_env("REAPER_AUTH_PASSWORD", &secret.name, "password"));
-    }
+    environment.extend(auth_environment(template));
     environment.extend(template.additional_env_vars.iter().flatten().cloned());
     let mut pod_labels = labels(reaper);
     if let Some(extra) = template.metadata.as_ref().and_then(|m| m.pods.as_ref()) {
@@ -426,6 +435,65 @@ mod tests {
         assert_eq!(
             (owner.kind.as_str(), owner.uid.as_str()),
             ("Reaper", "uid-r")
+        );
+    }
+
+    /// Each login variable: its literal value, or `secret/key` it reads.
+    fn logins(template: ReaperTemplate) -> Vec<(String, String)> {
+        let mut r = reaper();
+        r.spec.template = template;
+        env_of(&deployment(&r, &datacenter(), &ImageSettings::default()))
+            .into_iter()
+            .filter(|e| e.name.contains("AUTH"))
+            .map(|e| {
+                let source = e
+                    .value_from
+                    .and_then(|v| v.secret_key_ref)
+                    .map(|s| format!("{}/{}", s.name, s.key));
+                (e.name, e.value.or(source).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_cql_login_also_serves_jmx_and_no_ui_login_means_an_open_ui() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            logins(ReaperTemplate {
+                cassandra_user_secret_ref: Some(SecretRef::new("demo-reaper")),
+                ui_user_secret_ref: Some(SecretRef::new("demo-reaper-ui")),
+                ..Default::default()
+            }),
+            pairs(&[
+                ("REAPER_CASS_AUTH_ENABLED", "true"),
+                ("REAPER_CASS_AUTH_USERNAME", "demo-reaper/username"),
+                ("REAPER_CASS_AUTH_PASSWORD", "demo-reaper/password"),
+                ("REAPER_JMX_AUTH_USERNAME", "demo-reaper/username"),
+                ("REAPER_JMX_AUTH_PASSWORD", "demo-reaper/password"),
+                ("REAPER_AUTH_ENABLED", "true"),
+                ("REAPER_AUTH_USER", "demo-reaper-ui/username"),
+                ("REAPER_AUTH_PASSWORD", "demo-reaper-ui/password"),
+            ])
+        );
+        assert_eq!(
+            logins(ReaperTemplate {
+                ui_user_secret_ref: Some(SecretRef::new("")),
+                ..Default::default()
+            }),
+            pairs(&[("REAPER_AUTH_ENABLED", "false")])
+        );
+        assert_eq!(
+            logins(ReaperTemplate {
+                cassandra_user_secret_ref: Some(SecretRef::new("demo-reaper")),
+                secrets_provider: Some(SecretsProvider::External),
+                ..Default::default()
+            }),
+            Vec::<(String, String)>::new(),
+            "external secrets are injected into the pod"
         );
     }
 

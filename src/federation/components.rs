@@ -7,8 +7,9 @@
 //!   set (the datacenter's template wins field by field), created once the datacenter is Ready.
 //! - **Reaper** per `spec.reaper.deploymentMode`: `PER_DC` one `<cluster>-<dc>-reaper` in every
 //!   datacenter (availability `EACH` with several datacenters, else `ALL`); `SINGLE` one in the
-//!   first datacenter (`ALL`); `CONTROL_PLANE` none (the cluster uses the Reaper `reaperRef`
-//!   names). Created once its datacenter is Ready.
+//!   first datacenter (`ALL`); `CONTROL_PLANE` none. None either when `reaperRef` names an
+//!   existing Reaper (as upstream, whatever the mode); registering the cluster with that Reaper
+//!   over its REST API is not done yet. Created once its datacenter is Ready.
 //! - **ServiceMonitors** (monitoring.coreos.com/v1) when `telemetry.prometheus.enabled` holds for
 //!   the datacenter (its own `telemetry`, else the cluster's): one for the Cassandra pods and one
 //!   for the Stargate, only in regions that serve the ServiceMonitor kind; elsewhere the
@@ -40,10 +41,11 @@ use super::observed::{ObservedCluster, known_contexts};
 use super::plan::{ClusterKey, ClusterPlan};
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use crate::api::reaper::{
-    DatacenterAvailability, DeploymentMode, Reaper, ReaperDatacenterRef, ReaperSpec, ReaperStatus,
+    DatacenterAvailability, DeploymentMode, Reaper, ReaperClusterTemplate, ReaperDatacenterRef,
+    ReaperSpec, ReaperStatus, ReaperTemplate,
 };
 use crate::api::shared::{
-    CONDITION_FALSE, CONDITION_TRUE, TelemetrySpec, new_condition, set_condition,
+    CONDITION_FALSE, CONDITION_TRUE, SecretRef, TelemetrySpec, new_condition, set_condition,
 };
 use crate::api::stargate::{Stargate, StargateDatacenterRef, StargateSpec, StargateStatus};
 use crate::apply::apply_if_changed;
@@ -151,7 +153,7 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
         .as_ref()
         .map(|c| c.options.clone())
         .unwrap_or_default();
-    let reaper_template = k8c.spec.reaper.as_ref();
+    let reaper_template = (k8c.spec.reaper.as_ref()).filter(|r| !r.references_a_reaper());
     let mode = reaper_template.map(|r| r.deployment_mode_or_default());
     let availability = if mode == Some(DeploymentMode::Single) || plan.datacenters.len() <= 1 {
         DatacenterAvailability::All
@@ -234,7 +236,7 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                         }),
                         datacenter_availability: Some(availability),
                         client_encryption_stores: None,
-                        template: template.template.clone(),
+                        template: reaper_with_logins(k8c, plan, template),
                     },
                     status: None,
                 });
@@ -313,6 +315,26 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
             }
         })
         .collect()
+}
+
+/// The cluster's Reaper template with the logins Federator provides filled in, as
+/// k8ssandra-operator fills them in: the Reaper objects say which Secrets to read.
+fn reaper_with_logins(
+    k8c: &K8ssandraCluster,
+    plan: &ClusterPlan,
+    cluster_level: &ReaperClusterTemplate,
+) -> ReaperTemplate {
+    let mut template = cluster_level.template.clone();
+    template.secrets_provider = k8c.spec.secrets_provider;
+    if let Some(access) = &plan.reaper_access {
+        if let Some(cql) = &access.cql_user {
+            template.cassandra_user_secret_ref = Some(SecretRef::new(&cql.name));
+        }
+        if let Some(ui) = &access.ui_user {
+            template.ui_user_secret_ref = Some(SecretRef::new(&ui.name));
+        }
+    }
+    template
 }
 
 /// What the components of one reconcile came to.
@@ -686,6 +708,7 @@ pub async fn delete_all(client: &kube::Client, selector: &str) -> Result<(), Str
 mod tests {
     use super::*;
     use crate::api::k8ssandra_cluster::DatacenterStatus;
+    use crate::api::shared::SecretsProvider;
     use crate::api::stargate::StargateProgress;
     use crate::federation::plan::plan;
 
@@ -799,6 +822,58 @@ mod tests {
             ]
         );
         assert_eq!(reapers("CONTROL_PLANE"), vec![None, None]);
+        let referenced = cluster(two_datacenters(serde_json::json!({"reaper": {
+            "deploymentMode": "PER_DC", "reaperRef": {"name": "shared", "namespace": "reapers"}
+        }})));
+        assert!(
+            components_of(&referenced)
+                .iter()
+                .all(|c| c.reaper.is_none()),
+            "the referenced Reaper serves the cluster"
+        );
+    }
+
+    #[test]
+    fn reapers_read_the_logins_federator_provides() {
+        let logins = |reaper: serde_json::Value| {
+            let k8c = cluster(two_datacenters(reaper));
+            components_of(&k8c)
+                .into_iter()
+                .filter_map(|c| c.reaper)
+                .map(|r| {
+                    let template = r.spec.template;
+                    let name = |s: Option<SecretRef>| s.map(|s| s.name);
+                    (
+                        name(template.cassandra_user_secret_ref),
+                        name(template.ui_user_secret_ref),
+                        template.secrets_provider,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let generated = (
+            Some("demo-reaper".to_string()),
+            Some("demo-reaper-ui".to_string()),
+            None,
+        );
+        assert_eq!(
+            logins(serde_json::json!({"reaper": {}})),
+            vec![generated.clone(), generated]
+        );
+        assert_eq!(
+            logins(serde_json::json!({"reaper": {"uiUserSecretRef": {"name": ""}}}))[0],
+            (Some("demo-reaper".to_string()), Some(String::new()), None),
+            "an empty UI ref stays: the UI needs no login"
+        );
+        assert_eq!(
+            logins(serde_json::json!({"auth": false, "reaper": {}}))[0],
+            (None, None, None)
+        );
+        assert_eq!(
+            logins(serde_json::json!({"secretsProvider": "external", "reaper": {}}))[0],
+            (None, None, Some(SecretsProvider::External)),
+            "the Reaper's pods get their logins injected"
+        );
     }
 
     #[test]

@@ -159,6 +159,7 @@ pub async fn run(
         secret_caches: super::secrets::SecretCaches {
             replicated: replicated_store,
             labelled_secrets: labelled_store,
+            passwords: Default::default(),
         },
     });
     info!("K8ssandraCluster controller started");
@@ -300,7 +301,7 @@ async fn apply_cluster(
         reconcile_error,
         unresolved_seeds,
     };
-    let cluster_plan = match plan(k8c) {
+    let mut cluster_plan = match plan(k8c) {
         Ok(cluster_plan) => cluster_plan,
         Err(error) => {
             // Nothing is applied from a spec that cannot be planned; status says why.
@@ -313,8 +314,15 @@ async fn apply_cluster(
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
     let secrets =
         super::secrets::reconcile(&context.hub, &context.secret_caches, k8c, &cluster_plan).await;
+    let passwords_missing = super::secrets::fill_store_passwords(
+        &context.hub,
+        &context.secret_caches,
+        &mut cluster_plan,
+    )
+    .await;
     let mut observed = observe(context, &cluster_plan, previous, adopt).await;
     observed.secrets_pending = secrets.pending;
+    observed.passwords_missing = passwords_missing;
     let actions = decide(&cluster_plan, &observed);
     // Seeds before creating: a datacenter created now finds the other regions' seeds at its
     // first start. Seeds of existing datacenters are refreshed after the updates, which then

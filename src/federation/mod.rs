@@ -24,10 +24,12 @@
 pub mod components;
 pub mod config;
 pub mod controller;
+pub mod encryption;
 pub mod labels;
 pub mod notices;
 pub mod observed;
 pub mod plan;
+pub mod reaper_access;
 pub mod rollout;
 pub mod secrets;
 pub mod seeds;

@@ -174,6 +174,9 @@ pub struct ObservedCluster {
     /// Datacenters whose secrets are not in their region yet, with what is awaited
     /// ([`super::secrets`]): they are not created until the secrets are there.
     pub secrets_pending: BTreeMap<String, String>,
+    /// Datacenters whose encryption store passwords cannot be read, with why: they are neither
+    /// created nor updated until they can.
+    pub passwords_missing: BTreeMap<String, String>,
 }
 
 impl ObservedCluster {
@@ -190,6 +193,7 @@ impl ObservedCluster {
             datacenters,
             known,
             secrets_pending: BTreeMap::new(),
+            passwords_missing: BTreeMap::new(),
         }
     }
 

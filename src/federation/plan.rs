@@ -13,11 +13,14 @@
 //!   defaults it at each level before the merge, so a datacenter-level `jvmOptions` there
 //!   resets a cluster-level `gc: CMS`);
 //! - racks default to one rack named `default` explicitly (cass-operator's own default);
-//! - no finalizer on the CassandraDatacenter: deletion is driven from the hub.
+//! - no finalizer on the CassandraDatacenter: deletion is driven from the hub;
+//! - every datacenter opens JMX to other hosts when Reaper uses JMX ([`super::reaper_access`]),
+//!   also for a Reaper named by `reaperRef` (upstream: only for its own; the other needs it too).
 //!
-//! Not planned here (later parts of the controller): Reaper/Stargate users and JMX flags,
-//! encryption stores (they need Secret contents), per-node configuration and initial tokens,
-//! Vector and MCAC metric filters, Medusa.
+//! Encryption stores are mounted and configured here ([`super::encryption`]); their passwords
+//! need Secret contents, so the controller fills them in ([`DatacenterPlan::passwords`]).
+//!
+//! Not planned here (later parts of the controller): per-node configuration and initial tokens, Vector and MCAC metric filters, Medusa.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,13 +32,15 @@ use super::config::{
     ConfigDefaults, ConfigError, DEFAULT_GARBAGE_COLLECTOR, Quantity, QuantityError, ServerVersion,
     build_config,
 };
+use super::encryption::{self, EncryptionSetup, MissingStores, PasswordNeed};
 use super::labels::{
     COMPONENT_CASSANDRA, COMPONENT_LABEL, INITIAL_SYSTEM_REPLICATION_ANNOTATION,
     SKIP_USER_CREATION_ANNOTATION, additional_seed_service_name, datacenter_labels,
     default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
 };
+use super::reaper_access::{LOCAL_JMX_ENV, ReaperAccess, reaper_access, remote_jmx_flags};
 use crate::api::cassdc::{
-    CassandraDatacenter, CassandraDatacenterSpec, Rack, ServerType, StorageConfig,
+    CassandraDatacenter, CassandraDatacenterSpec, CassandraUser, Rack, ServerType, StorageConfig,
 };
 use crate::api::k8ssandra_cluster::{
     CassandraClusterTemplate, CassandraDatacenterTemplate, CassandraMetadata, DatacenterOptions,
@@ -80,6 +85,8 @@ pub struct ClusterPlan {
     pub initial_system_replication: BTreeMap<String, i32>,
     /// `spec.externalDatacenters`: datacenters of the Cassandra cluster managed elsewhere.
     pub external_datacenters: Vec<String>,
+    /// What `spec.reaper` needs: Reaper's users, remote JMX.
+    pub reaper_access: Option<ReaperAccess>,
 }
 
 /// One datacenter: where it goes and what it is.
@@ -95,8 +102,12 @@ pub struct DatacenterPlan {
     pub cassandra_datacenter_name: String,
     /// The cass-operator Service whose endpoints list the other datacenters' seeds.
     pub additional_seed_service: String,
-    /// The desired object, ready for server-side apply.
+    /// The desired object, ready for server-side apply once [`Self::passwords`] are filled in.
     pub datacenter: CassandraDatacenter,
+    /// Encryption store passwords its `config` needs, read from the hub's Secrets.
+    pub passwords: Vec<PasswordNeed>,
+    /// Secrets it reads besides the superuser's and Reaper's: the encryption stores.
+    pub store_secrets: Vec<String>,
 }
 
 impl ClusterPlan {
@@ -172,6 +183,12 @@ pub enum PlanError {
         "annotation {INITIAL_SYSTEM_REPLICATION_ANNOTATION} is {value:?}, not a JSON object of datacenter → replicas ({reason}); fix or remove it"
     )]
     InvalidSystemReplication { value: String, reason: String },
+    #[error("datacenter {datacenter}: {source}")]
+    Encryption {
+        datacenter: String,
+        #[source]
+        source: MissingStores,
+    },
     #[error("datacenter {datacenter}: {field} cannot be represented as JSON: {reason}")]
     Unserializable {
         datacenter: String,
@@ -198,6 +215,7 @@ pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
     let cluster = ClusterKey { namespace, name };
     let cassandra_cluster_name = k8c.cassandra_cluster_name();
     let external_datacenters = k8c.spec.external_datacenters.clone().unwrap_or_default();
+    let reaper_access = reaper_access(k8c, &cassandra_cluster_name);
 
     let Some(template) = k8c.spec.cassandra.as_ref() else {
         return Ok(ClusterPlan {
@@ -206,6 +224,7 @@ pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
             datacenters: Vec::new(),
             initial_system_replication: BTreeMap::new(),
             external_datacenters,
+            reaper_access,
         });
     };
     let datacenters = k8c.spec.datacenters();
@@ -219,6 +238,7 @@ pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
         cassandra_cluster_name: &cassandra_cluster_name,
         system_replication: &initial_system_replication,
         external_datacenters: &external_datacenters,
+        reaper_access: reaper_access.as_ref(),
     };
     let datacenters = datacenters
         .iter()
@@ -231,6 +251,7 @@ pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
         datacenters,
         initial_system_replication,
         external_datacenters,
+        reaper_access,
     })
 }
 
@@ -333,6 +354,7 @@ struct PlanContext<'a> {
     cassandra_cluster_name: &'a str,
     system_replication: &'a BTreeMap<String, i32>,
     external_datacenters: &'a [String],
+    reaper_access: Option<&'a ReaperAccess>,
 }
 
 impl PlanContext<'_> {
@@ -378,14 +400,30 @@ impl PlanContext<'_> {
                 datacenter: name.clone(),
             })?;
 
+        let external_secrets = self.k8c.spec.secrets_provider == Some(SecretsProvider::External);
+        let cassandra_yaml = options
+            .config
+            .as_ref()
+            .and_then(|c| c.cassandra_yaml.as_ref());
+        let encryption = encryption::setup(
+            cassandra_yaml,
+            self.template.client_encryption_stores.as_ref(),
+            self.template.server_encryption_stores.as_ref(),
+            external_secrets,
+        )
+        .map_err(|source| PlanError::Encryption {
+            datacenter: name.clone(),
+            source,
+        })?;
+
         let config = self
-            .config(index, &options, server_type, version)
+            .config(index, &options, server_type, version, &encryption)
             .map_err(|source| PlanError::Config {
                 datacenter: name.clone(),
                 source,
             })?;
 
-        let pod_template_spec = self.pod_template_spec(dc, &options, &tags)?;
+        let pod_template_spec = self.pod_template_spec(dc, &options, &tags, &encryption)?;
 
         let spec = CassandraDatacenterSpec {
             cluster_name: self.cassandra_cluster_name.to_string(),
@@ -412,6 +450,7 @@ impl PlanContext<'_> {
             tolerations: options.tolerations.clone(),
             networking: options.networking.clone(),
             superuser_secret_name: self.superuser_secret_name(),
+            users: self.users(),
             management_api_auth: options.management_api_auth.clone(),
             pod_template_spec,
             datacenter_name: options.datacenter_name.clone().filter(|n| !n.is_empty()),
@@ -466,6 +505,8 @@ impl PlanContext<'_> {
             namespace,
             name,
             datacenter,
+            passwords: encryption.passwords,
+            store_secrets: encryption.secrets,
         })
     }
 
@@ -483,18 +524,42 @@ impl PlanContext<'_> {
         Some(named.unwrap_or_else(|| default_superuser_secret_name(self.cassandra_cluster_name)))
     }
 
+    /// Roles cass-operator creates besides the superuser: Reaper's.
+    fn users(&self) -> Option<Vec<CassandraUser>> {
+        let reaper = self.reaper_access?.cql_user.as_ref()?;
+        Some(vec![CassandraUser {
+            secret_name: reaper.name.clone(),
+            superuser: true,
+        }])
+    }
+
+    /// Reaper manages the nodes over JMX.
+    fn remote_jmx(&self) -> bool {
+        self.reaper_access.is_some_and(|a| a.remote_jmx)
+    }
+
     fn config(
         &self,
         index: usize,
         options: &DatacenterOptions,
         server_type: ServerType,
         version: ServerVersion,
+        encryption: &EncryptionSetup,
     ) -> Result<Value, ConfigError> {
         let mut config = options.config.clone().unwrap_or_default();
         if let Some(jvm) = config.jvm_options.as_mut() {
             jvm.gc.get_or_insert(DEFAULT_GARBAGE_COLLECTOR);
         }
-        let mut extra_jvm_flags = Vec::new();
+        if !encryption.yaml.is_empty() {
+            let yaml = config.cassandra_yaml.get_or_insert_with(|| json!({}));
+            for (section, field, value) in &encryption.yaml {
+                let options = &mut yaml[*section];
+                if options.get(*field).is_none_or(Value::is_null) {
+                    options[*field] = Value::String(value.clone());
+                }
+            }
+        }
+        let mut extra_jvm_flags = encryption.jvm_flags.clone();
         if server_type == ServerType::Cassandra {
             if version.major != 3 {
                 extra_jvm_flags.push(ALLOW_ALTER_RF_FLAG.to_string());
@@ -509,8 +574,13 @@ impl PlanContext<'_> {
                 extra_jvm_flags.push(format!("{SYSTEM_REPLICATION_FLAG}={}", factors.join(",")));
             }
         }
+        let auth_enabled = self.k8c.spec.auth_enabled();
+        if self.remote_jmx() {
+            let managed_secrets = self.k8c.spec.secrets_provider != Some(SecretsProvider::External);
+            extra_jvm_flags.extend(remote_jmx_flags(auth_enabled, managed_secrets));
+        }
         let defaults = ConfigDefaults {
-            auth_enabled: self.k8c.spec.auth_enabled(),
+            auth_enabled,
             extra_jvm_flags,
         };
         build_config(Some(&config), server_type, version, &defaults)
@@ -577,6 +647,7 @@ impl PlanContext<'_> {
         dc: &CassandraDatacenterTemplate,
         options: &DatacenterOptions,
         tags: &CassandraMetadata,
+        encryption: &EncryptionSetup,
     ) -> Result<Option<Value>, PlanError> {
         let datacenter = dc.name();
         let mut spec = Map::new();
@@ -613,8 +684,19 @@ impl PlanContext<'_> {
         if !self.mcac_enabled(dc) {
             cassandra_env.push(json!({"name": MCAC_DISABLED_ENV, "value": "true"}));
         }
+        if self.remote_jmx() {
+            cassandra_env.push(json!({"name": LOCAL_JMX_ENV, "value": "no"}));
+        }
         if !cassandra_env.is_empty() {
-            add_container_env(&mut containers, CASSANDRA_CONTAINER, cassandra_env);
+            add_to_container(&mut containers, CASSANDRA_CONTAINER, "env", cassandra_env);
+        }
+        if !encryption.mounts.is_empty() {
+            add_to_container(
+                &mut containers,
+                CASSANDRA_CONTAINER,
+                "volumeMounts",
+                encryption.mounts.clone(),
+            );
         }
         if !containers.is_empty() {
             spec.insert("containers".into(), Value::Array(containers));
@@ -622,12 +704,17 @@ impl PlanContext<'_> {
         if let Some(init) = options.init_containers.clone().filter(|c| !c.is_empty()) {
             spec.insert("initContainers".into(), Value::Array(init));
         }
-        if let Some(volumes) = options
+        let mut volumes = options
             .extra_volumes
             .as_ref()
             .and_then(|v| v.volumes.clone())
-            .filter(|v| !v.is_empty())
-        {
+            .unwrap_or_default();
+        for volume in &encryption.volumes {
+            // A store's volume replaces one of the same name, as upstream.
+            volumes.retain(|v| v.get("name") != volume.get("name"));
+            volumes.push(volume.clone());
+        }
+        if !volumes.is_empty() {
             spec.insert("volumes".into(), Value::Array(volumes));
         }
 
@@ -685,8 +772,9 @@ fn storage_config(options: &DatacenterOptions) -> Option<StorageConfig> {
     Some(storage)
 }
 
-/// Appends `env` to the container named `name`, adding that container if it is missing.
-fn add_container_env(containers: &mut Vec<Value>, name: &str, env: Vec<Value>) {
+/// Appends `items` to list `field` (env, volumeMounts) of the container named `name`, adding
+/// that container if it is missing.
+fn add_to_container(containers: &mut Vec<Value>, name: &str, field: &str, items: Vec<Value>) {
     let position = containers
         .iter()
         .position(|c| c.get("name").and_then(Value::as_str) == Some(name));
@@ -696,12 +784,12 @@ fn add_container_env(containers: &mut Vec<Value>, name: &str, env: Vec<Value>) {
     });
     if let Some(Value::Object(container)) = containers.get_mut(index) {
         let list = container
-            .entry("env")
+            .entry(field)
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(list) = list {
-            list.extend(env);
+            list.extend(items);
         } else {
-            *list = Value::Array(env);
+            *list = Value::Array(items);
         }
     }
 }

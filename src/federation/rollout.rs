@@ -83,8 +83,9 @@ pub enum WaitReason {
     Deleting,
     /// Removals go one at a time; this one is next after `behind`.
     RemovalQueued { behind: String },
-    /// Created once its secrets are replicated to its region; `detail` says what is awaited.
-    SecretsNotReplicated { detail: String },
+    /// Created once its secrets are replicated to its region, or applied once the encryption
+    /// store passwords its config needs can be read; `detail` says what is awaited.
+    SecretsNotReady { detail: String },
 }
 
 impl fmt::Display for WaitReason {
@@ -101,7 +102,7 @@ impl fmt::Display for WaitReason {
             WaitReason::RemovalQueued { behind } => {
                 write!(f, "removed after datacenter {behind}")
             }
-            WaitReason::SecretsNotReplicated { detail } => write!(f, "{detail}"),
+            WaitReason::SecretsNotReady { detail } => write!(f, "{detail}"),
         }
     }
 }
@@ -202,7 +203,13 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
         let decision = match state_of(&dc.name) {
             None => Decision::Blocked(BlockReason::NotObserved),
             Some(state) if state.is_deleting() => Decision::Wait(WaitReason::Deleting),
-            Some(RemoteState::Present(_)) => Decision::Update,
+            // Never applied without its passwords: that would take them out of its config.
+            Some(RemoteState::Present(_)) => match observed.passwords_missing.get(&dc.name) {
+                Some(detail) => Decision::Wait(WaitReason::SecretsNotReady {
+                    detail: detail.clone(),
+                }),
+                None => Decision::Update,
+            },
             Some(state) => match BlockReason::of(state) {
                 Some(block) => Decision::Blocked(block),
                 None if refused.is_some() && added.contains(&dc.name) => {
@@ -210,8 +217,10 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
                 }
                 None => match creation_blocker(plan, observed, index) {
                     Some(wait) => Decision::Wait(wait),
-                    None => match observed.secrets_pending.get(&dc.name) {
-                        Some(detail) => Decision::Wait(WaitReason::SecretsNotReplicated {
+                    None => match (observed.secrets_pending.get(&dc.name))
+                        .or_else(|| observed.passwords_missing.get(&dc.name))
+                    {
+                        Some(detail) => Decision::Wait(WaitReason::SecretsNotReady {
                             detail: detail.clone(),
                         }),
                         None => Decision::Create,

@@ -7,6 +7,12 @@
 //!   is owned by the K8ssandraCluster (ownerReference), so it goes when the cluster goes. A Secret
 //!   the user supplies (named by the ref, or existing under the default name) is used as it is
 //!   and never deleted; Federator only adds the labels that select it for replication.
+//! - Reaper's logins ([`super::reaper_access`]) follow the same rules: `<cluster>-reaper` and
+//!   `<cluster>-reaper-ui` are generated (username: the Secret's name, as upstream), a Secret
+//!   named by `spec.reaper.cassandraUserSecretRef` / `uiUserSecretRef` must exist.
+//! - The Secrets of encryption stores (`spec.cassandra.*EncryptionStores`) are the user's: they
+//!   must exist in the hub, get the replication labels and are copied to the regions, where
+//!   the datacenters mount them ([`super::encryption`]).
 //! - A ReplicatedSecret of the K8ssandraCluster's name and namespace (as k8ssandra-operator
 //!   makes it) selects the cluster's Secrets by label and has one target per region and
 //!   namespace of its datacenters (the hub's own namespace excepted: the sources are there).
@@ -14,7 +20,8 @@
 //! - A datacenter is created only once its target's condition in that ReplicatedSecret is True
 //!   ([`pending_datacenters`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -26,6 +33,7 @@ use rand::TryRngCore;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::OsRng;
 
+use super::encryption::fill_passwords;
 use super::labels::{default_superuser_secret_name, ownership_labels};
 use super::plan::ClusterPlan;
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
@@ -41,11 +49,55 @@ pub const SECRET_LABELS_FIELD_MANAGER: &str = "federator-secrets";
 /// Length of a generated superuser password (62 symbols: about 143 bits).
 pub const PASSWORD_LENGTH: usize = 24;
 
-/// The superuser Secret a cluster uses.
+/// What a Secret of the cluster is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Superuser,
+    ReaperCql,
+    ReaperUi,
+    /// A keystore, truststore or their passwords.
+    EncryptionStore,
+}
+
+impl Purpose {
+    fn describe(self) -> &'static str {
+        match self {
+            Purpose::Superuser => "superuser",
+            Purpose::ReaperCql => "Reaper CQL user",
+            Purpose::ReaperUi => "Reaper UI user",
+            Purpose::EncryptionStore => "encryption store",
+        }
+    }
+
+    /// The keys a Secret of the user's needs.
+    fn contents(self) -> &'static str {
+        match self {
+            Purpose::EncryptionStore => {
+                "the store (key keystore or truststore, unless the ref names one) and its password (key keystore-password or truststore-password); Federator copies it to the regions"
+            }
+            _ => "keys username and password",
+        }
+    }
+
+    /// The field that names a Secret of the user's.
+    fn field(self) -> &'static str {
+        match self {
+            Purpose::Superuser => "spec.cassandra.superuserSecretRef",
+            Purpose::ReaperCql => "spec.reaper.cassandraUserSecretRef",
+            Purpose::ReaperUi => "spec.reaper.uiUserSecretRef",
+            Purpose::EncryptionStore => {
+                "spec.cassandra.clientEncryptionStores or serverEncryptionStores"
+            }
+        }
+    }
+}
+
+/// A Secret the cluster's datacenters read, copied to their regions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SuperuserSecret {
+pub struct ClusterSecret {
+    pub purpose: Purpose,
     pub name: String,
-    /// Federator creates it when absent (no `superuserSecretRef`).
+    /// Federator creates it when absent (no ref names it), with this username.
     pub generated: bool,
     pub username: String,
 }
@@ -53,8 +105,17 @@ pub struct SuperuserSecret {
 /// What a cluster needs; nothing with `secretsProvider: external`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SecretsPlan {
-    pub superuser: Option<SuperuserSecret>,
+    /// The superuser's first.
+    pub secrets: Vec<ClusterSecret>,
     pub replicated: Option<ReplicatedSecret>,
+}
+
+impl SecretsPlan {
+    pub fn superuser(&self) -> Option<&ClusterSecret> {
+        self.secrets
+            .iter()
+            .find(|s| s.purpose == Purpose::Superuser)
+    }
 }
 
 /// The labels that select a Secret for the cluster's replication.
@@ -72,7 +133,7 @@ pub fn replication_labels(plan: &ClusterPlan) -> BTreeMap<String, String> {
 pub fn secrets_plan(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> SecretsPlan {
     if k8c.spec.secrets_provider == Some(SecretsProvider::External) {
         return SecretsPlan {
-            superuser: None,
+            secrets: Vec::new(),
             replicated: None,
         };
     }
@@ -83,11 +144,30 @@ pub fn secrets_plan(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> SecretsPlan {
         .and_then(|c| c.superuser_secret_ref.as_ref())
         .map(|r| r.name.clone())
         .filter(|n| !n.is_empty());
-    let superuser = SuperuserSecret {
+    let mut secrets = vec![ClusterSecret {
+        purpose: Purpose::Superuser,
         generated: named.is_none(),
         name: named.unwrap_or_else(|| default_superuser_secret_name(&plan.cassandra_cluster_name)),
         username: plan.cassandra_cluster_name.clone(),
-    };
+    }];
+    if let Some(access) = &plan.reaper_access {
+        let reaper_logins = [
+            (Purpose::ReaperCql, &access.cql_user),
+            (Purpose::ReaperUi, &access.ui_user),
+        ];
+        secrets.extend(
+            reaper_logins
+                .into_iter()
+                .filter_map(|(purpose, credential)| {
+                    credential.as_ref().map(|c| ClusterSecret {
+                        purpose,
+                        name: c.name.clone(),
+                        generated: c.generated,
+                        username: c.name.clone(),
+                    })
+                }),
+        );
+    }
     let mut seen = BTreeSet::new();
     let targets: Vec<ReplicationTarget> = plan
         .datacenters
@@ -120,8 +200,18 @@ pub fn secrets_plan(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> SecretsPlan {
         },
         status: None,
     };
+    for name in plan.datacenters.iter().flat_map(|dc| &dc.store_secrets) {
+        if !secrets.iter().any(|s| &s.name == name) {
+            secrets.push(ClusterSecret {
+                purpose: Purpose::EncryptionStore,
+                name: name.clone(),
+                generated: false,
+                username: String::new(),
+            });
+        }
+    }
     SecretsPlan {
-        superuser: Some(superuser),
+        secrets,
         replicated: Some(replicated),
     }
 }
@@ -131,18 +221,18 @@ pub fn generate_password() -> String {
     Alphanumeric.sample_string(&mut OsRng.unwrap_err(), PASSWORD_LENGTH)
 }
 
-/// Pure: the generated superuser Secret, owned by `k8c`.
-pub fn generated_superuser_secret(
+/// Pure: a generated login Secret, owned by `k8c`.
+pub fn generated_secret(
     k8c: &K8ssandraCluster,
     plan: &ClusterPlan,
-    superuser: &SuperuserSecret,
+    login: &ClusterSecret,
     password: &str,
 ) -> Secret {
     let mut labels = ownership_labels(&plan.cluster.name, &plan.cluster.namespace);
     labels.extend(replication_labels(plan));
     Secret {
         metadata: ObjectMeta {
-            name: Some(superuser.name.clone()),
+            name: Some(login.name.clone()),
             namespace: Some(plan.cluster.namespace.clone()),
             labels: Some(labels),
             owner_references: k8c.controller_owner_ref(&()).map(|r| vec![r]),
@@ -152,7 +242,7 @@ pub fn generated_superuser_secret(
         data: Some(BTreeMap::from([
             (
                 "username".to_string(),
-                ByteString(superuser.username.as_bytes().to_vec()),
+                ByteString(login.username.as_bytes().to_vec()),
             ),
             (
                 "password".to_string(),
@@ -170,8 +260,13 @@ pub fn pending_datacenters(
     secrets: &SecretsPlan,
     live: Option<&ReplicatedSecret>,
 ) -> BTreeMap<String, String> {
-    let Some(superuser) = &secrets.superuser else {
+    if secrets.secrets.is_empty() {
         return BTreeMap::new();
+    }
+    let names: Vec<&str> = secrets.secrets.iter().map(|s| s.name.as_str()).collect();
+    let (noun, names) = match names.as_slice() {
+        [one] => ("Secret", one.to_string()),
+        many => ("Secrets", many.join(", ")),
     };
     plan.datacenters
         .iter()
@@ -183,8 +278,7 @@ pub fn pending_datacenters(
                 .and_then(|c| c.message.clone())
                 .unwrap_or_else(|| "not copied yet".into());
             let detail = format!(
-                "waiting for Secret {} to be replicated to {} (ReplicatedSecret {}: {state})",
-                superuser.name,
+                "waiting for {noun} {names} to be replicated to {} (ReplicatedSecret {}: {state})",
                 describe_target(&dc.context, &dc.namespace),
                 plan.cluster.name
             );
@@ -206,12 +300,72 @@ pub struct SecretsOutcome {
 pub struct SecretCaches {
     /// Every ReplicatedSecret of the watched namespaces.
     pub replicated: Store<ReplicatedSecret>,
-    /// Metadata of the Secrets carrying a cluster-name label (the generated superuser Secrets,
-    /// and users' once Federator labelled them).
+    /// Metadata of the Secrets carrying a cluster-name label (the generated login Secrets, and
+    /// users' once Federator labelled them).
     pub labelled_secrets: Store<PartialObjectMeta<Secret>>,
+    /// Encryption store passwords read from the hub.
+    pub passwords: Arc<PasswordMemo>,
 }
 
-/// Makes sure the superuser Secret exists and is selected, and applies the ReplicatedSecret.
+/// Values read from the hub's Secrets, with the resourceVersion they were read at: read again
+/// only once the watch shows that version changed, so a steady reconcile asks nothing.
+#[derive(Default)]
+pub struct PasswordMemo(Mutex<HashMap<(String, String), ReadSecret>>);
+
+struct ReadSecret {
+    resource_version: Option<String>,
+    /// The keys asked for, and the values of those present.
+    keys: BTreeSet<String>,
+    values: BTreeMap<String, String>,
+}
+
+/// Reads the encryption store passwords of the plan's datacenters from the hub and puts them in
+/// their configs. Returns the datacenters that cannot have theirs yet, with why (never a value).
+pub async fn fill_store_passwords(
+    hub: &kube::Client,
+    caches: &SecretCaches,
+    plan: &mut ClusterPlan,
+) -> BTreeMap<String, String> {
+    let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for need in plan.datacenters.iter().flat_map(|dc| &dc.passwords) {
+        (needed.entry(need.secret.clone()).or_default()).insert(need.key.clone());
+    }
+    let mut read = BTreeMap::new();
+    for (name, keys) in needed {
+        let values = (caches.read_secret(hub, &plan.cluster.namespace, &name, &keys)).await;
+        read.insert(name, values);
+    }
+    let mut missing = BTreeMap::new();
+    for dc in &mut plan.datacenters {
+        if dc.passwords.is_empty() {
+            continue;
+        }
+        let config = dc
+            .datacenter
+            .spec
+            .config
+            .get_or_insert_with(|| serde_json::json!({}));
+        let lookup = |secret: &str, key: &str| {
+            read.get(secret)
+                .and_then(|r| r.as_ref().ok())
+                .and_then(|values| values.get(key).cloned())
+        };
+        if let Err(absent) = fill_passwords(config, &dc.passwords, lookup) {
+            let mut why = vec![format!("waiting for {}", absent.join(", "))];
+            why.extend(
+                (dc.passwords.iter())
+                    .filter_map(|p| read.get(&p.secret).and_then(|r| r.as_ref().err()))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .cloned(),
+            );
+            missing.insert(dc.name.clone(), why.join("; "));
+        }
+    }
+    missing
+}
+
+/// Makes sure the cluster's Secrets exist and are selected, and applies the ReplicatedSecret.
 pub async fn reconcile(
     hub: &kube::Client,
     caches: &SecretCaches,
@@ -224,11 +378,12 @@ pub async fn reconcile(
         return outcome;
     }
     let secrets = secrets_plan(k8c, plan);
-    if let Some(superuser) = &secrets.superuser
-        && !caches.superuser_is_labelled(plan, superuser)
-        && let Err(error) = ensure_superuser(hub, k8c, plan, superuser).await
-    {
-        outcome.errors.push(error);
+    for secret in &secrets.secrets {
+        if !caches.is_labelled(plan, &secret.name)
+            && let Err(error) = ensure_cluster_secret(hub, k8c, plan, secret).await
+        {
+            outcome.errors.push(error);
+        }
     }
     let mut live = None;
     if let Some(desired) = &secrets.replicated {
@@ -273,9 +428,59 @@ pub async fn reconcile(
 }
 
 impl SecretCaches {
-    /// Whether the cached metadata shows the superuser Secret with the replication labels.
-    fn superuser_is_labelled(&self, plan: &ClusterPlan, superuser: &SuperuserSecret) -> bool {
-        let key = ObjectRef::new(&superuser.name).within(&plan.cluster.namespace);
+    /// The text values of `keys` in hub Secret `namespace/name`: from the memo while the watch
+    /// shows the version they were read at, else read now.
+    async fn read_secret(
+        &self,
+        hub: &kube::Client,
+        namespace: &str,
+        name: &str,
+        keys: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let key = (namespace.to_string(), name.to_string());
+        let watched = self
+            .labelled_secrets
+            .get(&ObjectRef::new(name).within(namespace))
+            .and_then(|s| s.metadata.resource_version.clone());
+        if let Ok(memo) = self.passwords.0.lock()
+            && let Some(read) = memo.get(&key)
+            && watched.is_some()
+            && read.resource_version == watched
+            && keys.is_subset(&read.keys)
+        {
+            return Ok(read.values.clone());
+        }
+        let api: Api<Secret> = Api::namespaced(hub.clone(), namespace);
+        let secret = match api.get_opt(name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                return Err(format!(
+                    "Secret {namespace}/{name} does not exist in the hub"
+                ));
+            }
+            Err(error) => return Err(format!("reading Secret {namespace}/{name}: {error}")),
+        };
+        // Only the keys asked for: the store files stay out of memory.
+        let values: BTreeMap<String, String> = (secret.data.into_iter().flatten())
+            .filter(|(k, _)| keys.contains(k))
+            .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, v)))
+            .collect();
+        if let Ok(mut memo) = self.passwords.0.lock() {
+            memo.insert(
+                key,
+                ReadSecret {
+                    resource_version: secret.metadata.resource_version,
+                    keys: keys.clone(),
+                    values: values.clone(),
+                },
+            );
+        }
+        Ok(values)
+    }
+
+    /// Whether the cached metadata shows Secret `name` with the replication labels.
+    fn is_labelled(&self, plan: &ClusterPlan, name: &str) -> bool {
+        let key = ObjectRef::new(name).within(&plan.cluster.namespace);
         self.labelled_secrets
             .get(&key)
             .is_some_and(|secret| has_replication_labels(plan, secret.metadata.labels.as_ref()))
@@ -289,33 +494,39 @@ fn has_replication_labels(plan: &ClusterPlan, labels: Option<&BTreeMap<String, S
         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
-/// Creates the generated superuser Secret once; adds the replication labels to a user's.
-async fn ensure_superuser(
+/// Creates a generated login Secret once; adds the replication labels to a user's.
+async fn ensure_cluster_secret(
     hub: &kube::Client,
     k8c: &K8ssandraCluster,
     plan: &ClusterPlan,
-    superuser: &SuperuserSecret,
+    secret: &ClusterSecret,
 ) -> Result<(), String> {
     let api: Api<Secret> = Api::namespaced(hub.clone(), &plan.cluster.namespace);
     let context = |what: &str, error: kube::Error| {
         format!(
-            "{what} superuser Secret {}/{}: {error}",
-            plan.cluster.namespace, superuser.name
+            "{what} {} Secret {}/{}: {error}",
+            secret.purpose.describe(),
+            plan.cluster.namespace,
+            secret.name
         )
     };
     let existing = api
-        .get_opt(&superuser.name)
+        .get_opt(&secret.name)
         .await
         .map_err(|e| context("reading", e))?;
     let Some(existing) = existing else {
-        if !superuser.generated {
+        if !secret.generated {
             return Err(format!(
-                "superuser Secret {}/{} named by spec.cassandra.superuserSecretRef does not exist; create it with keys username and password",
-                plan.cluster.namespace, superuser.name
+                "{} Secret {}/{} named by {} does not exist; create it in the hub with {}",
+                secret.purpose.describe(),
+                plan.cluster.namespace,
+                secret.name,
+                secret.purpose.field(),
+                secret.purpose.contents()
             ));
         }
-        let secret = generated_superuser_secret(k8c, plan, superuser, &generate_password());
-        return match api.create(&PostParams::default(), &secret).await {
+        let generated = generated_secret(k8c, plan, secret, &generate_password());
+        return match api.create(&PostParams::default(), &generated).await {
             Ok(_) => Ok(()),
             // Created meanwhile (a concurrent reconcile): that one stays.
             Err(kube::Error::Api(response)) if response.code == 409 => Ok(()),
@@ -330,10 +541,10 @@ async fn ensure_superuser(
     let body = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": superuser.name, "labels": wanted},
+        "metadata": {"name": secret.name, "labels": wanted},
     });
     api.patch(
-        &superuser.name,
+        &secret.name,
         &PatchParams::apply(SECRET_LABELS_FIELD_MANAGER).force(),
         &Patch::Apply(&body),
     )
@@ -343,17 +554,15 @@ async fn ensure_superuser(
 }
 
 /// The K8ssandraCluster is deleted with `federator.k8ssandra.io/orphan: "true"`: the datacenters
-/// left behind still need their superuser Secret. The generated one loses its ownerReference
-/// (garbage collection would delete it), and the ReplicatedSecret is marked to leave its copies.
+/// left behind still need their login Secrets. The generated ones lose their ownerReference
+/// (garbage collection would delete them), and the ReplicatedSecret is marked to leave its copies.
 pub async fn orphan_copies(hub: &kube::Client, k8c: &K8ssandraCluster) -> Result<(), String> {
     let namespace = k8c.namespace().unwrap_or_default();
-    if let (Some(cassandra), Ok(cluster_plan)) =
-        (k8c.spec.cassandra.as_ref(), super::plan::plan(k8c))
-    {
-        let named = cassandra.superuser_secret_ref.is_some();
-        if !named {
-            let name = default_superuser_secret_name(&cluster_plan.cassandra_cluster_name);
-            release_secret(hub, k8c, &namespace, &name).await?;
+    if let Ok(cluster_plan) = super::plan::plan(k8c) {
+        for secret in secrets_plan(k8c, &cluster_plan).secrets {
+            if secret.generated {
+                release_secret(hub, k8c, &namespace, &secret.name).await?;
+            }
         }
     }
     let api: Api<ReplicatedSecret> = Api::namespaced(hub.clone(), &namespace);
@@ -383,8 +592,7 @@ async fn release_secret(
     name: &str,
 ) -> Result<(), String> {
     let api: Api<Secret> = Api::namespaced(hub.clone(), namespace);
-    let failed =
-        |error: kube::Error| format!("keeping superuser Secret {namespace}/{name}: {error}");
+    let failed = |error: kube::Error| format!("keeping Secret {namespace}/{name}: {error}");
     let Some(secret) = api.get_opt(name).await.map_err(failed)? else {
         return Ok(());
     };

@@ -20,7 +20,7 @@
 //! | Progressing | True | `CreatingDatacenters` | datacenters are being created, one after another |
 //! | Progressing | True | `UpdatingDatacenters` | cass-operator is applying a change (Ready comes back when done) |
 //! | Progressing | True | `WaitingForDatacenter` | a datacenter waits for another to be Ready (bootstrap order) |
-//! | Progressing | True | `WaitingForSecrets` | a datacenter is created once its secrets (superuser) are replicated to its region; see the ReplicatedSecret of the same name |
+//! | Progressing | True | `WaitingForSecrets` | a datacenter is created once its secrets (superuser, Reaper's logins, encryption stores) are replicated to its region, and created or updated only while its encryption store passwords can be read; see the ReplicatedSecret of the same name |
 //! | Progressing | False | `Reconciled` | nothing is in progress |
 //! | Progressing | False | `Blocked` | the remaining work needs a fix; see Degraded |
 //! | Degraded | True | `InvalidSpec` | the spec cannot be planned: fix the field `status.error` names |
@@ -490,7 +490,7 @@ fn progressing(
             Decision::Delete { .. } => deleting.push(format!("{name}: deleting")),
             Decision::Wait(wait) if !in_plan => deleting.push(format!("{name}: {wait}")),
             Decision::Create => creating.push(format!("{name}: creating")),
-            Decision::Wait(wait @ WaitReason::SecretsNotReplicated { .. }) => {
+            Decision::Wait(wait @ WaitReason::SecretsNotReady { .. }) => {
                 waiting_secrets.push(format!("{name}: {wait}"))
             }
             Decision::Wait(wait) => waiting.push(format!("{name}: {wait}")),

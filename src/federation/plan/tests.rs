@@ -632,3 +632,135 @@ fn errors_name_what_to_fix() {
         "{error}"
     );
 }
+
+/// `two_dcs` with `extra` added to its spec.
+fn two_dcs_with(extra: Value) -> K8ssandraCluster {
+    let mut spec = serde_json::to_value(&two_dcs().spec).expect("serializes");
+    if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+        spec.extend(extra);
+    }
+    cluster(spec)
+}
+
+#[test]
+fn reaper_gets_its_own_role_in_every_datacenter() {
+    let plan = planned(&two_dcs_with(json!({"reaper": {}})));
+    for dc in &plan.datacenters {
+        assert_eq!(
+            spec_json(dc)["users"],
+            json!([{"secretName": "demo-reaper", "superuser": true}]),
+            "{}",
+            dc.name
+        );
+        // HTTP management (the default): JMX stays local.
+        assert_eq!(dc.datacenter.spec.pod_template_spec, None);
+    }
+    let own = planned(&two_dcs_with(
+        json!({"reaper": {"cassandraUserSecretRef": {"name": "reaper-cql"}}}),
+    ));
+    assert_eq!(
+        spec_json(&own.datacenters[0])["users"],
+        json!([{"secretName": "reaper-cql", "superuser": true}])
+    );
+    for spec in [
+        json!({}),
+        json!({"auth": false, "reaper": {}}),
+        json!({"reaper": {"reaperRef": {"name": "shared"}}}),
+    ] {
+        let plan = planned(&two_dcs_with(spec.clone()));
+        assert_eq!(plan.datacenters[0].datacenter.spec.users, None, "{spec}");
+    }
+}
+
+#[test]
+fn reaper_over_jmx_opens_jmx_to_other_hosts_with_cassandra_logins() {
+    let plan = planned(&two_dcs_with(
+        json!({"reaper": {"httpManagement": {"enabled": false}}}),
+    ));
+    for dc in &plan.datacenters {
+        let spec = spec_json(dc);
+        assert_eq!(
+            spec["podTemplateSpec"]["spec"]["containers"],
+            json!([{"name": "cassandra", "env": [{"name": "LOCAL_JMX", "value": "no"}]}]),
+            "{}",
+            dc.name
+        );
+        let flags: Vec<&str> = spec["config"]["cassandra-env-sh"]["additional-jvm-opts"]
+            .as_array()
+            .expect("flags")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for wanted in remote_jmx_flags(true, true) {
+            assert!(flags.contains(&wanted.as_str()), "{}: {flags:?}", dc.name);
+        }
+    }
+    let without_auth = planned(&two_dcs_with(
+        json!({"auth": false, "reaper": {"httpManagement": {"enabled": false}}}),
+    ));
+    let flags = &spec_json(&without_auth.datacenters[0])["config"]["cassandra-env-sh"]["additional-jvm-opts"];
+    assert!(
+        flags
+            .as_array()
+            .expect("flags")
+            .contains(&json!("-Dcom.sun.management.jmxremote.authenticate=false")),
+        "{flags}"
+    );
+    assert!(!flags.to_string().contains("CassandraLogin"), "{flags}");
+}
+
+#[test]
+fn internode_encryption_mounts_the_stores_and_points_cassandra_yaml_at_them() {
+    let k8c = two_dcs_with(json!({"cassandra": {
+        "serverVersion": "4.0.17",
+        "storageConfig": storage(),
+        "config": {"cassandraYaml": {"server_encryption_options": {"internode_encryption": "all"}}},
+        "serverEncryptionStores": {
+            "keystoreSecretRef": {"name": "stores"}, "truststoreSecretRef": {"name": "stores"}
+        },
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "k8sContext": "east", "size": 3},
+            {"metadata": {"name": "dc2"}, "k8sContext": "west", "size": 3,
+             "config": {"cassandraYaml": {"server_encryption_options": {"internode_encryption": "none"}}}}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    let dc1 = spec_json(&plan.datacenters[0]);
+    let options = &dc1["config"]["cassandra-yaml"]["server_encryption_options"];
+    assert_eq!(options["keystore"], "/mnt/server-keystore/keystore");
+    assert_eq!(options["truststore"], "/mnt/server-truststore/truststore");
+    assert_eq!(options.get("keystore_password"), None, "filled in later");
+    assert_eq!(
+        dc1["podTemplateSpec"]["spec"]["containers"][0]["volumeMounts"],
+        json!([
+            {"name": "server-keystore", "mountPath": "/mnt/server-keystore"},
+            {"name": "server-truststore", "mountPath": "/mnt/server-truststore"}
+        ])
+    );
+    let volumes: Vec<&str> = dc1["podTemplateSpec"]["spec"]["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .filter_map(|v| v["secret"]["secretName"].as_str())
+        .collect();
+    assert_eq!(volumes, ["stores", "stores"]);
+    assert_eq!(plan.datacenters[0].passwords.len(), 2);
+    assert_eq!(plan.datacenters[0].store_secrets, ["stores"]);
+    // dc2 turns it off for itself.
+    assert!(plan.datacenters[1].passwords.is_empty());
+    assert_eq!(
+        spec_json(&plan.datacenters[1])["config"]["cassandra-yaml"]["server_encryption_options"],
+        json!({"internode_encryption": "none"})
+    );
+
+    let unnamed = two_dcs_with(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "config": {"cassandraYaml": {"client_encryption_options": {"enabled": true}}},
+        "clientEncryptionStores": {"keystoreSecretRef": {"name": "ks"}, "truststoreSecretRef": {}},
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 3}]
+    }}));
+    assert_eq!(
+        plan_error(&unnamed).to_string(),
+        "datacenter dc1: spec.cassandra.clientEncryptionStores.keystoreSecretRef and truststoreSecretRef must name Secrets: cassandra.yaml turns client encryption on"
+    );
+}

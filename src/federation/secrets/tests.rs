@@ -60,7 +60,7 @@ fn a_cluster_gets_a_generated_superuser_and_one_target_per_remote_region_and_nam
     let k8c = cluster(json!({}));
     let cluster_plan = plan(&k8c).expect("plans");
     let secrets = secrets_plan(&k8c, &cluster_plan);
-    let superuser = secrets.superuser.expect("superuser");
+    let superuser = secrets.superuser().cloned().expect("superuser");
     assert_eq!(
         superuser.name, "mycluster-superuser",
         "cass-operator's default name"
@@ -105,8 +105,8 @@ fn the_generated_secret_is_selected_by_the_replicated_secret_and_owned_by_the_cl
     let k8c = cluster(json!({}));
     let cluster_plan = plan(&k8c).expect("plans");
     let secrets = secrets_plan(&k8c, &cluster_plan);
-    let superuser = secrets.superuser.clone().expect("superuser");
-    let secret = generated_superuser_secret(&k8c, &cluster_plan, &superuser, "pw");
+    let superuser = secrets.superuser().cloned().expect("superuser");
+    let secret = generated_secret(&k8c, &cluster_plan, &superuser, "pw");
     let labels = secret.metadata.labels.clone().unwrap_or_default();
     let selector = secrets
         .replicated
@@ -127,7 +127,7 @@ fn the_generated_secret_is_selected_by_the_replicated_secret_and_owned_by_the_cl
 fn a_user_secret_is_used_as_named_and_external_secrets_need_nothing() {
     let named = cluster(json!({"spec": {"cassandra": {"superuserSecretRef": {"name": "mine"}}}}));
     let secrets = secrets_plan(&named, &plan(&named).expect("plans"));
-    let superuser = secrets.superuser.expect("superuser");
+    let superuser = secrets.superuser().cloned().expect("superuser");
     assert_eq!(superuser.name, "mine");
     assert!(!superuser.generated);
     assert!(
@@ -138,7 +138,7 @@ fn a_user_secret_is_used_as_named_and_external_secrets_need_nothing() {
     let external = cluster(json!({"spec": {"secretsProvider": "external"}}));
     let external_plan = plan(&external).expect("plans");
     let secrets = secrets_plan(&external, &external_plan);
-    assert_eq!(secrets.superuser, None);
+    assert_eq!(secrets.superuser(), None);
     assert_eq!(secrets.replicated, None);
     assert!(pending_datacenters(&external_plan, &secrets, None).is_empty());
 }
@@ -210,7 +210,7 @@ fn decide_creates_a_datacenter_only_once_its_secrets_are_there() {
         .insert("dc1".into(), "waiting for Secret x".into());
     assert_eq!(
         decide(&cluster_plan, &observed).decision("dc1"),
-        Some(&Decision::Wait(WaitReason::SecretsNotReplicated {
+        Some(&Decision::Wait(WaitReason::SecretsNotReady {
             detail: "waiting for Secret x".into()
         }))
     );
@@ -218,5 +218,107 @@ fn decide_creates_a_datacenter_only_once_its_secrets_are_there() {
     assert_eq!(
         decide(&cluster_plan, &observed).decision("dc1"),
         Some(&Decision::Create)
+    );
+}
+
+#[test]
+fn reaper_logins_are_generated_replicated_and_named_in_pending_messages() {
+    let k8c = cluster(json!({"spec": {"reaper": {}}}));
+    let cluster_plan = plan(&k8c).expect("plans");
+    let secrets = secrets_plan(&k8c, &cluster_plan);
+    let logins: Vec<(Purpose, &str, bool, &str)> = secrets
+        .secrets
+        .iter()
+        .map(|s| (s.purpose, s.name.as_str(), s.generated, s.username.as_str()))
+        .collect();
+    assert_eq!(
+        logins,
+        vec![
+            (
+                Purpose::Superuser,
+                "mycluster-superuser",
+                true,
+                "My Cluster"
+            ),
+            (
+                Purpose::ReaperCql,
+                "mycluster-reaper",
+                true,
+                "mycluster-reaper"
+            ),
+            (
+                Purpose::ReaperUi,
+                "mycluster-reaper-ui",
+                true,
+                "mycluster-reaper-ui"
+            ),
+        ]
+    );
+    // Selected by the same ReplicatedSecret as the superuser's.
+    let selector = secrets
+        .replicated
+        .as_ref()
+        .and_then(|rs| rs.spec.selector.clone())
+        .and_then(|s| s.match_labels)
+        .expect("selector");
+    for login in &secrets.secrets {
+        let secret = generated_secret(&k8c, &cluster_plan, login, "pw");
+        let labels = secret.metadata.labels.unwrap_or_default();
+        assert!(
+            selector.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            "{}",
+            login.name
+        );
+    }
+    let pending = pending_datacenters(&cluster_plan, &secrets, None);
+    assert!(
+        pending["dc2"].contains(
+            "Secrets mycluster-superuser, mycluster-reaper, mycluster-reaper-ui to be replicated"
+        ),
+        "{}",
+        pending["dc2"]
+    );
+}
+
+#[test]
+fn reaper_secrets_named_by_the_user_are_not_generated() {
+    let k8c = cluster(json!({"spec": {"reaper": {
+        "cassandraUserSecretRef": {"name": "reaper-cql-secret"},
+        "uiUserSecretRef": {"name": ""}
+    }}}));
+    let secrets = secrets_plan(&k8c, &plan(&k8c).expect("plans"));
+    let reaper: Vec<(&str, bool)> = secrets
+        .secrets
+        .iter()
+        .filter(|s| s.purpose != Purpose::Superuser)
+        .map(|s| (s.name.as_str(), s.generated))
+        .collect();
+    assert_eq!(reaper, vec![("reaper-cql-secret", false)], "no UI login");
+}
+
+#[test]
+fn encryption_stores_are_the_users_and_replicated_with_the_rest() {
+    let k8c = cluster(json!({"spec": {"cassandra": {
+        "config": {"cassandraYaml": {"client_encryption_options": {"enabled": true}}},
+        "clientEncryptionStores": {
+            "keystoreSecretRef": {"name": "client-ks"},
+            "truststoreSecretRef": {"name": "client-ts"},
+            "keystorePasswordSecretRef": {"name": "store-passwords"}
+        }
+    }}}));
+    let secrets = secrets_plan(&k8c, &plan(&k8c).expect("plans"));
+    let stores: Vec<(&str, bool)> = secrets
+        .secrets
+        .iter()
+        .filter(|s| s.purpose == Purpose::EncryptionStore)
+        .map(|s| (s.name.as_str(), s.generated))
+        .collect();
+    assert_eq!(
+        stores,
+        vec![
+            ("client-ks", false),
+            ("store-passwords", false),
+            ("client-ts", false)
+        ]
     );
 }
