@@ -20,7 +20,12 @@
 //! Encryption stores are mounted and configured here ([`super::encryption`]); their passwords
 //! need Secret contents, so the controller fills them in ([`DatacenterPlan::passwords`]).
 //!
-//! Not planned here (later parts of the controller): per-node configuration and initial tokens, Vector and MCAC metric filters, Medusa.
+//! `perNodeConfigMapRef` is mounted with upstream's merging init container; the ConfigMap must
+//! exist in the datacenter's region and namespace, and a change to it reaches the pods when
+//! they restart (upstream also restarts them on a change of its contents).
+//!
+//! Not planned here (later parts of the controller): per-node configuration generated from
+//! initial tokens, Vector and MCAC metric filters, Medusa.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -60,6 +65,14 @@ pub const MANAGEMENT_API_HEAP_ENV: &str = "MANAGEMENT_API_HEAP_SIZE";
 pub const MCAC_DISABLED_ENV: &str = "MGMT_API_DISABLE_MCAC";
 /// JVM flag naming the system keyspaces' replication on a new cluster's first datacenter.
 pub const SYSTEM_REPLICATION_FLAG: &str = "-Dcassandra.system_distributed_replication";
+/// cass-operator's init container that writes the configuration.
+pub const SERVER_CONFIG_INIT_CONTAINER: &str = "server-config-init";
+/// Init container and volume of `perNodeConfigMapRef`.
+pub const PER_NODE_CONFIG_INIT_CONTAINER: &str = "per-node-config";
+const PER_NODE_CONFIG_VOLUME: &str = "per-node-config";
+/// Image of the per-node init container (it needs `sh` and `yq`), as k8ssandra-operator's
+/// image configuration pins it; `perNodeConfigInitContainerImage` overrides it.
+pub const DEFAULT_PER_NODE_CONFIG_IMAGE: &str = "docker.io/k8ssandra/k8ssandra-client:v0.8.12";
 /// JVM flag k8ssandra-operator sets on Cassandra ≥ 4 (Stargate needs it).
 pub const ALLOW_ALTER_RF_FLAG: &str = "-Dcassandra.allow_alter_rf_during_range_movement=true";
 
@@ -701,18 +714,31 @@ impl PlanContext<'_> {
         if !containers.is_empty() {
             spec.insert("containers".into(), Value::Array(containers));
         }
-        if let Some(init) = options.init_containers.clone().filter(|c| !c.is_empty()) {
-            spec.insert("initContainers".into(), Value::Array(init));
-        }
+        let mut init = options.init_containers.clone().unwrap_or_default();
         let mut volumes = options
             .extra_volumes
             .as_ref()
             .and_then(|v| v.volumes.clone())
             .unwrap_or_default();
-        for volume in &encryption.volumes {
-            // A store's volume replaces one of the same name, as upstream.
+        let mut added_volumes = encryption.volumes.clone();
+        if let Some(config_map) =
+            (dc.per_node_config_map_ref.as_ref()).filter(|r| !r.name.is_empty())
+        {
+            let image = (options.per_node_config_init_container_image.as_deref())
+                .filter(|i| !i.is_empty())
+                .unwrap_or(DEFAULT_PER_NODE_CONFIG_IMAGE);
+            add_per_node_config_init(&mut init, image);
+            added_volumes.push(json!({
+                "name": PER_NODE_CONFIG_VOLUME, "configMap": {"name": config_map.name}
+            }));
+        }
+        if !init.is_empty() {
+            spec.insert("initContainers".into(), Value::Array(init));
+        }
+        for volume in added_volumes {
+            // Replaces a volume of the same name, as upstream.
             volumes.retain(|v| v.get("name") != volume.get("name"));
-            volumes.push(volume.clone());
+            volumes.push(volume);
         }
         if !volumes.is_empty() {
             spec.insert("volumes".into(), Value::Array(volumes));
@@ -770,6 +796,42 @@ fn storage_config(options: &DatacenterOptions) -> Option<StorageConfig> {
             .extend(pvcs);
     }
     Some(storage)
+}
+
+/// Adds the init container that merges a pod's files of the per-node ConfigMap
+/// (`<pod>_cassandra.yaml`, ...) into the configuration cass-operator's config builder wrote: a
+/// placeholder `server-config-init` first, so that cass-operator's container (merged into it by
+/// name) runs before it.
+fn add_per_node_config_init(init: &mut Vec<Value>, image: &str) {
+    let named = |c: &Value, name: &str| c.get("name").and_then(Value::as_str) == Some(name);
+    if !init.iter().any(|c| named(c, SERVER_CONFIG_INIT_CONTAINER)) {
+        init.push(json!({"name": SERVER_CONFIG_INIT_CONTAINER}));
+    }
+    init.retain(|c| !named(c, PER_NODE_CONFIG_INIT_CONTAINER));
+    let merge = concat!(
+        "if [ -e /per-node-config/${POD_NAME}_* ]; then ",
+        "for src in /per-node-config/${POD_NAME}_*; do ",
+        "dest=/config/`echo $src | cut -d \"_\" -f2`; ",
+        "yq ea '. as $item ireduce ({}; . * $item)' -i $dest $src && echo merged $src into $dest || exit 1; ",
+        "done; echo done merging per-node config for pod $POD_NAME; ",
+        "else echo no per-node config found for pod $POD_NAME; fi"
+    );
+    init.push(json!({
+        "name": PER_NODE_CONFIG_INIT_CONTAINER,
+        "image": image,
+        "command": ["sh", "-c", merge],
+        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"cpu": "100m", "memory": "64Mi"}
+        },
+        "volumeMounts": [
+            // cass-operator's volumes: the built configuration, and scratch space for yq.
+            {"name": "server-config", "mountPath": "/config"},
+            {"name": PER_NODE_CONFIG_VOLUME, "mountPath": "/per-node-config"},
+            {"name": "tmp", "mountPath": "/tmp"}
+        ]
+    }));
 }
 
 /// Appends `items` to list `field` (env, volumeMounts) of the container named `name`, adding

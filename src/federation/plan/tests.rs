@@ -764,3 +764,51 @@ fn internode_encryption_mounts_the_stores_and_points_cassandra_yaml_at_them() {
         "datacenter dc1: spec.cassandra.clientEncryptionStores.keystoreSecretRef and truststoreSecretRef must name Secrets: cassandra.yaml turns client encryption on"
     );
 }
+
+#[test]
+fn a_per_node_config_map_is_merged_by_an_init_container_after_the_config_builder() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 3, "perNodeConfigMapRef": {"name": "per-node"},
+             "initContainers": [{"name": "mine", "image": "busybox"}]},
+            {"metadata": {"name": "dc2"}, "size": 3, "perNodeConfigMapRef": {"name": "other"},
+             "perNodeConfigInitContainerImage": "example.com/yq:1"},
+            {"metadata": {"name": "dc3"}, "size": 3}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    let dc1 = spec_json(&plan.datacenters[0]);
+    let init: Vec<&str> = dc1["podTemplateSpec"]["spec"]["initContainers"]
+        .as_array()
+        .expect("init containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        init,
+        [
+            "mine",
+            SERVER_CONFIG_INIT_CONTAINER,
+            PER_NODE_CONFIG_INIT_CONTAINER
+        ]
+    );
+    let merger = &dc1["podTemplateSpec"]["spec"]["initContainers"][2];
+    assert_eq!(merger["image"], DEFAULT_PER_NODE_CONFIG_IMAGE);
+    assert!(
+        merger["command"][2]
+            .as_str()
+            .is_some_and(|c| c.contains("/per-node-config/${POD_NAME}_*")),
+        "{merger}"
+    );
+    assert_eq!(
+        dc1["podTemplateSpec"]["spec"]["volumes"],
+        json!([{"name": "per-node-config", "configMap": {"name": "per-node"}}])
+    );
+    let dc2 = spec_json(&plan.datacenters[1]);
+    assert_eq!(
+        dc2["podTemplateSpec"]["spec"]["initContainers"][1]["image"],
+        "example.com/yq:1"
+    );
+    assert_eq!(plan.datacenters[2].datacenter.spec.pod_template_spec, None);
+}
