@@ -705,3 +705,101 @@ async fn data_plane_alone() {
     operators.stop().await;
     sim.shutdown().await;
 }
+
+#[test]
+fn stargate_and_reaper_follow_their_datacenters_encryption() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(encrypted_components());
+}
+
+async fn encrypted_components() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub client");
+    let region = sim.client(1).await.expect("region client");
+    let context = sim.context_name(1);
+    let kubeconfig = format!("{context}-config");
+    put_secret(
+        &hub,
+        &kubeconfig,
+        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    put_client_config(&hub, &context, &context, &kubeconfig).await;
+    put_secret(
+        &hub,
+        "stores",
+        &[
+            ("keystore", b"keystore bytes"),
+            ("truststore", b"truststore bytes"),
+            ("keystore-password", b"ks-secret"),
+            ("truststore-password", b"ts-secret"),
+        ],
+    )
+    .await;
+    let mut operators = Operators::new();
+    operators.start(&settings("control-plane"), hub.clone());
+    operators.start(&settings("data-plane"), region.clone());
+
+    let mut manifest = k8ssandra_cluster(&context, &context, true, true, false);
+    let cassandra = &mut manifest["spec"]["cassandra"];
+    cassandra["datacenters"] = serde_json::json!([
+        {"metadata": {"name": "dc1"}, "k8sContext": context, "size": 1}
+    ]);
+    cassandra["config"] = serde_json::json!({"cassandraYaml": {
+        "server_encryption_options": {"internode_encryption": "all"},
+        "client_encryption_options": {"enabled": true}
+    }});
+    let stores = serde_json::json!({
+        "keystoreSecretRef": {"name": "stores"}, "truststoreSecretRef": {"name": "stores"}
+    });
+    cassandra["serverEncryptionStores"] = stores.clone();
+    cassandra["clientEncryptionStores"] = stores;
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, manifest).await;
+
+    // Stargate's node reads the datacenter's internode settings from the generated ConfigMap
+    // and finds the stores where the datacenter's nodes have them.
+    let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(region.clone(), NS);
+    let config = eventually("Stargate's ConfigMap", Duration::from_secs(60), || async {
+        bounded(
+            "get ConfigMap",
+            config_maps.get_opt("demo-dc1-cassandra-config"),
+        )
+        .await
+        .ok()
+        .flatten()
+    })
+    .await;
+    let data = config.data.expect("data");
+    let cassandra_yaml: serde_json::Value =
+        serde_saphyr::from_str(&data["cassandra.yaml"]).expect("YAML");
+    let internode = &cassandra_yaml["server_encryption_options"];
+    assert_eq!(internode["internode_encryption"], "all");
+    assert_eq!(internode["keystore"], "/mnt/server-keystore/keystore");
+    assert_eq!(internode["keystore_password"], "ks-secret");
+    let stargate = eventually("Stargate's Deployment", Duration::from_secs(30), || {
+        get::<Deployment>(&region, "demo-dc1-default-stargate-deployment")
+    })
+    .await;
+    let pod = stargate.spec.and_then(|s| s.template.spec).expect("pod");
+    let mounts: Vec<String> = (pod.containers[0].volume_mounts.iter().flatten())
+        .map(|m| m.mount_path.clone())
+        .collect();
+    for path in ["/config", "/mnt/server-keystore", "/mnt/client-keystore"] {
+        assert!(mounts.iter().any(|m| m == path), "{path} in {mounts:?}");
+    }
+
+    // Reaper talks TLS to Cassandra; its pod reads the passwords, its spec holds none.
+    let reaper = eventually("Reaper's Deployment", Duration::from_secs(30), || {
+        get::<Deployment>(&region, "demo-dc1-reaper")
+    })
+    .await;
+    let text = serde_json::to_string(&reaper.spec).expect("json");
+    assert!(text.contains("REAPER_CASS_NATIVE_PROTOCOL_SSL_ENCRYPTION_ENABLED"));
+    assert!(
+        !text.contains("ks-secret") && !text.contains("ts-secret"),
+        "{text}"
+    );
+    operators.stop().await;
+}

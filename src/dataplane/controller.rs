@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -43,6 +43,13 @@ const RETRY_DELAY: Duration = Duration::from_secs(5);
 pub enum ComponentError {
     #[error("{kind} {name} has no namespace")]
     MissingNamespace { kind: &'static str, name: String },
+    #[error("{kind} {namespace}/{name}: {message}")]
+    Config {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        message: String,
+    },
     #[error("{action} for {kind} {namespace}/{name}: {source}")]
     Api {
         action: String,
@@ -389,7 +396,8 @@ async fn reconcile_stargate_steps(
             now,
         ),
         Ok(dc) => {
-            let desired = stargate::deployments(object, &dc, &context.images);
+            let generated = stargate_config(client, object, &dc, &namespace).await?;
+            let desired = stargate::deployments(object, &dc, &context.images, generated.as_deref());
             let selector = format!("{}={name}", stargate::STARGATE_LABEL);
             let live = deployments
                 .list(&ListParams::default().labels(&selector))
@@ -449,6 +457,68 @@ async fn reconcile_stargate_steps(
     } else {
         PROGRESSING_REQUEUE
     }))
+}
+
+/// Applies the ConfigMap of settings Stargate shares with its datacenter, if it needs one
+/// ([`stargate::generated_config`]); its name.
+async fn stargate_config(
+    client: &kube::Client,
+    object: &Stargate,
+    dc: &CassandraDatacenter,
+    namespace: &str,
+) -> Result<Option<String>, ComponentError> {
+    const KIND: &str = "Stargate";
+    let name = object.name_any();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let user = match &object.spec.template.cassandra_config_map_ref {
+        Some(reference) => config_maps
+            .get_opt(&reference.name)
+            .await
+            .map_err(api_error(
+                "reading its cassandraConfigMapRef",
+                KIND,
+                namespace,
+                &name,
+            ))?
+            .map(Some)
+            .ok_or_else(|| ComponentError::Config {
+                kind: KIND,
+                namespace: namespace.to_string(),
+                name: name.clone(),
+                message: format!(
+                    "ConfigMap {} named by cassandraConfigMapRef does not exist in its namespace",
+                    reference.name
+                ),
+            })?,
+        None => None,
+    };
+    let generated = stargate::generated_config(object, dc, user.as_ref()).map_err(|error| {
+        ComponentError::Config {
+            kind: KIND,
+            namespace: namespace.to_string(),
+            name: name.clone(),
+            message: error.to_string(),
+        }
+    })?;
+    let Some(generated) = generated else {
+        return Ok(None);
+    };
+    let config_name = generated.name_any();
+    let live = config_maps.get_opt(&config_name).await.map_err(api_error(
+        "reading its ConfigMap",
+        KIND,
+        namespace,
+        &name,
+    ))?;
+    apply_if_changed(
+        &config_maps,
+        STARGATE_FIELD_MANAGER,
+        &generated,
+        live.as_ref(),
+    )
+    .await
+    .map_err(api_error("applying its ConfigMap", KIND, namespace, &name))?;
+    Ok(Some(config_name))
 }
 
 /// Why a component's datacenter cannot be used.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
-    SecretKeySelector, Service, ServicePort, ServiceSpec,
+    SecretKeySelector, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
@@ -27,6 +27,7 @@ use crate::api::shared::{
     CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, SecretRef, SecretsProvider,
     new_condition, set_condition,
 };
+use crate::federation::encryption::{Store, Traffic, store_password_source, stores_volumes};
 use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
 use crate::settings::ImageSettings;
 
@@ -150,6 +151,54 @@ fn auth_environment(template: &ReaperTemplate) -> Vec<EnvVar> {
     environment
 }
 
+/// JVM flags of Reaper's TLS to Cassandra: the client stores, their passwords by reference to
+/// the variables [`client_tls`] defines (Kubernetes expands `$(NAME)`), and the driver's SSL.
+const CLIENT_TLS_JAVA_OPTS: &str = concat!(
+    " -Djavax.net.ssl.keyStore=/mnt/client-keystore/keystore",
+    " -Djavax.net.ssl.keyStorePassword=$(REAPER_CLIENT_KEYSTORE_PASSWORD)",
+    " -Djavax.net.ssl.trustStore=/mnt/client-truststore/truststore",
+    " -Djavax.net.ssl.trustStorePassword=$(REAPER_CLIENT_TRUSTSTORE_PASSWORD)",
+    " -Dssl.enable=true",
+    " -Ddatastax-java-driver.advanced.ssl-engine-factory.class=com.datastax.oss.driver.internal.core.ssl.DefaultSslEngineFactory",
+    " -Ddatastax-java-driver.advanced.ssl-engine-factory.hostname-validation=false"
+);
+
+/// What Reaper needs to reach a Cassandra that requires client TLS.
+struct ClientTls {
+    /// The store passwords as variables read from their Secrets.
+    passwords: Vec<EnvVar>,
+    volumes: Vec<Volume>,
+    mounts: Vec<VolumeMount>,
+}
+
+/// Reaper's client TLS from `spec.clientEncryptionStores`, as k8ssandra-operator sets it up,
+/// except that the passwords are read by the pod, not written into its spec.
+fn client_tls(reaper: &Reaper) -> Option<ClientTls> {
+    let stores = reaper.spec.client_encryption_stores.as_ref()?;
+    if reaper.spec.template.secrets_provider == Some(SecretsProvider::External) {
+        return None;
+    }
+    let passwords = [
+        (Store::Keystore, "REAPER_CLIENT_KEYSTORE_PASSWORD"),
+        (Store::Truststore, "REAPER_CLIENT_TRUSTSTORE_PASSWORD"),
+    ]
+    .map(|(store, variable)| {
+        let (secret, key) = store_password_source(stores, store);
+        secret_env(variable, &secret, &key)
+    })
+    .to_vec();
+    let (volumes, mounts) = stores_volumes(Traffic::Client, stores);
+    Some(ClientTls {
+        passwords,
+        volumes: (volumes.into_iter())
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+        mounts: (mounts.into_iter())
+            .filter_map(|m| serde_json::from_value(m).ok())
+            .collect(),
+    })
+}
+
 /// The Reaper's Deployment (one replica: Reaper is not replicated).
 pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSettings) -> Deployment {
     let template = &reaper.spec.template;
@@ -173,7 +222,17 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
         ReaperStorageType::Cassandra => "cassandra",
         ReaperStorageType::Local => "memory",
     };
-    let mut environment = vec![
+    let client_tls = client_tls(reaper);
+    let mut java_opts = format!("-Xms{heap_bytes} -Xmx{heap_bytes}");
+    if client_tls.is_some() {
+        java_opts.push_str(CLIENT_TLS_JAVA_OPTS);
+    }
+    let mut environment = Vec::new();
+    if let Some(tls) = &client_tls {
+        // Defined before JAVA_OPTS, which refers to them: the passwords stay in their Secrets.
+        environment.extend(tls.passwords.iter().cloned());
+    }
+    environment.extend([
         env("REAPER_STORAGE_TYPE", storage),
         env("REAPER_ENABLE_DYNAMIC_SEED_LIST", "false"),
         env(
@@ -190,7 +249,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
                 .clone()
                 .unwrap_or_else(|| DEFAULT_KEYSPACE.into()),
         ),
-        env("JAVA_OPTS", format!("-Xms{heap_bytes} -Xmx{heap_bytes}")),
+        env("JAVA_OPTS", java_opts),
         env(
             "REAPER_HTTP_MANAGEMENT_ENABLE",
             template
@@ -200,7 +259,13 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
                 .unwrap_or(true)
                 .to_string(),
         ),
-    ];
+    ]);
+    if client_tls.is_some() {
+        environment.push(env(
+            "REAPER_CASS_NATIVE_PROTOCOL_SSL_ENCRYPTION_ENABLED",
+            "true",
+        ));
+    }
     environment.extend(auth_environment(template));
     environment.extend(template.additional_env_vars.iter().flatten().cloned());
     let mut pod_labels = labels(reaper);
@@ -234,6 +299,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
         security_context: template.security_context.clone(),
         liveness_probe: Some(probe(template.liveness_probe.as_ref())),
         readiness_probe: Some(probe(template.readiness_probe.as_ref())),
+        volume_mounts: client_tls.as_ref().map(|tls| tls.mounts.clone()),
         ..Container::default()
     };
     Deployment {
@@ -258,6 +324,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
                 spec: Some(PodSpec {
                     service_account_name: template.service_account_name.clone(),
                     containers: vec![container],
+                    volumes: client_tls.map(|tls| tls.volumes),
                     tolerations: template.tolerations.clone(),
                     affinity: template
                         .affinity
@@ -494,6 +561,69 @@ mod tests {
             }),
             Vec::<(String, String)>::new(),
             "external secrets are injected into the pod"
+        );
+    }
+
+    #[test]
+    fn client_tls_mounts_the_stores_and_reads_their_passwords_in_the_pod() {
+        let mut r = reaper();
+        r.spec.client_encryption_stores = serde_json::from_value(serde_json::json!({
+            "keystoreSecretRef": {"name": "client-stores"},
+            "truststoreSecretRef": {"name": "client-stores"},
+            "truststorePasswordSecretRef": {"name": "passwords", "key": "trust"}
+        }))
+        .ok();
+        let built = deployment(&r, &datacenter(), &ImageSettings::default());
+        let env = env_of(&built);
+        let position = |name: &str| env.iter().position(|e| e.name == name);
+        let reference = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value_from.clone())
+                .and_then(|v| v.secret_key_ref)
+                .map(|s| (s.name, s.key))
+        };
+        assert_eq!(
+            reference("REAPER_CLIENT_KEYSTORE_PASSWORD"),
+            Some(("client-stores".into(), "keystore-password".into()))
+        );
+        assert_eq!(
+            reference("REAPER_CLIENT_TRUSTSTORE_PASSWORD"),
+            Some(("passwords".into(), "trust".into()))
+        );
+        assert!(
+            position("REAPER_CLIENT_KEYSTORE_PASSWORD") < position("JAVA_OPTS"),
+            "Kubernetes expands only variables defined before"
+        );
+        let java = env
+            .iter()
+            .find(|e| e.name == "JAVA_OPTS")
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default();
+        assert!(
+            java.contains("-Djavax.net.ssl.keyStorePassword=$(REAPER_CLIENT_KEYSTORE_PASSWORD)"),
+            "{java}"
+        );
+        assert!(java.contains("-Djavax.net.ssl.trustStore=/mnt/client-truststore/truststore"));
+        let pod = built.spec.and_then(|s| s.template.spec).expect("pod spec");
+        let volumes: Vec<String> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.clone())
+            .collect();
+        assert_eq!(volumes, ["client-keystore", "client-truststore"]);
+        let mounts: Vec<String> = (pod.containers[0].volume_mounts.iter().flatten())
+            .map(|m| m.mount_path.clone())
+            .collect();
+        assert_eq!(mounts, ["/mnt/client-keystore", "/mnt/client-truststore"]);
+
+        // Without stores: no TLS.
+        let plain = deployment(&reaper(), &datacenter(), &ImageSettings::default());
+        assert!(
+            !env_of(&plain)
+                .iter()
+                .any(|e| e.name == "REAPER_CASS_NATIVE_PROTOCOL_SSL_ENCRYPTION_ENABLED")
         );
     }
 

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Affinity, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -28,6 +28,7 @@ use crate::api::shared::{
     CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, new_condition, set_condition,
 };
 use crate::api::stargate::{Stargate, StargateProgress, StargateStatus, StargateTemplate};
+use crate::federation::encryption::{Traffic, stores_volumes};
 use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
 use crate::settings::ImageSettings;
 
@@ -49,6 +50,131 @@ const HEALTH_PORT_NAME: &str = "health";
 const CASSANDRA_CONFIG_VOLUME: &str = "cassandra-config";
 const CASSANDRA_CONFIG_DIR: &str = "/config";
 const CASSANDRA_CONFIG_PATH: &str = "/config/cassandra.yaml";
+/// Stargate's CQL settings file in the generated ConfigMap.
+const CQL_CONFIG_FILE: &str = "stargate-cql.yaml";
+/// Top-level cassandra.yaml settings of the datacenter its Stargate shares (k8ssandra-operator's
+/// lists): internode encryption for the embedded node, CQL settings for Stargate's CQL service.
+const SHARED_CASSANDRA_SETTINGS: &[&str] = &["server_encryption_options"];
+const SHARED_CQL_SETTINGS: &[&str] = &[
+    "rpc_keepalive",
+    "native_transport_max_frame_size_in_mb",
+    "native_transport_max_concurrent_connections",
+    "native_transport_max_concurrent_connections_per_ip",
+    "native_transport_flush_in_batches_legacy",
+    "native_transport_allow_older_protocols",
+    "native_transport_max_concurrent_requests_in_bytes_per_ip",
+    "native_transport_max_concurrent_requests_in_bytes",
+    "native_transport_idle_timeout_in_ms",
+    "client_encryption_options",
+];
+
+/// `<cluster>-<dc>-cassandra-config`: the ConfigMap Stargate's node and CQL service read when
+/// they share settings of their datacenter (k8ssandra-operator's name).
+pub fn generated_config_name(dc: &CassandraDatacenter) -> String {
+    format!(
+        "{}-{}-cassandra-config",
+        clean_for_kubernetes(&dc.spec.cluster_name),
+        clean_for_kubernetes(&cassandra_datacenter_name(dc))
+    )
+}
+
+/// A Stargate ConfigMap that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{file} of ConfigMap {config_map}: {reason}")]
+pub struct ConfigError {
+    pub config_map: String,
+    pub file: String,
+    pub reason: String,
+}
+
+/// The ConfigMap Stargate reads when its datacenter's cassandra.yaml has settings it must
+/// share (encryption, CQL limits): the user's `cassandraConfigMapRef` files (`user`) with those
+/// settings over them. `None` when there is nothing to share: the user's ConfigMap is then
+/// mounted as it is.
+pub fn generated_config(
+    stargate: &Stargate,
+    dc: &CassandraDatacenter,
+    user: Option<&ConfigMap>,
+) -> Result<Option<ConfigMap>, ConfigError> {
+    let dc_yaml = dc
+        .spec
+        .config
+        .as_ref()
+        .and_then(|c| c.get("cassandra-yaml"))
+        .and_then(serde_json::Value::as_object);
+    let shared = |keys: &[&str]| -> serde_json::Map<String, serde_json::Value> {
+        (dc_yaml.into_iter().flatten())
+            .filter(|(k, _)| keys.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let (cassandra, cql) = (
+        shared(SHARED_CASSANDRA_SETTINGS),
+        shared(SHARED_CQL_SETTINGS),
+    );
+    if cassandra.is_empty() && cql.is_empty() {
+        return Ok(None);
+    }
+    let user_name = user.map(ResourceExt::name_any).unwrap_or_default();
+    let merged = |file: &str, settings: serde_json::Map<String, serde_json::Value>| {
+        let text = user
+            .and_then(|u| u.data.as_ref())
+            .and_then(|d| d.get(file))
+            .map(String::as_str)
+            .unwrap_or_default();
+        let mut map = match serde_saphyr::from_str::<Option<serde_json::Value>>(text) {
+            Ok(None) => serde_json::Map::new(),
+            Ok(Some(serde_json::Value::Object(map))) => map,
+            Ok(Some(_)) => {
+                return Err(ConfigError {
+                    config_map: user_name.clone(),
+                    file: file.into(),
+                    reason: "not a mapping of settings".into(),
+                });
+            }
+            Err(error) => {
+                return Err(ConfigError {
+                    config_map: user_name.clone(),
+                    file: file.into(),
+                    reason: error.to_string(),
+                });
+            }
+        };
+        // The datacenter's settings win: the node must match its ring.
+        map.extend(settings);
+        Ok(yaml_text(&map))
+    };
+    let data = BTreeMap::from([
+        (
+            "cassandra.yaml".to_string(),
+            merged("cassandra.yaml", cassandra)?,
+        ),
+        (CQL_CONFIG_FILE.to_string(), merged(CQL_CONFIG_FILE, cql)?),
+    ]);
+    Ok(Some(ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(generated_config_name(dc)),
+            namespace: stargate.namespace(),
+            labels: Some(labels(stargate)),
+            owner_references: controller_reference(stargate).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        data: Some(data),
+        ..ConfigMap::default()
+    }))
+}
+
+/// YAML with one top-level setting per line, each value in JSON (a YAML flow value); `{}` when
+/// empty (Stargate fails on an empty file).
+fn yaml_text(settings: &serde_json::Map<String, serde_json::Value>) -> String {
+    if settings.is_empty() {
+        return "{}\n".into();
+    }
+    settings
+        .iter()
+        .map(|(key, value)| format!("{key}: {value}\n"))
+        .collect()
+}
 
 /// `own` with every absent field taken from `fallback` (a rack over its datacenter, a datacenter
 /// over the cluster): whole values, as k8ssandra-operator merges them.
@@ -244,12 +370,15 @@ fn port(name: &str, number: i32) -> ContainerPort {
     }
 }
 
-/// The Deployments of `stargate`, one per rack that gets nodes.
+/// The Deployments of `stargate`, one per rack that gets nodes. `generated` is the ConfigMap
+/// from [`generated_config`], if any: every rack mounts it instead of its own.
 pub fn deployments(
     stargate: &Stargate,
     dc: &CassandraDatacenter,
     images: &ImageSettings,
+    generated: Option<&str>,
 ) -> Vec<Deployment> {
+    let (store_volumes, store_mounts) = store_volumes(stargate);
     let namespace = stargate.namespace();
     let owner = controller_reference(stargate);
     let version = cluster_version(dc);
@@ -306,12 +435,41 @@ pub fn deployments(
                 java_opts.push_str(" -Dstargate.auth_id=AuthTableBasedService");
             }
             // The ConfigMap's cassandra.yaml configures Stargate's embedded Cassandra node.
-            let config_map = rack_template.cassandra_config_map_ref.clone();
+            let config_map = match generated {
+                Some(name) => Some(name.to_string()),
+                None => (rack_template.cassandra_config_map_ref.as_ref()).map(|r| r.name.clone()),
+            };
             if config_map.is_some() {
                 java_opts.push_str(&format!(
                     " -Dstargate.unsafe.cassandra_config_path={CASSANDRA_CONFIG_PATH}"
                 ));
             }
+            if generated.is_some() {
+                java_opts.push_str(&format!(
+                    " -Dstargate.cql.config_path={CASSANDRA_CONFIG_DIR}/{CQL_CONFIG_FILE}"
+                ));
+            }
+            let mut volumes: Vec<Volume> = config_map
+                .iter()
+                .map(|name| Volume {
+                    name: CASSANDRA_CONFIG_VOLUME.into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: name.clone(),
+                        ..ConfigMapVolumeSource::default()
+                    }),
+                    ..Volume::default()
+                })
+                .collect();
+            volumes.extend(store_volumes.iter().cloned());
+            let mut mounts: Vec<VolumeMount> = config_map
+                .iter()
+                .map(|_| VolumeMount {
+                    name: CASSANDRA_CONFIG_VOLUME.into(),
+                    mount_path: CASSANDRA_CONFIG_DIR.into(),
+                    ..VolumeMount::default()
+                })
+                .collect();
+            mounts.extend(store_mounts.iter().cloned());
             environment.insert(1, env("JAVA_OPTS", java_opts));
             let mut pod_labels = labels(stargate);
             pod_labels.insert(STARGATE_DEPLOYMENT_LABEL.into(), name.clone());
@@ -359,13 +517,7 @@ pub fn deployments(
                     rack_template.readiness_probe.as_ref(),
                     "/checker/readiness",
                 )),
-                volume_mounts: config_map.as_ref().map(|_| {
-                    vec![VolumeMount {
-                        name: CASSANDRA_CONFIG_VOLUME.into(),
-                        mount_path: CASSANDRA_CONFIG_DIR.into(),
-                        ..VolumeMount::default()
-                    }]
-                }),
+                volume_mounts: (!mounts.is_empty()).then_some(mounts),
                 ..Container::default()
             };
             let affinity = match rack_template.affinity.clone() {
@@ -408,16 +560,7 @@ pub fn deployments(
                                 .or_else(|| dc.spec.node_selector.clone()),
                             tolerations: rack_template.tolerations.clone(),
                             affinity,
-                            volumes: config_map.map(|reference| {
-                                vec![Volume {
-                                    name: CASSANDRA_CONFIG_VOLUME.into(),
-                                    config_map: Some(ConfigMapVolumeSource {
-                                        name: reference.name,
-                                        ..ConfigMapVolumeSource::default()
-                                    }),
-                                    ..Volume::default()
-                                }]
-                            }),
+                            volumes: (!volumes.is_empty()).then_some(volumes),
                             ..PodSpec::default()
                         }),
                     },
@@ -427,6 +570,35 @@ pub fn deployments(
             }
         })
         .collect()
+}
+
+/// The encryption stores of `stargate.spec.cassandraEncryption`, mounted where its
+/// datacenter's nodes have them (the shared settings name those paths).
+fn store_volumes(stargate: &Stargate) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let encryption = stargate.spec.cassandra_encryption.as_ref();
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for (traffic, stores) in [
+        (
+            Traffic::Server,
+            encryption.and_then(|e| e.server_encryption_stores.as_ref()),
+        ),
+        (
+            Traffic::Client,
+            encryption.and_then(|e| e.client_encryption_stores.as_ref()),
+        ),
+    ] {
+        let Some(stores) = stores else { continue };
+        let (store_volumes, store_mounts) = stores_volumes(traffic, stores);
+        volumes.extend(
+            (store_volumes.into_iter()).filter_map(|v| serde_json::from_value::<Volume>(v).ok()),
+        );
+        mounts.extend(
+            (store_mounts.into_iter())
+                .filter_map(|m| serde_json::from_value::<VolumeMount>(m).ok()),
+        );
+    }
+    (volumes, mounts)
 }
 
 /// The Service in front of every Stargate node of the datacenter.
@@ -586,7 +758,9 @@ mod tests {
     use super::*;
     use crate::api::cassdc::CassandraDatacenterSpec;
     use crate::api::shared::ConfigMapRef;
-    use crate::api::stargate::{StargateDatacenterRef, StargateRackTemplate, StargateSpec};
+    use crate::api::stargate::{
+        CassandraEncryption, StargateDatacenterRef, StargateRackTemplate, StargateSpec,
+    };
 
     fn datacenter(racks: &[&str], version: &str) -> CassandraDatacenter {
         let mut spec: CassandraDatacenterSpec = serde_json::from_value(serde_json::json!({
@@ -653,7 +827,7 @@ mod tests {
         );
         assert_eq!(nodes_per_rack(&dc, 1), vec![("r1".into(), 1)]);
         let images = ImageSettings::default();
-        let built = deployments(&stargate(2), &dc, &images);
+        let built = deployments(&stargate(2), &dc, &images, None);
         let names: Vec<String> = built.iter().map(|d| d.name_any()).collect();
         assert_eq!(
             names,
@@ -668,7 +842,7 @@ mod tests {
     fn deployment_is_wired_to_the_seed_service_and_owned_by_the_stargate() {
         let dc = datacenter(&["r1", "r2"], "4.1.5");
         let images = ImageSettings::default();
-        let built = deployments(&stargate(2), &dc, &images);
+        let built = deployments(&stargate(2), &dc, &images, None);
         let first = &built[0];
         assert_eq!(
             env_value(first, "SEED").as_deref(),
@@ -747,7 +921,7 @@ mod tests {
         with_config.spec.template.cassandra_config_map_ref = Some(ConfigMapRef {
             name: "stargate-cassandra".into(),
         });
-        let built = deployments(&with_config, &dc, &ImageSettings::default());
+        let built = deployments(&with_config, &dc, &ImageSettings::default(), None);
         // Racks inherit the datacenter-level reference.
         for deployment in &built {
             let java = env_value(deployment, "JAVA_OPTS").unwrap_or_default();
@@ -773,7 +947,7 @@ mod tests {
             );
         }
 
-        let without = deployments(&stargate(2), &dc, &ImageSettings::default());
+        let without = deployments(&stargate(2), &dc, &ImageSettings::default(), None);
         let pod = without[0]
             .spec
             .as_ref()
@@ -785,11 +959,145 @@ mod tests {
     }
 
     #[test]
+    fn a_datacenter_with_encryption_shares_it_through_a_generated_config_map() {
+        let mut dc = datacenter(&["r1"], "4.0.17");
+        dc.spec.config = Some(serde_json::json!({"cassandra-yaml": {
+            "num_tokens": 16,
+            "server_encryption_options": {
+                "internode_encryption": "all", "keystore": "/mnt/server-keystore/keystore"
+            },
+            "client_encryption_options": {"enabled": true},
+            "native_transport_max_frame_size_in_mb": 64
+        }}));
+        let mut sg = stargate(1);
+        sg.spec.cassandra_encryption = Some(CassandraEncryption {
+            server_encryption_stores: serde_json::from_value(serde_json::json!({
+                "keystoreSecretRef": {"name": "server-stores"},
+                "truststoreSecretRef": {"name": "server-stores"}
+            }))
+            .ok(),
+            client_encryption_stores: None,
+        });
+        let user = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("mine".into()),
+                ..ObjectMeta::default()
+            },
+            data: Some(BTreeMap::from([(
+                "cassandra.yaml".to_string(),
+                "read_request_timeout_in_ms: 10000\nserver_encryption_options:\n  internode_encryption: none\n"
+                    .to_string(),
+            )])),
+            ..ConfigMap::default()
+        };
+        let generated = generated_config(&sg, &dc, Some(&user))
+            .expect("valid")
+            .expect("a ConfigMap");
+        assert_eq!(generated.name_any(), "mycluster-dc1-cassandra-config");
+        let data = generated.data.clone().expect("data");
+        let parse = |file: &str| -> serde_json::Value {
+            serde_saphyr::from_str(&data[file]).expect("valid YAML")
+        };
+        assert_eq!(
+            parse("cassandra.yaml"),
+            serde_json::json!({
+                "read_request_timeout_in_ms": 10000,
+                "server_encryption_options": {
+                    "internode_encryption": "all", "keystore": "/mnt/server-keystore/keystore"
+                }
+            }),
+            "the user's settings, with the datacenter's encryption over them"
+        );
+        assert_eq!(
+            parse(CQL_CONFIG_FILE),
+            serde_json::json!({
+                "client_encryption_options": {"enabled": true},
+                "native_transport_max_frame_size_in_mb": 64
+            })
+        );
+
+        let built = deployments(
+            &sg,
+            &dc,
+            &ImageSettings::default(),
+            Some("mycluster-dc1-cassandra-config"),
+        );
+        let java = env_value(&built[0], "JAVA_OPTS").unwrap_or_default();
+        assert!(
+            java.contains("-Dstargate.cql.config_path=/config/stargate-cql.yaml"),
+            "{java}"
+        );
+        let pod = built[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.clone())
+            .expect("pod");
+        let volumes: Vec<(String, Option<String>)> = pod
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| {
+                let source = v
+                    .config_map
+                    .as_ref()
+                    .map(|c| c.name.clone())
+                    .or_else(|| v.secret.as_ref().and_then(|s| s.secret_name.clone()));
+                (v.name.clone(), source)
+            })
+            .collect();
+        assert_eq!(
+            volumes,
+            vec![
+                (
+                    "cassandra-config".to_string(),
+                    Some("mycluster-dc1-cassandra-config".to_string())
+                ),
+                (
+                    "server-keystore".to_string(),
+                    Some("server-stores".to_string())
+                ),
+                (
+                    "server-truststore".to_string(),
+                    Some("server-stores".to_string())
+                ),
+            ]
+        );
+        let mounts: Vec<String> = pod.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|m| m.mount_path.clone())
+            .collect();
+        assert_eq!(
+            mounts,
+            ["/config", "/mnt/server-keystore", "/mnt/server-truststore"]
+        );
+
+        // Nothing to share: no generated ConfigMap; a broken user file is named.
+        let plain = datacenter(&["r1"], "4.0.17");
+        assert!(
+            generated_config(&sg, &plain, Some(&user))
+                .expect("valid")
+                .is_none()
+        );
+        let mut broken = user.clone();
+        broken.data = Some(BTreeMap::from([(
+            "cassandra.yaml".to_string(),
+            "- a list".to_string(),
+        )]));
+        let error = generated_config(&sg, &dc, Some(&broken)).expect_err("not a mapping");
+        assert_eq!(
+            error.to_string(),
+            "cassandra.yaml of ConfigMap mine: not a mapping of settings"
+        );
+    }
+
+    #[test]
     fn stargate_avoids_cassandra_workers_unless_allowed() {
         let dc = datacenter(&[], "4.1.5");
         let images = ImageSettings::default();
         let affinity = |sg: &Stargate| {
-            deployments(sg, &dc, &images)[0]
+            deployments(sg, &dc, &images, None)[0]
                 .spec
                 .as_ref()
                 .and_then(|s| s.template.spec.as_ref())
@@ -811,7 +1119,7 @@ mod tests {
     fn cassandra_3_gets_the_3_11_image() {
         let dc = datacenter(&[], "3.11.17");
         let images = ImageSettings::default();
-        let built = deployments(&stargate(1), &dc, &images);
+        let built = deployments(&stargate(1), &dc, &images, None);
         let container = &built[0]
             .spec
             .as_ref()
@@ -858,7 +1166,7 @@ mod tests {
         ] {
             assert_eq!(ports.get(name), Some(&number), "{name}");
         }
-        let pod_labels = deployments(&sg, &dc, &ImageSettings::default())[0]
+        let pod_labels = deployments(&sg, &dc, &ImageSettings::default(), None)[0]
             .spec
             .as_ref()
             .and_then(|s| s.template.metadata.as_ref())

@@ -33,21 +33,25 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::encryption::{self, Traffic};
 use super::labels::{
     CASSANDRA_CLUSTER_LABEL, CASSANDRA_DATACENTER_LABEL, COMPONENT_LABEL, clean_for_kubernetes,
     clean_label_value, datacenter_labels,
 };
 use super::observed::{ObservedCluster, known_contexts};
-use super::plan::{ClusterKey, ClusterPlan};
+use super::plan::{ClusterKey, ClusterPlan, DatacenterPlan};
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use crate::api::reaper::{
     DatacenterAvailability, DeploymentMode, Reaper, ReaperClusterTemplate, ReaperDatacenterRef,
     ReaperSpec, ReaperStatus, ReaperTemplate,
 };
 use crate::api::shared::{
-    CONDITION_FALSE, CONDITION_TRUE, SecretRef, TelemetrySpec, new_condition, set_condition,
+    CONDITION_FALSE, CONDITION_TRUE, EncryptionStores, SecretRef, SecretsProvider, TelemetrySpec,
+    new_condition, set_condition,
 };
-use crate::api::stargate::{Stargate, StargateDatacenterRef, StargateSpec, StargateStatus};
+use crate::api::stargate::{
+    CassandraEncryption, Stargate, StargateDatacenterRef, StargateSpec, StargateStatus,
+};
 use crate::apply::apply_if_changed;
 use crate::clusters::Registry;
 use crate::dataplane::service_monitor::{
@@ -205,7 +209,7 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                             name: dc.name.clone(),
                         },
                         auth: k8c.spec.auth,
-                        cassandra_encryption: None,
+                        cassandra_encryption: stargate_encryption(k8c, dc),
                         size,
                         template,
                         racks,
@@ -235,7 +239,8 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                             namespace: Some(dc.namespace.clone()),
                         }),
                         datacenter_availability: Some(availability),
-                        client_encryption_stores: None,
+                        client_encryption_stores: stargate_encryption(k8c, dc)
+                            .and_then(|e| e.client_encryption_stores),
                         template: reaper_with_logins(k8c, plan, template),
                     },
                     status: None,
@@ -315,6 +320,28 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
             }
         })
         .collect()
+}
+
+/// The stores Stargate's embedded node needs: those of the encryption its datacenter turns
+/// on (it joins the ring and serves CQL like the datacenter's nodes), unless an injector
+/// provides them (external secrets). Reaper, a CQL client, takes the client stores.
+fn stargate_encryption(k8c: &K8ssandraCluster, dc: &DatacenterPlan) -> Option<CassandraEncryption> {
+    if k8c.spec.secrets_provider == Some(SecretsProvider::External) {
+        return None;
+    }
+    let cassandra = k8c.spec.cassandra.as_ref()?;
+    let config = dc.datacenter.spec.config.as_ref();
+    let yaml = config.and_then(|c| c.get("cassandra-yaml"));
+    let stores = |traffic: Traffic, stores: &Option<EncryptionStores>| {
+        stores
+            .clone()
+            .filter(|_| encryption::enabled(yaml, traffic))
+    };
+    let wanted = CassandraEncryption {
+        client_encryption_stores: stores(Traffic::Client, &cassandra.client_encryption_stores),
+        server_encryption_stores: stores(Traffic::Server, &cassandra.server_encryption_stores),
+    };
+    (wanted != CassandraEncryption::default()).then_some(wanted)
 }
 
 /// The cluster's Reaper template with the logins Federator provides filled in, as
@@ -791,6 +818,45 @@ mod tests {
         assert!(components[0].stargate.is_none());
         assert!(components[0].reaper.is_none());
         assert!(components[0].service_monitors.is_empty());
+    }
+
+    #[test]
+    fn stargate_gets_the_stores_of_the_encryption_its_datacenter_turns_on() {
+        let mut spec = two_datacenters(serde_json::json!({}));
+        spec["cassandra"]["config"] = serde_json::json!({"cassandraYaml": {
+            "server_encryption_options": {"internode_encryption": "all"}
+        }});
+        spec["cassandra"]["serverEncryptionStores"] = serde_json::json!({
+            "keystoreSecretRef": {"name": "server"}, "truststoreSecretRef": {"name": "server"}
+        });
+        spec["cassandra"]["clientEncryptionStores"] = serde_json::json!({
+            "keystoreSecretRef": {"name": "client"}, "truststoreSecretRef": {"name": "client"}
+        });
+        let components = components_of(&cluster(spec.clone()));
+        let encryption = components[0]
+            .stargate
+            .as_ref()
+            .and_then(|s| s.spec.cassandra_encryption.clone())
+            .expect("encryption");
+        let keystore =
+            |stores: Option<EncryptionStores>| stores.map(|s| s.keystore_secret_ref.name);
+        assert_eq!(
+            (
+                keystore(encryption.server_encryption_stores),
+                keystore(encryption.client_encryption_stores)
+            ),
+            (Some("server".to_string()), None),
+            "client encryption is off"
+        );
+        spec["secretsProvider"] = serde_json::json!("external");
+        let external = components_of(&cluster(spec));
+        assert_eq!(
+            external[0]
+                .stargate
+                .as_ref()
+                .and_then(|s| s.spec.cassandra_encryption.clone()),
+            None
+        );
     }
 
     #[test]

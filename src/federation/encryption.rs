@@ -197,15 +197,9 @@ pub fn setup(
                 stores.truststore_password_secret_ref.as_ref(),
             ),
         ] {
-            let volume = format!("{}-{}", traffic.prefix(), store.name());
-            let file_key = reference.key.clone().filter(|k| !k.is_empty());
-            setup.volumes.push(json!({"name": volume, "secret": {
-                "secretName": reference.name,
-                "items": [{"key": file_key.as_deref().unwrap_or(store.name()), "path": store.name()}]
-            }}));
-            setup.mounts.push(json!({
-                "name": volume, "mountPath": format!("{STORES_MOUNT_PATH}/{volume}")
-            }));
+            let (volume, mount) = store_volume(traffic, store, reference);
+            setup.volumes.push(volume);
+            setup.mounts.push(mount);
             let path_field = match store {
                 Store::Keystore => "keystore",
                 Store::Truststore => "truststore",
@@ -258,9 +252,51 @@ pub fn setup(
     Ok(setup)
 }
 
+/// The pod volume of a store's Secret (its file only) and the mount that puts the file at
+/// [`store_path`].
+fn store_volume(traffic: Traffic, store: Store, reference: &SecretKeyRef) -> (Value, Value) {
+    let volume = format!("{}-{}", traffic.prefix(), store.name());
+    let file_key = reference.key.clone().filter(|k| !k.is_empty());
+    (
+        json!({"name": volume, "secret": {
+            "secretName": reference.name,
+            "items": [{"key": file_key.as_deref().unwrap_or(store.name()), "path": store.name()}]
+        }}),
+        json!({"name": volume, "mountPath": format!("{STORES_MOUNT_PATH}/{volume}")}),
+    )
+}
+
+/// Volumes and mounts of both stores of `stores`, at the paths the datacenters use: for
+/// components (Stargate) that share the datacenter's encryption settings.
+pub fn stores_volumes(traffic: Traffic, stores: &EncryptionStores) -> (Vec<Value>, Vec<Value>) {
+    [
+        (Store::Keystore, &stores.keystore_secret_ref),
+        (Store::Truststore, &stores.truststore_secret_ref),
+    ]
+    .into_iter()
+    .map(|(store, reference)| store_volume(traffic, store, reference))
+    .unzip()
+}
+
 fn push_secret(secrets: &mut Vec<String>, name: &str) {
     if !secrets.iter().any(|s| s == name) {
         secrets.push(name.to_string());
+    }
+}
+
+/// The Secret and key holding the password of `stores`' keystore or truststore.
+pub fn store_password_source(stores: &EncryptionStores, store: Store) -> (String, String) {
+    match store {
+        Store::Keystore => password_source(
+            &stores.keystore_secret_ref,
+            stores.keystore_password_secret_ref.as_ref(),
+            store,
+        ),
+        Store::Truststore => password_source(
+            &stores.truststore_secret_ref,
+            stores.truststore_password_secret_ref.as_ref(),
+            store,
+        ),
     }
 }
 
