@@ -105,6 +105,20 @@ fn settings(mode: &str) -> Settings {
     settings
 }
 
+/// Registers kube-sim cluster `index` with the hub: its kubeconfig Secret and a ClientConfig
+/// named after its context.
+async fn register_region(sim: &Sim, hub: &Client, index: usize) {
+    let context = sim.context_name(index);
+    let secret = format!("{context}-config");
+    put_secret(
+        hub,
+        &secret,
+        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    put_client_config(hub, &context, &context, &secret).await;
+}
+
 /// Operators running in this process; stopped by [`Operators::stop`].
 struct Operators {
     running: Vec<Operator>,
@@ -270,15 +284,7 @@ async fn two_regions_with_components() {
     ];
     let (context1, context2) = (sim.context_name(1), sim.context_name(2));
     for index in [1, 2] {
-        let context = sim.context_name(index);
-        let secret = format!("{context}-config");
-        put_secret(
-            &hub,
-            &secret,
-            &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-        )
-        .await;
-        put_client_config(&hub, &context, &context, &secret).await;
+        register_region(&sim, &hub, index).await;
     }
     // prometheus-operator only in region 1 for now.
     install_service_monitor_crd(&regions[0]).await;
@@ -718,14 +724,7 @@ async fn encrypted_components() {
     let hub = sim.client(0).await.expect("hub client");
     let region = sim.client(1).await.expect("region client");
     let context = sim.context_name(1);
-    let kubeconfig = format!("{context}-config");
-    put_secret(
-        &hub,
-        &kubeconfig,
-        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-    )
-    .await;
-    put_client_config(&hub, &context, &context, &kubeconfig).await;
+    register_region(&sim, &hub, 1).await;
     put_secret(
         &hub,
         "stores",
@@ -802,4 +801,5 @@ async fn encrypted_components() {
         "{text}"
     );
     operators.stop().await;
+    sim.shutdown().await;
 }

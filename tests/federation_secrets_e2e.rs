@@ -42,6 +42,19 @@ async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> 
     .expect("get CassandraDatacenter")
 }
 
+/// The message of the cluster's Progressing condition once it says WaitingForSecrets.
+async fn waiting_for_secrets(clusters: &Api<K8ssandraCluster>) -> String {
+    eventually("Progressing WaitingForSecrets", WAIT, || async {
+        let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
+        status
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Progressing" && c.reason == "WaitingForSecrets")
+            .map(|c| c.message)
+    })
+    .await
+}
+
 fn k8ssandra_cluster(region1: &str, region2: &str) -> serde_json::Value {
     serde_json::json!({
         "apiVersion": "k8ssandra.io/v1alpha1",
@@ -216,15 +229,7 @@ async fn superuser_secret_first() {
         datacenter(region1, "dc2").await.filter(|dc| dc.is_ready())
     })
     .await;
-    let message = eventually("Progressing WaitingForSecrets", WAIT, || async {
-        let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
-        status
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Progressing" && c.reason == "WaitingForSecrets")
-            .map(|c| c.message)
-    })
-    .await;
+    let message = waiting_for_secrets(&clusters).await;
     assert!(
         message.contains("dc3") && message.contains(SUPERUSER),
         "{message}"
@@ -547,15 +552,7 @@ async fn encryption_stores() {
     // Without it the datacenters wait, keep the one they have, and the status says what is
     // missing, never a value.
     put_secret(hub, STORES, &stores(None)).await;
-    let message = eventually("Progressing WaitingForSecrets", WAIT, || async {
-        let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
-        status
-            .conditions?
-            .into_iter()
-            .find(|c| c.type_ == "Progressing" && c.reason == "WaitingForSecrets")
-            .map(|c| c.message)
-    })
-    .await;
+    let message = waiting_for_secrets(&clusters).await;
     assert!(
         message.contains("key keystore-password of Secret server-stores"),
         "{message}"
