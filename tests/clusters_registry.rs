@@ -58,18 +58,6 @@ async fn start_controller(sim: &Sim) -> Running {
     }
 }
 
-/// Secret `<context>-config` with the sim's kubeconfig, and ClientConfig `<context>`.
-async fn register(sim: &Sim, hub: &kube::Client, context: &str) {
-    let secret = format!("{context}-config");
-    put_secret(
-        hub,
-        &secret,
-        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-    )
-    .await;
-    put_client_config(hub, context, context, &secret).await;
-}
-
 async fn usable(registry: &Registry, context: &str) -> Option<()> {
     let client = registry.client(context).ok()?;
     can_list_namespaces(&client).await.then_some(())
@@ -88,7 +76,7 @@ async fn a_client_config_created_after_start_is_used_then_reloaded_then_removed(
     assert!(registry.region("").is_ok(), "the hub is always there");
 
     // Created after the controller started: usable without any restart.
-    register(&sim, &hub, "sim-1").await;
+    register_region(&sim, &hub, 1).await;
     let (_, usable_after) = wait_for("region sim-1 usable", Duration::from_secs(10), || {
         usable(registry, "sim-1")
     })
@@ -193,8 +181,8 @@ async fn a_stopped_region_is_unreachable_within_two_probe_intervals_and_others_k
     let hub = sim.client(0).await.expect("hub");
     let running = start_controller(&sim).await;
     let registry = &running.registry;
-    register(&sim, &hub, "sim-1").await;
-    register(&sim, &hub, "sim-2").await;
+    register_region(&sim, &hub, 1).await;
+    register_region(&sim, &hub, 2).await;
     for context in ["sim-1", "sim-2"] {
         wait_for_ready(&hub, context, "True", "Reachable", Duration::from_secs(10)).await;
     }
@@ -270,7 +258,7 @@ async fn a_region_holds_one_http2_connection_for_its_watches_requests_and_probes
     let sim = start_sim(2).await;
     let hub = sim.client(0).await.expect("hub");
     let running = start_controller(&sim).await;
-    register(&sim, &hub, "sim-1").await;
+    register_region(&sim, &hub, 1).await;
     wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
     let client = running.registry.client("sim-1").expect("sim-1 client");
 

@@ -8,7 +8,7 @@ mod clusters_support;
 
 use std::time::Duration;
 
-use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
+use clusters_support::{NS, apply_as, bounded, eventually, put_secret, register_region};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
@@ -103,20 +103,6 @@ fn settings(mode: &str) -> Settings {
     settings.regions.probe_interval = Duration::from_secs(1);
     settings.regions.request_timeout = Duration::from_secs(3);
     settings
-}
-
-/// Registers kube-sim cluster `index` with the hub: its kubeconfig Secret and a ClientConfig
-/// named after its context.
-async fn register_region(sim: &Sim, hub: &Client, index: usize) {
-    let context = sim.context_name(index);
-    let secret = format!("{context}-config");
-    put_secret(
-        hub,
-        &secret,
-        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-    )
-    .await;
-    put_client_config(hub, &context, &context, &secret).await;
 }
 
 /// Operators running in this process; stopped by [`Operators::stop`].

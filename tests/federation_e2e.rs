@@ -7,7 +7,7 @@ mod clusters_support;
 
 use std::time::Duration;
 
-use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
+use clusters_support::{NS, apply_as, bounded, eventually, register_region};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use federator::operator::{Operator, shutdown_on};
@@ -138,15 +138,7 @@ impl Running {
         let sim = start_sim().await;
         let hub = sim.client(0).await.expect("hub client");
         for index in [1, 2] {
-            let context = sim.context_name(index);
-            let secret = format!("{context}-config");
-            put_secret(
-                &hub,
-                &secret,
-                &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-            )
-            .await;
-            put_client_config(&hub, &context, &context, &secret).await;
+            register_region(&sim, &hub, index).await;
         }
         let mut settings =
             Settings::load_from(&Overrides::default(), &[]).expect("default settings load");

@@ -7,7 +7,7 @@ mod clusters_support;
 
 use std::time::Duration;
 
-use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
+use clusters_support::{NS, apply_as, bounded, eventually, put_secret, register_region};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::reaper::Reaper;
@@ -127,15 +127,7 @@ impl Running {
         }
         let hub = &clients[0];
         for index in [1, 2] {
-            let context = sim.context_name(index);
-            let kubeconfig = format!("{context}-config");
-            put_secret(
-                hub,
-                &kubeconfig,
-                &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-            )
-            .await;
-            put_client_config(hub, &context, &context, &kubeconfig).await;
+            register_region(&sim, hub, index).await;
         }
         let mut settings =
             Settings::load_from(&Overrides::default(), &[]).expect("default settings load");

@@ -96,6 +96,20 @@ pub async fn put_secret(hub: &Client, name: &str, data: &[(&str, &[u8])]) {
     apply(&Api::<Secret>::namespaced(hub.clone(), NS), name, value).await;
 }
 
+/// Registers kube-sim cluster `index` with the hub as its context: Secret `<context>-config`
+/// with the simulator's kubeconfig, and ClientConfig `<context>`.
+pub async fn register_region(sim: &Sim, hub: &Client, index: usize) {
+    let context = sim.context_name(index);
+    let secret = format!("{context}-config");
+    put_secret(
+        hub,
+        &secret,
+        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    put_client_config(hub, &context, &context, &secret).await;
+}
+
 /// Puts a ClientConfig `name` for `context` reading Secret `secret`.
 pub async fn put_client_config(hub: &Client, name: &str, context: &str, secret: &str) {
     let mut cc = ClientConfig::new(
