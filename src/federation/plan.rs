@@ -24,8 +24,11 @@
 //! exist in the datacenter's region and namespace, and a change to it reaches the pods when
 //! they restart (upstream also restarts them on a change of its contents).
 //!
+//! MCAC gets its metric filters (`METRIC_FILTERS`: the spec's, else upstream's defaults) as
+//! upstream gives them, so that datacenters taken over keep their pod template.
+//!
 //! Not planned here (later parts of the controller): per-node configuration generated from
-//! initial tokens, Vector and MCAC metric filters, Medusa.
+//! initial tokens, the Vector agent, Medusa.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -51,7 +54,10 @@ use crate::api::k8ssandra_cluster::{
     CassandraClusterTemplate, CassandraDatacenterTemplate, CassandraMetadata, DatacenterOptions,
     K8ssandraCluster,
 };
-use crate::api::shared::{CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, MetaTags, SecretsProvider};
+use crate::api::shared::{
+    CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, SecretsProvider,
+    TelemetrySpec,
+};
 
 /// Rack cass-operator creates when none is given.
 pub const DEFAULT_RACK: &str = "default";
@@ -61,6 +67,26 @@ pub const MAX_SYSTEM_REPLICATION: i32 = 3;
 pub const CASSANDRA_CONTAINER: &str = "cassandra";
 /// Environment variable of the management API heap (bytes).
 pub const MANAGEMENT_API_HEAP_ENV: &str = "MANAGEMENT_API_HEAP_SIZE";
+/// Environment variable of MCAC's metric filters (space-separated rules).
+pub const METRIC_FILTERS_ENV: &str = "METRIC_FILTERS";
+/// The filters k8ssandra-operator gives MCAC when the spec names none: table metrics only for
+/// what dashboards use, which keeps the series per node in the hundreds, not the thousands.
+pub const DEFAULT_METRIC_FILTERS: &[&str] = &[
+    "deny:org.apache.cassandra.metrics.Table",
+    "deny:org.apache.cassandra.metrics.table",
+    "allow:org.apache.cassandra.metrics.table.live_ss_table_count",
+    "allow:org.apache.cassandra.metrics.Table.LiveSSTableCount",
+    "allow:org.apache.cassandra.metrics.table.live_disk_space_used",
+    "allow:org.apache.cassandra.metrics.table.LiveDiskSpaceUsed",
+    "allow:org.apache.cassandra.metrics.Table.Pending",
+    "allow:org.apache.cassandra.metrics.Table.Memtable",
+    "allow:org.apache.cassandra.metrics.Table.Compaction",
+    "allow:org.apache.cassandra.metrics.table.read",
+    "allow:org.apache.cassandra.metrics.table.write",
+    "allow:org.apache.cassandra.metrics.table.range",
+    "allow:org.apache.cassandra.metrics.table.coordinator",
+    "allow:org.apache.cassandra.metrics.table.dropped_mutations",
+];
 /// Environment variable that turns MCAC off in the management API.
 pub const MCAC_DISABLED_ENV: &str = "MGMT_API_DISABLE_MCAC";
 /// JVM flag naming the system keyspaces' replication on a new cluster's first datacenter.
@@ -700,6 +726,10 @@ impl PlanContext<'_> {
         if self.remote_jmx() {
             cassandra_env.push(json!({"name": LOCAL_JMX_ENV, "value": "no"}));
         }
+        if self.mcac_enabled(dc) {
+            cassandra_env
+                .push(json!({"name": METRIC_FILTERS_ENV, "value": self.metric_filters(dc)}));
+        }
         if !cassandra_env.is_empty() {
             add_to_container(&mut containers, CASSANDRA_CONTAINER, "env", cassandra_env);
         }
@@ -769,15 +799,30 @@ impl PlanContext<'_> {
     /// MCAC stays on unless the merged telemetry turns it off. Telemetry is merged key by key
     /// here (upstream deep-merges it), not taken whole from the datacenter.
     fn mcac_enabled(&self, dc: &CassandraDatacenterTemplate) -> bool {
-        let enabled = |telemetry: &Option<crate::api::shared::TelemetrySpec>| {
+        self.mcac_setting(dc, |m| m.enabled).unwrap_or(true)
+    }
+
+    /// MCAC's metric filters: the datacenter's, else the cluster's, else upstream's defaults.
+    fn metric_filters(&self, dc: &CassandraDatacenterTemplate) -> String {
+        match self.mcac_setting(dc, |m| m.metric_filters.clone()) {
+            Some(filters) => filters.join(" "),
+            None => DEFAULT_METRIC_FILTERS.join(" "),
+        }
+    }
+
+    /// An MCAC setting of the datacenter's telemetry, else of the cluster's.
+    fn mcac_setting<T>(
+        &self,
+        dc: &CassandraDatacenterTemplate,
+        setting: impl Fn(&McacTelemetry) -> Option<T>,
+    ) -> Option<T> {
+        let of = |telemetry: &Option<TelemetrySpec>| {
             telemetry
                 .as_ref()
                 .and_then(|t| t.mcac.as_ref())
-                .and_then(|m| m.enabled)
+                .and_then(&setting)
         };
-        enabled(&dc.options.telemetry)
-            .or_else(|| enabled(&self.template.options.telemetry))
-            .unwrap_or(true)
+        of(&dc.options.telemetry).or_else(|| of(&self.template.options.telemetry))
     }
 }
 

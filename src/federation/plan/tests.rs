@@ -459,7 +459,7 @@ fn labels_annotations_and_skip_user_creation() {
     );
     let pods = dc1.spec.pod_template_spec.clone().unwrap_or_default();
     assert_eq!(pods["metadata"], json!({"labels": {"pod": "yes"}}));
-    assert_eq!(pods["spec"]["containers"], json!([{"name": "cassandra"}]));
+    assert_eq!(pods["spec"]["containers"][0]["name"], "cassandra");
 }
 
 #[test]
@@ -513,10 +513,59 @@ fn pod_template_carries_containers_volumes_and_management_api_environment() {
     assert_eq!(extra, ["extra"]);
 }
 
+/// The Cassandra container's environment variables of a planned datacenter.
+fn cassandra_env(dc: &DatacenterPlan) -> Vec<(String, String)> {
+    let spec = spec_json(dc);
+    (spec["podTemplateSpec"]["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten())
+    .filter(|c| c["name"] == CASSANDRA_CONTAINER)
+    .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+    .map(|e| {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        (text(&e["name"]), text(&e["value"]))
+    })
+    .collect()
+}
+
 #[test]
-fn no_pod_template_when_there_is_nothing_to_say() {
+fn mcac_gets_upstreams_default_metric_filters_unless_the_spec_names_its_own() {
     let plan = planned(&two_dcs());
-    assert_eq!(plan.datacenters[0].datacenter.spec.pod_template_spec, None);
+    assert_eq!(
+        cassandra_env(&plan.datacenters[0]),
+        [(
+            METRIC_FILTERS_ENV.to_string(),
+            DEFAULT_METRIC_FILTERS.join(" ")
+        )]
+    );
+    let own = two_dcs_with(json!({"cassandra": {
+        "serverVersion": "4.0.17", "storageConfig": storage(),
+        "telemetry": {"mcac": {"metricFilters": ["deny:org.apache.cassandra.metrics.Table"]}},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 3},
+            {"metadata": {"name": "dc2"}, "size": 3,
+             "telemetry": {"mcac": {"metricFilters": ["allow:all", "deny:x"]}}},
+            {"metadata": {"name": "dc3"}, "size": 3, "telemetry": {"mcac": {"enabled": false}}}
+        ]
+    }}));
+    let env: Vec<Vec<(String, String)>> = planned(&own)
+        .datacenters
+        .iter()
+        .map(cassandra_env)
+        .collect();
+    let pair = |name: &str, value: &str| vec![(name.to_string(), value.to_string())];
+    assert_eq!(
+        env,
+        [
+            pair(
+                METRIC_FILTERS_ENV,
+                "deny:org.apache.cassandra.metrics.Table"
+            ),
+            pair(METRIC_FILTERS_ENV, "allow:all deny:x"),
+            pair(MCAC_DISABLED_ENV, "true"),
+        ]
+    );
 }
 
 fn plan_error(k8c: &K8ssandraCluster) -> PlanError {
@@ -653,7 +702,13 @@ fn reaper_gets_its_own_role_in_every_datacenter() {
             dc.name
         );
         // HTTP management (the default): JMX stays local.
-        assert_eq!(dc.datacenter.spec.pod_template_spec, None);
+        assert!(
+            !cassandra_env(dc)
+                .iter()
+                .any(|(name, _)| name == LOCAL_JMX_ENV),
+            "{}",
+            dc.name
+        );
     }
     let own = planned(&two_dcs_with(
         json!({"reaper": {"cassandraUserSecretRef": {"name": "reaper-cql"}}}),
@@ -679,9 +734,8 @@ fn reaper_over_jmx_opens_jmx_to_other_hosts_with_cassandra_logins() {
     ));
     for dc in &plan.datacenters {
         let spec = spec_json(dc);
-        assert_eq!(
-            spec["podTemplateSpec"]["spec"]["containers"],
-            json!([{"name": "cassandra", "env": [{"name": "LOCAL_JMX", "value": "no"}]}]),
+        assert!(
+            cassandra_env(dc).contains(&(LOCAL_JMX_ENV.to_string(), "no".to_string())),
             "{}",
             dc.name
         );
@@ -810,5 +864,5 @@ fn a_per_node_config_map_is_merged_by_an_init_container_after_the_config_builder
         dc2["podTemplateSpec"]["spec"]["initContainers"][1]["image"],
         "example.com/yq:1"
     );
-    assert_eq!(plan.datacenters[2].datacenter.spec.pod_template_spec, None);
+    assert!(spec_json(&plan.datacenters[2])["podTemplateSpec"]["spec"]["initContainers"].is_null());
 }
