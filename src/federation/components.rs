@@ -7,7 +7,8 @@
 //!   set (the datacenter's template wins field by field), created once the datacenter is Ready.
 //! - **Reaper** per `spec.reaper.deploymentMode`: `PER_DC` one `<cluster>-<dc>-reaper` in every
 //!   datacenter (availability `EACH` with several datacenters, else `ALL`); `SINGLE` one in the
-//!   first datacenter (`ALL`); `CONTROL_PLANE` none. None either when `reaperRef` names an
+//!   first datacenter that is not stopped (`ALL`); `CONTROL_PLANE` none; a stopped datacenter
+//!   none. None either when `reaperRef` names an
 //!   existing Reaper (as upstream, whatever the mode); registering the cluster with that Reaper
 //!   over its REST API is not done yet. Created once its datacenter is Ready.
 //! - **ServiceMonitors** (monitoring.coreos.com/v1) when `telemetry.prometheus.enabled` holds for
@@ -164,10 +165,15 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
     } else {
         DatacenterAvailability::Each
     };
+    let stopped =
+        |name: &str| (k8c.spec.datacenters().iter()).any(|t| t.name() == name && t.is_stopped());
+    // SINGLE: the first datacenter that runs (as upstream).
+    let single_reaper_dc = (plan.datacenters.iter())
+        .find(|dc| !stopped(&dc.name))
+        .map(|dc| dc.name.as_str());
     plan.datacenters
         .iter()
-        .enumerate()
-        .map(|(index, dc)| {
+        .map(|dc| {
             let template = k8c.spec.datacenters().iter().find(|t| t.name() == dc.name);
             let telemetry = template
                 .map(|t| t.options.merged_over(&cluster_options).telemetry)
@@ -217,11 +223,13 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                     status: None,
                 }
             });
-            let wants_reaper = match mode {
-                Some(DeploymentMode::PerDc) => true,
-                Some(DeploymentMode::Single) => index == 0,
-                Some(DeploymentMode::ControlPlane) | None => false,
-            };
+            // A stopped datacenter has no node for Reaper to talk to.
+            let wants_reaper = !stopped(&dc.name)
+                && match mode {
+                    Some(DeploymentMode::PerDc) => true,
+                    Some(DeploymentMode::Single) => single_reaper_dc == Some(dc.name.as_str()),
+                    Some(DeploymentMode::ControlPlane) | None => false,
+                };
             let reaper = reaper_template
                 .filter(|_| wants_reaper)
                 .map(|template| Reaper {
@@ -888,6 +896,23 @@ mod tests {
             ]
         );
         assert_eq!(reapers("CONTROL_PLANE"), vec![None, None]);
+        // dc1 stopped: SINGLE moves to dc2, PER_DC leaves dc1 without one.
+        let stopped_first = |mode: &str| {
+            let mut spec = two_datacenters(serde_json::json!({"reaper": {"deploymentMode": mode}}));
+            spec["cassandra"]["datacenters"][0]["stopped"] = serde_json::json!(true);
+            components_of(&cluster(spec))
+                .into_iter()
+                .map(|c| c.reaper.map(|r| r.name_any()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            stopped_first("SINGLE"),
+            vec![None, Some("demo-dc2-reaper".into())]
+        );
+        assert_eq!(
+            stopped_first("PER_DC"),
+            vec![None, Some("demo-dc2-reaper".into())]
+        );
         let referenced = cluster(two_datacenters(serde_json::json!({"reaper": {
             "deploymentMode": "PER_DC", "reaperRef": {"name": "shared", "namespace": "reapers"}
         }})));
