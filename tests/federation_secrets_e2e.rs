@@ -151,6 +151,11 @@ impl Running {
         }
     }
 
+    /// The hub's client, then region 1's and region 2's.
+    fn hub_and_regions(&self) -> [&Client; 3] {
+        [&self.clients[0], &self.clients[1], &self.clients[2]]
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         bounded("operator stops", self.operator.run_until(async {})).await;
@@ -160,11 +165,7 @@ impl Running {
 async fn superuser_secret_first() {
     let running = Running::start().await;
     let sim = &running.sim;
-    let (hub, region1, region2) = (
-        &running.clients[0],
-        &running.clients[1],
-        &running.clients[2],
-    );
+    let [hub, region1, region2] = running.hub_and_regions();
     // Region 2 already has a Secret of that name that is not Federator's: its datacenter must
     // wait, and say why.
     apply_as(
@@ -321,7 +322,7 @@ fn an_orphaned_cluster_leaves_its_datacenters_their_superuser_secret() {
 async fn orphaned_cluster() {
     let running = Running::start().await;
     let sim = &running.sim;
-    let (hub, region1) = (&running.clients[0], &running.clients[1]);
+    let [hub, region1, _] = running.hub_and_regions();
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     apply_as(
         TEST_MANAGER,
@@ -397,11 +398,7 @@ async fn reaper_logins() {
     const REAPER_UI: &str = "demo-reaper-ui";
     let running = Running::start().await;
     let sim = &running.sim;
-    let (hub, region1, region2) = (
-        &running.clients[0],
-        &running.clients[1],
-        &running.clients[2],
-    );
+    let [hub, region1, region2] = running.hub_and_regions();
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     let mut manifest = k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2));
     manifest["spec"]["reaper"] = serde_json::json!({});
@@ -484,11 +481,7 @@ async fn encryption_stores() {
     const STORES: &str = "server-stores";
     let running = Running::start().await;
     let sim = &running.sim;
-    let (hub, region1, region2) = (
-        &running.clients[0],
-        &running.clients[1],
-        &running.clients[2],
-    );
+    let [hub, region1, region2] = running.hub_and_regions();
     let stores = |password: Option<&'static [u8]>| {
         let mut data: Vec<(&str, &[u8])> = vec![
             ("keystore", b"keystore bytes"),

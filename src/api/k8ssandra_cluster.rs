@@ -116,6 +116,12 @@ pub struct K8ssandraClusterSpec {
 }
 
 impl K8ssandraClusterSpec {
+    /// `secretsProvider: external`: an injector (e.g. Vault's) provides the credentials and
+    /// stores; Federator makes and mounts none.
+    pub fn uses_external_secrets(&self) -> bool {
+        self.secrets_provider == Some(SecretsProvider::External)
+    }
+
     /// Authentication is on unless explicitly turned off.
     pub fn auth_enabled(&self) -> bool {
         self.auth.unwrap_or(true)

@@ -90,6 +90,13 @@ pub struct ReaperTemplate {
     pub encryption: Option<ReaperEncryption>,
 }
 
+impl ReaperTemplate {
+    /// `secretsProvider: external`: an injector provides the logins and stores.
+    pub fn uses_external_secrets(&self) -> bool {
+        self.secrets_provider == Some(SecretsProvider::External)
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReaperStorageType {

@@ -24,8 +24,8 @@ use crate::api::reaper::{
     DatacenterAvailability, Reaper, ReaperProgress, ReaperStatus, ReaperStorageType, ReaperTemplate,
 };
 use crate::api::shared::{
-    CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, SecretRef, SecretsProvider,
-    new_condition, set_condition,
+    CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, SecretRef, new_condition,
+    set_condition,
 };
 use crate::federation::encryption::{Store, Traffic, store_password_source, stores_volumes};
 use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
@@ -122,7 +122,7 @@ pub fn contact_point(dc: &CassandraDatacenter) -> String {
 /// the UI needs no login. With external secrets an injector provides them instead.
 fn auth_environment(template: &ReaperTemplate) -> Vec<EnvVar> {
     let mut environment = Vec::new();
-    if template.secrets_provider == Some(SecretsProvider::External) {
+    if template.uses_external_secrets() {
         return environment;
     }
     let named = |secret: &Option<SecretRef>| {
@@ -175,7 +175,7 @@ struct ClientTls {
 /// except that the passwords are read by the pod, not written into its spec.
 fn client_tls(reaper: &Reaper) -> Option<ClientTls> {
     let stores = reaper.spec.client_encryption_stores.as_ref()?;
-    if reaper.spec.template.secrets_provider == Some(SecretsProvider::External) {
+    if reaper.spec.template.uses_external_secrets() {
         return None;
     }
     let passwords = [
@@ -190,12 +190,8 @@ fn client_tls(reaper: &Reaper) -> Option<ClientTls> {
     let (volumes, mounts) = stores_volumes(Traffic::Client, stores);
     Some(ClientTls {
         passwords,
-        volumes: (volumes.into_iter())
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .collect(),
-        mounts: (mounts.into_iter())
-            .filter_map(|m| serde_json::from_value(m).ok())
-            .collect(),
+        volumes,
+        mounts,
     })
 }
 
@@ -423,6 +419,7 @@ mod tests {
     use crate::api::cassdc::CassandraDatacenterSpec;
     use crate::api::reaper::{ReaperDatacenterRef, ReaperSpec, ReaperTemplate};
     use crate::api::shared::SecretRef;
+    use crate::api::shared::SecretsProvider;
 
     fn datacenter() -> CassandraDatacenter {
         let spec: CassandraDatacenterSpec = serde_json::from_value(serde_json::json!({

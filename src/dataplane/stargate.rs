@@ -590,13 +590,8 @@ fn store_volumes(stargate: &Stargate) -> (Vec<Volume>, Vec<VolumeMount>) {
     ] {
         let Some(stores) = stores else { continue };
         let (store_volumes, store_mounts) = stores_volumes(traffic, stores);
-        volumes.extend(
-            (store_volumes.into_iter()).filter_map(|v| serde_json::from_value::<Volume>(v).ok()),
-        );
-        mounts.extend(
-            (store_mounts.into_iter())
-                .filter_map(|m| serde_json::from_value::<VolumeMount>(m).ok()),
-        );
+        volumes.extend(store_volumes);
+        mounts.extend(store_mounts);
     }
     (volumes, mounts)
 }

@@ -47,8 +47,8 @@ use crate::api::reaper::{
     ReaperSpec, ReaperStatus, ReaperTemplate,
 };
 use crate::api::shared::{
-    CONDITION_FALSE, CONDITION_TRUE, EncryptionStores, SecretRef, SecretsProvider, TelemetrySpec,
-    new_condition, set_condition,
+    CONDITION_FALSE, CONDITION_TRUE, EncryptionStores, SecretRef, TelemetrySpec, new_condition,
+    set_condition,
 };
 use crate::api::stargate::{
     CassandraEncryption, Stargate, StargateDatacenterRef, StargateSpec, StargateStatus,
@@ -175,6 +175,7 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
         .iter()
         .map(|dc| {
             let template = k8c.spec.datacenters().iter().find(|t| t.name() == dc.name);
+            let encryption = datacenter_encryption(k8c, dc);
             let telemetry = template
                 .map(|t| t.options.merged_over(&cluster_options).telemetry)
                 .unwrap_or_else(|| cluster_options.telemetry.clone());
@@ -215,7 +216,7 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                             name: dc.name.clone(),
                         },
                         auth: k8c.spec.auth,
-                        cassandra_encryption: stargate_encryption(k8c, dc),
+                        cassandra_encryption: encryption.clone(),
                         size,
                         template,
                         racks,
@@ -247,8 +248,8 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                             namespace: Some(dc.namespace.clone()),
                         }),
                         datacenter_availability: Some(availability),
-                        client_encryption_stores: stargate_encryption(k8c, dc)
-                            .and_then(|e| e.client_encryption_stores),
+                        client_encryption_stores: (encryption.as_ref())
+                            .and_then(|e| e.client_encryption_stores.clone()),
                         template: reaper_with_logins(k8c, plan, template),
                     },
                     status: None,
@@ -330,11 +331,14 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
         .collect()
 }
 
-/// The stores Stargate's embedded node needs: those of the encryption its datacenter turns
-/// on (it joins the ring and serves CQL like the datacenter's nodes), unless an injector
-/// provides them (external secrets). Reaper, a CQL client, takes the client stores.
-fn stargate_encryption(k8c: &K8ssandraCluster, dc: &DatacenterPlan) -> Option<CassandraEncryption> {
-    if k8c.spec.secrets_provider == Some(SecretsProvider::External) {
+/// The stores of the encryption a datacenter turns on, unless an injector provides them
+/// (external secrets): Stargate's embedded node needs them all (it joins the ring and serves
+/// CQL like the datacenter's nodes); Reaper, a CQL client, the client stores.
+fn datacenter_encryption(
+    k8c: &K8ssandraCluster,
+    dc: &DatacenterPlan,
+) -> Option<CassandraEncryption> {
+    if k8c.spec.uses_external_secrets() {
         return None;
     }
     let cassandra = k8c.spec.cassandra.as_ref()?;

@@ -18,6 +18,7 @@
 //! Pure. Planning leaves the passwords out ([`PasswordNeed`]); the controller reads them from
 //! the hub and [`fill_passwords`] puts them in, as upstream, in the datacenter's `config`.
 
+use k8s_openapi::api::core::v1::{Volume, VolumeMount};
 use serde_json::{Value, json};
 
 use crate::api::shared::{EncryptionStores, SecretKeyRef};
@@ -67,13 +68,52 @@ pub enum Store {
 }
 
 impl Store {
+    /// Its file name, and its cassandra.yaml path field.
     fn name(self) -> &'static str {
         match self {
             Store::Keystore => "keystore",
             Store::Truststore => "truststore",
         }
     }
+
+    /// The cassandra.yaml field of its password.
+    fn password_field(self) -> &'static str {
+        match self {
+            Store::Keystore => "keystore_password",
+            Store::Truststore => "truststore_password",
+        }
+    }
+
+    /// The JVM flags naming it and its password (the JVM's default stores: JMX over TLS).
+    fn jvm_flags(self) -> (&'static str, &'static str) {
+        match self {
+            Store::Keystore => (
+                "-Djavax.net.ssl.keyStore=",
+                "-Djavax.net.ssl.keyStorePassword=",
+            ),
+            Store::Truststore => (
+                "-Djavax.net.ssl.trustStore=",
+                "-Djavax.net.ssl.trustStorePassword=",
+            ),
+        }
+    }
+
+    /// Its Secret in `stores`, and the Secret its password is in if one is named.
+    fn refs(self, stores: &EncryptionStores) -> (&SecretKeyRef, Option<&SecretKeyRef>) {
+        match self {
+            Store::Keystore => (
+                &stores.keystore_secret_ref,
+                stores.keystore_password_secret_ref.as_ref(),
+            ),
+            Store::Truststore => (
+                &stores.truststore_secret_ref,
+                stores.truststore_password_secret_ref.as_ref(),
+            ),
+        }
+    }
 }
+
+const STORES: [Store; 2] = [Store::Keystore, Store::Truststore];
 
 /// The file of a store inside its container.
 pub fn store_path(traffic: Traffic, store: Store) -> String {
@@ -185,41 +225,23 @@ pub fn setup(
                 what,
             });
         }
-        for (store, reference, password_ref) in [
-            (
-                Store::Keystore,
-                &stores.keystore_secret_ref,
-                stores.keystore_password_secret_ref.as_ref(),
-            ),
-            (
-                Store::Truststore,
-                &stores.truststore_secret_ref,
-                stores.truststore_password_secret_ref.as_ref(),
-            ),
-        ] {
+        for store in STORES {
+            let (reference, _) = store.refs(stores);
             let (volume, mount) = store_volume(traffic, store, reference);
             setup.volumes.push(volume);
             setup.mounts.push(mount);
-            let path_field = match store {
-                Store::Keystore => "keystore",
-                Store::Truststore => "truststore",
-            };
-            let password_field = match store {
-                Store::Keystore => "keystore_password",
-                Store::Truststore => "truststore_password",
-            };
             setup
                 .yaml
-                .push((traffic.section(), path_field, store_path(traffic, store)));
-            let (secret, key) = password_source(reference, password_ref, store);
+                .push((traffic.section(), store.name(), store_path(traffic, store)));
+            let (secret, key) = store_password_source(stores, store);
             push_secret(&mut setup.secrets, &reference.name);
             push_secret(&mut setup.secrets, &secret);
             let what = format!("the {} {}'s password", traffic.prefix(), store.name());
-            if !given(traffic.section(), password_field) {
+            if !given(traffic.section(), store.password_field()) {
                 setup.passwords.push(PasswordNeed {
                     slot: PasswordSlot::CassandraYaml {
                         section: traffic.section(),
-                        field: password_field,
+                        field: store.password_field(),
                     },
                     secret: secret.clone(),
                     key: key.clone(),
@@ -227,16 +249,7 @@ pub fn setup(
                 });
             }
             if traffic == Traffic::Client {
-                let (path_flag, password_flag) = match store {
-                    Store::Keystore => (
-                        "-Djavax.net.ssl.keyStore=",
-                        "-Djavax.net.ssl.keyStorePassword=",
-                    ),
-                    Store::Truststore => (
-                        "-Djavax.net.ssl.trustStore=",
-                        "-Djavax.net.ssl.trustStorePassword=",
-                    ),
-                };
+                let (path_flag, password_flag) = store.jvm_flags();
                 setup
                     .jvm_flags
                     .push(format!("{path_flag}{}", store_path(traffic, store)));
@@ -266,16 +279,22 @@ fn store_volume(traffic: Traffic, store: Store, reference: &SecretKeyRef) -> (Va
     )
 }
 
-/// Volumes and mounts of both stores of `stores`, at the paths the datacenters use: for
-/// components (Stargate) that share the datacenter's encryption settings.
-pub fn stores_volumes(traffic: Traffic, stores: &EncryptionStores) -> (Vec<Value>, Vec<Value>) {
-    [
-        (Store::Keystore, &stores.keystore_secret_ref),
-        (Store::Truststore, &stores.truststore_secret_ref),
-    ]
-    .into_iter()
-    .map(|(store, reference)| store_volume(traffic, store, reference))
-    .unzip()
+/// Pod volumes and container mounts of both stores of `stores`, at the paths the datacenters
+/// use: for the components (Stargate, Reaper) that share the datacenter's encryption.
+pub fn stores_volumes(
+    traffic: Traffic,
+    stores: &EncryptionStores,
+) -> (Vec<Volume>, Vec<VolumeMount>) {
+    fn typed<T: serde::de::DeserializeOwned>(values: Vec<Value>) -> Vec<T> {
+        (values.into_iter())
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect()
+    }
+    let (volumes, mounts) = STORES
+        .into_iter()
+        .map(|store| store_volume(traffic, store, store.refs(stores).0))
+        .unzip();
+    (typed(volumes), typed(mounts))
 }
 
 fn push_secret(secrets: &mut Vec<String>, name: &str) {
@@ -286,26 +305,7 @@ fn push_secret(secrets: &mut Vec<String>, name: &str) {
 
 /// The Secret and key holding the password of `stores`' keystore or truststore.
 pub fn store_password_source(stores: &EncryptionStores, store: Store) -> (String, String) {
-    match store {
-        Store::Keystore => password_source(
-            &stores.keystore_secret_ref,
-            stores.keystore_password_secret_ref.as_ref(),
-            store,
-        ),
-        Store::Truststore => password_source(
-            &stores.truststore_secret_ref,
-            stores.truststore_password_secret_ref.as_ref(),
-            store,
-        ),
-    }
-}
-
-/// The Secret and key of a store's password.
-fn password_source(
-    store_ref: &SecretKeyRef,
-    password_ref: Option<&SecretKeyRef>,
-    store: Store,
-) -> (String, String) {
+    let (store_ref, password_ref) = store.refs(stores);
     let default_key = format!("{}-password", store.name());
     match password_ref.filter(|r| !r.name.is_empty()) {
         Some(r) => (

@@ -55,8 +55,7 @@ use crate::api::k8ssandra_cluster::{
     K8ssandraCluster,
 };
 use crate::api::shared::{
-    CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, SecretsProvider,
-    TelemetrySpec,
+    CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, TelemetrySpec,
 };
 
 /// Rack cass-operator creates when none is given.
@@ -439,7 +438,7 @@ impl PlanContext<'_> {
                 datacenter: name.clone(),
             })?;
 
-        let external_secrets = self.k8c.spec.secrets_provider == Some(SecretsProvider::External);
+        let external_secrets = self.k8c.spec.uses_external_secrets();
         let cassandra_yaml = options
             .config
             .as_ref()
@@ -551,7 +550,7 @@ impl PlanContext<'_> {
 
     fn superuser_secret_name(&self) -> Option<String> {
         // With external secrets (e.g. Vault), cass-operator must not look for a Secret.
-        if self.k8c.spec.secrets_provider == Some(SecretsProvider::External) {
+        if self.k8c.spec.uses_external_secrets() {
             return None;
         }
         let named = self
@@ -615,7 +614,7 @@ impl PlanContext<'_> {
         }
         let auth_enabled = self.k8c.spec.auth_enabled();
         if self.remote_jmx() {
-            let managed_secrets = self.k8c.spec.secrets_provider != Some(SecretsProvider::External);
+            let managed_secrets = !self.k8c.spec.uses_external_secrets();
             extra_jvm_flags.extend(remote_jmx_flags(auth_enabled, managed_secrets));
         }
         let defaults = ConfigDefaults {

@@ -16,7 +16,6 @@
 
 use super::labels::clean_for_kubernetes;
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
-use crate::api::shared::SecretsProvider;
 
 /// Environment variable of cassandra-env.sh: `no` opens JMX to other hosts.
 pub const LOCAL_JMX_ENV: &str = "LOCAL_JMX";
@@ -60,7 +59,7 @@ pub fn reaper_access(k8c: &K8ssandraCluster, cassandra_cluster_name: &str) -> Op
         .and_then(|h| h.enabled)
         == Some(false);
     let referenced = reaper.references_a_reaper();
-    let managed_secrets = k8c.spec.secrets_provider != Some(SecretsProvider::External);
+    let managed_secrets = !k8c.spec.uses_external_secrets();
     if referenced || !k8c.spec.auth_enabled() || !managed_secrets {
         return Some(ReaperAccess {
             remote_jmx,

@@ -170,6 +170,12 @@ impl Actions {
     }
 }
 
+fn secrets_not_ready(detail: &str) -> Decision {
+    Decision::Wait(WaitReason::SecretsNotReady {
+        detail: detail.to_string(),
+    })
+}
+
 /// Decides what to do in every region now. Pure: the same plan and observation give the same
 /// actions.
 pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
@@ -205,9 +211,7 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
             Some(state) if state.is_deleting() => Decision::Wait(WaitReason::Deleting),
             // Never applied without its passwords: that would take them out of its config.
             Some(RemoteState::Present(_)) => match observed.passwords_missing.get(&dc.name) {
-                Some(detail) => Decision::Wait(WaitReason::SecretsNotReady {
-                    detail: detail.clone(),
-                }),
+                Some(detail) => secrets_not_ready(detail),
                 None => Decision::Update,
             },
             Some(state) => match BlockReason::of(state) {
@@ -220,9 +224,7 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
                     None => match (observed.secrets_pending.get(&dc.name))
                         .or_else(|| observed.passwords_missing.get(&dc.name))
                     {
-                        Some(detail) => Decision::Wait(WaitReason::SecretsNotReady {
-                            detail: detail.clone(),
-                        }),
+                        Some(detail) => secrets_not_ready(detail),
                         None => Decision::Create,
                     },
                 },

@@ -38,7 +38,7 @@ use super::labels::{default_superuser_secret_name, ownership_labels};
 use super::plan::ClusterPlan;
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretSpec, ReplicationTarget};
-use crate::api::shared::{CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, SecretsProvider};
+use crate::api::shared::{CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL};
 use crate::apply::apply_if_changed;
 use crate::replication::desired::{
     ORPHAN_ANNOTATION, condition_of, describe_target, is_replicated_to,
@@ -131,7 +131,7 @@ pub fn replication_labels(plan: &ClusterPlan) -> BTreeMap<String, String> {
 
 /// Pure: the superuser Secret and the ReplicatedSecret of `k8c`.
 pub fn secrets_plan(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> SecretsPlan {
-    if k8c.spec.secrets_provider == Some(SecretsProvider::External) {
+    if k8c.spec.uses_external_secrets() {
         return SecretsPlan {
             secrets: Vec::new(),
             replicated: None,
@@ -225,14 +225,14 @@ pub fn generate_password() -> String {
 pub fn generated_secret(
     k8c: &K8ssandraCluster,
     plan: &ClusterPlan,
-    login: &ClusterSecret,
+    secret: &ClusterSecret,
     password: &str,
 ) -> Secret {
     let mut labels = ownership_labels(&plan.cluster.name, &plan.cluster.namespace);
     labels.extend(replication_labels(plan));
     Secret {
         metadata: ObjectMeta {
-            name: Some(login.name.clone()),
+            name: Some(secret.name.clone()),
             namespace: Some(plan.cluster.namespace.clone()),
             labels: Some(labels),
             owner_references: k8c.controller_owner_ref(&()).map(|r| vec![r]),
@@ -242,7 +242,7 @@ pub fn generated_secret(
         data: Some(BTreeMap::from([
             (
                 "username".to_string(),
-                ByteString(login.username.as_bytes().to_vec()),
+                ByteString(secret.username.as_bytes().to_vec()),
             ),
             (
                 "password".to_string(),

@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::shared::SecretsProvider;
 use serde_json::json;
 
 /// A K8ssandraCluster `demo` in namespace `ns` with the given spec.
