@@ -189,10 +189,59 @@ where
     })
 }
 
+/// Live objects found up to date, by the resourceVersion they had and a fingerprint of what
+/// was desired: while neither changes, the object need not be compared again. A comparison
+/// parses the live object and builds the desired one; for seed slices that is N² endpoints
+/// per reconcile of an N-region cluster.
+#[derive(Debug, Default)]
+pub struct UpToDateMemo {
+    confirmed: std::sync::Mutex<std::collections::HashMap<String, (u64, String)>>,
+}
+
+/// Entries kept at most; past it the memo starts again (objects of deleted clusters go too).
+const MEMO_CAPACITY: usize = 1 << 16;
+
+impl UpToDateMemo {
+    /// Whether `key` was found up to date with `fingerprint` at `resource_version`.
+    pub fn is_confirmed(&self, key: &str, fingerprint: u64, resource_version: &str) -> bool {
+        self.confirmed.lock().is_ok_and(|confirmed| {
+            confirmed.get(key).is_some_and(|(known, version)| {
+                *known == fingerprint && version == resource_version
+            })
+        })
+    }
+
+    pub fn confirm(&self, key: String, fingerprint: u64, resource_version: String) {
+        if let Ok(mut confirmed) = self.confirmed.lock() {
+            if confirmed.len() >= MEMO_CAPACITY && !confirmed.contains_key(&key) {
+                confirmed.clear();
+            }
+            confirmed.insert(key, (fingerprint, resource_version));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_memo_holds_only_for_the_same_fingerprint_and_resource_version() {
+        let memo = UpToDateMemo::default();
+        assert!(!memo.is_confirmed("r/ns/a", 1, "10"));
+        memo.confirm("r/ns/a".into(), 1, "10".into());
+        assert!(memo.is_confirmed("r/ns/a", 1, "10"));
+        assert!(
+            !memo.is_confirmed("r/ns/a", 2, "10"),
+            "the desired object changed"
+        );
+        assert!(
+            !memo.is_confirmed("r/ns/a", 1, "11"),
+            "the live object changed"
+        );
+        assert!(!memo.is_confirmed("r/ns/b", 1, "10"));
+    }
 
     fn desired() -> Value {
         let mut desired = json!({

@@ -102,6 +102,8 @@ pub struct ControllerContext {
     pub completions: futures::channel::mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>,
     /// The hub's ReplicatedSecrets and labelled Secrets, as watched.
     pub secret_caches: super::secrets::SecretCaches,
+    /// Seed EndpointSlices found up to date, so unchanged ones are not compared again.
+    pub seed_memo: crate::apply::UpToDateMemo,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -161,6 +163,7 @@ pub async fn run(
             labelled_secrets: labelled_store,
             passwords: Default::default(),
         },
+        seed_memo: Default::default(),
     });
     info!("K8ssandraCluster controller started");
     let controller = controller
@@ -540,6 +543,18 @@ async fn apply_seed_slices(
                         .seed_slices
                         .get(&ObjectRef::new(name).within(&seeds.namespace))
                 });
+                let memo_key = format!("{}/{}/{name}", seeds.context, seeds.namespace);
+                let fingerprint = slice.fingerprint();
+                let cached_version = cached
+                    .as_ref()
+                    .and_then(|cached| cached.meta().resource_version.clone());
+                if let Some(version) = &cached_version
+                    && context
+                        .seed_memo
+                        .is_confirmed(&memo_key, fingerprint, version)
+                {
+                    continue;
+                }
                 // The live and desired slices (the seeds of every other region) are dropped
                 // before the apply's await: 100 regions' copies alive at once made the heap's peak.
                 let pending = {
@@ -555,10 +570,15 @@ async fn apply_seed_slices(
                     pending_apply_to(&slice.to_endpoint_slice(), live.as_ref())
                         .map_err(|e| failed(&e))?
                 };
-                if let Some(body) = pending {
-                    send_apply(&api, FIELD_MANAGER, name, &body)
+                match pending {
+                    Some(body) => send_apply(&api, FIELD_MANAGER, name, &body)
                         .await
-                        .map_err(|e| failed(&e))?;
+                        .map_err(|e| failed(&e))?,
+                    None => {
+                        if let Some(version) = cached_version {
+                            context.seed_memo.confirm(memo_key, fingerprint, version);
+                        }
+                    }
                 }
             }
             Ok::<(), String>(())

@@ -58,6 +58,19 @@ impl SeedSlice {
         self.metadata.name.as_deref().unwrap_or_default()
     }
 
+    /// Identifies what this slice would be written as, for [`crate::apply::UpToDateMemo`].
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        // All of the metadata, whatever it comes to carry; it is small, unlike the addresses.
+        serde_json::to_string(&self.metadata)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        self.address_type.hash(&mut hasher);
+        self.addresses.hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// The EndpointSlice: one endpoint per address.
     pub fn to_endpoint_slice(&self) -> EndpointSlice {
         EndpointSlice {

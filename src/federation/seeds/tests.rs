@@ -295,3 +295,29 @@ async fn a_zero_ttl_does_not_mean_a_lookup_per_reconcile() {
         1
     );
 }
+
+#[test]
+fn a_slice_fingerprint_changes_with_its_addresses_and_metadata_only() {
+    let plan = plan_of(&["dc1", "dc2"]);
+    let seeds = |ips: &[&str]| {
+        BTreeMap::from([(
+            "dc2".to_string(),
+            ips.iter().map(|text| ip(text)).collect::<Vec<_>>(),
+        )])
+    };
+    let fingerprint = |seeds: &BTreeMap<String, Vec<IpAddr>>| {
+        seed_endpoint_slices(&plan, seeds, &BTreeSet::new())[0].slices[0].fingerprint()
+    };
+    let before = fingerprint(&seeds(&["10.0.2.1"]));
+    assert_eq!(before, fingerprint(&seeds(&["10.0.2.1"])));
+    assert_ne!(before, fingerprint(&seeds(&["10.0.2.2"])));
+
+    let mut relabelled = seed_endpoint_slices(&plan, &seeds(&["10.0.2.1"]), &BTreeSet::new());
+    let slice = &mut relabelled[0].slices[0];
+    slice
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("extra".into(), "x".into());
+    assert_ne!(before, slice.fingerprint());
+}
