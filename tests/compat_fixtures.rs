@@ -842,3 +842,33 @@ fn cassandra_datacenter_status_from_cass_operator_parses() {
     assert!(parsed.is_ready());
     assert_eq!(parsed.node_statuses.as_ref().map(BTreeMap::len), Some(1));
 }
+
+/// Upstream's initial-token manifest: every datacenter with few vnodes gets its first RF pods'
+/// tokens, keyed by the pods cass-operator names after the Cassandra datacenter name.
+#[test]
+fn the_initial_tokens_fixture_gives_each_datacenters_first_pods_their_tokens() {
+    let Some(path) = compat_path("fixtures/multi-dc-initial-tokens.yaml") else {
+        return;
+    };
+    let mut document = yaml_documents(&path).remove(0);
+    document["metadata"]["namespace"] = Value::from("k8ssandra-operator");
+    let k8c: K8ssandraCluster = serde_json::from_value(document).expect("a K8ssandraCluster");
+    let plan = federator::federation::plan::plan(&k8c).expect("plans");
+    for (dc, cassandra_name, num_tokens) in [(0, "dc1", 4), (1, "real-dc2", 8)] {
+        let config = plan.datacenters[dc]
+            .per_node_config
+            .as_ref()
+            .unwrap_or_else(|| panic!("{cassandra_name} has a per-node config"));
+        assert_eq!(
+            config.name,
+            format!("test-{cassandra_name}-per-node-config")
+        );
+        let pods: Vec<String> = (1..=3)
+            .map(|rack| format!("test-{cassandra_name}-rack{rack}-sts-0_cassandra.yaml"))
+            .collect();
+        assert_eq!(config.data.keys().cloned().collect::<Vec<_>>(), pods);
+        for entry in config.data.values() {
+            assert_eq!(entry.matches(',').count() + 1, num_tokens, "{entry}");
+        }
+    }
+}

@@ -12,7 +12,7 @@ use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use federator::operator::{Operator, shutdown_on};
 use federator::settings::{Overrides, Settings};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -853,5 +853,102 @@ async fn adopt_existing() {
         condition_of(&status, "Degraded").filter(|(s, _)| s == "False")
     })
     .await;
+    running.stop().await;
+}
+
+#[test]
+fn few_vnodes_put_initial_tokens_in_each_region_and_they_go_with_the_cluster() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(initial_tokens());
+}
+
+/// The per-node ConfigMap's `<pod>_cassandra.yaml` entries, if it exists.
+async fn per_node_entries(client: &Client, name: &str) -> Option<Vec<(String, String)>> {
+    let api = Api::<ConfigMap>::namespaced(client.clone(), NS);
+    let config_map = bounded("get ConfigMap", api.get_opt(name))
+        .await
+        .expect("get ConfigMap")?;
+    Some(config_map.data.unwrap_or_default().into_iter().collect())
+}
+
+async fn initial_tokens() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster_sized(3, 3, &sim.context_name(1));
+    cluster["spec"]["cassandra"]["config"] =
+        serde_json::json!({"cassandraYaml": {"num_tokens": 4}});
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    wait_datacenter_ready(&region1, "dc2", "region 1").await;
+
+    let entries = per_node_entries(&region1, "demo-dc2-per-node-config")
+        .await
+        .expect("dc2's per-node ConfigMap in region 1");
+    let pods = Api::<Pod>::namespaced(region1.clone(), NS);
+    let pod_names: Vec<String> = bounded("list pods", pods.list(&ListParams::default()))
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter_map(|pod| pod.metadata.name)
+        .collect();
+    assert_eq!(entries.len(), 3, "the first RF pods: {entries:?}");
+    let mut tokens = Vec::new();
+    for (key, value) in &entries {
+        let pod = key
+            .strip_suffix("_cassandra.yaml")
+            .expect("a pod's cassandra.yaml");
+        assert!(
+            pod_names.iter().any(|p| p == pod),
+            "{pod} among {pod_names:?}"
+        );
+        let listed = value.trim().strip_prefix("initial_token: ").expect(value);
+        tokens.extend(listed.split(',').map(str::to_string));
+    }
+    assert_eq!(tokens.len(), 12, "num_tokens × RF: {tokens:?}");
+
+    let dc2 = datacenter(&region1, "dc2").await.expect("dc2");
+    let template = dc2.spec.pod_template_spec.expect("a pod template");
+    assert!(
+        template["metadata"]["annotations"]["k8ssandra.io/per-node-config-hash"].is_string(),
+        "{template}"
+    );
+    assert!(
+        template["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .any(|v| v["configMap"]["name"] == "demo-dc2-per-node-config"),
+        "{template}"
+    );
+    let dc1_entries = per_node_entries(hub, "demo-dc1-per-node-config")
+        .await
+        .expect("dc1's per-node ConfigMap in the hub");
+    assert!(
+        dc1_entries
+            .iter()
+            .all(|(_, value)| !tokens.iter().any(|t| value.contains(t.as_str()))),
+        "no token given twice"
+    );
+
+    bounded(
+        "delete K8ssandraCluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete K8ssandraCluster");
+    wait_until_cluster_deleted(&clusters).await;
+    assert!(
+        per_node_entries(&region1, "demo-dc2-per-node-config")
+            .await
+            .is_none()
+    );
+    assert!(
+        per_node_entries(hub, "demo-dc1-per-node-config")
+            .await
+            .is_none()
+    );
     running.stop().await;
 }

@@ -453,7 +453,7 @@ async fn service_account_token(
 }
 
 /// What the control plane does in a region: CassandraDatacenters and the objects around them
-/// (secrets, seed EndpointSlices, services), Stargate, Reaper and ServiceMonitors, reading pods
+/// (secrets, seed EndpointSlices, per-node ConfigMaps, services), Stargate, Reaper and ServiceMonitors, reading pods
 /// and namespaces, and Events.
 pub fn region_cluster_role() -> ClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
@@ -478,7 +478,11 @@ pub fn region_cluster_role() -> ClusterRole {
                 &["cassandradatacenters", "cassandradatacenters/status"],
                 &write,
             ),
-            rule(&[""], &["secrets", "services", "endpoints"], &write),
+            rule(
+                &[""],
+                &["secrets", "services", "endpoints", "configmaps"],
+                &write,
+            ),
             rule(&["discovery.k8s.io"], &["endpointslices"], &write),
             rule(
                 &["stargate.k8ssandra.io"],
@@ -685,6 +689,7 @@ mod tests {
         ));
         assert!(allows("", "secrets", "create"));
         assert!(allows("discovery.k8s.io", "endpointslices", "delete"));
+        assert!(allows("", "configmaps", "patch"));
         assert!(allows("", "pods", "list"));
         assert!(!allows("", "pods", "delete"));
         assert!(!allows("", "namespaces", "create"));

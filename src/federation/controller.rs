@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -43,7 +43,7 @@ use super::watches::RegionCaches;
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use crate::api::replicated_secret::ReplicatedSecret;
-use crate::apply::{pending_apply_to, send_apply};
+use crate::apply::{apply_if_changed, pending_apply_to, send_apply};
 use crate::cache::{reflected, scoped};
 use crate::clusters::{RegionChange, RegionError, Registry};
 use crate::events::Events;
@@ -342,6 +342,7 @@ async fn apply_cluster(
         Some(seeds) => apply_seed_slices(context, seeds, &actions, SeedPhase::BeforeCreate).await,
         None => Vec::new(),
     };
+    seed_errors.extend(apply_per_node_configs(context, &cluster_plan, &actions).await);
     let key = ObjectRef::from_obj(k8c);
     act(context, &key, &cluster_plan, &observed, &actions).await;
     // Writes finished since the last reconcile, and this one's that finished in the grace time.
@@ -581,6 +582,48 @@ async fn apply_seed_slices(
                     }
                 }
             }
+            Ok::<(), String>(())
+        });
+    futures::future::join_all(applies)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+}
+
+/// Applies the generated per-node ConfigMaps (initial tokens) of the datacenters about to be
+/// created or updated, before them: a pod must find its tokens at its first start. Read from
+/// the regions only for the clusters that have them; returns what failed.
+async fn apply_per_node_configs(
+    context: &ControllerContext,
+    cluster_plan: &ClusterPlan,
+    actions: &Actions,
+) -> Vec<String> {
+    let applies = cluster_plan
+        .datacenters
+        .iter()
+        .filter(|dc| {
+            actions
+                .decision(&dc.name)
+                .is_some_and(|d| matches!(d, Decision::Create | Decision::Update))
+        })
+        .filter_map(|dc| Some((dc, dc.per_node_config.as_ref()?)))
+        .map(|(dc, config)| async move {
+            let failed = |e: &dyn std::fmt::Display| {
+                format!(
+                    "applying per-node ConfigMap {}/{} in region {:?}: {e}",
+                    config.namespace, config.name, dc.context
+                )
+            };
+            let client = context
+                .registry
+                .client(&dc.context)
+                .map_err(|e| failed(&e))?;
+            let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
+            let live = api.get_opt(&config.name).await.map_err(|e| failed(&e))?;
+            apply_if_changed(&api, FIELD_MANAGER, &config.to_config_map(), live.as_ref())
+                .await
+                .map_err(|e| failed(&e))?;
             Ok::<(), String>(())
         });
     futures::future::join_all(applies)
@@ -1047,6 +1090,7 @@ async fn delete_datacenter(
         crate::api::shared::DATACENTER_NAME_LABEL
     );
     delete_labelled::<EndpointSlice>(client, Some(namespace), &selector).await?;
+    delete_labelled::<ConfigMap>(client, Some(namespace), &per_node_configs(&selector)).await?;
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     if annotate_first {
         // cass-operator decommissions the nodes (streams their data away) only when asked.
@@ -1061,6 +1105,11 @@ async fn delete_datacenter(
         Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// `selector` narrowed to the per-node ConfigMaps (the data plane makes ConfigMaps too).
+fn per_node_configs(selector: &str) -> String {
+    format!("{selector},{}", super::tokens::PER_NODE_CONFIG_SELECTOR)
 }
 
 /// Deletes every object of kind `K` matching `selector` (in `namespace`, or everywhere).
@@ -1202,6 +1251,13 @@ async fn cleanup_region(
     if let Err(error) = delete_labelled::<EndpointSlice>(&client, None, selector).await {
         return Some(format!(
             "deleting seed EndpointSlices in region {region:?}: {error}"
+        ));
+    }
+    if let Err(error) =
+        delete_labelled::<ConfigMap>(&client, None, &per_node_configs(selector)).await
+    {
+        return Some(format!(
+            "deleting per-node ConfigMaps in region {region:?}: {error}"
         ));
     }
     let api: Api<CassandraDatacenter> = Api::all(client.clone());

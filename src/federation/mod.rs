@@ -34,4 +34,5 @@ pub mod rollout;
 pub mod secrets;
 pub mod seeds;
 pub mod status;
+pub mod tokens;
 pub mod watches;

@@ -47,6 +47,9 @@ use super::labels::{
     default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
 };
 use super::reaper_access::{LOCAL_JMX_ENV, ReaperAccess, reaper_access, remote_jmx_flags};
+use super::tokens::{
+    PER_NODE_CONFIG_HASH_ANNOTATION, PerNodeConfig, TokenInput, initial_tokens, per_node_config,
+};
 use crate::api::cassdc::{
     CassandraDatacenter, CassandraDatacenterSpec, CassandraUser, Rack, ServerType, StorageConfig,
 };
@@ -146,6 +149,9 @@ pub struct DatacenterPlan {
     pub passwords: Vec<PasswordNeed>,
     /// Secrets it reads besides the superuser's and Reaper's: the encryption stores.
     pub store_secrets: Vec<String>,
+    /// The per-node ConfigMap Federator generates for it (initial tokens), applied in its
+    /// region before it.
+    pub per_node_config: Option<PerNodeConfig>,
 }
 
 impl ClusterPlan {
@@ -278,19 +284,138 @@ pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
         external_datacenters: &external_datacenters,
         reaper_access: reaper_access.as_ref(),
     };
-    let datacenters = datacenters
+    let mut planned = datacenters
         .iter()
         .enumerate()
         .map(|(index, dc)| context.datacenter(index, dc))
         .collect::<Result<Vec<_>, _>>()?;
+    add_initial_tokens(
+        &cluster,
+        &cassandra_cluster_name,
+        template,
+        datacenters,
+        &mut planned,
+    );
     Ok(ClusterPlan {
         cluster,
         cassandra_cluster_name,
-        datacenters,
+        datacenters: planned,
         initial_system_replication,
         external_datacenters,
         reaper_access,
     })
+}
+
+/// Gives the first RF pods of each datacenter their initial tokens when every datacenter runs
+/// with few vnodes (as k8ssandra-operator): a generated per-node ConfigMap, mounted like a
+/// user's `perNodeConfigMapRef`, whose content hash restarts the pods when it changes.
+fn add_initial_tokens(
+    cluster: &ClusterKey,
+    cassandra_cluster_name: &str,
+    template: &CassandraClusterTemplate,
+    templates: &[CassandraDatacenterTemplate],
+    planned: &mut [DatacenterPlan],
+) {
+    let inputs: Vec<TokenInput> = templates
+        .iter()
+        .zip(planned.iter())
+        .map(|(dc_template, dc)| {
+            let yaml = dc
+                .datacenter
+                .spec
+                .config
+                .as_ref()
+                .and_then(|config| config.get("cassandra-yaml"));
+            let setting = |key: &str| yaml.and_then(|yaml| yaml.get(key)).cloned();
+            TokenInput {
+                num_tokens: setting("num_tokens"),
+                replication_factor: setting("allocate_tokens_for_local_replication_factor"),
+                partitioner: setting("partitioner"),
+                size: dc.datacenter.spec.size,
+                pod_prefix: format!(
+                    "{}-{}",
+                    dc.datacenter.spec.cluster_name, dc.cassandra_datacenter_name
+                ),
+                racks: (dc.datacenter.spec.racks.iter().flatten())
+                    .map(|rack| rack.name.clone())
+                    .collect(),
+                has_user_per_node_config: (dc_template.per_node_config_map_ref.as_ref())
+                    .is_some_and(|r| !r.name.is_empty()),
+            }
+        })
+        .collect();
+    let Ok(tokens) = initial_tokens(&inputs) else {
+        return;
+    };
+    for ((dc, dc_template), tokens) in planned.iter_mut().zip(templates).zip(tokens) {
+        let Some(config) = per_node_config(
+            &cluster.name,
+            &cluster.namespace,
+            cassandra_cluster_name,
+            dc,
+            &tokens,
+        ) else {
+            continue;
+        };
+        let options = dc_template.options.merged_over(&template.options);
+        let image = (options.per_node_config_init_container_image.as_deref())
+            .filter(|i| !i.is_empty())
+            .unwrap_or(DEFAULT_PER_NODE_CONFIG_IMAGE);
+        mount_per_node_config(&mut dc.datacenter, &config, image);
+        dc.per_node_config = Some(config);
+    }
+}
+
+/// Adds the per-node init container, the ConfigMap's volume and its content hash to the pod
+/// template (cass-operator requires `containers` in it).
+fn mount_per_node_config(
+    datacenter: &mut CassandraDatacenter,
+    config: &PerNodeConfig,
+    image: &str,
+) {
+    let template = datacenter
+        .spec
+        .pod_template_spec
+        .get_or_insert_with(|| json!({"spec": {"containers": [{"name": CASSANDRA_CONTAINER}]}}));
+    let Some(template) = template.as_object_mut() else {
+        return;
+    };
+    if let Some(metadata) = template
+        .entry("metadata")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        && let Some(annotations) = metadata
+            .entry("annotations")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+    {
+        annotations.insert(
+            PER_NODE_CONFIG_HASH_ANNOTATION.into(),
+            config.content_hash().into(),
+        );
+    }
+    let Some(spec) = template
+        .entry("spec")
+        .or_insert_with(|| json!({"containers": [{"name": CASSANDRA_CONTAINER}]}))
+        .as_object_mut()
+    else {
+        return;
+    };
+    let mut init: Vec<Value> = spec
+        .get("initContainers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    add_per_node_config_init(&mut init, image);
+    spec.insert("initContainers".into(), Value::Array(init));
+    let mut volumes: Vec<Value> = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(PER_NODE_CONFIG_VOLUME));
+    volumes.push(json!({"name": PER_NODE_CONFIG_VOLUME, "configMap": {"name": config.name}}));
+    spec.insert("volumes".into(), Value::Array(volumes));
 }
 
 /// Names the CRD's rules already check, checked again because a plan must never produce two
@@ -545,6 +670,7 @@ impl PlanContext<'_> {
             datacenter,
             passwords: encryption.passwords,
             store_secrets: encryption.secrets,
+            per_node_config: None,
         })
     }
 

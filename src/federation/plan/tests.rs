@@ -867,3 +867,104 @@ fn a_per_node_config_map_is_merged_by_an_init_container_after_the_config_builder
     );
     assert!(spec_json(&plan.datacenters[2])["podTemplateSpec"]["spec"]["initContainers"].is_null());
 }
+
+#[test]
+fn few_vnodes_give_each_datacenter_a_per_node_config_map_of_initial_tokens() {
+    let k8c = cluster(json!({"cassandra": {
+        "clusterName": "My Cluster",
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "config": {"cassandraYaml": {"num_tokens": 4}},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "k8sContext": "east", "size": 3,
+             "racks": [{"name": "r1"}, {"name": "r2"}, {"name": "r3"}]},
+            {"metadata": {"name": "dc2", "namespace": "other"}, "k8sContext": "west", "size": 2,
+             "datacenterName": "West"}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    let dc1 = &plan.datacenters[0];
+    let config = dc1.per_node_config.as_ref().expect("dc1's per-node config");
+    assert_eq!(config.name, "mycluster-dc1-per-node-config");
+    assert_eq!(config.namespace, "ns");
+    assert_eq!(config.labels["k8ssandra.io/datacenter"], "dc1");
+    assert_eq!(
+        config.data.keys().collect::<Vec<_>>(),
+        [
+            "mycluster-dc1-r1-sts-0_cassandra.yaml",
+            "mycluster-dc1-r2-sts-0_cassandra.yaml",
+            "mycluster-dc1-r3-sts-0_cassandra.yaml"
+        ]
+    );
+    let first = &config.data["mycluster-dc1-r1-sts-0_cassandra.yaml"];
+    assert!(
+        first.starts_with("\ninitial_token: -9223372036854775808,"),
+        "{first}"
+    );
+    assert_eq!(first.matches(',').count(), 3, "num_tokens tokens: {first}");
+
+    let template = &spec_json(dc1)["podTemplateSpec"];
+    assert_eq!(
+        template["metadata"]["annotations"]["k8ssandra.io/per-node-config-hash"],
+        config.content_hash()
+    );
+    let init: Vec<&str> = template["spec"]["initContainers"]
+        .as_array()
+        .expect("init containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(
+        init,
+        [SERVER_CONFIG_INIT_CONTAINER, PER_NODE_CONFIG_INIT_CONTAINER]
+    );
+    assert!(
+        template["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .contains(&json!({"name": "per-node-config", "configMap": {"name": config.name}}))
+    );
+
+    // Pods are named after the Cassandra datacenter name, in their own namespace; RF is capped
+    // by the size.
+    let dc2 = plan.datacenters[1].per_node_config.as_ref().expect("dc2's");
+    assert_eq!(
+        (dc2.name.as_str(), dc2.namespace.as_str()),
+        ("mycluster-west-per-node-config", "other")
+    );
+    assert_eq!(
+        dc2.data.keys().collect::<Vec<_>>(),
+        [
+            "mycluster-west-default-sts-0_cassandra.yaml",
+            "mycluster-west-default-sts-1_cassandra.yaml"
+        ]
+    );
+    assert_ne!(config.content_hash(), dc2.content_hash());
+}
+
+#[test]
+fn default_vnodes_or_a_users_per_node_config_leave_tokens_to_cassandra() {
+    let default_vnodes = planned(&two_dcs());
+    assert!(
+        default_vnodes
+            .datacenters
+            .iter()
+            .all(|dc| dc.per_node_config.is_none())
+    );
+    assert!(spec_json(&default_vnodes.datacenters[0])["podTemplateSpec"]["metadata"].is_null());
+
+    let with_users = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "config": {"cassandraYaml": {"num_tokens": 4}},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 3, "perNodeConfigMapRef": {"name": "mine"}},
+            {"metadata": {"name": "dc2"}, "size": 3}
+        ]
+    }}));
+    let plan = planned(&with_users);
+    assert!(
+        plan.datacenters
+            .iter()
+            .all(|dc| dc.per_node_config.is_none())
+    );
+    assert!(spec_json(&plan.datacenters[1])["podTemplateSpec"]["spec"]["initContainers"].is_null());
+}
