@@ -53,6 +53,17 @@ async fn start_sim() -> Sim {
     sim
 }
 
+/// Deletes the K8ssandraCluster and waits until it is gone.
+async fn delete_cluster(clusters: &Api<K8ssandraCluster>) {
+    bounded(
+        "delete K8ssandraCluster",
+        clusters.delete(CLUSTER, &DeleteParams::default()),
+    )
+    .await
+    .expect("delete K8ssandraCluster");
+    wait_until_cluster_deleted(clusters).await;
+}
+
 /// The K8ssandraCluster is gone from the hub (its finalizer released).
 async fn wait_until_cluster_deleted(clusters: &Api<K8ssandraCluster>) {
     eventually(
@@ -781,13 +792,7 @@ async fn seeds_events_and_rename() {
 
     // Back to the old spec, then delete: the seed slices go with the datacenters.
     apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    wait_until_cluster_deleted(&clusters).await;
+    delete_cluster(&clusters).await;
     assert!(slice_addresses(hub, dc1_slice).await.is_none());
     assert!(slice_addresses(&region1, dc2_slice).await.is_none());
     running.stop().await;
@@ -933,13 +938,7 @@ async fn initial_tokens() {
         "no token given twice"
     );
 
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    wait_until_cluster_deleted(&clusters).await;
+    delete_cluster(&clusters).await;
     assert!(
         per_node_entries(&region1, "demo-dc2-per-node-config")
             .await
@@ -950,5 +949,89 @@ async fn initial_tokens() {
             .await
             .is_none()
     );
+    running.stop().await;
+}
+
+#[test]
+fn a_users_per_node_config_map_is_awaited_and_its_changes_restart_the_pods() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(user_per_node_config());
+}
+
+/// dc2's pod-template hash of its per-node config, once dc2 exists.
+async fn per_node_config_hash(client: &Client) -> Option<String> {
+    let template = datacenter(client, "dc2").await?.spec.pod_template_spec?;
+    template["metadata"]["annotations"]["k8ssandra.io/per-node-config-hash"]
+        .as_str()
+        .map(str::to_string)
+}
+
+async fn user_per_node_config() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(1, &sim.context_name(1));
+    cluster["spec"]["cassandra"]["datacenters"][1]["perNodeConfigMapRef"] =
+        serde_json::json!({"name": "dc2-per-node"});
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+
+    // Without its ConfigMap dc2 waits, and the status says what to create where.
+    wait_datacenter_ready(hub, "dc1", "the hub").await;
+    let waiting = eventually(
+        "the status names the missing ConfigMap",
+        Duration::from_secs(20),
+        || async {
+            let status = k8ssandra_cluster_status(&clusters).await?;
+            status
+                .conditions?
+                .into_iter()
+                .map(|c| c.message)
+                .find(|m| m.contains("dc2-per-node"))
+        },
+    )
+    .await;
+    assert!(waiting.contains("create it there"), "{waiting}");
+    assert!(datacenter(&region1, "dc2").await.is_none());
+
+    let config_maps = Api::<ConfigMap>::namespaced(region1.clone(), NS);
+    let config_map = |token: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "dc2-per-node", "namespace": NS},
+            "data": {"demo-dc2-default-sts-0_cassandra.yaml": format!("initial_token: {token}")}
+        })
+    };
+    apply_as(TEST_MANAGER, &config_maps, "dc2-per-node", config_map("1")).await;
+    let first = eventually(
+        "dc2 created with its per-node config's hash",
+        Duration::from_secs(20),
+        || async { per_node_config_hash(&region1).await },
+    )
+    .await;
+
+    // A change reaches the pods at the next reconcile (here: a touch of the K8ssandraCluster).
+    apply_as(TEST_MANAGER, &config_maps, "dc2-per-node", config_map("2")).await;
+    bounded(
+        "touch the K8ssandraCluster",
+        clusters.patch(
+            CLUSTER,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"touched": "1"}}})),
+        ),
+    )
+    .await
+    .expect("touch the K8ssandraCluster");
+    eventually(
+        "dc2's hash follows the ConfigMap",
+        Duration::from_secs(20),
+        || async {
+            per_node_config_hash(&region1)
+                .await
+                .filter(|hash| *hash != first)
+        },
+    )
+    .await;
     running.stop().await;
 }

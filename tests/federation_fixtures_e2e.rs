@@ -408,11 +408,14 @@ async fn check_fixture(
             )
             .await;
         } else {
-            apply(
-                &Api::<ConfigMap>::namespaced(hub.clone(), namespace),
-                companion,
-            )
-            .await;
+            // A per-node ConfigMap is read where its datacenter runs, as upstream: every cluster.
+            for client in clients {
+                apply(
+                    &Api::<ConfigMap>::namespaced(client.clone(), namespace),
+                    companion,
+                )
+                .await;
+            }
         }
     }
     let name = name_of(&fixture.k8ssandra_cluster);

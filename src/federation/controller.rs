@@ -323,9 +323,11 @@ async fn apply_cluster(
         &mut cluster_plan,
     )
     .await;
+    let per_node_config_missing = hash_user_per_node_configs(context, &mut cluster_plan).await;
     let mut observed = observe(context, &cluster_plan, previous, adopt).await;
     observed.secrets_pending = secrets.pending;
     observed.passwords_missing = passwords_missing;
+    observed.per_node_config_missing = per_node_config_missing;
     let actions = decide(&cluster_plan, &observed);
     // Seeds before creating: a datacenter created now finds the other regions' seeds at its
     // first start. Seeds of existing datacenters are refreshed after the updates, which then
@@ -506,6 +508,17 @@ async fn seed_slices(
     }
 }
 
+/// Runs `writes` together; returns the errors of those that failed.
+async fn failures(
+    writes: impl IntoIterator<Item = impl std::future::Future<Output = Result<(), String>>>,
+) -> Vec<String> {
+    futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+}
+
 /// Applies the seed slices of the datacenters of `phase`; returns what failed.
 async fn apply_seed_slices(
     context: &ControllerContext,
@@ -584,11 +597,55 @@ async fn apply_seed_slices(
             }
             Ok::<(), String>(())
         });
-    futures::future::join_all(applies)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect()
+    failures(applies).await
+}
+
+/// Puts the content hash of each user per-node ConfigMap (`perNodeConfigMapRef`, read in its
+/// datacenter's region) on that datacenter's pod template; returns the datacenters whose
+/// ConfigMap cannot be read, with why (they are left as they are).
+async fn hash_user_per_node_configs(
+    context: &ControllerContext,
+    cluster_plan: &mut ClusterPlan,
+) -> BTreeMap<String, String> {
+    let reads = cluster_plan.datacenters.iter().filter_map(|dc| {
+        let name = dc.user_per_node_config.as_deref()?;
+        Some(async move {
+            let config_map = format!(
+                "ConfigMap {}/{name} (perNodeConfigMapRef) in region {:?}",
+                dc.namespace, dc.context
+            );
+            let read = match context.registry.client(&dc.context) {
+                Ok(client) => Api::<ConfigMap>::namespaced(client, &dc.namespace)
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| format!("cannot read {config_map}: {e}")),
+                Err(e) => Err(format!("cannot read {config_map}: {e}")),
+            };
+            let hash = match read {
+                Ok(Some(found)) => Ok(super::tokens::config_map_hash(&found)),
+                Ok(None) => Err(format!("waiting for {config_map}: create it there")),
+                Err(error) => Err(error),
+            };
+            (dc.name.clone(), hash)
+        })
+    });
+    let hashes: Vec<(String, Result<String, String>)> = futures::future::join_all(reads).await;
+    let mut missing = BTreeMap::new();
+    for (datacenter, hash) in hashes {
+        match hash {
+            Ok(hash) => {
+                if let Some(dc) =
+                    (cluster_plan.datacenters.iter_mut()).find(|dc| dc.name == datacenter)
+                {
+                    dc.set_user_per_node_config_hash(&hash);
+                }
+            }
+            Err(detail) => {
+                missing.insert(datacenter, detail);
+            }
+        }
+    }
+    missing
 }
 
 /// Applies the generated per-node ConfigMaps (initial tokens) of the datacenters about to be
@@ -626,11 +683,7 @@ async fn apply_per_node_configs(
                 .map_err(|e| failed(&e))?;
             Ok::<(), String>(())
         });
-    futures::future::join_all(applies)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect()
+    failures(applies).await
 }
 
 /// [`STEADY_REQUEUE`] give or take a tenth: clusters created together (a restart lists them

@@ -177,6 +177,9 @@ pub struct ObservedCluster {
     /// Datacenters whose encryption store passwords cannot be read, with why: they are neither
     /// created nor updated until they can.
     pub passwords_missing: BTreeMap<String, String>,
+    /// Datacenters whose per-node ConfigMap (`perNodeConfigMapRef`) cannot be read in their
+    /// region, with why: neither created nor updated until it can (its hash is on the pods).
+    pub per_node_config_missing: BTreeMap<String, String>,
 }
 
 impl ObservedCluster {
@@ -194,6 +197,7 @@ impl ObservedCluster {
             known,
             secrets_pending: BTreeMap::new(),
             passwords_missing: BTreeMap::new(),
+            per_node_config_missing: BTreeMap::new(),
         }
     }
 

@@ -152,6 +152,9 @@ pub struct DatacenterPlan {
     /// The per-node ConfigMap Federator generates for it (initial tokens), applied in its
     /// region before it.
     pub per_node_config: Option<PerNodeConfig>,
+    /// The user's per-node ConfigMap (`perNodeConfigMapRef`) in its region: its content hash
+    /// goes on the pod template before the datacenter is applied.
+    pub user_per_node_config: Option<String>,
 }
 
 impl ClusterPlan {
@@ -380,20 +383,11 @@ fn mount_per_node_config(
     let Some(template) = template.as_object_mut() else {
         return;
     };
-    if let Some(metadata) = template
-        .entry("metadata")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        && let Some(annotations) = metadata
-            .entry("annotations")
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-    {
-        annotations.insert(
-            PER_NODE_CONFIG_HASH_ANNOTATION.into(),
-            config.content_hash().into(),
-        );
-    }
+    annotate_pod_template(
+        template,
+        PER_NODE_CONFIG_HASH_ANNOTATION,
+        &config.content_hash(),
+    );
     let Some(spec) = template
         .entry("spec")
         .or_insert_with(|| json!({"containers": [{"name": CASSANDRA_CONTAINER}]}))
@@ -416,6 +410,33 @@ fn mount_per_node_config(
     volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(PER_NODE_CONFIG_VOLUME));
     volumes.push(json!({"name": PER_NODE_CONFIG_VOLUME, "configMap": {"name": config.name}}));
     spec.insert("volumes".into(), Value::Array(volumes));
+}
+
+fn annotate_pod_template(template: &mut Map<String, Value>, key: &str, value: &str) {
+    if let Some(metadata) = template
+        .entry("metadata")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        && let Some(annotations) = metadata
+            .entry("annotations")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+    {
+        annotations.insert(key.into(), value.into());
+    }
+}
+
+impl DatacenterPlan {
+    /// Puts the content hash of the user's per-node ConfigMap on the pod template: a change of
+    /// the ConfigMap then restarts the pods, which read it at start (as upstream).
+    pub fn set_user_per_node_config_hash(&mut self, hash: &str) {
+        // A user's per-node config implies a pod template (its volume and init container).
+        if let Some(template) =
+            (self.datacenter.spec.pod_template_spec.as_mut()).and_then(Value::as_object_mut)
+        {
+            annotate_pod_template(template, PER_NODE_CONFIG_HASH_ANNOTATION, hash);
+        }
+    }
 }
 
 /// Names the CRD's rules already check, checked again because a plan must never produce two
@@ -671,6 +692,9 @@ impl PlanContext<'_> {
             passwords: encryption.passwords,
             store_secrets: encryption.secrets,
             per_node_config: None,
+            user_per_node_config: (dc.per_node_config_map_ref.as_ref())
+                .filter(|r| !r.name.is_empty())
+                .map(|r| r.name.clone()),
         })
     }
 

@@ -86,6 +86,8 @@ pub enum WaitReason {
     /// Created once its secrets are replicated to its region, or applied once the encryption
     /// store passwords its config needs can be read; `detail` says what is awaited.
     SecretsNotReady { detail: String },
+    /// Created or applied once the per-node ConfigMap it names can be read in its region.
+    PerNodeConfigMissing { detail: String },
 }
 
 impl fmt::Display for WaitReason {
@@ -102,7 +104,10 @@ impl fmt::Display for WaitReason {
             WaitReason::RemovalQueued { behind } => {
                 write!(f, "removed after datacenter {behind}")
             }
-            WaitReason::SecretsNotReady { detail } => write!(f, "{detail}"),
+            WaitReason::SecretsNotReady { detail }
+            | WaitReason::PerNodeConfigMissing { detail } => {
+                write!(f, "{detail}")
+            }
         }
     }
 }
@@ -176,6 +181,12 @@ fn secrets_not_ready(detail: &str) -> Decision {
     })
 }
 
+fn per_node_config_missing(detail: &str) -> Decision {
+    Decision::Wait(WaitReason::PerNodeConfigMissing {
+        detail: detail.to_string(),
+    })
+}
+
 /// Decides what to do in every region now. Pure: the same plan and observation give the same
 /// actions.
 pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
@@ -212,7 +223,10 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
             // Never applied without its passwords: that would take them out of its config.
             Some(RemoteState::Present(_)) => match observed.passwords_missing.get(&dc.name) {
                 Some(detail) => secrets_not_ready(detail),
-                None => Decision::Update,
+                None => match observed.per_node_config_missing.get(&dc.name) {
+                    Some(detail) => per_node_config_missing(detail),
+                    None => Decision::Update,
+                },
             },
             Some(state) => match BlockReason::of(state) {
                 Some(block) => Decision::Blocked(block),
@@ -225,7 +239,10 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
                         .or_else(|| observed.passwords_missing.get(&dc.name))
                     {
                         Some(detail) => secrets_not_ready(detail),
-                        None => Decision::Create,
+                        None => match observed.per_node_config_missing.get(&dc.name) {
+                            Some(detail) => per_node_config_missing(detail),
+                            None => Decision::Create,
+                        },
                     },
                 },
             },

@@ -209,13 +209,9 @@ pub struct PerNodeConfig {
 }
 
 impl PerNodeConfig {
-    /// Hash of the content, for [`PER_NODE_CONFIG_HASH_ANNOTATION`]: stable across releases.
+    /// Hash of the content, for [`PER_NODE_CONFIG_HASH_ANNOTATION`].
     pub fn content_hash(&self) -> String {
-        let text = serde_json::to_string(&self.data).unwrap_or_default();
-        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
-        format!("{hash:016x}")
+        config_map_hash(&self.to_config_map())
     }
 
     pub fn to_config_map(&self) -> k8s_openapi::api::core::v1::ConfigMap {
@@ -230,6 +226,17 @@ impl PerNodeConfig {
             ..Default::default()
         }
     }
+}
+
+/// Hash of a ConfigMap's content (`data`, `binaryData`) for [`PER_NODE_CONFIG_HASH_ANNOTATION`]:
+/// FNV-1a 64 of canonical JSON, stable across releases.
+pub fn config_map_hash(config_map: &k8s_openapi::api::core::v1::ConfigMap) -> String {
+    let text =
+        serde_json::to_string(&(&config_map.data, &config_map.binary_data)).unwrap_or_default();
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
 }
 
 /// The per-node ConfigMap of `dc` carrying `tokens`, named as upstream names it.

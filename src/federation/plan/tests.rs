@@ -820,6 +820,15 @@ fn internode_encryption_mounts_the_stores_and_points_cassandra_yaml_at_them() {
     );
 }
 
+fn init_container_names(pod_template: &Value) -> Vec<&str> {
+    pod_template["spec"]["initContainers"]
+        .as_array()
+        .expect("init containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect()
+}
+
 #[test]
 fn a_per_node_config_map_is_merged_by_an_init_container_after_the_config_builder() {
     let k8c = cluster(json!({"cassandra": {
@@ -834,14 +843,8 @@ fn a_per_node_config_map_is_merged_by_an_init_container_after_the_config_builder
     }}));
     let plan = planned(&k8c);
     let dc1 = spec_json(&plan.datacenters[0]);
-    let init: Vec<&str> = dc1["podTemplateSpec"]["spec"]["initContainers"]
-        .as_array()
-        .expect("init containers")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
     assert_eq!(
-        init,
+        init_container_names(&dc1["podTemplateSpec"]),
         [
             "mine",
             SERVER_CONFIG_INIT_CONTAINER,
@@ -907,14 +910,8 @@ fn few_vnodes_give_each_datacenter_a_per_node_config_map_of_initial_tokens() {
         template["metadata"]["annotations"]["k8ssandra.io/per-node-config-hash"],
         config.content_hash()
     );
-    let init: Vec<&str> = template["spec"]["initContainers"]
-        .as_array()
-        .expect("init containers")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
     assert_eq!(
-        init,
+        init_container_names(template),
         [SERVER_CONFIG_INIT_CONTAINER, PER_NODE_CONFIG_INIT_CONTAINER]
     );
     assert!(
@@ -967,4 +964,26 @@ fn default_vnodes_or_a_users_per_node_config_leave_tokens_to_cassandra() {
             .all(|dc| dc.per_node_config.is_none())
     );
     assert!(spec_json(&plan.datacenters[1])["podTemplateSpec"]["spec"]["initContainers"].is_null());
+}
+
+#[test]
+fn a_users_per_node_config_map_is_named_for_reading_and_its_hash_restarts_the_pods() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 3, "perNodeConfigMapRef": {"name": "per-node"}},
+            {"metadata": {"name": "dc2"}, "size": 3}
+        ]
+    }}));
+    let mut plan = planned(&k8c);
+    assert_eq!(
+        plan.datacenters[0].user_per_node_config.as_deref(),
+        Some("per-node")
+    );
+    assert_eq!(plan.datacenters[1].user_per_node_config, None);
+    plan.datacenters[0].set_user_per_node_config_hash("0123abcd");
+    assert_eq!(
+        spec_json(&plan.datacenters[0])["podTemplateSpec"]["metadata"]["annotations"]["k8ssandra.io/per-node-config-hash"],
+        "0123abcd"
+    );
 }

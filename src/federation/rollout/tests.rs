@@ -462,3 +462,27 @@ fn decisions_are_deterministic() {
     );
     assert_eq!(decide(&plan, &observation), decide(&plan, &observation));
 }
+
+#[test]
+fn a_missing_per_node_config_holds_its_datacenter_only() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let mut observation = observed(
+        vec![present("dc1", true), present("dc2", true), absent("dc3")],
+        &["dc1", "dc2"],
+    );
+    let missing = |dc: &str| (dc.to_string(), format!("waiting for {dc}'s ConfigMap"));
+    observation.per_node_config_missing = BTreeMap::from([missing("dc2"), missing("dc3")]);
+    let held = |dc: &str| {
+        Decision::Wait(WaitReason::PerNodeConfigMissing {
+            detail: format!("waiting for {dc}'s ConfigMap"),
+        })
+    };
+    assert_eq!(
+        decisions(&decide(&plan, &observation)),
+        [
+            ("dc1", &Decision::Update),
+            ("dc2", &held("dc2")),
+            ("dc3", &held("dc3"))
+        ]
+    );
+}
