@@ -862,14 +862,14 @@ async fn adopt_existing() {
 }
 
 #[test]
-fn few_vnodes_put_initial_tokens_in_each_region_and_they_go_with_the_cluster() {
+fn initial_tokens_and_vector_configuration_reach_each_region_and_go_with_the_cluster() {
     federator::operator::runtime()
         .expect("tokio runtime")
         .block_on(initial_tokens());
 }
 
-/// The per-node ConfigMap's `<pod>_cassandra.yaml` entries, if it exists.
-async fn per_node_entries(client: &Client, name: &str) -> Option<Vec<(String, String)>> {
+/// A ConfigMap's entries, if it exists.
+async fn config_map_entries(client: &Client, name: &str) -> Option<Vec<(String, String)>> {
     let api = Api::<ConfigMap>::namespaced(client.clone(), NS);
     let config_map = bounded("get ConfigMap", api.get_opt(name))
         .await
@@ -885,10 +885,22 @@ async fn initial_tokens() {
     let mut cluster = k8ssandra_cluster_sized(3, 3, &sim.context_name(1));
     cluster["spec"]["cassandra"]["config"] =
         serde_json::json!({"cassandraYaml": {"num_tokens": 4}});
+    cluster["spec"]["cassandra"]["telemetry"] = serde_json::json!({"vector": {"enabled": true}});
     apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
     wait_datacenter_ready(&region1, "dc2", "region 1").await;
 
-    let entries = per_node_entries(&region1, "demo-dc2-per-node-config")
+    // Vector's configuration, where the datacenter mounts it.
+    let vector = config_map_entries(&region1, "demo-dc2-cass-vector")
+        .await
+        .expect("dc2's Vector ConfigMap in region 1");
+    assert!(
+        vector
+            .iter()
+            .any(|(key, toml)| key == "vector.toml" && toml.contains("[sinks.console_log]")),
+        "{vector:?}"
+    );
+
+    let entries = config_map_entries(&region1, "demo-dc2-per-node-config")
         .await
         .expect("dc2's per-node ConfigMap in region 1");
     let pods = Api::<Pod>::namespaced(region1.clone(), NS);
@@ -928,7 +940,7 @@ async fn initial_tokens() {
             .any(|v| v["configMap"]["name"] == "demo-dc2-per-node-config"),
         "{template}"
     );
-    let dc1_entries = per_node_entries(hub, "demo-dc1-per-node-config")
+    let dc1_entries = config_map_entries(hub, "demo-dc1-per-node-config")
         .await
         .expect("dc1's per-node ConfigMap in the hub");
     assert!(
@@ -940,12 +952,17 @@ async fn initial_tokens() {
 
     delete_cluster(&clusters).await;
     assert!(
-        per_node_entries(&region1, "demo-dc2-per-node-config")
+        config_map_entries(&region1, "demo-dc2-per-node-config")
             .await
             .is_none()
     );
     assert!(
-        per_node_entries(hub, "demo-dc1-per-node-config")
+        config_map_entries(hub, "demo-dc1-per-node-config")
+            .await
+            .is_none()
+    );
+    assert!(
+        config_map_entries(&region1, "demo-dc2-cass-vector")
             .await
             .is_none()
     );

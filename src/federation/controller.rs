@@ -344,7 +344,7 @@ async fn apply_cluster(
         Some(seeds) => apply_seed_slices(context, seeds, &actions, SeedPhase::BeforeCreate).await,
         None => Vec::new(),
     };
-    seed_errors.extend(apply_per_node_configs(context, &cluster_plan, &actions).await);
+    seed_errors.extend(apply_generated_config_maps(context, &cluster_plan, &actions).await);
     let key = ObjectRef::from_obj(k8c);
     act(context, &key, &cluster_plan, &observed, &actions).await;
     // Writes finished since the last reconcile, and this one's that finished in the grace time.
@@ -622,7 +622,7 @@ async fn hash_user_per_node_configs(
                 Err(e) => Err(format!("cannot read {config_map}: {e}")),
             };
             let hash = match read {
-                Ok(Some(found)) => Ok(super::tokens::config_map_hash(&found)),
+                Ok(Some(found)) => Ok(super::generated::config_map_hash(&found)),
                 Ok(None) => Err(format!("waiting for {config_map}: create it there")),
                 Err(error) => Err(error),
             };
@@ -648,41 +648,41 @@ async fn hash_user_per_node_configs(
     missing
 }
 
-/// Applies the generated per-node ConfigMaps (initial tokens) of the datacenters about to be
-/// created or updated, before them: a pod must find its tokens at its first start. Read from
-/// the regions only for the clusters that have them; returns what failed.
-async fn apply_per_node_configs(
+/// Applies the ConfigMaps generated for the datacenters about to be created or updated (initial
+/// tokens, Vector's configuration), before them: a pod must find them at its first start. Read
+/// from the regions only for the clusters that have them; returns what failed.
+async fn apply_generated_config_maps(
     context: &ControllerContext,
     cluster_plan: &ClusterPlan,
     actions: &Actions,
 ) -> Vec<String> {
-    let applies = cluster_plan
-        .datacenters
-        .iter()
-        .filter(|dc| {
-            actions
-                .decision(&dc.name)
-                .is_some_and(|d| matches!(d, Decision::Create | Decision::Update))
-        })
-        .filter_map(|dc| Some((dc, dc.per_node_config.as_ref()?)))
-        .map(|(dc, config)| async move {
-            let failed = |e: &dyn std::fmt::Display| {
-                format!(
-                    "applying per-node ConfigMap {}/{} in region {:?}: {e}",
-                    config.namespace, config.name, dc.context
-                )
-            };
-            let client = context
-                .registry
-                .client(&dc.context)
-                .map_err(|e| failed(&e))?;
-            let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
-            let live = api.get_opt(&config.name).await.map_err(|e| failed(&e))?;
-            apply_if_changed(&api, FIELD_MANAGER, &config.to_config_map(), live.as_ref())
-                .await
-                .map_err(|e| failed(&e))?;
-            Ok::<(), String>(())
-        });
+    let mut wanted = Vec::new();
+    for dc in &cluster_plan.datacenters {
+        if actions
+            .decision(&dc.name)
+            .is_some_and(|d| matches!(d, Decision::Create | Decision::Update))
+        {
+            wanted.extend(dc.generated_config_maps().map(|config| (dc, config)));
+        }
+    }
+    let applies = wanted.into_iter().map(|(dc, config)| async move {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!(
+                "applying ConfigMap {}/{} in region {:?}: {e}",
+                config.namespace, config.name, dc.context
+            )
+        };
+        let client = context
+            .registry
+            .client(&dc.context)
+            .map_err(|e| failed(&e))?;
+        let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
+        let live = api.get_opt(&config.name).await.map_err(|e| failed(&e))?;
+        apply_if_changed(&api, FIELD_MANAGER, &config.to_config_map(), live.as_ref())
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok::<(), String>(())
+    });
     failures(applies).await
 }
 
@@ -1143,7 +1143,8 @@ async fn delete_datacenter(
         crate::api::shared::DATACENTER_NAME_LABEL
     );
     delete_labelled::<EndpointSlice>(client, Some(namespace), &selector).await?;
-    delete_labelled::<ConfigMap>(client, Some(namespace), &per_node_configs(&selector)).await?;
+    delete_labelled::<ConfigMap>(client, Some(namespace), &generated_config_maps(&selector))
+        .await?;
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     if annotate_first {
         // cass-operator decommissions the nodes (streams their data away) only when asked.
@@ -1160,9 +1161,12 @@ async fn delete_datacenter(
     }
 }
 
-/// `selector` narrowed to the per-node ConfigMaps (the data plane makes ConfigMaps too).
-fn per_node_configs(selector: &str) -> String {
-    format!("{selector},{}", super::tokens::PER_NODE_CONFIG_SELECTOR)
+/// `selector` narrowed to the generated ConfigMaps (the data plane makes ConfigMaps too).
+fn generated_config_maps(selector: &str) -> String {
+    format!(
+        "{selector},{}",
+        super::generated::GENERATED_CONFIG_MAP_SELECTOR
+    )
 }
 
 /// Deletes every object of kind `K` matching `selector` (in `namespace`, or everywhere).
@@ -1307,10 +1311,10 @@ async fn cleanup_region(
         ));
     }
     if let Err(error) =
-        delete_labelled::<ConfigMap>(&client, None, &per_node_configs(selector)).await
+        delete_labelled::<ConfigMap>(&client, None, &generated_config_maps(selector)).await
     {
         return Some(format!(
-            "deleting per-node ConfigMaps in region {region:?}: {error}"
+            "deleting generated ConfigMaps in region {region:?}: {error}"
         ));
     }
     let api: Api<CassandraDatacenter> = Api::all(client.clone());

@@ -21,14 +21,18 @@
 //! need Secret contents, so the controller fills them in ([`DatacenterPlan::passwords`]).
 //!
 //! `perNodeConfigMapRef` is mounted with upstream's merging init container; the ConfigMap must
-//! exist in the datacenter's region and namespace, and a change to it reaches the pods when
-//! they restart (upstream also restarts them on a change of its contents).
+//! exist in the datacenter's region and namespace, and the controller puts its content hash on
+//! the pod template ([`DatacenterPlan::user_per_node_config`]). When every datacenter runs with
+//! fewer than 16 vnodes, the first pods' initial tokens come the same way, in a generated
+//! ConfigMap ([`super::tokens`]).
 //!
 //! MCAC gets its metric filters (`METRIC_FILTERS`: the spec's, else upstream's defaults) as
 //! upstream gives them, so that datacenters taken over keep their pod template.
 //!
-//! Not planned here (later parts of the controller): per-node configuration generated from
-//! initial tokens, the Vector agent, Medusa.
+//! The Vector agent runs in cass-operator's logger container with a generated configuration
+//! ([`super::vector`]).
+//!
+//! Not planned: Medusa.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,17 +45,18 @@ use super::config::{
     build_config,
 };
 use super::encryption::{self, EncryptionSetup, MissingStores, PasswordNeed};
+use super::generated::GeneratedConfigMap;
 use super::labels::{
     COMPONENT_CASSANDRA, COMPONENT_LABEL, INITIAL_SYSTEM_REPLICATION_ANNOTATION,
     SKIP_USER_CREATION_ANNOTATION, additional_seed_service_name, datacenter_labels,
     default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
 };
 use super::reaper_access::{LOCAL_JMX_ENV, ReaperAccess, reaper_access, remote_jmx_flags};
-use super::tokens::{
-    PER_NODE_CONFIG_HASH_ANNOTATION, PerNodeConfig, TokenInput, initial_tokens, per_node_config,
-};
+use super::tokens::{PER_NODE_CONFIG_HASH_ANNOTATION, TokenInput, initial_tokens, per_node_config};
+use super::vector;
 use crate::api::cassdc::{
-    CassandraDatacenter, CassandraDatacenterSpec, CassandraUser, Rack, ServerType, StorageConfig,
+    AdditionalVolume, CassandraDatacenter, CassandraDatacenterSpec, CassandraUser, Rack,
+    ServerType, StorageConfig,
 };
 use crate::api::k8ssandra_cluster::{
     CassandraClusterTemplate, CassandraDatacenterTemplate, CassandraMetadata, DatacenterOptions,
@@ -59,6 +64,7 @@ use crate::api::k8ssandra_cluster::{
 };
 use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, TelemetrySpec,
+    VectorTelemetry,
 };
 
 /// Rack cass-operator creates when none is given.
@@ -151,10 +157,19 @@ pub struct DatacenterPlan {
     pub store_secrets: Vec<String>,
     /// The per-node ConfigMap Federator generates for it (initial tokens), applied in its
     /// region before it.
-    pub per_node_config: Option<PerNodeConfig>,
+    pub per_node_config: Option<GeneratedConfigMap>,
+    /// Vector's configuration when its agent is enabled, applied in its region before it.
+    pub vector_config: Option<GeneratedConfigMap>,
     /// The user's per-node ConfigMap (`perNodeConfigMapRef`) in its region: its content hash
     /// goes on the pod template before the datacenter is applied.
     pub user_per_node_config: Option<String>,
+}
+
+impl DatacenterPlan {
+    /// The ConfigMaps Federator generates for this datacenter.
+    pub fn generated_config_maps(&self) -> impl Iterator<Item = &GeneratedConfigMap> {
+        self.per_node_config.iter().chain(&self.vector_config)
+    }
 }
 
 impl ClusterPlan {
@@ -235,6 +250,12 @@ pub enum PlanError {
         datacenter: String,
         #[source]
         source: MissingStores,
+    },
+    #[error("datacenter {datacenter}: {source}")]
+    Vector {
+        datacenter: String,
+        #[source]
+        source: super::vector::VectorError,
     },
     #[error("datacenter {datacenter}: {field} cannot be represented as JSON: {reason}")]
     Unserializable {
@@ -373,7 +394,7 @@ fn add_initial_tokens(
 /// template (cass-operator requires `containers` in it).
 fn mount_per_node_config(
     datacenter: &mut CassandraDatacenter,
-    config: &PerNodeConfig,
+    config: &GeneratedConfigMap,
     image: &str,
 ) {
     let template = datacenter
@@ -579,10 +600,43 @@ impl PlanContext<'_> {
                 version: version_text.clone(),
             })?;
 
-        let storage_config =
+        let mut storage_config =
             storage_config(&options).ok_or_else(|| PlanError::MissingStorageConfig {
                 datacenter: name.clone(),
             })?;
+        let vector = self.vector(dc);
+        let vector_config = match &vector {
+            Some(settings) => {
+                let toml = vector::vector_toml(
+                    settings,
+                    self.cassandra_telemetry(dc),
+                    self.mcac_enabled(dc),
+                )
+                .map_err(|source| PlanError::Vector {
+                    datacenter: name.clone(),
+                    source,
+                })?;
+                let config_map = GeneratedConfigMap::new(
+                    (&self.cluster.name, &self.cluster.namespace),
+                    (&name, &namespace),
+                    vector::config_map_name(
+                        self.cassandra_cluster_name,
+                        dc.cassandra_datacenter_name(),
+                    ),
+                    BTreeMap::from([(vector::VECTOR_TOML_KEY.to_string(), toml)]),
+                );
+                let volumes = storage_config.additional_volumes.get_or_insert_default();
+                volumes.retain(|v| v.name != vector::VECTOR_CONFIG_VOLUME);
+                volumes.push(AdditionalVolume {
+                    name: vector::VECTOR_CONFIG_VOLUME.into(),
+                    mount_path: vector::VECTOR_CONFIG_MOUNT.into(),
+                    volume_source: Some(json!({"configMap": {"name": config_map.name}})),
+                    ..Default::default()
+                });
+                Some(config_map)
+            }
+            None => None,
+        };
 
         let external_secrets = self.k8c.spec.uses_external_secrets();
         let cassandra_yaml = options
@@ -646,6 +700,7 @@ impl PlanContext<'_> {
             dse_workloads: options.dse_workloads.clone(),
             cdc: options.cdc.clone(),
             allow_multiple_nodes_per_worker: options.soft_pod_anti_affinity,
+            system_logger_resources: vector.as_ref().map(vector::resources),
             // additionalSeeds are not passed to cass-operator: they go into the additional
             // seed Service's EndpointSlices (seeds.rs); cass-operator would otherwise write the
             // same Service's endpoints too.
@@ -692,6 +747,7 @@ impl PlanContext<'_> {
             passwords: encryption.passwords,
             store_secrets: encryption.secrets,
             per_node_config: None,
+            vector_config,
             user_per_node_config: (dc.per_node_config_map_ref.as_ref())
                 .filter(|r| !r.name.is_empty())
                 .map(|r| r.name.clone()),
@@ -882,6 +938,9 @@ impl PlanContext<'_> {
         if !cassandra_env.is_empty() {
             add_to_container(&mut containers, CASSANDRA_CONTAINER, "env", cassandra_env);
         }
+        if let Some(settings) = self.vector(dc) {
+            add_system_logger(&mut containers, settings.image.as_deref());
+        }
         if !encryption.mounts.is_empty() {
             add_to_container(
                 &mut containers,
@@ -959,6 +1018,35 @@ impl PlanContext<'_> {
         }
     }
 
+    /// The datacenter's Vector settings over the cluster's, field by field, when enabled.
+    fn vector(&self, dc: &CassandraDatacenterTemplate) -> Option<VectorTelemetry> {
+        let of =
+            |telemetry: &Option<TelemetrySpec>| telemetry.as_ref().and_then(|t| t.vector.clone());
+        let merged = match (
+            of(&dc.options.telemetry),
+            of(&self.template.options.telemetry),
+        ) {
+            (Some(own), Some(cluster)) => VectorTelemetry {
+                enabled: own.enabled.or(cluster.enabled),
+                image: own.image.or(cluster.image),
+                resources: own.resources.or(cluster.resources),
+                config: own.config.or(cluster.config),
+                scrape_interval: own.scrape_interval.or(cluster.scrape_interval),
+                components: own.components.or(cluster.components),
+            },
+            (own, cluster) => own.or(cluster)?,
+        };
+        merged.enabled.unwrap_or(false).then_some(merged)
+    }
+
+    /// `telemetry.cassandra` (the metrics endpoint) of the datacenter, else of the cluster.
+    fn cassandra_telemetry<'a>(&'a self, dc: &'a CassandraDatacenterTemplate) -> Option<&'a Value> {
+        let of = |telemetry: &'a Option<TelemetrySpec>| {
+            telemetry.as_ref().and_then(|t| t.cassandra.as_ref())
+        };
+        of(&dc.options.telemetry).or_else(|| of(&self.template.options.telemetry))
+    }
+
     /// An MCAC setting of the datacenter's telemetry, else of the cluster's.
     fn mcac_setting<T>(
         &self,
@@ -1026,6 +1114,26 @@ fn add_per_node_config_init(init: &mut Vec<Value>, image: &str) {
             {"name": "tmp", "mountPath": "/tmp"}
         ]
     }));
+}
+
+/// cass-operator's logger sidecar runs Vector: named in the pod template (so that cass-operator
+/// merges into it), with the spec's image if any.
+fn add_system_logger(containers: &mut Vec<Value>, image: Option<&str>) {
+    let named =
+        |c: &Value| c.get("name").and_then(Value::as_str) == Some(vector::SYSTEM_LOGGER_CONTAINER);
+    let index = match containers.iter().position(named) {
+        Some(index) => index,
+        None => {
+            containers.push(json!({"name": vector::SYSTEM_LOGGER_CONTAINER}));
+            containers.len() - 1
+        }
+    };
+    if let (Some(image), Some(container)) = (
+        image.filter(|i| !i.is_empty()),
+        containers[index].as_object_mut(),
+    ) {
+        container.insert("image".into(), image.into());
+    }
 }
 
 /// Appends `items` to list `field` (env, volumeMounts) of the container named `name`, adding

@@ -11,14 +11,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::labels::{clean_for_kubernetes, datacenter_labels};
+use super::generated::GeneratedConfigMap;
+use super::labels::clean_for_kubernetes;
 use super::plan::DatacenterPlan;
 
 /// Pod-template annotation whose change restarts the pods when their per-node config changes.
 pub const PER_NODE_CONFIG_HASH_ANNOTATION: &str = "k8ssandra.io/per-node-config-hash";
-const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
-/// Selects the per-node ConfigMaps among a cluster's objects.
-pub const PER_NODE_CONFIG_SELECTOR: &str = "app.kubernetes.io/component=cassandra";
 
 /// A partitioner's ring: tokens lie in `[offset, offset + range)`. (RandomPartitioner's range,
 /// 2^127, is one more than an i128 holds.)
@@ -198,47 +196,6 @@ fn assign(
     by_pod
 }
 
-/// The generated per-node ConfigMap of one datacenter, to apply in its region.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PerNodeConfig {
-    pub name: String,
-    pub namespace: String,
-    pub labels: BTreeMap<String, String>,
-    /// `<pod>_cassandra.yaml` → the lines merged into that pod's cassandra.yaml.
-    pub data: BTreeMap<String, String>,
-}
-
-impl PerNodeConfig {
-    /// Hash of the content, for [`PER_NODE_CONFIG_HASH_ANNOTATION`].
-    pub fn content_hash(&self) -> String {
-        config_map_hash(&self.to_config_map())
-    }
-
-    pub fn to_config_map(&self) -> k8s_openapi::api::core::v1::ConfigMap {
-        k8s_openapi::api::core::v1::ConfigMap {
-            metadata: kube::api::ObjectMeta {
-                name: Some(self.name.clone()),
-                namespace: Some(self.namespace.clone()),
-                labels: Some(self.labels.clone()),
-                ..Default::default()
-            },
-            data: Some(self.data.clone()),
-            ..Default::default()
-        }
-    }
-}
-
-/// Hash of a ConfigMap's content (`data`, `binaryData`) for [`PER_NODE_CONFIG_HASH_ANNOTATION`]:
-/// FNV-1a 64 of canonical JSON, stable across releases.
-pub fn config_map_hash(config_map: &k8s_openapi::api::core::v1::ConfigMap) -> String {
-    let text =
-        serde_json::to_string(&(&config_map.data, &config_map.binary_data)).unwrap_or_default();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
 /// The per-node ConfigMap of `dc` carrying `tokens`, named as upstream names it.
 pub fn per_node_config(
     cluster_name: &str,
@@ -246,12 +203,10 @@ pub fn per_node_config(
     cassandra_cluster_name: &str,
     dc: &DatacenterPlan,
     tokens: &BTreeMap<String, Vec<String>>,
-) -> Option<PerNodeConfig> {
+) -> Option<GeneratedConfigMap> {
     if tokens.is_empty() {
         return None;
     }
-    let mut labels = datacenter_labels(cluster_name, cluster_namespace, &dc.name);
-    labels.insert(COMPONENT_LABEL.into(), "cassandra".into());
     let data = tokens
         .iter()
         .map(|(pod, tokens)| {
@@ -261,15 +216,15 @@ pub fn per_node_config(
             )
         })
         .collect();
-    Some(PerNodeConfig {
-        name: clean_for_kubernetes(&format!(
+    Some(GeneratedConfigMap::new(
+        (cluster_name, cluster_namespace),
+        (&dc.name, &dc.namespace),
+        clean_for_kubernetes(&format!(
             "{cassandra_cluster_name}-{}-per-node-config",
             dc.cassandra_datacenter_name
         )),
-        namespace: dc.namespace.clone(),
-        labels,
         data,
-    })
+    ))
 }
 
 #[cfg(test)]

@@ -493,7 +493,8 @@ fn pod_template_carries_containers_volumes_and_management_api_environment() {
                 {"name": MANAGEMENT_API_HEAP_ENV, "value": "67108864"},
                 {"name": MCAC_DISABLED_ENV, "value": "true"}
             ]},
-            {"name": "side", "image": "busybox"}
+            {"name": "side", "image": "busybox"},
+            {"name": "server-system-logger"}
         ])
     );
     assert_eq!(
@@ -511,7 +512,7 @@ fn pod_template_carries_containers_volumes_and_management_api_environment() {
         .flatten()
         .map(|v| v.name.as_str())
         .collect();
-    assert_eq!(extra, ["extra"]);
+    assert_eq!(extra, ["extra", "vector-config"]);
 }
 
 /// The Cassandra container's environment variables of a planned datacenter.
@@ -985,5 +986,75 @@ fn a_users_per_node_config_map_is_named_for_reading_and_its_hash_restarts_the_po
     assert_eq!(
         spec_json(&plan.datacenters[0])["podTemplateSpec"]["metadata"]["annotations"]["k8ssandra.io/per-node-config-hash"],
         "0123abcd"
+    );
+}
+
+#[test]
+fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
+    let k8c = cluster(json!({"cassandra": {
+        "clusterName": "My Cluster",
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "telemetry": {"vector": {"enabled": true, "image": "timberio/vector:0.39.0-alpine",
+            "components": {"sinks": [{"name": "all", "type": "console", "inputs": ["parse_cassandra_log"]}]}}},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 3,
+             "telemetry": {"vector": {"resources": {"limits": {"memory": "1Gi"}}}}},
+            {"metadata": {"name": "dc2"}, "size": 3, "telemetry": {"vector": {"enabled": false}}}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    let dc1 = &plan.datacenters[0];
+    let config = dc1
+        .vector_config
+        .as_ref()
+        .expect("dc1's Vector configuration");
+    assert_eq!(config.name, "mycluster-dc1-cass-vector");
+    assert_eq!(config.labels["k8ssandra.io/datacenter"], "dc1");
+    let toml = &config.data["vector.toml"];
+    assert!(
+        toml.contains("[sinks.all]") && toml.contains("[transforms.parse_cassandra_log]"),
+        "{toml}"
+    );
+    assert_eq!(dc1.generated_config_maps().count(), 1);
+
+    let spec = spec_json(dc1);
+    assert!(
+        spec["podTemplateSpec"]["spec"]["containers"]
+            .as_array()
+            .expect("containers")
+            .contains(
+                &json!({"name": "server-system-logger", "image": "timberio/vector:0.39.0-alpine"})
+            )
+    );
+    assert_eq!(
+        spec["systemLoggerResources"],
+        json!({"limits": {"memory": "1Gi"}}),
+        "the datacenter's resources win"
+    );
+    assert!(
+        spec["storageConfig"]["additionalVolumes"]
+            .as_array()
+            .expect("additional volumes")
+            .contains(&json!({"name": "vector-config", "mountPath": "/etc/vector",
+                "volumeSource": {"configMap": {"name": "mycluster-dc1-cass-vector"}}}))
+    );
+
+    // Turned off in dc2: nothing of it there.
+    let dc2 = &plan.datacenters[1];
+    assert!(dc2.vector_config.is_none());
+    assert!(spec_json(dc2)["systemLoggerResources"].is_null());
+}
+
+#[test]
+fn a_bad_vector_setting_is_a_plan_error_naming_the_datacenter() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "telemetry": {"vector": {"enabled": true, "scrapeInterval": "often"}},
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 3}]
+    }}));
+    let error = plan(&k8c).expect_err("refused").to_string();
+    assert!(
+        error.contains("dc1") && error.contains("scrapeInterval"),
+        "{error}"
     );
 }
