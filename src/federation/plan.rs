@@ -1032,7 +1032,14 @@ impl PlanContext<'_> {
                 resources: own.resources.or(cluster.resources),
                 config: own.config.or(cluster.config),
                 scrape_interval: own.scrape_interval.or(cluster.scrape_interval),
-                components: own.components.or(cluster.components),
+                // Sources, transforms and sinks each replace the cluster's, as upstream's merge.
+                components: match (own.components, cluster.components) {
+                    (Some(Value::Object(own)), Some(Value::Object(mut cluster))) => {
+                        cluster.extend(own);
+                        Some(Value::Object(cluster))
+                    }
+                    (own, cluster) => own.or(cluster),
+                },
             },
             (own, cluster) => own.or(cluster)?,
         };

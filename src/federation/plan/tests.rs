@@ -998,7 +998,9 @@ fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
             "components": {"sinks": [{"name": "all", "type": "console", "inputs": ["parse_cassandra_log"]}]}}},
         "datacenters": [
             {"metadata": {"name": "dc1"}, "size": 3,
-             "telemetry": {"vector": {"resources": {"limits": {"memory": "1Gi"}}}}},
+             "telemetry": {"vector": {"resources": {"limits": {"memory": "1Gi"}},
+                 "components": {"sources": [{"name": "systemlog", "type": "file",
+                     "config": "include = [ \"/custom.log\" ]"}]}}}},
             {"metadata": {"name": "dc2"}, "size": 3, "telemetry": {"vector": {"enabled": false}}}
         ]
     }}));
@@ -1014,6 +1016,10 @@ fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
     assert!(
         toml.contains("[sinks.all]") && toml.contains("[transforms.parse_cassandra_log]"),
         "{toml}"
+    );
+    assert!(
+        toml.contains("include = [ \"/custom.log\" ]") && toml.contains("[sinks.all]"),
+        "the datacenter's sources with the cluster's sinks: {toml}"
     );
     assert_eq!(dc1.generated_config_maps().count(), 1);
 
