@@ -886,7 +886,7 @@ async fn initial_tokens() {
     cluster["spec"]["cassandra"]["config"] =
         serde_json::json!({"cassandraYaml": {"num_tokens": 4}});
     cluster["spec"]["cassandra"]["telemetry"] = serde_json::json!({"vector": {"enabled": true}});
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
     wait_datacenter_ready(&region1, "dc2", "region 1").await;
 
     // Vector's configuration, where the datacenter mounts it.
@@ -948,6 +948,38 @@ async fn initial_tokens() {
             .iter()
             .all(|(_, value)| !tokens.iter().any(|t| value.contains(t.as_str()))),
         "no token given twice"
+    );
+
+    // Vector turned off: dc2 no longer mounts its configuration, which goes.
+    cluster["spec"]["cassandra"]["telemetry"] = serde_json::json!({"vector": {"enabled": false}});
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    eventually(
+        "dc2's Vector ConfigMap deleted",
+        Duration::from_secs(20),
+        || async {
+            config_map_entries(&region1, "demo-dc2-cass-vector")
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let volumes = datacenter(&region1, "dc2")
+        .await
+        .expect("dc2")
+        .spec
+        .storage_config
+        .additional_volumes
+        .unwrap_or_default();
+    assert!(
+        volumes.iter().all(|v| v.name != "vector-config"),
+        "{volumes:?}"
+    );
+    assert!(
+        config_map_entries(&region1, "demo-dc2-per-node-config")
+            .await
+            .is_some(),
+        "the per-node config stays"
     );
 
     delete_cluster(&clusters).await;

@@ -344,7 +344,8 @@ async fn apply_cluster(
         Some(seeds) => apply_seed_slices(context, seeds, &actions, SeedPhase::BeforeCreate).await,
         None => Vec::new(),
     };
-    seed_errors.extend(apply_generated_config_maps(context, &cluster_plan, &actions).await);
+    seed_errors
+        .extend(apply_generated_config_maps(context, &cluster_plan, &observed, &actions).await);
     let key = ObjectRef::from_obj(k8c);
     act(context, &key, &cluster_plan, &observed, &actions).await;
     // Writes finished since the last reconcile, and this one's that finished in the grace time.
@@ -650,13 +651,16 @@ async fn hash_user_per_node_configs(
 
 /// Applies the ConfigMaps generated for the datacenters about to be created or updated (initial
 /// tokens, Vector's configuration), before them: a pod must find them at its first start. Read
-/// from the regions only for the clusters that have them; returns what failed.
+/// from the regions only for the clusters that have them. Deletes the ones no longer needed
+/// while their datacenter still mounts them. Returns what failed.
 async fn apply_generated_config_maps(
     context: &ControllerContext,
     cluster_plan: &ClusterPlan,
+    observed: &ObservedCluster,
     actions: &Actions,
 ) -> Vec<String> {
     let mut wanted = Vec::new();
+    let mut dropped = Vec::new();
     for dc in &cluster_plan.datacenters {
         if actions
             .decision(&dc.name)
@@ -664,7 +668,42 @@ async fn apply_generated_config_maps(
         {
             wanted.extend(dc.generated_config_maps().map(|config| (dc, config)));
         }
+        if let Some(live) = observed.get(&dc.name).and_then(|o| o.state.present()) {
+            for name in &dc.dropped_config_maps {
+                if live.spec_mentions(&format!("\"{name}\"")) {
+                    dropped.push((dc, name));
+                }
+            }
+        }
     }
+    let deletes = dropped.into_iter().map(|(dc, name)| async move {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!(
+                "deleting ConfigMap {}/{name} in region {:?}: {e}",
+                dc.namespace, dc.context
+            )
+        };
+        let client = context
+            .registry
+            .client(&dc.context)
+            .map_err(|e| failed(&e))?;
+        let api: Api<ConfigMap> = Api::namespaced(client, &dc.namespace);
+        // Only one generated for this cluster (by Federator or k8ssandra-operator before it): a
+        // ConfigMap of that name may be someone else's.
+        let cluster = &cluster_plan.cluster;
+        let ours = (api.get_opt(name).await.map_err(|e| failed(&e))?).is_some_and(|found| {
+            super::labels::is_owned_by(Some(found.labels()), &cluster.name, &cluster.namespace)
+        });
+        if ours {
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(response)) if response.code == 404 => {}
+                Err(error) => return Err(failed(&error)),
+            }
+        }
+        Ok::<(), String>(())
+    });
+    let mut errors = failures(deletes).await;
     let applies = wanted.into_iter().map(|(dc, config)| async move {
         let failed = |e: &dyn std::fmt::Display| {
             format!(
@@ -683,7 +722,8 @@ async fn apply_generated_config_maps(
             .map_err(|e| failed(&e))?;
         Ok::<(), String>(())
     });
-    failures(applies).await
+    errors.extend(failures(applies).await);
+    errors
 }
 
 /// [`STEADY_REQUEUE`] give or take a tenth: clusters created together (a restart lists them

@@ -58,6 +58,11 @@ impl LiveDatacenter {
             .is_some_and(|status| status.is_ready_at(self.meta().generation))
     }
 
+    /// Whether the spec's JSON text contains `text` (a name it refers to, quoted).
+    pub fn spec_mentions(&self, text: &str) -> bool {
+        self.data.spec.get().contains(text)
+    }
+
     /// The object as JSON (without status), to compare the desired datacenter against.
     pub fn to_value(&self) -> Result<Value, serde_json::Error> {
         Ok(serde_json::json!({

@@ -52,7 +52,10 @@ use super::labels::{
     default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
 };
 use super::reaper_access::{LOCAL_JMX_ENV, ReaperAccess, reaper_access, remote_jmx_flags};
-use super::tokens::{PER_NODE_CONFIG_HASH_ANNOTATION, TokenInput, initial_tokens, per_node_config};
+use super::tokens::{
+    PER_NODE_CONFIG_HASH_ANNOTATION, TokenInput, initial_tokens, per_node_config,
+    per_node_config_name,
+};
 use super::vector;
 use crate::api::cassdc::{
     AdditionalVolume, CassandraDatacenter, CassandraDatacenterSpec, CassandraUser, Rack,
@@ -160,6 +163,10 @@ pub struct DatacenterPlan {
     pub per_node_config: Option<GeneratedConfigMap>,
     /// Vector's configuration when its agent is enabled, applied in its region before it.
     pub vector_config: Option<GeneratedConfigMap>,
+    /// Names of the ConfigMaps Federator would generate for it that it does not need now
+    /// (Vector turned off, no initial tokens): deleted while the live datacenter still mounts
+    /// them, that is when the change that unmounts them goes out.
+    pub dropped_config_maps: Vec<String>,
     /// The user's per-node ConfigMap (`perNodeConfigMapRef`) in its region: its content hash
     /// goes on the pod template before the datacenter is applied.
     pub user_per_node_config: Option<String>,
@@ -368,9 +375,14 @@ fn add_initial_tokens(
             }
         })
         .collect();
-    let Ok(tokens) = initial_tokens(&inputs) else {
-        return;
-    };
+    let tokens = initial_tokens(&inputs).unwrap_or_default();
+    for dc in planned.iter_mut() {
+        let generated = per_node_config_name(cassandra_cluster_name, &dc.cassandra_datacenter_name);
+        // Never one the user named: that ConfigMap is theirs.
+        if dc.user_per_node_config.as_deref() != Some(generated.as_str()) {
+            dc.dropped_config_maps.push(generated);
+        }
+    }
     for ((dc, dc_template), tokens) in planned.iter_mut().zip(templates).zip(tokens) {
         let Some(config) = per_node_config(
             &cluster.name,
@@ -386,6 +398,7 @@ fn add_initial_tokens(
             .filter(|i| !i.is_empty())
             .unwrap_or(DEFAULT_PER_NODE_CONFIG_IMAGE);
         mount_per_node_config(&mut dc.datacenter, &config, image);
+        dc.dropped_config_maps.retain(|name| *name != config.name);
         dc.per_node_config = Some(config);
     }
 }
@@ -747,6 +760,13 @@ impl PlanContext<'_> {
             passwords: encryption.passwords,
             store_secrets: encryption.secrets,
             per_node_config: None,
+            dropped_config_maps: match vector_config {
+                Some(_) => Vec::new(),
+                None => vec![vector::config_map_name(
+                    self.cassandra_cluster_name,
+                    dc.cassandra_datacenter_name(),
+                )],
+            },
             vector_config,
             user_per_node_config: (dc.per_node_config_map_ref.as_ref())
                 .filter(|r| !r.name.is_empty())

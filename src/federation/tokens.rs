@@ -219,11 +219,18 @@ pub fn per_node_config(
     Some(GeneratedConfigMap::new(
         (cluster_name, cluster_namespace),
         (&dc.name, &dc.namespace),
-        clean_for_kubernetes(&format!(
-            "{cassandra_cluster_name}-{}-per-node-config",
-            dc.cassandra_datacenter_name
-        )),
+        per_node_config_name(cassandra_cluster_name, &dc.cassandra_datacenter_name),
         data,
+    ))
+}
+
+/// The generated per-node ConfigMap's name, as upstream names it.
+pub fn per_node_config_name(
+    cassandra_cluster_name: &str,
+    cassandra_datacenter_name: &str,
+) -> String {
+    clean_for_kubernetes(&format!(
+        "{cassandra_cluster_name}-{cassandra_datacenter_name}-per-node-config"
     ))
 }
 

@@ -954,7 +954,8 @@ fn default_vnodes_or_a_users_per_node_config_leave_tokens_to_cassandra() {
         "serverVersion": "4.1.5", "storageConfig": storage(),
         "config": {"cassandraYaml": {"num_tokens": 4}},
         "datacenters": [
-            {"metadata": {"name": "dc1"}, "size": 3, "perNodeConfigMapRef": {"name": "mine"}},
+            {"metadata": {"name": "dc1"}, "size": 3,
+             "perNodeConfigMapRef": {"name": "demo-dc1-per-node-config"}},
             {"metadata": {"name": "dc2"}, "size": 3}
         ]
     }}));
@@ -963,6 +964,15 @@ fn default_vnodes_or_a_users_per_node_config_leave_tokens_to_cassandra() {
         plan.datacenters
             .iter()
             .all(|dc| dc.per_node_config.is_none())
+    );
+    // A user's ConfigMap named as a generated one would be is never taken for one.
+    assert_eq!(
+        plan.datacenters[0].dropped_config_maps,
+        ["demo-dc1-cass-vector"]
+    );
+    assert_eq!(
+        plan.datacenters[1].dropped_config_maps,
+        ["demo-dc2-cass-vector", "demo-dc2-per-node-config"]
     );
     assert!(spec_json(&plan.datacenters[1])["podTemplateSpec"]["spec"]["initContainers"].is_null());
 }
@@ -1045,10 +1055,15 @@ fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
                 "volumeSource": {"configMap": {"name": "mycluster-dc1-cass-vector"}}}))
     );
 
-    // Turned off in dc2: nothing of it there.
+    // Turned off in dc2: nothing of it there, and its ConfigMap goes if it was mounted.
     let dc2 = &plan.datacenters[1];
     assert!(dc2.vector_config.is_none());
     assert!(spec_json(dc2)["systemLoggerResources"].is_null());
+    assert_eq!(
+        dc2.dropped_config_maps,
+        ["mycluster-dc2-cass-vector", "mycluster-dc2-per-node-config"]
+    );
+    assert_eq!(dc1.dropped_config_maps, ["mycluster-dc1-per-node-config"]);
 }
 
 #[test]
