@@ -110,6 +110,8 @@ pub struct ImageSettings {
     /// Stargate for Cassandra 3.11.
     pub stargate_cassandra3: String,
     pub reaper: String,
+    /// Vector, for the agents of Stargate and Reaper (cass-operator's system-logger image).
+    pub system_logger: String,
 }
 
 /// Default Stargate image (Cassandra 4.x), as k8ssandra-operator pins it.
@@ -118,6 +120,8 @@ pub const DEFAULT_STARGATE_IMAGE: &str = "docker.io/stargateio/stargate-4_0:v1.0
 pub const DEFAULT_STARGATE_CASSANDRA3_IMAGE: &str = "docker.io/stargateio/stargate-3_11:v1.0.77";
 /// Default Reaper image.
 pub const DEFAULT_REAPER_IMAGE: &str = "docker.io/thelastpickle/cassandra-reaper:3.5.0";
+/// Default Vector agent image, as k8ssandra-operator's image configuration pins it.
+pub const DEFAULT_SYSTEM_LOGGER_IMAGE: &str = "docker.io/k8ssandra/system-logger:v1.31.0";
 
 impl Default for ImageSettings {
     fn default() -> Self {
@@ -125,6 +129,7 @@ impl Default for ImageSettings {
             stargate: DEFAULT_STARGATE_IMAGE.into(),
             stargate_cassandra3: DEFAULT_STARGATE_CASSANDRA3_IMAGE.into(),
             reaper: DEFAULT_REAPER_IMAGE.into(),
+            system_logger: DEFAULT_SYSTEM_LOGGER_IMAGE.into(),
         }
     }
 }
@@ -184,6 +189,7 @@ struct RawImageSettings {
     stargate: String,
     stargate_cassandra3: String,
     reaper: String,
+    system_logger: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +248,7 @@ impl Settings {
                 DEFAULT_STARGATE_CASSANDRA3_IMAGE,
             )?
             .set_default("images.reaper", DEFAULT_REAPER_IMAGE)?
+            .set_default("images.system_logger", DEFAULT_SYSTEM_LOGGER_IMAGE)?
             .set_default("leader_election.enabled", "true")?
             .set_default("leader_election.lease_name", "federator-leader")?;
 
@@ -291,6 +298,7 @@ const SETTING_KEYS: &[&str] = &[
     "images.stargate",
     "images.stargate_cassandra3",
     "images.reaper",
+    "images.system_logger",
     "leader_election.enabled",
     "leader_election.lease_name",
     "leader_election.lease_namespace",
@@ -466,6 +474,7 @@ impl RawSettings {
                 self.images.stargate_cassandra3,
             )?,
             reaper: image("images.reaper", self.images.reaper)?,
+            system_logger: image("images.system_logger", self.images.system_logger)?,
         };
         let election = self.leader_election;
         let lease_name = election.lease_name.trim();

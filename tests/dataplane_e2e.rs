@@ -22,7 +22,7 @@ use federator::federation::plan::plan;
 use federator::operator::{Operator, shutdown_on};
 use federator::settings::{Overrides, Settings};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, Patch, PatchParams, ValidationDirective};
 use kube::{Api, Client, ResourceExt};
@@ -622,7 +622,20 @@ async fn data_plane_alone() {
         serde_json::json!({
             "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
             "metadata": {"name": "solo-stargate", "namespace": NS},
-            "spec": {"datacenterRef": {"name": "standalone"}, "size": 1}
+            "spec": {"datacenterRef": {"name": "standalone"}, "size": 1,
+                     "telemetry": {"vector": {"enabled": true}}}
+        }),
+    )
+    .await;
+    apply_as(
+        TEST_MANAGER,
+        &Api::<Reaper>::namespaced(client.clone(), NS),
+        "solo-reaper",
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "solo-reaper", "namespace": NS},
+            "spec": {"datacenterRef": {"name": "standalone"},
+                     "telemetry": {"vector": {"enabled": true, "image": "example.com/vector:1"}}}
         }),
     )
     .await;
@@ -646,11 +659,49 @@ async fn data_plane_alone() {
         },
     )
     .await;
+    let deployment = get::<Deployment>(&client, "solo-standalone-default-stargate-deployment")
+        .await
+        .expect("Stargate's Deployment");
+    // Each component's Vector agent, and its configuration named after the datacenter.
+    let containers = |deployment: &Deployment| -> Vec<(String, Option<String>)> {
+        deployment
+            .spec
+            .iter()
+            .flat_map(|s| s.template.spec.iter())
+            .flat_map(|pod| pod.containers.iter())
+            .map(|c| (c.name.clone(), c.image.clone()))
+            .collect()
+    };
     assert!(
-        get::<Deployment>(&client, "solo-standalone-default-stargate-deployment")
-            .await
-            .is_some()
+        containers(&deployment).contains(&(
+            "stargate-vector-agent".into(),
+            Some(federator::settings::DEFAULT_SYSTEM_LOGGER_IMAGE.into())
+        )),
+        "{:?}",
+        containers(&deployment)
     );
+    let reaper = eventually("Reaper's Deployment", Duration::from_secs(30), || {
+        get::<Deployment>(&client, "solo-reaper")
+    })
+    .await;
+    assert!(
+        containers(&reaper).contains(&(
+            "reaper-vector-agent".into(),
+            Some("example.com/vector:1".into())
+        )),
+        "{:?}",
+        containers(&reaper)
+    );
+    for (config_map, source) in [
+        ("solo-standalone-stargate-vector", "stargate_metrics"),
+        ("solo-standalone-reaper-vector", "reaper_metrics"),
+    ] {
+        let toml = get::<ConfigMap>(&client, config_map)
+            .await
+            .and_then(|c| c.data?.remove("vector.toml"))
+            .unwrap_or_else(|| panic!("{config_map} with a vector.toml"));
+        assert!(toml.contains(&format!("[sources.{source}]")), "{toml}");
+    }
     // The progress is told as Events on the Stargate.
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS);
     eventually(

@@ -397,6 +397,14 @@ async fn reconcile_stargate_steps(
         ),
         Ok(dc) => {
             let generated = stargate_config(client, object, &dc, &namespace).await?;
+            let vector = stargate::vector_config(object, &dc);
+            apply_vector_config(
+                client,
+                vector,
+                STARGATE_FIELD_MANAGER,
+                (KIND, &namespace, &name),
+            )
+            .await?;
             let desired = stargate::deployments(object, &dc, &context.images, generated.as_deref());
             let selector = format!("{}={name}", stargate::STARGATE_LABEL);
             let live = deployments
@@ -503,22 +511,47 @@ async fn stargate_config(
     let Some(generated) = generated else {
         return Ok(None);
     };
-    let config_name = generated.name_any();
-    let live = config_maps.get_opt(&config_name).await.map_err(api_error(
-        "reading its ConfigMap",
-        KIND,
-        namespace,
-        &name,
-    ))?;
-    apply_if_changed(
-        &config_maps,
-        STARGATE_FIELD_MANAGER,
-        &generated,
-        live.as_ref(),
-    )
-    .await
-    .map_err(api_error("applying its ConfigMap", KIND, namespace, &name))?;
-    Ok(Some(config_name))
+    apply_config_map(client, &generated, STARGATE_FIELD_MANAGER, (KIND, &name)).await?;
+    Ok(Some(generated.name_any()))
+}
+
+/// Applies a component's Vector agent configuration, if it has one; a bad setting is the
+/// component's configuration error.
+async fn apply_vector_config(
+    client: &kube::Client,
+    config: Result<Option<ConfigMap>, crate::federation::vector::VectorError>,
+    field_manager: &str,
+    (kind, namespace, name): (&'static str, &str, &str),
+) -> Result<(), ComponentError> {
+    let config = config.map_err(|error| ComponentError::Config {
+        kind,
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        message: error.to_string(),
+    })?;
+    match config {
+        Some(config) => apply_config_map(client, &config, field_manager, (kind, name)).await,
+        None => Ok(()),
+    }
+}
+
+/// Applies a ConfigMap a component owns (in the component's namespace) unless it is up to date.
+async fn apply_config_map(
+    client: &kube::Client,
+    config: &ConfigMap,
+    field_manager: &str,
+    (kind, owner): (&'static str, &str),
+) -> Result<(), ComponentError> {
+    let namespace = config.namespace().unwrap_or_default();
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+    let live = config_maps
+        .get_opt(&config.name_any())
+        .await
+        .map_err(api_error("reading its ConfigMap", kind, &namespace, owner))?;
+    apply_if_changed(&config_maps, field_manager, config, live.as_ref())
+        .await
+        .map_err(api_error("applying its ConfigMap", kind, &namespace, owner))?;
+    Ok(())
 }
 
 /// Why a component's datacenter cannot be used.
@@ -623,6 +656,14 @@ async fn reconcile_reaper_steps(
             now,
         ),
         Ok(dc) => {
+            let vector = reaper::vector_config(object, &dc);
+            apply_vector_config(
+                client,
+                vector,
+                REAPER_FIELD_MANAGER,
+                (KIND, &namespace, &name),
+            )
+            .await?;
             let desired = reaper::deployment(object, &dc, &context.images);
             let live = deployments
                 .get_opt(&desired.name_any())

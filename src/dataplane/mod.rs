@@ -11,6 +11,7 @@ pub mod controller;
 pub mod reaper;
 pub mod service_monitor;
 pub mod stargate;
+pub mod vector_agent;
 pub mod workload;
 
 use std::collections::BTreeMap;

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec, PodTemplateSpec, Probe,
-    SecretKeySelector, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec,
+    PodTemplateSpec, Probe, SecretKeySelector, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
@@ -14,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
+use super::vector_agent;
 use super::workload::Rollout;
 use super::{
     CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
@@ -298,6 +300,21 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
         volume_mounts: client_tls.as_ref().map(|tls| tls.mounts.clone()),
         ..Container::default()
     };
+    let mut pod = PodSpec {
+        service_account_name: template.service_account_name.clone(),
+        containers: vec![container],
+        volumes: client_tls.map(|tls| tls.volumes),
+        tolerations: template.tolerations.clone(),
+        affinity: template
+            .affinity
+            .clone()
+            .and_then(|a| serde_json::from_value(a).ok()),
+        security_context: template.pod_security_context.clone(),
+        ..PodSpec::default()
+    };
+    if let Some(settings) = vector_agent::enabled(template.telemetry.as_ref()) {
+        vector_agent::REAPER.add_to(&mut pod, dc, settings, &images.system_logger);
+    }
     Deployment {
         metadata: ObjectMeta {
             name: Some(reaper.name_any()),
@@ -317,23 +334,22 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
                     labels: Some(pod_labels),
                     ..ObjectMeta::default()
                 }),
-                spec: Some(PodSpec {
-                    service_account_name: template.service_account_name.clone(),
-                    containers: vec![container],
-                    volumes: client_tls.map(|tls| tls.volumes),
-                    tolerations: template.tolerations.clone(),
-                    affinity: template
-                        .affinity
-                        .clone()
-                        .and_then(|a| serde_json::from_value(a).ok()),
-                    security_context: template.pod_security_context.clone(),
-                    ..PodSpec::default()
-                }),
+                spec: Some(pod),
             },
             ..DeploymentSpec::default()
         }),
         status: None,
     }
+}
+
+/// The ConfigMap of Reaper's Vector agent, when it has one.
+pub fn vector_config(
+    reaper: &Reaper,
+    dc: &CassandraDatacenter,
+) -> Result<Option<ConfigMap>, crate::federation::vector::VectorError> {
+    vector_agent::enabled(reaper.spec.template.telemetry.as_ref())
+        .map(|settings| vector_agent::REAPER.config_map(reaper, labels(reaper), dc, settings))
+        .transpose()
 }
 
 /// The Service of Reaper's UI/API (`app`, 8080) and admin endpoint (`admin`, 8081).

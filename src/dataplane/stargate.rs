@@ -18,6 +18,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
 
+use super::vector_agent;
 use super::workload::Rollout;
 use super::{
     CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
@@ -387,7 +388,7 @@ pub fn deployments(
     } else {
         &images.stargate
     };
-    nodes_per_rack(dc, stargate.spec.size)
+    let mut deployments: Vec<Deployment> = nodes_per_rack(dc, stargate.spec.size)
         .into_iter()
         .map(|(rack, replicas)| {
             let rack_template = stargate
@@ -569,7 +570,25 @@ pub fn deployments(
                 status: None,
             }
         })
-        .collect()
+        .collect();
+    if let Some(settings) = vector_agent::enabled(stargate.spec.template.telemetry.as_ref()) {
+        for deployment in &mut deployments {
+            if let Some(pod) = (deployment.spec.as_mut()).and_then(|s| s.template.spec.as_mut()) {
+                vector_agent::STARGATE.add_to(pod, dc, settings, &images.system_logger);
+            }
+        }
+    }
+    deployments
+}
+
+/// The ConfigMap of Stargate's Vector agent, when it has one.
+pub fn vector_config(
+    stargate: &Stargate,
+    dc: &CassandraDatacenter,
+) -> Result<Option<ConfigMap>, crate::federation::vector::VectorError> {
+    vector_agent::enabled(stargate.spec.template.telemetry.as_ref())
+        .map(|settings| vector_agent::STARGATE.config_map(stargate, labels(stargate), dc, settings))
+        .transpose()
 }
 
 /// The encryption stores of `stargate.spec.cassandraEncryption`, mounted where its

@@ -106,7 +106,37 @@ pub fn vector_toml(
         "target = \"stdout\"\nencoding.codec = \"text\"\n",
     ));
     let (sources, transforms, sinks) = used_pipelines(sources, transforms, sinks);
+    Ok(render(vector, &sources, &transforms, &sinks))
+}
 
+/// The user's raw config and components as they are, without defaults: the sinks of a
+/// Stargate's or Reaper's agent.
+pub fn custom_toml(vector: &VectorTelemetry) -> Result<String, VectorError> {
+    let components = vector.components.as_ref();
+    Ok(render(
+        vector,
+        &user_components(components, "sources")?,
+        &user_components(components, "transforms")?,
+        &user_components(components, "sinks")?,
+    ))
+}
+
+/// `scrapeInterval` in whole seconds, 30 when not set.
+pub fn scrape_interval_seconds(vector: &VectorTelemetry) -> Result<i64, VectorError> {
+    match vector.scrape_interval.as_deref() {
+        Some(text) => go_duration_seconds(text).ok_or_else(|| VectorError::InvalidScrapeInterval {
+            value: text.to_string(),
+        }),
+        None => Ok(DEFAULT_SCRAPE_INTERVAL_SECONDS),
+    }
+}
+
+fn render(
+    vector: &VectorTelemetry,
+    sources: &[Component],
+    transforms: &[Component],
+    sinks: &[Component],
+) -> String {
     let mut toml = String::new();
     if let Some(config) = vector.config.as_deref().filter(|c| !c.is_empty()) {
         toml.push_str(config);
@@ -115,9 +145,9 @@ pub fn vector_toml(
         }
     }
     for (section, list) in [
-        ("sources", &sources),
-        ("transforms", &transforms),
-        ("sinks", &sinks),
+        ("sources", sources),
+        ("transforms", transforms),
+        ("sinks", sinks),
     ] {
         for component in list {
             toml.push_str(&format!(
@@ -136,7 +166,7 @@ pub fn vector_toml(
             }
         }
     }
-    Ok(toml)
+    toml
 }
 
 /// The `prometheus_scrape` settings of the metrics source.
@@ -150,14 +180,7 @@ fn scrape_config(
     } else {
         (MODERN_METRICS_PORT, "/metrics")
     };
-    let interval = match vector.scrape_interval.as_deref() {
-        Some(text) => {
-            go_duration_seconds(text).ok_or_else(|| VectorError::InvalidScrapeInterval {
-                value: text.to_string(),
-            })?
-        }
-        None => DEFAULT_SCRAPE_INTERVAL_SECONDS,
-    };
+    let interval = scrape_interval_seconds(vector)?;
     let endpoint = cassandra_telemetry.and_then(|t| t.get("endpoint"));
     let text = |key: &str| {
         endpoint
