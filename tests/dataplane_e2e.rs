@@ -591,6 +591,21 @@ fn a_data_plane_instance_alone_leaves_k8ssandra_clusters_alone_and_needs_no_clie
         .block_on(data_plane_alone());
 }
 
+/// A Reaper of the hand-made datacenter, with these Vector settings.
+async fn apply_solo_reaper(client: &Client, vector: serde_json::Value) {
+    apply_as(
+        TEST_MANAGER,
+        &Api::<Reaper>::namespaced(client.clone(), NS),
+        "solo-reaper",
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "solo-reaper", "namespace": NS},
+            "spec": {"datacenterRef": {"name": "standalone"}, "telemetry": {"vector": vector}}
+        }),
+    )
+    .await;
+}
+
 async fn data_plane_alone() {
     let sim = start_sim(1).await;
     let client = sim.client(0).await.expect("client");
@@ -627,16 +642,9 @@ async fn data_plane_alone() {
         }),
     )
     .await;
-    apply_as(
-        TEST_MANAGER,
-        &Api::<Reaper>::namespaced(client.clone(), NS),
-        "solo-reaper",
-        serde_json::json!({
-            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
-            "metadata": {"name": "solo-reaper", "namespace": NS},
-            "spec": {"datacenterRef": {"name": "standalone"},
-                     "telemetry": {"vector": {"enabled": true, "image": "example.com/vector:1"}}}
-        }),
+    apply_solo_reaper(
+        &client,
+        serde_json::json!({"enabled": true, "image": "example.com/vector:1"}),
     )
     .await;
 
@@ -702,6 +710,29 @@ async fn data_plane_alone() {
             .unwrap_or_else(|| panic!("{config_map} with a vector.toml"));
         assert!(toml.contains(&format!("[sources.{source}]")), "{toml}");
     }
+    // Vector turned off: the agent leaves the pods and its configuration goes.
+    apply_solo_reaper(&client, serde_json::json!({"enabled": false})).await;
+    eventually(
+        "Reaper's Vector ConfigMap deleted",
+        Duration::from_secs(30),
+        || async {
+            get::<ConfigMap>(&client, "solo-standalone-reaper-vector")
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let reaper = get::<Deployment>(&client, "solo-reaper")
+        .await
+        .expect("Reaper's Deployment");
+    assert!(
+        containers(&reaper)
+            .iter()
+            .all(|(name, _)| name != "reaper-vector-agent"),
+        "{:?}",
+        containers(&reaper)
+    );
     // The progress is told as Events on the Stargate.
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS);
     eventually(

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::workload::Rollout;
-use super::{CREATED_BY_LABEL, reaper, stargate};
+use super::{CREATED_BY_LABEL, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::Reaper;
 use crate::api::stargate::{Stargate, StargateProgress};
@@ -398,7 +398,7 @@ async fn reconcile_stargate_steps(
         Ok(dc) => {
             let generated = stargate_config(client, object, &dc, &namespace).await?;
             let vector = stargate::vector_config(object, &dc);
-            apply_vector_config(
+            let vector_on = apply_vector_config(
                 client,
                 vector,
                 STARGATE_FIELD_MANAGER,
@@ -416,6 +416,10 @@ async fn reconcile_stargate_steps(
             converge_children(&deployments, STARGATE_FIELD_MANAGER, &uid, &desired, &live)
                 .await
                 .map_err(api_error("applying Deployments", KIND, &namespace, &name))?;
+            if !vector_on && vector_agent::STARGATE.mounted_in(&live) {
+                let config = vector_agent::STARGATE.config_map_name(&dc);
+                delete_owned_config_map(client, &namespace, &config, &uid, (KIND, &name)).await?;
+            }
             let service = stargate::service(object, &dc);
             let live_service = services
                 .get_opt(&service.name_any())
@@ -515,14 +519,14 @@ async fn stargate_config(
     Ok(Some(generated.name_any()))
 }
 
-/// Applies a component's Vector agent configuration, if it has one; a bad setting is the
-/// component's configuration error.
+/// Applies a component's Vector agent configuration, if it has one (then true); a bad setting
+/// is the component's configuration error.
 async fn apply_vector_config(
     client: &kube::Client,
     config: Result<Option<ConfigMap>, crate::federation::vector::VectorError>,
     field_manager: &str,
     (kind, namespace, name): (&'static str, &str, &str),
-) -> Result<(), ComponentError> {
+) -> Result<bool, ComponentError> {
     let config = config.map_err(|error| ComponentError::Config {
         kind,
         namespace: namespace.to_string(),
@@ -530,9 +534,44 @@ async fn apply_vector_config(
         message: error.to_string(),
     })?;
     match config {
-        Some(config) => apply_config_map(client, &config, field_manager, (kind, name)).await,
-        None => Ok(()),
+        Some(config) => apply_config_map(client, &config, field_manager, (kind, name))
+            .await
+            .map(|()| true),
+        None => Ok(false),
     }
+}
+
+/// Deletes ConfigMap `config` if the component (`owner_uid`) owns it: the agent that read it
+/// was just taken out of its pods.
+async fn delete_owned_config_map(
+    client: &kube::Client,
+    namespace: &str,
+    config: &str,
+    owner_uid: &str,
+    (kind, owner): (&'static str, &str),
+) -> Result<(), ComponentError> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let found = config_maps.get_opt(config).await.map_err(api_error(
+        "reading its Vector ConfigMap",
+        kind,
+        namespace,
+        owner,
+    ))?;
+    if found.is_some_and(|c| c.owner_references().iter().any(|o| o.uid == owner_uid)) {
+        match config_maps.delete(config, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(response)) if response.code == 404 => {}
+            Err(error) => {
+                return Err(api_error(
+                    "deleting its Vector ConfigMap",
+                    kind,
+                    namespace,
+                    owner,
+                )(error));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies a ConfigMap a component owns (in the component's namespace) unless it is up to date.
@@ -657,7 +696,7 @@ async fn reconcile_reaper_steps(
         ),
         Ok(dc) => {
             let vector = reaper::vector_config(object, &dc);
-            apply_vector_config(
+            let vector_on = apply_vector_config(
                 client,
                 vector,
                 REAPER_FIELD_MANAGER,
@@ -677,6 +716,11 @@ async fn reconcile_reaper_steps(
                     &namespace,
                     &name,
                 ))?;
+            if !vector_on && vector_agent::REAPER.mounted_in(live.iter()) {
+                let config = vector_agent::REAPER.config_map_name(&dc);
+                let uid = object.uid().unwrap_or_default();
+                delete_owned_config_map(client, &namespace, &config, &uid, (KIND, &name)).await?;
+            }
             let service = reaper::service(object);
             let live_service = services
                 .get_opt(&service.name_any())

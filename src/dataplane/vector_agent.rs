@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, PodSpec, SecurityContext, Volume,
     VolumeMount,
@@ -105,6 +106,16 @@ impl Agent {
             )])),
             ..ConfigMap::default()
         })
+    }
+
+    /// Whether a pod of `deployments` mounts this agent's configuration.
+    pub fn mounted_in<'a>(&self, deployments: impl IntoIterator<Item = &'a Deployment>) -> bool {
+        let volume = self.volume_name();
+        deployments
+            .into_iter()
+            .filter_map(|d| d.spec.as_ref()?.template.spec.as_ref()?.volumes.as_ref())
+            .flatten()
+            .any(|v| v.name == volume)
     }
 
     /// Adds the agent's container (replacing one of its name) and configuration volume.
