@@ -17,7 +17,7 @@ pub const APPLIED_HASH_ANNOTATION: &str = "federator.k8ssandra.io/applied-hash";
 
 /// FNV-1a 64 of the canonical JSON text (serde_json maps are sorted): stable across runs and
 /// releases, unlike std's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::labels::datacenter_labels;
+use super::labels::{COMPONENT_CASSANDRA, COMPONENT_LABEL, datacenter_labels};
 
-const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 /// Selects the generated ConfigMaps among a cluster's objects (the data plane makes ConfigMaps
 /// of other components).
 pub const GENERATED_CONFIG_MAP_SELECTOR: &str = "app.kubernetes.io/component=cassandra";
@@ -30,7 +29,7 @@ impl GeneratedConfigMap {
         data: BTreeMap<String, String>,
     ) -> GeneratedConfigMap {
         let mut labels = datacenter_labels(cluster_name, cluster_namespace, datacenter);
-        labels.insert(COMPONENT_LABEL.into(), "cassandra".into());
+        labels.insert(COMPONENT_LABEL.into(), COMPONENT_CASSANDRA.into());
         GeneratedConfigMap {
             name,
             namespace: namespace.to_string(),
@@ -63,8 +62,21 @@ impl GeneratedConfigMap {
 pub fn config_map_hash(config_map: &ConfigMap) -> String {
     let text =
         serde_json::to_string(&(&config_map.data, &config_map.binary_data)).unwrap_or_default();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
+    format!("{:016x}", crate::apply::fnv1a(text.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cleanup_selector_matches_what_is_generated() {
+        let config_map =
+            GeneratedConfigMap::new(("demo", "ns"), ("dc1", "ns"), "c".into(), BTreeMap::new());
+        let (key, value) = GENERATED_CONFIG_MAP_SELECTOR
+            .split_once('=')
+            .expect("key=value");
+        assert_eq!(config_map.labels.get(key).map(String::as_str), Some(value));
+        assert_eq!(config_map.content_hash().len(), 16);
+    }
 }
