@@ -181,10 +181,17 @@ fn secrets_not_ready(detail: &str) -> Decision {
     })
 }
 
-fn per_node_config_missing(detail: &str) -> Decision {
-    Decision::Wait(WaitReason::PerNodeConfigMissing {
-        detail: detail.to_string(),
-    })
+/// The wait of a datacenter whose spec cannot be completed yet: an encryption store password
+/// or its per-node ConfigMap cannot be read. Never applied without them: that would take them
+/// out of its config and pods.
+fn inputs_missing(observed: &ObservedCluster, datacenter: &str) -> Option<Decision> {
+    if let Some(detail) = observed.passwords_missing.get(datacenter) {
+        return Some(secrets_not_ready(detail));
+    }
+    let detail = observed.per_node_config_missing.get(datacenter)?;
+    Some(Decision::Wait(WaitReason::PerNodeConfigMissing {
+        detail: detail.clone(),
+    }))
 }
 
 /// Decides what to do in every region now. Pure: the same plan and observation give the same
@@ -220,14 +227,9 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
         let decision = match state_of(&dc.name) {
             None => Decision::Blocked(BlockReason::NotObserved),
             Some(state) if state.is_deleting() => Decision::Wait(WaitReason::Deleting),
-            // Never applied without its passwords: that would take them out of its config.
-            Some(RemoteState::Present(_)) => match observed.passwords_missing.get(&dc.name) {
-                Some(detail) => secrets_not_ready(detail),
-                None => match observed.per_node_config_missing.get(&dc.name) {
-                    Some(detail) => per_node_config_missing(detail),
-                    None => Decision::Update,
-                },
-            },
+            Some(RemoteState::Present(_)) => {
+                inputs_missing(observed, &dc.name).unwrap_or(Decision::Update)
+            }
             Some(state) => match BlockReason::of(state) {
                 Some(block) => Decision::Blocked(block),
                 None if refused.is_some() && added.contains(&dc.name) => {
@@ -235,14 +237,9 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
                 }
                 None => match creation_blocker(plan, observed, index) {
                     Some(wait) => Decision::Wait(wait),
-                    None => match (observed.secrets_pending.get(&dc.name))
-                        .or_else(|| observed.passwords_missing.get(&dc.name))
-                    {
+                    None => match observed.secrets_pending.get(&dc.name) {
                         Some(detail) => secrets_not_ready(detail),
-                        None => match observed.per_node_config_missing.get(&dc.name) {
-                            Some(detail) => per_node_config_missing(detail),
-                            None => Decision::Create,
-                        },
+                        None => inputs_missing(observed, &dc.name).unwrap_or(Decision::Create),
                     },
                 },
             },
