@@ -618,6 +618,8 @@ impl PlanContext<'_> {
                 datacenter: name.clone(),
             })?;
         let vector = self.vector(dc);
+        let vector_config_name =
+            vector::config_map_name(self.cassandra_cluster_name, dc.cassandra_datacenter_name());
         let vector_config = match &vector {
             Some(settings) => {
                 let toml = vector::vector_toml(
@@ -632,10 +634,7 @@ impl PlanContext<'_> {
                 let config_map = GeneratedConfigMap::new(
                     (&self.cluster.name, &self.cluster.namespace),
                     (&name, &namespace),
-                    vector::config_map_name(
-                        self.cassandra_cluster_name,
-                        dc.cassandra_datacenter_name(),
-                    ),
+                    vector_config_name.clone(),
                     BTreeMap::from([(vector::VECTOR_TOML_KEY.to_string(), toml)]),
                 );
                 let volumes = storage_config.additional_volumes.get_or_insert_default();
@@ -674,7 +673,8 @@ impl PlanContext<'_> {
                 source,
             })?;
 
-        let pod_template_spec = self.pod_template_spec(dc, &options, &tags, &encryption)?;
+        let pod_template_spec =
+            self.pod_template_spec(dc, &options, &tags, &encryption, vector.as_ref())?;
 
         let spec = CassandraDatacenterSpec {
             cluster_name: self.cassandra_cluster_name.to_string(),
@@ -762,10 +762,7 @@ impl PlanContext<'_> {
             per_node_config: None,
             dropped_config_maps: match vector_config {
                 Some(_) => Vec::new(),
-                None => vec![vector::config_map_name(
-                    self.cassandra_cluster_name,
-                    dc.cassandra_datacenter_name(),
-                )],
+                None => vec![vector_config_name],
             },
             vector_config,
             user_per_node_config: (dc.per_node_config_map_ref.as_ref())
@@ -912,6 +909,7 @@ impl PlanContext<'_> {
         options: &DatacenterOptions,
         tags: &CassandraMetadata,
         encryption: &EncryptionSetup,
+        vector: Option<&VectorTelemetry>,
     ) -> Result<Option<Value>, PlanError> {
         let datacenter = dc.name();
         let mut spec = Map::new();
@@ -958,7 +956,7 @@ impl PlanContext<'_> {
         if !cassandra_env.is_empty() {
             add_to_container(&mut containers, CASSANDRA_CONTAINER, "env", cassandra_env);
         }
-        if let Some(settings) = self.vector(dc) {
+        if let Some(settings) = vector {
             add_system_logger(&mut containers, settings.image.as_deref());
         }
         if !encryption.mounts.is_empty() {
@@ -1146,26 +1144,17 @@ fn add_per_node_config_init(init: &mut Vec<Value>, image: &str) {
 /// cass-operator's logger sidecar runs Vector: named in the pod template (so that cass-operator
 /// merges into it), with the spec's image if any.
 fn add_system_logger(containers: &mut Vec<Value>, image: Option<&str>) {
-    let named =
-        |c: &Value| c.get("name").and_then(Value::as_str) == Some(vector::SYSTEM_LOGGER_CONTAINER);
-    let index = match containers.iter().position(named) {
-        Some(index) => index,
-        None => {
-            containers.push(json!({"name": vector::SYSTEM_LOGGER_CONTAINER}));
-            containers.len() - 1
-        }
-    };
-    if let (Some(image), Some(container)) = (
-        image.filter(|i| !i.is_empty()),
-        containers[index].as_object_mut(),
-    ) {
+    let container = container_named(containers, vector::SYSTEM_LOGGER_CONTAINER);
+    if let (Some(image), Some(container)) = (image.filter(|i| !i.is_empty()), container) {
         container.insert("image".into(), image.into());
     }
 }
 
-/// Appends `items` to list `field` (env, volumeMounts) of the container named `name`, adding
-/// that container if it is missing.
-fn add_to_container(containers: &mut Vec<Value>, name: &str, field: &str, items: Vec<Value>) {
+/// The container named `name`, added if it is missing.
+fn container_named<'a>(
+    containers: &'a mut Vec<Value>,
+    name: &str,
+) -> Option<&'a mut Map<String, Value>> {
     let position = containers
         .iter()
         .position(|c| c.get("name").and_then(Value::as_str) == Some(name));
@@ -1173,7 +1162,13 @@ fn add_to_container(containers: &mut Vec<Value>, name: &str, field: &str, items:
         containers.push(json!({"name": name}));
         containers.len() - 1
     });
-    if let Some(Value::Object(container)) = containers.get_mut(index) {
+    containers.get_mut(index).and_then(Value::as_object_mut)
+}
+
+/// Appends `items` to list `field` (env, volumeMounts) of the container named `name`, adding
+/// that container if it is missing.
+fn add_to_container(containers: &mut Vec<Value>, name: &str, field: &str, items: Vec<Value>) {
+    if let Some(container) = container_named(containers, name) {
         let list = container
             .entry(field)
             .or_insert_with(|| Value::Array(Vec::new()));
