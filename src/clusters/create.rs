@@ -453,8 +453,8 @@ async fn service_account_token(
 }
 
 /// What the control plane does in a region: CassandraDatacenters and the objects around them
-/// (secrets, seed EndpointSlices, per-node ConfigMaps, services), Stargate, Reaper and ServiceMonitors, reading pods
-/// and namespaces, and Events.
+/// (secrets, seed EndpointSlices, generated ConfigMaps, services), Stargate, Reaper and
+/// ServiceMonitors, reading pods and namespaces, and Events.
 pub fn region_cluster_role() -> ClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),

@@ -87,7 +87,7 @@ pub fn initial_tokens(
         }
         .min(i64::from(dc.size));
         rings.push(ring(dc.partitioner.as_ref())?);
-        // Non-positive counts leave nothing to place (a stopped or empty datacenter).
+        // Non-positive counts leave nothing to place (a datacenter of size 0).
         token_counts.push(usize::try_from(num_tokens * replication_factor).unwrap_or(0));
         replication_factors.push(usize::try_from(replication_factor).unwrap_or(0));
     }
