@@ -347,9 +347,8 @@ pub fn vector_config(
     reaper: &Reaper,
     dc: &CassandraDatacenter,
 ) -> Result<Option<ConfigMap>, crate::federation::vector::VectorError> {
-    vector_agent::enabled(reaper.spec.template.telemetry.as_ref())
-        .map(|settings| vector_agent::REAPER.config_map(reaper, labels(reaper), dc, settings))
-        .transpose()
+    let telemetry = reaper.spec.template.telemetry.as_ref();
+    vector_agent::REAPER.config_map(reaper, labels(reaper), dc, telemetry)
 }
 
 /// The Service of Reaper's UI/API (`app`, 8080) and admin endpoint (`admin`, 8081).

@@ -586,9 +586,8 @@ pub fn vector_config(
     stargate: &Stargate,
     dc: &CassandraDatacenter,
 ) -> Result<Option<ConfigMap>, crate::federation::vector::VectorError> {
-    vector_agent::enabled(stargate.spec.template.telemetry.as_ref())
-        .map(|settings| vector_agent::STARGATE.config_map(stargate, labels(stargate), dc, settings))
-        .transpose()
+    let telemetry = stargate.spec.template.telemetry.as_ref();
+    vector_agent::STARGATE.config_map(stargate, labels(stargate), dc, telemetry)
 }
 
 /// The encryption stores of `stargate.spec.cassandraEncryption`, mounted where its

@@ -84,15 +84,19 @@ impl Agent {
         ))
     }
 
-    /// The ConfigMap holding the configuration, owned by `owner`.
+    /// The ConfigMap holding the configuration, owned by `owner`, when `telemetry` enables the
+    /// agent.
     pub fn config_map<K: Resource<DynamicType = ()>>(
         &self,
         owner: &K,
         labels: BTreeMap<String, String>,
         dc: &CassandraDatacenter,
-        settings: &VectorTelemetry,
-    ) -> Result<ConfigMap, VectorError> {
-        Ok(ConfigMap {
+        telemetry: Option<&TelemetrySpec>,
+    ) -> Result<Option<ConfigMap>, VectorError> {
+        let Some(settings) = enabled(telemetry) else {
+            return Ok(None);
+        };
+        Ok(Some(ConfigMap {
             metadata: ObjectMeta {
                 name: Some(self.config_map_name(dc)),
                 namespace: owner.meta().namespace.clone(),
@@ -105,7 +109,7 @@ impl Agent {
                 self.toml(settings)?,
             )])),
             ..ConfigMap::default()
-        })
+        }))
     }
 
     /// Whether a pod of `deployments` mounts this agent's configuration.
