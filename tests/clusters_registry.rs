@@ -7,10 +7,15 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use clusters_support::*;
+use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::clusters::controller;
 use federator::clusters::{KubeconfigPolicy, RegionError, Registry};
+use federator::federation::referenced::{ConfigMapRef, ReferencedConfigMaps};
 use federator::operator::shutdown_on;
 use federator::settings::RegionSettings;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::reflector::ObjectRef;
 use kube_sim::Sim;
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -470,6 +475,151 @@ async fn each_bad_kubeconfig_gives_its_condition_and_a_conflict_is_resolved_by_a
         Some("newer")
     );
     eprintln!("measured: the newer ClientConfig took the context over after {took_over_after:?}");
+    drop(running);
+    sim.shutdown().await;
+}
+
+/// The next cluster re-queued within `limit`, if any.
+async fn requeued_within(
+    requeued: &mut (impl futures::Stream<Item = ObjectRef<K8ssandraCluster>> + Unpin),
+    limit: Duration,
+) -> Option<ObjectRef<K8ssandraCluster>> {
+    tokio::time::timeout(limit, requeued.next())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Takes every re-queue until none comes for a second.
+async fn drain(requeued: &mut (impl futures::Stream<Item = ObjectRef<K8ssandraCluster>> + Unpin)) {
+    while requeued_within(requeued, Duration::from_secs(1))
+        .await
+        .is_some()
+    {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_referenced_config_map_requeues_its_clusters_through_a_credential_rotation_until_unreferenced()
+ {
+    let sim = start_sim(3).await;
+    let hub = sim.client(0).await.expect("hub");
+    let running = start_controller(&sim).await;
+    let registry = &running.registry;
+    register_region(&sim, &hub, 1).await;
+    wait_for("region sim-1 usable", Duration::from_secs(10), || {
+        usable(registry, "sim-1")
+    })
+    .await;
+    let (referenced, requeued, follow_regions) = ReferencedConfigMaps::start(registry.clone());
+    let following = tokio::spawn(follow_regions);
+    let mut requeued = Box::pin(requeued);
+    let soon = Duration::from_secs(5);
+    let demo = ObjectRef::<K8ssandraCluster>::new("demo").within(NS);
+    let other = ObjectRef::<K8ssandraCluster>::new("other").within(NS);
+    let per_node = ConfigMapRef {
+        context: "sim-1".into(),
+        namespace: NS.into(),
+        name: "dc2-per-node".into(),
+    };
+    let namespace =
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}});
+    let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(
+        sim.client(1).await.expect("client 1"),
+    );
+    apply_as("test", &namespaces, NS, namespace).await;
+    // The token rotates below: each call takes the current one.
+    let config_maps =
+        || async { kube::Api::<ConfigMap>::namespaced(sim.client(1).await.expect("client 1"), NS) };
+    let put = |name: &'static str, token: &'static str| async move {
+        let object = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": NS},
+            "data": {"demo-dc2-default-sts-0_cassandra.yaml": format!("initial_token: {token}")}
+        });
+        apply_as("test", &config_maps().await, name, object).await;
+    };
+
+    // Referenced before it exists: its first sighting (absent) re-queues, as it may have been
+    // created between the reconcile's read and the watch's start.
+    referenced.set(&demo, [per_node.clone()].into());
+    assert_eq!(
+        requeued_within(&mut requeued, soon).await,
+        Some(demo.clone())
+    );
+    // Created, then edited: each re-queues the cluster.
+    put("dc2-per-node", "1").await;
+    assert_eq!(
+        requeued_within(&mut requeued, soon).await,
+        Some(demo.clone())
+    );
+    put("dc2-per-node", "2").await;
+    assert_eq!(
+        requeued_within(&mut requeued, soon).await,
+        Some(demo.clone())
+    );
+    // Another ConfigMap of the namespace is not watched.
+    put("unrelated", "1").await;
+    assert_eq!(
+        requeued_within(&mut requeued, Duration::from_secs(1)).await,
+        None
+    );
+
+    // The token rotates (open watches end, as when a region's API server restarts) and the
+    // kubeconfig Secret follows: the watch restarts with the new client and still sees edits.
+    sim.rotate_token(1).expect("rotate");
+    sim.drop_watches(1).expect("drop watches");
+    put_secret(
+        &hub,
+        "sim-1-config",
+        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    wait_for("sim-1 usable again", Duration::from_secs(10), || {
+        usable(registry, "sim-1")
+    })
+    .await;
+    drain(&mut requeued).await;
+    put("dc2-per-node", "3").await;
+    assert_eq!(
+        requeued_within(&mut requeued, soon).await,
+        Some(demo.clone())
+    );
+
+    // Two clusters reference it: a deletion re-queues both.
+    referenced.set(&other, [per_node.clone()].into());
+    drain(&mut requeued).await;
+    bounded(
+        "delete",
+        config_maps()
+            .await
+            .delete("dc2-per-node", &Default::default()),
+    )
+    .await
+    .expect("delete");
+    let mut both = Vec::new();
+    for _ in 0..2 {
+        let owner = requeued_within(&mut requeued, soon)
+            .await
+            .expect("re-queued");
+        both.push(owner.name);
+    }
+    both.sort();
+    assert_eq!(both, ["demo", "other"]);
+
+    // Referenced by one only, then by none: the watch stops with the last reference.
+    referenced.set(&demo, Default::default());
+    assert_eq!(
+        referenced.watched(),
+        [(per_node.clone(), [other.clone()].into())].into()
+    );
+    referenced.set(&other, Default::default());
+    assert!(referenced.watched().is_empty());
+    put("dc2-per-node", "4").await;
+    assert_eq!(
+        requeued_within(&mut requeued, Duration::from_secs(1)).await,
+        None
+    );
+    following.abort();
     drop(running);
     sim.shutdown().await;
 }

@@ -33,6 +33,7 @@ use super::observed::{
     LiveDatacenter, ObservedCluster, ObservedDatacenter, RemoteState, known_contexts,
 };
 use super::plan::{ClusterKey, ClusterPlan, plan};
+use super::referenced::{ReferencedConfigMaps, referenced_by};
 use super::rollout::{Actions, Decision, decide};
 use super::seeds::{
     AdditionalSeeds, CachingResolver, HickoryResolver, resolve_additional_seeds,
@@ -104,6 +105,8 @@ pub struct ControllerContext {
     pub secret_caches: super::secrets::SecretCaches,
     /// Seed EndpointSlices found up to date, so unchanged ones are not compared again.
     pub seed_memo: crate::apply::UpToDateMemo,
+    /// Watches of the user ConfigMaps the datacenters reference.
+    pub referenced: ReferencedConfigMaps,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -149,6 +152,8 @@ pub async fn run(
     let (completions, completed) = futures::channel::mpsc::unbounded();
     let (remote_triggers, manage_watches) =
         super::watches::remote_changes(registry.clone(), caches.clone());
+    let (referenced, referenced_triggers, follow_regions) =
+        ReferencedConfigMaps::start(registry.clone());
     let context = Arc::new(ControllerContext {
         events: Events::new(hub.clone(), EVENT_REPORTER),
         hub,
@@ -164,12 +169,13 @@ pub async fn run(
             passwords: Default::default(),
         },
         seed_memo: Default::default(),
+        referenced,
     });
     info!("K8ssandraCluster controller started");
     let controller = controller
         .reconcile_on(stream::select(
             stream::select(region_triggers, remote_triggers),
-            completed,
+            stream::select(completed, referenced_triggers),
         ))
         .with_config(
             kube::runtime::controller::Config::default()
@@ -193,7 +199,8 @@ pub async fn run(
             futures::future::ready(())
         });
     // The region watches live as long as the controller: dropping `manage_watches` stops them.
-    futures::future::select(Box::pin(controller), Box::pin(manage_watches)).await;
+    let watches = futures::future::join(manage_watches, follow_regions);
+    futures::future::select(Box::pin(controller), Box::pin(watches)).await;
     info!("K8ssandraCluster controller stopped");
 }
 
@@ -314,6 +321,7 @@ async fn apply_cluster(
             return Ok(Action::requeue(steady_requeue()));
         }
     };
+    (context.referenced).set(&ObjectRef::from_obj(k8c), referenced_by(&cluster_plan));
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
     let secrets =
         super::secrets::reconcile(&context.hub, &context.secret_caches, k8c, &cluster_plan).await;
@@ -1279,6 +1287,7 @@ async fn cleanup_cluster(
     api: &Api<K8ssandraCluster>,
     context: &ControllerContext,
 ) -> Result<Action, ReconcileError> {
+    (context.referenced).set(&ObjectRef::from_obj(k8c), Default::default());
     let namespace = k8c.namespace().unwrap_or_default();
     let name = k8c.name_any();
     if annotation_is_true(k8c, ORPHAN_ANNOTATION) {

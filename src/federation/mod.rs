@@ -31,6 +31,7 @@ pub mod notices;
 pub mod observed;
 pub mod plan;
 pub mod reaper_access;
+pub mod referenced;
 pub mod rollout;
 pub mod secrets;
 pub mod seeds;

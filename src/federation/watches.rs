@@ -31,7 +31,7 @@ use super::labels::SEED_NODE_LABEL;
 use super::observed::LiveDatacenter;
 
 /// Aborts a region's watch tasks when the region goes or is replaced.
-struct WatchTask(Vec<tokio::task::JoinHandle<()>>);
+pub(super) struct WatchTask(pub(super) Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for WatchTask {
     fn drop(&mut self) {
