@@ -10,7 +10,7 @@ use clusters_support::*;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::clusters::controller;
 use federator::clusters::{KubeconfigPolicy, RegionError, Registry};
-use federator::federation::referenced::{ConfigMapRef, ReferencedConfigMaps};
+use federator::federation::referenced::{ReferencedConfigMaps, RegionConfigMap};
 use federator::operator::shutdown_on;
 use federator::settings::RegionSettings;
 use futures::StreamExt;
@@ -516,7 +516,7 @@ async fn a_referenced_config_map_requeues_its_clusters_through_a_credential_rota
     let soon = Duration::from_secs(5);
     let demo = ObjectRef::<K8ssandraCluster>::new("demo").within(NS);
     let other = ObjectRef::<K8ssandraCluster>::new("other").within(NS);
-    let per_node = ConfigMapRef {
+    let per_node = RegionConfigMap {
         context: "sim-1".into(),
         namespace: NS.into(),
         name: "dc2-per-node".into(),

@@ -15,6 +15,7 @@ use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus
 use federator::api::reaper::Reaper;
 use federator::api::stargate::{Stargate, StargateProgress};
 use federator::dataplane::service_monitor::ServiceMonitor;
+use federator::dataplane::stargate::CONFIG_HASH_ANNOTATION;
 use federator::federation::components::{
     CONDITION_TELEMETRY_READY, REASON_SERVICE_MONITOR_CRD_MISSING, plan_components,
 };
@@ -630,6 +631,21 @@ async fn data_plane_alone() {
         }),
     )
     .await;
+    let stargate_config = |num_tokens: u32| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "solo-stargate-config", "namespace": NS},
+            "data": {"cassandra.yaml": format!("num_tokens: {num_tokens}")}
+        })
+    };
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS);
+    apply_as(
+        TEST_MANAGER,
+        &config_maps,
+        "solo-stargate-config",
+        stargate_config(16),
+    )
+    .await;
     apply_as(
         TEST_MANAGER,
         &Api::<Stargate>::namespaced(client.clone(), NS),
@@ -638,6 +654,7 @@ async fn data_plane_alone() {
             "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
             "metadata": {"name": "solo-stargate", "namespace": NS},
             "spec": {"datacenterRef": {"name": "standalone"}, "size": 1,
+                     "cassandraConfigMapRef": {"name": "solo-stargate-config"},
                      "telemetry": {"vector": {"enabled": true}}}
         }),
     )
@@ -670,6 +687,35 @@ async fn data_plane_alone() {
     let deployment = get::<Deployment>(&client, "solo-standalone-default-stargate-deployment")
         .await
         .expect("Stargate's Deployment");
+    // Stargate reads its configuration at start: an edit of it rolls the pods, at once (the
+    // Stargate is Running, its next steady re-look minutes away).
+    let config_hash = |deployment: Deployment| {
+        let annotations = deployment.spec?.template.metadata?.annotations?;
+        annotations.get(CONFIG_HASH_ANNOTATION).cloned()
+    };
+    let first = config_hash(deployment.clone()).expect("the configuration's hash on the pods");
+    let edited = std::time::Instant::now();
+    apply_as(
+        TEST_MANAGER,
+        &config_maps,
+        "solo-stargate-config",
+        stargate_config(8),
+    )
+    .await;
+    eventually(
+        "Stargate's pods get the edited configuration's hash",
+        Duration::from_secs(20),
+        || async {
+            let deployment =
+                get::<Deployment>(&client, "solo-standalone-default-stargate-deployment").await?;
+            config_hash(deployment).filter(|hash| *hash != first)
+        },
+    )
+    .await;
+    eprintln!(
+        "measured: Stargate's pods got the edited cassandraConfigMapRef {:?} after the edit",
+        edited.elapsed()
+    );
     // Each component's Vector agent, and its configuration named after the datacenter.
     let containers = |deployment: &Deployment| -> Vec<(String, Option<String>)> {
         deployment

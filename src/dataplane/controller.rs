@@ -1,6 +1,7 @@
 //! The Stargate and Reaper controllers: the I/O around [`super::stargate`] and
 //! [`super::reaper`]. They act only on the cluster they run in, in both modes.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Error as ControllerError};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -27,6 +30,7 @@ use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
 use crate::cache::scoped;
 use crate::events::{Events, Notice};
+use crate::federation::generated::config_map_hash;
 use crate::operator::Shutdown;
 use crate::settings::{ImageSettings, Settings};
 
@@ -84,6 +88,7 @@ pub fn spawn(
     controllers.spawn(run_component(
         STARGATES,
         reconcile_stargate,
+        Some(stargate::referenced_config_maps),
         Arc::clone(&context),
         settings.watch_namespaces.clone(),
         shutdown.clone(),
@@ -91,6 +96,7 @@ pub fn spawn(
     controllers.spawn(run_component(
         REAPERS,
         reconcile_reaper,
+        None,
         context,
         settings.watch_namespaces.clone(),
         shutdown,
@@ -124,10 +130,12 @@ const REAPERS: Component = Component {
 };
 
 /// Runs the controller of `K` (Stargate or Reaper), owning its Deployments and Services, until
-/// `shutdown`.
+/// `shutdown`. With `reads_config_maps`, a change of a ConfigMap an object names re-queues it
+/// (only the ConfigMaps' metadata is watched).
 async fn run_component<K, F, Fut>(
     component: Component,
     reconcile: F,
+    reads_config_maps: Option<fn(&K) -> BTreeSet<String>>,
     context: Arc<ComponentContext>,
     watch_namespaces: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -148,6 +156,26 @@ async fn run_component<K, F, Fut>(
         watcher::Config::default(),
     );
     crate::ops::health().track_cache(name, controller.store());
+    let controller = match reads_config_maps {
+        Some(names) => {
+            let store = controller.store();
+            controller.watches(
+                scoped::<PartialObjectMeta<ConfigMap>>(&client, &watch_namespaces),
+                watcher::Config::default(),
+                move |config_map| {
+                    let namespace = config_map.namespace();
+                    let config_map = config_map.name_any();
+                    (store.state().into_iter())
+                        .filter(|object| {
+                            object.namespace() == namespace && names(object).contains(&config_map)
+                        })
+                        .map(|object| ObjectRef::from_obj(&*object))
+                        .collect::<Vec<_>>()
+                },
+            )
+        }
+        None => controller,
+    };
     controller
         .owns(
             scoped::<Deployment>(&client, &watch_namespaces),
@@ -396,7 +424,7 @@ async fn reconcile_stargate_steps(
             now,
         ),
         Ok(dc) => {
-            let generated = stargate_config(client, object, &dc, &namespace).await?;
+            let config = stargate_config(client, object, &dc, &namespace).await?;
             let vector = stargate::vector_config(object, &dc);
             let vector_on = apply_vector_config(
                 client,
@@ -405,7 +433,13 @@ async fn reconcile_stargate_steps(
                 (KIND, &namespace, &name),
             )
             .await?;
-            let desired = stargate::deployments(object, &dc, &context.images, generated.as_deref());
+            let desired = stargate::deployments(
+                object,
+                &dc,
+                &context.images,
+                config.generated.as_deref(),
+                &config.hashes,
+            );
             let selector = format!("{}={name}", stargate::STARGATE_LABEL);
             let live = deployments
                 .list(&ListParams::default().labels(&selector))
@@ -471,37 +505,50 @@ async fn reconcile_stargate_steps(
     }))
 }
 
+/// What Stargate's nodes read: the generated ConfigMap, if any, and the content hash of every
+/// ConfigMap a rack mounts.
+struct StargateConfig {
+    generated: Option<String>,
+    hashes: BTreeMap<String, String>,
+}
+
 /// Applies the ConfigMap of settings Stargate shares with its datacenter, if it needs one
-/// ([`stargate::generated_config`]); its name.
+/// ([`stargate::generated_config`]); reads the `cassandraConfigMapRef` ConfigMaps the racks
+/// mount otherwise.
 async fn stargate_config(
     client: &kube::Client,
     object: &Stargate,
     dc: &CassandraDatacenter,
     namespace: &str,
-) -> Result<Option<String>, ComponentError> {
+) -> Result<StargateConfig, ComponentError> {
     const KIND: &str = "Stargate";
     let name = object.name_any();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let read = |reference: &str| {
+        let config_maps = config_maps.clone();
+        let (reference, name) = (reference.to_string(), name.clone());
+        async move {
+            config_maps
+                .get_opt(&reference)
+                .await
+                .map_err(api_error(
+                    "reading its cassandraConfigMapRef",
+                    KIND,
+                    namespace,
+                    &name,
+                ))?
+                .ok_or_else(|| ComponentError::Config {
+                    kind: KIND,
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                    message: format!(
+                        "ConfigMap {reference} named by cassandraConfigMapRef does not exist in its namespace"
+                    ),
+                })
+        }
+    };
     let user = match &object.spec.template.cassandra_config_map_ref {
-        Some(reference) => config_maps
-            .get_opt(&reference.name)
-            .await
-            .map_err(api_error(
-                "reading its cassandraConfigMapRef",
-                KIND,
-                namespace,
-                &name,
-            ))?
-            .map(Some)
-            .ok_or_else(|| ComponentError::Config {
-                kind: KIND,
-                namespace: namespace.to_string(),
-                name: name.clone(),
-                message: format!(
-                    "ConfigMap {} named by cassandraConfigMapRef does not exist in its namespace",
-                    reference.name
-                ),
-            })?,
+        Some(reference) => Some(read(&reference.name).await?),
         None => None,
     };
     let generated = stargate::generated_config(object, dc, user.as_ref()).map_err(|error| {
@@ -512,11 +559,28 @@ async fn stargate_config(
             message: error.to_string(),
         }
     })?;
-    let Some(generated) = generated else {
-        return Ok(None);
-    };
-    apply_config_map(client, &generated, STARGATE_FIELD_MANAGER, (KIND, &name)).await?;
-    Ok(Some(generated.name_any()))
+    let mut hashes = BTreeMap::new();
+    if let Some(generated) = generated {
+        apply_config_map(client, &generated, STARGATE_FIELD_MANAGER, (KIND, &name)).await?;
+        hashes.insert(generated.name_any(), config_map_hash(&generated));
+        return Ok(StargateConfig {
+            generated: Some(generated.name_any()),
+            hashes,
+        });
+    }
+    if let Some(user) = user {
+        hashes.insert(user.name_any(), config_map_hash(&user));
+    }
+    for reference in stargate::referenced_config_maps(object) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = hashes.entry(reference) {
+            let found = read(slot.key()).await?;
+            slot.insert(config_map_hash(&found));
+        }
+    }
+    Ok(StargateConfig {
+        generated: None,
+        hashes,
+    })
 }
 
 /// Applies a component's Vector agent configuration, if it has one (then true); a bad setting

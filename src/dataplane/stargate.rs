@@ -2,7 +2,7 @@
 //! that gets nodes) and its Service, and the Stargate's status from those Deployments. Names,
 //! ports and environment follow k8ssandra-operator's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
@@ -47,6 +47,19 @@ pub const CONDITION_READY: &str = "Ready";
 const DEFAULT_HEAP: &str = "256Mi";
 /// The Stargate container's health port (liveness, readiness and metrics paths).
 const HEALTH_PORT_NAME: &str = "health";
+/// Pod-template annotation: the content hash of the ConfigMap Stargate's node reads.
+pub const CONFIG_HASH_ANNOTATION: &str = "federator.k8ssandra.io/config-hash";
+
+/// The ConfigMaps the Stargate's `cassandraConfigMapRef`s name (its own and its racks').
+pub fn referenced_config_maps(stargate: &Stargate) -> BTreeSet<String> {
+    let racks = stargate.spec.racks.iter().flatten().map(|r| &r.template);
+    std::iter::once(&stargate.spec.template)
+        .chain(racks)
+        .filter_map(|template| template.cassandra_config_map_ref.as_ref())
+        .map(|reference| reference.name.clone())
+        .collect()
+}
+
 /// Where a `cassandraConfigMapRef` is mounted, and the file Stargate's node is pointed at.
 const CASSANDRA_CONFIG_VOLUME: &str = "cassandra-config";
 const CASSANDRA_CONFIG_DIR: &str = "/config";
@@ -378,6 +391,7 @@ pub fn deployments(
     dc: &CassandraDatacenter,
     images: &ImageSettings,
     generated: Option<&str>,
+    config_hashes: &BTreeMap<String, String>,
 ) -> Vec<Deployment> {
     let (store_volumes, store_mounts) = store_volumes(stargate);
     let namespace = stargate.namespace();
@@ -440,6 +454,10 @@ pub fn deployments(
                 Some(name) => Some(name.to_string()),
                 None => (rack_template.cassandra_config_map_ref.as_ref()).map(|r| r.name.clone()),
             };
+            // Stargate reads its configuration at start only: a new one restarts the pods.
+            let config_hash = (config_map.as_ref())
+                .and_then(|name| config_hashes.get(name))
+                .cloned();
             if config_map.is_some() {
                 java_opts.push_str(&format!(
                     " -Dstargate.unsafe.cassandra_config_path={CASSANDRA_CONFIG_PATH}"
@@ -545,6 +563,9 @@ pub fn deployments(
                     template: PodTemplateSpec {
                         metadata: Some(ObjectMeta {
                             labels: Some(pod_labels),
+                            annotations: config_hash.map(|hash| {
+                                BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_string(), hash)])
+                            }),
                             ..ObjectMeta::default()
                         }),
                         spec: Some(PodSpec {
@@ -840,7 +861,7 @@ mod tests {
         );
         assert_eq!(nodes_per_rack(&dc, 1), vec![("r1".into(), 1)]);
         let images = ImageSettings::default();
-        let built = deployments(&stargate(2), &dc, &images, None);
+        let built = deployments(&stargate(2), &dc, &images, None, &BTreeMap::new());
         let names: Vec<String> = built.iter().map(|d| d.name_any()).collect();
         assert_eq!(
             names,
@@ -855,7 +876,7 @@ mod tests {
     fn deployment_is_wired_to_the_seed_service_and_owned_by_the_stargate() {
         let dc = datacenter(&["r1", "r2"], "4.1.5");
         let images = ImageSettings::default();
-        let built = deployments(&stargate(2), &dc, &images, None);
+        let built = deployments(&stargate(2), &dc, &images, None, &BTreeMap::new());
         let first = &built[0];
         assert_eq!(
             env_value(first, "SEED").as_deref(),
@@ -927,6 +948,77 @@ mod tests {
         assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
     }
 
+    /// The hash annotation of each Deployment's pod template.
+    fn config_hashes_of(built: &[Deployment]) -> Vec<Option<String>> {
+        built
+            .iter()
+            .map(|d| {
+                let template = &d.spec.as_ref()?.template;
+                template
+                    .metadata
+                    .as_ref()?
+                    .annotations
+                    .as_ref()?
+                    .get(CONFIG_HASH_ANNOTATION)
+                    .cloned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_pods_carry_the_hash_of_the_config_map_they_read_so_a_new_one_restarts_them() {
+        let dc = datacenter(&["r1", "r2"], "4.1.5");
+        let mut sg = stargate(2);
+        sg.spec.template.cassandra_config_map_ref = Some(ConfigMapRef {
+            name: "mine".into(),
+        });
+        // Rack r2 has its own.
+        for rack in sg.spec.racks.iter_mut().flatten() {
+            rack.template.cassandra_config_map_ref = Some(ConfigMapRef {
+                name: "r2-own".into(),
+            });
+        }
+        let hashes = |mine: &str| {
+            BTreeMap::from([
+                ("mine".to_string(), mine.to_string()),
+                ("r2-own".to_string(), "r2hash".to_string()),
+                ("generated".to_string(), "genhash".to_string()),
+            ])
+        };
+        // Each rack's pods carry the hash of the ConfigMap they mount.
+        let built = deployments(&sg, &dc, &ImageSettings::default(), None, &hashes("h1"));
+        assert_eq!(
+            config_hashes_of(&built),
+            [Some("h1".to_string()), Some("r2hash".to_string())]
+        );
+        let edited = deployments(&sg, &dc, &ImageSettings::default(), None, &hashes("h2"));
+        assert_eq!(
+            config_hashes_of(&edited),
+            [Some("h2".to_string()), Some("r2hash".to_string())]
+        );
+        // The generated ConfigMap, when there is one, is what every rack reads.
+        let generated = deployments(
+            &sg,
+            &dc,
+            &ImageSettings::default(),
+            Some("generated"),
+            &hashes("h1"),
+        );
+        assert_eq!(
+            config_hashes_of(&generated),
+            [Some("genhash".to_string()), Some("genhash".to_string())]
+        );
+        // Nothing mounted: no annotation.
+        let plain = deployments(
+            &stargate(2),
+            &dc,
+            &ImageSettings::default(),
+            None,
+            &hashes("h1"),
+        );
+        assert_eq!(config_hashes_of(&plain), [None, None]);
+    }
+
     #[test]
     fn a_cassandra_config_map_is_mounted_and_given_to_the_embedded_node() {
         let dc = datacenter(&["r1", "r2"], "4.1.5");
@@ -934,7 +1026,13 @@ mod tests {
         with_config.spec.template.cassandra_config_map_ref = Some(ConfigMapRef {
             name: "stargate-cassandra".into(),
         });
-        let built = deployments(&with_config, &dc, &ImageSettings::default(), None);
+        let built = deployments(
+            &with_config,
+            &dc,
+            &ImageSettings::default(),
+            None,
+            &BTreeMap::new(),
+        );
         // Racks inherit the datacenter-level reference.
         for deployment in &built {
             let java = env_value(deployment, "JAVA_OPTS").unwrap_or_default();
@@ -960,7 +1058,13 @@ mod tests {
             );
         }
 
-        let without = deployments(&stargate(2), &dc, &ImageSettings::default(), None);
+        let without = deployments(
+            &stargate(2),
+            &dc,
+            &ImageSettings::default(),
+            None,
+            &BTreeMap::new(),
+        );
         let pod = without[0]
             .spec
             .as_ref()
@@ -1034,6 +1138,7 @@ mod tests {
             &dc,
             &ImageSettings::default(),
             Some("mycluster-dc1-cassandra-config"),
+            &BTreeMap::new(),
         );
         let java = env_value(&built[0], "JAVA_OPTS").unwrap_or_default();
         assert!(
@@ -1110,7 +1215,7 @@ mod tests {
         let dc = datacenter(&[], "4.1.5");
         let images = ImageSettings::default();
         let affinity = |sg: &Stargate| {
-            deployments(sg, &dc, &images, None)[0]
+            deployments(sg, &dc, &images, None, &BTreeMap::new())[0]
                 .spec
                 .as_ref()
                 .and_then(|s| s.template.spec.as_ref())
@@ -1132,7 +1237,7 @@ mod tests {
     fn cassandra_3_gets_the_3_11_image() {
         let dc = datacenter(&[], "3.11.17");
         let images = ImageSettings::default();
-        let built = deployments(&stargate(1), &dc, &images, None);
+        let built = deployments(&stargate(1), &dc, &images, None, &BTreeMap::new());
         let container = &built[0]
             .spec
             .as_ref()
@@ -1179,12 +1284,13 @@ mod tests {
         ] {
             assert_eq!(ports.get(name), Some(&number), "{name}");
         }
-        let pod_labels = deployments(&sg, &dc, &ImageSettings::default(), None)[0]
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.metadata.as_ref())
-            .and_then(|m| m.labels.clone())
-            .expect("labels");
+        let pod_labels = deployments(&sg, &dc, &ImageSettings::default(), None, &BTreeMap::new())
+            [0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .expect("labels");
         for (key, value) in spec.selector.expect("selector") {
             assert_eq!(pod_labels.get(&key), Some(&value));
         }

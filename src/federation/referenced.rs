@@ -24,17 +24,17 @@ use super::watches::WatchTask;
 
 /// A ConfigMap by region (context, "" for the hub), namespace and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConfigMapRef {
+pub struct RegionConfigMap {
     pub context: String,
     pub namespace: String,
     pub name: String,
 }
 
 /// The user ConfigMaps a cluster's datacenters reference.
-pub fn referenced_by(cluster_plan: &ClusterPlan) -> BTreeSet<ConfigMapRef> {
+pub fn referenced_by(cluster_plan: &ClusterPlan) -> BTreeSet<RegionConfigMap> {
     (cluster_plan.datacenters.iter())
         .filter_map(|dc| {
-            Some(ConfigMapRef {
+            Some(RegionConfigMap {
                 context: dc.context.clone(),
                 namespace: dc.namespace.clone(),
                 name: dc.user_per_node_config.clone()?,
@@ -56,7 +56,7 @@ struct Watched {
 /// The referenced ConfigMaps and their watches. Cloned handles share them.
 #[derive(Clone)]
 pub struct ReferencedConfigMaps {
-    watched: Arc<Mutex<BTreeMap<ConfigMapRef, Watched>>>,
+    watched: Arc<Mutex<BTreeMap<RegionConfigMap, Watched>>>,
     registry: Registry,
     changed: mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>,
 }
@@ -97,7 +97,7 @@ impl ReferencedConfigMaps {
 
     /// Records what `owner` references now: watches start for ConfigMaps newly referenced and
     /// stop for those no cluster references any more.
-    pub fn set(&self, owner: &ObjectRef<K8ssandraCluster>, references: BTreeSet<ConfigMapRef>) {
+    pub fn set(&self, owner: &ObjectRef<K8ssandraCluster>, references: BTreeSet<RegionConfigMap>) {
         let Ok(mut watched) = self.watched.lock() else {
             return;
         };
@@ -117,7 +117,7 @@ impl ReferencedConfigMaps {
     }
 
     /// The ConfigMaps watched now, with the clusters referencing each.
-    pub fn watched(&self) -> BTreeMap<ConfigMapRef, Owners> {
+    pub fn watched(&self) -> BTreeMap<RegionConfigMap, Owners> {
         let Ok(watched) = self.watched.lock() else {
             return BTreeMap::new();
         };
@@ -142,7 +142,7 @@ impl ReferencedConfigMaps {
         }
     }
 
-    fn watch(&self, config_map: &ConfigMapRef) -> Option<WatchTask> {
+    fn watch(&self, config_map: &RegionConfigMap) -> Option<WatchTask> {
         let region = self.registry.region_any_health(&config_map.context)?;
         let api =
             Api::<PartialObjectMeta<ConfigMap>>::namespaced(region.client(), &config_map.namespace);
@@ -169,8 +169,8 @@ enum Seen {
 /// the reconcile that started the watch read the ConfigMap before it.
 async fn follow(
     api: Api<PartialObjectMeta<ConfigMap>>,
-    config_map: ConfigMapRef,
-    watched: Weak<Mutex<BTreeMap<ConfigMapRef, Watched>>>,
+    config_map: RegionConfigMap,
+    watched: Weak<Mutex<BTreeMap<RegionConfigMap, Watched>>>,
     changed: mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>,
 ) {
     let by_name = watcher::Config::default().fields(&format!("metadata.name={}", config_map.name));
