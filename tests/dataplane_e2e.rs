@@ -716,6 +716,45 @@ async fn data_plane_alone() {
         "measured: Stargate's pods got the edited cassandraConfigMapRef {:?} after the edit",
         edited.elapsed()
     );
+    // Once the Stargate is Running again (its next steady re-look minutes away), the
+    // datacenter's spec changes: the Stargate follows at once, e.g. its node selector.
+    eventually(
+        "the Stargate Running with its new configuration",
+        Duration::from_secs(45),
+        || async {
+            let stargate = bounded("get", stargates.get_opt("solo-stargate"))
+                .await
+                .expect("get")?;
+            stargate.status.filter(|s| s.is_ready()).map(|_| ())
+        },
+    )
+    .await;
+    let edited = std::time::Instant::now();
+    bounded(
+        "patch the datacenter",
+        Api::<CassandraDatacenter>::namespaced(client.clone(), NS).patch(
+            "standalone",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"nodeSelector": {"disk": "ssd"}}})),
+        ),
+    )
+    .await
+    .expect("patch the datacenter");
+    eventually(
+        "Stargate's pods get the datacenter's node selector",
+        Duration::from_secs(20),
+        || async {
+            let deployment =
+                get::<Deployment>(&client, "solo-standalone-default-stargate-deployment").await?;
+            let selector = deployment.spec?.template.spec?.node_selector?;
+            (selector.get("disk").map(String::as_str) == Some("ssd")).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "measured: Stargate followed its datacenter's new node selector {:?} after the change",
+        edited.elapsed()
+    );
     // Each component's Vector agent, and its configuration named after the datacenter.
     let containers = |deployment: &Deployment| -> Vec<(String, Option<String>)> {
         deployment
@@ -895,6 +934,11 @@ async fn encrypted_components() {
         get::<Deployment>(&region, "demo-dc1-default-stargate-deployment")
     })
     .await;
+    let config_hash = |deployment: Deployment| {
+        let annotations = deployment.spec?.template.metadata?.annotations?;
+        annotations.get(CONFIG_HASH_ANNOTATION).cloned()
+    };
+    let first_hash = config_hash(stargate.clone()).expect("the configuration's hash on the pods");
     let pod = stargate.spec.and_then(|s| s.template.spec).expect("pod");
     let mounts: Vec<String> = (pod.containers[0].volume_mounts.iter().flatten())
         .map(|m| m.mount_path.clone())
@@ -902,6 +946,36 @@ async fn encrypted_components() {
     for path in ["/config", "/mnt/server-keystore", "/mnt/client-keystore"] {
         assert!(mounts.iter().any(|m| m == path), "{path} in {mounts:?}");
     }
+    // A rotated keystore password reaches Stargate's configuration and rolls its pods (it
+    // reads the configuration at start only).
+    put_secret(
+        &hub,
+        "stores",
+        &[
+            ("keystore", b"keystore bytes"),
+            ("truststore", b"truststore bytes"),
+            ("keystore-password", b"ks-rotated"),
+            ("truststore-password", b"ts-secret"),
+        ],
+    )
+    .await;
+    eventually(
+        "Stargate's pods roll with the rotated password",
+        Duration::from_secs(60),
+        || async {
+            let config = bounded(
+                "get ConfigMap",
+                config_maps.get_opt("demo-dc1-cassandra-config"),
+            )
+            .await
+            .ok()??;
+            let rotated = config.data?["cassandra.yaml"].contains("ks-rotated");
+            let deployment = get::<Deployment>(&region, "demo-dc1-default-stargate-deployment");
+            let hash = config_hash(deployment.await?)?;
+            (rotated && hash != first_hash).then_some(())
+        },
+    )
+    .await;
 
     // Reaper talks TLS to Cassandra; its pod reads the passwords, its spec holds none.
     let reaper = eventually("Reaper's Deployment", Duration::from_secs(30), || {

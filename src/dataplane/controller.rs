@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -88,6 +89,7 @@ pub fn spawn(
     controllers.spawn(run_component(
         STARGATES,
         reconcile_stargate,
+        stargate::datacenter_of,
         Some(stargate::referenced_config_maps),
         Arc::clone(&context),
         settings.watch_namespaces.clone(),
@@ -96,6 +98,7 @@ pub fn spawn(
     controllers.spawn(run_component(
         REAPERS,
         reconcile_reaper,
+        reaper::datacenter_of,
         None,
         context,
         settings.watch_namespaces.clone(),
@@ -130,11 +133,13 @@ const REAPERS: Component = Component {
 };
 
 /// Runs the controller of `K` (Stargate or Reaper), owning its Deployments and Services, until
-/// `shutdown`. With `reads_config_maps`, a change of a ConfigMap an object names re-queues it
-/// (only the ConfigMaps' metadata is watched).
+/// `shutdown`. An object is re-queued when the spec or the readiness of the datacenter it
+/// `follows` changes; with `reads_config_maps`, when a ConfigMap it names changes (only the
+/// ConfigMaps' metadata is watched).
 async fn run_component<K, F, Fut>(
     component: Component,
     reconcile: F,
+    follows: fn(&K) -> Option<ObjectRef<CassandraDatacenter>>,
     reads_config_maps: Option<fn(&K) -> BTreeSet<String>>,
     context: Arc<ComponentContext>,
     watch_namespaces: Vec<String>,
@@ -156,6 +161,21 @@ async fn run_component<K, F, Fut>(
         watcher::Config::default(),
     );
     crate::ops::health().track_cache(name, controller.store());
+    let datacenter_changes = watcher(
+        scoped::<CassandraDatacenter>(&client, &watch_namespaces),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(spec_or_readiness, Default::default());
+    let store = controller.store();
+    let controller = controller.watches_stream(datacenter_changes, move |dc| {
+        let dc = ObjectRef::from_obj(&dc);
+        (store.state().into_iter())
+            .filter(|object| follows(object).as_ref() == Some(&dc))
+            .map(|object| ObjectRef::from_obj(&*object))
+            .collect::<Vec<_>>()
+    });
     let controller = match reads_config_maps {
         Some(names) => {
             let store = controller.store();
@@ -194,6 +214,14 @@ async fn run_component<K, F, Fut>(
         .for_each(|result| log_result(kind, result))
         .await;
     info!("{kind} controller stopped");
+}
+
+/// What of a datacenter its Stargate and Reaper act on: its spec and whether it is Ready. Its
+/// status changes often otherwise (cass-operator's progress, node states).
+fn spec_or_readiness(dc: &CassandraDatacenter) -> Option<u64> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    (dc.metadata.generation, dc.is_ready()).hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 fn log_result<K: Resource>(

@@ -14,6 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use kube::runtime::reflector::ObjectRef;
 
 use super::vector_agent;
 use super::workload::Rollout;
@@ -380,6 +381,16 @@ pub fn service(reaper: &Reaper) -> Service {
 
 /// The Reaper's status: Pending while it waits (the message says for what), Deploying until
 /// its replica is ready for the current spec, then Running and ready.
+/// The datacenter the Reaper repairs: `datacenterRef`, in the Reaper's namespace unless it
+/// names another.
+pub fn datacenter_of(reaper: &Reaper) -> Option<ObjectRef<CassandraDatacenter>> {
+    let reference = reaper.spec.datacenter_ref.as_ref()?;
+    let namespace = (reference.namespace.clone())
+        .filter(|namespace| !namespace.is_empty())
+        .or_else(|| reaper.namespace())?;
+    Some(ObjectRef::new(&reference.name).within(&namespace))
+}
+
 pub fn status(reaper: &Reaper, outcome: Result<Rollout, String>, now: Time) -> ReaperStatus {
     let previous = reaper.status.clone().unwrap_or_default();
     let mut conditions = previous.conditions.clone().unwrap_or_default();
@@ -466,6 +477,21 @@ mod tests {
         reaper.metadata.namespace = Some("ns1".into());
         reaper.metadata.uid = Some("uid-r".into());
         reaper
+    }
+
+    #[test]
+    fn a_reaper_follows_the_datacenter_it_names_in_its_own_namespace_unless_it_names_another() {
+        let dc = |name: &str, namespace: &str| Some(ObjectRef::new(name).within(namespace));
+        let mut reaper = reaper();
+        assert_eq!(datacenter_of(&reaper), dc("dc1", "ns1"));
+        for (namespace, expected) in [(Some(""), "ns1"), (Some("cassandra"), "cassandra")] {
+            if let Some(reference) = reaper.spec.datacenter_ref.as_mut() {
+                reference.namespace = namespace.map(str::to_string);
+            }
+            assert_eq!(datacenter_of(&reaper), dc("dc1", expected));
+        }
+        reaper.spec.datacenter_ref = None;
+        assert_eq!(datacenter_of(&reaper), None);
     }
 
     fn env_of(deployment: &Deployment) -> Vec<EnvVar> {

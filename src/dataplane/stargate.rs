@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::ObjectMeta;
+use kube::runtime::reflector::ObjectRef;
 
 use super::vector_agent;
 use super::workload::Rollout;
@@ -49,6 +50,12 @@ const DEFAULT_HEAP: &str = "256Mi";
 const HEALTH_PORT_NAME: &str = "health";
 /// Pod-template annotation: the content hash of the ConfigMap Stargate's node reads.
 pub const CONFIG_HASH_ANNOTATION: &str = "federator.k8ssandra.io/config-hash";
+
+/// The datacenter the Stargate serves: in its own namespace.
+pub fn datacenter_of(stargate: &Stargate) -> Option<ObjectRef<CassandraDatacenter>> {
+    let namespace = stargate.namespace()?;
+    Some(ObjectRef::new(&stargate.spec.datacenter_ref.name).within(&namespace))
+}
 
 /// The ConfigMaps the Stargate's `cassandraConfigMapRef`s name (its own and its racks').
 pub fn referenced_config_maps(stargate: &Stargate) -> BTreeSet<String> {
