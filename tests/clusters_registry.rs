@@ -68,6 +68,21 @@ async fn usable(registry: &Registry, context: &str) -> Option<()> {
     can_list_namespaces(&client).await.then_some(())
 }
 
+/// Puts the simulator's current kubeconfig (after a token rotation) in region 1's Secret and
+/// waits until the registry's client for it works again.
+async fn put_current_kubeconfig(sim: &Sim, hub: &kube::Client, registry: &Registry) {
+    put_secret(
+        hub,
+        "sim-1-config",
+        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    wait_for("sim-1 usable again", Duration::from_secs(10), || {
+        usable(registry, "sim-1")
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_config_created_after_start_is_used_then_reloaded_then_removed() {
     let sim = start_sim(3).await;
@@ -148,16 +163,7 @@ async fn a_client_config_created_after_start_is_used_then_reloaded_then_removed(
     .await;
     // The Secret gets the new kubeconfig: the client is replaced in place.
     let replaced = Instant::now();
-    put_secret(
-        &hub,
-        "sim-1-config",
-        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-    )
-    .await;
-    wait_for("sim-1 usable again", Duration::from_secs(10), || {
-        usable(registry, "sim-1")
-    })
-    .await;
+    put_current_kubeconfig(&sim, &hub, registry).await;
     let reloaded_after = replaced.elapsed();
     wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
     eprintln!(
@@ -568,16 +574,7 @@ async fn a_referenced_config_map_requeues_its_clusters_through_a_credential_rota
     // kubeconfig Secret follows: the watch restarts with the new client and still sees edits.
     sim.rotate_token(1).expect("rotate");
     sim.drop_watches(1).expect("drop watches");
-    put_secret(
-        &hub,
-        "sim-1-config",
-        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-    )
-    .await;
-    wait_for("sim-1 usable again", Duration::from_secs(10), || {
-        usable(registry, "sim-1")
-    })
-    .await;
+    put_current_kubeconfig(&sim, &hub, registry).await;
     drain(&mut requeued).await;
     put("dc2-per-node", "3").await;
     assert_eq!(

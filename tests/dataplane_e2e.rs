@@ -585,6 +585,23 @@ async fn two_regions_with_components() {
     sim.shutdown().await;
 }
 
+/// Waits until the Stargate `name` is Running.
+async fn wait_running(stargates: &Api<Stargate>, name: &str, what: &str) {
+    eventually(what, Duration::from_secs(45), || async {
+        let stargate = bounded("get", stargates.get_opt(name))
+            .await
+            .expect("get")?;
+        stargate.status.filter(|s| s.is_ready()).map(|_| ())
+    })
+    .await;
+}
+
+/// The content hash of the configuration a Stargate Deployment's pods read.
+fn config_hash(deployment: Deployment) -> Option<String> {
+    let annotations = deployment.spec?.template.metadata?.annotations?;
+    annotations.get(CONFIG_HASH_ANNOTATION).cloned()
+}
+
 #[test]
 fn a_data_plane_instance_alone_leaves_k8ssandra_clusters_alone_and_needs_no_client_config() {
     federator::operator::runtime()
@@ -673,15 +690,10 @@ async fn data_plane_alone() {
     );
 
     let stargates = Api::<Stargate>::namespaced(client.clone(), NS);
-    eventually(
+    wait_running(
+        &stargates,
+        "solo-stargate",
         "the hand-made Stargate Running",
-        Duration::from_secs(45),
-        || async {
-            let stargate = bounded("get", stargates.get_opt("solo-stargate"))
-                .await
-                .expect("get")?;
-            stargate.status.filter(|s| s.is_ready()).map(|_| ())
-        },
     )
     .await;
     let deployment = get::<Deployment>(&client, "solo-standalone-default-stargate-deployment")
@@ -689,10 +701,6 @@ async fn data_plane_alone() {
         .expect("Stargate's Deployment");
     // Stargate reads its configuration at start: an edit of it rolls the pods, at once (the
     // Stargate is Running, its next steady re-look minutes away).
-    let config_hash = |deployment: Deployment| {
-        let annotations = deployment.spec?.template.metadata?.annotations?;
-        annotations.get(CONFIG_HASH_ANNOTATION).cloned()
-    };
     let first = config_hash(deployment.clone()).expect("the configuration's hash on the pods");
     let edited = std::time::Instant::now();
     apply_as(
@@ -718,15 +726,10 @@ async fn data_plane_alone() {
     );
     // Once the Stargate is Running again (its next steady re-look minutes away), the
     // datacenter's spec changes: the Stargate follows at once, e.g. its node selector.
-    eventually(
+    wait_running(
+        &stargates,
+        "solo-stargate",
         "the Stargate Running with its new configuration",
-        Duration::from_secs(45),
-        || async {
-            let stargate = bounded("get", stargates.get_opt("solo-stargate"))
-                .await
-                .expect("get")?;
-            stargate.status.filter(|s| s.is_ready()).map(|_| ())
-        },
     )
     .await;
     let edited = std::time::Instant::now();
@@ -934,10 +937,6 @@ async fn encrypted_components() {
         get::<Deployment>(&region, "demo-dc1-default-stargate-deployment")
     })
     .await;
-    let config_hash = |deployment: Deployment| {
-        let annotations = deployment.spec?.template.metadata?.annotations?;
-        annotations.get(CONFIG_HASH_ANNOTATION).cloned()
-    };
     let first_hash = config_hash(stargate.clone()).expect("the configuration's hash on the pods");
     let pod = stargate.spec.and_then(|s| s.template.spec).expect("pod");
     let mounts: Vec<String> = (pod.containers[0].volume_mounts.iter().flatten())
