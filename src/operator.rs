@@ -67,7 +67,8 @@ impl Operator {
         let mut controllers = JoinSet::new();
         let registry = match settings.mode {
             Mode::ControlPlane => {
-                let registry = Registry::new(hub.clone(), settings.regions.clone());
+                let registry = Registry::new(hub.clone(), settings.regions.clone())
+                    .with_hub_namespaces(settings.watch_namespaces.clone());
                 crate::ops::metrics().watch_regions(registry.clone());
                 let policy = KubeconfigPolicy {
                     allow_exec_credentials: settings.allow_exec_credentials,

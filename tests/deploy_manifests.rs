@@ -63,7 +63,10 @@ fn strings(value: &Value) -> Vec<&str> {
 }
 
 /// Every (apiGroup, resource, verb) the overlay's RBAC grants to the operator.
-fn grants(objects: &[Value]) -> BTreeSet<(String, String, String)> {
+/// (API group, resource, verb) triples.
+type Grants = BTreeSet<(String, String, String)>;
+
+fn grants(objects: &[Value]) -> Grants {
     let mut granted = BTreeSet::new();
     for role in objects
         .iter()
@@ -421,4 +424,340 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
         );
     }
     sim.shutdown().await;
+}
+
+/// What a namespaced overlay's RBAC grants in its namespace (Roles and ClusterRoles) and
+/// cluster-wide (ClusterRoles).
+struct Granted {
+    in_namespace: Grants,
+    cluster_wide: Grants,
+}
+
+impl Granted {
+    fn of(overlay: &str) -> Granted {
+        let objects = objects(&render(overlay));
+        let cluster_roles: Vec<Value> = of_kind(&objects, "ClusterRole")
+            .into_iter()
+            .cloned()
+            .collect();
+        Granted {
+            in_namespace: grants(&objects),
+            cluster_wide: grants(&cluster_roles),
+        }
+    }
+
+    /// The requests `agent` made to cluster `index` that these grants would refuse.
+    fn refused(&self, sim: &kube_sim::Sim, index: usize, agent: &str) -> (u64, BTreeSet<String>) {
+        let mut refused = BTreeSet::new();
+        let mut asked = 0;
+        for count in sim.requests(index).expect("requests") {
+            if count.user_agent != agent {
+                continue;
+            }
+            asked += count.count;
+            let request = as_rbac(&count);
+            let allowed = match count.namespace.as_str() {
+                AUDITED_NS => {
+                    self.in_namespace.contains(&request) || self.cluster_wide.contains(&request)
+                }
+                _ => self.cluster_wide.contains(&request),
+            };
+            if !allowed {
+                let (group, resource, verb) = request;
+                let scope = match count.namespace.as_str() {
+                    "" => "cluster-wide".to_string(),
+                    namespace => format!("in {namespace}"),
+                };
+                refused.insert(format!(
+                    "{verb} {group}/{resource} {scope} (x{})",
+                    count.count
+                ));
+            }
+        }
+        (asked, refused)
+    }
+}
+
+/// A request as kube-sim counts it, as RBAC names it: (group, resource[/subresource], verb).
+fn as_rbac(count: &kube_sim::requests::RequestCount) -> (String, String, String) {
+    let (resource, subresource) = match count.resource.split_once('/') {
+        Some((resource, sub)) => (resource, Some(sub)),
+        None => (count.resource.as_str(), None),
+    };
+    let (plural, group) = resource.split_once('.').unwrap_or((resource, ""));
+    let resource = match subresource {
+        Some(sub) => format!("{plural}/{sub}"),
+        None => plural.to_string(),
+    };
+    (group.to_string(), resource, count.verb.clone())
+}
+
+/// The namespace of the audited installs (the overlays' own).
+const AUDITED_NS: &str = "k8ssandra-operator";
+/// The User-Agent of the audited operator's requests.
+const AUDITED_AGENT: &str = "federator-under-audit";
+
+/// One kube-sim cluster with the audited namespace, and an operator in `mode` watching only
+/// that namespace, whose requests carry [`AUDITED_AGENT`]; stop it with the sender.
+async fn audited_operator(
+    mode: &str,
+) -> (
+    kube_sim::Sim,
+    kube::Client,
+    federator::operator::Operator,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    use kube::Api;
+    use kube::api::{Patch, PatchParams};
+
+    let repo = repo();
+    let sim = kube_sim::SimBuilder::new()
+        .clusters(1)
+        .cass_operator(true)
+        .dc_ready_after(Duration::from_secs(1))
+        .workloads_ready_after(Duration::from_secs(1))
+        .crd_dir(repo.join("crds"))
+        .crd_dir(repo.join("../shared/compat/crds/cass-operator"))
+        .start()
+        .await
+        .expect("kube-sim starts");
+    let client = sim.client(0).await.expect("client");
+    let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AUDITED_NS}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .patch(
+            AUDITED_NS,
+            &PatchParams::apply("audit-test").force(),
+            &Patch::Apply(&namespace),
+        )
+        .await
+        .expect("namespace");
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).expect("kubeconfig");
+    let options = kube::config::KubeConfigOptions {
+        context: Some(sim.context_name(0)),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("config");
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(AUDITED_AGENT),
+    ));
+    let operator_client = kube::Client::try_from(config).expect("client");
+    let overrides = federator::settings::Overrides {
+        mode: Some(mode.into()),
+        ..Default::default()
+    };
+    let mut settings = federator::settings::Settings::load_from(&overrides, &[]).expect("settings");
+    settings.operator_namespace = AUDITED_NS.to_string();
+    settings.watch_namespaces = vec![AUDITED_NS.to_string()];
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let operator = federator::operator::Operator::start(
+        &settings,
+        operator_client,
+        federator::operator::shutdown_on(async move {
+            let _ = stopped.await;
+        }),
+    );
+    (sim, client, operator, stop)
+}
+
+/// Polls `check` every 200 ms until it holds, at most `limit`.
+async fn wait_until<Fut: std::future::Future<Output = bool>>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Fut,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Stops the operator and checks every request it made against `overlay`'s RBAC.
+async fn assert_granted(
+    overlay: &str,
+    sim: kube_sim::Sim,
+    operator: federator::operator::Operator,
+    stop: tokio::sync::oneshot::Sender<()>,
+) {
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), operator.run_until(async {})).await;
+    let (asked, refused) = Granted::of(overlay).refused(&sim, 0, AUDITED_AGENT);
+    assert!(asked > 0, "no request of the operator was counted");
+    assert!(
+        refused.is_empty(),
+        "requests {overlay}'s RBAC would refuse:\n{}",
+        Vec::from_iter(refused).join("\n")
+    );
+    sim.shutdown().await;
+}
+
+#[test]
+fn a_namespaced_control_plane_asks_the_hub_only_what_its_rbac_grants() {
+    if !kubectl_available() {
+        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
+        return;
+    }
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(namespaced_control_plane());
+}
+
+/// The default install (deploy/control-plane, one namespace) runs a cluster whose datacenter,
+/// Stargate and Reaper are in the hub, then deletes it.
+async fn namespaced_control_plane() {
+    use federator::api::k8ssandra_cluster::K8ssandraCluster;
+    use kube::Api;
+    use kube::api::{Patch, PatchParams};
+
+    let (sim, client, operator, stop) = audited_operator("control-plane").await;
+    let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), AUDITED_NS);
+    let cluster = serde_json::json!({
+        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
+        "metadata": {"name": "demo", "namespace": AUDITED_NS},
+        "spec": {
+            "cassandra": {
+                "serverVersion": "4.1.5",
+                "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                    "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "5Gi"}}}},
+                "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]
+            },
+            "stargate": {"size": 1, "heapSize": "256Mi"},
+            "reaper": {"deploymentMode": "PER_DC"}
+        }
+    });
+    clusters
+        .patch(
+            "demo",
+            &PatchParams::apply("audit-test").force(),
+            &Patch::Apply(&cluster),
+        )
+        .await
+        .expect("apply the K8ssandraCluster");
+    wait_until(
+        "Stargate and Reaper Ready in the status",
+        Duration::from_secs(90),
+        || async {
+            let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
+            (status.as_ref())
+                .and_then(|s| s.datacenters.as_ref()?.get("dc1").cloned())
+                .is_some_and(|dc| {
+                    dc.stargate.as_ref().is_some_and(|s| s.is_ready())
+                        && dc.reaper.as_ref().is_some_and(|r| r.is_ready())
+                })
+        },
+    )
+    .await;
+    clusters
+        .delete("demo", &Default::default())
+        .await
+        .expect("delete");
+    wait_until("the cluster deleted", Duration::from_secs(60), || async {
+        clusters
+            .get_opt("demo")
+            .await
+            .is_ok_and(|found| found.is_none())
+    })
+    .await;
+    assert_granted("control-plane", sim, operator, stop).await;
+}
+
+#[test]
+fn a_namespaced_data_plane_asks_its_region_only_what_its_rbac_grants() {
+    if !kubectl_available() {
+        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
+        return;
+    }
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(namespaced_data_plane());
+}
+
+/// deploy/data-plane (one namespace) serves a Stargate reading a ConfigMap of its own and a
+/// Reaper, for a datacenter made by hand, until both run; then they are deleted.
+async fn namespaced_data_plane() {
+    use federator::api::reaper::Reaper;
+    use federator::api::stargate::Stargate;
+    use kube::Api;
+    use kube::api::{Patch, PatchParams};
+
+    let (sim, client, operator, stop) = audited_operator("data-plane").await;
+    let apply = PatchParams::apply("audit-test").force();
+    let objects = [
+        serde_json::json!({
+            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
+            "metadata": {"name": "standalone", "namespace": AUDITED_NS},
+            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
+                     "size": 1, "storageConfig": {}}
+        }),
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "stargate-config", "namespace": AUDITED_NS},
+            "data": {"cassandra.yaml": "num_tokens: 16"}
+        }),
+        serde_json::json!({
+            "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
+            "metadata": {"name": "solo-stargate", "namespace": AUDITED_NS},
+            "spec": {"datacenterRef": {"name": "standalone"}, "size": 1,
+                     "cassandraConfigMapRef": {"name": "stargate-config"}}
+        }),
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "solo-reaper", "namespace": AUDITED_NS},
+            "spec": {"datacenterRef": {"name": "standalone"}}
+        }),
+    ];
+    let discovery = kube::Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    for object in &objects {
+        let object: kube::api::DynamicObject =
+            serde_json::from_value(object.clone()).expect("object");
+        let types = object.types.clone().expect("types");
+        let gvk = kube::api::GroupVersionKind::try_from(&types).expect("gvk");
+        let (resource, _) = discovery.resolve_gvk(&gvk).expect("served");
+        let api =
+            Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), AUDITED_NS, &resource);
+        api.patch(
+            &object.metadata.name.clone().unwrap_or_default(),
+            &apply,
+            &Patch::Apply(&object),
+        )
+        .await
+        .expect("apply");
+    }
+    let stargates = Api::<Stargate>::namespaced(client.clone(), AUDITED_NS);
+    let reapers = Api::<Reaper>::namespaced(client.clone(), AUDITED_NS);
+    wait_until(
+        "the Stargate and the Reaper running",
+        Duration::from_secs(90),
+        || async {
+            let stargate = stargates
+                .get("solo-stargate")
+                .await
+                .ok()
+                .and_then(|s| s.status);
+            let reaper = reapers.get("solo-reaper").await.ok().and_then(|r| r.status);
+            stargate.is_some_and(|s| s.is_ready()) && reaper.is_some_and(|r| r.is_ready())
+        },
+    )
+    .await;
+    stargates
+        .delete("solo-stargate", &Default::default())
+        .await
+        .expect("delete the Stargate");
+    reapers
+        .delete("solo-reaper", &Default::default())
+        .await
+        .expect("delete the Reaper");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_granted("data-plane", sim, operator, stop).await;
 }

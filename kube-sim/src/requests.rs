@@ -1,5 +1,5 @@
-//! Request accounting: how many resource requests each client made, by verb and resource, as
-//! an API server's audit log would tell. Clients are told apart by their User-Agent.
+//! Request accounting: how many resource requests each client made, by verb, resource and
+//! namespace, as an API server's audit log would tell (what RBAC would have to allow). Clients are told apart by their User-Agent.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -20,6 +20,8 @@ pub struct RequestCount {
     /// `plural[.group][/subresource]`, as kubectl names them: `leases.coordination.k8s.io`,
     /// `secrets`, `k8ssandraclusters.k8ssandra.io/status`.
     pub resource: String,
+    /// The namespace in the request's path; "" for a cluster-wide request.
+    pub namespace: String,
     pub count: u64,
 }
 
@@ -32,18 +34,22 @@ impl RequestCount {
 /// The counts of one cluster.
 #[derive(Debug, Default)]
 pub struct RequestLog {
-    counts: Mutex<BTreeMap<(String, String, String), u64>>,
+    counts: Mutex<BTreeMap<(String, String, String, String), u64>>,
 }
 
 impl RequestLog {
-    pub fn record(&self, user_agent: &str, verb: &str, resource: String) {
+    pub fn record(&self, user_agent: &str, verb: &str, resource: String, namespace: &str) {
         let mut counts = self
             .counts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *counts
-            .entry((user_agent.to_string(), verb.to_string(), resource))
-            .or_default() += 1;
+        let key = (
+            user_agent.to_string(),
+            verb.to_string(),
+            resource,
+            namespace.to_string(),
+        );
+        *counts.entry(key).or_default() += 1;
     }
 
     pub fn snapshot(&self) -> Vec<RequestCount> {
@@ -53,12 +59,15 @@ impl RequestLog {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         counts
             .iter()
-            .map(|((user_agent, verb, resource), count)| RequestCount {
-                user_agent: user_agent.clone(),
-                verb: verb.clone(),
-                resource: resource.clone(),
-                count: *count,
-            })
+            .map(
+                |((user_agent, verb, resource, namespace), count)| RequestCount {
+                    user_agent: user_agent.clone(),
+                    verb: verb.clone(),
+                    resource: resource.clone(),
+                    namespace: namespace.clone(),
+                    count: *count,
+                },
+            )
             .collect()
     }
 
@@ -89,25 +98,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_add_up_per_client_verb_and_resource() {
+    fn counts_add_up_per_client_verb_resource_and_namespace() {
         let log = RequestLog::default();
-        log.record(
-            "a",
-            "patch",
-            resource_name("coordination.k8s.io", "leases", None),
-        );
-        log.record(
-            "a",
-            "patch",
-            resource_name("coordination.k8s.io", "leases", None),
-        );
-        log.record("b", "get", resource_name("", "secrets", None));
+        let leases = || resource_name("coordination.k8s.io", "leases", None);
+        log.record("a", "patch", leases(), "ns1");
+        log.record("a", "patch", leases(), "ns1");
+        log.record("a", "list", leases(), "");
+        log.record("b", "get", resource_name("", "secrets", None), "ns1");
         let counts = log.snapshot();
-        assert_eq!(counts.len(), 2);
-        assert_eq!(counts[0].resource, "leases.coordination.k8s.io");
-        assert_eq!(counts[0].count, 2);
-        assert!(counts[0].is_write());
-        assert!(!counts[1].is_write());
+        assert_eq!(counts.len(), 3);
+        assert_eq!(
+            (counts[0].verb.as_str(), counts[0].namespace.as_str()),
+            ("list", "")
+        );
+        assert_eq!(counts[1].resource, "leases.coordination.k8s.io");
+        assert_eq!((counts[1].namespace.as_str(), counts[1].count), ("ns1", 2));
+        assert!(counts[1].is_write());
+        assert!(!counts[2].is_write());
         log.reset();
         assert!(log.snapshot().is_empty());
     }

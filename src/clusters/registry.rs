@@ -54,6 +54,8 @@ pub struct Registry {
 
 struct RegistryInner {
     hub: Region,
+    /// Where the hub may be read as a region: the watched namespaces (none: all).
+    hub_namespaces: Vec<String>,
     settings: RegionSettings,
     slots: RwLock<BTreeMap<String, Slot>>,
     changes: broadcast::Sender<RegionChange>,
@@ -102,10 +104,29 @@ impl Registry {
         Registry {
             inner: Arc::new(RegistryInner {
                 hub: Region::hub(hub),
+                hub_namespaces: Vec::new(),
                 settings,
                 slots: RwLock::new(BTreeMap::new()),
                 changes,
             }),
+        }
+    }
+
+    /// Reads the hub, as a region, only in `namespaces` (a namespaced install's Role grants no
+    /// more there); regions are read in every namespace.
+    pub fn with_hub_namespaces(mut self, namespaces: Vec<String>) -> Registry {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.hub_namespaces = namespaces;
+        }
+        self
+    }
+
+    /// The namespaces to read `context` in when looking for what Federator made there (none:
+    /// all), for [`crate::cache::scoped`].
+    pub fn namespaces(&self, context: &str) -> &[String] {
+        match context {
+            "" => &self.inner.hub_namespaces,
+            _ => &[],
         }
     }
 

@@ -466,11 +466,18 @@ async fn serves_service_monitors(client: &kube::Client) -> Result<bool, kube::Er
 
 /// Every object of kind `K` in the region with this cluster's labels; a kind the region does
 /// not serve has none.
-async fn list_owned<K>(client: &kube::Client, selector: &str) -> Result<Vec<K>, kube::Error>
+async fn list_owned<K>(
+    client: &kube::Client,
+    namespaces: &[String],
+    selector: &str,
+) -> Result<Vec<K>, kube::Error>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
 {
-    let api: Api<K> = Api::all(client.clone());
+    let api: Api<K> = crate::cache::scoped(client, namespaces);
     match api.list(&ListParams::default().labels(selector)).await {
         Ok(list) => Ok(list.items),
         Err(kube::Error::Api(response)) if response.code == 404 => Ok(Vec::new()),
@@ -553,8 +560,8 @@ async fn reconcile_region(
     let selector = super::labels::ownership_selector(&cluster.name, &cluster.namespace);
     let errors = &mut report.errors;
     let (stargates, reapers, monitors_served) = futures::join!(
-        list_owned::<Stargate>(&client, &selector),
-        list_owned::<Reaper>(&client, &selector),
+        list_owned::<Stargate>(&client, registry.namespaces(&region), &selector),
+        list_owned::<Reaper>(&client, registry.namespaces(&region), &selector),
         serves_service_monitors(&client),
     );
     let mut failed = |what: &str, error: kube::Error| {
@@ -586,7 +593,7 @@ async fn reconcile_region(
             .iter()
             .flat_map(|dc| dc.service_monitors.iter().map(|m| (m, true)))
             .collect();
-        match list_owned::<ServiceMonitor>(&client, &selector).await {
+        match list_owned::<ServiceMonitor>(&client, registry.namespaces(&region), &selector).await {
             Ok(live) => {
                 converge(&client, &region, &wanted, live, errors).await;
             }
@@ -709,8 +716,16 @@ fn components_wanted_or_recorded(
 
 /// Deletes every component of the cluster in a region (by label selector): Stargates, Reapers
 /// and ServiceMonitors; their Deployments and Services follow by garbage collection.
-pub async fn delete_all(client: &kube::Client, selector: &str) -> Result<(), String> {
-    async fn delete_kind<K>(client: &kube::Client, selector: &str) -> Result<(), String>
+pub async fn delete_all(
+    client: &kube::Client,
+    namespaces: &[String],
+    selector: &str,
+) -> Result<(), String> {
+    async fn delete_kind<K>(
+        client: &kube::Client,
+        namespaces: &[String],
+        selector: &str,
+    ) -> Result<(), String>
     where
         K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
             + Clone
@@ -718,7 +733,7 @@ pub async fn delete_all(client: &kube::Client, selector: &str) -> Result<(), Str
             + std::fmt::Debug,
     {
         let kind = K::kind(&());
-        let items = list_owned::<K>(client, selector)
+        let items = list_owned::<K>(client, namespaces, selector)
             .await
             .map_err(|e| format!("listing {kind}s: {e}"))?;
         for item in items {
@@ -732,13 +747,13 @@ pub async fn delete_all(client: &kube::Client, selector: &str) -> Result<(), Str
         }
         Ok(())
     }
-    delete_kind::<Stargate>(client, selector).await?;
-    delete_kind::<Reaper>(client, selector).await?;
+    delete_kind::<Stargate>(client, namespaces, selector).await?;
+    delete_kind::<Reaper>(client, namespaces, selector).await?;
     if serves_service_monitors(client)
         .await
         .map_err(|e| format!("discovering ServiceMonitors: {e}"))?
     {
-        delete_kind::<ServiceMonitor>(client, selector).await?;
+        delete_kind::<ServiceMonitor>(client, namespaces, selector).await?;
     }
     Ok(())
 }

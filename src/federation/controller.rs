@@ -1190,9 +1190,9 @@ async fn delete_datacenter(
         ownership_selector(&cluster.name, &cluster.namespace),
         crate::api::shared::DATACENTER_NAME_LABEL
     );
-    delete_labelled::<EndpointSlice>(client, Some(namespace), &selector).await?;
-    delete_labelled::<ConfigMap>(client, Some(namespace), &generated_config_maps(&selector))
-        .await?;
+    let only = [namespace.to_string()];
+    delete_labelled::<EndpointSlice>(client, &only, &selector).await?;
+    delete_labelled::<ConfigMap>(client, &only, &generated_config_maps(&selector)).await?;
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     if annotate_first {
         // cass-operator decommissions the nodes (streams their data away) only when asked.
@@ -1217,10 +1217,10 @@ fn generated_config_maps(selector: &str) -> String {
     )
 }
 
-/// Deletes every object of kind `K` matching `selector` (in `namespace`, or everywhere).
+/// Deletes every object of kind `K` matching `selector` in `namespaces` (none: everywhere).
 async fn delete_labelled<K>(
     client: &kube::Client,
-    namespace: Option<&str>,
+    namespaces: &[String],
     selector: &str,
 ) -> Result<usize, kube::Error>
 where
@@ -1229,10 +1229,7 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
-    let listing: Api<K> = match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
-    };
+    let listing: Api<K> = crate::cache::scoped(client, namespaces);
     let found = listing
         .list(&ListParams::default().labels(selector))
         .await?;
@@ -1351,16 +1348,17 @@ async fn cleanup_region(
         Err(RegionError::UnknownContext { .. }) if !used => return None,
         Err(error) => return Some(format!("region {region:?} cannot be reached: {error}")),
     };
-    if let Err(error) = super::components::delete_all(&client, selector).await {
+    let namespaces = context.registry.namespaces(&region);
+    if let Err(error) = super::components::delete_all(&client, namespaces, selector).await {
         return Some(format!("region {region:?}: {error}"));
     }
-    if let Err(error) = delete_labelled::<EndpointSlice>(&client, None, selector).await {
+    if let Err(error) = delete_labelled::<EndpointSlice>(&client, namespaces, selector).await {
         return Some(format!(
             "deleting seed EndpointSlices in region {region:?}: {error}"
         ));
     }
     if let Err(error) =
-        delete_labelled::<ConfigMap>(&client, None, &generated_config_maps(selector)).await
+        delete_labelled::<ConfigMap>(&client, namespaces, &generated_config_maps(selector)).await
     {
         return Some(format!(
             "deleting generated ConfigMaps in region {region:?}: {error}"

@@ -24,7 +24,7 @@ use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
 };
-use crate::cache::{Compact, Kept};
+use crate::cache::{Compact, Kept, scoped};
 use crate::clusters::{ChangeKind, RegionChange, Registry};
 
 use super::labels::SEED_NODE_LABEL;
@@ -236,7 +236,7 @@ fn start_watch(
     caches.insert(context, cache.clone());
     let tasks = vec![
         tokio::spawn(reflect(
-            Api::<CassandraDatacenter>::all(client.clone()),
+            scoped::<CassandraDatacenter>(&client, registry.namespaces(context)),
             made_by_us.clone(),
             |mut dc: CassandraDatacenter| {
                 crate::cache::without_managed_fields(&mut dc);
@@ -248,7 +248,7 @@ fn start_watch(
             context.to_string(),
         )),
         tokio::spawn(reflect(
-            Api::<EndpointSlice>::all(client.clone()),
+            scoped::<EndpointSlice>(&client, registry.namespaces(context)),
             made_by_us,
             |mut slice| {
                 crate::cache::without_managed_fields(&mut slice);
@@ -260,7 +260,7 @@ fn start_watch(
             context.to_string(),
         )),
         tokio::spawn(reflect(
-            Api::<Pod>::all(client),
+            scoped::<Pod>(&client, registry.namespaces(context)),
             format!("{SEED_NODE_LABEL}=true"),
             seed_pod_essentials,
             pods_writer,

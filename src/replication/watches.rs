@@ -92,6 +92,7 @@ fn start_watch(
     sender: &mpsc::UnboundedSender<ObjectRef<ReplicatedSecret>>,
 ) -> WatchTask {
     let region = registry.region_any_health(context);
+    let namespaces = registry.namespaces(context).to_vec();
     let sender = sender.clone();
     let context = context.to_string();
     WatchTask(tokio::spawn(async move {
@@ -100,7 +101,7 @@ fn start_watch(
             return;
         };
         info!(context = %context, "watching replicated Secrets");
-        let api: Api<Secret> = Api::all(region.client());
+        let api: Api<Secret> = crate::cache::scoped(&region.client(), &namespaces);
         let config = watcher::Config::default().labels(REPLICATED_SECRET_NAME_LABEL);
         let mut events = Box::pin(watcher(api, config).default_backoff());
         while let Some(event) = events.next().await {

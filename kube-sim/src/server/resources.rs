@@ -180,6 +180,7 @@ fn record_request(
         request.user_agent.as_deref().unwrap_or_default(),
         verb,
         resource,
+        target.namespace.unwrap_or_default(),
     );
 }
 
