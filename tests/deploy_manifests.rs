@@ -609,14 +609,27 @@ fn a_namespaced_control_plane_asks_the_hub_only_what_its_rbac_grants() {
         .block_on(namespaced_control_plane());
 }
 
-/// The default install (deploy/control-plane, one namespace) runs a cluster whose datacenter,
-/// Stargate and Reaper are in the hub, then deletes it.
+/// The default install (deploy/control-plane, one namespace) runs a cluster whose datacenter
+/// (with a per-node ConfigMap), Stargate and Reaper are in the hub, then deletes it.
 async fn namespaced_control_plane() {
     use federator::api::k8ssandra_cluster::K8ssandraCluster;
     use kube::Api;
     use kube::api::{Patch, PatchParams};
 
     let (sim, client, operator, stop) = audited_operator("control-plane").await;
+    let per_node = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "dc1-per-node", "namespace": AUDITED_NS},
+        "data": {"demo-dc1-default-sts-0_cassandra.yaml": "initial_token: 1"}
+    });
+    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), AUDITED_NS)
+        .patch(
+            "dc1-per-node",
+            &PatchParams::apply("audit-test").force(),
+            &Patch::Apply(&per_node),
+        )
+        .await
+        .expect("the per-node ConfigMap");
     let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), AUDITED_NS);
     let cluster = serde_json::json!({
         "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
@@ -627,7 +640,8 @@ async fn namespaced_control_plane() {
                 "storageConfig": {"cassandraDataVolumeClaimSpec": {
                     "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
                     "resources": {"requests": {"storage": "5Gi"}}}},
-                "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]
+                "datacenters": [{"metadata": {"name": "dc1"}, "size": 1,
+                                 "perNodeConfigMapRef": {"name": "dc1-per-node"}}]
             },
             "stargate": {"size": 1, "heapSize": "256Mi"},
             "reaper": {"deploymentMode": "PER_DC"}
