@@ -507,9 +507,6 @@ async fn audited_operator(
     federator::operator::Operator,
     tokio::sync::oneshot::Sender<()>,
 ) {
-    use kube::Api;
-    use kube::api::{Patch, PatchParams};
-
     let repo = repo();
     let sim = kube_sim::SimBuilder::new()
         .clusters(1)
@@ -522,29 +519,15 @@ async fn audited_operator(
         .await
         .expect("kube-sim starts");
     let client = sim.client(0).await.expect("client");
-    let namespace = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AUDITED_NS}});
-    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
-        .patch(
-            AUDITED_NS,
-            &PatchParams::apply("audit-test").force(),
-            &Patch::Apply(&namespace),
-        )
+    apply_objects(
+        &client,
+        &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AUDITED_NS}})],
+    )
+    .await;
+    let operator_client = sim
+        .client_with_user_agent(0, AUDITED_AGENT)
         .await
-        .expect("namespace");
-    let kubeconfig =
-        kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).expect("kubeconfig");
-    let options = kube::config::KubeConfigOptions {
-        context: Some(sim.context_name(0)),
-        ..Default::default()
-    };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .expect("config");
-    config.headers.push((
-        http::header::USER_AGENT,
-        http::HeaderValue::from_static(AUDITED_AGENT),
-    ));
-    let operator_client = kube::Client::try_from(config).expect("client");
+        .expect("the operator's client");
     let overrides = federator::settings::Overrides {
         mode: Some(mode.into()),
         ..Default::default()
@@ -561,6 +544,45 @@ async fn audited_operator(
         }),
     );
     (sim, client, operator, stop)
+}
+
+/// Server-side applies each object, of whatever kind the cluster serves, as the test.
+async fn apply_objects(client: &kube::Client, objects: &[Value]) {
+    use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+
+    let discovery = kube::Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
+    for object in objects {
+        let object: DynamicObject = serde_json::from_value(object.clone()).expect("object");
+        let types = object.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&types).expect("gvk");
+        let (resource, _) = discovery.resolve_gvk(&gvk).expect("served");
+        let api: Api<DynamicObject> = match &object.metadata.namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let name = object.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("audit-test").force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply {} {name}: {e}", types.kind));
+    }
+}
+
+/// Runs an audit scenario; skipped without kubectl, which renders the RBAC it checks against.
+fn audit(scenario: impl std::future::Future<Output = ()>) {
+    if !kubectl_available() {
+        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
+        return;
+    }
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(scenario);
 }
 
 /// Polls `check` every 200 ms until it holds, at most `limit`.
@@ -600,13 +622,7 @@ async fn assert_granted(
 
 #[test]
 fn a_namespaced_control_plane_asks_the_hub_only_what_its_rbac_grants() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
-        return;
-    }
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(namespaced_control_plane());
+    audit(namespaced_control_plane());
 }
 
 /// The default install (deploy/control-plane, one namespace) runs a cluster whose datacenter
@@ -614,7 +630,6 @@ fn a_namespaced_control_plane_asks_the_hub_only_what_its_rbac_grants() {
 async fn namespaced_control_plane() {
     use federator::api::k8ssandra_cluster::K8ssandraCluster;
     use kube::Api;
-    use kube::api::{Patch, PatchParams};
 
     let (sim, client, operator, stop) = audited_operator("control-plane").await;
     let per_node = serde_json::json!({
@@ -622,15 +637,6 @@ async fn namespaced_control_plane() {
         "metadata": {"name": "dc1-per-node", "namespace": AUDITED_NS},
         "data": {"demo-dc1-default-sts-0_cassandra.yaml": "initial_token: 1"}
     });
-    Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), AUDITED_NS)
-        .patch(
-            "dc1-per-node",
-            &PatchParams::apply("audit-test").force(),
-            &Patch::Apply(&per_node),
-        )
-        .await
-        .expect("the per-node ConfigMap");
-    let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), AUDITED_NS);
     let cluster = serde_json::json!({
         "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
         "metadata": {"name": "demo", "namespace": AUDITED_NS},
@@ -647,14 +653,8 @@ async fn namespaced_control_plane() {
             "reaper": {"deploymentMode": "PER_DC"}
         }
     });
-    clusters
-        .patch(
-            "demo",
-            &PatchParams::apply("audit-test").force(),
-            &Patch::Apply(&cluster),
-        )
-        .await
-        .expect("apply the K8ssandraCluster");
+    apply_objects(&client, &[per_node, cluster]).await;
+    let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), AUDITED_NS);
     wait_until(
         "Stargate and Reaper Ready in the status",
         Duration::from_secs(90),
@@ -685,13 +685,7 @@ async fn namespaced_control_plane() {
 
 #[test]
 fn a_namespaced_data_plane_asks_its_region_only_what_its_rbac_grants() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
-        return;
-    }
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(namespaced_data_plane());
+    audit(namespaced_data_plane());
 }
 
 /// deploy/data-plane (one namespace) serves a Stargate reading a ConfigMap of its own and a
@@ -700,10 +694,8 @@ async fn namespaced_data_plane() {
     use federator::api::reaper::Reaper;
     use federator::api::stargate::Stargate;
     use kube::Api;
-    use kube::api::{Patch, PatchParams};
 
     let (sim, client, operator, stop) = audited_operator("data-plane").await;
-    let apply = PatchParams::apply("audit-test").force();
     let objects = [
         serde_json::json!({
             "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
@@ -728,26 +720,7 @@ async fn namespaced_data_plane() {
             "spec": {"datacenterRef": {"name": "standalone"}}
         }),
     ];
-    let discovery = kube::Discovery::new(client.clone())
-        .run()
-        .await
-        .expect("discovery");
-    for object in &objects {
-        let object: kube::api::DynamicObject =
-            serde_json::from_value(object.clone()).expect("object");
-        let types = object.types.clone().expect("types");
-        let gvk = kube::api::GroupVersionKind::try_from(&types).expect("gvk");
-        let (resource, _) = discovery.resolve_gvk(&gvk).expect("served");
-        let api =
-            Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), AUDITED_NS, &resource);
-        api.patch(
-            &object.metadata.name.clone().unwrap_or_default(),
-            &apply,
-            &Patch::Apply(&object),
-        )
-        .await
-        .expect("apply");
-    }
+    apply_objects(&client, &objects).await;
     let stargates = Api::<Stargate>::namespaced(client.clone(), AUDITED_NS);
     let reapers = Api::<Reaper>::namespaced(client.clone(), AUDITED_NS);
     wait_until(

@@ -286,16 +286,34 @@ impl Sim {
 
     /// A kube-rs client for cluster `index`, built from the kubeconfig like any other program.
     pub async fn client(&self, index: usize) -> anyhow::Result<kube::Client> {
+        let config = self.client_config(index).await?;
+        kube::Client::try_from(config).context("building a kube client")
+    }
+
+    /// [`Sim::client`] whose requests carry `user_agent`: the request accounting tells them
+    /// apart from other clients'.
+    pub async fn client_with_user_agent(
+        &self,
+        index: usize,
+        user_agent: &str,
+    ) -> anyhow::Result<kube::Client> {
+        let mut config = self.client_config(index).await?;
+        let value = hyper::header::HeaderValue::from_str(user_agent)
+            .context("the User-Agent is not a valid header value")?;
+        config.headers.push((hyper::header::USER_AGENT, value));
+        kube::Client::try_from(config).context("building a kube client")
+    }
+
+    async fn client_config(&self, index: usize) -> anyhow::Result<kube::Config> {
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
             .context("parsing the generated kubeconfig")?;
         let options = kube::config::KubeConfigOptions {
             context: Some(self.context_name(index)),
             ..Default::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
-            .context("kube config from the generated kubeconfig")?;
-        kube::Client::try_from(config).context("building a kube client")
+            .context("kube config from the generated kubeconfig")
     }
 
     /// Closes the cluster's listener and connections (refused from now on); data is kept.

@@ -9,22 +9,6 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube_sim::SimBuilder;
 use kube_sim::requests::RequestCount;
 
-async fn client_with_agent(sim: &kube_sim::Sim, agent: &str) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).expect("yaml");
-    let options = kube::config::KubeConfigOptions {
-        context: Some(sim.context_name(0)),
-        ..Default::default()
-    };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-        .await
-        .expect("config");
-    config.headers.push((
-        hyper::header::USER_AGENT,
-        hyper::header::HeaderValue::from_str(agent).expect("header"),
-    ));
-    kube::Client::try_from(config).expect("client")
-}
-
 fn count(counts: &[RequestCount], agent: &str, verb: &str, resource: &str) -> u64 {
     counts
         .iter()
@@ -42,8 +26,14 @@ async fn requests_are_counted_by_client_verb_and_resource() {
     .await
     .expect("starts in time")
     .expect("starts");
-    let writer = client_with_agent(&sim, "writer/1").await;
-    let reader = client_with_agent(&sim, "reader/1").await;
+    let writer = sim
+        .client_with_user_agent(0, "writer/1")
+        .await
+        .expect("client");
+    let reader = sim
+        .client_with_user_agent(0, "reader/1")
+        .await
+        .expect("client");
     let writer_maps: Api<ConfigMap> = Api::namespaced(writer, "default");
     let reader_maps: Api<ConfigMap> = Api::namespaced(reader, "default");
     let body = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
