@@ -15,7 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Error as ControllerError};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -171,10 +171,7 @@ async fn run_component<K, F, Fut>(
     let store = controller.store();
     let controller = controller.watches_stream(datacenter_changes, move |dc| {
         let dc = ObjectRef::from_obj(&dc);
-        (store.state().into_iter())
-            .filter(|object| follows(object).as_ref() == Some(&dc))
-            .map(|object| ObjectRef::from_obj(&*object))
-            .collect::<Vec<_>>()
+        cached_where(&store, |object| follows(object).as_ref() == Some(&dc))
     });
     let controller = match reads_config_maps {
         Some(names) => {
@@ -185,12 +182,9 @@ async fn run_component<K, F, Fut>(
                 move |config_map| {
                     let namespace = config_map.namespace();
                     let config_map = config_map.name_any();
-                    (store.state().into_iter())
-                        .filter(|object| {
-                            object.namespace() == namespace && names(object).contains(&config_map)
-                        })
-                        .map(|object| ObjectRef::from_obj(&*object))
-                        .collect::<Vec<_>>()
+                    cached_where(&store, |object| {
+                        object.namespace() == namespace && names(object).contains(&config_map)
+                    })
                 },
             )
         }
@@ -214,6 +208,17 @@ async fn run_component<K, F, Fut>(
         .for_each(|result| log_result(kind, result))
         .await;
     info!("{kind} controller stopped");
+}
+
+/// The cached objects `matches` picks, to re-queue.
+fn cached_where<K>(store: &Store<K>, matches: impl Fn(&K) -> bool) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    (store.state().into_iter())
+        .filter(|object| matches(object))
+        .map(|object| ObjectRef::from_obj(&*object))
+        .collect()
 }
 
 /// What of a datacenter its Stargate and Reaper act on: its spec and whether it is Ready. Its
@@ -430,14 +435,7 @@ async fn reconcile_stargate_steps(
     let stargates: Api<Stargate> = Api::namespaced(client.clone(), &namespace);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    let datacenter = find_datacenter(
-        client,
-        &namespace,
-        &object.spec.datacenter_ref.name,
-        KIND,
-        &name,
-    )
-    .await?;
+    let datacenter = find_datacenter(client, stargate::datacenter_of(object), KIND, &name).await?;
     let deployed_before = object
         .status
         .as_ref()
@@ -720,14 +718,17 @@ impl From<Option<String>> for Waiting {
 /// Err(None) when no name is given.
 async fn find_datacenter(
     client: &kube::Client,
-    namespace: &str,
-    name: &str,
+    datacenter: Option<ObjectRef<CassandraDatacenter>>,
     kind: &'static str,
     owner: &str,
 ) -> Result<Result<CassandraDatacenter, Option<String>>, ComponentError> {
-    if name.is_empty() {
+    let Some(datacenter) = datacenter.filter(|dc| !dc.name.is_empty()) else {
         return Ok(Err(None));
-    }
+    };
+    let (name, namespace) = (
+        &datacenter.name,
+        datacenter.namespace.as_deref().unwrap_or_default(),
+    );
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     match api.get_opt(name).await {
         Ok(Some(dc)) => Ok(Ok(dc)),
@@ -763,13 +764,7 @@ async fn reconcile_reaper_steps(
     let reapers: Api<Reaper> = Api::namespaced(client.clone(), &namespace);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
     let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    let reference = object.spec.datacenter_ref.clone().unwrap_or_default();
-    let dc_namespace = reference
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| namespace.clone());
-    let datacenter = find_datacenter(client, &dc_namespace, &reference.name, KIND, &name).await?;
+    let datacenter = find_datacenter(client, reaper::datacenter_of(object), KIND, &name).await?;
     let deployed_before = object
         .status
         .as_ref()

@@ -379,8 +379,6 @@ pub fn service(reaper: &Reaper) -> Service {
     }
 }
 
-/// The Reaper's status: Pending while it waits (the message says for what), Deploying until
-/// its replica is ready for the current spec, then Running and ready.
 /// The datacenter the Reaper repairs: `datacenterRef`, in the Reaper's namespace unless it
 /// names another.
 pub fn datacenter_of(reaper: &Reaper) -> Option<ObjectRef<CassandraDatacenter>> {
@@ -391,6 +389,8 @@ pub fn datacenter_of(reaper: &Reaper) -> Option<ObjectRef<CassandraDatacenter>> 
     Some(ObjectRef::new(&reference.name).within(&namespace))
 }
 
+/// The Reaper's status: Pending while it waits (the message says for what), Deploying until
+/// its replica is ready for the current spec, then Running and ready.
 pub fn status(reaper: &Reaper, outcome: Result<Rollout, String>, now: Time) -> ReaperStatus {
     let previous = reaper.status.clone().unwrap_or_default();
     let mut conditions = previous.conditions.clone().unwrap_or_default();
