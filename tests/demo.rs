@@ -8,19 +8,13 @@ fn the_local_demo_runs_to_the_end() {
     // `cargo test --workspace` builds kube-sim's binary into the same directory.
     let kube_sim = federator.with_file_name("kube-sim");
     if !kube_sim.exists() {
-        eprintln!(
-            "skipped: {} is not built; run `cargo test --workspace`",
+        kube_sim::prerequisites::missing(&format!(
+            "{} is not built; run `cargo test --workspace`",
             kube_sim.display()
-        );
+        ));
         return;
     }
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: kubectl is not installed");
+    if !kube_sim::prerequisites::kubectl() {
         return;
     }
     let demo_dir = std::env::temp_dir().join(format!("federator-demo-test-{}", std::process::id()));

@@ -20,13 +20,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn kubectl_available() -> bool {
-    std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn render(overlay: &str) -> String {
     let dir = repo().join("deploy").join(overlay);
     let output = std::process::Command::new("kubectl")
@@ -101,8 +94,7 @@ fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[test]
 fn every_overlay_runs_non_root_read_only_with_probes_and_limits() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
+    if !kube_sim::prerequisites::kubectl() {
         return;
     }
     for (overlay, mode) in OVERLAYS {
@@ -191,8 +183,7 @@ fn every_overlay_runs_non_root_read_only_with_probes_and_limits() {
 
 #[test]
 fn rbac_is_least_privilege_for_each_mode_and_scope() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
+    if !kube_sim::prerequisites::kubectl() {
         return;
     }
     for (overlay, mode) in OVERLAYS {
@@ -328,8 +319,7 @@ async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_overlay_applies_cleanly_to_a_cluster() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
+    if !kube_sim::prerequisites::kubectl() {
         return;
     }
     // One cluster per overlay, without Federator's CRDs: the install brings them.
@@ -574,10 +564,9 @@ async fn apply_objects(client: &kube::Client, objects: &[Value]) {
     }
 }
 
-/// Runs an audit scenario; skipped without kubectl, which renders the RBAC it checks against.
+/// Runs an audit scenario; needs kubectl, which renders the RBAC it checks against.
 fn audit(scenario: impl std::future::Future<Output = ()>) {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed (kubectl kustomize renders deploy/)");
+    if !kube_sim::prerequisites::kubectl() {
         return;
     }
     federator::operator::runtime()

@@ -11,13 +11,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn kubectl_available() -> bool {
-    std::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
     let output = tokio::time::timeout(
         Duration::from_secs(60),
@@ -62,8 +55,7 @@ fn missing_from(expected: &Value, stored: &Value, path: &str, found: &mut Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_is_accepted_whole() {
-    if !kubectl_available() {
-        eprintln!("skipped: kubectl is not installed (the examples are applied with it)");
+    if !kube_sim::prerequisites::kubectl() {
         return;
     }
     let sim = tokio::time::timeout(

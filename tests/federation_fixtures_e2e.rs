@@ -49,7 +49,7 @@ struct Fixture {
 fn fixtures() -> Option<Vec<Fixture>> {
     let dir = Path::new(COMPAT_DIR).join("fixtures");
     if !dir.exists() {
-        println!("SKIP: {} is absent", dir.display());
+        kube_sim::prerequisites::missing(&format!("{} is absent", dir.display()));
         return None;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

@@ -25,10 +25,10 @@ fn compat_path(relative: &str) -> Option<PathBuf> {
     if path.exists() {
         Some(path)
     } else {
-        println!(
-            "SKIP: {} is absent; compatibility data not available",
+        kube_sim::prerequisites::missing(&format!(
+            "{} is absent; compatibility data not available",
             path.display()
-        );
+        ));
         None
     }
 }

@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod error;
 pub mod jsonpath;
 pub mod openapi;
+pub mod prerequisites;
 pub mod requests;
 pub mod schema;
 pub mod server;

@@ -73,8 +73,8 @@ fn binary_serves_until_sigterm() {
     );
 
     // the dispatcher on PATH picks the build for the server's minor version
-    if let Some(dir) = support::kubectl_builds_dir() {
-        let output = Command::new(dir.join("kubectl"))
+    if kube_sim::prerequisites::kubectl() {
+        let output = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&kubeconfig)
             .args(["--context", "test-1", "--cache-dir"])

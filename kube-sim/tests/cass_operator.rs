@@ -10,9 +10,8 @@ use kube_sim::SimBuilder;
 use serde_json::{Value, json};
 
 fn real_crd_dir() -> Option<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/compat/crds/cass-operator");
-    dir.is_dir().then_some(dir)
+    kube_sim::prerequisites::compat_dir(&kube_sim::prerequisites::workspace_root())
+        .map(|compat| compat.join("crds/cass-operator"))
 }
 
 fn dc_resource() -> ApiResource {
@@ -51,7 +50,6 @@ fn condition(dc: &Value, kind: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     let Some(crds) = real_crd_dir() else {
-        eprintln!("skipping: ../shared/compat/crds/cass-operator is not there");
         return;
     };
     let sim = SimBuilder::new()

@@ -11,22 +11,6 @@ use tokio::io::AsyncWriteExt;
 /// Every kubectl invocation gets this long at most.
 pub const KUBECTL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The directory holding `kubectl.1.NN` builds: beside the real file behind `kubectl` on PATH.
-pub fn kubectl_builds_dir() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|candidate| candidate.is_file())
-        .and_then(|found| std::fs::canonicalize(found).ok())
-        .and_then(|real| real.parent().map(Path::to_path_buf))
-}
-
-/// `kubectl.1.<minor>` if present.
-pub fn kubectl_build(minor: u32) -> Option<PathBuf> {
-    let candidate = kubectl_builds_dir()?.join(format!("kubectl.1.{minor}"));
-    candidate.is_file().then_some(candidate)
-}
-
 /// One kubectl build pointed at a kubeconfig, with its own discovery cache.
 pub struct Kubectl {
     pub binary: PathBuf,

@@ -9,13 +9,9 @@ use serde_json::{Value, json};
 use super::super::{CrAdmission, check_crd};
 use crate::store::Admission;
 
-/// `shared/compat` beside the workspace, wherever this module is compiled from.
+/// `shared/compat` beside the workspace.
 fn compat_dir() -> Option<PathBuf> {
-    let beside_workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/compat"));
-    [beside_workspace, Path::new("/work/shared/compat")]
-        .into_iter()
-        .find(|p| p.join("crds").is_dir())
-        .map(Path::to_path_buf)
+    crate::prerequisites::compat_dir(&crate::prerequisites::workspace_root())
 }
 
 fn yaml_documents(path: &Path) -> Vec<Value> {
@@ -78,7 +74,6 @@ fn admission_for(crd: &Value, version: &str) -> CrAdmission {
 #[test]
 fn real_crds_are_structural_and_their_rules_compile() {
     let Some(compat) = compat_dir() else {
-        eprintln!("skipped: shared/compat not found");
         return;
     };
     let files = crd_files(&compat);
@@ -159,7 +154,6 @@ fn causes_of(err: &crate::error::ApiError) -> Vec<(&str, &str)> {
 #[test]
 fn cassandra_datacenters_are_judged_like_the_apiserver() {
     let Some(compat) = compat_dir() else {
-        eprintln!("skipped: shared/compat not found");
         return;
     };
     let admission = installed_cassandra_datacenters(&compat);
@@ -262,7 +256,6 @@ fn cassandra_datacenters_are_judged_like_the_apiserver() {
 #[test]
 fn the_raw_cass_operator_base_rejects_object_config() {
     let Some(compat) = compat_dir() else {
-        eprintln!("skipped: shared/compat not found");
         return;
     };
     // config/crd/bases declares `config` as `type: string, format: byte` (json.RawMessage);
@@ -283,16 +276,13 @@ fn the_raw_cass_operator_base_rejects_object_config() {
 #[test]
 fn k8ssandra_fixtures_are_accepted() {
     let Some(compat) = compat_dir() else {
-        eprintln!("skipped: shared/compat not found");
         return;
     };
     let crd_file = compat.join("crds/k8ssandra-operator/k8ssandra.io_k8ssandraclusters.yaml");
     let crd = yaml_documents(&crd_file).remove(0);
     let admission = admission_for(&crd, "v1alpha1");
-    let Ok(entries) = std::fs::read_dir(compat.join("fixtures")) else {
-        eprintln!("skipped: no fixtures");
-        return;
-    };
+    let entries = std::fs::read_dir(compat.join("fixtures"))
+        .unwrap_or_else(|e| panic!("{}/fixtures: {e}", compat.display()));
     let mut checked = 0;
     for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
@@ -315,12 +305,8 @@ fn k8ssandra_fixtures_are_accepted() {
 }
 
 /// Federator's own CRDs (`crds/` in the workspace), generated from its Rust types.
-fn federator_crds_dir() -> Option<PathBuf> {
-    let in_workspace = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../crds"));
-    [in_workspace, Path::new("/work/main/crds")]
-        .into_iter()
-        .find(|p| p.join("k8ssandra.io_k8ssandraclusters.yaml").is_file())
-        .map(Path::to_path_buf)
+fn federator_crds_dir() -> PathBuf {
+    crate::prerequisites::workspace_root().join("crds")
 }
 
 fn k8ssandra_cluster(cassandra: Value) -> Value {
@@ -338,10 +324,7 @@ fn dc(name: &str, context: &str) -> Value {
 
 #[test]
 fn federator_crds_enforce_their_cel_rules() {
-    let Some(dir) = federator_crds_dir() else {
-        eprintln!("skipped: Federator's crds/ not found");
-        return;
-    };
+    let dir = federator_crds_dir();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
