@@ -403,7 +403,7 @@ async fn apply_cluster(
     } else {
         next_look(&observed, &actions, &errors)
     };
-    Ok(Action::requeue(next))
+    Ok(Action::requeue(sooner_for_seeds(next, seeds.refresh_after)))
 }
 
 /// Events for what this reconcile did and for condition transitions; nothing when steady.
@@ -432,6 +432,8 @@ struct SeedSlices {
     slices: Vec<super::seeds::DatacenterSeeds>,
     /// `None` when `additionalSeeds` has no host names.
     unresolved: Option<Vec<String>>,
+    /// When the host names' answers stop being valid: the cluster is looked at again then.
+    refresh_after: Option<Duration>,
 }
 
 /// Which datacenters' seed slices to apply.
@@ -457,16 +459,20 @@ async fn seed_slices(
             .and_then(|c| c.additional_seeds.as_deref())
             .unwrap_or(&[]),
     );
-    let (addresses, unresolved) = if additional.host_names.is_empty() {
-        (additional.addresses.clone(), None)
+    let (addresses, unresolved, refresh_after) = if additional.host_names.is_empty() {
+        (additional.addresses.clone(), None, None)
     } else {
         match &context.resolver {
             Ok(resolver) => {
                 let resolved = resolve_additional_seeds(resolver, &additional).await;
                 let failures = resolved.failures.iter().map(ToString::to_string).collect();
-                (resolved.addresses, Some(failures))
+                (resolved.addresses, Some(failures), resolved.refresh_after)
             }
-            Err(setup) => (additional.addresses.clone(), Some(vec![setup.to_string()])),
+            Err(setup) => (
+                additional.addresses.clone(),
+                Some(vec![setup.to_string()]),
+                None,
+            ),
         }
     };
     let seed_lookups = cluster_plan.datacenters.iter().filter_map(|dc| {
@@ -514,6 +520,7 @@ async fn seed_slices(
     SeedSlices {
         slices: seed_endpoint_slices(cluster_plan, &seed_ips, &addresses),
         unresolved,
+        refresh_after,
     }
 }
 
@@ -754,6 +761,15 @@ fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -
     } else {
         PROGRESSING_REQUEUE
     }
+}
+
+/// `next`, or sooner when the answers for `additionalSeeds` host names run out, so a seed that
+/// moved is seen when its TTL ends rather than at the next steady look.
+fn sooner_for_seeds(next: Duration, seeds_refresh_after: Option<Duration>) -> Duration {
+    // A second at least: an answer about to expire is not worth a reconcile loop.
+    seeds_refresh_after.map_or(next, |refresh| {
+        next.min(refresh.max(Duration::from_secs(1)))
+    })
 }
 
 /// One datacenter to look up: planned, or removed from the spec but still known.
@@ -1389,4 +1405,27 @@ async fn cleanup_region(
         "region {region:?} still has CassandraDatacenter {}",
         names.join(", ")
     ))
+}
+
+#[cfg(test)]
+mod seed_refresh_tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_with_host_name_seeds_comes_back_when_their_answers_run_out() {
+        let steady = Duration::from_secs(300);
+        assert_eq!(sooner_for_seeds(steady, None), steady);
+        assert_eq!(
+            sooner_for_seeds(steady, Some(Duration::from_secs(42))),
+            Duration::from_secs(42)
+        );
+        assert_eq!(
+            sooner_for_seeds(Duration::from_secs(5), Some(Duration::from_secs(42))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            sooner_for_seeds(steady, Some(Duration::ZERO)),
+            Duration::from_secs(1)
+        );
+    }
 }

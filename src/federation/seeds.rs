@@ -159,7 +159,8 @@ pub trait SeedResolver: Send + Sync {
 pub struct ResolvedSeeds {
     pub addresses: BTreeSet<IpAddr>,
     pub failures: Vec<SeedResolveError>,
-    /// When to resolve again: the shortest TTL seen.
+    /// When to resolve again: the shortest time any answer stays valid (a failed host name is
+    /// tried again after [`MIN_REFRESH`]); `None` when there are no host names.
     pub refresh_after: Option<Duration>,
 }
 
@@ -173,23 +174,28 @@ pub async fn resolve_additional_seeds<R: SeedResolver>(
         ..Default::default()
     };
     for host in &seeds.host_names {
-        match resolver.resolve(host).await {
+        let valid_for = match resolver.resolve(host).await {
             Ok(answer) if answer.addresses.is_empty() => {
                 resolved
                     .failures
                     .push(SeedResolveError::NoRecords { host: host.clone() });
+                Some(MIN_REFRESH)
             }
             Ok(answer) => {
                 resolved
                     .addresses
                     .extend(answer.addresses.into_iter().map(canonical));
-                resolved.refresh_after = match (resolved.refresh_after, answer.valid_for) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                answer.valid_for
             }
-            Err(error) => resolved.failures.push(error),
-        }
+            Err(error) => {
+                resolved.failures.push(error);
+                Some(MIN_REFRESH)
+            }
+        };
+        resolved.refresh_after = match (resolved.refresh_after, valid_for) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
     resolved
 }
@@ -218,10 +224,17 @@ impl<R: SeedResolver> CachingResolver<R> {
         }
     }
 
+    /// A fresh cached answer, valid for the time it has left.
     fn cached(&self, host: &str, now: Instant) -> Option<Result<ResolvedHost, SeedResolveError>> {
         let answers = self.answers.lock().ok()?;
         let (answer, expires) = answers.get(host)?;
-        (now < *expires).then(|| answer.clone())
+        let left = expires
+            .checked_duration_since(now)
+            .filter(|left| !left.is_zero())?;
+        Some(answer.clone().map(|found| ResolvedHost {
+            valid_for: Some(left),
+            ..found
+        }))
     }
 
     /// Resolves `host`, from the cache while its answer is fresh at `now`.
@@ -244,7 +257,10 @@ impl<R: SeedResolver> CachingResolver<R> {
         if let Ok(mut answers) = self.answers.lock() {
             answers.insert(host.to_string(), (answer.clone(), now + keep_for));
         }
-        answer
+        answer.map(|found| ResolvedHost {
+            valid_for: Some(keep_for),
+            ..found
+        })
     }
 }
 

@@ -185,7 +185,8 @@ async fn host_names_are_resolved_and_failures_reported_without_dropping_the_rest
             ip("fd01::1")
         ])
     );
-    assert_eq!(resolved.refresh_after, Some(Duration::from_secs(60)));
+    // the failed host names are tried again sooner than the shortest TTL (60 s)
+    assert_eq!(resolved.refresh_after, Some(MIN_REFRESH));
     assert_eq!(
         resolved.failures,
         [
@@ -272,6 +273,36 @@ async fn host_names_are_resolved_again_when_their_ttl_ends_and_not_before() {
             .load(std::sync::atomic::Ordering::SeqCst),
         2
     );
+}
+
+#[tokio::test]
+async fn a_cached_answer_says_how_long_it_has_left_so_the_cluster_comes_back_then() {
+    let resolver = CachingResolver::new(CountingResolver {
+        lookups: Default::default(),
+        answer: std::sync::Mutex::new(ip("192.0.2.1")),
+        ttl: Some(Duration::from_secs(60)),
+    });
+    let start = Instant::now();
+    let fresh = resolver.resolve_at("seed.example", start).await;
+    assert_eq!(
+        fresh.map(|r| r.valid_for),
+        Ok(Some(Duration::from_secs(60)))
+    );
+    let cached = resolver
+        .resolve_at("seed.example", start + Duration::from_secs(45))
+        .await;
+    assert_eq!(
+        cached.map(|r| r.valid_for),
+        Ok(Some(Duration::from_secs(15)))
+    );
+    // a TTL below the floor is kept, and reported, as the floor
+    let short = CachingResolver::new(CountingResolver {
+        lookups: Default::default(),
+        answer: std::sync::Mutex::new(ip("192.0.2.1")),
+        ttl: Some(Duration::from_secs(1)),
+    });
+    let answer = short.resolve_at("seed.example", start).await;
+    assert_eq!(answer.map(|r| r.valid_for), Ok(Some(MIN_REFRESH)));
 }
 
 #[tokio::test]
