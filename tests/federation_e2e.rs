@@ -1080,3 +1080,50 @@ async fn user_per_node_config() {
     );
     running.stop().await;
 }
+
+#[test]
+fn fields_federator_does_not_act_on_yet_are_named_in_status_until_removed() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(fields_not_acted_on());
+}
+
+async fn fields_not_acted_on() {
+    let running = Running::start().await;
+    let clusters = Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(1, &running.sim.context_name(1));
+    cluster["spec"]["medusa"] = serde_json::json!({"storageProperties": {"storageProvider": "s3"}});
+    cluster["spec"]["reaper"] = serde_json::json!({"autoScheduling": {"enabled": true}});
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    let message = eventually(
+        "FieldsNotActedOn names spec.medusa and spec.reaper.autoScheduling",
+        Duration::from_secs(20),
+        || async {
+            let status = k8ssandra_cluster_status(&clusters).await?;
+            let (state, message) = condition_of(&status, "FieldsNotActedOn")?;
+            (state == "True" && message.contains("spec.reaper.autoScheduling")).then_some(message)
+        },
+    )
+    .await;
+    assert!(message.contains("spec.medusa"), "{message}");
+
+    // Once neither is set, the condition goes.
+    cluster["spec"]
+        .as_object_mut()
+        .expect("spec")
+        .retain(|key, _| key != "medusa" && key != "reaper");
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    eventually(
+        "FieldsNotActedOn removed",
+        Duration::from_secs(20),
+        || async {
+            let status = k8ssandra_cluster_status(&clusters).await?;
+            condition_of(&status, "FieldsNotActedOn")
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    delete_cluster(&clusters).await;
+    running.stop().await;
+}

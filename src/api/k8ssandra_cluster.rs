@@ -103,12 +103,13 @@ pub struct K8ssandraClusterSpec {
     pub stargate: Option<Box<StargateClusterTemplate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaper: Option<Box<ReaperClusterTemplate>>,
-    /// Medusa backups: passed through to the data plane.
+    /// Medusa backups: accepted, not acted on yet (the FieldsNotActedOn condition says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_fields")]
     pub medusa: Option<serde_json::Value>,
-    /// Datacenters of the Cassandra cluster that this K8ssandraCluster does not manage; kept in
-    /// keyspace replication when datacenters are added or removed.
+    /// Datacenters of the Cassandra cluster that this K8ssandraCluster does not manage: they get
+    /// system keyspace replicas from the first datacenter's start, and every datacenter skips
+    /// creating the superuser, which they already have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_datacenters: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +117,25 @@ pub struct K8ssandraClusterSpec {
 }
 
 impl K8ssandraClusterSpec {
+    /// The fields that are set but that Federator does not act on yet, each as its path with
+    /// what a user would otherwise expect.
+    pub fn fields_not_acted_on(&self) -> Vec<String> {
+        let mut fields = Vec::new();
+        if self.medusa.is_some() {
+            fields.push("spec.medusa (no Medusa container, backup or restore is made)".to_string());
+        }
+        if let Some(reaper) = &self.reaper {
+            if reaper.reaper_ref.is_some() {
+                fields.push(
+                    "spec.reaper.reaperRef (the cluster is not registered with that Reaper)"
+                        .to_string(),
+                );
+            }
+            fields.extend(reaper.template.fields_not_acted_on("spec.reaper"));
+        }
+        fields
+    }
+
     /// `secretsProvider: external`: an injector (e.g. Vault's) provides the credentials and
     /// stores; Federator makes and mounts none.
     pub fn uses_external_secrets(&self) -> bool {

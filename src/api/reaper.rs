@@ -177,6 +177,34 @@ pub struct ReaperEncryption {
     pub server_cert_name: Option<String>,
 }
 
+impl ReaperTemplate {
+    /// The fields of this template that are set but that Federator does not act on yet, as
+    /// paths under `prefix` with what a user would otherwise expect.
+    pub fn fields_not_acted_on(&self, prefix: &str) -> Vec<String> {
+        let mut fields = Vec::new();
+        if self.auto_scheduling.is_some() {
+            fields.push(format!(
+                "{prefix}.autoScheduling (the cluster is not registered with Reaper, so no repair schedule is made)"
+            ));
+        }
+        if self.storage_type == Some(ReaperStorageType::Local) {
+            fields.push(format!(
+                "{prefix}.storageType local (Reaper keeps its state in memory, lost when its pod restarts; no volume is made)"
+            ));
+        }
+        if self.encryption.is_some() {
+            fields.push(format!("{prefix}.encryption"));
+        }
+        if self.skip_schema_migration.is_some() {
+            fields.push(format!("{prefix}.skipSchemaMigration"));
+        }
+        if self.jmx_user_secret_ref.is_some() {
+            fields.push(format!("{prefix}.jmxUserSecretRef"));
+        }
+        fields
+    }
+}
+
 /// `spec.reaper` of a K8ssandraCluster.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -275,7 +303,7 @@ pub enum ReaperProgress {
 pub struct ReaperStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ReaperProgress>,
-    /// Reaper is running and the cluster is registered with it.
+    /// Reaper's replica is ready for the current spec (the cluster is not registered with it yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

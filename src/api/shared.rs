@@ -369,6 +369,40 @@ pub fn is_condition_true(conditions: &[Condition], condition_type: &str) -> bool
     find_condition(conditions, condition_type).is_some_and(|c| c.status == CONDITION_TRUE)
 }
 
+/// Condition set while an object sets fields Federator does not act on yet (True, with
+/// [`REASON_NOT_ACTED_ON_YET`] and the fields in its message); absent otherwise.
+pub const CONDITION_FIELDS_NOT_ACTED_ON: &str = "FieldsNotActedOn";
+pub const REASON_NOT_ACTED_ON_YET: &str = "NotActedOnYet";
+
+/// Sets the [`CONDITION_FIELDS_NOT_ACTED_ON`] condition naming `fields`, or removes it when there
+/// are none. Returns whether anything changed.
+pub fn report_fields_not_acted_on(
+    conditions: &mut Vec<Condition>,
+    fields: &[String],
+    observed_generation: Option<i64>,
+    now: Time,
+) -> bool {
+    if fields.is_empty() {
+        let before = conditions.len();
+        conditions.retain(|c| c.type_ != CONDITION_FIELDS_NOT_ACTED_ON);
+        return conditions.len() != before;
+    }
+    set_condition(
+        conditions,
+        new_condition(
+            CONDITION_FIELDS_NOT_ACTED_ON,
+            CONDITION_TRUE,
+            REASON_NOT_ACTED_ON_YET,
+            format!(
+                "set but not acted on yet, so they have no effect: {}",
+                fields.join("; ")
+            ),
+            observed_generation,
+            now,
+        ),
+    )
+}
+
 /// Inserts or replaces the condition of the same type. `lastTransitionTime` moves only when the
 /// status changes, so that it tells when the state was entered, not when it was last seen.
 /// Returns whether anything changed.

@@ -28,7 +28,7 @@ use crate::api::reaper::{
 };
 use crate::api::shared::{
     CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, SecretRef, new_condition,
-    set_condition,
+    report_fields_not_acted_on, set_condition,
 };
 use crate::federation::encryption::{Store, Traffic, store_password_source, stores_volumes};
 use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
@@ -431,6 +431,12 @@ pub fn status(reaper: &Reaper, outcome: Result<Rollout, String>, now: Time) -> R
             (ReaperProgress::Deploying, false)
         }
     };
+    report_fields_not_acted_on(
+        &mut conditions,
+        &reaper.spec.template.fields_not_acted_on("spec"),
+        reaper.metadata.generation,
+        now,
+    );
     ReaperStatus {
         progress: Some(progress),
         ready: Some(ready),
@@ -718,5 +724,40 @@ mod tests {
         let s = status(&r, Ok(running), now);
         assert_eq!(s.progress, Some(ReaperProgress::Running));
         assert!(s.is_ready());
+    }
+
+    #[test]
+    fn status_names_the_fields_not_acted_on_until_they_are_removed() {
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"));
+        let mut r = reaper();
+        r.spec.template.auto_scheduling = Some(crate::api::reaper::AutoScheduling {
+            enabled: Some(true),
+            ..Default::default()
+        });
+        r.spec.template.storage_type = Some(ReaperStorageType::Local);
+        let reported = status(&r, Err("waiting".into()), now.clone());
+        let condition = (reported.conditions.iter().flatten())
+            .find(|c| c.type_ == "FieldsNotActedOn")
+            .expect("FieldsNotActedOn condition");
+        assert_eq!(condition.status, "True");
+        assert!(
+            condition.message.contains("spec.autoScheduling"),
+            "{}",
+            condition.message
+        );
+        assert!(
+            condition.message.contains("spec.storageType local"),
+            "{}",
+            condition.message
+        );
+
+        r.status = Some(reported);
+        r.spec.template.auto_scheduling = None;
+        r.spec.template.storage_type = None;
+        let cleared = status(&r, Err("waiting".into()), now);
+        assert!(
+            !(cleared.conditions.iter().flatten()).any(|c| c.type_ == "FieldsNotActedOn"),
+            "{cleared:?}"
+        );
     }
 }

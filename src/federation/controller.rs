@@ -393,6 +393,12 @@ async fn apply_cluster(
         &actions,
     );
     components.fill_status(&mut status, k8c.metadata.generation, Time(Timestamp::now()));
+    crate::api::shared::report_fields_not_acted_on(
+        status.conditions.get_or_insert_default(),
+        &k8c.spec.fields_not_acted_on(),
+        k8c.metadata.generation,
+        Time(Timestamp::now()),
+    );
     publish_transitions(context, k8c, &status, &outcomes).await;
     write_status(api, k8c, status).await?;
     let next = if !components.settled {
@@ -1211,7 +1217,7 @@ async fn delete_datacenter(
     delete_labelled::<ConfigMap>(client, &only, &generated_config_maps(&selector)).await?;
     let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
     if annotate_first {
-        // cass-operator decommissions the nodes (streams their data away) only when asked.
+        // cass-operator decommissions the nodes (each leaves the ring) only when asked.
         let annotation = serde_json::json!({
             "metadata": {"annotations": {DECOMMISSION_ON_DELETE_ANNOTATION: "true"}}
         });

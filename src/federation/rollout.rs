@@ -4,7 +4,7 @@
 //! - A datacenter that does not exist yet is created only when every datacenter before it in
 //!   spec order exists and is Ready, and every existing datacenter is Ready: a new cluster
 //!   bootstraps one datacenter after another, and a datacenter added later waits for the
-//!   existing ones (Cassandra streams from them).
+//!   existing ones to be Ready (its nodes join through their seeds).
 //! - A datacenter that may be created waits until its secrets are in its region.
 //! - A datacenter that exists gets the desired spec at once, whatever the others do: spec
 //!   changes go to all regions together.
