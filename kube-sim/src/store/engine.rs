@@ -644,7 +644,12 @@ impl State {
         let mut key = key;
         if exists(self, &key) {
             if !generated {
-                return Err(ApiError::already_exists(&info.group, &info.plural, &name));
+                let mut err = ApiError::already_exists(&info.group, &info.plural, &name);
+                if self.load(resource, &key).is_some_and(|o| is_deleting(&o)) {
+                    // a terminating namespace, an object waiting for its finalizers
+                    err.message = format!("object is being deleted: {}", err.message);
+                }
+                return Err(err);
             }
             // a generated name that collides gets a second draw, as the apiserver retries
             name = format!("{generate_name}{}", random_suffix());

@@ -1956,6 +1956,19 @@ fn deleting_a_namespace_terminates_it_and_its_contents() {
         "configmaps \"new\" is forbidden: unable to create new content in namespace team because it is being terminated"
     );
     assert_eq!(e.causes[0].reason, "NamespaceTerminating");
+    let e = err(store.create(
+        &namespaces,
+        None,
+        json!({"metadata": {"name": "team"}}),
+        &manager("m"),
+    ));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            409,
+            "object is being deleted: namespaces \"team\" already exists"
+        )
+    );
 
     run_controllers(&store);
     assert_eq!(err(store.get(&cms, Some("team"), "c")).code, 404);
