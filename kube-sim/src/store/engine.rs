@@ -1904,8 +1904,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> ApiResult<WriteResult> {
         let mut state = self.shared.state.write();
-        let result = state.create(&Self::key_of(res), ns, obj, opts, None);
-        result
+        state.create(&Self::key_of(res), ns, obj, opts, None)
     }
 
     /// PUT (or PUT on `/status` with `opts.subresource_status`).
@@ -1918,8 +1917,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> ApiResult<WriteResult> {
         let mut state = self.shared.state.write();
-        let result = state.update(&Self::key_of(res), ns, name, obj, opts);
-        result
+        state.update(&Self::key_of(res), ns, name, obj, opts)
     }
 
     /// PATCH of any type; server-side apply creates a missing object (`created` is then true).
@@ -1933,8 +1931,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> ApiResult<WriteResult> {
         let mut state = self.shared.state.write();
-        let result = state.patch(&Self::key_of(res), ns, name, patch_type, body, opts);
-        result
+        state.patch(&Self::key_of(res), ns, name, patch_type, body, opts)
     }
 
     pub fn delete(
@@ -1960,14 +1957,13 @@ impl Store {
             )
             .with_details(name, "", "namespaces"));
         }
-        let outcome = state.delete(
+        state.delete(
             &resource,
             &key,
             old,
             opts.propagation_policy.as_deref(),
             opts.dry_run == DryRun::All,
-        );
-        outcome
+        )
     }
 
     /// DELETE on a collection: deletes every selected object; answers the List of them.
