@@ -5,12 +5,17 @@
 //! field Federator sets (the desired object is no longer contained in the live one); a
 //! reconcile of an unchanged cluster writes nothing.
 
+use std::sync::OnceLock;
+
+use k8s_openapi::api::{apps, batch, core};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
+
+use crate::quantity::QuantityFields;
 
 /// Annotation holding the hash of the last applied desired object.
 pub const APPLIED_HASH_ANNOTATION: &str = "federator.k8ssandra.io/applied-hash";
@@ -83,6 +88,61 @@ pub fn up_to_date(live: &Value, stamped_desired: &Value) -> bool {
     hash(live).is_some() && hash(live) == hash(stamped_desired) && contains(live, stamped_desired)
 }
 
+/// Where the quantity fields are in the built-in kinds that have some (Pods and what holds a
+/// pod template, claims): the API server stores them in canonical form (`cpu: 1000m` reads
+/// back as `1`), so a desired object is compared and hashed in that form, or it would never
+/// match the live one. Custom resources keep what was sent and are not in this table.
+fn builtin_quantity_fields(api_version: &str, kind: &str) -> Option<&'static QuantityFields> {
+    type Table = Vec<(&'static str, &'static str, QuantityFields)>;
+    fn add<T: schemars::JsonSchema>(
+        generator: &mut schemars::SchemaGenerator,
+        kinds: &mut Vec<(&'static str, &'static str, String)>,
+        api_version: &'static str,
+        kind: &'static str,
+    ) {
+        let _ = generator.subschema_for::<T>();
+        kinds.push((api_version, kind, T::schema_name().into_owned()));
+    }
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+            let mut kinds = Vec::new();
+            let (g, k) = (&mut generator, &mut kinds);
+            add::<core::v1::Pod>(g, k, "v1", "Pod");
+            add::<core::v1::PersistentVolumeClaim>(g, k, "v1", "PersistentVolumeClaim");
+            add::<apps::v1::Deployment>(g, k, "apps/v1", "Deployment");
+            add::<apps::v1::StatefulSet>(g, k, "apps/v1", "StatefulSet");
+            add::<apps::v1::DaemonSet>(g, k, "apps/v1", "DaemonSet");
+            add::<batch::v1::Job>(g, k, "batch/v1", "Job");
+            add::<batch::v1::CronJob>(g, k, "batch/v1", "CronJob");
+            let definitions = generator.take_definitions(true);
+            kinds
+                .into_iter()
+                .filter_map(|(api_version, kind, definition)| {
+                    QuantityFields::of_definition(&definition, &definitions)
+                        .map(|fields| (api_version, kind, fields))
+                })
+                .collect()
+        })
+        .iter()
+        .find(|(v, k, _)| *v == api_version && *k == kind)
+        .map(|(_, _, fields)| fields)
+}
+
+/// Puts the quantities of a built-in object (with apiVersion and kind) in the API server's
+/// canonical form. A quantity that does not parse stays as it is: the API server's answer
+/// to the apply says what is wrong with it.
+pub fn canonicalize_quantities(object: &mut Value) {
+    let api_version = object.get("apiVersion").and_then(Value::as_str);
+    let kind = object.get("kind").and_then(Value::as_str);
+    if let (Some(api_version), Some(kind)) = (api_version, kind)
+        && let Some(fields) = builtin_quantity_fields(api_version, kind)
+    {
+        let _ = fields.canonicalize(object);
+    }
+}
+
 /// What [`apply_if_changed`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -113,6 +173,7 @@ where
             }
         }
     }
+    canonicalize_quantities(&mut body);
     stamp(&mut body);
     Ok(body)
 }
@@ -292,5 +353,64 @@ mod tests {
         let mut twice = desired();
         stamp(&mut twice);
         assert_eq!(twice, desired());
+    }
+
+    fn deployment_with_resources(cpu: &str, memory: &str) -> apps::v1::Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"spec": {"containers": [{
+                    "name": "web",
+                    "resources": {"limits": {"cpu": cpu, "memory": memory}},
+                }]}},
+            }
+        }))
+        .expect("a deployment")
+    }
+
+    #[test]
+    fn a_deployment_stored_with_canonical_quantities_is_up_to_date() {
+        let desired = deployment_with_resources("1000m", "1024Mi");
+        let body = applied_body(&desired).expect("serializable");
+        // what the API server stores: quantities in canonical form
+        let mut live = body.clone();
+        live["metadata"]["resourceVersion"] = json!("7");
+        live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] =
+            json!({"cpu": "1", "memory": "1Gi"});
+        let live: apps::v1::Deployment = serde_json::from_value(live).expect("a deployment");
+        assert!(
+            pending_apply(&desired, Some(&live))
+                .expect("serializable")
+                .is_none()
+        );
+        // a hand edit of a quantity is still seen
+        let mut edited = live.clone();
+        let limits = edited
+            .spec
+            .as_mut()
+            .and_then(|s| s.template.spec.as_mut())
+            .and_then(|s| s.containers[0].resources.as_mut())
+            .and_then(|r| r.limits.as_mut())
+            .expect("limits");
+        limits.insert(
+            "cpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
+        );
+        assert!(
+            pending_apply(&desired, Some(&edited))
+                .expect("serializable")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn custom_resources_keep_their_quantities_as_written() {
+        let mut object = json!({
+            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
+            "spec": {"resources": {"limits": {"cpu": "1000m"}}}
+        });
+        canonicalize_quantities(&mut object);
+        assert_eq!(object["spec"]["resources"]["limits"]["cpu"], "1000m");
     }
 }

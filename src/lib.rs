@@ -13,6 +13,7 @@ pub mod federation;
 pub mod home;
 pub mod operator;
 pub mod ops;
+pub mod quantity;
 pub mod replication;
 pub mod settings;
 pub mod telemetry;

@@ -869,6 +869,123 @@ async fn data_plane_alone() {
 }
 
 #[test]
+fn a_restarted_data_plane_finds_deployments_with_canonical_quantities_up_to_date() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(restart_with_canonical_quantities());
+}
+
+/// The API server stores a Deployment's quantities in canonical form (`cpu: 1000m` reads back
+/// as `1`): Stargate's default CPU limit and a Reaper's `1000m`/`1024Mi` must still compare
+/// equal to what the data plane wants, or every reconcile re-applies them.
+async fn restart_with_canonical_quantities() {
+    let sim = start_sim(1).await;
+    let client = sim.client(0).await.expect("client");
+    apply_as(
+        TEST_MANAGER,
+        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
+        "standalone",
+        serde_json::json!({
+            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
+            "metadata": {"name": "standalone", "namespace": NS},
+            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
+                     "size": 1, "storageConfig": {}}
+        }),
+    )
+    .await;
+    // Stargate with its default resources (a CPU limit of 1000m)
+    apply_as(
+        TEST_MANAGER,
+        &Api::<Stargate>::namespaced(client.clone(), NS),
+        "solo-stargate",
+        serde_json::json!({
+            "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
+            "metadata": {"name": "solo-stargate", "namespace": NS},
+            "spec": {"datacenterRef": {"name": "standalone"}, "size": 1}
+        }),
+    )
+    .await;
+    apply_as(
+        TEST_MANAGER,
+        &Api::<Reaper>::namespaced(client.clone(), NS),
+        "solo-reaper",
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "solo-reaper", "namespace": NS},
+            "spec": {"datacenterRef": {"name": "standalone"},
+                     "resources": {"limits": {"cpu": "1000m", "memory": "1024Mi"}}}
+        }),
+    )
+    .await;
+    let mut operators = Operators::new();
+    operators.start(&settings("data-plane"), client.clone());
+    let stargates = Api::<Stargate>::namespaced(client.clone(), NS);
+    wait_running(&stargates, "solo-stargate", "the Stargate Running").await;
+    let limits = |deployment: &Deployment| {
+        let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
+        let limits = pod
+            .containers
+            .first()?
+            .resources
+            .as_ref()?
+            .limits
+            .as_ref()?;
+        Some(
+            limits
+                .iter()
+                .map(|(name, quantity)| format!("{name}={}", quantity.0))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let reaper = eventually("Reaper's Deployment", Duration::from_secs(30), || {
+        get::<Deployment>(&client, "solo-reaper")
+    })
+    .await;
+    assert_eq!(
+        limits(&reaper),
+        Some(vec!["cpu=1".to_string(), "memory=1Gi".to_string()]),
+        "the API server's canonical form"
+    );
+    let stargate = get::<Deployment>(&client, "solo-standalone-default-stargate-deployment")
+        .await
+        .expect("Stargate's Deployment");
+    assert!(
+        limits(&stargate).is_some_and(|l| l.contains(&"cpu=1".to_string())),
+        "{:?}",
+        limits(&stargate)
+    );
+    operators.stop().await;
+
+    // A new instance reconciles every Stargate and Reaper: nothing to write.
+    sim.reset_requests(0).expect("reset requests");
+    let mut operators = Operators::new();
+    operators.start(&settings("data-plane"), client.clone());
+    let deployment_requests = |verbs: &[&str]| -> u64 {
+        sim.requests(0)
+            .expect("requests")
+            .iter()
+            .filter(|r| r.resource == "deployments.apps" && verbs.contains(&r.verb.as_str()))
+            .map(|r| r.count)
+            .sum()
+    };
+    eventually(
+        "the new instance reading the Deployments",
+        Duration::from_secs(30),
+        || async { (deployment_requests(&["list", "watch", "get"]) > 0).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        deployment_requests(&["create", "update", "patch"]),
+        0,
+        "Deployments written by a reconcile that had nothing to change: {:?}",
+        sim.requests(0).expect("requests")
+    );
+    operators.stop().await;
+    sim.shutdown().await;
+}
+
+#[test]
 fn stargate_and_reaper_follow_their_datacenters_encryption() {
     federator::operator::runtime()
         .expect("tokio runtime")

@@ -626,6 +626,38 @@ async fn conflict_and_missing_namespace() {
     ]);
     apply_as(TEST_MANAGER, &clusters, "third", third).await;
     wait_degraded(&clusters, "third", "NamespaceMissing", "no-such-namespace").await;
+
+    // A namespace being deleted (held in Terminating by a finalizer) is no place for a new
+    // datacenter either: the API server refuses new content in it.
+    let region1 = sim.client(1).await.expect("region client");
+    apply_as(
+        TEST_MANAGER,
+        &Api::<Namespace>::all(region1.clone()),
+        "doomed",
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}),
+    )
+    .await;
+    apply_as(
+        TEST_MANAGER,
+        &Api::<ConfigMap>::namespaced(region1.clone(), "doomed"),
+        "held",
+        serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "held", "namespace": "doomed", "finalizers": ["example.com/hold"]}}),
+    )
+    .await;
+    bounded(
+        "delete namespace",
+        Api::<Namespace>::all(region1.clone()).delete("doomed", &DeleteParams::default()),
+    )
+    .await
+    .expect("namespace deletion starts");
+    let mut fourth = k8ssandra_cluster(1, &region1_context);
+    fourth["metadata"]["name"] = "fourth".into();
+    fourth["spec"]["cassandra"]["datacenters"] = serde_json::json!([
+        {"metadata": {"name": "dc8", "namespace": "doomed"}, "k8sContext": region1_context, "size": 1}
+    ]);
+    apply_as(TEST_MANAGER, &clusters, "fourth", fourth).await;
+    wait_degraded(&clusters, "fourth", "NamespaceMissing", "doomed").await;
     running.stop().await;
 }
 

@@ -708,6 +708,44 @@ async fn conflicts_and_immutables() {
         conflict_again.last_transition_time,
         conflict.last_transition_time
     );
+
+    // A target namespace being deleted (held in Terminating by a finalizer) refuses the copy.
+    let region1_client = running.regions[1].clone();
+    apply_as(
+        TEST_MANAGER,
+        &Api::<Namespace>::all(region1_client.clone()),
+        "doomed",
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}),
+    )
+    .await;
+    apply_as(
+        TEST_MANAGER,
+        &running.secrets(1, "doomed"),
+        "held",
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "held", "namespace": "doomed", "finalizers": ["example.com/hold"]}}),
+    )
+    .await;
+    bounded(
+        "delete namespace",
+        Api::<Namespace>::all(region1_client).delete("doomed", &DeleteParams::default()),
+    )
+    .await
+    .expect("namespace deletion starts");
+    put_replicated_secret(
+        &running,
+        serde_json::json!([{"k8sContextName": region1, "namespace": "doomed"}]),
+    )
+    .await;
+    let terminating = wait_for_condition(&running, &region1, "doomed", "NamespaceMissing").await;
+    assert!(
+        terminating
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("is being deleted"),
+        "{terminating:?}"
+    );
     running.stop().await;
 }
 

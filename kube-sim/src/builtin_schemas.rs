@@ -12,6 +12,8 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
+use crate::quantity::QuantityFields;
+
 /// The generated schemas: every definition by its Kubernetes name.
 pub struct BuiltinSchemas {
     pub definitions: Map<String, Value>,
@@ -118,6 +120,26 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
     })
 }
 
+/// Where the quantity fields of a built-in kind are (container resources, volume size limits,
+/// claim templates…): the API server decodes them into `resource.Quantity` and stores them in
+/// canonical form. `None` for kinds with none.
+pub fn quantity_fields(group: &str, version: &str, kind: &str) -> Option<&'static QuantityFields> {
+    static FIELDS: OnceLock<BTreeMap<(String, String, String), QuantityFields>> = OnceLock::new();
+    FIELDS
+        .get_or_init(|| {
+            let schemas = builtin_schemas();
+            schemas
+                .kinds
+                .iter()
+                .filter_map(|(key, definition)| {
+                    QuantityFields::of_definition(definition, &schemas.definitions)
+                        .map(|fields| (key.clone(), fields))
+                })
+                .collect()
+        })
+        .get(&(group.to_string(), version.to_string(), kind.to_string()))
+}
+
 /// The definitions a schema refers to, transitively (so a document carries only what it needs).
 pub fn referenced_definitions(root: &str, out: &mut Map<String, Value>) {
     let all = &builtin_schemas().definitions;
@@ -169,5 +191,38 @@ mod tests {
             "name"
         );
         assert!(defs.contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
+    }
+
+    #[test]
+    fn quantity_fields_of_the_kinds_that_have_them() {
+        let deployment = quantity_fields("apps", "v1", "Deployment").expect("deployments");
+        let mut object = json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "resources": {"limits": {"cpu": "1000m"}}}],
+            "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1024Mi"}}],
+        }}}});
+        deployment.canonicalize(&mut object).expect("valid");
+        assert_eq!(
+            object["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"],
+            "1"
+        );
+        assert_eq!(
+            object["spec"]["template"]["spec"]["volumes"][0]["emptyDir"]["sizeLimit"],
+            "1Gi"
+        );
+        let statefulset = quantity_fields("apps", "v1", "StatefulSet").expect("statefulsets");
+        let mut object = json!({"spec": {"volumeClaimTemplates": [
+            {"spec": {"resources": {"requests": {"storage": "5120Mi"}}}}
+        ]}});
+        statefulset.canonicalize(&mut object).expect("valid");
+        assert_eq!(
+            object["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+            "5Gi"
+        );
+        assert!(quantity_fields("", "v1", "Pod").is_some());
+        assert!(quantity_fields("", "v1", "ConfigMap").is_none());
+        assert!(quantity_fields("", "v1", "Secret").is_none());
+        assert!(
+            quantity_fields("apiextensions.k8s.io", "v1", "CustomResourceDefinition").is_none()
+        );
     }
 }

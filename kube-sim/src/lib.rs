@@ -16,6 +16,10 @@ pub mod discovery;
 pub mod error;
 pub mod jsonpath;
 pub mod openapi;
+// Federator's own quantity code, so that the simulated API server stores quantities in the
+// canonical form Federator compares with (kube-sim must not depend on the federator crate).
+#[path = "../../src/quantity.rs"]
+pub mod quantity;
 pub mod prerequisites;
 pub mod requests;
 pub mod schema;

@@ -375,12 +375,96 @@ async fn conformance(minor: u32) {
         ])
         .await;
     assert_eq!(out, "cQ== Opaque");
+    // a ConfigMap with a finalizer holds the namespace in Terminating
+    kubectl
+        .ok_with_input(
+            &["apply", "-f", "-"],
+            Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: scratch, finalizers: [example.com/hold]}\n"),
+        )
+        .await;
     let out = kubectl
-        .ok(&["delete", "namespace", "scratch", "--timeout=20s"])
+        .ok(&["delete", "namespace", "scratch", "--wait=false"])
         .await;
     assert!(out.contains("namespace \"scratch\" deleted"), "{out}");
+    let out = kubectl.ok(&["get", "namespace", "scratch"]).await;
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("scratch") && l.contains("Terminating")),
+        "{out}"
+    );
+    let err = kubectl
+        .fails(
+            &[
+                "create",
+                "configmap",
+                "cm2",
+                "-n",
+                "scratch",
+                "--from-literal=k=v",
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        err.contains(
+            "unable to create new content in namespace scratch because it is being terminated"
+        ),
+        "{err}"
+    );
+    // the namespace controller deletes the rest; the held ConfigMap waits for its finalizer
+    let mut remaining = String::new();
+    for _ in 0..100 {
+        remaining = kubectl
+            .ok(&["get", "configmaps,secrets", "-n", "scratch", "-o", "name"])
+            .await;
+        if remaining.trim() == "configmap/held" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(remaining.trim(), "configmap/held");
+    kubectl
+        .ok(&[
+            "patch",
+            "configmap",
+            "held",
+            "-n",
+            "scratch",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ])
+        .await;
+    kubectl
+        .ok(&["wait", "--for=delete", "namespace/scratch", "--timeout=20s"])
+        .await;
     let err = kubectl.fails(&["get", "namespace", "scratch"], None).await;
     assert!(err.contains("namespaces \"scratch\" not found"), "{err}");
+
+    // quantities of built-in kinds read back in canonical form
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n        image: web:1\n        resources: {limits: {cpu: 1000m, memory: 1024Mi}, requests: {cpu: '0.5'}}\n";
+    let out = kubectl
+        .ok_with_input(&["apply", "-f", "-"], Some(deployment))
+        .await;
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    let object = json(&kubectl.ok(&["get", "deploy", "web", "-o", "json"]).await);
+    assert_eq!(
+        object["spec"]["template"]["spec"]["containers"][0]["resources"],
+        serde_json::json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}})
+    );
+    // kubectl's three-way diff sees 1000m against the live 1 and sends a patch each time
+    // (kubernetes/kubernetes#116135), which changes nothing on the server
+    let out = kubectl
+        .ok_with_input(&["apply", "-f", "-"], Some(deployment))
+        .await;
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let again = json(&kubectl.ok(&["get", "deploy", "web", "-o", "json"]).await);
+    assert_eq!(again["metadata"]["generation"], 1);
+    assert_eq!(
+        again["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"],
+        serde_json::json!({"cpu": "1", "memory": "1Gi"})
+    );
 
     // authentication failure
     let err = kubectl

@@ -84,28 +84,13 @@ pub fn image_reference(own: Option<&ContainerImage>, default: &str) -> String {
     }
 }
 
-/// Bytes of a Kubernetes quantity (`256Mi`, `2G`, `1e9`, `512`); None when it cannot be read.
+/// Bytes of a Kubernetes quantity (`256Mi`, `2G`, `1e9`, `512`), rounded up as Kubernetes'
+/// `Quantity.Value()`; None when it cannot be read or is negative.
 pub fn quantity_bytes(quantity: &Quantity) -> Option<u64> {
-    let text = quantity.0.trim();
-    let split = text
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let multiplier: f64 = match suffix {
-        "" => 1.0,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024.0f64.powi(4),
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        _ => return None,
-    };
-    let value: f64 = number.parse().ok()?;
-    let bytes = value * multiplier;
-    (bytes.is_finite() && bytes >= 0.0).then(|| bytes.round() as u64)
+    let value = crate::quantity::Quantity::parse(&quantity.0)
+        .ok()?
+        .ceil_value()?;
+    u64::try_from(value).ok()
 }
 
 #[cfg(test)]

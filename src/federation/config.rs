@@ -24,6 +24,8 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+pub use crate::quantity::{Quantity, QuantityError, QuantityNumber};
+
 use crate::api::cassdc::ServerType;
 use crate::api::k8ssandra_cluster::{CassandraConfig, GarbageCollector, JvmOptions};
 
@@ -720,142 +722,6 @@ fn put_path(out: &mut Map<String, Value>, path: &str, value: Value) {
 /// applies it to produce the same DCs.
 pub const DEFAULT_GARBAGE_COLLECTOR: GarbageCollector = GarbageCollector::G1;
 
-// ---- Kubernetes quantities ----
-
-#[derive(Debug, Error, PartialEq, Eq, Clone)]
-pub enum QuantityError {
-    #[error("a quantity must be a string such as \"512Mi\"")]
-    NotAString,
-    #[error(
-        "\"{0}\" is not a quantity (expected a number with an optional suffix such as Mi, Gi, k, M, m)"
-    )]
-    Malformed(String),
-    #[error("\"{0}\" is too large")]
-    TooLarge(String),
-}
-
-/// A parsed Kubernetes quantity: `mantissa * 2^binary_exponent * 10^decimal_exponent`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Quantity {
-    negative: bool,
-    mantissa: u128,
-    binary_exponent: u32,
-    decimal_exponent: i32,
-}
-
-/// A quantity as a number: an integer when it is whole, else a decimal.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum QuantityNumber {
-    Integer(i64),
-    Decimal(f64),
-}
-
-impl Quantity {
-    pub fn parse(text: &str) -> Result<Quantity, QuantityError> {
-        let malformed = || QuantityError::Malformed(text.to_string());
-        let trimmed = text.trim();
-        let (negative, rest) = match trimmed.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
-        };
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, suffix) = rest.split_at(number_end);
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-            return Err(malformed());
-        }
-        let digits = format!("{whole}{fraction}");
-        let digits = digits.trim_start_matches('0');
-        if digits.len() > 36 {
-            return Err(QuantityError::TooLarge(text.to_string()));
-        }
-        let mantissa: u128 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().map_err(|_| malformed())?
-        };
-        let (binary_exponent, suffix_exponent) = match suffix {
-            "Ki" => (10, 0),
-            "Mi" => (20, 0),
-            "Gi" => (30, 0),
-            "Ti" => (40, 0),
-            "Pi" => (50, 0),
-            "Ei" => (60, 0),
-            "n" => (0, -9),
-            "u" => (0, -6),
-            "m" => (0, -3),
-            "" => (0, 0),
-            "k" => (0, 3),
-            "M" => (0, 6),
-            "G" => (0, 9),
-            "T" => (0, 12),
-            "P" => (0, 15),
-            "E" => (0, 18),
-            other => {
-                let exponent = other
-                    .strip_prefix(['e', 'E'])
-                    .and_then(|e| e.parse::<i32>().ok())
-                    .filter(|e| e.abs() <= 40)
-                    .ok_or_else(malformed)?;
-                (0, exponent)
-            }
-        };
-        let fraction_digits = i32::try_from(fraction.len()).map_err(|_| malformed())?;
-        Ok(Quantity {
-            negative,
-            mantissa,
-            binary_exponent,
-            decimal_exponent: suffix_exponent - fraction_digits,
-        })
-    }
-
-    /// The exact value as `numerator / denominator` (both non-negative), if it fits in i128.
-    fn ratio(&self) -> Option<(i128, i128)> {
-        let mut numerator = i128::try_from(self.mantissa)
-            .ok()?
-            .checked_mul(1i128.checked_shl(self.binary_exponent)?)?;
-        let mut denominator = 1i128;
-        let ten_power = 10i128.checked_pow(self.decimal_exponent.unsigned_abs())?;
-        if self.decimal_exponent >= 0 {
-            numerator = numerator.checked_mul(ten_power)?;
-        } else {
-            denominator = ten_power;
-        }
-        Some((numerator, denominator))
-    }
-
-    /// The value as a JSON-friendly number: an integer when whole (as upstream converts
-    /// quantities with no fractional digits), else a decimal.
-    pub fn number(&self) -> QuantityNumber {
-        let sign = if self.negative { -1 } else { 1 };
-        if let Some((numerator, denominator)) = self.ratio() {
-            if numerator % denominator == 0
-                && let Ok(whole) = i64::try_from(sign * (numerator / denominator))
-            {
-                return QuantityNumber::Integer(whole);
-            }
-            return QuantityNumber::Decimal(sign as f64 * numerator as f64 / denominator as f64);
-        }
-        let approximate = self.mantissa as f64
-            * 2f64.powi(self.binary_exponent as i32)
-            * 10f64.powi(self.decimal_exponent);
-        QuantityNumber::Decimal(sign as f64 * approximate)
-    }
-
-    /// The value rounded up to a whole number, as Kubernetes' `Quantity.Value()`.
-    pub fn ceil_value(&self) -> Option<i64> {
-        let (numerator, denominator) = self.ratio()?;
-        let magnitude = if self.negative {
-            numerator / denominator
-        } else {
-            (numerator + denominator - 1) / denominator
-        };
-        i64::try_from(if self.negative { -magnitude } else { magnitude }).ok()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1124,32 +990,6 @@ mod tests {
                 .to_string()
                 .starts_with("config.jvmOptions.heap_max_size: \"lots\""),
             "{error}"
-        );
-    }
-
-    #[test]
-    fn quantities_become_numbers() {
-        let n = |text: &str| Quantity::parse(text).expect("valid").number();
-        assert_eq!(n("512Mi"), QuantityNumber::Integer(536870912));
-        assert_eq!(n("512M"), QuantityNumber::Integer(512000000));
-        assert_eq!(n("1.5Gi"), QuantityNumber::Integer(1610612736));
-        assert_eq!(n("1Mi"), QuantityNumber::Integer(1048576));
-        assert_eq!(n("100m"), QuantityNumber::Decimal(0.1));
-        assert_eq!(n("1e3"), QuantityNumber::Integer(1000));
-        assert_eq!(n("7199"), QuantityNumber::Integer(7199));
-        assert_eq!(n("-2k"), QuantityNumber::Integer(-2000));
-        assert_eq!(n("0.5"), QuantityNumber::Decimal(0.5));
-        assert!(Quantity::parse("").is_err());
-        assert!(Quantity::parse("12Q").is_err());
-        assert!(Quantity::parse("1.2.3").is_err());
-        assert!(Quantity::parse(".").is_err());
-        assert_eq!(
-            Quantity::parse("64Mi").expect("valid").ceil_value(),
-            Some(67108864)
-        );
-        assert_eq!(
-            Quantity::parse("1500m").expect("valid").ceil_value(),
-            Some(2)
         );
     }
 }

@@ -929,11 +929,14 @@ async fn lookup_datacenter(
     match api.get_opt(datacenter).await {
         Ok(Some(found)) => RemoteState::from_lookup(Some(Arc::new(found.into())), cluster, adopt),
         Ok(None) => {
-            // Federator does not create namespaces: a missing one is the user's to fix.
+            // Federator does not create namespaces: a missing one is the user's to fix. One
+            // being deleted refuses new content (403) until it is gone: missing as well.
             let namespaces: Api<Namespace> = Api::all(client.clone());
             match namespaces.get_opt(namespace).await {
-                Ok(Some(_)) => RemoteState::Absent,
-                Ok(None) => RemoteState::NamespaceMissing,
+                Ok(Some(found)) if found.metadata.deletion_timestamp.is_none() => {
+                    RemoteState::Absent
+                }
+                Ok(_) => RemoteState::NamespaceMissing,
                 Err(error) => RemoteState::Unreachable {
                     reason: error.to_string(),
                 },

@@ -27,7 +27,7 @@
 //! | Degraded | True | `DatacentersAddedAndRemoved` | datacenters were added and removed in one change (a rename would lose data): restore the removed ones, then add and remove in separate changes |
 //! | Degraded | True | `Conflict` | a CassandraDatacenter of that name exists in the region and is not this cluster's: remove or rename it, or annotate the K8ssandraCluster `federator.k8ssandra.io/adopt: "true"` to take it over |
 //! | Degraded | True | `UnknownContext` | a `k8sContext` names no ClientConfig: create the ClientConfig, or fix the name |
-//! | Degraded | True | `NamespaceMissing` | the datacenter's namespace does not exist in its region: create it (Federator does not create namespaces) |
+//! | Degraded | True | `NamespaceMissing` | the datacenter's namespace does not exist in its region, or is being deleted: create it (Federator does not create namespaces) |
 //! | Degraded | True | `RegionUnreachable` | a region does not answer; see RegionUnreachable |
 //! | Degraded | True | `ReconcileError` | the last reconcile failed; `status.error` says how (retried with backoff) |
 //! | Degraded | False | `NoProblems` | |
@@ -430,7 +430,7 @@ fn problems(
             RemoteState::NamespaceMissing => Some((
                 REASON_NAMESPACE_MISSING,
                 format!(
-                    "{place}: namespace {} does not exist there; create it (Federator does not create namespaces)",
+                    "{place}: namespace {} does not exist there or is being deleted; create it (Federator does not create namespaces)",
                     observation.namespace
                 ),
             )),

@@ -409,6 +409,20 @@ fn call_failed(target: (&str, &str), what: &str, error: &kube::Error) -> TargetO
                 ),
             )
         }
+        // A namespace being deleted refuses new content until it is gone.
+        kube::Error::Api(response)
+            if response.code == 403
+                && response.message.contains("because it is being terminated") =>
+        {
+            failed(
+                target,
+                REASON_NAMESPACE_MISSING,
+                format!(
+                    "{} is being deleted (Federator does not create namespaces)",
+                    describe_target(target.0, target.1)
+                ),
+            )
+        }
         // No answer (connection refused, timeout, TLS): the region, not the request.
         kube::Error::Service(_) | kube::Error::HyperError(_) => failed(
             target,

@@ -415,9 +415,11 @@ pub fn apply_create_strategy(
 }
 
 /// Built-in map-list keys for server-side apply (`+listType=map` with `+listMapKey`).
+/// `top_level` is a field of the object itself (not under spec, metadata, or a list item).
 pub fn apply_list_keys(
     field: &str,
     in_metadata: bool,
+    top_level: bool,
     sample: &[&Value],
 ) -> Option<&'static [&'static str]> {
     if in_metadata {
@@ -436,6 +438,8 @@ pub fn apply_list_keys(
         | "resourceClaims" => Some(&["name"]),
         "volumeMounts" => Some(&["mountPath"]),
         "conditions" => Some(&["type"]),
+        // an EndpointSlice's `ports` (the only top-level one) is `+listType=atomic`
+        "ports" if top_level => None,
         "ports" => {
             if sample
                 .iter()

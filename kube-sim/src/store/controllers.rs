@@ -1,6 +1,8 @@
 //! kwok-like controllers of the built-in kinds, run by a background task: Deployments and
-//! StatefulSets report their replicas ready, service-account token Secrets get a token, and
-//! dependents whose owners do not exist are garbage collected.
+//! StatefulSets report their replicas ready, service-account token Secrets get a token,
+//! dependents whose owners are gone are garbage collected, and terminating namespaces are
+//! emptied and removed. Like kube-controller-manager, they act after the request that made the
+//! change: a DELETE returns before the garbage collector has done anything.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,6 +155,7 @@ impl Store {
         for task in self.take_due_tasks(now) {
             self.reconcile(task);
         }
+        self.collect_garbage(now);
     }
 
     fn reconcile(&self, task: ControllerTask) {

@@ -1,6 +1,7 @@
 //! The store itself: objects of one cluster, the resourceVersion counter, the event window,
-//! watchers, and the write pipelines (create, update, patch, apply, delete) with the garbage
-//! collector and namespace lifecycle that run after every write.
+//! watchers, and the write pipelines (create, update, patch, apply, delete); the work they leave
+//! for the garbage collector and the namespace controller, which the background controllers
+//! run a little later.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
@@ -34,6 +35,7 @@ use super::{
     DeleteOptions, DeleteOutcome, DryRun, ListOptions, PatchType, ResourceInfo, WatchOptions,
     WriteOptions,
 };
+use crate::builtin_schemas::quantity_fields;
 use crate::error::{ApiError, ApiResult, Cause, qualified};
 
 /// Tunables of one store.
@@ -53,6 +55,10 @@ pub struct StoreConfig {
     /// how long a Deployment or StatefulSet takes to report its replicas ready after a change
     /// (pods being scheduled and started); `None` is `controller_delay`
     pub workload_ready_delay: Option<Duration>,
+    /// how long the garbage collector and the namespace controller take to act on a deletion
+    /// (each step of a cascade takes as long again): they run after the request that deleted,
+    /// as kube-controller-manager does, and only while the controllers run
+    pub gc_delay: Duration,
 }
 
 impl Default for StoreConfig {
@@ -64,6 +70,7 @@ impl Default for StoreConfig {
             watch_buffer: 65_536,
             controller_delay: Duration::from_millis(150),
             workload_ready_delay: None,
+            gc_delay: Duration::from_millis(100),
         }
     }
 }
@@ -121,7 +128,9 @@ pub(crate) struct State {
     watchers: Vec<WatcherSlot>,
     /// owner uid → dependents (resource, key)
     dependents: HashMap<String, BTreeSet<(ResourceKey, String)>>,
-    work: VecDeque<Work>,
+    /// the garbage collector's and namespace controller's work, each item with when it is due
+    work: VecDeque<(Instant, Work)>,
+    gc_delay: Duration,
     next_cluster_ip: u32,
     pub controllers_running: bool,
     pub controller_queue: VecDeque<ControllerTask>,
@@ -273,6 +282,7 @@ impl State {
             watchers: Vec::new(),
             dependents: HashMap::new(),
             work: VecDeque::new(),
+            gc_delay: config.gc_delay,
             next_cluster_ip: 10,
             controllers_running: false,
             controller_queue: VecDeque::new(),
@@ -388,29 +398,33 @@ impl State {
                 .insert((resource.clone(), key.to_string()));
         }
 
+        let due = Instant::now() + self.gc_delay;
         if remove {
-            self.work.push_back(Work::Removed {
-                uid: meta_str(&obj, "uid").unwrap_or_default().to_string(),
-                owners: owner_refs(&obj),
-                namespace: if namespaced {
-                    key_namespace(key).map(str::to_string)
-                } else {
-                    None
+            self.work.push_back((
+                due,
+                Work::Removed {
+                    uid: meta_str(&obj, "uid").unwrap_or_default().to_string(),
+                    owners: owner_refs(&obj),
+                    namespace: if namespaced {
+                        key_namespace(key).map(str::to_string)
+                    } else {
+                        None
+                    },
                 },
-            });
+            ));
         } else if is_deleting(&obj) {
             let gc_finalizers = finalizers(&obj)
                 .iter()
                 .any(|f| f == "orphan" || f == "foregroundDeletion");
             if gc_finalizers {
-                self.work.push_back(Work::DeletingWithGcFinalizer(
-                    resource.clone(),
-                    key.to_string(),
+                self.work.push_back((
+                    due,
+                    Work::DeletingWithGcFinalizer(resource.clone(), key.to_string()),
                 ));
             }
             if *resource == namespaces_key() && !old.is_some_and(is_deleting) {
                 self.work
-                    .push_back(Work::NamespaceTerminating(key.to_string()));
+                    .push_back((due, Work::NamespaceTerminating(key.to_string())));
             }
         }
         if self.controllers_running && !remove && super::controllers::watched(resource, &obj) {
@@ -630,7 +644,12 @@ impl State {
         let mut key = key;
         if exists(self, &key) {
             if !generated {
-                return Err(ApiError::already_exists(&info.group, &info.plural, &name));
+                let mut err = ApiError::already_exists(&info.group, &info.plural, &name);
+                if self.load(resource, &key).is_some_and(|o| is_deleting(&o)) {
+                    // a terminating namespace, an object waiting for its finalizers
+                    err.message = format!("object is being deleted: {}", err.message);
+                }
+                return Err(err);
             }
             // a generated name that collides gets a second draw, as the apiserver retries
             name = format!("{generate_name}{}", random_suffix());
@@ -665,6 +684,7 @@ impl State {
             map.remove("status");
         }
         apply_create_defaults(&info, &mut obj);
+        canonicalize_quantities(&info, &mut obj)?;
         if tracks_generation(&info) {
             set_meta(&mut obj, "generation", json!(1));
         }
@@ -800,6 +820,7 @@ impl State {
             }
         }
 
+        canonicalize_quantities(&info, &mut new)?;
         annotations_check(&info, &new, &name)?;
         let warnings = self.admit(&info, &mut new, Some(&old), opts)?;
 
@@ -1252,9 +1273,13 @@ impl State {
         );
     }
 
-    /// Runs the garbage collector and namespace controller until nothing is left to do.
-    fn settle(&mut self) {
-        while let Some(work) = self.work.pop_front() {
+    /// Runs the garbage collector's and namespace controller's work that is due by `now`;
+    /// what that work changes is due a `gc_delay` later.
+    fn settle(&mut self, now: Instant) {
+        while self.work.front().is_some_and(|(due, _)| *due <= now) {
+            let Some((_, work)) = self.work.pop_front() else {
+                break;
+            };
             match work {
                 Work::Removed {
                     uid,
@@ -1264,7 +1289,9 @@ impl State {
                     self.collect_dependents(&uid);
                     for owner in owners {
                         if let Some((rk, key)) = self.find_owner(&owner, namespace.as_deref()) {
-                            self.work.push_back(Work::DeletingWithGcFinalizer(rk, key));
+                            let due = Instant::now() + self.gc_delay;
+                            self.work
+                                .push_back((due, Work::DeletingWithGcFinalizer(rk, key)));
                         }
                     }
                     if let Some(ns) = namespace {
@@ -1700,7 +1727,6 @@ impl Store {
                 state.commit(&resource, &key, Some(&old), old.clone(), true);
             }
         }
-        state.settle();
         let removed = state.resources.remove(&resource)?;
         state.watchers.retain(|w| w.resource_id != removed.id);
         Some(removed.info)
@@ -1878,9 +1904,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> ApiResult<WriteResult> {
         let mut state = self.shared.state.write();
-        let result = state.create(&Self::key_of(res), ns, obj, opts, None);
-        state.settle();
-        result
+        state.create(&Self::key_of(res), ns, obj, opts, None)
     }
 
     /// PUT (or PUT on `/status` with `opts.subresource_status`).
@@ -1893,9 +1917,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> ApiResult<WriteResult> {
         let mut state = self.shared.state.write();
-        let result = state.update(&Self::key_of(res), ns, name, obj, opts);
-        state.settle();
-        result
+        state.update(&Self::key_of(res), ns, name, obj, opts)
     }
 
     /// PATCH of any type; server-side apply creates a missing object (`created` is then true).
@@ -1909,9 +1931,7 @@ impl Store {
         opts: &WriteOptions,
     ) -> ApiResult<WriteResult> {
         let mut state = self.shared.state.write();
-        let result = state.patch(&Self::key_of(res), ns, name, patch_type, body, opts);
-        state.settle();
-        result
+        state.patch(&Self::key_of(res), ns, name, patch_type, body, opts)
     }
 
     pub fn delete(
@@ -1937,15 +1957,13 @@ impl Store {
             )
             .with_details(name, "", "namespaces"));
         }
-        let outcome = state.delete(
+        state.delete(
             &resource,
             &key,
             old,
             opts.propagation_policy.as_deref(),
             opts.dry_run == DryRun::All,
-        );
-        state.settle();
-        outcome
+        )
     }
 
     /// DELETE on a collection: deletes every selected object; answers the List of them.
@@ -1993,7 +2011,6 @@ impl Store {
                 DeleteOutcome::Deleted(_) => items.push(last),
             }
         }
-        state.settle();
         Ok(json!({
             "kind": info.list_kind,
             "apiVersion": group_version(&info),
@@ -2129,7 +2146,6 @@ impl Store {
             ..Default::default()
         };
         let _ = state.finish_update(resource, key, old, new, &opts, None, manager);
-        state.settle();
     }
 
     /// Changes an object as a controller does (Update on the main resource, no admission).
@@ -2141,7 +2157,6 @@ impl Store {
     ) {
         let mut state = self.shared.state.write();
         state.internal_update(resource, key, change);
-        state.settle();
     }
 
     /// Deletes an object whose owners are all gone (the GC's absent-owner rule).
@@ -2174,7 +2189,11 @@ impl Store {
                 }
             });
         }
-        state.settle();
+    }
+
+    /// Runs the garbage collector's and namespace controller's work that is due by `now`.
+    pub(crate) fn collect_garbage(&self, now: Instant) {
+        self.shared.state.write().settle(now);
     }
 
     pub(crate) fn take_due_tasks(&self, now: Instant) -> Vec<ControllerTask> {
@@ -2243,6 +2262,24 @@ fn check_delete_options(
         }
     }
     Ok(())
+}
+
+/// Built-in kinds decode their quantity fields into `resource.Quantity`: they are stored in
+/// canonical form (`1000m` as `1`), and one that does not parse fails the decoding.
+fn canonicalize_quantities(info: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
+    if !info.builtin {
+        return Ok(());
+    }
+    let Some(fields) = quantity_fields(&info.group, &info.version, &info.kind) else {
+        return Ok(());
+    };
+    fields.canonicalize(obj).map_err(|_| {
+        ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            kind = info.kind,
+            version = info.version,
+        ))
+    })
 }
 
 /// ObjectMeta validation of the total annotation size, on create and on every update.

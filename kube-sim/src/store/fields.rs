@@ -44,7 +44,7 @@ fn list_type(schema: Schema, path: &FieldPath, sample: &[&Value]) -> ListType {
             _ => ListType::Atomic,
         };
     }
-    match apply_list_keys(field, in_metadata, sample) {
+    match apply_list_keys(field, in_metadata, path.len() == 1, sample) {
         Some(keys) => ListType::Map(keys.iter().map(|k| k.to_string()).collect()),
         None => ListType::Atomic,
     }

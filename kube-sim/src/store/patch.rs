@@ -258,6 +258,8 @@ pub fn strategic_list_strategy(path: &[String], field: &str, sample: &[&Value]) 
         "conditions" => MergeStrategy::MergeKey("type"),
         "hostAliases" | "podIPs" | "hostIPs" => MergeStrategy::MergeKey("ip"),
         "topologySpreadConstraints" => MergeStrategy::MergeKey("topologyKey"),
+        // an EndpointSlice's `ports` (the only top-level one) has no patch strategy: replaced
+        "ports" if path.is_empty() => MergeStrategy::Replace,
         // container ports merge by containerPort, Service ports by port
         "ports" => {
             if sample

@@ -1229,6 +1229,142 @@ fn apply_merges_built_in_containers_by_name() {
 }
 
 #[test]
+fn endpoint_slice_ports_and_endpoints_are_atomic_lists() {
+    let store = store();
+    let slices = builtin(&store, "discovery.k8s.io", "endpointslices");
+    let slice = |ports: Value, endpoints: Value| {
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+               "metadata": {"name": "seeds"}, "addressType": "IPv4",
+               "ports": ports, "endpoints": endpoints})
+    };
+    let ep = |ip: &str| json!([{"addresses": [ip]}]);
+    apply(
+        &store,
+        &slices,
+        "seeds",
+        slice(
+            json!([{"name": "a", "port": 1, "protocol": "TCP"}]),
+            ep("10.0.0.1"),
+        ),
+        "a",
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // another manager's list conflicts as a whole, not item by item
+    let e = err(apply(
+        &store,
+        &slices,
+        "seeds",
+        slice(
+            json!([{"name": "b", "port": 2, "protocol": "TCP"}]),
+            ep("10.0.0.2"),
+        ),
+        "b",
+        false,
+    ));
+    assert_eq!(e.code, 409);
+    assert_eq!(
+        e.message,
+        "Apply failed with 2 conflicts: conflicts with \"a\":\n- .endpoints\n- .ports"
+    );
+    // forced, it replaces the whole list and takes it over
+    let taken = apply(
+        &store,
+        &slices,
+        "seeds",
+        slice(
+            json!([{"name": "b", "port": 2, "protocol": "TCP"}]),
+            ep("10.0.0.2"),
+        ),
+        "b",
+        true,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        taken["ports"],
+        json!([{"name": "b", "port": 2, "protocol": "TCP"}])
+    );
+    assert_eq!(taken["endpoints"], json!([{"addresses": ["10.0.0.2"]}]));
+    assert_eq!(
+        entry(&taken, "b", "Apply")["fieldsV1"],
+        json!({"f:addressType": {}, "f:endpoints": {}, "f:ports": {}})
+    );
+    assert_eq!(
+        entry(&taken, "a", "Apply")["fieldsV1"],
+        json!({"f:addressType": {}})
+    );
+    // a strategic merge patch replaces the list as well (no patch strategy)
+    let patched = store
+        .patch(
+            &slices,
+            Some("default"),
+            "seeds",
+            PatchType::StrategicMerge,
+            br#"{"ports":[{"name":"c","port":3}]}"#,
+            &manager("kubectl"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .object;
+    assert_eq!(patched["ports"], json!([{"name": "c", "port": 3}]));
+}
+
+#[test]
+fn built_in_quantities_are_stored_in_canonical_form() {
+    let (store, widgets) = store_with_widgets();
+    let deployments = builtin(&store, "apps", "deployments");
+    let web = |cpu: Value, memory: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+               "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "app:1",
+                   "resources": {"limits": {"cpu": cpu, "memory": memory},
+                                 "requests": {"cpu": 0.5}}}]}}}})
+    };
+    let stored = apply(
+        &store,
+        &deployments,
+        "web",
+        web(json!("1000m"), "1024Mi"),
+        "federator",
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let resources = &stored["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        *resources,
+        json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m"}})
+    );
+    // the same apply again changes nothing: no write, same resourceVersion
+    let again = apply(
+        &store,
+        &deployments,
+        "web",
+        web(json!("1000m"), "1024Mi"),
+        "federator",
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rv(&again), rv(&stored));
+    // what a quantity field cannot hold fails the decoding
+    let e = err(apply(
+        &store,
+        &deployments,
+        "web",
+        web(json!("lots"), "1Gi"),
+        "federator",
+        false,
+    ));
+    assert_eq!(e.code, 400);
+    assert_eq!(
+        e.message,
+        "Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    );
+    // custom resources keep what was sent
+    let mut w = widget("w", 1);
+    w["spec"]["cpu"] = json!("1000m");
+    let w = create(&store, &widgets, "default", w);
+    assert_eq!(w["spec"]["cpu"], "1000m");
+}
+
+#[test]
 fn apply_validates_its_request() {
     let (store, widgets) = store_with_widgets();
     let e = err(store.patch(
@@ -1571,6 +1707,12 @@ fn delete_collection_returns_the_deleted_objects() {
 
 // ---------------------------------------------------------------- garbage collection
 
+/// Lets the background controllers (garbage collector, namespace controller) do everything
+/// they have to, as if all their delays had passed.
+fn run_controllers(store: &Store) {
+    store.run_due_controllers(std::time::Instant::now() + Duration::from_secs(3600));
+}
+
 fn owned_by(name: &str, owner: &Value, block: bool) -> Value {
     json!({"metadata": {"name": name, "ownerReferences": [{
         "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
@@ -1606,6 +1748,13 @@ fn background_deletion_collects_dependents() {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
+    // the owner goes at once; its dependents only once the garbage collector has run
+    assert_eq!(err(store.get(&widgets, Some("default"), "owner")).code, 404);
+    assert_eq!(
+        select(&store, &cms, Some("default"), "", "").ok(),
+        Some(vec!["dep1".into(), "dep2".into(), "shared".into()])
+    );
+    run_controllers(&store);
     assert_eq!(
         select(&store, &cms, Some("default"), "", "").ok(),
         Some(vec!["shared".into()])
@@ -1627,7 +1776,7 @@ fn orphan_deletion_keeps_dependents() {
     let cms = builtin(&store, "", "configmaps");
     let owner = create(&store, &widgets, "default", widget("owner", 1));
     create(&store, &cms, "default", owned_by("dep", &owner, false));
-    store
+    let outcome = store
         .delete(
             &widgets,
             Some("default"),
@@ -1638,6 +1787,14 @@ fn orphan_deletion_keeps_dependents() {
             },
         )
         .unwrap_or_else(|e| panic!("{e}"));
+    let DeleteOutcome::Pending(pending) = outcome else {
+        panic!("the owner waits for the garbage collector to orphan its dependents");
+    };
+    assert_eq!(pending["metadata"]["finalizers"], json!(["orphan"]));
+    assert!(pending["metadata"]["deletionTimestamp"].is_string());
+    let dep = store.get(&cms, Some("default"), "dep").unwrap_or_default();
+    assert!(dep["metadata"]["ownerReferences"].is_array(), "{dep}");
+    run_controllers(&store);
     assert_eq!(err(store.get(&widgets, Some("default"), "owner")).code, 404);
     let dep = store.get(&cms, Some("default"), "dep").unwrap_or_default();
     assert!(dep["metadata"].get("ownerReferences").is_none(), "{dep}");
@@ -1671,6 +1828,8 @@ fn foreground_deletion_waits_for_blocking_dependents() {
         pending["metadata"]["finalizers"],
         json!(["foregroundDeletion"])
     );
+    assert!(store.get(&cms, Some("default"), "plain").is_ok());
+    run_controllers(&store);
     assert_eq!(err(store.get(&cms, Some("default"), "plain")).code, 404);
     let owner_now = store
         .get(&widgets, Some("default"), "owner")
@@ -1689,6 +1848,8 @@ fn foreground_deletion_waits_for_blocking_dependents() {
         )
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(err(store.get(&cms, Some("default"), "blocking")).code, 404);
+    assert!(store.get(&widgets, Some("default"), "owner").is_ok());
+    run_controllers(&store);
     assert_eq!(err(store.get(&widgets, Some("default"), "owner")).code, 404);
 }
 
@@ -1710,6 +1871,41 @@ async fn dependents_of_absent_owners_are_collected_by_the_controller() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(err(store.get(&cms, Some("default"), "orphan")).code, 404);
     assert!(store.get(&cms, Some("default"), "unresolvable").is_ok());
+}
+
+#[tokio::test]
+async fn the_garbage_collector_runs_after_the_delete_returns() {
+    let store = Arc::new(Store::with_builtins(StoreConfig {
+        gc_delay: Duration::from_millis(200),
+        ..config()
+    }));
+    let _controllers = store.spawn_controllers();
+    let widgets = widgets();
+    store.register(widgets.clone());
+    let cms = builtin(&store, "", "configmaps");
+    let owner = create(&store, &widgets, "default", widget("owner", 1));
+    create(&store, &cms, "default", owned_by("dep", &owner, false));
+    store
+        .delete(
+            &widgets,
+            Some("default"),
+            "owner",
+            &DeleteOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(err(store.get(&widgets, Some("default"), "owner")).code, 404);
+    assert!(
+        store.get(&cms, Some("default"), "dep").is_ok(),
+        "a DELETE does not wait for the garbage collector"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.get(&cms, Some("default"), "dep").is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dependent is collected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 // ---------------------------------------------------------------- namespaces
@@ -1744,7 +1940,9 @@ fn deleting_a_namespace_terminates_it_and_its_contents() {
     };
     assert_eq!(terminating["status"]["phase"], "Terminating");
     assert!(terminating["metadata"]["deletionTimestamp"].is_string());
-    assert_eq!(err(store.get(&cms, Some("team"), "c")).code, 404);
+    assert_eq!(terminating["spec"]["finalizers"], json!(["kubernetes"]));
+    // the namespace controller empties it later
+    assert!(store.get(&cms, Some("team"), "c").is_ok());
 
     let e = err(store.create(
         &cms,
@@ -1758,7 +1956,22 @@ fn deleting_a_namespace_terminates_it_and_its_contents() {
         "configmaps \"new\" is forbidden: unable to create new content in namespace team because it is being terminated"
     );
     assert_eq!(e.causes[0].reason, "NamespaceTerminating");
+    let e = err(store.create(
+        &namespaces,
+        None,
+        json!({"metadata": {"name": "team"}}),
+        &manager("m"),
+    ));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            409,
+            "object is being deleted: namespaces \"team\" already exists"
+        )
+    );
 
+    run_controllers(&store);
+    assert_eq!(err(store.get(&cms, Some("team"), "c")).code, 404);
     // the held widget keeps the namespace until its finalizer goes
     let waiting = store.get(&namespaces, None, "team").unwrap_or_default();
     let conditions = waiting["status"]["conditions"]
@@ -1794,6 +2007,9 @@ fn deleting_a_namespace_terminates_it_and_its_contents() {
             &manager("m"),
         )
         .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(err(store.get(&widgets, Some("team"), "held")).code, 404);
+    assert!(store.get(&namespaces, None, "team").is_ok());
+    run_controllers(&store);
     assert_eq!(err(store.get(&namespaces, None, "team")).code, 404);
 }
 
