@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin;
+pub mod auth;
 pub mod builtin_schemas;
 pub mod cass_operator;
 pub mod catalog;
@@ -16,6 +17,7 @@ pub mod discovery;
 pub mod error;
 pub mod jsonpath;
 pub mod openapi;
+pub mod rbac;
 pub mod requests;
 pub mod schema;
 pub mod server;
