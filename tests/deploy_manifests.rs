@@ -809,8 +809,58 @@ impl Scope {
     }
 }
 
-/// User name of region 2's client certificate.
+/// User name of the client certificates regions are registered with.
 const CERTIFICATE_USER: &str = "federator-control-plane";
+
+/// Registers cluster `index` with the hub (cluster 0) by a kubeconfig whose user is a client
+/// certificate for [`CERTIFICATE_USER`], bound in the region to `role`; returns the certificate.
+async fn register_certificate_region(
+    sim: &kube_sim::Sim,
+    admins: &[kube::Client],
+    index: usize,
+    role: k8s_openapi::api::rbac::v1::ClusterRole,
+) -> kube_sim::tls::ClientCertificate {
+    use base64::Engine as _;
+
+    let role_name = role.metadata.name.clone().expect("role name");
+    let mut role = serde_json::to_value(role).expect("role");
+    role["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
+    role["kind"] = "ClusterRole".into();
+    let binding = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("{role_name}-certificate")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": role_name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": CERTIFICATE_USER}]
+    });
+    apply_objects(&admins[index], &[role, binding]).await;
+    let certificate = sim
+        .issue_client_certificate(CERTIFICATE_USER, &[])
+        .expect("client certificate");
+    let context = sim.context_name(index);
+    let kubeconfig = sim
+        .client_certificate_kubeconfig_yaml(index, &certificate)
+        .expect("kubeconfig");
+    apply_objects(
+        &admins[0],
+        &[
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("{context}-config"), "namespace": AUDITED_NS},
+                "data": {"kubeconfig": base64::engine::general_purpose::STANDARD.encode(&kubeconfig)}
+            }),
+            serde_json::json!({
+                "apiVersion": "config.k8ssandra.io/v1beta1", "kind": "ClientConfig",
+                "metadata": {"name": context, "namespace": AUDITED_NS},
+                "spec": {"contextName": context,
+                         "kubeConfigSecret": {"name": format!("{context}-config")}}
+            }),
+        ],
+    )
+    .await;
+    certificate
+}
 
 /// The rendered overlay's Namespace, ServiceAccount and RBAC, applied as the admin.
 async fn install_identity(admin: &kube::Client, overlay: &str) {
@@ -884,7 +934,7 @@ async fn rbac_enforced_regions(scope: Scope) {
     use federator::api::cassdc::CassandraDatacenter;
     use federator::api::client_config::ClientConfig;
     use federator::api::k8ssandra_cluster::K8ssandraCluster;
-    use federator::clusters::create::{CreateOptions, REGION_CLUSTER_ROLE, region_cluster_role};
+    use federator::clusters::create::{CreateOptions, region_cluster_role};
     use kube::Api;
 
     let repo = repo();
@@ -934,44 +984,8 @@ async fn rbac_enforced_regions(scope: Scope) {
     .await
     .expect("clientconfig create --service-account");
 
-    let mut role = serde_json::to_value(region_cluster_role()).expect("role");
-    role["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
-    role["kind"] = "ClusterRole".into();
-    let binding = serde_json::json!({
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": format!("{REGION_CLUSTER_ROLE}-certificate")},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                    "name": REGION_CLUSTER_ROLE},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                      "name": CERTIFICATE_USER}]
-    });
-    apply_objects(&admins[2], &[role, binding]).await;
-    let certificate = sim
-        .issue_client_certificate(CERTIFICATE_USER, &[])
-        .expect("client certificate");
     let region2 = sim.context_name(2);
-    let region2_kubeconfig = sim
-        .client_certificate_kubeconfig_yaml(2, &certificate)
-        .expect("kubeconfig");
-    use base64::Engine as _;
-    apply_objects(
-        &admins[0],
-        &[
-            serde_json::json!({
-                "apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": format!("{region2}-config"), "namespace": AUDITED_NS},
-                "data": {"kubeconfig":
-                    base64::engine::general_purpose::STANDARD.encode(&region2_kubeconfig)}
-            }),
-            serde_json::json!({
-                "apiVersion": "config.k8ssandra.io/v1beta1", "kind": "ClientConfig",
-                "metadata": {"name": region2, "namespace": AUDITED_NS},
-                "spec": {"contextName": region2,
-                         "kubeConfigSecret": {"name": format!("{region2}-config")}}
-            }),
-        ],
-    )
-    .await;
+    let certificate = register_certificate_region(&sim, &admins, 2, region_cluster_role()).await;
 
     let mut operators = vec![start_operator("control-plane", hub, namespaced)];
     for (index, admin) in admins.iter().enumerate().skip(1) {
@@ -1087,4 +1101,94 @@ fn refusals(sim: &kube_sim::Sim) -> String {
         }
     }
     lines.join("\n")
+}
+
+#[test]
+fn a_region_refusing_to_list_seed_pods_is_named_in_the_cluster_status() {
+    audit(region_refusing_seed_pods());
+}
+
+/// Regions whose credentials may do everything the control plane needs but read pods: the
+/// datacenters come up, and the K8ssandraCluster's status says why they lack each other's seeds
+/// (before, the 403 was only logged at debug level and the cluster looked healthy).
+async fn region_refusing_seed_pods() {
+    use federator::api::k8ssandra_cluster::K8ssandraCluster;
+    use federator::clusters::create::region_cluster_role;
+    use kube::Api;
+
+    let repo = repo();
+    let sim = kube_sim::SimBuilder::new()
+        .clusters(3)
+        .rbac(true)
+        .cass_operator(true)
+        .dc_ready_after(Duration::from_millis(500))
+        .crd_dir(repo.join("crds"))
+        .crd_dir(repo.join("../shared/compat/crds/cass-operator"))
+        .start()
+        .await
+        .expect("kube-sim starts");
+    let mut admins = Vec::new();
+    for index in 0..3 {
+        let admin = sim.client(index).await.expect("admin client");
+        apply_objects(
+            &admin,
+            &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AUDITED_NS}})],
+        )
+        .await;
+        admins.push(admin);
+    }
+    let mut without_pods = region_cluster_role();
+    without_pods.metadata.name = Some("federator-without-pods".into());
+    for rule in without_pods.rules.iter_mut().flatten() {
+        if let Some(resources) = &mut rule.resources {
+            resources.retain(|r| r != "pods");
+        }
+    }
+    for index in [1, 2] {
+        register_certificate_region(&sim, &admins, index, without_pods.clone()).await;
+    }
+    let (operator, stop) = start_operator("control-plane", admins[0].clone(), true);
+    let cluster = serde_json::json!({
+        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
+        "metadata": {"name": "demo", "namespace": AUDITED_NS},
+        "spec": {"cassandra": {
+            "serverVersion": "4.1.5",
+            "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "5Gi"}}}},
+            "datacenters": [
+                {"metadata": {"name": "dc1"}, "k8sContext": sim.context_name(1), "size": 1},
+                {"metadata": {"name": "dc2"}, "k8sContext": sim.context_name(2), "size": 1}
+            ]
+        }}
+    });
+    apply_objects(&admins[0], &[cluster]).await;
+    let clusters = Api::<K8ssandraCluster>::namespaced(admins[0].clone(), AUDITED_NS);
+    let expected = [
+        format!(
+            "listing the seed pods of datacenter dc1 in region \"{}\"",
+            sim.context_name(1)
+        ),
+        format!(
+            "pods is forbidden: User \"{CERTIFICATE_USER}\" cannot list resource \"pods\" in API group \"\" in the namespace \"{AUDITED_NS}\""
+        ),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
+        let error = status.as_ref().and_then(|s| s.error.clone());
+        if error
+            .as_deref()
+            .is_some_and(|e| expected.iter().all(|part| e.contains(part.as_str())))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the status never named the refused seed pod list ({expected:?}): {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop_operator(operator, stop).await;
+    sim.shutdown().await;
 }
