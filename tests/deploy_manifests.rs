@@ -1176,11 +1176,13 @@ async fn region_refusing_seed_pods() {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
+        let names_it = |text: &str| expected.iter().all(|part| text.contains(part.as_str()));
         let error = status.as_ref().and_then(|s| s.error.clone());
-        if error
-            .as_deref()
-            .is_some_and(|e| expected.iter().all(|part| e.contains(part.as_str())))
-        {
+        let degraded = (status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Degraded"))
+            .is_some_and(|c| c.status == "True" && names_it(&c.message));
+        if error.as_deref().is_some_and(names_it) && degraded {
             break;
         }
         assert!(
