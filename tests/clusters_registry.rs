@@ -322,6 +322,77 @@ fn kubeconfig(sim: &Sim, context: &str, cluster_extra: &str, user: &str) -> Stri
     )
 }
 
+/// The user entry of a kubeconfig authenticating with `certificate`, as kind writes them.
+fn client_certificate_user(certificate: &kube_sim::tls::ClientCertificate) -> String {
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    format!(
+        "    client-certificate-data: {}\n    client-key-data: {}\n",
+        encode(&certificate.certificate_pem),
+        encode(&certificate.key_pem)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_region_is_reachable_with_its_expiry_and_a_foreign_one_is_rejected() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub");
+    let running = start_controller(&sim).await;
+    let certificate = sim
+        .issue_client_certificate("federator", &[])
+        .expect("client certificate");
+    let trusted = kubeconfig(&sim, "east", "", &client_certificate_user(&certificate));
+    put_secret(&hub, "east-config", &[("kubeconfig", trusted.as_bytes())]).await;
+    put_client_config(&hub, "east", "east", "east-config").await;
+    let (status, _) =
+        wait_for_ready(&hub, "east", "True", "Reachable", Duration::from_secs(10)).await;
+    let not_after = federator::clusters::kubeconfig::first_certificate_not_after(
+        certificate.certificate_pem.as_bytes(),
+    )
+    .expect("NotAfter");
+    assert_eq!(
+        status.credential_expiry.map(|t| t.0),
+        Some(not_after),
+        "the status shows when the client certificate expires"
+    );
+    wait_for("east usable", Duration::from_secs(10), || {
+        usable(&running.registry, "east")
+    })
+    .await;
+
+    // A certificate of another CA: the region answers 401, which the status names.
+    let other = tokio::time::timeout(
+        Duration::from_secs(60),
+        kube_sim::SimBuilder::new().context_prefix("other-").start(),
+    )
+    .await
+    .expect("starts in time")
+    .expect("starts");
+    let foreign = other
+        .issue_client_certificate("federator", &[])
+        .expect("client certificate");
+    let untrusted = kubeconfig(&sim, "west", "", &client_certificate_user(&foreign));
+    put_secret(&hub, "west-config", &[("kubeconfig", untrusted.as_bytes())]).await;
+    put_client_config(&hub, "west", "west", "west-config").await;
+    let (status, _) = wait_for_ready(
+        &hub,
+        "west",
+        "False",
+        "CredentialsRejected",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("401"),
+        "{status:?}"
+    );
+    other.shutdown().await;
+    sim.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_kubeconfig_gives_its_condition_and_a_conflict_is_resolved_by_age() {
     let sim = start_sim(2).await;

@@ -518,22 +518,40 @@ async fn audited_operator(
         .client_with_user_agent(0, AUDITED_AGENT)
         .await
         .expect("the operator's client");
+    let (operator, stop) = start_operator(mode, operator_client, true);
+    (sim, client, operator, stop)
+}
+
+/// An operator in `mode` (in [`AUDITED_NS`], watching only it when `namespaced`), talking to
+/// its home cluster through `client`; stop it with the sender.
+fn start_operator(
+    mode: &str,
+    client: kube::Client,
+    namespaced: bool,
+) -> (
+    federator::operator::Operator,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let overrides = federator::settings::Overrides {
         mode: Some(mode.into()),
         ..Default::default()
     };
     let mut settings = federator::settings::Settings::load_from(&overrides, &[]).expect("settings");
     settings.operator_namespace = AUDITED_NS.to_string();
-    settings.watch_namespaces = vec![AUDITED_NS.to_string()];
+    settings.watch_namespaces = match namespaced {
+        true => vec![AUDITED_NS.to_string()],
+        false => Vec::new(),
+    };
+    settings.regions.probe_interval = Duration::from_secs(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let operator = federator::operator::Operator::start(
         &settings,
-        operator_client,
+        client,
         federator::operator::shutdown_on(async move {
             let _ = stopped.await;
         }),
     );
-    (sim, client, operator, stop)
+    (operator, stop)
 }
 
 /// Server-side applies each object, of whatever kind the cluster serves, as the test.
@@ -590,6 +608,14 @@ async fn wait_until<Fut: std::future::Future<Output = bool>>(
     }
 }
 
+async fn stop_operator(
+    operator: federator::operator::Operator,
+    stop: tokio::sync::oneshot::Sender<()>,
+) {
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), operator.run_until(async {})).await;
+}
+
 /// Stops the operator and checks every request it made against `overlay`'s RBAC.
 async fn assert_granted(
     overlay: &str,
@@ -597,8 +623,7 @@ async fn assert_granted(
     operator: federator::operator::Operator,
     stop: tokio::sync::oneshot::Sender<()>,
 ) {
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), operator.run_until(async {})).await;
+    stop_operator(operator, stop).await;
     let (asked, refused) = Granted::of(overlay).refused(&sim, 0, AUDITED_AGENT);
     assert!(asked > 0, "no request of the operator was counted");
     assert!(
@@ -736,4 +761,425 @@ async fn namespaced_data_plane() {
         .expect("delete the Reaper");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_granted("data-plane", sim, operator, stop).await;
+}
+
+#[test]
+fn with_rbac_enforced_a_namespaced_install_runs_a_cluster_in_regions_with_only_its_roles() {
+    audit(rbac_enforced_regions(Scope::Namespaced));
+}
+
+#[test]
+fn with_rbac_enforced_a_cluster_scope_install_runs_a_cluster_in_regions_with_only_its_roles() {
+    audit(rbac_enforced_regions(Scope::Cluster));
+}
+
+/// Which overlays are installed: deploy/control-plane and deploy/data-plane (watching the
+/// operator namespace), or their `-cluster-scope` variants (watching every namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Namespaced,
+    Cluster,
+}
+
+impl Scope {
+    fn overlay(self, mode: &str) -> String {
+        match self {
+            Scope::Namespaced => mode.to_string(),
+            Scope::Cluster => format!("{mode}-cluster-scope"),
+        }
+    }
+
+    /// Where the K8ssandraCluster (and so its datacenters) lives.
+    fn cluster_namespace(self) -> &'static str {
+        match self {
+            Scope::Namespaced => AUDITED_NS,
+            Scope::Cluster => "cassandra",
+        }
+    }
+}
+
+/// User name of the client certificates regions are registered with.
+const CERTIFICATE_USER: &str = "federator-control-plane";
+
+/// Registers cluster `index` with the hub (cluster 0) by a kubeconfig whose user is a client
+/// certificate for [`CERTIFICATE_USER`], bound in the region to `role`; returns the certificate.
+async fn register_certificate_region(
+    sim: &kube_sim::Sim,
+    admins: &[kube::Client],
+    index: usize,
+    role: k8s_openapi::api::rbac::v1::ClusterRole,
+) -> kube_sim::tls::ClientCertificate {
+    use base64::Engine as _;
+
+    let role_name = role.metadata.name.clone().expect("role name");
+    let mut role = serde_json::to_value(role).expect("role");
+    role["apiVersion"] = "rbac.authorization.k8s.io/v1".into();
+    role["kind"] = "ClusterRole".into();
+    let binding = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("{role_name}-certificate")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": role_name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                      "name": CERTIFICATE_USER}]
+    });
+    apply_objects(&admins[index], &[role, binding]).await;
+    let certificate = sim
+        .issue_client_certificate(CERTIFICATE_USER, &[])
+        .expect("client certificate");
+    let context = sim.context_name(index);
+    let kubeconfig = sim
+        .client_certificate_kubeconfig_yaml(index, &certificate)
+        .expect("kubeconfig");
+    apply_objects(
+        &admins[0],
+        &[
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": format!("{context}-config"), "namespace": AUDITED_NS},
+                "data": {"kubeconfig": base64::engine::general_purpose::STANDARD.encode(&kubeconfig)}
+            }),
+            serde_json::json!({
+                "apiVersion": "config.k8ssandra.io/v1beta1", "kind": "ClientConfig",
+                "metadata": {"name": context, "namespace": AUDITED_NS},
+                "spec": {"contextName": context,
+                         "kubeConfigSecret": {"name": format!("{context}-config")}}
+            }),
+        ],
+    )
+    .await;
+    certificate
+}
+
+/// The rendered overlay's Namespace, ServiceAccount and RBAC, applied as the admin.
+async fn install_identity(admin: &kube::Client, overlay: &str) {
+    let identity: Vec<Value> = objects(&render(overlay))
+        .into_iter()
+        .filter(|o| {
+            matches!(
+                o["kind"].as_str(),
+                Some(
+                    "Namespace"
+                        | "ServiceAccount"
+                        | "Role"
+                        | "ClusterRole"
+                        | "RoleBinding"
+                        | "ClusterRoleBinding"
+                )
+            )
+        })
+        .collect();
+    apply_objects(admin, &identity).await;
+}
+
+/// A client of cluster `index` authenticating as service account `AUDITED_NS/account`, with the
+/// token of a service-account-token Secret (the admin creates it).
+async fn service_account_client(
+    sim: &kube_sim::Sim,
+    admin: &kube::Client,
+    index: usize,
+    account: &str,
+) -> kube::Client {
+    use k8s_openapi::api::core::v1::Secret;
+
+    let name = format!("{account}-token");
+    apply_objects(
+        admin,
+        &[serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+            "metadata": {"name": name, "namespace": AUDITED_NS,
+                         "annotations": {"kubernetes.io/service-account.name": account}}
+        })],
+    )
+    .await;
+    let secrets = kube::Api::<Secret>::namespaced(admin.clone(), AUDITED_NS);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let token = secrets
+            .get(&name)
+            .await
+            .ok()
+            .and_then(|s| s.data?.get("token").cloned())
+            .and_then(|t| String::from_utf8(t.0).ok());
+        if let Some(token) = token {
+            return sim.client_with_token(index, &token).await.expect("client");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token of {account} was not issued"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With RBAC enforced in every cluster: the hub's control plane runs as the control-plane
+/// overlay's service account; region 1 is registered by `federator clientconfig create
+/// --service-account` (its ClusterRole, its token); region 2 by a kubeconfig with a client
+/// certificate whose user is bound to that same ClusterRole; each region runs the data-plane
+/// overlay as its service account. A cluster with a datacenter in each region (one with a
+/// per-node ConfigMap) and one in the hub, Stargate and Reaper goes Ready and is deleted with
+/// everything it made, and no cluster refused a single request.
+async fn rbac_enforced_regions(scope: Scope) {
+    use federator::api::cassdc::CassandraDatacenter;
+    use federator::api::client_config::ClientConfig;
+    use federator::api::k8ssandra_cluster::K8ssandraCluster;
+    use federator::clusters::create::{CreateOptions, region_cluster_role};
+    use kube::Api;
+
+    let repo = repo();
+    let sim = kube_sim::SimBuilder::new()
+        .clusters(3)
+        .rbac(true)
+        .cass_operator(true)
+        .dc_ready_after(Duration::from_secs(1))
+        .workloads_ready_after(Duration::from_secs(1))
+        .crd_dir(repo.join("crds"))
+        .crd_dir(repo.join("../shared/compat/crds/cass-operator"))
+        .start()
+        .await
+        .expect("kube-sim starts");
+    let mut admins = Vec::new();
+    for index in 0..3 {
+        admins.push(sim.client(index).await.expect("admin client"));
+    }
+
+    let namespace = scope.cluster_namespace();
+    let namespaced = scope == Scope::Namespaced;
+    for admin in &admins {
+        apply_objects(
+            admin,
+            &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})],
+        )
+        .await;
+    }
+    install_identity(&admins[0], &scope.overlay("control-plane")).await;
+    let hub = service_account_client(&sim, &admins[0], 0, "federator").await;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    federator::clusters::create::create(&CreateOptions {
+        src_kubeconfig: kubeconfig.clone(),
+        src_context: sim.context_name(1),
+        hub: federator::home::HomeCluster {
+            kubeconfig: Some(kubeconfig.clone()),
+            context: Some(sim.context_name(0)),
+        },
+        namespace: AUDITED_NS.to_string(),
+        name: None,
+        service_account: Some("federator-control-plane".into()),
+        server: None,
+    })
+    .await
+    .expect("clientconfig create --service-account");
+
+    let region2 = sim.context_name(2);
+    let certificate = register_certificate_region(&sim, &admins, 2, region_cluster_role()).await;
+
+    let mut operators = vec![start_operator("control-plane", hub, namespaced)];
+    for (index, admin) in admins.iter().enumerate().skip(1) {
+        install_identity(admin, &scope.overlay("data-plane")).await;
+        let client = service_account_client(&sim, admin, index, "federator").await;
+        operators.push(start_operator("data-plane", client, namespaced));
+    }
+
+    let per_node = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "dc1-per-node", "namespace": namespace},
+        "data": {"demo-dc1-default-sts-0_cassandra.yaml": "initial_token: 1"}
+    });
+    let cluster = serde_json::json!({
+        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
+        "metadata": {"name": "demo", "namespace": namespace},
+        "spec": {
+            "cassandra": {
+                "serverVersion": "4.1.5",
+                "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                    "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "5Gi"}}}},
+                "datacenters": [
+                    {"metadata": {"name": "dc1"}, "k8sContext": sim.context_name(1), "size": 1,
+                     "perNodeConfigMapRef": {"name": "dc1-per-node"}},
+                    {"metadata": {"name": "dc2"}, "k8sContext": region2, "size": 1},
+                    {"metadata": {"name": "dc3"}, "size": 1}
+                ]
+            },
+            "stargate": {"size": 1, "heapSize": "256Mi"},
+            "reaper": {"deploymentMode": "PER_DC"}
+        }
+    });
+    // The per-node ConfigMap lives in its datacenter's region, as k8ssandra-operator wants it.
+    apply_objects(&admins[1], &[per_node]).await;
+    apply_objects(&admins[0], &[cluster]).await;
+    let clusters = Api::<K8ssandraCluster>::namespaced(admins[0].clone(), namespace);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
+        let datacenters = status
+            .clone()
+            .and_then(|s| s.datacenters)
+            .unwrap_or_default();
+        let ready = ["dc1", "dc2", "dc3"].iter().all(|dc| {
+            datacenters.get(*dc).is_some_and(|dc| {
+                dc.stargate.as_ref().is_some_and(|s| s.is_ready())
+                    && dc.reaper.as_ref().is_some_and(|r| r.is_ready())
+            })
+        });
+        if ready {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the datacenters, their Stargates and Reapers not Ready in the status: {status:?}; refused: {}",
+            refusals(&sim)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client_configs = Api::<ClientConfig>::namespaced(admins[0].clone(), AUDITED_NS);
+    let expiry = client_configs
+        .get(&region2)
+        .await
+        .expect("ClientConfig")
+        .status
+        .and_then(|s| s.credential_expiry)
+        .map(|t| t.0);
+    assert_eq!(
+        expiry,
+        federator::clusters::kubeconfig::first_certificate_not_after(
+            certificate.certificate_pem.as_bytes()
+        ),
+        "the client certificate's expiry is in the ClientConfig status"
+    );
+
+    clusters
+        .delete("demo", &Default::default())
+        .await
+        .expect("delete");
+    wait_until(
+        "the cluster and its datacenters deleted",
+        Duration::from_secs(60),
+        || async {
+            let mut gone = clusters
+                .get_opt("demo")
+                .await
+                .is_ok_and(|found| found.is_none());
+            for admin in &admins {
+                gone &= Api::<CassandraDatacenter>::namespaced(admin.clone(), namespace)
+                    .list(&Default::default())
+                    .await
+                    .is_ok_and(|list| list.items.is_empty());
+            }
+            gone
+        },
+    )
+    .await;
+    for (operator, stop) in operators {
+        stop_operator(operator, stop).await;
+    }
+    let refused = refusals(&sim);
+    assert!(refused.is_empty(), "refused:\n{refused}");
+    sim.shutdown().await;
+}
+
+/// Every 403 of every cluster, one a line with its cluster and count ("" when none).
+fn refusals(sim: &kube_sim::Sim) -> String {
+    let mut lines = Vec::new();
+    for index in 0..sim.cluster_count() {
+        for (message, count) in sim.refused_requests(index).expect("refused requests") {
+            lines.push(format!("cluster {index}: {message} (x{count})"));
+        }
+    }
+    lines.join("\n")
+}
+
+#[test]
+fn a_region_refusing_to_list_seed_pods_is_named_in_the_cluster_status() {
+    audit(region_refusing_seed_pods());
+}
+
+/// Regions whose credentials may do everything the control plane needs but read pods: the
+/// datacenters come up, and the K8ssandraCluster's status says why they lack each other's seeds
+/// (before, the 403 was only logged at debug level and the cluster looked healthy).
+async fn region_refusing_seed_pods() {
+    use federator::api::k8ssandra_cluster::K8ssandraCluster;
+    use federator::clusters::create::region_cluster_role;
+    use kube::Api;
+
+    let repo = repo();
+    let sim = kube_sim::SimBuilder::new()
+        .clusters(3)
+        .rbac(true)
+        .cass_operator(true)
+        .dc_ready_after(Duration::from_millis(500))
+        .crd_dir(repo.join("crds"))
+        .crd_dir(repo.join("../shared/compat/crds/cass-operator"))
+        .start()
+        .await
+        .expect("kube-sim starts");
+    let mut admins = Vec::new();
+    for index in 0..3 {
+        let admin = sim.client(index).await.expect("admin client");
+        apply_objects(
+            &admin,
+            &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AUDITED_NS}})],
+        )
+        .await;
+        admins.push(admin);
+    }
+    let mut without_pods = region_cluster_role();
+    without_pods.metadata.name = Some("federator-without-pods".into());
+    for rule in without_pods.rules.iter_mut().flatten() {
+        if let Some(resources) = &mut rule.resources {
+            resources.retain(|r| r != "pods");
+        }
+    }
+    for index in [1, 2] {
+        register_certificate_region(&sim, &admins, index, without_pods.clone()).await;
+    }
+    let (operator, stop) = start_operator("control-plane", admins[0].clone(), true);
+    let cluster = serde_json::json!({
+        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
+        "metadata": {"name": "demo", "namespace": AUDITED_NS},
+        "spec": {"cassandra": {
+            "serverVersion": "4.1.5",
+            "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "5Gi"}}}},
+            "datacenters": [
+                {"metadata": {"name": "dc1"}, "k8sContext": sim.context_name(1), "size": 1},
+                {"metadata": {"name": "dc2"}, "k8sContext": sim.context_name(2), "size": 1}
+            ]
+        }}
+    });
+    apply_objects(&admins[0], &[cluster]).await;
+    let clusters = Api::<K8ssandraCluster>::namespaced(admins[0].clone(), AUDITED_NS);
+    let expected = [
+        format!(
+            "listing the seed pods of datacenter dc1 in region \"{}\"",
+            sim.context_name(1)
+        ),
+        format!(
+            "pods is forbidden: User \"{CERTIFICATE_USER}\" cannot list resource \"pods\" in API group \"\" in the namespace \"{AUDITED_NS}\""
+        ),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
+        let names_it = |text: &str| expected.iter().all(|part| text.contains(part.as_str()));
+        let error = status.as_ref().and_then(|s| s.error.clone());
+        let degraded = (status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Degraded"))
+            .is_some_and(|c| c.status == "True" && names_it(&c.message));
+        if error.as_deref().is_some_and(names_it) && degraded {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the status never named the refused seed pod list ({expected:?}): {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop_operator(operator, stop).await;
+    sim.shutdown().await;
 }

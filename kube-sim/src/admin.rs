@@ -1,5 +1,6 @@
 //! The admin HTTP API (plain HTTP, loopback only) for scripts: list clusters, stop/start,
-//! latency, failure injection, dropping watches, token rotation. See README.md.
+//! latency, failure injection, dropping watches, token rotation, client certificates. See
+//! README.md.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -79,6 +80,15 @@ async fn handle(sim: &Sim, request: Request<hyper::body::Incoming>) -> Response<
                 Err(e) => error(404, e.to_string()),
             }
         }
+        (&Method::GET, ["clusters", index, "refused"]) => {
+            let Ok(index) = index.parse::<usize>() else {
+                return error(400, format!("cluster index {index:?} is not a number"));
+            };
+            match sim.refused_requests(index) {
+                Ok(refused) => json_response(200, &json!({"refused": refused})),
+                Err(e) => error(404, e.to_string()),
+            }
+        }
         (&Method::POST, ["clusters", index, action]) => {
             let Ok(index) = index.parse::<usize>() else {
                 return error(400, format!("cluster index {index:?} is not a number"));
@@ -117,6 +127,27 @@ async fn cluster_action(sim: &Sim, index: usize, action: &str, input: &Value) ->
         "drop-watches" => sim.drop_watches(index).map(|_| json!({})),
         "reset-requests" => sim.reset_requests(index).map(|_| json!({})),
         "rotate-token" => sim.rotate_token(index).map(|token| json!({"token": token})),
+        "client-certificate" => {
+            let Some(user) = input.get("user").and_then(Value::as_str) else {
+                return error(
+                    400,
+                    "expected {\"user\": <name>, \"groups\": [<group>, ...]}",
+                );
+            };
+            let groups: Vec<&str> = input
+                .get("groups")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match sim.issue_client_certificate(user, &groups) {
+                Ok(certificate) => sim
+                    .client_certificate_kubeconfig_yaml(index, &certificate)
+                    .map(|kubeconfig| json!({"kubeconfig": kubeconfig})),
+                Err(e) => return error(400, e.to_string()),
+            }
+        }
         _ => return error(404, format!("no cluster action {action:?}")),
     };
     match result {

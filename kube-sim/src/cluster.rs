@@ -9,7 +9,19 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::auth::UserInfo;
 use crate::catalog::Catalog;
+use crate::tls::ClientCertAuthenticator;
+
+/// How a cluster authenticates and authorises requests.
+#[derive(Debug, Clone)]
+pub struct Security {
+    pub tls: Arc<rustls::ServerConfig>,
+    /// Checks the client certificates the TLS layer accepted.
+    pub client_certificates: Arc<ClientCertAuthenticator>,
+    /// Resource requests are authorised by the cluster's RBAC objects.
+    pub enforce_rbac: bool,
+}
 
 /// Faults injected through the admin API or the Rust API.
 #[derive(Debug, Default, Clone)]
@@ -43,7 +55,7 @@ pub struct Cluster {
     pub catalog: RwLock<Catalog>,
     token: RwLock<String>,
     faults: Mutex<Faults>,
-    tls: Arc<rustls::ServerConfig>,
+    security: Security,
     listener: Mutex<Option<JoinHandle<()>>>,
     /// Bumped to end every open watch stream.
     watch_epoch: tokio::sync::watch::Sender<u64>,
@@ -75,7 +87,7 @@ impl Cluster {
         context: String,
         store: Arc<crate::store::Store>,
         catalog: Catalog,
-        tls: Arc<rustls::ServerConfig>,
+        security: Security,
     ) -> anyhow::Result<Arc<Cluster>> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -90,7 +102,7 @@ impl Cluster {
             catalog: RwLock::new(catalog),
             token: RwLock::new(new_token()),
             faults: Mutex::new(Faults::default()),
-            tls,
+            security,
             listener: Mutex::new(None),
             watch_epoch,
             crd_lock: tokio::sync::Mutex::new(()),
@@ -113,36 +125,42 @@ impl Cluster {
         self.token.read().map(|t| *t == presented).unwrap_or(false)
     }
 
-    /// The cluster's own token, or the token of a service account: one a
-    /// `kubernetes.io/service-account-token` Secret holds (filled by the token controller).
-    pub fn accepts_token(&self, presented: &str) -> bool {
-        self.token_matches(presented) || self.is_service_account_token(presented)
+    /// Whether resource requests are authorised by the cluster's RBAC objects.
+    pub fn enforces_rbac(&self) -> bool {
+        self.security.enforce_rbac
     }
 
-    fn is_service_account_token(&self, presented: &str) -> bool {
+    /// The user a bearer token stands for: the admin for the cluster's own token, the service
+    /// account for the token its `kubernetes.io/service-account-token` Secret holds (filled by
+    /// the token controller) while that service account exists; None for any other token.
+    pub fn authenticate_token(&self, presented: &str) -> Option<UserInfo> {
+        if self.token_matches(presented) {
+            return Some(UserInfo::admin());
+        }
+        self.service_account_of_token(presented)
+    }
+
+    fn service_account_of_token(&self, presented: &str) -> Option<UserInfo> {
         use base64::Engine;
-        let Some(secrets) = self.store.resource("", "secrets") else {
-            return false;
-        };
-        let Ok(list) = self
+        use serde_json::Value;
+        let secrets = self.store.resource("", "secrets")?;
+        let list = self
             .store
             .list(&secrets, None, &crate::store::ListOptions::default())
-        else {
-            return false;
-        };
+            .ok()?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(presented);
-        list.get("items")
-            .and_then(serde_json::Value::as_array)
-            .is_some_and(|items| {
-                items.iter().any(|secret| {
-                    secret.get("type").and_then(serde_json::Value::as_str)
-                        == Some("kubernetes.io/service-account-token")
-                        && secret
-                            .pointer("/data/token")
-                            .and_then(serde_json::Value::as_str)
-                            == Some(encoded.as_str())
-                })
-            })
+        let secret = list.get("items")?.as_array()?.iter().find(|secret| {
+            secret.get("type").and_then(Value::as_str)
+                == Some("kubernetes.io/service-account-token")
+                && secret.pointer("/data/token").and_then(Value::as_str) == Some(encoded.as_str())
+        })?;
+        let namespace = secret.pointer("/metadata/namespace")?.as_str()?;
+        let account = secret
+            .pointer("/metadata/annotations/kubernetes.io~1service-account.name")?
+            .as_str()?;
+        let accounts = self.store.resource("", "serviceaccounts")?;
+        self.store.get(&accounts, Some(namespace), account).ok()?;
+        Some(UserInfo::service_account(namespace, account))
     }
 
     /// Replaces the bearer token; the old one is refused from now on.
@@ -255,7 +273,7 @@ impl Cluster {
 
     fn spawn_accept_loop(self: &Arc<Self>, listener: TcpListener) {
         let cluster = Arc::clone(self);
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.tls));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.security.tls));
         let handle = tokio::spawn(async move {
             // Connections live in this set so that aborting the accept task closes them all.
             let mut connections = JoinSet::new();
@@ -275,9 +293,15 @@ impl Cluster {
                 connections.spawn(async move {
                     match acceptor.accept(stream).await {
                         Ok(tls_stream) => {
-                            let http2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let session = tls_stream.get_ref().1;
+                            let http2 = session.alpn_protocol() == Some(b"h2");
+                            let certificate = cluster
+                                .security
+                                .client_certificates
+                                .identify(session.peer_certificates());
                             let _open = OpenConnection::new(&cluster.connections, http2);
-                            crate::server::serve_connection(cluster, tls_stream, http2).await
+                            crate::server::serve_connection(cluster, tls_stream, http2, certificate)
+                                .await
                         }
                         Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                     }

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod admin;
+pub mod auth;
 pub mod builtin_schemas;
 pub mod cass_operator;
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod openapi;
 #[path = "../../src/quantity.rs"]
 pub mod quantity;
 pub mod prerequisites;
+pub mod rbac;
 pub mod requests;
 pub mod schema;
 pub mod server;

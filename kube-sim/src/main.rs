@@ -33,6 +33,10 @@ struct Args {
     /// (default: the built-in controllers' short delay).
     #[arg(long)]
     workloads_ready_after: Option<f64>,
+    /// Authorise resource requests with each cluster's RBAC objects (the kubeconfig's admin
+    /// token stays unrestricted).
+    #[arg(long)]
+    rbac: bool,
     /// Address of the admin HTTP API (loopback only), e.g. 127.0.0.1:7070.
     #[arg(long)]
     admin_addr: Option<SocketAddr>,
@@ -67,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         .clusters(args.clusters)
         .context_prefix(args.context_prefix.clone())
         .cass_operator(args.cass_operator)
+        .rbac(args.rbac)
         .dc_ready_after(Duration::from_secs_f64(args.dc_ready_after));
     if let Some(seconds) = args.workloads_ready_after {
         builder = builder.workloads_ready_after(Duration::from_secs_f64(seconds));

@@ -35,6 +35,8 @@ impl RequestCount {
 #[derive(Debug, Default)]
 pub struct RequestLog {
     counts: Mutex<BTreeMap<(String, String, String, String), u64>>,
+    /// The messages of the 403s RBAC answered, with how often each was answered.
+    refused: Mutex<BTreeMap<String, u64>>,
 }
 
 impl RequestLog {
@@ -71,8 +73,30 @@ impl RequestLog {
             .collect()
     }
 
+    /// Counts a request RBAC refused, by the message of its 403.
+    pub fn record_refused(&self, message: &str) {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(message.to_string())
+            .or_default() += 1;
+    }
+
+    /// The 403 messages RBAC answered and how many times each.
+    pub fn refused(&self) -> BTreeMap<String, u64> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     pub fn reset(&self) {
         self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+        self.refused
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clear();

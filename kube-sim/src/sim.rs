@@ -9,9 +9,9 @@ use anyhow::Context;
 use base64::Engine;
 
 use crate::catalog::{Catalog, builtin_served};
-use crate::cluster::{Cluster, ClusterState};
+use crate::cluster::{Cluster, ClusterState, Security};
 use crate::store::{Store, StoreConfig};
-use crate::tls::CertificateAuthority;
+use crate::tls::{CertificateAuthority, ClientCertificate};
 
 /// Configures and starts a [`Sim`].
 #[derive(Debug, Clone)]
@@ -22,6 +22,7 @@ pub struct SimBuilder {
     cass_operator: bool,
     dc_ready_after: Duration,
     workloads_ready_after: Option<Duration>,
+    rbac: bool,
 }
 
 impl Default for SimBuilder {
@@ -33,6 +34,7 @@ impl Default for SimBuilder {
             cass_operator: false,
             dc_ready_after: Duration::from_secs(1),
             workloads_ready_after: None,
+            rbac: false,
         }
     }
 }
@@ -80,10 +82,20 @@ impl SimBuilder {
         self
     }
 
+    /// Authorises resource requests with each cluster's Roles, ClusterRoles, RoleBindings and
+    /// ClusterRoleBindings, as kube-apiserver's RBAC authorizer does (403 when none allows).
+    /// The kubeconfig's admin token (user `kubernetes-admin` in `system:masters`) stays
+    /// unrestricted.
+    pub fn rbac(mut self, enforced: bool) -> Self {
+        self.rbac = enforced;
+        self
+    }
+
     pub async fn start(self) -> anyhow::Result<Sim> {
         // kube's rustls client picks the process-wide provider; make it ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let ca = CertificateAuthority::generate()?;
+        let client_certificates = ca.client_authenticator()?;
         let mut crds = Vec::new();
         if self.cass_operator {
             crds.push(crate::cass_operator::builtin_crd());
@@ -95,7 +107,11 @@ impl SimBuilder {
         let mut starting = Vec::with_capacity(self.clusters);
         for index in 0..self.clusters {
             let context = format!("{}{index}", self.context_prefix);
-            let tls = ca.server_config(&context)?;
+            let security = Security {
+                tls: ca.server_config(&context, &client_certificates)?,
+                client_certificates: Arc::clone(&client_certificates),
+                enforce_rbac: self.rbac,
+            };
             let crds = Arc::clone(&crds);
             let config = StoreConfig {
                 workload_ready_delay: self.workloads_ready_after,
@@ -103,7 +119,7 @@ impl SimBuilder {
             };
             // Clusters start in parallel: loading large CRDs is CPU-bound.
             starting.push(tokio::spawn(async move {
-                start_cluster(index, context, tls, &crds, config).await
+                start_cluster(index, context, security, &crds, config).await
             }));
         }
         let mut clusters = Vec::with_capacity(self.clusters);
@@ -125,6 +141,7 @@ impl SimBuilder {
             inner: Arc::new(SimInner {
                 clusters,
                 ca_pem: ca.ca_pem().to_string(),
+                ca,
                 tasks: Mutex::new(tasks),
                 kubeconfig_path: Mutex::new(None),
             }),
@@ -136,7 +153,7 @@ impl SimBuilder {
 async fn start_cluster(
     index: usize,
     context: String,
-    tls: Arc<rustls::ServerConfig>,
+    security: Security,
     crds: &[serde_json::Value],
     config: StoreConfig,
 ) -> anyhow::Result<(Arc<Cluster>, tokio::task::JoinHandle<()>)> {
@@ -150,7 +167,7 @@ async fn start_cluster(
         }
         catalog.add_builtin(builtin_served(info));
     }
-    let cluster = Cluster::start_new(index, context, store, catalog, tls).await?;
+    let cluster = Cluster::start_new(index, context, store, catalog, security).await?;
     crate::crd::apply_crds(&cluster, crds)
         .await
         .with_context(|| format!("applying CRDs to cluster {index}"))?;
@@ -160,6 +177,8 @@ async fn start_cluster(
 struct SimInner {
     clusters: Vec<Arc<Cluster>>,
     ca_pem: String,
+    /// Issues client certificates.
+    ca: CertificateAuthority,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Rewritten when a token rotates, so scripts keep working.
     kubeconfig_path: Mutex<Option<PathBuf>>,
@@ -235,6 +254,45 @@ impl Sim {
         &self.inner.ca_pem
     }
 
+    /// Whether the clusters enforce RBAC ([`SimBuilder::rbac`]).
+    pub fn enforces_rbac(&self) -> bool {
+        self.inner
+            .clusters
+            .first()
+            .is_some_and(|c| c.enforces_rbac())
+    }
+
+    /// A client certificate signed by the simulator's CA for `user` in `groups` (at most two),
+    /// valid for a year: every cluster authenticates it as that user, as kube-apiserver maps
+    /// x509 client certificates (CN = user, O = groups).
+    pub fn issue_client_certificate(
+        &self,
+        user: &str,
+        groups: &[&str],
+    ) -> anyhow::Result<ClientCertificate> {
+        self.inner.ca.issue_client_certificate(user, groups)
+    }
+
+    /// A kubeconfig with the single context of cluster `index` (current), its user
+    /// authenticating with `certificate` (`client-certificate-data` and `client-key-data`),
+    /// as kind writes its kubeconfigs.
+    pub fn client_certificate_kubeconfig_yaml(
+        &self,
+        index: usize,
+        certificate: &ClientCertificate,
+    ) -> anyhow::Result<String> {
+        let cluster = self.cluster(index)?;
+        let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+        let name = &cluster.context;
+        Ok(format!(
+            "apiVersion: v1\nkind: Config\npreferences: {{}}\ncurrent-context: {name}\nclusters:\n- name: {name}\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {name}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\n",
+            cluster.url(),
+            encode(&self.inner.ca_pem),
+            encode(&certificate.certificate_pem),
+            encode(&certificate.key_pem),
+        ))
+    }
+
     pub fn clusters(&self) -> Vec<ClusterSummary> {
         self.inner
             .clusters
@@ -304,6 +362,37 @@ impl Sim {
         kube::Client::try_from(config).context("building a kube client")
     }
 
+    /// A kube-rs client for cluster `index` that authenticates with `token` (a service
+    /// account's, say) instead of the admin token.
+    pub async fn client_with_token(
+        &self,
+        index: usize,
+        token: &str,
+    ) -> anyhow::Result<kube::Client> {
+        let mut config = self.client_config(index).await?;
+        config.auth_info = kube::config::AuthInfo {
+            token: Some(token.to_string().into()),
+            ..Default::default()
+        };
+        kube::Client::try_from(config).context("building a kube client")
+    }
+
+    /// A kube-rs client for cluster `index` that authenticates with a client certificate
+    /// ([`Sim::issue_client_certificate`]) and no token.
+    pub async fn client_with_certificate(
+        &self,
+        index: usize,
+        certificate: &ClientCertificate,
+    ) -> anyhow::Result<kube::Client> {
+        let yaml = self.client_certificate_kubeconfig_yaml(index, certificate)?;
+        let kubeconfig =
+            kube::config::Kubeconfig::from_yaml(&yaml).context("parsing the kubeconfig")?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("kube config from the client-certificate kubeconfig")?;
+        kube::Client::try_from(config).context("building a kube client")
+    }
+
     async fn client_config(&self, index: usize) -> anyhow::Result<kube::Config> {
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
             .context("parsing the generated kubeconfig")?;
@@ -352,6 +441,15 @@ impl Sim {
     /// [`Sim::reset_requests`]), by client (User-Agent), verb and resource.
     pub fn requests(&self, index: usize) -> anyhow::Result<Vec<crate::requests::RequestCount>> {
         Ok(self.cluster(index)?.requests.snapshot())
+    }
+
+    /// The requests RBAC refused since the cluster started (or since the last
+    /// [`Sim::reset_requests`]): each 403's message and how many times it was answered.
+    pub fn refused_requests(
+        &self,
+        index: usize,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, u64>> {
+        Ok(self.cluster(index)?.requests.refused())
     }
 
     /// TLS connections open to the cluster now, by protocol.

@@ -372,6 +372,7 @@ async fn apply_cluster(
             _ => None,
         })
         .chain(seed_errors)
+        .chain(seeds.lookup_errors.iter().cloned())
         .chain(secrets.errors)
         .collect();
     let components =
@@ -440,6 +441,9 @@ struct SeedSlices {
     unresolved: Option<Vec<String>>,
     /// When the host names' answers stop being valid: the cluster is looked at again then.
     refresh_after: Option<Duration>,
+    /// Datacenters whose seed pods could not be listed (e.g. the region's RBAC refuses it):
+    /// the other datacenters lack their seeds, which the status must say.
+    lookup_errors: Vec<String>,
 }
 
 /// Which datacenters' seed slices to apply.
@@ -499,34 +503,47 @@ async fn seed_slices(
                     .filter(|pod| pod.namespace().as_deref() == Some(dc.namespace.as_str()))
                     .filter_map(|pod| pod.data)
                     .collect();
-                return (dc.name.clone(), ips);
+                return (dc.name.clone(), Ok(ips));
             }
             let pods: Api<Pod> = Api::namespaced(client, &dc.namespace);
-            let ips: Vec<std::net::IpAddr> = match pods
+            let ips = match pods
                 .list(&ListParams::default().labels(&selector))
                 .await
             {
-                Ok(list) => list
+                Ok(list) => Ok(list
                     .items
                     .iter()
                     .filter_map(|pod| pod.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
-                    .collect(),
+                    .collect()),
                 Err(error) => {
                     debug!(datacenter = %dc.name, region = %dc.context, error = %error, "seed pods not listed");
-                    Vec::new()
+                    Err(format!(
+                        "listing the seed pods of datacenter {} in region {:?}: {error}",
+                        dc.name, dc.context
+                    ))
                 }
             };
             (dc.name.clone(), ips)
         })
     });
-    let seed_ips: BTreeMap<String, Vec<std::net::IpAddr>> = futures::future::join_all(seed_lookups)
-        .await
-        .into_iter()
-        .collect();
+    let mut seed_ips: BTreeMap<String, Vec<std::net::IpAddr>> = BTreeMap::new();
+    let mut lookup_errors = Vec::new();
+    for (datacenter, ips) in futures::future::join_all(seed_lookups).await {
+        match ips {
+            Ok(ips) => {
+                seed_ips.insert(datacenter, ips);
+            }
+            Err(error) => {
+                seed_ips.insert(datacenter, Vec::new());
+                lookup_errors.push(error);
+            }
+        }
+    }
     SeedSlices {
         slices: seed_endpoint_slices(cluster_plan, &seed_ips, &addresses),
         unresolved,
         refresh_after,
+        lookup_errors,
     }
 }
 

@@ -1,5 +1,5 @@
-//! The HTTP side of one cluster: TLS connections, bearer-token auth, fault injection, and the
-//! dispatch of discovery, OpenAPI and resource requests.
+//! The HTTP side of one cluster: TLS connections, authentication (client certificate or bearer
+//! token), fault injection, and the dispatch of discovery, OpenAPI and resource requests.
 
 pub mod media;
 mod protobuf;
@@ -20,8 +20,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
+use crate::auth::UserInfo;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
+use crate::tls::CertificateIdentity;
 use crate::{discovery, openapi};
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -122,14 +124,21 @@ pub fn add_warnings(response: &mut Response<Body>, warnings: &[String]) {
 /// the rapid-reset fix (golang's client also opens at most 100).
 const HTTP2_MAX_STREAMS: u32 = 100;
 
-/// Serves one connection in the protocol TLS negotiated (`http2`: ALPN chose h2).
-pub async fn serve_connection<S>(cluster: Arc<Cluster>, stream: S, http2: bool)
-where
+/// Serves one connection in the protocol TLS negotiated (`http2`: ALPN chose h2); `certificate`
+/// is who the client certificate of the connection says the client is.
+pub async fn serve_connection<S>(
+    cluster: Arc<Cluster>,
+    stream: S,
+    http2: bool,
+    certificate: CertificateIdentity,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let certificate = Arc::new(certificate);
     let service = hyper::service::service_fn(move |request| {
         let cluster = Arc::clone(&cluster);
-        async move { Ok::<_, Infallible>(handle(cluster, request).await) }
+        let certificate = Arc::clone(&certificate);
+        async move { Ok::<_, Infallible>(handle(cluster, &certificate, request).await) }
     });
     let result = if http2 {
         hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -176,7 +185,38 @@ fn is_public_path(path: &str) -> bool {
     matches!(path, "/version" | "/healthz" | "/livez" | "/readyz")
 }
 
-async fn handle(cluster: Arc<Cluster>, request: Request<Incoming>) -> Response<Body> {
+/// The user a request comes from, as kube-apiserver's authenticators decide: a verified client
+/// certificate, else the bearer token. `Ok(None)` is an anonymous read of a public path; `Err`
+/// is the 401 (also for a certificate that does not verify and no token: a failed
+/// authenticator is not anonymous).
+fn authenticate(
+    cluster: &Cluster,
+    certificate: &CertificateIdentity,
+    headers: &hyper::HeaderMap,
+    path: &str,
+) -> Result<Option<UserInfo>, Response<Body>> {
+    if let CertificateIdentity::User(user) = certificate {
+        return Ok(Some(user.clone()));
+    }
+    match headers.get(hyper::header::AUTHORIZATION) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .and_then(|token| cluster.authenticate_token(token))
+            .map(Some)
+            .ok_or_else(unauthorized),
+        None if *certificate == CertificateIdentity::None && is_public_path(path) => Ok(None),
+        None => Err(unauthorized()),
+    }
+}
+
+async fn handle(
+    cluster: Arc<Cluster>,
+    certificate: &CertificateIdentity,
+    request: Request<Incoming>,
+) -> Response<Body> {
     let (latency, fail) = cluster.take_fault();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -185,20 +225,10 @@ async fn handle(cluster: Arc<Cluster>, request: Request<Incoming>) -> Response<B
         return fault_response(code);
     }
     let path = request.uri().path().to_string();
-    match request.headers().get(hyper::header::AUTHORIZATION) {
-        Some(value) => {
-            let presented = value
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim);
-            if !presented.is_some_and(|token| cluster.accepts_token(token)) {
-                return unauthorized();
-            }
-        }
-        None if is_public_path(&path) => {}
-        None => return unauthorized(),
-    }
+    let user = match authenticate(&cluster, certificate, request.headers(), &path) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -230,6 +260,7 @@ async fn handle(cluster: Arc<Cluster>, request: Request<Incoming>) -> Response<B
             .get(hyper::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        user,
         body,
     };
     match route(&cluster, &path, request).await {

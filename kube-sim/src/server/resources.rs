@@ -22,7 +22,97 @@ pub struct ApiRequest {
     pub accept: Option<String>,
     pub content_type: Option<String>,
     pub user_agent: Option<String>,
+    /// Who sent it (None: an anonymous request, which reaches only public paths).
+    pub user: Option<crate::auth::UserInfo>,
     pub body: Bytes,
+}
+
+/// A resource path's parts: (namespace, plural, name, subresource).
+type PathParts<'a> = (Option<&'a str>, &'a str, Option<&'a str>, Option<&'a str>);
+
+fn parse_path<'a>(group: &str, rest: &[&'a str]) -> Result<PathParts<'a>, ApiError> {
+    Ok(match rest {
+        ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => {
+            (None, "namespaces", Some(*name), Some(*sub))
+        }
+        ["namespaces", ns, plural] => (Some(*ns), *plural, None, None),
+        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name), None),
+        ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
+        [plural] => (None, *plural, None, None),
+        [plural, name] => (None, *plural, Some(*name), None),
+        [plural, name, sub] => (None, *plural, Some(*name), Some(*sub)),
+        _ => return Err(generic_not_found()),
+    })
+}
+
+/// The Kubernetes verb of a resource request.
+fn kube_verb(method: &Method, named: bool, watch: bool) -> Option<&'static str> {
+    Some(match (method, named) {
+        (&Method::GET, false) if watch => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, false) => "deletecollection",
+        (&Method::DELETE, true) => "delete",
+        _ => return None,
+    })
+}
+
+/// The name a `metadata.name=NAME` (or `==`) term of a field selector requires.
+fn field_selector_name(selector: Option<&str>) -> Option<&str> {
+    selector?.split(',').find_map(|term| {
+        let value = term.trim().strip_prefix("metadata.name")?;
+        value
+            .strip_prefix("==")
+            .or_else(|| value.strip_prefix('='))
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+    })
+}
+
+/// With RBAC enforced, refuses what the user's roles do not allow; checked before the resource
+/// is looked up, as kube-apiserver authorises before it routes.
+fn authorize(
+    cluster: &Cluster,
+    group: &str,
+    rest: &[&str],
+    request: &ApiRequest,
+    watch: bool,
+) -> Result<(), ApiError> {
+    if !cluster.enforces_rbac() {
+        return Ok(());
+    }
+    let Some(user) = &request.user else {
+        return Err(ApiError::new(401, "Unauthorized", "Unauthorized"));
+    };
+    let (namespace, plural, name, subresource) = parse_path(group, rest)?;
+    let Some(verb) = kube_verb(&request.method, name.is_some(), watch) else {
+        return Ok(());
+    };
+    let selector = request.query.get_all("fieldSelector").first().copied();
+    let name = name.or_else(|| {
+        matches!(verb, "list" | "watch")
+            .then(|| field_selector_name(selector))
+            .flatten()
+    });
+    // A namespace is its own namespace: a RoleBinding in it may grant reading it.
+    let namespace = match (namespace, plural, name) {
+        (None, "namespaces", Some(name)) if group.is_empty() => Some(name),
+        _ => namespace,
+    };
+    let attributes = crate::rbac::Attributes {
+        verb,
+        group,
+        resource: plural,
+        subresource,
+        namespace,
+        name,
+    };
+    crate::rbac::authorize(&cluster.store, user, &attributes).inspect_err(|refused| {
+        cluster.requests.record_refused(&refused.message);
+    })
 }
 
 /// A parsed resource path.
@@ -39,18 +129,7 @@ fn parse_target<'a>(
     version: &str,
     rest: &[&'a str],
 ) -> Result<Target<'a>, ApiError> {
-    let (namespace, plural, name, subresource) = match rest {
-        ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => {
-            (None, "namespaces", Some(*name), Some(*sub))
-        }
-        ["namespaces", ns, plural] => (Some(*ns), *plural, None, None),
-        ["namespaces", ns, plural, name] => (Some(*ns), *plural, Some(*name), None),
-        ["namespaces", ns, plural, name, sub] => (Some(*ns), *plural, Some(*name), Some(*sub)),
-        [plural] => (None, *plural, None, None),
-        [plural, name] => (None, *plural, Some(*name), None),
-        [plural, name, sub] => (None, *plural, Some(*name), Some(*sub)),
-        _ => return Err(generic_not_found()),
-    };
+    let (namespace, plural, name, subresource) = parse_path(group, rest)?;
     let resource = cluster
         .catalog()
         .find(group, version, plural)
@@ -88,9 +167,11 @@ pub async fn handle(
         ["watch", rest @ ..] => (rest, true),
         _ => (rest, false),
     };
+    let watch = legacy_watch || request.query.flag("watch").unwrap_or(false);
+    authorize(cluster, group, rest, &request, watch)?;
     let target = parse_target(cluster, group, version, rest)?;
     let method = request.method.clone();
-    record_request(cluster, group, &target, &request, legacy_watch);
+    record_request(cluster, group, &target, &request, watch);
     let resource = Arc::clone(&target.resource);
     let is_crd = resource.info.group == "apiextensions.k8s.io"
         && resource.info.plural == "customresourcedefinitions";
@@ -159,20 +240,10 @@ fn record_request(
     group: &str,
     target: &Target<'_>,
     request: &ApiRequest,
-    legacy_watch: bool,
+    watch: bool,
 ) {
-    let verb = match (&request.method, target.name, target.subresource) {
-        (&Method::GET, None, _) if legacy_watch || request.query.flag("watch").unwrap_or(false) => {
-            "watch"
-        }
-        (&Method::GET, None, _) => "list",
-        (&Method::GET, Some(_), _) => "get",
-        (&Method::POST, _, _) => "create",
-        (&Method::PUT, _, _) => "update",
-        (&Method::PATCH, _, _) => "patch",
-        (&Method::DELETE, None, _) => "deletecollection",
-        (&Method::DELETE, Some(_), _) => "delete",
-        _ => return,
+    let Some(verb) = kube_verb(&request.method, target.name.is_some(), watch) else {
+        return;
     };
     let resource =
         crate::requests::resource_name(group, &target.resource.info.plural, target.subresource);
