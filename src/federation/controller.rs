@@ -748,7 +748,7 @@ fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -
             .decisions
             .iter()
             .all(|d| matches!(d.decision, Decision::Update))
-        && observed.datacenters.values().all(|o| o.state.is_ready());
+        && observed.datacenters.values().all(|o| o.state.is_settled());
     if settled {
         steady_requeue()
     } else {

@@ -58,6 +58,12 @@ impl LiveDatacenter {
             .is_some_and(|status| status.is_ready_at(self.meta().generation))
     }
 
+    /// Stopped as its spec asks (`stopped: true`), for its current generation.
+    pub fn is_stopped(&self) -> bool {
+        self.status()
+            .is_some_and(|status| status.is_stopped_at(self.meta().generation))
+    }
+
     /// Whether the spec's JSON text contains `text` (a name it refers to, quoted).
     pub fn spec_mentions(&self, text: &str) -> bool {
         self.data.spec.get().contains(text)
@@ -148,6 +154,17 @@ impl RemoteState {
     /// Present and Ready for its current generation.
     pub fn is_ready(&self) -> bool {
         self.present().is_some_and(LiveDatacenter::is_ready)
+    }
+
+    /// Present and stopped (`stopped: true`, every node down) for its current generation.
+    pub fn is_stopped(&self) -> bool {
+        self.present().is_some_and(LiveDatacenter::is_stopped)
+    }
+
+    /// Present and at rest for its current generation: Ready, or stopped as asked. Other
+    /// datacenters wait for nothing more.
+    pub fn is_settled(&self) -> bool {
+        self.is_ready() || self.is_stopped()
     }
 
     /// Present and being deleted (deletionTimestamp set).

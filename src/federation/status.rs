@@ -13,6 +13,7 @@
 //! | type | status | reason | meaning, and what to do |
 //! |---|---|---|---|
 //! | Ready | True | `AllDatacentersReady` | every datacenter of the spec reports Ready |
+//! | Ready | True | `DatacentersStopped` | every datacenter of the spec reports Ready, except those the spec stops (`stopped: true`), which report Stopped; the message names them |
 //! | Ready | False | `DatacentersNotReady` | the message lists each datacenter that is not Ready and why; see Progressing and Degraded |
 //! | Ready | False | `NoDatacenters` | `spec.cassandra.datacenters` is empty: add a datacenter |
 //! | Ready | False | `InvalidSpec` | the spec cannot be planned; `status.error` names the field to fix |
@@ -64,6 +65,7 @@ pub const CONDITION_CASSANDRA_INITIALIZED: &str = "CassandraInitialized";
 pub const CONDITION_SEEDS_RESOLVED: &str = "SeedsResolved";
 
 pub const REASON_ALL_READY: &str = "AllDatacentersReady";
+pub const REASON_STOPPED: &str = "DatacentersStopped";
 pub const REASON_NOT_READY: &str = "DatacentersNotReady";
 pub const REASON_NO_DATACENTERS: &str = "NoDatacenters";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
@@ -120,6 +122,13 @@ pub fn cluster_status(
         .filter(|dc| observed.get(&dc.name).is_some_and(|o| o.state.is_ready()))
         .map(|dc| dc.name.as_str())
         .collect();
+    // Stopped as the spec asks: at rest, counted apart from the Ready ones.
+    let stopped: Vec<&str> = plan
+        .datacenters
+        .iter()
+        .filter(|dc| observed.get(&dc.name).is_some_and(|o| o.state.is_stopped()))
+        .map(|dc| dc.name.as_str())
+        .collect();
 
     let mut conditions = previous.conditions.clone().unwrap_or_default();
     let condition = |type_: &str, status: &str, reason: &str, message: String| {
@@ -148,11 +157,23 @@ pub fn cluster_status(
             REASON_ALL_READY,
             format!("{0}/{0} datacenters Ready", ready.len()),
         )
+    } else if ready.len() + stopped.len() == plan.datacenters.len() {
+        condition(
+            CONDITION_READY,
+            CONDITION_TRUE,
+            REASON_STOPPED,
+            format!(
+                "{}/{} datacenters Ready; Stopped (spec stopped: true): {}",
+                ready.len(),
+                plan.datacenters.len(),
+                stopped.join(", ")
+            ),
+        )
     } else {
         let waiting: Vec<String> = plan
             .datacenters
             .iter()
-            .filter(|dc| !ready.contains(&dc.name.as_str()))
+            .filter(|dc| !ready.contains(&dc.name.as_str()) && !stopped.contains(&dc.name.as_str()))
             .map(|dc| {
                 format!(
                     "{} ({})",
@@ -169,10 +190,14 @@ pub fn cluster_status(
             CONDITION_FALSE,
             REASON_NOT_READY,
             format!(
-                "{}/{} datacenters Ready; not Ready: {}",
+                "{}/{} datacenters Ready; not Ready: {}{}",
                 ready.len(),
                 plan.datacenters.len(),
-                waiting.join("; ")
+                waiting.join("; "),
+                match stopped.is_empty() {
+                    true => String::new(),
+                    false => format!("; Stopped: {}", stopped.join(", ")),
+                }
             ),
         )
     };
@@ -494,7 +519,7 @@ fn progressing(
                 waiting_secrets.push(format!("{name}: {wait}"))
             }
             Decision::Wait(wait) => waiting.push(format!("{name}: {wait}")),
-            Decision::Update if !state.is_some_and(RemoteState::is_ready) => {
+            Decision::Update if !state.is_some_and(RemoteState::is_settled) => {
                 let what = state
                     .and_then(RemoteState::present)
                     .and_then(|dc| dc.status())
