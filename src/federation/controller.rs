@@ -336,6 +336,8 @@ async fn apply_cluster(
     observed.secrets_pending = secrets.pending;
     observed.passwords_missing = passwords_missing;
     observed.per_node_config_missing = per_node_config_missing;
+    observed.refused_watches =
+        (context.caches).refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
     let actions = decide(&cluster_plan, &observed);
     // Seeds before creating: a datacenter created now finds the other regions' seeds at its
     // first start. Seeds of existing datacenters are refreshed after the updates, which then

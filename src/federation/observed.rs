@@ -202,6 +202,9 @@ pub struct ObservedCluster {
     /// Datacenters whose per-node ConfigMap (`perNodeConfigMapRef`) cannot be read in their
     /// region, with why: neither created nor updated until it can (its hash is on the pods).
     pub per_node_config_missing: BTreeMap<String, String>,
+    /// Watches refused (403, 404) in the cluster's regions, each naming its region, resource
+    /// and namespace: changes there are seen only by the periodic reconciles.
+    pub refused_watches: Vec<String>,
 }
 
 impl ObservedCluster {
@@ -220,6 +223,7 @@ impl ObservedCluster {
             secrets_pending: BTreeMap::new(),
             passwords_missing: BTreeMap::new(),
             per_node_config_missing: BTreeMap::new(),
+            refused_watches: Vec::new(),
         }
     }
 

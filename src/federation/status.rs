@@ -30,6 +30,7 @@
 //! | Degraded | True | `UnknownContext` | a `k8sContext` names no ClientConfig: create the ClientConfig, or fix the name |
 //! | Degraded | True | `NamespaceMissing` | the datacenter's namespace does not exist in its region: create it (Federator does not create namespaces) |
 //! | Degraded | True | `RegionUnreachable` | a region does not answer; see RegionUnreachable |
+//! | Degraded | True | `RegionWatchRefused` | a region refuses a watch Federator needs (403: the ClientConfig's credentials lack list/watch on that resource; 404: the resource is not served there); the message names the region, resource and namespace. Federator keeps working without it, seeing that region's changes only at its periodic reconciles: grant the permission or install the CRD |
 //! | Degraded | True | `ReconcileError` | the last reconcile failed; `status.error` says how (retried with backoff) |
 //! | Degraded | False | `NoProblems` | |
 //! | RegionUnreachable | True | `RegionUnreachable` | the message names each region and its error: check the network, the region's API server and its ClientConfig credentials; the other regions keep converging |
@@ -82,6 +83,7 @@ pub const REASON_UNKNOWN_CONTEXT: &str = "UnknownContext";
 pub const REASON_NAMESPACE_MISSING: &str = "NamespaceMissing";
 pub const REASON_REGION_UNREACHABLE: &str = "RegionUnreachable";
 pub const REASON_RECONCILE_ERROR: &str = "ReconcileError";
+pub const REASON_WATCH_REFUSED: &str = "RegionWatchRefused";
 pub const REASON_NO_PROBLEMS: &str = "NoProblems";
 pub const REASON_ALL_REACHABLE: &str = "AllRegionsReachable";
 pub const REASON_INITIALIZED: &str = "CassandraInitialized";
@@ -412,6 +414,7 @@ const PROBLEM_ORDER: &[&str] = &[
     REASON_UNKNOWN_CONTEXT,
     REASON_NAMESPACE_MISSING,
     REASON_REGION_UNREACHABLE,
+    REASON_WATCH_REFUSED,
     REASON_RECONCILE_ERROR,
 ];
 
@@ -470,6 +473,12 @@ fn problems(
         found.push(Problem {
             reason: REASON_REGION_UNREACHABLE,
             message: unreachable_message(&unreachable),
+        });
+    }
+    for refused in &observed.refused_watches {
+        found.push(Problem {
+            reason: REASON_WATCH_REFUSED,
+            message: refused.clone(),
         });
     }
     for dc in &plan.datacenters {
@@ -564,7 +573,8 @@ fn progressing(
         .iter()
         .any(|d| matches!(d.decision, Decision::Blocked(_)));
     if blocked
-        || !problems.is_empty() && problems.iter().any(|p| p.reason != REASON_RECONCILE_ERROR)
+        || (problems.iter())
+            .any(|p| ![REASON_RECONCILE_ERROR, REASON_WATCH_REFUSED].contains(&p.reason))
     {
         condition(
             CONDITION_PROGRESSING,

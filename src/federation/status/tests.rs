@@ -537,3 +537,35 @@ fn a_stopped_datacenter_leaves_the_cluster_ready_and_is_named() {
     assert_eq!(state(&stopping, CONDITION_PROGRESSING).0, "True");
 }
 
+#[test]
+fn a_refused_region_watch_is_degraded_and_names_it_without_blocking() {
+    let plan = plan_of(&["dc1"]);
+    let mut observed = observed(vec![present("dc1", true)], None);
+    observed.refused_watches = vec![
+        "watching cassandradatacenters in all namespaces of region ctx-dc1 is refused (403 Forbidden): no".into(),
+    ];
+    let actions = decide(&plan, &observed);
+    let input = StatusInput {
+        previous: None,
+        generation: Some(1),
+        now: time(10),
+        reconcile_error: None,
+        unresolved_seeds: None,
+    };
+    let status = cluster_status(&input, &plan, &observed, &actions);
+    assert_eq!(
+        state(&status, CONDITION_DEGRADED),
+        ("True".into(), REASON_WATCH_REFUSED.into())
+    );
+    let message = &condition(&status, CONDITION_DEGRADED).message;
+    assert!(
+        message.contains("cassandradatacenters") && message.contains("ctx-dc1"),
+        "{message}"
+    );
+    assert_eq!(
+        state(&status, CONDITION_PROGRESSING),
+        ("False".into(), REASON_RECONCILED.into()),
+        "nothing is blocked"
+    );
+    assert_eq!(state(&status, CONDITION_READY).0, "True");
+}
