@@ -322,6 +322,7 @@ impl Registry {
         };
         for context in removed {
             info!(context = %context, client_config = source, "region removed");
+            crate::ops::metrics().forget_region(&context);
             self.notify(context, ChangeKind::Removed);
         }
     }
