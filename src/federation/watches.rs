@@ -97,9 +97,12 @@ impl RegionCache {
 #[derive(Clone, Default)]
 pub struct RegionCaches {
     regions: Arc<RwLock<BTreeMap<String, RegionCache>>>,
-    /// Watches the regions refuse: context → (resource, namespace) → what was refused and why.
-    refused: Arc<Mutex<BTreeMap<String, BTreeMap<(String, String), String>>>>,
+    /// Watches the regions refuse, by context.
+    refused: Arc<Mutex<BTreeMap<String, RefusedWatches>>>,
 }
+
+/// (resource, namespace) → what was refused and why.
+type RefusedWatches = BTreeMap<(String, String), String>;
 
 impl RegionCaches {
     pub fn region(&self, context: &str) -> Option<RegionCache> {
