@@ -49,7 +49,8 @@ pub struct DatacenterReport {
     /// The k8sContext ("" for the hub).
     pub region: String,
     pub size: i32,
-    /// Ready, Stopped (`stopped: true`), NotReady, or Unknown (no status yet, or the region cannot be reached).
+    /// Ready, Stopped (`stopped: true`), NotReady, or Unknown (no status yet, or the region
+    /// cannot be reached).
     pub state: String,
     pub ready_nodes: Option<usize>,
     /// Whether the region answers, per its ClientConfig (None when no ClientConfig names it).
