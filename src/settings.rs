@@ -58,6 +58,10 @@ impl FromStr for LogFormat {
     }
 }
 
+/// Largest `regions.probe_failure_threshold`: beyond it a dead region would go unnoticed for
+/// too long.
+pub const MAX_PROBE_FAILURE_THRESHOLD: u32 = 20;
+
 /// Limits that apply to every remote region (one per ClientConfig).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegionSettings {
@@ -66,6 +70,9 @@ pub struct RegionSettings {
     /// Requests in flight to one region at most; the rest wait.
     pub max_concurrent_requests: usize,
     pub probe_interval: Duration,
+    /// Failed probes in a row before a region is marked unreachable (its calls then fail at
+    /// once until a probe succeeds): one lost answer does not cut a region off.
+    pub probe_failure_threshold: u32,
     /// Accept kubeconfigs whose cluster sets `insecure-skip-tls-verify`.
     pub allow_insecure_skip_tls_verify: bool,
 }
@@ -208,6 +215,7 @@ struct RawRegionSettings {
     request_timeout_seconds: String,
     max_concurrent_requests: String,
     probe_interval_seconds: String,
+    probe_failure_threshold: String,
     allow_insecure_skip_tls_verify: String,
 }
 
@@ -241,6 +249,7 @@ impl Settings {
             .set_default("regions.request_timeout_seconds", "10")?
             .set_default("regions.max_concurrent_requests", "8")?
             .set_default("regions.probe_interval_seconds", "10")?
+            .set_default("regions.probe_failure_threshold", "3")?
             .set_default("regions.allow_insecure_skip_tls_verify", "false")?
             .set_default("images.stargate", DEFAULT_STARGATE_IMAGE)?
             .set_default(
@@ -294,6 +303,7 @@ const SETTING_KEYS: &[&str] = &[
     "regions.request_timeout_seconds",
     "regions.max_concurrent_requests",
     "regions.probe_interval_seconds",
+    "regions.probe_failure_threshold",
     "regions.allow_insecure_skip_tls_verify",
     "images.stargate",
     "images.stargate_cassandra3",
@@ -435,6 +445,17 @@ impl RawSettings {
                 "must be at least 1",
             ));
         }
+        let probe_failure_threshold: u32 = parse(
+            "regions.probe_failure_threshold",
+            &r.probe_failure_threshold,
+        )?;
+        if !(1..=MAX_PROBE_FAILURE_THRESHOLD).contains(&probe_failure_threshold) {
+            return Err(invalid(
+                "regions.probe_failure_threshold",
+                &r.probe_failure_threshold,
+                format!("must be between 1 and {MAX_PROBE_FAILURE_THRESHOLD}"),
+            ));
+        }
         let regions = RegionSettings {
             connect_timeout: parse_seconds(
                 "regions.connect_timeout_seconds",
@@ -449,6 +470,7 @@ impl RawSettings {
                 "regions.probe_interval_seconds",
                 &r.probe_interval_seconds,
             )?,
+            probe_failure_threshold,
             allow_insecure_skip_tls_verify: parse_bool(
                 "regions.allow_insecure_skip_tls_verify",
                 &r.allow_insecure_skip_tls_verify,
@@ -566,6 +588,7 @@ mod tests {
         assert_eq!(s.kubeconfig, None);
         assert_eq!(s.regions.request_timeout, Duration::from_secs(10));
         assert_eq!(s.regions.max_concurrent_requests, 8);
+        assert_eq!(s.regions.probe_failure_threshold, 3);
         assert!(s.leader_election.enabled);
         assert_eq!(s.leader_election.lease_name, "federator-leader");
         assert_eq!(s.leader_election.lease_namespace, "k8ssandra-operator");
@@ -680,6 +703,16 @@ mod tests {
                 "FEDERATOR_REGIONS__MAX_CONCURRENT_REQUESTS",
                 "0",
                 "regions.max_concurrent_requests",
+            ),
+            (
+                "FEDERATOR_REGIONS__PROBE_FAILURE_THRESHOLD",
+                "0",
+                "regions.probe_failure_threshold",
+            ),
+            (
+                "FEDERATOR_REGIONS__PROBE_FAILURE_THRESHOLD",
+                "1000",
+                "regions.probe_failure_threshold",
             ),
         ];
         for (var, value, key) in cases {

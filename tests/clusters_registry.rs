@@ -26,6 +26,7 @@ fn settings() -> RegionSettings {
         request_timeout: Duration::from_secs(2),
         max_concurrent_requests: 8,
         probe_interval: PROBE_INTERVAL,
+        probe_failure_threshold: 1,
         allow_insecure_skip_tls_verify: false,
     }
 }

@@ -1107,3 +1107,123 @@ async fn encrypted_components() {
     operators.stop().await;
     sim.shutdown().await;
 }
+
+#[test]
+fn a_stopped_datacenter_settles_loses_its_stargate_and_lets_another_be_added() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(stopped_datacenter());
+}
+
+/// The Ready condition's (status, reason, message).
+fn ready_condition(status: &K8ssandraClusterStatus) -> Option<(String, String, String)> {
+    (status.conditions.iter().flatten())
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+async fn stopped_datacenter() {
+    let sim = start_sim(3).await;
+    let hub = sim.client(0).await.expect("hub client");
+    let regions = [
+        sim.client(1).await.expect("region 1 client"),
+        sim.client(2).await.expect("region 2 client"),
+    ];
+    let (context1, context2) = (sim.context_name(1), sim.context_name(2));
+    for index in [1, 2] {
+        register_region(&sim, &hub, index).await;
+    }
+    let mut operators = Operators::new();
+    operators.start(&settings("control-plane"), hub.clone());
+    let data_plane = settings("data-plane");
+    for region in &regions {
+        operators.start(&data_plane, region.clone());
+    }
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply_as(
+        TEST_MANAGER,
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(&context1, &context2, true, false, false),
+    )
+    .await;
+    eventually("both Stargates Ready", Duration::from_secs(90), || async {
+        let dcs = cluster_status(&clusters).await?.datacenters?;
+        ["dc1", "dc2"]
+            .iter()
+            .all(|dc| {
+                (dcs.get(*dc).and_then(|e| e.stargate.as_ref())).is_some_and(|s| s.is_ready())
+            })
+            .then_some(())
+    })
+    .await;
+
+    // The user stops dc1.
+    let datacenters = |extra: serde_json::Value| {
+        let mut list = serde_json::json!([
+            {"metadata": {"name": "dc1"}, "k8sContext": context1, "size": 1, "stopped": true},
+            {"metadata": {"name": "dc2"}, "k8sContext": context2, "size": 1}
+        ]);
+        if let (Some(list), false) = (list.as_array_mut(), extra.is_null()) {
+            list.push(extra);
+        }
+        serde_json::json!({"spec": {"cassandra": {"datacenters": list}}})
+    };
+    remove_from_spec(&clusters, datacenters(serde_json::Value::Null)).await;
+    let (_, reason, message) = eventually(
+        "the cluster Ready with dc1 Stopped",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster_status(&clusters).await?;
+            let dc1_stopped = (status.datacenters.as_ref()?.get("dc1")?.cassandra.as_ref())
+                .is_some_and(|c| c.is_stopped());
+            let ready = ready_condition(&status).filter(|c| c.0 == "True")?;
+            dc1_stopped.then_some(ready)
+        },
+    )
+    .await;
+    assert_eq!(reason, "DatacentersStopped");
+    assert!(message.contains("dc1"), "{message}");
+    // Its Stargate goes (and the Deployment with it); dc2's stays.
+    eventually(
+        "dc1's Stargate and its Deployment gone",
+        Duration::from_secs(30),
+        || async {
+            let objects = region_objects(&regions[0], "dc1").await;
+            (!objects.stargate && !objects.stargate_deployment).then_some(())
+        },
+    )
+    .await;
+    let dc2 = region_objects(&regions[1], "dc2").await;
+    assert!(dc2.stargate && dc2.stargate_deployment, "{dc2:?}");
+
+    // A datacenter added now is created: the stopped one does not hold it back.
+    remove_from_spec(
+        &clusters,
+        datacenters(serde_json::json!({
+            "metadata": {"name": "dc3"}, "k8sContext": context2, "size": 1
+        })),
+    )
+    .await;
+    eventually("dc3 created and Ready", Duration::from_secs(60), || async {
+        let dc3 = get::<CassandraDatacenter>(&regions[1], "dc3").await?;
+        dc3.is_ready().then_some(())
+    })
+    .await;
+    let (status, reason, _) = eventually(
+        "the cluster Ready again with dc3",
+        Duration::from_secs(30),
+        || async {
+            let status = cluster_status(&clusters).await?;
+            (status.ready_datacenters == Some(2) && status.total_datacenters == Some(3))
+                .then_some(())?;
+            ready_condition(&status)
+        },
+    )
+    .await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "DatacentersStopped")
+    );
+    operators.stop().await;
+}

@@ -1,7 +1,7 @@
 //! The K8ssandraCluster controller end to end, in process, against three kube-sim clusters with
 //! the cass-operator stand-in: bootstrap order, status, a spec change reaching the region, no
-//! writes at steady state, a hand edit in a region reverted, and deletion of every remote
-//! datacenter before the K8ssandraCluster goes.
+//! writes at steady state, a hand edit in a region reverted, a watch a region refuses shown in
+//! status, and deletion of every remote datacenter before the K8ssandraCluster goes.
 
 mod clusters_support;
 
@@ -658,6 +658,66 @@ async fn conflict_and_missing_namespace() {
     ]);
     apply_as(TEST_MANAGER, &clusters, "fourth", fourth).await;
     wait_degraded(&clusters, "fourth", "NamespaceMissing", "doomed").await;
+    running.stop().await;
+}
+
+#[test]
+fn a_watch_a_region_refuses_is_a_condition_naming_region_resource_and_namespace() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(refused_watch());
+}
+
+async fn refused_watch() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let region1_context = sim.context_name(1);
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply_as(
+        TEST_MANAGER,
+        &clusters,
+        CLUSTER,
+        k8ssandra_cluster(1, &region1_context),
+    )
+    .await;
+    wait_datacenter_ready(&region1, "dc2", "region 1").await;
+
+    // Region 1's RBAC stops granting CassandraDatacenters; its watch has to start again.
+    sim.forbid(1, "cassandradatacenters", true).expect("forbid");
+    sim.drop_watches(1).expect("drop watches");
+    wait_degraded(
+        &clusters,
+        CLUSTER,
+        "RegionWatchRefused",
+        "cassandradatacenters",
+    )
+    .await;
+    let degraded = k8ssandra_cluster_status(&clusters)
+        .await
+        .and_then(|s| condition_of(&s, "Degraded"))
+        .expect("Degraded");
+    for mention in [region1_context.as_str(), "all namespaces", "403"] {
+        assert!(degraded.1.contains(mention), "{mention} in {}", degraded.1);
+    }
+    let ready = k8ssandra_cluster_status(&clusters)
+        .await
+        .and_then(|s| condition_of(&s, "Ready"))
+        .expect("Ready");
+    assert_eq!(ready.0, "True", "the datacenters stay Ready: {}", ready.1);
+
+    // Granted again: the condition clears.
+    sim.forbid(1, "cassandradatacenters", false).expect("allow");
+    eventually(
+        "Degraded cleared once the watch works",
+        Duration::from_secs(40),
+        || async {
+            let status = k8ssandra_cluster_status(&clusters).await?;
+            let (value, _) = condition_of(&status, "Degraded")?;
+            (value == "False").then_some(())
+        },
+    )
+    .await;
     running.stop().await;
 }
 

@@ -1,6 +1,7 @@
 //! `federator run` against kube-sim: /healthz, /readyz, and /metrics moving as a two-region
 //! K8ssandraCluster fans out; every reconcile logs its object and region; the Grafana dashboard
-//! queries only metrics /metrics exports.
+//! queries only metrics /metrics exports; a region whose ClientConfig is deleted leaves no
+//! series.
 
 mod ops_support;
 
@@ -8,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use federator::api::cassdc::CassandraDatacenter;
+use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use kube::Api;
 use ops_support::*;
@@ -164,6 +166,25 @@ async fn fan_out_metrics() {
     );
 
     dashboard_queries_only_exported_metrics(&after);
+
+    // A region whose ClientConfig is deleted leaves no series behind.
+    hub_api::<ClientConfig>(&hub)
+        .delete("sim-2", &Default::default())
+        .await
+        .expect("deleting the ClientConfig of sim-2");
+    let pruned = wait_for(
+        "no sim-2 series in /metrics",
+        Duration::from_secs(20),
+        || async {
+            let (_, text) = http_get(addr, "/metrics").await;
+            (!text.contains("region=\"sim-2\"")).then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        region_requests(&pruned, "sim-1") > 0.0,
+        "sim-1's series stay"
+    );
 }
 
 /// Every `federator_*` name in the dashboard's queries is a sample name in `scrape`.

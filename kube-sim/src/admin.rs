@@ -124,6 +124,20 @@ async fn cluster_action(sim: &Sim, index: usize, action: &str, input: &Value) ->
                 Err(e) => return error(400, e.to_string()),
             }
         }
+        "forbid" => {
+            let Some(resource) = input.get("resource").and_then(Value::as_str) else {
+                return error(
+                    400,
+                    "expected {\"resource\": \"<plural>\", \"forbidden\": true|false}",
+                );
+            };
+            let forbidden = input
+                .get("forbidden")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            sim.forbid(index, resource, forbidden)
+                .map(|_| json!({"resource": resource, "forbidden": forbidden}))
+        }
         "drop-watches" => sim.drop_watches(index).map(|_| json!({})),
         "reset-requests" => sim.reset_requests(index).map(|_| json!({})),
         "rotate-token" => sim.rotate_token(index).map(|token| json!({"token": token})),

@@ -4,7 +4,9 @@
 //! `cassandraOperatorProgress: Updating`; `ready_after` later the datacenter gets one Pod per
 //! node (cass-operator's labels, seed-node on the seeds, a pod IP from `10.<cluster>.0.0/16`),
 //! the `<cluster>-<dc>-all-pods-service` headless Service and its EndpointSlice, and a Ready
-//! status for that generation. `stopped: true` removes the pods and sets Stopped. The operator's
+//! status for that generation. `stopped: true` sets Stopped True and Ready False at once
+//! (progress Updating), then removes the pods (progress Ready, Stopped, not Ready), as
+//! cass-operator does; starting again sets Stopped False and Resuming until Ready. The operator's
 //! finalizer keeps a deleted datacenter until its pods, Service and EndpointSlice are gone.
 
 use std::collections::HashMap;
@@ -451,7 +453,11 @@ impl Operator {
         let mut conditions = vec![
             condition("Valid", true, dc),
             condition("Initialized", initialized, dc),
-            condition("Ready", initialized && was_ready && !was_stopped, dc),
+            condition(
+                "Ready",
+                initialized && was_ready && !was_stopped && !desired.stopped,
+                dc,
+            ),
             condition("Updating", initialized, dc),
         ];
         if initialized && !desired.stopped {
@@ -463,8 +469,10 @@ impl Operator {
             conditions.push(condition("ScalingDown", desired.size < running, dc));
             conditions.push(condition("Resuming", was_stopped, dc));
         }
-        if desired.stopped {
-            conditions.push(condition("Stopped", false, dc));
+        // As cass-operator: a stop sets Stopped (and Ready False) when it begins, while the
+        // nodes are drained; a start sets Stopped False and Resuming.
+        if desired.stopped || was_stopped {
+            conditions.push(condition("Stopped", desired.stopped, dc));
         }
         let status = json!({"status": {
             "cassandraOperatorProgress": "Updating",

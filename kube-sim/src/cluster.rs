@@ -29,6 +29,9 @@ pub struct Faults {
     pub latency: Duration,
     pub fail_remaining: u32,
     pub fail_code: u16,
+    /// Resources (plural names) every request for is refused with 403 Forbidden, as RBAC
+    /// without a rule for them answers.
+    pub forbidden: std::collections::BTreeSet<String>,
 }
 
 /// Whether the cluster accepts connections.
@@ -208,6 +211,25 @@ impl Cluster {
             faults.fail_remaining = count;
             faults.fail_code = code;
         }
+    }
+
+    /// Every request for `resource` (a plural name) is refused with 403 (`forbidden`), or no
+    /// longer.
+    pub fn forbid(&self, resource: &str, forbidden: bool) {
+        if let Ok(mut faults) = self.faults.lock() {
+            if forbidden {
+                faults.forbidden.insert(resource.to_string());
+            } else {
+                faults.forbidden.remove(resource);
+            }
+        }
+    }
+
+    /// Whether requests for `resource` are refused.
+    pub fn is_forbidden(&self, resource: &str) -> bool {
+        self.faults
+            .lock()
+            .is_ok_and(|faults| faults.forbidden.contains(resource))
     }
 
     /// The latency to add, and the failure code if this request is to fail.

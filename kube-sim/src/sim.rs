@@ -428,6 +428,13 @@ impl Sim {
 
     /// Fails the next `count` requests with `code`: 500 (a Status) or 429 (plain text with
     /// `Retry-After: 1`, as API Priority and Fairness answers).
+    /// Refuses (403 Forbidden, worded as RBAC words it) every request of cluster `index` for
+    /// `resource` (a plural name, e.g. `cassandradatacenters`), or stops refusing them.
+    pub fn forbid(&self, index: usize, resource: &str, forbidden: bool) -> anyhow::Result<()> {
+        self.cluster(index)?.forbid(resource, forbidden);
+        Ok(())
+    }
+
     pub fn fail_next(&self, index: usize, count: u32, code: u16) -> anyhow::Result<()> {
         anyhow::ensure!(
             matches!(code, 429 | 500 | 503 | 504),

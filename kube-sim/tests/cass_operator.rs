@@ -199,11 +199,40 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     change_spec(json!({"size": 2}), 3).await;
     assert_eq!(dc1_pods().await, 2);
 
-    // stopped: no pods, Stopped True, Ready False
-    let stopped = change_spec(json!({"stopped": true}), 4).await;
+    // stopped: as cass-operator, Stopped True and Ready False as soon as the stop begins
+    // (progress Updating while the nodes drain), then no pods and progress Ready
+    dcs.patch(
+        "dc1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"stopped": true}})),
+    )
+    .await
+    .expect("stopping");
+    let stopping = wait_for("the stop under way", || async {
+        let dc = get().await?;
+        (dc.pointer("/metadata/generation")? == 4
+            && dc.pointer("/status/cassandraOperatorProgress")? == "Updating")
+            .then_some(dc)
+    })
+    .await;
+    assert_eq!(condition(&stopping, "Stopped").as_deref(), Some("True"));
+    assert_eq!(condition(&stopping, "Ready").as_deref(), Some("False"));
+    let stopped = wait_for("generation 4 stopped", || async {
+        let dc = get().await?;
+        (dc.pointer("/status/observedGeneration")? == 4
+            && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
+            .then_some(dc)
+    })
+    .await;
     assert_eq!(condition(&stopped, "Stopped").as_deref(), Some("True"));
     assert_eq!(condition(&stopped, "Ready").as_deref(), Some("False"));
     assert_eq!(dc1_pods().await, 0);
+
+    // started again: Stopped False, Ready once the nodes are back
+    let started = change_spec(json!({"stopped": false}), 5).await;
+    assert_eq!(condition(&started, "Stopped").as_deref(), Some("False"));
+    assert_eq!(condition(&started, "Ready").as_deref(), Some("True"));
+    assert_eq!(dc1_pods().await, 2);
 
     // deletion removes everything, then the datacenter itself
     dcs.delete("dc1", &DeleteParams::default())

@@ -271,6 +271,29 @@ async fn clusters_are_independent_and_faults_are_injectable() {
     sim.fail_next(0, 1, 429).expect("fail next");
     cms0.get("only-in-0").await.expect("429 is retried");
 
+    // a forbidden resource is refused as RBAC refuses it; other resources are not
+    sim.forbid(0, "configmaps", true).expect("forbid");
+    match cms0.get("only-in-0").await {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"));
+            assert_eq!(
+                e.message,
+                "configmaps \"only-in-0\" is forbidden: User \"kube-sim\" cannot get resource \"configmaps\" in API group \"\" in the namespace \"default\""
+            );
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    match cms0.list(&ListParams::default()).await {
+        Err(kube::Error::Api(e)) => assert!(e.message.contains("cannot list"), "{}", e.message),
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(sim.client(0).await.expect("client"))
+        .list(&ListParams::default())
+        .await
+        .expect("other resources are served");
+    sim.forbid(0, "configmaps", false).expect("allow");
+    cms0.get("only-in-0").await.expect("served again");
+
     // latency
     sim.set_latency(0, Duration::from_millis(300))
         .expect("latency");

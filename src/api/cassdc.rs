@@ -333,13 +333,30 @@ impl CassandraDatacenterStatus {
             && self.cassandra_operator_progress.as_deref() == Some(PROGRESS_READY)
     }
 
+    /// Stopped as cass-operator means it once a stop is done (`spec.stopped`): the Stopped
+    /// condition is True and no update is running. While the nodes are still being drained the
+    /// progress is Updating.
+    pub fn is_stopped(&self) -> bool {
+        self.is_condition_true(CONDITION_STOPPED)
+            && self.cassandra_operator_progress.as_deref() == Some(PROGRESS_READY)
+    }
+
     /// Ready, and describing the spec of `generation` (not a previous one).
     pub fn is_ready_at(&self, generation: Option<i64>) -> bool {
-        let current = match (self.observed_generation, generation) {
+        self.describes(generation) && self.is_ready()
+    }
+
+    /// Stopped, and describing the spec of `generation`.
+    pub fn is_stopped_at(&self, generation: Option<i64>) -> bool {
+        self.describes(generation) && self.is_stopped()
+    }
+
+    /// Whether the status is about the spec of `generation` or a later one.
+    fn describes(&self, generation: Option<i64>) -> bool {
+        match (self.observed_generation, generation) {
             (Some(observed), Some(generation)) => observed >= generation,
             _ => true,
-        };
-        current && self.is_ready()
+        }
     }
 }
 

@@ -49,7 +49,8 @@ pub struct DatacenterReport {
     /// The k8sContext ("" for the hub).
     pub region: String,
     pub size: i32,
-    /// Ready, NotReady, or Unknown (no status yet, or the region cannot be reached).
+    /// Ready, Stopped (`stopped: true`), NotReady, or Unknown (no status yet, or the region
+    /// cannot be reached).
     pub state: String,
     pub ready_nodes: Option<usize>,
     /// Whether the region answers, per its ClientConfig (None when no ClientConfig names it).
@@ -142,6 +143,7 @@ fn cluster_report(
             let state = match (region_reachable, cassandra) {
                 (Some(false), _) | (_, None) => "Unknown",
                 (_, Some(c)) if c.is_condition_true("Ready") => "Ready",
+                (_, Some(c)) if c.is_stopped() => "Stopped",
                 (_, Some(_)) => "NotReady",
             };
             DatacenterReport {

@@ -185,6 +185,8 @@ fn objects_to_requeue(
                 .collect(),
             // Made by this controller's own reconciles, which write the status themselves.
             ChangeKind::Added | ChangeKind::Replaced | ChangeKind::Misconfigured => Vec::new(),
+            // Shown by the objects whose controllers watch.
+            ChangeKind::WatchProblem => Vec::new(),
         },
     }
 }

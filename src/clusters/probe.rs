@@ -1,5 +1,6 @@
-//! Health probing: one task per region asks `/version` every probe interval, with a timeout;
-//! failures back off exponentially (capped) and mark the region unreachable at once, success
+//! Health probing: one task per region asks `/version` every probe interval, with a timeout.
+//! `probe_failure_threshold` failures in a row mark the region unreachable (one lost answer
+//! does not cut it off), and from then on the probes back off exponentially (capped); a success
 //! marks it reachable.
 
 use std::time::Duration;
@@ -73,9 +74,18 @@ pub(crate) async fn run(
                 kind,
             });
         } else if let Some(failure) = &failed {
-            debug!(context = region.context(), reason = %failure.message, "probe failed again");
+            debug!(
+                context = region.context(),
+                reason = %failure.message,
+                failures_in_a_row = region.health().consecutive_failures,
+                threshold = region.failure_threshold(),
+                "probe failed"
+            );
         }
-        let delay = next_probe_delay(interval, region.health().consecutive_failures);
+        // Below the threshold the next probe comes after one interval: it decides sooner.
+        let beyond_threshold = (region.health().consecutive_failures)
+            .saturating_sub(region.failure_threshold().saturating_sub(1));
+        let delay = next_probe_delay(interval, beyond_threshold);
         tokio::time::sleep(delay).await;
     }
 }

@@ -5,8 +5,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use tower::limit::ConcurrencyLimitLayer;
-use tower::timeout::TimeoutLayer;
+use tower::Layer as _;
+use tower::timeout::{Timeout, TimeoutLayer};
+use tower::util::Either;
 
 use super::transport::Transport;
 use crate::settings::RegionSettings;
@@ -117,6 +118,8 @@ struct RegionInner {
     /// Bounded by the request timeout only, so that a region saturated by callers is still
     /// probed.
     probe_client: kube::Client,
+    /// Failed probes in a row that mark the region unreachable.
+    failure_threshold: u32,
     health: RwLock<HealthReport>,
 }
 
@@ -156,6 +159,7 @@ impl Region {
                 credential_expiry,
                 client,
                 probe_client,
+                failure_threshold: settings.probe_failure_threshold.max(1),
                 health: RwLock::new(HealthReport::unknown(whole_seconds(Timestamp::now()))),
             }),
         })
@@ -172,6 +176,7 @@ impl Region {
                 credential_expiry: None,
                 client: client.clone(),
                 probe_client: client,
+                failure_threshold: 1,
                 health: RwLock::new(HealthReport {
                     // The operator talks to the hub all the time; a hub outage is not a region's.
                     reachable: Some(true),
@@ -239,8 +244,15 @@ impl Region {
         self.inner.probe_client.clone()
     }
 
+    /// Failed probes in a row that mark the region unreachable.
+    pub(crate) fn failure_threshold(&self) -> u32 {
+        self.inner.failure_threshold
+    }
+
     /// Updates the health with a probe's outcome; returns whether that was a transition
     /// worth telling subscribers about (reachability, failure kind or server version changed).
+    /// A failure marks the region unreachable only as the threshold's failure in a row: until
+    /// then callers go on (each call bounded by the request timeout).
     pub(crate) fn record_probe(&self, outcome: Result<String, ProbeFailure>) -> bool {
         let now = whole_seconds(Timestamp::now());
         let mut health = match self.inner.health.write() {
@@ -263,6 +275,11 @@ impl Region {
             }
             Err(failure) => {
                 health.consecutive_failures = health.consecutive_failures.saturating_add(1);
+                if health.reachable != Some(false)
+                    && health.consecutive_failures < self.inner.failure_threshold
+                {
+                    return false;
+                }
                 let same_kind = health.reachable == Some(false)
                     && health.failure.as_ref().map(|f| f.kind) == Some(failure.kind);
                 if same_kind {
@@ -319,14 +336,88 @@ fn wrapped_client(
     request_timeout: Duration,
     max_concurrent_requests: Option<usize>,
 ) -> kube::Client {
-    let metrics = crate::ops::metrics::RegionMetricsLayer::new(region);
-    // The timeout wraps the limit's inner service: it counts from when a request gets its slot.
-    transport.client(
-        tower::ServiceBuilder::new()
-            .layer(metrics)
-            .option_layer(max_concurrent_requests.map(|max| ConcurrencyLimitLayer::new(max.max(1))))
-            .layer(TimeoutLayer::new(request_timeout)),
-    )
+    transport.client(tower::layer::layer_fn(|stack| {
+        bounded(stack, region, request_timeout, max_concurrent_requests)
+    }))
+}
+
+/// `inner` with every request counted under `region`, limited to `max_concurrent_requests` in
+/// flight when given, and bounded by `request_timeout` from the moment it is sent: the wait for
+/// a concurrency slot counts, so a region saturated by slow requests fails the others in time
+/// instead of queueing them.
+fn bounded<S, B>(
+    inner: S,
+    region: &str,
+    request_timeout: Duration,
+    max_concurrent_requests: Option<usize>,
+) -> crate::ops::metrics::RegionMetricsService<Timeout<Either<ConcurrencySlots<S>, S>>>
+where
+    S: tower::Service<
+            http::Request<kube::client::Body>,
+            Response = http::Response<B>,
+            Error = tower::BoxError,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let limited = match max_concurrent_requests {
+        Some(max) => Either::Left(ConcurrencySlots::new(inner, max)),
+        None => Either::Right(inner),
+    };
+    crate::ops::metrics::RegionMetricsLayer::new(region)
+        .layer(TimeoutLayer::new(request_timeout).layer(limited))
+}
+
+/// Lets `max` requests be in flight at once; the others wait for a slot inside their response
+/// future, which the request timeout around it bounds. (tower's ConcurrencyLimit waits in
+/// `poll_ready`, which kube's buffered client polls before any timeout has started.)
+#[derive(Clone)]
+pub(crate) struct ConcurrencySlots<S> {
+    inner: S,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl<S> ConcurrencySlots<S> {
+    fn new(inner: S, max: usize) -> ConcurrencySlots<S> {
+        ConcurrencySlots {
+            inner,
+            slots: Arc::new(tokio::sync::Semaphore::new(max.max(1))),
+        }
+    }
+}
+
+impl<S, Request> tower::Service<Request> for ConcurrencySlots<S>
+where
+    S: tower::Service<Request> + Clone + Send + 'static,
+    S::Error: Into<tower::BoxError>,
+    S::Future: Send + 'static,
+    Request: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = tower::BoxError;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, tower::BoxError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Readiness is awaited with the slot, in the response future.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let slots = self.slots.clone();
+        // The clone that was not polled ready goes with the request, as tower's Buffer does.
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            let _slot = slots.acquire_owned().await.map_err(tower::BoxError::from)?;
+            let ready = tower::ServiceExt::ready(&mut inner)
+                .await
+                .map_err(Into::into)?;
+            ready.call(request).await.map_err(Into::into)
+        })
+    }
 }
 
 /// Whether a request failed because the region's request timeout elapsed.
@@ -340,4 +431,96 @@ pub fn is_timeout(error: &kube::Error) -> bool {
 /// Kubernetes times have whole seconds; so do ours, so that what is written reads back equal.
 pub fn whole_seconds(t: Timestamp) -> Timestamp {
     Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region_with_threshold(threshold: u32) -> Region {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let settings = RegionSettings {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            max_concurrent_requests: 1,
+            probe_interval: Duration::from_secs(1),
+            probe_failure_threshold: threshold,
+            allow_insecure_skip_tls_verify: false,
+        };
+        let server = "https://127.0.0.1:1";
+        let config = kube::Config::new(server.parse().expect("url"));
+        Region::new(
+            "east".into(),
+            Some("east".into()),
+            server.into(),
+            None,
+            config,
+            &settings,
+        )
+        .expect("a region")
+    }
+
+    fn failed() -> Result<String, ProbeFailure> {
+        Err(ProbeFailure {
+            kind: FailureKind::Unreachable,
+            message: "the API server did not answer within 1s".into(),
+        })
+    }
+
+    // A runtime: the region's clients start their request buffers on it.
+    #[tokio::test]
+    async fn a_region_is_unreachable_only_after_the_threshold_of_failed_probes_in_a_row() {
+        let region = region_with_threshold(3);
+        assert!(region.record_probe(Ok("v1.32.0".into())));
+        assert!(
+            !region.record_probe(failed()),
+            "one failure changes nothing"
+        );
+        assert!(region.check_available().is_ok());
+        assert!(!region.record_probe(failed()));
+        assert!(region.check_available().is_ok());
+        assert!(region.record_probe(failed()), "the third in a row does");
+        assert!(matches!(
+            region.check_available(),
+            Err(RegionError::Unavailable { .. })
+        ));
+        // Back; a new streak starts from zero.
+        assert!(region.record_probe(Ok("v1.32.0".into())));
+        assert!(!region.record_probe(failed()));
+        assert!(region.check_available().is_ok());
+        assert_eq!(region.health().reachable, Some(true));
+
+        let strict = region_with_threshold(1);
+        assert!(strict.record_probe(failed()));
+        assert!(strict.check_available().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_waiting_for_a_concurrency_slot_times_out_after_the_request_timeout() {
+        let timeout = Duration::from_secs(1);
+        // An API server that answers nothing in time: the first request holds the only slot.
+        let silent = tower::service_fn(|_: http::Request<kube::client::Body>| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, tower::BoxError>(http::Response::new(String::from("{}")))
+        });
+        let client = kube::Client::new(bounded(silent, "slots-test", timeout, Some(1)), "default");
+        let started = std::time::Instant::now();
+        let call = || {
+            let client = client.clone();
+            async move {
+                let result = client.apiserver_version().await;
+                (result, started.elapsed())
+            }
+        };
+        let (first, second) = tokio::join!(call(), call());
+        for (result, took) in [first, second] {
+            let error = result.expect_err("nothing answers");
+            assert!(is_timeout(&error), "{error:?}");
+            // Waiting for the slot and then a timeout of its own would take twice as long.
+            assert!(
+                took < timeout.mul_f64(1.6),
+                "failed after {took:?}; the request timeout is {timeout:?}"
+            );
+        }
+    }
 }

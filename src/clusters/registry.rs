@@ -44,6 +44,9 @@ pub enum ChangeKind {
     Reachable,
     /// The prober could not reach the region, or the credentials were rejected.
     Unreachable,
+    /// A watch in the region was refused (403, 404), or works again: the objects that use the
+    /// region say so in their status.
+    WatchProblem,
 }
 
 /// The regions known to the control plane. Cheap to clone (an `Arc` inside).
@@ -319,8 +322,14 @@ impl Registry {
         };
         for context in removed {
             info!(context = %context, client_config = source, "region removed");
+            crate::ops::metrics().forget_region(&context);
             self.notify(context, ChangeKind::Removed);
         }
+    }
+
+    /// Tells subscribers that a watch in `context` was refused, or works again.
+    pub fn notify_watch_problem(&self, context: &str) {
+        self.notify(context.to_string(), ChangeKind::WatchProblem);
     }
 
     fn put(&self, context: &str, slot: Slot) -> ChangeKind {

@@ -4,7 +4,9 @@
 //! Deployments; this module only writes the resources and reads their status back.
 //!
 //! - **Stargate** `<k8c>-<dc>-stargate` when `spec.stargate` or the datacenter's `stargate` is
-//!   set (the datacenter's template wins field by field), created once the datacenter is Ready.
+//!   set (the datacenter's template wins field by field), created once the datacenter is Ready;
+//!   none for a stopped datacenter (`stopped: true`): its Stargate is deleted, as upstream, and
+//!   made again once the datacenter is started and Ready.
 //! - **Reaper** per `spec.reaper.deploymentMode`: `PER_DC` one `<cluster>-<dc>-reaper` in every
 //!   datacenter (availability `EACH` with several datacenters, else `ALL`); `SINGLE` one in the
 //!   first datacenter that is not stopped (`ALL`); `CONTROL_PLANE` none; a stopped datacenter
@@ -179,9 +181,12 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
             let telemetry = template
                 .map(|t| t.options.merged_over(&cluster_options).telemetry)
                 .unwrap_or_else(|| cluster_options.telemetry.clone());
+            // A stopped datacenter has no node for Stargate to join.
             let stargate_spec = match (
-                k8c.spec.stargate.as_ref(),
-                template.and_then(|t| t.stargate.as_ref()),
+                k8c.spec.stargate.as_ref().filter(|_| !stopped(&dc.name)),
+                template
+                    .and_then(|t| t.stargate.as_ref())
+                    .filter(|_| !stopped(&dc.name)),
             ) {
                 (_, Some(own)) => Some((
                     own.size,
@@ -940,6 +945,23 @@ mod tests {
                 .iter()
                 .all(|c| c.reaper.is_none()),
             "the referenced Reaper serves the cluster"
+        );
+    }
+
+    #[test]
+    fn a_stopped_datacenter_has_no_stargate_nor_its_service_monitor() {
+        let mut spec = two_datacenters(serde_json::json!({"stargate": {"size": 1,
+            "telemetry": {"prometheus": {"enabled": true}}}}));
+        spec["cassandra"]["datacenters"][0]["stopped"] = serde_json::json!(true);
+        spec["cassandra"]["datacenters"][1]["stargate"] = serde_json::json!({"size": 2});
+        let components = components_of(&cluster(spec));
+        let stargates: Vec<Option<String>> = (components.iter())
+            .map(|c| c.stargate.as_ref().map(|s| s.name_any()))
+            .collect();
+        assert_eq!(stargates, vec![None, Some("demo-dc2-stargate".into())]);
+        assert!(
+            (components[0].service_monitors.iter()).all(|m| !m.name_any().contains("stargate")),
+            "no ServiceMonitor for a Stargate that is not there"
         );
     }
 

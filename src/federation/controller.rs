@@ -35,10 +35,7 @@ use super::observed::{
 use super::plan::{ClusterKey, ClusterPlan, plan};
 use super::referenced::{ReferencedConfigMaps, referenced_by};
 use super::rollout::{Actions, Decision, decide};
-use super::seeds::{
-    AdditionalSeeds, CachingResolver, HickoryResolver, resolve_additional_seeds,
-    seed_endpoint_slices,
-};
+use super::seeds::{AdditionalSeeds, CachingResolver, HickoryResolver, seed_endpoint_slices};
 use super::status::{StatusInput, cluster_status, invalid_spec_status};
 use super::watches::RegionCaches;
 use crate::api::cassdc::CassandraDatacenter;
@@ -336,6 +333,8 @@ async fn apply_cluster(
     observed.secrets_pending = secrets.pending;
     observed.passwords_missing = passwords_missing;
     observed.per_node_config_missing = per_node_config_missing;
+    observed.refused_watches =
+        (context.caches).refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
     let actions = decide(&cluster_plan, &observed);
     // Seeds before creating: a datacenter created now finds the other regions' seeds at its
     // first start. Seeds of existing datacenters are refreshed after the updates, which then
@@ -469,21 +468,28 @@ async fn seed_slices(
             .and_then(|c| c.additional_seeds.as_deref())
             .unwrap_or(&[]),
     );
-    let (addresses, unresolved, refresh_after) = if additional.host_names.is_empty() {
-        (additional.addresses.clone(), None, None)
-    } else {
-        match &context.resolver {
-            Ok(resolver) => {
-                let resolved = resolve_additional_seeds(resolver, &additional).await;
-                let failures = resolved.failures.iter().map(ToString::to_string).collect();
-                (resolved.addresses, Some(failures), resolved.refresh_after)
-            }
-            Err(setup) => (
-                additional.addresses.clone(),
-                Some(vec![setup.to_string()]),
-                None,
-            ),
+    let names_hosts = !additional.host_names.is_empty();
+    let (addresses, unresolved, refresh_after) = match &context.resolver {
+        Ok(resolver) => {
+            // Noted for the cluster even when empty: answers no cluster uses any more go.
+            let cluster = format!(
+                "{}/{}",
+                cluster_plan.cluster.namespace, cluster_plan.cluster.name
+            );
+            let resolved = resolver.resolve_for(&cluster, &additional).await;
+            let failures = resolved.failures.iter().map(ToString::to_string);
+            (
+                resolved.addresses,
+                names_hosts.then(|| failures.collect()),
+                resolved.refresh_after,
+            )
         }
+        Err(_) if !names_hosts => (additional.addresses.clone(), None, None),
+        Err(setup) => (
+            additional.addresses.clone(),
+            Some(vec![setup.to_string()]),
+            None,
+        ),
     };
     let seed_lookups = cluster_plan.datacenters.iter().filter_map(|dc| {
         observed.get(&dc.name)?.state.present()?;
@@ -778,7 +784,7 @@ fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -
             .decisions
             .iter()
             .all(|d| matches!(d.decision, Decision::Update))
-        && observed.datacenters.values().all(|o| o.state.is_ready());
+        && observed.datacenters.values().all(|o| o.state.is_settled());
     if settled {
         steady_requeue()
     } else {
@@ -1029,6 +1035,13 @@ impl Operations {
             .ok()
             .and_then(|mut finished| finished.remove(cluster))
             .unwrap_or_default()
+    }
+
+    /// Drops the outcomes of a deleted cluster's writes (nobody will take them).
+    fn forget(&self, cluster: &ObjectRef<K8ssandraCluster>) {
+        if let Ok(mut finished) = self.finished.lock() {
+            finished.remove(cluster);
+        }
     }
 
     /// The regions where writes of `cluster` are under way.
@@ -1329,6 +1342,16 @@ async fn cleanup_cluster(
     (context.referenced).set(&ObjectRef::from_obj(k8c), Default::default());
     let namespace = k8c.namespace().unwrap_or_default();
     let name = k8c.name_any();
+    // A write still under way could re-create what the cleanup deletes (and would leave its
+    // outcome behind): let it end first.
+    let busy = context.operations.busy_regions(&ObjectRef::from_obj(k8c));
+    if !busy.is_empty() {
+        return Err(ReconcileError::CleanupPending {
+            namespace,
+            name,
+            pending: format!("writes still under way in regions {busy:?}"),
+        });
+    }
     if annotation_is_true(k8c, ORPHAN_ANNOTATION) {
         // The datacenters left behind keep their secrets: the ReplicatedSecret leaves its copies.
         super::secrets::orphan_copies(&context.hub, k8c)
@@ -1339,16 +1362,8 @@ async fn cleanup_cluster(
                 pending,
             })?;
         info!(k8ssandra_cluster = %name, namespace = %namespace, "orphan annotation: remote datacenters left in place");
+        forget_cluster(context, k8c);
         return Ok(Action::await_change());
-    }
-    // A write still under way could re-create what the cleanup deletes: let it end first.
-    let busy = context.operations.busy_regions(&ObjectRef::from_obj(k8c));
-    if !busy.is_empty() {
-        return Err(ReconcileError::CleanupPending {
-            namespace,
-            name,
-            pending: format!("writes still under way in regions {busy:?}"),
-        });
     }
     let selector = ownership_selector(&name, &namespace);
     // Regions where a datacenter has run (per the status); an unknown context only the spec
@@ -1364,7 +1379,7 @@ async fn cleanup_cluster(
         .flatten()
         .collect();
     if pending.is_empty() {
-        crate::ops::metrics().fanout_forget(&format!("{namespace}/{name}"));
+        forget_cluster(context, k8c);
         return Ok(Action::await_change());
     }
     let pending = pending.join("; ");
@@ -1376,6 +1391,18 @@ async fn cleanup_cluster(
         name,
         pending,
     })
+}
+
+/// Drops what this process kept for a deleted cluster: its writes' outcomes, the passwords read
+/// for it, the DNS answers only it used, its fan-out metric.
+fn forget_cluster(context: &ControllerContext, k8c: &K8ssandraCluster) {
+    let (namespace, name) = (k8c.namespace().unwrap_or_default(), k8c.name_any());
+    context.operations.forget(&ObjectRef::from_obj(k8c));
+    (context.secret_caches.passwords).forget_cluster(&namespace, &name);
+    if let Ok(resolver) = &context.resolver {
+        resolver.forget_cluster(&format!("{namespace}/{name}"));
+    }
+    crate::ops::metrics().fanout_forget(&format!("{namespace}/{name}"));
 }
 
 /// What is still in the way of deleting the cluster in this region (empty when nothing is).

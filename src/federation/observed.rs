@@ -58,6 +58,12 @@ impl LiveDatacenter {
             .is_some_and(|status| status.is_ready_at(self.meta().generation))
     }
 
+    /// Stopped as its spec asks (`stopped: true`), for its current generation.
+    pub fn is_stopped(&self) -> bool {
+        self.status()
+            .is_some_and(|status| status.is_stopped_at(self.meta().generation))
+    }
+
     /// Whether the spec's JSON text contains `text` (a name it refers to, quoted).
     pub fn spec_mentions(&self, text: &str) -> bool {
         self.data.spec.get().contains(text)
@@ -150,6 +156,17 @@ impl RemoteState {
         self.present().is_some_and(LiveDatacenter::is_ready)
     }
 
+    /// Present and stopped (`stopped: true`, every node down) for its current generation.
+    pub fn is_stopped(&self) -> bool {
+        self.present().is_some_and(LiveDatacenter::is_stopped)
+    }
+
+    /// Present and at rest for its current generation: Ready, or stopped as asked. Other
+    /// datacenters wait for nothing more.
+    pub fn is_settled(&self) -> bool {
+        self.is_ready() || self.is_stopped()
+    }
+
     /// Present and being deleted (deletionTimestamp set).
     pub fn is_deleting(&self) -> bool {
         self.present()
@@ -185,6 +202,9 @@ pub struct ObservedCluster {
     /// Datacenters whose per-node ConfigMap (`perNodeConfigMapRef`) cannot be read in their
     /// region, with why: neither created nor updated until it can (its hash is on the pods).
     pub per_node_config_missing: BTreeMap<String, String>,
+    /// Watches refused (403, 404) in the cluster's regions, each naming its region, resource
+    /// and namespace: changes there are seen only by the periodic reconciles.
+    pub refused_watches: Vec<String>,
 }
 
 impl ObservedCluster {
@@ -203,6 +223,7 @@ impl ObservedCluster {
             secrets_pending: BTreeMap::new(),
             passwords_missing: BTreeMap::new(),
             per_node_config_missing: BTreeMap::new(),
+            refused_watches: Vec::new(),
         }
     }
 

@@ -84,7 +84,9 @@ impl ReferencedConfigMaps {
                 while let Some(change) = changes.next().await {
                     match change {
                         RegionChange::Context { context, kind } => match kind {
-                            ChangeKind::Reachable | ChangeKind::Unreachable => {}
+                            ChangeKind::Reachable
+                            | ChangeKind::Unreachable
+                            | ChangeKind::WatchProblem => {}
                             _ => referenced.restart(|c| c == context),
                         },
                         RegionChange::Resync => referenced.restart(|_| true),

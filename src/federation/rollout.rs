@@ -2,9 +2,11 @@
 //!
 //! Rules:
 //! - A datacenter that does not exist yet is created only when every datacenter before it in
-//!   spec order exists and is Ready, and every existing datacenter is Ready: a new cluster
+//!   spec order exists and is settled, and every existing datacenter is settled: a new cluster
 //!   bootstraps one datacenter after another, and a datacenter added later waits for the
-//!   existing ones to be Ready (its nodes join through their seeds).
+//!   existing ones to settle (its nodes join through their seeds). Settled is Ready, or stopped
+//!   as the spec asks (`stopped: true`: cass-operator reports Stopped, never Ready, until it is
+//!   started again).
 //! - A datacenter that may be created waits until its secrets are in its region.
 //! - A datacenter that exists gets the desired spec at once, whatever the others do: spec
 //!   changes go to all regions together.
@@ -285,9 +287,9 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
 }
 
 /// Why the datacenter at `index` (absent) cannot be created yet: the first other datacenter
-/// that must be Ready first and is not. Every datacenter before it must be Ready; after it,
-/// the ones that exist must be (those not created yet come later), and so must the ones that
-/// existed but cannot be seen now.
+/// that must be settled (Ready or stopped) first and is not. Every datacenter before it must
+/// be; after it, the ones that exist must be (those not created yet come later), and so must
+/// the ones that existed but cannot be seen now.
 fn creation_blocker(
     plan: &ClusterPlan,
     observed: &ObservedCluster,
@@ -299,7 +301,7 @@ fn creation_blocker(
         .filter(|(other, _)| *other != index)
         .find_map(|(other, dc)| {
             let state = observed.get(&dc.name).map(|o| &o.state);
-            if state.is_some_and(RemoteState::is_ready) {
+            if state.is_some_and(RemoteState::is_settled) {
                 return None;
             }
             let visible = matches!(state, Some(RemoteState::Present(_) | RemoteState::Absent));

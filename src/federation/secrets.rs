@@ -35,7 +35,7 @@ use rand::rngs::OsRng;
 
 use super::encryption::fill_passwords;
 use super::labels::{default_superuser_secret_name, ownership_labels};
-use super::plan::ClusterPlan;
+use super::plan::{ClusterKey, ClusterPlan};
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretSpec, ReplicationTarget};
 use crate::api::shared::{CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL};
@@ -308,9 +308,35 @@ pub struct SecretCaches {
 }
 
 /// Values read from the hub's Secrets, with the resourceVersion they were read at: read again
-/// only once the watch shows that version changed, so a steady reconcile asks nothing.
+/// only once the watch shows that version changed, so a steady reconcile asks nothing. By
+/// (namespace, K8ssandraCluster, Secret): kept while the cluster uses the Secret.
 #[derive(Default)]
-pub struct PasswordMemo(Mutex<HashMap<(String, String), ReadSecret>>);
+pub struct PasswordMemo(Mutex<HashMap<(String, String, String), ReadSecret>>);
+
+impl PasswordMemo {
+    /// Keeps only what cluster `namespace/cluster` reads now (`secrets`).
+    fn retain_for(&self, namespace: &str, cluster: &str, secrets: &BTreeSet<&String>) {
+        if let Ok(mut memo) = self.0.lock() {
+            memo.retain(|(ns, c, secret), _| {
+                ns != namespace || c != cluster || secrets.contains(secret)
+            });
+        }
+    }
+
+    /// A deleted cluster: what was read for it goes.
+    pub fn forget_cluster(&self, namespace: &str, cluster: &str) {
+        self.retain_for(namespace, cluster, &BTreeSet::new());
+    }
+
+    /// Secrets whose values are kept.
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |memo| memo.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
 
 struct ReadSecret {
     resource_version: Option<String>,
@@ -330,9 +356,11 @@ pub async fn fill_store_passwords(
     for need in plan.datacenters.iter().flat_map(|dc| &dc.passwords) {
         (needed.entry(need.secret.clone()).or_default()).insert(need.key.clone());
     }
+    let cluster = &plan.cluster;
+    (caches.passwords).retain_for(&cluster.namespace, &cluster.name, &needed.keys().collect());
     let mut read = BTreeMap::new();
     for (name, keys) in needed {
-        let values = (caches.read_secret(hub, &plan.cluster.namespace, &name, &keys)).await;
+        let values = (caches.read_secret(hub, cluster, &name, &keys)).await;
         read.insert(name, values);
     }
     let mut missing = BTreeMap::new();
@@ -433,11 +461,16 @@ impl SecretCaches {
     async fn read_secret(
         &self,
         hub: &kube::Client,
-        namespace: &str,
+        cluster: &ClusterKey,
         name: &str,
         keys: &BTreeSet<String>,
     ) -> Result<BTreeMap<String, String>, String> {
-        let key = (namespace.to_string(), name.to_string());
+        let namespace = cluster.namespace.as_str();
+        let key = (
+            namespace.to_string(),
+            cluster.name.clone(),
+            name.to_string(),
+        );
         let watched = self
             .labelled_secrets
             .get(&ObjectRef::new(name).within(namespace))

@@ -207,10 +207,13 @@ pub const MAX_REFRESH: Duration = Duration::from_secs(300);
 
 /// A [`SeedResolver`] that remembers each host name's answer (or failure) until its TTL ends
 /// (kept within [`MIN_REFRESH`]..=[`MAX_REFRESH`]), so reconciles re-resolve periodically
-/// without a lookup each time.
+/// without a lookup each time. Answers are kept while a cluster names their host (see
+/// [`CachingResolver::resolve_for`]).
 pub struct CachingResolver<R> {
     inner: R,
     answers: std::sync::Mutex<BTreeMap<String, CachedAnswer>>,
+    /// The host names each cluster (`namespace/name`) resolves.
+    hosts_by_cluster: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 /// An answer and when it stops being used.
@@ -221,7 +224,48 @@ impl<R: SeedResolver> CachingResolver<R> {
         CachingResolver {
             inner,
             answers: std::sync::Mutex::new(BTreeMap::new()),
+            hosts_by_cluster: std::sync::Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Resolves `seeds` for `cluster` (`namespace/name`), noting its host names: answers for
+    /// host names no cluster names any more are dropped.
+    pub async fn resolve_for(&self, cluster: &str, seeds: &AdditionalSeeds) -> ResolvedSeeds {
+        self.note_hosts(cluster, Some(seeds.host_names.clone()));
+        resolve_additional_seeds(self, seeds).await
+    }
+
+    /// A deleted cluster: the answers only it used go.
+    pub fn forget_cluster(&self, cluster: &str) {
+        self.note_hosts(cluster, None);
+    }
+
+    fn note_hosts(&self, cluster: &str, hosts: Option<BTreeSet<String>>) {
+        let Ok(mut by_cluster) = self.hosts_by_cluster.lock() else {
+            return;
+        };
+        match hosts {
+            Some(hosts) if !hosts.is_empty() => {
+                if by_cluster.get(cluster) == Some(&hosts) {
+                    return;
+                }
+                by_cluster.insert(cluster.to_string(), hosts);
+            }
+            _ => {
+                if by_cluster.remove(cluster).is_none() {
+                    return;
+                }
+            }
+        }
+        let named: BTreeSet<&String> = by_cluster.values().flatten().collect();
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.retain(|host, _| named.contains(host));
+        }
+    }
+
+    /// How many host names have an answer kept.
+    pub fn cached_hosts(&self) -> usize {
+        self.answers.lock().map_or(0, |answers| answers.len())
     }
 
     /// A fresh cached answer, valid for the time it has left.

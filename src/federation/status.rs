@@ -13,6 +13,7 @@
 //! | type | status | reason | meaning, and what to do |
 //! |---|---|---|---|
 //! | Ready | True | `AllDatacentersReady` | every datacenter of the spec reports Ready |
+//! | Ready | True | `DatacentersStopped` | every datacenter of the spec reports Ready, except those the spec stops (`stopped: true`), which report Stopped; the message names them |
 //! | Ready | False | `DatacentersNotReady` | the message lists each datacenter that is not Ready and why; see Progressing and Degraded |
 //! | Ready | False | `NoDatacenters` | `spec.cassandra.datacenters` is empty: add a datacenter |
 //! | Ready | False | `InvalidSpec` | the spec cannot be planned; `status.error` names the field to fix |
@@ -29,6 +30,7 @@
 //! | Degraded | True | `UnknownContext` | a `k8sContext` names no ClientConfig: create the ClientConfig, or fix the name |
 //! | Degraded | True | `NamespaceMissing` | the datacenter's namespace does not exist in its region, or is being deleted: create it (Federator does not create namespaces) |
 //! | Degraded | True | `RegionUnreachable` | a region does not answer; see RegionUnreachable |
+//! | Degraded | True | `RegionWatchRefused` | a region refuses a watch Federator needs (403: the ClientConfig's credentials lack list/watch on that resource; 404: the resource is not served there); the message names the region, resource and namespace. Federator keeps working without it, seeing that region's changes only at its periodic reconciles: grant the permission or install the CRD |
 //! | Degraded | True | `ReconcileError` | the last reconcile failed; `status.error` says how (retried with backoff) |
 //! | Degraded | False | `NoProblems` | |
 //! | RegionUnreachable | True | `RegionUnreachable` | the message names each region and its error: check the network, the region's API server and its ClientConfig credentials; the other regions keep converging |
@@ -64,6 +66,7 @@ pub const CONDITION_CASSANDRA_INITIALIZED: &str = "CassandraInitialized";
 pub const CONDITION_SEEDS_RESOLVED: &str = "SeedsResolved";
 
 pub const REASON_ALL_READY: &str = "AllDatacentersReady";
+pub const REASON_STOPPED: &str = "DatacentersStopped";
 pub const REASON_NOT_READY: &str = "DatacentersNotReady";
 pub const REASON_NO_DATACENTERS: &str = "NoDatacenters";
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
@@ -80,6 +83,7 @@ pub const REASON_UNKNOWN_CONTEXT: &str = "UnknownContext";
 pub const REASON_NAMESPACE_MISSING: &str = "NamespaceMissing";
 pub const REASON_REGION_UNREACHABLE: &str = "RegionUnreachable";
 pub const REASON_RECONCILE_ERROR: &str = "ReconcileError";
+pub const REASON_WATCH_REFUSED: &str = "RegionWatchRefused";
 pub const REASON_NO_PROBLEMS: &str = "NoProblems";
 pub const REASON_ALL_REACHABLE: &str = "AllRegionsReachable";
 pub const REASON_INITIALIZED: &str = "CassandraInitialized";
@@ -120,6 +124,13 @@ pub fn cluster_status(
         .filter(|dc| observed.get(&dc.name).is_some_and(|o| o.state.is_ready()))
         .map(|dc| dc.name.as_str())
         .collect();
+    // Stopped as the spec asks: at rest, counted apart from the Ready ones.
+    let stopped: Vec<&str> = plan
+        .datacenters
+        .iter()
+        .filter(|dc| observed.get(&dc.name).is_some_and(|o| o.state.is_stopped()))
+        .map(|dc| dc.name.as_str())
+        .collect();
 
     let mut conditions = previous.conditions.clone().unwrap_or_default();
     let condition = |type_: &str, status: &str, reason: &str, message: String| {
@@ -148,11 +159,23 @@ pub fn cluster_status(
             REASON_ALL_READY,
             format!("{0}/{0} datacenters Ready", ready.len()),
         )
+    } else if ready.len() + stopped.len() == plan.datacenters.len() {
+        condition(
+            CONDITION_READY,
+            CONDITION_TRUE,
+            REASON_STOPPED,
+            format!(
+                "{}/{} datacenters Ready; Stopped (spec stopped: true): {}",
+                ready.len(),
+                plan.datacenters.len(),
+                stopped.join(", ")
+            ),
+        )
     } else {
         let waiting: Vec<String> = plan
             .datacenters
             .iter()
-            .filter(|dc| !ready.contains(&dc.name.as_str()))
+            .filter(|dc| !ready.contains(&dc.name.as_str()) && !stopped.contains(&dc.name.as_str()))
             .map(|dc| {
                 format!(
                     "{} ({})",
@@ -169,10 +192,14 @@ pub fn cluster_status(
             CONDITION_FALSE,
             REASON_NOT_READY,
             format!(
-                "{}/{} datacenters Ready; not Ready: {}",
+                "{}/{} datacenters Ready; not Ready: {}{}",
                 ready.len(),
                 plan.datacenters.len(),
-                waiting.join("; ")
+                waiting.join("; "),
+                match stopped.is_empty() {
+                    true => String::new(),
+                    false => format!("; Stopped: {}", stopped.join(", ")),
+                }
             ),
         )
     };
@@ -387,6 +414,7 @@ const PROBLEM_ORDER: &[&str] = &[
     REASON_UNKNOWN_CONTEXT,
     REASON_NAMESPACE_MISSING,
     REASON_REGION_UNREACHABLE,
+    REASON_WATCH_REFUSED,
     REASON_RECONCILE_ERROR,
 ];
 
@@ -447,6 +475,12 @@ fn problems(
             message: unreachable_message(&unreachable),
         });
     }
+    for refused in &observed.refused_watches {
+        found.push(Problem {
+            reason: REASON_WATCH_REFUSED,
+            message: refused.clone(),
+        });
+    }
     for dc in &plan.datacenters {
         if matches!(
             actions.decision(&dc.name),
@@ -494,7 +528,7 @@ fn progressing(
                 waiting_secrets.push(format!("{name}: {wait}"))
             }
             Decision::Wait(wait) => waiting.push(format!("{name}: {wait}")),
-            Decision::Update if !state.is_some_and(RemoteState::is_ready) => {
+            Decision::Update if !state.is_some_and(RemoteState::is_settled) => {
                 let what = state
                     .and_then(RemoteState::present)
                     .and_then(|dc| dc.status())
@@ -539,7 +573,8 @@ fn progressing(
         .iter()
         .any(|d| matches!(d.decision, Decision::Blocked(_)));
     if blocked
-        || !problems.is_empty() && problems.iter().any(|p| p.reason != REASON_RECONCILE_ERROR)
+        || (problems.iter())
+            .any(|p| ![REASON_RECONCILE_ERROR, REASON_WATCH_REFUSED].contains(&p.reason))
     {
         condition(
             CONDITION_PROGRESSING,

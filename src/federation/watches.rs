@@ -3,7 +3,10 @@
 //! K8ssandraCluster that owns the object, so drift is corrected and status stays current without
 //! polling. The watches also fill per-region caches ([`RegionCaches`]) that reconciles read
 //! instead of asking every region again. A watch starts and stops with its region in the
-//! registry, and restarts when the region's credentials change.
+//! registry, and restarts when the region's credentials change. A watch the region refuses
+//! (403: the ClientConfig's credentials may not list or watch that kind there; 404: the kind
+//! is not served) is logged at warn with its resource, namespace and region, and recorded here
+//! for the status of the K8ssandraClusters that use the region.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
@@ -94,7 +97,12 @@ impl RegionCache {
 #[derive(Clone, Default)]
 pub struct RegionCaches {
     regions: Arc<RwLock<BTreeMap<String, RegionCache>>>,
+    /// Watches the regions refuse, by context.
+    refused: Arc<Mutex<BTreeMap<String, RefusedWatches>>>,
 }
+
+/// (resource, namespace) → what was refused and why.
+type RefusedWatches = BTreeMap<(String, String), String>;
 
 impl RegionCaches {
     pub fn region(&self, context: &str) -> Option<RegionCache> {
@@ -126,15 +134,68 @@ impl RegionCaches {
             .collect()
     }
 
+    /// The refused watches of these regions, each as a message naming its region, resource
+    /// and namespace.
+    pub fn refused_watches<'a>(&self, contexts: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let Ok(refused) = self.refused.lock() else {
+            return Vec::new();
+        };
+        let mut messages = Vec::new();
+        for context in contexts {
+            messages.extend(
+                refused
+                    .get(context)
+                    .into_iter()
+                    .flat_map(|r| r.values().cloned()),
+            );
+        }
+        messages
+    }
+
+    /// Records that the watch of `resource` in `namespace` of `context` is refused (`Some`,
+    /// why) or works; true when that changed.
+    fn set_refused(
+        &self,
+        context: &str,
+        resource: &str,
+        namespace: &str,
+        refusal: Option<String>,
+    ) -> bool {
+        let Ok(mut refused) = self.refused.lock() else {
+            return false;
+        };
+        let key = (resource.to_string(), namespace.to_string());
+        match refusal {
+            Some(message) => {
+                let region = refused.entry(context.to_string()).or_default();
+                region.insert(key, message.clone()) != Some(message)
+            }
+            None => {
+                let Some(region) = refused.get_mut(context) else {
+                    return false;
+                };
+                let was = region.remove(&key).is_some();
+                if region.is_empty() {
+                    refused.remove(context);
+                }
+                was
+            }
+        }
+    }
+
     fn insert(&self, context: &str, cache: RegionCache) {
         if let Ok(mut regions) = self.regions.write() {
             regions.insert(context.to_string(), cache);
         }
     }
 
+    /// Forgets the region: its cache and its refused watches (a new watch records its own).
     fn remove(&self, context: &str) {
         if let Ok(mut regions) = self.regions.write() {
             regions.remove(context);
+        }
+        if let Ok(mut refused) = self.refused.lock() {
+            refused.remove(context);
         }
     }
 }
@@ -180,8 +241,9 @@ pub fn remote_changes(
                             info!(context = %context, "stopped watching CassandraDatacenters");
                         }
                     }
-                    // The watch's own backoff rides out an outage.
-                    ChangeKind::Reachable | ChangeKind::Unreachable => {}
+                    // The watch's own backoff rides out an outage; a refused watch starts
+                    // over by itself.
+                    ChangeKind::Reachable | ChangeKind::Unreachable | ChangeKind::WatchProblem => {}
                 },
                 RegionChange::Resync => {
                     let known = registry.contexts();
@@ -234,6 +296,15 @@ fn start_watch(
         owners: Arc::default(),
     };
     caches.insert(context, cache.clone());
+    let site = WatchSite {
+        registry: registry.clone(),
+        caches: caches.clone(),
+        context: context.to_string(),
+        namespace: match registry.namespaces(context) {
+            [single] => single.clone(),
+            _ => String::new(),
+        },
+    };
     let tasks = vec![
         tokio::spawn(reflect(
             scoped::<CassandraDatacenter>(&client, registry.namespaces(context)),
@@ -245,7 +316,7 @@ fn start_watch(
             datacenters_writer,
             Some(sender.clone()),
             Some(cache.datacenter_events.clone()),
-            context.to_string(),
+            site.clone(),
         )),
         tokio::spawn(reflect(
             scoped::<EndpointSlice>(&client, registry.namespaces(context)),
@@ -257,7 +328,7 @@ fn start_watch(
             slices_writer,
             Some(sender.clone()),
             None,
-            context.to_string(),
+            site.clone(),
         )),
         tokio::spawn(reflect(
             scoped::<Pod>(&client, registry.namespaces(context)),
@@ -266,7 +337,7 @@ fn start_watch(
             pods_writer,
             None,
             None,
-            context.to_string(),
+            site,
         )),
         tokio::spawn(async move {
             let synced = datacenters.wait_until_ready().await.is_ok()
@@ -291,6 +362,74 @@ fn seed_pod_essentials(pod: Pod) -> SeedPod {
     Kept::new(crate::cache::identity(metadata), ip)
 }
 
+/// Where a watch runs: its region and namespace ("" for all), and where its refusals go.
+#[derive(Clone)]
+struct WatchSite {
+    registry: Registry,
+    caches: RegionCaches,
+    context: String,
+    namespace: String,
+}
+
+impl WatchSite {
+    /// Records a watch error: a refusal (403, 404) is logged at warn and shown in status once,
+    /// anything else (an outage, a dropped connection) is the backoff's to ride out.
+    fn failed(&self, resource: &str, error: &watcher::Error) {
+        let Some(refusal) = refusal(error) else {
+            debug!(context = %self.context, resource, error = %error, "region watch");
+            return;
+        };
+        let namespace = match self.namespace.as_str() {
+            "" => "all namespaces".to_string(),
+            namespace => format!("namespace {namespace}"),
+        };
+        let region = match self.context.as_str() {
+            "" => "the control plane's cluster".to_string(),
+            context => format!("region {context}"),
+        };
+        let message = format!(
+            "watching {resource} in {namespace} of {region} is refused ({} {}): {}; {}",
+            refusal.code,
+            refusal.reason,
+            refusal.message,
+            match refusal.code {
+                403 => "grant the region's credentials (its ClientConfig) list and watch on it",
+                _ => "install the CRD that serves it there",
+            }
+        );
+        if self
+            .caches
+            .set_refused(&self.context, resource, &self.namespace, Some(message))
+        {
+            warn!(region = %self.context, resource, namespace = %self.namespace, code = refusal.code, error = %refusal.message, "region watch refused");
+            self.registry.notify_watch_problem(&self.context);
+        }
+    }
+
+    /// The watch of `resource` works (again).
+    fn works(&self, resource: &str) {
+        if self
+            .caches
+            .set_refused(&self.context, resource, &self.namespace, None)
+        {
+            info!(region = %self.context, resource, namespace = %self.namespace, "region watch works again");
+            self.registry.notify_watch_problem(&self.context);
+        }
+    }
+}
+
+/// The API server's refusal behind a watch error, when it refused: 403 or 404.
+fn refusal(error: &watcher::Error) -> Option<&kube::core::Status> {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.as_ref(),
+        watcher::Error::WatchError(status) => status.as_ref(),
+        _ => return None,
+    };
+    matches!(status.code, 403 | 404).then_some(status)
+}
+
 /// Keeps `writer`'s store in step with the label-selected objects of `api` (each as
 /// `to_cached` makes it: what reconciles read of it), and sends the owner of each changed
 /// object to `owners` (when given).
@@ -301,39 +440,70 @@ async fn reflect<K, Cached>(
     writer: reflector::store::Writer<Cached>,
     owners: Option<mpsc::UnboundedSender<ObjectRef<K8ssandraCluster>>>,
     events_seen: Option<Arc<AtomicU64>>,
-    context: String,
+    site: WatchSite,
 ) where
     K: crate::cache::Watched,
     Cached: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     let config = watcher::Config::default().labels(&selector);
-    let objects = watcher(api, config).map_ok(move |event| cached_event(event, to_cached));
-    let mut events = Box::pin(reflector::reflector(writer, objects).default_backoff());
-    while let Some(event) = events.next().await {
-        if let Some(counter) = &events_seen {
-            counter.fetch_add(1, Ordering::Release);
-        }
-        let object = match event {
-            Ok(
+    let resource = K::plural(&()).to_string();
+    let mut writer = writer;
+    let mut refused = false;
+    let mut restart_after = REFUSED_RESTART_MIN;
+    loop {
+        let objects = watcher(api.clone(), config.clone())
+            .map_ok(move |event| cached_event(event, to_cached))
+            .default_backoff();
+        let mut events = Box::pin(objects);
+        while let Some(event) = events.next().await {
+            if let Some(counter) = &events_seen {
+                counter.fetch_add(1, Ordering::Release);
+            }
+            let event = match event {
+                Ok(event) => event,
+                Err(error) => {
+                    site.failed(&resource, &error);
+                    if refusal(&error).is_some() {
+                        refused = true;
+                        break;
+                    }
+                    continue;
+                }
+            };
+            writer.apply_watcher_event(&event);
+            let object = match event {
                 watcher::Event::Apply(object)
                 | watcher::Event::Delete(object)
-                | watcher::Event::InitApply(object),
-            ) => object,
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => continue,
-            Err(error) => {
-                debug!(context = %context, kind = %K::kind(&()), error = %error, "region watch");
-                continue;
+                | watcher::Event::InitApply(object) => object,
+                // Init comes before the list is asked for: it proves nothing.
+                watcher::Event::Init => continue,
+                watcher::Event::InitDone => {
+                    if refused {
+                        refused = false;
+                        restart_after = REFUSED_RESTART_MIN;
+                        site.works(&resource);
+                    }
+                    continue;
+                }
+            };
+            if let Some(owners) = &owners
+                && let Some(owner) = owner_of_meta(object.meta())
+                && owners.unbounded_send(owner).is_err()
+            {
+                // The controller is gone.
+                return;
             }
-        };
-        if let Some(owners) = &owners
-            && let Some(owner) = owner_of_meta(object.meta())
-            && owners.unbounded_send(owner).is_err()
-        {
-            // The controller is gone.
-            return;
         }
+        // A refused watch starts over with a fresh list: one resumed after the fix would send
+        // nothing that tells it works. The cache keeps what it had meanwhile.
+        tokio::time::sleep(restart_after).await;
+        restart_after = (restart_after * 2).min(REFUSED_RESTART_MAX);
     }
 }
+
+/// How long a refused watch waits before it starts over, doubling up to the maximum.
+const REFUSED_RESTART_MIN: std::time::Duration = std::time::Duration::from_secs(1);
+const REFUSED_RESTART_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The same watch event about the object as the store keeps it.
 fn cached_event<K, Cached>(

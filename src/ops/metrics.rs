@@ -226,6 +226,32 @@ impl Metrics {
         }
     }
 
+    /// A region whose ClientConfig went: its series go from the scrape.
+    pub fn forget_region(&self, context: &str) {
+        let region = RegionMetricsLayer::new(context).region;
+        for method in [
+            http::Method::GET,
+            http::Method::POST,
+            http::Method::PUT,
+            http::Method::PATCH,
+            http::Method::DELETE,
+            http::Method::HEAD,
+            http::Method::OPTIONS,
+            http::Method::CONNECT,
+            http::Method::TRACE,
+        ] {
+            let labels = RegionRequestLabels {
+                region: region.clone(),
+                method: method.to_string(),
+            };
+            self.region_requests.remove(&labels);
+            self.region_request_errors.remove(&labels);
+        }
+        let labels = RegionLabels { region };
+        self.region_request_duration.remove(&labels);
+        self.region_reachable.remove(&labels);
+    }
+
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
     }
@@ -434,5 +460,19 @@ mod tests {
             text.ends_with("# EOF\n"),
             "OpenMetrics text ends with # EOF"
         );
+    }
+
+    #[test]
+    fn a_forgotten_region_has_no_series_left() {
+        let metrics = Metrics::new();
+        for method in ["GET", "PATCH", "DELETE"] {
+            metrics.region_request("gone", method, Duration::from_millis(2), true);
+        }
+        metrics.region_request("kept", "GET", Duration::from_millis(2), false);
+        assert!(metrics.encode().contains("region=\"gone\""));
+        metrics.forget_region("gone");
+        let text = metrics.encode();
+        assert!(!text.contains("region=\"gone\""), "{text}");
+        assert!(text.contains("region=\"kept\""), "{text}");
     }
 }

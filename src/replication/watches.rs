@@ -66,7 +66,7 @@ pub fn copy_changes(
                         }
                     }
                     // The watch's own backoff rides out an outage.
-                    ChangeKind::Reachable | ChangeKind::Unreachable => {}
+                    ChangeKind::Reachable | ChangeKind::Unreachable | ChangeKind::WatchProblem => {}
                 },
                 RegionChange::Resync => {
                     let known = registry.contexts();

@@ -263,10 +263,79 @@ async fn handle(
         user,
         body,
     };
+    if let Some(refused) = rbac_refusal(&cluster, &path, &request) {
+        return error_response(&refused);
+    }
     match route(&cluster, &path, request).await {
         Ok(response) => response,
         Err(error) => error_response(&error),
     }
+}
+
+/// The 403 an API server whose RBAC grants nothing on a resource answers, for the resources
+/// the admin API forbids: `<resource>[.<group>] is forbidden: User ... cannot <verb> ...`.
+fn rbac_refusal(
+    cluster: &Cluster,
+    path: &str,
+    request: &resources::ApiRequest,
+) -> Option<ApiError> {
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, rest) = match segments.as_slice() {
+        ["api", "v1", rest @ ..] => ("", rest),
+        ["apis", group, _, rest @ ..] => (*group, rest),
+        _ => return None,
+    };
+    let (namespace, resource, name) = match rest {
+        ["namespaces", namespace, resource, more @ ..] => {
+            (Some(*namespace), *resource, more.first())
+        }
+        [resource, more @ ..] => (None, *resource, more.first()),
+        [] => return None,
+    };
+    if !cluster.is_forbidden(resource) {
+        return None;
+    }
+    let watch = request
+        .query
+        .get("watch")
+        .is_some_and(|w| w == "true" || w == "1");
+    let verb = match (&request.method, name) {
+        (&Method::GET, _) if watch => "watch",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::GET, None) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, Some(_)) => "delete",
+        (&Method::DELETE, None) => "deletecollection",
+        _ => "get",
+    };
+    let qualified = match group {
+        "" => resource.to_string(),
+        group => format!("{resource}.{group}"),
+    };
+    let scope = match namespace {
+        Some(namespace) => format!("in the namespace \"{namespace}\""),
+        None => "at the cluster scope".to_string(),
+    };
+    let subject = match name {
+        Some(name) => format!("{qualified} \"{name}\""),
+        None => qualified,
+    };
+    Some(
+        ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "{subject} is forbidden: User \"kube-sim\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
+            ),
+        )
+        .with_details(name.copied().unwrap_or(""), group, resource),
+    )
 }
 
 async fn route(

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::*;
 use crate::api::cassdc::{
-    CONDITION_READY, CassandraDatacenter, CassandraDatacenterStatus, DatacenterCondition,
-    PROGRESS_READY, PROGRESS_UPDATING,
+    CONDITION_READY, CONDITION_STOPPED, CassandraDatacenter, CassandraDatacenterStatus,
+    DatacenterCondition, PROGRESS_READY, PROGRESS_UPDATING,
 };
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::federation::labels::DECOMMISSION_ON_DELETE_ANNOTATION;
@@ -54,6 +54,34 @@ pub(crate) fn remote_dc(name: &str, ready: bool) -> CassandraDatacenter {
         ..Default::default()
     });
     dc
+}
+
+/// A CassandraDatacenter stopped (`stopped: true`) as cass-operator reports it: Stopped True,
+/// Ready False; `done` once its nodes are down (progress Ready), else still Updating.
+pub(crate) fn stopped_dc(name: &str, done: bool) -> CassandraDatacenter {
+    let mut dc = remote_dc(name, done);
+    if let Some(status) = dc.status.as_mut() {
+        status.conditions = Some(vec![
+            DatacenterCondition {
+                type_: CONDITION_READY.into(),
+                status: "False".into(),
+                ..Default::default()
+            },
+            DatacenterCondition {
+                type_: CONDITION_STOPPED.into(),
+                status: "True".into(),
+                ..Default::default()
+            },
+        ]);
+    }
+    dc
+}
+
+pub(crate) fn stopped(name: &str, done: bool) -> (String, ObservedDatacenter) {
+    at(
+        name,
+        RemoteState::Present(std::sync::Arc::new(stopped_dc(name, done).into())),
+    )
 }
 
 pub(crate) fn at(name: &str, state: RemoteState) -> (String, ObservedDatacenter) {
@@ -184,6 +212,42 @@ fn a_datacenter_added_later_waits_for_every_existing_one() {
         "existing datacenters still get the spec"
     );
     assert_eq!(actions.refused, None);
+}
+
+#[test]
+fn a_stopped_datacenter_does_not_hold_back_the_others() {
+    // dc1 is stopped (spec.stopped): it never reports Ready, and need not.
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let added_later = observed(
+        vec![stopped("dc1", true), present("dc2", true), absent("dc3")],
+        &["dc1", "dc2"],
+    );
+    assert_eq!(
+        decide(&plan, &added_later).decision("dc3"),
+        Some(&Decision::Create)
+    );
+    // Bootstrapping in spec order: the stopped first datacenter lets the second be created.
+    let bootstrapping = observed(
+        vec![stopped("dc1", true), absent("dc2"), absent("dc3")],
+        &["dc1"],
+    );
+    assert_eq!(
+        decisions(&decide(&plan, &bootstrapping)),
+        [
+            ("dc1", &Decision::Update),
+            ("dc2", &Decision::Create),
+            ("dc3", &not_ready("dc2"))
+        ]
+    );
+    // While cass-operator is still stopping its nodes, the datacenter is not settled yet.
+    let stopping = observed(
+        vec![stopped("dc1", false), present("dc2", true), absent("dc3")],
+        &["dc1", "dc2"],
+    );
+    assert_eq!(
+        decide(&plan, &stopping).decision("dc3"),
+        Some(&not_ready("dc1"))
+    );
 }
 
 #[test]

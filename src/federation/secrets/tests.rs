@@ -322,3 +322,28 @@ fn encryption_stores_are_the_users_and_replicated_with_the_rest() {
         ]
     );
 }
+
+#[test]
+fn passwords_read_for_a_cluster_go_when_it_stops_using_them_or_is_deleted() {
+    let memo = PasswordMemo::default();
+    let read = || ReadSecret {
+        resource_version: Some("1".into()),
+        keys: BTreeSet::from(["password".to_string()]),
+        values: BTreeMap::new(),
+    };
+    if let Ok(mut entries) = memo.0.lock() {
+        for (cluster, secret) in [("a", "stores"), ("a", "old-stores"), ("b", "stores")] {
+            entries.insert(("db".into(), cluster.into(), secret.into()), read());
+        }
+    }
+    assert_eq!(memo.len(), 3);
+    // a's spec now names only "stores"
+    let stores = "stores".to_string();
+    memo.retain_for("db", "a", &BTreeSet::from([&stores]));
+    assert_eq!(memo.len(), 2);
+    // a is deleted; b's read stays
+    memo.forget_cluster("db", "a");
+    assert_eq!(memo.len(), 1);
+    memo.forget_cluster("db", "b");
+    assert!(memo.is_empty());
+}

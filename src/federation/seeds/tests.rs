@@ -327,6 +327,36 @@ async fn a_zero_ttl_does_not_mean_a_lookup_per_reconcile() {
     );
 }
 
+#[tokio::test]
+async fn answers_go_when_no_cluster_names_their_host_any_more() {
+    let resolver = CachingResolver::new(CountingResolver {
+        lookups: Default::default(),
+        answer: std::sync::Mutex::new(ip("192.0.2.1")),
+        ttl: Some(Duration::from_secs(300)),
+    });
+    let seeds = |names: &[&str]| {
+        AdditionalSeeds::parse(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+    };
+    resolver
+        .resolve_for("ns/a", &seeds(&["shared.example", "a.example"]))
+        .await;
+    resolver
+        .resolve_for("ns/b", &seeds(&["shared.example"]))
+        .await;
+    assert_eq!(resolver.cached_hosts(), 2);
+    // a drops a.example from its spec: nobody names it any more
+    resolver
+        .resolve_for("ns/a", &seeds(&["shared.example"]))
+        .await;
+    assert_eq!(resolver.cached_hosts(), 1);
+    // a is deleted: b still names shared.example
+    resolver.forget_cluster("ns/a");
+    assert_eq!(resolver.cached_hosts(), 1);
+    // b goes too: nothing is kept
+    resolver.forget_cluster("ns/b");
+    assert_eq!(resolver.cached_hosts(), 0);
+}
+
 #[test]
 fn a_slice_fingerprint_changes_with_its_addresses_and_metadata_only() {
     let plan = plan_of(&["dc1", "dc2"]);

@@ -7,7 +7,7 @@ use crate::api::cassdc::DatacenterCondition;
 use crate::api::k8ssandra_cluster::K8ssandraClusterStatus;
 use crate::federation::observed::ObservedDatacenter;
 use crate::federation::rollout::decide;
-use crate::federation::rollout::tests::{absent, at, plan_of, present, remote_dc};
+use crate::federation::rollout::tests::{absent, at, plan_of, present, remote_dc, stopped};
 
 fn time(seconds: i64) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(seconds).expect("valid timestamp"))
@@ -488,4 +488,84 @@ fn seeds_resolved_names_each_host_that_failed_and_goes_when_there_are_no_host_na
             .flatten()
             .all(|c| c.type_ != CONDITION_SEEDS_RESOLVED)
     );
+}
+
+#[test]
+fn a_stopped_datacenter_leaves_the_cluster_ready_and_is_named() {
+    let status = reconcile(
+        &["dc1", "dc2"],
+        vec![stopped("dc1", true), present("dc2", true)],
+        None,
+        10,
+    );
+    assert_eq!(
+        state(&status, CONDITION_READY),
+        ("True".into(), REASON_STOPPED.into())
+    );
+    let ready = condition(&status, CONDITION_READY);
+    assert!(ready.message.contains("Stopped"), "{}", ready.message);
+    assert!(ready.message.contains("dc1"), "{}", ready.message);
+    assert_eq!(
+        state(&status, CONDITION_PROGRESSING),
+        ("False".into(), REASON_RECONCILED.into()),
+        "a stopped datacenter is not being updated"
+    );
+    assert_eq!(
+        (status.ready_datacenters, status.total_datacenters),
+        (Some(1), Some(2))
+    );
+    let dcs = status.datacenters.clone().unwrap_or_default();
+    assert!(
+        dcs["dc1"]
+            .cassandra
+            .as_ref()
+            .is_some_and(|s| s.is_stopped()),
+        "status.datacenters.dc1 shows cass-operator's Stopped"
+    );
+
+    // Still stopping (cass-operator drains the nodes): not Ready yet, and the message says so.
+    let stopping = reconcile(
+        &["dc1", "dc2"],
+        vec![stopped("dc1", false), present("dc2", true)],
+        None,
+        10,
+    );
+    assert_eq!(
+        state(&stopping, CONDITION_READY),
+        ("False".into(), REASON_NOT_READY.into())
+    );
+    assert_eq!(state(&stopping, CONDITION_PROGRESSING).0, "True");
+}
+
+#[test]
+fn a_refused_region_watch_is_degraded_and_names_it_without_blocking() {
+    let plan = plan_of(&["dc1"]);
+    let mut observed = observed(vec![present("dc1", true)], None);
+    observed.refused_watches = vec![
+        "watching cassandradatacenters in all namespaces of region ctx-dc1 is refused (403 Forbidden): no".into(),
+    ];
+    let actions = decide(&plan, &observed);
+    let input = StatusInput {
+        previous: None,
+        generation: Some(1),
+        now: time(10),
+        reconcile_error: None,
+        unresolved_seeds: None,
+    };
+    let status = cluster_status(&input, &plan, &observed, &actions);
+    assert_eq!(
+        state(&status, CONDITION_DEGRADED),
+        ("True".into(), REASON_WATCH_REFUSED.into())
+    );
+    let message = &condition(&status, CONDITION_DEGRADED).message;
+    assert!(
+        message.contains("cassandradatacenters") && message.contains("ctx-dc1"),
+        "{message}"
+    );
+    assert_eq!(
+        state(&status, CONDITION_PROGRESSING),
+        ("False".into(), REASON_RECONCILED.into()),
+        "nothing is blocked"
+    );
+    assert_eq!(state(&status, CONDITION_READY).0, "True");
 }
