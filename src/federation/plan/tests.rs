@@ -1079,3 +1079,114 @@ fn a_bad_vector_setting_is_a_plan_error_naming_the_datacenter() {
         "{error}"
     );
 }
+
+/// Two datacenters of `version` with `config` at the cluster level.
+fn versioned(version: &str, config: Value) -> K8ssandraCluster {
+    cluster(json!({"cassandra": {
+        "serverVersion": version, "storageConfig": storage(), "config": config,
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "k8sContext": "east", "size": 3},
+            {"metadata": {"name": "dc2"}, "k8sContext": "west", "size": 3}
+        ]
+    }}))
+}
+
+fn running(num_tokens: &[(&str, i64)]) -> RunningDatacenters {
+    RunningDatacenters {
+        num_tokens: num_tokens
+            .iter()
+            .map(|(dc, n)| (dc.to_string(), *n))
+            .collect(),
+    }
+}
+
+fn num_tokens_of(plan: &ClusterPlan) -> Vec<Value> {
+    (plan.datacenters.iter())
+        .map(|dc| spec_json(dc)["config"]["cassandra-yaml"]["num_tokens"].clone())
+        .collect()
+}
+
+#[test]
+fn an_upgrade_from_3_11_keeps_the_num_tokens_existing_datacenters_run_with() {
+    let before = planned(&versioned("3.11.17", json!({})));
+    assert_eq!(num_tokens_of(&before), [json!(256), json!(256)]);
+    // Upgraded to 4.1 with dc1 running and dc2 not created yet: dc1 keeps 256, dc2 starts with
+    // 4.x's default.
+    let upgraded = versioned("4.1.5", json!({}));
+    let plan = plan_with(&upgraded, &running(&[("dc1", 256)])).expect("plans");
+    assert_eq!(num_tokens_of(&plan), [json!(256), json!(16)]);
+    assert!(
+        plan.datacenters
+            .iter()
+            .all(|dc| dc.num_tokens_change.is_none())
+    );
+    assert_eq!(
+        spec_json(&plan.datacenters[0])["serverVersion"],
+        "4.1.5",
+        "the rest of the upgrade goes ahead"
+    );
+    // Without running datacenters (a new cluster), the version's default.
+    assert_eq!(num_tokens_of(&planned(&upgraded)), [json!(16), json!(16)]);
+}
+
+#[test]
+fn a_num_tokens_change_of_an_existing_datacenter_is_refused_and_the_running_value_kept() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "config": {"cassandraYaml": {"num_tokens": 16}},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "k8sContext": "east", "size": 3},
+            {"metadata": {"name": "dc2"}, "k8sContext": "west", "size": 3,
+             "config": {"cassandraYaml": {"num_tokens": "256"}}},
+            {"metadata": {"name": "dc3"}, "k8sContext": "west", "size": 3}
+        ]
+    }}));
+    let plan = plan_with(&k8c, &running(&[("dc1", 256), ("dc2", 256)])).expect("plans");
+    let change = plan.datacenters[0]
+        .num_tokens_change
+        .as_ref()
+        .expect("dc1 runs 256, the spec asks 16");
+    assert_eq!(
+        change,
+        &NumTokensChange {
+            running: 256,
+            requested: "16".into()
+        }
+    );
+    let message = change.to_string();
+    assert!(
+        message.contains("Cassandra refuses to start a node whose num_tokens changed")
+            && message.contains("set num_tokens back to 256"),
+        "{message}"
+    );
+    // dc2 asks the value it runs with, as text: no change; dc3 is new.
+    assert_eq!(plan.datacenters[1].num_tokens_change, None);
+    assert_eq!(plan.datacenters[2].num_tokens_change, None);
+    assert_eq!(
+        num_tokens_of(&plan),
+        [json!(256), json!("256"), json!(16)],
+        "the refused datacenter's desired object keeps its running value"
+    );
+}
+
+#[test]
+fn token_settings_that_size_the_token_planner_are_bounded() {
+    for (yaml, field) in [
+        (
+            json!({"num_tokens": -1,
+                   "allocate_tokens_for_local_replication_factor": -4611686018427387904_i64}),
+            "config.cassandraYaml.num_tokens",
+        ),
+        (
+            json!({"num_tokens": 4, "allocate_tokens_for_local_replication_factor": 1_000_000}),
+            "config.cassandraYaml.allocate_tokens_for_local_replication_factor",
+        ),
+    ] {
+        let error = plan(&versioned("4.1.5", json!({"cassandraYaml": yaml}))).expect_err("refused");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("datacenter dc1: {field} is ")),
+            "{message}"
+        );
+    }
+}
