@@ -35,6 +35,17 @@ use super::stargate::{StargateClusterTemplate, StargateDatacenterTemplate, Starg
 /// for one datacenter in each of 100 regions).
 pub const MAX_DATACENTERS: u32 = 128;
 
+/// Most Cassandra nodes (and Stargate nodes) one datacenter may have: the pods, token lists and
+/// rack splits Federator and cass-operator compute grow with it.
+pub const MAX_DATACENTER_SIZE: i32 = 1000;
+
+/// Most racks one datacenter may have (one StatefulSet each, and one Stargate Deployment each).
+pub const MAX_RACKS: u32 = 64;
+
+/// Most `additionalSeeds` entries (each host name is resolved, each address goes into the seed
+/// EndpointSlices of every datacenter).
+pub const MAX_ADDITIONAL_SEEDS: u32 = 100;
+
 /// DNS-1035 label: datacenter names become parts of Kubernetes object names.
 pub const DATACENTER_NAME_PATTERN: &str = r"^[a-z]([-a-z0-9]*[a-z0-9])?$";
 
@@ -110,6 +121,7 @@ pub struct K8ssandraClusterSpec {
     /// Datacenters of the Cassandra cluster that this K8ssandraCluster does not manage; kept in
     /// keyspace replication when datacenters are added or removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_DATACENTERS))]
     pub external_datacenters: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_provider: Option<SecretsProvider>,
@@ -164,6 +176,7 @@ pub struct CassandraClusterTemplate {
     pub superuser_secret_ref: Option<SecretRef>,
     /// Seeds outside this K8ssandraCluster (host names or IPs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_ADDITIONAL_SEEDS))]
     pub additional_seeds: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_encryption_stores: Option<EncryptionStores>,
@@ -204,7 +217,7 @@ pub struct CassandraDatacenterTemplate {
     #[schemars(length(max = 253))]
     pub k8s_context: Option<String>,
     /// Number of Cassandra nodes.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_DATACENTER_SIZE))]
     pub size: i32,
     /// Scale the datacenter to zero pods, keeping its volumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -270,6 +283,7 @@ pub struct DatacenterOptions {
     pub resources: Option<ResourceRequirements>,
     /// Racks (failure domains) of each datacenter; one rack named "default" when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_RACKS))]
     pub racks: Option<Vec<Rack>>,
     /// Tolerations of the Cassandra pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]

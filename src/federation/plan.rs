@@ -63,7 +63,7 @@ use crate::api::cassdc::{
 };
 use crate::api::k8ssandra_cluster::{
     CassandraClusterTemplate, CassandraDatacenterTemplate, CassandraMetadata, DatacenterOptions,
-    K8ssandraCluster,
+    K8ssandraCluster, MAX_ADDITIONAL_SEEDS, MAX_DATACENTER_SIZE, MAX_RACKS,
 };
 use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, TelemetrySpec,
@@ -296,6 +296,12 @@ pub enum PlanError {
         #[source]
         source: super::vector::VectorError,
     },
+    #[error("{field} has {found}; at most {max} are accepted")]
+    TooMany {
+        field: String,
+        found: String,
+        max: i64,
+    },
     #[error("datacenter {datacenter}: {field} cannot be represented as JSON: {reason}")]
     Unserializable {
         datacenter: String,
@@ -344,6 +350,7 @@ pub fn plan_with(
     };
     let datacenters = k8c.spec.datacenters();
     check_names(datacenters)?;
+    check_bounds(template, datacenters)?;
 
     let initial_system_replication = initial_system_replication(k8c, datacenters)?;
     let context = PlanContext {
@@ -536,6 +543,49 @@ fn check_names(datacenters: &[CassandraDatacenterTemplate]) -> Result<(), PlanEr
                 second: dc.name().to_string(),
                 cassandra_name: dc.cassandra_datacenter_name().to_string(),
             });
+        }
+    }
+    Ok(())
+}
+
+/// Numbers that size the work of a plan (and of cass-operator after it), checked again for
+/// the same reason as [`check_names`].
+fn check_bounds(
+    template: &CassandraClusterTemplate,
+    datacenters: &[CassandraDatacenterTemplate],
+) -> Result<(), PlanError> {
+    let too_many = |field: String, found: usize, max: u32| PlanError::TooMany {
+        field,
+        found: format!("{found} entries"),
+        max: max.into(),
+    };
+    let seeds = template.additional_seeds.as_ref().map_or(0, Vec::len);
+    if seeds > MAX_ADDITIONAL_SEEDS as usize {
+        return Err(too_many(
+            "spec.cassandra.additionalSeeds".into(),
+            seeds,
+            MAX_ADDITIONAL_SEEDS,
+        ));
+    }
+    let racks = |options: &DatacenterOptions| options.racks.as_ref().map_or(0, Vec::len);
+    if racks(&template.options) > MAX_RACKS as usize {
+        return Err(too_many(
+            "spec.cassandra.racks".into(),
+            racks(&template.options),
+            MAX_RACKS,
+        ));
+    }
+    for (index, dc) in datacenters.iter().enumerate() {
+        let field = |name: &str| format!("spec.cassandra.datacenters[{index}].{name}");
+        if dc.size > MAX_DATACENTER_SIZE {
+            return Err(PlanError::TooMany {
+                field: field("size"),
+                found: format!("{} nodes", dc.size),
+                max: MAX_DATACENTER_SIZE.into(),
+            });
+        }
+        if racks(&dc.options) > MAX_RACKS as usize {
+            return Err(too_many(field("racks"), racks(&dc.options), MAX_RACKS));
         }
     }
     Ok(())

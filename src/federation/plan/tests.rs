@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::k8ssandra_cluster::{MAX_ADDITIONAL_SEEDS, MAX_RACKS};
 use crate::api::shared::SecretsProvider;
 use serde_json::json;
 
@@ -1188,5 +1189,41 @@ fn token_settings_that_size_the_token_planner_are_bounded() {
             message.starts_with(&format!("datacenter dc1: {field} is ")),
             "{message}"
         );
+    }
+}
+
+#[test]
+fn sizes_racks_and_seeds_beyond_the_crds_maxima_name_their_field() {
+    let racks: Vec<Value> = (0..=MAX_RACKS)
+        .map(|i| json!({"name": format!("r{i}")}))
+        .collect();
+    let seeds: Vec<String> = (0..=MAX_ADDITIONAL_SEEDS)
+        .map(|i| format!("10.0.0.{i}"))
+        .collect();
+    for (edit, field) in [
+        (
+            json!({"datacenters": [{"metadata": {"name": "dc1"}, "size": 1_000_000}]}),
+            "spec.cassandra.datacenters[0].size has 1000000 nodes; at most 1000",
+        ),
+        (
+            json!({"datacenters": [{"metadata": {"name": "dc1"}, "size": 3, "racks": racks}]}),
+            "spec.cassandra.datacenters[0].racks has 65 entries; at most 64",
+        ),
+        (
+            json!({"racks": racks}),
+            "spec.cassandra.racks has 65 entries; at most 64",
+        ),
+        (
+            json!({"additionalSeeds": seeds}),
+            "spec.cassandra.additionalSeeds has 101 entries; at most 100",
+        ),
+    ] {
+        let mut spec = json!({"serverVersion": "4.1.5", "storageConfig": storage(),
+            "datacenters": [{"metadata": {"name": "dc1"}, "size": 3}]});
+        for (key, value) in edit.as_object().expect("an object") {
+            spec[key] = value.clone();
+        }
+        let message = plan_error(&cluster(json!({"cassandra": spec}))).to_string();
+        assert!(message.starts_with(field), "{message}");
     }
 }
