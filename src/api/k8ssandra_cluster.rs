@@ -107,7 +107,11 @@ pub struct K8ssandraClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<bool>,
     /// The Cassandra cluster. Absent only in placeholder manifests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "readable_cassandra"
+    )]
     pub cassandra: Option<CassandraClusterTemplate>,
     /// A Stargate in every datacenter (a datacenter's own `stargate` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +204,98 @@ pub struct CassandraClusterTemplate {
     /// Defaults for every datacenter.
     #[serde(flatten)]
     pub options: DatacenterOptions,
+    /// Why `spec.cassandra` as stored could not be read (every other field is then empty): a
+    /// value nested deeper than [`MAX_NESTING`]. Not part of the API: never read from an
+    /// object, and only in memory.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub unreadable: Option<String>,
+}
+
+/// Deepest nesting below `spec.cassandra` Federator reads. The API server stores objects up to
+/// 10,000 levels deep in free-form fields (cassandraYaml, containers...), but the Kubernetes
+/// client's JSON decoder stops at 128 levels from the object's root, and one undecodable
+/// object would fail the whole list of K8ssandraClusters.
+pub const MAX_NESTING: usize = 100;
+
+/// Reads `spec.cassandra` from its own text: one nested too deep becomes a template that only
+/// says so ([`CassandraClusterTemplate::unreadable`]), instead of an error that would fail
+/// every K8ssandraCluster of the list or watch it arrives in.
+fn readable_cassandra<'de, D>(deserializer: D) -> Result<Option<CassandraClusterTemplate>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let Some(raw) = Option::<Box<serde_json::value::RawValue>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(path) = too_deep(raw.get(), MAX_NESTING) {
+        return Ok(Some(CassandraClusterTemplate {
+            unreadable: Some(format!(
+                "spec.cassandra{path} is nested more than {MAX_NESTING} levels deep; Federator does not read it: flatten it"
+            )),
+            ..Default::default()
+        }));
+    }
+    serde_json::from_str(raw.get())
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
+/// Where the JSON `text` first nests more than `limit` objects and lists deep, as a path
+/// (`.config.cassandraYaml.a…`); `None` when it never does. Iterative: any depth is read.
+pub fn too_deep(text: &str, limit: usize) -> Option<String> {
+    enum Frame<'a> {
+        Object(Option<&'a str>),
+        List(usize),
+    }
+    let bytes = text.as_bytes();
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut last_string: Option<&str> = None;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'"' => {
+                let start = index + 1;
+                index = start;
+                while index < bytes.len() && bytes[index] != b'"' {
+                    index += if bytes[index] == b'\\' { 2 } else { 1 };
+                }
+                last_string = text.get(start..index.min(bytes.len()));
+            }
+            b':' => {
+                if let Some(Frame::Object(key)) = frames.last_mut() {
+                    *key = last_string.take();
+                }
+            }
+            b',' => {
+                if let Some(Frame::List(position)) = frames.last_mut() {
+                    *position += 1;
+                }
+            }
+            b'{' | b'[' if frames.len() >= limit => {
+                const SHOWN: usize = 6;
+                let mut path: String = (frames.iter().take(SHOWN))
+                    .map(|frame| match frame {
+                        Frame::Object(key) => format!(".{}", key.unwrap_or("?")),
+                        Frame::List(position) => format!("[{position}]"),
+                    })
+                    .collect();
+                if frames.len() > SHOWN {
+                    path.push('…');
+                }
+                return Some(path);
+            }
+            b'{' => frames.push(Frame::Object(None)),
+            b'[' => frames.push(Frame::List(0)),
+            b'}' | b']' => {
+                frames.pop();
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    None
 }
 
 /// One datacenter of the cluster, placed in the Kubernetes cluster named by `k8sContext`.
@@ -881,6 +977,19 @@ mod tests {
             size: 1,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn too_deep_names_where_the_nesting_passes_the_limit() {
+        let text = r#"{"a\"b": [1, {"c": [[0]], "d": "{[{["}]}"#;
+        assert_eq!(too_deep(text, 3).as_deref(), Some(r#".a\"b[1].c"#));
+        assert_eq!(
+            too_deep(text, 5),
+            None,
+            "brackets inside strings do not count"
+        );
+        let deep = format!("{}{}", "[".repeat(20), "]".repeat(20));
+        assert_eq!(too_deep(&deep, 10).as_deref(), Some("[0][0][0][0][0][0]…"));
     }
 
     #[test]

@@ -296,6 +296,8 @@ pub enum PlanError {
         #[source]
         source: super::vector::VectorError,
     },
+    #[error("{reason}")]
+    Unreadable { reason: String },
     #[error("{field} has {found}; at most {max} are accepted")]
     TooMany {
         field: String,
@@ -348,6 +350,11 @@ pub fn plan_with(
             reaper_access,
         });
     };
+    if let Some(reason) = &template.unreadable {
+        return Err(PlanError::Unreadable {
+            reason: reason.clone(),
+        });
+    }
     let datacenters = k8c.spec.datacenters();
     check_names(datacenters)?;
     check_bounds(template, datacenters)?;

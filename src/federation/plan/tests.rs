@@ -1227,3 +1227,50 @@ fn sizes_racks_and_seeds_beyond_the_crds_maxima_name_their_field() {
         assert!(message.starts_with(field), "{message}");
     }
 }
+
+#[test]
+fn a_list_with_a_cassandra_yaml_nested_3000_levels_deep_is_read_and_that_cluster_refused() {
+    let mut nested = String::from("1");
+    for _ in 0..3000 {
+        nested = format!("{{\"a\":{nested}}}");
+    }
+    let deep = format!(
+        r#"{{"apiVersion":"k8ssandra.io/v1alpha1","kind":"K8ssandraCluster",
+            "metadata":{{"name":"deep","namespace":"ns"}},
+            "spec":{{"cassandra":{{"serverVersion":"4.1.5","config":{{"cassandraYaml":{nested}}},
+                "datacenters":[{{"metadata":{{"name":"dc1"}},"size":1}}]}}}}}}"#
+    );
+    let healthy = serde_json::to_string(&two_dcs()).expect("serializes");
+    // A list as the API server answers a watcher: one bad item must not fail the others.
+    let list = format!(
+        r#"{{"apiVersion":"k8ssandra.io/v1alpha1","kind":"K8ssandraClusterList","metadata":{{}},"items":[{deep},{healthy}]}}"#
+    );
+    let list: kube::core::ObjectList<K8ssandraCluster> =
+        serde_json::from_str(&list).expect("the list decodes");
+    let message = plan_error(&list.items[0]).to_string();
+    assert!(
+        message.starts_with(
+            "spec.cassandra.config.cassandraYaml.a.a.a.a… is nested more than 100 levels deep"
+        ),
+        "{message}"
+    );
+    assert_eq!(planned(&list.items[1]), planned(&two_dcs()));
+}
+
+#[test]
+fn cassandra_yaml_nested_within_the_limit_is_read_as_written() {
+    let mut nested = json!("leaf");
+    for _ in 0..90 {
+        nested = json!({"a": nested});
+    }
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "config": {"cassandraYaml": {"deep": nested.clone()}},
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]
+    }}));
+    let plan = planned(&k8c);
+    assert_eq!(
+        spec_json(&plan.datacenters[0])["config"]["cassandra-yaml"]["deep"],
+        nested
+    );
+}
