@@ -1219,3 +1219,84 @@ async fn fields_not_acted_on() {
     delete_cluster(&clusters).await;
     running.stop().await;
 }
+
+#[test]
+fn an_upgrade_from_3_11_keeps_num_tokens_and_a_num_tokens_change_is_refused() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(num_tokens_kept());
+}
+
+/// The server version and `num_tokens` of a datacenter's CassandraDatacenter.
+async fn version_and_num_tokens(
+    client: &Client,
+    name: &str,
+) -> Option<(String, serde_json::Value)> {
+    let dc = datacenter(client, name).await?;
+    let num_tokens = dc.spec.config?["cassandra-yaml"]["num_tokens"].clone();
+    Some((dc.spec.server_version, num_tokens))
+}
+
+/// Waits until datacenter `name` runs `version` with `num_tokens`.
+async fn wait_version(client: &Client, name: &str, version: &str, num_tokens: u64) {
+    eventually(
+        &format!("{name} at {version} with num_tokens {num_tokens}"),
+        Duration::from_secs(20),
+        || async {
+            let (found, tokens) = version_and_num_tokens(client, name).await?;
+            (found == version).then(|| assert_eq!(tokens, num_tokens, "{name} at {version}"))
+        },
+    )
+    .await;
+}
+
+async fn num_tokens_kept() {
+    let running = Running::start().await;
+    let (sim, hub) = (&running.sim, &running.hub);
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(1, &sim.context_name(1));
+    cluster["spec"]["cassandra"]["serverVersion"] = "3.11.17".into();
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    wait_datacenter_ready(&region1, "dc2", "region 1").await;
+    wait_version(hub, "dc1", "3.11.17", 256).await;
+    wait_version(&region1, "dc2", "3.11.17", 256).await;
+
+    // 3.11 → 4.1 with num_tokens never set: 4.x's default is 16, but both keep 256.
+    cluster["spec"]["cassandra"]["serverVersion"] = "4.1.5".into();
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    wait_version(hub, "dc1", "4.1.5", 256).await;
+    wait_version(&region1, "dc2", "4.1.5", 256).await;
+
+    // Asking dc1 for 16 vnodes is refused for dc1 alone: the next upgrade still reaches dc2.
+    cluster["spec"]["cassandra"]["datacenters"][0]["config"] =
+        serde_json::json!({"cassandraYaml": {"num_tokens": 16}});
+    cluster["spec"]["cassandra"]["serverVersion"] = "4.1.6".into();
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    wait_degraded(
+        &clusters,
+        CLUSTER,
+        "NumTokensChangeRefused",
+        "datacenter dc1: config.cassandraYaml.num_tokens cannot change from 256 to 16",
+    )
+    .await;
+    wait_version(&region1, "dc2", "4.1.6", 256).await;
+    assert_eq!(
+        version_and_num_tokens(hub, "dc1").await,
+        Some(("4.1.5".to_string(), serde_json::json!(256))),
+        "dc1 left as it runs"
+    );
+
+    // Taking the value out again lets dc1 follow, with the num_tokens it runs with.
+    cluster["spec"]["cassandra"]["datacenters"][0]
+        .as_object_mut()
+        .map(|dc| dc.remove("config"));
+    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    wait_version(hub, "dc1", "4.1.6", 256).await;
+    eventually("Degraded cleared", Duration::from_secs(20), || async {
+        let status = k8ssandra_cluster_status(&clusters).await?;
+        (condition_of(&status, "Degraded")?.0 == "False").then_some(())
+    })
+    .await;
+    running.stop().await;
+}

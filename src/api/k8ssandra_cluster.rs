@@ -35,6 +35,17 @@ use super::stargate::{StargateClusterTemplate, StargateDatacenterTemplate, Starg
 /// for one datacenter in each of 100 regions).
 pub const MAX_DATACENTERS: u32 = 128;
 
+/// Most Cassandra nodes (and Stargate nodes) one datacenter may have: the pods, token lists and
+/// rack splits Federator and cass-operator compute grow with it.
+pub const MAX_DATACENTER_SIZE: i32 = 1000;
+
+/// Most racks one datacenter may have (one StatefulSet each, and one Stargate Deployment each).
+pub const MAX_RACKS: u32 = 64;
+
+/// Most `additionalSeeds` entries (each host name is resolved, each address goes into the seed
+/// EndpointSlices of every datacenter).
+pub const MAX_ADDITIONAL_SEEDS: u32 = 100;
+
 /// DNS-1035 label: datacenter names become parts of Kubernetes object names.
 pub const DATACENTER_NAME_PATTERN: &str = r"^[a-z]([-a-z0-9]*[a-z0-9])?$";
 
@@ -96,7 +107,11 @@ pub struct K8ssandraClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<bool>,
     /// The Cassandra cluster. Absent only in placeholder manifests.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "readable_cassandra"
+    )]
     pub cassandra: Option<CassandraClusterTemplate>,
     /// A Stargate in every datacenter (a datacenter's own `stargate` wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +126,7 @@ pub struct K8ssandraClusterSpec {
     /// system keyspace replicas from the first datacenter's start, and every datacenter skips
     /// creating the superuser, which they already have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_DATACENTERS))]
     pub external_datacenters: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_provider: Option<SecretsProvider>,
@@ -184,6 +200,7 @@ pub struct CassandraClusterTemplate {
     pub superuser_secret_ref: Option<SecretRef>,
     /// Seeds outside this K8ssandraCluster (host names or IPs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_ADDITIONAL_SEEDS))]
     pub additional_seeds: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_encryption_stores: Option<EncryptionStores>,
@@ -207,6 +224,98 @@ pub struct CassandraClusterTemplate {
     /// Defaults for every datacenter.
     #[serde(flatten)]
     pub options: DatacenterOptions,
+    /// Why `spec.cassandra` as stored could not be read (every other field is then empty): a
+    /// value nested deeper than [`MAX_NESTING`]. Not part of the API: never read from an
+    /// object, and only in memory.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub unreadable: Option<String>,
+}
+
+/// Deepest nesting below `spec.cassandra` Federator reads. The API server stores objects up to
+/// 10,000 levels deep in free-form fields (cassandraYaml, containers...), but the Kubernetes
+/// client's JSON decoder stops at 128 levels from the object's root, and one undecodable
+/// object would fail the whole list of K8ssandraClusters.
+pub const MAX_NESTING: usize = 100;
+
+/// Reads `spec.cassandra` from its own text: one nested too deep becomes a template that only
+/// says so ([`CassandraClusterTemplate::unreadable`]), instead of an error that would fail
+/// every K8ssandraCluster of the list or watch it arrives in.
+fn readable_cassandra<'de, D>(deserializer: D) -> Result<Option<CassandraClusterTemplate>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let Some(raw) = Option::<Box<serde_json::value::RawValue>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(path) = too_deep(raw.get(), MAX_NESTING) {
+        return Ok(Some(CassandraClusterTemplate {
+            unreadable: Some(format!(
+                "spec.cassandra{path} is nested more than {MAX_NESTING} levels deep; Federator does not read it: flatten it"
+            )),
+            ..Default::default()
+        }));
+    }
+    serde_json::from_str(raw.get())
+        .map(Some)
+        .map_err(D::Error::custom)
+}
+
+/// Where the JSON `text` first nests more than `limit` objects and lists deep, as a path
+/// (`.config.cassandraYaml.a…`); `None` when it never does. Iterative: any depth is read.
+pub fn too_deep(text: &str, limit: usize) -> Option<String> {
+    enum Frame<'a> {
+        Object(Option<&'a str>),
+        List(usize),
+    }
+    let bytes = text.as_bytes();
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut last_string: Option<&str> = None;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'"' => {
+                let start = index + 1;
+                index = start;
+                while index < bytes.len() && bytes[index] != b'"' {
+                    index += if bytes[index] == b'\\' { 2 } else { 1 };
+                }
+                last_string = text.get(start..index.min(bytes.len()));
+            }
+            b':' => {
+                if let Some(Frame::Object(key)) = frames.last_mut() {
+                    *key = last_string.take();
+                }
+            }
+            b',' => {
+                if let Some(Frame::List(position)) = frames.last_mut() {
+                    *position += 1;
+                }
+            }
+            b'{' | b'[' if frames.len() >= limit => {
+                const SHOWN: usize = 6;
+                let mut path: String = (frames.iter().take(SHOWN))
+                    .map(|frame| match frame {
+                        Frame::Object(key) => format!(".{}", key.unwrap_or("?")),
+                        Frame::List(position) => format!("[{position}]"),
+                    })
+                    .collect();
+                if frames.len() > SHOWN {
+                    path.push('…');
+                }
+                return Some(path);
+            }
+            b'{' => frames.push(Frame::Object(None)),
+            b'[' => frames.push(Frame::List(0)),
+            b'}' | b']' => {
+                frames.pop();
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    None
 }
 
 /// One datacenter of the cluster, placed in the Kubernetes cluster named by `k8sContext`.
@@ -224,7 +333,7 @@ pub struct CassandraDatacenterTemplate {
     #[schemars(length(max = 253))]
     pub k8s_context: Option<String>,
     /// Number of Cassandra nodes.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = MAX_DATACENTER_SIZE))]
     pub size: i32,
     /// Scale the datacenter to zero pods, keeping its volumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,6 +399,7 @@ pub struct DatacenterOptions {
     pub resources: Option<ResourceRequirements>,
     /// Racks (failure domains) of each datacenter; one rack named "default" when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_RACKS))]
     pub racks: Option<Vec<Rack>>,
     /// Tolerations of the Cassandra pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -887,6 +997,19 @@ mod tests {
             size: 1,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn too_deep_names_where_the_nesting_passes_the_limit() {
+        let text = r#"{"a\"b": [1, {"c": [[0]], "d": "{[{["}]}"#;
+        assert_eq!(too_deep(text, 3).as_deref(), Some(r#".a\"b[1].c"#));
+        assert_eq!(
+            too_deep(text, 5),
+            None,
+            "brackets inside strings do not count"
+        );
+        let deep = format!("{}{}", "[".repeat(20), "]".repeat(20));
+        assert_eq!(too_deep(&deep, 10).as_deref(), Some("[0][0][0][0][0][0]…"));
     }
 
     #[test]

@@ -500,7 +500,20 @@ pub enum ConfigError {
     ConflictingCommitlogSync,
     #[error("jvmOptions could not be read as JSON: {0}")]
     Serialize(String),
+    #[error("config.cassandraYaml.{field} is {found}; it must be a whole number from 1 to {max}")]
+    OutOfRange {
+        field: &'static str,
+        found: String,
+        max: i64,
+    },
 }
+
+/// Most vnodes a Cassandra node accepts (cassandra.yaml `num_tokens`; Cassandra refuses to
+/// start above it).
+pub const MAX_NUM_TOKENS: i64 = 1536;
+/// Highest `allocate_tokens_for_local_replication_factor` Federator accepts: the initial token
+/// planner gives tokens to that many pods per datacenter.
+pub const MAX_TOKEN_ALLOCATION_REPLICATION_FACTOR: i64 = 100;
 
 /// Settings k8ssandra-operator adds to cassandra.yaml (and dse.yaml) when the user did not set
 /// them, and that Federator adds the same way so that both operators produce the same servers.
@@ -509,6 +522,9 @@ pub struct ConfigDefaults {
     pub auth_enabled: bool,
     /// JVM flags prepended to `additionalOptions` (system keyspace replication...).
     pub extra_jvm_flags: Vec<String>,
+    /// `num_tokens` the datacenter already runs with: kept when cassandraYaml sets none,
+    /// instead of the server version's default (a node never starts with other num_tokens).
+    pub running_num_tokens: Option<i64>,
 }
 
 /// Builds the cass-operator `config` object. `config` is the merged (cluster + datacenter)
@@ -534,8 +550,9 @@ pub fn build_config(
         &mut dse_yaml,
         server_type,
         version,
-        defaults.auth_enabled,
+        defaults,
     );
+    check_token_settings(&cassandra_yaml)?;
     if cassandra_yaml.contains_key("commitlog_sync_period_in_ms")
         && cassandra_yaml.contains_key("commitlog_sync_batch_window_in_ms")
     {
@@ -595,8 +612,9 @@ fn apply_yaml_defaults(
     dse_yaml: &mut Map<String, Value>,
     server_type: ServerType,
     version: ServerVersion,
-    auth_enabled: bool,
+    defaults: &ConfigDefaults,
 ) {
+    let auth_enabled = defaults.auth_enabled;
     let mut put_if_absent = |key: &str, value: Value| {
         cassandra_yaml.entry(key.to_string()).or_insert(value);
     };
@@ -626,7 +644,14 @@ fn apply_yaml_defaults(
     }
     put_if_absent("role_manager", "CassandraRoleManager".into());
     let legacy_cassandra = server_type == ServerType::Cassandra && version.major == 3;
-    put_if_absent("num_tokens", if legacy_cassandra { 256 } else { 16 }.into());
+    let version_default = if legacy_cassandra { 256 } else { 16 };
+    put_if_absent(
+        "num_tokens",
+        defaults
+            .running_num_tokens
+            .unwrap_or(version_default)
+            .into(),
+    );
     if legacy_cassandra {
         put_if_absent("start_rpc", false.into());
     }
@@ -649,6 +674,45 @@ fn apply_yaml_defaults(
             }
         }
     }
+}
+
+/// A whole number from cassandra.yaml: a number, or its text.
+pub fn yaml_integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        }),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The settings that size the initial token computation must be whole numbers in range:
+/// `num_tokens: -1` or a replication factor of 10^6 would otherwise make it allocate without
+/// bound.
+fn check_token_settings(cassandra_yaml: &Map<String, Value>) -> Result<(), ConfigError> {
+    for (field, max) in [
+        ("num_tokens", MAX_NUM_TOKENS),
+        (
+            "allocate_tokens_for_local_replication_factor",
+            MAX_TOKEN_ALLOCATION_REPLICATION_FACTOR,
+        ),
+    ] {
+        let Some(value) = cassandra_yaml.get(field) else {
+            continue;
+        };
+        if !yaml_integer(value).is_some_and(|n| (1..=max).contains(&n)) {
+            let mut found = value.to_string();
+            if found.len() > 40 {
+                found = format!("{}...", found.chars().take(40).collect::<String>());
+            }
+            return Err(ConfigError::OutOfRange { field, found, max });
+        }
+    }
+    Ok(())
 }
 
 /// `heapSize` and `heapNewGenSize` are upstream's deprecated shortcuts: they fill the precise
@@ -890,7 +954,7 @@ mod tests {
         .expect("valid");
         let defaults = ConfigDefaults {
             auth_enabled: true,
-            extra_jvm_flags: vec![],
+            ..Default::default()
         };
         let out = build_config(
             Some(&config),
@@ -946,6 +1010,7 @@ mod tests {
         let defaults = ConfigDefaults {
             auth_enabled: true,
             extra_jvm_flags: vec!["-Dcassandra.a".into(), "-Dcassandra.b".into()],
+            ..Default::default()
         };
         let out = build_config(
             Some(&config),
@@ -991,5 +1056,75 @@ mod tests {
                 .starts_with("config.jvmOptions.heap_max_size: \"lots\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_running_num_tokens_replaces_the_version_default_only() {
+        let defaults = ConfigDefaults {
+            running_num_tokens: Some(256),
+            ..Default::default()
+        };
+        let unset = build_config(None, ServerType::Cassandra, version("4.1.5"), &defaults)
+            .expect("config builds");
+        assert_eq!(unset["cassandra-yaml"]["num_tokens"], 256);
+        let config: CassandraConfig =
+            serde_json::from_value(json!({"cassandraYaml": {"num_tokens": 8}})).expect("valid");
+        let set = build_config(
+            Some(&config),
+            ServerType::Cassandra,
+            version("4.1.5"),
+            &defaults,
+        )
+        .expect("config builds");
+        assert_eq!(
+            set["cassandra-yaml"]["num_tokens"], 8,
+            "the spec's own value"
+        );
+    }
+
+    #[test]
+    fn token_settings_out_of_range_name_their_field() {
+        for (yaml, field) in [
+            (json!({"num_tokens": -1}), "num_tokens"),
+            (json!({"num_tokens": 0}), "num_tokens"),
+            (json!({"num_tokens": 1537}), "num_tokens"),
+            (json!({"num_tokens": "many"}), "num_tokens"),
+            (json!({"num_tokens": {"nested": 1}}), "num_tokens"),
+            (
+                json!({"allocate_tokens_for_local_replication_factor": -4611686018427387904_i64}),
+                "allocate_tokens_for_local_replication_factor",
+            ),
+            (
+                json!({"allocate_tokens_for_local_replication_factor": 1000000}),
+                "allocate_tokens_for_local_replication_factor",
+            ),
+        ] {
+            let config: CassandraConfig =
+                serde_json::from_value(json!({"cassandraYaml": yaml})).expect("valid");
+            let error = build_config(
+                Some(&config),
+                ServerType::Cassandra,
+                version("4.1.5"),
+                &ConfigDefaults::default(),
+            )
+            .expect_err("out of range");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("config.cassandraYaml.{field} is ")),
+                "{error}"
+            );
+        }
+        let config: CassandraConfig = serde_json::from_value(json!({"cassandraYaml": {
+            "num_tokens": "1536", "allocate_tokens_for_local_replication_factor": 3
+        }}))
+        .expect("valid");
+        build_config(
+            Some(&config),
+            ServerType::Cassandra,
+            version("4.1.5"),
+            &ConfigDefaults::default(),
+        )
+        .expect("in range");
     }
 }

@@ -32,7 +32,7 @@ use super::notices::{DatacenterOutcome, Outcome, condition_notices, outcome_noti
 use super::observed::{
     LiveDatacenter, ObservedCluster, ObservedDatacenter, RemoteState, known_contexts,
 };
-use super::plan::{ClusterKey, ClusterPlan, plan};
+use super::plan::{ClusterKey, ClusterPlan, plan, plan_with};
 use super::referenced::{ReferencedConfigMaps, referenced_by};
 use super::rollout::{Actions, Decision, decide};
 use super::seeds::{AdditionalSeeds, CachingResolver, HickoryResolver, seed_endpoint_slices};
@@ -308,8 +308,23 @@ async fn apply_cluster(
         reconcile_error,
         unresolved_seeds,
     };
-    let mut cluster_plan = match plan(k8c) {
-        Ok(cluster_plan) => cluster_plan,
+    let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
+    // Where the datacenters are comes from the spec alone; the plan then keeps what the
+    // existing datacenters run with (num_tokens), as observed there.
+    let planned = match plan(k8c) {
+        Ok(located) => {
+            let observed = observe(context, &located, previous, adopt).await;
+            let running = observed.running();
+            match running.num_tokens.is_empty() {
+                true => Ok(located),
+                false => plan_with(k8c, &running),
+            }
+            .map(|cluster_plan| (cluster_plan, observed))
+        }
+        Err(error) => Err(error),
+    };
+    let (mut cluster_plan, mut observed) = match planned {
+        Ok(planned) => planned,
         Err(error) => {
             // Nothing is applied from a spec that cannot be planned; status says why.
             let status = invalid_spec_status(&input(None, None), &error);
@@ -319,7 +334,6 @@ async fn apply_cluster(
         }
     };
     (context.referenced).set(&ObjectRef::from_obj(k8c), referenced_by(&cluster_plan));
-    let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
     let secrets =
         super::secrets::reconcile(&context.hub, &context.secret_caches, k8c, &cluster_plan).await;
     let passwords_missing = super::secrets::fill_store_passwords(
@@ -329,7 +343,6 @@ async fn apply_cluster(
     )
     .await;
     let per_node_config_missing = hash_user_per_node_configs(context, &mut cluster_plan).await;
-    let mut observed = observe(context, &cluster_plan, previous, adopt).await;
     observed.secrets_pending = secrets.pending;
     observed.passwords_missing = passwords_missing;
     observed.per_node_config_missing = per_node_config_missing;

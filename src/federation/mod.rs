@@ -7,7 +7,8 @@
 //! 1. [`plan::plan`]: the K8ssandraCluster → the desired CassandraDatacenter of every
 //!    datacenter, with its region and namespace ([`plan::ClusterPlan`]).
 //! 2. The controller looks in each region ([`observed::RemoteState::from_lookup`]) and builds an
-//!    [`observed::ObservedCluster`].
+//!    [`observed::ObservedCluster`]; when datacenters exist, it plans again with what they run
+//!    with ([`plan::plan_with`]: their `num_tokens` is kept).
 //! 3. [`rollout::decide`]: what to create, update or delete now (bootstrap order, removals,
 //!    refused renames).
 //! 4. [`seeds::seed_endpoint_slices`]: the seed EndpointSlices of each datacenter (host names

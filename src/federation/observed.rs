@@ -12,8 +12,9 @@ use crate::api::cassdc::{CassandraDatacenter, CassandraDatacenterStatus};
 use crate::api::k8ssandra_cluster::K8ssandraClusterStatus;
 use crate::cache::Kept;
 
+use super::config::yaml_integer;
 use super::labels::{DECOMMISSION_ON_DELETE_ANNOTATION, is_owned_by};
-use super::plan::ClusterKey;
+use super::plan::{ClusterKey, RunningDatacenters};
 
 /// A CassandraDatacenter as reconciles read it from a region: metadata and status parsed, the
 /// spec as JSON text, since it is only compared against the desired spec (parsed, 1,100
@@ -67,6 +68,26 @@ impl LiveDatacenter {
     /// Whether the spec's JSON text contains `text` (a name it refers to, quoted).
     pub fn spec_mentions(&self, text: &str) -> bool {
         self.data.spec.get().contains(text)
+    }
+
+    /// The `num_tokens` of its cassandra.yaml (`spec.config.cassandra-yaml.num_tokens`), when it
+    /// is a whole number.
+    pub fn num_tokens(&self) -> Option<i64> {
+        #[derive(serde::Deserialize)]
+        struct Spec {
+            config: Option<Config>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Config {
+            #[serde(rename = "cassandra-yaml")]
+            cassandra_yaml: Option<Yaml>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Yaml {
+            num_tokens: Option<Value>,
+        }
+        let spec: Spec = serde_json::from_str(self.data.spec.get()).ok()?;
+        yaml_integer(&spec.config?.cassandra_yaml?.num_tokens?)
     }
 
     /// The object as JSON (without status), to compare the desired datacenter against.
@@ -231,6 +252,15 @@ impl ObservedCluster {
         self.datacenters.get(datacenter)
     }
 
+    /// What the existing datacenters run with, for [`super::plan::plan_with`].
+    pub fn running(&self) -> RunningDatacenters {
+        RunningDatacenters {
+            num_tokens: (self.datacenters.iter())
+                .filter_map(|(name, o)| Some((name.clone(), o.state.present()?.num_tokens()?)))
+                .collect(),
+        }
+    }
+
     /// Whether the datacenter exists now or existed before.
     pub fn is_known(&self, datacenter: &str) -> bool {
         self.known.contains(datacenter)
@@ -314,6 +344,41 @@ mod tests {
             .expect("the size changed");
         let body: Value = serde_json::from_str(body.get()).expect("JSON");
         assert_eq!(body["spec"]["size"], 5);
+    }
+
+    #[test]
+    fn the_running_num_tokens_is_read_from_the_live_config() {
+        let mut text = desired(3);
+        text.spec.config = Some(serde_json::json!({"cassandra-yaml": {"num_tokens": "256"}}));
+        let mut unset = desired(3);
+        unset.spec.config = Some(serde_json::json!({"cassandra-yaml": {}}));
+        let observed = ObservedCluster::new(
+            [("dc1", desired(3)), ("dc2", text), ("dc3", unset)]
+                .into_iter()
+                .map(|(name, dc)| {
+                    let state = RemoteState::Present(Arc::new(LiveDatacenter::from(dc)));
+                    let observed = ObservedDatacenter {
+                        context: String::new(),
+                        namespace: "db".into(),
+                        state,
+                    };
+                    (name.to_string(), observed)
+                })
+                .chain([(
+                    "dc4".to_string(),
+                    ObservedDatacenter {
+                        context: String::new(),
+                        namespace: "db".into(),
+                        state: RemoteState::Absent,
+                    },
+                )])
+                .collect(),
+            None,
+        );
+        assert_eq!(
+            observed.running().num_tokens,
+            BTreeMap::from([("dc1".to_string(), 16), ("dc2".to_string(), 256)])
+        );
     }
 
     #[test]

@@ -42,7 +42,7 @@ use thiserror::Error;
 
 use super::config::{
     ConfigDefaults, ConfigError, DEFAULT_GARBAGE_COLLECTOR, Quantity, QuantityError, ServerVersion,
-    build_config,
+    build_config, yaml_integer,
 };
 use super::encryption::{self, EncryptionSetup, MissingStores, PasswordNeed};
 use super::generated::GeneratedConfigMap;
@@ -63,7 +63,7 @@ use crate::api::cassdc::{
 };
 use crate::api::k8ssandra_cluster::{
     CassandraClusterTemplate, CassandraDatacenterTemplate, CassandraMetadata, DatacenterOptions,
-    K8ssandraCluster,
+    K8ssandraCluster, MAX_ADDITIONAL_SEEDS, MAX_DATACENTER_SIZE, MAX_RACKS,
 };
 use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, TelemetrySpec,
@@ -170,6 +170,38 @@ pub struct DatacenterPlan {
     /// The user's per-node ConfigMap (`perNodeConfigMapRef`) in its region: its content hash
     /// goes on the pod template before the datacenter is applied.
     pub user_per_node_config: Option<String>,
+    /// The spec asks this existing datacenter for another `num_tokens` than it runs with: it
+    /// is refused (the planned object keeps the running value and is not applied).
+    pub num_tokens_change: Option<NumTokensChange>,
+}
+
+/// What the existing datacenters run with that a plan keeps, read from their live
+/// CassandraDatacenters before planning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunningDatacenters {
+    /// `num_tokens` of each existing datacenter's cassandra.yaml, by datacenter name: Cassandra
+    /// refuses to start a node whose num_tokens changed, so a datacenter keeps it whatever the
+    /// server version's default becomes.
+    pub num_tokens: BTreeMap<String, i64>,
+}
+
+/// A `num_tokens` the spec sets for an existing datacenter that differs from the one it runs
+/// with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NumTokensChange {
+    pub running: i64,
+    /// The spec's value as written.
+    pub requested: String,
+}
+
+impl std::fmt::Display for NumTokensChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "config.cassandraYaml.num_tokens cannot change from {} to {} on an existing datacenter: Cassandra refuses to start a node whose num_tokens changed; set num_tokens back to {} (or remove it: the running value is kept), or add a new datacenter with the new num_tokens and remove this one once the data is streamed",
+            self.running, self.requested, self.running
+        )
+    }
 }
 
 impl DatacenterPlan {
@@ -264,6 +296,14 @@ pub enum PlanError {
         #[source]
         source: super::vector::VectorError,
     },
+    #[error("{reason}")]
+    Unreadable { reason: String },
+    #[error("{field} has {found}; at most {max} are accepted")]
+    TooMany {
+        field: String,
+        found: String,
+        max: i64,
+    },
     #[error("datacenter {datacenter}: {field} cannot be represented as JSON: {reason}")]
     Unserializable {
         datacenter: String,
@@ -272,9 +312,17 @@ pub enum PlanError {
     },
 }
 
-/// Plans every datacenter of `k8c`. A K8ssandraCluster without `spec.cassandra` (a placeholder)
-/// plans to zero datacenters.
+/// Plans every datacenter of `k8c` as if none existed yet. A K8ssandraCluster without
+/// `spec.cassandra` (a placeholder) plans to zero datacenters.
 pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
+    plan_with(k8c, &RunningDatacenters::default())
+}
+
+/// Plans every datacenter of `k8c`, keeping what the existing datacenters run with.
+pub fn plan_with(
+    k8c: &K8ssandraCluster,
+    running: &RunningDatacenters,
+) -> Result<ClusterPlan, PlanError> {
     let name = k8c
         .metadata
         .name
@@ -302,8 +350,14 @@ pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
             reaper_access,
         });
     };
+    if let Some(reason) = &template.unreadable {
+        return Err(PlanError::Unreadable {
+            reason: reason.clone(),
+        });
+    }
     let datacenters = k8c.spec.datacenters();
     check_names(datacenters)?;
+    check_bounds(template, datacenters)?;
 
     let initial_system_replication = initial_system_replication(k8c, datacenters)?;
     let context = PlanContext {
@@ -314,6 +368,7 @@ pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
         system_replication: &initial_system_replication,
         external_datacenters: &external_datacenters,
         reaper_access: reaper_access.as_ref(),
+        running,
     };
     let mut planned = datacenters
         .iter()
@@ -500,6 +555,49 @@ fn check_names(datacenters: &[CassandraDatacenterTemplate]) -> Result<(), PlanEr
     Ok(())
 }
 
+/// Numbers that size the work of a plan (and of cass-operator after it), checked again for
+/// the same reason as [`check_names`].
+fn check_bounds(
+    template: &CassandraClusterTemplate,
+    datacenters: &[CassandraDatacenterTemplate],
+) -> Result<(), PlanError> {
+    let too_many = |field: String, found: usize, max: u32| PlanError::TooMany {
+        field,
+        found: format!("{found} entries"),
+        max: max.into(),
+    };
+    let seeds = template.additional_seeds.as_ref().map_or(0, Vec::len);
+    if seeds > MAX_ADDITIONAL_SEEDS as usize {
+        return Err(too_many(
+            "spec.cassandra.additionalSeeds".into(),
+            seeds,
+            MAX_ADDITIONAL_SEEDS,
+        ));
+    }
+    let racks = |options: &DatacenterOptions| options.racks.as_ref().map_or(0, Vec::len);
+    if racks(&template.options) > MAX_RACKS as usize {
+        return Err(too_many(
+            "spec.cassandra.racks".into(),
+            racks(&template.options),
+            MAX_RACKS,
+        ));
+    }
+    for (index, dc) in datacenters.iter().enumerate() {
+        let field = |name: &str| format!("spec.cassandra.datacenters[{index}].{name}");
+        if dc.size > MAX_DATACENTER_SIZE {
+            return Err(PlanError::TooMany {
+                field: field("size"),
+                found: format!("{} nodes", dc.size),
+                max: MAX_DATACENTER_SIZE.into(),
+            });
+        }
+        if racks(&dc.options) > MAX_RACKS as usize {
+            return Err(too_many(field("racks"), racks(&dc.options), MAX_RACKS));
+        }
+    }
+    Ok(())
+}
+
 /// The annotation if present; else min(3, size) replicas in the first datacenter, and 3 in
 /// each external datacenter (only the first datacenter exists when the cluster bootstraps).
 fn initial_system_replication(
@@ -573,6 +671,7 @@ struct PlanContext<'a> {
     system_replication: &'a BTreeMap<String, i32>,
     external_datacenters: &'a [String],
     reaper_access: Option<&'a ReaperAccess>,
+    running: &'a RunningDatacenters,
 }
 
 impl PlanContext<'_> {
@@ -666,8 +765,16 @@ impl PlanContext<'_> {
             source,
         })?;
 
+        let running_num_tokens = self.running.num_tokens.get(&name).copied();
+        let num_tokens_change = num_tokens_change(&options, running_num_tokens);
         let config = self
-            .config(index, &options, server_type, version, &encryption)
+            .config(
+                index,
+                &options,
+                (server_type, version),
+                &encryption,
+                running_num_tokens,
+            )
             .map_err(|source| PlanError::Config {
                 datacenter: name.clone(),
                 source,
@@ -768,6 +875,7 @@ impl PlanContext<'_> {
             user_per_node_config: (dc.per_node_config_map_ref.as_ref())
                 .filter(|r| !r.name.is_empty())
                 .map(|r| r.name.clone()),
+            num_tokens_change,
         })
     }
 
@@ -799,15 +907,24 @@ impl PlanContext<'_> {
         self.reaper_access.is_some_and(|a| a.remote_jmx)
     }
 
+    /// cass-operator's `config`. An existing datacenter keeps the `num_tokens` it runs with
+    /// (`running_num_tokens`): when the spec sets none, and also when it sets another (that
+    /// change is refused, see [`DatacenterPlan::num_tokens_change`]).
     fn config(
         &self,
         index: usize,
         options: &DatacenterOptions,
-        server_type: ServerType,
-        version: ServerVersion,
+        (server_type, version): (ServerType, ServerVersion),
         encryption: &EncryptionSetup,
+        running_num_tokens: Option<i64>,
     ) -> Result<Value, ConfigError> {
         let mut config = options.config.clone().unwrap_or_default();
+        if let (Some(running), Some(Value::Object(yaml))) =
+            (running_num_tokens, config.cassandra_yaml.as_mut())
+            && num_tokens_change(options, Some(running)).is_some()
+        {
+            yaml.insert("num_tokens".into(), running.into());
+        }
         if let Some(jvm) = config.jvm_options.as_mut() {
             jvm.gc.get_or_insert(DEFAULT_GARBAGE_COLLECTOR);
         }
@@ -843,6 +960,7 @@ impl PlanContext<'_> {
         let defaults = ConfigDefaults {
             auth_enabled,
             extra_jvm_flags,
+            running_num_tokens,
         };
         build_config(Some(&config), server_type, version, &defaults)
     }
@@ -1086,6 +1204,31 @@ impl PlanContext<'_> {
         };
         of(&dc.options.telemetry).or_else(|| of(&self.template.options.telemetry))
     }
+}
+
+/// The `num_tokens` change the merged options ask of a datacenter running with
+/// `running_num_tokens`, if any (a value written as text, "16", is the same as 16).
+fn num_tokens_change(
+    options: &DatacenterOptions,
+    running_num_tokens: Option<i64>,
+) -> Option<NumTokensChange> {
+    let running = running_num_tokens?;
+    let requested = options
+        .config
+        .as_ref()?
+        .cassandra_yaml
+        .as_ref()?
+        .get("num_tokens")?;
+    (yaml_integer(requested) != Some(running)).then(|| {
+        let written = match requested {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        NumTokensChange {
+            running,
+            requested: written.chars().take(40).collect(),
+        }
+    })
 }
 
 /// The storage of the data volume plus the extra volumes managed by the StatefulSet.

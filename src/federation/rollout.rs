@@ -17,11 +17,13 @@
 //!   existing datacenters are still updated.
 //! - A datacenter whose region is unknown, unreachable, lacks the namespace, or holds someone
 //!   else's CassandraDatacenter is left alone; the other regions proceed.
+//! - An existing datacenter asked for another `num_tokens` than it runs with is left alone
+//!   (Cassandra would not start its nodes again); the other datacenters proceed.
 
 use std::fmt;
 
 use super::observed::{ObservedCluster, RemoteState};
-use super::plan::ClusterPlan;
+use super::plan::{ClusterPlan, NumTokensChange};
 
 /// The decisions for one reconcile.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -127,6 +129,8 @@ pub enum BlockReason {
     /// The controller passed no observation for this datacenter.
     NotObserved,
     TopologyChangeRefused,
+    /// The spec changes the `num_tokens` of this existing datacenter.
+    NumTokensChangeRefused(NumTokensChange),
 }
 
 impl BlockReason {
@@ -229,9 +233,12 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
         let decision = match state_of(&dc.name) {
             None => Decision::Blocked(BlockReason::NotObserved),
             Some(state) if state.is_deleting() => Decision::Wait(WaitReason::Deleting),
-            Some(RemoteState::Present(_)) => {
-                inputs_missing(observed, &dc.name).unwrap_or(Decision::Update)
-            }
+            Some(RemoteState::Present(_)) => match &dc.num_tokens_change {
+                Some(change) => {
+                    Decision::Blocked(BlockReason::NumTokensChangeRefused(change.clone()))
+                }
+                None => inputs_missing(observed, &dc.name).unwrap_or(Decision::Update),
+            },
             Some(state) => match BlockReason::of(state) {
                 Some(block) => Decision::Blocked(block),
                 None if refused.is_some() && added.contains(&dc.name) => {

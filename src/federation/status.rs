@@ -26,6 +26,7 @@
 //! | Progressing | False | `Blocked` | the remaining work needs a fix; see Degraded |
 //! | Degraded | True | `InvalidSpec` | the spec cannot be planned: fix the field `status.error` names |
 //! | Degraded | True | `DatacentersAddedAndRemoved` | datacenters were added and removed in one change (a rename would lose data): restore the removed ones, then add and remove in separate changes |
+//! | Degraded | True | `NumTokensChangeRefused` | the spec gives an existing datacenter another `num_tokens` than it runs with; Cassandra refuses to start a node whose num_tokens changed, so that datacenter is left as it is (the others proceed): set num_tokens back to the value the message names (or remove it), or add a new datacenter with the new value and remove the old one |
 //! | Degraded | True | `Conflict` | a CassandraDatacenter of that name exists in the region and is not this cluster's: remove or rename it, or annotate the K8ssandraCluster `federator.k8ssandra.io/adopt: "true"` to take it over |
 //! | Degraded | True | `UnknownContext` | a `k8sContext` names no ClientConfig: create the ClientConfig, or fix the name |
 //! | Degraded | True | `NamespaceMissing` | the datacenter's namespace does not exist in its region, or is being deleted: create it (Federator does not create namespaces) |
@@ -79,6 +80,7 @@ pub const REASON_RECONCILED: &str = "Reconciled";
 pub const REASON_BLOCKED: &str = "Blocked";
 pub const REASON_ADDED_AND_REMOVED: &str = "DatacentersAddedAndRemoved";
 pub const REASON_CONFLICT: &str = "Conflict";
+pub const REASON_NUM_TOKENS_CHANGE_REFUSED: &str = "NumTokensChangeRefused";
 pub const REASON_UNKNOWN_CONTEXT: &str = "UnknownContext";
 pub const REASON_NAMESPACE_MISSING: &str = "NamespaceMissing";
 pub const REASON_REGION_UNREACHABLE: &str = "RegionUnreachable";
@@ -398,6 +400,10 @@ fn block_message(block: &BlockReason) -> String {
         BlockReason::TopologyChangeRefused => {
             "datacenters were added and removed in one change".into()
         }
+        BlockReason::NumTokensChangeRefused(change) => format!(
+            "its num_tokens cannot change from {} to {}",
+            change.running, change.requested
+        ),
     }
 }
 
@@ -410,6 +416,7 @@ struct Problem {
 const PROBLEM_ORDER: &[&str] = &[
     REASON_INVALID_SPEC,
     REASON_ADDED_AND_REMOVED,
+    REASON_NUM_TOKENS_CHANGE_REFUSED,
     REASON_CONFLICT,
     REASON_UNKNOWN_CONTEXT,
     REASON_NAMESPACE_MISSING,
@@ -482,6 +489,14 @@ fn problems(
         });
     }
     for dc in &plan.datacenters {
+        if let Some(Decision::Blocked(BlockReason::NumTokensChangeRefused(change))) =
+            actions.decision(&dc.name)
+        {
+            found.push(Problem {
+                reason: REASON_NUM_TOKENS_CHANGE_REFUSED,
+                message: format!("datacenter {}: {change}", dc.name),
+            });
+        }
         if matches!(
             actions.decision(&dc.name),
             Some(Decision::Blocked(BlockReason::NotObserved))

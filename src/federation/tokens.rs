@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::config::{MAX_TOKEN_ALLOCATION_REPLICATION_FACTOR, yaml_integer};
 use super::generated::GeneratedConfigMap;
 use super::labels::clean_for_kubernetes;
 use super::plan::DatacenterPlan;
@@ -41,6 +42,8 @@ pub enum NoInitialTokens {
     UserPerNodeConfig,
     NumTokensNotSmall,
     Unparsable(&'static str),
+    /// Below 1, or above what Federator accepts (the plan refuses these before).
+    OutOfRange(&'static str),
     PartitionerUnsupported,
     PartitionerMismatch,
 }
@@ -74,18 +77,24 @@ pub fn initial_tokens(
     for dc in inputs {
         let num_tokens = match &dc.num_tokens {
             None => 1,
-            Some(value) => integer(value).ok_or(NoInitialTokens::Unparsable("num_tokens"))?,
+            Some(value) => yaml_integer(value).ok_or(NoInitialTokens::Unparsable("num_tokens"))?,
         };
         if num_tokens >= 16 {
             return Err(NoInitialTokens::NumTokensNotSmall);
         }
+        if num_tokens < 1 {
+            return Err(NoInitialTokens::OutOfRange("num_tokens"));
+        }
+        const RF_FIELD: &str = "allocate_tokens_for_local_replication_factor";
         let replication_factor = match &dc.replication_factor {
             None => 3,
-            Some(value) => integer(value).ok_or(NoInitialTokens::Unparsable(
-                "allocate_tokens_for_local_replication_factor",
-            ))?,
+            Some(value) => yaml_integer(value).ok_or(NoInitialTokens::Unparsable(RF_FIELD))?,
+        };
+        // Bounded: it sizes the token lists below.
+        if !(1..=MAX_TOKEN_ALLOCATION_REPLICATION_FACTOR).contains(&replication_factor) {
+            return Err(NoInitialTokens::OutOfRange(RF_FIELD));
         }
-        .min(i64::from(dc.size));
+        let replication_factor = replication_factor.min(i64::from(dc.size));
         rings.push(ring(dc.partitioner.as_ref())?);
         // Non-positive counts leave nothing to place (a datacenter of size 0).
         token_counts.push(usize::try_from(num_tokens * replication_factor).unwrap_or(0));
@@ -104,20 +113,6 @@ pub fn initial_tokens(
         .zip(replication_factors)
         .map(|((dc, tokens), replication_factor)| assign(dc, tokens, replication_factor))
         .collect())
-}
-
-/// A whole number from cassandra.yaml (a number or its text).
-fn integer(value: &Value) -> Option<i64> {
-    match value {
-        Value::Number(number) => number.as_i64().or_else(|| {
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
-                .map(|f| f as i64)
-        }),
-        Value::String(text) => text.trim().parse().ok(),
-        _ => None,
-    }
 }
 
 fn ring(partitioner: Option<&Value>) -> Result<Ring, NoInitialTokens> {
@@ -347,6 +342,25 @@ mod tests {
             (
                 input(json!("many"), 3, &[]),
                 NoInitialTokens::Unparsable("num_tokens"),
+            ),
+            (
+                input(json!(-1), 3, &[]),
+                NoInitialTokens::OutOfRange("num_tokens"),
+            ),
+            (
+                TokenInput {
+                    replication_factor: Some(json!(-4611686018427387904_i64)),
+                    ..small.clone()
+                },
+                NoInitialTokens::OutOfRange("allocate_tokens_for_local_replication_factor"),
+            ),
+            (
+                TokenInput {
+                    replication_factor: Some(json!(1_000_000)),
+                    size: 1_000_000,
+                    ..small.clone()
+                },
+                NoInitialTokens::OutOfRange("allocate_tokens_for_local_replication_factor"),
             ),
             (
                 TokenInput {

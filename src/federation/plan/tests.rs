@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::k8ssandra_cluster::{MAX_ADDITIONAL_SEEDS, MAX_RACKS};
 use crate::api::shared::SecretsProvider;
 use serde_json::json;
 
@@ -1077,5 +1078,199 @@ fn a_bad_vector_setting_is_a_plan_error_naming_the_datacenter() {
     assert!(
         error.contains("dc1") && error.contains("scrapeInterval"),
         "{error}"
+    );
+}
+
+/// Two datacenters of `version` with `config` at the cluster level.
+fn versioned(version: &str, config: Value) -> K8ssandraCluster {
+    cluster(json!({"cassandra": {
+        "serverVersion": version, "storageConfig": storage(), "config": config,
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "k8sContext": "east", "size": 3},
+            {"metadata": {"name": "dc2"}, "k8sContext": "west", "size": 3}
+        ]
+    }}))
+}
+
+fn running(num_tokens: &[(&str, i64)]) -> RunningDatacenters {
+    RunningDatacenters {
+        num_tokens: num_tokens
+            .iter()
+            .map(|(dc, n)| (dc.to_string(), *n))
+            .collect(),
+    }
+}
+
+fn num_tokens_of(plan: &ClusterPlan) -> Vec<Value> {
+    (plan.datacenters.iter())
+        .map(|dc| spec_json(dc)["config"]["cassandra-yaml"]["num_tokens"].clone())
+        .collect()
+}
+
+#[test]
+fn an_upgrade_from_3_11_keeps_the_num_tokens_existing_datacenters_run_with() {
+    let before = planned(&versioned("3.11.17", json!({})));
+    assert_eq!(num_tokens_of(&before), [json!(256), json!(256)]);
+    // Upgraded to 4.1 with dc1 running and dc2 not created yet: dc1 keeps 256, dc2 starts with
+    // 4.x's default.
+    let upgraded = versioned("4.1.5", json!({}));
+    let plan = plan_with(&upgraded, &running(&[("dc1", 256)])).expect("plans");
+    assert_eq!(num_tokens_of(&plan), [json!(256), json!(16)]);
+    assert!(
+        plan.datacenters
+            .iter()
+            .all(|dc| dc.num_tokens_change.is_none())
+    );
+    assert_eq!(
+        spec_json(&plan.datacenters[0])["serverVersion"],
+        "4.1.5",
+        "the rest of the upgrade goes ahead"
+    );
+    // Without running datacenters (a new cluster), the version's default.
+    assert_eq!(num_tokens_of(&planned(&upgraded)), [json!(16), json!(16)]);
+}
+
+#[test]
+fn a_num_tokens_change_of_an_existing_datacenter_is_refused_and_the_running_value_kept() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "config": {"cassandraYaml": {"num_tokens": 16}},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "k8sContext": "east", "size": 3},
+            {"metadata": {"name": "dc2"}, "k8sContext": "west", "size": 3,
+             "config": {"cassandraYaml": {"num_tokens": "256"}}},
+            {"metadata": {"name": "dc3"}, "k8sContext": "west", "size": 3}
+        ]
+    }}));
+    let plan = plan_with(&k8c, &running(&[("dc1", 256), ("dc2", 256)])).expect("plans");
+    let change = plan.datacenters[0]
+        .num_tokens_change
+        .as_ref()
+        .expect("dc1 runs 256, the spec asks 16");
+    assert_eq!(
+        change,
+        &NumTokensChange {
+            running: 256,
+            requested: "16".into()
+        }
+    );
+    let message = change.to_string();
+    assert!(
+        message.contains("Cassandra refuses to start a node whose num_tokens changed")
+            && message.contains("set num_tokens back to 256"),
+        "{message}"
+    );
+    // dc2 asks the value it runs with, as text: no change; dc3 is new.
+    assert_eq!(plan.datacenters[1].num_tokens_change, None);
+    assert_eq!(plan.datacenters[2].num_tokens_change, None);
+    assert_eq!(
+        num_tokens_of(&plan),
+        [json!(256), json!("256"), json!(16)],
+        "the refused datacenter's desired object keeps its running value"
+    );
+}
+
+#[test]
+fn token_settings_that_size_the_token_planner_are_bounded() {
+    for (yaml, field) in [
+        (
+            json!({"num_tokens": -1,
+                   "allocate_tokens_for_local_replication_factor": -4611686018427387904_i64}),
+            "config.cassandraYaml.num_tokens",
+        ),
+        (
+            json!({"num_tokens": 4, "allocate_tokens_for_local_replication_factor": 1_000_000}),
+            "config.cassandraYaml.allocate_tokens_for_local_replication_factor",
+        ),
+    ] {
+        let error = plan(&versioned("4.1.5", json!({"cassandraYaml": yaml}))).expect_err("refused");
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!("datacenter dc1: {field} is ")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn sizes_racks_and_seeds_beyond_the_crds_maxima_name_their_field() {
+    let racks: Vec<Value> = (0..=MAX_RACKS)
+        .map(|i| json!({"name": format!("r{i}")}))
+        .collect();
+    let seeds: Vec<String> = (0..=MAX_ADDITIONAL_SEEDS)
+        .map(|i| format!("10.0.0.{i}"))
+        .collect();
+    for (edit, field) in [
+        (
+            json!({"datacenters": [{"metadata": {"name": "dc1"}, "size": 1_000_000}]}),
+            "spec.cassandra.datacenters[0].size has 1000000 nodes; at most 1000",
+        ),
+        (
+            json!({"datacenters": [{"metadata": {"name": "dc1"}, "size": 3, "racks": racks}]}),
+            "spec.cassandra.datacenters[0].racks has 65 entries; at most 64",
+        ),
+        (
+            json!({"racks": racks}),
+            "spec.cassandra.racks has 65 entries; at most 64",
+        ),
+        (
+            json!({"additionalSeeds": seeds}),
+            "spec.cassandra.additionalSeeds has 101 entries; at most 100",
+        ),
+    ] {
+        let mut spec = json!({"serverVersion": "4.1.5", "storageConfig": storage(),
+            "datacenters": [{"metadata": {"name": "dc1"}, "size": 3}]});
+        for (key, value) in edit.as_object().expect("an object") {
+            spec[key] = value.clone();
+        }
+        let message = plan_error(&cluster(json!({"cassandra": spec}))).to_string();
+        assert!(message.starts_with(field), "{message}");
+    }
+}
+
+#[test]
+fn a_list_with_a_cassandra_yaml_nested_3000_levels_deep_is_read_and_that_cluster_refused() {
+    let mut nested = String::from("1");
+    for _ in 0..3000 {
+        nested = format!("{{\"a\":{nested}}}");
+    }
+    let deep = format!(
+        r#"{{"apiVersion":"k8ssandra.io/v1alpha1","kind":"K8ssandraCluster",
+            "metadata":{{"name":"deep","namespace":"ns"}},
+            "spec":{{"cassandra":{{"serverVersion":"4.1.5","config":{{"cassandraYaml":{nested}}},
+                "datacenters":[{{"metadata":{{"name":"dc1"}},"size":1}}]}}}}}}"#
+    );
+    let healthy = serde_json::to_string(&two_dcs()).expect("serializes");
+    // A list as the API server answers a watcher: one bad item must not fail the others.
+    let list = format!(
+        r#"{{"apiVersion":"k8ssandra.io/v1alpha1","kind":"K8ssandraClusterList","metadata":{{}},"items":[{deep},{healthy}]}}"#
+    );
+    let list: kube::core::ObjectList<K8ssandraCluster> =
+        serde_json::from_str(&list).expect("the list decodes");
+    let message = plan_error(&list.items[0]).to_string();
+    assert!(
+        message.starts_with(
+            "spec.cassandra.config.cassandraYaml.a.a.a.a… is nested more than 100 levels deep"
+        ),
+        "{message}"
+    );
+    assert_eq!(planned(&list.items[1]), planned(&two_dcs()));
+}
+
+#[test]
+fn cassandra_yaml_nested_within_the_limit_is_read_as_written() {
+    let mut nested = json!("leaf");
+    for _ in 0..90 {
+        nested = json!({"a": nested});
+    }
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "config": {"cassandraYaml": {"deep": nested.clone()}},
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 1}]
+    }}));
+    let plan = planned(&k8c);
+    assert_eq!(
+        spec_json(&plan.datacenters[0])["config"]["cassandra-yaml"]["deep"],
+        nested
     );
 }

@@ -550,3 +550,31 @@ fn a_missing_per_node_config_holds_its_datacenter_only() {
         ]
     );
 }
+
+#[test]
+fn a_refused_num_tokens_change_holds_its_datacenter_only() {
+    let mut plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let change = crate::federation::plan::NumTokensChange {
+        running: 256,
+        requested: "16".into(),
+    };
+    // Also set on the new dc3: a datacenter that does not exist yet has nothing to keep.
+    for index in [0, 2] {
+        plan.datacenters[index].num_tokens_change = Some(change.clone());
+    }
+    let observation = observed(
+        vec![present("dc1", true), present("dc2", true), absent("dc3")],
+        &["dc1", "dc2"],
+    );
+    assert_eq!(
+        decisions(&decide(&plan, &observation)),
+        [
+            (
+                "dc1",
+                &Decision::Blocked(BlockReason::NumTokensChangeRefused(change))
+            ),
+            ("dc2", &Decision::Update),
+            ("dc3", &Decision::Create)
+        ]
+    );
+}

@@ -569,3 +569,37 @@ fn a_refused_region_watch_is_degraded_and_names_it_without_blocking() {
     );
     assert_eq!(state(&status, CONDITION_READY).0, "True");
 }
+
+#[test]
+fn a_refused_num_tokens_change_is_degraded_and_says_why() {
+    let mut plan = plan_of(&["dc1", "dc2"]);
+    plan.datacenters[0].num_tokens_change = Some(crate::federation::plan::NumTokensChange {
+        running: 256,
+        requested: "16".into(),
+    });
+    let observed = observed(vec![present("dc1", true), present("dc2", true)], None);
+    let actions = decide(&plan, &observed);
+    let input = StatusInput {
+        previous: None,
+        generation: Some(7),
+        now: time(10),
+        reconcile_error: None,
+        unresolved_seeds: None,
+    };
+    let status = cluster_status(&input, &plan, &observed, &actions);
+    assert_eq!(
+        state(&status, CONDITION_DEGRADED),
+        ("True".into(), REASON_NUM_TOKENS_CHANGE_REFUSED.into())
+    );
+    let message = &condition(&status, CONDITION_DEGRADED).message;
+    assert!(
+        message.starts_with(
+            "datacenter dc1: config.cassandraYaml.num_tokens cannot change from 256 to 16"
+        ) && message.contains("Cassandra refuses to start a node whose num_tokens changed"),
+        "{message}"
+    );
+    assert_eq!(
+        state(&status, CONDITION_PROGRESSING),
+        ("False".into(), REASON_BLOCKED.into())
+    );
+}
