@@ -118,6 +118,8 @@ struct RegionInner {
     /// probed.
     probe_client: kube::Client,
     health: RwLock<HealthReport>,
+    /// Whether this API server is the hub's own (see [`super::identity`]); None until known.
+    reaches_hub: RwLock<Option<bool>>,
 }
 
 impl std::fmt::Debug for Region {
@@ -157,6 +159,7 @@ impl Region {
                 client,
                 probe_client,
                 health: RwLock::new(HealthReport::unknown(whole_seconds(Timestamp::now()))),
+                reaches_hub: RwLock::new(None),
             }),
         })
     }
@@ -177,6 +180,7 @@ impl Region {
                     reachable: Some(true),
                     ..HealthReport::unknown(now)
                 }),
+                reaches_hub: RwLock::new(Some(true)),
             }),
         }
     }
@@ -233,6 +237,26 @@ impl Region {
             });
         }
         Ok(())
+    }
+
+    /// Whether this region's API server is the hub's own, i.e. the same cluster (None while
+    /// that could not be checked yet).
+    pub fn reaches_hub(&self) -> Option<bool> {
+        match self.inner.reaches_hub.read() {
+            Ok(known) => *known,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Records whether the region is the hub; returns whether that changed.
+    pub(crate) fn record_reaches_hub(&self, reaches_hub: bool) -> bool {
+        let mut known = match self.inner.reaches_hub.write() {
+            Ok(known) => known,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let changed = *known != Some(reaches_hub);
+        *known = Some(reaches_hub);
+        changed
     }
 
     pub(crate) fn probe_client(&self) -> kube::Client {

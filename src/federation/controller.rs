@@ -321,6 +321,7 @@ async fn apply_cluster(
             return Ok(Action::requeue(steady_requeue()));
         }
     };
+    cluster_plan.resolve_contexts(|c| context.registry.reaches_hub(c));
     (context.referenced).set(&ObjectRef::from_obj(k8c), referenced_by(&cluster_plan));
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
     let secrets =
@@ -787,6 +788,7 @@ async fn observe(
     removed.extend(owned);
     for (datacenter, region) in removed {
         if cluster_plan.datacenter(&datacenter).is_none() {
+            let region = context.registry.canonical(&region).to_string();
             by_context.entry(region).or_default().push(Lookup {
                 datacenter,
                 namespace: None,
@@ -1311,8 +1313,12 @@ async fn cleanup_cluster(
     let selector = ownership_selector(&name, &namespace);
     // Regions where a datacenter has run (per the status); an unknown context only the spec
     // names (a typo, never used) holds nothing to clean up.
-    let used: BTreeSet<String> = known_contexts(k8c.status.as_ref()).into_values().collect();
-    let cleanups = cluster_contexts(k8c).into_iter().map(|region| {
+    let canonical = |c: String| context.registry.canonical(&c).to_string();
+    let used: BTreeSet<String> = (known_contexts(k8c.status.as_ref()).into_values())
+        .map(canonical)
+        .collect();
+    let regions: BTreeSet<String> = cluster_contexts(k8c).into_iter().map(canonical).collect();
+    let cleanups = regions.into_iter().map(|region| {
         let used = used.contains(&region);
         cleanup_region(context, region, used, &selector)
     });
