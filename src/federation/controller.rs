@@ -338,6 +338,7 @@ async fn apply_cluster(
     observed.passwords_missing = passwords_missing;
     observed.per_node_config_missing = per_node_config_missing;
     let actions = decide(&cluster_plan, &observed);
+    let released = super::takeover::release_deleting(&context.registry, &observed).await;
     // Seeds before creating: a datacenter created now finds the other regions' seeds at its
     // first start. Seeds of existing datacenters are refreshed after the updates, which then
     // reach the regions without waiting for the seed lookups.
@@ -373,6 +374,7 @@ async fn apply_cluster(
             _ => None,
         })
         .chain(seed_errors)
+        .chain(released)
         .chain(secrets.errors)
         .collect();
     let components =
@@ -1205,7 +1207,11 @@ async fn delete_datacenter(
             .await?;
     }
     match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
+        // Still there, held by finalizers: k8ssandra-operator's would never go by itself.
+        Ok(deleted) => match deleted.left() {
+            Some(deleting) => super::takeover::release(&api, name, Some(&deleting.metadata)).await,
+            None => Ok(()),
+        },
         Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
         Err(error) => Err(error),
     }
@@ -1382,12 +1388,27 @@ async fn cleanup_region(
     for dc in &remaining {
         let dc_namespace = dc.namespace().unwrap_or_default();
         let dc_name = dc.name_any();
+        let namespaced: Api<CassandraDatacenter> = Api::namespaced(client.clone(), &dc_namespace);
+        let mut seen = Some(&dc.metadata);
+        let deleting;
         if dc.metadata.deletion_timestamp.is_none() {
-            let namespaced: Api<CassandraDatacenter> =
-                Api::namespaced(client.clone(), &dc_namespace);
-            if let Err(error) = namespaced.delete(&dc_name, &DeleteParams::default()).await {
-                warn!(region = %region, datacenter = %dc_name, error = %error, "deleting a remote CassandraDatacenter");
+            match namespaced.delete(&dc_name, &DeleteParams::default()).await {
+                Ok(deleted) => match deleted.left() {
+                    Some(dc) => {
+                        deleting = dc;
+                        seen = Some(&deleting.metadata);
+                    }
+                    None => seen = None,
+                },
+                Err(error) => {
+                    warn!(region = %region, datacenter = %dc_name, error = %error, "deleting a remote CassandraDatacenter");
+                }
             }
+        }
+        if let Some(seen) = seen
+            && let Err(error) = super::takeover::release(&namespaced, &dc_name, Some(seen)).await
+        {
+            warn!(region = %region, datacenter = %dc_name, error = %error, "removing k8ssandra-operator's finalizer");
         }
         names.push(format!("{dc_namespace}/{dc_name}"));
     }
