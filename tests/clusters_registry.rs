@@ -692,3 +692,89 @@ async fn a_referenced_config_map_requeues_its_clusters_through_a_credential_rota
     drop(running);
     sim.shutdown().await;
 }
+
+/// A kubeconfig reaching kube-sim cluster `index` under context `context`.
+fn kubeconfig_of(sim: &Sim, index: usize, context: &str) -> String {
+    let ca = base64::engine::general_purpose::STANDARD.encode(sim.ca_pem());
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {context}\n  context:\n    cluster: c\n    user: u\ncurrent-context: {context}\nusers:\n- name: u\n  user:\n    token: {}\n",
+        sim.url(index),
+        sim.token(index)
+    )
+}
+
+/// Waits until the ClientConfig's status says whether it reaches the hub, as `reaches_hub`.
+async fn wait_reaches_hub(hub: &kube::Client, name: &str, reaches_hub: bool) {
+    wait_for(
+        &format!("{name} reachesHub: {reaches_hub}"),
+        Duration::from_secs(10),
+        || async {
+            let status = status_of(hub, name).await?;
+            (status.reaches_hub == Some(reaches_hub)
+                && condition(&status, "Ready") == Some(("True".into(), "Reachable".into())))
+            .then_some(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_elsewhere() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub");
+    let running = start_controller(&sim).await;
+    let registry = &running.registry;
+
+    // The hub registered as a region, as k8ssandra-operator's setups do.
+    let secret = "home-config";
+    put_secret(
+        &hub,
+        secret,
+        &[("kubeconfig", kubeconfig_of(&sim, 0, "home").as_bytes())],
+    )
+    .await;
+    put_client_config(&hub, "home", "home", secret).await;
+    wait_reaches_hub(&hub, "home", true).await;
+    let status = status_of(&hub, "home").await.expect("status");
+    let ready = federator::api::shared::find_condition(
+        status.conditions.as_deref().unwrap_or_default(),
+        "Ready",
+    )
+    .expect("Ready");
+    assert!(
+        ready.message.contains("the cluster Federator runs in"),
+        "{}",
+        ready.message
+    );
+    assert!(registry.reaches_hub("home"));
+    assert_eq!(registry.canonical("home"), "");
+    let region = registry.region("home").expect("usable");
+    assert!(region.is_hub(), "the hub's own region, not a second one");
+    // Not a region of its own: nothing watches it a second time.
+    assert!(registry.contexts().is_empty(), "{:?}", registry.contexts());
+
+    // Its kubeconfig edited to reach another cluster: a region of its own from then on.
+    put_secret(
+        &hub,
+        secret,
+        &[("kubeconfig", kubeconfig_of(&sim, 1, "home").as_bytes())],
+    )
+    .await;
+    wait_reaches_hub(&hub, "home", false).await;
+    assert!(!registry.reaches_hub("home"));
+    assert_eq!(registry.canonical("home"), "home");
+    assert!(!registry.region("home").expect("usable").is_hub());
+    assert_eq!(registry.contexts(), ["home"]);
+
+    // And back.
+    put_secret(
+        &hub,
+        secret,
+        &[("kubeconfig", kubeconfig_of(&sim, 0, "home").as_bytes())],
+    )
+    .await;
+    wait_reaches_hub(&hub, "home", true).await;
+    assert!(registry.region("home").expect("usable").is_hub());
+    drop(running);
+    sim.shutdown().await;
+}

@@ -4,9 +4,10 @@
 //! admitted by cass-operator's real CRD (kube-sim serves it), and nowhere else.
 //!
 //! The fixtures name the regions `kind-k8ssandra-0` and `kind-k8ssandra-1` (none = the hub), as
-//! k8ssandra-operator's own e2e setup does; the two ClientConfigs here provide exactly those
-//! contexts, pointing at kube-sim clusters 1 and 2. Fixtures share cluster names, so they are
-//! applied one at a time: apply, check, delete, wait until everything is gone.
+//! k8ssandra-operator's own e2e setup does, and with its mapping: `kind-k8ssandra-0` is the
+//! control plane's own cluster (the hub, kube-sim cluster 0), registered with a ClientConfig like
+//! every other, and `kind-k8ssandra-1` is kube-sim cluster 1. Fixtures share cluster names, so
+//! they are applied one at a time: apply, check, delete, wait until everything is gone.
 
 mod clusters_support;
 
@@ -15,7 +16,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clusters_support::{NS, put_client_config, put_secret};
+use clusters_support::{NS, put_client_config, put_secret, status_of};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::federation::plan::plan;
@@ -35,8 +36,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 const FIXTURE_WAIT: Duration = Duration::from_secs(30);
 /// kube-sim's own names for the clusters, renamed in the kubeconfig to the fixtures' contexts.
 const SIM_PREFIX: &str = "fixture-sim-";
-/// The fixtures' contexts, by kube-sim cluster index (0 is the hub, named by no context).
-const FIXTURE_CONTEXTS: [(&str, usize); 2] = [("kind-k8ssandra-0", 1), ("kind-k8ssandra-1", 2)];
+/// The fixtures' contexts, by kube-sim cluster index: 0 is the hub, which upstream registers too.
+const FIXTURE_CONTEXTS: [(&str, usize); 2] = [("kind-k8ssandra-0", 0), ("kind-k8ssandra-1", 1)];
+/// kube-sim clusters: the hub and one region.
+const CLUSTERS: usize = 2;
 
 /// One document of a fixture file.
 struct Fixture {
@@ -175,7 +178,7 @@ where
     .ok()
 }
 
-/// The kubeconfig with kube-sim's clusters 1 and 2 renamed to the fixtures' contexts.
+/// The kubeconfig with kube-sim's clusters renamed to the fixtures' contexts.
 fn fixture_kubeconfig(sim: &Sim) -> String {
     let renames: Vec<(String, &str)> = FIXTURE_CONTEXTS
         .iter()
@@ -302,7 +305,7 @@ async fn every_fixture_fans_out() {
     let sim = tokio::time::timeout(
         Duration::from_secs(120),
         SimBuilder::new()
-            .clusters(3)
+            .clusters(CLUSTERS)
             .context_prefix(SIM_PREFIX)
             .cass_operator(true)
             .dc_ready_after(Duration::from_millis(200))
@@ -314,7 +317,7 @@ async fn every_fixture_fans_out() {
     .expect("kube-sim starts in time")
     .expect("kube-sim starts");
     let mut clients = Vec::new();
-    for index in 0..3 {
+    for index in 0..CLUSTERS {
         clients.push(sim.client(index).await.expect("client"));
     }
     let hub = clients[0].clone();
@@ -356,6 +359,19 @@ async fn every_fixture_fans_out() {
             let _ = stopped.await;
         }),
     );
+
+    // The hub's own ClientConfig is recognised as the hub, the other one is a region.
+    for (context, index) in FIXTURE_CONTEXTS {
+        let reaches_hub = poll(FIXTURE_WAIT, || async {
+            status_of(&hub, context).await?.reaches_hub
+        })
+        .await;
+        assert_eq!(
+            reaches_hub,
+            Some(index == 0),
+            "{context}: status.reachesHub"
+        );
+    }
 
     let mut problems = Vec::new();
     let mut summary = Vec::new();

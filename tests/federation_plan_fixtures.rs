@@ -255,3 +255,38 @@ fn strict_admission_has_teeth() {
         "{causes:?}"
     );
 }
+
+/// k8ssandra-operator's mapping: `kind-k8ssandra-0` is the control plane's own cluster, which it
+/// registers with a ClientConfig too. Once that context is known to reach the hub, every
+/// fixture plans exactly as if its datacenters there named no `k8sContext`.
+#[test]
+fn with_upstreams_mapping_the_hubs_own_context_plans_as_no_context() {
+    const HUB_CONTEXT: &str = "kind-k8ssandra-0";
+    let Some(clusters) = fixture_clusters() else {
+        return;
+    };
+    let mut placed_by_hub_context = 0;
+    for (file, k8c) in &clusters {
+        let Ok(mut resolved) = plan(k8c) else {
+            continue;
+        };
+        resolved.resolve_contexts(|c| c == HUB_CONTEXT);
+        let mut without = k8c.clone();
+        for dc in (without.spec.cassandra.iter_mut())
+            .flat_map(|c| c.datacenters.iter_mut().flatten())
+            .filter(|dc| dc.k8s_context.as_deref() == Some(HUB_CONTEXT))
+        {
+            placed_by_hub_context += 1;
+            dc.k8s_context = None;
+        }
+        assert_eq!(
+            resolved,
+            plan(&without).expect("plans"),
+            "{file}: the hub's own context plans as no context"
+        );
+    }
+    assert!(
+        placed_by_hub_context > 0,
+        "no fixture places a datacenter by {HUB_CONTEXT}"
+    );
+}

@@ -923,3 +923,52 @@ async fn target_unknown_then_removed() {
     wait_for_absence(&running, 2, NS, "s1").await;
     running.stop().await;
 }
+
+#[test]
+fn a_target_whose_context_reaches_the_hub_is_the_hub() {
+    run(target_in_the_hub_by_context());
+}
+
+/// The hub registered with a ClientConfig of its own (as k8ssandra-operator's setups do): a
+/// target naming that context is the hub, so its sources' own namespace is a loop, not a
+/// conflict with the sources themselves, and another namespace gets the copies.
+async fn target_in_the_hub_by_context() {
+    let running = Running::start().await;
+    let hub_context = running.context(0);
+    let secret = kubeconfig_secret(&hub_context);
+    put_secret(
+        &running.hub,
+        &secret,
+        &[("kubeconfig", running.sim.kubeconfig_yaml().as_bytes())],
+    )
+    .await;
+    put_client_config(&running.hub, &hub_context, &hub_context, &secret).await;
+    eventually("the hub's ClientConfig reaches the hub", WAIT, || async {
+        clusters_support::status_of(&running.hub, &hub_context)
+            .await?
+            .reaches_hub
+            .filter(|reaches| *reaches)
+    })
+    .await;
+
+    put_source(&running, "s1", serde_json::json!({"app": "demo"}), "first").await;
+    put_replicated_secret(
+        &running,
+        serde_json::json!([
+            {"k8sContextName": hub_context, "namespace": NS},
+            {"k8sContextName": hub_context, "namespace": OTHER_NS}
+        ]),
+    )
+    .await;
+    wait_for_condition(&running, &hub_context, NS, "ReplicationLoop").await;
+    wait_for_copy(&running, 0, OTHER_NS, "s1", "first").await;
+    wait_for_condition(&running, &hub_context, OTHER_NS, "Replicated").await;
+    let source = get_secret(&running.secrets(0, NS), "s1")
+        .await
+        .expect("the source");
+    assert!(
+        !source.labels().contains_key(REPLICATED_LABEL),
+        "the source is left as it is"
+    );
+    running.stop().await;
+}

@@ -491,3 +491,23 @@ async fn discovery_legacy_and_aggregated_see_builtins_and_crds() {
     }
     sim.shutdown().await;
 }
+
+/// Each simulated cluster has its own kube-system namespace whose UID stays the same for as long
+/// as the cluster lives, as a real API server's: clients use it as the cluster's ID (KEP-2149).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_cluster_has_a_stable_kube_system_uid_of_its_own() {
+    use k8s_openapi::api::core::v1::Namespace;
+    let sim = SimBuilder::new().clusters(2).start().await.expect("sim");
+    let mut uids = Vec::new();
+    for index in 0..2 {
+        let namespaces: Api<Namespace> = Api::all(sim.client(index).await.expect("client"));
+        let first = namespaces.get("kube-system").await.expect("kube-system");
+        let again = namespaces.get("kube-system").await.expect("kube-system");
+        let uid = first.metadata.uid.clone().expect("a uid");
+        assert!(!uid.is_empty());
+        assert_eq!(again.metadata.uid, Some(uid.clone()), "stable");
+        uids.push(uid);
+    }
+    assert_ne!(uids[0], uids[1], "one per cluster");
+    sim.shutdown().await;
+}

@@ -82,6 +82,11 @@ pub struct ClientConfigStatus {
     /// When the credentials in the kubeconfig expire (client certificate or token), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_expiry: Option<Time>,
+    /// Whether the context reaches the cluster Federator runs in (same `kube-system` namespace
+    /// UID): its datacenters are then the hub's, as if they named no `k8sContext`. Absent until
+    /// known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaches_hub: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "condition_list")]
     pub conditions: Option<Vec<Condition>>,

@@ -2,7 +2,7 @@
 //! region (size, readiness, Stargate and Reaper), and every region's reachability, read from the
 //! objects' status (what the operator last wrote), never from the regions themselves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -48,12 +48,15 @@ pub struct DatacenterReport {
     pub name: String,
     /// The k8sContext ("" for the hub).
     pub region: String,
+    /// Whether it runs in the hub: no k8sContext, or one whose ClientConfig reaches the hub.
+    pub in_hub: bool,
     pub size: i32,
     /// Ready, Stopped (`stopped: true`), NotReady, or Unknown (no status yet, or the region
     /// cannot be reached).
     pub state: String,
     pub ready_nodes: Option<usize>,
-    /// Whether the region answers, per its ClientConfig (None when no ClientConfig names it).
+    /// Whether the region answers, per its ClientConfig (None when no ClientConfig names it,
+    /// and for the hub).
     pub region_reachable: Option<bool>,
     pub stargate: Option<String>,
     pub reaper: Option<String>,
@@ -70,6 +73,8 @@ pub struct RegionReport {
     pub reachable: Option<bool>,
     pub server_version: Option<String>,
     pub message: Option<String>,
+    /// Whether the context reaches the hub itself (its datacenters are the hub's).
+    pub reaches_hub: bool,
 }
 
 /// The report from the objects as listed (pure, for tests).
@@ -79,13 +84,19 @@ pub fn build_report(
 ) -> StatusReport {
     let mut regions: Vec<RegionReport> = client_configs.iter().map(region_report).collect();
     regions.sort_by(|a, b| a.context.cmp(&b.context));
+    // The hub's datacenters do not depend on how its ClientConfig's own kubeconfig fares.
     let reachability: BTreeMap<&str, Option<bool>> = regions
         .iter()
-        .map(|r| (r.context.as_str(), r.reachable))
+        .map(|r| (r.context.as_str(), r.reachable.filter(|_| !r.reaches_hub)))
+        .collect();
+    let hub_contexts: BTreeSet<&str> = regions
+        .iter()
+        .filter(|r| r.reaches_hub)
+        .map(|r| r.context.as_str())
         .collect();
     let mut clusters: Vec<ClusterReport> = clusters
         .iter()
-        .map(|k8c| cluster_report(k8c, &reachability))
+        .map(|k8c| cluster_report(k8c, &reachability, &hub_contexts))
         .collect();
     clusters.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     StatusReport { clusters, regions }
@@ -97,7 +108,9 @@ fn region_report(cc: &ClientConfig) -> RegionReport {
         .and_then(|s| s.conditions.as_deref())
         .and_then(|c| find_condition(c, "Ready"));
     let reachable = status.and_then(|s| s.reachable);
+    let reaches_hub = status.and_then(|s| s.reaches_hub) == Some(true);
     let state = match (reachable, ready) {
+        (Some(true), _) if reaches_hub => "Reachable (the hub)".to_string(),
         (Some(true), _) => "Reachable".to_string(),
         (Some(false), _) => "Unreachable".to_string(),
         (None, Some(condition)) if !condition.reason.is_empty() => condition.reason.clone(),
@@ -114,12 +127,14 @@ fn region_report(cc: &ClientConfig) -> RegionReport {
         reachable,
         server_version: status.and_then(|s| s.server_version.clone()),
         message,
+        reaches_hub,
     }
 }
 
 fn cluster_report(
     k8c: &K8ssandraCluster,
     reachability: &BTreeMap<&str, Option<bool>>,
+    hub_contexts: &BTreeSet<&str>,
 ) -> ClusterReport {
     let status = k8c.status.as_ref();
     let ready = status
@@ -137,6 +152,7 @@ fn cluster_report(
         .map(|dc| {
             let name = dc.name().to_string();
             let region = dc.k8s_context.clone().unwrap_or_default();
+            let in_hub = region.is_empty() || hub_contexts.contains(region.as_str());
             let region_reachable = reachability.get(region.as_str()).copied().flatten();
             let dc_status = statuses.and_then(|s| s.get(&name));
             let cassandra = dc_status.and_then(|s| s.cassandra.as_ref());
@@ -149,6 +165,7 @@ fn cluster_report(
             DatacenterReport {
                 name,
                 region,
+                in_hub,
                 size: dc.size,
                 state: state.to_string(),
                 ready_nodes: cassandra
@@ -221,10 +238,10 @@ pub fn render_table(report: &StatusReport) -> String {
                 };
                 vec![
                     dc.name.clone(),
-                    if dc.region.is_empty() {
-                        "(hub)".into()
-                    } else {
-                        dc.region.clone()
+                    match (dc.region.is_empty(), dc.in_hub) {
+                        (true, _) => "(hub)".into(),
+                        (false, true) => format!("{} (hub)", dc.region),
+                        (false, false) => dc.region.clone(),
                     },
                     dc.size.to_string(),
                     state,
@@ -426,6 +443,25 @@ mod tests {
                 "message": if reachable { "" } else { "connection refused" }}
         }))
         .expect("valid ClientConfig")
+    }
+
+    #[test]
+    fn a_context_that_reaches_the_hub_shows_its_datacenters_in_the_hub() {
+        let mut hub = client_config("east", false);
+        hub.status.as_mut().expect("status").reaches_hub = Some(true);
+        let report = build_report(&[cluster()], &[hub, client_config("west", true)]);
+        let dcs = &report.clusters[0].datacenters;
+        assert!(dcs[0].in_hub && !dcs[1].in_hub);
+        // Its own kubeconfig failing says nothing about the hub the datacenter runs in.
+        assert_eq!(dcs[0].region_reachable, None);
+        assert_eq!(dcs[0].state, "Ready");
+        assert!(report.regions[0].reaches_hub);
+
+        let text = render_table(&report);
+        let dc1 = text.lines().find(|l| l.contains("dc1")).expect("dc1 row");
+        assert!(dc1.contains("east (hub)") && dc1.contains("Ready"), "{dc1}");
+        let dc2 = text.lines().find(|l| l.contains("dc2")).expect("dc2 row");
+        assert!(!dc2.contains("(hub)"), "{dc2}");
     }
 
     #[test]

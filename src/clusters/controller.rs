@@ -177,6 +177,7 @@ fn objects_to_requeue(
         RegionChange::Context { context, kind } => match kind {
             ChangeKind::Reachable
             | ChangeKind::Unreachable
+            | ChangeKind::Identity
             | ChangeKind::Removed
             | ChangeKind::Claimed => all
                 .iter()
@@ -374,11 +375,12 @@ async fn observe(
                 .mark_misconfigured(name, context, fingerprint, refusal);
         }
     }
-    Ok(match ctx.registry.region_any_health(context) {
+    Ok(match ctx.registry.own_region(context) {
         Some(region) => Observation::Connected {
             server: region.server().to_string(),
             credential_expiry: region.credential_expiry(),
             health: region.health(),
+            reaches_hub: region.reaches_hub(),
         },
         None => Observation::Refused(ctx.registry.refusal_of(context).unwrap_or_else(|| {
             Refusal::new(

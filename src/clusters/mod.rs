@@ -9,12 +9,16 @@
 //! For controllers that talk to regions:
 //! - `registry.region(ctx)` / `registry.client(ctx)` hand out a client, or a [`RegionError`] at
 //!   once (unknown context, region unavailable, ClientConfig misconfigured);
+//! - a ClientConfig whose context reaches the hub itself (same cluster ID, see [`identity`])
+//!   is the hub: `region`/`client` give the hub, `registry.canonical(ctx)` gives "", which is
+//!   what everything keyed by region must use;
 //! - `registry.changes()` tells which contexts changed (client added, replaced or removed,
 //!   reachability), to re-queue the objects that use them, e.g. with
 //!   `Controller::reconcile_on(registry.changes().flat_map(|c| objects_using(c)))`.
 
 pub mod controller;
 pub mod create;
+pub mod identity;
 pub mod kubeconfig;
 pub mod probe;
 pub mod region;

@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
+use super::identity::{self, HubIdentity};
 use super::region::{FailureKind, ProbeFailure, Region};
 use super::registry::{ChangeKind, RegionChange};
 
@@ -35,12 +38,14 @@ pub fn probe_timeout(interval: Duration, request_timeout: Duration) -> Duration 
 }
 
 /// Probes `region` until the task is aborted (the registry aborts it when the region is
-/// replaced or removed).
+/// replaced or removed). Whether the region is the hub is checked again when it answers after
+/// an outage (the cluster behind an address may have been re-created) or was never known.
 pub(crate) async fn run(
     region: Region,
     interval: Duration,
     request_timeout: Duration,
     changes: broadcast::Sender<RegionChange>,
+    hub: Arc<HubIdentity>,
 ) {
     let timeout = probe_timeout(interval, request_timeout);
     let client = region.probe_client();
@@ -51,6 +56,16 @@ pub(crate) async fn run(
             Err(_) => Err(timed_out(region.server(), timeout)),
         };
         let failed = outcome.as_ref().err().cloned();
+        let was_unreachable = region.health().reachable == Some(false);
+        if failed.is_none()
+            && (was_unreachable || region.reaches_hub().is_none())
+            && identity::check(&region, &hub, timeout).await
+        {
+            let _ = changes.send(RegionChange::Context {
+                context: region.context().to_string(),
+                kind: ChangeKind::Identity,
+            });
+        }
         if region.record_probe(outcome) {
             let health = region.health();
             let kind = if health.reachable == Some(true) {

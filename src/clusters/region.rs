@@ -121,6 +121,8 @@ struct RegionInner {
     /// Failed probes in a row that mark the region unreachable.
     failure_threshold: u32,
     health: RwLock<HealthReport>,
+    /// Whether this API server is the hub's own (see [`super::identity`]); None until known.
+    reaches_hub: RwLock<Option<bool>>,
 }
 
 impl std::fmt::Debug for Region {
@@ -161,6 +163,7 @@ impl Region {
                 probe_client,
                 failure_threshold: settings.probe_failure_threshold.max(1),
                 health: RwLock::new(HealthReport::unknown(whole_seconds(Timestamp::now()))),
+                reaches_hub: RwLock::new(None),
             }),
         })
     }
@@ -182,6 +185,7 @@ impl Region {
                     reachable: Some(true),
                     ..HealthReport::unknown(now)
                 }),
+                reaches_hub: RwLock::new(Some(true)),
             }),
         }
     }
@@ -238,6 +242,26 @@ impl Region {
             });
         }
         Ok(())
+    }
+
+    /// Whether this region's API server is the hub's own, i.e. the same cluster (None while
+    /// that could not be checked yet).
+    pub fn reaches_hub(&self) -> Option<bool> {
+        match self.inner.reaches_hub.read() {
+            Ok(known) => *known,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+
+    /// Records whether the region is the hub; returns whether that changed.
+    pub(crate) fn record_reaches_hub(&self, reaches_hub: bool) -> bool {
+        let mut known = match self.inner.reaches_hub.write() {
+            Ok(known) => known,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let changed = *known != Some(reaches_hub);
+        *known = Some(reaches_hub);
+        changed
     }
 
     pub(crate) fn probe_client(&self) -> kube::Client {

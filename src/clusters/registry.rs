@@ -8,6 +8,7 @@ use futures::Stream;
 use tokio::sync::broadcast;
 use tracing::info;
 
+use super::identity::{self, HubIdentity};
 use super::kubeconfig::{Refusal, RegionKubeconfig};
 use super::probe;
 use super::region::{HealthReport, Region, RegionError};
@@ -47,6 +48,9 @@ pub enum ChangeKind {
     /// A watch in the region was refused (403, 404), or works again: the objects that use the
     /// region say so in their status.
     WatchProblem,
+    /// The region turned out to be the hub itself, or no longer is (see
+    /// [`Registry::reaches_hub`]): what used it must look again where its objects are.
+    Identity,
 }
 
 /// The regions known to the control plane. Cheap to clone (an `Arc` inside).
@@ -57,6 +61,7 @@ pub struct Registry {
 
 struct RegistryInner {
     hub: Region,
+    hub_identity: Arc<HubIdentity>,
     /// Where the hub may be read as a region: the watched namespaces (none: all).
     hub_namespaces: Vec<String>,
     settings: RegionSettings,
@@ -98,6 +103,8 @@ pub struct RegionSummary {
     pub source: String,
     /// Err when the ClientConfig cannot be used.
     pub health: Result<HealthReport, Refusal>,
+    /// Whether the context reaches the hub itself (None: not known yet, or misconfigured).
+    pub reaches_hub: Option<bool>,
 }
 
 impl Registry {
@@ -106,6 +113,7 @@ impl Registry {
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
         Registry {
             inner: Arc::new(RegistryInner {
+                hub_identity: Arc::new(HubIdentity::new(hub.clone())),
                 hub: Region::hub(hub),
                 hub_namespaces: Vec::new(),
                 settings,
@@ -127,14 +135,35 @@ impl Registry {
     /// The namespaces to read `context` in when looking for what Federator made there (none:
     /// all), for [`crate::cache::scoped`].
     pub fn namespaces(&self, context: &str) -> &[String] {
-        match context {
+        match self.canonical(context) {
             "" => &self.inner.hub_namespaces,
             _ => &[],
         }
     }
 
+    /// Whether `context` is a ClientConfig's context that reaches the hub itself (the cluster
+    /// Federator runs in): it is then the hub everywhere, as if no context were named.
+    pub fn reaches_hub(&self, context: &str) -> bool {
+        !context.is_empty()
+            && self.read_slots().get(context).is_some_and(|slot| {
+                matches!(&slot.state, SlotState::Connected { region, .. } if region.reaches_hub() == Some(true))
+            })
+    }
+
+    /// The one name of the region `context` reaches: "" for the hub (also when a ClientConfig's
+    /// context reaches it), else `context` itself. What is keyed by region uses this name, so
+    /// the hub's objects are neither watched twice nor copied onto themselves.
+    pub fn canonical<'a>(&self, context: &'a str) -> &'a str {
+        if self.reaches_hub(context) {
+            ""
+        } else {
+            context
+        }
+    }
+
     /// The region for `context` ("" is the hub), if it can be used now: not unknown, not
-    /// misconfigured and not marked unreachable by the prober. Never waits on the network.
+    /// misconfigured and not marked unreachable by the prober. Never waits on the network. A
+    /// context that reaches the hub gives the hub.
     pub fn region(&self, context: &str) -> Result<Region, RegionError> {
         if context.is_empty() {
             return Ok(self.inner.hub.clone());
@@ -146,6 +175,9 @@ impl Registry {
                 context: context.to_string(),
             })?;
         match &slot.state {
+            SlotState::Connected { region, .. } if region.reaches_hub() == Some(true) => {
+                Ok(self.inner.hub.clone())
+            }
             SlotState::Connected { region, .. } => {
                 region.check_available()?;
                 Ok(region.clone())
@@ -163,8 +195,18 @@ impl Registry {
     }
 
     /// The region for `context` even when it is unreachable (to watch it come back, or to read
-    /// its health); None when unknown or misconfigured.
+    /// its health); None when unknown or misconfigured. A context that reaches the hub gives
+    /// the hub.
     pub fn region_any_health(&self, context: &str) -> Option<Region> {
+        match self.own_region(context) {
+            Some(region) if region.reaches_hub() == Some(true) => Some(self.inner.hub.clone()),
+            found => found,
+        }
+    }
+
+    /// The region built from `context`'s own ClientConfig (the hub for ""), even when that
+    /// context reaches the hub: for its ClientConfig's status.
+    pub(crate) fn own_region(&self, context: &str) -> Option<Region> {
         if context.is_empty() {
             return Some(self.inner.hub.clone());
         }
@@ -174,10 +216,16 @@ impl Registry {
         }
     }
 
-    /// Every context some ClientConfig provides (usable or not), sorted; the hub's "" is not
-    /// listed.
+    /// Every context some ClientConfig provides (usable or not) that is a region of its own,
+    /// sorted: the hub's "" and the contexts that reach the hub are not listed.
     pub fn contexts(&self) -> Vec<String> {
-        self.read_slots().keys().cloned().collect()
+        self.read_slots()
+            .iter()
+            .filter(|(_, slot)| {
+                !matches!(&slot.state, SlotState::Connected { region, .. } if region.reaches_hub() == Some(true))
+            })
+            .map(|(context, _)| context.clone())
+            .collect()
     }
 
     /// Every context with its source and health.
@@ -190,6 +238,10 @@ impl Registry {
                 health: match &slot.state {
                     SlotState::Connected { region, .. } => Ok(region.health()),
                     SlotState::Misconfigured(refusal) => Err(refusal.clone()),
+                },
+                reaches_hub: match &slot.state {
+                    SlotState::Connected { region, .. } => region.reaches_hub(),
+                    SlotState::Misconfigured(_) => None,
                 },
             })
             .collect()
@@ -255,11 +307,19 @@ impl Registry {
                 ),
             )
         })?;
+        // Known before anyone is given the region, so that a context reaching the hub is never
+        // used as a region of its own; one that does not answer now is checked by its prober.
+        let timeout = probe::probe_timeout(
+            self.inner.settings.probe_interval,
+            self.inner.settings.request_timeout,
+        );
+        identity::check(&region, &self.inner.hub_identity, timeout).await;
         let prober = tokio::spawn(probe::run(
             region.clone(),
             self.inner.settings.probe_interval,
             self.inner.settings.request_timeout,
             self.inner.changes.clone(),
+            self.inner.hub_identity.clone(),
         ));
         let slot = Slot {
             source: source.to_string(),

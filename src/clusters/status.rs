@@ -25,6 +25,9 @@ pub const DEGRADED: &str = "Degraded";
 /// Another, older ClientConfig provides the same context; present only while that is so.
 pub const CONFLICT: &str = "Conflict";
 
+/// Said in Ready's message of a ClientConfig whose context reaches the hub itself.
+pub const HUB_NOTE: &str = "; it is the cluster Federator runs in: datacenters placed in this context are the hub's own, as if they named no k8sContext";
+
 /// Credentials expiring within this window make the ClientConfig Degraded.
 pub const EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(7 * 24);
 
@@ -40,6 +43,8 @@ pub enum Observation {
         server: String,
         credential_expiry: Option<Timestamp>,
         health: HealthReport,
+        /// Whether the context reaches the hub itself (None: not known yet).
+        reaches_hub: Option<bool>,
     },
 }
 
@@ -102,8 +107,10 @@ pub fn desired_status(
             server,
             credential_expiry,
             health,
+            reaches_hub,
         } => {
             status.credential_expiry = credential_expiry.map(Time);
+            status.reaches_hub = *reaches_hub;
             status.server_version = health.server_version.clone();
             status.reachable = health.reachable;
             match (health.reachable, &health.failure) {
@@ -131,14 +138,13 @@ pub fn desired_status(
                         .server_version
                         .as_deref()
                         .unwrap_or("unknown version");
+                    let mut message = format!("{server} answers ({version})");
+                    if *reaches_hub == Some(true) {
+                        message.push_str(HUB_NOTE);
+                    }
                     set_condition(
                         &mut conditions,
-                        condition(
-                            READY,
-                            CONDITION_TRUE,
-                            "Reachable",
-                            &format!("{server} answers ({version})"),
-                        ),
+                        condition(READY, CONDITION_TRUE, "Reachable", &message),
                     );
                     let (degraded, reason, message) = expiry_state(*credential_expiry, now);
                     set_condition(
@@ -232,6 +238,7 @@ mod tests {
             server: "https://127.0.0.1:6443".into(),
             credential_expiry: None,
             health,
+            reaches_hub: Some(false),
         }
     }
 
@@ -371,11 +378,38 @@ mod tests {
     }
 
     #[test]
+    fn a_context_that_reaches_the_hub_says_so() {
+        let hub = Observation::Connected {
+            server: "https://10.96.0.1:443".into(),
+            credential_expiry: None,
+            health: reachable(0, 0),
+            reaches_hub: Some(true),
+        };
+        let status = desired_status(None, Some(1), &hub, t(0));
+        assert_eq!(status.reaches_hub, Some(true));
+        let ready = condition(&status, READY);
+        assert_eq!(ready.status, CONDITION_TRUE);
+        assert!(
+            ready.message.contains("the cluster Federator runs in"),
+            "{}",
+            ready.message
+        );
+        let region = desired_status(None, Some(1), &connected(reachable(0, 0)), t(0));
+        assert_eq!(region.reaches_hub, Some(false));
+        assert!(
+            !condition(&region, READY)
+                .message
+                .contains("Federator runs in")
+        );
+    }
+
+    #[test]
     fn expiring_credentials_make_it_degraded() {
         let observation = |expiry: i64| Observation::Connected {
             server: "https://x".into(),
             credential_expiry: Some(t(expiry)),
             health: reachable(0, 0),
+            reaches_hub: None,
         };
         let day = 24 * 3600;
         let fine = desired_status(None, Some(1), &observation(30 * day), t(0));

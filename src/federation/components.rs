@@ -672,7 +672,9 @@ pub async fn reconcile(
         regions.entry(dc.context.clone()).or_default().push(dc);
     }
     for region in known_contexts(k8c.status.as_ref()).into_values() {
-        regions.entry(region).or_default();
+        regions
+            .entry(registry.canonical(&region).to_string())
+            .or_default();
     }
     let reports = futures::future::join_all(
         regions

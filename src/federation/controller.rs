@@ -333,6 +333,7 @@ async fn apply_cluster(
             return Ok(Action::requeue(steady_requeue()));
         }
     };
+    cluster_plan.resolve_contexts(|c| context.registry.reaches_hub(c));
     (context.referenced).set(&ObjectRef::from_obj(k8c), referenced_by(&cluster_plan));
     let secrets =
         super::secrets::reconcile(&context.hub, &context.secret_caches, k8c, &cluster_plan).await;
@@ -349,6 +350,7 @@ async fn apply_cluster(
     observed.refused_watches =
         (context.caches).refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
     let actions = decide(&cluster_plan, &observed);
+    let released = super::takeover::release_deleting(&context.registry, &observed).await;
     // Seeds before creating: a datacenter created now finds the other regions' seeds at its
     // first start. Seeds of existing datacenters are refreshed after the updates, which then
     // reach the regions without waiting for the seed lookups.
@@ -385,6 +387,7 @@ async fn apply_cluster(
         })
         .chain(seed_errors)
         .chain(seeds.lookup_errors.iter().cloned())
+        .chain(released)
         .chain(secrets.errors)
         .collect();
     let components =
@@ -845,6 +848,7 @@ async fn observe(
     removed.extend(owned);
     for (datacenter, region) in removed {
         if cluster_plan.datacenter(&datacenter).is_none() {
+            let region = context.registry.canonical(&region).to_string();
             by_context.entry(region).or_default().push(Lookup {
                 datacenter,
                 namespace: None,
@@ -1271,7 +1275,11 @@ async fn delete_datacenter(
             .await?;
     }
     match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
+        // Still there, held by finalizers: k8ssandra-operator's would never go by itself.
+        Ok(deleted) => match deleted.left() {
+            Some(deleting) => super::takeover::release(&api, name, Some(&deleting.metadata)).await,
+            None => Ok(()),
+        },
         Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
         Err(error) => Err(error),
     }
@@ -1381,8 +1389,12 @@ async fn cleanup_cluster(
     let selector = ownership_selector(&name, &namespace);
     // Regions where a datacenter has run (per the status); an unknown context only the spec
     // names (a typo, never used) holds nothing to clean up.
-    let used: BTreeSet<String> = known_contexts(k8c.status.as_ref()).into_values().collect();
-    let cleanups = cluster_contexts(k8c).into_iter().map(|region| {
+    let canonical = |c: String| context.registry.canonical(&c).to_string();
+    let used: BTreeSet<String> = (known_contexts(k8c.status.as_ref()).into_values())
+        .map(canonical)
+        .collect();
+    let regions: BTreeSet<String> = cluster_contexts(k8c).into_iter().map(canonical).collect();
+    let cleanups = regions.into_iter().map(|region| {
         let used = used.contains(&region);
         cleanup_region(context, region, used, &selector)
     });
@@ -1458,12 +1470,27 @@ async fn cleanup_region(
     for dc in &remaining {
         let dc_namespace = dc.namespace().unwrap_or_default();
         let dc_name = dc.name_any();
+        let namespaced: Api<CassandraDatacenter> = Api::namespaced(client.clone(), &dc_namespace);
+        let mut seen = Some(&dc.metadata);
+        let deleting;
         if dc.metadata.deletion_timestamp.is_none() {
-            let namespaced: Api<CassandraDatacenter> =
-                Api::namespaced(client.clone(), &dc_namespace);
-            if let Err(error) = namespaced.delete(&dc_name, &DeleteParams::default()).await {
-                warn!(region = %region, datacenter = %dc_name, error = %error, "deleting a remote CassandraDatacenter");
+            match namespaced.delete(&dc_name, &DeleteParams::default()).await {
+                Ok(deleted) => match deleted.left() {
+                    Some(dc) => {
+                        deleting = dc;
+                        seen = Some(&deleting.metadata);
+                    }
+                    None => seen = None,
+                },
+                Err(error) => {
+                    warn!(region = %region, datacenter = %dc_name, error = %error, "deleting a remote CassandraDatacenter");
+                }
             }
+        }
+        if let Some(seen) = seen
+            && let Err(error) = super::takeover::release(&namespaced, &dc_name, Some(seen)).await
+        {
+            warn!(region = %region, datacenter = %dc_name, error = %error, "removing k8ssandra-operator's finalizer");
         }
         names.push(format!("{dc_namespace}/{dc_name}"));
     }

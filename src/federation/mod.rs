@@ -37,6 +37,7 @@ pub mod rollout;
 pub mod secrets;
 pub mod seeds;
 pub mod status;
+pub mod takeover;
 pub mod tokens;
 pub mod vector;
 pub mod watches;

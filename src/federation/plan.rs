@@ -224,6 +224,17 @@ impl ClusterPlan {
             .collect()
     }
 
+    /// Puts the datacenters whose context reaches the hub itself (`reaches_hub`, from the
+    /// registry) in the hub's "": from here on they are the hub's, exactly as if they named no
+    /// context (one watch, no copy of a Secret onto itself, one set of seeds).
+    pub fn resolve_contexts(&mut self, reaches_hub: impl Fn(&str) -> bool) {
+        for dc in &mut self.datacenters {
+            if reaches_hub(&dc.context) {
+                dc.context.clear();
+            }
+        }
+    }
+
     /// The value for [`INITIAL_SYSTEM_REPLICATION_ANNOTATION`] (JSON, sorted keys).
     pub fn system_replication_annotation(&self) -> String {
         serde_json::to_string(&self.initial_system_replication).unwrap_or_else(|_| "{}".into())

@@ -231,7 +231,10 @@ pub fn remote_changes(
             match change {
                 RegionChange::Context { context, kind } => match kind {
                     // New client (or new credentials): a fresh watch with it.
-                    ChangeKind::Added | ChangeKind::Replaced | ChangeKind::Claimed => {
+                    ChangeKind::Added
+                    | ChangeKind::Replaced
+                    | ChangeKind::Claimed
+                    | ChangeKind::Identity => {
                         let task = start_watch(&registry, &context, &sender, &caches);
                         watches.insert(context, task);
                     }
@@ -277,6 +280,10 @@ fn start_watch(
 ) -> WatchTask {
     // A replaced region's old cache must not be read while the new one fills.
     caches.remove(context);
+    if registry.reaches_hub(context) {
+        debug!(context = %context, "reaches the hub: watched as the hub");
+        return WatchTask(Vec::new());
+    }
     let Some(region) = registry.region_any_health(context) else {
         debug!(context = %context, "no usable client: nothing watched");
         return WatchTask(Vec::new());

@@ -447,7 +447,12 @@ async fn sync_target(
     recreate_immutable: bool,
 ) -> TargetOutcome {
     let id = (target.context.as_str(), target.namespace.as_str());
-    if is_loop(key, target, selector, sources) {
+    // A context that reaches the hub is the sources' own cluster.
+    let placed = Target {
+        context: context.registry.canonical(&target.context).to_string(),
+        ..target.clone()
+    };
+    if is_loop(key, &placed, selector, sources) {
         return failed(
             id,
             REASON_LOOP,

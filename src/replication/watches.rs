@@ -56,7 +56,10 @@ pub fn copy_changes(
         while let Some(change) = changes.next().await {
             match change {
                 RegionChange::Context { context, kind } => match kind {
-                    ChangeKind::Added | ChangeKind::Replaced | ChangeKind::Claimed => {
+                    ChangeKind::Added
+                    | ChangeKind::Replaced
+                    | ChangeKind::Claimed
+                    | ChangeKind::Identity => {
                         let task = start_watch(&registry, &context, &sender);
                         watches.insert(context, task);
                     }
@@ -91,7 +94,10 @@ fn start_watch(
     context: &str,
     sender: &mpsc::UnboundedSender<ObjectRef<ReplicatedSecret>>,
 ) -> WatchTask {
-    let region = registry.region_any_health(context);
+    // A context that reaches the hub is watched as the hub ("").
+    let region = (!registry.reaches_hub(context))
+        .then(|| registry.region_any_health(context))
+        .flatten();
     let namespaces = registry.namespaces(context).to_vec();
     let sender = sender.clone();
     let context = context.to_string();

@@ -76,6 +76,23 @@ fn absent_context_is_the_hub() {
 }
 
 #[test]
+fn a_context_that_reaches_the_hub_plans_as_the_hub() {
+    let mut hub_by_name = planned(&two_dcs());
+    hub_by_name.resolve_contexts(|c| c == "east");
+    let contexts: Vec<&str> = (hub_by_name.datacenters.iter())
+        .map(|dc| dc.context.as_str())
+        .collect();
+    assert_eq!(contexts, ["", "west"]);
+    // Nothing else differs from the same cluster with no context for dc1.
+    let mut spec = serde_json::to_value(&two_dcs().spec).expect("serializes");
+    spec["cassandra"]["datacenters"][0]
+        .as_object_mut()
+        .expect("object")
+        .remove("k8sContext");
+    assert_eq!(hub_by_name, planned(&cluster(spec)));
+}
+
+#[test]
 fn same_input_same_output() {
     let k8c = two_dcs();
     let first = planned(&k8c);
