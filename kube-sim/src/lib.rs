@@ -19,9 +19,9 @@ pub mod jsonpath;
 pub mod openapi;
 // Federator's own quantity code, so that the simulated API server stores quantities in the
 // canonical form Federator compares with (kube-sim must not depend on the federator crate).
+pub mod prerequisites;
 #[path = "../../src/quantity.rs"]
 pub mod quantity;
-pub mod prerequisites;
 pub mod rbac;
 pub mod requests;
 pub mod schema;

@@ -309,15 +309,20 @@ async fn apply_cluster(
         unresolved_seeds,
     };
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
+    // A context that reaches the hub is the hub (""), for every step from observing on.
+    let in_hub_terms = |mut cluster_plan: ClusterPlan| {
+        cluster_plan.resolve_contexts(|c| context.registry.reaches_hub(c));
+        cluster_plan
+    };
     // Where the datacenters are comes from the spec alone; the plan then keeps what the
     // existing datacenters run with (num_tokens), as observed there.
-    let planned = match plan(k8c) {
+    let planned = match plan(k8c).map(in_hub_terms) {
         Ok(located) => {
             let observed = observe(context, &located, previous, adopt).await;
             let running = observed.running();
             match running.num_tokens.is_empty() {
                 true => Ok(located),
-                false => plan_with(k8c, &running),
+                false => plan_with(k8c, &running).map(in_hub_terms),
             }
             .map(|cluster_plan| (cluster_plan, observed))
         }
@@ -333,7 +338,6 @@ async fn apply_cluster(
             return Ok(Action::requeue(steady_requeue()));
         }
     };
-    cluster_plan.resolve_contexts(|c| context.registry.reaches_hub(c));
     (context.referenced).set(&ObjectRef::from_obj(k8c), referenced_by(&cluster_plan));
     let secrets =
         super::secrets::reconcile(&context.hub, &context.secret_caches, k8c, &cluster_plan).await;
