@@ -17,9 +17,9 @@ pub mod discovery;
 pub mod error;
 pub mod jsonpath;
 pub mod openapi;
+pub mod prerequisites;
 // Federator's own quantity code, so that the simulated API server stores quantities in the
 // canonical form Federator compares with (kube-sim must not depend on the federator crate).
-pub mod prerequisites;
 #[path = "../../src/quantity.rs"]
 pub mod quantity;
 pub mod rbac;
