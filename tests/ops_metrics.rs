@@ -1,7 +1,7 @@
 //! `federator run` against kube-sim: /healthz, /readyz, and /metrics moving as a two-region
 //! K8ssandraCluster fans out; every reconcile logs its object and region; the Grafana dashboard
 //! queries only metrics /metrics exports; a region whose ClientConfig is deleted leaves no
-//! series.
+//! series; a reconcile that keeps failing is retried at growing intervals.
 
 mod ops_support;
 
@@ -225,4 +225,68 @@ fn dashboard_queries_only_exported_metrics(scrape: &str) {
             "the dashboard queries {name}, which /metrics does not export; exported: {exported:?}"
         );
     }
+}
+
+#[test]
+fn a_reconcile_that_keeps_failing_is_retried_at_growing_intervals() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(failing_reconcile_backs_off());
+}
+
+/// The times of the failed reconciles of K8ssandraCluster `name`, from the operator's logs.
+fn failures_of(operator: &OperatorProcess, name: &str) -> Vec<k8s_openapi::jiff::Timestamp> {
+    operator
+        .log_lines()
+        .iter()
+        .filter(|l| l["message"] == "reconcile failed; retrying")
+        // An ObjectRef: `K8ssandraCluster.<version>.<group>/<name>.<namespace>`.
+        .filter(|l| {
+            (l["k8ssandra_cluster"].as_str()).is_some_and(|o| o.ends_with(&format!("/{name}.{NS}")))
+        })
+        .filter_map(|l| l["timestamp"].as_str()?.parse().ok())
+        .collect()
+}
+
+async fn failing_reconcile_backs_off() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let operator = OperatorProcess::start(&kubeconfig, &[]);
+    let clusters = hub_api::<K8ssandraCluster>(&hub);
+    apply(
+        &clusters,
+        "demo",
+        k8ssandra_cluster("demo", &[("dc1", "sim-1", 1)]),
+    )
+    .await;
+    wait_for("dc1 created", Duration::from_secs(60), || async {
+        let api: Api<CassandraDatacenter> = Api::namespaced(sim.client(1).await.ok()?, NS);
+        api.get_opt("dc1").await.ok()?
+    })
+    .await;
+
+    // Its region down, the cluster cannot be deleted: every reconcile fails (cleanup pending).
+    sim.stop(1).expect("stop region 1");
+    tokio::time::timeout(CALL_TIMEOUT, clusters.delete("demo", &Default::default()))
+        .await
+        .expect("delete in time")
+        .expect("delete");
+    let failures = wait_for("six failed reconciles", Duration::from_secs(60), || async {
+        let failures = failures_of(&operator, "demo");
+        (failures.len() >= 6).then_some(failures)
+    })
+    .await;
+    let gaps: Vec<f64> = failures
+        .windows(2)
+        .map(|pair| pair[1].duration_since(pair[0]).as_secs_f64())
+        .collect();
+    eprintln!("measured: seconds between failed reconciles {gaps:.2?}");
+    // 1, 2, 4, 8, 16 s: each gap about twice the one before (a watch event may add a retry).
+    assert!(
+        gaps[4] >= 12.0 && gaps[3] >= 6.0,
+        "retries do not back off: {gaps:?}"
+    );
+    assert!(gaps.iter().all(|gap| *gap < 40.0), "{gaps:?}");
 }

@@ -34,8 +34,6 @@ use crate::events::{Events, Notice};
 /// Field manager of every status write of this controller.
 pub const FIELD_MANAGER: &str = "federator-clientconfig";
 
-/// Retry delay after a failed reconcile (hub unreachable, status write refused...).
-const RETRY_DELAY: Duration = Duration::from_secs(5);
 /// Longest wait before a time-based status change is looked at (credential expiry).
 const MAX_TIME_BASED_WAIT: Duration = Duration::from_secs(24 * 3600);
 
@@ -68,6 +66,8 @@ pub struct ControllerContext {
     pub request_timeout: Duration,
     store: Store<ClientConfig>,
     events: Events,
+    /// Failed objects' retry delays.
+    backoff: crate::ops::RetryBackoff,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -115,7 +115,9 @@ pub async fn run(
         policy,
         request_timeout,
         store: store.clone(),
+        backoff: crate::ops::RetryBackoff::default(),
     });
+    let backoff = context.backoff.clone();
 
     info!(namespace = %namespace, "ClientConfig controller started");
     controller
@@ -129,7 +131,7 @@ pub async fn run(
         .reconcile_on(region_triggers)
         .graceful_shutdown_on(shutdown)
         .run(
-            crate::ops::instrument("clientconfig", ClientConfig::context_name, reconcile),
+            crate::ops::instrument("clientconfig", ClientConfig::context_name, &backoff, reconcile),
             error_policy,
             context,
         )
@@ -210,8 +212,11 @@ fn error_policy(
 ) -> Action {
     // Repeats of the same failure fold into one event series (kube's Recorder).
     let notice = Notice::warning("ReconcileFailed", "Reconcile", error.to_string());
+    let delay = ctx
+        .backoff
+        .failed(&crate::ops::object_key(client_config.as_ref()));
     tokio::spawn(async move { ctx.events.publish(client_config.as_ref(), &notice).await });
-    Action::requeue(RETRY_DELAY)
+    Action::requeue(delay)
 }
 
 /// The event for a change of the Ready condition (None when it did not change): became Ready,

@@ -42,7 +42,6 @@ pub const REAPER_FIELD_MANAGER: &str = "federator-reaper";
 const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
 /// Re-look at a running component now and then; changes of its Deployments trigger sooner.
 const STEADY_REQUEUE: Duration = Duration::from_secs(300);
-const RETRY_DELAY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
@@ -155,6 +154,7 @@ async fn run_component<K, F, Fut>(
         created_by,
     } = component;
     let client = context.client.clone();
+    let backoff = crate::ops::RetryBackoff::default();
     info!("{kind} controller started");
     let controller = Controller::new(
         scoped::<K>(&client, &watch_namespaces),
@@ -201,8 +201,8 @@ async fn run_component<K, F, Fut>(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            crate::ops::instrument(name, |_: &K| String::new(), reconcile),
-            error_policy,
+            crate::ops::instrument(name, |_: &K| String::new(), &backoff, reconcile),
+            backoff.error_policy(),
             context,
         )
         .for_each(|result| log_result(kind, result))
@@ -245,14 +245,6 @@ fn log_result<K: Resource>(
         Err(error) => warn!(kind, error = %error, "controller"),
     }
     futures::future::ready(())
-}
-
-fn error_policy<K>(
-    _object: Arc<K>,
-    _error: &ComponentError,
-    _context: Arc<ComponentContext>,
-) -> Action {
-    Action::requeue(RETRY_DELAY)
 }
 
 fn api_error(

@@ -56,8 +56,6 @@ const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
 const STEADY_REQUEUE: Duration = Duration::from_secs(300);
 /// Re-look while a region lacks the ServiceMonitor CRD the spec's telemetry needs.
 const MISSING_CRD_RECHECK: Duration = Duration::from_secs(30);
-/// Retry delay after a failed reconcile (hub write refused, remote DCs still being deleted).
-const RETRY_DELAY: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -168,6 +166,7 @@ pub async fn run(
         seed_memo: Default::default(),
         referenced,
     });
+    let backoff = crate::ops::RetryBackoff::default();
     info!("K8ssandraCluster controller started");
     let controller = controller
         .reconcile_on(stream::select(
@@ -180,8 +179,8 @@ pub async fn run(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            crate::ops::instrument("k8ssandracluster", region_names, reconcile),
-            error_policy,
+            crate::ops::instrument("k8ssandracluster", region_names, &backoff, reconcile),
+            backoff.error_policy(),
             context,
         )
         .for_each(|result| {
@@ -257,14 +256,6 @@ fn cluster_contexts(k8c: &K8ssandraCluster) -> BTreeSet<String> {
         .map(|dc| dc.k8s_context.clone().unwrap_or_default());
     contexts.extend(in_spec);
     contexts
-}
-
-fn error_policy(
-    _k8c: Arc<K8ssandraCluster>,
-    _error: &ReconcileError,
-    _context: Arc<ControllerContext>,
-) -> Action {
-    Action::requeue(RETRY_DELAY)
 }
 
 async fn reconcile(

@@ -2,8 +2,10 @@
 //! uses for its metrics and its log span.
 //!
 //! A controller gets both in one line at its `run(...)` call:
-//! `.run(ops::instrument("replicatedsecret", |rs: &ReplicatedSecret| region_of(rs), reconcile), ...)`.
+//! `.run(ops::instrument("replicatedsecret", |rs: &ReplicatedSecret| region_of(rs), &backoff, reconcile), backoff.error_policy(), ...)`,
+//! where `backoff` is the controller's [`RetryBackoff`] (failed objects are retried after it).
 
+pub mod backoff;
 pub mod health;
 pub mod http;
 pub mod leader;
@@ -18,18 +20,29 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::Instrument as _;
 
+pub use backoff::RetryBackoff;
 pub use health::health;
 pub use metrics::metrics;
+
+/// An object's `namespace/name` (`name` when cluster-scoped).
+pub fn object_key<K: Resource>(object: &K) -> String {
+    match object.namespace() {
+        Some(namespace) => format!("{namespace}/{}", object.name_any()),
+        None => object.name_any(),
+    }
+}
 
 /// A boxed reconcile future, as [`instrument`] returns them.
 pub type ReconcileFuture<E> = Pin<Box<dyn Future<Output = Result<Action, E>> + Send>>;
 
 /// Wraps a reconcile function: each reconcile runs in a `reconcile` span with the controller,
 /// the object (`namespace/name`) and its region(s) as fields, and is counted, timed and (when it
-/// fails) counted as an error under `controller` in the metrics.
+/// fails) counted as an error under `controller` in the metrics. A success starts the object's
+/// `backoff` over.
 pub fn instrument<K, Ctx, E, F, Fut>(
     controller: &'static str,
     region_of: impl Fn(&K) -> String + Send + 'static,
+    backoff: &RetryBackoff,
     mut reconcile: F,
 ) -> impl FnMut(Arc<K>, Arc<Ctx>) -> ReconcileFuture<E>
 where
@@ -38,11 +51,9 @@ where
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
     E: 'static,
 {
+    let backoff = backoff.clone();
     move |object: Arc<K>, context: Arc<Ctx>| {
-        let key = match object.namespace() {
-            Some(namespace) => format!("{namespace}/{}", object.name_any()),
-            None => object.name_any(),
-        };
+        let key = object_key(object.as_ref());
         let span = tracing::info_span!(
             "reconcile",
             controller,
@@ -50,12 +61,16 @@ where
             region = %region_of(&object)
         );
         let work = reconcile(object, context);
+        let backoff = backoff.clone();
         Box::pin(
             async move {
                 metrics().reconcile_started(controller);
                 let started = Instant::now();
                 let result = work.await;
                 metrics().reconcile_finished(controller, started.elapsed(), result.is_err());
+                if result.is_ok() {
+                    backoff.succeeded(&key);
+                }
                 result
             }
             .instrument(span),

@@ -46,8 +46,6 @@ const EVENTS_CONTROLLER: &str = "federator-replicatedsecret";
 const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
 /// Re-look at a steady ReplicatedSecret (the watches do the real work).
 const STEADY_REQUEUE: Duration = Duration::from_secs(300);
-/// Retry delay after a failed reconcile.
-const RETRY_DELAY: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -114,6 +112,7 @@ pub async fn run(
         selecting,
     });
     info!("ReplicatedSecret controller started");
+    let backoff = crate::ops::RetryBackoff::default();
     let controller = controller
         // A Secret of the hub re-queues every ReplicatedSecret of its namespace: one whose labels
         // stopped matching must be seen too (its copies are pruned).
@@ -128,8 +127,8 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(
             // The hub holds every ReplicatedSecret; its targets name the regions.
-            crate::ops::instrument("replicatedsecret", |_: &ReplicatedSecret| String::new(), reconcile),
-            error_policy,
+            crate::ops::instrument("replicatedsecret", |_: &ReplicatedSecret| String::new(), &backoff, reconcile),
+            backoff.error_policy(),
             context,
         )
         .for_each(|result| {
@@ -169,10 +168,6 @@ fn using_change(
         })
         .map(|rs| ObjectRef::from_obj(rs.as_ref()))
         .collect()
-}
-
-fn error_policy(_rs: Arc<ReplicatedSecret>, _error: &ReconcileError, _: Arc<Context>) -> Action {
-    Action::requeue(RETRY_DELAY)
 }
 
 /// Which ReplicatedSecrets selected each hub Secret when it was last seen: a change to a Secret
