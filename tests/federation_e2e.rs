@@ -7,11 +7,9 @@ mod clusters_support;
 
 use std::time::{Duration, Instant};
 
-use clusters_support::{NS, apply_as, bounded, eventually, register_region};
+use clusters_support::{InProcessOperator, NS, apply_as, bounded, eventually, register_region};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
-use federator::operator::{Operator, shutdown_on};
-use federator::settings::{Overrides, Settings};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
@@ -140,8 +138,7 @@ fn a_two_region_cluster_bootstraps_in_order_scales_and_is_deleted() {
 struct Running {
     sim: Sim,
     hub: Client,
-    operator: Option<Operator>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    operator: InProcessOperator,
 }
 
 impl Running {
@@ -151,34 +148,12 @@ impl Running {
         for index in [1, 2] {
             register_region(&sim, &hub, index).await;
         }
-        let mut settings =
-            Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
-        settings.operator_namespace = NS.to_string();
-        settings.regions.probe_interval = Duration::from_secs(1);
-        settings.regions.request_timeout = Duration::from_secs(2);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let operator = Operator::start(
-            &settings,
-            hub.clone(),
-            shutdown_on(async move {
-                let _ = stopped.await;
-            }),
-        );
-        Running {
-            sim,
-            hub,
-            operator: Some(operator),
-            stop: Some(stop),
-        }
+        let operator = InProcessOperator::start(&hub, |_| {});
+        Running { sim, hub, operator }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(operator) = self.operator.take() {
-            bounded("operator stops", operator.run_until(async {})).await;
-        }
+    async fn stop(self) {
+        self.operator.stop().await;
     }
 }
 

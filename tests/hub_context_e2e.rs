@@ -7,14 +7,14 @@ mod clusters_support;
 
 use std::time::Duration;
 
-use clusters_support::{NS, apply_as, bounded, eventually, register_region, status_of};
+use clusters_support::{
+    InProcessOperator, NS, apply_as, bounded, eventually, register_region, status_of,
+};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::replicated_secret::ReplicatedSecret;
 use federator::federation::plan::plan;
-use federator::operator::{Operator, shutdown_on};
 use federator::replication::desired::{REPLICATED_SECRET_NAME_LABEL, ReplicationKey};
-use federator::settings::{Overrides, Settings};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, ListParams};
@@ -35,8 +35,7 @@ struct Running {
     sim: Sim,
     hub: Client,
     region: Client,
-    operator: Option<Operator>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    operator: InProcessOperator,
 }
 
 impl Running {
@@ -72,36 +71,19 @@ impl Running {
             register_region(&sim, &hub, index).await;
         }
         before_operator(&sim, &hub, &region).await;
-        let mut settings =
-            Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
-        settings.operator_namespace = NS.to_string();
-        settings.leader_election.enabled = false;
-        settings.regions.probe_interval = Duration::from_secs(1);
-        settings.regions.request_timeout = Duration::from_secs(2);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let operator = Operator::start(
-            &settings,
-            hub.clone(),
-            shutdown_on(async move {
-                let _ = stopped.await;
-            }),
-        );
+        let operator = InProcessOperator::start(&hub, |settings| {
+            settings.leader_election.enabled = false;
+        });
         Running {
             sim,
             hub,
             region,
-            operator: Some(operator),
-            stop: Some(stop),
+            operator,
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(operator) = self.operator.take() {
-            bounded("operator stops", operator.run_until(async {})).await;
-        }
+    async fn stop(self) {
+        self.operator.stop().await;
         self.sim.shutdown().await;
     }
 }

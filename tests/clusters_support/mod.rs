@@ -218,3 +218,47 @@ pub async fn can_list_namespaces(client: &Client) -> bool {
         Ok(Ok(_))
     )
 }
+
+/// The operator running in this test's process as `federator run` starts it (operator namespace
+/// [`NS`], a probe every second, 2 s requests, then `adjust`); stopped by [`InProcessOperator::stop`].
+pub struct InProcessOperator {
+    operator: Option<federator::operator::Operator>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl InProcessOperator {
+    pub fn start(
+        hub: &Client,
+        adjust: impl FnOnce(&mut federator::settings::Settings),
+    ) -> InProcessOperator {
+        use federator::settings::{Overrides, Settings};
+        let mut settings =
+            Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
+        settings.operator_namespace = NS.to_string();
+        settings.regions.probe_interval = Duration::from_secs(1);
+        settings.regions.request_timeout = Duration::from_secs(2);
+        adjust(&mut settings);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let operator = federator::operator::Operator::start(
+            &settings,
+            hub.clone(),
+            federator::operator::shutdown_on(async move {
+                let _ = stopped.await;
+            }),
+        );
+        InProcessOperator {
+            operator: Some(operator),
+            stop: Some(stop),
+        }
+    }
+
+    /// Signals the shutdown and waits (bounded) for the controllers to stop.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(operator) = self.operator.take() {
+            bounded("operator stops", operator.run_until(async {})).await;
+        }
+    }
+}
