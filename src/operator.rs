@@ -1,16 +1,20 @@
 //! What `federator run` starts, by mode. Each controller is a task that ends when the shutdown
-//! future resolves; the next controllers (federation, replication, data plane) plug in here.
+//! future resolves; one that ends before (a panic in a reconcile, say) is a failure of the whole
+//! operator: see [`Operator::run_until`] and [`Operator::failure`].
 
+use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::clusters::{self, KubeconfigPolicy, Registry};
 use crate::home::{HomeClientError, HomeCluster};
+use crate::ops::WriteFence;
 use crate::settings::{Mode, Settings};
 use crate::{dataplane, federation};
 
@@ -55,16 +59,107 @@ pub async fn hub_client(settings: &Settings) -> Result<kube::Client, HomeClientE
     )?)
 }
 
+/// The controller tasks, by name, so that one that ends is known.
+#[derive(Default)]
+pub struct Controllers {
+    tasks: JoinSet<()>,
+    names: HashMap<tokio::task::Id, &'static str>,
+}
+
+/// How a controller ended before the operator was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCause {
+    Panicked,
+    Returned,
+}
+
+impl ExitCause {
+    /// The `cause` label of `federator_controller_exits_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ExitCause::Panicked => "panicked",
+            ExitCause::Returned => "returned",
+        }
+    }
+}
+
+/// A controller that ended while the operator should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerExit {
+    pub controller: &'static str,
+    pub cause: ExitCause,
+}
+
+impl fmt::Display for ControllerExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the {} controller {}",
+            self.controller,
+            self.cause.label()
+        )
+    }
+}
+
+impl Controllers {
+    pub fn spawn(
+        &mut self,
+        name: &'static str,
+        controller: impl Future<Output = ()> + Send + 'static,
+    ) {
+        crate::ops::metrics().controller_started(name);
+        let task = self.tasks.spawn(controller);
+        self.names.insert(task.id(), name);
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// The next controller to end; pending while none does (or none runs).
+    async fn next_exit(&mut self) -> ControllerExit {
+        let (id, cause) = match self.tasks.join_next_with_id().await {
+            Some(Ok((id, ()))) => (id, ExitCause::Returned),
+            Some(Err(error)) => (
+                error.id(),
+                if error.is_panic() {
+                    ExitCause::Panicked
+                } else {
+                    ExitCause::Returned
+                },
+            ),
+            None => return std::future::pending().await,
+        };
+        ControllerExit {
+            controller: self.names.remove(&id).unwrap_or("unknown"),
+            cause,
+        }
+    }
+
+    async fn abort(&mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.names.clear();
+    }
+}
+
 /// What is running: the registry exists in control-plane mode only.
 pub struct Operator {
     pub registry: Option<Registry>,
-    controllers: JoinSet<()>,
+    controllers: Controllers,
+    /// The writes the controllers run in tasks of their own.
+    fence: WriteFence,
 }
 
 impl Operator {
     /// Starts the controllers of `settings.mode`.
     pub fn start(settings: &Settings, hub: kube::Client, shutdown: Shutdown) -> Operator {
-        let mut controllers = JoinSet::new();
+        let mut controllers = Controllers::default();
+        let fence = WriteFence::new();
         let registry = match settings.mode {
             Mode::ControlPlane => {
                 let registry = Registry::new(hub.clone(), settings.regions.clone())
@@ -74,25 +169,36 @@ impl Operator {
                     allow_exec_credentials: settings.allow_exec_credentials,
                     allow_insecure_skip_tls_verify: settings.regions.allow_insecure_skip_tls_verify,
                 };
-                controllers.spawn(clusters::controller::run(
-                    hub.clone(),
-                    settings.operator_namespace.clone(),
-                    registry.clone(),
-                    policy,
-                    shutdown.clone(),
-                ));
-                controllers.spawn(federation::controller::run(
-                    hub.clone(),
-                    registry.clone(),
-                    settings.watch_namespaces.clone(),
-                    shutdown.clone(),
-                ));
-                controllers.spawn(crate::replication::controller::run(
-                    hub.clone(),
-                    registry.clone(),
-                    settings.watch_namespaces.clone(),
-                    shutdown.clone(),
-                ));
+                controllers.spawn(
+                    "clientconfig",
+                    clusters::controller::run(
+                        hub.clone(),
+                        settings.operator_namespace.clone(),
+                        registry.clone(),
+                        policy,
+                        fence.clone(),
+                        shutdown.clone(),
+                    ),
+                );
+                controllers.spawn(
+                    "k8ssandracluster",
+                    federation::controller::run(
+                        hub.clone(),
+                        registry.clone(),
+                        settings.watch_namespaces.clone(),
+                        fence.clone(),
+                        shutdown.clone(),
+                    ),
+                );
+                controllers.spawn(
+                    "replicatedsecret",
+                    crate::replication::controller::run(
+                        hub.clone(),
+                        registry.clone(),
+                        settings.watch_namespaces.clone(),
+                        shutdown.clone(),
+                    ),
+                );
                 Some(registry)
             }
             // Only the controllers of objects that live in the region run here; no
@@ -105,20 +211,48 @@ impl Operator {
         Operator {
             registry,
             controllers,
+            fence,
         }
     }
 
-    /// Stops the controllers at once, wherever they are (the Lease is lost: no more writes).
+    /// Stops the controllers and their writes at once, wherever they are (the Lease is lost:
+    /// no more writes). When this returns, no task of this operator writes any more.
     pub async fn abort(mut self) {
-        self.controllers.abort_all();
-        while self.controllers.join_next().await.is_some() {}
+        self.fence.close().await;
+        self.controllers.abort().await;
     }
 
-    /// Waits for `shutdown`, then for the controllers to stop (at most a grace period).
-    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) {
-        shutdown.await;
+    /// Resolves when a controller ends before it was asked to stop, which is recorded (log,
+    /// `federator_controller_exits_total`, `/healthz`); the caller then stops the operator.
+    pub async fn failure(&mut self) -> ControllerExit {
+        let exit = self.controllers.next_exit().await;
+        error!(
+            controller = exit.controller,
+            cause = exit.cause.label(),
+            "{exit}: stopping"
+        );
+        crate::ops::metrics().controller_exited(exit.controller, exit.cause.label());
+        crate::ops::health().controller_failed(exit.controller);
+        exit
+    }
+
+    /// Waits for `shutdown`, then for the controllers and their writes to stop (at most a grace
+    /// period). A controller that ends first stops the others at once and is returned.
+    pub async fn run_until(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ControllerExit> {
+        tokio::select! {
+            biased;
+            _ = shutdown => {}
+            exit = self.failure() => {
+                self.abort().await;
+                return Err(exit);
+            }
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-            while self.controllers.join_next().await.is_some() {}
+            while self.controllers.tasks.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
@@ -126,8 +260,12 @@ impl Operator {
                 grace_seconds = SHUTDOWN_GRACE.as_secs(),
                 "controllers did not stop in time"
             );
-            self.controllers.abort_all();
         }
+        self.fence
+            .drain(deadline.saturating_duration_since(Instant::now()))
+            .await;
+        self.controllers.abort().await;
+        Ok(())
     }
 }
 

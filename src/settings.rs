@@ -103,6 +103,9 @@ pub struct Settings {
     pub log_level: String,
     /// Accept kubeconfigs whose users run `exec` or `auth-provider` plugins.
     pub allow_exec_credentials: bool,
+    /// How long a replica whose controller failed keeps serving (failing `/healthz`, its
+    /// metrics readable) before it exits.
+    pub exit_after_controller_failure: Duration,
     pub regions: RegionSettings,
     pub leader_election: LeaderElectionSettings,
     pub images: ImageSettings,
@@ -185,6 +188,7 @@ struct RawSettings {
     log_format: String,
     log_level: String,
     allow_exec_credentials: String,
+    exit_after_controller_failure_seconds: String,
     regions: RawRegionSettings,
     images: RawImageSettings,
     leader_election: RawLeaderElectionSettings,
@@ -245,6 +249,7 @@ impl Settings {
             .set_default("log_format", "text")?
             .set_default("log_level", "info")?
             .set_default("allow_exec_credentials", "false")?
+            .set_default("exit_after_controller_failure_seconds", "30")?
             .set_default("regions.connect_timeout_seconds", "5")?
             .set_default("regions.request_timeout_seconds", "10")?
             .set_default("regions.max_concurrent_requests", "8")?
@@ -299,6 +304,7 @@ const SETTING_KEYS: &[&str] = &[
     "log_format",
     "log_level",
     "allow_exec_credentials",
+    "exit_after_controller_failure_seconds",
     "regions.connect_timeout_seconds",
     "regions.request_timeout_seconds",
     "regions.max_concurrent_requests",
@@ -432,6 +438,10 @@ impl RawSettings {
             .map_err(|e| invalid("log_level", &self.log_level, e.to_string()))?;
         let allow_exec_credentials =
             parse_bool("allow_exec_credentials", &self.allow_exec_credentials)?;
+        let exit_after_controller_failure = parse_seconds(
+            "exit_after_controller_failure_seconds",
+            &self.exit_after_controller_failure_seconds,
+        )?;
 
         let r = self.regions;
         let max_concurrent_requests: usize = parse(
@@ -526,6 +536,7 @@ impl RawSettings {
             log_format,
             log_level: self.log_level,
             allow_exec_credentials,
+            exit_after_controller_failure,
             regions,
             images,
             leader_election,

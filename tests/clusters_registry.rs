@@ -54,6 +54,7 @@ async fn start_controller(sim: &Sim) -> Running {
         NS.to_string(),
         registry.clone(),
         KubeconfigPolicy::default(),
+        federator::ops::WriteFence::new(),
         shutdown_on(async move {
             let _ = stopped.await;
         }),

@@ -137,7 +137,9 @@ impl Operators {
             let _ = stop.send(());
         }
         for operator in self.running {
-            bounded("operator stops", operator.run_until(async {})).await;
+            bounded("operator stops", operator.run_until(async {}))
+                .await
+                .expect("no controller ended before the stop");
         }
     }
 }

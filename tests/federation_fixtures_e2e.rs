@@ -395,7 +395,9 @@ async fn every_fixture_fans_out() {
     }
 
     let _ = stop.send(());
-    bounded("operator stops", operator.run_until(async {})).await;
+    bounded("operator stops", operator.run_until(async {}))
+        .await
+        .expect("no controller ended before the stop");
     println!("{}", summary.join("\n"));
     println!(
         "{} K8ssandraClusters applied, {} fanned out, in {:.1?}",

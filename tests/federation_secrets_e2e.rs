@@ -158,7 +158,9 @@ impl Running {
 
     async fn stop(self) {
         let _ = self.stop.send(());
-        bounded("operator stops", self.operator.run_until(async {})).await;
+        bounded("operator stops", self.operator.run_until(async {}))
+            .await
+            .expect("no controller ended before the stop");
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
+use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube_sim::Sim;
 use ops_support::*;
@@ -193,4 +194,300 @@ async fn renewal_failure() {
         datacenter_size(&sim, 1, "dc1").await.filter(|s| *s == 2)
     })
     .await;
+}
+
+#[test]
+fn a_controller_that_panics_fails_healthz_gives_up_the_lease_and_ends_the_process() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(controller_panic());
+}
+
+async fn controller_panic() {
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    // The first replica's K8ssandraCluster reconciles panic; the second's do not.
+    let mut failing = OperatorProcess::start_with_env(
+        &kubeconfig,
+        &[],
+        &[
+            ("POD_NAME", "replica-a"),
+            ("FEDERATOR_FAULT_PANIC_ON_RECONCILE", "k8ssandracluster"),
+            ("FEDERATOR_EXIT_AFTER_CONTROLLER_FAILURE_SECONDS", "4"),
+        ],
+    );
+    wait_for_role(&failing, "leader", Duration::from_secs(30)).await;
+    let second = OperatorProcess::start(&kubeconfig, &[]);
+    wait_for_role(&second, "follower", Duration::from_secs(30)).await;
+    let addr = failing.http_addr().await;
+    assert_eq!(http_get(addr, "/healthz").await.0, 200);
+
+    apply(
+        &hub_api::<K8ssandraCluster>(&hub),
+        "demo",
+        k8ssandra_cluster("demo", &[("dc1", "sim-1", 1)]),
+    )
+    .await;
+    let failed_at = wait_for(
+        "/healthz to fail on the replica whose controller panicked",
+        Duration::from_secs(30),
+        || async {
+            let (status, body) = http_get(addr, "/healthz").await;
+            (status == 503).then_some((Instant::now(), body))
+        },
+    )
+    .await;
+    assert!(failed_at.1.contains("k8ssandracluster"), "{}", failed_at.1);
+    let (status, readiness) = readiness(addr).await;
+    assert_eq!(status, 503);
+    assert_eq!(readiness["role"], "failed");
+    let (_, metrics) = http_get(addr, "/metrics").await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "federator_controller_exits_total",
+            &["controller=\"k8ssandracluster\"", "cause=\"panicked\""]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(metric(&metrics, "federator_leader", &[]), 0.0);
+
+    // The Lease is given up at once, not left to expire; the other replica leads and creates
+    // the datacenter the failed one could not.
+    let leases: Api<Lease> = Api::namespaced(hub.clone(), NS);
+    wait_for(
+        "the Lease to be given up",
+        Duration::from_secs(2),
+        || async {
+            let lease = leases.get_opt("federator-leader").await.ok()??;
+            let holder = lease.spec?.holder_identity.unwrap_or_default();
+            (holder != "replica-a").then_some(())
+        },
+    )
+    .await;
+    let took = wait_for_role(&second, "leader", Duration::from_secs(15)).await;
+    eprintln!("measured: the other replica led {took:?} after /healthz failed");
+    wait_for(
+        "dc1 created by the other replica",
+        Duration::from_secs(30),
+        || async { datacenter_size(&sim, 1, "dc1").await.filter(|s| *s == 1) },
+    )
+    .await;
+    assert!(
+        failing
+            .logs()
+            .contains("controllers stopped and the lease released"),
+        "{}",
+        failing.logs()
+    );
+
+    // After its grace (4 s here), the failed replica ends with a failure status.
+    let waiting = Instant::now();
+    let status = loop {
+        if let Some(status) = failing.child.try_wait().expect("child status") {
+            break status;
+        }
+        assert!(
+            waiting.elapsed() < Duration::from_secs(15),
+            "the failed replica did not exit\n{}",
+            failing.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        failed_at.0.elapsed() >= Duration::from_secs(3),
+        "it served /healthz and /metrics for its grace first"
+    );
+}
+
+#[test]
+fn a_leader_that_loses_its_lease_mid_rollout_writes_nothing_more() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(lease_lost_mid_rollout());
+}
+
+/// Writes `replica` made to cluster `index` so far.
+fn writes_to(sim: &Sim, index: usize, replica: &OperatorProcess) -> u64 {
+    sim.requests(index)
+        .expect("request counts")
+        .iter()
+        .filter(|count| replica.owns_user_agent(&count.user_agent) && count.is_write())
+        .map(|count| count.count)
+        .sum()
+}
+
+async fn lease_lost_mid_rollout() {
+    const DATACENTERS: usize = 12;
+    let sim = start_sim(2).await;
+    let hub = sim.client(0).await.expect("hub client");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    // One request in flight per region, each waiting up to 10 s for its turn: a rollout to a
+    // slow region is a queue of writes.
+    let env = |pod| {
+        [
+            ("POD_NAME", pod),
+            ("FEDERATOR_REGIONS__MAX_CONCURRENT_REQUESTS", "1"),
+            ("FEDERATOR_REGIONS__REQUEST_TIMEOUT_SECONDS", "10"),
+        ]
+    };
+    let first = OperatorProcess::start_with_env(&kubeconfig, &[], &env("replica-a"));
+    wait_for_role(&first, "leader", Duration::from_secs(30)).await;
+    let second = OperatorProcess::start_with_env(&kubeconfig, &[], &env("replica-b"));
+    wait_for_role(&second, "follower", Duration::from_secs(30)).await;
+
+    let names: Vec<String> = (1..=DATACENTERS).map(|i| format!("dc{i}")).collect();
+    let cluster = |size| {
+        let datacenters: Vec<(&str, &str, i32)> = names
+            .iter()
+            .map(|dc| (dc.as_str(), "sim-1", size))
+            .collect();
+        k8ssandra_cluster("demo", &datacenters)
+    };
+    // One list per look: the region's latency delays the test's requests too.
+    let sizes = || async {
+        let api: Api<CassandraDatacenter> =
+            Api::namespaced(sim.client(1).await.expect("region client"), NS);
+        let listed = api.list(&Default::default()).await.ok();
+        names
+            .iter()
+            .map(|name| {
+                listed.as_ref().and_then(|list| {
+                    list.items
+                        .iter()
+                        .find(|dc| dc.metadata.name.as_deref() == Some(name.as_str()))
+                        .map(|dc| dc.spec.size)
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    apply(&hub_api::<K8ssandraCluster>(&hub), "demo", cluster(1)).await;
+    wait_for(
+        "every datacenter created",
+        Duration::from_secs(60),
+        || async { sizes().await.iter().all(|s| *s == Some(1)).then_some(()) },
+    )
+    .await;
+
+    // The rollout: every datacenter grows, one write a second reaches the region.
+    sim.set_latency(1, Duration::from_secs(1)).expect("latency");
+    apply(&hub_api::<K8ssandraCluster>(&hub), "demo", cluster(2)).await;
+    let rollout = Instant::now();
+    wait_for("the rollout to begin", Duration::from_secs(60), || async {
+        sizes().await.contains(&Some(2)).then_some(())
+    })
+    .await;
+    eprintln!(
+        "measured: first datacenter grown {:?} after the change",
+        rollout.elapsed()
+    );
+
+    // Another replica takes the Lease over, as one would after this leader's renewals failed.
+    let leases: Api<Lease> = Api::namespaced(hub.clone(), NS);
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let taken = serde_json::json!({"spec": {
+        "holderIdentity": "replica-b",
+        "acquireTime": now.to_string(),
+        "renewTime": now.to_string(),
+        "leaseDurationSeconds": 10,
+    }});
+    tokio::time::timeout(
+        CALL_TIMEOUT,
+        leases.patch(
+            "federator-leader",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&taken),
+        ),
+    )
+    .await
+    .expect("Lease patched in time")
+    .expect("Lease patched");
+    wait_for(
+        "the old leader to stop",
+        Duration::from_secs(15),
+        || async {
+            first
+                .logs()
+                .contains("lost the lease; controllers stopped")
+                .then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "measured: old leader stopped {:?} after the change",
+        rollout.elapsed()
+    );
+    let left = sizes().await.iter().filter(|s| **s == Some(1)).count();
+    assert!(left > 0, "the rollout was over before the Lease was lost");
+    eprintln!("measured: {left} of {DATACENTERS} datacenters left to grow when it stopped");
+
+    // A write already on the wire when it stopped arrives within the region's latency; none
+    // may follow.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let settled = writes_to(&sim, 1, &first);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        writes_to(&sim, 1, &first),
+        settled,
+        "the old leader kept writing to the region after it lost its Lease ({left} datacenters were left)"
+    );
+
+    // The new leader finishes the rollout.
+    sim.set_latency(1, Duration::ZERO).expect("latency");
+    wait_for(
+        "the rollout finished by the new leader",
+        Duration::from_secs(60),
+        || async { sizes().await.iter().all(|s| *s == Some(2)).then_some(()) },
+    )
+    .await;
+    assert!(writes_to(&sim, 1, &second) > 0, "the new leader wrote");
+}
+
+#[test]
+fn without_cass_operator_in_the_hub_the_operator_gets_ready_and_stops_promptly() {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(hub_without_cass_operator());
+}
+
+/// A hub that runs no datacenter need not have cass-operator's CRD: the Stargate and Reaper
+/// controllers' watch of CassandraDatacenters fails there, which must neither keep their caches
+/// from syncing nor their controllers from stopping.
+async fn hub_without_cass_operator() {
+    let sim = start_sim_with(1, false).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let mut replica = OperatorProcess::start(&kubeconfig, &["--no-leader-election"]);
+    let took = wait_for_role(&replica, "leader", Duration::from_secs(20)).await;
+    eprintln!("measured: ready {took:?} after start");
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &replica.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let signalled = Instant::now();
+    let exit = loop {
+        if let Some(exit) = replica.child.try_wait().expect("child status") {
+            break exit;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "still running 5 s after SIGTERM\n{}",
+            replica.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("measured: exited {:?} after SIGTERM", signalled.elapsed());
+    assert!(exit.success(), "{exit:?}\n{}", replica.logs());
+    assert!(
+        !replica.logs().contains("controllers did not stop in time"),
+        "{}",
+        replica.logs()
+    );
 }

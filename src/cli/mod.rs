@@ -292,15 +292,33 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if settings.leader_election.enabled {
-        if let Err(e) = ops::leader::run_elected(&settings, client, shutdown).await {
-            error!(error = %e, "leader election");
-            return ExitCode::FAILURE;
+    let failed = if settings.leader_election.enabled {
+        match ops::leader::run_elected(&settings, client, shutdown.clone()).await {
+            Ok(ops::leader::Ended::Shutdown) => None,
+            Ok(ops::leader::Ended::ControllerFailed(exit)) => Some(exit),
+            Err(e) => {
+                error!(error = %e, "leader election");
+                return ExitCode::FAILURE;
+            }
         }
     } else {
         ops::health().set_role(ops::health::Role::Leader);
         let running = Operator::start(&settings, client, shutdown.clone());
-        running.run_until(shutdown).await;
+        running.run_until(shutdown.clone()).await.err()
+    };
+    if let Some(exit) = failed {
+        // /healthz fails and the metrics tell why until the kubelet restarts the pod, or the
+        // process ends by itself.
+        error!(
+            %exit,
+            exit_after_seconds = settings.exit_after_controller_failure.as_secs_f64(),
+            "a controller failed; this replica stopped and will exit"
+        );
+        tokio::select! {
+            _ = shutdown => {}
+            _ = tokio::time::sleep(settings.exit_after_controller_failure) => {}
+        }
+        return ExitCode::FAILURE;
     }
     let _ = server.await;
     info!("shut down");

@@ -68,6 +68,8 @@ pub struct ControllerContext {
     events: Events,
     /// Failed objects' retry delays.
     backoff: crate::ops::RetryBackoff,
+    /// Events published from the error policy run here, and stop with the operator.
+    fence: crate::ops::WriteFence,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -76,6 +78,7 @@ pub async fn run(
     namespace: String,
     registry: Registry,
     policy: KubeconfigPolicy,
+    fence: crate::ops::WriteFence,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let request_timeout = registry.settings().request_timeout;
@@ -116,6 +119,7 @@ pub async fn run(
         request_timeout,
         store: store.clone(),
         backoff: crate::ops::RetryBackoff::default(),
+        fence,
     });
     let backoff = context.backoff.clone();
 
@@ -215,7 +219,8 @@ fn error_policy(
     let delay = ctx
         .backoff
         .failed(&crate::ops::object_key(client_config.as_ref()));
-    tokio::spawn(async move { ctx.events.publish(client_config.as_ref(), &notice).await });
+    let fence = ctx.fence.clone();
+    fence.spawn(async move { ctx.events.publish(client_config.as_ref(), &notice).await });
     Action::requeue(delay)
 }
 

@@ -20,7 +20,6 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::workload::Rollout;
@@ -74,7 +73,7 @@ pub struct ComponentContext {
 
 /// Starts the Stargate and Reaper controllers on `client`'s cluster.
 pub fn spawn(
-    controllers: &mut JoinSet<()>,
+    controllers: &mut crate::operator::Controllers,
     client: kube::Client,
     settings: &Settings,
     shutdown: Shutdown,
@@ -85,24 +84,30 @@ pub fn spawn(
         stargate_events: Events::new(client.clone(), STARGATE_FIELD_MANAGER),
         reaper_events: Events::new(client.clone(), REAPER_FIELD_MANAGER),
     });
-    controllers.spawn(run_component(
-        STARGATES,
-        reconcile_stargate,
-        stargate::datacenter_of,
-        Some(stargate::referenced_config_maps),
-        Arc::clone(&context),
-        settings.watch_namespaces.clone(),
-        shutdown.clone(),
-    ));
-    controllers.spawn(run_component(
-        REAPERS,
-        reconcile_reaper,
-        reaper::datacenter_of,
-        None,
-        context,
-        settings.watch_namespaces.clone(),
-        shutdown,
-    ));
+    controllers.spawn(
+        STARGATES.name,
+        run_component(
+            STARGATES,
+            reconcile_stargate,
+            stargate::datacenter_of,
+            Some(stargate::referenced_config_maps),
+            Arc::clone(&context),
+            settings.watch_namespaces.clone(),
+            shutdown.clone(),
+        ),
+    );
+    controllers.spawn(
+        REAPERS.name,
+        run_component(
+            REAPERS,
+            reconcile_reaper,
+            reaper::datacenter_of,
+            None,
+            context,
+            settings.watch_namespaces.clone(),
+            shutdown,
+        ),
+    );
 }
 
 fn children_of(controller: &str) -> watcher::Config {
@@ -167,6 +172,18 @@ async fn run_component<K, F, Fut>(
     )
     .default_backoff()
     .applied_objects()
+    // The controller pauses all its watches after an error in any of them, its own included:
+    // a cluster without cass-operator's CRD (a hub that runs no datacenter) would keep the
+    // Stargate and Reaper caches from ever syncing. This watch backs off on its own instead.
+    .filter_map(move |event| {
+        futures::future::ready(match event {
+            Ok(datacenter) => Some(Ok(datacenter)),
+            Err(error) => {
+                debug!(kind, error = %error, "CassandraDatacenter watch");
+                None
+            }
+        })
+    })
     .predicate_filter(spec_or_readiness, Default::default());
     let store = controller.store();
     let controller = controller.watches_stream(datacenter_changes, move |dc| {

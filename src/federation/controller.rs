@@ -102,6 +102,8 @@ pub struct ControllerContext {
     pub seed_memo: crate::apply::UpToDateMemo,
     /// Watches of the user ConfigMaps the datacenters reference.
     pub referenced: ReferencedConfigMaps,
+    /// Region writes run in tasks of their own, stopped with the operator.
+    pub fence: crate::ops::WriteFence,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -109,6 +111,7 @@ pub async fn run(
     hub: kube::Client,
     registry: Registry,
     watch_namespaces: Vec<String>,
+    fence: crate::ops::WriteFence,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, cluster_events) = reflected(
@@ -165,6 +168,7 @@ pub async fn run(
         },
         seed_memo: Default::default(),
         referenced,
+        fence,
     });
     let backoff = crate::ops::RetryBackoff::default();
     info!("K8ssandraCluster controller started");
@@ -1144,7 +1148,8 @@ async fn act(
         let context = context.clone();
         let key = key.clone();
         let cluster = cluster_plan.cluster.clone();
-        started.push(tokio::spawn(async move {
+        let fence = context.fence.clone();
+        started.push(fence.spawn(async move {
             let outcomes = run_region_operations(&context, &cluster, &region, operations).await;
             let changed = !outcomes.is_empty();
             context.operations.finish(&key, &region, outcomes);

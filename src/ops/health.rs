@@ -1,7 +1,9 @@
 //! What `/healthz` and `/readyz` answer.
 //!
-//! Alive is the HTTP server answering at all. Ready is: the leader (or a replica running without
-//! leader election) whose controllers' caches have synced, or a follower that reads the Lease.
+//! Alive is the HTTP server answering while no controller has failed (a controller that ended
+//! while it should run fails `/healthz`, so the kubelet restarts the pod). Ready is: the leader
+//! (or a replica running without leader election) whose controllers' caches have synced, or a
+//! follower that reads the Lease.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -22,6 +24,8 @@ pub enum Role {
     Leader,
     /// Another replica leads; this one waits, ready to take over.
     Follower,
+    /// A controller failed: this replica stopped, gave up its Lease and waits to be restarted.
+    Failed,
 }
 
 #[derive(Debug)]
@@ -30,6 +34,8 @@ struct State {
     /// Bumped whenever the controllers stop, so a cache of stopped controllers is not counted.
     epoch: u64,
     caches: HashMap<&'static str, (u64, bool)>,
+    /// The controller that ended while it should run, if one did.
+    failed_controller: Option<&'static str>,
 }
 
 /// The readiness of this replica.
@@ -60,6 +66,7 @@ impl Health {
                 role: Role::Starting,
                 epoch: 0,
                 caches: HashMap::new(),
+                failed_controller: None,
             }),
         }
     }
@@ -70,9 +77,26 @@ impl Health {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Takes `role`, unless a controller failed: a failed replica stays failed.
     pub fn set_role(&self, role: Role) {
-        self.state().role = role;
-        super::metrics().set_leader(role == Role::Leader);
+        let mut state = self.state();
+        if state.failed_controller.is_none() {
+            state.role = role;
+        }
+        super::metrics().set_leader(state.role == Role::Leader);
+    }
+
+    /// A controller ended while it should run: `/healthz` and `/readyz` fail from now on.
+    pub fn controller_failed(&self, controller: &'static str) {
+        let mut state = self.state();
+        state.failed_controller.get_or_insert(controller);
+        state.role = Role::Failed;
+        super::metrics().set_leader(false);
+    }
+
+    /// The controller that failed, if one did (then the process is not alive).
+    pub fn failed_controller(&self) -> Option<&'static str> {
+        self.state().failed_controller
     }
 
     /// Readiness waits for this controller cache to sync (called where a controller starts).
@@ -126,7 +150,7 @@ impl Health {
             .collect();
         pending_caches.sort_unstable();
         let ready = match state.role {
-            Role::Starting => false,
+            Role::Starting | Role::Failed => false,
             Role::Follower => true,
             Role::Leader => pending_caches.is_empty(),
         };
@@ -157,5 +181,23 @@ mod tests {
         assert!(health.readiness().ready);
         health.controllers_stopped();
         assert!(health.readiness().pending_caches.is_empty());
+    }
+
+    #[test]
+    fn a_failed_controller_ends_readiness_for_good() {
+        let health = Health::new();
+        health.set_role(Role::Leader);
+        assert_eq!(health.failed_controller(), None);
+        health.controller_failed("stargate");
+        health.controller_failed("reaper");
+        assert_eq!(
+            health.failed_controller(),
+            Some("stargate"),
+            "the first one"
+        );
+        health.set_role(Role::Follower);
+        let readiness = health.readiness();
+        assert_eq!(readiness.role, Role::Failed);
+        assert!(!readiness.ready);
     }
 }

@@ -1,5 +1,5 @@
-//! The operator's HTTP server: `/metrics` (OpenMetrics text), `/healthz` (the process answers)
-//! and `/readyz` (see [`super::health`]).
+//! The operator's HTTP server: `/metrics` (OpenMetrics text), `/healthz` (the process answers
+//! and no controller failed) and `/readyz` (see [`super::health`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,8 +62,15 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz() -> Response {
+    match super::health().failed_controller() {
+        None => "ok\n".into_response(),
+        Some(controller) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the {controller} controller failed; this replica stopped\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn readyz() -> Response {

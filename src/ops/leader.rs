@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::health::{Role, health};
 use crate::home::{HomeClientError, HomeCluster};
-use crate::operator::{Operator, Shutdown};
+use crate::operator::{ControllerExit, Operator, Shutdown};
 use crate::settings::Settings;
 
 /// How long a Lease stays valid after its last renewal.
@@ -30,13 +30,23 @@ pub const LEASE_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Wait before trying again after the Lease could not be read or written.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// How [`run_elected`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `shutdown` resolved.
+    Shutdown,
+    /// A controller failed: the others were stopped and the Lease released.
+    ControllerFailed(ControllerExit),
+}
+
 /// Runs the controllers of `settings.mode` while this replica holds the Lease, until
-/// `shutdown` resolves; then stops them and releases the Lease so another replica takes over.
+/// `shutdown` resolves or a controller fails; then stops them and releases the Lease so another
+/// replica takes over.
 pub async fn run_elected(
     settings: &Settings,
     hub: kube::Client,
     shutdown: Shutdown,
-) -> Result<(), HomeClientError> {
+) -> Result<Ended, HomeClientError> {
     let lease_client = lease_client(settings).await?;
     let election = &settings.leader_election;
     let identity = super::identity();
@@ -48,7 +58,7 @@ pub async fn run_elected(
     );
     loop {
         let manager = tokio::select! {
-            _ = shutdown.clone() => return Ok(()),
+            _ = shutdown.clone() => return Ok(Ended::Shutdown),
             built = LeaseManagerBuilder::new(lease_client.clone(), &election.lease_name)
                 .with_namespace(&election.lease_namespace)
                 .with_identity(identity)
@@ -62,7 +72,7 @@ pub async fn run_elected(
                 warn!(error = %error, "leader election: the lease cannot be read");
                 health().set_role(Role::Starting);
                 if wait_or_shutdown(&shutdown).await {
-                    return Ok(());
+                    return Ok(Ended::Shutdown);
                 }
                 continue;
             }
@@ -70,36 +80,44 @@ pub async fn run_elected(
         if health().readiness().role != Role::Leader {
             health().set_role(Role::Follower);
         }
-        if follow(settings, &hub, &manager, &shutdown).await {
-            return Ok(());
+        if let Some(ended) = follow(settings, &hub, &manager, &shutdown).await {
+            return Ok(ended);
         }
         if wait_or_shutdown(&shutdown).await {
-            return Ok(());
+            return Ok(Ended::Shutdown);
         }
     }
 }
 
-/// Starts and stops the controllers as the Lease comes and goes. Returns true on shutdown,
-/// false when the Lease could not be renewed or read (the caller builds a new manager).
+/// Starts and stops the controllers as the Lease comes and goes. Returns how it ended, or None
+/// when the Lease could not be renewed or read (the caller builds a new manager).
 async fn follow(
     settings: &Settings,
     hub: &kube::Client,
     manager: &LeaseManager,
     shutdown: &Shutdown,
-) -> bool {
+) -> Option<Ended> {
     let mut running: Option<Operator> = None;
     loop {
         tokio::select! {
+            biased;
             _ = shutdown.clone() => {
                 if let Some(operator) = running.take() {
-                    operator.run_until(futures::future::ready(())).await;
+                    // A controller that fails now is stopped with the others.
+                    let _ = operator.run_until(futures::future::ready(())).await;
                     stopped();
                 }
-                // Another replica need not wait for the Lease to expire.
-                if let Err(error) = manager.release().await {
-                    warn!(error = %error, "leader election: the lease was not released");
+                release(manager).await;
+                return Some(Ended::Shutdown);
+            }
+            exit = failure_of(&mut running) => {
+                if let Some(operator) = running.take() {
+                    operator.abort().await;
+                    stopped();
                 }
-                return true;
+                release(manager).await;
+                warn!(%exit, "leader election: a controller failed; controllers stopped and the lease released");
+                return Some(Ended::ControllerFailed(exit));
             }
             changed = manager.changed() => match changed {
                 Ok(true) => {
@@ -124,10 +142,25 @@ async fn follow(
                         warn!(error = %error, "leader election: the lease cannot be read");
                     }
                     health().set_role(Role::Starting);
-                    return false;
+                    return None;
                 }
             }
         }
+    }
+}
+
+/// Resolves when a controller of `running` fails; pending while nothing runs.
+async fn failure_of(running: &mut Option<Operator>) -> ControllerExit {
+    match running {
+        Some(operator) => operator.failure().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives the Lease up, so that another replica need not wait for it to expire.
+async fn release(manager: &LeaseManager) {
+    if let Err(error) = manager.release().await {
+        warn!(error = %error, "leader election: the lease was not released");
     }
 }
 

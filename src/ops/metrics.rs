@@ -30,6 +30,12 @@ pub struct ControllerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerExitLabels {
+    pub controller: String,
+    pub cause: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RegionRequestLabels {
     pub region: String,
     pub method: String,
@@ -65,6 +71,7 @@ pub struct Metrics {
     reconcile_errors: Family<ControllerLabels, Counter>,
     reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     reconciles_in_flight: Family<ControllerLabels, Gauge>,
+    controller_exits: Family<ControllerExitLabels, Counter>,
     region_requests: Family<RegionRequestLabels, Counter>,
     region_request_errors: Family<RegionRequestLabels, Counter>,
     region_request_duration: Family<RegionLabels, Histogram, fn() -> Histogram>,
@@ -82,6 +89,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "federator_reconcile_errors_total",
     "federator_reconcile_duration_seconds",
     "federator_reconciles_in_flight",
+    "federator_controller_exits_total",
     "federator_region_requests_total",
     "federator_region_request_errors_total",
     "federator_region_request_duration_seconds",
@@ -124,6 +132,13 @@ impl Metrics {
             "reconciles_in_flight",
             "Reconciles running now, per controller (the work queue itself is not observable)",
             reconciles_in_flight.clone(),
+        );
+        let controller_exits = Family::default();
+        registry.register(
+            "controller_exits",
+            "Controllers that ended while the operator should run (a panic in a reconcile, say), \
+             per controller and cause; the replica then stops, gives up its Lease and fails /healthz",
+            controller_exits.clone(),
         );
         let region_requests = Family::default();
         registry.register(
@@ -174,6 +189,7 @@ impl Metrics {
             reconcile_errors,
             reconcile_duration,
             reconciles_in_flight,
+            controller_exits,
             region_requests,
             region_request_errors,
             region_request_duration,
@@ -254,6 +270,28 @@ impl Metrics {
 
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    /// A controller's exit counters exist, at zero, from its start (alerts see the first one).
+    pub(crate) fn controller_started(&self, controller: &str) {
+        for cause in [
+            crate::operator::ExitCause::Panicked,
+            crate::operator::ExitCause::Returned,
+        ] {
+            let _ = self.controller_exits.get_or_create(&ControllerExitLabels {
+                controller: controller.to_string(),
+                cause: cause.label().to_string(),
+            });
+        }
+    }
+
+    pub(crate) fn controller_exited(&self, controller: &str, cause: &str) {
+        self.controller_exits
+            .get_or_create(&ControllerExitLabels {
+                controller: controller.to_string(),
+                cause: cause.to_string(),
+            })
+            .inc();
     }
 
     pub(crate) fn reconcile_started(&self, controller: &str) {
@@ -442,6 +480,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.reconcile_started("test");
         metrics.reconcile_finished("test", Duration::from_millis(3), true);
+        metrics.controller_started("test");
         metrics.region_request("sim-1", "GET", Duration::from_millis(2), false);
         metrics
             .region_reachable

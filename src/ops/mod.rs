@@ -6,6 +6,7 @@
 //! where `backoff` is the controller's [`RetryBackoff`] (failed objects are retried after it).
 
 pub mod backoff;
+pub mod fence;
 pub mod health;
 pub mod http;
 pub mod leader;
@@ -21,6 +22,7 @@ use kube::{Resource, ResourceExt};
 use tracing::Instrument as _;
 
 pub use backoff::RetryBackoff;
+pub use fence::WriteFence;
 pub use health::health;
 pub use metrics::metrics;
 
@@ -39,6 +41,9 @@ pub type ReconcileFuture<E> = Pin<Box<dyn Future<Output = Result<Action, E>> + S
 /// the object (`namespace/name`) and its region(s) as fields, and is counted, timed and (when it
 /// fails) counted as an error under `controller` in the metrics. A success starts the object's
 /// `backoff` over.
+///
+/// Fault injection: when the environment variable [`PANIC_ON_RECONCILE_VARIABLE`] names this
+/// controller, its reconciles panic (how the tests show that a dead controller is noticed).
 pub fn instrument<K, Ctx, E, F, Fut>(
     controller: &'static str,
     region_of: impl Fn(&K) -> String + Send + 'static,
@@ -64,6 +69,9 @@ where
         let backoff = backoff.clone();
         Box::pin(
             async move {
+                if panic_injected_into(controller) {
+                    panic!("{PANIC_ON_RECONCILE_VARIABLE} names the {controller} controller");
+                }
                 metrics().reconcile_started(controller);
                 let started = Instant::now();
                 let result = work.await;
@@ -76,6 +84,17 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Names a controller whose reconciles are to panic (fault injection, read once).
+pub const PANIC_ON_RECONCILE_VARIABLE: &str = "FEDERATOR_FAULT_PANIC_ON_RECONCILE";
+
+fn panic_injected_into(controller: &str) -> bool {
+    static TARGET: OnceLock<Option<String>> = OnceLock::new();
+    TARGET
+        .get_or_init(|| std::env::var(PANIC_ON_RECONCILE_VARIABLE).ok())
+        .as_deref()
+        == Some(controller)
 }
 
 /// This replica's name: the pod name in a cluster (POD_NAME), else host name and process id.

@@ -258,7 +258,9 @@ impl InProcessOperator {
             let _ = stop.send(());
         }
         if let Some(operator) = self.operator.take() {
-            bounded("operator stops", operator.run_until(async {})).await;
+            bounded("operator stops", operator.run_until(async {}))
+                .await
+                .expect("no controller ended before the stop");
         }
     }
 }

@@ -26,20 +26,24 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// `clusters` clusters (0 is the hub) with the cass-operator stand-in, the namespace in every
 /// one, and clusters 1.. registered in the hub as ClientConfigs named by their context.
 pub async fn start_sim(clusters: usize) -> Sim {
+    start_sim_with(clusters, true).await
+}
+
+/// [`start_sim`], with cass-operator (its stand-in and its CRD) in every cluster or in none.
+pub async fn start_sim_with(clusters: usize, cass_operator: bool) -> Sim {
     let repo = env!("CARGO_MANIFEST_DIR");
-    let sim = tokio::time::timeout(
-        Duration::from_secs(120),
-        SimBuilder::new()
-            .clusters(clusters)
-            .cass_operator(true)
-            .dc_ready_after(Duration::from_secs(1))
-            .crd_dir(format!("{repo}/crds"))
-            .crd_dir(format!("{repo}/../shared/compat/crds/cass-operator"))
-            .start(),
-    )
-    .await
-    .expect("kube-sim starts in time")
-    .expect("kube-sim starts");
+    let mut builder = SimBuilder::new()
+        .clusters(clusters)
+        .cass_operator(cass_operator)
+        .dc_ready_after(Duration::from_secs(1))
+        .crd_dir(format!("{repo}/crds"));
+    if cass_operator {
+        builder = builder.crd_dir(format!("{repo}/../shared/compat/crds/cass-operator"));
+    }
+    let sim = tokio::time::timeout(Duration::from_secs(120), builder.start())
+        .await
+        .expect("kube-sim starts in time")
+        .expect("kube-sim starts");
     for index in 0..clusters {
         let client = sim.client(index).await.expect("client");
         apply(
@@ -158,10 +162,22 @@ where
 pub struct OperatorProcess {
     pub child: std::process::Child,
     logs: Arc<Mutex<String>>,
+    /// Its Lease identity when the test named it (POD_NAME).
+    pod_name: Option<String>,
 }
 
 impl OperatorProcess {
     pub fn start(kubeconfig: &Path, extra: &[&str]) -> OperatorProcess {
+        OperatorProcess::start_with_env(kubeconfig, extra, &[])
+    }
+
+    /// Like [`OperatorProcess::start`], with environment variables set after the defaults
+    /// (so they override them).
+    pub fn start_with_env(
+        kubeconfig: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> OperatorProcess {
         let mut child = std::process::Command::new(FEDERATOR)
             .args(["run", "--kubeconfig"])
             .arg(kubeconfig)
@@ -172,6 +188,7 @@ impl OperatorProcess {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("FEDERATOR_REGIONS__PROBE_INTERVAL_SECONDS", "1")
             .env("FEDERATOR_REGIONS__REQUEST_TIMEOUT_SECONDS", "2")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -192,7 +209,15 @@ impl OperatorProcess {
                 }
             }
         });
-        OperatorProcess { child, logs }
+        let pod_name = env
+            .iter()
+            .find(|(name, _)| *name == "POD_NAME")
+            .map(|(_, value)| value.to_string());
+        OperatorProcess {
+            child,
+            logs,
+            pod_name,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -232,9 +257,14 @@ impl OperatorProcess {
         let _ = self.child.wait();
     }
 
-    /// Whether a User-Agent is this process's (`federator/<version> (<host>-<pid>)`).
+    /// Whether a User-Agent is this process's (`federator/<version> (<identity>)`, where the
+    /// identity is POD_NAME, else `<host>-<pid>`).
     pub fn owns_user_agent(&self, user_agent: &str) -> bool {
-        user_agent.starts_with("federator/") && user_agent.ends_with(&format!("-{})", self.pid()))
+        let suffix = match &self.pod_name {
+            Some(pod) => format!("({pod})"),
+            None => format!("-{})", self.pid()),
+        };
+        user_agent.starts_with("federator/") && user_agent.ends_with(&suffix)
     }
 }
 
