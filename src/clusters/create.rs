@@ -380,7 +380,7 @@ async fn service_account_token(
         Err(CreateError::Region {
             source: kube::Error::Api(status),
             ..
-        }) if status.code == 404 => warnings.push(format!(
+        }) if status.is_not_found() => warnings.push(format!(
             "the region does not serve rbac.authorization.k8s.io: no ClusterRole {REGION_CLUSTER_ROLE} was bound to service account {namespace}/{name}"
         )),
         other => other?,

@@ -310,7 +310,7 @@ where
                 .await
             {
                 Ok(_) => {}
-                Err(kube::Error::Api(response)) if response.code == 404 => {}
+                Err(kube::Error::Api(response)) if response.is_not_found() => {}
                 Err(error) => return Err(error),
             }
         }
@@ -659,7 +659,7 @@ async fn delete_owned_config_map(
     if found.is_some_and(|c| c.owner_references().iter().any(|o| o.uid == owner_uid)) {
         match config_maps.delete(config, &Default::default()).await {
             Ok(_) => {}
-            Err(kube::Error::Api(response)) if response.code == 404 => {}
+            Err(kube::Error::Api(response)) if response.is_not_found() => {}
             Err(error) => {
                 return Err(api_error(
                     "deleting its Vector ConfigMap",
@@ -743,7 +743,7 @@ async fn find_datacenter(
         Ok(Some(dc)) => Ok(Ok(dc)),
         Ok(None) => Ok(Err(Some(name.to_string()))),
         // No CassandraDatacenter CRD in this cluster: nothing to serve yet.
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(Err(Some(name.to_string()))),
+        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(Err(Some(name.to_string()))),
         Err(error) => Err(api_error(
             "reading the CassandraDatacenter",
             kind,

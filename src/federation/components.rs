@@ -464,7 +464,7 @@ async fn serves_service_monitors(client: &kube::Client) -> Result<bool, kube::Er
             .resources
             .iter()
             .any(|r| r.name == SERVICE_MONITOR_PLURAL)),
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(false),
+        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(false),
         Err(error) => Err(error),
     }
 }
@@ -485,7 +485,7 @@ where
     let api: Api<K> = crate::cache::scoped(client, namespaces);
     match api.list(&ListParams::default().labels(selector)).await {
         Ok(list) => Ok(list.items),
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(Vec::new()),
+        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(Vec::new()),
         Err(error) => Err(error),
     }
 }
@@ -535,7 +535,7 @@ where
         let api: Api<K> = Api::namespaced(client.clone(), &key.0);
         match api.delete(&key.1, &DeleteParams::background()).await {
             Ok(_) => {}
-            Err(kube::Error::Api(response)) if response.code == 404 => {}
+            Err(kube::Error::Api(response)) if response.is_not_found() => {}
             Err(error) => errors.push(format!(
                 "deleting {kind} {}/{} in region {region:?}: {error}",
                 key.0, key.1
@@ -748,7 +748,7 @@ pub async fn delete_all(
             let api: Api<K> = Api::namespaced(client.clone(), &namespace);
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => {}
-                Err(kube::Error::Api(response)) if response.code == 404 => {}
+                Err(kube::Error::Api(response)) if response.is_not_found() => {}
                 Err(e) => return Err(format!("deleting {kind} {namespace}/{name}: {e}")),
             }
         }

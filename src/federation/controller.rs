@@ -756,7 +756,7 @@ async fn apply_generated_config_maps(
         if ours {
             match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {}
-                Err(kube::Error::Api(response)) if response.code == 404 => {}
+                Err(kube::Error::Api(response)) if response.is_not_found() => {}
                 Err(error) => return Err(failed(&error)),
             }
         }
@@ -1280,7 +1280,7 @@ async fn delete_datacenter(
             Some(deleting) => super::takeover::release(&api, name, Some(&deleting.metadata)).await,
             None => Ok(()),
         },
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(()),
         Err(error) => Err(error),
     }
 }
@@ -1317,7 +1317,7 @@ where
             .await
         {
             Ok(_) => {}
-            Err(kube::Error::Api(response)) if response.code == 404 => {}
+            Err(kube::Error::Api(response)) if response.is_not_found() => {}
             Err(error) => return Err(error),
         }
     }

@@ -609,7 +609,7 @@ pub async fn orphan_copies(hub: &kube::Client, k8c: &K8ssandraCluster) -> Result
         .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(()),
         Err(error) => Err(format!(
             "marking ReplicatedSecret {namespace}/{} to keep its copies: {error}",
             k8c.name_any()

@@ -63,7 +63,7 @@ pub async fn release(
                 info!(datacenter = name, "removed k8ssandra-operator's finalizer");
                 return Ok(());
             }
-            Err(kube::Error::Api(response)) if response.code == 404 => return Ok(()),
+            Err(kube::Error::Api(response)) if response.is_not_found() => return Ok(()),
             Err(kube::Error::Api(response)) if response.code == 409 && attempt == 0 => {}
             Err(error) => return Err(error),
         }

@@ -393,7 +393,7 @@ fn failed(target: (&str, &str), reason: &str, message: String) -> TargetOutcome 
 fn call_failed(target: (&str, &str), what: &str, error: &kube::Error) -> TargetOutcome {
     match error {
         kube::Error::Api(response)
-            if response.code == 404 && response.message.contains("namespace") =>
+            if response.is_not_found() && response.message.contains("namespace") =>
         {
             failed(
                 target,
@@ -558,7 +558,7 @@ async fn sync_target(
 async fn delete_copy(api: &Api<Secret>, name: &str) -> Result<(), kube::Error> {
     match api.delete(name, &DeleteParams::default()).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(()),
         Err(error) => Err(error),
     }
 }
