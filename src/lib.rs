@@ -17,3 +17,4 @@ pub mod quantity;
 pub mod replication;
 pub mod settings;
 pub mod telemetry;
+pub mod workload;

@@ -14,7 +14,6 @@ use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use federator::api::reaper::Reaper;
 use federator::api::stargate::{Stargate, StargateProgress};
-use federator::dataplane::service_monitor::ServiceMonitor;
 use federator::dataplane::stargate::CONFIG_HASH_ANNOTATION;
 use federator::federation::components::{
     CONDITION_TELEMETRY_READY, REASON_SERVICE_MONITOR_CRD_MISSING, plan_components,
@@ -22,6 +21,7 @@ use federator::federation::components::{
 use federator::federation::plan::plan;
 use federator::operator::{Operator, shutdown_on};
 use federator::settings::{Overrides, Settings};
+use federator::workload::service_monitor::ServiceMonitor;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

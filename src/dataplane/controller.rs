@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
-use super::workload::Rollout;
+use super::rollout::Rollout;
 use super::{CREATED_BY_LABEL, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::Reaper;
@@ -30,9 +30,9 @@ use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
 use crate::cache::scoped;
 use crate::events::{Events, Notice};
-use crate::federation::generated::config_map_hash;
 use crate::operator::Shutdown;
 use crate::settings::{ImageSettings, Settings};
+use crate::workload::generated::config_map_hash;
 
 pub const STARGATE_FIELD_MANAGER: &str = "federator-stargate";
 pub const REAPER_FIELD_MANAGER: &str = "federator-reaper";
@@ -475,7 +475,7 @@ async fn reconcile_stargate_steps(
                 config.generated.as_deref(),
                 &config.hashes,
             );
-            let selector = format!("{}={name}", stargate::STARGATE_LABEL);
+            let selector = format!("{}={name}", crate::workload::labels::STARGATE_LABEL);
             let live = deployments
                 .list(&ListParams::default().labels(&selector))
                 .await
@@ -622,7 +622,7 @@ async fn stargate_config(
 /// is the component's configuration error.
 async fn apply_vector_config(
     client: &kube::Client,
-    config: Result<Option<ConfigMap>, crate::federation::vector::VectorError>,
+    config: Result<Option<ConfigMap>, crate::workload::vector::VectorError>,
     field_manager: &str,
     (kind, namespace, name): (&'static str, &str, &str),
 ) -> Result<bool, ComponentError> {
@@ -743,7 +743,9 @@ async fn find_datacenter(
         Ok(Some(dc)) => Ok(Ok(dc)),
         Ok(None) => Ok(Err(Some(name.to_string()))),
         // No CassandraDatacenter CRD in this cluster: nothing to serve yet.
-        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(Err(Some(name.to_string()))),
+        Err(kube::Error::Api(response)) if response.is_not_found() => {
+            Ok(Err(Some(name.to_string())))
+        }
         Err(error) => Err(api_error(
             "reading the CassandraDatacenter",
             kind,

@@ -9,10 +9,9 @@
 
 pub mod controller;
 pub mod reaper;
-pub mod service_monitor;
+pub mod rollout;
 pub mod stargate;
 pub mod vector_agent;
-pub mod workload;
 
 use std::collections::BTreeMap;
 

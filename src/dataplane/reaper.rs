@@ -16,8 +16,8 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
+use super::rollout::Rollout;
 use super::vector_agent;
-use super::workload::Rollout;
 use super::{
     CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
     quantity_bytes,
@@ -30,9 +30,9 @@ use crate::api::shared::{
     CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, SecretRef, new_condition,
     report_fields_not_acted_on, set_condition,
 };
-use crate::federation::encryption::{Store, Traffic, store_password_source, stores_volumes};
-use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
 use crate::settings::ImageSettings;
+use crate::workload::encryption::{Store, Traffic, store_password_source, stores_volumes};
+use crate::workload::labels::{COMPONENT_LABEL, clean_for_kubernetes};
 
 /// Label naming the Reaper on its Deployment, pods and Service (the selectors use it).
 pub const REAPER_LABEL: &str = "k8ssandra.io/reaper";
@@ -347,7 +347,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
 pub fn vector_config(
     reaper: &Reaper,
     dc: &CassandraDatacenter,
-) -> Result<Option<ConfigMap>, crate::federation::vector::VectorError> {
+) -> Result<Option<ConfigMap>, crate::workload::vector::VectorError> {
     let telemetry = reaper.spec.template.telemetry.as_ref();
     vector_agent::REAPER.config_map(reaper, labels(reaper), dc, telemetry)
 }

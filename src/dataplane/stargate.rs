@@ -19,8 +19,8 @@ use kube::ResourceExt;
 use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
+use super::rollout::Rollout;
 use super::vector_agent;
-use super::workload::Rollout;
 use super::{
     CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
     quantity_bytes,
@@ -30,15 +30,14 @@ use crate::api::shared::{
     CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, new_condition, set_condition,
 };
 use crate::api::stargate::{Stargate, StargateProgress, StargateStatus, StargateTemplate};
-use crate::federation::encryption::{Traffic, stores_volumes};
-use crate::federation::labels::{COMPONENT_LABEL, clean_for_kubernetes};
 use crate::settings::ImageSettings;
+use crate::workload::encryption::{Traffic, stores_volumes};
+use crate::workload::labels::{
+    COMPONENT_LABEL, COMPONENT_STARGATE, STARGATE_LABEL, clean_for_kubernetes,
+};
 
-/// Label naming the Stargate on its Deployments, pods and Service (the Service selects on it).
-pub const STARGATE_LABEL: &str = "k8ssandra.io/stargate";
 /// Label naming the Deployment on its pods (the Deployment selects on it).
 pub const STARGATE_DEPLOYMENT_LABEL: &str = "k8ssandra.io/stargate-deployment";
-pub const COMPONENT_STARGATE: &str = "stargate";
 const CREATED_BY_VALUE: &str = "stargate-controller";
 /// cass-operator's label on every Cassandra pod: its rack.
 const CASSANDRA_RACK_LABEL: &str = "cassandra.datastax.com/rack";
@@ -195,37 +194,6 @@ fn yaml_text(settings: &serde_json::Map<String, serde_json::Value>) -> String {
         .iter()
         .map(|(key, value)| format!("{key}: {value}\n"))
         .collect()
-}
-
-/// `own` with every absent field taken from `fallback` (a rack over its datacenter, a datacenter
-/// over the cluster): whole values, as k8ssandra-operator merges them.
-pub fn merge_template(own: &StargateTemplate, fallback: &StargateTemplate) -> StargateTemplate {
-    fn pick<T: Clone>(own: &Option<T>, fallback: &Option<T>) -> Option<T> {
-        own.clone().or_else(|| fallback.clone())
-    }
-    StargateTemplate {
-        metadata: pick(&own.metadata, &fallback.metadata),
-        container_image: pick(&own.container_image, &fallback.container_image),
-        service_account: pick(&own.service_account, &fallback.service_account),
-        resources: pick(&own.resources, &fallback.resources),
-        heap_size: pick(&own.heap_size, &fallback.heap_size),
-        liveness_probe: pick(&own.liveness_probe, &fallback.liveness_probe),
-        readiness_probe: pick(&own.readiness_probe, &fallback.readiness_probe),
-        node_selector: pick(&own.node_selector, &fallback.node_selector),
-        tolerations: pick(&own.tolerations, &fallback.tolerations),
-        affinity: pick(&own.affinity, &fallback.affinity),
-        allow_stargate_on_data_nodes: pick(
-            &own.allow_stargate_on_data_nodes,
-            &fallback.allow_stargate_on_data_nodes,
-        ),
-        cassandra_config_map_ref: pick(
-            &own.cassandra_config_map_ref,
-            &fallback.cassandra_config_map_ref,
-        ),
-        telemetry: pick(&own.telemetry, &fallback.telemetry),
-        auth_options: pick(&own.auth_options, &fallback.auth_options),
-        secrets_provider: pick(&own.secrets_provider, &fallback.secrets_provider),
-    }
 }
 
 /// The datacenter's name inside Cassandra (what Stargate joins as).
@@ -418,7 +386,7 @@ pub fn deployments(
                 .iter()
                 .flatten()
                 .find(|r| r.name == rack)
-                .map(|r| merge_template(&r.template, &stargate.spec.template))
+                .map(|r| r.template.merged_over(&stargate.spec.template))
                 .unwrap_or_else(|| stargate.spec.template.clone());
             let name = deployment_name(dc, &rack);
             let heap = rack_template
@@ -613,7 +581,7 @@ pub fn deployments(
 pub fn vector_config(
     stargate: &Stargate,
     dc: &CassandraDatacenter,
-) -> Result<Option<ConfigMap>, crate::federation::vector::VectorError> {
+) -> Result<Option<ConfigMap>, crate::workload::vector::VectorError> {
     let telemetry = stargate.spec.template.telemetry.as_ref();
     vector_agent::STARGATE.config_map(stargate, labels(stargate), dc, telemetry)
 }

@@ -16,8 +16,8 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::shared::{TelemetrySpec, VectorTelemetry};
-use crate::federation::labels::clean_for_kubernetes;
-use crate::federation::vector::{self, VectorError};
+use crate::workload::labels::clean_for_kubernetes;
+use crate::workload::vector::{self, VectorError};
 
 /// One component's agent: where its metrics are and what its objects are called.
 pub struct Agent {

@@ -36,11 +36,6 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::encryption::{self, Traffic};
-use super::labels::{
-    CASSANDRA_CLUSTER_LABEL, CASSANDRA_DATACENTER_LABEL, COMPONENT_LABEL, clean_for_kubernetes,
-    clean_label_value, datacenter_labels,
-};
 use super::observed::{ObservedCluster, known_contexts};
 use super::plan::{ClusterKey, ClusterPlan, DatacenterPlan};
 use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
@@ -57,11 +52,16 @@ use crate::api::stargate::{
 };
 use crate::apply::apply_if_changed;
 use crate::clusters::Registry;
-use crate::dataplane::service_monitor::{
+use crate::workload::encryption::{self, Traffic};
+use crate::workload::labels::{
+    CASSANDRA_CLUSTER_LABEL, CASSANDRA_DATACENTER_LABEL, COMPONENT_LABEL, clean_for_kubernetes,
+    clean_label_value, datacenter_labels,
+};
+use crate::workload::labels::{COMPONENT_STARGATE, STARGATE_LABEL};
+use crate::workload::service_monitor::{
     NamespaceSelector, SERVICE_MONITOR_GROUP_VERSION, SERVICE_MONITOR_PLURAL, ScrapeEndpoint,
     ServiceMonitor, ServiceMonitorSpec,
 };
-use crate::dataplane::stargate::{COMPONENT_STARGATE, STARGATE_LABEL, merge_template};
 
 /// Field manager of the components' writes in the regions.
 pub const FIELD_MANAGER: &str = "federator-components";
@@ -190,8 +190,7 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
             ) {
                 (_, Some(own)) => Some((
                     own.size,
-                    merge_template(
-                        &own.template,
+                    own.template.merged_over(
                         &k8c.spec
                             .stargate
                             .as_ref()
@@ -562,7 +561,7 @@ async fn reconcile_region(
         report.settled = components.is_empty();
         return report;
     };
-    let selector = super::labels::ownership_selector(&cluster.name, &cluster.namespace);
+    let selector = crate::workload::labels::ownership_selector(&cluster.name, &cluster.namespace);
     let errors = &mut report.errors;
     let (stargates, reapers, monitors_served) = futures::join!(
         list_owned::<Stargate>(&client, registry.namespaces(&region), &selector),

@@ -24,10 +24,6 @@ use kube::runtime::{Controller, Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::labels::{
-    ADOPT_ANNOTATION, DECOMMISSION_ON_DELETE_ANNOTATION, K8SSANDRA_CLUSTER_FINALIZER,
-    ORPHAN_ANNOTATION, ownership_selector,
-};
 use super::notices::{DatacenterOutcome, Outcome, condition_notices, outcome_notices};
 use super::observed::{
     LiveDatacenter, ObservedCluster, ObservedDatacenter, RemoteState, known_contexts,
@@ -45,6 +41,10 @@ use crate::apply::{apply_if_changed, pending_apply_to, send_apply};
 use crate::cache::{reflected, scoped};
 use crate::clusters::{RegionChange, RegionError, Registry};
 use crate::events::Events;
+use crate::workload::labels::{
+    ADOPT_ANNOTATION, DECOMMISSION_ON_DELETE_ANNOTATION, K8SSANDRA_CLUSTER_FINALIZER,
+    ORPHAN_ANNOTATION, ownership_selector,
+};
 
 /// Field manager of every write of this controller (remote DCs and the K8ssandraCluster status).
 pub const FIELD_MANAGER: &str = "federator";
@@ -510,12 +510,12 @@ async fn seed_slices(
         observed.get(&dc.name)?.state.present()?;
         let client = context.registry.client(&dc.context).ok()?;
         let selector =
-            super::labels::seed_pod_selector(&cluster_plan.cassandra_cluster_name, &dc.name);
+            crate::workload::labels::seed_pod_selector(&cluster_plan.cassandra_cluster_name, &dc.name);
         let cache = context.caches.region(&dc.context);
         Some(async move {
             if let Some(cache) = cache {
                 let wanted = kube::core::Selector::from_iter(
-                    super::labels::seed_pod_labels(&cluster_plan.cassandra_cluster_name, &dc.name),
+                    crate::workload::labels::seed_pod_labels(&cluster_plan.cassandra_cluster_name, &dc.name),
                 );
                 let ips = cache
                     .seed_pods
@@ -682,7 +682,7 @@ async fn hash_user_per_node_configs(
                 Err(e) => Err(format!("cannot read {config_map}: {e}")),
             };
             let hash = match read {
-                Ok(Some(found)) => Ok(super::generated::config_map_hash(&found)),
+                Ok(Some(found)) => Ok(crate::workload::generated::config_map_hash(&found)),
                 Ok(None) => Err(format!("waiting for {config_map}: create it there")),
                 Err(error) => Err(error),
             };
@@ -751,7 +751,11 @@ async fn apply_generated_config_maps(
         // ConfigMap of that name may be someone else's.
         let cluster = &cluster_plan.cluster;
         let ours = (api.get_opt(name).await.map_err(|e| failed(&e))?).is_some_and(|found| {
-            super::labels::is_owned_by(Some(found.labels()), &cluster.name, &cluster.namespace)
+            crate::workload::labels::is_owned_by(
+                Some(found.labels()),
+                &cluster.name,
+                &cluster.namespace,
+            )
         });
         if ours {
             match api.delete(name, &DeleteParams::default()).await {
@@ -899,7 +903,11 @@ async fn observe_region(
         .filter(|_| lookups.iter().any(|l| l.namespace.is_none()))
     {
         Some(Ok(cache.datacenters.state_filter(|dc| {
-            super::labels::is_owned_by(dc.meta().labels.as_ref(), &cluster.name, &cluster.namespace)
+            crate::workload::labels::is_owned_by(
+                dc.meta().labels.as_ref(),
+                &cluster.name,
+                &cluster.namespace,
+            )
         })))
     } else if lookups.iter().any(|l| l.namespace.is_none()) {
         let api: Api<CassandraDatacenter> = Api::all(client.clone());
@@ -1289,7 +1297,7 @@ async fn delete_datacenter(
 fn generated_config_maps(selector: &str) -> String {
     format!(
         "{selector},{}",
-        super::generated::GENERATED_CONFIG_MAP_SELECTOR
+        crate::workload::generated::GENERATED_CONFIG_MAP_SELECTOR
     )
 }
 

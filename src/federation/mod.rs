@@ -25,9 +25,6 @@
 pub mod components;
 pub mod config;
 pub mod controller;
-pub mod encryption;
-pub mod generated;
-pub mod labels;
 pub mod notices;
 pub mod observed;
 pub mod plan;
@@ -39,5 +36,4 @@ pub mod seeds;
 pub mod status;
 pub mod takeover;
 pub mod tokens;
-pub mod vector;
 pub mod watches;

@@ -13,8 +13,8 @@ use crate::api::k8ssandra_cluster::K8ssandraClusterStatus;
 use crate::cache::Kept;
 
 use super::config::yaml_integer;
-use super::labels::{DECOMMISSION_ON_DELETE_ANNOTATION, is_owned_by};
 use super::plan::{ClusterKey, RunningDatacenters};
+use crate::workload::labels::{DECOMMISSION_ON_DELETE_ANNOTATION, is_owned_by};
 
 /// A CassandraDatacenter as reconciles read it from a region: metadata and status parsed, the
 /// spec as JSON text, since it is only compared against the desired spec (parsed, 1,100

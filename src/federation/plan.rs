@@ -17,7 +17,7 @@
 //! - every datacenter opens JMX to other hosts when Reaper uses JMX ([`super::reaper_access`]),
 //!   also for a Reaper named by `reaperRef` (upstream: only for its own; the other needs it too).
 //!
-//! Encryption stores are mounted and configured here ([`super::encryption`]); their passwords
+//! Encryption stores are mounted and configured here ([`crate::workload::encryption`]); their passwords
 //! need Secret contents, so the controller fills them in ([`DatacenterPlan::passwords`]).
 //!
 //! `perNodeConfigMapRef` is mounted with upstream's merging init container; the ConfigMap must
@@ -30,7 +30,7 @@
 //! upstream gives them, so that datacenters taken over keep their pod template.
 //!
 //! The Vector agent runs in cass-operator's logger container with a generated configuration
-//! ([`super::vector`]).
+//! ([`crate::workload::vector`]).
 //!
 //! Not planned: Medusa.
 
@@ -44,19 +44,11 @@ use super::config::{
     ConfigDefaults, ConfigError, DEFAULT_GARBAGE_COLLECTOR, Quantity, QuantityError, ServerVersion,
     build_config, yaml_integer,
 };
-use super::encryption::{self, EncryptionSetup, MissingStores, PasswordNeed};
-use super::generated::GeneratedConfigMap;
-use super::labels::{
-    COMPONENT_CASSANDRA, COMPONENT_LABEL, INITIAL_SYSTEM_REPLICATION_ANNOTATION,
-    SKIP_USER_CREATION_ANNOTATION, additional_seed_service_name, datacenter_labels,
-    default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
-};
 use super::reaper_access::{LOCAL_JMX_ENV, ReaperAccess, reaper_access, remote_jmx_flags};
 use super::tokens::{
     PER_NODE_CONFIG_HASH_ANNOTATION, TokenInput, initial_tokens, per_node_config,
     per_node_config_name,
 };
-use super::vector;
 use crate::api::cassdc::{
     AdditionalVolume, CassandraDatacenter, CassandraDatacenterSpec, CassandraUser, Rack,
     ServerType, StorageConfig,
@@ -69,6 +61,14 @@ use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, TelemetrySpec,
     VectorTelemetry,
 };
+use crate::workload::encryption::{self, EncryptionSetup, MissingStores, PasswordNeed};
+use crate::workload::generated::GeneratedConfigMap;
+use crate::workload::labels::{
+    COMPONENT_CASSANDRA, COMPONENT_LABEL, INITIAL_SYSTEM_REPLICATION_ANNOTATION,
+    SKIP_USER_CREATION_ANNOTATION, additional_seed_service_name, datacenter_labels,
+    default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
+};
+use crate::workload::vector;
 
 /// Rack cass-operator creates when none is given.
 pub const DEFAULT_RACK: &str = "default";
@@ -305,7 +305,7 @@ pub enum PlanError {
     Vector {
         datacenter: String,
         #[source]
-        source: super::vector::VectorError,
+        source: crate::workload::vector::VectorError,
     },
     #[error("{reason}")]
     Unreadable { reason: String },

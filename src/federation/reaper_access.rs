@@ -14,8 +14,8 @@
 //!
 //! Pure: the K8ssandraCluster alone decides.
 
-use super::labels::clean_for_kubernetes;
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
+use crate::workload::labels::clean_for_kubernetes;
 
 /// Environment variable of cassandra-env.sh: `no` opens JMX to other hosts.
 pub const LOCAL_JMX_ENV: &str = "LOCAL_JMX";

@@ -12,7 +12,7 @@
 //!   named by `spec.reaper.cassandraUserSecretRef` / `uiUserSecretRef` must exist.
 //! - The Secrets of encryption stores (`spec.cassandra.*EncryptionStores`) are the user's: they
 //!   must exist in the hub, get the replication labels and are copied to the regions, where
-//!   the datacenters mount them ([`super::encryption`]).
+//!   the datacenters mount them ([`crate::workload::encryption`]).
 //! - A ReplicatedSecret of the K8ssandraCluster's name and namespace (as k8ssandra-operator
 //!   makes it) selects the cluster's Secrets by label and has one target per region and
 //!   namespace of its datacenters (the hub's own namespace excepted: the sources are there).
@@ -33,8 +33,6 @@ use rand::TryRngCore;
 use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::OsRng;
 
-use super::encryption::fill_passwords;
-use super::labels::{default_superuser_secret_name, ownership_labels};
 use super::plan::{ClusterKey, ClusterPlan};
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretSpec, ReplicationTarget};
@@ -43,6 +41,8 @@ use crate::apply::apply_if_changed;
 use crate::replication::desired::{
     ORPHAN_ANNOTATION, condition_of, describe_target, is_replicated_to,
 };
+use crate::workload::encryption::fill_passwords;
+use crate::workload::labels::{default_superuser_secret_name, ownership_labels};
 
 /// Field manager of the labels Federator adds to a user's superuser Secret.
 pub const SECRET_LABELS_FIELD_MANAGER: &str = "federator-secrets";

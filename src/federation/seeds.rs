@@ -23,12 +23,12 @@ use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use thiserror::Error;
 
-use super::labels::{
+use super::plan::ClusterPlan;
+use crate::api::shared::MANAGED_BY_VALUE;
+use crate::workload::labels::{
     CASSANDRA_CLUSTER_LABEL, CASSANDRA_DATACENTER_LABEL, ENDPOINT_SLICE_MANAGED_BY_LABEL,
     ENDPOINT_SLICE_SERVICE_NAME_LABEL, clean_label_value, datacenter_labels,
 };
-use super::plan::ClusterPlan;
-use crate::api::shared::MANAGED_BY_VALUE;
 
 /// `addressType` values of an EndpointSlice.
 pub const ADDRESS_TYPE_IPV4: &str = "IPv4";

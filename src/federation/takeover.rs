@@ -9,10 +9,10 @@ use kube::api::{ObjectMeta, Patch, PatchParams};
 use kube::{Api, Resource};
 use tracing::info;
 
-use super::labels::K8SSANDRA_CLUSTER_FINALIZER;
 use super::observed::ObservedCluster;
 use crate::api::cassdc::CassandraDatacenter;
 use crate::clusters::Registry;
+use crate::workload::labels::K8SSANDRA_CLUSTER_FINALIZER;
 
 /// k8ssandra-operator's finalizer on the CassandraDatacenters it made.
 pub const UPSTREAM_DATACENTER_FINALIZER: &str = K8SSANDRA_CLUSTER_FINALIZER;

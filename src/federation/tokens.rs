@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::config::{MAX_TOKEN_ALLOCATION_REPLICATION_FACTOR, yaml_integer};
-use super::generated::GeneratedConfigMap;
-use super::labels::clean_for_kubernetes;
 use super::plan::DatacenterPlan;
+use crate::workload::generated::GeneratedConfigMap;
+use crate::workload::labels::clean_for_kubernetes;
 
 /// Pod-template annotation whose change restarts the pods when their per-node config changes.
 pub const PER_NODE_CONFIG_HASH_ANNOTATION: &str = "k8ssandra.io/per-node-config-hash";

@@ -30,8 +30,8 @@ use crate::api::shared::{
 use crate::cache::{Compact, Kept, scoped};
 use crate::clusters::{ChangeKind, RegionChange, Registry};
 
-use super::labels::SEED_NODE_LABEL;
 use super::observed::LiveDatacenter;
+use crate::workload::labels::SEED_NODE_LABEL;
 
 /// Aborts a region's watch tasks when the region goes or is replaced.
 pub(super) struct WatchTask(pub(super) Vec<tokio::task::JoinHandle<()>>);

@@ -9,9 +9,9 @@ use crate::api::cassdc::{
     DatacenterCondition, PROGRESS_READY, PROGRESS_UPDATING,
 };
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
-use crate::federation::labels::DECOMMISSION_ON_DELETE_ANNOTATION;
 use crate::federation::observed::ObservedDatacenter;
 use crate::federation::plan::plan;
+use crate::workload::labels::DECOMMISSION_ON_DELETE_ANNOTATION;
 
 /// A plan with the named datacenters, dcN in region `ctx-dcN`.
 pub(crate) fn plan_of(names: &[&str]) -> ClusterPlan {

@@ -16,6 +16,10 @@ use crate::api::shared::{
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 /// Value of [`COMPONENT_LABEL`] on CassandraDatacenters.
 pub const COMPONENT_CASSANDRA: &str = "cassandra";
+/// Value of [`COMPONENT_LABEL`] on Stargate's objects.
+pub const COMPONENT_STARGATE: &str = "stargate";
+/// Label naming the Stargate on its Deployments, pods and Service (the Service selects on it).
+pub const STARGATE_LABEL: &str = "k8ssandra.io/stargate";
 
 /// cass-operator: do not create the superuser and users in this datacenter (they exist already,
 /// or will be created by the first datacenter).
