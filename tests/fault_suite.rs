@@ -613,7 +613,7 @@ async fn sigkill_runs() {
             &world.sim,
             CLUSTER,
             &Default::default(),
-            federator::ops::leader::LEASE_DURATION + Duration::from_secs(10),
+            federator::operator::leader::LEASE_DURATION + Duration::from_secs(10),
         )
         .await;
         eprintln!(

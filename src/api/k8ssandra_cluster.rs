@@ -35,9 +35,7 @@ use super::stargate::{StargateClusterTemplate, StargateDatacenterTemplate, Starg
 /// for one datacenter in each of 100 regions).
 pub const MAX_DATACENTERS: u32 = 128;
 
-/// Most Cassandra nodes (and Stargate nodes) one datacenter may have: the pods, token lists and
-/// rack splits Federator and cass-operator compute grow with it.
-pub const MAX_DATACENTER_SIZE: i32 = 1000;
+pub use super::shared::MAX_DATACENTER_SIZE;
 
 /// Most racks one datacenter may have (one StatefulSet each, and one Stargate Deployment each).
 pub const MAX_RACKS: u32 = 64;

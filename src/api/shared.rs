@@ -9,6 +9,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+/// Most Cassandra nodes (and Stargate nodes) one datacenter may have: the pods, token lists and
+/// rack splits Federator and cass-operator compute grow with it.
+pub const MAX_DATACENTER_SIZE: i32 = 1000;
+
 /// Re-exported so callers build conditions without importing k8s-openapi paths.
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition as MetaCondition;
 

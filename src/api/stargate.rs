@@ -90,7 +90,7 @@ fn default_stargate_size() -> i32 {
 pub struct StargateClusterTemplate {
     /// Number of Stargate nodes per datacenter.
     #[serde(default = "default_stargate_size")]
-    #[schemars(range(min = 1, max = super::k8ssandra_cluster::MAX_DATACENTER_SIZE))]
+    #[schemars(range(min = 1, max = super::shared::MAX_DATACENTER_SIZE))]
     pub size: i32,
     #[serde(flatten)]
     pub template: StargateTemplate,
@@ -121,7 +121,7 @@ pub struct StargateRackTemplate {
 #[serde(rename_all = "camelCase")]
 pub struct StargateDatacenterTemplate {
     #[serde(default = "default_stargate_size")]
-    #[schemars(range(min = 1, max = super::k8ssandra_cluster::MAX_DATACENTER_SIZE))]
+    #[schemars(range(min = 1, max = super::shared::MAX_DATACENTER_SIZE))]
     pub size: i32,
     #[serde(flatten)]
     pub template: StargateTemplate,
@@ -195,7 +195,7 @@ pub struct StargateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cassandra_encryption: Option<CassandraEncryption>,
     #[serde(default = "default_stargate_size")]
-    #[schemars(range(min = 1, max = super::k8ssandra_cluster::MAX_DATACENTER_SIZE))]
+    #[schemars(range(min = 1, max = super::shared::MAX_DATACENTER_SIZE))]
     pub size: i32,
     #[serde(flatten)]
     pub template: StargateTemplate,

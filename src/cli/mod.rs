@@ -293,9 +293,9 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let failed = if settings.leader_election.enabled {
-        match ops::leader::run_elected(&settings, client, shutdown.clone()).await {
-            Ok(ops::leader::Ended::Shutdown) => None,
-            Ok(ops::leader::Ended::ControllerFailed(exit)) => Some(exit),
+        match operator::leader::run_elected(&settings, client, shutdown.clone()).await {
+            Ok(operator::leader::Ended::Shutdown) => None,
+            Ok(operator::leader::Ended::ControllerFailed(exit)) => Some(exit),
             Err(e) => {
                 error!(error = %e, "leader election");
                 return ExitCode::FAILURE;

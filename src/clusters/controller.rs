@@ -25,8 +25,9 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use tracing::{debug, info, warn};
 
+use super::change::{ChangeKind, RegionChange};
 use super::kubeconfig::{KubeconfigPolicy, Refusal, RefusalReason, RegionKubeconfig};
-use super::registry::{ChangeKind, RegionChange, Registry};
+use super::registry::Registry;
 use super::status::{Observation, desired_status, next_time_based_change};
 use crate::api::client_config::{ClientConfig, ClientConfigStatus, KUBECONFIG_SECRET_KEY};
 use crate::events::{Events, Notice};

@@ -16,6 +16,7 @@
 //!   reachability), to re-queue the objects that use them, e.g. with
 //!   `Controller::reconcile_on(registry.changes().flat_map(|c| objects_using(c)))`.
 
+pub mod change;
 pub mod controller;
 pub mod create;
 pub mod identity;
@@ -26,6 +27,7 @@ pub mod registry;
 pub mod status;
 pub mod transport;
 
+pub use change::{ChangeKind, RegionChange};
 pub use kubeconfig::{KubeconfigPolicy, Refusal, RefusalReason, RegionKubeconfig};
 pub use region::{FailureKind, HealthReport, ProbeFailure, Region, RegionError, is_timeout};
-pub use registry::{ChangeKind, RegionChange, RegionSummary, Registry};
+pub use registry::{RegionSummary, Registry};

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
+use super::change::{ChangeKind, RegionChange};
 use super::identity::{self, HubIdentity};
 use super::region::{FailureKind, ProbeFailure, Region};
-use super::registry::{ChangeKind, RegionChange};
 
 /// Longest wait between probes of a failing region, unless the probe interval is longer.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -68,6 +68,8 @@ pub(crate) async fn run(
         }
         if region.record_probe(outcome) {
             let health = region.health();
+            crate::ops::metrics()
+                .set_region_reachable(region.context(), health.reachable == Some(true));
             let kind = if health.reachable == Some(true) {
                 info!(
                     context = region.context(),

@@ -7,7 +7,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt as _, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -30,7 +31,6 @@ use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
 use crate::cache::scoped;
 use crate::events::{Events, Notice};
-use crate::operator::Shutdown;
 use crate::settings::{ImageSettings, Settings};
 use crate::workload::generated::config_map_hash;
 
@@ -71,43 +71,50 @@ pub struct ComponentContext {
     pub reaper_events: Events,
 }
 
-/// Starts the Stargate and Reaper controllers on `client`'s cluster.
-pub fn spawn(
-    controllers: &mut crate::operator::Controllers,
+/// The Stargate and Reaper controllers on `client`'s cluster, by name, each running until
+/// `shutdown` resolves.
+pub fn controllers<S>(
     client: kube::Client,
     settings: &Settings,
-    shutdown: Shutdown,
-) {
+    shutdown: S,
+) -> [(&'static str, BoxFuture<'static, ()>); 2]
+where
+    S: Future<Output = ()> + Clone + Send + Sync + 'static,
+{
     let context = Arc::new(ComponentContext {
         client: client.clone(),
         images: settings.images.clone(),
         stargate_events: Events::new(client.clone(), STARGATE_FIELD_MANAGER),
         reaper_events: Events::new(client.clone(), REAPER_FIELD_MANAGER),
     });
-    controllers.spawn(
-        STARGATES.name,
-        run_component(
-            STARGATES,
-            reconcile_stargate,
-            stargate::datacenter_of,
-            Some(stargate::referenced_config_maps),
-            Arc::clone(&context),
-            settings.watch_namespaces.clone(),
-            shutdown.clone(),
+    [
+        (
+            STARGATES.name,
+            run_component(
+                STARGATES,
+                reconcile_stargate,
+                stargate::datacenter_of,
+                Some(stargate::referenced_config_maps),
+                Arc::clone(&context),
+                settings.watch_namespaces.clone(),
+                shutdown.clone(),
+            )
+            .boxed(),
         ),
-    );
-    controllers.spawn(
-        REAPERS.name,
-        run_component(
-            REAPERS,
-            reconcile_reaper,
-            reaper::datacenter_of,
-            None,
-            context,
-            settings.watch_namespaces.clone(),
-            shutdown,
+        (
+            REAPERS.name,
+            run_component(
+                REAPERS,
+                reconcile_reaper,
+                reaper::datacenter_of,
+                None,
+                context,
+                settings.watch_namespaces.clone(),
+                shutdown,
+            )
+            .boxed(),
         ),
-    );
+    ]
 }
 
 fn children_of(controller: &str) -> watcher::Config {

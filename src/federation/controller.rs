@@ -46,8 +46,7 @@ use crate::workload::labels::{
     ORPHAN_ANNOTATION, ownership_selector,
 };
 
-/// Field manager of every write of this controller (remote DCs and the K8ssandraCluster status).
-pub const FIELD_MANAGER: &str = "federator";
+pub use super::FIELD_MANAGER;
 
 /// Re-look while something is being created, deleted or waited for.
 const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
@@ -179,7 +178,7 @@ pub async fn run(
         ))
         .with_config(
             kube::runtime::controller::Config::default()
-                .concurrency(crate::operator::MAX_CONCURRENT_RECONCILES),
+                .concurrency(crate::ops::MAX_CONCURRENT_RECONCILES),
         )
         .graceful_shutdown_on(shutdown)
         .run(

@@ -22,6 +22,10 @@
 //! [`labels`] holds the names, labels and annotations shared with k8ssandra-operator and
 //! cass-operator; [`config`] builds cass-operator's `config` from `spec.cassandra.config`.
 
+/// Field manager of the K8ssandraCluster controller's writes (remote datacenters, their
+/// ConfigMaps and Secrets, the K8ssandraCluster status).
+pub const FIELD_MANAGER: &str = "federator";
+
 pub mod components;
 pub mod config;
 pub mod controller;

@@ -46,7 +46,7 @@ use super::config::{
 };
 use super::reaper_access::{LOCAL_JMX_ENV, ReaperAccess, reaper_access, remote_jmx_flags};
 use super::tokens::{
-    PER_NODE_CONFIG_HASH_ANNOTATION, TokenInput, initial_tokens, per_node_config,
+    PER_NODE_CONFIG_HASH_ANNOTATION, PerNodeConfigOf, TokenInput, initial_tokens, per_node_config,
     per_node_config_name,
 };
 use crate::api::cassdc::{
@@ -450,13 +450,14 @@ fn add_initial_tokens(
         }
     }
     for ((dc, dc_template), tokens) in planned.iter_mut().zip(templates).zip(tokens) {
-        let Some(config) = per_node_config(
-            &cluster.name,
-            &cluster.namespace,
+        let of = PerNodeConfigOf {
+            cluster_name: &cluster.name,
+            cluster_namespace: &cluster.namespace,
             cassandra_cluster_name,
-            dc,
-            &tokens,
-        ) else {
+            datacenter: (&dc.name, &dc.namespace),
+            cassandra_datacenter_name: &dc.cassandra_datacenter_name,
+        };
+        let Some(config) = per_node_config(of, &tokens) else {
             continue;
         };
         let options = dc_template.options.merged_over(&template.options);

@@ -425,13 +425,8 @@ pub async fn reconcile(
         };
         match found {
             Ok(found) => {
-                if let Err(error) = apply_if_changed(
-                    &api,
-                    super::controller::FIELD_MANAGER,
-                    desired,
-                    found.as_ref(),
-                )
-                .await
+                if let Err(error) =
+                    apply_if_changed(&api, super::FIELD_MANAGER, desired, found.as_ref()).await
                 {
                     outcome.errors.push(format!(
                         "applying ReplicatedSecret {}/{}: {error}",

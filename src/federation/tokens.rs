@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::config::{MAX_TOKEN_ALLOCATION_REPLICATION_FACTOR, yaml_integer};
-use super::plan::DatacenterPlan;
 use crate::workload::generated::GeneratedConfigMap;
 use crate::workload::labels::clean_for_kubernetes;
 
@@ -191,12 +190,19 @@ fn assign(
     by_pod
 }
 
-/// The per-node ConfigMap of `dc` carrying `tokens`, named as upstream names it.
+/// Which datacenter a per-node ConfigMap belongs to.
+pub struct PerNodeConfigOf<'a> {
+    pub cluster_name: &'a str,
+    pub cluster_namespace: &'a str,
+    pub cassandra_cluster_name: &'a str,
+    /// The CassandraDatacenter's name and namespace.
+    pub datacenter: (&'a str, &'a str),
+    pub cassandra_datacenter_name: &'a str,
+}
+
+/// The per-node ConfigMap of a datacenter carrying `tokens`, named as upstream names it.
 pub fn per_node_config(
-    cluster_name: &str,
-    cluster_namespace: &str,
-    cassandra_cluster_name: &str,
-    dc: &DatacenterPlan,
+    of: PerNodeConfigOf<'_>,
     tokens: &BTreeMap<String, Vec<String>>,
 ) -> Option<GeneratedConfigMap> {
     if tokens.is_empty() {
@@ -212,9 +218,9 @@ pub fn per_node_config(
         })
         .collect();
     Some(GeneratedConfigMap::new(
-        (cluster_name, cluster_namespace),
-        (&dc.name, &dc.namespace),
-        per_node_config_name(cassandra_cluster_name, &dc.cassandra_datacenter_name),
+        (of.cluster_name, of.cluster_namespace),
+        of.datacenter,
+        per_node_config_name(of.cassandra_cluster_name, of.cassandra_datacenter_name),
         data,
     ))
 }

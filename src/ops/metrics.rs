@@ -19,8 +19,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry as MetricRegistry;
 
-use crate::clusters::Registry;
-
 /// Label of the hub's own client in the region metrics.
 pub const HUB_REGION: &str = "hub";
 
@@ -64,6 +62,23 @@ struct Fanout {
     applied: bool,
 }
 
+/// How a controller ended before the operator was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCause {
+    Panicked,
+    Returned,
+}
+
+impl ExitCause {
+    /// The `cause` label of `federator_controller_exits_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ExitCause::Panicked => "panicked",
+            ExitCause::Returned => "returned",
+        }
+    }
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     registry: MetricRegistry,
@@ -80,7 +95,6 @@ pub struct Metrics {
     fanouts_pending: Gauge,
     leader: Gauge,
     fanouts: Mutex<HashMap<String, Fanout>>,
-    regions: Mutex<Option<Registry>>,
 }
 
 /// Names of every metric family [`Metrics::encode`] writes (as queried, with `_total` etc.).
@@ -198,48 +212,30 @@ impl Metrics {
             fanouts_pending,
             leader,
             fanouts: Mutex::new(HashMap::new()),
-            regions: Mutex::new(None),
         }
     }
 
-    /// The metrics in OpenMetrics text (region reachability read from the registry now).
+    /// The metrics in OpenMetrics text.
     pub fn encode(&self) -> String {
-        self.refresh_reachability();
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
 
-    /// Reachability is read from this registry at every scrape.
-    pub fn watch_regions(&self, registry: Registry) {
-        if let Ok(mut regions) = self.regions.lock() {
-            *regions = Some(registry);
-        }
+    /// The registry's word on a region: reachable by its last probes, or not (unreachable,
+    /// misconfigured, not probed yet).
+    pub fn set_region_reachable(&self, context: &str, reachable: bool) {
+        self.region_reachable
+            .get_or_create(&RegionLabels {
+                region: context.to_string(),
+            })
+            .set(i64::from(reachable));
     }
 
-    /// Forgets the registry (controllers stopped: this replica no longer knows the regions).
+    /// Controllers stopped: this replica no longer knows the regions.
     pub fn forget_regions(&self) {
-        if let Ok(mut regions) = self.regions.lock() {
-            *regions = None;
-        }
         self.region_reachable.clear();
-    }
-
-    fn refresh_reachability(&self) {
-        let registry = self.regions.lock().ok().and_then(|r| r.clone());
-        let Some(registry) = registry else {
-            return;
-        };
-        self.region_reachable.clear();
-        for summary in registry.summaries() {
-            let reachable = matches!(&summary.health, Ok(h) if h.reachable == Some(true));
-            self.region_reachable
-                .get_or_create(&RegionLabels {
-                    region: summary.context.clone(),
-                })
-                .set(i64::from(reachable));
-        }
     }
 
     /// A region whose ClientConfig went: its series go from the scrape.
@@ -274,10 +270,7 @@ impl Metrics {
 
     /// A controller's exit counters exist, at zero, from its start (alerts see the first one).
     pub(crate) fn controller_started(&self, controller: &str) {
-        for cause in [
-            crate::operator::ExitCause::Panicked,
-            crate::operator::ExitCause::Returned,
-        ] {
+        for cause in [ExitCause::Panicked, ExitCause::Returned] {
             let _ = self.controller_exits.get_or_create(&ControllerExitLabels {
                 controller: controller.to_string(),
                 cause: cause.label().to_string(),

@@ -9,7 +9,6 @@ pub mod backoff;
 pub mod fence;
 pub mod health;
 pub mod http;
-pub mod leader;
 pub mod metrics;
 
 use std::future::Future;
@@ -25,6 +24,10 @@ pub use backoff::RetryBackoff;
 pub use fence::WriteFence;
 pub use health::health;
 pub use metrics::metrics;
+
+/// Reconciles one controller runs at once. Each holds its requests' HTTP/1.1 connections, which
+/// stay open for reuse: unbounded, a thousand clusters created together would open thousands.
+pub const MAX_CONCURRENT_RECONCILES: u16 = 16;
 
 /// An object's `namespace/name` (`name` when cluster-scoped).
 pub fn object_key<K: Resource>(object: &K) -> String {

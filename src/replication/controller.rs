@@ -122,7 +122,7 @@ pub async fn run(
         .reconcile_on(stream::select(region_triggers, copy_triggers))
         .with_config(
             kube::runtime::controller::Config::default()
-                .concurrency(crate::operator::MAX_CONCURRENT_RECONCILES),
+                .concurrency(crate::ops::MAX_CONCURRENT_RECONCILES),
         )
         .graceful_shutdown_on(shutdown)
         .run(

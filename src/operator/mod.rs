@@ -18,12 +18,12 @@ use crate::ops::WriteFence;
 use crate::settings::{Mode, Settings};
 use crate::{dataplane, federation};
 
+pub mod leader;
+
+pub use crate::ops::metrics::ExitCause;
+
 /// How long controllers get to finish their current work after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Reconciles one controller runs at once. Each holds its requests' HTTP/1.1 connections, which
-/// stay open for reuse: unbounded, a thousand clusters created together would open thousands.
-pub const MAX_CONCURRENT_RECONCILES: u16 = 16;
 
 /// Stack of every runtime worker thread that runs controllers. Decoding a K8ssandraCluster in
 /// kube's watcher takes about 1.5 MiB of stack in a debug build (its types are large and
@@ -64,23 +64,6 @@ pub async fn hub_client(settings: &Settings) -> Result<kube::Client, HomeClientE
 pub struct Controllers {
     tasks: JoinSet<()>,
     names: HashMap<tokio::task::Id, &'static str>,
-}
-
-/// How a controller ended before the operator was asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCause {
-    Panicked,
-    Returned,
-}
-
-impl ExitCause {
-    /// The `cause` label of `federator_controller_exits_total`.
-    pub fn label(self) -> &'static str {
-        match self {
-            ExitCause::Panicked => "panicked",
-            ExitCause::Returned => "returned",
-        }
-    }
 }
 
 /// A controller that ended while the operator should run.
@@ -164,7 +147,6 @@ impl Operator {
             Mode::ControlPlane => {
                 let registry = Registry::new(hub.clone(), settings.regions.clone())
                     .with_hub_namespaces(settings.watch_namespaces.clone());
-                crate::ops::metrics().watch_regions(registry.clone());
                 let policy = KubeconfigPolicy {
                     allow_exec_credentials: settings.allow_exec_credentials,
                     allow_insecure_skip_tls_verify: settings.regions.allow_insecure_skip_tls_verify,
@@ -206,7 +188,9 @@ impl Operator {
             Mode::DataPlane => None,
         };
         // Stargate and Reaper live in the cluster they serve: their controllers run in both modes.
-        dataplane::controller::spawn(&mut controllers, hub, settings, shutdown);
+        for (name, controller) in dataplane::controller::controllers(hub, settings, shutdown) {
+            controllers.spawn(name, controller);
+        }
         info!(mode = %settings.mode, controllers = controllers.len(), "controllers started");
         Operator {
             registry,

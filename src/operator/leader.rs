@@ -16,9 +16,9 @@ use std::time::Duration;
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
 use tracing::{info, warn};
 
-use super::health::{Role, health};
+use super::{ControllerExit, Operator, Shutdown};
 use crate::home::{HomeClientError, HomeCluster};
-use crate::operator::{ControllerExit, Operator, Shutdown};
+use crate::ops::health::{Role, health};
 use crate::settings::Settings;
 
 /// How long a Lease stays valid after its last renewal.
@@ -49,7 +49,7 @@ pub async fn run_elected(
 ) -> Result<Ended, HomeClientError> {
     let lease_client = lease_client(settings).await?;
     let election = &settings.leader_election;
-    let identity = super::identity();
+    let identity = crate::ops::identity();
     info!(
         identity,
         lease = %election.lease_name,
@@ -121,7 +121,7 @@ async fn follow(
             }
             changed = manager.changed() => match changed {
                 Ok(true) => {
-                    info!(identity = super::identity(), "leader election: became the leader");
+                    info!(identity = crate::ops::identity(), "leader election: became the leader");
                     health().set_role(Role::Leader);
                     running = Some(Operator::start(settings, hub.clone(), shutdown.clone()));
                 }
@@ -166,7 +166,7 @@ async fn release(manager: &LeaseManager) {
 
 fn stopped() {
     health().controllers_stopped();
-    super::metrics().forget_regions();
+    crate::ops::metrics().forget_regions();
 }
 
 /// Sleeps [`RETRY_DELAY`]; true when `shutdown` came first.
