@@ -212,7 +212,8 @@ pub struct ContainerImage {
 }
 
 impl ContainerImage {
-    /// `registry/repository/name:tag`, filling absent parts from `default`.
+    /// `registry/repository/name:tag`, filling absent parts from `default`; a tag that is a
+    /// digest (`sha256:…`) is written `name@sha256:…`, and `tag@sha256:…` as `name:tag@sha256:…`.
     pub fn reference_or(&self, default: &ContainerImage) -> String {
         let pick = |own: &Option<String>, fallback: &Option<String>| {
             own.clone()
@@ -228,7 +229,13 @@ impl ContainerImage {
         .flatten()
         .collect();
         let tag = pick(&self.tag, &default.tag).unwrap_or_else(|| "latest".to_string());
-        format!("{}:{}", parts.join("/"), tag)
+        // A tag never holds ':' ([A-Za-z0-9_][A-Za-z0-9_.-]*); a digest always does.
+        let separator = if tag.contains(':') && !tag.contains('@') {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}{separator}{tag}", parts.join("/"))
     }
 }
 

@@ -290,7 +290,7 @@ fn api_error(
 }
 
 /// Applies `desired` children (found among `live` by name) and deletes live children of this
-/// owner that are no longer desired. Returns the live objects after the apply, by name.
+/// owner that are no longer desired.
 async fn converge_children<K>(
     api: &Api<K>,
     field_manager: &str,

@@ -50,12 +50,22 @@ pub fn cluster_labels_of(owner: Option<&BTreeMap<String, String>>) -> BTreeMap<S
         .collect()
 }
 
-/// An image reference (`registry/repository/name:tag`) split into the parts a `containerImage`
-/// can override.
+/// An image reference (`registry/repository/name:tag`, `…/name@sha256:…` or
+/// `…/name:tag@sha256:…`) split into the parts a `containerImage` can override. A digest is kept
+/// in `tag` (`sha256:…`, or `tag@sha256:…`), which [`ContainerImage::reference_or`] writes back.
 pub fn parse_image(reference: &str) -> ContainerImage {
+    let (reference, digest) = match reference.split_once('@') {
+        Some((reference, digest)) => (reference, Some(digest)),
+        None => (reference, None),
+    };
     let (path, tag) = match reference.rsplit_once(':') {
-        Some((path, tag)) if !tag.contains('/') => (path, Some(tag.to_string())),
+        Some((path, tag)) if !tag.contains('/') => (path, Some(tag)),
         _ => (reference, None),
+    };
+    let tag = match (tag, digest) {
+        (Some(tag), Some(digest)) => Some(format!("{tag}@{digest}")),
+        (None, Some(digest)) => Some(digest.to_string()),
+        (tag, None) => tag.map(str::to_string),
     };
     let mut parts: Vec<&str> = path.split('/').collect();
     let name = parts.pop().map(str::to_string);
@@ -118,6 +128,35 @@ mod tests {
         let local = parse_image("localhost:5000/reaper:1");
         assert_eq!(local.registry.as_deref(), Some("localhost:5000"));
         assert_eq!(local.name.as_deref(), Some("reaper"));
+    }
+
+    #[test]
+    fn digests_survive_an_override_of_the_other_parts() {
+        const DIGEST: &str =
+            "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let mirror = ContainerImage {
+            registry: Some("mirror.example.com:5000".into()),
+            ..Default::default()
+        };
+        let pinned = format!("docker.io/thelastpickle/cassandra-reaper@{DIGEST}");
+        let image = parse_image(&pinned);
+        assert_eq!(image.registry.as_deref(), Some("docker.io"));
+        assert_eq!(image.repository.as_deref(), Some("thelastpickle"));
+        assert_eq!(image.name.as_deref(), Some("cassandra-reaper"));
+        assert_eq!(image.tag.as_deref(), Some(DIGEST));
+        assert_eq!(
+            image_reference(Some(&mirror), &pinned),
+            format!("mirror.example.com:5000/thelastpickle/cassandra-reaper@{DIGEST}")
+        );
+        let tagged = format!("localhost:5000/reaper:3.5.0@{DIGEST}");
+        assert_eq!(
+            image_reference(Some(&ContainerImage::default()), &tagged),
+            tagged
+        );
+        assert_eq!(
+            image_reference(Some(&mirror), &tagged),
+            format!("mirror.example.com:5000/reaper:3.5.0@{DIGEST}")
+        );
     }
 
     #[test]

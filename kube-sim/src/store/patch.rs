@@ -209,24 +209,7 @@ pub fn apply_json_patch(doc: &mut Value, operations: &Value) -> Result<(), Patch
 
 /// RFC 7386 JSON merge patch: objects merge recursively, `null` removes, anything else replaces.
 pub fn apply_merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch_map) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let Value::Object(target_map) = target else {
-        return;
-    };
-    for (key, value) in patch_map {
-        if value.is_null() {
-            target_map.remove(key);
-        } else {
-            let slot = target_map.entry(key.clone()).or_insert(Value::Null);
-            apply_merge_patch(slot, value);
-        }
-    }
+    json_patch::merge(target, patch);
 }
 
 /// How a built-in list merges under strategic merge patch.
