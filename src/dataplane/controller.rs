@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
 use super::rollout::Rollout;
-use super::{CREATED_BY_LABEL, reaper, stargate, vector_agent};
+use super::{CREATED_BY_LABEL, Waiting, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::Reaper;
 use crate::api::stargate::{Stargate, StargateProgress};
@@ -33,6 +33,7 @@ use crate::cache::scoped;
 use crate::events::{Events, Notice};
 use crate::settings::{ImageSettings, Settings};
 use crate::workload::generated::config_map_hash;
+use crate::workload::vector::VectorError;
 
 pub const STARGATE_FIELD_MANAGER: &str = "federator-stargate";
 pub const REAPER_FIELD_MANAGER: &str = "federator-reaper";
@@ -89,12 +90,8 @@ where
     });
     [
         (
-            STARGATES.name,
-            run_component(
-                STARGATES,
-                reconcile_stargate,
-                stargate::datacenter_of,
-                Some(stargate::referenced_config_maps),
+            Stargate::CONTROLLER,
+            run_component::<Stargate>(
                 Arc::clone(&context),
                 settings.watch_namespaces.clone(),
                 shutdown.clone(),
@@ -102,17 +99,8 @@ where
             .boxed(),
         ),
         (
-            REAPERS.name,
-            run_component(
-                REAPERS,
-                reconcile_reaper,
-                reaper::datacenter_of,
-                None,
-                context,
-                settings.watch_namespaces.clone(),
-                shutdown,
-            )
-            .boxed(),
+            Reaper::CONTROLLER,
+            run_component::<Reaper>(context, settings.watch_namespaces.clone(), shutdown).boxed(),
         ),
     ]
 }
@@ -121,50 +109,18 @@ fn children_of(controller: &str) -> watcher::Config {
     watcher::Config::default().labels(&format!("{CREATED_BY_LABEL}={controller}"))
 }
 
-/// What tells the Stargate and Reaper controllers apart.
-struct Component {
-    /// The kind, in logs.
-    kind: &'static str,
-    /// The controller's name in metrics and health.
-    name: &'static str,
-    /// The label value marking the Deployments and Services it creates.
-    created_by: &'static str,
-}
-
-const STARGATES: Component = Component {
-    kind: "Stargate",
-    name: "stargate",
-    created_by: "stargate-controller",
-};
-
-const REAPERS: Component = Component {
-    kind: "Reaper",
-    name: "reaper",
-    created_by: "reaper-controller",
-};
-
 /// Runs the controller of `K` (Stargate or Reaper), owning its Deployments and Services, until
 /// `shutdown`. An object is re-queued when the spec or the readiness of the datacenter it
-/// `follows` changes; with `reads_config_maps`, when a ConfigMap it names changes (only the
-/// ConfigMaps' metadata is watched).
-async fn run_component<K, F, Fut>(
-    component: Component,
-    reconcile: F,
-    follows: fn(&K) -> Option<ObjectRef<CassandraDatacenter>>,
-    reads_config_maps: Option<fn(&K) -> BTreeSet<String>>,
+/// follows changes, and when a ConfigMap it names changes (only the ConfigMaps' metadata is
+/// watched).
+async fn run_component<K>(
     context: Arc<ComponentContext>,
     watch_namespaces: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: crate::cache::Watched + Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    F: FnMut(Arc<K>, Arc<ComponentContext>) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Action, ComponentError>> + Send + 'static,
+    K: Workload + crate::cache::Watched,
 {
-    let Component {
-        kind,
-        name,
-        created_by,
-    } = component;
+    let (kind, name, created_by) = (K::KIND, K::CONTROLLER, K::CREATED_BY);
     let client = context.client.clone();
     let backoff = crate::ops::RetryBackoff::default();
     info!("{kind} controller started");
@@ -195,9 +151,9 @@ async fn run_component<K, F, Fut>(
     let store = controller.store();
     let controller = controller.watches_stream(datacenter_changes, move |dc| {
         let dc = ObjectRef::from_obj(&dc);
-        cached_where(&store, |object| follows(object).as_ref() == Some(&dc))
+        cached_where(&store, |object| object.datacenter().as_ref() == Some(&dc))
     });
-    let controller = match reads_config_maps {
+    let controller = match K::REFERENCED_CONFIG_MAPS {
         Some(names) => {
             let store = controller.store();
             controller.watches(
@@ -225,7 +181,7 @@ async fn run_component<K, F, Fut>(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            crate::ops::instrument(name, |_: &K| String::new(), &backoff, reconcile),
+            crate::ops::instrument(name, |_: &K| String::new(), &backoff, reconcile::<K>),
             backoff.error_policy(),
             context,
         )
@@ -371,18 +327,203 @@ async fn announce<K: Resource<DynamicType = ()>>(
     }
 }
 
-async fn reconcile_stargate(
-    object: Arc<Stargate>,
+/// A kind the data-plane pipeline deploys beside a CassandraDatacenter: its builders (pure, in
+/// [`super::stargate`] and [`super::reaper`]) and what it reads before building.
+pub(crate) trait Workload:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: &'static str;
+    /// The controller's name in metrics and health.
+    const CONTROLLER: &'static str;
+    /// The `app.kubernetes.io/created-by` value of the Deployments and Services it creates.
+    const CREATED_BY: &'static str;
+    /// The ConfigMaps an object names, when a change of theirs must re-queue it.
+    const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>>;
+    const FIELD_MANAGER: &'static str;
+    /// Its Vector agent.
+    const AGENT: vector_agent::Agent;
+    type Status: PartialEq + Serialize + Send + Sync;
+
+    fn events(context: &ComponentContext) -> &Events;
+    fn datacenter(&self) -> Option<ObjectRef<CassandraDatacenter>>;
+    fn current_status(&self) -> Option<&Self::Status>;
+    /// Deployed before: its datacenter no longer being Ready does not take it back to waiting.
+    fn deployed_before(&self) -> bool;
+    fn waiting(&self, waiting: &Waiting, now: Time) -> Self::Status;
+    fn vector_config(&self, dc: &CassandraDatacenter) -> Result<Option<ConfigMap>, VectorError>;
+    /// Reads (and applies) what its Deployments mount, then builds them and its Service.
+    fn build(
+        &self,
+        context: &ComponentContext,
+        dc: &CassandraDatacenter,
+        namespace: &str,
+    ) -> impl Future<Output = Result<Built, ComponentError>> + Send;
+    /// The label selector of its live Deployments.
+    fn deployments_selector(&self) -> String;
+    fn deployed(&self, built: &Built, rollout: Rollout, now: Time) -> Self::Status;
+    fn is_ready(status: &Self::Status) -> bool;
+    fn progress(status: &Self::Status) -> Option<String>;
+}
+
+/// What a component runs as.
+pub(crate) struct Built {
+    deployments: Vec<Deployment>,
+    service: Service,
+}
+
+impl Workload for Stargate {
+    const KIND: &'static str = "Stargate";
+    const CONTROLLER: &'static str = "stargate";
+    const CREATED_BY: &'static str = "stargate-controller";
+    const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>> =
+        Some(stargate::referenced_config_maps);
+    const FIELD_MANAGER: &'static str = STARGATE_FIELD_MANAGER;
+    const AGENT: vector_agent::Agent = vector_agent::STARGATE;
+    type Status = crate::api::stargate::StargateStatus;
+
+    fn events(context: &ComponentContext) -> &Events {
+        &context.stargate_events
+    }
+    fn datacenter(&self) -> Option<ObjectRef<CassandraDatacenter>> {
+        stargate::datacenter_of(self)
+    }
+    fn current_status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+    fn deployed_before(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.progress)
+            .is_some_and(|p| p != StargateProgress::Pending)
+    }
+    fn waiting(&self, waiting: &Waiting, now: Time) -> Self::Status {
+        stargate::status(self, Err(waiting), now)
+    }
+    fn vector_config(&self, dc: &CassandraDatacenter) -> Result<Option<ConfigMap>, VectorError> {
+        stargate::vector_config(self, dc)
+    }
+    async fn build(
+        &self,
+        context: &ComponentContext,
+        dc: &CassandraDatacenter,
+        namespace: &str,
+    ) -> Result<Built, ComponentError> {
+        let config = stargate_config(&context.client, self, dc, namespace).await?;
+        Ok(Built {
+            deployments: stargate::deployments(
+                self,
+                dc,
+                &context.images,
+                config.generated.as_deref(),
+                &config.hashes,
+            ),
+            service: stargate::service(self, dc),
+        })
+    }
+    fn deployments_selector(&self) -> String {
+        format!(
+            "{}={}",
+            crate::workload::labels::STARGATE_LABEL,
+            self.name_any()
+        )
+    }
+    fn deployed(&self, built: &Built, rollout: Rollout, now: Time) -> Self::Status {
+        let names: Vec<String> = built
+            .deployments
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        let service = built.service.name_any();
+        stargate::status(self, Ok((&names, Some(service.as_str()), rollout)), now)
+    }
+    fn is_ready(status: &Self::Status) -> bool {
+        status.is_ready()
+    }
+    fn progress(status: &Self::Status) -> Option<String> {
+        status.progress.map(|p| format!("{p:?}"))
+    }
+}
+
+impl Workload for Reaper {
+    const KIND: &'static str = "Reaper";
+    const CONTROLLER: &'static str = "reaper";
+    const CREATED_BY: &'static str = "reaper-controller";
+    const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>> = None;
+    const FIELD_MANAGER: &'static str = REAPER_FIELD_MANAGER;
+    const AGENT: vector_agent::Agent = vector_agent::REAPER;
+    type Status = crate::api::reaper::ReaperStatus;
+
+    fn events(context: &ComponentContext) -> &Events {
+        &context.reaper_events
+    }
+    fn datacenter(&self) -> Option<ObjectRef<CassandraDatacenter>> {
+        reaper::datacenter_of(self)
+    }
+    fn current_status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+    fn deployed_before(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.progress)
+            .is_some_and(|p| p != crate::api::reaper::ReaperProgress::Pending)
+    }
+    fn waiting(&self, waiting: &Waiting, now: Time) -> Self::Status {
+        let message = match waiting {
+            Waiting::NoDatacenterRef => "spec.datacenterRef.name is empty".to_string(),
+            Waiting::DatacenterNotFound(name) => {
+                format!("CassandraDatacenter {name} does not exist")
+            }
+            Waiting::DatacenterNotReady(name) => {
+                format!("waiting for CassandraDatacenter {name} to be Ready")
+            }
+        };
+        reaper::status(self, Err(message), now)
+    }
+    fn vector_config(&self, dc: &CassandraDatacenter) -> Result<Option<ConfigMap>, VectorError> {
+        reaper::vector_config(self, dc)
+    }
+    async fn build(
+        &self,
+        context: &ComponentContext,
+        dc: &CassandraDatacenter,
+        _namespace: &str,
+    ) -> Result<Built, ComponentError> {
+        Ok(Built {
+            deployments: vec![reaper::deployment(self, dc, &context.images)],
+            service: reaper::service(self),
+        })
+    }
+    fn deployments_selector(&self) -> String {
+        format!("{}={}", reaper::REAPER_LABEL, self.name_any())
+    }
+    fn deployed(&self, _built: &Built, rollout: Rollout, now: Time) -> Self::Status {
+        reaper::status(self, Ok(rollout), now)
+    }
+    fn is_ready(status: &Self::Status) -> bool {
+        status.is_ready()
+    }
+    fn progress(status: &Self::Status) -> Option<String> {
+        status.progress.map(|p| format!("{p:?}"))
+    }
+}
+
+/// One reconcile of a Stargate or Reaper, and an Event when it failed or its progress changed.
+async fn reconcile<K: Workload>(
+    object: Arc<K>,
     context: Arc<ComponentContext>,
 ) -> Result<Action, ComponentError> {
-    let (result, progress) = reconcile_stargate_once(&object, &context).await;
-    let before = object
-        .status
-        .as_ref()
-        .and_then(|s| s.progress)
-        .map(|p| format!("{p:?}"));
+    let mut progress = None;
+    let result = reconcile_steps(object.as_ref(), &context, &mut progress).await;
+    let before = object.current_status().and_then(K::progress);
     announce(
-        &context.stargate_events,
+        K::events(&context),
         object.as_ref(),
         &result,
         (before, progress),
@@ -391,160 +532,118 @@ async fn reconcile_stargate(
     result
 }
 
-async fn reconcile_reaper(
-    object: Arc<Reaper>,
-    context: Arc<ComponentContext>,
-) -> Result<Action, ComponentError> {
-    let (result, progress) = reconcile_reaper_once(&object, &context).await;
-    let before = object
-        .status
-        .as_ref()
-        .and_then(|s| s.progress)
-        .map(|p| format!("{p:?}"));
-    announce(
-        &context.reaper_events,
-        object.as_ref(),
-        &result,
-        (before, progress),
-    )
-    .await;
-    result
-}
-
-/// One reconcile, and the progress it wrote (None when it failed before).
-async fn reconcile_stargate_once(
-    object: &Stargate,
-    context: &ComponentContext,
-) -> (Result<Action, ComponentError>, Option<String>) {
-    let mut progress = None;
-    let result = reconcile_stargate_steps(object, context, &mut progress).await;
-    (result, progress)
-}
-
-async fn reconcile_reaper_once(
-    object: &Reaper,
-    context: &ComponentContext,
-) -> (Result<Action, ComponentError>, Option<String>) {
-    let mut progress = None;
-    let result = reconcile_reaper_steps(object, context, &mut progress).await;
-    (result, progress)
-}
-
-async fn reconcile_stargate_steps(
-    object: &Stargate,
+/// gather (its datacenter) → build (what it mounts, its Deployments and Service) → apply
+/// (Vector configuration, Deployments, Service) → status. `progress` is the progress written.
+async fn reconcile_steps<K: Workload>(
+    object: &K,
     context: &ComponentContext,
     progress: &mut Option<String>,
 ) -> Result<Action, ComponentError> {
-    const KIND: &str = "Stargate";
     let name = object.name_any();
     let namespace = object
         .namespace()
         .ok_or_else(|| ComponentError::MissingNamespace {
-            kind: KIND,
+            kind: K::KIND,
             name: name.clone(),
         })?;
-    if object.metadata.deletion_timestamp.is_some() {
+    if object.meta().deletion_timestamp.is_some() {
         // The garbage collector removes the children with their owner.
         return Ok(Action::await_change());
     }
     let client = &context.client;
-    let stargates: Api<Stargate> = Api::namespaced(client.clone(), &namespace);
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    let datacenter = find_datacenter(client, stargate::datacenter_of(object), KIND, &name).await?;
-    let deployed_before = object
-        .status
-        .as_ref()
-        .and_then(|s| s.progress)
-        .is_some_and(|p| p != StargateProgress::Pending);
+    let datacenter = find_datacenter(client, object.datacenter(), K::KIND, &name).await?;
     let now = Time(Timestamp::now());
-    let status = match datacenter.map_err(Waiting::from) {
-        Err(waiting) => stargate::status(object, Err(&waiting.into_stargate()), now),
-        Ok(dc) if !dc.is_ready() && !deployed_before => stargate::status(
-            object,
-            Err(&stargate::Waiting::DatacenterNotReady(dc.name_any())),
-            now,
-        ),
-        Ok(dc) => {
-            let config = stargate_config(client, object, &dc, &namespace).await?;
-            let vector = stargate::vector_config(object, &dc);
-            let vector_on = apply_vector_config(
-                client,
-                vector,
-                STARGATE_FIELD_MANAGER,
-                (KIND, &namespace, &name),
-            )
-            .await?;
-            let desired = stargate::deployments(
-                object,
-                &dc,
-                &context.images,
-                config.generated.as_deref(),
-                &config.hashes,
-            );
-            let selector = format!("{}={name}", crate::workload::labels::STARGATE_LABEL);
-            let live = deployments
-                .list(&ListParams::default().labels(&selector))
-                .await
-                .map_err(api_error("listing Deployments", KIND, &namespace, &name))?
-                .items;
-            let uid = object.uid().unwrap_or_default();
-            converge_children(&deployments, STARGATE_FIELD_MANAGER, &uid, &desired, &live)
-                .await
-                .map_err(api_error("applying Deployments", KIND, &namespace, &name))?;
-            if !vector_on && vector_agent::STARGATE.mounted_in(&live) {
-                let config = vector_agent::STARGATE.config_map_name(&dc);
-                delete_owned_config_map(client, &namespace, &config, &uid, (KIND, &name)).await?;
-            }
-            let service = stargate::service(object, &dc);
-            let live_service = services
-                .get_opt(&service.name_any())
-                .await
-                .map_err(api_error("reading the Service", KIND, &namespace, &name))?;
-            apply_if_changed(
-                &services,
-                STARGATE_FIELD_MANAGER,
-                &service,
-                live_service.as_ref(),
-            )
-            .await
-            .map_err(api_error("applying the Service", KIND, &namespace, &name))?;
-            let current: Vec<&Deployment> = desired
-                .iter()
-                .map(|d| {
-                    live.iter()
-                        .find(|l| l.name_any() == d.name_any())
-                        .unwrap_or(d)
-                })
-                .collect();
-            let names: Vec<String> = desired.iter().map(ResourceExt::name_any).collect();
-            let service_name = service.name_any();
-            stargate::status(
-                object,
-                Ok((&names, Some(service_name.as_str()), Rollout::of(&current))),
-                now,
-            )
+    let status = match datacenter {
+        Err(None) => object.waiting(&Waiting::NoDatacenterRef, now),
+        Err(Some(missing)) => object.waiting(&Waiting::DatacenterNotFound(missing), now),
+        Ok(dc) if !dc.is_ready() && !object.deployed_before() => {
+            object.waiting(&Waiting::DatacenterNotReady(dc.name_any()), now)
         }
+        Ok(dc) => deploy(object, context, &dc, &namespace, now).await?,
     };
-    let running = status.is_ready();
-    *progress = status.progress.map(|p| format!("{p:?}"));
-    if object.status.as_ref() != Some(&status) {
+    let running = K::is_ready(&status);
+    *progress = K::progress(&status);
+    if object.current_status() != Some(&status) {
         let value = serde_json::to_value(&status).map_err(|e| ComponentError::Api {
             action: "encoding the status".into(),
-            kind: KIND,
+            kind: K::KIND,
             namespace: namespace.clone(),
             name: name.clone(),
             source: kube::Error::SerdeError(e),
         })?;
-        write_status(&stargates, STARGATE_FIELD_MANAGER, &name, value)
+        let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+        write_status(&api, K::FIELD_MANAGER, &name, value)
             .await
-            .map_err(api_error("writing the status", KIND, &namespace, &name))?;
+            .map_err(api_error("writing the status", K::KIND, &namespace, &name))?;
     }
     Ok(Action::requeue(if running {
         STEADY_REQUEUE
     } else {
         PROGRESSING_REQUEUE
     }))
+}
+
+/// Applies what `object` runs as next to `dc`; its status from what is live.
+async fn deploy<K: Workload>(
+    object: &K,
+    context: &ComponentContext,
+    dc: &CassandraDatacenter,
+    namespace: &str,
+    now: Time,
+) -> Result<K::Status, ComponentError> {
+    let client = &context.client;
+    let name = object.name_any();
+    let built = object.build(context, dc, namespace).await?;
+    let vector_on = apply_vector_config(
+        client,
+        object.vector_config(dc),
+        K::FIELD_MANAGER,
+        (K::KIND, namespace, &name),
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let live = deployments
+        .list(&ListParams::default().labels(&object.deployments_selector()))
+        .await
+        .map_err(api_error("listing Deployments", K::KIND, namespace, &name))?
+        .items;
+    let uid = object.uid().unwrap_or_default();
+    converge_children(
+        &deployments,
+        K::FIELD_MANAGER,
+        &uid,
+        &built.deployments,
+        &live,
+    )
+    .await
+    .map_err(api_error("applying Deployments", K::KIND, namespace, &name))?;
+    if !vector_on && K::AGENT.mounted_in(&live) {
+        let config = K::AGENT.config_map_name(dc);
+        delete_owned_config_map(client, namespace, &config, &uid, (K::KIND, &name)).await?;
+    }
+    let services: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let live_service = services
+        .get_opt(&built.service.name_any())
+        .await
+        .map_err(api_error("reading the Service", K::KIND, namespace, &name))?;
+    apply_if_changed(
+        &services,
+        K::FIELD_MANAGER,
+        &built.service,
+        live_service.as_ref(),
+    )
+    .await
+    .map_err(api_error("applying the Service", K::KIND, namespace, &name))?;
+    let current: Vec<&Deployment> = built
+        .deployments
+        .iter()
+        .map(|d| {
+            live.iter()
+                .find(|l| l.name_any() == d.name_any())
+                .unwrap_or(d)
+        })
+        .collect();
+    Ok(object.deployed(&built, Rollout::of(&current), now))
 }
 
 /// What Stargate's nodes read: the generated ConfigMap, if any, and the content hash of every
@@ -699,37 +798,6 @@ async fn apply_config_map(
     Ok(())
 }
 
-/// Why a component's datacenter cannot be used.
-enum Waiting {
-    NoRef,
-    NotFound(String),
-}
-
-impl Waiting {
-    fn into_stargate(self) -> stargate::Waiting {
-        match self {
-            Waiting::NoRef => stargate::Waiting::NoDatacenterRef,
-            Waiting::NotFound(name) => stargate::Waiting::DatacenterNotFound(name),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Waiting::NoRef => "spec.datacenterRef.name is empty".into(),
-            Waiting::NotFound(name) => format!("CassandraDatacenter {name} does not exist"),
-        }
-    }
-}
-
-impl From<Option<String>> for Waiting {
-    fn from(missing: Option<String>) -> Self {
-        match missing {
-            Some(name) => Waiting::NotFound(name),
-            None => Waiting::NoRef,
-        }
-    }
-}
-
 /// The CassandraDatacenter `name` in `namespace`; Err(Some(name)) when it does not exist,
 /// Err(None) when no name is given.
 async fn find_datacenter(
@@ -760,106 +828,4 @@ async fn find_datacenter(
             owner,
         )(error)),
     }
-}
-
-async fn reconcile_reaper_steps(
-    object: &Reaper,
-    context: &ComponentContext,
-    progress: &mut Option<String>,
-) -> Result<Action, ComponentError> {
-    const KIND: &str = "Reaper";
-    let name = object.name_any();
-    let namespace = object
-        .namespace()
-        .ok_or_else(|| ComponentError::MissingNamespace {
-            kind: KIND,
-            name: name.clone(),
-        })?;
-    if object.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    let client = &context.client;
-    let reapers: Api<Reaper> = Api::namespaced(client.clone(), &namespace);
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
-    let services: Api<Service> = Api::namespaced(client.clone(), &namespace);
-    let datacenter = find_datacenter(client, reaper::datacenter_of(object), KIND, &name).await?;
-    let deployed_before = object
-        .status
-        .as_ref()
-        .and_then(|s| s.progress)
-        .is_some_and(|p| p != crate::api::reaper::ReaperProgress::Pending);
-    let now = Time(Timestamp::now());
-    let status = match datacenter.map_err(Waiting::from) {
-        Err(waiting) => reaper::status(object, Err(waiting.describe()), now),
-        Ok(dc) if !dc.is_ready() && !deployed_before => reaper::status(
-            object,
-            Err(format!(
-                "waiting for CassandraDatacenter {} to be Ready",
-                dc.name_any()
-            )),
-            now,
-        ),
-        Ok(dc) => {
-            let vector = reaper::vector_config(object, &dc);
-            let vector_on = apply_vector_config(
-                client,
-                vector,
-                REAPER_FIELD_MANAGER,
-                (KIND, &namespace, &name),
-            )
-            .await?;
-            let desired = reaper::deployment(object, &dc, &context.images);
-            let live = deployments
-                .get_opt(&desired.name_any())
-                .await
-                .map_err(api_error("reading the Deployment", KIND, &namespace, &name))?;
-            apply_if_changed(&deployments, REAPER_FIELD_MANAGER, &desired, live.as_ref())
-                .await
-                .map_err(api_error(
-                    "applying the Deployment",
-                    KIND,
-                    &namespace,
-                    &name,
-                ))?;
-            if !vector_on && vector_agent::REAPER.mounted_in(live.iter()) {
-                let config = vector_agent::REAPER.config_map_name(&dc);
-                let uid = object.uid().unwrap_or_default();
-                delete_owned_config_map(client, &namespace, &config, &uid, (KIND, &name)).await?;
-            }
-            let service = reaper::service(object);
-            let live_service = services
-                .get_opt(&service.name_any())
-                .await
-                .map_err(api_error("reading the Service", KIND, &namespace, &name))?;
-            apply_if_changed(
-                &services,
-                REAPER_FIELD_MANAGER,
-                &service,
-                live_service.as_ref(),
-            )
-            .await
-            .map_err(api_error("applying the Service", KIND, &namespace, &name))?;
-            let current = live.as_ref().unwrap_or(&desired);
-            reaper::status(object, Ok(Rollout::of(&[current])), now)
-        }
-    };
-    let running = status.is_ready();
-    *progress = status.progress.map(|p| format!("{p:?}"));
-    if object.status.as_ref() != Some(&status) {
-        let value = serde_json::to_value(&status).map_err(|e| ComponentError::Api {
-            action: "encoding the status".into(),
-            kind: KIND,
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source: kube::Error::SerdeError(e),
-        })?;
-        write_status(&reapers, REAPER_FIELD_MANAGER, &name, value)
-            .await
-            .map_err(api_error("writing the status", KIND, &namespace, &name))?;
-    }
-    Ok(Action::requeue(if running {
-        STEADY_REQUEUE
-    } else {
-        PROGRESSING_REQUEUE
-    }))
 }

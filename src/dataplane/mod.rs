@@ -102,6 +102,32 @@ pub fn quantity_bytes(quantity: &Quantity) -> Option<u64> {
     u64::try_from(value).ok()
 }
 
+/// Why a Stargate or Reaper is not deployed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// `spec.datacenterRef.name` is empty.
+    NoDatacenterRef,
+    DatacenterNotFound(String),
+    DatacenterNotReady(String),
+}
+
+impl std::fmt::Display for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waiting::NoDatacenterRef => f.write_str("spec.datacenterRef.name is empty"),
+            Waiting::DatacenterNotFound(name) => {
+                write!(
+                    f,
+                    "CassandraDatacenter {name} does not exist in this namespace"
+                )
+            }
+            Waiting::DatacenterNotReady(name) => {
+                write!(f, "waiting for CassandraDatacenter {name} to be Ready")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

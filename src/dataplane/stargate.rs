@@ -20,11 +20,11 @@ use kube::api::ObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 
 use super::rollout::Rollout;
-use super::vector_agent;
 use super::{
     CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
     quantity_bytes,
 };
+use super::{Waiting, vector_agent};
 use crate::api::cassdc::{CassandraDatacenter, ServerType};
 use crate::api::shared::{
     CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, new_condition, set_condition,
@@ -659,32 +659,6 @@ pub fn service(stargate: &Stargate, dc: &CassandraDatacenter) -> Service {
             ..ServiceSpec::default()
         }),
         status: None,
-    }
-}
-
-/// Why a Stargate is not deployed yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Waiting {
-    /// `spec.datacenterRef.name` is empty.
-    NoDatacenterRef,
-    DatacenterNotFound(String),
-    DatacenterNotReady(String),
-}
-
-impl std::fmt::Display for Waiting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Waiting::NoDatacenterRef => f.write_str("spec.datacenterRef.name is empty"),
-            Waiting::DatacenterNotFound(name) => {
-                write!(
-                    f,
-                    "CassandraDatacenter {name} does not exist in this namespace"
-                )
-            }
-            Waiting::DatacenterNotReady(name) => {
-                write!(f, "waiting for CassandraDatacenter {name} to be Ready")
-            }
-        }
     }
 }
 
