@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
-use federator::federation::plan::plan;
+use federator::federation::plan::{PlanInputs, plan, plan_with};
 use kube_sim::schema::CrAdmission;
 use kube_sim::store::Admission;
 use serde_json::Value;
@@ -267,10 +267,13 @@ fn with_upstreams_mapping_the_hubs_own_context_plans_as_no_context() {
     };
     let mut placed_by_hub_context = 0;
     for (file, k8c) in &clusters {
-        let Ok(mut resolved) = plan(k8c) else {
+        let inputs = PlanInputs {
+            hub_contexts: [HUB_CONTEXT.to_string()].into(),
+            ..PlanInputs::default()
+        };
+        let Ok(resolved) = plan_with(k8c, &inputs) else {
             continue;
         };
-        resolved.resolve_contexts(|c| c == HUB_CONTEXT);
         let mut without = k8c.clone();
         for dc in (without.spec.cassandra.iter_mut())
             .flat_map(|c| c.datacenters.iter_mut().flatten())

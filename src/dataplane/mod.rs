@@ -5,7 +5,7 @@
 //!
 //! Each controller is a pipeline: read the Stargate/Reaper and its CassandraDatacenter → build
 //! the desired Deployments and Service ([`stargate`], [`reaper`]: pure) → apply them without
-//! writes at steady state → status from the Deployments' status ([`workload`]: pure).
+//! writes at steady state → status from the Deployments' status ([`rollout`]: pure).
 
 pub mod controller;
 pub mod reaper;

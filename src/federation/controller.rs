@@ -28,7 +28,7 @@ use super::notices::{DatacenterOutcome, Outcome, condition_notices, outcome_noti
 use super::observed::{
     LiveDatacenter, ObservedCluster, ObservedDatacenter, RemoteState, known_contexts,
 };
-use super::plan::{ClusterKey, ClusterPlan, plan, plan_with};
+use super::plan::{ClusterKey, ClusterPlan, PlanInputs, plan_with};
 use super::referenced::{ReferencedConfigMaps, referenced_by};
 use super::rollout::{Actions, Decision, decide};
 use super::seeds::{AdditionalSeeds, CachingResolver, HickoryResolver, seed_endpoint_slices};
@@ -303,26 +303,40 @@ async fn apply_cluster(
         unresolved_seeds,
     };
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
-    // A context that reaches the hub is the hub (""), for every step from observing on.
-    let in_hub_terms = |mut cluster_plan: ClusterPlan| {
-        cluster_plan.resolve_contexts(|c| context.registry.reaches_hub(c));
-        cluster_plan
+    // Gather: where the datacenters are comes from the spec and the registry alone (a context
+    // that reaches the hub is the hub, ""); what the plan applied reads besides the spec is
+    // then read there (what the existing datacenters run with, store passwords, per-node
+    // ConfigMaps), and the plan is made from it whole.
+    let hub_contexts: BTreeSet<String> = cluster_contexts(k8c)
+        .into_iter()
+        .filter(|c| context.registry.reaches_hub(c))
+        .collect();
+    let locating = PlanInputs {
+        hub_contexts,
+        ..PlanInputs::default()
     };
-    // Where the datacenters are comes from the spec alone; the plan then keeps what the
-    // existing datacenters run with (num_tokens), as observed there.
-    let planned = match plan(k8c).map(in_hub_terms) {
+    let planned = match plan_with(k8c, &locating) {
         Ok(located) => {
-            let observed = observe(context, &located, previous, adopt).await;
-            let running = observed.running();
-            match running.num_tokens.is_empty() {
-                true => Ok(located),
-                false => plan_with(k8c, &running).map(in_hub_terms),
-            }
-            .map(|cluster_plan| (cluster_plan, observed))
+            let (observed, secret_values, per_node_config_hashes) = futures::join!(
+                observe(context, &located, previous, adopt),
+                super::secrets::read_store_passwords(
+                    &context.hub,
+                    &context.secret_caches,
+                    &located
+                ),
+                read_user_per_node_config_hashes(context, &located),
+            );
+            let inputs = PlanInputs {
+                running: observed.running(),
+                secret_values,
+                per_node_config_hashes,
+                ..locating
+            };
+            plan_with(k8c, &inputs).map(|cluster_plan| (cluster_plan, observed))
         }
         Err(error) => Err(error),
     };
-    let (mut cluster_plan, mut observed) = match planned {
+    let (cluster_plan, mut observed) = match planned {
         Ok(planned) => planned,
         Err(error) => {
             // Nothing is applied from a spec that cannot be planned; status says why.
@@ -335,16 +349,9 @@ async fn apply_cluster(
     (context.referenced).set(&ObjectRef::from_obj(k8c), referenced_by(&cluster_plan));
     let secrets =
         super::secrets::reconcile(&context.hub, &context.secret_caches, k8c, &cluster_plan).await;
-    let passwords_missing = super::secrets::fill_store_passwords(
-        &context.hub,
-        &context.secret_caches,
-        &mut cluster_plan,
-    )
-    .await;
-    let per_node_config_missing = hash_user_per_node_configs(context, &mut cluster_plan).await;
     observed.secrets_pending = secrets.pending;
-    observed.passwords_missing = passwords_missing;
-    observed.per_node_config_missing = per_node_config_missing;
+    observed.passwords_missing = cluster_plan.passwords_missing.clone();
+    observed.per_node_config_missing = cluster_plan.per_node_config_missing.clone();
     observed.refused_watches =
         (context.caches).refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
     let actions = decide(&cluster_plan, &observed);
@@ -659,13 +666,12 @@ async fn apply_seed_slices(
     failures(applies).await
 }
 
-/// Puts the content hash of each user per-node ConfigMap (`perNodeConfigMapRef`, read in its
-/// datacenter's region) on that datacenter's pod template; returns the datacenters whose
-/// ConfigMap cannot be read, with why (they are left as they are).
-async fn hash_user_per_node_configs(
+/// The content hash of each datacenter's `perNodeConfigMapRef` ConfigMap, read in its region
+/// (by datacenter), or why there is none yet.
+async fn read_user_per_node_config_hashes(
     context: &ControllerContext,
-    cluster_plan: &mut ClusterPlan,
-) -> BTreeMap<String, String> {
+    cluster_plan: &ClusterPlan,
+) -> BTreeMap<String, Result<String, String>> {
     let reads = cluster_plan.datacenters.iter().filter_map(|dc| {
         let name = dc.user_per_node_config.as_deref()?;
         Some(async move {
@@ -688,23 +694,7 @@ async fn hash_user_per_node_configs(
             (dc.name.clone(), hash)
         })
     });
-    let hashes: Vec<(String, Result<String, String>)> = futures::future::join_all(reads).await;
-    let mut missing = BTreeMap::new();
-    for (datacenter, hash) in hashes {
-        match hash {
-            Ok(hash) => {
-                if let Some(dc) =
-                    (cluster_plan.datacenters.iter_mut()).find(|dc| dc.name == datacenter)
-                {
-                    dc.set_user_per_node_config_hash(&hash);
-                }
-            }
-            Err(detail) => {
-                missing.insert(datacenter, detail);
-            }
-        }
-    }
-    missing
+    futures::future::join_all(reads).await.into_iter().collect()
 }
 
 /// Applies the ConfigMaps generated for the datacenters about to be created or updated (initial

@@ -4,11 +4,13 @@
 //! This module is the pure core, without Kubernetes I/O; the controller that watches, applies
 //! and writes status calls it in this order:
 //!
-//! 1. [`plan::plan`]: the K8ssandraCluster → the desired CassandraDatacenter of every
-//!    datacenter, with its region and namespace ([`plan::ClusterPlan`]).
-//! 2. The controller looks in each region ([`observed::RemoteState::from_lookup`]) and builds an
-//!    [`observed::ObservedCluster`]; when datacenters exist, it plans again with what they run
-//!    with ([`plan::plan_with`]: their `num_tokens` is kept).
+//! 1. Gather: a first [`plan::plan_with`] with only the contexts that reach the hub says where
+//!    each datacenter is and what it references; the controller then looks in each region
+//!    ([`observed::RemoteState::from_lookup`], an [`observed::ObservedCluster`]) and reads the
+//!    store passwords and `perNodeConfigMapRef` ConfigMaps, all into [`plan::PlanInputs`].
+//! 2. Plan: [`plan::plan_with`] from those inputs, whole (existing datacenters keep their
+//!    `num_tokens`): the desired CassandraDatacenter of every datacenter, with its region and
+//!    namespace ([`plan::ClusterPlan`]). Nothing changes it afterwards.
 //! 3. [`rollout::decide`]: what to create, update or delete now (bootstrap order, removals,
 //!    refused renames).
 //! 4. [`seeds::seed_endpoint_slices`]: the seed EndpointSlices of each datacenter (host names
@@ -19,8 +21,9 @@
 //! 6. [`status::cluster_status`] (or [`status::invalid_spec_status`]): the new status, and
 //!    [`notices`]: the Events for what changed.
 //!
-//! [`labels`] holds the names, labels and annotations shared with k8ssandra-operator and
-//! cass-operator; [`config`] builds cass-operator's `config` from `spec.cassandra.config`.
+//! [`crate::workload::labels`] holds the names, labels and annotations shared with
+//! k8ssandra-operator and cass-operator; [`config`] builds cass-operator's `config` from
+//! `spec.cassandra.config`.
 
 /// Field manager of the K8ssandraCluster controller's writes (remote datacenters, their
 /// ConfigMaps and Secrets, the K8ssandraCluster status).

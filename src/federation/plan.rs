@@ -17,12 +17,16 @@
 //! - every datacenter opens JMX to other hosts when Reaper uses JMX ([`super::reaper_access`]),
 //!   also for a Reaper named by `reaperRef` (upstream: only for its own; the other needs it too).
 //!
-//! Encryption stores are mounted and configured here ([`crate::workload::encryption`]); their passwords
-//! need Secret contents, so the controller fills them in ([`DatacenterPlan::passwords`]).
+//! What the plan needs from outside the K8ssandraCluster comes in [`PlanInputs`], gathered by
+//! the controller: the contexts that reach the hub, what existing datacenters run with, the
+//! encryption store passwords (stores are mounted and configured here,
+//! [`crate::workload::encryption`]; [`DatacenterPlan::passwords`] says which the plan needs) and
+//! the content hash of each `perNodeConfigMapRef` ConfigMap, which goes on the pod template.
+//! The plan is made from them whole; what is missing is in [`ClusterPlan::passwords_missing`]
+//! and [`ClusterPlan::per_node_config_missing`].
 //!
 //! `perNodeConfigMapRef` is mounted with upstream's merging init container; the ConfigMap must
-//! exist in the datacenter's region and namespace, and the controller puts its content hash on
-//! the pod template ([`DatacenterPlan::user_per_node_config`]). When every datacenter runs with
+//! exist in the datacenter's region and namespace ([`DatacenterPlan::user_per_node_config`]). When every datacenter runs with
 //! fewer than 16 vnodes, the first pods' initial tokens come the same way, in a generated
 //! ConfigMap ([`super::tokens`]).
 //!
@@ -137,6 +141,10 @@ pub struct ClusterPlan {
     pub external_datacenters: Vec<String>,
     /// What `spec.reaper` needs: Reaper's users, remote JMX.
     pub reaper_access: Option<ReaperAccess>,
+    /// Datacenters whose encryption store passwords were not all in the inputs, and why.
+    pub passwords_missing: BTreeMap<String, String>,
+    /// Datacenters whose `perNodeConfigMapRef` ConfigMap was not in the inputs, and why.
+    pub per_node_config_missing: BTreeMap<String, String>,
 }
 
 /// One datacenter: where it goes and what it is.
@@ -152,7 +160,8 @@ pub struct DatacenterPlan {
     pub cassandra_datacenter_name: String,
     /// The cass-operator Service whose endpoints list the other datacenters' seeds.
     pub additional_seed_service: String,
-    /// The desired object, ready for server-side apply once [`Self::passwords`] are filled in.
+    /// The desired object, ready for server-side apply (its store passwords filled in from the
+    /// inputs; [`ClusterPlan::passwords_missing`] says where some were missing).
     pub datacenter: CassandraDatacenter,
     /// Encryption store passwords its `config` needs, read from the hub's Secrets.
     pub passwords: Vec<PasswordNeed>,
@@ -173,6 +182,24 @@ pub struct DatacenterPlan {
     /// The spec asks this existing datacenter for another `num_tokens` than it runs with: it
     /// is refused (the planned object keeps the running value and is not applied).
     pub num_tokens_change: Option<NumTokensChange>,
+}
+
+/// What a plan reads besides the K8ssandraCluster, gathered by the controller before it plans:
+/// the plan is built from these whole, and nothing patches it afterwards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanInputs {
+    /// What the existing datacenters run with.
+    pub running: RunningDatacenters,
+    /// Contexts that reach the hub itself (from the registry): their datacenters are the hub's
+    /// `""`, exactly as if they named no context (one watch, no copy of a Secret onto itself,
+    /// one set of seeds).
+    pub hub_contexts: BTreeSet<String>,
+    /// The hub Secrets holding encryption store passwords: key → value, or why a Secret could
+    /// not be read.
+    pub secret_values: BTreeMap<String, Result<BTreeMap<String, String>, String>>,
+    /// The content hash of each datacenter's `perNodeConfigMapRef` ConfigMap in its region, or
+    /// why there is none yet.
+    pub per_node_config_hashes: BTreeMap<String, Result<String, String>>,
 }
 
 /// What the existing datacenters run with that a plan keeps, read from their live
@@ -222,17 +249,6 @@ impl ClusterPlan {
             .iter()
             .map(|dc| dc.context.as_str())
             .collect()
-    }
-
-    /// Puts the datacenters whose context reaches the hub itself (`reaches_hub`, from the
-    /// registry) in the hub's "": from here on they are the hub's, exactly as if they named no
-    /// context (one watch, no copy of a Secret onto itself, one set of seeds).
-    pub fn resolve_contexts(&mut self, reaches_hub: impl Fn(&str) -> bool) {
-        for dc in &mut self.datacenters {
-            if reaches_hub(&dc.context) {
-                dc.context.clear();
-            }
-        }
     }
 
     /// The value for [`INITIAL_SYSTEM_REPLICATION_ANNOTATION`] (JSON, sorted keys).
@@ -326,14 +342,13 @@ pub enum PlanError {
 /// Plans every datacenter of `k8c` as if none existed yet. A K8ssandraCluster without
 /// `spec.cassandra` (a placeholder) plans to zero datacenters.
 pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
-    plan_with(k8c, &RunningDatacenters::default())
+    plan_with(k8c, &PlanInputs::default())
 }
 
-/// Plans every datacenter of `k8c`, keeping what the existing datacenters run with.
-pub fn plan_with(
-    k8c: &K8ssandraCluster,
-    running: &RunningDatacenters,
-) -> Result<ClusterPlan, PlanError> {
+/// Plans every datacenter of `k8c` from `inputs`: where it is (the hub for contexts that reach
+/// it), what the existing datacenters keep, its store passwords and per-node ConfigMap hash.
+pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterPlan, PlanError> {
+    let running = &inputs.running;
     let name = k8c
         .metadata
         .name
@@ -359,6 +374,8 @@ pub fn plan_with(
             initial_system_replication: BTreeMap::new(),
             external_datacenters,
             reaper_access,
+            passwords_missing: BTreeMap::new(),
+            per_node_config_missing: BTreeMap::new(),
         });
     };
     if let Some(reason) = &template.unreadable {
@@ -393,6 +410,27 @@ pub fn plan_with(
         datacenters,
         &mut planned,
     );
+    let passwords_missing = fill_store_passwords(&mut planned, &inputs.secret_values);
+    let mut per_node_config_missing = BTreeMap::new();
+    for dc in &mut planned {
+        if dc.user_per_node_config.is_none() {
+            continue;
+        }
+        match inputs.per_node_config_hashes.get(&dc.name) {
+            Some(Ok(hash)) => dc.set_user_per_node_config_hash(hash),
+            Some(Err(why)) => {
+                per_node_config_missing.insert(dc.name.clone(), why.clone());
+            }
+            None => {
+                per_node_config_missing.insert(dc.name.clone(), "not read yet".to_string());
+            }
+        }
+    }
+    for dc in &mut planned {
+        if inputs.hub_contexts.contains(&dc.context) {
+            dc.context.clear();
+        }
+    }
     Ok(ClusterPlan {
         cluster,
         cassandra_cluster_name,
@@ -400,7 +438,46 @@ pub fn plan_with(
         initial_system_replication,
         external_datacenters,
         reaper_access,
+        passwords_missing,
+        per_node_config_missing,
     })
+}
+
+/// Puts each datacenter's encryption store passwords in its `config`; returns the datacenters
+/// that lack some, and why.
+fn fill_store_passwords(
+    planned: &mut [DatacenterPlan],
+    secret_values: &BTreeMap<String, Result<BTreeMap<String, String>, String>>,
+) -> BTreeMap<String, String> {
+    let mut missing = BTreeMap::new();
+    for dc in planned {
+        if dc.passwords.is_empty() {
+            continue;
+        }
+        let config = dc
+            .datacenter
+            .spec
+            .config
+            .get_or_insert_with(|| serde_json::json!({}));
+        let lookup = |secret: &str, key: &str| {
+            secret_values
+                .get(secret)
+                .and_then(|read| read.as_ref().ok())
+                .and_then(|values| values.get(key).cloned())
+        };
+        if let Err(absent) = encryption::fill_passwords(config, &dc.passwords, lookup) {
+            let mut why = vec![format!("waiting for {}", absent.join(", "))];
+            why.extend(
+                (dc.passwords.iter())
+                    .filter_map(|p| secret_values.get(&p.secret).and_then(|r| r.as_ref().err()))
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .cloned(),
+            );
+            missing.insert(dc.name.clone(), why.join("; "));
+        }
+    }
+    missing
 }
 
 /// Gives the first RF pods of each datacenter their initial tokens when every datacenter runs

@@ -41,7 +41,6 @@ use crate::apply::apply_if_changed;
 use crate::replication::desired::{
     ORPHAN_ANNOTATION, condition_of, describe_target, is_replicated_to,
 };
-use crate::workload::encryption::fill_passwords;
 use crate::workload::labels::{default_superuser_secret_name, ownership_labels};
 
 /// Field manager of the labels Federator adds to a user's superuser Secret.
@@ -345,13 +344,13 @@ struct ReadSecret {
     values: BTreeMap<String, String>,
 }
 
-/// Reads the encryption store passwords of the plan's datacenters from the hub and puts them in
-/// their configs. Returns the datacenters that cannot have theirs yet, with why (never a value).
-pub async fn fill_store_passwords(
+/// Reads the hub Secrets holding the encryption store passwords the datacenters of `plan`
+/// need (the keys they need only): Secret → key → value, or why it could not be read.
+pub async fn read_store_passwords(
     hub: &kube::Client,
     caches: &SecretCaches,
-    plan: &mut ClusterPlan,
-) -> BTreeMap<String, String> {
+    plan: &ClusterPlan,
+) -> BTreeMap<String, Result<BTreeMap<String, String>, String>> {
     let mut needed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for need in plan.datacenters.iter().flat_map(|dc| &dc.passwords) {
         (needed.entry(need.secret.clone()).or_default()).insert(need.key.clone());
@@ -363,34 +362,7 @@ pub async fn fill_store_passwords(
         let values = (caches.read_secret(hub, cluster, &name, &keys)).await;
         read.insert(name, values);
     }
-    let mut missing = BTreeMap::new();
-    for dc in &mut plan.datacenters {
-        if dc.passwords.is_empty() {
-            continue;
-        }
-        let config = dc
-            .datacenter
-            .spec
-            .config
-            .get_or_insert_with(|| serde_json::json!({}));
-        let lookup = |secret: &str, key: &str| {
-            read.get(secret)
-                .and_then(|r| r.as_ref().ok())
-                .and_then(|values| values.get(key).cloned())
-        };
-        if let Err(absent) = fill_passwords(config, &dc.passwords, lookup) {
-            let mut why = vec![format!("waiting for {}", absent.join(", "))];
-            why.extend(
-                (dc.passwords.iter())
-                    .filter_map(|p| read.get(&p.secret).and_then(|r| r.as_ref().err()))
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .cloned(),
-            );
-            missing.insert(dc.name.clone(), why.join("; "));
-        }
-    }
-    missing
+    read
 }
 
 /// Makes sure the cluster's Secrets exist and are selected, and applies the ReplicatedSecret.

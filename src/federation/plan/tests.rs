@@ -77,8 +77,15 @@ fn absent_context_is_the_hub() {
 
 #[test]
 fn a_context_that_reaches_the_hub_plans_as_the_hub() {
-    let mut hub_by_name = planned(&two_dcs());
-    hub_by_name.resolve_contexts(|c| c == "east");
+    let hub_contexts = BTreeSet::from(["east".to_string()]);
+    let hub_by_name = plan_with(
+        &two_dcs(),
+        &PlanInputs {
+            hub_contexts,
+            ..PlanInputs::default()
+        },
+    )
+    .expect("plans");
     let contexts: Vec<&str> = (hub_by_name.datacenters.iter())
         .map(|dc| dc.context.as_str())
         .collect();
@@ -1109,6 +1116,13 @@ fn versioned(version: &str, config: Value) -> K8ssandraCluster {
     }}))
 }
 
+fn with_running(num_tokens: &[(&str, i64)]) -> PlanInputs {
+    PlanInputs {
+        running: running(num_tokens),
+        ..PlanInputs::default()
+    }
+}
+
 fn running(num_tokens: &[(&str, i64)]) -> RunningDatacenters {
     RunningDatacenters {
         num_tokens: num_tokens
@@ -1131,7 +1145,7 @@ fn an_upgrade_from_3_11_keeps_the_num_tokens_existing_datacenters_run_with() {
     // Upgraded to 4.1 with dc1 running and dc2 not created yet: dc1 keeps 256, dc2 starts with
     // 4.x's default.
     let upgraded = versioned("4.1.5", json!({}));
-    let plan = plan_with(&upgraded, &running(&[("dc1", 256)])).expect("plans");
+    let plan = plan_with(&upgraded, &with_running(&[("dc1", 256)])).expect("plans");
     assert_eq!(num_tokens_of(&plan), [json!(256), json!(16)]);
     assert!(
         plan.datacenters
@@ -1159,7 +1173,7 @@ fn a_num_tokens_change_of_an_existing_datacenter_is_refused_and_the_running_valu
             {"metadata": {"name": "dc3"}, "k8sContext": "west", "size": 3}
         ]
     }}));
-    let plan = plan_with(&k8c, &running(&[("dc1", 256), ("dc2", 256)])).expect("plans");
+    let plan = plan_with(&k8c, &with_running(&[("dc1", 256), ("dc2", 256)])).expect("plans");
     let change = plan.datacenters[0]
         .num_tokens_change
         .as_ref()
