@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::auth::UserInfo;
 use crate::catalog::Catalog;
@@ -58,7 +58,7 @@ pub struct Cluster {
     pub catalog: RwLock<Catalog>,
     token: RwLock<String>,
     faults: Mutex<Faults>,
-    security: Security,
+    pub(crate) security: Security,
     listener: Mutex<Option<JoinHandle<()>>>,
     /// Bumped to end every open watch stream.
     watch_epoch: tokio::sync::watch::Sender<u64>,
@@ -67,7 +67,7 @@ pub struct Cluster {
     /// Resource requests counted by client, verb and resource.
     pub requests: crate::requests::RequestLog,
     /// TLS connections open now, by the protocol ALPN chose.
-    connections: Arc<parking_lot::Mutex<ConnectionCounts>>,
+    pub(crate) connections: Arc<parking_lot::Mutex<ConnectionCounts>>,
 }
 
 /// Connections open to a cluster, by protocol.
@@ -84,14 +84,14 @@ pub fn new_token() -> String {
 }
 
 impl Cluster {
-    /// Binds a fresh port and starts serving.
-    pub async fn start_new(
+    /// A cluster on a fresh port, and its listener ([`crate::server::accept`] serves it).
+    pub async fn bind_new(
         index: usize,
         context: String,
         store: Arc<crate::store::Store>,
         catalog: Catalog,
         security: Security,
-    ) -> anyhow::Result<Arc<Cluster>> {
+    ) -> anyhow::Result<(Arc<Cluster>, TcpListener)> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding a cluster port on 127.0.0.1")?;
@@ -112,8 +112,7 @@ impl Cluster {
             requests: crate::requests::RequestLog::default(),
             connections: Arc::default(),
         });
-        cluster.spawn_accept_loop(listener);
-        Ok(cluster)
+        Ok((cluster, listener))
     }
 
     pub fn url(&self) -> String {
@@ -266,10 +265,10 @@ impl Cluster {
         }
     }
 
-    /// Listens again on the same port.
-    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+    /// A listener on the same port again; None while the cluster is serving.
+    pub async fn rebind(&self) -> anyhow::Result<Option<TcpListener>> {
         if self.state() == ClusterState::Running {
-            return Ok(());
+            return Ok(None);
         }
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         // The port was ours a moment ago; the aborted accept task may still be dropping its
@@ -279,10 +278,7 @@ impl Cluster {
             let socket = tokio::net::TcpSocket::new_v4().context("creating a socket")?;
             socket.set_reuseaddr(true).context("SO_REUSEADDR")?;
             match socket.bind(addr).and_then(|_| socket.listen(1024)) {
-                Ok(listener) => {
-                    self.spawn_accept_loop(listener);
-                    return Ok(());
-                }
+                Ok(listener) => return Ok(Some(listener)),
                 Err(e) => last_error = Some(e),
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -293,45 +289,10 @@ impl Cluster {
         ))
     }
 
-    fn spawn_accept_loop(self: &Arc<Self>, listener: TcpListener) {
-        let cluster = Arc::clone(self);
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.security.tls));
-        let handle = tokio::spawn(async move {
-            // Connections live in this set so that aborting the accept task closes them all.
-            let mut connections = JoinSet::new();
-            loop {
-                while connections.try_join_next().is_some() {}
-                let (stream, _) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(cluster = cluster.index, error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let cluster = Arc::clone(&cluster);
-                connections.spawn(async move {
-                    match acceptor.accept(stream).await {
-                        Ok(tls_stream) => {
-                            let session = tls_stream.get_ref().1;
-                            let http2 = session.alpn_protocol() == Some(b"h2");
-                            let certificate = cluster
-                                .security
-                                .client_certificates
-                                .identify(session.peer_certificates());
-                            let _open = OpenConnection::new(&cluster.connections, http2);
-                            crate::server::serve_connection(cluster, tls_stream, http2, certificate)
-                                .await
-                        }
-                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    }
-                });
-            }
-        });
+    /// The task serving the listener: aborting it closes the listener and its connections.
+    pub(crate) fn serve_on(&self, task: JoinHandle<()>) {
         if let Ok(mut guard) = self.listener.lock()
-            && let Some(old) = guard.replace(handle)
+            && let Some(old) = guard.replace(task)
         {
             old.abort();
         }
@@ -339,13 +300,16 @@ impl Cluster {
 }
 
 /// Counts a connection as open from its TLS handshake until it ends or is aborted.
-struct OpenConnection {
+pub(crate) struct OpenConnection {
     counts: Arc<parking_lot::Mutex<ConnectionCounts>>,
     http2: bool,
 }
 
 impl OpenConnection {
-    fn new(counts: &Arc<parking_lot::Mutex<ConnectionCounts>>, http2: bool) -> OpenConnection {
+    pub(crate) fn new(
+        counts: &Arc<parking_lot::Mutex<ConnectionCounts>>,
+        http2: bool,
+    ) -> OpenConnection {
         *counts.lock().of(http2) += 1;
         OpenConnection {
             counts: Arc::clone(counts),

@@ -167,7 +167,8 @@ async fn start_cluster(
         }
         catalog.add_builtin(builtin_served(info));
     }
-    let cluster = Cluster::start_new(index, context, store, catalog, security).await?;
+    let (cluster, listener) = Cluster::bind_new(index, context, store, catalog, security).await?;
+    crate::server::accept(&cluster, listener);
     crate::crd::apply_crds(&cluster, crds)
         .await
         .with_context(|| format!("applying CRDs to cluster {index}"))?;
@@ -413,7 +414,11 @@ impl Sim {
 
     /// Serves the cluster again on the same port.
     pub async fn start(&self, index: usize) -> anyhow::Result<()> {
-        self.cluster(index)?.start().await
+        let cluster = self.cluster(index)?;
+        if let Some(listener) = cluster.rebind().await? {
+            crate::server::accept(cluster, listener);
+        }
+        Ok(())
     }
 
     pub fn state(&self, index: usize) -> anyhow::Result<ClusterState> {

@@ -6,13 +6,15 @@
 //! Paths use `field.Path` style (`spec.map[key]`, `spec.list[0]`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kube_cel::KubeCelExt;
 use kube_cel::cel::objects::{Key, Map as CelMap, OptionalValue};
 use kube_cel::cel::{Context, ExecutionError, Value as CelValue};
 use serde_json::Value;
 
+use super::escape::escape_property;
+use super::memo::{MEMO_MIN_BYTES, MemoKeyRef, Verdict};
 use super::node::{CelRule, SchemaNode};
 use super::render::{FieldError, child, go_quote, index, key};
 
@@ -290,18 +292,6 @@ impl Walker<'_> {
     }
 }
 
-/// What a rule made of the values it saw.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Verdict {
-    Pass,
-    /// The rule returned something other than true; the message to report.
-    Fail(String),
-    /// Evaluation failed (no such key, overflow...); the detail to report.
-    RuntimeError(String),
-    /// The rule uses something the interpreter lacks.
-    NotEvaluated,
-}
-
 /// A rule's `self` and `oldSelf`, converted to CEL values only when a rule has to run, and
 /// serialized (for the memo) once for all the rules of a node.
 struct RuleInputs<'v> {
@@ -357,43 +347,6 @@ impl<'v> RuleInputs<'v> {
             )
         });
         (value, old.as_ref())
-    }
-}
-
-/// Verdicts of one rule on values it has judged before. The cel interpreter copies values
-/// deeply on every comprehension step, so a rule over a list of n items costs far more than
-/// cel-go's; objects are written again and again with the same large lists (every status
-/// write re-validates the spec), and rules are pure functions of `self` and `oldSelf`. Only
-/// values of at least [`MEMO_MIN_BYTES`] are kept, at most [`MEMO_ENTRIES`] of them.
-#[derive(Default)]
-pub(crate) struct VerdictMemo(Mutex<HashMap<MemoKey, Verdict>>);
-
-/// `self` and (for transition rules) `oldSelf`, serialized.
-type MemoKey = (Vec<u8>, Option<Vec<u8>>);
-type MemoKeyRef<'a> = (&'a [u8], Option<&'a [u8]>);
-
-/// Serialized size from which a value's verdict is remembered: small values are cheap to judge.
-const MEMO_MIN_BYTES: usize = 1024;
-/// Verdicts kept per rule; the memo starts over when full.
-const MEMO_ENTRIES: usize = 256;
-
-impl VerdictMemo {
-    fn verdict(&self, key: Option<MemoKeyRef<'_>>, evaluate: impl FnOnce() -> Verdict) -> Verdict {
-        let Some((value, old)) = key else {
-            return evaluate();
-        };
-        let key: MemoKey = (value.to_vec(), old.map(<[u8]>::to_vec));
-        if let Some(known) = self.0.lock().ok().and_then(|memo| memo.get(&key).cloned()) {
-            return known;
-        }
-        let verdict = evaluate();
-        if let Ok(mut memo) = self.0.lock() {
-            if memo.len() >= MEMO_ENTRIES {
-                memo.clear();
-            }
-            memo.insert(key, verdict.clone());
-        }
-        verdict
     }
 }
 
@@ -508,42 +461,6 @@ pub(crate) fn find_by_map_keys<'a>(
     old_items
         .iter()
         .find(|old| old.is_object() && keys.iter().all(|k| old.get(k) == item.get(k)))
-}
-
-const CEL_RESERVED: [&str; 21] = [
-    "true",
-    "false",
-    "null",
-    "in",
-    "as",
-    "break",
-    "const",
-    "continue",
-    "else",
-    "for",
-    "function",
-    "if",
-    "import",
-    "let",
-    "loop",
-    "package",
-    "namespace",
-    "return",
-    "var",
-    "void",
-    "while",
-];
-
-/// A property name as CEL sees it (apiextensions escaping: `__` → `__underscores__`,
-/// `.` → `__dot__`, `-` → `__dash__`, `/` → `__slash__`, reserved words → `__word__`).
-pub(crate) fn escape_property(name: &str) -> String {
-    if CEL_RESERVED.contains(&name) {
-        return format!("__{name}__");
-    }
-    name.replace("__", "__underscores__")
-        .replace('.', "__dot__")
-        .replace('-', "__dash__")
-        .replace('/', "__slash__")
 }
 
 fn string_key(s: String) -> Key {

@@ -9,7 +9,9 @@
 mod admission;
 mod cel;
 mod coerce;
+mod escape;
 mod listtype;
+mod memo;
 mod node;
 mod openapi;
 mod reach;

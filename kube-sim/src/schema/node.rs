@@ -131,8 +131,8 @@ pub(crate) struct CelRule {
     /// What the rule and its messageExpression read of `self` and of `oldSelf`.
     pub self_reach: Reach,
     pub old_self_reach: Reach,
-    /// Verdicts on large values seen before (see [`super::cel::VerdictMemo`]).
-    pub memo: super::cel::VerdictMemo,
+    /// Verdicts on large values seen before (see [`super::memo::VerdictMemo`]).
+    pub memo: super::memo::VerdictMemo,
 }
 
 impl std::fmt::Debug for CelRule {

@@ -5,7 +5,7 @@
 use kube_cel::cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use serde_json::{Map, Value};
 
-use super::cel::escape_property;
+use super::escape::escape_property;
 
 /// The parts of a variable that a rule reads.
 #[derive(Clone, Debug, PartialEq)]

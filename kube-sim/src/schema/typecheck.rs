@@ -5,7 +5,7 @@
 
 use kube_cel::cel::common::ast::{EntryExpr, Expr, IdedExpr, operators};
 
-use super::cel::escape_property;
+use super::escape::escape_property;
 use super::node::SchemaNode;
 
 /// What is known about an expression's value.

@@ -4,6 +4,7 @@
 pub mod media;
 mod protobuf;
 pub mod query;
+mod request;
 mod resources;
 mod watch;
 
@@ -11,6 +12,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
@@ -19,9 +21,11 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
 use crate::auth::UserInfo;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, OpenConnection};
 use crate::error::ApiError;
 use crate::tls::CertificateIdentity;
 use crate::{discovery, openapi};
@@ -246,7 +250,7 @@ async fn handle(
         .get(hyper::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let request = resources::ApiRequest {
+    let request = request::ApiRequest {
         method: parts.method.clone(),
         query,
         accept,
@@ -274,11 +278,7 @@ async fn handle(
 
 /// The 403 an API server whose RBAC grants nothing on a resource answers, for the resources
 /// the admin API forbids: `<resource>[.<group>] is forbidden: User ... cannot <verb> ...`.
-fn rbac_refusal(
-    cluster: &Cluster,
-    path: &str,
-    request: &resources::ApiRequest,
-) -> Option<ApiError> {
+fn rbac_refusal(cluster: &Cluster, path: &str, request: &request::ApiRequest) -> Option<ApiError> {
     let segments: Vec<&str> = path
         .trim_matches('/')
         .split('/')
@@ -341,7 +341,7 @@ fn rbac_refusal(
 async fn route(
     cluster: &Arc<Cluster>,
     path: &str,
-    request: resources::ApiRequest,
+    request: request::ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
     let segments: Vec<&str> = path
         .trim_matches('/')
@@ -427,4 +427,45 @@ fn discovery_response(
 /// `{"kind":"Status","status":"Success",...}` for a completed delete.
 pub fn success_status(details: Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
+}
+
+/// Serves `cluster` on `listener` (TLS, then HTTP/2 or HTTP/1.1 as ALPN chose) until the cluster
+/// is stopped.
+pub fn accept(cluster: &Arc<Cluster>, listener: TcpListener) {
+    let serving = Arc::clone(cluster);
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&cluster.security.tls));
+    let task = tokio::spawn(async move {
+        // Connections live in this set so that aborting the accept task closes them all.
+        let mut connections = JoinSet::new();
+        loop {
+            while connections.try_join_next().is_some() {}
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(cluster = serving.index, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let cluster = Arc::clone(&serving);
+            connections.spawn(async move {
+                match acceptor.accept(stream).await {
+                    Ok(tls_stream) => {
+                        let session = tls_stream.get_ref().1;
+                        let http2 = session.alpn_protocol() == Some(b"h2");
+                        let certificate = cluster
+                            .security
+                            .client_certificates
+                            .identify(session.peer_certificates());
+                        let _open = OpenConnection::new(&cluster.connections, http2);
+                        serve_connection(cluster, tls_stream, http2, certificate).await
+                    }
+                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                }
+            });
+        }
+    });
+    cluster.serve_on(task);
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hyper::{Method, Response};
 use serde_json::{Value, json};
 
@@ -16,16 +15,7 @@ use crate::store::WriteResult as Written;
 use crate::store::{DeleteOptions, DeleteOutcome, DryRun, ListOptions, PatchType, WriteOptions};
 use crate::table::{self, IncludeObject};
 
-pub struct ApiRequest {
-    pub method: Method,
-    pub query: Query,
-    pub accept: Option<String>,
-    pub content_type: Option<String>,
-    pub user_agent: Option<String>,
-    /// Who sent it (None: an anonymous request, which reaches only public paths).
-    pub user: Option<crate::auth::UserInfo>,
-    pub body: Bytes,
-}
+use super::request::ApiRequest;
 
 /// A resource path's parts: (namespace, plural, name, subresource).
 type PathParts<'a> = (Option<&'a str>, &'a str, Option<&'a str>, Option<&'a str>);

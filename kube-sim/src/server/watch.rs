@@ -14,7 +14,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::media::{ResponseShape, negotiate_shape};
-use super::resources::ApiRequest;
+use super::request::ApiRequest;
 use super::{Body, ChannelBody};
 use crate::catalog::ServedResource;
 use crate::cluster::Cluster;

@@ -15,18 +15,6 @@ use super::meta::{is_deleting, meta_str, metadata, now_rfc3339, owner_refs, rand
 
 const MANAGER: &str = "kube-controller-manager";
 
-/// Whether a write to this object needs a controller's attention later.
-pub(crate) fn watched(resource: &(String, String), obj: &Value) -> bool {
-    match (resource.0.as_str(), resource.1.as_str()) {
-        ("apps", "deployments") | ("apps", "statefulsets") => true,
-        ("", "secrets") => {
-            obj.get("type").and_then(Value::as_str) == Some("kubernetes.io/service-account-token")
-                && obj.get("data").and_then(|d| d.get("token")).is_none()
-        }
-        _ => !owner_refs(obj).is_empty(),
-    }
-}
-
 fn replicas(obj: &Value) -> i64 {
     obj.get("spec")
         .and_then(|s| s.get("replicas"))

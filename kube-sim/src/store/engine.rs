@@ -427,7 +427,7 @@ impl State {
                     .push_back((due, Work::NamespaceTerminating(key.to_string())));
             }
         }
-        if self.controllers_running && !remove && super::controllers::watched(resource, &obj) {
+        if self.controllers_running && !remove && super::attention::watched(resource, &obj) {
             self.controller_queue.push_back(ControllerTask {
                 due: Instant::now() + self.controller_delay_of(resource),
                 resource: resource.clone(),

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::error::ApiResult;
 
+mod attention;
 mod builtin;
 mod controllers;
 mod engine;

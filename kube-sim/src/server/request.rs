@@ -1,0 +1,18 @@
+//! A request to a resource path, as the handlers of resources and watches read it.
+
+use bytes::Bytes;
+use hyper::Method;
+
+use super::query::Query;
+
+/// A request to a resource path, its body read.
+pub struct ApiRequest {
+    pub method: Method,
+    pub query: Query,
+    pub accept: Option<String>,
+    pub content_type: Option<String>,
+    pub user_agent: Option<String>,
+    /// Who sent it (None: an anonymous request, which reaches only public paths).
+    pub user: Option<crate::auth::UserInfo>,
+    pub body: Bytes,
+}
