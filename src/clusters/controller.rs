@@ -57,6 +57,17 @@ pub enum ReconcileError {
     Timeout { what: String, timeout: Duration },
 }
 
+impl crate::ops::ErrorLabel for ReconcileError {
+    const KINDS: &'static [&'static str] = &["read_secret", "write_status", "timeout"];
+    fn metric_label(&self) -> &'static str {
+        match self {
+            ReconcileError::ReadSecret { .. } => "read_secret",
+            ReconcileError::WriteStatus { .. } => "write_status",
+            ReconcileError::Timeout { .. } => "timeout",
+        }
+    }
+}
+
 /// Everything a reconcile needs.
 pub struct ControllerContext {
     pub client: kube::Client,

@@ -64,6 +64,17 @@ pub enum ComponentError {
     },
 }
 
+impl crate::ops::ErrorLabel for ComponentError {
+    const KINDS: &'static [&'static str] = &["missing_namespace", "config", "api"];
+    fn metric_label(&self) -> &'static str {
+        match self {
+            ComponentError::MissingNamespace { .. } => "missing_namespace",
+            ComponentError::Config { .. } => "config",
+            ComponentError::Api { .. } => "api",
+        }
+    }
+}
+
 /// What both controllers need.
 pub struct ComponentContext {
     pub client: kube::Client,

@@ -76,6 +76,23 @@ pub enum ReconcileError {
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
 }
 
+impl crate::ops::ErrorLabel for ReconcileError {
+    const KINDS: &'static [&'static str] = &[
+        "missing_namespace",
+        "write_status",
+        "cleanup_pending",
+        "finalizer",
+    ];
+    fn metric_label(&self) -> &'static str {
+        match self {
+            ReconcileError::MissingNamespace { .. } => "missing_namespace",
+            ReconcileError::WriteStatus { .. } => "write_status",
+            ReconcileError::CleanupPending { .. } => "cleanup_pending",
+            ReconcileError::Finalizer(error) => crate::ops::finalizer_label(error),
+        }
+    }
+}
+
 /// Reporting controller name of this controller's Events.
 pub const EVENT_REPORTER: &str = "federator-k8ssandracluster";
 

@@ -28,6 +28,13 @@ pub struct ControllerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileErrorLabels {
+    pub controller: String,
+    /// The error's kind ([`crate::ops::ErrorLabel`]).
+    pub error: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerExitLabels {
     pub controller: String,
     pub cause: String,
@@ -83,7 +90,7 @@ impl ExitCause {
 pub struct Metrics {
     registry: MetricRegistry,
     reconciles: Family<ControllerLabels, Counter>,
-    reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile_errors: Family<ReconcileErrorLabels, Counter>,
     reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     reconciles_in_flight: Family<ControllerLabels, Gauge>,
     controller_exits: Family<ControllerExitLabels, Counter>,
@@ -131,7 +138,7 @@ impl Metrics {
         let reconcile_errors = Family::default();
         registry.register(
             "reconcile_errors",
-            "Reconciles that failed (and will be retried), per controller",
+            "Reconciles that failed (and will be retried), per controller and kind of error",
             reconcile_errors.clone(),
         );
         let reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram> =
@@ -293,14 +300,27 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn reconcile_finished(&self, controller: &str, took: Duration, failed: bool) {
+    /// A reconcile ended; `error` is the kind of error when it failed. `error_kinds` (every kind
+    /// the controller has) are created at zero, so that error rates exist before the first one.
+    pub(crate) fn reconcile_finished(
+        &self,
+        controller: &str,
+        took: Duration,
+        error: Option<&str>,
+        error_kinds: &[&str],
+    ) {
         let labels = controller_labels(controller);
         self.reconciles_in_flight.get_or_create(&labels).dec();
         self.reconciles.get_or_create(&labels).inc();
-        // Created at zero, so that error rates exist before the first error.
-        let errors = self.reconcile_errors.get_or_create(&labels);
-        if failed {
-            errors.inc();
+        let errors = |kind: &str| ReconcileErrorLabels {
+            controller: controller.to_string(),
+            error: kind.to_string(),
+        };
+        for kind in error_kinds {
+            let _ = self.reconcile_errors.get_or_create(&errors(kind));
+        }
+        if let Some(kind) = error {
+            self.reconcile_errors.get_or_create(&errors(kind)).inc();
         }
         self.reconcile_duration
             .get_or_create(&labels)
@@ -472,7 +492,24 @@ mod tests {
     fn every_listed_metric_name_is_exported() {
         let metrics = Metrics::new();
         metrics.reconcile_started("test");
-        metrics.reconcile_finished("test", Duration::from_millis(3), true);
+        metrics.reconcile_finished(
+            "test",
+            Duration::from_millis(3),
+            Some("write_status"),
+            &["write_status", "timeout"],
+        );
+        let text = metrics.encode();
+        let errors = |kind: &str| {
+            format!("federator_reconcile_errors_total{{controller=\"test\",error=\"{kind}\"}}")
+        };
+        assert!(
+            text.contains(&format!("{} 1\n", errors("write_status"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{} 0\n", errors("timeout"))),
+            "{text}"
+        );
         metrics.controller_started("test");
         metrics.region_request("sim-1", "GET", Duration::from_millis(2), false);
         metrics

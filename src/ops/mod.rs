@@ -37,6 +37,25 @@ pub fn object_key<K: Resource>(object: &K) -> String {
     }
 }
 
+/// The kind of a controller's reconcile error, as the `error` label of
+/// `federator_reconcile_errors_total` (controller-rs's `metric_label`).
+pub trait ErrorLabel {
+    /// Every kind this error type has: their series exist at zero from the first reconcile.
+    const KINDS: &'static [&'static str];
+    fn metric_label(&self) -> &'static str;
+}
+
+/// The label of a finalizer error: its reconcile's error's, else `finalizer`.
+pub fn finalizer_label<E: ErrorLabel + std::error::Error + 'static>(
+    error: &kube::runtime::finalizer::Error<E>,
+) -> &'static str {
+    use kube::runtime::finalizer::Error;
+    match error {
+        Error::ApplyFailed(inner) | Error::CleanupFailed(inner) => inner.metric_label(),
+        _ => "finalizer",
+    }
+}
+
 /// A boxed reconcile future, as [`instrument`] returns them.
 pub type ReconcileFuture<E> = Pin<Box<dyn Future<Output = Result<Action, E>> + Send>>;
 
@@ -57,7 +76,7 @@ where
     K: Resource + 'static,
     F: FnMut(Arc<K>, Arc<Ctx>) -> Fut,
     Fut: Future<Output = Result<Action, E>> + Send + 'static,
-    E: 'static,
+    E: ErrorLabel + 'static,
 {
     let backoff = backoff.clone();
     move |object: Arc<K>, context: Arc<Ctx>| {
@@ -78,7 +97,8 @@ where
                 metrics().reconcile_started(controller);
                 let started = Instant::now();
                 let result = work.await;
-                metrics().reconcile_finished(controller, started.elapsed(), result.is_err());
+                let error = result.as_ref().err().map(ErrorLabel::metric_label);
+                metrics().reconcile_finished(controller, started.elapsed(), error, E::KINDS);
                 if result.is_ok() {
                     backoff.succeeded(&key);
                 }

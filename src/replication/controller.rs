@@ -73,6 +73,25 @@ pub enum ReconcileError {
     Finalizer(#[source] Box<finalizer::Error<ReconcileError>>),
 }
 
+impl crate::ops::ErrorLabel for ReconcileError {
+    const KINDS: &'static [&'static str] = &[
+        "missing_namespace",
+        "list_sources",
+        "write_status",
+        "cleanup_pending",
+        "finalizer",
+    ];
+    fn metric_label(&self) -> &'static str {
+        match self {
+            ReconcileError::MissingNamespace { .. } => "missing_namespace",
+            ReconcileError::ListSources { .. } => "list_sources",
+            ReconcileError::WriteStatus { .. } => "write_status",
+            ReconcileError::CleanupPending { .. } => "cleanup_pending",
+            ReconcileError::Finalizer(error) => crate::ops::finalizer_label(error),
+        }
+    }
+}
+
 struct Context {
     hub: kube::Client,
     registry: Registry,
