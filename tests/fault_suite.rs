@@ -4,7 +4,7 @@
 //! the objects it should (listed by the ownership labels across every served resource), and the
 //! operator neither exits nor panics. Figures are printed as `measured:` lines.
 
-mod reliability_support;
+mod support;
 
 use std::future::Future;
 use std::sync::{PoisonError, RwLock};
@@ -15,7 +15,7 @@ use futures::StreamExt;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use reliability_support::*;
+use support::*;
 
 /// The cass-operator stand-in makes a datacenter Ready this long after a change.
 const READY_AFTER: Duration = Duration::from_millis(300);
@@ -86,14 +86,18 @@ async fn wait_size(
     size: i32,
     limit: Duration,
 ) -> Duration {
-    wait_for(&format!("{name} at size {size}"), limit, || async {
-        let dc = datacenter(&world.sim, index, name).await?;
-        if dc.spec.size == size {
-            Ok(())
-        } else {
-            Err(format!("size {}", dc.spec.size))
-        }
-    })
+    timed(wait_for(
+        &format!("{name} at size {size}"),
+        limit,
+        || async {
+            let dc = datacenter_in(&world.sim, index, name).await?;
+            if dc.spec.size == size {
+                Ok(())
+            } else {
+                Err(format!("size {}", dc.spec.size))
+            }
+        },
+    ))
     .await
     .1
 }
@@ -111,11 +115,11 @@ async fn region_stopped() {
     let rollout = Instant::now();
     world.apply_cluster(CLUSTER, 1).await;
     wait_for("dc1 created", CONVERGE, || async {
-        datacenter(sim, 0, "dc1").await.map(|_| ())
+        datacenter_in(sim, 0, "dc1").await.map(|_| ())
     })
     .await;
     sim.stop(2).expect("stop region 2");
-    let (message, _) = wait_condition(
+    let message = wait_condition(
         sim,
         CLUSTER,
         "RegionUnreachable",
@@ -126,7 +130,7 @@ async fn region_stopped() {
     .await;
     assert!(message.contains("sim-2"), "{message}");
     wait_for("dc2 Ready while region 2 is down", CONVERGE, || async {
-        let dc = datacenter(sim, 1, "dc2").await?;
+        let dc = datacenter_in(sim, 1, "dc2").await?;
         dc.is_ready().then_some(()).ok_or("not Ready".to_string())
     })
     .await;
@@ -143,9 +147,9 @@ async fn region_stopped() {
     wait_size(&world, 0, "dc1", 2, Duration::from_secs(15)).await;
     wait_size(&world, 2, "dc3", 2, Duration::from_secs(15)).await;
     sim.start(1).await.expect("start region 1");
-    let (_, recovered) = wait_for("every datacenter at size 2", CONVERGE, || {
+    let (_, recovered) = timed(wait_for("every datacenter at size 2", CONVERGE, || {
         datacenters_ready(sim, 2)
-    })
+    }))
     .await;
     wait_converged(&world, 2).await;
     eprintln!("measured: region 1 caught up with the update {recovered:?} after it came back");
@@ -156,7 +160,7 @@ async fn region_stopped() {
     delete_cluster(sim, CLUSTER).await;
     wait_for("dc1 and dc2 deleted", Duration::from_secs(20), || async {
         for (name, index) in [("dc1", 0), ("dc2", 1)] {
-            if datacenter(sim, index, name).await.is_ok() {
+            if datacenter_in(sim, index, name).await.is_ok() {
                 return Err(format!("{name} still there"));
             }
         }
@@ -164,7 +168,7 @@ async fn region_stopped() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let held = k8ssandra_cluster(sim, CLUSTER)
+    let held = find_cluster(sim, CLUSTER)
         .await
         .expect("get K8ssandraCluster")
         .expect("the K8ssandraCluster stays while region 2 holds dc3");
@@ -214,7 +218,7 @@ async fn timed_change(world: &World, size: i32, measured: &[usize]) -> Vec<Durat
     for &index in measured {
         let name = DATACENTERS[index].0;
         wait_for(&format!("{name} Ready"), CONVERGE, || async {
-            let dc = datacenter(&world.sim, index, name).await?;
+            let dc = datacenter_in(&world.sim, index, name).await?;
             (dc.spec.size == size && dc.is_ready())
                 .then_some(())
                 .ok_or("not Ready".to_string())
@@ -365,7 +369,7 @@ async fn token_rotation_and_client_config_recreated() {
     world.apply_cluster(CLUSTER, 2).await;
     wait_size(&world, 0, "dc1", 2, Duration::from_secs(15)).await;
     wait_size(&world, 2, "dc3", 2, Duration::from_secs(15)).await;
-    let (message, _) = wait_condition(
+    let message = wait_condition(
         sim,
         CLUSTER,
         "RegionUnreachable",
@@ -376,7 +380,7 @@ async fn token_rotation_and_client_config_recreated() {
     .await;
     assert!(message.contains("sim-1"), "{message}");
     assert_eq!(
-        datacenter(sim, 1, "dc2").await.map(|dc| dc.spec.size),
+        datacenter_in(sim, 1, "dc2").await.map(|dc| dc.spec.size),
         Ok(1),
         "dc2 untouched while its region refuses the old token"
     );
@@ -414,7 +418,7 @@ async fn token_rotation_and_client_config_recreated() {
     wait_size(&world, 0, "dc1", 3, Duration::from_secs(15)).await;
     wait_size(&world, 1, "dc2", 3, Duration::from_secs(15)).await;
     assert_eq!(
-        datacenter(sim, 2, "dc3").await.map(|dc| dc.spec.size),
+        datacenter_in(sim, 2, "dc3").await.map(|dc| dc.spec.size),
         Ok(2),
         "dc3 stays as it was while its ClientConfig is missing"
     );
@@ -444,9 +448,9 @@ async fn hub_stopped() {
     sim.stop(0).expect("stop hub");
     tokio::time::sleep(Duration::from_secs(4)).await;
     sim.start(0).await.expect("start hub");
-    let (_, after) = wait_for("every datacenter at size 2", CONVERGE, || {
+    let (_, after) = timed(wait_for("every datacenter at size 2", CONVERGE, || {
         datacenters_ready(sim, 2)
-    })
+    }))
     .await;
     wait_converged(&world, 2).await;
     eprintln!(
@@ -498,14 +502,14 @@ async fn final_state(world: &World) -> Result<FinalState, String> {
     }
     let mut datacenters = Vec::new();
     for (name, index) in DATACENTERS {
-        let dc = datacenter(&world.sim, index, name).await?;
+        let dc = datacenter_in(&world.sim, index, name).await?;
         datacenters.push(serde_json::json!({
             "labels": dc.metadata.labels,
             "annotations": dc.metadata.annotations,
             "spec": dc.spec,
         }));
     }
-    let k8c = k8ssandra_cluster(&world.sim, CLUSTER)
+    let k8c = find_cluster(&world.sim, CLUSTER)
         .await?
         .ok_or("the K8ssandraCluster is gone")?;
     let status = k8c.status.unwrap_or_default();

@@ -3,7 +3,7 @@
 //! queries only metrics /metrics exports; a region whose ClientConfig is deleted leaves no
 //! series; a reconcile that keeps failing is retried at growing intervals.
 
-mod ops_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use federator::api::cassdc::CassandraDatacenter;
 use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use kube::Api;
-use ops_support::*;
+use support::*;
 
 #[test]
 fn metrics_move_during_a_fan_out_and_the_dashboard_queries_only_exported_metrics() {
@@ -22,7 +22,7 @@ fn metrics_move_during_a_fan_out_and_the_dashboard_queries_only_exported_metrics
 }
 
 async fn fan_out_metrics() {
-    let sim = start_sim(3).await;
+    let sim = start_sim(3).cass_operator().register([1, 2]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
@@ -32,23 +32,14 @@ async fn fan_out_metrics() {
     let (status, body) = http_get(addr, "/healthz").await;
     assert_eq!((status, body.trim()), (200, "ok"));
     // Ready: the only replica takes the Lease, and its controllers' caches sync.
-    let started = Instant::now();
-    let ready = loop {
-        let (status, body) = readiness(addr).await;
-        if status == 200 {
-            break body;
+    let (ready, took) = timed(wait_for("ready", Duration::from_secs(30), || async {
+        match readiness(addr).await {
+            (200, body) => Ok(body),
+            (status, body) => Err(format!("{status} {body}\n{}", operator.logs())),
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "not ready after 30 s: {status} {body}\n{}",
-            operator.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    eprintln!(
-        "measured: ready {:?} after the HTTP server",
-        started.elapsed()
-    );
+    }))
+    .await;
+    eprintln!("measured: ready {took:?} after the HTTP server");
     assert_eq!(ready["role"], "leader", "{ready}");
 
     // Both regions probed: reachability comes from the registry.
@@ -249,7 +240,7 @@ fn failures_of(operator: &OperatorProcess, name: &str) -> Vec<k8s_openapi::jiff:
 }
 
 async fn failing_reconcile_backs_off() {
-    let sim = start_sim(2).await;
+    let sim = start_sim(2).cass_operator().register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());

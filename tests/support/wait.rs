@@ -1,0 +1,69 @@
+//! Waiting for what the operator does: [`wait_for`] polls a check until it gives a value.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// How often [`wait_for`] looks again.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What a check of [`wait_for`] gives: `Some(value)` or `Ok(value)` ends the wait; `None`, or
+/// `Err(what it saw)` (shown if the wait times out), looks again.
+pub trait Outcome {
+    type Value;
+    fn into_result(self) -> Result<Self::Value, Option<String>>;
+}
+
+impl<T> Outcome for Option<T> {
+    type Value = T;
+    fn into_result(self) -> Result<T, Option<String>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T> Outcome for Result<T, String> {
+    type Value = T;
+    fn into_result(self) -> Result<T, Option<String>> {
+        self.map_err(Some)
+    }
+}
+
+/// Runs `check` every [`POLL_INTERVAL`] until it gives a value, and returns it; panics naming
+/// `what` (and what the check last saw) when `limit` has passed, cutting short a check still
+/// running then.
+pub async fn wait_for<O, Fut>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> Fut,
+) -> O::Value
+where
+    O: Outcome,
+    Fut: Future<Output = O>,
+{
+    let start = Instant::now();
+    let mut last = None;
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        match tokio::time::timeout(left, check()).await {
+            Ok(outcome) => match outcome.into_result() {
+                Ok(value) => return value,
+                Err(seen) => last = seen.or(last),
+            },
+            Err(_) => break,
+        }
+        if start.elapsed() >= limit {
+            break;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    match last {
+        Some(seen) => panic!("timed out after {limit:?} waiting for {what}; last seen: {seen}"),
+        None => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// What `future` gives, and how long it took.
+pub async fn timed<T>(future: impl Future<Output = T>) -> (T, Duration) {
+    let start = Instant::now();
+    let value = future.await;
+    (value, start.elapsed())
+}
