@@ -40,16 +40,36 @@ impl InProcessOperator {
         }
     }
 
-    /// Signals the shutdown and waits (bounded) for the controllers to stop.
-    pub async fn stop(mut self) {
+    /// The operator itself.
+    pub fn operator(&self) -> &Operator {
+        self.operator.as_ref().expect("running")
+    }
+
+    /// Signals the shutdown, not waiting for it.
+    fn signal(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+
+    /// Signals the shutdown and waits (bounded) for the controllers to stop.
+    pub async fn stop(mut self) {
+        self.signal();
         if let Some(operator) = self.operator.take() {
             bounded("operator stops", operator.run_until(async {}))
                 .await
                 .expect("no controller ended before the stop");
         }
+    }
+}
+
+/// Stops every operator: all are signalled, then each is waited for.
+pub async fn stop_all(mut operators: Vec<InProcessOperator>) {
+    for operator in &mut operators {
+        operator.signal();
+    }
+    for operator in operators {
+        operator.stop().await;
     }
 }
 

@@ -30,11 +30,26 @@ impl<T> Outcome for Result<T, String> {
 /// Runs `check` every [`POLL_INTERVAL`] until it gives a value, and returns it; panics naming
 /// `what` (and what the check last saw) when `limit` has passed, cutting short a check still
 /// running then.
-pub async fn wait_for<O, Fut>(
-    what: &str,
+pub async fn wait_for<O, Fut>(what: &str, limit: Duration, check: impl FnMut() -> Fut) -> O::Value
+where
+    O: Outcome,
+    Fut: Future<Output = O>,
+{
+    match poll(limit, check).await {
+        Ok(value) => value,
+        Err(Some(seen)) => {
+            panic!("timed out after {limit:?} waiting for {what}; last seen: {seen}")
+        }
+        Err(None) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// [`wait_for`] that does not panic: the value, or what the check last saw when `limit` has
+/// passed.
+pub async fn poll<O, Fut>(
     limit: Duration,
     mut check: impl FnMut() -> Fut,
-) -> O::Value
+) -> Result<O::Value, Option<String>>
 where
     O: Outcome,
     Fut: Future<Output = O>,
@@ -45,19 +60,15 @@ where
         let left = limit.saturating_sub(start.elapsed());
         match tokio::time::timeout(left, check()).await {
             Ok(outcome) => match outcome.into_result() {
-                Ok(value) => return value,
+                Ok(value) => return Ok(value),
                 Err(seen) => last = seen.or(last),
             },
-            Err(_) => break,
+            Err(_) => return Err(last),
         }
         if start.elapsed() >= limit {
-            break;
+            return Err(last);
         }
         tokio::time::sleep(POLL_INTERVAL).await;
-    }
-    match last {
-        Some(seen) => panic!("timed out after {limit:?} waiting for {what}; last seen: {seen}"),
-        None => panic!("timed out after {limit:?} waiting for {what}"),
     }
 }
 
