@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 /// How often [`wait_for`] looks again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// What a check of [`wait_for`] gives: `Some(value)` or `Ok(value)` ends the wait; `None`, or
-/// `Err(what it saw)` (shown if the wait times out), looks again.
+/// What a check of [`wait_for`] gives: `Some(value)`, `Ok(value)` or `true` ends the wait;
+/// `None`, `false`, or `Err(what it saw)` (shown if the wait times out), looks again.
 pub trait Outcome {
     type Value;
     fn into_result(self) -> Result<Self::Value, Option<String>>;
@@ -17,6 +17,13 @@ impl<T> Outcome for Option<T> {
     type Value = T;
     fn into_result(self) -> Result<T, Option<String>> {
         self.ok_or(None)
+    }
+}
+
+impl Outcome for bool {
+    type Value = ();
+    fn into_result(self) -> Result<(), Option<String>> {
+        self.then_some(()).ok_or(None)
     }
 }
 
