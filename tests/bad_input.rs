@@ -874,28 +874,7 @@ async fn matrix() {
         Some("AllDatacentersReady".to_string())
     );
     world.apply_cluster(CLUSTER, 2).await;
-    wait_for(
-        "the healthy cluster at size 2",
-        Duration::from_secs(40),
-        || datacenters_ready(sim, 2),
-    )
-    .await;
-    wait_owned(
-        sim,
-        CLUSTER,
-        &expected_objects(CLUSTER),
-        Duration::from_secs(20),
-    )
-    .await;
-    wait_condition(
-        sim,
-        CLUSTER,
-        "Ready",
-        "True",
-        "AllDatacentersReady",
-        Duration::from_secs(20),
-    )
-    .await;
+    world.wait_converged(2).await;
     let logs = world.finish().await;
     assert!(logs.lines().count() > 10, "the logs were captured:\n{logs}");
 }

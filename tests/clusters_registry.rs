@@ -715,22 +715,6 @@ fn kubeconfig_of(sim: &Sim, index: usize, context: &str) -> String {
     )
 }
 
-/// Waits until the ClientConfig's status says whether it reaches the hub, as `reaches_hub`.
-async fn wait_reaches_hub(hub: &kube::Client, name: &str, reaches_hub: bool) {
-    wait_for(
-        &format!("{name} reachesHub: {reaches_hub}"),
-        Duration::from_secs(10),
-        || async {
-            let status = status_of(hub, name).await?;
-            (status.reaches_hub == Some(reaches_hub)
-                && condition(&status, "Ready").map(|(s, r, _)| (s, r))
-                    == Some(("True".into(), "Reachable".into())))
-            .then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_elsewhere() {
     let sim = start_sim(2).await;
@@ -747,7 +731,7 @@ async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_e
     )
     .await;
     put_client_config(&hub, "home", "home", secret).await;
-    wait_reaches_hub(&hub, "home", true).await;
+    wait_reaches_hub(&hub, "home", true, Duration::from_secs(10)).await;
     let status = status_of(&hub, "home").await.expect("status");
     let (_, _, message) = condition(&status, "Ready").expect("Ready");
     assert!(
@@ -768,7 +752,7 @@ async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_e
         &[("kubeconfig", kubeconfig_of(&sim, 1, "home").as_bytes())],
     )
     .await;
-    wait_reaches_hub(&hub, "home", false).await;
+    wait_reaches_hub(&hub, "home", false, Duration::from_secs(10)).await;
     assert!(!registry.reaches_hub("home"));
     assert_eq!(registry.canonical("home"), "home");
     assert!(!registry.region("home").expect("usable").is_hub());
@@ -781,7 +765,7 @@ async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_e
         &[("kubeconfig", kubeconfig_of(&sim, 0, "home").as_bytes())],
     )
     .await;
-    wait_reaches_hub(&hub, "home", true).await;
+    wait_reaches_hub(&hub, "home", true, Duration::from_secs(10)).await;
     assert!(registry.region("home").expect("usable").is_hub());
     drop(running);
     sim.shutdown().await;

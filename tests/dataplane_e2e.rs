@@ -23,7 +23,7 @@ use federator::settings::Mode;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, Patch, PatchParams, ValidationDirective};
+use kube::api::{Patch, PatchParams, ValidationDirective};
 use kube::{Api, Client, ResourceExt};
 use support::*;
 
@@ -49,11 +49,10 @@ async fn install_service_monitor_crd(client: &Client) {
 }
 
 /// kube-sim with the cass-operator stand-in, datacenters Ready after 1 s and workloads after 2 s.
-async fn sim(clusters: usize) -> kube_sim::Sim {
+fn sim(clusters: usize) -> SimSetup {
     start_sim(clusters)
         .cass_operator()
         .workloads_ready_after(Duration::from_secs(2))
-        .await
 }
 
 /// The operator in this process as `federator run --mode <mode>` starts it, with 3 s requests.
@@ -157,22 +156,17 @@ async fn region_objects(client: &Client, dc: &str) -> RegionObjects {
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
 #[test]
 fn components_reach_both_regions_report_readiness_and_are_cleaned_up() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(two_regions_with_components());
+    run(two_regions_with_components());
 }
 
 async fn two_regions_with_components() {
-    let sim = sim(3).await;
+    let sim = sim(3).register([1, 2]).await;
     let hub = sim.client(0).await.expect("hub client");
     let regions = [
         sim.client(1).await.expect("region 1 client"),
         sim.client(2).await.expect("region 2 client"),
     ];
     let (context1, context2) = (sim.context_name(1), sim.context_name(2));
-    for index in [1, 2] {
-        register_region(&sim, &hub, index).await;
-    }
     // prometheus-operator only in region 1 for now.
     install_service_monitor_crd(&regions[0]).await;
 
@@ -446,24 +440,8 @@ async fn two_regions_with_components() {
         "dc1 keeps its components: {kept:?}"
     );
 
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    wait_for(
-        "K8ssandraCluster deleted",
-        Duration::from_secs(45),
-        || async {
-            bounded("get", clusters.get_opt(CLUSTER))
-                .await
-                .expect("get")
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    delete(&clusters, CLUSTER).await;
+    wait_deleted(&clusters, CLUSTER, Duration::from_secs(45)).await;
     for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
         wait_for(
             "components and their workloads gone after the deletion",
@@ -505,9 +483,7 @@ fn config_hash(deployment: Deployment) -> Option<String> {
 
 #[test]
 fn a_data_plane_instance_alone_leaves_k8ssandra_clusters_alone_and_needs_no_client_config() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(data_plane_alone());
+    run(data_plane_alone());
 }
 
 /// A Reaper of the hand-made datacenter, with these Vector settings.
@@ -750,9 +726,7 @@ async fn data_plane_alone() {
 
 #[test]
 fn a_restarted_data_plane_finds_deployments_with_canonical_quantities_up_to_date() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(restart_with_canonical_quantities());
+    run(restart_with_canonical_quantities());
 }
 
 /// The API server stores a Deployment's quantities in canonical form (`cpu: 1000m` reads back
@@ -864,17 +838,14 @@ async fn restart_with_canonical_quantities() {
 
 #[test]
 fn stargate_and_reaper_follow_their_datacenters_encryption() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(encrypted_components());
+    run(encrypted_components());
 }
 
 async fn encrypted_components() {
-    let sim = sim(2).await;
+    let sim = sim(2).register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let region = sim.client(1).await.expect("region client");
     let context = sim.context_name(1);
-    register_region(&sim, &hub, 1).await;
     put_secret(
         &hub,
         "stores",
@@ -987,22 +958,17 @@ async fn encrypted_components() {
 
 #[test]
 fn a_stopped_datacenter_settles_loses_its_stargate_and_lets_another_be_added() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(stopped_datacenter());
+    run(stopped_datacenter());
 }
 
 async fn stopped_datacenter() {
-    let sim = sim(3).await;
+    let sim = sim(3).register([1, 2]).await;
     let hub = sim.client(0).await.expect("hub client");
     let regions = [
         sim.client(1).await.expect("region 1 client"),
         sim.client(2).await.expect("region 2 client"),
     ];
     let (context1, context2) = (sim.context_name(1), sim.context_name(2));
-    for index in [1, 2] {
-        register_region(&sim, &hub, index).await;
-    }
     let mut operators = Vec::new();
     operators.push(start_operator(Mode::ControlPlane, &hub));
     for region in &regions {

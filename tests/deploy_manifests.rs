@@ -540,9 +540,7 @@ fn audit(scenario: impl std::future::Future<Output = ()>) {
     if !kube_sim::prerequisites::kubectl() {
         return;
     }
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(scenario);
+    run(scenario);
 }
 
 /// Stops the operator and checks every request it made against `overlay`'s RBAC.

@@ -40,42 +40,13 @@ fn block_on_alone(test: impl Future<Output = ()>) {
     run(test);
 }
 
-fn run(test: impl Future<Output = ()>) {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(test);
-}
-
 /// Applies the 3-region cluster at `size` and waits until every datacenter is Ready with it and
 /// every cluster holds exactly the expected objects.
 async fn converge(world: &World, size: i32) -> Duration {
     let start = Instant::now();
     world.apply_cluster(CLUSTER, size).await;
-    wait_converged(world, size).await;
+    world.wait_converged(size).await;
     start.elapsed()
-}
-
-async fn wait_converged(world: &World, size: i32) {
-    wait_for("every datacenter Ready", CONVERGE, || {
-        datacenters_ready(&world.sim, size)
-    })
-    .await;
-    wait_owned(
-        &world.sim,
-        CLUSTER,
-        &expected_objects(CLUSTER),
-        Duration::from_secs(20),
-    )
-    .await;
-    wait_condition(
-        &world.sim,
-        CLUSTER,
-        "Ready",
-        "True",
-        "AllDatacentersReady",
-        Duration::from_secs(20),
-    )
-    .await;
 }
 
 /// Waits until the datacenter `name` in cluster `index` has `size`.
@@ -135,7 +106,7 @@ async fn region_stopped() {
     })
     .await;
     sim.start(2).await.expect("start region 2");
-    wait_converged(&world, 1).await;
+    world.wait_converged(1).await;
     eprintln!(
         "measured: rollout with region 2 down for part of it converged in {:?}",
         rollout.elapsed()
@@ -151,7 +122,7 @@ async fn region_stopped() {
         datacenters_ready(sim, 2)
     }))
     .await;
-    wait_converged(&world, 2).await;
+    world.wait_converged(2).await;
     eprintln!("measured: region 1 caught up with the update {recovered:?} after it came back");
 
     // Deletion: region 2 is down; the hub's and region 1's parts go, the K8ssandraCluster stays
@@ -292,7 +263,7 @@ async fn one_region_disturbed(disturbance: Disturbance) {
     }
     // Faults removed: region 2 catches up.
     sim.set_latency(2, Duration::ZERO).expect("latency");
-    wait_converged(&world, 1 + 2 * CHANGES).await;
+    world.wait_converged(1 + 2 * CHANGES).await;
     world.finish().await;
 }
 
@@ -350,7 +321,7 @@ async fn watches_dropped() {
     .expect("hand edit of dc2");
     let reverted = wait_size(&world, 1, "dc2", 2, Duration::from_secs(15)).await;
     eprintln!("measured: hand edit made while watches were dropped reverted in {reverted:?}");
-    wait_converged(&world, 2).await;
+    world.wait_converged(2).await;
     world.finish().await;
 }
 
@@ -425,7 +396,7 @@ async fn token_rotation_and_client_config_recreated() {
     // Created again: dc3 catches up.
     let recreated = Instant::now();
     put_client_config(&world.hub, "sim-2", "sim-2", "sim-2-config").await;
-    wait_converged(&world, 3).await;
+    world.wait_converged(3).await;
     eprintln!(
         "measured: dc3 updated {:?} after its ClientConfig was created again",
         recreated.elapsed()
@@ -452,7 +423,7 @@ async fn hub_stopped() {
         datacenters_ready(sim, 2)
     }))
     .await;
-    wait_converged(&world, 2).await;
+    world.wait_converged(2).await;
     eprintln!(
         "measured: change made just before a 4 s hub outage applied {after:?} after it ended"
     );

@@ -23,29 +23,13 @@ const DC_READY_AFTER: Duration = Duration::from_secs(3);
 
 /// Deletes the K8ssandraCluster and waits until it is gone.
 async fn delete_cluster(clusters: &Api<K8ssandraCluster>) {
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
+    delete(clusters, CLUSTER).await;
     wait_until_cluster_deleted(clusters).await;
 }
 
 /// The K8ssandraCluster is gone from the hub (its finalizer released).
 async fn wait_until_cluster_deleted(clusters: &Api<K8ssandraCluster>) {
-    wait_for(
-        "the K8ssandraCluster deleted",
-        Duration::from_secs(20),
-        || async {
-            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
-                .await
-                .expect("get K8ssandraCluster")
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    wait_deleted(clusters, CLUSTER, Duration::from_secs(20)).await;
 }
 
 async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> {
@@ -80,9 +64,7 @@ fn two_datacenters_sized(dc1_size: i32, dc2_size: i32, region: &str) -> serde_js
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
 #[test]
 fn a_two_region_cluster_bootstraps_in_order_scales_and_is_deleted() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(bootstrap_scale_delete());
+    run(bootstrap_scale_delete());
 }
 
 /// The sim with regions 1 and 2 registered as ClientConfigs, and the operator running in this
@@ -239,12 +221,7 @@ async fn bootstrap_scale_delete() {
     .await;
 
     // Deleting removes both remote datacenters, then the K8ssandraCluster.
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
+    delete(&clusters, CLUSTER).await;
     wait_for(
         "both datacenters deleted",
         Duration::from_secs(30),
@@ -262,9 +239,7 @@ async fn bootstrap_scale_delete() {
 
 #[test]
 fn a_stopped_region_is_named_blocks_only_itself_and_holds_the_deletion() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(stopped_region());
+    run(stopped_region());
 }
 
 async fn stopped_region() {
@@ -327,12 +302,7 @@ async fn stopped_region() {
     // Deleted while region 2 is down: the hub's DC goes, the K8ssandraCluster stays (its
     // finalizer) and says which region holds it up; it goes once region 2 is back.
     sim.stop(2).expect("stop region 2 again");
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
+    delete(&clusters, CLUSTER).await;
     wait_for(
         "dc1 deleted from the hub",
         Duration::from_secs(15),
@@ -374,9 +344,7 @@ async fn stopped_region() {
 
 #[test]
 fn a_removed_datacenter_is_deleted_and_the_orphan_annotation_leaves_the_rest() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(removal_and_orphan());
+    run(removal_and_orphan());
 }
 
 async fn removal_and_orphan() {
@@ -428,24 +396,8 @@ async fn removal_and_orphan() {
     )
     .await
     .expect("annotate orphan");
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    wait_for(
-        "the orphaning K8ssandraCluster deleted",
-        Duration::from_secs(15),
-        || async {
-            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
-                .await
-                .expect("get K8ssandraCluster")
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    delete(&clusters, CLUSTER).await;
+    wait_deleted(&clusters, CLUSTER, Duration::from_secs(15)).await;
     assert!(
         datacenter(hub, "dc1").await.is_some(),
         "an orphaned datacenter stays"
@@ -455,9 +407,7 @@ async fn removal_and_orphan() {
 
 #[test]
 fn a_datacenter_of_another_cluster_or_a_missing_namespace_is_a_condition() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(conflict_and_missing_namespace());
+    run(conflict_and_missing_namespace());
 }
 
 /// Waits until the K8ssandraCluster `name` is Degraded with `reason` and a message holding
@@ -545,9 +495,7 @@ async fn conflict_and_missing_namespace() {
 
 #[test]
 fn a_watch_a_region_refuses_is_a_condition_naming_region_resource_and_namespace() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(refused_watch());
+    run(refused_watch());
 }
 
 async fn refused_watch() {
@@ -599,9 +547,7 @@ async fn refused_watch() {
 
 #[test]
 fn seeds_reach_every_region_events_are_published_and_a_rename_is_refused() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(seeds_events_and_rename());
+    run(seeds_events_and_rename());
 }
 
 /// Every endpoint address of an EndpointSlice, if it exists.
@@ -768,9 +714,7 @@ async fn seeds_events_and_rename() {
 
 #[test]
 fn the_adopt_annotation_takes_over_an_existing_datacenter() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(adopt_existing());
+    run(adopt_existing());
 }
 
 async fn adopt_existing() {
@@ -830,9 +774,7 @@ async fn adopt_existing() {
 
 #[test]
 fn initial_tokens_and_vector_configuration_reach_each_region_and_go_with_the_cluster() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(initial_tokens());
+    run(initial_tokens());
 }
 
 /// A ConfigMap's entries, if it exists.
@@ -970,9 +912,7 @@ async fn initial_tokens() {
 
 #[test]
 fn a_users_per_node_config_map_is_awaited_and_its_edits_restart_the_pods_at_once() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(user_per_node_config());
+    run(user_per_node_config());
 }
 
 /// dc2's pod-template hash of its per-node config, once dc2 exists.
@@ -1050,9 +990,7 @@ async fn user_per_node_config() {
 
 #[test]
 fn fields_federator_does_not_act_on_yet_are_named_in_status_until_removed() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(fields_not_acted_on());
+    run(fields_not_acted_on());
 }
 
 async fn fields_not_acted_on() {
@@ -1097,9 +1035,7 @@ async fn fields_not_acted_on() {
 
 #[test]
 fn an_upgrade_from_3_11_keeps_num_tokens_and_a_num_tokens_change_is_refused() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(num_tokens_kept());
+    run(num_tokens_kept());
 }
 
 /// The server version and `num_tokens` of a datacenter's CassandraDatacenter.

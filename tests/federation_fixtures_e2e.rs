@@ -189,9 +189,7 @@ fn cluster_of(context: &str) -> Option<usize> {
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
 #[test]
 fn every_fixture_fans_out_to_its_regions_with_the_controller_running() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(every_fixture_fans_out());
+    run(every_fixture_fans_out());
 }
 
 async fn every_fixture_fans_out() {

@@ -52,9 +52,7 @@ fn three_region_cluster(region1: &str, region2: &str) -> serde_json::Value {
 
 #[test]
 fn the_superuser_secret_reaches_every_region_before_its_datacenter() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(superuser_secret_first());
+    run(superuser_secret_first());
 }
 
 /// kube-sim with the cass-operator stand-in, regions 1 and 2 registered, the operator running in
@@ -213,12 +211,7 @@ async fn superuser_secret_first() {
     );
 
     // Deleting the cluster removes the Secret, the ReplicatedSecret and the copies.
-    bounded(
-        "delete the cluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete the K8ssandraCluster");
+    delete(&clusters, CLUSTER).await;
     wait_for(
         "secrets gone everywhere",
         Duration::from_secs(40),
@@ -240,9 +233,7 @@ async fn superuser_secret_first() {
 
 #[test]
 fn an_orphaned_cluster_leaves_its_datacenters_their_superuser_secret() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(orphaned_cluster());
+    run(orphaned_cluster());
 }
 
 async fn orphaned_cluster() {
@@ -274,12 +265,7 @@ async fn orphaned_cluster() {
     )
     .await
     .expect("annotate the K8ssandraCluster");
-    bounded(
-        "delete the cluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete the K8ssandraCluster");
+    delete(&clusters, CLUSTER).await;
     let replicated = Api::<ReplicatedSecret>::namespaced(hub.clone(), NS);
     wait_for(
         "the cluster and its ReplicatedSecret gone",
@@ -313,9 +299,7 @@ async fn orphaned_cluster() {
 
 #[test]
 fn reaper_gets_generated_logins_in_every_region_and_its_role_in_every_datacenter() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(reaper_logins());
+    run(reaper_logins());
 }
 
 async fn reaper_logins() {
@@ -389,9 +373,7 @@ async fn reaper_logins() {
 
 #[test]
 fn encryption_stores_reach_the_regions_and_their_passwords_the_datacenters() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(encryption_stores());
+    run(encryption_stores());
 }
 
 /// The keystore password in a datacenter's config, if any.

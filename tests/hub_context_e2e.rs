@@ -14,7 +14,7 @@ use federator::federation::plan::plan;
 use federator::replication::desired::{REPLICATED_SECRET_NAME_LABEL, ReplicationKey};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use kube_sim::Sim;
 use serde_json::{Value, json};
@@ -100,13 +100,7 @@ async fn wait_cluster_ready(hub: &Client) -> K8ssandraCluster {
 
 /// Deletes the K8ssandraCluster; waits until it and both datacenters are gone.
 async fn delete_and_wait(running: &Running) {
-    bounded(
-        "delete K8ssandraCluster",
-        Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS)
-            .delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
+    delete(&hub_api::<K8ssandraCluster>(&running.hub), CLUSTER).await;
     wait_for(
         "the K8ssandraCluster and its datacenters gone",
         WAIT,
@@ -170,9 +164,7 @@ async fn hub_view(running: &Running, k8c: &K8ssandraCluster) -> Value {
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
 #[test]
 fn a_datacenter_placed_by_the_hubs_own_context_is_the_same_as_one_with_no_context() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(hub_context_is_no_context());
+    run(hub_context_is_no_context());
 }
 
 async fn hub_context_is_no_context() {
@@ -180,13 +172,7 @@ async fn hub_context_is_no_context() {
     let hub_context = running.sim.context_name(0);
     let region_context = running.sim.context_name(1);
     let clusters = Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS);
-    wait_for("the hub's ClientConfig reaches the hub", WAIT, || async {
-        status_of(&running.hub, &hub_context)
-            .await?
-            .reaches_hub
-            .filter(|reaches| *reaches)
-    })
-    .await;
+    wait_reaches_hub(&running.hub, &hub_context, true, WAIT).await;
 
     let mut views = Vec::new();
     for dc1_context in [None, Some(hub_context.as_str())] {
@@ -310,9 +296,7 @@ async fn leave_upstream_objects(sim: &Sim, hub: &Client, region: &Client) {
 #[test]
 fn after_taking_over_from_k8ssandra_operator_removing_a_datacenter_and_deleting_the_cluster_finish()
 {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(take_over_then_remove_and_delete());
+    run(take_over_then_remove_and_delete());
 }
 
 /// docs/install.md's steps: k8ssandra-operator is stopped and its webhook removed (kube-sim runs

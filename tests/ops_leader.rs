@@ -17,9 +17,7 @@ const LEASES: &str = "leases.coordination.k8s.io";
 
 #[test]
 fn a_killed_leader_is_replaced_within_15_s_and_the_follower_never_writes() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(failover());
+    run(failover());
 }
 
 /// Requests `replica` made to the sim's clusters: (lease requests, writes other than to Leases).
@@ -143,9 +141,7 @@ async fn failover() {
 
 #[test]
 fn a_leader_that_cannot_renew_its_lease_stops_its_controllers_until_it_leads_again() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(renewal_failure());
+    run(renewal_failure());
 }
 
 async fn renewal_failure() {
@@ -210,9 +206,7 @@ async fn renewal_failure() {
 
 #[test]
 fn a_controller_that_panics_fails_healthz_gives_up_the_lease_and_ends_the_process() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(controller_panic());
+    run(controller_panic());
 }
 
 async fn controller_panic() {
@@ -312,9 +306,7 @@ async fn controller_panic() {
 
 #[test]
 fn a_leader_that_loses_its_lease_mid_rollout_writes_nothing_more() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(lease_lost_mid_rollout());
+    run(lease_lost_mid_rollout());
 }
 
 /// Writes `replica` made to cluster `index` so far.
@@ -456,9 +448,7 @@ async fn lease_lost_mid_rollout() {
 
 #[test]
 fn without_cass_operator_in_the_hub_the_operator_gets_ready_and_stops_promptly() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(hub_without_cass_operator());
+    run(hub_without_cass_operator());
 }
 
 /// A hub that runs no datacenter need not have cass-operator's CRD: the Stargate and Reaper

@@ -16,9 +16,7 @@ use support::*;
 
 #[test]
 fn metrics_move_during_a_fan_out_and_the_dashboard_queries_only_exported_metrics() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(fan_out_metrics());
+    run(fan_out_metrics());
 }
 
 async fn fan_out_metrics() {
@@ -220,9 +218,7 @@ fn dashboard_queries_only_exported_metrics(scrape: &str) {
 
 #[test]
 fn a_reconcile_that_keeps_failing_is_retried_at_growing_intervals() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(failing_reconcile_backs_off());
+    run(failing_reconcile_backs_off());
 }
 
 /// The times of the failed reconciles of K8ssandraCluster `name`, from the operator's logs.

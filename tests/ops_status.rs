@@ -13,9 +13,7 @@ use support::*;
 
 #[test]
 fn status_names_the_down_region_and_each_datacenters_readiness() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(status_with_a_region_down());
+    run(status_with_a_region_down());
 }
 
 /// Runs `federator status` with `args`: (success, stdout, stderr).

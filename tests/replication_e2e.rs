@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::future::Future;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -223,13 +222,6 @@ async fn merge_patch(api: &Api<Secret>, name: &str, patch: serde_json::Value) {
     )
     .await
     .unwrap_or_else(|e| panic!("patch {name}: {e}"));
-}
-
-// On the operator's own runtime: its workers have the stack the controllers need.
-fn run(test: impl Future<Output = ()>) {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(test);
 }
 
 #[test]
@@ -827,13 +819,7 @@ async fn target_in_the_hub_by_context() {
     let running = Running::start().await;
     let hub_context = running.context(0);
     register_region(&running.sim, &running.hub, 0).await;
-    wait_for("the hub's ClientConfig reaches the hub", WAIT, || async {
-        status_of(&running.hub, &hub_context)
-            .await?
-            .reaches_hub
-            .filter(|reaches| *reaches)
-    })
-    .await;
+    wait_reaches_hub(&running.hub, &hub_context, true, WAIT).await;
 
     put_source(&running, "s1", serde_json::json!({"app": "demo"}), "first").await;
     put_replicated_secret(

@@ -1,6 +1,5 @@
-//! The one support module of the integration tests: every test file says `mod support;` and
-//! takes what it needs. Each test binary compiles all of it, so what one binary does not use is
-//! dead code there.
+//! The one support module of the integration tests: every test file that needs a helper says
+//! `mod support;` and takes it from here (`use support::*;`).
 //!
 //! - [`sim`]: kube-sim clusters with Federator's CRDs ([`start_sim`]), the tests' bounded API
 //!   calls ([`bounded`], [`apply`]) and the hub's registered regions (Secrets, ClientConfigs).
@@ -12,6 +11,9 @@
 //! - [`world`]: the fault suite's and bad-input matrix's three-region world, and what they
 //!   compare (every object carrying the ownership labels, in every cluster).
 //! - [`compat`]: the shared reference data (`../shared/compat`).
+//!
+//! Each test binary compiles all of it: what one binary does not use (a helper, or a whole
+//! submodule's re-export) is normal there, hence the allows.
 #![allow(dead_code, unused_imports)]
 
 pub mod cluster;

@@ -1,5 +1,6 @@
 //! The operator running in the test's own process, and its logs.
 
+use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -9,6 +10,14 @@ use federator::settings::{Overrides, Settings};
 use kube::Client;
 
 use super::sim::{NS, bounded};
+
+/// Runs a test on the operator's own runtime, as `federator run` does: its workers have the
+/// stack the controllers (and the tests' own decoding of K8ssandraClusters) need.
+pub fn run(test: impl Future<Output = ()>) {
+    federator::operator::runtime()
+        .expect("tokio runtime")
+        .block_on(test);
+}
 
 /// The operator running in this test's process as `federator run` starts it, against `client`'s
 /// cluster: operator namespace [`NS`], a probe every second, 2 s requests, then what the test

@@ -186,16 +186,10 @@ pub async fn apply_as<K>(manager: &str, api: &Api<K>, name: &str, object: serde_
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    bounded(
-        "apply",
-        api.patch(
-            name,
-            &PatchParams::apply(manager).force(),
-            &Patch::Apply(&object),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+    let params = PatchParams::apply(manager).force();
+    send_apply(api, name, object, &params)
+        .await
+        .unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }
 
 /// Server-side apply as the test with strict field validation, as `kubectl apply
@@ -208,15 +202,47 @@ pub async fn try_apply<K>(
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
+    let params = PatchParams::apply(TEST_MANAGER).force().validation_strict();
+    send_apply(api, name, object, &params).await
+}
+
+async fn send_apply<K>(
+    api: &Api<K>,
+    name: &str,
+    object: serde_json::Value,
+    params: &PatchParams,
+) -> Result<K, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    bounded("apply", api.patch(name, params, &Patch::Apply(&object))).await
+}
+
+/// Deletes `name` through `api`, panicking on an error.
+pub async fn delete<K>(api: &Api<K>, name: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     bounded(
-        "apply",
-        api.patch(
-            name,
-            &PatchParams::apply(TEST_MANAGER).force().validation_strict(),
-            &Patch::Apply(&object),
-        ),
+        &format!("delete {name}"),
+        api.delete(name, &Default::default()),
     )
     .await
+    .unwrap_or_else(|e| panic!("delete {name}: {e}"));
+}
+
+/// Waits until `name` is gone from `api` (its finalizers released).
+pub async fn wait_deleted<K>(api: &Api<K>, name: &str, limit: Duration)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(&format!("{name} deleted"), limit, || async {
+        bounded(&format!("get {name}"), api.get_opt(name))
+            .await
+            .unwrap_or_else(|e| panic!("get {name}: {e}"))
+            .is_none()
+    })
+    .await;
 }
 
 /// The API of `K` in [`NS`] through `client`.
@@ -319,12 +345,7 @@ pub async fn register_region(sim: &Sim, hub: &Client, index: usize) {
 }
 
 pub async fn delete_client_config(hub: &Client, name: &str) {
-    bounded(
-        "delete ClientConfig",
-        hub_api::<ClientConfig>(hub).delete(name, &Default::default()),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("delete ClientConfig {name}: {e}"));
+    delete(&hub_api::<ClientConfig>(hub), name).await;
 }
 
 /// ClientConfig `name`'s status (None when absent, without one, or not read in time).
@@ -367,4 +388,21 @@ pub async fn wait_for_ready(
         },
     )
     .await
+}
+
+/// Waits until ClientConfig `name` is Ready and says whether it reaches the hub, as
+/// `reaches_hub`.
+pub async fn wait_reaches_hub(hub: &Client, name: &str, reaches_hub: bool, limit: Duration) {
+    wait_for(
+        &format!("{name} Ready with reachesHub: {reaches_hub}"),
+        limit,
+        || async {
+            let status = status_of(hub, name).await?;
+            (status.reaches_hub == Some(reaches_hub)
+                && condition(&status, "Ready").map(|(s, r, _)| (s, r))
+                    == Some(("True".into(), "Reachable".into())))
+            .then_some(())
+        },
+    )
+    .await;
 }

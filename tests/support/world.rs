@@ -273,6 +273,31 @@ impl World {
         .unwrap_or_else(|e| panic!("apply {name}: {e}"));
     }
 
+    /// Waits until every datacenter of [`CLUSTER`] is Ready at `size` (40 s at most), every
+    /// cluster holds exactly the expected objects and the K8ssandraCluster is Ready.
+    pub async fn wait_converged(&self, size: i32) {
+        wait_for("every datacenter Ready", Duration::from_secs(40), || {
+            datacenters_ready(&self.sim, size)
+        })
+        .await;
+        wait_owned(
+            &self.sim,
+            CLUSTER,
+            &expected_objects(CLUSTER),
+            Duration::from_secs(20),
+        )
+        .await;
+        wait_condition(
+            &self.sim,
+            CLUSTER,
+            "Ready",
+            "True",
+            "AllDatacentersReady",
+            Duration::from_secs(20),
+        )
+        .await;
+    }
+
     /// SIGKILLs the running operator and starts a new one; returns the old one's logs.
     pub fn restart_federator(&mut self) -> String {
         let logs = self
