@@ -544,8 +544,7 @@ async fn data_plane_alone() {
     )
     .await;
 
-    let mut operators = Vec::new();
-    operators.push(start_operator(Mode::DataPlane, &client));
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
     assert!(
         operators[0].operator().registry.is_none(),
         "no cluster registry in data-plane mode"
@@ -768,8 +767,7 @@ async fn restart_with_canonical_quantities() {
         }),
     )
     .await;
-    let mut operators = Vec::new();
-    operators.push(start_operator(Mode::DataPlane, &client));
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
     let stargates = Api::<Stargate>::namespaced(client.clone(), NS);
     wait_running(&stargates, "solo-stargate", "the Stargate Running").await;
     let limits = |deployment: &Deployment| {
@@ -809,8 +807,7 @@ async fn restart_with_canonical_quantities() {
 
     // A new instance reconciles every Stargate and Reaper: nothing to write.
     sim.reset_requests(0).expect("reset requests");
-    let mut operators = Vec::new();
-    operators.push(start_operator(Mode::DataPlane, &client));
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
     let deployment_requests = |verbs: &[&str]| -> u64 {
         sim.requests(0)
             .expect("requests")
@@ -857,9 +854,10 @@ async fn encrypted_components() {
         ],
     )
     .await;
-    let mut operators = Vec::new();
-    operators.push(start_operator(Mode::ControlPlane, &hub));
-    operators.push(start_operator(Mode::DataPlane, &region));
+    let operators = vec![
+        start_operator(Mode::ControlPlane, &hub),
+        start_operator(Mode::DataPlane, &region),
+    ];
 
     let mut manifest = cluster_with(&context, &context, true, true, false);
     let cassandra = &mut manifest["spec"]["cassandra"];
