@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use super::sim::CALL_TIMEOUT;
+
 /// How often [`wait_for`] looks again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -35,8 +37,9 @@ impl<T> Outcome for Result<T, String> {
 }
 
 /// Runs `check` every [`POLL_INTERVAL`] until it gives a value, and returns it; panics naming
-/// `what` (and what the check last saw) when `limit` has passed, cutting short a check still
-/// running then.
+/// `what` (and what the check last saw) when `limit` has passed. A check started before then
+/// may finish and count; a hung one is cut at `limit`, or [`CALL_TIMEOUT`] after it started if
+/// that is later.
 pub async fn wait_for<O, Fut>(what: &str, limit: Duration, check: impl FnMut() -> Fut) -> O::Value
 where
     O: Outcome,
@@ -64,7 +67,8 @@ where
     let start = Instant::now();
     let mut last = None;
     loop {
-        let left = limit.saturating_sub(start.elapsed());
+        // A check started in time may finish and count; one that hangs is cut.
+        let left = limit.saturating_sub(start.elapsed()).max(CALL_TIMEOUT);
         match tokio::time::timeout(left, check()).await {
             Ok(outcome) => match outcome.into_result() {
                 Ok(value) => return Ok(value),
