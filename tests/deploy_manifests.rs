@@ -832,29 +832,17 @@ async fn rbac_enforced_regions(scope: Scope) {
     use federator::clusters::create::{CreateOptions, region_cluster_role};
     use kube::Api;
 
-    let sim = launch(
-        kube_sim::SimBuilder::new()
-            .clusters(3)
-            .rbac(true)
-            .cass_operator(true)
-            .workloads_ready_after(Duration::from_secs(1))
-            .crd_dir(federator_crds())
-            .crd_dir(cass_operator_crds()),
-    )
-    .await;
+    let namespace = scope.cluster_namespace();
+    let namespaced = scope == Scope::Namespaced;
+    let sim = start_sim(3)
+        .rbac()
+        .cass_operator()
+        .workloads_ready_after(Duration::from_secs(1))
+        .namespace(namespace)
+        .await;
     let mut admins = Vec::new();
     for index in 0..3 {
         admins.push(sim.client(index).await.expect("admin client"));
-    }
-
-    let namespace = scope.cluster_namespace();
-    let namespaced = scope == Scope::Namespaced;
-    for admin in &admins {
-        apply_objects(
-            admin,
-            &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})],
-        )
-        .await;
     }
     install_identity(&admins[0], &scope.overlay("control-plane")).await;
     let hub = service_account_client(&sim, &admins[0], 0, "federator").await;
@@ -994,25 +982,14 @@ async fn region_refusing_seed_pods() {
     use federator::clusters::create::region_cluster_role;
     use kube::Api;
 
-    let sim = launch(
-        kube_sim::SimBuilder::new()
-            .clusters(3)
-            .rbac(true)
-            .cass_operator(true)
-            .dc_ready_after(Duration::from_millis(500))
-            .crd_dir(federator_crds())
-            .crd_dir(cass_operator_crds()),
-    )
-    .await;
+    let sim = start_sim(3)
+        .rbac()
+        .cass_operator()
+        .dc_ready_after(Duration::from_millis(500))
+        .await;
     let mut admins = Vec::new();
     for index in 0..3 {
-        let admin = sim.client(index).await.expect("admin client");
-        apply_objects(
-            &admin,
-            &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AUDITED_NS}})],
-        )
-        .await;
-        admins.push(admin);
+        admins.push(sim.client(index).await.expect("admin client"));
     }
     let mut without_pods = region_cluster_role();
     without_pods.metadata.name = Some("federator-without-pods".into());

@@ -249,7 +249,6 @@ async fn every_fixture_fans_out() {
         .iter()
         .flatten()
         .map(|p| p.namespace.as_str())
-        .filter(|namespace| *namespace != NS)
         .collect();
     let mut sim = start_sim(CLUSTERS)
         .context_prefix(SIM_PREFIX)

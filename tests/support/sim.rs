@@ -102,9 +102,17 @@ impl SimSetup {
         self
     }
 
+    /// Requests authorised by each cluster's RBAC (the tests' admin clients stay unrestricted).
+    pub fn rbac(mut self) -> Self {
+        self.builder = self.builder.rbac(true);
+        self
+    }
+
     /// Another namespace, made where [`NS`] is.
     pub fn namespace(mut self, name: &str) -> Self {
-        self.namespaces.push(name.to_string());
+        if !self.namespaces.iter().any(|n| n == name) {
+            self.namespaces.push(name.to_string());
+        }
         self
     }
 
