@@ -4,7 +4,7 @@
 //! names the field, or in a status condition with a reason. Throughout, a healthy 3-region
 //! K8ssandraCluster keeps converging, and the operator never panics.
 
-mod reliability_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -14,8 +14,8 @@ use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::replicated_secret::ReplicatedSecret;
 use kube::Api;
 use kube_sim::Sim;
-use reliability_support::*;
 use serde_json::{Value, json};
+use support::*;
 
 /// A write a case makes.
 enum Write {
@@ -71,34 +71,13 @@ fn case(name: &'static str, writes: Vec<Write>, expect: Expect) -> Case {
 
 /// A valid one-datacenter K8ssandraCluster `name` (dc `dc` in the hub), changed by `edit`.
 fn k8c(name: &str, edit: impl FnOnce(&mut Value)) -> Value {
-    let mut cluster = json!({
-        "apiVersion": "k8ssandra.io/v1alpha1",
-        "kind": "K8ssandraCluster",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"cassandra": {
-            "serverVersion": "4.1.5",
-            "storageConfig": {"cassandraDataVolumeClaimSpec": {
-                "storageClassName": "standard",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "5Gi"}}
-            }},
-            "datacenters": [{"metadata": {"name": format!("{name}-dc")}, "size": 1}]
-        }}
-    });
+    let mut cluster = k8ssandra_cluster(name, &[(&format!("{name}-dc"), "", 1)]);
     edit(&mut cluster);
     cluster
 }
 
 fn dc0(cluster: &mut Value) -> &mut Value {
     &mut cluster["spec"]["cassandra"]["datacenters"][0]
-}
-
-fn client_config(name: &str, context: &str, secret: &str) -> Value {
-    json!({
-        "apiVersion": "config.k8ssandra.io/v1beta1", "kind": "ClientConfig",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"contextName": context, "kubeConfigSecret": {"name": secret}}
-    })
 }
 
 /// A one-context kubeconfig: `cluster` and `user` are the YAML bodies of its entries.
@@ -672,7 +651,7 @@ async fn write_all(sim: &Sim, case: &Case) -> Option<kube::Error> {
             Write::Secret(name, data) => {
                 let data: Vec<(&str, &[u8])> =
                     data.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-                put_kubeconfig_secret(&hub, name, &data).await;
+                put_secret(&hub, name, &data).await;
                 Ok(())
             }
             Write::InStatus(cluster, dc) => {
@@ -680,7 +659,7 @@ async fn write_all(sim: &Sim, case: &Case) -> Option<kube::Error> {
                     &format!("{dc} in the status of {cluster}"),
                     Duration::from_secs(20),
                     || async {
-                        let k8c = k8ssandra_cluster(sim, cluster)
+                        let k8c = find_cluster(sim, cluster)
                             .await?
                             .ok_or(format!("{cluster} absent"))?;
                         let listed = k8c
@@ -697,7 +676,7 @@ async fn write_all(sim: &Sim, case: &Case) -> Option<kube::Error> {
                 wait_for(
                     &format!("{name} in the hub"),
                     Duration::from_secs(20),
-                    || async { datacenter(sim, 0, name).await.map(|_| ()) },
+                    || async { datacenter_in(sim, 0, name).await.map(|_| ()) },
                 )
                 .await;
                 Ok(())
@@ -713,15 +692,11 @@ async fn write_all(sim: &Sim, case: &Case) -> Option<kube::Error> {
 }
 
 async fn client_config_ready(sim: &Sim, name: &str) -> Result<(String, String), String> {
-    let api = Api::<ClientConfig>::namespaced(client(sim, 0).await, NS);
-    let cc = bounded("get ClientConfig", api.get_opt(name))
-        .await
-        .map_err(|e| e.to_string())?
+    let cc = try_get::<ClientConfig>(&client(sim, 0).await, name)
+        .await?
         .ok_or(format!("ClientConfig {name} absent"))?;
-    cc.status
-        .and_then(|s| s.conditions)
-        .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"))
-        .map(|c| (c.status, c.reason))
+    condition(&cc, "Ready")
+        .map(|(status, reason, _)| (status, reason))
         .ok_or("no Ready condition".to_string())
 }
 
@@ -759,7 +734,7 @@ async fn run_case(sim: &Sim, case: &Case) -> String {
                 panic!("{}: refused by the API server: {error}", case.name);
             }
             let name = last_cluster_name(case);
-            let (message, _) =
+            let message =
                 wait_condition(sim, name, type_, status, reason, Duration::from_secs(20)).await;
             format!("{type_}={status} {reason}: {message}")
         }
@@ -768,7 +743,7 @@ async fn run_case(sim: &Sim, case: &Case) -> String {
                 panic!("{}: refused by the API server: {error}", case.name);
             }
             let name = last_cluster_name(case);
-            let (message, _) = wait_condition(
+            let message = wait_condition(
                 sim,
                 name,
                 "Degraded",
@@ -890,7 +865,7 @@ async fn matrix() {
     );
 
     // The healthy cluster was never disturbed, and still takes a change everywhere.
-    let healthy = k8ssandra_cluster(sim, CLUSTER)
+    let healthy = find_cluster(sim, CLUSTER)
         .await
         .expect("get")
         .expect("the healthy cluster exists");
@@ -899,28 +874,7 @@ async fn matrix() {
         Some("AllDatacentersReady".to_string())
     );
     world.apply_cluster(CLUSTER, 2).await;
-    wait_for(
-        "the healthy cluster at size 2",
-        Duration::from_secs(40),
-        || datacenters_ready(sim, 2),
-    )
-    .await;
-    wait_owned(
-        sim,
-        CLUSTER,
-        &expected_objects(CLUSTER),
-        Duration::from_secs(20),
-    )
-    .await;
-    wait_condition(
-        sim,
-        CLUSTER,
-        "Ready",
-        "True",
-        "AllDatacentersReady",
-        Duration::from_secs(20),
-    )
-    .await;
+    world.wait_converged(2).await;
     let logs = world.finish().await;
     assert!(logs.lines().count() > 10, "the logs were captured:\n{logs}");
 }

@@ -1,94 +1,15 @@
 //! The real binaries against kube-sim: `federator run` as a child process (JSON debug logs on
 //! stderr) and `federator clientconfig create` as a user runs it.
 
-mod clusters_support;
+mod support;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use clusters_support::*;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube_sim::Sim;
-
-const FEDERATOR: &str = env!("CARGO_BIN_EXE_federator");
-
-/// `federator run` in the background; killed when dropped.
-struct OperatorProcess {
-    child: std::process::Child,
-    logs: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl OperatorProcess {
-    fn start(kubeconfig: &Path, extra: &[&str]) -> OperatorProcess {
-        let mut command = std::process::Command::new(FEDERATOR);
-        command
-            .args(["run", "--kubeconfig"])
-            .arg(kubeconfig)
-            .args(["--context", "sim-0", "--namespace", NS])
-            .args(["--log-format", "json", "--log-level", "debug"])
-            // Tests run in parallel: each operator's HTTP server on a port of its own.
-            .args(["--http-addr", "127.0.0.1:0"])
-            .args(extra)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("FEDERATOR_REGIONS__PROBE_INTERVAL_SECONDS", "1")
-            .env("FEDERATOR_REGIONS__REQUEST_TIMEOUT_SECONDS", "2")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("federator run starts");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&logs);
-        let reader = std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Ok(mut logs) = sink.lock() {
-                    logs.push_str(&line);
-                    logs.push('\n');
-                }
-            }
-        });
-        OperatorProcess {
-            child,
-            logs,
-            reader: Some(reader),
-        }
-    }
-
-    fn still_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    fn logs(&self) -> String {
-        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
-    }
-
-    /// Stops the process and returns everything it logged.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-        self.logs()
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::*;
 
 /// Runs `federator clientconfig create` for `context` against the sim; returns (success,
 /// stdout, stderr).
@@ -97,28 +18,23 @@ async fn clientconfig_create(
     context: &str,
     extra: &[&str],
 ) -> (bool, String, String) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(FEDERATOR)
-            .args(["clientconfig", "create", "--src-kubeconfig"])
-            .arg(kubeconfig)
-            .args(["--src-context", context, "--kubeconfig"])
-            .arg(kubeconfig)
-            .args(["--context", "sim-0", "--namespace", NS])
-            .args(extra)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .expect("clientconfig create finishes in time")
-    .expect("clientconfig create runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let kubeconfig = kubeconfig.to_str().expect("UTF-8 path");
+    let mut args = vec![
+        "clientconfig",
+        "create",
+        "--src-kubeconfig",
+        kubeconfig,
+        "--src-context",
+        context,
+        "--kubeconfig",
+        kubeconfig,
+        "--context",
+        "sim-0",
+        "--namespace",
+        NS,
+    ];
+    args.extend(extra);
+    run_federator(args, Duration::from_secs(60)).await
 }
 
 async fn stored_kubeconfig(hub: &kube::Client, secret: &str) -> String {
@@ -130,20 +46,14 @@ async fn stored_kubeconfig(hub: &kube::Client, secret: &str) -> String {
     String::from_utf8(data.get("kubeconfig").expect("kubeconfig key").0.clone()).expect("utf-8")
 }
 
-fn write_sim_kubeconfig(sim: &Sim, dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("sim.kubeconfig");
-    sim.write_kubeconfig(&path).expect("write kubeconfig");
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_token_then_clientconfig_create_again_works_in_the_same_process_and_logs_hold_no_token()
  {
-    let sim = start_sim(3).await;
+    let sim = start_sim(3).hub_namespaces_only().await;
     let hub = sim.client(0).await.expect("hub");
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = write_sim_kubeconfig(&sim, dir.path());
-    let mut operator = OperatorProcess::start(&kubeconfig, &[]);
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let mut operator = OperatorProcess::start(&kubeconfig, &["--log-level", "debug"]);
     let pid = operator.child.id();
 
     // Registered after the operator started.
@@ -157,8 +67,14 @@ async fn rotated_token_then_clientconfig_create_again_works_in_the_same_process_
         assert!(!stdout.contains(&sim.token(1)) && !stderr.contains(&sim.token(1)));
     }
     for context in ["sim-1", "sim-2"] {
-        let (status, after) =
-            wait_for_ready(&hub, context, "True", "Reachable", Duration::from_secs(20)).await;
+        let (status, after) = timed(wait_for_ready(
+            &hub,
+            context,
+            "True",
+            "Reachable",
+            Duration::from_secs(20),
+        ))
+        .await;
         eprintln!("measured: {context} Ready {after:?} after clientconfig create");
         assert_eq!(status.reachable, Some(true));
     }
@@ -216,8 +132,7 @@ async fn rotated_token_then_clientconfig_create_again_works_in_the_same_process_
     let rerun = Instant::now();
     let (ok, _, stderr) = clientconfig_create(&kubeconfig, "sim-1", &[]).await;
     assert!(ok, "{stderr}");
-    let (status, _) =
-        wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
+    let status = wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
     let recovered_after = rerun.elapsed();
     eprintln!(
         "measured: region working again {recovered_after:?} after clientconfig create was re-run"
@@ -243,7 +158,7 @@ async fn rotated_token_then_clientconfig_create_again_works_in_the_same_process_
         "re-running updates in place"
     );
 
-    let logs = operator.stop();
+    let logs = operator.kill_for_logs();
     assert!(
         logs.lines().count() > 20,
         "debug logs were captured:\n{logs}"
@@ -272,23 +187,20 @@ async fn rotated_token_then_clientconfig_create_again_works_in_the_same_process_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_plane_mode_starts_no_client_config_controller() {
-    let sim = start_sim(2).await;
+    let sim = start_sim(2).hub_namespaces_only().await;
     let hub = sim.client(0).await.expect("hub");
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = write_sim_kubeconfig(&sim, dir.path());
-    let mut operator = OperatorProcess::start(&kubeconfig, &["--mode", "data-plane"]);
-    put_secret(
-        &hub,
-        "sim-1-config",
-        &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-    )
-    .await;
-    put_client_config(&hub, "sim-1", "sim-1", "sim-1-config").await;
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let mut operator = OperatorProcess::start(
+        &kubeconfig,
+        &["--log-level", "debug", "--mode", "data-plane"],
+    );
+    register_region(&sim, &hub, 1).await;
     // Long enough for a control plane to have written the status many times over.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(operator.still_running(), "{}", operator.logs());
     assert_eq!(status_of(&hub, "sim-1").await, None);
-    let logs = operator.stop();
+    let logs = operator.kill_for_logs();
     assert!(logs.contains("controllers started"), "{logs}");
     assert!(!logs.contains("ClientConfig controller started"), "{logs}");
     sim.shutdown().await;
@@ -296,10 +208,10 @@ async fn data_plane_mode_starts_no_client_config_controller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clientconfig_create_with_a_service_account_stores_its_token() {
-    let sim = start_sim(2).await;
+    let sim = start_sim(2).hub_namespaces_only().await;
     let hub = sim.client(0).await.expect("hub");
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = write_sim_kubeconfig(&sim, dir.path());
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
     let (ok, stdout, stderr) = clientconfig_create(
         &kubeconfig,
         "sim-1",

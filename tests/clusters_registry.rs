@@ -1,12 +1,11 @@
 //! The cluster registry and the ClientConfig controller, in process, against three kube-sim
 //! clusters (cluster 0 is the hub): hot reload, health probing, and refused kubeconfigs.
 
-mod clusters_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use clusters_support::*;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::clusters::controller;
 use federator::clusters::{KubeconfigPolicy, RegionError, Registry};
@@ -17,6 +16,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::ObjectRef;
 use kube_sim::Sim;
+use support::*;
 
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -99,19 +99,20 @@ async fn a_client_config_created_after_start_is_used_then_reloaded_then_removed(
 
     // Created after the controller started: usable without any restart.
     register_region(&sim, &hub, 1).await;
-    let (_, usable_after) = wait_for("region sim-1 usable", Duration::from_secs(10), || {
-        usable(registry, "sim-1")
-    })
+    let (_, usable_after) = timed(wait_for(
+        "region sim-1 usable",
+        Duration::from_secs(10),
+        || usable(registry, "sim-1"),
+    ))
     .await;
-    let (status, _) =
-        wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
+    let status = wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(10)).await;
     eprintln!("measured: a new ClientConfig was usable after {usable_after:?}");
     assert_eq!(status.reachable, Some(true));
     assert!(status.server_version.is_some(), "{status:?}");
     assert!(status.last_successful_contact.is_some(), "{status:?}");
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(
-        condition(&status, "Degraded"),
+        condition(&status, "Degraded").map(|(s, r, _)| (s, r)),
         Some(("False".into(), "AsExpected".into()))
     );
     assert_eq!(registry.contexts(), ["sim-1"]);
@@ -147,13 +148,17 @@ async fn a_client_config_created_after_start_is_used_then_reloaded_then_removed(
 
     // The token rotates: the prober sees 401, callers get Unavailable at once.
     sim.rotate_token(1).expect("rotate");
-    let (_, rejected_after) = wait_for("sim-1 unavailable", Duration::from_secs(5), || async {
-        matches!(
-            registry.region("sim-1"),
-            Err(RegionError::Unavailable { .. })
-        )
-        .then_some(())
-    })
+    let (_, rejected_after) = timed(wait_for(
+        "sim-1 unavailable",
+        Duration::from_secs(5),
+        || async {
+            matches!(
+                registry.region("sim-1"),
+                Err(RegionError::Unavailable { .. })
+            )
+            .then_some(())
+        },
+    ))
     .await;
     wait_for_ready(
         &hub,
@@ -174,13 +179,17 @@ async fn a_client_config_created_after_start_is_used_then_reloaded_then_removed(
 
     // Deleted: gone from the registry.
     delete_client_config(&hub, "sim-1").await;
-    let (_, removed_after) = wait_for("sim-1 removed", Duration::from_secs(10), || async {
-        matches!(
-            registry.region("sim-1"),
-            Err(RegionError::UnknownContext { .. })
-        )
-        .then_some(())
-    })
+    let (_, removed_after) = timed(wait_for(
+        "sim-1 removed",
+        Duration::from_secs(10),
+        || async {
+            matches!(
+                registry.region("sim-1"),
+                Err(RegionError::UnknownContext { .. })
+            )
+            .then_some(())
+        },
+    ))
     .await;
     eprintln!("measured: a deleted ClientConfig left the registry after {removed_after:?}");
     assert!(registry.contexts().is_empty());
@@ -202,7 +211,7 @@ async fn a_stopped_region_is_unreachable_within_two_probe_intervals_and_others_k
 
     sim.stop(1).expect("stop");
     let stopped = Instant::now();
-    let (status, _) = wait_for_ready(
+    let status = wait_for_ready(
         &hub,
         "sim-1",
         "False",
@@ -247,8 +256,7 @@ async fn a_stopped_region_is_unreachable_within_two_probe_intervals_and_others_k
 
     sim.start(1).await.expect("start");
     let started = Instant::now();
-    let (status, _) =
-        wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(15)).await;
+    let status = wait_for_ready(&hub, "sim-1", "True", "Reachable", Duration::from_secs(15)).await;
     eprintln!(
         "measured: restarted region reachable again after {:?}",
         started.elapsed()
@@ -300,7 +308,7 @@ async fn a_region_holds_one_http2_connection_for_its_watches_requests_and_probes
     }
 
     // Callers and the prober share one HTTP/2 connection, as client-go would.
-    let (open, _) = wait_for("sim-1's connections settle", Duration::from_secs(5), || {
+    let open = wait_for("sim-1's connections settle", Duration::from_secs(5), || {
         let open = sim.connections(1).expect("connections");
         async move { (open.http1 == 0 && open.http2 == 1).then_some(open) }
     })
@@ -345,8 +353,7 @@ async fn a_client_certificate_region_is_reachable_with_its_expiry_and_a_foreign_
     let trusted = kubeconfig(&sim, "east", "", &client_certificate_user(&certificate));
     put_secret(&hub, "east-config", &[("kubeconfig", trusted.as_bytes())]).await;
     put_client_config(&hub, "east", "east", "east-config").await;
-    let (status, _) =
-        wait_for_ready(&hub, "east", "True", "Reachable", Duration::from_secs(10)).await;
+    let status = wait_for_ready(&hub, "east", "True", "Reachable", Duration::from_secs(10)).await;
     let not_after = federator::clusters::kubeconfig::first_certificate_not_after(
         certificate.certificate_pem.as_bytes(),
     )
@@ -375,7 +382,7 @@ async fn a_client_certificate_region_is_reachable_with_its_expiry_and_a_foreign_
     let untrusted = kubeconfig(&sim, "west", "", &client_certificate_user(&foreign));
     put_secret(&hub, "west-config", &[("kubeconfig", untrusted.as_bytes())]).await;
     put_client_config(&hub, "west", "west", "west-config").await;
-    let (status, _) = wait_for_ready(
+    let status = wait_for_ready(
         &hub,
         "west",
         "False",
@@ -487,8 +494,7 @@ async fn each_bad_kubeconfig_gives_its_condition_and_a_conflict_is_resolved_by_a
         } else {
             "False"
         };
-        let (status, _) =
-            wait_for_ready(&hub, name, expected, reason, Duration::from_secs(15)).await;
+        let status = wait_for_ready(&hub, name, expected, reason, Duration::from_secs(15)).await;
         if *reason != "Reachable" {
             let message = status.message.clone().unwrap_or_default();
             assert!(!message.is_empty(), "{name}: no message");
@@ -535,10 +541,9 @@ async fn each_bad_kubeconfig_gives_its_condition_and_a_conflict_is_resolved_by_a
     // Two ClientConfigs claim one context: the older keeps it.
     tokio::time::sleep(Duration::from_millis(1100)).await; // creationTimestamp has seconds
     put_client_config(&hub, "newer", "ctx-i", "good-config").await;
-    let (status, _) =
-        wait_for_ready(&hub, "newer", "False", "Conflict", Duration::from_secs(10)).await;
+    let status = wait_for_ready(&hub, "newer", "False", "Conflict", Duration::from_secs(10)).await;
     assert_eq!(
-        condition(&status, "Conflict"),
+        condition(&status, "Conflict").map(|(s, r, _)| (s, r)),
         Some(("True".into(), "ContextClaimed".into()))
     );
     assert!(status.message.unwrap_or_default().contains("\"good\""));
@@ -546,8 +551,14 @@ async fn each_bad_kubeconfig_gives_its_condition_and_a_conflict_is_resolved_by_a
     assert_eq!(region.source(), Some("good"));
     // The older one goes: the newer takes the context over.
     delete_client_config(&hub, "good").await;
-    let (status, took_over_after) =
-        wait_for_ready(&hub, "newer", "True", "Reachable", Duration::from_secs(10)).await;
+    let (status, took_over_after) = timed(wait_for_ready(
+        &hub,
+        "newer",
+        "True",
+        "Reachable",
+        Duration::from_secs(10),
+    ))
+    .await;
     assert_eq!(condition(&status, "Conflict"), None);
     assert_eq!(
         running.registry.region("ctx-i").expect("usable").source(),
@@ -704,21 +715,6 @@ fn kubeconfig_of(sim: &Sim, index: usize, context: &str) -> String {
     )
 }
 
-/// Waits until the ClientConfig's status says whether it reaches the hub, as `reaches_hub`.
-async fn wait_reaches_hub(hub: &kube::Client, name: &str, reaches_hub: bool) {
-    wait_for(
-        &format!("{name} reachesHub: {reaches_hub}"),
-        Duration::from_secs(10),
-        || async {
-            let status = status_of(hub, name).await?;
-            (status.reaches_hub == Some(reaches_hub)
-                && condition(&status, "Ready") == Some(("True".into(), "Reachable".into())))
-            .then_some(())
-        },
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_elsewhere() {
     let sim = start_sim(2).await;
@@ -735,17 +731,12 @@ async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_e
     )
     .await;
     put_client_config(&hub, "home", "home", secret).await;
-    wait_reaches_hub(&hub, "home", true).await;
+    wait_reaches_hub(&hub, "home", true, Duration::from_secs(10)).await;
     let status = status_of(&hub, "home").await.expect("status");
-    let ready = federator::api::shared::find_condition(
-        status.conditions.as_deref().unwrap_or_default(),
-        "Ready",
-    )
-    .expect("Ready");
+    let (_, _, message) = condition(&status, "Ready").expect("Ready");
     assert!(
-        ready.message.contains("the cluster Federator runs in"),
-        "{}",
-        ready.message
+        message.contains("the cluster Federator runs in"),
+        "{message}"
     );
     assert!(registry.reaches_hub("home"));
     assert_eq!(registry.canonical("home"), "");
@@ -761,7 +752,7 @@ async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_e
         &[("kubeconfig", kubeconfig_of(&sim, 1, "home").as_bytes())],
     )
     .await;
-    wait_reaches_hub(&hub, "home", false).await;
+    wait_reaches_hub(&hub, "home", false, Duration::from_secs(10)).await;
     assert!(!registry.reaches_hub("home"));
     assert_eq!(registry.canonical("home"), "home");
     assert!(!registry.region("home").expect("usable").is_hub());
@@ -774,7 +765,7 @@ async fn a_context_that_reaches_the_hub_is_the_hub_until_its_kubeconfig_points_e
         &[("kubeconfig", kubeconfig_of(&sim, 0, "home").as_bytes())],
     )
     .await;
-    wait_reaches_hub(&hub, "home", true).await;
+    wait_reaches_hub(&hub, "home", true, Duration::from_secs(10)).await;
     assert!(registry.region("home").expect("usable").is_hub());
     drop(running);
     sim.shutdown().await;

@@ -3,8 +3,9 @@
 //! named exactly as upstream's; every field upstream accepts must be accepted here; and the
 //! CassandraDatacenter Federator writes must fit cass-operator's real schema.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use federator::api::cassdc::{
     AdditionalVolume, CassandraDatacenter, CassandraDatacenterSpec, CassandraUser, DseWorkloads,
@@ -25,8 +26,7 @@ use kube::{CustomResourceExt, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-
-const COMPAT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/compat");
+use support::{compat_path, fixture_files, yaml_documents};
 
 /// Keys the API server prunes and the Rust types drop, on purpose: upstream's `config/samples`
 /// are kubebuilder placeholders whose whole spec is `foo: bar`.
@@ -35,29 +35,6 @@ const PLACEHOLDER_KEYS: &[(&str, &str)] = &[
     ("sample-reaper.yaml", "spec.foo"),
     ("sample-stargate.yaml", "spec.foo"),
 ];
-
-fn compat_path(relative: &str) -> Option<PathBuf> {
-    let path = Path::new(COMPAT_DIR).join(relative);
-    if path.exists() {
-        Some(path)
-    } else {
-        kube_sim::prerequisites::missing(&format!(
-            "{} is absent; compatibility data not available",
-            path.display()
-        ));
-        None
-    }
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn yaml_documents(path: &Path) -> Vec<Value> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&read(path))
-        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
-    documents.into_iter().filter(|d| !d.is_null()).collect()
-}
 
 /// The first CustomResourceDefinition of a YAML file, as JSON.
 fn crd_file(relative: &str) -> Option<Value> {
@@ -303,20 +280,6 @@ fn check_object(schema: &Value, object: &Value) -> SchemaReport {
 }
 
 // ---- fixtures ----
-
-fn fixture_files() -> Option<Vec<PathBuf>> {
-    let dir = compat_path("fixtures")?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|ext| ext == "yaml" || ext == "yml")
-        })
-        .collect();
-    files.sort();
-    Some(files)
-}
 
 fn is_placeholder(file: &str, path: &str) -> bool {
     PLACEHOLDER_KEYS

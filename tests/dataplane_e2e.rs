@@ -4,11 +4,10 @@
 //! template removes its objects, and deleting the cluster removes them all. A data-plane instance
 //! alone never touches K8ssandraClusters and needs no ClientConfig.
 
-mod clusters_support;
+mod support;
 
 use std::time::Duration;
 
-use clusters_support::{NS, apply_as, bounded, eventually, put_secret, register_region};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
@@ -19,37 +18,21 @@ use federator::federation::components::{
     CONDITION_TELEMETRY_READY, REASON_SERVICE_MONITOR_CRD_MISSING, plan_components,
 };
 use federator::federation::plan::plan;
-use federator::operator::{Operator, shutdown_on};
-use federator::settings::{Overrides, Settings};
+use federator::settings::Mode;
 use federator::workload::service_monitor::ServiceMonitor;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, Patch, PatchParams, ValidationDirective};
+use kube::api::{Patch, PatchParams, ValidationDirective};
 use kube::{Api, Client, ResourceExt};
-use kube_sim::{Sim, SimBuilder};
+use support::*;
 
-const TEST_MANAGER: &str = "dataplane-e2e";
 const CLUSTER: &str = "demo";
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-async fn get<K>(client: &Client, name: &str) -> Option<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api = Api::<K>::namespaced(client.clone(), NS);
-    bounded("get", api.get_opt(name))
-        .await
-        .unwrap_or_else(|e| panic!("get {name}: {e}"))
-}
 
 /// The ServiceMonitor CRD of prometheus-operator, as upstream ships it.
 fn service_monitor_crd() -> serde_json::Value {
-    let dir = format!("{REPO}/../shared/compat/crds/prometheus-operator");
-    kube_sim::crd::load_crd_dir(std::path::Path::new(&dir))
+    let dir = repo_path("../shared/compat/crds/prometheus-operator");
+    kube_sim::crd::load_crd_dir(&dir)
         .expect("prometheus-operator CRDs load")
         .into_iter()
         .find(|crd| crd["metadata"]["name"] == "servicemonitors.monitoring.coreos.com")
@@ -57,8 +40,7 @@ fn service_monitor_crd() -> serde_json::Value {
 }
 
 async fn install_service_monitor_crd(client: &Client) {
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &Api::<CustomResourceDefinition>::all(client.clone()),
         "servicemonitors.monitoring.coreos.com",
         service_monitor_crd(),
@@ -66,103 +48,32 @@ async fn install_service_monitor_crd(client: &Client) {
     .await;
 }
 
-async fn start_sim(clusters: usize) -> Sim {
-    let sim = tokio::time::timeout(
-        Duration::from_secs(120),
-        SimBuilder::new()
-            .clusters(clusters)
-            .cass_operator(true)
-            .dc_ready_after(Duration::from_secs(1))
-            .workloads_ready_after(Duration::from_secs(2))
-            .crd_dir(format!("{REPO}/crds"))
-            .crd_dir(format!("{REPO}/../shared/compat/crds/cass-operator"))
-            .start(),
-    )
-    .await
-    .expect("kube-sim starts in time")
-    .expect("kube-sim starts");
-    for index in 0..clusters {
-        let client = sim.client(index).await.expect("client");
-        apply_as(
-            TEST_MANAGER,
-            &Api::<Namespace>::all(client),
-            NS,
-            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        )
-        .await;
-    }
-    sim
+/// kube-sim with the cass-operator stand-in, datacenters Ready after 1 s and workloads after 2 s.
+fn sim(clusters: usize) -> SimSetup {
+    start_sim(clusters)
+        .cass_operator()
+        .workloads_ready_after(Duration::from_secs(2))
 }
 
-fn settings(mode: &str) -> Settings {
-    let overrides = Overrides {
-        mode: Some(mode.into()),
-        ..Overrides::default()
-    };
-    let mut settings = Settings::load_from(&overrides, &[]).expect("settings load");
-    settings.operator_namespace = NS.to_string();
-    settings.regions.probe_interval = Duration::from_secs(1);
-    settings.regions.request_timeout = Duration::from_secs(3);
-    settings
+/// The operator in this process as `federator run --mode <mode>` starts it, with 3 s requests.
+fn start_operator(mode: Mode, client: &Client) -> InProcessOperator {
+    InProcessOperator::start(client, |settings| {
+        settings.mode = mode;
+        settings.regions.request_timeout = Duration::from_secs(3);
+    })
 }
 
-/// Operators running in this process; stopped by [`Operators::stop`].
-struct Operators {
-    running: Vec<Operator>,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Operators {
-    fn new() -> Operators {
-        Operators {
-            running: Vec::new(),
-            stops: Vec::new(),
-        }
-    }
-
-    fn start(&mut self, settings: &Settings, client: Client) {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        self.running.push(Operator::start(
-            settings,
-            client,
-            shutdown_on(async move {
-                let _ = stopped.await;
-            }),
-        ));
-        self.stops.push(stop);
-    }
-
-    async fn stop(self) {
-        for stop in self.stops {
-            let _ = stop.send(());
-        }
-        for operator in self.running {
-            bounded("operator stops", operator.run_until(async {}))
-                .await
-                .expect("no controller ended before the stop");
-        }
-    }
-}
-
-fn k8ssandra_cluster(
+/// dc1 and dc2 in the regions named (none: the hub), with Stargate, Reaper and Prometheus
+/// telemetry as asked.
+fn cluster_with(
     region1: &str,
     region2: &str,
     stargate: bool,
     reaper: bool,
     telemetry: bool,
 ) -> serde_json::Value {
-    let mut spec = serde_json::json!({"cassandra": {
-        "serverVersion": "4.1.5",
-        "storageConfig": {"cassandraDataVolumeClaimSpec": {
-            "storageClassName": "standard",
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": "5Gi"}}
-        }},
-        "datacenters": [
-            {"metadata": {"name": "dc1"}, "k8sContext": region1, "size": 1},
-            {"metadata": {"name": "dc2"}, "k8sContext": region2, "size": 1}
-        ]
-    }});
+    let mut cluster = k8ssandra_cluster(CLUSTER, &[("dc1", region1, 1), ("dc2", region2, 1)]);
+    let spec = &mut cluster["spec"];
     if stargate {
         spec["stargate"] = serde_json::json!({"size": 1, "heapSize": "256Mi"});
     }
@@ -172,12 +83,7 @@ fn k8ssandra_cluster(
     if telemetry {
         spec["cassandra"]["telemetry"] = serde_json::json!({"prometheus": {"enabled": true}});
     }
-    serde_json::json!({
-        "apiVersion": "k8ssandra.io/v1alpha1",
-        "kind": "K8ssandraCluster",
-        "metadata": {"name": CLUSTER, "namespace": NS},
-        "spec": spec,
-    })
+    cluster
 }
 
 /// A user's edit taking a template out (`kubectl edit` / merge patch).
@@ -195,15 +101,6 @@ async fn cluster_status(clusters: &Api<K8ssandraCluster>) -> Option<K8ssandraClu
         .await
         .expect("get K8ssandraCluster")?
         .status
-}
-
-fn telemetry_condition(status: &K8ssandraClusterStatus) -> Option<(String, String, String)> {
-    status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == CONDITION_TELEMETRY_READY)
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
 /// What one region holds for datacenter `dc`.
@@ -259,35 +156,29 @@ async fn region_objects(client: &Client, dc: &str) -> RegionObjects {
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
 #[test]
 fn components_reach_both_regions_report_readiness_and_are_cleaned_up() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(two_regions_with_components());
+    run(two_regions_with_components());
 }
 
 async fn two_regions_with_components() {
-    let sim = start_sim(3).await;
+    let sim = sim(3).register([1, 2]).await;
     let hub = sim.client(0).await.expect("hub client");
     let regions = [
         sim.client(1).await.expect("region 1 client"),
         sim.client(2).await.expect("region 2 client"),
     ];
     let (context1, context2) = (sim.context_name(1), sim.context_name(2));
-    for index in [1, 2] {
-        register_region(&sim, &hub, index).await;
-    }
     // prometheus-operator only in region 1 for now.
     install_service_monitor_crd(&regions[0]).await;
 
-    let mut operators = Operators::new();
-    operators.start(&settings("control-plane"), hub.clone());
-    let data_plane = settings("data-plane");
+    let mut operators = Vec::new();
+    operators.push(start_operator(Mode::ControlPlane, &hub));
     for region in &regions {
-        operators.start(&data_plane, region.clone());
+        operators.push(start_operator(Mode::DataPlane, region));
     }
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    let everything = k8ssandra_cluster(&context1, &context2, true, true, true);
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, everything.clone()).await;
+    let everything = cluster_with(&context1, &context2, true, true, true);
+    apply(&clusters, CLUSTER, everything.clone()).await;
 
     // What the control plane sends validates strictly against prometheus-operator's CRD.
     let k8c: K8ssandraCluster = serde_json::from_value(everything.clone()).expect("typed");
@@ -315,7 +206,7 @@ async fn two_regions_with_components() {
     );
 
     // The data planes deploy Stargate and Reaper; the control plane mirrors their readiness.
-    let status = eventually(
+    let status = wait_for(
         "Stargate and Reaper Ready in both datacenters' status",
         Duration::from_secs(90),
         || async {
@@ -368,17 +259,18 @@ async fn two_regions_with_components() {
     );
 
     // ServiceMonitors where prometheus-operator is; the condition names the other region.
-    eventually(
+    wait_for(
         "ServiceMonitors in region 1",
         Duration::from_secs(20),
         || async { (region_objects(&regions[0], "dc1").await.service_monitors == 2).then_some(()) },
     )
     .await;
-    let (state, reason, message) = eventually(
+    let (state, reason, message) = wait_for(
         "TelemetryReady names region 2",
         Duration::from_secs(20),
         || async {
-            telemetry_condition(&cluster_status(&clusters).await?).filter(|c| c.0 == "False")
+            condition(&cluster_status(&clusters).await?, CONDITION_TELEMETRY_READY)
+                .filter(|c| c.0 == "False")
         },
     )
     .await;
@@ -392,12 +284,13 @@ async fn two_regions_with_components() {
     );
     assert!(!message.contains(&format!("{context1:?}")), "{message}");
     install_service_monitor_crd(&regions[1]).await;
-    eventually(
+    wait_for(
         "ServiceMonitors in region 2 and TelemetryReady",
         Duration::from_secs(45),
         || async {
             let in_region = region_objects(&regions[1], "dc2").await.service_monitors == 2;
-            let condition = telemetry_condition(&cluster_status(&clusters).await?)?;
+            let condition =
+                condition(&cluster_status(&clusters).await?, CONDITION_TELEMETRY_READY)?;
             (in_region && condition.0 == "True").then_some(())
         },
     )
@@ -437,7 +330,7 @@ async fn two_regions_with_components() {
 
     // Removing each template removes its objects in both regions, and its status.
     remove_from_spec(&clusters, serde_json::json!({"spec": {"stargate": null}})).await;
-    eventually(
+    wait_for(
         "Stargate objects removed",
         Duration::from_secs(30),
         || async {
@@ -455,7 +348,7 @@ async fn two_regions_with_components() {
         },
     )
     .await;
-    eventually(
+    wait_for(
         "Stargate gone from the status",
         Duration::from_secs(20),
         || async {
@@ -469,7 +362,7 @@ async fn two_regions_with_components() {
     )
     .await;
     remove_from_spec(&clusters, serde_json::json!({"spec": {"reaper": null}})).await;
-    eventually(
+    wait_for(
         "Reaper objects removed",
         Duration::from_secs(30),
         || async {
@@ -488,7 +381,7 @@ async fn two_regions_with_components() {
         serde_json::json!({"spec": {"cassandra": {"telemetry": null}}}),
     )
     .await;
-    eventually(
+    wait_for(
         "ServiceMonitors removed and TelemetryReady gone",
         Duration::from_secs(30),
         || async {
@@ -497,7 +390,7 @@ async fn two_regions_with_components() {
                     return None;
                 }
             }
-            telemetry_condition(&cluster_status(&clusters).await?)
+            condition(&cluster_status(&clusters).await?, CONDITION_TELEMETRY_READY)
                 .is_none()
                 .then_some(())
         },
@@ -505,8 +398,8 @@ async fn two_regions_with_components() {
     .await;
 
     // Everything back, then the cluster deleted: every component goes with it.
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, everything.clone()).await;
-    eventually(
+    apply(&clusters, CLUSTER, everything.clone()).await;
+    wait_for(
         "components back in both regions",
         Duration::from_secs(45),
         || async {
@@ -526,8 +419,8 @@ async fn two_regions_with_components() {
     if let Some(datacenters) = only_dc1["spec"]["cassandra"]["datacenters"].as_array_mut() {
         datacenters.truncate(1);
     }
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, only_dc1).await;
-    eventually(
+    apply(&clusters, CLUSTER, only_dc1).await;
+    wait_for(
         "dc2's components removed from region 2",
         Duration::from_secs(45),
         || async {
@@ -547,26 +440,10 @@ async fn two_regions_with_components() {
         "dc1 keeps its components: {kept:?}"
     );
 
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    eventually(
-        "K8ssandraCluster deleted",
-        Duration::from_secs(45),
-        || async {
-            bounded("get", clusters.get_opt(CLUSTER))
-                .await
-                .expect("get")
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    delete(&clusters, CLUSTER).await;
+    wait_deleted(&clusters, CLUSTER, Duration::from_secs(45)).await;
     for (region, dc) in regions.iter().zip(["dc1", "dc2"]) {
-        eventually(
+        wait_for(
             "components and their workloads gone after the deletion",
             Duration::from_secs(20),
             || async {
@@ -583,13 +460,13 @@ async fn two_regions_with_components() {
         )
         .await;
     }
-    operators.stop().await;
+    stop_all(operators).await;
     sim.shutdown().await;
 }
 
 /// Waits until the Stargate `name` is Running.
 async fn wait_running(stargates: &Api<Stargate>, name: &str, what: &str) {
-    eventually(what, Duration::from_secs(45), || async {
+    wait_for(what, Duration::from_secs(45), || async {
         let stargate = bounded("get", stargates.get_opt(name))
             .await
             .expect("get")?;
@@ -606,15 +483,12 @@ fn config_hash(deployment: Deployment) -> Option<String> {
 
 #[test]
 fn a_data_plane_instance_alone_leaves_k8ssandra_clusters_alone_and_needs_no_client_config() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(data_plane_alone());
+    run(data_plane_alone());
 }
 
 /// A Reaper of the hand-made datacenter, with these Vector settings.
 async fn apply_solo_reaper(client: &Client, vector: serde_json::Value) {
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &Api::<Reaper>::namespaced(client.clone(), NS),
         "solo-reaper",
         serde_json::json!({
@@ -627,19 +501,12 @@ async fn apply_solo_reaper(client: &Client, vector: serde_json::Value) {
 }
 
 async fn data_plane_alone() {
-    let sim = start_sim(1).await;
+    let sim = sim(1).await;
     let client = sim.client(0).await.expect("client");
     let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
-        &clusters,
-        CLUSTER,
-        k8ssandra_cluster("", "", true, true, false),
-    )
-    .await;
+    apply(&clusters, CLUSTER, cluster_with("", "", true, true, false)).await;
     // A datacenter and a Stargate made by hand: the data plane serves them.
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
         "standalone",
         serde_json::json!({
@@ -658,15 +525,8 @@ async fn data_plane_alone() {
         })
     };
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
-        &config_maps,
-        "solo-stargate-config",
-        stargate_config(16),
-    )
-    .await;
-    apply_as(
-        TEST_MANAGER,
+    apply(&config_maps, "solo-stargate-config", stargate_config(16)).await;
+    apply(
         &Api::<Stargate>::namespaced(client.clone(), NS),
         "solo-stargate",
         serde_json::json!({
@@ -684,10 +544,9 @@ async fn data_plane_alone() {
     )
     .await;
 
-    let mut operators = Operators::new();
-    operators.start(&settings("data-plane"), client.clone());
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
     assert!(
-        operators.running[0].registry.is_none(),
+        operators[0].operator().registry.is_none(),
         "no cluster registry in data-plane mode"
     );
 
@@ -705,14 +564,8 @@ async fn data_plane_alone() {
     // Stargate is Running, its next steady re-look minutes away).
     let first = config_hash(deployment.clone()).expect("the configuration's hash on the pods");
     let edited = std::time::Instant::now();
-    apply_as(
-        TEST_MANAGER,
-        &config_maps,
-        "solo-stargate-config",
-        stargate_config(8),
-    )
-    .await;
-    eventually(
+    apply(&config_maps, "solo-stargate-config", stargate_config(8)).await;
+    wait_for(
         "Stargate's pods get the edited configuration's hash",
         Duration::from_secs(20),
         || async {
@@ -745,7 +598,7 @@ async fn data_plane_alone() {
     )
     .await
     .expect("patch the datacenter");
-    eventually(
+    wait_for(
         "Stargate's pods get the datacenter's node selector",
         Duration::from_secs(20),
         || async {
@@ -778,7 +631,7 @@ async fn data_plane_alone() {
         "{:?}",
         containers(&deployment)
     );
-    let reaper = eventually("Reaper's Deployment", Duration::from_secs(30), || {
+    let reaper = wait_for("Reaper's Deployment", Duration::from_secs(30), || {
         get::<Deployment>(&client, "solo-reaper")
     })
     .await;
@@ -802,7 +655,7 @@ async fn data_plane_alone() {
     }
     // Vector turned off: the agent leaves the pods and its configuration goes.
     apply_solo_reaper(&client, serde_json::json!({"enabled": false})).await;
-    eventually(
+    wait_for(
         "Reaper's Vector ConfigMap deleted",
         Duration::from_secs(30),
         || async {
@@ -825,7 +678,7 @@ async fn data_plane_alone() {
     );
     // The progress is told as Events on the Stargate.
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS);
-    eventually(
+    wait_for(
         "a Running event on the Stargate",
         Duration::from_secs(10),
         || async {
@@ -866,25 +719,22 @@ async fn data_plane_alone() {
             .items
             .is_empty()
     );
-    operators.stop().await;
+    stop_all(operators).await;
     sim.shutdown().await;
 }
 
 #[test]
 fn a_restarted_data_plane_finds_deployments_with_canonical_quantities_up_to_date() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(restart_with_canonical_quantities());
+    run(restart_with_canonical_quantities());
 }
 
 /// The API server stores a Deployment's quantities in canonical form (`cpu: 1000m` reads back
 /// as `1`): Stargate's default CPU limit and a Reaper's `1000m`/`1024Mi` must still compare
 /// equal to what the data plane wants, or every reconcile re-applies them.
 async fn restart_with_canonical_quantities() {
-    let sim = start_sim(1).await;
+    let sim = sim(1).await;
     let client = sim.client(0).await.expect("client");
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
         "standalone",
         serde_json::json!({
@@ -896,8 +746,7 @@ async fn restart_with_canonical_quantities() {
     )
     .await;
     // Stargate with its default resources (a CPU limit of 1000m)
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &Api::<Stargate>::namespaced(client.clone(), NS),
         "solo-stargate",
         serde_json::json!({
@@ -907,8 +756,7 @@ async fn restart_with_canonical_quantities() {
         }),
     )
     .await;
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &Api::<Reaper>::namespaced(client.clone(), NS),
         "solo-reaper",
         serde_json::json!({
@@ -919,8 +767,7 @@ async fn restart_with_canonical_quantities() {
         }),
     )
     .await;
-    let mut operators = Operators::new();
-    operators.start(&settings("data-plane"), client.clone());
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
     let stargates = Api::<Stargate>::namespaced(client.clone(), NS);
     wait_running(&stargates, "solo-stargate", "the Stargate Running").await;
     let limits = |deployment: &Deployment| {
@@ -939,7 +786,7 @@ async fn restart_with_canonical_quantities() {
                 .collect::<Vec<_>>(),
         )
     };
-    let reaper = eventually("Reaper's Deployment", Duration::from_secs(30), || {
+    let reaper = wait_for("Reaper's Deployment", Duration::from_secs(30), || {
         get::<Deployment>(&client, "solo-reaper")
     })
     .await;
@@ -956,12 +803,11 @@ async fn restart_with_canonical_quantities() {
         "{:?}",
         limits(&stargate)
     );
-    operators.stop().await;
+    stop_all(operators).await;
 
     // A new instance reconciles every Stargate and Reaper: nothing to write.
     sim.reset_requests(0).expect("reset requests");
-    let mut operators = Operators::new();
-    operators.start(&settings("data-plane"), client.clone());
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
     let deployment_requests = |verbs: &[&str]| -> u64 {
         sim.requests(0)
             .expect("requests")
@@ -970,7 +816,7 @@ async fn restart_with_canonical_quantities() {
             .map(|r| r.count)
             .sum()
     };
-    eventually(
+    wait_for(
         "the new instance reading the Deployments",
         Duration::from_secs(30),
         || async { (deployment_requests(&["list", "watch", "get"]) > 0).then_some(()) },
@@ -983,23 +829,20 @@ async fn restart_with_canonical_quantities() {
         "Deployments written by a reconcile that had nothing to change: {:?}",
         sim.requests(0).expect("requests")
     );
-    operators.stop().await;
+    stop_all(operators).await;
     sim.shutdown().await;
 }
 
 #[test]
 fn stargate_and_reaper_follow_their_datacenters_encryption() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(encrypted_components());
+    run(encrypted_components());
 }
 
 async fn encrypted_components() {
-    let sim = start_sim(2).await;
+    let sim = sim(2).register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let region = sim.client(1).await.expect("region client");
     let context = sim.context_name(1);
-    register_region(&sim, &hub, 1).await;
     put_secret(
         &hub,
         "stores",
@@ -1011,11 +854,12 @@ async fn encrypted_components() {
         ],
     )
     .await;
-    let mut operators = Operators::new();
-    operators.start(&settings("control-plane"), hub.clone());
-    operators.start(&settings("data-plane"), region.clone());
+    let operators = vec![
+        start_operator(Mode::ControlPlane, &hub),
+        start_operator(Mode::DataPlane, &region),
+    ];
 
-    let mut manifest = k8ssandra_cluster(&context, &context, true, true, false);
+    let mut manifest = cluster_with(&context, &context, true, true, false);
     let cassandra = &mut manifest["spec"]["cassandra"];
     cassandra["datacenters"] = serde_json::json!([
         {"metadata": {"name": "dc1"}, "k8sContext": context, "size": 1}
@@ -1030,12 +874,12 @@ async fn encrypted_components() {
     cassandra["serverEncryptionStores"] = stores.clone();
     cassandra["clientEncryptionStores"] = stores;
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, manifest).await;
+    apply(&clusters, CLUSTER, manifest).await;
 
     // Stargate's node reads the datacenter's internode settings from the generated ConfigMap
     // and finds the stores where the datacenter's nodes have them.
     let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(region.clone(), NS);
-    let config = eventually("Stargate's ConfigMap", Duration::from_secs(60), || async {
+    let config = wait_for("Stargate's ConfigMap", Duration::from_secs(60), || async {
         bounded(
             "get ConfigMap",
             config_maps.get_opt("demo-dc1-cassandra-config"),
@@ -1052,7 +896,7 @@ async fn encrypted_components() {
     assert_eq!(internode["internode_encryption"], "all");
     assert_eq!(internode["keystore"], "/mnt/server-keystore/keystore");
     assert_eq!(internode["keystore_password"], "ks-secret");
-    let stargate = eventually("Stargate's Deployment", Duration::from_secs(30), || {
+    let stargate = wait_for("Stargate's Deployment", Duration::from_secs(30), || {
         get::<Deployment>(&region, "demo-dc1-default-stargate-deployment")
     })
     .await;
@@ -1077,7 +921,7 @@ async fn encrypted_components() {
         ],
     )
     .await;
-    eventually(
+    wait_for(
         "Stargate's pods roll with the rotated password",
         Duration::from_secs(60),
         || async {
@@ -1096,7 +940,7 @@ async fn encrypted_components() {
     .await;
 
     // Reaper talks TLS to Cassandra; its pod reads the passwords, its spec holds none.
-    let reaper = eventually("Reaper's Deployment", Duration::from_secs(30), || {
+    let reaper = wait_for("Reaper's Deployment", Duration::from_secs(30), || {
         get::<Deployment>(&region, "demo-dc1-reaper")
     })
     .await;
@@ -1106,50 +950,36 @@ async fn encrypted_components() {
         !text.contains("ks-secret") && !text.contains("ts-secret"),
         "{text}"
     );
-    operators.stop().await;
+    stop_all(operators).await;
     sim.shutdown().await;
 }
 
 #[test]
 fn a_stopped_datacenter_settles_loses_its_stargate_and_lets_another_be_added() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(stopped_datacenter());
-}
-
-/// The Ready condition's (status, reason, message).
-fn ready_condition(status: &K8ssandraClusterStatus) -> Option<(String, String, String)> {
-    (status.conditions.iter().flatten())
-        .find(|c| c.type_ == "Ready")
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    run(stopped_datacenter());
 }
 
 async fn stopped_datacenter() {
-    let sim = start_sim(3).await;
+    let sim = sim(3).register([1, 2]).await;
     let hub = sim.client(0).await.expect("hub client");
     let regions = [
         sim.client(1).await.expect("region 1 client"),
         sim.client(2).await.expect("region 2 client"),
     ];
     let (context1, context2) = (sim.context_name(1), sim.context_name(2));
-    for index in [1, 2] {
-        register_region(&sim, &hub, index).await;
-    }
-    let mut operators = Operators::new();
-    operators.start(&settings("control-plane"), hub.clone());
-    let data_plane = settings("data-plane");
+    let mut operators = Vec::new();
+    operators.push(start_operator(Mode::ControlPlane, &hub));
     for region in &regions {
-        operators.start(&data_plane, region.clone());
+        operators.push(start_operator(Mode::DataPlane, region));
     }
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &clusters,
         CLUSTER,
-        k8ssandra_cluster(&context1, &context2, true, false, false),
+        cluster_with(&context1, &context2, true, false, false),
     )
     .await;
-    eventually("both Stargates Ready", Duration::from_secs(90), || async {
+    wait_for("both Stargates Ready", Duration::from_secs(90), || async {
         let dcs = cluster_status(&clusters).await?.datacenters?;
         ["dc1", "dc2"]
             .iter()
@@ -1172,14 +1002,14 @@ async fn stopped_datacenter() {
         serde_json::json!({"spec": {"cassandra": {"datacenters": list}}})
     };
     remove_from_spec(&clusters, datacenters(serde_json::Value::Null)).await;
-    let (_, reason, message) = eventually(
+    let (_, reason, message) = wait_for(
         "the cluster Ready with dc1 Stopped",
         Duration::from_secs(60),
         || async {
             let status = cluster_status(&clusters).await?;
             let dc1_stopped = (status.datacenters.as_ref()?.get("dc1")?.cassandra.as_ref())
                 .is_some_and(|c| c.is_stopped());
-            let ready = ready_condition(&status).filter(|c| c.0 == "True")?;
+            let ready = condition(&status, "Ready").filter(|c| c.0 == "True")?;
             dc1_stopped.then_some(ready)
         },
     )
@@ -1187,7 +1017,7 @@ async fn stopped_datacenter() {
     assert_eq!(reason, "DatacentersStopped");
     assert!(message.contains("dc1"), "{message}");
     // Its Stargate goes (and the Deployment with it); dc2's stays.
-    eventually(
+    wait_for(
         "dc1's Stargate and its Deployment gone",
         Duration::from_secs(30),
         || async {
@@ -1207,19 +1037,19 @@ async fn stopped_datacenter() {
         })),
     )
     .await;
-    eventually("dc3 created and Ready", Duration::from_secs(60), || async {
+    wait_for("dc3 created and Ready", Duration::from_secs(60), || async {
         let dc3 = get::<CassandraDatacenter>(&regions[1], "dc3").await?;
         dc3.is_ready().then_some(())
     })
     .await;
-    let (status, reason, _) = eventually(
+    let (status, reason, _) = wait_for(
         "the cluster Ready again with dc3",
         Duration::from_secs(30),
         || async {
             let status = cluster_status(&clusters).await?;
             (status.ready_datacenters == Some(2) && status.total_datacenters == Some(3))
                 .then_some(())?;
-            ready_condition(&status)
+            condition(&status, "Ready")
         },
     )
     .await;
@@ -1227,5 +1057,5 @@ async fn stopped_datacenter() {
         (status.as_str(), reason.as_str()),
         ("True", "DatacentersStopped")
     );
-    operators.stop().await;
+    stop_all(operators).await;
 }

@@ -2,11 +2,14 @@
 //! cluster (twice: a re-install is clean), with the security settings and least-privilege RBAC a
 //! user relies on.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use federator::settings::Mode;
 use serde_json::Value;
+use support::*;
 
 /// Each overlay and the mode its Deployment must run.
 const OVERLAYS: &[(&str, &str)] = &[
@@ -16,12 +19,8 @@ const OVERLAYS: &[(&str, &str)] = &[
     ("data-plane-cluster-scope", "data-plane"),
 ];
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn render(overlay: &str) -> String {
-    let dir = repo().join("deploy").join(overlay);
+    let dir = repo_path("deploy").join(overlay);
     let output = std::process::Command::new("kubectl")
         .arg("kustomize")
         .arg(&dir)
@@ -295,26 +294,14 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
     }
 }
 
-async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--cache-dir")
-            .arg(cache)
-            .args(args)
-            .output(),
-    )
-    .await
-    .expect("kubectl answers within 60 s")
-    .expect("kubectl runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+/// [`kubectl`]: (success, stdout and stderr).
+async fn kubectl_output(
+    kubeconfig: &std::path::Path,
+    cache: &std::path::Path,
+    args: &[&str],
+) -> (bool, String) {
+    let (ok, stdout, stderr) = kubectl(kubeconfig, cache, args).await;
+    (ok, format!("{stdout}{stderr}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,16 +310,12 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
         return;
     }
     // One cluster per overlay, without Federator's CRDs: the install brings them.
-    let sim = tokio::time::timeout(
-        Duration::from_secs(120),
+    let sim = launch(
         kube_sim::SimBuilder::new()
             .clusters(OVERLAYS.len())
-            .cass_operator(true)
-            .start(),
+            .cass_operator(true),
     )
-    .await
-    .expect("kube-sim starts in time")
-    .expect("kube-sim starts");
+    .await;
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -345,7 +328,7 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
         let manifest = manifest.to_string_lossy().into_owned();
         // Twice: installing over an existing install (an upgrade) is clean too.
         for attempt in ["install", "re-install"] {
-            let (ok, output) = kubectl(
+            let (ok, output) = kubectl_output(
                 &kubeconfig,
                 &cache,
                 &[
@@ -362,7 +345,7 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
             .await;
             assert!(ok, "{overlay} {attempt} failed:\n{output}");
         }
-        let (ok, output) = kubectl(
+        let (ok, output) = kubectl_output(
             &kubeconfig,
             &cache,
             &[
@@ -381,7 +364,7 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
         assert!(ok, "{overlay}: {output}");
         assert_eq!(output.trim(), *mode, "{overlay}");
         // The CRDs are served: a K8ssandraCluster list works in the new API.
-        let (ok, output) = kubectl(
+        let (ok, output) = kubectl_output(
             &kubeconfig,
             &cache,
             &["--context", &context, "get", "k8ssandraclusters", "-A"],
@@ -391,7 +374,7 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
             ok,
             "{overlay}: K8ssandraClusters not served after install: {output}"
         );
-        let (ok, output) = kubectl(
+        let (ok, output) = kubectl_output(
             &kubeconfig,
             &cache,
             &[
@@ -488,70 +471,40 @@ const AUDITED_NS: &str = "k8ssandra-operator";
 const AUDITED_AGENT: &str = "federator-under-audit";
 
 /// One kube-sim cluster with the audited namespace, and an operator in `mode` watching only
-/// that namespace, whose requests carry [`AUDITED_AGENT`]; stop it with the sender.
-async fn audited_operator(
-    mode: &str,
-) -> (
-    kube_sim::Sim,
-    kube::Client,
-    federator::operator::Operator,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    let repo = repo();
-    let sim = kube_sim::SimBuilder::new()
-        .clusters(1)
-        .cass_operator(true)
-        .dc_ready_after(Duration::from_secs(1))
+/// that namespace, whose requests carry [`AUDITED_AGENT`].
+async fn audited_operator(mode: Mode) -> (kube_sim::Sim, kube::Client, InProcessOperator) {
+    let sim = start_sim(1)
+        .cass_operator()
         .workloads_ready_after(Duration::from_secs(1))
-        .crd_dir(repo.join("crds"))
-        .crd_dir(repo.join("../shared/compat/crds/cass-operator"))
-        .start()
-        .await
-        .expect("kube-sim starts");
+        .await;
     let client = sim.client(0).await.expect("client");
-    apply_objects(
-        &client,
-        &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AUDITED_NS}})],
-    )
-    .await;
     let operator_client = sim
         .client_with_user_agent(0, AUDITED_AGENT)
         .await
         .expect("the operator's client");
-    let (operator, stop) = start_operator(mode, operator_client, true);
-    (sim, client, operator, stop)
+    let operator = start_operator(mode, &operator_client, true);
+    (sim, client, operator)
 }
 
 /// An operator in `mode` (in [`AUDITED_NS`], watching only it when `namespaced`), talking to
-/// its home cluster through `client`; stop it with the sender.
-fn start_operator(
-    mode: &str,
-    client: kube::Client,
-    namespaced: bool,
-) -> (
-    federator::operator::Operator,
-    tokio::sync::oneshot::Sender<()>,
-) {
-    let overrides = federator::settings::Overrides {
-        mode: Some(mode.into()),
-        ..Default::default()
-    };
-    let mut settings = federator::settings::Settings::load_from(&overrides, &[]).expect("settings");
-    settings.operator_namespace = AUDITED_NS.to_string();
-    settings.watch_namespaces = match namespaced {
-        true => vec![AUDITED_NS.to_string()],
-        false => Vec::new(),
-    };
-    settings.regions.probe_interval = Duration::from_secs(1);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = federator::operator::Operator::start(
-        &settings,
-        client,
-        federator::operator::shutdown_on(async move {
-            let _ = stopped.await;
-        }),
-    );
-    (operator, stop)
+/// its home cluster through `client`, with the default request timeout.
+fn start_operator(mode: Mode, client: &kube::Client, namespaced: bool) -> InProcessOperator {
+    InProcessOperator::start(client, |settings| {
+        settings.mode = mode;
+        settings.operator_namespace = AUDITED_NS.to_string();
+        settings.watch_namespaces = match namespaced {
+            true => vec![AUDITED_NS.to_string()],
+            false => Vec::new(),
+        };
+        settings.regions.request_timeout = Duration::from_secs(10);
+    })
+}
+
+/// `cluster` with Stargate and a Reaper per datacenter.
+fn with_components(mut cluster: Value) -> Value {
+    cluster["spec"]["stargate"] = serde_json::json!({"size": 1, "heapSize": "256Mi"});
+    cluster["spec"]["reaper"] = serde_json::json!({"deploymentMode": "PER_DC"});
+    cluster
 }
 
 /// Server-side applies each object, of whatever kind the cluster serves, as the test.
@@ -587,43 +540,12 @@ fn audit(scenario: impl std::future::Future<Output = ()>) {
     if !kube_sim::prerequisites::kubectl() {
         return;
     }
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(scenario);
-}
-
-/// Polls `check` every 200 ms until it holds, at most `limit`.
-async fn wait_until<Fut: std::future::Future<Output = bool>>(
-    what: &str,
-    limit: Duration,
-    mut check: impl FnMut() -> Fut,
-) {
-    let deadline = std::time::Instant::now() + limit;
-    while !check().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn stop_operator(
-    operator: federator::operator::Operator,
-    stop: tokio::sync::oneshot::Sender<()>,
-) {
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), operator.run_until(async {})).await;
+    run(scenario);
 }
 
 /// Stops the operator and checks every request it made against `overlay`'s RBAC.
-async fn assert_granted(
-    overlay: &str,
-    sim: kube_sim::Sim,
-    operator: federator::operator::Operator,
-    stop: tokio::sync::oneshot::Sender<()>,
-) {
-    stop_operator(operator, stop).await;
+async fn assert_granted(overlay: &str, sim: kube_sim::Sim, operator: InProcessOperator) {
+    operator.stop().await;
     let (asked, refused) = Granted::of(overlay).refused(&sim, 0, AUDITED_AGENT);
     assert!(asked > 0, "no request of the operator was counted");
     assert!(
@@ -645,31 +567,18 @@ async fn namespaced_control_plane() {
     use federator::api::k8ssandra_cluster::K8ssandraCluster;
     use kube::Api;
 
-    let (sim, client, operator, stop) = audited_operator("control-plane").await;
+    let (sim, client, operator) = audited_operator(Mode::ControlPlane).await;
     let per_node = serde_json::json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "dc1-per-node", "namespace": AUDITED_NS},
         "data": {"demo-dc1-default-sts-0_cassandra.yaml": "initial_token: 1"}
     });
-    let cluster = serde_json::json!({
-        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
-        "metadata": {"name": "demo", "namespace": AUDITED_NS},
-        "spec": {
-            "cassandra": {
-                "serverVersion": "4.1.5",
-                "storageConfig": {"cassandraDataVolumeClaimSpec": {
-                    "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "5Gi"}}}},
-                "datacenters": [{"metadata": {"name": "dc1"}, "size": 1,
-                                 "perNodeConfigMapRef": {"name": "dc1-per-node"}}]
-            },
-            "stargate": {"size": 1, "heapSize": "256Mi"},
-            "reaper": {"deploymentMode": "PER_DC"}
-        }
-    });
+    let mut cluster = with_components(k8ssandra_cluster("demo", &[("dc1", "", 1)]));
+    cluster["spec"]["cassandra"]["datacenters"][0]["perNodeConfigMapRef"] =
+        serde_json::json!({"name": "dc1-per-node"});
     apply_objects(&client, &[per_node, cluster]).await;
     let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), AUDITED_NS);
-    wait_until(
+    wait_for(
         "Stargate and Reaper Ready in the status",
         Duration::from_secs(90),
         || async {
@@ -687,14 +596,14 @@ async fn namespaced_control_plane() {
         .delete("demo", &Default::default())
         .await
         .expect("delete");
-    wait_until("the cluster deleted", Duration::from_secs(60), || async {
+    wait_for("the cluster deleted", Duration::from_secs(60), || async {
         clusters
             .get_opt("demo")
             .await
             .is_ok_and(|found| found.is_none())
     })
     .await;
-    assert_granted("control-plane", sim, operator, stop).await;
+    assert_granted("control-plane", sim, operator).await;
 }
 
 #[test]
@@ -709,7 +618,7 @@ async fn namespaced_data_plane() {
     use federator::api::stargate::Stargate;
     use kube::Api;
 
-    let (sim, client, operator, stop) = audited_operator("data-plane").await;
+    let (sim, client, operator) = audited_operator(Mode::DataPlane).await;
     let objects = [
         serde_json::json!({
             "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
@@ -737,7 +646,7 @@ async fn namespaced_data_plane() {
     apply_objects(&client, &objects).await;
     let stargates = Api::<Stargate>::namespaced(client.clone(), AUDITED_NS);
     let reapers = Api::<Reaper>::namespaced(client.clone(), AUDITED_NS);
-    wait_until(
+    wait_for(
         "the Stargate and the Reaper running",
         Duration::from_secs(90),
         || async {
@@ -760,7 +669,7 @@ async fn namespaced_data_plane() {
         .await
         .expect("delete the Reaper");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_granted("data-plane", sim, operator, stop).await;
+    assert_granted("data-plane", sim, operator).await;
 }
 
 #[test]
@@ -893,23 +802,20 @@ async fn service_account_client(
     )
     .await;
     let secrets = kube::Api::<Secret>::namespaced(admin.clone(), AUDITED_NS);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let token = secrets
-            .get(&name)
-            .await
-            .ok()
-            .and_then(|s| s.data?.get("token").cloned())
-            .and_then(|t| String::from_utf8(t.0).ok());
-        if let Some(token) = token {
-            return sim.client_with_token(index, &token).await.expect("client");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the token of {account} was not issued"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let token = wait_for(
+        &format!("the token of {account}"),
+        Duration::from_secs(10),
+        || async {
+            secrets
+                .get(&name)
+                .await
+                .ok()
+                .and_then(|s| s.data?.get("token").cloned())
+                .and_then(|t| String::from_utf8(t.0).ok())
+        },
+    )
+    .await;
+    sim.client_with_token(index, &token).await.expect("client")
 }
 
 /// With RBAC enforced in every cluster: the hub's control plane runs as the control-plane
@@ -926,31 +832,17 @@ async fn rbac_enforced_regions(scope: Scope) {
     use federator::clusters::create::{CreateOptions, region_cluster_role};
     use kube::Api;
 
-    let repo = repo();
-    let sim = kube_sim::SimBuilder::new()
-        .clusters(3)
-        .rbac(true)
-        .cass_operator(true)
-        .dc_ready_after(Duration::from_secs(1))
+    let namespace = scope.cluster_namespace();
+    let namespaced = scope == Scope::Namespaced;
+    let sim = start_sim(3)
+        .rbac()
+        .cass_operator()
         .workloads_ready_after(Duration::from_secs(1))
-        .crd_dir(repo.join("crds"))
-        .crd_dir(repo.join("../shared/compat/crds/cass-operator"))
-        .start()
-        .await
-        .expect("kube-sim starts");
+        .namespace(namespace)
+        .await;
     let mut admins = Vec::new();
     for index in 0..3 {
         admins.push(sim.client(index).await.expect("admin client"));
-    }
-
-    let namespace = scope.cluster_namespace();
-    let namespaced = scope == Scope::Namespaced;
-    for admin in &admins {
-        apply_objects(
-            admin,
-            &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})],
-        )
-        .await;
     }
     install_identity(&admins[0], &scope.overlay("control-plane")).await;
     let hub = service_account_client(&sim, &admins[0], 0, "federator").await;
@@ -976,11 +868,11 @@ async fn rbac_enforced_regions(scope: Scope) {
     let region2 = sim.context_name(2);
     let certificate = register_certificate_region(&sim, &admins, 2, region_cluster_role()).await;
 
-    let mut operators = vec![start_operator("control-plane", hub, namespaced)];
+    let mut operators = vec![start_operator(Mode::ControlPlane, &hub, namespaced)];
     for (index, admin) in admins.iter().enumerate().skip(1) {
         install_identity(admin, &scope.overlay("data-plane")).await;
         let client = service_account_client(&sim, admin, index, "federator").await;
-        operators.push(start_operator("data-plane", client, namespaced));
+        operators.push(start_operator(Mode::DataPlane, &client, namespaced));
     }
 
     let per_node = serde_json::json!({
@@ -988,53 +880,40 @@ async fn rbac_enforced_regions(scope: Scope) {
         "metadata": {"name": "dc1-per-node", "namespace": namespace},
         "data": {"demo-dc1-default-sts-0_cassandra.yaml": "initial_token: 1"}
     });
-    let cluster = serde_json::json!({
-        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
-        "metadata": {"name": "demo", "namespace": namespace},
-        "spec": {
-            "cassandra": {
-                "serverVersion": "4.1.5",
-                "storageConfig": {"cassandraDataVolumeClaimSpec": {
-                    "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
-                    "resources": {"requests": {"storage": "5Gi"}}}},
-                "datacenters": [
-                    {"metadata": {"name": "dc1"}, "k8sContext": sim.context_name(1), "size": 1,
-                     "perNodeConfigMapRef": {"name": "dc1-per-node"}},
-                    {"metadata": {"name": "dc2"}, "k8sContext": region2, "size": 1},
-                    {"metadata": {"name": "dc3"}, "size": 1}
-                ]
-            },
-            "stargate": {"size": 1, "heapSize": "256Mi"},
-            "reaper": {"deploymentMode": "PER_DC"}
-        }
-    });
+    let region1 = sim.context_name(1);
+    let mut cluster = with_components(k8ssandra_cluster(
+        "demo",
+        &[("dc1", &region1, 1), ("dc2", &region2, 1), ("dc3", "", 1)],
+    ));
+    cluster["metadata"]["namespace"] = namespace.into();
+    cluster["spec"]["cassandra"]["datacenters"][0]["perNodeConfigMapRef"] =
+        serde_json::json!({"name": "dc1-per-node"});
     // The per-node ConfigMap lives in its datacenter's region, as k8ssandra-operator wants it.
     apply_objects(&admins[1], &[per_node]).await;
     apply_objects(&admins[0], &[cluster]).await;
     let clusters = Api::<K8ssandraCluster>::namespaced(admins[0].clone(), namespace);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
-        let datacenters = status
-            .clone()
-            .and_then(|s| s.datacenters)
-            .unwrap_or_default();
-        let ready = ["dc1", "dc2", "dc3"].iter().all(|dc| {
-            datacenters.get(*dc).is_some_and(|dc| {
-                dc.stargate.as_ref().is_some_and(|s| s.is_ready())
-                    && dc.reaper.as_ref().is_some_and(|r| r.is_ready())
-            })
-        });
-        if ready {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the datacenters, their Stargates and Reapers not Ready in the status: {status:?}; refused: {}",
-            refusals(&sim)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for(
+        "the datacenters, their Stargates and Reapers Ready in the status",
+        Duration::from_secs(120),
+        || async {
+            let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
+            let datacenters = status
+                .clone()
+                .and_then(|s| s.datacenters)
+                .unwrap_or_default();
+            let ready = ["dc1", "dc2", "dc3"].iter().all(|dc| {
+                datacenters.get(*dc).is_some_and(|dc| {
+                    dc.stargate.as_ref().is_some_and(|s| s.is_ready())
+                        && dc.reaper.as_ref().is_some_and(|r| r.is_ready())
+                })
+            });
+            match ready {
+                true => Ok(()),
+                false => Err(format!("{status:?}; refused: {}", refusals(&sim))),
+            }
+        },
+    )
+    .await;
     let client_configs = Api::<ClientConfig>::namespaced(admins[0].clone(), AUDITED_NS);
     let expiry = client_configs
         .get(&region2)
@@ -1055,7 +934,7 @@ async fn rbac_enforced_regions(scope: Scope) {
         .delete("demo", &Default::default())
         .await
         .expect("delete");
-    wait_until(
+    wait_for(
         "the cluster and its datacenters deleted",
         Duration::from_secs(60),
         || async {
@@ -1073,9 +952,7 @@ async fn rbac_enforced_regions(scope: Scope) {
         },
     )
     .await;
-    for (operator, stop) in operators {
-        stop_operator(operator, stop).await;
-    }
+    stop_all(operators).await;
     let refused = refusals(&sim);
     assert!(refused.is_empty(), "refused:\n{refused}");
     sim.shutdown().await;
@@ -1105,26 +982,14 @@ async fn region_refusing_seed_pods() {
     use federator::clusters::create::region_cluster_role;
     use kube::Api;
 
-    let repo = repo();
-    let sim = kube_sim::SimBuilder::new()
-        .clusters(3)
-        .rbac(true)
-        .cass_operator(true)
+    let sim = start_sim(3)
+        .rbac()
+        .cass_operator()
         .dc_ready_after(Duration::from_millis(500))
-        .crd_dir(repo.join("crds"))
-        .crd_dir(repo.join("../shared/compat/crds/cass-operator"))
-        .start()
-        .await
-        .expect("kube-sim starts");
+        .await;
     let mut admins = Vec::new();
     for index in 0..3 {
-        let admin = sim.client(index).await.expect("admin client");
-        apply_objects(
-            &admin,
-            &[serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": AUDITED_NS}})],
-        )
-        .await;
-        admins.push(admin);
+        admins.push(sim.client(index).await.expect("admin client"));
     }
     let mut without_pods = region_cluster_role();
     without_pods.metadata.name = Some("federator-without-pods".into());
@@ -1136,21 +1001,9 @@ async fn region_refusing_seed_pods() {
     for index in [1, 2] {
         register_certificate_region(&sim, &admins, index, without_pods.clone()).await;
     }
-    let (operator, stop) = start_operator("control-plane", admins[0].clone(), true);
-    let cluster = serde_json::json!({
-        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
-        "metadata": {"name": "demo", "namespace": AUDITED_NS},
-        "spec": {"cassandra": {
-            "serverVersion": "4.1.5",
-            "storageConfig": {"cassandraDataVolumeClaimSpec": {
-                "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "5Gi"}}}},
-            "datacenters": [
-                {"metadata": {"name": "dc1"}, "k8sContext": sim.context_name(1), "size": 1},
-                {"metadata": {"name": "dc2"}, "k8sContext": sim.context_name(2), "size": 1}
-            ]
-        }}
-    });
+    let operator = start_operator(Mode::ControlPlane, &admins[0], true);
+    let (region1, region2) = (sim.context_name(1), sim.context_name(2));
+    let cluster = k8ssandra_cluster("demo", &[("dc1", &region1, 1), ("dc2", &region2, 1)]);
     apply_objects(&admins[0], &[cluster]).await;
     let clusters = Api::<K8ssandraCluster>::namespaced(admins[0].clone(), AUDITED_NS);
     let expected = [
@@ -1162,24 +1015,22 @@ async fn region_refusing_seed_pods() {
             "pods is forbidden: User \"{CERTIFICATE_USER}\" cannot list resource \"pods\" in API group \"\" in the namespace \"{AUDITED_NS}\""
         ),
     ];
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
-        let names_it = |text: &str| expected.iter().all(|part| text.contains(part.as_str()));
-        let error = status.as_ref().and_then(|s| s.error.clone());
-        let degraded = (status.as_ref())
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "Degraded"))
-            .is_some_and(|c| c.status == "True" && names_it(&c.message));
-        if error.as_deref().is_some_and(names_it) && degraded {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the status never named the refused seed pod list ({expected:?}): {status:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    stop_operator(operator, stop).await;
+    wait_for(
+        &format!("the status to name the refused seed pod list ({expected:?})"),
+        Duration::from_secs(60),
+        || async {
+            let k8c = clusters.get("demo").await.map_err(|e| e.to_string())?;
+            let names_it = |text: &str| expected.iter().all(|part| text.contains(part.as_str()));
+            let error = k8c.status.as_ref().and_then(|s| s.error.clone());
+            let degraded = condition(&k8c, "Degraded")
+                .is_some_and(|(status, _, message)| status == "True" && names_it(&message));
+            match error.as_deref().is_some_and(names_it) && degraded {
+                true => Ok(()),
+                false => Err(format!("{:?}", k8c.status)),
+            }
+        },
+    )
+    .await;
+    operator.stop().await;
     sim.shutdown().await;
 }

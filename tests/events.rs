@@ -2,14 +2,14 @@
 //! reasons and related objects get their own event, and a series whose event is gone starts a
 //! new event.
 
-mod clusters_support;
+mod support;
 
-use clusters_support::*;
 use federator::events::{Events, Notice};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
+use support::*;
 
 fn cluster(name: &str) -> ObjectReference {
     ObjectReference {

@@ -2,35 +2,12 @@
 //! (and cass-operator's), with `kubectl apply` as the user runs it, and nothing in it is dropped:
 //! a field the schema does not know would be refused (strict field validation) or pruned.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod support;
+
+use std::path::PathBuf;
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--cache-dir")
-            .arg(cache)
-            .args(args)
-            .output(),
-    )
-    .await
-    .expect("kubectl answers within 60 s")
-    .expect("kubectl runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use support::*;
 
 /// Where `expected` (from the example) is not found in `stored` (what the API server kept).
 fn missing_from(expected: &Value, stored: &Value, path: &str, found: &mut Vec<String>) {
@@ -58,18 +35,14 @@ async fn every_example_is_accepted_whole() {
     if !kube_sim::prerequisites::kubectl() {
         return;
     }
-    let sim = tokio::time::timeout(
-        Duration::from_secs(120),
+    let sim = launch(
         kube_sim::SimBuilder::new()
             .clusters(3)
             .context_prefix("region-")
-            .crd_dir(repo().join("crds"))
-            .crd_dir(repo().join("../shared/compat/crds/cass-operator"))
-            .start(),
+            .crd_dir(federator_crds())
+            .crd_dir(cass_operator_crds()),
     )
-    .await
-    .expect("kube-sim starts in time")
-    .expect("kube-sim starts");
+    .await;
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -89,7 +62,7 @@ async fn every_example_is_accepted_whole() {
     .await;
     assert!(ok, "{err}");
 
-    let mut examples: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(repo_path("examples"))
         .expect("examples/")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))

@@ -4,7 +4,7 @@
 //! the objects it should (listed by the ownership labels across every served resource), and the
 //! operator neither exits nor panics. Figures are printed as `measured:` lines.
 
-mod reliability_support;
+mod support;
 
 use std::future::Future;
 use std::sync::{PoisonError, RwLock};
@@ -15,7 +15,7 @@ use futures::StreamExt;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use reliability_support::*;
+use support::*;
 
 /// The cass-operator stand-in makes a datacenter Ready this long after a change.
 const READY_AFTER: Duration = Duration::from_millis(300);
@@ -40,42 +40,13 @@ fn block_on_alone(test: impl Future<Output = ()>) {
     run(test);
 }
 
-fn run(test: impl Future<Output = ()>) {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(test);
-}
-
 /// Applies the 3-region cluster at `size` and waits until every datacenter is Ready with it and
 /// every cluster holds exactly the expected objects.
 async fn converge(world: &World, size: i32) -> Duration {
     let start = Instant::now();
     world.apply_cluster(CLUSTER, size).await;
-    wait_converged(world, size).await;
+    world.wait_converged(size).await;
     start.elapsed()
-}
-
-async fn wait_converged(world: &World, size: i32) {
-    wait_for("every datacenter Ready", CONVERGE, || {
-        datacenters_ready(&world.sim, size)
-    })
-    .await;
-    wait_owned(
-        &world.sim,
-        CLUSTER,
-        &expected_objects(CLUSTER),
-        Duration::from_secs(20),
-    )
-    .await;
-    wait_condition(
-        &world.sim,
-        CLUSTER,
-        "Ready",
-        "True",
-        "AllDatacentersReady",
-        Duration::from_secs(20),
-    )
-    .await;
 }
 
 /// Waits until the datacenter `name` in cluster `index` has `size`.
@@ -86,14 +57,18 @@ async fn wait_size(
     size: i32,
     limit: Duration,
 ) -> Duration {
-    wait_for(&format!("{name} at size {size}"), limit, || async {
-        let dc = datacenter(&world.sim, index, name).await?;
-        if dc.spec.size == size {
-            Ok(())
-        } else {
-            Err(format!("size {}", dc.spec.size))
-        }
-    })
+    timed(wait_for(
+        &format!("{name} at size {size}"),
+        limit,
+        || async {
+            let dc = datacenter_in(&world.sim, index, name).await?;
+            if dc.spec.size == size {
+                Ok(())
+            } else {
+                Err(format!("size {}", dc.spec.size))
+            }
+        },
+    ))
     .await
     .1
 }
@@ -111,11 +86,11 @@ async fn region_stopped() {
     let rollout = Instant::now();
     world.apply_cluster(CLUSTER, 1).await;
     wait_for("dc1 created", CONVERGE, || async {
-        datacenter(sim, 0, "dc1").await.map(|_| ())
+        datacenter_in(sim, 0, "dc1").await.map(|_| ())
     })
     .await;
     sim.stop(2).expect("stop region 2");
-    let (message, _) = wait_condition(
+    let message = wait_condition(
         sim,
         CLUSTER,
         "RegionUnreachable",
@@ -126,12 +101,12 @@ async fn region_stopped() {
     .await;
     assert!(message.contains("sim-2"), "{message}");
     wait_for("dc2 Ready while region 2 is down", CONVERGE, || async {
-        let dc = datacenter(sim, 1, "dc2").await?;
+        let dc = datacenter_in(sim, 1, "dc2").await?;
         dc.is_ready().then_some(()).ok_or("not Ready".to_string())
     })
     .await;
     sim.start(2).await.expect("start region 2");
-    wait_converged(&world, 1).await;
+    world.wait_converged(1).await;
     eprintln!(
         "measured: rollout with region 2 down for part of it converged in {:?}",
         rollout.elapsed()
@@ -143,11 +118,11 @@ async fn region_stopped() {
     wait_size(&world, 0, "dc1", 2, Duration::from_secs(15)).await;
     wait_size(&world, 2, "dc3", 2, Duration::from_secs(15)).await;
     sim.start(1).await.expect("start region 1");
-    let (_, recovered) = wait_for("every datacenter at size 2", CONVERGE, || {
+    let (_, recovered) = timed(wait_for("every datacenter at size 2", CONVERGE, || {
         datacenters_ready(sim, 2)
-    })
+    }))
     .await;
-    wait_converged(&world, 2).await;
+    world.wait_converged(2).await;
     eprintln!("measured: region 1 caught up with the update {recovered:?} after it came back");
 
     // Deletion: region 2 is down; the hub's and region 1's parts go, the K8ssandraCluster stays
@@ -156,7 +131,7 @@ async fn region_stopped() {
     delete_cluster(sim, CLUSTER).await;
     wait_for("dc1 and dc2 deleted", Duration::from_secs(20), || async {
         for (name, index) in [("dc1", 0), ("dc2", 1)] {
-            if datacenter(sim, index, name).await.is_ok() {
+            if datacenter_in(sim, index, name).await.is_ok() {
                 return Err(format!("{name} still there"));
             }
         }
@@ -164,7 +139,7 @@ async fn region_stopped() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let held = k8ssandra_cluster(sim, CLUSTER)
+    let held = find_cluster(sim, CLUSTER)
         .await
         .expect("get K8ssandraCluster")
         .expect("the K8ssandraCluster stays while region 2 holds dc3");
@@ -214,7 +189,7 @@ async fn timed_change(world: &World, size: i32, measured: &[usize]) -> Vec<Durat
     for &index in measured {
         let name = DATACENTERS[index].0;
         wait_for(&format!("{name} Ready"), CONVERGE, || async {
-            let dc = datacenter(&world.sim, index, name).await?;
+            let dc = datacenter_in(&world.sim, index, name).await?;
             (dc.spec.size == size && dc.is_ready())
                 .then_some(())
                 .ok_or("not Ready".to_string())
@@ -288,7 +263,7 @@ async fn one_region_disturbed(disturbance: Disturbance) {
     }
     // Faults removed: region 2 catches up.
     sim.set_latency(2, Duration::ZERO).expect("latency");
-    wait_converged(&world, 1 + 2 * CHANGES).await;
+    world.wait_converged(1 + 2 * CHANGES).await;
     world.finish().await;
 }
 
@@ -346,7 +321,7 @@ async fn watches_dropped() {
     .expect("hand edit of dc2");
     let reverted = wait_size(&world, 1, "dc2", 2, Duration::from_secs(15)).await;
     eprintln!("measured: hand edit made while watches were dropped reverted in {reverted:?}");
-    wait_converged(&world, 2).await;
+    world.wait_converged(2).await;
     world.finish().await;
 }
 
@@ -365,7 +340,7 @@ async fn token_rotation_and_client_config_recreated() {
     world.apply_cluster(CLUSTER, 2).await;
     wait_size(&world, 0, "dc1", 2, Duration::from_secs(15)).await;
     wait_size(&world, 2, "dc3", 2, Duration::from_secs(15)).await;
-    let (message, _) = wait_condition(
+    let message = wait_condition(
         sim,
         CLUSTER,
         "RegionUnreachable",
@@ -376,7 +351,7 @@ async fn token_rotation_and_client_config_recreated() {
     .await;
     assert!(message.contains("sim-1"), "{message}");
     assert_eq!(
-        datacenter(sim, 1, "dc2").await.map(|dc| dc.spec.size),
+        datacenter_in(sim, 1, "dc2").await.map(|dc| dc.spec.size),
         Ok(1),
         "dc2 untouched while its region refuses the old token"
     );
@@ -414,14 +389,14 @@ async fn token_rotation_and_client_config_recreated() {
     wait_size(&world, 0, "dc1", 3, Duration::from_secs(15)).await;
     wait_size(&world, 1, "dc2", 3, Duration::from_secs(15)).await;
     assert_eq!(
-        datacenter(sim, 2, "dc3").await.map(|dc| dc.spec.size),
+        datacenter_in(sim, 2, "dc3").await.map(|dc| dc.spec.size),
         Ok(2),
         "dc3 stays as it was while its ClientConfig is missing"
     );
     // Created again: dc3 catches up.
     let recreated = Instant::now();
     put_client_config(&world.hub, "sim-2", "sim-2", "sim-2-config").await;
-    wait_converged(&world, 3).await;
+    world.wait_converged(3).await;
     eprintln!(
         "measured: dc3 updated {:?} after its ClientConfig was created again",
         recreated.elapsed()
@@ -444,11 +419,11 @@ async fn hub_stopped() {
     sim.stop(0).expect("stop hub");
     tokio::time::sleep(Duration::from_secs(4)).await;
     sim.start(0).await.expect("start hub");
-    let (_, after) = wait_for("every datacenter at size 2", CONVERGE, || {
+    let (_, after) = timed(wait_for("every datacenter at size 2", CONVERGE, || {
         datacenters_ready(sim, 2)
-    })
+    }))
     .await;
-    wait_converged(&world, 2).await;
+    world.wait_converged(2).await;
     eprintln!(
         "measured: change made just before a 4 s hub outage applied {after:?} after it ended"
     );
@@ -498,14 +473,14 @@ async fn final_state(world: &World) -> Result<FinalState, String> {
     }
     let mut datacenters = Vec::new();
     for (name, index) in DATACENTERS {
-        let dc = datacenter(&world.sim, index, name).await?;
+        let dc = datacenter_in(&world.sim, index, name).await?;
         datacenters.push(serde_json::json!({
             "labels": dc.metadata.labels,
             "annotations": dc.metadata.annotations,
             "spec": dc.spec,
         }));
     }
-    let k8c = k8ssandra_cluster(&world.sim, CLUSTER)
+    let k8c = find_cluster(&world.sim, CLUSTER)
         .await?
         .ok_or("the K8ssandraCluster is gone")?;
     let status = k8c.status.unwrap_or_default();

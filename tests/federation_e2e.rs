@@ -3,11 +3,10 @@
 //! writes at steady state, a hand edit in a region reverted, a watch a region refuses shown in
 //! status, and deletion of every remote datacenter before the K8ssandraCluster goes.
 
-mod clusters_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use clusters_support::{InProcessOperator, NS, apply_as, bounded, eventually, register_region};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -15,80 +14,32 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
-use kube_sim::{Sim, SimBuilder};
+use kube_sim::Sim;
+use support::*;
 
-const TEST_MANAGER: &str = "federation-e2e";
 const CLUSTER: &str = "demo";
 /// How long the cass-operator stand-in takes to make a datacenter Ready.
 const DC_READY_AFTER: Duration = Duration::from_secs(3);
 
-async fn start_sim() -> Sim {
-    let repo = env!("CARGO_MANIFEST_DIR");
-    let sim = tokio::time::timeout(
-        Duration::from_secs(120),
-        SimBuilder::new()
-            .clusters(3)
-            .cass_operator(true)
-            .dc_ready_after(DC_READY_AFTER)
-            .crd_dir(format!("{repo}/crds"))
-            .crd_dir(format!("{repo}/../shared/compat/crds/cass-operator"))
-            .start(),
-    )
-    .await
-    .expect("kube-sim starts in time")
-    .expect("kube-sim starts");
-    // Federator does not create namespaces: the K8ssandraCluster's namespace exists everywhere.
-    for index in 0..3 {
-        let client = sim.client(index).await.expect("client");
-        apply_as(
-            TEST_MANAGER,
-            &Api::<Namespace>::all(client),
-            NS,
-            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        )
-        .await;
-    }
-    sim
-}
-
 /// Deletes the K8ssandraCluster and waits until it is gone.
 async fn delete_cluster(clusters: &Api<K8ssandraCluster>) {
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
+    delete(clusters, CLUSTER).await;
     wait_until_cluster_deleted(clusters).await;
 }
 
 /// The K8ssandraCluster is gone from the hub (its finalizer released).
 async fn wait_until_cluster_deleted(clusters: &Api<K8ssandraCluster>) {
-    eventually(
-        "the K8ssandraCluster deleted",
-        Duration::from_secs(20),
-        || async {
-            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
-                .await
-                .expect("get K8ssandraCluster")
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    wait_deleted(clusters, CLUSTER, Duration::from_secs(20)).await;
 }
 
 async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> {
-    let api = Api::<CassandraDatacenter>::namespaced(client.clone(), NS);
-    bounded("get CassandraDatacenter", api.get_opt(name))
-        .await
-        .expect("get CassandraDatacenter")
+    get(client, name).await
 }
 
 /// Waits (40 s at most) until CassandraDatacenter `name` is Ready in `client`'s cluster,
 /// `cluster` naming it in the failure message.
 async fn wait_datacenter_ready(client: &Client, name: &str, cluster: &str) {
-    eventually(
+    wait_for(
         &format!("{name} Ready in {cluster}"),
         Duration::from_secs(40),
         || async {
@@ -101,36 +52,19 @@ async fn wait_datacenter_ready(client: &Client, name: &str, cluster: &str) {
     .await;
 }
 
-fn k8ssandra_cluster(dc2_size: i32, region: &str) -> serde_json::Value {
-    k8ssandra_cluster_sized(1, dc2_size, region)
+/// dc1 (1 node) in the hub, dc2 of `dc2_size` in `region`.
+fn two_datacenters(dc2_size: i32, region: &str) -> serde_json::Value {
+    two_datacenters_sized(1, dc2_size, region)
 }
 
-fn k8ssandra_cluster_sized(dc1_size: i32, dc2_size: i32, region: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "k8ssandra.io/v1alpha1",
-        "kind": "K8ssandraCluster",
-        "metadata": {"name": CLUSTER, "namespace": NS},
-        "spec": {"cassandra": {
-            "serverVersion": "4.1.5",
-            "storageConfig": {"cassandraDataVolumeClaimSpec": {
-                "storageClassName": "standard",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "5Gi"}}
-            }},
-            "datacenters": [
-                {"metadata": {"name": "dc1"}, "size": dc1_size},
-                {"metadata": {"name": "dc2"}, "k8sContext": region, "size": dc2_size}
-            ]
-        }}
-    })
+fn two_datacenters_sized(dc1_size: i32, dc2_size: i32, region: &str) -> serde_json::Value {
+    k8ssandra_cluster(CLUSTER, &[("dc1", "", dc1_size), ("dc2", region, dc2_size)])
 }
 
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
 #[test]
 fn a_two_region_cluster_bootstraps_in_order_scales_and_is_deleted() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(bootstrap_scale_delete());
+    run(bootstrap_scale_delete());
 }
 
 /// The sim with regions 1 and 2 registered as ClientConfigs, and the operator running in this
@@ -143,11 +77,12 @@ struct Running {
 
 impl Running {
     async fn start() -> Running {
-        let sim = start_sim().await;
+        let sim = start_sim(3)
+            .cass_operator()
+            .dc_ready_after(DC_READY_AFTER)
+            .register([1, 2])
+            .await;
         let hub = sim.client(0).await.expect("hub client");
-        for index in [1, 2] {
-            register_region(&sim, &hub, index).await;
-        }
         let operator = InProcessOperator::start(&hub, |_| {});
         Running { sim, hub, operator }
     }
@@ -166,15 +101,6 @@ async fn k8ssandra_cluster_status(
         .status
 }
 
-fn condition_of(status: &K8ssandraClusterStatus, type_: &str) -> Option<(String, String)> {
-    status
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.message.clone()))
-}
-
 async fn bootstrap_scale_delete() {
     let running = Running::start().await;
     let (sim, hub) = (&running.sim, &running.hub);
@@ -182,20 +108,14 @@ async fn bootstrap_scale_delete() {
     let region1_context = sim.context_name(1);
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
-        &clusters,
-        CLUSTER,
-        k8ssandra_cluster(1, &region1_context),
-    )
-    .await;
+    apply(&clusters, CLUSTER, two_datacenters(1, &region1_context)).await;
 
     // dc1 first; dc2 must not exist in its region before dc1 is Ready.
-    eventually("dc1 created in the hub", Duration::from_secs(20), || {
+    wait_for("dc1 created in the hub", Duration::from_secs(20), || {
         datacenter(hub, "dc1")
     })
     .await;
-    eventually("dc1 Ready", Duration::from_secs(30), || async {
+    wait_for("dc1 Ready", Duration::from_secs(30), || async {
         let dc1 = datacenter(hub, "dc1").await?;
         if dc1.is_ready() {
             return Some(());
@@ -210,7 +130,7 @@ async fn bootstrap_scale_delete() {
 
     // Both Ready, and the status shows them.
     wait_datacenter_ready(&region1, "dc2", "region 1").await;
-    let status = eventually(
+    let status = wait_for(
         "status.datacenters shows both Ready",
         Duration::from_secs(40),
         || async {
@@ -237,14 +157,8 @@ async fn bootstrap_scale_delete() {
     );
 
     // Scaling dc2 reaches its region within seconds.
-    apply_as(
-        TEST_MANAGER,
-        &clusters,
-        CLUSTER,
-        k8ssandra_cluster(2, &region1_context),
-    )
-    .await;
-    eventually(
+    apply(&clusters, CLUSTER, two_datacenters(2, &region1_context)).await;
+    wait_for(
         "dc2 scaled to 2 in region 1",
         Duration::from_secs(10),
         || async {
@@ -257,7 +171,7 @@ async fn bootstrap_scale_delete() {
     .await;
 
     // Steady state once dc2 is Ready again: no write to the remote DC nor to the status.
-    eventually(
+    wait_for(
         "dc2 Ready after scaling",
         Duration::from_secs(30),
         || async {
@@ -298,7 +212,7 @@ async fn bootstrap_scale_delete() {
     )
     .await
     .expect("edit dc2 by hand");
-    eventually("the hand edit reverted", Duration::from_secs(5), || async {
+    wait_for("the hand edit reverted", Duration::from_secs(5), || async {
         datacenter(&region1, "dc2")
             .await
             .filter(|dc| dc.spec.size == 2)
@@ -307,13 +221,8 @@ async fn bootstrap_scale_delete() {
     .await;
 
     // Deleting removes both remote datacenters, then the K8ssandraCluster.
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    eventually(
+    delete(&clusters, CLUSTER).await;
+    wait_for(
         "both datacenters deleted",
         Duration::from_secs(30),
         || async {
@@ -330,9 +239,7 @@ async fn bootstrap_scale_delete() {
 
 #[test]
 fn a_stopped_region_is_named_blocks_only_itself_and_holds_the_deletion() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(stopped_region());
+    run(stopped_region());
 }
 
 async fn stopped_region() {
@@ -341,25 +248,23 @@ async fn stopped_region() {
     let region2 = sim.client(2).await.expect("region 2 client");
     let region2_context = sim.context_name(2);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &clusters,
         CLUSTER,
-        k8ssandra_cluster_sized(1, 1, &region2_context),
+        two_datacenters_sized(1, 1, &region2_context),
     )
     .await;
     wait_datacenter_ready(&region2, "dc2", "region 2").await;
 
     // Region 2 stops: dc1 in the hub still follows the spec, and the status names region 2.
     sim.stop(2).expect("stop region 2");
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &clusters,
         CLUSTER,
-        k8ssandra_cluster_sized(2, 1, &region2_context),
+        two_datacenters_sized(2, 1, &region2_context),
     )
     .await;
-    eventually(
+    wait_for(
         "dc1 scaled while region 2 is down",
         Duration::from_secs(10),
         || async {
@@ -370,12 +275,12 @@ async fn stopped_region() {
         },
     )
     .await;
-    eventually(
+    wait_for(
         "RegionUnreachable names region 2",
         Duration::from_secs(15),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
-            let (value, message) = condition_of(&status, "RegionUnreachable")?;
+            let (value, _, message) = condition(&status, "RegionUnreachable")?;
             (value == "True" && message.contains(&region2_context)).then_some(())
         },
     )
@@ -383,12 +288,12 @@ async fn stopped_region() {
 
     // It comes back: the condition clears.
     sim.start(2).await.expect("start region 2");
-    eventually(
+    wait_for(
         "RegionUnreachable cleared",
         Duration::from_secs(20),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
-            let (value, _) = condition_of(&status, "RegionUnreachable")?;
+            let (value, _, _) = condition(&status, "RegionUnreachable")?;
             (value == "False").then_some(())
         },
     )
@@ -397,19 +302,14 @@ async fn stopped_region() {
     // Deleted while region 2 is down: the hub's DC goes, the K8ssandraCluster stays (its
     // finalizer) and says which region holds it up; it goes once region 2 is back.
     sim.stop(2).expect("stop region 2 again");
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    eventually(
+    delete(&clusters, CLUSTER).await;
+    wait_for(
         "dc1 deleted from the hub",
         Duration::from_secs(15),
         || async { datacenter(hub, "dc1").await.is_none().then_some(()) },
     )
     .await;
-    eventually(
+    wait_for(
         "status names the region holding the deletion",
         Duration::from_secs(15),
         || async {
@@ -432,7 +332,7 @@ async fn stopped_region() {
     sim.start(2).await.expect("start region 2 again");
     // A new client: the old one's connections died with the region.
     let region2 = sim.client(2).await.expect("region 2 client");
-    eventually(
+    wait_for(
         "dc2 deleted from region 2",
         Duration::from_secs(30),
         || async { datacenter(&region2, "dc2").await.is_none().then_some(()) },
@@ -444,9 +344,7 @@ async fn stopped_region() {
 
 #[test]
 fn a_removed_datacenter_is_deleted_and_the_orphan_annotation_leaves_the_rest() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(removal_and_orphan());
+    run(removal_and_orphan());
 }
 
 async fn removal_and_orphan() {
@@ -455,28 +353,22 @@ async fn removal_and_orphan() {
     let region1 = sim.client(1).await.expect("region 1 client");
     let region1_context = sim.context_name(1);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
-        &clusters,
-        CLUSTER,
-        k8ssandra_cluster(1, &region1_context),
-    )
-    .await;
+    apply(&clusters, CLUSTER, two_datacenters(1, &region1_context)).await;
     wait_datacenter_ready(&region1, "dc2", "region 1").await;
 
     // dc2 taken out of the spec: deleted in its region, then its status entry goes.
-    let mut only_dc1 = k8ssandra_cluster(1, &region1_context);
+    let mut only_dc1 = two_datacenters(1, &region1_context);
     if let Some(datacenters) = only_dc1["spec"]["cassandra"]["datacenters"].as_array_mut() {
         datacenters.truncate(1);
     }
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, only_dc1).await;
-    eventually(
+    apply(&clusters, CLUSTER, only_dc1).await;
+    wait_for(
         "dc2 deleted from region 1",
         Duration::from_secs(20),
         || async { datacenter(&region1, "dc2").await.is_none().then_some(()) },
     )
     .await;
-    eventually(
+    wait_for(
         "dc2 gone from the status",
         Duration::from_secs(20),
         || async {
@@ -504,24 +396,8 @@ async fn removal_and_orphan() {
     )
     .await
     .expect("annotate orphan");
-    bounded(
-        "delete K8ssandraCluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    eventually(
-        "the orphaning K8ssandraCluster deleted",
-        Duration::from_secs(15),
-        || async {
-            bounded("get K8ssandraCluster", clusters.get_opt(CLUSTER))
-                .await
-                .expect("get K8ssandraCluster")
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    delete(&clusters, CLUSTER).await;
+    wait_deleted(&clusters, CLUSTER, Duration::from_secs(15)).await;
     assert!(
         datacenter(hub, "dc1").await.is_some(),
         "an orphaned datacenter stays"
@@ -531,30 +407,21 @@ async fn removal_and_orphan() {
 
 #[test]
 fn a_datacenter_of_another_cluster_or_a_missing_namespace_is_a_condition() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(conflict_and_missing_namespace());
+    run(conflict_and_missing_namespace());
 }
 
 /// Waits until the K8ssandraCluster `name` is Degraded with `reason` and a message holding
 /// `mention`.
 async fn wait_degraded(clusters: &Api<K8ssandraCluster>, name: &str, reason: &str, mention: &str) {
-    eventually(
+    wait_for(
         &format!("{name} Degraded with {reason} naming {mention}"),
         Duration::from_secs(20),
         || async {
             let k8c = bounded("get K8ssandraCluster", clusters.get_opt(name))
                 .await
                 .expect("get K8ssandraCluster")?;
-            let degraded = k8c
-                .status?
-                .conditions?
-                .into_iter()
-                .find(|c| c.type_ == "Degraded")?;
-            (degraded.status == "True"
-                && degraded.reason == reason
-                && degraded.message.contains(mention))
-            .then_some(())
+            let (status, found, message) = condition(&k8c, "Degraded")?;
+            (status == "True" && found == reason && message.contains(mention)).then_some(())
         },
     )
     .await;
@@ -565,22 +432,16 @@ async fn conflict_and_missing_namespace() {
     let (sim, hub) = (&running.sim, &running.hub);
     let region1_context = sim.context_name(1);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
-        &clusters,
-        CLUSTER,
-        k8ssandra_cluster(1, &region1_context),
-    )
-    .await;
-    eventually("dc1 created in the hub", Duration::from_secs(20), || {
+    apply(&clusters, CLUSTER, two_datacenters(1, &region1_context)).await;
+    wait_for("dc1 created in the hub", Duration::from_secs(20), || {
         datacenter(hub, "dc1")
     })
     .await;
 
     // A second cluster with a datacenter of the same name in the same place: not overwritten.
-    let mut second = k8ssandra_cluster(1, &region1_context);
+    let mut second = two_datacenters(1, &region1_context);
     second["metadata"]["name"] = "second".into();
-    apply_as(TEST_MANAGER, &clusters, "second", second).await;
+    apply(&clusters, "second", second).await;
     wait_degraded(&clusters, "second", "Conflict", CLUSTER).await;
     let dc1 = datacenter(hub, "dc1").await.expect("dc1 exists");
     assert_eq!(
@@ -594,27 +455,23 @@ async fn conflict_and_missing_namespace() {
     );
 
     // A datacenter whose namespace does not exist in its region.
-    let mut third = k8ssandra_cluster(1, &region1_context);
+    let mut third = two_datacenters(1, &region1_context);
     third["metadata"]["name"] = "third".into();
     third["spec"]["cassandra"]["datacenters"] = serde_json::json!([
         {"metadata": {"name": "dc9", "namespace": "no-such-namespace"}, "k8sContext": region1_context, "size": 1}
     ]);
-    apply_as(TEST_MANAGER, &clusters, "third", third).await;
+    apply(&clusters, "third", third).await;
     wait_degraded(&clusters, "third", "NamespaceMissing", "no-such-namespace").await;
 
     // A namespace being deleted (held in Terminating by a finalizer) is no place for a new
     // datacenter either: the API server refuses new content in it.
     let region1 = sim.client(1).await.expect("region client");
-    apply_as(
-        TEST_MANAGER,
-        &Api::<Namespace>::all(region1.clone()),
+    apply(&Api::<Namespace>::all(region1.clone()),
         "doomed",
         serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}),
     )
     .await;
-    apply_as(
-        TEST_MANAGER,
-        &Api::<ConfigMap>::namespaced(region1.clone(), "doomed"),
+    apply(&Api::<ConfigMap>::namespaced(region1.clone(), "doomed"),
         "held",
         serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "held", "namespace": "doomed", "finalizers": ["example.com/hold"]}}),
@@ -626,21 +483,19 @@ async fn conflict_and_missing_namespace() {
     )
     .await
     .expect("namespace deletion starts");
-    let mut fourth = k8ssandra_cluster(1, &region1_context);
+    let mut fourth = two_datacenters(1, &region1_context);
     fourth["metadata"]["name"] = "fourth".into();
     fourth["spec"]["cassandra"]["datacenters"] = serde_json::json!([
         {"metadata": {"name": "dc8", "namespace": "doomed"}, "k8sContext": region1_context, "size": 1}
     ]);
-    apply_as(TEST_MANAGER, &clusters, "fourth", fourth).await;
+    apply(&clusters, "fourth", fourth).await;
     wait_degraded(&clusters, "fourth", "NamespaceMissing", "doomed").await;
     running.stop().await;
 }
 
 #[test]
 fn a_watch_a_region_refuses_is_a_condition_naming_region_resource_and_namespace() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(refused_watch());
+    run(refused_watch());
 }
 
 async fn refused_watch() {
@@ -649,13 +504,7 @@ async fn refused_watch() {
     let region1 = sim.client(1).await.expect("region 1 client");
     let region1_context = sim.context_name(1);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
-        &clusters,
-        CLUSTER,
-        k8ssandra_cluster(1, &region1_context),
-    )
-    .await;
+    apply(&clusters, CLUSTER, two_datacenters(1, &region1_context)).await;
     wait_datacenter_ready(&region1, "dc2", "region 1").await;
 
     // Region 1's RBAC stops granting CassandraDatacenters; its watch has to start again.
@@ -670,25 +519,25 @@ async fn refused_watch() {
     .await;
     let degraded = k8ssandra_cluster_status(&clusters)
         .await
-        .and_then(|s| condition_of(&s, "Degraded"))
+        .and_then(|s| condition(&s, "Degraded"))
         .expect("Degraded");
     for mention in [region1_context.as_str(), "all namespaces", "403"] {
-        assert!(degraded.1.contains(mention), "{mention} in {}", degraded.1);
+        assert!(degraded.2.contains(mention), "{mention} in {}", degraded.2);
     }
     let ready = k8ssandra_cluster_status(&clusters)
         .await
-        .and_then(|s| condition_of(&s, "Ready"))
+        .and_then(|s| condition(&s, "Ready"))
         .expect("Ready");
-    assert_eq!(ready.0, "True", "the datacenters stay Ready: {}", ready.1);
+    assert_eq!(ready.0, "True", "the datacenters stay Ready: {}", ready.2);
 
     // Granted again: the condition clears.
     sim.forbid(1, "cassandradatacenters", false).expect("allow");
-    eventually(
+    wait_for(
         "Degraded cleared once the watch works",
         Duration::from_secs(40),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
-            let (value, _) = condition_of(&status, "Degraded")?;
+            let (value, _, _) = condition(&status, "Degraded")?;
             (value == "False").then_some(())
         },
     )
@@ -698,9 +547,7 @@ async fn refused_watch() {
 
 #[test]
 fn seeds_reach_every_region_events_are_published_and_a_rename_is_refused() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(seeds_events_and_rename());
+    run(seeds_events_and_rename());
 }
 
 /// Every endpoint address of an EndpointSlice, if it exists.
@@ -742,11 +589,11 @@ async fn seeds_events_and_rename() {
     let region1 = sim.client(1).await.expect("region 1 client");
     let region1_context = sim.context_name(1);
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    let mut cluster = k8ssandra_cluster(1, &region1_context);
+    let mut cluster = two_datacenters(1, &region1_context);
     // An IP, a name the hosts file resolves, and a name that cannot resolve (RFC 6761 .invalid).
     cluster["spec"]["cassandra"]["additionalSeeds"] =
         serde_json::json!(["192.0.2.10", "localhost", "seed.invalid"]);
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    apply(&clusters, CLUSTER, cluster.clone()).await;
     wait_datacenter_ready(&region1, "dc2", "region 1").await;
 
     // dc1 (in the hub) lists dc2's seeds and the additional seeds; dc2 lists dc1's.
@@ -755,7 +602,7 @@ async fn seeds_events_and_rename() {
     assert!(!dc1_seeds.is_empty() && !dc2_seeds.is_empty());
     let dc1_slice = "demo-demo-dc1-additional-seed-service-ipv4";
     let dc2_slice = "demo-demo-dc2-additional-seed-service-ipv4";
-    let in_hub = eventually(
+    let in_hub = wait_for(
         "dc1's slice lists dc2's seeds",
         Duration::from_secs(20),
         || async {
@@ -775,7 +622,7 @@ async fn seeds_events_and_rename() {
         dc1_seeds.iter().all(|ip| !in_hub.contains(ip)),
         "a datacenter's own seeds are not additional seeds: {in_hub:?}"
     );
-    let in_region1 = eventually(
+    let in_region1 = wait_for(
         "dc2's slice lists dc1's seeds",
         Duration::from_secs(20),
         || async {
@@ -800,7 +647,7 @@ async fn seeds_events_and_rename() {
     )
     .await
     .expect("edit dc2's seed slice by hand");
-    eventually(
+    wait_for(
         "the slice edit reverted",
         Duration::from_secs(10),
         || async {
@@ -811,16 +658,16 @@ async fn seeds_events_and_rename() {
     )
     .await;
 
-    let status = eventually("SeedsResolved False", Duration::from_secs(10), || async {
+    let status = wait_for("SeedsResolved False", Duration::from_secs(10), || async {
         let status = k8ssandra_cluster_status(&clusters).await?;
-        condition_of(&status, "SeedsResolved").filter(|(s, _)| s == "False")
+        condition(&status, "SeedsResolved").filter(|(s, _, _)| s == "False")
     })
     .await;
-    assert!(status.1.contains("seed.invalid"), "{}", status.1);
+    assert!(status.2.contains("seed.invalid"), "{}", status.2);
 
     // Events on the K8ssandraCluster: each datacenter's creation, in its region.
     let events = Api::<Event>::namespaced(hub.clone(), NS);
-    let created = eventually(
+    let created = wait_for(
         "DatacenterCreated events",
         Duration::from_secs(10),
         || async {
@@ -848,7 +695,7 @@ async fn seeds_events_and_rename() {
     // Renaming dc2 (one added, one removed in one change) is refused: nothing is deleted.
     let mut renamed = cluster.clone();
     renamed["spec"]["cassandra"]["datacenters"][1]["metadata"]["name"] = "dc3".into();
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, renamed).await;
+    apply(&clusters, CLUSTER, renamed).await;
     wait_degraded(&clusters, CLUSTER, "DatacentersAddedAndRemoved", "dc3").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(datacenter(&region1, "dc2").await.is_some(), "dc2 kept");
@@ -858,7 +705,7 @@ async fn seeds_events_and_rename() {
     );
 
     // Back to the old spec, then delete: the seed slices go with the datacenters.
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    apply(&clusters, CLUSTER, cluster).await;
     delete_cluster(&clusters).await;
     assert!(slice_addresses(hub, dc1_slice).await.is_none());
     assert!(slice_addresses(&region1, dc2_slice).await.is_none());
@@ -867,9 +714,7 @@ async fn seeds_events_and_rename() {
 
 #[test]
 fn the_adopt_annotation_takes_over_an_existing_datacenter() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(adopt_existing());
+    run(adopt_existing());
 }
 
 async fn adopt_existing() {
@@ -879,8 +724,7 @@ async fn adopt_existing() {
     let region1_context = sim.context_name(1);
     // dc2 exists in region 1, made by someone else (no Federator labels).
     let existing = Api::<CassandraDatacenter>::namespaced(region1.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &existing,
         "dc2",
         serde_json::json!({
@@ -894,8 +738,8 @@ async fn adopt_existing() {
     )
     .await;
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    let mut cluster = k8ssandra_cluster(3, &region1_context);
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    let mut cluster = two_datacenters(3, &region1_context);
+    apply(&clusters, CLUSTER, cluster.clone()).await;
     wait_degraded(&clusters, CLUSTER, "Conflict", "dc2").await;
     assert_eq!(
         datacenter(&region1, "dc2").await.map(|dc| dc.spec.size),
@@ -904,8 +748,8 @@ async fn adopt_existing() {
 
     cluster["metadata"]["annotations"] =
         serde_json::json!({"federator.k8ssandra.io/adopt": "true"});
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
-    let adopted = eventually(
+    apply(&clusters, CLUSTER, cluster).await;
+    let adopted = wait_for(
         "dc2 adopted and scaled",
         Duration::from_secs(30),
         || async {
@@ -920,9 +764,9 @@ async fn adopt_existing() {
         labels.get("k8ssandra.io/cluster-name").map(String::as_str),
         Some(CLUSTER)
     );
-    eventually("Degraded cleared", Duration::from_secs(30), || async {
+    wait_for("Degraded cleared", Duration::from_secs(30), || async {
         let status = k8ssandra_cluster_status(&clusters).await?;
-        condition_of(&status, "Degraded").filter(|(s, _)| s == "False")
+        condition(&status, "Degraded").filter(|(s, _, _)| s == "False")
     })
     .await;
     running.stop().await;
@@ -930,9 +774,7 @@ async fn adopt_existing() {
 
 #[test]
 fn initial_tokens_and_vector_configuration_reach_each_region_and_go_with_the_cluster() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(initial_tokens());
+    run(initial_tokens());
 }
 
 /// A ConfigMap's entries, if it exists.
@@ -949,11 +791,11 @@ async fn initial_tokens() {
     let (sim, hub) = (&running.sim, &running.hub);
     let region1 = sim.client(1).await.expect("region 1 client");
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    let mut cluster = k8ssandra_cluster_sized(3, 3, &sim.context_name(1));
+    let mut cluster = two_datacenters_sized(3, 3, &sim.context_name(1));
     cluster["spec"]["cassandra"]["config"] =
         serde_json::json!({"cassandraYaml": {"num_tokens": 4}});
     cluster["spec"]["cassandra"]["telemetry"] = serde_json::json!({"vector": {"enabled": true}});
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    apply(&clusters, CLUSTER, cluster.clone()).await;
     wait_datacenter_ready(&region1, "dc2", "region 1").await;
 
     // Vector's configuration, where the datacenter mounts it.
@@ -1019,8 +861,8 @@ async fn initial_tokens() {
 
     // Vector turned off: dc2 no longer mounts its configuration, which goes.
     cluster["spec"]["cassandra"]["telemetry"] = serde_json::json!({"vector": {"enabled": false}});
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
-    eventually(
+    apply(&clusters, CLUSTER, cluster).await;
+    wait_for(
         "dc2's Vector ConfigMap deleted",
         Duration::from_secs(20),
         || async {
@@ -1070,9 +912,7 @@ async fn initial_tokens() {
 
 #[test]
 fn a_users_per_node_config_map_is_awaited_and_its_edits_restart_the_pods_at_once() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(user_per_node_config());
+    run(user_per_node_config());
 }
 
 /// dc2's pod-template hash of its per-node config, once dc2 exists.
@@ -1088,14 +928,14 @@ async fn user_per_node_config() {
     let (sim, hub) = (&running.sim, &running.hub);
     let region1 = sim.client(1).await.expect("region 1 client");
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    let mut cluster = k8ssandra_cluster(1, &sim.context_name(1));
+    let mut cluster = two_datacenters(1, &sim.context_name(1));
     cluster["spec"]["cassandra"]["datacenters"][1]["perNodeConfigMapRef"] =
         serde_json::json!({"name": "dc2-per-node"});
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    apply(&clusters, CLUSTER, cluster).await;
 
     // Without its ConfigMap dc2 waits, and the status says what to create where.
     wait_datacenter_ready(hub, "dc1", "the hub").await;
-    let waiting = eventually(
+    let waiting = wait_for(
         "the status names the missing ConfigMap",
         Duration::from_secs(20),
         || async {
@@ -1119,8 +959,8 @@ async fn user_per_node_config() {
             "data": {"demo-dc2-default-sts-0_cassandra.yaml": format!("initial_token: {token}")}
         })
     };
-    apply_as(TEST_MANAGER, &config_maps, "dc2-per-node", config_map("1")).await;
-    let first = eventually(
+    apply(&config_maps, "dc2-per-node", config_map("1")).await;
+    let first = wait_for(
         "dc2 created with its per-node config's hash",
         Duration::from_secs(20),
         || async { per_node_config_hash(&region1).await },
@@ -1130,8 +970,8 @@ async fn user_per_node_config() {
     // An edit reaches the pods by itself, through the ConfigMap's watch: nothing else changes
     // and the next steady re-look is minutes away.
     let edited = Instant::now();
-    apply_as(TEST_MANAGER, &config_maps, "dc2-per-node", config_map("2")).await;
-    eventually(
+    apply(&config_maps, "dc2-per-node", config_map("2")).await;
+    wait_for(
         "dc2's hash follows the ConfigMap",
         Duration::from_secs(20),
         || async {
@@ -1150,24 +990,22 @@ async fn user_per_node_config() {
 
 #[test]
 fn fields_federator_does_not_act_on_yet_are_named_in_status_until_removed() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(fields_not_acted_on());
+    run(fields_not_acted_on());
 }
 
 async fn fields_not_acted_on() {
     let running = Running::start().await;
     let clusters = Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS);
-    let mut cluster = k8ssandra_cluster(1, &running.sim.context_name(1));
+    let mut cluster = two_datacenters(1, &running.sim.context_name(1));
     cluster["spec"]["medusa"] = serde_json::json!({"storageProperties": {"storageProvider": "s3"}});
     cluster["spec"]["reaper"] = serde_json::json!({"autoScheduling": {"enabled": true}});
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
-    let message = eventually(
+    apply(&clusters, CLUSTER, cluster.clone()).await;
+    let message = wait_for(
         "FieldsNotActedOn names spec.medusa and spec.reaper.autoScheduling",
         Duration::from_secs(20),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
-            let (state, message) = condition_of(&status, "FieldsNotActedOn")?;
+            let (state, _, message) = condition(&status, "FieldsNotActedOn")?;
             (state == "True" && message.contains("spec.reaper.autoScheduling")).then_some(message)
         },
     )
@@ -1179,13 +1017,13 @@ async fn fields_not_acted_on() {
         .as_object_mut()
         .expect("spec")
         .retain(|key, _| key != "medusa" && key != "reaper");
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
-    eventually(
+    apply(&clusters, CLUSTER, cluster).await;
+    wait_for(
         "FieldsNotActedOn removed",
         Duration::from_secs(20),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
-            condition_of(&status, "FieldsNotActedOn")
+            condition(&status, "FieldsNotActedOn")
                 .is_none()
                 .then_some(())
         },
@@ -1197,9 +1035,7 @@ async fn fields_not_acted_on() {
 
 #[test]
 fn an_upgrade_from_3_11_keeps_num_tokens_and_a_num_tokens_change_is_refused() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(num_tokens_kept());
+    run(num_tokens_kept());
 }
 
 /// The server version and `num_tokens` of a datacenter's CassandraDatacenter.
@@ -1214,7 +1050,7 @@ async fn version_and_num_tokens(
 
 /// Waits until datacenter `name` runs `version` with `num_tokens`.
 async fn wait_version(client: &Client, name: &str, version: &str, num_tokens: u64) {
-    eventually(
+    wait_for(
         &format!("{name} at {version} with num_tokens {num_tokens}"),
         Duration::from_secs(20),
         || async {
@@ -1230,16 +1066,16 @@ async fn num_tokens_kept() {
     let (sim, hub) = (&running.sim, &running.hub);
     let region1 = sim.client(1).await.expect("region 1 client");
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    let mut cluster = k8ssandra_cluster(1, &sim.context_name(1));
+    let mut cluster = two_datacenters(1, &sim.context_name(1));
     cluster["spec"]["cassandra"]["serverVersion"] = "3.11.17".into();
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    apply(&clusters, CLUSTER, cluster.clone()).await;
     wait_datacenter_ready(&region1, "dc2", "region 1").await;
     wait_version(hub, "dc1", "3.11.17", 256).await;
     wait_version(&region1, "dc2", "3.11.17", 256).await;
 
     // 3.11 → 4.1 with num_tokens never set: 4.x's default is 16, but both keep 256.
     cluster["spec"]["cassandra"]["serverVersion"] = "4.1.5".into();
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    apply(&clusters, CLUSTER, cluster.clone()).await;
     wait_version(hub, "dc1", "4.1.5", 256).await;
     wait_version(&region1, "dc2", "4.1.5", 256).await;
 
@@ -1247,7 +1083,7 @@ async fn num_tokens_kept() {
     cluster["spec"]["cassandra"]["datacenters"][0]["config"] =
         serde_json::json!({"cassandraYaml": {"num_tokens": 16}});
     cluster["spec"]["cassandra"]["serverVersion"] = "4.1.6".into();
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster.clone()).await;
+    apply(&clusters, CLUSTER, cluster.clone()).await;
     wait_degraded(
         &clusters,
         CLUSTER,
@@ -1266,11 +1102,11 @@ async fn num_tokens_kept() {
     cluster["spec"]["cassandra"]["datacenters"][0]
         .as_object_mut()
         .map(|dc| dc.remove("config"));
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, cluster).await;
+    apply(&clusters, CLUSTER, cluster).await;
     wait_version(hub, "dc1", "4.1.6", 256).await;
-    eventually("Degraded cleared", Duration::from_secs(20), || async {
+    wait_for("Degraded cleared", Duration::from_secs(20), || async {
         let status = k8ssandra_cluster_status(&clusters).await?;
-        (condition_of(&status, "Degraded")?.0 == "False").then_some(())
+        (condition(&status, "Degraded")?.0 == "False").then_some(())
     })
     .await;
     running.stop().await;

@@ -9,29 +9,22 @@
 //! every other, and `kind-k8ssandra-1` is kube-sim cluster 1. Fixtures share cluster names, so
 //! they are applied one at a time: apply, check, delete, wait until everything is gone.
 
-mod clusters_support;
+mod support;
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clusters_support::{NS, put_client_config, put_secret, status_of};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::federation::plan::plan;
-use federator::operator::{Operator, shutdown_on};
-use federator::settings::{Overrides, Settings};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams};
 use kube::{Api, Client};
-use kube_sim::{Sim, SimBuilder};
+use kube_sim::Sim;
 use serde_json::Value;
+use support::*;
 
-const COMPAT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/compat");
-const TEST_MANAGER: &str = "federation-fixtures-e2e";
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on each fixture's fan-out, and separately on its deletion.
 const FIXTURE_WAIT: Duration = Duration::from_secs(30);
 /// kube-sim's own names for the clusters, renamed in the kubeconfig to the fixtures' contexts.
@@ -50,28 +43,11 @@ struct Fixture {
 }
 
 fn fixtures() -> Option<Vec<Fixture>> {
-    let dir = Path::new(COMPAT_DIR).join("fixtures");
-    if !dir.exists() {
-        kube_sim::prerequisites::missing(&format!("{} is absent", dir.display()));
-        return None;
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    files.sort();
+    let files = fixture_files()?;
     let mut fixtures = Vec::new();
     for path in files {
-        let file = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .unwrap_or_else(|e| panic!("{file} is not valid YAML: {e}"));
+        let file = file_name(&path);
+        let documents = yaml_documents(&path);
         let companions: Vec<Value> = documents
             .iter()
             .filter(|d| d["kind"] == "Secret" || d["kind"] == "ConfigMap")
@@ -138,44 +114,12 @@ fn name_of(document: &Value) -> String {
         .to_string()
 }
 
-async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
-}
-
-async fn apply<K>(api: &Api<K>, document: &Value)
+/// Applies `document` as the test.
+async fn apply_document<K>(api: &Api<K>, document: &Value)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let name = name_of(document);
-    bounded(
-        "apply",
-        api.patch(
-            &name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(document),
-        ),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-}
-
-/// Polls `check` until it gives a value, at most `limit`; `None` when the time is up.
-async fn poll<T, Fut>(limit: Duration, mut check: impl FnMut() -> Fut) -> Option<T>
-where
-    Fut: Future<Output = Option<T>>,
-{
-    tokio::time::timeout(limit, async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .ok()
+    apply(api, &name_of(document), document.clone()).await;
 }
 
 /// The kubeconfig with kube-sim's clusters renamed to the fixtures' contexts.
@@ -245,9 +189,7 @@ fn cluster_of(context: &str) -> Option<usize> {
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
 #[test]
 fn every_fixture_fans_out_to_its_regions_with_the_controller_running() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(every_fixture_fans_out());
+    run(every_fixture_fans_out());
 }
 
 async fn every_fixture_fans_out() {
@@ -302,43 +244,26 @@ async fn every_fixture_fans_out() {
         expected.push(placed);
     }
 
-    let sim = tokio::time::timeout(
-        Duration::from_secs(120),
-        SimBuilder::new()
-            .clusters(CLUSTERS)
-            .context_prefix(SIM_PREFIX)
-            .cass_operator(true)
-            .dc_ready_after(Duration::from_millis(200))
-            .crd_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
-            .crd_dir(format!("{COMPAT_DIR}/crds/cass-operator"))
-            .start(),
-    )
-    .await
-    .expect("kube-sim starts in time")
-    .expect("kube-sim starts");
+    // Federator does not create namespaces: every namespace a datacenter needs exists everywhere.
+    let namespaces: BTreeSet<&str> = expected
+        .iter()
+        .flatten()
+        .map(|p| p.namespace.as_str())
+        .collect();
+    let mut sim = start_sim(CLUSTERS)
+        .context_prefix(SIM_PREFIX)
+        .cass_operator()
+        .dc_ready_after(Duration::from_millis(200));
+    for namespace in namespaces {
+        sim = sim.namespace(namespace);
+    }
+    let sim = sim.await;
     let mut clients = Vec::new();
     for index in 0..CLUSTERS {
         clients.push(sim.client(index).await.expect("client"));
     }
     let hub = clients[0].clone();
 
-    // Federator does not create namespaces: every namespace a datacenter needs exists everywhere.
-    let namespaces: BTreeSet<String> = expected
-        .iter()
-        .flatten()
-        .map(|p| p.namespace.clone())
-        .chain([NS.to_string()])
-        .collect();
-    for client in &clients {
-        for namespace in &namespaces {
-            apply(
-                &Api::<Namespace>::all(client.clone()),
-                &serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": {"name": namespace}}),
-            )
-            .await;
-        }
-    }
     let kubeconfig = fixture_kubeconfig(&sim);
     for (context, _) in FIXTURE_CONTEXTS {
         let secret = format!("{context}-config");
@@ -346,26 +271,17 @@ async fn every_fixture_fans_out() {
         put_client_config(&hub, context, context, &secret).await;
     }
 
-    let mut settings = Settings::load_from(&Overrides::default(), &[]).expect("default settings");
-    settings.operator_namespace = NS.to_string();
-    settings.leader_election.enabled = false;
-    settings.regions.probe_interval = Duration::from_secs(1);
-    settings.regions.request_timeout = Duration::from_secs(2);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = Operator::start(
-        &settings,
-        hub.clone(),
-        shutdown_on(async move {
-            let _ = stopped.await;
-        }),
-    );
+    let operator = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+    });
 
     // The hub's own ClientConfig is recognised as the hub, the other one is a region.
     for (context, index) in FIXTURE_CONTEXTS {
         let reaches_hub = poll(FIXTURE_WAIT, || async {
             status_of(&hub, context).await?.reaches_hub
         })
-        .await;
+        .await
+        .ok();
         assert_eq!(
             reaches_hub,
             Some(index == 0),
@@ -394,10 +310,7 @@ async fn every_fixture_fans_out() {
         }
     }
 
-    let _ = stop.send(());
-    bounded("operator stops", operator.run_until(async {}))
-        .await
-        .expect("no controller ended before the stop");
+    operator.stop().await;
     println!("{}", summary.join("\n"));
     println!(
         "{} K8ssandraClusters applied, {} fanned out, in {:.1?}",
@@ -420,7 +333,7 @@ async fn check_fixture(
     for companion in &fixture.companions {
         let namespace = companion["metadata"]["namespace"].as_str().unwrap_or(NS);
         if companion["kind"] == "Secret" {
-            apply(
+            apply_document(
                 &Api::<Secret>::namespaced(hub.clone(), namespace),
                 companion,
             )
@@ -428,7 +341,7 @@ async fn check_fixture(
         } else {
             // A per-node ConfigMap is read where its datacenter runs, as upstream: every cluster.
             for client in clients {
-                apply(
+                apply_document(
                     &Api::<ConfigMap>::namespaced(client.clone(), namespace),
                     companion,
                 )
@@ -442,7 +355,7 @@ async fn check_fixture(
         .unwrap_or(NS)
         .to_string();
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), &namespace);
-    apply(&clusters, &fixture.k8ssandra_cluster).await;
+    apply_document(&clusters, &fixture.k8ssandra_cluster).await;
 
     let fanned_out = poll(FIXTURE_WAIT, || async {
         let placed = placed_everywhere(clients).await;
@@ -456,7 +369,8 @@ async fn check_fixture(
             })
             .then_some(placed)
     })
-    .await;
+    .await
+    .ok();
     let result = match fanned_out {
         None => Err(format!(
             "not every datacenter appeared within {FIXTURE_WAIT:?}: found {:?}, expected {expected:?}; status: {}",
@@ -482,7 +396,8 @@ async fn check_fixture(
             .is_none();
         (cluster_gone && placed_everywhere(clients).await.is_empty()).then_some(())
     })
-    .await;
+    .await
+    .ok();
     result?;
     gone.ok_or_else(|| {
         format!("the K8ssandraCluster or its CassandraDatacenters not gone {FIXTURE_WAIT:?} after deletion")
@@ -501,11 +416,10 @@ async fn check_status(
         let k8c = bounded("get K8ssandraCluster", clusters.get_opt(name))
             .await
             .ok()??;
-        let conditions = k8c.status.as_ref()?.conditions.as_ref()?;
-        let degraded = conditions.iter().find(|c| c.type_ == "Degraded")?;
-        (degraded.status == "False").then_some(k8c)
+        (condition(&k8c, "Degraded")?.0 == "False").then_some(k8c)
     })
-    .await;
+    .await
+    .ok();
     let Some(k8c) = settled else {
         return Err(format!(
             "Degraded did not settle False: {}",

@@ -7,39 +7,18 @@
 //! The CRD is taken as cass-operator installs it (kube-sim's loader applies cass-operator's
 //! install-time removal of `spec.config`, whose free-form JSON `spec` then keeps).
 
-use std::path::{Path, PathBuf};
+mod support;
 
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::federation::plan::{PlanInputs, plan, plan_with};
 use kube_sim::schema::CrAdmission;
 use kube_sim::store::Admission;
 use serde_json::Value;
+use support::{compat_path, file_name, fixture_files, yaml_documents};
 
-const COMPAT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/compat");
 const CASSDC_CRD: &str = "crds/cass-operator/cassandra.datastax.com_cassandradatacenters.yaml";
 /// Namespace the fixtures are applied in (they name none).
 const NAMESPACE: &str = "k8ssandra-operator";
-
-fn compat_path(relative: &str) -> Option<PathBuf> {
-    let path = Path::new(COMPAT_DIR).join(relative);
-    if path.exists() {
-        Some(path)
-    } else {
-        kube_sim::prerequisites::missing(&format!(
-            "{} is absent; compatibility data not available",
-            path.display()
-        ));
-        None
-    }
-}
-
-fn yaml_documents(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
-    documents.into_iter().filter(|d| !d.is_null()).collect()
-}
 
 /// cass-operator's CassandraDatacenter admission, from its real CRD.
 fn cassandra_datacenter_admission() -> Option<CrAdmission> {
@@ -65,20 +44,10 @@ fn cassandra_datacenter_admission() -> Option<CrAdmission> {
 
 /// Every K8ssandraCluster of every fixture, with its file name.
 fn fixture_clusters() -> Option<Vec<(String, K8ssandraCluster)>> {
-    let dir = compat_path("fixtures")?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    files.sort();
+    let files = fixture_files()?;
     let mut clusters = Vec::new();
     for path in files {
-        let file = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let file = file_name(&path);
         for document in yaml_documents(&path) {
             if document["kind"] != "K8ssandraCluster" {
                 continue;

@@ -3,48 +3,35 @@
 //! region before the datacenter is created there, every CassandraDatacenter references it, its
 //! password never changes, and deleting the cluster removes it and its copies.
 
-mod clusters_support;
+mod support;
 
 use std::time::Duration;
 
-use clusters_support::{NS, apply_as, bounded, eventually, put_secret, register_region};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::reaper::Reaper;
 use federator::api::replicated_secret::ReplicatedSecret;
-use federator::operator::{Operator, shutdown_on};
-use federator::settings::{Overrides, Settings};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
-use kube_sim::{Sim, SimBuilder};
+use kube_sim::Sim;
+use support::*;
 
-const TEST_MANAGER: &str = "federation-secrets-e2e";
 const WAIT: Duration = Duration::from_secs(20);
 const CLUSTER: &str = "demo";
 const SUPERUSER: &str = "demo-superuser";
 
 async fn secret(client: &Client, name: &str) -> Option<Secret> {
-    bounded(
-        "get Secret",
-        Api::<Secret>::namespaced(client.clone(), NS).get_opt(name),
-    )
-    .await
-    .expect("get Secret")
+    get(client, name).await
 }
 
 async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> {
-    bounded(
-        "get CassandraDatacenter",
-        Api::<CassandraDatacenter>::namespaced(client.clone(), NS).get_opt(name),
-    )
-    .await
-    .expect("get CassandraDatacenter")
+    get(client, name).await
 }
 
 /// The message of the cluster's Progressing condition once it says WaitingForSecrets.
 async fn waiting_for_secrets(clusters: &Api<K8ssandraCluster>) -> String {
-    eventually("Progressing WaitingForSecrets", WAIT, || async {
+    wait_for("Progressing WaitingForSecrets", WAIT, || async {
         let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
         status
             .conditions?
@@ -55,32 +42,17 @@ async fn waiting_for_secrets(clusters: &Api<K8ssandraCluster>) -> String {
     .await
 }
 
-fn k8ssandra_cluster(region1: &str, region2: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "k8ssandra.io/v1alpha1",
-        "kind": "K8ssandraCluster",
-        "metadata": {"name": CLUSTER, "namespace": NS},
-        "spec": {"cassandra": {
-            "serverVersion": "4.1.5",
-            "storageConfig": {"cassandraDataVolumeClaimSpec": {
-                "storageClassName": "standard",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "5Gi"}}
-            }},
-            "datacenters": [
-                {"metadata": {"name": "dc1"}, "size": 1},
-                {"metadata": {"name": "dc2"}, "k8sContext": region1, "size": 1},
-                {"metadata": {"name": "dc3"}, "k8sContext": region2, "size": 1}
-            ]
-        }}
-    })
+/// dc1 in the hub, dc2 and dc3 in the two regions.
+fn three_region_cluster(region1: &str, region2: &str) -> serde_json::Value {
+    k8ssandra_cluster(
+        CLUSTER,
+        &[("dc1", "", 1), ("dc2", region1, 1), ("dc3", region2, 1)],
+    )
 }
 
 #[test]
 fn the_superuser_secret_reaches_every_region_before_its_datacenter() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(superuser_secret_first());
+    run(superuser_secret_first());
 }
 
 /// kube-sim with the cass-operator stand-in, regions 1 and 2 registered, the operator running in
@@ -88,66 +60,21 @@ fn the_superuser_secret_reaches_every_region_before_its_datacenter() {
 struct Running {
     sim: Sim,
     clients: Vec<Client>,
-    operator: Operator,
-    stop: tokio::sync::oneshot::Sender<()>,
+    operator: InProcessOperator,
 }
 
 impl Running {
     async fn start() -> Running {
-        let sim = tokio::time::timeout(
-            Duration::from_secs(120),
-            SimBuilder::new()
-                .clusters(3)
-                .cass_operator(true)
-                .dc_ready_after(Duration::from_secs(1))
-                .crd_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
-                .crd_dir(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/../shared/compat/crds/cass-operator"
-                ))
-                .start(),
-        )
-        .await
-        .expect("kube-sim starts in time")
-        .expect("kube-sim starts");
+        let sim = start_sim(3).cass_operator().register([1, 2]).await;
         let mut clients = Vec::new();
         for index in 0..3 {
-            let client = sim.client(index).await.expect("client");
-            let namespace = serde_json::json!({
-                "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}
-            });
-            apply_as(
-                TEST_MANAGER,
-                &Api::<Namespace>::all(client.clone()),
-                NS,
-                namespace,
-            )
-            .await;
-            clients.push(client);
+            clients.push(sim.client(index).await.expect("client"));
         }
-        let hub = &clients[0];
-        for index in [1, 2] {
-            register_region(&sim, hub, index).await;
-        }
-        let mut settings =
-            Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
-        settings.operator_namespace = NS.to_string();
-        settings.regions.probe_interval = Duration::from_secs(1);
-        settings.regions.request_timeout = Duration::from_secs(2);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let operator = Operator::start(
-            &settings,
-            hub.clone(),
-            shutdown_on(async move {
-                let _ = stopped.await;
-            }),
-        );
-
+        let operator = InProcessOperator::start(&clients[0], |_| {});
         Running {
             sim,
             clients,
             operator,
-            stop,
         }
     }
 
@@ -157,10 +84,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        let _ = self.stop.send(());
-        bounded("operator stops", self.operator.run_until(async {}))
-            .await
-            .expect("no controller ended before the stop");
+        self.operator.stop().await;
     }
 }
 
@@ -170,8 +94,7 @@ async fn superuser_secret_first() {
     let [hub, region1, region2] = running.hub_and_regions();
     // Region 2 already has a Secret of that name that is not Federator's: its datacenter must
     // wait, and say why.
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &Api::<Secret>::namespaced(region2.clone(), NS),
         SUPERUSER,
         serde_json::json!({"apiVersion": "v1", "kind": "Secret",
@@ -181,16 +104,15 @@ async fn superuser_secret_first() {
     .await;
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &clusters,
         CLUSTER,
-        k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2)),
+        three_region_cluster(&sim.context_name(1), &sim.context_name(2)),
     )
     .await;
 
     // The generated superuser Secret: username = the cluster name, a long random password.
-    let generated = eventually("the superuser Secret in the hub", WAIT, || {
+    let generated = wait_for("the superuser Secret in the hub", WAIT, || {
         secret(hub, SUPERUSER)
     })
     .await;
@@ -199,7 +121,7 @@ async fn superuser_secret_first() {
     assert!(data["password"].0.len() >= 20);
 
     // dc2 never exists in region 1 without the copy of the Secret.
-    eventually(
+    wait_for(
         "dc2 created in region 1",
         Duration::from_secs(40),
         || async {
@@ -220,7 +142,7 @@ async fn superuser_secret_first() {
     .await;
 
     // dc3 waits while region 2's Secret is someone else's, and the cluster's status says so.
-    eventually("dc2 Ready", Duration::from_secs(30), || async {
+    wait_for("dc2 Ready", Duration::from_secs(30), || async {
         datacenter(region1, "dc2").await.filter(|dc| dc.is_ready())
     })
     .await;
@@ -242,7 +164,7 @@ async fn superuser_secret_first() {
     )
     .await
     .expect("delete their Secret");
-    eventually("dc3 created in region 2", WAIT, || async {
+    wait_for("dc3 created in region 2", WAIT, || async {
         let dc3 = datacenter(region2, "dc3").await?;
         assert!(secret(region2, SUPERUSER).await.is_some());
         Some(dc3)
@@ -289,13 +211,8 @@ async fn superuser_secret_first() {
     );
 
     // Deleting the cluster removes the Secret, the ReplicatedSecret and the copies.
-    bounded(
-        "delete the cluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete the K8ssandraCluster");
-    eventually(
+    delete(&clusters, CLUSTER).await;
+    wait_for(
         "secrets gone everywhere",
         Duration::from_secs(40),
         || async {
@@ -316,9 +233,7 @@ async fn superuser_secret_first() {
 
 #[test]
 fn an_orphaned_cluster_leaves_its_datacenters_their_superuser_secret() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(orphaned_cluster());
+    run(orphaned_cluster());
 }
 
 async fn orphaned_cluster() {
@@ -326,14 +241,13 @@ async fn orphaned_cluster() {
     let sim = &running.sim;
     let [hub, region1, _] = running.hub_and_regions();
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &clusters,
         CLUSTER,
-        k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2)),
+        three_region_cluster(&sim.context_name(1), &sim.context_name(2)),
     )
     .await;
-    eventually("dc2 created in region 1", Duration::from_secs(40), || {
+    wait_for("dc2 created in region 1", Duration::from_secs(40), || {
         datacenter(region1, "dc2")
     })
     .await;
@@ -351,14 +265,9 @@ async fn orphaned_cluster() {
     )
     .await
     .expect("annotate the K8ssandraCluster");
-    bounded(
-        "delete the cluster",
-        clusters.delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete the K8ssandraCluster");
+    delete(&clusters, CLUSTER).await;
     let replicated = Api::<ReplicatedSecret>::namespaced(hub.clone(), NS);
-    eventually(
+    wait_for(
         "the cluster and its ReplicatedSecret gone",
         WAIT,
         || async {
@@ -390,9 +299,7 @@ async fn orphaned_cluster() {
 
 #[test]
 fn reaper_gets_generated_logins_in_every_region_and_its_role_in_every_datacenter() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(reaper_logins());
+    run(reaper_logins());
 }
 
 async fn reaper_logins() {
@@ -402,25 +309,25 @@ async fn reaper_logins() {
     let sim = &running.sim;
     let [hub, region1, region2] = running.hub_and_regions();
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    let mut manifest = k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2));
+    let mut manifest = three_region_cluster(&sim.context_name(1), &sim.context_name(2));
     manifest["spec"]["reaper"] = serde_json::json!({});
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, manifest.clone()).await;
+    apply(&clusters, CLUSTER, manifest.clone()).await;
 
     // Generated in the hub (username: the Secret's name), copied into both regions.
     for name in [REAPER_CQL, REAPER_UI] {
-        let generated = eventually("a Reaper login in the hub", WAIT, || secret(hub, name)).await;
+        let generated = wait_for("a Reaper login in the hub", WAIT, || secret(hub, name)).await;
         let data = generated.data.clone().expect("data");
         assert_eq!(data["username"].0, name.as_bytes());
         assert!(data["password"].0.len() >= 20);
         for region in [region1, region2] {
-            let copy = eventually("a Reaper login's copy", WAIT, || secret(region, name)).await;
+            let copy = wait_for("a Reaper login's copy", WAIT, || secret(region, name)).await;
             assert_eq!(copy.data, generated.data, "{name}");
         }
     }
 
     // cass-operator is asked to create Reaper's role; the Reapers read both logins.
     for (client, name) in [(hub, "dc1"), (region1, "dc2"), (region2, "dc3")] {
-        let dc = eventually("the datacenter", Duration::from_secs(40), || {
+        let dc = wait_for("the datacenter", Duration::from_secs(40), || {
             datacenter(client, name)
         })
         .await;
@@ -434,7 +341,7 @@ async fn reaper_logins() {
         assert_eq!(users, vec![(REAPER_CQL.to_string(), true)], "{name}");
     }
     let reapers = Api::<Reaper>::namespaced(region1.clone(), NS);
-    let reaper = eventually("dc2's Reaper", Duration::from_secs(40), || async {
+    let reaper = wait_for("dc2's Reaper", Duration::from_secs(40), || async {
         bounded("get Reaper", reapers.get_opt("demo-dc2-reaper"))
             .await
             .expect("get Reaper")
@@ -451,8 +358,8 @@ async fn reaper_logins() {
 
     // A UI login named by the user must exist: the status names the field to fix.
     manifest["spec"]["reaper"] = serde_json::json!({"uiUserSecretRef": {"name": "my-reaper-ui"}});
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, manifest).await;
-    let error = eventually("the missing Secret in status.error", WAIT, || async {
+    apply(&clusters, CLUSTER, manifest).await;
+    let error = wait_for("the missing Secret in status.error", WAIT, || async {
         let status = bounded("get", clusters.get(CLUSTER)).await.ok()?.status?;
         status.error.filter(|e| e.contains("my-reaper-ui"))
     })
@@ -466,9 +373,7 @@ async fn reaper_logins() {
 
 #[test]
 fn encryption_stores_reach_the_regions_and_their_passwords_the_datacenters() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(encryption_stores());
+    run(encryption_stores());
 }
 
 /// The keystore password in a datacenter's config, if any.
@@ -495,18 +400,18 @@ async fn encryption_stores() {
     };
     put_secret(hub, STORES, &stores(Some(b"key-pw-1"))).await;
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
-    let mut manifest = k8ssandra_cluster(&sim.context_name(1), &sim.context_name(2));
+    let mut manifest = three_region_cluster(&sim.context_name(1), &sim.context_name(2));
     manifest["spec"]["cassandra"]["config"] = serde_json::json!({"cassandraYaml": {
         "server_encryption_options": {"internode_encryption": "all"}
     }});
     manifest["spec"]["cassandra"]["serverEncryptionStores"] = serde_json::json!({
         "keystoreSecretRef": {"name": STORES}, "truststoreSecretRef": {"name": STORES}
     });
-    apply_as(TEST_MANAGER, &clusters, CLUSTER, manifest).await;
+    apply(&clusters, CLUSTER, manifest).await;
 
     // The stores are copied to both regions; every datacenter mounts them and has the password.
     for (client, name) in [(hub, "dc1"), (region1, "dc2"), (region2, "dc3")] {
-        let dc = eventually("an encrypted datacenter", Duration::from_secs(40), || {
+        let dc = wait_for("an encrypted datacenter", Duration::from_secs(40), || {
             datacenter(client, name)
         })
         .await;
@@ -529,7 +434,7 @@ async fn encryption_stores() {
     // A new password reaches every datacenter.
     put_secret(hub, STORES, &stores(Some(b"key-pw-2"))).await;
     for (client, name) in [(hub, "dc1"), (region1, "dc2"), (region2, "dc3")] {
-        eventually("the new password", WAIT, || async {
+        wait_for("the new password", WAIT, || async {
             let dc = datacenter(client, name).await?;
             (keystore_password(&dc).as_deref() == Some("key-pw-2")).then_some(())
         })

@@ -3,27 +3,24 @@
 //! (docs/install.md), end to end against two kube-sim clusters with the cass-operator stand-in:
 //! cluster 0 is the hub, cluster 1 a region, both registered with ClientConfigs.
 
-mod clusters_support;
+mod support;
 
 use std::time::Duration;
 
-use clusters_support::{
-    InProcessOperator, NS, apply_as, bounded, eventually, register_region, status_of,
-};
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::replicated_secret::ReplicatedSecret;
 use federator::federation::plan::plan;
 use federator::replication::desired::{REPLICATED_SECRET_NAME_LABEL, ReplicationKey};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::{DeleteParams, ListParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
-use kube_sim::{Sim, SimBuilder};
+use kube_sim::Sim;
 use serde_json::{Value, json};
+use support::*;
 
 const CLUSTER: &str = "demo";
-const TEST_MANAGER: &str = "hub-context-e2e";
 /// k8ssandra-operator's field manager, for the objects it leaves behind.
 const UPSTREAM_MANAGER: &str = "k8ssandra-operator";
 /// k8ssandra-operator's finalizer, on its K8ssandraClusters and CassandraDatacenters.
@@ -41,35 +38,14 @@ struct Running {
 impl Running {
     /// kube-sim with `objects` made before the operator starts (what another operator left).
     async fn start(before_operator: impl AsyncFnOnce(&Sim, &Client, &Client)) -> Running {
-        let repo = env!("CARGO_MANIFEST_DIR");
-        let sim = tokio::time::timeout(
-            Duration::from_secs(120),
-            SimBuilder::new()
-                .clusters(2)
-                .cass_operator(true)
-                .dc_ready_after(Duration::from_millis(500))
-                .crd_dir(format!("{repo}/crds"))
-                .crd_dir(format!("{repo}/../shared/compat/crds/cass-operator"))
-                .start(),
-        )
-        .await
-        .expect("kube-sim starts in time")
-        .expect("kube-sim starts");
+        // The hub is registered like any region.
+        let sim = start_sim(2)
+            .cass_operator()
+            .dc_ready_after(Duration::from_millis(500))
+            .register([0, 1])
+            .await;
         let hub = sim.client(0).await.expect("hub client");
         let region = sim.client(1).await.expect("region client");
-        for client in [&hub, &region] {
-            apply_as(
-                TEST_MANAGER,
-                &Api::<Namespace>::all(client.clone()),
-                NS,
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-            )
-            .await;
-        }
-        // The hub is registered like any region.
-        for index in [0, 1] {
-            register_region(&sim, &hub, index).await;
-        }
         before_operator(&sim, &hub, &region).await;
         let operator = InProcessOperator::start(&hub, |settings| {
             settings.leader_election.enabled = false;
@@ -88,53 +64,28 @@ impl Running {
     }
 }
 
-fn k8ssandra_cluster(datacenters: Value) -> Value {
-    json!({
-        "apiVersion": "k8ssandra.io/v1alpha1",
-        "kind": "K8ssandraCluster",
-        "metadata": {"name": CLUSTER, "namespace": NS},
-        "spec": {"cassandra": {
-            "serverVersion": "4.1.5",
-            "storageConfig": {"cassandraDataVolumeClaimSpec": {
-                "storageClassName": "standard",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "5Gi"}}
-            }},
-            "datacenters": datacenters
-        }}
-    })
-}
-
 /// dc1 in the hub (named by `hub_context`, or by no context), dc2 in the region.
 fn two_datacenters(hub_context: Option<&str>, region_context: &str) -> Value {
-    let mut dc1 = json!({"metadata": {"name": "dc1"}, "size": 1});
-    if let Some(context) = hub_context {
-        dc1["k8sContext"] = context.into();
-    }
-    json!([dc1, {"metadata": {"name": "dc2"}, "k8sContext": region_context, "size": 1}])
+    k8ssandra_cluster(
+        CLUSTER,
+        &[
+            ("dc1", hub_context.unwrap_or_default(), 1),
+            ("dc2", region_context, 1),
+        ],
+    )
 }
 
 async fn datacenter(client: &Client, name: &str) -> Option<CassandraDatacenter> {
-    bounded(
-        "get CassandraDatacenter",
-        Api::<CassandraDatacenter>::namespaced(client.clone(), NS).get_opt(name),
-    )
-    .await
-    .expect("get CassandraDatacenter")
+    get(client, name).await
 }
 
 async fn cluster(hub: &Client) -> Option<K8ssandraCluster> {
-    bounded(
-        "get K8ssandraCluster",
-        Api::<K8ssandraCluster>::namespaced(hub.clone(), NS).get_opt(CLUSTER),
-    )
-    .await
-    .expect("get K8ssandraCluster")
+    get(hub, CLUSTER).await
 }
 
 /// Waits until the K8ssandraCluster is Ready with both datacenters Ready.
 async fn wait_cluster_ready(hub: &Client) -> K8ssandraCluster {
-    eventually("the K8ssandraCluster Ready", WAIT, || async {
+    wait_for("the K8ssandraCluster Ready", WAIT, || async {
         let k8c = cluster(hub).await?;
         let status = k8c.status.as_ref()?;
         let ready = status
@@ -149,14 +100,8 @@ async fn wait_cluster_ready(hub: &Client) -> K8ssandraCluster {
 
 /// Deletes the K8ssandraCluster; waits until it and both datacenters are gone.
 async fn delete_and_wait(running: &Running) {
-    bounded(
-        "delete K8ssandraCluster",
-        Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS)
-            .delete(CLUSTER, &DeleteParams::default()),
-    )
-    .await
-    .expect("delete K8ssandraCluster");
-    eventually(
+    delete(&hub_api::<K8ssandraCluster>(&running.hub), CLUSTER).await;
+    wait_for(
         "the K8ssandraCluster and its datacenters gone",
         WAIT,
         || async {
@@ -219,9 +164,7 @@ async fn hub_view(running: &Running, k8c: &K8ssandraCluster) -> Value {
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
 #[test]
 fn a_datacenter_placed_by_the_hubs_own_context_is_the_same_as_one_with_no_context() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(hub_context_is_no_context());
+    run(hub_context_is_no_context());
 }
 
 async fn hub_context_is_no_context() {
@@ -229,21 +172,14 @@ async fn hub_context_is_no_context() {
     let hub_context = running.sim.context_name(0);
     let region_context = running.sim.context_name(1);
     let clusters = Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS);
-    eventually("the hub's ClientConfig reaches the hub", WAIT, || async {
-        status_of(&running.hub, &hub_context)
-            .await?
-            .reaches_hub
-            .filter(|reaches| *reaches)
-    })
-    .await;
+    wait_reaches_hub(&running.hub, &hub_context, true, WAIT).await;
 
     let mut views = Vec::new();
     for dc1_context in [None, Some(hub_context.as_str())] {
-        apply_as(
-            TEST_MANAGER,
+        apply(
             &clusters,
             CLUSTER,
-            k8ssandra_cluster(two_datacenters(dc1_context, &region_context)),
+            two_datacenters(dc1_context, &region_context),
         )
         .await;
         let k8c = wait_cluster_ready(&running.hub).await;
@@ -266,7 +202,7 @@ async fn hub_context_is_no_context() {
 async fn leave_upstream_objects(sim: &Sim, hub: &Client, region: &Client) {
     let hub_context = sim.context_name(0);
     let region_context = sim.context_name(1);
-    let mut k8c_value = k8ssandra_cluster(two_datacenters(Some(&hub_context), &region_context));
+    let mut k8c_value = two_datacenters(Some(&hub_context), &region_context);
     k8c_value["metadata"]["finalizers"] = json!([UPSTREAM_FINALIZER]);
     let k8c: K8ssandraCluster = serde_json::from_value(k8c_value.clone()).expect("valid");
     apply_as(
@@ -360,9 +296,7 @@ async fn leave_upstream_objects(sim: &Sim, hub: &Client, region: &Client) {
 #[test]
 fn after_taking_over_from_k8ssandra_operator_removing_a_datacenter_and_deleting_the_cluster_finish()
 {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(take_over_then_remove_and_delete());
+    run(take_over_then_remove_and_delete());
 }
 
 /// docs/install.md's steps: k8ssandra-operator is stopped and its webhook removed (kube-sim runs
@@ -378,7 +312,7 @@ async fn take_over_then_remove_and_delete() {
     );
 
     wait_cluster_ready(&running.hub).await;
-    eventually("both datacenters taken over", WAIT, || async {
+    wait_for("both datacenters taken over", WAIT, || async {
         let federators = |dc: Option<CassandraDatacenter>| {
             dc.and_then(|dc| dc.metadata.labels)
                 .and_then(|labels| labels.get("app.kubernetes.io/managed-by").cloned())
@@ -397,8 +331,8 @@ async fn take_over_then_remove_and_delete() {
 
     // dc2 removed from the spec: decommissioned and deleted, k8ssandra-operator's finalizer
     // notwithstanding.
-    let mut one = k8ssandra_cluster(json!([{"metadata": {"name": "dc1"},
-        "k8sContext": running.sim.context_name(0), "size": 1}]));
+    let hub_context = running.sim.context_name(0);
+    let mut one = k8ssandra_cluster(CLUSTER, &[("dc1", &hub_context, 1)]);
     one["metadata"]["finalizers"] = json!([UPSTREAM_FINALIZER]);
     apply_as(
         UPSTREAM_MANAGER,
@@ -407,7 +341,7 @@ async fn take_over_then_remove_and_delete() {
         one,
     )
     .await;
-    eventually(
+    wait_for(
         &format!("dc2 gone from region {region_context}"),
         WAIT,
         || async {

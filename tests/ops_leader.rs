@@ -2,7 +2,7 @@
 //! anything but the Lease (kube-sim counts every request by User-Agent); the leader killed with
 //! SIGKILL is replaced within 15 s, and the new leader reconciles.
 
-mod ops_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -11,15 +11,13 @@ use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube_sim::Sim;
-use ops_support::*;
+use support::*;
 
 const LEASES: &str = "leases.coordination.k8s.io";
 
 #[test]
 fn a_killed_leader_is_replaced_within_15_s_and_the_follower_never_writes() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(failover());
+    run(failover());
 }
 
 /// Requests `replica` made to the sim's clusters: (lease requests, writes other than to Leases).
@@ -44,21 +42,33 @@ fn requests_of(sim: &Sim, replica: &OperatorProcess) -> (u64, Vec<String>) {
     (lease_requests, writes)
 }
 
+/// Waits until `replica` is a ready `role`; how long that took once its server answered.
 async fn wait_for_role(replica: &OperatorProcess, role: &str, limit: Duration) -> Duration {
     let addr = replica.http_addr().await;
-    let started = Instant::now();
-    loop {
+    let (_, took) = timed(wait_for(&format!("a ready {role}"), limit, || async {
         let (status, body) = readiness(addr).await;
         if status == 200 && body["role"] == role {
-            return started.elapsed();
+            Ok(())
+        } else {
+            Err(format!("{status} {body}\n{}", replica.logs()))
         }
-        assert!(
-            started.elapsed() < limit,
-            "not a ready {role} after {limit:?}: {status} {body}\n{}",
-            replica.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    }))
+    .await;
+    took
+}
+
+/// Waits until `replica` has exited by itself; its exit status.
+async fn wait_for_exit(
+    replica: &mut OperatorProcess,
+    what: &str,
+    limit: Duration,
+) -> std::process::ExitStatus {
+    wait_for(what, limit, || {
+        let exit = replica.child.try_wait().expect("child status");
+        let logs = replica.logs();
+        async move { exit.ok_or(logs) }
+    })
+    .await
 }
 
 async fn datacenter_size(sim: &Sim, index: usize, name: &str) -> Option<i32> {
@@ -68,7 +78,7 @@ async fn datacenter_size(sim: &Sim, index: usize, name: &str) -> Option<i32> {
 }
 
 async fn failover() {
-    let sim = start_sim(2).await;
+    let sim = start_sim(2).cass_operator().register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
@@ -131,13 +141,11 @@ async fn failover() {
 
 #[test]
 fn a_leader_that_cannot_renew_its_lease_stops_its_controllers_until_it_leads_again() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(renewal_failure());
+    run(renewal_failure());
 }
 
 async fn renewal_failure() {
-    let sim = start_sim(2).await;
+    let sim = start_sim(2).cass_operator().register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
@@ -198,13 +206,11 @@ async fn renewal_failure() {
 
 #[test]
 fn a_controller_that_panics_fails_healthz_gives_up_the_lease_and_ends_the_process() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(controller_panic());
+    run(controller_panic());
 }
 
 async fn controller_panic() {
-    let sim = start_sim(2).await;
+    let sim = start_sim(2).cass_operator().register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
@@ -285,18 +291,12 @@ async fn controller_panic() {
     );
 
     // After its grace (4 s here), the failed replica ends with a failure status.
-    let waiting = Instant::now();
-    let status = loop {
-        if let Some(status) = failing.child.try_wait().expect("child status") {
-            break status;
-        }
-        assert!(
-            waiting.elapsed() < Duration::from_secs(15),
-            "the failed replica did not exit\n{}",
-            failing.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = wait_for_exit(
+        &mut failing,
+        "the failed replica to exit",
+        Duration::from_secs(15),
+    )
+    .await;
     assert!(!status.success(), "{status:?}");
     assert!(
         failed_at.0.elapsed() >= Duration::from_secs(3),
@@ -306,9 +306,7 @@ async fn controller_panic() {
 
 #[test]
 fn a_leader_that_loses_its_lease_mid_rollout_writes_nothing_more() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(lease_lost_mid_rollout());
+    run(lease_lost_mid_rollout());
 }
 
 /// Writes `replica` made to cluster `index` so far.
@@ -323,7 +321,7 @@ fn writes_to(sim: &Sim, index: usize, replica: &OperatorProcess) -> u64 {
 
 async fn lease_lost_mid_rollout() {
     const DATACENTERS: usize = 12;
-    let sim = start_sim(2).await;
+    let sim = start_sim(2).cass_operator().register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
@@ -450,16 +448,14 @@ async fn lease_lost_mid_rollout() {
 
 #[test]
 fn without_cass_operator_in_the_hub_the_operator_gets_ready_and_stops_promptly() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(hub_without_cass_operator());
+    run(hub_without_cass_operator());
 }
 
 /// A hub that runs no datacenter need not have cass-operator's CRD: the Stargate and Reaper
 /// controllers' watch of CassandraDatacenters fails there, which must neither keep their caches
 /// from syncing nor their controllers from stopping.
 async fn hub_without_cass_operator() {
-    let sim = start_sim_with(1, false).await;
+    let sim = start_sim(1).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
     let mut replica = OperatorProcess::start(&kubeconfig, &["--no-leader-election"]);
@@ -471,19 +467,13 @@ async fn hub_without_cass_operator() {
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let signalled = Instant::now();
-    let exit = loop {
-        if let Some(exit) = replica.child.try_wait().expect("child status") {
-            break exit;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "still running 5 s after SIGTERM\n{}",
-            replica.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    eprintln!("measured: exited {:?} after SIGTERM", signalled.elapsed());
+    let (exit, took) = timed(wait_for_exit(
+        &mut replica,
+        "the exit after SIGTERM",
+        Duration::from_secs(5),
+    ))
+    .await;
+    eprintln!("measured: exited {took:?} after SIGTERM");
     assert!(exit.success(), "{exit:?}\n{}", replica.logs());
     assert!(
         !replica.logs().contains("controllers did not stop in time"),

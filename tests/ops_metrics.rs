@@ -3,7 +3,7 @@
 //! queries only metrics /metrics exports; a region whose ClientConfig is deleted leaves no
 //! series; a reconcile that keeps failing is retried at growing intervals.
 
-mod ops_support;
+mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -12,17 +12,15 @@ use federator::api::cassdc::CassandraDatacenter;
 use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use kube::Api;
-use ops_support::*;
+use support::*;
 
 #[test]
 fn metrics_move_during_a_fan_out_and_the_dashboard_queries_only_exported_metrics() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(fan_out_metrics());
+    run(fan_out_metrics());
 }
 
 async fn fan_out_metrics() {
-    let sim = start_sim(3).await;
+    let sim = start_sim(3).cass_operator().register([1, 2]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
@@ -32,23 +30,14 @@ async fn fan_out_metrics() {
     let (status, body) = http_get(addr, "/healthz").await;
     assert_eq!((status, body.trim()), (200, "ok"));
     // Ready: the only replica takes the Lease, and its controllers' caches sync.
-    let started = Instant::now();
-    let ready = loop {
-        let (status, body) = readiness(addr).await;
-        if status == 200 {
-            break body;
+    let (ready, took) = timed(wait_for("ready", Duration::from_secs(30), || async {
+        match readiness(addr).await {
+            (200, body) => Ok(body),
+            (status, body) => Err(format!("{status} {body}\n{}", operator.logs())),
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "not ready after 30 s: {status} {body}\n{}",
-            operator.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    eprintln!(
-        "measured: ready {:?} after the HTTP server",
-        started.elapsed()
-    );
+    }))
+    .await;
+    eprintln!("measured: ready {took:?} after the HTTP server");
     assert_eq!(ready["role"], "leader", "{ready}");
 
     // Both regions probed: reachability comes from the registry.
@@ -229,9 +218,7 @@ fn dashboard_queries_only_exported_metrics(scrape: &str) {
 
 #[test]
 fn a_reconcile_that_keeps_failing_is_retried_at_growing_intervals() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(failing_reconcile_backs_off());
+    run(failing_reconcile_backs_off());
 }
 
 /// The times of the failed reconciles of K8ssandraCluster `name`, from the operator's logs.
@@ -249,7 +236,7 @@ fn failures_of(operator: &OperatorProcess, name: &str) -> Vec<k8s_openapi::jiff:
 }
 
 async fn failing_reconcile_backs_off() {
-    let sim = start_sim(2).await;
+    let sim = start_sim(2).cass_operator().register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());

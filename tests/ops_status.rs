@@ -2,50 +2,31 @@
 //! `federator run`, with one region stopped; the region's ClientConfig tells its transitions as
 //! Events.
 
-mod ops_support;
+mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use federator::api::client_config::ClientConfig;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
-use ops_support::*;
+use support::*;
 
 #[test]
 fn status_names_the_down_region_and_each_datacenters_readiness() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(status_with_a_region_down());
+    run(status_with_a_region_down());
 }
 
 /// Runs `federator status` with `args`: (success, stdout, stderr).
 async fn federator_status(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let output = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(FEDERATOR)
-            .arg("status")
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args(["--context", "sim-0"])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .expect("status finishes in time")
-    .expect("status runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut all = vec!["status"];
+    all.extend(args);
+    all.extend(["--kubeconfig", kubeconfig.to_str().expect("UTF-8 path")]);
+    all.extend(["--context", "sim-0"]);
+    run_federator(all, Duration::from_secs(30)).await
 }
 
 async fn status_with_a_region_down() {
-    let sim = start_sim(4).await;
+    let sim = start_sim(4).cass_operator().register(1..4).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());

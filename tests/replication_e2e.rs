@@ -3,70 +3,25 @@
 //! in every target; conflicts, immutable copies and loops reported per target; a stopped region
 //! holding up nothing and catching up; and no secret value in the operator's debug logs.
 
-mod clusters_support;
+mod support;
 
-use std::future::Future;
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use clusters_support::{NS, apply_as, bounded, eventually, put_client_config, put_secret};
 use federator::api::replicated_secret::{ReplicatedSecret, ReplicationCondition};
-use federator::operator::{Operator, shutdown_on};
-use federator::settings::{Overrides, Settings};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
-use kube_sim::{Sim, SimBuilder};
+use kube_sim::Sim;
+use support::*;
 
-const TEST_MANAGER: &str = "replication-e2e";
 /// Bound of every wait for the operator to act.
 const WAIT: Duration = Duration::from_secs(20);
 const RS: &str = "app-secrets";
 const OTHER_NS: &str = "apps";
 const REPLICATED_LABEL: &str = "k8ssandra.io/replicated-secret-name";
 const ORPHAN: &str = "replicatedresource.k8ssandra.io/orphan";
-
-// ---- operator logs, captured for the secret-value scan ----
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if std::env::var_os("REPLICATION_E2E_LOGS").is_some() {
-            let _ = std::io::stderr().write_all(bytes);
-        }
-        if let Ok(mut buffer) = self.0.lock() {
-            buffer.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every test of this binary logs, at debug level in JSON as `federator run --log-format json
-/// --log-level debug` does, into one buffer (the in-process kube-sim's own logs excepted: they
-/// are the API server's, not the operator's).
-fn captured_logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,kube_sim=off"))
-            .with_writer(move || writer.clone())
-            .finish();
-        // Another test of this binary may have installed it first: same buffer either way.
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-}
 
 // ---- cluster and operator ----
 
@@ -76,84 +31,35 @@ struct Running {
     sim: Sim,
     hub: Client,
     regions: Vec<Client>,
-    operator: Option<Operator>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    operator: Option<InProcessOperator>,
 }
 
 impl Running {
     async fn start() -> Running {
         captured_logs();
-        let sim = tokio::time::timeout(
-            Duration::from_secs(120),
-            SimBuilder::new()
-                .clusters(3)
-                .crd_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"))
-                .start(),
-        )
-        .await
-        .expect("kube-sim starts in time")
-        .expect("kube-sim starts");
+        let sim = start_sim(3).namespace(OTHER_NS).register([1, 2]).await;
         let mut clients = Vec::new();
         for index in 0..3 {
-            let client = sim.client(index).await.expect("client");
-            for namespace in [NS, OTHER_NS] {
-                apply_as(TEST_MANAGER,
-                    &Api::<Namespace>::all(client.clone()),
-                    namespace,
-                    serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-                )
-                .await;
-            }
-            clients.push(client);
+            clients.push(sim.client(index).await.expect("client"));
         }
         let hub = clients[0].clone();
-        for index in [1, 2] {
-            let context = sim.context_name(index);
-            let secret = kubeconfig_secret(&context);
-            put_secret(
-                &hub,
-                &secret,
-                &[("kubeconfig", sim.kubeconfig_yaml().as_bytes())],
-            )
-            .await;
-            put_client_config(&hub, &context, &context, &secret).await;
-        }
         let mut running = Running {
             sim,
             hub,
             regions: clients,
             operator: None,
-            stop: None,
         };
         running.start_operator();
         running
     }
 
     fn start_operator(&mut self) {
-        let mut settings =
-            Settings::load_from(&Overrides::default(), &[]).expect("default settings load");
-        settings.operator_namespace = NS.to_string();
-        settings.regions.probe_interval = Duration::from_secs(1);
-        settings.regions.request_timeout = Duration::from_secs(2);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        self.operator = Some(Operator::start(
-            &settings,
-            self.hub.clone(),
-            shutdown_on(async move {
-                let _ = stopped.await;
-            }),
-        ));
-        self.stop = Some(stop);
+        self.operator = Some(InProcessOperator::start(&self.hub, |_| {}));
     }
 
     async fn stop_operator(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
         if let Some(operator) = self.operator.take() {
-            bounded("operator stops", operator.run_until(async {}))
-                .await
-                .expect("no controller ended before the stop");
+            operator.stop().await;
         }
     }
 
@@ -163,14 +69,7 @@ impl Running {
 
     /// Deletes region `index`'s ClientConfig: Federator no longer knows its context.
     async fn delete_client_config(&self, index: usize) {
-        let client_configs: Api<federator::api::client_config::ClientConfig> =
-            Api::namespaced(self.hub.clone(), NS);
-        bounded(
-            "delete ClientConfig",
-            client_configs.delete(&self.context(index), &DeleteParams::default()),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("delete region {index}'s ClientConfig: {e}"));
+        delete_client_config(&self.hub, &self.context(index)).await;
     }
 
     /// Puts region `index`'s ClientConfig back (its kubeconfig Secret stayed).
@@ -193,11 +92,6 @@ impl Running {
     }
 }
 
-/// The Secret holding a region's kubeconfig.
-fn kubeconfig_secret(context: &str) -> String {
-    format!("{context}-config")
-}
-
 async fn get_secret(api: &Api<Secret>, name: &str) -> Option<Secret> {
     bounded("get Secret", api.get_opt(name))
         .await
@@ -215,8 +109,7 @@ fn value_of(secret: &Secret, key: &str) -> Option<String> {
 
 /// A source Secret in the hub's NS.
 async fn put_source(running: &Running, name: &str, labels: serde_json::Value, password: &str) {
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &running.secrets(0, NS),
         name,
         serde_json::json!({
@@ -229,8 +122,7 @@ async fn put_source(running: &Running, name: &str, labels: serde_json::Value, pa
 }
 
 async fn put_replicated_secret(running: &Running, targets: serde_json::Value) {
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &running.replicated(),
         RS,
         serde_json::json!({
@@ -269,7 +161,7 @@ async fn wait_for_copy(
     password: &str,
 ) -> Secret {
     let api = running.secrets(index, namespace);
-    eventually(
+    wait_for(
         &format!(
             "Secret {name} with the current password in cluster {index} namespace {namespace}"
         ),
@@ -285,7 +177,7 @@ async fn wait_for_copy(
 
 async fn wait_for_absence(running: &Running, index: usize, namespace: &str, name: &str) {
     let api = running.secrets(index, namespace);
-    eventually(
+    wait_for(
         &format!("Secret {name} gone from cluster {index} namespace {namespace}"),
         WAIT,
         || async { get_secret(&api, name).await.is_none().then_some(()) },
@@ -309,7 +201,7 @@ async fn wait_for_condition(
     namespace: &str,
     reason: &str,
 ) -> ReplicationCondition {
-    eventually(
+    wait_for(
         &format!("condition {reason} for {context:?}/{namespace}"),
         WAIT,
         || async {
@@ -330,13 +222,6 @@ async fn merge_patch(api: &Api<Secret>, name: &str, patch: serde_json::Value) {
     )
     .await
     .unwrap_or_else(|e| panic!("patch {name}: {e}"));
-}
-
-// On the operator's own runtime: its workers have the stack the controllers need.
-fn run(test: impl Future<Output = ()>) {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(test);
 }
 
 #[test]
@@ -522,7 +407,7 @@ async fn follow_and_prune() {
     )
     .await;
     wait_for_absence(&running, 1, NS, "s1").await;
-    eventually("region 1's condition removed", WAIT, || async {
+    wait_for("region 1's condition removed", WAIT, || async {
         let now = conditions(&running).await;
         (now.len() == 2 && !now.iter().any(|c| c.cluster == region1)).then_some(())
     })
@@ -556,7 +441,7 @@ async fn follow_and_prune() {
     .expect("delete ReplicatedSecret");
     wait_for_absence(&running, 2, NS, "s3").await;
     wait_for_absence(&running, 0, OTHER_NS, "copy-s3").await;
-    eventually("the ReplicatedSecret gone", WAIT, || async {
+    wait_for("the ReplicatedSecret gone", WAIT, || async {
         bounded("get", running.replicated().get_opt(RS))
             .await
             .expect("get")
@@ -575,8 +460,7 @@ async fn follow_and_prune() {
 
 /// The captured logs hold none of `values`, in clear or base64.
 fn assert_no_secret_value_logged(values: &[String]) {
-    let logs = captured_logs().0.lock().expect("logs").clone();
-    let logs = String::from_utf8_lossy(&logs);
+    let logs = captured_logs().text();
     assert!(
         logs.contains("ReplicatedSecret controller started"),
         "the operator's logs were captured"
@@ -603,8 +487,7 @@ async fn conflicts_and_immutables() {
     let running = Running::start().await;
     let (region1, region2) = (running.context(1), running.context(2));
     // Someone else's Secret of the same name in region 1.
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &running.secrets(1, NS),
         "s1",
         serde_json::json!({
@@ -638,7 +521,7 @@ async fn conflicts_and_immutables() {
     wait_for_condition(&running, &region2, NS, "Replicated").await;
     // Told as an Event on the ReplicatedSecret too.
     let events: Api<Event> = Api::namespaced(running.hub.clone(), NS);
-    eventually("a Conflict Event on the ReplicatedSecret", WAIT, || async {
+    wait_for("a Conflict Event on the ReplicatedSecret", WAIT, || async {
         let list = bounded("list Events", events.list(&Default::default()))
             .await
             .expect("list Events");
@@ -713,15 +596,13 @@ async fn conflicts_and_immutables() {
 
     // A target namespace being deleted (held in Terminating by a finalizer) refuses the copy.
     let region1_client = running.regions[1].clone();
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &Api::<Namespace>::all(region1_client.clone()),
         "doomed",
         serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}),
     )
     .await;
-    apply_as(
-        TEST_MANAGER,
+    apply(
         &running.secrets(1, "doomed"),
         "held",
         serde_json::json!({"apiVersion": "v1", "kind": "Secret",
@@ -778,7 +659,7 @@ async fn stopped_region() {
         "region 1 waited {:?} for the stopped region",
         started.elapsed()
     );
-    let down = eventually("region 2's condition False", WAIT, || async {
+    let down = wait_for("region 2's condition False", WAIT, || async {
         conditions(&running)
             .await
             .into_iter()
@@ -812,7 +693,7 @@ async fn stopped_region() {
     )
     .await
     .expect("delete ReplicatedSecret");
-    eventually("the ReplicatedSecret gone", WAIT, || async {
+    wait_for("the ReplicatedSecret gone", WAIT, || async {
         bounded("get", running.replicated().get_opt(RS))
             .await
             .expect("get")
@@ -881,7 +762,7 @@ async fn removed_target_of_an_unknown_region() {
     // Its ClientConfig back: the copy is pruned and the target leaves the status.
     running.restore_client_config(2).await;
     wait_for_absence(&running, 2, NS, "s1").await;
-    eventually("region 2 gone from the status", WAIT, || async {
+    wait_for("region 2 gone from the status", WAIT, || async {
         (!conditions(&running)
             .await
             .iter()
@@ -937,21 +818,8 @@ fn a_target_whose_context_reaches_the_hub_is_the_hub() {
 async fn target_in_the_hub_by_context() {
     let running = Running::start().await;
     let hub_context = running.context(0);
-    let secret = kubeconfig_secret(&hub_context);
-    put_secret(
-        &running.hub,
-        &secret,
-        &[("kubeconfig", running.sim.kubeconfig_yaml().as_bytes())],
-    )
-    .await;
-    put_client_config(&running.hub, &hub_context, &hub_context, &secret).await;
-    eventually("the hub's ClientConfig reaches the hub", WAIT, || async {
-        clusters_support::status_of(&running.hub, &hub_context)
-            .await?
-            .reaches_hub
-            .filter(|reaches| *reaches)
-    })
-    .await;
+    register_region(&running.sim, &running.hub, 0).await;
+    wait_reaches_hub(&running.hub, &hub_context, true, WAIT).await;
 
     put_source(&running, "s1", serde_json::json!({"app": "demo"}), "first").await;
     put_replicated_secret(

@@ -1,172 +1,31 @@
-//! Shared by the `ops_*` tests: kube-sim clusters with the operator namespace and the K8ssandra
-//! namespace everywhere, regions registered as ClientConfigs, `federator run` as a child process
-//! (JSON logs), and plain HTTP calls to its server.
-#![allow(dead_code)]
+//! The binaries as child processes: `federator run` in the background ([`OperatorProcess`]),
+//! `federator` and `kubectl` as a user runs them, and plain HTTP calls to the operator's server.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use federator::api::client_config::{ClientConfig, ClientConfigSpec};
-use federator::api::shared::SecretRef;
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
-use kube_sim::{Sim, SimBuilder};
+use super::sim::{CALL_TIMEOUT, NS};
+use super::wait::wait_for;
 
+/// The `federator` binary this test run built.
 pub const FEDERATOR: &str = env!("CARGO_BIN_EXE_federator");
-/// Operator namespace in the hub; the K8ssandraClusters live there too.
-pub const NS: &str = "k8ssandra-operator";
-const TEST_MANAGER: &str = "ops-test";
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `clusters` clusters (0 is the hub) with the cass-operator stand-in, the namespace in every
-/// one, and clusters 1.. registered in the hub as ClientConfigs named by their context.
-pub async fn start_sim(clusters: usize) -> Sim {
-    start_sim_with(clusters, true).await
-}
-
-/// [`start_sim`], with cass-operator (its stand-in and its CRD) in every cluster or in none.
-pub async fn start_sim_with(clusters: usize, cass_operator: bool) -> Sim {
-    let repo = env!("CARGO_MANIFEST_DIR");
-    let mut builder = SimBuilder::new()
-        .clusters(clusters)
-        .cass_operator(cass_operator)
-        .dc_ready_after(Duration::from_secs(1))
-        .crd_dir(format!("{repo}/crds"));
-    if cass_operator {
-        builder = builder.crd_dir(format!("{repo}/../shared/compat/crds/cass-operator"));
-    }
-    let sim = tokio::time::timeout(Duration::from_secs(120), builder.start())
-        .await
-        .expect("kube-sim starts in time")
-        .expect("kube-sim starts");
-    for index in 0..clusters {
-        let client = sim.client(index).await.expect("client");
-        apply(
-            &Api::<Namespace>::all(client),
-            NS,
-            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        )
-        .await;
-    }
-    let hub = sim.client(0).await.expect("hub client");
-    for index in 1..clusters {
-        let context = sim.context_name(index);
-        let secret = format!("{context}-config");
-        let mut data = std::collections::BTreeMap::new();
-        data.insert(
-            "kubeconfig".to_string(),
-            ByteString(sim.kubeconfig_yaml().into_bytes()),
-        );
-        let mut value = serde_json::to_value(Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(secret.clone()),
-                namespace: Some(NS.into()),
-                ..Default::default()
-            },
-            data: Some(data),
-            ..Default::default()
-        })
-        .expect("json");
-        value["apiVersion"] = "v1".into();
-        value["kind"] = "Secret".into();
-        apply(&Api::<Secret>::namespaced(hub.clone(), NS), &secret, value).await;
-        let mut cc = ClientConfig::new(
-            &context,
-            ClientConfigSpec {
-                context_name: Some(context.clone()),
-                kube_config_secret: SecretRef::new(&secret),
-            },
-        );
-        cc.metadata.namespace = Some(NS.into());
-        let value = serde_json::to_value(&cc).expect("json");
-        apply(
-            &Api::<ClientConfig>::namespaced(hub.clone(), NS),
-            &context,
-            value,
-        )
-        .await;
-    }
-    sim
-}
-
-pub async fn apply<K>(api: &Api<K>, name: &str, object: serde_json::Value)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    tokio::time::timeout(
-        CALL_TIMEOUT,
-        api.patch(
-            name,
-            &PatchParams::apply(TEST_MANAGER).force(),
-            &Patch::Apply(&object),
-        ),
-    )
-    .await
-    .expect("apply in time")
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
-}
-
-/// A K8ssandraCluster `name` with one datacenter of `size` per region given.
-pub fn k8ssandra_cluster(name: &str, regions: &[(&str, &str, i32)]) -> serde_json::Value {
-    let datacenters: Vec<serde_json::Value> = regions
-        .iter()
-        .map(|(dc, context, size)| {
-            serde_json::json!({"metadata": {"name": dc}, "k8sContext": context, "size": size})
-        })
-        .collect();
-    serde_json::json!({
-        "apiVersion": "k8ssandra.io/v1alpha1",
-        "kind": "K8ssandraCluster",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {"cassandra": {
-            "serverVersion": "4.1.5",
-            "storageConfig": {"cassandraDataVolumeClaimSpec": {
-                "storageClassName": "standard",
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "5Gi"}}
-            }},
-            "datacenters": datacenters
-        }}
-    })
-}
-
-pub fn write_kubeconfig(sim: &Sim, dir: &Path) -> PathBuf {
-    let path = dir.join("sim.kubeconfig");
-    sim.write_kubeconfig(&path).expect("write kubeconfig");
-    path
-}
-
-/// Polls `check` until it gives a value, at most `limit`.
-pub async fn wait_for<T, Fut>(what: &str, limit: Duration, mut check: impl FnMut() -> Fut) -> T
-where
-    Fut: Future<Output = Option<T>>,
-{
-    tokio::time::timeout(limit, async {
-        loop {
-            if let Some(value) = check().await {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("timed out after {limit:?} waiting for {what}"))
-}
-
-/// `federator run` in the background (JSON logs); SIGKILLed when dropped.
+/// `federator run` in the background against the sim's hub (context `sim-0`, namespace [`NS`],
+/// JSON logs captured, a probe every second, 2 s requests, its HTTP server on a free port);
+/// SIGKILLed when dropped.
 pub struct OperatorProcess {
     pub child: std::process::Child,
     logs: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
     /// Its Lease identity when the test named it (POD_NAME).
     pod_name: Option<String>,
 }
 
 impl OperatorProcess {
+    /// Started with `extra` arguments after the defaults (`--log-level debug`, say).
     pub fn start(kubeconfig: &Path, extra: &[&str]) -> OperatorProcess {
         OperatorProcess::start_with_env(kubeconfig, extra, &[])
     }
@@ -182,6 +41,7 @@ impl OperatorProcess {
             .args(["run", "--kubeconfig"])
             .arg(kubeconfig)
             .args(["--context", "sim-0", "--namespace", NS])
+            // Tests run in parallel: each operator's HTTP server on a port of its own.
             .args(["--http-addr", "127.0.0.1:0", "--log-format", "json"])
             .args(extra)
             .env_clear()
@@ -197,7 +57,7 @@ impl OperatorProcess {
         let logs = Arc::new(Mutex::new(String::new()));
         let stderr = child.stderr.take().expect("stderr");
         let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             use std::io::BufRead;
             for line in std::io::BufReader::new(stderr)
                 .lines()
@@ -216,6 +76,7 @@ impl OperatorProcess {
         OperatorProcess {
             child,
             logs,
+            reader: Some(reader),
             pod_name,
         }
     }
@@ -224,6 +85,11 @@ impl OperatorProcess {
         self.child.id()
     }
 
+    pub fn still_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Everything it logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().map(|l| l.clone()).unwrap_or_default()
     }
@@ -251,10 +117,20 @@ impl OperatorProcess {
         .await
     }
 
-    /// SIGKILL, no chance to release anything.
+    /// SIGKILL, no chance to release anything; returns once it is gone and every line it
+    /// logged is in [`OperatorProcess::logs`].
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    /// [`OperatorProcess::kill`], then everything it logged.
+    pub fn kill_for_logs(mut self) -> String {
+        self.kill();
+        self.logs()
     }
 
     /// Whether a User-Agent is this process's (`federator/<version> (<identity>)`, where the
@@ -272,6 +148,51 @@ impl Drop for OperatorProcess {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Runs `program` with `args` as a user would (no standard input), at most `limit`: (success,
+/// stdout, stderr).
+async fn run(
+    mut command: tokio::process::Command,
+    what: &str,
+    limit: Duration,
+) -> (bool, String, String) {
+    let output = tokio::time::timeout(limit, command.stdin(Stdio::null()).output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} finishes within {limit:?}"))
+        .unwrap_or_else(|e| panic!("{what} runs: {e}"));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `federator <args>` as a user runs it, in a clean environment but PATH (the developer's
+/// FEDERATOR_* never leak in), at most `limit`: (success, stdout, stderr).
+pub async fn run_federator<S: AsRef<OsStr>>(
+    args: impl IntoIterator<Item = S>,
+    limit: Duration,
+) -> (bool, String, String) {
+    let mut command = tokio::process::Command::new(FEDERATOR);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    run(command, "federator", limit).await
+}
+
+/// `kubectl --kubeconfig <kubeconfig> --cache-dir <cache> <args>`, at most 60 s: (success,
+/// stdout, stderr).
+pub async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut command = tokio::process::Command::new("kubectl");
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args);
+    run(command, "kubectl", Duration::from_secs(60)).await
 }
 
 /// GET `path` from the operator's HTTP server: (status, body); status 0 when it cannot connect.
@@ -343,12 +264,4 @@ pub fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
                 .flatten()
         })
         .sum()
-}
-
-pub fn hub_api<K>(client: &Client) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    Api::namespaced(client.clone(), NS)
 }
