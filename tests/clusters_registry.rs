@@ -47,7 +47,8 @@ impl Drop for Running {
 
 async fn start_controller(sim: &Sim) -> Running {
     let hub = sim.client(0).await.expect("hub client");
-    let registry = Registry::new(hub.clone(), settings());
+    let ops = federator::ops::Ops::new();
+    let registry = Registry::new(hub.clone(), settings(), ops.metrics.clone());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(controller::run(
         hub,
@@ -55,6 +56,7 @@ async fn start_controller(sim: &Sim) -> Running {
         registry.clone(),
         KubeconfigPolicy::default(),
         federator::ops::WriteFence::new(),
+        ops,
         shutdown_on(async move {
             let _ = stopped.await;
         }),

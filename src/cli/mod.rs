@@ -262,7 +262,8 @@ async fn run(args: RunArgs) -> ExitCode {
         env!("CARGO_PKG_VERSION")
     );
 
-    let client = match operator::hub_client(&settings).await {
+    let ops = ops::Ops::new();
+    let client = match operator::hub_client(&settings, &ops.metrics).await {
         Ok(c) => c,
         Err(e) => {
             error!(error = %e, "cannot reach the home cluster");
@@ -285,7 +286,7 @@ async fn run(args: RunArgs) -> ExitCode {
     }
 
     let shutdown = operator::shutdown_on(shutdown_signal());
-    let server = match ops::http::bind(settings.http_addr, shutdown.clone()).await {
+    let server = match ops::http::bind(settings.http_addr, ops.clone(), shutdown.clone()).await {
         Ok((_, serve)) => tokio::spawn(serve),
         Err(e) => {
             error!(error = %e, "cannot serve /metrics, /healthz and /readyz");
@@ -293,7 +294,7 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
     let failed = if settings.leader_election.enabled {
-        match operator::leader::run_elected(&settings, client, shutdown.clone()).await {
+        match operator::leader::run_elected(&settings, client, &ops, shutdown.clone()).await {
             Ok(operator::leader::Ended::Shutdown) => None,
             Ok(operator::leader::Ended::ControllerFailed(exit)) => Some(exit),
             Err(e) => {
@@ -302,8 +303,8 @@ async fn run(args: RunArgs) -> ExitCode {
             }
         }
     } else {
-        ops::health().set_role(ops::health::Role::Leader);
-        let running = Operator::start(&settings, client, shutdown.clone());
+        ops.health.set_role(ops::health::Role::Leader);
+        let running = Operator::start(&settings, client, &ops, shutdown.clone());
         running.run_until(shutdown.clone()).await.err()
     };
     if let Some(exit) = failed {

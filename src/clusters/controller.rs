@@ -91,6 +91,7 @@ pub async fn run(
     registry: Registry,
     policy: KubeconfigPolicy,
     fence: crate::ops::WriteFence,
+    ops: crate::ops::Ops,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let request_timeout = registry.settings().request_timeout;
@@ -121,7 +122,7 @@ pub async fn run(
         .changes()
         .flat_map(move |change| stream::iter(objects_to_requeue(&by_change, &change)));
 
-    crate::ops::health().track_cache("clientconfig", store.clone());
+    ops.health.track_cache("clientconfig", store.clone());
     let context = Arc::new(ControllerContext {
         events: Events::new(client.clone(), FIELD_MANAGER),
         client,
@@ -147,7 +148,7 @@ pub async fn run(
         .reconcile_on(region_triggers)
         .graceful_shutdown_on(shutdown)
         .run(
-            crate::ops::instrument("clientconfig", ClientConfig::context_name, &backoff, reconcile),
+            crate::ops::instrument("clientconfig", ClientConfig::context_name, &backoff, &ops.metrics, reconcile),
             error_policy,
             context,
         )

@@ -46,6 +46,7 @@ pub(crate) async fn run(
     request_timeout: Duration,
     changes: broadcast::Sender<RegionChange>,
     hub: Arc<HubIdentity>,
+    metrics: Arc<crate::ops::Metrics>,
 ) {
     let timeout = probe_timeout(interval, request_timeout);
     let client = region.probe_client();
@@ -68,8 +69,7 @@ pub(crate) async fn run(
         }
         if region.record_probe(outcome) {
             let health = region.health();
-            crate::ops::metrics()
-                .set_region_reachable(region.context(), health.reachable == Some(true));
+            metrics.set_region_reachable(region.context(), health.reachable == Some(true));
             let kind = if health.reachable == Some(true) {
                 info!(
                     context = region.context(),

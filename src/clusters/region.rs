@@ -10,6 +10,7 @@ use tower::timeout::{Timeout, TimeoutLayer};
 use tower::util::Either;
 
 use super::transport::Transport;
+use crate::ops::Metrics;
 use crate::settings::RegionSettings;
 
 /// Why a region cannot be used right now. Callers get it at once, without a network call.
@@ -143,6 +144,7 @@ impl Region {
         credential_expiry: Option<Timestamp>,
         config: kube::Config,
         settings: &RegionSettings,
+        metrics: &Arc<Metrics>,
     ) -> Result<Region, kube::Error> {
         // One pool for both: the prober sees the connection callers use.
         let transport = transport(config, settings.connect_timeout)?;
@@ -151,8 +153,15 @@ impl Region {
             &context,
             settings.request_timeout,
             Some(settings.max_concurrent_requests),
+            metrics,
         );
-        let probe_client = wrapped_client(&transport, &context, settings.request_timeout, None);
+        let probe_client = wrapped_client(
+            &transport,
+            &context,
+            settings.request_timeout,
+            None,
+            metrics,
+        );
         Ok(Region {
             inner: Arc::new(RegionInner {
                 context,
@@ -331,6 +340,7 @@ pub fn build_client(
     connect_timeout: Duration,
     request_timeout: Duration,
     max_concurrent_requests: Option<usize>,
+    metrics: &Arc<Metrics>,
 ) -> Result<kube::Client, kube::Error> {
     let transport = transport(config, connect_timeout)?;
     Ok(wrapped_client(
@@ -338,6 +348,7 @@ pub fn build_client(
         region,
         request_timeout,
         max_concurrent_requests,
+        metrics,
     ))
 }
 
@@ -359,9 +370,16 @@ fn wrapped_client(
     region: &str,
     request_timeout: Duration,
     max_concurrent_requests: Option<usize>,
+    metrics: &Arc<Metrics>,
 ) -> kube::Client {
     transport.client(tower::layer::layer_fn(|stack| {
-        bounded(stack, region, request_timeout, max_concurrent_requests)
+        bounded(
+            stack,
+            region,
+            request_timeout,
+            max_concurrent_requests,
+            metrics,
+        )
     }))
 }
 
@@ -374,6 +392,7 @@ fn bounded<S, B>(
     region: &str,
     request_timeout: Duration,
     max_concurrent_requests: Option<usize>,
+    metrics: &Arc<Metrics>,
 ) -> crate::ops::metrics::RegionMetricsService<Timeout<Either<ConcurrencySlots<S>, S>>>
 where
     S: tower::Service<
@@ -389,7 +408,7 @@ where
         Some(max) => Either::Left(ConcurrencySlots::new(inner, max)),
         None => Either::Right(inner),
     };
-    crate::ops::metrics::RegionMetricsLayer::new(region)
+    crate::ops::metrics::RegionMetricsLayer::new(region, Arc::clone(metrics))
         .layer(TimeoutLayer::new(request_timeout).layer(limited))
 }
 
@@ -480,6 +499,7 @@ mod tests {
             None,
             config,
             &settings,
+            &Default::default(),
         )
         .expect("a region")
     }
@@ -527,7 +547,11 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(10)).await;
             Ok::<_, tower::BoxError>(http::Response::new(String::from("{}")))
         });
-        let client = kube::Client::new(bounded(silent, "slots-test", timeout, Some(1)), "default");
+        let metrics = Arc::default();
+        let client = kube::Client::new(
+            bounded(silent, "slots-test", timeout, Some(1), &metrics),
+            "default",
+        );
         let started = std::time::Instant::now();
         let call = || {
             let client = client.clone();

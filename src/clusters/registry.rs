@@ -13,6 +13,7 @@ use super::identity::{self, HubIdentity};
 use super::kubeconfig::{Refusal, RegionKubeconfig};
 use super::probe;
 use super::region::{HealthReport, Region, RegionError};
+use crate::ops::Metrics;
 use crate::settings::RegionSettings;
 
 /// How many changes a slow subscriber may fall behind before it gets [`RegionChange::Resync`].
@@ -32,6 +33,7 @@ struct RegistryInner {
     settings: RegionSettings,
     slots: RwLock<BTreeMap<String, Slot>>,
     changes: broadcast::Sender<RegionChange>,
+    metrics: Arc<Metrics>,
 }
 
 /// What the registry holds for one context.
@@ -73,8 +75,9 @@ pub struct RegionSummary {
 }
 
 impl Registry {
-    /// A registry whose context "" is the hub, reached with `hub`.
-    pub fn new(hub: kube::Client, settings: RegionSettings) -> Registry {
+    /// A registry whose context "" is the hub, reached with `hub`; its regions' requests and
+    /// reachability are recorded in `metrics`.
+    pub fn new(hub: kube::Client, settings: RegionSettings, metrics: Arc<Metrics>) -> Registry {
         let (changes, _) = broadcast::channel(CHANGE_BUFFER);
         Registry {
             inner: Arc::new(RegistryInner {
@@ -84,6 +87,7 @@ impl Registry {
                 settings,
                 slots: RwLock::new(BTreeMap::new()),
                 changes,
+                metrics,
             }),
         }
     }
@@ -261,6 +265,7 @@ impl Registry {
             kubeconfig.credential_expiry,
             config,
             &self.inner.settings,
+            &self.inner.metrics,
         )
         .map_err(|_| {
             // kube's message could name parts of the credentials; say which part failed.
@@ -285,6 +290,7 @@ impl Registry {
             self.inner.settings.request_timeout,
             self.inner.changes.clone(),
             self.inner.hub_identity.clone(),
+            Arc::clone(&self.inner.metrics),
         ));
         let slot = Slot {
             source: source.to_string(),
@@ -347,7 +353,7 @@ impl Registry {
         };
         for context in removed {
             info!(context = %context, client_config = source, "region removed");
-            crate::ops::metrics().forget_region(&context);
+            self.inner.metrics.forget_region(&context);
             self.notify(context, ChangeKind::Removed);
         }
     }
@@ -364,7 +370,7 @@ impl Registry {
             SlotState::Connected { region, .. } => region.health().reachable == Some(true),
             SlotState::Misconfigured(_) => false,
         };
-        crate::ops::metrics().set_region_reachable(context, reachable);
+        self.inner.metrics.set_region_reachable(context, reachable);
         let previous = self.write_slots().insert(context.to_string(), slot);
         let kind = match (&previous, connected) {
             (_, false) => ChangeKind::Misconfigured,

@@ -81,6 +81,7 @@ pub struct ComponentContext {
     pub images: ImageSettings,
     pub stargate_events: Events,
     pub reaper_events: Events,
+    pub ops: crate::ops::Ops,
 }
 
 /// The Stargate and Reaper controllers on `client`'s cluster, by name, each running until
@@ -88,6 +89,7 @@ pub struct ComponentContext {
 pub fn controllers<S>(
     client: kube::Client,
     settings: &Settings,
+    ops: crate::ops::Ops,
     shutdown: S,
 ) -> [(&'static str, BoxFuture<'static, ()>); 2]
 where
@@ -98,6 +100,7 @@ where
         images: settings.images.clone(),
         stargate_events: Events::new(client.clone(), STARGATE_FIELD_MANAGER),
         reaper_events: Events::new(client.clone(), REAPER_FIELD_MANAGER),
+        ops,
     });
     [
         (
@@ -139,7 +142,8 @@ async fn run_component<K>(
         scoped::<K>(&client, &watch_namespaces),
         watcher::Config::default(),
     );
-    crate::ops::health().track_cache(name, controller.store());
+    (context.ops.health).track_cache(name, controller.store());
+    let metrics = Arc::clone(&context.ops.metrics);
     let datacenter_changes = watcher(
         scoped::<CassandraDatacenter>(&client, &watch_namespaces),
         watcher::Config::default(),
@@ -192,7 +196,13 @@ async fn run_component<K>(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            crate::ops::instrument(name, |_: &K| String::new(), &backoff, reconcile::<K>),
+            crate::ops::instrument(
+                name,
+                |_: &K| String::new(),
+                &backoff,
+                &metrics,
+                reconcile::<K>,
+            ),
             backoff.error_policy(),
             context,
         )

@@ -120,6 +120,7 @@ pub struct ControllerContext {
     pub referenced: ReferencedConfigMaps,
     /// Region writes run in tasks of their own, stopped with the operator.
     pub fence: crate::ops::WriteFence,
+    pub ops: crate::ops::Ops,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -128,6 +129,7 @@ pub async fn run(
     registry: Registry,
     watch_namespaces: Vec<String>,
     fence: crate::ops::WriteFence,
+    ops: crate::ops::Ops,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, cluster_events) = reflected(
@@ -158,7 +160,7 @@ pub async fn run(
         .watches_stream(labelled_changes, |secret| {
             super::watches::owner_of_meta(&secret.metadata)
         });
-    crate::ops::health().track_cache("k8ssandracluster", store.clone());
+    ops.health.track_cache("k8ssandracluster", store.clone());
     let region_triggers = registry
         .changes()
         .flat_map(move |change| stream::iter(clusters_using_change(&store, &change)));
@@ -185,7 +187,9 @@ pub async fn run(
         seed_memo: Default::default(),
         referenced,
         fence,
+        ops,
     });
+    let metrics = Arc::clone(&context.ops.metrics);
     let backoff = crate::ops::RetryBackoff::default();
     info!("K8ssandraCluster controller started");
     let controller = controller
@@ -199,7 +203,7 @@ pub async fn run(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            crate::ops::instrument("k8ssandracluster", region_names, &backoff, reconcile),
+            crate::ops::instrument("k8ssandracluster", region_names, &backoff, &metrics, reconcile),
             backoff.error_policy(),
             context,
         )
@@ -422,7 +426,7 @@ async fn apply_cluster(
         && (actions.decisions.iter())
             .all(|d| matches!(d.decision, Decision::Create | Decision::Update));
     let metrics_key = format!("{}/{}", k8c.namespace().unwrap_or_default(), k8c.name_any());
-    crate::ops::metrics().fanout_progress(&metrics_key, k8c.metadata.generation, applied);
+    (context.ops.metrics).fanout_progress(&metrics_key, k8c.metadata.generation, applied);
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
     let mut status = cluster_status(
         &input(error_text.as_deref(), seeds.unresolved.as_deref()),
@@ -1441,7 +1445,7 @@ fn forget_cluster(context: &ControllerContext, k8c: &K8ssandraCluster) {
     if let Ok(resolver) = &context.resolver {
         resolver.forget_cluster(&format!("{namespace}/{name}"));
     }
-    crate::ops::metrics().fanout_forget(&format!("{namespace}/{name}"));
+    (context.ops.metrics).fanout_forget(&format!("{namespace}/{name}"));
 }
 
 /// What is still in the way of deleting the cluster in this region (empty when nothing is).

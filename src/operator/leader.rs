@@ -18,7 +18,8 @@ use tracing::{info, warn};
 
 use super::{ControllerExit, Operator, Shutdown};
 use crate::home::{HomeClientError, HomeCluster};
-use crate::ops::health::{Role, health};
+use crate::ops::Ops;
+use crate::ops::health::Role;
 use crate::settings::Settings;
 
 /// How long a Lease stays valid after its last renewal.
@@ -45,9 +46,11 @@ pub enum Ended {
 pub async fn run_elected(
     settings: &Settings,
     hub: kube::Client,
+    ops: &Ops,
     shutdown: Shutdown,
 ) -> Result<Ended, HomeClientError> {
-    let lease_client = lease_client(settings).await?;
+    let lease_client = lease_client(settings, ops).await?;
+    let health = &ops.health;
     let election = &settings.leader_election;
     let identity = crate::ops::identity();
     info!(
@@ -70,17 +73,17 @@ pub async fn run_elected(
             Ok(manager) => manager,
             Err(error) => {
                 warn!(error = %error, "leader election: the lease cannot be read");
-                health().set_role(Role::Starting);
+                health.set_role(Role::Starting);
                 if wait_or_shutdown(&shutdown).await {
                     return Ok(Ended::Shutdown);
                 }
                 continue;
             }
         };
-        if health().readiness().role != Role::Leader {
-            health().set_role(Role::Follower);
+        if health.readiness().role != Role::Leader {
+            health.set_role(Role::Follower);
         }
-        if let Some(ended) = follow(settings, &hub, &manager, &shutdown).await {
+        if let Some(ended) = follow(settings, &hub, ops, &manager, &shutdown).await {
             return Ok(ended);
         }
         if wait_or_shutdown(&shutdown).await {
@@ -94,9 +97,11 @@ pub async fn run_elected(
 async fn follow(
     settings: &Settings,
     hub: &kube::Client,
+    ops: &Ops,
     manager: &LeaseManager,
     shutdown: &Shutdown,
 ) -> Option<Ended> {
+    let health = &ops.health;
     let mut running: Option<Operator> = None;
     loop {
         tokio::select! {
@@ -105,7 +110,7 @@ async fn follow(
                 if let Some(operator) = running.take() {
                     // A controller that fails now is stopped with the others.
                     let _ = operator.run_until(futures::future::ready(())).await;
-                    stopped();
+                    stopped(ops);
                 }
                 release(manager).await;
                 return Some(Ended::Shutdown);
@@ -113,7 +118,7 @@ async fn follow(
             exit = failure_of(&mut running) => {
                 if let Some(operator) = running.take() {
                     operator.abort().await;
-                    stopped();
+                    stopped(ops);
                 }
                 release(manager).await;
                 warn!(%exit, "leader election: a controller failed; controllers stopped and the lease released");
@@ -122,26 +127,26 @@ async fn follow(
             changed = manager.changed() => match changed {
                 Ok(true) => {
                     info!(identity = crate::ops::identity(), "leader election: became the leader");
-                    health().set_role(Role::Leader);
-                    running = Some(Operator::start(settings, hub.clone(), shutdown.clone()));
+                    health.set_role(Role::Leader);
+                    running = Some(Operator::start(settings, hub.clone(), ops, shutdown.clone()));
                 }
                 Ok(false) => {
                     if let Some(operator) = running.take() {
                         warn!("leader election: lost the lease; controllers stopped");
                         operator.abort().await;
-                        stopped();
+                        stopped(ops);
                     }
-                    health().set_role(Role::Follower);
+                    health.set_role(Role::Follower);
                 }
                 Err(error) => {
                     if let Some(operator) = running.take() {
                         operator.abort().await;
-                        stopped();
+                        stopped(ops);
                         warn!(error = %error, "leader election: the lease could not be renewed; controllers stopped");
                     } else {
                         warn!(error = %error, "leader election: the lease cannot be read");
                     }
-                    health().set_role(Role::Starting);
+                    health.set_role(Role::Starting);
                     return None;
                 }
             }
@@ -164,9 +169,9 @@ async fn release(manager: &LeaseManager) {
     }
 }
 
-fn stopped() {
-    health().controllers_stopped();
-    crate::ops::metrics().forget_regions();
+fn stopped(ops: &Ops) {
+    ops.health.controllers_stopped();
+    ops.metrics.forget_regions();
 }
 
 /// Sleeps [`RETRY_DELAY`]; true when `shutdown` came first.
@@ -178,7 +183,7 @@ async fn wait_or_shutdown(shutdown: &Shutdown) -> bool {
 }
 
 /// A hub client whose every request gives up after [`LEASE_REQUEST_TIMEOUT`].
-async fn lease_client(settings: &Settings) -> Result<kube::Client, HomeClientError> {
+async fn lease_client(settings: &Settings, ops: &Ops) -> Result<kube::Client, HomeClientError> {
     let home = HomeCluster {
         kubeconfig: settings.kubeconfig.clone(),
         context: settings.context.clone(),
@@ -190,5 +195,6 @@ async fn lease_client(settings: &Settings) -> Result<kube::Client, HomeClientErr
         settings.regions.connect_timeout.min(LEASE_REQUEST_TIMEOUT),
         LEASE_REQUEST_TIMEOUT,
         None,
+        &ops.metrics,
     )?)
 }

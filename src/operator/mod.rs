@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
@@ -14,7 +15,7 @@ use tracing::{error, info, warn};
 
 use crate::clusters::{self, KubeconfigPolicy, Registry};
 use crate::home::{HomeClientError, HomeCluster};
-use crate::ops::WriteFence;
+use crate::ops::{Metrics, Ops, WriteFence};
 use crate::settings::{Mode, Settings};
 use crate::{dataplane, federation};
 
@@ -44,7 +45,10 @@ pub type Shutdown = Shared<BoxFuture<'static, ()>>;
 
 /// The hub client of a running operator: every request bounded by the request timeout (the
 /// per-region concurrency limit is not applied: the hub carries every controller's watches).
-pub async fn hub_client(settings: &Settings) -> Result<kube::Client, HomeClientError> {
+pub async fn hub_client(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+) -> Result<kube::Client, HomeClientError> {
     let home = HomeCluster {
         kubeconfig: settings.kubeconfig.clone(),
         context: settings.context.clone(),
@@ -56,14 +60,15 @@ pub async fn hub_client(settings: &Settings) -> Result<kube::Client, HomeClientE
         settings.regions.connect_timeout,
         settings.regions.request_timeout,
         None,
+        metrics,
     )?)
 }
 
 /// The controller tasks, by name, so that one that ends is known.
-#[derive(Default)]
 pub struct Controllers {
     tasks: JoinSet<()>,
     names: HashMap<tokio::task::Id, &'static str>,
+    metrics: Arc<Metrics>,
 }
 
 /// A controller that ended while the operator should run.
@@ -85,12 +90,20 @@ impl fmt::Display for ControllerExit {
 }
 
 impl Controllers {
+    pub fn new(metrics: Arc<Metrics>) -> Controllers {
+        Controllers {
+            tasks: JoinSet::new(),
+            names: HashMap::new(),
+            metrics,
+        }
+    }
+
     pub fn spawn(
         &mut self,
         name: &'static str,
         controller: impl Future<Output = ()> + Send + 'static,
     ) {
-        crate::ops::metrics().controller_started(name);
+        self.metrics.controller_started(name);
         let task = self.tasks.spawn(controller);
         self.names.insert(task.id(), name);
     }
@@ -136,17 +149,27 @@ pub struct Operator {
     controllers: Controllers,
     /// The writes the controllers run in tasks of their own.
     fence: WriteFence,
+    ops: Ops,
 }
 
 impl Operator {
-    /// Starts the controllers of `settings.mode`.
-    pub fn start(settings: &Settings, hub: kube::Client, shutdown: Shutdown) -> Operator {
-        let mut controllers = Controllers::default();
+    /// Starts the controllers of `settings.mode`, recording into `ops`.
+    pub fn start(
+        settings: &Settings,
+        hub: kube::Client,
+        ops: &Ops,
+        shutdown: Shutdown,
+    ) -> Operator {
+        let mut controllers = Controllers::new(Arc::clone(&ops.metrics));
         let fence = WriteFence::new();
         let registry = match settings.mode {
             Mode::ControlPlane => {
-                let registry = Registry::new(hub.clone(), settings.regions.clone())
-                    .with_hub_namespaces(settings.watch_namespaces.clone());
+                let registry = Registry::new(
+                    hub.clone(),
+                    settings.regions.clone(),
+                    Arc::clone(&ops.metrics),
+                )
+                .with_hub_namespaces(settings.watch_namespaces.clone());
                 let policy = KubeconfigPolicy {
                     allow_exec_credentials: settings.allow_exec_credentials,
                     allow_insecure_skip_tls_verify: settings.regions.allow_insecure_skip_tls_verify,
@@ -159,6 +182,7 @@ impl Operator {
                         registry.clone(),
                         policy,
                         fence.clone(),
+                        ops.clone(),
                         shutdown.clone(),
                     ),
                 );
@@ -169,6 +193,7 @@ impl Operator {
                         registry.clone(),
                         settings.watch_namespaces.clone(),
                         fence.clone(),
+                        ops.clone(),
                         shutdown.clone(),
                     ),
                 );
@@ -178,6 +203,7 @@ impl Operator {
                         hub.clone(),
                         registry.clone(),
                         settings.watch_namespaces.clone(),
+                        ops.clone(),
                         shutdown.clone(),
                     ),
                 );
@@ -188,7 +214,9 @@ impl Operator {
             Mode::DataPlane => None,
         };
         // Stargate and Reaper live in the cluster they serve: their controllers run in both modes.
-        for (name, controller) in dataplane::controller::controllers(hub, settings, shutdown) {
+        for (name, controller) in
+            dataplane::controller::controllers(hub, settings, ops.clone(), shutdown)
+        {
             controllers.spawn(name, controller);
         }
         info!(mode = %settings.mode, controllers = controllers.len(), "controllers started");
@@ -196,6 +224,7 @@ impl Operator {
             registry,
             controllers,
             fence,
+            ops: ops.clone(),
         }
     }
 
@@ -215,8 +244,8 @@ impl Operator {
             cause = exit.cause.label(),
             "{exit}: stopping"
         );
-        crate::ops::metrics().controller_exited(exit.controller, exit.cause.label());
-        crate::ops::health().controller_failed(exit.controller);
+        (self.ops.metrics).controller_exited(exit.controller, exit.cause.label());
+        self.ops.health.controller_failed(exit.controller);
         exit
     }
 

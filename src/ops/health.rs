@@ -6,7 +6,7 @@
 //! follower that reads the Lease.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use kube::runtime::reflector::Store;
 use serde::Serialize;
@@ -39,9 +39,10 @@ struct State {
 }
 
 /// The readiness of this replica.
-#[derive(Debug)]
 pub struct Health {
     state: Mutex<State>,
+    /// Where leadership shows (`federator_leader`).
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 /// What `/readyz` reports.
@@ -53,15 +54,10 @@ pub struct Readiness {
     pub pending_caches: Vec<&'static str>,
 }
 
-/// The process's health.
-pub fn health() -> &'static Health {
-    static HEALTH: OnceLock<Health> = OnceLock::new();
-    HEALTH.get_or_init(Health::new)
-}
-
 impl Health {
-    fn new() -> Health {
+    pub fn new(metrics: Arc<super::metrics::Metrics>) -> Health {
         Health {
+            metrics,
             state: Mutex::new(State {
                 role: Role::Starting,
                 epoch: 0,
@@ -83,7 +79,7 @@ impl Health {
         if state.failed_controller.is_none() {
             state.role = role;
         }
-        super::metrics().set_leader(state.role == Role::Leader);
+        self.metrics.set_leader(state.role == Role::Leader);
     }
 
     /// A controller ended while it should run: `/healthz` and `/readyz` fail from now on.
@@ -91,7 +87,7 @@ impl Health {
         let mut state = self.state();
         state.failed_controller.get_or_insert(controller);
         state.role = Role::Failed;
-        super::metrics().set_leader(false);
+        self.metrics.set_leader(false);
     }
 
     /// The controller that failed, if one did (then the process is not alive).
@@ -100,7 +96,7 @@ impl Health {
     }
 
     /// Readiness waits for this controller cache to sync (called where a controller starts).
-    pub fn track_cache<K>(&self, name: &'static str, store: Store<K>)
+    pub fn track_cache<K>(self: &Arc<Self>, name: &'static str, store: Store<K>)
     where
         K: kube::Resource + Clone + Send + Sync + 'static,
         K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
@@ -111,6 +107,7 @@ impl Health {
             state.caches.insert(name, (epoch, false));
             epoch
         };
+        let health = Arc::clone(self);
         tokio::spawn(async move {
             // The store's readiness wakes only its last waiter (the controller also waits on
             // it), so look again every so often instead of waiting once.
@@ -120,11 +117,11 @@ impl Health {
                     Ok(Err(_)) => return,
                     Err(_) => {}
                 }
-                if health().state().epoch != epoch {
+                if health.state().epoch != epoch {
                     return;
                 }
             }
-            let mut state = health().state();
+            let mut state = health.state();
             if let Some(entry) = state.caches.get_mut(name)
                 && entry.0 == epoch
             {
@@ -168,7 +165,7 @@ mod tests {
 
     #[test]
     fn a_leader_is_ready_once_its_caches_synced_and_a_follower_at_once() {
-        let health = Health::new();
+        let health = Health::new(Default::default());
         assert!(!health.readiness().ready, "not ready while starting");
         health.set_role(Role::Follower);
         assert!(health.readiness().ready);
@@ -185,7 +182,7 @@ mod tests {
 
     #[test]
     fn a_failed_controller_ends_readiness_for_good() {
-        let health = Health::new();
+        let health = Health::new(Default::default());
         health.set_role(Role::Leader);
         assert_eq!(health.failed_controller(), None);
         health.controller_failed("stargate");

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,6 +27,7 @@ pub struct BindError {
 /// `http server listening addr=...`.
 pub async fn bind(
     addr: SocketAddr,
+    ops: super::Ops,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()> + Send), BindError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -35,7 +37,7 @@ pub async fn bind(
         .local_addr()
         .map_err(|source| BindError { addr, source })?;
     info!(addr = %bound, "http server listening");
-    let app = router();
+    let app = router(ops);
     let serve = async move {
         if let Err(error) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -47,23 +49,24 @@ pub async fn bind(
     Ok((bound, serve))
 }
 
-fn router() -> Router {
+fn router(ops: super::Ops) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(ops)
 }
 
-async fn metrics() -> Response {
+async fn metrics(State(ops): State<super::Ops>) -> Response {
     (
         [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
-        super::metrics().encode(),
+        ops.metrics.encode(),
     )
         .into_response()
 }
 
-async fn healthz() -> Response {
-    match super::health().failed_controller() {
+async fn healthz(State(ops): State<super::Ops>) -> Response {
+    match ops.health.failed_controller() {
         None => "ok\n".into_response(),
         Some(controller) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -73,8 +76,8 @@ async fn healthz() -> Response {
     }
 }
 
-async fn readyz() -> Response {
-    let readiness = super::health().readiness();
+async fn readyz(State(ops): State<super::Ops>) -> Response {
+    let readiness = ops.health.readiness();
     let status = if readiness.ready {
         StatusCode::OK
     } else {

@@ -1,14 +1,14 @@
 //! The operator's metrics, process-wide (one scrape shows every controller and region), in
 //! OpenMetrics text with prometheus-client.
 //!
-//! Controllers record through [`metrics()`]; reconciles are counted and timed by
+//! One [`Metrics`] per running operator, passed to what records into it ([`super::Ops`]); reconciles are counted and timed by
 //! [`crate::ops::instrument`], region requests by [`RegionMetricsLayer`] on every region client,
 //! fan-out lag by [`Metrics::fanout_progress`] from the K8ssandraCluster controller.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -120,14 +120,14 @@ pub const METRIC_NAMES: &[&str] = &[
     "federator_leader",
 ];
 
-/// The process's metrics.
-pub fn metrics() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
-    fn new() -> Metrics {
+    pub fn new() -> Metrics {
         let mut registry = MetricRegistry::with_prefix("federator");
         let reconciles = Family::default();
         registry.register(
@@ -247,7 +247,7 @@ impl Metrics {
 
     /// A region whose ClientConfig went: its series go from the scrape.
     pub fn forget_region(&self, context: &str) {
-        let region = RegionMetricsLayer::new(context).region;
+        let region = region_label(context);
         for method in [
             http::Method::GET,
             http::Method::POST,
@@ -396,21 +396,27 @@ fn controller_labels(controller: &str) -> ControllerLabels {
 }
 
 /// A tower layer counting and timing every request of one region's client.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RegionMetricsLayer {
     region: String,
+    metrics: Arc<Metrics>,
+}
+
+/// The `region` label of a context: the context, or [`HUB_REGION`] for the hub's "".
+fn region_label(context: &str) -> String {
+    if context.is_empty() {
+        HUB_REGION.to_string()
+    } else {
+        context.to_string()
+    }
 }
 
 impl RegionMetricsLayer {
     /// `region` is the context name; the hub's client uses [`HUB_REGION`].
-    pub fn new(region: &str) -> RegionMetricsLayer {
-        let region = if region.is_empty() {
-            HUB_REGION
-        } else {
-            region
-        };
+    pub fn new(region: &str, metrics: Arc<Metrics>) -> RegionMetricsLayer {
         RegionMetricsLayer {
-            region: region.to_string(),
+            region: region_label(region),
+            metrics,
         }
     }
 }
@@ -421,14 +427,16 @@ impl<S> tower::Layer<S> for RegionMetricsLayer {
         RegionMetricsService {
             inner,
             region: self.region.clone(),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RegionMetricsService<S> {
     inner: S,
     region: String,
+    metrics: Arc<Metrics>,
 }
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RegionMetricsService<S>
@@ -447,6 +455,7 @@ where
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
         let method = request.method().as_str().to_string();
         let region = self.region.clone();
+        let metrics = Arc::clone(&self.metrics);
         let started = Instant::now();
         let response = self.inner.call(request);
         Box::pin(async move {
@@ -458,7 +467,7 @@ where
                 }
                 Err(_) => true,
             };
-            metrics().region_request(&region, &method, started.elapsed(), failed);
+            metrics.region_request(&region, &method, started.elapsed(), failed);
             result
         })
     }

@@ -1,9 +1,10 @@
-//! Operability: metrics, health, leader election, and the reconcile wrapper every controller
-//! uses for its metrics and its log span.
+//! Operability: metrics, health, retry backoff, the write fence, and the reconcile wrapper every
+//! controller uses for its metrics and its log span.
 //!
 //! A controller gets both in one line at its `run(...)` call:
-//! `.run(ops::instrument("replicatedsecret", |rs: &ReplicatedSecret| region_of(rs), &backoff, reconcile), backoff.error_policy(), ...)`,
-//! where `backoff` is the controller's [`RetryBackoff`] (failed objects are retried after it).
+//! `.run(ops::instrument("replicatedsecret", |rs: &ReplicatedSecret| region_of(rs), &backoff, &ops.metrics, reconcile), backoff.error_policy(), ...)`,
+//! where `backoff` is the controller's [`RetryBackoff`] (failed objects are retried after it)
+//! and `ops` the operator's [`Ops`].
 
 pub mod backoff;
 pub mod fence;
@@ -22,8 +23,32 @@ use tracing::Instrument as _;
 
 pub use backoff::RetryBackoff;
 pub use fence::WriteFence;
-pub use health::health;
-pub use metrics::metrics;
+pub use health::Health;
+pub use metrics::Metrics;
+
+/// A running operator's metrics and health, passed to everything that records into them (as
+/// controller-rs passes its context): one per process, or per operator a test starts.
+#[derive(Clone)]
+pub struct Ops {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+impl Default for Ops {
+    fn default() -> Self {
+        Ops::new()
+    }
+}
+
+impl Ops {
+    pub fn new() -> Ops {
+        let metrics = Arc::new(Metrics::new());
+        Ops {
+            health: Arc::new(Health::new(Arc::clone(&metrics))),
+            metrics,
+        }
+    }
+}
 
 /// Reconciles one controller runs at once. Each holds its requests' HTTP/1.1 connections, which
 /// stay open for reuse: unbounded, a thousand clusters created together would open thousands.
@@ -70,6 +95,7 @@ pub fn instrument<K, Ctx, E, F, Fut>(
     controller: &'static str,
     region_of: impl Fn(&K) -> String + Send + 'static,
     backoff: &RetryBackoff,
+    metrics: &Arc<Metrics>,
     mut reconcile: F,
 ) -> impl FnMut(Arc<K>, Arc<Ctx>) -> ReconcileFuture<E>
 where
@@ -79,6 +105,7 @@ where
     E: ErrorLabel + 'static,
 {
     let backoff = backoff.clone();
+    let metrics = Arc::clone(metrics);
     move |object: Arc<K>, context: Arc<Ctx>| {
         let key = object_key(object.as_ref());
         let span = tracing::info_span!(
@@ -89,16 +116,17 @@ where
         );
         let work = reconcile(object, context);
         let backoff = backoff.clone();
+        let metrics = Arc::clone(&metrics);
         Box::pin(
             async move {
                 if panic_injected_into(controller) {
                     panic!("{PANIC_ON_RECONCILE_VARIABLE} names the {controller} controller");
                 }
-                metrics().reconcile_started(controller);
+                metrics.reconcile_started(controller);
                 let started = Instant::now();
                 let result = work.await;
                 let error = result.as_ref().err().map(ErrorLabel::metric_label);
-                metrics().reconcile_finished(controller, started.elapsed(), error, E::KINDS);
+                metrics.reconcile_finished(controller, started.elapsed(), error, E::KINDS);
                 if result.is_ok() {
                     backoff.succeeded(&key);
                 }

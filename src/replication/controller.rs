@@ -105,6 +105,7 @@ pub async fn run(
     hub: kube::Client,
     registry: Registry,
     watch_namespaces: Vec<String>,
+    ops: crate::ops::Ops,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (store, replicated_events) = reflected(
@@ -114,7 +115,7 @@ pub async fn run(
     let replicated_changes = replicated_events.applied_objects();
     let sources = scoped::<Secret>(&hub, &watch_namespaces);
     let controller = Controller::for_stream(replicated_changes, store.clone());
-    crate::ops::health().track_cache("replicatedsecret", store.clone());
+    ops.health.track_cache("replicatedsecret", store.clone());
     let source_store = store.clone();
     let selecting = Arc::new(SelectingReplicatedSecrets::default());
     let mapper_selecting = selecting.clone();
@@ -146,7 +147,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(
             // The hub holds every ReplicatedSecret; its targets name the regions.
-            crate::ops::instrument("replicatedsecret", |_: &ReplicatedSecret| String::new(), &backoff, reconcile),
+            crate::ops::instrument("replicatedsecret", |_: &ReplicatedSecret| String::new(), &backoff, &ops.metrics, reconcile),
             backoff.error_policy(),
             context,
         )

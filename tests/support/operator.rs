@@ -36,9 +36,11 @@ impl InProcessOperator {
         settings.regions.request_timeout = Duration::from_secs(2);
         adjust(&mut settings);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // Each operator records into its own metrics and health, as a process would.
         let operator = Operator::start(
             &settings,
             client.clone(),
+            &federator::ops::Ops::new(),
             shutdown_on(async move {
                 let _ = stopped.await;
             }),
