@@ -431,6 +431,33 @@ fn cel_go_snippets(report: &str) -> String {
     report.replace("\n| ", "\n | ")
 }
 
+impl typecheck::DeclaredSchema for SchemaNode {
+    fn value_schema(&self) -> Option<&dyn typecheck::DeclaredSchema> {
+        self.additional_schema()
+            .map(|s| s as &dyn typecheck::DeclaredSchema)
+    }
+    fn item_schema(&self) -> Option<&dyn typecheck::DeclaredSchema> {
+        self.items
+            .as_deref()
+            .map(|s| s as &dyn typecheck::DeclaredSchema)
+    }
+    fn is_declared_object(&self) -> bool {
+        self.type_name.as_deref() == Some("object")
+            && !self.has_additional()
+            && !self.preserve_unknown_fields
+            && !self.properties.is_empty()
+    }
+    fn property(&self, field: &str) -> Option<&dyn typecheck::DeclaredSchema> {
+        self.properties
+            .iter()
+            .find(|(name, _)| super::escape::escape_property(name) == field)
+            .map(|(_, node)| node as &dyn typecheck::DeclaredSchema)
+    }
+    fn is_embedded_resource(&self) -> bool {
+        self.embedded_resource
+    }
+}
+
 /// What the CRD validation finds in a compiled rule against its node: fields the schema does
 /// not declare (cel-go's checker), in the rule or its messageExpression, and a fieldPath
 /// that leads nowhere.

@@ -5,15 +5,25 @@
 
 use kube_cel::cel::common::ast::{EntryExpr, Expr, IdedExpr, operators};
 
-use super::escape::escape_property;
-use super::node::SchemaNode;
+/// What the checker reads of a schema node ([`super::node::SchemaNode`] implements it).
+pub(crate) trait DeclaredSchema {
+    /// The schema of a map's values, when the node is a map with a schema for them.
+    fn value_schema(&self) -> Option<&dyn DeclaredSchema>;
+    fn item_schema(&self) -> Option<&dyn DeclaredSchema>;
+    /// An object whose fields are all declared: not a map, not preserving unknown fields, with
+    /// properties.
+    fn is_declared_object(&self) -> bool;
+    /// The property CEL names `field` (escaped).
+    fn property(&self, field: &str) -> Option<&dyn DeclaredSchema>;
+    fn is_embedded_resource(&self) -> bool;
+}
 
 /// What is known about an expression's value.
 #[derive(Clone, Copy)]
 enum Shape<'a> {
     Unknown,
     Node {
-        schema: &'a SchemaNode,
+        schema: &'a dyn DeclaredSchema,
         /// Resource roots (and embedded resources) also have apiVersion, kind and a
         /// metadata restricted to name and generateName.
         resource: bool,
@@ -31,7 +41,7 @@ struct Checker<'a> {
 /// The fields a rule selects that its schema does not declare, in the order met.
 pub(crate) fn undefined_fields(
     expression: &IdedExpr,
-    schema: &SchemaNode,
+    schema: &dyn DeclaredSchema,
     resource: bool,
     optional_old_self: bool,
 ) -> Vec<String> {
@@ -146,23 +156,15 @@ impl<'a> Checker<'a> {
             }
             Shape::Node { schema, resource } => {
                 // Maps take any key; untyped or int-or-string values are dynamic.
-                if let Some(additional) = schema.additional_schema() {
+                if let Some(additional) = schema.value_schema() {
                     return shape(additional);
                 }
                 // Only declared objects are checked; preserved or property-less objects are
                 // left alone rather than risk refusing a rule the apiserver takes.
-                let declared_object = schema.type_name.as_deref() == Some("object")
-                    && !schema.has_additional()
-                    && !schema.preserve_unknown_fields
-                    && !schema.properties.is_empty();
-                if !declared_object {
+                if !schema.is_declared_object() {
                     return Shape::Unknown;
                 }
-                if let Some((_, prop)) = schema
-                    .properties
-                    .iter()
-                    .find(|(name, _)| escape_property(name) == field)
-                {
+                if let Some(prop) = schema.property(field) {
                     if resource && field == "metadata" {
                         return Shape::RestrictedMetadata;
                     }
@@ -181,17 +183,17 @@ impl<'a> Checker<'a> {
     }
 }
 
-fn shape(schema: &SchemaNode) -> Shape<'_> {
+fn shape(schema: &dyn DeclaredSchema) -> Shape<'_> {
     Shape::Node {
         schema,
-        resource: schema.embedded_resource,
+        resource: schema.is_embedded_resource(),
     }
 }
 
 /// The shape of a list's items.
 fn items_of(container: Shape<'_>) -> Shape<'_> {
     match container {
-        Shape::Node { schema, .. } => schema.items.as_deref().map_or(Shape::Unknown, shape),
+        Shape::Node { schema, .. } => schema.item_schema().map_or(Shape::Unknown, shape),
         _ => Shape::Unknown,
     }
 }
@@ -199,7 +201,7 @@ fn items_of(container: Shape<'_>) -> Shape<'_> {
 /// The shape of a list's items or a map's values.
 fn value_of(container: Shape<'_>) -> Shape<'_> {
     match container {
-        Shape::Node { schema, .. } => match (schema.items.as_deref(), schema.additional_schema()) {
+        Shape::Node { schema, .. } => match (schema.item_schema(), schema.value_schema()) {
             (Some(items), _) => shape(items),
             (None, Some(values)) => shape(values),
             (None, None) => Shape::Unknown,
