@@ -54,10 +54,7 @@ fn env_list(name: &str, default: &str) -> Vec<usize> {
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn percentile(samples: &[Duration], p: f64) -> Duration {
@@ -108,11 +105,7 @@ impl Sightings {
     }
 
     fn get_raw(&self, cluster: usize, name: &str) -> Option<Sighting> {
-        self.seen
-            .lock()
-            .ok()?
-            .get(&(cluster, name.to_string()))
-            .cloned()
+        self.seen.lock().ok()?.get(&(cluster, name.to_string())).cloned()
     }
 
     fn get(&self, cluster: usize, name: &str) -> Option<(Value, Instant)> {
@@ -165,9 +158,8 @@ fn watch_store(
         stored_objects: true,
         ..WatchOptions::default()
     };
-    let mut stream = store
-        .watch(&info, Some(NS), &options)
-        .map_err(|e| anyhow!("watch {plural}: {e}"))?;
+    let mut stream =
+        store.watch(&info, Some(NS), &options).map_err(|e| anyhow!("watch {plural}: {e}"))?;
     let sightings = sightings.clone();
     tokio::spawn(async move {
         while let Some(event) = stream.next().await {
@@ -210,12 +202,7 @@ fn process_figures(pid: u32) -> anyhow::Result<ProcessFigures> {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name and state.
     let cpu_seconds = (ticks(11) + ticks(12)) / 100.0;
     Ok(ProcessFigures {
@@ -391,13 +378,9 @@ async fn wait_regions_ready(setup: &Setup) -> anyhow::Result<()> {
             .iter()
             .filter_map(|cc| serde_json::to_value(cc).ok())
             .filter(|cc| {
-                cc["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|conditions| {
-                        conditions
-                            .iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
+                cc["status"]["conditions"].as_array().is_some_and(|conditions| {
+                    conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
             })
             .count();
         if ready == setup.regions {
@@ -460,11 +443,7 @@ async fn cold_start(setup: &Setup, hub_sightings: &Sightings) -> anyhow::Result<
                 .with_context(|| format!("create cold-{k}"))
         }
     });
-    for result in futures::stream::iter(creates)
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await
-    {
+    for result in futures::stream::iter(creates).buffer_unordered(64).collect::<Vec<_>>().await {
         result?;
     }
     let mut times = Vec::with_capacity(count);
@@ -494,28 +473,22 @@ async fn update_fanout(
         "k8ssandraclusters",
         Some(NS),
     );
-    let dcs: Vec<(usize, String)> = (1..=setup.regions)
-        .map(|i| (i, format!("wide-dc-{i}")))
-        .collect();
+    let dcs: Vec<(usize, String)> =
+        (1..=setup.regions).map(|i| (i, format!("wide-dc-{i}"))).collect();
     let manifest = |reads| {
-        let datacenters = dcs
-            .iter()
-            .map(|(i, name)| datacenter(name, &setup.sim.context_name(*i)))
-            .collect();
+        let datacenters =
+            dcs.iter().map(|(i, name)| datacenter(name, &setup.sim.context_name(*i))).collect();
         cluster_manifest("wide", datacenters, reads)
     };
     apply(&clusters, "wide", manifest(16)).await?;
     // Bootstrap is one DC after another: wait until every one is Ready.
     let ready = |dc: &Value| {
-        dc["status"]["conditions"].as_array().is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+        dc["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
     };
     for (region, name) in &dcs {
-        region_sightings
-            .wait(*region, name, PHASE_LIMIT, ready)
-            .await?;
+        region_sightings.wait(*region, name, PHASE_LIMIT, ready).await?;
     }
     hub_sightings
         .wait(0, "wide", PHASE_LIMIT, |k8c| {
@@ -523,9 +496,7 @@ async fn update_fanout(
         })
         .await?;
     let hash = |object: &Value| {
-        object["metadata"]["annotations"][APPLIED_HASH]
-            .as_str()
-            .map(str::to_string)
+        object["metadata"]["annotations"][APPLIED_HASH].as_str().map(str::to_string)
     };
     let mut times = Vec::new();
     for change in 0..changes {
@@ -612,9 +583,7 @@ async fn secret_rotation(
         apply(&secrets, "rotating", secret(version)).await?;
         let mut slowest = Duration::ZERO;
         for region in 1..=setup.regions {
-            let at = copies
-                .wait(region, "rotating", Duration::from_secs(60), has(version))
-                .await?;
+            let at = copies.wait(region, "rotating", Duration::from_secs(60), has(version)).await?;
             slowest = slowest.max(at.saturating_duration_since(started));
         }
         times.push(slowest);
@@ -727,9 +696,7 @@ fn main() -> anyhow::Result<()> {
     let regions = env_list("FANOUT_REGIONS", "1,10,50,100");
     let changes = env_number("FANOUT_CHANGES", 20);
     let steady = Duration::from_secs(env_number("FANOUT_STEADY_SECONDS", 60));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut rows = Vec::new();
     for n in regions {
         rows.push(runtime.block_on(run(n, changes, steady))?);

@@ -30,12 +30,8 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// Adds the applied-hash annotation to `desired` (a full object with apiVersion and kind).
 pub fn stamp(desired: &mut Value) {
-    if let Some(metadata) = desired
-        .pointer_mut("/metadata")
-        .and_then(Value::as_object_mut)
-        && let Some(annotations) = metadata
-            .get_mut("annotations")
-            .and_then(Value::as_object_mut)
+    if let Some(metadata) = desired.pointer_mut("/metadata").and_then(Value::as_object_mut)
+        && let Some(annotations) = metadata.get_mut("annotations").and_then(Value::as_object_mut)
     {
         annotations.remove(APPLIED_HASH_ANNOTATION);
         if annotations.is_empty() {
@@ -46,15 +42,12 @@ pub fn stamp(desired: &mut Value) {
     let Some(object) = desired.as_object_mut() else {
         return;
     };
-    let metadata = object
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Default::default()));
+    let metadata = object.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
     let Some(metadata) = metadata.as_object_mut() else {
         return;
     };
-    let annotations = metadata
-        .entry("annotations")
-        .or_insert_with(|| Value::Object(Default::default()));
+    let annotations =
+        metadata.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
     if let Some(annotations) = annotations.as_object_mut() {
         annotations.insert(APPLIED_HASH_ANNOTATION.to_string(), Value::String(hash));
     }
@@ -379,11 +372,7 @@ mod tests {
         live["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] =
             json!({"cpu": "1", "memory": "1Gi"});
         let live: apps::v1::Deployment = serde_json::from_value(live).expect("a deployment");
-        assert!(
-            pending_apply(&desired, Some(&live))
-                .expect("serializable")
-                .is_none()
-        );
+        assert!(pending_apply(&desired, Some(&live)).expect("serializable").is_none());
         // a hand edit of a quantity is still seen
         let mut edited = live.clone();
         let limits = edited
@@ -397,11 +386,7 @@ mod tests {
             "cpu".into(),
             k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
         );
-        assert!(
-            pending_apply(&desired, Some(&edited))
-                .expect("serializable")
-                .is_some()
-        );
+        assert!(pending_apply(&desired, Some(&edited)).expect("serializable").is_some());
     }
 
     #[test]

@@ -59,10 +59,8 @@ where
     K: Watched,
 {
     let (store, writer) = reflector::store();
-    let events = watcher(api, config)
-        .modify(without_managed_fields)
-        .default_backoff()
-        .reflect(writer);
+    let events =
+        watcher(api, config).modify(without_managed_fields).default_backoff().reflect(writer);
     (store, events)
 }
 

@@ -47,10 +47,7 @@ pub fn render_all() -> Result<String, CrdError> {
 
 /// The files `crds/` must hold: (file name, contents).
 pub fn files() -> Result<Vec<(String, String)>, CrdError> {
-    all_crds()
-        .iter()
-        .map(|crd| Ok((file_name(crd), render(crd)?)))
-        .collect()
+    all_crds().iter().map(|crd| Ok((file_name(crd), render(crd)?))).collect()
 }
 
 /// Name of the kustomization `write_dir` writes beside the CRDs (deploy/ includes `crds/`).
@@ -158,10 +155,8 @@ fn crd_reference(crd: &CustomResourceDefinition, out: &mut String) {
                 " (served, not stored)"
             }
         );
-        if let Some(columns) = version
-            .additional_printer_columns
-            .as_deref()
-            .filter(|c| !c.is_empty())
+        if let Some(columns) =
+            version.additional_printer_columns.as_deref().filter(|c| !c.is_empty())
         {
             let _ = writeln!(
                 out,
@@ -271,28 +266,20 @@ fn field_rows(path: &str, node: &Value, required: bool, depth: usize, out: &mut 
 }
 
 fn type_of(node: &Value) -> String {
-    if node
-        .get("x-kubernetes-int-or-string")
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
+    if node.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
         return "int or string".into();
     }
     let base = node.get("type").and_then(Value::as_str).unwrap_or("");
     match base {
         "array" => format!(
             "[]{}",
-            node.get("items")
-                .map(type_of)
-                .unwrap_or_else(|| "any".into())
+            node.get("items").map(type_of).unwrap_or_else(|| "any".into())
         ),
         "object" => match node.get("additionalProperties").filter(|v| v.is_object()) {
             Some(values) if node.get("properties").is_none() => {
                 format!("map[string]{}", type_of(values))
             }
-            _ if node
-                .get("x-kubernetes-preserve-unknown-fields")
-                .and_then(Value::as_bool)
+            _ if node.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool)
                 == Some(true)
                 && node.get("properties").is_none() =>
             {
@@ -300,9 +287,7 @@ fn type_of(node: &Value) -> String {
             }
             _ => "object".into(),
         },
-        "" if node
-            .get("x-kubernetes-preserve-unknown-fields")
-            .and_then(Value::as_bool)
+        "" if node.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool)
             == Some(true) =>
         {
             "any".into()
@@ -317,11 +302,7 @@ fn type_of(node: &Value) -> String {
 /// The validations of one node, as sentences.
 fn rules_of(node: &Value) -> Vec<String> {
     let mut rules = Vec::new();
-    let number = |key: &str| {
-        node.get(key)
-            .filter(|v| v.is_number())
-            .map(Value::to_string)
-    };
+    let number = |key: &str| node.get(key).filter(|v| v.is_number()).map(Value::to_string);
     if let Some(values) = node.get("enum").and_then(Value::as_array) {
         let values: Vec<String> = values.iter().map(|v| format!("`{}`", plain(v))).collect();
         rules.push(format!("One of {}.", values.join(", ")));
@@ -354,11 +335,8 @@ fn rules_of(node: &Value) -> Vec<String> {
     if let Some(pattern) = node.get("pattern").and_then(Value::as_str) {
         rules.push(format!("Matches `{pattern}`."));
     }
-    for validation in node
-        .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+    for validation in
+        node.get("x-kubernetes-validations").and_then(Value::as_array).into_iter().flatten()
     {
         let rule = validation.get("rule").and_then(Value::as_str).unwrap_or("");
         match validation.get("message").and_then(Value::as_str) {

@@ -107,10 +107,7 @@ impl SeriesTable {
     /// The open series `key` continues at `now`, if any.
     fn repeat_of(&mut self, key: u64, now: Timestamp) -> Option<Series> {
         self.sweep(now);
-        self.open
-            .get(&key)
-            .filter(|series| series.last_observed + SERIES_WINDOW > now)
-            .cloned()
+        self.open.get(&key).filter(|series| series.last_observed + SERIES_WINDOW > now).cloned()
     }
 
     fn record(&mut self, key: u64, series: Series) {
@@ -134,8 +131,7 @@ impl SeriesTable {
         if self.open.len() < MAX_SERIES && self.last_sweep + SWEEP_EVERY > now {
             return;
         }
-        self.open
-            .retain(|_, series| series.last_observed + SERIES_WINDOW > now);
+        self.open.retain(|_, series| series.last_observed + SERIES_WINDOW > now);
         self.last_sweep = now;
     }
 }
@@ -167,11 +163,7 @@ impl Events {
     pub async fn publish_to(&self, regarding: &ObjectReference, notice: &Notice) {
         let now = Timestamp::now();
         let key = series_key(regarding, notice);
-        let repeat = self
-            .series
-            .lock()
-            .ok()
-            .and_then(|mut table| table.repeat_of(key, now));
+        let repeat = self.series.lock().ok().and_then(|mut table| table.repeat_of(key, now));
         let written = match repeat {
             Some(series) => match self.continue_series(&series, now).await {
                 Ok(()) => Ok(Series {
@@ -273,12 +265,7 @@ fn new_event(
     Event {
         metadata: ObjectMeta {
             name: Some(name),
-            namespace: Some(
-                regarding
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "default".into()),
-            ),
+            namespace: Some(regarding.namespace.clone().unwrap_or_else(|| "default".into())),
             ..Default::default()
         },
         event_time: Some(MicroTime(now)),

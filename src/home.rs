@@ -39,31 +39,28 @@ impl HomeCluster {
             context: self.context.clone(),
             ..Default::default()
         };
-        let context_text = self
-            .context
-            .as_deref()
-            .map(|c| format!(" (context {c})"))
-            .unwrap_or_default();
+        let context_text =
+            self.context.as_deref().map(|c| format!(" (context {c})")).unwrap_or_default();
         if let Some(path) = &self.kubeconfig {
             let kubeconfig =
                 Kubeconfig::read_from(path).map_err(|source| HomeClientError::ReadKubeconfig {
                     path: path.display().to_string(),
                     source,
                 })?;
-            return kube::Config::from_custom_kubeconfig(kubeconfig, &options)
-                .await
-                .map_err(|source| HomeClientError::Kubeconfig {
+            return kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(
+                |source| HomeClientError::Kubeconfig {
                     context: context_text,
                     source,
-                });
+                },
+            );
         }
         if self.context.is_some() {
-            return kube::Config::from_kubeconfig(&options)
-                .await
-                .map_err(|source| HomeClientError::Kubeconfig {
+            return kube::Config::from_kubeconfig(&options).await.map_err(|source| {
+                HomeClientError::Kubeconfig {
                     context: context_text,
                     source,
-                });
+                }
+            });
         }
         if let Ok(config) = kube::Config::incluster() {
             return Ok(config);

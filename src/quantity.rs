@@ -76,9 +76,8 @@ impl Quantity {
             Some(rest) => (true, rest),
             None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
         };
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let number_end =
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let (number, suffix) = rest.split_at(number_end);
         let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
         if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
@@ -183,9 +182,7 @@ impl Quantity {
     /// values beyond what this type computes exactly (more than 38 digits); they are left as
     /// written.
     pub fn canonical(&self) -> Option<String> {
-        let mut magnitude = self
-            .mantissa
-            .checked_mul(1u128.checked_shl(self.binary_exponent)?)?;
+        let mut magnitude = self.mantissa.checked_mul(1u128.checked_shl(self.binary_exponent)?)?;
         let mut exponent = self.decimal_exponent;
         if magnitude == 0 {
             return Some("0".to_string());
@@ -349,9 +346,8 @@ fn definition_fields(
         return None;
     }
     visiting.push(name.to_string());
-    let fields = definitions
-        .get(name)
-        .and_then(|schema| schema_fields(schema, definitions, visiting));
+    let fields =
+        definitions.get(name).and_then(|schema| schema_fields(schema, definitions, visiting));
     visiting.pop();
     fields
 }
@@ -367,9 +363,8 @@ fn schema_fields(
     }
     for combinator in ["allOf", "anyOf", "oneOf"] {
         if let Some(branches) = schema.get(combinator).and_then(Value::as_array)
-            && let Some(fields) = branches
-                .iter()
-                .find_map(|branch| schema_fields(branch, definitions, visiting))
+            && let Some(fields) =
+                branches.iter().find_map(|branch| schema_fields(branch, definitions, visiting))
         {
             return Some(fields);
         }
@@ -405,10 +400,7 @@ mod tests {
     use serde_json::json;
 
     fn canonical(text: &str) -> String {
-        Quantity::parse(text)
-            .expect("a valid quantity")
-            .canonical()
-            .expect("computable")
+        Quantity::parse(text).expect("a valid quantity").canonical().expect("computable")
     }
 
     #[test]

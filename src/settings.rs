@@ -272,11 +272,8 @@ impl Settings {
 
         // Only the variables that name a setting: Kubernetes injects service-link variables such
         // as FEDERATOR_SERVICE_HOST into pods, and those must not be taken for typos.
-        let federator_env: config::Map<String, String> = env
-            .iter()
-            .filter(|(k, _)| env_names_a_setting(k))
-            .cloned()
-            .collect();
+        let federator_env: config::Map<String, String> =
+            env.iter().filter(|(k, _)| env_names_a_setting(k)).cloned().collect();
         builder = builder.add_source(
             Environment::with_prefix("FEDERATOR")
                 .prefix_separator("_")
@@ -371,10 +368,7 @@ fn parse<T: FromStr>(key: &'static str, value: &str) -> Result<T, SettingsError>
 where
     T::Err: std::fmt::Display,
 {
-    value
-        .trim()
-        .parse::<T>()
-        .map_err(|e| invalid(key, value, e.to_string()))
+    value.trim().parse::<T>().map_err(|e| invalid(key, value, e.to_string()))
 }
 
 fn parse_bool(key: &'static str, value: &str) -> Result<bool, SettingsError> {
@@ -401,9 +395,7 @@ fn parse_seconds(key: &'static str, value: &str) -> Result<Duration, SettingsErr
 fn check_namespace(key: &'static str, value: &str) -> Result<String, SettingsError> {
     let valid = !value.is_empty()
         && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-');
     if valid {
@@ -550,10 +542,7 @@ mod tests {
     use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn config_file(yaml: &str) -> tempfile_path::TempFile {
@@ -574,8 +563,7 @@ mod tests {
                     std::process::id()
                 ));
                 let mut file = std::fs::File::create(&path).expect("create temp file");
-                file.write_all(contents.as_bytes())
-                    .expect("write temp file");
+                file.write_all(contents.as_bytes()).expect("write temp file");
                 TempFile(path)
             }
         }
@@ -628,9 +616,7 @@ mod tests {
         )]);
         let error = Settings::load_from(&Overrides::default(), &bad).expect_err("refused");
         assert!(
-            error
-                .to_string()
-                .contains("leader_election.lease_namespace"),
+            error.to_string().contains("leader_election.lease_namespace"),
             "{error}"
         );
     }

@@ -19,9 +19,7 @@ pub fn init(format: LogFormat, level: &str) {
                     .with_writer(std::io::stderr),
             )
             .try_init(),
-        LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+        LogFormat::Text => registry.with(fmt::layer().with_writer(std::io::stderr)).try_init(),
     };
     // A second init (e.g. in tests) keeps the first subscriber.
     let _ = result;

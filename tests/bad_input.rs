@@ -659,9 +659,8 @@ async fn write_all(sim: &Sim, case: &Case) -> Option<kube::Error> {
                     &format!("{dc} in the status of {cluster}"),
                     Duration::from_secs(20),
                     || async {
-                        let k8c = find_cluster(sim, cluster)
-                            .await?
-                            .ok_or(format!("{cluster} absent"))?;
+                        let k8c =
+                            find_cluster(sim, cluster).await?.ok_or(format!("{cluster} absent"))?;
                         let listed = k8c
                             .status
                             .and_then(|s| s.datacenters)
@@ -831,15 +830,13 @@ async fn run_case(sim: &Sim, case: &Case) -> String {
 
 #[test]
 fn every_bad_input_is_refused_by_name_or_reason_while_a_healthy_cluster_keeps_converging() {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(async {
-            // On a worker, whose stack takes the 3,000-level object of one case (a test
-            // thread's does not).
-            if let Err(error) = tokio::spawn(matrix()).await {
-                std::panic::resume_unwind(error.into_panic());
-            }
-        });
+    federator::operator::runtime().expect("tokio runtime").block_on(async {
+        // On a worker, whose stack takes the 3,000-level object of one case (a test
+        // thread's does not).
+        if let Err(error) = tokio::spawn(matrix()).await {
+            std::panic::resume_unwind(error.into_panic());
+        }
+    });
 }
 
 async fn matrix() {
@@ -865,10 +862,8 @@ async fn matrix() {
     );
 
     // The healthy cluster was never disturbed, and still takes a change everywhere.
-    let healthy = find_cluster(sim, CLUSTER)
-        .await
-        .expect("get")
-        .expect("the healthy cluster exists");
+    let healthy =
+        find_cluster(sim, CLUSTER).await.expect("get").expect("the healthy cluster exists");
     assert_eq!(
         condition(&healthy, "Ready").map(|c| c.1),
         Some("AllDatacentersReady".to_string())

@@ -125,9 +125,8 @@ fn the_same_context_for_two_datacenters_is_accepted() {
 fn one_datacenter_too_many_is_limited_by_openapi_not_cel() {
     // maxItems is enforced by the API server's OpenAPI validation, before CEL; the CEL rules
     // themselves have nothing against many distinct datacenters.
-    let many: Vec<_> = (0..=MAX_DATACENTERS)
-        .map(|i| datacenter(&format!("dc{i}"), Some("ctx")))
-        .collect();
+    let many: Vec<_> =
+        (0..=MAX_DATACENTERS).map(|i| datacenter(&format!("dc{i}"), Some("ctx"))).collect();
     assert_eq!(many.len(), MAX_DATACENTERS as usize + 1);
     assert_accepted(cluster(None, many).validate_cel());
     assert_eq!(
@@ -272,12 +271,7 @@ fn reordering_and_adding_datacenters_is_accepted() {
 fn other_changes_to_a_kept_datacenter_are_accepted() {
     let old = cluster(None, two_regions());
     let mut new = old.clone();
-    if let Some(dcs) = new
-        .spec
-        .cassandra
-        .as_mut()
-        .and_then(|c| c.datacenters.as_mut())
-    {
+    if let Some(dcs) = new.spec.cassandra.as_mut().and_then(|c| c.datacenters.as_mut()) {
         dcs[1].size = 5;
         dcs[1].stopped = Some(true);
     }
@@ -430,10 +424,7 @@ fn every_rule_compiles_and_fits_the_cost_budget() {
                 // as free variables; the rules are evaluated for real in the tests above, so
                 // only cost and missing-bound warnings matter here.
                 let warnings = analyze_rule(rule, &compiled, ScopeContext::CrdValidation);
-                for warning in warnings
-                    .iter()
-                    .filter(|w| w.kind != WarningKind::WrongScope)
-                {
+                for warning in warnings.iter().filter(|w| w.kind != WarningKind::WrongScope) {
                     found.push(format!("{path}: {rule}: {}", warning.message));
                 }
             }
@@ -490,9 +481,7 @@ fn matches_pattern(pattern: &str, text: &str) -> bool {
         Ok(()) => true,
         Err(errors) => {
             assert!(
-                errors
-                    .iter()
-                    .all(|e| e.kind == kube::core::cel::ErrorKind::ValidationFailure),
+                errors.iter().all(|e| e.kind == kube::core::cel::ErrorKind::ValidationFailure),
                 "pattern {pattern} could not be evaluated: {errors}"
             );
             false

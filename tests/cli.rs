@@ -6,8 +6,7 @@ fn federator(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_federator"));
     cmd.args(args);
     // A clean environment: only what the test sets, so the developer's FEDERATOR_* never leak in.
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -27,12 +26,7 @@ fn crd_prints_every_crd_as_multi_document_yaml() {
         serde_saphyr::from_multiple(&yaml).expect("multi-document YAML");
     let mut names: Vec<String> = docs
         .iter()
-        .map(|d| {
-            d["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
+        .map(|d| d["metadata"]["name"].as_str().unwrap_or_default().to_string())
         .collect();
     names.sort();
     assert_eq!(

@@ -164,8 +164,7 @@ async fn rotated_token_then_clientconfig_create_again_works_in_the_same_process_
         "debug logs were captured:\n{logs}"
     );
     assert!(
-        logs.lines()
-            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+        logs.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
         "every line is JSON"
     );
     assert!(logs.contains("region reachable"), "{logs}");
@@ -238,13 +237,7 @@ async fn clientconfig_create_with_a_service_account_stores_its_token() {
         .await
         .expect("token Secret in the region");
     let token = String::from_utf8(
-        token_secret
-            .data
-            .unwrap_or_default()
-            .get("token")
-            .expect("token")
-            .0
-            .clone(),
+        token_secret.data.unwrap_or_default().get("token").expect("token").0.clone(),
     )
     .expect("utf-8");
     Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(region.clone(), NS)

@@ -231,11 +231,7 @@ async fn a_stopped_region_is_unreachable_within_two_probe_intervals_and_others_k
     );
     assert_eq!(status.reachable, Some(false));
     assert!(
-        status
-            .message
-            .as_deref()
-            .unwrap_or("")
-            .contains(&sim.url(1)),
+        status.message.as_deref().unwrap_or("").contains(&sim.url(1)),
         "{status:?}"
     );
     assert_eq!(
@@ -292,15 +288,9 @@ async fn a_region_holds_one_http2_connection_for_its_watches_requests_and_probes
     let config_maps: Api<ConfigMap> = Api::all(client.clone());
     let accounts: Api<ServiceAccount> = Api::all(client.clone());
     let watches = (
-        namespaces
-            .watch(&params, "0")
-            .await
-            .expect("watch namespaces"),
+        namespaces.watch(&params, "0").await.expect("watch namespaces"),
         secrets.watch(&params, "0").await.expect("watch secrets"),
-        config_maps
-            .watch(&params, "0")
-            .await
-            .expect("watch config maps"),
+        config_maps.watch(&params, "0").await.expect("watch config maps"),
         accounts.watch(&params, "0").await.expect("watch accounts"),
     );
     let list_params = ListParams::default();
@@ -349,9 +339,7 @@ async fn a_client_certificate_region_is_reachable_with_its_expiry_and_a_foreign_
     let sim = start_sim(2).await;
     let hub = sim.client(0).await.expect("hub");
     let running = start_controller(&sim).await;
-    let certificate = sim
-        .issue_client_certificate("federator", &[])
-        .expect("client certificate");
+    let certificate = sim.issue_client_certificate("federator", &[]).expect("client certificate");
     let trusted = kubeconfig(&sim, "east", "", &client_certificate_user(&certificate));
     put_secret(&hub, "east-config", &[("kubeconfig", trusted.as_bytes())]).await;
     put_client_config(&hub, "east", "east", "east-config").await;
@@ -378,9 +366,7 @@ async fn a_client_certificate_region_is_reachable_with_its_expiry_and_a_foreign_
     .await
     .expect("starts in time")
     .expect("starts");
-    let foreign = other
-        .issue_client_certificate("federator", &[])
-        .expect("client certificate");
+    let foreign = other.issue_client_certificate("federator", &[]).expect("client certificate");
     let untrusted = kubeconfig(&sim, "west", "", &client_certificate_user(&foreign));
     put_secret(&hub, "west-config", &[("kubeconfig", untrusted.as_bytes())]).await;
     put_client_config(&hub, "west", "west", "west-config").await;
@@ -393,11 +379,7 @@ async fn a_client_certificate_region_is_reachable_with_its_expiry_and_a_foreign_
     )
     .await;
     assert!(
-        status
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains("401"),
+        status.message.as_deref().unwrap_or_default().contains("401"),
         "{status:?}"
     );
     other.shutdown().await;
@@ -576,18 +558,12 @@ async fn requeued_within(
     requeued: &mut (impl futures::Stream<Item = ObjectRef<K8ssandraCluster>> + Unpin),
     limit: Duration,
 ) -> Option<ObjectRef<K8ssandraCluster>> {
-    tokio::time::timeout(limit, requeued.next())
-        .await
-        .ok()
-        .flatten()
+    tokio::time::timeout(limit, requeued.next()).await.ok().flatten()
 }
 
 /// Takes every re-queue until none comes for a second.
 async fn drain(requeued: &mut (impl futures::Stream<Item = ObjectRef<K8ssandraCluster>> + Unpin)) {
-    while requeued_within(requeued, Duration::from_secs(1))
-        .await
-        .is_some()
-    {}
+    while requeued_within(requeued, Duration::from_secs(1)).await.is_some() {}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -673,17 +649,13 @@ async fn a_referenced_config_map_requeues_its_clusters_through_a_credential_rota
     drain(&mut requeued).await;
     bounded(
         "delete",
-        config_maps()
-            .await
-            .delete("dc2-per-node", &Default::default()),
+        config_maps().await.delete("dc2-per-node", &Default::default()),
     )
     .await
     .expect("delete");
     let mut both = Vec::new();
     for _ in 0..2 {
-        let owner = requeued_within(&mut requeued, soon)
-            .await
-            .expect("re-queued");
+        let owner = requeued_within(&mut requeued, soon).await.expect("re-queued");
         both.push(owner.name);
     }
     both.sort();

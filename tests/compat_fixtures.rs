@@ -39,9 +39,7 @@ const PLACEHOLDER_KEYS: &[(&str, &str)] = &[
 /// The first CustomResourceDefinition of a YAML file, as JSON.
 fn crd_file(relative: &str) -> Option<Value> {
     let path = compat_path(relative)?;
-    yaml_documents(&path)
-        .into_iter()
-        .find(|d| d["kind"] == "CustomResourceDefinition")
+    yaml_documents(&path).into_iter().find(|d| d["kind"] == "CustomResourceDefinition")
 }
 
 fn schema_of(crd: &CustomResourceDefinition) -> Value {
@@ -154,9 +152,7 @@ fn type_matches(expected: &str, value: &Value) -> bool {
 fn check_schema(schema: &Value, value: &Value, path: &str, report: &mut SchemaReport) {
     if value.is_null() {
         if !is_true(schema, "nullable") {
-            report
-                .invalid
-                .push(format!("{path}: null where the schema is not nullable"));
+            report.invalid.push(format!("{path}: null where the schema is not nullable"));
         }
         return;
     }
@@ -180,44 +176,34 @@ fn check_schema(schema: &Value, value: &Value, path: &str, report: &mut SchemaRe
     if let Some(expected) = schema.get("type").and_then(Value::as_str)
         && !type_matches(expected, value)
     {
-        report
-            .invalid
-            .push(format!("{path}: {value} is not of type {expected}"));
+        report.invalid.push(format!("{path}: {value} is not of type {expected}"));
         return;
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
         && !allowed.contains(value)
     {
-        report
-            .invalid
-            .push(format!("{path}: {value} is not one of {allowed:?}"));
+        report.invalid.push(format!("{path}: {value} is not one of {allowed:?}"));
     }
     if let (Some(minimum), Some(number)) = (
         schema.get("minimum").and_then(Value::as_f64),
         value.as_f64(),
     ) && number < minimum
     {
-        report
-            .invalid
-            .push(format!("{path}: {number} is below the minimum {minimum}"));
+        report.invalid.push(format!("{path}: {number} is below the minimum {minimum}"));
     }
     if let (Some(maximum), Some(number)) = (
         schema.get("maximum").and_then(Value::as_f64),
         value.as_f64(),
     ) && number > maximum
     {
-        report
-            .invalid
-            .push(format!("{path}: {number} is above the maximum {maximum}"));
+        report.invalid.push(format!("{path}: {number} is above the maximum {maximum}"));
     }
     if let (Some(max), Some(text)) = (
         schema.get("maxLength").and_then(Value::as_u64),
         value.as_str(),
     ) && text.chars().count() as u64 > max
     {
-        report
-            .invalid
-            .push(format!("{path}: longer than {max} characters"));
+        report.invalid.push(format!("{path}: longer than {max} characters"));
     }
     match value {
         Value::Object(map) => {
@@ -228,9 +214,7 @@ fn check_schema(schema: &Value, value: &Value, path: &str, report: &mut SchemaRe
                         .and_then(|p| p.get(key))
                         .is_some_and(|p| p.get("default").is_some());
                     if !map.contains_key(key) && !defaulted {
-                        report
-                            .invalid
-                            .push(format!("{}: required field missing", join(path, key)));
+                        report.invalid.push(format!("{}: required field missing", join(path, key)));
                     }
                 }
             }
@@ -252,9 +236,7 @@ fn check_schema(schema: &Value, value: &Value, path: &str, report: &mut SchemaRe
             if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
                 && items.len() as u64 > max
             {
-                report
-                    .invalid
-                    .push(format!("{path}: more than {max} items"));
+                report.invalid.push(format!("{path}: more than {max} items"));
             }
             if let Some(item_schema) = schema.get("items") {
                 for (index, item) in items.iter().enumerate() {
@@ -282,9 +264,7 @@ fn check_object(schema: &Value, object: &Value) -> SchemaReport {
 // ---- fixtures ----
 
 fn is_placeholder(file: &str, path: &str) -> bool {
-    PLACEHOLDER_KEYS
-        .iter()
-        .any(|(f, p)| *f == file && path.starts_with(p))
+    PLACEHOLDER_KEYS.iter().any(|(f, p)| *f == file && path.starts_with(p))
 }
 
 /// Round trip and schema check of one document as `T`; returns the typed value and the problems.
@@ -330,11 +310,7 @@ fn every_fixture_is_accepted_and_round_trips() {
     let mut checked = BTreeMap::<String, usize>::new();
 
     for path in &files {
-        let file = path
-            .file_name()
-            .and_then(|f| f.to_str())
-            .unwrap_or_default()
-            .to_string();
+        let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default().to_string();
         for document in yaml_documents(path) {
             let kind = document["kind"].as_str().unwrap_or_default().to_string();
             match kind.as_str() {
@@ -446,10 +422,7 @@ fn kinds_are_named_exactly_as_upstream() {
             );
         }
         let short = |crd: &Value| {
-            crd["spec"]["names"]["shortNames"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
+            crd["spec"]["names"]["shortNames"].as_array().cloned().unwrap_or_default()
         };
         assert_eq!(short(&ours), short(&upstream), "{file}: shortNames");
         let versions = |crd: &Value| -> Vec<Value> {
@@ -542,12 +515,9 @@ fn every_upstream_spec_field_is_accepted() {
         schema_paths(upstream_spec, "spec", &mut paths);
         checked += paths.len();
         for path in paths {
-            let kind = upstream["spec"]["names"]["kind"]
-                .as_str()
-                .unwrap_or_default();
-            let deliberate = NOT_ACCEPTED_UPSTREAM_FIELDS
-                .iter()
-                .any(|(k, p)| *k == kind && path.starts_with(p));
+            let kind = upstream["spec"]["names"]["kind"].as_str().unwrap_or_default();
+            let deliberate =
+                NOT_ACCEPTED_UPSTREAM_FIELDS.iter().any(|(k, p)| *k == kind && path.starts_with(p));
             if !deliberate && !accepts(&ours, &path) {
                 missing.push(format!("{kind}: {path}"));
             }
@@ -752,11 +722,7 @@ fn cassandra_datacenter_fits_cass_operators_schema() {
     let full = serde_json::to_value(full_cassandra_datacenter()).expect("serializes");
     assert_eq!(full["apiVersion"], "cassandra.datastax.com/v1beta1");
     let report = check_object(schema, &full);
-    let mut problems: Vec<String> = report
-        .pruned
-        .iter()
-        .map(|p| format!("pruned: {p}"))
-        .collect();
+    let mut problems: Vec<String> = report.pruned.iter().map(|p| format!("pruned: {p}")).collect();
     problems.extend(report.invalid.iter().map(|p| format!("rejected: {p}")));
     assert!(
         problems.is_empty(),

@@ -50,9 +50,7 @@ async fn install_service_monitor_crd(client: &Client) {
 
 /// kube-sim with the cass-operator stand-in, datacenters Ready after 1 s and workloads after 2 s.
 fn sim(clusters: usize) -> SimSetup {
-    start_sim(clusters)
-        .cass_operator()
-        .workloads_ready_after(Duration::from_secs(2))
+    start_sim(clusters).cass_operator().workloads_ready_after(Duration::from_secs(2))
 }
 
 /// The operator in this process as `federator run --mode <mode>` starts it, with 3 s requests.
@@ -117,20 +115,17 @@ struct RegionObjects {
 
 async fn region_objects(client: &Client, dc: &str) -> RegionObjects {
     let monitors = Api::<ServiceMonitor>::namespaced(client.clone(), NS);
-    let service_monitors =
-        match bounded("list ServiceMonitors", monitors.list(&Default::default())).await {
-            Ok(list) => list
-                .items
-                .iter()
-                .filter(|m| m.name_any().starts_with(&format!("demo-{dc}-")))
-                .count(),
-            // The region does not serve ServiceMonitors.
-            Err(_) => 0,
-        };
+    let service_monitors = match bounded("list ServiceMonitors", monitors.list(&Default::default()))
+        .await
+    {
+        Ok(list) => {
+            list.items.iter().filter(|m| m.name_any().starts_with(&format!("demo-{dc}-"))).count()
+        }
+        // The region does not serve ServiceMonitors.
+        Err(_) => 0,
+    };
     RegionObjects {
-        stargate: get::<Stargate>(client, &format!("demo-{dc}-stargate"))
-            .await
-            .is_some(),
+        stargate: get::<Stargate>(client, &format!("demo-{dc}-stargate")).await.is_some(),
         stargate_deployment: get::<Deployment>(
             client,
             &format!("demo-{dc}-default-stargate-deployment"),
@@ -140,12 +135,8 @@ async fn region_objects(client: &Client, dc: &str) -> RegionObjects {
         stargate_service: get::<Service>(client, &format!("demo-{dc}-stargate-service"))
             .await
             .is_some(),
-        reaper: get::<Reaper>(client, &format!("demo-{dc}-reaper"))
-            .await
-            .is_some(),
-        reaper_deployment: get::<Deployment>(client, &format!("demo-{dc}-reaper"))
-            .await
-            .is_some(),
+        reaper: get::<Reaper>(client, &format!("demo-{dc}-reaper")).await.is_some(),
+        reaper_deployment: get::<Deployment>(client, &format!("demo-{dc}-reaper")).await.is_some(),
         reaper_service: get::<Service>(client, &format!("demo-{dc}-reaper-service"))
             .await
             .is_some(),
@@ -242,9 +233,8 @@ async fn two_regions_with_components() {
         );
     }
     // The Stargate Deployment joins through the datacenter's seed Service.
-    let deployment: Deployment = get(&regions[1], "demo-dc2-default-stargate-deployment")
-        .await
-        .expect("deployment");
+    let deployment: Deployment =
+        get(&regions[1], "demo-dc2-default-stargate-deployment").await.expect("deployment");
     let seed = deployment
         .spec
         .and_then(|s| s.template.spec)
@@ -299,19 +289,13 @@ async fn two_regions_with_components() {
     // Steady state: nothing is written, neither in the regions nor in the hub.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let versions = || async {
-        let k8c = bounded("get", clusters.get(CLUSTER))
-            .await
-            .expect("K8ssandraCluster");
-        let stargate: Stargate = get(&regions[0], "demo-dc1-stargate")
-            .await
-            .expect("stargate");
+        let k8c = bounded("get", clusters.get(CLUSTER)).await.expect("K8ssandraCluster");
+        let stargate: Stargate = get(&regions[0], "demo-dc1-stargate").await.expect("stargate");
         let reaper: Reaper = get(&regions[1], "demo-dc2-reaper").await.expect("reaper");
-        let deployment: Deployment = get(&regions[0], "demo-dc1-default-stargate-deployment")
-            .await
-            .expect("deployment");
-        let monitor: ServiceMonitor = get(&regions[1], "demo-dc2-cass-servicemonitor")
-            .await
-            .expect("monitor");
+        let deployment: Deployment =
+            get(&regions[0], "demo-dc1-default-stargate-deployment").await.expect("deployment");
+        let monitor: ServiceMonitor =
+            get(&regions[1], "demo-dc2-cass-servicemonitor").await.expect("monitor");
         [
             k8c.resource_version(),
             stargate.resource_version(),
@@ -467,9 +451,7 @@ async fn two_regions_with_components() {
 /// Waits until the Stargate `name` is Running.
 async fn wait_running(stargates: &Api<Stargate>, name: &str, what: &str) {
     wait_for(what, Duration::from_secs(45), || async {
-        let stargate = bounded("get", stargates.get_opt(name))
-            .await
-            .expect("get")?;
+        let stargate = bounded("get", stargates.get_opt(name)).await.expect("get")?;
         stargate.status.filter(|s| s.is_ready()).map(|_| ())
     })
     .await;
@@ -659,20 +641,13 @@ async fn data_plane_alone() {
         "Reaper's Vector ConfigMap deleted",
         Duration::from_secs(30),
         || async {
-            get::<ConfigMap>(&client, "solo-standalone-reaper-vector")
-                .await
-                .is_none()
-                .then_some(())
+            get::<ConfigMap>(&client, "solo-standalone-reaper-vector").await.is_none().then_some(())
         },
     )
     .await;
-    let reaper = get::<Deployment>(&client, "solo-reaper")
-        .await
-        .expect("Reaper's Deployment");
+    let reaper = get::<Deployment>(&client, "solo-reaper").await.expect("Reaper's Deployment");
     assert!(
-        containers(&reaper)
-            .iter()
-            .all(|(name, _)| name != "reaper-vector-agent"),
+        containers(&reaper).iter().all(|(name, _)| name != "reaper-vector-agent"),
         "{:?}",
         containers(&reaper)
     );
@@ -682,9 +657,7 @@ async fn data_plane_alone() {
         "a Running event on the Stargate",
         Duration::from_secs(10),
         || async {
-            let list = bounded("list events", events.list(&Default::default()))
-                .await
-                .ok()?;
+            let list = bounded("list events", events.list(&Default::default())).await.ok()?;
             list.items
                 .iter()
                 .any(|e| {
@@ -698,9 +671,7 @@ async fn data_plane_alone() {
     .await;
     // Give a K8ssandraCluster controller, if one ran, time to act.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let k8c = bounded("get", clusters.get(CLUSTER))
-        .await
-        .expect("K8ssandraCluster");
+    let k8c = bounded("get", clusters.get(CLUSTER)).await.expect("K8ssandraCluster");
     assert!(
         k8c.finalizers().is_empty(),
         "no finalizer: {:?}",
@@ -772,13 +743,7 @@ async fn restart_with_canonical_quantities() {
     wait_running(&stargates, "solo-stargate", "the Stargate Running").await;
     let limits = |deployment: &Deployment| {
         let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
-        let limits = pod
-            .containers
-            .first()?
-            .resources
-            .as_ref()?
-            .limits
-            .as_ref()?;
+        let limits = pod.containers.first()?.resources.as_ref()?.limits.as_ref()?;
         Some(
             limits
                 .iter()
@@ -902,9 +867,8 @@ async fn encrypted_components() {
     .await;
     let first_hash = config_hash(stargate.clone()).expect("the configuration's hash on the pods");
     let pod = stargate.spec.and_then(|s| s.template.spec).expect("pod");
-    let mounts: Vec<String> = (pod.containers[0].volume_mounts.iter().flatten())
-        .map(|m| m.mount_path.clone())
-        .collect();
+    let mounts: Vec<String> =
+        (pod.containers[0].volume_mounts.iter().flatten()).map(|m| m.mount_path.clone()).collect();
     for path in ["/config", "/mnt/server-keystore", "/mnt/client-keystore"] {
         assert!(mounts.iter().any(|m| m == path), "{path} in {mounts:?}");
     }

@@ -48,10 +48,7 @@ fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 fn strings(value: &Value) -> Vec<&str> {
-    value
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+    value.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
 }
 
 /// Every (apiGroup, resource, verb) the overlay's RBAC grants to the operator.
@@ -60,10 +57,7 @@ type Grants = BTreeSet<(String, String, String)>;
 
 fn grants(objects: &[Value]) -> Grants {
     let mut granted = BTreeSet::new();
-    for role in objects
-        .iter()
-        .filter(|o| o["kind"] == "Role" || o["kind"] == "ClusterRole")
-    {
+    for role in objects.iter().filter(|o| o["kind"] == "Role" || o["kind"] == "ClusterRole") {
         for rule in role["rules"].as_array().into_iter().flatten() {
             for group in strings(&rule["apiGroups"]) {
                 for resource in strings(&rule["resources"]) {
@@ -84,11 +78,7 @@ fn the_deployment(objects: &[Value]) -> &Value {
 }
 
 fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
-    container["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["name"] == name)
+    container["env"].as_array().into_iter().flatten().find(|e| e["name"] == name)
 }
 
 #[test]
@@ -153,9 +143,7 @@ fn every_overlay_runs_non_root_read_only_with_probes_and_limits() {
             "{overlay}: a namespaced install watches only its namespace"
         );
         // The ServiceAccount the pod runs as is the one the RBAC binds.
-        let account = pod["serviceAccountName"]
-            .as_str()
-            .expect("serviceAccountName");
+        let account = pod["serviceAccountName"].as_str().expect("serviceAccountName");
         for binding in objects
             .iter()
             .filter(|o| o["kind"] == "RoleBinding" || o["kind"] == "ClusterRoleBinding")
@@ -164,9 +152,7 @@ fn every_overlay_runs_non_root_read_only_with_probes_and_limits() {
             let role = binding["roleRef"]["name"].as_str().unwrap_or_default();
             let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
             assert!(
-                objects
-                    .iter()
-                    .any(|o| o["kind"] == role_kind && o["metadata"]["name"] == role),
+                objects.iter().any(|o| o["kind"] == role_kind && o["metadata"]["name"] == role),
                 "{overlay}: {role_kind} {role} is bound but not installed"
             );
         }
@@ -310,12 +296,8 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
         return;
     }
     // One cluster per overlay, without Federator's CRDs: the install brings them.
-    let sim = launch(
-        kube_sim::SimBuilder::new()
-            .clusters(OVERLAYS.len())
-            .cass_operator(true),
-    )
-    .await;
+    let sim =
+        launch(kube_sim::SimBuilder::new().clusters(OVERLAYS.len()).cass_operator(true)).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
@@ -409,10 +391,8 @@ struct Granted {
 impl Granted {
     fn of(overlay: &str) -> Granted {
         let objects = objects(&render(overlay));
-        let cluster_roles: Vec<Value> = of_kind(&objects, "ClusterRole")
-            .into_iter()
-            .cloned()
-            .collect();
+        let cluster_roles: Vec<Value> =
+            of_kind(&objects, "ClusterRole").into_iter().cloned().collect();
         Granted {
             in_namespace: grants(&objects),
             cluster_wide: grants(&cluster_roles),
@@ -473,15 +453,10 @@ const AUDITED_AGENT: &str = "federator-under-audit";
 /// One kube-sim cluster with the audited namespace, and an operator in `mode` watching only
 /// that namespace, whose requests carry [`AUDITED_AGENT`].
 async fn audited_operator(mode: Mode) -> (kube_sim::Sim, kube::Client, InProcessOperator) {
-    let sim = start_sim(1)
-        .cass_operator()
-        .workloads_ready_after(Duration::from_secs(1))
-        .await;
+    let sim = start_sim(1).cass_operator().workloads_ready_after(Duration::from_secs(1)).await;
     let client = sim.client(0).await.expect("client");
-    let operator_client = sim
-        .client_with_user_agent(0, AUDITED_AGENT)
-        .await
-        .expect("the operator's client");
+    let operator_client =
+        sim.client_with_user_agent(0, AUDITED_AGENT).await.expect("the operator's client");
     let operator = start_operator(mode, &operator_client, true);
     (sim, client, operator)
 }
@@ -511,10 +486,7 @@ fn with_components(mut cluster: Value) -> Value {
 async fn apply_objects(client: &kube::Client, objects: &[Value]) {
     use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
 
-    let discovery = kube::Discovery::new(client.clone())
-        .run()
-        .await
-        .expect("discovery");
+    let discovery = kube::Discovery::new(client.clone()).run().await.expect("discovery");
     for object in objects {
         let object: DynamicObject = serde_json::from_value(object.clone()).expect("object");
         let types = object.types.clone().expect("apiVersion and kind");
@@ -583,24 +555,18 @@ async fn namespaced_control_plane() {
         Duration::from_secs(90),
         || async {
             let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
-            (status.as_ref())
-                .and_then(|s| s.datacenters.as_ref()?.get("dc1").cloned())
-                .is_some_and(|dc| {
+            status.as_ref().and_then(|s| s.datacenters.as_ref()?.get("dc1").cloned()).is_some_and(
+                |dc| {
                     dc.stargate.as_ref().is_some_and(|s| s.is_ready())
                         && dc.reaper.as_ref().is_some_and(|r| r.is_ready())
-                })
+                },
+            )
         },
     )
     .await;
-    clusters
-        .delete("demo", &Default::default())
-        .await
-        .expect("delete");
+    clusters.delete("demo", &Default::default()).await.expect("delete");
     wait_for("the cluster deleted", Duration::from_secs(60), || async {
-        clusters
-            .get_opt("demo")
-            .await
-            .is_ok_and(|found| found.is_none())
+        clusters.get_opt("demo").await.is_ok_and(|found| found.is_none())
     })
     .await;
     assert_granted("control-plane", sim, operator).await;
@@ -650,24 +616,14 @@ async fn namespaced_data_plane() {
         "the Stargate and the Reaper running",
         Duration::from_secs(90),
         || async {
-            let stargate = stargates
-                .get("solo-stargate")
-                .await
-                .ok()
-                .and_then(|s| s.status);
+            let stargate = stargates.get("solo-stargate").await.ok().and_then(|s| s.status);
             let reaper = reapers.get("solo-reaper").await.ok().and_then(|r| r.status);
             stargate.is_some_and(|s| s.is_ready()) && reaper.is_some_and(|r| r.is_ready())
         },
     )
     .await;
-    stargates
-        .delete("solo-stargate", &Default::default())
-        .await
-        .expect("delete the Stargate");
-    reapers
-        .delete("solo-reaper", &Default::default())
-        .await
-        .expect("delete the Reaper");
+    stargates.delete("solo-stargate", &Default::default()).await.expect("delete the Stargate");
+    reapers.delete("solo-reaper", &Default::default()).await.expect("delete the Reaper");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_granted("data-plane", sim, operator).await;
 }
@@ -733,13 +689,11 @@ async fn register_certificate_region(
                       "name": CERTIFICATE_USER}]
     });
     apply_objects(&admins[index], &[role, binding]).await;
-    let certificate = sim
-        .issue_client_certificate(CERTIFICATE_USER, &[])
-        .expect("client certificate");
+    let certificate =
+        sim.issue_client_certificate(CERTIFICATE_USER, &[]).expect("client certificate");
     let context = sim.context_name(index);
-    let kubeconfig = sim
-        .client_certificate_kubeconfig_yaml(index, &certificate)
-        .expect("kubeconfig");
+    let kubeconfig =
+        sim.client_certificate_kubeconfig_yaml(index, &certificate).expect("kubeconfig");
     apply_objects(
         &admins[0],
         &[
@@ -897,10 +851,7 @@ async fn rbac_enforced_regions(scope: Scope) {
         Duration::from_secs(120),
         || async {
             let status = clusters.get("demo").await.ok().and_then(|k8c| k8c.status);
-            let datacenters = status
-                .clone()
-                .and_then(|s| s.datacenters)
-                .unwrap_or_default();
+            let datacenters = status.clone().and_then(|s| s.datacenters).unwrap_or_default();
             let ready = ["dc1", "dc2", "dc3"].iter().all(|dc| {
                 datacenters.get(*dc).is_some_and(|dc| {
                     dc.stargate.as_ref().is_some_and(|s| s.is_ready())
@@ -930,18 +881,12 @@ async fn rbac_enforced_regions(scope: Scope) {
         "the client certificate's expiry is in the ClientConfig status"
     );
 
-    clusters
-        .delete("demo", &Default::default())
-        .await
-        .expect("delete");
+    clusters.delete("demo", &Default::default()).await.expect("delete");
     wait_for(
         "the cluster and its datacenters deleted",
         Duration::from_secs(60),
         || async {
-            let mut gone = clusters
-                .get_opt("demo")
-                .await
-                .is_ok_and(|found| found.is_none());
+            let mut gone = clusters.get_opt("demo").await.is_ok_and(|found| found.is_none());
             for admin in &admins {
                 gone &= Api::<CassandraDatacenter>::namespaced(admin.clone(), namespace)
                     .list(&Default::default())
@@ -982,11 +927,7 @@ async fn region_refusing_seed_pods() {
     use federator::clusters::create::region_cluster_role;
     use kube::Api;
 
-    let sim = start_sim(3)
-        .rbac()
-        .cass_operator()
-        .dc_ready_after(Duration::from_millis(500))
-        .await;
+    let sim = start_sim(3).rbac().cass_operator().dc_ready_after(Duration::from_millis(500)).await;
     let mut admins = Vec::new();
     for index in 0..3 {
         admins.push(sim.client(index).await.expect("admin client"));

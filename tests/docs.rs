@@ -50,9 +50,7 @@ fn camel_case_literals(text: &str) -> Vec<String> {
 #[test]
 fn the_configuration_reference_names_every_setting_and_its_variable() {
     let settings = code_of(&repo().join("src/settings.rs"));
-    let start = settings
-        .find("const SETTING_KEYS")
-        .expect("src/settings.rs lists SETTING_KEYS");
+    let start = settings.find("const SETTING_KEYS").expect("src/settings.rs lists SETTING_KEYS");
     let end = start + settings[start..].find("];").expect("end of SETTING_KEYS");
     let keys: Vec<&str> = settings[start..end].split('"').skip(1).step_by(2).collect();
     assert!(keys.len() >= 10, "parsed {keys:?}");
@@ -76,10 +74,7 @@ fn the_troubleshooting_guide_explains_every_condition_and_reason() {
     rust_files(&repo().join("src"), &mut files);
     let mut names = Vec::new();
     // src/api/ holds cass-operator's condition types and the condition statuses: not ours.
-    for file in files
-        .iter()
-        .filter(|f| !f.starts_with(repo().join("src/api")))
-    {
+    for file in files.iter().filter(|f| !f.starts_with(repo().join("src/api"))) {
         let code = code_of(file);
         // `pub const REASON_X: &str = "Name";` and `CONDITION_X` anywhere in the code.
         for line in code.lines().map(str::trim) {
@@ -102,10 +97,7 @@ fn the_troubleshooting_guide_explains_every_condition_and_reason() {
             camel_case_literals(&code)
         } else {
             // Only the `as_str` arms: `Variant => "Reason",`.
-            code.lines()
-                .filter(|l| l.contains("=> \""))
-                .flat_map(camel_case_literals)
-                .collect()
+            code.lines().filter(|l| l.contains("=> \"")).flat_map(camel_case_literals).collect()
         };
         assert!(!reasons.is_empty(), "no reason found in {file}");
         names.extend(reasons);
@@ -128,17 +120,10 @@ fn the_troubleshooting_guide_explains_every_condition_and_reason() {
 fn the_readme_links_every_guide_and_no_link_is_broken() {
     let readme = read(&repo().join("README.md"));
     let mut pages = vec![(repo().join("README.md"), readme.clone())];
-    for entry in std::fs::read_dir(repo().join("docs"))
-        .expect("docs/")
-        .flatten()
-    {
+    for entry in std::fs::read_dir(repo().join("docs")).expect("docs/").flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "md") {
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
+            let name = path.file_name().expect("name").to_string_lossy().into_owned();
             assert!(
                 readme.contains(&format!("(docs/{name})")),
                 "README.md does not link docs/{name}"

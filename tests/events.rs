@@ -23,9 +23,7 @@ fn cluster(name: &str) -> ObjectReference {
 
 /// The events about `name`, by reason, as (event name, series count, note).
 async fn events_about(api: &Api<Event>, name: &str, reason: &str) -> Vec<(String, i32, String)> {
-    let list = bounded("list events", api.list(&ListParams::default()))
-        .await
-        .expect("list events");
+    let list = bounded("list events", api.list(&ListParams::default())).await.expect("list events");
     list.items
         .into_iter()
         .filter(|e| {

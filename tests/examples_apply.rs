@@ -104,9 +104,7 @@ async fn every_example_is_accepted_whole() {
         for document in documents.iter().filter(|d| !d.is_null()) {
             let kind = document["kind"].as_str().expect("kind");
             let object = document["metadata"]["name"].as_str().expect("name");
-            let namespace = document["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("default");
+            let namespace = document["metadata"]["namespace"].as_str().unwrap_or("default");
             let (ok, stored, err) = kubectl(
                 &kubeconfig,
                 &cache,

@@ -190,9 +190,7 @@ async fn timed_change(world: &World, size: i32, measured: &[usize]) -> Vec<Durat
         let name = DATACENTERS[index].0;
         wait_for(&format!("{name} Ready"), CONVERGE, || async {
             let dc = datacenter_in(&world.sim, index, name).await?;
-            (dc.spec.size == size && dc.is_ready())
-                .then_some(())
-                .ok_or("not Ready".to_string())
+            (dc.spec.size == size && dc.is_ready()).then_some(()).ok_or("not Ready".to_string())
         })
         .await;
     }
@@ -235,8 +233,7 @@ async fn one_region_disturbed(disturbance: Disturbance) {
         }
     }
     if let Disturbance::Latency = disturbance {
-        sim.set_latency(2, Duration::from_millis(500))
-            .expect("latency");
+        sim.set_latency(2, Duration::from_millis(500)).expect("latency");
     }
     let mut disturbed: Vec<Vec<Duration>> = vec![Vec::new(); 2];
     for change in 0..CHANGES {
@@ -480,9 +477,7 @@ async fn final_state(world: &World) -> Result<FinalState, String> {
             "spec": dc.spec,
         }));
     }
-    let k8c = find_cluster(&world.sim, CLUSTER)
-        .await?
-        .ok_or("the K8ssandraCluster is gone")?;
+    let k8c = find_cluster(&world.sim, CLUSTER).await?.ok_or("the K8ssandraCluster is gone")?;
     let status = k8c.status.unwrap_or_default();
     let mut conditions: Vec<(String, String, String)> = status
         .conditions
@@ -511,15 +506,12 @@ fn sigkill_at_random_points_of_a_rollout_ends_in_the_undisturbed_state_twenty_ti
 
 async fn sigkill_runs() {
     const RUNS: usize = 20;
-    let seed = std::env::var("FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        });
+    let seed = std::env::var("FAULT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
     eprintln!("SIGKILL runs: seed {seed} (replay with FAULT_SEED={seed})");
     let mut random = SplitMix(seed);
     let suite = Instant::now();

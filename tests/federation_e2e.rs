@@ -42,12 +42,7 @@ async fn wait_datacenter_ready(client: &Client, name: &str, cluster: &str) {
     wait_for(
         &format!("{name} Ready in {cluster}"),
         Duration::from_secs(40),
-        || async {
-            datacenter(client, name)
-                .await
-                .filter(|dc| dc.is_ready())
-                .map(|_| ())
-        },
+        || async { datacenter(client, name).await.filter(|dc| dc.is_ready()).map(|_| ()) },
     )
     .await;
 }
@@ -77,11 +72,8 @@ struct Running {
 
 impl Running {
     async fn start() -> Running {
-        let sim = start_sim(3)
-            .cass_operator()
-            .dc_ready_after(DC_READY_AFTER)
-            .register([1, 2])
-            .await;
+        let sim =
+            start_sim(3).cass_operator().dc_ready_after(DC_READY_AFTER).register([1, 2]).await;
         let hub = sim.client(0).await.expect("hub client");
         let operator = InProcessOperator::start(&hub, |_| {});
         Running { sim, hub, operator }
@@ -161,12 +153,7 @@ async fn bootstrap_scale_delete() {
     wait_for(
         "dc2 scaled to 2 in region 1",
         Duration::from_secs(10),
-        || async {
-            datacenter(&region1, "dc2")
-                .await
-                .filter(|dc| dc.spec.size == 2)
-                .map(|_| ())
-        },
+        || async { datacenter(&region1, "dc2").await.filter(|dc| dc.spec.size == 2).map(|_| ()) },
     )
     .await;
 
@@ -174,12 +161,7 @@ async fn bootstrap_scale_delete() {
     wait_for(
         "dc2 Ready after scaling",
         Duration::from_secs(30),
-        || async {
-            datacenter(&region1, "dc2")
-                .await
-                .filter(|dc| dc.is_ready())
-                .map(|_| ())
-        },
+        || async { datacenter(&region1, "dc2").await.filter(|dc| dc.is_ready()).map(|_| ()) },
     )
     .await;
     // Let the status catch up with the Ready datacenter first.
@@ -213,10 +195,7 @@ async fn bootstrap_scale_delete() {
     .await
     .expect("edit dc2 by hand");
     wait_for("the hand edit reverted", Duration::from_secs(5), || async {
-        datacenter(&region1, "dc2")
-            .await
-            .filter(|dc| dc.spec.size == 2)
-            .map(|_| ())
+        datacenter(&region1, "dc2").await.filter(|dc| dc.spec.size == 2).map(|_| ())
     })
     .await;
 
@@ -267,12 +246,7 @@ async fn stopped_region() {
     wait_for(
         "dc1 scaled while region 2 is down",
         Duration::from_secs(10),
-        || async {
-            datacenter(hub, "dc1")
-                .await
-                .filter(|dc| dc.spec.size == 2)
-                .map(|_| ())
-        },
+        || async { datacenter(hub, "dc1").await.filter(|dc| dc.spec.size == 2).map(|_| ()) },
     )
     .await;
     wait_for(
@@ -314,10 +288,7 @@ async fn stopped_region() {
         Duration::from_secs(15),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
-            status
-                .error
-                .filter(|error| error.contains(&region2_context))
-                .map(|_| ())
+            status.error.filter(|error| error.contains(&region2_context)).map(|_| ())
         },
     )
     .await;
@@ -553,16 +524,9 @@ fn seeds_reach_every_region_events_are_published_and_a_rename_is_refused() {
 /// Every endpoint address of an EndpointSlice, if it exists.
 async fn slice_addresses(client: &Client, name: &str) -> Option<Vec<String>> {
     let api = Api::<EndpointSlice>::namespaced(client.clone(), NS);
-    let slice = bounded("get EndpointSlice", api.get_opt(name))
-        .await
-        .expect("get EndpointSlice")?;
-    Some(
-        slice
-            .endpoints
-            .into_iter()
-            .flat_map(|e| e.addresses)
-            .collect(),
-    )
+    let slice =
+        bounded("get EndpointSlice", api.get_opt(name)).await.expect("get EndpointSlice")?;
+    Some(slice.endpoints.into_iter().flat_map(|e| e.addresses).collect())
 }
 
 /// The IPs of a datacenter's seed pods, as cass-operator labels them.
@@ -650,11 +614,7 @@ async fn seeds_events_and_rename() {
     wait_for(
         "the slice edit reverted",
         Duration::from_secs(10),
-        || async {
-            slice_addresses(&region1, dc2_slice)
-                .await
-                .filter(|a| *a == in_region1)
-        },
+        || async { slice_addresses(&region1, dc2_slice).await.filter(|a| *a == in_region1) },
     )
     .await;
 
@@ -752,11 +712,7 @@ async fn adopt_existing() {
     let adopted = wait_for(
         "dc2 adopted and scaled",
         Duration::from_secs(30),
-        || async {
-            datacenter(&region1, "dc2")
-                .await
-                .filter(|dc| dc.spec.size == 3)
-        },
+        || async { datacenter(&region1, "dc2").await.filter(|dc| dc.spec.size == 3) },
     )
     .await;
     let labels = adopted.metadata.labels.unwrap_or_default();
@@ -780,9 +736,7 @@ fn initial_tokens_and_vector_configuration_reach_each_region_and_go_with_the_clu
 /// A ConfigMap's entries, if it exists.
 async fn config_map_entries(client: &Client, name: &str) -> Option<Vec<(String, String)>> {
     let api = Api::<ConfigMap>::namespaced(client.clone(), NS);
-    let config_map = bounded("get ConfigMap", api.get_opt(name))
-        .await
-        .expect("get ConfigMap")?;
+    let config_map = bounded("get ConfigMap", api.get_opt(name)).await.expect("get ConfigMap")?;
     Some(config_map.data.unwrap_or_default().into_iter().collect())
 }
 
@@ -823,9 +777,7 @@ async fn initial_tokens() {
     assert_eq!(entries.len(), 3, "the first RF pods: {entries:?}");
     let mut tokens = Vec::new();
     for (key, value) in &entries {
-        let pod = key
-            .strip_suffix("_cassandra.yaml")
-            .expect("a pod's cassandra.yaml");
+        let pod = key.strip_suffix("_cassandra.yaml").expect("a pod's cassandra.yaml");
         assert!(
             pod_names.iter().any(|p| p == pod),
             "{pod} among {pod_names:?}"
@@ -853,9 +805,7 @@ async fn initial_tokens() {
         .await
         .expect("dc1's per-node ConfigMap in the hub");
     assert!(
-        dc1_entries
-            .iter()
-            .all(|(_, value)| !tokens.iter().any(|t| value.contains(t.as_str()))),
+        dc1_entries.iter().all(|(_, value)| !tokens.iter().any(|t| value.contains(t.as_str()))),
         "no token given twice"
     );
 
@@ -866,10 +816,7 @@ async fn initial_tokens() {
         "dc2's Vector ConfigMap deleted",
         Duration::from_secs(20),
         || async {
-            config_map_entries(&region1, "demo-dc2-cass-vector")
-                .await
-                .is_none()
-                .then_some(())
+            config_map_entries(&region1, "demo-dc2-cass-vector").await.is_none().then_some(())
         },
     )
     .await;
@@ -885,28 +832,14 @@ async fn initial_tokens() {
         "{volumes:?}"
     );
     assert!(
-        config_map_entries(&region1, "demo-dc2-per-node-config")
-            .await
-            .is_some(),
+        config_map_entries(&region1, "demo-dc2-per-node-config").await.is_some(),
         "the per-node config stays"
     );
 
     delete_cluster(&clusters).await;
-    assert!(
-        config_map_entries(&region1, "demo-dc2-per-node-config")
-            .await
-            .is_none()
-    );
-    assert!(
-        config_map_entries(hub, "demo-dc1-per-node-config")
-            .await
-            .is_none()
-    );
-    assert!(
-        config_map_entries(&region1, "demo-dc2-cass-vector")
-            .await
-            .is_none()
-    );
+    assert!(config_map_entries(&region1, "demo-dc2-per-node-config").await.is_none());
+    assert!(config_map_entries(hub, "demo-dc1-per-node-config").await.is_none());
+    assert!(config_map_entries(&region1, "demo-dc2-cass-vector").await.is_none());
     running.stop().await;
 }
 
@@ -940,11 +873,7 @@ async fn user_per_node_config() {
         Duration::from_secs(20),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
-            status
-                .conditions?
-                .into_iter()
-                .map(|c| c.message)
-                .find(|m| m.contains("dc2-per-node"))
+            status.conditions?.into_iter().map(|c| c.message).find(|m| m.contains("dc2-per-node"))
         },
     )
     .await;
@@ -974,11 +903,7 @@ async fn user_per_node_config() {
     wait_for(
         "dc2's hash follows the ConfigMap",
         Duration::from_secs(20),
-        || async {
-            per_node_config_hash(&region1)
-                .await
-                .filter(|hash| *hash != first)
-        },
+        || async { per_node_config_hash(&region1).await.filter(|hash| *hash != first) },
     )
     .await;
     eprintln!(
@@ -1023,9 +948,7 @@ async fn fields_not_acted_on() {
         Duration::from_secs(20),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
-            condition(&status, "FieldsNotActedOn")
-                .is_none()
-                .then_some(())
+            condition(&status, "FieldsNotActedOn").is_none().then_some(())
         },
     )
     .await;
@@ -1099,9 +1022,7 @@ async fn num_tokens_kept() {
     );
 
     // Taking the value out again lets dc1 follow, with the num_tokens it runs with.
-    cluster["spec"]["cassandra"]["datacenters"][0]
-        .as_object_mut()
-        .map(|dc| dc.remove("config"));
+    cluster["spec"]["cassandra"]["datacenters"][0].as_object_mut().map(|dc| dc.remove("config"));
     apply(&clusters, CLUSTER, cluster).await;
     wait_version(hub, "dc1", "4.1.6", 256).await;
     wait_for("Degraded cleared", Duration::from_secs(20), || async {

@@ -108,10 +108,7 @@ fn in_namespace(mut document: Value) -> Value {
 }
 
 fn name_of(document: &Value) -> String {
-    document["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    document["metadata"]["name"].as_str().unwrap_or_default().to_string()
 }
 
 /// Applies `document` as the test.
@@ -180,10 +177,7 @@ fn cluster_of(context: &str) -> Option<usize> {
     if context.is_empty() {
         return Some(0);
     }
-    FIXTURE_CONTEXTS
-        .iter()
-        .find(|(name, _)| *name == context)
-        .map(|(_, index)| *index)
+    FIXTURE_CONTEXTS.iter().find(|(name, _)| *name == context).map(|(_, index)| *index)
 }
 
 // On the operator's own runtime: its workers have the stack the K8ssandraCluster watcher needs.
@@ -225,11 +219,7 @@ async fn every_fixture_fans_out() {
         let templates = k8c.spec.datacenters();
         assert_eq!(placed.len(), templates.len(), "{}", fixture.file);
         for template in templates {
-            let namespace = template
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| NS.to_string());
+            let namespace = template.metadata.namespace.clone().unwrap_or_else(|| NS.to_string());
             let cluster = cluster_of(template.context()).expect("known context");
             assert!(
                 placed.iter().any(|p| p.name == template.name()
@@ -245,11 +235,8 @@ async fn every_fixture_fans_out() {
     }
 
     // Federator does not create namespaces: every namespace a datacenter needs exists everywhere.
-    let namespaces: BTreeSet<&str> = expected
-        .iter()
-        .flatten()
-        .map(|p| p.namespace.as_str())
-        .collect();
+    let namespaces: BTreeSet<&str> =
+        expected.iter().flatten().map(|p| p.namespace.as_str()).collect();
     let mut sim = start_sim(CLUSTERS)
         .context_prefix(SIM_PREFIX)
         .cass_operator()
@@ -350,10 +337,8 @@ async fn check_fixture(
         }
     }
     let name = name_of(&fixture.k8ssandra_cluster);
-    let namespace = fixture.k8ssandra_cluster["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or(NS)
-        .to_string();
+    let namespace =
+        fixture.k8ssandra_cluster["metadata"]["namespace"].as_str().unwrap_or(NS).to_string();
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), &namespace);
     apply_document(&clusters, &fixture.k8ssandra_cluster).await;
 
@@ -390,10 +375,8 @@ async fn check_fixture(
     .await
     .map_err(|e| format!("delete {name}: {e}"))?;
     let gone = poll(FIXTURE_WAIT, || async {
-        let cluster_gone = bounded("get K8ssandraCluster", clusters.get_opt(&name))
-            .await
-            .ok()?
-            .is_none();
+        let cluster_gone =
+            bounded("get K8ssandraCluster", clusters.get_opt(&name)).await.ok()?.is_none();
         (cluster_gone && placed_everywhere(clients).await.is_empty()).then_some(())
     })
     .await
@@ -413,9 +396,7 @@ async fn check_status(
     name: &str,
 ) -> Result<(), String> {
     let settled = poll(Duration::from_secs(10), || async {
-        let k8c = bounded("get K8ssandraCluster", clusters.get_opt(name))
-            .await
-            .ok()??;
+        let k8c = bounded("get K8ssandraCluster", clusters.get_opt(name)).await.ok()??;
         (condition(&k8c, "Degraded")?.0 == "False").then_some(k8c)
     })
     .await

@@ -54,9 +54,7 @@ fn fixture_clusters() -> Option<Vec<(String, K8ssandraCluster)>> {
             }
             let mut k8c: K8ssandraCluster = serde_json::from_value(document)
                 .unwrap_or_else(|e| panic!("{file}: not a K8ssandraCluster: {e}"));
-            k8c.metadata
-                .namespace
-                .get_or_insert_with(|| NAMESPACE.to_string());
+            k8c.metadata.namespace.get_or_insert_with(|| NAMESPACE.to_string());
             clusters.push((file.clone(), k8c));
         }
     }
@@ -67,20 +65,13 @@ fn fixture_clusters() -> Option<Vec<(String, K8ssandraCluster)>> {
 /// object, or the error's causes (`field: message`; the error itself when it has none).
 fn admit(admission: &CrAdmission, object: &Value) -> Result<Value, Vec<String>> {
     let mut admitted = object.clone();
-    admission
-        .admit(&mut admitted, None, true)
-        .map(|_warnings| admitted)
-        .map_err(|error| {
-            if error.causes.is_empty() {
-                vec![error.to_string()]
-            } else {
-                error
-                    .causes
-                    .iter()
-                    .map(|c| format!("{}: {}", c.field, c.message))
-                    .collect()
-            }
-        })
+    admission.admit(&mut admitted, None, true).map(|_warnings| admitted).map_err(|error| {
+        if error.causes.is_empty() {
+            vec![error.to_string()]
+        } else {
+            error.causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect()
+        }
+    })
 }
 
 #[test]
@@ -116,11 +107,8 @@ fn every_fixture_fans_out_to_valid_cassandra_datacenters() {
         }
         for (dc, template) in planned.datacenters.iter().zip(templates) {
             datacenters += 1;
-            let expected_namespace = template
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| NAMESPACE.to_string());
+            let expected_namespace =
+                template.metadata.namespace.clone().unwrap_or_else(|| NAMESPACE.to_string());
             assert_eq!(dc.name, template.name(), "{file}: spec order kept");
             assert_eq!(dc.context, template.context(), "{file} {}: region", dc.name);
             assert_eq!(
@@ -244,7 +232,10 @@ fn with_upstreams_mapping_the_hubs_own_context_plans_as_no_context() {
             continue;
         };
         let mut without = k8c.clone();
-        for dc in (without.spec.cassandra.iter_mut())
+        for dc in without
+            .spec
+            .cassandra
+            .iter_mut()
             .flat_map(|c| c.datacenters.iter_mut().flatten())
             .filter(|dc| dc.k8s_context.as_deref() == Some(HUB_CONTEXT))
         {

@@ -188,9 +188,7 @@ async fn superuser_secret_first() {
             let found = secret(client, SUPERUSER).await.expect("Secret");
             versions.push(found.metadata.resource_version);
         }
-        let rs = bounded("get", replicated.get(CLUSTER))
-            .await
-            .expect("get ReplicatedSecret");
+        let rs = bounded("get", replicated.get(CLUSTER)).await.expect("get ReplicatedSecret");
         versions.push(rs.metadata.resource_version);
         versions
     };
@@ -286,13 +284,9 @@ async fn orphaned_cluster() {
     // The datacenters left behind keep their credentials, in the hub and in the region.
     assert!(datacenter(hub, "dc1").await.is_some());
     assert!(datacenter(region1, "dc2").await.is_some());
-    let kept = secret(hub, SUPERUSER)
-        .await
-        .expect("the hub's Secret is kept");
+    let kept = secret(hub, SUPERUSER).await.expect("the hub's Secret is kept");
     assert_eq!(kept.data, generated.data);
-    let copy = secret(region1, SUPERUSER)
-        .await
-        .expect("the region's copy is kept");
+    let copy = secret(region1, SUPERUSER).await.expect("the region's copy is kept");
     assert_eq!(copy.data, generated.data);
     running.stop().await;
 }
@@ -331,20 +325,13 @@ async fn reaper_logins() {
             datacenter(client, name)
         })
         .await;
-        let users: Vec<(String, bool)> = dc
-            .spec
-            .users
-            .iter()
-            .flatten()
-            .map(|u| (u.secret_name.clone(), u.superuser))
-            .collect();
+        let users: Vec<(String, bool)> =
+            dc.spec.users.iter().flatten().map(|u| (u.secret_name.clone(), u.superuser)).collect();
         assert_eq!(users, vec![(REAPER_CQL.to_string(), true)], "{name}");
     }
     let reapers = Api::<Reaper>::namespaced(region1.clone(), NS);
     let reaper = wait_for("dc2's Reaper", Duration::from_secs(40), || async {
-        bounded("get Reaper", reapers.get_opt("demo-dc2-reaper"))
-            .await
-            .expect("get Reaper")
+        bounded("get Reaper", reapers.get_opt("demo-dc2-reaper")).await.expect("get Reaper")
     })
     .await;
     let template = reaper.spec.template;
@@ -420,9 +407,7 @@ async fn encryption_stores() {
             Some("key-pw-1"),
             "{name}"
         );
-        let copy = secret(client, STORES)
-            .await
-            .expect("the stores in the region");
+        let copy = secret(client, STORES).await.expect("the stores in the region");
         assert!(copy.data.is_some_and(|d| d.contains_key("keystore")));
         let pods = dc.spec.pod_template_spec.clone().expect("pod template");
         assert_eq!(

@@ -88,11 +88,8 @@ async fn wait_cluster_ready(hub: &Client) -> K8ssandraCluster {
     wait_for("the K8ssandraCluster Ready", WAIT, || async {
         let k8c = cluster(hub).await?;
         let status = k8c.status.as_ref()?;
-        let ready = status
-            .conditions
-            .as_ref()?
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let ready =
+            status.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
         ready.then_some(k8c)
     })
     .await
@@ -117,9 +114,7 @@ async fn delete_and_wait(running: &Running) {
 /// What a user could tell apart in the hub: dc1 as applied, the ReplicatedSecret's targets,
 /// the Secrets and seed EndpointSlices there, and what the status says of each datacenter.
 async fn hub_view(running: &Running, k8c: &K8ssandraCluster) -> Value {
-    let dc1 = datacenter(&running.hub, "dc1")
-        .await
-        .expect("dc1 in the hub");
+    let dc1 = datacenter(&running.hub, "dc1").await.expect("dc1 in the hub");
     let replicated = bounded(
         "get ReplicatedSecret",
         Api::<ReplicatedSecret>::namespaced(running.hub.clone(), NS).get(CLUSTER),
@@ -344,12 +339,7 @@ async fn take_over_then_remove_and_delete() {
     wait_for(
         &format!("dc2 gone from region {region_context}"),
         WAIT,
-        || async {
-            datacenter(&running.region, "dc2")
-                .await
-                .is_none()
-                .then_some(())
-        },
+        || async { datacenter(&running.region, "dc2").await.is_none().then_some(()) },
     )
     .await;
     let dc1 = datacenter(&running.hub, "dc1").await.expect("dc1 stays");

@@ -283,9 +283,7 @@ async fn controller_panic() {
     )
     .await;
     assert!(
-        failing
-            .logs()
-            .contains("controllers stopped and the lease released"),
+        failing.logs().contains("controllers stopped and the lease released"),
         "{}",
         failing.logs()
     );
@@ -341,10 +339,8 @@ async fn lease_lost_mid_rollout() {
 
     let names: Vec<String> = (1..=DATACENTERS).map(|i| format!("dc{i}")).collect();
     let cluster = |size| {
-        let datacenters: Vec<(&str, &str, i32)> = names
-            .iter()
-            .map(|dc| (dc.as_str(), "sim-1", size))
-            .collect();
+        let datacenters: Vec<(&str, &str, i32)> =
+            names.iter().map(|dc| (dc.as_str(), "sim-1", size)).collect();
         k8ssandra_cluster("demo", &datacenters)
     };
     // One list per look: the region's latency delays the test's requests too.
@@ -408,12 +404,7 @@ async fn lease_lost_mid_rollout() {
     wait_for(
         "the old leader to stop",
         Duration::from_secs(15),
-        || async {
-            first
-                .logs()
-                .contains("lost the lease; controllers stopped")
-                .then_some(())
-        },
+        || async { first.logs().contains("lost the lease; controllers stopped").then_some(()) },
     )
     .await;
     eprintln!(

@@ -265,10 +265,8 @@ async fn failing_reconcile_backs_off() {
         (failures.len() >= 6).then_some(failures)
     })
     .await;
-    let gaps: Vec<f64> = failures
-        .windows(2)
-        .map(|pair| pair[1].duration_since(pair[0]).as_secs_f64())
-        .collect();
+    let gaps: Vec<f64> =
+        failures.windows(2).map(|pair| pair[1].duration_since(pair[0]).as_secs_f64()).collect();
     eprintln!("measured: seconds between failed reconciles {gaps:.2?}");
     // 1, 2, 4, 8, 16 s: each gap about twice the one before (a watch event may add a retry).
     assert!(

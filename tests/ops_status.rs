@@ -105,9 +105,7 @@ async fn status_with_a_region_down() {
     let (ok, json, stderr) = federator_status(&kubeconfig, &["demo", "-n", NS, "-o", "json"]).await;
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&json).expect("JSON output");
-    let dcs = report["clusters"][0]["datacenters"]
-        .as_array()
-        .expect("datacenters");
+    let dcs = report["clusters"][0]["datacenters"].as_array().expect("datacenters");
     let states: Vec<(&str, &str, i64)> = dcs
         .iter()
         .map(|d| {

@@ -93,9 +93,7 @@ impl Running {
 }
 
 async fn get_secret(api: &Api<Secret>, name: &str) -> Option<Secret> {
-    bounded("get Secret", api.get_opt(name))
-        .await
-        .expect("get Secret")
+    bounded("get Secret", api.get_opt(name)).await.expect("get Secret")
 }
 
 fn b64(value: &str) -> String {
@@ -279,9 +277,7 @@ async fn follow_and_prune() {
             );
         }
         assert!(
-            get_secret(&running.secrets(index, NS), "unrelated")
-                .await
-                .is_none(),
+            get_secret(&running.secrets(index, NS), "unrelated").await.is_none(),
             "an unselected Secret is not copied"
         );
     }
@@ -340,9 +336,7 @@ async fn follow_and_prune() {
     // So is a copy deleted by hand.
     bounded(
         "delete a copy",
-        running
-            .secrets(1, NS)
-            .delete("s2", &DeleteParams::default()),
+        running.secrets(1, NS).delete("s2", &DeleteParams::default()),
     )
     .await
     .expect("delete a copy");
@@ -359,14 +353,10 @@ async fn follow_and_prune() {
     let snapshot = || async {
         let mut versions = Vec::new();
         for (index, namespace, name) in [(1, NS, "s1"), (2, NS, "s2"), (0, OTHER_NS, "copy-s1")] {
-            let copy = get_secret(&running.secrets(index, namespace), name)
-                .await
-                .expect("copy");
+            let copy = get_secret(&running.secrets(index, namespace), name).await.expect("copy");
             versions.push(copy.resource_version());
         }
-        let rs = bounded("get", running.replicated().get(RS))
-            .await
-            .expect("rs");
+        let rs = bounded("get", running.replicated().get(RS)).await.expect("rs");
         versions.push(rs.resource_version());
         versions
     };
@@ -416,9 +406,7 @@ async fn follow_and_prune() {
     // A deleted source: its copies go, except the orphan.
     bounded(
         "delete s1",
-        running
-            .secrets(0, NS)
-            .delete("s1", &DeleteParams::default()),
+        running.secrets(0, NS).delete("s1", &DeleteParams::default()),
     )
     .await
     .expect("delete s1");
@@ -442,11 +430,7 @@ async fn follow_and_prune() {
     wait_for_absence(&running, 2, NS, "s3").await;
     wait_for_absence(&running, 0, OTHER_NS, "copy-s3").await;
     wait_for("the ReplicatedSecret gone", WAIT, || async {
-        bounded("get", running.replicated().get_opt(RS))
-            .await
-            .expect("get")
-            .is_none()
-            .then_some(())
+        bounded("get", running.replicated().get_opt(RS)).await.expect("get").is_none().then_some(())
     })
     .await;
     assert!(
@@ -522,9 +506,8 @@ async fn conflicts_and_immutables() {
     // Told as an Event on the ReplicatedSecret too.
     let events: Api<Event> = Api::namespaced(running.hub.clone(), NS);
     wait_for("a Conflict Event on the ReplicatedSecret", WAIT, || async {
-        let list = bounded("list Events", events.list(&Default::default()))
-            .await
-            .expect("list Events");
+        let list =
+            bounded("list Events", events.list(&Default::default())).await.expect("list Events");
         list.items
             .into_iter()
             .find(|e| {
@@ -535,9 +518,7 @@ async fn conflicts_and_immutables() {
             .map(|_| ())
     })
     .await;
-    let theirs = get_secret(&running.secrets(1, NS), "s1")
-        .await
-        .expect("their Secret");
+    let theirs = get_secret(&running.secrets(1, NS), "s1").await.expect("their Secret");
     assert_eq!(
         value_of(&theirs, "password").as_deref(),
         Some("not-federators")
@@ -551,22 +532,14 @@ async fn conflicts_and_immutables() {
         serde_json::json!({"immutable": true}),
     )
     .await;
-    let immutable = get_secret(&running.secrets(2, NS), "s1")
-        .await
-        .expect("copy");
+    let immutable = get_secret(&running.secrets(2, NS), "s1").await.expect("copy");
     put_source(&running, "s1", serde_json::json!({"app": "demo"}), "second").await;
     let condition = wait_for_condition(&running, &region2, NS, "ImmutableTarget").await;
     assert!(
-        condition
-            .message
-            .as_deref()
-            .unwrap_or("")
-            .contains("recreate-immutable"),
+        condition.message.as_deref().unwrap_or("").contains("recreate-immutable"),
         "{condition:?}"
     );
-    let kept = get_secret(&running.secrets(2, NS), "s1")
-        .await
-        .expect("copy");
+    let kept = get_secret(&running.secrets(2, NS), "s1").await.expect("copy");
     assert_eq!(kept.uid(), immutable.uid());
     assert_eq!(value_of(&kept, "password").as_deref(), Some("first"));
 
@@ -622,11 +595,7 @@ async fn conflicts_and_immutables() {
     .await;
     let terminating = wait_for_condition(&running, &region1, "doomed", "NamespaceMissing").await;
     assert!(
-        terminating
-            .message
-            .as_deref()
-            .unwrap_or("")
-            .contains("is being deleted"),
+        terminating.message.as_deref().unwrap_or("").contains("is being deleted"),
         "{terminating:?}"
     );
     running.stop().await;
@@ -660,10 +629,7 @@ async fn stopped_region() {
         started.elapsed()
     );
     let down = wait_for("region 2's condition False", WAIT, || async {
-        conditions(&running)
-            .await
-            .into_iter()
-            .find(|c| c.cluster == region2 && c.status == "False")
+        conditions(&running).await.into_iter().find(|c| c.cluster == region2 && c.status == "False")
     })
     .await;
     assert!(
@@ -694,19 +660,13 @@ async fn stopped_region() {
     .await
     .expect("delete ReplicatedSecret");
     wait_for("the ReplicatedSecret gone", WAIT, || async {
-        bounded("get", running.replicated().get_opt(RS))
-            .await
-            .expect("get")
-            .is_none()
-            .then_some(())
+        bounded("get", running.replicated().get_opt(RS)).await.expect("get").is_none().then_some(())
     })
     .await;
     for index in [1, 2] {
         for name in ["s1", "s2"] {
             assert!(
-                get_secret(&running.secrets(index, NS), name)
-                    .await
-                    .is_some(),
+                get_secret(&running.secrets(index, NS), name).await.is_some(),
                 "copy {name} in cluster {index} left in place"
             );
         }
@@ -738,11 +698,7 @@ async fn removed_target_of_an_unknown_region() {
     running.start_operator();
     let pending = wait_for_condition(&running, &region2, NS, "PrunePending").await;
     assert!(
-        pending
-            .message
-            .as_deref()
-            .unwrap_or_default()
-            .contains(ORPHAN),
+        pending.message.as_deref().unwrap_or_default().contains(ORPHAN),
         "says how to let go: {pending:?}"
     );
     // Several passes later (a pending target is looked at every 5 s) it still waits.
@@ -763,11 +719,7 @@ async fn removed_target_of_an_unknown_region() {
     running.restore_client_config(2).await;
     wait_for_absence(&running, 2, NS, "s1").await;
     wait_for("region 2 gone from the status", WAIT, || async {
-        (!conditions(&running)
-            .await
-            .iter()
-            .any(|c| c.cluster == region2))
-        .then_some(())
+        (!conditions(&running).await.iter().any(|c| c.cluster == region2)).then_some(())
     })
     .await;
     assert!(get_secret(&running.secrets(1, NS), "s1").await.is_some());
@@ -833,9 +785,7 @@ async fn target_in_the_hub_by_context() {
     wait_for_condition(&running, &hub_context, NS, "ReplicationLoop").await;
     wait_for_copy(&running, 0, OTHER_NS, "s1", "first").await;
     wait_for_condition(&running, &hub_context, OTHER_NS, "Replicated").await;
-    let source = get_secret(&running.secrets(0, NS), "s1")
-        .await
-        .expect("the source");
+    let source = get_secret(&running.secrets(0, NS), "s1").await.expect("the source");
     assert!(
         !source.labels().contains_key(REPLICATED_LABEL),
         "the source is left as it is"

@@ -72,10 +72,8 @@ fn percentile(sorted: &[Duration], p: usize) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async {
         let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../crds");
         let sim = SimBuilder::new().clusters(1).crd_dir(crds).start().await?;
@@ -88,19 +86,14 @@ fn main() -> anyhow::Result<()> {
             plural: "k8ssandraclusters".into(),
         };
         let api: Api<DynamicObject> = Api::namespaced_with(client, "default", &resource);
-        let rounds = env_list("LARGE_APPLY_ROUNDS", "200")
-            .first()
-            .copied()
-            .unwrap_or(200);
+        let rounds = env_list("LARGE_APPLY_ROUNDS", "200").first().copied().unwrap_or(200);
         let params = PatchParams::apply("large-apply").force();
         println!("| datacenters | object bytes | apply min | p50 | p90 |");
         println!("|---|---|---|---|---|");
         for datacenters in env_list("LARGE_APPLY_SIZES", "1,10,100") {
-            api.patch("wide", &params, &Patch::Apply(&cluster(datacenters, 16)))
-                .await?;
+            api.patch("wide", &params, &Patch::Apply(&cluster(datacenters, 16))).await?;
             let status_params = PatchParams::apply("large-apply-status").force();
-            api.patch_status("wide", &status_params, &Patch::Apply(&status(datacenters)))
-                .await?;
+            api.patch_status("wide", &status_params, &Patch::Apply(&status(datacenters))).await?;
             let bytes = serde_json::to_vec(&api.get("wide").await?)?.len();
             let mut times = Vec::with_capacity(rounds);
             for round in 0..rounds as u64 {

@@ -18,10 +18,7 @@ use kube_sim::store::WriteOptions;
 use serde_json::json;
 
 fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn resident_mib() -> f64 {
@@ -130,11 +127,7 @@ async fn main() -> anyhow::Result<()> {
         let api = api.clone();
         async move {
             let _ = api
-                .list(
-                    &ListParams::default()
-                        .labels(&format!("shard={}", n % 10))
-                        .limit(500),
-                )
+                .list(&ListParams::default().labels(&format!("shard={}", n % 10)).limit(500))
                 .await;
         }
     })
@@ -155,10 +148,7 @@ async fn main() -> anyhow::Result<()> {
 
     let list = configmaps.list(&ListParams::default().limit(1)).await?;
     let rv = list.metadata.resource_version.unwrap_or_default();
-    let mut stream = configmaps
-        .watch(&WatchParams::default().timeout(290), &rv)
-        .await?
-        .boxed();
+    let mut stream = configmaps.watch(&WatchParams::default().timeout(290), &rv).await?.boxed();
     let delivered = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&delivered);
     let reader = tokio::spawn(async move {

@@ -110,8 +110,7 @@ async fn cluster_action(sim: &Sim, index: usize, action: &str, input: &Value) ->
             let Some(ms) = input.get("ms").and_then(Value::as_u64) else {
                 return error(400, "expected {\"ms\": <milliseconds>}");
             };
-            sim.set_latency(index, Duration::from_millis(ms))
-                .map(|_| json!({"ms": ms}))
+            sim.set_latency(index, Duration::from_millis(ms)).map(|_| json!({"ms": ms}))
         }
         "fail" => {
             let count = input.get("count").and_then(Value::as_u64).unwrap_or(1);
@@ -131,10 +130,7 @@ async fn cluster_action(sim: &Sim, index: usize, action: &str, input: &Value) ->
                     "expected {\"resource\": \"<plural>\", \"forbidden\": true|false}",
                 );
             };
-            let forbidden = input
-                .get("forbidden")
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
+            let forbidden = input.get("forbidden").and_then(Value::as_bool).unwrap_or(true);
             sim.forbid(index, resource, forbidden)
                 .map(|_| json!({"resource": resource, "forbidden": forbidden}))
         }

@@ -57,9 +57,7 @@ fn merge_key(definition: &str, property: &str) -> Option<&'static str> {
 
 fn add_patch_extensions(definitions: &mut Map<String, Value>) {
     for (name, definition) in definitions.iter_mut() {
-        let Some(properties) = definition
-            .get_mut("properties")
-            .and_then(Value::as_object_mut)
+        let Some(properties) = definition.get_mut("properties").and_then(Value::as_object_mut)
         else {
             continue;
         };

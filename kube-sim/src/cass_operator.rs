@@ -36,10 +36,7 @@ pub fn as_installed(crd: &mut Value) {
     {
         return;
     }
-    if let Some(versions) = crd
-        .pointer_mut("/spec/versions")
-        .and_then(Value::as_array_mut)
-    {
+    if let Some(versions) = crd.pointer_mut("/spec/versions").and_then(Value::as_array_mut) {
         for version in versions {
             if let Some(spec_properties) = version
                 .pointer_mut("/schema/openAPIV3Schema/properties/spec/properties")
@@ -153,32 +150,17 @@ impl Desired {
             .unwrap_or_else(|| vec!["default".to_string()]);
         let version = str_at(dc, "/spec/serverVersion").unwrap_or("4.1.5");
         Some(Desired {
-            namespace: str_at(dc, "/metadata/namespace")
-                .unwrap_or("default")
-                .to_string(),
+            namespace: str_at(dc, "/metadata/namespace").unwrap_or("default").to_string(),
             uid: str_at(dc, "/metadata/uid").unwrap_or("").to_string(),
-            generation: dc
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(1),
+            generation: dc.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1),
             cluster_name: clean_name(str_at(dc, "/spec/clusterName").unwrap_or(&name)),
-            dc_name: str_at(dc, "/spec/datacenterName")
-                .unwrap_or(&name)
-                .to_string(),
+            dc_name: str_at(dc, "/spec/datacenterName").unwrap_or(&name).to_string(),
             racks,
-            size: dc
-                .pointer("/spec/size")
-                .and_then(Value::as_u64)
-                .unwrap_or(1) as usize,
-            stopped: dc
-                .pointer("/spec/stopped")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            image: str_at(dc, "/spec/serverImage")
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    format!("cr.k8ssandra.io/k8ssandra/cass-management-api:{version}")
-                }),
+            size: dc.pointer("/spec/size").and_then(Value::as_u64).unwrap_or(1) as usize,
+            stopped: dc.pointer("/spec/stopped").and_then(Value::as_bool).unwrap_or(false),
+            image: str_at(dc, "/spec/serverImage").map(str::to_string).unwrap_or_else(|| {
+                format!("cr.k8ssandra.io/k8ssandra/cass-management-api:{version}")
+            }),
             name,
         })
     }
@@ -250,10 +232,7 @@ fn condition(kind: &str, status: bool, previous: &Value) -> Value {
     let earlier = previous
         .pointer("/status/conditions")
         .and_then(Value::as_array)
-        .and_then(|all| {
-            all.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-        })
+        .and_then(|all| all.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)))
         .filter(|c| c.get("status").and_then(Value::as_str) == Some(status_text))
         .and_then(|c| c.get("lastTransitionTime").cloned());
     json!({
@@ -295,11 +274,7 @@ impl Operator {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
-            let mut events = match self
-                .cluster
-                .store
-                .watch(&info, None, &WatchOptions::default())
-            {
+            let mut events = match self.cluster.store.watch(&info, None, &WatchOptions::default()) {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(cluster = self.cluster.index, error = %e, "cass-operator watch");
@@ -346,22 +321,15 @@ impl Operator {
         if !self.ensure_finalizer(info, dc) {
             return;
         }
-        let observed = dc
-            .pointer("/status/observedGeneration")
-            .and_then(Value::as_i64);
+        let observed = dc.pointer("/status/observedGeneration").and_then(Value::as_i64);
         let progress = str_at(dc, "/status/cassandraOperatorProgress");
         if observed == Some(desired.generation) && progress == Some("Ready") {
             return;
         }
-        if self
-            .pending
-            .get(&key)
-            .is_some_and(|(generation, _)| *generation == desired.generation)
-        {
+        if self.pending.get(&key).is_some_and(|(generation, _)| *generation == desired.generation) {
             return;
         }
-        self.pending
-            .insert(key, (desired.generation, Instant::now() + self.ready_after));
+        self.pending.insert(key, (desired.generation, Instant::now() + self.ready_after));
         self.write_updating(info, dc, &desired);
     }
 
@@ -390,10 +358,7 @@ impl Operator {
             .map(|all| all.iter().filter(|f| *f != FINALIZER).cloned().collect())
             .unwrap_or_default();
         if finalizers.len()
-            == dc
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len)
+            == dc.pointer("/metadata/finalizers").and_then(Value::as_array).map_or(0, Vec::len)
         {
             return;
         }
@@ -435,21 +400,13 @@ impl Operator {
         let initialized = dc
             .pointer("/status/conditions")
             .and_then(Value::as_array)
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["type"] == "Initialized" && c["status"] == "True")
-            });
-        let running = dc
-            .pointer("/status/nodeStatuses")
-            .and_then(Value::as_object)
-            .map_or(0, |m| m.len());
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Initialized" && c["status"] == "True"));
+        let running =
+            dc.pointer("/status/nodeStatuses").and_then(Value::as_object).map_or(0, |m| m.len());
         let was_stopped = dc
             .pointer("/status/conditions")
             .and_then(Value::as_array)
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["type"] == "Stopped" && c["status"] == "True")
-            });
+            .is_some_and(|c| c.iter().any(|c| c["type"] == "Stopped" && c["status"] == "True"));
         let mut conditions = vec![
             condition("Valid", true, dc),
             condition("Initialized", initialized, dc),
@@ -625,11 +582,7 @@ impl Operator {
                                 "ports": [{"name": "native", "containerPort": NATIVE_PORT, "protocol": "TCP"}]}],
             },
         });
-        let created = match self
-            .cluster
-            .store
-            .create(&pods, namespace, pod, &write_options())
-        {
+        let created = match self.cluster.store.create(&pods, namespace, pod, &write_options()) {
             Ok(written) => written.object,
             Err(e) => {
                 tracing::debug!(pod = name, error = %e, "cass-operator pod");
@@ -681,12 +634,7 @@ impl Operator {
             "cassandra.datastax.com/datacenter".into(),
             json!(desired.dc_name),
         );
-        if self
-            .cluster
-            .store
-            .get(&services, namespace, &service_name)
-            .is_err()
-        {
+        if self.cluster.store.get(&services, namespace, &service_name).is_err() {
             let service = json!({
                 "apiVersion": "v1",
                 "kind": "Service",
@@ -696,9 +644,7 @@ impl Operator {
                          "ports": [{"name": "native", "port": NATIVE_PORT, "protocol": "TCP", "targetPort": NATIVE_PORT}]},
             });
             if let Err(e) =
-                self.cluster
-                    .store
-                    .create(&services, namespace, service, &write_options())
+                self.cluster.store.create(&services, namespace, service, &write_options())
             {
                 tracing::debug!(service = service_name, error = %e, "cass-operator service");
             }
@@ -720,10 +666,8 @@ impl Operator {
         let result = match self.cluster.store.get(&slices, namespace, &slice_name) {
             Ok(existing) => {
                 let mut replacement = slice;
-                replacement["metadata"]["resourceVersion"] = existing
-                    .pointer("/metadata/resourceVersion")
-                    .cloned()
-                    .unwrap_or(Value::Null);
+                replacement["metadata"]["resourceVersion"] =
+                    existing.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
                 self.cluster.store.update(
                     &slices,
                     namespace,
@@ -732,10 +676,7 @@ impl Operator {
                     &write_options(),
                 )
             }
-            Err(_) => self
-                .cluster
-                .store
-                .create(&slices, namespace, slice, &write_options()),
+            Err(_) => self.cluster.store.create(&slices, namespace, slice, &write_options()),
         };
         if let Err(e) = result {
             tracing::debug!(slice = slice_name, error = %e, "cass-operator endpointslice");
@@ -771,10 +712,7 @@ impl Operator {
             if keep.iter().any(|k| k == name) {
                 continue;
             }
-            let _ = self
-                .cluster
-                .store
-                .delete(&pods, namespace, name, &DeleteOptions::default());
+            let _ = self.cluster.store.delete(&pods, namespace, name, &DeleteOptions::default());
         }
         if keep.is_empty() && self.pending_or_deleting(desired) {
             let service_name = desired.service_name();
@@ -802,11 +740,7 @@ impl Operator {
         let Some(info) = self.info(GROUP, PLURAL) else {
             return true;
         };
-        match self
-            .cluster
-            .store
-            .get(&info, Some(&desired.namespace), &desired.name)
-        {
+        match self.cluster.store.get(&info, Some(&desired.namespace), &desired.name) {
             Ok(dc) => dc.pointer("/metadata/deletionTimestamp").is_some(),
             Err(_) => true,
         }

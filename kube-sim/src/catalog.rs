@@ -248,9 +248,7 @@ impl Catalog {
 pub fn compare_kube_versions(a: &str, b: &str) -> Ordering {
     fn parse(v: &str) -> Option<(u32, u32, u32)> {
         let rest = v.strip_prefix('v')?;
-        let digits_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         let major: u32 = rest[..digits_end].parse().ok()?;
         let tail = &rest[digits_end..];
         if tail.is_empty() {

@@ -146,10 +146,7 @@ impl Cluster {
         use base64::Engine;
         use serde_json::Value;
         let secrets = self.store.resource("", "secrets")?;
-        let list = self
-            .store
-            .list(&secrets, None, &crate::store::ListOptions::default())
-            .ok()?;
+        let list = self.store.list(&secrets, None, &crate::store::ListOptions::default()).ok()?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(presented);
         let secret = list.get("items")?.as_array()?.iter().find(|secret| {
             secret.get("type").and_then(Value::as_str)
@@ -182,15 +179,11 @@ impl Cluster {
     }
 
     pub fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
-        self.catalog
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.catalog.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn catalog_mut(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
-        self.catalog
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.catalog.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Connections open now, by protocol.
@@ -226,9 +219,7 @@ impl Cluster {
 
     /// Whether requests for `resource` are refused.
     pub fn is_forbidden(&self, resource: &str) -> bool {
-        self.faults
-            .lock()
-            .is_ok_and(|faults| faults.forbidden.contains(resource))
+        self.faults.lock().is_ok_and(|faults| faults.forbidden.contains(resource))
     }
 
     /// The latency to add, and the failure code if this request is to fail.

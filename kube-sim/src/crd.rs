@@ -17,23 +17,14 @@ pub const CRD_GROUP: &str = "apiextensions.k8s.io";
 pub const CRD_PLURAL: &str = "customresourcedefinitions";
 
 fn str_at<'a>(value: &'a Value, pointer: &str) -> Option<&'a str> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    value.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 fn strings_at(value: &Value, pointer: &str) -> Vec<String> {
     value
         .pointer(pointer)
         .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
@@ -113,11 +104,8 @@ impl Admission for CrdAdmission {
                 field: "spec.scope".into(),
             });
         }
-        let versions = crd
-            .pointer("/spec/versions")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let versions =
+            crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
         if versions.is_empty() {
             causes.push(Cause {
                 reason: "FieldValueInvalid".into(),
@@ -125,10 +113,8 @@ impl Admission for CrdAdmission {
                 field: "spec.versions".into(),
             });
         } else {
-            let storage = versions
-                .iter()
-                .filter(|v| v.get("storage") == Some(&json!(true)))
-                .count();
+            let storage =
+                versions.iter().filter(|v| v.get("storage") == Some(&json!(true))).count();
             if storage != 1 {
                 causes.push(Cause {
                     reason: "FieldValueInvalid".into(),
@@ -140,11 +126,7 @@ impl Admission for CrdAdmission {
                 });
             }
         }
-        causes.extend(
-            crd_schema_problems(crd)
-                .iter()
-                .map(|p| cause_from_message(p)),
-        );
+        causes.extend(crd_schema_problems(crd).iter().map(|p| cause_from_message(p)));
         if causes.is_empty() {
             Ok(Vec::new())
         } else {
@@ -258,20 +240,16 @@ pub fn served_resources(crd: &Value) -> Vec<ServedResource> {
         .map(str::to_string)
         .unwrap_or_else(|| format!("{kind}List"));
     let namespaced = str_at(crd, "/spec/scope") != Some("Cluster");
-    let versions = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let versions =
+        crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
     versions
         .iter()
         .filter(|v| v.get("served") != Some(&json!(false)))
         .filter_map(|v| {
             let version = v.get("name").and_then(Value::as_str)?.to_string();
             let schema = v.pointer("/schema/openAPIV3Schema").cloned();
-            let admission = schema
-                .as_ref()
-                .and_then(|s| custom_resource_admission(crd_name, group, kind, s));
+            let admission =
+                schema.as_ref().and_then(|s| custom_resource_admission(crd_name, group, kind, s));
             let scale = v.pointer("/subresources/scale").map(|s| ScalePaths {
                 spec_replicas: s
                     .get("specReplicasPath")
@@ -370,11 +348,7 @@ fn desired_status(crd: &Value) -> Value {
     if let Some(storage) = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
-        .and_then(|versions| {
-            versions
-                .iter()
-                .find(|v| v.get("storage") == Some(&json!(true)))
-        })
+        .and_then(|versions| versions.iter().find(|v| v.get("storage") == Some(&json!(true))))
         .and_then(|v| v.get("name").and_then(Value::as_str))
         && !stored.iter().any(|s| s == storage)
     {
@@ -391,10 +365,7 @@ fn desired_status(crd: &Value) -> Value {
 }
 
 fn crd_info(cluster: &Cluster) -> Option<ResourceInfo> {
-    cluster
-        .catalog()
-        .find(CRD_GROUP, "v1", CRD_PLURAL)
-        .map(|r| r.info.clone())
+    cluster.catalog().find(CRD_GROUP, "v1", CRD_PLURAL).map(|r| r.info.clone())
 }
 
 /// Makes the served custom resources match the stored CRDs and marks new CRDs Established.
@@ -404,11 +375,7 @@ pub async fn reconcile(cluster: &Arc<Cluster>) {
         return;
     };
     let crds = match cluster.store.list(&info, None, &ListOptions::default()) {
-        Ok(list) => list
-            .get("items")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
+        Ok(list) => list.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
         Err(e) => {
             tracing::warn!(cluster = cluster.index, error = %e, "listing CRDs");
             return;
@@ -440,10 +407,8 @@ pub async fn reconcile(cluster: &Arc<Cluster>) {
         })
         .cloned()
         .collect();
-    let stale_group_resources: HashSet<(String, String)> = stale
-        .iter()
-        .map(|r| (r.info.group.clone(), r.info.plural.clone()))
-        .collect();
+    let stale_group_resources: HashSet<(String, String)> =
+        stale.iter().map(|r| (r.info.group.clone(), r.info.plural.clone())).collect();
     // The store keeps one entry per group+plural (all versions share the objects).
     for (group, plural) in &stale_group_resources {
         let still_served = wanted.keys().any(|(g, _, p)| g == group && p == plural);
@@ -477,9 +442,7 @@ pub async fn reconcile(cluster: &Arc<Cluster>) {
             )
             .is_none_or(|existing| !same_definition(&existing, &served));
         if changed {
-            let registered = cluster
-                .store
-                .resource(&served.info.group, &served.info.plural);
+            let registered = cluster.store.resource(&served.info.group, &served.info.plural);
             if served.storage || registered.is_none() {
                 cluster.store.register(served.info.clone());
             }
@@ -592,9 +555,7 @@ pub async fn apply_crd(cluster: &Arc<Cluster>, crd: Value) -> anyhow::Result<()>
 
 fn store_crd(cluster: &Arc<Cluster>, mut crd: Value) -> anyhow::Result<()> {
     let info = crd_info(cluster).context("the cluster serves no CRD resource")?;
-    let name = str_at(&crd, "/metadata/name")
-        .context("CRD without metadata.name")?
-        .to_string();
+    let name = str_at(&crd, "/metadata/name").context("CRD without metadata.name")?.to_string();
     if let Some(meta) = crd.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("resourceVersion");
         meta.remove("uid");

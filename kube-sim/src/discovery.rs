@@ -73,11 +73,8 @@ fn group_json(name: &str, versions: &[String]) -> Value {
 
 /// Legacy `/apis`.
 pub fn group_list(catalog: &Catalog) -> Value {
-    let groups: Vec<Value> = catalog
-        .groups()
-        .iter()
-        .map(|g| group_json(&g.name, &g.versions))
-        .collect();
+    let groups: Vec<Value> =
+        catalog.groups().iter().map(|g| group_json(&g.name, &g.versions)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -220,11 +217,8 @@ fn aggregated_group(catalog: &Catalog, name: &str, versions: &[String]) -> Value
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
-            let resources: Vec<Value> = catalog
-                .in_group_version(name, v)
-                .iter()
-                .map(|r| aggregated_resource(r))
-                .collect();
+            let resources: Vec<Value> =
+                catalog.in_group_version(name, v).iter().map(|r| aggregated_resource(r)).collect();
             json!({"version": v, "resources": resources, "freshness": "Current"})
         })
         .collect();
@@ -236,11 +230,7 @@ pub fn aggregated(catalog: &Catalog, core: bool, version: &str) -> Value {
     let items: Vec<Value> = if core {
         vec![aggregated_group(catalog, "", &["v1".to_string()])]
     } else {
-        catalog
-            .groups()
-            .iter()
-            .map(|g| aggregated_group(catalog, &g.name, &g.versions))
-            .collect()
+        catalog.groups().iter().map(|g| aggregated_group(catalog, &g.name, &g.versions)).collect()
     };
     json!({
         "kind": "APIGroupDiscoveryList",

@@ -146,9 +146,7 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
             if s.is_empty() {
                 Ok(None)
             } else {
-                s.parse()
-                    .map(Some)
-                    .map_err(|_| format!("bad slice bound {s:?}"))
+                s.parse().map(Some).map_err(|_| format!("bad slice bound {s:?}"))
             }
         };
         let end = end.split(':').next().unwrap_or("");
@@ -161,9 +159,7 @@ fn parse_bracket(inner: &str) -> Result<Step, String> {
 }
 
 fn parse_filter(text: &str) -> Result<Filter, String> {
-    let body = text
-        .strip_prefix('@')
-        .ok_or_else(|| format!("filter must start with @: {text}"))?;
+    let body = text.strip_prefix('@').ok_or_else(|| format!("filter must start with @: {text}"))?;
     let chars: Vec<char> = body.chars().collect();
     let (path, pos) = parse_steps(&chars, 0)?;
     let rest: String = chars[pos..].iter().collect();
@@ -330,11 +326,6 @@ mod tests {
         assert_eq!(p.find(&obj).len(), 2);
         let p = JsonPath::parse(".metadata['labels']").unwrap();
         assert_eq!(p.find(&obj).len(), 1);
-        assert!(
-            JsonPath::parse(".spec.missing")
-                .unwrap()
-                .find(&obj)
-                .is_empty()
-        );
+        assert!(JsonPath::parse(".spec.missing").unwrap().find(&obj).is_empty());
     }
 }

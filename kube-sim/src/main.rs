@@ -88,11 +88,8 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(kube_sim::admin::serve(listener, sim.clone())),
         )
     });
-    let ports: Vec<String> = sim
-        .clusters()
-        .iter()
-        .map(|c| format!("{}={}", c.context, c.url))
-        .collect();
+    let ports: Vec<String> =
+        sim.clusters().iter().map(|c| format!("{}={}", c.context, c.url)).collect();
     let admin_text = admin_task
         .as_ref()
         .and_then(|(address, _)| *address)

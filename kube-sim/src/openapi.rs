@@ -200,9 +200,7 @@ fn object_schema(resource: &ServedResource) -> Value {
         );
         let properties = obj.entry("properties").or_insert_with(|| json!({}));
         if let Some(props) = properties.as_object_mut() {
-            props
-                .entry("apiVersion")
-                .or_insert(json!({"type": "string"}));
+            props.entry("apiVersion").or_insert(json!({"type": "string"}));
             props.entry("kind").or_insert(json!({"type": "string"}));
             props.insert(
                 "metadata".into(),

@@ -41,10 +41,7 @@ pub fn kubectl_build(minor: u32) -> Option<PathBuf> {
             .map(|dir| dir.join("kubectl"))
             .find(|candidate| candidate.is_file())
             .and_then(|found| std::fs::canonicalize(found).ok())
-            .and_then(|real| {
-                real.parent()
-                    .map(|dir| dir.join(format!("kubectl.1.{minor}")))
-            })
+            .and_then(|real| real.parent().map(|dir| dir.join(format!("kubectl.1.{minor}"))))
     });
     let found = beside_kubectl.filter(|candidate| candidate.is_file());
     if found.is_none() {

@@ -104,11 +104,7 @@ fn list(store: &Store, plural: &str, namespace: Option<&str>) -> Vec<Value> {
 }
 
 fn strings(value: &Value) -> impl Iterator<Item = &str> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+    value.as_array().into_iter().flatten().filter_map(Value::as_str)
 }
 
 /// Whether one of the binding's subjects is the user (by name, group or service account).
@@ -151,9 +147,8 @@ fn grants(
         Some("Role") if binding_namespace.is_some() => ("roles", "role", binding_namespace),
         _ => return false,
     };
-    let role = store
-        .resource(RBAC_GROUP, plural)
-        .and_then(|info| store.get(&info, namespace, name).ok());
+    let role =
+        store.resource(RBAC_GROUP, plural).and_then(|info| store.get(&info, namespace, name).ok());
     let Some(role) = role else {
         errors.push(format!("{kind_text}.{RBAC_GROUP} \"{name}\" not found"));
         return false;
@@ -177,15 +172,11 @@ pub fn rule_allows(rule: &Value, request: &Attributes<'_>) -> bool {
     let resource_matches = strings(&rule["resources"]).any(|r| {
         r == "*"
             || r == combined
-            || request
-                .subresource
-                .is_some_and(|sub| r.strip_prefix("*/") == Some(sub))
+            || request.subresource.is_some_and(|sub| r.strip_prefix("*/") == Some(sub))
     });
     let mut names = strings(&rule["resourceNames"]).peekable();
     let name_matches = names.peek().is_none()
-        || request
-            .name
-            .is_some_and(|requested| names.any(|n| n == requested));
+        || request.name.is_some_and(|requested| names.any(|n| n == requested));
     verb_matches && group_matches && resource_matches && name_matches
 }
 

@@ -41,10 +41,7 @@ pub struct RequestLog {
 
 impl RequestLog {
     pub fn record(&self, user_agent: &str, verb: &str, resource: String, namespace: &str) {
-        let mut counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = (
             user_agent.to_string(),
             verb.to_string(),
@@ -55,10 +52,7 @@ impl RequestLog {
     }
 
     pub fn snapshot(&self) -> Vec<RequestCount> {
-        let counts = self
-            .counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         counts
             .iter()
             .map(
@@ -85,21 +79,12 @@ impl RequestLog {
 
     /// The 403 messages RBAC answered and how many times each.
     pub fn refused(&self) -> BTreeMap<String, u64> {
-        self.refused
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        self.refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     pub fn reset(&self) {
-        self.counts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
-        self.refused
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        self.refused.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
     }
 }
 

@@ -215,9 +215,7 @@ impl Sim {
     }
 
     pub fn context_name(&self, index: usize) -> String {
-        self.cluster(index)
-            .map(|c| c.context.clone())
-            .unwrap_or_default()
+        self.cluster(index).map(|c| c.context.clone()).unwrap_or_default()
     }
 
     /// `https://127.0.0.1:<port>` of a cluster.
@@ -257,10 +255,7 @@ impl Sim {
 
     /// Whether the clusters enforce RBAC ([`SimBuilder::rbac`]).
     pub fn enforces_rbac(&self) -> bool {
-        self.inner
-            .clusters
-            .first()
-            .is_some_and(|c| c.enforces_rbac())
+        self.inner.clusters.first().is_some_and(|c| c.enforces_rbac())
     }
 
     /// A client certificate signed by the simulator's CA for `user` in `groups` (at most two),
@@ -484,12 +479,7 @@ impl Sim {
     /// Gives the cluster a new token and returns it; the old one gets 401 from now on.
     pub fn rotate_token(&self, index: usize) -> anyhow::Result<String> {
         let token = self.cluster(index)?.rotate_token();
-        let path = self
-            .inner
-            .kubeconfig_path
-            .lock()
-            .ok()
-            .and_then(|p| p.clone());
+        let path = self.inner.kubeconfig_path.lock().ok().and_then(|p| p.clone());
         if let Some(path) = path {
             write_private(&path, &self.kubeconfig_yaml())?;
         }
@@ -517,9 +507,6 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(contents.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(contents.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }

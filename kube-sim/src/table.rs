@@ -170,10 +170,7 @@ fn count_entries(obj: &Value, pointers: &[&str]) -> i64 {
 }
 
 fn list_at(obj: &Value, pointer: &str) -> Vec<Value> {
-    obj.pointer(pointer)
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    obj.pointer(pointer).and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
 fn or_unset(text: String) -> Value {
@@ -397,26 +394,18 @@ fn builtin_cells(resource: &ServedResource, obj: &Value) -> Vec<Value> {
             cells.push(or_none(ports.join(",")));
         }
         ("", "pods") => {
-            let statuses = obj
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array);
+            let statuses = obj.pointer("/status/containerStatuses").and_then(Value::as_array);
             let total = obj
                 .pointer("/spec/containers")
                 .and_then(Value::as_array)
                 .map(Vec::len)
                 .unwrap_or(0);
             let ready = statuses
-                .map(|s| {
-                    s.iter()
-                        .filter(|c| c.get("ready") == Some(&json!(true)))
-                        .count()
-                })
+                .map(|s| s.iter().filter(|c| c.get("ready") == Some(&json!(true))).count())
                 .unwrap_or(0);
             let restarts: i64 = statuses
                 .map(|s| {
-                    s.iter()
-                        .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
-                        .sum()
+                    s.iter().filter_map(|c| c.get("restartCount").and_then(Value::as_i64)).sum()
                 })
                 .unwrap_or(0);
             cells.push(json!(format!("{ready}/{total}")));

@@ -26,9 +26,7 @@ impl CertificateAuthority {
     pub fn generate() -> anyhow::Result<Self> {
         let mut params = CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "kube-sim CA");
+        params.distinguished_name.push(DnType::CommonName, "kube-sim CA");
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyCertSign,
@@ -76,9 +74,7 @@ impl CertificateAuthority {
         for (group, dn_type) in groups.iter().zip(organization_types) {
             params.distinguished_name.push(dn_type, *group);
         }
-        let today = jiff::Timestamp::now()
-            .to_zoned(jiff::tz::TimeZone::UTC)
-            .date();
+        let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
         params.not_before = rcgen::date_time_ymd(
             i32::from(today.year()),
             today.month() as u8,
@@ -96,9 +92,8 @@ impl CertificateAuthority {
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let key = KeyPair::generate().context("generating a client key")?;
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .context("signing the client certificate")?;
+        let cert =
+            params.signed_by(&key, &self.issuer).context("signing the client certificate")?;
         Ok(ClientCertificate {
             certificate_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -108,9 +103,7 @@ impl CertificateAuthority {
     /// Checks client certificates against this CA.
     pub fn client_authenticator(&self) -> anyhow::Result<Arc<ClientCertAuthenticator>> {
         let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(self.ca_der.clone())
-            .context("the CA as a client-certificate root")?;
+        roots.add(self.ca_der.clone()).context("the CA as a client-certificate root")?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let verifier =
             rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -129,14 +122,10 @@ impl CertificateAuthority {
     ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
         let mut params = CertificateParams::new(vec!["localhost".to_string()])
             .context("server certificate parameters")?;
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress(std::net::IpAddr::V4(
-                std::net::Ipv4Addr::LOCALHOST,
-            )));
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
+        params.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::V4(
+            std::net::Ipv4Addr::LOCALHOST,
+        )));
+        params.distinguished_name.push(DnType::CommonName, common_name);
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -144,9 +133,8 @@ impl CertificateAuthority {
         ];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let key = KeyPair::generate().context("generating a server key")?;
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .context("signing the server certificate")?;
+        let cert =
+            params.signed_by(&key, &self.issuer).context("signing the server certificate")?;
         let chain = vec![cert.der().clone(), self.ca_der.clone()];
         let private_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -201,11 +189,7 @@ impl ClientCertAuthenticator {
         let Some((end_entity, intermediates)) = chain.and_then(<[_]>::split_first) else {
             return CertificateIdentity::None;
         };
-        if self
-            .verifier
-            .verify_client_cert(end_entity, intermediates, UnixTime::now())
-            .is_err()
-        {
+        if self.verifier.verify_client_cert(end_entity, intermediates, UnixTime::now()).is_err() {
             return CertificateIdentity::Rejected;
         }
         match user_of(end_entity) {
@@ -223,11 +207,8 @@ fn user_of(certificate: &CertificateDer<'_>) -> Option<UserInfo> {
     if name.is_empty() {
         return None;
     }
-    let groups = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok())
-        .map(str::to_string)
-        .collect();
+    let groups =
+        subject.iter_organization().filter_map(|o| o.as_str().ok()).map(str::to_string).collect();
     Some(UserInfo::new(name, groups))
 }
 

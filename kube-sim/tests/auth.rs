@@ -61,13 +61,8 @@ fn refusal<T>(result: Result<T, kube::Error>) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_certificate_authenticates_and_one_from_another_ca_is_refused() {
     let sim = start(false).await;
-    let certificate = sim
-        .issue_client_certificate("jane", &["developers"])
-        .expect("certificate");
-    let jane = sim
-        .client_with_certificate(0, &certificate)
-        .await
-        .expect("client");
+    let certificate = sim.issue_client_certificate("jane", &["developers"]).expect("certificate");
+    let jane = sim.client_with_certificate(0, &certificate).await.expect("client");
     Api::<Namespace>::all(jane)
         .list(&ListParams::default())
         .await
@@ -75,9 +70,7 @@ async fn a_client_certificate_authenticates_and_one_from_another_ca_is_refused()
 
     // Same server and CA, a certificate of another simulator's CA: 401, not a TLS failure.
     let other = start(false).await;
-    let foreign = other
-        .issue_client_certificate("jane", &["developers"])
-        .expect("certificate");
+    let foreign = other.issue_client_certificate("jane", &["developers"]).expect("certificate");
     let yaml = other
         .client_certificate_kubeconfig_yaml(0, &foreign)
         .expect("kubeconfig")
@@ -90,11 +83,8 @@ async fn a_client_certificate_authenticates_and_one_from_another_ca_is_refused()
     .await
     .expect("config");
     let impostor = Client::try_from(config).expect("client");
-    let (code, message) = refusal(
-        Api::<Namespace>::all(impostor.clone())
-            .list(&ListParams::default())
-            .await,
-    );
+    let (code, message) =
+        refusal(Api::<Namespace>::all(impostor.clone()).list(&ListParams::default()).await);
     assert_eq!((code, message.as_str()), (401, "Unauthorized"));
     let (code, _) = refusal(impostor.apiserver_version().await);
     assert_eq!(
@@ -132,13 +122,8 @@ async fn rbac_allows_what_bindings_grant_and_answers_403_like_kube_apiserver() {
     let admin = sim.client(0).await.expect("admin");
     namespace(&admin, "team").await;
     namespace(&admin, "other").await;
-    let certificate = sim
-        .issue_client_certificate("jane", &["developers"])
-        .expect("certificate");
-    let jane = sim
-        .client_with_certificate(0, &certificate)
-        .await
-        .expect("client");
+    let certificate = sim.issue_client_certificate("jane", &["developers"]).expect("certificate");
+    let jane = sim.client_with_certificate(0, &certificate).await.expect("client");
     let team_pods = Api::<Pod>::namespaced(jane.clone(), "team");
 
     // Nothing bound: refused, with the user name from the certificate's CN.
@@ -171,22 +156,12 @@ async fn rbac_allows_what_bindings_grant_and_answers_403_like_kube_apiserver() {
         }),
     )
     .await;
-    team_pods
-        .list(&ListParams::default())
-        .await
-        .expect("the Role allows listing pods in team");
-    let (code, message) = refusal(
-        Api::<Pod>::namespaced(jane.clone(), "other")
-            .list(&ListParams::default())
-            .await,
-    );
+    team_pods.list(&ListParams::default()).await.expect("the Role allows listing pods in team");
+    let (code, message) =
+        refusal(Api::<Pod>::namespaced(jane.clone(), "other").list(&ListParams::default()).await);
     assert_eq!(code, 403);
     assert!(message.ends_with("in the namespace \"other\""), "{message}");
-    let (_, message) = refusal(
-        Api::<Pod>::all(jane.clone())
-            .list(&ListParams::default())
-            .await,
-    );
+    let (_, message) = refusal(Api::<Pod>::all(jane.clone()).list(&ListParams::default()).await);
     assert_eq!(
         message,
         "pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" at the cluster scope"
@@ -264,11 +239,8 @@ async fn rbac_allows_what_bindings_grant_and_answers_403_like_kube_apiserver() {
         }),
     )
     .await;
-    let (_, message) = refusal(
-        Api::<Secret>::namespaced(jane.clone(), "team")
-            .list(&ListParams::default())
-            .await,
-    );
+    let (_, message) =
+        refusal(Api::<Secret>::namespaced(jane.clone(), "team").list(&ListParams::default()).await);
     assert!(
         message.ends_with(": RBAC: clusterrole.rbac.authorization.k8s.io \"ghost\" not found"),
         "{message}"
@@ -281,9 +253,7 @@ async fn rbac_allows_what_bindings_grant_and_answers_403_like_kube_apiserver() {
         .expect("the admin lists every Secret");
     let refused = sim.refused_requests(0).expect("refused");
     assert!(
-        refused
-            .keys()
-            .any(|m| m.contains("User \"jane\" cannot list resource \"pods\"")),
+        refused.keys().any(|m| m.contains("User \"jane\" cannot list resource \"pods\"")),
         "{refused:?}"
     );
     sim.shutdown().await;
@@ -423,15 +393,12 @@ async fn kubectl_shows_the_forbidden_message_of_a_client_certificate_user() {
         return;
     }
     let sim = start(true).await;
-    let certificate = sim
-        .issue_client_certificate("jane", &["developers"])
-        .expect("certificate");
+    let certificate = sim.issue_client_certificate("jane", &["developers"]).expect("certificate");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
-        sim.client_certificate_kubeconfig_yaml(0, &certificate)
-            .expect("kubeconfig"),
+        sim.client_certificate_kubeconfig_yaml(0, &certificate).expect("kubeconfig"),
     )
     .expect("write");
     let output = tokio::process::Command::new("kubectl")

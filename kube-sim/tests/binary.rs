@@ -59,9 +59,7 @@ fn start_binary(
             let _ = sender.send(line);
         }
     });
-    let ready = receiver
-        .recv_timeout(Duration::from_secs(60))
-        .expect("a ready line");
+    let ready = receiver.recv_timeout(Duration::from_secs(60)).expect("a ready line");
     assert!(ready.starts_with("kube-sim ready"), "{ready}");
     child
 }
@@ -157,10 +155,7 @@ fn binary_serves_until_sigterm() {
     }
 
     let pid = child.id().to_string();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
+    let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(status.success());
     let start = Instant::now();
     loop {

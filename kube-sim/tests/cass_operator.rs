@@ -76,9 +76,7 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
                                    "resources": {"requests": {"storage": "1Gi"}}}}},
     }))
     .expect("dc");
-    dcs.create(&PostParams::default(), &dc)
-        .await
-        .expect("creating the datacenter");
+    dcs.create(&PostParams::default(), &dc).await.expect("creating the datacenter");
 
     let get = || async { serde_json::to_value(dcs.get("dc1").await.ok()?).ok() };
     wait_for("Updating", || async {
@@ -95,10 +93,7 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     assert_eq!(condition(&ready, "Ready").as_deref(), Some("True"));
     assert_eq!(condition(&ready, "Initialized").as_deref(), Some("True"));
     assert_eq!(
-        ready
-            .pointer("/status/nodeStatuses")
-            .and_then(Value::as_object)
-            .map(|m| m.len()),
+        ready.pointer("/status/nodeStatuses").and_then(Value::as_object).map(|m| m.len()),
         Some(3)
     );
     assert!(
@@ -115,11 +110,8 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
         )
         .await
         .expect("pods");
-    let mut names: Vec<String> = listed
-        .items
-        .iter()
-        .filter_map(|p| p.metadata.name.clone())
-        .collect();
+    let mut names: Vec<String> =
+        listed.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
     names.sort();
     assert_eq!(
         names,
@@ -130,11 +122,7 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
         ]
     );
     for pod in &listed.items {
-        let ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .unwrap_or_default();
+        let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
         assert!(
             ip.starts_with("10.1."),
             "pod IP {ip} is from cluster 1's subnet"
@@ -147,10 +135,7 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
         .await
         .expect("seeds");
     assert_eq!(seeds.items.len(), 3);
-    services
-        .get("demo-dc1-all-pods-service")
-        .await
-        .expect("all-pods service");
+    services.get("demo-dc1-all-pods-service").await.expect("all-pods service");
     let slice_list = slices
         .list(&ListParams::default().labels("kubernetes.io/service-name=demo-dc1-all-pods-service"))
         .await
@@ -187,10 +172,7 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     };
     let scaled = change_spec(json!({"size": 4}), 2).await;
     assert_eq!(
-        scaled
-            .pointer("/status/nodeStatuses")
-            .and_then(Value::as_object)
-            .map(|m| m.len()),
+        scaled.pointer("/status/nodeStatuses").and_then(Value::as_object).map(|m| m.len()),
         Some(4)
     );
     assert_eq!(dc1_pods().await, 4);
@@ -235,38 +217,16 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     assert_eq!(dc1_pods().await, 2);
 
     // deletion removes everything, then the datacenter itself
-    dcs.delete("dc1", &DeleteParams::default())
-        .await
-        .expect("deleting");
+    dcs.delete("dc1", &DeleteParams::default()).await.expect("deleting");
     wait_for("the datacenter gone", || async {
         dcs.get_opt("dc1").await.ok()?.is_none().then_some(())
     })
     .await;
-    assert!(
-        services
-            .get_opt("demo-dc1-all-pods-service")
-            .await
-            .expect("service lookup")
-            .is_none()
-    );
-    assert!(
-        slices
-            .list(&ListParams::default())
-            .await
-            .expect("slices")
-            .items
-            .is_empty()
-    );
+    assert!(services.get_opt("demo-dc1-all-pods-service").await.expect("service lookup").is_none());
+    assert!(slices.list(&ListParams::default()).await.expect("slices").items.is_empty());
 
     // the other cluster saw none of it
     let other: Api<Pod> = Api::namespaced(sim.client(0).await.expect("client 0"), "default");
-    assert!(
-        other
-            .list(&ListParams::default())
-            .await
-            .expect("pods")
-            .items
-            .is_empty()
-    );
+    assert!(other.list(&ListParams::default()).await.expect("pods").items.is_empty());
     sim.shutdown().await;
 }

@@ -105,17 +105,11 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_reconciles_a_custom_resource_with_a_finalizer() {
-    let sim = SimBuilder::new()
-        .clusters(1)
-        .start()
-        .await
-        .expect("starting kube-sim");
+    let sim = SimBuilder::new().clusters(1).start().await.expect("starting kube-sim");
     let client = sim.client(0).await.expect("client");
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &Gadget::crd())
-        .await
-        .expect("creating the CRD");
+    crds.create(&PostParams::default(), &Gadget::crd()).await.expect("creating the CRD");
     tokio::time::timeout(
         Duration::from_secs(10),
         await_condition(
@@ -140,10 +134,7 @@ async fn controller_reconciles_a_custom_resource_with_a_finalizer() {
     );
 
     let gadget = Gadget::new("g1", GadgetSpec { size: 3 });
-    gadgets
-        .create(&PostParams::default(), &gadget)
-        .await
-        .expect("creating g1");
+    gadgets.create(&PostParams::default(), &gadget).await.expect("creating g1");
     eventually(
         Duration::from_secs(15),
         "g1 Ready with the finalizer",
@@ -166,21 +157,13 @@ async fn controller_reconciles_a_custom_resource_with_a_finalizer() {
         .await
         .expect("changing the spec");
     eventually(Duration::from_secs(15), "observedSize 5", || async {
-        gadgets
-            .get("g1")
-            .await
-            .ok()
-            .and_then(|g| g.status.and_then(|s| s.observed_size))
-            == Some(5)
+        gadgets.get("g1").await.ok().and_then(|g| g.status.and_then(|s| s.observed_size)) == Some(5)
     })
     .await;
     let g1 = gadgets.get("g1").await.expect("g1");
     assert_eq!(g1.metadata.generation, Some(2));
 
-    gadgets
-        .delete("g1", &DeleteParams::default())
-        .await
-        .expect("deleting g1");
+    gadgets.delete("g1", &DeleteParams::default()).await.expect("deleting g1");
     eventually(Duration::from_secs(15), "g1 gone", || async {
         matches!(gadgets.get("g1").await, Err(kube::Error::Api(e)) if e.code == 404)
     })
@@ -193,11 +176,7 @@ async fn controller_reconciles_a_custom_resource_with_a_finalizer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clusters_are_independent_and_faults_are_injectable() {
-    let sim = SimBuilder::new()
-        .clusters(2)
-        .start()
-        .await
-        .expect("starting kube-sim");
+    let sim = SimBuilder::new().clusters(2).start().await.expect("starting kube-sim");
     assert_eq!(sim.context_name(1), "sim-1");
     let yaml = sim.kubeconfig_yaml();
     assert!(
@@ -212,28 +191,14 @@ async fn clusters_are_independent_and_faults_are_injectable() {
     let cm: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "only-in-0"}, "data": {"k": "v"}}))
             .expect("cm");
-    cms0.create(&PostParams::default(), &cm)
-        .await
-        .expect("create in cluster 0");
-    assert!(
-        cms1.get_opt("only-in-0")
-            .await
-            .expect("get in cluster 1")
-            .is_none()
-    );
+    cms0.create(&PostParams::default(), &cm).await.expect("create in cluster 0");
+    assert!(cms1.get_opt("only-in-0").await.expect("get in cluster 1").is_none());
 
     // watch: an event arrives, then dropping watches ends the stream
     let list = cms0.list(&ListParams::default()).await.expect("list");
-    let rv = list
-        .metadata
-        .resource_version
-        .clone()
-        .expect("list resourceVersion");
-    let mut stream = cms0
-        .watch(&WatchParams::default().timeout(30), &rv)
-        .await
-        .expect("watch")
-        .boxed();
+    let rv = list.metadata.resource_version.clone().expect("list resourceVersion");
+    let mut stream =
+        cms0.watch(&WatchParams::default().timeout(30), &rv).await.expect("watch").boxed();
     cms0.patch(
         "only-in-0",
         &PatchParams::default(),
@@ -241,9 +206,8 @@ async fn clusters_are_independent_and_faults_are_injectable() {
     )
     .await
     .expect("patch");
-    let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .expect("event in time");
+    let event =
+        tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("event in time");
     assert!(
         matches!(event, Some(Ok(WatchEvent::Modified(_)))),
         "{event:?}"
@@ -295,8 +259,7 @@ async fn clusters_are_independent_and_faults_are_injectable() {
     cms0.get("only-in-0").await.expect("served again");
 
     // latency
-    sim.set_latency(0, Duration::from_millis(300))
-        .expect("latency");
+    sim.set_latency(0, Duration::from_millis(300)).expect("latency");
     let start = Instant::now();
     cms0.get("only-in-0").await.expect("get with latency");
     assert!(start.elapsed() >= Duration::from_millis(300));
@@ -328,9 +291,7 @@ async fn clusters_are_independent_and_faults_are_injectable() {
         other => panic!("expected 401 with the old token, got {other:?}"),
     }
     let cms1: Api<ConfigMap> = Api::namespaced(sim.client(1).await.expect("client"), "default");
-    cms1.list(&ListParams::default())
-        .await
-        .expect("new token works");
+    cms1.list(&ListParams::default()).await.expect("new token works");
 
     sim.shutdown().await;
 }
@@ -339,19 +300,10 @@ async fn clusters_are_independent_and_faults_are_injectable() {
 async fn admin_api_controls_clusters() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    assert!(
-        kube_sim::admin::bind("0.0.0.0:0".parse().expect("addr"))
-            .await
-            .is_err()
-    );
-    let sim = SimBuilder::new()
-        .clusters(2)
-        .start()
-        .await
-        .expect("starting kube-sim");
-    let listener = kube_sim::admin::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("admin bind");
+    assert!(kube_sim::admin::bind("0.0.0.0:0".parse().expect("addr")).await.is_err());
+    let sim = SimBuilder::new().clusters(2).start().await.expect("starting kube-sim");
+    let listener =
+        kube_sim::admin::bind("127.0.0.1:0".parse().expect("addr")).await.expect("admin bind");
     let admin = listener.local_addr().expect("admin address");
     let server = tokio::spawn(kube_sim::admin::serve(listener, sim.clone()));
 
@@ -361,9 +313,7 @@ async fn admin_api_controls_clusters() {
         path: &str,
         body: &str,
     ) -> (u16, serde_json::Value) {
-        let mut stream = tokio::net::TcpStream::connect(admin)
-            .await
-            .expect("connect admin");
+        let mut stream = tokio::net::TcpStream::connect(admin).await.expect("connect admin");
         let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
@@ -371,11 +321,7 @@ async fn admin_api_controls_clusters() {
         stream.write_all(request.as_bytes()).await.expect("send");
         let mut response = String::new();
         stream.read_to_string(&mut response).await.expect("read");
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
         (
             status,
@@ -393,25 +339,14 @@ async fn admin_api_controls_clusters() {
         (status, answer["cluster"]["state"].as_str()),
         (200, Some("stopped"))
     );
-    let port = sim
-        .url(1)
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse::<u16>().ok())
-        .expect("port");
+    let port = sim.url(1).rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("port");
     assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err(),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(),
         "stopped clusters refuse connections"
     );
     let (status, _) = call(admin, "POST", "/clusters/1/start", "").await;
     assert_eq!(status, 200);
-    assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-    );
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok());
 
     let (status, answer) = call(admin, "POST", "/clusters/0/rotate-token", "").await;
     assert_eq!(status, 200);
@@ -437,16 +372,10 @@ async fn admin_api_controls_clusters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_legacy_and_aggregated_see_builtins_and_crds() {
-    let sim = SimBuilder::new()
-        .clusters(1)
-        .start()
-        .await
-        .expect("starting kube-sim");
+    let sim = SimBuilder::new().clusters(1).start().await.expect("starting kube-sim");
     let client = sim.client(0).await.expect("client");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &Gadget::crd())
-        .await
-        .expect("creating the CRD");
+    crds.create(&PostParams::default(), &Gadget::crd()).await.expect("creating the CRD");
 
     for aggregated in [false, true] {
         let discovery = kube::Discovery::new(client.clone());
@@ -459,9 +388,7 @@ async fn discovery_legacy_and_aggregated_see_builtins_and_crds() {
         let find = |group: &str, plural: &str| {
             discovery.groups().any(|g| {
                 g.name() == group
-                    && g.recommended_resources()
-                        .iter()
-                        .any(|(r, _)| r.plural == plural)
+                    && g.recommended_resources().iter().any(|(r, _)| r.plural == plural)
             })
         };
         assert!(find("apps", "deployments"), "aggregated={aggregated}");
@@ -471,9 +398,7 @@ async fn discovery_legacy_and_aggregated_see_builtins_and_crds() {
             .groups()
             .find(|g| g.name() == "example.com")
             .and_then(|g| {
-                g.recommended_resources()
-                    .into_iter()
-                    .find(|(r, _)| r.plural == "gadgets")
+                g.recommended_resources().into_iter().find(|(r, _)| r.plural == "gadgets")
             })
             .expect("gadgets");
         assert!(
@@ -482,11 +407,7 @@ async fn discovery_legacy_and_aggregated_see_builtins_and_crds() {
                 .iter()
                 .any(|(r, _)| r.plural == "gadgets/status" || r.plural == "status"),
             "{:?}",
-            capabilities
-                .subresources
-                .iter()
-                .map(|(r, _)| r.plural.clone())
-                .collect::<Vec<_>>()
+            capabilities.subresources.iter().map(|(r, _)| r.plural.clone()).collect::<Vec<_>>()
         );
     }
     sim.shutdown().await;

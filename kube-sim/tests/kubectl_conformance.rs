@@ -20,19 +20,13 @@ async fn conformance(minor: u32) {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
-    let sim = SimBuilder::new()
-        .clusters(1)
-        .start()
-        .await
-        .expect("starting kube-sim");
+    let sim = SimBuilder::new().clusters(1).start().await.expect("starting kube-sim");
     let kubeconfig = work.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let kubectl = Kubectl::new(binary, kubeconfig, work.path());
 
     // CRD, Established, discovery
-    let out = kubectl
-        .ok_with_input(&["apply", "-f", "-"], Some(WIDGET_CRD))
-        .await;
+    let out = kubectl.ok_with_input(&["apply", "-f", "-"], Some(WIDGET_CRD)).await;
     assert!(
         out.contains("customresourcedefinition.apiextensions.k8s.io/widgets.example.com created"),
         "{out}"
@@ -46,12 +40,9 @@ async fn conformance(minor: u32) {
         ])
         .await;
     assert!(out.contains("condition met"), "{out}");
-    let out = kubectl
-        .ok(&["api-resources", "--api-group=example.com"])
-        .await;
+    let out = kubectl.ok(&["api-resources", "--api-group=example.com"]).await;
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("widgets") && l.contains("wd") && l.contains("Widget")),
+        out.lines().any(|l| l.starts_with("widgets") && l.contains("wd") && l.contains("Widget")),
         "{out}"
     );
     let out = kubectl.ok(&["api-resources"]).await;
@@ -61,29 +52,18 @@ async fn conformance(minor: u32) {
     );
 
     // create, get -o json / jsonpath, table
-    let out = kubectl
-        .ok_with_input(&["create", "-f", "-"], Some(WIDGET_W1))
-        .await;
+    let out = kubectl.ok_with_input(&["create", "-f", "-"], Some(WIDGET_W1)).await;
     assert!(out.contains("widget.example.com/w1 created"), "{out}");
     let object = json(&kubectl.ok(&["get", "widget", "w1", "-o", "json"]).await);
     assert_eq!(object["spec"]["size"], 3);
     assert_eq!(object["metadata"]["generation"], 1);
-    let out = kubectl
-        .ok(&["get", "wd", "w1", "-o", "jsonpath={.spec.size}"])
-        .await;
+    let out = kubectl.ok(&["get", "wd", "w1", "-o", "jsonpath={.spec.size}"]).await;
     assert_eq!(out, "3");
     let out = kubectl.ok(&["get", "widgets"]).await;
-    let header: Vec<&str> = out
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let header: Vec<&str> = out.lines().next().unwrap_or("").split_whitespace().collect();
     assert_eq!(header, ["NAME", "SIZE", "READY", "AGE"], "{out}");
     assert!(
-        out.lines()
-            .nth(1)
-            .is_some_and(|l| l.starts_with("w1") && l.contains(" 3 ")),
+        out.lines().nth(1).is_some_and(|l| l.starts_with("w1") && l.contains(" 3 ")),
         "{out}"
     );
 
@@ -132,9 +112,7 @@ async fn conformance(minor: u32) {
     let out = kubectl.ok_with_input(&["apply", "-f", "-"], Some(cm)).await;
     assert!(out.contains("configmap/settings created"), "{out}");
     let cm2 = cm.replace("a: \"1\"", "a: \"2\", b: \"3\"");
-    let outcome = kubectl
-        .run_with_input(&["apply", "-f", "-"], Some(&cm2))
-        .await;
+    let outcome = kubectl.run_with_input(&["apply", "-f", "-"], Some(&cm2)).await;
     assert!(
         outcome.success && outcome.stdout.contains("configmap/settings configured"),
         "{}{}",
@@ -152,14 +130,10 @@ async fn conformance(minor: u32) {
         ])
         .await;
     assert_eq!(out, "2,3");
-    let out = kubectl
-        .ok_with_input(&["apply", "-f", "-"], Some(&cm2))
-        .await;
+    let out = kubectl.ok_with_input(&["apply", "-f", "-"], Some(&cm2)).await;
     assert!(out.contains("unchanged"), "{out}");
     let w2 = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2, namespace: default}\nspec: {size: 2}\n";
-    let out = kubectl
-        .ok_with_input(&["apply", "--server-side", "-f", "-"], Some(w2))
-        .await;
+    let out = kubectl.ok_with_input(&["apply", "--server-side", "-f", "-"], Some(w2)).await;
     assert!(
         out.contains("widget.example.com/w2 serverside-applied"),
         "{out}"
@@ -171,11 +145,8 @@ async fn conformance(minor: u32) {
         )
         .await;
     assert!(out.contains("serverside-applied"), "{out}");
-    let object = json(
-        &kubectl
-            .ok(&["get", "widget", "w2", "-o", "json", "--show-managed-fields"])
-            .await,
-    );
+    let object =
+        json(&kubectl.ok(&["get", "widget", "w2", "-o", "json", "--show-managed-fields"]).await);
     assert_eq!(object["spec"]["size"], 4);
     let managers: Vec<&str> = object["metadata"]["managedFields"]
         .as_array()
@@ -245,13 +216,11 @@ async fn conformance(minor: u32) {
         .expect("kubectl get -w output");
     let out = String::from_utf8_lossy(&output.stdout);
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("ADDED") && l.contains("w1")),
+        out.lines().any(|l| l.starts_with("ADDED") && l.contains("w1")),
         "{out}"
     );
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("MODIFIED") && l.contains("w1") && l.contains(" 8 ")),
+        out.lines().any(|l| l.starts_with("MODIFIED") && l.contains("w1") && l.contains(" 8 ")),
         "{out}"
     );
 
@@ -296,12 +265,8 @@ async fn conformance(minor: u32) {
 
     // delete with a finalizer: the object stays until the finalizer is removed
     let held = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: held, namespace: default, finalizers: [example.com/hold]}\nspec: {size: 1}\n";
-    kubectl
-        .ok_with_input(&["create", "-f", "-"], Some(held))
-        .await;
-    let out = kubectl
-        .ok(&["delete", "widget", "held", "--wait=false"])
-        .await;
+    kubectl.ok_with_input(&["create", "-f", "-"], Some(held)).await;
+    let out = kubectl.ok(&["delete", "widget", "held", "--wait=false"]).await;
     assert!(out.contains("widget.example.com \"held\" deleted"), "{out}");
     let object = json(&kubectl.ok(&["get", "widget", "held", "-o", "json"]).await);
     assert!(
@@ -382,15 +347,11 @@ async fn conformance(minor: u32) {
             Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, namespace: scratch, finalizers: [example.com/hold]}\n"),
         )
         .await;
-    let out = kubectl
-        .ok(&["delete", "namespace", "scratch", "--wait=false"])
-        .await;
+    let out = kubectl.ok(&["delete", "namespace", "scratch", "--wait=false"]).await;
     assert!(out.contains("namespace \"scratch\" deleted"), "{out}");
     let out = kubectl.ok(&["get", "namespace", "scratch"]).await;
     assert!(
-        out.lines()
-            .nth(1)
-            .is_some_and(|l| l.starts_with("scratch") && l.contains("Terminating")),
+        out.lines().nth(1).is_some_and(|l| l.starts_with("scratch") && l.contains("Terminating")),
         "{out}"
     );
     let err = kubectl
@@ -415,9 +376,7 @@ async fn conformance(minor: u32) {
     // the namespace controller deletes the rest; the held ConfigMap waits for its finalizer
     let mut remaining = String::new();
     for _ in 0..100 {
-        remaining = kubectl
-            .ok(&["get", "configmaps,secrets", "-n", "scratch", "-o", "name"])
-            .await;
+        remaining = kubectl.ok(&["get", "configmaps,secrets", "-n", "scratch", "-o", "name"]).await;
         if remaining.trim() == "configmap/held" {
             break;
         }
@@ -436,17 +395,13 @@ async fn conformance(minor: u32) {
             r#"{"metadata":{"finalizers":null}}"#,
         ])
         .await;
-    kubectl
-        .ok(&["wait", "--for=delete", "namespace/scratch", "--timeout=20s"])
-        .await;
+    kubectl.ok(&["wait", "--for=delete", "namespace/scratch", "--timeout=20s"]).await;
     let err = kubectl.fails(&["get", "namespace", "scratch"], None).await;
     assert!(err.contains("namespaces \"scratch\" not found"), "{err}");
 
     // quantities of built-in kinds read back in canonical form
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers:\n      - name: web\n        image: web:1\n        resources: {limits: {cpu: 1000m, memory: 1024Mi}, requests: {cpu: '0.5'}}\n";
-    let out = kubectl
-        .ok_with_input(&["apply", "-f", "-"], Some(deployment))
-        .await;
+    let out = kubectl.ok_with_input(&["apply", "-f", "-"], Some(deployment)).await;
     assert!(out.contains("deployment.apps/web created"), "{out}");
     let object = json(&kubectl.ok(&["get", "deploy", "web", "-o", "json"]).await);
     assert_eq!(
@@ -455,9 +410,7 @@ async fn conformance(minor: u32) {
     );
     // kubectl's three-way diff sees 1000m against the live 1 and sends a patch each time
     // (kubernetes/kubernetes#116135), which changes nothing on the server
-    let out = kubectl
-        .ok_with_input(&["apply", "-f", "-"], Some(deployment))
-        .await;
+    let out = kubectl.ok_with_input(&["apply", "-f", "-"], Some(deployment)).await;
     assert!(out.contains("deployment.apps/web configured"), "{out}");
     let again = json(&kubectl.ok(&["get", "deploy", "web", "-o", "json"]).await);
     assert_eq!(again["metadata"]["generation"], 1);
@@ -467,9 +420,7 @@ async fn conformance(minor: u32) {
     );
 
     // authentication failure
-    let err = kubectl
-        .fails(&["--token", "not-the-token", "get", "configmaps"], None)
-        .await;
+    let err = kubectl.fails(&["--token", "not-the-token", "get", "configmaps"], None).await;
     assert!(
         err.contains("error: You must be logged in to the server"),
         "{err}"

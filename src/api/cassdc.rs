@@ -315,16 +315,11 @@ pub struct CassandraDatacenterStatus {
 
 impl CassandraDatacenterStatus {
     pub fn condition(&self, condition_type: &str) -> Option<&DatacenterCondition> {
-        self.conditions
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .find(|c| c.type_ == condition_type)
+        self.conditions.as_deref().unwrap_or_default().iter().find(|c| c.type_ == condition_type)
     }
 
     pub fn is_condition_true(&self, condition_type: &str) -> bool {
-        self.condition(condition_type)
-            .is_some_and(|c| c.status == "True")
+        self.condition(condition_type).is_some_and(|c| c.status == "True")
     }
 
     /// Ready as cass-operator means it: the Ready condition is True and no update is running.
@@ -363,9 +358,7 @@ impl CassandraDatacenterStatus {
 impl CassandraDatacenter {
     /// Ready, and the status describes the current spec (not a previous generation).
     pub fn is_ready(&self) -> bool {
-        self.status
-            .as_ref()
-            .is_some_and(|status| status.is_ready_at(self.metadata.generation))
+        self.status.as_ref().is_some_and(|status| status.is_ready_at(self.metadata.generation))
     }
 }
 

@@ -163,10 +163,7 @@ impl K8ssandraClusterSpec {
 
     /// The datacenters in spec order (empty without `cassandra`).
     pub fn datacenters(&self) -> &[CassandraDatacenterTemplate] {
-        self.cassandra
-            .as_ref()
-            .and_then(|c| c.datacenters.as_deref())
-            .unwrap_or_default()
+        self.cassandra.as_ref().and_then(|c| c.datacenters.as_deref()).unwrap_or_default()
     }
 }
 
@@ -255,9 +252,7 @@ where
             ..Default::default()
         }));
     }
-    serde_json::from_str(raw.get())
-        .map(Some)
-        .map_err(D::Error::custom)
+    serde_json::from_str(raw.get()).map(Some).map_err(D::Error::custom)
 }
 
 /// Where the JSON `text` first nests more than `limit` objects and lists deep, as a path

@@ -75,9 +75,7 @@ mod tests {
         // `kubectl apply` (client-side) keeps the whole object in an annotation, which the API
         // server caps at 256 KiB.
         for crd in all_crds() {
-            let size = serde_json::to_vec(&crd)
-                .map(|json| json.len())
-                .unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(&crd).map(|json| json.len()).unwrap_or(usize::MAX);
             let name = crd.metadata.name.unwrap_or_default();
             assert!(size < 200 * 1024, "{name} is {size} bytes of JSON");
         }

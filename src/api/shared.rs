@@ -71,10 +71,7 @@ pub fn preserve_unknown_fields_list(_: &mut SchemaGenerator) -> Schema {
 /// CRDs stay identical in spirit to upstream's. Used as `#[schemars(transform = ...)]` on the
 /// top-level spec and status structs.
 pub fn strip_null_from_enums(schema: &mut Schema) {
-    if let Some(values) = schema
-        .get_mut("enum")
-        .and_then(serde_json::Value::as_array_mut)
-    {
+    if let Some(values) = schema.get_mut("enum").and_then(serde_json::Value::as_array_mut) {
         values.retain(|value| !value.is_null());
     }
     schemars::transform::transform_subschemas(&mut strip_null_from_enums, schema);
@@ -216,9 +213,7 @@ impl ContainerImage {
     /// digest (`sha256:…`) is written `name@sha256:…`, and `tag@sha256:…` as `name:tag@sha256:…`.
     pub fn reference_or(&self, default: &ContainerImage) -> String {
         let pick = |own: &Option<String>, fallback: &Option<String>| {
-            own.clone()
-                .or_else(|| fallback.clone())
-                .filter(|part| !part.is_empty())
+            own.clone().or_else(|| fallback.clone()).filter(|part| !part.is_empty())
         };
         let parts: Vec<String> = [
             pick(&self.registry, &default.registry),
@@ -301,10 +296,7 @@ pub struct TelemetrySpec {
 
 impl TelemetrySpec {
     pub fn prometheus_enabled(&self) -> bool {
-        self.prometheus
-            .as_ref()
-            .and_then(|p| p.enabled)
-            .unwrap_or(false)
+        self.prometheus.as_ref().and_then(|p| p.enabled).unwrap_or(false)
     }
 
     /// MCAC is on unless explicitly disabled (upstream default).
@@ -313,10 +305,7 @@ impl TelemetrySpec {
     }
 
     pub fn vector_enabled(&self) -> bool {
-        self.vector
-            .as_ref()
-            .and_then(|v| v.enabled)
-            .unwrap_or(false)
+        self.vector.as_ref().and_then(|v| v.enabled).unwrap_or(false)
     }
 }
 

@@ -184,11 +184,7 @@ async fn clientconfig_create(args: ClientConfigCreateArgs) -> ExitCode {
     let namespace = args
         .namespace
         .clone()
-        .or_else(|| {
-            std::env::var("POD_NAMESPACE")
-                .ok()
-                .filter(|ns| !ns.is_empty())
-        })
+        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|ns| !ns.is_empty()))
         .unwrap_or_else(|| DEFAULT_OPERATOR_NAMESPACE.to_string());
     let options = CreateOptions {
         src_kubeconfig: args.src_kubeconfig,

@@ -89,24 +89,18 @@ pub fn build_report(
         .iter()
         .map(|r| (r.context.as_str(), r.reachable.filter(|_| !r.reaches_hub)))
         .collect();
-    let hub_contexts: BTreeSet<&str> = regions
-        .iter()
-        .filter(|r| r.reaches_hub)
-        .map(|r| r.context.as_str())
-        .collect();
-    let mut clusters: Vec<ClusterReport> = clusters
-        .iter()
-        .map(|k8c| cluster_report(k8c, &reachability, &hub_contexts))
-        .collect();
+    let hub_contexts: BTreeSet<&str> =
+        regions.iter().filter(|r| r.reaches_hub).map(|r| r.context.as_str()).collect();
+    let mut clusters: Vec<ClusterReport> =
+        clusters.iter().map(|k8c| cluster_report(k8c, &reachability, &hub_contexts)).collect();
     clusters.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     StatusReport { clusters, regions }
 }
 
 fn region_report(cc: &ClientConfig) -> RegionReport {
     let status = cc.status.as_ref();
-    let ready = status
-        .and_then(|s| s.conditions.as_deref())
-        .and_then(|c| find_condition(c, "Ready"));
+    let ready =
+        status.and_then(|s| s.conditions.as_deref()).and_then(|c| find_condition(c, "Ready"));
     let reachable = status.and_then(|s| s.reachable);
     let reaches_hub = status.and_then(|s| s.reaches_hub) == Some(true);
     let state = match (reachable, ready) {
@@ -137,16 +131,11 @@ fn cluster_report(
     hub_contexts: &BTreeSet<&str>,
 ) -> ClusterReport {
     let status = k8c.status.as_ref();
-    let ready = status
-        .and_then(|s| s.conditions.as_deref())
-        .and_then(|c| find_condition(c, "Ready"));
+    let ready =
+        status.and_then(|s| s.conditions.as_deref()).and_then(|c| find_condition(c, "Ready"));
     let statuses = status.and_then(|s| s.datacenters.as_ref());
-    let templates = k8c
-        .spec
-        .cassandra
-        .as_ref()
-        .and_then(|c| c.datacenters.as_deref())
-        .unwrap_or_default();
+    let templates =
+        k8c.spec.cassandra.as_ref().and_then(|c| c.datacenters.as_deref()).unwrap_or_default();
     let datacenters: Vec<DatacenterReport> = templates
         .iter()
         .map(|dc| {
@@ -168,9 +157,7 @@ fn cluster_report(
                 in_hub,
                 size: dc.size,
                 state: state.to_string(),
-                ready_nodes: cassandra
-                    .and_then(|c| c.node_statuses.as_ref())
-                    .map(|n| n.len()),
+                ready_nodes: cassandra.and_then(|c| c.node_statuses.as_ref()).map(|n| n.len()),
                 region_reachable,
                 stargate: dc_status.and_then(|s| s.stargate.as_ref()).map(|sg| {
                     let progress = sg
@@ -198,9 +185,7 @@ fn cluster_report(
     ClusterReport {
         namespace: k8c.namespace().unwrap_or_default(),
         name: k8c.name_any(),
-        ready: ready
-            .map(|c| c.status.clone())
-            .unwrap_or_else(|| "Unknown".into()),
+        ready: ready.map(|c| c.status.clone()).unwrap_or_else(|| "Unknown".into()),
         reason: ready.map(|c| c.reason.clone()).filter(|r| !r.is_empty()),
         datacenters_ready: format!("{ready_count}/{total}"),
         error: status.and_then(|s| s.error.clone()),
@@ -215,11 +200,7 @@ pub fn render_table(report: &StatusReport) -> String {
         out.push_str("No K8ssandraClusters.\n");
     }
     for cluster in &report.clusters {
-        let reason = cluster
-            .reason
-            .as_deref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
+        let reason = cluster.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
         let _ = writeln!(
             out,
             "K8ssandraCluster {}/{}: Ready={}{reason}, datacenters ready {}",
@@ -489,10 +470,8 @@ mod tests {
             dc2.contains("west") && dc2.contains("Unknown (region unreachable)"),
             "{dc2}"
         );
-        let west = text
-            .lines()
-            .find(|l| l.trim_start().starts_with("west"))
-            .expect("west region row");
+        let west =
+            text.lines().find(|l| l.trim_start().starts_with("west")).expect("west region row");
         assert!(
             west.contains("Unreachable") && west.contains("connection refused"),
             "{west}"

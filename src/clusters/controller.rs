@@ -189,10 +189,7 @@ fn objects_to_requeue(
 ) -> Vec<ObjectRef<ClientConfig>> {
     let all = store.state();
     match change {
-        RegionChange::Resync => all
-            .iter()
-            .map(|cc| ObjectRef::from_obj(cc.as_ref()))
-            .collect(),
+        RegionChange::Resync => all.iter().map(|cc| ObjectRef::from_obj(cc.as_ref())).collect(),
         RegionChange::Context { context, kind } => match kind {
             ChangeKind::Reachable
             | ChangeKind::Unreachable
@@ -229,9 +226,7 @@ fn error_policy(
 ) -> Action {
     // Repeats of the same failure fold into one event series (kube's Recorder).
     let notice = Notice::warning("ReconcileFailed", "Reconcile", error.to_string());
-    let delay = ctx
-        .backoff
-        .failed(&crate::ops::object_key(client_config.as_ref()));
+    let delay = ctx.backoff.failed(&crate::ops::object_key(client_config.as_ref()));
     let fence = ctx.fence.clone();
     fence.spawn(async move { ctx.events.publish(client_config.as_ref(), &notice).await });
     Action::requeue(delay)
@@ -252,10 +247,7 @@ fn ready_transition(
     };
     let (status, reason, message) = ready(Some(next))?;
     let before = ready(previous);
-    if before
-        .as_ref()
-        .is_some_and(|(s, r, _)| *s == status && *r == reason)
-    {
+    if before.as_ref().is_some_and(|(s, r, _)| *s == status && *r == reason) {
         return None;
     }
     match status.as_str() {
@@ -386,16 +378,13 @@ async fn observe(
             kubeconfig.and_then(|bytes| RegionKubeconfig::parse(&bytes, context, &ctx.policy));
         let installed = match checked {
             Ok(region_kubeconfig) => {
-                ctx.registry
-                    .install(name, fingerprint, &region_kubeconfig)
-                    .await
+                ctx.registry.install(name, fingerprint, &region_kubeconfig).await
             }
             Err(refusal) => Err(refusal),
         };
         if let Err(refusal) = installed {
             info!(client_config = name, context, reason = %refusal.reason, message = %refusal.message, "kubeconfig refused");
-            ctx.registry
-                .mark_misconfigured(name, context, fingerprint, refusal);
+            ctx.registry.mark_misconfigured(name, context, fingerprint, refusal);
         }
     }
     Ok(match ctx.registry.own_region(context) {

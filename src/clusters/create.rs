@@ -97,10 +97,7 @@ pub enum CreateError {
 
 /// Registers the region; see the module documentation.
 pub async fn create(options: &CreateOptions) -> Result<Created, CreateError> {
-    let name = options
-        .name
-        .clone()
-        .unwrap_or_else(|| options.src_context.clone());
+    let name = options.name.clone().unwrap_or_else(|| options.src_context.clone());
     check_object_name(&name)?;
     let secret_name = format!("{name}-config");
     check_object_name(&secret_name)?;
@@ -440,16 +437,13 @@ async fn service_account_token(
         region_error,
     )
     .await;
-    issued
-        .ok()
-        .and_then(|r| r.status)
-        .map(|s| s.token)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| CreateError::NoToken {
+    issued.ok().and_then(|r| r.status).map(|s| s.token).filter(|t| !t.is_empty()).ok_or_else(|| {
+        CreateError::NoToken {
             namespace: namespace.to_string(),
             name: name.to_string(),
             waited: TOKEN_WAIT,
-        })
+        }
+    })
 }
 
 /// What the control plane does in a region: CassandraDatacenters and the objects around them
@@ -655,12 +649,7 @@ mod tests {
         let inlined = inline_context(kubeconfig, "y").expect("inline");
         let checked = RegionKubeconfig::check(inlined, "y", &KubeconfigPolicy::default())
             .expect("self-contained");
-        assert!(
-            checked
-                .to_yaml()
-                .expect("yaml")
-                .contains("file-token-value")
-        );
+        assert!(checked.to_yaml().expect("yaml").contains("file-token-value"));
     }
 
     #[test]
@@ -669,16 +658,8 @@ mod tests {
         let rules = role.rules.unwrap_or_default();
         let allows = |group: &str, resource: &str, verb: &str| {
             rules.iter().any(|r| {
-                r.api_groups
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|g| g == group)
-                    && r.resources
-                        .as_deref()
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|x| x == resource)
+                r.api_groups.as_deref().unwrap_or_default().iter().any(|g| g == group)
+                    && r.resources.as_deref().unwrap_or_default().iter().any(|x| x == resource)
                     && r.verbs.iter().any(|v| v == verb)
             })
         };

@@ -139,15 +139,11 @@ impl RegionKubeconfig {
             })?;
         let server = check_cluster(&cluster, &cluster_name, policy)?;
 
-        let user_name = context_body
-            .user
-            .clone()
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| {
-                invalid(format!(
-                    "context {context:?} has no user: Federator needs credentials for the region"
-                ))
-            })?;
+        let user_name = context_body.user.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
+            invalid(format!(
+                "context {context:?} has no user: Federator needs credentials for the region"
+            ))
+        })?;
         let user = kubeconfig
             .auth_infos
             .iter()
@@ -204,18 +200,12 @@ impl RegionKubeconfig {
 
     /// The kubeconfig's single user (for `clientconfig create`, which may replace it).
     pub fn user_mut(&mut self) -> Option<&mut AuthInfo> {
-        self.kubeconfig
-            .auth_infos
-            .first_mut()
-            .and_then(|u| u.auth_info.as_mut())
+        self.kubeconfig.auth_infos.first_mut().and_then(|u| u.auth_info.as_mut())
     }
 
     /// The kubeconfig's single cluster.
     pub fn cluster_mut(&mut self) -> Option<&mut Cluster> {
-        self.kubeconfig
-            .clusters
-            .first_mut()
-            .and_then(|c| c.cluster.as_mut())
+        self.kubeconfig.clusters.first_mut().and_then(|c| c.cluster.as_mut())
     }
 }
 
@@ -232,11 +222,8 @@ fn find_context(
 ) -> Result<(kube::config::NamedContext, Context), Refusal> {
     let found = kubeconfig.contexts.iter().find(|c| c.name == context);
     let Some(named) = found else {
-        let mut available: Vec<&str> = kubeconfig
-            .contexts
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
+        let mut available: Vec<&str> =
+            kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
         available.sort_unstable();
         let listed = if available.is_empty() {
             "it has no contexts".to_string()
@@ -428,9 +415,7 @@ fn check_user(
 
 fn decode_base64(data: &str) -> Option<Vec<u8>> {
     let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .ok()
+    base64::engine::general_purpose::STANDARD.decode(compact).ok()
 }
 
 /// NotAfter of the first certificate in a PEM bundle.
@@ -442,8 +427,7 @@ pub fn first_certificate_not_after(pem: &[u8]) -> Option<Timestamp> {
 
 fn looks_like_pem_private_key(pem: &[u8]) -> bool {
     std::str::from_utf8(pem).is_ok_and(|text| {
-        text.lines()
-            .any(|l| l.starts_with("-----BEGIN ") && l.contains("PRIVATE KEY-----"))
+        text.lines().any(|l| l.starts_with("-----BEGIN ") && l.contains("PRIVATE KEY-----"))
     })
 }
 
@@ -465,9 +449,9 @@ pub fn jwt_expiry(token: &str) -> Option<Timestamp> {
 /// A YAML error, by position only: serde-saphyr's message can quote the offending text.
 fn yaml_error_message(error: &KubeconfigError) -> String {
     let position = match error {
-        KubeconfigError::Parse(e) => e
-            .location()
-            .map(|l| format!(" (at line {}, column {})", l.line(), l.column())),
+        KubeconfigError::Parse(e) => {
+            e.location().map(|l| format!(" (at line {}, column {})", l.line(), l.column()))
+        }
         _ => None,
     };
     format!(

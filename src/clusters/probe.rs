@@ -32,9 +32,7 @@ pub fn next_probe_delay(interval: Duration, consecutive_failures: u32) -> Durati
 /// The probe's own timeout: the request timeout, but no longer than the probe interval, so a
 /// dead region is noticed within one interval.
 pub fn probe_timeout(interval: Duration, request_timeout: Duration) -> Duration {
-    request_timeout
-        .min(interval)
-        .max(Duration::from_millis(200))
+    request_timeout.min(interval).max(Duration::from_millis(200))
 }
 
 /// Probes `region` until the task is aborted (the registry aborts it when the region is

@@ -244,10 +244,7 @@ impl Region {
             return Err(RegionError::Unavailable {
                 context: self.inner.context.clone(),
                 since: health.since,
-                reason: health
-                    .failure
-                    .map(|f| f.message)
-                    .unwrap_or_else(|| "probe failed".into()),
+                reason: health.failure.map(|f| f.message).unwrap_or_else(|| "probe failed".into()),
             });
         }
         Ok(())
@@ -455,9 +452,7 @@ where
         let mut inner = self.inner.clone();
         Box::pin(async move {
             let _slot = slots.acquire_owned().await.map_err(tower::BoxError::from)?;
-            let ready = tower::ServiceExt::ready(&mut inner)
-                .await
-                .map_err(Into::into)?;
+            let ready = tower::ServiceExt::ready(&mut inner).await.map_err(Into::into)?;
             ready.call(request).await.map_err(Into::into)
         })
     }

@@ -138,11 +138,9 @@ impl Registry {
             return Ok(self.inner.hub.clone());
         }
         let slots = self.read_slots();
-        let slot = slots
-            .get(context)
-            .ok_or_else(|| RegionError::UnknownContext {
-                context: context.to_string(),
-            })?;
+        let slot = slots.get(context).ok_or_else(|| RegionError::UnknownContext {
+            context: context.to_string(),
+        })?;
         match &slot.state {
             SlotState::Connected { region, .. } if region.reaches_hub() == Some(true) => {
                 Ok(self.inner.hub.clone())
@@ -244,9 +242,7 @@ impl Registry {
 
     /// The ClientConfig that provides `context` and the fingerprint its region was built from.
     pub(crate) fn slot_of(&self, context: &str) -> Option<(String, u64)> {
-        self.read_slots()
-            .get(context)
-            .map(|slot| (slot.source.clone(), slot.fingerprint))
+        self.read_slots().get(context).map(|slot| (slot.source.clone(), slot.fingerprint))
     }
 
     /// Builds a region from a checked kubeconfig and puts it in place of whatever `context`
@@ -387,23 +383,14 @@ impl Registry {
     }
 
     fn notify(&self, context: String, kind: ChangeKind) {
-        let _ = self
-            .inner
-            .changes
-            .send(RegionChange::Context { context, kind });
+        let _ = self.inner.changes.send(RegionChange::Context { context, kind });
     }
 
     fn read_slots(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Slot>> {
-        self.inner
-            .slots
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.slots.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write_slots(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Slot>> {
-        self.inner
-            .slots
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.slots.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -128,16 +128,11 @@ pub fn desired_status(
                 (Some(true), _) => {
                     // Keep the stored contact while it belongs to the current reachable period.
                     let keep = previous.is_some_and(|p| p.reachable == Some(true))
-                        && previous_contact
-                            .as_ref()
-                            .is_some_and(|t| t.0 >= health.since);
+                        && previous_contact.as_ref().is_some_and(|t| t.0 >= health.since);
                     if !keep {
                         status.last_successful_contact = health.last_success.map(Time);
                     }
-                    let version = health
-                        .server_version
-                        .as_deref()
-                        .unwrap_or("unknown version");
+                    let version = health.server_version.as_deref().unwrap_or("unknown version");
                     let mut message = format!("{server} answers ({version})");
                     if *reaches_hub == Some(true) {
                         message.push_str(HUB_NOTE);
@@ -295,12 +290,7 @@ mod tests {
         );
         assert_eq!(down.reachable, Some(false));
         assert_eq!(down.last_successful_contact, Some(Time(t(90))));
-        assert!(
-            down.message
-                .as_deref()
-                .unwrap_or("")
-                .contains("connection refused")
-        );
+        assert!(down.message.as_deref().unwrap_or("").contains("connection refused"));
         let ready = condition(&down, READY);
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
@@ -396,11 +386,7 @@ mod tests {
         );
         let region = desired_status(None, Some(1), &connected(reachable(0, 0)), t(0));
         assert_eq!(region.reaches_hub, Some(false));
-        assert!(
-            !condition(&region, READY)
-                .message
-                .contains("Federator runs in")
-        );
+        assert!(!condition(&region, READY).message.contains("Federator runs in"));
     }
 
     #[test]

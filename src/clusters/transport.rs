@@ -46,9 +46,7 @@ impl Transport {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
+        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
         let https = match &config.tls_server_name {
             Some(name) => {
                 let name = ServerName::try_from(name.clone()).map_err(|e| {
@@ -81,9 +79,7 @@ impl Transport {
         let service = Stack::new(
             ServiceBuilder::new()
                 .option_layer(
-                    config
-                        .default_retry
-                        .then(|| RetryLayer::new(RetryPolicy::server_retry())),
+                    config.default_retry.then(|| RetryLayer::new(RetryPolicy::server_retry())),
                 )
                 .option_layer(config.auth_layer()?)
                 .layer(config.extra_headers_layer()?)

@@ -142,7 +142,7 @@ async fn run_component<K>(
         scoped::<K>(&client, &watch_namespaces),
         watcher::Config::default(),
     );
-    (context.ops.health).track_cache(name, controller.store());
+    context.ops.health.track_cache(name, controller.store());
     let metrics = Arc::clone(&context.ops.metrics);
     let datacenter_changes = watcher(
         scoped::<CassandraDatacenter>(&client, &watch_namespaces),
@@ -289,10 +289,7 @@ where
             .any(|o| o.uid == owner_uid && o.controller == Some(true));
         let wanted = desired.iter().any(|d| d.name_any() == object.name_any());
         if owned && !wanted {
-            match api
-                .delete(&object.name_any(), &DeleteParams::background())
-                .await
-            {
+            match api.delete(&object.name_any(), &DeleteParams::background()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(response)) if response.is_not_found() => {}
                 Err(error) => return Err(error),
@@ -455,11 +452,7 @@ impl Workload for Stargate {
         )
     }
     fn deployed(&self, built: &Built, rollout: Rollout, now: Time) -> Self::Status {
-        let names: Vec<String> = built
-            .deployments
-            .iter()
-            .map(ResourceExt::name_any)
-            .collect();
+        let names: Vec<String> = built.deployments.iter().map(ResourceExt::name_any).collect();
         let service = built.service.name_any();
         stargate::status(self, Ok((&names, Some(service.as_str()), rollout)), now)
     }
@@ -561,12 +554,10 @@ async fn reconcile_steps<K: Workload>(
     progress: &mut Option<String>,
 ) -> Result<Action, ComponentError> {
     let name = object.name_any();
-    let namespace = object
-        .namespace()
-        .ok_or_else(|| ComponentError::MissingNamespace {
-            kind: K::KIND,
-            name: name.clone(),
-        })?;
+    let namespace = object.namespace().ok_or_else(|| ComponentError::MissingNamespace {
+        kind: K::KIND,
+        name: name.clone(),
+    })?;
     if object.meta().deletion_timestamp.is_some() {
         // The garbage collector removes the children with their owner.
         return Ok(Action::await_change());
@@ -593,9 +584,12 @@ async fn reconcile_steps<K: Workload>(
             source: kube::Error::SerdeError(e),
         })?;
         let api: Api<K> = Api::namespaced(client.clone(), &namespace);
-        write_status(&api, K::FIELD_MANAGER, &name, value)
-            .await
-            .map_err(api_error("writing the status", K::KIND, &namespace, &name))?;
+        write_status(&api, K::FIELD_MANAGER, &name, value).await.map_err(api_error(
+            "writing the status",
+            K::KIND,
+            &namespace,
+            &name,
+        ))?;
     }
     Ok(Action::requeue(if running {
         STEADY_REQUEUE
@@ -643,10 +637,12 @@ async fn deploy<K: Workload>(
         delete_owned_config_map(client, namespace, &config, &uid, (K::KIND, &name)).await?;
     }
     let services: Api<Service> = Api::namespaced(client.clone(), namespace);
-    let live_service = services
-        .get_opt(&built.service.name_any())
-        .await
-        .map_err(api_error("reading the Service", K::KIND, namespace, &name))?;
+    let live_service = services.get_opt(&built.service.name_any()).await.map_err(api_error(
+        "reading the Service",
+        K::KIND,
+        namespace,
+        &name,
+    ))?;
     apply_if_changed(
         &services,
         K::FIELD_MANAGER,
@@ -658,11 +654,7 @@ async fn deploy<K: Workload>(
     let current: Vec<&Deployment> = built
         .deployments
         .iter()
-        .map(|d| {
-            live.iter()
-                .find(|l| l.name_any() == d.name_any())
-                .unwrap_or(d)
-        })
+        .map(|d| live.iter().find(|l| l.name_any() == d.name_any()).unwrap_or(d))
         .collect();
     Ok(object.deployed(&built, Rollout::of(&current), now))
 }
@@ -760,9 +752,9 @@ async fn apply_vector_config(
         message: error.to_string(),
     })?;
     match config {
-        Some(config) => apply_config_map(client, &config, field_manager, (kind, name))
-            .await
-            .map(|()| true),
+        Some(config) => {
+            apply_config_map(client, &config, field_manager, (kind, name)).await.map(|()| true)
+        }
         None => Ok(false),
     }
 }
@@ -809,10 +801,12 @@ async fn apply_config_map(
 ) -> Result<(), ComponentError> {
     let namespace = config.namespace().unwrap_or_default();
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-    let live = config_maps
-        .get_opt(&config.name_any())
-        .await
-        .map_err(api_error("reading its ConfigMap", kind, &namespace, owner))?;
+    let live = config_maps.get_opt(&config.name_any()).await.map_err(api_error(
+        "reading its ConfigMap",
+        kind,
+        &namespace,
+        owner,
+    ))?;
     apply_if_changed(&config_maps, field_manager, config, live.as_ref())
         .await
         .map_err(api_error("applying its ConfigMap", kind, &namespace, owner))?;

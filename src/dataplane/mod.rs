@@ -96,9 +96,7 @@ pub fn image_reference(own: Option<&ContainerImage>, default: &str) -> String {
 /// Bytes of a Kubernetes quantity (`256Mi`, `2G`, `1e9`, `512`), rounded up as Kubernetes'
 /// `Quantity.Value()`; None when it cannot be read or is negative.
 pub fn quantity_bytes(quantity: &Quantity) -> Option<u64> {
-    let value = crate::quantity::Quantity::parse(&quantity.0)
-        .ok()?
-        .ceil_value()?;
+    let value = crate::quantity::Quantity::parse(&quantity.0).ok()?.ceil_value()?;
     u64::try_from(value).ok()
 }
 

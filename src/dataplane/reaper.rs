@@ -106,12 +106,8 @@ fn probe(own: Option<&Probe>) -> Probe {
 
 /// The Cassandra Service Reaper connects to: cass-operator's `<cluster>-<dc>-service`.
 pub fn contact_point(dc: &CassandraDatacenter) -> String {
-    let datacenter = dc
-        .spec
-        .datacenter_name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| dc.name_any());
+    let datacenter =
+        dc.spec.datacenter_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| dc.name_any());
     format!(
         "{}-{}-service.{}.svc",
         clean_for_kubernetes(&dc.spec.cluster_name),
@@ -129,10 +125,7 @@ fn auth_environment(template: &ReaperTemplate) -> Vec<EnvVar> {
         return environment;
     }
     let named = |secret: &Option<SecretRef>| {
-        secret
-            .as_ref()
-            .map(|s| s.name.clone())
-            .filter(|name| !name.is_empty())
+        secret.as_ref().map(|s| s.name.clone()).filter(|name| !name.is_empty())
     };
     if let Some(secret) = named(&template.cassandra_user_secret_ref) {
         environment.extend([
@@ -201,22 +194,15 @@ fn client_tls(reaper: &Reaper) -> Option<ClientTls> {
 /// The Reaper's Deployment (one replica: Reaper is not replicated).
 pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSettings) -> Deployment {
     let template = &reaper.spec.template;
-    let heap = template
-        .heap_size
-        .clone()
-        .unwrap_or_else(|| Quantity(DEFAULT_HEAP.into()));
+    let heap = template.heap_size.clone().unwrap_or_else(|| Quantity(DEFAULT_HEAP.into()));
     let heap_bytes = quantity_bytes(&heap).unwrap_or(2 * 1024 * 1024 * 1024);
     let availability = match reaper.spec.datacenter_availability.unwrap_or_default() {
         DatacenterAvailability::Local => "LOCAL",
         DatacenterAvailability::All => "ALL",
         DatacenterAvailability::Each => "EACH",
     };
-    let local_dc = dc
-        .spec
-        .datacenter_name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| dc.name_any());
+    let local_dc =
+        dc.spec.datacenter_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| dc.name_any());
     let storage = match template.storage_type.unwrap_or_default() {
         ReaperStorageType::Cassandra => "cassandra",
         ReaperStorageType::Local => "memory",
@@ -243,20 +229,12 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
         env("REAPER_CASS_LOCAL_DC", local_dc),
         env(
             "REAPER_CASS_KEYSPACE",
-            template
-                .keyspace
-                .clone()
-                .unwrap_or_else(|| DEFAULT_KEYSPACE.into()),
+            template.keyspace.clone().unwrap_or_else(|| DEFAULT_KEYSPACE.into()),
         ),
         env("JAVA_OPTS", java_opts),
         env(
             "REAPER_HTTP_MANAGEMENT_ENABLE",
-            template
-                .http_management
-                .as_ref()
-                .and_then(|h| h.enabled)
-                .unwrap_or(true)
-                .to_string(),
+            template.http_management.as_ref().and_then(|h| h.enabled).unwrap_or(true).to_string(),
         ),
     ]);
     if client_tls.is_some() {
@@ -270,9 +248,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
     let mut pod_labels = labels(reaper);
     if let Some(extra) = template.metadata.as_ref().and_then(|m| m.pods.as_ref()) {
         for (key, value) in extra.labels.iter().flatten() {
-            pod_labels
-                .entry(key.clone())
-                .or_insert_with(|| value.clone());
+            pod_labels.entry(key.clone()).or_insert_with(|| value.clone());
         }
     }
     let port = |name: &str, number: i32| ContainerPort {
@@ -306,10 +282,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
         containers: vec![container],
         volumes: client_tls.map(|tls| tls.volumes),
         tolerations: template.tolerations.clone(),
-        affinity: template
-            .affinity
-            .clone()
-            .and_then(|a| serde_json::from_value(a).ok()),
+        affinity: template.affinity.clone().and_then(|a| serde_json::from_value(a).ok()),
         security_context: template.pod_security_context.clone(),
         ..PodSpec::default()
     };
@@ -383,7 +356,9 @@ pub fn service(reaper: &Reaper) -> Service {
 /// names another.
 pub fn datacenter_of(reaper: &Reaper) -> Option<ObjectRef<CassandraDatacenter>> {
     let reference = reaper.spec.datacenter_ref.as_ref()?;
-    let namespace = (reference.namespace.clone())
+    let namespace = reference
+        .namespace
+        .clone()
         .filter(|namespace| !namespace.is_empty())
         .or_else(|| reaper.namespace())?;
     Some(ObjectRef::new(&reference.name).within(&namespace))
@@ -514,11 +489,7 @@ mod tests {
         let built = deployment(&reaper(), &datacenter(), &ImageSettings::default());
         assert_eq!(built.name_any(), "demo-dc1-reaper");
         let env = env_of(&built);
-        let value = |name: &str| {
-            env.iter()
-                .find(|e| e.name == name)
-                .and_then(|e| e.value.clone())
-        };
+        let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
         assert_eq!(
             value("REAPER_CASS_CONTACT_POINTS").as_deref(),
             Some("[{\"host\": \"demo-dc1-service.ns1.svc\", \"port\": 9042}]")
@@ -528,10 +499,8 @@ mod tests {
             Some("EACH")
         );
         assert_eq!(value("REAPER_CASS_LOCAL_DC").as_deref(), Some("dc1"));
-        let password = env
-            .iter()
-            .find(|e| e.name == "REAPER_CASS_AUTH_PASSWORD")
-            .expect("password env");
+        let password =
+            env.iter().find(|e| e.name == "REAPER_CASS_AUTH_PASSWORD").expect("password env");
         assert_eq!(password.value, None, "never a literal credential");
         let secret = password
             .value_from
@@ -569,9 +538,7 @@ mod tests {
     #[test]
     fn the_cql_login_also_serves_jmx_and_no_ui_login_means_an_open_ui() {
         let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-            list.iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect()
+            list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
         };
         assert_eq!(
             logins(ReaperTemplate {
@@ -650,12 +617,7 @@ mod tests {
         );
         assert!(java.contains("-Djavax.net.ssl.trustStore=/mnt/client-truststore/truststore"));
         let pod = built.spec.and_then(|s| s.template.spec).expect("pod spec");
-        let volumes: Vec<String> = pod
-            .volumes
-            .iter()
-            .flatten()
-            .map(|v| v.name.clone())
-            .collect();
+        let volumes: Vec<String> = pod.volumes.iter().flatten().map(|v| v.name.clone()).collect();
         assert_eq!(volumes, ["client-keystore", "client-truststore"]);
         let mounts: Vec<String> = (pod.containers[0].volume_mounts.iter().flatten())
             .map(|m| m.mount_path.clone())
@@ -688,11 +650,8 @@ mod tests {
             vec![("app".to_string(), 8080), ("admin".to_string(), 8081)]
         );
         let built = deployment(&r, &datacenter(), &ImageSettings::default());
-        let pod_labels = built
-            .spec
-            .and_then(|s| s.template.metadata)
-            .and_then(|m| m.labels)
-            .expect("labels");
+        let pod_labels =
+            built.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).expect("labels");
         for (key, value) in spec.selector.expect("selector") {
             assert_eq!(pod_labels.get(&key), Some(&value));
         }

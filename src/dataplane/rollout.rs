@@ -24,11 +24,7 @@ impl Rollout {
             ..Rollout::default()
         };
         for deployment in deployments {
-            let desired = deployment
-                .spec
-                .as_ref()
-                .and_then(|s| s.replicas)
-                .unwrap_or(1);
+            let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
             rollout.desired += desired;
             let status = deployment.status.clone().unwrap_or_default();
             rollout.replicas += status.replicas.unwrap_or(0);

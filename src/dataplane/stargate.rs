@@ -190,19 +190,12 @@ fn yaml_text(settings: &serde_json::Map<String, serde_json::Value>) -> String {
     if settings.is_empty() {
         return "{}\n".into();
     }
-    settings
-        .iter()
-        .map(|(key, value)| format!("{key}: {value}\n"))
-        .collect()
+    settings.iter().map(|(key, value)| format!("{key}: {value}\n")).collect()
 }
 
 /// The datacenter's name inside Cassandra (what Stargate joins as).
 fn cassandra_datacenter_name(dc: &CassandraDatacenter) -> String {
-    dc.spec
-        .datacenter_name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| dc.name_any())
+    dc.spec.datacenter_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| dc.name_any())
 }
 
 /// `<cluster>-<dc>-stargate-service`.
@@ -389,10 +382,8 @@ pub fn deployments(
                 .map(|r| r.template.merged_over(&stargate.spec.template))
                 .unwrap_or_else(|| stargate.spec.template.clone());
             let name = deployment_name(dc, &rack);
-            let heap = rack_template
-                .heap_size
-                .clone()
-                .unwrap_or_else(|| Quantity(DEFAULT_HEAP.into()));
+            let heap =
+                rack_template.heap_size.clone().unwrap_or_else(|| Quantity(DEFAULT_HEAP.into()));
             let heap_bytes = quantity_bytes(&heap).unwrap_or(256 * 1024 * 1024);
             let mut java_opts =
                 format!("-XX:+CrashOnOutOfMemoryError -Xms{heap_bytes} -Xmx{heap_bytes}");
@@ -427,12 +418,10 @@ pub fn deployments(
             // The ConfigMap's cassandra.yaml configures Stargate's embedded Cassandra node.
             let config_map = match generated {
                 Some(name) => Some(name.to_string()),
-                None => (rack_template.cassandra_config_map_ref.as_ref()).map(|r| r.name.clone()),
+                None => rack_template.cassandra_config_map_ref.as_ref().map(|r| r.name.clone()),
             };
             // Stargate reads its configuration at start only: a new one restarts the pods.
-            let config_hash = (config_map.as_ref())
-                .and_then(|name| config_hashes.get(name))
-                .cloned();
+            let config_hash = config_map.as_ref().and_then(|name| config_hashes.get(name)).cloned();
             if config_map.is_some() {
                 java_opts.push_str(&format!(
                     " -Dstargate.unsafe.cassandra_config_path={CASSANDRA_CONFIG_PATH}"
@@ -467,15 +456,9 @@ pub fn deployments(
             environment.insert(1, env("JAVA_OPTS", java_opts));
             let mut pod_labels = labels(stargate);
             pod_labels.insert(STARGATE_DEPLOYMENT_LABEL.into(), name.clone());
-            if let Some(extra) = rack_template
-                .metadata
-                .as_ref()
-                .and_then(|m| m.pods.as_ref())
-            {
+            if let Some(extra) = rack_template.metadata.as_ref().and_then(|m| m.pods.as_ref()) {
                 for (key, value) in extra.labels.iter().flatten() {
-                    pod_labels
-                        .entry(key.clone())
-                        .or_insert_with(|| value.clone());
+                    pod_labels.entry(key.clone()).or_insert_with(|| value.clone());
                 }
             }
             let container = Container {
@@ -569,7 +552,7 @@ pub fn deployments(
         .collect();
     if let Some(settings) = vector_agent::enabled(stargate.spec.template.telemetry.as_ref()) {
         for deployment in &mut deployments {
-            if let Some(pod) = (deployment.spec.as_mut()).and_then(|s| s.template.spec.as_mut()) {
+            if let Some(pod) = deployment.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
                 vector_agent::STARGATE.add_to(pod, dc, settings, &images.system_logger);
             }
         }
@@ -620,17 +603,9 @@ pub fn service(stargate: &Stargate, dc: &CassandraDatacenter) -> Service {
         ..ServicePort::default()
     };
     let mut service_labels = labels(stargate);
-    if let Some(extra) = stargate
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.service.as_ref())
-    {
+    if let Some(extra) = stargate.spec.template.metadata.as_ref().and_then(|m| m.service.as_ref()) {
         for (key, value) in extra.labels.iter().flatten() {
-            service_labels
-                .entry(key.clone())
-                .or_insert_with(|| value.clone());
+            service_labels.entry(key.clone()).or_insert_with(|| value.clone());
         }
     }
     Service {
@@ -853,15 +828,8 @@ mod tests {
         let labels = first.metadata.labels.as_ref().expect("labels");
         assert_eq!(labels["k8ssandra.io/cluster-name"], "demo");
         assert!(!labels.contains_key("unrelated"));
-        let container = &first
-            .spec
-            .as_ref()
-            .expect("spec")
-            .template
-            .spec
-            .as_ref()
-            .expect("pod")
-            .containers[0];
+        let container =
+            &first.spec.as_ref().expect("spec").template.spec.as_ref().expect("pod").containers[0];
         assert_eq!(container.image.as_deref(), Some(images.stargate.as_str()));
         let memory = &container
             .resources
@@ -871,20 +839,11 @@ mod tests {
             .as_ref()
             .expect("limits")["memory"];
         assert_eq!(memory.0, (4u64 * 536_870_912).to_string());
-        let readiness = container
-            .readiness_probe
-            .as_ref()
-            .and_then(|p| p.http_get.as_ref())
-            .expect("probe");
+        let readiness =
+            container.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("probe");
         assert_eq!(readiness.path.as_deref(), Some("/checker/readiness"));
-        let selector = first
-            .spec
-            .as_ref()
-            .expect("spec")
-            .selector
-            .match_labels
-            .clone()
-            .expect("selector");
+        let selector =
+            first.spec.as_ref().expect("spec").selector.match_labels.clone().expect("selector");
         let pod_labels = first
             .spec
             .as_ref()
@@ -989,11 +948,7 @@ mod tests {
                 java.contains("-Dstargate.unsafe.cassandra_config_path=/config/cassandra.yaml"),
                 "{java}"
             );
-            let pod = deployment
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.spec.as_ref())
-                .expect("pod");
+            let pod = deployment.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
             let volumes = pod.volumes.as_ref().expect("volumes");
             assert_eq!(volumes[0].name, "cassandra-config");
             assert_eq!(
@@ -1014,11 +969,7 @@ mod tests {
             None,
             &BTreeMap::new(),
         );
-        let pod = without[0]
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .expect("pod");
+        let pod = without[0].spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
         assert!(pod.volumes.is_none() && pod.containers[0].volume_mounts.is_none());
         let java = env_value(&without[0], "JAVA_OPTS").unwrap_or_default();
         assert!(!java.contains("cassandra_config_path"), "{java}");
@@ -1056,9 +1007,8 @@ mod tests {
             )])),
             ..ConfigMap::default()
         };
-        let generated = generated_config(&sg, &dc, Some(&user))
-            .expect("valid")
-            .expect("a ConfigMap");
+        let generated =
+            generated_config(&sg, &dc, Some(&user)).expect("valid").expect("a ConfigMap");
         assert_eq!(generated.name_any(), "mycluster-dc1-cassandra-config");
         let data = generated.data.clone().expect("data");
         let parse = |file: &str| -> serde_json::Value {
@@ -1094,11 +1044,7 @@ mod tests {
             java.contains("-Dstargate.cql.config_path=/config/stargate-cql.yaml"),
             "{java}"
         );
-        let pod = built[0]
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.clone())
-            .expect("pod");
+        let pod = built[0].spec.as_ref().and_then(|s| s.template.spec.clone()).expect("pod");
         let volumes: Vec<(String, Option<String>)> = pod
             .volumes
             .iter()
@@ -1142,11 +1088,7 @@ mod tests {
 
         // Nothing to share: no generated ConfigMap; a broken user file is named.
         let plain = datacenter(&["r1"], "4.0.17");
-        assert!(
-            generated_config(&sg, &plain, Some(&user))
-                .expect("valid")
-                .is_none()
-        );
+        assert!(generated_config(&sg, &plain, Some(&user)).expect("valid").is_none());
         let mut broken = user.clone();
         broken.data = Some(BTreeMap::from([(
             "cassandra.yaml".to_string(),
@@ -1170,12 +1112,10 @@ mod tests {
                 .and_then(|s| s.template.spec.as_ref())
                 .and_then(|p| p.affinity.clone())
         };
-        let avoided = affinity(&stargate(1))
-            .and_then(|a| a.pod_anti_affinity)
-            .expect("anti-affinity");
-        let term = &avoided
-            .required_during_scheduling_ignored_during_execution
-            .expect("required")[0];
+        let avoided =
+            affinity(&stargate(1)).and_then(|a| a.pod_anti_affinity).expect("anti-affinity");
+        let term =
+            &avoided.required_during_scheduling_ignored_during_execution.expect("required")[0];
         assert_eq!(term.topology_key, "kubernetes.io/hostname");
         let mut allowed = stargate(1);
         allowed.spec.template.allow_stargate_on_data_nodes = Some(true);
@@ -1187,15 +1127,9 @@ mod tests {
         let dc = datacenter(&[], "3.11.17");
         let images = ImageSettings::default();
         let built = deployments(&stargate(1), &dc, &images, None, &BTreeMap::new());
-        let container = &built[0]
-            .spec
-            .as_ref()
-            .expect("spec")
-            .template
-            .spec
-            .as_ref()
-            .expect("pod")
-            .containers[0];
+        let container =
+            &built[0].spec.as_ref().expect("spec").template.spec.as_ref().expect("pod").containers
+                [0];
         assert_eq!(
             container.image.as_deref(),
             Some(images.stargate_cassandra3.as_str())

@@ -40,9 +40,7 @@ pub const REAPER: Agent = Agent {
 
 /// The Vector settings when the agent is enabled.
 pub fn enabled(telemetry: Option<&TelemetrySpec>) -> Option<&VectorTelemetry> {
-    telemetry
-        .filter(|t| t.vector_enabled())
-        .and_then(|t| t.vector.as_ref())
+    telemetry.filter(|t| t.vector_enabled()).and_then(|t| t.vector.as_ref())
 }
 
 impl Agent {
@@ -55,7 +53,10 @@ impl Agent {
     }
 
     pub fn config_map_name(&self, dc: &CassandraDatacenter) -> String {
-        let datacenter = (dc.spec.datacenter_name.as_deref())
+        let datacenter = dc
+            .spec
+            .datacenter_name
+            .as_deref()
             .filter(|n| !n.is_empty())
             .map(str::to_string)
             .unwrap_or_else(|| dc.name_any());
@@ -133,7 +134,9 @@ impl Agent {
         let container = Container {
             name: self.container_name(),
             image: Some(
-                (settings.image.clone())
+                settings
+                    .image
+                    .clone()
                     .filter(|i| !i.is_empty())
                     .unwrap_or_else(|| default_image.to_string()),
             ),

@@ -154,13 +154,9 @@ fn common_labels(telemetry: Option<&TelemetrySpec>) -> Option<&BTreeMap<String, 
 /// The components of every datacenter of the plan. Pure.
 pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<DatacenterComponents> {
     let cluster = &plan.cluster;
-    let cluster_options = k8c
-        .spec
-        .cassandra
-        .as_ref()
-        .map(|c| c.options.clone())
-        .unwrap_or_default();
-    let reaper_template = (k8c.spec.reaper.as_ref()).filter(|r| !r.references_a_reaper());
+    let cluster_options =
+        k8c.spec.cassandra.as_ref().map(|c| c.options.clone()).unwrap_or_default();
+    let reaper_template = k8c.spec.reaper.as_ref().filter(|r| !r.references_a_reaper());
     let mode = reaper_template.map(|r| r.deployment_mode_or_default());
     let availability = if mode == Some(DeploymentMode::Single) || plan.datacenters.len() <= 1 {
         DatacenterAvailability::All
@@ -170,9 +166,8 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
     let stopped =
         |name: &str| (k8c.spec.datacenters().iter()).any(|t| t.name() == name && t.is_stopped());
     // SINGLE: the first datacenter that runs (as upstream).
-    let single_reaper_dc = (plan.datacenters.iter())
-        .find(|dc| !stopped(&dc.name))
-        .map(|dc| dc.name.as_str());
+    let single_reaper_dc =
+        plan.datacenters.iter().find(|dc| !stopped(&dc.name)).map(|dc| dc.name.as_str());
     plan.datacenters
         .iter()
         .map(|dc| {
@@ -184,18 +179,12 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
             // A stopped datacenter has no node for Stargate to join.
             let stargate_spec = match (
                 k8c.spec.stargate.as_ref().filter(|_| !stopped(&dc.name)),
-                template
-                    .and_then(|t| t.stargate.as_ref())
-                    .filter(|_| !stopped(&dc.name)),
+                template.and_then(|t| t.stargate.as_ref()).filter(|_| !stopped(&dc.name)),
             ) {
                 (_, Some(own)) => Some((
                     own.size,
                     own.template.merged_over(
-                        &k8c.spec
-                            .stargate
-                            .as_ref()
-                            .map(|c| c.template.clone())
-                            .unwrap_or_default(),
+                        &k8c.spec.stargate.as_ref().map(|c| c.template.clone()).unwrap_or_default(),
                     ),
                     own.racks.clone(),
                 )),
@@ -235,34 +224,30 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                     Some(DeploymentMode::Single) => single_reaper_dc == Some(dc.name.as_str()),
                     Some(DeploymentMode::ControlPlane) | None => false,
                 };
-            let reaper = reaper_template
-                .filter(|_| wants_reaper)
-                .map(|template| Reaper {
-                    metadata: metadata(
-                        reaper_name(&plan.cassandra_cluster_name, &dc.name),
-                        &dc.namespace,
-                        cluster,
-                        &dc.name,
-                        COMPONENT_REAPER,
-                        None,
-                    ),
-                    spec: ReaperSpec {
-                        datacenter_ref: Some(ReaperDatacenterRef {
-                            name: dc.name.clone(),
-                            namespace: Some(dc.namespace.clone()),
-                        }),
-                        datacenter_availability: Some(availability),
-                        client_encryption_stores: (encryption.as_ref())
-                            .and_then(|e| e.client_encryption_stores.clone()),
-                        template: reaper_with_logins(k8c, plan, template),
-                    },
-                    status: None,
-                });
+            let reaper = reaper_template.filter(|_| wants_reaper).map(|template| Reaper {
+                metadata: metadata(
+                    reaper_name(&plan.cassandra_cluster_name, &dc.name),
+                    &dc.namespace,
+                    cluster,
+                    &dc.name,
+                    COMPONENT_REAPER,
+                    None,
+                ),
+                spec: ReaperSpec {
+                    datacenter_ref: Some(ReaperDatacenterRef {
+                        name: dc.name.clone(),
+                        namespace: Some(dc.namespace.clone()),
+                    }),
+                    datacenter_availability: Some(availability),
+                    client_encryption_stores: encryption
+                        .as_ref()
+                        .and_then(|e| e.client_encryption_stores.clone()),
+                    template: reaper_with_logins(k8c, plan, template),
+                },
+                status: None,
+            });
             let mut service_monitors = Vec::new();
-            if telemetry
-                .as_ref()
-                .is_some_and(TelemetrySpec::prometheus_enabled)
-            {
+            if telemetry.as_ref().is_some_and(TelemetrySpec::prometheus_enabled) {
                 let port = if telemetry.as_ref().is_some_and(TelemetrySpec::mcac_enabled) {
                     "prometheus"
                 } else {
@@ -298,16 +283,9 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
             }
             if let Some(stargate) = &stargate {
                 // Stargate's own telemetry wins; else the datacenter's.
-                let stargate_telemetry = stargate
-                    .spec
-                    .template
-                    .telemetry
-                    .clone()
-                    .or_else(|| telemetry.clone());
-                if stargate_telemetry
-                    .as_ref()
-                    .is_some_and(TelemetrySpec::prometheus_enabled)
-                {
+                let stargate_telemetry =
+                    stargate.spec.template.telemetry.clone().or_else(|| telemetry.clone());
+                if stargate_telemetry.as_ref().is_some_and(TelemetrySpec::prometheus_enabled) {
                     service_monitors.push(service_monitor(
                         metadata(
                             format!("{}-servicemonitor", stargate.name_any()),
@@ -349,9 +327,7 @@ fn datacenter_encryption(
     let config = dc.datacenter.spec.config.as_ref();
     let yaml = config.and_then(|c| c.get("cassandra-yaml"));
     let stores = |traffic: Traffic, stores: &Option<EncryptionStores>| {
-        stores
-            .clone()
-            .filter(|_| encryption::enabled(yaml, traffic))
+        stores.clone().filter(|_| encryption::enabled(yaml, traffic))
     };
     let wanted = CassandraEncryption {
         client_encryption_stores: stores(Traffic::Client, &cassandra.client_encryption_stores),
@@ -455,14 +431,8 @@ impl ComponentsReport {
 
 /// Whether the region serves ServiceMonitors (prometheus-operator's CRD is installed).
 async fn serves_service_monitors(client: &kube::Client) -> Result<bool, kube::Error> {
-    match client
-        .list_api_group_resources(SERVICE_MONITOR_GROUP_VERSION)
-        .await
-    {
-        Ok(list) => Ok(list
-            .resources
-            .iter()
-            .any(|r| r.name == SERVICE_MONITOR_PLURAL)),
+    match client.list_api_group_resources(SERVICE_MONITOR_GROUP_VERSION).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == SERVICE_MONITOR_PLURAL)),
         Err(kube::Error::Api(response)) if response.is_not_found() => Ok(false),
         Err(error) => Err(error),
     }
@@ -612,25 +582,19 @@ async fn reconcile_region(
             .map(|dc| dc.datacenter.clone())
             .collect();
         if !missing.is_empty() {
-            report
-                .service_monitor_crd_missing
-                .insert(region.clone(), missing);
+            report.service_monitor_crd_missing.insert(region.clone(), missing);
         }
     }
     for dc in &components {
         if let Some(wanted) = &dc.stargate {
-            let status = live_stargates
-                .get(&key_of(wanted))
-                .and_then(|s| s.status.clone());
+            let status = live_stargates.get(&key_of(wanted)).and_then(|s| s.status.clone());
             report.settled &= status.as_ref().is_some_and(StargateStatus::is_ready);
             if let Some(status) = status {
                 report.stargates.insert(dc.datacenter.clone(), status);
             }
         }
         if let Some(wanted) = &dc.reaper {
-            let status = live_reapers
-                .get(&key_of(wanted))
-                .and_then(|r| r.status.clone());
+            let status = live_reapers.get(&key_of(wanted)).and_then(|r| r.status.clone());
             report.settled &= status.as_ref().is_some_and(ReaperStatus::is_ready);
             if let Some(status) = status {
                 report.reapers.insert(dc.datacenter.clone(), status);
@@ -671,9 +635,7 @@ pub async fn reconcile(
         regions.entry(dc.context.clone()).or_default().push(dc);
     }
     for region in known_contexts(k8c.status.as_ref()).into_values() {
-        regions
-            .entry(registry.canonical(&region).to_string())
-            .or_default();
+        regions.entry(registry.canonical(&region).to_string()).or_default();
     }
     let reports = futures::future::join_all(
         regions
@@ -691,9 +653,7 @@ pub async fn reconcile(
         report.answered.extend(part.answered);
         report.stargates.extend(part.stargates);
         report.reapers.extend(part.reapers);
-        report
-            .service_monitor_crd_missing
-            .extend(part.service_monitor_crd_missing);
+        report.service_monitor_crd_missing.extend(part.service_monitor_crd_missing);
         report.settled &= part.settled;
     }
     report
@@ -710,10 +670,7 @@ fn components_wanted_or_recorded(
     let status = k8c.status.as_ref();
     let recorded = status
         .and_then(|s| s.datacenters.as_ref())
-        .is_some_and(|dcs| {
-            dcs.values()
-                .any(|dc| dc.stargate.is_some() || dc.reaper.is_some())
-        })
+        .is_some_and(|dcs| dcs.values().any(|dc| dc.stargate.is_some() || dc.reaper.is_some()))
         || status
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == CONDITION_TELEMETRY_READY));
@@ -828,10 +785,7 @@ mod tests {
         );
         assert_eq!(dc1.spec.template.service_account.as_deref(), Some("sg"));
         assert_eq!(dc1.spec.datacenter_ref.name, "dc1");
-        let dc2 = components[1]
-            .stargate
-            .as_ref()
-            .expect("dc2 stargate from the cluster");
+        let dc2 = components[1].stargate.as_ref().expect("dc2 stargate from the cluster");
         assert_eq!(dc2.spec.size, 1);
         assert_eq!(dc2.namespace().as_deref(), Some("hub"));
         let labels = dc1.metadata.labels.as_ref().expect("labels");
@@ -884,10 +838,7 @@ mod tests {
         spec["secretsProvider"] = serde_json::json!("external");
         let external = components_of(&cluster(spec));
         assert_eq!(
-            external[0]
-                .stargate
-                .as_ref()
-                .and_then(|s| s.spec.cassandra_encryption.clone()),
+            external[0].stargate.as_ref().and_then(|s| s.spec.cassandra_encryption.clone()),
             None
         );
     }
@@ -900,10 +851,7 @@ mod tests {
             ));
             components_of(&k8c)
                 .into_iter()
-                .map(|c| {
-                    c.reaper
-                        .map(|r| (r.name_any(), r.spec.datacenter_availability))
-                })
+                .map(|c| c.reaper.map(|r| (r.name_any(), r.spec.datacenter_availability)))
                 .collect()
         };
         assert_eq!(
@@ -942,9 +890,7 @@ mod tests {
             "deploymentMode": "PER_DC", "reaperRef": {"name": "shared", "namespace": "reapers"}
         }})));
         assert!(
-            components_of(&referenced)
-                .iter()
-                .all(|c| c.reaper.is_none()),
+            components_of(&referenced).iter().all(|c| c.reaper.is_none()),
             "the referenced Reaper serves the cluster"
         );
     }
@@ -956,9 +902,8 @@ mod tests {
         spec["cassandra"]["datacenters"][0]["stopped"] = serde_json::json!(true);
         spec["cassandra"]["datacenters"][1]["stargate"] = serde_json::json!({"size": 2});
         let components = components_of(&cluster(spec));
-        let stargates: Vec<Option<String>> = (components.iter())
-            .map(|c| c.stargate.as_ref().map(|s| s.name_any()))
-            .collect();
+        let stargates: Vec<Option<String>> =
+            components.iter().map(|c| c.stargate.as_ref().map(|s| s.name_any())).collect();
         assert_eq!(stargates, vec![None, Some("demo-dc2-stargate".into())]);
         assert!(
             (components[0].service_monitors.iter()).all(|m| !m.name_any().contains("stargate")),
@@ -1015,11 +960,8 @@ mod tests {
             "telemetry": {"prometheus": {"enabled": true, "commonLabels": {"team": "db"}}, "mcac": {"enabled": false}}
         })));
         let components = components_of(&k8c);
-        let names: Vec<String> = components[0]
-            .service_monitors
-            .iter()
-            .map(ResourceExt::name_any)
-            .collect();
+        let names: Vec<String> =
+            components[0].service_monitors.iter().map(ResourceExt::name_any).collect();
         assert_eq!(
             names,
             vec![
@@ -1028,12 +970,7 @@ mod tests {
             ]
         );
         let cassandra = &components[0].service_monitors[0];
-        let selector = cassandra
-            .spec
-            .selector
-            .match_labels
-            .clone()
-            .expect("selector");
+        let selector = cassandra.spec.selector.match_labels.clone().expect("selector");
         assert_eq!(selector["cassandra.datastax.com/cluster"], "demo");
         assert_eq!(selector["cassandra.datastax.com/datacenter"], "dc1");
         assert_eq!(cassandra.spec.endpoints[0].port.as_deref(), Some("metrics"));
@@ -1043,12 +980,7 @@ mod tests {
         );
         let stargate = &components[0].service_monitors[1];
         assert_eq!(
-            stargate
-                .spec
-                .selector
-                .match_labels
-                .clone()
-                .expect("selector")["k8ssandra.io/stargate"],
+            stargate.spec.selector.match_labels.clone().expect("selector")["k8ssandra.io/stargate"],
             "demo-dc1-stargate"
         );
         assert!(
@@ -1103,10 +1035,8 @@ mod tests {
             "region did not answer: kept"
         );
         let conditions = status.conditions.clone().expect("conditions");
-        let telemetry = conditions
-            .iter()
-            .find(|c| c.type_ == CONDITION_TELEMETRY_READY)
-            .expect("condition");
+        let telemetry =
+            conditions.iter().find(|c| c.type_ == CONDITION_TELEMETRY_READY).expect("condition");
         assert_eq!(telemetry.status, CONDITION_FALSE);
         assert_eq!(telemetry.reason, REASON_SERVICE_MONITOR_CRD_MISSING);
         assert!(
@@ -1116,12 +1046,6 @@ mod tests {
         );
         let off = ComponentsReport::default();
         off.fill_status(&mut status, Some(3), now);
-        assert!(
-            status
-                .conditions
-                .iter()
-                .flatten()
-                .all(|c| c.type_ != CONDITION_TELEMETRY_READY)
-        );
+        assert!(status.conditions.iter().flatten().all(|c| c.type_ != CONDITION_TELEMETRY_READY));
     }
 }

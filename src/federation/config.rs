@@ -647,10 +647,7 @@ fn apply_yaml_defaults(
     let version_default = if legacy_cassandra { 256 } else { 16 };
     put_if_absent(
         "num_tokens",
-        defaults
-            .running_num_tokens
-            .unwrap_or(version_default)
-            .into(),
+        defaults.running_num_tokens.unwrap_or(version_default).into(),
     );
     if legacy_cassandra {
         put_if_absent("start_rpc", false.into());
@@ -664,13 +661,10 @@ fn apply_yaml_defaults(
             ("authorization_options", "enabled", "true"),
             ("role_management_options", "mode", "internal"),
         ] {
-            let entry = dse_yaml
-                .entry(section.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let entry =
+                dse_yaml.entry(section.to_string()).or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(options) = entry {
-                options
-                    .entry(key.to_string())
-                    .or_insert_with(|| value.into());
+                options.entry(key.to_string()).or_insert_with(|| value.into());
             }
         }
     }
@@ -680,10 +674,7 @@ fn apply_yaml_defaults(
 pub fn yaml_integer(value: &Value) -> Option<i64> {
     match value {
         Value::Number(number) => number.as_i64().or_else(|| {
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
-                .map(|f| f as i64)
+            number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64)
         }),
         Value::String(text) => text.trim().parse().ok(),
         _ => None,
@@ -773,9 +764,7 @@ fn quantity_json(value: &Value) -> Result<Value, QuantityError> {
 /// Sets `out[a][b] = value` for a path `a/b`, creating the intermediate object.
 fn put_path(out: &mut Map<String, Value>, path: &str, value: Value) {
     let (file, key) = path.split_once('/').unwrap_or((path, ""));
-    let section = out
-        .entry(file.to_string())
-        .or_insert_with(|| Value::Object(Map::new()));
+    let section = out.entry(file.to_string()).or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(section) = section {
         section.insert(key.to_string(), value);
     }
@@ -1051,9 +1040,7 @@ mod tests {
         )
         .expect_err("refused");
         assert!(
-            error
-                .to_string()
-                .starts_with("config.jvmOptions.heap_max_size: \"lots\""),
+            error.to_string().starts_with("config.jvmOptions.heap_max_size: \"lots\""),
             "{error}"
         );
     }
@@ -1109,9 +1096,7 @@ mod tests {
             )
             .expect_err("out of range");
             assert!(
-                error
-                    .to_string()
-                    .starts_with(&format!("config.cassandraYaml.{field} is ")),
+                error.to_string().starts_with(&format!("config.cassandraYaml.{field} is ")),
                 "{error}"
             );
         }

@@ -136,9 +136,8 @@ pub async fn run(
         scoped::<K8ssandraCluster>(&hub, &watch_namespaces),
         watcher::Config::default(),
     );
-    let cluster_changes = cluster_events
-        .applied_objects()
-        .predicate_filter(worth_reconciling, Default::default());
+    let cluster_changes =
+        cluster_events.applied_objects().predicate_filter(worth_reconciling, Default::default());
     // A cluster's ReplicatedSecret has its name: its status (copies made) releases DCs waiting
     // for their secrets.
     let (replicated_store, replicated_events) = reflected(
@@ -230,11 +229,7 @@ pub async fn run(
 fn worth_reconciling(k8c: &K8ssandraCluster) -> Option<u64> {
     let deletion = |k8c: &K8ssandraCluster| {
         let mut hasher = std::hash::DefaultHasher::new();
-        k8c.metadata
-            .deletion_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .hash(&mut hasher);
+        k8c.metadata.deletion_timestamp.as_ref().map(|t| t.0).hash(&mut hasher);
         Some(hasher.finish())
     };
     predicates::generation
@@ -286,11 +281,9 @@ async fn reconcile(
     k8c: Arc<K8ssandraCluster>,
     context: Arc<ControllerContext>,
 ) -> Result<Action, ReconcileError> {
-    let namespace = k8c
-        .namespace()
-        .ok_or_else(|| ReconcileError::MissingNamespace {
-            name: k8c.name_any(),
-        })?;
+    let namespace = k8c.namespace().ok_or_else(|| ReconcileError::MissingNamespace {
+        name: k8c.name_any(),
+    })?;
     if !context.watch_namespaces.is_empty() && !context.watch_namespaces.contains(&namespace) {
         return Ok(Action::await_change());
     }
@@ -328,10 +321,8 @@ async fn apply_cluster(
     // that reaches the hub is the hub, ""); what the plan applied reads besides the spec is
     // then read there (what the existing datacenters run with, store passwords, per-node
     // ConfigMaps), and the plan is made from it whole.
-    let hub_contexts: BTreeSet<String> = cluster_contexts(k8c)
-        .into_iter()
-        .filter(|c| context.registry.reaches_hub(c))
-        .collect();
+    let hub_contexts: BTreeSet<String> =
+        cluster_contexts(k8c).into_iter().filter(|c| context.registry.reaches_hub(c)).collect();
     let locating = PlanInputs {
         hub_contexts,
         ..PlanInputs::default()
@@ -367,23 +358,20 @@ async fn apply_cluster(
             return Ok(Action::requeue(steady_requeue()));
         }
     };
-    (context.referenced).set(&ObjectRef::from_obj(k8c), referenced_by(&cluster_plan));
+    context.referenced.set(&ObjectRef::from_obj(k8c), referenced_by(&cluster_plan));
     let secrets =
         super::secrets::reconcile(&context.hub, &context.secret_caches, k8c, &cluster_plan).await;
     observed.secrets_pending = secrets.pending;
     observed.passwords_missing = cluster_plan.passwords_missing.clone();
     observed.per_node_config_missing = cluster_plan.per_node_config_missing.clone();
     observed.refused_watches =
-        (context.caches).refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
+        context.caches.refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
     let actions = decide(&cluster_plan, &observed);
     let released = super::takeover::release_deleting(&context.registry, &observed).await;
     // Seeds before creating: a datacenter created now finds the other regions' seeds at its
     // first start. Seeds of existing datacenters are refreshed after the updates, which then
     // reach the regions without waiting for the seed lookups.
-    let creating = actions
-        .decisions
-        .iter()
-        .any(|d| matches!(d.decision, Decision::Create));
+    let creating = actions.decisions.iter().any(|d| matches!(d.decision, Decision::Create));
     let early_seeds = match creating {
         true => Some(seed_slices(context, k8c, &cluster_plan, &observed).await),
         false => None,
@@ -423,10 +411,12 @@ async fn apply_cluster(
     let applied = errors.is_empty()
         && actions.refused.is_none()
         && context.operations.busy_regions(&key).is_empty()
-        && (actions.decisions.iter())
+        && actions
+            .decisions
+            .iter()
             .all(|d| matches!(d.decision, Decision::Create | Decision::Update));
     let metrics_key = format!("{}/{}", k8c.namespace().unwrap_or_default(), k8c.name_any());
-    (context.ops.metrics).fanout_progress(&metrics_key, k8c.metadata.generation, applied);
+    context.ops.metrics.fanout_progress(&metrics_key, k8c.metadata.generation, applied);
     let error_text = (!errors.is_empty()).then(|| errors.join("; "));
     let mut status = cluster_status(
         &input(error_text.as_deref(), seeds.unresolved.as_deref()),
@@ -462,9 +452,7 @@ async fn publish_transitions(
     outcomes: &[Outcome],
 ) {
     let previous = k8c.status.as_ref();
-    let before = previous
-        .and_then(|s| s.conditions.as_deref())
-        .unwrap_or(&[]);
+    let before = previous.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
     let after = status.conditions.as_deref().unwrap_or(&[]);
     let previous_error = previous.and_then(|s| s.error.as_deref());
     let notices = outcome_notices(outcomes, previous_error)
@@ -504,11 +492,7 @@ async fn seed_slices(
     observed: &ObservedCluster,
 ) -> SeedSlices {
     let additional = AdditionalSeeds::parse(
-        k8c.spec
-            .cassandra
-            .as_ref()
-            .and_then(|c| c.additional_seeds.as_deref())
-            .unwrap_or(&[]),
+        k8c.spec.cassandra.as_ref().and_then(|c| c.additional_seeds.as_deref()).unwrap_or(&[]),
     );
     let names_hosts = !additional.host_names.is_empty();
     let (addresses, unresolved, refresh_after) = match &context.resolver {
@@ -599,11 +583,7 @@ async fn seed_slices(
 async fn failures(
     writes: impl IntoIterator<Item = impl std::future::Future<Output = Result<(), String>>>,
 ) -> Vec<String> {
-    futures::future::join_all(writes)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect()
+    futures::future::join_all(writes).await.into_iter().filter_map(Result::err).collect()
 }
 
 /// Applies the seed slices of the datacenters of `phase`; returns what failed.
@@ -617,18 +597,13 @@ async fn apply_seed_slices(
         .slices
         .iter()
         .filter(|seeds| {
-            actions
-                .decision(&seeds.datacenter)
-                .is_some_and(|d| match phase {
-                    SeedPhase::BeforeCreate => matches!(d, Decision::Create),
-                    SeedPhase::Existing => matches!(d, Decision::Update),
-                })
+            actions.decision(&seeds.datacenter).is_some_and(|d| match phase {
+                SeedPhase::BeforeCreate => matches!(d, Decision::Create),
+                SeedPhase::Existing => matches!(d, Decision::Update),
+            })
         })
         .map(|seeds| async move {
-            let client = context
-                .registry
-                .client(&seeds.context)
-                .map_err(|e| e.to_string())?;
+            let client = context.registry.client(&seeds.context).map_err(|e| e.to_string())?;
             let api: Api<EndpointSlice> = Api::namespaced(client, &seeds.namespace);
             let cache = context.caches.region(&seeds.context);
             for slice in &seeds.slices {
@@ -640,19 +615,14 @@ async fn apply_seed_slices(
                     )
                 };
                 let cached = cache.as_ref().and_then(|cache| {
-                    cache
-                        .seed_slices
-                        .get(&ObjectRef::new(name).within(&seeds.namespace))
+                    cache.seed_slices.get(&ObjectRef::new(name).within(&seeds.namespace))
                 });
                 let memo_key = format!("{}/{}/{name}", seeds.context, seeds.namespace);
                 let fingerprint = slice.fingerprint();
-                let cached_version = cached
-                    .as_ref()
-                    .and_then(|cached| cached.meta().resource_version.clone());
+                let cached_version =
+                    cached.as_ref().and_then(|cached| cached.meta().resource_version.clone());
                 if let Some(version) = &cached_version
-                    && context
-                        .seed_memo
-                        .is_confirmed(&memo_key, fingerprint, version)
+                    && context.seed_memo.is_confirmed(&memo_key, fingerprint, version)
                 {
                     continue;
                 }
@@ -752,10 +722,7 @@ async fn apply_generated_config_maps(
                 dc.namespace, dc.context
             )
         };
-        let client = context
-            .registry
-            .client(&dc.context)
-            .map_err(|e| failed(&e))?;
+        let client = context.registry.client(&dc.context).map_err(|e| failed(&e))?;
         let api: Api<ConfigMap> = Api::namespaced(client, &dc.namespace);
         // Only one generated for this cluster (by Federator or k8ssandra-operator before it): a
         // ConfigMap of that name may be someone else's.
@@ -784,10 +751,7 @@ async fn apply_generated_config_maps(
                 config.namespace, config.name, dc.context
             )
         };
-        let client = context
-            .registry
-            .client(&dc.context)
-            .map_err(|e| failed(&e))?;
+        let client = context.registry.client(&dc.context).map_err(|e| failed(&e))?;
         let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
         let live = api.get_opt(&config.name).await.map_err(|e| failed(&e))?;
         apply_if_changed(&api, FIELD_MANAGER, &config.to_config_map(), live.as_ref())
@@ -809,10 +773,7 @@ fn steady_requeue() -> Duration {
 fn next_look(observed: &ObservedCluster, actions: &Actions, errors: &[String]) -> Duration {
     let settled = errors.is_empty()
         && actions.refused.is_none()
-        && actions
-            .decisions
-            .iter()
-            .all(|d| matches!(d.decision, Decision::Update))
+        && actions.decisions.iter().all(|d| matches!(d.decision, Decision::Update))
         && observed.datacenters.values().all(|o| o.state.is_settled());
     if settled {
         steady_requeue()
@@ -846,13 +807,10 @@ async fn observe(
 ) -> ObservedCluster {
     let mut by_context: BTreeMap<String, Vec<Lookup>> = BTreeMap::new();
     for dc in &cluster_plan.datacenters {
-        by_context
-            .entry(dc.context.clone())
-            .or_default()
-            .push(Lookup {
-                datacenter: dc.name.clone(),
-                namespace: Some(dc.namespace.clone()),
-            });
+        by_context.entry(dc.context.clone()).or_default().push(Lookup {
+            datacenter: dc.name.clone(),
+            namespace: Some(dc.namespace.clone()),
+        });
     }
     let owned = context
         .caches
@@ -871,11 +829,7 @@ async fn observe(
     let lookups = by_context.into_iter().map(|(region, lookups)| {
         observe_region(context, &cluster_plan.cluster, region, lookups, adopt)
     });
-    let datacenters = futures::future::join_all(lookups)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let datacenters = futures::future::join_all(lookups).await.into_iter().flatten().collect();
     ObservedCluster::new(datacenters, previous)
 }
 
@@ -908,9 +862,8 @@ async fn observe_region(
     };
     let cache = context.caches.region(&region_context);
     // Removed datacenters: their namespace is only known from the objects themselves.
-    let owned = if let Some(cache) = cache
-        .as_ref()
-        .filter(|_| lookups.iter().any(|l| l.namespace.is_none()))
+    let owned = if let Some(cache) =
+        cache.as_ref().filter(|_| lookups.iter().any(|l| l.namespace.is_none()))
     {
         Some(Ok(cache.datacenters.state_filter(|dc| {
             crate::workload::labels::is_owned_by(
@@ -923,14 +876,9 @@ async fn observe_region(
         let api: Api<CassandraDatacenter> = Api::all(client.clone());
         let selector = ownership_selector(&cluster.name, &cluster.namespace);
         Some(
-            api.list(&ListParams::default().labels(&selector))
-                .await
-                .map(|list| {
-                    list.items
-                        .into_iter()
-                        .map(|dc| Arc::new(LiveDatacenter::from(dc)))
-                        .collect()
-                }),
+            api.list(&ListParams::default().labels(&selector)).await.map(|list| {
+                list.items.into_iter().map(|dc| Arc::new(LiveDatacenter::from(dc))).collect()
+            }),
         )
     } else {
         None
@@ -961,9 +909,7 @@ async fn observe_region(
             continue;
         };
         let cached = cache.as_ref().and_then(|cache| {
-            cache
-                .datacenters
-                .get(&ObjectRef::new(&lookup.datacenter).within(namespace))
+            cache.datacenters.get(&ObjectRef::new(&lookup.datacenter).within(namespace))
         });
         let state = match cached {
             // Only what Federator made is cached; anything else is looked up (conflicts, adoption).
@@ -1053,10 +999,7 @@ impl Operations {
 
     fn finish(&self, cluster: &ObjectRef<K8ssandraCluster>, region: &str, outcomes: Vec<Outcome>) {
         if let Ok(mut finished) = self.finished.lock() {
-            finished
-                .entry(cluster.clone())
-                .or_default()
-                .extend(outcomes);
+            finished.entry(cluster.clone()).or_default().extend(outcomes);
         }
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.remove(&(cluster.clone(), region.to_string()));
@@ -1125,9 +1068,7 @@ async fn act(
                 let Some(planned) = cluster_plan.datacenter(&decision.datacenter) else {
                     continue;
                 };
-                let live = observed
-                    .get(&decision.datacenter)
-                    .and_then(|o| o.state.present());
+                let live = observed.get(&decision.datacenter).and_then(|o| o.state.present());
                 let desired = datacenter_body(&planned.datacenter, &decision.namespace);
                 let pending = live
                     .map(LiveDatacenter::to_value)
@@ -1152,10 +1093,7 @@ async fn act(
             },
             Decision::Wait(_) | Decision::Blocked(_) => continue,
         };
-        by_region
-            .entry(decision.context.clone())
-            .or_default()
-            .push(operation);
+        by_region.entry(decision.context.clone()).or_default().push(operation);
     }
     let mut started = Vec::new();
     for (region, operations) in by_region {
@@ -1251,11 +1189,7 @@ async fn run_region_operations(
             }
         }
     });
-    futures::future::join_all(writes)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    futures::future::join_all(writes).await.into_iter().flatten().collect()
 }
 
 /// The object applied for a datacenter: the plan's, in its namespace, without status.
@@ -1289,8 +1223,7 @@ async fn delete_datacenter(
         let annotation = serde_json::json!({
             "metadata": {"annotations": {DECOMMISSION_ON_DELETE_ANNOTATION: "true"}}
         });
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&annotation))
-            .await?;
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&annotation)).await?;
     }
     match api.delete(name, &DeleteParams::default()).await {
         // Still there, held by finalizers: k8ssandra-operator's would never go by itself.
@@ -1324,16 +1257,11 @@ where
         + std::fmt::Debug,
 {
     let listing: Api<K> = crate::cache::scoped(client, namespaces);
-    let found = listing
-        .list(&ListParams::default().labels(selector))
-        .await?;
+    let found = listing.list(&ListParams::default().labels(selector)).await?;
     let count = found.items.len();
     for object in found.items {
         let api: Api<K> = Api::namespaced(client.clone(), &object.namespace().unwrap_or_default());
-        match api
-            .delete(&object.name_any(), &DeleteParams::default())
-            .await
-        {
+        match api.delete(&object.name_any(), &DeleteParams::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(response)) if response.is_not_found() => {}
             Err(error) => return Err(error),
@@ -1378,7 +1306,7 @@ async fn cleanup_cluster(
     api: &Api<K8ssandraCluster>,
     context: &ControllerContext,
 ) -> Result<Action, ReconcileError> {
-    (context.referenced).set(&ObjectRef::from_obj(k8c), Default::default());
+    context.referenced.set(&ObjectRef::from_obj(k8c), Default::default());
     let namespace = k8c.namespace().unwrap_or_default();
     let name = k8c.name_any();
     // A write still under way could re-create what the cleanup deletes (and would leave its
@@ -1393,13 +1321,13 @@ async fn cleanup_cluster(
     }
     if annotation_is_true(k8c, ORPHAN_ANNOTATION) {
         // The datacenters left behind keep their secrets: the ReplicatedSecret leaves its copies.
-        super::secrets::orphan_copies(&context.hub, k8c)
-            .await
-            .map_err(|pending| ReconcileError::CleanupPending {
+        super::secrets::orphan_copies(&context.hub, k8c).await.map_err(|pending| {
+            ReconcileError::CleanupPending {
                 namespace: namespace.clone(),
                 name: name.clone(),
                 pending,
-            })?;
+            }
+        })?;
         info!(k8ssandra_cluster = %name, namespace = %namespace, "orphan annotation: remote datacenters left in place");
         forget_cluster(context, k8c);
         return Ok(Action::await_change());
@@ -1408,19 +1336,15 @@ async fn cleanup_cluster(
     // Regions where a datacenter has run (per the status); an unknown context only the spec
     // names (a typo, never used) holds nothing to clean up.
     let canonical = |c: String| context.registry.canonical(&c).to_string();
-    let used: BTreeSet<String> = (known_contexts(k8c.status.as_ref()).into_values())
-        .map(canonical)
-        .collect();
+    let used: BTreeSet<String> =
+        (known_contexts(k8c.status.as_ref()).into_values()).map(canonical).collect();
     let regions: BTreeSet<String> = cluster_contexts(k8c).into_iter().map(canonical).collect();
     let cleanups = regions.into_iter().map(|region| {
         let used = used.contains(&region);
         cleanup_region(context, region, used, &selector)
     });
-    let pending: Vec<String> = futures::future::join_all(cleanups)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
+    let pending: Vec<String> =
+        futures::future::join_all(cleanups).await.into_iter().flatten().collect();
     if pending.is_empty() {
         forget_cluster(context, k8c);
         return Ok(Action::await_change());
@@ -1441,11 +1365,11 @@ async fn cleanup_cluster(
 fn forget_cluster(context: &ControllerContext, k8c: &K8ssandraCluster) {
     let (namespace, name) = (k8c.namespace().unwrap_or_default(), k8c.name_any());
     context.operations.forget(&ObjectRef::from_obj(k8c));
-    (context.secret_caches.passwords).forget_cluster(&namespace, &name);
+    context.secret_caches.passwords.forget_cluster(&namespace, &name);
     if let Ok(resolver) = &context.resolver {
         resolver.forget_cluster(&format!("{namespace}/{name}"));
     }
-    (context.ops.metrics).fanout_forget(&format!("{namespace}/{name}"));
+    context.ops.metrics.fanout_forget(&format!("{namespace}/{name}"));
 }
 
 /// What is still in the way of deleting the cluster in this region (empty when nothing is).

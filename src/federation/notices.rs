@@ -53,10 +53,8 @@ pub fn outcome_notices(outcomes: &[Outcome], previous_error: Option<&str>) -> Ve
             region(&o.context)
         )
     };
-    let updated: Vec<&Outcome> = outcomes
-        .iter()
-        .filter(|o| o.outcome == DatacenterOutcome::Updated)
-        .collect();
+    let updated: Vec<&Outcome> =
+        outcomes.iter().filter(|o| o.outcome == DatacenterOutcome::Updated).collect();
     let mut notices: Vec<Notice> = outcomes
         .iter()
         .filter_map(|o| {
@@ -268,11 +266,7 @@ mod tests {
         ];
         let notices = condition_notices(&healthy, &not_ready);
         assert_eq!(notices.len(), 2);
-        assert!(
-            notices
-                .iter()
-                .all(|n| n.warning && n.reason == "RegionUnreachable")
-        );
+        assert!(notices.iter().all(|n| n.warning && n.reason == "RegionUnreachable"));
 
         let back = condition_notices(&not_ready, &healthy);
         assert_eq!(back.len(), 1);

@@ -55,14 +55,12 @@ impl LiveDatacenter {
 
     /// Ready, and the status describes the current spec (not a previous generation).
     pub fn is_ready(&self) -> bool {
-        self.status()
-            .is_some_and(|status| status.is_ready_at(self.meta().generation))
+        self.status().is_some_and(|status| status.is_ready_at(self.meta().generation))
     }
 
     /// Stopped as its spec asks (`stopped: true`), for its current generation.
     pub fn is_stopped(&self) -> bool {
-        self.status()
-            .is_some_and(|status| status.is_stopped_at(self.meta().generation))
+        self.status().is_some_and(|status| status.is_stopped_at(self.meta().generation))
     }
 
     /// Whether the spec's JSON text contains `text` (a name it refers to, quoted).
@@ -151,15 +149,15 @@ impl RemoteState {
             }
             Some(dc) => {
                 let labels = dc.meta().labels.as_ref();
-                let owner = labels
-                    .and_then(|l| l.get(crate::api::shared::CLUSTER_NAME_LABEL))
-                    .map(|name| {
+                let owner = labels.and_then(|l| l.get(crate::api::shared::CLUSTER_NAME_LABEL)).map(
+                    |name| {
                         let namespace = labels
                             .and_then(|l| l.get(crate::api::shared::CLUSTER_NAMESPACE_LABEL))
                             .map(String::as_str)
                             .unwrap_or("?");
                         format!("K8ssandraCluster {namespace}/{name}")
-                    });
+                    },
+                );
                 RemoteState::Conflict { owner }
             }
         }
@@ -190,8 +188,7 @@ impl RemoteState {
 
     /// Present and being deleted (deletionTimestamp set).
     pub fn is_deleting(&self) -> bool {
-        self.present()
-            .is_some_and(|dc| dc.meta().deletion_timestamp.is_some())
+        self.present().is_some_and(|dc| dc.meta().deletion_timestamp.is_some())
     }
 
     /// Present and already annotated to decommission on delete.
@@ -255,7 +252,9 @@ impl ObservedCluster {
     /// What the existing datacenters run with, for [`super::plan::plan_with`].
     pub fn running(&self) -> RunningDatacenters {
         RunningDatacenters {
-            num_tokens: (self.datacenters.iter())
+            num_tokens: self
+                .datacenters
+                .iter()
                 .filter_map(|(name, o)| Some((name.clone(), o.state.present()?.num_tokens()?)))
                 .collect(),
         }
@@ -264,9 +263,7 @@ impl ObservedCluster {
     /// Whether the datacenter exists now or existed before.
     pub fn is_known(&self, datacenter: &str) -> bool {
         self.known.contains(datacenter)
-            || self
-                .get(datacenter)
-                .is_some_and(|o| o.state.present().is_some())
+            || self.get(datacenter).is_some_and(|o| o.state.present().is_some())
     }
 }
 
@@ -339,9 +336,8 @@ mod tests {
     fn a_cached_datacenter_with_another_spec_is_applied_again() {
         let live = live_after_apply(&desired(3), 2);
         let live = live.to_value().expect("valid JSON");
-        let body = pending_apply_to(&desired(5), Some(&live))
-            .expect("ok")
-            .expect("the size changed");
+        let body =
+            pending_apply_to(&desired(5), Some(&live)).expect("ok").expect("the size changed");
         let body: Value = serde_json::from_str(body.get()).expect("JSON");
         assert_eq!(body["spec"]["size"], 5);
     }

@@ -245,10 +245,7 @@ impl ClusterPlan {
 
     /// The regions (contexts) this plan touches, sorted.
     pub fn contexts(&self) -> BTreeSet<&str> {
-        self.datacenters
-            .iter()
-            .map(|dc| dc.context.as_str())
-            .collect()
+        self.datacenters.iter().map(|dc| dc.context.as_str()).collect()
     }
 
     /// The value for [`INITIAL_SYSTEM_REPLICATION_ANNOTATION`] (JSON, sorted keys).
@@ -349,12 +346,7 @@ pub fn plan(k8c: &K8ssandraCluster) -> Result<ClusterPlan, PlanError> {
 /// it), what the existing datacenters keep, its store passwords and per-node ConfigMap hash.
 pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterPlan, PlanError> {
     let running = &inputs.running;
-    let name = k8c
-        .metadata
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or(PlanError::MissingName)?;
+    let name = k8c.metadata.name.clone().filter(|n| !n.is_empty()).ok_or(PlanError::MissingName)?;
     let namespace = k8c
         .metadata
         .namespace
@@ -454,11 +446,7 @@ fn fill_store_passwords(
         if dc.passwords.is_empty() {
             continue;
         }
-        let config = dc
-            .datacenter
-            .spec
-            .config
-            .get_or_insert_with(|| serde_json::json!({}));
+        let config = dc.datacenter.spec.config.get_or_insert_with(|| serde_json::json!({}));
         let lookup = |secret: &str, key: &str| {
             secret_values
                 .get(secret)
@@ -468,7 +456,8 @@ fn fill_store_passwords(
         if let Err(absent) = encryption::fill_passwords(config, &dc.passwords, lookup) {
             let mut why = vec![format!("waiting for {}", absent.join(", "))];
             why.extend(
-                (dc.passwords.iter())
+                dc.passwords
+                    .iter()
                     .filter_map(|p| secret_values.get(&p.secret).and_then(|r| r.as_ref().err()))
                     .collect::<BTreeSet<_>>()
                     .into_iter()
@@ -494,12 +483,8 @@ fn add_initial_tokens(
         .iter()
         .zip(planned.iter())
         .map(|(dc_template, dc)| {
-            let yaml = dc
-                .datacenter
-                .spec
-                .config
-                .as_ref()
-                .and_then(|config| config.get("cassandra-yaml"));
+            let yaml =
+                dc.datacenter.spec.config.as_ref().and_then(|config| config.get("cassandra-yaml"));
             let setting = |key: &str| yaml.and_then(|yaml| yaml.get(key)).cloned();
             TokenInput {
                 num_tokens: setting("num_tokens"),
@@ -513,7 +498,9 @@ fn add_initial_tokens(
                 racks: (dc.datacenter.spec.racks.iter().flatten())
                     .map(|rack| rack.name.clone())
                     .collect(),
-                has_user_per_node_config: (dc_template.per_node_config_map_ref.as_ref())
+                has_user_per_node_config: dc_template
+                    .per_node_config_map_ref
+                    .as_ref()
                     .is_some_and(|r| !r.name.is_empty()),
             }
         })
@@ -538,7 +525,9 @@ fn add_initial_tokens(
             continue;
         };
         let options = dc_template.options.merged_over(&template.options);
-        let image = (options.per_node_config_init_container_image.as_deref())
+        let image = options
+            .per_node_config_init_container_image
+            .as_deref()
             .filter(|i| !i.is_empty())
             .unwrap_or(DEFAULT_PER_NODE_CONFIG_IMAGE);
         mount_per_node_config(&mut dc.datacenter, &config, image);
@@ -573,32 +562,21 @@ fn mount_per_node_config(
     else {
         return;
     };
-    let mut init: Vec<Value> = spec
-        .get("initContainers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut init: Vec<Value> =
+        spec.get("initContainers").and_then(Value::as_array).cloned().unwrap_or_default();
     add_per_node_config_init(&mut init, image);
     spec.insert("initContainers".into(), Value::Array(init));
-    let mut volumes: Vec<Value> = spec
-        .get("volumes")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut volumes: Vec<Value> =
+        spec.get("volumes").and_then(Value::as_array).cloned().unwrap_or_default();
     volumes.retain(|v| v.get("name").and_then(Value::as_str) != Some(PER_NODE_CONFIG_VOLUME));
     volumes.push(json!({"name": PER_NODE_CONFIG_VOLUME, "configMap": {"name": config.name}}));
     spec.insert("volumes".into(), Value::Array(volumes));
 }
 
 fn annotate_pod_template(template: &mut Map<String, Value>, key: &str, value: &str) {
-    if let Some(metadata) = template
-        .entry("metadata")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        && let Some(annotations) = metadata
-            .entry("annotations")
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
+    if let Some(metadata) = template.entry("metadata").or_insert_with(|| json!({})).as_object_mut()
+        && let Some(annotations) =
+            metadata.entry("annotations").or_insert_with(|| json!({})).as_object_mut()
     {
         annotations.insert(key.into(), value.into());
     }
@@ -610,7 +588,7 @@ impl DatacenterPlan {
     pub fn set_user_per_node_config_hash(&mut self, hash: &str) {
         // A user's per-node config implies a pod template (its volume and init container).
         if let Some(template) =
-            (self.datacenter.spec.pod_template_spec.as_mut()).and_then(Value::as_object_mut)
+            self.datacenter.spec.pod_template_spec.as_mut().and_then(Value::as_object_mut)
         {
             annotate_pod_template(template, PER_NODE_CONFIG_HASH_ANNOTATION, hash);
         }
@@ -788,12 +766,11 @@ impl PlanContext<'_> {
         }
 
         let server_type = self.template.server_type.unwrap_or_default();
-        let version_text = options
-            .server_version
-            .clone()
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| PlanError::MissingServerVersion {
-                datacenter: name.clone(),
+        let version_text =
+            options.server_version.clone().filter(|v| !v.is_empty()).ok_or_else(|| {
+                PlanError::MissingServerVersion {
+                    datacenter: name.clone(),
+                }
             })?;
         let version =
             ServerVersion::parse(&version_text).ok_or_else(|| PlanError::InvalidServerVersion {
@@ -839,10 +816,7 @@ impl PlanContext<'_> {
         };
 
         let external_secrets = self.k8c.spec.uses_external_secrets();
-        let cassandra_yaml = options
-            .config
-            .as_ref()
-            .and_then(|c| c.cassandra_yaml.as_ref());
+        let cassandra_yaml = options.config.as_ref().and_then(|c| c.cassandra_yaml.as_ref());
         let encryption = encryption::setup(
             cassandra_yaml,
             self.template.client_encryption_stores.as_ref(),
@@ -880,16 +854,12 @@ impl PlanContext<'_> {
             size: dc.size,
             stopped: dc.is_stopped().then_some(true),
             racks: Some(
-                options
-                    .racks
-                    .clone()
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| {
-                        vec![Rack {
-                            name: DEFAULT_RACK.to_string(),
-                            ..Default::default()
-                        }]
-                    }),
+                options.racks.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| {
+                    vec![Rack {
+                        name: DEFAULT_RACK.to_string(),
+                        ..Default::default()
+                    }]
+                }),
             ),
             storage_config,
             config: Some(config),
@@ -961,7 +931,9 @@ impl PlanContext<'_> {
                 None => vec![vector_config_name],
             },
             vector_config,
-            user_per_node_config: (dc.per_node_config_map_ref.as_ref())
+            user_per_node_config: dc
+                .per_node_config_map_ref
+                .as_ref()
                 .filter(|r| !r.name.is_empty())
                 .map(|r| r.name.clone()),
             num_tokens_change,
@@ -1033,11 +1005,8 @@ impl PlanContext<'_> {
             }
             // Only the first datacenter bootstraps the cluster and creates the system keyspaces.
             if index == 0 && !self.system_replication.is_empty() {
-                let factors: Vec<String> = self
-                    .system_replication
-                    .iter()
-                    .map(|(dc, rf)| format!("{dc}:{rf}"))
-                    .collect();
+                let factors: Vec<String> =
+                    self.system_replication.iter().map(|(dc, rf)| format!("{dc}:{rf}")).collect();
                 extra_jvm_flags.push(format!("{SYSTEM_REPLICATION_FLAG}={}", factors.join(",")));
             }
         }
@@ -1128,21 +1097,14 @@ impl PlanContext<'_> {
             })?;
             spec.insert("securityContext".into(), context);
         }
-        if let Some(class) = options
-            .pod_priority_class_name
-            .clone()
-            .filter(|c| !c.is_empty())
-        {
+        if let Some(class) = options.pod_priority_class_name.clone().filter(|c| !c.is_empty()) {
             spec.insert("priorityClassName".into(), Value::String(class));
         }
         let mut containers = options.containers.clone().unwrap_or_default();
         let mut cassandra_env = Vec::new();
         if let Some(heap) = &options.mgmt_api_heap {
             let bytes = Quantity::parse(&heap.0)
-                .and_then(|q| {
-                    q.ceil_value()
-                        .ok_or_else(|| QuantityError::TooLarge(heap.0.clone()))
-                })
+                .and_then(|q| q.ceil_value().ok_or_else(|| QuantityError::TooLarge(heap.0.clone())))
                 .map_err(|source| PlanError::ManagementApiHeap {
                     datacenter: datacenter.to_string(),
                     source,
@@ -1178,16 +1140,14 @@ impl PlanContext<'_> {
             spec.insert("containers".into(), Value::Array(containers));
         }
         let mut init = options.init_containers.clone().unwrap_or_default();
-        let mut volumes = options
-            .extra_volumes
-            .as_ref()
-            .and_then(|v| v.volumes.clone())
-            .unwrap_or_default();
+        let mut volumes =
+            options.extra_volumes.as_ref().and_then(|v| v.volumes.clone()).unwrap_or_default();
         let mut added_volumes = encryption.volumes.clone();
-        if let Some(config_map) =
-            (dc.per_node_config_map_ref.as_ref()).filter(|r| !r.name.is_empty())
+        if let Some(config_map) = dc.per_node_config_map_ref.as_ref().filter(|r| !r.name.is_empty())
         {
-            let image = (options.per_node_config_init_container_image.as_deref())
+            let image = options
+                .per_node_config_init_container_image
+                .as_deref()
                 .filter(|i| !i.is_empty())
                 .unwrap_or(DEFAULT_PER_NODE_CONFIG_IMAGE);
             add_per_node_config_init(&mut init, image);
@@ -1223,8 +1183,7 @@ impl PlanContext<'_> {
             template.insert("metadata".into(), Value::Object(metadata));
         }
         // cass-operator's schema requires `containers` in a pod spec.
-        spec.entry("containers")
-            .or_insert_with(|| json!([{"name": CASSANDRA_CONTAINER}]));
+        spec.entry("containers").or_insert_with(|| json!([{"name": CASSANDRA_CONTAINER}]));
         template.insert("spec".into(), Value::Object(spec));
         Ok(Some(Value::Object(template)))
     }
@@ -1286,10 +1245,7 @@ impl PlanContext<'_> {
         setting: impl Fn(&McacTelemetry) -> Option<T>,
     ) -> Option<T> {
         let of = |telemetry: &Option<TelemetrySpec>| {
-            telemetry
-                .as_ref()
-                .and_then(|t| t.mcac.as_ref())
-                .and_then(&setting)
+            telemetry.as_ref().and_then(|t| t.mcac.as_ref()).and_then(&setting)
         };
         of(&dc.options.telemetry).or_else(|| of(&self.template.options.telemetry))
     }
@@ -1302,12 +1258,7 @@ fn num_tokens_change(
     running_num_tokens: Option<i64>,
 ) -> Option<NumTokensChange> {
     let running = running_num_tokens?;
-    let requested = options
-        .config
-        .as_ref()?
-        .cassandra_yaml
-        .as_ref()?
-        .get("num_tokens")?;
+    let requested = options.config.as_ref()?.cassandra_yaml.as_ref()?.get("num_tokens")?;
     (yaml_integer(requested) != Some(running)).then(|| {
         let written = match requested {
             Value::String(text) => text.clone(),
@@ -1323,16 +1274,10 @@ fn num_tokens_change(
 /// The storage of the data volume plus the extra volumes managed by the StatefulSet.
 fn storage_config(options: &DatacenterOptions) -> Option<StorageConfig> {
     let mut storage = options.storage_config.as_deref().cloned()?;
-    if let Some(pvcs) = options
-        .extra_volumes
-        .as_ref()
-        .and_then(|v| v.pvcs.clone())
-        .filter(|p| !p.is_empty())
+    if let Some(pvcs) =
+        options.extra_volumes.as_ref().and_then(|v| v.pvcs.clone()).filter(|p| !p.is_empty())
     {
-        storage
-            .additional_volumes
-            .get_or_insert_with(Vec::new)
-            .extend(pvcs);
+        storage.additional_volumes.get_or_insert_with(Vec::new).extend(pvcs);
     }
     Some(storage)
 }
@@ -1387,9 +1332,8 @@ fn container_named<'a>(
     containers: &'a mut Vec<Value>,
     name: &str,
 ) -> Option<&'a mut Map<String, Value>> {
-    let position = containers
-        .iter()
-        .position(|c| c.get("name").and_then(Value::as_str) == Some(name));
+    let position =
+        containers.iter().position(|c| c.get("name").and_then(Value::as_str) == Some(name));
     let index = position.unwrap_or_else(|| {
         containers.push(json!({"name": name}));
         containers.len() - 1
@@ -1401,9 +1345,7 @@ fn container_named<'a>(
 /// that container if it is missing.
 fn add_to_container(containers: &mut Vec<Value>, name: &str, field: &str, items: Vec<Value>) {
     if let Some(container) = container_named(containers, name) {
-        let list = container
-            .entry(field)
-            .or_insert_with(|| Value::Array(Vec::new()));
+        let list = container.entry(field).or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(list) = list {
             list.extend(items);
         } else {

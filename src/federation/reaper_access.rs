@@ -52,12 +52,8 @@ pub fn default_ui_user_secret_name(cassandra_cluster_name: &str) -> String {
 /// What `spec.reaper` of `k8c` asks of the cluster; `None` without `spec.reaper`.
 pub fn reaper_access(k8c: &K8ssandraCluster, cassandra_cluster_name: &str) -> Option<ReaperAccess> {
     let reaper = k8c.spec.reaper.as_ref()?;
-    let remote_jmx = reaper
-        .template
-        .http_management
-        .as_ref()
-        .and_then(|h| h.enabled)
-        == Some(false);
+    let remote_jmx =
+        reaper.template.http_management.as_ref().and_then(|h| h.enabled) == Some(false);
     let referenced = reaper.references_a_reaper();
     let managed_secrets = !k8c.spec.uses_external_secrets();
     if referenced || !k8c.spec.auth_enabled() || !managed_secrets {
@@ -81,10 +77,7 @@ pub fn reaper_access(k8c: &K8ssandraCluster, cassandra_cluster_name: &str) -> Op
     };
     let template = &reaper.template;
     let cql_user = named(
-        template
-            .cassandra_user_secret_ref
-            .as_ref()
-            .map_or("", |r| r.name.as_str()),
+        template.cassandra_user_secret_ref.as_ref().map_or("", |r| r.name.as_str()),
         default_cql_user_secret_name(cassandra_cluster_name),
     );
     let ui_user = match &template.ui_user_secret_ref {

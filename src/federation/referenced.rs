@@ -32,7 +32,9 @@ pub struct RegionConfigMap {
 
 /// The user ConfigMaps a cluster's datacenters reference.
 pub fn referenced_by(cluster_plan: &ClusterPlan) -> BTreeSet<RegionConfigMap> {
-    (cluster_plan.datacenters.iter())
+    cluster_plan
+        .datacenters
+        .iter()
         .filter_map(|dc| {
             Some(RegionConfigMap {
                 context: dc.context.clone(),
@@ -123,7 +125,8 @@ impl ReferencedConfigMaps {
         let Ok(watched) = self.watched.lock() else {
             return BTreeMap::new();
         };
-        (watched.iter())
+        watched
+            .iter()
             .filter(|(_, entry)| entry.task.is_some())
             .map(|(config_map, entry)| (config_map.clone(), entry.owners.clone()))
             .collect()
@@ -206,9 +209,9 @@ async fn follow(
         seen = now;
         let owners = match watched.upgrade() {
             Some(watched) => match watched.lock() {
-                Ok(watched) => (watched.get(&config_map))
-                    .map(|entry| entry.owners.clone())
-                    .unwrap_or_default(),
+                Ok(watched) => {
+                    watched.get(&config_map).map(|entry| entry.owners.clone()).unwrap_or_default()
+                }
                 Err(_) => return,
             },
             None => return,

@@ -174,10 +174,7 @@ impl Actions {
 
     /// The decision for one datacenter.
     pub fn decision(&self, datacenter: &str) -> Option<&Decision> {
-        self.decisions
-            .iter()
-            .find(|d| d.datacenter == datacenter)
-            .map(|d| &d.decision)
+        self.decisions.iter().find(|d| d.datacenter == datacenter).map(|d| &d.decision)
     }
 }
 
@@ -262,10 +259,8 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
     }
 
     // One removal at a time: a decommission in progress holds the others back.
-    let mut removing: Option<&String> = removed
-        .iter()
-        .find(|(_, o)| o.state.is_deleting())
-        .map(|(name, _)| *name);
+    let mut removing: Option<&String> =
+        removed.iter().find(|(_, o)| o.state.is_deleting()).map(|(name, _)| *name);
     for (name, observation) in &removed {
         let decision = if refused.is_some() {
             Decision::Blocked(BlockReason::TopologyChangeRefused)
@@ -302,11 +297,8 @@ fn creation_blocker(
     observed: &ObservedCluster,
     index: usize,
 ) -> Option<WaitReason> {
-    plan.datacenters
-        .iter()
-        .enumerate()
-        .filter(|(other, _)| *other != index)
-        .find_map(|(other, dc)| {
+    plan.datacenters.iter().enumerate().filter(|(other, _)| *other != index).find_map(
+        |(other, dc)| {
             let state = observed.get(&dc.name).map(|o| &o.state);
             if state.is_some_and(RemoteState::is_settled) {
                 return None;
@@ -327,7 +319,8 @@ fn creation_blocker(
             } else {
                 WaitReason::DatacenterNotReady { datacenter }
             })
-        })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -111,9 +111,7 @@ pub struct SecretsPlan {
 
 impl SecretsPlan {
     pub fn superuser(&self) -> Option<&ClusterSecret> {
-        self.secrets
-            .iter()
-            .find(|s| s.purpose == Purpose::Superuser)
+        self.secrets.iter().find(|s| s.purpose == Purpose::Superuser)
     }
 }
 
@@ -155,16 +153,14 @@ pub fn secrets_plan(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> SecretsPlan {
             (Purpose::ReaperUi, &access.ui_user),
         ];
         secrets.extend(
-            reaper_logins
-                .into_iter()
-                .filter_map(|(purpose, credential)| {
-                    credential.as_ref().map(|c| ClusterSecret {
-                        purpose,
-                        name: c.name.clone(),
-                        generated: c.generated,
-                        username: c.name.clone(),
-                    })
-                }),
+            reaper_logins.into_iter().filter_map(|(purpose, credential)| {
+                credential.as_ref().map(|c| ClusterSecret {
+                    purpose,
+                    name: c.name.clone(),
+                    generated: c.generated,
+                    username: c.name.clone(),
+                })
+            }),
         );
     }
     let mut seen = BTreeSet::new();
@@ -356,10 +352,10 @@ pub async fn read_store_passwords(
         (needed.entry(need.secret.clone()).or_default()).insert(need.key.clone());
     }
     let cluster = &plan.cluster;
-    (caches.passwords).retain_for(&cluster.namespace, &cluster.name, &needed.keys().collect());
+    caches.passwords.retain_for(&cluster.namespace, &cluster.name, &needed.keys().collect());
     let mut read = BTreeMap::new();
     for (name, keys) in needed {
-        let values = (caches.read_secret(hub, cluster, &name, &keys)).await;
+        let values = caches.read_secret(hub, cluster, &name, &keys).await;
         read.insert(name, values);
     }
     read
@@ -489,9 +485,7 @@ impl SecretCaches {
 
 /// Whether a Secret's labels select it for the cluster's replication.
 fn has_replication_labels(plan: &ClusterPlan, labels: Option<&BTreeMap<String, String>>) -> bool {
-    replication_labels(plan)
-        .iter()
-        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    replication_labels(plan).iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
 }
 
 /// Creates a generated login Secret once; adds the replication labels to a user's.
@@ -510,10 +504,7 @@ async fn ensure_cluster_secret(
             secret.name
         )
     };
-    let existing = api
-        .get_opt(&secret.name)
-        .await
-        .map_err(|e| context("reading", e))?;
+    let existing = api.get_opt(&secret.name).await.map_err(|e| context("reading", e))?;
     let Some(existing) = existing else {
         if !secret.generated {
             return Err(format!(

@@ -63,9 +63,7 @@ impl SeedSlice {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::hash::DefaultHasher::new();
         // All of the metadata, whatever it comes to carry; it is small, unlike the addresses.
-        serde_json::to_string(&self.metadata)
-            .unwrap_or_default()
-            .hash(&mut hasher);
+        serde_json::to_string(&self.metadata).unwrap_or_default().hash(&mut hasher);
         self.address_type.hash(&mut hasher);
         self.addresses.hash(&mut hasher);
         hasher.finish()
@@ -118,10 +116,7 @@ impl AdditionalSeeds {
 /// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) are IPv4 addresses.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
 }
@@ -176,15 +171,11 @@ pub async fn resolve_additional_seeds<R: SeedResolver>(
     for host in &seeds.host_names {
         let valid_for = match resolver.resolve(host).await {
             Ok(answer) if answer.addresses.is_empty() => {
-                resolved
-                    .failures
-                    .push(SeedResolveError::NoRecords { host: host.clone() });
+                resolved.failures.push(SeedResolveError::NoRecords { host: host.clone() });
                 Some(MIN_REFRESH)
             }
             Ok(answer) => {
-                resolved
-                    .addresses
-                    .extend(answer.addresses.into_iter().map(canonical));
+                resolved.addresses.extend(answer.addresses.into_iter().map(canonical));
                 answer.valid_for
             }
             Err(error) => {
@@ -272,9 +263,7 @@ impl<R: SeedResolver> CachingResolver<R> {
     fn cached(&self, host: &str, now: Instant) -> Option<Result<ResolvedHost, SeedResolveError>> {
         let answers = self.answers.lock().ok()?;
         let (answer, expires) = answers.get(host)?;
-        let left = expires
-            .checked_duration_since(now)
-            .filter(|left| !left.is_zero())?;
+        let left = expires.checked_duration_since(now).filter(|left| !left.is_zero())?;
         Some(answer.clone().map(|found| ResolvedHost {
             valid_for: Some(left),
             ..found
@@ -292,10 +281,7 @@ impl<R: SeedResolver> CachingResolver<R> {
         }
         let answer = self.inner.resolve(host).await;
         let keep_for = match &answer {
-            Ok(found) => found
-                .valid_for
-                .unwrap_or(MIN_REFRESH)
-                .clamp(MIN_REFRESH, MAX_REFRESH),
+            Ok(found) => found.valid_for.unwrap_or(MIN_REFRESH).clamp(MIN_REFRESH, MAX_REFRESH),
             Err(_) => MIN_REFRESH,
         };
         if let Ok(mut answers) = self.answers.lock() {
@@ -328,11 +314,7 @@ pub fn seed_endpoint_slices(
         .map(|dc| {
             let mut addresses: BTreeSet<IpAddr> =
                 additional.iter().copied().map(canonical).collect();
-            for other in plan
-                .datacenters
-                .iter()
-                .filter(|other| other.name != dc.name)
-            {
+            for other in plan.datacenters.iter().filter(|other| other.name != dc.name) {
                 if let Some(ips) = seed_ips.get(&other.name) {
                     addresses.extend(ips.iter().copied().map(canonical));
                 }
@@ -410,11 +392,7 @@ impl SeedResolver for HickoryResolver {
         match self.resolver.lookup_ip(host).await {
             Ok(lookup) => Ok(ResolvedHost {
                 addresses: lookup.iter().collect(),
-                valid_for: Some(
-                    lookup
-                        .valid_until()
-                        .saturating_duration_since(Instant::now()),
-                ),
+                valid_for: Some(lookup.valid_until().saturating_duration_since(Instant::now())),
             }),
             Err(error) if error.is_no_records_found() => Err(SeedResolveError::NoRecords {
                 host: host.to_string(),

@@ -319,9 +319,8 @@ fn datacenter_entries(
                 let mut entry = old.cloned().unwrap_or_default();
                 entry.context_name = context;
                 entry.cassandra = dc.status().cloned();
-                entry.decommission_progress = in_plan
-                    .is_none()
-                    .then(|| DECOMMISSION_IN_PROGRESS.to_string());
+                entry.decommission_progress =
+                    in_plan.is_none().then(|| DECOMMISSION_IN_PROGRESS.to_string());
                 Some(entry)
             }
             // The region does not answer: keep what was last seen.
@@ -356,10 +355,7 @@ fn not_ready_reason(state: Option<&RemoteState>, decision: Option<&Decision>) ->
 }
 
 fn describe_cassandra_status(status: &CassandraDatacenterStatus) -> String {
-    let progress = status
-        .cassandra_operator_progress
-        .as_deref()
-        .unwrap_or("no progress reported");
+    let progress = status.cassandra_operator_progress.as_deref().unwrap_or("no progress reported");
     let false_conditions: Vec<&str> = status
         .conditions
         .iter()
@@ -449,10 +445,7 @@ fn problems(
                 REASON_CONFLICT,
                 format!(
                     "{place}: a CassandraDatacenter named {name} already exists there{}; remove or rename it, or annotate this K8ssandraCluster federator.k8ssandra.io/adopt=\"true\" to take it over",
-                    owner
-                        .as_ref()
-                        .map(|o| format!(" (it belongs to {o})"))
-                        .unwrap_or_default()
+                    owner.as_ref().map(|o| format!(" (it belongs to {o})")).unwrap_or_default()
                 ),
             )),
             RemoteState::UnknownContext => Some((
@@ -571,10 +564,8 @@ fn progressing(
         (REASON_WAITING, waiting),
         (REASON_WAITING_FOR_SECRETS, waiting_secrets),
     ];
-    let active: Vec<&(&str, Vec<String>)> = groups
-        .iter()
-        .filter(|(_, items)| !items.is_empty())
-        .collect();
+    let active: Vec<&(&str, Vec<String>)> =
+        groups.iter().filter(|(_, items)| !items.is_empty()).collect();
     if let Some((reason, _)) = active.first() {
         let message = active
             .iter()
@@ -583,12 +574,10 @@ fn progressing(
             .join("; ");
         return condition(CONDITION_PROGRESSING, CONDITION_TRUE, reason, message);
     }
-    let blocked = actions
-        .decisions
-        .iter()
-        .any(|d| matches!(d.decision, Decision::Blocked(_)));
+    let blocked = actions.decisions.iter().any(|d| matches!(d.decision, Decision::Blocked(_)));
     if blocked
-        || (problems.iter())
+        || problems
+            .iter()
             .any(|p| ![REASON_RECONCILE_ERROR, REASON_WATCH_REFUSED].contains(&p.reason))
     {
         condition(
@@ -613,11 +602,7 @@ fn degraded(problems: &[Problem], condition: &MakeCondition<'_>) -> Condition {
             CONDITION_DEGRADED,
             CONDITION_TRUE,
             first.reason,
-            problems
-                .iter()
-                .map(|p| p.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
+            problems.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "),
         ),
         None => condition(
             CONDITION_DEGRADED,
@@ -633,9 +618,7 @@ fn unreachable_regions(observed: &ObservedCluster) -> BTreeMap<&str, &str> {
     let mut regions = BTreeMap::new();
     for observation in observed.datacenters.values() {
         if let RemoteState::Unreachable { reason } = &observation.state {
-            regions
-                .entry(observation.context.as_str())
-                .or_insert(reason.as_str());
+            regions.entry(observation.context.as_str()).or_insert(reason.as_str());
         }
     }
     regions

@@ -20,16 +20,9 @@ pub const UPSTREAM_DATACENTER_FINALIZER: &str = K8SSANDRA_CLUSTER_FINALIZER;
 /// The finalizers to keep when `metadata` carries k8ssandra-operator's (None when it does not).
 pub fn without_upstream_finalizer(metadata: &ObjectMeta) -> Option<Vec<String>> {
     let finalizers = metadata.finalizers.as_deref()?;
-    finalizers
-        .iter()
-        .any(|f| f == UPSTREAM_DATACENTER_FINALIZER)
-        .then(|| {
-            finalizers
-                .iter()
-                .filter(|f| *f != UPSTREAM_DATACENTER_FINALIZER)
-                .cloned()
-                .collect()
-        })
+    finalizers.iter().any(|f| f == UPSTREAM_DATACENTER_FINALIZER).then(|| {
+        finalizers.iter().filter(|f| *f != UPSTREAM_DATACENTER_FINALIZER).cloned().collect()
+    })
 }
 
 /// Removes k8ssandra-operator's finalizer from the CassandraDatacenter `name` as last seen
@@ -55,10 +48,7 @@ pub async fn release(
         let patch = serde_json::json!({
             "metadata": {"finalizers": kept, "resourceVersion": metadata.resource_version}
         });
-        match api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
+        match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {
                 info!(datacenter = name, "removed k8ssandra-operator's finalizer");
                 return Ok(());
@@ -90,11 +80,7 @@ pub async fn release_deleting(registry: &Registry, observed: &ObservedCluster) -
             })
         })
     });
-    join_all(releases)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect()
+    join_all(releases).await.into_iter().filter_map(Result::err).collect()
 }
 
 #[cfg(test)]

@@ -182,10 +182,7 @@ fn assign(
         return by_pod;
     }
     for (i, token) in tokens.into_iter().enumerate() {
-        by_pod
-            .entry(pods[i % pods.len()].clone())
-            .or_default()
-            .push(token);
+        by_pod.entry(pods[i % pods.len()].clone()).or_default().push(token);
     }
     by_pod
 }
@@ -253,10 +250,7 @@ mod tests {
     }
 
     fn parse(tokens: &[String]) -> Vec<i128> {
-        tokens
-            .iter()
-            .map(|t| t.parse().expect("a number"))
-            .collect()
+        tokens.iter().map(|t| t.parse().expect("a number")).collect()
     }
 
     #[test]

@@ -142,12 +142,7 @@ impl RegionCaches {
         };
         let mut messages = Vec::new();
         for context in contexts {
-            messages.extend(
-                refused
-                    .get(context)
-                    .into_iter()
-                    .flat_map(|r| r.values().cloned()),
-            );
+            messages.extend(refused.get(context).into_iter().flat_map(|r| r.values().cloned()));
         }
         messages
     }
@@ -362,10 +357,7 @@ pub type SeedPod = Kept<Pod, Option<std::net::IpAddr>>;
 
 fn seed_pod_essentials(pod: Pod) -> SeedPod {
     let metadata = pod.metadata;
-    let ip = pod
-        .status
-        .and_then(|status| status.pod_ip)
-        .and_then(|ip| ip.parse().ok());
+    let ip = pod.status.and_then(|status| status.pod_ip).and_then(|ip| ip.parse().ok());
     Kept::new(crate::cache::identity(metadata), ip)
 }
 
@@ -404,10 +396,7 @@ impl WatchSite {
                 _ => "install the CRD that serves it there",
             }
         );
-        if self
-            .caches
-            .set_refused(&self.context, resource, &self.namespace, Some(message))
-        {
+        if self.caches.set_refused(&self.context, resource, &self.namespace, Some(message)) {
             warn!(region = %self.context, resource, namespace = %self.namespace, code = refusal.code, error = %refusal.message, "region watch refused");
             self.registry.notify_watch_problem(&self.context);
         }
@@ -415,10 +404,7 @@ impl WatchSite {
 
     /// The watch of `resource` works (again).
     fn works(&self, resource: &str) {
-        if self
-            .caches
-            .set_refused(&self.context, resource, &self.namespace, None)
-        {
+        if self.caches.set_refused(&self.context, resource, &self.namespace, None) {
             info!(region = %self.context, resource, namespace = %self.namespace, "region watch works again");
             self.registry.notify_watch_problem(&self.context);
         }

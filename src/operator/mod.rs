@@ -244,7 +244,7 @@ impl Operator {
             cause = exit.cause.label(),
             "{exit}: stopping"
         );
-        (self.ops.metrics).controller_exited(exit.controller, exit.cause.label());
+        self.ops.metrics.controller_exited(exit.controller, exit.cause.label());
         self.ops.health.controller_failed(exit.controller);
         exit
     }
@@ -274,9 +274,7 @@ impl Operator {
                 "controllers did not stop in time"
             );
         }
-        self.fence
-            .drain(deadline.saturating_duration_since(Instant::now()))
-            .await;
+        self.fence.drain(deadline.saturating_duration_since(Instant::now())).await;
         self.controllers.abort().await;
         Ok(())
     }

@@ -33,17 +33,12 @@ pub struct RetryBackoff {
 /// The delay before retrying after `in_a_row` failures in a row (at least one).
 pub fn retry_delay(in_a_row: u32) -> Duration {
     let doublings = in_a_row.saturating_sub(1).min(31);
-    RETRY_BASE
-        .checked_mul(1 << doublings)
-        .unwrap_or(RETRY_CAP)
-        .min(RETRY_CAP)
+    RETRY_BASE.checked_mul(1 << doublings).unwrap_or(RETRY_CAP).min(RETRY_CAP)
 }
 
 impl RetryBackoff {
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records a failed reconcile of `key`; returns how long to wait before retrying it.

@@ -68,9 +68,7 @@ impl Health {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Takes `role`, unless a controller failed: a failed replica stays failed.
@@ -139,12 +137,8 @@ impl Health {
 
     pub fn readiness(&self) -> Readiness {
         let state = self.state();
-        let mut pending_caches: Vec<&'static str> = state
-            .caches
-            .iter()
-            .filter(|(_, (_, synced))| !synced)
-            .map(|(name, _)| *name)
-            .collect();
+        let mut pending_caches: Vec<&'static str> =
+            state.caches.iter().filter(|(_, (_, synced))| !synced).map(|(name, _)| *name).collect();
         pending_caches.sort_unstable();
         let ready = match state.role {
             Role::Starting | Role::Failed => false,

@@ -30,19 +30,13 @@ pub async fn bind(
     ops: super::Ops,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()> + Send), BindError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| BindError { addr, source })?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| BindError { addr, source })?;
+    let bound = listener.local_addr().map_err(|source| BindError { addr, source })?;
     info!(addr = %bound, "http server listening");
     let app = router(ops);
     let serve = async move {
-        if let Err(error) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        if let Err(error) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             warn!(error = %error, "http server stopped");
         }
     };

@@ -295,9 +295,7 @@ impl Metrics {
     }
 
     pub(crate) fn reconcile_started(&self, controller: &str) {
-        self.reconciles_in_flight
-            .get_or_create(&controller_labels(controller))
-            .inc();
+        self.reconciles_in_flight.get_or_create(&controller_labels(controller)).inc();
     }
 
     /// A reconcile ended; `error` is the kind of error when it failed. `error_kinds` (every kind
@@ -322,9 +320,7 @@ impl Metrics {
         if let Some(kind) = error {
             self.reconcile_errors.get_or_create(&errors(kind)).inc();
         }
-        self.reconcile_duration
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        self.reconcile_duration.get_or_create(&labels).observe(took.as_secs_f64());
     }
 
     /// Records one region request's outcome.
@@ -370,12 +366,10 @@ impl Metrics {
         }
         if applied && !entry.applied {
             entry.applied = true;
-            self.fanout_lag
-                .observe(now.duration_since(entry.first_seen).as_secs_f64());
+            self.fanout_lag.observe(now.duration_since(entry.first_seen).as_secs_f64());
         }
         let pending = fanouts.values().filter(|f| !f.applied).count();
-        self.fanouts_pending
-            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.fanouts_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
     }
 
     /// A deleted K8ssandraCluster no longer counts as pending.
@@ -383,8 +377,7 @@ impl Metrics {
         if let Ok(mut fanouts) = self.fanouts.lock() {
             fanouts.remove(cluster);
             let pending = fanouts.values().filter(|f| !f.applied).count();
-            self.fanouts_pending
-                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            self.fanouts_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
     }
 }

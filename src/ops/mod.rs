@@ -142,9 +142,7 @@ pub const PANIC_ON_RECONCILE_VARIABLE: &str = "FEDERATOR_FAULT_PANIC_ON_RECONCIL
 
 fn panic_injected_into(controller: &str) -> bool {
     static TARGET: OnceLock<Option<String>> = OnceLock::new();
-    TARGET
-        .get_or_init(|| std::env::var(PANIC_ON_RECONCILE_VARIABLE).ok())
-        .as_deref()
+    TARGET.get_or_init(|| std::env::var(PANIC_ON_RECONCILE_VARIABLE).ok()).as_deref()
         == Some(controller)
 }
 

@@ -178,12 +178,8 @@ fn using_change(
             RegionChange::Resync => true,
             RegionChange::Context { context, .. } => {
                 let namespace = rs.namespace().unwrap_or_default();
-                targets(rs, &namespace)
-                    .iter()
-                    .any(|t| &t.context == context)
-                    || remembered_targets(rs.status.as_ref())
-                        .iter()
-                        .any(|(c, _)| c == context)
+                targets(rs, &namespace).iter().any(|t| &t.context == context)
+                    || remembered_targets(rs.status.as_ref()).iter().any(|(c, _)| c == context)
             }
         })
         .map(|rs| ObjectRef::from_obj(rs.as_ref()))
@@ -255,11 +251,9 @@ async fn reconcile(
     rs: Arc<ReplicatedSecret>,
     context: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
-    let namespace = rs
-        .namespace()
-        .ok_or_else(|| ReconcileError::MissingNamespace {
-            name: rs.name_any(),
-        })?;
+    let namespace = rs.namespace().ok_or_else(|| ReconcileError::MissingNamespace {
+        name: rs.name_any(),
+    })?;
     if !context.watch_namespaces.is_empty() && !context.watch_namespaces.contains(&namespace) {
         return Ok(Action::await_change());
     }
@@ -381,14 +375,13 @@ async fn list_sources(
         return Ok(Vec::new());
     };
     let api: Api<Secret> = Api::namespaced(context.hub.clone(), &key.namespace);
-    api.list(&ListParams::default().labels_from(selector))
-        .await
-        .map(|list| list.items)
-        .map_err(|source| ReconcileError::ListSources {
+    api.list(&ListParams::default().labels_from(selector)).await.map(|list| list.items).map_err(
+        |source| ReconcileError::ListSources {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             source,
-        })
+        },
+    )
 }
 
 fn region_outcome(target: (&str, &str), error: &RegionError) -> TargetOutcome {
@@ -482,10 +475,7 @@ async fn sync_target(
         Err(error) => return region_outcome(id, &error),
     };
     let api: Api<Secret> = Api::namespaced(client, &target.namespace);
-    let copies = match api
-        .list(&ListParams::default().labels(&key.copy_selector()))
-        .await
-    {
+    let copies = match api.list(&ListParams::default().labels(&key.copy_selector())).await {
         Ok(list) => list.items,
         Err(error) => return call_failed(id, "listing the copies", &error),
     };
@@ -566,11 +556,7 @@ async fn sync_target(
         Some((reason, _)) => failed(
             id,
             reason,
-            problems
-                .iter()
-                .map(|(_, m)| m.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
+            problems.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "),
         ),
     }
 }
@@ -615,10 +601,7 @@ async fn prune_target(
         Err(error) => return pending(error.to_string()),
     };
     let api: Api<Secret> = Api::namespaced(client, &namespace);
-    let copies = match api
-        .list(&ListParams::default().labels(&key.copy_selector()))
-        .await
-    {
+    let copies = match api.list(&ListParams::default().labels(&key.copy_selector())).await {
         Ok(list) => list.items,
         Err(error) => return pending(error.to_string()),
     };
@@ -633,18 +616,12 @@ async fn prune_target(
 /// Finalizer: the copies go from every target the spec or the status names.
 async fn cleanup(rs: &ReplicatedSecret, context: &Context) -> Result<Action, ReconcileError> {
     let key = key_of(rs);
-    if rs
-        .annotations()
-        .get(ORPHAN_ANNOTATION)
-        .is_some_and(|v| v == "true")
-    {
+    if rs.annotations().get(ORPHAN_ANNOTATION).is_some_and(|v| v == "true") {
         info!(replicated_secret = %key.label_value(), "orphan annotation: copies left in place");
         return Ok(Action::await_change());
     }
-    let mut all: BTreeSet<(String, String)> = targets(rs, &key.namespace)
-        .into_iter()
-        .map(|t| (t.context, t.namespace))
-        .collect();
+    let mut all: BTreeSet<(String, String)> =
+        targets(rs, &key.namespace).into_iter().map(|t| (t.context, t.namespace)).collect();
     all.extend(remembered_targets(rs.status.as_ref()));
     let prunes = all.into_iter().map(|(c, n)| {
         let placed = may_hold_copies(rs, &c, &n);
@@ -681,14 +658,10 @@ async fn publish_transitions(
     outcomes: &[TargetOutcome],
 ) {
     for outcome in outcomes {
-        let before = previous
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .find(|c| {
-                c.cluster == outcome.context
-                    && c.namespace.as_deref() == Some(outcome.namespace.as_str())
-            });
+        let before = previous.and_then(|s| s.conditions.as_ref()).into_iter().flatten().find(|c| {
+            c.cluster == outcome.context
+                && c.namespace.as_deref() == Some(outcome.namespace.as_str())
+        });
         let same = before.is_some_and(|c| {
             (c.status == crate::api::shared::CONDITION_TRUE) == outcome.replicated
                 && c.reason.as_deref() == Some(outcome.reason.as_str())

@@ -127,11 +127,7 @@ pub fn selector(rs: &ReplicatedSecret) -> Result<Option<Selector>, ParseExpressi
 
 /// Whether `secret` is a copy made by some ReplicatedSecret (never a source: that is a loop).
 pub fn is_copy(secret: &Secret) -> bool {
-    secret
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(REPLICATED_SECRET_NAME_LABEL))
+    secret.metadata.labels.as_ref().is_some_and(|l| l.contains_key(REPLICATED_SECRET_NAME_LABEL))
 }
 
 /// The Secrets of the ReplicatedSecret's namespace it copies: matching, not copies themselves,
@@ -228,11 +224,7 @@ pub fn copy_action(
     let Some(live) = live else {
         return CopyAction::Apply;
     };
-    let owner = live
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(REPLICATED_SECRET_NAME_LABEL));
+    let owner = live.metadata.labels.as_ref().and_then(|l| l.get(REPLICATED_SECRET_NAME_LABEL));
     if owner != Some(&key.label_value()) {
         return CopyAction::Conflict {
             owner: owner.cloned(),
@@ -253,10 +245,7 @@ pub fn prunable(copies: &[Secret], key: &ReplicationKey, wanted: &BTreeSet<Strin
     copies
         .iter()
         .filter(|copy| {
-            copy.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(REPLICATED_SECRET_NAME_LABEL))
+            copy.metadata.labels.as_ref().and_then(|l| l.get(REPLICATED_SECRET_NAME_LABEL))
                 == Some(&key.label_value())
         })
         .filter(|copy| copy.metadata.deletion_timestamp.is_none())
@@ -372,9 +361,7 @@ fn target_condition<'a>(
     context: &str,
     namespace: &str,
 ) -> Option<&'a ReplicationCondition> {
-    conditions
-        .iter()
-        .find(|c| c.cluster == context && c.namespace.as_deref() == Some(namespace))
+    conditions.iter().find(|c| c.cluster == context && c.namespace.as_deref() == Some(namespace))
 }
 
 #[cfg(test)]

@@ -27,11 +27,7 @@ impl Drop for WatchTask {
 
 /// The ReplicatedSecret a copy came from, from its label.
 pub fn owner_of(copy: &Secret) -> Option<ObjectRef<ReplicatedSecret>> {
-    let value = copy
-        .metadata
-        .labels
-        .as_ref()?
-        .get(REPLICATED_SECRET_NAME_LABEL)?;
+    let value = copy.metadata.labels.as_ref()?.get(REPLICATED_SECRET_NAME_LABEL)?;
     let key = ReplicationKey::from_label_value(value)?;
     Some(ObjectRef::new(&key.name).within(&key.namespace))
 }
@@ -95,9 +91,8 @@ fn start_watch(
     sender: &mpsc::UnboundedSender<ObjectRef<ReplicatedSecret>>,
 ) -> WatchTask {
     // A context that reaches the hub is watched as the hub ("").
-    let region = (!registry.reaches_hub(context))
-        .then(|| registry.region_any_health(context))
-        .flatten();
+    let region =
+        (!registry.reaches_hub(context)).then(|| registry.region_any_health(context)).flatten();
     let namespaces = registry.namespaces(context).to_vec();
     let sender = sender.clone();
     let context = context.to_string();

@@ -230,9 +230,7 @@ pub fn setup(
             let (volume, mount) = store_volume(traffic, store, reference);
             setup.volumes.push(volume);
             setup.mounts.push(mount);
-            setup
-                .yaml
-                .push((traffic.section(), store.name(), store_path(traffic, store)));
+            setup.yaml.push((traffic.section(), store.name(), store_path(traffic, store)));
             let (secret, key) = store_password_source(stores, store);
             push_secret(&mut setup.secrets, &reference.name);
             push_secret(&mut setup.secrets, &secret);
@@ -250,9 +248,7 @@ pub fn setup(
             }
             if traffic == Traffic::Client {
                 let (path_flag, password_flag) = store.jvm_flags();
-                setup
-                    .jvm_flags
-                    .push(format!("{path_flag}{}", store_path(traffic, store)));
+                setup.jvm_flags.push(format!("{path_flag}{}", store_path(traffic, store)));
                 setup.passwords.push(PasswordNeed {
                     slot: PasswordSlot::JvmFlag(password_flag),
                     secret,
@@ -286,14 +282,10 @@ pub fn stores_volumes(
     stores: &EncryptionStores,
 ) -> (Vec<Volume>, Vec<VolumeMount>) {
     fn typed<T: serde::de::DeserializeOwned>(values: Vec<Value>) -> Vec<T> {
-        (values.into_iter())
-            .filter_map(|v| serde_json::from_value(v).ok())
-            .collect()
+        values.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect()
     }
-    let (volumes, mounts) = STORES
-        .into_iter()
-        .map(|store| store_volume(traffic, store, store.refs(stores).0))
-        .unzip();
+    let (volumes, mounts) =
+        STORES.into_iter().map(|store| store_volume(traffic, store, store.refs(stores).0)).unzip();
     (typed(volumes), typed(mounts))
 }
 
@@ -310,10 +302,7 @@ pub fn store_password_source(stores: &EncryptionStores, store: Store) -> (String
     match password_ref.filter(|r| !r.name.is_empty()) {
         Some(r) => (
             r.name.clone(),
-            r.key
-                .clone()
-                .filter(|k| !k.is_empty())
-                .unwrap_or(default_key),
+            r.key.clone().filter(|k| !k.is_empty()).unwrap_or(default_key),
         ),
         None => (store_ref.name.clone(), default_key),
     }
@@ -345,9 +334,7 @@ pub fn fill_passwords(
                     *flags = Value::Array(Vec::new());
                 }
                 if let Value::Array(flags) = flags
-                    && !flags
-                        .iter()
-                        .any(|f| f.as_str().is_some_and(|f| f.starts_with(prefix)))
+                    && !flags.iter().any(|f| f.as_str().is_some_and(|f| f.starts_with(prefix)))
                 {
                     flags.insert(0, Value::String(format!("{prefix}{password}")));
                 }
@@ -434,11 +421,8 @@ mod tests {
                 ),
             ]
         );
-        let sources: Vec<(&str, &str)> = setup
-            .passwords
-            .iter()
-            .map(|p| (p.secret.as_str(), p.key.as_str()))
-            .collect();
+        let sources: Vec<(&str, &str)> =
+            setup.passwords.iter().map(|p| (p.secret.as_str(), p.key.as_str())).collect();
         assert_eq!(
             sources,
             vec![

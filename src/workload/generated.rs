@@ -73,9 +73,7 @@ mod tests {
     fn the_cleanup_selector_matches_what_is_generated() {
         let config_map =
             GeneratedConfigMap::new(("demo", "ns"), ("dc1", "ns"), "c".into(), BTreeMap::new());
-        let (key, value) = GENERATED_CONFIG_MAP_SELECTOR
-            .split_once('=')
-            .expect("key=value");
+        let (key, value) = GENERATED_CONFIG_MAP_SELECTOR.split_once('=').expect("key=value");
         assert_eq!(config_map.labels.get(key).map(String::as_str), Some(value));
         assert_eq!(config_map.content_hash().len(), 16);
     }

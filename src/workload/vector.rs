@@ -183,24 +183,17 @@ fn scrape_config(
     let interval = scrape_interval_seconds(vector)?;
     let endpoint = cassandra_telemetry.and_then(|t| t.get("endpoint"));
     let text = |key: &str| {
-        endpoint
-            .and_then(|e| e.get(key))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+        endpoint.and_then(|e| e.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty())
     };
     if let Some(given) = text("port") {
-        port = given
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 1024)
-            .ok_or_else(|| VectorError::InvalidPort {
+        port = given.parse::<u16>().ok().filter(|p| *p > 1024).ok_or_else(|| {
+            VectorError::InvalidPort {
                 port: given.to_string(),
-            })?;
+            }
+        })?;
     }
     let address = text("address").unwrap_or("localhost");
-    let tls = endpoint
-        .and_then(|e| e.get("tls"))
-        .filter(|t| t.is_object());
+    let tls = endpoint.and_then(|e| e.get("tls")).filter(|t| t.is_object());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let mut config = format!(
         "endpoints = [ \"{scheme}://{address}:{port}{path}\" ]\nscrape_interval_secs = {interval}"
@@ -210,10 +203,8 @@ fn scrape_config(
         ("certFile", "crt_file"),
         ("keyFile", "key_file"),
     ] {
-        if let Some(file) = tls
-            .and_then(|t| t.get(field))
-            .and_then(Value::as_str)
-            .filter(|f| !f.is_empty())
+        if let Some(file) =
+            tls.and_then(|t| t.get(field)).and_then(Value::as_str).filter(|f| !f.is_empty())
         {
             config.push_str(&format!("\ntls.{setting} = \"{file}\""));
         }
@@ -229,14 +220,11 @@ fn go_duration_seconds(text: &str) -> Option<i64> {
     }
     let mut nanos = 0f64;
     while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let number_end =
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let number: f64 = rest[..number_end].parse().ok()?;
         rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -256,10 +244,7 @@ fn user_components(
     components: Option<&Value>,
     kind: &'static str,
 ) -> Result<Vec<Component>, VectorError> {
-    let Some(list) = components
-        .and_then(|c| c.get(kind))
-        .and_then(Value::as_array)
-    else {
+    let Some(list) = components.and_then(|c| c.get(kind)).and_then(Value::as_array) else {
         return Ok(Vec::new());
     };
     list.iter()
@@ -272,13 +257,7 @@ fn user_components(
             let inputs = item
                 .get("inputs")
                 .and_then(Value::as_array)
-                .map(|inputs| {
-                    inputs
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|inputs| inputs.iter().filter_map(Value::as_str).map(str::to_string).collect())
                 .unwrap_or_default();
             Ok(Component {
                 name: name.to_string(),
@@ -377,19 +356,15 @@ fn used_pipelines(
 ) -> (Vec<Component>, Vec<Component>, Vec<Component>) {
     let first_of_each = |list: Vec<Component>| {
         let mut seen = BTreeSet::new();
-        list.into_iter()
-            .filter(|c| seen.insert(c.name.clone()))
-            .collect::<Vec<_>>()
+        list.into_iter().filter(|c| seen.insert(c.name.clone())).collect::<Vec<_>>()
     };
     let (sources, mut transforms, sinks) = (
         first_of_each(sources),
         first_of_each(transforms),
         first_of_each(sinks),
     );
-    let read_by_sinks: BTreeSet<&str> = sinks
-        .iter()
-        .flat_map(|s| s.inputs.iter().map(String::as_str))
-        .collect();
+    let read_by_sinks: BTreeSet<&str> =
+        sinks.iter().flat_map(|s| s.inputs.iter().map(String::as_str)).collect();
     loop {
         let read: BTreeSet<String> = transforms
             .iter()
@@ -399,10 +374,7 @@ fn used_pipelines(
         let before = transforms.len();
         transforms.retain(|t| read.contains(&t.name));
         if transforms.len() == before {
-            let sources = sources
-                .into_iter()
-                .filter(|s| read.contains(&s.name))
-                .collect();
+            let sources = sources.into_iter().filter(|s| read.contains(&s.name)).collect();
             return (sources, transforms, sinks);
         }
     }

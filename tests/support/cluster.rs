@@ -49,10 +49,7 @@ impl Conditions for ClientConfigStatus {
 
 impl Conditions for ClientConfig {
     fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions())
-            .unwrap_or_default()
+        self.status.as_ref().map(|s| s.conditions()).unwrap_or_default()
     }
 }
 
@@ -64,10 +61,7 @@ impl Conditions for K8ssandraClusterStatus {
 
 impl Conditions for K8ssandraCluster {
     fn conditions(&self) -> &[Condition] {
-        self.status
-            .as_ref()
-            .map(|s| s.conditions())
-            .unwrap_or_default()
+        self.status.as_ref().map(|s| s.conditions()).unwrap_or_default()
     }
 }
 

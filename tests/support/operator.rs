@@ -14,9 +14,7 @@ use super::sim::{NS, bounded};
 /// Runs a test on the operator's own runtime, as `federator run` does: its workers have the
 /// stack the controllers (and the tests' own decoding of K8ssandraClusters) need.
 pub fn run(test: impl Future<Output = ()>) {
-    federator::operator::runtime()
-        .expect("tokio runtime")
-        .block_on(test);
+    federator::operator::runtime().expect("tokio runtime").block_on(test);
 }
 
 /// The operator running in this test's process as `federator run` starts it, against `client`'s

@@ -59,20 +59,15 @@ impl OperatorProcess {
         let sink = Arc::clone(&logs);
         let reader = std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Ok(mut logs) = sink.lock() {
                     logs.push_str(&line);
                     logs.push('\n');
                 }
             }
         });
-        let pod_name = env
-            .iter()
-            .find(|(name, _)| *name == "POD_NAME")
-            .map(|(_, value)| value.to_string());
+        let pod_name =
+            env.iter().find(|(name, _)| *name == "POD_NAME").map(|(_, value)| value.to_string());
         OperatorProcess {
             child,
             logs,
@@ -96,10 +91,7 @@ impl OperatorProcess {
 
     /// Every JSON log line.
     pub fn log_lines(&self) -> Vec<serde_json::Value> {
-        self.logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.logs().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
     /// The address the HTTP server bound (from its `http server listening` line).
@@ -175,10 +167,7 @@ pub async fn run_federator<S: AsRef<OsStr>>(
     limit: Duration,
 ) -> (bool, String, String) {
     let mut command = tokio::process::Command::new(FEDERATOR);
-    command
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     run(command, "federator", limit).await
 }
 
@@ -186,12 +175,7 @@ pub async fn run_federator<S: AsRef<OsStr>>(
 /// stdout, stderr).
 pub async fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
     let mut command = tokio::process::Command::new("kubectl");
-    command
-        .arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args);
+    command.arg("--kubeconfig").arg(kubeconfig).arg("--cache-dir").arg(cache).args(args);
     run(command, "kubectl", Duration::from_secs(60)).await
 }
 
@@ -208,21 +192,14 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         let response = String::from_utf8_lossy(&response).into_owned();
         let status = response.split_whitespace().nth(1)?.parse().ok()?;
         let (head, body) = response.split_once("\r\n\r\n")?;
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
             dechunk(body)
         } else {
             body.to_string()
         };
         Some((status, body))
     };
-    tokio::time::timeout(CALL_TIMEOUT, call)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or((0, String::new()))
+    tokio::time::timeout(CALL_TIMEOUT, call).await.ok().flatten().unwrap_or((0, String::new()))
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -55,9 +55,7 @@ pub async fn launch(builder: SimBuilder) -> Sim {
 /// `start_sim(3).cass_operator().register([1, 2]).await`.
 pub fn start_sim(clusters: usize) -> SimSetup {
     SimSetup {
-        builder: SimBuilder::new()
-            .clusters(clusters)
-            .crd_dir(federator_crds()),
+        builder: SimBuilder::new().clusters(clusters).crd_dir(federator_crds()),
         clusters,
         namespaces: vec![NS.to_string()],
         hub_namespaces_only: false,
@@ -77,10 +75,7 @@ pub struct SimSetup {
 impl SimSetup {
     /// cass-operator in every cluster: its stand-in and its real CRD.
     pub fn cass_operator(mut self) -> Self {
-        self.builder = self
-            .builder
-            .cass_operator(true)
-            .crd_dir(cass_operator_crds());
+        self.builder = self.builder.cass_operator(true).crd_dir(cass_operator_crds());
         self
     }
 
@@ -195,9 +190,7 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let params = PatchParams::apply(manager).force();
-    send_apply(api, name, object, &params)
-        .await
-        .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+    send_apply(api, name, object, &params).await.unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }
 
 /// Server-side apply as the test with strict field validation, as `kubectl apply
@@ -287,17 +280,13 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
-    try_get(client, name)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
+    try_get(client, name).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Puts a Secret `name` in [`NS`] holding these keys.
 pub async fn put_secret(hub: &Client, name: &str, data: &[(&str, &[u8])]) {
-    let data: BTreeMap<String, ByteString> = data
-        .iter()
-        .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
-        .collect();
+    let data: BTreeMap<String, ByteString> =
+        data.iter().map(|(k, v)| (k.to_string(), ByteString(v.to_vec()))).collect();
     let secret = Secret {
         metadata: kube::api::ObjectMeta {
             name: Some(name.into()),
@@ -386,9 +375,7 @@ pub async fn wait_for_ready(
         &format!("ClientConfig {name}: Ready={status} ({reason})"),
         limit,
         || async {
-            let current = status_of(hub, name)
-                .await
-                .ok_or_else(|| "no status".to_string())?;
+            let current = status_of(hub, name).await.ok_or_else(|| "no status".to_string())?;
             match condition(&current, "Ready") {
                 Some((s, r, _)) if s == status && r == reason => Ok(current),
                 _ => Err(format!("{current:?}")),

@@ -97,9 +97,7 @@ pub async fn wait_condition(
         &format!("{name} {type_}={status} ({reason})"),
         limit,
         || async {
-            let k8c = find_cluster(sim, name)
-                .await?
-                .ok_or_else(|| format!("{name} absent"))?;
+            let k8c = find_cluster(sim, name).await?.ok_or_else(|| format!("{name} absent"))?;
             match condition(&k8c, type_) {
                 Some((s, r, message)) if s == status && r == reason => Ok(message),
                 other => Err(format!("{other:?}")),
@@ -236,11 +234,8 @@ pub struct World {
 
 impl World {
     pub async fn start(dc_ready_after: Duration) -> World {
-        let sim = start_sim(3)
-            .cass_operator()
-            .dc_ready_after(dc_ready_after)
-            .register([1, 2])
-            .await;
+        let sim =
+            start_sim(3).cass_operator().dc_ready_after(dc_ready_after).register([1, 2]).await;
         let hub = client(&sim, 0).await;
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = write_kubeconfig(&sim, dir.path());
@@ -300,11 +295,7 @@ impl World {
 
     /// SIGKILLs the running operator and starts a new one; returns the old one's logs.
     pub fn restart_federator(&mut self) -> String {
-        let logs = self
-            .federator
-            .take()
-            .map(OperatorProcess::kill_for_logs)
-            .unwrap_or_default();
+        let logs = self.federator.take().map(OperatorProcess::kill_for_logs).unwrap_or_default();
         self.federator = Some(World::start_federator(&self.kubeconfig));
         logs
     }

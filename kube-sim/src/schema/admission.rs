@@ -55,9 +55,7 @@ impl CrAdmission {
         static SHARED: LazyLock<Mutex<HashMap<String, Weak<CrAdmission>>>> =
             LazyLock::new(Default::default);
         let cache_key = format!("{group}\n{kind}\n{schema}");
-        let mut cache = SHARED
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = SHARED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(existing) = cache.get(&cache_key).and_then(Weak::upgrade) {
             return Ok(existing);
         }
@@ -100,10 +98,8 @@ impl CrAdmission {
             .and_then(Value::as_str)
             .map(|gv| gv.rsplit('/').next().unwrap_or(gv))
             .unwrap_or_default();
-        let fields: Vec<String> = unknown
-            .iter()
-            .map(|f| format!("unknown field \"{f}\""))
-            .collect();
+        let fields: Vec<String> =
+            unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
         ApiError::bad_request(format!(
             "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
             fields.join(", "),
@@ -126,10 +122,7 @@ fn detach_unchanged(obj: &mut Value, old: Option<&Value>) -> Vec<(String, Value)
         })
         .map(|(name, _)| name.clone())
         .collect();
-    unchanged
-        .into_iter()
-        .filter_map(|name| map.remove(&name).map(|value| (name, value)))
-        .collect()
+    unchanged.into_iter().filter_map(|name| map.remove(&name).map(|value| (name, value))).collect()
 }
 
 impl Admission for CrAdmission {
@@ -144,10 +137,8 @@ impl Admission for CrAdmission {
             return Err(self.strict_decoding_error(obj, &unknown));
         }
         *obj = candidate;
-        let mut warnings: Vec<String> = unknown
-            .iter()
-            .map(|f| format!("unknown field \"{f}\""))
-            .collect();
+        let mut warnings: Vec<String> =
+            unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
         coerce::drop_disallowed_nulls(obj, &self.schema);
         let list_errors = listtype::validate(obj, &self.schema);
         if let Some(map) = obj.as_object_mut() {

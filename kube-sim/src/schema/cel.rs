@@ -97,9 +97,7 @@ impl<'s> Site<'s> {
     fn unchanged(&self) -> bool {
         *self.unchanged.get_or_init(|| match self.old {
             Some(old) => {
-                self.parent
-                    .and_then(|p| p.unchanged.get().copied())
-                    .unwrap_or(false)
+                self.parent.and_then(|p| p.unchanged.get().copied()).unwrap_or(false)
                     || old == self.value
             }
             None => self.parent.is_some_and(Site::unchanged),
@@ -231,9 +229,7 @@ impl Walker<'_> {
         let detail = match verdict {
             Verdict::Pass | Verdict::NotEvaluated => return,
             Verdict::RuntimeError(detail) => {
-                outcome
-                    .errors
-                    .push(FieldError::invalid(&path, &type_name, &detail));
+                outcome.errors.push(FieldError::invalid(&path, &type_name, &detail));
                 return;
             }
             Verdict::Fail(detail) => detail,
@@ -322,17 +318,13 @@ impl<'v> RuleInputs<'v> {
         let value = self
             .value_bytes
             .get_or_init(|| {
-                serde_json::to_vec(self.value)
-                    .ok()
-                    .filter(|bytes| bytes.len() >= MEMO_MIN_BYTES)
+                serde_json::to_vec(self.value).ok().filter(|bytes| bytes.len() >= MEMO_MIN_BYTES)
             })
             .as_deref()?;
         let old = match self.old.filter(|_| uses_old_self) {
-            Some(old) => Some(
-                self.old_bytes
-                    .get_or_init(|| serde_json::to_vec(old).ok())
-                    .as_deref()?,
-            ),
+            Some(old) => {
+                Some(self.old_bytes.get_or_init(|| serde_json::to_vec(old).ok()).as_deref()?)
+            }
             None => None,
         };
         Some((value, old))
@@ -342,8 +334,7 @@ impl<'v> RuleInputs<'v> {
         let (value, old) = self.converted.get_or_init(|| {
             (
                 to_cel(self.value, Some(schema), self.is_resource_root),
-                self.old
-                    .map(|o| to_cel(o, Some(schema), self.is_resource_root)),
+                self.old.map(|o| to_cel(o, Some(schema), self.is_resource_root)),
             )
         });
         (value, old.as_ref())
@@ -458,9 +449,7 @@ pub(crate) fn find_by_map_keys<'a>(
     if keys.is_empty() || !item.is_object() {
         return None;
     }
-    old_items
-        .iter()
-        .find(|old| old.is_object() && keys.iter().all(|k| old.get(k) == item.get(k)))
+    old_items.iter().find(|old| old.is_object() && keys.iter().all(|k| old.get(k) == item.get(k)))
 }
 
 fn string_key(s: String) -> Key {
@@ -503,10 +492,7 @@ pub(crate) fn to_cel(
         Value::Array(items) => {
             let item_schema = schema.and_then(|s| s.items.as_deref());
             CelValue::List(Arc::new(
-                items
-                    .iter()
-                    .map(|item| to_cel(item, item_schema, false))
-                    .collect(),
+                items.iter().map(|item| to_cel(item, item_schema, false)).collect(),
             ))
         }
         Value::Object(map) => {
@@ -566,19 +552,14 @@ fn restricted_metadata(metadata: &Value) -> CelValue {
 
 fn string_to_cel(s: &str, schema: Option<&SchemaNode>) -> CelValue {
     let plain = || CelValue::String(Arc::new(s.to_string()));
-    let Some(format) = schema
-        .filter(|s| !s.int_or_string)
-        .and_then(|s| s.format.as_deref())
-    else {
+    let Some(format) = schema.filter(|s| !s.int_or_string).and_then(|s| s.format.as_deref()) else {
         return plain();
     };
     match format {
         "date-time" => chrono::DateTime::parse_from_rfc3339(s)
             .map(CelValue::Timestamp)
             .unwrap_or_else(|_| plain()),
-        "duration" => parse_go_duration(s)
-            .map(CelValue::Duration)
-            .unwrap_or_else(plain),
+        "duration" => parse_go_duration(s).map(CelValue::Duration).unwrap_or_else(plain),
         "byte" => {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD
@@ -604,17 +585,14 @@ pub(crate) fn parse_go_duration(input: &str) -> Option<chrono::Duration> {
     }
     let mut total_nanos: f64 = 0.0;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let number_len =
+            rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         if number_len == 0 {
             return None;
         }
         let number: f64 = rest[..number_len].parse().ok()?;
         rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let nanos_per_unit = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,

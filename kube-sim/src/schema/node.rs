@@ -153,10 +153,7 @@ impl Properties {
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&SchemaNode> {
-        self.0
-            .binary_search_by(|(k, _)| k.as_str().cmp(name))
-            .ok()
-            .map(|i| &self.0[i].1)
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name)).ok().map(|i| &self.0[i].1)
     }
 
     pub(crate) fn contains_key(&self, name: &str) -> bool {
@@ -266,9 +263,7 @@ struct Place {
 
 impl Place {
     fn below(structural: bool, sub: &Value) -> Place {
-        let embedded = sub
-            .get("x-kubernetes-embedded-resource")
-            .and_then(Value::as_bool);
+        let embedded = sub.get("x-kubernetes-embedded-resource").and_then(Value::as_bool);
         Place {
             resource: embedded == Some(true),
             structural,
@@ -311,10 +306,7 @@ fn parse_node(
 
     let mut node = SchemaNode {
         type_name: obj.get("type").and_then(Value::as_str).map(str::to_string),
-        format: obj
-            .get("format")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        format: obj.get("format").and_then(Value::as_str).map(str::to_string),
         nullable: flag("nullable"),
         default: obj.get("default").cloned(),
         required: string_list(obj.get("required")),
@@ -333,10 +325,7 @@ fn parse_node(
         preserve_unknown_fields: flag("x-kubernetes-preserve-unknown-fields"),
         embedded_resource: flag("x-kubernetes-embedded-resource"),
         int_or_string: flag("x-kubernetes-int-or-string"),
-        list_type: obj
-            .get("x-kubernetes-list-type")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        list_type: obj.get("x-kubernetes-list-type").and_then(Value::as_str).map(str::to_string),
         list_map_keys: string_list(obj.get("x-kubernetes-list-map-keys")),
         ..SchemaNode::default()
     };
@@ -392,10 +381,7 @@ fn parse_node(
             problems,
         )));
     }
-    if let Some(rules) = obj
-        .get("x-kubernetes-validations")
-        .and_then(Value::as_array)
-    {
+    if let Some(rules) = obj.get("x-kubernetes-validations").and_then(Value::as_array) {
         let rules_path = child(path, "x-kubernetes-validations");
         let mut compiled = Vec::new();
         for (i, raw) in rules.iter().enumerate() {
@@ -417,10 +403,7 @@ fn parse_node(
     }
     node.rules_within = !node.rules.is_empty()
         || node.all_of.iter().any(|branch| branch.rules_within)
-        || node
-            .properties
-            .into_iter()
-            .any(|(_, prop)| prop.rules_within)
+        || node.properties.into_iter().any(|(_, prop)| prop.rules_within)
         || node.additional_schema().is_some_and(|s| s.rules_within)
         || node.items.as_deref().is_some_and(|s| s.rules_within);
     node
@@ -433,13 +416,10 @@ fn cel_go_snippets(report: &str) -> String {
 
 impl typecheck::DeclaredSchema for SchemaNode {
     fn value_schema(&self) -> Option<&dyn typecheck::DeclaredSchema> {
-        self.additional_schema()
-            .map(|s| s as &dyn typecheck::DeclaredSchema)
+        self.additional_schema().map(|s| s as &dyn typecheck::DeclaredSchema)
     }
     fn item_schema(&self) -> Option<&dyn typecheck::DeclaredSchema> {
-        self.items
-            .as_deref()
-            .map(|s| s as &dyn typecheck::DeclaredSchema)
+        self.items.as_deref().map(|s| s as &dyn typecheck::DeclaredSchema)
     }
     fn is_declared_object(&self) -> bool {
         self.type_name.as_deref() == Some("object")
@@ -492,10 +472,8 @@ fn rule_problems(
         if undefined.is_empty() {
             continue;
         }
-        let reports: Vec<String> = undefined
-            .iter()
-            .map(|name| typecheck::undefined_field_report(source, name))
-            .collect();
+        let reports: Vec<String> =
+            undefined.iter().map(|name| typecheck::undefined_field_report(source, name)).collect();
         problems.push(FieldError::invalid(
             &child(rule_path, field),
             &go_quote(source),
@@ -586,12 +564,7 @@ fn ascii_perl_classes(pattern: &str) -> String {
 fn string_list(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|list| list.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 

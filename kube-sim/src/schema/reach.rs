@@ -154,18 +154,15 @@ fn copy_fields(source: &Value, fields: &[String], presence: bool, part: &mut Val
         *part = source.clone();
         return;
     };
-    for (name, child) in from
-        .iter()
-        .filter(|(name, _)| *name == field || escape_property(name) == *field)
+    for (name, child) in
+        from.iter().filter(|(name, _)| *name == field || escape_property(name) == *field)
     {
         if rest.is_empty() && presence {
             // has() looks at the key only; a full copy from another chain stays.
             into.entry(name.clone()).or_insert_with(|| hollow(child));
             continue;
         }
-        let slot = into
-            .entry(name.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
+        let slot = into.entry(name.clone()).or_insert_with(|| Value::Object(Map::new()));
         if rest.is_empty() || !child.is_object() {
             *slot = child.clone();
         } else {

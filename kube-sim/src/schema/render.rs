@@ -177,10 +177,8 @@ pub(crate) fn go_sharp_v(value: &Value) -> String {
         }
         Value::Object(map) => {
             // serde_json's map iterates in key order, which is also the order Go's fmt prints.
-            let inner: Vec<String> = map
-                .iter()
-                .map(|(k, v)| format!("{}:{}", go_quote(k), go_sharp_v(v)))
-                .collect();
+            let inner: Vec<String> =
+                map.iter().map(|(k, v)| format!("{}:{}", go_quote(k), go_sharp_v(v))).collect();
             format!("map[string]interface {{}}{{{}}}", inner.join(", "))
         }
     }

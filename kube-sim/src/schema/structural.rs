@@ -26,11 +26,8 @@ pub fn check_structural_at(schema: &Value, path: &str) -> Result<(), Vec<String>
 /// Checks the schema of every version of a `CustomResourceDefinition` (apiextensions.k8s.io/v1).
 pub fn check_crd(crd: &Value) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let versions = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let versions =
+        crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
     for (i, version) in versions.iter().enumerate() {
         let path = format!("spec.versions[{i}].schema.openAPIV3Schema");
         match version.pointer("/schema/openAPIV3Schema") {
@@ -149,9 +146,7 @@ fn api_checks(s: &Map<String, Value>, path: &str, problems: &mut Vec<FieldError>
         match list_type {
             "atomic" | "set" => {}
             "map" => {
-                let keys = s
-                    .get("x-kubernetes-list-map-keys")
-                    .and_then(Value::as_array);
+                let keys = s.get("x-kubernetes-list-map-keys").and_then(Value::as_array);
                 if keys.is_none_or(|k| k.is_empty()) {
                     problems.push(FieldError::required(
                         &child(path, "x-kubernetes-list-map-keys"),
@@ -346,9 +341,7 @@ fn metadata_restricts_only_names(metadata: &Map<String, Value>) -> bool {
     metadata.iter().all(|(k, v)| match k.as_str() {
         "type" | "default" => true,
         "properties" => v.as_object().is_some_and(|p| {
-            !p.is_empty()
-                && p.keys()
-                    .all(|name| name == "name" || name == "generateName")
+            !p.is_empty() && p.keys().all(|name| name == "name" || name == "generateName")
         }),
         _ => false,
     })
@@ -489,9 +482,7 @@ fn branch_completeness(
         for (name, sub) in props {
             let Some(sub) = sub.as_object() else { continue };
             let sub_branch_path = key(&child(branch_path, "properties"), name);
-            let declared = properties(s)
-                .and_then(|p| p.get(name))
-                .and_then(Value::as_object);
+            let declared = properties(s).and_then(|p| p.get(name)).and_then(Value::as_object);
             // A property validated under a map is checked against the map's values.
             let (structural_sub, structural_sub_path) =
                 match (declared, sub_object(s, "additionalProperties")) {

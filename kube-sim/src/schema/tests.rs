@@ -45,11 +45,7 @@ fn rejected(
     match admission.admit(&mut obj, old, false) {
         Ok(warnings) => panic!("admitted: {obj} (warnings {warnings:?})"),
         Err(err) => {
-            let causes = err
-                .causes
-                .iter()
-                .map(|c| (c.field.clone(), c.message.clone()))
-                .collect();
+            let causes = err.causes.iter().map(|c| (c.field.clone(), c.message.clone())).collect();
             (err, causes)
         }
     }

@@ -87,13 +87,11 @@ impl<'a> Checker<'a> {
                 } else {
                     items_of(range)
                 };
-                self.scopes
-                    .push((comprehension.iter_var.clone(), first_var));
+                self.scopes.push((comprehension.iter_var.clone(), first_var));
                 if let Some(second) = &comprehension.iter_var2 {
                     self.scopes.push((second.clone(), value_of(range)));
                 }
-                self.scopes
-                    .push((comprehension.accu_var.clone(), Shape::Unknown));
+                self.scopes.push((comprehension.accu_var.clone(), Shape::Unknown));
                 self.shape_of(&comprehension.loop_cond);
                 self.shape_of(&comprehension.loop_step);
                 self.shape_of(&comprehension.result);

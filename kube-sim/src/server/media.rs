@@ -10,10 +10,7 @@ pub struct MediaRange {
 
 impl MediaRange {
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -31,12 +28,7 @@ pub fn parse_media(text: &str) -> MediaRange {
 
 /// Media ranges in the client's order (q values are not used by Kubernetes clients).
 pub fn parse_accept(accept: &str) -> Vec<MediaRange> {
-    accept
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(parse_media)
-        .collect()
+    accept.split(',').map(str::trim).filter(|s| !s.is_empty()).map(parse_media).collect()
 }
 
 /// How a GET/LIST/WATCH response should be shaped.

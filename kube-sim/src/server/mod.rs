@@ -48,10 +48,7 @@ impl hyper::body::Body for ChannelBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.get_mut()
-            .receiver
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+        self.get_mut().receiver.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
     }
 }
 
@@ -88,9 +85,7 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
     }
     let mut response = json_response(error.code, &status);
     if let Some(seconds) = error.retry_after {
-        response
-            .headers_mut()
-            .insert("Retry-After", HeaderValue::from(seconds));
+        response.headers_mut().insert("Retry-After", HeaderValue::from(seconds));
     }
     response
 }
@@ -167,9 +162,7 @@ fn fault_response(code: u16) -> Response<Body> {
             "text/plain; charset=utf-8",
             "Too many requests, please try again later.\n",
         );
-        response
-            .headers_mut()
-            .insert("Retry-After", HeaderValue::from_static("1"));
+        response.headers_mut().insert("Retry-After", HeaderValue::from_static("1"));
         return response;
     }
     let error = ApiError::new(
@@ -245,11 +238,8 @@ async fn handle(
         }
     };
     let query = query::Query::parse(parts.uri.query());
-    let accept = parts
-        .headers
-        .get(hyper::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let accept =
+        parts.headers.get(hyper::header::ACCEPT).and_then(|v| v.to_str().ok()).map(str::to_string);
     let request = request::ApiRequest {
         method: parts.method.clone(),
         query,
@@ -279,11 +269,7 @@ async fn handle(
 /// The 403 an API server whose RBAC grants nothing on a resource answers, for the resources
 /// the admin API forbids: `<resource>[.<group>] is forbidden: User ... cannot <verb> ...`.
 fn rbac_refusal(cluster: &Cluster, path: &str, request: &request::ApiRequest) -> Option<ApiError> {
-    let segments: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let (group, rest) = match segments.as_slice() {
         ["api", "v1", rest @ ..] => ("", rest),
         ["apis", group, _, rest @ ..] => (*group, rest),
@@ -299,10 +285,7 @@ fn rbac_refusal(cluster: &Cluster, path: &str, request: &request::ApiRequest) ->
     if !cluster.is_forbidden(resource) {
         return None;
     }
-    let watch = request
-        .query
-        .get("watch")
-        .is_some_and(|w| w == "true" || w == "1");
+    let watch = request.query.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match (&request.method, name) {
         (&Method::GET, _) if watch => "watch",
         (&Method::GET, Some(_)) => "get",
@@ -343,11 +326,7 @@ async fn route(
     path: &str,
     request: request::ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let segments: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
+    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let is_get = request.method == Method::GET;
     match segments.as_slice() {
         ["version"] if is_get => Ok(json_response(200, &discovery::version_info())),

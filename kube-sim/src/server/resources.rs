@@ -83,9 +83,7 @@ fn authorize(
     };
     let selector = request.query.get_all("fieldSelector").first().copied();
     let name = name.or_else(|| {
-        matches!(verb, "list" | "watch")
-            .then(|| field_selector_name(selector))
-            .flatten()
+        matches!(verb, "list" | "watch").then(|| field_selector_name(selector)).flatten()
     });
     // A namespace is its own namespace: a RoleBinding in it may grant reading it.
     let namespace = match (namespace, plural, name) {
@@ -120,10 +118,7 @@ fn parse_target<'a>(
     rest: &[&'a str],
 ) -> Result<Target<'a>, ApiError> {
     let (namespace, plural, name, subresource) = parse_path(group, rest)?;
-    let resource = cluster
-        .catalog()
-        .find(group, version, plural)
-        .ok_or_else(generic_not_found)?;
+    let resource = cluster.catalog().find(group, version, plural).ok_or_else(generic_not_found)?;
     if namespace.is_some() && !resource.info.namespaced {
         return Err(generic_not_found());
     }
@@ -276,10 +271,7 @@ fn write_options(request: &ApiRequest, subresource_status: bool) -> Result<Write
         }
     };
     let field_manager = request.query.non_empty("fieldManager").or_else(|| {
-        request
-            .user_agent
-            .as_deref()
-            .map(|ua| ua.split('/').next().unwrap_or("").to_string())
+        request.user_agent.as_deref().map(|ua| ua.split('/').next().unwrap_or("").to_string())
     });
     Ok(WriteOptions {
         dry_run: dry_run(&request.query)?,
@@ -307,11 +299,8 @@ fn list_options(query: &Query) -> Result<ListOptions, ApiError> {
 
 /// Decodes a request body: JSON, or YAML for `application/yaml` and apply patches.
 pub fn decode_body(request: &ApiRequest) -> Result<Value, ApiError> {
-    let essence = request
-        .content_type
-        .as_deref()
-        .map(|ct| parse_media(ct).essence)
-        .unwrap_or_default();
+    let essence =
+        request.content_type.as_deref().map(|ct| parse_media(ct).essence).unwrap_or_default();
     if essence == "application/vnd.kubernetes.protobuf" {
         return super::protobuf::decode(&request.body);
     }
@@ -457,11 +446,7 @@ fn list(
         ResponseShape::Object => list,
         ResponseShape::PartialObjectMetadata => table::partial_object_metadata_list(&list),
         ResponseShape::Table => {
-            let items = list
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let items = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
             let metadata = list.get("metadata").cloned().unwrap_or_else(|| json!({}));
             table::table(resource, &items, metadata, include, true)
         }
@@ -524,10 +509,7 @@ fn render_object(
         ResponseShape::PartialObjectMetadata => table::partial_object_metadata(&object),
         ResponseShape::Table => {
             let include = IncludeObject::parse(request.query.get("includeObject"))?;
-            let rv = object
-                .pointer("/metadata/resourceVersion")
-                .cloned()
-                .unwrap_or(Value::Null);
+            let rv = object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
             table::table(
                 resource,
                 &[object],
@@ -576,9 +558,7 @@ fn create(
     let mut body = decode_body(request)?;
     check_body_identity(resource, namespace, None, &mut body)?;
     let options = write_options(request, false)?;
-    let mut written = cluster
-        .store
-        .create(&resource.info, namespace, body, &options)?;
+    let mut written = cluster.store.create(&resource.info, namespace, body, &options)?;
     written.created = true;
     Ok(written_response(written, 201))
 }
@@ -594,9 +574,7 @@ fn update(
     let mut body = decode_body(request)?;
     check_body_identity(resource, namespace, Some(name), &mut body)?;
     let options = write_options(request, status)?;
-    let written = cluster
-        .store
-        .update(&resource.info, namespace, name, body, &options)?;
+    let written = cluster.store.update(&resource.info, namespace, name, body, &options)?;
     Ok(written_response(written, 201))
 }
 
@@ -604,9 +582,7 @@ fn patch_type(
     resource: &ServedResource,
     content_type: Option<&str>,
 ) -> Result<PatchType, ApiError> {
-    let essence = content_type
-        .map(|ct| parse_media(ct).essence)
-        .unwrap_or_default();
+    let essence = content_type.map(|ct| parse_media(ct).essence).unwrap_or_default();
     let accepted = if resource.info.builtin {
         "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
     } else {
@@ -690,18 +666,13 @@ fn delete_options(request: &ApiRequest) -> Result<DeleteOptions, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("couldn't decode DeleteOptions: {e}")))?
     };
     let mut dry = dry_run(&request.query)?;
-    if body
-        .get("dryRun")
-        .and_then(Value::as_array)
-        .is_some_and(|v| v.iter().any(|x| x == "All"))
-    {
+    if body.get("dryRun").and_then(Value::as_array).is_some_and(|v| v.iter().any(|x| x == "All")) {
         dry = DryRun::All;
     }
-    let mut propagation = request.query.non_empty("propagationPolicy").or_else(|| {
-        body.get("propagationPolicy")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    let mut propagation = request
+        .query
+        .non_empty("propagationPolicy")
+        .or_else(|| body.get("propagationPolicy").and_then(Value::as_str).map(str::to_string));
     if propagation.is_none() {
         propagation = match body.get("orphanDependents").and_then(Value::as_bool) {
             Some(true) => Some("Orphan".into()),
@@ -726,9 +697,7 @@ fn delete_options(request: &ApiRequest) -> Result<DeleteOptions, ApiError> {
         ));
     }
     let precondition = |key: &str| {
-        body.pointer(&format!("/preconditions/{key}"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
+        body.pointer(&format!("/preconditions/{key}")).and_then(Value::as_str).map(str::to_string)
     };
     Ok(DeleteOptions {
         dry_run: dry,
@@ -746,9 +715,7 @@ fn delete(
     request: &ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
     let options = delete_options(request)?;
-    let outcome = cluster
-        .store
-        .delete(&resource.info, namespace, name, &options)?;
+    let outcome = cluster.store.delete(&resource.info, namespace, name, &options)?;
     Ok(match outcome {
         DeleteOutcome::Pending(object) => json_response(200, &object),
         DeleteOutcome::Deleted(answer) => json_response(200, &answer),
@@ -763,9 +730,7 @@ fn delete_collection(
 ) -> Result<Response<Body>, ApiError> {
     let options = delete_options(request)?;
     let list = list_options(&request.query)?;
-    let deleted = cluster
-        .store
-        .delete_collection(&resource.info, namespace, &list, &options)?;
+    let deleted = cluster.store.delete_collection(&resource.info, namespace, &list, &options)?;
     Ok(json_response(200, &deleted))
 }
 
@@ -797,19 +762,16 @@ fn scale_of(resource: &ServedResource, object: &Value) -> Value {
     let pick = |key: &str| metadata.get(key).cloned().unwrap_or(Value::Null);
     let mut status = json!({"replicas": replicas(&paths.status_replicas)});
     let selector = match &paths.label_selector {
-        Some(path) => value_at(object, path)
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        None => object
-            .pointer("/spec/selector/matchLabels")
-            .and_then(Value::as_object)
-            .map(|labels| {
+        Some(path) => value_at(object, path).and_then(Value::as_str).map(str::to_string),
+        None => {
+            object.pointer("/spec/selector/matchLabels").and_then(Value::as_object).map(|labels| {
                 labels
                     .iter()
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
                     .collect::<Vec<_>>()
                     .join(",")
-            }),
+            })
+        }
     };
     if let Some(selector) = selector {
         status["selector"] = json!(selector);
@@ -865,10 +827,7 @@ fn scale(
         }
         _ => return Err(method_not_allowed()),
     };
-    let replicas = desired_scale
-        .pointer("/spec/replicas")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
+    let replicas = desired_scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
     let mut change = nested(&paths.spec_replicas, json!(replicas));
     if let Some(rv) = desired_scale
         .pointer("/metadata/resourceVersion")
@@ -896,15 +855,9 @@ fn finalize_namespace(
     request: &ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
     let body = decode_body(request)?;
-    let finalizers = body
-        .pointer("/spec/finalizers")
-        .cloned()
-        .unwrap_or_else(|| json!([]));
+    let finalizers = body.pointer("/spec/finalizers").cloned().unwrap_or_else(|| json!([]));
     let mut change = json!({"spec": {"finalizers": finalizers}});
-    if let Some(rv) = body
-        .pointer("/metadata/resourceVersion")
-        .and_then(Value::as_str)
-    {
+    if let Some(rv) = body.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
         change["metadata"] = json!({"resourceVersion": rv});
     }
     let options = write_options(request, false)?;

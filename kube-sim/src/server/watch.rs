@@ -112,9 +112,7 @@ pub fn watch(
         }
     });
     let mut response = Response::new(ChannelBody { receiver }.boxed());
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(response)
 }
 
@@ -130,11 +128,8 @@ fn render_event(
         ("BOOKMARK" | "ERROR", _) | (_, ResponseShape::Object) => event.object,
         (_, ResponseShape::PartialObjectMetadata) => table::partial_object_metadata(&event.object),
         (_, ResponseShape::Table) => {
-            let rv = event
-                .object
-                .pointer("/metadata/resourceVersion")
-                .cloned()
-                .unwrap_or(Value::Null);
+            let rv =
+                event.object.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
             let with_columns = std::mem::replace(first_table, false);
             table::table(
                 resource,

@@ -69,10 +69,7 @@ impl super::Admission for SecretAdmission {
         if causes.is_empty() {
             return Ok(Vec::new());
         }
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
         Err(ApiError::invalid("", "Secret", name, causes))
     }
 }
@@ -336,8 +333,7 @@ pub fn apply_create_defaults(info: &ResourceInfo, obj: &mut Value) {
             let spec = map.entry("spec").or_insert_with(|| json!({}));
             if let Value::Object(spec) = spec {
                 spec.entry("type").or_insert_with(|| json!("ClusterIP"));
-                spec.entry("sessionAffinity")
-                    .or_insert_with(|| json!("None"));
+                spec.entry("sessionAffinity").or_insert_with(|| json!("None"));
                 if let Some(Value::Array(ports)) = spec.get_mut("ports") {
                     for port in ports.iter_mut().filter_map(Value::as_object_mut) {
                         port.entry("protocol").or_insert_with(|| json!("TCP"));
@@ -352,20 +348,16 @@ pub fn apply_create_defaults(info: &ResourceInfo, obj: &mut Value) {
             let spec = map.entry("spec").or_insert_with(|| json!({}));
             if let Value::Object(spec) = spec {
                 spec.entry("replicas").or_insert_with(|| json!(1));
-                spec.entry("revisionHistoryLimit")
-                    .or_insert_with(|| json!(10));
-                spec.entry("progressDeadlineSeconds")
-                    .or_insert_with(|| json!(600));
+                spec.entry("revisionHistoryLimit").or_insert_with(|| json!(10));
+                spec.entry("progressDeadlineSeconds").or_insert_with(|| json!(600));
             }
         }
         ("apps", "statefulsets") => {
             let spec = map.entry("spec").or_insert_with(|| json!({}));
             if let Value::Object(spec) = spec {
                 spec.entry("replicas").or_insert_with(|| json!(1));
-                spec.entry("podManagementPolicy")
-                    .or_insert_with(|| json!("OrderedReady"));
-                spec.entry("revisionHistoryLimit")
-                    .or_insert_with(|| json!(10));
+                spec.entry("podManagementPolicy").or_insert_with(|| json!("OrderedReady"));
+                spec.entry("revisionHistoryLimit").or_insert_with(|| json!(10));
             }
         }
         _ => {}
@@ -441,10 +433,7 @@ pub fn apply_list_keys(
         // an EndpointSlice's `ports` (the only top-level one) is `+listType=atomic`
         "ports" if top_level => None,
         "ports" => {
-            if sample
-                .iter()
-                .any(|item| item.get("containerPort").is_some())
-            {
+            if sample.iter().any(|item| item.get("containerPort").is_some()) {
                 Some(&["containerPort", "protocol"])
             } else {
                 Some(&["port", "protocol"])

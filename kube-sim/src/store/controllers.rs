@@ -16,17 +16,11 @@ use super::meta::{is_deleting, meta_str, metadata, now_rfc3339, owner_refs, rand
 const MANAGER: &str = "kube-controller-manager";
 
 fn replicas(obj: &Value) -> i64 {
-    obj.get("spec")
-        .and_then(|s| s.get("replicas"))
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
+    obj.get("spec").and_then(|s| s.get("replicas")).and_then(Value::as_i64).unwrap_or(1)
 }
 
 fn generation(obj: &Value) -> i64 {
-    metadata(obj)
-        .and_then(|m| m.get("generation"))
-        .and_then(Value::as_i64)
-        .unwrap_or(1)
+    metadata(obj).and_then(|m| m.get("generation")).and_then(Value::as_i64).unwrap_or(1)
 }
 
 /// Integer status fields, leaving out zeros as Go's omitempty does.
@@ -39,18 +33,13 @@ fn counts(status: &mut Map<String, Value>, fields: &[&str], value: i64) {
 }
 
 fn counts_match(old: Option<&Value>, new: &Map<String, Value>, fields: &[&str]) -> bool {
-    fields
-        .iter()
-        .all(|f| old.and_then(|s| s.get(*f)) == new.get(*f))
+    fields.iter().all(|f| old.and_then(|s| s.get(*f)) == new.get(*f))
 }
 
 /// A stable pseudo hash for revision names (`web-7c9f8d6b5`).
 fn revision_suffix(obj: &Value) -> String {
-    let spec = obj
-        .get("spec")
-        .and_then(|s| s.get("template"))
-        .map(Value::to_string)
-        .unwrap_or_default();
+    let spec =
+        obj.get("spec").and_then(|s| s.get("template")).map(Value::to_string).unwrap_or_default();
     let hash = spec.bytes().fold(0xcbf29ce484222325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
     });
@@ -158,36 +147,25 @@ impl Store {
             ("", "secrets") => self.fill_token(&resource, &key),
             _ => {}
         }
-        if self
-            .load(&resource, &key)
-            .is_some_and(|o| !owner_refs(&o).is_empty())
-        {
+        if self.load(&resource, &key).is_some_and(|o| !owner_refs(&o).is_empty()) {
             self.collect_if_orphaned(&resource, &key);
         }
     }
 
     fn fill_token(&self, resource: &(String, String), key: &str) {
         let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let namespace = key
-            .split_once('/')
-            .map(|(ns, _)| ns)
-            .unwrap_or_default()
-            .to_string();
+        let namespace = key.split_once('/').map(|(ns, _)| ns).unwrap_or_default().to_string();
         self.controller_write(resource, key, |secret| {
             let token: String = (0..8).map(|_| random_suffix()).collect();
-            let data = secret
-                .as_object_mut()
-                .map(|m| m.entry("data").or_insert_with(|| json!({})));
+            let data = secret.as_object_mut().map(|m| m.entry("data").or_insert_with(|| json!({})));
             if let Some(Value::Object(data)) = data {
-                data.entry("token")
-                    .or_insert_with(|| json!(encode(&format!("kube-sim.{token}"))));
+                data.entry("token").or_insert_with(|| json!(encode(&format!("kube-sim.{token}"))));
                 data.entry("ca.crt").or_insert_with(|| {
                     json!(encode(
                         "-----BEGIN CERTIFICATE-----\nkube-sim\n-----END CERTIFICATE-----\n"
                     ))
                 });
-                data.entry("namespace")
-                    .or_insert_with(|| json!(encode(&namespace)));
+                data.entry("namespace").or_insert_with(|| json!(encode(&namespace)));
             }
         });
     }

@@ -287,25 +287,16 @@ impl State {
             controllers_running: false,
             controller_queue: VecDeque::new(),
             controller_delay: config.controller_delay,
-            workload_ready_delay: config
-                .workload_ready_delay
-                .unwrap_or(config.controller_delay),
+            workload_ready_delay: config.workload_ready_delay.unwrap_or(config.controller_delay),
         }
     }
 
     fn info(&self, resource: &ResourceKey) -> ApiResult<ResourceInfo> {
-        self.resources
-            .get(resource)
-            .map(|r| r.info.clone())
-            .ok_or_else(not_served)
+        self.resources.get(resource).map(|r| r.info.clone()).ok_or_else(not_served)
     }
 
     fn load(&self, resource: &ResourceKey, key: &str) -> Option<Value> {
-        self.resources
-            .get(resource)?
-            .objects
-            .get(key)
-            .map(|b| parse_object(b))
+        self.resources.get(resource)?.objects.get(key).map(|b| parse_object(b))
     }
 
     fn register(&mut self, info: ResourceInfo) {
@@ -380,10 +371,7 @@ impl State {
         // ownerReference index for the garbage collector
         let old_refs = old.map(owner_refs).unwrap_or_default();
         let new_refs = if remove { Vec::new() } else { owner_refs(&obj) };
-        for gone in old_refs
-            .iter()
-            .filter(|r| !new_refs.iter().any(|n| n.uid == r.uid))
-        {
+        for gone in old_refs.iter().filter(|r| !new_refs.iter().any(|n| n.uid == r.uid)) {
             if let Some(set) = self.dependents.get_mut(&gone.uid) {
                 set.remove(&(resource.clone(), key.to_string()));
                 if set.is_empty() {
@@ -413,9 +401,8 @@ impl State {
                 },
             ));
         } else if is_deleting(&obj) {
-            let gc_finalizers = finalizers(&obj)
-                .iter()
-                .any(|f| f == "orphan" || f == "foregroundDeletion");
+            let gc_finalizers =
+                finalizers(&obj).iter().any(|f| f == "orphan" || f == "foregroundDeletion");
             if gc_finalizers {
                 self.work.push_back((
                     due,
@@ -423,8 +410,7 @@ impl State {
                 ));
             }
             if *resource == namespaces_key() && !old.is_some_and(is_deleting) {
-                self.work
-                    .push_back((due, Work::NamespaceTerminating(key.to_string())));
+                self.work.push_back((due, Work::NamespaceTerminating(key.to_string())));
             }
         }
         if self.controllers_running && !remove && super::attention::watched(resource, &obj) {
@@ -447,10 +433,8 @@ impl State {
 
     fn owner_exists(&self, owner: &OwnerRef, dependent_namespace: Option<&str>) -> bool {
         let group = api_group(&owner.api_version);
-        let known = self
-            .resources
-            .values()
-            .any(|r| r.info.group == group && r.info.kind == owner.kind);
+        let known =
+            self.resources.values().any(|r| r.info.group == group && r.info.kind == owner.kind);
         if !known {
             // the garbage collector cannot resolve a kind it does not serve and leaves the
             // dependent alone
@@ -587,9 +571,7 @@ impl State {
         };
 
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
-        let generate_name = meta_str(&obj, "generateName")
-            .unwrap_or_default()
-            .to_string();
+        let generate_name = meta_str(&obj, "generateName").unwrap_or_default().to_string();
         let generated = name.is_empty() && !generate_name.is_empty();
         if name.is_empty() {
             if generate_name.is_empty() {
@@ -636,10 +618,7 @@ impl State {
         }
         let key = object_key(namespace.as_deref(), &name);
         let exists = |state: &State, key: &str| {
-            state
-                .resources
-                .get(resource)
-                .is_some_and(|r| r.objects.contains_key(key))
+            state.resources.get(resource).is_some_and(|r| r.objects.contains_key(key))
         };
         let mut key = key;
         if exists(self, &key) {
@@ -798,10 +777,8 @@ impl State {
 
         if is_deleting(&old) {
             let before = finalizers(&old);
-            let added: Vec<String> = finalizers(&new)
-                .into_iter()
-                .filter(|f| !before.contains(f))
-                .collect();
+            let added: Vec<String> =
+                finalizers(&new).into_iter().filter(|f| !before.contains(f)).collect();
             if !added.is_empty() {
                 let listed: Vec<String> = added.iter().map(|f| format!("{f:?}")).collect();
                 return Err(ApiError::invalid(
@@ -1071,10 +1048,7 @@ impl State {
             ));
         }
         let expected_version = group_version(info);
-        let body_version = applied
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let body_version = applied.get("apiVersion").and_then(Value::as_str).unwrap_or("");
         if body_version != expected_version {
             return Err(ApiError::bad_request(format!(
                 "Incorrect version specified in apply patch. Specified patch version: {body_version}, expected: {expected_version}"
@@ -1087,10 +1061,7 @@ impl State {
                 info.kind
             )));
         }
-        if metadata(&applied)
-            .and_then(|m| m.get("managedFields"))
-            .is_some_and(|m| !m.is_null())
-        {
+        if metadata(&applied).and_then(|m| m.get("managedFields")).is_some_and(|m| !m.is_null()) {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         if let Some(body_name) = meta_str(&applied, "name")
@@ -1290,8 +1261,7 @@ impl State {
                     for owner in owners {
                         if let Some((rk, key)) = self.find_owner(&owner, namespace.as_deref()) {
                             let due = Instant::now() + self.gc_delay;
-                            self.work
-                                .push_back((due, Work::DeletingWithGcFinalizer(rk, key)));
+                            self.work.push_back((due, Work::DeletingWithGcFinalizer(rk, key)));
                         }
                     }
                     if let Some(ns) = namespace {
@@ -1338,9 +1308,8 @@ impl State {
                 continue;
             };
             let namespace = key_namespace(&key);
-            let others_alive = owner_refs(&obj)
-                .iter()
-                .any(|r| r.uid != uid && self.owner_exists(r, namespace));
+            let others_alive =
+                owner_refs(&obj).iter().any(|r| r.uid != uid && self.owner_exists(r, namespace));
             if others_alive {
                 self.internal_update(&rk, &key, |o| remove_owner_ref(o, uid));
             } else if !is_deleting(&obj) {
@@ -1358,20 +1327,14 @@ impl State {
         }
         let uid = meta_str(&obj, "uid").unwrap_or_default().to_string();
         let list = finalizers(&obj);
-        let dependents: Vec<(ResourceKey, String)> = self
-            .dependents
-            .get(&uid)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
+        let dependents: Vec<(ResourceKey, String)> =
+            self.dependents.get(&uid).map(|s| s.iter().cloned().collect()).unwrap_or_default();
         if list.iter().any(|f| f == "orphan") {
             for (drk, dkey) in &dependents {
                 self.internal_update(drk, dkey, |o| remove_owner_ref(o, &uid));
             }
             self.internal_update(rk, key, |o| {
-                let rest = finalizers(o)
-                    .into_iter()
-                    .filter(|f| f != "orphan")
-                    .collect();
+                let rest = finalizers(o).into_iter().filter(|f| f != "orphan").collect();
                 set_finalizers(o, rest);
             });
         } else if list.iter().any(|f| f == "foregroundDeletion") {
@@ -1391,17 +1354,13 @@ impl State {
                 .iter()
                 .any(|(drk, dkey)| {
                     self.load(drk, dkey).is_some_and(|d| {
-                        owner_refs(&d)
-                            .iter()
-                            .any(|r| r.uid == uid && r.block_owner_deletion)
+                        owner_refs(&d).iter().any(|r| r.uid == uid && r.block_owner_deletion)
                     })
                 });
             if !blocked {
                 self.internal_update(rk, key, |o| {
-                    let rest = finalizers(o)
-                        .into_iter()
-                        .filter(|f| f != "foregroundDeletion")
-                        .collect();
+                    let rest =
+                        finalizers(o).into_iter().filter(|f| f != "foregroundDeletion").collect();
                     set_finalizers(o, rest);
                 });
             }
@@ -1427,9 +1386,7 @@ impl State {
                 .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(&prefix))
             {
-                *remaining
-                    .entry(qualified(&r.info.plural, &r.info.group))
-                    .or_default() += 1;
+                *remaining.entry(qualified(&r.info.plural, &r.info.group)).or_default() += 1;
                 for finalizer in finalizers(&parse_object(bytes)) {
                     *finalizers_left.entry(finalizer).or_default() += 1;
                 }
@@ -1563,17 +1520,12 @@ fn namespace_conditions(
     remaining: &BTreeMap<String, usize>,
     finalizers_left: &BTreeMap<String, usize>,
 ) -> Value {
-    let previous = namespace
-        .get("status")
-        .and_then(|s| s.get("conditions"))
-        .and_then(Value::as_array);
+    let previous =
+        namespace.get("status").and_then(|s| s.get("conditions")).and_then(Value::as_array);
     let condition = |kind: &str, status: &str, reason: &str, message: String| {
         // keep the transition time while the status stays
         let since = previous
-            .and_then(|p| {
-                p.iter()
-                    .find(|c| c["type"] == kind && c["status"] == status)
-            })
+            .and_then(|p| p.iter().find(|c| c["type"] == kind && c["status"] == status))
             .and_then(|c| c.get("lastTransitionTime").cloned())
             .unwrap_or_else(|| json!(now_rfc3339()));
         json!({"type": kind, "status": status, "lastTransitionTime": since, "reason": reason, "message": message})
@@ -1685,9 +1637,8 @@ impl Store {
         for info in builtin_resources() {
             store.register(info);
         }
-        let namespaces = store
-            .resource("", "namespaces")
-            .unwrap_or_else(|| builtin_resources().remove(0));
+        let namespaces =
+            store.resource("", "namespaces").unwrap_or_else(|| builtin_resources().remove(0));
         for name in INITIAL_NAMESPACES {
             let _ = store.create(
                 &namespaces,
@@ -1715,13 +1666,7 @@ impl Store {
     pub fn unregister(&self, group: &str, plural: &str) -> Option<ResourceInfo> {
         let mut state = self.shared.state.write();
         let resource = (group.to_string(), plural.to_string());
-        let keys: Vec<String> = state
-            .resources
-            .get(&resource)?
-            .objects
-            .keys()
-            .cloned()
-            .collect();
+        let keys: Vec<String> = state.resources.get(&resource)?.objects.keys().cloned().collect();
         for key in keys {
             if let Some(old) = state.load(&resource, &key) {
                 state.commit(&resource, &key, Some(&old), old.clone(), true);
@@ -1733,13 +1678,7 @@ impl Store {
     }
 
     pub fn resources(&self) -> Vec<ResourceInfo> {
-        self.shared
-            .state
-            .read()
-            .resources
-            .values()
-            .map(|r| r.info.clone())
-            .collect()
+        self.shared.state.read().resources.values().map(|r| r.info.clone()).collect()
     }
 
     pub fn resource(&self, group: &str, plural: &str) -> Option<ResourceInfo> {
@@ -1758,13 +1697,7 @@ impl Store {
 
     /// Number of stored objects, all resources together.
     pub fn object_count(&self) -> usize {
-        self.shared
-            .state
-            .read()
-            .resources
-            .values()
-            .map(|r| r.objects.len())
-            .sum()
+        self.shared.state.read().resources.values().map(|r| r.objects.len()).sum()
     }
 
     /// Bytes held by objects, keys and the event window (approximate: allocator overhead and
@@ -1825,11 +1758,7 @@ impl Store {
                 }
                 (rv, Some(start))
             }
-            None => match opts
-                .resource_version
-                .as_deref()
-                .filter(|v| !v.is_empty() && *v != "0")
-            {
+            None => match opts.resource_version.as_deref().filter(|v| !v.is_empty() && *v != "0") {
                 None => (state.rv, None),
                 Some(text) => {
                     let requested = parse_rv(text)?;
@@ -2036,11 +1965,7 @@ impl Store {
             selectable_fields(&info),
         )?;
         let namespace = ns.filter(|n| info.namespaced && !n.is_empty());
-        let from = match opts
-            .resource_version
-            .as_deref()
-            .filter(|v| !v.is_empty() && *v != "0")
-        {
+        let from = match opts.resource_version.as_deref().filter(|v| !v.is_empty() && *v != "0") {
             None => None,
             Some(text) => Some(parse_rv(text)?),
         };
@@ -2105,9 +2030,7 @@ impl Store {
             backlog,
             receiver: Some(receiver),
             ready: VecDeque::new(),
-            bookmark_interval: opts
-                .allow_bookmarks
-                .then_some(self.shared.config.bookmark_interval),
+            bookmark_interval: opts.allow_bookmarks.then_some(self.shared.config.bookmark_interval),
             bookmark_timer: None,
         })
     }
@@ -2170,19 +2093,12 @@ impl Store {
             return;
         }
         let namespace = key_namespace(key);
-        let alive: Vec<bool> = refs
-            .iter()
-            .map(|r| state.owner_exists(r, namespace))
-            .collect();
+        let alive: Vec<bool> = refs.iter().map(|r| state.owner_exists(r, namespace)).collect();
         if alive.iter().all(|a| !a) {
             let _ = state.delete(resource, key, obj, None, false);
         } else if alive.iter().any(|a| !a) {
-            let dangling: Vec<String> = refs
-                .iter()
-                .zip(&alive)
-                .filter(|(_, a)| !**a)
-                .map(|(r, _)| r.uid.clone())
-                .collect();
+            let dangling: Vec<String> =
+                refs.iter().zip(&alive).filter(|(_, a)| !**a).map(|(r, _)| r.uid.clone()).collect();
             state.internal_update(resource, key, |o| {
                 for uid in &dangling {
                     remove_owner_ref(o, uid);

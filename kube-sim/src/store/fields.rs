@@ -251,10 +251,7 @@ fn diff(
         }
         Value::Array(items) => {
             let old_items = old.and_then(Value::as_array);
-            let sample: Vec<&Value> = items
-                .iter()
-                .chain(old_items.into_iter().flatten())
-                .collect();
+            let sample: Vec<&Value> = items.iter().chain(old_items.into_iter().flatten()).collect();
             match list_type(schema, path, &sample) {
                 ListType::Atomic => {
                     if old != Some(new) {
@@ -347,9 +344,7 @@ fn step<'a>(current: &'a Value, element: &str) -> Option<&'a Value> {
     let items = current.as_array()?;
     if let Some(key) = element.strip_prefix("k:") {
         let key: Map<String, Value> = serde_json::from_str(key).ok()?;
-        return items
-            .iter()
-            .find(|item| key.iter().all(|(k, v)| item.get(k) == Some(v)));
+        return items.iter().find(|item| key.iter().all(|(k, v)| item.get(k) == Some(v)));
     }
     if let Some(value) = element.strip_prefix("v:") {
         let value: Value = serde_json::from_str(value).ok()?;
@@ -531,10 +526,8 @@ impl ManagedEntry {
 
 /// Reads `metadata.managedFields` (entries that do not parse are dropped).
 pub fn parse_managed_fields(obj: &Value) -> Vec<ManagedEntry> {
-    let Some(entries) = obj
-        .get("metadata")
-        .and_then(|m| m.get("managedFields"))
-        .and_then(Value::as_array)
+    let Some(entries) =
+        obj.get("metadata").and_then(|m| m.get("managedFields")).and_then(Value::as_array)
     else {
         return Vec::new();
     };
@@ -548,10 +541,7 @@ pub fn parse_managed_fields(obj: &Value) -> Vec<ManagedEntry> {
                 api_version: text("apiVersion").unwrap_or_default(),
                 time: text("time"),
                 subresource: text("subresource").unwrap_or_default(),
-                fields: entry
-                    .get("fieldsV1")
-                    .map(from_fields_v1)
-                    .unwrap_or_default(),
+                fields: entry.get("fieldsV1").map(from_fields_v1).unwrap_or_default(),
             })
         })
         .collect()
@@ -619,10 +609,7 @@ pub fn record_update(
         }
     }
     if !changed.is_empty() {
-        match entries
-            .iter_mut()
-            .find(|e| e.is(actor.manager, "Update", actor.subresource))
-        {
+        match entries.iter_mut().find(|e| e.is(actor.manager, "Update", actor.subresource)) {
             Some(entry) => {
                 entry.fields.extend(changed);
                 entry.time = Some(actor.now.to_string());
@@ -655,10 +642,8 @@ fn cap_update_entries(entries: &mut Vec<ManagedEntry>) {
         .filter(|&i| entries[i].operation == "Update" && entries[i].manager != "ancient-changes")
         .collect();
     order.sort_by(|&a, &b| entries[a].time.cmp(&entries[b].time));
-    let doomed: BTreeSet<usize> = order[..updates - MAX_UPDATE_ENTRIES + 1]
-        .iter()
-        .copied()
-        .collect();
+    let doomed: BTreeSet<usize> =
+        order[..updates - MAX_UPDATE_ENTRIES + 1].iter().copied().collect();
     let mut merged = FieldSet::new();
     let mut api_version = String::new();
     for &i in &doomed {
@@ -703,10 +688,7 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
     }
     let mut by_manager: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for conflict in conflicts {
-        by_manager
-            .entry(conflict.manager.as_str())
-            .or_default()
-            .push(conflict.field.as_str());
+        by_manager.entry(conflict.manager.as_str()).or_default().push(conflict.field.as_str());
     }
     let parts: Vec<String> = by_manager
         .iter()
@@ -797,19 +779,14 @@ pub fn server_side_apply(
     let mut merged = base.clone();
     apply_merge(&mut merged, applied, &mut Vec::new(), schema);
 
-    let own = entries
-        .iter()
-        .position(|e| e.is(actor.manager, "Apply", actor.subresource));
+    let own = entries.iter().position(|e| e.is(actor.manager, "Apply", actor.subresource));
 
     // a field is in conflict when applying changes a value another manager owns
     let mut conflicts = Vec::new();
     let mut conflicting: Vec<(usize, FieldPath)> = Vec::new();
     for path in &claimed {
         // owning a map-list item or set element is membership, not a value: it cannot conflict
-        if path
-            .last()
-            .is_some_and(|e| e.starts_with("k:") || e.starts_with("v:"))
-        {
+        if path.last().is_some_and(|e| e.starts_with("k:") || e.starts_with("v:")) {
             continue;
         }
         let Some(before) = value_at(&base, path) else {

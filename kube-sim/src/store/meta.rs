@@ -4,9 +4,7 @@ use serde_json::{Map, Value};
 
 /// RFC 3339 UTC with whole seconds, as the apiserver serializes `metav1.Time`.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 pub fn new_uid() -> String {
@@ -17,9 +15,7 @@ pub fn new_uid() -> String {
 /// look-alike characters so that generated names spell no words).
 pub fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5)
-        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-        .collect()
+    (0..5).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char).collect()
 }
 
 const SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
@@ -36,8 +32,7 @@ fn is_label_shaped(s: &str) -> bool {
     !b.is_empty()
         && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
         && (b[b.len() - 1].is_ascii_lowercase() || b[b.len() - 1].is_ascii_digit())
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// The validation message for a name that is not a DNS-1123 subdomain, if it is not one.
@@ -70,10 +65,8 @@ pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 /// [`TOTAL_ANNOTATION_SIZE_LIMIT`], as apimachinery's `field.TooLong` words it.
 pub fn annotations_size_error(obj: &Value) -> Option<String> {
     let annotations = metadata(obj)?.get("annotations")?.as_object()?;
-    let total: usize = annotations
-        .iter()
-        .map(|(key, value)| key.len() + value.as_str().map_or(0, str::len))
-        .sum();
+    let total: usize =
+        annotations.iter().map(|(key, value)| key.len() + value.as_str().map_or(0, str::len)).sum();
     (total > TOTAL_ANNOTATION_SIZE_LIMIT)
         .then(|| format!("Too long: may not be more than {TOTAL_ANNOTATION_SIZE_LIMIT} bytes"))
 }
@@ -90,9 +83,7 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
     let Value::Object(map) = obj else {
         unreachable!("just made an object")
     };
-    let entry = map
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let entry = map.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
     if !entry.is_object() {
         *entry = Value::Object(Map::new());
     }
@@ -119,11 +110,7 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
     metadata(obj)
         .and_then(|m| m.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
 
@@ -229,8 +216,5 @@ pub fn members_equal(
     skip: impl Fn(&str) -> bool,
 ) -> bool {
     let kept = |map: &serde_json::Map<String, Value>| map.keys().filter(|k| !skip(k)).count();
-    kept(a) == kept(b)
-        && a.iter()
-            .filter(|(k, _)| !skip(k))
-            .all(|(k, v)| b.get(k) == Some(v))
+    kept(a) == kept(b) && a.iter().filter(|(k, _)| !skip(k)).all(|(k, v)| b.get(k) == Some(v))
 }

@@ -22,10 +22,7 @@ fn parse_pointer(path: &str) -> Result<Vec<String>, PatchFailure> {
     let Some(rest) = path.strip_prefix('/') else {
         return fail(format!("invalid JSON pointer {path:?}"));
     };
-    Ok(rest
-        .split('/')
-        .map(|token| token.replace("~1", "/").replace("~0", "~"))
-        .collect())
+    Ok(rest.split('/').map(|token| token.replace("~1", "/").replace("~0", "~")).collect())
 }
 
 fn array_index(token: &str, len: usize, allow_end: bool) -> Result<usize, PatchFailure> {
@@ -37,9 +34,7 @@ fn array_index(token: &str, len: usize, allow_end: bool) -> Result<usize, PatchF
         && token.bytes().all(|b| b.is_ascii_digit())
         && (token == "0" || !token.starts_with('0'));
     let index: usize = if valid {
-        token
-            .parse()
-            .map_err(|_| PatchFailure(format!("invalid index {token:?}")))?
+        token.parse().map_err(|_| PatchFailure(format!("invalid index {token:?}")))?
     } else {
         return fail(format!("invalid index {token:?}"));
     };
@@ -245,10 +240,7 @@ pub fn strategic_list_strategy(path: &[String], field: &str, sample: &[&Value]) 
         "ports" if path.is_empty() => MergeStrategy::Replace,
         // container ports merge by containerPort, Service ports by port
         "ports" => {
-            if sample
-                .iter()
-                .any(|item| item.get("containerPort").is_some())
-            {
+            if sample.iter().any(|item| item.get("containerPort").is_some()) {
                 MergeStrategy::MergeKey("containerPort")
             } else {
                 MergeStrategy::MergeKey("port")
@@ -347,9 +339,8 @@ fn merge_object(
                 target_map.remove(key);
             }
             Value::Object(_) => {
-                let slot = target_map
-                    .entry(key.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let slot =
+                    target_map.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
                 path.push(key.clone());
                 let result = merge_object(slot, value, path);
                 path.pop();
@@ -379,9 +370,7 @@ fn merge_list(
     patch_items: &[Value],
 ) -> Result<Vec<Value>, StrategicPatchError> {
     // `{"$patch": "replace"}` as an element replaces the whole list with the other elements
-    if patch_items
-        .iter()
-        .any(|item| item.get("$patch").and_then(Value::as_str) == Some("replace"))
+    if patch_items.iter().any(|item| item.get("$patch").and_then(Value::as_str) == Some("replace"))
     {
         return Ok(patch_items
             .iter()
@@ -407,9 +396,7 @@ fn merge_list(
                         "map: {item} does not contain declared merge key: {merge_key}"
                     )));
                 };
-                let position = existing
-                    .iter()
-                    .position(|e| e.get(merge_key) == Some(key_value));
+                let position = existing.iter().position(|e| e.get(merge_key) == Some(key_value));
                 let directive = item.get("$patch").and_then(Value::as_str);
                 match (position, directive) {
                     (Some(i), Some("delete")) => {

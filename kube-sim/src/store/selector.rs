@@ -25,9 +25,7 @@ struct Requirement {
 
 impl Requirement {
     fn matches(&self, labels: Option<&Map<String, Value>>) -> bool {
-        let value = labels
-            .and_then(|l| l.get(&self.key))
-            .and_then(Value::as_str);
+        let value = labels.and_then(|l| l.get(&self.key)).and_then(Value::as_str);
         match self.op {
             LabelOp::Equals | LabelOp::In => {
                 value.is_some_and(|v| self.values.iter().any(|x| x == v))
@@ -154,9 +152,7 @@ fn is_name_part(s: &str) -> bool {
         && bytes.len() <= 63
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn requirement_error(detail: String) -> ApiError {
@@ -360,10 +356,8 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object
-            .get("metadata")
-            .and_then(|m| m.get("labels"))
-            .and_then(Value::as_object);
+        let labels =
+            object.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object);
         self.matches_labels(labels)
     }
 }
@@ -520,10 +514,6 @@ impl Selectors {
     /// fields are in `metadata`).
     pub fn reads_member(&self, name: &str) -> bool {
         name == "metadata"
-            || self
-                .fields
-                .terms
-                .iter()
-                .any(|(field, _, _)| field.split('.').next() == Some(name))
+            || self.fields.terms.iter().any(|(field, _, _)| field.split('.').next() == Some(name))
     }
 }

@@ -25,9 +25,7 @@ fn store() -> Store {
 }
 
 fn builtin(store: &Store, group: &str, plural: &str) -> ResourceInfo {
-    store
-        .resource(group, plural)
-        .unwrap_or_else(|| panic!("{group}/{plural} is registered"))
+    store.resource(group, plural).unwrap_or_else(|| panic!("{group}/{plural} is registered"))
 }
 
 fn widgets() -> ResourceInfo {
@@ -77,10 +75,7 @@ fn names(list: &Value) -> Vec<String> {
     list["items"]
         .as_array()
         .map(|items| {
-            items
-                .iter()
-                .map(|i| i["metadata"]["name"].as_str().unwrap_or("").to_string())
-                .collect()
+            items.iter().map(|i| i["metadata"]["name"].as_str().unwrap_or("").to_string()).collect()
         })
         .unwrap_or_default()
 }
@@ -408,9 +403,7 @@ fn update_checks_resource_version() {
     );
 
     let mut unconditional = w.clone();
-    unconditional["metadata"]
-        .as_object_mut()
-        .map(|m| m.remove("resourceVersion"));
+    unconditional["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
     let e = err(store.update(
         &widgets,
         Some("default"),
@@ -1031,10 +1024,7 @@ fn entry(obj: &Value, mgr: &str, operation: &str) -> Value {
     obj["metadata"]["managedFields"]
         .as_array()
         .and_then(|entries| {
-            entries
-                .iter()
-                .find(|e| e["manager"] == mgr && e["operation"] == operation)
-                .cloned()
+            entries.iter().find(|e| e["manager"] == mgr && e["operation"] == operation).cloned()
         })
         .unwrap_or(Value::Null)
 }
@@ -1558,10 +1548,7 @@ async fn finalizers_keep_the_object_until_removed() {
             Some("default"),
             &WatchOptions {
                 resource_version: Some(
-                    created["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap_or("")
-                        .into(),
+                    created["metadata"]["resourceVersion"].as_str().unwrap_or("").into(),
                 ),
                 ..Default::default()
             },
@@ -1759,13 +1746,9 @@ fn background_deletion_collects_dependents() {
         select(&store, &cms, Some("default"), "", "").ok(),
         Some(vec!["shared".into()])
     );
-    let shared = store
-        .get(&cms, Some("default"), "shared")
-        .unwrap_or_default();
+    let shared = store.get(&cms, Some("default"), "shared").unwrap_or_default();
     assert_eq!(
-        shared["metadata"]["ownerReferences"]
-            .as_array()
-            .map(Vec::len),
+        shared["metadata"]["ownerReferences"].as_array().map(Vec::len),
         Some(1)
     );
 }
@@ -1831,9 +1814,7 @@ fn foreground_deletion_waits_for_blocking_dependents() {
     assert!(store.get(&cms, Some("default"), "plain").is_ok());
     run_controllers(&store);
     assert_eq!(err(store.get(&cms, Some("default"), "plain")).code, 404);
-    let owner_now = store
-        .get(&widgets, Some("default"), "owner")
-        .unwrap_or_default();
+    let owner_now = store.get(&widgets, Some("default"), "owner").unwrap_or_default();
     assert!(owner_now["metadata"]["deletionTimestamp"].is_string());
 
     // the blocking dependent goes once its finalizer is removed; then the owner goes
@@ -1974,10 +1955,7 @@ fn deleting_a_namespace_terminates_it_and_its_contents() {
     assert_eq!(err(store.get(&cms, Some("team"), "c")).code, 404);
     // the held widget keeps the namespace until its finalizer goes
     let waiting = store.get(&namespaces, None, "team").unwrap_or_default();
-    let conditions = waiting["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let conditions = waiting["status"]["conditions"].as_array().cloned().unwrap_or_default();
     let remaining = conditions
         .iter()
         .find(|c| c["type"] == "NamespaceContentRemaining")
@@ -2190,10 +2168,7 @@ async fn too_old_resource_version_gives_a_410_error_event() {
     assert_eq!(event.object["reason"], "Expired");
     assert_eq!(event.object["kind"], "Status");
     assert!(
-        event.object["message"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("too old resource version: 2 (")
+        event.object["message"].as_str().unwrap_or("").starts_with("too old resource version: 2 (")
     );
     assert!(watch.next().await.is_none());
 }
@@ -2306,9 +2281,8 @@ async fn bookmarks_and_initial_events_end() {
 async fn drop_watches_ends_every_stream() {
     let store = store();
     let cms = builtin(&store, "", "configmaps");
-    let mut watch = store
-        .watch(&cms, None, &WatchOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut watch =
+        store.watch(&cms, None, &WatchOptions::default()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.watch_count(), 1);
     store.drop_watches();
     let ended = tokio::time::timeout(Duration::from_secs(1), watch.next()).await;
@@ -2375,11 +2349,7 @@ fn admission_sees_every_write() {
         &manager("m"),
     ));
     assert_eq!(e.message, "too big");
-    let calls = admission
-        .calls
-        .lock()
-        .map(|c| c.clone())
-        .unwrap_or_default();
+    let calls = admission.calls.lock().map(|c| c.clone()).unwrap_or_default();
     assert_eq!(calls, [(false, true), (true, false)]);
 }
 
@@ -2396,9 +2366,7 @@ async fn deployments_become_ready_after_each_change() {
     );
     assert_eq!(created["status"], json!({}));
     let ready = |store: &Store, generation: i64, replicas: i64| {
-        let d = store
-            .get(&deployments, Some("default"), "web")
-            .unwrap_or_default();
+        let d = store.get(&deployments, Some("default"), "web").unwrap_or_default();
         d["status"]["observedGeneration"] == generation
             && d["status"]["readyReplicas"] == replicas
             && d["status"]["availableReplicas"] == replicas
@@ -2439,9 +2407,7 @@ async fn deployments_become_ready_after_each_change() {
     );
     let mut ok = false;
     for _ in 0..40 {
-        let s = store
-            .get(&statefulsets, Some("default"), "db")
-            .unwrap_or_default();
+        let s = store.get(&statefulsets, Some("default"), "db").unwrap_or_default();
         if s["status"]["readyReplicas"] == 2 && s["status"]["observedGeneration"] == 1 {
             ok = true;
             break;
@@ -2481,11 +2447,7 @@ fn built_in_registry_entries() {
 fn resident_bytes() -> usize {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<usize>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()))
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -2536,9 +2498,7 @@ async fn service_account_token_secrets_get_a_token() {
     );
     let mut filled = Value::Null;
     for _ in 0..40 {
-        filled = store
-            .get(&secrets, Some("default"), "sa-token")
-            .unwrap_or_default();
+        filled = store.get(&secrets, Some("default"), "sa-token").unwrap_or_default();
         if filled["data"]["token"].is_string() {
             break;
         }

@@ -167,8 +167,7 @@ impl WatchStream {
                 stored: Some(Arc::clone(object)),
             });
         }
-        view.or_else(|| parse(object))
-            .map(|object| WatchEvent::parsed(event_type, object))
+        view.or_else(|| parse(object)).map(|object| WatchEvent::parsed(event_type, object))
     }
 
     /// What the selectors look at: the whole object, or (when objects go out as stored) only
@@ -260,9 +259,8 @@ impl Stream for WatchStream {
             let Some(interval) = this.bookmark_interval else {
                 return Poll::Pending;
             };
-            let timer = this
-                .bookmark_timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
+            let timer =
+                this.bookmark_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(interval)));
             match timer.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     timer.as_mut().reset(tokio::time::Instant::now() + interval);

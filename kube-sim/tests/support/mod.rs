@@ -26,10 +26,7 @@ pub struct Outcome {
 
 impl Kubectl {
     pub fn new(binary: PathBuf, kubeconfig: PathBuf, work_dir: &Path) -> Self {
-        let name = binary
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         Kubectl {
             binary,
             kubeconfig,
@@ -57,10 +54,7 @@ impl Kubectl {
         let mut child = self.command(args).spawn().expect("spawning kubectl");
         let mut stdin = child.stdin.take().expect("kubectl stdin");
         if let Some(text) = input {
-            stdin
-                .write_all(text.as_bytes())
-                .await
-                .expect("writing kubectl stdin");
+            stdin.write_all(text.as_bytes()).await.expect("writing kubectl stdin");
         }
         drop(stdin);
         let output = tokio::time::timeout(KUBECTL_TIMEOUT, child.wait_with_output())

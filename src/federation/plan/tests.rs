@@ -86,16 +86,12 @@ fn a_context_that_reaches_the_hub_plans_as_the_hub() {
         },
     )
     .expect("plans");
-    let contexts: Vec<&str> = (hub_by_name.datacenters.iter())
-        .map(|dc| dc.context.as_str())
-        .collect();
+    let contexts: Vec<&str> =
+        hub_by_name.datacenters.iter().map(|dc| dc.context.as_str()).collect();
     assert_eq!(contexts, ["", "west"]);
     // Nothing else differs from the same cluster with no context for dc1.
     let mut spec = serde_json::to_value(&two_dcs().spec).expect("serializes");
-    spec["cassandra"]["datacenters"][0]
-        .as_object_mut()
-        .expect("object")
-        .remove("k8sContext");
+    spec["cassandra"]["datacenters"][0].as_object_mut().expect("object").remove("k8sContext");
     assert_eq!(hub_by_name, planned(&cluster(spec)));
 }
 
@@ -216,11 +212,7 @@ fn datacenter_options_win_and_lists_replace() {
     assert_eq!(dc2.server_version, "4.1.8");
     assert_eq!(dc2.server_image.as_deref(), Some("registry/cass:4.0.17"));
     let rack_names = |spec: &CassandraDatacenterSpec| -> Vec<String> {
-        spec.racks
-            .iter()
-            .flatten()
-            .map(|r| r.name.clone())
-            .collect()
+        spec.racks.iter().flatten().map(|r| r.name.clone()).collect()
     };
     assert_eq!(rack_names(dc1), ["r1", "r2"]);
     assert_eq!(
@@ -326,11 +318,7 @@ fn gc_defaults_to_g1_when_jvm_options_are_given() {
         spec_json(&plan.datacenters[0])["config"]["jvm11-server-options"]["garbage_collector"],
         "G1GC"
     );
-    assert!(
-        spec_json(&plan.datacenters[1])["config"]
-            .get("jvm11-server-options")
-            .is_none()
-    );
+    assert!(spec_json(&plan.datacenters[1])["config"].get("jvm11-server-options").is_none());
 }
 
 #[test]
@@ -388,16 +376,10 @@ fn system_replication_is_computed_from_the_first_datacenter_and_external_ones() 
         BTreeMap::from([("east".to_string(), 1), ("legacy".to_string(), 3)])
     );
     // With datacenters managed elsewhere, users exist already: no datacenter creates them.
-    let annotations = plan.datacenters[0]
-        .datacenter
-        .metadata
-        .annotations
-        .clone()
-        .unwrap_or_default();
+    let annotations =
+        plan.datacenters[0].datacenter.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(
-        annotations
-            .get(SKIP_USER_CREATION_ANNOTATION)
-            .map(String::as_str),
+        annotations.get(SKIP_USER_CREATION_ANNOTATION).map(String::as_str),
         Some("true")
     );
 }
@@ -460,21 +442,14 @@ fn labels_annotations_and_skip_user_creation() {
         ]))
     );
     assert_eq!(
-        dc2.spec
-            .additional_labels
-            .as_ref()
-            .map(|l| l["tier"].clone()),
+        dc2.spec.additional_labels.as_ref().map(|l| l["tier"].clone()),
         Some("gold".into())
     );
     assert_eq!(
         dc1.spec.additional_annotations,
         Some(BTreeMap::from([("owner".to_string(), "ops".to_string())]))
     );
-    let services = dc1
-        .spec
-        .additional_service_config
-        .clone()
-        .unwrap_or_default();
+    let services = dc1.spec.additional_service_config.clone().unwrap_or_default();
     assert_eq!(
         services["dcService"],
         json!({"additionalLabels": {"svc": "dc"}})
@@ -530,30 +505,22 @@ fn pod_template_carries_containers_volumes_and_management_api_environment() {
         pods["spec"]["volumes"],
         json!([{"name": "scratch", "emptyDir": {}}])
     );
-    let extra: Vec<&str> = spec
-        .storage_config
-        .additional_volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.as_str())
-        .collect();
+    let extra: Vec<&str> =
+        spec.storage_config.additional_volumes.iter().flatten().map(|v| v.name.as_str()).collect();
     assert_eq!(extra, ["extra", "vector-config"]);
 }
 
 /// The Cassandra container's environment variables of a planned datacenter.
 fn cassandra_env(dc: &DatacenterPlan) -> Vec<(String, String)> {
     let spec = spec_json(dc);
-    (spec["podTemplateSpec"]["spec"]["containers"]
-        .as_array()
-        .into_iter()
-        .flatten())
-    .filter(|c| c["name"] == CASSANDRA_CONTAINER)
-    .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
-    .map(|e| {
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        (text(&e["name"]), text(&e["value"]))
-    })
-    .collect()
+    (spec["podTemplateSpec"]["spec"]["containers"].as_array().into_iter().flatten())
+        .filter(|c| c["name"] == CASSANDRA_CONTAINER)
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .map(|e| {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            (text(&e["name"]), text(&e["value"]))
+        })
+        .collect()
 }
 
 #[test]
@@ -576,11 +543,8 @@ fn mcac_gets_upstreams_default_metric_filters_unless_the_spec_names_its_own() {
             {"metadata": {"name": "dc3"}, "size": 3, "telemetry": {"mcac": {"enabled": false}}}
         ]
     }}));
-    let env: Vec<Vec<(String, String)>> = planned(&own)
-        .datacenters
-        .iter()
-        .map(cassandra_env)
-        .collect();
+    let env: Vec<Vec<(String, String)>> =
+        planned(&own).datacenters.iter().map(cassandra_env).collect();
     let pair = |name: &str, value: &str| vec![(name.to_string(), value.to_string())];
     assert_eq!(
         env,
@@ -620,11 +584,7 @@ fn errors_name_what_to_fix() {
             datacenter: "dc1".into()
         }
     );
-    assert!(
-        plan_error(&no_version)
-            .to_string()
-            .contains("spec.cassandra.serverVersion")
-    );
+    assert!(plan_error(&no_version).to_string().contains("spec.cassandra.serverVersion"));
 
     let bad_version = cluster(
         json!({"cassandra": {"storageConfig": storage(), "serverVersion": "4.0",
@@ -689,9 +649,7 @@ fn errors_name_what_to_fix() {
     let error = plan_error(&bad_heap);
     assert!(matches!(error, PlanError::ManagementApiHeap { .. }));
     assert!(
-        error
-            .to_string()
-            .starts_with("datacenter dc1: mgmtAPIHeap:"),
+        error.to_string().starts_with("datacenter dc1: mgmtAPIHeap:"),
         "{error}"
     );
 
@@ -702,9 +660,7 @@ fn errors_name_what_to_fix() {
     );
     let error = plan_error(&bad_config);
     assert!(
-        error
-            .to_string()
-            .starts_with("datacenter dc1: config.jvmOptions.heap_max_size"),
+        error.to_string().starts_with("datacenter dc1: config.jvmOptions.heap_max_size"),
         "{error}"
     );
 }
@@ -730,9 +686,7 @@ fn reaper_gets_its_own_role_in_every_datacenter() {
         );
         // HTTP management (the default): JMX stays local.
         assert!(
-            !cassandra_env(dc)
-                .iter()
-                .any(|(name, _)| name == LOCAL_JMX_ENV),
+            !cassandra_env(dc).iter().any(|(name, _)| name == LOCAL_JMX_ENV),
             "{}",
             dc.name
         );
@@ -880,9 +834,7 @@ fn a_per_node_config_map_is_merged_by_an_init_container_after_the_config_builder
     let merger = &dc1["podTemplateSpec"]["spec"]["initContainers"][2];
     assert_eq!(merger["image"], DEFAULT_PER_NODE_CONFIG_IMAGE);
     assert!(
-        merger["command"][2]
-            .as_str()
-            .is_some_and(|c| c.contains("/per-node-config/${POD_NAME}_*")),
+        merger["command"][2].as_str().is_some_and(|c| c.contains("/per-node-config/${POD_NAME}_*")),
         "{merger}"
     );
     assert_eq!(
@@ -967,12 +919,7 @@ fn few_vnodes_give_each_datacenter_a_per_node_config_map_of_initial_tokens() {
 #[test]
 fn default_vnodes_or_a_users_per_node_config_leave_tokens_to_cassandra() {
     let default_vnodes = planned(&two_dcs());
-    assert!(
-        default_vnodes
-            .datacenters
-            .iter()
-            .all(|dc| dc.per_node_config.is_none())
-    );
+    assert!(default_vnodes.datacenters.iter().all(|dc| dc.per_node_config.is_none()));
     assert!(spec_json(&default_vnodes.datacenters[0])["podTemplateSpec"]["metadata"].is_null());
 
     let with_users = cluster(json!({"cassandra": {
@@ -985,11 +932,7 @@ fn default_vnodes_or_a_users_per_node_config_leave_tokens_to_cassandra() {
         ]
     }}));
     let plan = planned(&with_users);
-    assert!(
-        plan.datacenters
-            .iter()
-            .all(|dc| dc.per_node_config.is_none())
-    );
+    assert!(plan.datacenters.iter().all(|dc| dc.per_node_config.is_none()));
     // A user's ConfigMap named as a generated one would be is never taken for one.
     assert_eq!(
         plan.datacenters[0].dropped_config_maps,
@@ -1041,10 +984,7 @@ fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
     }}));
     let plan = planned(&k8c);
     let dc1 = &plan.datacenters[0];
-    let config = dc1
-        .vector_config
-        .as_ref()
-        .expect("dc1's Vector configuration");
+    let config = dc1.vector_config.as_ref().expect("dc1's Vector configuration");
     assert_eq!(config.name, "mycluster-dc1-cass-vector");
     assert_eq!(config.labels["k8ssandra.io/datacenter"], "dc1");
     let toml = &config.data["vector.toml"];
@@ -1060,12 +1000,9 @@ fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
 
     let spec = spec_json(dc1);
     assert!(
-        spec["podTemplateSpec"]["spec"]["containers"]
-            .as_array()
-            .expect("containers")
-            .contains(
-                &json!({"name": "server-system-logger", "image": "timberio/vector:0.39.0-alpine"})
-            )
+        spec["podTemplateSpec"]["spec"]["containers"].as_array().expect("containers").contains(
+            &json!({"name": "server-system-logger", "image": "timberio/vector:0.39.0-alpine"})
+        )
     );
     assert_eq!(
         spec["systemLoggerResources"],
@@ -1125,15 +1062,13 @@ fn with_running(num_tokens: &[(&str, i64)]) -> PlanInputs {
 
 fn running(num_tokens: &[(&str, i64)]) -> RunningDatacenters {
     RunningDatacenters {
-        num_tokens: num_tokens
-            .iter()
-            .map(|(dc, n)| (dc.to_string(), *n))
-            .collect(),
+        num_tokens: num_tokens.iter().map(|(dc, n)| (dc.to_string(), *n)).collect(),
     }
 }
 
 fn num_tokens_of(plan: &ClusterPlan) -> Vec<Value> {
-    (plan.datacenters.iter())
+    plan.datacenters
+        .iter()
         .map(|dc| spec_json(dc)["config"]["cassandra-yaml"]["num_tokens"].clone())
         .collect()
 }
@@ -1147,11 +1082,7 @@ fn an_upgrade_from_3_11_keeps_the_num_tokens_existing_datacenters_run_with() {
     let upgraded = versioned("4.1.5", json!({}));
     let plan = plan_with(&upgraded, &with_running(&[("dc1", 256)])).expect("plans");
     assert_eq!(num_tokens_of(&plan), [json!(256), json!(16)]);
-    assert!(
-        plan.datacenters
-            .iter()
-            .all(|dc| dc.num_tokens_change.is_none())
-    );
+    assert!(plan.datacenters.iter().all(|dc| dc.num_tokens_change.is_none()));
     assert_eq!(
         spec_json(&plan.datacenters[0])["serverVersion"],
         "4.1.5",
@@ -1174,10 +1105,8 @@ fn a_num_tokens_change_of_an_existing_datacenter_is_refused_and_the_running_valu
         ]
     }}));
     let plan = plan_with(&k8c, &with_running(&[("dc1", 256), ("dc2", 256)])).expect("plans");
-    let change = plan.datacenters[0]
-        .num_tokens_change
-        .as_ref()
-        .expect("dc1 runs 256, the spec asks 16");
+    let change =
+        plan.datacenters[0].num_tokens_change.as_ref().expect("dc1 runs 256, the spec asks 16");
     assert_eq!(
         change,
         &NumTokensChange {
@@ -1225,12 +1154,8 @@ fn token_settings_that_size_the_token_planner_are_bounded() {
 
 #[test]
 fn sizes_racks_and_seeds_beyond_the_crds_maxima_name_their_field() {
-    let racks: Vec<Value> = (0..=MAX_RACKS)
-        .map(|i| json!({"name": format!("r{i}")}))
-        .collect();
-    let seeds: Vec<String> = (0..=MAX_ADDITIONAL_SEEDS)
-        .map(|i| format!("10.0.0.{i}"))
-        .collect();
+    let racks: Vec<Value> = (0..=MAX_RACKS).map(|i| json!({"name": format!("r{i}")})).collect();
+    let seeds: Vec<String> = (0..=MAX_ADDITIONAL_SEEDS).map(|i| format!("10.0.0.{i}")).collect();
     for (edit, field) in [
         (
             json!({"datacenters": [{"metadata": {"name": "dc1"}, "size": 1_000_000}]}),

@@ -115,11 +115,7 @@ fn observed(entries: Vec<(String, ObservedDatacenter)>, known: &[&str]) -> Obser
 }
 
 fn decisions(actions: &Actions) -> Vec<(&str, &Decision)> {
-    actions
-        .decisions
-        .iter()
-        .map(|d| (d.datacenter.as_str(), &d.decision))
-        .collect()
+    actions.decisions.iter().map(|d| (d.datacenter.as_str(), &d.decision)).collect()
 }
 
 fn not_ready(datacenter: &str) -> Decision {
@@ -293,10 +289,7 @@ fn spec_changes_go_to_every_existing_datacenter_at_once() {
     );
     let actions = decide(&plan, &observation);
     assert_eq!(
-        actions
-            .updates()
-            .map(|d| d.datacenter.as_str())
-            .collect::<Vec<_>>(),
+        actions.updates().map(|d| d.datacenter.as_str()).collect::<Vec<_>>(),
         ["dc1", "dc2", "dc3"]
     );
 }
@@ -509,12 +502,7 @@ fn adding_and_removing_in_one_change_is_refused() {
     assert_eq!(actions.decision("dc2"), Some(&refused));
     assert_eq!(actions.decision("dc1"), Some(&Decision::Update));
     assert_eq!(actions.creates().count() + actions.deletes().count(), 0);
-    assert!(
-        actions
-            .refused
-            .as_ref()
-            .is_some_and(|c| c.to_string().contains("restore dc2"))
-    );
+    assert!(actions.refused.as_ref().is_some_and(|c| c.to_string().contains("restore dc2")));
 }
 
 #[test]

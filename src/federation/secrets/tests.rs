@@ -87,11 +87,7 @@ fn a_cluster_gets_a_generated_superuser_and_one_target_per_remote_region_and_nam
             (String::new(), "apps".to_string()),
         ]
     );
-    let selector = rs
-        .spec
-        .selector
-        .and_then(|s| s.match_labels)
-        .expect("selector");
+    let selector = rs.spec.selector.and_then(|s| s.match_labels).expect("selector");
     assert_eq!(selector, replication_labels(&cluster_plan));
     let owner = rs.metadata.owner_references.expect("owner")[0].clone();
     assert_eq!(
@@ -205,9 +201,7 @@ fn decide_creates_a_datacenter_only_once_its_secrets_are_there() {
     ]}}}));
     let cluster_plan = plan(&k8c).expect("plans");
     let mut observed = ObservedCluster::new([absent("dc1")].into_iter().collect(), None);
-    observed
-        .secrets_pending
-        .insert("dc1".into(), "waiting for Secret x".into());
+    observed.secrets_pending.insert("dc1".into(), "waiting for Secret x".into());
     assert_eq!(
         decide(&cluster_plan, &observed).decision("dc1"),
         Some(&Decision::Wait(WaitReason::SecretsNotReady {

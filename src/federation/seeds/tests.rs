@@ -25,12 +25,7 @@ impl SeedResolver for FakeResolver {
 
 /// The addresses of the EndpointSlice the planned slice makes.
 fn addresses(slice: &SeedSlice) -> Vec<String> {
-    slice
-        .to_endpoint_slice()
-        .endpoints
-        .into_iter()
-        .flat_map(|e| e.addresses)
-        .collect()
+    slice.to_endpoint_slice().endpoints.into_iter().flat_map(|e| e.addresses).collect()
 }
 
 #[test]
@@ -67,10 +62,7 @@ fn each_datacenter_gets_the_other_datacenters_seeds() {
     assert_eq!(v6.address_type, "IPv6");
     assert_eq!(addresses(v6), ["fd00::2"]);
     assert!(
-        v4.to_endpoint_slice()
-            .endpoints
-            .iter()
-            .all(|e| e.addresses.len() == 1),
+        v4.to_endpoint_slice().endpoints.iter().all(|e| e.addresses.len() == 1),
         "one endpoint per address"
     );
 
@@ -216,10 +208,7 @@ async fn the_hickory_resolver_reads_literal_addresses() {
         println!("SKIP: no system resolver configuration");
         return;
     };
-    let answer = resolver
-        .resolve("127.0.0.1")
-        .await
-        .expect("literal resolves");
+    let answer = resolver.resolve("127.0.0.1").await.expect("literal resolves");
     assert_eq!(answer.addresses, [ip("127.0.0.1")]);
 }
 
@@ -232,8 +221,7 @@ struct CountingResolver {
 
 impl SeedResolver for CountingResolver {
     async fn resolve(&self, _host: &str) -> Result<ResolvedHost, SeedResolveError> {
-        self.lookups
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.lookups.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let address = *self.answer.lock().unwrap_or_else(|e| e.into_inner());
         Ok(ResolvedHost {
             addresses: vec![address],
@@ -253,24 +241,13 @@ async fn host_names_are_resolved_again_when_their_ttl_ends_and_not_before() {
     let first = resolver.resolve_at("seed.example", start).await;
     assert_eq!(first.map(|r| r.addresses), Ok(vec![ip("192.0.2.1")]));
     // the seed moves; within its TTL the cached answer is used
-    *resolver
-        .inner
-        .answer
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = ip("192.0.2.9");
-    let cached = resolver
-        .resolve_at("seed.example", start + Duration::from_secs(59))
-        .await;
+    *resolver.inner.answer.lock().unwrap_or_else(|e| e.into_inner()) = ip("192.0.2.9");
+    let cached = resolver.resolve_at("seed.example", start + Duration::from_secs(59)).await;
     assert_eq!(cached.map(|r| r.addresses), Ok(vec![ip("192.0.2.1")]));
-    let refreshed = resolver
-        .resolve_at("seed.example", start + Duration::from_secs(61))
-        .await;
+    let refreshed = resolver.resolve_at("seed.example", start + Duration::from_secs(61)).await;
     assert_eq!(refreshed.map(|r| r.addresses), Ok(vec![ip("192.0.2.9")]));
     assert_eq!(
-        resolver
-            .inner
-            .lookups
-            .load(std::sync::atomic::Ordering::SeqCst),
+        resolver.inner.lookups.load(std::sync::atomic::Ordering::SeqCst),
         2
     );
 }
@@ -288,9 +265,7 @@ async fn a_cached_answer_says_how_long_it_has_left_so_the_cluster_comes_back_the
         fresh.map(|r| r.valid_for),
         Ok(Some(Duration::from_secs(60)))
     );
-    let cached = resolver
-        .resolve_at("seed.example", start + Duration::from_secs(45))
-        .await;
+    let cached = resolver.resolve_at("seed.example", start + Duration::from_secs(45)).await;
     assert_eq!(
         cached.map(|r| r.valid_for),
         Ok(Some(Duration::from_secs(15)))
@@ -314,15 +289,10 @@ async fn a_zero_ttl_does_not_mean_a_lookup_per_reconcile() {
     });
     let start = Instant::now();
     for seconds in [0, 5, 10, 29] {
-        let _ = resolver
-            .resolve_at("seed.example", start + Duration::from_secs(seconds))
-            .await;
+        let _ = resolver.resolve_at("seed.example", start + Duration::from_secs(seconds)).await;
     }
     assert_eq!(
-        resolver
-            .inner
-            .lookups
-            .load(std::sync::atomic::Ordering::SeqCst),
+        resolver.inner.lookups.load(std::sync::atomic::Ordering::SeqCst),
         1
     );
 }
@@ -337,17 +307,11 @@ async fn answers_go_when_no_cluster_names_their_host_any_more() {
     let seeds = |names: &[&str]| {
         AdditionalSeeds::parse(&names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
     };
-    resolver
-        .resolve_for("ns/a", &seeds(&["shared.example", "a.example"]))
-        .await;
-    resolver
-        .resolve_for("ns/b", &seeds(&["shared.example"]))
-        .await;
+    resolver.resolve_for("ns/a", &seeds(&["shared.example", "a.example"])).await;
+    resolver.resolve_for("ns/b", &seeds(&["shared.example"])).await;
     assert_eq!(resolver.cached_hosts(), 2);
     // a drops a.example from its spec: nobody names it any more
-    resolver
-        .resolve_for("ns/a", &seeds(&["shared.example"]))
-        .await;
+    resolver.resolve_for("ns/a", &seeds(&["shared.example"])).await;
     assert_eq!(resolver.cached_hosts(), 1);
     // a is deleted: b still names shared.example
     resolver.forget_cluster("ns/a");
@@ -375,10 +339,6 @@ fn a_slice_fingerprint_changes_with_its_addresses_and_metadata_only() {
 
     let mut relabelled = seed_endpoint_slices(&plan, &seeds(&["10.0.2.1"]), &BTreeSet::new());
     let slice = &mut relabelled[0].slices[0];
-    slice
-        .metadata
-        .labels
-        .get_or_insert_default()
-        .insert("extra".into(), "x".into());
+    slice.metadata.labels.get_or_insert_default().insert("extra".into(), "x".into());
     assert_ne!(before, slice.fingerprint());
 }

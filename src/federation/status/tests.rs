@@ -56,14 +56,11 @@ fn state(status: &K8ssandraClusterStatus, type_: &str) -> (String, String) {
 fn initialized_dc(name: &str, ready: bool) -> (String, ObservedDatacenter) {
     let mut dc = remote_dc(name, ready);
     if let Some(status) = dc.status.as_mut() {
-        status
-            .conditions
-            .get_or_insert_with(Vec::new)
-            .push(DatacenterCondition {
-                type_: CONDITION_INITIALIZED.into(),
-                status: "True".into(),
-                ..Default::default()
-            });
+        status.conditions.get_or_insert_with(Vec::new).push(DatacenterCondition {
+            type_: CONDITION_INITIALIZED.into(),
+            status: "True".into(),
+            ..Default::default()
+        });
     }
     at(name, RemoteState::Present(std::sync::Arc::new(dc.into())))
 }
@@ -207,12 +204,7 @@ fn cassandra_initialized_is_never_cleared() {
         time(10)
     );
     // The datacenter stays known (it will be re-created), without a stale cass-operator status.
-    let entry = lost
-        .datacenters
-        .clone()
-        .unwrap_or_default()
-        .remove("dc1")
-        .expect("kept");
+    let entry = lost.datacenters.clone().unwrap_or_default().remove("dc1").expect("kept");
     assert_eq!(entry.cassandra, None);
     assert_eq!(entry.context_name.as_deref(), Some("ctx-dc1"));
 }
@@ -333,11 +325,7 @@ fn a_refused_rename_is_degraded() {
         state(&status, CONDITION_DEGRADED),
         ("True".into(), REASON_ADDED_AND_REMOVED.into())
     );
-    assert!(
-        condition(&status, CONDITION_DEGRADED)
-            .message
-            .contains("restore dc2")
-    );
+    assert!(condition(&status, CONDITION_DEGRADED).message.contains("restore dc2"));
 }
 
 #[test]
@@ -363,12 +351,7 @@ fn removed_datacenters_show_decommissioning_then_disappear() {
         "True",
         "Ready counts the spec's datacenters"
     );
-    let entry = removing
-        .datacenters
-        .clone()
-        .unwrap_or_default()
-        .remove("dc2")
-        .expect("entry");
+    let entry = removing.datacenters.clone().unwrap_or_default().remove("dc2").expect("entry");
     assert_eq!(
         entry.decommission_progress.as_deref(),
         Some(DECOMMISSION_IN_PROGRESS)
@@ -384,12 +367,7 @@ fn removed_datacenters_show_decommissioning_then_disappear() {
         Some(&removing),
         30,
     );
-    let names: Vec<String> = gone
-        .datacenters
-        .clone()
-        .unwrap_or_default()
-        .into_keys()
-        .collect();
+    let names: Vec<String> = gone.datacenters.clone().unwrap_or_default().into_keys().collect();
     assert_eq!(names, ["dc1"]);
     assert_eq!(
         state(&gone, CONDITION_PROGRESSING),
@@ -482,12 +460,7 @@ fn seeds_resolved_names_each_host_that_failed_and_goes_when_there_are_no_host_na
         ("True".into(), REASON_HOST_NAMES_RESOLVED.into())
     );
     let none = with_seeds(None, Some(&resolved));
-    assert!(
-        none.conditions
-            .iter()
-            .flatten()
-            .all(|c| c.type_ != CONDITION_SEEDS_RESOLVED)
-    );
+    assert!(none.conditions.iter().flatten().all(|c| c.type_ != CONDITION_SEEDS_RESOLVED));
 }
 
 #[test]
@@ -516,10 +489,7 @@ fn a_stopped_datacenter_leaves_the_cluster_ready_and_is_named() {
     );
     let dcs = status.datacenters.clone().unwrap_or_default();
     assert!(
-        dcs["dc1"]
-            .cassandra
-            .as_ref()
-            .is_some_and(|s| s.is_stopped()),
+        dcs["dc1"].cassandra.as_ref().is_some_and(|s| s.is_stopped()),
         "status.datacenters.dc1 shows cass-operator's Stopped"
     );
 

@@ -21,12 +21,7 @@ fn secret(name: &str, labels: &[(&str, &str)], password: &str) -> Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: Some("ops".into()),
-            labels: Some(
-                labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
+            labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
             annotations: Some(BTreeMap::from([
                 (LAST_APPLIED_ANNOTATION.to_string(), "{...}".to_string()),
                 ("note".to_string(), "kept".to_string()),
@@ -357,10 +352,7 @@ fn conditions_keep_their_transition_time_until_their_status_changes() {
     );
     let conditions = first.conditions.clone().expect("conditions");
     assert_eq!(
-        conditions
-            .iter()
-            .map(|c| c.cluster.as_str())
-            .collect::<Vec<_>>(),
+        conditions.iter().map(|c| c.cluster.as_str()).collect::<Vec<_>>(),
         vec!["east", "west"],
         "sorted by cluster"
     );
@@ -375,12 +367,8 @@ fn conditions_keep_their_transition_time_until_their_status_changes() {
         Some(1),
         &time(20),
     );
-    let times: Vec<_> = second
-        .conditions
-        .iter()
-        .flatten()
-        .map(|c| c.last_transition_time.clone())
-        .collect();
+    let times: Vec<_> =
+        second.conditions.iter().flatten().map(|c| c.last_transition_time.clone()).collect();
     assert_eq!(times, vec![Some(time(10)), Some(time(10))]);
 
     // East recovers: only its time moves.
@@ -393,12 +381,7 @@ fn conditions_keep_their_transition_time_until_their_status_changes() {
         Some(2),
         &time(30),
     );
-    let east = third
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.cluster == "east")
-        .expect("east");
+    let east = third.conditions.iter().flatten().find(|c| c.cluster == "east").expect("east");
     assert_eq!(east.last_transition_time, Some(time(30)));
     assert_eq!(east.status, CONDITION_TRUE);
     assert_eq!(third.observed_generation, Some(2));

@@ -35,10 +35,8 @@ fn crd_files(compat: &Path) -> Vec<PathBuf> {
 fn count_rules(schema: &Value) -> usize {
     match schema {
         Value::Object(map) => {
-            let here = map
-                .get("x-kubernetes-validations")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+            let here =
+                map.get("x-kubernetes-validations").and_then(Value::as_array).map_or(0, Vec::len);
             here + map.values().map(count_rules).sum::<usize>()
         }
         Value::Array(items) => items.iter().map(count_rules).sum(),
@@ -48,19 +46,10 @@ fn count_rules(schema: &Value) -> usize {
 
 /// The admission of a CRD's version, as the CRD handler would build it.
 fn admission_for(crd: &Value, version: &str) -> CrAdmission {
-    let group = crd
-        .pointer("/spec/group")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let kind = crd
-        .pointer("/spec/names/kind")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let versions = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
+    let kind = crd.pointer("/spec/names/kind").and_then(Value::as_str).unwrap_or_default();
+    let versions =
+        crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
     let Some(schema) = versions
         .iter()
         .find(|v| v.get("name").and_then(Value::as_str) == Some(version))
@@ -88,10 +77,7 @@ fn real_crds_are_structural_and_their_rules_compile() {
                 .cloned()
                 .unwrap_or_default();
             for version in versions {
-                let name = version
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let name = version.get("name").and_then(Value::as_str).unwrap_or_default();
                 admission_for(&crd, name);
             }
             eprintln!("{}: structural, {rules} CEL rules compiled", file.display());
@@ -145,10 +131,7 @@ fn good_spec() -> Value {
 }
 
 fn causes_of(err: &crate::error::ApiError) -> Vec<(&str, &str)> {
-    err.causes
-        .iter()
-        .map(|c| (c.field.as_str(), c.message.as_str()))
-        .collect()
+    err.causes.iter().map(|c| (c.field.as_str(), c.message.as_str())).collect()
 }
 
 #[test]
@@ -159,9 +142,8 @@ fn cassandra_datacenters_are_judged_like_the_apiserver() {
     let admission = installed_cassandra_datacenters(&compat);
 
     let mut good = datacenter(good_spec());
-    let warnings = admission
-        .admit(&mut good, None, true)
-        .unwrap_or_else(|e| panic!("{}", e.message));
+    let warnings =
+        admission.admit(&mut good, None, true).unwrap_or_else(|e| panic!("{}", e.message));
     assert!(warnings.is_empty(), "{warnings:?}");
     // The free-form config is kept: `spec` preserves unknown fields.
     assert_eq!(
@@ -171,9 +153,7 @@ fn cassandra_datacenters_are_judged_like_the_apiserver() {
 
     let mut spec = good_spec();
     spec["size"] = json!("3");
-    let err = admission
-        .admit(&mut datacenter(spec), None, false)
-        .unwrap_err();
+    let err = admission.admit(&mut datacenter(spec), None, false).unwrap_err();
     assert_eq!(err.code, 422);
     assert_eq!(
         causes_of(&err)[0],
@@ -183,8 +163,7 @@ fn cassandra_datacenters_are_judged_like_the_apiserver() {
         )
     );
     assert!(
-        err.message
-            .starts_with(r#"CassandraDatacenter.cassandra.datastax.com "dc1" is invalid: "#)
+        err.message.starts_with(r#"CassandraDatacenter.cassandra.datastax.com "dc1" is invalid: "#)
     );
 
     // spec itself preserves unknown fields, so spec.foo is kept even in strict mode; below it
@@ -192,18 +171,15 @@ fn cassandra_datacenters_are_judged_like_the_apiserver() {
     let mut spec = good_spec();
     spec["foo"] = json!("bar");
     spec["racks"][0]["foo"] = json!("bar");
-    let err = admission
-        .admit(&mut datacenter(spec.clone()), None, true)
-        .unwrap_err();
+    let err = admission.admit(&mut datacenter(spec.clone()), None, true).unwrap_err();
     assert_eq!(err.code, 400);
     assert_eq!(
         err.message,
         r#"CassandraDatacenter in version "v1beta1" cannot be handled as a CassandraDatacenter: strict decoding error: unknown field "spec.racks[0].foo""#
     );
     let mut lenient = datacenter(spec);
-    let warnings = admission
-        .admit(&mut lenient, None, false)
-        .unwrap_or_else(|e| panic!("{}", e.message));
+    let warnings =
+        admission.admit(&mut lenient, None, false).unwrap_or_else(|e| panic!("{}", e.message));
     assert_eq!(warnings, vec![r#"unknown field "spec.racks[0].foo""#]);
     assert!(lenient.pointer("/spec/racks/0/foo").is_none());
     assert_eq!(lenient.pointer("/spec/foo"), Some(&json!("bar")));
@@ -211,9 +187,7 @@ fn cassandra_datacenters_are_judged_like_the_apiserver() {
     let mut spec = good_spec();
     spec["serverType"] = json!("scylla");
     spec["racks"][1]["nodeAffinityLabels"] = json!({"zone": 1});
-    let err = admission
-        .admit(&mut datacenter(spec), None, false)
-        .unwrap_err();
+    let err = admission.admit(&mut datacenter(spec), None, false).unwrap_err();
     let causes = causes_of(&err);
     assert!(
         causes.contains(&(
@@ -234,9 +208,7 @@ fn cassandra_datacenters_are_judged_like_the_apiserver() {
     spec["size"] = json!(0);
     spec["serverVersion"] = json!("four");
     spec.as_object_mut().map(|s| s.remove("clusterName"));
-    let err = admission
-        .admit(&mut datacenter(spec), None, false)
-        .unwrap_err();
+    let err = admission.admit(&mut datacenter(spec), None, false).unwrap_err();
     assert_eq!(
         causes_of(&err)[..3],
         [
@@ -261,9 +233,7 @@ fn the_raw_cass_operator_base_rejects_object_config() {
     // config/crd/bases declares `config` as `type: string, format: byte` (json.RawMessage);
     // applied without cass-operator's kustomize patch, the apiserver refuses object configs.
     let admission = admission_for(&cassandra_datacenter_crd(&compat), "v1beta1");
-    let err = admission
-        .admit(&mut datacenter(good_spec()), None, false)
-        .unwrap_err();
+    let err = admission.admit(&mut datacenter(good_spec()), None, false).unwrap_err();
     assert_eq!(
         causes_of(&err)[0],
         (
@@ -339,15 +309,11 @@ fn federator_crds_enforce_their_cel_rules() {
     let base = json!({"serverVersion": "4.1.5", "clusterName": "demo", "datacenters": [dc("dc1", "east"), dc("dc2", "west")]});
 
     let mut created = k8ssandra_cluster(base.clone());
-    admission
-        .admit(&mut created, None, true)
-        .unwrap_or_else(|e| panic!("{}", e.message));
+    admission.admit(&mut created, None, true).unwrap_or_else(|e| panic!("{}", e.message));
 
     let mut duplicate = base.clone();
     duplicate["datacenters"][1]["metadata"]["name"] = json!("dc1");
-    let err = admission
-        .admit(&mut k8ssandra_cluster(duplicate), None, false)
-        .unwrap_err();
+    let err = admission.admit(&mut k8ssandra_cluster(duplicate), None, false).unwrap_err();
     // The CRD may word this rule with reason FieldValueDuplicate (which drops the message)
     // or as a plain Invalid with its message.
     let cause = &err.causes[0];
@@ -360,16 +326,12 @@ fn federator_crds_enforce_their_cel_rules() {
     let mut moved = base.clone();
     moved["datacenters"][0]["k8sContext"] = json!("north");
     moved["clusterName"] = json!("renamed");
-    let err = admission
-        .admit(&mut k8ssandra_cluster(moved), Some(&created), false)
-        .unwrap_err();
+    let err = admission.admit(&mut k8ssandra_cluster(moved), Some(&created), false).unwrap_err();
     let causes = causes_of(&err);
     assert_eq!(causes.len(), 2, "{causes:?}");
     assert_eq!(causes[0].0, "spec.cassandra.clusterName");
     assert!(
-        causes[0]
-            .1
-            .starts_with(r#"Invalid value: "string": clusterName is immutable once set"#)
+        causes[0].1.starts_with(r#"Invalid value: "string": clusterName is immutable once set"#)
     );
     assert_eq!(causes[1].0, "spec.cassandra.datacenters");
     assert!(
@@ -380,9 +342,7 @@ fn federator_crds_enforce_their_cel_rules() {
 
     let mut unnamed = base.clone();
     unnamed.as_object_mut().map(|c| c.remove("clusterName"));
-    let err = admission
-        .admit(&mut k8ssandra_cluster(unnamed), Some(&created), false)
-        .unwrap_err();
+    let err = admission.admit(&mut k8ssandra_cluster(unnamed), Some(&created), false).unwrap_err();
     assert_eq!(causes_of(&err)[0].0, "spec");
     assert!(causes_of(&err)[0].1.contains("cannot be removed once set"));
 
