@@ -1,0 +1,356 @@
+//! Apply: the generated ConfigMaps and the datacenters' writes, per region in tasks of their own
+//! behind the operator's write fence.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use tracing::debug;
+
+use crate::api::cassdc::CassandraDatacenter;
+use crate::api::k8ssandra_cluster::K8ssandraCluster;
+use crate::apply::{apply_if_changed, pending_apply_to, send_apply};
+use crate::federation::notices::{DatacenterOutcome, Outcome};
+use crate::federation::observed::{LiveDatacenter, ObservedCluster};
+use crate::federation::plan::{ClusterKey, ClusterPlan};
+use crate::federation::rollout::{Actions, Decision};
+use crate::workload::labels::{DECOMMISSION_ON_DELETE_ANNOTATION, ownership_selector};
+
+use super::context::*;
+use super::seeding::failures;
+
+/// Applies the ConfigMaps generated for the datacenters about to be created or updated (initial
+/// tokens, Vector's configuration), before them: a pod must find them at its first start. Read
+/// from the regions only for the clusters that have them. Deletes the ones no longer needed
+/// while their datacenter still mounts them. Returns what failed.
+pub(super) async fn apply_generated_config_maps(
+    context: &ControllerContext,
+    cluster_plan: &ClusterPlan,
+    observed: &ObservedCluster,
+    actions: &Actions,
+) -> Vec<String> {
+    let mut wanted = Vec::new();
+    let mut dropped = Vec::new();
+    for dc in &cluster_plan.datacenters {
+        if actions
+            .decision(&dc.name)
+            .is_some_and(|d| matches!(d, Decision::Create | Decision::Update))
+        {
+            wanted.extend(dc.generated_config_maps().map(|config| (dc, config)));
+        }
+        if let Some(live) = observed.get(&dc.name).and_then(|o| o.state.present()) {
+            for name in &dc.dropped_config_maps {
+                if live.spec_mentions(&format!("\"{name}\"")) {
+                    dropped.push((dc, name));
+                }
+            }
+        }
+    }
+    let deletes = dropped.into_iter().map(|(dc, name)| async move {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!(
+                "deleting ConfigMap {}/{name} in region {:?}: {e}",
+                dc.namespace, dc.context
+            )
+        };
+        let client = context.registry.client(&dc.context).map_err(|e| failed(&e))?;
+        let api: Api<ConfigMap> = Api::namespaced(client, &dc.namespace);
+        // Only one generated for this cluster (by Federator or k8ssandra-operator before it): a
+        // ConfigMap of that name may be someone else's.
+        let cluster = &cluster_plan.cluster;
+        let ours = (api.get_opt(name).await.map_err(|e| failed(&e))?).is_some_and(|found| {
+            crate::workload::labels::is_owned_by(
+                Some(found.labels()),
+                &cluster.name,
+                &cluster.namespace,
+            )
+        });
+        if ours {
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(response)) if response.is_not_found() => {}
+                Err(error) => return Err(failed(&error)),
+            }
+        }
+        Ok::<(), String>(())
+    });
+    let mut errors = failures(deletes).await;
+    let applies = wanted.into_iter().map(|(dc, config)| async move {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!(
+                "applying ConfigMap {}/{} in region {:?}: {e}",
+                config.namespace, config.name, dc.context
+            )
+        };
+        let client = context.registry.client(&dc.context).map_err(|e| failed(&e))?;
+        let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
+        let live = api.get_opt(&config.name).await.map_err(|e| failed(&e))?;
+        apply_if_changed(&api, FIELD_MANAGER, &config.to_config_map(), live.as_ref())
+            .await
+            .map_err(|e| failed(&e))?;
+        Ok::<(), String>(())
+    });
+    errors.extend(failures(applies).await);
+    errors
+}
+
+/// One remote write decided by a reconcile, with everything it needs (it may outlive it).
+pub(super) enum Operation {
+    Apply {
+        namespace: String,
+        datacenter: String,
+        /// What to send (or why it could not be made).
+        body: Result<Box<serde_json::value::RawValue>, String>,
+        /// Whether the datacenter exists (the apply updates rather than creates it).
+        exists: bool,
+    },
+    Delete {
+        namespace: String,
+        datacenter: String,
+        annotate_first: bool,
+    },
+}
+
+/// How long a reconcile waits for its region writes before it goes on: fast regions are
+/// reported by the same reconcile, a slow one finishes on its own and re-queues the cluster.
+pub(super) const WRITE_GRACE: Duration = Duration::from_millis(50);
+
+/// Starts the creates, updates and deletes as decided, one task per region, and waits for them
+/// at most [`WRITE_GRACE`]. A region whose previous writes are still under way is skipped: their
+/// end re-queues the cluster, which then decides again. So one slow region never holds up the
+/// others, nor the next change.
+pub(super) async fn act(
+    context: &Arc<ControllerContext>,
+    key: &ObjectRef<K8ssandraCluster>,
+    cluster_plan: &ClusterPlan,
+    observed: &ObservedCluster,
+    actions: &Actions,
+) {
+    // Regions whose writes are under way are decided again when those end (their end re-queues
+    // the cluster): no body is made for them now.
+    let busy: std::collections::HashSet<String> =
+        context.operations.busy_regions(key).into_iter().collect();
+    if !busy.is_empty() {
+        debug!(k8ssandra_cluster = %key, regions = ?busy, "writes still under way there");
+    }
+    let mut by_region: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
+    for decision in &actions.decisions {
+        if busy.contains(&decision.context) {
+            continue;
+        }
+        let operation = match &decision.decision {
+            Decision::Create | Decision::Update => {
+                let Some(planned) = cluster_plan.datacenter(&decision.datacenter) else {
+                    continue;
+                };
+                let live = observed.get(&decision.datacenter).and_then(|o| o.state.present());
+                let desired = datacenter_body(&planned.datacenter, &decision.namespace);
+                let pending = live
+                    .map(LiveDatacenter::to_value)
+                    .transpose()
+                    .and_then(|live| pending_apply_to(&desired, live.as_ref()));
+                let body = match pending {
+                    Ok(Some(body)) => Ok(body),
+                    Ok(None) => continue,
+                    Err(error) => Err(error.to_string()),
+                };
+                Operation::Apply {
+                    namespace: decision.namespace.clone(),
+                    datacenter: decision.datacenter.clone(),
+                    body,
+                    exists: live.is_some(),
+                }
+            }
+            Decision::Delete { annotate_first } => Operation::Delete {
+                namespace: decision.namespace.clone(),
+                datacenter: decision.datacenter.clone(),
+                annotate_first: *annotate_first,
+            },
+            Decision::Wait(_) | Decision::Blocked(_) => continue,
+        };
+        by_region.entry(decision.context.clone()).or_default().push(operation);
+    }
+    let mut started = Vec::new();
+    for (region, operations) in by_region {
+        if !context.operations.start(key, &region) {
+            debug!(k8ssandra_cluster = %key, region = %region, "writes still under way there");
+            continue;
+        }
+        let context = context.clone();
+        let key = key.clone();
+        let cluster = cluster_plan.cluster.clone();
+        let fence = context.fence.clone();
+        started.push(fence.spawn(async move {
+            let outcomes = run_region_operations(&context, &cluster, &region, operations).await;
+            let changed = !outcomes.is_empty();
+            context.operations.finish(&key, &region, outcomes);
+            if changed {
+                let _ = context.completions.unbounded_send(key);
+            }
+        }));
+    }
+    let _ = tokio::time::timeout(WRITE_GRACE, futures::future::join_all(started)).await;
+}
+
+/// Carries out one region's writes, in parallel; returns what happened.
+pub(super) async fn run_region_operations(
+    context: &ControllerContext,
+    cluster: &ClusterKey,
+    region: &str,
+    operations: Vec<Operation>,
+) -> Vec<Outcome> {
+    let client = context.registry.client(region).map_err(|e| e.to_string());
+    let writes = operations.into_iter().map(|operation| {
+        let client = client.clone();
+        async move {
+            let outcome = |namespace: &str, datacenter: &str, outcome| Outcome {
+                datacenter: datacenter.to_string(),
+                context: region.to_string(),
+                namespace: namespace.to_string(),
+                outcome,
+            };
+            match operation {
+                Operation::Apply {
+                    namespace,
+                    datacenter,
+                    body,
+                    exists,
+                } => {
+                    let applied = match (&client, &body) {
+                        (Ok(client), Ok(body)) => {
+                            let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), &namespace);
+                            send_apply(&api, FIELD_MANAGER, &datacenter, body)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                    };
+                    match applied {
+                        Ok(()) if exists => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Updated)),
+                        Ok(()) => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Created)),
+                        Err(e) => Some(outcome(
+                            &namespace,
+                            &datacenter,
+                            DatacenterOutcome::ApplyFailed(format!(
+                                "applying CassandraDatacenter {namespace}/{datacenter} in region {region:?}: {e}"
+                            )),
+                        )),
+                    }
+                }
+                Operation::Delete {
+                    namespace,
+                    datacenter,
+                    annotate_first,
+                } => {
+                    let deleted = match &client {
+                        Ok(client) => {
+                            delete_datacenter(client, cluster, &namespace, &datacenter, annotate_first)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.clone()),
+                    };
+                    Some(match deleted {
+                        Ok(()) => outcome(&namespace, &datacenter, DatacenterOutcome::Deleted),
+                        Err(e) => outcome(
+                            &namespace,
+                            &datacenter,
+                            DatacenterOutcome::DeleteFailed(format!(
+                                "deleting CassandraDatacenter {namespace}/{datacenter} in region {region:?}: {e}"
+                            )),
+                        ),
+                    })
+                }
+            }
+        }
+    });
+    futures::future::join_all(writes).await.into_iter().flatten().collect()
+}
+
+/// The object applied for a datacenter: the plan's, in its namespace, without status.
+pub(super) fn datacenter_body(
+    desired: &CassandraDatacenter,
+    namespace: &str,
+) -> CassandraDatacenter {
+    let mut body = desired.clone();
+    // Status belongs to cass-operator.
+    body.status = None;
+    body.metadata.namespace = Some(namespace.to_string());
+    body
+}
+
+pub(super) async fn delete_datacenter(
+    client: &kube::Client,
+    cluster: &ClusterKey,
+    namespace: &str,
+    name: &str,
+    annotate_first: bool,
+) -> Result<(), kube::Error> {
+    // Its seed slices go with it (the other datacenters' slices drop its seeds by themselves).
+    let selector = format!(
+        "{},{}={name}",
+        ownership_selector(&cluster.name, &cluster.namespace),
+        crate::api::shared::DATACENTER_NAME_LABEL
+    );
+    let only = [namespace.to_string()];
+    delete_labelled::<EndpointSlice>(client, &only, &selector).await?;
+    delete_labelled::<ConfigMap>(client, &only, &generated_config_maps(&selector)).await?;
+    let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), namespace);
+    if annotate_first {
+        // cass-operator decommissions the nodes (each leaves the ring) only when asked.
+        let annotation = serde_json::json!({
+            "metadata": {"annotations": {DECOMMISSION_ON_DELETE_ANNOTATION: "true"}}
+        });
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&annotation)).await?;
+    }
+    match api.delete(name, &DeleteParams::default()).await {
+        // Still there, held by finalizers: k8ssandra-operator's would never go by itself.
+        Ok(deleted) => match deleted.left() {
+            Some(deleting) => {
+                crate::federation::takeover::release(&api, name, Some(&deleting.metadata)).await
+            }
+            None => Ok(()),
+        },
+        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// `selector` narrowed to the generated ConfigMaps (the data plane makes ConfigMaps too).
+pub(super) fn generated_config_maps(selector: &str) -> String {
+    format!(
+        "{selector},{}",
+        crate::workload::generated::GENERATED_CONFIG_MAP_SELECTOR
+    )
+}
+
+/// Deletes every object of kind `K` matching `selector` in `namespaces` (none: everywhere).
+pub(super) async fn delete_labelled<K>(
+    client: &kube::Client,
+    namespaces: &[String],
+    selector: &str,
+) -> Result<usize, kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let listing: Api<K> = crate::cache::scoped(client, namespaces);
+    let found = listing.list(&ListParams::default().labels(selector)).await?;
+    let count = found.items.len();
+    for object in found.items {
+        let api: Api<K> = Api::namespaced(client.clone(), &object.namespace().unwrap_or_default());
+        match api.delete(&object.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(response)) if response.is_not_found() => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(count)
+}
