@@ -132,7 +132,7 @@ async fn run_component<K>(
     watch_namespaces: Vec<String>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) where
-    K: Workload + crate::cache::Watched,
+    K: Workload,
 {
     let (kind, name, created_by) = (K::KIND, K::CONTROLLER, K::CREATED_BY);
     let client = context.client.clone();
@@ -348,13 +348,7 @@ async fn announce<K: Resource<DynamicType = ()>>(
 /// A kind the data-plane pipeline deploys beside a CassandraDatacenter: its builders (pure, in
 /// [`super::stargate`] and [`super::reaper`]) and what it reads before building.
 pub(crate) trait Workload:
-    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-    + Clone
-    + DeserializeOwned
-    + std::fmt::Debug
-    + Send
-    + Sync
-    + 'static
+    crate::cache::Watched + Resource<Scope = k8s_openapi::NamespaceResourceScope>
 {
     const KIND: &'static str;
     /// The controller's name in metrics and health.
