@@ -451,9 +451,7 @@ impl DatacenterOptions {
     /// field by field, with whole values, except `config`, which merges key by key
     /// ([`CassandraConfig::merge`]).
     pub fn merged_over(&self, cluster: &DatacenterOptions) -> DatacenterOptions {
-        fn pick<T: Clone>(own: &Option<T>, fallback: &Option<T>) -> Option<T> {
-            own.clone().or_else(|| fallback.clone())
-        }
+        use super::shared::own_or as pick;
         DatacenterOptions {
             server_version: pick(&self.server_version, &cluster.server_version),
             server_image: pick(&self.server_image, &cluster.server_image),

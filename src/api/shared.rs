@@ -13,6 +13,11 @@ use serde::{Deserialize, Serialize};
 /// rack splits Federator and cass-operator compute grow with it.
 pub const MAX_DATACENTER_SIZE: i32 = 1000;
 
+/// `own` if set, else `fallback`: how a datacenter's (or rack's) option wins over the cluster's.
+pub(crate) fn own_or<T: Clone>(own: &Option<T>, fallback: &Option<T>) -> Option<T> {
+    own.clone().or_else(|| fallback.clone())
+}
+
 /// Re-exported so callers build conditions without importing k8s-openapi paths.
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition as MetaCondition;
 

@@ -250,35 +250,32 @@ impl StargateStatus {
 }
 
 impl StargateTemplate {
-    /// This template with every absent field taken from `fallback` (a rack over its datacenter, a datacenter
-    /// over the cluster): whole values, as k8ssandra-operator merges them.
+    /// This template with every absent field taken from `fallback` (a rack over its datacenter,
+    /// a datacenter over the cluster): whole values, as k8ssandra-operator merges them.
     pub fn merged_over(&self, fallback: &StargateTemplate) -> StargateTemplate {
-        let own = self;
-        fn pick<T: Clone>(own: &Option<T>, fallback: &Option<T>) -> Option<T> {
-            own.clone().or_else(|| fallback.clone())
-        }
+        use super::shared::own_or as pick;
         StargateTemplate {
-            metadata: pick(&own.metadata, &fallback.metadata),
-            container_image: pick(&own.container_image, &fallback.container_image),
-            service_account: pick(&own.service_account, &fallback.service_account),
-            resources: pick(&own.resources, &fallback.resources),
-            heap_size: pick(&own.heap_size, &fallback.heap_size),
-            liveness_probe: pick(&own.liveness_probe, &fallback.liveness_probe),
-            readiness_probe: pick(&own.readiness_probe, &fallback.readiness_probe),
-            node_selector: pick(&own.node_selector, &fallback.node_selector),
-            tolerations: pick(&own.tolerations, &fallback.tolerations),
-            affinity: pick(&own.affinity, &fallback.affinity),
+            metadata: pick(&self.metadata, &fallback.metadata),
+            container_image: pick(&self.container_image, &fallback.container_image),
+            service_account: pick(&self.service_account, &fallback.service_account),
+            resources: pick(&self.resources, &fallback.resources),
+            heap_size: pick(&self.heap_size, &fallback.heap_size),
+            liveness_probe: pick(&self.liveness_probe, &fallback.liveness_probe),
+            readiness_probe: pick(&self.readiness_probe, &fallback.readiness_probe),
+            node_selector: pick(&self.node_selector, &fallback.node_selector),
+            tolerations: pick(&self.tolerations, &fallback.tolerations),
+            affinity: pick(&self.affinity, &fallback.affinity),
             allow_stargate_on_data_nodes: pick(
-                &own.allow_stargate_on_data_nodes,
+                &self.allow_stargate_on_data_nodes,
                 &fallback.allow_stargate_on_data_nodes,
             ),
             cassandra_config_map_ref: pick(
-                &own.cassandra_config_map_ref,
+                &self.cassandra_config_map_ref,
                 &fallback.cassandra_config_map_ref,
             ),
-            telemetry: pick(&own.telemetry, &fallback.telemetry),
-            auth_options: pick(&own.auth_options, &fallback.auth_options),
-            secrets_provider: pick(&own.secrets_provider, &fallback.secrets_provider),
+            telemetry: pick(&self.telemetry, &fallback.telemetry),
+            auth_options: pick(&self.auth_options, &fallback.auth_options),
+            secrets_provider: pick(&self.secrets_provider, &fallback.secrets_provider),
         }
     }
 }
