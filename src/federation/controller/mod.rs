@@ -255,13 +255,22 @@ async fn apply_cluster(
                 ),
                 read_user_per_node_config_hashes(context, &located),
             );
-            let inputs = PlanInputs {
-                running: observed.running(),
-                secret_values,
-                per_node_config_hashes,
-                ..locating
-            };
-            plan_with(k8c, &inputs).map(|cluster_plan| (cluster_plan, observed))
+            let running = observed.running();
+            // With nothing read beyond where the datacenters are, the first plan is the plan.
+            if running.num_tokens.is_empty()
+                && secret_values.is_empty()
+                && per_node_config_hashes.is_empty()
+            {
+                Ok((located, observed))
+            } else {
+                let inputs = PlanInputs {
+                    running,
+                    secret_values,
+                    per_node_config_hashes,
+                    ..locating
+                };
+                plan_with(k8c, &inputs).map(|cluster_plan| (cluster_plan, observed))
+            }
         }
         Err(error) => Err(error),
     };
