@@ -156,6 +156,33 @@ async fn fan_out_metrics() {
 
     dashboard_queries_only_exported_metrics(&after);
 
+    // A write that a region's RBAC refuses is counted by its category, and the reconcile goes on.
+    let forbidden = |text: &str| {
+        metric(
+            text,
+            "federator_region_failures_total",
+            &["controller=\"k8ssandracluster\"", "category=\"forbidden\""],
+        )
+    };
+    assert_eq!(forbidden(&after), 0.0, "every category is exported at zero");
+    sim.forbid(1, "cassandradatacenters", true).expect("forbid");
+    apply(
+        &hub_api::<K8ssandraCluster>(&hub),
+        "demo",
+        k8ssandra_cluster("demo", &[("dc1", "sim-1", 2), ("dc2", "sim-2", 1)]),
+    )
+    .await;
+    wait_for(
+        "the refused apply counted as forbidden",
+        Duration::from_secs(30),
+        || async {
+            let (_, text) = http_get(addr, "/metrics").await;
+            (forbidden(&text) > 0.0).then_some(())
+        },
+    )
+    .await;
+    sim.forbid(1, "cassandradatacenters", false).expect("allow");
+
     // A region whose ClientConfig is deleted leaves no series behind.
     hub_api::<ClientConfig>(&hub)
         .delete("sim-2", &Default::default())

@@ -19,6 +19,7 @@
 pub mod change;
 pub mod controller;
 pub mod create;
+pub mod failure;
 pub mod identity;
 pub mod kubeconfig;
 pub mod probe;
@@ -28,6 +29,7 @@ pub mod status;
 pub mod transport;
 
 pub use change::{ChangeKind, RegionChange};
+pub use failure::{FailureCategory, RegionFailure};
 pub use kubeconfig::{KubeconfigPolicy, Refusal, RefusalReason, RegionKubeconfig};
 pub use region::{FailureKind, HealthReport, ProbeFailure, Region, RegionError, is_timeout};
 pub use registry::{RegionSummary, Registry};

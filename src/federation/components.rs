@@ -51,7 +51,7 @@ use crate::api::stargate::{
     CassandraEncryption, Stargate, StargateDatacenterRef, StargateSpec, StargateStatus,
 };
 use crate::apply::apply_if_changed;
-use crate::clusters::Registry;
+use crate::clusters::{RegionFailure, Registry};
 use crate::workload::encryption::{self, Traffic};
 use crate::workload::labels::{
     CASSANDRA_CLUSTER_LABEL, CASSANDRA_DATACENTER_LABEL, COMPONENT_LABEL, clean_for_kubernetes,
@@ -360,7 +360,7 @@ fn reaper_with_logins(
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ComponentsReport {
     /// What failed, with its region and object.
-    pub errors: Vec<String>,
+    pub errors: Vec<RegionFailure>,
     /// Regions that answered: their datacenters' entries are replaced; others keep theirs.
     pub answered: BTreeSet<String>,
     /// Status of each datacenter's Stargate and Reaper, as their regions report it.
@@ -474,7 +474,7 @@ async fn converge<K>(
     region: &str,
     wanted: &[(&K, bool)],
     live: Vec<K>,
-    errors: &mut Vec<String>,
+    errors: &mut Vec<RegionFailure>,
 ) -> BTreeMap<(String, String), K>
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -493,10 +493,8 @@ where
         }
         let api: Api<K> = Api::namespaced(client.clone(), &key.0);
         if let Err(error) = apply_if_changed(&api, FIELD_MANAGER, *object, current).await {
-            errors.push(format!(
-                "applying {kind} {}/{} in region {region:?}: {error}",
-                key.0, key.1
-            ));
+            let doing = format!("applying {kind} {}/{}", key.0, key.1);
+            errors.push(RegionFailure::kube(region, doing, &error));
         }
     }
     let wanted_keys: BTreeSet<(String, String)> = wanted.iter().map(|(o, _)| key_of(*o)).collect();
@@ -505,10 +503,10 @@ where
         match api.delete(&key.1, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(kube::Error::Api(response)) if response.is_not_found() => {}
-            Err(error) => errors.push(format!(
-                "deleting {kind} {}/{} in region {region:?}: {error}",
-                key.0, key.1
-            )),
+            Err(error) => {
+                let doing = format!("deleting {kind} {}/{}", key.0, key.1);
+                errors.push(RegionFailure::kube(region, doing, &error));
+            }
         }
     }
     live
@@ -539,7 +537,7 @@ async fn reconcile_region(
         serves_service_monitors(&client),
     );
     let mut failed = |what: &str, error: kube::Error| {
-        errors.push(format!("{what} in region {region:?}: {error}"));
+        errors.push(RegionFailure::kube(&region, what, &error));
     };
     let (stargates, reapers, monitors_served) = match (stargates, reapers, monitors_served) {
         (Ok(s), Ok(r), Ok(m)) => (s, r, m),
@@ -571,8 +569,10 @@ async fn reconcile_region(
             Ok(live) => {
                 converge(&client, &region, &wanted, live, errors).await;
             }
-            Err(error) => errors.push(format!(
-                "listing ServiceMonitors in region {region:?}: {error}"
+            Err(error) => errors.push(RegionFailure::kube(
+                &region,
+                "listing ServiceMonitors",
+                &error,
             )),
         }
     } else {

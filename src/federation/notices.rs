@@ -13,6 +13,7 @@ use super::status::{
 };
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::shared::{CONDITION_TRUE, find_condition};
+use crate::clusters::RegionFailure;
 use crate::events::Notice;
 
 /// What happened to one datacenter's CassandraDatacenter in this reconcile.
@@ -21,8 +22,8 @@ pub enum DatacenterOutcome {
     Created,
     Updated,
     Deleted,
-    ApplyFailed(String),
-    DeleteFailed(String),
+    ApplyFailed(RegionFailure),
+    DeleteFailed(RegionFailure),
 }
 
 /// One outcome, with where it happened.
@@ -75,16 +76,17 @@ pub fn outcome_notices(outcomes: &[Outcome], previous_error: Option<&str>) -> Ve
                     "Delete",
                     format!("{} deleted (decommissioned first)", target(o)),
                 ),
-                DatacenterOutcome::ApplyFailed(error) | DatacenterOutcome::DeleteFailed(error)
-                    if previous_error.is_some_and(|p| p.contains(error.as_str())) =>
+                DatacenterOutcome::ApplyFailed(failure)
+                | DatacenterOutcome::DeleteFailed(failure)
+                    if previous_error.is_some_and(|p| p.contains(&failure.to_string())) =>
                 {
                     return None;
                 }
-                DatacenterOutcome::ApplyFailed(error) => {
-                    Notice::warning("ApplyFailed", "Apply", error.clone())
+                DatacenterOutcome::ApplyFailed(failure) => {
+                    Notice::warning("ApplyFailed", "Apply", failure.to_string())
                 }
-                DatacenterOutcome::DeleteFailed(error) => {
-                    Notice::warning("DeleteFailed", "Delete", error.clone())
+                DatacenterOutcome::DeleteFailed(failure) => {
+                    Notice::warning("DeleteFailed", "Delete", failure.to_string())
                 }
             };
             Some(notice.about(datacenter_reference(o)))
@@ -237,14 +239,19 @@ mod tests {
 
     #[test]
     fn a_failure_is_announced_once_not_on_every_retry() {
-        let failed = [outcome(DatacenterOutcome::ApplyFailed(
-            "denied by webhook".into(),
-        ))];
+        let failure = RegionFailure::new(
+            "east",
+            "applying CassandraDatacenter db/dc1",
+            crate::clusters::FailureCategory::Rejected,
+            "denied by webhook",
+        );
+        let failed = [outcome(DatacenterOutcome::ApplyFailed(failure.clone()))];
         let first = outcome_notices(&failed, None);
         assert_eq!(first.len(), 1);
         assert!(first[0].warning);
         assert_eq!(first[0].reason, "ApplyFailed");
-        assert!(outcome_notices(&failed, Some("x; denied by webhook")).is_empty());
+        assert_eq!(first[0].note, failure.to_string());
+        assert!(outcome_notices(&failed, Some(&format!("x; {failure}"))).is_empty());
     }
 
     #[test]

@@ -38,6 +38,8 @@ use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretSpec, ReplicationTarget};
 use crate::api::shared::{CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL};
 use crate::apply::apply_if_changed;
+use crate::clusters::failure::HUB;
+use crate::clusters::{FailureCategory, RegionFailure};
 use crate::replication::desired::{
     ORPHAN_ANNOTATION, condition_of, describe_target, is_replicated_to,
 };
@@ -286,7 +288,7 @@ pub fn pending_datacenters(
 #[derive(Clone, Debug, Default)]
 pub struct SecretsOutcome {
     pub pending: BTreeMap<String, String>,
-    pub errors: Vec<String>,
+    pub errors: Vec<RegionFailure>,
 }
 
 /// What the hub's watches have seen of the clusters' secrets: read before asking the hub, so a
@@ -396,17 +398,21 @@ pub async fn reconcile(
                 if let Err(error) =
                     apply_if_changed(&api, super::FIELD_MANAGER, desired, found.as_ref()).await
                 {
-                    outcome.errors.push(format!(
-                        "applying ReplicatedSecret {}/{}: {error}",
+                    let doing = format!(
+                        "applying ReplicatedSecret {}/{}",
                         plan.cluster.namespace, plan.cluster.name
-                    ));
+                    );
+                    outcome.errors.push(RegionFailure::kube(HUB, doing, &error));
                 }
                 live = found;
             }
-            Err(error) => outcome.errors.push(format!(
-                "reading ReplicatedSecret {}/{}: {error}",
-                plan.cluster.namespace, plan.cluster.name
-            )),
+            Err(error) => {
+                let doing = format!(
+                    "reading ReplicatedSecret {}/{}",
+                    plan.cluster.namespace, plan.cluster.name
+                );
+                outcome.errors.push(RegionFailure::kube(HUB, doing, &error));
+            }
         }
     }
     // A ReplicatedSecret applied just now has no condition for a new target yet: pending.
@@ -494,26 +500,33 @@ async fn ensure_cluster_secret(
     k8c: &K8ssandraCluster,
     plan: &ClusterPlan,
     secret: &ClusterSecret,
-) -> Result<(), String> {
+) -> Result<(), RegionFailure> {
     let api: Api<Secret> = Api::namespaced(hub.clone(), &plan.cluster.namespace);
     let context = |what: &str, error: kube::Error| {
-        format!(
-            "{what} {} Secret {}/{}: {error}",
+        let doing = format!(
+            "{what} {} Secret {}/{}",
             secret.purpose.describe(),
             plan.cluster.namespace,
             secret.name
-        )
+        );
+        RegionFailure::kube(HUB, doing, &error)
     };
     let existing = api.get_opt(&secret.name).await.map_err(|e| context("reading", e))?;
     let Some(existing) = existing else {
         if !secret.generated {
-            return Err(format!(
+            let missing = format!(
                 "{} Secret {}/{} named by {} does not exist; create it in the hub with {}",
                 secret.purpose.describe(),
                 plan.cluster.namespace,
                 secret.name,
                 secret.purpose.field(),
                 secret.purpose.contents()
+            );
+            return Err(RegionFailure::new(
+                HUB,
+                missing,
+                FailureCategory::MissingReference,
+                "",
             ));
         }
         let generated = generated_secret(k8c, plan, secret, &generate_password());

@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::observed::ObservedCluster;
 use crate::api::cassdc::CassandraDatacenter;
-use crate::clusters::Registry;
+use crate::clusters::{RegionFailure, Registry};
 use crate::workload::labels::K8SSANDRA_CLUSTER_FINALIZER;
 
 /// k8ssandra-operator's finalizer on the CassandraDatacenters it made.
@@ -64,20 +64,26 @@ pub async fn release(
 /// Releases every observed datacenter of the cluster that is being deleted and still carries
 /// k8ssandra-operator's finalizer (a deletion started before, or whose release failed); returns
 /// what failed.
-pub async fn release_deleting(registry: &Registry, observed: &ObservedCluster) -> Vec<String> {
+pub async fn release_deleting(
+    registry: &Registry,
+    observed: &ObservedCluster,
+) -> Vec<RegionFailure> {
     let releases = observed.datacenters.iter().filter_map(|(name, o)| {
         let dc = o.state.present()?;
         dc.meta().deletion_timestamp.as_ref()?;
         without_upstream_finalizer(dc.meta())?;
         Some(async move {
-            let client = registry.client(&o.context).map_err(|e| e.to_string())?;
+            let doing = format!(
+                "removing k8ssandra-operator's finalizer from CassandraDatacenter {}/{name}",
+                o.namespace
+            );
+            let client = registry
+                .client(&o.context)
+                .map_err(|e| RegionFailure::region(&o.context, &doing, &e))?;
             let api: Api<CassandraDatacenter> = Api::namespaced(client, &o.namespace);
-            release(&api, name, Some(dc.meta())).await.map_err(|e| {
-                format!(
-                    "removing k8ssandra-operator's finalizer from CassandraDatacenter {}/{name} in region {:?}: {e}",
-                    o.namespace, o.context
-                )
-            })
+            release(&api, name, Some(dc.meta()))
+                .await
+                .map_err(|e| RegionFailure::kube(&o.context, &doing, &e))
         })
     });
     join_all(releases).await.into_iter().filter_map(Result::err).collect()

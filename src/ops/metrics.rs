@@ -35,6 +35,13 @@ pub struct ReconcileErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionFailureLabels {
+    pub controller: String,
+    /// [`crate::clusters::FailureCategory::metric_label`].
+    pub category: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerExitLabels {
     pub controller: String,
     pub cause: String,
@@ -94,6 +101,7 @@ pub struct Metrics {
     reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     reconciles_in_flight: Family<ControllerLabels, Gauge>,
     controller_exits: Family<ControllerExitLabels, Counter>,
+    region_failures: Family<RegionFailureLabels, Counter>,
     region_requests: Family<RegionRequestLabels, Counter>,
     region_request_errors: Family<RegionRequestLabels, Counter>,
     region_request_duration: Family<RegionLabels, Histogram, fn() -> Histogram>,
@@ -111,6 +119,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "federator_reconcile_duration_seconds",
     "federator_reconciles_in_flight",
     "federator_controller_exits_total",
+    "federator_region_failures_total",
     "federator_region_requests_total",
     "federator_region_request_errors_total",
     "federator_region_request_duration_seconds",
@@ -160,6 +169,13 @@ impl Metrics {
             "Controllers that ended while the operator should run (a panic in a reconcile, say), \
              per controller and cause; the replica then stops, gives up its Lease and fails /healthz",
             controller_exits.clone(),
+        );
+        let region_failures = Family::default();
+        registry.register(
+            "region_failures",
+            "Steps of a reconcile that failed in one region (the reconcile goes on with the others), \
+             per controller and category: what fixes it and how soon it is tried again",
+            region_failures.clone(),
         );
         let region_requests = Family::default();
         registry.register(
@@ -211,6 +227,7 @@ impl Metrics {
             reconcile_duration,
             reconciles_in_flight,
             controller_exits,
+            region_failures,
             region_requests,
             region_request_errors,
             region_request_duration,
@@ -283,6 +300,8 @@ impl Metrics {
                 cause: cause.label().to_string(),
             });
         }
+        // Every category at zero, so that failure rates exist before the first failure.
+        self.region_failures(controller, []);
     }
 
     pub(crate) fn controller_exited(&self, controller: &str, cause: &str) {
@@ -321,6 +340,25 @@ impl Metrics {
             self.reconcile_errors.get_or_create(&errors(kind)).inc();
         }
         self.reconcile_duration.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+
+    /// Counts the region failures of one reconcile of `controller` (every category exists at
+    /// zero once the controller reported).
+    pub fn region_failures(
+        &self,
+        controller: &str,
+        failures: impl IntoIterator<Item = crate::clusters::FailureCategory>,
+    ) {
+        let labels = |category: crate::clusters::FailureCategory| RegionFailureLabels {
+            controller: controller.to_string(),
+            category: category.metric_label().to_string(),
+        };
+        for category in crate::clusters::FailureCategory::ALL {
+            let _ = self.region_failures.get_or_create(&labels(category));
+        }
+        for category in failures {
+            self.region_failures.get_or_create(&labels(category)).inc();
+        }
     }
 
     /// Records one region request's outcome.

@@ -1,7 +1,7 @@
 //! Gather: what the regions and the hub hold for a cluster (its datacenters as they are, the
 //! ConfigMaps its datacenters reference), read in parallel, each region bounded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -10,15 +10,57 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
 use crate::api::cassdc::CassandraDatacenter;
-use crate::api::k8ssandra_cluster::K8ssandraClusterStatus;
+use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
 use crate::clusters::RegionError;
 use crate::federation::observed::{
     LiveDatacenter, ObservedCluster, ObservedDatacenter, RemoteState, known_contexts,
 };
-use crate::federation::plan::{ClusterKey, ClusterPlan};
-use crate::workload::labels::ownership_selector;
+use crate::federation::plan::{ClusterKey, ClusterPlan, PlanError, PlanInputs, plan_with};
+use crate::workload::labels::{ADOPT_ANNOTATION, ownership_selector};
 
 use super::context::*;
+
+/// Gather, then plan: where the datacenters are comes from the spec and the registry alone (a
+/// context that reaches the hub is the hub, ""); what the plan applied reads besides the spec
+/// is then read there (what the existing datacenters run with, store passwords, per-node
+/// ConfigMaps), and the plan is made from it whole.
+pub(super) async fn gather_and_plan(
+    context: &Arc<ControllerContext>,
+    k8c: &K8ssandraCluster,
+) -> Result<(ClusterPlan, ObservedCluster), PlanError> {
+    let hub_contexts: BTreeSet<String> =
+        cluster_contexts(k8c).into_iter().filter(|c| context.registry.reaches_hub(c)).collect();
+    let locating = PlanInputs {
+        hub_contexts,
+        ..PlanInputs::default()
+    };
+    let located = plan_with(k8c, &locating)?;
+    let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
+    let (observed, secret_values, per_node_config_hashes) = futures::join!(
+        observe(context, &located, k8c.status.as_ref(), adopt),
+        crate::federation::secrets::read_store_passwords(
+            &context.hub,
+            &context.secret_caches,
+            &located
+        ),
+        read_user_per_node_config_hashes(context, &located),
+    );
+    let running = observed.running();
+    // With nothing read beyond where the datacenters are, the first plan is the plan.
+    if running.num_tokens.is_empty()
+        && secret_values.is_empty()
+        && per_node_config_hashes.is_empty()
+    {
+        return Ok((located, observed));
+    }
+    let inputs = PlanInputs {
+        running,
+        secret_values,
+        per_node_config_hashes,
+        ..locating
+    };
+    plan_with(k8c, &inputs).map(|cluster_plan| (cluster_plan, observed))
+}
 
 /// One datacenter to look up: planned, or removed from the spec but still known.
 pub(super) struct Lookup {

@@ -13,6 +13,7 @@ use tracing::debug;
 
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::apply::{pending_apply_to, send_apply};
+use crate::clusters::{FailureCategory, RegionFailure};
 use crate::federation::observed::ObservedCluster;
 use crate::federation::plan::ClusterPlan;
 use crate::federation::rollout::{Actions, Decision};
@@ -29,7 +30,7 @@ pub(super) struct SeedSlices {
     pub(super) refresh_after: Option<Duration>,
     /// Datacenters whose seed pods could not be listed (e.g. the region's RBAC refuses it):
     /// the other datacenters lack their seeds, which the status must say.
-    pub(super) lookup_errors: Vec<String>,
+    pub(super) lookup_errors: Vec<RegionFailure>,
 }
 
 /// Which datacenters' seed slices to apply.
@@ -106,9 +107,10 @@ pub(super) async fn seed_slices(
                     .collect()),
                 Err(error) => {
                     debug!(datacenter = %dc.name, region = %dc.context, error = %error, "seed pods not listed");
-                    Err(format!(
-                        "listing the seed pods of datacenter {} in region {:?}: {error}",
-                        dc.name, dc.context
+                    Err(RegionFailure::kube(
+                        &dc.context,
+                        format!("listing the seed pods of datacenter {}", dc.name),
+                        &error,
                     ))
                 }
             };
@@ -136,10 +138,10 @@ pub(super) async fn seed_slices(
     }
 }
 
-/// Runs `writes` together; returns the errors of those that failed.
+/// Runs `writes` together; returns the failures of those that failed.
 pub(super) async fn failures(
-    writes: impl IntoIterator<Item = impl std::future::Future<Output = Result<(), String>>>,
-) -> Vec<String> {
+    writes: impl IntoIterator<Item = impl std::future::Future<Output = Result<(), RegionFailure>>>,
+) -> Vec<RegionFailure> {
     futures::future::join_all(writes).await.into_iter().filter_map(Result::err).collect()
 }
 
@@ -149,7 +151,7 @@ pub(super) async fn apply_seed_slices(
     seeds: &SeedSlices,
     actions: &Actions,
     phase: SeedPhase,
-) -> Vec<String> {
+) -> Vec<RegionFailure> {
     let applies = seeds
         .slices
         .iter()
@@ -160,16 +162,19 @@ pub(super) async fn apply_seed_slices(
             })
         })
         .map(|seeds| async move {
-            let client = context.registry.client(&seeds.context).map_err(|e| e.to_string())?;
+            let region = &seeds.context;
+            let client = context
+                .registry
+                .client(region)
+                .map_err(|e| RegionFailure::region(region, "applying seed EndpointSlices", &e))?;
             let api: Api<EndpointSlice> = Api::namespaced(client, &seeds.namespace);
-            let cache = context.caches.region(&seeds.context);
+            let cache = context.caches.region(region);
             for slice in &seeds.slices {
                 let name = slice.name();
-                let failed = |e: &dyn std::fmt::Display| {
-                    format!(
-                        "applying seed EndpointSlice {}/{name} in region {:?}: {e}",
-                        seeds.namespace, seeds.context
-                    )
+                let doing = || format!("applying seed EndpointSlice {}/{name}", seeds.namespace);
+                let failed = |e: kube::Error| RegionFailure::kube(region, doing(), &e);
+                let unserialisable = |e: serde_json::Error| {
+                    RegionFailure::new(region, doing(), FailureCategory::Internal, e)
                 };
                 let cached = cache.as_ref().and_then(|cache| {
                     cache.seed_slices.get(&ObjectRef::new(name).within(&seeds.namespace))
@@ -188,20 +193,16 @@ pub(super) async fn apply_seed_slices(
                 let pending = {
                     let live = match cached {
                         Some(cached) => Some(cached.to_value()),
-                        None => api
-                            .get_opt(name)
-                            .await
-                            .map_err(|e| failed(&e))?
-                            .map(serde_json::to_value),
+                        None => api.get_opt(name).await.map_err(failed)?.map(serde_json::to_value),
                     };
-                    let live = live.transpose().map_err(|e| failed(&e))?;
+                    let live = live.transpose().map_err(unserialisable)?;
                     pending_apply_to(&slice.to_endpoint_slice(), live.as_ref())
-                        .map_err(|e| failed(&e))?
+                        .map_err(unserialisable)?
                 };
                 match pending {
-                    Some(body) => send_apply(&api, FIELD_MANAGER, name, &body)
-                        .await
-                        .map_err(|e| failed(&e))?,
+                    Some(body) => {
+                        send_apply(&api, FIELD_MANAGER, name, &body).await.map_err(failed)?
+                    }
                     None => {
                         if let Some(version) = cached_version {
                             context.seed_memo.confirm(memo_key, fingerprint, version);
@@ -209,7 +210,7 @@ pub(super) async fn apply_seed_slices(
                     }
                 }
             }
-            Ok::<(), String>(())
+            Ok(())
         });
     failures(applies).await
 }

@@ -15,6 +15,7 @@ use tracing::debug;
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::apply::{apply_if_changed, pending_apply_to, send_apply};
+use crate::clusters::{FailureCategory, RegionError, RegionFailure};
 use crate::federation::notices::{DatacenterOutcome, Outcome};
 use crate::federation::observed::{LiveDatacenter, ObservedCluster};
 use crate::federation::plan::{ClusterKey, ClusterPlan};
@@ -33,7 +34,7 @@ pub(super) async fn apply_generated_config_maps(
     cluster_plan: &ClusterPlan,
     observed: &ObservedCluster,
     actions: &Actions,
-) -> Vec<String> {
+) -> Vec<RegionFailure> {
     let mut wanted = Vec::new();
     let mut dropped = Vec::new();
     for dc in &cluster_plan.datacenters {
@@ -52,18 +53,17 @@ pub(super) async fn apply_generated_config_maps(
         }
     }
     let deletes = dropped.into_iter().map(|(dc, name)| async move {
-        let failed = |e: &dyn std::fmt::Display| {
-            format!(
-                "deleting ConfigMap {}/{name} in region {:?}: {e}",
-                dc.namespace, dc.context
-            )
-        };
-        let client = context.registry.client(&dc.context).map_err(|e| failed(&e))?;
+        let doing = format!("deleting ConfigMap {}/{name}", dc.namespace);
+        let client = context
+            .registry
+            .client(&dc.context)
+            .map_err(|e| RegionFailure::region(&dc.context, &doing, &e))?;
+        let failed = |e: kube::Error| RegionFailure::kube(&dc.context, &doing, &e);
         let api: Api<ConfigMap> = Api::namespaced(client, &dc.namespace);
         // Only one generated for this cluster (by Federator or k8ssandra-operator before it): a
         // ConfigMap of that name may be someone else's.
         let cluster = &cluster_plan.cluster;
-        let ours = (api.get_opt(name).await.map_err(|e| failed(&e))?).is_some_and(|found| {
+        let ours = (api.get_opt(name).await.map_err(failed)?).is_some_and(|found| {
             crate::workload::labels::is_owned_by(
                 Some(found.labels()),
                 &cluster.name,
@@ -74,26 +74,25 @@ pub(super) async fn apply_generated_config_maps(
             match api.delete(name, &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(response)) if response.is_not_found() => {}
-                Err(error) => return Err(failed(&error)),
+                Err(error) => return Err(failed(error)),
             }
         }
-        Ok::<(), String>(())
+        Ok(())
     });
     let mut errors = failures(deletes).await;
     let applies = wanted.into_iter().map(|(dc, config)| async move {
-        let failed = |e: &dyn std::fmt::Display| {
-            format!(
-                "applying ConfigMap {}/{} in region {:?}: {e}",
-                config.namespace, config.name, dc.context
-            )
-        };
-        let client = context.registry.client(&dc.context).map_err(|e| failed(&e))?;
+        let doing = format!("applying ConfigMap {}/{}", config.namespace, config.name);
+        let client = context
+            .registry
+            .client(&dc.context)
+            .map_err(|e| RegionFailure::region(&dc.context, &doing, &e))?;
+        let failed = |e: kube::Error| RegionFailure::kube(&dc.context, &doing, &e);
         let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
-        let live = api.get_opt(&config.name).await.map_err(|e| failed(&e))?;
+        let live = api.get_opt(&config.name).await.map_err(failed)?;
         apply_if_changed(&api, FIELD_MANAGER, &config.to_config_map(), live.as_ref())
             .await
-            .map_err(|e| failed(&e))?;
-        Ok::<(), String>(())
+            .map_err(failed)?;
+        Ok(())
     });
     errors.extend(failures(applies).await);
     errors
@@ -105,7 +104,7 @@ pub(super) enum Operation {
         namespace: String,
         datacenter: String,
         /// What to send (or why it could not be made).
-        body: Result<Box<serde_json::value::RawValue>, String>,
+        body: Result<Box<serde_json::value::RawValue>, serde_json::Error>,
         /// Whether the datacenter exists (the apply updates rather than creates it).
         exists: bool,
     },
@@ -157,7 +156,7 @@ pub(super) async fn act(
                 let body = match pending {
                     Ok(Some(body)) => Ok(body),
                     Ok(None) => continue,
-                    Err(error) => Err(error.to_string()),
+                    Err(error) => Err(error),
                 };
                 Operation::Apply {
                     namespace: decision.namespace.clone(),
@@ -204,15 +203,25 @@ pub(super) async fn run_region_operations(
     region: &str,
     operations: Vec<Operation>,
 ) -> Vec<Outcome> {
-    let client = context.registry.client(region).map_err(|e| e.to_string());
+    let client = context.registry.client(region);
     let writes = operations.into_iter().map(|operation| {
-        let client = client.clone();
+        let client = client.as_ref();
         async move {
             let outcome = |namespace: &str, datacenter: &str, outcome| Outcome {
                 datacenter: datacenter.to_string(),
                 context: region.to_string(),
                 namespace: namespace.to_string(),
                 outcome,
+            };
+            let failure = |doing: &str, namespace: &str, datacenter: &str, error: WriteError| {
+                let doing = format!("{doing} CassandraDatacenter {namespace}/{datacenter}");
+                match error {
+                    WriteError::Region(e) => RegionFailure::region(region, doing, e),
+                    WriteError::Kube(e) => RegionFailure::kube(region, doing, &e),
+                    WriteError::Body(e) => {
+                        RegionFailure::new(region, doing, FailureCategory::Internal, e)
+                    }
+                }
             };
             match operation {
                 Operation::Apply {
@@ -221,55 +230,68 @@ pub(super) async fn run_region_operations(
                     body,
                     exists,
                 } => {
-                    let applied = match (&client, &body) {
+                    let applied = match (client, body) {
                         (Ok(client), Ok(body)) => {
-                            let api: Api<CassandraDatacenter> = Api::namespaced(client.clone(), &namespace);
-                            send_apply(&api, FIELD_MANAGER, &datacenter, body)
+                            let api: Api<CassandraDatacenter> =
+                                Api::namespaced(client.clone(), &namespace);
+                            send_apply(&api, FIELD_MANAGER, &datacenter, &body)
                                 .await
-                                .map_err(|e| e.to_string())
+                                .map_err(WriteError::Kube)
                         }
-                        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                        (Err(e), _) => Err(WriteError::Region(e)),
+                        (_, Err(e)) => Err(WriteError::Body(e)),
                     };
-                    match applied {
-                        Ok(()) if exists => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Updated)),
-                        Ok(()) => Some(outcome(&namespace, &datacenter, DatacenterOutcome::Created)),
-                        Err(e) => Some(outcome(
+                    let result = match applied {
+                        Ok(()) if exists => DatacenterOutcome::Updated,
+                        Ok(()) => DatacenterOutcome::Created,
+                        Err(e) => DatacenterOutcome::ApplyFailed(failure(
+                            "applying",
                             &namespace,
                             &datacenter,
-                            DatacenterOutcome::ApplyFailed(format!(
-                                "applying CassandraDatacenter {namespace}/{datacenter} in region {region:?}: {e}"
-                            )),
+                            e,
                         )),
-                    }
+                    };
+                    outcome(&namespace, &datacenter, result)
                 }
                 Operation::Delete {
                     namespace,
                     datacenter,
                     annotate_first,
                 } => {
-                    let deleted = match &client {
-                        Ok(client) => {
-                            delete_datacenter(client, cluster, &namespace, &datacenter, annotate_first)
-                                .await
-                                .map_err(|e| e.to_string())
-                        }
-                        Err(e) => Err(e.clone()),
-                    };
-                    Some(match deleted {
-                        Ok(()) => outcome(&namespace, &datacenter, DatacenterOutcome::Deleted),
-                        Err(e) => outcome(
+                    let deleted = match client {
+                        Ok(client) => delete_datacenter(
+                            client,
+                            cluster,
                             &namespace,
                             &datacenter,
-                            DatacenterOutcome::DeleteFailed(format!(
-                                "deleting CassandraDatacenter {namespace}/{datacenter} in region {region:?}: {e}"
-                            )),
-                        ),
-                    })
+                            annotate_first,
+                        )
+                        .await
+                        .map_err(WriteError::Kube),
+                        Err(e) => Err(WriteError::Region(e)),
+                    };
+                    let result = match deleted {
+                        Ok(()) => DatacenterOutcome::Deleted,
+                        Err(e) => DatacenterOutcome::DeleteFailed(failure(
+                            "deleting",
+                            &namespace,
+                            &datacenter,
+                            e,
+                        )),
+                    };
+                    outcome(&namespace, &datacenter, result)
                 }
             }
         }
     });
-    futures::future::join_all(writes).await.into_iter().flatten().collect()
+    futures::future::join_all(writes).await
+}
+
+/// Why one datacenter write failed, until it is told as a [`RegionFailure`].
+enum WriteError<'a> {
+    Region(&'a RegionError),
+    Kube(kube::Error),
+    Body(serde_json::Error),
 }
 
 /// The object applied for a datacenter: the plan's, in its namespace, without status.

@@ -1,0 +1,117 @@
+//! Apply, as a stage: from the plan and what was gathered, decide and bring every region to the
+//! plan (the cluster's Secrets in the hub, seeds, generated ConfigMaps, the datacenters, their
+//! components), and collect what happened for the status stage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::k8ssandra_cluster::K8ssandraCluster;
+use crate::clusters::RegionFailure;
+use crate::federation::components::ComponentsReport;
+use crate::federation::notices::{DatacenterOutcome, Outcome};
+use crate::federation::observed::ObservedCluster;
+use crate::federation::plan::ClusterPlan;
+use crate::federation::rollout::{Actions, Decision, decide};
+
+use super::context::*;
+use super::seeding::*;
+use super::write::*;
+
+/// What the apply stage did.
+pub(super) struct Applied {
+    pub(super) actions: Actions,
+    /// Datacenter writes finished since the last reconcile, and this one's that finished in
+    /// the write grace.
+    pub(super) outcomes: Vec<Outcome>,
+    /// `additionalSeeds` host names that did not resolve (None without host names).
+    pub(super) unresolved_seeds: Option<Vec<String>>,
+    /// When the seed host names' answers run out.
+    pub(super) seeds_refresh_after: Option<Duration>,
+    /// Every step that failed, region by region.
+    pub(super) failures: Vec<RegionFailure>,
+    pub(super) components: ComponentsReport,
+    /// Regions whose datacenter writes are still under way.
+    pub(super) regions_busy: bool,
+}
+
+impl Applied {
+    /// Applied everywhere: nothing failed or refused, and no region's writes still under way.
+    pub(super) fn everywhere(&self) -> bool {
+        self.failures.is_empty()
+            && self.actions.refused.is_none()
+            && !self.regions_busy
+            && self
+                .actions
+                .decisions
+                .iter()
+                .all(|d| matches!(d.decision, Decision::Create | Decision::Update))
+    }
+}
+
+/// Decides and acts. Secrets first (a datacenter waits for its secrets in its region), then
+/// seeds before creating: a datacenter created now finds the other regions' seeds at its first
+/// start. Seeds of existing datacenters are refreshed after the updates, which then reach the
+/// regions without waiting for the seed lookups.
+pub(super) async fn converge(
+    context: &Arc<ControllerContext>,
+    k8c: &K8ssandraCluster,
+    cluster_plan: &ClusterPlan,
+    observed: &mut ObservedCluster,
+) -> Applied {
+    let secrets = crate::federation::secrets::reconcile(
+        &context.hub,
+        &context.secret_caches,
+        k8c,
+        cluster_plan,
+    )
+    .await;
+    observed.secrets_pending = secrets.pending;
+    observed.passwords_missing = cluster_plan.passwords_missing.clone();
+    observed.per_node_config_missing = cluster_plan.per_node_config_missing.clone();
+    observed.refused_watches =
+        context.caches.refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
+    let observed = &*observed;
+    let actions = decide(cluster_plan, observed);
+    let mut failures =
+        crate::federation::takeover::release_deleting(&context.registry, observed).await;
+    failures.extend(secrets.errors);
+    let creating = actions.decisions.iter().any(|d| matches!(d.decision, Decision::Create));
+    let early_seeds = match creating {
+        true => Some(seed_slices(context, k8c, cluster_plan, observed).await),
+        false => None,
+    };
+    if let Some(seeds) = &early_seeds {
+        failures.extend(apply_seed_slices(context, seeds, &actions, SeedPhase::BeforeCreate).await);
+    }
+    failures.extend(apply_generated_config_maps(context, cluster_plan, observed, &actions).await);
+    let key = ObjectRef::from_obj(k8c);
+    act(context, &key, cluster_plan, observed, &actions).await;
+    let outcomes = context.operations.take_finished(&key);
+    let seeds = match early_seeds {
+        Some(seeds) => seeds,
+        None => seed_slices(context, k8c, cluster_plan, observed).await,
+    };
+    failures.extend(apply_seed_slices(context, &seeds, &actions, SeedPhase::Existing).await);
+    failures.extend(seeds.lookup_errors);
+    failures.extend(outcomes.iter().filter_map(|o| match &o.outcome {
+        DatacenterOutcome::ApplyFailed(failure) | DatacenterOutcome::DeleteFailed(failure) => {
+            Some(failure.clone())
+        }
+        _ => None,
+    }));
+    let components =
+        crate::federation::components::reconcile(&context.registry, k8c, cluster_plan, observed)
+            .await;
+    failures.extend(components.errors.iter().cloned());
+    Applied {
+        actions,
+        outcomes,
+        unresolved_seeds: seeds.unresolved,
+        seeds_refresh_after: seeds.refresh_after,
+        failures,
+        components,
+        regions_busy: !context.operations.busy_regions(&key).is_empty(),
+    }
+}
