@@ -272,6 +272,8 @@ pub struct TargetOutcome {
     pub replicated: bool,
     pub reason: String,
     pub message: String,
+    /// Why it failed, as far as what fixes it and how soon to retry (None when replicated).
+    pub failure: Option<crate::clusters::FailureCategory>,
 }
 
 /// The status: one condition per target, sorted by cluster then namespace; a condition keeps

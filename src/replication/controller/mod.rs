@@ -1,51 +1,52 @@
 //! The ReplicatedSecret controller: gather (sources in the hub, copies in each target) ->
-//! decide per copy ([`super::desired`]) -> apply and prune per target, targets in parallel, each
-//! bounded by its region client's timeout -> status (one condition per target) and Events on
-//! transitions. Control-plane mode only.
+//! decide per copy ([`crate::replication::desired`], pure) -> apply and prune per target
+//! (`sync`), targets in parallel, each bounded by its region client's timeout -> status (one
+//! condition per target) and Events on transitions (`report`); `cleanup` on deletion,
+//! `selecting` for the triggers. This file is the driver. Control-plane mode only.
 //!
 //! Triggers: the ReplicatedSecret itself, any Secret of its namespace in the hub (sources), its
 //! copies in any region ([`super::watches`]), and the registry's region changes.
 
-use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::core::{Selector, SelectorExt};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use tracing::{debug, info, warn};
 
-use super::desired::{
-    CopyAction, ORPHAN_ANNOTATION, REASON_CONFLICT, REASON_FAILED, REASON_IMMUTABLE,
-    REASON_INVALID_NAME, REASON_INVALID_SELECTOR, REASON_LOOP, REASON_NAMESPACE_MISSING,
-    REASON_PRUNE_PENDING, REASON_REPLICATED, REASON_UNKNOWN_CONTEXT, REASON_UNREACHABLE,
-    RECREATE_IMMUTABLE_ANNOTATION, REPLICATED_SECRET_FINALIZER, REPLICATED_SECRET_NAME_LABEL,
-    ReplicationKey, Target, TargetOutcome, copy_action, describe_target, desired_copy, is_loop,
-    may_hold_copies, prunable, remembered_targets, replication_status, selector, sources, targets,
-};
-use crate::api::replicated_secret::{ReplicatedSecret, ReplicatedSecretStatus};
-use crate::apply::apply_if_changed;
+use crate::api::replicated_secret::ReplicatedSecret;
 use crate::cache::{reflected, scoped};
-use crate::clusters::{RegionChange, RegionError, Registry};
+use crate::clusters::{FailureCategory, RegionChange, Registry};
 use crate::events::{Events, Notice};
+use crate::replication::desired::{
+    REASON_INVALID_NAME, REASON_INVALID_SELECTOR, RECREATE_IMMUTABLE_ANNOTATION,
+    REPLICATED_SECRET_FINALIZER, REPLICATED_SECRET_NAME_LABEL, ReplicationKey, TargetOutcome,
+    may_hold_copies, remembered_targets, replication_status, selector, sources, targets,
+};
 
 /// Field manager of the copies and of the ReplicatedSecret status.
 pub const FIELD_MANAGER: &str = "federator-replication";
 /// Reporting controller of the Events.
 const EVENTS_CONTROLLER: &str = "federator-replicatedsecret";
-/// Re-look while a target is not replicated (a region down, a conflict being fixed).
-const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
-/// Re-look at a steady ReplicatedSecret (the watches do the real work).
-const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+/// The `controller` label of this controller's metrics.
+const CONTROLLER: &str = "replicatedsecret";
+
+mod cleanup;
+mod report;
+mod selecting;
+mod sync;
+
+use cleanup::cleanup;
+use report::{next_look, publish_transitions, write_status};
+use selecting::SelectingReplicatedSecrets;
+use sync::{list_sources, prune_target, sync_target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -98,6 +99,7 @@ struct Context {
     events: Events,
     watch_namespaces: Vec<String>,
     selecting: Arc<SelectingReplicatedSecrets>,
+    metrics: Arc<crate::ops::Metrics>,
 }
 
 /// Runs the controller until `shutdown` resolves.
@@ -130,6 +132,7 @@ pub async fn run(
         registry,
         watch_namespaces,
         selecting,
+        metrics: Arc::clone(&ops.metrics),
     });
     info!("ReplicatedSecret controller started");
     let backoff = crate::ops::RetryBackoff::default();
@@ -147,7 +150,7 @@ pub async fn run(
         .graceful_shutdown_on(shutdown)
         .run(
             // The hub holds every ReplicatedSecret; its targets name the regions.
-            crate::ops::instrument("replicatedsecret", |_: &ReplicatedSecret| String::new(), &backoff, &ops.metrics, reconcile),
+            crate::ops::instrument(CONTROLLER, |_: &ReplicatedSecret| String::new(), &backoff, &ops.metrics, reconcile),
             backoff.error_policy(),
             context,
         )
@@ -184,67 +187,6 @@ fn using_change(
         })
         .map(|rs| ObjectRef::from_obj(rs.as_ref()))
         .collect()
-}
-
-/// Which ReplicatedSecrets selected each hub Secret when it was last seen: a change to a Secret
-/// concerns those that select it now and those that selected it before (their copies go), not
-/// every ReplicatedSecret of the namespace.
-#[derive(Default)]
-struct SelectingReplicatedSecrets {
-    last_seen: std::sync::Mutex<
-        std::collections::HashMap<ObjectRef<Secret>, Vec<ObjectRef<ReplicatedSecret>>>,
-    >,
-}
-
-impl SelectingReplicatedSecrets {
-    /// Notes the Secrets `rs` selects now (so a later relabel that drops one still reaches it).
-    fn record(&self, rs: &ReplicatedSecret, secrets: &[Secret], selector: &Selector) {
-        let reference = ObjectRef::from_obj(rs);
-        let Ok(mut last_seen) = self.last_seen.lock() else {
-            return;
-        };
-        for secret in secrets.iter().filter(|s| selector.matches(s.labels())) {
-            let entry = last_seen.entry(ObjectRef::from_obj(secret)).or_default();
-            if !entry.contains(&reference) {
-                entry.push(reference.clone());
-            }
-        }
-    }
-
-    fn concerned(
-        &self,
-        replicated: &kube::runtime::reflector::Store<ReplicatedSecret>,
-        secret: &Secret,
-    ) -> Vec<ObjectRef<ReplicatedSecret>> {
-        let namespace = secret.namespace();
-        let labels = secret.labels();
-        let now: Vec<ObjectRef<ReplicatedSecret>> = replicated
-            .state()
-            .iter()
-            .filter(|rs| rs.namespace() == namespace)
-            // An unparsable selector is reported on the ReplicatedSecret: let it see the change.
-            .filter(|rs| match super::desired::selector(rs) {
-                Ok(Some(selector)) => selector.matches(labels),
-                Ok(None) => false,
-                Err(_) => true,
-            })
-            .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-            .collect();
-        let key = ObjectRef::from_obj(secret);
-        let Ok(mut last_seen) = self.last_seen.lock() else {
-            return now;
-        };
-        let mut concerned = last_seen.remove(&key).unwrap_or_default();
-        for rs in &now {
-            if !concerned.contains(rs) {
-                concerned.push(rs.clone());
-            }
-        }
-        if secret.metadata.deletion_timestamp.is_none() && !now.is_empty() {
-            last_seen.insert(key, now);
-        }
-        concerned
-    }
 }
 
 async fn reconcile(
@@ -306,6 +248,7 @@ async fn replicate(
                 namespace: t.namespace.clone(),
                 replicated: false,
                 reason: REASON_INVALID_NAME.into(),
+                failure: Some(FailureCategory::Rejected),
                 message: format!(
                     "the copies' label {REPLICATED_SECRET_NAME_LABEL}={} would be longer than 63 characters; use a shorter name",
                     key.label_value()
@@ -319,6 +262,7 @@ async fn replicate(
                 namespace: t.namespace.clone(),
                 replicated: false,
                 reason: REASON_INVALID_SELECTOR.into(),
+                failure: Some(FailureCategory::Rejected),
                 message: format!("spec.selector cannot be used: {error}"),
             })
             .collect(),
@@ -359,355 +303,7 @@ async fn replicate(
     let status = replication_status(rs.status.as_ref(), &outcomes, rs.metadata.generation, &now);
     publish_transitions(context, rs, rs.status.as_ref(), &outcomes).await;
     write_status(api, rs, status).await?;
-    Ok(if outcomes.iter().all(|o| o.replicated) {
-        Action::requeue(STEADY_REQUEUE)
-    } else {
-        Action::requeue(PROGRESSING_REQUEUE)
-    })
-}
-
-async fn list_sources(
-    context: &Context,
-    key: &ReplicationKey,
-    selector: Option<&Selector>,
-) -> Result<Vec<Secret>, ReconcileError> {
-    let Some(selector) = selector else {
-        return Ok(Vec::new());
-    };
-    let api: Api<Secret> = Api::namespaced(context.hub.clone(), &key.namespace);
-    api.list(&ListParams::default().labels_from(selector)).await.map(|list| list.items).map_err(
-        |source| ReconcileError::ListSources {
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-            source,
-        },
-    )
-}
-
-fn region_outcome(target: (&str, &str), error: &RegionError) -> TargetOutcome {
-    let reason = match error {
-        RegionError::UnknownContext { .. } => REASON_UNKNOWN_CONTEXT,
-        RegionError::Unavailable { .. } | RegionError::Misconfigured { .. } => REASON_UNREACHABLE,
-    };
-    failed(target, reason, error.to_string())
-}
-
-fn failed(target: (&str, &str), reason: &str, message: String) -> TargetOutcome {
-    TargetOutcome {
-        context: target.0.to_string(),
-        namespace: target.1.to_string(),
-        replicated: false,
-        reason: reason.to_string(),
-        message,
-    }
-}
-
-/// A failed call in a target: a missing namespace says so, the rest says what failed.
-fn call_failed(target: (&str, &str), what: &str, error: &kube::Error) -> TargetOutcome {
-    match error {
-        kube::Error::Api(response)
-            if response.is_not_found() && response.message.contains("namespace") =>
-        {
-            failed(
-                target,
-                REASON_NAMESPACE_MISSING,
-                format!(
-                    "{} does not exist (Federator does not create namespaces)",
-                    describe_target(target.0, target.1)
-                ),
-            )
-        }
-        // A namespace being deleted refuses new content until it is gone.
-        kube::Error::Api(response)
-            if response.code == 403
-                && response.message.contains("because it is being terminated") =>
-        {
-            failed(
-                target,
-                REASON_NAMESPACE_MISSING,
-                format!(
-                    "{} is being deleted (Federator does not create namespaces)",
-                    describe_target(target.0, target.1)
-                ),
-            )
-        }
-        // No answer (connection refused, timeout, TLS): the region, not the request.
-        kube::Error::Service(_) | kube::Error::HyperError(_) => failed(
-            target,
-            REASON_UNREACHABLE,
-            format!("{what} in {}: {error}", describe_target(target.0, target.1)),
-        ),
-        _ => failed(
-            target,
-            REASON_FAILED,
-            format!("{what} in {}: {error}", describe_target(target.0, target.1)),
-        ),
-    }
-}
-
-/// Brings one target in line: every source copied, unwanted copies pruned.
-async fn sync_target(
-    context: &Context,
-    key: &ReplicationKey,
-    target: &Target,
-    selector: &Selector,
-    sources: &[&Secret],
-    recreate_immutable: bool,
-) -> TargetOutcome {
-    let id = (target.context.as_str(), target.namespace.as_str());
-    // A context that reaches the hub is the sources' own cluster.
-    let placed = Target {
-        context: context.registry.canonical(&target.context).to_string(),
-        ..target.clone()
-    };
-    if is_loop(key, &placed, selector, sources) {
-        return failed(
-            id,
-            REASON_LOOP,
-            format!(
-                "{} is where the sources are: the copies would replace or be selected as sources; give the target another namespace or cluster, or a targetPrefix and dropLabels that take the copies out of the selector",
-                target.describe()
-            ),
-        );
-    }
-    let client = match context.registry.client(&target.context) {
-        Ok(client) => client,
-        Err(error) => return region_outcome(id, &error),
-    };
-    let api: Api<Secret> = Api::namespaced(client, &target.namespace);
-    let copies = match api.list(&ListParams::default().labels(&key.copy_selector())).await {
-        Ok(list) => list.items,
-        Err(error) => return call_failed(id, "listing the copies", &error),
-    };
-    let mut problems: Vec<(&str, String)> = Vec::new();
-    let mut wanted = BTreeSet::new();
-    for source in sources {
-        let desired = desired_copy(source, key, target);
-        let name = desired.name_any();
-        wanted.insert(name.clone());
-        let live = match copies.iter().find(|c| c.name_any() == name) {
-            Some(copy) => Some(copy.clone()),
-            None => match api.get_opt(&name).await {
-                Ok(found) => found,
-                Err(error) => return call_failed(id, "reading a Secret", &error),
-            },
-        };
-        let result = match copy_action(&desired, live.as_ref(), key, recreate_immutable) {
-            CopyAction::Conflict { owner } => {
-                let by = owner
-                    .map(|o| format!("the copy of ReplicatedSecret {o}"))
-                    .unwrap_or_else(|| "not a copy made by Federator".into());
-                problems.push((
-                    REASON_CONFLICT,
-                    format!(
-                        "Secret {name} exists there and is {by}: it is not overwritten; delete or rename it, or give the target a targetPrefix"
-                    ),
-                ));
-                continue;
-            }
-            CopyAction::Immutable => {
-                problems.push((
-                    REASON_IMMUTABLE,
-                    format!(
-                        "Secret {name} there is immutable and differs from its source; annotate the ReplicatedSecret {RECREATE_IMMUTABLE_ANNOTATION}: \"true\" to replace it"
-                    ),
-                ));
-                continue;
-            }
-            CopyAction::Recreate => match delete_copy(&api, &name).await {
-                Ok(()) => apply_if_changed(&api, FIELD_MANAGER, &desired, None).await,
-                Err(error) => Err(error),
-            },
-            CopyAction::Apply => {
-                apply_if_changed(&api, FIELD_MANAGER, &desired, live.as_ref()).await
-            }
-        };
-        if let Err(error) = result {
-            let outcome = call_failed(id, &format!("writing Secret {name}"), &error);
-            if outcome.reason != REASON_FAILED {
-                return outcome;
-            }
-            problems.push((REASON_FAILED, outcome.message));
-        }
-    }
-    for name in prunable(&copies, key, &wanted) {
-        if let Err(error) = delete_copy(&api, &name).await {
-            problems.push((
-                REASON_FAILED,
-                format!("pruning Secret {name} in {}: {error}", target.describe()),
-            ));
-        }
-    }
-    match problems.first() {
-        None => TargetOutcome {
-            context: target.context.clone(),
-            namespace: target.namespace.clone(),
-            replicated: true,
-            reason: REASON_REPLICATED.into(),
-            message: if wanted.is_empty() {
-                "no Secret matches the selector".to_string()
-            } else {
-                format!(
-                    "copied: {}",
-                    wanted.into_iter().collect::<Vec<_>>().join(", ")
-                )
-            },
-        },
-        Some((reason, _)) => failed(
-            id,
-            reason,
-            problems.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "),
-        ),
-    }
-}
-
-async fn delete_copy(api: &Api<Secret>, name: &str) -> Result<(), kube::Error> {
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(()),
-        Err(error) => Err(error),
-    }
-}
-
-/// Deletes every copy of this ReplicatedSecret in a target (orphans stay). None when done; else
-/// the target's condition saying what is pending. `placed`: copies may be there
-/// ([`may_hold_copies`]).
-async fn prune_target(
-    context: &Context,
-    key: &ReplicationKey,
-    target_context: String,
-    namespace: String,
-    placed: bool,
-) -> Option<TargetOutcome> {
-    let id = (target_context.as_str(), namespace.as_str());
-    let pending = |message: String| {
-        Some(failed(
-            id,
-            REASON_PRUNE_PENDING,
-            format!("target removed; its copies are pruned once it can be reached: {message}"),
-        ))
-    };
-    let client = match context.registry.client(&target_context) {
-        Ok(client) => client,
-        // Copies were made there: its ClientConfig is not loaded yet (a restart) or was deleted.
-        // Wait for it rather than leave them behind; the orphan annotation lets go.
-        Err(error @ RegionError::UnknownContext { .. }) if placed => {
-            return pending(format!(
-                "{error}; restore it, or annotate the ReplicatedSecret {ORPHAN_ANNOTATION}=true to leave the copies"
-            ));
-        }
-        // Never reached: nothing can be there.
-        Err(RegionError::UnknownContext { .. }) => return None,
-        Err(error) => return pending(error.to_string()),
-    };
-    let api: Api<Secret> = Api::namespaced(client, &namespace);
-    let copies = match api.list(&ListParams::default().labels(&key.copy_selector())).await {
-        Ok(list) => list.items,
-        Err(error) => return pending(error.to_string()),
-    };
-    for name in prunable(&copies, key, &BTreeSet::new()) {
-        if let Err(error) = delete_copy(&api, &name).await {
-            return pending(format!("deleting Secret {name}: {error}"));
-        }
-    }
-    None
-}
-
-/// Finalizer: the copies go from every target the spec or the status names.
-async fn cleanup(rs: &ReplicatedSecret, context: &Context) -> Result<Action, ReconcileError> {
-    let key = key_of(rs);
-    if rs.annotations().get(ORPHAN_ANNOTATION).is_some_and(|v| v == "true") {
-        info!(replicated_secret = %key.label_value(), "orphan annotation: copies left in place");
-        return Ok(Action::await_change());
-    }
-    let mut all: BTreeSet<(String, String)> =
-        targets(rs, &key.namespace).into_iter().map(|t| (t.context, t.namespace)).collect();
-    all.extend(remembered_targets(rs.status.as_ref()));
-    let prunes = all.into_iter().map(|(c, n)| {
-        let placed = may_hold_copies(rs, &c, &n);
-        prune_target(context, &key, c, n, placed)
-    });
-    let pending: Vec<String> = futures::future::join_all(prunes)
-        .await
-        .into_iter()
-        .flatten()
-        .map(|o| {
-            format!(
-                "{}: {}",
-                describe_target(&o.context, &o.namespace),
-                o.message
-            )
-        })
-        .collect();
-    if pending.is_empty() {
-        info!(replicated_secret = %key.label_value(), "copies pruned");
-        return Ok(Action::await_change());
-    }
-    Err(ReconcileError::CleanupPending {
-        namespace: key.namespace,
-        name: key.name,
-        pending: pending.join("; "),
-    })
-}
-
-/// An Event per target whose condition changed status or reason.
-async fn publish_transitions(
-    context: &Context,
-    rs: &ReplicatedSecret,
-    previous: Option<&ReplicatedSecretStatus>,
-    outcomes: &[TargetOutcome],
-) {
-    for outcome in outcomes {
-        let before = previous.and_then(|s| s.conditions.as_ref()).into_iter().flatten().find(|c| {
-            c.cluster == outcome.context
-                && c.namespace.as_deref() == Some(outcome.namespace.as_str())
-        });
-        let same = before.is_some_and(|c| {
-            (c.status == crate::api::shared::CONDITION_TRUE) == outcome.replicated
-                && c.reason.as_deref() == Some(outcome.reason.as_str())
-        });
-        if same {
-            continue;
-        }
-        let note = format!(
-            "{}: {}",
-            describe_target(&outcome.context, &outcome.namespace),
-            outcome.message
-        );
-        info!(replicated_secret = %rs.name_any(), namespace = ?rs.namespace(), reason = %outcome.reason, note = %note, "target changed");
-        let notice = if outcome.replicated {
-            Notice::normal(&outcome.reason, "Replicate", note)
-        } else {
-            Notice::warning(&outcome.reason, "Replicate", note)
-        };
-        context.events.publish(rs, &notice).await;
-    }
-}
-
-/// Writes the status with server-side apply, only when it changed.
-async fn write_status(
-    api: &Api<ReplicatedSecret>,
-    rs: &ReplicatedSecret,
-    status: ReplicatedSecretStatus,
-) -> Result<(), ReconcileError> {
-    if rs.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let body = serde_json::json!({
-        "apiVersion": ReplicatedSecret::api_version(&()),
-        "kind": ReplicatedSecret::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &rs.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(|source| ReconcileError::WriteStatus {
-        namespace: rs.namespace().unwrap_or_default(),
-        name: rs.name_any(),
-        source,
-    })?;
-    Ok(())
+    let failures = outcomes.iter().filter_map(|o| o.failure);
+    context.metrics.region_failures(CONTROLLER, failures);
+    Ok(Action::requeue(next_look(&outcomes)))
 }

@@ -284,6 +284,7 @@ fn outcome(context: &str, replicated: bool, reason: &str) -> TargetOutcome {
         replicated,
         reason: reason.into(),
         message: String::new(),
+        failure: (!replicated).then_some(crate::clusters::FailureCategory::Transient),
     }
 }
 
