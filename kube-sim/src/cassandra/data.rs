@@ -124,6 +124,16 @@ impl NodeData {
             .map(|(key, cell)| cell.size(key))
             .sum()
     }
+
+    /// Every row of every keyspace but `keep`, replaced by `rows` (a Medusa restore).
+    pub(crate) fn replace_except(&mut self, keep: &BTreeSet<String>, rows: NodeData) {
+        self.keyspaces.retain(|keyspace, _| keep.contains(keyspace));
+        for (keyspace, tables) in rows.keyspaces {
+            if !keep.contains(&keyspace) {
+                self.keyspaces.insert(keyspace, tables);
+            }
+        }
+    }
 }
 
 /// The partition keys any node holds for a table (the candidates of a scan or a stream).

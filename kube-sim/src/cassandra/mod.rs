@@ -3,7 +3,7 @@
 //!
 //! [`CassandraModel`] holds every cluster (keyed by the CassandraDatacenter's
 //! `spec.clusterName`; one cluster spans several simulated Kubernetes clusters, its "regions")
-//! and their state. It is plain data: callers wrap it in a mutex. Nothing here does I/O or
+//! and Medusa's buckets. It is plain data: callers wrap it in a mutex. Nothing here does I/O or
 //! waits; time is the model's clock, which tests set by hand.
 //!
 //! What it models, by area:
@@ -17,6 +17,7 @@
 //!   cleanup, rebuild and the streaming of topology changes.
 //! - [`auth`]: roles as rows of `system_auth.roles`, logins at the role manager's levels.
 //! - [`jobs`]: Management API jobs and the table operations they run.
+//! - [`bucket`]: Medusa backups, purges and restores.
 //! - [`inspect`]: what the test interface shows (ring, keyspaces, row counts).
 //!
 //! Deliberately not modelled: hints and batchlog (a replica that was down misses the writes of
@@ -28,6 +29,7 @@
 //! Murmur3 tokens (keys hash with a stable 64-bit hash instead).
 
 pub mod auth;
+pub mod bucket;
 pub mod cluster;
 pub mod consistency;
 pub mod data;
@@ -45,6 +47,10 @@ mod tests;
 use std::collections::{BTreeMap, HashMap};
 
 pub use auth::Role;
+pub use bucket::{
+    BackupMode, BackupNode, BackupStatus, BackupSummary, NodeBackupStatus, PurgeStats,
+    RestoreOptions, StorageLocation,
+};
 pub use cluster::{ManagementFault, Node, NodeState, PodRef};
 pub use consistency::ConsistencyLevel;
 pub use data::{Cell, RepairOutcome, RepairRequest};
@@ -65,16 +71,19 @@ enum Clock {
     Manual(i64),
 }
 
-/// Every simulated Cassandra cluster.
+/// Every simulated Cassandra cluster and Medusa bucket.
 pub struct CassandraModel {
     clusters: BTreeMap<String, Cluster>,
     /// Which cluster each pod's node belongs to.
     pods: HashMap<PodRef, String>,
+    buckets: BTreeMap<StorageLocation, bucket::Bucket>,
     clock: Clock,
     rng: fastrand::Rng,
     last_timestamp_micros: i64,
     job_duration_millis: i64,
     job_sequence: u64,
+    backup_duration_millis: i64,
+    backup_grace_period_days: i64,
 }
 
 impl Default for CassandraModel {
@@ -103,11 +112,14 @@ impl CassandraModel {
         CassandraModel {
             clusters: BTreeMap::new(),
             pods: HashMap::new(),
+            buckets: BTreeMap::new(),
             clock,
             rng,
             last_timestamp_micros: 0,
             job_duration_millis: 0,
             job_sequence: 0,
+            backup_duration_millis: 0,
+            backup_grace_period_days: bucket::DEFAULT_BACKUP_GRACE_PERIOD_DAYS,
         }
     }
 
@@ -133,6 +145,17 @@ impl CassandraModel {
     /// How long Management API jobs stay WAITING before they run (0: they run when submitted).
     pub fn set_job_duration_millis(&mut self, millis: i64) {
         self.job_duration_millis = millis.max(0);
+    }
+
+    /// How long a Medusa node backup stays IN_PROGRESS (0: it finishes when taken).
+    pub fn set_backup_duration_millis(&mut self, millis: i64) {
+        self.backup_duration_millis = millis.max(0);
+    }
+
+    /// Medusa's `backup_grace_period_in_days`: purges keep unreferenced differential files
+    /// younger than this.
+    pub fn set_backup_grace_period_days(&mut self, days: i64) {
+        self.backup_grace_period_days = days.max(0);
     }
 
     /// Names of the clusters that have had a node.

@@ -2,6 +2,7 @@
 //! start datacenters and write rows.
 
 mod auth;
+mod backups;
 mod consistency;
 mod jobs;
 mod schema;
