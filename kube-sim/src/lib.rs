@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod builtin_schemas;
 pub mod cass_operator;
+pub mod cassandra;
 pub mod catalog;
 pub mod cluster;
 pub mod crd;

@@ -1,0 +1,357 @@
+//! Management API jobs (`/api/v0/ops/executor/job`) and the table operations the CassandraTask
+//! runner asks for.
+//!
+//! A submitted job is WAITING until the model's clock reaches its due time (submit time plus
+//! the model's job duration, 0 by default), then `poll_jobs` runs its operation: COMPLETED, or
+//! ERROR with the operation's message, as the Management API's `JobExecutor` reports them.
+
+use serde_json::{Value, json};
+
+use super::CassandraModel;
+use super::cluster::PodRef;
+use super::data::{RepairRequest, unknown_keyspace, unknown_table};
+use super::error::{CassandraError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Waiting,
+    Completed,
+    Error,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Waiting => "WAITING",
+            JobStatus::Completed => "COMPLETED",
+            JobStatus::Error => "ERROR",
+        }
+    }
+}
+
+/// The Management API's `StatusChange`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub status: JobStatus,
+    pub change_time: i64,
+    pub message: String,
+}
+
+/// The table-level operations of `nodetool` that leave the rows as they are in this model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableOperation {
+    Flush,
+    Compact,
+    GarbageCollect,
+    Scrub,
+    UpgradeSSTables,
+}
+
+impl TableOperation {
+    /// Cassandra's `OperationType` name, which the Management API uses as the job type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableOperation::Flush => "FLUSH",
+            TableOperation::Compact => "COMPACTION",
+            TableOperation::GarbageCollect => "GARBAGE_COLLECT",
+            TableOperation::Scrub => "SCRUB",
+            TableOperation::UpgradeSSTables => "UPGRADE_SSTABLES",
+        }
+    }
+}
+
+/// What a job does on its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeOperation {
+    Rebuild {
+        source_dc: Option<String>,
+    },
+    Decommission {
+        force: bool,
+    },
+    /// `keyspace: None` is every distributed keyspace (`NON_LOCAL_STRATEGY`).
+    Cleanup {
+        keyspace: Option<String>,
+        tables: Vec<String>,
+    },
+    /// Run with this node as the coordinator.
+    Repair(RepairRequest),
+    /// `keyspace: None` is every keyspace (the Management API's `ALL`).
+    Table {
+        operation: TableOperation,
+        keyspace: Option<String>,
+        tables: Vec<String>,
+    },
+}
+
+impl NodeOperation {
+    /// The job's `type` as the Management API reports it.
+    pub fn job_type(&self) -> &'static str {
+        match self {
+            NodeOperation::Rebuild { .. } => "rebuild",
+            NodeOperation::Decommission { .. } => "decommission",
+            NodeOperation::Cleanup { .. } => "CLEANUP",
+            NodeOperation::Repair(_) => "repair",
+            NodeOperation::Table { operation, .. } => operation.as_str(),
+        }
+    }
+}
+
+/// One Management API job of one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub job_type: String,
+    pub status: JobStatus,
+    pub submit_time: i64,
+    pub end_time: Option<i64>,
+    pub error: Option<String>,
+    pub status_changes: Vec<StatusChange>,
+    pub operation: NodeOperation,
+    pub(crate) due_millis: i64,
+    pub(crate) sequence: u64,
+}
+
+impl Job {
+    /// The body of `GET /api/v0/ops/executor/job` (the OpenAPI `Job` schema); `end_time` is 0
+    /// while the job runs, as the executor's unset field reads.
+    pub fn to_json(&self) -> Value {
+        let mut body = json!({
+            "id": self.id,
+            "type": self.job_type,
+            "status": self.status.as_str(),
+            "submit_time": self.submit_time,
+            "end_time": self.end_time.unwrap_or(0),
+            "status_changes": self.status_changes.iter().map(|change| json!({
+                "status": change.status.as_str(),
+                "change_time": change.change_time,
+                "message": change.message,
+            })).collect::<Vec<_>>(),
+        });
+        if let (Some(error), Some(map)) = (&self.error, body.as_object_mut()) {
+            map.insert("error".into(), Value::String(error.clone()));
+        }
+        body
+    }
+}
+
+/// A record that an operation ran on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationRecord {
+    /// `FLUSH`, `COMPACTION`, `CLEANUP`, `REBUILD`, ...
+    pub operation: String,
+    /// `None`: every keyspace.
+    pub keyspace: Option<String>,
+    pub tables: Vec<String>,
+    pub at_millis: i64,
+}
+
+impl CassandraModel {
+    /// Validates a keyspace and its tables for a table operation, as
+    /// `StorageService.getValidColumnFamilies` does; `None` means every keyspace.
+    fn validate_tables(
+        &self,
+        cluster: &str,
+        keyspace: Option<&str>,
+        tables: &[String],
+    ) -> Result<()> {
+        let Some(keyspace) = keyspace else {
+            return Ok(());
+        };
+        let ks =
+            self.cluster(cluster)?.keyspace(keyspace).ok_or_else(|| unknown_keyspace(keyspace))?;
+        match tables.iter().find(|table| !ks.tables.contains_key(*table)) {
+            Some(table) => Err(unknown_table(keyspace, table)),
+            None => Ok(()),
+        }
+    }
+
+    /// Notes on the node that an operation ran (see [`Node::operations`](super::Node::operations)).
+    pub(crate) fn record(
+        &mut self,
+        pod: &PodRef,
+        operation: &str,
+        keyspace: Option<&str>,
+        tables: &[String],
+    ) -> Result<()> {
+        let at_millis = self.now_millis();
+        self.node_mut(pod)?.operations.push(OperationRecord {
+            operation: operation.to_string(),
+            keyspace: keyspace.map(str::to_string),
+            tables: tables.to_vec(),
+            at_millis,
+        });
+        Ok(())
+    }
+
+    /// Flush, compact, garbagecollect, scrub or upgradesstables on a node: validated and
+    /// recorded; the model's rows have no sstables to change.
+    pub fn table_operation(
+        &mut self,
+        pod: &PodRef,
+        operation: TableOperation,
+        keyspace: Option<&str>,
+        tables: &[String],
+    ) -> Result<()> {
+        let (cluster, _) = self.running_node(pod)?;
+        self.validate_tables(&cluster, keyspace, tables)?;
+        self.record(pod, operation.as_str(), keyspace, tables)
+    }
+
+    pub fn flush(&mut self, pod: &PodRef, keyspace: Option<&str>, tables: &[String]) -> Result<()> {
+        self.table_operation(pod, TableOperation::Flush, keyspace, tables)
+    }
+
+    pub fn compact(
+        &mut self,
+        pod: &PodRef,
+        keyspace: Option<&str>,
+        tables: &[String],
+    ) -> Result<()> {
+        self.table_operation(pod, TableOperation::Compact, keyspace, tables)
+    }
+
+    pub fn garbage_collect(
+        &mut self,
+        pod: &PodRef,
+        keyspace: Option<&str>,
+        tables: &[String],
+    ) -> Result<()> {
+        self.table_operation(pod, TableOperation::GarbageCollect, keyspace, tables)
+    }
+
+    pub fn scrub(&mut self, pod: &PodRef, keyspace: Option<&str>, tables: &[String]) -> Result<()> {
+        self.table_operation(pod, TableOperation::Scrub, keyspace, tables)
+    }
+
+    pub fn upgrade_sstables(
+        &mut self,
+        pod: &PodRef,
+        keyspace: Option<&str>,
+        tables: &[String],
+    ) -> Result<()> {
+        self.table_operation(pod, TableOperation::UpgradeSSTables, keyspace, tables)
+    }
+
+    /// Runs an operation on a node now (what a job does when it runs).
+    pub fn run_operation(&mut self, pod: &PodRef, operation: &NodeOperation) -> Result<()> {
+        self.running_node(pod)?;
+        match operation {
+            NodeOperation::Rebuild { source_dc } => {
+                self.rebuild(pod, source_dc.as_deref()).map(|_| ())
+            }
+            NodeOperation::Decommission { force } => {
+                self.decommission_node(pod, *force).map(|_| ())
+            }
+            NodeOperation::Cleanup { keyspace, tables } => {
+                let (cluster, _) = self.locate(pod)?;
+                self.validate_tables(&cluster, keyspace.as_deref(), tables)?;
+                self.cleanup(pod, keyspace.as_deref()).map(|_| ())
+            }
+            NodeOperation::Repair(request) => {
+                let (cluster, _) = self.locate(pod)?;
+                let request = RepairRequest {
+                    coordinator: Some(pod.clone()),
+                    ..request.clone()
+                };
+                self.repair(&cluster, &request).map(|_| ())
+            }
+            NodeOperation::Table {
+                operation,
+                keyspace,
+                tables,
+            } => self.table_operation(pod, *operation, keyspace.as_deref(), tables),
+        }
+    }
+
+    /// Submits a job to a node's Management API and returns its id. With a job duration of 0
+    /// it runs at once; otherwise it waits for `poll_jobs` at or after its due time.
+    pub fn submit_job(&mut self, pod: &PodRef, operation: NodeOperation) -> Result<String> {
+        self.running_node(pod)?;
+        let id = self.new_uuid().to_string();
+        let now = self.now_millis();
+        let due_millis = now + self.job_duration_millis;
+        let sequence = self.next_job_sequence();
+        let job = Job {
+            id: id.clone(),
+            job_type: operation.job_type().to_string(),
+            status: JobStatus::Waiting,
+            submit_time: now,
+            end_time: None,
+            error: None,
+            status_changes: vec![StatusChange {
+                status: JobStatus::Waiting,
+                change_time: now,
+                message: "submitted".into(),
+            }],
+            operation,
+            due_millis,
+            sequence,
+        };
+        self.node_mut(pod)?.jobs.insert(id.clone(), job);
+        if self.job_duration_millis == 0 {
+            self.poll_jobs();
+        }
+        Ok(id)
+    }
+
+    /// Runs the WAITING jobs whose due time has come, oldest first; returns how many ran.
+    pub fn poll_jobs(&mut self) -> usize {
+        let now = self.now_millis();
+        self.run_jobs(|job| job.due_millis <= now)
+    }
+
+    /// Runs every WAITING job now, due or not; returns how many ran.
+    pub fn complete_jobs(&mut self) -> usize {
+        self.run_jobs(|_| true)
+    }
+
+    /// A node's job by id.
+    pub fn job(&self, pod: &PodRef, id: &str) -> Result<&Job> {
+        self.node(pod)?.jobs.get(id).ok_or_else(|| CassandraError::UnknownJob(id.to_string()))
+    }
+
+    fn run_jobs(&mut self, due: impl Fn(&Job) -> bool) -> usize {
+        let mut ready: Vec<(u64, PodRef, String, NodeOperation)> = self
+            .clusters
+            .values()
+            .flat_map(|c| c.nodes.iter())
+            .flat_map(|node| node.jobs.values().map(move |job| (node, job)))
+            .filter(|(_, job)| job.status == JobStatus::Waiting && due(job))
+            .map(|(node, job)| {
+                (
+                    job.sequence,
+                    node.pod.clone(),
+                    job.id.clone(),
+                    job.operation.clone(),
+                )
+            })
+            .collect();
+        ready.sort_by_key(|(sequence, ..)| *sequence);
+        let ran = ready.len();
+        for (_, pod, id, operation) in ready {
+            let outcome = self.run_operation(&pod, &operation);
+            let now = self.now_millis();
+            // The node may have left the ring; its job record stays with it.
+            if let Ok(node) = self.node_mut(&pod)
+                && let Some(job) = node.jobs.get_mut(&id)
+            {
+                let (status, message) = match outcome {
+                    Ok(()) => (JobStatus::Completed, "completed".to_string()),
+                    Err(err) => (JobStatus::Error, err.to_string()),
+                };
+                if status == JobStatus::Error {
+                    job.error = Some(message.clone());
+                }
+                job.status = status;
+                job.end_time = Some(now);
+                job.status_changes.push(StatusChange {
+                    status,
+                    change_time: now,
+                    message,
+                });
+            }
+        }
+        ran
+    }
+}
