@@ -68,6 +68,8 @@ pub struct Cluster {
     pub requests: crate::requests::RequestLog,
     /// TLS connections open now, by the protocol ALPN chose.
     pub(crate) connections: Arc<parking_lot::Mutex<ConnectionCounts>>,
+    /// The Cassandra clusters behind this cluster's CassandraDatacenters (shared by all).
+    pub cassandra: crate::cassandra::SharedModel,
 }
 
 /// Connections open to a cluster, by protocol.
@@ -91,6 +93,7 @@ impl Cluster {
         store: Arc<crate::store::Store>,
         catalog: Catalog,
         security: Security,
+        cassandra: crate::cassandra::SharedModel,
     ) -> anyhow::Result<(Arc<Cluster>, TcpListener)> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -111,6 +114,7 @@ impl Cluster {
             crd_lock: tokio::sync::Mutex::new(()),
             requests: crate::requests::RequestLog::default(),
             connections: Arc::default(),
+            cassandra,
         });
         Ok((cluster, listener))
     }

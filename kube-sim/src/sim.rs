@@ -104,6 +104,7 @@ impl SimBuilder {
             crds.extend(crate::crd::load_crd_dir(dir)?);
         }
         let crds = Arc::new(crds);
+        let cassandra = crate::cassandra::SharedModel::default();
         let mut starting = Vec::with_capacity(self.clusters);
         for index in 0..self.clusters {
             let context = format!("{}{index}", self.context_prefix);
@@ -113,13 +114,14 @@ impl SimBuilder {
                 enforce_rbac: self.rbac,
             };
             let crds = Arc::clone(&crds);
+            let cassandra = Arc::clone(&cassandra);
             let config = StoreConfig {
                 workload_ready_delay: self.workloads_ready_after,
                 ..StoreConfig::default()
             };
             // Clusters start in parallel: loading large CRDs is CPU-bound.
             starting.push(tokio::spawn(async move {
-                start_cluster(index, context, security, &crds, config).await
+                start_cluster(index, context, security, &crds, config, cassandra).await
             }));
         }
         let mut clusters = Vec::with_capacity(self.clusters);
@@ -140,6 +142,7 @@ impl SimBuilder {
         Ok(Sim {
             inner: Arc::new(SimInner {
                 clusters,
+                cassandra,
                 ca_pem: ca.ca_pem().to_string(),
                 ca,
                 tasks: Mutex::new(tasks),
@@ -156,6 +159,7 @@ async fn start_cluster(
     security: Security,
     crds: &[serde_json::Value],
     config: StoreConfig,
+    cassandra: crate::cassandra::SharedModel,
 ) -> anyhow::Result<(Arc<Cluster>, tokio::task::JoinHandle<()>)> {
     let store = Arc::new(Store::with_builtins(config));
     let controllers = store.spawn_controllers();
@@ -167,7 +171,8 @@ async fn start_cluster(
         }
         catalog.add_builtin(builtin_served(info));
     }
-    let (cluster, listener) = Cluster::bind_new(index, context, store, catalog, security).await?;
+    let (cluster, listener) =
+        Cluster::bind_new(index, context, store, catalog, security, cassandra).await?;
     crate::server::accept(&cluster, listener);
     crate::crd::apply_crds(&cluster, crds)
         .await
@@ -177,6 +182,8 @@ async fn start_cluster(
 
 struct SimInner {
     clusters: Vec<Arc<Cluster>>,
+    /// The Cassandra clusters behind every cluster's CassandraDatacenters.
+    cassandra: crate::cassandra::SharedModel,
     ca_pem: String,
     /// Issues client certificates.
     ca: CertificateAuthority,
@@ -208,6 +215,11 @@ impl Sim {
                 self.inner.clusters.len()
             )
         })
+    }
+
+    /// The Cassandra model every cluster shares.
+    pub fn cassandra(&self) -> crate::cassandra::SharedModel {
+        Arc::clone(&self.inner.cassandra)
     }
 
     pub fn cluster_count(&self) -> usize {

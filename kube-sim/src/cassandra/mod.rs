@@ -62,6 +62,10 @@ pub use topology::{DecommissionOutcome, NodeSpec, StartOutcome};
 
 use cluster::Cluster;
 
+/// The one model every simulated Kubernetes cluster of a [`crate::Sim`] shares: a Cassandra
+/// cluster spans regions.
+pub type SharedModel = std::sync::Arc<parking_lot::Mutex<CassandraModel>>;
+
 /// 2024-01-01T00:00:00Z, where a deterministic model's clock starts.
 pub const DETERMINISTIC_EPOCH_MILLIS: i64 = 1_704_067_200_000;
 
