@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::CassandraModel;
 use super::consistency::ConsistencyLevel;
 use super::error::{CassandraError, Result};
+use super::keyspace::SYSTEM_AUTH;
 use super::ring::token_for_key;
-use super::schema::SYSTEM_AUTH;
 
 /// `CassandraRoleManager.DEFAULT_SUPERUSER_NAME` and its password.
 pub const DEFAULT_SUPERUSER: &str = "cassandra";

@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::CassandraModel;
 use super::cluster::{NodeState, PodRef};
-use super::data::NodeData;
 use super::error::{CassandraError, Result};
 use super::ring::token_for_key;
+use super::rows::NodeData;
 use super::schema::{Keyspace, Replication, SYSTEM, SYSTEM_AUTH, SYSTEM_SCHEMA};
 
 /// Medusa's default `backup_grace_period_in_days`.
@@ -317,7 +317,7 @@ impl Bucket {
 }
 
 /// A stable signature and the size of a table's rows (what an sstable's name and size are).
-fn table_file(rows: &BTreeMap<String, super::data::Cell>) -> (u64, u64) {
+fn table_file(rows: &BTreeMap<String, super::rows::Cell>) -> (u64, u64) {
     let mut text = String::new();
     let mut size = 0u64;
     for (key, cell) in rows {
@@ -695,7 +695,7 @@ impl CassandraModel {
             c.schema_changed(version);
         }
         c.nodes[idx].data.replace_except(&keep, rows);
-        c.nodes[idx].operations.push(super::jobs::OperationRecord {
+        c.nodes[idx].operations.push(super::operations::OperationRecord {
             operation: "RESTORE".into(),
             keyspace: None,
             tables: Vec::new(),

@@ -1,113 +1,14 @@
 //! One Cassandra cluster's state: its nodes, their ring and its schema.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use uuid::Uuid;
 
-use super::data::NodeData;
 use super::error::{CassandraError, Result};
-use super::jobs::{Job, OperationRecord};
+use super::keyspace::{Keyspace, Replication};
+pub use super::node::{ManagementFault, Node, NodeState};
+pub use super::pod::PodRef;
 use super::ring::{Placement, Ring};
-use super::schema::{Keyspace, Replication};
-
-/// A Cassandra pod: the simulated Kubernetes cluster (region) it runs in, its namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PodRef {
-    pub region: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl PodRef {
-    pub fn new(
-        region: impl Into<String>,
-        namespace: impl Into<String>,
-        name: impl Into<String>,
-    ) -> Self {
-        PodRef {
-            region: region.into(),
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl fmt::Display for PodRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}", self.region, self.namespace, self.name)
-    }
-}
-
-/// A node's ring state, as gossip shows it (`nodetool status`: J, N, L; Left nodes are gone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeState {
-    Joining,
-    Normal,
-    Leaving,
-    Left,
-}
-
-impl NodeState {
-    /// Normal and Leaving nodes own token ranges; Joining ones only receive writes meant for them
-    /// once they are Normal (joins complete at once in this model).
-    pub fn owns_ranges(self) -> bool {
-        matches!(self, NodeState::Normal | NodeState::Leaving)
-    }
-}
-
-/// How the node's Management API should misbehave; the model only stores it, the HTTP layer
-/// obeys it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ManagementFault {
-    /// Answer every request with this HTTP status.
-    pub fail_status: Option<u16>,
-    /// Wait this long before answering.
-    pub delay_millis: u64,
-}
-
-/// One Cassandra node.
-#[derive(Debug, Clone)]
-pub struct Node {
-    pub pod: PodRef,
-    pub host_id: Uuid,
-    pub ip: String,
-    pub datacenter: String,
-    pub rack: String,
-    pub tokens: Vec<i64>,
-    pub state: NodeState,
-    /// Whether the other nodes see it alive (gossip / failure detector).
-    pub up: bool,
-    /// Whether its Cassandra process runs (false after `stop_node`; `set_down` leaves it running
-    /// but unreachable).
-    pub running: bool,
-    /// False once the pod was deleted without a decommission (`remove_node`).
-    pub pod_present: bool,
-    /// The schema version this node last saw.
-    pub schema_version: Uuid,
-    pub server_version: String,
-    pub management_fault: ManagementFault,
-    pub(crate) data: NodeData,
-    pub(crate) operations: Vec<OperationRecord>,
-    pub(crate) jobs: BTreeMap<String, Job>,
-}
-
-impl Node {
-    /// The table operations (flush, compact, cleanup, ...) that ran here, oldest first.
-    pub fn operations(&self) -> &[OperationRecord] {
-        &self.operations
-    }
-
-    /// This node's Management API jobs by id.
-    pub fn jobs(&self) -> &BTreeMap<String, Job> {
-        &self.jobs
-    }
-
-    /// Bytes of live data held (keys plus values), what `nodetool status` calls Load.
-    pub fn load_bytes(&self) -> u64 {
-        self.data.load_bytes()
-    }
-}
 
 pub(crate) struct Cluster {
     /// Every node that ever joined, Left ones included; indexes never change.

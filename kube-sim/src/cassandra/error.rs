@@ -1,7 +1,7 @@
 //! The model's errors. Each variant stands for the Cassandra exception class named on it, and
 //! its message is Cassandra 4's text, so the interface layers can pass it on unchanged.
 
-use super::consistency::ConsistencyLevel;
+use super::level::ConsistencyLevel;
 
 pub type Result<T, E = CassandraError> = std::result::Result<T, E>;
 

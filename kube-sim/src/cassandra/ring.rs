@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::cluster::Node;
-use super::schema::Replication;
+use super::keyspace::Replication;
+use super::node::Node;
 
 /// The token of a partition key: FNV-1a then the SplitMix64 finaliser, so that similar keys
 /// spread over the whole ring.

@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::CassandraModel;
 use super::cluster::{Cluster, ManagementFault, Node, NodeState, PodRef};
-use super::data::NodeData;
 use super::error::{CassandraError, Result};
+use super::rows::NodeData;
 use super::schema::{
     Replication, SystemReplicationProperties, distributed_keyspaces, ring_members_in,
     system_keyspaces,
