@@ -156,14 +156,14 @@ impl MedusaService {
 
     /// `handle_backup` up to the point where the node's backup runs: one backup at a time per
     /// Medusa, a name once per node, then the snapshot (the model finishes it after its backup
-    /// duration). The error is Medusa's text.
+    /// duration).
     fn start_backup(
         &self,
         manager: &BackupManager,
         model: &mut CassandraModel,
         name: &str,
         mode: BackupMode,
-    ) -> Result<(), String> {
+    ) -> Result<(), BackupRefused> {
         let running_here = manager.backups.iter().flatten().any(|(other, entry)| {
             let started_here =
                 entry.run == Run::Future(None) || entry.status == ManagerStatus::InProgress;
@@ -173,26 +173,37 @@ impl MedusaService {
                     .is_some_and(|b| b.status == BackupStatus::InProgress)
         });
         if running_here {
-            return Err(format!(
-                "Error: Backup already in progress. Please delete f{BACKUP_IN_PROGRESS_MARKER} if \
-                 that is not the case to continue."
-            ));
+            return Err(BackupRefused::AnotherRunning);
         }
         if self.node_backup(model, name).is_some() {
-            return Err(format!("Error: Backup {name} already exists"));
+            return Err(BackupRefused::NameTaken(name.to_string()));
         }
-        let cluster = model.cluster_of(&self.pod).map_err(|e| e.to_string())?.to_string();
-        model
-            .backup(
-                self.storage(),
-                &cluster,
-                name,
-                std::slice::from_ref(&self.pod),
-                mode,
-            )
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let cluster = model.cluster_of(&self.pod)?.to_string();
+        model.backup(
+            self.storage(),
+            &cluster,
+            name,
+            std::slice::from_ref(&self.pod),
+            mode,
+        )?;
+        Ok(())
     }
+}
+
+/// Why `handle_backup` did not start a backup, in Medusa's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BackupRefused {
+    // The stray "f" is Medusa's.
+    #[error(
+        "Error: Backup already in progress. Please delete f{BACKUP_IN_PROGRESS_MARKER} if that is \
+         not the case to continue."
+    )]
+    AnotherRunning,
+    #[error("Error: Backup {0} already exists")]
+    NameTaken(String),
+    /// The model could not take it (no node for the pod, ...).
+    #[error(transparent)]
+    Model(#[from] CassandraError),
 }
 
 fn backup_mode(mode: i32) -> BackupMode {
@@ -319,7 +330,7 @@ impl Medusa for MedusaService {
             self.start_backup(&manager, &mut model, &name, backup_mode(request.mode))
         };
         if let Some(entry) = manager.entry(&name) {
-            entry.run = Run::Future(started.err());
+            entry.run = Run::Future(started.err().map(|refusal| refusal.to_string()));
             entry.status = ManagerStatus::Unknown;
         }
         Ok(Response::new(wire::BackupResponse {
@@ -355,7 +366,7 @@ impl Medusa for MedusaService {
                 drop(model);
                 drop(manager);
                 set_status(ManagerStatus::Failed);
-                return Err(failed(&e));
+                return Err(failed(&e.to_string()));
             }
         }
         set_status(ManagerStatus::InProgress);
