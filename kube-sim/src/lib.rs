@@ -17,6 +17,7 @@ pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod jsonpath;
+pub mod medusa;
 pub mod openapi;
 pub mod prerequisites;
 // Federator's own quantity code, so that the simulated API server stores quantities in the

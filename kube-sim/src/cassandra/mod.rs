@@ -19,6 +19,7 @@
 //! - [`jobs`]: Management API jobs and the table operations they run.
 //! - [`bucket`]: Medusa backups, purges and restores.
 //! - [`inspect`]: what the test interface shows (ring, keyspaces, row counts).
+//! - [`volume`]: files on a pod's data volume besides the node's data (Medusa's restore marker).
 //!
 //! Deliberately not modelled: hints and batchlog (a replica that was down misses the writes of
 //! that time until a repair or read repair), clustering rows and columns (one value per
@@ -46,6 +47,7 @@ pub mod rows;
 pub mod schema;
 pub mod streaming;
 pub mod topology;
+pub mod volume;
 
 #[cfg(test)]
 mod tests;
@@ -87,6 +89,8 @@ pub struct CassandraModel {
     /// Which cluster each pod's node belongs to.
     pods: HashMap<PodRef, String>,
     buckets: BTreeMap<StorageLocation, bucket::Bucket>,
+    /// Files on each pod's data volume other than the node's data (see [`volume`]).
+    volumes: HashMap<PodRef, BTreeMap<String, String>>,
     clock: Clock,
     rng: fastrand::Rng,
     last_timestamp_micros: i64,
@@ -123,6 +127,7 @@ impl CassandraModel {
             clusters: BTreeMap::new(),
             pods: HashMap::new(),
             buckets: BTreeMap::new(),
+            volumes: HashMap::new(),
             clock,
             rng,
             last_timestamp_micros: 0,
