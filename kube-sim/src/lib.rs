@@ -11,6 +11,7 @@ pub mod auth;
 pub mod builtin_schemas;
 pub mod cass_operator;
 pub mod cassandra;
+pub mod cassandra_task;
 pub mod catalog;
 pub mod cluster;
 pub mod crd;

@@ -99,6 +99,7 @@ impl SimBuilder {
         let mut crds = Vec::new();
         if self.cass_operator {
             crds.push(crate::cass_operator::builtin_crd());
+            crds.push(crate::cassandra_task::builtin_crd());
         }
         for dir in &self.crd_dirs {
             crds.extend(crate::crd::load_crd_dir(dir)?);
@@ -134,6 +135,10 @@ impl SimBuilder {
         if self.cass_operator {
             for cluster in &clusters {
                 tasks.push(crate::cass_operator::spawn(
+                    Arc::clone(cluster),
+                    self.dc_ready_after,
+                ));
+                tasks.push(crate::cassandra_task::spawn(
                     Arc::clone(cluster),
                     self.dc_ready_after,
                 ));
