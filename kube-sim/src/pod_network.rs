@@ -199,6 +199,15 @@ impl PodNetwork {
         bound
     }
 
+    /// Closes every listener (the Sim shuts down); the watch tasks are the caller's to stop.
+    pub fn close(&self) {
+        if let Some(listeners) = &self.listeners {
+            let mut state = listeners.state.lock();
+            state.pods.clear();
+            state.bound.clear();
+        }
+    }
+
     /// Reads every region's Pods and the model now and binds or unbinds to match, instead of
     /// waiting for the watch and the next poll (tests call it after changing pods or nodes).
     pub fn resync(&self) {

@@ -553,6 +553,7 @@ impl Sim {
                 task.abort();
             }
         }
+        self.inner.pod_network.close();
         for cluster in &self.inner.clusters {
             cluster.stop();
         }
