@@ -69,9 +69,9 @@ pub(super) async fn handle(
     let port_number = match port.as_str() {
         "" if scheme == "https" => 443,
         "" => 80,
-        named => named
-            .parse::<u16>()
-            .map_err(|_| unreachable(&format!("dial tcp: lookup tcp/{named}: unknown port")))?,
+        named => named.parse::<u16>().map_err(|_| {
+            transport_failure(&format!("dial tcp: lookup tcp/{named}: unknown port"))
+        })?,
     };
     let pod_ref = PodRef::new(&cluster.context, namespace, name);
     let service = cluster
@@ -80,10 +80,10 @@ pub(super) async fn handle(
         .filter(|service| service.listens(&cluster.cassandra.lock(), &pod_ref))
         .ok_or_else(|| {
             let address = std::net::SocketAddr::new(ip, port_number);
-            unreachable(&format!("dial tcp {address}: connect: connection refused"))
+            transport_failure(&format!("dial tcp {address}: connect: connection refused"))
         })?;
     if scheme == "https" {
-        return Err(unreachable(
+        return Err(transport_failure(
             "tls: first record does not look like a TLS handshake",
         ));
     }
@@ -96,7 +96,7 @@ pub(super) async fn handle(
             *response.headers_mut() = parts.headers;
             Ok(response)
         }
-        ProxyReply::Failed(error) => Err(unreachable(&error)),
+        ProxyReply::Failed(error) => Err(transport_failure(&error)),
     }
 }
 
@@ -177,7 +177,7 @@ fn redirect(location: &str) -> Response<Body> {
 }
 
 /// The proxy's transport failed: 503 with Go's error text.
-fn unreachable(error: &str) -> ApiError {
+fn transport_failure(error: &str) -> ApiError {
     ApiError::new(
         503,
         "ServiceUnavailable",
