@@ -70,6 +70,8 @@ pub struct Cluster {
     pub(crate) connections: Arc<parking_lot::Mutex<ConnectionCounts>>,
     /// The Cassandra clusters behind this cluster's CassandraDatacenters (shared by all).
     pub cassandra: crate::cassandra::SharedModel,
+    /// What pods serve on their ports, for the pods' proxy subresource (shared by all).
+    pub pod_ports: Arc<crate::pod_network::PodPorts>,
 }
 
 /// Connections open to a cluster, by protocol.
@@ -94,6 +96,7 @@ impl Cluster {
         catalog: Catalog,
         security: Security,
         cassandra: crate::cassandra::SharedModel,
+        pod_ports: Arc<crate::pod_network::PodPorts>,
     ) -> anyhow::Result<(Arc<Cluster>, TcpListener)> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -115,6 +118,7 @@ impl Cluster {
             requests: crate::requests::RequestLog::default(),
             connections: Arc::default(),
             cassandra,
+            pod_ports,
         });
         Ok((cluster, listener))
     }

@@ -119,6 +119,16 @@ fn subresources(resource: &ServedResource) -> Vec<SubresourceEntry> {
             verbs: vec!["get", "patch", "update"],
         });
     }
+    if info.group.is_empty() && info.plural == "pods" {
+        // Served by server/proxy.rs; a connect subresource, so every verb a method maps to.
+        subs.push(SubresourceEntry {
+            name: "proxy",
+            group: String::new(),
+            version: "v1".into(),
+            kind: "PodProxyOptions".into(),
+            verbs: vec!["create", "delete", "get", "patch", "update"],
+        });
+    }
     if info.group.is_empty() && info.plural == "namespaces" {
         subs.push(SubresourceEntry {
             name: "finalize",

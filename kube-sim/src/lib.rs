@@ -18,8 +18,10 @@ pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod jsonpath;
+pub mod management_api;
 pub mod medusa;
 pub mod openapi;
+pub mod pod_network;
 pub mod prerequisites;
 // Federator's own quantity code, so that the simulated API server stores quantities in the
 // canonical form Federator compares with (kube-sim must not depend on the federator crate).

@@ -37,6 +37,10 @@ struct Args {
     /// token stays unrestricted).
     #[arg(long)]
     rbac: bool,
+    /// Serve each Cassandra pod's Management API at its own IP (127.0.0.0/8) on port 8080,
+    /// besides through the pods' proxy subresource.
+    #[arg(long)]
+    pod_listeners: bool,
     /// Address of the admin HTTP API (loopback only), e.g. 127.0.0.1:7070.
     #[arg(long)]
     admin_addr: Option<SocketAddr>,
@@ -72,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         .context_prefix(args.context_prefix.clone())
         .cass_operator(args.cass_operator)
         .rbac(args.rbac)
+        .pod_listeners(args.pod_listeners)
         .dc_ready_after(Duration::from_secs_f64(args.dc_ready_after));
     if let Some(seconds) = args.workloads_ready_after {
         builder = builder.workloads_ready_after(Duration::from_secs_f64(seconds));

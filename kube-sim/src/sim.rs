@@ -23,6 +23,7 @@ pub struct SimBuilder {
     dc_ready_after: Duration,
     workloads_ready_after: Option<Duration>,
     rbac: bool,
+    pod_listeners: bool,
 }
 
 impl Default for SimBuilder {
@@ -35,6 +36,7 @@ impl Default for SimBuilder {
             dc_ready_after: Duration::from_secs(1),
             workloads_ready_after: None,
             rbac: false,
+            pod_listeners: false,
         }
     }
 }
@@ -91,6 +93,17 @@ impl SimBuilder {
         self
     }
 
+    /// Gives every pod whose `status.podIP` is in 127.0.0.0/8 (not 127.0.0.1) and that is a
+    /// node of the Cassandra model real listeners at its IP: the Management API on 8080 over
+    /// plain HTTP, and whatever else is served on [`Sim::pod_network`]. Off by default: each
+    /// listener takes a file descriptor, and a large Sim (100 clusters × 10 datacenters × 3
+    /// pods, two ports each) would pass the usual limit of 1024; the pods' proxy subresource
+    /// reaches the same services without them.
+    pub fn pod_listeners(mut self, enabled: bool) -> Self {
+        self.pod_listeners = enabled;
+        self
+    }
+
     pub async fn start(self) -> anyhow::Result<Sim> {
         // kube's rustls client picks the process-wide provider; make it ring's.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -106,6 +119,11 @@ impl SimBuilder {
         }
         let crds = Arc::new(crds);
         let cassandra = crate::cassandra::SharedModel::default();
+        let pod_ports = Arc::new(crate::pod_network::PodPorts::default());
+        pod_ports.serve(
+            crate::management_api::PORT,
+            crate::management_api::ManagementApi::new(Arc::clone(&cassandra)),
+        );
         let mut starting = Vec::with_capacity(self.clusters);
         for index in 0..self.clusters {
             let context = format!("{}{index}", self.context_prefix);
@@ -116,13 +134,17 @@ impl SimBuilder {
             };
             let crds = Arc::clone(&crds);
             let cassandra = Arc::clone(&cassandra);
+            let pod_ports = Arc::clone(&pod_ports);
             let config = StoreConfig {
                 workload_ready_delay: self.workloads_ready_after,
                 ..StoreConfig::default()
             };
             // Clusters start in parallel: loading large CRDs is CPU-bound.
             starting.push(tokio::spawn(async move {
-                start_cluster(index, context, security, &crds, config, cassandra).await
+                start_cluster(
+                    index, context, security, &crds, config, cassandra, pod_ports,
+                )
+                .await
             }));
         }
         let mut clusters = Vec::with_capacity(self.clusters);
@@ -132,6 +154,20 @@ impl SimBuilder {
             tasks.push(controllers);
             clusters.push(cluster);
         }
+        let regions = clusters
+            .iter()
+            .map(|cluster| crate::pod_network::Region {
+                context: cluster.context.clone(),
+                store: Arc::clone(&cluster.store),
+            })
+            .collect();
+        let pod_network = crate::pod_network::PodNetwork::new(
+            Arc::clone(&cassandra),
+            pod_ports,
+            regions,
+            self.pod_listeners,
+        );
+        tasks.extend(pod_network.spawn());
         if self.cass_operator {
             for cluster in &clusters {
                 tasks.push(crate::cass_operator::spawn(
@@ -148,6 +184,7 @@ impl SimBuilder {
             inner: Arc::new(SimInner {
                 clusters,
                 cassandra,
+                pod_network,
                 ca_pem: ca.ca_pem().to_string(),
                 ca,
                 tasks: Mutex::new(tasks),
@@ -165,6 +202,7 @@ async fn start_cluster(
     crds: &[serde_json::Value],
     config: StoreConfig,
     cassandra: crate::cassandra::SharedModel,
+    pod_ports: Arc<crate::pod_network::PodPorts>,
 ) -> anyhow::Result<(Arc<Cluster>, tokio::task::JoinHandle<()>)> {
     let store = Arc::new(Store::with_builtins(config));
     let controllers = store.spawn_controllers();
@@ -176,8 +214,10 @@ async fn start_cluster(
         }
         catalog.add_builtin(builtin_served(info));
     }
-    let (cluster, listener) =
-        Cluster::bind_new(index, context, store, catalog, security, cassandra).await?;
+    let (cluster, listener) = Cluster::bind_new(
+        index, context, store, catalog, security, cassandra, pod_ports,
+    )
+    .await?;
     crate::server::accept(&cluster, listener);
     crate::crd::apply_crds(&cluster, crds)
         .await
@@ -189,6 +229,8 @@ struct SimInner {
     clusters: Vec<Arc<Cluster>>,
     /// The Cassandra clusters behind every cluster's CassandraDatacenters.
     cassandra: crate::cassandra::SharedModel,
+    /// What pods serve on their ports, and their listeners.
+    pod_network: Arc<crate::pod_network::PodNetwork>,
     ca_pem: String,
     /// Issues client certificates.
     ca: CertificateAuthority,
@@ -225,6 +267,12 @@ impl Sim {
     /// The Cassandra model every cluster shares.
     pub fn cassandra(&self) -> crate::cassandra::SharedModel {
         Arc::clone(&self.inner.cassandra)
+    }
+
+    /// The pods' ports: where Medusa's gRPC is served on 50051
+    /// ([`PodNetwork::serve`](crate::pod_network::PodNetwork::serve)), which listeners are bound.
+    pub fn pod_network(&self) -> Arc<crate::pod_network::PodNetwork> {
+        Arc::clone(&self.inner.pod_network)
     }
 
     pub fn cluster_count(&self) -> usize {
@@ -510,6 +558,7 @@ impl Sim {
                 task.abort();
             }
         }
+        self.inner.pod_network.close();
         for cluster in &self.inner.clusters {
             cluster.stop();
         }

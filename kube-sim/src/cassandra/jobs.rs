@@ -162,6 +162,14 @@ impl CassandraModel {
         Ok(id)
     }
 
+    /// Submits a job and runs it to its end now, whatever the job duration (the Management
+    /// API's blocking v0 operations wait for their job); returns the finished job.
+    pub fn run_job_now(&mut self, pod: &PodRef, operation: NodeOperation) -> Result<Job> {
+        let id = self.submit_job(pod, operation)?;
+        self.run_jobs(|job| job.id == id);
+        self.job(pod, &id).cloned()
+    }
+
     /// Runs the WAITING jobs whose due time has come, oldest first; returns how many ran.
     pub fn poll_jobs(&mut self) -> usize {
         let now = self.now_millis();

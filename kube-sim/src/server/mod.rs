@@ -3,6 +3,7 @@
 
 pub mod media;
 mod protobuf;
+mod proxy;
 pub mod query;
 mod request;
 mod resources;
@@ -243,6 +244,7 @@ async fn handle(
     let request = request::ApiRequest {
         method: parts.method.clone(),
         query,
+        raw_query: parts.uri.query().map(str::to_string),
         accept,
         content_type: parts
             .headers
@@ -372,6 +374,16 @@ async fn route(
                 .map(|doc| json_response(200, &doc))
                 .ok_or_else(generic_not_found)
         }
+        [
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            "pods",
+            pod,
+            "proxy",
+            ..,
+        ] => proxy::handle(cluster, path, namespace, pod, request).await,
         ["api", "v1", rest @ ..] => resources::handle(cluster, "", "v1", rest, request).await,
         ["apis", group, version, rest @ ..] if !rest.is_empty() => {
             resources::handle(cluster, group, version, rest, request).await

@@ -9,6 +9,8 @@ use super::query::Query;
 pub struct ApiRequest {
     pub method: Method,
     pub query: Query,
+    /// The query string as sent (the pods' proxy passes it on).
+    pub raw_query: Option<String>,
     pub accept: Option<String>,
     pub content_type: Option<String>,
     pub user_agent: Option<String>,
