@@ -154,6 +154,16 @@ impl SimBuilder {
             tasks.push(controllers);
             clusters.push(cluster);
         }
+        // Medusa answers on the pods whose template runs it; it needs the stores for their
+        // medusa.ini, so it is served once the clusters exist.
+        let stores = clusters.iter().map(|c| (c.context.clone(), Arc::clone(&c.store))).collect();
+        pod_ports.serve(
+            crate::medusa::GRPC_PORT,
+            Arc::new(crate::medusa::MedusaPort::new(
+                Arc::clone(&cassandra),
+                stores,
+            )),
+        );
         let regions = clusters
             .iter()
             .map(|cluster| crate::pod_network::Region {

@@ -10,6 +10,7 @@
 //! types and the generated server are the `medusa-grpc` crate's.
 
 mod config;
+mod port;
 mod restore;
 mod service;
 
@@ -22,6 +23,7 @@ use tonic::transport::server::TcpIncoming;
 pub use config::{
     DEFAULT_BACKUP_GRACE_PERIOD_DAYS, MedusaConfig, MedusaConfigError, storage_location_from_ini,
 };
+pub use port::MedusaPort;
 pub use restore::{
     BACKUP_NAME_ENV, LAST_RESTORE_FILE, MappingSource, POD_NAME_ENV, RESTORE_KEY_ENV,
     RESTORE_MAPPING_DIR, RESTORE_MAPPING_ENV, RestoreError, RestoreMapping, RestoreOutcome,
