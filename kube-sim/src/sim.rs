@@ -23,6 +23,7 @@ pub struct SimBuilder {
     dc_ready_after: Duration,
     workloads_ready_after: Option<Duration>,
     rbac: bool,
+    force_decommission: bool,
 }
 
 impl Default for SimBuilder {
@@ -35,6 +36,7 @@ impl Default for SimBuilder {
             dc_ready_after: Duration::from_secs(1),
             workloads_ready_after: None,
             rbac: false,
+            force_decommission: true,
         }
     }
 }
@@ -131,11 +133,17 @@ impl SimBuilder {
             tasks.push(controllers);
             clusters.push(cluster);
         }
+        let wiring = Arc::new(crate::cass_operator::Wiring::default());
         if self.cass_operator {
+            let settings = crate::cass_operator::Settings {
+                ready_after: self.dc_ready_after,
+                force_decommission: self.force_decommission,
+            };
             for cluster in &clusters {
                 tasks.push(crate::cass_operator::spawn(
                     Arc::clone(cluster),
-                    self.dc_ready_after,
+                    settings,
+                    Arc::clone(&wiring),
                 ));
             }
         }
@@ -143,6 +151,7 @@ impl SimBuilder {
             inner: Arc::new(SimInner {
                 clusters,
                 cassandra,
+                wiring,
                 ca_pem: ca.ca_pem().to_string(),
                 ca,
                 tasks: Mutex::new(tasks),
@@ -184,6 +193,8 @@ struct SimInner {
     clusters: Vec<Arc<Cluster>>,
     /// The Cassandra clusters behind every cluster's CassandraDatacenters.
     cassandra: crate::cassandra::SharedModel,
+    /// Pod addresses and the model-changed signal the cass-operator stand-ins share.
+    wiring: Arc<crate::cass_operator::Wiring>,
     ca_pem: String,
     /// Issues client certificates.
     ca: CertificateAuthority,
@@ -220,6 +231,12 @@ impl Sim {
     /// The Cassandra model every cluster shares.
     pub fn cassandra(&self) -> crate::cassandra::SharedModel {
         Arc::clone(&self.inner.cassandra)
+    }
+
+    /// What the cass-operator stand-ins share: pod addresses, and the signal to call after
+    /// changing node liveness in the model behind their back.
+    pub fn cassandra_wiring(&self) -> Arc<crate::cass_operator::Wiring> {
+        Arc::clone(&self.inner.wiring)
     }
 
     pub fn cluster_count(&self) -> usize {
