@@ -1,6 +1,10 @@
 //! The Rust API for tests: start N clusters in-process, get kubeconfigs and clients, inject
 //! faults, shut down.
 
+mod cassandra;
+
+pub use cassandra::{CassandraRequestError, CassandraResult, generated_key};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
