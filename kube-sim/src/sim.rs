@@ -80,6 +80,16 @@ impl SimBuilder {
         self
     }
 
+    /// Whether the stand-in decommissions with `force=true`, as cass-operator does (the
+    /// default): Cassandra then skips its replication-factor check. `false` makes Cassandra
+    /// refuse to decommission a node that a keyspace's replication still needs, so a scale-down
+    /// or a datacenter removal before its keyspaces are altered stays stuck (ScalingDown, the
+    /// pod labelled Decommissioning, Events saying why) until they are.
+    pub fn force_decommission(mut self, force: bool) -> Self {
+        self.force_decommission = force;
+        self
+    }
+
     /// How long a Deployment or StatefulSet takes to report its replicas ready after a change,
     /// as kube-controller-manager would once the pods run (default: the built-in controllers'
     /// short delay).

@@ -23,7 +23,10 @@ fn failure(e: &CassandraRequestError) -> Response<Body> {
     json_response(e.http_status(), &body)
 }
 
-fn answer<T>(result: Result<T, CassandraRequestError>, ok: impl FnOnce(T) -> Value) -> Response<Body> {
+fn answer<T>(
+    result: Result<T, CassandraRequestError>,
+    ok: impl FnOnce(T) -> Value,
+) -> Response<Body> {
     match result {
         Ok(value) => json_response(200, &ok(value)),
         Err(e) => failure(&e),
@@ -102,15 +105,47 @@ fn ring_entry(entry: &RingEntry) -> Value {
     })
 }
 
-/// `/cassandra/...` routes; `path` is what follows `cassandra`.
-pub(super) fn handle(sim: &Sim, method: &Method, path: &[&str], input: &Value) -> Response<Body> {
-    match (method, path) {
-        (&Method::GET, ["clusters"]) => {
-            json_response(200, &json!({"clusters": sim.cassandra().lock().cluster_names()}))
+/// A path segment with its `%XX` escapes decoded (cluster names may hold spaces); `None` if
+/// the result is not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| segment.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
         }
-        (&Method::GET, ["clusters", cluster, "ring"]) => answer(sim.cassandra_ring(cluster), |ring| {
-            json!({"ring": ring.iter().map(ring_entry).collect::<Vec<_>>()})
-        }),
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `/cassandra/...` routes; `path` is what follows `cassandra`, still percent-encoded.
+pub(super) fn handle(sim: &Sim, method: &Method, path: &[&str], input: &Value) -> Response<Body> {
+    let Some(decoded) = path.iter().map(|s| percent_decode(s)).collect::<Option<Vec<String>>>()
+    else {
+        return error(400, "the path is not UTF-8 once decoded");
+    };
+    let path: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    match (method, path.as_slice()) {
+        (&Method::GET, ["clusters"]) => json_response(
+            200,
+            &json!({"clusters": sim.cassandra().lock().cluster_names()}),
+        ),
+        (&Method::GET, ["clusters", cluster, "ring"]) => answer(
+            sim.cassandra_ring(cluster),
+            |ring| json!({"ring": ring.iter().map(ring_entry).collect::<Vec<_>>()}),
+        ),
         (&Method::GET, ["clusters", cluster, "keyspaces"]) => {
             answer(sim.cassandra_keyspaces(cluster), |keyspaces| {
                 json!({"keyspaces": keyspaces.iter().map(|k| json!({
@@ -123,18 +158,20 @@ pub(super) fn handle(sim: &Sim, method: &Method, path: &[&str], input: &Value) -
                 (Ok(name), Ok(options)) => (name, options),
                 (Err(response), _) | (_, Err(response)) => return response,
             };
-            answer(sim.cassandra_create_keyspace(cluster, name, &options), |()| {
-                json!({"keyspace": name, "replication": options})
-            })
+            answer(
+                sim.cassandra_create_keyspace(cluster, name, &options),
+                |()| json!({"keyspace": name, "replication": options}),
+            )
         }
         (&Method::PUT, ["clusters", cluster, "keyspaces", keyspace]) => {
             let options = match replication(input) {
                 Ok(options) => options,
                 Err(response) => return response,
             };
-            answer(sim.cassandra_alter_keyspace(cluster, keyspace, &options), |()| {
-                json!({"keyspace": keyspace, "replication": options})
-            })
+            answer(
+                sim.cassandra_alter_keyspace(cluster, keyspace, &options),
+                |()| json!({"keyspace": keyspace, "replication": options}),
+            )
         }
         (&Method::POST, ["clusters", cluster, "keyspaces", keyspace, "tables"]) => {
             let name = match text(input, "name") {
@@ -152,8 +189,10 @@ pub(super) fn handle(sim: &Sim, method: &Method, path: &[&str], input: &Value) -
                 let per_node: Vec<Value> = counts
                     .per_node
                     .iter()
-                    .map(|(pod, tables)| json!({"context": pod.region, "namespace": pod.namespace,
-                                                "pod": pod.name, "rows": tables}))
+                    .map(|(pod, tables)| {
+                        json!({"context": pod.region, "namespace": pod.namespace,
+                                                "pod": pod.name, "rows": tables})
+                    })
                     .collect();
                 json!({"perDatacenter": counts.per_datacenter, "perNode": per_node})
             })
@@ -187,12 +226,14 @@ pub(super) fn handle(sim: &Sim, method: &Method, path: &[&str], input: &Value) -
             )
         }
         (&Method::POST, ["nodes", context, namespace, pod, action]) => match *action {
-            "stop" => answer(sim.stop_cassandra_node(context, namespace, pod), |()| {
-                json!({"running": false})
-            }),
-            "start" => answer(sim.start_cassandra_node(context, namespace, pod), |()| {
-                json!({"running": true})
-            }),
+            "stop" => answer(
+                sim.stop_cassandra_node(context, namespace, pod),
+                |()| json!({"running": false}),
+            ),
+            "start" => answer(
+                sim.start_cassandra_node(context, namespace, pod),
+                |()| json!({"running": true}),
+            ),
             "management-fault" => {
                 let status = match input.get("status") {
                     None | Some(Value::Null) => None,
@@ -239,15 +280,19 @@ fn datacenter_request(
             (Ok(user), Ok(password)) => (user, password),
             (Err(response), _) | (_, Err(response)) => return response,
         };
-        return answer(sim.cassandra_login(cluster, dc, user, password), |role| {
-            json!({"role": user, "superuser": role.superuser})
-        });
+        return answer(
+            sim.cassandra_login(cluster, dc, user, password),
+            |role| json!({"role": user, "superuser": role.superuser}),
+        );
     }
-    let (keyspace, table, level) =
-        match (text(input, "keyspace"), text(input, "table"), consistency(input)) {
-            (Ok(keyspace), Ok(table), Ok(level)) => (keyspace, table, level),
-            (Err(response), ..) | (_, Err(response), _) | (.., Err(response)) => return response,
-        };
+    let (keyspace, table, level) = match (
+        text(input, "keyspace"),
+        text(input, "table"),
+        consistency(input),
+    ) {
+        (Ok(keyspace), Ok(table), Ok(level)) => (keyspace, table, level),
+        (Err(response), ..) | (_, Err(response), _) | (.., Err(response)) => return response,
+    };
     match operation {
         "write" => match input.get("rows") {
             Some(Value::Number(count)) => {

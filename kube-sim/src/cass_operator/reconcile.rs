@@ -338,7 +338,8 @@ impl Operator {
     }
 
     /// `status.nodeStatuses`: each pod's node as the model knows it (host id, address, rack);
-    /// entries of pods that went without a decommission stay, as in cass-operator.
+    /// entries of pods that went without a decommission stay, as in cass-operator, and those of
+    /// decommissioned pods are nulled (the status is written as a merge patch).
     fn node_statuses(&self, dc: &Value, state: &DcState, decommissioned: &[String]) -> Value {
         let mut statuses: Map<String, Value> = dc
             .pointer("/status/nodeStatuses")
@@ -346,7 +347,7 @@ impl Operator {
             .cloned()
             .unwrap_or_default();
         for name in decommissioned {
-            statuses.remove(name);
+            statuses.insert(name.clone(), Value::Null);
         }
         let namespace = state.desired.as_ref().map(|d| d.namespace.as_str()).unwrap_or_default();
         let model = self.cluster.cassandra.lock();

@@ -22,7 +22,9 @@ pub enum CassandraRequestError {
     #[error("no datacenter {datacenter} in Cassandra cluster {cluster}")]
     UnknownDatacenter { cluster: String, datacenter: String },
     /// No node of the datacenter runs: a driver held to it finds no coordinator.
-    #[error("All host(s) tried for query failed: no live node in datacenter {datacenter} of cluster {cluster}")]
+    #[error(
+        "All host(s) tried for query failed: no live node in datacenter {datacenter} of cluster {cluster}"
+    )]
     NoHostAvailable { cluster: String, datacenter: String },
     /// No simulated Kubernetes cluster has that context.
     #[error("no cluster with context {0}")]
@@ -69,9 +71,8 @@ impl CassandraRequestError {
                 | CassandraError::UnknownJob(_) => "NotFound",
                 CassandraError::NodeNotRunning(_) => "NoHostAvailableException",
                 CassandraError::Unavailable(_) => "UnavailableException",
-                CassandraError::Authentication(_) | CassandraError::AuthenticationUnavailable(_) => {
-                    "AuthenticationException"
-                }
+                CassandraError::Authentication(_)
+                | CassandraError::AuthenticationUnavailable(_) => "AuthenticationException",
                 CassandraError::Unauthorized(_) => "UnauthorizedException",
                 CassandraError::AlreadyExists(_) => "AlreadyExistsException",
                 CassandraError::InvalidRequest(_) => "InvalidRequestException",
@@ -196,13 +197,8 @@ impl Sim {
         consistency: ConsistencyLevel,
     ) -> CassandraResult<usize> {
         self.check_coordinator(cluster, datacenter)?;
-        let count = self.inner.cassandra.lock().count(
-            cluster,
-            datacenter,
-            keyspace,
-            table,
-            consistency,
-        )?;
+        let count =
+            self.inner.cassandra.lock().count(cluster, datacenter, keyspace, table, consistency)?;
         Ok(count)
     }
 
