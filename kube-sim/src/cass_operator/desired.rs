@@ -355,10 +355,10 @@ pub(super) fn system_replication(config: &Value) -> SystemReplicationProperties 
 
 /// The pods of a rack that are seeds (`labelSeedPods`): by name, the first `seeds` that are
 /// ready.
-pub(super) fn seeds_of_rack<'a>(
-    mut pods: Vec<(&'a str, bool)>,
+pub(super) fn seeds_of_rack(
+    mut pods: Vec<(&str, bool)>,
     seeds: usize,
-) -> impl Iterator<Item = &'a str> {
+) -> impl Iterator<Item = &str> {
     pods.sort_by(|a, b| a.0.cmp(b.0));
     pods.into_iter().filter(|(_, ready)| *ready).take(seeds).map(|(name, _)| name)
 }
