@@ -522,3 +522,99 @@ async fn stopped_nodes_turn_their_pods_not_ready_and_local_quorum_unavailable() 
     );
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_start_keeps_the_pod_not_ready_and_a_refused_decommission_holds_the_deletion() {
+    let world = World::start(2, false).await;
+    let spec = |dc: &str| {
+        json!({"clusterName": "pair", "serverType": "cassandra", "serverVersion": "4.1.5",
+               "size": 1, "datacenterName": dc,
+               "config": {"cassandra-env-sh": {"additional-jvm-opts": [
+                   "-Dcassandra.system_distributed_replication=dc1:1"]}}})
+    };
+    world.create_dc(0, "dc1", spec("dc1")).await;
+    world.ready(0, "dc1").await;
+
+    // With dc1's only node stopped, dc2's node finds no peer to bootstrap from.
+    let (status, _) = world
+        .call(
+            "POST",
+            "/cassandra/nodes/sim-0/default/pair-dc1-default-sts-0/stop",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    world.create_dc(1, "dc2", spec("dc2")).await;
+    let pods = world.pods(1).await;
+    let failed = wait_for("dc2's start failing", || async {
+        let pod = pods.get("pair-dc2-default-sts-0").await.ok()?;
+        let container = pod.status.as_ref()?.container_statuses.as_ref()?.first()?.clone();
+        let message = container.last_state?.terminated?.message?;
+        (container.restart_count > 0).then_some(message)
+    })
+    .await;
+    assert_eq!(failed, "Unable to gossip with any peers");
+    let dcs = world.datacenters(1).await;
+    let dc2 = serde_json::to_value(dcs.get("dc2").await.expect("dc2")).expect("json");
+    assert_eq!(dc2["status"]["cassandraOperatorProgress"], "Updating");
+    assert_ne!(condition(&dc2, "Ready").as_deref(), Some("True"));
+    assert_eq!(
+        dc2["status"]["failedStarts"],
+        json!(["pair-dc2-default-sts-0"])
+    );
+    assert!(!pod_ready(
+        &pods.get("pair-dc2-default-sts-0").await.expect("pod")
+    ));
+
+    // dc1 back: the retry works.
+    let (status, _) = world
+        .call(
+            "POST",
+            "/cassandra/nodes/sim-0/default/pair-dc1-default-sts-0/start",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200);
+    world.ready(1, "dc2").await;
+
+    // Deleted with decommission-on-delete while a keyspace still replicates to it: refused,
+    // the datacenter stays with Decommission and ScalingDown; altered, it goes.
+    let (status, answer) = world
+        .call("POST", "/cassandra/clusters/pair/keyspaces",
+              json!({"name": "app", "replication": {"class": "NetworkTopologyStrategy", "dc1": 1, "dc2": 1}}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    dcs.patch(
+        "dc2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {
+        "cassandra.datastax.com/decommission-on-delete": "true"}}})),
+    )
+    .await
+    .expect("annotating");
+    dcs.delete("dc2", &DeleteParams::default()).await.expect("deleting dc2");
+    wait_for("the decommission refused", || async {
+        let dc = serde_json::to_value(dcs.get("dc2").await.ok()?).ok()?;
+        (condition(&dc, "Decommission").as_deref() == Some("True")
+            && condition(&dc, "ScalingDown").as_deref() == Some("True"))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(world.ring("pair").await.len(), 2);
+    let (status, _) = world
+        .call(
+            "PUT",
+            "/cassandra/clusters/pair/keyspaces/app",
+            json!({"replication": {"class": "NetworkTopologyStrategy", "dc1": 1}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_for("dc2 gone", || async {
+        dcs.get_opt("dc2").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    let ring = world.ring("pair").await;
+    assert_eq!(ring.len(), 1, "dc2's node left the ring: {ring:?}");
+    assert_eq!(ring[0]["datacenter"], "dc1");
+    world.stop().await;
+}
