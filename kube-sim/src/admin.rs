@@ -1,6 +1,8 @@
 //! The admin HTTP API (plain HTTP, loopback only) for scripts: list clusters, stop/start,
-//! latency, failure injection, dropping watches, token rotation, client certificates. See
-//! README.md.
+//! latency, failure injection, dropping watches, token rotation, client certificates, and the
+//! Cassandra test endpoints ([`cassandra`]). See README.md.
+
+mod cassandra;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -89,6 +91,7 @@ async fn handle(sim: &Sim, request: Request<hyper::body::Incoming>) -> Response<
                 Err(e) => error(404, e.to_string()),
             }
         }
+        (_, ["cassandra", rest @ ..]) => cassandra::handle(sim, &method, rest, &input),
         (&Method::POST, ["clusters", index, action]) => {
             let Ok(index) = index.parse::<usize>() else {
                 return error(400, format!("cluster index {index:?} is not a number"));

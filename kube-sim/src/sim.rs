@@ -1,6 +1,10 @@
 //! The Rust API for tests: start N clusters in-process, get kubeconfigs and clients, inject
 //! faults, shut down.
 
+mod cassandra;
+
+pub use cassandra::{CassandraRequestError, CassandraResult, generated_key};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +28,7 @@ pub struct SimBuilder {
     workloads_ready_after: Option<Duration>,
     rbac: bool,
     pod_listeners: bool,
+    force_decommission: bool,
 }
 
 impl Default for SimBuilder {
@@ -37,6 +42,7 @@ impl Default for SimBuilder {
             workloads_ready_after: None,
             rbac: false,
             pod_listeners: false,
+            force_decommission: true,
         }
     }
 }
@@ -73,6 +79,16 @@ impl SimBuilder {
     /// How long the stand-in takes to make a CassandraDatacenter Ready.
     pub fn dc_ready_after(mut self, delay: Duration) -> Self {
         self.dc_ready_after = delay;
+        self
+    }
+
+    /// Whether the stand-in decommissions with `force=true`, as cass-operator does (the
+    /// default): Cassandra then skips its replication-factor check. `false` makes Cassandra
+    /// refuse to decommission a node that a keyspace's replication still needs, so a scale-down
+    /// or a datacenter removal before its keyspaces are altered stays stuck (ScalingDown, the
+    /// pod labelled Decommissioning, Events saying why) until they are.
+    pub fn force_decommission(mut self, force: bool) -> Self {
+        self.force_decommission = force;
         self
     }
 
@@ -178,11 +194,17 @@ impl SimBuilder {
             self.pod_listeners,
         );
         tasks.extend(pod_network.spawn());
+        let wiring = Arc::new(crate::cass_operator::Wiring::default());
         if self.cass_operator {
+            let settings = crate::cass_operator::Settings {
+                ready_after: self.dc_ready_after,
+                force_decommission: self.force_decommission,
+            };
             for cluster in &clusters {
                 tasks.push(crate::cass_operator::spawn(
                     Arc::clone(cluster),
-                    self.dc_ready_after,
+                    settings,
+                    Arc::clone(&wiring),
                 ));
                 tasks.push(crate::cassandra_task::spawn(
                     Arc::clone(cluster),
@@ -195,6 +217,7 @@ impl SimBuilder {
                 clusters,
                 cassandra,
                 pod_network,
+                wiring,
                 ca_pem: ca.ca_pem().to_string(),
                 ca,
                 tasks: Mutex::new(tasks),
@@ -241,6 +264,8 @@ struct SimInner {
     cassandra: crate::cassandra::SharedModel,
     /// What pods serve on their ports, and their listeners.
     pod_network: Arc<crate::pod_network::PodNetwork>,
+    /// Pod addresses and the model-changed signal the cass-operator stand-ins share.
+    wiring: Arc<crate::cass_operator::Wiring>,
     ca_pem: String,
     /// Issues client certificates.
     ca: CertificateAuthority,
@@ -283,6 +308,12 @@ impl Sim {
     /// ([`PodNetwork::serve`](crate::pod_network::PodNetwork::serve)), which listeners are bound.
     pub fn pod_network(&self) -> Arc<crate::pod_network::PodNetwork> {
         Arc::clone(&self.inner.pod_network)
+    }
+
+    /// What the cass-operator stand-ins share: pod addresses, and the signal to call after
+    /// changing node liveness in the model behind their back.
+    pub fn cassandra_wiring(&self) -> Arc<crate::cass_operator::Wiring> {
+        Arc::clone(&self.inner.wiring)
     }
 
     pub fn cluster_count(&self) -> usize {

@@ -390,6 +390,21 @@ impl CassandraModel {
         Ok(())
     }
 
+    /// Forgets a cluster none of whose nodes has a pod any more (every datacenter was deleted
+    /// with its volumes): a cluster of that name made later starts afresh, its first node
+    /// finding no peer. True if it was forgotten.
+    pub fn forget_cluster_without_pods(&mut self, cluster: &str) -> bool {
+        let Some(c) = self.clusters.get(cluster) else {
+            return false;
+        };
+        if c.nodes.iter().any(|node| node.pod_present && node.state != NodeState::Left) {
+            return false;
+        }
+        self.clusters.remove(cluster);
+        self.pods.retain(|_, name| name != cluster);
+        true
+    }
+
     fn unregister_pod(&mut self, pod: &PodRef) {
         if let Some(cluster) = self.pods.remove(pod)
             && let Some(c) = self.clusters.get_mut(&cluster)
