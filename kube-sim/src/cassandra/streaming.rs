@@ -199,6 +199,35 @@ pub(crate) fn restore_replica_count(cluster: &mut Cluster, removed: usize) -> us
     apply(cluster, plans)
 }
 
+/// A replacement (`replace_address`): `replacing` holds the same tokens as the dead
+/// `replaced`, so it takes over exactly its ranges, each from the nearest live replica that
+/// stays (Cassandra's `RangeStreamer` filters the dead node out).
+pub(crate) fn replace(cluster: &mut Cluster, replaced: usize, replacing: usize) -> usize {
+    let ring = cluster.ring();
+    let dc = cluster.nodes[replacing].datacenter.clone();
+    let mut plans = Vec::new();
+    for (keyspace, replication) in distributed_keyspaces(cluster) {
+        let placement = ring.placement(&replication, &cluster.nodes);
+        let mut moves = vec![Vec::new(); placement.len()];
+        for (pos, pos_moves) in moves.iter_mut().enumerate() {
+            let replicas = placement.at(pos);
+            if !replicas.contains(&replaced) {
+                continue;
+            }
+            let others = replicas.iter().copied().filter(|&idx| idx != replaced);
+            if let Some(&source) = live_by_proximity(cluster, &dc, others).first() {
+                pos_moves.push((source, replacing));
+            }
+        }
+        plans.push(KeyspacePlan {
+            keyspace,
+            lookup: placement,
+            moves,
+        });
+    }
+    apply(cluster, plans)
+}
+
 impl CassandraModel {
     /// `nodetool rebuild [source_dc]`: the node streams every range it replicates, in every
     /// distributed keyspace, from the nearest live replica (in `source_dc` if given). Fails as

@@ -375,6 +375,67 @@ impl CassandraModel {
         Ok(streamed)
     }
 
+    /// Cassandra started in `spec.pod` with `-Dcassandra.replace_address_first_boot=<replaced_ip>`
+    /// (`StorageService.prepareForReplacement`): the dead node at that address must be known to
+    /// gossip and down; the new node gets a new host id and the dead node's tokens, streams the
+    /// ranges it takes over from the other live replicas (nearest first), and the dead node
+    /// leaves the ring. The pod's earlier node, if it is another one, is forgotten.
+    pub fn replace_node(&mut self, spec: NodeSpec, replaced_ip: &str) -> Result<StartOutcome> {
+        let host_id = self.new_uuid();
+        let c = self.cluster_mut(&spec.cluster)?;
+        let replaced = c.index_by_ip(replaced_ip).ok_or_else(|| {
+            CassandraError::IllegalState(format!(
+                "Cannot replace_address /{replaced_ip} because it doesn't exist in gossip"
+            ))
+        })?;
+        if c.nodes[replaced].up {
+            return Err(CassandraError::UnsupportedOperation(format!(
+                "Cannot replace a live node /{replaced_ip}. Endpoint is still alive."
+            )));
+        }
+        if replaced_ip != spec.ip && c.index_by_ip(&spec.ip).is_some() {
+            return Err(address_in_use(&spec.ip));
+        }
+        let old = &c.nodes[replaced];
+        let node = Node {
+            pod: spec.pod.clone(),
+            host_id,
+            ip: spec.ip.clone(),
+            datacenter: spec.datacenter.clone(),
+            rack: spec.rack.clone(),
+            tokens: old.tokens.clone(),
+            state: NodeState::Joining,
+            up: true,
+            running: true,
+            pod_present: true,
+            schema_version: c.schema_version,
+            server_version: spec.server_version.clone(),
+            management_fault: ManagementFault::default(),
+            data: NodeData::default(),
+            operations: Vec::new(),
+            jobs: Default::default(),
+        };
+        let replaced_pod = old.pod.clone();
+        let replacing = c.nodes.len();
+        c.nodes.push(node);
+        let streamed_rows = streaming::replace(c, replaced, replacing);
+        let old = &mut c.nodes[replaced];
+        old.state = NodeState::Left;
+        old.up = false;
+        old.running = false;
+        old.data = NodeData::default();
+        c.nodes[replacing].state = NodeState::Normal;
+        if replaced_pod != spec.pod && !c.nodes[replaced].pod_present {
+            self.unregister_pod(&replaced_pod);
+        }
+        self.unregister_pod(&spec.pod);
+        let c = self.cluster_mut(&spec.cluster)?;
+        c.by_pod.insert(spec.pod.clone(), replacing);
+        self.pods.insert(spec.pod.clone(), spec.cluster.clone());
+        self.maybe_setup_default_role(&spec.cluster);
+        Ok(StartOutcome::Joined { streamed_rows })
+    }
+
     /// `nodetool assassinate <ip>`: the node leaves gossip and the ring with no streaming.
     pub fn assassinate(&mut self, cluster: &str, ip: &str) -> Result<()> {
         let c = self.cluster_mut(cluster)?;

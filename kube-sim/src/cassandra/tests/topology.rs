@@ -149,3 +149,43 @@ fn the_same_seed_gives_the_same_cluster() {
     };
     assert_eq!(build(), build());
 }
+
+#[test]
+fn a_replacement_takes_the_dead_nodes_tokens_under_a_new_host_id_and_streams_its_ranges() {
+    let mut m = CassandraModel::deterministic(41);
+    let dc1 = start_dc(&mut m, CLUSTER, "west", "dc1", 3, 1, &no_props());
+    create_app(&mut m, CLUSTER, &nts(&[("dc1", 3)]));
+    write(&mut m, "dc1", &rows("k", 25), ConsistencyLevel::All);
+    let dead = m.node(&dc1[1]).expect("node").clone();
+    let spec = |ip: &str| NodeSpec::new(CLUSTER, dc1[1].clone(), ip, "dc1", "default");
+
+    let err = m.replace_node(spec("10.1.0.9"), &dead.ip).expect_err("still alive");
+    assert_eq!(
+        err.to_string(),
+        "Cannot replace a live node /10.1.0.2. Endpoint is still alive."
+    );
+    m.remove_node(&dc1[1]).expect("the pod goes with its volume");
+    let err = m.replace_node(spec("10.1.0.9"), "10.1.0.77").expect_err("unknown address");
+    assert_eq!(
+        err.to_string(),
+        "Cannot replace_address /10.1.0.77 because it doesn't exist in gossip"
+    );
+
+    let outcome = m.replace_node(spec("10.1.0.9"), &dead.ip).expect("replaced");
+    assert_eq!(outcome, StartOutcome::Joined { streamed_rows: 25 });
+    let node = m.node(&dc1[1]).expect("the pod's new node");
+    assert_ne!(node.host_id, dead.host_id);
+    assert_eq!(node.tokens, dead.tokens);
+    assert_eq!(
+        (node.state, node.up, node.ip.as_str()),
+        (NodeState::Normal, true, "10.1.0.9")
+    );
+    let ring = m.ring(CLUSTER).expect("ring");
+    assert_eq!(ring.len(), 3, "the dead node left the ring");
+    assert!(ring.iter().all(|entry| entry.up));
+    let counts = m.row_counts(CLUSTER).expect("counts");
+    assert_eq!(
+        counts.per_node.get(&dc1[1]).and_then(|t| t.get("app.events")),
+        Some(&25)
+    );
+}
