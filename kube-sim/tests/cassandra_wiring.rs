@@ -170,7 +170,11 @@ async fn a_datacenter_becomes_nodes_at_its_pods_addresses_and_its_superuser_logs
 
     let pods = world.pods(0).await;
     let listed = pods
-        .list(&ListParams::default().labels("cassandra.datastax.com/cluster=demo-cluster"))
+        // cass-operator's labels: CleanLabelValue of the cluster name and of the object's name
+        // (not of datacenterName).
+        .list(&ListParams::default().labels(
+            "cassandra.datastax.com/cluster=DemoCluster,cassandra.datastax.com/datacenter=dc1",
+        ))
         .await
         .expect("pods");
     assert_eq!(listed.items.len(), 3);

@@ -36,6 +36,19 @@ pub(super) fn clean_name(name: &str) -> String {
         .collect()
 }
 
+/// `CleanLabelValue` (`apis/cassandra/v1beta1`): spaces removed, then only the runs of
+/// `[-A-Za-z0-9_.]` that start and end with an alphanumeric character are kept, joined. The
+/// cluster, datacenter and rack labels hold these values, and the CassandraTask controller finds
+/// the pods by them.
+pub(crate) fn clean_label_value(value: &str) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    value
+        .replace(' ', "")
+        .split(|c: char| !allowed(c))
+        .map(|run| run.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
+        .collect()
+}
+
 /// cass-operator's `api.SplitRacks`: `count` spread over `racks`, the first racks taking the
 /// remainder.
 pub(super) fn split_racks(count: usize, racks: usize) -> Vec<usize> {
@@ -89,6 +102,11 @@ pub(super) struct Desired {
     pub per_node_config_map: Option<String>,
     /// `spec.storageConfig.cassandraDataVolumeClaimSpec`, the StatefulSets' claim template.
     pub volume_claim: Value,
+    /// `spec.podTemplateSpec.spec`: containers, init containers and volumes merged into the
+    /// StatefulSets' pod template.
+    pub pod_template: Value,
+    /// `status.nodeReplacements`: pods whose Cassandra starts replacing the node they had.
+    pub node_replacements: Vec<String>,
 }
 
 impl Desired {
@@ -161,6 +179,12 @@ impl Desired {
                 .pointer("/spec/storageConfig/cassandraDataVolumeClaimSpec")
                 .cloned()
                 .unwrap_or_else(|| json!({})),
+            pod_template: dc.pointer("/spec/podTemplateSpec/spec").cloned().unwrap_or(Value::Null),
+            node_replacements: dc
+                .pointer("/status/nodeReplacements")
+                .and_then(Value::as_array)
+                .map(|pods| pods.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default(),
             name,
         })
     }
@@ -216,11 +240,12 @@ impl Desired {
             .collect()
     }
 
-    /// `GetClusterLabels` and `GetDatacenterLabels`.
+    /// `GetClusterLabels` and `GetDatacenterLabels`: `CleanLabelValue` of `spec.clusterName`
+    /// and of the object's name (not `spec.datacenterName`).
     pub fn selector_labels(&self) -> Value {
         json!({
-            "cassandra.datastax.com/cluster": self.cluster_name,
-            "cassandra.datastax.com/datacenter": self.dc_name,
+            "cassandra.datastax.com/cluster": clean_label_value(&self.cassandra_cluster),
+            "cassandra.datastax.com/datacenter": clean_label_value(&self.name),
         })
     }
 
@@ -229,7 +254,10 @@ impl Desired {
         let mut labels = self.selector_labels();
         labels["app.kubernetes.io/managed-by"] = json!("cass-operator");
         labels["app.kubernetes.io/name"] = json!("cassandra");
-        labels["app.kubernetes.io/instance"] = json!(format!("cassandra-{}", self.cluster_name));
+        labels["app.kubernetes.io/instance"] = json!(format!(
+            "cassandra-{}",
+            clean_label_value(&self.cassandra_cluster)
+        ));
         labels["app.kubernetes.io/version"] = json!(self.server_version);
         labels["app.kubernetes.io/created-by"] = json!("cass-operator");
         labels
@@ -238,7 +266,7 @@ impl Desired {
     /// `GetRackLabels` plus the operator labels.
     pub fn rack_labels(&self, rack: &str) -> Value {
         let mut labels = self.labels();
-        labels["cassandra.datastax.com/rack"] = json!(rack);
+        labels["cassandra.datastax.com/rack"] = json!(clean_label_value(rack));
         labels
     }
 
@@ -411,6 +439,24 @@ mod tests {
             seeds,
             ["my-cluster-dc1-r1-sts-1", "my-cluster-dc1-r1-sts-2"]
         );
+    }
+
+    #[test]
+    fn labels_are_upstreams_clean_label_values_of_the_cluster_and_the_object_name() {
+        let dc = desired(
+            json!({"clusterName": "My_Cluster Demo", "datacenterName": "East_1",
+                                "racks": [{"name": "Rack_A"}]}),
+        );
+        let labels = dc.rack_labels("Rack_A");
+        assert_eq!(labels["cassandra.datastax.com/cluster"], "My_ClusterDemo");
+        assert_eq!(labels["cassandra.datastax.com/datacenter"], "dc1");
+        assert_eq!(labels["cassandra.datastax.com/rack"], "Rack_A");
+        assert_eq!(
+            labels["app.kubernetes.io/instance"],
+            "cassandra-My_ClusterDemo"
+        );
+        assert_eq!(clean_label_value("-demo-"), "demo");
+        assert_eq!(clean_label_value("a!b"), "ab");
     }
 
     #[test]

@@ -23,6 +23,8 @@ fn micro_time() -> String {
 pub(super) mod action {
     pub const STOPPING_DATACENTER: &str = "StoppingDatacenter";
     pub const STARTING_CASSANDRA: &str = "StartingCassandra";
+    pub const STARTING_CASSANDRA_AND_REPLACING_NODE: &str = "StartingCassandraAndReplacingNode";
+    pub const FINISHED_REPLACE_NODE: &str = "FinishedReplaceNode";
     pub const SCALING_DOWN_RACK: &str = "ScalingDownRack";
     pub const LABELED_POD_AS_DECOMMISSIONING: &str = "LabeledPodAsDecommissioning";
     pub const DECOMMISSIONING_NODE: &str = "DecommissioningNode";

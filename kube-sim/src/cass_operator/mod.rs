@@ -31,6 +31,7 @@ mod desired;
 mod events;
 mod objects;
 mod reconcile;
+mod restore;
 mod wiring;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -45,6 +46,7 @@ use crate::cassandra::PodRef;
 use crate::cluster::Cluster;
 use crate::store::{PatchType, ResourceInfo, WatchOptions, WriteOptions};
 
+pub(crate) use desired::clean_label_value;
 use desired::{Desired, str_at};
 pub use wiring::{PodAddresses, Wiring};
 
@@ -166,12 +168,24 @@ struct DcState {
     desired: Option<Desired>,
     /// The pods that exist, by name.
     pods: BTreeMap<String, PodState>,
-    /// StatefulSet name → (uid, replicas).
-    statefulsets: BTreeMap<String, (String, usize)>,
+    /// The StatefulSets last written, by name.
+    statefulsets: BTreeMap<String, StatefulSetState>,
+    /// Pods started replacing their node (`replace_address_first_boot`) that
+    /// `status.nodeReplacements` still lists.
+    replaced: BTreeSet<String>,
     /// The endpoints last written to the all-pods EndpointSlice.
     endpoints: Option<Vec<Value>>,
     /// Pods whose last start failed (`status.failedStarts`), started last next time.
     failed_starts: BTreeSet<String>,
+}
+
+/// A rack's StatefulSet as last written.
+#[derive(Debug, Clone)]
+struct StatefulSetState {
+    uid: String,
+    replicas: usize,
+    /// The pod template spec made from the datacenter.
+    pod_spec: Value,
 }
 
 /// cass-operator's `cassandra.datastax.com/node-state` label values.
@@ -207,7 +221,11 @@ struct PodState {
     ready: bool,
     /// Why Cassandra last failed to start, while it does not run.
     failure: Option<String>,
+    /// Why the `medusa-restore` init container failed, while it keeps the pod from starting.
+    init_failure: Option<String>,
     restarts: u32,
+    /// The StatefulSet template revision the pod was made from (`controller-revision-hash`).
+    revision: String,
 }
 
 fn write_options() -> WriteOptions {
@@ -242,7 +260,11 @@ impl Operator {
     async fn run(&mut self) {
         let mut model_changed = self.wiring.subscribe();
         loop {
-            let (Some(info), Some(pods)) = (self.info(GROUP, PLURAL), self.info("", "pods")) else {
+            let (Some(info), Some(pods), Some(statefulsets)) = (
+                self.info(GROUP, PLURAL),
+                self.info("", "pods"),
+                self.info("apps", "statefulsets"),
+            ) else {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
@@ -252,9 +274,13 @@ impl Operator {
                         label_selector: Some("app.kubernetes.io/managed-by=cass-operator".into()),
                         ..WatchOptions::default()
                     };
-                    Ok((dcs, self.cluster.store.watch(&pods, None, &ours)?))
+                    Ok((
+                        dcs,
+                        self.cluster.store.watch(&pods, None, &ours)?,
+                        self.cluster.store.watch(&statefulsets, None, &ours)?,
+                    ))
                 });
-            let (mut dc_events, mut pod_events) = match watched {
+            let (mut dc_events, mut pod_events, mut statefulset_events) = match watched {
                 Ok(streams) => streams,
                 Err(e) => {
                     tracing::warn!(cluster = self.cluster.index, error = %e, "cass-operator watch");
@@ -277,6 +303,11 @@ impl Operator {
                     },
                     event = pod_events.next() => match event {
                         Some(event) if event.event_type == "DELETED" => self.on_pod_deleted(&event.object),
+                        Some(_) => {}
+                        None => break,
+                    },
+                    event = statefulset_events.next() => match event {
+                        Some(event) if event.event_type == "MODIFIED" => self.on_statefulset_changed(&event.object),
                         Some(_) => {}
                         None => break,
                     },
@@ -410,6 +441,25 @@ fn condition(kind: &str, status: bool, previous: &Value) -> Value {
     })
 }
 
+/// The datacenter's conditions with `owned` set one by one, as cass-operator's `SetCondition`
+/// does: conditions of other types (ReplacingNodes, which the CassandraTask controller sets)
+/// stay, since the status is written as a merge patch whose lists replace the stored ones.
+fn merge_conditions(previous: &Value, owned: Vec<Value>) -> Value {
+    let mut conditions: Vec<Value> = previous
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for condition in owned {
+        let kind = condition.get("type").cloned();
+        match conditions.iter_mut().find(|c| c.get("type") == kind.as_ref()) {
+            Some(existing) => *existing = condition,
+            None => conditions.push(condition),
+        }
+    }
+    Value::Array(conditions)
+}
+
 impl Operator {
     /// Adds the operator's finalizer; false if the write failed (a later event retries).
     fn ensure_finalizer(&self, info: &ResourceInfo, dc: &Value) -> bool {
@@ -511,7 +561,7 @@ impl Operator {
         }
         let status = json!({"status": {
             "cassandraOperatorProgress": "Updating",
-            "conditions": conditions,
+            "conditions": merge_conditions(dc, conditions),
             "datacenterName": desired.dc_name,
         }});
         self.patch_dc(info, dc, status, status_options());

@@ -5,7 +5,9 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::desired::{Desired, str_at};
-use super::{DcState, NodeLabel, Operator, PodState, status_options, write_options};
+use super::{
+    DcState, NodeLabel, Operator, PodState, StatefulSetState, status_options, write_options,
+};
 use crate::store::{DeleteOptions, PatchType};
 
 const NATIVE_PORT: i64 = 9042;
@@ -69,8 +71,10 @@ impl Operator {
         }
     }
 
-    /// Creates the rack's StatefulSet (`newStatefulSetForCassandraDatacenter`) or sets its
-    /// replicas; its uid, for the pods' owner reference.
+    /// Creates the rack's StatefulSet (`newStatefulSetForCassandraDatacenter`), or brings its
+    /// replicas and pod template spec to what the datacenter asks (`CheckRackPodTemplate`;
+    /// template annotations others set, such as a restart task's `restartedAt`, stay); its uid,
+    /// for the pods' owner reference.
     pub(super) fn ensure_statefulset(
         &self,
         desired: &Desired,
@@ -79,25 +83,17 @@ impl Operator {
         state: &mut DcState,
     ) -> Option<String> {
         let name = desired.statefulset_name(rack);
-        if let Some((uid, written)) = state.statefulsets.get_mut(&name) {
-            if *written != replicas {
-                *written = replicas;
-                let patch = json!({"spec": {"replicas": replicas}});
-                self.merge_patch(
-                    "apps",
-                    "statefulsets",
-                    &desired.namespace,
-                    &name,
-                    &patch,
-                    false,
-                );
-            }
-            return Some(uid.clone());
+        let pod_spec = pod_template_spec(desired);
+        if let Some(known) = state.statefulsets.get(&name)
+            && known.replicas == replicas
+            && known.pod_spec == pod_spec
+        {
+            return Some(known.uid.clone());
         }
         let info = self.info("apps", "statefulsets")?;
         let labels = desired.rack_labels(rack);
         let mut selector = desired.selector_labels();
-        selector["cassandra.datastax.com/rack"] = json!(rack);
+        selector["cassandra.datastax.com/rack"] = labels["cassandra.datastax.com/rack"].clone();
         let mut template_labels = labels.clone();
         template_labels["cassandra.datastax.com/node-state"] =
             json!(NodeLabel::ReadyToStart.as_str());
@@ -110,10 +106,11 @@ impl Operator {
                 "replicas": replicas,
                 "serviceName": desired.service_name(),
                 "podManagementPolicy": "Parallel",
+                "updateStrategy": {"type": "RollingUpdate"},
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": template_labels},
-                    "spec": {"containers": [container(desired)]},
+                    "spec": pod_spec,
                 },
                 "volumeClaimTemplates": [{
                     "metadata": {"name": "server-data", "labels": desired.rack_labels(rack)},
@@ -129,10 +126,14 @@ impl Operator {
                 Err(_) => self.cluster.store.get(&info, namespace, &name).ok()?,
             };
         let uid = str_at(&stored, "/metadata/uid")?.to_string();
-        let current = stored.pointer("/spec/replicas").and_then(Value::as_u64);
-        state.statefulsets.insert(name.clone(), (uid.clone(), replicas));
-        if current != Some(replicas as u64) {
-            let patch = json!({"spec": {"replicas": replicas}});
+        let mut patch = json!({});
+        if stored.pointer("/spec/replicas").and_then(Value::as_u64) != Some(replicas as u64) {
+            patch["spec"]["replicas"] = json!(replicas);
+        }
+        if stored.pointer("/spec/template/spec") != Some(&pod_spec) {
+            patch["spec"]["template"] = json!({"spec": pod_spec});
+        }
+        if patch.get("spec").is_some() {
             self.merge_patch(
                 "apps",
                 "statefulsets",
@@ -142,7 +143,29 @@ impl Operator {
                 false,
             );
         }
+        state.statefulsets.insert(
+            name,
+            StatefulSetState {
+                uid: uid.clone(),
+                replicas,
+                pod_spec,
+            },
+        );
         Some(uid)
+    }
+
+    /// The rack's StatefulSet pod template as stored (with what others added) and its
+    /// revision, which the pods made from it carry (`controller-revision-hash`).
+    pub(super) fn statefulset_template(
+        &self,
+        namespace: &str,
+        statefulset: &str,
+    ) -> Option<(Value, String)> {
+        let info = self.info("apps", "statefulsets")?;
+        let stored = self.cluster.store.get(&info, Some(namespace), statefulset).ok()?;
+        let template = stored.pointer("/spec/template")?.clone();
+        let revision = template_revision(statefulset, &template);
+        Some((template, revision))
     }
 
     pub(super) fn delete_statefulsets(&self, desired: &Desired, state: &mut DcState) {
@@ -151,36 +174,46 @@ impl Operator {
         }
     }
 
-    /// Creates a pod of a rack's StatefulSet, Running and not Ready (Cassandra waits for the
-    /// operator's start, `MGMT_API_EXPLICIT_START`); its uid.
+    /// Creates a pod of a rack's StatefulSet from its template, as the StatefulSet controller
+    /// does (labels, annotations, containers, init containers, volumes, plus the claim of
+    /// `server-data`), Running and not Ready (Cassandra waits for the operator's start,
+    /// `MGMT_API_EXPLICIT_START`); its uid and the template revision it was made from.
     pub(super) fn create_pod(
         &self,
         desired: &Desired,
         pod_name: &str,
         pod: &PodState,
         statefulset_uid: &str,
-    ) -> Option<String> {
+    ) -> Option<(String, String)> {
         let info = self.info("", "pods")?;
-        let mut labels = desired.rack_labels(&pod.rack);
+        let statefulset = desired.statefulset_name(&pod.rack);
+        let (template, revision) = self.statefulset_template(&desired.namespace, &statefulset)?;
+        let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
         labels["cassandra.datastax.com/node-state"] = json!(pod.node_label.as_str());
         labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
         labels["apps.kubernetes.io/pod-index"] = json!(pod.ordinal.to_string());
+        labels["controller-revision-hash"] = json!(revision);
+        let annotations =
+            template.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}));
+        let mut spec = template.get("spec").cloned().unwrap_or_else(|| json!({}));
+        spec["nodeName"] = json!(format!("sim-node-{}", pod.ordinal % 3));
+        spec["hostname"] = json!(pod_name);
+        spec["subdomain"] = json!(desired.service_name());
+        let mut volumes =
+            spec.get("volumes").and_then(Value::as_array).cloned().unwrap_or_default();
+        volumes.push(json!({"name": "server-data",
+                            "persistentVolumeClaim": {"claimName": format!("server-data-{pod_name}")}}));
+        spec["volumes"] = Value::Array(volumes);
         let object = json!({
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": pod_name, "namespace": desired.namespace, "labels": labels,
+                         "annotations": annotations,
                          "ownerReferences": [{
                              "apiVersion": "apps/v1", "kind": "StatefulSet",
-                             "name": desired.statefulset_name(&pod.rack), "uid": statefulset_uid,
+                             "name": statefulset, "uid": statefulset_uid,
                              "controller": true, "blockOwnerDeletion": true}]},
-            "spec": {
-                "nodeName": format!("sim-node-{}", pod.ordinal % 3),
-                "hostname": pod_name,
-                "subdomain": desired.service_name(),
-                "containers": [container(desired)],
-                "volumes": [{"name": "server-data",
-                             "persistentVolumeClaim": {"claimName": format!("server-data-{pod_name}")}}],
-            },
+            "spec": spec,
         });
         let created = match self.cluster.store.create(
             &info,
@@ -195,7 +228,26 @@ impl Operator {
             }
         };
         self.write_pod_status(desired, pod_name, pod);
-        str_at(&created, "/metadata/uid").map(str::to_string)
+        let uid = str_at(&created, "/metadata/uid")?.to_string();
+        Some((uid, revision))
+    }
+
+    /// A pod as stored.
+    pub(super) fn stored_pod(&self, namespace: &str, pod_name: &str) -> Option<Value> {
+        let info = self.info("", "pods")?;
+        self.cluster.store.get(&info, Some(namespace), pod_name).ok()
+    }
+
+    /// The ConfigMap's `key`, if both exist.
+    pub(super) fn config_map_value(
+        &self,
+        namespace: &str,
+        config_map: &str,
+        key: &str,
+    ) -> Option<String> {
+        let info = self.info("", "configmaps")?;
+        let object = self.cluster.store.get(&info, Some(namespace), config_map).ok()?;
+        Some(object.get("data")?.get(key)?.as_str()?.to_string())
     }
 
     /// The pod's status as the kubelet would report it: Ready when Cassandra runs (the
@@ -213,8 +265,38 @@ impl Operator {
             ),
             None => (json!({"running": {"startedAt": now}}), json!({})),
         };
+        if let Some(message) = &pod.init_failure {
+            // Init:CrashLoopBackOff: the pod waits in Pending, its main containers not started.
+            let status = json!({"status": {
+                "phase": "Pending",
+                "podIP": pod.ip,
+                "podIPs": [{"ip": pod.ip}],
+                "hostIP": HOST_IP,
+                "startTime": now,
+                "conditions": [
+                    {"type": "Initialized", "status": "False", "lastTransitionTime": now,
+                     "reason": "ContainersNotInitialized",
+                     "message": "containers with incomplete status: [medusa-restore]"},
+                    {"type": "Ready", "status": "False", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": "False", "lastTransitionTime": now},
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                ],
+                "initContainerStatuses": [{"name": "medusa-restore", "ready": false,
+                    "restartCount": pod.restarts, "image": "", "imageID": "",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff",
+                        "message": format!("back-off restarting failed container medusa-restore in pod {pod_name}")}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": message,
+                                                 "finishedAt": now}}}],
+                "containerStatuses": [{"name": "cassandra", "ready": false, "started": false,
+                                       "restartCount": 0, "image": desired.image, "imageID": "",
+                                       "state": {"waiting": {"reason": "PodInitializing"}}}],
+            }});
+            self.merge_patch("", "pods", &desired.namespace, pod_name, &status, true);
+            return;
+        }
         let status = json!({"status": {
             "phase": "Running",
+            "initContainerStatuses": null,
             "podIP": pod.ip,
             "podIPs": [{"ip": pod.ip}],
             "hostIP": HOST_IP,
@@ -407,6 +489,44 @@ impl Operator {
             _ => None,
         }
     }
+}
+
+/// The StatefulSets' pod spec (`buildPodTemplateSpec`): the `cassandra` container, with what
+/// `spec.podTemplateSpec` adds to a container of that name (env, volume mounts, ports), then the
+/// template's other containers; the template's init containers and volumes.
+fn pod_template_spec(desired: &Desired) -> Value {
+    let list = |key: &str| -> Vec<Value> {
+        desired.pod_template.get(key).and_then(Value::as_array).cloned().unwrap_or_default()
+    };
+    let is_cassandra = |c: &Value| c.get("name").and_then(Value::as_str) == Some("cassandra");
+    let mut cassandra = container(desired);
+    let template_containers = list("containers");
+    if let Some(given) = template_containers.iter().find(|c| is_cassandra(c)) {
+        for key in ["env", "volumeMounts", "ports"] {
+            let extra = given.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+            if let Some(Value::Array(items)) = cassandra.get_mut(key) {
+                items.extend(extra);
+            } else if !extra.is_empty() {
+                cassandra[key] = Value::Array(extra);
+            }
+        }
+    }
+    let mut containers = vec![cassandra];
+    containers.extend(template_containers.into_iter().filter(|c| !is_cassandra(c)));
+    json!({
+        "containers": containers,
+        "initContainers": list("initContainers"),
+        "volumes": list("volumes"),
+    })
+}
+
+/// A stable hash of a pod template, named as the StatefulSet controller names revisions
+/// (`<statefulset>-<hash>`).
+pub(super) fn template_revision(statefulset: &str, template: &Value) -> String {
+    let hash = template.to_string().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{statefulset}-{:x}", hash % 0xf_ffff_ffff)
 }
 
 /// The cassandra container as cass-operator declares it (the ports the simulation serves).

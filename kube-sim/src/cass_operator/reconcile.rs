@@ -2,14 +2,17 @@
 //! `ReconcileAllRacks` (`pkg/reconciliation/reconcile_racks.go`), and its deletion
 //! (`ProcessDeletion`, `pkg/reconciliation/reconcile_datacenter.go`).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 use super::desired::{Desired, RackLayout, User, seeds_of_rack, split_racks, str_at};
 use super::events::{EventType, action};
 use super::{
-    DcKey, DcState, FINALIZER, NodeLabel, Operator, PodState, Reconciled, condition, status_options,
+    DcKey, DcState, FINALIZER, NodeLabel, Operator, PodState, Reconciled, condition,
+    merge_conditions, status_options,
 };
-use crate::cassandra::{CassandraError, NodeState};
+use crate::cassandra::{CassandraError, NodeState, PodRef};
 use crate::store::ResourceInfo;
 
 /// How a decommission round ended.
@@ -30,6 +33,7 @@ impl Operator {
         state: &mut DcState,
     ) -> Reconciled {
         state.desired = Some(desired.clone());
+        state.replaced.retain(|pod| desired.node_replacements.contains(pod));
         if desired.stopped {
             self.stop_datacenter(info, dc, desired, state);
             return Reconciled::Done;
@@ -45,11 +49,15 @@ impl Operator {
         let scaling_down = all_ready
             && self.decommission_down_to(desired, desired.size, state, &mut decommissioned)
                 == Decommissioned::Refused;
+        let rolling = all_ready && !scaling_down && self.roll_next_pod(desired, state);
         self.label_seeds(desired, &layout, state);
         self.ensure_service(desired, state);
         let node_statuses = self.node_statuses(dc, state, &decommissioned);
         let started_some = state.pods.values().filter(|p| p.ready).count() > started_before;
-        let settled = all_ready && !scaling_down;
+        let replacing: Vec<&String> =
+            desired.node_replacements.iter().filter(|pod| !state.replaced.contains(*pod)).collect();
+        // "Wait on any nodes that are still being replaced" (ReconcileAllRacks).
+        let settled = all_ready && !scaling_down && !rolling && replacing.is_empty();
         let users = match settled && !desired.skip_user_creation {
             true => Some(self.create_users(desired)),
             false => None,
@@ -67,10 +75,15 @@ impl Operator {
             "lastServerNodeStarted": last_started,
             "failedStarts": if failed_starts.is_empty() { Value::Null } else { json!(failed_starts) },
         });
+        // updateCurrentReplacePodsProgress: started replacements leave the list (written only
+        // then, so as not to undo a task's addition made meanwhile).
+        if !state.replaced.is_empty() {
+            status["nodeReplacements"] = json!(replacing);
+        }
         if settled && users.as_ref().is_none_or(Result::is_ok) {
             status["cassandraOperatorProgress"] = json!("Ready");
             status["observedGeneration"] = json!(desired.generation);
-            status["conditions"] = json!([
+            let mut settled_conditions = vec![
                 condition("Valid", true, dc),
                 condition("Initialized", true, dc),
                 condition("Ready", true, dc),
@@ -79,7 +92,12 @@ impl Operator {
                 condition("ScalingDown", false, dc),
                 condition("Resuming", false, dc),
                 condition("Stopped", false, dc),
-            ]);
+            ];
+            // CheckClearActionConditions: a finished replacement clears ReplacingNodes.
+            if previous_condition(dc, "ReplacingNodes") {
+                settled_conditions.push(condition("ReplacingNodes", false, dc));
+            }
+            status["conditions"] = merge_conditions(dc, settled_conditions);
             if users.is_some() {
                 status["superUserUpserted"] = now.clone();
                 status["usersUpserted"] = now;
@@ -92,16 +110,19 @@ impl Operator {
         }
         let initialized = previous_condition(dc, "Initialized");
         status["cassandraOperatorProgress"] = json!("Updating");
-        status["conditions"] = json!([
-            condition("Valid", true, dc),
-            condition("Initialized", initialized, dc),
-            condition("Ready", previous_condition(dc, "Ready"), dc),
-            condition("Updating", initialized, dc),
-            condition("ScalingUp", initialized && !all_ready, dc),
-            condition("ScalingDown", scaling_down, dc),
-            condition("Resuming", previous_condition(dc, "Resuming"), dc),
-            condition("Stopped", false, dc),
-        ]);
+        status["conditions"] = merge_conditions(
+            dc,
+            vec![
+                condition("Valid", true, dc),
+                condition("Initialized", initialized, dc),
+                condition("Ready", previous_condition(dc, "Ready"), dc),
+                condition("Updating", initialized, dc),
+                condition("ScalingUp", initialized && !all_ready, dc),
+                condition("ScalingDown", scaling_down, dc),
+                condition("Resuming", previous_condition(dc, "Resuming"), dc),
+                condition("Stopped", false, dc),
+            ],
+        );
         self.patch_dc(info, dc, json!({"status": status}), status_options());
         Reconciled::Retry
     }
@@ -133,10 +154,13 @@ impl Operator {
                     seed: false,
                     ready: false,
                     failure: None,
+                    init_failure: None,
                     restarts: 0,
+                    revision: String::new(),
                 };
-                if let Some(pod_uid) = self.create_pod(desired, &name, &pod, &uid) {
+                if let Some((pod_uid, revision)) = self.create_pod(desired, &name, &pod, &uid) {
                     pod.uid = pod_uid;
+                    pod.revision = revision;
                     state.pods.insert(name, pod);
                 }
             }
@@ -196,11 +220,43 @@ impl Operator {
         if pod.node_label != NodeLabel::ReadyToStart {
             return false;
         }
-        let per_node = self.per_node_yaml(desired, name);
         let pod_ref = self.pod_ref(&desired.namespace, name);
-        let started =
-            desired.node_spec(pod_ref, &pod.ip, &pod.rack, per_node.as_ref()).and_then(|spec| {
-                self.cluster.cassandra.lock().start_node(spec).map_err(|e| e.to_string())
+        let listed_for_replacement = desired.node_replacements.iter().any(|listed| listed == name);
+        let replaced_ip = if listed_for_replacement {
+            self.replaced_address(&pod_ref)
+        } else {
+            None
+        };
+        let node_known = self.cluster.cassandra.lock().node(&pod_ref).is_ok();
+        if replaced_ip.is_some() {
+            // The task deleted the pod's claim: the replacement starts on an empty volume.
+            self.cluster.cassandra.lock().clear_volume(&pod_ref);
+        } else if node_known && !self.init_containers_succeed(desired, name, &pod_ref, &mut pod) {
+            self.write_pod_status(desired, name, &pod);
+            state.pods.insert(name.to_string(), pod);
+            return false;
+        }
+        let per_node = self.per_node_yaml(desired, name);
+        if let Some(ip) = &replaced_ip {
+            self.event(
+                desired,
+                EventType::Normal,
+                action::STARTING_CASSANDRA_AND_REPLACING_NODE,
+                format!(
+                    "Starting Cassandra for pod {name} to replace Cassandra node with address {ip}"
+                ),
+                "",
+            );
+        }
+        let started = desired
+            .node_spec(pod_ref.clone(), &pod.ip, &pod.rack, per_node.as_ref())
+            .and_then(|spec| {
+                let mut model = self.cluster.cassandra.lock();
+                match &replaced_ip {
+                    Some(ip) => model.replace_node(spec, ip),
+                    None => model.start_node(spec),
+                }
+                .map_err(|e| e.to_string())
             });
         let outcome = match started {
             Ok(_) => {
@@ -208,6 +264,21 @@ impl Operator {
                 pod.node_label = NodeLabel::Started;
                 pod.failure = None;
                 state.failed_starts.remove(name);
+                // The model restores into a node it knows: a pod's first start restores right
+                // after it joined (kube-sim's order; Medusa restores before).
+                if !node_known && replaced_ip.is_none() {
+                    self.init_containers_succeed(desired, name, &pod_ref, &mut pod);
+                }
+                if listed_for_replacement {
+                    state.replaced.insert(name.to_string());
+                    self.event(
+                        desired,
+                        EventType::Normal,
+                        action::FINISHED_REPLACE_NODE,
+                        format!("Finished replacing pod {name}"),
+                        "",
+                    );
+                }
                 self.write_pod_labels(&desired.namespace, name, &pod);
                 true
             }
@@ -228,6 +299,79 @@ impl Operator {
         self.write_pod_status(desired, name, &pod);
         state.pods.insert(name.to_string(), pod);
         outcome
+    }
+
+    /// The StatefulSet controller's `RollingUpdate`, which cass-operator leaves to it: once
+    /// every pod runs, the highest ordinal pod of the first rack whose template changed (a
+    /// restart task's `restartedAt`, a new `podTemplateSpec`) is deleted, its node going down
+    /// with it (`remove_node`); the next reconcile creates it from the new template and
+    /// Cassandra restarts in it with its data volume. True while a roll is under way.
+    fn roll_next_pod(&mut self, desired: &Desired, state: &mut DcState) -> bool {
+        let revisions: BTreeMap<&String, String> = desired
+            .racks
+            .iter()
+            .filter_map(|rack| {
+                let statefulset = desired.statefulset_name(rack);
+                let (_, revision) = self.statefulset_template(&desired.namespace, &statefulset)?;
+                Some((rack, revision))
+            })
+            .collect();
+        let rack_order = |rack: &str| desired.racks.iter().position(|r| r == rack);
+        let Some(name) = state
+            .pods
+            .iter()
+            .filter(|(_, pod)| revisions.get(&pod.rack).is_some_and(|r| *r != pod.revision))
+            .max_by_key(|(_, pod)| (std::cmp::Reverse(rack_order(&pod.rack)), pod.ordinal))
+            .map(|(name, _)| name.clone())
+        else {
+            return false;
+        };
+        state.pods.remove(&name);
+        state.failed_starts.remove(&name);
+        let pod_ref = self.pod_ref(&desired.namespace, &name);
+        let _ = self.cluster.cassandra.lock().remove_node(&pod_ref);
+        self.delete_pod(&desired.namespace, &name);
+        true
+    }
+
+    /// Runs the pod's init containers (Medusa's restore); false, with the pod marked, when one
+    /// fails.
+    fn init_containers_succeed(
+        &mut self,
+        desired: &Desired,
+        name: &str,
+        pod_ref: &PodRef,
+        pod: &mut PodState,
+    ) -> bool {
+        match self.run_medusa_restore(desired, name, pod_ref) {
+            Ok(_) => {
+                pod.init_failure = None;
+                true
+            }
+            Err(error) => {
+                // A failing init container: Cassandra does not start; the kubelet retries it.
+                pod.restarts += 1;
+                pod.ready = false;
+                pod.init_failure = Some(error.to_string());
+                self.event(
+                    desired,
+                    EventType::Warning,
+                    action::STARTING_CASSANDRA,
+                    format!("Failed to restore pod {name}"),
+                    &error.to_string(),
+                );
+                false
+            }
+        }
+    }
+
+    /// The address of the dead node a pod listed in `status.nodeReplacements` replaces
+    /// (upstream: its `nodeStatuses` host id's endpoint); None when its node never joined or
+    /// runs (it then starts as usual).
+    fn replaced_address(&self, pod_ref: &PodRef) -> Option<String> {
+        let model = self.cluster.cassandra.lock();
+        let node = model.node(pod_ref).ok()?;
+        (node.state != NodeState::Left && !node.up).then(|| node.ip.clone())
     }
 
     /// `DecommissionNodes` and `CheckDecommissioningNodes`: while more pods run than `target`,
@@ -440,7 +584,7 @@ impl Operator {
             "cassandraOperatorProgress": "Ready",
             "observedGeneration": desired.generation,
             "datacenterName": desired.dc_name,
-            "conditions": [
+            "conditions": merge_conditions(dc, vec![
                 condition("Valid", true, dc),
                 condition("Initialized", true, dc),
                 condition("Ready", false, dc),
@@ -449,7 +593,7 @@ impl Operator {
                 condition("ScalingDown", false, dc),
                 condition("Resuming", false, dc),
                 condition("Stopped", true, dc),
-            ],
+            ]),
         }});
         self.patch_dc(info, dc, status, status_options());
     }
@@ -532,7 +676,7 @@ impl Operator {
         }
         let status = json!({"status": {
             "cassandraOperatorProgress": "Updating",
-            "conditions": conditions,
+            "conditions": merge_conditions(dc, conditions),
         }});
         self.patch_dc(info, dc, status, status_options());
     }
@@ -619,6 +763,33 @@ impl Operator {
                 self.ensure_service(&desired, &mut state);
             }
             self.datacenters.insert(key, state);
+        }
+    }
+
+    /// A StatefulSet's template changed (a restart task's `restartedAt`): the datacenter
+    /// reconciles now, rolling the pods made from the earlier template.
+    pub(super) fn on_statefulset_changed(&mut self, statefulset: &Value) {
+        let (Some(namespace), Some(name), Some(template)) = (
+            str_at(statefulset, "/metadata/namespace"),
+            str_at(statefulset, "/metadata/name"),
+            statefulset.pointer("/spec/template"),
+        ) else {
+            return;
+        };
+        let revision = super::objects::template_revision(name, template);
+        let now = tokio::time::Instant::now();
+        for ((dc_namespace, _), state) in self.datacenters.iter_mut() {
+            let Some(desired) = state.desired.as_ref() else {
+                continue;
+            };
+            let outdated = dc_namespace == namespace
+                && state.pods.values().any(|pod| {
+                    desired.statefulset_name(&pod.rack) == name && pod.revision != revision
+                });
+            if outdated {
+                let generation = state.due.map_or(desired.generation, |(g, _)| g);
+                state.due = Some((generation, state.due.map_or(now, |(_, at)| at.min(now))));
+            }
         }
     }
 

@@ -13,7 +13,6 @@ pub(super) const DC_PLURAL: &str = crate::cass_operator::PLURAL;
 pub(super) const CLUSTER_LABEL: &str = "cassandra.datastax.com/cluster";
 pub(super) const DATACENTER_LABEL: &str = "cassandra.datastax.com/datacenter";
 pub(super) const RACK_LABEL: &str = "cassandra.datastax.com/rack";
-pub(super) const NODE_STATE_LABEL: &str = "cassandra.datastax.com/node-state";
 
 pub(super) struct Datacenter {
     pub name: String,
@@ -134,16 +133,7 @@ impl Datacenter {
     }
 }
 
-/// `CleanLabelValue`: spaces removed, then only the runs of `[-A-Za-z0-9_.]` that start and end
-/// with an alphanumeric character are kept, joined.
-pub(super) fn clean_label_value(value: &str) -> String {
-    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    value
-        .replace(' ', "")
-        .split(|c: char| !allowed(c))
-        .map(|run| run.trim_matches(|c: char| !c.is_ascii_alphanumeric()))
-        .collect()
-}
+pub(super) use crate::cass_operator::clean_label_value;
 
 /// Upserts the datacenter as the task's controller, refusing as controller-runtime's
 /// `SetControllerReference` does (another controller, another namespace).

@@ -24,6 +24,7 @@ pub use config::{
     DEFAULT_BACKUP_GRACE_PERIOD_DAYS, MedusaConfig, MedusaConfigError, storage_location_from_ini,
 };
 pub use port::MedusaPort;
+pub(crate) use port::{CONFIG_KEY as MEDUSA_INI_KEY, mounted_config_map};
 pub use restore::{
     BACKUP_NAME_ENV, LAST_RESTORE_FILE, MappingSource, POD_NAME_ENV, RESTORE_KEY_ENV,
     RESTORE_MAPPING_DIR, RESTORE_MAPPING_ENV, RestoreError, RestoreMapping, RestoreOutcome,

@@ -19,7 +19,7 @@ use crate::store::Store;
 
 /// Where k8ssandra-operator mounts medusa.ini in the `medusa` container.
 const CONFIG_MOUNT_PATH: &str = "/etc/medusa";
-const CONFIG_KEY: &str = "medusa.ini";
+pub(crate) const CONFIG_KEY: &str = "medusa.ini";
 const CONTAINER: &str = "medusa";
 
 /// Medusa on every pod that has it, as a [`PortService`] for [`super::GRPC_PORT`].
@@ -64,7 +64,7 @@ impl MedusaPort {
 }
 
 /// The ConfigMap mounted at `/etc/medusa` in the pod's `medusa` container.
-fn mounted_config_map(pod: &Value) -> Option<String> {
+pub(crate) fn mounted_config_map(pod: &Value) -> Option<String> {
     let containers = pod.pointer("/spec/containers")?.as_array()?;
     let medusa =
         containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER))?;
