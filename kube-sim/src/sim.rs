@@ -206,10 +206,7 @@ impl SimBuilder {
                     settings,
                     Arc::clone(&wiring),
                 ));
-                tasks.push(crate::cassandra_task::spawn(
-                    Arc::clone(cluster),
-                    self.dc_ready_after,
-                ));
+                tasks.push(crate::cassandra_task::spawn(Arc::clone(cluster)));
             }
         }
         Ok(Sim {

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube_sim::cassandra::{
-    Column, ConsistencyLevel, ManagementFault, NodeSpec, NodeState, PodRef, Replication,
-    SystemReplicationProperties,
+    Column, ConsistencyLevel, ManagementFault, NodeState, PodRef, Replication,
 };
 use kube_sim::{Sim, SimBuilder};
 use serde_json::{Value, json};
@@ -75,16 +75,18 @@ where
     panic!("timed out waiting for {what}");
 }
 
-/// A pod of a datacenter as the node setup needs it.
+/// A pod of a datacenter and its node in the model.
 #[derive(Debug, Clone)]
 struct DcPod {
     name: String,
     rack: String,
-    ip: String,
     pod_ref: PodRef,
 }
 
-/// Creates a CassandraDatacenter of cluster [`CLUSTER`] and waits for the stand-in's pods.
+/// Creates a CassandraDatacenter of cluster [`CLUSTER`] and waits until the cass-operator
+/// stand-in made it Ready (its pods run Cassandra and the superuser exists). The system
+/// keyspaces replicate to the datacenter that founds the cluster, as k8ssandra-operator has them
+/// (`-Dcassandra.system_distributed_replication`).
 async fn create_datacenter(
     sim: &Sim,
     index: usize,
@@ -92,54 +94,64 @@ async fn create_datacenter(
     size: usize,
     racks: &[&str],
 ) -> Vec<DcPod> {
+    let racks: Vec<Value> = racks.iter().map(|rack| json!({"name": rack})).collect();
+    let spec = json!({"clusterName": CLUSTER, "serverType": "cassandra", "serverVersion": "4.1.5",
+                      "size": size, "racks": racks,
+                      "config": {"cassandra-env-sh": {"additional-jvm-opts": [
+                          format!("-Dcassandra.system_distributed_replication={dc}:{}", size.min(3))]}},
+                      "storageConfig": {"cassandraDataVolumeClaimSpec": {"accessModes": ["ReadWriteOnce"],
+                                        "resources": {"requests": {"storage": "1Gi"}}}}});
+    create_datacenter_with(sim, index, dc, spec).await
+}
+
+/// Creates a CassandraDatacenter with this spec and waits until it is Ready; its pods.
+async fn create_datacenter_with(sim: &Sim, index: usize, dc: &str, spec: Value) -> Vec<DcPod> {
     let client = sim.client(index).await.expect("client");
     let dcs: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &dc_resource());
-    let racks: Vec<Value> = racks.iter().map(|rack| json!({"name": rack})).collect();
     let object: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "cassandra.datastax.com/v1beta1",
         "kind": "CassandraDatacenter",
         "metadata": {"name": dc, "namespace": NS},
-        "spec": {"clusterName": CLUSTER, "serverType": "cassandra", "serverVersion": "4.1.5",
-                 "size": size, "racks": racks,
-                 "storageConfig": {"cassandraDataVolumeClaimSpec": {"accessModes": ["ReadWriteOnce"],
-                                   "resources": {"requests": {"storage": "1Gi"}}}}},
+        "spec": spec,
     }))
     .expect("datacenter object");
     dcs.create(&PostParams::default(), &object).await.expect("creating the datacenter");
+    wait_ready(sim, index, dc).await
+}
+
+/// Waits until the datacenter is Ready at its current generation; its pods.
+async fn wait_ready(sim: &Sim, index: usize, dc: &str) -> Vec<DcPod> {
+    let client = sim.client(index).await.expect("client");
+    let dcs: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &dc_resource());
     let pods: Api<Pod> = Api::namespaced(client, NS);
     let selector = format!("cassandra.datastax.com/datacenter={dc}");
     let context = sim.context_name(index);
-    wait_for(&format!("{dc}'s {size} pods"), || async {
+    wait_for(&format!("{dc} Ready"), || async {
+        let object = serde_json::to_value(dcs.get(dc).await.ok()?).ok()?;
+        let generation = object.pointer("/metadata/generation")?;
+        let ready = object.pointer("/status/cassandraOperatorProgress")? == "Ready"
+            && object.pointer("/status/observedGeneration") == Some(generation);
+        if !ready {
+            return None;
+        }
         let listed = pods.list(&ListParams::default().labels(&selector)).await.ok()?;
         let found: Vec<DcPod> = listed
             .items
             .iter()
             .filter_map(|pod| {
                 let name = pod.metadata.name.clone()?;
+                pod.status.as_ref()?.pod_ip.as_ref()?;
                 Some(DcPod {
                     rack: pod.metadata.labels.as_ref()?.get("cassandra.datastax.com/rack")?.clone(),
-                    ip: pod.status.as_ref()?.pod_ip.clone()?,
                     pod_ref: PodRef::new(&context, NS, &name),
                     name,
                 })
             })
             .collect();
+        let size = object.pointer("/spec/size").and_then(Value::as_u64)? as usize;
         (found.len() == size).then_some(found)
     })
     .await
-}
-
-/// Starts a model node for each pod, as the cass-operator stand-in will once it does so itself
-/// (then this setup goes). The system keyspaces replicate to dc1 and dc2, as k8ssandra-operator
-/// has them (`-Dcassandra.system_distributed_replication`).
-fn start_nodes(sim: &Sim, dc: &str, pods: &[DcPod]) {
-    let model = sim.cassandra();
-    let mut model = model.lock();
-    for pod in pods {
-        let mut spec = NodeSpec::new(CLUSTER, pod.pod_ref.clone(), &pod.ip, dc, &pod.rack);
-        spec.system_replication = SystemReplicationProperties::dc_rf("dc1:3,dc2:3");
-        model.start_node(spec).expect("the node starts");
-    }
 }
 
 /// A keyspace replicated as `replication` with one table, and `rows` rows written from dc1.
@@ -236,11 +248,9 @@ fn count_in(sim: &Sim, dc: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_task_streams_the_earlier_rows_to_a_datacenter_added_to_replication() {
     let sim = start_sim(2).await;
-    let dc1 = create_datacenter(&sim, 0, "dc1", 3, &["r1"]).await;
-    start_nodes(&sim, "dc1", &dc1);
+    create_datacenter(&sim, 0, "dc1", 3, &["r1"]).await;
     write_rows(&sim, &Replication::network_topology([("dc1", 3)]), 50);
     let dc2 = create_datacenter(&sim, 1, "dc2", 3, &["r1", "r2", "r3"]).await;
-    start_nodes(&sim, "dc2", &dc2);
     sim.cassandra()
         .lock()
         .alter_keyspace(
@@ -316,10 +326,19 @@ async fn rebuild_task_streams_the_earlier_rows_to_a_datacenter_added_to_replicat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_task_drops_the_rows_nodes_no_longer_replicate() {
     let sim = start_sim(1).await;
-    let pods = create_datacenter(&sim, 0, "dc1", 3, &["r1"]).await;
-    start_nodes(&sim, "dc1", &pods[..2]);
+    create_datacenter(&sim, 0, "dc1", 2, &["r1"]).await;
     write_rows(&sim, &Replication::network_topology([("dc1", 1)]), 60);
-    start_nodes(&sim, "dc1", &pods[2..]);
+    // A third node joins: it streams its ranges, their old owners keep their copies.
+    let client = sim.client(0).await.expect("client");
+    let dcs: Api<DynamicObject> = Api::namespaced_with(client, NS, &dc_resource());
+    dcs.patch(
+        "dc1",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 3}})),
+    )
+    .await
+    .expect("scaling dc1 up");
+    let pods = wait_ready(&sim, 0, "dc1").await;
     let held = || -> usize {
         let counts = sim.cassandra().lock().row_counts(CLUSTER).expect("row counts");
         counts.per_node.values().filter_map(|tables| tables.get("app.events")).sum()
@@ -355,8 +374,7 @@ async fn cleanup_task_drops_the_rows_nodes_no_longer_replicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidding_task_waits_for_the_active_task_of_its_datacenter() {
     let sim = start_sim(1).await;
-    let pods = create_datacenter(&sim, 0, "dc1", 2, &["r1"]).await;
-    start_nodes(&sim, "dc1", &pods);
+    create_datacenter(&sim, 0, "dc1", 2, &["r1"]).await;
     // Jobs stay WAITING a while, so that the first task stays active.
     sim.cassandra().lock().set_job_duration_millis(1_500);
     let tasks = Tasks::of(&sim, 0).await;
@@ -403,7 +421,6 @@ async fn a_forbidding_task_waits_for_the_active_task_of_its_datacenter() {
 async fn a_failing_job_ends_the_task_failed_with_the_nodes_error() {
     let sim = start_sim(1).await;
     let pods = create_datacenter(&sim, 0, "dc1", 2, &["r1"]).await;
-    start_nodes(&sim, "dc1", &pods);
     let tasks = Tasks::of(&sim, 0).await;
     tasks
         .create(
@@ -441,7 +458,6 @@ async fn a_failing_job_ends_the_task_failed_with_the_nodes_error() {
 async fn a_management_api_that_fails_is_retried_until_it_answers() {
     let sim = start_sim(1).await;
     let pods = create_datacenter(&sim, 0, "dc1", 2, &["r1"]).await;
-    start_nodes(&sim, "dc1", &pods);
     let first = pods.iter().min_by_key(|pod| pod.name.clone()).expect("a pod");
     let fault = ManagementFault {
         fail_status: Some(500),
@@ -476,8 +492,7 @@ async fn a_management_api_that_fails_is_retried_until_it_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_tasks_are_deleted_after_their_ttl_unless_it_is_zero() {
     let sim = start_sim(1).await;
-    let pods = create_datacenter(&sim, 0, "dc1", 1, &["r1"]).await;
-    start_nodes(&sim, "dc1", &pods);
+    create_datacenter(&sim, 0, "dc1", 1, &["r1"]).await;
     let tasks = Tasks::of(&sim, 0).await;
     tasks
         .create(
@@ -510,8 +525,7 @@ async fn finished_tasks_are_deleted_after_their_ttl_unless_it_is_zero() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_scheduled_later_waits_for_its_time() {
     let sim = start_sim(1).await;
-    let pods = create_datacenter(&sim, 0, "dc1", 1, &["r1"]).await;
-    start_nodes(&sim, "dc1", &pods);
+    create_datacenter(&sim, 0, "dc1", 1, &["r1"]).await;
     let tasks = Tasks::of(&sim, 0).await;
     let scheduled = jiff::Timestamp::from_second(jiff::Timestamp::now().as_second() + 3)
         .expect("a time")
@@ -541,11 +555,16 @@ async fn a_task_scheduled_later_waits_for_its_time() {
 async fn restart_task_restarts_one_pod_at_a_time_rack_after_rack() {
     let sim = start_sim(1).await;
     let pods = create_datacenter(&sim, 0, "dc1", 3, &["r1", "r2"]).await;
-    start_nodes(&sim, "dc1", &pods);
+    let client = sim.client(0).await.expect("client");
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let mut before = std::collections::BTreeMap::new();
+    for pod in &pods {
+        let uid = pod_api.get(&pod.name).await.expect("pod").metadata.uid;
+        let host = sim.cassandra().lock().node(&pod.pod_ref).expect("node").host_id;
+        before.insert(pod.name.clone(), (uid, host));
+    }
     let tasks = Tasks::of(&sim, 0).await;
     tasks.create("restart", "dc1", "restart", json!({}), json!({})).await;
-    let client = sim.client(0).await.expect("client");
-    let pod_api: Api<Pod> = Api::namespaced(client, NS);
     let ready = |pod: &Pod| {
         pod.status
             .as_ref()
@@ -559,7 +578,9 @@ async fn restart_task_restarts_one_pod_at_a_time_rack_after_rack() {
             .list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
             .await
             .expect("pods");
-        most_down = most_down.max(listed.items.iter().filter(|pod| !ready(pod)).count());
+        // A pod being recreated is missing from the list: it counts as down too.
+        let up = listed.items.iter().filter(|pod| ready(pod)).count();
+        most_down = most_down.max(pods.len() - up.min(pods.len()));
         if let Some(task) = tasks.get("restart").await
             && task.pointer("/status/completionTime").is_some()
         {
@@ -571,24 +592,42 @@ async fn restart_task_restarts_one_pod_at_a_time_rack_after_rack() {
     assert_eq!(task.pointer("/status/succeeded"), Some(&json!(3)));
     assert_eq!(condition_status(&task, "Complete").as_deref(), Some("True"));
     let started = task.pointer("/status/startTime").and_then(Value::as_str).expect("started");
+    let statefulsets: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client, NS);
+    for rack in ["r1", "r2"] {
+        let sts = statefulsets.get(&format!("demo-dc1-{rack}-sts")).await.expect("sts");
+        let annotations = sts.spec.and_then(|s| s.template.metadata).and_then(|m| m.annotations);
+        assert_eq!(
+            annotations
+                .unwrap_or_default()
+                .get("control.k8ssandra.io/restartedAt")
+                .map(String::as_str),
+            Some(started),
+            "the task restarts through the StatefulSet's template"
+        );
+    }
     let model = sim.cassandra();
     for pod in &pods {
         let object = pod_api.get(&pod.name).await.expect("pod");
         assert!(ready(&object));
+        let (old_uid, old_host) = &before[&pod.name];
+        assert_ne!(
+            &object.metadata.uid, old_uid,
+            "{} was recreated from the new template",
+            pod.name
+        );
         let annotations = object.metadata.annotations.unwrap_or_default();
         assert_eq!(
             annotations.get("control.k8ssandra.io/restartedAt").map(String::as_str),
             Some(started)
         );
-        let restarts = object
-            .status
-            .and_then(|s| s.container_statuses)
-            .and_then(|c| c.into_iter().find(|c| c.name == "cassandra"))
-            .map(|c| c.restart_count);
-        assert_eq!(restarts, Some(1));
         let model = model.lock();
         let node = model.node(&pod.pod_ref).expect("node");
         assert!(node.running && node.up, "{} runs again", pod.name);
+        assert_eq!(
+            &node.host_id, old_host,
+            "{}'s Cassandra restarted with its data",
+            pod.name
+        );
     }
 }
 
@@ -596,7 +635,6 @@ async fn restart_task_restarts_one_pod_at_a_time_rack_after_rack() {
 async fn replacenode_task_brings_the_pod_back_with_a_new_node_holding_its_data() {
     let sim = start_sim(1).await;
     let pods = create_datacenter(&sim, 0, "dc1", 3, &["r1"]).await;
-    start_nodes(&sim, "dc1", &pods);
     write_rows(&sim, &Replication::network_topology([("dc1", 3)]), 30);
     let replaced = &pods[1];
     let client = sim.client(0).await.expect("client");
@@ -657,8 +695,7 @@ async fn replacenode_task_brings_the_pod_back_with_a_new_node_holding_its_data()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacenode_without_a_pod_or_rack_fails_terminally() {
     let sim = start_sim(1).await;
-    let pods = create_datacenter(&sim, 0, "dc1", 1, &["r1"]).await;
-    start_nodes(&sim, "dc1", &pods);
+    create_datacenter(&sim, 0, "dc1", 1, &["r1"]).await;
     let tasks = Tasks::of(&sim, 0).await;
     tasks.create("replace", "dc1", "replacenode", json!({}), json!({})).await;
     let task = tasks.wait_completed("replace").await;
@@ -687,8 +724,7 @@ async fn missing_datacenters_and_unknown_commands_are_retried() {
     assert_eq!(label(&waiting, "control.k8ssandra.io/status"), None);
     assert_eq!(waiting.pointer("/status"), None);
 
-    let pods = create_datacenter(&sim, 0, "later", 1, &["r1"]).await;
-    start_nodes(&sim, "later", &pods);
+    create_datacenter(&sim, 0, "later", 1, &["r1"]).await;
     let task = tasks.wait_completed("early").await;
     assert_eq!(task.pointer("/status/succeeded"), Some(&json!(1)));
 

@@ -121,18 +121,6 @@ impl Kube {
             .map(|written| written.object)
     }
 
-    pub(super) fn create(
-        &self,
-        info: &ResourceInfo,
-        namespace: &str,
-        object: Value,
-    ) -> ApiResult<Value> {
-        self.cluster
-            .store
-            .create(info, Some(namespace), object, &write_options(false))
-            .map(|written| written.object)
-    }
-
     pub(super) fn delete(&self, info: &ResourceInfo, namespace: &str, name: &str) -> ApiResult<()> {
         self.cluster
             .store

@@ -9,7 +9,9 @@
 //!
 //! The commands run on the model node of each pod (`PodRef` = this cluster's context, the
 //! pod's namespace and name): see [`pods`] for the per-pod machinery, [`restart`] for the
-//! rolling restart, [`replace`] for replacenode.
+//! rolling restart, [`replace`] for replacenode. Pods and their Cassandra nodes belong to the
+//! cass-operator stand-in: a restart or a replacement here only changes the StatefulSet, the
+//! datacenter's status or deletes pods, as upstream's task controller does.
 
 mod api;
 mod datacenter;
@@ -34,8 +36,6 @@ use crate::cluster::Cluster;
 use crate::store::WatchOptions;
 
 use api::Kube;
-use replace::Replacement;
-use restart::PodRestart;
 
 pub use error::TaskError;
 
@@ -95,19 +95,15 @@ pub fn builtin_crd() -> Value {
     })
 }
 
-/// The controller task for one cluster. `pod_restart_time` is how long a pod takes to come back
-/// after a restart or a replacement (the stand-in cass-operator's time to make a datacenter
-/// Ready is a fitting choice).
-pub fn spawn(cluster: Arc<Cluster>, pod_restart_time: Duration) -> tokio::task::JoinHandle<()> {
+/// The controller task for one cluster.
+pub fn spawn(cluster: Arc<Cluster>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut controller = TaskController {
             region: cluster.context.clone(),
             model: Arc::clone(&cluster.cassandra),
             kube: Kube::new(cluster),
-            pod_restart_time,
             queue: WorkQueue::default(),
             generations: HashMap::new(),
-            pod_timers: Vec::new(),
         };
         controller.run().await;
     })
@@ -121,23 +117,9 @@ struct TaskController {
     model: crate::cassandra::SharedModel,
     /// This cluster's context: the region of its pods' nodes in the model.
     region: String,
-    pod_restart_time: Duration,
     queue: WorkQueue,
     /// The generation last reconciled for, per task (`GenerationChangedPredicate`).
     generations: HashMap<TaskKey, i64>,
-    /// Pods coming back from a restart or a replacement.
-    pod_timers: Vec<PodTimer>,
-}
-
-/// What happens to a pod when its time comes.
-enum PodEvent {
-    Restarted(PodRestart),
-    Replaced(Box<Replacement>),
-}
-
-struct PodTimer {
-    due: Instant,
-    event: PodEvent,
 }
 
 impl TaskController {
@@ -171,11 +153,7 @@ impl TaskController {
     }
 
     fn next_due(&self) -> Option<Instant> {
-        let timers = self.pod_timers.iter().map(|t| t.due).min();
-        match (self.queue.next_due(), timers) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.queue.next_due()
     }
 
     /// `GenerationChangedPredicate`: creations and spec changes are reconciled, status and
@@ -206,15 +184,6 @@ impl TaskController {
 
     async fn run_due(&mut self) {
         let now = Instant::now();
-        let (due, waiting): (Vec<PodTimer>, Vec<PodTimer>) =
-            std::mem::take(&mut self.pod_timers).into_iter().partition(|t| t.due <= now);
-        self.pod_timers = waiting;
-        for timer in due {
-            match timer.event {
-                PodEvent::Restarted(restart) => self.finish_restart(&restart),
-                PodEvent::Replaced(replacement) => self.finish_replacement(&replacement),
-            }
-        }
         for key in self.queue.take_due(now) {
             match self.reconcile(&key).await {
                 Ok(reconcile::Next::Done) => self.queue.forget(&key),
@@ -229,13 +198,6 @@ impl TaskController {
                 }
             }
         }
-    }
-
-    fn schedule_pod_event(&mut self, event: PodEvent) {
-        self.pod_timers.push(PodTimer {
-            due: Instant::now() + self.pod_restart_time,
-            event,
-        });
     }
 }
 

@@ -60,11 +60,6 @@ impl DcPod {
             object: pod,
         })
     }
-
-    /// The StatefulSet ordinal at the end of the name (`...-sts-2`).
-    pub fn ordinal(&self) -> u64 {
-        self.name.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or(0)
-    }
 }
 
 impl PodCommand {
@@ -417,7 +412,7 @@ impl TaskController {
         if job.command == PodCommand::ReplaceNode {
             // Upstream runs the pre-processing again before each pod.
             self.mark_replacements(dc, job.args).map_err(|e| e.to_string())?;
-            return self.replace_pod(dc, pod);
+            return self.replace_pod(pod);
         }
         let Some(operation) = job.command.operation(job.args) else {
             // Only the truststore reload gets here, and the model never offers its feature.
