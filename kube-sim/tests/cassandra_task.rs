@@ -740,3 +740,43 @@ async fn missing_datacenters_and_unknown_commands_are_retried() {
     assert_eq!(odd.pointer("/status/completionTime"), None);
     assert_eq!(condition(&odd, "Running"), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_finds_the_pods_by_upstreams_labels_when_names_need_cleaning() {
+    let sim = start_sim(1).await;
+    // Cassandra knows the datacenter as East_1; cass-operator labels its pods with the cleaned
+    // cluster name and the object's name, and the task selects them so.
+    let pods = create_datacenter_with(
+        &sim,
+        0,
+        "dc1",
+        json!({"clusterName": "Demo_Cluster", "datacenterName": "East_1", "serverType": "cassandra",
+               "serverVersion": "4.1.5", "size": 2, "racks": [{"name": "r1"}],
+               "storageConfig": {"cassandraDataVolumeClaimSpec": {"accessModes": ["ReadWriteOnce"],
+                                 "resources": {"requests": {"storage": "1Gi"}}}}}),
+    )
+    .await;
+    let client = sim.client(0).await.expect("client");
+    let pod_api: Api<Pod> = Api::namespaced(client, NS);
+    for pod in &pods {
+        let labels = pod_api.get(&pod.name).await.expect("pod").metadata.labels.unwrap_or_default();
+        assert_eq!(
+            labels.get("cassandra.datastax.com/cluster").map(String::as_str),
+            Some("Demo_Cluster")
+        );
+        assert_eq!(
+            labels.get("cassandra.datastax.com/datacenter").map(String::as_str),
+            Some("dc1")
+        );
+        let node = sim.cassandra().lock().node(&pod.pod_ref).expect("node").datacenter.clone();
+        assert_eq!(node, "East_1");
+    }
+    let tasks = Tasks::of(&sim, 0).await;
+    tasks.create("flush", "dc1", "flush", json!({}), json!({})).await;
+    let task = tasks.wait_completed("flush").await;
+    assert_eq!(task.pointer("/status/succeeded"), Some(&json!(2)));
+    assert_eq!(
+        label(&task, "cassandra.datastax.com/cluster"),
+        Some("Demo_Cluster")
+    );
+}
