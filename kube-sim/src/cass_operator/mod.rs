@@ -22,6 +22,14 @@
 //! `cassandra.datastax.com/decommission-on-delete` annotation, else removed (the nodes stay in
 //! the ring as down, as when a pod goes without a decommission).
 //!
+//! It also plays the StatefulSet controller for its StatefulSets: pods are made from the
+//! rack's template (the datacenter's `podTemplateSpec` containers, init containers and volumes)
+//! and rolled, one at a time, when the template changes (a new `podTemplateSpec`, a restart
+//! task's `restartedAt`), Cassandra restarting in each with its data; the `medusa-restore` init
+//! container runs before Cassandra starts (`restore.rs`). Pods listed in
+//! `status.nodeReplacements` (a replacenode task deleted them) start replacing their dead node
+//! (`replace_address_first_boot`), then leave the list.
+//!
 //! Between roll-outs, pod readiness follows the model (a node stopped through the admin API
 //! makes its pod not Ready, as the readiness probe fails), on a [`Wiring`] signal or at the
 //! next resync; a pod deleted by someone else is a node removed without decommission, and
