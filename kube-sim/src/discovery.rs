@@ -129,6 +129,16 @@ fn subresources(resource: &ServedResource) -> Vec<SubresourceEntry> {
             verbs: vec!["create", "delete", "get", "patch", "update"],
         });
     }
+    if info.group.is_empty() && info.plural == "services" {
+        // Served by server/service_proxy.rs, like the pods' proxy.
+        subs.push(SubresourceEntry {
+            name: "proxy",
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ServiceProxyOptions".into(),
+            verbs: vec!["create", "delete", "get", "patch", "update"],
+        });
+    }
     if info.group.is_empty() && info.plural == "namespaces" {
         subs.push(SubresourceEntry {
             name: "finalize",

@@ -28,6 +28,7 @@ pub mod prerequisites;
 #[path = "../../src/quantity.rs"]
 pub mod quantity;
 pub mod rbac;
+pub mod reaper;
 pub mod requests;
 pub mod schema;
 pub mod server;

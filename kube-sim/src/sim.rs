@@ -172,14 +172,23 @@ impl SimBuilder {
         }
         // Medusa answers on the pods whose template runs it; it needs the stores for their
         // medusa.ini, so it is served once the clusters exist.
-        let stores = clusters.iter().map(|c| (c.context.clone(), Arc::clone(&c.store))).collect();
+        let stores: std::collections::BTreeMap<String, Arc<Store>> =
+            clusters.iter().map(|c| (c.context.clone(), Arc::clone(&c.store))).collect();
         pod_ports.serve(
             crate::medusa::GRPC_PORT,
             Arc::new(crate::medusa::MedusaPort::new(
                 Arc::clone(&cassandra),
-                stores,
+                stores.clone(),
             )),
         );
+        // Reaper answers 8080 of Reaper pods and hands the others to the Management API.
+        let reaper = crate::reaper::ReaperPort::new(
+            Arc::clone(&cassandra),
+            stores,
+            pod_ports.service(crate::reaper::APP_PORT),
+        );
+        pod_ports.serve(crate::reaper::ADMIN_PORT, Arc::new(reaper.admin_port()));
+        pod_ports.serve(crate::reaper::APP_PORT, Arc::new(reaper));
         let regions = clusters
             .iter()
             .map(|cluster| crate::pod_network::Region {
@@ -195,6 +204,12 @@ impl SimBuilder {
         );
         tasks.extend(pod_network.spawn());
         let wiring = Arc::new(crate::cass_operator::Wiring::default());
+        for cluster in &clusters {
+            tasks.push(crate::reaper::pods::spawn(
+                Arc::clone(&cluster.store),
+                Arc::clone(&wiring),
+            ));
+        }
         if self.cass_operator {
             let settings = crate::cass_operator::Settings {
                 ready_after: self.dc_ready_after,

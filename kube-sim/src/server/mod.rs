@@ -7,6 +7,7 @@ mod proxy;
 pub mod query;
 mod request;
 mod resources;
+mod service_proxy;
 mod watch;
 
 use std::convert::Infallible;
@@ -256,6 +257,11 @@ async fn handle(
             .get(hyper::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        cookie: parts
+            .headers
+            .get(hyper::header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         user,
         body,
     };
@@ -384,6 +390,16 @@ async fn route(
             "proxy",
             ..,
         ] => proxy::handle(cluster, path, namespace, pod, request).await,
+        [
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            "services",
+            service,
+            "proxy",
+            ..,
+        ] => service_proxy::handle(cluster, path, namespace, service, request).await,
         ["api", "v1", rest @ ..] => resources::handle(cluster, "", "v1", rest, request).await,
         ["apis", group, version, rest @ ..] if !rest.is_empty() => {
             resources::handle(cluster, group, version, rest, request).await

@@ -20,7 +20,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use hyper::header::{ACCEPT, CONTENT_TYPE, HeaderValue, LOCATION};
+use hyper::header::{ACCEPT, CONTENT_TYPE, COOKIE, HeaderValue, LOCATION};
 use hyper::{Method, Response};
 use serde_json::Value;
 
@@ -74,20 +74,41 @@ pub(super) async fn handle(
         })?,
     };
     let pod_ref = PodRef::new(&cluster.context, namespace, name);
+    let target = std::net::SocketAddr::new(ip, port_number);
+    forward(
+        cluster,
+        pod_ref,
+        target,
+        scheme,
+        &format!("{forwarded_path}{query}"),
+        &request,
+    )
+    .await
+}
+
+/// Sends the request to what listens at `target`, the pod's port: its service in the pod
+/// network, in-process.
+pub(super) async fn forward(
+    cluster: &Cluster,
+    pod_ref: PodRef,
+    target: std::net::SocketAddr,
+    scheme: &str,
+    path_and_query: &str,
+    request: &ApiRequest,
+) -> Result<Response<Body>, ApiError> {
     let service = cluster
         .pod_ports
-        .service(port_number)
+        .service(target.port())
         .filter(|service| service.listens(&cluster.cassandra.lock(), &pod_ref))
         .ok_or_else(|| {
-            let address = std::net::SocketAddr::new(ip, port_number);
-            transport_failure(&format!("dial tcp {address}: connect: connection refused"))
+            transport_failure(&format!("dial tcp {target}: connect: connection refused"))
         })?;
     if scheme == "https" {
         return Err(transport_failure(
             "tls: first record does not look like a TLS handshake",
         ));
     }
-    let forwarded = forwarded_request(&request, &format!("{forwarded_path}{query}"))?;
+    let forwarded = forwarded_request(request, path_and_query)?;
     match service.proxy(pod_ref, forwarded) {
         ProxyReply::Response(answer) => {
             let (parts, body) = answer.await.into_parts();
@@ -101,7 +122,7 @@ pub(super) async fn handle(
 }
 
 /// The RBAC verb of a proxied request, as kube-apiserver's request info derives it.
-fn proxy_verb(method: &Method) -> Option<&'static str> {
+pub(super) fn proxy_verb(method: &Method) -> Option<&'static str> {
     Some(match *method {
         Method::GET | Method::HEAD => "get",
         Method::POST => "create",
@@ -140,7 +161,7 @@ fn authorize(
 
 /// `net.SplitSchemeNamePort`: `name`, `name:port` or `scheme:name:port`, the scheme `http`,
 /// `https` or empty, the name not empty.
-fn split_scheme_name_port(id: &str) -> Option<(&str, &str, &str)> {
+pub(super) fn split_scheme_name_port(id: &str) -> Option<(&str, &str, &str)> {
     let parts: Vec<&str> = id.split(':').collect();
     let (scheme, name, port) = match parts.as_slice() {
         [name] => ("", *name, ""),
@@ -159,7 +180,7 @@ fn first_container_port(pod: &Value) -> Option<String> {
 }
 
 /// Global unicast, as kube-apiserver requires, or loopback: kube-sim's pod network.
-fn is_proxyable(ip: &IpAddr) -> bool {
+pub(super) fn is_proxyable(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             !(v4.is_unspecified() || v4.is_multicast() || v4.is_link_local() || v4.is_broadcast())
@@ -168,7 +189,7 @@ fn is_proxyable(ip: &IpAddr) -> bool {
     }
 }
 
-fn redirect(location: &str) -> Response<Body> {
+pub(super) fn redirect(location: &str) -> Response<Body> {
     let mut response = raw_response(301, "text/html; charset=utf-8", "");
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(LOCATION, value);
@@ -177,7 +198,7 @@ fn redirect(location: &str) -> Response<Body> {
 }
 
 /// The proxy's transport failed: 503 with Go's error text.
-fn transport_failure(error: &str) -> ApiError {
+pub(super) fn transport_failure(error: &str) -> ApiError {
     ApiError::new(
         503,
         "ServiceUnavailable",
@@ -199,6 +220,7 @@ fn forwarded_request(
     for (name, value) in [
         (CONTENT_TYPE, request.content_type.as_deref()),
         (ACCEPT, request.accept.as_deref()),
+        (COOKIE, request.cookie.as_deref()),
     ] {
         if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(name, value);

@@ -14,6 +14,8 @@ pub struct ApiRequest {
     pub accept: Option<String>,
     pub content_type: Option<String>,
     pub user_agent: Option<String>,
+    /// The `Cookie` header, which the proxies pass on (a Reaper's login session).
+    pub cookie: Option<String>,
     /// Who sent it (None: an anonymous request, which reaches only public paths).
     pub user: Option<crate::auth::UserInfo>,
     pub body: Bytes,

@@ -1,0 +1,253 @@
+//! Reaper's stand-in: the REST API of Cassandra Reaper 3.x as k8ssandra deploys it, on port
+//! 8080 (`app`) of every Reaper pod, and Dropwizard's admin `/healthcheck` on 8081 (`admin`),
+//! over the shared Cassandra model.
+//!
+//! A Reaper pod is a pod labelled `k8ssandra.io/reaper` (Federator's and k8ssandra-operator's
+//! Reaper Deployments label their pods so); its Reaper is named by that label's value, so the
+//! state survives the pod being replaced, as it does with Reaper's `cassandra` storage. The
+//! state is kept in memory here ([`ReaperState`]), not in the model's `reaper_db` keyspace.
+//! Authentication follows the pod's `REAPER_AUTH_ENABLED`, `REAPER_AUTH_USER` and
+//! `REAPER_AUTH_PASSWORD` (values or Secret references).
+//!
+//! Semantics follow cassandra-reaper 3.8's `resources/ClusterResource.java`,
+//! `RepairRunResource.java`, `RepairScheduleResource.java`, `PingResource.java`,
+//! `resources/auth/*.java` with `shiro.ini`, and the views in `resources/view/`. The repair
+//! runner is simplified: segments repair one after another, [`state::SEGMENT_MILLIS`] of the
+//! model's clock each, whenever a request reaches the Reaper; a failing segment puts the run in
+//! ERROR with Cassandra's message instead of being retried.
+//!
+//! Kubernetes has no controller here that makes pods for Deployments; [`pods::spawn`] makes the
+//! one pod of each Reaper Deployment (only Deployments with the label are watched).
+
+mod http;
+pub mod pods;
+mod resources;
+mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+pub use http::{Params, Reply};
+pub use resources::{ReaperRequest, handle, resolve_seed, symbolic_name};
+pub use state::{ReaperState, RunState, SEGMENT_MILLIS};
+
+use crate::cassandra::{CassandraModel, PodRef, SharedModel};
+use crate::pod_network::{PodRequest, PodResponse, PortService, ProxyReply, ServiceFuture};
+use crate::store::Store;
+
+/// Reaper's UI and REST port (`app`).
+pub const APP_PORT: u16 = 8080;
+/// Dropwizard's admin port (`admin`): `/healthcheck`, `/ping`.
+pub const ADMIN_PORT: u16 = 8081;
+/// The label of Reaper pods, naming their Reaper.
+pub const REAPER_LABEL: &str = "k8ssandra.io/reaper";
+const CONTAINER: &str = "reaper";
+/// Reaper's configuration defaults (`cassandra-reaper.yml` of the image).
+pub const DEFAULT_SEGMENT_COUNT_PER_NODE: i64 = 64;
+pub const DEFAULT_INTENSITY: f64 = 0.9;
+pub const DEFAULT_PARALLELISM: &str = "DATACENTER_AWARE";
+pub const DEFAULT_DAYS_BETWEEN: i64 = 7;
+pub const DEFAULT_SEGMENT_TIMEOUT_MINS: i64 = 30;
+pub const DEFAULT_JMX_PORT: i64 = 7199;
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// What a Reaper pod's environment configures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReaperConfig {
+    /// The UI/REST user and password when authentication is on.
+    pub login: Option<(String, String)>,
+}
+
+/// Reaper on port 8080 (or its admin port) of every Reaper pod, as a [`PortService`]; other
+/// pods' port 8080 goes to `fallback` (the Management API).
+pub struct ReaperPort {
+    model: SharedModel,
+    stores: BTreeMap<String, Arc<Store>>,
+    reapers: Arc<Mutex<HashMap<PodRef, Arc<Mutex<ReaperState>>>>>,
+    fallback: Option<Arc<dyn PortService>>,
+    admin: bool,
+}
+
+impl ReaperPort {
+    /// The app port, handing non-Reaper pods to `fallback`.
+    pub fn new(
+        model: SharedModel,
+        stores: BTreeMap<String, Arc<Store>>,
+        fallback: Option<Arc<dyn PortService>>,
+    ) -> ReaperPort {
+        ReaperPort {
+            model,
+            stores,
+            reapers: Arc::default(),
+            fallback,
+            admin: false,
+        }
+    }
+
+    /// The admin port of the same Reapers.
+    pub fn admin_port(&self) -> ReaperPort {
+        ReaperPort {
+            model: Arc::clone(&self.model),
+            stores: self.stores.clone(),
+            reapers: Arc::clone(&self.reapers),
+            fallback: None,
+            admin: true,
+        }
+    }
+
+    /// The Reaper a pod runs (its namespace and `k8ssandra.io/reaper` label) and its
+    /// configuration; None for other pods.
+    fn reaper_of(&self, pod: &PodRef) -> Option<(PodRef, ReaperConfig)> {
+        let store = self.stores.get(&pod.region)?;
+        let pods = store.resource("", "pods")?;
+        let object = store.get(&pods, Some(&pod.namespace), &pod.name).ok()?;
+        let name = object.pointer("/metadata/labels")?.get(REAPER_LABEL)?.as_str()?;
+        let reaper = PodRef::new(&pod.region, &pod.namespace, name);
+        Some((reaper, config_of(store, &pod.namespace, &object)))
+    }
+
+    /// The memory of one Reaper, made on first use.
+    pub fn state_of(&self, reaper: &PodRef) -> Arc<Mutex<ReaperState>> {
+        Arc::clone(self.reapers.lock().entry(reaper.clone()).or_default())
+    }
+
+    fn answer(&self, pod: &PodRef, request: &PodRequest) -> PodResponse {
+        let Some((reaper, config)) = self.reaper_of(pod) else {
+            return Reply::empty(503).into_response();
+        };
+        if self.admin {
+            return admin_answer(request).into_response();
+        }
+        let request = ReaperRequest::from_http(request);
+        let state = self.state_of(&reaper);
+        let mut state = state.lock();
+        let mut model = self.model.lock();
+        handle(&mut state, &mut model, &config, &request).into_response()
+    }
+}
+
+/// Dropwizard's admin servlets.
+fn admin_answer(request: &PodRequest) -> Reply {
+    match (request.method().as_str(), request.uri().path()) {
+        ("GET", "/healthcheck") => Reply::json(
+            200,
+            &json!({
+                "deadlocks": {"healthy": true, "duration": 0},
+                "reaper": {"healthy": true, "duration": 0},
+            }),
+        ),
+        ("GET", "/ping") => Reply::plain(200, "pong\n"),
+        _ => Reply::not_found(),
+    }
+}
+
+/// The `reaper` container's auth environment; Secret references are read from the store.
+fn config_of(store: &Store, namespace: &str, pod: &Value) -> ReaperConfig {
+    let containers = pod.pointer("/spec/containers").and_then(Value::as_array);
+    let container = containers.and_then(|cs| {
+        cs.iter()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER))
+            .or_else(|| cs.first())
+    });
+    let env: Vec<&Value> = container
+        .and_then(|c| c.get("env"))
+        .and_then(Value::as_array)
+        .map(|vars| vars.iter().collect())
+        .unwrap_or_default();
+    let variable = |name: &str| -> Option<String> {
+        let var = env.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(name))?;
+        if let Some(value) = var.get("value").and_then(Value::as_str) {
+            return Some(value.to_string());
+        }
+        let reference = var.pointer("/valueFrom/secretKeyRef")?;
+        let secret_name = reference.get("name")?.as_str()?;
+        let key = reference.get("key")?.as_str()?;
+        let secrets = store.resource("", "secrets")?;
+        let secret = store.get(&secrets, Some(namespace), secret_name).ok()?;
+        if let Some(text) = secret.pointer("/stringData").and_then(|d| d.get(key)?.as_str()) {
+            return Some(text.to_string());
+        }
+        let encoded = secret.get("data")?.get(key)?.as_str()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+        String::from_utf8(bytes).ok()
+    };
+    let enabled = variable("REAPER_AUTH_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    ReaperConfig {
+        login: enabled.then(|| {
+            (
+                variable("REAPER_AUTH_USER").unwrap_or_else(|| "admin".into()),
+                variable("REAPER_AUTH_PASSWORD").unwrap_or_else(|| "admin".into()),
+            )
+        }),
+    }
+}
+
+impl PortService for ReaperPort {
+    fn listens(&self, model: &CassandraModel, pod: &PodRef) -> bool {
+        if self.reaper_of(pod).is_some() {
+            return true;
+        }
+        self.fallback.as_ref().is_some_and(|fallback| fallback.listens(model, pod))
+    }
+
+    fn proxy(&self, pod: PodRef, request: PodRequest) -> ProxyReply {
+        if self.reaper_of(&pod).is_none() {
+            return match &self.fallback {
+                Some(fallback) => fallback.proxy(pod, request),
+                None => ProxyReply::Failed("EOF".into()),
+            };
+        }
+        let response = self.answer(&pod, &request);
+        ProxyReply::Response(Box::pin(async move { response }))
+    }
+
+    /// Plain HTTP/1.1, as Reaper's Jetty serves without TLS.
+    fn serve_connection(&self, pod: PodRef, stream: TcpStream) -> ServiceFuture<()> {
+        if self.reaper_of(&pod).is_none() {
+            return match &self.fallback {
+                Some(fallback) => fallback.serve_connection(pod, stream),
+                None => Box::pin(async {}),
+            };
+        }
+        let port = ReaperPort {
+            model: Arc::clone(&self.model),
+            stores: self.stores.clone(),
+            reapers: Arc::clone(&self.reapers),
+            fallback: None,
+            admin: self.admin,
+        };
+        let port = Arc::new(port);
+        Box::pin(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+                let port = Arc::clone(&port);
+                let pod = pod.clone();
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+                        Ok(collected) => {
+                            let request = hyper::Request::from_parts(parts, collected.to_bytes());
+                            port.answer(&pod, &request)
+                        }
+                        Err(_) => Reply::empty(413).into_response(),
+                    };
+                    Ok::<_, Infallible>(response.map(Full::new))
+                }
+            });
+            if let Err(error) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "Reaper connection ended with an error");
+            }
+        })
+    }
+}

@@ -1,0 +1,552 @@
+//! Reaper's stand-in through kube-sim's real interfaces: a Reaper Deployment and Service
+//! written with a kube client, Reaper's REST API reached through the API server's services
+//! proxy, Cassandra made by the cass-operator stand-in and inspected in the model.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::discovery::ApiResource;
+use kube_sim::cassandra::ConsistencyLevel;
+use kube_sim::{Sim, SimBuilder};
+use serde_json::{Value, json};
+
+const NAMESPACE: &str = "default";
+const CLUSTER: &str = "demo";
+const SERVICE: &str = "demo-reaper-service";
+
+async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct World {
+    sim: Sim,
+    client: kube::Client,
+}
+
+/// A kube client that answers a 503 at once: kube-rs retries 503s by default, with backoff.
+async fn client_without_retries(sim: &Sim) -> kube::Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::from_yaml(&sim.kubeconfig_yaml()).expect("kubeconfig");
+    let options = kube::config::KubeConfigOptions {
+        context: Some(sim.context_name(0)),
+        ..Default::default()
+    };
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.expect("config");
+    config.default_retry = false;
+    kube::Client::try_from(config).expect("client")
+}
+
+/// One answer through the proxy: status, Location, Set-Cookie and body.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    cookie: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON: {}", self.body))
+    }
+}
+
+impl World {
+    /// A Sim with a three-node datacenter `dc1` of cluster `demo`, a keyspace `app` (RF 3) with
+    /// a table `kv`, and a Reaper `demo-reaper` with the given environment.
+    async fn start(reaper_env: Value) -> World {
+        let sim = SimBuilder::new()
+            .clusters(1)
+            .cass_operator(true)
+            .dc_ready_after(Duration::from_millis(100))
+            .start()
+            .await
+            .expect("starting kube-sim");
+        let client = client_without_retries(&sim).await;
+        let world = World { sim, client };
+        world.create_datacenter().await;
+        world.create_reaper(reaper_env).await;
+        let replication = BTreeMap::from([
+            ("class".to_string(), "NetworkTopologyStrategy".to_string()),
+            ("dc1".to_string(), "3".to_string()),
+        ]);
+        world.sim.cassandra_create_keyspace(CLUSTER, "app", &replication).expect("keyspace");
+        world.sim.cassandra_create_table(CLUSTER, "app", "kv").expect("table");
+        world
+    }
+
+    async fn create_datacenter(&self) {
+        let resource = ApiResource {
+            group: "cassandra.datastax.com".into(),
+            version: "v1beta1".into(),
+            api_version: "cassandra.datastax.com/v1beta1".into(),
+            kind: "CassandraDatacenter".into(),
+            plural: "cassandradatacenters".into(),
+        };
+        let dcs: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), NAMESPACE, &resource);
+        let dc: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "cassandra.datastax.com/v1beta1",
+            "kind": "CassandraDatacenter",
+            "metadata": {"name": "dc1", "namespace": NAMESPACE},
+            "spec": {"clusterName": CLUSTER, "serverType": "cassandra", "serverVersion": "4.0.17",
+                     "size": 3},
+        }))
+        .expect("dc");
+        dcs.create(&PostParams::default(), &dc).await.expect("datacenter");
+        wait_for("dc1 Ready", || async {
+            let dc = serde_json::to_value(dcs.get("dc1").await.ok()?).ok()?;
+            (dc.pointer("/status/cassandraOperatorProgress")? == "Ready").then_some(())
+        })
+        .await;
+        wait_for("three nodes up", || async {
+            let ring = self.sim.cassandra_ring(CLUSTER).ok()?;
+            (ring.len() == 3 && ring.iter().all(|n| n.up)).then_some(())
+        })
+        .await;
+    }
+
+    /// A Reaper Deployment and Service as Federator's data plane writes them.
+    async fn create_reaper(&self, env: Value) {
+        let labels =
+            json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "demo-reaper", "namespace": NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"k8ssandra.io/reaper": "demo-reaper"}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{
+                        "name": "reaper",
+                        "image": "thelastpickle/cassandra-reaper:3.8.0",
+                        "ports": [{"name": "app", "containerPort": 8080},
+                                  {"name": "admin", "containerPort": 8081}],
+                        "env": env,
+                    }]},
+                },
+            },
+        }))
+        .expect("deployment");
+        Api::<Deployment>::namespaced(self.client.clone(), NAMESPACE)
+            .create(&PostParams::default(), &deployment)
+            .await
+            .expect("deployment created");
+        let service: Service = serde_json::from_value(json!({
+            "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
+            "spec": {
+                "selector": {"k8ssandra.io/reaper": "demo-reaper"},
+                "ports": [{"name": "app", "port": 8080, "targetPort": "app"},
+                          {"name": "admin", "port": 8081, "targetPort": "admin"}],
+            },
+        }))
+        .expect("service");
+        Api::<Service>::namespaced(self.client.clone(), NAMESPACE)
+            .create(&PostParams::default(), &service)
+            .await
+            .expect("service created");
+        wait_for("Reaper answers through the service proxy", || async {
+            (self.call("GET", "/ping", None, None).await.status == 204).then_some(())
+        })
+        .await;
+    }
+
+    /// A request to Reaper through `services/demo-reaper-service:app/proxy`.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        form: Option<&str>,
+        cookie: Option<&str>,
+    ) -> Answer {
+        self.raw(method, &format!("{SERVICE}:app"), path, form, cookie).await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        service: &str,
+        path: &str,
+        form: Option<&str>,
+        cookie: Option<&str>,
+    ) -> Answer {
+        let uri = format!("/api/v1/namespaces/{NAMESPACE}/services/{service}/proxy{path}");
+        let mut builder = hyper::Request::builder().method(method).uri(uri);
+        if form.is_some() {
+            builder = builder.header("content-type", "application/x-www-form-urlencoded");
+        }
+        if let Some(cookie) = cookie {
+            builder = builder.header("cookie", cookie);
+        }
+        let body = form.map(|f| f.as_bytes().to_vec()).unwrap_or_default();
+        let request = builder.body(body).expect("request");
+        let response = self.client.send(request.map(kube::client::Body::from)).await.expect("sent");
+        let header = |name: &str| {
+            response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        };
+        let (status, location, cookie) = (
+            response.status().as_u16(),
+            header("location"),
+            header("set-cookie"),
+        );
+        let body: Bytes = response.into_body().collect().await.expect("body").to_bytes();
+        Answer {
+            status,
+            location,
+            cookie,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    async fn register_cluster(&self) {
+        let seed = format!("{CLUSTER}-dc1-service.{NAMESPACE}.svc");
+        let answer = self
+            .call(
+                "PUT",
+                &format!("/cluster/{CLUSTER}?seedHost={seed}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        assert_eq!(answer.location.as_deref(), Some("/cluster/demo"));
+    }
+
+    /// Creates a run of keyspace `app`; its id.
+    async fn create_run(&self) -> String {
+        let answer = self
+            .call(
+                "POST",
+                "/repair_run?clusterName=demo&keyspace=app&owner=federator&segmentCountPerNode=2",
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        let run = answer.json();
+        assert_eq!(run["state"], "NOT_STARTED");
+        assert_eq!(run["keyspace_name"], "app");
+        run["id"].as_str().expect("id").to_string()
+    }
+
+    /// The run once its state is `state`.
+    async fn run_in_state(&self, id: &str, state: &str) -> Value {
+        wait_for(&format!("run {id} {state}"), || async {
+            let run = self.call("GET", &format!("/repair_run/{id}"), None, None).await.json();
+            (run["state"] == state).then_some(run)
+        })
+        .await
+    }
+
+    /// Writes 60 rows at ONE while the third node is stopped: it misses them all.
+    fn diverge_replicas(&self) -> String {
+        let ring = self.sim.cassandra_ring(CLUSTER).expect("ring");
+        let missing = ring[2].pod.name.clone();
+        let context = self.sim.context_name(0);
+        self.sim.stop_cassandra_node(&context, NAMESPACE, &missing).expect("stop");
+        self.sim
+            .cassandra_write_generated(CLUSTER, "dc1", "app", "kv", 60, ConsistencyLevel::One)
+            .expect("write at ONE");
+        missing
+    }
+
+    fn rows_per_node(&self) -> Vec<usize> {
+        let counts = self.sim.cassandra_row_counts(CLUSTER).expect("row counts");
+        counts.per_node.values().map(|tables| tables.get("app.kv").copied().unwrap_or(0)).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_run_through_the_service_proxy_makes_the_replicas_consistent() {
+    let world = World::start(json!([{"name": "REAPER_AUTH_ENABLED", "value": "false"}])).await;
+    let missing = world.diverge_replicas();
+    let context = world.sim.context_name(0);
+    world.sim.start_cassandra_node(&context, NAMESPACE, &missing).expect("start");
+    let mut before = world.rows_per_node();
+    before.sort();
+    assert_eq!(
+        before,
+        vec![0, 60, 60],
+        "the restarted node missed the writes"
+    );
+
+    world.register_cluster().await;
+    assert_eq!(
+        world.call("GET", "/cluster", None, None).await.json(),
+        json!(["demo"])
+    );
+    let cluster = world.call("GET", "/cluster/demo", None, None).await.json();
+    let dc1 = &cluster["nodes_status"]["endpointStates"][0]["endpoints"]["dc1"];
+    let nodes: usize =
+        dc1.as_object().expect("racks").values().map(|r| r.as_array().map_or(0, Vec::len)).sum();
+    assert_eq!(nodes, 3, "{cluster}");
+    // Registering again changes nothing.
+    let again = world.call("POST", "/cluster?seedHost=demo-dc1-service", None, None).await;
+    assert_eq!(again.status, 204);
+    let unknown = world.call("POST", "/cluster?seedHost=nowhere", None, None).await;
+    assert_eq!(
+        (unknown.status, unknown.body.as_str()),
+        (400, "no cluster  with seed host nowhere")
+    );
+
+    let id = world.create_run().await;
+    let started = world
+        .call(
+            "PUT",
+            &format!("/repair_run/{id}/state/RUNNING"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(started.status, 200, "{started:?}");
+    let done = world.run_in_state(&id, "DONE").await;
+    assert_eq!(done["segments_repaired"], done["total_segments"]);
+    assert_eq!(done["last_event"], "All done");
+    let segments =
+        world.call("GET", &format!("/repair_run/{id}/segments"), None, None).await.json();
+    let segments = segments.as_array().expect("segments");
+    assert!(!segments.is_empty() && segments.iter().all(|s| s["state"] == "DONE"));
+    assert_eq!(world.rows_per_node(), vec![60, 60, 60]);
+
+    let listed = world
+        .call(
+            "GET",
+            "/repair_run?cluster_name=demo&state=DONE",
+            None,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    let refused = world.call("DELETE", "/cluster/demo", None, None).await;
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (
+            409,
+            "cluster \"demo\" cannot be deleted, as it has repair runs"
+        )
+    );
+    let deleted = world
+        .call(
+            "DELETE",
+            &format!("/repair_run/{id}?owner=federator"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 202);
+    assert_eq!(
+        world.call("DELETE", "/cluster/demo", None, None).await.status,
+        202
+    );
+    let gone = world.call("GET", "/cluster/demo", None, None).await;
+    assert_eq!(
+        (gone.status, gone.body.as_str()),
+        (404, "cluster with name \"demo\" not found")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_fails_while_a_replica_is_down_and_resumes_once_it_is_back() {
+    let world = World::start(json!([])).await;
+    world.register_cluster().await;
+    let missing = world.diverge_replicas();
+    let id = world.create_run().await;
+    world
+        .call(
+            "PUT",
+            &format!("/repair_run/{id}/state/RUNNING"),
+            None,
+            None,
+        )
+        .await;
+    let failed = world.run_in_state(&id, "ERROR").await;
+    let event = failed["last_event"].as_str().unwrap_or_default();
+    assert!(event.contains("Endpoint not alive: /"), "{failed}");
+
+    let context = world.sim.context_name(0);
+    world.sim.start_cassandra_node(&context, NAMESPACE, &missing).expect("start");
+    let retried = world
+        .call(
+            "PUT",
+            &format!("/repair_run/{id}/state/RUNNING"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(retried.status, 200);
+    world.run_in_state(&id, "DONE").await;
+    assert_eq!(world.rows_per_node(), vec![60, 60, 60]);
+
+    let same = world.call("PUT", &format!("/repair_run/{id}/state/PAUSED"), None, None).await;
+    assert_eq!(
+        (same.status, same.body.as_str()),
+        (409, "Transition DONE->PAUSED not supported.")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_is_created_listed_started_and_deleted() {
+    let world = World::start(json!([])).await;
+    world.register_cluster().await;
+    let path = "/repair_schedule?clusterName=demo&keyspace=app&owner=federator&scheduleDaysBetween=7&scheduleTriggerTime=2099-01-01T00:00:00";
+    let created = world.call("POST", path, None, None).await;
+    assert_eq!(created.status, 201, "{created:?}");
+    let location = created.location.expect("Location");
+    let id = location.trim_start_matches("/repair_schedule/").to_string();
+    // The same request again points at the same schedule.
+    let again = world.call("POST", path, None, None).await;
+    assert_eq!(
+        (again.status, again.location.as_deref()),
+        (204, Some(location.as_str()))
+    );
+
+    let all = world.call("GET", "/repair_schedule", None, None).await.json();
+    assert_eq!(all.as_array().map(Vec::len), Some(1));
+    assert_eq!(all[0]["state"], "ACTIVE");
+    assert_eq!(all[0]["scheduled_days_between"], 7);
+    assert_eq!(all[0]["next_activation"], "2099-01-01T00:00:00Z");
+    let of_cluster = world.call("GET", "/repair_schedule/cluster/demo", None, None).await.json();
+    assert_eq!(of_cluster[0]["id"], id.as_str());
+
+    let started = world.call("POST", &format!("/repair_schedule/start/{id}"), None, None).await;
+    assert_eq!(started.status, 200);
+    let run = wait_for("the scheduled run done", || async {
+        let runs = world.call("GET", "/repair_run?cluster_name=demo", None, None).await.json();
+        let run = runs.get(0)?.clone();
+        (run["state"] == "DONE").then_some(run)
+    })
+    .await;
+    assert_eq!(run["cause"], format!("scheduled run (schedule id {id})"));
+
+    let active = world
+        .call(
+            "DELETE",
+            &format!("/repair_schedule/{id}?owner=federator"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(active.status, 409);
+    let paused = world
+        .call(
+            "PUT",
+            &format!("/repair_schedule/{id}?state=PAUSED"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(paused.status, 200);
+    let deleted = world
+        .call(
+            "DELETE",
+            &format!("/repair_schedule/{id}?owner=federator"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 202);
+    assert_eq!(
+        world.call("GET", "/repair_schedule", None, None).await.json(),
+        json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_authentication_on_calls_need_a_login() {
+    let client_secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "reaper-ui", "namespace": NAMESPACE},
+        "stringData": {"username": "ops", "password": "s3cret"},
+    }))
+    .expect("secret");
+    let env = json!([
+        {"name": "REAPER_AUTH_ENABLED", "value": "true"},
+        {"name": "REAPER_AUTH_USER", "valueFrom": {"secretKeyRef": {"name": "reaper-ui", "key": "username"}}},
+        {"name": "REAPER_AUTH_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "reaper-ui", "key": "password"}}},
+    ]);
+    let sim = SimBuilder::new().clusters(1).start().await.expect("sim");
+    let client = client_without_retries(&sim).await;
+    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &client_secret)
+        .await
+        .expect("secret created");
+    let world = World { sim, client };
+    world.create_reaper(env).await;
+
+    let refused = world.call("GET", "/cluster", None, None).await;
+    assert_eq!(
+        (refused.status, refused.body.as_str()),
+        (403, "Forbidden access. Please login to access this page.")
+    );
+    let wrong = world.call("POST", "/login", Some("username=ops&password=nope"), None).await;
+    assert_eq!(
+        (wrong.status, wrong.body.as_str()),
+        (403, "Invalid credentials combination for user: ops")
+    );
+    let login = world.call("POST", "/login", Some("username=ops&password=s3cret"), None).await;
+    assert_eq!(login.status, 204, "{login:?}");
+    let cookie = login.cookie.expect("session cookie");
+    let session = cookie.split(';').next().unwrap_or_default().to_string();
+    let jwt = world.call("GET", "/jwt", None, Some(&session)).await;
+    assert_eq!(jwt.status, 200);
+    assert_eq!(jwt.body.split('.').count(), 3, "{}", jwt.body);
+    let listed = world.call("GET", "/cluster", None, Some(&session)).await;
+    assert_eq!((listed.status, listed.json()), (200, json!([])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_proxy_words_its_failures_as_kube_apiserver() {
+    let sim = SimBuilder::new().clusters(1).start().await.expect("sim");
+    let client = client_without_retries(&sim).await;
+    let world = World { sim, client };
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "lonely", "namespace": NAMESPACE},
+        "spec": {"selector": {"app": "nothing"}, "ports": [{"name": "http", "port": 80}]},
+    }))
+    .expect("service");
+    Api::<Service>::namespaced(world.client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &service)
+        .await
+        .expect("service created");
+    let status =
+        |answer: &Answer| answer.json()["message"].as_str().unwrap_or_default().to_string();
+
+    let none = world.raw("GET", "lonely:http", "/", None, None).await;
+    assert_eq!(
+        (none.status, status(&none)),
+        (503, "no endpoints available for service \"lonely\"".into())
+    );
+    let no_port = world.raw("GET", "lonely:81", "/", None, None).await;
+    assert_eq!(
+        (no_port.status, status(&no_port)),
+        (
+            503,
+            "no service port 81 found for service \"lonely\"".into()
+        )
+    );
+    let missing = world.raw("GET", "absent", "/", None, None).await;
+    assert_eq!(
+        (missing.status, status(&missing)),
+        (404, "services \"absent\" not found".into())
+    );
+
+    let resources = world.client.list_core_api_resources("v1").await.expect("discovery");
+    assert!(resources.resources.iter().any(|r| r.name == "services/proxy"));
+}
