@@ -622,3 +622,126 @@ async fn a_failed_start_keeps_the_pod_not_ready_and_a_refused_decommission_holds
     assert_eq!(ring[0]["datacenter"], "dc1");
     world.stop().await;
 }
+
+/// A raw request to a pod's Management API through its API server's pod proxy, as a control
+/// plane in another cluster reaches it; the status and the body as JSON (or text).
+async fn management_api(
+    world: &World,
+    cluster: usize,
+    pod: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let client = world.sim.client(cluster).await.expect("client");
+    let uri = format!("/api/v1/namespaces/default/pods/{pod}:8080/proxy{path}");
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .expect("request");
+    let (status, text) = match client.send(request.map(kube::client::Body::from)).await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let bytes = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            (status, String::from_utf8_lossy(&bytes).to_string())
+        }
+        Err(error) => panic!("{method} {path} through the pod proxy: {error}"),
+    };
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_through_a_datacenter_without_system_auth_fails_until_it_is_replicated_there() {
+    let world = World::start(2, true).await;
+    // One login for both regions, as k8ssandra-operator replicates the superuser Secret.
+    for cluster in 0..2 {
+        let secrets: Api<Secret> =
+            Api::namespaced(world.sim.client(cluster).await.expect("client"), "default");
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "auth-superuser"},
+            "stringData": {"username": "admin", "password": "s3cret-pw"}}))
+        .expect("secret");
+        secrets.create(&PostParams::default(), &secret).await.expect("superuser Secret");
+    }
+    // system_auth in dc1 only, as the founding node's flag says.
+    let spec = |dc: &str| {
+        json!({"clusterName": "auth", "serverType": "cassandra", "serverVersion": "4.0.17",
+               "size": 1, "datacenterName": dc, "superuserSecretName": "auth-superuser",
+               "config": {"cassandra-env-sh": {"additional-jvm-opts": [
+                   "-Dcassandra.system_distributed_replication=dc1:1"]}}})
+    };
+    world.create_dc(0, "dc1", spec("dc1")).await;
+    world.ready(0, "dc1").await;
+    world.create_dc(1, "dc2", spec("dc2")).await;
+    wait_for("dc2's node in the ring", || async {
+        (world.ring("auth").await.len() == 2).then_some(())
+    })
+    .await;
+    let login = |dc: &'static str| {
+        let world = &world;
+        async move {
+            world
+                .call(
+                    "POST",
+                    &format!("/cassandra/clusters/auth/datacenters/{dc}/login"),
+                    json!({"username": "admin", "password": "s3cret-pw"}),
+                )
+                .await
+        }
+    };
+    assert_eq!(login("dc1").await.0, 200, "dc1 holds system_auth");
+    let (status, refused) = login("dc2").await;
+    assert_eq!(status, 503, "no system_auth replica in dc2: {refused}");
+    assert!(refused.to_string().contains("LOCAL_ONE"), "{refused}");
+
+    // The alter, through dc1's Management API behind its API server's pod proxy.
+    let dc1_pod = world
+        .pods(0)
+        .await
+        .list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
+        .await
+        .expect("dc1 pods")
+        .items
+        .into_iter()
+        .next()
+        .and_then(|p| p.metadata.name)
+        .expect("a dc1 pod");
+    let (status, answer) = management_api(
+        &world,
+        0,
+        &dc1_pod,
+        "POST",
+        "/api/v0/ops/keyspace/alter",
+        json!({"keyspace_name": "system_auth", "replication_settings": [
+            {"dc_name": "dc1", "replication_factor": 1},
+            {"dc_name": "dc2", "replication_factor": 1}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, replication) = management_api(
+        &world,
+        0,
+        &dc1_pod,
+        "GET",
+        "/api/v0/ops/keyspace/replication?keyspaceName=system_auth",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(replication["dc2"], "1", "{replication}");
+    // cass-operator's user creation through dc2 now succeeds, and so does the login.
+    world.ready(1, "dc2").await;
+    let (status, accepted) = login("dc2").await;
+    assert_eq!(status, 200, "{accepted}");
+    world.stop().await;
+}
