@@ -1,42 +1,19 @@
 //! The cass-operator stand-in, against the real CassandraDatacenter CRD.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
 use kube_sim::SimBuilder;
 use serde_json::{Value, json};
+
+mod support;
+use support::{dc_resource, wait_for};
 
 fn real_crd_dir() -> Option<std::path::PathBuf> {
     kube_sim::prerequisites::compat_dir(&kube_sim::prerequisites::workspace_root())
         .map(|compat| compat.join("crds/cass-operator"))
-}
-
-fn dc_resource() -> ApiResource {
-    ApiResource {
-        group: "cassandra.datastax.com".into(),
-        version: "v1beta1".into(),
-        api_version: "cassandra.datastax.com/v1beta1".into(),
-        kind: "CassandraDatacenter".into(),
-        plural: "cassandradatacenters".into(),
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(15) {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn condition(dc: &Value, kind: &str) -> Option<String> {

@@ -1,7 +1,6 @@
 //! The CassandraTask stand-in, through the Kubernetes API, against the Cassandra model.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
@@ -12,6 +11,9 @@ use kube_sim::cassandra::{
 };
 use kube_sim::{Sim, SimBuilder};
 use serde_json::{Value, json};
+
+mod support;
+use support::{dc_resource, wait_for};
 
 const NS: &str = "default";
 const CLUSTER: &str = "demo";
@@ -37,15 +39,6 @@ fn task_resource() -> ApiResource {
     )
 }
 
-fn dc_resource() -> ApiResource {
-    resource(
-        "cassandra.datastax.com",
-        "v1beta1",
-        "CassandraDatacenter",
-        "cassandradatacenters",
-    )
-}
-
 /// kube-sim with the cass-operator stand-ins, with cass-operator's real CRDs when the shared
 /// compatibility data is there (the built-in permissive ones otherwise).
 async fn start_sim(clusters: usize) -> Sim {
@@ -58,21 +51,6 @@ async fn start_sim(clusters: usize) -> Sim {
         builder = builder.crd_dir(compat.join("crds/cass-operator"));
     }
     builder.start().await.expect("starting kube-sim")
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// A pod of a datacenter and its node in the model.

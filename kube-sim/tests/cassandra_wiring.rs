@@ -2,40 +2,17 @@
 //! interfaces: CassandraDatacenters written with a kube client, Cassandra seen and poked through
 //! the admin API over HTTP.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
 use kube_sim::{Sim, SimBuilder};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn dc_resource() -> ApiResource {
-    ApiResource {
-        group: "cassandra.datastax.com".into(),
-        version: "v1beta1".into(),
-        api_version: "cassandra.datastax.com/v1beta1".into(),
-        kind: "CassandraDatacenter".into(),
-        plural: "cassandradatacenters".into(),
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+mod support;
+use support::{dc_resource, wait_for};
 
 fn condition(dc: &Value, kind: &str) -> Option<String> {
     dc.pointer("/status/conditions")?

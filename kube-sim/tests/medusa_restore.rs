@@ -3,11 +3,10 @@
 //! restores a backup when a MedusaRestoreJob sets its environment and the pods roll.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::discovery::ApiResource;
 use kube_sim::cassandra::{ConsistencyLevel, PodRef};
 use kube_sim::medusa::LAST_RESTORE_FILE;
 use kube_sim::{Sim, SimBuilder};
@@ -15,6 +14,9 @@ use medusa_grpc::backup_request::Mode;
 use medusa_grpc::medusa_client::MedusaClient;
 use medusa_grpc::{BackupRequest, StatusType};
 use serde_json::{Value, json};
+
+mod support;
+use support::{dc_resource, wait_for};
 
 const NS: &str = "default";
 const CLUSTER: &str = "demo";
@@ -25,31 +27,6 @@ storage_provider = local
 bucket_name = medusa-bucket
 prefix = demo
 ";
-
-fn dc_resource() -> ApiResource {
-    ApiResource {
-        group: "cassandra.datastax.com".into(),
-        version: "v1beta1".into(),
-        api_version: "cassandra.datastax.com/v1beta1".into(),
-        kind: "CassandraDatacenter".into(),
-        plural: "cassandradatacenters".into(),
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// The `medusa-restore` init container as k8ssandra-operator declares it, with `env`.
 fn restore_container(env: Value) -> Value {

@@ -3,7 +3,7 @@
 //! proxy, Cassandra made by the cass-operator stand-in and inspected in the model.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -15,24 +15,12 @@ use kube_sim::cassandra::ConsistencyLevel;
 use kube_sim::{Sim, SimBuilder};
 use serde_json::{Value, json};
 
+mod support;
+use support::wait_for;
+
 const NAMESPACE: &str = "default";
 const CLUSTER: &str = "demo";
 const SERVICE: &str = "demo-reaper-service";
-
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(20) {
-        if let Some(value) = probe().await {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 struct World {
     sim: Sim,

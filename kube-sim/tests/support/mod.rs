@@ -1,11 +1,14 @@
-//! Helpers shared by the integration tests: finding and running the kubectl builds.
+//! Helpers shared by the integration tests: finding and running the kubectl builds, the
+//! CassandraDatacenter resource, waiting for a condition.
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use kube::discovery::ApiResource;
 use tokio::io::AsyncWriteExt;
 
 /// Every kubectl invocation gets this long at most.
@@ -141,3 +144,30 @@ spec:
                     type: {type: string}
                     status: {type: string}
 "#;
+
+/// cass-operator's CassandraDatacenter, for dynamic clients.
+pub fn dc_resource() -> ApiResource {
+    ApiResource {
+        group: "cassandra.datastax.com".into(),
+        version: "v1beta1".into(),
+        api_version: "cassandra.datastax.com/v1beta1".into(),
+        kind: "CassandraDatacenter".into(),
+        plural: "cassandradatacenters".into(),
+    }
+}
+
+/// `probe` until it gives a value, for up to 20 s; the test fails naming `what` otherwise.
+pub async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
