@@ -39,7 +39,7 @@ pub(super) async fn handle(
     request: ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
     let verb = proxy_verb(&request.method).ok_or_else(method_not_allowed)?;
-    authorize(cluster, verb, namespace, pod_id, &request)?;
+    authorize(cluster, verb, "pods", namespace, pod_id, &request)?;
     cluster.requests.record(
         request.user_agent.as_deref().unwrap_or_default(),
         verb,
@@ -133,11 +133,14 @@ pub(super) fn proxy_verb(method: &Method) -> Option<&'static str> {
     })
 }
 
-fn authorize(
+/// RBAC for the `proxy` subresource of `resource` (pods or services), as kube-apiserver checks
+/// it: the verb of the method, the id as written in the path.
+pub(super) fn authorize(
     cluster: &Cluster,
     verb: &str,
+    resource: &str,
     namespace: &str,
-    pod_id: &str,
+    id: &str,
     request: &ApiRequest,
 ) -> Result<(), ApiError> {
     if !cluster.enforces_rbac() {
@@ -149,10 +152,10 @@ fn authorize(
     let attributes = crate::rbac::Attributes {
         verb,
         group: "",
-        resource: "pods",
+        resource,
         subresource: Some("proxy"),
         namespace: Some(namespace),
-        name: Some(pod_id),
+        name: Some(id),
     };
     crate::rbac::authorize(&cluster.store, user, &attributes).inspect_err(|refused| {
         cluster.requests.record_refused(&refused.message);

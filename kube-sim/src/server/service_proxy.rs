@@ -21,7 +21,9 @@ use std::sync::Arc;
 use hyper::Response;
 use serde_json::{Map, Value};
 
-use super::proxy::{forward, is_proxyable, proxy_verb, redirect, split_scheme_name_port};
+use super::proxy::{
+    authorize, forward, is_proxyable, proxy_verb, redirect, split_scheme_name_port,
+};
 use super::request::ApiRequest;
 use super::{Body, generic_not_found, method_not_allowed};
 use crate::cassandra::PodRef;
@@ -37,7 +39,7 @@ pub(super) async fn handle(
     request: ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
     let verb = proxy_verb(&request.method).ok_or_else(method_not_allowed)?;
-    authorize(cluster, verb, namespace, service_id, &request)?;
+    authorize(cluster, verb, "services", namespace, service_id, &request)?;
     cluster.requests.record(
         request.user_agent.as_deref().unwrap_or_default(),
         verb,
@@ -177,32 +179,6 @@ fn target_port(service_port: &Value, pod: &Value) -> Option<u16> {
         _ => service_port.get("port").and_then(Value::as_u64),
     }?;
     u16::try_from(number).ok()
-}
-
-fn authorize(
-    cluster: &Cluster,
-    verb: &str,
-    namespace: &str,
-    service_id: &str,
-    request: &ApiRequest,
-) -> Result<(), ApiError> {
-    if !cluster.enforces_rbac() {
-        return Ok(());
-    }
-    let Some(user) = &request.user else {
-        return Err(ApiError::new(401, "Unauthorized", "Unauthorized"));
-    };
-    let attributes = crate::rbac::Attributes {
-        verb,
-        group: "",
-        resource: "services",
-        subresource: Some("proxy"),
-        namespace: Some(namespace),
-        name: Some(service_id),
-    };
-    crate::rbac::authorize(&cluster.store, user, &attributes).inspect_err(|refused| {
-        cluster.requests.record_refused(&refused.message);
-    })
 }
 
 #[cfg(test)]
