@@ -132,43 +132,30 @@ pub(crate) fn bootstrap(cluster: &mut Cluster, joining: usize) -> Result<usize> 
 /// Decommission of `leaving`: it sends each of its ranges to the nodes that gain it. A gaining
 /// node that is down misses the rows (no hints).
 pub(crate) fn unbootstrap(cluster: &mut Cluster, leaving: usize) -> usize {
-    let old_ring = cluster.ring();
-    let new_ring = Ring::of(
-        &cluster.nodes,
-        old_ring.members().into_iter().filter(|&idx| idx != leaving),
-    );
-    let mut plans = Vec::new();
-    for (keyspace, replication) in distributed_keyspaces(cluster) {
-        let old = old_ring.placement(&replication, &cluster.nodes);
-        let new = new_ring.placement(&replication, &cluster.nodes);
-        let mut moves = vec![Vec::new(); old.len()];
-        for (pos, pos_moves) in moves.iter_mut().enumerate() {
-            if !old.at(pos).contains(&leaving) || new.len() == 0 {
-                continue;
-            }
-            let after = new.at(new.position(old_ring.token_at(pos)));
-            for &gainer in after.iter().filter(|idx| !old.at(pos).contains(idx)) {
-                if cluster.nodes[gainer].up {
-                    pos_moves.push((leaving, gainer));
-                }
-            }
-        }
-        plans.push(KeyspacePlan {
-            keyspace,
-            lookup: old,
-            moves,
-        });
-    }
-    apply(cluster, plans)
+    departure(cluster, leaving, |_, _, _| Some(leaving))
 }
 
 /// `nodetool removenode` of a dead node: the remaining replicas restore the replica count,
 /// each gaining node streaming from the nearest live replica that stays.
 pub(crate) fn restore_replica_count(cluster: &mut Cluster, removed: usize) -> usize {
+    departure(cluster, removed, |cluster, gainer, replicas| {
+        let dc = &cluster.nodes[gainer].datacenter;
+        let remaining = replicas.iter().copied().filter(|&idx| idx != removed);
+        live_by_proximity(cluster, dc, remaining).first().copied()
+    })
+}
+
+/// `departing` leaves the ring: each range it replicated goes to the nodes that gain it, each
+/// live gainer streaming from the node `source_of` picks among the range's old replicas.
+fn departure(
+    cluster: &mut Cluster,
+    departing: usize,
+    source_of: impl Fn(&Cluster, usize, &[usize]) -> Option<usize>,
+) -> usize {
     let old_ring = cluster.ring();
     let new_ring = Ring::of(
         &cluster.nodes,
-        old_ring.members().into_iter().filter(|&idx| idx != removed),
+        old_ring.members().into_iter().filter(|&idx| idx != departing),
     );
     let mut plans = Vec::new();
     for (keyspace, replication) in distributed_keyspaces(cluster) {
@@ -176,16 +163,15 @@ pub(crate) fn restore_replica_count(cluster: &mut Cluster, removed: usize) -> us
         let new = new_ring.placement(&replication, &cluster.nodes);
         let mut moves = vec![Vec::new(); old.len()];
         for (pos, pos_moves) in moves.iter_mut().enumerate() {
-            if !old.at(pos).contains(&removed) || new.len() == 0 {
+            if !old.at(pos).contains(&departing) || new.len() == 0 {
                 continue;
             }
             let after = new.at(new.position(old_ring.token_at(pos)));
             for &gainer in after.iter().filter(|idx| !old.at(pos).contains(idx)) {
-                let dc = cluster.nodes[gainer].datacenter.clone();
-                let remaining = old.at(pos).iter().copied().filter(|&idx| idx != removed);
-                if let Some(&source) = live_by_proximity(cluster, &dc, remaining).first()
-                    && cluster.nodes[gainer].up
-                {
+                if !cluster.nodes[gainer].up {
+                    continue;
+                }
+                if let Some(source) = source_of(cluster, gainer, old.at(pos)) {
                     pos_moves.push((source, gainer));
                 }
             }
