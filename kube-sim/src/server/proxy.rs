@@ -38,14 +38,7 @@ pub(super) async fn handle(
     pod_id: &str,
     request: ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let verb = proxy_verb(&request.method).ok_or_else(method_not_allowed)?;
-    authorize(cluster, verb, "pods", namespace, pod_id, &request)?;
-    cluster.requests.record(
-        request.user_agent.as_deref().unwrap_or_default(),
-        verb,
-        crate::requests::resource_name("", "pods", Some("proxy")),
-        namespace,
-    );
+    admit(cluster, "pods", namespace, pod_id, &request)?;
     let (scheme, name, port) = split_scheme_name_port(pod_id)
         .ok_or_else(|| ApiError::bad_request(format!("invalid pod request {pod_id:?}")))?;
     let pods = cluster.store.resource("", "pods").ok_or_else(generic_not_found)?;
@@ -122,7 +115,7 @@ pub(super) async fn forward(
 }
 
 /// The RBAC verb of a proxied request, as kube-apiserver's request info derives it.
-pub(super) fn proxy_verb(method: &Method) -> Option<&'static str> {
+fn proxy_verb(method: &Method) -> Option<&'static str> {
     Some(match *method {
         Method::GET | Method::HEAD => "get",
         Method::POST => "create",
@@ -133,9 +126,28 @@ pub(super) fn proxy_verb(method: &Method) -> Option<&'static str> {
     })
 }
 
-/// RBAC for the `proxy` subresource of `resource` (pods or services), as kube-apiserver checks
-/// it: the verb of the method, the id as written in the path.
-pub(super) fn authorize(
+/// What kube-apiserver does with a request to the `proxy` subresource of `resource` (pods or
+/// services) before it dials: the verb of the method, RBAC on the id as written in the path,
+/// and the request counted.
+pub(super) fn admit(
+    cluster: &Cluster,
+    resource: &str,
+    namespace: &str,
+    id: &str,
+    request: &ApiRequest,
+) -> Result<(), ApiError> {
+    let verb = proxy_verb(&request.method).ok_or_else(method_not_allowed)?;
+    authorize(cluster, verb, resource, namespace, id, request)?;
+    cluster.requests.record(
+        request.user_agent.as_deref().unwrap_or_default(),
+        verb,
+        crate::requests::resource_name("", resource, Some("proxy")),
+        namespace,
+    );
+    Ok(())
+}
+
+fn authorize(
     cluster: &Cluster,
     verb: &str,
     resource: &str,

@@ -21,11 +21,9 @@ use std::sync::Arc;
 use hyper::Response;
 use serde_json::{Map, Value};
 
-use super::proxy::{
-    authorize, forward, is_proxyable, proxy_verb, redirect, split_scheme_name_port,
-};
+use super::proxy::{admit, forward, is_proxyable, redirect, split_scheme_name_port};
 use super::request::ApiRequest;
-use super::{Body, generic_not_found, method_not_allowed};
+use super::{Body, generic_not_found};
 use crate::cassandra::PodRef;
 use crate::cluster::Cluster;
 use crate::error::ApiError;
@@ -38,14 +36,7 @@ pub(super) async fn handle(
     service_id: &str,
     request: ApiRequest,
 ) -> Result<Response<Body>, ApiError> {
-    let verb = proxy_verb(&request.method).ok_or_else(method_not_allowed)?;
-    authorize(cluster, verb, "services", namespace, service_id, &request)?;
-    cluster.requests.record(
-        request.user_agent.as_deref().unwrap_or_default(),
-        verb,
-        crate::requests::resource_name("", "services", Some("proxy")),
-        namespace,
-    );
+    admit(cluster, "services", namespace, service_id, &request)?;
     let (scheme, name, port) = split_scheme_name_port(service_id)
         .ok_or_else(|| ApiError::bad_request(format!("invalid service request {service_id:?}")))?;
     let services = cluster.store.resource("", "services").ok_or_else(generic_not_found)?;
