@@ -46,6 +46,42 @@ pub enum ProxyReply {
     Failed(String),
 }
 
+/// Serves plain HTTP/1.1 on one connection accepted at a pod's address: each request's body is
+/// read whole (413 beyond 1 MiB) and `answer` gives the response. `what` names the service in
+/// the log of a connection that ends with an error.
+pub async fn serve_http1<F, Fut>(stream: TcpStream, what: &'static str, answer: F)
+where
+    F: Fn(PodRequest) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = PodResponse> + Send + 'static,
+{
+    use http_body_util::{BodyExt, Full, Limited};
+    const MAX_BODY_BYTES: usize = 1 << 20;
+    let service =
+        hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            let answer = answer.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+                    Ok(collected) => {
+                        answer(hyper::Request::from_parts(parts, collected.to_bytes())).await
+                    }
+                    Err(_) => {
+                        let mut too_large = hyper::Response::new(Bytes::new());
+                        *too_large.status_mut() = hyper::StatusCode::PAYLOAD_TOO_LARGE;
+                        too_large
+                    }
+                };
+                Ok::<_, std::convert::Infallible>(response.map(Full::new))
+            }
+        });
+    if let Err(error) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%error, "{what} connection ended with an error");
+    }
+}
+
 /// What listens on one port of the pods.
 pub trait PortService: Send + Sync + 'static {
     /// Whether `pod` has a process listening on this port now (called with the model locked).

@@ -23,15 +23,11 @@ mod reply;
 #[cfg(test)]
 mod tests;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::Method;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value};
 use tokio::net::TcpStream;
 
@@ -45,9 +41,6 @@ pub const PORT: u16 = 8080;
 
 /// The body of an answer a [`ManagementFault`](crate::cassandra::ManagementFault) replaces.
 const INJECTED_FAILURE: &str = "injected failure (kube-sim)";
-
-/// Largest request body read (the agent's bodies are small JSON documents).
-const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The Management API of every pod that is a node of the model, as a port service.
 pub struct ManagementApi {
@@ -73,29 +66,15 @@ impl PortService for ManagementApi {
     /// Plain HTTP/1.1, as the agent serves without TLS.
     fn serve_connection(&self, pod: PodRef, stream: TcpStream) -> ServiceFuture<()> {
         let model = Arc::clone(&self.model);
-        Box::pin(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        Box::pin(crate::pod_network::serve_http1(
+            stream,
+            "Management API",
+            move |request| {
                 let model = Arc::clone(&model);
                 let pod = pod.clone();
-                async move {
-                    let (parts, body) = request.into_parts();
-                    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-                        Ok(collected) => {
-                            let request = hyper::Request::from_parts(parts, collected.to_bytes());
-                            handle(&model, &pod, request).await
-                        }
-                        Err(_) => Reply::empty(413).into_response(),
-                    };
-                    Ok::<_, Infallible>(response.map(Full::new))
-                }
-            });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "Management API connection ended with an error");
-            }
-        })
+                async move { handle(&model, &pod, request).await }
+            },
+        ))
     }
 }
 

@@ -25,13 +25,9 @@ mod resources;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -58,8 +54,6 @@ pub const DEFAULT_PARALLELISM: &str = "DATACENTER_AWARE";
 pub const DEFAULT_DAYS_BETWEEN: i64 = 7;
 pub const DEFAULT_SEGMENT_TIMEOUT_MINS: i64 = 30;
 pub const DEFAULT_JMX_PORT: i64 = 7199;
-const MAX_BODY_BYTES: usize = 1 << 20;
-
 /// What a Reaper pod's environment configures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReaperConfig {
@@ -226,28 +220,13 @@ impl PortService for ReaperPort {
             admin: self.admin,
         };
         let port = Arc::new(port);
-        Box::pin(async move {
-            let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-                let port = Arc::clone(&port);
-                let pod = pod.clone();
-                async move {
-                    let (parts, body) = request.into_parts();
-                    let response = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-                        Ok(collected) => {
-                            let request = hyper::Request::from_parts(parts, collected.to_bytes());
-                            port.answer(&pod, &request)
-                        }
-                        Err(_) => Reply::empty(413).into_response(),
-                    };
-                    Ok::<_, Infallible>(response.map(Full::new))
-                }
-            });
-            if let Err(error) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "Reaper connection ended with an error");
-            }
-        })
+        Box::pin(crate::pod_network::serve_http1(
+            stream,
+            "Reaper",
+            move |request| {
+                let response = port.answer(&pod, &request);
+                async move { response }
+            },
+        ))
     }
 }
