@@ -378,7 +378,8 @@ async fn restore_on_start_brings_back_the_backed_up_rows_once_per_key() {
     let app_rows = model.lock().node_rows(target, APP, TABLE).expect("rows");
     assert!(!app_rows.is_empty());
 
-    // The mapping k8ssandra-operator asks Medusa for, then puts in RESTORE_MAPPING.
+    // The mapping PrepareRestore writes on the pod (the prepare_restore MedusaTask); the restore
+    // below hands it to the node as RESTORE_MAPPING, as k8ssandra-operator sets that variable.
     let mut client = medusa_of(&model, target).await;
     client
         .prepare_restore(PrepareRestoreRequest {
