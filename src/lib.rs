@@ -4,6 +4,7 @@
 pub mod api;
 pub mod apply;
 pub mod cache;
+pub mod cassandra;
 pub mod cli;
 pub mod clusters;
 pub mod crdgen;

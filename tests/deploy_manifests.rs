@@ -251,6 +251,10 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                 !granted.iter().any(|(_, resource, _)| resource == "secrets"),
                 "{overlay}: the data plane needs no Secret"
             );
+            assert!(
+                !granted.iter().any(|(_, resource, _)| resource == "pods/proxy"),
+                "{overlay}: the data plane calls no Management API"
+            );
         } else {
             assert!(
                 has("config.k8ssandra.io", "clientconfigs", "watch"),
@@ -271,6 +275,13 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                 has("", "namespaces", "get"),
                 "{overlay}: NamespaceMissing check"
             );
+            for verb in ["get", "create"] {
+                assert!(
+                    has("", "pods/proxy", verb),
+                    "{overlay}: the Management API through the pod proxy"
+                );
+            }
+            assert!(!has("", "pods/proxy", "delete"), "{overlay}");
             // Users create ClientConfigs (federator clientconfig create); the operator only reads.
             assert!(
                 !has("config.k8ssandra.io", "clientconfigs", "create"),

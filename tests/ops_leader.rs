@@ -367,6 +367,16 @@ async fn lease_lost_mid_rollout() {
         || async { sizes().await.iter().all(|s| *s == Some(1)).then_some(()) },
     )
     .await;
+    // Settled: every datacenter Ready and, having joined a running cluster, rebuilt.
+    wait_for("the cluster settled", Duration::from_secs(90), || async {
+        let k8c = hub_api::<K8ssandraCluster>(&hub).get("demo").await.ok()?;
+        let status = k8c.status?;
+        let ready = condition(&status, "Ready").is_some_and(|(state, _, _)| state == "True");
+        let rebuilt =
+            condition(&status, "DatacenterRebuild").is_some_and(|(state, _, _)| state == "True");
+        (ready && rebuilt).then_some(())
+    })
+    .await;
 
     // The rollout: every datacenter grows, one write a second reaches the region.
     sim.set_latency(1, Duration::from_secs(1)).expect("latency");

@@ -448,7 +448,8 @@ async fn service_account_token(
 
 /// What the control plane does in a region: CassandraDatacenters and the objects around them
 /// (secrets, seed EndpointSlices, generated ConfigMaps, services), Stargate, Reaper and
-/// ServiceMonitors, reading pods and namespaces, and Events.
+/// ServiceMonitors, reading pods and namespaces, the pods' Management API through the pod
+/// proxy, rebuild CassandraTasks, and Events.
 pub fn region_cluster_role() -> ClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
@@ -491,6 +492,15 @@ pub fn region_cluster_role() -> ClusterRole {
             // Telemetry: ServiceMonitors, where prometheus-operator's CRD is installed.
             rule(&["monitoring.coreos.com"], &["servicemonitors"], &write),
             rule(&[""], &["pods", "namespaces"], &read),
+            // The Management API of the Cassandra pods, through the API server: GET reads,
+            // POST (create) changes the schema.
+            rule(&[""], &["pods/proxy"], &["get", "create"]),
+            // Rebuilds of datacenters added to a running cluster.
+            rule(
+                &["control.k8ssandra.io"],
+                &["cassandratasks"],
+                &["get", "list", "create", "patch", "delete"],
+            ),
             rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
         ]),
         ..Default::default()
@@ -673,6 +683,14 @@ mod tests {
         assert!(allows("", "configmaps", "patch"));
         assert!(allows("", "pods", "list"));
         assert!(!allows("", "pods", "delete"));
+        assert!(allows("", "pods/proxy", "create"));
+        assert!(!allows("", "pods/proxy", "delete"));
+        assert!(allows("control.k8ssandra.io", "cassandratasks", "create"));
+        assert!(!allows(
+            "control.k8ssandra.io",
+            "cassandratasks",
+            "deletecollection"
+        ));
         assert!(!allows("", "namespaces", "create"));
         assert!(!allows(
             "rbac.authorization.k8s.io",

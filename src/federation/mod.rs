@@ -13,12 +13,14 @@
 //!    namespace ([`plan::ClusterPlan`]). Nothing changes it afterwards.
 //! 3. [`rollout::decide`]: what to create, update or delete now (bootstrap order, removals,
 //!    refused renames).
-//! 4. [`seeds::seed_endpoint_slices`]: the seed EndpointSlices of each datacenter (host names
+//! 4. [`keyspaces::keyspace_work`]: the system keyspaces' replication the datacenters that
+//!    joined (or left) require, and the pods whose Management API to ask.
+//! 5. [`seeds::seed_endpoint_slices`]: the seed EndpointSlices of each datacenter (host names
 //!    of `additionalSeeds` resolved through [`seeds::CachingResolver`], again when their TTL
 //!    ends), applied before the datacenters.
-//! 5. The decisions are carried out ([`crate::apply::apply_if_changed`]: nothing is written
+//! 6. The decisions are carried out ([`crate::apply::apply_if_changed`]: nothing is written
 //!    when nothing changed).
-//! 6. [`status::cluster_status`] (or [`status::invalid_spec_status`]): the new status, and
+//! 7. [`status::cluster_status`] (or [`status::invalid_spec_status`]): the new status, and
 //!    [`notices`]: the Events for what changed.
 //!
 //! [`crate::workload::labels`] holds the names, labels and annotations shared with
@@ -32,10 +34,12 @@ pub const FIELD_MANAGER: &str = "federator";
 pub mod components;
 pub mod config;
 pub mod controller;
+pub mod keyspaces;
 pub mod notices;
 pub mod observed;
 pub mod plan;
 pub mod reaper_access;
+pub mod rebuild;
 pub mod referenced;
 pub mod rollout;
 pub mod secrets;

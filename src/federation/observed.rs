@@ -223,6 +223,9 @@ pub struct ObservedCluster {
     /// Watches refused (403, 404) in the cluster's regions, each naming its region, resource
     /// and namespace: changes there are seen only by the periodic reconciles.
     pub refused_watches: Vec<String>,
+    /// The datacenters each system keyspace replicates to, as last read through the Management
+    /// API; `None` while unknown. A removed datacenter is deleted only once it is in none.
+    pub system_replication: Option<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl ObservedCluster {
@@ -242,6 +245,7 @@ impl ObservedCluster {
             passwords_missing: BTreeMap::new(),
             per_node_config_missing: BTreeMap::new(),
             refused_watches: Vec::new(),
+            system_replication: None,
         }
     }
 

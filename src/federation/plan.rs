@@ -182,6 +182,9 @@ pub struct DatacenterPlan {
     /// The spec asks this existing datacenter for another `num_tokens` than it runs with: it
     /// is refused (the planned object keeps the running value and is not applied).
     pub num_tokens_change: Option<NumTokensChange>,
+    /// `rebuild` of the datacenter: its source and pods at once, when it is added to a running
+    /// cluster.
+    pub rebuild: Option<crate::api::k8ssandra_cluster::RebuildOptions>,
 }
 
 /// What a plan reads besides the K8ssandraCluster, gathered by the controller before it plans:
@@ -937,6 +940,7 @@ impl PlanContext<'_> {
                 .filter(|r| !r.name.is_empty())
                 .map(|r| r.name.clone()),
             num_tokens_change,
+            rebuild: dc.options.rebuild.clone(),
         })
     }
 

@@ -11,7 +11,8 @@
 //! - A datacenter that exists gets the desired spec at once, whatever the others do: spec
 //!   changes go to all regions together.
 //! - A datacenter taken out of the spec is deleted, annotated to decommission first; one at a
-//!   time.
+//!   time, and only once no system keyspace replicates to it (as last read; the keyspace stage
+//!   takes it out).
 //! - Adding and removing datacenters in one change is refused (that is what a rename looks
 //!   like, and deleting the "old" one would drop its data): nothing is created or deleted, the
 //!   existing datacenters are still updated.
@@ -92,6 +93,9 @@ pub enum WaitReason {
     SecretsNotReady { detail: String },
     /// Created or applied once the per-node ConfigMap it names can be read in its region.
     PerNodeConfigMissing { detail: String },
+    /// Deleted once no system keyspace replicates to it: those it is still in (empty while the
+    /// replication cannot be read).
+    LeavingReplication { keyspaces: Vec<String> },
 }
 
 impl fmt::Display for WaitReason {
@@ -112,6 +116,15 @@ impl fmt::Display for WaitReason {
             | WaitReason::PerNodeConfigMissing { detail } => {
                 write!(f, "{detail}")
             }
+            WaitReason::LeavingReplication { keyspaces } if keyspaces.is_empty() => write!(
+                f,
+                "deleted once the system keyspaces' replication is read through a Ready datacenter and no longer names it"
+            ),
+            WaitReason::LeavingReplication { keyspaces } => write!(
+                f,
+                "deleted once {} no longer replicate to it (being altered)",
+                keyspaces.join(", ")
+            ),
         }
     }
 }
@@ -272,6 +285,9 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
             Decision::Wait(WaitReason::RemovalQueued {
                 behind: behind.clone(),
             })
+        } else if let Some(keyspaces) = still_replicated(observed, name, observation) {
+            removing = Some(name);
+            Decision::Wait(WaitReason::LeavingReplication { keyspaces })
         } else {
             removing = Some(name);
             Decision::Delete {
@@ -286,6 +302,28 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
         });
     }
     Actions { decisions, refused }
+}
+
+/// The system keyspaces a removed datacenter is still in (empty when that cannot be read
+/// yet), or `None` when it may go: Cassandra refuses to decommission the last nodes of a
+/// datacenter a keyspace replicates to.
+pub(crate) fn still_replicated(
+    observed: &ObservedCluster,
+    name: &str,
+    observation: &super::observed::ObservedDatacenter,
+) -> Option<Vec<String>> {
+    let live_name =
+        observation.state.present().and_then(|live| live.status()?.datacenter_name.clone());
+    let cassandra_name = live_name.as_deref().unwrap_or(name);
+    let Some(replication) = &observed.system_replication else {
+        return Some(Vec::new());
+    };
+    let keyspaces: Vec<String> = replication
+        .iter()
+        .filter(|(_, datacenters)| datacenters.contains(cassandra_name))
+        .map(|(keyspace, _)| keyspace.clone())
+        .collect();
+    (!keyspaces.is_empty()).then_some(keyspaces)
 }
 
 /// Why the datacenter at `index` (absent) cannot be created yet: the first other datacenter

@@ -41,6 +41,9 @@
 //! | SeedsResolved | True | `HostNamesResolved` | every host name of `spec.cassandra.additionalSeeds` resolved (re-resolved when its DNS TTL ends) |
 //! | SeedsResolved | False | `HostNameNotResolved` | the message names each host name that did not resolve and why: fix the name or the DNS; the others are used meanwhile |
 //!
+//! The keyspace and rebuild stages add `SystemKeyspacesReplicated` ([`super::keyspaces`]) and
+//! `DatacenterRebuild` ([`super::rebuild`]); docs/troubleshooting.md lists their reasons.
+//!
 //! When several Degraded reasons hold, the reason is the first in the table's order and the
 //! message lists them all.
 
@@ -56,7 +59,7 @@ use crate::api::shared::{
 
 use super::observed::{ObservedCluster, RemoteState};
 use super::plan::{ClusterPlan, PlanError};
-use super::rollout::{Actions, BlockReason, Decision, WaitReason};
+use super::rollout::{Actions, BlockReason, Decision, WaitReason, still_replicated};
 
 pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_PROGRESSING: &str = "Progressing";
@@ -95,6 +98,9 @@ pub const REASON_HOST_NAME_NOT_RESOLVED: &str = "HostNameNotResolved";
 
 /// Progress of a removed datacenter, in `status.datacenters[dc].decommissionProgress`.
 pub const DECOMMISSION_IN_PROGRESS: &str = "Decommissioning";
+/// `status.datacenters[dc].decommissionProgress` while a removed datacenter leaves the system
+/// keyspaces' replication (before it is decommissioned), as upstream names that step.
+pub const UPDATING_REPLICATION: &str = "UpdatingReplication";
 
 /// What every status computation needs besides the observations.
 #[derive(Clone, Debug)]
@@ -319,8 +325,15 @@ fn datacenter_entries(
                 let mut entry = old.cloned().unwrap_or_default();
                 entry.context_name = context;
                 entry.cassandra = dc.status().cloned();
-                entry.decommission_progress =
-                    in_plan.is_none().then(|| DECOMMISSION_IN_PROGRESS.to_string());
+                entry.decommission_progress = match observation {
+                    Some(o) if in_plan.is_none() => {
+                        Some(match still_replicated(observed, name, o) {
+                            Some(_) => UPDATING_REPLICATION.to_string(),
+                            None => DECOMMISSION_IN_PROGRESS.to_string(),
+                        })
+                    }
+                    _ => None,
+                };
                 Some(entry)
             }
             // The region does not answer: keep what was last seen.

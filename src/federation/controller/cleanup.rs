@@ -85,6 +85,8 @@ pub(super) async fn cleanup_cluster(
 pub(super) fn forget_cluster(context: &ControllerContext, k8c: &K8ssandraCluster) {
     let (namespace, name) = (k8c.namespace().unwrap_or_default(), k8c.name_any());
     context.operations.forget(&ObjectRef::from_obj(k8c));
+    context.keyspace_memo.forget(&ObjectRef::from_obj(k8c));
+    context.rebuilds_ended.forget(&ObjectRef::from_obj(k8c));
     context.secret_caches.passwords.forget_cluster(&namespace, &name);
     if let Ok(resolver) = &context.resolver {
         resolver.forget_cluster(&format!("{namespace}/{name}"));
@@ -120,6 +122,11 @@ pub(super) async fn cleanup_region(
     {
         return Some(format!(
             "deleting generated ConfigMaps in region {region:?}: {error}"
+        ));
+    }
+    if let Err(error) = super::rebuild::delete_tasks(&client, namespaces, selector).await {
+        return Some(format!(
+            "deleting rebuild CassandraTasks in region {region:?}: {error}"
         ));
     }
     let api: Api<CassandraDatacenter> = Api::all(client.clone());

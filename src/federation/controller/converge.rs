@@ -10,12 +10,15 @@ use kube::runtime::reflector::ObjectRef;
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::clusters::RegionFailure;
 use crate::federation::components::ComponentsReport;
+use crate::federation::keyspaces::KeyspacesOutcome;
 use crate::federation::notices::{DatacenterOutcome, Outcome};
 use crate::federation::observed::ObservedCluster;
 use crate::federation::plan::ClusterPlan;
 use crate::federation::rollout::{Actions, Decision, decide};
 
 use super::context::*;
+use super::keyspaces::{KeyspacesReport, replicate_system_keyspaces};
+use super::rebuild::{RebuildReport, rebuild_datacenters};
 use super::seeding::*;
 use super::write::*;
 
@@ -32,6 +35,8 @@ pub(super) struct Applied {
     /// Every step that failed, region by region.
     pub(super) failures: Vec<RegionFailure>,
     pub(super) components: ComponentsReport,
+    pub(super) keyspaces: KeyspacesReport,
+    pub(super) rebuilds: RebuildReport,
     /// Regions whose datacenter writes are still under way.
     pub(super) regions_busy: bool,
 }
@@ -72,6 +77,8 @@ pub(super) async fn converge(
     observed.per_node_config_missing = cluster_plan.per_node_config_missing.clone();
     observed.refused_watches =
         context.caches.refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
+    let key = ObjectRef::from_obj(k8c);
+    observed.system_replication = context.keyspace_memo.system_replication(&key);
     let observed = &*observed;
     let actions = decide(cluster_plan, observed);
     let mut failures =
@@ -86,8 +93,16 @@ pub(super) async fn converge(
         failures.extend(apply_seed_slices(context, seeds, &actions, SeedPhase::BeforeCreate).await);
     }
     failures.extend(apply_generated_config_maps(context, cluster_plan, observed, &actions).await);
-    let key = ObjectRef::from_obj(k8c);
     act(context, &key, cluster_plan, observed, &actions).await;
+    // After the writes are on their way, so that Cassandra's answers never hold them up: the
+    // keyspaces (a removed datacenter is deleted by a later reconcile, once they leave it),
+    // then the rebuilds.
+    let removal_allowed = actions.refused.is_none();
+    let keyspaces =
+        replicate_system_keyspaces(context, k8c, cluster_plan, observed, removal_allowed).await;
+    let keyspaces_replicated = matches!(keyspaces.outcome, KeyspacesOutcome::Replicated { .. });
+    let rebuilds =
+        rebuild_datacenters(context, k8c, cluster_plan, observed, keyspaces_replicated).await;
     let outcomes = context.operations.take_finished(&key);
     let seeds = match early_seeds {
         Some(seeds) => seeds,
@@ -105,6 +120,8 @@ pub(super) async fn converge(
         crate::federation::components::reconcile(&context.registry, k8c, cluster_plan, observed)
             .await;
     failures.extend(components.errors.iter().cloned());
+    failures.extend(keyspaces.failures.iter().cloned());
+    failures.extend(rebuilds.failures.iter().cloned());
     Applied {
         actions,
         outcomes,
@@ -112,6 +129,8 @@ pub(super) async fn converge(
         seeds_refresh_after: seeds.refresh_after,
         failures,
         components,
+        keyspaces,
+        rebuilds,
         regions_busy: !context.operations.busy_regions(&key).is_empty(),
     }
 }

@@ -37,6 +37,8 @@ mod cleanup;
 mod context;
 mod converge;
 mod gather;
+mod keyspaces;
+mod rebuild;
 mod report;
 mod seeding;
 mod write;
@@ -111,6 +113,8 @@ pub async fn run(
             passwords: Default::default(),
         },
         seed_memo: Default::default(),
+        keyspace_memo: Default::default(),
+        rebuilds_ended: Default::default(),
         referenced,
         fence,
         ops,
@@ -234,6 +238,9 @@ async fn apply_cluster(
     metrics.fanout_progress(&metrics_key, k8c.metadata.generation, applied.everywhere());
     let status = status_of(k8c, &cluster_plan, &observed, &applied);
     publish_transitions(context, k8c, &status, &applied.outcomes).await;
+    for notice in applied.keyspaces.notices.iter().chain(&applied.rebuilds.notices) {
+        context.events.publish(k8c, notice).await;
+    }
     write_status(api, k8c, status).await?;
     Ok(Action::requeue(next_look(&observed, &applied)))
 }

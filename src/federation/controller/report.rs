@@ -10,6 +10,7 @@ use crate::clusters::RegionFailure;
 use crate::federation::notices::{Outcome, condition_notices, outcome_notices};
 use crate::federation::observed::ObservedCluster;
 use crate::federation::plan::ClusterPlan;
+use crate::federation::rebuild::{CONDITION_DATACENTER_REBUILD, RebuildState, rebuild_condition};
 use crate::federation::rollout::Decision;
 use crate::federation::status::{StatusInput, cluster_status};
 
@@ -57,6 +58,21 @@ pub(super) fn status_of(
     let mut status = cluster_status(&input, cluster_plan, observed, &applied.actions);
     let generation = k8c.metadata.generation;
     applied.components.fill_status(&mut status, generation, input.now.clone());
+    crate::api::shared::set_condition(
+        status.conditions.get_or_insert_default(),
+        applied.keyspaces.outcome.condition(generation, input.now.clone()),
+    );
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let previous = crate::api::shared::find_condition(conditions, CONDITION_DATACENTER_REBUILD);
+    let rebuild = rebuild_condition(
+        &applied.rebuilds.states,
+        previous,
+        generation,
+        input.now.clone(),
+    );
+    if let Some(rebuild) = rebuild {
+        crate::api::shared::set_condition(status.conditions.get_or_insert_default(), rebuild);
+    }
     crate::api::shared::report_fields_not_acted_on(
         status.conditions.get_or_insert_default(),
         &k8c.spec.fields_not_acted_on(),
@@ -101,7 +117,14 @@ pub(super) fn next_look(observed: &ObservedCluster, applied: &Applied) -> Durati
         // Installing a CRD in a region makes no event Federator watches.
         MISSING_CRD_RECHECK
     } else {
-        let progressing = applied.actions.refused.is_some()
+        let rebuilding = applied.rebuilds.states.iter().any(|(_, state)| {
+            matches!(
+                state,
+                RebuildState::Running { .. } | RebuildState::Waiting(_)
+            )
+        });
+        let progressing = rebuilding
+            || applied.actions.refused.is_some()
             || !applied.actions.decisions.iter().all(|d| matches!(d.decision, Decision::Update))
             || !observed.datacenters.values().all(|o| o.state.is_settled());
         match RegionFailure::retry_after(&applied.failures) {
@@ -127,6 +150,8 @@ mod tests {
     use super::*;
     use crate::clusters::FailureCategory;
     use crate::federation::components::ComponentsReport;
+    use crate::federation::controller::keyspaces::KeyspacesReport;
+    use crate::federation::keyspaces::KeyspacesOutcome;
     use crate::federation::rollout::Actions;
 
     #[test]
@@ -158,6 +183,12 @@ mod tests {
                 settled: true,
                 ..ComponentsReport::default()
             },
+            keyspaces: KeyspacesReport {
+                outcome: KeyspacesOutcome::Waiting,
+                failures: Vec::new(),
+                notices: Vec::new(),
+            },
+            rebuilds: Default::default(),
             regions_busy: false,
         }
     }

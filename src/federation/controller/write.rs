@@ -19,10 +19,12 @@ use crate::clusters::{FailureCategory, RegionError, RegionFailure};
 use crate::federation::notices::{DatacenterOutcome, Outcome};
 use crate::federation::observed::{LiveDatacenter, ObservedCluster};
 use crate::federation::plan::{ClusterKey, ClusterPlan};
+use crate::federation::rebuild::{REBUILD_DC_ANNOTATION, rebuild_when_created};
 use crate::federation::rollout::{Actions, Decision};
 use crate::workload::labels::{DECOMMISSION_ON_DELETE_ANNOTATION, ownership_selector};
 
 use super::context::*;
+use super::rebuild::keeps_rebuild_mark;
 use super::seeding::failures;
 
 /// Applies the ConfigMaps generated for the datacenters about to be created or updated (initial
@@ -148,7 +150,26 @@ pub(super) async fn act(
                     continue;
                 };
                 let live = observed.get(&decision.datacenter).and_then(|o| o.state.present());
-                let desired = datacenter_body(&planned.datacenter, &decision.namespace);
+                let mut desired = datacenter_body(&planned.datacenter, &decision.namespace);
+                // A datacenter the system keyspaces do not replicate to yet streams no
+                // `system_auth` as its nodes join: it is rebuilt once they do.
+                let dc_name = planned.cassandra_datacenter_name.as_str();
+                let in_system_keyspaces = context
+                    .keyspace_memo
+                    .replicates_to(key, "system_auth", dc_name)
+                    .unwrap_or_else(|| {
+                        cluster_plan.initial_system_replication.contains_key(dc_name)
+                    });
+                let created_beside_running = live.is_none()
+                    && !in_system_keyspaces
+                    && rebuild_when_created(observed, &decision.datacenter);
+                let rebuilt = |dc: &str| context.rebuilds_ended.ended_recently(key, dc);
+                if keeps_rebuild_mark(live, created_beside_running, rebuilt) {
+                    desired.metadata.annotations.get_or_insert_default().insert(
+                        REBUILD_DC_ANNOTATION.to_string(),
+                        decision.datacenter.clone(),
+                    );
+                }
                 let pending = live
                     .map(LiveDatacenter::to_value)
                     .transpose()

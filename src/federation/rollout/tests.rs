@@ -106,10 +106,12 @@ pub(crate) fn absent(name: &str) -> (String, ObservedDatacenter) {
     at(name, RemoteState::Absent)
 }
 
+/// What the regions show; the system keyspaces replicate to none of the datacenters named.
 fn observed(entries: Vec<(String, ObservedDatacenter)>, known: &[&str]) -> ObservedCluster {
     ObservedCluster {
         datacenters: entries.into_iter().collect::<BTreeMap<_, _>>(),
         known: known.iter().map(|s| s.to_string()).collect(),
+        system_replication: Some(BTreeMap::new()),
         ..Default::default()
     }
 }
@@ -422,6 +424,56 @@ fn a_removed_datacenter_is_annotated_then_deleted() {
         decide(&plan, &observation).decision("dc2"),
         Some(&Decision::Delete {
             annotate_first: false
+        })
+    );
+}
+
+#[test]
+fn a_removed_datacenter_waits_until_no_system_keyspace_replicates_to_it() {
+    let plan = plan_of(&["dc1"]);
+    let mut observation = observed(
+        vec![
+            present("dc1", true),
+            present("dc2", true),
+            present("dc3", true),
+        ],
+        &["dc1", "dc2", "dc3"],
+    );
+    let in_keyspaces = |dcs: &[&str]| dcs.iter().map(|dc| dc.to_string()).collect();
+    observation.system_replication = Some(BTreeMap::from([
+        ("system_auth".to_string(), in_keyspaces(&["dc1", "dc2"])),
+        ("system_traces".to_string(), in_keyspaces(&["dc1", "dc2"])),
+    ]));
+    let actions = decide(&plan, &observation);
+    assert_eq!(
+        actions.decision("dc2"),
+        Some(&Decision::Wait(WaitReason::LeavingReplication {
+            keyspaces: vec!["system_auth".into(), "system_traces".into()]
+        }))
+    );
+    // One removal at a time: dc3 waits behind dc2.
+    assert_eq!(
+        actions.decision("dc3"),
+        Some(&Decision::Wait(WaitReason::RemovalQueued {
+            behind: "dc2".into()
+        }))
+    );
+    // Unknown (no Ready datacenter to ask yet): nothing is deleted either.
+    observation.system_replication = None;
+    assert_eq!(
+        decide(&plan, &observation).decision("dc2"),
+        Some(&Decision::Wait(WaitReason::LeavingReplication {
+            keyspaces: vec![]
+        }))
+    );
+    observation.system_replication = Some(BTreeMap::from([(
+        "system_auth".to_string(),
+        in_keyspaces(&["dc1"]),
+    )]));
+    assert_eq!(
+        decide(&plan, &observation).decision("dc2"),
+        Some(&Decision::Delete {
+            annotate_first: true
         })
     );
 }

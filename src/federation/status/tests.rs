@@ -13,11 +13,15 @@ fn time(seconds: i64) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(seconds).expect("valid timestamp"))
 }
 
+/// What the regions show; the system keyspaces replicate to none of the datacenters.
 fn observed(
     entries: Vec<(String, ObservedDatacenter)>,
     previous: Option<&K8ssandraClusterStatus>,
 ) -> ObservedCluster {
-    ObservedCluster::new(entries.into_iter().collect::<BTreeMap<_, _>>(), previous)
+    let mut observed =
+        ObservedCluster::new(entries.into_iter().collect::<BTreeMap<_, _>>(), previous);
+    observed.system_replication = Some(BTreeMap::new());
+    observed
 }
 
 /// One reconcile: plan `names`, observe `entries`, decide, compute the status at `now`.
@@ -355,6 +359,34 @@ fn removed_datacenters_show_decommissioning_then_disappear() {
     assert_eq!(
         entry.decommission_progress.as_deref(),
         Some(DECOMMISSION_IN_PROGRESS)
+    );
+    // Before that, while system_auth still replicates to it.
+    let plan = plan_of(&["dc1"]);
+    let mut leaving = observed(
+        vec![present("dc1", true), present("dc2", true)],
+        Some(&before),
+    );
+    leaving.system_replication = Some(BTreeMap::from([(
+        "system_auth".to_string(),
+        ["dc1", "dc2"].iter().map(|dc| dc.to_string()).collect(),
+    )]));
+    let input = StatusInput {
+        previous: Some(&before),
+        generation: Some(7),
+        now: time(21),
+        reconcile_error: None,
+        unresolved_seeds: None,
+    };
+    let updating = cluster_status(&input, &plan, &leaving, &decide(&plan, &leaving));
+    let entry = updating.datacenters.clone().unwrap_or_default().remove("dc2").expect("entry");
+    assert_eq!(
+        entry.decommission_progress.as_deref(),
+        Some(UPDATING_REPLICATION)
+    );
+    assert!(
+        condition(&updating, CONDITION_PROGRESSING).message.contains("system_auth"),
+        "{:?}",
+        condition(&updating, CONDITION_PROGRESSING)
     );
     assert_eq!(
         (removing.ready_datacenters, removing.total_datacenters),

@@ -1,0 +1,7 @@
+//! Talking to Cassandra itself, under the controllers: the Management API client and the
+//! keyspace replication the datacenters require (pure), CassandraTasks. Nothing here knows a
+//! K8ssandraCluster.
+
+pub mod management;
+pub mod replication;
+pub mod task;

@@ -1,0 +1,295 @@
+//! System keyspace replication, as a stage: through one Ready pod's Management API (its
+//! region's pod proxy), read how each system keyspace is replicated and alter those the
+//! datacenters require otherwise. A pod that does not answer gives way to the next; a region that
+//! cannot be reached blocks nothing else. Once the keyspaces are as required, they are not asked
+//! again until the datacenters change, Federator restarts, or [`RECHECK_AFTER`] passes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::k8ssandra_cluster::K8ssandraCluster;
+use crate::cassandra::management::{ManagementApi, ManagementError, PodEndpoint};
+use crate::cassandra::replication::{
+    ReportedReplication, alteration, is_system_keyspace, with_datacenter,
+};
+use crate::clusters::{FailureCategory, RegionFailure};
+use crate::events::Notice;
+use crate::federation::keyspaces::{
+    DC_REPLICATION_ANNOTATION, KeyspaceWork, KeyspacesOutcome, keyspace_work,
+};
+use crate::federation::observed::ObservedCluster;
+use crate::federation::plan::ClusterPlan;
+
+use super::context::ControllerContext;
+
+/// How long keyspaces found as required are trusted without asking again (someone may alter
+/// them by hand).
+const RECHECK_AFTER: Duration = Duration::from_secs(3600);
+
+/// What the stage did.
+pub(super) struct KeyspacesReport {
+    pub(super) outcome: KeyspacesOutcome,
+    /// Failures when no pod could do the work (none once one pod did).
+    pub(super) failures: Vec<RegionFailure>,
+    /// Events for the keyspaces altered.
+    pub(super) notices: Vec<Notice>,
+}
+
+/// The last outcome per cluster, with what it was computed for and when.
+#[derive(Default)]
+pub struct KeyspaceMemo {
+    checked: Mutex<HashMap<ObjectRef<K8ssandraCluster>, (u64, Instant, KeyspacesOutcome)>>,
+}
+
+impl KeyspaceMemo {
+    fn fresh(
+        &self,
+        key: &ObjectRef<K8ssandraCluster>,
+        fingerprint: u64,
+    ) -> Option<KeyspacesOutcome> {
+        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, at, outcome) = checked.get(key)?;
+        (*seen == fingerprint && at.elapsed() < RECHECK_AFTER).then(|| outcome.clone())
+    }
+
+    fn remember(
+        &self,
+        key: ObjectRef<K8ssandraCluster>,
+        fingerprint: u64,
+        outcome: KeyspacesOutcome,
+    ) {
+        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        checked.insert(key, (fingerprint, Instant::now(), outcome));
+    }
+
+    /// Whether `keyspace` replicated to `datacenter` when last read or altered; `None` when
+    /// unknown here (nothing read since Federator started, or the last attempt failed).
+    pub(super) fn replicates_to(
+        &self,
+        key: &ObjectRef<K8ssandraCluster>,
+        keyspace: &str,
+        datacenter: &str,
+    ) -> Option<bool> {
+        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        match checked.get(key) {
+            Some((_, _, KeyspacesOutcome::Replicated { replication })) => {
+                Some(replication.get(keyspace)?.contains_key(datacenter))
+            }
+            _ => None,
+        }
+    }
+
+    /// The datacenters each system keyspace replicated to when last read or altered.
+    pub(super) fn system_replication(
+        &self,
+        key: &ObjectRef<K8ssandraCluster>,
+    ) -> Option<BTreeMap<String, BTreeSet<String>>> {
+        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        match checked.get(key) {
+            Some((_, _, KeyspacesOutcome::Replicated { replication })) => Some(
+                replication
+                    .iter()
+                    .filter(|(keyspace, _)| is_system_keyspace(keyspace))
+                    .map(|(keyspace, replicas)| {
+                        (keyspace.clone(), replicas.keys().cloned().collect())
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Forgets a deleted cluster.
+    pub fn forget(&self, key: &ObjectRef<K8ssandraCluster>) {
+        self.checked.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+pub(super) async fn replicate_system_keyspaces(
+    context: &ControllerContext,
+    k8c: &K8ssandraCluster,
+    cluster_plan: &ClusterPlan,
+    observed: &ObservedCluster,
+    removal_allowed: bool,
+) -> KeyspacesReport {
+    let report = |outcome| KeyspacesReport {
+        outcome,
+        failures: Vec::new(),
+        notices: Vec::new(),
+    };
+    let dc_replication = k8c.annotations().get(DC_REPLICATION_ANNOTATION).map(String::as_str);
+    let Some(work) = keyspace_work(cluster_plan, observed, removal_allowed, dc_replication) else {
+        return report(KeyspacesOutcome::Waiting);
+    };
+    if let Some(error) = &work.invalid_annotation {
+        return report(KeyspacesOutcome::Refused {
+            error: error.clone(),
+        });
+    }
+    let key = ObjectRef::from_obj(k8c);
+    let fingerprint = work.fingerprint();
+    if let Some(outcome) = context.keyspace_memo.fresh(&key, fingerprint) {
+        return report(outcome);
+    }
+    let mut failures = Vec::new();
+    for coordinator in &work.coordinators {
+        let doing = format!(
+            "replicating the system keyspaces through pod {}",
+            coordinator.pod
+        );
+        let client = match context.registry.client(&coordinator.context) {
+            Ok(client) => client,
+            Err(error) => {
+                failures.push(RegionFailure::region(&coordinator.context, doing, &error));
+                continue;
+            }
+        };
+        let api = ManagementApi::through_pod_proxy(client);
+        match replicate_through(&api, &coordinator.pod, &work).await {
+            Ok(done) => {
+                let outcome = KeyspacesOutcome::Replicated {
+                    replication: done.replication,
+                };
+                context.keyspace_memo.remember(key, fingerprint, outcome.clone());
+                return KeyspacesReport {
+                    outcome,
+                    failures: Vec::new(),
+                    notices: done.notices,
+                };
+            }
+            Err(StageError::Keyspace(error)) => {
+                return report(KeyspacesOutcome::Refused { error });
+            }
+            Err(StageError::Management(error)) => {
+                let retry_elsewhere = error.try_elsewhere();
+                let failure =
+                    RegionFailure::new(&coordinator.context, doing, category(&error), &error);
+                failures.push(failure);
+                if !retry_elsewhere {
+                    return KeyspacesReport {
+                        outcome: KeyspacesOutcome::Refused {
+                            error: error.to_string(),
+                        },
+                        failures,
+                        notices: Vec::new(),
+                    };
+                }
+            }
+        }
+    }
+    KeyspacesReport {
+        outcome: KeyspacesOutcome::Unreachable {
+            errors: failures.iter().map(RegionFailure::to_string).collect(),
+        },
+        failures,
+        notices: Vec::new(),
+    }
+}
+
+struct Replicated {
+    replication: BTreeMap<String, BTreeMap<String, u32>>,
+    notices: Vec<Notice>,
+}
+
+enum StageError {
+    Management(ManagementError),
+    /// A user keyspace `k8ssandra.io/dc-replication` names cannot be altered as it asks.
+    Keyspace(String),
+}
+
+impl From<ManagementError> for StageError {
+    fn from(error: ManagementError) -> StageError {
+        StageError::Management(error)
+    }
+}
+
+/// Reads and, where needed, alters every keyspace of `work` through one pod: the system ones
+/// (those that do not exist, DSE's on Cassandra, are skipped), then the user keyspaces a
+/// datacenter being added joins.
+async fn replicate_through(
+    api: &ManagementApi,
+    pod: &PodEndpoint,
+    work: &KeyspaceWork,
+) -> Result<Replicated, StageError> {
+    let mut done = Replicated {
+        replication: BTreeMap::new(),
+        notices: Vec::new(),
+    };
+    let mut altered = Vec::new();
+    for keyspace in &work.keyspaces {
+        let Some(reported) = api.keyspace_replication(pod, keyspace).await? else {
+            continue;
+        };
+        let replicas = match alteration(&reported, &work.datacenters) {
+            Some(replicas) => {
+                alter(api, pod, keyspace, &replicas, &mut altered).await?;
+                replicas
+            }
+            None => datacenters_of(&reported),
+        };
+        done.replication.insert(keyspace.to_string(), replicas);
+    }
+    for (keyspace, datacenter, replicas) in &work.user_keyspaces {
+        let refused = |why: String| {
+            StageError::Keyspace(format!(
+                "{DC_REPLICATION_ANNOTATION} asks {replicas} replicas of keyspace {keyspace} in {datacenter}: {why}"
+            ))
+        };
+        let Some(reported) = api.keyspace_replication(pod, keyspace).await? else {
+            return Err(refused("the keyspace does not exist".into()));
+        };
+        let replicas = match with_datacenter(&reported, datacenter, *replicas).map_err(refused)? {
+            Some(replicas) => {
+                alter(api, pod, keyspace, &replicas, &mut altered).await?;
+                replicas
+            }
+            None => datacenters_of(&reported),
+        };
+        done.replication.insert(keyspace.clone(), replicas);
+    }
+    // One Event per change (repeats of a reason fold into one series).
+    if !altered.is_empty() {
+        done.notices.push(Notice::normal(
+            "ReplicationAltered",
+            "AlterKeyspace",
+            format!("replication altered: {}", altered.join("; ")),
+        ));
+    }
+    Ok(done)
+}
+
+async fn alter(
+    api: &ManagementApi,
+    pod: &PodEndpoint,
+    keyspace: &str,
+    replicas: &BTreeMap<String, u32>,
+    altered: &mut Vec<String>,
+) -> Result<(), ManagementError> {
+    api.alter_keyspace(pod, keyspace, replicas).await?;
+    let dcs: Vec<String> = replicas.iter().map(|(dc, n)| format!("{dc}: {n}")).collect();
+    altered.push(format!("{keyspace} {{{}}}", dcs.join(", ")));
+    Ok(())
+}
+
+fn datacenters_of(reported: &ReportedReplication) -> BTreeMap<String, u32> {
+    reported
+        .iter()
+        .filter(|(key, _)| key.as_str() != "class")
+        .filter_map(|(dc, n)| Some((dc.clone(), n.parse().ok()?)))
+        .collect()
+}
+
+fn category(error: &ManagementError) -> FailureCategory {
+    match error {
+        ManagementError::Unreachable { .. } => FailureCategory::Unreachable,
+        ManagementError::Forbidden { .. } => FailureCategory::Forbidden,
+        ManagementError::Refused { code, .. } if *code >= 500 => FailureCategory::Transient,
+        ManagementError::Refused { .. } | ManagementError::Unexpected { .. } => {
+            FailureCategory::Rejected
+        }
+    }
+}

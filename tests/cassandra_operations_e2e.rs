@@ -1,0 +1,262 @@
+//! Operating Cassandra across regions, end to end in process, against kube-sim's Cassandra model
+//! in upstream's layout (contexts `kind-k8ssandra-N`, the hub registered as `kind-k8ssandra-0`
+//! like the others): the system keyspaces follow the datacenters through each pod's Management
+//! API, reached through its region's API server (the pod proxy), as `kubectl get --raw` shows; a
+//! datacenter added later is rebuilt from a running one, with the user keyspaces upstream's
+//! `k8ssandra.io/dc-replication` names.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use federator::api::cassdc::CassandraDatacenter;
+use federator::api::k8ssandra_cluster::K8ssandraCluster;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::{DynamicObject, ListParams};
+use kube_sim::cassandra::ConsistencyLevel;
+use support::*;
+
+const CLUSTER: &str = "demo";
+const WAIT: Duration = Duration::from_secs(40);
+const SYSTEM_KEYSPACES: [&str; 3] = ["system_auth", "system_distributed", "system_traces"];
+
+/// A keyspace's replication as `kubectl get --raw` reads it through the pod proxy of `pod` in
+/// `context`.
+async fn replication_through_kubectl(
+    kubeconfig: &Path,
+    cache: &Path,
+    context: &str,
+    pod: &str,
+    keyspace: &str,
+) -> BTreeMap<String, String> {
+    let path = format!(
+        "/api/v1/namespaces/{NS}/pods/{pod}:8080/proxy/api/v0/ops/keyspace/replication?keyspaceName={keyspace}"
+    );
+    let (ok, out, err) = kubectl(
+        kubeconfig,
+        cache,
+        &["--context", context, "get", "--raw", &path],
+    )
+    .await;
+    assert!(ok, "kubectl get --raw {path}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"))
+}
+
+fn datacenters_of(replication: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    replication
+        .iter()
+        .filter(|(key, _)| key.as_str() != "class")
+        .map(|(dc, n)| (dc.as_str(), n.as_str()))
+        .collect()
+}
+
+/// The SystemKeyspacesReplicated condition once it is True with `message`.
+async fn replicated(clusters: &Api<K8ssandraCluster>, message: &str) {
+    wait_for(
+        &format!("SystemKeyspacesReplicated: {message}"),
+        WAIT,
+        || async {
+            let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
+            let status = k8c.status.ok_or("no status")?;
+            match condition(&status, "SystemKeyspacesReplicated") {
+                Some((state, _, text)) if state == "True" && text.contains(message) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+#[test]
+fn the_system_keyspaces_follow_the_datacenters_across_regions() {
+    run(system_keyspaces_follow_the_datacenters());
+}
+
+async fn system_keyspaces_follow_the_datacenters() {
+    let sim = start_sim(3)
+        .context_prefix("kind-k8ssandra-")
+        .cass_operator()
+        .dc_ready_after(Duration::from_millis(300))
+        .register([0, 1, 2])
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let cache = dir.path().join("kubectl-cache");
+    let hub = sim.client(0).await.expect("hub client");
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let operator = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+    });
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+
+    // One datacenter, in the hub through its ClientConfig.
+    let one = k8ssandra_cluster(CLUSTER, &[("dc1", "kind-k8ssandra-0", 3)]);
+    apply(&clusters, CLUSTER, one.clone()).await;
+    replicated(&clusters, "system_auth {dc1: 3}").await;
+
+    // Rows written in dc1 at LOCAL_QUORUM, before there is a dc2.
+    let app = BTreeMap::from([
+        ("class".to_string(), "NetworkTopologyStrategy".to_string()),
+        ("dc1".to_string(), "3".to_string()),
+    ]);
+    sim.cassandra_create_keyspace(CLUSTER, "app", &app).expect("keyspace app");
+    sim.cassandra_create_table(CLUSTER, "app", "kv").expect("table app.kv");
+    sim.cassandra_write_generated(
+        CLUSTER,
+        "dc1",
+        "app",
+        "kv",
+        50,
+        ConsistencyLevel::LocalQuorum,
+    )
+    .expect("rows in dc1");
+
+    // A second region, its user keyspaces named as upstream names them: once dc2 is Ready, every
+    // system keyspace has 3 replicas in each, app has 3 in dc2, and dc2 is rebuilt from dc1.
+    let mut two = k8ssandra_cluster(
+        CLUSTER,
+        &[
+            ("dc1", "kind-k8ssandra-0", 3),
+            ("dc2", "kind-k8ssandra-1", 3),
+        ],
+    );
+    two["metadata"]["annotations"] =
+        serde_json::json!({"k8ssandra.io/dc-replication": r#"{"dc2": {"app": 3}}"#});
+    apply(&clusters, CLUSTER, two).await;
+    replicated(&clusters, "system_auth {dc1: 3, dc2: 3}").await;
+    wait_for("dc2 rebuilt", WAIT, || async {
+        let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
+        let status = k8c.status.ok_or("no status")?;
+        match condition(&status, "DatacenterRebuild") {
+            Some((state, reason, text)) if state == "True" && reason == "Rebuilt" => Ok(text),
+            other => {
+                let tasks: Api<DynamicObject> = Api::namespaced_with(
+                    region1.clone(),
+                    NS,
+                    &federator::cassandra::task::task_resource(),
+                );
+                let task = tasks.get_opt("dc2-rebuild").await.ok().flatten();
+                let task = task.map(|t| serde_json::to_string(&t.data).unwrap_or_default());
+                let all: Api<DynamicObject> = Api::all_with(
+                    region1.clone(),
+                    &federator::cassandra::task::task_resource(),
+                );
+                let all = all.list(&Default::default()).await.map(|l| l.items.len());
+                let dc2 = get::<CassandraDatacenter>(&region1, "dc2").await;
+                let marks = dc2.map(|d| d.metadata.annotations);
+                let events = Api::<Event>::namespaced(hub.clone(), NS);
+                let events = events.list(&Default::default()).await.map(|l| {
+                    l.items
+                        .into_iter()
+                        .map(|e| (e.reason, e.note, e.series.map(|s| s.count)))
+                        .collect::<Vec<_>>()
+                });
+                Err(format!(
+                    "{other:?}; error {:?}; task {task:?}; all {all:?}; marks {marks:?}; events {events:?}",
+                    status.error
+                ))
+            }
+        }
+    })
+    .await;
+    // As upstream, the task that succeeded is gone.
+    let tasks: Api<DynamicObject> = Api::namespaced_with(
+        region1.clone(),
+        NS,
+        &federator::cassandra::task::task_resource(),
+    );
+    let left = bounded("get", tasks.get_opt("dc2-rebuild")).await.expect("get");
+    assert!(left.is_none(), "{left:?}");
+    let dc2: CassandraDatacenter = get(&region1, "dc2").await.expect("dc2");
+    let marked = dc2.metadata.annotations.unwrap_or_default();
+    assert!(
+        !marked.contains_key("k8ssandra.io/rebuild-dc"),
+        "the mark goes: {marked:?}"
+    );
+    assert_eq!(
+        sim.cassandra_count(CLUSTER, "dc2", "app", "kv", ConsistencyLevel::LocalQuorum).ok(),
+        Some(50),
+        "every row written before dc2 existed is read in dc2 at LOCAL_QUORUM"
+    );
+    for keyspace in SYSTEM_KEYSPACES {
+        let seen = replication_through_kubectl(
+            &kubeconfig,
+            &cache,
+            "kind-k8ssandra-1",
+            "demo-dc2-default-sts-0",
+            keyspace,
+        )
+        .await;
+        assert_eq!(
+            datacenters_of(&seen),
+            BTreeMap::from([("dc1", "3"), ("dc2", "3")]),
+            "{keyspace}: {seen:?}"
+        );
+        assert!(
+            seen["class"].ends_with("NetworkTopologyStrategy"),
+            "{seen:?}"
+        );
+    }
+
+    // A login through the new region reads system_auth there: it succeeds.
+    let superuser: Secret = get(&hub, "demo-superuser").await.expect("superuser Secret");
+    let data = superuser.data.expect("data");
+    let text = |key: &str| String::from_utf8(data[key].0.clone()).expect("utf-8");
+    let login = sim.cassandra_login(CLUSTER, "dc2", &text("username"), &text("password"));
+    assert!(login.is_ok(), "login through dc2: {login:?}");
+
+    // The alteration and the rebuild are Events on the K8ssandraCluster.
+    let events = Api::<Event>::namespaced(hub.clone(), NS);
+    let notes = wait_for("ReplicationAltered and Rebuilt Events", WAIT, || async {
+        let listed = bounded("list", events.list(&ListParams::default())).await.ok()?;
+        let notes: BTreeMap<String, String> =
+            listed.items.into_iter().filter_map(|e| Some((e.reason?, e.note?))).collect();
+        ["ReplicationAltered", "RebuildStarted", "Rebuilt"]
+            .iter()
+            .all(|reason| notes.contains_key(*reason))
+            .then_some(notes)
+    })
+    .await;
+    let altered = &notes["ReplicationAltered"];
+    assert!(
+        altered.contains("system_auth {dc1: 3, dc2: 3}"),
+        "{altered}"
+    );
+    assert!(altered.contains("app {dc1: 3, dc2: 3}"), "{altered}");
+    assert_eq!(notes["Rebuilt"], "dc2 rebuilt from dc1");
+    assert_eq!(
+        notes.get("RebuildStarted").map(String::as_str),
+        Some(r#"dc2 rebuilds from dc1 (CassandraTask dc2-rebuild in region "kind-k8ssandra-1")"#)
+    );
+
+    // dc2 removed: it leaves every system keyspace, then goes.
+    apply(&clusters, CLUSTER, one).await;
+    wait_for("dc2 deleted in kind-k8ssandra-1", WAIT, || async {
+        match try_get::<CassandraDatacenter>(&region1, "dc2").await {
+            Ok(None) => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    replicated(&clusters, "system_auth {dc1: 3}").await;
+    for keyspace in SYSTEM_KEYSPACES {
+        let seen = replication_through_kubectl(
+            &kubeconfig,
+            &cache,
+            "kind-k8ssandra-0",
+            "demo-dc1-default-sts-0",
+            keyspace,
+        )
+        .await;
+        assert_eq!(
+            datacenters_of(&seen),
+            BTreeMap::from([("dc1", "3")]),
+            "{keyspace}"
+        );
+    }
+    operator.stop().await;
+}
