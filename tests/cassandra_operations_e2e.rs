@@ -233,8 +233,47 @@ async fn system_keyspaces_follow_the_datacenters() {
         Some(r#"dc2 rebuilds from dc1 (CassandraTask dc2-rebuild in region "kind-k8ssandra-1")"#)
     );
 
-    // dc2 removed: it leaves every system keyspace, then goes.
+    // dc2 removed while app replicates to it: refused, with the keyspace named; dc2 has left
+    // the system keyspaces and stays.
     apply(&clusters, CLUSTER, one).await;
+    let refused = wait_for("the removal refused", WAIT, || async {
+        let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
+        let status = k8c.status.ok_or("no status")?;
+        match condition(&status, "Degraded") {
+            Some((state, reason, text))
+                if state == "True" && reason == "RemovalBlockedByKeyspaces" =>
+            {
+                let progress = status
+                    .datacenters
+                    .and_then(|dcs| dcs.get("dc2")?.decommission_progress.clone());
+                Ok((text, progress))
+            }
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        refused.0.contains("keyspaces app replicate to it"),
+        "{}",
+        refused.0
+    );
+    assert_eq!(refused.1.as_deref(), Some("UpdatingReplication"));
+    let auth = replication_through_kubectl(
+        &kubeconfig,
+        &cache,
+        "kind-k8ssandra-0",
+        "demo-dc1-default-sts-0",
+        "system_auth",
+    )
+    .await;
+    assert_eq!(datacenters_of(&auth), BTreeMap::from([("dc1", "3")]));
+    assert!(
+        get::<CassandraDatacenter>(&region1, "dc2").await.is_some(),
+        "dc2 is not deleted"
+    );
+
+    // The user alters app to leave dc2: the removal proceeds, and no keyspace names dc2.
+    sim.cassandra_alter_keyspace(CLUSTER, "app", &app).expect("ALTER KEYSPACE app");
     wait_for("dc2 deleted in kind-k8ssandra-1", WAIT, || async {
         match try_get::<CassandraDatacenter>(&region1, "dc2").await {
             Ok(None) => Some(()),
@@ -243,7 +282,7 @@ async fn system_keyspaces_follow_the_datacenters() {
     })
     .await;
     replicated(&clusters, "system_auth {dc1: 3}").await;
-    for keyspace in SYSTEM_KEYSPACES {
+    for keyspace in SYSTEM_KEYSPACES.into_iter().chain(["app"]) {
         let seen = replication_through_kubectl(
             &kubeconfig,
             &cache,

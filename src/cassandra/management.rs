@@ -88,6 +88,16 @@ impl ManagementApi {
         ManagementApi { region }
     }
 
+    /// `GET /api/v0/ops/keyspace`: every keyspace's name.
+    pub async fn keyspaces(&self, pod: &PodEndpoint) -> Result<Vec<String>, ManagementError> {
+        let request = http::Request::get(self.url(pod, "/api/v0/ops/keyspace")).body(Vec::new());
+        let body = self.send(pod, request).await?;
+        serde_json::from_str(&body).map_err(|e| ManagementError::Unexpected {
+            pod: pod.to_string(),
+            reason: format!("the keyspace list is not a list of names: {e}"),
+        })
+    }
+
     /// `GET /api/v0/ops/keyspace/replication`: the keyspace's replication, `None` when the
     /// keyspace does not exist.
     pub async fn keyspace_replication(

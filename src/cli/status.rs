@@ -40,7 +40,23 @@ pub struct ClusterReport {
     pub datacenters_ready: String,
     pub error: Option<String>,
     pub datacenters: Vec<DatacenterReport>,
+    /// Where the operations on Cassandra stand: the SystemKeyspacesReplicated and
+    /// DatacenterRebuild conditions, when present.
+    pub operations: Vec<OperationReport>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationReport {
+    /// The condition's type.
+    pub operation: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The conditions `federator status` shows as operations on Cassandra.
+const OPERATION_CONDITIONS: [&str; 2] = ["SystemKeyspacesReplicated", "DatacenterRebuild"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -182,6 +198,40 @@ fn cluster_report(
         .collect();
     let total = datacenters.len();
     let ready_count = datacenters.iter().filter(|d| d.state == "Ready").count();
+    let mut datacenters = datacenters;
+    // Datacenters taken out of the spec and not gone yet, with their removal's step.
+    let in_spec: BTreeSet<&str> = templates.iter().map(|dc| dc.name()).collect();
+    for (name, entry) in statuses.into_iter().flatten() {
+        let Some(progress) = &entry.decommission_progress else {
+            continue;
+        };
+        if in_spec.contains(name.as_str()) {
+            continue;
+        }
+        let region = entry.context_name.clone().unwrap_or_default();
+        datacenters.push(DatacenterReport {
+            name: name.clone(),
+            in_hub: region.is_empty() || hub_contexts.contains(region.as_str()),
+            region_reachable: reachability.get(region.as_str()).copied().flatten(),
+            region,
+            size: 0,
+            state: format!("Removing ({progress})"),
+            ready_nodes: None,
+            stargate: None,
+            reaper: None,
+        });
+    }
+    let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let operations = OPERATION_CONDITIONS
+        .iter()
+        .filter_map(|kind| find_condition(conditions, kind))
+        .map(|c| OperationReport {
+            operation: c.type_.clone(),
+            status: c.status.clone(),
+            reason: c.reason.clone(),
+            message: c.message.clone(),
+        })
+        .collect();
     ClusterReport {
         namespace: k8c.namespace().unwrap_or_default(),
         name: k8c.name_any(),
@@ -190,6 +240,7 @@ fn cluster_report(
         datacenters_ready: format!("{ready_count}/{total}"),
         error: status.and_then(|s| s.error.clone()),
         datacenters,
+        operations,
     }
 }
 
@@ -208,6 +259,13 @@ pub fn render_table(report: &StatusReport) -> String {
         );
         if let Some(error) = &cluster.error {
             let _ = writeln!(out, "  error: {error}");
+        }
+        for operation in &cluster.operations {
+            let _ = writeln!(
+                out,
+                "  {}: {} ({}) {}",
+                operation.operation, operation.status, operation.reason, operation.message
+            );
         }
         let rows: Vec<Vec<String>> = cluster
             .datacenters
@@ -443,6 +501,40 @@ mod tests {
         assert!(dc1.contains("east (hub)") && dc1.contains("Ready"), "{dc1}");
         let dc2 = text.lines().find(|l| l.contains("dc2")).expect("dc2 row");
         assert!(!dc2.contains("(hub)"), "{dc2}");
+    }
+
+    #[test]
+    fn operations_on_cassandra_and_a_datacenter_being_removed_are_shown() {
+        let mut k8c = cluster();
+        let status: crate::api::k8ssandra_cluster::K8ssandraClusterStatus =
+            serde_json::from_value(serde_json::json!({
+                "conditions": [
+                    {"type": "SystemKeyspacesReplicated", "status": "True", "reason": "Replicated",
+                     "message": "system_auth {dc1: 3}", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                    {"type": "DatacenterRebuild", "status": "False", "reason": "Rebuilding",
+                     "message": "dc2 rebuilding from dc1", "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                "datacenters": {"old": {"contextName": "west", "decommissionProgress": "UpdatingReplication"}}
+            }))
+            .expect("status");
+        k8c.status = Some(status);
+        let report = build_report(&[k8c], &[client_config("west", true)]);
+        let cluster = &report.clusters[0];
+        let removing = cluster.datacenters.iter().find(|dc| dc.name == "old").expect("old");
+        assert_eq!(removing.state, "Removing (UpdatingReplication)");
+        assert_eq!(
+            cluster.datacenters_ready, "0/2",
+            "the spec's datacenters are counted"
+        );
+        let text = render_table(&report);
+        assert!(
+            text.contains("DatacenterRebuild: False (Rebuilding) dc2 rebuilding from dc1"),
+            "{text}"
+        );
+        assert!(text.contains("SystemKeyspacesReplicated: True (Replicated) system_auth {dc1: 3}"));
+        assert!(
+            text.lines().any(|l| l.contains("old") && l.contains("Removing")),
+            "{text}"
+        );
     }
 
     #[test]

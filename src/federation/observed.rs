@@ -223,9 +223,10 @@ pub struct ObservedCluster {
     /// Watches refused (403, 404) in the cluster's regions, each naming its region, resource
     /// and namespace: changes there are seen only by the periodic reconciles.
     pub refused_watches: Vec<String>,
-    /// The datacenters each system keyspace replicates to, as last read through the Management
-    /// API; `None` while unknown. A removed datacenter is deleted only once it is in none.
-    pub system_replication: Option<BTreeMap<String, BTreeSet<String>>>,
+    /// The datacenters each keyspace replicates to, as last read through the Management API
+    /// (the system keyspaces, and the user's that replicate to a datacenter being removed);
+    /// `None` while unknown. A removed datacenter is deleted only once it is in none.
+    pub keyspace_replication: Option<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl ObservedCluster {
@@ -245,7 +246,7 @@ impl ObservedCluster {
             passwords_missing: BTreeMap::new(),
             per_node_config_missing: BTreeMap::new(),
             refused_watches: Vec::new(),
-            system_replication: None,
+            keyspace_replication: None,
         }
     }
 

@@ -11,8 +11,9 @@
 //! - A datacenter that exists gets the desired spec at once, whatever the others do: spec
 //!   changes go to all regions together.
 //! - A datacenter taken out of the spec is deleted, annotated to decommission first; one at a
-//!   time, and only once no system keyspace replicates to it (as last read; the keyspace stage
-//!   takes it out).
+//!   time, and only once no keyspace replicates to it (as last read): the keyspace stage takes
+//!   it out of the system keyspaces; a user keyspace that still names it blocks the removal
+//!   until the user alters it.
 //! - Adding and removing datacenters in one change is refused (that is what a rename looks
 //!   like, and deleting the "old" one would drop its data): nothing is created or deleted, the
 //!   existing datacenters are still updated.
@@ -25,6 +26,7 @@ use std::fmt;
 
 use super::observed::{ObservedCluster, RemoteState};
 use super::plan::{ClusterPlan, NumTokensChange};
+use crate::cassandra::replication::is_system_keyspace;
 
 /// The decisions for one reconcile.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -144,6 +146,10 @@ pub enum BlockReason {
     TopologyChangeRefused,
     /// The spec changes the `num_tokens` of this existing datacenter.
     NumTokensChangeRefused(NumTokensChange),
+    /// A removed datacenter that these user keyspaces still replicate to.
+    KeyspacesReplicateToIt {
+        keyspaces: Vec<String>,
+    },
 }
 
 impl BlockReason {
@@ -287,7 +293,12 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
             })
         } else if let Some(keyspaces) = still_replicated(observed, name, observation) {
             removing = Some(name);
-            Decision::Wait(WaitReason::LeavingReplication { keyspaces })
+            let (system, user): (Vec<String>, Vec<String>) =
+                keyspaces.into_iter().partition(|keyspace| is_system_keyspace(keyspace));
+            match user.is_empty() {
+                true => Decision::Wait(WaitReason::LeavingReplication { keyspaces: system }),
+                false => Decision::Blocked(BlockReason::KeyspacesReplicateToIt { keyspaces: user }),
+            }
         } else {
             removing = Some(name);
             Decision::Delete {
@@ -304,9 +315,9 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
     Actions { decisions, refused }
 }
 
-/// The system keyspaces a removed datacenter is still in (empty when that cannot be read
-/// yet), or `None` when it may go: Cassandra refuses to decommission the last nodes of a
-/// datacenter a keyspace replicates to.
+/// The keyspaces a removed datacenter is still in (empty when that cannot be read yet), or
+/// `None` when it may go: Cassandra refuses to decommission the last nodes of a datacenter a
+/// keyspace replicates to.
 pub(crate) fn still_replicated(
     observed: &ObservedCluster,
     name: &str,
@@ -315,7 +326,7 @@ pub(crate) fn still_replicated(
     let live_name =
         observation.state.present().and_then(|live| live.status()?.datacenter_name.clone());
     let cassandra_name = live_name.as_deref().unwrap_or(name);
-    let Some(replication) = &observed.system_replication else {
+    let Some(replication) = &observed.keyspace_replication else {
         return Some(Vec::new());
     };
     let keyspaces: Vec<String> = replication

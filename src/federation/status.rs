@@ -25,6 +25,7 @@
 //! | Progressing | False | `Reconciled` | nothing is in progress |
 //! | Progressing | False | `Blocked` | the remaining work needs a fix; see Degraded |
 //! | Degraded | True | `InvalidSpec` | the spec cannot be planned: fix the field `status.error` names |
+//! | Degraded | True | `RemovalBlockedByKeyspaces` | a datacenter taken out of the spec is not decommissioned while user keyspaces replicate to it; the message names them: alter them to leave it |
 //! | Degraded | True | `DatacentersAddedAndRemoved` | datacenters were added and removed in one change (a rename would lose data): restore the removed ones, then add and remove in separate changes |
 //! | Degraded | True | `NumTokensChangeRefused` | the spec gives an existing datacenter another `num_tokens` than it runs with; Cassandra refuses to start a node whose num_tokens changed, so that datacenter is left as it is (the others proceed): set num_tokens back to the value the message names (or remove it), or add a new datacenter with the new value and remove the old one |
 //! | Degraded | True | `Conflict` | a CassandraDatacenter of that name exists in the region and is not this cluster's: remove or rename it, or annotate the K8ssandraCluster `federator.k8ssandra.io/adopt: "true"` to take it over |
@@ -83,6 +84,7 @@ pub const REASON_RECONCILED: &str = "Reconciled";
 pub const REASON_BLOCKED: &str = "Blocked";
 pub const REASON_ADDED_AND_REMOVED: &str = "DatacentersAddedAndRemoved";
 pub const REASON_CONFLICT: &str = "Conflict";
+pub const REASON_REMOVAL_BLOCKED: &str = "RemovalBlockedByKeyspaces";
 pub const REASON_NUM_TOKENS_CHANGE_REFUSED: &str = "NumTokensChangeRefused";
 pub const REASON_UNKNOWN_CONTEXT: &str = "UnknownContext";
 pub const REASON_NAMESPACE_MISSING: &str = "NamespaceMissing";
@@ -413,6 +415,9 @@ fn block_message(block: &BlockReason) -> String {
             "its num_tokens cannot change from {} to {}",
             change.running, change.requested
         ),
+        BlockReason::KeyspacesReplicateToIt { keyspaces } => {
+            format!("keyspaces {} still replicate to it", keyspaces.join(", "))
+        }
     }
 }
 
@@ -425,6 +430,7 @@ struct Problem {
 const PROBLEM_ORDER: &[&str] = &[
     REASON_INVALID_SPEC,
     REASON_ADDED_AND_REMOVED,
+    REASON_REMOVAL_BLOCKED,
     REASON_NUM_TOKENS_CHANGE_REFUSED,
     REASON_CONFLICT,
     REASON_UNKNOWN_CONTEXT,
@@ -446,6 +452,22 @@ fn problems(
             reason: REASON_ADDED_AND_REMOVED,
             message: change.to_string(),
         });
+    }
+    for decision in &actions.decisions {
+        if let Decision::Blocked(BlockReason::KeyspacesReplicateToIt { keyspaces }) =
+            &decision.decision
+        {
+            found.push(Problem {
+                reason: REASON_REMOVAL_BLOCKED,
+                message: format!(
+                    "datacenter {} is not removed while keyspaces {} replicate to it (Cassandra would refuse to decommission it, and its replicas would be lost): alter them to leave it, e.g. ALTER KEYSPACE {} WITH replication = {{'class': 'NetworkTopologyStrategy', ...}} without {}; the removal then proceeds",
+                    decision.datacenter,
+                    keyspaces.join(", "),
+                    keyspaces.first().map(String::as_str).unwrap_or_default(),
+                    decision.datacenter
+                ),
+            });
+        }
     }
     for (name, observation) in &observed.datacenters {
         let place = format!(

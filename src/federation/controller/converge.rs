@@ -78,7 +78,7 @@ pub(super) async fn converge(
     observed.refused_watches =
         context.caches.refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
     let key = ObjectRef::from_obj(k8c);
-    observed.system_replication = context.keyspace_memo.system_replication(&key);
+    observed.keyspace_replication = context.keyspace_memo.keyspace_replication(&key);
     let observed = &*observed;
     let actions = decide(cluster_plan, observed);
     let mut failures =

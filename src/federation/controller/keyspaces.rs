@@ -42,7 +42,16 @@ pub(super) struct KeyspacesReport {
 /// The last outcome per cluster, with what it was computed for and when.
 #[derive(Default)]
 pub struct KeyspaceMemo {
-    checked: Mutex<HashMap<ObjectRef<K8ssandraCluster>, (u64, Instant, KeyspacesOutcome)>>,
+    checked: Mutex<HashMap<ObjectRef<K8ssandraCluster>, Checked>>,
+}
+
+struct Checked {
+    fingerprint: u64,
+    at: Instant,
+    outcome: KeyspacesOutcome,
+    /// A user keyspace held a removal back: the user alters it without an event Federator
+    /// sees, so it is read again at every reconcile.
+    recheck: bool,
 }
 
 impl KeyspaceMemo {
@@ -52,8 +61,10 @@ impl KeyspaceMemo {
         fingerprint: u64,
     ) -> Option<KeyspacesOutcome> {
         let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        let (seen, at, outcome) = checked.get(key)?;
-        (*seen == fingerprint && at.elapsed() < RECHECK_AFTER).then(|| outcome.clone())
+        let last = checked.get(key)?;
+        let fresh =
+            last.fingerprint == fingerprint && !last.recheck && last.at.elapsed() < RECHECK_AFTER;
+        fresh.then(|| last.outcome.clone())
     }
 
     fn remember(
@@ -61,9 +72,30 @@ impl KeyspaceMemo {
         key: ObjectRef<K8ssandraCluster>,
         fingerprint: u64,
         outcome: KeyspacesOutcome,
+        recheck: bool,
     ) {
         let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        checked.insert(key, (fingerprint, Instant::now(), outcome));
+        let at = Instant::now();
+        checked.insert(
+            key,
+            Checked {
+                fingerprint,
+                at,
+                outcome,
+                recheck,
+            },
+        );
+    }
+
+    fn replication(
+        &self,
+        key: &ObjectRef<K8ssandraCluster>,
+    ) -> Option<BTreeMap<String, BTreeMap<String, u32>>> {
+        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        match &checked.get(key)?.outcome {
+            KeyspacesOutcome::Replicated { replication } => Some(replication.clone()),
+            _ => None,
+        }
     }
 
     /// Whether `keyspace` replicated to `datacenter` when last read or altered; `None` when
@@ -74,33 +106,18 @@ impl KeyspaceMemo {
         keyspace: &str,
         datacenter: &str,
     ) -> Option<bool> {
-        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        match checked.get(key) {
-            Some((_, _, KeyspacesOutcome::Replicated { replication })) => {
-                Some(replication.get(keyspace)?.contains_key(datacenter))
-            }
-            _ => None,
-        }
+        Some(self.replication(key)?.get(keyspace)?.contains_key(datacenter))
     }
 
-    /// The datacenters each system keyspace replicated to when last read or altered.
-    pub(super) fn system_replication(
+    /// The datacenters each keyspace read replicated to when last read or altered: the system
+    /// ones, and the user's that replicate to a datacenter being removed.
+    pub(super) fn keyspace_replication(
         &self,
         key: &ObjectRef<K8ssandraCluster>,
     ) -> Option<BTreeMap<String, BTreeSet<String>>> {
-        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        match checked.get(key) {
-            Some((_, _, KeyspacesOutcome::Replicated { replication })) => Some(
-                replication
-                    .iter()
-                    .filter(|(keyspace, _)| is_system_keyspace(keyspace))
-                    .map(|(keyspace, replicas)| {
-                        (keyspace.clone(), replicas.keys().cloned().collect())
-                    })
-                    .collect(),
-            ),
-            _ => None,
-        }
+        let replication = self.replication(key)?;
+        let datacenters = |replicas: BTreeMap<String, u32>| replicas.into_keys().collect();
+        Some(replication.into_iter().map(|(ks, replicas)| (ks, datacenters(replicas))).collect())
     }
 
     /// Forgets a deleted cluster.
@@ -151,10 +168,14 @@ pub(super) async fn replicate_system_keyspaces(
         let api = ManagementApi::through_pod_proxy(client);
         match replicate_through(&api, &coordinator.pod, &work).await {
             Ok(done) => {
+                let holds_removal = done.replication.iter().any(|(keyspace, replicas)| {
+                    !is_system_keyspace(keyspace)
+                        && replicas.keys().any(|dc| work.datacenters.removed.contains(dc))
+                });
                 let outcome = KeyspacesOutcome::Replicated {
                     replication: done.replication,
                 };
-                context.keyspace_memo.remember(key, fingerprint, outcome.clone());
+                context.keyspace_memo.remember(key, fingerprint, outcome.clone(), holds_removal);
                 return KeyspacesReport {
                     outcome,
                     failures: Vec::new(),
@@ -250,6 +271,22 @@ async fn replicate_through(
             None => datacenters_of(&reported),
         };
         done.replication.insert(keyspace.clone(), replicas);
+    }
+    // A datacenter being removed: which of the user's keyspaces still replicate to it (it is
+    // not deleted while any does; the user alters them).
+    if !work.datacenters.removed.is_empty() {
+        for keyspace in api.keyspaces(pod).await? {
+            if is_system_keyspace(&keyspace) || done.replication.contains_key(&keyspace) {
+                continue;
+            }
+            let Some(reported) = api.keyspace_replication(pod, &keyspace).await? else {
+                continue;
+            };
+            let replicas = datacenters_of(&reported);
+            if replicas.keys().any(|dc| work.datacenters.removed.contains(dc)) {
+                done.replication.insert(keyspace, replicas);
+            }
+        }
     }
     // One Event per change (repeats of a reason fold into one series).
     if !altered.is_empty() {

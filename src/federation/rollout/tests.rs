@@ -111,7 +111,7 @@ fn observed(entries: Vec<(String, ObservedDatacenter)>, known: &[&str]) -> Obser
     ObservedCluster {
         datacenters: entries.into_iter().collect::<BTreeMap<_, _>>(),
         known: known.iter().map(|s| s.to_string()).collect(),
-        system_replication: Some(BTreeMap::new()),
+        keyspace_replication: Some(BTreeMap::new()),
         ..Default::default()
     }
 }
@@ -440,7 +440,7 @@ fn a_removed_datacenter_waits_until_no_system_keyspace_replicates_to_it() {
         &["dc1", "dc2", "dc3"],
     );
     let in_keyspaces = |dcs: &[&str]| dcs.iter().map(|dc| dc.to_string()).collect();
-    observation.system_replication = Some(BTreeMap::from([
+    observation.keyspace_replication = Some(BTreeMap::from([
         ("system_auth".to_string(), in_keyspaces(&["dc1", "dc2"])),
         ("system_traces".to_string(), in_keyspaces(&["dc1", "dc2"])),
     ]));
@@ -459,14 +459,25 @@ fn a_removed_datacenter_waits_until_no_system_keyspace_replicates_to_it() {
         }))
     );
     // Unknown (no Ready datacenter to ask yet): nothing is deleted either.
-    observation.system_replication = None;
+    observation.keyspace_replication = None;
     assert_eq!(
         decide(&plan, &observation).decision("dc2"),
         Some(&Decision::Wait(WaitReason::LeavingReplication {
             keyspaces: vec![]
         }))
     );
-    observation.system_replication = Some(BTreeMap::from([(
+    // Out of the system keyspaces, but a keyspace of the user's still replicates to it.
+    observation.keyspace_replication = Some(BTreeMap::from([
+        ("system_auth".to_string(), in_keyspaces(&["dc1"])),
+        ("app".to_string(), in_keyspaces(&["dc1", "dc2"])),
+    ]));
+    assert_eq!(
+        decide(&plan, &observation).decision("dc2"),
+        Some(&Decision::Blocked(BlockReason::KeyspacesReplicateToIt {
+            keyspaces: vec!["app".into()]
+        }))
+    );
+    observation.keyspace_replication = Some(BTreeMap::from([(
         "system_auth".to_string(),
         in_keyspaces(&["dc1"]),
     )]));

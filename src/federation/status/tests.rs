@@ -20,7 +20,7 @@ fn observed(
 ) -> ObservedCluster {
     let mut observed =
         ObservedCluster::new(entries.into_iter().collect::<BTreeMap<_, _>>(), previous);
-    observed.system_replication = Some(BTreeMap::new());
+    observed.keyspace_replication = Some(BTreeMap::new());
     observed
 }
 
@@ -366,7 +366,7 @@ fn removed_datacenters_show_decommissioning_then_disappear() {
         vec![present("dc1", true), present("dc2", true)],
         Some(&before),
     );
-    leaving.system_replication = Some(BTreeMap::from([(
+    leaving.keyspace_replication = Some(BTreeMap::from([(
         "system_auth".to_string(),
         ["dc1", "dc2"].iter().map(|dc| dc.to_string()).collect(),
     )]));
