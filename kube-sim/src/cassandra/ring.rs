@@ -81,9 +81,9 @@ impl Ring {
                 (0..self.entries.len()).map(|pos| self.simple_replicas(pos, *rf)).collect()
             }
             Replication::NetworkTopology(dcs) => {
-                let topology = Topology::of(self, nodes);
+                let topology = Topology::of(self, nodes, dcs);
                 (0..self.entries.len())
-                    .map(|pos| self.network_topology_replicas(pos, dcs, &topology, nodes))
+                    .map(|pos| self.network_topology_replicas(pos, &topology))
                     .collect()
             }
         };
@@ -110,53 +110,45 @@ impl Ring {
 
     /// NetworkTopologyStrategy.calculateNaturalReplicas: per datacenter, walk clockwise taking
     /// nodes of racks not yet used; a rack may repeat only as often as the DC has fewer racks than
-    /// its replication factor (`DatacenterEndpoints.addEndpointAndCheckIfDone`).
-    fn network_topology_replicas(
-        &self,
-        pos: usize,
-        factors: &BTreeMap<String, u32>,
-        topology: &Topology,
-        nodes: &[Node],
-    ) -> Vec<usize> {
+    /// its replication factor (`DatacenterEndpoints.addEndpointAndCheckIfDone`). The walk reads
+    /// each node's datacenter and rack as small numbers ([`Topology`]): a placement is computed
+    /// for every range at every write and join.
+    fn network_topology_replicas(&self, pos: usize, topology: &Topology) -> Vec<usize> {
         struct Filling {
             left: usize,
             rack_repeats: i64,
-            racks: BTreeSet<String>,
+            racks: Vec<usize>,
         }
-        let mut filling: BTreeMap<&str, Filling> = factors
+        let mut filling: Vec<Filling> = topology
+            .datacenters
             .iter()
-            .filter(|(_, rf)| **rf > 0)
-            .filter_map(|(dc, rf)| {
-                let (node_count, rack_count) = topology.counts.get(dc.as_str())?;
-                Some((
-                    dc.as_str(),
-                    Filling {
-                        left: (*rf as usize).min(*node_count),
-                        rack_repeats: i64::from(*rf) - *rack_count as i64,
-                        racks: BTreeSet::new(),
-                    },
-                ))
+            .map(|dc| Filling {
+                left: dc.wanted,
+                rack_repeats: dc.rack_repeats,
+                racks: Vec::new(),
             })
             .collect();
-        let mut unfilled = filling.values().filter(|f| f.left > 0).count();
+        let mut unfilled = filling.iter().filter(|f| f.left > 0).count();
         let mut replicas = Vec::new();
         for step in 0..self.entries.len() {
             if unfilled == 0 {
                 break;
             }
             let idx = self.entries[(pos + step) % self.entries.len()].1;
-            let node = &nodes[idx];
-            let Some(dc) = filling.get_mut(node.datacenter.as_str()) else {
+            let Some(&(slot, rack)) = topology.node_slots.get(&idx) else {
                 continue;
             };
+            let dc = &mut filling[slot];
             if dc.left == 0 || replicas.contains(&idx) {
                 continue;
             }
-            if !dc.racks.insert(node.rack.clone()) {
+            if dc.racks.contains(&rack) {
                 if dc.rack_repeats <= 0 {
                     continue;
                 }
                 dc.rack_repeats -= 1;
+            } else {
+                dc.racks.push(rack);
             }
             replicas.push(idx);
             dc.left -= 1;
@@ -168,22 +160,53 @@ impl Ring {
     }
 }
 
-/// Node and rack counts per datacenter among the ring's members.
-struct Topology<'a> {
-    counts: BTreeMap<&'a str, (usize, usize)>,
+/// The ring's members as the NetworkTopologyStrategy walk reads them: the datacenters with a
+/// replication factor, each with how many replicas it can take and how often a rack may repeat,
+/// and each member node's datacenter slot and rack number.
+struct Topology {
+    datacenters: Vec<DatacenterSlot>,
+    /// Node index → (slot in `datacenters`, rack number); nodes of other datacenters are absent.
+    node_slots: std::collections::HashMap<usize, (usize, usize)>,
 }
 
-impl<'a> Topology<'a> {
-    fn of(ring: &Ring, nodes: &'a [Node]) -> Topology<'a> {
-        let mut racks: BTreeMap<&'a str, (BTreeSet<usize>, BTreeSet<&'a str>)> = BTreeMap::new();
+struct DatacenterSlot {
+    /// min(RF, nodes in the datacenter).
+    wanted: usize,
+    /// RF minus the datacenter's rack count.
+    rack_repeats: i64,
+}
+
+impl Topology {
+    fn of(ring: &Ring, nodes: &[Node], factors: &BTreeMap<String, u32>) -> Topology {
+        let mut members: BTreeMap<&str, (BTreeSet<usize>, BTreeSet<&str>)> = BTreeMap::new();
         for idx in ring.members() {
             let node = &nodes[idx];
-            let entry = racks.entry(node.datacenter.as_str()).or_default();
+            let entry = members.entry(node.datacenter.as_str()).or_default();
             entry.0.insert(idx);
             entry.1.insert(node.rack.as_str());
         }
-        let counts = racks.into_iter().map(|(dc, (n, r))| (dc, (n.len(), r.len()))).collect();
-        Topology { counts }
+        let mut datacenters = Vec::new();
+        let mut node_slots = std::collections::HashMap::new();
+        for (dc, rf) in factors.iter().filter(|(_, rf)| **rf > 0) {
+            let Some((dc_nodes, racks)) = members.get(dc.as_str()) else {
+                continue;
+            };
+            let slot = datacenters.len();
+            datacenters.push(DatacenterSlot {
+                wanted: (*rf as usize).min(dc_nodes.len()),
+                rack_repeats: i64::from(*rf) - racks.len() as i64,
+            });
+            let rack_numbers: BTreeMap<&str, usize> =
+                racks.iter().enumerate().map(|(n, rack)| (*rack, n)).collect();
+            for idx in dc_nodes {
+                let rack = rack_numbers.get(nodes[*idx].rack.as_str()).copied().unwrap_or(0);
+                node_slots.insert(*idx, (slot, rack));
+            }
+        }
+        Topology {
+            datacenters,
+            node_slots,
+        }
     }
 }
 
