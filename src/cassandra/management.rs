@@ -119,10 +119,31 @@ impl ManagementApi {
         }
     }
 
+    /// `POST /api/v0/ops/keyspace/create` (IF NOT EXISTS): NetworkTopologyStrategy with these
+    /// replicas.
+    pub async fn create_keyspace(
+        &self,
+        pod: &PodEndpoint,
+        keyspace: &str,
+        replicas: &BTreeMap<String, u32>,
+    ) -> Result<(), ManagementError> {
+        self.keyspace_request(pod, "/api/v0/ops/keyspace/create", keyspace, replicas).await
+    }
+
     /// `POST /api/v0/ops/keyspace/alter`: NetworkTopologyStrategy with these replicas.
     pub async fn alter_keyspace(
         &self,
         pod: &PodEndpoint,
+        keyspace: &str,
+        replicas: &BTreeMap<String, u32>,
+    ) -> Result<(), ManagementError> {
+        self.keyspace_request(pod, "/api/v0/ops/keyspace/alter", keyspace, replicas).await
+    }
+
+    async fn keyspace_request(
+        &self,
+        pod: &PodEndpoint,
+        path: &str,
         keyspace: &str,
         replicas: &BTreeMap<String, u32>,
     ) -> Result<(), ManagementError> {
@@ -140,7 +161,7 @@ impl ManagementApi {
             pod: pod.to_string(),
             reason: e.to_string(),
         })?;
-        let request = http::Request::post(self.url(pod, "/api/v0/ops/keyspace/alter"))
+        let request = http::Request::post(self.url(pod, path))
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
         self.send(pod, request).await.map(drop)

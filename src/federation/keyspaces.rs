@@ -42,7 +42,12 @@ pub struct Coordinator {
 /// What the system keyspaces must become, and through which pods.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyspaceWork {
-    pub keyspaces: Vec<&'static str>,
+    /// The keyspaces Federator keeps replicated to every datacenter that joined: Cassandra's
+    /// system keyspaces, then those of the cluster's components (created when missing).
+    pub keyspaces: Vec<String>,
+    /// The components' keyspaces among them: Reaper's (`spec.reaper.keyspace`, default
+    /// `reaper_db`) and Stargate's `data_endpoint_auth`, created when missing.
+    pub component_keyspaces: Vec<String>,
     pub datacenters: DatacenterSet,
     /// User keyspaces a datacenter being added joins (`k8ssandra.io/dc-replication`):
     /// keyspace, Cassandra datacenter name, replicas (0: not in it).
@@ -59,6 +64,7 @@ impl KeyspaceWork {
     pub fn fingerprint(&self) -> u64 {
         let mut hasher = std::hash::DefaultHasher::new();
         self.keyspaces.hash(&mut hasher);
+        self.component_keyspaces.hash(&mut hasher);
         self.datacenters.joined.hash(&mut hasher);
         self.datacenters.external.hash(&mut hasher);
         self.datacenters.removed.hash(&mut hasher);
@@ -78,6 +84,7 @@ pub fn keyspace_work(
     observed: &ObservedCluster,
     removal_allowed: bool,
     dc_replication: Option<&str>,
+    component_keyspaces: Vec<String>,
 ) -> Option<KeyspaceWork> {
     let mut datacenters = DatacenterSet {
         external: plan.external_datacenters.iter().cloned().collect(),
@@ -136,7 +143,12 @@ pub fn keyspace_work(
     };
     let server_type = plan.datacenters.first().map(|dc| dc.datacenter.spec.server_type);
     Some(KeyspaceWork {
-        keyspaces: system_keyspaces(server_type.unwrap_or_default()),
+        keyspaces: system_keyspaces(server_type.unwrap_or_default())
+            .into_iter()
+            .map(str::to_string)
+            .chain(component_keyspaces.iter().cloned())
+            .collect(),
+        component_keyspaces,
         datacenters,
         user_keyspaces,
         invalid_annotation,
@@ -192,6 +204,30 @@ fn removed_datacenters(plan: &ClusterPlan, observed: &ObservedCluster) -> BTreeS
         .chain(observed.known.iter().cloned())
         .filter(|name| !in_spec.contains(name.as_str()))
         .collect()
+}
+
+/// Stargate's keyspace for its auth tokens (upstream's name).
+pub const STARGATE_AUTH_KEYSPACE: &str = "data_endpoint_auth";
+/// Reaper's keyspace unless `spec.reaper.keyspace` names another (upstream's default).
+pub const DEFAULT_REAPER_KEYSPACE: &str = "reaper_db";
+
+/// The keyspaces of the cluster's components that Federator creates and keeps replicated as
+/// the system ones: Reaper's when Reaper stores its state in Cassandra, Stargate's auth
+/// keyspace when any datacenter runs Stargate.
+pub fn component_keyspaces(k8c: &crate::api::k8ssandra_cluster::K8ssandraCluster) -> Vec<String> {
+    let mut keyspaces = Vec::new();
+    if let Some(reaper) = &k8c.spec.reaper
+        && reaper.template.storage_type != Some(crate::api::reaper::ReaperStorageType::Local)
+    {
+        let keyspace = reaper.template.keyspace.clone().filter(|k| !k.is_empty());
+        keyspaces.push(keyspace.unwrap_or_else(|| DEFAULT_REAPER_KEYSPACE.to_string()));
+    }
+    let stargate_somewhere = k8c.spec.stargate.is_some()
+        || k8c.spec.datacenters().iter().any(|dc| dc.stargate.is_some());
+    if stargate_somewhere {
+        keyspaces.push(STARGATE_AUTH_KEYSPACE.to_string());
+    }
+    keyspaces
 }
 
 /// How the system keyspaces stand after this reconcile.

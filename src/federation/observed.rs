@@ -227,6 +227,9 @@ pub struct ObservedCluster {
     /// (the system keyspaces, and the user's that replicate to a datacenter being removed);
     /// `None` while unknown. A removed datacenter is deleted only once it is in none.
     pub keyspace_replication: Option<BTreeMap<String, BTreeSet<String>>>,
+    /// Keyspaces Federator takes a removed datacenter out of itself (the system ones and the
+    /// components'); any other that replicates to it is the user's to alter.
+    pub managed_keyspaces: BTreeSet<String>,
 }
 
 impl ObservedCluster {
@@ -247,6 +250,7 @@ impl ObservedCluster {
             per_node_config_missing: BTreeMap::new(),
             refused_watches: Vec::new(),
             keyspace_replication: None,
+            managed_keyspaces: BTreeSet::new(),
         }
     }
 

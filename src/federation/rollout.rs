@@ -294,7 +294,9 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
         } else if let Some(keyspaces) = still_replicated(observed, name, observation) {
             removing = Some(name);
             let (system, user): (Vec<String>, Vec<String>) =
-                keyspaces.into_iter().partition(|keyspace| is_system_keyspace(keyspace));
+                keyspaces.into_iter().partition(|keyspace| {
+                    is_system_keyspace(keyspace) || observed.managed_keyspaces.contains(keyspace)
+                });
             match user.is_empty() {
                 true => Decision::Wait(WaitReason::LeavingReplication { keyspaces: system }),
                 false => Decision::Blocked(BlockReason::KeyspacesReplicateToIt { keyspaces: user }),

@@ -79,6 +79,7 @@ pub(super) async fn converge(
         context.caches.refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
     let key = ObjectRef::from_obj(k8c);
     observed.keyspace_replication = context.keyspace_memo.keyspace_replication(&key);
+    observed.managed_keyspaces = context.keyspace_memo.managed(&key);
     let observed = &*observed;
     let actions = decide(cluster_plan, observed);
     let mut failures =

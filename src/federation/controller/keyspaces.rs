@@ -13,13 +13,14 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::cassandra::management::{ManagementApi, ManagementError, PodEndpoint};
+use crate::cassandra::replication::DatacenterSet;
 use crate::cassandra::replication::{
     ReportedReplication, alteration, is_system_keyspace, with_datacenter,
 };
 use crate::clusters::{FailureCategory, RegionFailure};
 use crate::events::Notice;
 use crate::federation::keyspaces::{
-    DC_REPLICATION_ANNOTATION, KeyspaceWork, KeyspacesOutcome, keyspace_work,
+    DC_REPLICATION_ANNOTATION, KeyspaceWork, KeyspacesOutcome, component_keyspaces, keyspace_work,
 };
 use crate::federation::observed::ObservedCluster;
 use crate::federation::plan::ClusterPlan;
@@ -49,6 +50,8 @@ struct Checked {
     fingerprint: u64,
     at: Instant,
     outcome: KeyspacesOutcome,
+    /// The keyspaces Federator keeps replicated itself (system and components').
+    managed: BTreeSet<String>,
     /// A user keyspace held a removal back: the user alters it without an event Federator
     /// sees, so it is read again at every reconcile.
     recheck: bool,
@@ -72,6 +75,7 @@ impl KeyspaceMemo {
         key: ObjectRef<K8ssandraCluster>,
         fingerprint: u64,
         outcome: KeyspacesOutcome,
+        managed: BTreeSet<String>,
         recheck: bool,
     ) {
         let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,9 +86,16 @@ impl KeyspaceMemo {
                 fingerprint,
                 at,
                 outcome,
+                managed,
                 recheck,
             },
         );
+    }
+
+    /// The keyspaces Federator kept replicated itself when it last succeeded.
+    pub(super) fn managed(&self, key: &ObjectRef<K8ssandraCluster>) -> BTreeSet<String> {
+        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        checked.get(key).map(|c| c.managed.clone()).unwrap_or_default()
     }
 
     fn replication(
@@ -139,7 +150,15 @@ pub(super) async fn replicate_system_keyspaces(
         notices: Vec::new(),
     };
     let dc_replication = k8c.annotations().get(DC_REPLICATION_ANNOTATION).map(String::as_str);
-    let Some(work) = keyspace_work(cluster_plan, observed, removal_allowed, dc_replication) else {
+    let components = component_keyspaces(k8c);
+    let work = keyspace_work(
+        cluster_plan,
+        observed,
+        removal_allowed,
+        dc_replication,
+        components,
+    );
+    let Some(work) = work else {
         return report(KeyspacesOutcome::Waiting);
     };
     if let Some(error) = &work.invalid_annotation {
@@ -168,14 +187,16 @@ pub(super) async fn replicate_system_keyspaces(
         let api = ManagementApi::through_pod_proxy(client);
         match replicate_through(&api, &coordinator.pod, &work).await {
             Ok(done) => {
+                let managed: BTreeSet<String> = work.keyspaces.iter().cloned().collect();
                 let holds_removal = done.replication.iter().any(|(keyspace, replicas)| {
-                    !is_system_keyspace(keyspace)
+                    !managed.contains(keyspace)
                         && replicas.keys().any(|dc| work.datacenters.removed.contains(dc))
                 });
                 let outcome = KeyspacesOutcome::Replicated {
                     replication: done.replication,
                 };
-                context.keyspace_memo.remember(key, fingerprint, outcome.clone(), holds_removal);
+                let memo = &context.keyspace_memo;
+                memo.remember(key, fingerprint, outcome.clone(), managed, holds_removal);
                 return KeyspacesReport {
                     outcome,
                     failures: Vec::new(),
@@ -243,6 +264,10 @@ async fn replicate_through(
     let mut altered = Vec::new();
     for keyspace in &work.keyspaces {
         let Some(reported) = api.keyspace_replication(pod, keyspace).await? else {
+            if work.component_keyspaces.contains(keyspace) {
+                let created = create(api, pod, keyspace, &work.datacenters, &mut altered).await?;
+                done.replication.insert(keyspace.to_string(), created);
+            }
             continue;
         };
         let replicas = match alteration(&reported, &work.datacenters) {
@@ -276,7 +301,9 @@ async fn replicate_through(
     // not deleted while any does; the user alters them).
     if !work.datacenters.removed.is_empty() {
         for keyspace in api.keyspaces(pod).await? {
-            if is_system_keyspace(&keyspace) || done.replication.contains_key(&keyspace) {
+            let managed = work.keyspaces.contains(&keyspace);
+            if managed || is_system_keyspace(&keyspace) || done.replication.contains_key(&keyspace)
+            {
                 continue;
             }
             let Some(reported) = api.keyspace_replication(pod, &keyspace).await? else {
@@ -297,6 +324,23 @@ async fn replicate_through(
         ));
     }
     Ok(done)
+}
+
+/// Creates a component's keyspace with the replication the system keyspaces get.
+async fn create(
+    api: &ManagementApi,
+    pod: &PodEndpoint,
+    keyspace: &str,
+    datacenters: &DatacenterSet,
+    altered: &mut Vec<String>,
+) -> Result<BTreeMap<String, u32>, ManagementError> {
+    let empty =
+        ReportedReplication::from([("class".to_string(), "NetworkTopologyStrategy".to_string())]);
+    let replicas = alteration(&empty, datacenters).unwrap_or_default();
+    api.create_keyspace(pod, keyspace, &replicas).await?;
+    let dcs: Vec<String> = replicas.iter().map(|(dc, n)| format!("{dc}: {n}")).collect();
+    altered.push(format!("{keyspace} {{{}}} (created)", dcs.join(", ")));
+    Ok(replicas)
 }
 
 async fn alter(

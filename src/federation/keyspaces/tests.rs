@@ -39,7 +39,7 @@ fn pods(work: &KeyspaceWork) -> Vec<(&str, &str)> {
 fn nothing_is_asked_before_a_datacenter_is_ready() {
     let plan = plan_of(&["dc1", "dc2"]);
     let seen = observed(vec![present("dc1", false), absent("dc2")], &[]);
-    assert_eq!(keyspace_work(&plan, &seen, true, None), None);
+    assert_eq!(keyspace_work(&plan, &seen, true, None, Vec::new()), None);
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn ready_datacenters_join_and_their_pods_are_asked_in_spec_order() {
         ],
         &[],
     );
-    let work = keyspace_work(&plan, &seen, true, None).expect("work");
+    let work = keyspace_work(&plan, &seen, true, None, Vec::new()).expect("work");
     // dc3 is being created: neither added nor removed yet.
     assert_eq!(
         work.datacenters.joined,
@@ -88,7 +88,7 @@ fn a_datacenter_that_joined_stays_while_it_rolls() {
         rolling.state = RemoteState::Present(Arc::new(dc.into()));
     }
     let seen = observed(vec![ready_with_pods("dc1", 1), (name, rolling)], &[]);
-    let work = keyspace_work(&plan, &seen, true, None).expect("work");
+    let work = keyspace_work(&plan, &seen, true, None, Vec::new()).expect("work");
     assert!(work.datacenters.joined.contains_key("dc2"));
     assert!(pods(&work).iter().all(|(context, _)| *context == "ctx-dc1"));
 }
@@ -100,12 +100,12 @@ fn removed_datacenters_leave_only_when_the_removal_is_not_refused() {
         vec![ready_with_pods("dc1", 1), ready_with_pods("old", 3)],
         &["gone"],
     );
-    let work = keyspace_work(&plan, &seen, true, None).expect("work");
+    let work = keyspace_work(&plan, &seen, true, None, Vec::new()).expect("work");
     assert_eq!(
         work.datacenters.removed,
         BTreeSet::from(["old".to_string(), "gone".to_string()])
     );
-    let held = keyspace_work(&plan, &seen, false, None).expect("work");
+    let held = keyspace_work(&plan, &seen, false, None, Vec::new()).expect("work");
     assert!(held.datacenters.removed.is_empty());
     assert_ne!(work.fingerprint(), held.fingerprint());
 }
@@ -132,4 +132,47 @@ fn the_condition_names_each_keyspaces_replicas_or_what_failed() {
     .condition(None, now);
     assert_eq!(unreachable.reason, REASON_CASSANDRA_UNREACHABLE);
     assert!(unreachable.message.contains("ns/p0: timed out"));
+}
+
+#[test]
+fn reapers_and_stargates_keyspaces_are_kept_with_the_system_ones() {
+    let k8c = |spec: serde_json::Value| -> crate::api::k8ssandra_cluster::K8ssandraCluster {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
+            "metadata": {"name": "demo", "namespace": "ns"},
+            "spec": spec,
+        }))
+        .expect("valid K8ssandraCluster")
+    };
+    let dcs = serde_json::json!({"datacenters": [{"metadata": {"name": "dc1"}, "size": 3}]});
+    assert!(component_keyspaces(&k8c(serde_json::json!({"cassandra": dcs}))).is_empty());
+    let both = k8c(serde_json::json!({"cassandra": dcs, "reaper": {}, "stargate": {"size": 1}}));
+    assert_eq!(
+        component_keyspaces(&both),
+        vec!["reaper_db", "data_endpoint_auth"]
+    );
+    let named = k8c(serde_json::json!({"cassandra": dcs, "reaper": {"keyspace": "repairs"}}));
+    assert_eq!(component_keyspaces(&named), vec!["repairs"]);
+    let local = k8c(serde_json::json!({"cassandra": dcs, "reaper": {"storageType": "local"}}));
+    assert!(
+        component_keyspaces(&local).is_empty(),
+        "Reaper's state is not in Cassandra"
+    );
+    let per_dc = k8c(serde_json::json!({"cassandra": {"datacenters": [
+        {"metadata": {"name": "dc1"}, "size": 3, "stargate": {"size": 1}}]}}));
+    assert_eq!(component_keyspaces(&per_dc), vec!["data_endpoint_auth"]);
+
+    let plan = plan_of(&["dc1"]);
+    let seen = observed(vec![ready_with_pods("dc1", 1)], &[]);
+    let work = keyspace_work(&plan, &seen, true, None, vec!["reaper_db".into()]).expect("work");
+    assert_eq!(
+        work.keyspaces,
+        vec![
+            "system_auth",
+            "system_distributed",
+            "system_traces",
+            "reaper_db"
+        ]
+    );
+    assert_eq!(work.component_keyspaces, vec!["reaper_db"]);
 }
