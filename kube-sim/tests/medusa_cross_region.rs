@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 
 mod support;
-use support::{dc_resource, wait_for};
+use support::{dc_resource, medusa_restore_container, wait_for};
 
 const NS: &str = "default";
 /// The source cluster, in region 0.
@@ -68,13 +68,6 @@ prefix = demo
 /// (`medusaEnvVars`); restore.py looks the pod up in a remote mapping by it.
 fn pod_name_env() -> Value {
     json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
-}
-
-/// The `medusa-restore` init container as k8ssandra-operator declares it, with `env`.
-fn restore_container(env: Vec<Value>) -> Value {
-    json!({"name": "medusa-restore", "image": "docker.io/k8ssandra/medusa:0.22.0",
-           "env": env,
-           "volumeMounts": [{"name": "demo-medusa", "mountPath": "/etc/medusa"}]})
 }
 
 async fn create_medusa_config(sim: &Sim, region: usize) {
@@ -106,7 +99,7 @@ async fn create_datacenter(sim: &Sim, region: usize, cluster_name: &str) {
                                      "env": [pod_name_env()],
                                      "ports": [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}],
                                      "volumeMounts": [{"name": "demo-medusa", "mountPath": "/etc/medusa"}]}],
-                     "initContainers": [restore_container(vec![pod_name_env()])],
+                     "initContainers": [medusa_restore_container(json!([pod_name_env()]))],
                      "volumes": [{"name": "demo-medusa", "configMap": {"name": "demo-medusa"}}]}}},
     }))
     .expect("dc");
@@ -345,7 +338,7 @@ async fn a_backup_taken_in_one_region_is_restored_into_another_regions_datacente
         json!({"name": "RESTORE_MAPPING", "value": restore_mapping_json(&map)}),
     ];
     let patch = json!({"spec": {"podTemplateSpec": {"spec": {
-        "initContainers": [restore_container(restore_env)]}}}});
+        "initContainers": [medusa_restore_container(Value::Array(restore_env))]}}}});
     let dcs: Api<DynamicObject> =
         Api::namespaced_with(sim.client(1).await.expect("client"), NS, &dc_resource());
     dcs.patch(DC, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("restore env");

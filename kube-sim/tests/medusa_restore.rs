@@ -13,10 +13,10 @@ use kube_sim::{Sim, SimBuilder};
 use medusa_grpc::backup_request::Mode;
 use medusa_grpc::medusa_client::MedusaClient;
 use medusa_grpc::{BackupRequest, StatusType};
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod support;
-use support::{dc_resource, wait_for};
+use support::{dc_resource, medusa_restore_container, wait_for};
 
 const NS: &str = "default";
 const CLUSTER: &str = "demo";
@@ -27,13 +27,6 @@ storage_provider = local
 bucket_name = medusa-bucket
 prefix = demo
 ";
-
-/// The `medusa-restore` init container as k8ssandra-operator declares it, with `env`.
-fn restore_container(env: Value) -> Value {
-    json!({"name": "medusa-restore", "image": "docker.io/k8ssandra/medusa:0.22.0",
-           "env": env,
-           "volumeMounts": [{"name": "demo-medusa", "mountPath": "/etc/medusa"}]})
-}
 
 /// Waits until the datacenter is Ready at its current generation; its pods by name.
 async fn ready_pods(sim: &Sim) -> BTreeMap<String, Pod> {
@@ -97,7 +90,7 @@ async fn a_backup_taken_through_medusas_port_is_restored_by_the_init_container_w
                      "containers": [{"name": "medusa", "image": "docker.io/k8ssandra/medusa:0.22.0",
                                      "ports": [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}],
                                      "volumeMounts": [{"name": "demo-medusa", "mountPath": "/etc/medusa"}]}],
-                     "initContainers": [restore_container(json!([]))],
+                     "initContainers": [medusa_restore_container(json!([]))],
                      "volumes": [{"name": "demo-medusa", "configMap": {"name": "demo-medusa"}}]}}},
     }))
     .expect("dc");
@@ -162,7 +155,7 @@ async fn a_backup_taken_through_medusas_port_is_restored_by_the_init_container_w
     let restore_env = json!([{"name": "BACKUP_NAME", "value": "nightly"},
                              {"name": "RESTORE_KEY", "value": "restore-1"}]);
     let patch = json!({"spec": {"podTemplateSpec": {"spec": {
-        "initContainers": [restore_container(restore_env)]}}}});
+        "initContainers": [medusa_restore_container(restore_env)]}}}});
     dcs.patch("dc1", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("restore env");
     let context = sim.context_name(0);
     let restored = wait_for("every pod rolled and restored", || async {
@@ -201,7 +194,7 @@ async fn a_backup_taken_through_medusas_port_is_restored_by_the_init_container_w
                             {"name": "RESTORE_KEY", "value": "restore-2"},
                             {"name": "RESTORE_MAPPING", "value": "not a mapping"}]);
     let patch = json!({"spec": {"podTemplateSpec": {"spec": {
-        "initContainers": [restore_container(broken_env)]}}}});
+        "initContainers": [medusa_restore_container(broken_env)]}}}});
     dcs.patch("dc1", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("broken env");
     let pod_api: Api<Pod> = Api::namespaced(client, NS);
     let failing = wait_for("the rolled pod failing its init container", || async {

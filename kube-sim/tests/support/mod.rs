@@ -171,3 +171,11 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// The `medusa-restore` init container as k8ssandra-operator declares it (Medusa's image, the
+/// `demo-medusa` ConfigMap holding medusa.ini), with `env`.
+pub fn medusa_restore_container(env: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"name": "medusa-restore", "image": "docker.io/k8ssandra/medusa:0.22.0",
+           "env": env,
+           "volumeMounts": [{"name": "demo-medusa", "mountPath": "/etc/medusa"}]})
+}
