@@ -17,7 +17,7 @@ use super::datacenter::{Datacenter, RACK_LABEL};
 use super::error::TaskError;
 use super::management::{Feature, ManagementApi};
 use super::reconcile::{JobsOutcome, Task};
-use super::spec::{JobArguments, PodCommand};
+use super::spec::{JobArguments, PodCommand, PodJob};
 use super::status::{PodPhase, PodStatus};
 use super::{JOB_RUNNING_REQUEUE, TaskController};
 
@@ -143,25 +143,6 @@ impl PodCommand {
                 (args.rack_name.is_empty() || pod.rack == args.rack_name)
                     && (args.pod_name.is_empty() || pod.name == args.pod_name)
             }
-        }
-    }
-}
-
-/// How one job runs on the pods (upstream's `TaskConfiguration`).
-pub(super) struct PodJob<'a> {
-    pub command: PodCommand,
-    pub args: &'a JobArguments,
-    pub retries_failed_pods: bool,
-    pub retries: Option<i64>,
-    pub max_concurrent_pods: Option<i64>,
-}
-
-impl PodJob<'_> {
-    fn max_retries(&self) -> i64 {
-        if self.retries_failed_pods {
-            self.retries.unwrap_or(1)
-        } else {
-            0
         }
     }
 }

@@ -12,8 +12,7 @@ use crate::store::ResourceInfo;
 
 use super::datacenter::{DC_GROUP, DC_PLURAL, Datacenter, set_controller_reference};
 use super::error::TaskError;
-use super::pods::PodJob;
-use super::spec::{Command, JobArguments, PodCommand, TaskSpec, parse_time};
+use super::spec::{Command, JobArguments, PodCommand, PodJob, TaskSpec, parse_time};
 use super::status::{COMPLETE, DATACENTER_UPDATED, FAILED, RUNNING, TaskStatus};
 use super::{
     ACTIVE, COMPLETED, GROUP, JOB_RUNNING_REQUEUE, OUT_OF_SYNC_REQUEUE, PLURAL, STATUS_LABEL,

@@ -157,6 +157,25 @@ impl Command {
     }
 }
 
+/// How one job runs on the pods (upstream's `TaskConfiguration`).
+pub(super) struct PodJob<'a> {
+    pub command: PodCommand,
+    pub args: &'a JobArguments,
+    pub retries_failed_pods: bool,
+    pub retries: Option<i64>,
+    pub max_concurrent_pods: Option<i64>,
+}
+
+impl PodJob<'_> {
+    pub(super) fn max_retries(&self) -> i64 {
+        if self.retries_failed_pods {
+            self.retries.unwrap_or(1)
+        } else {
+            0
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -80,9 +80,9 @@ pub struct ControllerContext {
     /// Seed EndpointSlices found up to date, so unchanged ones are not compared again.
     pub seed_memo: crate::apply::UpToDateMemo,
     /// System keyspaces found as the datacenters require, so they are not asked again.
-    pub keyspace_memo: super::keyspaces::KeyspaceMemo,
+    pub keyspace_memo: super::remembered::KeyspaceMemo,
     /// Datacenters whose rebuild ended lately: their watched copy may still carry the mark.
-    pub rebuilds_ended: super::rebuild::RebuildsEnded,
+    pub rebuilds_ended: super::remembered::RebuildsEnded,
     /// Watches of the user ConfigMaps the datacenters reference.
     pub referenced: ReferencedConfigMaps,
     /// Region writes run in tasks of their own, stopped with the operator.

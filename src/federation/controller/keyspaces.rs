@@ -2,11 +2,9 @@
 //! region's pod proxy), read how each system keyspace is replicated and alter those the
 //! datacenters require otherwise. A pod that does not answer gives way to the next; a region that
 //! cannot be reached blocks nothing else. Once the keyspaces are as required, they are not asked
-//! again until the datacenters change, Federator restarts, or [`RECHECK_AFTER`] passes.
+//! again until the datacenters change, Federator restarts, or an hour passes (`remembered.rs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -27,10 +25,6 @@ use crate::federation::plan::ClusterPlan;
 
 use super::context::ControllerContext;
 
-/// How long keyspaces found as required are trusted without asking again (someone may alter
-/// them by hand).
-const RECHECK_AFTER: Duration = Duration::from_secs(3600);
-
 /// What the stage did.
 pub(super) struct KeyspacesReport {
     pub(super) outcome: KeyspacesOutcome,
@@ -38,103 +32,6 @@ pub(super) struct KeyspacesReport {
     pub(super) failures: Vec<RegionFailure>,
     /// Events for the keyspaces altered.
     pub(super) notices: Vec<Notice>,
-}
-
-/// The last outcome per cluster, with what it was computed for and when.
-#[derive(Default)]
-pub struct KeyspaceMemo {
-    checked: Mutex<HashMap<ObjectRef<K8ssandraCluster>, Checked>>,
-}
-
-struct Checked {
-    fingerprint: u64,
-    at: Instant,
-    outcome: KeyspacesOutcome,
-    /// The keyspaces Federator keeps replicated itself (system and components').
-    managed: BTreeSet<String>,
-    /// A user keyspace held a removal back: the user alters it without an event Federator
-    /// sees, so it is read again at every reconcile.
-    recheck: bool,
-}
-
-impl KeyspaceMemo {
-    fn fresh(
-        &self,
-        key: &ObjectRef<K8ssandraCluster>,
-        fingerprint: u64,
-    ) -> Option<KeyspacesOutcome> {
-        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        let last = checked.get(key)?;
-        let fresh =
-            last.fingerprint == fingerprint && !last.recheck && last.at.elapsed() < RECHECK_AFTER;
-        fresh.then(|| last.outcome.clone())
-    }
-
-    fn remember(
-        &self,
-        key: ObjectRef<K8ssandraCluster>,
-        fingerprint: u64,
-        outcome: KeyspacesOutcome,
-        managed: BTreeSet<String>,
-        recheck: bool,
-    ) {
-        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        let at = Instant::now();
-        checked.insert(
-            key,
-            Checked {
-                fingerprint,
-                at,
-                outcome,
-                managed,
-                recheck,
-            },
-        );
-    }
-
-    /// The keyspaces Federator kept replicated itself when it last succeeded.
-    pub(super) fn managed(&self, key: &ObjectRef<K8ssandraCluster>) -> BTreeSet<String> {
-        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        checked.get(key).map(|c| c.managed.clone()).unwrap_or_default()
-    }
-
-    fn replication(
-        &self,
-        key: &ObjectRef<K8ssandraCluster>,
-    ) -> Option<BTreeMap<String, BTreeMap<String, u32>>> {
-        let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
-        match &checked.get(key)?.outcome {
-            KeyspacesOutcome::Replicated { replication } => Some(replication.clone()),
-            _ => None,
-        }
-    }
-
-    /// Whether `keyspace` replicated to `datacenter` when last read or altered; `None` when
-    /// unknown here (nothing read since Federator started, or the last attempt failed).
-    pub(super) fn replicates_to(
-        &self,
-        key: &ObjectRef<K8ssandraCluster>,
-        keyspace: &str,
-        datacenter: &str,
-    ) -> Option<bool> {
-        Some(self.replication(key)?.get(keyspace)?.contains_key(datacenter))
-    }
-
-    /// The datacenters each keyspace read replicated to when last read or altered: the system
-    /// ones, and the user's that replicate to a datacenter being removed.
-    pub(super) fn keyspace_replication(
-        &self,
-        key: &ObjectRef<K8ssandraCluster>,
-    ) -> Option<BTreeMap<String, BTreeSet<String>>> {
-        let replication = self.replication(key)?;
-        let datacenters = |replicas: BTreeMap<String, u32>| replicas.into_keys().collect();
-        Some(replication.into_iter().map(|(ks, replicas)| (ks, datacenters(replicas))).collect())
-    }
-
-    /// Forgets a deleted cluster.
-    pub fn forget(&self, key: &ObjectRef<K8ssandraCluster>) {
-        self.checked.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
-    }
 }
 
 pub(super) async fn replicate_system_keyspaces(

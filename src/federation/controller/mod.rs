@@ -39,6 +39,7 @@ mod converge;
 mod gather;
 mod keyspaces;
 mod rebuild;
+mod remembered;
 mod report;
 mod seeding;
 mod write;

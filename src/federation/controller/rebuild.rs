@@ -2,10 +2,6 @@
 //! now, create its CassandraTask in its region or follow it; when it succeeded, take the mark
 //! off the CassandraDatacenter. Regions are asked in parallel, each bounded by its timeout.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -24,10 +20,6 @@ use crate::federation::rebuild::{
 
 use super::context::{ControllerContext, FIELD_MANAGER};
 
-/// How long a datacenter whose rebuild ended is kept from getting its mark back from a watched
-/// copy older than the end (the mark is applied with the datacenter while the copy has it).
-const ENDED_WINDOW: Duration = Duration::from_secs(600);
-
 /// What the stage did.
 #[derive(Default)]
 pub(super) struct RebuildReport {
@@ -35,37 +27,6 @@ pub(super) struct RebuildReport {
     pub(super) states: Vec<(String, RebuildState)>,
     pub(super) failures: Vec<RegionFailure>,
     pub(super) notices: Vec<Notice>,
-}
-
-/// The datacenters whose rebuild ended lately, per cluster.
-#[derive(Default)]
-pub struct RebuildsEnded {
-    ended: Mutex<HashMap<(ObjectRef<K8ssandraCluster>, String), Instant>>,
-}
-
-impl RebuildsEnded {
-    fn record(&self, key: &ObjectRef<K8ssandraCluster>, datacenter: &str) {
-        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        ended.retain(|_, at| at.elapsed() < ENDED_WINDOW);
-        ended.insert((key.clone(), datacenter.to_string()), Instant::now());
-    }
-
-    pub(super) fn ended_recently(
-        &self,
-        key: &ObjectRef<K8ssandraCluster>,
-        datacenter: &str,
-    ) -> bool {
-        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        ended
-            .get(&(key.clone(), datacenter.to_string()))
-            .is_some_and(|at| at.elapsed() < ENDED_WINDOW)
-    }
-
-    /// Forgets a deleted cluster.
-    pub fn forget(&self, key: &ObjectRef<K8ssandraCluster>) {
-        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        ended.retain(|(cluster, _), _| cluster != key);
-    }
 }
 
 pub(super) async fn rebuild_datacenters(
