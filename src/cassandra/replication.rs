@@ -82,15 +82,9 @@ pub fn alteration(
     reported: &ReportedReplication,
     datacenters: &DatacenterSet,
 ) -> Option<BTreeMap<String, u32>> {
-    let network_topology = reported
-        .get("class")
-        .is_some_and(|class| class.rsplit('.').next() == Some(NETWORK_TOPOLOGY));
-    let current: BTreeMap<String, u32> = match network_topology {
-        true => reported
-            .iter()
-            .filter(|(key, _)| key.as_str() != "class")
-            .filter_map(|(dc, replicas)| Some((dc.clone(), replicas.parse().ok()?)))
-            .collect(),
+    let network_topology = is_network_topology(reported);
+    let current = match network_topology {
+        true => listed_replicas(reported),
         false => BTreeMap::new(),
     };
     let mut desired = current.clone();
@@ -136,6 +130,27 @@ pub fn parse_dc_replication(
     Ok(parsed)
 }
 
+/// Whether the reported class is NetworkTopologyStrategy (Cassandra gives it fully qualified).
+fn is_network_topology(reported: &ReportedReplication) -> bool {
+    reported.get("class").is_some_and(|class| class.rsplit('.').next() == Some(NETWORK_TOPOLOGY))
+}
+
+/// Every numeric option but `class`, by name: the replicas per datacenter under
+/// NetworkTopologyStrategy (`replication_factor` under SimpleStrategy).
+pub fn listed_replicas(reported: &ReportedReplication) -> BTreeMap<String, u32> {
+    reported
+        .iter()
+        .filter(|(key, _)| key.as_str() != "class")
+        .filter_map(|(dc, n)| Some((dc.clone(), n.parse().ok()?)))
+        .collect()
+}
+
+/// `system_auth {dc1: 3, dc2: 1}`, as status messages and Events show a keyspace's replicas.
+pub fn describe_replicas(keyspace: &str, replicas: &BTreeMap<String, u32>) -> String {
+    let dcs: Vec<String> = replicas.iter().map(|(dc, n)| format!("{dc}: {n}")).collect();
+    format!("{keyspace} {{{}}}", dcs.join(", "))
+}
+
 /// Keyspaces Cassandra (or DSE) owns.
 pub fn is_system_keyspace(keyspace: &str) -> bool {
     keyspace.starts_with("system") || keyspace.starts_with("dse_") || keyspace == "solr_admin"
@@ -149,8 +164,8 @@ pub fn with_datacenter(
     datacenter: &str,
     replicas: u32,
 ) -> Result<Option<BTreeMap<String, u32>>, String> {
-    let class = reported.get("class").map(String::as_str).unwrap_or_default();
-    if class.rsplit('.').next() != Some(NETWORK_TOPOLOGY) {
+    if !is_network_topology(reported) {
+        let class = reported.get("class").map(String::as_str).unwrap_or_default();
         return match replicas {
             0 => Ok(None),
             _ => Err(format!(
@@ -158,11 +173,7 @@ pub fn with_datacenter(
             )),
         };
     }
-    let mut desired: BTreeMap<String, u32> = reported
-        .iter()
-        .filter(|(key, _)| key.as_str() != "class")
-        .filter_map(|(dc, n)| Some((dc.clone(), n.parse().ok()?)))
-        .collect();
+    let mut desired = listed_replicas(reported);
     let current = desired.get(datacenter).copied().unwrap_or(0);
     if current == replicas {
         return Ok(None);

@@ -11,11 +11,13 @@ use kube::Resource as _;
 use crate::api::cassdc::CONDITION_INITIALIZED;
 use crate::api::shared::{CONDITION_FALSE, CONDITION_TRUE, new_condition};
 use crate::cassandra::management::PodEndpoint;
-use crate::cassandra::replication::{DatacenterSet, parse_dc_replication, system_keyspaces};
+use crate::cassandra::replication::{
+    DatacenterSet, describe_replicas, parse_dc_replication, system_keyspaces,
+};
 
 use super::observed::{ObservedCluster, RemoteState};
 use super::plan::{ClusterPlan, DatacenterPlan};
-use super::rebuild::REBUILD_DC_ANNOTATION;
+use super::rebuild::is_marked_for_rebuild;
 
 /// On a K8ssandraCluster (upstream's): the user keyspaces a datacenter being added joins.
 pub const DC_REPLICATION_ANNOTATION: &str = "k8ssandra.io/dc-replication";
@@ -102,12 +104,7 @@ pub fn keyspace_work(
         if status.is_condition_true(CONDITION_INITIALIZED) || live.is_ready() {
             let size = u32::try_from(dc.datacenter.spec.size).unwrap_or(0);
             datacenters.joined.insert(dc.cassandra_datacenter_name.clone(), size);
-            let marked = live
-                .meta()
-                .annotations
-                .as_ref()
-                .is_some_and(|a| a.contains_key(REBUILD_DC_ANNOTATION));
-            if marked {
+            if is_marked_for_rebuild(live.meta()) {
                 being_added.push(dc);
             }
         }
@@ -286,10 +283,7 @@ impl KeyspacesOutcome {
 fn describe(replication: &BTreeMap<String, BTreeMap<String, u32>>) -> String {
     let keyspaces: Vec<String> = replication
         .iter()
-        .map(|(keyspace, replicas)| {
-            let dcs: Vec<String> = replicas.iter().map(|(dc, n)| format!("{dc}: {n}")).collect();
-            format!("{keyspace} {{{}}}", dcs.join(", "))
-        })
+        .map(|(keyspace, replicas)| describe_replicas(keyspace, replicas))
         .collect();
     keyspaces.join("; ")
 }

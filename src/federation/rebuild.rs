@@ -9,6 +9,7 @@
 //! `k8ssandra.io/rebuild-src-dc` annotation, else the first other datacenter of the spec that is
 //! Ready. It must be a Ready datacenter of the spec; the rebuild waits until it is.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Resource as _;
 
@@ -31,6 +32,11 @@ pub const REASON_REBUILT: &str = "Rebuilt";
 pub const REASON_REBUILDING: &str = "Rebuilding";
 pub const REASON_REBUILD_FAILED: &str = "RebuildFailed";
 pub const REASON_REBUILD_WAITING: &str = "WaitingToRebuild";
+
+/// Whether a CassandraDatacenter carries the rebuild mark.
+pub fn is_marked_for_rebuild(meta: &ObjectMeta) -> bool {
+    meta.annotations.as_ref().is_some_and(|a| a.contains_key(REBUILD_DC_ANNOTATION))
+}
 
 /// Whether `datacenter`, created now, must be rebuilt: another datacenter of the cluster
 /// already started Cassandra.
@@ -77,9 +83,7 @@ pub fn pending_rebuilds(
         let Some(RemoteState::Present(live)) = observed.get(&dc.name).map(|o| &o.state) else {
             continue;
         };
-        let marked =
-            live.meta().annotations.as_ref().is_some_and(|a| a.contains_key(REBUILD_DC_ANNOTATION));
-        if !marked {
+        if !is_marked_for_rebuild(live.meta()) {
             continue;
         }
         let next = if !live.is_ready() {

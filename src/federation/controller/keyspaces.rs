@@ -11,9 +11,9 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::cassandra::management::{ManagementApi, ManagementError, PodEndpoint};
-use crate::cassandra::replication::DatacenterSet;
 use crate::cassandra::replication::{
-    ReportedReplication, alteration, is_system_keyspace, with_datacenter,
+    DatacenterSet, ReportedReplication, alteration, describe_replicas, is_system_keyspace,
+    listed_replicas, with_datacenter,
 };
 use crate::clusters::{FailureCategory, RegionFailure};
 use crate::events::Notice;
@@ -172,7 +172,7 @@ async fn replicate_through(
                 alter(api, pod, keyspace, &replicas, &mut altered).await?;
                 replicas
             }
-            None => datacenters_of(&reported),
+            None => listed_replicas(&reported),
         };
         done.replication.insert(keyspace.to_string(), replicas);
     }
@@ -190,7 +190,7 @@ async fn replicate_through(
                 alter(api, pod, keyspace, &replicas, &mut altered).await?;
                 replicas
             }
-            None => datacenters_of(&reported),
+            None => listed_replicas(&reported),
         };
         done.replication.insert(keyspace.clone(), replicas);
     }
@@ -206,7 +206,7 @@ async fn replicate_through(
             let Some(reported) = api.keyspace_replication(pod, &keyspace).await? else {
                 continue;
             };
-            let replicas = datacenters_of(&reported);
+            let replicas = listed_replicas(&reported);
             if replicas.keys().any(|dc| work.datacenters.removed.contains(dc)) {
                 done.replication.insert(keyspace, replicas);
             }
@@ -235,8 +235,10 @@ async fn create(
         ReportedReplication::from([("class".to_string(), "NetworkTopologyStrategy".to_string())]);
     let replicas = alteration(&empty, datacenters).unwrap_or_default();
     api.create_keyspace(pod, keyspace, &replicas).await?;
-    let dcs: Vec<String> = replicas.iter().map(|(dc, n)| format!("{dc}: {n}")).collect();
-    altered.push(format!("{keyspace} {{{}}} (created)", dcs.join(", ")));
+    altered.push(format!(
+        "{} (created)",
+        describe_replicas(keyspace, &replicas)
+    ));
     Ok(replicas)
 }
 
@@ -248,17 +250,8 @@ async fn alter(
     altered: &mut Vec<String>,
 ) -> Result<(), ManagementError> {
     api.alter_keyspace(pod, keyspace, replicas).await?;
-    let dcs: Vec<String> = replicas.iter().map(|(dc, n)| format!("{dc}: {n}")).collect();
-    altered.push(format!("{keyspace} {{{}}}", dcs.join(", ")));
+    altered.push(describe_replicas(keyspace, replicas));
     Ok(())
-}
-
-fn datacenters_of(reported: &ReportedReplication) -> BTreeMap<String, u32> {
-    reported
-        .iter()
-        .filter(|(key, _)| key.as_str() != "class")
-        .filter_map(|(dc, n)| Some((dc.clone(), n.parse().ok()?)))
-        .collect()
 }
 
 fn category(error: &ManagementError) -> FailureCategory {

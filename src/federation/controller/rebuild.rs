@@ -15,7 +15,7 @@ use crate::federation::observed::{LiveDatacenter, ObservedCluster};
 use crate::federation::plan::ClusterPlan;
 use crate::federation::rebuild::{
     PendingRebuild, REBUILD_DC_ANNOTATION, REBUILD_SOURCE_ANNOTATION, RebuildNext, RebuildState,
-    pending_rebuilds,
+    is_marked_for_rebuild, pending_rebuilds,
 };
 
 use super::context::{ControllerContext, FIELD_MANAGER};
@@ -97,7 +97,7 @@ async fn follow(
             .get(&rebuild.datacenter)
             .await
             .map_err(|e| RegionFailure::kube(region, doing.clone(), &e))?;
-        if !is_marked(&current) {
+        if !is_marked_for_rebuild(current.meta()) {
             let source = task.source_datacenter.clone();
             return Ok((RebuildState::Done { source }, None));
         }
@@ -184,13 +184,8 @@ pub(super) fn keeps_rebuild_mark(
 ) -> bool {
     match live {
         None => created_beside_running,
-        Some(live) => is_marked(live) && !ended(&live.name_any()),
+        Some(live) => is_marked_for_rebuild(live.meta()) && !ended(&live.name_any()),
     }
-}
-
-fn is_marked(datacenter: &impl Resource) -> bool {
-    let annotations = datacenter.meta().annotations.as_ref();
-    annotations.is_some_and(|a| a.contains_key(REBUILD_DC_ANNOTATION))
 }
 
 /// Deletes this cluster's CassandraTasks (by label) in a region: a rebuild under way when the

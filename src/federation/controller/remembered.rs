@@ -73,13 +73,15 @@ impl KeyspaceMemo {
         checked.get(key).map(|c| c.managed.clone()).unwrap_or_default()
     }
 
-    fn replication(
+    /// `read` over the replication last read or altered, in place.
+    fn reading<T>(
         &self,
         key: &ObjectRef<K8ssandraCluster>,
-    ) -> Option<BTreeMap<String, BTreeMap<String, u32>>> {
+        read: impl FnOnce(&BTreeMap<String, BTreeMap<String, u32>>) -> Option<T>,
+    ) -> Option<T> {
         let checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
         match &checked.get(key)?.outcome {
-            KeyspacesOutcome::Replicated { replication } => Some(replication.clone()),
+            KeyspacesOutcome::Replicated { replication } => read(replication),
             _ => None,
         }
     }
@@ -92,7 +94,9 @@ impl KeyspaceMemo {
         keyspace: &str,
         datacenter: &str,
     ) -> Option<bool> {
-        Some(self.replication(key)?.get(keyspace)?.contains_key(datacenter))
+        self.reading(key, |replication| {
+            Some(replication.get(keyspace)?.contains_key(datacenter))
+        })
     }
 
     /// The datacenters each keyspace read replicated to when last read or altered: the system
@@ -101,9 +105,15 @@ impl KeyspaceMemo {
         &self,
         key: &ObjectRef<K8ssandraCluster>,
     ) -> Option<BTreeMap<String, BTreeSet<String>>> {
-        let replication = self.replication(key)?;
-        let datacenters = |replicas: BTreeMap<String, u32>| replicas.into_keys().collect();
-        Some(replication.into_iter().map(|(ks, replicas)| (ks, datacenters(replicas))).collect())
+        self.reading(key, |replication| {
+            let datacenters = |replicas: &BTreeMap<String, u32>| replicas.keys().cloned().collect();
+            Some(
+                replication
+                    .iter()
+                    .map(|(ks, replicas)| (ks.clone(), datacenters(replicas)))
+                    .collect(),
+            )
+        })
     }
 
     /// Forgets a deleted cluster.

@@ -153,16 +153,15 @@ pub(super) async fn act(
                 let mut desired = datacenter_body(&planned.datacenter, &decision.namespace);
                 // A datacenter the system keyspaces do not replicate to yet streams no
                 // `system_auth` as its nodes join: it is rebuilt once they do.
-                let dc_name = planned.cassandra_datacenter_name.as_str();
-                let in_system_keyspaces = context
-                    .keyspace_memo
-                    .replicates_to(key, "system_auth", dc_name)
-                    .unwrap_or_else(|| {
-                        cluster_plan.initial_system_replication.contains_key(dc_name)
-                    });
+                let in_system_keyspaces = || {
+                    let dc_name = planned.cassandra_datacenter_name.as_str();
+                    context.keyspace_memo.replicates_to(key, "system_auth", dc_name).unwrap_or_else(
+                        || cluster_plan.initial_system_replication.contains_key(dc_name),
+                    )
+                };
                 let created_beside_running = live.is_none()
-                    && !in_system_keyspaces
-                    && rebuild_when_created(observed, &decision.datacenter);
+                    && rebuild_when_created(observed, &decision.datacenter)
+                    && !in_system_keyspaces();
                 let rebuilt = |dc: &str| context.rebuilds_ended.ended_recently(key, dc);
                 if keeps_rebuild_mark(live, created_beside_running, rebuilt) {
                     desired.metadata.annotations.get_or_insert_default().insert(

@@ -5,10 +5,10 @@ use serde_json::json;
 
 use super::*;
 use crate::api::cassdc::{CassandraDatacenter, DatacenterCondition};
-use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::federation::observed::ObservedDatacenter;
-use crate::federation::plan::plan;
-use crate::federation::rollout::tests::{absent, at, plan_of, present, remote_dc};
+use crate::federation::rollout::tests::{
+    absent, at, plan_of, plan_of_datacenters, present, remote_dc,
+};
 
 /// A datacenter as its region shows it: Ready or not, marked for a rebuild or not.
 fn seen(name: &str, ready: bool, marked: bool) -> (String, ObservedDatacenter) {
@@ -89,24 +89,13 @@ fn a_marked_datacenter_that_is_not_ready_waits() {
     assert!(matches!(&pending[0].next, RebuildNext::Wait(why) if why.contains("not Ready")));
 }
 
-/// dc1 and dc2, dc2 with `rebuild` options.
+/// dc1, dc2 and dc3, dc3 with `rebuild` options.
 fn plan_with_rebuild(rebuild: serde_json::Value) -> ClusterPlan {
-    let k8c: K8ssandraCluster = serde_json::from_value(json!({
-        "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
-        "metadata": {"name": "demo", "namespace": "ns"},
-        "spec": {"cassandra": {
-            "serverVersion": "4.0.17",
-            "storageConfig": {"cassandraDataVolumeClaimSpec": {"storageClassName": "standard"}},
-            "datacenters": [
-                {"metadata": {"name": "dc1"}, "k8sContext": "ctx-dc1", "size": 3},
-                {"metadata": {"name": "dc2"}, "k8sContext": "ctx-dc2", "size": 3},
-                {"metadata": {"name": "dc3"}, "k8sContext": "ctx-dc3", "size": 4,
-                 "rebuild": rebuild}
-            ]
-        }}
-    }))
-    .expect("valid K8ssandraCluster");
-    plan(&k8c).expect("plans")
+    plan_of_datacenters(vec![
+        json!({"metadata": {"name": "dc1"}, "k8sContext": "ctx-dc1", "size": 3}),
+        json!({"metadata": {"name": "dc2"}, "k8sContext": "ctx-dc2", "size": 3}),
+        json!({"metadata": {"name": "dc3"}, "k8sContext": "ctx-dc3", "size": 4, "rebuild": rebuild}),
+    ])
 }
 
 #[test]

@@ -19,6 +19,11 @@ pub(crate) fn plan_of(names: &[&str]) -> ClusterPlan {
         .iter()
         .map(|name| json!({"metadata": {"name": name}, "k8sContext": format!("ctx-{name}"), "size": 3}))
         .collect();
+    plan_of_datacenters(datacenters)
+}
+
+/// A plan with these `spec.cassandra.datacenters` entries.
+pub(crate) fn plan_of_datacenters(datacenters: Vec<serde_json::Value>) -> ClusterPlan {
     let k8c: K8ssandraCluster = serde_json::from_value(json!({
         "apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
         "metadata": {"name": "demo", "namespace": "ns"},
