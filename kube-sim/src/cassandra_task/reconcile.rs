@@ -295,9 +295,14 @@ impl TaskController {
         }))
     }
 
-    /// The task starts: owned by the datacenter, with its labels, labelled active; its status
-    /// gets a start time.
+    /// The task starts: its status gets a start time, then it is owned by the datacenter, with
+    /// its labels, labelled active. The status goes first, so a task seen labelled active
+    /// always has its start time.
     fn activate(&self, task: &mut Task, dc: &Datacenter) -> Result<(), TaskError> {
+        task.status.start_time = Some(crate::now_rfc3339());
+        // One task runs one job at a time.
+        task.status.active = 1;
+        self.write_status(task)?;
         set_controller_reference(&mut task.object, dc).map_err(|reason| {
             TaskError::OwnerReference {
                 task: format!("{}/{}", task.namespace(), task.name()),
@@ -309,11 +314,7 @@ impl TaskController {
         labels.insert(STATUS_LABEL.to_string(), ACTIVE.to_string());
         task.merge_metadata_map("labels", &labels);
         task.merge_metadata_map("annotations", &dc.additional_annotations);
-        self.write_metadata(task)?;
-        task.status.start_time = Some(crate::now_rfc3339());
-        // One task runs one job at a time.
-        task.status.active = 1;
-        self.write_status(task)
+        self.write_metadata(task)
     }
 
     /// PUT of the task's metadata and spec; the status being built stays as it is.
