@@ -159,6 +159,42 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     change_spec(json!({"size": 2}), 3).await;
     assert_eq!(dc1_pods().await, 2);
 
+    // a config change rolls the pods: cass-operator puts the hash of the config Secret it
+    // makes from `spec.config` on their template
+    let dc1_pod_uids = || async {
+        let listed = pods
+            .list(&ListParams::default().labels("cassandra.datastax.com/datacenter=dc1"))
+            .await
+            .expect("pods");
+        let hashes: Vec<String> = listed
+            .items
+            .iter()
+            .filter_map(|p| {
+                p.metadata.annotations.as_ref()?.get("cassandra.datastax.com/config-hash").cloned()
+            })
+            .collect();
+        let uids: Vec<String> =
+            listed.items.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+        (uids, hashes)
+    };
+    let (before, old_hashes) = dc1_pod_uids().await;
+    assert_eq!(old_hashes.len(), 2, "every pod carries the config hash");
+    change_spec(
+        json!({"config": {"cassandra-yaml": {"concurrent_reads": 64}}}),
+        4,
+    )
+    .await;
+    let (after, new_hashes) = dc1_pod_uids().await;
+    assert_eq!(after.len(), 2);
+    assert!(
+        after.iter().all(|uid| !before.contains(uid)),
+        "every pod restarted"
+    );
+    assert!(
+        new_hashes.iter().all(|h| !old_hashes.contains(h)),
+        "{new_hashes:?}"
+    );
+
     // stopped: as cass-operator, Stopped True and Ready False as soon as the stop begins
     // (progress Updating while the nodes drain), then no pods and progress Ready
     dcs.patch(
@@ -170,16 +206,16 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     .expect("stopping");
     let stopping = wait_for("the stop under way", || async {
         let dc = get().await?;
-        (dc.pointer("/metadata/generation")? == 4
+        (dc.pointer("/metadata/generation")? == 5
             && dc.pointer("/status/cassandraOperatorProgress")? == "Updating")
             .then_some(dc)
     })
     .await;
     assert_eq!(condition(&stopping, "Stopped").as_deref(), Some("True"));
     assert_eq!(condition(&stopping, "Ready").as_deref(), Some("False"));
-    let stopped = wait_for("generation 4 stopped", || async {
+    let stopped = wait_for("generation 5 stopped", || async {
         let dc = get().await?;
-        (dc.pointer("/status/observedGeneration")? == 4
+        (dc.pointer("/status/observedGeneration")? == 5
             && dc.pointer("/status/cassandraOperatorProgress")? == "Ready")
             .then_some(dc)
     })
@@ -189,7 +225,7 @@ async fn datacenters_become_ready_with_pods_service_and_endpoints() {
     assert_eq!(dc1_pods().await, 0);
 
     // started again: Stopped False, Ready once the nodes are back
-    let started = change_spec(json!({"stopped": false}), 5).await;
+    let started = change_spec(json!({"stopped": false}), 6).await;
     assert_eq!(condition(&started, "Stopped").as_deref(), Some("False"));
     assert_eq!(condition(&started, "Ready").as_deref(), Some("True"));
     assert_eq!(dc1_pods().await, 2);

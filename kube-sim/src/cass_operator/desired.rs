@@ -203,6 +203,15 @@ impl Desired {
     }
 
     /// `<clusterName>-<dc>-<rack>-sts` (NewNamespacedNameForStatefulSet).
+    /// The hash cass-operator puts on the pod template as `cassandra.datastax.com/config-hash`
+    /// (of the config Secret it makes from `spec.config`): a changed config rolls the pods.
+    pub fn config_hash(&self) -> String {
+        let hash = self.config.to_string().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    }
+
     pub fn statefulset_name(&self, rack: &str) -> String {
         format!(
             "{}-{}-{}-sts",

@@ -194,6 +194,8 @@ struct StatefulSetState {
     replicas: usize,
     /// The pod template spec made from the datacenter.
     pod_spec: Value,
+    /// The hash of the datacenter's config on the pod template.
+    config_hash: String,
 }
 
 /// cass-operator's `cassandra.datastax.com/node-state` label values.

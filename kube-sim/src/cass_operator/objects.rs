@@ -84,9 +84,11 @@ impl Operator {
     ) -> Option<String> {
         let name = desired.statefulset_name(rack);
         let pod_spec = pod_template_spec(desired);
+        let config_hash = desired.config_hash();
         if let Some(known) = state.statefulsets.get(&name)
             && known.replicas == replicas
             && known.pod_spec == pod_spec
+            && known.config_hash == config_hash
         {
             return Some(known.uid.clone());
         }
@@ -109,7 +111,8 @@ impl Operator {
                 "updateStrategy": {"type": "RollingUpdate"},
                 "selector": {"matchLabels": selector},
                 "template": {
-                    "metadata": {"labels": template_labels},
+                    "metadata": {"labels": template_labels,
+                                 "annotations": {CONFIG_HASH_ANNOTATION: config_hash}},
                     "spec": pod_spec,
                 },
                 "volumeClaimTemplates": [{
@@ -131,7 +134,15 @@ impl Operator {
             patch["spec"]["replicas"] = json!(replicas);
         }
         if stored.pointer("/spec/template/spec") != Some(&pod_spec) {
-            patch["spec"]["template"] = json!({"spec": pod_spec});
+            patch["spec"]["template"]["spec"] = pod_spec.clone();
+        }
+        let stored_hash = stored
+            .pointer("/spec/template/metadata/annotations")
+            .and_then(|a| a.get(CONFIG_HASH_ANNOTATION))
+            .and_then(Value::as_str);
+        if stored_hash != Some(config_hash.as_str()) {
+            patch["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION] =
+                json!(config_hash);
         }
         if patch.get("spec").is_some() {
             self.merge_patch(
@@ -149,6 +160,7 @@ impl Operator {
                 uid: uid.clone(),
                 replicas,
                 pod_spec,
+                config_hash,
             },
         );
         Some(uid)
@@ -490,6 +502,9 @@ impl Operator {
         }
     }
 }
+
+/// cass-operator's pod template annotation with the hash of the datacenter's config Secret.
+const CONFIG_HASH_ANNOTATION: &str = "cassandra.datastax.com/config-hash";
 
 /// The StatefulSets' pod spec (`buildPodTemplateSpec`): the `cassandra` container, with what
 /// `spec.podTemplateSpec` adds to a container of that name (env, volume mounts, ports), then the
