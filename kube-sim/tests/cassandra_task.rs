@@ -758,3 +758,42 @@ async fn a_task_finds_the_pods_by_upstreams_labels_when_names_need_cleaning() {
         Some("Demo_Cluster")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_rolled_while_its_management_api_fails_does_not_start_until_it_answers() {
+    let sim = start_sim(1).await;
+    let pods_before = create_datacenter(&sim, 0, "dc1", 1, &["r1"]).await;
+    let pod = &pods_before[0];
+    let client = sim.client(0).await.expect("client");
+    let dcs: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &dc_resource());
+    let pods: Api<Pod> = Api::namespaced(client, NS);
+    let fault = ManagementFault {
+        fail_status: Some(500),
+        delay_millis: 0,
+    };
+    sim.set_cassandra_management_fault(&sim.context_name(0), NS, &pod.name, fault).expect("fault");
+    // A config change rolls the pod; cass-operator starts Cassandra in the new one through its
+    // Management API, which fails.
+    let change = json!({"spec": {"config": {"cassandra-yaml": {"concurrent_reads": 64}}}});
+    dcs.patch("dc1", &PatchParams::default(), &Patch::Merge(change)).await.expect("patch");
+    let waiting = wait_for("the pod crash-looping", || async {
+        let status = serde_json::to_value(pods.get(&pod.name).await.ok()?.status?).ok()?;
+        let state = status.pointer("/containerStatuses/0/state/waiting/reason")?;
+        (state == "CrashLoopBackOff").then_some(status)
+    })
+    .await;
+    assert_eq!(
+        waiting.pointer("/containerStatuses/0/lastState/terminated/message"),
+        Some(&json!("incorrect status code of 500 when calling endpoint"))
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let dc = serde_json::to_value(dcs.get("dc1").await.expect("dc1")).expect("json");
+    assert_eq!(
+        dc.pointer("/status/cassandraOperatorProgress"),
+        Some(&json!("Updating"))
+    );
+
+    sim.set_cassandra_management_fault(&sim.context_name(0), NS, &pod.name, Default::default())
+        .expect("fault cleared");
+    wait_ready(&sim, 0, "dc1").await;
+}

@@ -248,9 +248,23 @@ impl Operator {
                 "",
             );
         }
+        // cass-operator starts Cassandra through the pod's Management API
+        // (`POST /api/v0/lifecycle/start`): a failing one fails the start.
+        let refused_by_management_api = self
+            .cluster
+            .cassandra
+            .lock()
+            .node(&pod_ref)
+            .ok()
+            .and_then(|node| node.management_fault.fail_status);
         let started = desired
             .node_spec(pod_ref.clone(), &pod.ip, &pod.rack, per_node.as_ref())
             .and_then(|spec| {
+                if let Some(code) = refused_by_management_api {
+                    return Err(format!(
+                        "incorrect status code of {code} when calling endpoint"
+                    ));
+                }
                 let mut model = self.cluster.cassandra.lock();
                 match &replaced_ip {
                     Some(ip) => model.replace_node(spec, ip),
