@@ -38,6 +38,7 @@ pub mod keyspaces;
 pub mod notices;
 pub mod observed;
 pub mod plan;
+pub mod progressive;
 pub mod reaper_access;
 pub mod rebuild;
 pub mod referenced;

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::Resource;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -14,6 +15,7 @@ use crate::cache::Kept;
 
 use super::config::yaml_integer;
 use super::plan::{ClusterKey, RunningDatacenters};
+use super::progressive::{RESTART_HASH_ANNOTATION, RESTARTED_AT_ANNOTATION, restarting_part};
 use crate::workload::labels::{DECOMMISSION_ON_DELETE_ANNOTATION, is_owned_by};
 
 /// A CassandraDatacenter as reconciles read it from a region: metadata and status parsed, the
@@ -88,6 +90,46 @@ impl LiveDatacenter {
         yaml_integer(&spec.config?.cassandra_yaml?.num_tokens?)
     }
 
+    fn annotation(&self, key: &str) -> Option<&str> {
+        self.meta().annotations.as_ref()?.get(key).map(String::as_str)
+    }
+
+    /// The spec's `size` and `stopped`.
+    fn scale(&self) -> Scale {
+        serde_json::from_str(self.data.spec.get()).unwrap_or_default()
+    }
+
+    pub fn size(&self) -> i32 {
+        self.scale().size.unwrap_or(0)
+    }
+
+    /// Whether its spec asks for it to be stopped.
+    pub fn stop_requested(&self) -> bool {
+        self.scale().stopped.unwrap_or(false)
+    }
+
+    /// Whether a change that restarts Cassandra is yet to reach it: the restart hash it
+    /// carries differs from `desired_hash`. One applied before Federator kept the hash is
+    /// compared field by field with `desired`.
+    pub fn restart_pending(&self, desired_hash: &str, desired: &CassandraDatacenter) -> bool {
+        if let Some(hash) = self.annotation(RESTART_HASH_ANNOTATION) {
+            return hash != desired_hash;
+        }
+        let live = serde_json::from_str::<Value>(self.data.spec.get()).map(restarting_part);
+        let desired = serde_json::to_value(&desired.spec).map(restarting_part);
+        match (live, desired) {
+            (Ok(live), Ok(desired)) => !crate::apply::contains(&live, &desired),
+            _ => true,
+        }
+    }
+
+    /// When the restart it runs with was applied: as recorded, else its creation.
+    pub fn changed_at(&self) -> Option<Timestamp> {
+        self.annotation(RESTARTED_AT_ANNOTATION)
+            .and_then(|at| at.parse().ok())
+            .or_else(|| self.meta().creation_timestamp.as_ref().map(|t| t.0))
+    }
+
     /// The object as JSON (without status), to compare the desired datacenter against.
     pub fn to_value(&self) -> Result<Value, serde_json::Error> {
         Ok(serde_json::json!({
@@ -97,6 +139,12 @@ impl LiveDatacenter {
             "spec": serde_json::from_str::<Value>(self.data.spec.get())?,
         }))
     }
+}
+
+#[derive(Default, serde::Deserialize)]
+struct Scale {
+    size: Option<i32>,
+    stopped: Option<bool>,
 }
 
 /// One datacenter as seen in its region: a datacenter of the plan (looked up where the plan puts
@@ -230,6 +278,8 @@ pub struct ObservedCluster {
     /// Keyspaces Federator takes a removed datacenter out of itself (the system ones and the
     /// components'); any other that replicates to it is the user's to alter.
     pub managed_keyspaces: BTreeSet<String>,
+    /// When the regions were looked at: the rollout's deadlines are measured to it.
+    pub observed_at: Timestamp,
 }
 
 impl ObservedCluster {
@@ -251,6 +301,7 @@ impl ObservedCluster {
             refused_watches: Vec::new(),
             keyspace_replication: None,
             managed_keyspaces: BTreeSet::new(),
+            observed_at: Timestamp::now(),
         }
     }
 

@@ -48,6 +48,7 @@ use super::config::{
     ConfigDefaults, ConfigError, DEFAULT_GARBAGE_COLLECTOR, Quantity, QuantityError, ServerVersion,
     build_config, yaml_integer,
 };
+use super::progressive::RolloutPolicy;
 use super::reaper_access::{LOCAL_JMX_ENV, ReaperAccess, reaper_access, remote_jmx_flags};
 use super::tokens::{
     PER_NODE_CONFIG_HASH_ANNOTATION, PerNodeConfigOf, TokenInput, initial_tokens, per_node_config,
@@ -145,6 +146,8 @@ pub struct ClusterPlan {
     pub passwords_missing: BTreeMap<String, String>,
     /// Datacenters whose `perNodeConfigMapRef` ConfigMap was not in the inputs, and why.
     pub per_node_config_missing: BTreeMap<String, String>,
+    /// How changes that restart Cassandra roll out (the K8ssandraCluster's annotations).
+    pub rollout: RolloutPolicy,
 }
 
 /// One datacenter: where it goes and what it is.
@@ -360,6 +363,8 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
     let cassandra_cluster_name = k8c.cassandra_cluster_name();
     let external_datacenters = k8c.spec.external_datacenters.clone().unwrap_or_default();
     let reaper_access = reaper_access(k8c, &cassandra_cluster_name);
+    let rollout =
+        RolloutPolicy::from_annotations(k8c.metadata.annotations.as_ref(), k8c.metadata.generation);
 
     let Some(template) = k8c.spec.cassandra.as_ref() else {
         return Ok(ClusterPlan {
@@ -371,6 +376,7 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
             reaper_access,
             passwords_missing: BTreeMap::new(),
             per_node_config_missing: BTreeMap::new(),
+            rollout,
         });
     };
     if let Some(reason) = &template.unreadable {
@@ -435,6 +441,7 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
         reaper_access,
         passwords_missing,
         per_node_config_missing,
+        rollout,
     })
 }
 

@@ -8,8 +8,11 @@
 //!   as the spec asks (`stopped: true`: cass-operator reports Stopped, never Ready, until it is
 //!   started again).
 //! - A datacenter that may be created waits until its secrets are in its region.
-//! - A datacenter that exists gets the desired spec at once, whatever the others do: spec
-//!   changes go to all regions together.
+//! - A datacenter that exists gets the desired spec at once, whatever the others do, unless
+//!   the change restarts Cassandra: then [`super::progressive`] says when (one datacenter at a
+//!   time by default).
+//! - Stopping a datacenter that is to be rebuilt or rebuilding is refused until the rebuild
+//!   ends (the rebuild would fail, and its data would stay missing): it is left as it is.
 //! - A datacenter taken out of the spec is deleted, annotated to decommission first; one at a
 //!   time, and only once no keyspace replicates to it (as last read): the keyspace stage takes
 //!   it out of the system keyspaces; a user keyspace that still names it blocks the removal
@@ -24,8 +27,17 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
+
 use super::observed::{ObservedCluster, RemoteState};
 use super::plan::{ClusterPlan, NumTokensChange};
+use super::progressive::{
+    Gate, Halt, RolloutMember, Wave, changed_at_to_record, gates, restart_hash,
+};
+use super::rebuild::is_marked_for_rebuild;
 use crate::cassandra::replication::is_system_keyspace;
 
 /// The decisions for one reconcile.
@@ -62,6 +74,15 @@ pub struct DatacenterDecision {
     pub context: String,
     pub namespace: String,
     pub decision: Decision,
+    /// For a create or update: the restart hash and its instant, recorded on the object.
+    pub restart: Option<RestartRecord>,
+}
+
+/// What a CassandraDatacenter records of the last change that restarted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestartRecord {
+    pub hash: String,
+    pub changed_at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -98,6 +119,8 @@ pub enum WaitReason {
     /// Deleted once no system keyspace replicates to it: those it is still in (empty while the
     /// replication cannot be read).
     LeavingReplication { keyspaces: Vec<String> },
+    /// Its change restarts Cassandra: applied once `behind` settles with its own.
+    RestartQueued { behind: String, wave: Wave },
 }
 
 impl fmt::Display for WaitReason {
@@ -127,6 +150,10 @@ impl fmt::Display for WaitReason {
                 "deleted once {} no longer replicate to it (being altered)",
                 keyspaces.join(", ")
             ),
+            WaitReason::RestartQueued { behind, wave } => write!(
+                f,
+                "its change restarts Cassandra: applied once datacenter {behind} is Ready ({wave})"
+            ),
         }
     }
 }
@@ -150,6 +177,11 @@ pub enum BlockReason {
     KeyspacesReplicateToIt {
         keyspaces: Vec<String>,
     },
+    /// Its change restarts Cassandra, and the rollout is halted by a datacenter past its
+    /// deadline.
+    RolloutHalted(Halt),
+    /// The spec stops it while it is to be rebuilt or rebuilding.
+    StopRefusedWhileRebuilding,
 }
 
 impl BlockReason {
@@ -244,16 +276,37 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
         removed: removed.iter().map(|(name, _)| (*name).clone()).collect(),
     });
 
+    let rollout = restart_rollout(plan, observed);
     let mut decisions = Vec::new();
     for (index, dc) in plan.datacenters.iter().enumerate() {
         let decision = match state_of(&dc.name) {
             None => Decision::Blocked(BlockReason::NotObserved),
             Some(state) if state.is_deleting() => Decision::Wait(WaitReason::Deleting),
-            Some(RemoteState::Present(_)) => match &dc.num_tokens_change {
+            Some(RemoteState::Present(live)) => match &dc.num_tokens_change {
                 Some(change) => {
                     Decision::Blocked(BlockReason::NumTokensChangeRefused(change.clone()))
                 }
-                None => inputs_missing(observed, &dc.name).unwrap_or(Decision::Update),
+                None => match inputs_missing(observed, &dc.name) {
+                    Some(wait) => wait,
+                    None if dc.datacenter.spec.stopped == Some(true)
+                        && !live.stop_requested()
+                        && is_marked_for_rebuild(live.meta()) =>
+                    {
+                        Decision::Blocked(BlockReason::StopRefusedWhileRebuilding)
+                    }
+                    None => match rollout.gates.get(&dc.name) {
+                        None | Some(Gate::Go) => Decision::Update,
+                        Some(Gate::Queued { behind }) => {
+                            Decision::Wait(WaitReason::RestartQueued {
+                                behind: behind.clone(),
+                                wave: plan.rollout.wave,
+                            })
+                        }
+                        Some(Gate::Halted(halt)) => {
+                            Decision::Blocked(BlockReason::RolloutHalted(halt.clone()))
+                        }
+                    },
+                },
             },
             Some(state) => match BlockReason::of(state) {
                 Some(block) => Decision::Blocked(block),
@@ -269,11 +322,24 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
                 },
             },
         };
+        let restart = matches!(decision, Decision::Create | Decision::Update).then(|| {
+            let live = state_of(&dc.name).and_then(RemoteState::present);
+            let pending = rollout.pending.get(&dc.name).copied().unwrap_or(true);
+            RestartRecord {
+                hash: rollout.hashes.get(&dc.name).cloned().unwrap_or_default(),
+                changed_at: changed_at_to_record(
+                    pending,
+                    live.and_then(|l| l.changed_at()),
+                    observed.observed_at,
+                ),
+            }
+        });
         decisions.push(DatacenterDecision {
             datacenter: dc.name.clone(),
             context: dc.context.clone(),
             namespace: dc.namespace.clone(),
             decision,
+            restart,
         });
     }
 
@@ -312,9 +378,50 @@ pub fn decide(plan: &ClusterPlan, observed: &ObservedCluster) -> Actions {
             context: observation.context.clone(),
             namespace: observation.namespace.clone(),
             decision,
+            restart: None,
         });
     }
     Actions { decisions, refused }
+}
+
+/// The existing datacenters as the progressive rollout sees them.
+struct RestartRollout {
+    /// Restart hash of every planned datacenter.
+    hashes: BTreeMap<String, String>,
+    /// Whether each existing datacenter has a restart pending.
+    pending: BTreeMap<String, bool>,
+    gates: BTreeMap<String, Gate>,
+}
+
+fn restart_rollout(plan: &ClusterPlan, observed: &ObservedCluster) -> RestartRollout {
+    let mut hashes = BTreeMap::new();
+    let mut pending = BTreeMap::new();
+    let mut members = Vec::new();
+    for dc in &plan.datacenters {
+        let hash = restart_hash(&dc.datacenter.spec);
+        let live = observed.get(&dc.name).and_then(|o| o.state.present());
+        if let Some(live) = live.filter(|live| live.meta().deletion_timestamp.is_none()) {
+            // A datacenter held back for other reasons takes no place in a wave.
+            let held =
+                dc.num_tokens_change.is_some() || inputs_missing(observed, &dc.name).is_some();
+            let restart_pending = live.restart_pending(&hash, &dc.datacenter);
+            pending.insert(dc.name.clone(), restart_pending);
+            members.push(RolloutMember {
+                datacenter: dc.name.clone(),
+                restart_pending: restart_pending && !held,
+                settled: live.is_ready() || live.is_stopped(),
+                changed_at: live.changed_at(),
+                size: live.size(),
+            });
+        }
+        hashes.insert(dc.name.clone(), hash);
+    }
+    let gates = gates(&plan.rollout, &members, observed.observed_at);
+    RestartRollout {
+        hashes,
+        pending,
+        gates,
+    }
 }
 
 /// The keyspaces a removed datacenter is still in (empty when that cannot be read yet), or

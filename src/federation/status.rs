@@ -60,6 +60,7 @@ use crate::api::shared::{
 
 use super::observed::{ObservedCluster, RemoteState};
 use super::plan::{ClusterPlan, PlanError};
+use super::progressive::Halt;
 use super::rollout::{Actions, BlockReason, Decision, WaitReason, still_replicated};
 
 pub const CONDITION_READY: &str = "Ready";
@@ -86,6 +87,9 @@ pub const REASON_ADDED_AND_REMOVED: &str = "DatacentersAddedAndRemoved";
 pub const REASON_CONFLICT: &str = "Conflict";
 pub const REASON_REMOVAL_BLOCKED: &str = "RemovalBlockedByKeyspaces";
 pub const REASON_NUM_TOKENS_CHANGE_REFUSED: &str = "NumTokensChangeRefused";
+pub const REASON_ROLLOUT_HALTED: &str = "RolloutHalted";
+pub const REASON_STOP_REFUSED: &str = "StopRefusedWhileRebuilding";
+pub const REASON_ROLLOUT_POLICY_INVALID: &str = "RolloutPolicyInvalid";
 pub const REASON_UNKNOWN_CONTEXT: &str = "UnknownContext";
 pub const REASON_NAMESPACE_MISSING: &str = "NamespaceMissing";
 pub const REASON_REGION_UNREACHABLE: &str = "RegionUnreachable";
@@ -418,6 +422,12 @@ fn block_message(block: &BlockReason) -> String {
         BlockReason::KeyspacesReplicateToIt { keyspaces } => {
             format!("keyspaces {} still replicate to it", keyspaces.join(", "))
         }
+        BlockReason::RolloutHalted(halt) => {
+            format!("its change restarts Cassandra and the rollout is halted: {halt}")
+        }
+        BlockReason::StopRefusedWhileRebuilding => {
+            "it is not stopped while it is to be rebuilt or rebuilding".into()
+        }
     }
 }
 
@@ -431,6 +441,9 @@ const PROBLEM_ORDER: &[&str] = &[
     REASON_INVALID_SPEC,
     REASON_ADDED_AND_REMOVED,
     REASON_REMOVAL_BLOCKED,
+    REASON_ROLLOUT_HALTED,
+    REASON_STOP_REFUSED,
+    REASON_ROLLOUT_POLICY_INVALID,
     REASON_NUM_TOKENS_CHANGE_REFUSED,
     REASON_CONFLICT,
     REASON_UNKNOWN_CONTEXT,
@@ -469,6 +482,7 @@ fn problems(
             });
         }
     }
+    found.extend(rollout_problems(plan, actions));
     for (name, observation) in &observed.datacenters {
         let place = format!(
             "datacenter {name} in {} namespace {}",
@@ -542,6 +556,54 @@ fn problems(
         });
     }
     found.sort_by_key(|p| PROBLEM_ORDER.iter().position(|r| *r == p.reason));
+    found
+}
+
+/// A halted rollout (once, naming the datacenters that wait), stops refused during a rebuild,
+/// and rollout annotations that could not be read.
+fn rollout_problems(plan: &ClusterPlan, actions: &Actions) -> Vec<Problem> {
+    let mut found = Vec::new();
+    let mut halts: Vec<(&Halt, Vec<&str>)> = Vec::new();
+    for decision in &actions.decisions {
+        match &decision.decision {
+            Decision::Blocked(BlockReason::RolloutHalted(halt)) => {
+                match halts.iter_mut().find(|(known, _)| *known == halt) {
+                    Some((_, waiting)) => waiting.push(&decision.datacenter),
+                    None => halts.push((halt, vec![&decision.datacenter])),
+                }
+            }
+            Decision::Blocked(BlockReason::StopRefusedWhileRebuilding) => found.push(Problem {
+                reason: REASON_STOP_REFUSED,
+                message: format!(
+                    "datacenter {} is not stopped while it is to be rebuilt or rebuilding (the rebuild would fail and its data would stay missing); it stops once the rebuild ends (condition {}), or remove it from the spec",
+                    decision.datacenter,
+                    super::rebuild::CONDITION_DATACENTER_REBUILD
+                ),
+            }),
+            _ => {}
+        }
+    }
+    let cluster = &plan.cluster;
+    let generation = plan.rollout.generation.unwrap_or_default();
+    for (halt, waiting) in halts {
+        found.push(Problem {
+            reason: REASON_ROLLOUT_HALTED,
+            message: format!(
+                "the rollout of a change that restarts Cassandra is halted: {halt}; {} wait{} for it. Fix it or change its spec, or go on without it: kubectl annotate k8ssandracluster -n {} {} {}={generation} --overwrite",
+                waiting.join(", "),
+                if waiting.len() == 1 { "s" } else { "" },
+                cluster.namespace,
+                cluster.name,
+                super::progressive::RESUME_ANNOTATION,
+            ),
+        });
+    }
+    if !plan.rollout.problems.is_empty() {
+        found.push(Problem {
+            reason: REASON_ROLLOUT_POLICY_INVALID,
+            message: plan.rollout.problems.join("; "),
+        });
+    }
     found
 }
 

@@ -19,6 +19,7 @@ use crate::clusters::{FailureCategory, RegionError, RegionFailure};
 use crate::federation::notices::{DatacenterOutcome, Outcome};
 use crate::federation::observed::{LiveDatacenter, ObservedCluster};
 use crate::federation::plan::{ClusterKey, ClusterPlan};
+use crate::federation::progressive::{RESTART_HASH_ANNOTATION, RESTARTED_AT_ANNOTATION};
 use crate::federation::rebuild::{REBUILD_DC_ANNOTATION, rebuild_when_created};
 use crate::federation::rollout::{Actions, Decision};
 use crate::workload::labels::{DECOMMISSION_ON_DELETE_ANNOTATION, ownership_selector};
@@ -163,6 +164,14 @@ pub(super) async fn act(
                     && rebuild_when_created(observed, &decision.datacenter)
                     && !in_system_keyspaces();
                 let rebuilt = |dc: &str| context.rebuilds_ended.ended_recently(key, dc);
+                if let Some(restart) = &decision.restart {
+                    let annotations = desired.metadata.annotations.get_or_insert_default();
+                    annotations.insert(RESTART_HASH_ANNOTATION.to_string(), restart.hash.clone());
+                    annotations.insert(
+                        RESTARTED_AT_ANNOTATION.to_string(),
+                        restart.changed_at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    );
+                }
                 if keeps_rebuild_mark(live, created_beside_running, rebuilt) {
                     desired.metadata.annotations.get_or_insert_default().insert(
                         REBUILD_DC_ANNOTATION.to_string(),

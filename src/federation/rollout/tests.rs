@@ -11,6 +11,7 @@ use crate::api::cassdc::{
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::federation::observed::ObservedDatacenter;
 use crate::federation::plan::plan;
+use crate::federation::progressive::RESTART_HASH_ANNOTATION;
 use crate::workload::labels::DECOMMISSION_ON_DELETE_ANNOTATION;
 
 /// A plan with the named datacenters, dcN in region `ctx-dcN`.
@@ -121,6 +122,29 @@ fn observed(entries: Vec<(String, ObservedDatacenter)>, known: &[&str]) -> Obser
     }
 }
 
+/// `observed` with every present datacenter of the plan running the plan's spec (its restart
+/// hash recorded): nothing is left to restart.
+pub(crate) fn in_step(plan: &ClusterPlan, mut observed: ObservedCluster) -> ObservedCluster {
+    for (name, observation) in observed.datacenters.iter_mut() {
+        let (Some(planned), RemoteState::Present(live)) =
+            (plan.datacenter(name), &observation.state)
+        else {
+            continue;
+        };
+        let mut dc = CassandraDatacenter {
+            metadata: live.meta().clone(),
+            spec: planned.datacenter.spec.clone(),
+            status: live.status().cloned(),
+        };
+        dc.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(RESTART_HASH_ANNOTATION.into(), restart_hash(&dc.spec));
+        observation.state = RemoteState::Present(std::sync::Arc::new(dc.into()));
+    }
+    observed
+}
+
 fn decisions(actions: &Actions) -> Vec<(&str, &Decision)> {
     actions.decisions.iter().map(|d| (d.datacenter.as_str(), &d.decision)).collect()
 }
@@ -203,9 +227,12 @@ fn a_datacenter_added_later_waits_for_every_existing_one() {
         decide(&plan, &busy).decision("dc0"),
         Some(&not_ready("dc2"))
     );
-    let settled = observed(
-        vec![absent("dc0"), present("dc1", true), present("dc2", true)],
-        &["dc1", "dc2"],
+    let settled = in_step(
+        &plan,
+        observed(
+            vec![absent("dc0"), present("dc1", true), present("dc2", true)],
+            &["dc1", "dc2"],
+        ),
     );
     let actions = decide(&plan, &settled);
     assert_eq!(actions.decision("dc0"), Some(&Decision::Create));
@@ -284,17 +311,24 @@ fn an_existing_datacenter_in_an_unreachable_region_holds_back_additions() {
 }
 
 #[test]
-fn spec_changes_go_to_every_existing_datacenter_at_once() {
+fn changes_that_restart_nothing_go_to_every_existing_datacenter_at_once() {
     let plan = plan_of(&["dc1", "dc2", "dc3"]);
-    let observation = observed(
-        vec![
-            present("dc1", false),
-            present("dc2", true),
-            present("dc3", false),
-        ],
-        &["dc1", "dc2", "dc3"],
+    let observation = in_step(
+        &plan,
+        observed(
+            vec![
+                present("dc1", false),
+                present("dc2", true),
+                present("dc3", false),
+            ],
+            &["dc1", "dc2", "dc3"],
+        ),
     );
-    let actions = decide(&plan, &observation);
+    let mut scaled = plan.clone();
+    for dc in &mut scaled.datacenters {
+        dc.datacenter.spec.size = 5;
+    }
+    let actions = decide(&scaled, &observation);
     assert_eq!(
         actions.updates().map(|d| d.datacenter.as_str()).collect::<Vec<_>>(),
         ["dc1", "dc2", "dc3"]
@@ -633,4 +667,153 @@ fn a_refused_num_tokens_change_holds_its_datacenter_only() {
             ("dc3", &Decision::Create)
         ]
     );
+}
+
+/// The plan with another server version: a change that restarts every datacenter.
+fn upgraded(plan: &ClusterPlan) -> ClusterPlan {
+    let mut upgraded = plan.clone();
+    for dc in &mut upgraded.datacenters {
+        dc.datacenter.spec.server_version = "4.0.18".into();
+    }
+    upgraded
+}
+
+/// dcN with the restart of `plan` applied `minutes_ago`, Ready or not.
+fn restarted(
+    plan: &ClusterPlan,
+    name: &str,
+    ready: bool,
+    now: Timestamp,
+    minutes_ago: i64,
+) -> (String, ObservedDatacenter) {
+    let planned = plan.datacenter(name).expect("planned");
+    let mut dc = remote_dc(name, ready);
+    dc.spec = planned.datacenter.spec.clone();
+    let applied = now - k8s_openapi::jiff::SignedDuration::from_mins(minutes_ago);
+    let annotations = dc.metadata.annotations.get_or_insert_default();
+    annotations.insert(RESTART_HASH_ANNOTATION.into(), restart_hash(&dc.spec));
+    annotations.insert(
+        crate::federation::progressive::RESTARTED_AT_ANNOTATION.into(),
+        applied.to_string(),
+    );
+    at(name, RemoteState::Present(std::sync::Arc::new(dc.into())))
+}
+
+fn queued_behind(behind: &str) -> Decision {
+    Decision::Wait(WaitReason::RestartQueued {
+        behind: behind.into(),
+        wave: crate::federation::progressive::Wave::Datacenters(1),
+    })
+}
+
+#[test]
+fn a_change_that_restarts_cassandra_rolls_one_datacenter_at_a_time() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let names = ["dc1", "dc2", "dc3"];
+    let all_ready = in_step(
+        &plan,
+        observed(names.iter().map(|n| present(n, true)).collect(), &names),
+    );
+    let upgrade = upgraded(&plan);
+    let actions = decide(&upgrade, &all_ready);
+    assert_eq!(
+        decisions(&actions),
+        [
+            ("dc1", &Decision::Update),
+            ("dc2", &queued_behind("dc1")),
+            ("dc3", &queued_behind("dc1")),
+        ]
+    );
+    let record = actions.decisions[0].restart.as_ref().expect("recorded");
+    assert_eq!(
+        record.hash,
+        restart_hash(&upgrade.datacenters[0].datacenter.spec)
+    );
+    assert_eq!(record.changed_at, all_ready.observed_at);
+
+    // dc1 restarts with the change: the others wait; once it is Ready, dc2 goes.
+    let now = all_ready.observed_at;
+    let mut rolling = in_step(
+        &plan,
+        observed(vec![present("dc2", true), present("dc3", true)], &names),
+    );
+    rolling.datacenters.extend([restarted(&upgrade, "dc1", false, now, 2)]);
+    rolling.observed_at = now;
+    let actions = decide(&upgrade, &rolling);
+    assert_eq!(actions.decision("dc2"), Some(&queued_behind("dc1")));
+    assert_eq!(actions.decision("dc1"), Some(&Decision::Update));
+    // dc1 keeps the instant its restart was applied.
+    assert_eq!(
+        actions.decisions[0].restart.as_ref().map(|r| r.changed_at),
+        Some(now - k8s_openapi::jiff::SignedDuration::from_mins(2))
+    );
+    rolling.datacenters.extend([restarted(&upgrade, "dc1", true, now, 2)]);
+    let actions = decide(&upgrade, &rolling);
+    assert_eq!(actions.decision("dc2"), Some(&Decision::Update));
+    assert_eq!(actions.decision("dc3"), Some(&queued_behind("dc2")));
+}
+
+#[test]
+fn a_datacenter_not_ready_past_its_deadline_halts_the_rollout_until_resumed() {
+    let plan = plan_of(&["dc1", "dc2"]);
+    let upgrade = upgraded(&plan);
+    let now = Timestamp::from_second(1_000_000).expect("time");
+    let mut observation = in_step(&plan, observed(vec![present("dc2", true)], &["dc1", "dc2"]));
+    // dc1 (3 nodes: deadline 25m) took the change 40 minutes ago and is not Ready.
+    observation.datacenters.extend([restarted(&upgrade, "dc1", false, now, 40)]);
+    observation.observed_at = now;
+    let actions = decide(&upgrade, &observation);
+    let Some(Decision::Blocked(BlockReason::RolloutHalted(halt))) = actions.decision("dc2") else {
+        panic!("{:?}", actions.decision("dc2"));
+    };
+    assert_eq!(halt.datacenter, "dc1");
+    // Resumed for this generation: dc2 goes on.
+    let mut resumed = upgrade.clone();
+    resumed.rollout.generation = Some(4);
+    resumed.rollout.resumed = true;
+    assert_eq!(
+        decide(&resumed, &observation).decision("dc2"),
+        Some(&Decision::Update)
+    );
+}
+
+#[test]
+fn stopping_a_datacenter_that_is_to_be_rebuilt_is_refused() {
+    let plan = plan_of(&["dc1", "dc2"]);
+    let mut observation = in_step(
+        &plan,
+        observed(
+            vec![present("dc1", true), present("dc2", true)],
+            &["dc1", "dc2"],
+        ),
+    );
+    let mut stop = plan.clone();
+    for dc in &mut stop.datacenters {
+        dc.datacenter.spec.stopped = Some(true);
+    }
+    assert_eq!(
+        decide(&stop, &observation).decision("dc2"),
+        Some(&Decision::Update)
+    );
+    let mut marked = remote_dc("dc2", true);
+    marked.spec = plan.datacenter("dc2").expect("dc2").datacenter.spec.clone();
+    marked
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(RESTART_HASH_ANNOTATION.into(), restart_hash(&marked.spec));
+    marked.metadata.annotations.get_or_insert_default().insert(
+        crate::federation::rebuild::REBUILD_DC_ANNOTATION.into(),
+        "dc2".into(),
+    );
+    observation.datacenters.extend([at(
+        "dc2",
+        RemoteState::Present(std::sync::Arc::new(marked.into())),
+    )]);
+    let actions = decide(&stop, &observation);
+    assert_eq!(
+        actions.decision("dc2"),
+        Some(&Decision::Blocked(BlockReason::StopRefusedWhileRebuilding))
+    );
+    assert_eq!(actions.decision("dc1"), Some(&Decision::Update));
 }

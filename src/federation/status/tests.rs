@@ -7,7 +7,9 @@ use crate::api::cassdc::DatacenterCondition;
 use crate::api::k8ssandra_cluster::K8ssandraClusterStatus;
 use crate::federation::observed::ObservedDatacenter;
 use crate::federation::rollout::decide;
-use crate::federation::rollout::tests::{absent, at, plan_of, present, remote_dc, stopped};
+use crate::federation::rollout::tests::{
+    absent, at, in_step, plan_of, present, remote_dc, stopped,
+};
 
 fn time(seconds: i64) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(seconds).expect("valid timestamp"))
@@ -32,7 +34,7 @@ fn reconcile(
     now: i64,
 ) -> K8ssandraClusterStatus {
     let plan = plan_of(names);
-    let observed = observed(entries, previous);
+    let observed = in_step(&plan, observed(entries, previous));
     let actions = decide(&plan, &observed);
     let input = StatusInput {
         previous,
