@@ -8,8 +8,11 @@
 //!
 //! - cold start: 10 x N single-DC K8ssandraClusters spread over the regions, created at once;
 //!   time until each one's DC exists and its status is aggregated in the hub (p50, p99);
-//! - update fan-out: a cluster-level change to a K8ssandraCluster with one DC in every region;
-//!   time until all N regions have it (p50, p99 over the changes), and its ratio to N=1;
+//! - update fan-out: a change to a K8ssandraCluster with one DC in every region; time until all
+//!   N regions have it (p50, p99 over the changes), and its ratio to N=1. Twice: a change that
+//!   restarts nothing (a label on every datacenter), under the default rollout policy, and one
+//!   that restarts Cassandra (`concurrent_reads`) under `federator.k8ssandra.io/rollout-wave:
+//!   all` (the default rolls one datacenter at a time, each waiting for the one before);
 //! - steady state: writes and reads per minute against all clusters while nothing changes;
 //! - secret rotation: a source Secret's change until every region's copy matches (p99);
 //! - federator peak RSS, RSS per region, CPU seconds.
@@ -459,12 +462,22 @@ async fn cold_start(setup: &Setup, hub_sightings: &Sightings) -> anyhow::Result<
     Ok(times)
 }
 
+/// What [`update_fanout`] changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    /// A label on every datacenter, under the default rollout policy: restarts nothing.
+    Label,
+    /// `concurrent_reads`, under the all-at-once policy: restarts Cassandra everywhere.
+    RestartAll,
+}
+
 /// One cluster with a DC in every region; each change's time until every region has it.
 async fn update_fanout(
     setup: &Setup,
     region_sightings: &Sightings,
     hub_sightings: &Sightings,
     changes: u64,
+    kind: Change,
 ) -> anyhow::Result<Vec<Duration>> {
     let clusters = dynamic(
         &setup.hub,
@@ -475,10 +488,27 @@ async fn update_fanout(
     );
     let dcs: Vec<(usize, String)> =
         (1..=setup.regions).map(|i| (i, format!("wide-dc-{i}"))).collect();
-    let manifest = |reads| {
-        let datacenters =
-            dcs.iter().map(|(i, name)| datacenter(name, &setup.sim.context_name(*i))).collect();
-        cluster_manifest("wide", datacenters, reads)
+    let manifest = |version: u64| {
+        let datacenters = dcs
+            .iter()
+            .map(|(i, name)| {
+                let mut dc = datacenter(name, &setup.sim.context_name(*i));
+                if kind == Change::Label {
+                    dc["metadata"]["labels"] = json!({"bench/change": version.to_string()});
+                }
+                dc
+            })
+            .collect();
+        let reads = if kind == Change::RestartAll {
+            version
+        } else {
+            16
+        };
+        let mut k8c = cluster_manifest("wide", datacenters, reads);
+        if kind == Change::RestartAll {
+            k8c["metadata"]["annotations"] = json!({"federator.k8ssandra.io/rollout-wave": "all"});
+        }
+        k8c
     };
     apply(&clusters, "wide", manifest(16)).await?;
     // Bootstrap is one DC after another: wait until every one is Ready.
@@ -523,7 +553,7 @@ async fn update_fanout(
         arrivals.sort();
         let slowest = arrivals.last().copied().unwrap_or_default();
         eprintln!(
-            "N={}: change {change}: hub apply {}, first region {}, median {}, last {}",
+            "N={}: {kind:?} change {change}: hub apply {}, first region {}, median {}, last {}",
             setup.regions,
             ms(hub_applied),
             ms(arrivals.first().copied().unwrap_or_default()),
@@ -623,6 +653,8 @@ struct Row {
     cold_p99: Duration,
     update_p50: Duration,
     update_p99: Duration,
+    restart_p50: Duration,
+    restart_p99: Duration,
     rotation_p99: Duration,
     writes_per_minute: f64,
     reads_per_minute: f64,
@@ -662,10 +694,29 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         cold.len(),
         ms(percentile(&cold, 99.0))
     );
-    let update = update_fanout(&setup, &region_sightings, &hub_sightings, changes).await?;
+    let update = update_fanout(
+        &setup,
+        &region_sightings,
+        &hub_sightings,
+        changes,
+        Change::Label,
+    )
+    .await?;
     eprintln!(
         "N={regions}: update fan-out p99 {}",
         ms(percentile(&update, 99.0))
+    );
+    let restart = update_fanout(
+        &setup,
+        &region_sightings,
+        &hub_sightings,
+        changes,
+        Change::RestartAll,
+    )
+    .await?;
+    eprintln!(
+        "N={regions}: restart-all fan-out p99 {}",
+        ms(percentile(&restart, 99.0))
     );
     let copies = Sightings::default();
     for index in 1..=regions {
@@ -684,6 +735,8 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         cold_p99: percentile(&cold, 99.0),
         update_p50: percentile(&update, 50.0),
         update_p99: percentile(&update, 99.0),
+        restart_p50: percentile(&restart, 50.0),
+        restart_p99: percentile(&restart, 99.0),
         rotation_p99: percentile(&rotation, 99.0),
         writes_per_minute,
         reads_per_minute,
@@ -703,22 +756,24 @@ fn main() -> anyhow::Result<()> {
     }
     let baseline = rows.iter().find(|r| r.regions == 1).map(|r| r.update_p99);
     println!(
-        "| regions | cold start p50 | cold start p99 | update p50 | update p99 | p99 / N=1 | rotation p99 | steady writes/min | steady reads/min | peak RSS | RSS/region | CPU s |"
+        "| regions | cold start p50 | cold start p99 | update p50 | update p99 | p99 / N=1 | restart-all p50 | restart-all p99 | rotation p99 | steady writes/min | steady reads/min | peak RSS | RSS/region | CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in &rows {
         let ratio = baseline
             .filter(|b| !b.is_zero())
             .map(|b| format!("{:.2}", row.update_p99.as_secs_f64() / b.as_secs_f64()))
             .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} MiB | {:.2} MiB | {:.1} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} MiB | {:.2} MiB | {:.1} |",
             row.regions,
             ms(row.cold_p50),
             ms(row.cold_p99),
             ms(row.update_p50),
             ms(row.update_p99),
             ratio,
+            ms(row.restart_p50),
+            ms(row.restart_p99),
             ms(row.rotation_p99),
             row.writes_per_minute,
             row.reads_per_minute,

@@ -109,6 +109,8 @@ pub struct Settings {
     pub regions: RegionSettings,
     pub leader_election: LeaderElectionSettings,
     pub images: ImageSettings,
+    /// How the pods' Management API is reached.
+    pub management_api_transport: crate::cassandra::management::Transport,
 }
 
 /// Container images of the components Federator deploys in the regions (`registry/name:tag`);
@@ -192,6 +194,13 @@ struct RawSettings {
     regions: RawRegionSettings,
     images: RawImageSettings,
     leader_election: RawLeaderElectionSettings,
+    management_api: RawManagementApiSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManagementApiSettings {
+    transport: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,7 +273,8 @@ impl Settings {
             .set_default("images.reaper", DEFAULT_REAPER_IMAGE)?
             .set_default("images.system_logger", DEFAULT_SYSTEM_LOGGER_IMAGE)?
             .set_default("leader_election.enabled", "true")?
-            .set_default("leader_election.lease_name", "federator-leader")?;
+            .set_default("leader_election.lease_name", "federator-leader")?
+            .set_default("management_api.transport", "pod-proxy")?;
 
         if let Some(path) = &flags.config_file {
             builder = builder.add_source(File::from(path.clone()).format(FileFormat::Yaml));
@@ -315,6 +325,7 @@ const SETTING_KEYS: &[&str] = &[
     "leader_election.enabled",
     "leader_election.lease_name",
     "leader_election.lease_namespace",
+    "management_api.transport",
 ];
 
 /// `FEDERATOR_REGIONS__PROBE_INTERVAL_SECONDS` names `regions.probe_interval_seconds`.
@@ -518,6 +529,18 @@ impl RawSettings {
             },
         };
 
+        let management_api_transport = match self.management_api.transport.trim() {
+            "pod-proxy" => crate::cassandra::management::Transport::PodProxy,
+            "pod-ip" => crate::cassandra::management::Transport::PodIp,
+            other => {
+                return Err(invalid(
+                    "management_api.transport",
+                    other,
+                    "expected pod-proxy or pod-ip",
+                ));
+            }
+        };
+
         Ok(Settings {
             mode,
             operator_namespace,
@@ -532,6 +555,7 @@ impl RawSettings {
             regions,
             images,
             leader_election,
+            management_api_transport,
         })
     }
 }

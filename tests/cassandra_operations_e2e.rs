@@ -299,3 +299,143 @@ async fn system_keyspaces_follow_the_datacenters() {
     }
     operator.stop().await;
 }
+
+/// The `managementApiAuth.manual` Secrets, as a user makes them in each region (cass-operator
+/// reads them there): the server's certificate for the agent, the client's for its callers.
+async fn management_tls_secrets(
+    region: &kube::Client,
+    certificates: &kube_sim::tls::ManagementApiCertificates,
+) {
+    let secrets = Api::<Secret>::namespaced(region.clone(), NS);
+    for (name, pair) in [
+        ("mgmt-server", &certificates.server),
+        ("mgmt-client", &certificates.client),
+    ] {
+        let secret = serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS},
+            "type": "kubernetes.io/tls",
+            "stringData": {"ca.crt": certificates.ca_pem, "tls.crt": pair.certificate_pem,
+                           "tls.key": pair.key_pem},
+        });
+        apply(&secrets, name, secret).await;
+    }
+}
+
+/// The SystemKeyspacesReplicated condition once it has `reason` and its message `text`.
+async fn keyspaces_condition(clusters: &Api<K8ssandraCluster>, reason: &str, text: &str) -> String {
+    wait_for(
+        &format!("SystemKeyspacesReplicated {reason}: {text}"),
+        WAIT,
+        || async {
+            let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
+            let status = k8c.status.ok_or("no status")?;
+            match condition(&status, "SystemKeyspacesReplicated") {
+                Some((_, found, message)) if found == reason && message.contains(text) => {
+                    Ok(message)
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await
+}
+
+#[test]
+fn a_management_api_with_mutual_tls_is_called_at_the_pod_ips_with_the_client_certificate() {
+    run(mutual_tls_management_api());
+}
+
+async fn mutual_tls_management_api() {
+    let sim = start_sim(2)
+        .context_prefix("kind-k8ssandra-")
+        .cass_operator()
+        .dc_ready_after(Duration::from_millis(300))
+        .pod_listeners()
+        .register([0, 1])
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let cache = dir.path().join("kubectl-cache");
+    let hub = sim.client(0).await.expect("hub client");
+    let certificates = kube_sim::tls::ManagementApiCertificates::generate("demo-dc1-service")
+        .expect("certificates");
+    for index in 0..2 {
+        let region = sim.client(index).await.expect("region client");
+        management_tls_secrets(&region, &certificates).await;
+    }
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut one = k8ssandra_cluster(CLUSTER, &[("dc1", "kind-k8ssandra-0", 1)]);
+    one["spec"]["cassandra"]["managementApiAuth"] = serde_json::json!(
+        {"manual": {"clientSecretName": "mgmt-client", "serverSecretName": "mgmt-server"}});
+
+    // Through the pod proxy (the default) the agent cannot be called: it wants a client
+    // certificate. The condition says what to set.
+    let proxied = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+    });
+    apply(&clusters, CLUSTER, one.clone()).await;
+    let refused = keyspaces_condition(&clusters, "CassandraUnreachable", "mutual TLS").await;
+    assert!(refused.contains("management_api.transport"), "{refused}");
+    assert!(refused.contains("pod-ip"), "{refused}");
+    let path = format!(
+        "/api/v1/namespaces/{NS}/pods/demo-dc1-default-sts-0:8080/proxy/api/v0/ops/keyspace"
+    );
+    let (ok, _, err) = kubectl(
+        &kubeconfig,
+        &cache,
+        &["--context", "kind-k8ssandra-0", "get", "--raw", &path],
+    )
+    .await;
+    assert!(
+        !ok,
+        "the pod proxy reached an agent that requires mutual TLS"
+    );
+    assert!(err.contains("error trying to reach service"), "{err}");
+    proxied.stop().await;
+
+    // At the pod IPs with the client certificate: the keyspaces follow the datacenters.
+    let direct = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+        settings.management_api_transport = federator::cassandra::management::Transport::PodIp;
+    });
+    replicated(&clusters, "system_auth {dc1: 1}").await;
+    let mut two = k8ssandra_cluster(
+        CLUSTER,
+        &[
+            ("dc1", "kind-k8ssandra-0", 1),
+            ("dc2", "kind-k8ssandra-1", 1),
+        ],
+    );
+    two["spec"]["cassandra"]["managementApiAuth"] =
+        one["spec"]["cassandra"]["managementApiAuth"].clone();
+    apply(&clusters, CLUSTER, two).await;
+    replicated(&clusters, "system_auth {dc1: 1, dc2: 1}").await;
+
+    // A client certificate the agents do not trust is refused by them: the region's Secret
+    // replaced by one from another CA.
+    let stranger = kube_sim::tls::ManagementApiCertificates::generate("demo-dc1-service")
+        .expect("certificates");
+    let foreign = kube_sim::tls::ManagementApiCertificates {
+        ca_pem: certificates.ca_pem.clone(),
+        server: certificates.server.clone(),
+        client: stranger.client.clone(),
+    };
+    for index in 0..2 {
+        let region = sim.client(index).await.expect("region client");
+        management_tls_secrets(&region, &foreign).await;
+    }
+    direct.stop().await;
+    let restarted = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+        settings.management_api_transport = federator::cassandra::management::Transport::PodIp;
+    });
+    let untrusted = keyspaces_condition(
+        &clusters,
+        "CassandraUnreachable",
+        "cannot be reached at its IP",
+    )
+    .await;
+    assert!(!untrusted.contains("PRIVATE KEY"), "{untrusted}");
+    restarted.stop().await;
+}

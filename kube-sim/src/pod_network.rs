@@ -46,11 +46,12 @@ pub enum ProxyReply {
     Failed(String),
 }
 
-/// Serves plain HTTP/1.1 on one connection accepted at a pod's address: each request's body is
-/// read whole (413 beyond 1 MiB) and `answer` gives the response. `what` names the service in
-/// the log of a connection that ends with an error.
-pub async fn serve_http1<F, Fut>(stream: TcpStream, what: &'static str, answer: F)
+/// Serves HTTP/1.1 on one connection accepted at a pod's address (plain TCP, or TLS over it):
+/// each request's body is read whole (413 beyond 1 MiB) and `answer` gives the response. `what`
+/// names the service in the log of a connection that ends with an error.
+pub async fn serve_http1<S, F, Fut>(stream: S, what: &'static str, answer: F)
 where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     F: Fn(PodRequest) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = PodResponse> + Send + 'static,
 {

@@ -150,6 +150,74 @@ impl CertificateAuthority {
     }
 }
 
+/// What a user makes for a Management API with mutual TLS (`managementApiAuth.manual`), as
+/// cert-manager would: a CA of its own, a server certificate naming the datacenter's service
+/// (not the pods' IPs), and a client certificate; all PEM. The Secrets cass-operator reads hold
+/// them as `ca.crt`, `tls.crt` and `tls.key`.
+pub struct ManagementApiCertificates {
+    pub ca_pem: String,
+    pub server: ClientCertificate,
+    pub client: ClientCertificate,
+}
+
+impl ManagementApiCertificates {
+    pub fn generate(service: &str) -> anyhow::Result<ManagementApiCertificates> {
+        let ca = CertificateAuthority::generate()?;
+        let mut params = CertificateParams::new(vec![service.to_string()])
+            .context("server certificate parameters")?;
+        params.distinguished_name.push(DnType::CommonName, service);
+        params.use_authority_key_identifier_extension = true;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().context("generating a server key")?;
+        let cert = params.signed_by(&key, &ca.issuer).context("signing the server certificate")?;
+        Ok(ManagementApiCertificates {
+            ca_pem: ca.ca_pem.clone(),
+            server: ClientCertificate {
+                certificate_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+            },
+            client: ca.issue_client_certificate("management-api-client", &[])?,
+        })
+    }
+}
+
+/// The Management API agent's TLS with `managementApiAuth.manual`: its certificate and key,
+/// and a client certificate required, signed by `client_ca_pem`.
+pub fn mutual_tls_server_config(
+    certificate_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: &[u8],
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    let chain = CertificateDer::pem_slice_iter(certificate_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .context("tls.crt")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).context("tls.key")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(client_ca_pem) {
+        roots.add(cert.context("ca.crt")?).context("ca.crt")?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .context("client certificate verifier")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .context("server certificate and key")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A client certificate and its private key, both PEM (as `client-certificate-data` and
 /// `client-key-data` hold them once base64-encoded).
 #[derive(Clone)]

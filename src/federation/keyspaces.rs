@@ -39,6 +39,9 @@ pub struct Coordinator {
     pub datacenter: String,
     pub context: String,
     pub pod: PodEndpoint,
+    /// The datacenter's `managementApiAuth.manual.clientSecretName`: its Management API
+    /// requires this client certificate (mutual TLS).
+    pub client_secret: Option<String>,
 }
 
 /// What the system keyspaces must become, and through which pods.
@@ -111,15 +114,26 @@ pub fn keyspace_work(
         if !live.is_ready() {
             continue;
         }
-        let pods = status.node_statuses.iter().flatten().map(|(pod, _)| pod);
-        coordinators.extend(pods.take(PODS_PER_DATACENTER).map(|pod| Coordinator {
-            datacenter: dc.name.clone(),
-            context: dc.context.clone(),
-            pod: PodEndpoint {
-                namespace: dc.namespace.clone(),
-                pod: pod.clone(),
-            },
-        }));
+        let client_secret = dc
+            .datacenter
+            .spec
+            .management_api_auth
+            .as_ref()
+            .and_then(|auth| auth.manual.as_ref())
+            .map(|manual| manual.client_secret_name.clone());
+        let pods = status.node_statuses.iter().flatten();
+        coordinators.extend(
+            pods.take(PODS_PER_DATACENTER).map(|(pod, node)| Coordinator {
+                datacenter: dc.name.clone(),
+                context: dc.context.clone(),
+                pod: PodEndpoint {
+                    namespace: dc.namespace.clone(),
+                    pod: pod.clone(),
+                    ip: node.ip.clone(),
+                },
+                client_secret: client_secret.clone(),
+            }),
+        );
     }
     if removal_allowed {
         datacenters.removed = removed_datacenters(plan, observed);

@@ -192,6 +192,10 @@ impl Operator {
                         hub.clone(),
                         registry.clone(),
                         settings.watch_namespaces.clone(),
+                        crate::cassandra::management::Access {
+                            transport: settings.management_api_transport,
+                            timeout: settings.regions.request_timeout,
+                        },
                         fence.clone(),
                         ops.clone(),
                         shutdown.clone(),

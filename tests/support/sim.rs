@@ -91,6 +91,12 @@ impl SimSetup {
         self
     }
 
+    /// A real listener at every Cassandra pod's IP (the Management API at `podIP:8080`).
+    pub fn pod_listeners(mut self) -> Self {
+        self.builder = self.builder.pod_listeners(true);
+        self
+    }
+
     /// Context names `<prefix><index>` instead of `sim-<index>`.
     pub fn context_prefix(mut self, prefix: &str) -> Self {
         self.builder = self.builder.context_prefix(prefix);

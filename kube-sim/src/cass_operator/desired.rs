@@ -107,6 +107,8 @@ pub(super) struct Desired {
     pub pod_template: Value,
     /// `status.nodeReplacements`: pods whose Cassandra starts replacing the node they had.
     pub node_replacements: Vec<String>,
+    /// `spec.managementApiAuth.manual.serverSecretName`: the agent serves mutual TLS with it.
+    pub management_server_secret: Option<String>,
 }
 
 impl Desired {
@@ -175,6 +177,9 @@ impl Desired {
             decommission_on_delete: annotation(DECOMMISSION_ON_DELETE_ANNOTATION).is_some(),
             config: dc.pointer("/spec/config").cloned().unwrap_or(Value::Null),
             per_node_config_map,
+            management_server_secret: str_at(dc, "/spec/managementApiAuth/manual/serverSecretName")
+                .filter(|name| !name.is_empty())
+                .map(str::to_string),
             volume_claim: dc
                 .pointer("/spec/storageConfig/cassandraDataVolumeClaimSpec")
                 .cloned()

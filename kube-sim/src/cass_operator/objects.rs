@@ -250,6 +250,34 @@ impl Operator {
         self.cluster.store.get(&info, Some(namespace), pod_name).ok()
     }
 
+    /// The TLS the pods' Management API agent is started with for `managementApiAuth.manual`:
+    /// the server Secret mounted in the pod. Err is what the kubelet reports when it cannot
+    /// mount it.
+    pub(super) fn management_tls(
+        &self,
+        namespace: &str,
+        secret: &str,
+    ) -> Result<crate::cassandra::ManagementTls, String> {
+        let not_found = || {
+            format!(
+                "MountVolume.SetUp failed for volume \"mgmt-api-server-certs\" : secret \"{secret}\" not found"
+            )
+        };
+        let info = self.info("", "secrets").ok_or_else(not_found)?;
+        let object =
+            self.cluster.store.get(&info, Some(namespace), secret).map_err(|_| not_found())?;
+        let key = |name: &str| {
+            decode(object.pointer(&format!("/data/{name}")))
+                .map(String::into_bytes)
+                .ok_or_else(|| format!("secret \"{secret}\" has no {name}: the Management API agent cannot start with TLS"))
+        };
+        Ok(crate::cassandra::ManagementTls {
+            certificate_pem: key("tls.crt")?,
+            key_pem: key("tls.key")?,
+            ca_pem: key("ca.crt")?,
+        })
+    }
+
     /// The ConfigMap's `key`, if both exist.
     pub(super) fn config_map_value(
         &self,

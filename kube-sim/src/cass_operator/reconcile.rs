@@ -257,9 +257,15 @@ impl Operator {
             .node(&pod_ref)
             .ok()
             .and_then(|node| node.management_fault.fail_status);
+        let management_tls = desired
+            .management_server_secret
+            .as_ref()
+            .map(|secret| self.management_tls(&desired.namespace, secret))
+            .transpose();
         let started = desired
             .node_spec(pod_ref.clone(), &pod.ip, &pod.rack, per_node.as_ref())
             .and_then(|spec| {
+                let management_tls = management_tls?;
                 if let Some(code) = refused_by_management_api {
                     return Err(format!(
                         "incorrect status code of {code} when calling endpoint"
@@ -270,6 +276,10 @@ impl Operator {
                     Some(ip) => model.replace_node(spec, ip),
                     None => model.start_node(spec),
                 }
+                .and_then(|started| {
+                    model.set_management_tls(&pod_ref, management_tls)?;
+                    Ok(started)
+                })
                 .map_err(|e| e.to_string())
             });
         let outcome = match started {

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::error::{CassandraError, Result};
 use super::keyspace::{Keyspace, Replication};
-pub use super::node::{ManagementFault, Node, NodeState};
+pub use super::node::{ManagementFault, ManagementTls, Node, NodeState};
 pub use super::pod::PodRef;
 use super::ring::{Placement, Ring};
 

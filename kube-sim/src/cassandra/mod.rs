@@ -59,7 +59,7 @@ pub use bucket::{
     BackupMode, BackupNode, BackupStatus, BackupSummary, NodeBackupStatus, PurgeStats,
     RestoreOptions, StorageLocation,
 };
-pub use cluster::{ManagementFault, Node, NodeState, PodRef};
+pub use cluster::{ManagementFault, ManagementTls, Node, NodeState, PodRef};
 pub use consistency::ConsistencyLevel;
 pub use data::{Cell, RepairOutcome, RepairRequest};
 pub use error::{CassandraError, Result, Unavailable};
@@ -220,6 +220,12 @@ impl CassandraModel {
     /// Sets what the node's Management API should do (see [`ManagementFault`]).
     pub fn set_management_fault(&mut self, pod: &PodRef, fault: ManagementFault) -> Result<()> {
         self.node_mut(pod)?.management_fault = fault;
+        Ok(())
+    }
+
+    /// Sets the TLS the node's Management API serves with (`None`: plain HTTP).
+    pub fn set_management_tls(&mut self, pod: &PodRef, tls: Option<ManagementTls>) -> Result<()> {
+        self.node_mut(pod)?.management_tls = tls;
         Ok(())
     }
 

@@ -35,6 +35,21 @@ pub struct ManagementFault {
     pub delay_millis: u64,
 }
 
+/// The TLS of a node's Management API with `managementApiAuth.manual`: the server Secret's
+/// `tls.crt`, `tls.key` and `ca.crt` (the CA client certificates must be signed by), PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ManagementTls {
+    pub certificate_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub ca_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for ManagementTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ManagementTls { .. }")
+    }
+}
+
 /// One Cassandra node.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -56,6 +71,8 @@ pub struct Node {
     pub schema_version: Uuid,
     pub server_version: String,
     pub management_fault: ManagementFault,
+    /// Mutual TLS on its Management API, as the pod's agent was started with.
+    pub management_tls: Option<ManagementTls>,
     pub(crate) data: NodeData,
     pub(crate) operations: Vec<OperationRecord>,
     pub(crate) jobs: BTreeMap<String, Job>,

@@ -58,23 +58,54 @@ impl PortService for ManagementApi {
         model.node(pod).is_ok()
     }
 
+    /// The API server's proxy speaks plain HTTP to the pod: an agent serving mutual TLS answers
+    /// it with a TLS alert, which the proxy cannot read as HTTP.
     fn proxy(&self, pod: PodRef, request: PodRequest) -> ProxyReply {
+        if self.model.lock().node(&pod).is_ok_and(|node| node.management_tls.is_some()) {
+            return ProxyReply::Failed(
+                "net/http: HTTP/1.x transport connection broken: malformed HTTP response \"\\x15\\x03\\x03\\x00\\x02\\x02P\"".into(),
+            );
+        }
         let model = Arc::clone(&self.model);
         ProxyReply::Response(Box::pin(async move { handle(&model, &pod, request).await }))
     }
 
-    /// Plain HTTP/1.1, as the agent serves without TLS.
+    /// HTTP/1.1: plain, or with `managementApiAuth.manual` over TLS that requires a client
+    /// certificate signed by the server Secret's `ca.crt` (the agent's `--tlscacert`).
     fn serve_connection(&self, pod: PodRef, stream: TcpStream) -> ServiceFuture<()> {
         let model = Arc::clone(&self.model);
-        Box::pin(crate::pod_network::serve_http1(
-            stream,
-            "Management API",
-            move |request| {
-                let model = Arc::clone(&model);
-                let pod = pod.clone();
-                async move { handle(&model, &pod, request).await }
-            },
-        ))
+        let tls = model.lock().node(&pod).ok().and_then(|node| node.management_tls.clone());
+        let answer = move |request| {
+            let model = Arc::clone(&model);
+            let pod = pod.clone();
+            async move { handle(&model, &pod, request).await }
+        };
+        let Some(tls) = tls else {
+            return Box::pin(crate::pod_network::serve_http1(
+                stream,
+                "Management API",
+                answer,
+            ));
+        };
+        Box::pin(async move {
+            let config = match crate::tls::mutual_tls_server_config(
+                &tls.certificate_pem,
+                &tls.key_pem,
+                &tls.ca_pem,
+            ) {
+                Ok(config) => config,
+                Err(error) => {
+                    tracing::debug!(%error, "the Management API's TLS cannot be set up");
+                    return;
+                }
+            };
+            match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+                Ok(stream) => {
+                    crate::pod_network::serve_http1(stream, "Management API", answer).await
+                }
+                Err(error) => tracing::debug!(%error, "Management API TLS handshake failed"),
+            }
+        })
     }
 }
 

@@ -83,6 +83,8 @@ pub struct ControllerContext {
     pub keyspace_memo: super::remembered::KeyspaceMemo,
     /// Datacenters whose rebuild ended lately: their watched copy may still carry the mark.
     pub rebuilds_ended: super::remembered::RebuildsEnded,
+    /// How the pods' Management API is called.
+    pub management: crate::cassandra::management::Access,
     /// Watches of the user ConfigMaps the datacenters reference.
     pub referenced: ReferencedConfigMaps,
     /// Region writes run in tasks of their own, stopped with the operator.

@@ -6,11 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
 
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
-use crate::cassandra::management::{ManagementApi, ManagementError, PodEndpoint};
+use crate::cassandra::management::{
+    ClientIdentity, ManagementApi, ManagementError, PodEndpoint, Transport,
+};
 use crate::cassandra::replication::{
     DatacenterSet, ReportedReplication, alteration, describe_replicas, is_system_keyspace,
     listed_replicas, with_datacenter,
@@ -18,7 +21,8 @@ use crate::cassandra::replication::{
 use crate::clusters::{FailureCategory, RegionFailure};
 use crate::events::Notice;
 use crate::federation::keyspaces::{
-    DC_REPLICATION_ANNOTATION, KeyspaceWork, KeyspacesOutcome, component_keyspaces, keyspace_work,
+    Coordinator, DC_REPLICATION_ANNOTATION, KeyspaceWork, KeyspacesOutcome, component_keyspaces,
+    keyspace_work,
 };
 use crate::federation::observed::ObservedCluster;
 use crate::federation::plan::ClusterPlan;
@@ -81,7 +85,15 @@ pub(super) async fn replicate_system_keyspaces(
                 continue;
             }
         };
-        let api = ManagementApi::through_pod_proxy(client);
+        let api = match management_api(context, client, coordinator).await {
+            Ok(api) => api,
+            Err(error) => {
+                let failure =
+                    RegionFailure::new(&coordinator.context, doing, category(&error), &error);
+                failures.push(failure);
+                continue;
+            }
+        };
         match replicate_through(&api, &coordinator.pod, &work).await {
             Ok(done) => {
                 let managed: BTreeSet<String> = work.keyspaces.iter().cloned().collect();
@@ -127,6 +139,47 @@ pub(super) async fn replicate_system_keyspaces(
         failures,
         notices: Vec::new(),
     }
+}
+
+/// The Management API of a coordinator's pod, as the settings and its datacenter's
+/// `managementApiAuth` require: mutual TLS needs a client certificate, which only a call at
+/// the pod's IP can present.
+async fn management_api(
+    context: &ControllerContext,
+    region: kube::Client,
+    coordinator: &Coordinator,
+) -> Result<ManagementApi, ManagementError> {
+    let access = context.management;
+    let unusable = |reason: String| ManagementError::Unusable {
+        pod: coordinator.pod.to_string(),
+        reason,
+    };
+    let identity = match (&coordinator.client_secret, access.transport) {
+        (None, Transport::PodProxy) => return Ok(ManagementApi::through_pod_proxy(region)),
+        (None, Transport::PodIp) => None,
+        (Some(secret), Transport::PodProxy) => {
+            return Err(unusable(format!(
+                "its datacenter's Management API requires mutual TLS (managementApiAuth.manual, client Secret {secret}), and the pod proxy cannot present a client certificate: set the management_api.transport setting to pod-ip (FEDERATOR_MANAGEMENT_API__TRANSPORT=pod-ip), with a route from Federator to the pods"
+            )));
+        }
+        (Some(secret), Transport::PodIp) => {
+            let secrets: Api<Secret> = Api::namespaced(region, &coordinator.pod.namespace);
+            let found = secrets.get_opt(secret).await.map_err(|e| {
+                unusable(format!(
+                    "its client Secret {secret} (managementApiAuth.manual) cannot be read: {e}"
+                ))
+            })?;
+            let Some(found) = found else {
+                return Err(unusable(format!(
+                    "its client Secret {secret} (managementApiAuth.manual) does not exist in namespace {}",
+                    coordinator.pod.namespace
+                )));
+            };
+            let data = found.data.unwrap_or_default();
+            Some(ClientIdentity::from_secret(secret, &data).map_err(unusable)?)
+        }
+    };
+    ManagementApi::at_pod_ips(identity.as_ref(), access.timeout).map_err(unusable)
 }
 
 struct Replicated {
@@ -256,7 +309,10 @@ async fn alter(
 
 fn category(error: &ManagementError) -> FailureCategory {
     match error {
-        ManagementError::Unreachable { .. } => FailureCategory::Unreachable,
+        ManagementError::Unreachable { .. } | ManagementError::Connection { .. } => {
+            FailureCategory::Unreachable
+        }
+        ManagementError::Unusable { .. } => FailureCategory::Rejected,
         ManagementError::Forbidden { .. } => FailureCategory::Forbidden,
         ManagementError::Refused { code, .. } if *code >= 500 => FailureCategory::Transient,
         ManagementError::Refused { .. } | ManagementError::Unexpected { .. } => {
