@@ -439,3 +439,95 @@ async fn mutual_tls_management_api() {
     assert!(!untrusted.contains("PRIVATE KEY"), "{untrusted}");
     restarted.stop().await;
 }
+
+#[test]
+fn a_third_region_added_later_reads_every_row_and_logs_in() {
+    run(third_region_added_later());
+}
+
+/// Two regions with Reaper, rows written at LOCAL_QUORUM; a third region added later gets
+/// every system and component keyspace, the user keyspace its annotation names, and the rows.
+async fn third_region_added_later() {
+    let sim = start_sim(3)
+        .context_prefix("kind-k8ssandra-")
+        .cass_operator()
+        .dc_ready_after(Duration::from_millis(300))
+        .workloads_ready_after(Duration::from_millis(300))
+        .register([0, 1, 2])
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let cache = dir.path().join("kubectl-cache");
+    let hub = sim.client(0).await.expect("hub client");
+    let operator = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+    });
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let datacenters = [
+        ("dc1", "kind-k8ssandra-0", 3),
+        ("dc2", "kind-k8ssandra-1", 3),
+        ("dc3", "kind-k8ssandra-2", 3),
+    ];
+    let mut two = k8ssandra_cluster(CLUSTER, &datacenters[..2]);
+    two["spec"]["reaper"] = serde_json::json!({});
+    apply(&clusters, CLUSTER, two.clone()).await;
+    replicated(&clusters, "reaper_db {dc1: 3, dc2: 3}").await;
+
+    let app = BTreeMap::from([
+        ("class".to_string(), "NetworkTopologyStrategy".to_string()),
+        ("dc1".to_string(), "3".to_string()),
+        ("dc2".to_string(), "3".to_string()),
+    ]);
+    sim.cassandra_create_keyspace(CLUSTER, "app", &app).expect("keyspace app");
+    sim.cassandra_create_table(CLUSTER, "app", "kv").expect("table app.kv");
+    sim.cassandra_write_generated(
+        CLUSTER,
+        "dc1",
+        "app",
+        "kv",
+        80,
+        ConsistencyLevel::LocalQuorum,
+    )
+    .expect("rows in dc1");
+
+    let mut three = k8ssandra_cluster(CLUSTER, &datacenters);
+    three["spec"]["reaper"] = serde_json::json!({});
+    three["metadata"]["annotations"] =
+        serde_json::json!({"k8ssandra.io/dc-replication": r#"{"dc3": {"app": 3}}"#});
+    apply(&clusters, CLUSTER, three).await;
+    replicated(&clusters, "system_auth {dc1: 3, dc2: 3, dc3: 3}").await;
+    wait_for("dc3 rebuilt", WAIT, || async {
+        let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
+        match condition(&k8c, "DatacenterRebuild") {
+            Some((state, reason, _)) if state == "True" && reason == "Rebuilt" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    for keyspace in ["reaper_db", "app", "system_auth"] {
+        let seen = replication_through_kubectl(
+            &kubeconfig,
+            &cache,
+            "kind-k8ssandra-2",
+            "demo-dc3-default-sts-0",
+            keyspace,
+        )
+        .await;
+        assert_eq!(
+            datacenters_of(&seen),
+            BTreeMap::from([("dc1", "3"), ("dc2", "3"), ("dc3", "3")]),
+            "{keyspace}: {seen:?}"
+        );
+    }
+    assert_eq!(
+        sim.cassandra_count(CLUSTER, "dc3", "app", "kv", ConsistencyLevel::LocalQuorum).ok(),
+        Some(80),
+        "every row written before dc3 existed is read in dc3 at LOCAL_QUORUM"
+    );
+    let superuser: Secret = get(&hub, "demo-superuser").await.expect("superuser Secret");
+    let data = superuser.data.expect("data");
+    let text = |key: &str| String::from_utf8(data[key].0.clone()).expect("utf-8");
+    let login = sim.cassandra_login(CLUSTER, "dc3", &text("username"), &text("password"));
+    assert!(login.is_ok(), "login through dc3: {login:?}");
+    operator.stop().await;
+}

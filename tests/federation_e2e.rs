@@ -820,17 +820,25 @@ async fn initial_tokens() {
         },
     )
     .await;
-    let volumes = datacenter(&region1, "dc2")
-        .await
-        .expect("dc2")
-        .spec
-        .storage_config
-        .additional_volumes
-        .unwrap_or_default();
-    assert!(
-        volumes.iter().all(|v| v.name != "vector-config"),
-        "{volumes:?}"
-    );
+    // The ConfigMap goes with the update that stops mounting it.
+    wait_for(
+        "dc2 no longer mounting Vector's configuration",
+        Duration::from_secs(20),
+        || async {
+            let volumes = datacenter(&region1, "dc2")
+                .await
+                .ok_or("no dc2")?
+                .spec
+                .storage_config
+                .additional_volumes
+                .unwrap_or_default();
+            match volumes.iter().all(|v| v.name != "vector-config") {
+                true => Ok(()),
+                false => Err(format!("{volumes:?}")),
+            }
+        },
+    )
+    .await;
     assert!(
         config_map_entries(&region1, "demo-dc2-per-node-config").await.is_some(),
         "the per-node config stays"

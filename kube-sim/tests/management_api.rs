@@ -401,3 +401,117 @@ async fn the_management_api_fails_with_its_fault_then_recovers() {
         "OK"
     );
 }
+
+/// One HTTPS exchange with `address`, presenting `client` (certificate and key PEM) when given,
+/// trusting `ca_pem` for the agent's chain (whatever name it gives).
+async fn https_get(
+    address: &str,
+    path: &str,
+    ca_pem: &str,
+    client: Option<&kube_sim::tls::ClientCertificate>,
+) -> Result<(u16, String), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(client) => {
+            let chain = CertificateDer::pem_slice_iter(client.certificate_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let key = PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes())
+                .map_err(|e| e.to_string())?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from("demo-dc1-service").map_err(|e| e.to_string())?;
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header("Host", address)
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_with_mutual_tls_answers_only_clients_with_a_certificate_of_its_ca() {
+    let sim = start(SimBuilder::new().pod_listeners(true)).await;
+    let ip = pod_ip(11);
+    let pod = cassandra_pod(&sim, "demo-dc1-r1-sts-0", &ip, "dc1:1").await;
+    let certificates =
+        kube_sim::tls::ManagementApiCertificates::generate("demo-dc1-service").expect("certs");
+    let tls = kube_sim::cassandra::ManagementTls {
+        certificate_pem: certificates.server.certificate_pem.clone().into_bytes(),
+        key_pem: certificates.server.key_pem.clone().into_bytes(),
+        ca_pem: certificates.ca_pem.clone().into_bytes(),
+    };
+    sim.cassandra().lock().set_management_tls(&pod, Some(tls)).expect("tls");
+    sim.pod_network().resync();
+    let address = format!("{ip}:8080");
+
+    let answered = https_get(
+        &address,
+        "/api/v0/probes/readiness",
+        &certificates.ca_pem,
+        Some(&certificates.client),
+    )
+    .await;
+    assert_eq!(answered, Ok((200, "OK".to_string())));
+    // Without a client certificate, or with one of another CA, the handshake fails.
+    let anonymous = https_get(
+        &address,
+        "/api/v0/probes/readiness",
+        &certificates.ca_pem,
+        None,
+    )
+    .await;
+    assert!(anonymous.is_err(), "{anonymous:?}");
+    let stranger =
+        kube_sim::tls::ManagementApiCertificates::generate("demo-dc1-service").expect("certs");
+    let foreign = https_get(
+        &address,
+        "/api/v0/probes/readiness",
+        &certificates.ca_pem,
+        Some(&stranger.client),
+    )
+    .await;
+    assert!(foreign.is_err(), "{foreign:?}");
+    // Plain HTTP gets no HTTP answer, and neither does the API server's proxy.
+    let plain = http(&address, "GET", "/api/v0/probes/readiness", None).await;
+    assert!(plain.is_err(), "{plain:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let path = proxy_path("demo-dc1-r1-sts-0:8080", "/api/v0/probes/readiness");
+    let (ok, _, stderr) = kubectl_raw(&kubeconfig, &path).await;
+    assert!(
+        !ok,
+        "the proxy reached an agent that requires a client certificate"
+    );
+    assert!(
+        stderr.contains("error trying to reach service")
+            && stderr.contains("malformed HTTP response"),
+        "{stderr}"
+    );
+    sim.shutdown().await;
+}

@@ -39,6 +39,9 @@ use reply::{Answer, Reply};
 /// The port the agent listens on (cass-operator's `DefaultMgmtApiPort`).
 pub const PORT: u16 = 8080;
 
+/// The first byte of a TLS handshake record (`ContentType::Handshake`).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 /// The body of an answer a [`ManagementFault`](crate::cassandra::ManagementFault) replaces.
 const INJECTED_FAILURE: &str = "injected failure (kube-sim)";
 
@@ -88,6 +91,12 @@ impl PortService for ManagementApi {
             ));
         };
         Box::pin(async move {
+            // As the agent's Netty: what does not start with a TLS handshake record is not TLS,
+            // and the connection is closed at once (rustls would wait for a record that long).
+            let mut first = [0u8; 1];
+            if !matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE_RECORD) {
+                return;
+            }
             let config = match crate::tls::mutual_tls_server_config(
                 &tls.certificate_pem,
                 &tls.key_pem,

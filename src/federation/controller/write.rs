@@ -31,7 +31,8 @@ use super::seeding::failures;
 /// Applies the ConfigMaps generated for the datacenters about to be created or updated (initial
 /// tokens, Vector's configuration), before them: a pod must find them at its first start. Read
 /// from the regions only for the clusters that have them. Deletes the ones no longer needed
-/// while their datacenter still mounts them. Returns what failed.
+/// when the update that stops mounting them goes out (the live datacenter still names them; one
+/// whose update waits, as a rollout queues it, keeps them). Returns what failed.
 pub(super) async fn apply_generated_config_maps(
     context: &ControllerContext,
     cluster_plan: &ClusterPlan,
@@ -41,12 +42,13 @@ pub(super) async fn apply_generated_config_maps(
     let mut wanted = Vec::new();
     let mut dropped = Vec::new();
     for dc in &cluster_plan.datacenters {
-        if actions
+        let applied_now = actions
             .decision(&dc.name)
-            .is_some_and(|d| matches!(d, Decision::Create | Decision::Update))
-        {
-            wanted.extend(dc.generated_config_maps().map(|config| (dc, config)));
+            .is_some_and(|d| matches!(d, Decision::Create | Decision::Update));
+        if !applied_now {
+            continue;
         }
+        wanted.extend(dc.generated_config_maps().map(|config| (dc, config)));
         if let Some(live) = observed.get(&dc.name).and_then(|o| o.state.present()) {
             for name in &dc.dropped_config_maps {
                 if live.spec_mentions(&format!("\"{name}\"")) {
