@@ -22,6 +22,8 @@ pub const MAX_RETRIES: i32 = 100;
 pub const MAX_ARGUMENT_ENTRIES: u32 = 1000;
 
 /// A task run on the datacenters of a K8ssandraCluster, across regions.
+// Several printer columns share a type, which clippy takes for repeated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "control.k8ssandra.io",
