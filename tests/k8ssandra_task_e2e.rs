@@ -315,7 +315,9 @@ async fn restart_every_datacenter() {
     )
     .await;
 
-    // Deleting a task deletes its CassandraTasks in every region.
+    // Deleting a task deletes its CassandraTasks in every region; a region that is down holds
+    // its part, named in the status, until it is back.
+    sim.stop(2).expect("stop kind-k8ssandra-2");
     let (ok, _, err) = kubectl(
         &kubeconfig,
         &cache,
@@ -332,6 +334,24 @@ async fn restart_every_datacenter() {
     )
     .await;
     assert!(ok, "kubectl delete: {err}");
+    let held = wait_for("the deletion held by kind-k8ssandra-2", WAIT, || async {
+        let task = bounded("get", tasks.get_opt("restart")).await.ok()??;
+        let conditions = task.status?.task.conditions.unwrap_or_default();
+        let unreachable = conditions.into_iter().find(|c| c.type_ == "RegionUnreachable")?;
+        (unreachable.status == "True").then_some(unreachable.message)
+    })
+    .await;
+    assert!(
+        held.starts_with("dc3: deleting CassandraTask k8ssandra-operator/restart-dc3 of datacenter dc3 in region \"kind-k8ssandra-2\""),
+        "{held}"
+    );
+    for ((dc, _, _), region) in DATACENTERS.iter().zip(&regions).take(2) {
+        wait_for(&format!("restart-{dc} deleted"), WAIT, || async {
+            cassandra_task(region, &format!("restart-{dc}")).await.is_none().then_some(())
+        })
+        .await;
+    }
+    sim.start(2).await.expect("start kind-k8ssandra-2");
     wait_for("the CassandraTasks deleted", WAIT, || async {
         for ((dc, _, _), region) in DATACENTERS.iter().zip(&regions) {
             if cassandra_task(region, &format!("restart-{dc}")).await.is_some() {

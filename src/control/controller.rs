@@ -172,7 +172,8 @@ fn deleting(task: &K8ssandraTask) -> Option<u64> {
     task.metadata.deletion_timestamp.as_ref().map(|_| 1)
 }
 
-/// The unfinished K8ssandraTasks, when a region changed: any of them may run there.
+/// The K8ssandraTasks still at work, when a region changed (came back, say): those not
+/// finished, and those being deleted (their cleanup may wait for that region).
 fn unfinished_using(
     store: &Store<K8ssandraTask>,
     _change: &RegionChange,
@@ -180,7 +181,10 @@ fn unfinished_using(
     store
         .state()
         .iter()
-        .filter(|task| task.status.as_ref().is_none_or(|s| s.task.completion_time.is_none()))
+        .filter(|task| {
+            task.metadata.deletion_timestamp.is_some()
+                || task.status.as_ref().is_none_or(|s| s.task.completion_time.is_none())
+        })
         .map(|task| ObjectRef::from_obj(task.as_ref()))
         .collect()
 }
@@ -214,6 +218,9 @@ async fn locate(
     let (namespace, name) = task.cluster_key();
     if name.is_empty() {
         return Ok(Err(Invalid::NoCluster));
+    }
+    if !context.watch_namespaces.is_empty() && !context.watch_namespaces.contains(&namespace) {
+        return Ok(Err(Invalid::UnwatchedNamespace { namespace }));
     }
     let clusters: Api<K8ssandraCluster> = Api::namespaced(context.hub.clone(), &namespace);
     let k8c = match clusters.get_opt(&name).await {

@@ -49,6 +49,10 @@ pub enum Invalid {
         "unknown K8ssandraCluster {namespace}/{name}: create it, or correct spec.cluster (its namespace defaults to the task's)"
     )]
     UnknownCluster { namespace: String, name: String },
+    #[error(
+        "spec.cluster.namespace {namespace} is not among the namespaces this Federator watches: run the task in a watched namespace"
+    )]
+    UnwatchedNamespace { namespace: String },
     #[error("the K8ssandraCluster {cluster} cannot be planned: {reason}")]
     ClusterNotPlanned { cluster: String, reason: String },
     #[error(
@@ -71,7 +75,9 @@ impl Invalid {
     /// The condition reason.
     pub fn reason(&self) -> &'static str {
         match self {
-            Invalid::NoCluster | Invalid::UnknownCluster { .. } => "UnknownCluster",
+            Invalid::NoCluster
+            | Invalid::UnknownCluster { .. }
+            | Invalid::UnwatchedNamespace { .. } => "UnknownCluster",
             Invalid::ClusterNotPlanned { .. } => "ClusterNotPlanned",
             Invalid::UnknownDatacenters { .. } => "UnknownDatacenters",
             Invalid::NoJobs => "NoJobs",
