@@ -342,7 +342,7 @@ async fn restart_every_datacenter() {
     })
     .await;
     assert!(
-        held.starts_with("dc3: deleting CassandraTask k8ssandra-operator/restart-dc3 of datacenter dc3 in region \"kind-k8ssandra-2\""),
+        held.starts_with("dc3: deleting the CassandraTasks of K8ssandraTask restart in namespace k8ssandra-operator in region \"kind-k8ssandra-2\""),
         "{held}"
     );
     for ((dc, _, _), region) in DATACENTERS.iter().zip(&regions).take(2) {

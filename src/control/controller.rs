@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Error as ControllerError};
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -32,7 +32,8 @@ use crate::events::{Events, Notice};
 use crate::federation::plan::{PlanInputs, plan_with};
 
 use super::fanout::{
-    Invalid, Located, Seen, Target, cancelled, cassandra_task, made_for, select, to_create,
+    Invalid, Located, Place, Seen, Target, cancelled, cassandra_task, made_for, places, select,
+    task_selector, to_create,
 };
 use super::progress::{Expiry, Found, INVALID, expiry, fold};
 
@@ -559,48 +560,40 @@ async fn write_status(
     .map_err(|source| write_error(task, source))
 }
 
-/// Deletion, as upstream: the CassandraTasks of the selected datacenters go, region by region.
-/// Nothing to delete when the K8ssandraCluster is gone (its cleanup deletes what carries its
-/// labels) or when the spec never ran. A region that cannot be reached is reported and retried.
+/// Deletion: the task's CassandraTasks go, in every region and namespace where the
+/// K8ssandraCluster has a datacenter (found by the task's labels, so that those of datacenters
+/// since taken out of `spec.datacenters` go too). Nothing to do when the K8ssandraCluster is
+/// gone or cannot be planned (its cleanup deletes what carries its labels). A region that
+/// cannot be reached is reported in the status and retried.
 async fn cleanup(
     task: &K8ssandraTask,
     api: &Api<K8ssandraTask>,
     context: &Context,
 ) -> Result<Action, ReconcileError> {
-    if is_invalid(task.status.as_ref()) {
-        return Ok(Action::await_change());
-    }
-    let targets = match locate(context, task).await? {
-        Ok((_, located)) => match select(task, &located) {
-            Ok(targets) => targets,
-            Err(_) => return Ok(Action::await_change()),
-        },
+    let located = match locate(context, task).await? {
+        Ok((_, located)) => located,
         Err(_) => return Ok(Action::await_change()),
     };
-    let deletions = targets.iter().map(|target| delete_target(context, task, target));
-    let failures: Vec<(String, RegionFailure)> = targets
+    let places = places(&located);
+    let selector = task_selector(task);
+    let deletions = places.iter().map(|place| delete_in(context, task, place, &selector));
+    let failures: Vec<(String, RegionFailure)> = places
         .iter()
         .zip(futures::future::join_all(deletions).await)
-        .filter_map(|(target, result)| result.err().map(|f| (target.datacenter.clone(), f)))
+        .filter_map(|(place, result)| result.err().map(|f| (place.datacenters.join(", "), f)))
         .collect();
     context.metrics.region_failures(CONTROLLER, failures.iter().map(|(_, f)| f.category));
     if failures.is_empty() {
         return Ok(Action::await_change());
     }
     let found = Found {
-        targets: targets.iter().map(|t| t.datacenter.clone()).collect(),
+        targets: located.iter().map(|l| l.name.clone()).collect(),
         unreachable: failures.iter().map(|(dc, f)| (dc.clone(), f.to_string())).collect(),
         ..Found::default()
     };
-    let mut status = fold(task.status.as_ref(), &found, Timestamp::now());
     // Deleting changes no progress: only the RegionUnreachable condition is new.
-    if let (Some(previous), Some(conditions)) =
-        (task.status.as_ref(), status.task.conditions.take())
-    {
-        let mut kept = previous.clone();
-        kept.task.conditions = Some(conditions);
-        status = kept;
-    }
+    let mut status = task.status.clone().unwrap_or_default();
+    status.task.conditions = fold(task.status.as_ref(), &found, Timestamp::now()).task.conditions;
     write_status(api, task, status).await?;
     Err(ReconcileError::CleanupPending {
         namespace: task.namespace().unwrap_or_default(),
@@ -609,34 +602,37 @@ async fn cleanup(
     })
 }
 
-async fn delete_target(
+/// Deletes the task's CassandraTasks in one region and namespace. A region without the
+/// CassandraTask CRD has none.
+async fn delete_in(
     context: &Context,
     task: &K8ssandraTask,
-    target: &Target,
+    place: &Place,
+    selector: &str,
 ) -> Result<(), RegionFailure> {
     let doing = format!(
-        "deleting CassandraTask {}/{} of datacenter {}",
-        target.namespace, target.task_name, target.datacenter
+        "deleting the CassandraTasks of K8ssandraTask {} in namespace {}",
+        task.name_any(),
+        place.namespace
     );
-    let region = target.context.as_str();
+    let region = place.context.as_str();
     let client = context
         .registry
         .client(region)
         .map_err(|e| RegionFailure::region(region, doing.clone(), &e))?;
     let tasks: Api<DynamicObject> =
-        Api::namespaced_with(client, &target.namespace, &task_resource());
-    let found = match tasks.get_opt(&target.task_name).await {
-        Ok(found) => found,
-        // A region without the CassandraTask CRD has none.
-        Err(kube::Error::Api(status)) if status.is_not_found() => None,
+        Api::namespaced_with(client, &place.namespace, &task_resource());
+    let found = match tasks.list(&ListParams::default().labels(selector)).await {
+        Ok(found) => found.items,
+        Err(kube::Error::Api(status)) if status.is_not_found() => return Ok(()),
         Err(e) => return Err(RegionFailure::kube(region, doing, &e)),
     };
-    let Some(found) = found.filter(|t| made_for(t.metadata.labels.as_ref(), task)) else {
-        return Ok(());
-    };
-    match tasks.delete(&found.name_any(), &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
-        Err(e) => Err(RegionFailure::kube(region, doing, &e)),
+    for found in found {
+        match tasks.delete(&found.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.is_not_found() => {}
+            Err(e) => return Err(RegionFailure::kube(region, doing, &e)),
+        }
     }
+    Ok(())
 }

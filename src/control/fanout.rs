@@ -224,6 +224,39 @@ pub fn cancelled(
     }
 }
 
+/// A region and namespace holding datacenters of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub context: String,
+    pub namespace: String,
+    pub datacenters: Vec<String>,
+}
+
+/// Every region and namespace where the cluster has datacenters, in spec order of their first.
+pub fn places(located: &[Located]) -> Vec<Place> {
+    let mut places: Vec<Place> = Vec::new();
+    for dc in located {
+        match places.iter_mut().find(|p| p.context == dc.context && p.namespace == dc.namespace) {
+            Some(place) => place.datacenters.push(dc.name.clone()),
+            None => places.push(Place {
+                context: dc.context.clone(),
+                namespace: dc.namespace.clone(),
+                datacenters: vec![dc.name.clone()],
+            }),
+        }
+    }
+    places
+}
+
+/// The label selector of the task's CassandraTasks.
+pub fn task_selector(task: &K8ssandraTask) -> String {
+    format!(
+        "{TASK_NAME_LABEL}={},{TASK_NAMESPACE_LABEL}={}",
+        task.metadata.name.as_deref().unwrap_or_default(),
+        task.metadata.namespace.as_deref().unwrap_or_default()
+    )
+}
+
 /// The labels of a target's CassandraTask.
 pub fn task_labels(
     task: &K8ssandraTask,
@@ -403,6 +436,37 @@ mod tests {
         assert!(to_create(&targets, &seen, forbid).is_empty(), "dc2 failed");
         assert_eq!(cancelled(&targets, &seen, forbid), ["dc3"]);
         assert!(cancelled(&targets, &seen, DcConcurrencyPolicy::Allow).is_empty());
+    }
+
+    #[test]
+    fn cleanup_looks_in_every_place_of_the_cluster_by_the_tasks_labels() {
+        let mut all = cluster();
+        all.push(located("dc4", "east"));
+        all.push(Located {
+            namespace: "other".into(),
+            ..located("dc5", "east")
+        });
+        let found = places(&all);
+        let summary: Vec<(&str, &str, Vec<&str>)> = found
+            .iter()
+            .map(|p| {
+                let dcs = p.datacenters.iter().map(String::as_str).collect();
+                (p.context.as_str(), p.namespace.as_str(), dcs)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("", "ns", vec!["dc1"]),
+                ("east", "ns", vec!["dc2", "dc4"]),
+                ("west", "ns", vec!["dc3"]),
+                ("east", "other", vec!["dc5"]),
+            ]
+        );
+        assert_eq!(
+            task_selector(&task(&[])),
+            "k8ssandra.io/task-name=restart,k8ssandra.io/task-namespace=ns"
+        );
     }
 
     #[test]
