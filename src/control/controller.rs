@@ -443,8 +443,9 @@ async fn own(
     let Some(owner) = k8c.controller_owner_ref(&()) else {
         return Ok(());
     };
-    let owned = task.owner_references().iter().any(|o| o.uid == owner.uid);
-    if owned {
+    // One controller owner at most (the API server refuses two): a task already owned, by this
+    // cluster or by another object, is left as it is.
+    if task.owner_references().iter().any(|o| o.uid == owner.uid || o.controller == Some(true)) {
         return Ok(());
     }
     let body = serde_json::json!({
