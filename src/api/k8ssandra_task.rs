@@ -18,6 +18,8 @@ pub const MAX_JOBS: u32 = 16;
 pub const MAX_CONCURRENT_PODS: i32 = 1000;
 /// Most retries of a failed pod operation.
 pub const MAX_RETRIES: i32 = 100;
+/// Most compaction jobs a job may ask Cassandra to run at once (`args.jobs`).
+pub const MAX_ARGUMENT_JOBS: i32 = 64;
 /// Most entries of `args.tables` and `args.new_tokens`.
 pub const MAX_ARGUMENT_ENTRIES: u32 = 1000;
 
@@ -151,7 +153,9 @@ pub struct JobArguments {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_ARGUMENT_ENTRIES))]
     pub tables: Option<Vec<String>>,
+    /// Compaction jobs run at once (cleanup, upgradesstables, scrub).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = MAX_ARGUMENT_JOBS))]
     pub jobs: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_output: Option<bool>,
