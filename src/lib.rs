@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cassandra;
 pub mod cli;
 pub mod clusters;
+pub mod control;
 pub mod crdgen;
 pub mod dataplane;
 pub mod events;

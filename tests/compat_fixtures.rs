@@ -13,6 +13,7 @@ use federator::api::cassdc::{
     ServerType, StorageConfig,
 };
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
+use federator::api::k8ssandra_task::K8ssandraTask;
 use federator::api::reaper::Reaper;
 use federator::api::replicated_secret::ReplicatedSecret;
 use federator::api::stargate::Stargate;
@@ -331,6 +332,9 @@ fn every_fixture_is_accepted_and_round_trips() {
                 "ReplicatedSecret" => {
                     check_document::<ReplicatedSecret>(&file, &document, &mut problems);
                 }
+                "K8ssandraTask" => {
+                    check_document::<K8ssandraTask>(&file, &document, &mut problems);
+                }
                 // ConfigMaps and Secrets that go with the fixtures are not ours.
                 _ => continue,
             }
@@ -382,12 +386,16 @@ fn upstream_pairs() -> Vec<(&'static str, CustomResourceDefinition)> {
             "crds/k8ssandra-operator/reaper.k8ssandra.io_reapers.yaml",
             Reaper::crd(),
         ),
+        (
+            "crds/k8ssandra-operator/control.k8ssandra.io_k8ssandratasks.yaml",
+            K8ssandraTask::crd(),
+        ),
     ]
 }
 
 #[test]
 fn kinds_are_named_exactly_as_upstream() {
-    assert_eq!(all_crds().len(), 5);
+    assert_eq!(all_crds().len(), 6);
     for (file, ours) in upstream_pairs() {
         let Some(upstream) = crd_file(file) else {
             return;
@@ -530,6 +538,55 @@ fn every_upstream_spec_field_is_accepted() {
         missing.join("\n")
     );
     assert!(checked > 1000, "only {checked} upstream paths checked");
+}
+
+/// K8ssandraTask's status is cass-operator's CassandraTaskStatus inline plus one per
+/// datacenter: every upstream status path is kept too (a status written by k8ssandra-operator
+/// before a migration is read back whole).
+#[test]
+fn every_upstream_k8ssandra_task_status_field_is_accepted() {
+    let Some(upstream) =
+        crd_file("crds/k8ssandra-operator/control.k8ssandra.io_k8ssandratasks.yaml")
+    else {
+        return;
+    };
+    let ours = schema_of(&K8ssandraTask::crd());
+    let status =
+        &upstream["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    let mut paths = Vec::new();
+    schema_paths(status, "status", &mut paths);
+    assert!(paths.len() > 20, "only {} paths", paths.len());
+    let missing: Vec<&String> = paths.iter().filter(|p| !accepts(&ours, p)).collect();
+    assert!(
+        missing.is_empty(),
+        "status paths the CRD would prune: {missing:?}"
+    );
+}
+
+/// A K8ssandraTask as upstream's docs write one is accepted whole.
+#[test]
+fn an_upstream_k8ssandra_task_is_accepted_and_round_trips() {
+    let document = json!({
+        "apiVersion": "control.k8ssandra.io/v1alpha1", "kind": "K8ssandraTask",
+        "metadata": {"name": "task-restart", "namespace": "k8ssandra-operator"},
+        "spec": {
+            "cluster": {"name": "demo", "namespace": "k8ssandra-operator"},
+            "datacenters": ["dc1"],
+            "dcConcurrencyPolicy": "Forbid",
+            "template": {
+                "jobs": [{"name": "restart-dc1", "command": "restart", "args": {"rack": "r1"}}],
+                "restartPolicy": "OnFailure",
+                "concurrencyPolicy": "Forbid",
+                "maxConcurrentPods": 1,
+                "retries": 2,
+                "ttlSecondsAfterFinished": 3600,
+                "scheduledTime": "2026-01-01T00:00:00Z"
+            }
+        }
+    });
+    let mut problems = Vec::new();
+    check_document::<K8ssandraTask>("upstream docs", &document, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
 }
 
 #[test]

@@ -50,6 +50,7 @@ fn every_crd_is_valid_yaml_naming_its_k8ssandra_group_and_plural() {
         "replication.k8ssandra.io_replicatedsecrets.yaml",
         "stargate.k8ssandra.io_stargates.yaml",
         "reaper.k8ssandra.io_reapers.yaml",
+        "control.k8ssandra.io_k8ssandratasks.yaml",
     ]
     .into_iter()
     .map(String::from)

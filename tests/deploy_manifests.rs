@@ -255,6 +255,10 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                 !granted.iter().any(|(_, resource, _)| resource == "pods/proxy"),
                 "{overlay}: the data plane calls no Management API"
             );
+            assert!(
+                !granted.iter().any(|(_, resource, _)| resource.starts_with("k8ssandratasks")),
+                "{overlay}: K8ssandraTasks run in the control plane only"
+            );
         } else {
             assert!(
                 has("config.k8ssandra.io", "clientconfigs", "watch"),
@@ -282,6 +286,27 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                 );
             }
             assert!(!has("", "pods/proxy", "delete"), "{overlay}");
+            // K8ssandraTasks: followed, their status written, deleted when their TTL passed;
+            // users create them.
+            for verb in ["watch", "patch", "delete"] {
+                assert!(
+                    has("control.k8ssandra.io", "k8ssandratasks", verb),
+                    "{overlay}: k8ssandratasks {verb}"
+                );
+            }
+            assert!(has(
+                "control.k8ssandra.io",
+                "k8ssandratasks/status",
+                "patch"
+            ));
+            assert!(!has("control.k8ssandra.io", "k8ssandratasks", "create"));
+            // Their CassandraTasks (and rebuilds'): created by apply, read, deleted.
+            for verb in ["get", "patch", "delete"] {
+                assert!(
+                    has("control.k8ssandra.io", "cassandratasks", verb),
+                    "{overlay}: cassandratasks {verb}"
+                );
+            }
             // Users create ClientConfigs (federator clientconfig create); the operator only reads.
             assert!(
                 !has("config.k8ssandra.io", "clientconfigs", "create"),

@@ -78,6 +78,7 @@ async fn every_example_is_accepted_whole() {
         "with-stargate-reaper-telemetry.yaml",
         "replicated-secret.yaml",
         "client-config.yaml",
+        "k8ssandra-task.yaml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),

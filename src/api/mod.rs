@@ -4,6 +4,7 @@
 pub mod cassdc;
 pub mod client_config;
 pub mod k8ssandra_cluster;
+pub mod k8ssandra_task;
 pub mod reaper;
 pub mod replicated_secret;
 pub mod shared;
@@ -21,6 +22,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         replicated_secret::ReplicatedSecret::crd(),
         stargate::Stargate::crd(),
         reaper::Reaper::crd(),
+        k8ssandra_task::K8ssandraTask::crd(),
     ]
 }
 

@@ -495,7 +495,7 @@ pub fn region_cluster_role() -> ClusterRole {
             // The Management API of the Cassandra pods, through the API server: GET reads,
             // POST (create) changes the schema.
             rule(&[""], &["pods/proxy"], &["get", "create"]),
-            // Rebuilds of datacenters added to a running cluster.
+            // Rebuilds of datacenters added to a running cluster, K8ssandraTasks' CassandraTasks.
             rule(
                 &["control.k8ssandra.io"],
                 &["cassandratasks"],

@@ -211,6 +211,16 @@ impl Operator {
                         shutdown.clone(),
                     ),
                 );
+                controllers.spawn(
+                    "k8ssandratask",
+                    crate::control::controller::run(
+                        hub.clone(),
+                        registry.clone(),
+                        settings.watch_namespaces.clone(),
+                        ops.clone(),
+                        shutdown.clone(),
+                    ),
+                );
                 Some(registry)
             }
             // Only the controllers of objects that live in the region run here; no
