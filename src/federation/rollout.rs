@@ -7,6 +7,8 @@
 //!   existing ones to settle (its nodes join through their seeds). Settled is Ready, or stopped
 //!   as the spec asks (`stopped: true`: cass-operator reports Stopped, never Ready, until it is
 //!   started again).
+//! - A datacenter marked to be rebuilt holds back the creation of the others until its rebuild
+//!   is done: datacenters join one at a time, with their data.
 //! - A datacenter that may be created waits until its secrets are in its region.
 //! - A datacenter that exists gets the desired spec at once, whatever the others do, unless
 //!   the change restarts Cassandra: then [`super::progressive`] says when (one datacenter at a
@@ -106,6 +108,8 @@ pub enum WaitReason {
     DatacenterNotReady { datacenter: String },
     /// Created once this datacenter's readiness can be seen again.
     DatacenterUnobservable { datacenter: String },
+    /// Created once this datacenter, added before it, is rebuilt.
+    DatacenterRebuilding { datacenter: String },
     /// Its CassandraDatacenter is being deleted (decommissioning, or deleted by hand: it is
     /// created again once gone).
     Deleting,
@@ -133,6 +137,9 @@ impl fmt::Display for WaitReason {
                 f,
                 "waiting until datacenter {datacenter} can be observed (its region does not answer)"
             ),
+            WaitReason::DatacenterRebuilding { datacenter } => {
+                write!(f, "waiting for datacenter {datacenter} to be rebuilt")
+            }
             WaitReason::Deleting => write!(f, "its CassandraDatacenter is being deleted"),
             WaitReason::RemovalQueued { behind } => {
                 write!(f, "removed after datacenter {behind}")
@@ -458,6 +465,16 @@ fn creation_blocker(
     plan.datacenters.iter().enumerate().filter(|(other, _)| *other != index).find_map(
         |(other, dc)| {
             let state = observed.get(&dc.name).map(|o| &o.state);
+            let rebuilding = state
+                .and_then(RemoteState::present)
+                .is_some_and(|live| is_marked_for_rebuild(live.meta()));
+            if rebuilding {
+                // One datacenter joins at a time, its data included (as upstream): the next
+                // is created once this one's rebuild is done.
+                return Some(WaitReason::DatacenterRebuilding {
+                    datacenter: dc.name.clone(),
+                });
+            }
             if state.is_some_and(RemoteState::is_settled) {
                 return None;
             }

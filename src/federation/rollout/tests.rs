@@ -817,3 +817,37 @@ fn stopping_a_datacenter_that_is_to_be_rebuilt_is_refused() {
     );
     assert_eq!(actions.decision("dc1"), Some(&Decision::Update));
 }
+
+#[test]
+fn a_datacenter_being_rebuilt_holds_back_the_next_creation() {
+    let plan = plan_of(&["dc1", "dc2", "dc3"]);
+    let mut observation = in_step(
+        &plan,
+        observed(
+            vec![present("dc1", true), present("dc2", true), absent("dc3")],
+            &["dc1", "dc2"],
+        ),
+    );
+    assert_eq!(
+        decide(&plan, &observation).decision("dc3"),
+        Some(&Decision::Create)
+    );
+    let mut marked = remote_dc("dc2", true);
+    marked.spec = plan.datacenter("dc2").expect("dc2").datacenter.spec.clone();
+    let annotations = marked.metadata.annotations.get_or_insert_default();
+    annotations.insert(RESTART_HASH_ANNOTATION.into(), restart_hash(&marked.spec));
+    annotations.insert(
+        crate::federation::rebuild::REBUILD_DC_ANNOTATION.into(),
+        "dc2".into(),
+    );
+    observation.datacenters.extend([at(
+        "dc2",
+        RemoteState::Present(std::sync::Arc::new(marked.into())),
+    )]);
+    assert_eq!(
+        decide(&plan, &observation).decision("dc3"),
+        Some(&Decision::Wait(WaitReason::DatacenterRebuilding {
+            datacenter: "dc2".into()
+        }))
+    );
+}
