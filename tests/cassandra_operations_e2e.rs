@@ -56,19 +56,7 @@ fn datacenters_of(replication: &BTreeMap<String, String>) -> BTreeMap<&str, &str
 
 /// The SystemKeyspacesReplicated condition once it is True with `message`.
 async fn replicated(clusters: &Api<K8ssandraCluster>, message: &str) {
-    wait_for(
-        &format!("SystemKeyspacesReplicated: {message}"),
-        WAIT,
-        || async {
-            let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
-            let status = k8c.status.ok_or("no status")?;
-            match condition(&status, "SystemKeyspacesReplicated") {
-                Some((state, _, text)) if state == "True" && text.contains(message) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await
+    keyspaces_condition(clusters, "Replicated", message).await;
 }
 
 #[test]
@@ -77,15 +65,8 @@ fn the_system_keyspaces_follow_the_datacenters_across_regions() {
 }
 
 async fn system_keyspaces_follow_the_datacenters() {
-    let sim = start_sim(3)
-        .context_prefix("kind-k8ssandra-")
-        .cass_operator()
-        .dc_ready_after(Duration::from_millis(300))
-        .register([0, 1, 2])
-        .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = write_kubeconfig(&sim, dir.path());
-    let cache = dir.path().join("kubectl-cache");
+    let layout = upstream_layout(3, |setup| setup).await;
+    let (sim, kubeconfig, cache) = (&layout.sim, &layout.kubeconfig, &layout.cache);
     let hub = sim.client(0).await.expect("hub client");
     let region1 = sim.client(1).await.expect("region 1 client");
     let operator = InProcessOperator::start(&hub, |settings| {
@@ -184,8 +165,8 @@ async fn system_keyspaces_follow_the_datacenters() {
     );
     for keyspace in SYSTEM_KEYSPACES {
         let seen = replication_through_kubectl(
-            &kubeconfig,
-            &cache,
+            kubeconfig,
+            cache,
             "kind-k8ssandra-1",
             "demo-dc2-default-sts-0",
             keyspace,
@@ -259,8 +240,8 @@ async fn system_keyspaces_follow_the_datacenters() {
     );
     assert_eq!(refused.1.as_deref(), Some("UpdatingReplication"));
     let auth = replication_through_kubectl(
-        &kubeconfig,
-        &cache,
+        kubeconfig,
+        cache,
         "kind-k8ssandra-0",
         "demo-dc1-default-sts-0",
         "system_auth",
@@ -284,8 +265,8 @@ async fn system_keyspaces_follow_the_datacenters() {
     replicated(&clusters, "system_auth {dc1: 3}").await;
     for keyspace in SYSTEM_KEYSPACES.into_iter().chain(["app"]) {
         let seen = replication_through_kubectl(
-            &kubeconfig,
-            &cache,
+            kubeconfig,
+            cache,
             "kind-k8ssandra-0",
             "demo-dc1-default-sts-0",
             keyspace,
@@ -324,19 +305,12 @@ async fn management_tls_secrets(
 
 /// The SystemKeyspacesReplicated condition once it has `reason` and its message `text`.
 async fn keyspaces_condition(clusters: &Api<K8ssandraCluster>, reason: &str, text: &str) -> String {
-    wait_for(
-        &format!("SystemKeyspacesReplicated {reason}: {text}"),
+    wait_for_condition(
+        clusters,
+        CLUSTER,
+        "SystemKeyspacesReplicated",
         WAIT,
-        || async {
-            let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
-            let status = k8c.status.ok_or("no status")?;
-            match condition(&status, "SystemKeyspacesReplicated") {
-                Some((_, found, message)) if found == reason && message.contains(text) => {
-                    Ok(message)
-                }
-                other => Err(format!("{other:?}")),
-            }
-        },
+        |_, found, message| found == reason && message.contains(text),
     )
     .await
 }
@@ -347,16 +321,8 @@ fn a_management_api_with_mutual_tls_is_called_at_the_pod_ips_with_the_client_cer
 }
 
 async fn mutual_tls_management_api() {
-    let sim = start_sim(2)
-        .context_prefix("kind-k8ssandra-")
-        .cass_operator()
-        .dc_ready_after(Duration::from_millis(300))
-        .pod_listeners()
-        .register([0, 1])
-        .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = write_kubeconfig(&sim, dir.path());
-    let cache = dir.path().join("kubectl-cache");
+    let layout = upstream_layout(2, |setup| setup.pod_listeners()).await;
+    let (sim, kubeconfig, cache) = (&layout.sim, &layout.kubeconfig, &layout.cache);
     let hub = sim.client(0).await.expect("hub client");
     let certificates = kube_sim::tls::ManagementApiCertificates::generate("demo-dc1-service")
         .expect("certificates");
@@ -382,8 +348,8 @@ async fn mutual_tls_management_api() {
         "/api/v1/namespaces/{NS}/pods/demo-dc1-default-sts-0:8080/proxy/api/v0/ops/keyspace"
     );
     let (ok, _, err) = kubectl(
-        &kubeconfig,
-        &cache,
+        kubeconfig,
+        cache,
         &["--context", "kind-k8ssandra-0", "get", "--raw", &path],
     )
     .await;
@@ -448,16 +414,11 @@ fn a_third_region_added_later_reads_every_row_and_logs_in() {
 /// Two regions with Reaper, rows written at LOCAL_QUORUM; a third region added later gets
 /// every system and component keyspace, the user keyspace its annotation names, and the rows.
 async fn third_region_added_later() {
-    let sim = start_sim(3)
-        .context_prefix("kind-k8ssandra-")
-        .cass_operator()
-        .dc_ready_after(Duration::from_millis(300))
-        .workloads_ready_after(Duration::from_millis(300))
-        .register([0, 1, 2])
-        .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = write_kubeconfig(&sim, dir.path());
-    let cache = dir.path().join("kubectl-cache");
+    let layout = upstream_layout(3, |setup| {
+        setup.workloads_ready_after(Duration::from_millis(300))
+    })
+    .await;
+    let (sim, kubeconfig, cache) = (&layout.sim, &layout.kubeconfig, &layout.cache);
     let hub = sim.client(0).await.expect("hub client");
     let operator = InProcessOperator::start(&hub, |settings| {
         settings.leader_election.enabled = false;
@@ -496,18 +457,18 @@ async fn third_region_added_later() {
         serde_json::json!({"k8ssandra.io/dc-replication": r#"{"dc3": {"app": 3}}"#});
     apply(&clusters, CLUSTER, three).await;
     replicated(&clusters, "system_auth {dc1: 3, dc2: 3, dc3: 3}").await;
-    wait_for("dc3 rebuilt", WAIT, || async {
-        let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
-        match condition(&k8c, "DatacenterRebuild") {
-            Some((state, reason, _)) if state == "True" && reason == "Rebuilt" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
+    wait_for_condition(
+        &clusters,
+        CLUSTER,
+        "DatacenterRebuild",
+        WAIT,
+        |state, reason, _| state == "True" && reason == "Rebuilt",
+    )
     .await;
     for keyspace in ["reaper_db", "app", "system_auth"] {
         let seen = replication_through_kubectl(
-            &kubeconfig,
-            &cache,
+            kubeconfig,
+            cache,
             "kind-k8ssandra-2",
             "demo-dc3-default-sts-0",
             keyspace,

@@ -138,12 +138,8 @@ async fn restart_every_datacenter() {
     let datacenters: Vec<(&str, &str, i32)> =
         DATACENTERS.iter().map(|(dc, context, _)| (*dc, *context, 2)).collect();
     apply(&clusters, CLUSTER, k8ssandra_cluster(CLUSTER, &datacenters)).await;
-    wait_for("the cluster Ready", WAIT, || async {
-        let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
-        match condition(&k8c, "Ready") {
-            Some((state, _, _)) if state == "True" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
+    wait_for_condition(&clusters, CLUSTER, "Ready", WAIT, |state, _, _| {
+        state == "True"
     })
     .await;
     let mut before = Vec::new();

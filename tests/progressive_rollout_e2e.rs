@@ -114,15 +114,8 @@ fn a_restarting_change_rolls_region_by_region_and_halts_at_a_failing_one() {
 }
 
 async fn rolls_region_by_region() {
-    let sim = start_sim(3)
-        .context_prefix("kind-k8ssandra-")
-        .cass_operator()
-        .dc_ready_after(Duration::from_millis(300))
-        .register([0, 1, 2])
-        .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = write_kubeconfig(&sim, dir.path());
-    let cache = dir.path().join("kubectl-cache");
+    let layout = upstream_layout(3, |setup| setup).await;
+    let (sim, kubeconfig, cache) = (&layout.sim, &layout.kubeconfig, &layout.cache);
     let mut regions = Vec::new();
     for index in 0..3 {
         regions.push(sim.client(index).await.expect("region client"));
@@ -135,12 +128,8 @@ async fn rolls_region_by_region() {
 
     apply(&clusters, CLUSTER, manifest(32)).await;
     follow_one_at_a_time(&regions, 32).await;
-    wait_for("the cluster Ready", WAIT, || async {
-        let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
-        match condition(&k8c, "Ready") {
-            Some((state, _, _)) if state == "True" => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
+    wait_for_condition(&clusters, CLUSTER, "Ready", WAIT, |state, _, _| {
+        state == "True"
     })
     .await;
 
@@ -170,14 +159,8 @@ async fn rolls_region_by_region() {
     sim.set_cassandra_management_fault("kind-k8ssandra-1", NS, dc2_pod, failing)
         .expect("dc2's Management API fails");
     apply(&clusters, CLUSTER, manifest(96)).await;
-    let halted = wait_for("the rollout halted at dc2", WAIT, || async {
-        let k8c = bounded("get", clusters.get(CLUSTER)).await.map_err(|e| e.to_string())?;
-        match condition(&k8c, "Degraded") {
-            Some((state, reason, message)) if state == "True" && reason == "RolloutHalted" => {
-                Ok(message)
-            }
-            other => Err(format!("{other:?}")),
-        }
+    let halted = wait_for_condition(&clusters, CLUSTER, "Degraded", WAIT, |state, reason, _| {
+        state == "True" && reason == "RolloutHalted"
     })
     .await;
     assert!(halted.contains("datacenter dc2 is not Ready"), "{halted}");
@@ -186,8 +169,8 @@ async fn rolls_region_by_region() {
     assert_eq!(step(&regions[1], "dc2", 96).await, Ok(Step::Restarting));
     assert_eq!(step(&regions[2], "dc3", 96).await, Ok(Step::Before));
     let progressing = kubectl_jsonpath(
-        &kubeconfig,
-        &cache,
+        kubeconfig,
+        cache,
         &[
             "--context",
             "kind-k8ssandra-0",
@@ -205,8 +188,8 @@ async fn rolls_region_by_region() {
 
     // The user resumes for this generation, as the condition says: dc3 gets the change.
     let generation = kubectl_jsonpath(
-        &kubeconfig,
-        &cache,
+        kubeconfig,
+        cache,
         &[
             "--context",
             "kind-k8ssandra-0",
@@ -220,8 +203,8 @@ async fn rolls_region_by_region() {
     let resume = format!("federator.k8ssandra.io/rollout-resume={generation}");
     assert!(halted.contains(&resume), "{halted}");
     let (ok, _, err) = kubectl(
-        &kubeconfig,
-        &cache,
+        kubeconfig,
+        cache,
         &[
             "--context",
             "kind-k8ssandra-0",

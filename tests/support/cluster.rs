@@ -72,3 +72,23 @@ pub fn condition(of: &impl Conditions, type_: &str) -> Option<(String, String, S
         .find(|c| c.type_ == type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
+
+/// Waits (at most `limit`) until the K8ssandraCluster `name`'s condition `type_` is as `wanted`
+/// says, given (status, reason, message); returns the message.
+pub async fn wait_for_condition(
+    clusters: &kube::Api<K8ssandraCluster>,
+    name: &str,
+    type_: &str,
+    limit: std::time::Duration,
+    wanted: impl Fn(&str, &str, &str) -> bool,
+) -> String {
+    super::wait::wait_for(&format!("{name}'s {type_} condition"), limit, || async {
+        let k8c =
+            super::sim::bounded("get", clusters.get(name)).await.map_err(|e| e.to_string())?;
+        match condition(&k8c, type_) {
+            Some((state, reason, message)) if wanted(&state, &reason, &message) => Ok(message),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}

@@ -407,3 +407,33 @@ pub async fn wait_reaches_hub(hub: &Client, name: &str, reaches_hub: bool, limit
     )
     .await;
 }
+
+/// kube-sim in upstream's layout: `clusters` clusters with contexts `kind-k8ssandra-N`, every one
+/// registered with a ClientConfig (the hub, `kind-k8ssandra-0`, like the others), cass-operator's
+/// stand-in making datacenters Ready in 300 ms; `more` adds to the setup. With a kubeconfig
+/// and kubectl cache for the real kubectl.
+pub async fn upstream_layout(clusters: usize, more: impl FnOnce(SimSetup) -> SimSetup) -> Layout {
+    let setup = start_sim(clusters)
+        .context_prefix("kind-k8ssandra-")
+        .cass_operator()
+        .dc_ready_after(Duration::from_millis(300))
+        .register(0..clusters);
+    let sim = more(setup).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(&sim, dir.path());
+    let cache = dir.path().join("kubectl-cache");
+    Layout {
+        sim,
+        kubeconfig,
+        cache,
+        _dir: dir,
+    }
+}
+
+/// What [`upstream_layout`] starts.
+pub struct Layout {
+    pub sim: Sim,
+    pub kubeconfig: PathBuf,
+    pub cache: PathBuf,
+    _dir: tempfile::TempDir,
+}
