@@ -222,7 +222,7 @@ fn cluster_report(
         });
     }
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-    let operations = OPERATION_CONDITIONS
+    let mut operations: Vec<OperationReport> = OPERATION_CONDITIONS
         .iter()
         .filter_map(|kind| find_condition(conditions, kind))
         .map(|c| OperationReport {
@@ -232,6 +232,7 @@ fn cluster_report(
             message: c.message.clone(),
         })
         .collect();
+    operations.extend(rollout_operation(conditions));
     ClusterReport {
         namespace: k8c.namespace().unwrap_or_default(),
         name: k8c.name_any(),
@@ -242,6 +243,29 @@ fn cluster_report(
         datacenters,
         operations,
     }
+}
+
+/// A change that restarts Cassandra on its way through the datacenters: halted (Degraded
+/// `RolloutHalted`), or with datacenters waiting their turn (in Progressing).
+fn rollout_operation(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<OperationReport> {
+    let rollout = |reason: &str, message: &str| OperationReport {
+        operation: "Rollout".into(),
+        status: "False".into(),
+        reason: reason.into(),
+        message: message.into(),
+    };
+    if let Some(degraded) = find_condition(conditions, "Degraded")
+        && degraded.reason == crate::federation::status::REASON_ROLLOUT_HALTED
+    {
+        return Some(rollout(&degraded.reason, &degraded.message));
+    }
+    let progressing = find_condition(conditions, "Progressing")?;
+    progressing
+        .message
+        .contains(crate::federation::rollout::RESTART_QUEUED)
+        .then(|| rollout("RollingOut", &progressing.message))
 }
 
 /// The report as a table for people.
@@ -535,6 +559,39 @@ mod tests {
             text.lines().any(|l| l.contains("old") && l.contains("Removing")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_rollout_under_way_or_halted_is_shown() {
+        let with_conditions = |conditions: serde_json::Value| {
+            let mut k8c = cluster();
+            k8c.status = Some(
+                serde_json::from_value(serde_json::json!({"conditions": conditions}))
+                    .expect("status"),
+            );
+            render_table(&build_report(&[k8c], &[client_config("west", true)]))
+        };
+        let rolling = with_conditions(serde_json::json!([
+            {"type": "Progressing", "status": "True", "reason": "WaitingForDatacenter",
+             "message": "dc2: its change restarts Cassandra: applied once datacenter dc1 is Ready (one datacenter at a time)",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}]));
+        assert!(
+            rolling.contains("Rollout: False (RollingOut) dc2: its change restarts Cassandra"),
+            "{rolling}"
+        );
+        let halted = with_conditions(serde_json::json!([
+            {"type": "Degraded", "status": "True", "reason": "RolloutHalted",
+             "message": "datacenter dc1 is not Ready 26m after its change (deadline 25m)",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}]));
+        assert!(
+            halted.contains("Rollout: False (RolloutHalted) datacenter dc1 is not Ready"),
+            "{halted}"
+        );
+        let creating = with_conditions(serde_json::json!([
+            {"type": "Progressing", "status": "True", "reason": "WaitingForDatacenter",
+             "message": "dc2: waiting for datacenter dc1 to be Ready",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}]));
+        assert!(!creating.contains("Rollout"), "{creating}");
     }
 
     #[test]

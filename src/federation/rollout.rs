@@ -42,6 +42,10 @@ use super::progressive::{
 use super::rebuild::is_marked_for_rebuild;
 use crate::cassandra::replication::is_system_keyspace;
 
+/// How a datacenter whose restarting change waits for its turn starts its wait's words (in
+/// `Progressing`, which `federator status` reads).
+pub const RESTART_QUEUED: &str = "its change restarts Cassandra";
+
 /// The decisions for one reconcile.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Actions {
@@ -159,7 +163,7 @@ impl fmt::Display for WaitReason {
             ),
             WaitReason::RestartQueued { behind, wave } => write!(
                 f,
-                "its change restarts Cassandra: applied once datacenter {behind} is Ready ({wave})"
+                "{RESTART_QUEUED}: applied once datacenter {behind} is Ready ({wave})"
             ),
         }
     }
