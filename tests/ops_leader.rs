@@ -319,7 +319,8 @@ fn writes_to(sim: &Sim, index: usize, replica: &OperatorProcess) -> u64 {
 
 async fn lease_lost_mid_rollout() {
     const DATACENTERS: usize = 12;
-    let sim = start_sim(2).cass_operator().register([1]).await;
+    let sim =
+        start_sim(2).cass_operator().dc_ready_after(Duration::from_millis(300)).register([1]).await;
     let hub = sim.client(0).await.expect("hub client");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
@@ -361,9 +362,10 @@ async fn lease_lost_mid_rollout() {
             .collect::<Vec<_>>()
     };
     apply(&hub_api::<K8ssandraCluster>(&hub), "demo", cluster(1)).await;
+    // One after the other, each once the one before is rebuilt.
     wait_for(
         "every datacenter created",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         || async { sizes().await.iter().all(|s| *s == Some(1)).then_some(()) },
     )
     .await;
