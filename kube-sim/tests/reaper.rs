@@ -538,3 +538,87 @@ async fn the_service_proxy_words_its_failures_as_kube_apiserver() {
     let resources = world.client.list_core_api_resources("v1").await.expect("discovery");
     assert!(resources.resources.iter().any(|r| r.name == "services/proxy"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_scheduling_keeps_a_schedule_for_every_user_keyspace_with_tables() {
+    let world = World::start(json!([
+        {"name": "REAPER_AUTO_SCHEDULING_ENABLED", "value": "true"},
+        {"name": "REAPER_AUTO_SCHEDULING_INITIAL_DELAY_PERIOD", "value": "PT15S"},
+        {"name": "REAPER_AUTO_SCHEDULING_PERIOD_BETWEEN_POLLS", "value": "PT10M"},
+        {"name": "REAPER_AUTO_SCHEDULING_TIME_BEFORE_FIRST_SCHEDULE", "value": "PT5M"},
+        {"name": "REAPER_AUTO_SCHEDULING_SCHEDULE_SPREAD_PERIOD", "value": "PT6H"},
+        {"name": "REAPER_AUTO_SCHEDULING_EXCLUDED_KEYSPACES", "value": "[audit]"},
+    ]))
+    .await;
+    let replication = BTreeMap::from([
+        ("class".to_string(), "NetworkTopologyStrategy".to_string()),
+        ("dc1".to_string(), "3".to_string()),
+    ]);
+    for (keyspace, table) in [
+        ("orders", Some("items")),
+        ("audit", Some("log")),
+        ("empty", None),
+    ] {
+        world.sim.cassandra_create_keyspace(CLUSTER, keyspace, &replication).expect("keyspace");
+        if let Some(table) = table {
+            world.sim.cassandra_create_table(CLUSTER, keyspace, table).expect("table");
+        }
+    }
+    let scheduled = || async {
+        let all = world.call("GET", "/repair_schedule/cluster/demo", None, None).await.json();
+        let mut found: Vec<(String, String, String)> = all
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|s| {
+                let text = |key: &str| s[key].as_str().unwrap_or_default().to_string();
+                (
+                    text("keyspace_name"),
+                    text("owner"),
+                    text("next_activation"),
+                )
+            })
+            .collect();
+        found.sort();
+        found
+    };
+
+    // Registering schedules the user keyspaces with tables at once, spread 6 hours apart; not
+    // the system ones, the excluded one or the one without tables.
+    let now = {
+        let model = world.sim.cassandra();
+        let mut model = model.lock();
+        let now = model.now_millis();
+        model.set_now_millis(now);
+        now
+    };
+    world.register_cluster().await;
+    let at = |millis: i64| {
+        let time = jiff::Timestamp::from_millisecond(millis).expect("time");
+        time.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    };
+    let owner = "auto-scheduling".to_string();
+    assert_eq!(
+        scheduled().await,
+        [
+            ("app".into(), owner.clone(), at(now + 300_000)),
+            (
+                "orders".into(),
+                owner.clone(),
+                at(now + 300_000 + 21_600_000)
+            ),
+        ]
+    );
+
+    // A keyspace made later is scheduled at the next poll; a dropped one loses its schedule.
+    world.sim.cassandra_create_keyspace(CLUSTER, "later", &replication).expect("keyspace");
+    world.sim.cassandra_create_table(CLUSTER, "later", "kv").expect("table");
+    {
+        let model = world.sim.cassandra();
+        let mut model = model.lock();
+        model.drop_keyspace(CLUSTER, "orders").expect("drop");
+        model.advance_millis(11 * 60_000);
+    }
+    let keyspaces: Vec<String> = scheduled().await.into_iter().map(|(k, _, _)| k).collect();
+    assert_eq!(keyspaces, ["app", "later"]);
+}

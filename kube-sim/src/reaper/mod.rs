@@ -19,6 +19,7 @@
 //! Kubernetes has no controller here that makes pods for Deployments; [`pods::spawn`] makes the
 //! one pod of each Reaper Deployment (only Deployments with the label are watched).
 
+mod auto_scheduling;
 mod http;
 pub mod pods;
 mod resources;
@@ -32,6 +33,7 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
+pub use auto_scheduling::{AutoScheduling, OWNER as AUTO_SCHEDULING_OWNER};
 pub use http::{Params, Reply};
 pub use resources::{ReaperRequest, handle, resolve_seed, symbolic_name};
 pub use state::{ReaperState, RunState, SEGMENT_MILLIS};
@@ -59,6 +61,8 @@ pub const DEFAULT_JMX_PORT: i64 = 7199;
 pub struct ReaperConfig {
     /// The UI/REST user and password when authentication is on.
     pub login: Option<(String, String)>,
+    /// `REAPER_AUTO_SCHEDULING_*`; None when off.
+    pub auto_scheduling: Option<AutoScheduling>,
 }
 
 /// Reaper on port 8080 (or its admin port) of every Reaper pod, as a [`PortService`]; other
@@ -182,6 +186,7 @@ fn config_of(store: &Store, namespace: &str, pod: &Value) -> ReaperConfig {
                 variable("REAPER_AUTH_PASSWORD").unwrap_or_else(|| "admin".into()),
             )
         }),
+        auto_scheduling: AutoScheduling::from_env(variable),
     }
 }
 

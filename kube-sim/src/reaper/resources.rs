@@ -14,7 +14,10 @@ use super::state::{
     ReaperState, RegisteredCluster, RepairSchedule, RepairUnit, RunState, ScheduleState,
     run_status, schedule_status, segment_view,
 };
-use super::{DEFAULT_INTENSITY, DEFAULT_PARALLELISM, DEFAULT_SEGMENT_TIMEOUT_MINS, ReaperConfig};
+use super::{
+    DEFAULT_INTENSITY, DEFAULT_PARALLELISM, DEFAULT_SEGMENT_TIMEOUT_MINS, ReaperConfig,
+    auto_scheduling,
+};
 use crate::cassandra::CassandraModel;
 
 /// One HTTP request to a Reaper, parsed.
@@ -78,8 +81,20 @@ pub fn handle(
         return refused;
     }
     state.advance(model);
+    if let Some(auto) = &config.auto_scheduling {
+        auto_scheduling::poll(state, model, auto);
+    }
+    let known: Vec<String> = state.clusters.keys().cloned().collect();
     let method = request.method.as_str();
     let reply = route(state, model, config, request, method, &segments);
+    // `ClusterResource.addOrUpdateCluster` schedules a cluster it has just registered.
+    if let Some(auto) = &config.auto_scheduling {
+        let added: Vec<String> =
+            state.clusters.keys().filter(|name| !known.contains(name)).cloned().collect();
+        for cluster in added {
+            auto_scheduling::schedule_repairs(state, model, auto, &cluster);
+        }
+    }
     // A run started or a schedule triggered by this request moves at once when it is due.
     state.advance(model);
     reply

@@ -208,6 +208,8 @@ pub struct ReaperState {
     pub sessions: HashMap<String, String>,
     /// Tokens `GET /jwt` handed out.
     pub tokens: HashSet<String>,
+    /// When auto-scheduling next looks at every cluster (None: it has not started).
+    pub auto_scheduling_next_poll: Option<i64>,
     rng: fastrand::Rng,
 }
 
@@ -220,6 +222,7 @@ impl Default for ReaperState {
             schedules: Vec::new(),
             sessions: HashMap::new(),
             tokens: HashSet::new(),
+            auto_scheduling_next_poll: None,
             rng: fastrand::Rng::new(),
         }
     }
