@@ -492,3 +492,209 @@ async fn third_region_added_later() {
     assert!(login.is_ok(), "login through dc3: {login:?}");
     operator.stop().await;
 }
+
+/// One call to a Reaper's REST API through its region's services proxy: status, Set-Cookie, body.
+async fn reaper_call(
+    region: &kube::Client,
+    reaper: &str,
+    method: &str,
+    path: &str,
+    session: Option<&str>,
+    form: Option<String>,
+) -> (u16, Option<String>, String) {
+    use http_body_util::BodyExt;
+    let uri = format!("/api/v1/namespaces/{NS}/services/{reaper}-service:app/proxy{path}");
+    let mut request = http::Request::builder().method(method).uri(uri);
+    if let Some(session) = session {
+        request = request.header("cookie", session);
+    }
+    if form.is_some() {
+        request = request.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let request = request.body(form.unwrap_or_default().into_bytes()).expect("request");
+    let response = bounded(
+        "a call to Reaper",
+        region.send(request.map(kube::client::Body::from)),
+    )
+    .await
+    .expect("Reaper answers");
+    let status = response.status().as_u16();
+    let cookie = (response.headers().get("set-cookie"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string);
+    let body =
+        bounded("Reaper's body", response.into_body().collect()).await.expect("body").to_bytes();
+    (status, cookie, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn reaper_is_told_about_the_cluster_and_its_auto_schedules_repair_the_user_keyspaces() {
+    run(reaper_repairs_across_regions());
+}
+
+/// Two regions with `autoScheduling`: each datacenter's Reaper is ready only once the cluster is
+/// registered with it, lists the schedule Reaper made for the user keyspace, and that schedule's
+/// run makes replicas that missed writes consistent again.
+async fn reaper_repairs_across_regions() {
+    let layout = upstream_layout(2, |setup| {
+        setup.workloads_ready_after(Duration::from_millis(300))
+    })
+    .await;
+    let sim = &layout.sim;
+    let hub = sim.client(0).await.expect("hub client");
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let control_plane = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+    });
+    let data_plane = InProcessOperator::start(&region1, |settings| {
+        settings.mode = federator::settings::Mode::DataPlane;
+        settings.leader_election.enabled = false;
+    });
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(
+        CLUSTER,
+        &[
+            ("dc1", "kind-k8ssandra-0", 3),
+            ("dc2", "kind-k8ssandra-1", 3),
+        ],
+    );
+    cluster["spec"]["reaper"] = serde_json::json!({
+        "autoScheduling": {
+            "enabled": true, "initialDelayPeriod": "PT1S", "periodBetweenPolls": "PT1S",
+            "excludedKeyspaces": ["audit"]
+        }
+    });
+    apply(&clusters, CLUSTER, cluster).await;
+    replicated(&clusters, "reaper_db {dc1: 3, dc2: 3}").await;
+    let replication = BTreeMap::from([
+        ("class".to_string(), "NetworkTopologyStrategy".to_string()),
+        ("dc1".to_string(), "3".to_string()),
+        ("dc2".to_string(), "3".to_string()),
+    ]);
+    for keyspace in ["app", "audit"] {
+        sim.cassandra_create_keyspace(CLUSTER, keyspace, &replication).expect("keyspace");
+        sim.cassandra_create_table(CLUSTER, keyspace, "kv").expect("table");
+    }
+
+    // Both Reapers become ready, as the K8ssandraCluster reports, once the cluster is registered.
+    wait_for("both Reapers ready", WAIT, || async {
+        let cluster = clusters.get(CLUSTER).await.ok()?;
+        let datacenters = cluster.status?.datacenters?;
+        ["dc1", "dc2"]
+            .iter()
+            .all(|dc| {
+                (datacenters.get(*dc).and_then(|d| d.reaper.as_ref())).is_some_and(|r| r.is_ready())
+            })
+            .then_some(())
+    })
+    .await;
+    let reapers = [(&hub, "demo-dc1-reaper"), (&region1, "demo-dc2-reaper")];
+    let secret: Secret = get(&region1, "demo-reaper-ui").await.expect("the UI user's Secret");
+    let field = |key: &str| {
+        let data = secret.data.as_ref().and_then(|d| d.get(key)).expect(key);
+        String::from_utf8(data.0.clone()).expect("text")
+    };
+    let login = format!(
+        "username={}&password={}",
+        field("username"),
+        field("password")
+    );
+    let mut schedule_ids = Vec::new();
+    for (client, reaper) in reapers {
+        let (status, _, clusters_known) =
+            reaper_call(client, reaper, "GET", "/cluster", None, None).await;
+        assert_eq!(
+            status, 403,
+            "the UI user's login is needed: {clusters_known}"
+        );
+        let (status, session, _) =
+            reaper_call(client, reaper, "POST", "/login", None, Some(login.clone())).await;
+        assert_eq!(status, 204);
+        let session = session.expect("a session");
+        let (_, _, known) =
+            reaper_call(client, reaper, "GET", "/cluster", Some(&session), None).await;
+        assert_eq!(known, r#"["demo"]"#, "{reaper}");
+        // Reaper's auto-scheduling gives `app` a schedule; not the excluded `audit`, nor
+        // `reaper_db`, which has no tables.
+        let schedule = wait_for("app's schedule", WAIT, || async {
+            let path = "/repair_schedule/cluster/demo";
+            let (_, _, body) = reaper_call(client, reaper, "GET", path, Some(&session), None).await;
+            let listed: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let listed = listed.as_array()?.clone();
+            (listed.len() == 1 && listed[0]["keyspace_name"] == "app").then_some(listed[0].clone())
+        })
+        .await;
+        assert_eq!(schedule["owner"], "auto-scheduling");
+        schedule_ids.push((
+            client,
+            reaper,
+            session,
+            schedule["id"].as_str().expect("id").to_string(),
+        ));
+    }
+
+    // The Reaper's status lists the schedule (read at each reconcile: a touch brings one now).
+    let region_reapers = Api::<federator::api::reaper::Reaper>::namespaced(region1.clone(), NS);
+    let touch = serde_json::json!({"metadata": {"annotations": {"test/touched": "1"}}});
+    bounded(
+        "touch the Reaper",
+        region_reapers.patch(
+            "demo-dc2-reaper",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&touch),
+        ),
+    )
+    .await
+    .expect("annotated");
+    let listed = wait_for("the schedule in the Reaper's status", WAIT, || async {
+        let reaper = region_reapers.get("demo-dc2-reaper").await.ok()?;
+        let schedules = reaper.status?.schedules?;
+        (!schedules.is_empty()).then_some(schedules)
+    })
+    .await;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.keyspace.as_str(), s.owner.as_str(), s.state.as_str()))
+            .collect::<Vec<_>>(),
+        [("app", "auto-scheduling", "ACTIVE")]
+    );
+
+    // A node of dc2 misses writes; the schedule's run repairs it.
+    let ring = sim.cassandra_ring(CLUSTER).expect("ring");
+    let missing =
+        (ring.iter().find(|entry| entry.datacenter == "dc2")).expect("a dc2 node").pod.name.clone();
+    let context = sim.context_name(1);
+    sim.stop_cassandra_node(&context, NS, &missing).expect("stop");
+    sim.cassandra_write_generated(CLUSTER, "dc1", "app", "kv", 40, ConsistencyLevel::One)
+        .expect("write at ONE");
+    sim.start_cassandra_node(&context, NS, &missing).expect("start");
+    let rows = || {
+        let counts = sim.cassandra_row_counts(CLUSTER).expect("row counts");
+        counts.per_node.values().map(|t| t.get("app.kv").copied().unwrap_or(0)).collect::<Vec<_>>()
+    };
+    assert!(
+        rows().contains(&0),
+        "a replica missed the rows: {:?}",
+        rows()
+    );
+    let (client, reaper, session, id) = &schedule_ids[1];
+    let start = format!("/repair_schedule/start/{id}");
+    let (status, _, body) = reaper_call(client, reaper, "POST", &start, Some(session), None).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for("the scheduled run done", WAIT, || async {
+        let path = "/repair_run?cluster_name=demo";
+        let (_, _, body) = reaper_call(client, reaper, "GET", path, Some(session), None).await;
+        let runs: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (runs.get(0)?["state"] == "DONE").then_some(())
+    })
+    .await;
+    assert!(
+        rows().iter().all(|n| *n == 40),
+        "every replica has every row: {:?}",
+        rows()
+    );
+    data_plane.stop().await;
+    control_plane.stop().await;
+}

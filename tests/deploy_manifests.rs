@@ -247,10 +247,21 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                     );
                 }
             }
-            assert!(
-                !granted.iter().any(|(_, resource, _)| resource == "secrets"),
-                "{overlay}: the data plane needs no Secret"
+            let secret_verbs: Vec<&str> = (granted.iter())
+                .filter(|(_, resource, _)| resource == "secrets")
+                .map(|(_, _, verb)| verb.as_str())
+                .collect();
+            assert_eq!(
+                secret_verbs,
+                ["get"],
+                "{overlay}: the data plane reads a Reaper's UI login by name, nothing more"
             );
+            for verb in ["get", "create", "update"] {
+                assert!(
+                    has("", "services/proxy", verb),
+                    "{overlay}: Reaper's REST API through the services proxy"
+                );
+            }
             assert!(
                 !granted.iter().any(|(_, resource, _)| resource == "pods/proxy"),
                 "{overlay}: the data plane calls no Management API"

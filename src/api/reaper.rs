@@ -130,20 +130,28 @@ pub enum RepairType {
     Auto,
 }
 
+/// What Reaper's `Duration.parse` reads: days, hours, minutes and seconds.
+pub const ISO_8601_DURATION: &str =
+    r"^P([0-9]+D)?(T([0-9]+H)?([0-9]+M)?([0-9]+(\.[0-9]{1,9})?S)?)?$";
+
 /// Reaper's automatic repair scheduling.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AutoScheduling {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// ISO-8601 durations, e.g. PT15S.
+    /// ISO-8601 durations (days at most), e.g. PT15S; upstream's defaults PT15S, PT10M, PT5M, PT6H.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ISO_8601_DURATION))]
     pub initial_delay_period: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ISO_8601_DURATION))]
     pub period_between_polls: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ISO_8601_DURATION))]
     pub time_before_first_schedule: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ISO_8601_DURATION))]
     pub schedule_spread_period: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repair_type: Option<RepairType>,
@@ -182,11 +190,6 @@ impl ReaperTemplate {
     /// paths under `prefix` with what a user would otherwise expect.
     pub fn fields_not_acted_on(&self, prefix: &str) -> Vec<String> {
         let mut fields = Vec::new();
-        if self.auto_scheduling.is_some() {
-            fields.push(format!(
-                "{prefix}.autoScheduling (the cluster is not registered with Reaper, so no repair schedule is made)"
-            ));
-        }
         if self.storage_type == Some(ReaperStorageType::Local) {
             fields.push(format!(
                 "{prefix}.storageType local (Reaper keeps its state in memory, lost when its pod restarts; no volume is made)"
@@ -303,7 +306,7 @@ pub enum ReaperProgress {
 pub struct ReaperStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<ReaperProgress>,
-    /// Reaper's replica is ready for the current spec (the cluster is not registered with it yet).
+    /// Reaper's replica is ready for the current spec and the cluster is registered with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -311,6 +314,24 @@ pub struct ReaperStatus {
     pub conditions: Option<Vec<Condition>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The cluster's repair schedules in Reaper, by keyspace (at most 100 listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedules: Option<Vec<RepairScheduleSummary>>,
+}
+
+/// One repair schedule as Reaper reports it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepairScheduleSummary {
+    pub keyspace: String,
+    /// ACTIVE or PAUSED.
+    pub state: String,
+    /// Who made it: `auto-scheduling` for Reaper's own.
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_activation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_between: Option<i64>,
 }
 
 impl ReaperStatus {

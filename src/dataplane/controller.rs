@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -23,10 +23,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
+use super::reaper_api::ReaperApi;
 use super::rollout::Rollout;
 use super::{CREATED_BY_LABEL, Waiting, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
-use crate::api::reaper::Reaper;
+use crate::api::reaper::{Reaper, RepairScheduleSummary};
 use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
 use crate::cache::scoped;
@@ -378,7 +379,16 @@ pub(crate) trait Workload:
     ) -> impl Future<Output = Result<Built, ComponentError>> + Send;
     /// The label selector of its live Deployments.
     fn deployments_selector(&self) -> String;
-    fn deployed(&self, built: &Built, rollout: Rollout, now: Time) -> Self::Status;
+    /// Its status once applied; what it must be told when its replicas are ready (Reaper: the
+    /// cluster to repair) is told here.
+    fn deployed(
+        &self,
+        context: &ComponentContext,
+        dc: &CassandraDatacenter,
+        built: &Built,
+        rollout: Rollout,
+        now: Time,
+    ) -> impl Future<Output = Self::Status> + Send;
     fn is_ready(status: &Self::Status) -> bool;
     fn progress(status: &Self::Status) -> Option<String>;
 }
@@ -445,7 +455,14 @@ impl Workload for Stargate {
             self.name_any()
         )
     }
-    fn deployed(&self, built: &Built, rollout: Rollout, now: Time) -> Self::Status {
+    async fn deployed(
+        &self,
+        _context: &ComponentContext,
+        _dc: &CassandraDatacenter,
+        built: &Built,
+        rollout: Rollout,
+        now: Time,
+    ) -> Self::Status {
         let names: Vec<String> = built.deployments.iter().map(ResourceExt::name_any).collect();
         let service = built.service.name_any();
         stargate::status(self, Ok((&names, Some(service.as_str()), rollout)), now)
@@ -492,7 +509,7 @@ impl Workload for Reaper {
                 format!("waiting for CassandraDatacenter {name} to be Ready")
             }
         };
-        reaper::status(self, Err(message), now)
+        reaper::status(self, reaper::Stage::Waiting(message), now)
     }
     fn vector_config(&self, dc: &CassandraDatacenter) -> Result<Option<ConfigMap>, VectorError> {
         reaper::vector_config(self, dc)
@@ -503,16 +520,39 @@ impl Workload for Reaper {
         dc: &CassandraDatacenter,
         _namespace: &str,
     ) -> Result<Built, ComponentError> {
+        let deployment = reaper::deployment(self, dc, &context.images).map_err(|message| {
+            ComponentError::Config {
+                kind: Self::KIND,
+                namespace: self.namespace().unwrap_or_default(),
+                name: self.name_any(),
+                message,
+            }
+        })?;
         Ok(Built {
-            deployments: vec![reaper::deployment(self, dc, &context.images)],
+            deployments: vec![deployment],
             service: reaper::service(self),
         })
     }
     fn deployments_selector(&self) -> String {
         format!("{}={}", reaper::REAPER_LABEL, self.name_any())
     }
-    fn deployed(&self, _built: &Built, rollout: Rollout, now: Time) -> Self::Status {
-        reaper::status(self, Ok(rollout), now)
+    async fn deployed(
+        &self,
+        context: &ComponentContext,
+        dc: &CassandraDatacenter,
+        _built: &Built,
+        rollout: Rollout,
+        now: Time,
+    ) -> Self::Status {
+        let stage = if !rollout.is_complete() {
+            reaper::Stage::Deploying(rollout)
+        } else {
+            match register_with_reaper(&context.client, self, dc).await {
+                Ok((cluster, schedules)) => reaper::Stage::Registered { cluster, schedules },
+                Err(why) => reaper::Stage::Registering(why),
+            }
+        };
+        reaper::status(self, stage, now)
     }
     fn is_ready(status: &Self::Status) -> bool {
         status.is_ready()
@@ -650,7 +690,53 @@ async fn deploy<K: Workload>(
         .iter()
         .map(|d| live.iter().find(|l| l.name_any() == d.name_any()).unwrap_or(d))
         .collect();
-    Ok(object.deployed(&built, Rollout::of(&current), now))
+    Ok(object.deployed(context, dc, &built, Rollout::of(&current), now).await)
+}
+
+/// Registers `dc`'s cluster with the Reaper (logged in as its UI user when it asks for one),
+/// as k8ssandra-operator does once Reaper runs; its name in Reaper and its repair schedules.
+/// The error says why not, in words for the Reaper's status (never a credential).
+async fn register_with_reaper(
+    client: &kube::Client,
+    object: &Reaper,
+    dc: &CassandraDatacenter,
+) -> Result<(String, Vec<RepairScheduleSummary>), String> {
+    let namespace = object.namespace().unwrap_or_default();
+    let mut api = ReaperApi::new(client.clone(), &namespace, &reaper::service_name(object));
+    if let Some(secret) = reaper::ui_login_secret(object) {
+        let (username, password) = read_login(client, &namespace, &secret).await?;
+        api.login(&username, &password).await.map_err(|e| e.to_string())?;
+    }
+    let cluster = reaper::registered_name(dc);
+    let known = api.cluster_names().await.map_err(|e| e.to_string())?;
+    if !known.contains(&cluster) {
+        let seed = reaper::seed_host(dc);
+        api.add_cluster(&cluster, &seed).await.map_err(|e| e.to_string())?;
+        info!(reaper = %object.name_any(), cluster, seed, "cluster registered with Reaper");
+    }
+    let schedules = api.schedules(&cluster).await.map_err(|e| e.to_string())?;
+    Ok((cluster, schedules))
+}
+
+/// `username` and `password` of a Secret in `namespace`.
+async fn read_login(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(String, String), String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("reading Secret {namespace}/{name}: {e}"))?
+        .ok_or_else(|| format!("the UI user's Secret {namespace}/{name} does not exist"))?;
+    let field = |key: &str| {
+        let data = secret.data.as_ref().and_then(|d| d.get(key));
+        data.and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| format!("Secret {namespace}/{name} has no {key}"))
+    };
+    Ok((field("username")?, field("password")?))
 }
 
 /// What Stargate's nodes read: the generated ConfigMap, if any, and the content hash of every

@@ -9,6 +9,7 @@
 
 pub mod controller;
 pub mod reaper;
+pub mod reaper_api;
 pub mod rollout;
 pub mod stargate;
 pub mod vector_agent;

@@ -24,7 +24,8 @@ use super::{
 };
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::{
-    DatacenterAvailability, Reaper, ReaperProgress, ReaperStatus, ReaperStorageType, ReaperTemplate,
+    DatacenterAvailability, Reaper, ReaperProgress, ReaperStatus, ReaperStorageType,
+    ReaperTemplate, RepairScheduleSummary, RepairType,
 };
 use crate::api::shared::{
     CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, SecretRef, new_condition,
@@ -191,9 +192,150 @@ fn client_tls(reaper: &Reaper) -> Option<ClientTls> {
     })
 }
 
-/// The Reaper's Deployment (one replica: Reaper is not replicated).
-pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSettings) -> Deployment {
+/// The name Reaper keeps a cluster under (`Cluster.toSymbolicName` of its Cassandra name);
+/// registering under another name is refused by Reaper.
+pub fn registered_name(dc: &CassandraDatacenter) -> String {
+    dc.spec
+        .cluster_name
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+        .collect()
+}
+
+/// The seed Reaper reaches the cluster through: cass-operator's `<cluster>-seed-service`.
+pub fn seed_host(dc: &CassandraDatacenter) -> String {
+    format!(
+        "{}-seed-service.{}",
+        clean_for_kubernetes(&dc.spec.cluster_name),
+        dc.namespace().unwrap_or_default()
+    )
+}
+
+/// The UI user's Secret when Reaper's REST API asks for a login that Federator can read
+/// (None: no login, or one an injector provides).
+pub fn ui_login_secret(reaper: &Reaper) -> Option<String> {
     let template = &reaper.spec.template;
+    if template.uses_external_secrets() {
+        return None;
+    }
+    (template.ui_user_secret_ref.as_ref())
+        .map(|secret| secret.name.clone())
+        .filter(|name| !name.is_empty())
+}
+
+/// Upstream's defaults for what `autoScheduling` leaves out.
+const AUTO_SCHEDULING_DEFAULTS: [(&str, &str); 4] = [
+    ("INITIAL_DELAY_PERIOD", "PT15S"),
+    ("PERIOD_BETWEEN_POLLS", "PT10M"),
+    ("TIME_BEFORE_FIRST_SCHEDULE", "PT5M"),
+    ("SCHEDULE_SPREAD_PERIOD", "PT6H"),
+];
+
+/// Reaper's `REAPER_AUTO_SCHEDULING_*` variables for `autoScheduling` (none when it is off).
+/// `repairType: AUTO` is adaptive on Cassandra 3.x and incremental from 4.0 on, as upstream.
+/// A duration Reaper could not read is refused here: Reaper would not start.
+pub fn auto_scheduling_environment(
+    template: &ReaperTemplate,
+    server_version: &str,
+    field: &str,
+) -> Result<Vec<EnvVar>, String> {
+    let Some(auto) = template.auto_scheduling.as_ref().filter(|a| a.enabled == Some(true)) else {
+        return Ok(Vec::new());
+    };
+    let variable =
+        |suffix: &str, value: String| env(&format!("REAPER_AUTO_SCHEDULING_{suffix}"), value);
+    let (adaptive, incremental) = match auto.repair_type.unwrap_or_default() {
+        RepairType::Regular => (false, false),
+        RepairType::Adaptive => (true, false),
+        RepairType::Incremental => (false, true),
+        RepairType::Auto => {
+            let major = server_version.split('.').next().and_then(|m| m.parse::<u32>().ok());
+            if server_version.is_empty() || major == Some(3) {
+                (true, false)
+            } else {
+                (false, true)
+            }
+        }
+    };
+    let mut environment = vec![
+        variable("ENABLED", "true".into()),
+        variable("ADAPTIVE", adaptive.to_string()),
+        variable("INCREMENTAL", incremental.to_string()),
+        variable(
+            "PERCENT_UNREPAIRED_THRESHOLD",
+            auto.percent_unrepaired_threshold.unwrap_or(10).clamp(0, 100).to_string(),
+        ),
+    ];
+    let given = [
+        (&auto.initial_delay_period, "initialDelayPeriod"),
+        (&auto.period_between_polls, "periodBetweenPolls"),
+        (&auto.time_before_first_schedule, "timeBeforeFirstSchedule"),
+        (&auto.schedule_spread_period, "scheduleSpreadPeriod"),
+    ];
+    for ((value, key), (suffix, default)) in given.into_iter().zip(AUTO_SCHEDULING_DEFAULTS) {
+        let value = value.clone().unwrap_or_else(|| default.to_string());
+        if !is_reaper_duration(&value) {
+            return Err(format!(
+                "{field}.autoScheduling.{key}: {value:?} is not an ISO-8601 duration Reaper reads (e.g. PT15S, PT10M, P1D)"
+            ));
+        }
+        environment.push(variable(suffix, value));
+    }
+    let list = |items: &Vec<String>| format!("[{}]", items.join(", "));
+    if let Some(clusters) = &auto.excluded_clusters {
+        environment.push(variable("EXCLUDED_CLUSTERS", list(clusters)));
+    }
+    if let Some(keyspaces) = &auto.excluded_keyspaces {
+        environment.push(variable("EXCLUDED_KEYSPACES", list(keyspaces)));
+    }
+    Ok(environment)
+}
+
+/// Java's `Duration.parse` of days, hours, minutes and seconds, with at least one of them.
+fn is_reaper_duration(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix('P') else {
+        return false;
+    };
+    let (days, time) = rest.split_once('T').map_or((rest, None), |(d, t)| (d, Some(t)));
+    let days_valid = days.is_empty() || days.strip_suffix('D').is_some_and(whole_number);
+    let time_valid = time.is_none_or(|t| !t.is_empty() && time_fields(t));
+    days_valid && time_valid && !(days.is_empty() && time.is_none())
+}
+
+fn whole_number(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `nH`, `nM`, `n[.f]S`, in that order, each optional.
+fn time_fields(mut rest: &str) -> bool {
+    for unit in ['H', 'M'] {
+        if let Some((number, after)) = rest.split_once(unit) {
+            if !whole_number(number) {
+                return false;
+            }
+            rest = after;
+        }
+    }
+    if rest.is_empty() {
+        return true;
+    }
+    let Some(seconds) = rest.strip_suffix('S') else {
+        return false;
+    };
+    let (whole, fraction) = seconds.split_once('.').map_or((seconds, None), |(w, f)| (w, Some(f)));
+    whole_number(whole) && fraction.is_none_or(|f| whole_number(f) && f.len() <= 9)
+}
+
+/// The Reaper's Deployment (one replica: Reaper is not replicated); refused when its
+/// `autoScheduling` would keep Reaper from starting.
+pub fn deployment(
+    reaper: &Reaper,
+    dc: &CassandraDatacenter,
+    images: &ImageSettings,
+) -> Result<Deployment, String> {
+    let template = &reaper.spec.template;
+    let auto_scheduling = auto_scheduling_environment(template, &dc.spec.server_version, "spec")?;
     let heap = template.heap_size.clone().unwrap_or_else(|| Quantity(DEFAULT_HEAP.into()));
     let heap_bytes = quantity_bytes(&heap).unwrap_or(2 * 1024 * 1024 * 1024);
     let availability = match reaper.spec.datacenter_availability.unwrap_or_default() {
@@ -244,6 +386,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
         ));
     }
     environment.extend(auth_environment(template));
+    environment.extend(auto_scheduling);
     environment.extend(template.additional_env_vars.iter().flatten().cloned());
     let mut pod_labels = labels(reaper);
     if let Some(extra) = template.metadata.as_ref().and_then(|m| m.pods.as_ref()) {
@@ -289,7 +432,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
     if let Some(settings) = vector_agent::enabled(template.telemetry.as_ref()) {
         vector_agent::REAPER.add_to(&mut pod, dc, settings, &images.system_logger);
     }
-    Deployment {
+    Ok(Deployment {
         metadata: ObjectMeta {
             name: Some(reaper.name_any()),
             namespace: reaper.namespace(),
@@ -313,7 +456,7 @@ pub fn deployment(reaper: &Reaper, dc: &CassandraDatacenter, images: &ImageSetti
             ..DeploymentSpec::default()
         }),
         status: None,
-    }
+    })
 }
 
 /// The ConfigMap of Reaper's Vector agent, when it has one.
@@ -364,9 +507,26 @@ pub fn datacenter_of(reaper: &Reaper) -> Option<ObjectRef<CassandraDatacenter>> 
     Some(ObjectRef::new(&reference.name).within(&namespace))
 }
 
+/// Where a Reaper is on its way to repairing its cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stage {
+    /// Not deployed: the message says what it waits for.
+    Waiting(String),
+    /// Deployed; its replica not ready for the current spec yet.
+    Deploying(Rollout),
+    /// Running, but the cluster is not registered with it yet: the message says why.
+    Registering(String),
+    /// Running and repairing the cluster (registered under `cluster`), with its schedules.
+    Registered {
+        cluster: String,
+        schedules: Vec<RepairScheduleSummary>,
+    },
+}
+
 /// The Reaper's status: Pending while it waits (the message says for what), Deploying until
-/// its replica is ready for the current spec, then Running and ready.
-pub fn status(reaper: &Reaper, outcome: Result<Rollout, String>, now: Time) -> ReaperStatus {
+/// its replica is ready for the current spec, Configuring until the cluster is registered with
+/// it, then Running and ready, listing the cluster's repair schedules.
+pub fn status(reaper: &Reaper, stage: Stage, now: Time) -> ReaperStatus {
     let previous = reaper.status.clone().unwrap_or_default();
     let mut conditions = previous.conditions.clone().unwrap_or_default();
     let condition = |status: &str, reason: &str, message: String| {
@@ -379,22 +539,15 @@ pub fn status(reaper: &Reaper, outcome: Result<Rollout, String>, now: Time) -> R
             now.clone(),
         )
     };
-    let (progress, ready) = match outcome {
-        Err(waiting) => {
+    let (progress, ready, reported) = match stage {
+        Stage::Waiting(waiting) => {
             set_condition(
                 &mut conditions,
                 condition(CONDITION_FALSE, "Waiting", waiting),
             );
-            (ReaperProgress::Pending, false)
+            (ReaperProgress::Pending, false, None)
         }
-        Ok(rollout) if rollout.is_complete() => {
-            set_condition(
-                &mut conditions,
-                condition(CONDITION_TRUE, "Running", "Reaper is running".into()),
-            );
-            (ReaperProgress::Running, true)
-        }
-        Ok(rollout) => {
+        Stage::Deploying(rollout) => {
             set_condition(
                 &mut conditions,
                 condition(
@@ -403,7 +556,30 @@ pub fn status(reaper: &Reaper, outcome: Result<Rollout, String>, now: Time) -> R
                     format!("{}/{} replicas ready", rollout.ready, rollout.desired),
                 ),
             );
-            (ReaperProgress::Deploying, false)
+            (ReaperProgress::Deploying, false, None)
+        }
+        Stage::Registering(why) => {
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_FALSE, "Registering", why),
+            );
+            // What was listed stays until Reaper can be asked again.
+            (
+                ReaperProgress::Configuring,
+                false,
+                previous.schedules.clone(),
+            )
+        }
+        Stage::Registered { cluster, schedules } => {
+            let message = format!(
+                "cluster {cluster} is registered with Reaper; {} repair schedule(s)",
+                schedules.len()
+            );
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_TRUE, "Registered", message),
+            );
+            (ReaperProgress::Running, true, Some(schedules))
         }
     };
     report_fields_not_acted_on(
@@ -417,6 +593,7 @@ pub fn status(reaper: &Reaper, outcome: Result<Rollout, String>, now: Time) -> R
         ready: Some(ready),
         conditions: Some(conditions),
         observed_generation: reaper.metadata.generation,
+        schedules: reported,
     }
 }
 
@@ -486,7 +663,8 @@ mod tests {
 
     #[test]
     fn deployment_points_reaper_at_its_datacenter_and_reads_credentials_from_secrets() {
-        let built = deployment(&reaper(), &datacenter(), &ImageSettings::default());
+        let built =
+            deployment(&reaper(), &datacenter(), &ImageSettings::default()).expect("deployment");
         assert_eq!(built.name_any(), "demo-dc1-reaper");
         let env = env_of(&built);
         let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
@@ -522,7 +700,7 @@ mod tests {
     fn logins(template: ReaperTemplate) -> Vec<(String, String)> {
         let mut r = reaper();
         r.spec.template = template;
-        env_of(&deployment(&r, &datacenter(), &ImageSettings::default()))
+        env_of(&deployment(&r, &datacenter(), &ImageSettings::default()).expect("deployment"))
             .into_iter()
             .filter(|e| e.name.contains("AUTH"))
             .map(|e| {
@@ -584,7 +762,7 @@ mod tests {
             "truststorePasswordSecretRef": {"name": "passwords", "key": "trust"}
         }))
         .ok();
-        let built = deployment(&r, &datacenter(), &ImageSettings::default());
+        let built = deployment(&r, &datacenter(), &ImageSettings::default()).expect("deployment");
         let env = env_of(&built);
         let position = |name: &str| env.iter().position(|e| e.name == name);
         let reference = |name: &str| {
@@ -625,7 +803,8 @@ mod tests {
         assert_eq!(mounts, ["/mnt/client-keystore", "/mnt/client-truststore"]);
 
         // Without stores: no TLS.
-        let plain = deployment(&reaper(), &datacenter(), &ImageSettings::default());
+        let plain =
+            deployment(&reaper(), &datacenter(), &ImageSettings::default()).expect("deployment");
         assert!(
             !env_of(&plain)
                 .iter()
@@ -649,7 +828,7 @@ mod tests {
             ports,
             vec![("app".to_string(), 8080), ("admin".to_string(), 8081)]
         );
-        let built = deployment(&r, &datacenter(), &ImageSettings::default());
+        let built = deployment(&r, &datacenter(), &ImageSettings::default()).expect("deployment");
         let pod_labels =
             built.spec.and_then(|s| s.template.metadata).and_then(|m| m.labels).expect("labels");
         for (key, value) in spec.selector.expect("selector") {
@@ -661,7 +840,7 @@ mod tests {
     fn status_is_ready_only_once_the_replica_is() {
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"));
         let r = reaper();
-        let pending = status(&r, Err("waiting".into()), now.clone());
+        let pending = status(&r, Stage::Waiting("waiting".into()), now.clone());
         assert_eq!(pending.progress, Some(ReaperProgress::Pending));
         assert!(!pending.is_ready());
         let deploying = Rollout {
@@ -671,36 +850,140 @@ mod tests {
             ..Rollout::default()
         };
         assert_eq!(
-            status(&r, Ok(deploying), now.clone()).progress,
+            status(&r, Stage::Deploying(deploying), now.clone()).progress,
             Some(ReaperProgress::Deploying)
         );
-        let running = Rollout {
-            ready: 1,
-            updated: 1,
-            available: 1,
-            ..deploying
+        // A running replica is not ready until the cluster is registered with it.
+        let registering = status(
+            &r,
+            Stage::Registering("Reaper refused PUT /cluster/demo (400): no cluster".into()),
+            now.clone(),
+        );
+        assert_eq!(registering.progress, Some(ReaperProgress::Configuring));
+        assert!(!registering.is_ready());
+        let ready = (registering.conditions.iter().flatten()).find(|c| c.type_ == "Ready");
+        assert_eq!(
+            ready.map(|c| (c.reason.as_str(), c.message.as_str())),
+            Some((
+                "Registering",
+                "Reaper refused PUT /cluster/demo (400): no cluster"
+            ))
+        );
+        let schedule = RepairScheduleSummary {
+            keyspace: "app".into(),
+            state: "ACTIVE".into(),
+            owner: "auto-scheduling".into(),
+            next_activation: Some("2026-12-07T12:00:00Z".into()),
+            days_between: Some(7),
         };
-        let s = status(&r, Ok(running), now);
+        let registered = Stage::Registered {
+            cluster: "demo".into(),
+            schedules: vec![schedule.clone()],
+        };
+        let s = status(&r, registered, now.clone());
         assert_eq!(s.progress, Some(ReaperProgress::Running));
         assert!(s.is_ready());
+        assert_eq!(s.schedules, Some(vec![schedule.clone()]));
+        // Reaper out of reach for a while: what it listed stays.
+        let mut r = r;
+        r.status = Some(s);
+        let unreachable = status(&r, Stage::Registering("no answer".into()), now);
+        assert_eq!(unreachable.schedules, Some(vec![schedule]));
+    }
+
+    #[test]
+    fn reaper_names_the_cluster_as_reaper_does_and_reaches_it_through_its_seed_service() {
+        let mut dc = datacenter();
+        // Reaper keeps the underscore that cass-operator's Service names turn into a dash.
+        dc.spec.cluster_name = "Demo_Cluster".into();
+        assert_eq!(registered_name(&dc), "demo_cluster");
+        assert_eq!(seed_host(&dc), "demo-cluster-seed-service.ns1");
+    }
+
+    fn auto_env(auto: serde_json::Value, version: &str) -> Result<Vec<(String, String)>, String> {
+        let template = ReaperTemplate {
+            auto_scheduling: Some(serde_json::from_value(auto).expect("autoScheduling")),
+            ..Default::default()
+        };
+        let environment = auto_scheduling_environment(&template, version, "spec.reaper")?;
+        Ok(environment.into_iter().map(|e| (e.name, e.value.unwrap_or_default())).collect())
+    }
+
+    #[test]
+    fn auto_scheduling_configures_reaper_as_upstream_with_its_defaults() {
+        let value = |env: &[(String, String)], name: &str| {
+            let name = format!("REAPER_AUTO_SCHEDULING_{name}");
+            env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            auto_env(serde_json::json!({"enabled": false}), "4.1.5"),
+            Ok(vec![])
+        );
+        let env = auto_env(
+            serde_json::json!({"enabled": true, "excludedKeyspaces": ["audit", "tmp"]}),
+            "4.1.5",
+        )
+        .expect("valid");
+        for (name, expected) in [
+            ("ENABLED", "true"),
+            ("INITIAL_DELAY_PERIOD", "PT15S"),
+            ("PERIOD_BETWEEN_POLLS", "PT10M"),
+            ("TIME_BEFORE_FIRST_SCHEDULE", "PT5M"),
+            ("SCHEDULE_SPREAD_PERIOD", "PT6H"),
+            ("PERCENT_UNREPAIRED_THRESHOLD", "10"),
+            ("EXCLUDED_KEYSPACES", "[audit, tmp]"),
+            // repairType AUTO: incremental from Cassandra 4.0 on.
+            ("INCREMENTAL", "true"),
+            ("ADAPTIVE", "false"),
+        ] {
+            assert_eq!(value(&env, name).as_deref(), Some(expected), "{name}");
+        }
+        assert_eq!(value(&env, "EXCLUDED_CLUSTERS"), None);
+        let on_3 = auto_env(serde_json::json!({"enabled": true}), "3.11.17").expect("valid");
+        assert_eq!(value(&on_3, "ADAPTIVE").as_deref(), Some("true"));
+        assert_eq!(value(&on_3, "INCREMENTAL").as_deref(), Some("false"));
+    }
+
+    #[test]
+    fn a_duration_reaper_cannot_read_is_refused_with_its_field() {
+        for good in ["PT15S", "PT10M", "P1D", "P1DT2H", "PT1H30M", "PT0.5S"] {
+            assert!(is_reaper_duration(good), "{good}");
+        }
+        for bad in [
+            "P",
+            "PT",
+            "15s",
+            "PT1.5H",
+            "P1W",
+            "PT5S1H",
+            "PTM",
+            "10 minutes",
+        ] {
+            assert!(!is_reaper_duration(bad), "{bad}");
+        }
+        let refused = auto_env(
+            serde_json::json!({"enabled": true, "periodBetweenPolls": "10m"}),
+            "4.1.5",
+        );
+        assert_eq!(
+            refused,
+            Err("spec.reaper.autoScheduling.periodBetweenPolls: \"10m\" is not an ISO-8601 duration Reaper reads (e.g. PT15S, PT10M, P1D)".into())
+        );
     }
 
     #[test]
     fn status_names_the_fields_not_acted_on_until_they_are_removed() {
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"));
         let mut r = reaper();
-        r.spec.template.auto_scheduling = Some(crate::api::reaper::AutoScheduling {
-            enabled: Some(true),
-            ..Default::default()
-        });
+        r.spec.template.skip_schema_migration = Some(true);
         r.spec.template.storage_type = Some(ReaperStorageType::Local);
-        let reported = status(&r, Err("waiting".into()), now.clone());
+        let reported = status(&r, Stage::Waiting("waiting".into()), now.clone());
         let condition = (reported.conditions.iter().flatten())
             .find(|c| c.type_ == "FieldsNotActedOn")
             .expect("FieldsNotActedOn condition");
         assert_eq!(condition.status, "True");
         assert!(
-            condition.message.contains("spec.autoScheduling"),
+            condition.message.contains("spec.skipSchemaMigration"),
             "{}",
             condition.message
         );
@@ -711,9 +994,9 @@ mod tests {
         );
 
         r.status = Some(reported);
-        r.spec.template.auto_scheduling = None;
+        r.spec.template.skip_schema_migration = None;
         r.spec.template.storage_type = None;
-        let cleared = status(&r, Err("waiting".into()), now);
+        let cleared = status(&r, Stage::Waiting("waiting".into()), now);
         assert!(
             !(cleared.conditions.iter().flatten()).any(|c| c.type_ == "FieldsNotActedOn"),
             "{cleared:?}"

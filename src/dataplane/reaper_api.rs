@@ -1,0 +1,315 @@
+//! Reaper's REST API, reached through the API server's services proxy
+//! (`/api/v1/namespaces/NS/services/<reaper>-service:app/proxy/...`): registering a cluster
+//! (`PUT /cluster/{name}?seedHost=`, as k8ssandra-operator's reaper-client does) and reading its
+//! repair schedules. With the UI's authentication on, a `POST /login` session cookie is sent:
+//! kube-apiserver's proxy does not pass an `Authorization` header on. Every call is bounded by
+//! [`CALL_TIMEOUT`]; passwords never enter an error message.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+
+use crate::api::reaper::RepairScheduleSummary;
+
+/// How long one call to Reaper may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Schedules listed in a Reaper's status at most.
+pub const MAX_LISTED_SCHEDULES: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReaperApiError {
+    #[error("Reaper did not answer {call} within {CALL_TIMEOUT:?}")]
+    Timeout { call: String },
+    #[error("{call} did not reach Reaper: {reason}")]
+    Unreachable { call: String, reason: String },
+    #[error("Reaper refused {call} ({code}): {message}")]
+    Refused {
+        call: String,
+        code: u16,
+        message: String,
+    },
+    #[error("Reaper's answer to {call} is not what its API documents: {reason}")]
+    Unexpected { call: String, reason: String },
+}
+
+/// A Reaper's REST API through the services proxy of the cluster `client` talks to.
+pub struct ReaperApi {
+    client: kube::Client,
+    prefix: String,
+    /// `JSESSIONID=...` once logged in.
+    session: Option<String>,
+}
+
+struct Answer {
+    status: u16,
+    cookie: Option<String>,
+    body: String,
+}
+
+impl ReaperApi {
+    pub fn new(client: kube::Client, namespace: &str, service: &str) -> ReaperApi {
+        ReaperApi {
+            client,
+            prefix: format!("/api/v1/namespaces/{namespace}/services/{service}:app/proxy"),
+            session: None,
+        }
+    }
+
+    /// `POST /login`: later calls carry the session cookie.
+    pub async fn login(&mut self, username: &str, password: &str) -> Result<(), ReaperApiError> {
+        let form = form_urlencoded(&[("username", username), ("password", password)]);
+        let answer = self.call("POST", "/login", Some(form)).await?;
+        let call = "POST /login";
+        if answer.status >= 300 {
+            return Err(refused(call, &answer));
+        }
+        let cookie = answer.cookie.and_then(|c| c.split(';').next().map(str::to_string));
+        match cookie {
+            Some(cookie) => {
+                self.session = Some(cookie);
+                Ok(())
+            }
+            None => Err(ReaperApiError::Unexpected {
+                call: call.into(),
+                reason: "no session cookie".into(),
+            }),
+        }
+    }
+
+    /// `GET /cluster`: the names of the clusters Reaper repairs.
+    pub async fn cluster_names(&self) -> Result<Vec<String>, ReaperApiError> {
+        let call = "GET /cluster";
+        let answer = self.call("GET", "/cluster", None).await?;
+        if answer.status != 200 {
+            return Err(refused(call, &answer));
+        }
+        serde_json::from_str(&answer.body).map_err(|e| ReaperApiError::Unexpected {
+            call: call.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// `PUT /cluster/{name}?seedHost=`: Reaper finds the cluster through the seed and keeps it
+    /// under `name`.
+    pub async fn add_cluster(&self, name: &str, seed_host: &str) -> Result<(), ReaperApiError> {
+        let path = format!(
+            "/cluster/{}?{}",
+            percent_encode(name),
+            form_urlencoded(&[("seedHost", seed_host)])
+        );
+        let answer = self.call("PUT", &path, None).await?;
+        match answer.status {
+            200..=299 => Ok(()),
+            _ => Err(refused(&format!("PUT /cluster/{name}"), &answer)),
+        }
+    }
+
+    /// `GET /repair_schedule/cluster/{name}`, by keyspace, at most [`MAX_LISTED_SCHEDULES`].
+    pub async fn schedules(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<RepairScheduleSummary>, ReaperApiError> {
+        let call = format!("GET /repair_schedule/cluster/{cluster}");
+        let path = format!("/repair_schedule/cluster/{}", percent_encode(cluster));
+        let answer = self.call("GET", &path, None).await?;
+        if answer.status != 200 {
+            return Err(refused(&call, &answer));
+        }
+        let listed: Vec<ScheduleStatus> =
+            serde_json::from_str(&answer.body).map_err(|e| ReaperApiError::Unexpected {
+                call: call.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(summarize(listed))
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        form: Option<String>,
+    ) -> Result<Answer, ReaperApiError> {
+        let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        let mut builder =
+            http::Request::builder().method(method).uri(format!("{}{path}", self.prefix));
+        if form.is_some() {
+            builder = builder.header("content-type", "application/x-www-form-urlencoded");
+        }
+        if let Some(session) = &self.session {
+            builder = builder.header("cookie", session);
+        }
+        let request = builder.body(form.unwrap_or_default().into_bytes()).map_err(|e| {
+            ReaperApiError::Unexpected {
+                call: call.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let exchange = async {
+            let response =
+                self.client.send(request.map(kube::client::Body::from)).await.map_err(|e| {
+                    ReaperApiError::Unreachable {
+                        call: call.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+            let status = response.status().as_u16();
+            let cookie = response
+                .headers()
+                .get("set-cookie")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body: Bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ReaperApiError::Unreachable {
+                    call: call.clone(),
+                    reason: e.to_string(),
+                })?
+                .to_bytes();
+            Ok(Answer {
+                status,
+                cookie,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            })
+        };
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(ReaperApiError::Timeout { call: call.clone() }))
+    }
+}
+
+/// The part of Reaper's `RepairScheduleStatus` shown in status.
+#[derive(Deserialize)]
+struct ScheduleStatus {
+    #[serde(default)]
+    keyspace_name: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    next_activation: Option<String>,
+    #[serde(default)]
+    scheduled_days_between: Option<i64>,
+}
+
+fn summarize(mut listed: Vec<ScheduleStatus>) -> Vec<RepairScheduleSummary> {
+    listed.sort_by(|a, b| (&a.keyspace_name, &a.owner).cmp(&(&b.keyspace_name, &b.owner)));
+    listed
+        .into_iter()
+        .take(MAX_LISTED_SCHEDULES)
+        .map(|s| RepairScheduleSummary {
+            keyspace: s.keyspace_name,
+            state: s.state,
+            owner: s.owner,
+            next_activation: s.next_activation,
+            days_between: s.scheduled_days_between,
+        })
+        .collect()
+}
+
+/// A refusal in Reaper's words, or the API server's when the proxy answered (a JSON Status);
+/// 401 and 403 say how to fix the login.
+fn refused(call: &str, answer: &Answer) -> ReaperApiError {
+    let status: Option<kube::core::Status> = serde_json::from_str(&answer.body).ok();
+    let mut message = status
+        .map(|s| s.message)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| answer.body.chars().take(300).collect());
+    if matches!(answer.status, 401 | 403) && call.ends_with("/login") {
+        message.push_str(" (check the username and password of the UI user's Secret)");
+    }
+    ReaperApiError::Refused {
+        call: call.into(),
+        code: answer.status,
+        message,
+    }
+}
+
+fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Everything but RFC 3986's unreserved characters, percent-encoded.
+fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                encoded.push(byte as char)
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_and_names_are_percent_encoded() {
+        assert_eq!(
+            form_urlencoded(&[("username", "r&d"), ("password", "p w=1")]),
+            "username=r%26d&password=p%20w%3D1"
+        );
+        assert_eq!(percent_encode("demo_1.x-y"), "demo_1.x-y");
+    }
+
+    #[test]
+    fn schedules_are_listed_by_keyspace_and_bounded() {
+        let listed: Vec<ScheduleStatus> = (0..150)
+            .rev()
+            .map(|i| ScheduleStatus {
+                keyspace_name: format!("ks{i:03}"),
+                state: "ACTIVE".into(),
+                owner: "auto-scheduling".into(),
+                next_activation: None,
+                scheduled_days_between: Some(7),
+            })
+            .collect();
+        let summary = summarize(listed);
+        assert_eq!(summary.len(), MAX_LISTED_SCHEDULES);
+        assert_eq!(summary[0].keyspace, "ks000");
+        assert_eq!(summary[99].keyspace, "ks099");
+    }
+
+    #[test]
+    fn refusals_keep_reapers_words_or_the_api_servers() {
+        let plain = Answer {
+            status: 400,
+            cookie: None,
+            body: "no cluster demo with seed host x".into(),
+        };
+        let text = refused("PUT /cluster/demo", &plain).to_string();
+        assert!(
+            text.contains("(400): no cluster demo with seed host x"),
+            "{text}"
+        );
+        let proxy = Answer {
+            status: 503,
+            cookie: None,
+            body: r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \"r-service\"","code":503}"#.into(),
+        };
+        let text = refused("GET /cluster", &proxy).to_string();
+        assert!(
+            text.ends_with("no endpoints available for service \"r-service\""),
+            "{text}"
+        );
+        let login = Answer {
+            status: 403,
+            cookie: None,
+            body: "Invalid credentials combination for user: admin".into(),
+        };
+        let text = refused("POST /login", &login).to_string();
+        assert!(text.contains("check the username and password"), "{text}");
+    }
+}
