@@ -11,3 +11,6 @@ pub mod metrics_agent;
 pub mod relabel;
 pub mod service_monitor;
 pub mod vector;
+
+#[cfg(test)]
+mod dashboards;
