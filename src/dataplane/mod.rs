@@ -94,6 +94,16 @@ pub fn image_reference(own: Option<&ContainerImage>, default: &str) -> String {
     }
 }
 
+/// The pod's `imagePullSecrets`: the `pullSecretRef` of `image`, if it names one.
+pub fn image_pull_secrets(
+    image: Option<&ContainerImage>,
+) -> Option<Vec<k8s_openapi::api::core::v1::LocalObjectReference>> {
+    let secret = image?.pull_secret_ref.as_ref().filter(|s| !s.name.is_empty())?;
+    Some(vec![k8s_openapi::api::core::v1::LocalObjectReference {
+        name: secret.name.clone(),
+    }])
+}
+
 /// Bytes of a Kubernetes quantity (`256Mi`, `2G`, `1e9`, `512`), rounded up as Kubernetes'
 /// `Quantity.Value()`; None when it cannot be read or is negative.
 pub fn quantity_bytes(quantity: &Quantity) -> Option<u64> {

@@ -19,8 +19,8 @@ use kube::runtime::reflector::ObjectRef;
 use super::rollout::Rollout;
 use super::vector_agent;
 use super::{
-    CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
-    quantity_bytes,
+    CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_pull_secrets,
+    image_reference, quantity_bytes,
 };
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::{
@@ -40,6 +40,10 @@ pub const REAPER_LABEL: &str = "k8ssandra.io/reaper";
 pub const COMPONENT_REAPER: &str = "reaper";
 const CREATED_BY_VALUE: &str = "reaper-controller";
 pub const CONDITION_READY: &str = "Ready";
+/// The port of Reaper's admin endpoint (health and metrics) on its pod and Service.
+pub const REAPER_ADMIN_PORT: &str = "admin";
+/// Where Reaper serves its Prometheus metrics, on the admin port.
+pub const REAPER_METRICS_PATH: &str = "/prometheusMetrics";
 /// Reaper's JVM heap when the template gives none.
 const DEFAULT_HEAP: &str = "2Gi";
 const DEFAULT_KEYSPACE: &str = "reaper_db";
@@ -424,6 +428,7 @@ pub fn deployment(
         service_account_name: template.service_account_name.clone(),
         containers: vec![container],
         volumes: client_tls.map(|tls| tls.volumes),
+        image_pull_secrets: image_pull_secrets(template.container_image.as_ref()),
         tolerations: template.tolerations.clone(),
         affinity: template.affinity.clone().and_then(|a| serde_json::from_value(a).ok()),
         security_context: template.pod_security_context.clone(),
@@ -659,6 +664,24 @@ mod tests {
             .and_then(|s| s.template.spec.as_ref())
             .map(|p| p.containers[0].env.clone().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_pod_pulls_reapers_image_with_the_secret_named() {
+        let pull_secrets = |reaper: &Reaper| {
+            let built =
+                deployment(reaper, &datacenter(), &ImageSettings::default()).expect("deployment");
+            let pod = built.spec.and_then(|s| s.template.spec);
+            pod.and_then(|p| p.image_pull_secrets)
+                .map(|refs| refs.into_iter().map(|r| r.name).collect::<Vec<_>>())
+        };
+        let mut private = reaper();
+        private.spec.template.container_image = Some(crate::api::shared::ContainerImage {
+            pull_secret_ref: Some(SecretRef::new("registry")),
+            ..Default::default()
+        });
+        assert_eq!(pull_secrets(&private), Some(vec!["registry".to_string()]));
+        assert_eq!(pull_secrets(&reaper()), None);
     }
 
     #[test]

@@ -21,15 +21,17 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::rollout::Rollout;
 use super::{
-    CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_reference,
-    quantity_bytes,
+    CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_pull_secrets,
+    image_reference, quantity_bytes,
 };
 use super::{Waiting, vector_agent};
 use crate::api::cassdc::{CassandraDatacenter, ServerType};
 use crate::api::shared::{
     CONDITION_FALSE, CONDITION_TRUE, PART_OF_LABEL, PART_OF_VALUE, new_condition, set_condition,
 };
-use crate::api::stargate::{Stargate, StargateProgress, StargateStatus, StargateTemplate};
+use crate::api::stargate::{
+    ApiAuthMethod, AuthOptions, Stargate, StargateProgress, StargateStatus, StargateTemplate,
+};
 use crate::settings::ImageSettings;
 use crate::workload::encryption::{Traffic, stores_volumes};
 use crate::workload::labels::{
@@ -413,7 +415,9 @@ pub fn deployments(
             if stargate.spec.auth.unwrap_or(true) {
                 // Stargate turns authentication on when the variable exists.
                 environment.push(env("ENABLE_AUTH", "true"));
-                java_opts.push_str(" -Dstargate.auth_id=AuthTableBasedService");
+                java_opts.push_str(&api_auth_options(
+                    stargate.spec.template.auth_options.as_ref(),
+                ));
             }
             // The ConfigMap's cassandra.yaml configures Stargate's embedded Cassandra node.
             let config_map = match generated {
@@ -539,6 +543,9 @@ pub fn deployments(
                                 .clone()
                                 .or_else(|| dc.spec.node_selector.clone()),
                             tolerations: rack_template.tolerations.clone(),
+                            image_pull_secrets: image_pull_secrets(
+                                rack_template.container_image.as_ref(),
+                            ),
                             affinity,
                             volumes: (!volumes.is_empty()).then_some(volumes),
                             ..PodSpec::default()
@@ -558,6 +565,26 @@ pub fn deployments(
         }
     }
     deployments
+}
+
+/// The JVM options choosing how Stargate's APIs authenticate clients (`authOptions`): table
+/// tokens (default), living `tokenTtlSeconds` when given; or JWTs checked against the keys at
+/// `providerUrl`.
+fn api_auth_options(options: Option<&AuthOptions>) -> String {
+    let method = options.and_then(|o| o.api_auth_method).unwrap_or_default();
+    match method {
+        ApiAuthMethod::Table => {
+            let mut opts = " -Dstargate.auth_id=AuthTableBasedService".to_string();
+            if let Some(ttl) = options.and_then(|o| o.token_ttl_seconds).filter(|t| *t > 0) {
+                opts.push_str(&format!(" -Dstargate.auth_tokenttl={ttl}"));
+            }
+            opts
+        }
+        ApiAuthMethod::Jwt => {
+            let url = options.and_then(|o| o.provider_url.as_deref()).unwrap_or_default();
+            format!(" -Dstargate.auth_id=AuthJwtService -Dstargate.auth.jwt_provider_url={url}")
+        }
+    }
 }
 
 /// The ConfigMap of Stargate's Vector agent, when it has one.
@@ -793,6 +820,98 @@ mod tests {
                 "mycluster-dc1-r1-stargate-deployment",
                 "mycluster-dc1-r2-stargate-deployment"
             ]
+        );
+    }
+
+    #[test]
+    fn api_authentication_follows_auth_options() {
+        let dc = datacenter(&["r1"], "4.1.5");
+        let java_opts = |auth: Option<bool>, options: serde_json::Value| {
+            let mut stargate = stargate(1);
+            stargate.spec.auth = auth;
+            stargate.spec.template.auth_options =
+                serde_json::from_value(options).expect("valid authOptions");
+            let built = deployments(
+                &stargate,
+                &dc,
+                &ImageSettings::default(),
+                None,
+                &BTreeMap::new(),
+            );
+            env_value(&built[0], "JAVA_OPTS").unwrap_or_default()
+        };
+        let table = java_opts(None, serde_json::json!({"tokenTtlSeconds": 600}));
+        assert!(
+            table.ends_with(
+                " -Dstargate.auth_id=AuthTableBasedService -Dstargate.auth_tokenttl=600"
+            ),
+            "{table}"
+        );
+        let jwt = java_opts(
+            None,
+            serde_json::json!({"apiAuthMethod": "JWT", "providerUrl": "https://idp/certs",
+                "tokenTtlSeconds": 600}),
+        );
+        assert!(
+            jwt.ends_with(
+                " -Dstargate.auth_id=AuthJwtService -Dstargate.auth.jwt_provider_url=https://idp/certs"
+            ),
+            "{jwt}"
+        );
+        assert!(
+            !jwt.contains("auth_tokenttl"),
+            "a TTL is for table tokens only"
+        );
+        let off = java_opts(Some(false), serde_json::json!({"apiAuthMethod": "JWT"}));
+        assert!(
+            !off.contains("auth_id"),
+            "no authentication, no API auth: {off}"
+        );
+    }
+
+    #[test]
+    fn the_pods_pull_their_image_with_the_secret_named() {
+        let dc = datacenter(&["r1", "r2"], "4.1.5");
+        let mut stargate = stargate(2);
+        stargate.spec.template.container_image = serde_json::from_value(
+            serde_json::json!({"tag": "v2", "pullSecretRef": {"name": "registry"}}),
+        )
+        .expect("valid image");
+        let built = deployments(
+            &stargate,
+            &dc,
+            &ImageSettings::default(),
+            None,
+            &BTreeMap::new(),
+        );
+        let secrets: Vec<Option<Vec<String>>> = built
+            .iter()
+            .map(|d| {
+                let pod = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
+                pod.and_then(|p| p.image_pull_secrets.as_ref())
+                    .map(|refs| refs.iter().map(|r| r.name.clone()).collect())
+            })
+            .collect();
+        assert_eq!(
+            secrets,
+            vec![
+                Some(vec!["registry".to_string()]),
+                Some(vec!["registry".to_string()])
+            ]
+        );
+        let plain = deployments(
+            &self::stargate(1),
+            &dc,
+            &ImageSettings::default(),
+            None,
+            &BTreeMap::new(),
+        );
+        assert!(
+            plain[0]
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .is_some_and(|p| p.image_pull_secrets.is_none())
         );
     }
 

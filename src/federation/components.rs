@@ -13,10 +13,18 @@
 //!   none. None either when `reaperRef` names an
 //!   existing Reaper (as upstream, whatever the mode); registering the cluster with that Reaper
 //!   over its REST API is not done yet. Created once its datacenter is Ready.
-//! - **ServiceMonitors** (monitoring.coreos.com/v1) when `telemetry.prometheus.enabled` holds for
-//!   the datacenter (its own `telemetry`, else the cluster's): one for the Cassandra pods and one
-//!   for the Stargate, only in regions that serve the ServiceMonitor kind; elsewhere the
-//!   `TelemetryReady` condition names the regions that lack it.
+//! - **ServiceMonitors** (monitoring.coreos.com/v1), only in regions that serve the
+//!   ServiceMonitor kind (elsewhere the `TelemetryReady` condition names the regions that lack
+//!   it), each with the relabelling of `crate::workload::relabel`:
+//!   - the Cassandra pods' when `telemetry.prometheus.enabled` holds for the datacenter (its own
+//!     `telemetry`, else the cluster's): MCAC's port `prometheus` renamed into `mcac_*` series,
+//!     else the metrics endpoint's port `metrics` as it is; every series gets the
+//!     `cassandra.datastax.com/cluster` and `/datacenter` labels of the Service;
+//!   - the Stargate's when its own telemetry (else the datacenter's) enables Prometheus: its
+//!     client request metrics as `stargate_client_request_*`, labelled with the cluster and
+//!     the datacenter;
+//!   - the Reaper's when the Reaper template's own `telemetry` enables Prometheus (as upstream,
+//!     the cluster's telemetry does not count): its admin port's `/prometheusMetrics`.
 //!
 //! Every object carries the ownership labels, so that a template removed, a datacenter removed
 //! or the K8ssandraCluster deleted removes what it had (found by label selector).
@@ -52,15 +60,17 @@ use crate::api::stargate::{
 };
 use crate::apply::apply_if_changed;
 use crate::clusters::{RegionFailure, Registry};
+use crate::dataplane::reaper::{REAPER_ADMIN_PORT, REAPER_LABEL, REAPER_METRICS_PATH};
 use crate::workload::encryption::{self, Traffic};
 use crate::workload::labels::{
     CASSANDRA_CLUSTER_LABEL, CASSANDRA_DATACENTER_LABEL, COMPONENT_LABEL, clean_for_kubernetes,
     clean_label_value, datacenter_labels,
 };
 use crate::workload::labels::{COMPONENT_STARGATE, STARGATE_LABEL};
+use crate::workload::relabel;
 use crate::workload::service_monitor::{
-    NamespaceSelector, SERVICE_MONITOR_GROUP_VERSION, SERVICE_MONITOR_PLURAL, ScrapeEndpoint,
-    ServiceMonitor, ServiceMonitorSpec,
+    NamespaceSelector, RelabelConfig, SERVICE_MONITOR_GROUP_VERSION, SERVICE_MONITOR_PLURAL,
+    ScrapeEndpoint, ServiceMonitor, ServiceMonitorSpec,
 };
 
 /// Field manager of the components' writes in the regions.
@@ -123,7 +133,8 @@ fn service_monitor(
     meta: ObjectMeta,
     selector: BTreeMap<String, String>,
     namespace: &str,
-    port: &str,
+    endpoint: ScrapeEndpoint,
+    target_labels: Vec<String>,
 ) -> ServiceMonitor {
     ServiceMonitor {
         metadata: meta,
@@ -135,15 +146,22 @@ fn service_monitor(
             namespace_selector: Some(NamespaceSelector {
                 match_names: vec![namespace.into()],
             }),
-            endpoints: vec![ScrapeEndpoint {
-                port: Some(port.into()),
-                path: Some("/metrics".into()),
-                scheme: Some("http".into()),
-                interval: Some("15s".into()),
-                scrape_timeout: Some("15s".into()),
-            }],
+            endpoints: vec![endpoint],
             job_label: None,
+            target_labels,
         },
+    }
+}
+
+/// A scrape every 15 s of `path` on the Service port `port`, as upstream's monitors.
+fn scrape(port: &str, path: &str, metric_relabelings: Vec<RelabelConfig>) -> ScrapeEndpoint {
+    ScrapeEndpoint {
+        port: Some(port.into()),
+        path: Some(path.into()),
+        scheme: Some("http".into()),
+        interval: Some("15s".into()),
+        scrape_timeout: Some("15s".into()),
+        metric_relabelings,
     }
 }
 
@@ -248,10 +266,11 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
             });
             let mut service_monitors = Vec::new();
             if telemetry.as_ref().is_some_and(TelemetrySpec::prometheus_enabled) {
-                let port = if telemetry.as_ref().is_some_and(TelemetrySpec::mcac_enabled) {
-                    "prometheus"
+                // MCAC's series need renaming; the metrics endpoint names its own.
+                let endpoint = if telemetry.as_ref().is_some_and(TelemetrySpec::mcac_enabled) {
+                    scrape("prometheus", "/metrics", relabel::mcac_relabelings())
                 } else {
-                    "metrics"
+                    scrape("metrics", "/metrics", Vec::new())
                 };
                 service_monitors.push(service_monitor(
                     metadata(
@@ -278,7 +297,12 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                         (PROM_METRICS_LABEL.to_string(), "true".to_string()),
                     ]),
                     &dc.namespace,
-                    port,
+                    endpoint,
+                    // Every series says which cluster and datacenter it comes from.
+                    vec![
+                        CASSANDRA_CLUSTER_LABEL.to_string(),
+                        CASSANDRA_DATACENTER_LABEL.to_string(),
+                    ],
                 ));
             }
             if let Some(stargate) = &stargate {
@@ -297,7 +321,35 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                         ),
                         BTreeMap::from([(STARGATE_LABEL.to_string(), stargate.name_any())]),
                         &dc.namespace,
-                        "health",
+                        scrape(
+                            "health",
+                            "/metrics",
+                            relabel::stargate_relabelings(
+                                &plan.cassandra_cluster_name,
+                                &dc.cassandra_datacenter_name,
+                            ),
+                        ),
+                        Vec::new(),
+                    ));
+                }
+            }
+            // Reaper's own telemetry only, as upstream.
+            if let Some(reaper) = &reaper {
+                let reaper_telemetry = reaper.spec.template.telemetry.as_ref();
+                if reaper_telemetry.is_some_and(TelemetrySpec::prometheus_enabled) {
+                    service_monitors.push(service_monitor(
+                        metadata(
+                            format!("{}-servicemonitor", reaper.name_any()),
+                            &dc.namespace,
+                            cluster,
+                            &dc.name,
+                            COMPONENT_MONITORING,
+                            common_labels(reaper_telemetry),
+                        ),
+                        BTreeMap::from([(REAPER_LABEL.to_string(), reaper.name_any())]),
+                        &dc.namespace,
+                        scrape(REAPER_ADMIN_PORT, REAPER_METRICS_PATH, Vec::new()),
+                        Vec::new(),
                     ));
                 }
             }
@@ -986,6 +1038,88 @@ mod tests {
         assert!(
             components[1].service_monitors.is_empty(),
             "dc2 turned telemetry off"
+        );
+    }
+
+    #[test]
+    fn service_monitors_carry_the_relabelling_the_dashboards_read() {
+        let monitors = |extra: serde_json::Value| {
+            components_of(&cluster(two_datacenters(extra)))
+                .into_iter()
+                .next()
+                .map(|c| c.service_monitors)
+                .unwrap_or_default()
+        };
+        // MCAC (the default): its series renamed, each with its cluster and datacenter.
+        let mcac = monitors(serde_json::json!({"telemetry": {"prometheus": {"enabled": true}}}));
+        let cassandra = &mcac[0];
+        let endpoint = &cassandra.spec.endpoints[0];
+        assert_eq!(endpoint.port.as_deref(), Some("prometheus"));
+        assert_eq!(endpoint.metric_relabelings, relabel::mcac_relabelings());
+        assert!(
+            (endpoint.metric_relabelings.iter()).any(|r| r.replacement.as_deref()
+                == Some("mcac_client_request_${1}")
+                && r.target_label.as_deref() == Some("__name__")),
+            "client requests become mcac_client_request_*"
+        );
+        assert_eq!(
+            cassandra.spec.target_labels,
+            vec![
+                "cassandra.datastax.com/cluster",
+                "cassandra.datastax.com/datacenter"
+            ]
+        );
+        let rendered = serde_json::to_value(cassandra).expect("serializable");
+        assert_eq!(
+            rendered["spec"]["endpoints"][0]["metricRelabelings"][0],
+            serde_json::json!({"sourceLabels": ["__name__"], "targetLabel": "kind",
+                "regex": "collectd_mcac_(meter|histogram).*", "replacement": "${1}"})
+        );
+        // Stargate's client request metrics name the datacenter they serve.
+        let stargate = &mcac[1].spec.endpoints[0];
+        let dc_rule = (stargate.metric_relabelings.iter())
+            .find(|r| r.target_label.as_deref() == Some("dc"))
+            .expect("a dc label");
+        assert_eq!(dc_rule.replacement.as_deref(), Some("dc1"));
+        // The metrics endpoint names its series itself: scraped as they are.
+        let modern = monitors(serde_json::json!({"telemetry": {
+            "prometheus": {"enabled": true}, "mcac": {"enabled": false}}}));
+        assert_eq!(modern[0].spec.endpoints[0].port.as_deref(), Some("metrics"));
+        assert!(modern[0].spec.endpoints[0].metric_relabelings.is_empty());
+    }
+
+    #[test]
+    fn reaper_gets_a_service_monitor_when_its_own_telemetry_asks() {
+        let reaper_monitor = |extra: serde_json::Value| {
+            components_of(&cluster(two_datacenters(extra)))
+                .into_iter()
+                .next()
+                .into_iter()
+                .flat_map(|c| c.service_monitors)
+                .find(|m| m.name_any().contains("reaper"))
+        };
+        let monitor = reaper_monitor(serde_json::json!({"reaper": {
+            "telemetry": {"prometheus": {"enabled": true, "commonLabels": {"team": "db"}}}}}))
+        .expect("a Reaper ServiceMonitor");
+        assert_eq!(monitor.name_any(), "demo-dc1-reaper-servicemonitor");
+        assert_eq!(
+            monitor.spec.selector.match_labels.clone().expect("selector")["k8ssandra.io/reaper"],
+            "demo-dc1-reaper"
+        );
+        let endpoint = &monitor.spec.endpoints[0];
+        assert_eq!(
+            (endpoint.port.as_deref(), endpoint.path.as_deref()),
+            (Some("admin"), Some("/prometheusMetrics"))
+        );
+        assert_eq!(
+            monitor.metadata.labels.as_ref().expect("labels")["team"],
+            "db"
+        );
+        assert!(
+            reaper_monitor(serde_json::json!({"reaper": {},
+                "telemetry": {"prometheus": {"enabled": true}}}))
+            .is_none(),
+            "the cluster's telemetry is not Reaper's (as upstream)"
         );
     }
 

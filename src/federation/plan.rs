@@ -73,7 +73,7 @@ use crate::workload::labels::{
     SKIP_USER_CREATION_ANNOTATION, additional_seed_service_name, datacenter_labels,
     default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
 };
-use crate::workload::vector;
+use crate::workload::{metrics_agent, vector};
 
 /// Rack cass-operator creates when none is given.
 pub const DEFAULT_RACK: &str = "default";
@@ -175,6 +175,9 @@ pub struct DatacenterPlan {
     pub per_node_config: Option<GeneratedConfigMap>,
     /// Vector's configuration when its agent is enabled, applied in its region before it.
     pub vector_config: Option<GeneratedConfigMap>,
+    /// The metrics agent's configuration (`telemetry.cassandra`, else upstream's default
+    /// relabels), mounted by every datacenter as k8ssandra-operator mounts it.
+    pub metrics_agent_config: GeneratedConfigMap,
     /// Names of the ConfigMaps Federator would generate for it that it does not need now
     /// (Vector turned off, no initial tokens): deleted while the live datacenter still mounts
     /// them, that is when the change that unmounts them goes out.
@@ -240,7 +243,9 @@ impl std::fmt::Display for NumTokensChange {
 impl DatacenterPlan {
     /// The ConfigMaps Federator generates for this datacenter.
     pub fn generated_config_maps(&self) -> impl Iterator<Item = &GeneratedConfigMap> {
-        self.per_node_config.iter().chain(&self.vector_config)
+        (self.per_node_config.iter())
+            .chain(&self.vector_config)
+            .chain(std::iter::once(&self.metrics_agent_config))
     }
 }
 
@@ -325,6 +330,12 @@ pub enum PlanError {
         datacenter: String,
         #[source]
         source: crate::workload::vector::VectorError,
+    },
+    #[error("datacenter {datacenter}: {source}")]
+    MetricsAgent {
+        datacenter: String,
+        #[source]
+        source: crate::workload::metrics_agent::MetricsAgentError,
     },
     #[error("{reason}")]
     Unreadable { reason: String },
@@ -799,7 +810,7 @@ impl PlanContext<'_> {
             Some(settings) => {
                 let toml = vector::vector_toml(
                     settings,
-                    self.cassandra_telemetry(dc),
+                    self.cassandra_telemetry(dc).as_ref(),
                     self.mcac_enabled(dc),
                 )
                 .map_err(|source| PlanError::Vector {
@@ -824,6 +835,36 @@ impl PlanContext<'_> {
             }
             None => None,
         };
+        let metrics_agent_yaml = metrics_agent::collector_yaml(
+            self.cassandra_telemetry(dc).as_ref(),
+        )
+        .map_err(|source| PlanError::MetricsAgent {
+            datacenter: name.clone(),
+            source,
+        })?;
+        let metrics_agent_config = GeneratedConfigMap::new(
+            (&self.cluster.name, &self.cluster.namespace),
+            (&name, &namespace),
+            metrics_agent::config_map_name(
+                self.cassandra_cluster_name,
+                dc.cassandra_datacenter_name(),
+            ),
+            BTreeMap::from([(
+                metrics_agent::METRICS_AGENT_KEY.to_string(),
+                metrics_agent_yaml,
+            )]),
+        );
+        let volumes = storage_config.additional_volumes.get_or_insert_default();
+        volumes.retain(|v| v.name != metrics_agent::METRICS_AGENT_VOLUME);
+        volumes.push(AdditionalVolume {
+            name: metrics_agent::METRICS_AGENT_VOLUME.into(),
+            mount_path: metrics_agent::METRICS_AGENT_MOUNT.into(),
+            volume_source: Some(json!({"configMap": {
+                "name": metrics_agent_config.name,
+                "items": [{"key": metrics_agent::METRICS_AGENT_KEY, "path": metrics_agent::METRICS_AGENT_KEY}],
+            }})),
+            ..Default::default()
+        });
 
         let external_secrets = self.k8c.spec.uses_external_secrets();
         let cassandra_yaml = options.config.as_ref().and_then(|c| c.cassandra_yaml.as_ref());
@@ -941,6 +982,7 @@ impl PlanContext<'_> {
                 None => vec![vector_config_name],
             },
             vector_config,
+            metrics_agent_config,
             user_per_node_config: dc
                 .per_node_config_map_ref
                 .as_ref()
@@ -1241,12 +1283,16 @@ impl PlanContext<'_> {
         merged.enabled.unwrap_or(false).then_some(merged)
     }
 
-    /// `telemetry.cassandra` (the metrics endpoint) of the datacenter, else of the cluster.
-    fn cassandra_telemetry<'a>(&'a self, dc: &'a CassandraDatacenterTemplate) -> Option<&'a Value> {
-        let of = |telemetry: &'a Option<TelemetrySpec>| {
-            telemetry.as_ref().and_then(|t| t.cassandra.as_ref())
+    /// `telemetry.cassandra` (the metrics endpoint) of the datacenter over the cluster's, key
+    /// by key (lists whole), as upstream merges them.
+    fn cassandra_telemetry(&self, dc: &CassandraDatacenterTemplate) -> Option<Value> {
+        let of = |telemetry: &Option<TelemetrySpec>| {
+            telemetry.as_ref().and_then(|t| t.cassandra.clone())
         };
-        of(&dc.options.telemetry).or_else(|| of(&self.template.options.telemetry))
+        metrics_agent::merge_json(
+            of(&dc.options.telemetry).as_ref(),
+            of(&self.template.options.telemetry).as_ref(),
+        )
     }
 
     /// An MCAC setting of the datacenter's telemetry, else of the cluster's.

@@ -31,6 +31,9 @@ pub struct ServiceMonitorSpec {
     /// Label of the target Service whose value becomes the `job` label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_label: Option<String>,
+    /// Labels of the target Service copied onto every scraped series.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_labels: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -55,4 +58,62 @@ pub struct ScrapeEndpoint {
     pub interval: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrape_timeout: Option<String>,
+    /// Rewrites of the scraped series before Prometheus stores them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metric_relabelings: Vec<RelabelConfig>,
+}
+
+/// One Prometheus relabelling step (prometheus-operator's `RelabelConfig`); also the shape of
+/// the relabels in the Cassandra metrics agent's configuration.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RelabelConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_labels: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub separator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modulus: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// `replace` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+impl RelabelConfig {
+    /// Sets `target` to `replacement` on series whose `sources` (joined by `;`) match `regex`.
+    pub fn replace(sources: &[&str], regex: &str, target: &str, replacement: &str) -> Self {
+        RelabelConfig {
+            source_labels: sources.iter().map(|s| s.to_string()).collect(),
+            separator: (sources.len() > 1).then(|| ";".to_string()),
+            target_label: Some(target.into()),
+            regex: Some(regex.into()),
+            replacement: Some(replacement.into()),
+            ..RelabelConfig::default()
+        }
+    }
+
+    /// Drops series whose `sources` match `regex`.
+    pub fn drop(sources: &[&str], regex: &str) -> Self {
+        RelabelConfig {
+            source_labels: sources.iter().map(|s| s.to_string()).collect(),
+            regex: Some(regex.into()),
+            action: Some("drop".into()),
+            ..RelabelConfig::default()
+        }
+    }
+
+    /// Removes the labels whose name matches `regex`.
+    pub fn label_drop(regex: &str) -> Self {
+        RelabelConfig {
+            regex: Some(regex.into()),
+            action: Some("labeldrop".into()),
+            ..RelabelConfig::default()
+        }
+    }
 }

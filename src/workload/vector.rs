@@ -198,10 +198,11 @@ fn scrape_config(
     let mut config = format!(
         "endpoints = [ \"{scheme}://{address}:{port}{path}\" ]\nscrape_interval_secs = {interval}"
     );
+    // Upstream's keys (`telemetry.cassandra.endpoint.tls`).
     for (field, setting) in [
-        ("caFile", "ca_file"),
-        ("certFile", "crt_file"),
-        ("keyFile", "key_file"),
+        ("ca.crt", "ca_file"),
+        ("tls.crt", "crt_file"),
+        ("tls.key", "key_file"),
     ] {
         if let Some(file) =
             tls.and_then(|t| t.get(field)).and_then(Value::as_str).filter(|f| !f.is_empty())
@@ -464,7 +465,7 @@ mod tests {
             mcac.contains("endpoints = [ \"http://localhost:9103\" ]\nscrape_interval_secs = 30")
         );
         let endpoint = json!({"endpoint": {"address": "10.0.0.1", "port": "9443",
-            "tls": {"caFile": "/ca.crt", "certFile": "/tls.crt", "keyFile": "/tls.key"}}});
+            "tls": {"ca.crt": "/ca.crt", "tls.crt": "/tls.crt", "tls.key": "/tls.key"}}});
         let tls = vector_toml(&vector, Some(&endpoint), false).expect("toml");
         assert!(tls.contains(concat!(
             "endpoints = [ \"https://10.0.0.1:9443/metrics\" ]\nscrape_interval_secs = 30\n",

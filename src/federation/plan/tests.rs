@@ -507,7 +507,7 @@ fn pod_template_carries_containers_volumes_and_management_api_environment() {
     );
     let extra: Vec<&str> =
         spec.storage_config.additional_volumes.iter().flatten().map(|v| v.name.as_str()).collect();
-    assert_eq!(extra, ["extra", "vector-config"]);
+    assert_eq!(extra, ["extra", "vector-config", "metrics-agent-config"]);
 }
 
 /// The Cassandra container's environment variables of a planned datacenter.
@@ -968,6 +968,64 @@ fn a_users_per_node_config_map_is_named_for_reading_and_its_hash_restarts_the_po
 }
 
 #[test]
+fn every_datacenter_mounts_its_metrics_agent_configuration() {
+    let k8c = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "telemetry": {"cassandra": {"endpoint": {"address": "0.0.0.0", "port": "9000"}}},
+        "datacenters": [
+            {"metadata": {"name": "dc1"}, "size": 3},
+            {"metadata": {"name": "dc2"}, "size": 3, "telemetry": {"cassandra": {
+                "endpoint": {"port": "10000"},
+                "relabels": [{"sourceLabels": ["keyspace"], "regex": "scratch", "action": "drop"}]}}}
+        ]
+    }}));
+    let plan = planned(&k8c);
+    let agent = |index: usize| {
+        let config = &plan.datacenters[index].metrics_agent_config;
+        let yaml: Value =
+            serde_saphyr::from_str(&config.data["metrics-collector.yaml"]).expect("valid YAML");
+        (config.name.clone(), yaml)
+    };
+    let (name, dc1) = agent(0);
+    assert_eq!(name, "demo-dc1-metrics-agent-config");
+    assert_eq!(
+        dc1["endpoint"],
+        json!({"address": "0.0.0.0", "port": "9000"})
+    );
+    assert_eq!(
+        dc1["relabels"][0],
+        json!({"sourceLabels": ["table"], "regex": ".+", "targetLabel": "should_drop",
+            "replacement": "true"}),
+        "upstream's default filter of per-table metrics"
+    );
+    let (_, dc2) = agent(1);
+    assert_eq!(
+        dc2,
+        json!({"endpoint": {"address": "0.0.0.0", "port": "10000"},
+            "relabels": [{"sourceLabels": ["keyspace"], "regex": "scratch", "action": "drop"}]}),
+        "the datacenter's relabels replace the defaults; its endpoint wins key by key"
+    );
+    assert!(
+        spec_json(&plan.datacenters[0])["storageConfig"]["additionalVolumes"]
+            .as_array()
+            .expect("additional volumes")
+            .contains(&json!({"name": "metrics-agent-config",
+                "mountPath": "/opt/management-api/configs",
+                "volumeSource": {"configMap": {"name": "demo-dc1-metrics-agent-config",
+                    "items": [{"key": "metrics-collector.yaml", "path": "metrics-collector.yaml"}]}}}))
+    );
+    let broken = cluster(json!({"cassandra": {
+        "serverVersion": "4.1.5", "storageConfig": storage(),
+        "telemetry": {"cassandra": {"relabels": "drop everything"}},
+        "datacenters": [{"metadata": {"name": "dc1"}, "size": 3}]
+    }}));
+    assert!(matches!(
+        super::plan(&broken),
+        Err(PlanError::MetricsAgent { datacenter, .. }) if datacenter == "dc1"
+    ));
+}
+
+#[test]
 fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
     let k8c = cluster(json!({"cassandra": {
         "clusterName": "My Cluster",
@@ -996,7 +1054,13 @@ fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
         toml.contains("include = [ \"/custom.log\" ]") && toml.contains("[sinks.all]"),
         "the datacenter's sources with the cluster's sinks: {toml}"
     );
-    assert_eq!(dc1.generated_config_maps().count(), 1);
+    assert_eq!(
+        (dc1.generated_config_maps().map(|c| c.name.as_str())).collect::<Vec<_>>(),
+        [
+            "mycluster-dc1-cass-vector",
+            "mycluster-dc1-metrics-agent-config"
+        ]
+    );
 
     let spec = spec_json(dc1);
     assert!(
