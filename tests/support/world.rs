@@ -149,12 +149,14 @@ pub async fn owned_objects(
 }
 
 /// What Federator makes for K8ssandraCluster `cluster` in each of the three clusters: the
-/// datacenter and its two seed EndpointSlices. Extend this when Federator makes more objects per
+/// datacenter, its metrics agent ConfigMap and its two seed EndpointSlices. Extend this when Federator makes more objects per
 /// datacenter (superuser Secrets, Stargate, Reaper).
 pub fn expected_objects(cluster: &str) -> [BTreeSet<String>; 3] {
     let mut expected: [BTreeSet<String>; 3] = Default::default();
     for (dc, index) in DATACENTERS {
         expected[index].insert(format!("cassandradatacenters {NS}/{dc}"));
+        // Its metrics agent's configuration (upstream's default relabelling).
+        expected[index].insert(format!("configmaps {NS}/{cluster}-{dc}-metrics-agent-config"));
         for family in ["ipv4", "ipv6"] {
             expected[index].insert(format!(
                 "endpointslices {NS}/{cluster}-{cluster}-{dc}-additional-seed-service-{family}"
