@@ -156,7 +156,9 @@ pub fn expected_objects(cluster: &str) -> [BTreeSet<String>; 3] {
     for (dc, index) in DATACENTERS {
         expected[index].insert(format!("cassandradatacenters {NS}/{dc}"));
         // Its metrics agent's configuration (upstream's default relabelling).
-        expected[index].insert(format!("configmaps {NS}/{cluster}-{dc}-metrics-agent-config"));
+        expected[index].insert(format!(
+            "configmaps {NS}/{cluster}-{dc}-metrics-agent-config"
+        ));
         for family in ["ipv4", "ipv6"] {
             expected[index].insert(format!(
                 "endpointslices {NS}/{cluster}-{cluster}-{dc}-additional-seed-service-{family}"

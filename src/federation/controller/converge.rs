@@ -93,7 +93,6 @@ pub(super) async fn converge(
     if let Some(seeds) = &early_seeds {
         failures.extend(apply_seed_slices(context, seeds, &actions, SeedPhase::BeforeCreate).await);
     }
-    failures.extend(apply_generated_config_maps(context, cluster_plan, observed, &actions).await);
     act(context, &key, cluster_plan, observed, &actions).await;
     // After the writes are on their way, so that Cassandra's answers never hold them up: the
     // keyspaces (a removed datacenter is deleted by a later reconcile, once they leave it),

@@ -1,5 +1,5 @@
-//! Apply: the generated ConfigMaps and the datacenters' writes, per region in tasks of their own
-//! behind the operator's write fence.
+//! Apply: the datacenters' writes with the generated ConfigMaps they mount, per region in tasks
+//! of their own behind the operator's write fence.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,82 +26,6 @@ use crate::workload::labels::{DECOMMISSION_ON_DELETE_ANNOTATION, ownership_selec
 
 use super::context::*;
 use super::rebuild::keeps_rebuild_mark;
-use super::seeding::failures;
-
-/// Applies the ConfigMaps generated for the datacenters about to be created or updated (initial
-/// tokens, Vector's configuration), before them: a pod must find them at its first start. Read
-/// from the regions only for the clusters that have them. Deletes the ones no longer needed
-/// when the update that stops mounting them goes out (the live datacenter still names them; one
-/// whose update waits, as a rollout queues it, keeps them). Returns what failed.
-pub(super) async fn apply_generated_config_maps(
-    context: &ControllerContext,
-    cluster_plan: &ClusterPlan,
-    observed: &ObservedCluster,
-    actions: &Actions,
-) -> Vec<RegionFailure> {
-    let mut wanted = Vec::new();
-    let mut dropped = Vec::new();
-    for dc in &cluster_plan.datacenters {
-        let applied_now = actions
-            .decision(&dc.name)
-            .is_some_and(|d| matches!(d, Decision::Create | Decision::Update));
-        if !applied_now {
-            continue;
-        }
-        wanted.extend(dc.generated_config_maps().map(|config| (dc, config)));
-        if let Some(live) = observed.get(&dc.name).and_then(|o| o.state.present()) {
-            for name in &dc.dropped_config_maps {
-                if live.spec_mentions(&format!("\"{name}\"")) {
-                    dropped.push((dc, name));
-                }
-            }
-        }
-    }
-    let deletes = dropped.into_iter().map(|(dc, name)| async move {
-        let doing = format!("deleting ConfigMap {}/{name}", dc.namespace);
-        let client = context
-            .registry
-            .client(&dc.context)
-            .map_err(|e| RegionFailure::region(&dc.context, &doing, &e))?;
-        let failed = |e: kube::Error| RegionFailure::kube(&dc.context, &doing, &e);
-        let api: Api<ConfigMap> = Api::namespaced(client, &dc.namespace);
-        // Only one generated for this cluster (by Federator or k8ssandra-operator before it): a
-        // ConfigMap of that name may be someone else's.
-        let cluster = &cluster_plan.cluster;
-        let ours = (api.get_opt(name).await.map_err(failed)?).is_some_and(|found| {
-            crate::workload::labels::is_owned_by(
-                Some(found.labels()),
-                &cluster.name,
-                &cluster.namespace,
-            )
-        });
-        if ours {
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(response)) if response.is_not_found() => {}
-                Err(error) => return Err(failed(error)),
-            }
-        }
-        Ok(())
-    });
-    let mut errors = failures(deletes).await;
-    let applies = wanted.into_iter().map(|(dc, config)| async move {
-        let doing = format!("applying ConfigMap {}/{}", config.namespace, config.name);
-        let client = context
-            .registry
-            .client(&dc.context)
-            .map_err(|e| RegionFailure::region(&dc.context, &doing, &e))?;
-        let failed = |e: kube::Error| RegionFailure::kube(&dc.context, &doing, &e);
-        let api: Api<ConfigMap> = Api::namespaced(client, &config.namespace);
-        let live = api.get_opt(&config.name).await.map_err(failed)?;
-        apply_if_changed(&api, FIELD_MANAGER, &config.to_config_map(), live.as_ref())
-            .await
-            .map_err(failed)?;
-        Ok(())
-    });
-    errors.extend(failures(applies).await);
-    errors
-}
 
 /// One remote write decided by a reconcile, with everything it needs (it may outlive it).
 pub(super) enum Operation {
@@ -112,6 +36,12 @@ pub(super) enum Operation {
         body: Result<Box<serde_json::value::RawValue>, serde_json::Error>,
         /// Whether the datacenter exists (the apply updates rather than creates it).
         exists: bool,
+        /// The generated ConfigMaps its pods mount (initial tokens, Vector's and the metrics
+        /// agent's configuration), applied before it: a pod must find them at its first start.
+        config_maps: Vec<ConfigMap>,
+        /// Generated ConfigMaps the live datacenter mounts and this write stops mounting,
+        /// deleted with it (one whose update waits, as a rollout queues it, keeps them).
+        dropped_config_maps: Vec<String>,
     },
     Delete {
         namespace: String,
@@ -189,11 +119,20 @@ pub(super) async fn act(
                     Ok(None) => continue,
                     Err(error) => Err(error),
                 };
+                let dropped_config_maps = (planned.dropped_config_maps.iter())
+                    .filter(|name| live.is_some_and(|l| l.spec_mentions(&format!("\"{name}\""))))
+                    .cloned()
+                    .collect();
                 Operation::Apply {
                     namespace: decision.namespace.clone(),
                     datacenter: decision.datacenter.clone(),
                     body,
                     exists: live.is_some(),
+                    config_maps: planned
+                        .generated_config_maps()
+                        .map(|c| c.to_config_map())
+                        .collect(),
+                    dropped_config_maps,
                 }
             }
             Decision::Delete { annotate_first } => Operation::Delete {
@@ -247,6 +186,7 @@ pub(super) async fn run_region_operations(
             let failure = |doing: &str, namespace: &str, datacenter: &str, error: WriteError| {
                 let doing = format!("{doing} CassandraDatacenter {namespace}/{datacenter}");
                 match error {
+                    WriteError::ConfigMap(what, e) => RegionFailure::kube(region, what, &e),
                     WriteError::Region(e) => RegionFailure::region(region, doing, e),
                     WriteError::Kube(e) => RegionFailure::kube(region, doing, &e),
                     WriteError::Body(e) => {
@@ -260,14 +200,29 @@ pub(super) async fn run_region_operations(
                     datacenter,
                     body,
                     exists,
+                    config_maps,
+                    dropped_config_maps,
                 } => {
                     let applied = match (client, body) {
                         (Ok(client), Ok(body)) => {
-                            let api: Api<CassandraDatacenter> =
-                                Api::namespaced(client.clone(), &namespace);
-                            send_apply(&api, FIELD_MANAGER, &datacenter, &body)
-                                .await
-                                .map_err(WriteError::Kube)
+                            let mounted = converge_config_maps(
+                                client,
+                                cluster,
+                                &namespace,
+                                &config_maps,
+                                &dropped_config_maps,
+                            )
+                            .await;
+                            match mounted {
+                                Err(e) => Err(e),
+                                Ok(()) => {
+                                    let api: Api<CassandraDatacenter> =
+                                        Api::namespaced(client.clone(), &namespace);
+                                    send_apply(&api, FIELD_MANAGER, &datacenter, &body)
+                                        .await
+                                        .map_err(WriteError::Kube)
+                                }
+                            }
                         }
                         (Err(e), _) => Err(WriteError::Region(e)),
                         (_, Err(e)) => Err(WriteError::Body(e)),
@@ -323,6 +278,46 @@ enum WriteError<'a> {
     Region(&'a RegionError),
     Kube(kube::Error),
     Body(serde_json::Error),
+    /// A generated ConfigMap it mounts: what was being done to it.
+    ConfigMap(String, kube::Error),
+}
+
+/// Before a datacenter's write, in its region's task: deletes the generated ConfigMaps it stops
+/// mounting (only Federator's: one of that name may be someone else's), then applies the ones
+/// it mounts.
+async fn converge_config_maps<'a>(
+    client: &kube::Client,
+    cluster: &ClusterKey,
+    namespace: &str,
+    config_maps: &[ConfigMap],
+    dropped: &[String],
+) -> Result<(), WriteError<'a>> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    for name in dropped {
+        let failed = |e| WriteError::ConfigMap(format!("deleting ConfigMap {namespace}/{name}"), e);
+        let found = api.get_opt(name).await.map_err(failed)?;
+        let ours = found.is_some_and(|found| {
+            crate::workload::labels::is_owned_by(
+                Some(found.labels()),
+                &cluster.name,
+                &cluster.namespace,
+            )
+        });
+        if ours {
+            match api.delete(name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(response)) if response.is_not_found() => {}
+                Err(error) => return Err(failed(error)),
+            }
+        }
+    }
+    for config_map in config_maps {
+        let name = config_map.name_any();
+        let failed = |e| WriteError::ConfigMap(format!("applying ConfigMap {namespace}/{name}"), e);
+        let live = api.get_opt(&name).await.map_err(failed)?;
+        apply_if_changed(&api, FIELD_MANAGER, config_map, live.as_ref()).await.map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// The object applied for a datacenter: the plan's, in its namespace, without status.
