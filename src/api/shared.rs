@@ -293,7 +293,7 @@ pub struct TelemetrySpec {
     pub mcac: Option<McacTelemetry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector: Option<VectorTelemetry>,
-    /// Where to send metrics with the Cassandra metrics endpoint (endpoint, relabels): passed through.
+    /// Where to send metrics with the Cassandra metrics endpoint (endpoint, relabels); a datacenter's, or its cluster's, goes into its metrics agent ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_unknown_fields")]
     pub cassandra: Option<serde_json::Value>,

@@ -90,7 +90,7 @@ impl LiveDatacenter {
         yaml_integer(&spec.config?.cassandra_yaml?.num_tokens?)
     }
 
-    fn annotation(&self, key: &str) -> Option<&str> {
+    pub(crate) fn annotation(&self, key: &str) -> Option<&str> {
         self.meta().annotations.as_ref()?.get(key).map(String::as_str)
     }
 

@@ -247,7 +247,30 @@ impl DatacenterPlan {
             .chain(&self.vector_config)
             .chain(std::iter::once(&self.metrics_agent_config))
     }
+
+    /// The content hash of its generated ConfigMaps, on the CassandraDatacenter's metadata (not
+    /// its pod template: nothing restarts). A change updates the datacenter, and its ConfigMaps
+    /// with it; while it is unchanged they are not written again.
+    fn note_generated_config_hash(&mut self) {
+        let hashes: Vec<String> = self
+            .generated_config_maps()
+            .map(|c| format!("{}={}", c.name, c.content_hash()))
+            .collect();
+        let hash = format!("{:016x}", crate::apply::fnv1a(hashes.join(",").as_bytes()));
+        (self.datacenter.metadata.annotations.get_or_insert_default())
+            .insert(GENERATED_CONFIG_HASH_ANNOTATION.to_string(), hash);
+    }
+
+    /// The hash [`Self::note_generated_config_hash`] wrote.
+    pub fn generated_config_hash(&self) -> Option<&str> {
+        let annotations = self.datacenter.metadata.annotations.as_ref()?;
+        annotations.get(GENERATED_CONFIG_HASH_ANNOTATION).map(String::as_str)
+    }
 }
+
+/// Annotation of a CassandraDatacenter: the content hash of the ConfigMaps Federator generates
+/// for it.
+pub const GENERATED_CONFIG_HASH_ANNOTATION: &str = "federator.k8ssandra.io/generated-config-hash";
 
 impl ClusterPlan {
     pub fn datacenter(&self, name: &str) -> Option<&DatacenterPlan> {
@@ -442,6 +465,7 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
         if inputs.hub_contexts.contains(&dc.context) {
             dc.context.clear();
         }
+        dc.note_generated_config_hash();
     }
     Ok(ClusterPlan {
         cluster,

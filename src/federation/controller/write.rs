@@ -18,7 +18,9 @@ use crate::apply::{apply_if_changed, pending_apply_to, send_apply};
 use crate::clusters::{FailureCategory, RegionError, RegionFailure};
 use crate::federation::notices::{DatacenterOutcome, Outcome};
 use crate::federation::observed::{LiveDatacenter, ObservedCluster};
-use crate::federation::plan::{ClusterKey, ClusterPlan};
+use crate::federation::plan::{
+    ClusterKey, ClusterPlan, DatacenterPlan, GENERATED_CONFIG_HASH_ANNOTATION,
+};
 use crate::federation::progressive::{RESTART_HASH_ANNOTATION, RESTARTED_AT_ANNOTATION};
 use crate::federation::rebuild::{REBUILD_DC_ANNOTATION, rebuild_when_created};
 use crate::federation::rollout::{Actions, Decision};
@@ -128,10 +130,12 @@ pub(super) async fn act(
                     datacenter: decision.datacenter.clone(),
                     body,
                     exists: live.is_some(),
-                    config_maps: planned
-                        .generated_config_maps()
-                        .map(|c| c.to_config_map())
-                        .collect(),
+                    config_maps: match generated_config_maps_current(planned, live) {
+                        true => Vec::new(),
+                        false => {
+                            planned.generated_config_maps().map(|c| c.to_config_map()).collect()
+                        }
+                    },
                     dropped_config_maps,
                 }
             }
@@ -271,6 +275,16 @@ pub(super) async fn run_region_operations(
         }
     });
     futures::future::join_all(writes).await
+}
+
+/// The live datacenter was written with the ConfigMaps the plan generates now: they are in
+/// place (their hash is on it), so they are not written again.
+fn generated_config_maps_current(planned: &DatacenterPlan, live: Option<&LiveDatacenter>) -> bool {
+    let Some(live) = live else {
+        return false;
+    };
+    let wanted = planned.generated_config_hash();
+    wanted.is_some() && live.annotation(GENERATED_CONFIG_HASH_ANNOTATION) == wanted
 }
 
 /// Why one datacenter write failed, until it is told as a [`RegionFailure`].

@@ -1294,3 +1294,31 @@ fn cassandra_yaml_nested_within_the_limit_is_read_as_written() {
         nested
     );
 }
+
+#[test]
+fn a_generated_config_map_change_updates_the_datacenters_metadata_not_its_pods() {
+    let with_relabels = |regex: &str| {
+        cluster(json!({"cassandra": {
+            "serverVersion": "4.1.5", "storageConfig": storage(),
+            "telemetry": {"cassandra": {"relabels": [
+                {"sourceLabels": ["keyspace"], "regex": regex, "action": "drop"}]}},
+            "datacenters": [{"metadata": {"name": "dc1"}, "size": 3}]
+        }}))
+    };
+    let before = planned(&with_relabels("scratch"));
+    let after = planned(&with_relabels("tmp"));
+    let hash = |plan: &ClusterPlan| {
+        plan.datacenters[0].generated_config_hash().map(str::to_string).expect("a hash")
+    };
+    assert_ne!(
+        hash(&before),
+        hash(&after),
+        "the ConfigMap's content changed"
+    );
+    assert_eq!(hash(&before), hash(&planned(&with_relabels("scratch"))));
+    assert_eq!(
+        spec_json(&before.datacenters[0]),
+        spec_json(&after.datacenters[0]),
+        "no pod restarts for it"
+    );
+}
