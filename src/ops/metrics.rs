@@ -5,7 +5,7 @@
 //! [`crate::ops::instrument`], region requests by [`RegionMetricsLayer`] on every region client,
 //! fan-out lag by [`Metrics::fanout_progress`] from the K8ssandraCluster controller.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -96,6 +96,9 @@ impl ExitCause {
 /// Every metric of the process.
 pub struct Metrics {
     registry: MetricRegistry,
+    /// Regions whose ClientConfig went: a request of theirs still under way then (a watch, a
+    /// write) records nothing when it ends, so their series stay gone.
+    removed_regions: Mutex<HashSet<String>>,
     reconciles: Family<ControllerLabels, Counter>,
     reconcile_errors: Family<ReconcileErrorLabels, Counter>,
     reconcile_duration: Family<ControllerLabels, Histogram, fn() -> Histogram>,
@@ -236,6 +239,7 @@ impl Metrics {
             fanouts_pending,
             leader,
             fanouts: Mutex::new(HashMap::new()),
+            removed_regions: Mutex::new(HashSet::new()),
         }
     }
 
@@ -250,6 +254,9 @@ impl Metrics {
     /// The registry's word on a region: reachable by its last probes, or not (unreachable,
     /// misconfigured, not probed yet).
     pub fn set_region_reachable(&self, context: &str, reachable: bool) {
+        if self.is_removed(&region_label(context)) {
+            return;
+        }
         self.region_reachable
             .get_or_create(&RegionLabels {
                 region: context.to_string(),
@@ -265,6 +272,7 @@ impl Metrics {
     /// A region whose ClientConfig went: its series go from the scrape.
     pub fn forget_region(&self, context: &str) {
         let region = region_label(context);
+        self.lock_removed().insert(region.clone());
         for method in [
             http::Method::GET,
             http::Method::POST,
@@ -361,8 +369,25 @@ impl Metrics {
         }
     }
 
-    /// Records one region request's outcome.
+    /// A client for `context` is made: its requests count again.
+    pub fn region_added(&self, context: &str) {
+        self.lock_removed().remove(&region_label(context));
+    }
+
+    fn is_removed(&self, region: &str) -> bool {
+        self.lock_removed().contains(region)
+    }
+
+    fn lock_removed(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A panic while holding it left a set that is still whole.
+        self.removed_regions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records one region request's outcome (nothing for a region removed meanwhile).
     pub fn region_request(&self, region: &str, method: &str, took: Duration, failed: bool) {
+        if self.is_removed(region) {
+            return;
+        }
         let labels = RegionRequestLabels {
             region: region.to_string(),
             method: method.to_string(),
@@ -445,6 +470,7 @@ fn region_label(context: &str) -> String {
 impl RegionMetricsLayer {
     /// `region` is the context name; the hub's client uses [`HUB_REGION`].
     pub fn new(region: &str, metrics: Arc<Metrics>) -> RegionMetricsLayer {
+        metrics.region_added(region);
         RegionMetricsLayer {
             region: region_label(region),
             metrics,
@@ -583,5 +609,14 @@ mod tests {
         let text = metrics.encode();
         assert!(!text.contains("region=\"gone\""), "{text}");
         assert!(text.contains("region=\"kept\""), "{text}");
+
+        // A watch or write of the region that ends afterwards, or a late probe, leaves none.
+        metrics.region_request("gone", "GET", Duration::from_millis(2), false);
+        metrics.set_region_reachable("gone", false);
+        assert!(!metrics.encode().contains("region=\"gone\""));
+        // A region registered again under that name counts again.
+        metrics.region_added("gone");
+        metrics.region_request("gone", "GET", Duration::from_millis(2), false);
+        assert!(metrics.encode().contains("region=\"gone\""));
     }
 }
