@@ -181,7 +181,26 @@ async fn fan_out_metrics() {
         },
     )
     .await;
+    // The refused region is behind on that change, the other is not.
+    let region_lag = |text: &str, region: &str| {
+        metric(
+            text,
+            "federator_region_fanout_lag_seconds",
+            &[&format!("region=\"{region}\"")],
+        )
+    };
+    let behind = wait_for("sim-1 shown behind", Duration::from_secs(30), || async {
+        let (_, text) = http_get(addr, "/metrics").await;
+        (region_lag(&text, "sim-1") > 0.5).then_some(text)
+    })
+    .await;
+    assert_eq!(region_lag(&behind, "sim-2"), 0.0, "sim-2 has the change");
     sim.forbid(1, "cassandradatacenters", false).expect("allow");
+    wait_for("sim-1 caught up", Duration::from_secs(60), || async {
+        let (_, text) = http_get(addr, "/metrics").await;
+        (region_lag(&text, "sim-1") == 0.0).then_some(())
+    })
+    .await;
 
     // A region whose ClientConfig is deleted leaves no series behind.
     hub_api::<ClientConfig>(&hub)

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -111,8 +112,12 @@ pub struct Metrics {
     region_reachable: Family<RegionLabels, Gauge>,
     fanout_lag: Histogram,
     fanouts_pending: Gauge,
+    region_fanout_lag: Family<RegionLabels, Gauge<f64, AtomicU64>>,
     leader: Gauge,
     fanouts: Mutex<HashMap<String, Fanout>>,
+    /// Per region label: the clusters whose latest generation is not applied there yet, and
+    /// since when the oldest change not there was first seen.
+    region_fanouts: Mutex<HashMap<String, HashMap<String, Instant>>>,
 }
 
 /// Names of every metric family [`Metrics::encode`] writes (as queried, with `_total` etc.).
@@ -129,6 +134,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "federator_region_reachable",
     "federator_fanout_lag_seconds",
     "federator_fanouts_pending",
+    "federator_region_fanout_lag_seconds",
     "federator_leader",
 ];
 
@@ -217,6 +223,13 @@ impl Metrics {
             "K8ssandraClusters whose latest generation is not applied in every region yet",
             fanouts_pending.clone(),
         );
+        let region_fanout_lag = Family::default();
+        registry.register(
+            "region_fanout_lag_seconds",
+            "Per region: how long the oldest K8ssandraCluster change not yet applied there has waited \
+             (0 when every cluster's latest generation is applied there)",
+            region_fanout_lag.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -237,14 +250,17 @@ impl Metrics {
             region_reachable,
             fanout_lag,
             fanouts_pending,
+            region_fanout_lag,
             leader,
             fanouts: Mutex::new(HashMap::new()),
+            region_fanouts: Mutex::new(HashMap::new()),
             removed_regions: Mutex::new(HashSet::new()),
         }
     }
 
     /// The metrics in OpenMetrics text.
     pub fn encode(&self) -> String {
+        self.refresh_region_fanout_lag();
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -291,9 +307,13 @@ impl Metrics {
             self.region_requests.remove(&labels);
             self.region_request_errors.remove(&labels);
         }
+        if let Ok(mut region_fanouts) = self.region_fanouts.lock() {
+            region_fanouts.remove(&region);
+        }
         let labels = RegionLabels { region };
         self.region_request_duration.remove(&labels);
         self.region_reachable.remove(&labels);
+        self.region_fanout_lag.remove(&labels);
     }
 
     pub fn set_leader(&self, leader: bool) {
@@ -407,7 +427,16 @@ impl Metrics {
     /// Called by the K8ssandraCluster controller after every reconcile of `cluster`
     /// (`namespace/name`) at `generation`: `applied` when its datacenters were applied in every
     /// region with no error. The lag of a generation is observed once, when it is first applied.
-    pub fn fanout_progress(&self, cluster: &str, generation: Option<i64>, applied: bool) {
+    ///
+    /// `regions` are the contexts the cluster's datacenters are in, each with whether its part is
+    /// applied there.
+    pub fn fanout_progress(
+        &self,
+        cluster: &str,
+        generation: Option<i64>,
+        applied: bool,
+        regions: &[(String, bool)],
+    ) {
         let Some(generation) = generation else {
             return;
         };
@@ -431,8 +460,61 @@ impl Metrics {
             entry.applied = true;
             self.fanout_lag.observe(now.duration_since(entry.first_seen).as_secs_f64());
         }
+        let first_seen = entry.first_seen;
         let pending = fanouts.values().filter(|f| !f.applied).count();
         self.fanouts_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        drop(fanouts);
+        self.region_fanout_progress(cluster, first_seen, regions);
+    }
+
+    fn region_fanout_progress(
+        &self,
+        cluster: &str,
+        first_seen: Instant,
+        regions: &[(String, bool)],
+    ) {
+        let Ok(mut region_fanouts) = self.region_fanouts.lock() else {
+            return;
+        };
+        let labelled: HashMap<String, bool> =
+            regions.iter().map(|(context, applied)| (region_label(context), *applied)).collect();
+        for (region, applied) in &labelled {
+            if self.is_removed(region) {
+                continue;
+            }
+            let waiting = region_fanouts.entry(region.clone()).or_default();
+            if *applied {
+                waiting.remove(cluster);
+            } else {
+                // A region still behind on an older change has waited since that one.
+                waiting.entry(cluster.to_string()).or_insert(first_seen);
+            }
+        }
+        // Regions the cluster no longer has a datacenter in no longer wait for it.
+        for (region, waiting) in region_fanouts.iter_mut() {
+            if !labelled.contains_key(region) {
+                waiting.remove(cluster);
+            }
+        }
+    }
+
+    /// Sets each region's lag gauge from the changes waiting there, as of now.
+    fn refresh_region_fanout_lag(&self) {
+        let Ok(region_fanouts) = self.region_fanouts.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        for (region, waiting) in region_fanouts.iter() {
+            let lag = waiting
+                .values()
+                .map(|since| now.duration_since(*since).as_secs_f64())
+                .fold(0.0, f64::max);
+            self.region_fanout_lag
+                .get_or_create(&RegionLabels {
+                    region: region.clone(),
+                })
+                .set(lag);
+        }
     }
 
     /// A deleted K8ssandraCluster no longer counts as pending.
@@ -441,6 +523,11 @@ impl Metrics {
             fanouts.remove(cluster);
             let pending = fanouts.values().filter(|f| !f.applied).count();
             self.fanouts_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
+        if let Ok(mut region_fanouts) = self.region_fanouts.lock() {
+            for waiting in region_fanouts.values_mut() {
+                waiting.remove(cluster);
+            }
         }
     }
 }
@@ -537,10 +624,10 @@ mod tests {
     #[test]
     fn a_generation_lag_is_observed_once_when_it_is_first_applied() {
         let metrics = Metrics::new();
-        metrics.fanout_progress("ns/a", Some(1), false);
+        metrics.fanout_progress("ns/a", Some(1), false, &[]);
         assert_eq!(metrics.fanouts_pending.get(), 1);
-        metrics.fanout_progress("ns/a", Some(1), true);
-        metrics.fanout_progress("ns/a", Some(1), true);
+        metrics.fanout_progress("ns/a", Some(1), true, &[]);
+        metrics.fanout_progress("ns/a", Some(1), true, &[]);
         assert_eq!(metrics.fanouts_pending.get(), 0);
         let text = metrics.encode();
         assert!(
@@ -548,10 +635,50 @@ mod tests {
             "{text}"
         );
         // A new generation is pending again until applied.
-        metrics.fanout_progress("ns/a", Some(2), false);
+        metrics.fanout_progress("ns/a", Some(2), false, &[]);
         assert_eq!(metrics.fanouts_pending.get(), 1);
         metrics.fanout_forget("ns/a");
         assert_eq!(metrics.fanouts_pending.get(), 0);
+    }
+
+    fn region_lag(text: &str, region: &str) -> Option<f64> {
+        let prefix = format!("federator_region_fanout_lag_seconds{{region=\"{region}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(prefix.as_str())?.parse().ok())
+    }
+
+    #[test]
+    fn a_region_behind_shows_how_long_its_oldest_change_has_waited() {
+        let metrics = Metrics::new();
+        let regions = |east: bool, west: bool| {
+            vec![
+                ("".to_string(), true),
+                ("east".to_string(), east),
+                ("west".to_string(), west),
+            ]
+        };
+        metrics.fanout_progress("ns/a", Some(1), false, &regions(false, true));
+        std::thread::sleep(Duration::from_millis(20));
+        // A newer generation does not reset the wait of a region still behind on the older one.
+        metrics.fanout_progress("ns/a", Some(2), false, &regions(false, false));
+        let text = metrics.encode();
+        let east = region_lag(&text, "east").expect("east's lag");
+        let west = region_lag(&text, "west").expect("west's lag");
+        assert!(east >= 0.02 && east > west, "{text}");
+        assert_eq!(region_lag(&text, HUB_REGION), Some(0.0), "{text}");
+
+        metrics.fanout_progress("ns/a", Some(2), false, &regions(true, false));
+        let text = metrics.encode();
+        assert_eq!(region_lag(&text, "east"), Some(0.0), "{text}");
+        assert!(
+            region_lag(&text, "west").is_some_and(|lag| lag > 0.0),
+            "{text}"
+        );
+
+        // A cluster gone, or a region gone, waits nowhere.
+        metrics.fanout_forget("ns/a");
+        assert_eq!(region_lag(&metrics.encode(), "west"), Some(0.0));
+        metrics.forget_region("west");
+        assert_eq!(region_lag(&metrics.encode(), "west"), None);
     }
 
     #[test]
@@ -584,6 +711,7 @@ mod tests {
                 region: "sim-1".into(),
             })
             .set(1);
+        metrics.fanout_progress("ns/a", Some(1), false, &[("sim-1".into(), false)]);
         let text = metrics.encode();
         for name in METRIC_NAMES {
             assert!(

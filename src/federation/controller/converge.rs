@@ -38,7 +38,7 @@ pub(super) struct Applied {
     pub(super) keyspaces: KeyspacesReport,
     pub(super) rebuilds: RebuildReport,
     /// Regions whose datacenter writes are still under way.
-    pub(super) regions_busy: bool,
+    pub(super) busy_regions: Vec<String>,
 }
 
 impl Applied {
@@ -46,12 +46,33 @@ impl Applied {
     pub(super) fn everywhere(&self) -> bool {
         self.failures.is_empty()
             && self.actions.refused.is_none()
-            && !self.regions_busy
+            && self.busy_regions.is_empty()
             && self
                 .actions
                 .decisions
                 .iter()
                 .all(|d| matches!(d.decision, Decision::Create | Decision::Update))
+    }
+
+    /// Each region with a datacenter of the cluster, and whether its part is applied there:
+    /// as [`Applied::everywhere`], region by region.
+    pub(super) fn by_region(&self) -> Vec<(String, bool)> {
+        let mut regions: std::collections::BTreeMap<&str, bool> = Default::default();
+        for decision in &self.actions.decisions {
+            let applied = matches!(decision.decision, Decision::Create | Decision::Update);
+            *regions.entry(decision.context.as_str()).or_insert(true) &= applied;
+        }
+        let behind = self.failures.iter().map(|f| f.region.as_str());
+        for region in behind.chain(self.busy_regions.iter().map(String::as_str)) {
+            if let Some(applied) = regions.get_mut(region) {
+                *applied = false;
+            }
+        }
+        let refused = self.actions.refused.is_some();
+        regions
+            .into_iter()
+            .map(|(region, applied)| (region.to_string(), applied && !refused))
+            .collect()
     }
 }
 
@@ -131,6 +152,6 @@ pub(super) async fn converge(
         components,
         keyspaces,
         rebuilds,
-        regions_busy: !context.operations.busy_regions(&key).is_empty(),
+        busy_regions: context.operations.busy_regions(&key),
     }
 }

@@ -238,7 +238,12 @@ async fn apply_cluster(
     let metrics = &context.ops.metrics;
     metrics.region_failures(CONTROLLER, applied.failures.iter().map(|f| f.category));
     let metrics_key = format!("{}/{}", k8c.namespace().unwrap_or_default(), k8c.name_any());
-    metrics.fanout_progress(&metrics_key, k8c.metadata.generation, applied.everywhere());
+    metrics.fanout_progress(
+        &metrics_key,
+        k8c.metadata.generation,
+        applied.everywhere(),
+        &applied.by_region(),
+    );
     let status = status_of(k8c, &cluster_plan, &observed, &applied);
     publish_transitions(context, k8c, &status, &applied.outcomes).await;
     for notice in applied.keyspaces.notices.iter().chain(&applied.rebuilds.notices) {

@@ -189,7 +189,7 @@ mod tests {
                 notices: Vec::new(),
             },
             rebuilds: Default::default(),
-            regions_busy: false,
+            busy_regions: Vec::new(),
         }
     }
 
