@@ -325,12 +325,15 @@ async fn lease_lost_mid_rollout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(&sim, dir.path());
     // One request in flight per region, each waiting up to 10 s for its turn: a rollout to a
-    // slow region is a queue of writes.
+    // slow region is a queue of writes. Probes every 3 s, so that their timeout (the interval)
+    // is above the 1 s the region is made to take: slow, not unreachable (an unreachable region
+    // gets no writes, and the rollout would stop for that reason instead).
     let env = |pod| {
         [
             ("POD_NAME", pod),
             ("FEDERATOR_REGIONS__MAX_CONCURRENT_REQUESTS", "1"),
             ("FEDERATOR_REGIONS__REQUEST_TIMEOUT_SECONDS", "10"),
+            ("FEDERATOR_REGIONS__PROBE_INTERVAL_SECONDS", "3"),
         ]
     };
     let first = OperatorProcess::start_with_env(&kubeconfig, &[], &env("replica-a"));
