@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -502,8 +502,21 @@ async fn reaper_call(
     session: Option<&str>,
     form: Option<String>,
 ) -> (u16, Option<String>, String) {
+    let service = format!("{reaper}-service:app");
+    service_proxy_call(region, &service, method, path, session, form).await
+}
+
+/// A request through `services/<service:port>/proxy`: its status, session cookie and body.
+async fn service_proxy_call(
+    region: &kube::Client,
+    service: &str,
+    method: &str,
+    path: &str,
+    session: Option<&str>,
+    form: Option<String>,
+) -> (u16, Option<String>, String) {
     use http_body_util::BodyExt;
-    let uri = format!("/api/v1/namespaces/{NS}/services/{reaper}-service:app/proxy{path}");
+    let uri = format!("/api/v1/namespaces/{NS}/services/{service}/proxy{path}");
     let mut request = http::Request::builder().method(method).uri(uri);
     if let Some(session) = session {
         request = request.header("cookie", session);
@@ -694,6 +707,42 @@ async fn reaper_repairs_across_regions() {
         rows().iter().all(|n| *n == 40),
         "every replica has every row: {:?}",
         rows()
+    );
+
+    // The dashboards' Reaper series are ones this Reaper's ServiceMonitor scrapes (its admin
+    // port and path), and the run shows as done.
+    let admin = format!(
+        "{reaper}-service:{}",
+        federator::dataplane::reaper::REAPER_ADMIN_PORT
+    );
+    let metrics_path = federator::dataplane::reaper::REAPER_METRICS_PATH;
+    let (status, _, scrape) =
+        service_proxy_call(client, &admin, "GET", metrics_path, None, None).await;
+    assert_eq!(status, 200, "{scrape}");
+    let dashboards = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/grafana"))
+        .expect("deploy/grafana")
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .collect::<String>();
+    let queried: BTreeSet<&str> = regex::Regex::new(r"io_cassandrareaper_\w+")
+        .expect("regex")
+        .find_iter(&dashboards)
+        .map(|m| m.as_str())
+        .collect();
+    assert!(
+        !queried.is_empty(),
+        "a dashboard shows Reaper's repair progress"
+    );
+    for name in queried {
+        assert!(
+            scrape.lines().any(|line| line.starts_with(&format!("{name}{{cluster=\"demo\""))),
+            "{name} is not in Reaper's scrape:\n{scrape}"
+        );
+    }
+    assert!(
+        scrape.lines().any(|line| line
+            .starts_with("io_cassandrareaper_service_RepairRunner_repairProgress{cluster=\"demo\",keyspace=\"app\"")
+            && line.ends_with(" 1.0")),
+        "{scrape}"
     );
     data_plane.stop().await;
     control_plane.stop().await;

@@ -294,6 +294,17 @@ async fn a_repair_run_through_the_service_proxy_makes_the_replicas_consistent() 
         (400, "no cluster  with seed host nowhere")
     );
 
+    let admin = format!("{SERVICE}:admin");
+    let metrics = || world.raw("GET", &admin, "/prometheusMetrics", None, None);
+    let progress = "io_cassandrareaper_service_RepairRunner_repairProgress";
+    let before = metrics().await;
+    assert_eq!(before.status, 200, "{before:?}");
+    assert!(
+        !before.body.contains(progress),
+        "no runner yet: {}",
+        before.body
+    );
+
     let id = world.create_run().await;
     let started = world
         .call(
@@ -312,6 +323,33 @@ async fn a_repair_run_through_the_service_proxy_makes_the_replicas_consistent() 
     let segments = segments.as_array().expect("segments");
     assert!(!segments.is_empty() && segments.iter().all(|s| s["state"] == "DONE"));
     assert_eq!(world.rows_per_node(), vec![60, 60, 60]);
+    // Reaper's runner gauges, as its Prometheus servlet names them.
+    let after = metrics().await.body;
+    let sample = |name: &str| {
+        after.lines().find_map(|line| {
+            let rest =
+                line.strip_prefix(&format!("io_cassandrareaper_service_RepairRunner_{name}{{"))?;
+            let (labels, value) = rest.split_once("} ")?;
+            labels
+                .starts_with("cluster=\"demo\",keyspace=\"app\",repairid=\"")
+                .then(|| value.parse::<f64>().ok())?
+        })
+    };
+    assert_eq!(sample("repairProgress"), Some(1.0), "{after}");
+    assert_eq!(
+        sample("segmentsDone"),
+        done["segments_repaired"].as_f64(),
+        "{after}"
+    );
+    assert_eq!(
+        sample("segmentsTotal"),
+        done["total_segments"].as_f64(),
+        "{after}"
+    );
+    assert!(
+        sample("millisSinceLastRepair").is_some_and(|ms| ms >= 0.0),
+        "{after}"
+    );
 
     let listed = world
         .call(

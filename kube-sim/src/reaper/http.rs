@@ -103,6 +103,15 @@ impl Reply {
         }
     }
 
+    /// Prometheus' text exposition format, as its `MetricsServlet` serves it.
+    pub(super) fn prometheus(body: String) -> Reply {
+        Reply {
+            content_type: Some("text/plain; version=0.0.4; charset=utf-8"),
+            body,
+            ..Reply::empty(200)
+        }
+    }
+
     pub(super) fn json(status: u16, value: &Value) -> Reply {
         Reply {
             content_type: Some("application/json"),

@@ -1,6 +1,7 @@
 //! Reaper's stand-in: the REST API of Cassandra Reaper 3.x as k8ssandra deploys it, on port
-//! 8080 (`app`) of every Reaper pod, and Dropwizard's admin `/healthcheck` on 8081 (`admin`),
-//! over the shared Cassandra model.
+//! 8080 (`app`) of every Reaper pod, and Dropwizard's admin `/healthcheck` and Reaper's
+//! `/prometheusMetrics` (the repair runner's gauges) on 8081 (`admin`), over the shared Cassandra
+//! model.
 //!
 //! A Reaper pod is a pod labelled `k8ssandra.io/reaper` (Federator's and k8ssandra-operator's
 //! Reaper Deployments label their pods so); its Reaper is named by that label's value, so the
@@ -21,6 +22,7 @@
 
 mod auto_scheduling;
 mod http;
+mod metrics;
 pub mod pods;
 mod resources;
 mod state;
@@ -123,6 +125,14 @@ impl ReaperPort {
             return Reply::empty(503).into_response();
         };
         if self.admin {
+            if (request.method().as_str(), request.uri().path()) == ("GET", "/prometheusMetrics") {
+                let state = self.state_of(&reaper);
+                let mut state = state.lock();
+                let mut model = self.model.lock();
+                state.advance(&mut model);
+                return Reply::prometheus(metrics::prometheus_text(&state, model.now_millis()))
+                    .into_response();
+            }
             return admin_answer(request).into_response();
         }
         let request = ReaperRequest::from_http(request);
