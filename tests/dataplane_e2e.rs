@@ -22,31 +22,11 @@ use federator::settings::Mode;
 use federator::workload::service_monitor::ServiceMonitor;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, ValidationDirective};
 use kube::{Api, Client, ResourceExt};
 use support::*;
 
 const CLUSTER: &str = "demo";
-
-/// The ServiceMonitor CRD of prometheus-operator, as upstream ships it.
-fn service_monitor_crd() -> serde_json::Value {
-    let dir = repo_path("../shared/compat/crds/prometheus-operator");
-    kube_sim::crd::load_crd_dir(&dir)
-        .expect("prometheus-operator CRDs load")
-        .into_iter()
-        .find(|crd| crd["metadata"]["name"] == "servicemonitors.monitoring.coreos.com")
-        .expect("the ServiceMonitor CRD")
-}
-
-async fn install_service_monitor_crd(client: &Client) {
-    apply(
-        &Api::<CustomResourceDefinition>::all(client.clone()),
-        "servicemonitors.monitoring.coreos.com",
-        service_monitor_crd(),
-    )
-    .await;
-}
 
 /// kube-sim with the cass-operator stand-in, datacenters Ready after 1 s and workloads after 2 s.
 fn sim(clusters: usize) -> SimSetup {
@@ -485,6 +465,7 @@ async fn apply_solo_reaper(client: &Client, vector: serde_json::Value) {
 async fn data_plane_alone() {
     let sim = sim(1).await;
     let client = sim.client(0).await.expect("client");
+    install_service_monitor_crd(&client).await;
     let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), NS);
     apply(&clusters, CLUSTER, cluster_with("", "", true, true, false)).await;
     // A datacenter and a Stargate made by hand: the data plane serves them.
@@ -499,6 +480,16 @@ async fn data_plane_alone() {
         }),
     )
     .await;
+    let solo_stargate = |prometheus: bool| {
+        serde_json::json!({
+            "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
+            "metadata": {"name": "solo-stargate", "namespace": NS},
+            "spec": {"datacenterRef": {"name": "standalone"}, "size": 1,
+                     "cassandraConfigMapRef": {"name": "solo-stargate-config"},
+                     "telemetry": {"vector": {"enabled": true},
+                                   "prometheus": {"enabled": prometheus}}}
+        })
+    };
     let stargate_config = |num_tokens: u32| {
         serde_json::json!({
             "apiVersion": "v1", "kind": "ConfigMap",
@@ -508,18 +499,8 @@ async fn data_plane_alone() {
     };
     let config_maps = Api::<ConfigMap>::namespaced(client.clone(), NS);
     apply(&config_maps, "solo-stargate-config", stargate_config(16)).await;
-    apply(
-        &Api::<Stargate>::namespaced(client.clone(), NS),
-        "solo-stargate",
-        serde_json::json!({
-            "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
-            "metadata": {"name": "solo-stargate", "namespace": NS},
-            "spec": {"datacenterRef": {"name": "standalone"}, "size": 1,
-                     "cassandraConfigMapRef": {"name": "solo-stargate-config"},
-                     "telemetry": {"vector": {"enabled": true}}}
-        }),
-    )
-    .await;
+    let stargates = Api::<Stargate>::namespaced(client.clone(), NS);
+    apply(&stargates, "solo-stargate", solo_stargate(true)).await;
     apply_solo_reaper(
         &client,
         serde_json::json!({"enabled": true, "image": "example.com/vector:1"}),
@@ -532,13 +513,36 @@ async fn data_plane_alone() {
         "no cluster registry in data-plane mode"
     );
 
-    let stargates = Api::<Stargate>::namespaced(client.clone(), NS);
     wait_running(
         &stargates,
         "solo-stargate",
         "the hand-made Stargate Running",
     )
     .await;
+    // Its own telemetry asks for Prometheus: the data plane makes its ServiceMonitor, as
+    // upstream's Stargate controller does, owned by it and relabelled for its datacenter.
+    let monitors = Api::<ServiceMonitor>::namespaced(client.clone(), NS);
+    let monitor = wait_for(
+        "the Stargate's ServiceMonitor",
+        Duration::from_secs(20),
+        || async { monitors.get_opt("solo-stargate-servicemonitor").await.ok().flatten() },
+    )
+    .await;
+    assert_eq!(
+        monitor.owner_references().iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+        ["solo-stargate"]
+    );
+    let endpoint = &monitor.spec.endpoints[0];
+    assert_eq!(
+        (endpoint.port.as_deref(), endpoint.path.as_deref()),
+        (Some("health"), Some("/metrics"))
+    );
+    assert!(
+        endpoint.metric_relabelings.iter().any(|r| r.target_label.as_deref() == Some("dc")
+            && r.replacement.as_deref() == Some("standalone")),
+        "{:?}",
+        endpoint.metric_relabelings
+    );
     let deployment = get::<Deployment>(&client, "solo-standalone-default-stargate-deployment")
         .await
         .expect("Stargate's Deployment");
@@ -651,6 +655,16 @@ async fn data_plane_alone() {
         "{:?}",
         containers(&reaper)
     );
+    // Prometheus turned off: the monitor goes.
+    apply(&stargates, "solo-stargate", solo_stargate(false)).await;
+    wait_for(
+        "the Stargate's ServiceMonitor deleted",
+        Duration::from_secs(20),
+        || async {
+            monitors.get_opt("solo-stargate-servicemonitor").await.ok()?.is_none().then_some(())
+        },
+    )
+    .await;
     // The progress is told as Events on the Stargate.
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), NS);
     wait_for(

@@ -262,6 +262,15 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                     "{overlay}: Reaper's REST API through the services proxy"
                 );
             }
+            let monitor_verbs: Vec<&str> = (granted.iter())
+                .filter(|(_, resource, _)| resource == "servicemonitors")
+                .map(|(_, _, verb)| verb.as_str())
+                .collect();
+            assert_eq!(
+                monitor_verbs,
+                ["create", "delete", "get", "patch"],
+                "{overlay}: a hand-made component's ServiceMonitor, by name"
+            );
             assert!(
                 !granted.iter().any(|(_, resource, _)| resource == "pods/proxy"),
                 "{overlay}: the data plane calls no Management API"
@@ -629,6 +638,7 @@ fn a_namespaced_data_plane_asks_its_region_only_what_its_rbac_grants() {
 async fn namespaced_data_plane() {
     use federator::api::reaper::Reaper;
     use federator::api::stargate::Stargate;
+    use federator::workload::service_monitor::ServiceMonitor;
     use kube::Api;
 
     let (sim, client, operator) = audited_operator(Mode::DataPlane).await;
@@ -653,9 +663,11 @@ async fn namespaced_data_plane() {
         serde_json::json!({
             "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
             "metadata": {"name": "solo-reaper", "namespace": AUDITED_NS},
-            "spec": {"datacenterRef": {"name": "standalone"}}
+            "spec": {"datacenterRef": {"name": "standalone"},
+                     "telemetry": {"prometheus": {"enabled": true}}}
         }),
     ];
+    install_service_monitor_crd(&client).await;
     apply_objects(&client, &objects).await;
     let stargates = Api::<Stargate>::namespaced(client.clone(), AUDITED_NS);
     let reapers = Api::<Reaper>::namespaced(client.clone(), AUDITED_NS);
@@ -667,6 +679,13 @@ async fn namespaced_data_plane() {
             let reaper = reapers.get("solo-reaper").await.ok().and_then(|r| r.status);
             stargate.is_some_and(|s| s.is_ready()) && reaper.is_some_and(|r| r.is_ready())
         },
+    )
+    .await;
+    let monitors = Api::<ServiceMonitor>::namespaced(client.clone(), AUDITED_NS);
+    wait_for(
+        "the Reaper's ServiceMonitor",
+        Duration::from_secs(30),
+        || async { monitors.get_opt("solo-reaper-servicemonitor").await.ok().flatten() },
     )
     .await;
     stargates.delete("solo-stargate", &Default::default()).await.expect("delete the Stargate");

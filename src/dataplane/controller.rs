@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::reaper_api::ReaperApi;
 use super::rollout::Rollout;
-use super::{CREATED_BY_LABEL, Waiting, reaper, stargate, vector_agent};
+use super::{CREATED_BY_LABEL, Waiting, monitor, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::{Reaper, RepairScheduleSummary};
 use crate::api::stargate::{Stargate, StargateProgress};
@@ -34,6 +34,7 @@ use crate::cache::scoped;
 use crate::events::{Events, Notice};
 use crate::settings::{ImageSettings, Settings};
 use crate::workload::generated::config_map_hash;
+use crate::workload::service_monitor::ServiceMonitor;
 use crate::workload::vector::VectorError;
 
 pub const STARGATE_FIELD_MANAGER: &str = "federator-stargate";
@@ -370,6 +371,8 @@ pub(crate) trait Workload:
     fn deployed_before(&self) -> bool;
     fn waiting(&self, waiting: &Waiting, now: Time) -> Self::Status;
     fn vector_config(&self, dc: &CassandraDatacenter) -> Result<Option<ConfigMap>, VectorError>;
+    /// Its ServiceMonitor when it is hand-made and its own telemetry asks for Prometheus.
+    fn service_monitor(&self, dc: &CassandraDatacenter) -> Option<ServiceMonitor>;
     /// Reads (and applies) what its Deployments mount, then builds them and its Service.
     fn build(
         &self,
@@ -429,6 +432,9 @@ impl Workload for Stargate {
     }
     fn vector_config(&self, dc: &CassandraDatacenter) -> Result<Option<ConfigMap>, VectorError> {
         stargate::vector_config(self, dc)
+    }
+    fn service_monitor(&self, dc: &CassandraDatacenter) -> Option<ServiceMonitor> {
+        monitor::stargate_monitor(self, dc)
     }
     async fn build(
         &self,
@@ -513,6 +519,9 @@ impl Workload for Reaper {
     }
     fn vector_config(&self, dc: &CassandraDatacenter) -> Result<Option<ConfigMap>, VectorError> {
         reaper::vector_config(self, dc)
+    }
+    fn service_monitor(&self, _dc: &CassandraDatacenter) -> Option<ServiceMonitor> {
+        monitor::reaper_monitor(self)
     }
     async fn build(
         &self,
@@ -685,6 +694,18 @@ async fn deploy<K: Workload>(
     )
     .await
     .map_err(api_error("applying the Service", K::KIND, namespace, &name))?;
+    if !monitor::made_for_a_cluster(object) {
+        let desired = object.service_monitor(dc);
+        let converged =
+            monitor::converge(client, K::FIELD_MANAGER, namespace, &name, &uid, desired).await;
+        // The component runs without its monitor; the Warning says why.
+        if let Err(error) = converged {
+            warn!(kind = K::KIND, namespace, name = %name, %error, "ServiceMonitor not converged");
+            let notice =
+                Notice::warning("ServiceMonitorNotApplied", "Reconcile", error.to_string());
+            K::events(context).publish(object, &notice).await;
+        }
+    }
     let current: Vec<&Deployment> = built
         .deployments
         .iter()

@@ -8,6 +8,7 @@
 //! writes at steady state → status from the Deployments' status ([`rollout`]: pure).
 
 pub mod controller;
+pub mod monitor;
 pub mod reaper;
 pub mod reaper_api;
 pub mod rollout;

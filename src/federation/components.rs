@@ -26,6 +26,9 @@
 //!   - the Reaper's when the Reaper template's own `telemetry` enables Prometheus (as upstream,
 //!     the cluster's telemetry does not count): its admin port's `/prometheusMetrics`.
 //!
+//!   A Stargate or Reaper made by hand gets its monitor from its own controller instead
+//!   (`crate::dataplane::monitor`).
+//!
 //! Every object carries the ownership labels, so that a template removed, a datacenter removed
 //! or the K8ssandraCluster deleted removes what it had (found by label selector).
 //!
@@ -38,7 +41,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, ListParams, ObjectMeta};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
@@ -69,8 +72,8 @@ use crate::workload::labels::{
 use crate::workload::labels::{COMPONENT_STARGATE, STARGATE_LABEL};
 use crate::workload::relabel;
 use crate::workload::service_monitor::{
-    NamespaceSelector, RelabelConfig, SERVICE_MONITOR_GROUP_VERSION, SERVICE_MONITOR_PLURAL,
-    ScrapeEndpoint, ServiceMonitor, ServiceMonitorSpec,
+    COMPONENT_MONITORING, SERVICE_MONITOR_GROUP_VERSION, ServiceMonitor, scrape,
+    serves_service_monitors, service_monitor,
 };
 
 /// Field manager of the components' writes in the regions.
@@ -81,7 +84,6 @@ pub const REASON_SERVICE_MONITOR_CRD_MISSING: &str = "ServiceMonitorCrdMissing";
 /// cass-operator's label on the Service whose endpoints expose Cassandra metrics.
 pub const PROM_METRICS_LABEL: &str = "cassandra.datastax.com/prom-metrics";
 const COMPONENT_REAPER: &str = "reaper";
-const COMPONENT_MONITORING: &str = "monitoring";
 
 /// What one datacenter should have besides its CassandraDatacenter.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,42 +128,6 @@ fn metadata(
         namespace: Some(namespace.into()),
         labels: Some(labels),
         ..ObjectMeta::default()
-    }
-}
-
-fn service_monitor(
-    meta: ObjectMeta,
-    selector: BTreeMap<String, String>,
-    namespace: &str,
-    endpoint: ScrapeEndpoint,
-    target_labels: Vec<String>,
-) -> ServiceMonitor {
-    ServiceMonitor {
-        metadata: meta,
-        spec: ServiceMonitorSpec {
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..LabelSelector::default()
-            },
-            namespace_selector: Some(NamespaceSelector {
-                match_names: vec![namespace.into()],
-            }),
-            endpoints: vec![endpoint],
-            job_label: None,
-            target_labels,
-        },
-    }
-}
-
-/// A scrape every 15 s of `path` on the Service port `port`, as upstream's monitors.
-fn scrape(port: &str, path: &str, metric_relabelings: Vec<RelabelConfig>) -> ScrapeEndpoint {
-    ScrapeEndpoint {
-        port: Some(port.into()),
-        path: Some(path.into()),
-        scheme: Some("http".into()),
-        interval: Some("15s".into()),
-        scrape_timeout: Some("15s".into()),
-        metric_relabelings,
     }
 }
 
@@ -478,15 +444,6 @@ impl ComponentsReport {
             );
         }
         status.conditions = (!conditions.is_empty()).then_some(conditions);
-    }
-}
-
-/// Whether the region serves ServiceMonitors (prometheus-operator's CRD is installed).
-async fn serves_service_monitors(client: &kube::Client) -> Result<bool, kube::Error> {
-    match client.list_api_group_resources(SERVICE_MONITOR_GROUP_VERSION).await {
-        Ok(list) => Ok(list.resources.iter().any(|r| r.name == SERVICE_MONITOR_PLURAL)),
-        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(false),
-        Err(error) => Err(error),
     }
 }
 

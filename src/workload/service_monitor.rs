@@ -1,13 +1,65 @@
 //! The part of prometheus-operator's ServiceMonitor (monitoring.coreos.com/v1) Federator writes.
 //! Not a CRD of Federator: it exists in a region only where prometheus-operator is installed.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::CustomResource;
+use kube::api::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
 /// Group, version and plural of ServiceMonitors, for discovery.
 pub const SERVICE_MONITOR_GROUP_VERSION: &str = "monitoring.coreos.com/v1";
 pub const SERVICE_MONITOR_PLURAL: &str = "servicemonitors";
+/// `app.kubernetes.io/component` of the ServiceMonitors.
+pub const COMPONENT_MONITORING: &str = "monitoring";
+
+/// A monitor of the Services in `namespace` matching `selector`, scraped at `endpoint`, each
+/// series labelled with the Service's `target_labels`.
+pub fn service_monitor(
+    meta: ObjectMeta,
+    selector: BTreeMap<String, String>,
+    namespace: &str,
+    endpoint: ScrapeEndpoint,
+    target_labels: Vec<String>,
+) -> ServiceMonitor {
+    ServiceMonitor {
+        metadata: meta,
+        spec: ServiceMonitorSpec {
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..LabelSelector::default()
+            },
+            namespace_selector: Some(NamespaceSelector {
+                match_names: vec![namespace.into()],
+            }),
+            endpoints: vec![endpoint],
+            job_label: None,
+            target_labels,
+        },
+    }
+}
+
+/// Whether the cluster serves ServiceMonitors (prometheus-operator's CRD is installed).
+pub async fn serves_service_monitors(client: &kube::Client) -> Result<bool, kube::Error> {
+    match client.list_api_group_resources(SERVICE_MONITOR_GROUP_VERSION).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == SERVICE_MONITOR_PLURAL)),
+        Err(kube::Error::Api(response)) if response.is_not_found() => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// A scrape every 15 s of `path` on the Service port `port`, as upstream's monitors.
+pub fn scrape(port: &str, path: &str, metric_relabelings: Vec<RelabelConfig>) -> ScrapeEndpoint {
+    ScrapeEndpoint {
+        port: Some(port.into()),
+        path: Some(path.into()),
+        scheme: Some("http".into()),
+        interval: Some("15s".into()),
+        scrape_timeout: Some("15s".into()),
+        metric_relabelings,
+    }
+}
 
 /// Which Services Prometheus scrapes, and how.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]

@@ -437,3 +437,20 @@ pub struct Layout {
     pub cache: PathBuf,
     _dir: tempfile::TempDir,
 }
+
+/// prometheus-operator's ServiceMonitor CRD, as upstream ships it, installed in `client`'s cluster.
+pub async fn install_service_monitor_crd(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let dir = repo_path("../shared/compat/crds/prometheus-operator");
+    let crd = kube_sim::crd::load_crd_dir(&dir)
+        .expect("prometheus-operator CRDs load")
+        .into_iter()
+        .find(|crd| crd["metadata"]["name"] == "servicemonitors.monitoring.coreos.com")
+        .expect("the ServiceMonitor CRD");
+    apply(
+        &Api::<CustomResourceDefinition>::all(client.clone()),
+        "servicemonitors.monitoring.coreos.com",
+        crd,
+    )
+    .await;
+}
