@@ -113,6 +113,15 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         builtin(
             "",
             "v1",
+            "persistentvolumeclaims",
+            "persistentvolumeclaim",
+            "PersistentVolumeClaim",
+            true,
+            true,
+        ),
+        builtin(
+            "",
+            "v1",
             "serviceaccounts",
             "serviceaccount",
             "ServiceAccount",
@@ -293,6 +302,7 @@ pub fn initial_status(info: &ResourceInfo, obj: &Value) -> Option<Value> {
     Some(match (info.group.as_str(), info.plural.as_str()) {
         ("", "namespaces") => json!({"phase": "Active"}),
         ("", "pods") => json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        ("", "persistentvolumeclaims") => json!({"phase": "Pending"}),
         ("", "services") => json!({"loadBalancer": {}}),
         ("apiextensions.k8s.io", _) => {
             // keep what the HTTP layer's CRD controller may need to see; it writes status itself
