@@ -2426,7 +2426,9 @@ fn built_in_registry_entries() {
             .find(|i| i.group == group && i.plural == plural)
             .unwrap_or_else(|| panic!("{group}/{plural}"))
     };
-    assert_eq!(infos.len(), 18);
+    assert_eq!(infos.len(), 19);
+    let claims = find("", "persistentvolumeclaims");
+    assert!(claims.namespaced && claims.has_status);
     assert!(!find("rbac.authorization.k8s.io", "clusterroles").namespaced);
     assert!(find("rbac.authorization.k8s.io", "rolebindings").namespaced);
     let ns = find("", "namespaces");
