@@ -22,6 +22,7 @@ use federator::settings::Mode;
 use federator::workload::service_monitor::ServiceMonitor;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, ValidationDirective};
 use kube::{Api, Client, ResourceExt};
@@ -1047,15 +1048,16 @@ async fn local_storage_reaper() {
         }),
     )
     .await;
-    let reaper = |storage: &str| {
+    let sized = |storage: &str, size: &str| {
         serde_json::json!({
             "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
             "metadata": {"name": "solo-reaper", "namespace": NS},
             "spec": {"datacenterRef": {"name": "standalone"}, "storageType": storage,
                      "storageConfig": {"accessModes": ["ReadWriteOnce"],
-                                       "resources": {"requests": {"storage": "256Mi"}}}}
+                                       "resources": {"requests": {"storage": size}}}}
         })
     };
+    let reaper = |storage: &str| sized(storage, "256Mi");
     let reapers = Api::<Reaper>::namespaced(client.clone(), NS);
     apply(&reapers, "solo-reaper", reaper("local")).await;
     let operators = vec![start_operator(Mode::DataPlane, &client)];
@@ -1117,6 +1119,29 @@ async fn local_storage_reaper() {
         0,
         "StatefulSets written by a reconcile that had nothing to change"
     );
+
+    // Kubernetes refuses to change a StatefulSet's claim: a Warning Event says what to do.
+    apply(&reapers, "solo-reaper", sized("local", "512Mi")).await;
+    let events = Api::<Event>::namespaced(client.clone(), NS);
+    let note = wait_for(
+        "a Warning Event about the claim",
+        Duration::from_secs(30),
+        || async {
+            let listed = events.list(&Default::default()).await.ok()?;
+            listed.items.into_iter().find_map(|e| {
+                let about = e.regarding.as_ref().and_then(|r| r.name.as_deref());
+                let note = e.note.unwrap_or_default();
+                (about == Some("solo-reaper") && note.contains("spec.storageConfig cannot change"))
+                    .then_some(note)
+            })
+        },
+    )
+    .await;
+    assert!(note.contains("StatefulSet solo-reaper"), "{note}");
+    let set = get::<StatefulSet>(&client, "solo-reaper").await.expect("Reaper's StatefulSet");
+    let kept = (set.spec.and_then(|s| s.volume_claim_templates).unwrap_or_default().into_iter())
+        .find_map(|c| c.spec?.resources?.requests?.get("storage").cloned());
+    assert_eq!(kept.map(|q| q.0).as_deref(), Some("256Mi"));
 
     // Cassandra storage: a Deployment instead; the StatefulSet and its claim go.
     apply(&reapers, "solo-reaper", reaper("cassandra")).await;

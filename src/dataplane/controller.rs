@@ -693,6 +693,22 @@ async fn deploy<K: Workload>(
             .await
             .map_err(api_error("listing StatefulSets", K::KIND, namespace, &name))?
             .items;
+        for desired in &built.stateful_sets {
+            let current = live.iter().find(|l| {
+                l.name_any() == desired.name_any() && l.metadata.deletion_timestamp.is_none()
+            });
+            if current.is_some_and(|live| !reaper::claims_unchanged(desired, live)) {
+                return Err(ComponentError::Config {
+                    kind: K::KIND,
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                    message: format!(
+                        "spec.storageConfig cannot change once StatefulSet {} exists (Kubernetes refuses to change its volume claim); put it back, or delete the StatefulSet (its claim and the state on it go too) to have it made again",
+                        desired.name_any()
+                    ),
+                });
+            }
+        }
         converge_children(
             &stateful_sets,
             K::FIELD_MANAGER,

@@ -666,6 +666,22 @@ pub fn stateful_set(
     })
 }
 
+/// Whether `live`'s volume claim templates are still those `desired` asks for: Kubernetes
+/// refuses to change them once the StatefulSet exists.
+pub fn claims_unchanged(desired: &StatefulSet, live: &StatefulSet) -> bool {
+    let Ok(mut desired) = crate::apply::applied_body(desired) else {
+        return false;
+    };
+    crate::apply::canonicalize_quantities(&mut desired);
+    let Ok(live) = serde_json::to_value(live) else {
+        return false;
+    };
+    let claims = |object: &serde_json::Value| {
+        object.pointer("/spec/volumeClaimTemplates").cloned().unwrap_or_default()
+    };
+    crate::apply::contains(&claims(&live), &claims(&desired))
+}
+
 /// What a Reaper runs as: its storage type picks the kind.
 #[derive(Clone, Debug)]
 pub enum ReaperWorkload {
