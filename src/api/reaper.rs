@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -215,8 +215,24 @@ impl ReaperTemplate {
     }
 }
 
+/// Refusal of `storageType: local` without `storageConfig` (upstream's webhook refuses it too).
+pub const LOCAL_STORAGE_CONFIG_MESSAGE: &str = "spec.reaper.storageConfig is required with storageType local (the volume claim of Reaper's state)";
+/// Refusal of a local storage claim without access modes or a storage request, as upstream.
+pub const LOCAL_STORAGE_CLAIM_MESSAGE: &str = "spec.reaper.storageConfig needs accessModes and resources.requests.storage with storageType local";
+/// Refusal of `storageType: local` with Reapers per datacenter, as upstream.
+pub const LOCAL_STORAGE_PER_DC_MESSAGE: &str = "spec.reaper.storageType local needs deploymentMode SINGLE or CONTROL_PLANE: a Reaper per datacenter (PER_DC, the default) keeps its state in Cassandra";
+
 /// `spec.reaper` of a K8ssandraCluster.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new(
+    "!has(self.storageType) || self.storageType != 'local' || has(self.storageConfig)"
+).message(LOCAL_STORAGE_CONFIG_MESSAGE))]
+#[x_kube(validation = Rule::new(
+    "!has(self.storageType) || self.storageType != 'local' || !has(self.storageConfig) || (has(self.storageConfig.accessModes) && size(self.storageConfig.accessModes) > 0 && has(self.storageConfig.resources) && has(self.storageConfig.resources.requests) && 'storage' in self.storageConfig.resources.requests)"
+).message(LOCAL_STORAGE_CLAIM_MESSAGE))]
+#[x_kube(validation = Rule::new(
+    "!has(self.storageType) || self.storageType != 'local' || (has(self.deploymentMode) && self.deploymentMode != 'PER_DC')"
+).message(LOCAL_STORAGE_PER_DC_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct ReaperClusterTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
