@@ -62,8 +62,8 @@ pub struct ReaperTemplate {
     pub pod_security_context: Option<PodSecurityContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
-    /// Of the `reaper-schema-init` container (default: non-root user 1000, read-only root,
-    /// no privilege escalation, no capabilities).
+    /// Of the `reaper-schema-init` container (default: none, as the main container; upstream's
+    /// read-only root would stop the default image, which writes its configuration there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_container_security_context: Option<SecurityContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,10 +10,10 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetSpec,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, PersistentVolumeClaim, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ResourceRequirements, SecretKeySelector, SecretVolumeSource, SecurityContext, Service,
-    ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+    PersistentVolumeClaim, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecretKeySelector, SecretVolumeSource, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
@@ -440,10 +440,7 @@ fn pod_template(
             resources: Some(
                 template.init_container_resources.clone().unwrap_or_else(init_resources),
             ),
-            security_context: Some(
-                (template.init_container_security_context.clone())
-                    .unwrap_or_else(|| restricted_security_context(false)),
-            ),
+            security_context: template.init_container_security_context.clone(),
             volume_mounts: Some(mounts.clone()),
             ..Container::default()
         }]
@@ -470,10 +467,7 @@ fn pod_template(
         ports: Some(vec![port("app", 8080), port("admin", 8081)]),
         env: Some(environment),
         resources: template.resources.clone(),
-        security_context: Some(
-            (template.security_context.clone())
-                .unwrap_or_else(|| restricted_security_context(true)),
-        ),
+        security_context: template.security_context.clone(),
         liveness_probe: Some(probe(template.liveness_probe.as_ref())),
         readiness_probe: Some(probe(template.readiness_probe.as_ref())),
         volume_mounts: Some(mounts),
@@ -487,9 +481,11 @@ fn pod_template(
         image_pull_secrets: image_pull_secrets(template.container_image.as_ref()),
         tolerations: template.tolerations.clone(),
         affinity: template.affinity.clone().and_then(|a| serde_json::from_value(a).ok()),
+        // Upstream's fsGroup, so that Reaper can write to its claim. Upstream's non-root user
+        // and read-only root are not defaults here: the default image (Reaper 3.5) runs as a
+        // named user and writes its configuration into the image's file system.
         security_context: Some(template.pod_security_context.clone().unwrap_or_else(|| {
             PodSecurityContext {
-                run_as_non_root: Some(true),
                 fs_group: Some(1000),
                 ..PodSecurityContext::default()
             }
@@ -521,9 +517,9 @@ fn management_keystores(template: &ReaperTemplate) -> Option<String> {
     (http.keystores.as_ref()).map(|secret| secret.name.clone()).filter(|name| !name.is_empty())
 }
 
-/// What Reaper writes to besides its read-only root file system (its generated configuration,
-/// `/tmp`, and with local storage its state and temporary files), and the management API's
-/// keystores; as upstream. With local storage the state's volume is the StatefulSet's claim.
+/// What Reaper writes to besides the image's file system (its generated configuration from
+/// Reaper 3.7 on, `/tmp`, and with local storage its state and temporary files), and the
+/// management API's keystores; as upstream. With local storage the state's volume is the StatefulSet's claim.
 fn volumes(template: &ReaperTemplate) -> (Vec<Volume>, Vec<VolumeMount>) {
     let empty = |name: &str| Volume {
         name: name.into(),
@@ -569,24 +565,6 @@ fn init_resources() -> ResourceRequirements {
         ])),
         limits: Some(BTreeMap::from([("memory".to_string(), quantity("512Mi"))])),
         ..ResourceRequirements::default()
-    }
-}
-
-/// Upstream's container security context when the template gives none: a non-root user 1000
-/// (and group, for the main container), a read-only root, no privilege escalation, no
-/// capabilities.
-fn restricted_security_context(with_group: bool) -> SecurityContext {
-    SecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(1000),
-        run_as_group: with_group.then_some(1000),
-        read_only_root_filesystem: Some(true),
-        allow_privilege_escalation: Some(false),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Capabilities::default()
-        }),
-        ..SecurityContext::default()
     }
 }
 
@@ -1394,16 +1372,10 @@ mod tests {
             serde_json::json!({"requests": {"cpu": "100m", "memory": "128Mi"},
                                "limits": {"memory": "512Mi"}})
         );
-        let security = init.security_context.as_ref().expect("security context");
-        assert_eq!(
-            (
-                security.run_as_non_root,
-                security.run_as_user,
-                security.read_only_root_filesystem,
-                security.allow_privilege_escalation
-            ),
-            (Some(true), Some(1000), Some(true), Some(false))
-        );
+        // The default image writes its configuration into its own file system: no read-only
+        // root by default; the claim is writable through the pod's fsGroup.
+        assert_eq!(init.security_context, None);
+        assert_eq!(main.security_context, None);
         assert_eq!(
             pod.security_context.as_ref().and_then(|s| s.fs_group),
             Some(1000)
