@@ -124,10 +124,10 @@ fn children_of(controller: &str) -> watcher::Config {
     watcher::Config::default().labels(&format!("{CREATED_BY_LABEL}={controller}"))
 }
 
-/// Runs the controller of `K` (Stargate or Reaper), owning its Deployments and Services, until
-/// `shutdown`. An object is re-queued when the spec or the readiness of the datacenter it
-/// follows changes, and when a ConfigMap it names changes (only the ConfigMaps' metadata is
-/// watched).
+/// Runs the controller of `K` (Stargate or Reaper), owning its Deployments (and StatefulSets,
+/// [`Workload::STATEFUL_SETS`]) and Services, until `shutdown`. An object is re-queued when the
+/// spec or the readiness of the datacenter it follows changes, and when a ConfigMap it names
+/// changes (only the ConfigMaps' metadata is watched).
 async fn run_component<K>(
     context: Arc<ComponentContext>,
     watch_namespaces: Vec<String>,
