@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -125,10 +125,10 @@ fn children_of(controller: &str) -> watcher::Config {
     watcher::Config::default().labels(&format!("{CREATED_BY_LABEL}={controller}"))
 }
 
-/// Runs the controller of `K` (Stargate or Reaper), owning its Deployments and Services, until
-/// `shutdown`. An object is re-queued when the spec or the readiness of the datacenter it
-/// follows changes, and when a ConfigMap it names changes (only the ConfigMaps' metadata is
-/// watched).
+/// Runs the controller of `K` (Stargate or Reaper), owning its Deployments (and StatefulSets,
+/// [`Workload::STATEFUL_SETS`]) and Services, until `shutdown`. An object is re-queued when the
+/// spec or the readiness of the datacenter it follows changes, and when a ConfigMap it names
+/// changes (only the ConfigMaps' metadata is watched).
 async fn run_component<K>(
     context: Arc<ComponentContext>,
     watch_namespaces: Vec<String>,
@@ -186,6 +186,14 @@ async fn run_component<K>(
             )
         }
         None => controller,
+    };
+    let controller = if K::STATEFUL_SETS {
+        controller.owns(
+            scoped::<StatefulSet>(&client, &watch_namespaces),
+            children_of(created_by),
+        )
+    } else {
+        controller
     };
     controller
         .owns(
@@ -360,6 +368,8 @@ pub(crate) trait Workload:
     /// The ConfigMaps an object names, when a change of theirs must re-queue it.
     const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>>;
     const FIELD_MANAGER: &'static str;
+    /// Whether it may run as StatefulSets (then watched, listed and pruned like its Deployments).
+    const STATEFUL_SETS: bool;
     /// Its Vector agent.
     const AGENT: vector_agent::Agent;
     type Status: PartialEq + Serialize + Send + Sync;
@@ -380,7 +390,7 @@ pub(crate) trait Workload:
         dc: &CassandraDatacenter,
         namespace: &str,
     ) -> impl Future<Output = Result<Built, ComponentError>> + Send;
-    /// The label selector of its live Deployments.
+    /// The label selector of its live Deployments and StatefulSets.
     fn deployments_selector(&self) -> String;
     /// Its status once applied; what it must be told when its replicas are ready (Reaper: the
     /// cluster to repair) is told here.
@@ -399,6 +409,7 @@ pub(crate) trait Workload:
 /// What a component runs as.
 pub(crate) struct Built {
     deployments: Vec<Deployment>,
+    stateful_sets: Vec<StatefulSet>,
     service: Service,
 }
 
@@ -409,6 +420,7 @@ impl Workload for Stargate {
     const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>> =
         Some(stargate::referenced_config_maps);
     const FIELD_MANAGER: &'static str = STARGATE_FIELD_MANAGER;
+    const STATEFUL_SETS: bool = false;
     const AGENT: vector_agent::Agent = vector_agent::STARGATE;
     type Status = crate::api::stargate::StargateStatus;
 
@@ -451,6 +463,7 @@ impl Workload for Stargate {
                 config.generated.as_deref(),
                 &config.hashes,
             ),
+            stateful_sets: Vec::new(),
             service: stargate::service(self, dc),
         })
     }
@@ -487,6 +500,7 @@ impl Workload for Reaper {
     const CREATED_BY: &'static str = "reaper-controller";
     const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>> = None;
     const FIELD_MANAGER: &'static str = REAPER_FIELD_MANAGER;
+    const STATEFUL_SETS: bool = true;
     const AGENT: vector_agent::Agent = vector_agent::REAPER;
     type Status = crate::api::reaper::ReaperStatus;
 
@@ -529,7 +543,7 @@ impl Workload for Reaper {
         dc: &CassandraDatacenter,
         _namespace: &str,
     ) -> Result<Built, ComponentError> {
-        let deployment = reaper::deployment(self, dc, &context.images).map_err(|message| {
+        let workload = reaper::workload(self, dc, &context.images).map_err(|message| {
             ComponentError::Config {
                 kind: Self::KIND,
                 namespace: self.namespace().unwrap_or_default(),
@@ -537,8 +551,14 @@ impl Workload for Reaper {
                 message,
             }
         })?;
+        // The other kind, left from another storage type, is removed once this one is applied.
+        let (deployments, stateful_sets) = match workload {
+            reaper::ReaperWorkload::Deployment(deployment) => (vec![deployment], Vec::new()),
+            reaper::ReaperWorkload::StatefulSet(stateful_set) => (Vec::new(), vec![stateful_set]),
+        };
         Ok(Built {
-            deployments: vec![deployment],
+            deployments,
+            stateful_sets,
             service: reaper::service(self),
         })
     }
@@ -675,7 +695,50 @@ async fn deploy<K: Workload>(
     )
     .await
     .map_err(api_error("applying Deployments", K::KIND, namespace, &name))?;
-    if !vector_on && K::AGENT.mounted_in(&live) {
+    let live_sets = if K::STATEFUL_SETS {
+        let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+        let live = stateful_sets
+            .list(&ListParams::default().labels(&object.deployments_selector()))
+            .await
+            .map_err(api_error("listing StatefulSets", K::KIND, namespace, &name))?
+            .items;
+        for desired in &built.stateful_sets {
+            let current = live.iter().find(|l| {
+                l.name_any() == desired.name_any() && l.metadata.deletion_timestamp.is_none()
+            });
+            if current.is_some_and(|live| !reaper::claims_unchanged(desired, live)) {
+                return Err(ComponentError::Config {
+                    kind: K::KIND,
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                    message: format!(
+                        "spec.storageConfig cannot change once StatefulSet {} exists (Kubernetes refuses to change its volume claim); put it back, or delete the StatefulSet (its claim and the state on it go too) to have it made again",
+                        desired.name_any()
+                    ),
+                });
+            }
+        }
+        converge_children(
+            &stateful_sets,
+            K::FIELD_MANAGER,
+            &uid,
+            &built.stateful_sets,
+            &live,
+        )
+        .await
+        .map_err(api_error(
+            "applying StatefulSets",
+            K::KIND,
+            namespace,
+            &name,
+        ))?;
+        live
+    } else {
+        Vec::new()
+    };
+    let live_pods = (live.iter().filter_map(|d| d.spec.as_ref()?.template.spec.as_ref()))
+        .chain(live_sets.iter().filter_map(|s| s.spec.as_ref()?.template.spec.as_ref()));
+    if !vector_on && K::AGENT.mounted_in_pods(live_pods) {
         let config = K::AGENT.config_map_name(dc);
         delete_owned_config_map(client, namespace, &config, &uid, (K::KIND, &name)).await?;
     }
@@ -711,7 +774,11 @@ async fn deploy<K: Workload>(
         .iter()
         .map(|d| live.iter().find(|l| l.name_any() == d.name_any()).unwrap_or(d))
         .collect();
-    Ok(object.deployed(context, dc, &built, Rollout::of(&current), now).await)
+    let current_sets: Vec<&StatefulSet> = (built.stateful_sets.iter())
+        .map(|s| live_sets.iter().find(|l| l.name_any() == s.name_any()).unwrap_or(s))
+        .collect();
+    let rollout = Rollout::of(&current).and(Rollout::of(&current_sets));
+    Ok(object.deployed(context, dc, &built, rollout, now).await)
 }
 
 /// Registers `dc`'s cluster with the Reaper (logged in as its UI user when it asks for one),
