@@ -125,6 +125,26 @@ fn probe(own: Option<&Probe>) -> Probe {
 }
 
 /// The Cassandra Service Reaper connects to: cass-operator's `<cluster>-<dc>-service`.
+/// `REAPER_CASS_CONTACT_POINTS` for the Reaper `image` runs: Reaper 4 reads objects with a
+/// host and port, Reaper 3 a list of hosts (as upstream decides, from the image's tag: `latest`
+/// or a tag that is not a version counts as 4).
+fn contact_points(image: &str, host: &str) -> String {
+    let name = image.split('@').next().unwrap_or(image);
+    let tag = name.rsplit_once(':').filter(|(repo, tag)| {
+        // A registry's port is not a tag.
+        !tag.contains('/') && !repo.is_empty()
+    });
+    let major = tag.and_then(|(_, tag)| {
+        let tag = tag.strip_prefix('v').unwrap_or(tag);
+        let digits: String = tag.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u64>().ok()
+    });
+    match major {
+        Some(major) if major < 4 => format!("[{host}]"),
+        _ => format!("[{{\"host\": \"{host}\", \"port\": 9042}}]"),
+    }
+}
+
 pub fn contact_point(dc: &CassandraDatacenter) -> String {
     let datacenter =
         dc.spec.datacenter_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| dc.name_any());
@@ -375,6 +395,7 @@ fn pod_template(
     if client_tls.is_some() {
         java_opts.push_str(CLIENT_TLS_JAVA_OPTS);
     }
+    let image = image_reference(template.container_image.as_ref(), &images.reaper);
     let mut environment = Vec::new();
     if let Some(tls) = &client_tls {
         // Defined before JAVA_OPTS, which refers to them: the passwords stay in their Secrets.
@@ -385,7 +406,7 @@ fn pod_template(
         env("REAPER_ENABLE_DYNAMIC_SEED_LIST", "false"),
         env(
             "REAPER_CASS_CONTACT_POINTS",
-            format!("[{{\"host\": \"{}\", \"port\": 9042}}]", contact_point(dc)),
+            contact_points(&image, &contact_point(dc)),
         ),
         env("REAPER_CASS_CLUSTER_NAME", dc.spec.cluster_name.clone()),
         env("REAPER_DATACENTER_AVAILABILITY", availability),
@@ -426,7 +447,6 @@ fn pod_template(
         volumes.extend(tls.volumes);
         mounts.extend(tls.mounts);
     }
-    let image = image_reference(template.container_image.as_ref(), &images.reaper);
     let pull_policy =
         template.container_image.as_ref().and_then(|i| i.pull_policy).map(|p| format!("{p:?}"));
     // The schema is migrated by the init container (unless skipped): Reaper itself never does.
@@ -910,7 +930,8 @@ mod tests {
         let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
         assert_eq!(
             value("REAPER_CASS_CONTACT_POINTS").as_deref(),
-            Some("[{\"host\": \"demo-dc1-service.ns1.svc\", \"port\": 9042}]")
+            Some("[demo-dc1-service.ns1.svc]"),
+            "the default image is Reaper 3"
         );
         assert_eq!(
             value("REAPER_DATACENTER_AVAILABILITY").as_deref(),
@@ -1213,6 +1234,24 @@ mod tests {
             refused,
             Err("spec.reaper.autoScheduling.periodBetweenPolls: \"10m\" is not an ISO-8601 duration Reaper reads (e.g. PT15S, PT10M, P1D)".into())
         );
+    }
+
+    #[test]
+    fn contact_points_are_written_as_the_reaper_version_of_the_image_reads_them() {
+        let host = "demo-dc1-service.ns.svc";
+        let v4 = format!("[{{\"host\": \"{host}\", \"port\": 9042}}]");
+        let v3 = format!("[{host}]");
+        for (image, expected) in [
+            ("docker.io/thelastpickle/cassandra-reaper:3.5.0", &v3),
+            ("cassandra-reaper:3.8.1", &v3),
+            ("registry:5000/cassandra-reaper:3.5.0", &v3),
+            ("thelastpickle/cassandra-reaper:4.0.0", &v4),
+            ("thelastpickle/cassandra-reaper:latest", &v4),
+            ("registry:5000/cassandra-reaper", &v4),
+            ("cassandra-reaper@sha256:abc", &v4),
+        ] {
+            assert_eq!(&contact_points(image, host), expected, "{image}");
+        }
     }
 
     #[test]
