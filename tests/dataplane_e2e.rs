@@ -449,6 +449,21 @@ fn a_data_plane_instance_alone_leaves_k8ssandra_clusters_alone_and_needs_no_clie
     run(data_plane_alone());
 }
 
+/// A one-node datacenter `standalone` of cluster `solo`, made by hand (no K8ssandraCluster).
+async fn apply_standalone_datacenter(client: &Client) {
+    apply(
+        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
+        "standalone",
+        serde_json::json!({
+            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
+            "metadata": {"name": "standalone", "namespace": NS},
+            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
+                     "size": 1, "storageConfig": {}}
+        }),
+    )
+    .await;
+}
+
 /// A Reaper of the hand-made datacenter, with these Vector settings.
 async fn apply_solo_reaper(client: &Client, vector: serde_json::Value) {
     apply(
@@ -470,17 +485,7 @@ async fn data_plane_alone() {
     let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), NS);
     apply(&clusters, CLUSTER, cluster_with("", "", true, true, false)).await;
     // A datacenter and a Stargate made by hand: the data plane serves them.
-    apply(
-        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
-        "standalone",
-        serde_json::json!({
-            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
-            "metadata": {"name": "standalone", "namespace": NS},
-            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
-                     "size": 1, "storageConfig": {}}
-        }),
-    )
-    .await;
+    apply_standalone_datacenter(&client).await;
     let solo_stargate = |prometheus: bool| {
         serde_json::json!({
             "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
@@ -720,17 +725,7 @@ fn a_restarted_data_plane_finds_deployments_with_canonical_quantities_up_to_date
 async fn restart_with_canonical_quantities() {
     let sim = sim(1).await;
     let client = sim.client(0).await.expect("client");
-    apply(
-        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
-        "standalone",
-        serde_json::json!({
-            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
-            "metadata": {"name": "standalone", "namespace": NS},
-            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
-                     "size": 1, "storageConfig": {}}
-        }),
-    )
-    .await;
+    apply_standalone_datacenter(&client).await;
     // Stargate with its default resources (a CPU limit of 1000m)
     apply(
         &Api::<Stargate>::namespaced(client.clone(), NS),
@@ -1051,17 +1046,7 @@ fn a_local_storage_reaper_runs_as_a_statefulset_with_its_claim_until_it_keeps_it
 async fn local_storage_reaper() {
     let sim = sim(1).await;
     let client = sim.client(0).await.expect("client");
-    apply(
-        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
-        "standalone",
-        serde_json::json!({
-            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
-            "metadata": {"name": "standalone", "namespace": NS},
-            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
-                     "size": 1, "storageConfig": {}}
-        }),
-    )
-    .await;
+    apply_standalone_datacenter(&client).await;
     let sized = |storage: &str, size: &str| {
         serde_json::json!({
             "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
