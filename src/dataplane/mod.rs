@@ -9,7 +9,6 @@
 
 pub mod controller;
 pub mod reaper;
-pub mod reaper_api;
 pub mod rollout;
 pub mod stargate;
 pub mod vector_agent;
