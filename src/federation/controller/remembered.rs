@@ -156,3 +156,30 @@ impl RebuildsEnded {
         ended.retain(|(cluster, _), _| cluster != key);
     }
 }
+
+/// The clusters found registered with the Reaper their `reaperRef` names, with what that was
+/// for (the target and the Reaper's uid) and when.
+#[derive(Default)]
+pub struct ReaperRegistrations {
+    registered: Mutex<HashMap<ObjectRef<K8ssandraCluster>, (u64, Instant)>>,
+}
+
+impl ReaperRegistrations {
+    /// Registered lately for the same target and Reaper.
+    pub(super) fn fresh(&self, key: &ObjectRef<K8ssandraCluster>, fingerprint: u64) -> bool {
+        let registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+        registered.get(key).is_some_and(|(known, at)| {
+            *known == fingerprint && at.elapsed() < super::reaper_registration::RECHECK_AFTER
+        })
+    }
+
+    pub(super) fn remember(&self, key: ObjectRef<K8ssandraCluster>, fingerprint: u64) {
+        let mut registered = self.registered.lock().unwrap_or_else(|e| e.into_inner());
+        registered.insert(key, (fingerprint, Instant::now()));
+    }
+
+    /// Forgets a deleted cluster.
+    pub fn forget(&self, key: &ObjectRef<K8ssandraCluster>) {
+        self.registered.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
