@@ -873,6 +873,36 @@ async fn reaper_ref_registration() {
         [(Some("demo"), "app", "auto-scheduling")]
     );
 
+    // Without a datacenter there is no Cassandra to keep Reaper's state in: storageType
+    // cassandra (the default) is not deployed, and the Reaper says why.
+    apply(
+        &reapers,
+        "cp-cassandra",
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "cp-cassandra", "namespace": NS},
+            "spec": {},
+        }),
+    )
+    .await;
+    let refused = wait_for(
+        "the Reaper storing into no Cassandra refused",
+        WAIT,
+        || async {
+            let reaper = reapers.get("cp-cassandra").await.ok()?;
+            let status = reaper.status?;
+            let ready = status.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+            (ready.reason == "InvalidSpec").then_some(ready.message)
+        },
+    )
+    .await;
+    assert!(refused.contains("set spec.storageType: local"), "{refused}");
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(hub.clone(), NS);
+    assert!(
+        deployments.get_opt("cp-cassandra").await.expect("read").is_none(),
+        "not deployed"
+    );
+
     // A reaperRef naming no Reaper says so.
     let mut other = k8ssandra_cluster("other", &[("dc1", "kind-k8ssandra-1", 1)]);
     other["spec"]["reaper"] = serde_json::json!({"reaperRef": {"name": "no-such-reaper"}});

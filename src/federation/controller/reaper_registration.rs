@@ -3,7 +3,8 @@
 //! REST API through the hub's services proxy, as the Reaper controller does for its own cluster.
 //! Every call is bounded by [`CALL_TIMEOUT`] and the whole stage by [`STAGE_BUDGET`]; once the
 //! cluster is registered, Reaper is not asked again for [`RECHECK_AFTER`] unless the Reaper
-//! object changes (a Reaper that keeps its state in memory forgets it when it restarts).
+//! object changes (a Reaper that keeps its state in memory forgets it when it restarts), and
+//! after a failure of Reaper's not for [`RETRY_AFTER`].
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -26,6 +27,8 @@ use super::context::ControllerContext;
 const STAGE_BUDGET: Duration = Duration::from_secs(20);
 /// How long a registration is trusted without asking Reaper again.
 pub(super) const RECHECK_AFTER: Duration = Duration::from_secs(300);
+/// How long Reaper's failure stands before it is asked again.
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Registers the cluster with the Reaper its `reaperRef` names, given `seed_host` (None while
 /// no datacenter has a seed pod); None without a `reaperRef`.
@@ -79,10 +82,23 @@ async fn register(
         (target, reaper.uid()).hash(&mut hasher);
         hasher.finish()
     };
-    if context.reaper_registrations.fresh(key, fingerprint) {
-        return Registration::Registered;
+    if let Some(known) = context.reaper_registrations.fresh(key, fingerprint) {
+        return known;
     }
-    let service = crate::dataplane::reaper::service_name(&reaper);
+    let registration = call_reaper(hub, key, target, &reaper, seed_host).await;
+    context.reaper_registrations.remember(key.clone(), fingerprint, registration.clone());
+    registration
+}
+
+/// Logs in if asked, lists the clusters Reaper knows and registers this one unless known.
+async fn call_reaper(
+    hub: &kube::Client,
+    key: &ObjectRef<K8ssandraCluster>,
+    target: &RegistrationTarget,
+    reaper: &Reaper,
+    seed_host: Option<String>,
+) -> Registration {
+    let service = crate::dataplane::reaper::service_name(reaper);
     let mut api = ReaperApi::new(hub.clone(), &target.namespace, &service);
     if let Some(secret) = &target.ui_secret {
         let namespace = key.namespace.clone().unwrap_or_default();
@@ -113,6 +129,5 @@ async fn register(
             "cluster registered with the referenced Reaper"
         );
     }
-    context.reaper_registrations.remember(key.clone(), fingerprint);
     Registration::Registered
 }
