@@ -346,6 +346,9 @@ pub struct ReaperStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepairScheduleSummary {
+    /// The cluster, as Reaper names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub keyspace: String,
     /// ACTIVE or PAUSED.
     pub state: String,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -23,7 +23,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
-use super::reaper_api::ReaperApi;
 use super::rollout::Rollout;
 use super::{CREATED_BY_LABEL, Waiting, monitor, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
@@ -31,6 +30,7 @@ use crate::api::reaper::{Reaper, RepairScheduleSummary};
 use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
 use crate::cache::scoped;
+use crate::cassandra::reaper::{ReaperApi, read_login};
 use crate::events::{Events, Notice};
 use crate::settings::{ImageSettings, Settings};
 use crate::workload::generated::config_map_hash;
@@ -44,6 +44,9 @@ pub const REAPER_FIELD_MANAGER: &str = "federator-reaper";
 const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
 /// Re-look at a running component now and then; changes of its Deployments trigger sooner.
 const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+/// Re-look at a running Reaper without a datacenter: the clusters registered with it change
+/// without an event here.
+const CONTROL_PLANE_REAPER_REQUEUE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
@@ -404,6 +407,16 @@ pub(crate) trait Workload:
     ) -> impl Future<Output = Self::Status> + Send;
     fn is_ready(status: &Self::Status) -> bool;
     fn progress(status: &Self::Status) -> Option<String>;
+    /// For an object that names no datacenter: `Ok(true)` when it is deployed without one (a
+    /// Reaper without `datacenterRef`), `Ok(false)` when it waits for one, `Err(status)` when its
+    /// spec cannot run so.
+    fn without_datacenter(&self, _now: Time) -> Result<bool, Self::Status> {
+        Ok(false)
+    }
+    /// How soon a running one is looked at again.
+    fn steady_requeue(&self) -> Duration {
+        STEADY_REQUEUE
+    }
 }
 
 /// What a component runs as.
@@ -575,6 +588,14 @@ impl Workload for Reaper {
     ) -> Self::Status {
         let stage = if !rollout.is_complete() {
             reaper::Stage::Deploying(rollout)
+        } else if reaper::is_control_plane(self) {
+            match clusters_served(&context.client, self).await {
+                Ok((clusters, schedules)) => reaper::Stage::Serving {
+                    clusters,
+                    schedules,
+                },
+                Err(why) => reaper::Stage::Registering(why),
+            }
         } else {
             match register_with_reaper(&context.client, self, dc).await {
                 Ok((cluster, schedules)) => reaper::Stage::Registered { cluster, schedules },
@@ -588,6 +609,23 @@ impl Workload for Reaper {
     }
     fn progress(status: &Self::Status) -> Option<String> {
         status.progress.map(|p| format!("{p:?}"))
+    }
+    fn without_datacenter(&self, now: Time) -> Result<bool, Self::Status> {
+        if !reaper::is_control_plane(self) {
+            return Ok(false);
+        }
+        match reaper::control_plane_refusal(self) {
+            None => Ok(true),
+            Some(why) => Err(reaper::status(self, reaper::Stage::Invalid(why), now)),
+        }
+    }
+    fn steady_requeue(&self) -> Duration {
+        // Clusters get registered with a Reaper without a datacenter by others (the
+        // K8ssandraCluster controller, users): their schedules show up within this.
+        match reaper::is_control_plane(self) {
+            true => CONTROL_PLANE_REAPER_REQUEUE,
+            false => STEADY_REQUEUE,
+        }
     }
 }
 
@@ -629,7 +667,14 @@ async fn reconcile_steps<K: Workload>(
     let datacenter = find_datacenter(client, object.datacenter(), K::KIND, &name).await?;
     let now = Time(Timestamp::now());
     let status = match datacenter {
-        Err(None) => object.waiting(&Waiting::NoDatacenterRef, now),
+        Err(None) => match object.without_datacenter(now.clone()) {
+            Ok(true) => {
+                let dc = reaper::no_datacenter();
+                deploy(object, context, &dc, &namespace, now).await?
+            }
+            Ok(false) => object.waiting(&Waiting::NoDatacenterRef, now),
+            Err(status) => status,
+        },
         Err(Some(missing)) => object.waiting(&Waiting::DatacenterNotFound(missing), now),
         Ok(dc) if !dc.is_ready() && !object.deployed_before() => {
             object.waiting(&Waiting::DatacenterNotReady(dc.name_any()), now)
@@ -655,7 +700,7 @@ async fn reconcile_steps<K: Workload>(
         ))?;
     }
     Ok(Action::requeue(if running {
-        STEADY_REQUEUE
+        object.steady_requeue()
     } else {
         PROGRESSING_REQUEUE
     }))
@@ -806,25 +851,22 @@ async fn register_with_reaper(
     Ok((cluster, schedules))
 }
 
-/// `username` and `password` of a Secret in `namespace`.
-async fn read_login(
+/// What a Reaper without a datacenter serves (logged in as its UI user when it asks for one):
+/// the clusters registered with it and their repair schedules. The error says why not, in words
+/// for the Reaper's status.
+async fn clusters_served(
     client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<(String, String), String> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = secrets
-        .get_opt(name)
-        .await
-        .map_err(|e| format!("reading Secret {namespace}/{name}: {e}"))?
-        .ok_or_else(|| format!("the UI user's Secret {namespace}/{name} does not exist"))?;
-    let field = |key: &str| {
-        let data = secret.data.as_ref().and_then(|d| d.get(key));
-        data.and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| format!("Secret {namespace}/{name} has no {key}"))
-    };
-    Ok((field("username")?, field("password")?))
+    object: &Reaper,
+) -> Result<(Vec<String>, Vec<RepairScheduleSummary>), String> {
+    let namespace = object.namespace().unwrap_or_default();
+    let mut api = ReaperApi::new(client.clone(), &namespace, &reaper::service_name(object));
+    if let Some(secret) = reaper::ui_login_secret(object) {
+        let (username, password) = read_login(client, &namespace, &secret).await?;
+        api.login(&username, &password).await.map_err(|e| e.to_string())?;
+    }
+    let clusters = api.cluster_names().await.map_err(|e| e.to_string())?;
+    let schedules = api.all_schedules().await.map_err(|e| e.to_string())?;
+    Ok((clusters, schedules))
 }
 
 /// What Stargate's nodes read: the generated ConfigMap, if any, and the content hash of every

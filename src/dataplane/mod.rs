@@ -10,7 +10,6 @@
 pub mod controller;
 pub mod monitor;
 pub mod reaper;
-pub mod reaper_api;
 pub mod rollout;
 pub mod stargate;
 pub mod vector_agent;

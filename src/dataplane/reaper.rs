@@ -234,12 +234,7 @@ fn client_tls(reaper: &Reaper) -> Option<ClientTls> {
 /// The name Reaper keeps a cluster under (`Cluster.toSymbolicName` of its Cassandra name);
 /// registering under another name is refused by Reaper.
 pub fn registered_name(dc: &CassandraDatacenter) -> String {
-    dc.spec
-        .cluster_name
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
-        .collect()
+    crate::cassandra::reaper::cluster_name_in_reaper(&dc.spec.cluster_name)
 }
 
 /// The seed Reaper reaches the cluster through: cass-operator's `<cluster>-seed-service`.
@@ -433,6 +428,9 @@ fn pod_template(
             ),
         ]);
     }
+    if !has_datacenter(dc) {
+        environment.retain(|e| !DATACENTER_ENVIRONMENT.contains(&e.name.as_str()));
+    }
     if client_tls.is_some() {
         environment.push(env(
             "REAPER_CASS_NATIVE_PROTOCOL_SSL_ENCRYPTION_ENABLED",
@@ -512,7 +510,9 @@ fn pod_template(
         })),
         ..PodSpec::default()
     };
-    if let Some(settings) = vector_agent::enabled(template.telemetry.as_ref()) {
+    if let Some(settings) = vector_agent::enabled(template.telemetry.as_ref())
+        && has_datacenter(dc)
+    {
         vector_agent::REAPER.add_to(&mut pod, dc, settings, &images.system_logger);
     }
     Ok(PodTemplateSpec {
@@ -706,6 +706,9 @@ pub fn vector_config(
     reaper: &Reaper,
     dc: &CassandraDatacenter,
 ) -> Result<Option<ConfigMap>, crate::workload::vector::VectorError> {
+    if !has_datacenter(dc) {
+        return Ok(None);
+    }
     let telemetry = reaper.spec.template.telemetry.as_ref();
     vector_agent::REAPER.config_map(reaper, labels(reaper), dc, telemetry)
 }
@@ -749,6 +752,42 @@ pub fn datacenter_of(reaper: &Reaper) -> Option<ObjectRef<CassandraDatacenter>> 
     Some(ObjectRef::new(&reference.name).within(&namespace))
 }
 
+/// What tells Reaper about the Cassandra cluster it stores into (and repairs): left out of
+/// the Deployment of a Reaper without a datacenter, as upstream.
+const DATACENTER_ENVIRONMENT: [&str; 4] = [
+    "REAPER_CASS_CONTACT_POINTS",
+    "REAPER_CASS_CLUSTER_NAME",
+    "REAPER_CASS_LOCAL_DC",
+    "REAPER_CASS_KEYSPACE",
+];
+
+/// A Reaper without `spec.datacenterRef` (upstream's control-plane Reaper): it repairs the
+/// clusters registered with it (`reaperRef` of K8ssandraClusters) and is next to none.
+pub fn is_control_plane(reaper: &Reaper) -> bool {
+    (reaper.spec.datacenter_ref.as_ref()).is_none_or(|reference| reference.name.is_empty())
+}
+
+/// Why a Reaper without a datacenter cannot run as its spec says; None when it can. Upstream
+/// deploys a `cassandra` one with no contact point, which then fails to start.
+pub fn control_plane_refusal(reaper: &Reaper) -> Option<String> {
+    match reaper.spec.template.storage_type.unwrap_or_default() {
+        ReaperStorageType::Local => None,
+        ReaperStorageType::Cassandra => Some(
+            "spec.storageType is cassandra (the default), which keeps Reaper's state in the datacenter spec.datacenterRef names, and it names none: set spec.storageType: local for a Reaper that serves the clusters registered with it, or set spec.datacenterRef".into(),
+        ),
+    }
+}
+
+/// What a Reaper without a datacenter is built next to: an empty datacenter, as upstream;
+/// nothing of it reaches the Deployment.
+pub fn no_datacenter() -> CassandraDatacenter {
+    CassandraDatacenter::new("", Default::default())
+}
+
+fn has_datacenter(dc: &CassandraDatacenter) -> bool {
+    !dc.name_any().is_empty()
+}
+
 /// Where a Reaper is on its way to repairing its cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stage {
@@ -761,6 +800,14 @@ pub enum Stage {
     /// Running and repairing the cluster (registered under `cluster`), with its schedules.
     Registered {
         cluster: String,
+        schedules: Vec<RepairScheduleSummary>,
+    },
+    /// Not deployed: its spec cannot work (the message says why).
+    Invalid(String),
+    /// A Reaper without a datacenter, running: the clusters registered with it (by their
+    /// K8ssandraClusters or by hand) and their schedules.
+    Serving {
+        clusters: Vec<String>,
         schedules: Vec<RepairScheduleSummary>,
     },
 }
@@ -823,10 +870,43 @@ pub fn status(reaper: &Reaper, stage: Stage, now: Time) -> ReaperStatus {
             );
             (ReaperProgress::Running, true, Some(schedules))
         }
+        Stage::Invalid(why) => {
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_FALSE, "InvalidSpec", why),
+            );
+            (ReaperProgress::Pending, false, None)
+        }
+        Stage::Serving {
+            clusters,
+            schedules,
+        } => {
+            let message = match clusters.is_empty() {
+                true => "Reaper runs; no cluster is registered with it".to_string(),
+                false => format!(
+                    "Reaper runs; cluster(s) registered with it: {}; {} repair schedule(s)",
+                    clusters.join(", "),
+                    schedules.len()
+                ),
+            };
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_TRUE, "Running", message),
+            );
+            (ReaperProgress::Running, true, Some(schedules))
+        }
     };
+    let mut not_acted_on = reaper.spec.template.fields_not_acted_on("spec");
+    let template = &reaper.spec.template;
+    if is_control_plane(reaper) && vector_agent::enabled(template.telemetry.as_ref()).is_some() {
+        not_acted_on.push(
+            "spec.telemetry.vector (no Vector agent runs beside a Reaper without a datacenter)"
+                .into(),
+        );
+    }
     report_fields_not_acted_on(
         &mut conditions,
-        &reaper.spec.template.fields_not_acted_on("spec"),
+        &not_acted_on,
         reaper.metadata.generation,
         now,
     );
@@ -1135,6 +1215,7 @@ mod tests {
             ))
         );
         let schedule = RepairScheduleSummary {
+            cluster: Some("demo".into()),
             keyspace: "app".into(),
             state: "ACTIVE".into(),
             owner: "auto-scheduling".into(),
@@ -1380,6 +1461,71 @@ mod tests {
         );
     }
 
+    /// A Reaper without a datacenter (upstream's control-plane Reaper), as a user writes it.
+    fn control_plane_reaper(spec: serde_json::Value) -> Reaper {
+        let mut reaper: Reaper = serde_json::from_value(serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "cp-reaper", "namespace": "reapers", "uid": "uid-cp",
+                         "generation": 1},
+            "spec": spec,
+        }))
+        .expect("a Reaper");
+        reaper.status = None;
+        reaper
+    }
+
+    #[test]
+    fn a_reaper_without_a_datacenter_runs_with_no_cassandra_to_store_into() {
+        let reaper = control_plane_reaper(serde_json::json!({
+            "storageType": "local",
+            "telemetry": {"vector": {"enabled": true}},
+        }));
+        assert!(is_control_plane(&reaper));
+        assert_eq!(control_plane_refusal(&reaper), None);
+        let built =
+            deployment(&reaper, &no_datacenter(), &ImageSettings::default()).expect("deployment");
+        let names: Vec<String> = env_of(&built).into_iter().map(|e| e.name).collect();
+        for absent in DATACENTER_ENVIRONMENT {
+            assert!(!names.iter().any(|n| n == absent), "{absent} in {names:?}");
+        }
+        assert!(
+            names.iter().any(|n| n == "REAPER_STORAGE_TYPE"),
+            "{names:?}"
+        );
+        let pod = built.spec.and_then(|s| s.template.spec).expect("pod");
+        assert_eq!(
+            pod.containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["reaper"],
+            "no Vector agent without a datacenter"
+        );
+        assert_eq!(
+            vector_config(&reaper, &no_datacenter()).expect("config"),
+            None
+        );
+        let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let serving = Stage::Serving {
+            clusters: vec!["demo".into(), "other".into()],
+            schedules: Vec::new(),
+        };
+        let status = status(&reaper, serving, now);
+        assert!(status.is_ready());
+        assert_eq!(status.progress, Some(ReaperProgress::Running));
+        let conditions = status.conditions.unwrap_or_default();
+        let ready = conditions.iter().find(|c| c.type_ == "Ready").expect("Ready");
+        assert_eq!(
+            (ready.reason.as_str(), ready.message.as_str()),
+            (
+                "Running",
+                "Reaper runs; cluster(s) registered with it: demo, other; 0 repair schedule(s)"
+            )
+        );
+        let not_acted_on = conditions.iter().find(|c| c.type_ == "FieldsNotActedOn");
+        assert!(
+            not_acted_on.is_some_and(|c| c.message.contains("spec.telemetry.vector")),
+            "{conditions:?}"
+        );
+    }
+
     #[test]
     fn the_schema_is_migrated_by_an_init_container_unless_skipped() {
         let built = workload(&reaper(), &datacenter(), &ImageSettings::default()).expect("built");
@@ -1502,5 +1648,28 @@ mod tests {
             value_of(&pod.containers[0], "REAPER_HTTP_MANAGEMENT_ENABLE").as_deref(),
             Some("false")
         );
+    }
+
+    #[test]
+    fn a_reaper_without_a_datacenter_storing_into_cassandra_is_refused_with_what_to_set() {
+        for spec in [
+            serde_json::json!({}),
+            serde_json::json!({"storageType": "cassandra", "datacenterRef": {"name": ""}}),
+        ] {
+            let reaper = control_plane_reaper(spec);
+            assert!(is_control_plane(&reaper));
+            let why = control_plane_refusal(&reaper).expect("refused");
+            assert!(why.contains("set spec.storageType: local"), "{why}");
+            let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+            let status = status(&reaper, Stage::Invalid(why), now);
+            assert_eq!(status.progress, Some(ReaperProgress::Pending));
+            let ready =
+                (status.conditions.iter().flatten()).find(|c| c.type_ == "Ready").expect("Ready");
+            assert_eq!(
+                (ready.status.as_str(), ready.reason.as_str()),
+                ("False", "InvalidSpec")
+            );
+        }
+        assert!(!is_control_plane(&reaper()));
     }
 }

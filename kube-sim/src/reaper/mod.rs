@@ -65,6 +65,10 @@ pub const DEFAULT_JMX_PORT: i64 = 7199;
 /// What a Reaper pod's environment configures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReaperConfig {
+    /// Where the Reaper's pod runs (region and namespace): the cluster DNS it resolves names
+    /// with.
+    pub region: String,
+    pub namespace: String,
     /// The UI/REST user and password when authentication is on.
     pub login: Option<(String, String)>,
     /// `REAPER_AUTO_SCHEDULING_*`; None when off.
@@ -117,7 +121,11 @@ impl ReaperPort {
         let name = object.pointer("/metadata/labels")?.get(REAPER_LABEL)?.as_str()?;
         let storage = storage_of(store, &pod.namespace, name, &object);
         let reaper = PodRef::new(&pod.region, &pod.namespace, &storage);
-        Some((reaper, config_of(store, &pod.namespace, &object)))
+        let config = ReaperConfig {
+            region: pod.region.clone(),
+            ..config_of(store, &pod.namespace, &object)
+        };
+        Some((reaper, config))
     }
 
     /// The memory of one Reaper, made on first use.
@@ -269,6 +277,8 @@ fn config_of(store: &Store, namespace: &str, pod: &Value) -> ReaperConfig {
     };
     let enabled = variable("REAPER_AUTH_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     ReaperConfig {
+        region: String::new(),
+        namespace: namespace.to_string(),
         login: enabled.then(|| {
             (
                 variable("REAPER_AUTH_USER").unwrap_or_else(|| "admin".into()),
