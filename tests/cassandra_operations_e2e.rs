@@ -783,6 +783,8 @@ async fn reaper_ref_registration() {
             "metadata": {"name": "cp-reaper", "namespace": NS},
             "spec": {
                 "storageType": "local",
+                "storageConfig": {"accessModes": ["ReadWriteOnce"],
+                                  "resources": {"requests": {"storage": "256Mi"}}},
                 "uiUserSecretRef": {"name": "reaper-ui"},
                 "autoScheduling": {"enabled": true, "initialDelayPeriod": "PT1S",
                                    "periodBetweenPolls": "PT1S"},

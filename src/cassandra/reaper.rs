@@ -293,25 +293,14 @@ fn refused(call: &str, answer: &Answer) -> ReaperApiError {
 }
 
 fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
 }
 
-/// Everything but RFC 3986's unreserved characters, percent-encoded.
+/// A path segment: everything but RFC 3986's unreserved characters percent-encoded.
 fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
+    const NOT_UNRESERVED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -322,9 +311,10 @@ mod tests {
     fn forms_and_names_are_percent_encoded() {
         assert_eq!(
             form_urlencoded(&[("username", "r&d"), ("password", "p w=1")]),
-            "username=r%26d&password=p%20w%3D1"
+            "username=r%26d&password=p+w%3D1"
         );
         assert_eq!(percent_encode("demo_1.x-y"), "demo_1.x-y");
+        assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
     }
 
     #[test]
