@@ -14,6 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
@@ -24,6 +25,10 @@ use crate::cassandra::reaper::{ReaperApiError, cluster_name_in_reaper};
 use crate::federation::plan::ClusterPlan;
 
 pub const CONDITION_REAPER_REGISTERED: &str = "ReaperRegistered";
+/// How long a registration is trusted without asking Reaper again.
+pub const RECHECK_AFTER: Duration = Duration::from_secs(300);
+/// How long Reaper's failure stands before it is asked again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Seed IPs handed to Reaper per datacenter at most: enough for one to answer.
 const SEEDS_PER_DATACENTER: usize = 3;

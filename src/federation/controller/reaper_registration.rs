@@ -2,9 +2,11 @@
 //! writes (Reaper's answers never hold them up), reading the Reaper in the hub, then calling its
 //! REST API through the hub's services proxy, as the Reaper controller does for its own cluster.
 //! Every call is bounded by [`CALL_TIMEOUT`] and the whole stage by [`STAGE_BUDGET`]; once the
-//! cluster is registered, Reaper is not asked again for [`RECHECK_AFTER`] unless the Reaper
+//! cluster is registered, Reaper is not asked again for
+//! [`RECHECK_AFTER`](crate::federation::reaper_registration::RECHECK_AFTER) unless the Reaper
 //! object changes (a Reaper that keeps its state in memory forgets it when it restarts), and
-//! after a failure of Reaper's not for [`RETRY_AFTER`].
+//! after a failure of Reaper's not for
+//! [`RETRY_AFTER`](crate::federation::reaper_registration::RETRY_AFTER).
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -25,10 +27,6 @@ use super::context::ControllerContext;
 
 /// The longest one reconcile spends on it.
 const STAGE_BUDGET: Duration = Duration::from_secs(20);
-/// How long a registration is trusted without asking Reaper again.
-pub(super) const RECHECK_AFTER: Duration = Duration::from_secs(300);
-/// How long Reaper's failure stands before it is asked again.
-pub(super) const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Registers the cluster with the Reaper its `reaperRef` names, given `seed_host` (None while
 /// no datacenter has a seed pod); None without a `reaperRef`.

@@ -10,9 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::federation::keyspaces::KeyspacesOutcome;
-use crate::federation::reaper_registration::Registration;
-
-use super::reaper_registration as registration;
+use crate::federation::reaper_registration::{self as registration, Registration};
 
 /// How long keyspaces found as required are trusted without asking again (someone may alter
 /// them by hand).
