@@ -26,7 +26,7 @@ use super::rollout::Rollout;
 use super::vector_agent;
 use super::{
     CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_pull_secrets,
-    image_reference, quantity_bytes,
+    image_reference, parse_image, quantity_bytes,
 };
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::{
@@ -124,27 +124,20 @@ fn probe(own: Option<&Probe>) -> Probe {
     probe
 }
 
-/// The Cassandra Service Reaper connects to: cass-operator's `<cluster>-<dc>-service`.
 /// `REAPER_CASS_CONTACT_POINTS` for the Reaper `image` runs: Reaper 4 reads objects with a
 /// host and port, Reaper 3 a list of hosts (as upstream decides, from the image's tag: `latest`
 /// or a tag that is not a version counts as 4).
 fn contact_points(image: &str, host: &str) -> String {
-    let name = image.split('@').next().unwrap_or(image);
-    let tag = name.rsplit_once(':').filter(|(repo, tag)| {
-        // A registry's port is not a tag.
-        !tag.contains('/') && !repo.is_empty()
-    });
-    let major = tag.and_then(|(_, tag)| {
-        let tag = tag.strip_prefix('v').unwrap_or(tag);
-        let digits: String = tag.chars().take_while(char::is_ascii_digit).collect();
-        digits.parse::<u64>().ok()
-    });
-    match major {
-        Some(major) if major < 4 => format!("[{host}]"),
+    let tag = parse_image(image).tag.unwrap_or_default();
+    let version = tag.strip_prefix('v').unwrap_or(&tag);
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u64>() {
+        Ok(major) if major < 4 => format!("[{host}]"),
         _ => format!("[{{\"host\": \"{host}\", \"port\": 9042}}]"),
     }
 }
 
+/// The Cassandra Service Reaper connects to: cass-operator's `<cluster>-<dc>-service`.
 pub fn contact_point(dc: &CassandraDatacenter) -> String {
     let datacenter =
         dc.spec.datacenter_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| dc.name_any());
