@@ -279,6 +279,13 @@ fn api_error(
     }
 }
 
+/// Each built child as it is live, or as built while it is not.
+fn as_live<'a, W: Resource>(built: &'a [W], live: &'a [W]) -> Vec<&'a W> {
+    (built.iter())
+        .map(|b| live.iter().find(|l| l.meta().name == b.meta().name).unwrap_or(b))
+        .collect()
+}
+
 /// Applies `desired` children (found among `live` by name) and deletes live children of this
 /// owner that are no longer desired.
 async fn converge_children<K>(
@@ -814,15 +821,8 @@ async fn deploy<K: Workload>(
             K::events(context).publish(object, &notice).await;
         }
     }
-    let current: Vec<&Deployment> = built
-        .deployments
-        .iter()
-        .map(|d| live.iter().find(|l| l.name_any() == d.name_any()).unwrap_or(d))
-        .collect();
-    let current_sets: Vec<&StatefulSet> = (built.stateful_sets.iter())
-        .map(|s| live_sets.iter().find(|l| l.name_any() == s.name_any()).unwrap_or(s))
-        .collect();
-    let rollout = Rollout::of(&current).and(Rollout::of(&current_sets));
+    let rollout = Rollout::of(&as_live(&built.deployments, &live))
+        .and(Rollout::of(&as_live(&built.stateful_sets, &live_sets)));
     Ok(object.deployed(context, dc, &built, rollout, now).await)
 }
 
