@@ -150,7 +150,12 @@ impl World {
             .create(&PostParams::default(), &service)
             .await
             .expect("service created");
-        wait_for("Reaper answers through the service proxy", || async {
+        self.answering("Reaper answers through the service proxy").await;
+    }
+
+    /// Waits until a Reaper behind the Service answers `/ping`.
+    async fn answering(&self, what: &str) {
+        wait_for(what, || async {
             (self.call("GET", "/ping", None, None).await.status == 204).then_some(())
         })
         .await;
@@ -690,10 +695,7 @@ async fn restart_reaper_pod(world: &World) -> String {
         (now.len() == 1 && now[0].1 != before[0].1).then(|| now[0].0.clone())
     })
     .await;
-    wait_for("the new Reaper answers", || async {
-        (world.call("GET", "/ping", None, None).await.status == 204).then_some(())
-    })
-    .await;
+    world.answering("the new Reaper answers").await;
     replacement
 }
 
@@ -753,10 +755,7 @@ async fn memory_storage_outlives_a_pod_restart_on_a_statefulsets_claim_only() {
         .create(&PostParams::default(), &stateful_set)
         .await
         .expect("statefulset created");
-    wait_for("the StatefulSet's Reaper answers", || async {
-        (world.call("GET", "/ping", None, None).await.status == 204).then_some(())
-    })
-    .await;
+    world.answering("the StatefulSet's Reaper answers").await;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(world.client.clone(), NAMESPACE);
     let claim = claims.get("reaper-data-demo-reaper-0").await.expect("claim made");
     assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
