@@ -28,7 +28,7 @@ crds: ## Regenerate crds/ and docs/crd-reference.md from the Rust API types
 demo: ## The local demo on kube-sim (no Docker needed)
 	./scripts/demo.sh
 
-bench: ## Fan-out benchmark on kube-sim: 1, 10, 50, 100 regions (FANOUT_REGIONS, FANOUT_CHANGES, FANOUT_STEADY_SECONDS)
+bench: ## Fan-out benchmark on kube-sim against the floor: 1, 10, 50, 100 regions (FANOUT_REGIONS, FANOUT_RUNS, FANOUT_CHANGES, FANOUT_STEADY_SECONDS)
 	$(CARGO) bench -p federator --bench fanout
 
 image: ## Build the container image IMAGE (default federator:dev; needs Docker)

@@ -507,7 +507,8 @@ impl Sim {
         kube::Client::try_from(config).context("building a kube client")
     }
 
-    async fn client_config(&self, index: usize) -> anyhow::Result<kube::Config> {
+    /// The kube config of cluster `index`'s context, for a client built by other means.
+    pub async fn client_config(&self, index: usize) -> anyhow::Result<kube::Config> {
         let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())
             .context("parsing the generated kubeconfig")?;
         let options = kube::config::KubeConfigOptions {

@@ -1,24 +1,39 @@
-//! Fan-out benchmark: how fast a change reaches every region, and what that costs.
+//! Fan-out benchmark: how fast a change reaches every region, against the least any control
+//! plane must do for it (the floor), and what that costs.
 //!
 //! For each N (regions), kube-sim runs N+1 clusters in this process (the hub and N regions,
 //! with the cass-operator stand-in) and the release `federator` binary runs as a child process
 //! against the hub, with one ClientConfig per region. Times are taken in the regions' own
 //! stores (the instant a watch there sees the object), so they include everything between the
-//! hub write and the region write. Figures:
+//! hub write and the region write. The floor ([`floor`]) is a bare client in this process
+//! writing the same bodies straight to the regions, timed by the same watches in the same run.
+//! Figures:
 //!
 //! - cold start: 10 x N single-DC K8ssandraClusters spread over the regions, created at once;
-//!   time until each one's DC exists and its status is aggregated in the hub (p50, p99);
-//! - update fan-out: a change to a K8ssandraCluster with one DC in every region; time until all
-//!   N regions have it (p50, p99 over the changes), and its ratio to N=1. Twice: a change that
-//!   restarts nothing (a label on every datacenter), under the default rollout policy, and one
-//!   that restarts Cassandra (`concurrent_reads`) under `federator.k8ssandra.io/rollout-wave:
-//!   all` (the default rolls one datacenter at a time, each waiting for the one before);
+//!   time until each one's DC exists and its status is aggregated in the hub (p50, p99); the
+//!   floor writes each cluster's superuser Secret copy and datacenter to its region, until the
+//!   datacenter shows a status;
+//! - update fan-out: a change that restarts nothing (a label on every datacenter, under the
+//!   default rollout policy) to a K8ssandraCluster with one DC in every region; time until all
+//!   N regions have it (p50, p99 over the changes); after each, the floor applies the same
+//!   label change to N datacenters of the same bodies at once. Then a change that restarts
+//!   Cassandra (`concurrent_reads`) under `federator.k8ssandra.io/rollout-wave: all`;
+//! - secret rotation: a source Secret's change until every region's copy matches; the floor
+//!   applies the Secret to every region at once;
 //! - steady state: writes and reads per minute against all clusters while nothing changes;
-//! - secret rotation: a source Secret's change until every region's copy matches (p99);
-//! - federator peak RSS, RSS per region, CPU seconds.
+//! - Federator's CPU per region per update and per region per minute at steady state (its own
+//!   /proc accounting), peak RSS, RSS per region, CPU seconds.
+//!
+//! Each N runs FANOUT_RUNS times on a fresh simulator and Federator; each figure reported is the
+//! median over the runs ([`report`]). The table goes to standard output, to
+//! `target/fanout.json` with every run, and to the latest-run section of docs/performance.md.
 //!
 //! Run: `make bench` (= `cargo bench --bench fanout`). Settings by environment:
-//! FANOUT_REGIONS (default "1,10,50,100"), FANOUT_CHANGES (20), FANOUT_STEADY_SECONDS (60).
+//! FANOUT_REGIONS (default "1,10,50,100"), FANOUT_RUNS (3), FANOUT_CHANGES (20),
+//! FANOUT_STEADY_SECONDS (60).
+
+mod floor;
+mod report;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -34,6 +49,9 @@ use kube_sim::store::WatchOptions;
 use kube_sim::{Sim, SimBuilder};
 use serde_json::{Value, json};
 
+use floor::{Floor, Kind as FloorKind};
+use report::{Figures, Provenance, millis, ratio};
+
 /// The simulated API servers (this process) stand in for machines of their own; their
 /// allocations are not what is measured, so they get a faster allocator than glibc's.
 #[global_allocator]
@@ -45,6 +63,8 @@ const MANAGER: &str = "fanout-bench";
 const APPLIED_HASH: &str = "federator.k8ssandra.io/applied-hash";
 /// The stand-in makes a datacenter Ready this long after a change.
 const DC_READY_AFTER: Duration = Duration::from_millis(100);
+/// Creates in flight at once in a cold start, Federator's (to the hub) and the floor's.
+const CREATES_IN_FLIGHT: usize = 64;
 const PHASE_LIMIT: Duration = Duration::from_secs(600);
 const SETUP_LIMIT: Duration = Duration::from_secs(120);
 
@@ -446,7 +466,9 @@ async fn cold_start(setup: &Setup, hub_sightings: &Sightings) -> anyhow::Result<
                 .with_context(|| format!("create cold-{k}"))
         }
     });
-    for result in futures::stream::iter(creates).buffer_unordered(64).collect::<Vec<_>>().await {
+    for result in
+        futures::stream::iter(creates).buffer_unordered(CREATES_IN_FLIGHT).collect::<Vec<_>>().await
+    {
         result?;
     }
     let mut times = Vec::with_capacity(count);
@@ -462,6 +484,115 @@ async fn cold_start(setup: &Setup, hub_sightings: &Sightings) -> anyhow::Result<
     Ok(times)
 }
 
+/// What Federator writes in a region for one single-DC cluster (its datacenter and superuser
+/// Secret copy), from a probe cluster applied and deleted again.
+async fn probe_bodies(
+    setup: &Setup,
+    region_dcs: &Sightings,
+    region_secrets: &Sightings,
+) -> anyhow::Result<(Value, Value)> {
+    let clusters = dynamic(
+        &setup.hub,
+        "k8ssandra.io/v1alpha1",
+        "K8ssandraCluster",
+        "k8ssandraclusters",
+        Some(NS),
+    );
+    let context = setup.sim.context_name(1);
+    apply(
+        &clusters,
+        "probe",
+        cluster_manifest("probe", vec![datacenter("probe-dc", &context)], 16),
+    )
+    .await?;
+    region_dcs.wait(1, "probe-dc", SETUP_LIMIT, |_| true).await?;
+    let datacenter = region_dcs.get(1, "probe-dc").map(|(dc, _)| dc);
+    region_secrets.wait(1, "probe-superuser", SETUP_LIMIT, |_| true).await?;
+    let secret = region_secrets.get(1, "probe-superuser").map(|(secret, _)| secret);
+    clusters.delete("probe", &Default::default()).await?;
+    let datacenters = dynamic(
+        &setup.sim.client(1).await?,
+        "cassandra.datastax.com/v1beta1",
+        "CassandraDatacenter",
+        "cassandradatacenters",
+        Some(NS),
+    );
+    let deadline = Instant::now() + SETUP_LIMIT;
+    while datacenters.get_opt("probe-dc").await?.is_some() {
+        if Instant::now() > deadline {
+            bail!("the probe cluster's datacenter is still there after {SETUP_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match (datacenter, secret) {
+        (Some(datacenter), Some(secret)) => Ok((datacenter, secret)),
+        _ => bail!("the probe cluster's datacenter or superuser Secret was not seen"),
+    }
+}
+
+/// The floor of [`cold_start`]: for each of 10 x N clusters, its superuser Secret copy and then
+/// its datacenter written straight to its region, as many clusters at once as the hub gets
+/// creates; per cluster, time until its region shows the datacenter's first status. Removed
+/// again before Federator's cold start.
+async fn floor_cold_start(
+    setup: &Setup,
+    floor: &Floor,
+    template: &(Value, Value),
+    region_dcs: &Sightings,
+) -> anyhow::Result<Vec<Duration>> {
+    let count = 10 * setup.regions;
+    let bodies: Vec<(usize, String, Value, Value)> = (0..count)
+        .map(|k| {
+            let secret_name = format!("floor-cold-{k}-superuser");
+            let dc = floor::datacenter_body(
+                &template.0,
+                &format!("floor-cold-dc-{k}"),
+                &format!("floor-cold-{k}"),
+                &secret_name,
+                json!({}),
+            );
+            (
+                1 + k % setup.regions,
+                secret_name.clone(),
+                floor::secret_body(&template.1, &secret_name),
+                dc,
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let creates =
+        bodies.into_iter().enumerate().map(|(k, (region, secret_name, secret, dc))| async move {
+            floor.apply_all(vec![(region, FloorKind::Secret, secret_name, secret)]).await?;
+            floor
+                .apply_all(vec![(
+                    region,
+                    FloorKind::Datacenter,
+                    format!("floor-cold-dc-{k}"),
+                    dc,
+                )])
+                .await
+        });
+    for result in
+        futures::stream::iter(creates).buffer_unordered(CREATES_IN_FLIGHT).collect::<Vec<_>>().await
+    {
+        result?;
+    }
+    let mut times = Vec::with_capacity(count);
+    for k in 0..count {
+        let at = region_dcs
+            .wait(
+                1 + k % setup.regions,
+                &format!("floor-cold-dc-{k}"),
+                PHASE_LIMIT,
+                |dc| dc["status"]["cassandraOperatorProgress"].is_string(),
+            )
+            .await?;
+        times.push(at.saturating_duration_since(started));
+    }
+    floor.remove("floor-cold", PHASE_LIMIT).await?;
+    Ok(times)
+}
+
 /// What [`update_fanout`] changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Change {
@@ -471,14 +602,27 @@ enum Change {
     RestartAll,
 }
 
-/// One cluster with a DC in every region; each change's time until every region has it.
+/// An update phase's figures.
+struct UpdateTimes {
+    /// Per change, until the last region has it.
+    federator: Vec<Duration>,
+    /// Per floor change (one after each of Federator's), until the last region has it.
+    floor: Vec<Duration>,
+    /// Federator's CPU over its changes, each until it settled.
+    federator_cpu_seconds: f64,
+}
+
+/// One cluster with a DC in every region; each change's time until every region has it. With a
+/// floor, each change is followed by the floor's: the same datacenter bodies, under other names,
+/// applied straight to every region with the same label change.
 async fn update_fanout(
     setup: &Setup,
     region_sightings: &Sightings,
     hub_sightings: &Sightings,
     changes: u64,
     kind: Change,
-) -> anyhow::Result<Vec<Duration>> {
+    floor: Option<&Floor>,
+) -> anyhow::Result<UpdateTimes> {
     let clusters = dynamic(
         &setup.hub,
         "k8ssandra.io/v1alpha1",
@@ -525,10 +669,46 @@ async fn update_fanout(
             k8c["status"]["readyDatacenters"].as_u64() == Some(setup.regions as u64)
         })
         .await?;
+    let floor_dcs: Vec<(usize, String)> =
+        (1..=setup.regions).map(|i| (i, format!("floor-dc-{i}"))).collect();
+    let floor_bodies = |version: u64| -> anyhow::Result<Vec<(usize, FloorKind, String, Value)>> {
+        dcs.iter()
+            .zip(&floor_dcs)
+            .map(|((region, federators), (_, name))| {
+                let (body, _) = region_sightings
+                    .get(*region, federators)
+                    .ok_or_else(|| anyhow!("{federators} not seen in cluster {region}"))?;
+                let labels = json!({"bench/change": version.to_string()});
+                let body =
+                    floor::datacenter_body(&body, name, name, &format!("{name}-superuser"), labels);
+                Ok((*region, FloorKind::Datacenter, name.clone(), body))
+            })
+            .collect()
+    };
+    let has_label = |version: u64| {
+        move |dc: &Value| {
+            dc["metadata"]["labels"]["bench/change"].as_str() == Some(&*version.to_string())
+        }
+    };
+    if let Some(floor) = floor {
+        floor.apply_all(floor_bodies(0)?).await?;
+        floor::slowest_arrival(
+            region_sightings,
+            &floor_dcs,
+            Instant::now(),
+            PHASE_LIMIT,
+            has_label(0),
+        )
+        .await?;
+    }
     let hash = |object: &Value| {
         object["metadata"]["annotations"][APPLIED_HASH].as_str().map(str::to_string)
     };
-    let mut times = Vec::new();
+    let mut times = UpdateTimes {
+        federator: Vec::new(),
+        floor: Vec::new(),
+        federator_cpu_seconds: 0.0,
+    };
     for change in 0..changes {
         let before: BTreeMap<usize, Option<String>> = dcs
             .iter()
@@ -539,6 +719,7 @@ async fn update_fanout(
                 )
             })
             .collect();
+        let cpu_before = process_figures(setup.federator.0.id())?.cpu_seconds;
         let started = Instant::now();
         apply(&clusters, "wide", manifest(17 + change)).await?;
         let hub_applied = started.elapsed();
@@ -552,7 +733,12 @@ async fn update_fanout(
         }
         arrivals.sort();
         let slowest = arrivals.last().copied().unwrap_or_default();
-        eprintln!(
+        times.federator.push(slowest);
+        // Let cass-operator's Updating/Ready round settle before the next change.
+        tokio::time::sleep(DC_READY_AFTER * 3).await;
+        times.federator_cpu_seconds +=
+            process_figures(setup.federator.0.id())?.cpu_seconds - cpu_before;
+        let mut line = format!(
             "N={}: {kind:?} change {change}: hub apply {}, first region {}, median {}, last {}",
             setup.regions,
             ms(hub_applied),
@@ -560,30 +746,48 @@ async fn update_fanout(
             ms(percentile(&arrivals, 50.0)),
             ms(slowest),
         );
-        times.push(slowest);
-        // Let cass-operator's Updating/Ready round settle before the next change.
-        tokio::time::sleep(DC_READY_AFTER * 3).await;
+        if let Some(floor) = floor {
+            let version = 1 + change;
+            let bodies = floor_bodies(version)?;
+            let started = Instant::now();
+            floor.apply_all(bodies).await?;
+            let floor_slowest = floor::slowest_arrival(
+                region_sightings,
+                &floor_dcs,
+                started,
+                Duration::from_secs(60),
+                has_label(version),
+            )
+            .await?;
+            times.floor.push(floor_slowest);
+            line.push_str(&format!("; floor last {}", ms(floor_slowest)));
+            tokio::time::sleep(DC_READY_AFTER * 3).await;
+        }
+        eprintln!("{line}");
     }
     Ok(times)
 }
 
 /// A Secret replicated to every region; each change's time until every region's copy has it.
+/// With a floor, each change is followed by the floor's: the Secret applied straight to every
+/// region.
 async fn secret_rotation(
     setup: &Setup,
     copies: &Sightings,
     changes: u64,
-) -> anyhow::Result<Vec<Duration>> {
+    floor: Option<&Floor>,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
     use base64::Engine as _;
     let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
     let secrets = dynamic(&setup.hub, "v1", "Secret", "secrets", Some(NS));
-    let secret = |version: u64| {
+    let secret = |name: &str, version: u64| {
         json!({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "rotating", "namespace": NS, "labels": {"bench/rotate": "yes"}},
+            "metadata": {"name": name, "namespace": NS, "labels": {"bench/rotate": "yes"}},
             "data": {"password": encode(&format!("password-{version}"))},
         })
     };
-    apply(&secrets, "rotating", secret(0)).await?;
+    apply(&secrets, "rotating", secret("rotating", 0)).await?;
     let targets: Vec<Value> = (1..=setup.regions)
         .map(|i| json!({"k8sContextName": setup.sim.context_name(i), "namespace": NS}))
         .collect();
@@ -604,32 +808,70 @@ async fn secret_rotation(
         let wanted = encode(&format!("password-{version}"));
         move |copy: &Value| copy["data"]["password"].as_str() == Some(wanted.as_str())
     };
-    for region in 1..=setup.regions {
-        copies.wait(region, "rotating", PHASE_LIMIT, has(0)).await?;
+    let federators: Vec<(usize, String)> =
+        (1..=setup.regions).map(|i| (i, "rotating".to_string())).collect();
+    let floors: Vec<(usize, String)> =
+        (1..=setup.regions).map(|i| (i, "floor-rotating".to_string())).collect();
+    // The floor's copies carry no label the ReplicatedSecret selects.
+    let floor_writes = |version: u64| {
+        let mut body = secret("floor-rotating", version);
+        body["metadata"]["labels"] = json!({});
+        floors
+            .iter()
+            .map(|(region, name)| (*region, FloorKind::Secret, name.clone(), body.clone()))
+            .collect::<Vec<_>>()
+    };
+    let first = Instant::now();
+    floor::slowest_arrival(copies, &federators, first, PHASE_LIMIT, has(0)).await?;
+    if let Some(floor) = floor {
+        floor.apply_all(floor_writes(0)).await?;
+        floor::slowest_arrival(copies, &floors, first, PHASE_LIMIT, has(0)).await?;
     }
-    let mut times = Vec::new();
+    let (mut times, mut floor_times) = (Vec::new(), Vec::new());
     for version in 1..=changes {
         let started = Instant::now();
-        apply(&secrets, "rotating", secret(version)).await?;
-        let mut slowest = Duration::ZERO;
-        for region in 1..=setup.regions {
-            let at = copies.wait(region, "rotating", Duration::from_secs(60), has(version)).await?;
-            slowest = slowest.max(at.saturating_duration_since(started));
+        apply(&secrets, "rotating", secret("rotating", version)).await?;
+        times.push(
+            floor::slowest_arrival(
+                copies,
+                &federators,
+                started,
+                Duration::from_secs(60),
+                has(version),
+            )
+            .await?,
+        );
+        if let Some(floor) = floor {
+            let writes = floor_writes(version);
+            let started = Instant::now();
+            floor.apply_all(writes).await?;
+            floor_times.push(
+                floor::slowest_arrival(
+                    copies,
+                    &floors,
+                    started,
+                    Duration::from_secs(60),
+                    has(version),
+                )
+                .await?,
+            );
         }
-        times.push(slowest);
     }
-    Ok(times)
+    Ok((times, floor_times))
 }
 
 /// Federator's API writes and reads per minute against all clusters over a quiet window,
-/// from kube-sim's request accounting (by User-Agent; watches are not counted as reads).
-async fn steady_requests(setup: &Setup, window: Duration) -> anyhow::Result<(f64, f64)> {
+/// from kube-sim's request accounting (by User-Agent; watches are not counted as reads), and
+/// its CPU seconds over that window.
+async fn steady_requests(setup: &Setup, window: Duration) -> anyhow::Result<(f64, f64, f64)> {
     // Let status updates of the last changes land first.
     tokio::time::sleep(Duration::from_secs(5)).await;
     for index in 0..=setup.regions {
         setup.sim.reset_requests(index)?;
     }
+    let cpu_before = process_figures(setup.federator.0.id())?.cpu_seconds;
     tokio::time::sleep(window).await;
+    let cpu_seconds = process_figures(setup.federator.0.id())?.cpu_seconds - cpu_before;
     let (mut writes, mut reads) = (0u64, 0u64);
     for index in 0..=setup.regions {
         for counted in setup.sim.requests(index)? {
@@ -644,24 +886,10 @@ async fn steady_requests(setup: &Setup, window: Duration) -> anyhow::Result<(f64
         }
     }
     let per_minute = |n: u64| n as f64 * 60.0 / window.as_secs_f64();
-    Ok((per_minute(writes), per_minute(reads)))
+    Ok((per_minute(writes), per_minute(reads), cpu_seconds))
 }
 
-struct Row {
-    regions: usize,
-    cold_p50: Duration,
-    cold_p99: Duration,
-    update_p50: Duration,
-    update_p99: Duration,
-    restart_p50: Duration,
-    restart_p99: Duration,
-    rotation_p99: Duration,
-    writes_per_minute: f64,
-    reads_per_minute: f64,
-    figures: ProcessFigures,
-}
-
-async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<Row> {
+async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<Figures> {
     let setup_started = Instant::now();
     let setup = setup(regions).await?;
     eprintln!(
@@ -678,6 +906,7 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         &hub_sightings,
     )?;
     let region_sightings = Sightings::default();
+    let copies = Sightings::default();
     for index in 1..=regions {
         watch_store(
             &setup.sim,
@@ -687,12 +916,17 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
             "cassandradatacenters",
             &region_sightings,
         )?;
+        watch_store(&setup.sim, index, "", "v1", "secrets", &copies)?;
     }
+    let floor = Floor::connect(&setup.sim, regions).await?;
+    let template = probe_bodies(&setup, &region_sightings, &copies).await?;
+    let cold_floor = floor_cold_start(&setup, &floor, &template, &region_sightings).await?;
     let cold = cold_start(&setup, &hub_sightings).await?;
     eprintln!(
-        "N={regions}: cold start of {} clusters: p99 {}",
+        "N={regions}: cold start of {} clusters: p99 {} (floor {})",
         cold.len(),
-        ms(percentile(&cold, 99.0))
+        ms(percentile(&cold, 99.0)),
+        ms(percentile(&cold_floor, 99.0)),
     );
     let update = update_fanout(
         &setup,
@@ -700,11 +934,13 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         &hub_sightings,
         changes,
         Change::Label,
+        Some(&floor),
     )
     .await?;
     eprintln!(
-        "N={regions}: update fan-out p99 {}",
-        ms(percentile(&update, 99.0))
+        "N={regions}: update fan-out p99 {} (floor {})",
+        ms(percentile(&update.federator, 99.0)),
+        ms(percentile(&update.floor, 99.0)),
     );
     let restart = update_fanout(
         &setup,
@@ -712,75 +948,84 @@ async fn run(regions: usize, changes: u64, steady: Duration) -> anyhow::Result<R
         &hub_sightings,
         changes,
         Change::RestartAll,
+        None,
     )
     .await?;
     eprintln!(
         "N={regions}: restart-all fan-out p99 {}",
-        ms(percentile(&restart, 99.0))
+        ms(percentile(&restart.federator, 99.0))
     );
-    let copies = Sightings::default();
-    for index in 1..=regions {
-        watch_store(&setup.sim, index, "", "v1", "secrets", &copies)?;
-    }
-    let rotation = secret_rotation(&setup, &copies, changes).await?;
+    let (rotation, rotation_floor) =
+        secret_rotation(&setup, &copies, changes, Some(&floor)).await?;
     eprintln!(
-        "N={regions}: secret rotation p99 {}",
-        ms(percentile(&rotation, 99.0))
+        "N={regions}: secret rotation p99 {} (floor {})",
+        ms(percentile(&rotation, 99.0)),
+        ms(percentile(&rotation_floor, 99.0)),
     );
-    let (writes_per_minute, reads_per_minute) = steady_requests(&setup, steady).await?;
-    let figures = process_figures(setup.federator.0.id())?;
-    Ok(Row {
+    let (writes_per_minute, reads_per_minute, steady_cpu_seconds) =
+        steady_requests(&setup, steady).await?;
+    let process = process_figures(setup.federator.0.id())?;
+    let p = |samples: &[Duration], at: f64| millis(percentile(samples, at));
+    let n = regions as f64;
+    Ok(Figures {
         regions,
-        cold_p50: percentile(&cold, 50.0),
-        cold_p99: percentile(&cold, 99.0),
-        update_p50: percentile(&update, 50.0),
-        update_p99: percentile(&update, 99.0),
-        restart_p50: percentile(&restart, 50.0),
-        restart_p99: percentile(&restart, 99.0),
-        rotation_p99: percentile(&rotation, 99.0),
-        writes_per_minute,
-        reads_per_minute,
-        figures,
+        cold_p50_ms: p(&cold, 50.0),
+        cold_p99_ms: p(&cold, 99.0),
+        cold_floor_p50_ms: p(&cold_floor, 50.0),
+        cold_floor_p99_ms: p(&cold_floor, 99.0),
+        cold_p50_ratio: ratio(p(&cold, 50.0), p(&cold_floor, 50.0)),
+        cold_p99_ratio: ratio(p(&cold, 99.0), p(&cold_floor, 99.0)),
+        update_p50_ms: p(&update.federator, 50.0),
+        update_p99_ms: p(&update.federator, 99.0),
+        update_floor_p50_ms: p(&update.floor, 50.0),
+        update_floor_p99_ms: p(&update.floor, 99.0),
+        update_p50_ratio: ratio(p(&update.federator, 50.0), p(&update.floor, 50.0)),
+        update_p99_ratio: ratio(p(&update.federator, 99.0), p(&update.floor, 99.0)),
+        restart_all_p50_ms: p(&restart.federator, 50.0),
+        restart_all_p99_ms: p(&restart.federator, 99.0),
+        rotation_p50_ms: p(&rotation, 50.0),
+        rotation_p99_ms: p(&rotation, 99.0),
+        rotation_floor_p50_ms: p(&rotation_floor, 50.0),
+        rotation_floor_p99_ms: p(&rotation_floor, 99.0),
+        rotation_p50_ratio: ratio(p(&rotation, 50.0), p(&rotation_floor, 50.0)),
+        rotation_p99_ratio: ratio(p(&rotation, 99.0), p(&rotation_floor, 99.0)),
+        steady_writes_per_minute: writes_per_minute,
+        steady_reads_per_minute: reads_per_minute,
+        cpu_ms_per_region_per_update: update.federator_cpu_seconds * 1000.0
+            / (n * update.federator.len().max(1) as f64),
+        cpu_ms_per_region_per_minute_steady: steady_cpu_seconds * 1000.0 * 60.0
+            / (n * steady.as_secs_f64().max(1.0)),
+        peak_rss_mib: process.peak_rss_mib,
+        rss_per_region_mib: process.rss_mib / n,
+        cpu_seconds: process.cpu_seconds,
     })
 }
 
 fn main() -> anyhow::Result<()> {
     // The bench harness passes `--bench`; nothing else is read from the command line.
     let regions = env_list("FANOUT_REGIONS", "1,10,50,100");
+    let runs_per_n = env_number("FANOUT_RUNS", 3).max(1) as usize;
     let changes = env_number("FANOUT_CHANGES", 20);
-    let steady = Duration::from_secs(env_number("FANOUT_STEADY_SECONDS", 60));
+    let steady_seconds = env_number("FANOUT_STEADY_SECONDS", 60);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut rows = Vec::new();
+    let provenance = Provenance::gather(runs_per_n, changes, steady_seconds);
+    let (mut medians, mut every_run) = (Vec::new(), Vec::new());
     for n in regions {
-        rows.push(runtime.block_on(run(n, changes, steady))?);
+        let mut runs = Vec::with_capacity(runs_per_n);
+        for attempt in 1..=runs_per_n {
+            eprintln!("N={n}: run {attempt} of {runs_per_n}");
+            runs.push(runtime.block_on(run(n, changes, Duration::from_secs(steady_seconds)))?);
+        }
+        medians.push(report::medians(&runs));
+        every_run.extend(runs);
     }
-    let baseline = rows.iter().find(|r| r.regions == 1).map(|r| r.update_p99);
-    println!(
-        "| regions | cold start p50 | cold start p99 | update p50 | update p99 | p99 / N=1 | restart-all p50 | restart-all p99 | rotation p99 | steady writes/min | steady reads/min | peak RSS | RSS/region | CPU s |"
+    print!("{}", report::tables(&medians));
+    let json = report::write_json(&provenance, &medians, &every_run)?;
+    let docs = report::write_docs(&provenance, &medians)?;
+    eprintln!(
+        "figures written to {} and {}",
+        json.display(),
+        docs.display()
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for row in &rows {
-        let ratio = baseline
-            .filter(|b| !b.is_zero())
-            .map(|b| format!("{:.2}", row.update_p99.as_secs_f64() / b.as_secs_f64()))
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.1} MiB | {:.2} MiB | {:.1} |",
-            row.regions,
-            ms(row.cold_p50),
-            ms(row.cold_p99),
-            ms(row.update_p50),
-            ms(row.update_p99),
-            ratio,
-            ms(row.restart_p50),
-            ms(row.restart_p99),
-            ms(row.rotation_p99),
-            row.writes_per_minute,
-            row.reads_per_minute,
-            row.figures.peak_rss_mib,
-            row.figures.rss_mib / row.regions as f64,
-            row.figures.cpu_seconds,
-        );
-    }
     Ok(())
 }
