@@ -155,6 +155,13 @@ fn crd_reference(crd: &CustomResourceDefinition, out: &mut String) {
                 " (served, not stored)"
             }
         );
+        if version.deprecated == Some(true) {
+            let _ = writeln!(
+                out,
+                "\nDeprecated: the API server answers every request for it with the warning \"{}\".",
+                cell(version.deprecation_warning.as_deref().unwrap_or("deprecated"))
+            );
+        }
         if let Some(columns) =
             version.additional_printer_columns.as_deref().filter(|c| !c.is_empty())
         {

@@ -23,6 +23,7 @@ use super::cassdc::{
     CassandraDatacenterStatus, DseWorkloads, ManagementApiAuth, NetworkingConfig, Rack, ServerType,
     StorageConfig,
 };
+use super::medusa::MedusaClusterTemplate;
 use super::reaper::{ReaperClusterTemplate, ReaperStatus};
 use super::shared::{
     ConfigMapRef, ContainerImage, EncryptionStores, MetaTags, SecretRef, SecretsProvider,
@@ -116,10 +117,10 @@ pub struct K8ssandraClusterSpec {
     pub stargate: Option<Box<StargateClusterTemplate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaper: Option<Box<ReaperClusterTemplate>>,
-    /// Medusa backups: accepted, not acted on yet (the FieldsNotActedOn condition says so).
+    /// Medusa backups: accepted and validated, not acted on yet (the FieldsNotActedOn
+    /// condition says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_unknown_fields")]
-    pub medusa: Option<serde_json::Value>,
+    pub medusa: Option<Box<MedusaClusterTemplate>>,
     /// Datacenters of the Cassandra cluster that this K8ssandraCluster does not manage: they get
     /// system keyspace replicas from the first datacenter's start, and every datacenter skips
     /// creating the superuser, which they already have.

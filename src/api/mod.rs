@@ -5,6 +5,7 @@ pub mod cassdc;
 pub mod client_config;
 pub mod k8ssandra_cluster;
 pub mod k8ssandra_task;
+pub mod medusa;
 pub mod reaper;
 pub mod replicated_secret;
 pub mod shared;
@@ -23,6 +24,14 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         stargate::Stargate::crd(),
         reaper::Reaper::crd(),
         k8ssandra_task::K8ssandraTask::crd(),
+        medusa::MedusaBackupJob::crd(),
+        medusa::MedusaBackup::crd(),
+        medusa::MedusaRestoreJob::crd(),
+        medusa::MedusaBackupSchedule::crd(),
+        medusa::MedusaTask::crd(),
+        medusa::MedusaConfiguration::crd(),
+        medusa::CassandraBackup::crd(),
+        medusa::CassandraRestore::crd(),
     ]
 }
 
