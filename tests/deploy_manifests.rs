@@ -412,6 +412,9 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
             ok,
             "{overlay}: K8ssandraClusters not served after install: {output}"
         );
+        if index == 0 {
+            medusa_kinds_are_served(&kubeconfig, &cache, &context, dir.path()).await;
+        }
         let (ok, output) = kubectl_output(
             &kubeconfig,
             &cache,
@@ -435,6 +438,75 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
         );
     }
     sim.shutdown().await;
+}
+
+/// After an install, the Medusa kinds are served: the K8ssandra book's CassandraBackup and
+/// CassandraRestore and a MedusaBackupJob are stored and listed with upstream's columns, and a
+/// MedusaBackupJob with an unknown backup type is refused naming the field.
+async fn medusa_kinds_are_served(
+    kubeconfig: &std::path::Path,
+    cache: &std::path::Path,
+    context: &str,
+    dir: &std::path::Path,
+) {
+    let Some(samples) = compat_path("samples/medusa") else {
+        return;
+    };
+    let job = |name: &str, backup_type: &str| {
+        format!(
+            "apiVersion: medusa.k8ssandra.io/v1alpha1\nkind: MedusaBackupJob\nmetadata:\n  name: {name}\n  namespace: k8ssandra-operator\nspec:\n  cassandraDatacenter: dc1\n  backupType: {backup_type}\n"
+        )
+    };
+    let good = dir.join("medusa-backup-job.yaml");
+    std::fs::write(&good, job("backup1", "full")).expect("write manifest");
+    for manifest in [
+        samples.join("book-cassandrabackup.yaml"),
+        samples.join("book-cassandrarestore.yaml"),
+        good,
+    ] {
+        let file = manifest.to_string_lossy().into_owned();
+        let (ok, output) = kubectl_output(
+            kubeconfig,
+            cache,
+            &["--context", context, "apply", "--server-side", "-f", &file],
+        )
+        .await;
+        assert!(ok, "{file} refused: {output}");
+    }
+    let (ok, output) = kubectl_output(
+        kubeconfig,
+        cache,
+        &[
+            "--context",
+            context,
+            "get",
+            "medusabackupjobs,cassandrabackups,cassandrarestores",
+            "-n",
+            "k8ssandra-operator",
+        ],
+    )
+    .await;
+    assert!(ok, "{output}");
+    for expected in [
+        "backup1",
+        "medusa-backup1",
+        "restore-backup1",
+        "STARTED",
+        "FINISHED",
+    ] {
+        assert!(output.contains(expected), "{expected} not listed: {output}");
+    }
+    let bad = dir.join("medusa-backup-job-bad.yaml");
+    std::fs::write(&bad, job("backup2", "incremental")).expect("write manifest");
+    let file = bad.to_string_lossy().into_owned();
+    let (ok, output) = kubectl_output(
+        kubeconfig,
+        cache,
+        &["--context", context, "apply", "--server-side", "-f", &file],
+    )
+    .await;
+    assert!(!ok, "an unknown backup type was stored: {output}");
+    assert!(output.contains("spec.backupType"), "{output}");
 }
 
 /// What a namespaced overlay's RBAC grants in its namespace (Roles and ClusterRoles) and
