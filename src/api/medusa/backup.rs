@@ -70,7 +70,7 @@ pub struct MedusaBackupSpec {
     /// Name of the CassandraDatacenter that was backed up.
     #[schemars(length(max = MAX_NAME_LENGTH))]
     pub cassandra_datacenter: String,
-    /// differential (default) or full.
+    /// differential or full (upstream's default: differential).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_type: Option<BackupType>,
 }

@@ -60,7 +60,7 @@ pub struct MedusaBackupScheduleSpec {
     pub disabled: Option<bool>,
     /// The MedusaBackupJob each scheduled backup creates.
     pub backup_spec: MedusaBackupJobSpec,
-    /// Allow, Forbid (default) or Replace: whether an operation may start while another runs.
+    /// Allow, Forbid or Replace: whether an operation may start while another runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub concurrency_policy: Option<String>,
@@ -90,4 +90,11 @@ pub struct MedusaBackupScheduleStatus {
     /// When the last operation ran; absent: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_execution: Option<Time>,
+}
+
+impl MedusaBackupScheduleSpec {
+    /// What the schedule runs: `operationType`, backup when absent.
+    pub fn operation_type(&self) -> ScheduledOperation {
+        self.operation_type.unwrap_or_default()
+    }
 }

@@ -36,7 +36,7 @@ pub struct CassandraBackupSpec {
     /// Name of the CassandraDatacenter to back up.
     #[schemars(length(max = MAX_NAME_LENGTH))]
     pub cassandra_datacenter: String,
-    /// differential (default) or full.
+    /// differential or full (upstream's default: differential).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_type: Option<BackupType>,
 }

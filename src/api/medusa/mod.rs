@@ -56,7 +56,7 @@ pub struct MedusaClusterTemplate {
     /// overrides them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medusa_configuration_ref: Option<ObjectReference>,
-    /// Image of the Medusa containers (absent: the default image).
+    /// Image of the Medusa containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_image: Option<ContainerImage>,
     /// Security context of the Medusa containers.
@@ -116,15 +116,15 @@ pub struct MedusaStorage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub bucket_name: Option<String>,
-    /// Top-level folder in the bucket (absent: the cluster name).
+    /// Top-level folder in the bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub prefix: Option<String>,
-    /// Age in days after which the purge deletes a backup (0 or absent: no limit).
+    /// Age in days after which the purge deletes a backup; 0: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = MAX_DAYS))]
     pub max_backup_age: Option<i32>,
-    /// Backups the purge keeps (0 or absent: no limit).
+    /// Backups the purge keeps; 0: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = MAX_BACKUP_COUNT))]
     pub max_backup_count: Option<i32>,
@@ -132,7 +132,7 @@ pub struct MedusaStorage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub api_profile: Option<String>,
-    /// Upload bandwidth limit, e.g. `50MB/s` (absent: 50MB/s).
+    /// Upload bandwidth limit, e.g. `50MB/s` (upstream's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub transfer_max_bandwidth: Option<String>,
@@ -140,8 +140,8 @@ pub struct MedusaStorage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = MAX_CONCURRENT_TRANSFERS))]
     pub concurrent_transfers: Option<i32>,
-    /// File size in bytes above which the provider's multi-part upload is used (absent:
-    /// 104857600).
+    /// File size in bytes above which the provider's multi-part upload is used (upstream's
+    /// default: 104857600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = MAX_MULTI_PART_UPLOAD_THRESHOLD))]
     pub multi_part_upload_threshold: Option<i64>,
@@ -205,7 +205,7 @@ pub struct PodStorageSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub storage_class_name: Option<String>,
-    /// Size of the volume (absent: 10Gi).
+    /// Size of the volume (upstream's default: 10Gi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Quantity>,
     /// Access modes of the volume (ReadWriteOnce, ReadOnlyMany, ReadWriteMany,
@@ -311,6 +311,24 @@ mod tests {
         }))
         .expect("minimal backup job");
         assert_eq!(job.spec.backup_type(), BackupType::Differential);
+    }
+
+    #[test]
+    fn a_schedule_without_an_operation_type_backs_up() {
+        let schedule: MedusaBackupSchedule = serde_json::from_value(json!({
+            "apiVersion": "medusa.k8ssandra.io/v1alpha1", "kind": "MedusaBackupSchedule",
+            "metadata": {"name": "nightly"},
+            "spec": {"cronSchedule": "0 2 * * *", "backupSpec": {"cassandraDatacenter": "dc1"}}
+        }))
+        .expect("minimal schedule");
+        assert_eq!(
+            schedule.spec.operation_type(),
+            backup_schedule::ScheduledOperation::Backup
+        );
+        assert_eq!(
+            schedule.spec.backup_spec.backup_type(),
+            BackupType::Differential
+        );
     }
 
     #[test]
