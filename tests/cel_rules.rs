@@ -510,6 +510,10 @@ fn admit_medusa(
             .unwrap_or_else(|problems| panic!("{}: {problems:?}", crd.spec.names.kind));
     let mut object = object;
     admission.admit(&mut object, None, true).map(|_| ()).map_err(|error| {
+        if error.causes.is_empty() {
+            // A strict decoding error names the unknown field in its message only.
+            return vec![(String::new(), error.to_string())];
+        }
         error.causes.iter().map(|c| (c.field.clone(), c.message.clone())).collect()
     })
 }
@@ -571,6 +575,13 @@ fn medusa_storage_settings_out_of_range_are_refused_naming_the_field() {
         ),
         "spec.medusa.storageProperties.backupGracePeriodInDays",
         &MAX_DAYS.to_string(),
+    );
+    // spec.medusa is typed now: a misspelt key is refused under kubectl's strict validation
+    // (and pruned without it), where it used to be kept silently.
+    assert_refused_at(
+        admit_medusa(&crd, with_storage(json!({"bucket": "k8ssandra-medusa"}))),
+        "",
+        "unknown field \"spec.medusa.storageProperties.bucket\"",
     );
     assert_refused_at(
         admit_medusa(&crd, with_storage(json!({"credentialsType": "password"}))),
