@@ -747,3 +747,226 @@ async fn reaper_repairs_across_regions() {
     data_plane.stop().await;
     control_plane.stop().await;
 }
+
+#[test]
+fn a_reaper_ref_cluster_is_registered_with_the_referenced_reaper() {
+    run(reaper_ref_registration());
+}
+
+/// A control-plane Reaper in the hub (no `datacenterRef`, `storageType: local`, a UI login) and
+/// a cluster with datacenters in two other regions whose `reaper.reaperRef` names it: no Reaper
+/// is made for the datacenters; the cluster is registered with the hub's Reaper through the seed
+/// pods' IPs (its regions' Services do not resolve in the hub), which Reaper lists, and whose
+/// schedules the Reaper's status lists. A `reaperRef` naming no Reaper says so.
+async fn reaper_ref_registration() {
+    let layout = upstream_layout(3, |setup| {
+        setup.workloads_ready_after(Duration::from_millis(300))
+    })
+    .await;
+    let sim = &layout.sim;
+    let hub = sim.client(0).await.expect("hub client");
+    let control_plane = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+    });
+    put_secret(
+        &hub,
+        "reaper-ui",
+        &[("username", b"admin"), ("password", b"s3cret")],
+    )
+    .await;
+    let reapers = Api::<federator::api::reaper::Reaper>::namespaced(hub.clone(), NS);
+    apply(
+        &reapers,
+        "cp-reaper",
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "cp-reaper", "namespace": NS},
+            "spec": {
+                "storageType": "local",
+                "storageConfig": {"accessModes": ["ReadWriteOnce"],
+                                  "resources": {"requests": {"storage": "256Mi"}}},
+                "uiUserSecretRef": {"name": "reaper-ui"},
+                "autoScheduling": {"enabled": true, "initialDelayPeriod": "PT1S",
+                                   "periodBetweenPolls": "PT1S"},
+            },
+        }),
+    )
+    .await;
+    wait_for("the control-plane Reaper running", WAIT, || async {
+        let reaper = reapers.get("cp-reaper").await.ok()?;
+        reaper.status?.is_ready().then_some(())
+    })
+    .await;
+
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(
+        CLUSTER,
+        &[
+            ("dc1", "kind-k8ssandra-1", 3),
+            ("dc2", "kind-k8ssandra-2", 3),
+        ],
+    );
+    cluster["spec"]["reaper"] = serde_json::json!({
+        "reaperRef": {"name": "cp-reaper"},
+        "uiUserSecretRef": {"name": "reaper-ui"},
+    });
+    apply(&clusters, CLUSTER, cluster).await;
+    let message = wait_for_condition(&clusters, CLUSTER, "ReaperRegistered", WAIT, |s, _, _| {
+        s == "True"
+    })
+    .await;
+    assert_eq!(
+        message,
+        format!("cluster demo is registered with Reaper {NS}/cp-reaper")
+    );
+    let registered = clusters.get(CLUSTER).await.expect("the cluster");
+    let not_acted_on = condition(&registered, "FieldsNotActedOn").map(|c| c.2).unwrap_or_default();
+    assert!(!not_acted_on.contains("reaperRef"), "{not_acted_on}");
+
+    // Reaper lists the cluster, reached through the seed pods' IPs of both regions.
+    let (status, session, _) = reaper_call(
+        &hub,
+        "cp-reaper",
+        "POST",
+        "/login",
+        None,
+        Some("username=admin&password=s3cret".into()),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let session = session.expect("a session");
+    let (_, _, known) =
+        reaper_call(&hub, "cp-reaper", "GET", "/cluster", Some(&session), None).await;
+    assert_eq!(known, r#"["demo"]"#);
+    // Registered as soon as dc1 had seed pods; Reaper then sees dc2 join.
+    let described = wait_for("Reaper sees both datacenters", WAIT, || async {
+        let path = "/cluster/demo";
+        let (_, _, body) = reaper_call(&hub, "cp-reaper", "GET", path, Some(&session), None).await;
+        let described: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let endpoints = &described["nodes_status"]["endpointStates"][0]["endpoints"];
+        (endpoints.get("dc1").is_some() && endpoints.get("dc2").is_some()).then_some(described)
+    })
+    .await;
+    let seeds = described["seed_hosts"].as_array().expect("seed hosts").clone();
+    assert!(
+        !seeds.is_empty()
+            && seeds
+                .iter()
+                .all(|s| s.as_str().is_some_and(|s| s.parse::<std::net::IpAddr>().is_ok())),
+        "the seed pods' IPs: {described}"
+    );
+
+    // The datacenters' Services are in their own regions: the hub's Reaper cannot resolve them.
+    let path = format!("/cluster/demo?seedHost=demo-seed-service.{NS}");
+    let (status, _, refused) =
+        reaper_call(&hub, "cp-reaper", "PUT", &path, Some(&session), None).await;
+    assert_eq!(
+        (status, refused.as_str()),
+        (
+            400,
+            format!("no cluster demo with seed host demo-seed-service.{NS}").as_str()
+        )
+    );
+
+    // No Reaper was made for the datacenters, in their regions or the hub.
+    for index in [1, 2] {
+        let region = sim.client(index).await.expect("region client");
+        let listed = Api::<federator::api::reaper::Reaper>::namespaced(region, NS)
+            .list(&ListParams::default())
+            .await
+            .expect("Reapers listed");
+        assert!(
+            listed.items.is_empty(),
+            "region {index}: {:?}",
+            listed.items
+        );
+    }
+    let in_hub = reapers.list(&ListParams::default()).await.expect("Reapers listed");
+    assert_eq!(
+        in_hub
+            .items
+            .iter()
+            .map(|r| r.metadata.name.clone().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["cp-reaper"]
+    );
+
+    // The hub's Reaper lists the schedules of the clusters registered with it: Reaper's
+    // auto-scheduling gives a user keyspace with a table one.
+    let replication = BTreeMap::from([
+        ("class".to_string(), "NetworkTopologyStrategy".to_string()),
+        ("dc1".to_string(), "3".to_string()),
+        ("dc2".to_string(), "3".to_string()),
+    ]);
+    sim.cassandra_create_keyspace(CLUSTER, "app", &replication).expect("keyspace");
+    sim.cassandra_create_table(CLUSTER, "app", "kv").expect("table");
+    let touch = |n: usize| serde_json::json!({"metadata": {"annotations": {"test/touched": n.to_string()}}});
+    let mut touches = 0;
+    let listed = wait_for("app's schedule in the Reaper's status", WAIT, || {
+        touches += 1;
+        let patch = touch(touches);
+        let reapers = reapers.clone();
+        async move {
+            // Read at each reconcile: a touch brings one now.
+            let params = kube::api::PatchParams::default();
+            reapers.patch("cp-reaper", &params, &kube::api::Patch::Merge(&patch)).await.ok()?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let schedules = reapers.get("cp-reaper").await.ok()?.status?.schedules?;
+            (!schedules.is_empty()).then_some(schedules)
+        }
+    })
+    .await;
+    assert_eq!(
+        listed
+            .iter()
+            .map(|s| (s.cluster.as_deref(), s.keyspace.as_str(), s.owner.as_str()))
+            .collect::<Vec<_>>(),
+        [(Some("demo"), "app", "auto-scheduling")]
+    );
+
+    // Without a datacenter there is no Cassandra to keep Reaper's state in: storageType
+    // cassandra (the default) is not deployed, and the Reaper says why.
+    apply(
+        &reapers,
+        "cp-cassandra",
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "cp-cassandra", "namespace": NS},
+            "spec": {},
+        }),
+    )
+    .await;
+    let refused = wait_for(
+        "the Reaper storing into no Cassandra refused",
+        WAIT,
+        || async {
+            let reaper = reapers.get("cp-cassandra").await.ok()?;
+            let status = reaper.status?;
+            let ready = status.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+            (ready.reason == "InvalidSpec").then_some(ready.message)
+        },
+    )
+    .await;
+    assert!(refused.contains("set spec.storageType: local"), "{refused}");
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(hub.clone(), NS);
+    assert!(
+        deployments.get_opt("cp-cassandra").await.expect("read").is_none(),
+        "not deployed"
+    );
+
+    // A reaperRef naming no Reaper says so.
+    let mut other = k8ssandra_cluster("other", &[("dc1", "kind-k8ssandra-1", 1)]);
+    other["spec"]["reaper"] = serde_json::json!({"reaperRef": {"name": "no-such-reaper"}});
+    apply(&clusters, "other", other).await;
+    let message = wait_for_condition(&clusters, "other", "ReaperRegistered", WAIT, |s, r, _| {
+        s == "False" && r == "ReaperNotFound"
+    })
+    .await;
+    assert!(
+        message.starts_with(&format!(
+            "Reaper {NS}/no-such-reaper (spec.reaper.reaperRef) does not exist"
+        )),
+        "{message}"
+    );
+    control_plane.stop().await;
+}

@@ -7,6 +7,9 @@ use federator::api::k8ssandra_cluster::{
     CassandraDatacenterTemplate, DUPLICATE_DATACENTER_MESSAGE, DatacenterMetadata,
     K8S_CONTEXT_IMMUTABLE_MESSAGE, K8ssandraCluster, K8ssandraClusterSpec, MAX_DATACENTERS,
 };
+use federator::api::reaper::{
+    LOCAL_STORAGE_CLAIM_MESSAGE, LOCAL_STORAGE_CONFIG_MESSAGE, LOCAL_STORAGE_PER_DC_MESSAGE,
+};
 use kube::CustomResourceExt;
 use kube::core::cel::{
     ScopeContext, ValidationErrors, Validator, WarningKind, analyze_rule, compile_schema,
@@ -406,6 +409,14 @@ fn rules_sit_where_they_apply() {
         rules("spec.cassandra.datacenters"),
         vec![DUPLICATE_DATACENTER_MESSAGE, K8S_CONTEXT_IMMUTABLE_MESSAGE]
     );
+    assert_eq!(
+        rules("spec.reaper"),
+        vec![
+            LOCAL_STORAGE_CONFIG_MESSAGE,
+            LOCAL_STORAGE_CLAIM_MESSAGE,
+            LOCAL_STORAGE_PER_DC_MESSAGE
+        ]
+    );
 }
 
 /// Every CEL rule of every CRD compiles, uses only the variables a CRD rule may use, and stays
@@ -450,7 +461,7 @@ fn every_rule_compiles_and_fits_the_cost_budget() {
             .unwrap_or(Value::Null);
         visit(&schema, &crd.spec.names.kind, &mut found, &mut rule_count);
     }
-    assert_eq!(rule_count, 4, "rules found: {rule_count}");
+    assert_eq!(rule_count, 7, "rules found: {rule_count}");
     assert!(found.is_empty(), "{}", found.join("\n"));
 
     // The budget check has teeth: without maxItems the uniqueness rule is too expensive.
@@ -677,5 +688,44 @@ fn medusa_jobs_with_bad_values_are_refused_naming_the_field() {
         ),
         "spec.storageProperties.concurrentTransfers",
         "256",
+    );
+}
+
+// ---- Reaper's local storage, as upstream's webhook ----
+
+fn with_reaper(reaper: Value) -> K8ssandraCluster {
+    let mut k8c = cluster(Some("demo"), two_regions());
+    k8c.spec.reaper = Some(serde_json::from_value(reaper).expect("reaper template"));
+    k8c
+}
+
+#[test]
+fn local_reaper_storage_needs_its_claim_and_a_single_reaper() {
+    let claim = json!({"accessModes": ["ReadWriteOnce"],
+                       "resources": {"requests": {"storage": "1Gi"}}});
+    assert_accepted(
+        with_reaper(json!({"deploymentMode": "SINGLE", "storageType": "local",
+                           "storageConfig": claim}))
+        .validate_cel(),
+    );
+    assert_accepted(with_reaper(json!({"storageType": "cassandra"})).validate_cel());
+    assert_accepted(with_reaper(json!({"deploymentMode": "PER_DC"})).validate_cel());
+    assert_rejected(
+        with_reaper(json!({"deploymentMode": "SINGLE", "storageType": "local"})).validate_cel(),
+        LOCAL_STORAGE_CONFIG_MESSAGE,
+        "spec.reaper",
+    );
+    assert_rejected(
+        with_reaper(json!({"deploymentMode": "SINGLE", "storageType": "local",
+                           "storageConfig": {"accessModes": ["ReadWriteOnce"]}}))
+        .validate_cel(),
+        LOCAL_STORAGE_CLAIM_MESSAGE,
+        "spec.reaper",
+    );
+    // PER_DC is the default deployment mode.
+    assert_rejected(
+        with_reaper(json!({"storageType": "local", "storageConfig": claim})).validate_cel(),
+        LOCAL_STORAGE_PER_DC_MESSAGE,
+        "spec.reaper",
     );
 }

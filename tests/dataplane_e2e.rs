@@ -20,8 +20,9 @@ use federator::federation::components::{
 use federator::federation::plan::plan;
 use federator::settings::Mode;
 use federator::workload::service_monitor::ServiceMonitor;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Patch, PatchParams, ValidationDirective};
 use kube::{Api, Client, ResourceExt};
 use support::*;
@@ -448,6 +449,21 @@ fn a_data_plane_instance_alone_leaves_k8ssandra_clusters_alone_and_needs_no_clie
     run(data_plane_alone());
 }
 
+/// A one-node datacenter `standalone` of cluster `solo`, made by hand (no K8ssandraCluster).
+async fn apply_standalone_datacenter(client: &Client) {
+    apply(
+        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
+        "standalone",
+        serde_json::json!({
+            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
+            "metadata": {"name": "standalone", "namespace": NS},
+            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
+                     "size": 1, "storageConfig": {}}
+        }),
+    )
+    .await;
+}
+
 /// A Reaper of the hand-made datacenter, with these Vector settings.
 async fn apply_solo_reaper(client: &Client, vector: serde_json::Value) {
     apply(
@@ -469,17 +485,7 @@ async fn data_plane_alone() {
     let clusters = Api::<K8ssandraCluster>::namespaced(client.clone(), NS);
     apply(&clusters, CLUSTER, cluster_with("", "", true, true, false)).await;
     // A datacenter and a Stargate made by hand: the data plane serves them.
-    apply(
-        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
-        "standalone",
-        serde_json::json!({
-            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
-            "metadata": {"name": "standalone", "namespace": NS},
-            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
-                     "size": 1, "storageConfig": {}}
-        }),
-    )
-    .await;
+    apply_standalone_datacenter(&client).await;
     let solo_stargate = |prometheus: bool| {
         serde_json::json!({
             "apiVersion": "stargate.k8ssandra.io/v1alpha1", "kind": "Stargate",
@@ -719,17 +725,7 @@ fn a_restarted_data_plane_finds_deployments_with_canonical_quantities_up_to_date
 async fn restart_with_canonical_quantities() {
     let sim = sim(1).await;
     let client = sim.client(0).await.expect("client");
-    apply(
-        &Api::<CassandraDatacenter>::namespaced(client.clone(), NS),
-        "standalone",
-        serde_json::json!({
-            "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
-            "metadata": {"name": "standalone", "namespace": NS},
-            "spec": {"clusterName": "solo", "serverType": "cassandra", "serverVersion": "4.1.5",
-                     "size": 1, "storageConfig": {}}
-        }),
-    )
-    .await;
+    apply_standalone_datacenter(&client).await;
     // Stargate with its default resources (a CPU limit of 1000m)
     apply(
         &Api::<Stargate>::namespaced(client.clone(), NS),
@@ -1036,4 +1032,136 @@ async fn stopped_datacenter() {
         ("True", "DatacentersStopped")
     );
     stop_all(operators).await;
+}
+
+#[test]
+fn a_local_storage_reaper_runs_as_a_statefulset_with_its_claim_until_it_keeps_its_state_in_cassandra()
+ {
+    run(local_storage_reaper());
+}
+
+/// `storageType: local`: the Reaper runs as a one-replica StatefulSet whose pod mounts its claim,
+/// and the cluster is registered with it; switching to `cassandra` replaces the StatefulSet (and
+/// its claim) with a Deployment, registered again.
+async fn local_storage_reaper() {
+    let sim = sim(1).await;
+    let client = sim.client(0).await.expect("client");
+    apply_standalone_datacenter(&client).await;
+    let sized = |storage: &str, size: &str| {
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "solo-reaper", "namespace": NS},
+            "spec": {"datacenterRef": {"name": "standalone"}, "storageType": storage,
+                     "storageConfig": {"accessModes": ["ReadWriteOnce"],
+                                       "resources": {"requests": {"storage": size}}}}
+        })
+    };
+    let reaper = |storage: &str| sized(storage, "256Mi");
+    let reapers = Api::<Reaper>::namespaced(client.clone(), NS);
+    apply(&reapers, "solo-reaper", reaper("local")).await;
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
+    let registered = || async {
+        let status = reapers.get("solo-reaper").await.ok()?.status?;
+        let ready = (status.conditions.iter().flatten()).find(|c| c.type_ == "Ready")?;
+        let seen = format!("{:?} {}: {}", status.progress, ready.reason, ready.message);
+        Some((status.is_ready() && ready.reason == "Registered", seen))
+    };
+    let registered = || async {
+        match registered().await {
+            Some((true, _)) => Ok(()),
+            Some((false, seen)) => Err(seen),
+            None => Err("no status yet".to_string()),
+        }
+    };
+    wait_for(
+        "the local Reaper registers the cluster",
+        Duration::from_secs(30),
+        registered,
+    )
+    .await;
+    let set = get::<StatefulSet>(&client, "solo-reaper").await.expect("Reaper's StatefulSet");
+    assert_eq!(set.spec.as_ref().and_then(|s| s.replicas), Some(1));
+    assert!(get::<Deployment>(&client, "solo-reaper").await.is_none());
+    let pod = get::<Pod>(&client, "solo-reaper-0").await.expect("the StatefulSet's pod");
+    let claim = (pod.spec.and_then(|s| s.volumes).unwrap_or_default().into_iter())
+        .find(|v| v.name == "reaper-data")
+        .and_then(|v| v.persistent_volume_claim)
+        .map(|c| c.claim_name);
+    assert_eq!(claim.as_deref(), Some("reaper-data-solo-reaper-0"));
+    let claim = get::<PersistentVolumeClaim>(&client, "reaper-data-solo-reaper-0")
+        .await
+        .expect("Reaper's claim");
+    let requested = claim.spec.and_then(|s| s.resources).and_then(|r| r.requests);
+    assert_eq!(
+        requested.and_then(|r| r.get("storage").cloned()).map(|q| q.0).as_deref(),
+        Some("256Mi")
+    );
+    // A new instance finds the StatefulSet up to date: nothing to write.
+    stop_all(operators).await;
+    sim.reset_requests(0).expect("reset requests");
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
+    let set_requests = |verbs: &[&str]| -> u64 {
+        (sim.requests(0).expect("requests").iter())
+            .filter(|r| r.resource == "statefulsets.apps" && verbs.contains(&r.verb.as_str()))
+            .map(|r| r.count)
+            .sum()
+    };
+    wait_for(
+        "the new instance listing the StatefulSets",
+        Duration::from_secs(30),
+        || async { (set_requests(&["list"]) > 1).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        set_requests(&["create", "update", "patch"]),
+        0,
+        "StatefulSets written by a reconcile that had nothing to change"
+    );
+
+    // Kubernetes refuses to change a StatefulSet's claim: a Warning Event says what to do.
+    apply(&reapers, "solo-reaper", sized("local", "512Mi")).await;
+    let events = Api::<Event>::namespaced(client.clone(), NS);
+    let note = wait_for(
+        "a Warning Event about the claim",
+        Duration::from_secs(30),
+        || async {
+            let listed = events.list(&Default::default()).await.ok()?;
+            listed.items.into_iter().find_map(|e| {
+                let about = e.regarding.as_ref().and_then(|r| r.name.as_deref());
+                let note = e.note.unwrap_or_default();
+                (about == Some("solo-reaper") && note.contains("spec.storageConfig cannot change"))
+                    .then_some(note)
+            })
+        },
+    )
+    .await;
+    assert!(note.contains("StatefulSet solo-reaper"), "{note}");
+    let set = get::<StatefulSet>(&client, "solo-reaper").await.expect("Reaper's StatefulSet");
+    let kept = (set.spec.and_then(|s| s.volume_claim_templates).unwrap_or_default().into_iter())
+        .find_map(|c| c.spec?.resources?.requests?.get("storage").cloned());
+    assert_eq!(kept.map(|q| q.0).as_deref(), Some("256Mi"));
+
+    // Cassandra storage: a Deployment instead; the StatefulSet and its claim go.
+    apply(&reapers, "solo-reaper", reaper("cassandra")).await;
+    wait_for(
+        "a Deployment replaces the StatefulSet and its claim",
+        Duration::from_secs(30),
+        || async {
+            let deployment = get::<Deployment>(&client, "solo-reaper").await.is_some();
+            let set = get::<StatefulSet>(&client, "solo-reaper").await.is_some();
+            let claim =
+                get::<PersistentVolumeClaim>(&client, "reaper-data-solo-reaper-0").await.is_some();
+            (deployment && !set && !claim).then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        "the Deployment's Reaper registers the cluster",
+        Duration::from_secs(30),
+        registered,
+    )
+    .await;
+    stop_all(operators).await;
+    sim.shutdown().await;
 }

@@ -931,16 +931,15 @@ async fn fields_not_acted_on() {
     let clusters = Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS);
     let mut cluster = two_datacenters(1, &running.sim.context_name(1));
     cluster["spec"]["medusa"] = serde_json::json!({"storageProperties": {"storageProvider": "s3"}});
-    cluster["spec"]["reaper"] = serde_json::json!({"skipSchemaMigration": true});
+    cluster["spec"]["reaper"] = serde_json::json!({"encryption": {"serverCertName": "reaper-tls"}});
     apply(&clusters, CLUSTER, cluster.clone()).await;
     let message = wait_for(
-        "FieldsNotActedOn names spec.medusa and spec.reaper.skipSchemaMigration",
+        "FieldsNotActedOn names spec.medusa and spec.reaper.encryption",
         Duration::from_secs(20),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
             let (state, _, message) = condition(&status, "FieldsNotActedOn")?;
-            (state == "True" && message.contains("spec.reaper.skipSchemaMigration"))
-                .then_some(message)
+            (state == "True" && message.contains("spec.reaper.encryption")).then_some(message)
         },
     )
     .await;

@@ -88,6 +88,7 @@ pub fn builtin_schemas() -> &'static BuiltinSchemas {
         add::<core::v1::Service>(g, k, "", "v1", "Service");
         add::<core::v1::Endpoints>(g, k, "", "v1", "Endpoints");
         add::<core::v1::Pod>(g, k, "", "v1", "Pod");
+        add::<core::v1::PersistentVolumeClaim>(g, k, "", "v1", "PersistentVolumeClaim");
         add::<core::v1::ServiceAccount>(g, k, "", "v1", "ServiceAccount");
         add::<core::v1::Event>(g, k, "", "v1", "Event");
         add::<discovery::v1::EndpointSlice>(g, k, "discovery.k8s.io", "v1", "EndpointSlice");

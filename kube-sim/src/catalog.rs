@@ -85,6 +85,7 @@ fn builtin_extras(group: &str, plural: &str) -> (Vec<&'static str>, Vec<&'static
         ("", "services") => (vec!["svc"], vec!["all"]),
         ("", "endpoints") => (vec!["ep"], vec![]),
         ("", "pods") => (vec!["po"], vec!["all"]),
+        ("", "persistentvolumeclaims") => (vec!["pvc"], vec![]),
         ("", "serviceaccounts") => (vec!["sa"], vec![]),
         ("", "events") => (vec!["ev"], vec![]),
         ("events.k8s.io", "events") => (vec!["ev"], vec![]),

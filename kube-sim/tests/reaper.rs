@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Secret, Service};
-use kube::api::{Api, DynamicObject, PostParams};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use kube_sim::cassandra::ConsistencyLevel;
 use kube_sim::{Sim, SimBuilder};
@@ -150,7 +150,12 @@ impl World {
             .create(&PostParams::default(), &service)
             .await
             .expect("service created");
-        wait_for("Reaper answers through the service proxy", || async {
+        self.answering("Reaper answers through the service proxy").await;
+    }
+
+    /// Waits until a Reaper behind the Service answers `/ping`.
+    async fn answering(&self, what: &str) {
+        wait_for(what, || async {
             (self.call("GET", "/ping", None, None).await.status == 204).then_some(())
         })
         .await;
@@ -659,4 +664,145 @@ async fn auto_scheduling_keeps_a_schedule_for_every_user_keyspace_with_tables() 
     }
     let keyspaces: Vec<String> = scheduled().await.into_iter().map(|(k, _, _)| k).collect();
     assert_eq!(keyspaces, ["app", "later"]);
+}
+
+/// The names of the pods of Reaper `demo-reaper` with their uid.
+async fn reaper_pods(client: &kube::Client) -> Vec<(String, String)> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let listed = pods
+        .list(&ListParams::default().labels("k8ssandra.io/reaper=demo-reaper"))
+        .await
+        .expect("pods");
+    (listed.items.into_iter())
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(|p| {
+            (
+                p.metadata.name.unwrap_or_default(),
+                p.metadata.uid.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Deletes the Reaper's one pod and waits for its replacement to answer; the new pod's name.
+async fn restart_reaper_pod(world: &World) -> String {
+    let before = reaper_pods(&world.client).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    let pods: Api<Pod> = Api::namespaced(world.client.clone(), NAMESPACE);
+    pods.delete(&before[0].0, &DeleteParams::default()).await.expect("pod deleted");
+    let replacement = wait_for("a new Reaper pod", || async {
+        let now = reaper_pods(&world.client).await;
+        (now.len() == 1 && now[0].1 != before[0].1).then(|| now[0].0.clone())
+    })
+    .await;
+    world.answering("the new Reaper answers").await;
+    replacement
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_storage_outlives_a_pod_restart_on_a_statefulsets_claim_only() {
+    // A Deployment with memory storage and no volume: a new pod is a new, empty Reaper.
+    let world = World::start(json!([{"name": "REAPER_STORAGE_TYPE", "value": "memory"}])).await;
+    world.register_cluster().await;
+    assert_eq!(
+        world.call("GET", "/cluster", None, None).await.json(),
+        json!(["demo"])
+    );
+    restart_reaper_pod(&world).await;
+    assert_eq!(
+        world.call("GET", "/cluster", None, None).await.json(),
+        json!([])
+    );
+
+    // A StatefulSet whose claim holds the storage directory, as Federator writes for
+    // `storageType: local`: the pod and its claim are made, and the state outlives the pod.
+    Api::<Deployment>::namespaced(world.client.clone(), NAMESPACE)
+        .delete("demo-reaper", &DeleteParams::default())
+        .await
+        .expect("deployment deleted");
+    wait_for("the Deployment's pod gone", || async {
+        reaper_pods(&world.client).await.is_empty().then_some(())
+    })
+    .await;
+    let labels = json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
+    let stateful_set: StatefulSet = serde_json::from_value(json!({
+        "metadata": {"name": "demo-reaper", "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"k8ssandra.io/reaper": "demo-reaper"}},
+            "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
+            "volumeClaimTemplates": [{
+                "metadata": {"name": "reaper-data"},
+                "spec": {"accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}},
+            }],
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{
+                    "name": "reaper",
+                    "image": "thelastpickle/cassandra-reaper:3.8.0",
+                    "ports": [{"name": "app", "containerPort": 8080},
+                              {"name": "admin", "containerPort": 8081}],
+                    "env": [{"name": "REAPER_STORAGE_TYPE", "value": "memory"}],
+                    "volumeMounts": [{"name": "reaper-data",
+                                      "mountPath": "/var/lib/cassandra-reaper/storage"}],
+                }]},
+            },
+        },
+    }))
+    .expect("statefulset");
+    Api::<StatefulSet>::namespaced(world.client.clone(), NAMESPACE)
+        .create(&PostParams::default(), &stateful_set)
+        .await
+        .expect("statefulset created");
+    world.answering("the StatefulSet's Reaper answers").await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(world.client.clone(), NAMESPACE);
+    let claim = claims.get("reaper-data-demo-reaper-0").await.expect("claim made");
+    assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Bound"));
+    let pod = Api::<Pod>::namespaced(world.client.clone(), NAMESPACE)
+        .get("demo-reaper-0")
+        .await
+        .expect("pod demo-reaper-0");
+    let mounted = (pod.spec.and_then(|s| s.volumes).unwrap_or_default().into_iter())
+        .find(|v| v.name == "reaper-data")
+        .and_then(|v| v.persistent_volume_claim)
+        .map(|c| c.claim_name);
+    assert_eq!(mounted.as_deref(), Some("reaper-data-demo-reaper-0"));
+    assert_eq!(
+        world.call("GET", "/cluster", None, None).await.json(),
+        json!([])
+    );
+    world.register_cluster().await;
+    assert_eq!(restart_reaper_pod(&world).await, "demo-reaper-0");
+    assert_eq!(
+        world.call("GET", "/cluster", None, None).await.json(),
+        json!(["demo"])
+    );
+
+    // Reaper 3.5 kept its memory storage in memory only: the claim does not help.
+    let old = json!({"spec": {"template": {"spec": {"containers": [{
+        "name": "reaper", "image": "thelastpickle/cassandra-reaper:3.5.0"}]}}}});
+    Api::<StatefulSet>::namespaced(world.client.clone(), NAMESPACE)
+        .patch(
+            "demo-reaper",
+            &PatchParams::default(),
+            &Patch::Strategic(old),
+        )
+        .await
+        .expect("image changed");
+    wait_for("a Reaper 3.5 pod that has forgotten", || async {
+        let answer = world.call("GET", "/cluster", None, None).await;
+        (answer.status == 200 && answer.json() == json!([])).then_some(())
+    })
+    .await;
+
+    // The claim goes with the StatefulSet (whenDeleted: Delete).
+    Api::<StatefulSet>::namespaced(world.client.clone(), NAMESPACE)
+        .delete("demo-reaper", &DeleteParams::default())
+        .await
+        .expect("statefulset deleted");
+    wait_for("the claim removed with its StatefulSet", || async {
+        claims.get_opt("reaper-data-demo-reaper-0").await.ok()?.is_none().then_some(())
+    })
+    .await;
 }

@@ -140,12 +140,6 @@ impl K8ssandraClusterSpec {
             fields.push("spec.medusa (no Medusa container, backup or restore is made)".to_string());
         }
         if let Some(reaper) = &self.reaper {
-            if reaper.reaper_ref.is_some() {
-                fields.push(
-                    "spec.reaper.reaperRef (the cluster is not registered with that Reaper)"
-                        .to_string(),
-                );
-            }
             fields.extend(reaper.template.fields_not_acted_on("spec.reaper"));
         }
         fields

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,7 @@ pub struct ReaperTemplate {
     pub secrets_provider: Option<SecretsProvider>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_image: Option<ContainerImage>,
+    /// Deprecated upstream and not used: the schema init container runs Reaper's own image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_container_image: Option<ContainerImage>,
     /// Upstream spells this key with a capital S; kept for compatibility.
@@ -61,12 +62,15 @@ pub struct ReaperTemplate {
     pub pod_security_context: Option<PodSecurityContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_context: Option<SecurityContext>,
+    /// Of the `reaper-schema-init` container (default: none, as the main container; upstream's
+    /// read-only root would stop the default image, which writes its configuration there).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_container_security_context: Option<SecurityContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<ComponentMetadata>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Of the `reaper-schema-init` container (default: requests 100m CPU and 128Mi, limit 512Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_container_resources: Option<ResourceRequirements>,
     /// JVM heap of Reaper (upstream default 2Gi).
@@ -76,14 +80,17 @@ pub struct ReaperTemplate {
     pub http_management: Option<HttpManagement>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telemetry: Option<TelemetrySpec>,
-    /// Where Reaper keeps its state: in the Cassandra cluster, or on a local volume.
+    /// Where Reaper keeps its state: in the Cassandra cluster (a Deployment), or `local` on a
+    /// volume (a StatefulSet of one replica with a claim from storageConfig).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_type: Option<ReaperStorageType>,
-    /// Volume claim for storageType local.
+    /// Volume claim for storageType local (required then), mounted at
+    /// /var/lib/cassandra-reaper/storage; deleted with the StatefulSet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_config: Option<PersistentVolumeClaimSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_env_vars: Option<Vec<EnvVar>>,
+    /// true: no `reaper-schema-init` container migrates Reaper's schema before Reaper starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_schema_migration: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,7 +177,8 @@ pub struct AutoScheduling {
 pub struct HttpManagement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
-    /// Secret with the keystores for mutual TLS with the management API.
+    /// Secret with `keystore.jks` and `truststore.jks` for mutual TLS with the management API,
+    /// mounted at /etc/encryption/mgmt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keystores: Option<SecretRef>,
 }
@@ -190,16 +198,15 @@ impl ReaperTemplate {
     /// paths under `prefix` with what a user would otherwise expect.
     pub fn fields_not_acted_on(&self, prefix: &str) -> Vec<String> {
         let mut fields = Vec::new();
-        if self.storage_type == Some(ReaperStorageType::Local) {
+        if self.encryption.is_some() {
             fields.push(format!(
-                "{prefix}.storageType local (Reaper keeps its state in memory, lost when its pod restarts; no volume is made)"
+                "{prefix}.encryption (Reaper's REST API stays plain HTTP)"
             ));
         }
-        if self.encryption.is_some() {
-            fields.push(format!("{prefix}.encryption"));
-        }
-        if self.skip_schema_migration.is_some() {
-            fields.push(format!("{prefix}.skipSchemaMigration"));
+        if self.init_container_image.is_some() {
+            fields.push(format!(
+                "{prefix}.initContainerImage (deprecated: the schema init container runs Reaper's image)"
+            ));
         }
         if self.jmx_user_secret_ref.is_some() {
             fields.push(format!("{prefix}.jmxUserSecretRef"));
@@ -208,8 +215,24 @@ impl ReaperTemplate {
     }
 }
 
+/// Refusal of `storageType: local` without `storageConfig` (upstream's webhook refuses it too).
+pub const LOCAL_STORAGE_CONFIG_MESSAGE: &str = "spec.reaper.storageConfig is required with storageType local (the volume claim of Reaper's state)";
+/// Refusal of a local storage claim without access modes or a storage request, as upstream.
+pub const LOCAL_STORAGE_CLAIM_MESSAGE: &str = "spec.reaper.storageConfig needs accessModes and resources.requests.storage with storageType local";
+/// Refusal of `storageType: local` with Reapers per datacenter, as upstream.
+pub const LOCAL_STORAGE_PER_DC_MESSAGE: &str = "spec.reaper.storageType local needs deploymentMode SINGLE or CONTROL_PLANE: a Reaper per datacenter (PER_DC, the default) keeps its state in Cassandra";
+
 /// `spec.reaper` of a K8ssandraCluster.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new(
+    "!has(self.storageType) || self.storageType != 'local' || has(self.storageConfig)"
+).message(LOCAL_STORAGE_CONFIG_MESSAGE))]
+#[x_kube(validation = Rule::new(
+    "!has(self.storageType) || self.storageType != 'local' || !has(self.storageConfig) || (has(self.storageConfig.accessModes) && size(self.storageConfig.accessModes) > 0 && has(self.storageConfig.resources) && has(self.storageConfig.resources.requests) && 'storage' in self.storageConfig.resources.requests)"
+).message(LOCAL_STORAGE_CLAIM_MESSAGE))]
+#[x_kube(validation = Rule::new(
+    "!has(self.storageType) || self.storageType != 'local' || (has(self.deploymentMode) && self.deploymentMode != 'PER_DC')"
+).message(LOCAL_STORAGE_PER_DC_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct ReaperClusterTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -323,6 +346,9 @@ pub struct ReaperStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RepairScheduleSummary {
+    /// The cluster, as Reaper names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     pub keyspace: String,
     /// ACTIVE or PAUSED.
     pub state: String,

@@ -1,7 +1,8 @@
 //! Talking to Cassandra itself, under the controllers: the Management API client and the
-//! keyspace replication the datacenters require (pure), CassandraTasks. Nothing here knows a
-//! K8ssandraCluster.
+//! keyspace replication the datacenters require (pure), CassandraTasks, Reaper's REST API.
+//! Nothing here knows a K8ssandraCluster.
 
 pub mod management;
+pub mod reaper;
 pub mod replication;
 pub mod task;

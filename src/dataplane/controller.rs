@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -23,7 +23,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
-use super::reaper_api::ReaperApi;
 use super::rollout::Rollout;
 use super::{CREATED_BY_LABEL, Waiting, monitor, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
@@ -31,6 +30,7 @@ use crate::api::reaper::{Reaper, RepairScheduleSummary};
 use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
 use crate::cache::scoped;
+use crate::cassandra::reaper::{ReaperApi, read_login};
 use crate::events::{Events, Notice};
 use crate::settings::{ImageSettings, Settings};
 use crate::workload::generated::config_map_hash;
@@ -44,6 +44,9 @@ pub const REAPER_FIELD_MANAGER: &str = "federator-reaper";
 const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
 /// Re-look at a running component now and then; changes of its Deployments trigger sooner.
 const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+/// Re-look at a running Reaper without a datacenter: the clusters registered with it change
+/// without an event here.
+const CONTROL_PLANE_REAPER_REQUEUE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
@@ -125,10 +128,10 @@ fn children_of(controller: &str) -> watcher::Config {
     watcher::Config::default().labels(&format!("{CREATED_BY_LABEL}={controller}"))
 }
 
-/// Runs the controller of `K` (Stargate or Reaper), owning its Deployments and Services, until
-/// `shutdown`. An object is re-queued when the spec or the readiness of the datacenter it
-/// follows changes, and when a ConfigMap it names changes (only the ConfigMaps' metadata is
-/// watched).
+/// Runs the controller of `K` (Stargate or Reaper), owning its Deployments (and StatefulSets,
+/// [`Workload::STATEFUL_SETS`]) and Services, until `shutdown`. An object is re-queued when the
+/// spec or the readiness of the datacenter it follows changes, and when a ConfigMap it names
+/// changes (only the ConfigMaps' metadata is watched).
 async fn run_component<K>(
     context: Arc<ComponentContext>,
     watch_namespaces: Vec<String>,
@@ -186,6 +189,14 @@ async fn run_component<K>(
             )
         }
         None => controller,
+    };
+    let controller = if K::STATEFUL_SETS {
+        controller.owns(
+            scoped::<StatefulSet>(&client, &watch_namespaces),
+            children_of(created_by),
+        )
+    } else {
+        controller
     };
     controller
         .owns(
@@ -266,6 +277,13 @@ fn api_error(
         name,
         source,
     }
+}
+
+/// Each built child as it is live, or as built while it is not.
+fn as_live<'a, W: Resource>(built: &'a [W], live: &'a [W]) -> Vec<&'a W> {
+    (built.iter())
+        .map(|b| live.iter().find(|l| l.meta().name == b.meta().name).unwrap_or(b))
+        .collect()
 }
 
 /// Applies `desired` children (found among `live` by name) and deletes live children of this
@@ -360,6 +378,8 @@ pub(crate) trait Workload:
     /// The ConfigMaps an object names, when a change of theirs must re-queue it.
     const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>>;
     const FIELD_MANAGER: &'static str;
+    /// Whether it may run as StatefulSets (then watched, listed and pruned like its Deployments).
+    const STATEFUL_SETS: bool;
     /// Its Vector agent.
     const AGENT: vector_agent::Agent;
     type Status: PartialEq + Serialize + Send + Sync;
@@ -380,7 +400,7 @@ pub(crate) trait Workload:
         dc: &CassandraDatacenter,
         namespace: &str,
     ) -> impl Future<Output = Result<Built, ComponentError>> + Send;
-    /// The label selector of its live Deployments.
+    /// The label selector of its live Deployments and StatefulSets.
     fn deployments_selector(&self) -> String;
     /// Its status once applied; what it must be told when its replicas are ready (Reaper: the
     /// cluster to repair) is told here.
@@ -394,11 +414,22 @@ pub(crate) trait Workload:
     ) -> impl Future<Output = Self::Status> + Send;
     fn is_ready(status: &Self::Status) -> bool;
     fn progress(status: &Self::Status) -> Option<String>;
+    /// For an object that names no datacenter: `Ok(true)` when it is deployed without one (a
+    /// Reaper without `datacenterRef`), `Ok(false)` when it waits for one, `Err(status)` when its
+    /// spec cannot run so.
+    fn without_datacenter(&self, _now: Time) -> Result<bool, Self::Status> {
+        Ok(false)
+    }
+    /// How soon a running one is looked at again.
+    fn steady_requeue(&self) -> Duration {
+        STEADY_REQUEUE
+    }
 }
 
 /// What a component runs as.
 pub(crate) struct Built {
     deployments: Vec<Deployment>,
+    stateful_sets: Vec<StatefulSet>,
     service: Service,
 }
 
@@ -409,6 +440,7 @@ impl Workload for Stargate {
     const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>> =
         Some(stargate::referenced_config_maps);
     const FIELD_MANAGER: &'static str = STARGATE_FIELD_MANAGER;
+    const STATEFUL_SETS: bool = false;
     const AGENT: vector_agent::Agent = vector_agent::STARGATE;
     type Status = crate::api::stargate::StargateStatus;
 
@@ -451,6 +483,7 @@ impl Workload for Stargate {
                 config.generated.as_deref(),
                 &config.hashes,
             ),
+            stateful_sets: Vec::new(),
             service: stargate::service(self, dc),
         })
     }
@@ -487,6 +520,7 @@ impl Workload for Reaper {
     const CREATED_BY: &'static str = "reaper-controller";
     const REFERENCED_CONFIG_MAPS: Option<fn(&Self) -> BTreeSet<String>> = None;
     const FIELD_MANAGER: &'static str = REAPER_FIELD_MANAGER;
+    const STATEFUL_SETS: bool = true;
     const AGENT: vector_agent::Agent = vector_agent::REAPER;
     type Status = crate::api::reaper::ReaperStatus;
 
@@ -529,7 +563,7 @@ impl Workload for Reaper {
         dc: &CassandraDatacenter,
         _namespace: &str,
     ) -> Result<Built, ComponentError> {
-        let deployment = reaper::deployment(self, dc, &context.images).map_err(|message| {
+        let workload = reaper::workload(self, dc, &context.images).map_err(|message| {
             ComponentError::Config {
                 kind: Self::KIND,
                 namespace: self.namespace().unwrap_or_default(),
@@ -537,8 +571,14 @@ impl Workload for Reaper {
                 message,
             }
         })?;
+        // The other kind, left from another storage type, is removed once this one is applied.
+        let (deployments, stateful_sets) = match workload {
+            reaper::ReaperWorkload::Deployment(deployment) => (vec![deployment], Vec::new()),
+            reaper::ReaperWorkload::StatefulSet(stateful_set) => (Vec::new(), vec![stateful_set]),
+        };
         Ok(Built {
-            deployments: vec![deployment],
+            deployments,
+            stateful_sets,
             service: reaper::service(self),
         })
     }
@@ -555,6 +595,14 @@ impl Workload for Reaper {
     ) -> Self::Status {
         let stage = if !rollout.is_complete() {
             reaper::Stage::Deploying(rollout)
+        } else if reaper::is_control_plane(self) {
+            match clusters_served(&context.client, self).await {
+                Ok((clusters, schedules)) => reaper::Stage::Serving {
+                    clusters,
+                    schedules,
+                },
+                Err(why) => reaper::Stage::Registering(why),
+            }
         } else {
             match register_with_reaper(&context.client, self, dc).await {
                 Ok((cluster, schedules)) => reaper::Stage::Registered { cluster, schedules },
@@ -568,6 +616,23 @@ impl Workload for Reaper {
     }
     fn progress(status: &Self::Status) -> Option<String> {
         status.progress.map(|p| format!("{p:?}"))
+    }
+    fn without_datacenter(&self, now: Time) -> Result<bool, Self::Status> {
+        if !reaper::is_control_plane(self) {
+            return Ok(false);
+        }
+        match reaper::control_plane_refusal(self) {
+            None => Ok(true),
+            Some(why) => Err(reaper::status(self, reaper::Stage::Invalid(why), now)),
+        }
+    }
+    fn steady_requeue(&self) -> Duration {
+        // Clusters get registered with a Reaper without a datacenter by others (the
+        // K8ssandraCluster controller, users): their schedules show up within this.
+        match reaper::is_control_plane(self) {
+            true => CONTROL_PLANE_REAPER_REQUEUE,
+            false => STEADY_REQUEUE,
+        }
     }
 }
 
@@ -609,7 +674,14 @@ async fn reconcile_steps<K: Workload>(
     let datacenter = find_datacenter(client, object.datacenter(), K::KIND, &name).await?;
     let now = Time(Timestamp::now());
     let status = match datacenter {
-        Err(None) => object.waiting(&Waiting::NoDatacenterRef, now),
+        Err(None) => match object.without_datacenter(now.clone()) {
+            Ok(true) => {
+                let dc = reaper::no_datacenter();
+                deploy(object, context, &dc, &namespace, now).await?
+            }
+            Ok(false) => object.waiting(&Waiting::NoDatacenterRef, now),
+            Err(status) => status,
+        },
         Err(Some(missing)) => object.waiting(&Waiting::DatacenterNotFound(missing), now),
         Ok(dc) if !dc.is_ready() && !object.deployed_before() => {
             object.waiting(&Waiting::DatacenterNotReady(dc.name_any()), now)
@@ -635,7 +707,7 @@ async fn reconcile_steps<K: Workload>(
         ))?;
     }
     Ok(Action::requeue(if running {
-        STEADY_REQUEUE
+        object.steady_requeue()
     } else {
         PROGRESSING_REQUEUE
     }))
@@ -675,7 +747,50 @@ async fn deploy<K: Workload>(
     )
     .await
     .map_err(api_error("applying Deployments", K::KIND, namespace, &name))?;
-    if !vector_on && K::AGENT.mounted_in(&live) {
+    let live_sets = if K::STATEFUL_SETS {
+        let stateful_sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+        let live = stateful_sets
+            .list(&ListParams::default().labels(&object.deployments_selector()))
+            .await
+            .map_err(api_error("listing StatefulSets", K::KIND, namespace, &name))?
+            .items;
+        for desired in &built.stateful_sets {
+            let current = live.iter().find(|l| {
+                l.name_any() == desired.name_any() && l.metadata.deletion_timestamp.is_none()
+            });
+            if current.is_some_and(|live| !reaper::claims_unchanged(desired, live)) {
+                return Err(ComponentError::Config {
+                    kind: K::KIND,
+                    namespace: namespace.to_string(),
+                    name: name.clone(),
+                    message: format!(
+                        "spec.storageConfig cannot change once StatefulSet {} exists (Kubernetes refuses to change its volume claim); put it back, or delete the StatefulSet (its claim and the state on it go too) to have it made again",
+                        desired.name_any()
+                    ),
+                });
+            }
+        }
+        converge_children(
+            &stateful_sets,
+            K::FIELD_MANAGER,
+            &uid,
+            &built.stateful_sets,
+            &live,
+        )
+        .await
+        .map_err(api_error(
+            "applying StatefulSets",
+            K::KIND,
+            namespace,
+            &name,
+        ))?;
+        live
+    } else {
+        Vec::new()
+    };
+    let live_pods = (live.iter().filter_map(|d| d.spec.as_ref()?.template.spec.as_ref()))
+        .chain(live_sets.iter().filter_map(|s| s.spec.as_ref()?.template.spec.as_ref()));
+    if !vector_on && K::AGENT.mounted_in_pods(live_pods) {
         let config = K::AGENT.config_map_name(dc);
         delete_owned_config_map(client, namespace, &config, &uid, (K::KIND, &name)).await?;
     }
@@ -706,12 +821,9 @@ async fn deploy<K: Workload>(
             K::events(context).publish(object, &notice).await;
         }
     }
-    let current: Vec<&Deployment> = built
-        .deployments
-        .iter()
-        .map(|d| live.iter().find(|l| l.name_any() == d.name_any()).unwrap_or(d))
-        .collect();
-    Ok(object.deployed(context, dc, &built, Rollout::of(&current), now).await)
+    let rollout = Rollout::of(&as_live(&built.deployments, &live))
+        .and(Rollout::of(&as_live(&built.stateful_sets, &live_sets)));
+    Ok(object.deployed(context, dc, &built, rollout, now).await)
 }
 
 /// Registers `dc`'s cluster with the Reaper (logged in as its UI user when it asks for one),
@@ -739,25 +851,22 @@ async fn register_with_reaper(
     Ok((cluster, schedules))
 }
 
-/// `username` and `password` of a Secret in `namespace`.
-async fn read_login(
+/// What a Reaper without a datacenter serves (logged in as its UI user when it asks for one):
+/// the clusters registered with it and their repair schedules. The error says why not, in words
+/// for the Reaper's status.
+async fn clusters_served(
     client: &kube::Client,
-    namespace: &str,
-    name: &str,
-) -> Result<(String, String), String> {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let secret = secrets
-        .get_opt(name)
-        .await
-        .map_err(|e| format!("reading Secret {namespace}/{name}: {e}"))?
-        .ok_or_else(|| format!("the UI user's Secret {namespace}/{name} does not exist"))?;
-    let field = |key: &str| {
-        let data = secret.data.as_ref().and_then(|d| d.get(key));
-        data.and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| format!("Secret {namespace}/{name} has no {key}"))
-    };
-    Ok((field("username")?, field("password")?))
+    object: &Reaper,
+) -> Result<(Vec<String>, Vec<RepairScheduleSummary>), String> {
+    let namespace = object.namespace().unwrap_or_default();
+    let mut api = ReaperApi::new(client.clone(), &namespace, &reaper::service_name(object));
+    if let Some(secret) = reaper::ui_login_secret(object) {
+        let (username, password) = read_login(client, &namespace, &secret).await?;
+        api.login(&username, &password).await.map_err(|e| e.to_string())?;
+    }
+    let clusters = api.cluster_names().await.map_err(|e| e.to_string())?;
+    let schedules = api.all_schedules().await.map_err(|e| e.to_string())?;
+    Ok((clusters, schedules))
 }
 
 /// What Stargate's nodes read: the generated ConfigMap, if any, and the content hash of every

@@ -1,16 +1,15 @@
 //! The per-region components of a datacenter: Stargate and Reaper. Their controllers run in
 //! both modes (a data-plane instance runs only these), reconcile the Stargate and Reaper objects
-//! of their own cluster, and own the Deployments and Services they create (ownerReferences: the
-//! garbage collector removes them with their owner).
+//! of their own cluster, and own the Deployments (a local-storage Reaper's StatefulSet) and
+//! Services they create (ownerReferences: the garbage collector removes them with their owner).
 //!
 //! Each controller is a pipeline: read the Stargate/Reaper and its CassandraDatacenter → build
-//! the desired Deployments and Service ([`stargate`], [`reaper`]: pure) → apply them without
-//! writes at steady state → status from the Deployments' status ([`rollout`]: pure).
+//! the desired Deployments (or StatefulSet) and Service ([`stargate`], [`reaper`]: pure) → apply
+//! them without writes at steady state → status from their status ([`rollout`]: pure).
 
 pub mod controller;
 pub mod monitor;
 pub mod reaper;
-pub mod reaper_api;
 pub mod rollout;
 pub mod stargate;
 pub mod vector_agent;

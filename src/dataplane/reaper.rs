@@ -1,13 +1,19 @@
-//! Pure: a Reaper and the CassandraDatacenter it repairs → its Deployment and Service, and the
-//! Reaper's status from the Deployment. Names, ports and environment follow k8ssandra-operator's.
+//! Pure: a Reaper and the CassandraDatacenter it repairs → what it runs as (a Deployment with
+//! `storageType: cassandra`, a StatefulSet with a volume claim with `local`) and its Service, and
+//! the Reaper's status from them. Names, ports, volumes and environment follow
+//! k8ssandra-operator's.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy,
+    StatefulSetSpec,
+};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, SecretKeySelector, Service, ServicePort, ServiceSpec, Volume,
-    VolumeMount,
+    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+    PersistentVolumeClaim, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ResourceRequirements, SecretKeySelector, SecretVolumeSource, Service, ServicePort, ServiceSpec,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
@@ -20,7 +26,7 @@ use super::rollout::Rollout;
 use super::vector_agent;
 use super::{
     CREATED_BY_LABEL, NAME_LABEL, cluster_labels_of, controller_reference, image_pull_secrets,
-    image_reference, quantity_bytes,
+    image_reference, parse_image, quantity_bytes,
 };
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::reaper::{
@@ -47,6 +53,15 @@ pub const REAPER_METRICS_PATH: &str = "/prometheusMetrics";
 /// Reaper's JVM heap when the template gives none.
 const DEFAULT_HEAP: &str = "2Gi";
 const DEFAULT_KEYSPACE: &str = "reaper_db";
+/// Where Reaper's `local` (memory) storage keeps its state: the image's
+/// `REAPER_MEMORY_STORAGE_DIRECTORY`, on the StatefulSet's volume claim.
+pub const LOCAL_STORAGE_PATH: &str = "/var/lib/cassandra-reaper/storage";
+/// The StatefulSet's volume claim template (its pod's claim is `reaper-data-<reaper>-0`).
+pub const LOCAL_STORAGE_VOLUME: &str = "reaper-data";
+/// The init container that migrates Reaper's schema before Reaper starts.
+pub const SCHEMA_INIT_CONTAINER: &str = "reaper-schema-init";
+/// Where the `httpManagement.keystores` Secret is mounted.
+const MANAGEMENT_KEYSTORES_PATH: &str = "/etc/encryption/mgmt";
 
 /// `<reaper>-service`.
 pub fn service_name(reaper: &Reaper) -> String {
@@ -107,6 +122,19 @@ fn probe(own: Option<&Probe>) -> Probe {
         ..HTTPGetAction::default()
     });
     probe
+}
+
+/// `REAPER_CASS_CONTACT_POINTS` for the Reaper `image` runs: Reaper 4 reads objects with a
+/// host and port, Reaper 3 a list of hosts (as upstream decides, from the image's tag: `latest`
+/// or a tag that is not a version counts as 4).
+fn contact_points(image: &str, host: &str) -> String {
+    let tag = parse_image(image).tag.unwrap_or_default();
+    let version = tag.strip_prefix('v').unwrap_or(&tag);
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u64>() {
+        Ok(major) if major < 4 => format!("[{host}]"),
+        _ => format!("[{{\"host\": \"{host}\", \"port\": 9042}}]"),
+    }
 }
 
 /// The Cassandra Service Reaper connects to: cass-operator's `<cluster>-<dc>-service`.
@@ -199,12 +227,7 @@ fn client_tls(reaper: &Reaper) -> Option<ClientTls> {
 /// The name Reaper keeps a cluster under (`Cluster.toSymbolicName` of its Cassandra name);
 /// registering under another name is refused by Reaper.
 pub fn registered_name(dc: &CassandraDatacenter) -> String {
-    dc.spec
-        .cluster_name
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
-        .collect()
+    crate::cassandra::reaper::cluster_name_in_reaper(&dc.spec.cluster_name)
 }
 
 /// The seed Reaper reaches the cluster through: cass-operator's `<cluster>-seed-service`.
@@ -331,14 +354,15 @@ fn time_fields(mut rest: &str) -> bool {
     whole_number(whole) && fraction.is_none_or(|f| whole_number(f) && f.len() <= 9)
 }
 
-/// The Reaper's Deployment (one replica: Reaper is not replicated); refused when its
+/// The pod of a Reaper (its Deployment's or StatefulSet's template); refused when its
 /// `autoScheduling` would keep Reaper from starting.
-pub fn deployment(
+fn pod_template(
     reaper: &Reaper,
     dc: &CassandraDatacenter,
     images: &ImageSettings,
-) -> Result<Deployment, String> {
+) -> Result<PodTemplateSpec, String> {
     let template = &reaper.spec.template;
+    let local = is_local(template);
     let auto_scheduling = auto_scheduling_environment(template, &dc.spec.server_version, "spec")?;
     let heap = template.heap_size.clone().unwrap_or_else(|| Quantity(DEFAULT_HEAP.into()));
     let heap_bytes = quantity_bytes(&heap).unwrap_or(2 * 1024 * 1024 * 1024);
@@ -353,11 +377,13 @@ pub fn deployment(
         ReaperStorageType::Cassandra => "cassandra",
         ReaperStorageType::Local => "memory",
     };
-    let client_tls = client_tls(reaper);
+    // As upstream, TLS to Cassandra only matters when Reaper keeps its state there.
+    let client_tls = if local { None } else { client_tls(reaper) };
     let mut java_opts = format!("-Xms{heap_bytes} -Xmx{heap_bytes}");
     if client_tls.is_some() {
         java_opts.push_str(CLIENT_TLS_JAVA_OPTS);
     }
+    let image = image_reference(template.container_image.as_ref(), &images.reaper);
     let mut environment = Vec::new();
     if let Some(tls) = &client_tls {
         // Defined before JAVA_OPTS, which refers to them: the passwords stay in their Secrets.
@@ -368,7 +394,7 @@ pub fn deployment(
         env("REAPER_ENABLE_DYNAMIC_SEED_LIST", "false"),
         env(
             "REAPER_CASS_CONTACT_POINTS",
-            format!("[{{\"host\": \"{}\", \"port\": 9042}}]", contact_point(dc)),
+            contact_points(&image, &contact_point(dc)),
         ),
         env("REAPER_CASS_CLUSTER_NAME", dc.spec.cluster_name.clone()),
         env("REAPER_DATACENTER_AVAILABILITY", availability),
@@ -383,6 +409,21 @@ pub fn deployment(
             template.http_management.as_ref().and_then(|h| h.enabled).unwrap_or(true).to_string(),
         ),
     ]);
+    if management_keystores(template).is_some() {
+        environment.extend([
+            env(
+                "REAPER_HTTP_MANAGEMENT_KEYSTORE_PATH",
+                format!("{MANAGEMENT_KEYSTORES_PATH}/keystore.jks"),
+            ),
+            env(
+                "REAPER_HTTP_MANAGEMENT_TRUSTSTORE_PATH",
+                format!("{MANAGEMENT_KEYSTORES_PATH}/truststore.jks"),
+            ),
+        ]);
+    }
+    if !has_datacenter(dc) {
+        environment.retain(|e| !DATACENTER_ENVIRONMENT.contains(&e.name.as_str()));
+    }
     if client_tls.is_some() {
         environment.push(env(
             "REAPER_CASS_NATIVE_PROTOCOL_SSL_ENCRYPTION_ENABLED",
@@ -392,6 +433,32 @@ pub fn deployment(
     environment.extend(auth_environment(template));
     environment.extend(auto_scheduling);
     environment.extend(template.additional_env_vars.iter().flatten().cloned());
+    let (mut volumes, mut mounts) = volumes(template);
+    if let Some(tls) = client_tls {
+        volumes.extend(tls.volumes);
+        mounts.extend(tls.mounts);
+    }
+    let pull_policy =
+        template.container_image.as_ref().and_then(|i| i.pull_policy).map(|p| format!("{p:?}"));
+    // The schema is migrated by the init container (unless skipped): Reaper itself never does.
+    let init_containers = (template.skip_schema_migration != Some(true)).then(|| {
+        vec![Container {
+            name: SCHEMA_INIT_CONTAINER.into(),
+            image: Some(image.clone()),
+            image_pull_policy: pull_policy.clone(),
+            args: Some(vec!["schema-migration".into()]),
+            env: Some(environment.clone()),
+            resources: Some(
+                template.init_container_resources.clone().unwrap_or_else(init_resources),
+            ),
+            security_context: template.init_container_security_context.clone(),
+            volume_mounts: Some(mounts.clone()),
+            ..Container::default()
+        }]
+    });
+    if !environment.iter().any(|e| e.name == "REAPER_SKIP_SCHEMA_MIGRATION") {
+        environment.push(env("REAPER_SKIP_SCHEMA_MIGRATION", "true"));
+    }
     let mut pod_labels = labels(reaper);
     if let Some(extra) = template.metadata.as_ref().and_then(|m| m.pods.as_ref()) {
         for (key, value) in extra.labels.iter().flatten() {
@@ -406,62 +473,225 @@ pub fn deployment(
     };
     let container = Container {
         name: "reaper".into(),
-        image: Some(image_reference(
-            template.container_image.as_ref(),
-            &images.reaper,
-        )),
-        image_pull_policy: template
-            .container_image
-            .as_ref()
-            .and_then(|i| i.pull_policy)
-            .map(|p| format!("{p:?}")),
+        image: Some(image),
+        image_pull_policy: pull_policy,
         ports: Some(vec![port("app", 8080), port("admin", 8081)]),
         env: Some(environment),
         resources: template.resources.clone(),
         security_context: template.security_context.clone(),
         liveness_probe: Some(probe(template.liveness_probe.as_ref())),
         readiness_probe: Some(probe(template.readiness_probe.as_ref())),
-        volume_mounts: client_tls.as_ref().map(|tls| tls.mounts.clone()),
+        volume_mounts: Some(mounts),
         ..Container::default()
     };
     let mut pod = PodSpec {
         service_account_name: template.service_account_name.clone(),
+        init_containers,
         containers: vec![container],
-        volumes: client_tls.map(|tls| tls.volumes),
+        volumes: Some(volumes),
         image_pull_secrets: image_pull_secrets(template.container_image.as_ref()),
         tolerations: template.tolerations.clone(),
         affinity: template.affinity.clone().and_then(|a| serde_json::from_value(a).ok()),
-        security_context: template.pod_security_context.clone(),
+        // Upstream's fsGroup, so that Reaper can write to its claim. Upstream's non-root user
+        // and read-only root are not defaults here: the default image (Reaper 3.5) runs as a
+        // named user and writes its configuration into the image's file system.
+        security_context: Some(template.pod_security_context.clone().unwrap_or_else(|| {
+            PodSecurityContext {
+                fs_group: Some(1000),
+                ..PodSecurityContext::default()
+            }
+        })),
         ..PodSpec::default()
     };
-    if let Some(settings) = vector_agent::enabled(template.telemetry.as_ref()) {
+    if let Some(settings) = vector_agent::enabled(template.telemetry.as_ref())
+        && has_datacenter(dc)
+    {
         vector_agent::REAPER.add_to(&mut pod, dc, settings, &images.system_logger);
     }
-    Ok(Deployment {
-        metadata: ObjectMeta {
-            name: Some(reaper.name_any()),
-            namespace: reaper.namespace(),
-            labels: Some(labels(reaper)),
-            owner_references: controller_reference(reaper).map(|o| vec![o]),
+    Ok(PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
             ..ObjectMeta::default()
-        },
+        }),
+        spec: Some(pod),
+    })
+}
+
+fn is_local(template: &ReaperTemplate) -> bool {
+    template.storage_type == Some(ReaperStorageType::Local)
+}
+
+/// The Secret of `httpManagement.keystores`, when the management API is used (the default).
+fn management_keystores(template: &ReaperTemplate) -> Option<String> {
+    let http = template.http_management.as_ref()?;
+    if !http.enabled.unwrap_or(true) {
+        return None;
+    }
+    (http.keystores.as_ref()).map(|secret| secret.name.clone()).filter(|name| !name.is_empty())
+}
+
+/// What Reaper writes to besides the image's file system (its generated configuration from
+/// Reaper 3.7 on, `/tmp`, and with local storage its state and temporary files), and the
+/// management API's keystores; as upstream. With local storage the state's volume is the StatefulSet's claim.
+fn volumes(template: &ReaperTemplate) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let empty = |name: &str| Volume {
+        name: name.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    };
+    let mount = |name: &str, path: &str| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        ..VolumeMount::default()
+    };
+    let mut volumes = vec![empty("conf"), empty("temp-dir")];
+    let mut mounts = vec![
+        mount("conf", "/etc/cassandra-reaper/config"),
+        mount("temp-dir", "/tmp"),
+    ];
+    if let Some(secret) = management_keystores(template) {
+        volumes.push(Volume {
+            name: "management-api-keystore".into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount("management-api-keystore", MANAGEMENT_KEYSTORES_PATH));
+    }
+    if is_local(template) {
+        mounts.push(mount(LOCAL_STORAGE_VOLUME, LOCAL_STORAGE_PATH));
+        volumes.push(empty("db-temp-dir"));
+        mounts.push(mount("db-temp-dir", "/var/tmp/cassandra-reaper"));
+    }
+    (volumes, mounts)
+}
+
+/// Upstream's requests and limit of the schema init container.
+fn init_resources() -> ResourceRequirements {
+    let quantity = |q: &str| Quantity(q.into());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), quantity("100m")),
+            ("memory".to_string(), quantity("128Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), quantity("512Mi"))])),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn workload_metadata(reaper: &Reaper) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(reaper.name_any()),
+        namespace: reaper.namespace(),
+        labels: Some(labels(reaper)),
+        owner_references: controller_reference(reaper).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn workload_selector(reaper: &Reaper) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(selector(reaper)),
+        ..LabelSelector::default()
+    }
+}
+
+/// The Reaper's Deployment (one replica: Reaper is not replicated), whatever its storage type;
+/// [`workload`] picks the kind.
+pub fn deployment(
+    reaper: &Reaper,
+    dc: &CassandraDatacenter,
+    images: &ImageSettings,
+) -> Result<Deployment, String> {
+    Ok(Deployment {
+        metadata: workload_metadata(reaper),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(selector(reaper)),
-                ..LabelSelector::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(pod),
-            },
+            selector: workload_selector(reaper),
+            template: pod_template(reaper, dc, images)?,
             ..DeploymentSpec::default()
         }),
         status: None,
     })
+}
+
+/// The StatefulSet of a Reaper with `storageType: local`: one replica (Reaper's state is its
+/// own), and a claim from `storageConfig` for the state, deleted with the StatefulSet as
+/// upstream. Refused without `storageConfig`.
+pub fn stateful_set(
+    reaper: &Reaper,
+    dc: &CassandraDatacenter,
+    images: &ImageSettings,
+) -> Result<StatefulSet, String> {
+    let claim = (reaper.spec.template.storage_config.clone()).ok_or_else(|| {
+        "spec.storageConfig is required with storageType local (the volume claim of Reaper's state)"
+            .to_string()
+    })?;
+    let claim = PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(LOCAL_STORAGE_VOLUME.into()),
+            labels: Some(labels(reaper)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(claim),
+        status: None,
+    };
+    Ok(StatefulSet {
+        metadata: workload_metadata(reaper),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            selector: workload_selector(reaper),
+            template: pod_template(reaper, dc, images)?,
+            volume_claim_templates: Some(vec![claim]),
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Delete".into()),
+                    when_scaled: Some("Delete".into()),
+                },
+            ),
+            ..StatefulSetSpec::default()
+        }),
+        status: None,
+    })
+}
+
+/// Whether `live`'s volume claim templates are still those `desired` asks for: Kubernetes
+/// refuses to change them once the StatefulSet exists.
+pub fn claims_unchanged(desired: &StatefulSet, live: &StatefulSet) -> bool {
+    let Ok(mut desired) = crate::apply::applied_body(desired) else {
+        return false;
+    };
+    crate::apply::canonicalize_quantities(&mut desired);
+    let Ok(live) = serde_json::to_value(live) else {
+        return false;
+    };
+    let claims = |object: &serde_json::Value| {
+        object.pointer("/spec/volumeClaimTemplates").cloned().unwrap_or_default()
+    };
+    crate::apply::contains(&claims(&live), &claims(&desired))
+}
+
+/// What a Reaper runs as: its storage type picks the kind.
+#[derive(Clone, Debug)]
+pub enum ReaperWorkload {
+    Deployment(Deployment),
+    StatefulSet(StatefulSet),
+}
+
+/// A Deployment with `storageType: cassandra` (Reaper's state is in the cluster), a StatefulSet
+/// with `local` ([`stateful_set`]).
+pub fn workload(
+    reaper: &Reaper,
+    dc: &CassandraDatacenter,
+    images: &ImageSettings,
+) -> Result<ReaperWorkload, String> {
+    if is_local(&reaper.spec.template) {
+        stateful_set(reaper, dc, images).map(ReaperWorkload::StatefulSet)
+    } else {
+        deployment(reaper, dc, images).map(ReaperWorkload::Deployment)
+    }
 }
 
 /// The ConfigMap of Reaper's Vector agent, when it has one.
@@ -469,6 +699,9 @@ pub fn vector_config(
     reaper: &Reaper,
     dc: &CassandraDatacenter,
 ) -> Result<Option<ConfigMap>, crate::workload::vector::VectorError> {
+    if !has_datacenter(dc) {
+        return Ok(None);
+    }
     let telemetry = reaper.spec.template.telemetry.as_ref();
     vector_agent::REAPER.config_map(reaper, labels(reaper), dc, telemetry)
 }
@@ -512,6 +745,42 @@ pub fn datacenter_of(reaper: &Reaper) -> Option<ObjectRef<CassandraDatacenter>> 
     Some(ObjectRef::new(&reference.name).within(&namespace))
 }
 
+/// What tells Reaper about the Cassandra cluster it stores into (and repairs): left out of
+/// the Deployment of a Reaper without a datacenter, as upstream.
+const DATACENTER_ENVIRONMENT: [&str; 4] = [
+    "REAPER_CASS_CONTACT_POINTS",
+    "REAPER_CASS_CLUSTER_NAME",
+    "REAPER_CASS_LOCAL_DC",
+    "REAPER_CASS_KEYSPACE",
+];
+
+/// A Reaper without `spec.datacenterRef` (upstream's control-plane Reaper): it repairs the
+/// clusters registered with it (`reaperRef` of K8ssandraClusters) and is next to none.
+pub fn is_control_plane(reaper: &Reaper) -> bool {
+    (reaper.spec.datacenter_ref.as_ref()).is_none_or(|reference| reference.name.is_empty())
+}
+
+/// Why a Reaper without a datacenter cannot run as its spec says; None when it can. Upstream
+/// deploys a `cassandra` one with no contact point, which then fails to start.
+pub fn control_plane_refusal(reaper: &Reaper) -> Option<String> {
+    match reaper.spec.template.storage_type.unwrap_or_default() {
+        ReaperStorageType::Local => None,
+        ReaperStorageType::Cassandra => Some(
+            "spec.storageType is cassandra (the default), which keeps Reaper's state in the datacenter spec.datacenterRef names, and it names none: set spec.storageType: local for a Reaper that serves the clusters registered with it, or set spec.datacenterRef".into(),
+        ),
+    }
+}
+
+/// What a Reaper without a datacenter is built next to: an empty datacenter, as upstream;
+/// nothing of it reaches the Deployment.
+pub fn no_datacenter() -> CassandraDatacenter {
+    CassandraDatacenter::new("", Default::default())
+}
+
+fn has_datacenter(dc: &CassandraDatacenter) -> bool {
+    !dc.name_any().is_empty()
+}
+
 /// Where a Reaper is on its way to repairing its cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stage {
@@ -524,6 +793,14 @@ pub enum Stage {
     /// Running and repairing the cluster (registered under `cluster`), with its schedules.
     Registered {
         cluster: String,
+        schedules: Vec<RepairScheduleSummary>,
+    },
+    /// Not deployed: its spec cannot work (the message says why).
+    Invalid(String),
+    /// A Reaper without a datacenter, running: the clusters registered with it (by their
+    /// K8ssandraClusters or by hand) and their schedules.
+    Serving {
+        clusters: Vec<String>,
         schedules: Vec<RepairScheduleSummary>,
     },
 }
@@ -586,10 +863,43 @@ pub fn status(reaper: &Reaper, stage: Stage, now: Time) -> ReaperStatus {
             );
             (ReaperProgress::Running, true, Some(schedules))
         }
+        Stage::Invalid(why) => {
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_FALSE, "InvalidSpec", why),
+            );
+            (ReaperProgress::Pending, false, None)
+        }
+        Stage::Serving {
+            clusters,
+            schedules,
+        } => {
+            let message = match clusters.is_empty() {
+                true => "Reaper runs; no cluster is registered with it".to_string(),
+                false => format!(
+                    "Reaper runs; cluster(s) registered with it: {}; {} repair schedule(s)",
+                    clusters.join(", "),
+                    schedules.len()
+                ),
+            };
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_TRUE, "Running", message),
+            );
+            (ReaperProgress::Running, true, Some(schedules))
+        }
     };
+    let mut not_acted_on = reaper.spec.template.fields_not_acted_on("spec");
+    let template = &reaper.spec.template;
+    if is_control_plane(reaper) && vector_agent::enabled(template.telemetry.as_ref()).is_some() {
+        not_acted_on.push(
+            "spec.telemetry.vector (no Vector agent runs beside a Reaper without a datacenter)"
+                .into(),
+        );
+    }
     report_fields_not_acted_on(
         &mut conditions,
-        &reaper.spec.template.fields_not_acted_on("spec"),
+        &not_acted_on,
         reaper.metadata.generation,
         now,
     );
@@ -693,7 +1003,8 @@ mod tests {
         let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
         assert_eq!(
             value("REAPER_CASS_CONTACT_POINTS").as_deref(),
-            Some("[{\"host\": \"demo-dc1-service.ns1.svc\", \"port\": 9042}]")
+            Some("[demo-dc1-service.ns1.svc]"),
+            "the default image is Reaper 3"
         );
         assert_eq!(
             value("REAPER_DATACENTER_AVAILABILITY").as_deref(),
@@ -818,10 +1129,14 @@ mod tests {
         );
         assert!(java.contains("-Djavax.net.ssl.trustStore=/mnt/client-truststore/truststore"));
         let pod = built.spec.and_then(|s| s.template.spec).expect("pod spec");
-        let volumes: Vec<String> = pod.volumes.iter().flatten().map(|v| v.name.clone()).collect();
+        let volumes: Vec<String> = (pod.volumes.iter().flatten())
+            .map(|v| v.name.clone())
+            .filter(|name| name.starts_with("client-"))
+            .collect();
         assert_eq!(volumes, ["client-keystore", "client-truststore"]);
         let mounts: Vec<String> = (pod.containers[0].volume_mounts.iter().flatten())
             .map(|m| m.mount_path.clone())
+            .filter(|path| path.starts_with("/mnt/"))
             .collect();
         assert_eq!(mounts, ["/mnt/client-keystore", "/mnt/client-truststore"]);
 
@@ -893,6 +1208,7 @@ mod tests {
             ))
         );
         let schedule = RepairScheduleSummary {
+            cluster: Some("demo".into()),
             keyspace: "app".into(),
             state: "ACTIVE".into(),
             owner: "auto-scheduling".into(),
@@ -995,9 +1311,30 @@ mod tests {
     }
 
     #[test]
+    fn contact_points_are_written_as_the_reaper_version_of_the_image_reads_them() {
+        let host = "demo-dc1-service.ns.svc";
+        let v4 = format!("[{{\"host\": \"{host}\", \"port\": 9042}}]");
+        let v3 = format!("[{host}]");
+        for (image, expected) in [
+            ("docker.io/thelastpickle/cassandra-reaper:3.5.0", &v3),
+            ("cassandra-reaper:3.8.1", &v3),
+            ("registry:5000/cassandra-reaper:3.5.0", &v3),
+            ("thelastpickle/cassandra-reaper:4.0.0", &v4),
+            ("thelastpickle/cassandra-reaper:latest", &v4),
+            ("registry:5000/cassandra-reaper", &v4),
+            ("cassandra-reaper@sha256:abc", &v4),
+        ] {
+            assert_eq!(&contact_points(image, host), expected, "{image}");
+        }
+    }
+
+    #[test]
     fn status_names_the_fields_not_acted_on_until_they_are_removed() {
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"));
         let mut r = reaper();
+        r.spec.template.encryption = Some(Default::default());
+        r.spec.template.init_container_image = Some(Default::default());
+        // Acted on: not reported.
         r.spec.template.skip_schema_migration = Some(true);
         r.spec.template.storage_type = Some(ReaperStorageType::Local);
         let reported = status(&r, Stage::Waiting("waiting".into()), now.clone());
@@ -1005,24 +1342,327 @@ mod tests {
             .find(|c| c.type_ == "FieldsNotActedOn")
             .expect("FieldsNotActedOn condition");
         assert_eq!(condition.status, "True");
-        assert!(
-            condition.message.contains("spec.skipSchemaMigration"),
-            "{}",
-            condition.message
-        );
-        assert!(
-            condition.message.contains("spec.storageType local"),
-            "{}",
-            condition.message
-        );
+        for named in ["spec.encryption", "spec.initContainerImage"] {
+            assert!(condition.message.contains(named), "{}", condition.message);
+        }
+        for acted_on in ["skipSchemaMigration", "storageType"] {
+            assert!(
+                !condition.message.contains(acted_on),
+                "{}",
+                condition.message
+            );
+        }
 
         r.status = Some(reported);
-        r.spec.template.skip_schema_migration = None;
-        r.spec.template.storage_type = None;
+        r.spec.template.encryption = None;
+        r.spec.template.init_container_image = None;
         let cleared = status(&r, Stage::Waiting("waiting".into()), now);
         assert!(
             !(cleared.conditions.iter().flatten()).any(|c| c.type_ == "FieldsNotActedOn"),
             "{cleared:?}"
         );
+    }
+
+    fn local(storage_config: Option<serde_json::Value>) -> Reaper {
+        let mut r = reaper();
+        r.spec.template.storage_type = Some(ReaperStorageType::Local);
+        r.spec.template.storage_config =
+            storage_config.map(|c| serde_json::from_value(c).expect("claim spec"));
+        r
+    }
+
+    fn pod_of(workload: &ReaperWorkload) -> PodSpec {
+        let template = match workload {
+            ReaperWorkload::Deployment(d) => d.spec.as_ref().map(|s| &s.template),
+            ReaperWorkload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.template),
+        };
+        template.and_then(|t| t.spec.clone()).expect("pod spec")
+    }
+
+    fn value_of(container: &Container, name: &str) -> Option<String> {
+        let env = container.env.iter().flatten();
+        env.filter(|e| e.name == name).map(|e| e.value.clone().unwrap_or_default()).next()
+    }
+
+    #[test]
+    fn local_storage_runs_one_replica_of_a_statefulset_with_its_claim() {
+        let claim = serde_json::json!({
+            "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "256Mi"}}
+        });
+        let mut r = local(Some(claim.clone()));
+        // TLS to Cassandra is for Cassandra storage only, as upstream.
+        r.spec.client_encryption_stores = serde_json::from_value(serde_json::json!({
+            "keystoreSecretRef": {"name": "client-stores"},
+            "truststoreSecretRef": {"name": "client-stores"}
+        }))
+        .ok();
+        let built = workload(&r, &datacenter(), &ImageSettings::default()).expect("workload");
+        let ReaperWorkload::StatefulSet(set) = &built else {
+            panic!("a StatefulSet for local storage: {built:?}");
+        };
+        assert_eq!(set.name_any(), "demo-dc1-reaper");
+        let spec = set.spec.as_ref().expect("spec");
+        assert_eq!(spec.replicas, Some(1));
+        let claims = spec.volume_claim_templates.as_ref().expect("claim templates");
+        assert_eq!(claims.len(), 1);
+        assert_eq!(claims[0].metadata.name.as_deref(), Some("reaper-data"));
+        assert_eq!(serde_json::to_value(&claims[0].spec).expect("claim"), claim);
+        let retention = spec.persistent_volume_claim_retention_policy.as_ref();
+        assert_eq!(
+            retention.map(|p| (p.when_deleted.as_deref(), p.when_scaled.as_deref())),
+            Some((Some("Delete"), Some("Delete")))
+        );
+        let pod = pod_of(&built);
+        let main = &pod.containers[0];
+        assert_eq!(
+            value_of(main, "REAPER_STORAGE_TYPE").as_deref(),
+            Some("memory")
+        );
+        let mounts: Vec<(&str, &str)> = (main.volume_mounts.iter().flatten())
+            .map(|m| (m.name.as_str(), m.mount_path.as_str()))
+            .collect();
+        assert!(
+            mounts.contains(&("reaper-data", "/var/lib/cassandra-reaper/storage")),
+            "{mounts:?}"
+        );
+        assert!(mounts.contains(&("db-temp-dir", "/var/tmp/cassandra-reaper")));
+        // The claim's volume is the StatefulSet's to add; no client stores are mounted.
+        let volumes: Vec<&str> = pod.volumes.iter().flatten().map(|v| v.name.as_str()).collect();
+        assert_eq!(volumes, ["conf", "temp-dir", "db-temp-dir"]);
+        assert_eq!(
+            value_of(main, "REAPER_CASS_NATIVE_PROTOCOL_SSL_ENCRYPTION_ENABLED"),
+            None
+        );
+
+        // Cassandra storage (the default): a Deployment, no claim.
+        let cassandra =
+            workload(&reaper(), &datacenter(), &ImageSettings::default()).expect("workload");
+        assert!(matches!(cassandra, ReaperWorkload::Deployment(_)));
+        let main = &pod_of(&cassandra).containers[0];
+        assert_eq!(
+            value_of(main, "REAPER_STORAGE_TYPE").as_deref(),
+            Some("cassandra")
+        );
+        assert!(!(main.volume_mounts.iter().flatten()).any(|m| m.name == "reaper-data"));
+
+        // Local storage without a claim is refused, saying what is missing.
+        let refused = workload(&local(None), &datacenter(), &ImageSettings::default());
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("spec.storageConfig is required")),
+            "{refused:?}"
+        );
+    }
+
+    /// A Reaper without a datacenter (upstream's control-plane Reaper), as a user writes it.
+    fn control_plane_reaper(spec: serde_json::Value) -> Reaper {
+        let mut reaper: Reaper = serde_json::from_value(serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "cp-reaper", "namespace": "reapers", "uid": "uid-cp",
+                         "generation": 1},
+            "spec": spec,
+        }))
+        .expect("a Reaper");
+        reaper.status = None;
+        reaper
+    }
+
+    #[test]
+    fn a_reaper_without_a_datacenter_runs_with_no_cassandra_to_store_into() {
+        let reaper = control_plane_reaper(serde_json::json!({
+            "storageType": "local",
+            "telemetry": {"vector": {"enabled": true}},
+        }));
+        assert!(is_control_plane(&reaper));
+        assert_eq!(control_plane_refusal(&reaper), None);
+        let built =
+            deployment(&reaper, &no_datacenter(), &ImageSettings::default()).expect("deployment");
+        let names: Vec<String> = env_of(&built).into_iter().map(|e| e.name).collect();
+        for absent in DATACENTER_ENVIRONMENT {
+            assert!(!names.iter().any(|n| n == absent), "{absent} in {names:?}");
+        }
+        assert!(
+            names.iter().any(|n| n == "REAPER_STORAGE_TYPE"),
+            "{names:?}"
+        );
+        let pod = built.spec.and_then(|s| s.template.spec).expect("pod");
+        assert_eq!(
+            pod.containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["reaper"],
+            "no Vector agent without a datacenter"
+        );
+        assert_eq!(
+            vector_config(&reaper, &no_datacenter()).expect("config"),
+            None
+        );
+        let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        let serving = Stage::Serving {
+            clusters: vec!["demo".into(), "other".into()],
+            schedules: Vec::new(),
+        };
+        let status = status(&reaper, serving, now);
+        assert!(status.is_ready());
+        assert_eq!(status.progress, Some(ReaperProgress::Running));
+        let conditions = status.conditions.unwrap_or_default();
+        let ready = conditions.iter().find(|c| c.type_ == "Ready").expect("Ready");
+        assert_eq!(
+            (ready.reason.as_str(), ready.message.as_str()),
+            (
+                "Running",
+                "Reaper runs; cluster(s) registered with it: demo, other; 0 repair schedule(s)"
+            )
+        );
+        let not_acted_on = conditions.iter().find(|c| c.type_ == "FieldsNotActedOn");
+        assert!(
+            not_acted_on.is_some_and(|c| c.message.contains("spec.telemetry.vector")),
+            "{conditions:?}"
+        );
+    }
+
+    #[test]
+    fn the_schema_is_migrated_by_an_init_container_unless_skipped() {
+        let built = workload(&reaper(), &datacenter(), &ImageSettings::default()).expect("built");
+        let pod = pod_of(&built);
+        let main = &pod.containers[0];
+        let init = pod.init_containers.as_ref().expect("init containers");
+        assert_eq!(init.len(), 1);
+        let init = &init[0];
+        assert_eq!(init.name, "reaper-schema-init");
+        assert_eq!(init.args, Some(vec!["schema-migration".to_string()]));
+        assert_eq!(init.image, main.image, "the main image, as upstream");
+        // It migrates: only Reaper itself skips the migration, exactly once.
+        assert_eq!(value_of(init, "REAPER_SKIP_SCHEMA_MIGRATION"), None);
+        assert_eq!(
+            value_of(init, "REAPER_CASS_AUTH_PASSWORD"),
+            Some(String::new()),
+            "the init container logs in as Reaper does (from the Secret)"
+        );
+        let skips = (main.env.iter().flatten())
+            .filter(|e| e.name == "REAPER_SKIP_SCHEMA_MIGRATION")
+            .map(|e| e.value.clone())
+            .collect::<Vec<_>>();
+        assert_eq!(skips, [Some("true".to_string())]);
+        assert_eq!(init.volume_mounts, main.volume_mounts);
+        // Upstream's defaults.
+        let resources = serde_json::to_value(&init.resources).expect("resources");
+        assert_eq!(
+            resources,
+            serde_json::json!({"requests": {"cpu": "100m", "memory": "128Mi"},
+                               "limits": {"memory": "512Mi"}})
+        );
+        // The default image writes its configuration into its own file system: no read-only
+        // root by default; the claim is writable through the pod's fsGroup.
+        assert_eq!(init.security_context, None);
+        assert_eq!(main.security_context, None);
+        assert_eq!(
+            pod.security_context.as_ref().and_then(|s| s.fs_group),
+            Some(1000)
+        );
+
+        // The template's resources and security context instead.
+        let mut own = reaper();
+        own.spec.template.init_container_resources =
+            serde_json::from_value(serde_json::json!({"limits": {"memory": "1Gi"}})).ok();
+        own.spec.template.init_container_security_context =
+            serde_json::from_value(serde_json::json!({"runAsUser": 2000})).ok();
+        let pod = pod_of(&workload(&own, &datacenter(), &ImageSettings::default()).expect("built"));
+        let init = &pod.init_containers.expect("init containers")[0];
+        assert_eq!(
+            serde_json::to_value(&init.resources).expect("resources"),
+            serde_json::json!({"limits": {"memory": "1Gi"}})
+        );
+        assert_eq!(
+            init.security_context.as_ref().and_then(|s| s.run_as_user),
+            Some(2000)
+        );
+
+        // skipSchemaMigration: no init container, Reaper skips it too; in both kinds.
+        for storage in [ReaperStorageType::Cassandra, ReaperStorageType::Local] {
+            let mut skipped = local(Some(serde_json::json!({})));
+            skipped.spec.template.storage_type = Some(storage);
+            skipped.spec.template.skip_schema_migration = Some(true);
+            let pod = pod_of(
+                &workload(&skipped, &datacenter(), &ImageSettings::default()).expect("built"),
+            );
+            assert_eq!(pod.init_containers, None, "{storage:?}");
+            assert_eq!(
+                value_of(&pod.containers[0], "REAPER_SKIP_SCHEMA_MIGRATION").as_deref(),
+                Some("true")
+            );
+        }
+    }
+
+    #[test]
+    fn management_api_keystores_are_mounted_from_their_secret() {
+        let mut r = reaper();
+        r.spec.template.http_management = serde_json::from_value(
+            serde_json::json!({"enabled": true, "keystores": {"name": "mgmt-stores"}}),
+        )
+        .ok();
+        let pod = pod_of(&workload(&r, &datacenter(), &ImageSettings::default()).expect("built"));
+        let volume = (pod.volumes.iter().flatten())
+            .find(|v| v.name == "management-api-keystore")
+            .expect("keystores volume");
+        assert_eq!(
+            volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()),
+            Some("mgmt-stores")
+        );
+        for container in pod.containers.iter().chain(pod.init_containers.iter().flatten()) {
+            assert!(
+                (container.volume_mounts.iter().flatten()).any(|m| {
+                    m.name == "management-api-keystore" && m.mount_path == "/etc/encryption/mgmt"
+                }),
+                "{}",
+                container.name
+            );
+        }
+        let main = &pod.containers[0];
+        assert_eq!(
+            value_of(main, "REAPER_HTTP_MANAGEMENT_KEYSTORE_PATH").as_deref(),
+            Some("/etc/encryption/mgmt/keystore.jks")
+        );
+        assert_eq!(
+            value_of(main, "REAPER_HTTP_MANAGEMENT_TRUSTSTORE_PATH").as_deref(),
+            Some("/etc/encryption/mgmt/truststore.jks")
+        );
+
+        // Management API off: Reaper uses JMX, the keystores are not used.
+        r.spec.template.http_management = serde_json::from_value(
+            serde_json::json!({"enabled": false, "keystores": {"name": "mgmt-stores"}}),
+        )
+        .ok();
+        let pod = pod_of(&workload(&r, &datacenter(), &ImageSettings::default()).expect("built"));
+        assert!(!(pod.volumes.iter().flatten()).any(|v| v.name == "management-api-keystore"));
+        assert_eq!(
+            value_of(&pod.containers[0], "REAPER_HTTP_MANAGEMENT_KEYSTORE_PATH"),
+            None
+        );
+        assert_eq!(
+            value_of(&pod.containers[0], "REAPER_HTTP_MANAGEMENT_ENABLE").as_deref(),
+            Some("false")
+        );
+    }
+
+    #[test]
+    fn a_reaper_without_a_datacenter_storing_into_cassandra_is_refused_with_what_to_set() {
+        for spec in [
+            serde_json::json!({}),
+            serde_json::json!({"storageType": "cassandra", "datacenterRef": {"name": ""}}),
+        ] {
+            let reaper = control_plane_reaper(spec);
+            assert!(is_control_plane(&reaper));
+            let why = control_plane_refusal(&reaper).expect("refused");
+            assert!(why.contains("set spec.storageType: local"), "{why}");
+            let now = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+            let status = status(&reaper, Stage::Invalid(why), now);
+            assert_eq!(status.progress, Some(ReaperProgress::Pending));
+            let ready =
+                (status.conditions.iter().flatten()).find(|c| c.type_ == "Ready").expect("Ready");
+            assert_eq!(
+                (ready.status.as_str(), ready.reason.as_str()),
+                ("False", "InvalidSpec")
+            );
+        }
+        assert!(!is_control_plane(&reaper()));
     }
 }

@@ -1,7 +1,60 @@
-//! How far the Deployments of a component are, read from their status as
+//! How far the Deployments (or StatefulSets) of a component are, read from their status as
 //! kube-controller-manager reports it.
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use kube::api::ObjectMeta;
+
+/// A workload whose replicas are counted: its spec's replicas and its status's counts.
+pub trait Replicated {
+    fn metadata(&self) -> &ObjectMeta;
+    fn desired(&self) -> i32;
+    /// observedGeneration, replicas, ready, updated, available.
+    fn counts(&self) -> (Option<i64>, [i32; 4]);
+}
+
+impl Replicated for Deployment {
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn desired(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+    fn counts(&self) -> (Option<i64>, [i32; 4]) {
+        let status = self.status.clone().unwrap_or_default();
+        let count = |c: Option<i32>| c.unwrap_or(0);
+        (
+            status.observed_generation,
+            [
+                count(status.replicas),
+                count(status.ready_replicas),
+                count(status.updated_replicas),
+                count(status.available_replicas),
+            ],
+        )
+    }
+}
+
+impl Replicated for StatefulSet {
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn desired(&self) -> i32 {
+        self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    }
+    fn counts(&self) -> (Option<i64>, [i32; 4]) {
+        let status = self.status.clone().unwrap_or_default();
+        let count = |c: Option<i32>| c.unwrap_or(0);
+        (
+            status.observed_generation,
+            [
+                status.replicas,
+                count(status.ready_replicas),
+                count(status.updated_replicas),
+                count(status.available_replicas),
+            ],
+        )
+    }
+}
 
 /// Replica counts summed over a component's Deployments.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,21 +70,20 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    /// Sums `deployments` (the live ones matching the desired names).
-    pub fn of(deployments: &[&Deployment]) -> Rollout {
+    /// Sums `workloads` (the live ones matching the desired names).
+    pub fn of<W: Replicated>(workloads: &[&W]) -> Rollout {
         let mut rollout = Rollout {
             observed_current: true,
             ..Rollout::default()
         };
-        for deployment in deployments {
-            let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            rollout.desired += desired;
-            let status = deployment.status.clone().unwrap_or_default();
-            rollout.replicas += status.replicas.unwrap_or(0);
-            rollout.ready += status.ready_replicas.unwrap_or(0);
-            rollout.updated += status.updated_replicas.unwrap_or(0);
-            rollout.available += status.available_replicas.unwrap_or(0);
-            let current = match (status.observed_generation, deployment.metadata.generation) {
+        for workload in workloads {
+            rollout.desired += workload.desired();
+            let (observed, [replicas, ready, updated, available]) = workload.counts();
+            rollout.replicas += replicas;
+            rollout.ready += ready;
+            rollout.updated += updated;
+            rollout.available += available;
+            let current = match (observed, workload.metadata().generation) {
                 (Some(observed), Some(generation)) => observed >= generation,
                 (None, _) => false,
                 (Some(_), None) => true,
@@ -39,6 +91,18 @@ impl Rollout {
             rollout.observed_current &= current;
         }
         rollout
+    }
+
+    /// Both sums: a component's Deployments and StatefulSets.
+    pub fn and(self, other: Rollout) -> Rollout {
+        Rollout {
+            desired: self.desired + other.desired,
+            replicas: self.replicas + other.replicas,
+            ready: self.ready + other.ready,
+            updated: self.updated + other.updated,
+            available: self.available + other.available,
+            observed_current: self.observed_current && other.observed_current,
+        }
     }
 
     /// Every desired replica is updated, ready and available, as of the current spec.
@@ -87,7 +151,7 @@ mod tests {
         assert!(!Rollout::of(&[&ready, &partly]).is_complete());
         assert!(!Rollout::of(&[&stale]).is_complete());
         assert!(!Rollout::of(&[&ready, &new]).is_complete());
-        assert!(!Rollout::of(&[]).is_complete());
+        assert!(!Rollout::of::<Deployment>(&[]).is_complete());
         let sum = Rollout::of(&[&ready, &partly]);
         assert_eq!((sum.desired, sum.ready), (4, 3));
     }

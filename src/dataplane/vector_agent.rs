@@ -115,12 +115,15 @@ impl Agent {
 
     /// Whether a pod of `deployments` mounts this agent's configuration.
     pub fn mounted_in<'a>(&self, deployments: impl IntoIterator<Item = &'a Deployment>) -> bool {
+        self.mounted_in_pods(
+            deployments.into_iter().filter_map(|d| d.spec.as_ref()?.template.spec.as_ref()),
+        )
+    }
+
+    /// Whether any of these pod templates mounts the agent's configuration.
+    pub fn mounted_in_pods<'a>(&self, pods: impl IntoIterator<Item = &'a PodSpec>) -> bool {
         let volume = self.volume_name();
-        deployments
-            .into_iter()
-            .filter_map(|d| d.spec.as_ref()?.template.spec.as_ref()?.volumes.as_ref())
-            .flatten()
-            .any(|v| v.name == volume)
+        pods.into_iter().filter_map(|pod| pod.volumes.as_ref()).flatten().any(|v| v.name == volume)
     }
 
     /// Adds the agent's container (replacing one of its name) and configuration volume.

@@ -10,9 +10,9 @@
 //! - **Reaper** per `spec.reaper.deploymentMode`: `PER_DC` one `<cluster>-<dc>-reaper` in every
 //!   datacenter (availability `EACH` with several datacenters, else `ALL`); `SINGLE` one in the
 //!   first datacenter that is not stopped (`ALL`); `CONTROL_PLANE` none; a stopped datacenter
-//!   none. None either when `reaperRef` names an
-//!   existing Reaper (as upstream, whatever the mode); registering the cluster with that Reaper
-//!   over its REST API is not done yet. Created once its datacenter is Ready.
+//!   none. None either when `reaperRef` names an existing Reaper (as upstream, whatever the
+//!   mode): the cluster is registered with that one (`super::reaper_registration`). Created once
+//!   its datacenter is Ready.
 //! - **ServiceMonitors** (monitoring.coreos.com/v1), only in regions that serve the
 //!   ServiceMonitor kind (elsewhere the `TelemetryReady` condition names the regions that lack
 //!   it), each with the relabelling of `crate::workload::relabel`:

@@ -227,8 +227,10 @@ pub const DEFAULT_REAPER_KEYSPACE: &str = "reaper_db";
 /// keyspace when any datacenter runs Stargate.
 pub fn component_keyspaces(k8c: &crate::api::k8ssandra_cluster::K8ssandraCluster) -> Vec<String> {
     let mut keyspaces = Vec::new();
+    // A Reaper named by `reaperRef` keeps its state where it is (upstream: no schema then).
     if let Some(reaper) = &k8c.spec.reaper
         && reaper.template.storage_type != Some(crate::api::reaper::ReaperStorageType::Local)
+        && !reaper.references_a_reaper()
     {
         let keyspace = reaper.template.keyspace.clone().filter(|k| !k.is_empty());
         keyspaces.push(keyspace.unwrap_or_else(|| DEFAULT_REAPER_KEYSPACE.to_string()));

@@ -40,6 +40,7 @@ pub mod observed;
 pub mod plan;
 pub mod progressive;
 pub mod reaper_access;
+pub mod reaper_registration;
 pub mod rebuild;
 pub mod referenced;
 pub mod rollout;

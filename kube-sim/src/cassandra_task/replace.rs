@@ -127,15 +127,21 @@ impl TaskController {
                     .collect()
             })
             .unwrap_or_default();
-        // kube-sim serves no PersistentVolumeClaims: there is nothing to delete then.
+        // kube-sim's cass-operator makes no claims for its pods (their data is in the model):
+        // only claims that exist are deleted.
         if let (false, Some(claim_resource)) = (
             claims.is_empty(),
             self.kube.info("", "persistentvolumeclaims"),
         ) {
+            let mut existing = Vec::new();
             for claim in &claims {
-                self.kube.get(&claim_resource, &pod.namespace, claim).map_err(|e| e.message)?;
+                match self.kube.get(&claim_resource, &pod.namespace, claim) {
+                    Ok(_) => existing.push(claim),
+                    Err(e) if e.code == 404 => {}
+                    Err(e) => return Err(e.message),
+                }
             }
-            for claim in &claims {
+            for claim in existing {
                 self.kube.delete(&claim_resource, &pod.namespace, claim).map_err(|e| e.message)?;
             }
         }

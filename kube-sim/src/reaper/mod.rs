@@ -4,9 +4,12 @@
 //! model.
 //!
 //! A Reaper pod is a pod labelled `k8ssandra.io/reaper` (Federator's and k8ssandra-operator's
-//! Reaper Deployments label their pods so); its Reaper is named by that label's value, so the
-//! state survives the pod being replaced, as it does with Reaper's `cassandra` storage. The
-//! state is kept in memory here ([`ReaperState`]), not in the model's `reaper_db` keyspace.
+//! Reaper Deployments and StatefulSets label their pods so). Its state outlives the pod where
+//! real Reaper's would: with `cassandra` storage (kept under the label's value, the Reaper's
+//! name), and with `memory` storage (the image's default) only when Reaper 3.6 or later writes
+//! it to a PersistentVolumeClaim mounted at its storage directory; otherwise a new pod starts
+//! empty. The state is kept in memory here ([`ReaperState`]), not in the model's `reaper_db`
+//! keyspace.
 //! Authentication follows the pod's `REAPER_AUTH_ENABLED`, `REAPER_AUTH_USER` and
 //! `REAPER_AUTH_PASSWORD` (values or Secret references).
 //!
@@ -17,8 +20,9 @@
 //! model's clock each, whenever a request reaches the Reaper; a failing segment puts the run in
 //! ERROR with Cassandra's message instead of being retried.
 //!
-//! Kubernetes has no controller here that makes pods for Deployments; [`pods::spawn`] makes the
-//! one pod of each Reaper Deployment (only Deployments with the label are watched).
+//! Kubernetes has no controller here that makes pods for Deployments and StatefulSets;
+//! [`pods::spawn`] makes the pods of each Reaper Deployment and StatefulSet (and a
+//! StatefulSet's claims; only workloads with the label are watched).
 
 mod auto_scheduling;
 mod http;
@@ -61,6 +65,10 @@ pub const DEFAULT_JMX_PORT: i64 = 7199;
 /// What a Reaper pod's environment configures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReaperConfig {
+    /// Where the Reaper's pod runs (region and namespace): the cluster DNS it resolves names
+    /// with.
+    pub region: String,
+    pub namespace: String,
     /// The UI/REST user and password when authentication is on.
     pub login: Option<(String, String)>,
     /// `REAPER_AUTO_SCHEDULING_*`; None when off.
@@ -104,15 +112,20 @@ impl ReaperPort {
         }
     }
 
-    /// The Reaper a pod runs (its namespace and `k8ssandra.io/reaper` label) and its
-    /// configuration; None for other pods.
+    /// The memory a pod's Reaper answers from (see [`storage_of`]) and its configuration; None
+    /// for pods that are not Reapers.
     fn reaper_of(&self, pod: &PodRef) -> Option<(PodRef, ReaperConfig)> {
         let store = self.stores.get(&pod.region)?;
         let pods = store.resource("", "pods")?;
         let object = store.get(&pods, Some(&pod.namespace), &pod.name).ok()?;
         let name = object.pointer("/metadata/labels")?.get(REAPER_LABEL)?.as_str()?;
-        let reaper = PodRef::new(&pod.region, &pod.namespace, name);
-        Some((reaper, config_of(store, &pod.namespace, &object)))
+        let storage = storage_of(store, &pod.namespace, name, &object);
+        let reaper = PodRef::new(&pod.region, &pod.namespace, &storage);
+        let config = ReaperConfig {
+            region: pod.region.clone(),
+            ..config_of(store, &pod.namespace, &object)
+        };
+        Some((reaper, config))
     }
 
     /// The memory of one Reaper, made on first use.
@@ -158,15 +171,89 @@ fn admin_answer(request: &PodRequest) -> Reply {
     }
 }
 
+/// The `reaper` container of a pod (or its first).
+fn reaper_container(pod: &Value) -> Option<&Value> {
+    let containers = pod.pointer("/spec/containers").and_then(Value::as_array)?;
+    (containers.iter())
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER))
+        .or_else(|| containers.first())
+}
+
+/// A literal variable of the `reaper` container.
+fn literal(pod: &Value, name: &str) -> Option<String> {
+    let env = reaper_container(pod)?.get("env")?.as_array()?;
+    let var = env.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(name))?;
+    var.get("value").and_then(Value::as_str).map(str::to_string)
+}
+
+/// Where a Reaper pod's state lives, as the key of its memory here. With `cassandra` storage
+/// (or any database) it is in the cluster: it outlives the pod, under the Reaper's name. With
+/// `memory`, the image's default, Reaper writes it to `REAPER_MEMORY_STORAGE_DIRECTORY`
+/// (Reaper 3.6 on): a PersistentVolumeClaim mounted there keeps it (keyed by the claim's uid, so
+/// a new claim of the same name starts empty); otherwise it dies with the pod.
+fn storage_of(store: &Store, namespace: &str, reaper: &str, pod: &Value) -> String {
+    let storage = literal(pod, "REAPER_STORAGE_TYPE").unwrap_or_else(|| "memory".into());
+    if storage != "memory" {
+        return reaper.to_string();
+    }
+    let own = || {
+        format!(
+            "pod/{}",
+            pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default()
+        )
+    };
+    let persists = reaper_container(pod)
+        .and_then(|c| c.get("image")?.as_str())
+        .is_none_or(persists_memory_storage);
+    if !persists {
+        return own();
+    }
+    let directory = literal(pod, "REAPER_MEMORY_STORAGE_DIRECTORY")
+        .unwrap_or_else(|| "/var/lib/cassandra-reaper/storage".into());
+    let mounts = reaper_container(pod).and_then(|c| c.get("volumeMounts")?.as_array().cloned());
+    let volume = mounts.into_iter().flatten().find_map(|mount| {
+        let path = mount.get("mountPath")?.as_str()?.trim_end_matches('/');
+        (path == directory.trim_end_matches('/'))
+            .then(|| mount.get("name")?.as_str().map(str::to_string))?
+    });
+    let claim = volume.and_then(|volume| {
+        let volumes = pod.pointer("/spec/volumes")?.as_array()?;
+        let found =
+            volumes.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(&volume))?;
+        found.pointer("/persistentVolumeClaim/claimName")?.as_str().map(str::to_string)
+    });
+    let claim_uid = claim.and_then(|claim| {
+        let claims = store.resource("", "persistentvolumeclaims")?;
+        let object = store.get(&claims, Some(namespace), &claim).ok()?;
+        object.pointer("/metadata/uid")?.as_str().map(str::to_string)
+    });
+    match claim_uid {
+        Some(uid) => format!("pvc/{uid}"),
+        None => own(),
+    }
+}
+
+/// Whether the image's Reaper persists its memory storage: 3.6 and later (a tag that is not a
+/// version, such as `latest`, is taken as recent).
+fn persists_memory_storage(image: &str) -> bool {
+    let reference = image.split('@').next().unwrap_or(image);
+    let Some((path, tag)) = reference.rsplit_once(':') else {
+        return true;
+    };
+    if tag.contains('/') || path.is_empty() {
+        return true;
+    }
+    let mut parts = tag.trim_start_matches('v').split('.').map(|p| p.parse::<u32>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= (3, 6),
+        (Some(Ok(major)), None) => major > 3,
+        _ => true,
+    }
+}
+
 /// The `reaper` container's auth environment; Secret references are read from the store.
 fn config_of(store: &Store, namespace: &str, pod: &Value) -> ReaperConfig {
-    let containers = pod.pointer("/spec/containers").and_then(Value::as_array);
-    let container = containers.and_then(|cs| {
-        cs.iter()
-            .find(|c| c.get("name").and_then(Value::as_str) == Some(CONTAINER))
-            .or_else(|| cs.first())
-    });
-    let env: Vec<&Value> = container
+    let env: Vec<&Value> = reaper_container(pod)
         .and_then(|c| c.get("env"))
         .and_then(Value::as_array)
         .map(|vars| vars.iter().collect())
@@ -190,6 +277,8 @@ fn config_of(store: &Store, namespace: &str, pod: &Value) -> ReaperConfig {
     };
     let enabled = variable("REAPER_AUTH_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     ReaperConfig {
+        region: String::new(),
+        namespace: namespace.to_string(),
         login: enabled.then(|| {
             (
                 variable("REAPER_AUTH_USER").unwrap_or_else(|| "admin".into()),

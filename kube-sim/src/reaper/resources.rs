@@ -121,13 +121,17 @@ fn route(
         }
         ("GET", ["jwt"]) => jwt(state, request),
         ("GET", ["cluster"]) => list_clusters(state, query),
-        ("POST", ["cluster"]) => add_or_update_cluster(state, model, None, query, false),
-        ("POST", ["cluster", "auth"]) => add_or_update_cluster(state, model, None, form, true),
+        ("POST", ["cluster"]) => add_or_update_cluster(state, model, config, None, query, false),
+        ("POST", ["cluster", "auth"]) => {
+            add_or_update_cluster(state, model, config, None, form, true)
+        }
         ("PUT", ["cluster", "auth", name]) => {
-            add_or_update_cluster(state, model, Some(name), form, true)
+            add_or_update_cluster(state, model, config, Some(name), form, true)
         }
         ("GET", ["cluster", name]) => get_cluster(state, model, name),
-        ("PUT", ["cluster", name]) => add_or_update_cluster(state, model, Some(name), query, false),
+        ("PUT", ["cluster", name]) => {
+            add_or_update_cluster(state, model, config, Some(name), query, false)
+        }
         ("DELETE", ["cluster", name]) => delete_cluster(state, name, query),
         ("GET", ["cluster", name, "tables"]) => cluster_tables(state, model, name),
         ("GET", ["repair_run"]) => list_runs(state, model, query),
@@ -310,16 +314,21 @@ fn clean_for_kubernetes(name: &str) -> String {
     kept.trim_end_matches('-').to_string()
 }
 
-/// The model cluster a seed host names, if a live node answers there: a node's IP, a node's
-/// pod name, or cass-operator's Service of a datacenter (`<cluster>-<dc>-service`,
-/// `-all-pods-service`, `-additional-seed-service`) or cluster (`<cluster>-seed-service`),
-/// with or without `.namespace.svc...`. `host@cluster` names the host only.
-pub fn resolve_seed(model: &CassandraModel, seed: &str) -> Option<String> {
+/// The model cluster a seed host names, if a live node answers there: a node's IP (pod IPs
+/// are routable from every simulated region, as k8ssandra requires), or, as the cluster DNS of
+/// the Reaper's own region resolves it, a node's pod name or cass-operator's Service of a
+/// datacenter (`<cluster>-<dc>-service`, `-all-pods-service`, `-additional-seed-service`) or
+/// cluster (`<cluster>-seed-service`): `name` in the Reaper's namespace, `name.namespace[.svc…]`
+/// in that one. A Service of another region does not resolve. `host@cluster` names the host
+/// only.
+pub fn resolve_seed(model: &CassandraModel, seed: &str, from: &ReaperConfig) -> Option<String> {
     let host = seed.split('@').next().unwrap_or(seed).trim();
     if let Some((cluster, node)) = model.locate_ip(host) {
         return node.up.then(|| cluster.to_string());
     }
-    let label = host.split('.').next().unwrap_or(host);
+    let mut labels = host.split('.');
+    let label = labels.next().unwrap_or(host);
+    let namespace = labels.next().unwrap_or(from.namespace.as_str());
     for cluster in model.cluster_names() {
         let Ok(nodes) = model.nodes(&cluster) else {
             continue;
@@ -332,7 +341,8 @@ pub fn resolve_seed(model: &CassandraModel, seed: &str) -> Option<String> {
                 || ["service", "all-pods-service", "additional-seed-service"]
                     .iter()
                     .any(|suffix| label == format!("{clean_cluster}-{clean_dc}-{suffix}"));
-            named && node.up
+            let resolves = node.pod.region == from.region && node.pod.namespace == namespace;
+            named && resolves && node.up
         });
         if answers {
             return Some(cluster);
@@ -357,6 +367,7 @@ fn list_clusters(state: &ReaperState, query: &Params) -> Reply {
 fn add_or_update_cluster(
     state: &mut ReaperState,
     model: &CassandraModel,
+    config: &ReaperConfig,
     path_name: Option<&str>,
     params: &Params,
     with_credentials: bool,
@@ -381,7 +392,7 @@ fn add_or_update_cluster(
         .iter()
         .map(|s| s.split('@').next().unwrap_or(s).to_string())
         .collect();
-    let found = seeds.iter().find_map(|seed| resolve_seed(model, seed));
+    let found = seeds.iter().find_map(|seed| resolve_seed(model, seed, config));
     let Some(model_name) = found else {
         return Reply::text(
             400,

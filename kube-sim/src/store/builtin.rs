@@ -74,6 +74,56 @@ impl super::Admission for SecretAdmission {
     }
 }
 
+/// What the API server's StatefulSet validation refuses on update: a change of the spec beyond
+/// the fields that may change (the claim templates, selector, service name and pod management
+/// policy are fixed once the StatefulSet exists).
+pub struct StatefulSetAdmission;
+
+/// The spec fields of a StatefulSet an update may change.
+const STATEFULSET_MUTABLE: [&str; 7] = [
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+];
+
+impl super::Admission for StatefulSetAdmission {
+    fn admit(&self, obj: &mut Value, old: Option<&Value>, _strict: bool) -> ApiResult<Vec<String>> {
+        let Some(old) = old else {
+            return Ok(Vec::new());
+        };
+        let fixed = |object: &Value| -> serde_json::Map<String, Value> {
+            let mut spec =
+                object.get("spec").and_then(Value::as_object).cloned().unwrap_or_default();
+            // Compared after defaulting, as the API server does.
+            spec.entry("podManagementPolicy").or_insert_with(|| json!("OrderedReady"));
+            spec.into_iter()
+                .filter(|(key, value)| {
+                    !STATEFULSET_MUTABLE.contains(&key.as_str())
+                        && !value.is_null()
+                        && value.as_str() != Some("")
+                })
+                .collect()
+        };
+        if fixed(obj) == fixed(old) {
+            return Ok(Vec::new());
+        }
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let cause = Cause {
+            reason: "FieldValueForbidden".into(),
+            message: "Forbidden: updates to statefulset spec for fields other than 'replicas', \
+                      'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', \
+                      'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+                .into(),
+            field: "spec".into(),
+        };
+        Err(ApiError::invalid("apps", "StatefulSet", name, vec![cause]))
+    }
+}
+
 fn immutable_cause(field: &str) -> Cause {
     Cause {
         reason: "FieldValueForbidden".into(),
@@ -110,6 +160,15 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
         builtin("", "v1", "services", "service", "Service", true, true),
         builtin("", "v1", "endpoints", "endpoints", "Endpoints", true, false),
         builtin("", "v1", "pods", "pod", "Pod", true, true),
+        builtin(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            "persistentvolumeclaim",
+            "PersistentVolumeClaim",
+            true,
+            true,
+        ),
         builtin(
             "",
             "v1",
@@ -194,15 +253,18 @@ pub fn builtin_resources() -> Vec<ResourceInfo> {
             true,
             true,
         ),
-        builtin(
-            "apps",
-            "v1",
-            "statefulsets",
-            "statefulset",
-            "StatefulSet",
-            true,
-            true,
-        ),
+        ResourceInfo {
+            admission: Some(std::sync::Arc::new(StatefulSetAdmission)),
+            ..builtin(
+                "apps",
+                "v1",
+                "statefulsets",
+                "statefulset",
+                "StatefulSet",
+                true,
+                true,
+            )
+        },
         builtin(
             "apiextensions.k8s.io",
             "v1",
@@ -293,6 +355,7 @@ pub fn initial_status(info: &ResourceInfo, obj: &Value) -> Option<Value> {
     Some(match (info.group.as_str(), info.plural.as_str()) {
         ("", "namespaces") => json!({"phase": "Active"}),
         ("", "pods") => json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        ("", "persistentvolumeclaims") => json!({"phase": "Pending"}),
         ("", "services") => json!({"loadBalancer": {}}),
         ("apiextensions.k8s.io", _) => {
             // keep what the HTTP layer's CRD controller may need to see; it writes status itself

@@ -2426,7 +2426,9 @@ fn built_in_registry_entries() {
             .find(|i| i.group == group && i.plural == plural)
             .unwrap_or_else(|| panic!("{group}/{plural}"))
     };
-    assert_eq!(infos.len(), 18);
+    assert_eq!(infos.len(), 19);
+    let claims = find("", "persistentvolumeclaims");
+    assert!(claims.namespaced && claims.has_status);
     assert!(!find("rbac.authorization.k8s.io", "clusterroles").namespaced);
     assert!(find("rbac.authorization.k8s.io", "rolebindings").namespaced);
     let ns = find("", "namespaces");
@@ -2678,4 +2680,45 @@ fn a_map_key_no_longer_applied_goes_with_everything_under_it() {
         apply(&store, &widgets, "w1", with(one), "one", false).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(kept["spec"]["datacenters"]["dc3"], json!({"note": "n"}));
     assert_eq!(kept["spec"]["datacenters"]["dc1"]["context"], "a");
+}
+
+#[test]
+fn a_statefulsets_claim_templates_cannot_change_but_its_template_and_replicas_can() {
+    let store = store();
+    let statefulsets = builtin(&store, "apps", "statefulsets");
+    let claim = |size: &str| {
+        json!([{"metadata": {"name": "data"},
+                "spec": {"resources": {"requests": {"storage": size}}}}])
+    };
+    create(
+        &store,
+        &statefulsets,
+        "default",
+        json!({"metadata": {"name": "db"},
+               "spec": {"replicas": 1, "volumeClaimTemplates": claim("1Gi"),
+                        "template": {"spec": {"containers": [{"name": "c", "image": "a"}]}}}}),
+    );
+    let patch = |body: Value| {
+        store.patch(
+            &statefulsets,
+            Some("default"),
+            "db",
+            PatchType::Merge,
+            body.to_string().as_bytes(),
+            &manager("m"),
+        )
+    };
+    patch(json!({"spec": {"replicas": 2,
+                          "template": {"spec": {"containers": [{"name": "c", "image": "b"}]}}}}))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let refused = patch(json!({"spec": {"volumeClaimTemplates": claim("2Gi")}}))
+        .expect_err("claim templates are fixed");
+    assert_eq!(refused.code, 422);
+    assert!(
+        refused.message.starts_with(
+            "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas'"
+        ),
+        "{}",
+        refused.message
+    );
 }

@@ -86,6 +86,7 @@ pub(super) fn forget_cluster(context: &ControllerContext, k8c: &K8ssandraCluster
     let (namespace, name) = (k8c.namespace().unwrap_or_default(), k8c.name_any());
     context.operations.forget(&ObjectRef::from_obj(k8c));
     context.keyspace_memo.forget(&ObjectRef::from_obj(k8c));
+    context.reaper_registrations.forget(&ObjectRef::from_obj(k8c));
     context.rebuilds_ended.forget(&ObjectRef::from_obj(k8c));
     context.secret_caches.passwords.forget_cluster(&namespace, &name);
     if let Ok(resolver) = &context.resolver {

@@ -81,6 +81,8 @@ pub struct ControllerContext {
     pub seed_memo: crate::apply::UpToDateMemo,
     /// System keyspaces found as the datacenters require, so they are not asked again.
     pub keyspace_memo: super::remembered::KeyspaceMemo,
+    /// Clusters found registered with the Reaper their `reaperRef` names.
+    pub reaper_registrations: super::remembered::ReaperRegistrations,
     /// Datacenters whose rebuild ended lately: their watched copy may still carry the mark.
     pub rebuilds_ended: super::remembered::RebuildsEnded,
     /// How the pods' Management API is called.

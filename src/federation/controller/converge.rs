@@ -14,10 +14,12 @@ use crate::federation::keyspaces::KeyspacesOutcome;
 use crate::federation::notices::{DatacenterOutcome, Outcome};
 use crate::federation::observed::ObservedCluster;
 use crate::federation::plan::ClusterPlan;
+use crate::federation::reaper_registration::{self, Registration, RegistrationTarget};
 use crate::federation::rollout::{Actions, Decision, decide};
 
 use super::context::*;
 use super::keyspaces::{KeyspacesReport, replicate_system_keyspaces};
+use super::reaper_registration::register_with_referenced_reaper;
 use super::rebuild::{RebuildReport, rebuild_datacenters};
 use super::seeding::*;
 use super::write::*;
@@ -39,6 +41,8 @@ pub(super) struct Applied {
     pub(super) rebuilds: RebuildReport,
     /// Regions whose datacenter writes are still under way.
     pub(super) busy_regions: Vec<String>,
+    /// Registering the cluster with the Reaper `reaperRef` names, when it names one.
+    pub(super) reaper_registration: Option<(RegistrationTarget, Registration)>,
 }
 
 impl Applied {
@@ -141,6 +145,15 @@ pub(super) async fn converge(
         crate::federation::components::reconcile(&context.registry, k8c, cluster_plan, observed)
             .await;
     failures.extend(components.errors.iter().cloned());
+    // Last: Reaper's answers hold up no write.
+    let seed_host = reaper_registration::seed_host(cluster_plan, &seeds.seed_ips);
+    let reaper_registration = register_with_referenced_reaper(
+        context,
+        k8c,
+        &cluster_plan.cassandra_cluster_name,
+        seed_host,
+    )
+    .await;
     failures.extend(keyspaces.failures.iter().cloned());
     failures.extend(rebuilds.failures.iter().cloned());
     Applied {
@@ -153,5 +166,6 @@ pub(super) async fn converge(
         keyspaces,
         rebuilds,
         busy_regions: context.operations.busy_regions(&key),
+        reaper_registration,
     }
 }

@@ -38,6 +38,7 @@ mod context;
 mod converge;
 mod gather;
 mod keyspaces;
+mod reaper_registration;
 mod rebuild;
 mod remembered;
 mod report;
@@ -116,6 +117,7 @@ pub async fn run(
         },
         seed_memo: Default::default(),
         keyspace_memo: Default::default(),
+        reaper_registrations: Default::default(),
         rebuilds_ended: Default::default(),
         management,
         referenced,

@@ -10,6 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::federation::keyspaces::KeyspacesOutcome;
+use crate::federation::reaper_registration::{self as registration, Registration};
 
 /// How long keyspaces found as required are trusted without asking again (someone may alter
 /// them by hand).
@@ -154,5 +155,71 @@ impl RebuildsEnded {
     pub fn forget(&self, key: &ObjectRef<K8ssandraCluster>) {
         let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
         ended.retain(|(cluster, _), _| cluster != key);
+    }
+}
+
+/// What registering each cluster with the Reaper its `reaperRef` names came to lately, with
+/// what it was for (the target and the Reaper's uid) and when.
+#[derive(Default)]
+pub struct ReaperRegistrations {
+    last: Mutex<HashMap<ObjectRef<K8ssandraCluster>, (u64, Instant, Registration)>>,
+}
+
+impl ReaperRegistrations {
+    /// The last outcome for the same target and Reaper while it holds: a registration for
+    /// [`registration::RECHECK_AFTER`], a failure of Reaper's for [`registration::RETRY_AFTER`]
+    /// (a Reaper that does not
+    /// answer holds up each reconcile until the calls time out).
+    pub(super) fn fresh(
+        &self,
+        key: &ObjectRef<K8ssandraCluster>,
+        fingerprint: u64,
+    ) -> Option<Registration> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let (known, at, outcome) = last.get(key)?;
+        let holds = match outcome.is_registered() {
+            true => registration::RECHECK_AFTER,
+            false => registration::RETRY_AFTER,
+        };
+        (*known == fingerprint && at.elapsed() < holds).then(|| outcome.clone())
+    }
+
+    pub(super) fn remember(
+        &self,
+        key: ObjectRef<K8ssandraCluster>,
+        fingerprint: u64,
+        outcome: Registration,
+    ) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.insert(key, (fingerprint, Instant::now(), outcome));
+    }
+
+    /// Forgets a deleted cluster.
+    pub fn forget(&self, key: &ObjectRef<K8ssandraCluster>) {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registration_is_trusted_for_its_target_and_reaper_only() {
+        let memo = ReaperRegistrations::default();
+        let key = ObjectRef::<K8ssandraCluster>::new("demo").within("apps");
+        assert_eq!(memo.fresh(&key, 1), None);
+        memo.remember(key.clone(), 1, Registration::Registered);
+        assert_eq!(memo.fresh(&key, 1), Some(Registration::Registered));
+        assert_eq!(memo.fresh(&key, 2), None, "another target or a new Reaper");
+        let refused = Registration::Refused("no cluster demo with seed host x".into());
+        memo.remember(key.clone(), 1, refused.clone());
+        assert_eq!(
+            memo.fresh(&key, 1),
+            Some(refused),
+            "Reaper is not asked again at once"
+        );
+        memo.forget(&key);
+        assert_eq!(memo.fresh(&key, 1), None);
     }
 }

@@ -10,6 +10,7 @@ use crate::clusters::RegionFailure;
 use crate::federation::notices::{Outcome, condition_notices, outcome_notices};
 use crate::federation::observed::ObservedCluster;
 use crate::federation::plan::ClusterPlan;
+use crate::federation::reaper_registration::CONDITION_REAPER_REGISTERED;
 use crate::federation::rebuild::{CONDITION_DATACENTER_REBUILD, RebuildState, rebuild_condition};
 use crate::federation::rollout::Decision;
 use crate::federation::status::{StatusInput, cluster_status};
@@ -22,6 +23,9 @@ const PROGRESSING_REQUEUE: Duration = Duration::from_secs(5);
 /// Re-look at a steady cluster: a safety net, since the region watches bring every remote
 /// change as it happens. Spread by [`steady_requeue`].
 const STEADY_REQUEUE: Duration = Duration::from_secs(300);
+/// Re-look while the cluster is not registered with the Reaper `reaperRef` names: the Reaper
+/// and its Secret change without an event this controller sees.
+const REAPER_REGISTRATION_RECHECK: Duration = Duration::from_secs(15);
 /// Re-look while a region lacks the ServiceMonitor CRD the spec's telemetry needs.
 const MISSING_CRD_RECHECK: Duration = Duration::from_secs(30);
 
@@ -72,6 +76,14 @@ pub(super) fn status_of(
     );
     if let Some(rebuild) = rebuild {
         crate::api::shared::set_condition(status.conditions.get_or_insert_default(), rebuild);
+    }
+    let conditions = status.conditions.get_or_insert_default();
+    match &applied.reaper_registration {
+        Some((target, registration)) => {
+            let condition = registration.condition(target, generation, input.now.clone());
+            crate::api::shared::set_condition(conditions, condition);
+        }
+        None => conditions.retain(|c| c.type_ != CONDITION_REAPER_REGISTERED),
     }
     crate::api::shared::report_fields_not_acted_on(
         status.conditions.get_or_insert_default(),
@@ -133,6 +145,12 @@ pub(super) fn next_look(observed: &ObservedCluster, applied: &Applied) -> Durati
             None => steady_requeue(),
         }
     };
+    let registering = (applied.reaper_registration.as_ref())
+        .is_some_and(|(_, registration)| !registration.is_registered());
+    let next = match registering {
+        true => next.min(REAPER_REGISTRATION_RECHECK),
+        false => next,
+    };
     sooner_for_seeds(next, applied.seeds_refresh_after)
 }
 
@@ -190,6 +208,7 @@ mod tests {
             },
             rebuilds: Default::default(),
             busy_regions: Vec::new(),
+            reaper_registration: None,
         }
     }
 

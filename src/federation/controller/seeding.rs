@@ -31,6 +31,8 @@ pub(super) struct SeedSlices {
     /// Datacenters whose seed pods could not be listed (e.g. the region's RBAC refuses it):
     /// the other datacenters lack their seeds, which the status must say.
     pub(super) lookup_errors: Vec<RegionFailure>,
+    /// The seed pod IPs of each datacenter, by name (empty when not listed).
+    pub(super) seed_ips: BTreeMap<String, Vec<std::net::IpAddr>>,
 }
 
 /// Which datacenters' seed slices to apply.
@@ -135,6 +137,7 @@ pub(super) async fn seed_slices(
         unresolved,
         refresh_after,
         lookup_errors,
+        seed_ips,
     }
 }
 

@@ -158,6 +158,12 @@ fn reapers_and_stargates_keyspaces_are_kept_with_the_system_ones() {
         component_keyspaces(&local).is_empty(),
         "Reaper's state is not in Cassandra"
     );
+    let referenced = k8c(serde_json::json!({"cassandra": dcs, "reaper": {
+        "reaperRef": {"name": "cp-reaper"}}}));
+    assert!(
+        component_keyspaces(&referenced).is_empty(),
+        "the referenced Reaper keeps its state where it is, as upstream"
+    );
     let per_dc = k8c(serde_json::json!({"cassandra": {"datacenters": [
         {"metadata": {"name": "dc1"}, "size": 3, "stargate": {"size": 1}}]}}));
     assert_eq!(component_keyspaces(&per_dc), vec!["data_endpoint_auth"]);

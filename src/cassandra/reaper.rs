@@ -13,6 +13,16 @@ use serde::Deserialize;
 
 use crate::api::reaper::RepairScheduleSummary;
 
+/// The name Reaper keeps a Cassandra cluster under (`Cluster.toSymbolicName`: lowercase,
+/// keeping letters, digits, `_`, `-` and `.`); registering under another name is refused.
+pub fn cluster_name_in_reaper(cassandra_cluster_name: &str) -> String {
+    cassandra_cluster_name
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
+        .collect()
+}
+
 /// How long one call to Reaper may take.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Schedules listed in a Reaper's status at most.
@@ -106,6 +116,22 @@ impl ReaperApi {
         }
     }
 
+    /// `GET /repair_schedule`: every cluster's, by cluster and keyspace, at most
+    /// [`MAX_LISTED_SCHEDULES`].
+    pub async fn all_schedules(&self) -> Result<Vec<RepairScheduleSummary>, ReaperApiError> {
+        let call = "GET /repair_schedule";
+        let answer = self.call("GET", "/repair_schedule", None).await?;
+        if answer.status != 200 {
+            return Err(refused(call, &answer));
+        }
+        let listed: Vec<ScheduleStatus> =
+            serde_json::from_str(&answer.body).map_err(|e| ReaperApiError::Unexpected {
+                call: call.into(),
+                reason: e.to_string(),
+            })?;
+        Ok(summarize(listed))
+    }
+
     /// `GET /repair_schedule/cluster/{name}`, by keyspace, at most [`MAX_LISTED_SCHEDULES`].
     pub async fn schedules(
         &self,
@@ -181,9 +207,36 @@ impl ReaperApi {
     }
 }
 
+/// `username` and `password` of a Secret in `namespace` (the UI user's), bounded by
+/// [`CALL_TIMEOUT`]; the error names the Secret, never its values.
+pub async fn read_login(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<(String, String), String> {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let secret = tokio::time::timeout(CALL_TIMEOUT, secrets.get_opt(name))
+        .await
+        .map_err(|_| {
+            format!("reading Secret {namespace}/{name}: no answer within {CALL_TIMEOUT:?}")
+        })?
+        .map_err(|e| format!("reading Secret {namespace}/{name}: {e}"))?
+        .ok_or_else(|| format!("the UI user's Secret {namespace}/{name} does not exist"))?;
+    let field = |key: &str| {
+        let data = secret.data.as_ref().and_then(|d| d.get(key));
+        data.and_then(|bytes| String::from_utf8(bytes.0.clone()).ok())
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| format!("Secret {namespace}/{name} has no {key}"))
+    };
+    Ok((field("username")?, field("password")?))
+}
+
 /// The part of Reaper's `RepairScheduleStatus` shown in status.
 #[derive(Deserialize)]
 struct ScheduleStatus {
+    #[serde(default)]
+    cluster_name: String,
     #[serde(default)]
     keyspace_name: String,
     #[serde(default)]
@@ -197,11 +250,21 @@ struct ScheduleStatus {
 }
 
 fn summarize(mut listed: Vec<ScheduleStatus>) -> Vec<RepairScheduleSummary> {
-    listed.sort_by(|a, b| (&a.keyspace_name, &a.owner).cmp(&(&b.keyspace_name, &b.owner)));
+    listed.sort_by(|a, b| {
+        let key = |s: &ScheduleStatus| {
+            (
+                s.cluster_name.clone(),
+                s.keyspace_name.clone(),
+                s.owner.clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
     listed
         .into_iter()
         .take(MAX_LISTED_SCHEDULES)
         .map(|s| RepairScheduleSummary {
+            cluster: Some(s.cluster_name).filter(|c| !c.is_empty()),
             keyspace: s.keyspace_name,
             state: s.state,
             owner: s.owner,
@@ -230,25 +293,14 @@ fn refused(call: &str, answer: &Answer) -> ReaperApiError {
 }
 
 fn form_urlencoded(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(key, value)| format!("{}={}", percent_encode(key), percent_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
 }
 
-/// Everything but RFC 3986's unreserved characters, percent-encoded.
+/// A path segment: everything but RFC 3986's unreserved characters percent-encoded.
 fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                encoded.push(byte as char)
-            }
-            _ => encoded.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    encoded
+    const NOT_UNRESERVED: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -259,9 +311,10 @@ mod tests {
     fn forms_and_names_are_percent_encoded() {
         assert_eq!(
             form_urlencoded(&[("username", "r&d"), ("password", "p w=1")]),
-            "username=r%26d&password=p%20w%3D1"
+            "username=r%26d&password=p+w%3D1"
         );
         assert_eq!(percent_encode("demo_1.x-y"), "demo_1.x-y");
+        assert_eq!(percent_encode("a b/c"), "a%20b%2Fc");
     }
 
     #[test]
@@ -269,6 +322,7 @@ mod tests {
         let listed: Vec<ScheduleStatus> = (0..150)
             .rev()
             .map(|i| ScheduleStatus {
+                cluster_name: "demo".into(),
                 keyspace_name: format!("ks{i:03}"),
                 state: "ACTIVE".into(),
                 owner: "auto-scheduling".into(),
