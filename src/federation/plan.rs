@@ -73,7 +73,7 @@ use crate::workload::labels::{
     SKIP_USER_CREATION_ANNOTATION, additional_seed_service_name, datacenter_labels,
     default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
 };
-use crate::workload::{metrics_agent, vector};
+use crate::workload::{medusa, metrics_agent, vector};
 
 /// Rack cass-operator creates when none is given.
 pub const DEFAULT_RACK: &str = "default";
@@ -175,6 +175,8 @@ pub struct DatacenterPlan {
     pub per_node_config: Option<GeneratedConfigMap>,
     /// Vector's configuration when its agent is enabled, applied in its region before it.
     pub vector_config: Option<GeneratedConfigMap>,
+    /// medusa.ini when `spec.medusa` is set, applied in its region before it.
+    pub medusa_config: Option<GeneratedConfigMap>,
     /// The metrics agent's configuration (`telemetry.cassandra`, else upstream's default
     /// relabels), mounted by every datacenter as k8ssandra-operator mounts it.
     pub metrics_agent_config: GeneratedConfigMap,
@@ -245,6 +247,7 @@ impl DatacenterPlan {
     pub fn generated_config_maps(&self) -> impl Iterator<Item = &GeneratedConfigMap> {
         (self.per_node_config.iter())
             .chain(&self.vector_config)
+            .chain(&self.medusa_config)
             .chain(std::iter::once(&self.metrics_agent_config))
     }
 
@@ -348,6 +351,8 @@ pub enum PlanError {
         #[source]
         source: MissingStores,
     },
+    #[error("datacenter {datacenter}: {reason}")]
+    Medusa { datacenter: String, reason: String },
     #[error("datacenter {datacenter}: {source}")]
     Vector {
         datacenter: String,
@@ -918,8 +923,45 @@ impl PlanContext<'_> {
                 source,
             })?;
 
-        let pod_template_spec =
-            self.pod_template_spec(dc, &options, &tags, &encryption, vector.as_ref())?;
+        let medusa_config_name =
+            medusa::config_map_name(self.cassandra_cluster_name, dc.cassandra_datacenter_name());
+        let medusa = match self.k8c.spec.medusa.as_deref() {
+            Some(template) => {
+                medusa::check_storage_credentials(template).map_err(|reason| {
+                    PlanError::Medusa {
+                        datacenter: name.clone(),
+                        reason,
+                    }
+                })?;
+                let auth = options.management_api_auth.as_ref();
+                let config_map = GeneratedConfigMap::new(
+                    (&self.cluster.name, &self.cluster.namespace),
+                    (&name, &namespace),
+                    medusa_config_name.clone(),
+                    BTreeMap::from([(
+                        medusa::MEDUSA_INI_KEY.to_string(),
+                        medusa::medusa_ini(template, &self.cluster.name, auth),
+                    )]),
+                );
+                let pods = medusa::pods(
+                    template,
+                    &self.cluster.name,
+                    &config_map.name,
+                    auth,
+                    self.k8c.spec.uses_external_secrets(),
+                );
+                Some((template, config_map, pods))
+            }
+            None => None,
+        };
+        let pod_template_spec = self.pod_template_spec(
+            dc,
+            &options,
+            &tags,
+            &encryption,
+            vector.as_ref(),
+            medusa.as_ref().map(|(_, _, pods)| pods),
+        )?;
 
         let spec = CassandraDatacenterSpec {
             cluster_name: self.cassandra_cluster_name.to_string(),
@@ -970,6 +1012,12 @@ impl PlanContext<'_> {
         ));
         labels.insert(COMPONENT_LABEL.to_string(), COMPONENT_CASSANDRA.to_string());
         let mut annotations = tags.annotations.clone().unwrap_or_default();
+        if let Some((template, _, _)) = &medusa {
+            let port = medusa::grpc_port(template);
+            if port != medusa::DEFAULT_GRPC_PORT {
+                annotations.insert(medusa::GRPC_PORT_ANNOTATION.to_string(), port.to_string());
+            }
+        }
         if index > 0 || !self.external_datacenters.is_empty() {
             annotations.insert(
                 SKIP_USER_CREATION_ANNOTATION.to_string(),
@@ -1001,11 +1049,12 @@ impl PlanContext<'_> {
             passwords: encryption.passwords,
             store_secrets: encryption.secrets,
             per_node_config: None,
-            dropped_config_maps: match vector_config {
-                Some(_) => Vec::new(),
-                None => vec![vector_config_name],
-            },
+            dropped_config_maps: (vector_config.is_none().then_some(vector_config_name))
+                .into_iter()
+                .chain(medusa.is_none().then_some(medusa_config_name))
+                .collect(),
             vector_config,
+            medusa_config: medusa.map(|(_, config_map, _)| config_map),
             metrics_agent_config,
             user_per_node_config: dc
                 .per_node_config_map_ref
@@ -1031,13 +1080,20 @@ impl PlanContext<'_> {
         Some(named.unwrap_or_else(|| default_superuser_secret_name(self.cassandra_cluster_name)))
     }
 
-    /// Roles cass-operator creates besides the superuser: Reaper's.
+    /// Roles cass-operator creates besides the superuser: Reaper's and Medusa's (none with
+    /// external secrets).
     fn users(&self) -> Option<Vec<CassandraUser>> {
-        let reaper = self.reaper_access?.cql_user.as_ref()?;
-        Some(vec![CassandraUser {
-            secret_name: reaper.name.clone(),
-            superuser: true,
-        }])
+        let reaper = self.reaper_access.and_then(|a| a.cql_user.as_ref()).map(|r| r.name.clone());
+        let medusa = (self.k8c.spec.medusa.as_deref())
+            .filter(|_| !self.k8c.spec.uses_external_secrets())
+            .map(|m| medusa::cql_user_secret_name(m, &self.cluster.name));
+        let users: Vec<CassandraUser> = (reaper.into_iter().chain(medusa))
+            .map(|secret_name| CassandraUser {
+                secret_name,
+                superuser: true,
+            })
+            .collect();
+        (!users.is_empty()).then_some(users)
     }
 
     /// Reaper manages the nodes over JMX.
@@ -1163,6 +1219,7 @@ impl PlanContext<'_> {
         tags: &CassandraMetadata,
         encryption: &EncryptionSetup,
         vector: Option<&VectorTelemetry>,
+        medusa: Option<&medusa::MedusaPods>,
     ) -> Result<Option<Value>, PlanError> {
         let datacenter = dc.name();
         let mut spec = Map::new();
@@ -1213,13 +1270,32 @@ impl PlanContext<'_> {
                 encryption.mounts.clone(),
             );
         }
+        let named = |c: &Value, name: &str| c.get("name").and_then(Value::as_str) == Some(name);
+        if let Some(pods) = medusa {
+            // Replaces a container of the same name, as upstream.
+            containers.retain(|c| !named(c, medusa::MEDUSA_CONTAINER));
+            containers.push(pods.container.clone());
+        }
         if !containers.is_empty() {
             spec.insert("containers".into(), Value::Array(containers));
         }
         let mut init = options.init_containers.clone().unwrap_or_default();
+        if let Some(pods) = medusa {
+            // server-config-init first, so that Medusa reads the built cassandra.yaml.
+            if !init.iter().any(|c| named(c, SERVER_CONFIG_INIT_CONTAINER)) {
+                init.push(json!({"name": SERVER_CONFIG_INIT_CONTAINER}));
+            }
+            match init.iter_mut().find(|c| named(c, medusa::RESTORE_INIT_CONTAINER)) {
+                Some(existing) => *existing = pods.init_container.clone(),
+                None => init.push(pods.init_container.clone()),
+            }
+        }
         let mut volumes =
             options.extra_volumes.as_ref().and_then(|v| v.volumes.clone()).unwrap_or_default();
         let mut added_volumes = encryption.volumes.clone();
+        if let Some(pods) = medusa {
+            added_volumes.extend(pods.volumes.iter().cloned());
+        }
         if let Some(config_map) = dc.per_node_config_map_ref.as_ref().filter(|r| !r.name.is_empty())
         {
             let image = options

@@ -47,8 +47,8 @@ pub const MAX_MULTI_PART_UPLOAD_THRESHOLD: i64 = 5 * 1024 * 1024 * 1024 * 1024;
 pub const MAX_PORT: i32 = 65_535;
 
 /// `spec.medusa` of a K8ssandraCluster: the Medusa container beside each Cassandra node, and
-/// where it stores backups. Accepted and validated; not acted on yet (the K8ssandraCluster's
-/// FieldsNotActedOn condition names it).
+/// where it stores backups ([`crate::workload::medusa`]); the fields not acted on yet are named by
+/// the K8ssandraCluster's FieldsNotActedOn condition ([`MedusaClusterTemplate::fields_not_acted_on`]).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MedusaClusterTemplate {
@@ -98,6 +98,58 @@ impl MedusaClusterTemplate {
     /// Backups are purged unless `purgeBackups` is false (upstream default).
     pub fn purge_backups(&self) -> bool {
         self.purge_backups.unwrap_or(true)
+    }
+
+    /// The fields of `spec.medusa` that are set and that Federator does not act on yet.
+    pub fn fields_not_acted_on(&self) -> Vec<String> {
+        let medusa = self;
+        let mut fields = Vec::new();
+        if medusa.medusa_configuration_ref.is_some() {
+            fields.push(
+                "spec.medusa.medusaConfigurationRef (only storageProperties configure the storage)"
+                    .to_string(),
+            );
+        }
+        if medusa.certificates_secret_ref.as_ref().is_some_and(|r| !r.name.is_empty()) {
+            fields.push("spec.medusa.certificatesSecretRef (Medusa connects without TLS)".into());
+        }
+        if medusa.client_encryption_stores.is_some() {
+            fields.push("spec.medusa.clientEncryptionStores (Medusa connects without TLS)".into());
+        }
+        if medusa.service_properties.as_ref().is_some_and(|s| s.encryption.is_some()) {
+            fields.push(
+                "spec.medusa.serviceProperties.encryption (Medusa's gRPC stays plain)".to_string(),
+            );
+        }
+        if medusa.storage_properties.as_ref().is_some_and(|s| s.pod_storage.is_some()) {
+            fields
+                .push("spec.medusa.storageProperties.podStorage (no backup volume is made)".into());
+        }
+        if medusa.container_image.as_ref().is_some_and(|i| i.pull_secret_ref.is_some()) {
+            fields.push("spec.medusa.containerImage.pullSecretRef".to_string());
+        }
+        let has_handler = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+            p.as_ref().is_some_and(|p| {
+                p.exec.is_some()
+                    || p.grpc.is_some()
+                    || p.http_get.is_some()
+                    || p.tcp_socket.is_some()
+            })
+        };
+        for (field, probe) in [
+            ("readinessProbe", &medusa.readiness_probe),
+            ("livenessProbe", &medusa.liveness_probe),
+        ] {
+            if has_handler(probe) {
+                fields.push(format!(
+                    "spec.medusa.{field} handler (Medusa's probe keeps grpc_health_probe; only its timings apply)"
+                ));
+            }
+        }
+        if medusa.purge_backups() {
+            fields.push("spec.medusa.purgeBackups (no purge schedule is made)".to_string());
+        }
+        fields
     }
 }
 

@@ -936,11 +936,15 @@ fn default_vnodes_or_a_users_per_node_config_leave_tokens_to_cassandra() {
     // A user's ConfigMap named as a generated one would be is never taken for one.
     assert_eq!(
         plan.datacenters[0].dropped_config_maps,
-        ["demo-dc1-cass-vector"]
+        ["demo-dc1-cass-vector", "demo-dc1-medusa"]
     );
     assert_eq!(
         plan.datacenters[1].dropped_config_maps,
-        ["demo-dc2-cass-vector", "demo-dc2-per-node-config"]
+        [
+            "demo-dc2-cass-vector",
+            "demo-dc2-medusa",
+            "demo-dc2-per-node-config"
+        ]
     );
     assert!(spec_json(&plan.datacenters[1])["podTemplateSpec"]["spec"]["initContainers"].is_null());
 }
@@ -1087,9 +1091,16 @@ fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
     assert!(spec_json(dc2)["systemLoggerResources"].is_null());
     assert_eq!(
         dc2.dropped_config_maps,
-        ["mycluster-dc2-cass-vector", "mycluster-dc2-per-node-config"]
+        [
+            "mycluster-dc2-cass-vector",
+            "mycluster-dc2-medusa",
+            "mycluster-dc2-per-node-config"
+        ]
     );
-    assert_eq!(dc1.dropped_config_maps, ["mycluster-dc1-per-node-config"]);
+    assert_eq!(
+        dc1.dropped_config_maps,
+        ["mycluster-dc1-medusa", "mycluster-dc1-per-node-config"]
+    );
 }
 
 #[test]
