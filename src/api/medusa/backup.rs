@@ -1,5 +1,6 @@
 //! MedusaBackup (medusa.k8ssandra.io/v1alpha1): a backup that exists in the storage bucket,
-//! with its nodes, files and size. Served and validated; not acted on yet.
+//! with its nodes, files and size. Federator creates one for each MedusaBackupJob that finished
+//! on every pod ([`crate::dataplane::medusa_backup`]).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::CustomResource;
@@ -16,7 +17,7 @@ use crate::api::shared::tidy_schema;
     group = "medusa.k8ssandra.io",
     version = "v1alpha1",
     kind = "MedusaBackup",
-    doc = "A Medusa backup stored in the bucket (served and validated; Federator does not act on it yet).",
+    doc = "A Medusa backup stored in the bucket, recorded when a MedusaBackupJob finished on every pod.",
     plural = "medusabackups",
     namespaced,
     status = "MedusaBackupStatus",

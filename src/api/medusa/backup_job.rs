@@ -1,13 +1,16 @@
 //! MedusaBackupJob (medusa.k8ssandra.io/v1alpha1): a backup of one CassandraDatacenter, run by
-//! Medusa on each of its pods. Served and validated; not acted on yet.
+//! Medusa on each of its pods ([`crate::dataplane::medusa_backup`], in the datacenter's region).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{BackupType, MAX_NAME_LENGTH};
-use crate::api::shared::tidy_schema;
+use crate::api::shared::{condition_list, tidy_schema};
+
+/// Refusal of a change to a job's spec: the backup it names runs once.
+pub const SPEC_IMMUTABLE_MESSAGE: &str = "the spec of a MedusaBackupJob cannot change (its backup runs once); create another MedusaBackupJob";
 
 /// A backup of one datacenter.
 #[allow(clippy::duplicated_attributes)]
@@ -16,11 +19,12 @@ use crate::api::shared::tidy_schema;
     group = "medusa.k8ssandra.io",
     version = "v1alpha1",
     kind = "MedusaBackupJob",
-    doc = "A Medusa backup of one CassandraDatacenter (served and validated; Federator does not run it yet).",
+    doc = "A Medusa backup of one CassandraDatacenter: each of its pods backs up under the job's name.",
     plural = "medusabackupjobs",
     namespaced,
     status = "MedusaBackupJobStatus",
     derive = "PartialEq",
+    validation = Rule::new("self.spec == oldSelf.spec").message(SPEC_IMMUTABLE_MESSAGE),
     printcolumn(
         name = "Started",
         type_ = "date",
@@ -62,9 +66,14 @@ pub struct MedusaBackupJobStatus {
     /// Pods whose backup finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<Vec<String>>,
-    /// Pods whose backup failed.
+    /// Pods whose backup failed, or that did not answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<Vec<String>>,
+    /// `Complete` (True once every pod finished) and `Failed` (True once the job ended with
+    /// failed pods, naming them and why). Federator's addition; upstream has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "condition_list")]
+    pub conditions: Option<Vec<Condition>>,
 }
 
 impl MedusaBackupJobSpec {
