@@ -35,6 +35,24 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
     ]
 }
 
+/// The kinds that nothing in Federator acts on yet: their CRDs are generated (`crds/`, the
+/// reference) but left out of the install's kustomization, so that a user applying one is told
+/// the kind is not served rather than seeing it stored and ignored.
+pub const NOT_ACTED_ON_KINDS: &[&str] = &[
+    "MedusaRestoreJob",
+    "MedusaBackupSchedule",
+    "MedusaTask",
+    "CassandraBackup",
+    "CassandraRestore",
+];
+
+/// The CRDs the install applies: [`all_crds`] but the [`NOT_ACTED_ON_KINDS`].
+pub fn installed_crds() -> Vec<CustomResourceDefinition> {
+    (all_crds().into_iter())
+        .filter(|crd| !NOT_ACTED_ON_KINDS.contains(&crd.spec.names.kind.as_str()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

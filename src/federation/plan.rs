@@ -62,6 +62,7 @@ use crate::api::k8ssandra_cluster::{
     CassandraClusterTemplate, CassandraDatacenterTemplate, CassandraMetadata, DatacenterOptions,
     K8ssandraCluster, MAX_ADDITIONAL_SEEDS, MAX_DATACENTER_SIZE, MAX_RACKS,
 };
+use crate::api::medusa::{MedusaClusterTemplate, MedusaStorage};
 use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, TelemetrySpec,
     VectorTelemetry,
@@ -146,6 +147,12 @@ pub struct ClusterPlan {
     pub passwords_missing: BTreeMap<String, String>,
     /// Datacenters whose `perNodeConfigMapRef` ConfigMap was not in the inputs, and why.
     pub per_node_config_missing: BTreeMap<String, String>,
+    /// `spec.medusa` as the datacenters get it: its `storageProperties` merged over those of the
+    /// MedusaConfiguration `medusaConfigurationRef` names.
+    pub medusa: Option<MedusaClusterTemplate>,
+    /// Why that MedusaConfiguration was not in the inputs: no datacenter is created or updated
+    /// until it is (upstream does not reconcile the cluster either).
+    pub medusa_configuration_missing: Option<String>,
     /// How changes that restart Cassandra roll out (the K8ssandraCluster's annotations).
     pub rollout: RolloutPolicy,
 }
@@ -197,7 +204,7 @@ pub struct DatacenterPlan {
 
 /// What a plan reads besides the K8ssandraCluster, gathered by the controller before it plans:
 /// the plan is built from these whole, and nothing patches it afterwards.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlanInputs {
     /// What the existing datacenters run with.
     pub running: RunningDatacenters,
@@ -211,6 +218,10 @@ pub struct PlanInputs {
     /// The content hash of each datacenter's `perNodeConfigMapRef` ConfigMap in its region, or
     /// why there is none yet.
     pub per_node_config_hashes: BTreeMap<String, Result<String, String>>,
+    /// The `storageProperties` of the MedusaConfiguration `spec.medusa.medusaConfigurationRef`
+    /// names (in the K8ssandraCluster's namespace of the hub), or why it could not be read; None
+    /// when not read.
+    pub medusa_configuration: Option<Result<MedusaStorage, String>>,
 }
 
 /// What the existing datacenters run with that a plan keeps, read from their live
@@ -353,6 +364,8 @@ pub enum PlanError {
     },
     #[error("datacenter {datacenter}: {reason}")]
     Medusa { datacenter: String, reason: String },
+    #[error("{reason}")]
+    MedusaConfiguration { reason: String },
     #[error("datacenter {datacenter}: {source}")]
     Vector {
         datacenter: String,
@@ -402,6 +415,8 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
     let cassandra_cluster_name = k8c.cassandra_cluster_name();
     let external_datacenters = k8c.spec.external_datacenters.clone().unwrap_or_default();
     let reaper_access = reaper_access(k8c, &cassandra_cluster_name);
+    let (medusa, medusa_configuration_missing) =
+        effective_medusa(k8c, inputs.medusa_configuration.as_ref())?;
     let rollout =
         RolloutPolicy::from_annotations(k8c.metadata.annotations.as_ref(), k8c.metadata.generation);
 
@@ -415,6 +430,8 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
             reaper_access,
             passwords_missing: BTreeMap::new(),
             per_node_config_missing: BTreeMap::new(),
+            medusa,
+            medusa_configuration_missing,
             rollout,
         });
     };
@@ -437,6 +454,8 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
         external_datacenters: &external_datacenters,
         reaper_access: reaper_access.as_ref(),
         running,
+        medusa: medusa.as_ref(),
+        medusa_complete: medusa_configuration_missing.is_none(),
     };
     let mut planned = datacenters
         .iter()
@@ -481,8 +500,48 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
         reaper_access,
         passwords_missing,
         per_node_config_missing,
+        medusa,
+        medusa_configuration_missing,
         rollout,
     })
+}
+
+/// `spec.medusa` with the referenced MedusaConfiguration's storage settings under its own, as
+/// upstream merges them, and why that MedusaConfiguration is missing (then the cluster's own
+/// settings only). As upstream, a reference needs `storageProperties.prefix`.
+fn effective_medusa(
+    k8c: &K8ssandraCluster,
+    configuration: Option<&Result<MedusaStorage, String>>,
+) -> Result<(Option<MedusaClusterTemplate>, Option<String>), PlanError> {
+    let Some(own) = k8c.spec.medusa.as_deref() else {
+        return Ok((None, None));
+    };
+    let Some(name) = (own.medusa_configuration_ref.as_ref())
+        .and_then(|r| r.name.clone())
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok((Some(own.clone()), None));
+    };
+    let storage = own.storage_properties.clone().unwrap_or_default();
+    if storage.prefix.as_deref().unwrap_or("").is_empty() {
+        return Err(PlanError::MedusaConfiguration {
+            reason: format!(
+                "spec.medusa.storageProperties.prefix is required with medusaConfigurationRef {name}: it keeps this cluster's backups apart from the others' in the shared bucket"
+            ),
+        });
+    }
+    match configuration {
+        Some(Ok(base)) => {
+            let mut merged = own.clone();
+            merged.storage_properties = Some(storage.merged_over(base));
+            Ok((Some(merged), None))
+        }
+        Some(Err(why)) => Ok((Some(own.clone()), Some(why.clone()))),
+        None => Ok((
+            Some(own.clone()),
+            Some(format!("MedusaConfiguration {name} not read yet")),
+        )),
+    }
 }
 
 /// Puts each datacenter's encryption store passwords in its `config`; returns the datacenters
@@ -789,6 +848,10 @@ struct PlanContext<'a> {
     external_datacenters: &'a [String],
     reaper_access: Option<&'a ReaperAccess>,
     running: &'a RunningDatacenters,
+    /// [`ClusterPlan::medusa`].
+    medusa: Option<&'a MedusaClusterTemplate>,
+    /// Whether its MedusaConfiguration, if any, was merged in (else the storage is not checked).
+    medusa_complete: bool,
 }
 
 impl PlanContext<'_> {
@@ -925,14 +988,16 @@ impl PlanContext<'_> {
 
         let medusa_config_name =
             medusa::config_map_name(self.cassandra_cluster_name, dc.cassandra_datacenter_name());
-        let medusa = match self.k8c.spec.medusa.as_deref() {
+        let medusa = match self.medusa {
             Some(template) => {
-                medusa::check_storage_credentials(template).map_err(|reason| {
-                    PlanError::Medusa {
-                        datacenter: name.clone(),
-                        reason,
-                    }
-                })?;
+                if self.medusa_complete {
+                    medusa::check_storage_credentials(template).map_err(|reason| {
+                        PlanError::Medusa {
+                            datacenter: name.clone(),
+                            reason,
+                        }
+                    })?;
+                }
                 let auth = options.management_api_auth.as_ref();
                 let config_map = GeneratedConfigMap::new(
                     (&self.cluster.name, &self.cluster.namespace),
@@ -1084,7 +1149,7 @@ impl PlanContext<'_> {
     /// external secrets).
     fn users(&self) -> Option<Vec<CassandraUser>> {
         let reaper = self.reaper_access.and_then(|a| a.cql_user.as_ref()).map(|r| r.name.clone());
-        let medusa = (self.k8c.spec.medusa.as_deref())
+        let medusa = (self.medusa)
             .filter(|_| !self.k8c.spec.uses_external_secrets())
             .map(|m| medusa::cql_user_secret_name(m, &self.cluster.name));
         let users: Vec<CassandraUser> = (reaper.into_iter().chain(medusa))
@@ -1281,13 +1346,17 @@ impl PlanContext<'_> {
         }
         let mut init = options.init_containers.clone().unwrap_or_default();
         if let Some(pods) = medusa {
-            // server-config-init first, so that Medusa reads the built cassandra.yaml.
-            if !init.iter().any(|c| named(c, SERVER_CONFIG_INIT_CONTAINER)) {
-                init.push(json!({"name": SERVER_CONFIG_INIT_CONTAINER}));
-            }
+            // As upstream: a medusa-restore the spec already has is replaced in place; a new
+            // one goes last, after server-config-init (added when missing) so that Medusa reads
+            // the built cassandra.yaml.
             match init.iter_mut().find(|c| named(c, medusa::RESTORE_INIT_CONTAINER)) {
                 Some(existing) => *existing = pods.init_container.clone(),
-                None => init.push(pods.init_container.clone()),
+                None => {
+                    if !init.iter().any(|c| named(c, SERVER_CONFIG_INIT_CONTAINER)) {
+                        init.push(json!({"name": SERVER_CONFIG_INIT_CONTAINER}));
+                    }
+                    init.push(pods.init_container.clone());
+                }
             }
         }
         let mut volumes =

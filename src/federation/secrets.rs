@@ -179,7 +179,7 @@ pub fn secrets_plan(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> SecretsPlan {
             }),
         );
     }
-    if let Some(medusa) = k8c.spec.medusa.as_deref() {
+    if let Some(medusa) = plan.medusa.as_ref() {
         let named = (medusa.cassandra_user_secret_ref.as_ref()).is_some_and(|r| !r.name.is_empty());
         let name = crate::workload::medusa::cql_user_secret_name(medusa, &plan.cluster.name);
         secrets.push(ClusterSecret {

@@ -518,7 +518,7 @@ mod tests {
         assert!(fields[0].starts_with("spec.medusa.purgeBackups"));
         let set = template(json!({
             "purgeBackups": false,
-            "medusaConfigurationRef": {"name": "shared"},
+            "certificatesSecretRef": {"name": "certs"},
             "serviceProperties": {"encryption": {"clientSecretName": "c", "serverSecretName": "s"}},
         }));
         assert_eq!(set.fields_not_acted_on().len(), 2);

@@ -1,6 +1,6 @@
 //! MedusaConfiguration (medusa.k8ssandra.io/v1alpha1): storage settings shared by the
-//! K8ssandraClusters whose `spec.medusa.medusaConfigurationRef` names it. Served and validated;
-//! not acted on yet.
+//! K8ssandraClusters whose `spec.medusa.medusaConfigurationRef` names it: its `storageProperties`
+//! are merged under theirs when their datacenters are planned. Its status is not written yet.
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -15,7 +15,7 @@ use crate::api::shared::{MetaCondition, condition_list, tidy_schema};
     group = "medusa.k8ssandra.io",
     version = "v1alpha1",
     kind = "MedusaConfiguration",
-    doc = "Medusa storage settings shared by several K8ssandraClusters (served and validated; Federator does not act on it yet).",
+    doc = "Medusa storage settings shared by the K8ssandraClusters that name it in spec.medusa.medusaConfigurationRef.",
     plural = "medusaconfigurations",
     namespaced,
     status = "MedusaConfigurationStatus",

@@ -104,12 +104,6 @@ impl MedusaClusterTemplate {
     pub fn fields_not_acted_on(&self) -> Vec<String> {
         let medusa = self;
         let mut fields = Vec::new();
-        if medusa.medusa_configuration_ref.is_some() {
-            fields.push(
-                "spec.medusa.medusaConfigurationRef (only storageProperties configure the storage)"
-                    .to_string(),
-            );
-        }
         if medusa.certificates_secret_ref.as_ref().is_some_and(|r| !r.name.is_empty()) {
             fields.push("spec.medusa.certificatesSecretRef (Medusa connects without TLS)".into());
         }
@@ -222,6 +216,27 @@ pub struct MedusaStorage {
     /// The volume of the `local` storage provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_storage: Option<PodStorageSettings>,
+}
+
+impl MedusaStorage {
+    /// These settings over `base` (a MedusaConfiguration's), as upstream's
+    /// `goalesce.DeepMerge(base, cluster)`: every field set here wins, nested ones field by field;
+    /// the others come from `base`.
+    pub fn merged_over(&self, base: &MedusaStorage) -> MedusaStorage {
+        fn overlay(base: &mut serde_json::Value, top: serde_json::Value) {
+            match (base, top) {
+                (serde_json::Value::Object(base), serde_json::Value::Object(top)) => {
+                    for (key, value) in top {
+                        overlay(base.entry(key).or_insert(serde_json::Value::Null), value);
+                    }
+                }
+                (base, top) => *base = top,
+            }
+        }
+        let mut merged = serde_json::to_value(base).unwrap_or_default();
+        overlay(&mut merged, serde_json::to_value(self).unwrap_or_default());
+        serde_json::from_value(merged).unwrap_or_else(|_| self.clone())
+    }
 }
 
 /// Storage backends Medusa supports.
