@@ -682,7 +682,12 @@ async fn reconcile(
             job.spec.cassandra_datacenter, this.namespace
         );
         this.publish(Notice::warning("DatacenterNotFound", "Backup", message)).await;
-        return Ok(Action::requeue(WAIT));
+        // A finished job whose datacenter is gone has no pod to ask for the summary: it stays
+        // without its MedusaBackup rather than being retried forever.
+        return Ok(match next {
+            Step::Record => Action::await_change(),
+            _ => Action::requeue(WAIT),
+        });
     };
     match next {
         Step::Start => this.start(&pods).await,
