@@ -461,7 +461,7 @@ fn every_rule_compiles_and_fits_the_cost_budget() {
             .unwrap_or(Value::Null);
         visit(&schema, &crd.spec.names.kind, &mut found, &mut rule_count);
     }
-    assert_eq!(rule_count, 7, "rules found: {rule_count}");
+    assert_eq!(rule_count, 8, "rules found: {rule_count}");
     assert!(found.is_empty(), "{}", found.join("\n"));
 
     // The budget check has teeth: without maxItems the uniqueness rule is too expensive.
@@ -498,6 +498,197 @@ fn matches_pattern(pattern: &str, text: &str) -> bool {
             false
         }
     }
+}
+
+// ---- Medusa: what the API server refuses, and the field it names ----
+
+/// The API server's answer (kube-sim's admission of our generated CRD: defaults, pruning,
+/// OpenAPI and CEL validation) to creating `object`: Ok, or each refused field with its message.
+fn admit_medusa(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    object: Value,
+) -> Result<(), Vec<(String, String)>> {
+    use kube_sim::store::Admission;
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .map(serde_json::to_value)
+        .and_then(Result::ok)
+        .expect("generated CRD has a schema");
+    let admission =
+        kube_sim::schema::CrAdmission::new(&crd.spec.group, &crd.spec.names.kind, &schema)
+            .unwrap_or_else(|problems| panic!("{}: {problems:?}", crd.spec.names.kind));
+    let mut object = object;
+    admission.admit(&mut object, None, true).map(|_| ()).map_err(|error| {
+        if error.causes.is_empty() {
+            // A strict decoding error names the unknown field in its message only.
+            return vec![(String::new(), error.to_string())];
+        }
+        error.causes.iter().map(|c| (c.field.clone(), c.message.clone())).collect()
+    })
+}
+
+fn medusa_object(kind: &str, spec: Value) -> Value {
+    json!({"apiVersion": "medusa.k8ssandra.io/v1alpha1", "kind": kind,
+           "metadata": {"name": "m", "namespace": "k8ssandra-operator"}, "spec": spec})
+}
+
+/// Asserts a refusal naming exactly `field`, with a message containing `words`.
+fn assert_refused_at(result: Result<(), Vec<(String, String)>>, field: &str, words: &str) {
+    let causes = match result {
+        Ok(()) => panic!("expected {field} to be refused, but the object was accepted"),
+        Err(causes) => causes,
+    };
+    assert!(
+        causes.iter().any(|(f, message)| f == field && message.contains(words)),
+        "expected {field}: …{words}…, got {causes:?}"
+    );
+}
+
+#[test]
+fn medusa_storage_settings_out_of_range_are_refused_naming_the_field() {
+    use federator::api::medusa::{MAX_DAYS, MAX_PORT};
+    let crd = K8ssandraCluster::crd();
+    let with_storage = |storage: Value| {
+        json!({"apiVersion": "k8ssandra.io/v1alpha1", "kind": "K8ssandraCluster",
+               "metadata": {"name": "demo", "namespace": "k8ssandra-operator"},
+               "spec": {"medusa": {"storageProperties": storage}}})
+    };
+    assert!(
+        admit_medusa(
+            &crd,
+            with_storage(
+                json!({"storageProvider": "s3_compatible", "port": 9000, "maxBackupAge": 7})
+            )
+        )
+        .is_ok()
+    );
+    assert_refused_at(
+        admit_medusa(&crd, with_storage(json!({"storageProvider": "s4"}))),
+        "spec.medusa.storageProperties.storageProvider",
+        "s3_compatible",
+    );
+    assert_refused_at(
+        admit_medusa(&crd, with_storage(json!({"port": MAX_PORT + 1}))),
+        "spec.medusa.storageProperties.port",
+        "65535",
+    );
+    assert_refused_at(
+        admit_medusa(&crd, with_storage(json!({"maxBackupAge": -1}))),
+        "spec.medusa.storageProperties.maxBackupAge",
+        "0",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &crd,
+            with_storage(json!({"backupGracePeriodInDays": MAX_DAYS + 1})),
+        ),
+        "spec.medusa.storageProperties.backupGracePeriodInDays",
+        &MAX_DAYS.to_string(),
+    );
+    // spec.medusa is typed now: a misspelt key is refused under kubectl's strict validation
+    // (and pruned without it), where it used to be kept silently.
+    assert_refused_at(
+        admit_medusa(&crd, with_storage(json!({"bucket": "k8ssandra-medusa"}))),
+        "",
+        "unknown field \"spec.medusa.storageProperties.bucket\"",
+    );
+    assert_refused_at(
+        admit_medusa(&crd, with_storage(json!({"credentialsType": "password"}))),
+        "spec.medusa.storageProperties.credentialsType",
+        "role-based",
+    );
+}
+
+#[test]
+fn medusa_jobs_with_bad_values_are_refused_naming_the_field() {
+    use federator::api::medusa::{
+        MedusaBackupJob, MedusaBackupSchedule, MedusaConfiguration, MedusaRestoreJob, MedusaTask,
+    };
+    let job = MedusaBackupJob::crd();
+    assert!(
+        admit_medusa(
+            &job,
+            medusa_object(
+                "MedusaBackupJob",
+                json!({"cassandraDatacenter": "dc1", "backupType": "full"})
+            )
+        )
+        .is_ok()
+    );
+    assert_refused_at(
+        admit_medusa(
+            &job,
+            medusa_object(
+                "MedusaBackupJob",
+                json!({"cassandraDatacenter": "dc1", "backupType": "incremental"}),
+            ),
+        ),
+        "spec.backupType",
+        "differential",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &job,
+            medusa_object("MedusaBackupJob", json!({"cassandraDatacenter": ""})),
+        ),
+        "spec.cassandraDatacenter",
+        "at least 1",
+    );
+    let schedule = MedusaBackupSchedule::crd();
+    assert_refused_at(
+        admit_medusa(
+            &schedule,
+            medusa_object(
+                "MedusaBackupSchedule",
+                json!({"cronSchedule": "", "backupSpec": {"cassandraDatacenter": "dc1"}}),
+            ),
+        ),
+        "spec.cronSchedule",
+        "at least 1",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &schedule,
+            medusa_object(
+                "MedusaBackupSchedule",
+                json!({"cronSchedule": "0 2 * * *", "backupSpec": {"cassandraDatacenter": "dc1"}, "operationType": "verify"}),
+            ),
+        ),
+        "spec.operationType",
+        "purge",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &MedusaTask::crd(),
+            medusa_object(
+                "MedusaTask",
+                json!({"cassandraDatacenter": "dc1", "operation": "verify"}),
+            ),
+        ),
+        "spec.operation",
+        "prepare_restore",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &MedusaRestoreJob::crd(),
+            medusa_object("MedusaRestoreJob", json!({"cassandraDatacenter": "dc1"})),
+        ),
+        "spec.backup",
+        "Required",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &MedusaConfiguration::crd(),
+            medusa_object(
+                "MedusaConfiguration",
+                json!({"storageProperties": {"concurrentTransfers": 100_000}}),
+            ),
+        ),
+        "spec.storageProperties.concurrentTransfers",
+        "256",
+    );
 }
 
 // ---- Reaper's local storage, as upstream's webhook ----

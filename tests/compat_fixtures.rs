@@ -14,6 +14,10 @@ use federator::api::cassdc::{
 };
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::k8ssandra_task::K8ssandraTask;
+use federator::api::medusa::{
+    CassandraBackup, CassandraRestore, MedusaBackup, MedusaBackupJob, MedusaBackupSchedule,
+    MedusaConfiguration, MedusaRestoreJob, MedusaTask,
+};
 use federator::api::reaper::Reaper;
 use federator::api::replicated_secret::ReplicatedSecret;
 use federator::api::stargate::Stargate;
@@ -24,6 +28,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{CustomResourceExt, Resource};
+use kube_sim::schema::CrAdmission;
+use kube_sim::store::Admission;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -391,11 +397,53 @@ fn upstream_pairs() -> Vec<(&'static str, CustomResourceDefinition)> {
             K8ssandraTask::crd(),
         ),
     ]
+    .into_iter()
+    .chain(medusa_pairs())
+    .collect()
+}
+
+/// Our CRD for each upstream Medusa CRD file (the deprecated CassandraBackup and
+/// CassandraRestore included).
+fn medusa_pairs() -> Vec<(&'static str, CustomResourceDefinition)> {
+    vec![
+        (
+            "crds/k8ssandra-operator/medusa.k8ssandra.io_medusabackupjobs.yaml",
+            MedusaBackupJob::crd(),
+        ),
+        (
+            "crds/k8ssandra-operator/medusa.k8ssandra.io_medusabackups.yaml",
+            MedusaBackup::crd(),
+        ),
+        (
+            "crds/k8ssandra-operator/medusa.k8ssandra.io_medusarestorejobs.yaml",
+            MedusaRestoreJob::crd(),
+        ),
+        (
+            "crds/k8ssandra-operator/medusa.k8ssandra.io_medusabackupschedules.yaml",
+            MedusaBackupSchedule::crd(),
+        ),
+        (
+            "crds/k8ssandra-operator/medusa.k8ssandra.io_medusatasks.yaml",
+            MedusaTask::crd(),
+        ),
+        (
+            "crds/k8ssandra-operator/medusa.k8ssandra.io_medusaconfigurations.yaml",
+            MedusaConfiguration::crd(),
+        ),
+        (
+            "crds/k8ssandra-operator/medusa.k8ssandra.io_cassandrabackups.yaml",
+            CassandraBackup::crd(),
+        ),
+        (
+            "crds/k8ssandra-operator/medusa.k8ssandra.io_cassandrarestores.yaml",
+            CassandraRestore::crd(),
+        ),
+    ]
 }
 
 #[test]
 fn kinds_are_named_exactly_as_upstream() {
-    assert_eq!(all_crds().len(), 6);
+    assert_eq!(all_crds().len(), 14);
     for (file, ours) in upstream_pairs() {
         let Some(upstream) = crd_file(file) else {
             return;
@@ -561,6 +609,240 @@ fn every_upstream_k8ssandra_task_status_field_is_accepted() {
         missing.is_empty(),
         "status paths the CRD would prune: {missing:?}"
     );
+}
+
+/// The status of every Medusa kind keeps every upstream status path, so that a status written
+/// by k8ssandra-operator before a migration is read back whole.
+#[test]
+fn every_upstream_medusa_status_field_is_accepted() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (file, ours) in medusa_pairs() {
+        let Some(upstream) = crd_file(file) else {
+            return;
+        };
+        let kind = upstream["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string();
+        let ours = schema_of(&ours);
+        let status =
+            &upstream["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+        let mut paths = Vec::new();
+        schema_paths(status, "status", &mut paths);
+        assert!(!paths.is_empty(), "{kind}: upstream has no status paths");
+        checked += paths.len();
+        missing.extend(
+            paths.into_iter().filter(|p| !accepts(&ours, p)).map(|p| format!("{kind}: {p}")),
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "status paths the CRDs would prune: {missing:?}"
+    );
+    assert!(
+        checked > 500,
+        "only {checked} upstream status paths checked"
+    );
+}
+
+/// Every schema node below `path`, with its path (`[]` for list items, `{}` for map values).
+fn schema_nodes<'a>(schema: &'a Value, path: &str, out: &mut Vec<(String, &'a Value)>) {
+    out.push((path.to_string(), schema));
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (name, child) in properties {
+            schema_nodes(child, &join(path, name), out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        schema_nodes(items, &format!("{path}[]"), out);
+    }
+    if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+        schema_nodes(additional, &format!("{path}{{}}"), out);
+    }
+}
+
+/// The schema node at an upstream-style path in our schema.
+fn node_at<'a>(schema: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = schema;
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("[]") {
+            node = node.get("items")?;
+            rest = after.strip_prefix('.').unwrap_or(after);
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("{}") {
+            node = node.get("additionalProperties")?;
+            rest = after.strip_prefix('.').unwrap_or(after);
+            continue;
+        }
+        let end = rest.find(['.', '[', '{']).unwrap_or(rest.len());
+        node = node.get("properties")?.get(&rest[..end])?;
+        rest = rest[end..].strip_prefix('.').unwrap_or(&rest[end..]);
+    }
+    Some(node)
+}
+
+/// The (spec or status) subtree of a CRD to compare, with the path it starts at.
+fn medusa_subtrees() -> Option<Vec<(String, Value, Value)>> {
+    let mut subtrees = Vec::new();
+    for (file, ours) in medusa_pairs() {
+        let upstream = crd_file(file)?;
+        let kind = upstream["spec"]["names"]["kind"].as_str().unwrap_or_default().to_string();
+        let theirs =
+            upstream["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+                .clone();
+        let ours = schema_of(&ours)["properties"]["spec"].clone();
+        subtrees.push((format!("{kind} spec"), theirs, ours));
+    }
+    let upstream = crd_file("crds/k8ssandra-operator/k8ssandra.io_k8ssandraclusters.yaml")?;
+    let theirs = upstream["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["medusa"]
+        .clone();
+    let ours =
+        schema_of(&K8ssandraCluster::crd())["properties"]["spec"]["properties"]["medusa"].clone();
+    subtrees.push(("K8ssandraCluster spec.medusa".to_string(), theirs, ours));
+    Some(subtrees)
+}
+
+/// Where upstream's CRD lists the values of a Medusa field (storage provider, credentials type,
+/// backup type, operation, scheduled operation, pull policy), ours lists the same ones; where it
+/// requires a field or a minimum length, so does ours.
+#[test]
+fn medusa_fields_take_the_same_values_as_upstreams() {
+    let Some(subtrees) = medusa_subtrees() else {
+        return;
+    };
+    let mut problems = Vec::new();
+    let mut enums = 0;
+    for (name, theirs, ours) in &subtrees {
+        let mut nodes = Vec::new();
+        schema_nodes(theirs, "", &mut nodes);
+        for (path, node) in nodes {
+            let Some(mine) = node_at(ours, &path) else {
+                continue; // a pass-through subtree; every_upstream_spec_field_is_accepted covers it
+            };
+            let sorted = |v: &Value| -> Vec<String> {
+                let mut values: Vec<String> = v
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect();
+                values.sort();
+                values
+            };
+            if node.get("enum").is_some() {
+                enums += 1;
+                if sorted(&node["enum"]) != sorted(&mine["enum"]) {
+                    problems.push(format!(
+                        "{name} {path}: enum {:?} upstream, {:?} here",
+                        node["enum"], mine["enum"]
+                    ));
+                }
+            }
+            if let Some(min) = node.get("minLength")
+                && mine.get("minLength") != Some(min)
+            {
+                problems.push(format!(
+                    "{name} {path}: minLength {min} upstream, {} here",
+                    mine["minLength"]
+                ));
+            }
+            for key in sorted(&node["required"]) {
+                if !sorted(&mine["required"]).contains(&key) {
+                    problems.push(format!(
+                        "{name} {path}: {key} is required upstream, not here"
+                    ));
+                }
+            }
+            for key in sorted(&mine["required"]) {
+                if !sorted(&node["required"]).contains(&key) {
+                    problems.push(format!(
+                        "{name} {path}: {key} is required here, not upstream"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(enums >= 8, "only {enums} enums compared");
+}
+
+/// Kubernetes types whose numbers Kubernetes itself leaves open (probes, security contexts,
+/// resource claims), embedded as upstream embeds them.
+const KUBERNETES_TYPES: &[&str] = &[".securityContext", "Probe", "Resources"];
+
+/// Every integer a user sets in a Medusa kind (or `spec.medusa`) has a minimum and a maximum.
+#[test]
+fn every_medusa_number_a_user_sets_is_bounded() {
+    let mut unbounded = Vec::new();
+    let mut integers = 0;
+    let cluster = schema_of(&K8ssandraCluster::crd());
+    let mut specs = vec![(
+        "K8ssandraCluster".to_string(),
+        cluster["properties"]["spec"]["properties"]["medusa"].clone(),
+    )];
+    for (_, crd) in medusa_pairs() {
+        specs.push((
+            crd.spec.names.kind.clone(),
+            schema_of(&crd)["properties"]["spec"].clone(),
+        ));
+    }
+    for (kind, spec) in &specs {
+        let mut nodes = Vec::new();
+        schema_nodes(spec, "spec", &mut nodes);
+        for (path, node) in nodes {
+            if node["type"] != "integer" || KUBERNETES_TYPES.iter().any(|t| path.contains(t)) {
+                continue;
+            }
+            integers += 1;
+            if node.get("minimum").is_none() || node.get("maximum").is_none() {
+                unbounded.push(format!("{kind} {path}"));
+            }
+        }
+    }
+    assert!(unbounded.is_empty(), "unbounded: {unbounded:?}");
+    assert!(integers >= 8, "only {integers} integers found");
+}
+
+/// The Medusa kinds show the columns upstream's show in `kubectl get`, and the deprecated
+/// CassandraBackup and CassandraRestore are marked deprecated, as upstream's are.
+#[test]
+fn medusa_kinds_print_upstreams_columns_and_keep_its_deprecations() {
+    for (file, ours) in medusa_pairs() {
+        let Some(upstream) = crd_file(file) else {
+            return;
+        };
+        let ours = serde_json::to_value(&ours).expect("CRD serializes");
+        let columns = |crd: &Value| -> Vec<(Value, Value, Value)> {
+            crd["spec"]["versions"][0]["additionalPrinterColumns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| (c["name"].clone(), c["type"].clone(), c["jsonPath"].clone()))
+                .collect()
+        };
+        assert_eq!(
+            columns(&ours),
+            columns(&upstream),
+            "{file}: printer columns"
+        );
+        let deprecated = |crd: &Value| crd["spec"]["versions"][0]["deprecated"] == json!(true);
+        assert_eq!(
+            deprecated(&ours),
+            deprecated(&upstream),
+            "{file}: deprecated"
+        );
+        if deprecated(&ours) {
+            let warning =
+                ours["spec"]["versions"][0]["deprecationWarning"].as_str().unwrap_or_default();
+            assert!(warning.contains("not acted on"), "{file}: {warning}");
+        }
+        assert_eq!(
+            ours["spec"]["versions"][0]["subresources"],
+            upstream["spec"]["versions"][0]["subresources"],
+            "{file}: subresources"
+        );
+    }
 }
 
 /// A K8ssandraTask as upstream's docs write one is accepted whole.
@@ -856,5 +1138,164 @@ fn the_initial_tokens_fixture_gives_each_datacenters_first_pods_their_tokens() {
         for entry in config.data.values() {
             assert_eq!(entry.matches(',').count() + 1, num_tokens, "{entry}");
         }
+    }
+}
+
+// ---- the Medusa samples, admitted as the API server admits them ----
+
+/// kube-sim's admission (defaults, pruning, OpenAPI validation, CEL) for a CRD's first version.
+fn admission_of(crd: &Value) -> CrAdmission {
+    let group = crd["spec"]["group"].as_str().unwrap_or_default();
+    let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or_default();
+    CrAdmission::new(
+        group,
+        kind,
+        &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"],
+    )
+    .unwrap_or_else(|problems| panic!("{kind}: schema refused: {problems:?}"))
+}
+
+/// What the API server answers to creating `document` with `kubectl apply` (strict field
+/// validation): the stored object, or the fields it names in its refusal.
+fn admit(admission: &CrAdmission, document: &Value) -> Result<Value, Vec<String>> {
+    let mut admitted = document.clone();
+    admission.admit(&mut admitted, None, true).map(|_warnings| admitted).map_err(|error| {
+        let mut fields: Vec<String> = error.causes.iter().map(|c| c.field.clone()).collect();
+        if fields.is_empty() {
+            fields.push(error.to_string());
+        }
+        fields.sort();
+        fields
+    })
+}
+
+/// Upstream's samples that upstream's own CRDs refuse, with the field named: kubebuilder
+/// placeholders whose spec is `foo: bar` (an unknown field under kubectl's strict validation,
+/// and without the required fields), and a `storageSecretRef` written as a plain name where
+/// the CRD wants `{name: ...}`. Federator's CRDs refuse them the same way.
+const SAMPLES_UPSTREAM_REFUSES: &[(&str, &str)] = &[
+    (
+        "k8ssandra-single-kind-medusa.yaml",
+        "spec.medusa.storageProperties.storageSecretRef",
+    ),
+    ("medusa_v1alpha1_backuptask.yaml", "spec.foo"),
+    ("medusa_v1alpha1_medusabackup.yaml", "spec.foo"),
+    ("medusa_v1alpha1_medusabackupjob.yaml", "spec.foo"),
+    ("medusa_v1alpha1_medusarestorejob.yaml", "spec.foo"),
+];
+
+/// Samples only Federator's CRDs refuse, with the field named: every Federator kind requires a
+/// `spec` (kube's CRDs do), where upstream's CRDs store an object without one, which nothing
+/// could act on (the sample's spec is only comments).
+const SAMPLES_ONLY_FEDERATOR_REFUSES: &[(&str, &str)] =
+    &[("medusa_v1alpha1_cassandrabackupschedule.yaml", "spec")];
+
+/// Every manifest in upstream's Medusa samples (the K8ssandra book's CassandraBackup and
+/// CassandraRestore included) gets the same answer from Federator's CRD as from upstream's:
+/// stored alike, or refused naming the same fields; what is stored deserializes into the Rust
+/// types and survives their round trip.
+#[test]
+fn every_medusa_sample_is_admitted_as_upstreams_crds_admit_it() {
+    let Some(dir) = compat_path("samples/medusa") else {
+        return;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("samples/medusa lists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let mut problems = Vec::new();
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    let mut only_ours = Vec::new();
+    for path in &files {
+        let file = support::file_name(path);
+        for document in yaml_documents(path) {
+            let kind = document["kind"].as_str().unwrap_or_default().to_string();
+            let (ours, upstream_file) = match kind.as_str() {
+                "K8ssandraCluster" => (
+                    K8ssandraCluster::crd(),
+                    "crds/k8ssandra-operator/k8ssandra.io_k8ssandraclusters.yaml",
+                ),
+                _ => {
+                    match medusa_pairs().into_iter().find(|(_, crd)| crd.spec.names.kind == kind) {
+                        Some((upstream_file, ours)) => (ours, upstream_file),
+                        None => continue, // the Secrets that go with the samples
+                    }
+                }
+            };
+            let Some(upstream) = crd_file(upstream_file) else {
+                return;
+            };
+            let ours = serde_json::to_value(&ours).expect("CRD serializes");
+            let our_answer = admit(&admission_of(&ours), &document);
+            let their_answer = admit(&admission_of(&upstream), &document);
+            match (&our_answer, &their_answer) {
+                (Ok(_), Ok(_)) => {
+                    accepted.push(format!("{file} {kind}"));
+                    let mut lost = Vec::new();
+                    match kind.as_str() {
+                        "K8ssandraCluster" => {
+                            check_document::<K8ssandraCluster>(&file, &document, &mut lost);
+                        }
+                        "MedusaConfiguration" => {
+                            check_document::<MedusaConfiguration>(&file, &document, &mut lost);
+                        }
+                        "CassandraBackup" => {
+                            check_document::<CassandraBackup>(&file, &document, &mut lost);
+                        }
+                        "CassandraRestore" => {
+                            check_document::<CassandraRestore>(&file, &document, &mut lost);
+                        }
+                        "MedusaBackupSchedule" => {
+                            check_document::<MedusaBackupSchedule>(&file, &document, &mut lost);
+                        }
+                        other => lost.push(format!("{file}: {other} accepted but not round-tripped")),
+                    }
+                    problems.extend(lost);
+                }
+                (Err(ours), Err(theirs)) if ours == theirs => {
+                    refused.push((file.clone(), ours.clone()));
+                }
+                (Err(ours), Ok(_))
+                    if SAMPLES_ONLY_FEDERATOR_REFUSES
+                        .iter()
+                        .any(|(f, field)| *f == file && ours.iter().any(|x| x == field)) =>
+                {
+                    only_ours.push(file.clone());
+                }
+                _ => problems.push(format!(
+                    "{file} {kind}: Federator's CRD answers {our_answer:?}, upstream's {their_answer:?}"
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    for (file, field) in SAMPLES_UPSTREAM_REFUSES {
+        assert!(
+            refused.iter().any(|(f, fields)| f == file && fields.iter().any(|x| x.contains(field))),
+            "{file} should be refused naming {field}; refused: {refused:?}"
+        );
+    }
+    assert_eq!(
+        refused.len(),
+        SAMPLES_UPSTREAM_REFUSES.len(),
+        "refused: {refused:?}"
+    );
+    assert_eq!(
+        only_ours.len(),
+        SAMPLES_ONLY_FEDERATOR_REFUSES.len(),
+        "{only_ours:?}"
+    );
+    for expected in [
+        "book-cassandrabackup.yaml CassandraBackup",
+        "book-cassandrarestore.yaml CassandraRestore",
+        "medusa-configuration.yaml MedusaConfiguration",
+        "medusa_v1alpha1_medusaconfiguration.yaml MedusaConfiguration",
+    ] {
+        assert!(
+            accepted.iter().any(|a| a == expected),
+            "{expected} not accepted: {accepted:?}"
+        );
     }
 }

@@ -51,6 +51,14 @@ fn every_crd_is_valid_yaml_naming_its_k8ssandra_group_and_plural() {
         "stargate.k8ssandra.io_stargates.yaml",
         "reaper.k8ssandra.io_reapers.yaml",
         "control.k8ssandra.io_k8ssandratasks.yaml",
+        "medusa.k8ssandra.io_medusabackupjobs.yaml",
+        "medusa.k8ssandra.io_medusabackups.yaml",
+        "medusa.k8ssandra.io_medusarestorejobs.yaml",
+        "medusa.k8ssandra.io_medusabackupschedules.yaml",
+        "medusa.k8ssandra.io_medusatasks.yaml",
+        "medusa.k8ssandra.io_medusaconfigurations.yaml",
+        "medusa.k8ssandra.io_cassandrabackups.yaml",
+        "medusa.k8ssandra.io_cassandrarestores.yaml",
     ]
     .into_iter()
     .map(String::from)
@@ -88,6 +96,15 @@ fn the_crd_reference_lists_every_kind_field_and_rule() {
         "ReplicatedSecret",
         "Stargate",
         "Reaper",
+        "K8ssandraTask",
+        "MedusaBackupJob",
+        "MedusaBackup",
+        "MedusaRestoreJob",
+        "MedusaBackupSchedule",
+        "MedusaTask",
+        "MedusaConfiguration",
+        "CassandraBackup",
+        "CassandraRestore",
     ] {
         assert!(
             reference.contains(&format!("\n## {kind}\n")),
@@ -100,4 +117,9 @@ fn the_crd_reference_lists_every_kind_field_and_rule() {
     assert!(reference.contains("| `spec.kubeConfigSecret` |"));
     assert!(reference.contains("Rule: "), "CEL rules are listed");
     assert!(reference.contains("`kubectl get k8ssandraclusters` columns"));
+    // The deprecated kinds say so, with the warning the API server gives.
+    assert!(reference.contains(
+        "Deprecated: the API server answers every request for it with the warning \"medusa.k8ssandra.io/v1alpha1 CassandraBackup and CassandraRestore are deprecated"
+    ));
+    assert!(reference.contains("| `spec.medusa.storageProperties.storageProvider` |"));
 }

@@ -253,3 +253,110 @@ fn with_upstreams_mapping_the_hubs_own_context_plans_as_no_context() {
         "no fixture places a datacenter by {HUB_CONTEXT}"
     );
 }
+
+/// upstream's Medusa sample (`samples/medusa/k8ssandra-single-kind-medusa.yaml`, its
+/// `storageSecretRef` written as the object the CRD takes) with every part Federator acts on:
+/// the datacenters it plans carry the medusa container and init container, and pass
+/// cass-operator's schema unchanged.
+#[test]
+fn a_cluster_with_medusa_fans_out_to_valid_cassandra_datacenters() {
+    let Some(admission) = cassandra_datacenter_admission() else {
+        return;
+    };
+    let k8c: K8ssandraCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "k8ssandra.io/v1alpha1",
+        "kind": "K8ssandraCluster",
+        "metadata": {"name": "demo", "namespace": NAMESPACE},
+        "spec": {
+            "cassandra": {
+                "serverVersion": "4.0.17",
+                "storageConfig": {"cassandraDataVolumeClaimSpec": {
+                    "storageClassName": "standard", "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "5Gi"}}}},
+                "datacenters": [
+                    {"metadata": {"name": "dc1"}, "size": 3},
+                    {"metadata": {"name": "dc2"}, "size": 3, "k8sContext": "east",
+                     "managementApiAuth": {"manual": {
+                         "clientSecretName": "mgmt-client", "serverSecretName": "mgmt-server"}},
+                     "initContainers": [{"name": "medusa-restore", "image": "old"}]}
+                ]
+            },
+            "medusa": {
+                "containerImage": {"registry": "docker.io", "repository": "k8ssandra", "pullPolicy": "IfNotPresent"},
+                "securityContext": {"runAsNonRoot": true},
+                "containerResources": {"requests": {"cpu": "200m"}},
+                "serviceProperties": {"grpcPort": 50055},
+                "readinessProbe": {"periodSeconds": 20},
+                "storageProperties": {
+                    "storageProvider": "s3_compatible",
+                    "storageSecretRef": {"name": "medusa-bucket-key"},
+                    "bucketName": "k8ssandra-medusa", "prefix": "test",
+                    "host": "minio.minio.svc.cluster.local", "port": 9000, "secure": false
+                }
+            }
+        }
+    }))
+    .expect("a K8ssandraCluster");
+    let planned = plan(&k8c).expect("planned");
+    assert_eq!(planned.datacenters.len(), 2);
+    for dc in &planned.datacenters {
+        let object = serde_json::to_value(&dc.datacenter).expect("serializes");
+        let template = &object["spec"]["podTemplateSpec"]["spec"];
+        let names = |list: &str| -> Vec<String> {
+            (template[list].as_array().into_iter().flatten())
+                .filter_map(|c| c["name"].as_str().map(str::to_string))
+                .collect()
+        };
+        assert!(
+            names("containers").contains(&"medusa".to_string()),
+            "{}",
+            dc.name
+        );
+        let init = names("initContainers");
+        assert_eq!(
+            init.iter().filter(|n| *n == "medusa-restore").count(),
+            1,
+            "{init:?}"
+        );
+        // A new medusa-restore goes after server-config-init; dc2's own is replaced in place.
+        let expected: &[&str] = match dc.name.as_str() {
+            "dc1" => &["server-config-init", "medusa-restore"],
+            _ => &["medusa-restore"],
+        };
+        assert_eq!(init, expected, "{}", dc.name);
+        let restore = (template["initContainers"].as_array().into_iter().flatten())
+            .find(|c| c["name"] == "medusa-restore")
+            .expect("medusa-restore");
+        assert_ne!(restore["image"], "old", "{}", dc.name);
+        assert_eq!(
+            object["metadata"]["annotations"]["medusa.k8ssandra.io/grpc-port"],
+            "50055"
+        );
+        assert!(
+            (object["spec"]["users"].as_array().into_iter().flatten())
+                .any(|u| u["secretName"] == "demo-medusa"),
+            "{}",
+            object["spec"]["users"]
+        );
+        let config = dc.medusa_config.as_ref().expect("medusa.ini");
+        assert_eq!(config.name, format!("demo-{}-medusa", dc.name));
+        match admit(&admission, &object) {
+            Ok(admitted) => {
+                let lost = lost_leaves(&object["spec"], &admitted["spec"], "spec");
+                assert!(
+                    lost.is_empty(),
+                    "{}: changed by admission: {lost:?}",
+                    dc.name
+                );
+            }
+            Err(causes) => panic!("{}: rejected: {causes:?}", dc.name),
+        }
+    }
+    let dc2 = &planned.datacenters[1];
+    let ini = &dc2.medusa_config.as_ref().expect("medusa.ini").data["medusa.ini"];
+    assert!(ini.contains("cassandra_url = https://"), "{ini}");
+    assert!(
+        !planned.datacenters[0].medusa_config.as_ref().expect("ini").data["medusa.ini"]
+            .contains("https://")
+    );
+}

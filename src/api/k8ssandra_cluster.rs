@@ -23,6 +23,7 @@ use super::cassdc::{
     CassandraDatacenterStatus, DseWorkloads, ManagementApiAuth, NetworkingConfig, Rack, ServerType,
     StorageConfig,
 };
+use super::medusa::MedusaClusterTemplate;
 use super::reaper::{ReaperClusterTemplate, ReaperStatus};
 use super::shared::{
     ConfigMapRef, ContainerImage, EncryptionStores, MetaTags, SecretRef, SecretsProvider,
@@ -116,10 +117,11 @@ pub struct K8ssandraClusterSpec {
     pub stargate: Option<Box<StargateClusterTemplate>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaper: Option<Box<ReaperClusterTemplate>>,
-    /// Medusa backups: accepted, not acted on yet (the FieldsNotActedOn condition says so).
+    /// Medusa backups: the medusa container and medusa-restore init container in every
+    /// datacenter, with its medusa.ini and storage Secret; the fields not acted on yet are named
+    /// by the FieldsNotActedOn condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_unknown_fields")]
-    pub medusa: Option<serde_json::Value>,
+    pub medusa: Option<Box<MedusaClusterTemplate>>,
     /// Datacenters of the Cassandra cluster that this K8ssandraCluster does not manage: they get
     /// system keyspace replicas from the first datacenter's start, and every datacenter skips
     /// creating the superuser, which they already have.
@@ -135,8 +137,8 @@ impl K8ssandraClusterSpec {
     /// what a user would otherwise expect.
     pub fn fields_not_acted_on(&self) -> Vec<String> {
         let mut fields = Vec::new();
-        if self.medusa.is_some() {
-            fields.push("spec.medusa (no Medusa container, backup or restore is made)".to_string());
+        if let Some(medusa) = &self.medusa {
+            fields.extend(medusa.fields_not_acted_on());
         }
         if let Some(reaper) = &self.reaper {
             fields.extend(reaper.template.fields_not_acted_on("spec.reaper"));

@@ -5,6 +5,7 @@ pub mod cassdc;
 pub mod client_config;
 pub mod k8ssandra_cluster;
 pub mod k8ssandra_task;
+pub mod medusa;
 pub mod reaper;
 pub mod replicated_secret;
 pub mod shared;
@@ -23,7 +24,33 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         stargate::Stargate::crd(),
         reaper::Reaper::crd(),
         k8ssandra_task::K8ssandraTask::crd(),
+        medusa::MedusaBackupJob::crd(),
+        medusa::MedusaBackup::crd(),
+        medusa::MedusaRestoreJob::crd(),
+        medusa::MedusaBackupSchedule::crd(),
+        medusa::MedusaTask::crd(),
+        medusa::MedusaConfiguration::crd(),
+        medusa::CassandraBackup::crd(),
+        medusa::CassandraRestore::crd(),
     ]
+}
+
+/// The kinds that nothing in Federator acts on yet: their CRDs are generated (`crds/`, the
+/// reference) but left out of the install's kustomization, so that a user applying one is told
+/// the kind is not served rather than seeing it stored and ignored.
+pub const NOT_ACTED_ON_KINDS: &[&str] = &[
+    "MedusaRestoreJob",
+    "MedusaBackupSchedule",
+    "MedusaTask",
+    "CassandraBackup",
+    "CassandraRestore",
+];
+
+/// The CRDs the install applies: [`all_crds`] but the [`NOT_ACTED_ON_KINDS`].
+pub fn installed_crds() -> Vec<CustomResourceDefinition> {
+    (all_crds().into_iter())
+        .filter(|crd| !NOT_ACTED_ON_KINDS.contains(&crd.spec.names.kind.as_str()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -89,17 +89,27 @@ pub struct ComponentContext {
     pub ops: crate::ops::Ops,
 }
 
-/// The Stargate and Reaper controllers on `client`'s cluster, by name, each running until
+/// The Stargate, Reaper and MedusaBackupJob controllers on `client`'s cluster, by name, each running until
 /// `shutdown` resolves.
 pub fn controllers<S>(
     client: kube::Client,
     settings: &Settings,
     ops: crate::ops::Ops,
     shutdown: S,
-) -> [(&'static str, BoxFuture<'static, ()>); 2]
+) -> [(&'static str, BoxFuture<'static, ()>); 3]
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
+    let medusa = Arc::new(super::medusa_backup::MedusaBackupContext {
+        client: client.clone(),
+        events: Events::new(client.clone(), super::medusa_backup::FIELD_MANAGER),
+        medusa: crate::cassandra::medusa::MedusaClient {
+            timeout: super::medusa_backup::DEFAULT_CALL_TIMEOUT,
+        },
+        unanswered_limit: super::medusa_backup::DEFAULT_UNANSWERED_LIMIT,
+        ops: ops.clone(),
+        reasons: Default::default(),
+    });
     let context = Arc::new(ComponentContext {
         client: client.clone(),
         images: settings.images.clone(),
@@ -119,7 +129,12 @@ where
         ),
         (
             Reaper::CONTROLLER,
-            run_component::<Reaper>(context, settings.watch_namespaces.clone(), shutdown).boxed(),
+            run_component::<Reaper>(context, settings.watch_namespaces.clone(), shutdown.clone())
+                .boxed(),
+        ),
+        (
+            super::medusa_backup::CONTROLLER,
+            super::medusa_backup::run(medusa, settings.watch_namespaces.clone(), shutdown).boxed(),
         ),
     ]
 }

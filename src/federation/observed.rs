@@ -268,6 +268,9 @@ pub struct ObservedCluster {
     /// Datacenters whose per-node ConfigMap (`perNodeConfigMapRef`) cannot be read in their
     /// region, with why: neither created nor updated until it can (its hash is on the pods).
     pub per_node_config_missing: BTreeMap<String, String>,
+    /// Why the MedusaConfiguration `spec.medusa` names could not be read (from the plan): every
+    /// datacenter waits for it.
+    pub medusa_configuration_missing: Option<String>,
     /// Watches refused (403, 404) in the cluster's regions, each naming its region, resource
     /// and namespace: changes there are seen only by the periodic reconciles.
     pub refused_watches: Vec<String>,
@@ -298,6 +301,7 @@ impl ObservedCluster {
             secrets_pending: BTreeMap::new(),
             passwords_missing: BTreeMap::new(),
             per_node_config_missing: BTreeMap::new(),
+            medusa_configuration_missing: None,
             refused_watches: Vec::new(),
             keyspace_replication: None,
             managed_keyspaces: BTreeSet::new(),

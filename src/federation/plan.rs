@@ -62,6 +62,7 @@ use crate::api::k8ssandra_cluster::{
     CassandraClusterTemplate, CassandraDatacenterTemplate, CassandraMetadata, DatacenterOptions,
     K8ssandraCluster, MAX_ADDITIONAL_SEEDS, MAX_DATACENTER_SIZE, MAX_RACKS,
 };
+use crate::api::medusa::{MedusaClusterTemplate, MedusaStorage};
 use crate::api::shared::{
     CLUSTER_NAME_LABEL, CLUSTER_NAMESPACE_LABEL, McacTelemetry, MetaTags, TelemetrySpec,
     VectorTelemetry,
@@ -73,7 +74,7 @@ use crate::workload::labels::{
     SKIP_USER_CREATION_ANNOTATION, additional_seed_service_name, datacenter_labels,
     default_superuser_secret_name, is_dns1035_label, is_dns1123_label,
 };
-use crate::workload::{metrics_agent, vector};
+use crate::workload::{medusa, metrics_agent, vector};
 
 /// Rack cass-operator creates when none is given.
 pub const DEFAULT_RACK: &str = "default";
@@ -146,6 +147,12 @@ pub struct ClusterPlan {
     pub passwords_missing: BTreeMap<String, String>,
     /// Datacenters whose `perNodeConfigMapRef` ConfigMap was not in the inputs, and why.
     pub per_node_config_missing: BTreeMap<String, String>,
+    /// `spec.medusa` as the datacenters get it: its `storageProperties` merged over those of the
+    /// MedusaConfiguration `medusaConfigurationRef` names.
+    pub medusa: Option<MedusaClusterTemplate>,
+    /// Why that MedusaConfiguration was not in the inputs: no datacenter is created or updated
+    /// until it is (upstream does not reconcile the cluster either).
+    pub medusa_configuration_missing: Option<String>,
     /// How changes that restart Cassandra roll out (the K8ssandraCluster's annotations).
     pub rollout: RolloutPolicy,
 }
@@ -175,6 +182,8 @@ pub struct DatacenterPlan {
     pub per_node_config: Option<GeneratedConfigMap>,
     /// Vector's configuration when its agent is enabled, applied in its region before it.
     pub vector_config: Option<GeneratedConfigMap>,
+    /// medusa.ini when `spec.medusa` is set, applied in its region before it.
+    pub medusa_config: Option<GeneratedConfigMap>,
     /// The metrics agent's configuration (`telemetry.cassandra`, else upstream's default
     /// relabels), mounted by every datacenter as k8ssandra-operator mounts it.
     pub metrics_agent_config: GeneratedConfigMap,
@@ -195,7 +204,7 @@ pub struct DatacenterPlan {
 
 /// What a plan reads besides the K8ssandraCluster, gathered by the controller before it plans:
 /// the plan is built from these whole, and nothing patches it afterwards.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlanInputs {
     /// What the existing datacenters run with.
     pub running: RunningDatacenters,
@@ -209,6 +218,10 @@ pub struct PlanInputs {
     /// The content hash of each datacenter's `perNodeConfigMapRef` ConfigMap in its region, or
     /// why there is none yet.
     pub per_node_config_hashes: BTreeMap<String, Result<String, String>>,
+    /// The `storageProperties` of the MedusaConfiguration `spec.medusa.medusaConfigurationRef`
+    /// names (in the K8ssandraCluster's namespace of the hub), or why it could not be read; None
+    /// when not read.
+    pub medusa_configuration: Option<Result<MedusaStorage, String>>,
 }
 
 /// What the existing datacenters run with that a plan keeps, read from their live
@@ -245,6 +258,7 @@ impl DatacenterPlan {
     pub fn generated_config_maps(&self) -> impl Iterator<Item = &GeneratedConfigMap> {
         (self.per_node_config.iter())
             .chain(&self.vector_config)
+            .chain(&self.medusa_config)
             .chain(std::iter::once(&self.metrics_agent_config))
     }
 
@@ -348,6 +362,10 @@ pub enum PlanError {
         #[source]
         source: MissingStores,
     },
+    #[error("datacenter {datacenter}: {reason}")]
+    Medusa { datacenter: String, reason: String },
+    #[error("{reason}")]
+    MedusaConfiguration { reason: String },
     #[error("datacenter {datacenter}: {source}")]
     Vector {
         datacenter: String,
@@ -397,6 +415,8 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
     let cassandra_cluster_name = k8c.cassandra_cluster_name();
     let external_datacenters = k8c.spec.external_datacenters.clone().unwrap_or_default();
     let reaper_access = reaper_access(k8c, &cassandra_cluster_name);
+    let (medusa, medusa_configuration_missing) =
+        effective_medusa(k8c, inputs.medusa_configuration.as_ref())?;
     let rollout =
         RolloutPolicy::from_annotations(k8c.metadata.annotations.as_ref(), k8c.metadata.generation);
 
@@ -410,6 +430,8 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
             reaper_access,
             passwords_missing: BTreeMap::new(),
             per_node_config_missing: BTreeMap::new(),
+            medusa,
+            medusa_configuration_missing,
             rollout,
         });
     };
@@ -432,6 +454,8 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
         external_datacenters: &external_datacenters,
         reaper_access: reaper_access.as_ref(),
         running,
+        medusa: medusa.as_ref(),
+        medusa_complete: medusa_configuration_missing.is_none(),
     };
     let mut planned = datacenters
         .iter()
@@ -476,8 +500,48 @@ pub fn plan_with(k8c: &K8ssandraCluster, inputs: &PlanInputs) -> Result<ClusterP
         reaper_access,
         passwords_missing,
         per_node_config_missing,
+        medusa,
+        medusa_configuration_missing,
         rollout,
     })
+}
+
+/// `spec.medusa` with the referenced MedusaConfiguration's storage settings under its own, as
+/// upstream merges them, and why that MedusaConfiguration is missing (then the cluster's own
+/// settings only). As upstream, a reference needs `storageProperties.prefix`.
+fn effective_medusa(
+    k8c: &K8ssandraCluster,
+    configuration: Option<&Result<MedusaStorage, String>>,
+) -> Result<(Option<MedusaClusterTemplate>, Option<String>), PlanError> {
+    let Some(own) = k8c.spec.medusa.as_deref() else {
+        return Ok((None, None));
+    };
+    let Some(name) = (own.medusa_configuration_ref.as_ref())
+        .and_then(|r| r.name.clone())
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok((Some(own.clone()), None));
+    };
+    let storage = own.storage_properties.clone().unwrap_or_default();
+    if storage.prefix.as_deref().unwrap_or("").is_empty() {
+        return Err(PlanError::MedusaConfiguration {
+            reason: format!(
+                "spec.medusa.storageProperties.prefix is required with medusaConfigurationRef {name}: it keeps this cluster's backups apart from the others' in the shared bucket"
+            ),
+        });
+    }
+    match configuration {
+        Some(Ok(base)) => {
+            let mut merged = own.clone();
+            merged.storage_properties = Some(storage.merged_over(base));
+            Ok((Some(merged), None))
+        }
+        Some(Err(why)) => Ok((Some(own.clone()), Some(why.clone()))),
+        None => Ok((
+            Some(own.clone()),
+            Some(format!("MedusaConfiguration {name} not read yet")),
+        )),
+    }
 }
 
 /// Puts each datacenter's encryption store passwords in its `config`; returns the datacenters
@@ -784,6 +848,10 @@ struct PlanContext<'a> {
     external_datacenters: &'a [String],
     reaper_access: Option<&'a ReaperAccess>,
     running: &'a RunningDatacenters,
+    /// [`ClusterPlan::medusa`].
+    medusa: Option<&'a MedusaClusterTemplate>,
+    /// Whether its MedusaConfiguration, if any, was merged in (else the storage is not checked).
+    medusa_complete: bool,
 }
 
 impl PlanContext<'_> {
@@ -918,8 +986,47 @@ impl PlanContext<'_> {
                 source,
             })?;
 
-        let pod_template_spec =
-            self.pod_template_spec(dc, &options, &tags, &encryption, vector.as_ref())?;
+        let medusa_config_name =
+            medusa::config_map_name(self.cassandra_cluster_name, dc.cassandra_datacenter_name());
+        let medusa = match self.medusa {
+            Some(template) => {
+                if self.medusa_complete {
+                    medusa::check_storage_credentials(template).map_err(|reason| {
+                        PlanError::Medusa {
+                            datacenter: name.clone(),
+                            reason,
+                        }
+                    })?;
+                }
+                let auth = options.management_api_auth.as_ref();
+                let config_map = GeneratedConfigMap::new(
+                    (&self.cluster.name, &self.cluster.namespace),
+                    (&name, &namespace),
+                    medusa_config_name.clone(),
+                    BTreeMap::from([(
+                        medusa::MEDUSA_INI_KEY.to_string(),
+                        medusa::medusa_ini(template, &self.cluster.name, auth),
+                    )]),
+                );
+                let pods = medusa::pods(
+                    template,
+                    &self.cluster.name,
+                    &config_map.name,
+                    auth,
+                    self.k8c.spec.uses_external_secrets(),
+                );
+                Some((template, config_map, pods))
+            }
+            None => None,
+        };
+        let pod_template_spec = self.pod_template_spec(
+            dc,
+            &options,
+            &tags,
+            &encryption,
+            vector.as_ref(),
+            medusa.as_ref().map(|(_, _, pods)| pods),
+        )?;
 
         let spec = CassandraDatacenterSpec {
             cluster_name: self.cassandra_cluster_name.to_string(),
@@ -970,6 +1077,12 @@ impl PlanContext<'_> {
         ));
         labels.insert(COMPONENT_LABEL.to_string(), COMPONENT_CASSANDRA.to_string());
         let mut annotations = tags.annotations.clone().unwrap_or_default();
+        if let Some((template, _, _)) = &medusa {
+            let port = medusa::grpc_port(template);
+            if port != medusa::DEFAULT_GRPC_PORT {
+                annotations.insert(medusa::GRPC_PORT_ANNOTATION.to_string(), port.to_string());
+            }
+        }
         if index > 0 || !self.external_datacenters.is_empty() {
             annotations.insert(
                 SKIP_USER_CREATION_ANNOTATION.to_string(),
@@ -1001,11 +1114,12 @@ impl PlanContext<'_> {
             passwords: encryption.passwords,
             store_secrets: encryption.secrets,
             per_node_config: None,
-            dropped_config_maps: match vector_config {
-                Some(_) => Vec::new(),
-                None => vec![vector_config_name],
-            },
+            dropped_config_maps: (vector_config.is_none().then_some(vector_config_name))
+                .into_iter()
+                .chain(medusa.is_none().then_some(medusa_config_name))
+                .collect(),
             vector_config,
+            medusa_config: medusa.map(|(_, config_map, _)| config_map),
             metrics_agent_config,
             user_per_node_config: dc
                 .per_node_config_map_ref
@@ -1031,13 +1145,20 @@ impl PlanContext<'_> {
         Some(named.unwrap_or_else(|| default_superuser_secret_name(self.cassandra_cluster_name)))
     }
 
-    /// Roles cass-operator creates besides the superuser: Reaper's.
+    /// Roles cass-operator creates besides the superuser: Reaper's and Medusa's (none with
+    /// external secrets).
     fn users(&self) -> Option<Vec<CassandraUser>> {
-        let reaper = self.reaper_access?.cql_user.as_ref()?;
-        Some(vec![CassandraUser {
-            secret_name: reaper.name.clone(),
-            superuser: true,
-        }])
+        let reaper = self.reaper_access.and_then(|a| a.cql_user.as_ref()).map(|r| r.name.clone());
+        let medusa = (self.medusa)
+            .filter(|_| !self.k8c.spec.uses_external_secrets())
+            .map(|m| medusa::cql_user_secret_name(m, &self.cluster.name));
+        let users: Vec<CassandraUser> = (reaper.into_iter().chain(medusa))
+            .map(|secret_name| CassandraUser {
+                secret_name,
+                superuser: true,
+            })
+            .collect();
+        (!users.is_empty()).then_some(users)
     }
 
     /// Reaper manages the nodes over JMX.
@@ -1163,6 +1284,7 @@ impl PlanContext<'_> {
         tags: &CassandraMetadata,
         encryption: &EncryptionSetup,
         vector: Option<&VectorTelemetry>,
+        medusa: Option<&medusa::MedusaPods>,
     ) -> Result<Option<Value>, PlanError> {
         let datacenter = dc.name();
         let mut spec = Map::new();
@@ -1213,13 +1335,36 @@ impl PlanContext<'_> {
                 encryption.mounts.clone(),
             );
         }
+        let named = |c: &Value, name: &str| c.get("name").and_then(Value::as_str) == Some(name);
+        if let Some(pods) = medusa {
+            // Replaces a container of the same name, as upstream.
+            containers.retain(|c| !named(c, medusa::MEDUSA_CONTAINER));
+            containers.push(pods.container.clone());
+        }
         if !containers.is_empty() {
             spec.insert("containers".into(), Value::Array(containers));
         }
         let mut init = options.init_containers.clone().unwrap_or_default();
+        if let Some(pods) = medusa {
+            // As upstream: a medusa-restore the spec already has is replaced in place; a new
+            // one goes last, after server-config-init (added when missing) so that Medusa reads
+            // the built cassandra.yaml.
+            match init.iter_mut().find(|c| named(c, medusa::RESTORE_INIT_CONTAINER)) {
+                Some(existing) => *existing = pods.init_container.clone(),
+                None => {
+                    if !init.iter().any(|c| named(c, SERVER_CONFIG_INIT_CONTAINER)) {
+                        init.push(json!({"name": SERVER_CONFIG_INIT_CONTAINER}));
+                    }
+                    init.push(pods.init_container.clone());
+                }
+            }
+        }
         let mut volumes =
             options.extra_volumes.as_ref().and_then(|v| v.volumes.clone()).unwrap_or_default();
         let mut added_volumes = encryption.volumes.clone();
+        if let Some(pods) = medusa {
+            added_volumes.extend(pods.volumes.iter().cloned());
+        }
         if let Some(config_map) = dc.per_node_config_map_ref.as_ref().filter(|r| !r.name.is_empty())
         {
             let image = options

@@ -124,6 +124,8 @@ pub enum WaitReason {
     SecretsNotReady { detail: String },
     /// Created or applied once the per-node ConfigMap it names can be read in its region.
     PerNodeConfigMissing { detail: String },
+    /// Created or applied once the MedusaConfiguration `spec.medusa` names can be read.
+    MedusaConfigurationMissing { detail: String },
     /// Deleted once no system keyspace replicates to it: those it is still in (empty while the
     /// replication cannot be read).
     LeavingReplication { keyspaces: Vec<String> },
@@ -149,7 +151,8 @@ impl fmt::Display for WaitReason {
                 write!(f, "removed after datacenter {behind}")
             }
             WaitReason::SecretsNotReady { detail }
-            | WaitReason::PerNodeConfigMissing { detail } => {
+            | WaitReason::PerNodeConfigMissing { detail }
+            | WaitReason::MedusaConfigurationMissing { detail } => {
                 write!(f, "{detail}")
             }
             WaitReason::LeavingReplication { keyspaces } if keyspaces.is_empty() => write!(
@@ -250,6 +253,11 @@ fn secrets_not_ready(detail: &str) -> Decision {
 /// or its per-node ConfigMap cannot be read. Never applied without them: that would take them
 /// out of its config and pods.
 fn inputs_missing(observed: &ObservedCluster, datacenter: &str) -> Option<Decision> {
+    if let Some(detail) = &observed.medusa_configuration_missing {
+        return Some(Decision::Wait(WaitReason::MedusaConfigurationMissing {
+            detail: detail.clone(),
+        }));
+    }
     if let Some(detail) = observed.passwords_missing.get(datacenter) {
         return Some(secrets_not_ready(detail));
     }

@@ -10,6 +10,9 @@
 //! - Reaper's logins ([`super::reaper_access`]) follow the same rules: `<cluster>-reaper` and
 //!   `<cluster>-reaper-ui` are generated (username: the Secret's name, as upstream), a Secret
 //!   named by `spec.reaper.cassandraUserSecretRef` / `uiUserSecretRef` must exist.
+//! - Medusa's (`spec.medusa`): its CQL login, `<cluster>-medusa` generated unless
+//!   `cassandraUserSecretRef` names one, and the storage Secret `storageSecretRef` names (the
+//!   user's, which must exist), copied to the regions like the others.
 //! - The Secrets of encryption stores (`spec.cassandra.*EncryptionStores`) are the user's: they
 //!   must exist in the hub, get the replication labels and are copied to the regions, where
 //!   the datacenters mount them ([`crate::workload::encryption`]).
@@ -58,6 +61,10 @@ pub enum Purpose {
     ReaperUi,
     /// A keystore, truststore or their passwords.
     EncryptionStore,
+    /// The CQL role Medusa uses.
+    MedusaCql,
+    /// The credentials of Medusa's storage backend.
+    MedusaStorage,
 }
 
 impl Purpose {
@@ -67,6 +74,8 @@ impl Purpose {
             Purpose::ReaperCql => "Reaper CQL user",
             Purpose::ReaperUi => "Reaper UI user",
             Purpose::EncryptionStore => "encryption store",
+            Purpose::MedusaCql => "Medusa CQL user",
+            Purpose::MedusaStorage => "Medusa storage",
         }
     }
 
@@ -75,6 +84,9 @@ impl Purpose {
         match self {
             Purpose::EncryptionStore => {
                 "the store (key keystore or truststore, unless the ref names one) and its password (key keystore-password or truststore-password); Federator copies it to the regions"
+            }
+            Purpose::MedusaStorage => {
+                "the storage provider's credentials file (key credentials); Federator copies it to the regions"
             }
             _ => "keys username and password",
         }
@@ -89,6 +101,8 @@ impl Purpose {
             Purpose::EncryptionStore => {
                 "spec.cassandra.clientEncryptionStores or serverEncryptionStores"
             }
+            Purpose::MedusaCql => "spec.medusa.cassandraUserSecretRef",
+            Purpose::MedusaStorage => "spec.medusa.storageProperties.storageSecretRef",
         }
     }
 }
@@ -164,6 +178,26 @@ pub fn secrets_plan(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> SecretsPlan {
                 })
             }),
         );
+    }
+    if let Some(medusa) = plan.medusa.as_ref() {
+        let named = (medusa.cassandra_user_secret_ref.as_ref()).is_some_and(|r| !r.name.is_empty());
+        let name = crate::workload::medusa::cql_user_secret_name(medusa, &plan.cluster.name);
+        secrets.push(ClusterSecret {
+            purpose: Purpose::MedusaCql,
+            username: name.clone(),
+            name,
+            generated: !named,
+        });
+        if let Some(name) = crate::workload::medusa::storage_secret_name(medusa)
+            && !secrets.iter().any(|s| s.name == name)
+        {
+            secrets.push(ClusterSecret {
+                purpose: Purpose::MedusaStorage,
+                name,
+                generated: false,
+                username: String::new(),
+            });
+        }
     }
     let mut seen = BTreeSet::new();
     let targets: Vec<ReplicationTarget> = plan

@@ -7,6 +7,7 @@
 pub mod encryption;
 pub mod generated;
 pub mod labels;
+pub mod medusa;
 pub mod metrics_agent;
 pub mod relabel;
 pub mod service_monitor;

@@ -453,6 +453,27 @@ impl CassandraModel {
         )
     }
 
+    /// The live rows node `host`'s backup `backup_name` holds for a table (what was uploaded),
+    /// for inspection; an error when that node has no such backup.
+    pub fn backup_rows(
+        &self,
+        storage: &StorageLocation,
+        backup_name: &str,
+        host: &str,
+        keyspace: &str,
+        table: &str,
+    ) -> Result<BTreeMap<String, String>> {
+        let backup = self
+            .bucket(storage)
+            .and_then(|b| b.backups.get(&(backup_name.to_string(), host.to_string())))
+            .ok_or_else(|| {
+                CassandraError::Backup(format!(
+                    "The backup {backup_name} does not exist for {host}"
+                ))
+            })?;
+        Ok(backup.data.live_rows(keyspace, table).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
     /// `GetBackups`: every backup in the storage (of one cluster if given), oldest first.
     pub fn list_backups(
         &self,

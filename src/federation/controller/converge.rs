@@ -100,6 +100,7 @@ pub(super) async fn converge(
     observed.secrets_pending = secrets.pending;
     observed.passwords_missing = cluster_plan.passwords_missing.clone();
     observed.per_node_config_missing = cluster_plan.per_node_config_missing.clone();
+    observed.medusa_configuration_missing = cluster_plan.medusa_configuration_missing.clone();
     observed.refused_watches =
         context.caches.refused_watches(cluster_contexts(k8c).iter().map(String::as_str));
     let key = ObjectRef::from_obj(k8c);

@@ -36,7 +36,7 @@ pub(super) async fn gather_and_plan(
     };
     let located = plan_with(k8c, &locating)?;
     let adopt = annotation_is_true(k8c, ADOPT_ANNOTATION);
-    let (observed, secret_values, per_node_config_hashes) = futures::join!(
+    let (observed, secret_values, per_node_config_hashes, medusa_configuration) = futures::join!(
         observe(context, &located, k8c.status.as_ref(), adopt),
         crate::federation::secrets::read_store_passwords(
             &context.hub,
@@ -44,12 +44,14 @@ pub(super) async fn gather_and_plan(
             &located
         ),
         read_user_per_node_config_hashes(context, &located),
+        read_medusa_configuration(context, k8c),
     );
     let running = observed.running();
     // With nothing read beyond where the datacenters are, the first plan is the plan.
     if running.num_tokens.is_empty()
         && secret_values.is_empty()
         && per_node_config_hashes.is_empty()
+        && medusa_configuration.is_none()
     {
         return Ok((located, observed));
     }
@@ -57,6 +59,7 @@ pub(super) async fn gather_and_plan(
         running,
         secret_values,
         per_node_config_hashes,
+        medusa_configuration,
         ..locating
     };
     plan_with(k8c, &inputs).map(|cluster_plan| (cluster_plan, observed))
@@ -235,6 +238,29 @@ pub(super) fn region_state(error: &RegionError) -> RemoteState {
 
 /// The content hash of each datacenter's `perNodeConfigMapRef` ConfigMap, read in its region
 /// (by datacenter), or why there is none yet.
+/// The storage settings of the MedusaConfiguration `spec.medusa.medusaConfigurationRef` names,
+/// read in the hub in the K8ssandraCluster's namespace (as upstream: the ref's namespace is not
+/// used); None without one. Read at each reconcile (not watched).
+pub(super) async fn read_medusa_configuration(
+    context: &ControllerContext,
+    k8c: &K8ssandraCluster,
+) -> Option<Result<crate::api::medusa::MedusaStorage, String>> {
+    let medusa = k8c.spec.medusa.as_deref()?;
+    let name = (medusa.medusa_configuration_ref.as_ref())
+        .and_then(|r| r.name.clone())
+        .filter(|n| !n.is_empty())?;
+    let namespace = k8c.namespace().unwrap_or_default();
+    let api =
+        Api::<crate::api::medusa::MedusaConfiguration>::namespaced(context.hub.clone(), &namespace);
+    let what =
+        format!("MedusaConfiguration {namespace}/{name} (spec.medusa.medusaConfigurationRef)");
+    Some(match api.get_opt(&name).await {
+        Ok(Some(found)) => Ok(found.spec.storage_properties.unwrap_or_default()),
+        Ok(None) => Err(format!("waiting for {what}: create it in the hub")),
+        Err(error) => Err(format!("cannot read {what}: {error}")),
+    })
+}
+
 pub(super) async fn read_user_per_node_config_hashes(
     context: &ControllerContext,
     cluster_plan: &ClusterPlan,

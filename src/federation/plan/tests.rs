@@ -936,11 +936,15 @@ fn default_vnodes_or_a_users_per_node_config_leave_tokens_to_cassandra() {
     // A user's ConfigMap named as a generated one would be is never taken for one.
     assert_eq!(
         plan.datacenters[0].dropped_config_maps,
-        ["demo-dc1-cass-vector"]
+        ["demo-dc1-cass-vector", "demo-dc1-medusa"]
     );
     assert_eq!(
         plan.datacenters[1].dropped_config_maps,
-        ["demo-dc2-cass-vector", "demo-dc2-per-node-config"]
+        [
+            "demo-dc2-cass-vector",
+            "demo-dc2-medusa",
+            "demo-dc2-per-node-config"
+        ]
     );
     assert!(spec_json(&plan.datacenters[1])["podTemplateSpec"]["spec"]["initContainers"].is_null());
 }
@@ -1087,9 +1091,16 @@ fn vector_runs_in_the_system_logger_with_its_generated_configuration() {
     assert!(spec_json(dc2)["systemLoggerResources"].is_null());
     assert_eq!(
         dc2.dropped_config_maps,
-        ["mycluster-dc2-cass-vector", "mycluster-dc2-per-node-config"]
+        [
+            "mycluster-dc2-cass-vector",
+            "mycluster-dc2-medusa",
+            "mycluster-dc2-per-node-config"
+        ]
     );
-    assert_eq!(dc1.dropped_config_maps, ["mycluster-dc1-per-node-config"]);
+    assert_eq!(
+        dc1.dropped_config_maps,
+        ["mycluster-dc1-medusa", "mycluster-dc1-per-node-config"]
+    );
 }
 
 #[test]
@@ -1320,5 +1331,61 @@ fn a_generated_config_map_change_updates_the_datacenters_metadata_not_its_pods()
         spec_json(&before.datacenters[0]),
         spec_json(&after.datacenters[0]),
         "no pod restarts for it"
+    );
+}
+
+#[test]
+fn a_medusa_configuration_is_merged_under_the_clusters_storage_and_awaited_until_read() {
+    let mut k8c = two_dcs();
+    k8c.spec.medusa = Some(Box::new(
+        serde_json::from_value(json!({
+            "medusaConfigurationRef": {"name": "shared"},
+            "storageProperties": {"prefix": "demo", "bucketName": "own-bucket"}
+        }))
+        .expect("medusa"),
+    ));
+    // Not read yet: planned with the cluster's own settings, storage not checked, awaited.
+    let unread = planned(&k8c);
+    assert!(unread.medusa_configuration_missing.is_some());
+    let inputs = PlanInputs {
+        medusa_configuration: Some(Ok(serde_json::from_value(json!({
+            "storageProvider": "s3", "bucketName": "shared-bucket", "region": "eu-west-1",
+            "storageSecretRef": {"name": "bucket-key"}
+        }))
+        .expect("storage"))),
+        ..PlanInputs::default()
+    };
+    let merged = plan_with(&k8c, &inputs).expect("plans");
+    assert_eq!(merged.medusa_configuration_missing, None);
+    let ini = &merged.datacenters[0].medusa_config.as_ref().expect("ini").data["medusa.ini"];
+    for line in [
+        "storage_provider = s3",
+        "bucket_name = own-bucket",
+        "region = eu-west-1",
+        "prefix = demo",
+        "key_file = /etc/medusa-secrets/credentials",
+    ] {
+        assert!(ini.lines().any(|l| l == line), "{line} missing in\n{ini}");
+    }
+    let missing = PlanInputs {
+        medusa_configuration: Some(Err("waiting for it".into())),
+        ..PlanInputs::default()
+    };
+    let waiting = plan_with(&k8c, &missing).expect("plans");
+    assert_eq!(
+        waiting.medusa_configuration_missing.as_deref(),
+        Some("waiting for it")
+    );
+    // As upstream, a reference needs the cluster's own prefix.
+    let mut no_prefix = k8c.clone();
+    if let Some(medusa) = no_prefix.spec.medusa.as_mut()
+        && let Some(storage) = medusa.storage_properties.as_mut()
+    {
+        storage.prefix = None;
+    }
+    let refused = plan_with(&no_prefix, &inputs).expect_err("refused");
+    assert!(
+        refused.to_string().contains("prefix is required"),
+        "{refused}"
     );
 }

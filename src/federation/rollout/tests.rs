@@ -851,3 +851,13 @@ fn a_datacenter_being_rebuilt_holds_back_the_next_creation() {
         }))
     );
 }
+
+#[test]
+fn no_datacenter_goes_out_while_its_medusa_configuration_is_missing() {
+    let plan = plan_of(&["dc1"]);
+    let mut seen = observed(vec![absent("dc1")], &[]);
+    seen.medusa_configuration_missing = Some("waiting for MedusaConfiguration ns/shared".into());
+    let actions = decide(&plan, &seen);
+    let text = format!("{actions:?}");
+    assert!(text.contains("MedusaConfigurationMissing"), "{text}");
+}

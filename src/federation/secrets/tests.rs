@@ -341,3 +341,31 @@ fn passwords_read_for_a_cluster_go_when_it_stops_using_them_or_is_deleted() {
     memo.forget_cluster("db", "b");
     assert!(memo.is_empty());
 }
+
+#[test]
+fn medusas_login_is_generated_and_its_storage_secret_is_the_users_both_replicated() {
+    let k8c = cluster(json!({"spec": {"medusa": {"storageProperties": {
+        "storageProvider": "s3", "bucketName": "b", "storageSecretRef": {"name": "bucket-key"}
+    }}}}));
+    let planned = plan(&k8c).expect("plan");
+    let secrets = secrets_plan(&k8c, &planned);
+    let medusa: Vec<(Purpose, &str, bool, &str)> = (secrets.secrets.iter())
+        .filter(|s| matches!(s.purpose, Purpose::MedusaCql | Purpose::MedusaStorage))
+        .map(|s| (s.purpose, s.name.as_str(), s.generated, s.username.as_str()))
+        .collect();
+    assert_eq!(
+        medusa,
+        [
+            (Purpose::MedusaCql, "demo-medusa", true, "demo-medusa"),
+            (Purpose::MedusaStorage, "bucket-key", false, ""),
+        ]
+    );
+    let named = cluster(json!({"spec": {"medusa": {
+        "cassandraUserSecretRef": {"name": "my-medusa"},
+        "storageProperties": {"credentialsType": "role-based"}
+    }}}));
+    let secrets = secrets_plan(&named, &plan(&named).expect("plan"));
+    let cql = (secrets.secrets.iter()).find(|s| s.purpose == Purpose::MedusaCql).expect("login");
+    assert_eq!((cql.name.as_str(), cql.generated), ("my-medusa", false));
+    assert!(!secrets.secrets.iter().any(|s| s.purpose == Purpose::MedusaStorage));
+}

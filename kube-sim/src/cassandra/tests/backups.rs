@@ -201,3 +201,24 @@ fn backup_status_is_in_progress_until_the_backup_duration_passes() {
     let err = m.backup(&storage, CLUSTER, "c", &dc1[..1], BackupMode::Full).expect_err("name used");
     assert!(matches!(err, CassandraError::Backup(_)));
 }
+
+#[test]
+fn a_backup_holds_each_nodes_rows_as_they_were_when_it_was_taken() {
+    let mut m = CassandraModel::deterministic(13);
+    let storage = StorageLocation::new("medusa-bucket", "demo");
+    let dc1 = start_dc(&mut m, CLUSTER, "west", "dc1", 3, 1, &no_props());
+    create_app(&mut m, CLUSTER, &nts(&[("dc1", 3)]));
+    let original = rows("k", 12);
+    write(&mut m, "dc1", &original, ConsistencyLevel::All);
+    m.backup(&storage, CLUSTER, "b1", &dc1, BackupMode::Full).expect("backup");
+    write(&mut m, "dc1", &rows("late", 5), ConsistencyLevel::All);
+    let expected: BTreeMap<String, String> = original.into_iter().collect();
+    for node in &dc1 {
+        assert_eq!(
+            m.backup_rows(&storage, "b1", &node.name, APP, TABLE).expect("rows"),
+            expected,
+            "{node}"
+        );
+    }
+    assert!(m.backup_rows(&storage, "b2", &dc1[0].name, APP, TABLE).is_err());
+}
