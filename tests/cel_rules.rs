@@ -8,7 +8,8 @@ use federator::api::k8ssandra_cluster::{
     K8S_CONTEXT_IMMUTABLE_MESSAGE, K8ssandraCluster, K8ssandraClusterSpec, MAX_DATACENTERS,
 };
 use federator::api::reaper::{
-    LOCAL_STORAGE_CLAIM_MESSAGE, LOCAL_STORAGE_CONFIG_MESSAGE, LOCAL_STORAGE_PER_DC_MESSAGE,
+    CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE, LOCAL_STORAGE_CLAIM_MESSAGE,
+    LOCAL_STORAGE_CONFIG_MESSAGE, LOCAL_STORAGE_PER_DC_MESSAGE, Reaper,
 };
 use kube::CustomResourceExt;
 use kube::core::cel::{
@@ -461,7 +462,7 @@ fn every_rule_compiles_and_fits_the_cost_budget() {
             .unwrap_or(Value::Null);
         visit(&schema, &crd.spec.names.kind, &mut found, &mut rule_count);
     }
-    assert_eq!(rule_count, 7, "rules found: {rule_count}");
+    assert_eq!(rule_count, 9, "rules found: {rule_count}");
     assert!(found.is_empty(), "{}", found.join("\n"));
 
     // The budget check has teeth: without maxItems the uniqueness rule is too expensive.
@@ -536,5 +537,55 @@ fn local_reaper_storage_needs_its_claim_and_a_single_reaper() {
         with_reaper(json!({"storageType": "local", "storageConfig": claim})).validate_cel(),
         LOCAL_STORAGE_PER_DC_MESSAGE,
         "spec.reaper",
+    );
+}
+
+// ---- Reaper's encryption: a client certificate only with a server certificate ----
+
+#[test]
+fn a_reaper_client_certificate_without_a_server_certificate_is_refused() {
+    for encryption in [
+        json!({"serverCertName": "reaper-server"}),
+        json!({"serverCertName": "reaper-server", "clientCertName": "reaper-client"}),
+        json!({}),
+        json!({"clientCertName": ""}),
+    ] {
+        assert_accepted(with_reaper(json!({"encryption": encryption})).validate_cel());
+    }
+    for encryption in [
+        json!({"clientCertName": "reaper-client"}),
+        json!({"clientCertName": "reaper-client", "serverCertName": ""}),
+    ] {
+        assert_rejected(
+            with_reaper(json!({"encryption": encryption})).validate_cel(),
+            CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE,
+            "spec.reaper.encryption.clientCertName",
+        );
+    }
+
+    // The Reaper kind carries the same rule at spec.encryption.
+    let crd = Reaper::crd();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .map(serde_json::to_value)
+        .and_then(Result::ok)
+        .expect("Reaper CRD has a schema");
+    let reaper = |encryption: Value| {
+        json!({"apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+               "metadata": {"name": "r", "namespace": "ns"},
+               "spec": {"datacenterRef": {"name": "dc1"}, "encryption": encryption}})
+    };
+    let validator = Validator::new();
+    assert_accepted(validator.validate(
+        &schema,
+        &reaper(json!({"serverCertName": "s", "clientCertName": "c"})),
+        None,
+    ));
+    assert_rejected(
+        validator.validate(&schema, &reaper(json!({"clientCertName": "c"})), None),
+        CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE,
+        "spec.encryption.clientCertName",
     );
 }

@@ -140,6 +140,12 @@ impl K8ssandraClusterSpec {
         }
         if let Some(reaper) = &self.reaper {
             fields.extend(reaper.template.fields_not_acted_on("spec.reaper"));
+            if reaper.references_a_reaper() && reaper.template.encryption.is_some() {
+                fields.push(
+                    "spec.reaper.encryption (with reaperRef, the referenced Reaper's own spec.encryption decides how Federator connects to it)"
+                        .to_string(),
+                );
+            }
         }
         fields
     }
