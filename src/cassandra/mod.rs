@@ -2,6 +2,7 @@
 //! keyspace replication the datacenters require (pure), CassandraTasks, Reaper's REST API.
 //! Nothing here knows a K8ssandraCluster.
 
+pub mod direct;
 pub mod management;
 pub mod reaper;
 pub mod replication;
