@@ -970,3 +970,108 @@ async fn reaper_ref_registration() {
     );
     control_plane.stop().await;
 }
+
+#[test]
+fn a_reaper_ref_cluster_is_registered_with_a_referenced_reaper_that_requires_mutual_tls() {
+    run(reaper_ref_mutual_tls());
+}
+
+/// A control-plane Reaper in the hub serving its REST API with mutual TLS (certificates made
+/// now): the services proxy cannot present a client certificate, so Federator connects to the
+/// Reaper's pod with the clientCertName Secret, for the Reaper's own status and for registering
+/// the cluster whose `reaperRef` names it. The K8ssandraCluster's own `spec.reaper.encryption`
+/// (as upstream's manifests have it) is not needed: the Reaper's decides, and the cluster says so.
+async fn reaper_ref_mutual_tls() {
+    let layout = upstream_layout(2, |setup| {
+        setup.workloads_ready_after(Duration::from_millis(300)).pod_listeners()
+    })
+    .await;
+    let sim = &layout.sim;
+    let hub = sim.client(0).await.expect("hub client");
+    let control_plane = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+    });
+    let certificates = kube_sim::tls::ManagementApiCertificates::generate("cp-reaper-service")
+        .expect("certificates");
+    put_secret(
+        &hub,
+        "reaper-server",
+        &[
+            ("keystore.jks", b"JKS bytes"),
+            ("truststore.jks", b"JKS bytes"),
+            ("tls.crt", certificates.server.certificate_pem.as_bytes()),
+            ("tls.key", certificates.server.key_pem.as_bytes()),
+            ("ca.crt", certificates.ca_pem.as_bytes()),
+        ],
+    )
+    .await;
+    let encryption =
+        serde_json::json!({"serverCertName": "reaper-server", "clientCertName": "reaper-client"});
+    let reapers = Api::<federator::api::reaper::Reaper>::namespaced(hub.clone(), NS);
+    apply(
+        &reapers,
+        "cp-reaper",
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "cp-reaper", "namespace": NS},
+            "spec": {
+                "storageType": "local",
+                "storageConfig": {"accessModes": ["ReadWriteOnce"],
+                                  "resources": {"requests": {"storage": "256Mi"}}},
+                "encryption": encryption,
+            },
+        }),
+    )
+    .await;
+    // The client Secret is not there yet: the Reaper's status names it.
+    let missing = wait_for("the missing client Secret reported", WAIT, || async {
+        let status = reapers.get("cp-reaper").await.ok()?.status?;
+        let ready = status.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+        (ready.reason == "ClientCertificateUnusable").then_some(ready.message)
+    })
+    .await;
+    assert!(
+        missing.contains("Secret reaper-client (spec.encryption.clientCertName) does not exist"),
+        "{missing}"
+    );
+    assert!(!missing.contains("BEGIN"), "no key material: {missing}");
+    put_secret(
+        &hub,
+        "reaper-client",
+        &[
+            ("tls.crt", certificates.client.certificate_pem.as_bytes()),
+            ("tls.key", certificates.client.key_pem.as_bytes()),
+            ("ca.crt", certificates.ca_pem.as_bytes()),
+        ],
+    )
+    .await;
+    // Ready: its controller read the clusters Reaper serves over mutual TLS.
+    wait_for("the control-plane Reaper running", WAIT, || async {
+        let reaper = reapers.get("cp-reaper").await.ok()?;
+        reaper.status?.is_ready().then_some(())
+    })
+    .await;
+
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(CLUSTER, &[("dc1", "kind-k8ssandra-1", 1)]);
+    cluster["spec"]["reaper"] =
+        serde_json::json!({"reaperRef": {"name": "cp-reaper"}, "encryption": encryption});
+    apply(&clusters, CLUSTER, cluster).await;
+    let message = wait_for_condition(&clusters, CLUSTER, "ReaperRegistered", WAIT, |s, _, _| {
+        s == "True"
+    })
+    .await;
+    assert_eq!(
+        message,
+        format!("cluster demo is registered with Reaper {NS}/cp-reaper")
+    );
+    let registered = clusters.get(CLUSTER).await.expect("the cluster");
+    let not_acted_on = condition(&registered, "FieldsNotActedOn").map(|c| c.2).unwrap_or_default();
+    assert!(
+        not_acted_on.contains(
+            "spec.reaper.encryption (with reaperRef, the referenced Reaper's own spec.encryption decides"
+        ),
+        "{not_acted_on}"
+    );
+    control_plane.stop().await;
+}
