@@ -978,6 +978,28 @@ pub struct DatacenterStatus {
 mod tests {
     use super::*;
 
+    #[test]
+    fn reaper_encryption_is_acted_on_unless_a_referenced_reaper_decides() {
+        let spec = |reaper: serde_json::Value| -> K8ssandraClusterSpec {
+            serde_json::from_value(serde_json::json!({"reaper": reaper})).expect("spec")
+        };
+        let encryption = serde_json::json!({"serverCertName": "s", "clientCertName": "c"});
+        let own = spec(serde_json::json!({"encryption": encryption}));
+        assert!(
+            !own.fields_not_acted_on().iter().any(|f| f.contains("encryption")),
+            "{:?}",
+            own.fields_not_acted_on()
+        );
+        let referenced =
+            spec(serde_json::json!({"reaperRef": {"name": "cp"}, "encryption": encryption}));
+        assert!(
+            (referenced.fields_not_acted_on().iter())
+                .any(|f| f.starts_with("spec.reaper.encryption (with reaperRef")),
+            "{:?}",
+            referenced.fields_not_acted_on()
+        );
+    }
+
     fn datacenter(name: &str, context: Option<&str>) -> CassandraDatacenterTemplate {
         CassandraDatacenterTemplate {
             metadata: DatacenterMetadata {

@@ -353,5 +353,14 @@ mod tests {
             message,
             "Reaper reapers/cp-reaper is not ready: 0/1 replicas ready"
         );
+        let certificate = ReaperApiError::ClientCertificate(
+            "Secret reaper-client (spec.encryption.clientCertName) has no tls.key".into(),
+        );
+        let (_, reason, message) = of(Registration::from_error(&certificate));
+        assert_eq!(reason, "ClientCertificateUnusable");
+        assert_eq!(
+            message,
+            "Reaper reapers/cp-reaper: Reaper requires a client certificate (mutual TLS), and Secret reaper-client (spec.encryption.clientCertName) has no tls.key"
+        );
     }
 }
