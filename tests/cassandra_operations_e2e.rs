@@ -748,6 +748,46 @@ async fn reaper_repairs_across_regions() {
     control_plane.stop().await;
 }
 
+/// The control-plane Reaper `cp-reaper`: no datacenter, its state on a volume, and `spec`'s
+/// fields besides.
+fn control_plane_reaper(spec: serde_json::Value) -> serde_json::Value {
+    let mut reaper = serde_json::json!({
+        "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+        "metadata": {"name": "cp-reaper", "namespace": NS},
+        "spec": {
+            "storageType": "local",
+            "storageConfig": {"accessModes": ["ReadWriteOnce"],
+                              "resources": {"requests": {"storage": "256Mi"}}},
+        },
+    });
+    for (field, value) in spec.as_object().into_iter().flatten() {
+        reaper["spec"][field] = value.clone();
+    }
+    reaper
+}
+
+/// Waits until the cluster is registered with `cp-reaper`; its FieldsNotActedOn message then.
+async fn wait_registered_with_cp_reaper(clusters: &Api<K8ssandraCluster>) -> String {
+    let message = wait_for_condition(clusters, CLUSTER, "ReaperRegistered", WAIT, |s, _, _| {
+        s == "True"
+    })
+    .await;
+    assert_eq!(
+        message,
+        format!("cluster demo is registered with Reaper {NS}/cp-reaper")
+    );
+    let registered = clusters.get(CLUSTER).await.expect("the cluster");
+    condition(&registered, "FieldsNotActedOn").map(|c| c.2).unwrap_or_default()
+}
+
+async fn wait_reaper_running(reapers: &Api<federator::api::reaper::Reaper>) {
+    wait_for("the control-plane Reaper running", WAIT, || async {
+        let reaper = reapers.get("cp-reaper").await.ok()?;
+        reaper.status?.is_ready().then_some(())
+    })
+    .await;
+}
+
 #[test]
 fn a_reaper_ref_cluster_is_registered_with_the_referenced_reaper() {
     run(reaper_ref_registration());
@@ -775,28 +815,13 @@ async fn reaper_ref_registration() {
     )
     .await;
     let reapers = Api::<federator::api::reaper::Reaper>::namespaced(hub.clone(), NS);
-    apply(
-        &reapers,
-        "cp-reaper",
-        serde_json::json!({
-            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
-            "metadata": {"name": "cp-reaper", "namespace": NS},
-            "spec": {
-                "storageType": "local",
-                "storageConfig": {"accessModes": ["ReadWriteOnce"],
-                                  "resources": {"requests": {"storage": "256Mi"}}},
-                "uiUserSecretRef": {"name": "reaper-ui"},
-                "autoScheduling": {"enabled": true, "initialDelayPeriod": "PT1S",
-                                   "periodBetweenPolls": "PT1S"},
-            },
-        }),
-    )
-    .await;
-    wait_for("the control-plane Reaper running", WAIT, || async {
-        let reaper = reapers.get("cp-reaper").await.ok()?;
-        reaper.status?.is_ready().then_some(())
-    })
-    .await;
+    let reaper = control_plane_reaper(serde_json::json!({
+        "uiUserSecretRef": {"name": "reaper-ui"},
+        "autoScheduling": {"enabled": true, "initialDelayPeriod": "PT1S",
+                           "periodBetweenPolls": "PT1S"},
+    }));
+    apply(&reapers, "cp-reaper", reaper).await;
+    wait_reaper_running(&reapers).await;
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     let mut cluster = k8ssandra_cluster(
@@ -811,16 +836,7 @@ async fn reaper_ref_registration() {
         "uiUserSecretRef": {"name": "reaper-ui"},
     });
     apply(&clusters, CLUSTER, cluster).await;
-    let message = wait_for_condition(&clusters, CLUSTER, "ReaperRegistered", WAIT, |s, _, _| {
-        s == "True"
-    })
-    .await;
-    assert_eq!(
-        message,
-        format!("cluster demo is registered with Reaper {NS}/cp-reaper")
-    );
-    let registered = clusters.get(CLUSTER).await.expect("the cluster");
-    let not_acted_on = condition(&registered, "FieldsNotActedOn").map(|c| c.2).unwrap_or_default();
+    let not_acted_on = wait_registered_with_cp_reaper(&clusters).await;
     assert!(!not_acted_on.contains("reaperRef"), "{not_acted_on}");
 
     // Reaper lists the cluster, reached through the seed pods' IPs of both regions.
@@ -993,36 +1009,12 @@ async fn reaper_ref_mutual_tls() {
     });
     let certificates = kube_sim::tls::ManagementApiCertificates::generate("cp-reaper-service")
         .expect("certificates");
-    put_secret(
-        &hub,
-        "reaper-server",
-        &[
-            ("keystore.jks", b"JKS bytes"),
-            ("truststore.jks", b"JKS bytes"),
-            ("tls.crt", certificates.server.certificate_pem.as_bytes()),
-            ("tls.key", certificates.server.key_pem.as_bytes()),
-            ("ca.crt", certificates.ca_pem.as_bytes()),
-        ],
-    )
-    .await;
+    put_reaper_tls_secrets(&hub, &certificates, false).await;
     let encryption =
         serde_json::json!({"serverCertName": "reaper-server", "clientCertName": "reaper-client"});
     let reapers = Api::<federator::api::reaper::Reaper>::namespaced(hub.clone(), NS);
-    apply(
-        &reapers,
-        "cp-reaper",
-        serde_json::json!({
-            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
-            "metadata": {"name": "cp-reaper", "namespace": NS},
-            "spec": {
-                "storageType": "local",
-                "storageConfig": {"accessModes": ["ReadWriteOnce"],
-                                  "resources": {"requests": {"storage": "256Mi"}}},
-                "encryption": encryption,
-            },
-        }),
-    )
-    .await;
+    let reaper = control_plane_reaper(serde_json::json!({"encryption": encryption}));
+    apply(&reapers, "cp-reaper", reaper).await;
     // The client Secret is not there yet: the Reaper's status names it.
     let missing = wait_for("the missing client Secret reported", WAIT, || async {
         let status = reapers.get("cp-reaper").await.ok()?.status?;
@@ -1035,38 +1027,16 @@ async fn reaper_ref_mutual_tls() {
         "{missing}"
     );
     assert!(!missing.contains("BEGIN"), "no key material: {missing}");
-    put_secret(
-        &hub,
-        "reaper-client",
-        &[
-            ("tls.crt", certificates.client.certificate_pem.as_bytes()),
-            ("tls.key", certificates.client.key_pem.as_bytes()),
-            ("ca.crt", certificates.ca_pem.as_bytes()),
-        ],
-    )
-    .await;
+    put_reaper_tls_secrets(&hub, &certificates, true).await;
     // Ready: its controller read the clusters Reaper serves over mutual TLS.
-    wait_for("the control-plane Reaper running", WAIT, || async {
-        let reaper = reapers.get("cp-reaper").await.ok()?;
-        reaper.status?.is_ready().then_some(())
-    })
-    .await;
+    wait_reaper_running(&reapers).await;
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     let mut cluster = k8ssandra_cluster(CLUSTER, &[("dc1", "kind-k8ssandra-1", 1)]);
     cluster["spec"]["reaper"] =
         serde_json::json!({"reaperRef": {"name": "cp-reaper"}, "encryption": encryption});
     apply(&clusters, CLUSTER, cluster).await;
-    let message = wait_for_condition(&clusters, CLUSTER, "ReaperRegistered", WAIT, |s, _, _| {
-        s == "True"
-    })
-    .await;
-    assert_eq!(
-        message,
-        format!("cluster demo is registered with Reaper {NS}/cp-reaper")
-    );
-    let registered = clusters.get(CLUSTER).await.expect("the cluster");
-    let not_acted_on = condition(&registered, "FieldsNotActedOn").map(|c| c.2).unwrap_or_default();
+    let not_acted_on = wait_registered_with_cp_reaper(&clusters).await;
     assert!(
         not_acted_on.contains(
             "spec.reaper.encryption (with reaperRef, the referenced Reaper's own spec.encryption decides"

@@ -1171,39 +1171,6 @@ fn a_reaper_serving_tls_or_mutual_tls_gets_the_cluster_registered() {
     run(encrypted_reaper());
 }
 
-/// The Secrets a user's cert-manager makes for a Reaper's TLS (certificates made now): the
-/// server's, with the stores Reaper reads, and the client's that Federator presents.
-async fn put_reaper_tls_secrets(
-    client: &Client,
-    certificates: &kube_sim::tls::ManagementApiCertificates,
-    with_client: bool,
-) {
-    put_secret(
-        client,
-        "reaper-server",
-        &[
-            ("keystore.jks", b"JKS bytes"),
-            ("truststore.jks", b"JKS bytes"),
-            ("tls.crt", certificates.server.certificate_pem.as_bytes()),
-            ("tls.key", certificates.server.key_pem.as_bytes()),
-            ("ca.crt", certificates.ca_pem.as_bytes()),
-        ],
-    )
-    .await;
-    if with_client {
-        put_secret(
-            client,
-            "reaper-client",
-            &[
-                ("tls.crt", certificates.client.certificate_pem.as_bytes()),
-                ("tls.key", certificates.client.key_pem.as_bytes()),
-                ("ca.crt", certificates.ca_pem.as_bytes()),
-            ],
-        )
-        .await;
-    }
-}
-
 /// A hand-made Reaper with `encryption.serverCertName`: its REST API serves TLS and the cluster
 /// is registered through the API server's https proxy. With `clientCertName` too, Reaper
 /// requires a client certificate the proxy cannot present: Federator connects to the pod

@@ -23,6 +23,42 @@ const NAMESPACE: &str = "default";
 const CLUSTER: &str = "demo";
 const SERVICE: &str = "demo-reaper-service";
 
+/// The Reaper Deployment as Federator's data plane writes it, with this environment.
+fn reaper_deployment(env: Value) -> Value {
+    let labels = json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
+    json!({
+        "metadata": {"name": "demo-reaper", "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"k8ssandra.io/reaper": "demo-reaper"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{
+                    "name": "reaper",
+                    "image": "thelastpickle/cassandra-reaper:3.8.0",
+                    "ports": [{"name": "app", "containerPort": 8080},
+                              {"name": "admin", "containerPort": 8081}],
+                    "env": env,
+                }]},
+            },
+        },
+    })
+}
+
+/// The Reaper's Service as Federator's data plane writes it: `app` and `admin`.
+fn reaper_service() -> Service {
+    let labels = json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
+    serde_json::from_value(json!({
+        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "selector": {"k8ssandra.io/reaper": "demo-reaper"},
+            "ports": [{"name": "app", "port": 8080, "targetPort": "app"},
+                      {"name": "admin", "port": 8081, "targetPort": "admin"}],
+        },
+    }))
+    .expect("service")
+}
+
 struct World {
     sim: Sim,
     client: kube::Client,
@@ -114,41 +150,14 @@ impl World {
 
     /// A Reaper Deployment and Service as Federator's data plane writes them.
     async fn create_reaper(&self, env: Value) {
-        let labels =
-            json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
-        let deployment: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "demo-reaper", "namespace": NAMESPACE, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"k8ssandra.io/reaper": "demo-reaper"}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{
-                        "name": "reaper",
-                        "image": "thelastpickle/cassandra-reaper:3.8.0",
-                        "ports": [{"name": "app", "containerPort": 8080},
-                                  {"name": "admin", "containerPort": 8081}],
-                        "env": env,
-                    }]},
-                },
-            },
-        }))
-        .expect("deployment");
+        let deployment: Deployment =
+            serde_json::from_value(reaper_deployment(env)).expect("deployment");
         Api::<Deployment>::namespaced(self.client.clone(), NAMESPACE)
             .create(&PostParams::default(), &deployment)
             .await
             .expect("deployment created");
-        let service: Service = serde_json::from_value(json!({
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
-            "spec": {
-                "selector": {"k8ssandra.io/reaper": "demo-reaper"},
-                "ports": [{"name": "app", "port": 8080, "targetPort": "app"},
-                          {"name": "admin", "port": 8081, "targetPort": "admin"}],
-            },
-        }))
-        .expect("service");
         Api::<Service>::namespaced(self.client.clone(), NAMESPACE)
-            .create(&PostParams::default(), &service)
+            .create(&PostParams::default(), &reaper_service())
             .await
             .expect("service created");
         self.answering("Reaper answers through the service proxy").await;
@@ -814,7 +823,6 @@ async fn memory_storage_outlives_a_pod_restart_on_a_statefulsets_claim_only() {
 /// (and `clientCertName`: `client_auth`), its stores from Secret `reaper-server`, and its
 /// Service.
 async fn create_tls_reaper(client: &kube::Client, client_auth: bool) {
-    let labels = json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
     let mut env = vec![
         json!({"name": "REAPER_SERVER_TLS_ENABLE", "value": "true"}),
         json!({"name": "REAPER_SERVER_TLS_KEYSTORE_PATH",
@@ -826,30 +834,13 @@ async fn create_tls_reaper(client: &kube::Client, client_auth: bool) {
     if client_auth {
         env.push(json!({"name": "REAPER_SERVER_TLS_CLIENT_AUTH", "value": "true"}));
     }
-    let deployment: Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "demo-reaper", "namespace": NAMESPACE, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"k8ssandra.io/reaper": "demo-reaper"}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [{
-                        "name": "reaper",
-                        "image": "thelastpickle/cassandra-reaper:3.8.0",
-                        "ports": [{"name": "app", "containerPort": 8080},
-                                  {"name": "admin", "containerPort": 8081}],
-                        "env": env,
-                        "volumeMounts": [{"name": "server-tls-keystore",
-                                          "mountPath": "/etc/encryption/server"}],
-                    }],
-                    "volumes": [{"name": "server-tls-keystore",
-                                 "secret": {"secretName": "reaper-server"}}],
-                },
-            },
-        },
-    }))
-    .expect("deployment");
+    let mut deployment = reaper_deployment(json!(env));
+    let pod = &mut deployment["spec"]["template"]["spec"];
+    pod["containers"][0]["volumeMounts"] =
+        json!([{"name": "server-tls-keystore", "mountPath": "/etc/encryption/server"}]);
+    pod["volumes"] =
+        json!([{"name": "server-tls-keystore", "secret": {"secretName": "reaper-server"}}]);
+    let deployment: Deployment = serde_json::from_value(deployment).expect("deployment");
     let deployments = Api::<Deployment>::namespaced(client.clone(), NAMESPACE);
     let _ = deployments.delete("demo-reaper", &DeleteParams::default()).await;
     wait_for("the previous Reaper gone", || async {
@@ -857,18 +848,10 @@ async fn create_tls_reaper(client: &kube::Client, client_auth: bool) {
     })
     .await;
     deployments.create(&PostParams::default(), &deployment).await.expect("deployment created");
-    let service: Service = serde_json::from_value(json!({
-        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
-        "spec": {
-            "selector": {"k8ssandra.io/reaper": "demo-reaper"},
-            "ports": [{"name": "app", "port": 8080, "targetPort": "app"},
-                      {"name": "admin", "port": 8081, "targetPort": "admin"}],
-        },
-    }))
-    .expect("service");
     let services = Api::<Service>::namespaced(client.clone(), NAMESPACE);
     if services.get_opt(SERVICE).await.expect("service read").is_none() {
-        services.create(&PostParams::default(), &service).await.expect("service created");
+        let created = services.create(&PostParams::default(), &reaper_service()).await;
+        created.expect("service created");
     }
 }
 
@@ -984,32 +967,19 @@ async fn a_tls_reaper_refuses_plain_http_and_with_client_auth_a_client_without_a
 
     // A Secret without the keystore: Reaper does not start, its pod is not Ready, nothing
     // answers; once the keystore is there, it starts.
-    secrets
-        .replace(
-            "reaper-server",
-            &PostParams::default(),
-            &server_secret(&certificates, false),
-        )
-        .await
-        .expect("secret replaced");
-    reaper_pod_ip(&world.client, false).await;
-    let proxied = world.raw("GET", &format!("https:{SERVICE}:app"), "/ping", None, None).await;
-    assert_eq!(proxied.status, 503, "{proxied:?}");
-    assert!(
-        proxied.body.contains("no endpoints available"),
-        "{}",
-        proxied.body
-    );
-    secrets
-        .replace(
-            "reaper-server",
-            &PostParams::default(),
-            &server_secret(&certificates, true),
-        )
-        .await
-        .expect("secret replaced");
-    reaper_pod_ip(&world.client, true).await;
-    let proxied = world.raw("GET", &format!("https:{SERVICE}:app"), "/ping", None, None).await;
-    assert_eq!(proxied.status, 204, "{proxied:?}");
+    for stores in [false, true] {
+        let secret = server_secret(&certificates, stores);
+        let replaced = secrets.replace("reaper-server", &PostParams::default(), &secret).await;
+        replaced.expect("secret replaced");
+        reaper_pod_ip(&world.client, stores).await;
+        let proxied = world.raw("GET", &format!("https:{SERVICE}:app"), "/ping", None, None).await;
+        match stores {
+            false => assert!(
+                proxied.status == 503 && proxied.body.contains("no endpoints available"),
+                "{proxied:?}"
+            ),
+            true => assert_eq!(proxied.status, 204, "{proxied:?}"),
+        }
+    }
     world.sim.shutdown().await;
 }

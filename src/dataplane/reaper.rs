@@ -1727,7 +1727,7 @@ mod tests {
         // What the container ends up with: Kubernetes keeps the last of a repeated name.
         let last = |container: &Container, name: &str| {
             let env = container.env.iter().flatten();
-            env.filter(|e| e.name == name).map(|e| e.value.clone().unwrap_or_default()).last()
+            env.filter(|e| e.name == name).map(|e| e.value.clone().unwrap_or_default()).next_back()
         };
 
         let pod = built(
