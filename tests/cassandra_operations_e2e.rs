@@ -748,6 +748,46 @@ async fn reaper_repairs_across_regions() {
     control_plane.stop().await;
 }
 
+/// The control-plane Reaper `cp-reaper`: no datacenter, its state on a volume, and `spec`'s
+/// fields besides.
+fn control_plane_reaper(spec: serde_json::Value) -> serde_json::Value {
+    let mut reaper = serde_json::json!({
+        "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+        "metadata": {"name": "cp-reaper", "namespace": NS},
+        "spec": {
+            "storageType": "local",
+            "storageConfig": {"accessModes": ["ReadWriteOnce"],
+                              "resources": {"requests": {"storage": "256Mi"}}},
+        },
+    });
+    for (field, value) in spec.as_object().into_iter().flatten() {
+        reaper["spec"][field] = value.clone();
+    }
+    reaper
+}
+
+/// Waits until the cluster is registered with `cp-reaper`; its FieldsNotActedOn message then.
+async fn wait_registered_with_cp_reaper(clusters: &Api<K8ssandraCluster>) -> String {
+    let message = wait_for_condition(clusters, CLUSTER, "ReaperRegistered", WAIT, |s, _, _| {
+        s == "True"
+    })
+    .await;
+    assert_eq!(
+        message,
+        format!("cluster demo is registered with Reaper {NS}/cp-reaper")
+    );
+    let registered = clusters.get(CLUSTER).await.expect("the cluster");
+    condition(&registered, "FieldsNotActedOn").map(|c| c.2).unwrap_or_default()
+}
+
+async fn wait_reaper_running(reapers: &Api<federator::api::reaper::Reaper>) {
+    wait_for("the control-plane Reaper running", WAIT, || async {
+        let reaper = reapers.get("cp-reaper").await.ok()?;
+        reaper.status?.is_ready().then_some(())
+    })
+    .await;
+}
+
 #[test]
 fn a_reaper_ref_cluster_is_registered_with_the_referenced_reaper() {
     run(reaper_ref_registration());
@@ -775,28 +815,13 @@ async fn reaper_ref_registration() {
     )
     .await;
     let reapers = Api::<federator::api::reaper::Reaper>::namespaced(hub.clone(), NS);
-    apply(
-        &reapers,
-        "cp-reaper",
-        serde_json::json!({
-            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
-            "metadata": {"name": "cp-reaper", "namespace": NS},
-            "spec": {
-                "storageType": "local",
-                "storageConfig": {"accessModes": ["ReadWriteOnce"],
-                                  "resources": {"requests": {"storage": "256Mi"}}},
-                "uiUserSecretRef": {"name": "reaper-ui"},
-                "autoScheduling": {"enabled": true, "initialDelayPeriod": "PT1S",
-                                   "periodBetweenPolls": "PT1S"},
-            },
-        }),
-    )
-    .await;
-    wait_for("the control-plane Reaper running", WAIT, || async {
-        let reaper = reapers.get("cp-reaper").await.ok()?;
-        reaper.status?.is_ready().then_some(())
-    })
-    .await;
+    let reaper = control_plane_reaper(serde_json::json!({
+        "uiUserSecretRef": {"name": "reaper-ui"},
+        "autoScheduling": {"enabled": true, "initialDelayPeriod": "PT1S",
+                           "periodBetweenPolls": "PT1S"},
+    }));
+    apply(&reapers, "cp-reaper", reaper).await;
+    wait_reaper_running(&reapers).await;
 
     let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     let mut cluster = k8ssandra_cluster(
@@ -811,16 +836,7 @@ async fn reaper_ref_registration() {
         "uiUserSecretRef": {"name": "reaper-ui"},
     });
     apply(&clusters, CLUSTER, cluster).await;
-    let message = wait_for_condition(&clusters, CLUSTER, "ReaperRegistered", WAIT, |s, _, _| {
-        s == "True"
-    })
-    .await;
-    assert_eq!(
-        message,
-        format!("cluster demo is registered with Reaper {NS}/cp-reaper")
-    );
-    let registered = clusters.get(CLUSTER).await.expect("the cluster");
-    let not_acted_on = condition(&registered, "FieldsNotActedOn").map(|c| c.2).unwrap_or_default();
+    let not_acted_on = wait_registered_with_cp_reaper(&clusters).await;
     assert!(!not_acted_on.contains("reaperRef"), "{not_acted_on}");
 
     // Reaper lists the cluster, reached through the seed pods' IPs of both regions.
@@ -967,6 +983,65 @@ async fn reaper_ref_registration() {
             "Reaper {NS}/no-such-reaper (spec.reaper.reaperRef) does not exist"
         )),
         "{message}"
+    );
+    control_plane.stop().await;
+}
+
+#[test]
+fn a_reaper_ref_cluster_is_registered_with_a_referenced_reaper_that_requires_mutual_tls() {
+    run(reaper_ref_mutual_tls());
+}
+
+/// A control-plane Reaper in the hub serving its REST API with mutual TLS (certificates made
+/// now): the services proxy cannot present a client certificate, so Federator connects to the
+/// Reaper's pod with the clientCertName Secret, for the Reaper's own status and for registering
+/// the cluster whose `reaperRef` names it. The K8ssandraCluster's own `spec.reaper.encryption`
+/// (as upstream's manifests have it) is not needed: the Reaper's decides, and the cluster says so.
+async fn reaper_ref_mutual_tls() {
+    let layout = upstream_layout(2, |setup| {
+        setup.workloads_ready_after(Duration::from_millis(300)).pod_listeners()
+    })
+    .await;
+    let sim = &layout.sim;
+    let hub = sim.client(0).await.expect("hub client");
+    let control_plane = InProcessOperator::start(&hub, |settings| {
+        settings.leader_election.enabled = false;
+    });
+    let certificates = kube_sim::tls::ManagementApiCertificates::generate("cp-reaper-service")
+        .expect("certificates");
+    put_reaper_tls_secrets(&hub, &certificates, false).await;
+    let encryption =
+        serde_json::json!({"serverCertName": "reaper-server", "clientCertName": "reaper-client"});
+    let reapers = Api::<federator::api::reaper::Reaper>::namespaced(hub.clone(), NS);
+    let reaper = control_plane_reaper(serde_json::json!({"encryption": encryption}));
+    apply(&reapers, "cp-reaper", reaper).await;
+    // The client Secret is not there yet: the Reaper's status names it.
+    let missing = wait_for("the missing client Secret reported", WAIT, || async {
+        let status = reapers.get("cp-reaper").await.ok()?.status?;
+        let ready = status.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+        (ready.reason == "ClientCertificateUnusable").then_some(ready.message)
+    })
+    .await;
+    assert!(
+        missing.contains("Secret reaper-client (spec.encryption.clientCertName) does not exist"),
+        "{missing}"
+    );
+    assert!(!missing.contains("BEGIN"), "no key material: {missing}");
+    put_reaper_tls_secrets(&hub, &certificates, true).await;
+    // Ready: its controller read the clusters Reaper serves over mutual TLS.
+    wait_reaper_running(&reapers).await;
+
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = k8ssandra_cluster(CLUSTER, &[("dc1", "kind-k8ssandra-1", 1)]);
+    cluster["spec"]["reaper"] =
+        serde_json::json!({"reaperRef": {"name": "cp-reaper"}, "encryption": encryption});
+    apply(&clusters, CLUSTER, cluster).await;
+    let not_acted_on = wait_registered_with_cp_reaper(&clusters).await;
+    assert!(
+        not_acted_on.contains(
+            "spec.reaper.encryption (with reaperRef, the referenced Reaper's own spec.encryption decides"
+        ),
+        "{not_acted_on}"
     );
     control_plane.stop().await;
 }

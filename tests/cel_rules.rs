@@ -8,7 +8,8 @@ use federator::api::k8ssandra_cluster::{
     K8S_CONTEXT_IMMUTABLE_MESSAGE, K8ssandraCluster, K8ssandraClusterSpec, MAX_DATACENTERS,
 };
 use federator::api::reaper::{
-    LOCAL_STORAGE_CLAIM_MESSAGE, LOCAL_STORAGE_CONFIG_MESSAGE, LOCAL_STORAGE_PER_DC_MESSAGE,
+    CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE, LOCAL_STORAGE_CLAIM_MESSAGE,
+    LOCAL_STORAGE_CONFIG_MESSAGE, LOCAL_STORAGE_PER_DC_MESSAGE, Reaper,
 };
 use kube::CustomResourceExt;
 use kube::core::cel::{
@@ -284,13 +285,22 @@ fn other_changes_to_a_kept_datacenter_are_accepted() {
 // ---- OpenAPI bounds, asserted on the generated schema ----
 
 fn crd_schema() -> Value {
-    let crd = K8ssandraCluster::crd();
-    let schema = crd.spec.versions[0]
+    let schema = schema_of(&K8ssandraCluster::crd());
+    assert!(schema.is_object(), "K8ssandraCluster CRD has a schema");
+    schema
+}
+
+/// The OpenAPI schema of a CRD's first version (null without one).
+fn schema_of(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
+    crd.spec.versions[0]
         .schema
         .as_ref()
         .and_then(|s| s.open_api_v3_schema.as_ref())
-        .expect("K8ssandraCluster CRD has a schema");
-    serde_json::to_value(schema).expect("schema serializes")
+        .map(serde_json::to_value)
+        .and_then(Result::ok)
+        .unwrap_or(Value::Null)
 }
 
 /// The schema node at a dotted path; `[]` steps into list items.
@@ -452,16 +462,14 @@ fn every_rule_compiles_and_fits_the_cost_budget() {
     let mut found = Vec::new();
     let mut rule_count = 0;
     for crd in federator::api::all_crds() {
-        let schema = crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .and_then(|s| s.open_api_v3_schema.as_ref())
-            .map(serde_json::to_value)
-            .and_then(Result::ok)
-            .unwrap_or(Value::Null);
-        visit(&schema, &crd.spec.names.kind, &mut found, &mut rule_count);
+        visit(
+            &schema_of(&crd),
+            &crd.spec.names.kind,
+            &mut found,
+            &mut rule_count,
+        );
     }
-    assert_eq!(rule_count, 8, "rules found: {rule_count}");
+    assert_eq!(rule_count, 10, "rules found: {rule_count}");
     assert!(found.is_empty(), "{}", found.join("\n"));
 
     // The budget check has teeth: without maxItems the uniqueness rule is too expensive.
@@ -727,5 +735,49 @@ fn local_reaper_storage_needs_its_claim_and_a_single_reaper() {
         with_reaper(json!({"storageType": "local", "storageConfig": claim})).validate_cel(),
         LOCAL_STORAGE_PER_DC_MESSAGE,
         "spec.reaper",
+    );
+}
+
+// ---- Reaper's encryption: a client certificate only with a server certificate ----
+
+#[test]
+fn a_reaper_client_certificate_without_a_server_certificate_is_refused() {
+    for encryption in [
+        json!({"serverCertName": "reaper-server"}),
+        json!({"serverCertName": "reaper-server", "clientCertName": "reaper-client"}),
+        json!({}),
+        json!({"clientCertName": ""}),
+    ] {
+        assert_accepted(with_reaper(json!({"encryption": encryption})).validate_cel());
+    }
+    for encryption in [
+        json!({"clientCertName": "reaper-client"}),
+        json!({"clientCertName": "reaper-client", "serverCertName": ""}),
+    ] {
+        assert_rejected(
+            with_reaper(json!({"encryption": encryption})).validate_cel(),
+            CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE,
+            "spec.reaper.encryption.clientCertName",
+        );
+    }
+
+    // The Reaper kind carries the same rule at spec.encryption.
+    let schema = schema_of(&Reaper::crd());
+    assert!(schema.is_object(), "the Reaper CRD has a schema");
+    let reaper = |encryption: Value| {
+        json!({"apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+               "metadata": {"name": "r", "namespace": "ns"},
+               "spec": {"datacenterRef": {"name": "dc1"}, "encryption": encryption}})
+    };
+    let validator = Validator::new();
+    assert_accepted(validator.validate(
+        &schema,
+        &reaper(json!({"serverCertName": "s", "clientCertName": "c"})),
+        None,
+    ));
+    assert_rejected(
+        validator.validate(&schema, &reaper(json!({"clientCertName": "c"})), None),
+        CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE,
+        "spec.encryption.clientCertName",
     );
 }

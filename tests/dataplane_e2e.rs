@@ -1165,3 +1165,107 @@ async fn local_storage_reaper() {
     stop_all(operators).await;
     sim.shutdown().await;
 }
+
+#[test]
+fn a_reaper_serving_tls_or_mutual_tls_gets_the_cluster_registered() {
+    run(encrypted_reaper());
+}
+
+/// A hand-made Reaper with `encryption.serverCertName`: its REST API serves TLS and the cluster
+/// is registered through the API server's https proxy. With `clientCertName` too, Reaper
+/// requires a client certificate the proxy cannot present: Federator connects to the pod
+/// itself. A client Secret that does not exist is named in the Ready condition until it does.
+async fn encrypted_reaper() {
+    let sim = sim(1).pod_listeners().await;
+    let client = sim.client(0).await.expect("client");
+    apply_standalone_datacenter(&client).await;
+    let certificates = kube_sim::tls::ManagementApiCertificates::generate("solo-reaper-service")
+        .expect("certificates");
+    put_reaper_tls_secrets(&client, &certificates, false).await;
+    let reaper = |encryption: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "reaper.k8ssandra.io/v1alpha1", "kind": "Reaper",
+            "metadata": {"name": "solo-reaper", "namespace": NS},
+            "spec": {"datacenterRef": {"name": "standalone"}, "encryption": encryption}
+        })
+    };
+    let reapers = Api::<Reaper>::namespaced(client.clone(), NS);
+    apply(
+        &reapers,
+        "solo-reaper",
+        reaper(serde_json::json!({"serverCertName": "reaper-server"})),
+    )
+    .await;
+    let operators = vec![start_operator(Mode::DataPlane, &client)];
+    let ready = |reason: &'static str| {
+        let reapers = reapers.clone();
+        move || {
+            let reapers = reapers.clone();
+            async move {
+                let status = reapers.get("solo-reaper").await.ok().and_then(|r| r.status);
+                let Some(status) = status else {
+                    return Err("no status yet".to_string());
+                };
+                let found = (status.conditions.iter().flatten()).find(|c| c.type_ == "Ready");
+                match found {
+                    Some(c) if c.reason == reason => Ok((status.clone(), c.message.clone())),
+                    Some(c) => Err(format!("{:?} {}: {}", status.progress, c.reason, c.message)),
+                    None => Err("no Ready condition".to_string()),
+                }
+            }
+        }
+    };
+    let (status, _) = wait_for(
+        "the TLS Reaper registers the cluster",
+        Duration::from_secs(30),
+        ready("Registered"),
+    )
+    .await;
+    assert!(status.is_ready());
+    let not_acted_on = (status.conditions.iter().flatten())
+        .find(|c| c.type_ == "FieldsNotActedOn")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(!not_acted_on.contains("encryption"), "{not_acted_on}");
+    // Its repair schedules were read too (none yet: the status lists an empty list).
+    assert_eq!(status.schedules, Some(Vec::new()));
+
+    // Mutual TLS, the client Secret not made yet: the Ready condition names it.
+    apply(
+        &reapers,
+        "solo-reaper",
+        reaper(serde_json::json!({"serverCertName": "reaper-server",
+                                  "clientCertName": "reaper-client"})),
+    )
+    .await;
+    let (status, message) = wait_for(
+        "the missing client Secret reported",
+        Duration::from_secs(30),
+        ready("ClientCertificateUnusable"),
+    )
+    .await;
+    assert!(!status.is_ready());
+    assert!(
+        message.contains("reaper-client") && message.contains("does not exist"),
+        "{message}"
+    );
+    sim.reset_requests(0).expect("reset requests");
+    put_reaper_tls_secrets(&client, &certificates, true).await;
+    let (status, message) = wait_for(
+        "the mutual-TLS Reaper registers the cluster",
+        Duration::from_secs(30),
+        ready("Registered"),
+    )
+    .await;
+    assert!(status.is_ready(), "{message}");
+    assert_eq!(status.schedules, Some(Vec::new()));
+    // What answered was Reaper at its pod's IP: the services proxy was not asked since the
+    // Reaper asked for mutual TLS (it cannot present the client certificate).
+    let proxied: u64 = (sim.requests(0).expect("requests").iter())
+        .filter(|r| r.resource == "services/proxy")
+        .map(|r| r.count)
+        .sum();
+    assert_eq!(proxied, 0);
+    stop_all(operators).await;
+    sim.shutdown().await;
+}

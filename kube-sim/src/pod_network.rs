@@ -83,14 +83,49 @@ where
     }
 }
 
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Serves HTTP/1.1 over TLS on one connection accepted at a pod's address, as a JVM or Netty
+/// server does: what does not start with a TLS handshake record is not TLS, and the connection
+/// is closed at once without an answer (rustls would wait for a record that long); a failed
+/// handshake (no or a foreign client certificate when one is required) ends it too.
+pub async fn serve_tls_http1<F, Fut>(
+    stream: TcpStream,
+    what: &'static str,
+    config: Arc<rustls::ServerConfig>,
+    answer: F,
+) where
+    F: Fn(PodRequest) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = PodResponse> + Send + 'static,
+{
+    let mut first = [0u8; 1];
+    if !matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE_RECORD) {
+        return;
+    }
+    match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
+        Ok(stream) => serve_http1(stream, what, answer).await,
+        Err(error) => tracing::debug!(%error, "{what} TLS handshake failed"),
+    }
+}
+
 /// What listens on one port of the pods.
 pub trait PortService: Send + Sync + 'static {
     /// Whether `pod` has a process listening on this port now (called with the model locked).
     fn listens(&self, model: &CassandraModel, pod: &PodRef) -> bool;
 
-    /// One request the API server's pod proxy forwards to the pod (HTTP/1.1, as the proxy
-    /// always speaks to pods).
+    /// One request the API server's pod or service proxy forwards to the pod over plain
+    /// HTTP/1.1 (no scheme, or `http:`).
     fn proxy(&self, pod: PodRef, request: PodRequest) -> ProxyReply;
+
+    /// One request the proxy forwards with the `https:` scheme: kube-apiserver speaks TLS to
+    /// the pod, without verifying its certificate and without a client certificate the pod
+    /// would accept. A port that serves plain HTTP answers the handshake with HTTP, which Go's
+    /// TLS client cannot read.
+    fn proxy_tls(&self, pod: PodRef, request: PodRequest) -> ProxyReply {
+        let _ = (pod, request);
+        ProxyReply::Failed("tls: first record does not look like a TLS handshake".into())
+    }
 
     /// Serves one connection accepted at the pod's IP on this port.
     fn serve_connection(&self, pod: PodRef, stream: TcpStream) -> ServiceFuture<()>;

@@ -192,28 +192,42 @@ pub fn mutual_tls_server_config(
     key_pem: &[u8],
     client_ca_pem: &[u8],
 ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    server_tls_config(certificate_pem, key_pem, Some(client_ca_pem))
+}
+
+/// A pod's HTTPS server (HTTP/1.1): its certificate and key, and, with `client_ca_pem`, a
+/// client certificate required, signed by that CA.
+pub fn server_tls_config(
+    certificate_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     let chain = CertificateDer::pem_slice_iter(certificate_pem)
         .collect::<Result<Vec<_>, _>>()
         .context("tls.crt")?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).context("tls.key")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(client_ca_pem) {
-        roots.add(cert.context("ca.crt")?).context("ca.crt")?;
-    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .context("client certificate verifier")?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .context("server certificate and key")?;
+        .context("TLS protocol versions")?;
+    let builder = match client_ca_pem {
+        Some(client_ca_pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(client_ca_pem) {
+                roots.add(cert.context("ca.crt")?).context("ca.crt")?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .context("client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key).context("server certificate and key")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -8,13 +8,14 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube_sim::cassandra::{ManagementFault, NodeSpec, PodRef, SystemReplicationProperties};
 use kube_sim::{Sim, SimBuilder};
 use serde_json::{Value, json};
+
+mod support;
+use support::{http, https_get};
 
 const NAMESPACE: &str = "cass";
 const CLUSTER: &str = "demo";
@@ -225,31 +226,6 @@ async fn the_pod_proxy_needs_rbac_on_pods_proxy() {
     assert!(ok && stdout == "OK", "{stdout} {stderr}");
 }
 
-/// One HTTP/1.1 exchange with `address`, as cass-operator's client makes it.
-async fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> std::io::Result<(u16, String)> {
-    let stream = tokio::net::TcpStream::connect(address).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(std::io::Error::other)?;
-    tokio::spawn(connection);
-    let mut request = hyper::Request::builder().method(method).uri(path).header("Host", address);
-    if body.is_some() {
-        request = request.header("Content-Type", "application/json");
-    }
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let request = request.body(Full::new(body)).map_err(std::io::Error::other)?;
-    let response = sender.send_request(request).await.map_err(std::io::Error::other)?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.map_err(std::io::Error::other)?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !done() {
@@ -397,57 +373,6 @@ async fn the_management_api_fails_with_its_fault_then_recovers() {
     );
 }
 
-/// One HTTPS exchange with `address`, presenting `client` (certificate and key PEM) when given,
-/// trusting `ca_pem` for the agent's chain (whatever name it gives).
-async fn https_get(
-    address: &str,
-    path: &str,
-    ca_pem: &str,
-    client: Option<&kube_sim::tls::ClientCertificate>,
-) -> Result<(u16, String), String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-    let config = match client {
-        Some(client) => {
-            let chain = CertificateDer::pem_slice_iter(client.certificate_pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            let key = PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes())
-                .map_err(|e| e.to_string())?;
-            builder.with_client_auth_cert(chain, key).map_err(|e| e.to_string())?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let stream = tokio::net::TcpStream::connect(address).await.map_err(|e| e.to_string())?;
-    let name = ServerName::try_from("demo-dc1-service").map_err(|e| e.to_string())?;
-    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(name, stream)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    let request = hyper::Request::get(path)
-        .header("Host", address)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_with_mutual_tls_answers_only_clients_with_a_certificate_of_its_ca() {
     let sim = start(SimBuilder::new().pod_listeners(true)).await;
@@ -466,6 +391,7 @@ async fn an_agent_with_mutual_tls_answers_only_clients_with_a_certificate_of_its
 
     let answered = https_get(
         &address,
+        "demo-dc1-service",
         "/api/v0/probes/readiness",
         &certificates.ca_pem,
         Some(&certificates.client),
@@ -475,6 +401,7 @@ async fn an_agent_with_mutual_tls_answers_only_clients_with_a_certificate_of_its
     // Without a client certificate, or with one of another CA, the handshake fails.
     let anonymous = https_get(
         &address,
+        "demo-dc1-service",
         "/api/v0/probes/readiness",
         &certificates.ca_pem,
         None,
@@ -485,6 +412,7 @@ async fn an_agent_with_mutual_tls_answers_only_clients_with_a_certificate_of_its
         kube_sim::tls::ManagementApiCertificates::generate("demo-dc1-service").expect("certs");
     let foreign = https_get(
         &address,
+        "demo-dc1-service",
         "/api/v0/probes/readiness",
         &certificates.ca_pem,
         Some(&stranger.client),

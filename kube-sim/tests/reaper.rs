@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http_body_util::BodyExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
@@ -21,6 +22,42 @@ use support::wait_for;
 const NAMESPACE: &str = "default";
 const CLUSTER: &str = "demo";
 const SERVICE: &str = "demo-reaper-service";
+
+/// The Reaper Deployment as Federator's data plane writes it, with this environment.
+fn reaper_deployment(env: Value) -> Value {
+    let labels = json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
+    json!({
+        "metadata": {"name": "demo-reaper", "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"k8ssandra.io/reaper": "demo-reaper"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{
+                    "name": "reaper",
+                    "image": "thelastpickle/cassandra-reaper:3.8.0",
+                    "ports": [{"name": "app", "containerPort": 8080},
+                              {"name": "admin", "containerPort": 8081}],
+                    "env": env,
+                }]},
+            },
+        },
+    })
+}
+
+/// The Reaper's Service as Federator's data plane writes it: `app` and `admin`.
+fn reaper_service() -> Service {
+    let labels = json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
+    serde_json::from_value(json!({
+        "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
+        "spec": {
+            "selector": {"k8ssandra.io/reaper": "demo-reaper"},
+            "ports": [{"name": "app", "port": 8080, "targetPort": "app"},
+                      {"name": "admin", "port": 8081, "targetPort": "admin"}],
+        },
+    }))
+    .expect("service")
+}
 
 struct World {
     sim: Sim,
@@ -113,41 +150,14 @@ impl World {
 
     /// A Reaper Deployment and Service as Federator's data plane writes them.
     async fn create_reaper(&self, env: Value) {
-        let labels =
-            json!({"app.kubernetes.io/name": "reaper", "k8ssandra.io/reaper": "demo-reaper"});
-        let deployment: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "demo-reaper", "namespace": NAMESPACE, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"k8ssandra.io/reaper": "demo-reaper"}},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{
-                        "name": "reaper",
-                        "image": "thelastpickle/cassandra-reaper:3.8.0",
-                        "ports": [{"name": "app", "containerPort": 8080},
-                                  {"name": "admin", "containerPort": 8081}],
-                        "env": env,
-                    }]},
-                },
-            },
-        }))
-        .expect("deployment");
+        let deployment: Deployment =
+            serde_json::from_value(reaper_deployment(env)).expect("deployment");
         Api::<Deployment>::namespaced(self.client.clone(), NAMESPACE)
             .create(&PostParams::default(), &deployment)
             .await
             .expect("deployment created");
-        let service: Service = serde_json::from_value(json!({
-            "metadata": {"name": SERVICE, "namespace": NAMESPACE, "labels": labels},
-            "spec": {
-                "selector": {"k8ssandra.io/reaper": "demo-reaper"},
-                "ports": [{"name": "app", "port": 8080, "targetPort": "app"},
-                          {"name": "admin", "port": 8081, "targetPort": "admin"}],
-            },
-        }))
-        .expect("service");
         Api::<Service>::namespaced(self.client.clone(), NAMESPACE)
-            .create(&PostParams::default(), &service)
+            .create(&PostParams::default(), &reaper_service())
             .await
             .expect("service created");
         self.answering("Reaper answers through the service proxy").await;
@@ -805,4 +815,171 @@ async fn memory_storage_outlives_a_pod_restart_on_a_statefulsets_claim_only() {
         claims.get_opt("reaper-data-demo-reaper-0").await.ok()?.is_none().then_some(())
     })
     .await;
+}
+
+// ---- TLS on the app port (REAPER_SERVER_TLS_*) ----
+
+/// A Reaper Deployment serving TLS as Federator writes it with `encryption.serverCertName`
+/// (and `clientCertName`: `client_auth`), its stores from Secret `reaper-server`, and its
+/// Service.
+async fn create_tls_reaper(client: &kube::Client, client_auth: bool) {
+    let mut env = vec![
+        json!({"name": "REAPER_SERVER_TLS_ENABLE", "value": "true"}),
+        json!({"name": "REAPER_SERVER_TLS_KEYSTORE_PATH",
+               "value": "/etc/encryption/server/keystore.jks"}),
+        json!({"name": "REAPER_SERVER_TLS_TRUSTSTORE_PATH",
+               "value": "/etc/encryption/server/truststore.jks"}),
+        json!({"name": "REAPER_SERVER_TLS_DISABLE_SNI", "value": "true"}),
+    ];
+    if client_auth {
+        env.push(json!({"name": "REAPER_SERVER_TLS_CLIENT_AUTH", "value": "true"}));
+    }
+    let mut deployment = reaper_deployment(json!(env));
+    let pod = &mut deployment["spec"]["template"]["spec"];
+    pod["containers"][0]["volumeMounts"] =
+        json!([{"name": "server-tls-keystore", "mountPath": "/etc/encryption/server"}]);
+    pod["volumes"] =
+        json!([{"name": "server-tls-keystore", "secret": {"secretName": "reaper-server"}}]);
+    let deployment: Deployment = serde_json::from_value(deployment).expect("deployment");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), NAMESPACE);
+    let _ = deployments.delete("demo-reaper", &DeleteParams::default()).await;
+    wait_for("the previous Reaper gone", || async {
+        deployments.get_opt("demo-reaper").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    deployments.create(&PostParams::default(), &deployment).await.expect("deployment created");
+    let services = Api::<Service>::namespaced(client.clone(), NAMESPACE);
+    if services.get_opt(SERVICE).await.expect("service read").is_none() {
+        let created = services.create(&PostParams::default(), &reaper_service()).await;
+        created.expect("service created");
+    }
+}
+
+/// The Secret cert-manager writes for a Certificate with keystores: the stores (kube-sim only
+/// checks they are there) beside the PEM files it serves with.
+fn server_secret(certificates: &kube_sim::tls::ManagementApiCertificates, stores: bool) -> Secret {
+    let mut data = json!({
+        "tls.crt": certificates.server.certificate_pem,
+        "tls.key": certificates.server.key_pem,
+        "ca.crt": certificates.ca_pem,
+    });
+    if stores {
+        data["keystore.jks"] = json!("not really JKS");
+        data["truststore.jks"] = json!("not really JKS");
+    }
+    serde_json::from_value(json!({
+        "metadata": {"name": "reaper-server", "namespace": NAMESPACE},
+        "stringData": data,
+    }))
+    .expect("secret")
+}
+
+/// The Reaper pod's IP once it is Ready (`ready`) or once it runs not Ready.
+async fn reaper_pod_ip(client: &kube::Client, ready: bool) -> String {
+    let pods = Api::<Pod>::namespaced(client.clone(), NAMESPACE);
+    let params = ListParams::default().labels("k8ssandra.io/reaper=demo-reaper");
+    wait_for("the Reaper pod", || async {
+        let listed = pods.list(&params).await.ok()?;
+        let pod = listed.items.into_iter().find(|p| p.metadata.deletion_timestamp.is_none())?;
+        let status = pod.status?;
+        let is_ready =
+            (status.conditions.iter().flatten()).any(|c| c.type_ == "Ready" && c.status == "True");
+        (is_ready == ready).then_some(())?;
+        status.pod_ip
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_reaper_refuses_plain_http_and_with_client_auth_a_client_without_a_certificate() {
+    let sim =
+        SimBuilder::new().clusters(1).pod_listeners(true).start().await.expect("starting kube-sim");
+    let client = client_without_retries(&sim).await;
+    let world = World { sim, client };
+    let certificates =
+        kube_sim::tls::ManagementApiCertificates::generate(SERVICE).expect("certificates");
+    let secrets = Api::<Secret>::namespaced(world.client.clone(), NAMESPACE);
+    secrets
+        .create(&PostParams::default(), &server_secret(&certificates, true))
+        .await
+        .expect("secret");
+
+    // Mutual TLS.
+    create_tls_reaper(&world.client, true).await;
+    let address = format!("{}:8080", reaper_pod_ip(&world.client, true).await);
+    // The listener at the pod's IP comes shortly after the pod.
+    let (status, _) = wait_for("Reaper answers with mutual TLS at its pod IP", || {
+        support::https_get(
+            &address,
+            SERVICE,
+            "/ping",
+            &certificates.ca_pem,
+            Some(&certificates.client),
+        )
+        .map(Result::ok)
+    })
+    .await;
+    assert_eq!(status, 204);
+    let anonymous =
+        support::https_get(&address, SERVICE, "/ping", &certificates.ca_pem, None).await;
+    assert!(anonymous.is_err(), "{anonymous:?}");
+    let plain = support::http(&address, "GET", "/ping", None).await;
+    assert!(plain.is_err(), "plain HTTP got an answer: {plain:?}");
+    // The API server's proxy has no certificate of that CA, with or without https.
+    let proxied = world.raw("GET", &format!("https:{SERVICE}:app"), "/ping", None, None).await;
+    assert_eq!(proxied.status, 503, "{proxied:?}");
+    assert!(
+        proxied.body.contains("tls: certificate required"),
+        "{}",
+        proxied.body
+    );
+    let proxied = world.call("GET", "/ping", None, None).await;
+    assert_eq!(proxied.status, 503, "{proxied:?}");
+    assert!(
+        proxied.body.contains("error trying to reach service: EOF"),
+        "{}",
+        proxied.body
+    );
+    // The admin port stays plain HTTP.
+    let admin = world
+        .raw(
+            "GET",
+            &format!("{SERVICE}:admin"),
+            "/healthcheck",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(admin.status, 200, "{admin:?}");
+
+    // Server TLS only: the https proxy reaches it, plain HTTP still does not.
+    create_tls_reaper(&world.client, false).await;
+    let address = format!("{}:8080", reaper_pod_ip(&world.client, true).await);
+    let (status, _) = wait_for("Reaper answers with TLS at its pod IP", || {
+        support::https_get(&address, SERVICE, "/ping", &certificates.ca_pem, None).map(Result::ok)
+    })
+    .await;
+    assert_eq!(status, 204);
+    let proxied = world.raw("GET", &format!("https:{SERVICE}:app"), "/ping", None, None).await;
+    assert_eq!(proxied.status, 204, "{proxied:?}");
+    let plain = support::http(&address, "GET", "/ping", None).await;
+    assert!(plain.is_err(), "plain HTTP got an answer: {plain:?}");
+
+    // A Secret without the keystore: Reaper does not start, its pod is not Ready, nothing
+    // answers; once the keystore is there, it starts.
+    for stores in [false, true] {
+        let secret = server_secret(&certificates, stores);
+        let replaced = secrets.replace("reaper-server", &PostParams::default(), &secret).await;
+        replaced.expect("secret replaced");
+        reaper_pod_ip(&world.client, stores).await;
+        let proxied = world.raw("GET", &format!("https:{SERVICE}:app"), "/ping", None, None).await;
+        match stores {
+            false => assert!(
+                proxied.status == 503 && proxied.body.contains("no endpoints available"),
+                "{proxied:?}"
+            ),
+            true => assert_eq!(proxied.status, 204, "{proxied:?}"),
+        }
+    }
+    world.sim.shutdown().await;
 }

@@ -142,6 +142,12 @@ impl K8ssandraClusterSpec {
         }
         if let Some(reaper) = &self.reaper {
             fields.extend(reaper.template.fields_not_acted_on("spec.reaper"));
+            if reaper.references_a_reaper() && reaper.template.encryption.is_some() {
+                fields.push(
+                    "spec.reaper.encryption (with reaperRef, the referenced Reaper's own spec.encryption decides how Federator connects to it)"
+                        .to_string(),
+                );
+            }
         }
         fields
     }
@@ -973,6 +979,28 @@ pub struct DatacenterStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reaper_encryption_is_acted_on_unless_a_referenced_reaper_decides() {
+        let spec = |reaper: serde_json::Value| -> K8ssandraClusterSpec {
+            serde_json::from_value(serde_json::json!({"reaper": reaper})).expect("spec")
+        };
+        let encryption = serde_json::json!({"serverCertName": "s", "clientCertName": "c"});
+        let own = spec(serde_json::json!({"encryption": encryption}));
+        assert!(
+            !own.fields_not_acted_on().iter().any(|f| f.contains("encryption")),
+            "{:?}",
+            own.fields_not_acted_on()
+        );
+        let referenced =
+            spec(serde_json::json!({"reaperRef": {"name": "cp"}, "encryption": encryption}));
+        assert!(
+            (referenced.fields_not_acted_on().iter())
+                .any(|f| f.starts_with("spec.reaper.encryption (with reaperRef")),
+            "{:?}",
+            referenced.fields_not_acted_on()
+        );
+    }
 
     fn datacenter(name: &str, context: Option<&str>) -> CassandraDatacenterTemplate {
         CassandraDatacenterTemplate {

@@ -183,14 +183,41 @@ pub struct HttpManagement {
     pub keystores: Option<SecretRef>,
 }
 
-/// Certificates for Reaper's own endpoints.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+/// Refusal of `encryption.clientCertName` without `serverCertName`: Reaper asks clients for a
+/// certificate only on its TLS endpoint, so the operator would present one to a plain-HTTP
+/// Reaper (upstream accepts it, then fails to connect).
+pub const CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE: &str = "encryption.clientCertName needs encryption.serverCertName: Reaper asks for client certificates only when it serves TLS (set serverCertName, or remove clientCertName)";
+
+/// TLS of Reaper's REST API (the `app` port; the admin port and its probes stay plain HTTP).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new(
+    "!has(self.clientCertName) || self.clientCertName == '' || (has(self.serverCertName) && self.serverCertName != '')"
+).message(CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE).field_path(".clientCertName"))]
 #[serde(rename_all = "camelCase")]
 pub struct ReaperEncryption {
+    /// A Secret in the Reaper's namespace with the client certificate (`tls.crt`, `tls.key`)
+    /// and `ca.crt`: Reaper then requires mutual TLS, and Federator presents this certificate,
+    /// verifying Reaper's against `ca.crt`. Needs serverCertName.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert_name: Option<String>,
+    /// A Secret in the Reaper's namespace with `keystore.jks` and `truststore.jks` (as
+    /// cert-manager writes them; Reaper's image opens them with the password `changeit`),
+    /// mounted at /etc/encryption/server: Reaper serves HTTPS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cert_name: Option<String>,
+}
+
+impl ReaperEncryption {
+    /// The server certificate's Secret, when Reaper serves TLS.
+    pub fn server_secret(&self) -> Option<&str> {
+        self.server_cert_name.as_deref().filter(|name| !name.is_empty())
+    }
+
+    /// The client certificate's Secret, when Reaper serves TLS and requires client certificates.
+    pub fn client_secret(&self) -> Option<&str> {
+        self.server_secret()?;
+        self.client_cert_name.as_deref().filter(|name| !name.is_empty())
+    }
 }
 
 impl ReaperTemplate {
@@ -198,11 +225,6 @@ impl ReaperTemplate {
     /// paths under `prefix` with what a user would otherwise expect.
     pub fn fields_not_acted_on(&self, prefix: &str) -> Vec<String> {
         let mut fields = Vec::new();
-        if self.encryption.is_some() {
-            fields.push(format!(
-                "{prefix}.encryption (Reaper's REST API stays plain HTTP)"
-            ));
-        }
         if self.init_container_image.is_some() {
             fields.push(format!(
                 "{prefix}.initContainerImage (deprecated: the schema init container runs Reaper's image)"

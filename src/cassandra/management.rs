@@ -12,20 +12,12 @@
 //! Every call is bounded: by the region client's request timeout, or the given one.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Serialize;
 
+pub use super::direct::ClientIdentity;
+use super::direct::DirectClient;
 use super::replication::ReportedReplication;
 
 /// How Federator reaches the pods' Management API.
@@ -54,126 +46,6 @@ impl std::fmt::Display for Transport {
 pub struct Access {
     pub transport: Transport,
     pub timeout: Duration,
-}
-
-/// The client certificate a datacenter's `managementApiAuth.manual` names: the `ca.crt`,
-/// `tls.crt` and `tls.key` of its `clientSecretName` Secret, as cass-operator reads them.
-#[derive(Clone)]
-pub struct ClientIdentity {
-    secret: String,
-    ca: Vec<u8>,
-    cert: Vec<u8>,
-    key: Vec<u8>,
-}
-
-impl std::fmt::Debug for ClientIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The key stays out of every log line.
-        f.debug_struct("ClientIdentity").field("secret", &self.secret).finish_non_exhaustive()
-    }
-}
-
-impl ClientIdentity {
-    /// From the Secret's data; the error names the key that is missing.
-    pub fn from_secret(
-        secret: &str,
-        data: &BTreeMap<String, k8s_openapi::ByteString>,
-    ) -> Result<ClientIdentity, String> {
-        let key = |name: &str| {
-            data.get(name).map(|value| value.0.clone()).ok_or_else(|| {
-                format!("Secret {secret} (managementApiAuth.manual.clientSecretName) has no {name}")
-            })
-        };
-        Ok(ClientIdentity {
-            secret: secret.to_string(),
-            ca: key("ca.crt")?,
-            cert: key("tls.crt")?,
-            key: key("tls.key")?,
-        })
-    }
-
-    /// TLS with this client certificate; the server's chain must lead to `ca.crt`.
-    fn tls_config(&self) -> Result<rustls::ClientConfig, String> {
-        let unreadable =
-            |what: &str, e: &dyn std::fmt::Display| format!("Secret {}: {what}: {e}", self.secret);
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&self.ca) {
-            let cert = cert.map_err(|e| unreadable("ca.crt", &e))?;
-            roots.add(cert).map_err(|e| unreadable("ca.crt", &e))?;
-        }
-        if roots.is_empty() {
-            return Err(format!(
-                "Secret {}: ca.crt holds no certificate",
-                self.secret
-            ));
-        }
-        let chain = CertificateDer::pem_slice_iter(&self.cert)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| unreadable("tls.crt", &e))?;
-        let key =
-            PrivateKeyDer::from_pem_slice(&self.key).map_err(|e| unreadable("tls.key", &e))?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let chain_verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-            Arc::new(roots),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|e| unreadable("ca.crt", &e))?;
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly(chain_verifier)))
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| unreadable("tls.crt and tls.key", &e))
-    }
-}
-
-/// Verifies the server's chain against the datacenter's CA, its validity and signatures, but
-/// not that it names the pod's IP: Management API certificates name the datacenter's service,
-/// and pods change IPs. cass-operator checks the same way.
-#[derive(Debug)]
-struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
 }
 
 /// The Management API's port in cass-operator's pods.
@@ -252,17 +124,11 @@ struct ReplicationSetting<'a> {
     replication_factor: u32,
 }
 
-type DirectClient = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// How calls reach the pods.
 #[derive(Clone)]
 enum Route {
     PodProxy(kube::Client),
-    PodIp {
-        client: Box<DirectClient>,
-        scheme: &'static str,
-        timeout: Duration,
-    },
+    PodIp(Box<DirectClient>),
 }
 
 /// The Management API of the pods of one region.
@@ -285,32 +151,8 @@ impl ManagementApi {
         identity: Option<&ClientIdentity>,
         timeout: Duration,
     ) -> Result<ManagementApi, String> {
-        let tls = match identity {
-            Some(identity) => identity.tls_config()?,
-            // Never used for plain HTTP; the connector wants one.
-            None => rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(RootCertStore::empty())
-            .with_no_client_auth(),
-        };
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        let client = HyperClient::builder(TokioExecutor::new()).build(connector);
         Ok(ManagementApi {
-            route: Route::PodIp {
-                client: Box::new(client),
-                scheme: if identity.is_some() { "https" } else { "http" },
-                timeout,
-            },
+            route: Route::PodIp(Box::new(DirectClient::new(identity, timeout)?)),
         })
     }
 
@@ -399,9 +241,9 @@ impl ManagementApi {
                 "/api/v1/namespaces/{}/pods/{}:{MANAGEMENT_PORT}/proxy{path}",
                 pod.namespace, pod.pod
             ),
-            Route::PodIp { scheme, .. } => {
+            Route::PodIp(client) => {
                 let ip = pod.ip.as_deref().unwrap_or_default();
-                format!("{scheme}://{ip}:{MANAGEMENT_PORT}{path}")
+                format!("{}{path}", client.base_url(ip, MANAGEMENT_PORT))
             }
         }
     }
@@ -419,16 +261,14 @@ impl ManagementApi {
             Route::PodProxy(region) => {
                 region.request_text(request).await.map_err(|error| classify(pod, error))
             }
-            Route::PodIp {
-                client, timeout, ..
-            } => {
+            Route::PodIp(client) => {
                 if pod.ip.as_deref().is_none_or(str::is_empty) {
                     return Err(ManagementError::Unusable {
                         pod: pod.to_string(),
                         reason: "cass-operator reports no IP for it yet".into(),
                     });
                 }
-                send_direct(client, *timeout, pod, request).await
+                send_direct(client, pod, request).await
             }
         }
     }
@@ -436,51 +276,23 @@ impl ManagementApi {
 
 async fn send_direct(
     client: &DirectClient,
-    timeout: Duration,
     pod: &PodEndpoint,
     request: http::Request<Vec<u8>>,
 ) -> Result<String, ManagementError> {
-    let connection = |reason: String| ManagementError::Connection {
+    let response = client.send(request).await.map_err(|reason| ManagementError::Connection {
         pod: pod.to_string(),
         reason,
-    };
-    let call = async {
-        let response = client
-            .request(request.map(|body| Full::new(Bytes::from(body))))
-            .await
-            .map_err(|e| connection(error_chain(&e)))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| connection(error_chain(&e)))?
-            .to_bytes();
-        let text = String::from_utf8_lossy(&body).into_owned();
-        match status.is_success() {
-            true => Ok(text),
-            false => Err(ManagementError::Refused {
-                pod: pod.to_string(),
-                code: status.as_u16(),
-                message: text,
-            }),
-        }
-    };
-    tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or_else(|_| Err(connection(format!("no answer within {timeout:?}"))))
-}
-
-/// An error with its causes (hyper's own words say little: "client error (Connect)").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut words = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        words.push_str(": ");
-        words.push_str(&cause.to_string());
-        source = cause.source();
+    })?;
+    let status = response.status();
+    let text = String::from_utf8_lossy(response.body()).into_owned();
+    match status.is_success() {
+        true => Ok(text),
+        false => Err(ManagementError::Refused {
+            pod: pod.to_string(),
+            code: status.as_u16(),
+            message: text,
+        }),
     }
-    words
 }
 
 /// The API server's own refusals (a JSON Status) and its failures to reach the pod (502, 503)

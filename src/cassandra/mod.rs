@@ -3,6 +3,7 @@
 //! Medusa's gRPC service.
 //! Nothing here knows a K8ssandraCluster.
 
+pub mod direct;
 pub mod management;
 pub mod medusa;
 pub mod reaper;

@@ -1,9 +1,23 @@
-//! Reaper's REST API, reached through the API server's services proxy
-//! (`/api/v1/namespaces/NS/services/<reaper>-service:app/proxy/...`): registering a cluster
-//! (`PUT /cluster/{name}?seedHost=`, as k8ssandra-operator's reaper-client does) and reading its
-//! repair schedules. With the UI's authentication on, a `POST /login` session cookie is sent:
-//! kube-apiserver's proxy does not pass an `Authorization` header on. Every call is bounded by
-//! [`CALL_TIMEOUT`]; passwords never enter an error message.
+//! Reaper's REST API: registering a cluster (`PUT /cluster/{name}?seedHost=`, as
+//! k8ssandra-operator's reaper-client does) and reading its repair schedules. With the UI's
+//! authentication on, a `POST /login` session cookie is sent: kube-apiserver's proxy does not
+//! pass an `Authorization` header on. Every call is bounded by [`CALL_TIMEOUT`]; passwords and
+//! keys never enter an error message.
+//!
+//! How a Reaper is reached follows its `spec.encryption` ([`ReaperApi::connect`]):
+//!
+//! - no `serverCertName`: plain HTTP through the API server's services proxy
+//!   (`/api/v1/namespaces/NS/services/<reaper>-service:app/proxy/...`);
+//! - `serverCertName`: the same proxy with the `https:` scheme (kube-apiserver speaks TLS to
+//!   Reaper, and does not verify its certificate);
+//! - `serverCertName` and `clientCertName` (mutual TLS): the proxy cannot present a client
+//!   certificate, so Federator connects itself ([`super::direct`]) to the `app` port of a Ready
+//!   Reaper pod at its IP, read from the API server of the Reaper's cluster, with the
+//!   clientCertName Secret's `tls.crt` and `tls.key`, verifying Reaper's chain against its
+//!   `ca.crt`. A pod IP, not the Service's cluster IP: cluster IPs only route inside their own
+//!   cluster, while Federator may run in another (the hub reaching a region's Reaper, or the
+//!   reverse); pod IPs are what multi-cluster Cassandra already needs routed, as the Management
+//!   API's pod-IP transport does.
 
 use std::time::Duration;
 
@@ -11,7 +25,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::Deserialize;
 
-use crate::api::reaper::RepairScheduleSummary;
+use crate::api::reaper::{ReaperEncryption, RepairScheduleSummary};
+
+use super::direct::{ClientIdentity, DirectClient};
 
 /// The name Reaper keeps a Cassandra cluster under (`Cluster.toSymbolicName`: lowercase,
 /// keeping letters, digits, `_`, `-` and `.`); registering under another name is refused.
@@ -42,12 +58,42 @@ pub enum ReaperApiError {
     },
     #[error("Reaper's answer to {call} is not what its API documents: {reason}")]
     Unexpected { call: String, reason: String },
+    /// Reaper requires mutual TLS and the client certificate cannot be read or used.
+    #[error("Reaper requires a client certificate (mutual TLS), and {0}")]
+    ClientCertificate(String),
 }
 
-/// A Reaper's REST API through the services proxy of the cluster `client` talks to.
+/// Where a Reaper is and how it serves its REST API.
+pub struct ReaperEndpoint<'a> {
+    pub namespace: &'a str,
+    /// Its Service (`<reaper>-service`, port `app`).
+    pub service: &'a str,
+    /// The label selector of its pods, for the direct connection of mutual TLS.
+    pub pods: &'a str,
+    /// Its `spec.encryption`.
+    pub encryption: Option<&'a ReaperEncryption>,
+}
+
+/// Reaper's REST port in its pods (`app`) when the pod does not name it.
+const APP_PORT: u16 = 8080;
+
+/// How calls reach the Reaper.
+enum Route {
+    /// `client`'s API server, its services proxy at `prefix`.
+    ServicesProxy {
+        client: kube::Client,
+        prefix: String,
+    },
+    /// A pod's address (`base`, scheme and authority), over mutual TLS.
+    Direct {
+        client: Box<DirectClient>,
+        base: String,
+    },
+}
+
+/// A Reaper's REST API (see the module's documentation for the ways there).
 pub struct ReaperApi {
-    client: kube::Client,
-    prefix: String,
+    route: Route,
     /// `JSESSIONID=...` once logged in.
     session: Option<String>,
 }
@@ -59,12 +105,63 @@ struct Answer {
 }
 
 impl ReaperApi {
+    /// Plain HTTP through the services proxy of the cluster `client` talks to.
     pub fn new(client: kube::Client, namespace: &str, service: &str) -> ReaperApi {
+        ReaperApi::through_proxy(client, namespace, service, "")
+    }
+
+    fn through_proxy(
+        client: kube::Client,
+        namespace: &str,
+        service: &str,
+        scheme: &str,
+    ) -> ReaperApi {
         ReaperApi {
-            client,
-            prefix: format!("/api/v1/namespaces/{namespace}/services/{service}:app/proxy"),
+            route: Route::ServicesProxy {
+                client,
+                prefix: format!(
+                    "/api/v1/namespaces/{namespace}/services/{scheme}{service}:app/proxy"
+                ),
+            },
             session: None,
         }
+    }
+
+    /// The way to the Reaper at `endpoint` in the cluster `client` talks to, as its encryption
+    /// asks: the services proxy (`http` or `https`), or, for mutual TLS, a Ready pod's IP with
+    /// the client certificate (read now; a missing Secret or key is a
+    /// [`ReaperApiError::ClientCertificate`]).
+    pub async fn connect(
+        client: &kube::Client,
+        endpoint: &ReaperEndpoint<'_>,
+    ) -> Result<ReaperApi, ReaperApiError> {
+        let encryption = endpoint.encryption;
+        if encryption.and_then(ReaperEncryption::server_secret).is_none() {
+            return Ok(ReaperApi::new(
+                client.clone(),
+                endpoint.namespace,
+                endpoint.service,
+            ));
+        }
+        let Some(secret) = encryption.and_then(ReaperEncryption::client_secret) else {
+            return Ok(ReaperApi::through_proxy(
+                client.clone(),
+                endpoint.namespace,
+                endpoint.service,
+                "https:",
+            ));
+        };
+        let identity = client_identity(client, endpoint.namespace, secret).await?;
+        let direct = DirectClient::new(Some(&identity), CALL_TIMEOUT)
+            .map_err(ReaperApiError::ClientCertificate)?;
+        let (ip, port) = ready_pod(client, endpoint).await?;
+        Ok(ReaperApi {
+            route: Route::Direct {
+                base: direct.base_url(&ip, port),
+                client: Box::new(direct),
+            },
+            session: None,
+        })
     }
 
     /// `POST /login`: later calls carry the session cookie.
@@ -158,8 +255,11 @@ impl ReaperApi {
         form: Option<String>,
     ) -> Result<Answer, ReaperApiError> {
         let call = format!("{method} {}", path.split('?').next().unwrap_or(path));
-        let mut builder =
-            http::Request::builder().method(method).uri(format!("{}{path}", self.prefix));
+        let base = match &self.route {
+            Route::ServicesProxy { prefix, .. } => prefix,
+            Route::Direct { base, .. } => base,
+        };
+        let mut builder = http::Request::builder().method(method).uri(format!("{base}{path}"));
         if form.is_some() {
             builder = builder.header("content-type", "application/x-www-form-urlencoded");
         }
@@ -172,39 +272,109 @@ impl ReaperApi {
                 reason: e.to_string(),
             }
         })?;
+        let unreachable = |reason: String| ReaperApiError::Unreachable {
+            call: call.clone(),
+            reason,
+        };
         let exchange = async {
-            let response =
-                self.client.send(request.map(kube::client::Body::from)).await.map_err(|e| {
-                    ReaperApiError::Unreachable {
-                        call: call.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
-            let status = response.status().as_u16();
-            let cookie = response
-                .headers()
-                .get("set-cookie")
+            let response: http::Response<Bytes> = match &self.route {
+                Route::ServicesProxy { client, .. } => {
+                    let response = client
+                        .send(request.map(kube::client::Body::from))
+                        .await
+                        .map_err(|e| unreachable(e.to_string()))?;
+                    let (parts, body) = response.into_parts();
+                    let body = body.collect().await.map_err(|e| unreachable(e.to_string()))?;
+                    http::Response::from_parts(parts, body.to_bytes())
+                }
+                Route::Direct { client, .. } => client.send(request).await.map_err(unreachable)?,
+            };
+            let cookie = (response.headers().get("set-cookie"))
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            let body: Bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ReaperApiError::Unreachable {
-                    call: call.clone(),
-                    reason: e.to_string(),
-                })?
-                .to_bytes();
             Ok(Answer {
-                status,
+                status: response.status().as_u16(),
                 cookie,
-                body: String::from_utf8_lossy(&body).into_owned(),
+                body: String::from_utf8_lossy(response.body()).into_owned(),
             })
         };
         tokio::time::timeout(CALL_TIMEOUT, exchange)
             .await
             .unwrap_or_else(|_| Err(ReaperApiError::Timeout { call: call.clone() }))
     }
+}
+
+/// The client certificate of Secret `name` in `namespace` (`encryption.clientCertName`).
+async fn client_identity(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<ClientIdentity, ReaperApiError> {
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), namespace);
+    let call = format!("reading Secret {namespace}/{name}");
+    let secret = match tokio::time::timeout(CALL_TIMEOUT, secrets.get_opt(name)).await {
+        Err(_) => return Err(ReaperApiError::Timeout { call }),
+        Ok(Err(error)) => {
+            return Err(ReaperApiError::Unreachable {
+                call,
+                reason: error.to_string(),
+            });
+        }
+        Ok(Ok(None)) => {
+            return Err(ReaperApiError::ClientCertificate(format!(
+                "its Secret {name} (spec.encryption.clientCertName) does not exist in namespace {namespace}"
+            )));
+        }
+        Ok(Ok(Some(secret))) => secret,
+    };
+    let data = secret.data.unwrap_or_default();
+    ClientIdentity::from_secret(name, "spec.encryption.clientCertName", &data)
+        .map_err(ReaperApiError::ClientCertificate)
+}
+
+/// The IP and `app` port of a Ready Reaper pod, not being deleted, the first by name.
+async fn ready_pod(
+    client: &kube::Client,
+    endpoint: &ReaperEndpoint<'_>,
+) -> Result<(String, u16), ReaperApiError> {
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(client.clone(), endpoint.namespace);
+    let call = format!("listing the pods of {}", endpoint.service);
+    let params = kube::api::ListParams::default().labels(endpoint.pods);
+    let listed = match tokio::time::timeout(CALL_TIMEOUT, pods.list(&params)).await {
+        Err(_) => return Err(ReaperApiError::Timeout { call }),
+        Ok(listed) => listed.map_err(|e| ReaperApiError::Unreachable {
+            call: call.clone(),
+            reason: e.to_string(),
+        })?,
+    };
+    let mut ready: Vec<(String, String, u16)> = (listed.items.iter())
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .filter(|pod| {
+            let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+            conditions.into_iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
+        })
+        .filter_map(|pod| {
+            let ip = pod.status.as_ref()?.pod_ip.clone().filter(|ip| !ip.is_empty())?;
+            let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+            let port = (containers.iter())
+                .flat_map(|c| c.ports.iter().flatten())
+                .find(|p| p.name.as_deref() == Some("app"))
+                .and_then(|p| u16::try_from(p.container_port).ok())
+                .unwrap_or(APP_PORT);
+            Some((pod.metadata.name.clone().unwrap_or_default(), ip, port))
+        })
+        .collect();
+    ready.sort();
+    let (_, ip, port) = ready.into_iter().next().ok_or_else(|| ReaperApiError::Unreachable {
+        call: "connecting with mutual TLS".into(),
+        reason: format!(
+            "no Ready pod of Service {} with an IP to connect to",
+            endpoint.service
+        ),
+    })?;
+    Ok((ip, port))
 }
 
 /// `username` and `password` of a Secret in `namespace` (the UI user's), bounded by

@@ -30,7 +30,7 @@ use crate::api::reaper::{Reaper, RepairScheduleSummary};
 use crate::api::stargate::{Stargate, StargateProgress};
 use crate::apply::apply_if_changed;
 use crate::cache::scoped;
-use crate::cassandra::reaper::{ReaperApi, read_login};
+use crate::cassandra::reaper::{ReaperApi, ReaperApiError, ReaperEndpoint, read_login};
 use crate::events::{Events, Notice};
 use crate::settings::{ImageSettings, Settings};
 use crate::workload::generated::config_map_hash;
@@ -598,7 +598,7 @@ impl Workload for Reaper {
         })
     }
     fn deployments_selector(&self) -> String {
-        format!("{}={}", reaper::REAPER_LABEL, self.name_any())
+        reaper::pod_selector(self)
     }
     async fn deployed(
         &self,
@@ -616,12 +616,12 @@ impl Workload for Reaper {
                     clusters,
                     schedules,
                 },
-                Err(why) => reaper::Stage::Registering(why),
+                Err(stage) => stage,
             }
         } else {
             match register_with_reaper(&context.client, self, dc).await {
                 Ok((cluster, schedules)) => reaper::Stage::Registered { cluster, schedules },
-                Err(why) => reaper::Stage::Registering(why),
+                Err(stage) => stage,
             }
         };
         reaper::status(self, stage, now)
@@ -841,46 +841,65 @@ async fn deploy<K: Workload>(
     Ok(object.deployed(context, dc, &built, rollout, now).await)
 }
 
-/// Registers `dc`'s cluster with the Reaper (logged in as its UI user when it asks for one),
-/// as k8ssandra-operator does once Reaper runs; its name in Reaper and its repair schedules.
-/// The error says why not, in words for the Reaper's status (never a credential).
+/// The Reaper's REST API, reached as its `spec.encryption` asks and logged in as its UI user
+/// when it asks for one; why not as the stage to report (a client certificate that cannot be
+/// used gets a reason of its own).
+async fn reaper_api(client: &kube::Client, object: &Reaper) -> Result<ReaperApi, reaper::Stage> {
+    let namespace = object.namespace().unwrap_or_default();
+    let service = reaper::service_name(object);
+    let pods = reaper::pod_selector(object);
+    let endpoint = ReaperEndpoint {
+        namespace: &namespace,
+        service: &service,
+        pods: &pods,
+        encryption: object.spec.template.encryption.as_ref(),
+    };
+    let mut api = ReaperApi::connect(client, &endpoint).await.map_err(|error| match error {
+        ReaperApiError::ClientCertificate(_) => {
+            reaper::Stage::ClientCertificateUnusable(error.to_string())
+        }
+        error => reaper::Stage::Registering(error.to_string()),
+    })?;
+    if let Some(secret) = reaper::ui_login_secret(object) {
+        let (username, password) =
+            read_login(client, &namespace, &secret).await.map_err(reaper::Stage::Registering)?;
+        (api.login(&username, &password).await)
+            .map_err(|e| reaper::Stage::Registering(e.to_string()))?;
+    }
+    Ok(api)
+}
+
+/// Registers `dc`'s cluster with the Reaper, as k8ssandra-operator does once Reaper runs; its
+/// name in Reaper and its repair schedules. The error is the stage that says why not, in words
+/// for the Reaper's status (never a credential).
 async fn register_with_reaper(
     client: &kube::Client,
     object: &Reaper,
     dc: &CassandraDatacenter,
-) -> Result<(String, Vec<RepairScheduleSummary>), String> {
-    let namespace = object.namespace().unwrap_or_default();
-    let mut api = ReaperApi::new(client.clone(), &namespace, &reaper::service_name(object));
-    if let Some(secret) = reaper::ui_login_secret(object) {
-        let (username, password) = read_login(client, &namespace, &secret).await?;
-        api.login(&username, &password).await.map_err(|e| e.to_string())?;
-    }
+) -> Result<(String, Vec<RepairScheduleSummary>), reaper::Stage> {
+    let api = reaper_api(client, object).await?;
+    let failed = |e: ReaperApiError| reaper::Stage::Registering(e.to_string());
     let cluster = reaper::registered_name(dc);
-    let known = api.cluster_names().await.map_err(|e| e.to_string())?;
+    let known = api.cluster_names().await.map_err(failed)?;
     if !known.contains(&cluster) {
         let seed = reaper::seed_host(dc);
-        api.add_cluster(&cluster, &seed).await.map_err(|e| e.to_string())?;
+        api.add_cluster(&cluster, &seed).await.map_err(failed)?;
         info!(reaper = %object.name_any(), cluster, seed, "cluster registered with Reaper");
     }
-    let schedules = api.schedules(&cluster).await.map_err(|e| e.to_string())?;
+    let schedules = api.schedules(&cluster).await.map_err(failed)?;
     Ok((cluster, schedules))
 }
 
-/// What a Reaper without a datacenter serves (logged in as its UI user when it asks for one):
-/// the clusters registered with it and their repair schedules. The error says why not, in words
-/// for the Reaper's status.
+/// What a Reaper without a datacenter serves: the clusters registered with it and their repair
+/// schedules. The error is the stage that says why not.
 async fn clusters_served(
     client: &kube::Client,
     object: &Reaper,
-) -> Result<(Vec<String>, Vec<RepairScheduleSummary>), String> {
-    let namespace = object.namespace().unwrap_or_default();
-    let mut api = ReaperApi::new(client.clone(), &namespace, &reaper::service_name(object));
-    if let Some(secret) = reaper::ui_login_secret(object) {
-        let (username, password) = read_login(client, &namespace, &secret).await?;
-        api.login(&username, &password).await.map_err(|e| e.to_string())?;
-    }
-    let clusters = api.cluster_names().await.map_err(|e| e.to_string())?;
-    let schedules = api.all_schedules().await.map_err(|e| e.to_string())?;
+) -> Result<(Vec<String>, Vec<RepairScheduleSummary>), reaper::Stage> {
+    let api = reaper_api(client, object).await?;
+    let failed = |e: ReaperApiError| reaper::Stage::Registering(e.to_string());
+    let clusters = api.cluster_names().await.map_err(failed)?;
+    let schedules = api.all_schedules().await.map_err(failed)?;
     Ok((clusters, schedules))
 }
 

@@ -62,6 +62,10 @@ pub const LOCAL_STORAGE_VOLUME: &str = "reaper-data";
 pub const SCHEMA_INIT_CONTAINER: &str = "reaper-schema-init";
 /// Where the `httpManagement.keystores` Secret is mounted.
 const MANAGEMENT_KEYSTORES_PATH: &str = "/etc/encryption/mgmt";
+/// Where the `encryption.serverCertName` Secret is mounted (Reaper's own TLS stores).
+pub const SERVER_KEYSTORES_PATH: &str = "/etc/encryption/server";
+/// The volume of the `encryption.serverCertName` Secret.
+pub const SERVER_KEYSTORES_VOLUME: &str = "server-tls-keystore";
 
 /// `<reaper>-service`.
 pub fn service_name(reaper: &Reaper) -> String {
@@ -82,6 +86,11 @@ fn labels(reaper: &Reaper) -> BTreeMap<String, String> {
 
 fn selector(reaper: &Reaper) -> BTreeMap<String, String> {
     BTreeMap::from([(REAPER_LABEL.to_string(), reaper.name_any())])
+}
+
+/// The label selector of the Reaper's pods (its Service's), as text.
+pub fn pod_selector(reaper: &Reaper) -> String {
+    format!("{REAPER_LABEL}={}", reaper.name_any())
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
@@ -421,6 +430,9 @@ fn pod_template(
             ),
         ]);
     }
+    if let Some(server_tls) = server_tls_environment(template) {
+        environment.extend(server_tls);
+    }
     if !has_datacenter(dc) {
         environment.retain(|e| !DATACENTER_ENVIRONMENT.contains(&e.name.as_str()));
     }
@@ -530,9 +542,40 @@ fn management_keystores(template: &ReaperTemplate) -> Option<String> {
     (http.keystores.as_ref()).map(|secret| secret.name.clone()).filter(|name| !name.is_empty())
 }
 
+/// The Secret of `encryption.serverCertName`, when Reaper serves its REST API over TLS.
+fn server_tls_secret(template: &ReaperTemplate) -> Option<String> {
+    template.encryption.as_ref()?.server_secret().map(str::to_string)
+}
+
+/// Reaper's TLS on its `app` port, as the image's configure script reads it: the stores of the
+/// serverCertName Secret, client certificates required when clientCertName is set, and SNI
+/// checks off (clients reach Reaper at addresses its certificate does not name). The admin
+/// port, and so the probes, stay plain HTTP.
+fn server_tls_environment(template: &ReaperTemplate) -> Option<Vec<EnvVar>> {
+    let encryption = template.encryption.as_ref()?;
+    encryption.server_secret()?;
+    let mut environment = vec![
+        env("REAPER_SERVER_TLS_ENABLE", "true"),
+        env(
+            "REAPER_SERVER_TLS_KEYSTORE_PATH",
+            format!("{SERVER_KEYSTORES_PATH}/keystore.jks"),
+        ),
+        env(
+            "REAPER_SERVER_TLS_TRUSTSTORE_PATH",
+            format!("{SERVER_KEYSTORES_PATH}/truststore.jks"),
+        ),
+    ];
+    if encryption.client_secret().is_some() {
+        environment.push(env("REAPER_SERVER_TLS_CLIENT_AUTH", "true"));
+    }
+    environment.push(env("REAPER_SERVER_TLS_DISABLE_SNI", "true"));
+    Some(environment)
+}
+
 /// What Reaper writes to besides the image's file system (its generated configuration from
-/// Reaper 3.7 on, `/tmp`, and with local storage its state and temporary files), and the
-/// management API's keystores; as upstream. With local storage the state's volume is the StatefulSet's claim.
+/// Reaper 3.7 on, `/tmp`, and with local storage its state and temporary files), the
+/// management API's keystores and its own TLS stores; as upstream. With local storage the
+/// state's volume is the StatefulSet's claim.
 fn volumes(template: &ReaperTemplate) -> (Vec<Volume>, Vec<VolumeMount>) {
     let empty = |name: &str| Volume {
         name: name.into(),
@@ -559,6 +602,17 @@ fn volumes(template: &ReaperTemplate) -> (Vec<Volume>, Vec<VolumeMount>) {
             ..Volume::default()
         });
         mounts.push(mount("management-api-keystore", MANAGEMENT_KEYSTORES_PATH));
+    }
+    if let Some(secret) = server_tls_secret(template) {
+        volumes.push(Volume {
+            name: SERVER_KEYSTORES_VOLUME.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        });
+        mounts.push(mount(SERVER_KEYSTORES_VOLUME, SERVER_KEYSTORES_PATH));
     }
     if is_local(template) {
         mounts.push(mount(LOCAL_STORAGE_VOLUME, LOCAL_STORAGE_PATH));
@@ -790,6 +844,9 @@ pub enum Stage {
     Deploying(Rollout),
     /// Running, but the cluster is not registered with it yet: the message says why.
     Registering(String),
+    /// Running with mutual TLS, but the client certificate Federator must present
+    /// (`encryption.clientCertName`) is missing or unusable: the message says which and why.
+    ClientCertificateUnusable(String),
     /// Running and repairing the cluster (registered under `cluster`), with its schedules.
     Registered {
         cluster: String,
@@ -846,6 +903,17 @@ pub fn status(reaper: &Reaper, stage: Stage, now: Time) -> ReaperStatus {
                 condition(CONDITION_FALSE, "Registering", why),
             );
             // What was listed stays until Reaper can be asked again.
+            (
+                ReaperProgress::Configuring,
+                false,
+                previous.schedules.clone(),
+            )
+        }
+        Stage::ClientCertificateUnusable(why) => {
+            set_condition(
+                &mut conditions,
+                condition(CONDITION_FALSE, "ClientCertificateUnusable", why),
+            );
             (
                 ReaperProgress::Configuring,
                 false,
@@ -1332,9 +1400,12 @@ mod tests {
     fn status_names_the_fields_not_acted_on_until_they_are_removed() {
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_000).expect("time"));
         let mut r = reaper();
-        r.spec.template.encryption = Some(Default::default());
         r.spec.template.init_container_image = Some(Default::default());
         // Acted on: not reported.
+        r.spec.template.encryption = serde_json::from_value(
+            serde_json::json!({"serverCertName": "s", "clientCertName": "c"}),
+        )
+        .ok();
         r.spec.template.skip_schema_migration = Some(true);
         r.spec.template.storage_type = Some(ReaperStorageType::Local);
         let reported = status(&r, Stage::Waiting("waiting".into()), now.clone());
@@ -1342,10 +1413,12 @@ mod tests {
             .find(|c| c.type_ == "FieldsNotActedOn")
             .expect("FieldsNotActedOn condition");
         assert_eq!(condition.status, "True");
-        for named in ["spec.encryption", "spec.initContainerImage"] {
-            assert!(condition.message.contains(named), "{}", condition.message);
-        }
-        for acted_on in ["skipSchemaMigration", "storageType"] {
+        assert!(
+            condition.message.contains("spec.initContainerImage"),
+            "{}",
+            condition.message
+        );
+        for acted_on in ["encryption", "skipSchemaMigration", "storageType"] {
             assert!(
                 !condition.message.contains(acted_on),
                 "{}",
@@ -1641,6 +1714,100 @@ mod tests {
             value_of(&pod.containers[0], "REAPER_HTTP_MANAGEMENT_ENABLE").as_deref(),
             Some("false")
         );
+    }
+
+    #[test]
+    fn server_tls_mounts_the_server_secret_and_asks_for_client_certificates_only_with_one() {
+        let built = |encryption: serde_json::Value, extra: serde_json::Value| {
+            let mut r = reaper();
+            r.spec.template.encryption = serde_json::from_value(encryption).ok();
+            r.spec.template.additional_env_vars = serde_json::from_value(extra).ok();
+            pod_of(&workload(&r, &datacenter(), &ImageSettings::default()).expect("built"))
+        };
+        // What the container ends up with: Kubernetes keeps the last of a repeated name.
+        let last = |container: &Container, name: &str| {
+            let env = container.env.iter().flatten();
+            env.filter(|e| e.name == name).map(|e| e.value.clone().unwrap_or_default()).next_back()
+        };
+
+        let pod = built(
+            serde_json::json!({"serverCertName": "reaper-server"}),
+            serde_json::Value::Null,
+        );
+        let main = &pod.containers[0];
+        for (name, value) in [
+            ("REAPER_SERVER_TLS_ENABLE", "true"),
+            (
+                "REAPER_SERVER_TLS_KEYSTORE_PATH",
+                "/etc/encryption/server/keystore.jks",
+            ),
+            (
+                "REAPER_SERVER_TLS_TRUSTSTORE_PATH",
+                "/etc/encryption/server/truststore.jks",
+            ),
+            ("REAPER_SERVER_TLS_DISABLE_SNI", "true"),
+        ] {
+            assert_eq!(last(main, name).as_deref(), Some(value), "{name}");
+        }
+        assert_eq!(last(main, "REAPER_SERVER_TLS_CLIENT_AUTH"), None);
+        let volume = (pod.volumes.iter().flatten())
+            .find(|v| v.name == "server-tls-keystore")
+            .expect("server stores volume");
+        assert_eq!(
+            volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()),
+            Some("reaper-server")
+        );
+        assert!(
+            (main.volume_mounts.iter().flatten()).any(
+                |m| m.name == "server-tls-keystore" && m.mount_path == "/etc/encryption/server"
+            ),
+            "mounted where the paths point"
+        );
+        // The probes stay on the plain-HTTP admin port.
+        let probe = main.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref());
+        assert_eq!(
+            probe.map(|g| (g.port.clone(), g.scheme.clone())),
+            Some((IntOrString::String("admin".into()), None))
+        );
+
+        // Mutual TLS: client certificates required.
+        let pod = built(
+            serde_json::json!({"serverCertName": "reaper-server", "clientCertName": "reaper-client"}),
+            serde_json::Value::Null,
+        );
+        assert_eq!(
+            last(&pod.containers[0], "REAPER_SERVER_TLS_CLIENT_AUTH").as_deref(),
+            Some("true")
+        );
+
+        // additionalEnvVars still have the last word.
+        let pod = built(
+            serde_json::json!({"serverCertName": "reaper-server"}),
+            serde_json::json!([{"name": "REAPER_SERVER_TLS_DISABLE_SNI", "value": "false"}]),
+        );
+        assert_eq!(
+            last(&pod.containers[0], "REAPER_SERVER_TLS_DISABLE_SNI").as_deref(),
+            Some("false")
+        );
+
+        // No server certificate: plain HTTP, nothing mounted, whatever clientCertName says
+        // (the CRD refuses that combination; an empty name is no name).
+        for encryption in [
+            serde_json::json!({}),
+            serde_json::json!({"serverCertName": ""}),
+            serde_json::json!({"clientCertName": "reaper-client"}),
+        ] {
+            let pod = built(encryption.clone(), serde_json::Value::Null);
+            let main = &pod.containers[0];
+            assert!(
+                !(main.env.iter().flatten()).any(|e| e.name.starts_with("REAPER_SERVER_TLS")),
+                "{encryption}"
+            );
+            assert!(
+                !(pod.volumes.iter().flatten()).any(|v| v.name == "server-tls-keystore"),
+                "{encryption}"
+            );
+        }
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! K8ssandraCluster's cluster), in `reaperRef.namespace`, else the K8ssandraCluster's namespace;
 //! Federator logs in as `spec.reaper.uiUserSecretRef` (a Secret in the K8ssandraCluster's
 //! namespace; none named, no login: upstream's defaulting, which makes no UI Secret for a
-//! referenced Reaper).
+//! referenced Reaper). The referenced Reaper's own `spec.encryption` says how it serves, and so
+//! how Federator connects (upstream reads the K8ssandraCluster's `spec.reaper.encryption`
+//! instead, which can disagree with the Reaper); its clientCertName Secret is read in the
+//! Reaper's namespace.
 //!
 //! The seed host is the seed pods' IPs of every datacenter, in the plan's order: what the
 //! datacenters of other regions use as each other's seeds (`super::seeds`), since pod IPs are
@@ -100,6 +103,8 @@ pub enum Registration {
     Unreachable(String),
     /// Reaper answered with an error.
     Refused(String),
+    /// The Reaper requires mutual TLS and its client certificate's Secret is missing or unusable.
+    ClientCertificateUnusable(String),
 }
 
 impl Registration {
@@ -118,6 +123,9 @@ impl Registration {
             }
             ReaperApiError::Refused { .. } | ReaperApiError::Unexpected { .. } => {
                 Registration::Refused(error.to_string())
+            }
+            ReaperApiError::ClientCertificate(_) => {
+                Registration::ClientCertificateUnusable(error.to_string())
             }
         }
     }
@@ -166,6 +174,11 @@ impl Registration {
             Registration::Unreachable(why) => (
                 CONDITION_FALSE,
                 "ReaperUnreachable",
+                format!("{reaper}: {why}"),
+            ),
+            Registration::ClientCertificateUnusable(why) => (
+                CONDITION_FALSE,
+                "ClientCertificateUnusable",
                 format!("{reaper}: {why}"),
             ),
             Registration::Refused(why) => (
@@ -339,6 +352,15 @@ mod tests {
         assert_eq!(
             message,
             "Reaper reapers/cp-reaper is not ready: 0/1 replicas ready"
+        );
+        let certificate = ReaperApiError::ClientCertificate(
+            "Secret reaper-client (spec.encryption.clientCertName) has no tls.key".into(),
+        );
+        let (_, reason, message) = of(Registration::from_error(&certificate));
+        assert_eq!(reason, "ClientCertificateUnusable");
+        assert_eq!(
+            message,
+            "Reaper reapers/cp-reaper: Reaper requires a client certificate (mutual TLS), and Secret reaper-client (spec.encryption.clientCertName) has no tls.key"
         );
     }
 }

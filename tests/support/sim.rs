@@ -308,6 +308,40 @@ pub async fn put_secret(hub: &Client, name: &str, data: &[(&str, &[u8])]) {
     apply(&hub_api::<Secret>(hub), name, value).await;
 }
 
+/// The Secrets a user's cert-manager makes for a Reaper's TLS in [`NS`] (test certificates,
+/// made at test time): `reaper-server` with the stores Reaper reads (kube-sim only checks they
+/// are there) and the PEM files, and with `with_client` `reaper-client`, which Federator presents.
+pub async fn put_reaper_tls_secrets(
+    client: &Client,
+    certificates: &kube_sim::tls::ManagementApiCertificates,
+    with_client: bool,
+) {
+    put_secret(
+        client,
+        "reaper-server",
+        &[
+            ("keystore.jks", b"JKS bytes"),
+            ("truststore.jks", b"JKS bytes"),
+            ("tls.crt", certificates.server.certificate_pem.as_bytes()),
+            ("tls.key", certificates.server.key_pem.as_bytes()),
+            ("ca.crt", certificates.ca_pem.as_bytes()),
+        ],
+    )
+    .await;
+    if with_client {
+        put_secret(
+            client,
+            "reaper-client",
+            &[
+                ("tls.crt", certificates.client.certificate_pem.as_bytes()),
+                ("tls.key", certificates.client.key_pem.as_bytes()),
+                ("ca.crt", certificates.ca_pem.as_bytes()),
+            ],
+        )
+        .await;
+    }
+}
+
 /// A ClientConfig `name` in [`NS`] for `context`, reading Secret `secret`.
 pub fn client_config(name: &str, context: &str, secret: &str) -> serde_json::Value {
     serde_json::json!({

@@ -39,9 +39,6 @@ use reply::{Answer, Reply};
 /// The port the agent listens on (cass-operator's `DefaultMgmtApiPort`).
 pub const PORT: u16 = 8080;
 
-/// The first byte of a TLS handshake record (`ContentType::Handshake`).
-const TLS_HANDSHAKE_RECORD: u8 = 0x16;
-
 /// The body of an answer a [`ManagementFault`](crate::cassandra::ManagementFault) replaces.
 const INJECTED_FAILURE: &str = "injected failure (kube-sim)";
 
@@ -73,6 +70,17 @@ impl PortService for ManagementApi {
         ProxyReply::Response(Box::pin(async move { handle(&model, &pod, request).await }))
     }
 
+    /// `https:` through the proxy: a plain agent answers the handshake with HTTP; one with
+    /// mutual TLS refuses the proxy, which presents no certificate of its CA.
+    fn proxy_tls(&self, pod: PodRef, _request: PodRequest) -> ProxyReply {
+        match self.model.lock().node(&pod).is_ok_and(|node| node.management_tls.is_some()) {
+            true => ProxyReply::Failed("remote error: tls: certificate required".into()),
+            false => {
+                ProxyReply::Failed("tls: first record does not look like a TLS handshake".into())
+            }
+        }
+    }
+
     /// HTTP/1.1: plain, or with `managementApiAuth.manual` over TLS that requires a client
     /// certificate signed by the server Secret's `ca.crt` (the agent's `--tlscacert`).
     fn serve_connection(&self, pod: PodRef, stream: TcpStream) -> ServiceFuture<()> {
@@ -91,12 +99,6 @@ impl PortService for ManagementApi {
             ));
         };
         Box::pin(async move {
-            // As the agent's Netty: what does not start with a TLS handshake record is not TLS,
-            // and the connection is closed at once (rustls would wait for a record that long).
-            let mut first = [0u8; 1];
-            if !matches!(stream.peek(&mut first).await, Ok(1) if first[0] == TLS_HANDSHAKE_RECORD) {
-                return;
-            }
             let config = match crate::tls::mutual_tls_server_config(
                 &tls.certificate_pem,
                 &tls.key_pem,
@@ -108,12 +110,7 @@ impl PortService for ManagementApi {
                     return;
                 }
             };
-            match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-                Ok(stream) => {
-                    crate::pod_network::serve_http1(stream, "Management API", answer).await
-                }
-                Err(error) => tracing::debug!(%error, "Management API TLS handshake failed"),
-            }
+            crate::pod_network::serve_tls_http1(stream, "Management API", config, answer).await
         })
     }
 }

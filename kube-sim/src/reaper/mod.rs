@@ -29,12 +29,12 @@ mod http;
 mod metrics;
 pub mod pods;
 mod resources;
+pub mod server_tls;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -42,6 +42,7 @@ use tokio::net::TcpStream;
 pub use auto_scheduling::{AutoScheduling, OWNER as AUTO_SCHEDULING_OWNER};
 pub use http::{Params, Reply};
 pub use resources::{ReaperRequest, handle, resolve_seed, symbolic_name};
+pub use server_tls::ServerTls;
 pub use state::{ReaperState, RunState, SEGMENT_MILLIS};
 
 use crate::cassandra::{CassandraModel, PodRef, SharedModel};
@@ -112,9 +113,10 @@ impl ReaperPort {
         }
     }
 
-    /// The memory a pod's Reaper answers from (see [`storage_of`]) and its configuration; None
+    /// The memory a pod's Reaper answers from (see [`storage_of`]), its configuration and its
+    /// TLS on the app port ([`server_tls::of_pod`]: an error when Reaper cannot start); None
     /// for pods that are not Reapers.
-    fn reaper_of(&self, pod: &PodRef) -> Option<(PodRef, ReaperConfig)> {
+    fn reaper_of(&self, pod: &PodRef) -> Option<ReaperPod> {
         let store = self.stores.get(&pod.region)?;
         let pods = store.resource("", "pods")?;
         let object = store.get(&pods, Some(&pod.namespace), &pod.name).ok()?;
@@ -125,7 +127,20 @@ impl ReaperPort {
             region: pod.region.clone(),
             ..config_of(store, &pod.namespace, &object)
         };
-        Some((reaper, config))
+        let tls = server_tls::of_pod(store, &pod.namespace, &object);
+        Some(ReaperPod {
+            reaper,
+            config,
+            tls,
+        })
+    }
+
+    /// The app port's TLS of a Reaper pod that runs (None: plain HTTP, or the admin port).
+    fn app_tls(&self, found: &ReaperPod) -> Option<ServerTls> {
+        match (&found.tls, self.admin) {
+            (Ok(Some(tls)), false) => Some(tls.clone()),
+            _ => None,
+        }
     }
 
     /// The memory of one Reaper, made on first use.
@@ -134,7 +149,7 @@ impl ReaperPort {
     }
 
     fn answer(&self, pod: &PodRef, request: &PodRequest) -> PodResponse {
-        let Some((reaper, config)) = self.reaper_of(pod) else {
+        let Some(ReaperPod { reaper, config, .. }) = self.reaper_of(pod) else {
             return Reply::empty(503).into_response();
         };
         if self.admin {
@@ -154,6 +169,15 @@ impl ReaperPort {
         let mut model = self.model.lock();
         handle(&mut state, &mut model, &config, &request).into_response()
     }
+}
+
+/// A Reaper pod as its ports see it.
+struct ReaperPod {
+    /// The key of the memory it answers from.
+    reaper: PodRef,
+    config: ReaperConfig,
+    /// Its app port's TLS; an error when Reaper cannot start.
+    tls: Result<Option<ServerTls>, String>,
 }
 
 /// Dropwizard's admin servlets.
@@ -253,28 +277,7 @@ fn persists_memory_storage(image: &str) -> bool {
 
 /// The `reaper` container's auth environment; Secret references are read from the store.
 fn config_of(store: &Store, namespace: &str, pod: &Value) -> ReaperConfig {
-    let env: Vec<&Value> = reaper_container(pod)
-        .and_then(|c| c.get("env"))
-        .and_then(Value::as_array)
-        .map(|vars| vars.iter().collect())
-        .unwrap_or_default();
-    let variable = |name: &str| -> Option<String> {
-        let var = env.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(name))?;
-        if let Some(value) = var.get("value").and_then(Value::as_str) {
-            return Some(value.to_string());
-        }
-        let reference = var.pointer("/valueFrom/secretKeyRef")?;
-        let secret_name = reference.get("name")?.as_str()?;
-        let key = reference.get("key")?.as_str()?;
-        let secrets = store.resource("", "secrets")?;
-        let secret = store.get(&secrets, Some(namespace), secret_name).ok()?;
-        if let Some(text) = secret.pointer("/stringData").and_then(|d| d.get(key)?.as_str()) {
-            return Some(text.to_string());
-        }
-        let encoded = secret.get("data")?.get(key)?.as_str()?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
-        String::from_utf8(bytes).ok()
-    };
+    let variable = |name: &str| server_tls::variable(store, namespace, pod, name);
     let enabled = variable("REAPER_AUTH_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     ReaperConfig {
         region: String::new(),
@@ -290,32 +293,63 @@ fn config_of(store: &Store, namespace: &str, pod: &Value) -> ReaperConfig {
 }
 
 impl PortService for ReaperPort {
+    /// Every Reaper pod whose Reaper could start (both ports), else the fallback's pods.
     fn listens(&self, model: &CassandraModel, pod: &PodRef) -> bool {
-        if self.reaper_of(pod).is_some() {
-            return true;
+        if let Some(found) = self.reaper_of(pod) {
+            return found.tls.is_ok();
         }
         self.fallback.as_ref().is_some_and(|fallback| fallback.listens(model, pod))
     }
 
+    /// Plain HTTP; a TLS app port closes the connection on it without an answer, as Jetty's
+    /// TLS connector does with what is not a handshake (Go's transport reads `EOF`).
     fn proxy(&self, pod: PodRef, request: PodRequest) -> ProxyReply {
-        if self.reaper_of(&pod).is_none() {
+        let Some(found) = self.reaper_of(&pod) else {
             return match &self.fallback {
                 Some(fallback) => fallback.proxy(pod, request),
                 None => ProxyReply::Failed("EOF".into()),
             };
+        };
+        if self.app_tls(&found).is_some() {
+            return ProxyReply::Failed("EOF".into());
         }
         let response = self.answer(&pod, &request);
         ProxyReply::Response(Box::pin(async move { response }))
     }
 
-    /// Plain HTTP/1.1, as Reaper's Jetty serves without TLS.
+    /// `https:`: a TLS app port answers (the proxy does not verify its certificate), unless it
+    /// requires a client certificate, which the proxy does not have.
+    fn proxy_tls(&self, pod: PodRef, request: PodRequest) -> ProxyReply {
+        let Some(found) = self.reaper_of(&pod) else {
+            return match &self.fallback {
+                Some(fallback) => fallback.proxy_tls(pod, request),
+                None => ProxyReply::Failed("EOF".into()),
+            };
+        };
+        match self.app_tls(&found) {
+            None => {
+                ProxyReply::Failed("tls: first record does not look like a TLS handshake".into())
+            }
+            Some(tls) if tls.client_ca_pem.is_some() => {
+                ProxyReply::Failed("remote error: tls: certificate required".into())
+            }
+            Some(_) => {
+                let response = self.answer(&pod, &request);
+                ProxyReply::Response(Box::pin(async move { response }))
+            }
+        }
+    }
+
+    /// HTTP/1.1, plain or (the app port with `REAPER_SERVER_TLS_ENABLE`) over TLS, requiring a
+    /// client certificate signed by the truststore's CA with `REAPER_SERVER_TLS_CLIENT_AUTH`.
     fn serve_connection(&self, pod: PodRef, stream: TcpStream) -> ServiceFuture<()> {
-        if self.reaper_of(&pod).is_none() {
+        let Some(found) = self.reaper_of(&pod) else {
             return match &self.fallback {
                 Some(fallback) => fallback.serve_connection(pod, stream),
                 None => Box::pin(async {}),
             };
-        }
+        };
+        let tls = self.app_tls(&found);
         let port = ReaperPort {
             model: Arc::clone(&self.model),
             stores: self.stores.clone(),
@@ -324,13 +358,25 @@ impl PortService for ReaperPort {
             admin: self.admin,
         };
         let port = Arc::new(port);
-        Box::pin(crate::pod_network::serve_http1(
-            stream,
-            "Reaper",
-            move |request| {
-                let response = port.answer(&pod, &request);
-                async move { response }
-            },
-        ))
+        let answer = move |request| {
+            let response = port.answer(&pod, &request);
+            async move { response }
+        };
+        let Some(tls) = tls else {
+            return Box::pin(crate::pod_network::serve_http1(stream, "Reaper", answer));
+        };
+        Box::pin(async move {
+            let config = crate::tls::server_tls_config(
+                &tls.certificate_pem,
+                &tls.key_pem,
+                tls.client_ca_pem.as_deref(),
+            );
+            match config {
+                Ok(config) => {
+                    crate::pod_network::serve_tls_http1(stream, "Reaper", config, answer).await
+                }
+                Err(error) => tracing::debug!(%error, "Reaper's TLS cannot be set up"),
+            }
+        })
     }
 }

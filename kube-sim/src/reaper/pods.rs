@@ -2,7 +2,9 @@
 //! controllers only report replicas ready and make no Pods; Reaper is reached at a pod (pod
 //! proxy, Service proxy, pod IP), so Deployments and StatefulSets labelled [`REAPER_LABEL`] get
 //! Running, Ready pods from their template, with a loopback address from the Sim's pod
-//! addresses, owned by their workload (the garbage collector removes them with it).
+//! addresses, owned by their workload (the garbage collector removes them with it). A pod whose
+//! Reaper cannot start (a TLS store missing, see [`super::server_tls`]) is not Ready until it
+//! can, checked at every resync (the workloads still report their replicas ready).
 //!
 //! A Deployment gets one pod `<name>-<template hash>`: a changed template replaces it, replicas
 //! 0 removes it. A StatefulSet gets pods `<name>-<ordinal>` as kube-controller-manager makes
@@ -146,6 +148,7 @@ fn sync_deployment(store: &Store, wiring: &Wiring, deployment: &Value) {
         }
         if wanted && existing == pod_name {
             present = true;
+            refresh_readiness(store, namespace, pod);
         } else if let Err(error) =
             store.delete(&pods, Some(namespace), existing, &DeleteOptions::default())
         {
@@ -224,6 +227,7 @@ fn sync_stateful_set(store: &Store, wiring: &Wiring, stateful_set: &Value) {
             == Some(revision.as_str());
         if current && ordinal.is_some_and(|o| o < replicas) {
             present.push(existing.to_string());
+            refresh_readiness(store, namespace, pod);
         } else if let Err(error) =
             store.delete(&pods, Some(namespace), existing, &DeleteOptions::default())
         {
@@ -307,7 +311,7 @@ fn sync_stateful_set(store: &Store, wiring: &Wiring, stateful_set: &Value) {
     }
 }
 
-/// Creates a pod and reports it Running and Ready at a new address.
+/// Creates a pod and reports it Running at a new address, Ready when its Reaper starts.
 fn start_pod(
     store: &Store,
     wiring: &Wiring,
@@ -338,24 +342,20 @@ fn start_pod(
         field_manager: Some(MANAGER.into()),
         ..WriteOptions::default()
     };
+    let started = starts(store, namespace, &object);
     if let Err(error) = store.create(&pods, Some(namespace), object, &options) {
         tracing::debug!(pod = pod_name, %error, "Reaper pod");
         return;
     }
     let now = crate::now_rfc3339();
-    let status = json!({"status": {
+    let mut status = json!({"status": {
         "phase": "Running",
         "podIP": ip.to_string(),
         "podIPs": [{"ip": ip.to_string()}],
         "hostIP": "127.0.0.1",
         "startTime": now,
-        "conditions": [
-            {"type": "Initialized", "status": "True", "lastTransitionTime": now},
-            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-        ],
     }});
+    status["status"]["conditions"] = conditions(started, &now);
     let status_options = WriteOptions {
         subresource_status: true,
         ..options
@@ -369,5 +369,72 @@ fn start_pod(
         &status_options,
     ) {
         tracing::debug!(pod = pod_name, %error, "Reaper pod status");
+    }
+}
+
+/// Whether the pod's Reaper starts: not when a TLS store it is configured with is missing
+/// ([`super::server_tls::of_pod`]), as the real one exits then (and is restarted until the
+/// Secret has it).
+fn starts(store: &Store, namespace: &str, pod: &Value) -> Result<(), String> {
+    super::server_tls::of_pod(store, namespace, pod).map(drop)
+}
+
+/// The pod's conditions as kubelet reports them, its container ready or not.
+fn conditions(started: Result<(), String>, now: &str) -> Value {
+    let (status, reason, message) = match &started {
+        Ok(()) => ("True", None, None),
+        Err(why) => (
+            "False",
+            Some("ContainersNotReady"),
+            Some(format!("containers with unready status: [reaper] ({why})")),
+        ),
+    };
+    let not_ready = |kind: &str| {
+        let mut condition = json!({"type": kind, "status": status, "lastTransitionTime": now});
+        if let (Some(reason), Some(message)) = (reason, &message) {
+            condition["reason"] = json!(reason);
+            condition["message"] = json!(message);
+        }
+        condition
+    };
+    json!([
+        {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+        not_ready("Ready"),
+        not_ready("ContainersReady"),
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+    ])
+}
+
+/// Reports the pod Ready once its Reaper can start, and not Ready while it cannot (a Secret
+/// created, fixed or broken after the pod started).
+fn refresh_readiness(store: &Store, namespace: &str, pod: &Value) {
+    let (Some(pods), Some(name)) = (store.resource("", "pods"), text(pod, "/metadata/name")) else {
+        return;
+    };
+    let started = starts(store, namespace, pod);
+    let ready = (pod.pointer("/status/conditions").and_then(Value::as_array))
+        .into_iter()
+        .flatten()
+        .any(|c| text(c, "/type") == Some("Ready") && text(c, "/status") == Some("True"));
+    if ready == started.is_ok() {
+        return;
+    }
+    let now = crate::now_rfc3339();
+    let status = json!({"status": {"conditions": conditions(started, &now)}});
+    let options = WriteOptions {
+        field_manager: Some(MANAGER.into()),
+        subresource_status: true,
+        ..WriteOptions::default()
+    };
+    let patched = store.patch(
+        &pods,
+        Some(namespace),
+        name,
+        PatchType::Merge,
+        status.to_string().as_bytes(),
+        &options,
+    );
+    if let Err(error) = patched {
+        tracing::debug!(pod = name, %error, "Reaper pod readiness");
     }
 }

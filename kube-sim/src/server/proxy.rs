@@ -80,7 +80,8 @@ pub(super) async fn handle(
 }
 
 /// Sends the request to what listens at `target`, the pod's port: its service in the pod
-/// network, in-process.
+/// network, in-process, over TLS with the `https` scheme (without verifying the pod's
+/// certificate, as kube-apiserver's proxy transport does).
 pub(super) async fn forward(
     cluster: &Cluster,
     pod_ref: PodRef,
@@ -96,13 +97,12 @@ pub(super) async fn forward(
         .ok_or_else(|| {
             transport_failure(&format!("dial tcp {target}: connect: connection refused"))
         })?;
-    if scheme == "https" {
-        return Err(transport_failure(
-            "tls: first record does not look like a TLS handshake",
-        ));
-    }
     let forwarded = forwarded_request(request, path_and_query)?;
-    match service.proxy(pod_ref, forwarded) {
+    let reply = match scheme {
+        "https" => service.proxy_tls(pod_ref, forwarded),
+        _ => service.proxy(pod_ref, forwarded),
+    };
+    match reply {
         ProxyReply::Response(answer) => {
             let (parts, body) = answer.await.into_parts();
             let mut response = Response::new(full_body(body));

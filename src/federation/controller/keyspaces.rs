@@ -176,7 +176,14 @@ async fn management_api(
                 )));
             };
             let data = found.data.unwrap_or_default();
-            Some(ClientIdentity::from_secret(secret, &data).map_err(unusable)?)
+            Some(
+                ClientIdentity::from_secret(
+                    secret,
+                    "managementApiAuth.manual.clientSecretName",
+                    &data,
+                )
+                .map_err(unusable)?,
+            )
         }
     };
     ManagementApi::at_pod_ips(identity.as_ref(), access.timeout).map_err(unusable)

@@ -1,6 +1,7 @@
 //! Registering the cluster with the Reaper `spec.reaper.reaperRef` names, as a stage: after the
 //! writes (Reaper's answers never hold them up), reading the Reaper in the hub, then calling its
-//! REST API through the hub's services proxy, as the Reaper controller does for its own cluster.
+//! REST API as the Reaper's `spec.encryption` asks (the hub's services proxy, or a Reaper pod's
+//! IP for mutual TLS), as the Reaper controller does for its own cluster.
 //! Every call is bounded by [`CALL_TIMEOUT`] and the whole stage by [`STAGE_BUDGET`]; once the
 //! cluster is registered, Reaper is not asked again for
 //! [`RECHECK_AFTER`](crate::federation::reaper_registration::RECHECK_AFTER) unless the Reaper
@@ -18,7 +19,7 @@ use tracing::info;
 use crate::api::k8ssandra_cluster::K8ssandraCluster;
 use crate::api::reaper::Reaper;
 use crate::api::shared::find_condition;
-use crate::cassandra::reaper::{CALL_TIMEOUT, ReaperApi, read_login};
+use crate::cassandra::reaper::{CALL_TIMEOUT, ReaperApi, ReaperEndpoint, read_login};
 use crate::federation::reaper_registration::{
     Registration, RegistrationTarget, registration_target,
 };
@@ -97,7 +98,17 @@ async fn call_reaper(
     seed_host: Option<String>,
 ) -> Registration {
     let service = crate::dataplane::reaper::service_name(reaper);
-    let mut api = ReaperApi::new(hub.clone(), &target.namespace, &service);
+    let pods = crate::dataplane::reaper::pod_selector(reaper);
+    let endpoint = ReaperEndpoint {
+        namespace: &target.namespace,
+        service: &service,
+        pods: &pods,
+        encryption: reaper.spec.template.encryption.as_ref(),
+    };
+    let mut api = match ReaperApi::connect(hub, &endpoint).await {
+        Ok(api) => api,
+        Err(error) => return Registration::from_error(&error),
+    };
     if let Some(secret) = &target.ui_secret {
         let namespace = key.namespace.clone().unwrap_or_default();
         let (username, password) = match read_login(hub, &namespace, secret).await {
