@@ -282,7 +282,8 @@ fn a_cluster_with_medusa_fans_out_to_valid_cassandra_datacenters() {
                 ]
             },
             "medusa": {
-                "containerImage": {"registry": "docker.io", "repository": "k8ssandra", "pullPolicy": "IfNotPresent"},
+                "containerImage": {"registry": "docker.io", "repository": "k8ssandra", "pullPolicy": "IfNotPresent",
+                                   "pullSecretRef": {"name": "registry-login"}},
                 "securityContext": {"runAsNonRoot": true},
                 "containerResources": {"requests": {"cpu": "200m"}},
                 "serviceProperties": {"grpcPort": 50055},
@@ -328,6 +329,13 @@ fn a_cluster_with_medusa_fans_out_to_valid_cassandra_datacenters() {
             .find(|c| c["name"] == "medusa-restore")
             .expect("medusa-restore");
         assert_ne!(restore["image"], "old", "{}", dc.name);
+        // Medusa's pull secret reaches the pod (upstream drops it).
+        assert_eq!(
+            template["imagePullSecrets"],
+            serde_json::json!([{"name": "registry-login"}]),
+            "{}",
+            dc.name
+        );
         assert_eq!(
             object["metadata"]["annotations"]["medusa.k8ssandra.io/grpc-port"],
             "50055"

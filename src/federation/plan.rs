@@ -1340,6 +1340,10 @@ impl PlanContext<'_> {
             // Replaces a container of the same name, as upstream.
             containers.retain(|c| !named(c, medusa::MEDUSA_CONTAINER));
             containers.push(pods.container.clone());
+            // Upstream ignores Medusa's pull secret; the pod needs it to pull a private image.
+            if let Some(secret) = &pods.image_pull_secret {
+                spec.insert("imagePullSecrets".into(), json!([{"name": secret}]));
+            }
         }
         if !containers.is_empty() {
             spec.insert("containers".into(), Value::Array(containers));

@@ -217,6 +217,8 @@ pub struct MedusaPods {
     /// The `medusa-restore` init container (after `server-config-init`, as upstream).
     pub init_container: Value,
     pub volumes: Vec<Value>,
+    /// `containerImage.pullSecretRef`: the pod pulls Medusa's image with it.
+    pub image_pull_secret: Option<String>,
 }
 
 /// The containers and volumes of `medusa` for a datacenter whose medusa.ini is in ConfigMap
@@ -290,6 +292,11 @@ pub fn pods(
         container: main,
         init_container: init,
         volumes,
+        image_pull_secret: image
+            .pull_secret_ref
+            .as_ref()
+            .map(|secret| secret.name.clone())
+            .filter(|name| !name.is_empty()),
     }
 }
 

@@ -119,9 +119,6 @@ impl MedusaClusterTemplate {
             fields
                 .push("spec.medusa.storageProperties.podStorage (no backup volume is made)".into());
         }
-        if medusa.container_image.as_ref().is_some_and(|i| i.pull_secret_ref.is_some()) {
-            fields.push("spec.medusa.containerImage.pullSecretRef".to_string());
-        }
         let has_handler = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
             p.as_ref().is_some_and(|p| {
                 p.exec.is_some()
