@@ -89,14 +89,14 @@ pub struct ComponentContext {
     pub ops: crate::ops::Ops,
 }
 
-/// The Stargate, Reaper and MedusaBackupJob controllers on `client`'s cluster, by name, each running until
-/// `shutdown` resolves.
+/// The Stargate, Reaper, MedusaBackupJob and MedusaRestoreJob controllers on `client`'s
+/// cluster, by name, each running until `shutdown` resolves.
 pub fn controllers<S>(
     client: kube::Client,
     settings: &Settings,
     ops: crate::ops::Ops,
     shutdown: S,
-) -> [(&'static str, BoxFuture<'static, ()>); 3]
+) -> [(&'static str, BoxFuture<'static, ()>); 4]
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
@@ -109,6 +109,15 @@ where
         unanswered_limit: super::medusa_backup::DEFAULT_UNANSWERED_LIMIT,
         ops: ops.clone(),
         reasons: Default::default(),
+    });
+    let restore = Arc::new(super::medusa_restore::MedusaRestoreContext {
+        client: client.clone(),
+        events: Events::new(client.clone(), super::medusa_restore::FIELD_MANAGER),
+        medusa: crate::cassandra::medusa::MedusaClient {
+            timeout: super::medusa_restore::DEFAULT_CALL_TIMEOUT,
+        },
+        restore_limit: super::medusa_restore::DEFAULT_RESTORE_LIMIT,
+        ops: ops.clone(),
     });
     let context = Arc::new(ComponentContext {
         client: client.clone(),
@@ -134,7 +143,13 @@ where
         ),
         (
             super::medusa_backup::CONTROLLER,
-            super::medusa_backup::run(medusa, settings.watch_namespaces.clone(), shutdown).boxed(),
+            super::medusa_backup::run(medusa, settings.watch_namespaces.clone(), shutdown.clone())
+                .boxed(),
+        ),
+        (
+            super::medusa_restore::CONTROLLER,
+            super::medusa_restore::run(restore, settings.watch_namespaces.clone(), shutdown)
+                .boxed(),
         ),
     ]
 }

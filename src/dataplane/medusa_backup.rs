@@ -294,6 +294,47 @@ pub fn humanize_bytes(bytes: u64) -> String {
     }
 }
 
+/// The pods of `dc` (found by cass-operator's labels), each with where its Medusa listens and
+/// whether it runs a medusa container, sorted by name; a pod without an IP yet has an empty one.
+pub async fn datacenter_pods(
+    client: &kube::Client,
+    dc: &CassandraDatacenter,
+) -> Result<Vec<(MedusaPod, bool)>, kube::Error> {
+    let namespace = dc.namespace().unwrap_or_default();
+    let port = (dc.metadata.annotations.as_ref())
+        .and_then(|a| a.get(GRPC_PORT_ANNOTATION))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(DEFAULT_GRPC_PORT);
+    let dc_name = dc.name_any();
+    let datacenter = dc.spec.datacenter_name.clone().filter(|n| !n.is_empty());
+    let selector = format!(
+        "{CASSANDRA_CLUSTER_LABEL}={},{CASSANDRA_DATACENTER_LABEL}={}",
+        clean_for_kubernetes(&dc.spec.cluster_name),
+        datacenter.as_deref().unwrap_or(&dc_name),
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let listed = pods.list(&ListParams::default().labels(&selector)).await?;
+    let mut found: Vec<(MedusaPod, bool)> = listed
+        .items
+        .into_iter()
+        .map(|pod| {
+            let has_medusa =
+                (pod.spec.iter()).flat_map(|s| &s.containers).any(|c| c.name == MEDUSA_CONTAINER);
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+            (
+                MedusaPod {
+                    name: pod.name_any(),
+                    ip,
+                    port,
+                },
+                has_medusa,
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    Ok(found)
+}
+
 fn now() -> Time {
     Time(Timestamp::now())
 }
@@ -395,41 +436,10 @@ impl Job<'_> {
         else {
             return Ok(None);
         };
-        let port = (dc.metadata.annotations.as_ref())
-            .and_then(|a| a.get(GRPC_PORT_ANNOTATION))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(DEFAULT_GRPC_PORT);
-        let datacenter = dc.spec.datacenter_name.clone().filter(|n| !n.is_empty());
-        let selector = format!(
-            "{CASSANDRA_CLUSTER_LABEL}={},{CASSANDRA_DATACENTER_LABEL}={}",
-            clean_for_kubernetes(&dc.spec.cluster_name),
-            datacenter.as_deref().unwrap_or(dc_name),
-        );
-        let pods: Api<Pod> = Api::namespaced(client, &self.namespace);
-        let listed = pods
-            .list(&ListParams::default().labels(&selector))
+        datacenter_pods(&client, &dc)
             .await
-            .map_err(self.api_error("listing the datacenter's pods"))?;
-        let mut found: Vec<(MedusaPod, bool)> = listed
-            .items
-            .into_iter()
-            .map(|pod| {
-                let has_medusa = (pod.spec.iter())
-                    .flat_map(|s| &s.containers)
-                    .any(|c| c.name == MEDUSA_CONTAINER);
-                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
-                (
-                    MedusaPod {
-                        name: pod.name_any(),
-                        ip,
-                        port,
-                    },
-                    has_medusa,
-                )
-            })
-            .collect();
-        found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        Ok(Some(found))
+            .map(Some)
+            .map_err(self.api_error("listing the datacenter's pods"))
     }
 
     async fn start(&self, pods: &[(MedusaPod, bool)]) -> Result<Action, BackupJobError> {
