@@ -138,8 +138,13 @@ async fn assert_backed_up(
     }
 }
 
+/// Medusa listens at the pods' loopback addresses, which every Sim hands out alike: one Sim at a
+/// time, or a job would reach the other test's Medusa.
+static ONE_SIM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_backup_job_backs_up_every_pod_of_its_datacenter_in_each_region() {
+    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     run(backup_in_each_region());
 }
 
@@ -292,6 +297,7 @@ async fn relabel_datacenters(hub: &kube::Client, value: &str) {
 
 #[test]
 fn a_restore_job_brings_every_node_back_to_its_backup_in_each_region() {
+    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     run(restore_in_each_region());
 }
 
