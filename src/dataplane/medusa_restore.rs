@@ -181,7 +181,10 @@ fn target_pods(dc: &CassandraDatacenter) -> BTreeMap<String, Vec<String>> {
         .map(|(index, rack)| {
             let count = per_rack + usize::from(index < extra);
             let stateful_set = clean_for_kubernetes(&format!("{prefix}-{rack}-sts"));
-            let pods = (0..count).map(|ordinal| format!("{stateful_set}-{ordinal}")).collect();
+            let mut pods: Vec<String> =
+                (0..count).map(|ordinal| format!("{stateful_set}-{ordinal}")).collect();
+            // Sorted as names, as the backup's hosts are: `-10` before `-2` on both sides.
+            pods.sort_unstable();
             (rack.clone(), pods)
         })
         .collect()

@@ -102,6 +102,14 @@ fn the_mapping_is_in_place_when_each_pod_took_its_own_backup() {
 }
 
 #[test]
+fn an_in_place_mapping_holds_past_ten_pods_a_rack() {
+    let hosts: Vec<String> = (0..11).map(|n| format!("demo-dc1-default-sts-{n}")).collect();
+    let nodes: Vec<(&str, &str)> = hosts.iter().map(|h| (h.as_str(), "default")).collect();
+    let mapping = restore_mapping(&grpc_nodes(&nodes), &datacenter(11, &[])).expect("mapping");
+    assert_eq!(mapping.in_place, Some(true));
+}
+
+#[test]
 fn the_mapping_matches_racks_in_name_order_onto_other_hosts() {
     let nodes = grpc_nodes(&[("10.0.0.2", "r2"), ("10.0.0.1", "r1"), ("10.0.0.3", "r1")]);
     // Three nodes over two racks: r1 holds two pods (SplitRacks), r2 one.
