@@ -12,6 +12,9 @@ use medusa_grpc::{
 };
 use tonic::transport::{Channel, Endpoint};
 
+/// Each call's bound, connecting included, unless a controller says otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One call's failure.
 #[derive(Debug, thiserror::Error)]
 pub enum MedusaError {

@@ -23,6 +23,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
+use crate::api::medusa::{MedusaBackupJob, MedusaRestoreJob};
+
 use super::rollout::Rollout;
 use super::{CREATED_BY_LABEL, Waiting, monitor, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
@@ -104,7 +106,7 @@ where
         client: client.clone(),
         events: Events::new(client.clone(), super::medusa_backup::FIELD_MANAGER),
         medusa: crate::cassandra::medusa::MedusaClient {
-            timeout: super::medusa_backup::DEFAULT_CALL_TIMEOUT,
+            timeout: crate::cassandra::medusa::DEFAULT_CALL_TIMEOUT,
         },
         unanswered_limit: super::medusa_backup::DEFAULT_UNANSWERED_LIMIT,
         ops: ops.clone(),
@@ -114,7 +116,7 @@ where
         client: client.clone(),
         events: Events::new(client.clone(), super::medusa_restore::FIELD_MANAGER),
         medusa: crate::cassandra::medusa::MedusaClient {
-            timeout: super::medusa_restore::DEFAULT_CALL_TIMEOUT,
+            timeout: crate::cassandra::medusa::DEFAULT_CALL_TIMEOUT,
         },
         restore_limit: super::medusa_restore::DEFAULT_RESTORE_LIMIT,
         ops: ops.clone(),
@@ -143,13 +145,29 @@ where
         ),
         (
             super::medusa_backup::CONTROLLER,
-            super::medusa_backup::run(medusa, settings.watch_namespaces.clone(), shutdown.clone())
-                .boxed(),
+            super::job_controller::run::<MedusaBackupJob, _, _, _, _>(
+                super::medusa_backup::CONTROLLER,
+                "MedusaBackupJob",
+                client.clone(),
+                medusa,
+                settings.watch_namespaces.clone(),
+                shutdown.clone(),
+                super::medusa_backup::reconcile,
+            )
+            .boxed(),
         ),
         (
             super::medusa_restore::CONTROLLER,
-            super::medusa_restore::run(restore, settings.watch_namespaces.clone(), shutdown)
-                .boxed(),
+            super::job_controller::run::<MedusaRestoreJob, _, _, _, _>(
+                super::medusa_restore::CONTROLLER,
+                "MedusaRestoreJob",
+                client.clone(),
+                restore,
+                settings.watch_namespaces.clone(),
+                shutdown,
+                super::medusa_restore::reconcile,
+            )
+            .boxed(),
         ),
     ]
 }

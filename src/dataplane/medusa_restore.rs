@@ -27,15 +27,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::controller::{Action, Error as ControllerError};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
-use tracing::{debug, info, warn};
 
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::medusa::backup::{MedusaBackup, MedusaBackupStatus};
@@ -43,12 +40,12 @@ use crate::api::medusa::restore_job::{
     MappingSource, MedusaRestoreJob, MedusaRestoreJobStatus, MedusaRestoreMapping,
 };
 use crate::api::shared::{CONDITION_FALSE, CONDITION_TRUE, new_condition, set_condition};
-use crate::cache::scoped;
 use crate::cassandra::medusa::MedusaClient;
 use crate::events::{Events, Notice};
 use crate::workload::labels::clean_for_kubernetes;
 use crate::workload::medusa::RESTORE_INIT_CONTAINER;
 
+use super::job_controller::{JobError, JobRef, POLL, WAIT};
 use super::medusa_backup::datacenter_pods;
 
 pub const FIELD_MANAGER: &str = "federator-medusa-restore";
@@ -66,35 +63,12 @@ pub const BACKUP_NAME_ENV: &str = "BACKUP_NAME";
 pub const RESTORE_KEY_ENV: &str = "RESTORE_KEY";
 pub const RESTORE_MAPPING_ENV: &str = "RESTORE_MAPPING";
 
-/// Each gRPC call's bound, connecting included.
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after its start a restore may take, stopping and starting the datacenter included.
 pub const DEFAULT_RESTORE_LIMIT: Duration = Duration::from_secs(3600);
-/// Re-look at a running restore.
-const POLL: Duration = Duration::from_secs(2);
-/// Re-look at a blocked restore.
-const WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreJobError {
-    #[error("MedusaRestoreJob {name} has no namespace")]
-    MissingNamespace { name: String },
-    #[error("{action} for MedusaRestoreJob {namespace}/{name}: {source}")]
-    Api {
-        action: String,
-        namespace: String,
-        name: String,
-        source: kube::Error,
-    },
-}
-
-impl crate::ops::ErrorLabel for RestoreJobError {
-    const KINDS: &'static [&'static str] = &["missing_namespace", "api"];
-    fn metric_label(&self) -> &'static str {
-        match self {
-            RestoreJobError::MissingNamespace { .. } => "missing_namespace",
-            RestoreJobError::Api { .. } => "api",
-        }
+impl AsRef<crate::ops::Ops> for MedusaRestoreContext {
+    fn as_ref(&self) -> &crate::ops::Ops {
+        &self.ops
     }
 }
 
@@ -341,90 +315,28 @@ fn now() -> Time {
     Time(Timestamp::now())
 }
 
-/// Runs the controller on `client`'s cluster until `shutdown`.
-pub async fn run(
-    context: Arc<MedusaRestoreContext>,
-    watch_namespaces: Vec<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let client = context.client.clone();
-    let backoff = crate::ops::RetryBackoff::default();
-    info!("MedusaRestoreJob controller started");
-    let controller = Controller::new(
-        scoped::<MedusaRestoreJob>(&client, &watch_namespaces),
-        watcher::Config::default(),
-    );
-    context.ops.health.track_cache(CONTROLLER, controller.store());
-    let metrics = Arc::clone(&context.ops.metrics);
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(
-            crate::ops::instrument(
-                CONTROLLER,
-                |_: &MedusaRestoreJob| String::new(),
-                &backoff,
-                &metrics,
-                reconcile,
-            ),
-            backoff.error_policy(),
-            context,
-        )
-        .for_each(|result| {
-            match result {
-                Ok((object, _)) => debug!(object = %object, "MedusaRestoreJob reconciled"),
-                Err(ControllerError::ObjectNotFound(_)) => {}
-                Err(ControllerError::ReconcilerFailed(error, object)) => {
-                    warn!(object = %object, error = %error, "reconcile failed; retrying");
-                }
-                Err(error) => warn!(error = %error, "MedusaRestoreJob controller"),
-            }
-            futures::future::ready(())
-        })
-        .await;
-    info!("MedusaRestoreJob controller stopped");
-}
-
 struct Job<'a> {
     object: &'a MedusaRestoreJob,
-    namespace: String,
-    name: String,
+    id: JobRef,
     context: &'a MedusaRestoreContext,
 }
 
 impl Job<'_> {
-    fn api_error(&self, action: impl Into<String>) -> impl FnOnce(kube::Error) -> RestoreJobError {
-        let (action, namespace, name) = (action.into(), self.namespace.clone(), self.name.clone());
-        move |source| RestoreJobError::Api {
-            action,
-            namespace,
-            name,
-            source,
-        }
+    fn api_error(&self, action: impl Into<String>) -> impl FnOnce(kube::Error) -> JobError {
+        self.id.api_error(action)
     }
 
     fn status(&self) -> MedusaRestoreJobStatus {
         self.object.status.clone().unwrap_or_default()
     }
 
-    async fn write_status(&self, status: &MedusaRestoreJobStatus) -> Result<(), RestoreJobError> {
+    async fn write_status(&self, status: &MedusaRestoreJobStatus) -> Result<(), JobError> {
         if self.object.status.as_ref() == Some(status) {
             return Ok(());
         }
-        let api: Api<MedusaRestoreJob> =
-            Api::namespaced(self.context.client.clone(), &self.namespace);
-        let body = json!({
-            "apiVersion": "medusa.k8ssandra.io/v1alpha1",
-            "kind": "MedusaRestoreJob",
-            "status": status,
-        });
-        api.patch_status(
-            &self.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map(|_| ())
-        .map_err(self.api_error("writing the status"))
+        (self.id)
+            .write_status::<MedusaRestoreJob>(&self.context.client, FIELD_MANAGER, status)
+            .await
     }
 
     async fn publish(&self, notice: Notice) {
@@ -450,7 +362,7 @@ impl Job<'_> {
     }
 
     /// Says what the restore waits for (a Warning Event only when that changes).
-    async fn blocked(&self, reason: &str, message: String) -> Result<Action, RestoreJobError> {
+    async fn blocked(&self, reason: &str, message: String) -> Result<Action, JobError> {
         let status = self.status();
         let already = (status.conditions.iter().flatten()).any(|c| {
             c.type_ == CONDITION_BLOCKED && c.status == CONDITION_TRUE && c.reason == reason
@@ -485,7 +397,7 @@ impl Job<'_> {
         mut status: MedusaRestoreJobStatus,
         reason: &str,
         message: String,
-    ) -> Result<Action, RestoreJobError> {
+    ) -> Result<Action, JobError> {
         status.finish_time = Some(now());
         status.message = Some(message.clone());
         let status = self.unblocked(status);
@@ -496,9 +408,9 @@ impl Job<'_> {
         Ok(Action::await_change())
     }
 
-    async fn apply_datacenter(&self, body: &Value) -> Result<(), RestoreJobError> {
+    async fn apply_datacenter(&self, body: &Value) -> Result<(), JobError> {
         let api: Api<CassandraDatacenter> =
-            Api::namespaced(self.context.client.clone(), &self.namespace);
+            Api::namespaced(self.context.client.clone(), &self.id.namespace);
         api.patch(
             &self.object.spec.cassandra_datacenter,
             &PatchParams::apply(FIELD_MANAGER).force(),
@@ -509,7 +421,7 @@ impl Job<'_> {
         .map_err(self.api_error("applying the restore to the CassandraDatacenter"))
     }
 
-    async fn start(&self, status: MedusaRestoreJobStatus) -> Result<Action, RestoreJobError> {
+    async fn start(&self, status: MedusaRestoreJobStatus) -> Result<Action, JobError> {
         let mut status = self.unblocked(status);
         status.start_time = Some(now());
         status.restore_key = uuid_v4();
@@ -532,7 +444,7 @@ impl Job<'_> {
         &self,
         status: MedusaRestoreJobStatus,
         dc: &CassandraDatacenter,
-    ) -> Result<Action, RestoreJobError> {
+    ) -> Result<Action, JobError> {
         let pods = datacenter_pods(&self.context.client, dc)
             .await
             .map_err(self.api_error("listing the datacenter's pods"))?;
@@ -590,7 +502,7 @@ impl Job<'_> {
         &self,
         status: MedusaRestoreJobStatus,
         dc: &CassandraDatacenter,
-    ) -> Result<Action, RestoreJobError> {
+    ) -> Result<Action, JobError> {
         let spec_stopped = dc.spec.stopped == Some(true);
         let stopped = spec_stopped
             && dc.status.as_ref().is_some_and(|s| s.is_stopped_at(dc.metadata.generation));
@@ -616,7 +528,7 @@ impl Job<'_> {
         &self,
         status: MedusaRestoreJobStatus,
         dc: &CassandraDatacenter,
-    ) -> Result<Action, RestoreJobError> {
+    ) -> Result<Action, JobError> {
         let env = match restore_env(&self.object.spec.backup, &status) {
             Ok(env) => env,
             Err(error) => {
@@ -686,7 +598,7 @@ impl Job<'_> {
         status: MedusaRestoreJobStatus,
         next: &Step,
         dc: Option<&CassandraDatacenter>,
-    ) -> Result<Action, RestoreJobError> {
+    ) -> Result<Action, JobError> {
         let waited = match next {
             Step::Start | Step::Prepare => "the restore mapping",
             Step::Stop => "the datacenter to stop",
@@ -731,17 +643,14 @@ fn elapsed_since(start: Option<&Time>) -> Duration {
         .unwrap_or_default()
 }
 
-async fn reconcile(
+/// One reconcile of a job (run by [`super::job_controller::run`]).
+pub(super) async fn reconcile(
     job: Arc<MedusaRestoreJob>,
     context: Arc<MedusaRestoreContext>,
-) -> Result<Action, RestoreJobError> {
-    let name = job.name_any();
-    let namespace =
-        job.namespace().ok_or_else(|| RestoreJobError::MissingNamespace { name: name.clone() })?;
+) -> Result<Action, JobError> {
     let this = Job {
         object: &job,
-        namespace,
-        name,
+        id: JobRef::of(job.as_ref())?,
         context: &context,
     };
     let next = step(job.status.as_ref());
@@ -750,7 +659,7 @@ async fn reconcile(
     }
     let status = this.status();
     let datacenters: Api<CassandraDatacenter> =
-        Api::namespaced(context.client.clone(), &this.namespace);
+        Api::namespaced(context.client.clone(), &this.id.namespace);
     let dc_name = &job.spec.cassandra_datacenter;
     let dc = datacenters
         .get_opt(dc_name)
@@ -764,12 +673,13 @@ async fn reconcile(
     let Some(dc) = dc else {
         let message = format!(
             "CassandraDatacenter {dc_name} does not exist in namespace {}",
-            this.namespace
+            this.id.namespace
         );
         return this.blocked("DatacenterNotFound", message).await;
     };
     if matches!(next, Step::Start | Step::Prepare) {
-        let backups: Api<MedusaBackup> = Api::namespaced(context.client.clone(), &this.namespace);
+        let backups: Api<MedusaBackup> =
+            Api::namespaced(context.client.clone(), &this.id.namespace);
         let backup_name = &job.spec.backup;
         let backup = backups
             .get_opt(backup_name)
@@ -778,7 +688,7 @@ async fn reconcile(
         let Some(backup) = backup else {
             let message = format!(
                 "MedusaBackup {backup_name} does not exist in namespace {}: name a finished backup (kubectl get medusabackups)",
-                this.namespace
+                this.id.namespace
             );
             return this.blocked("BackupNotFound", message).await;
         };

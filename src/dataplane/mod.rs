@@ -9,6 +9,7 @@
 //! them without writes at steady state → status from their status ([`rollout`]: pure).
 
 pub mod controller;
+mod job_controller;
 pub mod medusa_backup;
 pub mod medusa_restore;
 pub mod monitor;
