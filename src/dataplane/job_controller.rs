@@ -81,7 +81,7 @@ pub enum JobError {
         action: String,
         namespace: String,
         name: String,
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     #[error("{kind} {namespace}/{name}: {message}")]
     Medusa {
@@ -137,7 +137,7 @@ impl JobRef {
             action,
             namespace,
             name,
-            source,
+            source: Box::new(source),
         }
     }
 
