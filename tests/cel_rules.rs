@@ -461,7 +461,7 @@ fn every_rule_compiles_and_fits_the_cost_budget() {
             .unwrap_or(Value::Null);
         visit(&schema, &crd.spec.names.kind, &mut found, &mut rule_count);
     }
-    assert_eq!(rule_count, 8, "rules found: {rule_count}");
+    assert_eq!(rule_count, 9, "rules found: {rule_count}");
     assert!(found.is_empty(), "{}", found.join("\n"));
 
     // The budget check has teeth: without maxItems the uniqueness rule is too expensive.

@@ -470,5 +470,22 @@ async fn restore_in_each_region() {
         assert!(restore_env(&live, "RESTORE_KEY").is_some(), "{dc}");
     }
 
+    // The spec of a restore cannot change.
+    let changed = serde_json::json!({
+        "apiVersion": "medusa.k8ssandra.io/v1alpha1",
+        "kind": "MedusaRestoreJob",
+        "metadata": {"name": "restore-dc1", "namespace": NS},
+        "spec": {"backup": "backup-dc2", "cassandraDatacenter": "dc1"},
+    });
+    let refused = jobs
+        .patch(
+            "restore-dc1",
+            &kube::api::PatchParams::apply("test").force(),
+            &kube::api::Patch::Apply(&changed),
+        )
+        .await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("cannot change"), "{message}");
+
     stop_all(operators).await;
 }
