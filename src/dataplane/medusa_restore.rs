@@ -375,6 +375,14 @@ impl Job<'_> {
         Ok(Action::requeue(WAIT))
     }
 
+    async fn not_deployed(&self, dc: &CassandraDatacenter) -> Result<Action, JobError> {
+        let message = format!(
+            "datacenter {} has no {RESTORE_INIT_CONTAINER} init container: set spec.medusa in the K8ssandraCluster",
+            dc.name_any()
+        );
+        self.blocked("MedusaNotDeployed", message).await
+    }
+
     /// `Blocked` back to False once the restore moves on.
     fn unblocked(&self, status: MedusaRestoreJobStatus) -> MedusaRestoreJobStatus {
         let was_blocked = (status.conditions.iter().flatten())
@@ -503,6 +511,10 @@ impl Job<'_> {
         status: MedusaRestoreJobStatus,
         dc: &CassandraDatacenter,
     ) -> Result<Action, JobError> {
+        // Not stopped for a restore that could not be put in.
+        if restore_env_applied(dc, &[]).is_none() {
+            return self.not_deployed(dc).await;
+        }
         let spec_stopped = dc.spec.stopped == Some(true);
         let stopped = spec_stopped
             && dc.status.as_ref().is_some_and(|s| s.is_stopped_at(dc.metadata.generation));
@@ -536,13 +548,7 @@ impl Job<'_> {
             }
         };
         match restore_env_applied(dc, &env) {
-            None => {
-                let message = format!(
-                    "datacenter {} has no {RESTORE_INIT_CONTAINER} init container: set spec.medusa in the K8ssandraCluster",
-                    dc.name_any()
-                );
-                return self.blocked("MedusaNotDeployed", message).await;
-            }
+            None => return self.not_deployed(dc).await,
             Some(false) => {
                 self.apply_datacenter(&restore_body(dc, false, Some(env))).await?;
                 self.publish(Notice::normal(
