@@ -374,12 +374,12 @@ async fn restore_in_each_region() {
                     let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
                     let live = datacenters.get(dc).await.map_err(|e| e.to_string())?;
                     Err(format!(
-                        "{:?}; datacenter: stopped {:?}, RESTORE_KEY {:?}, generation {:?}, managed {}",
+                        "{:?}; datacenter: stopped {:?}, RESTORE_KEY {:?}, generation {:?}, progress {:?}",
                         job.status,
                         live.spec.stopped,
                         restore_env(&live, "RESTORE_KEY"),
                         live.metadata.generation,
-                        serde_json::to_string(&live.metadata.managed_fields).unwrap_or_default()
+                        live.status.as_ref().and_then(|s| s.cassandra_operator_progress.clone())
                     ))
                 }
             }
@@ -441,6 +441,29 @@ async fn restore_in_each_region() {
             Some("RESTORE")
         );
         assert_eq!(live.spec.stopped, None, "{dc}: started again");
+
+        // The story as Events on the job.
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(region.clone(), NS);
+        let reasons: Vec<String> = wait_for(&format!("{name}'s Events"), WAIT, || async {
+            let listed = events.list(&Default::default()).await.ok()?;
+            let reasons: Vec<String> = (listed.items.iter())
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&name))
+                .filter_map(|e| e.reason.clone())
+                .collect();
+            reasons.iter().any(|r| r == "RestoreFinished").then_some(reasons)
+        })
+        .await;
+        for reason in [
+            "RestoreStarted",
+            "RestorePrepared",
+            "StoppingDatacenter",
+            "StartingDatacenter",
+        ] {
+            assert!(
+                reasons.iter().any(|r| r == reason),
+                "{name}: {reason} in {reasons:?}"
+            );
+        }
     }
 
     // The hub applies both datacenters again after the restore: the restore's environment
