@@ -142,6 +142,17 @@ async fn assert_backed_up(
 /// time, or a job would reach the other test's Medusa.
 static ONE_SIM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Applying `changed` to job `name` is refused: its spec cannot change.
+async fn assert_refused_as_immutable<K>(jobs: &Api<K>, name: &str, changed: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::PatchParams::apply("test").force();
+    let refused = jobs.patch(name, &params, &kube::api::Patch::Apply(&changed)).await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("cannot change"), "{message}");
+}
+
 #[test]
 fn a_backup_job_backs_up_every_pod_of_its_datacenter_in_each_region() {
     let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -246,15 +257,7 @@ async fn backup_in_each_region() {
         "metadata": {"name": "backup-dc1", "namespace": NS},
         "spec": {"cassandraDatacenter": "dc1", "backupType": "differential"},
     });
-    let refused = jobs
-        .patch(
-            "backup-dc1",
-            &kube::api::PatchParams::apply("test").force(),
-            &kube::api::Patch::Apply(&changed),
-        )
-        .await;
-    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(message.contains("cannot change"), "{message}");
+    assert_refused_as_immutable(&jobs, "backup-dc1", changed).await;
 
     stop_all(operators).await;
 }
@@ -500,15 +503,7 @@ async fn restore_in_each_region() {
         "metadata": {"name": "restore-dc1", "namespace": NS},
         "spec": {"backup": "backup-dc2", "cassandraDatacenter": "dc1"},
     });
-    let refused = jobs
-        .patch(
-            "restore-dc1",
-            &kube::api::PatchParams::apply("test").force(),
-            &kube::api::Patch::Apply(&changed),
-        )
-        .await;
-    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(message.contains("cannot change"), "{message}");
+    assert_refused_as_immutable(&jobs, "restore-dc1", changed).await;
 
     stop_all(operators).await;
 }
