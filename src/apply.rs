@@ -54,7 +54,9 @@ pub fn stamp(desired: &mut Value) {
 }
 
 /// Whether every field of `desired` has the same value in `live` (arrays element by element,
-/// same length). Fields only `live` has (defaults, other managers) do not matter.
+/// same length). Fields only `live` has (defaults, other managers) do not matter; nor do the
+/// entries only `live` has in a list of named objects (containers, env, volumes: lists keyed by
+/// name, where another field manager's entries sit beside Federator's).
 pub fn contains(live: &Value, desired: &Value) -> bool {
     match (live, desired) {
         (Value::Object(live), Value::Object(desired)) => {
@@ -63,11 +65,29 @@ pub fn contains(live: &Value, desired: &Value) -> bool {
                 None => value.is_null(),
             })
         }
-        (Value::Array(live), Value::Array(desired)) => {
-            live.len() == desired.len() && live.iter().zip(desired).all(|(l, d)| contains(l, d))
-        }
+        (Value::Array(live), Value::Array(desired)) => match (names(live), names(desired)) {
+            (Some(live_names), Some(desired_names)) => {
+                desired_names.iter().zip(desired).all(|(name, wanted)| {
+                    (live_names.iter().position(|n| n == name))
+                        .is_some_and(|at| contains(&live[at], wanted))
+                })
+            }
+            _ => {
+                live.len() == desired.len() && live.iter().zip(desired).all(|(l, d)| contains(l, d))
+            }
+        },
         (live, desired) => live == desired,
     }
+}
+
+/// The names of a non-empty list whose entries are all objects with a distinct `name`.
+fn names(list: &[Value]) -> Option<Vec<&str>> {
+    let names: Vec<&str> = list
+        .iter()
+        .map(|entry| entry.get("name").and_then(Value::as_str))
+        .collect::<Option<_>>()?;
+    let distinct: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+    (!names.is_empty() && distinct.len() == names.len()).then_some(names)
 }
 
 /// Whether `live` already is what a stamped `desired` would make it.
@@ -313,6 +333,25 @@ mod tests {
         live["metadata"]["resourceVersion"] = json!("7");
         live["metadata"]["labels"]["added-by-someone"] = json!("y");
         assert!(up_to_date(&live, &desired()));
+    }
+
+    #[test]
+    fn another_managers_entries_in_a_named_list_leave_the_object_up_to_date() {
+        let desired = json!({"env": [{"name": "MODE", "value": "RESTORE"}]});
+        let live = json!({"env": [
+            {"name": "MODE", "value": "RESTORE"},
+            {"name": "RESTORE_KEY", "value": "k"},
+        ]});
+        assert!(contains(&live, &desired));
+        let changed = json!({"env": [{"name": "MODE", "value": "GRPC"}, {"name": "RESTORE_KEY", "value": "k"}]});
+        assert!(!contains(&changed, &desired));
+        let missing = json!({"env": [{"name": "RESTORE_KEY", "value": "k"}]});
+        assert!(!contains(&missing, &desired));
+        // Lists of anything else still compare element by element.
+        assert!(!contains(
+            &json!({"args": ["a", "b"]}),
+            &json!({"args": ["a"]})
+        ));
     }
 
     #[test]

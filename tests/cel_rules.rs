@@ -469,7 +469,7 @@ fn every_rule_compiles_and_fits_the_cost_budget() {
             &mut rule_count,
         );
     }
-    assert_eq!(rule_count, 10, "rules found: {rule_count}");
+    assert_eq!(rule_count, 11, "rules found: {rule_count}");
     assert!(found.is_empty(), "{}", found.join("\n"));
 
     // The budget check has teeth: without maxItems the uniqueness rule is too expensive.

@@ -18,7 +18,7 @@ fn stderr(out: &Output) -> String {
 }
 
 #[test]
-fn crd_prints_the_crd_of_every_kind_federator_acts_on_as_multi_document_yaml() {
+fn crd_prints_every_installed_crd_as_multi_document_yaml() {
     let out = federator(&["crd"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let yaml = String::from_utf8(out.stdout).expect("utf-8");
@@ -38,6 +38,7 @@ fn crd_prints_the_crd_of_every_kind_federator_acts_on_as_multi_document_yaml() {
             "medusabackupjobs.medusa.k8ssandra.io",
             "medusabackups.medusa.k8ssandra.io",
             "medusaconfigurations.medusa.k8ssandra.io",
+            "medusarestorejobs.medusa.k8ssandra.io",
             "reapers.reaper.k8ssandra.io",
             "replicatedsecrets.replication.k8ssandra.io",
             "stargates.stargate.k8ssandra.io",

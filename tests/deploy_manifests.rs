@@ -204,6 +204,20 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
             has("medusa.k8ssandra.io", "medusabackups", "create"),
             "{overlay}"
         );
+        // MedusaRestoreJobs too: status patched, their datacenter stopped and restarted by apply.
+        assert!(
+            has("medusa.k8ssandra.io", "medusarestorejobs", "watch"),
+            "{overlay}"
+        );
+        let restore_status: Vec<&str> = (granted.iter())
+            .filter(|(_, resource, _)| resource == "medusarestorejobs/status")
+            .map(|(_, _, verb)| verb.as_str())
+            .collect();
+        assert_eq!(restore_status, ["patch"], "{overlay}");
+        assert!(
+            has("cassandra.datastax.com", "cassandradatacenters", "patch"),
+            "{overlay}"
+        );
         assert!(has("", "pods", "list"), "{overlay}");
         assert!(has("apps", "deployments", "create"), "{overlay}");
 

@@ -3,7 +3,9 @@
 //! with its medusa.ini and storage Secret in each region; a MedusaBackupJob in a region backs up
 //! its datacenter's pods through their Medusa gRPC service (at the pod IPs), in the hub by the
 //! control plane and in the other region by its data plane, and records a MedusaBackup; the
-//! bucket (kube-sim's model) then holds each node's rows under the backup's name.
+//! bucket (kube-sim's model) then holds each node's rows under the backup's name. A
+//! MedusaRestoreJob then brings each datacenter back to its backup, while the hub keeps
+//! applying the datacenters.
 
 mod support;
 
@@ -11,9 +13,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use federator::api::cassdc::CassandraDatacenter;
-use federator::api::medusa::{MedusaBackup, MedusaBackupJob};
+use federator::api::medusa::{MedusaBackup, MedusaBackupJob, MedusaRestoreJob};
 use federator::settings::Mode;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube_sim::cassandra::{ConsistencyLevel, PodRef, StorageLocation};
 use support::*;
@@ -135,16 +138,34 @@ async fn assert_backed_up(
     }
 }
 
+/// Medusa listens at the pods' loopback addresses, which every Sim hands out alike: one Sim at a
+/// time, or a job would reach the other test's Medusa.
+static ONE_SIM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Applying `changed` to job `name` is refused: its spec cannot change.
+async fn assert_refused_as_immutable<K>(jobs: &Api<K>, name: &str, changed: serde_json::Value)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let params = kube::api::PatchParams::apply("test").force();
+    let refused = jobs.patch(name, &params, &kube::api::Patch::Apply(&changed)).await;
+    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("cannot change"), "{message}");
+}
+
 #[test]
 fn a_backup_job_backs_up_every_pod_of_its_datacenter_in_each_region() {
+    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     run(backup_in_each_region());
 }
 
-async fn backup_in_each_region() {
-    let layout = upstream_layout(2, |setup| setup.pod_listeners()).await;
-    let sim = &layout.sim;
-    let hub = sim.client(0).await.expect("hub client");
-    let region1 = sim.client(1).await.expect("region 1 client");
+/// The hub with dc1 (control plane) and region 1 with dc2 (data plane), Ready, running Medusa,
+/// with 40 rows in `app.kv`; the operators to stop at the end.
+async fn medusa_world(
+    sim: &kube_sim::Sim,
+    hub: &kube::Client,
+    region1: &kube::Client,
+) -> Vec<InProcessOperator> {
     let secrets = Api::<Secret>::namespaced(hub.clone(), NS);
     apply(
         &secrets,
@@ -156,10 +177,10 @@ async fn backup_in_each_region() {
         }),
     )
     .await;
-    let control = InProcessOperator::start(&hub, |settings| {
+    let control = InProcessOperator::start(hub, |settings| {
         settings.leader_election.enabled = false;
     });
-    let data = InProcessOperator::start(&region1, |settings| {
+    let data = InProcessOperator::start(region1, |settings| {
         settings.leader_election.enabled = false;
         settings.mode = Mode::DataPlane;
     });
@@ -167,11 +188,11 @@ async fn backup_in_each_region() {
     let clusters =
         Api::<federator::api::k8ssandra_cluster::K8ssandraCluster>::namespaced(hub.clone(), NS);
     apply(&clusters, CLUSTER, medusa_cluster()).await;
-    datacenter_ready(&hub, "dc1").await;
-    datacenter_ready(&region1, "dc2").await;
+    datacenter_ready(hub, "dc1").await;
+    datacenter_ready(region1, "dc2").await;
 
     // Each region has dc's medusa.ini, the storage Secret and pods running Medusa.
-    for (region, dc) in [(&hub, "dc1"), (&region1, "dc2")] {
+    for (region, dc) in [(hub, "dc1"), (region1, "dc2")] {
         let config_maps = Api::<ConfigMap>::namespaced(region.clone(), NS);
         let ini = config_maps.get(&format!("{CLUSTER}-{dc}-medusa")).await.expect("medusa.ini");
         let text = ini.data.unwrap_or_default().remove("medusa.ini").unwrap_or_default();
@@ -198,6 +219,15 @@ async fn backup_in_each_region() {
     sim.cassandra_create_table(CLUSTER, "app", "kv").expect("table app.kv");
     sim.cassandra_write_generated(CLUSTER, "dc1", "app", "kv", 40, ConsistencyLevel::All)
         .expect("rows");
+    vec![control, data]
+}
+
+async fn backup_in_each_region() {
+    let layout = upstream_layout(2, |setup| setup.pod_listeners()).await;
+    let sim = &layout.sim;
+    let hub = sim.client(0).await.expect("hub client");
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let operators = medusa_world(sim, &hub, &region1).await;
 
     // In the hub, by the control plane; in region 1, by its data plane.
     backup_job(&hub, "backup-dc1", "dc1").await;
@@ -227,15 +257,253 @@ async fn backup_in_each_region() {
         "metadata": {"name": "backup-dc1", "namespace": NS},
         "spec": {"cassandraDatacenter": "dc1", "backupType": "differential"},
     });
-    let refused = jobs
-        .patch(
-            "backup-dc1",
-            &kube::api::PatchParams::apply("test").force(),
-            &kube::api::Patch::Apply(&changed),
+    assert_refused_as_immutable(&jobs, "backup-dc1", changed).await;
+
+    stop_all(operators).await;
+}
+
+async fn restore_job(region: &kube::Client, name: &str, backup: &str, datacenter: &str) {
+    let jobs = Api::<MedusaRestoreJob>::namespaced(region.clone(), NS);
+    let job = serde_json::json!({
+        "apiVersion": "medusa.k8ssandra.io/v1alpha1",
+        "kind": "MedusaRestoreJob",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"backup": backup, "cassandraDatacenter": datacenter},
+    });
+    apply(&jobs, name, job).await;
+}
+
+fn condition<'a>(job: &'a MedusaRestoreJob, kind: &str) -> Option<&'a Condition> {
+    (job.status.as_ref()?.conditions.iter().flatten()).find(|c| c.type_ == kind)
+}
+
+/// The value of `name` in the datacenter's medusa-restore init container.
+fn restore_env(dc: &CassandraDatacenter, name: &str) -> Option<String> {
+    let template = dc.spec.pod_template_spec.as_ref()?;
+    let containers = template.pointer("/spec/initContainers")?.as_array()?;
+    let init = containers.iter().find(|c| c["name"] == "medusa-restore")?;
+    let env = init["env"].as_array()?;
+    let entry = env.iter().find(|e| e["name"] == name)?;
+    entry["value"].as_str().map(str::to_string)
+}
+
+/// Labels dc1 and dc2 through the K8ssandraCluster: the hub applies both datacenters again.
+async fn relabel_datacenters(hub: &kube::Client, value: &str) {
+    let clusters =
+        Api::<federator::api::k8ssandra_cluster::K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut cluster = medusa_cluster();
+    for dc in cluster["spec"]["cassandra"]["datacenters"].as_array_mut().into_iter().flatten() {
+        dc["metadata"]["labels"] = serde_json::json!({"restore-test": value});
+    }
+    apply(&clusters, CLUSTER, cluster).await;
+}
+
+#[test]
+fn a_restore_job_brings_every_node_back_to_its_backup_in_each_region() {
+    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    run(restore_in_each_region());
+}
+
+async fn restore_in_each_region() {
+    let layout = upstream_layout(2, |setup| setup.pod_listeners()).await;
+    let sim = &layout.sim;
+    let hub = sim.client(0).await.expect("hub client");
+    let region1 = sim.client(1).await.expect("region 1 client");
+    let operators = medusa_world(sim, &hub, &region1).await;
+    let regions = [
+        (&hub, "kind-k8ssandra-0", "dc1"),
+        (&region1, "kind-k8ssandra-1", "dc2"),
+    ];
+    for (region, _, dc) in regions {
+        backup_job(region, &format!("backup-{dc}"), dc).await;
+    }
+    for (region, context, dc) in regions {
+        let pods = [
+            format!("{CLUSTER}-{dc}-default-sts-0"),
+            format!("{CLUSTER}-{dc}-default-sts-1"),
+        ];
+        let pods: Vec<&str> = pods.iter().map(String::as_str).collect();
+        assert_backed_up(sim, region, context, &format!("backup-{dc}"), &pods).await;
+    }
+
+    // After the backups: new rows, and one row changed.
+    let mut later: Vec<(String, String)> =
+        (0..20).map(|n| (format!("after-{n}"), format!("later-{n}"))).collect();
+    later.push(("key-0".to_string(), "changed".to_string()));
+    sim.cassandra_write(CLUSTER, "dc1", "app", "kv", later, ConsistencyLevel::All)
+        .expect("later rows");
+
+    // A backup that does not exist: blocked, saying so.
+    restore_job(&hub, "restore-missing", "no-such-backup", "dc1").await;
+    let jobs = Api::<MedusaRestoreJob>::namespaced(hub.clone(), NS);
+    let blocked = wait_for("restore-missing Blocked", WAIT, || async {
+        let job = jobs.get("restore-missing").await.ok()?;
+        condition(&job, "Blocked").filter(|c| c.status == "True").cloned()
+    })
+    .await;
+    assert_eq!(blocked.reason, "BackupNotFound");
+    assert!(
+        blocked.message.contains("MedusaBackup no-such-backup does not exist"),
+        "{}",
+        blocked.message
+    );
+    let missing = jobs.get("restore-missing").await.expect("restore-missing");
+    let status = missing.status.clone().unwrap_or_default();
+    assert!(
+        status.start_time.is_none() && status.finish_time.is_none(),
+        "{status:?}"
+    );
+
+    for (region, _, dc) in regions {
+        restore_job(
+            region,
+            &format!("restore-{dc}"),
+            &format!("backup-{dc}"),
+            dc,
         )
         .await;
-    let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(message.contains("cannot change"), "{message}");
+    }
+    // The hub applies both datacenters while they restore.
+    relabel_datacenters(&hub, "during").await;
 
-    stop_all(vec![control, data]).await;
+    for (region, context, dc) in regions {
+        let name = format!("restore-{dc}");
+        let jobs = Api::<MedusaRestoreJob>::namespaced(region.clone(), NS);
+        let job = wait_for(&format!("{name} finished"), Duration::from_secs(180), || async {
+            let job = jobs.get(&name).await.map_err(|e| e.to_string())?;
+            match job.status.as_ref().and_then(|s| s.finish_time.as_ref()) {
+                Some(_) => Ok(job),
+                None => {
+                    let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
+                    let live = datacenters.get(dc).await.map_err(|e| e.to_string())?;
+                    Err(format!(
+                        "{:?}; datacenter: stopped {:?}, RESTORE_KEY {:?}, generation {:?}, progress {:?}",
+                        job.status,
+                        live.spec.stopped,
+                        restore_env(&live, "RESTORE_KEY"),
+                        live.metadata.generation,
+                        live.status.as_ref().and_then(|s| s.cassandra_operator_progress.clone())
+                    ))
+                }
+            }
+        })
+        .await;
+        let status = job.status.clone().unwrap_or_default();
+        let complete = condition(&job, "Complete").expect("Complete");
+        assert_eq!(
+            (complete.status.as_str(), complete.reason.as_str()),
+            ("True", "Restored")
+        );
+        assert!(condition(&job, "Failed").is_none(), "{status:?}");
+        assert!(status.start_time.is_some() && status.datacenter_stopped.is_some());
+        assert_eq!(status.restore_prepared, Some(true));
+        assert_eq!(status.restore_key.len(), 36, "{status:?}");
+        let mapping = status.restore_mapping.clone().expect("restoreMapping");
+        assert_eq!(mapping.in_place, Some(true));
+        let hosts = mapping.host_map.unwrap_or_default();
+        assert_eq!(hosts.len(), 2, "{hosts:?}");
+        for (target, source) in &hosts {
+            assert_eq!(source.source, vec![target.clone()]);
+        }
+
+        // Each node holds exactly what its backup holds: no later row, the changed one back.
+        let storage = StorageLocation::new(BUCKET, CLUSTER);
+        let model = sim.cassandra();
+        {
+            let model = model.lock();
+            for pod in hosts.keys() {
+                let node = PodRef::new(context, NS, pod.as_str());
+                let live = model.node_rows(&node, "app", "kv").expect("node rows");
+                let saved = model
+                    .backup_rows(&storage, &format!("backup-{dc}"), pod, "app", "kv")
+                    .expect("backup rows");
+                assert_eq!(live, saved, "{pod}: restored to its backup");
+                assert!(!live.keys().any(|k| k.starts_with("after-")), "{pod}");
+                assert_ne!(
+                    live.get("key-0").map(String::as_str),
+                    Some("changed"),
+                    "{pod}"
+                );
+            }
+        }
+
+        // The datacenter runs the restore's template, labelled by the hub's apply during it.
+        let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
+        let live = datacenters.get(dc).await.expect("datacenter");
+        assert!(live.is_ready(), "{dc}");
+        assert_eq!(
+            restore_env(&live, "RESTORE_KEY"),
+            Some(status.restore_key.clone())
+        );
+        assert_eq!(
+            restore_env(&live, "BACKUP_NAME"),
+            Some(format!("backup-{dc}"))
+        );
+        assert_eq!(
+            restore_env(&live, "MEDUSA_MODE").as_deref(),
+            Some("RESTORE")
+        );
+        assert_eq!(live.spec.stopped, None, "{dc}: started again");
+
+        // The story as Events on the job.
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(region.clone(), NS);
+        let reasons: Vec<String> = wait_for(&format!("{name}'s Events"), WAIT, || async {
+            let listed = events.list(&Default::default()).await.ok()?;
+            let reasons: Vec<String> = (listed.items.iter())
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&name))
+                .filter_map(|e| e.reason.clone())
+                .collect();
+            reasons.iter().any(|r| r == "RestoreFinished").then_some(reasons)
+        })
+        .await;
+        for reason in [
+            "RestoreStarted",
+            "RestorePrepared",
+            "StoppingDatacenter",
+            "StartingDatacenter",
+        ] {
+            assert!(
+                reasons.iter().any(|r| r == reason),
+                "{name}: {reason} in {reasons:?}"
+            );
+        }
+    }
+
+    // The hub applies both datacenters again after the restore: the restore's environment
+    // stays, and nothing rolls.
+    let mut generations = BTreeMap::new();
+    for (region, _, dc) in regions {
+        let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
+        let live = datacenters.get(dc).await.expect("datacenter");
+        generations.insert(dc, live.metadata.generation);
+    }
+    relabel_datacenters(&hub, "after").await;
+    for (region, _, dc) in regions {
+        let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
+        wait_for(&format!("{dc} relabelled"), WAIT, || async {
+            let live = datacenters.get(dc).await.ok()?;
+            let labels = live.metadata.labels.clone().unwrap_or_default();
+            (labels.get("restore-test").map(String::as_str) == Some("after")).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (region, _, dc) in regions {
+        let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
+        let live = datacenters.get(dc).await.expect("datacenter");
+        assert_eq!(live.metadata.generation, generations[dc], "{dc}: no roll");
+        assert!(live.is_ready(), "{dc}");
+        assert!(restore_env(&live, "RESTORE_KEY").is_some(), "{dc}");
+    }
+
+    // The spec of a restore cannot change.
+    let changed = serde_json::json!({
+        "apiVersion": "medusa.k8ssandra.io/v1alpha1",
+        "kind": "MedusaRestoreJob",
+        "metadata": {"name": "restore-dc1", "namespace": NS},
+        "spec": {"backup": "backup-dc2", "cassandraDatacenter": "dc1"},
+    });
+    assert_refused_as_immutable(&jobs, "restore-dc1", changed).await;
+
+    stop_all(operators).await;
 }

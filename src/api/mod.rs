@@ -39,7 +39,6 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
 /// reference) but left out of the install's kustomization, so that a user applying one is told
 /// the kind is not served rather than seeing it stored and ignored.
 pub const NOT_ACTED_ON_KINDS: &[&str] = &[
-    "MedusaRestoreJob",
     "MedusaBackupSchedule",
     "MedusaTask",
     "CassandraBackup",

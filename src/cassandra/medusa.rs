@@ -7,8 +7,13 @@
 use std::time::Duration;
 
 use medusa_grpc::medusa_client::MedusaClient as GrpcClient;
-use medusa_grpc::{BackupRequest, BackupStatusRequest, GetBackupRequest, StatusType};
+use medusa_grpc::{
+    BackupRequest, BackupStatusRequest, GetBackupRequest, GetBackupsRequest, StatusType,
+};
 use tonic::transport::{Channel, Endpoint};
+
+/// Each call's bound, connecting included, unless a controller says otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One call's failure.
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +160,20 @@ impl MedusaClient {
             code: tonic::Code::NotFound,
             message: format!("no summary of backup {name}"),
         })
+    }
+
+    /// `GetBackups`: the summaries of every backup in the bucket of the pod's Medusa.
+    pub async fn backups(
+        &self,
+        pod: &MedusaPod,
+    ) -> Result<Vec<medusa_grpc::BackupSummary>, MedusaError> {
+        let mut client = self.connect(pod).await?;
+        let call = tokio::time::timeout(self.timeout, client.get_backups(GetBackupsRequest {}));
+        match call.await {
+            Err(_) => Err(self.timed_out(pod)),
+            Ok(Err(status)) => Err(self.answer_error(pod, status)),
+            Ok(Ok(response)) => Ok(response.into_inner().backups),
+        }
     }
 
     fn timed_out(&self, pod: &MedusaPod) -> MedusaError {

@@ -23,6 +23,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
+use crate::api::medusa::{MedusaBackupJob, MedusaRestoreJob};
+
 use super::rollout::Rollout;
 use super::{CREATED_BY_LABEL, Waiting, monitor, reaper, stargate, vector_agent};
 use crate::api::cassdc::CassandraDatacenter;
@@ -89,14 +91,14 @@ pub struct ComponentContext {
     pub ops: crate::ops::Ops,
 }
 
-/// The Stargate, Reaper and MedusaBackupJob controllers on `client`'s cluster, by name, each running until
-/// `shutdown` resolves.
+/// The Stargate, Reaper, MedusaBackupJob and MedusaRestoreJob controllers on `client`'s
+/// cluster, by name, each running until `shutdown` resolves.
 pub fn controllers<S>(
     client: kube::Client,
     settings: &Settings,
     ops: crate::ops::Ops,
     shutdown: S,
-) -> [(&'static str, BoxFuture<'static, ()>); 3]
+) -> [(&'static str, BoxFuture<'static, ()>); 4]
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
@@ -104,11 +106,20 @@ where
         client: client.clone(),
         events: Events::new(client.clone(), super::medusa_backup::FIELD_MANAGER),
         medusa: crate::cassandra::medusa::MedusaClient {
-            timeout: super::medusa_backup::DEFAULT_CALL_TIMEOUT,
+            timeout: crate::cassandra::medusa::DEFAULT_CALL_TIMEOUT,
         },
         unanswered_limit: super::medusa_backup::DEFAULT_UNANSWERED_LIMIT,
         ops: ops.clone(),
         reasons: Default::default(),
+    });
+    let restore = Arc::new(super::medusa_restore::MedusaRestoreContext {
+        client: client.clone(),
+        events: Events::new(client.clone(), super::medusa_restore::FIELD_MANAGER),
+        medusa: crate::cassandra::medusa::MedusaClient {
+            timeout: crate::cassandra::medusa::DEFAULT_CALL_TIMEOUT,
+        },
+        restore_limit: super::medusa_restore::DEFAULT_RESTORE_LIMIT,
+        ops: ops.clone(),
     });
     let context = Arc::new(ComponentContext {
         client: client.clone(),
@@ -134,7 +145,29 @@ where
         ),
         (
             super::medusa_backup::CONTROLLER,
-            super::medusa_backup::run(medusa, settings.watch_namespaces.clone(), shutdown).boxed(),
+            super::job_controller::run::<MedusaBackupJob, _, _, _, _>(
+                super::medusa_backup::CONTROLLER,
+                "MedusaBackupJob",
+                client.clone(),
+                medusa,
+                settings.watch_namespaces.clone(),
+                shutdown.clone(),
+                super::medusa_backup::reconcile,
+            )
+            .boxed(),
+        ),
+        (
+            super::medusa_restore::CONTROLLER,
+            super::job_controller::run::<MedusaRestoreJob, _, _, _, _>(
+                super::medusa_restore::CONTROLLER,
+                "MedusaRestoreJob",
+                client.clone(),
+                restore,
+                settings.watch_namespaces.clone(),
+                shutdown,
+                super::medusa_restore::reconcile,
+            )
+            .boxed(),
         ),
     ]
 }

@@ -23,17 +23,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Error as ControllerError};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
-use tracing::{debug, info, warn};
 
+use super::job_controller::{JobError, JobRef, POLL, WAIT};
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::medusa::BackupType;
 use crate::api::medusa::backup::{
@@ -41,7 +39,6 @@ use crate::api::medusa::backup::{
 };
 use crate::api::medusa::backup_job::{MedusaBackupJob, MedusaBackupJobStatus};
 use crate::api::shared::{CONDITION_TRUE, new_condition};
-use crate::cache::scoped;
 use crate::cassandra::medusa::{MedusaClient, MedusaError, MedusaPod, NodeBackup, status_name};
 use crate::events::{Events, Notice};
 use crate::workload::labels::{
@@ -57,42 +54,12 @@ pub const CONDITION_COMPLETE: &str = "Complete";
 /// Condition: the job ended with pods whose backup failed or that did not answer.
 pub const CONDITION_FAILED: &str = "Failed";
 
-/// Each gRPC call's bound, connecting included.
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long after its start a job waits for a pod that does not answer.
 pub const DEFAULT_UNANSWERED_LIMIT: Duration = Duration::from_secs(600);
-/// Re-look at a running job.
-const POLL: Duration = Duration::from_secs(2);
-/// Re-look at a job waiting for its datacenter or pods.
-const WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, thiserror::Error)]
-pub enum BackupJobError {
-    #[error("MedusaBackupJob {name} has no namespace")]
-    MissingNamespace { name: String },
-    #[error("{action} for MedusaBackupJob {namespace}/{name}: {source}")]
-    Api {
-        action: String,
-        namespace: String,
-        name: String,
-        source: kube::Error,
-    },
-    #[error("MedusaBackupJob {namespace}/{name}: {message}")]
-    Medusa {
-        namespace: String,
-        name: String,
-        message: String,
-    },
-}
-
-impl crate::ops::ErrorLabel for BackupJobError {
-    const KINDS: &'static [&'static str] = &["missing_namespace", "api", "medusa"];
-    fn metric_label(&self) -> &'static str {
-        match self {
-            BackupJobError::MissingNamespace { .. } => "missing_namespace",
-            BackupJobError::Api { .. } => "api",
-            BackupJobError::Medusa { .. } => "medusa",
-        }
+impl AsRef<crate::ops::Ops> for MedusaBackupContext {
+    fn as_ref(&self) -> &crate::ops::Ops {
+        &self.ops
     }
 }
 
@@ -294,87 +261,64 @@ pub fn humanize_bytes(bytes: u64) -> String {
     }
 }
 
+/// The pods of `dc` (found by cass-operator's labels), each with where its Medusa listens and
+/// whether it runs a medusa container, sorted by name; a pod without an IP yet has an empty one.
+pub async fn datacenter_pods(
+    client: &kube::Client,
+    dc: &CassandraDatacenter,
+) -> Result<Vec<(MedusaPod, bool)>, kube::Error> {
+    let namespace = dc.namespace().unwrap_or_default();
+    let port = (dc.metadata.annotations.as_ref())
+        .and_then(|a| a.get(GRPC_PORT_ANNOTATION))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(DEFAULT_GRPC_PORT);
+    let dc_name = dc.name_any();
+    let datacenter = dc.spec.datacenter_name.clone().filter(|n| !n.is_empty());
+    let selector = format!(
+        "{CASSANDRA_CLUSTER_LABEL}={},{CASSANDRA_DATACENTER_LABEL}={}",
+        clean_for_kubernetes(&dc.spec.cluster_name),
+        datacenter.as_deref().unwrap_or(&dc_name),
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let listed = pods.list(&ListParams::default().labels(&selector)).await?;
+    let mut found: Vec<(MedusaPod, bool)> = listed
+        .items
+        .into_iter()
+        .map(|pod| {
+            let has_medusa =
+                (pod.spec.iter()).flat_map(|s| &s.containers).any(|c| c.name == MEDUSA_CONTAINER);
+            let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+            (
+                MedusaPod {
+                    name: pod.name_any(),
+                    ip,
+                    port,
+                },
+                has_medusa,
+            )
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    Ok(found)
+}
+
 fn now() -> Time {
     Time(Timestamp::now())
 }
 
-/// Runs the controller on `client`'s cluster until `shutdown`.
-pub async fn run(
-    context: Arc<MedusaBackupContext>,
-    watch_namespaces: Vec<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    let client = context.client.clone();
-    let backoff = crate::ops::RetryBackoff::default();
-    info!("MedusaBackupJob controller started");
-    let controller = Controller::new(
-        scoped::<MedusaBackupJob>(&client, &watch_namespaces),
-        watcher::Config::default(),
-    );
-    context.ops.health.track_cache(CONTROLLER, controller.store());
-    let metrics = Arc::clone(&context.ops.metrics);
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(
-            crate::ops::instrument(
-                CONTROLLER,
-                |_: &MedusaBackupJob| String::new(),
-                &backoff,
-                &metrics,
-                reconcile,
-            ),
-            backoff.error_policy(),
-            context,
-        )
-        .for_each(|result| {
-            match result {
-                Ok((object, _)) => debug!(object = %object, "MedusaBackupJob reconciled"),
-                Err(ControllerError::ObjectNotFound(_)) => {}
-                Err(ControllerError::ReconcilerFailed(error, object)) => {
-                    warn!(object = %object, error = %error, "reconcile failed; retrying");
-                }
-                Err(error) => warn!(error = %error, "MedusaBackupJob controller"),
-            }
-            futures::future::ready(())
-        })
-        .await;
-    info!("MedusaBackupJob controller stopped");
-}
-
 struct Job<'a> {
     object: &'a MedusaBackupJob,
-    namespace: String,
-    name: String,
+    id: JobRef,
     context: &'a MedusaBackupContext,
 }
 
 impl Job<'_> {
-    fn api_error(&self, action: impl Into<String>) -> impl FnOnce(kube::Error) -> BackupJobError {
-        let (action, namespace, name) = (action.into(), self.namespace.clone(), self.name.clone());
-        move |source| BackupJobError::Api {
-            action,
-            namespace,
-            name,
-            source,
-        }
+    fn api_error(&self, action: impl Into<String>) -> impl FnOnce(kube::Error) -> JobError {
+        self.id.api_error(action)
     }
 
-    async fn write_status(&self, status: &MedusaBackupJobStatus) -> Result<(), BackupJobError> {
-        let api: Api<MedusaBackupJob> =
-            Api::namespaced(self.context.client.clone(), &self.namespace);
-        let body = serde_json::json!({
-            "apiVersion": "medusa.k8ssandra.io/v1alpha1",
-            "kind": "MedusaBackupJob",
-            "status": status,
-        });
-        api.patch_status(
-            &self.name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map(|_| ())
-        .map_err(self.api_error("writing the status"))
+    async fn write_status(&self, status: &MedusaBackupJobStatus) -> Result<(), JobError> {
+        (self.id).write_status::<MedusaBackupJob>(&self.context.client, FIELD_MANAGER, status).await
     }
 
     async fn publish(&self, notice: Notice) {
@@ -383,10 +327,10 @@ impl Job<'_> {
 
     /// The datacenter's pods, with where their Medusa listens (pods without an IP yet are
     /// listed with none). None when the datacenter does not exist.
-    async fn pods(&self) -> Result<Option<Vec<(MedusaPod, bool)>>, BackupJobError> {
+    async fn pods(&self) -> Result<Option<Vec<(MedusaPod, bool)>>, JobError> {
         let client = self.context.client.clone();
         let datacenters: Api<CassandraDatacenter> =
-            Api::namespaced(client.clone(), &self.namespace);
+            Api::namespaced(client.clone(), &self.id.namespace);
         let dc_name = &self.object.spec.cassandra_datacenter;
         let Some(dc) = datacenters
             .get_opt(dc_name)
@@ -395,44 +339,13 @@ impl Job<'_> {
         else {
             return Ok(None);
         };
-        let port = (dc.metadata.annotations.as_ref())
-            .and_then(|a| a.get(GRPC_PORT_ANNOTATION))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(DEFAULT_GRPC_PORT);
-        let datacenter = dc.spec.datacenter_name.clone().filter(|n| !n.is_empty());
-        let selector = format!(
-            "{CASSANDRA_CLUSTER_LABEL}={},{CASSANDRA_DATACENTER_LABEL}={}",
-            clean_for_kubernetes(&dc.spec.cluster_name),
-            datacenter.as_deref().unwrap_or(dc_name),
-        );
-        let pods: Api<Pod> = Api::namespaced(client, &self.namespace);
-        let listed = pods
-            .list(&ListParams::default().labels(&selector))
+        datacenter_pods(&client, &dc)
             .await
-            .map_err(self.api_error("listing the datacenter's pods"))?;
-        let mut found: Vec<(MedusaPod, bool)> = listed
-            .items
-            .into_iter()
-            .map(|pod| {
-                let has_medusa = (pod.spec.iter())
-                    .flat_map(|s| &s.containers)
-                    .any(|c| c.name == MEDUSA_CONTAINER);
-                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
-                (
-                    MedusaPod {
-                        name: pod.name_any(),
-                        ip,
-                        port,
-                    },
-                    has_medusa,
-                )
-            })
-            .collect();
-        found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        Ok(Some(found))
+            .map(Some)
+            .map_err(self.api_error("listing the datacenter's pods"))
     }
 
-    async fn start(&self, pods: &[(MedusaPod, bool)]) -> Result<Action, BackupJobError> {
+    async fn start(&self, pods: &[(MedusaPod, bool)]) -> Result<Action, JobError> {
         if pods.is_empty() {
             return Ok(Action::requeue(WAIT));
         }
@@ -454,7 +367,7 @@ impl Job<'_> {
             let result = match pod.ip.is_empty() {
                 true => Err(None),
                 false => {
-                    (self.context.medusa).start_backup(pod, &self.name, full).await.map_err(Some)
+                    (self.context.medusa).start_backup(pod, &self.id.name, full).await.map_err(Some)
                 }
             };
             (pod.name.clone(), result)
@@ -486,12 +399,12 @@ impl Job<'_> {
             ))
             .await;
         }
-        self.context.add_reasons(&self.namespace, &self.name, reasons);
+        self.context.add_reasons(&self.id.namespace, &self.id.name, reasons);
         self.write_status(&status).await?;
         self.publish(Notice::normal(
             "BackupStarted",
             "Backup",
-            format!("backup {} started on {} pods", self.name, pods.len()),
+            format!("backup {} started on {} pods", self.id.name, pods.len()),
         ))
         .await;
         Ok(Action::requeue(POLL))
@@ -501,7 +414,7 @@ impl Job<'_> {
         &self,
         in_progress: &[String],
         pods: &[(MedusaPod, bool)],
-    ) -> Result<Action, BackupJobError> {
+    ) -> Result<Action, JobError> {
         let status = self.object.status.clone().unwrap_or_default();
         let full = self.object.spec.backup_type() == BackupType::Full;
         let medusa = self.context.medusa;
@@ -511,13 +424,13 @@ impl Job<'_> {
                 if pod.ip.is_empty() {
                     return (pod.name.clone(), Err("the pod has no IP".to_string()));
                 }
-                let answer = match medusa.backup_status(pod, &self.name).await {
+                let answer = match medusa.backup_status(pod, &self.id.name).await {
                     Ok(found) => Ok(found),
                     // Its Medusa has no such backup: the start did not reach it.
                     Err(MedusaError::Refused {
                         code: tonic::Code::NotFound,
                         ..
-                    }) => match medusa.start_backup(pod, &self.name, full).await {
+                    }) => match medusa.start_backup(pod, &self.id.name, full).await {
                         Ok(()) => Ok(NodeBackup::InProgress),
                         Err(error) => Err(format!("the backup did not start: {error}")),
                     },
@@ -537,7 +450,7 @@ impl Job<'_> {
             let message = format!("pod {pod}: {why}");
             self.publish(Notice::warning("PodBackupFailed", "Backup", message)).await;
         }
-        self.context.add_reasons(&self.namespace, &self.name, reasons);
+        self.context.add_reasons(&self.id.namespace, &self.id.name, reasons);
         if next != status {
             self.write_status(&next).await?;
         }
@@ -549,10 +462,10 @@ impl Job<'_> {
         )
     }
 
-    async fn finish(&self, pods: &[(MedusaPod, bool)]) -> Result<Action, BackupJobError> {
+    async fn finish(&self, pods: &[(MedusaPod, bool)]) -> Result<Action, JobError> {
         let mut status = self.object.status.clone().unwrap_or_default();
         status.finish_time = Some(now());
-        let reasons = self.context.take_reasons(&self.namespace, &self.name);
+        let reasons = self.context.take_reasons(&self.id.namespace, &self.id.name);
         status.conditions = Some(job_conditions(
             &status,
             &reasons,
@@ -582,10 +495,11 @@ impl Job<'_> {
         &self,
         job: &MedusaBackupJob,
         pods: &[(MedusaPod, bool)],
-    ) -> Result<Action, BackupJobError> {
-        let api: Api<MedusaBackup> = Api::namespaced(self.context.client.clone(), &self.namespace);
+    ) -> Result<Action, JobError> {
+        let api: Api<MedusaBackup> =
+            Api::namespaced(self.context.client.clone(), &self.id.namespace);
         let existing =
-            api.get_opt(&self.name).await.map_err(self.api_error("reading the MedusaBackup"))?;
+            api.get_opt(&self.id.name).await.map_err(self.api_error("reading the MedusaBackup"))?;
         if existing.is_some_and(|b| b.status.is_some()) {
             return Ok(Action::await_change());
         }
@@ -594,7 +508,7 @@ impl Job<'_> {
         let mut summary = None;
         for (pod, _) in pods.iter().filter(|(p, _)| finished.contains(&p.name) && !p.ip.is_empty())
         {
-            match self.context.medusa.backup_summary(pod, &self.name).await {
+            match self.context.medusa.backup_summary(pod, &self.id.name).await {
                 Ok(found) => {
                     summary = Some(found);
                     break;
@@ -603,15 +517,11 @@ impl Job<'_> {
             }
         }
         let Some(summary) = summary else {
-            return Err(BackupJobError::Medusa {
-                namespace: self.namespace.clone(),
-                name: self.name.clone(),
-                message: format!(
-                    "no pod gave the summary of backup {}: {}",
-                    self.name,
-                    why.join("; ")
-                ),
-            });
+            return Err(self.id.medusa_error(format!(
+                "no pod gave the summary of backup {}: {}",
+                self.id.name,
+                why.join("; ")
+            )));
         };
         let finish_time = job.status.as_ref().and_then(|s| s.finish_time.clone());
         let backup = medusa_backup(job, &summary, finish_time);
@@ -620,7 +530,7 @@ impl Job<'_> {
             object.remove("status");
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        api.patch(&self.name, &params, &Patch::Apply(&body))
+        api.patch(&self.id.name, &params, &Patch::Apply(&body))
             .await
             .map_err(self.api_error("applying the MedusaBackup"))?;
         let status = serde_json::json!({
@@ -628,7 +538,7 @@ impl Job<'_> {
             "kind": "MedusaBackup",
             "status": backup.status,
         });
-        api.patch_status(&self.name, &params, &Patch::Apply(&status))
+        api.patch_status(&self.id.name, &params, &Patch::Apply(&status))
             .await
             .map_err(self.api_error("writing the MedusaBackup's status"))?;
         self.publish(Notice::normal(
@@ -636,7 +546,7 @@ impl Job<'_> {
             "Backup",
             format!(
                 "backup {} finished on {} of {} nodes",
-                self.name, summary.finished_nodes, summary.total_nodes
+                self.id.name, summary.finished_nodes, summary.total_nodes
             ),
         ))
         .await;
@@ -659,17 +569,14 @@ impl MedusaBackupContext {
     }
 }
 
-async fn reconcile(
+/// One reconcile of a job (run by [`super::job_controller::run`]).
+pub(super) async fn reconcile(
     job: Arc<MedusaBackupJob>,
     context: Arc<MedusaBackupContext>,
-) -> Result<Action, BackupJobError> {
-    let name = job.name_any();
-    let namespace =
-        job.namespace().ok_or_else(|| BackupJobError::MissingNamespace { name: name.clone() })?;
+) -> Result<Action, JobError> {
     let this = Job {
         object: &job,
-        namespace,
-        name,
+        id: JobRef::of(job.as_ref())?,
         context: &context,
     };
     let next = step(job.status.as_ref());
@@ -679,7 +586,7 @@ async fn reconcile(
     let Some(pods) = this.pods().await? else {
         let message = format!(
             "CassandraDatacenter {} does not exist in namespace {}",
-            job.spec.cassandra_datacenter, this.namespace
+            job.spec.cassandra_datacenter, this.id.namespace
         );
         this.publish(Notice::warning("DatacenterNotFound", "Backup", message)).await;
         // A finished job whose datacenter is gone has no pod to ask for the summary: it stays

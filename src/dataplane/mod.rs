@@ -1,5 +1,5 @@
-//! The per-region components of a datacenter: Stargate and Reaper, and Medusa's backup jobs
-//! ([`medusa_backup`]). Their controllers run in
+//! The per-region components of a datacenter: Stargate and Reaper, and Medusa's backup and
+//! restore jobs ([`medusa_backup`], [`medusa_restore`]). Their controllers run in
 //! both modes (a data-plane instance runs only these), reconcile the Stargate and Reaper objects
 //! of their own cluster, and own the Deployments (a local-storage Reaper's StatefulSet) and
 //! Services they create (ownerReferences: the garbage collector removes them with their owner).
@@ -9,7 +9,9 @@
 //! them without writes at steady state → status from their status ([`rollout`]: pure).
 
 pub mod controller;
+mod job_controller;
 pub mod medusa_backup;
+pub mod medusa_restore;
 pub mod monitor;
 pub mod reaper;
 pub mod rollout;

@@ -107,11 +107,38 @@ pub fn builtin_crd() -> Value {
                 "subresources": {"status": {}},
                 "schema": {"openAPIV3Schema": {"type": "object", "properties": {
                     "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
-                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                             "properties": {"podTemplateSpec": pod_template_schema()}},
                     "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}
             }]
         }
     })
+}
+
+/// `spec.podTemplateSpec` as cass-operator's CRD types its lists: containers, init containers,
+/// volumes and each container's env and volume mounts are lists keyed by name (mount path), so
+/// that field managers own their entries (server-side apply), as in a real API server.
+fn pod_template_schema() -> Value {
+    let keyed = |key: &str, items: Value| {
+        let mut items = items;
+        items["required"] = json!([key]);
+        json!({"type": "array", "x-kubernetes-list-type": "map",
+               "x-kubernetes-list-map-keys": [key], "items": items})
+    };
+    let open = |properties: Value| {
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+               "properties": properties})
+    };
+    let container = open(json!({
+        "name": {"type": "string"},
+        "env": keyed("name", open(json!({"name": {"type": "string"}}))),
+        "volumeMounts": keyed("mountPath", open(json!({"mountPath": {"type": "string"}}))),
+    }));
+    open(json!({"spec": open(json!({
+        "containers": keyed("name", container.clone()),
+        "initContainers": keyed("name", container),
+        "volumes": keyed("name", open(json!({"name": {"type": "string"}}))),
+    }))}))
 }
 
 /// How the stand-in decommissions nodes.

@@ -11,7 +11,7 @@ use super::node::{self, SchemaNode};
 use super::render::FieldError;
 use super::{cel, coerce, listtype, openapi, structural};
 use crate::error::{ApiError, ApiResult};
-use crate::store::Admission;
+use crate::store::{Admission, SchemaListType};
 
 /// Admission for the custom resources of one CRD version; the schema is parsed and every CEL
 /// rule compiled once, here.
@@ -126,6 +126,26 @@ fn detach_unchanged(obj: &mut Value, old: Option<&Value>) -> Vec<(String, Value)
 }
 
 impl Admission for CrAdmission {
+    /// The list type the schema gives the list at `path` (list items are stepped through), so
+    /// that server-side apply merges `map` and `set` lists entry by entry, as the API server
+    /// does; absent or untyped, atomic.
+    fn list_type(&self, path: &[&str]) -> Option<SchemaListType> {
+        let mut node = &self.schema;
+        for name in path {
+            while let Some(items) = node.items.as_deref() {
+                node = items;
+            }
+            node = node.properties.get(name).or_else(|| node.additional_schema())?;
+        }
+        match node.list_type.as_deref()? {
+            "set" => Some(SchemaListType::Set),
+            "map" if !node.list_map_keys.is_empty() => {
+                Some(SchemaListType::Map(node.list_map_keys.clone()))
+            }
+            _ => Some(SchemaListType::Atomic),
+        }
+    }
+
     fn admit(&self, obj: &mut Value, old: Option<&Value>, strict: bool) -> ApiResult<Vec<String>> {
         coerce::apply_defaults(obj, &self.schema);
         // What the write carried over unchanged (the status of a spec write, the spec of a

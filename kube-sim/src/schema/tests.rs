@@ -638,6 +638,44 @@ fn int_or_string_nullable_and_formats() {
 }
 
 #[test]
+fn server_side_apply_reads_list_types_from_the_schema_through_list_items() {
+    let admission = admission(json!({
+        "type": "object",
+        "properties": {
+            "containers": {
+                "type": "array",
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"},
+                    "env": {
+                        "type": "array",
+                        "x-kubernetes-list-type": "map",
+                        "x-kubernetes-list-map-keys": ["name"],
+                        "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+                    },
+                    "args": {"type": "array", "items": {"type": "string"}},
+                }}
+            },
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        }
+    }));
+    use crate::store::SchemaListType::{Map, Set};
+    let keyed = Map(vec!["name".to_string()]);
+    assert_eq!(
+        admission.list_type(&["spec", "containers"]),
+        Some(keyed.clone())
+    );
+    assert_eq!(
+        admission.list_type(&["spec", "containers", "env"]),
+        Some(keyed)
+    );
+    assert_eq!(admission.list_type(&["spec", "tags"]), Some(Set));
+    assert_eq!(admission.list_type(&["spec", "containers", "args"]), None);
+    assert_eq!(admission.list_type(&["spec", "missing"]), None);
+}
+
+#[test]
 fn list_types_reject_duplicates() {
     let admission = admission(json!({
         "type": "object",

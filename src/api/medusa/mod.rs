@@ -2,8 +2,9 @@
 //! Cassandra to object storage, and restores from them. The shapes are k8ssandra-operator's,
 //! one file per kind; the numbers upstream leaves open are bounded here.
 //!
-//! Federator serves and validates these kinds but does not act on them yet: no Medusa
-//! container is deployed, and no backup, restore, schedule or task is run.
+//! Federator acts on `spec.medusa` ([`crate::workload::medusa`]), MedusaBackupJobs
+//! ([`crate::dataplane::medusa_backup`]), MedusaRestoreJobs ([`crate::dataplane::medusa_restore`])
+//! and a referenced MedusaConfiguration; the other kinds are served and validated only.
 
 pub mod backup;
 pub mod backup_job;

@@ -1,15 +1,18 @@
 //! MedusaRestoreJob (medusa.k8ssandra.io/v1alpha1): a restore of a MedusaBackup onto one
-//! CassandraDatacenter. Served and validated; not acted on yet.
+//! CassandraDatacenter ([`crate::dataplane::medusa_restore`], in the datacenter's region).
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::MAX_NAME_LENGTH;
-use crate::api::shared::tidy_schema;
+use crate::api::shared::{condition_list, tidy_schema};
+
+/// Refusal of a change to a job's spec: the restore it names runs once.
+pub const SPEC_IMMUTABLE_MESSAGE: &str = "the spec of a MedusaRestoreJob cannot change (its restore runs once); create another MedusaRestoreJob";
 
 /// A restore of a backup onto a datacenter.
 #[allow(clippy::duplicated_attributes)]
@@ -18,11 +21,12 @@ use crate::api::shared::tidy_schema;
     group = "medusa.k8ssandra.io",
     version = "v1alpha1",
     kind = "MedusaRestoreJob",
-    doc = "A restore of a MedusaBackup onto one CassandraDatacenter (served and validated; Federator does not run it yet).",
+    doc = "A restore of a MedusaBackup onto one CassandraDatacenter: the datacenter stops, then starts again with every node restored from the backup.",
     plural = "medusarestorejobs",
     namespaced,
     status = "MedusaRestoreJobStatus",
     derive = "PartialEq",
+    validation = Rule::new("self.spec == oldSelf.spec").message(SPEC_IMMUTABLE_MESSAGE),
     printcolumn(
         name = "Started",
         type_ = "date",
@@ -83,6 +87,13 @@ pub struct MedusaRestoreJobStatus {
     /// Why the restore failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `Complete` (True once the datacenter is Ready again, restored), `Failed` (True once the
+    /// restore cannot be done, saying why) and `Blocked` (True while it waits on something the
+    /// user can fix: a missing backup or datacenter, an unreachable Medusa). Federator's
+    /// addition; upstream has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "condition_list")]
+    pub conditions: Option<Vec<Condition>>,
 }
 
 /// Source and target nodes of a restore (Medusa's own snake_case keys).

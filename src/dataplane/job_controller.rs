@@ -1,0 +1,178 @@
+//! The controller loop the Medusa jobs share: one kind, in the watched namespaces, reconciled
+//! with metrics, backoff and cache health, until shutdown.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Error as ControllerError};
+use kube::runtime::{Controller, watcher};
+use serde::de::DeserializeOwned;
+use tracing::{debug, info, warn};
+
+use crate::cache::scoped;
+
+/// Re-look at a running job.
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Re-look at a job waiting on something else (its datacenter, pods, backup).
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `reconcile` on the `K`s of `client`'s cluster (in `watch_namespaces`, all when empty)
+/// until `shutdown`; `name` labels metrics and health, `kind` the logs.
+pub async fn run<K, C, E, F, Fut>(
+    name: &'static str,
+    kind: &'static str,
+    client: kube::Client,
+    context: Arc<C>,
+    watch_namespaces: Vec<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    reconcile: F,
+) where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    C: AsRef<crate::ops::Ops> + Send + Sync + 'static,
+    E: crate::ops::ErrorLabel + std::error::Error + Send + 'static,
+    F: FnMut(Arc<K>, Arc<C>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<Action, E>> + Send + 'static,
+{
+    let backoff = crate::ops::RetryBackoff::default();
+    info!("{kind} controller started");
+    let controller = Controller::new(
+        scoped::<K>(&client, &watch_namespaces),
+        watcher::Config::default(),
+    );
+    let ops: &crate::ops::Ops = context.as_ref().as_ref();
+    ops.health.track_cache(name, controller.store());
+    let metrics = Arc::clone(&ops.metrics);
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(
+            crate::ops::instrument(name, |_: &K| String::new(), &backoff, &metrics, reconcile),
+            backoff.error_policy(),
+            context,
+        )
+        .for_each(|result| {
+            match result {
+                Ok((object, _)) => debug!(object = %object, "{kind} reconciled"),
+                Err(ControllerError::ObjectNotFound(_)) => {}
+                Err(ControllerError::ReconcilerFailed(error, object)) => {
+                    warn!(object = %object, error = %error, "reconcile failed; retrying");
+                }
+                Err(error) => warn!(error = %error, "{kind} controller"),
+            }
+            futures::future::ready(())
+        })
+        .await;
+    info!("{kind} controller stopped");
+}
+
+/// A Medusa job's reconcile failure.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{kind} {name} has no namespace")]
+    MissingNamespace { kind: &'static str, name: String },
+    #[error("{action} for {kind} {namespace}/{name}: {source}")]
+    Api {
+        kind: &'static str,
+        action: String,
+        namespace: String,
+        name: String,
+        source: Box<kube::Error>,
+    },
+    #[error("{kind} {namespace}/{name}: {message}")]
+    Medusa {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        message: String,
+    },
+}
+
+impl crate::ops::ErrorLabel for JobError {
+    const KINDS: &'static [&'static str] = &["missing_namespace", "api", "medusa"];
+    fn metric_label(&self) -> &'static str {
+        match self {
+            JobError::MissingNamespace { .. } => "missing_namespace",
+            JobError::Api { .. } => "api",
+            JobError::Medusa { .. } => "medusa",
+        }
+    }
+}
+
+/// The job a reconcile is about: names its errors and writes its status.
+pub struct JobRef {
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl JobRef {
+    pub fn of<K: kube::Resource<DynamicType = ()>>(object: &K) -> Result<JobRef, JobError> {
+        let kind = match K::kind(&()) {
+            std::borrow::Cow::Borrowed(kind) => kind,
+            std::borrow::Cow::Owned(_) => "job",
+        };
+        let name = object.meta().name.clone().unwrap_or_default();
+        let namespace =
+            (object.meta().namespace.clone()).ok_or_else(|| JobError::MissingNamespace {
+                kind,
+                name: name.clone(),
+            })?;
+        Ok(JobRef {
+            kind,
+            namespace,
+            name,
+        })
+    }
+
+    pub fn api_error(&self, action: impl Into<String>) -> impl FnOnce(kube::Error) -> JobError {
+        let (kind, action) = (self.kind, action.into());
+        let (namespace, name) = (self.namespace.clone(), self.name.clone());
+        move |source| JobError::Api {
+            kind,
+            action,
+            namespace,
+            name,
+            source: Box::new(source),
+        }
+    }
+
+    pub fn medusa_error(&self, message: String) -> JobError {
+        JobError::Medusa {
+            kind: self.kind,
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            message,
+        }
+    }
+
+    /// Server-side applies the job's whole `status` under `field_manager`.
+    pub async fn write_status<K>(
+        &self,
+        client: &kube::Client,
+        field_manager: &str,
+        status: &impl serde::Serialize,
+    ) -> Result<(), JobError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: kube::Api<K> = kube::Api::namespaced(client.clone(), &self.namespace);
+        let body = serde_json::json!({
+            "apiVersion": K::api_version(&()),
+            "kind": K::kind(&()),
+            "status": status,
+        });
+        let params = kube::api::PatchParams::apply(field_manager).force();
+        api.patch_status(&self.name, &params, &kube::api::Patch::Apply(&body))
+            .await
+            .map(|_| ())
+            .map_err(self.api_error("writing the status"))
+    }
+}

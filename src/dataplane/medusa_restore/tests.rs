@@ -1,0 +1,191 @@
+use super::*;
+use crate::api::medusa::backup::MedusaBackupNode;
+
+fn time(seconds: i64) -> Time {
+    Time(Timestamp::from_second(seconds).expect("valid timestamp"))
+}
+
+fn datacenter(size: i32, racks: &[&str]) -> CassandraDatacenter {
+    let racks: Vec<Value> = racks.iter().map(|r| json!({"name": r})).collect();
+    let mut spec = json!({
+        "clusterName": "demo", "serverType": "cassandra", "serverVersion": "4.1.5", "size": size,
+        "storageConfig": {},
+        "podTemplateSpec": {"spec": {"initContainers": [
+            {"name": "medusa-restore", "env": [{"name": "MEDUSA_MODE", "value": "RESTORE"}]}
+        ]}},
+    });
+    if !racks.is_empty() {
+        spec["racks"] = Value::Array(racks);
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "cassandra.datastax.com/v1beta1", "kind": "CassandraDatacenter",
+        "metadata": {"name": "dc1", "namespace": "ns"},
+        "spec": spec,
+    }))
+    .expect("datacenter")
+}
+
+fn backup(nodes: &[(&str, &str)]) -> MedusaBackupStatus {
+    MedusaBackupStatus {
+        start_time: Some(time(1)),
+        finish_time: Some(time(2)),
+        total_nodes: Some(nodes.len() as i32),
+        finished_nodes: Some(nodes.len() as i32),
+        nodes: Some(
+            nodes
+                .iter()
+                .map(|(host, rack)| MedusaBackupNode {
+                    host: Some(host.to_string()),
+                    tokens: None,
+                    datacenter: Some("dc1".into()),
+                    rack: Some(rack.to_string()),
+                })
+                .collect(),
+        ),
+        ..Default::default()
+    }
+}
+
+fn grpc_nodes(nodes: &[(&str, &str)]) -> Vec<medusa_grpc::BackupNode> {
+    nodes
+        .iter()
+        .map(|(host, rack)| medusa_grpc::BackupNode {
+            host: host.to_string(),
+            tokens: vec![],
+            datacenter: "dc1".into(),
+            rack: rack.to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_backup_must_be_finished_everywhere_and_fit_the_datacenter_as_upstream_checks() {
+    let two = [
+        ("demo-dc1-default-sts-0", "default"),
+        ("demo-dc1-default-sts-1", "default"),
+    ];
+    assert_eq!(validate_backup(&backup(&two), &datacenter(2, &[])), Ok(()));
+    let mut unfinished = backup(&two);
+    unfinished.finish_time = None;
+    assert!(validate_backup(&unfinished, &datacenter(2, &[])).is_err());
+    let mut partial = backup(&two);
+    partial.finished_nodes = Some(1);
+    let why = validate_backup(&partial, &datacenter(2, &[])).expect_err("partial");
+    assert_eq!(why, "the backup finished on 1 of its 2 nodes");
+    let why = validate_backup(&backup(&two), &datacenter(3, &[])).expect_err("size");
+    assert_eq!(why, "the backup has 2 nodes, the datacenter 3");
+    assert!(validate_backup(&backup(&two), &datacenter(2, &["r1"])).is_err());
+    // Counts missing: an old backup, not checked.
+    assert_eq!(
+        validate_backup(&MedusaBackupStatus::default(), &datacenter(5, &[])),
+        Ok(())
+    );
+}
+
+#[test]
+fn the_mapping_is_in_place_when_each_pod_took_its_own_backup() {
+    let nodes = grpc_nodes(&[
+        ("demo-dc1-default-sts-1", "default"),
+        ("demo-dc1-default-sts-0", "default"),
+    ]);
+    let mapping = restore_mapping(&nodes, &datacenter(2, &[])).expect("mapping");
+    assert_eq!(mapping.in_place, Some(true));
+    let hosts = mapping.host_map.expect("host map");
+    assert_eq!(
+        hosts["demo-dc1-default-sts-0"].source,
+        vec!["demo-dc1-default-sts-0"]
+    );
+    assert_eq!(
+        hosts["demo-dc1-default-sts-1"].source,
+        vec!["demo-dc1-default-sts-1"]
+    );
+}
+
+#[test]
+fn an_in_place_mapping_holds_past_ten_pods_a_rack() {
+    let hosts: Vec<String> = (0..11).map(|n| format!("demo-dc1-default-sts-{n}")).collect();
+    let nodes: Vec<(&str, &str)> = hosts.iter().map(|h| (h.as_str(), "default")).collect();
+    let mapping = restore_mapping(&grpc_nodes(&nodes), &datacenter(11, &[])).expect("mapping");
+    assert_eq!(mapping.in_place, Some(true));
+}
+
+#[test]
+fn the_mapping_matches_racks_in_name_order_onto_other_hosts() {
+    let nodes = grpc_nodes(&[("10.0.0.2", "r2"), ("10.0.0.1", "r1"), ("10.0.0.3", "r1")]);
+    // Three nodes over two racks: r1 holds two pods (SplitRacks), r2 one.
+    let mapping = restore_mapping(&nodes, &datacenter(3, &["r1", "r2"])).expect("mapping");
+    assert_eq!(mapping.in_place, Some(false));
+    let hosts = mapping.host_map.expect("host map");
+    assert_eq!(hosts["demo-dc1-r1-sts-0"].source, vec!["10.0.0.1"]);
+    assert_eq!(hosts["demo-dc1-r1-sts-1"].source, vec!["10.0.0.3"]);
+    assert_eq!(hosts["demo-dc1-r2-sts-0"].source, vec!["10.0.0.2"]);
+    let why = restore_mapping(&nodes, &datacenter(3, &["r1"])).expect_err("racks");
+    assert!(why.contains("2 racks"), "{why}");
+}
+
+#[test]
+fn a_job_goes_from_start_through_prepare_and_stop_to_restore() {
+    assert_eq!(step(None), Step::Start);
+    let blocked = MedusaRestoreJobStatus::default();
+    assert_eq!(step(Some(&blocked)), Step::Start);
+    let mut status = MedusaRestoreJobStatus {
+        start_time: Some(time(1)),
+        restore_key: "key".into(),
+        restore_prepared: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(step(Some(&status)), Step::Prepare);
+    status.restore_prepared = Some(true);
+    status.restore_mapping = Some(MedusaRestoreMapping::default());
+    assert_eq!(step(Some(&status)), Step::Stop);
+    status.datacenter_stopped = Some(time(2));
+    assert_eq!(step(Some(&status)), Step::Restore);
+    status.finish_time = Some(time(3));
+    assert_eq!(step(Some(&status)), Step::Done);
+}
+
+#[test]
+fn the_restore_owns_only_stopped_and_its_three_env_entries() {
+    let dc = datacenter(2, &[]);
+    let stop = restore_body(&dc, true, None);
+    assert_eq!(stop["spec"], json!({"stopped": true}));
+    assert_eq!(stop["metadata"], json!({"name": "dc1", "namespace": "ns"}));
+    let status = MedusaRestoreJobStatus {
+        restore_key: "key".into(),
+        restore_mapping: Some(MedusaRestoreMapping {
+            in_place: Some(true),
+            host_map: None,
+        }),
+        ..Default::default()
+    };
+    let env = restore_env("nightly", &status).expect("env");
+    let body = restore_body(&dc, false, Some(env.clone()));
+    assert_eq!(
+        body["spec"],
+        json!({"podTemplateSpec": {"spec": {"initContainers": [{"name": "medusa-restore", "env": [
+            {"name": "BACKUP_NAME", "value": "nightly"},
+            {"name": "RESTORE_KEY", "value": "key"},
+            {"name": "RESTORE_MAPPING", "value": "{\"in_place\":true}"},
+        ]}]}}})
+    );
+    assert_eq!(restore_env_applied(&dc, &env), Some(false));
+    let mut restored = dc.clone();
+    let mut template = serde_json::to_value(&restored.spec.pod_template_spec).expect("template");
+    let live_env = &mut template["spec"]["initContainers"][0]["env"];
+    for (name, value) in &env {
+        live_env.as_array_mut().expect("env").push(json!({"name": name, "value": value}));
+    }
+    restored.spec.pod_template_spec = serde_json::from_value(template).expect("template");
+    assert_eq!(restore_env_applied(&restored, &env), Some(true));
+    let mut bare = dc;
+    bare.spec.pod_template_spec = None;
+    assert_eq!(restore_env_applied(&bare, &env), None);
+}
+
+#[test]
+fn restore_keys_are_version_4_uuids() {
+    let key = uuid_v4();
+    assert_eq!(key.len(), 36);
+    assert_eq!(&key[14..15], "4");
+    assert_ne!(key, uuid_v4());
+}
