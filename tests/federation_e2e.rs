@@ -930,20 +930,24 @@ async fn fields_not_acted_on() {
     let running = Running::start().await;
     let clusters = Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS);
     let mut cluster = two_datacenters(1, &running.sim.context_name(1));
-    cluster["spec"]["medusa"] = serde_json::json!({"storageProperties": {"storageProvider": "s3"}});
-    cluster["spec"]["reaper"] = serde_json::json!({"encryption": {"serverCertName": "reaper-tls"}});
+    // Medusa purges nothing yet (purgeBackups is on unless turned off); Reaper's JMX login
+    // is not used.
+    cluster["spec"]["medusa"] = serde_json::json!({"storageProperties": {
+        "storageProvider": "s3", "credentialsType": "role-based", "bucketName": "backups"}});
+    cluster["spec"]["reaper"] = serde_json::json!({"jmxUserSecretRef": {"name": "reaper-jmx"}});
     apply(&clusters, CLUSTER, cluster.clone()).await;
     let message = wait_for(
-        "FieldsNotActedOn names spec.medusa and spec.reaper.encryption",
+        "FieldsNotActedOn names spec.medusa.purgeBackups and spec.reaper.jmxUserSecretRef",
         Duration::from_secs(20),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
             let (state, _, message) = condition(&status, "FieldsNotActedOn")?;
-            (state == "True" && message.contains("spec.reaper.encryption")).then_some(message)
+            (state == "True" && message.contains("spec.reaper.jmxUserSecretRef"))
+                .then_some(message)
         },
     )
     .await;
-    assert!(message.contains("spec.medusa"), "{message}");
+    assert!(message.contains("spec.medusa.purgeBackups"), "{message}");
 
     // Once neither is set, the condition goes.
     cluster["spec"]
