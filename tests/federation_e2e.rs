@@ -942,8 +942,7 @@ async fn fields_not_acted_on() {
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
             let (state, _, message) = condition(&status, "FieldsNotActedOn")?;
-            (state == "True" && message.contains("spec.reaper.jmxUserSecretRef"))
-                .then_some(message)
+            (state == "True" && message.contains("spec.reaper.jmxUserSecretRef")).then_some(message)
         },
     )
     .await;
