@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::repo_dir;
+
 /// One run at one N. Times in milliseconds; a ratio is Federator's figure over the floor's in
 /// the same run.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -178,10 +180,6 @@ fn machine() -> String {
         .map(|kib| kib / 1024.0 / 1024.0)
         .unwrap_or_default();
     format!("{cpus} CPUs ({model}), {memory_gib:.0} GiB")
-}
-
-fn repo_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn shown(value: f64, unit: &str) -> String {
