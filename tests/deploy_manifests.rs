@@ -312,8 +312,14 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                     "{overlay}: medusaclusterbackupjobs {verb}"
                 );
             }
-            for resource in ["medusaclusterbackupjobs/status", "medusaclusterbackupjobs/finalizers"] {
-                assert!(has("medusa.k8ssandra.io", resource, "patch"), "{overlay}: {resource}");
+            for resource in [
+                "medusaclusterbackupjobs/status",
+                "medusaclusterbackupjobs/finalizers",
+            ] {
+                assert!(
+                    has("medusa.k8ssandra.io", resource, "patch"),
+                    "{overlay}: {resource}"
+                );
             }
             for verb in ["patch", "delete"] {
                 assert!(
