@@ -234,30 +234,39 @@ async fn every_region() {
     let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
     assert!(message.contains("cannot change"), "{message}");
 
-    // After the backup: new rows and a changed one. dc2 (region 1) restores dc1's backup,
-    // taken in the hub: exactly those rows remain in dc2.
+    // After the backup: new rows and a changed one. Then a datacenter in region 1 restores
+    // dc1's backup, taken in the hub (the bucket is shared): exactly those rows are in it. The
+    // datacenter is a new cluster's (`standby`, reading demo's backups): a datacenter of demo
+    // itself would take tokens dc1's live nodes own (Medusa restores a node's tokens with it).
     let mut later: Vec<(String, String)> =
         (0..20).map(|n| (format!("after-{n}"), format!("later-{n}"))).collect();
     later.push(("key-0".to_string(), "changed".to_string()));
     sim.cassandra_write(CLUSTER, "dc1", "app", "kv", later, ConsistencyLevel::All)
         .expect("later rows");
     let region1 = &regions[1];
+    let clusters =
+        Api::<federator::api::k8ssandra_cluster::K8ssandraCluster>::namespaced(hub.clone(), NS);
+    let mut standby = k8ssandra_cluster("standby", &[("dc4", CONTEXTS[1], 2)]);
+    standby["spec"]["medusa"] = medusa_cluster()["spec"]["medusa"].clone();
+    standby["spec"]["medusa"]["storageProperties"]["prefix"] = CLUSTER.into();
+    apply(&clusters, "standby", standby).await;
+    datacenter_ready(region1, "dc4").await;
     let restores = Api::<MedusaRestoreJob>::namespaced(region1.clone(), NS);
     apply(
         &restores,
-        "dc2-from-dc1",
+        "dc4-from-dc1",
         serde_json::json!({
             "apiVersion": "medusa.k8ssandra.io/v1alpha1", "kind": "MedusaRestoreJob",
-            "metadata": {"name": "dc2-from-dc1", "namespace": NS},
-            "spec": {"backup": "nightly-dc1", "cassandraDatacenter": "dc2"},
+            "metadata": {"name": "dc4-from-dc1", "namespace": NS},
+            "spec": {"backup": "nightly-dc1", "cassandraDatacenter": "dc4"},
         }),
     )
     .await;
     let restored = wait_for(
-        "dc2-from-dc1 finished",
+        "dc4-from-dc1 finished",
         Duration::from_secs(120),
         || async {
-            let job = restores.get("dc2-from-dc1").await.map_err(|e| e.to_string())?;
+            let job = restores.get("dc4-from-dc1").await.map_err(|e| e.to_string())?;
             match job.status.as_ref().and_then(|s| s.finish_time.as_ref()) {
                 Some(_) => Ok(job),
                 None => Err(format!("{:?}", job.status)),
@@ -276,7 +285,7 @@ async fn every_region() {
     assert_eq!(mapping.in_place, Some(false));
     let hosts = mapping.host_map.unwrap_or_default();
     assert_eq!(
-        hosts.get("demo-dc2-default-sts-0").map(|s| s.source.clone()),
+        hosts.get("standby-dc4-default-sts-0").map(|s| s.source.clone()),
         Some(vec!["demo-dc1-default-sts-0".to_string()])
     );
     let storage = StorageLocation::new(BUCKET, CLUSTER);
