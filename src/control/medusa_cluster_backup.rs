@@ -5,8 +5,9 @@
 //! in every datacenter's region at once, each bounded by [`REGION_DEADLINE`], read its
 //! MedusaBackupJob `<name>-<datacenter>` and apply it when missing, and read its MedusaBackup
 //! once the job finished → fold everything into the status ([`fold`], pure) → copy each
-//! recorded MedusaBackup to every other region and namespace of the cluster (the bucket is
-//! shared, so a datacenter there can restore it) → one status apply.
+//! MedusaBackup found recorded in this reconcile (once: a finished datacenter is not asked again)
+//! to every other region and namespace of the cluster (the bucket is shared, so a datacenter
+//! there can restore it) → one status apply.
 //!
 //! A region that cannot be reached is marked Unreachable and does not hold up the others; it is
 //! retried until the others finished and [`MISSED_REGION_GRACE`] after, then reported as missed.
@@ -231,7 +232,7 @@ pub fn copied_backup_body(
 /// What one region showed of one datacenter's backup.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observed {
-    /// The job (None: just applied) and whether its MedusaBackup is recorded.
+    /// The job's status (None: not written yet) and whether its MedusaBackup is recorded.
     Reached {
         job: Option<MedusaBackupJobStatus>,
         recorded: bool,
@@ -593,7 +594,6 @@ async fn observe(
     context: &Context,
     job: &MedusaClusterBackupJob,
     target: &Target,
-    apply: bool,
 ) -> (Observed, Option<MedusaBackup>, bool) {
     let doing = format!(
         "backing up datacenter {} with MedusaBackupJob {}/{}",
@@ -604,15 +604,14 @@ async fn observe(
         let jobs: Api<MedusaBackupJob> = Api::namespaced(client.clone(), &target.namespace);
         let mut created = false;
         let found = match jobs.get_opt(&target.job_name).await? {
-            Some(found) => Some(found),
-            None if apply => {
+            Some(found) => found,
+            None => {
                 let params = PatchParams::apply(FIELD_MANAGER).force();
                 created = true;
-                Some(jobs.patch(&target.job_name, &params, &Patch::Apply(&body)).await?)
+                jobs.patch(&target.job_name, &params, &Patch::Apply(&body)).await?
             }
-            None => None,
         };
-        let finished = found.as_ref().and_then(|f| f.status.as_ref()).is_some_and(|s| {
+        let finished = found.status.as_ref().is_some_and(|s| {
             s.finish_time.is_some() && s.failed.as_ref().is_none_or(Vec::is_empty)
         });
         let backup = match finished {
@@ -622,7 +621,7 @@ async fn observe(
             }
             false => None,
         };
-        Ok((found.and_then(|f| f.status), backup, created))
+        Ok((found.status, backup, created))
     })
     .await;
     match result {
@@ -742,7 +741,7 @@ async fn back_up(
         async move {
             match done {
                 Some(_) => None,
-                None => Some(observe(context, job, target, true).await),
+                None => Some(observe(context, job, target).await),
             }
         }
     });
@@ -750,33 +749,31 @@ async fn back_up(
     let mut observed = BTreeMap::new();
     let mut backups = Vec::new();
     for (target, seen) in targets.iter().zip(seen) {
-        match seen {
-            Some((observation, backup, created)) => {
-                if created {
-                    let notice = Notice::normal(
-                        "BackupJobCreated",
-                        "Backup",
-                        format!(
-                            "Created MedusaBackupJob {}/{} for datacenter {}{}",
-                            target.namespace,
-                            target.job_name,
-                            target.datacenter,
-                            match target.context.as_str() {
-                                "" => String::new(),
-                                region => format!(" in context {region}"),
-                            }
-                        ),
-                    );
-                    context.events.publish(job, &notice).await;
-                }
-                if let Some(backup) = backup {
-                    backups.push((target, backup));
-                }
-                observed.insert(target.datacenter.clone(), observation);
-            }
-            // Finished before: [`fold`] keeps its entry.
-            None => {}
+        // Finished before: [`fold`] keeps its entry.
+        let Some((observation, backup, created)) = seen else {
+            continue;
+        };
+        if created {
+            let notice = Notice::normal(
+                "BackupJobCreated",
+                "Backup",
+                format!(
+                    "Created MedusaBackupJob {}/{} for datacenter {}{}",
+                    target.namespace,
+                    target.job_name,
+                    target.datacenter,
+                    match target.context.as_str() {
+                        "" => String::new(),
+                        region => format!(" in context {region}"),
+                    }
+                ),
+            );
+            context.events.publish(job, &notice).await;
         }
+        if let Some(backup) = backup {
+            backups.push((target, backup));
+        }
+        observed.insert(target.datacenter.clone(), observation);
     }
     // Each backup recorded just now goes to every other region of the cluster.
     for (target, backup) in &backups {
