@@ -299,7 +299,35 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                 !granted.iter().any(|(_, resource, _)| resource.starts_with("k8ssandratasks")),
                 "{overlay}: K8ssandraTasks run in the control plane only"
             );
+            assert!(
+                !granted.iter().any(|(_, r, _)| r.starts_with("medusaclusterbackupjobs")),
+                "{overlay}: MedusaClusterBackupJobs run in the control plane only"
+            );
         } else {
+            // MedusaClusterBackupJobs: followed with a finalizer; their MedusaBackupJobs
+            // applied and deleted, their MedusaBackups copied.
+            for verb in ["watch", "patch"] {
+                assert!(
+                    has("medusa.k8ssandra.io", "medusaclusterbackupjobs", verb),
+                    "{overlay}: medusaclusterbackupjobs {verb}"
+                );
+            }
+            for resource in [
+                "medusaclusterbackupjobs/status",
+                "medusaclusterbackupjobs/finalizers",
+            ] {
+                assert!(
+                    has("medusa.k8ssandra.io", resource, "patch"),
+                    "{overlay}: {resource}"
+                );
+            }
+            for verb in ["patch", "delete"] {
+                assert!(
+                    has("medusa.k8ssandra.io", "medusabackupjobs", verb),
+                    "{overlay}: medusabackupjobs {verb}"
+                );
+            }
+            assert!(has("medusa.k8ssandra.io", "medusabackups/status", "patch"));
             assert!(
                 has("config.k8ssandra.io", "clientconfigs", "watch"),
                 "{overlay}"

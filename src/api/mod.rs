@@ -27,6 +27,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         medusa::MedusaBackupJob::crd(),
         medusa::MedusaBackup::crd(),
         medusa::MedusaRestoreJob::crd(),
+        medusa::MedusaClusterBackupJob::crd(),
         medusa::MedusaBackupSchedule::crd(),
         medusa::MedusaTask::crd(),
         medusa::MedusaConfiguration::crd(),
