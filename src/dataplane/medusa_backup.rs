@@ -339,6 +339,7 @@ impl Job<'_> {
         else {
             return Ok(None);
         };
+        (self.id).own_by_datacenter(&client, FIELD_MANAGER, self.object, &dc).await?;
         datacenter_pods(&client, &dc)
             .await
             .map(Some)

@@ -683,6 +683,7 @@ pub(super) async fn reconcile(
         );
         return this.blocked("DatacenterNotFound", message).await;
     };
+    (this.id).own_by_datacenter(&context.client, FIELD_MANAGER, job.as_ref(), &dc).await?;
     if matches!(next, Step::Start | Step::Prepare) {
         let backups: Api<MedusaBackup> =
             Api::namespaced(context.client.clone(), &this.id.namespace);
