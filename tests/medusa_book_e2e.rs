@@ -457,39 +457,71 @@ async fn refusals_secret_check_and_cleanup() {
     let available = find(available.as_ref(), "SecretAvailable").expect("SecretAvailable");
     assert_eq!(available.status, "True");
 
-    // Deleting the datacenter deletes its jobs (the garbage collector, through their owner
-    // reference to it).
+    // Deleting the datacenter deletes the jobs it alone owns (the garbage collector, through
+    // their owner reference to it); a job a CassandraRestore also owns stays with it, as the
+    // garbage collector keeps a dependent with a live owner.
+    apply(
+        &restore_jobs,
+        "orphan-restore",
+        serde_json::json!({
+            "apiVersion": "medusa.k8ssandra.io/v1alpha1",
+            "kind": "MedusaRestoreJob",
+            "metadata": {"name": "orphan-restore", "namespace": NS},
+            "spec": {"backup": "no-such-backup", "cassandraDatacenter": "dc1"},
+        }),
+    )
+    .await;
     let datacenters = Api::<CassandraDatacenter>::namespaced(hub.clone(), NS);
     let dc = datacenters.get("dc1").await.expect("dc1");
+    let dc_uid = dc.metadata.uid.clone().unwrap_or_default();
     let owned = |owners: Option<&Vec<OwnerReference>>| {
-        owner(owners, "CassandraDatacenter")
-            .is_some_and(|o| Some(&o.uid) == dc.metadata.uid.as_ref())
+        owner(owners, "CassandraDatacenter").is_some_and(|o| o.uid == dc_uid)
     };
-    let restore_job = restore_jobs.get("no-shutdown").await.expect("no-shutdown's job");
-    assert!(
-        owned(restore_job.metadata.owner_references.as_ref()),
-        "{restore_job:?}"
-    );
-    let backup_job = wait_for("taken owned by dc1", WAIT, || async {
-        let job = jobs.get("taken").await.ok()?;
-        owned(job.metadata.owner_references.as_ref()).then_some(job)
-    })
-    .await;
-    let gone_uids = [
-        restore_job.metadata.uid.clone(),
-        backup_job.metadata.uid.clone(),
-    ];
+    let mut uids = BTreeMap::new();
+    for name in ["taken", "orphan-restore", "no-shutdown"] {
+        let job = wait_for(&format!("{name} owned by dc1"), WAIT, || async {
+            let (uid, owners) = match name {
+                "taken" => {
+                    jobs.get(name).await.map(|j| (j.metadata.uid, j.metadata.owner_references))
+                }
+                _ => restore_jobs
+                    .get(name)
+                    .await
+                    .map(|j| (j.metadata.uid, j.metadata.owner_references)),
+            }
+            .map_err(|e| e.to_string())?;
+            match owned(owners.as_ref()) {
+                true => Ok(uid),
+                false => Err(format!("{owners:?}")),
+            }
+        })
+        .await;
+        uids.insert(name, job);
+    }
     delete(&datacenters, "dc1").await;
-    wait_for("the datacenter's jobs deleted", WAIT, || async {
-        let backup = jobs.get_opt("taken").await.ok()?;
-        let restore = restore_jobs.get_opt("no-shutdown").await.ok()?;
-        // Gone, or made again (the hub re-creates the datacenter, the CassandraRestore its job).
-        let gone = |uid: Option<String>, index: usize| uid != gone_uids[index];
-        (gone(backup.and_then(|j| j.metadata.uid), 1)
-            && gone(restore.and_then(|j| j.metadata.uid), 0))
-        .then_some(())
+    wait_for("the jobs only dc1 owned deleted", WAIT, || async {
+        let backup = jobs.get_opt("taken").await.map_err(|e| e.to_string())?;
+        let restore = restore_jobs.get_opt("orphan-restore").await.map_err(|e| e.to_string())?;
+        let dc = datacenters.get_opt("dc1").await.map_err(|e| e.to_string())?;
+        // Gone, or made again by the user's apply is not expected: the same uid is a failure.
+        let backup = backup.and_then(|j| j.metadata.uid);
+        let restore = restore.and_then(|j| j.metadata.uid);
+        match backup != uids["taken"] && restore != uids["orphan-restore"] {
+            true => Ok(()),
+            false => Err(format!(
+                "taken {backup:?}, orphan-restore {restore:?}; dc1 {:?}",
+                dc.map(|d| (
+                    d.metadata.uid,
+                    d.metadata.deletion_timestamp,
+                    d.metadata.finalizers
+                ))
+            )),
+        }
     })
     .await;
+    let kept = restore_jobs.get("no-shutdown").await.expect("no-shutdown's job stays");
+    assert_eq!(kept.metadata.uid, uids["no-shutdown"]);
+    assert!(owner(kept.metadata.owner_references.as_ref(), "CassandraRestore").is_some());
 
     stop_all(vec![operator]).await;
 }

@@ -197,7 +197,10 @@ impl Restore<'_> {
         );
         self.write_status(&next).await?;
         if next.finish_time.is_none() {
-            return Ok(Action::requeue(POLL));
+            // A job waiting on the user is looked at as often as it looks itself.
+            let blocked = (next.conditions.iter().flatten())
+                .any(|c| c.type_ == CONDITION_BLOCKED && c.status == CONDITION_TRUE);
+            return Ok(Action::requeue(if blocked { WAIT } else { POLL }));
         }
         if self.object.status.as_ref().is_none_or(|s| s.finish_time.is_none()) {
             let failed = (next.conditions.iter().flatten())
