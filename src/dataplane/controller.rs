@@ -134,6 +134,8 @@ where
     });
     let configuration = Arc::new(super::medusa_configuration::ConfigurationContext {
         client: client.clone(),
+        // The data plane reads Secrets by name only (its RBAC): no Secret watch there.
+        watch_secrets: settings.mode == crate::settings::Mode::ControlPlane,
         events: Events::new(client.clone(), super::medusa_configuration::FIELD_MANAGER),
         ops: ops.clone(),
     });

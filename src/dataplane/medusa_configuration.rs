@@ -3,9 +3,11 @@
 //! in, it checks the storage Secret `spec.storageProperties.storageSecretRef` names and writes
 //! `SecretAvailable` and `Ready`. Federator also checks that the Secret holds the key Medusa
 //! reads (`credentials`, mounted as its `key_file`) and that the credentials type fits
-//! (upstream's rule for a K8ssandraCluster's storage). A change of a Secret re-checks the
-//! configurations of its namespace that name it. Only the Secret's name and its keys' names are
-//! read: nothing of its content goes to status, logs or Events.
+//! (upstream's rule for a K8ssandraCluster's storage). In the control plane (which may list
+//! Secrets), a change of a Secret re-checks the configurations of its namespace that name it; a
+//! data plane reads Secrets by name only, and re-checks a configuration that is not Ready every
+//! [`UNREADY_RECHECK`]. Only the Secret's keys' names are kept: nothing of its content goes to
+//! status, logs or Events.
 //!
 //! Pure part: [`check`].
 
@@ -42,9 +44,14 @@ pub const STORAGE_SECRET_KEY: &str = "credentials";
 
 /// Re-look now and then even without a change (a Secret watch that missed an event).
 const RECHECK: Duration = Duration::from_secs(300);
+/// Re-look at a configuration that is not Ready, where Secrets are not watched.
+pub const UNREADY_RECHECK: Duration = Duration::from_secs(10);
 
 pub struct ConfigurationContext {
     pub client: kube::Client,
+    /// Whether Secrets are watched (the control plane); else a configuration that is not
+    /// Ready is checked again every [`UNREADY_RECHECK`].
+    pub watch_secrets: bool,
     pub events: Events,
     pub ops: crate::ops::Ops,
 }
@@ -212,7 +219,11 @@ async fn reconcile(
             context.events.publish(object.as_ref(), &notice).await;
         }
     }
-    Ok(Action::requeue(RECHECK))
+    let ready = checked.ready.0 == CONDITION_TRUE;
+    Ok(Action::requeue(match ready || context.watch_secrets {
+        true => RECHECK,
+        false => UNREADY_RECHECK,
+    }))
 }
 
 impl AsRef<crate::ops::Ops> for ConfigurationContext {
@@ -221,8 +232,9 @@ impl AsRef<crate::ops::Ops> for ConfigurationContext {
     }
 }
 
-/// Runs the controller until `shutdown`: MedusaConfigurations, and the Secrets' metadata (a
-/// change re-checks the configurations of its namespace that name it).
+/// Runs the controller until `shutdown`: MedusaConfigurations, and, when
+/// [`ConfigurationContext::watch_secrets`], the Secrets' metadata (a change re-checks the
+/// configurations of its namespace that name it).
 pub async fn run(
     context: Arc<ConfigurationContext>,
     watch_namespaces: Vec<String>,
@@ -238,8 +250,9 @@ pub async fn run(
     context.ops.health.track_cache(CONTROLLER, controller.store());
     let metrics = Arc::clone(&context.ops.metrics);
     let store = controller.store();
-    controller
-        .watches(
+    let controller = match context.watch_secrets {
+        false => controller,
+        true => controller.watches(
             scoped::<PartialObjectMeta<Secret>>(&client, &watch_namespaces),
             watcher::Config::default(),
             move |secret| {
@@ -253,7 +266,9 @@ pub async fn run(
                     .map(|c| ObjectRef::from_obj(&*c))
                     .collect::<Vec<_>>()
             },
-        )
+        ),
+    };
+    controller
         .graceful_shutdown_on(shutdown)
         .run(
             crate::ops::instrument(
