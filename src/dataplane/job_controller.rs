@@ -209,14 +209,16 @@ pub fn datacenter_owner_apply<K: kube::Resource<DynamicType = ()>>(
 }
 
 impl JobRef {
-    /// Makes `dc` an owner of the job when it is not yet ([`datacenter_owner_apply`]).
+    /// Makes `dc` an owner of the job when it is not yet ([`datacenter_owner_apply`]); whether
+    /// it did. The caller then ends its reconcile (as upstream): the write comes back as an
+    /// event, and a step taken now could run again on the cached job of before it.
     pub async fn own_by_datacenter<K>(
         &self,
         client: &kube::Client,
         field_manager: &str,
         job: &K,
         dc: &crate::api::cassdc::CassandraDatacenter,
-    ) -> Result<(), JobError>
+    ) -> Result<bool, JobError>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -224,13 +226,13 @@ impl JobRef {
             + std::fmt::Debug,
     {
         let Some(body) = datacenter_owner_apply(self, job, dc) else {
-            return Ok(());
+            return Ok(false);
         };
         let api: kube::Api<K> = kube::Api::namespaced(client.clone(), &self.namespace);
         let params = kube::api::PatchParams::apply(field_manager).force();
         api.patch(&self.name, &params, &kube::api::Patch::Apply(&body))
             .await
-            .map(|_| ())
+            .map(|_| true)
             .map_err(self.api_error("setting the CassandraDatacenter as owner"))
     }
 }
