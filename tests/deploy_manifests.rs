@@ -462,8 +462,8 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
 
 /// After an install, the Medusa kinds Federator acts on are served: a MedusaBackupJob is stored
 /// and listed with upstream's columns, one with an unknown backup type is refused naming the
-/// field. The K8ssandra book's CassandraBackup and CassandraRestore, acted on now, are served
-/// and stored as printed; the kinds nothing acts on yet (MedusaBackupSchedule,
+/// field. The K8ssandra book's CassandraBackup and CassandraRestore, acted on now, are stored as
+/// printed, with the API server's deprecation warning; the kinds nothing acts on yet (MedusaBackupSchedule,
 /// MedusaTask) are not installed.
 async fn medusa_kinds_are_served(
     kubeconfig: &std::path::Path,
@@ -496,6 +496,10 @@ async fn medusa_kinds_are_served(
         let file = samples.join(book).to_string_lossy().into_owned();
         let (ok, output) = apply(file.clone()).await;
         assert!(ok, "{file} refused: {output}");
+        assert!(
+            output.contains("are deprecated"),
+            "no deprecation warning: {output}"
+        );
     }
     let task = dir.join("medusa-task.yaml");
     std::fs::write(

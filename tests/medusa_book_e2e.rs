@@ -124,6 +124,12 @@ async fn book_backup_and_restore() {
     // The book's CassandraBackup, as printed.
     let said = kubectl_apply(&layout, &samples.join("book-cassandrabackup.yaml")).await;
     assert!(said.contains("medusa-backup1"), "{said}");
+    // kubectl shows the API server's deprecation warning, naming the jobs to use instead.
+    assert!(
+        said.contains("Warning: medusa.k8ssandra.io/v1alpha1 CassandraBackup and CassandraRestore are deprecated"),
+        "{said}"
+    );
+    assert!(said.contains("MedusaBackupJob"), "{said}");
     let backups = Api::<CassandraBackup>::namespaced(hub.clone(), NS);
     let backup = wait_for("CassandraBackup medusa-backup1 finished", WAIT, || async {
         let backup = backups.get("medusa-backup1").await.map_err(|e| e.to_string())?;
