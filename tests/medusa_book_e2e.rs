@@ -268,6 +268,30 @@ async fn book_backup_and_restore() {
     let datacenters = Api::<CassandraDatacenter>::namespaced(hub.clone(), NS);
     assert!(datacenters.get("dc1").await.expect("dc1").is_ready());
 
+    // The story as Events on the book's objects.
+    for (name, expected) in [
+        ("medusa-backup1", ["BackupJobCreated", "BackupFinished"]),
+        ("restore-backup1", ["RestoreJobCreated", "RestoreFinished"]),
+    ] {
+        let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(hub.clone(), NS);
+        wait_for(&format!("{name}'s Events"), WAIT, || async {
+            let listed = events.list(&Default::default()).await.map_err(|e| e.to_string())?;
+            let reasons: Vec<String> = (listed.items.iter())
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+                .filter(|e| {
+                    let kind = e.regarding.as_ref().and_then(|r| r.kind.as_deref());
+                    matches!(kind, Some("CassandraBackup" | "CassandraRestore"))
+                })
+                .filter_map(|e| e.reason.clone())
+                .collect();
+            match expected.iter().all(|r| reasons.iter().any(|seen| seen == r)) {
+                true => Ok(()),
+                false => Err(format!("{reasons:?}")),
+            }
+        })
+        .await;
+    }
+
     stop_all(vec![operator]).await;
 }
 
@@ -504,15 +528,19 @@ async fn refusals_secret_check_and_cleanup() {
         .await;
         uids.insert(name, job);
     }
-    delete(&datacenters, "dc1").await;
+    // The datacenter goes as a user removes it: with its K8ssandraCluster (deleted by itself,
+    // the hub would make it again, and the jobs would get the new one as owner).
+    let clusters =
+        Api::<federator::api::k8ssandra_cluster::K8ssandraCluster>::namespaced(hub.clone(), NS);
+    delete(&clusters, CLUSTER).await;
+    wait_deleted(&datacenters, "dc1", Duration::from_secs(120)).await;
     wait_for("the jobs only dc1 owned deleted", WAIT, || async {
         let backup = jobs.get_opt("taken").await.map_err(|e| e.to_string())?;
         let restore = restore_jobs.get_opt("orphan-restore").await.map_err(|e| e.to_string())?;
         let dc = datacenters.get_opt("dc1").await.map_err(|e| e.to_string())?;
-        // Gone, or made again by the user's apply is not expected: the same uid is a failure.
         let backup = backup.and_then(|j| j.metadata.uid);
         let restore = restore.and_then(|j| j.metadata.uid);
-        match backup != uids["taken"] && restore != uids["orphan-restore"] {
+        match backup.is_none() && restore.is_none() {
             true => Ok(()),
             false => Err(format!(
                 "taken {backup:?}, orphan-restore {restore:?}; dc1 {:?}",
