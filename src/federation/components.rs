@@ -47,9 +47,10 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::backups::{self, BackedUpDatacenter};
 use super::observed::{ObservedCluster, known_contexts};
 use super::plan::{ClusterKey, ClusterPlan, DatacenterPlan};
-use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
+use crate::api::k8ssandra_cluster::{DatacenterBackups, K8ssandraCluster, K8ssandraClusterStatus};
 use crate::api::reaper::{
     DatacenterAvailability, DeploymentMode, Reaper, ReaperClusterTemplate, ReaperDatacenterRef,
     ReaperSpec, ReaperStatus, ReaperTemplate,
@@ -384,6 +385,12 @@ pub struct ComponentsReport {
     /// Status of each datacenter's Stargate and Reaper, as their regions report it.
     pub stargates: BTreeMap<String, StargateStatus>,
     pub reapers: BTreeMap<String, ReaperStatus>,
+    /// Each datacenter's Medusa backups (`spec.medusa` set), as their regions list them.
+    pub backups: BTreeMap<String, DatacenterBackups>,
+    /// The backups were looked up (`spec.medusa` set): look again now and then.
+    pub backups_read: bool,
+    /// A MedusaBackupJob runs on one of the datacenters: look again soon for its MedusaBackup.
+    pub backup_running: bool,
     /// Whether any datacenter asks for Prometheus telemetry.
     pub telemetry_requested: bool,
     /// Region → datacenters whose ServiceMonitors could not be created there (no CRD).
@@ -405,6 +412,7 @@ impl ComponentsReport {
             if self.answered.contains(&context) {
                 entry.stargate = self.stargates.get(name).cloned();
                 entry.reaper = self.reapers.get(name).cloned();
+                entry.backups = self.backups.get(name).cloned();
             }
         }
         let mut conditions = status.conditions.take().unwrap_or_default();
@@ -528,6 +536,7 @@ async fn reconcile_region(
     region: String,
     components: Vec<&DatacenterComponents>,
     ready: &BTreeSet<String>,
+    backups_wanted: bool,
 ) -> ComponentsReport {
     let mut report = ComponentsReport {
         settled: true,
@@ -611,6 +620,25 @@ async fn reconcile_region(
         }
     }
     report.settled &= report.errors.is_empty();
+    if backups_wanted {
+        let datacenters: Vec<BackedUpDatacenter> = (components.iter())
+            .map(|dc| BackedUpDatacenter {
+                namespace: dc.namespace.clone(),
+                name: dc.datacenter.clone(),
+            })
+            .collect();
+        match backups::read_region(&client, registry.namespaces(&region), &datacenters).await {
+            Ok(found) => {
+                report.backup_running = found.values().any(|b| b.running.is_some());
+                report.backups = found;
+            }
+            Err(error) => report.errors.push(RegionFailure::kube(
+                &region,
+                "listing Medusa backups",
+                &error,
+            )),
+        }
+    }
     report.answered.insert(region);
     report
 }
@@ -625,7 +653,8 @@ pub async fn reconcile(
     observed: &ObservedCluster,
 ) -> ComponentsReport {
     let components = plan_components(k8c, plan);
-    if !components_wanted_or_recorded(k8c, &components) {
+    let backups_wanted = k8c.spec.medusa.is_some();
+    if !backups_wanted && !components_wanted_or_recorded(k8c, &components) {
         // Nothing to make and nothing made before (the status records every component made):
         // no need to ask every region.
         return ComponentsReport {
@@ -646,11 +675,9 @@ pub async fn reconcile(
     for region in known_contexts(k8c.status.as_ref()).into_values() {
         regions.entry(registry.canonical(&region).to_string()).or_default();
     }
-    let reports = futures::future::join_all(
-        regions
-            .into_iter()
-            .map(|(region, dcs)| reconcile_region(registry, &plan.cluster, region, dcs, &ready)),
-    )
+    let reports = futures::future::join_all(regions.into_iter().map(|(region, dcs)| {
+        reconcile_region(registry, &plan.cluster, region, dcs, &ready, backups_wanted)
+    }))
     .await;
     let mut report = ComponentsReport {
         settled: true,
@@ -662,6 +689,9 @@ pub async fn reconcile(
         report.answered.extend(part.answered);
         report.stargates.extend(part.stargates);
         report.reapers.extend(part.reapers);
+        report.backups.extend(part.backups);
+        report.backup_running |= part.backup_running;
+        report.backups_read |= backups_wanted;
         report.service_monitor_crd_missing.extend(part.service_monitor_crd_missing);
         report.settled &= part.settled;
     }
@@ -677,12 +707,12 @@ fn components_wanted_or_recorded(
         .iter()
         .any(|dc| dc.stargate.is_some() || dc.reaper.is_some() || !dc.service_monitors.is_empty());
     let status = k8c.status.as_ref();
-    let recorded = status
-        .and_then(|s| s.datacenters.as_ref())
-        .is_some_and(|dcs| dcs.values().any(|dc| dc.stargate.is_some() || dc.reaper.is_some()))
-        || status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == CONDITION_TELEMETRY_READY));
+    let recorded = status.and_then(|s| s.datacenters.as_ref()).is_some_and(|dcs| {
+        (dcs.values())
+            .any(|dc| dc.stargate.is_some() || dc.reaper.is_some() || dc.backups.is_some())
+    }) || status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == CONDITION_TELEMETRY_READY));
     wanted || recorded
 }
 
