@@ -32,6 +32,8 @@ fn crd_prints_every_installed_crd_as_multi_document_yaml() {
     assert_eq!(
         names,
         [
+            "cassandrabackups.medusa.k8ssandra.io",
+            "cassandrarestores.medusa.k8ssandra.io",
             "clientconfigs.config.k8ssandra.io",
             "k8ssandraclusters.k8ssandra.io",
             "k8ssandratasks.control.k8ssandra.io",

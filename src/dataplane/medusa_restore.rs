@@ -748,6 +748,11 @@ pub(super) async fn reconcile(
         );
         return this.blocked("DatacenterNotFound", message).await;
     };
+    if (this.id).own_by_datacenter(&context.client, FIELD_MANAGER, job.as_ref(), &dc).await? {
+        // The next reconcile, on the job as written, goes on (a step taken now could be taken
+        // again on the cached job of before the write).
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     if matches!(next, Step::Start | Step::Prepare) {
         let backups: Api<MedusaBackup> =
             Api::namespaced(context.client.clone(), &this.id.namespace);
