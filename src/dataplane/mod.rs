@@ -12,6 +12,8 @@ pub mod controller;
 mod job_controller;
 pub mod medusa_backup;
 pub mod medusa_restore;
+pub mod medusa_schedule;
+pub mod medusa_task;
 pub mod monitor;
 pub mod reaper;
 pub mod rollout;
