@@ -20,7 +20,6 @@
 //! Pure parts: [`parse_schedule`], [`CronSchedule::next_after`], [`decide`], [`operation_name`],
 //! [`schedule_conditions`]; the rest is I/O.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -495,14 +494,6 @@ pub(super) async fn reconcile(
     }
     write(next_status).await?;
     Ok(Action::requeue(time_until(next, Timestamp::now())))
-}
-
-/// What [`parse_schedule`] accepts, for `FromStr` users (tests, the CLI).
-impl FromStr for CronSchedule {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
-        parse_schedule(text)
-    }
 }
 
 #[cfg(test)]
