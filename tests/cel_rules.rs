@@ -469,7 +469,7 @@ fn every_rule_compiles_and_fits_the_cost_budget() {
             &mut rule_count,
         );
     }
-    assert_eq!(rule_count, 11, "rules found: {rule_count}");
+    assert_eq!(rule_count, 12, "rules found: {rule_count}");
     assert!(found.is_empty(), "{}", found.join("\n"));
 
     // The budget check has teeth: without maxItems the uniqueness rule is too expensive.
@@ -779,5 +779,71 @@ fn a_reaper_client_certificate_without_a_server_certificate_is_refused() {
         validator.validate(&schema, &reaper(json!({"clientCertName": "c"})), None),
         CLIENT_CERT_WITHOUT_SERVER_CERT_MESSAGE,
         "spec.encryption.clientCertName",
+    );
+}
+
+#[test]
+fn a_cluster_backup_job_with_bad_values_is_refused_naming_the_field() {
+    use federator::api::medusa::MedusaClusterBackupJob;
+    let crd = MedusaClusterBackupJob::crd();
+    let kind = "MedusaClusterBackupJob";
+    assert!(
+        admit_medusa(
+            &crd,
+            medusa_object(
+                kind,
+                json!({"k8ssandraCluster": {"name": "demo"}, "datacenters": ["dc1", "dc2"], "backupType": "full"})
+            )
+        )
+        .is_ok()
+    );
+    assert_refused_at(
+        admit_medusa(&crd, medusa_object(kind, json!({"datacenters": ["dc1"]}))),
+        "spec.k8ssandraCluster",
+        "Required",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &crd,
+            medusa_object(kind, json!({"k8ssandraCluster": {"name": ""}})),
+        ),
+        "spec.k8ssandraCluster.name",
+        "at least 1",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &crd,
+            medusa_object(
+                kind,
+                json!({"k8ssandraCluster": {"name": "demo"}, "datacenters": ["dc1", "dc1"]}),
+            ),
+        ),
+        "spec.datacenters[1]",
+        "Duplicate",
+    );
+    let many: Vec<String> = (0..=federator::api::k8ssandra_cluster::MAX_DATACENTERS)
+        .map(|n| format!("dc{n}"))
+        .collect();
+    assert_refused_at(
+        admit_medusa(
+            &crd,
+            medusa_object(
+                kind,
+                json!({"k8ssandraCluster": {"name": "demo"}, "datacenters": many}),
+            ),
+        ),
+        "spec.datacenters",
+        "128",
+    );
+    assert_refused_at(
+        admit_medusa(
+            &crd,
+            medusa_object(
+                kind,
+                json!({"k8ssandraCluster": {"name": "demo"}, "backupType": "incremental"}),
+            ),
+        ),
+        "spec.backupType",
+        "differential",
     );
 }

@@ -54,6 +54,7 @@ fn every_crd_is_valid_yaml_naming_its_k8ssandra_group_and_plural() {
         "medusa.k8ssandra.io_medusabackupjobs.yaml",
         "medusa.k8ssandra.io_medusabackups.yaml",
         "medusa.k8ssandra.io_medusarestorejobs.yaml",
+        "medusa.k8ssandra.io_medusaclusterbackupjobs.yaml",
         "medusa.k8ssandra.io_medusabackupschedules.yaml",
         "medusa.k8ssandra.io_medusatasks.yaml",
         "medusa.k8ssandra.io_medusaconfigurations.yaml",

@@ -313,7 +313,35 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
                 !granted.iter().any(|(_, resource, _)| resource.starts_with("k8ssandratasks")),
                 "{overlay}: K8ssandraTasks run in the control plane only"
             );
+            assert!(
+                !granted.iter().any(|(_, r, _)| r.starts_with("medusaclusterbackupjobs")),
+                "{overlay}: MedusaClusterBackupJobs run in the control plane only"
+            );
         } else {
+            // MedusaClusterBackupJobs: followed with a finalizer; their MedusaBackupJobs
+            // applied and deleted, their MedusaBackups copied.
+            for verb in ["watch", "patch"] {
+                assert!(
+                    has("medusa.k8ssandra.io", "medusaclusterbackupjobs", verb),
+                    "{overlay}: medusaclusterbackupjobs {verb}"
+                );
+            }
+            for resource in [
+                "medusaclusterbackupjobs/status",
+                "medusaclusterbackupjobs/finalizers",
+            ] {
+                assert!(
+                    has("medusa.k8ssandra.io", resource, "patch"),
+                    "{overlay}: {resource}"
+                );
+            }
+            for verb in ["patch", "delete"] {
+                assert!(
+                    has("medusa.k8ssandra.io", "medusabackupjobs", verb),
+                    "{overlay}: medusabackupjobs {verb}"
+                );
+            }
+            assert!(has("medusa.k8ssandra.io", "medusabackups/status", "patch"));
             assert!(
                 has("config.k8ssandra.io", "clientconfigs", "watch"),
                 "{overlay}"
@@ -476,9 +504,9 @@ async fn every_overlay_applies_cleanly_to_a_cluster() {
 
 /// After an install, the Medusa kinds Federator acts on are served: a MedusaBackupJob is stored
 /// and listed with upstream's columns, one with an unknown backup type is refused naming the
-/// field. The kinds nothing acts on yet (MedusaConfiguration aside, every other Medusa kind) are
-/// not installed: the K8ssandra book's CassandraBackup
-/// and CassandraRestore are refused as unknown kinds, not stored and ignored.
+/// field. The K8ssandra book's CassandraBackup and CassandraRestore, acted on now, are stored as
+/// printed, with the API server's deprecation warning; the kinds nothing acts on yet (MedusaBackupSchedule,
+/// MedusaTask) are not installed.
 async fn medusa_kinds_are_served(
     kubeconfig: &std::path::Path,
     cache: &std::path::Path,
@@ -509,12 +537,27 @@ async fn medusa_kinds_are_served(
     for book in ["book-cassandrabackup.yaml", "book-cassandrarestore.yaml"] {
         let file = samples.join(book).to_string_lossy().into_owned();
         let (ok, output) = apply(file.clone()).await;
-        assert!(!ok, "{file} was stored though nothing acts on it: {output}");
+        assert!(ok, "{file} refused: {output}");
         assert!(
-            output.contains("no matches for kind") || output.contains("the server could not find"),
-            "{output}"
+            output.contains("are deprecated"),
+            "no deprecation warning: {output}"
         );
     }
+    let task = dir.join("medusa-task.yaml");
+    std::fs::write(
+        &task,
+        "apiVersion: medusa.k8ssandra.io/v1alpha1\nkind: MedusaTask\nmetadata:\n  name: purge\n  namespace: k8ssandra-operator\nspec:\n  cassandraDatacenter: dc1\n  operation: purge\n",
+    )
+    .expect("write manifest");
+    let (ok, output) = apply(task.to_string_lossy().into_owned()).await;
+    assert!(
+        !ok,
+        "a MedusaTask was stored though nothing acts on it: {output}"
+    );
+    assert!(
+        output.contains("no matches for kind") || output.contains("the server could not find"),
+        "{output}"
+    );
     let (ok, output) = kubectl_output(
         kubeconfig,
         cache,

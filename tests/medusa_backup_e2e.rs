@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use federator::api::cassdc::CassandraDatacenter;
+use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::medusa::{MedusaBackup, MedusaBackupJob, MedusaRestoreJob};
 use federator::settings::Mode;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
@@ -248,6 +249,27 @@ async fn backup_in_each_region() {
         &["demo-dc2-default-sts-0", "demo-dc2-default-sts-1"],
     )
     .await;
+
+    // The hub's status (and so `federator status`) names each datacenter's last backup.
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
+    for (dc, backup) in [("dc1", "backup-dc1"), ("dc2", "backup-dc2")] {
+        let last = wait_for(
+            &format!("{dc}'s last backup {backup} in the K8ssandraCluster's status"),
+            Duration::from_secs(90),
+            || async {
+                let k8c = clusters.get(CLUSTER).await.ok()?;
+                let entry = k8c.status?.datacenters?.remove(dc)?;
+                entry.backups?.last.filter(|last| last.name == backup)
+            },
+        )
+        .await;
+        assert_eq!(
+            (last.finished_nodes, last.total_nodes),
+            (Some(2), Some(2)),
+            "{dc}"
+        );
+        assert!(last.finish_time.is_some(), "{dc}");
+    }
 
     // The spec of a started job cannot change.
     let jobs = Api::<MedusaBackupJob>::namespaced(hub.clone(), NS);

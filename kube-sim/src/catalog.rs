@@ -44,6 +44,9 @@ pub struct ServedResource {
     /// The version objects are stored in; the store keeps one entry per group+plural, so only
     /// this version's admission and kind are registered there.
     pub storage: bool,
+    /// The `Warning` every request for a deprecated custom resource version is answered with
+    /// (its `deprecationWarning`, else `<group>/<version> <Kind> is deprecated`).
+    pub deprecation_warning: Option<String>,
 }
 
 impl ServedResource {
@@ -125,6 +128,7 @@ pub fn builtin_served(info: ResourceInfo) -> ServedResource {
         schema: None,
         crd_name: None,
         storage: true,
+        deprecation_warning: None,
     }
 }
 

@@ -223,6 +223,10 @@ fn printer_columns(version: &Value) -> Vec<PrinterColumn> {
         .unwrap_or_default()
 }
 
+fn version_name(version: &Value) -> &str {
+    version.get("name").and_then(Value::as_str).unwrap_or_default()
+}
+
 /// The served resources of a CRD, one per served version.
 pub fn served_resources(crd: &Value) -> Vec<ServedResource> {
     let (Some(crd_name), Some(group), Some(plural), Some(kind)) = (
@@ -287,6 +291,14 @@ pub fn served_resources(crd: &Value) -> Vec<ServedResource> {
                 schema,
                 crd_name: Some(crd_name.to_string()),
                 storage: v.get("storage") == Some(&json!(true)),
+                deprecation_warning: (v.get("deprecated") == Some(&json!(true))).then(|| {
+                    v.get("deprecationWarning")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| {
+                            format!("{group}/{} {kind} is deprecated", version_name(v))
+                        })
+                }),
             })
         })
         .collect()

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{PodSecurityContext, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -974,6 +974,39 @@ pub struct DatacenterStatus {
     /// Progress of the removal of this datacenter, while it is being decommissioned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decommission_progress: Option<String>,
+    /// The datacenter's Medusa backups as its region lists them, when `spec.medusa` is set
+    /// (Federator's addition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backups: Option<DatacenterBackups>,
+}
+
+/// The newest MedusaBackup of a datacenter, and the MedusaBackupJob running on it, if one is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatacenterBackups {
+    /// The MedusaBackup that finished last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<LastBackup>,
+    /// A MedusaBackupJob of the datacenter that has not finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<String>,
+}
+
+/// A MedusaBackup, summed up.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LastBackup {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_time: Option<Time>,
+    /// Medusa's status of the backup (`SUCCESS`, `FAILED`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Nodes whose backup finished, of those in the datacenter at the time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_nodes: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_nodes: Option<i32>,
 }
 
 #[cfg(test)]

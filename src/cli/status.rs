@@ -1,6 +1,7 @@
 //! `federator status`: one screen from the hub with every K8ssandraCluster, its datacenters by
-//! region (size, readiness, Stargate and Reaper), and every region's reachability, read from the
-//! objects' status (what the operator last wrote), never from the regions themselves.
+//! region (size, readiness, Stargate, Reaper and the last Medusa backup), and every region's
+//! reachability, read from the objects' status (what the operator last wrote), never from the
+//! regions themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -76,6 +77,9 @@ pub struct DatacenterReport {
     pub region_reachable: Option<bool>,
     pub stargate: Option<String>,
     pub reaper: Option<String>,
+    /// The last Medusa backup (name, finish time, nodes) and the one running, as the
+    /// K8ssandraCluster's status last recorded them.
+    pub backup: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -183,6 +187,7 @@ fn cluster_report(
                         .unwrap_or_else(|| "Pending".into());
                     format!("{progress} {}/{}", sg.ready_replicas, sg.replicas)
                 }),
+                backup: dc_status.and_then(|s| s.backups.as_ref()).map(backup_summary),
                 reaper: dc_status.and_then(|s| s.reaper.as_ref()).map(|r| {
                     if r.is_ready() {
                         "Ready".to_string()
@@ -219,6 +224,7 @@ fn cluster_report(
             ready_nodes: None,
             stargate: None,
             reaper: None,
+            backup: None,
         });
     }
     let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
@@ -243,6 +249,28 @@ fn cluster_report(
         datacenters,
         operations,
     }
+}
+
+/// `<name> <finishTime> <finished>/<total> nodes`, then `running <job>` when one runs.
+fn backup_summary(backups: &crate::api::k8ssandra_cluster::DatacenterBackups) -> String {
+    let mut parts = Vec::new();
+    if let Some(last) = &backups.last {
+        let mut text = last.name.clone();
+        if let Some(finished) = &last.finish_time {
+            let _ = write!(text, " {}", finished.0);
+        }
+        if let (Some(finished), Some(total)) = (last.finished_nodes, last.total_nodes) {
+            let _ = write!(text, " {finished}/{total} nodes");
+        }
+        if let Some(status) = last.status.as_deref().filter(|s| *s != "SUCCESS") {
+            let _ = write!(text, " {status}");
+        }
+        parts.push(text);
+    }
+    if let Some(running) = &backups.running {
+        parts.push(format!("running {running}"));
+    }
+    parts.join(", ")
 }
 
 /// A change that restarts Cassandra on its way through the datacenters: halted (Degraded
@@ -310,6 +338,7 @@ pub fn render_table(report: &StatusReport) -> String {
                     state,
                     dc.stargate.clone().unwrap_or_else(|| "-".into()),
                     dc.reaper.clone().unwrap_or_else(|| "-".into()),
+                    dc.backup.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect();
@@ -322,6 +351,7 @@ pub fn render_table(report: &StatusReport) -> String {
                 "STATE",
                 "STARGATE",
                 "REAPER",
+                "LAST BACKUP",
             ],
             &rows,
         );
@@ -506,6 +536,37 @@ mod tests {
                 "message": if reachable { "" } else { "connection refused" }}
         }))
         .expect("valid ClientConfig")
+    }
+
+    #[test]
+    fn the_last_backup_and_a_running_one_are_shown_per_datacenter() {
+        let mut k8c = cluster();
+        let datacenters = (k8c.status.as_mut().and_then(|s| s.datacenters.as_mut()))
+            .expect("datacenters in status");
+        datacenters.get_mut("dc1").expect("dc1").backups =
+            serde_json::from_value(serde_json::json!({
+                "last": {"name": "nightly-1", "finishTime": "2026-12-07T01:00:00Z",
+                    "status": "SUCCESS", "finishedNodes": 3, "totalNodes": 3},
+                "running": "nightly-2"
+            }))
+            .expect("backups");
+        datacenters.get_mut("dc2").expect("dc2").backups =
+            serde_json::from_value(serde_json::json!({
+                "last": {"name": "partial", "status": "FAILED", "finishedNodes": 1, "totalNodes": 2}
+            }))
+            .expect("backups");
+        let report = build_report(&[k8c], &[]);
+        let dcs = &report.clusters[0].datacenters;
+        assert_eq!(
+            dcs[0].backup.as_deref(),
+            Some("nightly-1 2026-12-07T01:00:00Z 3/3 nodes, running nightly-2")
+        );
+        assert_eq!(dcs[1].backup.as_deref(), Some("partial 1/2 nodes FAILED"));
+        let table = render_table(&report);
+        assert!(table.contains("LAST BACKUP"), "{table}");
+        assert!(table.contains("running nightly-2"), "{table}");
+        let without = build_report(&[cluster()], &[]);
+        assert_eq!(without.clusters[0].datacenters[0].backup, None);
     }
 
     #[test]

@@ -23,7 +23,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
-use crate::api::medusa::{MedusaBackupJob, MedusaBackupSchedule, MedusaRestoreJob, MedusaTask};
+use crate::api::medusa::{
+    CassandraBackup, CassandraRestore, MedusaBackupJob, MedusaBackupSchedule, MedusaRestoreJob,
+    MedusaTask,
+};
 
 use super::rollout::Rollout;
 use super::{CREATED_BY_LABEL, Waiting, monitor, reaper, stargate, vector_agent};
@@ -91,14 +94,15 @@ pub struct ComponentContext {
     pub ops: crate::ops::Ops,
 }
 
-/// The Stargate, Reaper, MedusaBackupJob, MedusaRestoreJob, MedusaBackupSchedule and MedusaTask
-/// controllers on `client`'s cluster, by name, each running until `shutdown` resolves.
+/// The Stargate, Reaper, MedusaBackupJob, MedusaRestoreJob, CassandraBackup, CassandraRestore,
+/// MedusaConfiguration, MedusaBackupSchedule and MedusaTask controllers on `client`'s cluster,
+/// by name, each running until `shutdown` resolves.
 pub fn controllers<S>(
     client: kube::Client,
     settings: &Settings,
     ops: crate::ops::Ops,
     shutdown: S,
-) -> [(&'static str, BoxFuture<'static, ()>); 6]
+) -> [(&'static str, BoxFuture<'static, ()>); 9]
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
@@ -119,6 +123,23 @@ where
             timeout: crate::cassandra::medusa::DEFAULT_CALL_TIMEOUT,
         },
         restore_limit: super::medusa_restore::DEFAULT_RESTORE_LIMIT,
+        ops: ops.clone(),
+    });
+    let book_backup = Arc::new(super::cassandra_backup::BookContext {
+        client: client.clone(),
+        events: Events::new(client.clone(), super::cassandra_backup::FIELD_MANAGER),
+        ops: ops.clone(),
+    });
+    let book_restore = Arc::new(super::cassandra_backup::BookContext {
+        client: client.clone(),
+        events: Events::new(client.clone(), super::cassandra_restore::FIELD_MANAGER),
+        ops: ops.clone(),
+    });
+    let configuration = Arc::new(super::medusa_configuration::ConfigurationContext {
+        client: client.clone(),
+        // The data plane reads Secrets by name only (its RBAC): no Secret watch there.
+        watch_secrets: settings.mode == crate::settings::Mode::ControlPlane,
+        events: Events::new(client.clone(), super::medusa_configuration::FIELD_MANAGER),
         ops: ops.clone(),
     });
     let schedule = Arc::new(super::medusa_schedule::MedusaScheduleContext {
@@ -179,6 +200,41 @@ where
                 settings.watch_namespaces.clone(),
                 shutdown.clone(),
                 super::medusa_restore::reconcile,
+            )
+            .boxed(),
+        ),
+        (
+            super::cassandra_backup::CONTROLLER,
+            super::job_controller::run::<CassandraBackup, _, _, _, _>(
+                super::cassandra_backup::CONTROLLER,
+                "CassandraBackup",
+                client.clone(),
+                book_backup,
+                settings.watch_namespaces.clone(),
+                shutdown.clone(),
+                super::cassandra_backup::reconcile,
+            )
+            .boxed(),
+        ),
+        (
+            super::cassandra_restore::CONTROLLER,
+            super::job_controller::run::<CassandraRestore, _, _, _, _>(
+                super::cassandra_restore::CONTROLLER,
+                "CassandraRestore",
+                client.clone(),
+                book_restore,
+                settings.watch_namespaces.clone(),
+                shutdown.clone(),
+                super::cassandra_restore::reconcile,
+            )
+            .boxed(),
+        ),
+        (
+            super::medusa_configuration::CONTROLLER,
+            super::medusa_configuration::run(
+                configuration,
+                settings.watch_namespaces.clone(),
+                shutdown.clone(),
             )
             .boxed(),
         ),

@@ -176,3 +176,99 @@ impl JobRef {
             .map_err(self.api_error("writing the status"))
     }
 }
+
+/// Pure: the apply that makes `dc` an owner of the job `id` (as upstream's
+/// `controllerutil.SetOwnerReference`: a plain owner, neither controller nor blocking the
+/// datacenter's deletion), so that deleting the datacenter deletes its jobs; `None` when it
+/// already is one. Server-side apply merges owner references by uid: other owners stay.
+pub fn datacenter_owner_apply<K: kube::Resource<DynamicType = ()>>(
+    id: &JobRef,
+    job: &K,
+    dc: &crate::api::cassdc::CassandraDatacenter,
+) -> Option<serde_json::Value> {
+    use kube::Resource as _;
+    let uid = dc.meta().uid.as_deref().filter(|uid| !uid.is_empty())?;
+    let owned = (job.meta().owner_references.iter().flatten()).any(|owner| owner.uid == uid);
+    if owned {
+        return None;
+    }
+    Some(serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {
+            "name": id.name,
+            "namespace": id.namespace,
+            "ownerReferences": [{
+                "apiVersion": crate::api::cassdc::CassandraDatacenter::api_version(&()),
+                "kind": crate::api::cassdc::CassandraDatacenter::kind(&()),
+                "name": dc.meta().name.clone().unwrap_or_default(),
+                "uid": uid,
+            }],
+        },
+    }))
+}
+
+impl JobRef {
+    /// Makes `dc` an owner of the job when it is not yet ([`datacenter_owner_apply`]); whether
+    /// it did. The caller then ends its reconcile (as upstream): the write comes back as an
+    /// event, and a step taken now could run again on the cached job of before it.
+    pub async fn own_by_datacenter<K>(
+        &self,
+        client: &kube::Client,
+        field_manager: &str,
+        job: &K,
+        dc: &crate::api::cassdc::CassandraDatacenter,
+    ) -> Result<bool, JobError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let Some(body) = datacenter_owner_apply(self, job, dc) else {
+            return Ok(false);
+        };
+        let api: kube::Api<K> = kube::Api::namespaced(client.clone(), &self.namespace);
+        let params = kube::api::PatchParams::apply(field_manager).force();
+        api.patch(&self.name, &params, &kube::api::Patch::Apply(&body))
+            .await
+            .map(|_| true)
+            .map_err(self.api_error("setting the CassandraDatacenter as owner"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::medusa::backup_job::{MedusaBackupJob, MedusaBackupJobSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+    #[test]
+    fn a_job_gets_its_datacenter_as_plain_owner_once() {
+        let mut job = MedusaBackupJob::new("b1", MedusaBackupJobSpec::default());
+        job.metadata.namespace = Some("ns".into());
+        let id = JobRef::of(&job).expect("namespaced");
+        let mut dc = crate::api::cassdc::CassandraDatacenter::new("dc1", Default::default());
+        dc.metadata.namespace = Some("ns".into());
+        dc.metadata.uid = Some("u-1".into());
+        let body = datacenter_owner_apply(&id, &job, &dc).expect("an owner to set");
+        let owner = &body["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["kind"], "CassandraDatacenter");
+        assert_eq!(owner["uid"], "u-1");
+        assert_eq!(owner["name"], "dc1");
+        // Neither controller nor blocking, as upstream's SetOwnerReference.
+        assert!(owner.get("controller").is_none() && owner.get("blockOwnerDeletion").is_none());
+
+        job.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "cassandra.datastax.com/v1beta1".into(),
+            kind: "CassandraDatacenter".into(),
+            name: "dc1".into(),
+            uid: "u-1".into(),
+            ..Default::default()
+        }]);
+        assert_eq!(datacenter_owner_apply(&id, &job, &dc), None);
+        // A datacenter recreated under the same name is a new owner.
+        dc.metadata.uid = Some("u-2".into());
+        assert!(datacenter_owner_apply(&id, &job, &dc).is_some());
+    }
+}

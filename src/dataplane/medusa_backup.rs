@@ -327,7 +327,8 @@ impl Job<'_> {
 
     /// The datacenter's pods, with where their Medusa listens (pods without an IP yet are
     /// listed with none). None when the datacenter does not exist.
-    async fn pods(&self) -> Result<Option<Vec<(MedusaPod, bool)>>, JobError> {
+    /// The datacenter's pods, once the datacenter owns the job; `None` without a datacenter.
+    async fn pods(&self) -> Result<Option<Owned>, JobError> {
         let client = self.context.client.clone();
         let datacenters: Api<CassandraDatacenter> =
             Api::namespaced(client.clone(), &self.id.namespace);
@@ -339,9 +340,12 @@ impl Job<'_> {
         else {
             return Ok(None);
         };
+        if (self.id).own_by_datacenter(&client, FIELD_MANAGER, self.object, &dc).await? {
+            return Ok(Some(Owned::Now));
+        }
         datacenter_pods(&client, &dc)
             .await
-            .map(Some)
+            .map(|pods| Some(Owned::Already(pods)))
             .map_err(self.api_error("listing the datacenter's pods"))
     }
 
@@ -569,6 +573,13 @@ impl MedusaBackupContext {
     }
 }
 
+/// Whether the job was owned by its datacenter before this reconcile (with the pods), or was
+/// made so now.
+enum Owned {
+    Already(Vec<(MedusaPod, bool)>),
+    Now,
+}
+
 /// One reconcile of a job (run by [`super::job_controller::run`]).
 pub(super) async fn reconcile(
     job: Arc<MedusaBackupJob>,
@@ -583,7 +594,13 @@ pub(super) async fn reconcile(
     if next == Step::Done {
         return Ok(Action::await_change());
     }
-    let Some(pods) = this.pods().await? else {
+    let pods = match this.pods().await? {
+        Some(Owned::Already(pods)) => Some(pods),
+        // Made owned just now: the next reconcile, on the job as written, goes on.
+        Some(Owned::Now) => return Ok(Action::requeue(Duration::from_millis(100))),
+        None => None,
+    };
+    let Some(pods) = pods else {
         let message = format!(
             "CassandraDatacenter {} does not exist in namespace {}",
             job.spec.cassandra_datacenter, this.id.namespace

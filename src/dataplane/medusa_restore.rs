@@ -6,7 +6,11 @@
 //! A job goes through these steps, its status telling where it is:
 //! 1. the MedusaBackup must exist, be finished on all its nodes and fit the datacenter (node
 //!    count, datacenter and rack names, as upstream checks); a missing backup or datacenter
-//!    sets `Blocked` and is looked for again, a backup that does not fit fails the job;
+//!    sets `Blocked` and is looked for again, a backup that does not fit fails the job. Beyond
+//!    upstream, the backup may be another datacenter's (a MedusaClusterBackupJob copies each
+//!    datacenter's MedusaBackup to every region of the cluster; the bucket is shared): its nodes
+//!    are then mapped onto this datacenter's pods, and a node count that differs sets
+//!    `Blocked` (SizeMismatch) naming both counts;
 //! 2. `startTime` and a new `restoreKey`;
 //! 3. the restore mapping (which backed-up node each pod restores), from the backup's nodes as
 //!    the first answering pod's Medusa lists them (`GetBackups`), matched rack by rack to the
@@ -80,7 +84,33 @@ pub struct MedusaRestoreContext {
     pub ops: crate::ops::Ops,
 }
 
-/// Pure: why `backup` cannot be restored onto `dc` (upstream's `validateBackupForRestore`).
+/// The datacenter whose nodes `backup` holds, when that is not `dc`: a backup taken by another
+/// datacenter (in another region, in the same bucket). None for a backup of `dc` itself, or
+/// one that names no node.
+pub fn source_datacenter(backup: &MedusaBackupStatus, dc: &CassandraDatacenter) -> Option<String> {
+    let dc_name = datacenter_name(dc);
+    let mut names = backup.nodes.iter().flatten().filter_map(|n| n.datacenter.clone());
+    let first = names.next()?;
+    (first != dc_name).then_some(first)
+}
+
+/// Why a backup of another datacenter cannot be restored onto `dc` yet: its node count is not
+/// the datacenter's (scaling one of them fixes it).
+pub fn size_mismatch(backup: &MedusaBackupStatus, dc: &CassandraDatacenter) -> Option<String> {
+    let source = source_datacenter(backup, dc)?;
+    let total = backup.total_nodes.unwrap_or(0);
+    (total != 0 && total != dc.spec.size).then(|| {
+        format!(
+            "the backup has {total} nodes (datacenter {source}), datacenter {} has {}: a backup of another datacenter restores node for node",
+            datacenter_name(dc),
+            dc.spec.size
+        )
+    })
+}
+
+/// Pure: why `backup` cannot be restored onto `dc` (upstream's `validateBackupForRestore`). A
+/// backup of another datacenter (Federator's addition) must hold that datacenter only and as
+/// many racks as `dc`; its nodes are then mapped onto `dc`'s pods ([`restore_mapping`]).
 pub fn validate_backup(
     backup: &MedusaBackupStatus,
     dc: &CassandraDatacenter,
@@ -105,7 +135,8 @@ pub fn validate_backup(
             dc.spec.size
         ));
     }
-    let dc_name = datacenter_name(dc);
+    let source = source_datacenter(backup, dc);
+    let dc_name = source.clone().unwrap_or_else(|| datacenter_name(dc));
     let mut backup_racks: BTreeMap<String, usize> = BTreeMap::new();
     for node in backup.nodes.iter().flatten() {
         let datacenter = node.datacenter.as_deref().unwrap_or_default();
@@ -120,6 +151,15 @@ pub fn validate_backup(
     let backed_up: Vec<&String> = backup_racks.keys().collect();
     let mut sorted_target: Vec<&String> = target.iter().collect();
     sorted_target.sort();
+    if source.is_some() {
+        // Another datacenter's racks are matched in name order, not by name.
+        if backed_up.len() != sorted_target.len() {
+            return Err(format!(
+                "the backup's datacenter {dc_name} has racks {backed_up:?}, the datacenter {sorted_target:?}: as many racks are needed"
+            ));
+        }
+        return Ok(());
+    }
     if backed_up != sorted_target {
         return Err(format!(
             "the backup's racks {backed_up:?} are not the datacenter's {sorted_target:?}"
@@ -166,12 +206,37 @@ fn target_pods(dc: &CassandraDatacenter) -> BTreeMap<String, Vec<String>> {
 
 /// Pure: which backed-up node each pod of `dc` restores (upstream's `GetHostMap`): the backup's
 /// nodes of the datacenter and the datacenter's pods, rack by rack in name order, each side
-/// sorted; in place when every pod restores its own node.
+/// sorted; in place when every pod restores its own node. A backup without a node of `dc` but
+/// with nodes of exactly one other datacenter (taken in another region) maps that datacenter's
+/// nodes onto `dc`'s pods, node for node: Medusa's restore onto other hosts.
 pub fn restore_mapping(
     backup_nodes: &[medusa_grpc::BackupNode],
     dc: &CassandraDatacenter,
 ) -> Result<MedusaRestoreMapping, String> {
-    let dc_name = datacenter_name(dc);
+    let own = datacenter_name(dc);
+    let others: std::collections::BTreeSet<&str> =
+        backup_nodes.iter().map(|n| n.datacenter.as_str()).filter(|d| *d != own).collect();
+    let dc_name = match (
+        backup_nodes.iter().any(|n| n.datacenter == own),
+        others.len(),
+    ) {
+        (true, _) | (false, 0) => own,
+        (false, 1) => others.iter().next().map(|d| d.to_string()).unwrap_or(own),
+        (false, _) => {
+            return Err(format!(
+                "the backup has no node of datacenter {own} and nodes of several others {others:?}: name a backup of one datacenter"
+            ));
+        }
+    };
+    let cross_datacenter = dc_name != datacenter_name(dc);
+    let source_count = backup_nodes.iter().filter(|n| n.datacenter == dc_name).count();
+    if cross_datacenter && i32::try_from(source_count).ok() != Some(dc.spec.size) {
+        return Err(format!(
+            "the backup has {source_count} nodes in datacenter {dc_name}, datacenter {} has {}",
+            datacenter_name(dc),
+            dc.spec.size
+        ));
+    }
     let mut sources: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for node in backup_nodes.iter().filter(|n| n.datacenter == dc_name) {
         sources.entry(node.rack.as_str()).or_default().push(node.host.as_str());
@@ -683,6 +748,11 @@ pub(super) async fn reconcile(
         );
         return this.blocked("DatacenterNotFound", message).await;
     };
+    if (this.id).own_by_datacenter(&context.client, FIELD_MANAGER, job.as_ref(), &dc).await? {
+        // The next reconcile, on the job as written, goes on (a step taken now could be taken
+        // again on the cached job of before the write).
+        return Ok(Action::requeue(Duration::from_millis(100)));
+    }
     if matches!(next, Step::Start | Step::Prepare) {
         let backups: Api<MedusaBackup> =
             Api::namespaced(context.client.clone(), &this.id.namespace);
@@ -702,6 +772,11 @@ pub(super) async fn reconcile(
             let message = format!("MedusaBackup {backup_name} has no status yet");
             return this.blocked("BackupNotFinished", message).await;
         };
+        if let Some(why) = size_mismatch(recorded, &dc) {
+            let message =
+                format!("MedusaBackup {backup_name} cannot be restored onto {dc_name} yet: {why}");
+            return this.blocked("SizeMismatch", message).await;
+        }
         if let Err(why) = validate_backup(recorded, &dc) {
             let message =
                 format!("MedusaBackup {backup_name} cannot be restored onto {dc_name}: {why}");

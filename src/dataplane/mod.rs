@@ -1,5 +1,7 @@
 //! The per-region components of a datacenter: Stargate and Reaper, and Medusa's backup and
-//! restore jobs ([`medusa_backup`], [`medusa_restore`]). Their controllers run in
+//! restore jobs ([`medusa_backup`], [`medusa_restore`]), the K8ssandra book's CassandraBackup
+//! and CassandraRestore that run them ([`cassandra_backup`], [`cassandra_restore`]) and the
+//! MedusaConfiguration's Secret check ([`medusa_configuration`]). Their controllers run in
 //! both modes (a data-plane instance runs only these), reconcile the Stargate and Reaper objects
 //! of their own cluster, and own the Deployments (a local-storage Reaper's StatefulSet) and
 //! Services they create (ownerReferences: the garbage collector removes them with their owner).
@@ -8,9 +10,12 @@
 //! the desired Deployments (or StatefulSet) and Service ([`stargate`], [`reaper`]: pure) → apply
 //! them without writes at steady state → status from their status ([`rollout`]: pure).
 
+pub mod cassandra_backup;
+pub mod cassandra_restore;
 pub mod controller;
 mod job_controller;
 pub mod medusa_backup;
+pub mod medusa_configuration;
 pub mod medusa_restore;
 pub mod medusa_schedule;
 pub mod medusa_task;

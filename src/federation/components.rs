@@ -50,9 +50,10 @@ use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::backups::{self, BackedUpDatacenter};
 use super::observed::{ObservedCluster, known_contexts};
 use super::plan::{ClusterKey, ClusterPlan, DatacenterPlan};
-use crate::api::k8ssandra_cluster::{K8ssandraCluster, K8ssandraClusterStatus};
+use crate::api::k8ssandra_cluster::{DatacenterBackups, K8ssandraCluster, K8ssandraClusterStatus};
 use crate::api::medusa::MedusaBackupSchedule;
 use crate::api::reaper::{
     DatacenterAvailability, DeploymentMode, Reaper, ReaperClusterTemplate, ReaperDatacenterRef,
@@ -408,6 +409,12 @@ pub struct ComponentsReport {
     /// Status of each datacenter's Stargate and Reaper, as their regions report it.
     pub stargates: BTreeMap<String, StargateStatus>,
     pub reapers: BTreeMap<String, ReaperStatus>,
+    /// Each datacenter's Medusa backups (`spec.medusa` set), as their regions list them.
+    pub backups: BTreeMap<String, DatacenterBackups>,
+    /// The backups were looked up (`spec.medusa` set): look again now and then.
+    pub backups_read: bool,
+    /// A MedusaBackupJob runs on one of the datacenters: look again soon for its MedusaBackup.
+    pub backup_running: bool,
     /// Whether any datacenter asks for Prometheus telemetry.
     pub telemetry_requested: bool,
     /// Region → datacenters whose ServiceMonitors could not be created there (no CRD).
@@ -429,6 +436,7 @@ impl ComponentsReport {
             if self.answered.contains(&context) {
                 entry.stargate = self.stargates.get(name).cloned();
                 entry.reaper = self.reapers.get(name).cloned();
+                entry.backups = self.backups.get(name).cloned();
             }
         }
         let mut conditions = status.conditions.take().unwrap_or_default();
@@ -552,7 +560,7 @@ async fn reconcile_region(
     region: String,
     components: Vec<&DatacenterComponents>,
     ready: &BTreeSet<String>,
-    medusa_set: bool,
+    backups_wanted: bool,
 ) -> ComponentsReport {
     let mut report = ComponentsReport {
         settled: true,
@@ -594,7 +602,9 @@ async fn reconcile_region(
         .collect();
     let live_stargates = converge(&client, &region, &wanted_stargates, stargates, errors).await;
     let live_reapers = converge(&client, &region, &wanted_reapers, reapers, errors).await;
-    if medusa_set {
+    // Purge schedules are looked after while spec.medusa is set (so that purgeBackups turned
+    // off removes them).
+    if backups_wanted {
         let wanted: Vec<(&MedusaBackupSchedule, bool)> = components
             .iter()
             .filter_map(|dc| dc.purge_schedule.as_ref().map(|s| (s, true)))
@@ -653,6 +663,25 @@ async fn reconcile_region(
         }
     }
     report.settled &= report.errors.is_empty();
+    if backups_wanted {
+        let datacenters: Vec<BackedUpDatacenter> = (components.iter())
+            .map(|dc| BackedUpDatacenter {
+                namespace: dc.namespace.clone(),
+                name: dc.datacenter.clone(),
+            })
+            .collect();
+        match backups::read_region(&client, registry.namespaces(&region), &datacenters).await {
+            Ok(found) => {
+                report.backup_running = found.values().any(|b| b.running.is_some());
+                report.backups = found;
+            }
+            Err(error) => report.errors.push(RegionFailure::kube(
+                &region,
+                "listing Medusa backups",
+                &error,
+            )),
+        }
+    }
     report.answered.insert(region);
     report
 }
@@ -667,10 +696,8 @@ pub async fn reconcile(
     observed: &ObservedCluster,
 ) -> ComponentsReport {
     let components = plan_components(k8c, plan);
-    // Purge schedules are looked after while spec.medusa is set (so that purgeBackups turned
-    // off removes them).
-    let medusa_set = k8c.spec.medusa.is_some();
-    if !medusa_set && !components_wanted_or_recorded(k8c, &components) {
+    let backups_wanted = k8c.spec.medusa.is_some();
+    if !backups_wanted && !components_wanted_or_recorded(k8c, &components) {
         // Nothing to make and nothing made before (the status records every component made):
         // no need to ask every region.
         return ComponentsReport {
@@ -692,7 +719,7 @@ pub async fn reconcile(
         regions.entry(registry.canonical(&region).to_string()).or_default();
     }
     let reports = futures::future::join_all(regions.into_iter().map(|(region, dcs)| {
-        reconcile_region(registry, &plan.cluster, region, dcs, &ready, medusa_set)
+        reconcile_region(registry, &plan.cluster, region, dcs, &ready, backups_wanted)
     }))
     .await;
     let mut report = ComponentsReport {
@@ -705,6 +732,9 @@ pub async fn reconcile(
         report.answered.extend(part.answered);
         report.stargates.extend(part.stargates);
         report.reapers.extend(part.reapers);
+        report.backups.extend(part.backups);
+        report.backup_running |= part.backup_running;
+        report.backups_read |= backups_wanted;
         report.service_monitor_crd_missing.extend(part.service_monitor_crd_missing);
         report.settled &= part.settled;
     }
@@ -720,12 +750,12 @@ fn components_wanted_or_recorded(
         .iter()
         .any(|dc| dc.stargate.is_some() || dc.reaper.is_some() || !dc.service_monitors.is_empty());
     let status = k8c.status.as_ref();
-    let recorded = status
-        .and_then(|s| s.datacenters.as_ref())
-        .is_some_and(|dcs| dcs.values().any(|dc| dc.stargate.is_some() || dc.reaper.is_some()))
-        || status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == CONDITION_TELEMETRY_READY));
+    let recorded = status.and_then(|s| s.datacenters.as_ref()).is_some_and(|dcs| {
+        (dcs.values())
+            .any(|dc| dc.stargate.is_some() || dc.reaper.is_some() || dc.backups.is_some())
+    }) || status
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == CONDITION_TELEMETRY_READY));
     wanted || recorded
 }
 

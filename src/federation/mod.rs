@@ -31,6 +31,7 @@
 /// ConfigMaps and Secrets, the K8ssandraCluster status).
 pub const FIELD_MANAGER: &str = "federator";
 
+pub mod backups;
 pub mod components;
 pub mod config;
 pub mod controller;

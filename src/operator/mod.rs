@@ -221,6 +221,16 @@ impl Operator {
                         shutdown.clone(),
                     ),
                 );
+                controllers.spawn(
+                    "medusaclusterbackupjob",
+                    crate::control::medusa_cluster_backup::run(
+                        hub.clone(),
+                        registry.clone(),
+                        settings.watch_namespaces.clone(),
+                        ops.clone(),
+                        shutdown.clone(),
+                    ),
+                );
                 Some(registry)
             }
             // Only the controllers of objects that live in the region run here; no

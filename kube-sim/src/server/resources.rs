@@ -160,7 +160,7 @@ pub async fn handle(
     let resource = Arc::clone(&target.resource);
     let is_crd = resource.info.group == "apiextensions.k8s.io"
         && resource.info.plural == "customresourcedefinitions";
-    let response = match (&method, target.name, target.subresource) {
+    let mut response = match (&method, target.name, target.subresource) {
         (&Method::GET, None, None) => {
             if legacy_watch || request.query.flag("watch")? {
                 require_verb(&resource, "watch")?;
@@ -215,6 +215,10 @@ pub async fn handle(
     };
     if is_crd && method != Method::GET && !is_dry_run(&request.query) {
         crate::crd::reconcile(cluster).await;
+    }
+    // As kube-apiserver: every answer about a deprecated version carries its warning.
+    if let Some(warning) = &resource.deprecation_warning {
+        add_warnings(&mut response, std::slice::from_ref(warning));
     }
     Ok(response)
 }

@@ -1,17 +1,18 @@
 //! CassandraBackup (medusa.k8ssandra.io/v1alpha1, deprecated upstream for MedusaBackupJob): a
 //! backup of one CassandraDatacenter, as older manifests and the K8ssandra book write it.
-//! Served (with the API server's deprecation warning) and validated; not acted on.
+//! Served (with the API server's deprecation warning) and acted on: each one runs a
+//! MedusaBackupJob it owns and mirrors its progress ([`crate::dataplane::cassandra_backup`]).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{BackupType, MAX_NAME_LENGTH};
-use crate::api::shared::{preserve_unknown_fields, tidy_schema};
+use crate::api::shared::{condition_list, preserve_unknown_fields, tidy_schema};
 
 /// What `kubectl` prints when a CassandraBackup or CassandraRestore is used.
-pub const DEPRECATION_WARNING: &str = "medusa.k8ssandra.io/v1alpha1 CassandraBackup and CassandraRestore are deprecated and not acted on; use MedusaBackupJob and MedusaRestoreJob";
+pub const DEPRECATION_WARNING: &str = "medusa.k8ssandra.io/v1alpha1 CassandraBackup and CassandraRestore are deprecated; they run a MedusaBackupJob or MedusaRestoreJob: use those";
 
 /// A backup of one datacenter (deprecated kind).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -19,17 +20,18 @@ pub const DEPRECATION_WARNING: &str = "medusa.k8ssandra.io/v1alpha1 CassandraBac
     group = "medusa.k8ssandra.io",
     version = "v1alpha1",
     kind = "CassandraBackup",
-    doc = "Deprecated for MedusaBackupJob: a backup of one CassandraDatacenter (served and validated; Federator does not run it).",
+    doc = "Deprecated for MedusaBackupJob: a backup of one CassandraDatacenter, run as a MedusaBackupJob of the backup's name that it owns.",
     plural = "cassandrabackups",
     namespaced,
     status = "CassandraBackupStatus",
     derive = "PartialEq",
-    deprecated = "medusa.k8ssandra.io/v1alpha1 CassandraBackup and CassandraRestore are deprecated and not acted on; use MedusaBackupJob and MedusaRestoreJob"
+    deprecated = "medusa.k8ssandra.io/v1alpha1 CassandraBackup and CassandraRestore are deprecated; they run a MedusaBackupJob or MedusaRestoreJob: use those"
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = tidy_schema)]
 pub struct CassandraBackupSpec {
-    /// Name of the backup.
+    /// Name of the backup (and of its MedusaBackupJob and MedusaBackup); the object's name
+    /// when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = MAX_NAME_LENGTH))]
     pub name: Option<String>,
@@ -62,4 +64,10 @@ pub struct CassandraBackupStatus {
     pub finished: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<Vec<String>>,
+    /// `Complete`, `Failed` (as its MedusaBackupJob's) and `Blocked` (True while the backup
+    /// cannot start: its datacenter is missing, or a MedusaBackupJob of its name belongs to
+    /// something else). Federator's addition; upstream has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "condition_list")]
+    pub conditions: Option<Vec<Condition>>,
 }

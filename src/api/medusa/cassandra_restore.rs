@@ -1,14 +1,17 @@
 //! CassandraRestore (medusa.k8ssandra.io/v1alpha1, deprecated upstream for MedusaRestoreJob): a
 //! restore of a CassandraBackup, as older manifests and the K8ssandra book write it. Served
-//! (with the API server's deprecation warning) and validated; not acted on.
+//! (with the API server's deprecation warning) and acted on: each one runs a MedusaRestoreJob it
+//! owns and mirrors its progress ([`crate::dataplane::cassandra_restore`]). Only in-place
+//! restores are done (`inPlace: false` is refused), and the datacenter is always stopped while it
+//! restores (`shutdown: false` is reported as not acted on).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::MAX_NAME_LENGTH;
-use crate::api::shared::tidy_schema;
+use crate::api::shared::{condition_list, tidy_schema};
 
 /// A restore of a backup (deprecated kind).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -16,24 +19,27 @@ use crate::api::shared::tidy_schema;
     group = "medusa.k8ssandra.io",
     version = "v1alpha1",
     kind = "CassandraRestore",
-    doc = "Deprecated for MedusaRestoreJob: a restore of a CassandraBackup (served and validated; Federator does not run it).",
+    doc = "Deprecated for MedusaRestoreJob: a restore of a CassandraBackup onto the datacenter it was taken of, run as a MedusaRestoreJob of the same name that it owns.",
     plural = "cassandrarestores",
     namespaced,
     status = "CassandraRestoreStatus",
     derive = "PartialEq",
-    deprecated = "medusa.k8ssandra.io/v1alpha1 CassandraBackup and CassandraRestore are deprecated and not acted on; use MedusaBackupJob and MedusaRestoreJob"
+    deprecated = "medusa.k8ssandra.io/v1alpha1 CassandraBackup and CassandraRestore are deprecated; they run a MedusaBackupJob or MedusaRestoreJob: use those"
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = tidy_schema)]
 pub struct CassandraRestoreSpec {
-    /// Name of the CassandraBackup to restore.
+    /// Name of the CassandraBackup to restore (or of a MedusaBackup, when no CassandraBackup has
+    /// that name).
     #[schemars(length(max = MAX_NAME_LENGTH))]
     pub backup: String,
     /// The datacenter restored onto.
     pub cassandra_datacenter: CassandraDatacenterRef,
-    /// Restore onto the datacenter that was backed up, rather than a new one.
+    /// Restore onto the datacenter that was backed up, rather than a new one (only `true` is
+    /// done; `false` is refused with the `Failed` condition).
     pub in_place: bool,
-    /// Stop the datacenter before restoring.
+    /// Stop the datacenter before restoring. A restore always stops it: `false` is reported in
+    /// the `FieldsNotActedOn` condition.
     pub shutdown: bool,
 }
 
@@ -69,4 +75,10 @@ pub struct CassandraRestoreStatus {
     pub finished: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<Vec<String>>,
+    /// `Complete`, `Failed` and `Blocked` (as its MedusaRestoreJob's, and `Failed` for a
+    /// restore that cannot be done as written: `inPlace: false`, a wrong `clusterName`), and
+    /// `FieldsNotActedOn` (`shutdown: false`). Federator's addition; upstream has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "condition_list")]
+    pub conditions: Option<Vec<Condition>>,
 }

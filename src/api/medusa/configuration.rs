@@ -1,6 +1,7 @@
 //! MedusaConfiguration (medusa.k8ssandra.io/v1alpha1): storage settings shared by the
 //! K8ssandraClusters whose `spec.medusa.medusaConfigurationRef` names it: its `storageProperties`
-//! are merged under theirs when their datacenters are planned. Its status is not written yet.
+//! are merged under theirs when their datacenters are planned. Its status says whether the
+//! storage Secret it names is usable ([`crate::dataplane::medusa_configuration`]).
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -29,7 +30,8 @@ pub struct MedusaConfigurationSpec {
     pub storage_properties: Option<MedusaStorage>,
 }
 
-/// SecretAvailable and Ready conditions.
+/// `SecretAvailable` (the storage Secret exists with the key Medusa reads) and `Ready`
+/// conditions.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = tidy_schema)]

@@ -5,12 +5,15 @@
 //! Federator acts on `spec.medusa` ([`crate::workload::medusa`]), MedusaBackupJobs
 //! ([`crate::dataplane::medusa_backup`]), MedusaRestoreJobs ([`crate::dataplane::medusa_restore`])
 //! and a referenced MedusaConfiguration; the other kinds are served and validated only.
+//! MedusaClusterBackupJob is Federator's own, acted on in the hub
+//! ([`crate::control::medusa_cluster_backup`]).
 
 pub mod backup;
 pub mod backup_job;
 pub mod backup_schedule;
 pub mod cassandra_backup;
 pub mod cassandra_restore;
+pub mod cluster_backup_job;
 pub mod configuration;
 pub mod restore_job;
 pub mod task;
@@ -20,6 +23,7 @@ pub use backup_job::MedusaBackupJob;
 pub use backup_schedule::MedusaBackupSchedule;
 pub use cassandra_backup::CassandraBackup;
 pub use cassandra_restore::CassandraRestore;
+pub use cluster_backup_job::MedusaClusterBackupJob;
 pub use configuration::MedusaConfiguration;
 pub use restore_job::MedusaRestoreJob;
 pub use task::MedusaTask;

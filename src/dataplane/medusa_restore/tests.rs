@@ -189,3 +189,70 @@ fn restore_keys_are_version_4_uuids() {
     assert_eq!(&key[14..15], "4");
     assert_ne!(key, uuid_v4());
 }
+
+fn datacenter_named(name: &str, size: i32) -> CassandraDatacenter {
+    let mut dc = datacenter(size, &[]);
+    dc.metadata.name = Some(name.into());
+    dc
+}
+
+#[test]
+fn another_datacenters_backup_maps_its_nodes_onto_this_datacenters_pods() {
+    // dc1's backup, taken in another region, restored onto dc2.
+    let nodes = grpc_nodes(&[
+        ("demo-dc1-default-sts-1", "default"),
+        ("demo-dc1-default-sts-0", "default"),
+    ]);
+    let mapping = restore_mapping(&nodes, &datacenter_named("dc2", 2)).expect("mapping");
+    assert_eq!(mapping.in_place, Some(false));
+    let hosts = mapping.host_map.expect("host map");
+    assert_eq!(hosts.len(), 2);
+    assert_eq!(
+        hosts["demo-dc2-default-sts-0"].source,
+        vec!["demo-dc1-default-sts-0"]
+    );
+    assert_eq!(
+        hosts["demo-dc2-default-sts-1"].source,
+        vec!["demo-dc1-default-sts-1"]
+    );
+    // Node for node: a datacenter of another size is refused, naming both counts.
+    let why = restore_mapping(&nodes, &datacenter_named("dc2", 3)).expect_err("size");
+    assert!(
+        why.contains("2 nodes in datacenter dc1") && why.contains("dc2 has 3"),
+        "{why}"
+    );
+    // A backup of several other datacenters is ambiguous.
+    let mut mixed = nodes.clone();
+    mixed[0].datacenter = "dc3".into();
+    let why = restore_mapping(&mixed, &datacenter_named("dc2", 2)).expect_err("mixed");
+    assert!(why.contains("several"), "{why}");
+}
+
+#[test]
+fn another_datacenters_backup_is_usable_when_sizes_match_and_blocked_when_not() {
+    let two = [
+        ("demo-dc1-default-sts-0", "default"),
+        ("demo-dc1-default-sts-1", "default"),
+    ];
+    let dc2 = datacenter_named("dc2", 2);
+    assert_eq!(
+        source_datacenter(&backup(&two), &dc2),
+        Some("dc1".to_string())
+    );
+    assert_eq!(source_datacenter(&backup(&two), &datacenter(2, &[])), None);
+    assert_eq!(validate_backup(&backup(&two), &dc2), Ok(()));
+    assert_eq!(size_mismatch(&backup(&two), &dc2), None);
+    let why = size_mismatch(&backup(&two), &datacenter_named("dc2", 3)).expect("mismatch");
+    assert!(
+        why.starts_with("the backup has 2 nodes (datacenter dc1), datacenter dc2 has 3"),
+        "{why}"
+    );
+    // The same datacenter's backup of another size still fails as upstream's does.
+    assert_eq!(size_mismatch(&backup(&two), &datacenter(3, &[])), None);
+    // Racks are matched in order, their count must agree.
+    let racked = datacenter_named("dc2", 2);
+    let mut racked = racked;
+    racked.spec.racks = serde_json::from_value(json!([{"name": "r1"}, {"name": "r2"}])).ok();
+    let why = validate_backup(&backup(&two), &racked).expect_err("racks");
+    assert!(why.contains("as many racks"), "{why}");
+}

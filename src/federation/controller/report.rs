@@ -26,6 +26,10 @@ const STEADY_REQUEUE: Duration = Duration::from_secs(300);
 /// Re-look while the cluster is not registered with the Reaper `reaperRef` names: the Reaper
 /// and its Secret change without an event this controller sees.
 const REAPER_REGISTRATION_RECHECK: Duration = Duration::from_secs(15);
+/// Re-look at the regions' Medusa backups (`spec.medusa` set): a backup made in a region makes
+/// no event this controller sees. Sooner while a MedusaBackupJob runs.
+const BACKUPS_RECHECK: Duration = Duration::from_secs(60);
+const BACKUP_RUNNING_RECHECK: Duration = Duration::from_secs(15);
 /// Re-look while a region lacks the ServiceMonitor CRD the spec's telemetry needs.
 const MISSING_CRD_RECHECK: Duration = Duration::from_secs(30);
 
@@ -150,6 +154,14 @@ pub(super) fn next_look(observed: &ObservedCluster, applied: &Applied) -> Durati
     let next = match registering {
         true => next.min(REAPER_REGISTRATION_RECHECK),
         false => next,
+    };
+    let next = match (
+        applied.components.backups_read,
+        applied.components.backup_running,
+    ) {
+        (_, true) => next.min(BACKUP_RUNNING_RECHECK),
+        (true, false) => next.min(BACKUPS_RECHECK),
+        (false, false) => next,
     };
     sooner_for_seeds(next, applied.seeds_refresh_after)
 }
