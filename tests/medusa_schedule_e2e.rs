@@ -253,12 +253,26 @@ async fn schedule_and_purge() {
     // Forbid skipped the fires that came while a 3s backup ran, and said so.
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(region1.clone(), NS);
     let reasons: Vec<String> = wait_for("the schedule's Events", WAIT, || async {
-        let listed = events.list(&Default::default()).await.ok()?;
+        let listed = events.list(&Default::default()).await.map_err(|e| e.to_string())?;
         let reasons: Vec<String> = (listed.items.iter())
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("often"))
             .filter_map(|e| e.reason.clone())
             .collect();
-        reasons.iter().any(|r| r == "ScheduleSkipped").then_some(reasons)
+        match reasons.iter().any(|r| r == "ScheduleSkipped") {
+            true => Ok(reasons),
+            false => {
+                let all: Vec<String> = (listed.items.iter())
+                    .map(|e| {
+                        format!(
+                            "{:?}/{:?}",
+                            e.regarding.as_ref().and_then(|r| r.name.clone()),
+                            e.reason
+                        )
+                    })
+                    .collect();
+                Err(format!("{all:?}"))
+            }
+        }
     })
     .await;
     assert!(
