@@ -214,6 +214,20 @@ fn rbac_is_least_privilege_for_each_mode_and_scope() {
             .map(|(_, _, verb)| verb.as_str())
             .collect();
         assert_eq!(restore_status, ["patch"], "{overlay}");
+        // MedusaBackupSchedules and MedusaTasks too: status patched, jobs and tasks created.
+        for (resource, verb) in [
+            ("medusabackupschedules", "watch"),
+            ("medusabackupschedules/status", "patch"),
+            ("medusatasks", "create"),
+            ("medusatasks/status", "patch"),
+            ("medusabackupjobs", "create"),
+            ("medusabackups", "delete"),
+        ] {
+            assert!(
+                has("medusa.k8ssandra.io", resource, verb),
+                "{overlay}: {resource} {verb}"
+            );
+        }
         assert!(
             has("cassandra.datastax.com", "cassandradatacenters", "patch"),
             "{overlay}"

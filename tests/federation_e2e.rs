@@ -930,14 +930,15 @@ async fn fields_not_acted_on() {
     let running = Running::start().await;
     let clusters = Api::<K8ssandraCluster>::namespaced(running.hub.clone(), NS);
     let mut cluster = two_datacenters(1, &running.sim.context_name(1));
-    // Medusa purges nothing yet (purgeBackups is on unless turned off); Reaper's JMX login
-    // is not used.
+    // Medusa gets no backup volume (podStorage); Reaper's JMX login is not used. purgeBackups
+    // (on unless turned off) is acted on: the daily purge schedule.
     cluster["spec"]["medusa"] = serde_json::json!({"storageProperties": {
-        "storageProvider": "s3", "credentialsType": "role-based", "bucketName": "backups"}});
+        "storageProvider": "s3", "credentialsType": "role-based", "bucketName": "backups",
+        "podStorage": {"size": "10Gi"}}});
     cluster["spec"]["reaper"] = serde_json::json!({"jmxUserSecretRef": {"name": "reaper-jmx"}});
     apply(&clusters, CLUSTER, cluster.clone()).await;
     let message = wait_for(
-        "FieldsNotActedOn names spec.medusa.purgeBackups and spec.reaper.jmxUserSecretRef",
+        "FieldsNotActedOn names spec.medusa.storageProperties.podStorage and spec.reaper.jmxUserSecretRef",
         Duration::from_secs(20),
         || async {
             let status = k8ssandra_cluster_status(&clusters).await?;
@@ -946,7 +947,11 @@ async fn fields_not_acted_on() {
         },
     )
     .await;
-    assert!(message.contains("spec.medusa.purgeBackups"), "{message}");
+    assert!(
+        message.contains("spec.medusa.storageProperties.podStorage"),
+        "{message}"
+    );
+    assert!(!message.contains("purgeBackups"), "{message}");
 
     // Once neither is set, the condition goes.
     cluster["spec"]

@@ -722,3 +722,44 @@ async fn a_login_through_a_datacenter_without_system_auth_fails_until_it_is_repl
     assert_eq!(status, 200, "{accepted}");
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_in_a_bucket_can_be_backdated_through_the_admin_api() {
+    let world = World::start(1, true).await;
+    world
+        .create_dc(
+            0,
+            "dc1",
+            json!({"clusterName": "aged", "serverType": "cassandra",
+                                    "serverVersion": "4.1.5", "size": 1}),
+        )
+        .await;
+    world.ready(0, "dc1").await;
+    let storage = kube_sim::cassandra::StorageLocation::new("bucket", "aged");
+    let taken = {
+        let model = world.sim.cassandra();
+        let mut model = model.lock();
+        let summary = model
+            .backup(
+                &storage,
+                "aged",
+                "b1",
+                &[],
+                kube_sim::cassandra::BackupMode::Full,
+            )
+            .expect("backup");
+        summary.start_millis
+    };
+    let path = "/cassandra/buckets/bucket/aged/backups/b1/backdate";
+    let (status, answer) = world.call("POST", path, json!({"days": 3})).await;
+    assert_eq!(status, 200, "{answer}");
+    let moved = world.sim.cassandra().lock().backup_status(&storage, "b1").expect("b1");
+    assert_eq!(moved.start_millis, taken - 3 * 86_400_000);
+    let (status, _) = world.call("POST", path, json!({"days": -1})).await;
+    assert_eq!(status, 400);
+    let missing = "/cassandra/buckets/bucket/aged/backups/nope/backdate";
+    let (status, answer) = world.call("POST", missing, json!({"days": 1})).await;
+    assert_ne!(status, 200);
+    assert!(answer.to_string().contains("does not exist"), "{answer}");
+    world.stop().await;
+}

@@ -39,7 +39,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
 /// The kinds that nothing in Federator acts on yet: their CRDs are generated (`crds/`, the
 /// reference) but left out of the install's kustomization, so that a user applying one is told
 /// the kind is not served rather than seeing it stored and ignored.
-pub const NOT_ACTED_ON_KINDS: &[&str] = &["MedusaBackupSchedule", "MedusaTask"];
+pub const NOT_ACTED_ON_KINDS: &[&str] = &[];
 
 /// The CRDs the install applies: [`all_crds`] but the [`NOT_ACTED_ON_KINDS`].
 pub fn installed_crds() -> Vec<CustomResourceDefinition> {

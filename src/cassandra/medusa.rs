@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use medusa_grpc::medusa_client::MedusaClient as GrpcClient;
 use medusa_grpc::{
-    BackupRequest, BackupStatusRequest, GetBackupRequest, GetBackupsRequest, StatusType,
+    BackupRequest, BackupStatusRequest, GetBackupRequest, GetBackupsRequest, PrepareRestoreRequest,
+    PurgeBackupsRequest, PurgeBackupsResponse, StatusType,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -173,6 +174,44 @@ impl MedusaClient {
             Err(_) => Err(self.timed_out(pod)),
             Ok(Err(status)) => Err(self.answer_error(pod, status)),
             Ok(Ok(response)) => Ok(response.into_inner().backups),
+        }
+    }
+
+    /// `PurgeBackups`: the node drops its backups past medusa.ini's `max_backup_count` /
+    /// `max_backup_age` (the request carries no limits), and says what it purged.
+    pub async fn purge_backups(
+        &self,
+        pod: &MedusaPod,
+    ) -> Result<PurgeBackupsResponse, MedusaError> {
+        let mut client = self.connect(pod).await?;
+        let call = tokio::time::timeout(self.timeout, client.purge_backups(PurgeBackupsRequest {}));
+        match call.await {
+            Err(_) => Err(self.timed_out(pod)),
+            Ok(Err(status)) => Err(self.answer_error(pod, status)),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+        }
+    }
+
+    /// `PrepareRestore`: the node computes the restore mapping of `backup_name` for
+    /// `datacenter` and keeps it under `restore_key`.
+    pub async fn prepare_restore(
+        &self,
+        pod: &MedusaPod,
+        backup_name: &str,
+        datacenter: &str,
+        restore_key: &str,
+    ) -> Result<(), MedusaError> {
+        let mut client = self.connect(pod).await?;
+        let request = PrepareRestoreRequest {
+            backup_name: backup_name.to_string(),
+            datacenter: datacenter.to_string(),
+            restore_key: restore_key.to_string(),
+        };
+        let call = tokio::time::timeout(self.timeout, client.prepare_restore(request));
+        match call.await {
+            Err(_) => Err(self.timed_out(pod)),
+            Ok(Err(status)) => Err(self.answer_error(pod, status)),
+            Ok(Ok(_)) => Ok(()),
         }
     }
 

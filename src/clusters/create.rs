@@ -489,6 +489,12 @@ pub fn region_cluster_role() -> ClusterRole {
                 &["reapers", "reapers/status"],
                 &write,
             ),
+            // Each datacenter's daily Medusa purge schedule (spec.medusa.purgeBackups).
+            rule(
+                &["medusa.k8ssandra.io"],
+                &["medusabackupschedules"],
+                &["get", "list", "create", "patch", "delete"],
+            ),
             // Telemetry: ServiceMonitors, where prometheus-operator's CRD is installed.
             rule(&["monitoring.coreos.com"], &["servicemonitors"], &write),
             rule(&[""], &["pods", "namespaces"], &read),
@@ -682,6 +688,11 @@ mod tests {
         assert!(allows("discovery.k8s.io", "endpointslices", "delete"));
         assert!(allows("", "configmaps", "patch"));
         assert!(allows("", "pods", "list"));
+        assert!(allows(
+            "medusa.k8ssandra.io",
+            "medusabackupschedules",
+            "delete"
+        ));
         assert!(!allows("", "pods", "delete"));
         assert!(allows("", "pods/proxy", "create"));
         assert!(!allows("", "pods/proxy", "delete"));

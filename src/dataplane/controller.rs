@@ -23,7 +23,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
-use crate::api::medusa::{CassandraBackup, CassandraRestore, MedusaBackupJob, MedusaRestoreJob};
+use crate::api::medusa::{
+    CassandraBackup, CassandraRestore, MedusaBackupJob, MedusaBackupSchedule, MedusaRestoreJob,
+    MedusaTask,
+};
 
 use super::rollout::Rollout;
 use super::{CREATED_BY_LABEL, Waiting, monitor, reaper, stargate, vector_agent};
@@ -91,15 +94,15 @@ pub struct ComponentContext {
     pub ops: crate::ops::Ops,
 }
 
-/// The Stargate, Reaper, MedusaBackupJob, MedusaRestoreJob, CassandraBackup, CassandraRestore
-/// and MedusaConfiguration controllers on `client`'s cluster, by name, each running until
-/// `shutdown` resolves.
+/// The Stargate, Reaper, MedusaBackupJob, MedusaRestoreJob, CassandraBackup, CassandraRestore,
+/// MedusaConfiguration, MedusaBackupSchedule and MedusaTask controllers on `client`'s cluster,
+/// by name, each running until `shutdown` resolves.
 pub fn controllers<S>(
     client: kube::Client,
     settings: &Settings,
     ops: crate::ops::Ops,
     shutdown: S,
-) -> [(&'static str, BoxFuture<'static, ()>); 7]
+) -> [(&'static str, BoxFuture<'static, ()>); 9]
 where
     S: Future<Output = ()> + Clone + Send + Sync + 'static,
 {
@@ -137,6 +140,19 @@ where
         // The data plane reads Secrets by name only (its RBAC): no Secret watch there.
         watch_secrets: settings.mode == crate::settings::Mode::ControlPlane,
         events: Events::new(client.clone(), super::medusa_configuration::FIELD_MANAGER),
+        ops: ops.clone(),
+    });
+    let schedule = Arc::new(super::medusa_schedule::MedusaScheduleContext {
+        client: client.clone(),
+        events: Events::new(client.clone(), super::medusa_schedule::FIELD_MANAGER),
+        ops: ops.clone(),
+    });
+    let task = Arc::new(super::medusa_task::MedusaTaskContext {
+        client: client.clone(),
+        events: Events::new(client.clone(), super::medusa_task::FIELD_MANAGER),
+        medusa: crate::cassandra::medusa::MedusaClient {
+            timeout: crate::cassandra::medusa::DEFAULT_CALL_TIMEOUT,
+        },
         ops: ops.clone(),
     });
     let context = Arc::new(ComponentContext {
@@ -218,7 +234,33 @@ where
             super::medusa_configuration::run(
                 configuration,
                 settings.watch_namespaces.clone(),
+                shutdown.clone(),
+            )
+            .boxed(),
+        ),
+        (
+            super::medusa_schedule::CONTROLLER,
+            super::job_controller::run::<MedusaBackupSchedule, _, _, _, _>(
+                super::medusa_schedule::CONTROLLER,
+                "MedusaBackupSchedule",
+                client.clone(),
+                schedule,
+                settings.watch_namespaces.clone(),
+                shutdown.clone(),
+                super::medusa_schedule::reconcile,
+            )
+            .boxed(),
+        ),
+        (
+            super::medusa_task::CONTROLLER,
+            super::job_controller::run::<MedusaTask, _, _, _, _>(
+                super::medusa_task::CONTROLLER,
+                "MedusaTask",
+                client.clone(),
+                task,
+                settings.watch_namespaces.clone(),
                 shutdown,
+                super::medusa_task::reconcile,
             )
             .boxed(),
         ),

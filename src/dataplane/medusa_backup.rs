@@ -585,9 +585,25 @@ pub(super) async fn reconcile(
     job: Arc<MedusaBackupJob>,
     context: Arc<MedusaBackupContext>,
 ) -> Result<Action, JobError> {
+    let id = JobRef::of(job.as_ref())?;
+    // A start that looks interrupted may only be a cached copy older than the start's second
+    // status write: read the job afresh before starting its backups again.
+    let started_without_pods = (job.status.as_ref())
+        .is_some_and(|s| s.start_time.is_some() && s.finish_time.is_none())
+        && step(job.status.as_ref()) == Step::Start;
+    let job = match started_without_pods {
+        true => {
+            let api: Api<MedusaBackupJob> = Api::namespaced(context.client.clone(), &id.namespace);
+            match api.get_opt(&id.name).await.map_err(id.api_error("reading the job"))? {
+                Some(fresh) => Arc::new(fresh),
+                None => return Ok(Action::await_change()),
+            }
+        }
+        false => job,
+    };
     let this = Job {
         object: &job,
-        id: JobRef::of(job.as_ref())?,
+        id,
         context: &context,
     };
     let next = step(job.status.as_ref());

@@ -17,6 +17,8 @@ mod job_controller;
 pub mod medusa_backup;
 pub mod medusa_configuration;
 pub mod medusa_restore;
+pub mod medusa_schedule;
+pub mod medusa_task;
 pub mod monitor;
 pub mod reaper;
 pub mod rollout;

@@ -13,6 +13,9 @@
 //!   none. None either when `reaperRef` names an existing Reaper (as upstream, whatever the
 //!   mode): the cluster is registered with that one (`super::reaper_registration`). Created once
 //!   its datacenter is Ready.
+//! - **Purge schedule** `<cluster>-<dc>-medusa-purge` (upstream's name), a MedusaBackupSchedule
+//!   purging the datacenter's backups daily at midnight UTC, when `spec.medusa` is set and its
+//!   `purgeBackups` is not false; removed when it turns false or the datacenter goes.
 //! - **ServiceMonitors** (monitoring.coreos.com/v1), only in regions that serve the
 //!   ServiceMonitor kind (elsewhere the `TelemetryReady` condition names the regions that lack
 //!   it), each with the relabelling of `crate::workload::relabel`:
@@ -51,6 +54,7 @@ use super::backups::{self, BackedUpDatacenter};
 use super::observed::{ObservedCluster, known_contexts};
 use super::plan::{ClusterKey, ClusterPlan, DatacenterPlan};
 use crate::api::k8ssandra_cluster::{DatacenterBackups, K8ssandraCluster, K8ssandraClusterStatus};
+use crate::api::medusa::MedusaBackupSchedule;
 use crate::api::reaper::{
     DatacenterAvailability, DeploymentMode, Reaper, ReaperClusterTemplate, ReaperDatacenterRef,
     ReaperSpec, ReaperStatus, ReaperTemplate,
@@ -85,6 +89,7 @@ pub const REASON_SERVICE_MONITOR_CRD_MISSING: &str = "ServiceMonitorCrdMissing";
 /// cass-operator's label on the Service whose endpoints expose Cassandra metrics.
 pub const PROM_METRICS_LABEL: &str = "cassandra.datastax.com/prom-metrics";
 const COMPONENT_REAPER: &str = "reaper";
+const COMPONENT_MEDUSA: &str = "medusa";
 
 /// What one datacenter should have besides its CassandraDatacenter.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +100,9 @@ pub struct DatacenterComponents {
     pub stargate: Option<Stargate>,
     pub reaper: Option<Reaper>,
     pub service_monitors: Vec<ServiceMonitor>,
+    /// The daily MedusaBackupSchedule purging its backups (`spec.medusa`, `purgeBackups` not
+    /// false).
+    pub purge_schedule: Option<MedusaBackupSchedule>,
 }
 
 /// `<k8c>-<dc>-stargate`.
@@ -320,6 +328,21 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                     ));
                 }
             }
+            let purge_schedule = k8c.spec.medusa.as_deref().and_then(|medusa| {
+                let name = crate::workload::medusa::purge_schedule_name(
+                    &plan.cassandra_cluster_name,
+                    &dc.cassandra_datacenter_name,
+                );
+                let meta = metadata(
+                    name,
+                    &dc.namespace,
+                    cluster,
+                    &dc.name,
+                    COMPONENT_MEDUSA,
+                    None,
+                );
+                crate::workload::medusa::purge_schedule(medusa, meta, &dc.name)
+            });
             DatacenterComponents {
                 datacenter: dc.name.clone(),
                 context: dc.context.clone(),
@@ -327,6 +350,7 @@ pub fn plan_components(k8c: &K8ssandraCluster, plan: &ClusterPlan) -> Vec<Datace
                 stargate,
                 reaper,
                 service_monitors,
+                purge_schedule,
             }
         })
         .collect()
@@ -578,6 +602,25 @@ async fn reconcile_region(
         .collect();
     let live_stargates = converge(&client, &region, &wanted_stargates, stargates, errors).await;
     let live_reapers = converge(&client, &region, &wanted_reapers, reapers, errors).await;
+    // Purge schedules are looked after while spec.medusa is set (so that purgeBackups turned
+    // off removes them).
+    if backups_wanted {
+        let wanted: Vec<(&MedusaBackupSchedule, bool)> = components
+            .iter()
+            .filter_map(|dc| dc.purge_schedule.as_ref().map(|s| (s, true)))
+            .collect();
+        let namespaces = registry.namespaces(&region);
+        match list_owned::<MedusaBackupSchedule>(&client, namespaces, &selector).await {
+            Ok(live) => {
+                converge(&client, &region, &wanted, live, errors).await;
+            }
+            Err(error) => errors.push(RegionFailure::kube(
+                &region,
+                "listing MedusaBackupSchedules",
+                &error,
+            )),
+        }
+    }
     if monitors_served {
         let wanted: Vec<(&ServiceMonitor, bool)> = components
             .iter()
@@ -716,8 +759,8 @@ fn components_wanted_or_recorded(
     wanted || recorded
 }
 
-/// Deletes every component of the cluster in a region (by label selector): Stargates, Reapers
-/// and ServiceMonitors; their Deployments and Services follow by garbage collection.
+/// Deletes every component of the cluster in a region (by label selector): Stargates, Reapers,
+/// purge schedules and ServiceMonitors; their Deployments and Services follow by garbage collection.
 pub async fn delete_all(
     client: &kube::Client,
     namespaces: &[String],
@@ -751,6 +794,7 @@ pub async fn delete_all(
     }
     delete_kind::<Stargate>(client, namespaces, selector).await?;
     delete_kind::<Reaper>(client, namespaces, selector).await?;
+    delete_kind::<MedusaBackupSchedule>(client, namespaces, selector).await?;
     if serves_service_monitors(client)
         .await
         .map_err(|e| format!("discovering ServiceMonitors: {e}"))?

@@ -51,6 +51,49 @@ pub fn config_map_name(cassandra_cluster: &str, cassandra_datacenter: &str) -> S
     ))
 }
 
+/// The daily purge schedule's name (upstream's `MedusaPurgeScheduleName`):
+/// `<cluster>-<dc>-medusa-purge`, from the Cassandra cluster and datacenter names.
+pub fn purge_schedule_name(cassandra_cluster: &str, cassandra_datacenter: &str) -> String {
+    use super::labels::clean_for_kubernetes;
+    clean_for_kubernetes(&format!(
+        "{}-{cassandra_datacenter}-medusa-purge",
+        clean_for_kubernetes(cassandra_cluster)
+    ))
+}
+
+/// When the daily purge runs (upstream's cron): midnight UTC.
+pub const PURGE_CRON_SCHEDULE: &str = "0 0 * * *";
+
+/// The daily purge schedule of a datacenter whose `spec.medusa.purgeBackups` is not false, as
+/// upstream's `createPurgeSchedule`: a MedusaBackupSchedule `operationType: purge` on the
+/// CassandraDatacenter `datacenter` (its object name), in `metadata`'s namespace. None when
+/// purging is off.
+pub fn purge_schedule(
+    medusa: &MedusaClusterTemplate,
+    metadata: kube::api::ObjectMeta,
+    datacenter: &str,
+) -> Option<crate::api::medusa::MedusaBackupSchedule> {
+    use crate::api::medusa::backup_job::MedusaBackupJobSpec;
+    use crate::api::medusa::backup_schedule::{MedusaBackupScheduleSpec, ScheduledOperation};
+    if !medusa.purge_backups() {
+        return None;
+    }
+    Some(crate::api::medusa::MedusaBackupSchedule {
+        metadata,
+        spec: MedusaBackupScheduleSpec {
+            cron_schedule: PURGE_CRON_SCHEDULE.to_string(),
+            disabled: None,
+            backup_spec: MedusaBackupJobSpec {
+                cassandra_datacenter: datacenter.to_string(),
+                backup_type: None,
+            },
+            concurrency_policy: None,
+            operation_type: Some(ScheduledOperation::Purge),
+        },
+        status: None,
+    })
+}
+
 /// The volume holding medusa.ini (upstream's name).
 pub fn config_volume_name(k8c_name: &str) -> String {
     format!("{k8c_name}-medusa")
@@ -515,14 +558,38 @@ mod tests {
     }
 
     #[test]
+    fn the_daily_purge_schedule_follows_purge_backups_with_upstreams_name_and_cron() {
+        assert_eq!(
+            purge_schedule_name("My Cluster", "dc1"),
+            "mycluster-dc1-medusa-purge"
+        );
+        let meta = kube::api::ObjectMeta {
+            name: Some(purge_schedule_name("demo", "dc1")),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        };
+        let schedule = purge_schedule(&s3(), meta.clone(), "dc1").expect("purging by default");
+        assert_eq!(
+            schedule.metadata.name.as_deref(),
+            Some("demo-dc1-medusa-purge")
+        );
+        assert_eq!(schedule.spec.cron_schedule, "0 0 * * *");
+        assert_eq!(
+            schedule.spec.operation_type(),
+            crate::api::medusa::backup_schedule::ScheduledOperation::Purge
+        );
+        assert_eq!(schedule.spec.backup_spec.cassandra_datacenter, "dc1");
+        let off = template(json!({"purgeBackups": false}));
+        assert!(purge_schedule(&off, meta, "dc1").is_none());
+    }
+
+    #[test]
     fn fields_not_acted_on_name_what_is_set_and_ignored() {
         assert_eq!(
             template(json!({"purgeBackups": false})).fields_not_acted_on(),
             Vec::<String>::new()
         );
-        let fields = s3().fields_not_acted_on();
-        assert_eq!(fields.len(), 1, "{fields:?}");
-        assert!(fields[0].starts_with("spec.medusa.purgeBackups"));
+        assert_eq!(s3().fields_not_acted_on(), Vec::<String>::new());
         let set = template(json!({
             "purgeBackups": false,
             "certificatesSecretRef": {"name": "certs"},

@@ -200,6 +200,19 @@ pub(super) fn handle(sim: &Sim, method: &Method, path: &[&str], input: &Value) -
         (&Method::POST, ["clusters", cluster, "datacenters", dc, operation]) => {
             datacenter_request(sim, cluster, dc, operation, input)
         }
+        // A backup in the bucket made older, as one taken `days` ago (for maxBackupAge purges).
+        (&Method::POST, ["buckets", bucket, prefix, "backups", backup, "backdate"]) => {
+            let days = match input.get("days").and_then(Value::as_i64) {
+                Some(days) if (0..=36_500).contains(&days) => days,
+                _ => return error(400, "days must be a whole number of days (0-36500)"),
+            };
+            let storage = crate::cassandra::StorageLocation::new(bucket, prefix);
+            let moved = sim.cassandra().lock().backdate_backup(&storage, backup, days * 86_400_000);
+            answer(
+                moved.map_err(Into::into),
+                |()| json!({"backup": backup, "days": days}),
+            )
+        }
         (&Method::GET, ["nodes", context, namespace, pod]) => {
             let pod = match sim.cassandra_pod(context, namespace, pod) {
                 Ok(pod) => pod,

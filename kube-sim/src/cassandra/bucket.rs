@@ -474,6 +474,44 @@ impl CassandraModel {
         Ok(backup.data.live_rows(keyspace, table).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
 
+    /// Makes backup `backup_name` older by `by_millis`: its nodes' start and finish times and the
+    /// files it uploaded move back, as in a bucket holding a backup taken that long ago (what
+    /// Medusa reads: the backup's times and its objects' upload times). For purges by
+    /// `max_backup_age` without waiting days.
+    pub fn backdate_backup(
+        &mut self,
+        storage: &StorageLocation,
+        backup_name: &str,
+        by_millis: i64,
+    ) -> Result<()> {
+        let missing = || CassandraError::Backup(format!("The backup {backup_name} does not exist"));
+        let bucket = self.buckets.get_mut(storage).ok_or_else(missing)?;
+        let mut found = false;
+        let mut uploaded = Vec::new();
+        for ((name, _), backup) in bucket.backups.iter_mut() {
+            if name != backup_name {
+                continue;
+            }
+            found = true;
+            let started = backup.started_millis;
+            backup.started_millis -= by_millis;
+            backup.finished_millis -= by_millis;
+            uploaded.extend(backup.objects.keys().map(|path| (path.clone(), started)));
+        }
+        if !found {
+            return Err(missing());
+        }
+        for (path, started) in uploaded {
+            // Only the files this backup uploaded; those it shares with earlier ones keep theirs.
+            if let Some(object) = bucket.objects.get_mut(&path)
+                && object.uploaded_millis >= started
+            {
+                object.uploaded_millis -= by_millis;
+            }
+        }
+        Ok(())
+    }
+
     /// `GetBackups`: every backup in the storage (of one cluster if given), oldest first.
     pub fn list_backups(
         &self,

@@ -1,13 +1,14 @@
 //! MedusaBackupSchedule (medusa.k8ssandra.io/v1alpha1): a cron schedule of backups (or purges)
-//! of one CassandraDatacenter. Served and validated; not acted on yet.
+//! of one CassandraDatacenter, run in the datacenter's region
+//! ([`crate::dataplane::medusa_schedule`]).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::backup_job::MedusaBackupJobSpec;
-use crate::api::shared::tidy_schema;
+use crate::api::shared::{condition_list, tidy_schema};
 
 /// Longest cron schedule accepted.
 pub const MAX_CRON_SCHEDULE_LENGTH: u32 = 256;
@@ -19,7 +20,7 @@ pub const MAX_CRON_SCHEDULE_LENGTH: u32 = 256;
     group = "medusa.k8ssandra.io",
     version = "v1alpha1",
     kind = "MedusaBackupSchedule",
-    doc = "Medusa backups or purges of one CassandraDatacenter on a cron schedule (served and validated; Federator does not schedule anything yet).",
+    doc = "Medusa backups or purges of one CassandraDatacenter on a cron schedule: each fire creates a MedusaBackupJob (backup) or a MedusaTask (purge).",
     plural = "medusabackupschedules",
     namespaced,
     status = "MedusaBackupScheduleStatus",
@@ -60,7 +61,8 @@ pub struct MedusaBackupScheduleSpec {
     pub disabled: Option<bool>,
     /// The MedusaBackupJob each scheduled backup creates.
     pub backup_spec: MedusaBackupJobSpec,
-    /// Allow, Forbid or Replace: whether an operation may start while another runs.
+    /// Allow or Forbid (the default, as upstream): whether an operation may start while one this
+    /// schedule started is unfinished. Replace is refused (a condition says so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub concurrency_policy: Option<String>,
@@ -84,12 +86,17 @@ pub enum ScheduledOperation {
 #[schemars(transform = tidy_schema)]
 pub struct MedusaBackupScheduleStatus {
     /// When the next operation is due.
-    /// When the next operation is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_schedule: Option<Time>,
     /// When the last operation ran; absent: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_execution: Option<Time>,
+    /// `Scheduled` (True while the cron schedule is understood; False naming
+    /// `spec.cronSchedule` and why) and `Skipped` (True when the last fire was skipped: Forbid
+    /// and an unfinished operation). Federator's addition; upstream has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "condition_list")]
+    pub conditions: Option<Vec<Condition>>,
 }
 
 impl MedusaBackupScheduleSpec {

@@ -142,9 +142,6 @@ impl MedusaClusterTemplate {
                 ));
             }
         }
-        if medusa.purge_backups() {
-            fields.push("spec.medusa.purgeBackups (no purge schedule is made)".to_string());
-        }
         fields
     }
 }

@@ -1,14 +1,14 @@
 //! MedusaTask (medusa.k8ssandra.io/v1alpha1): a Medusa maintenance operation (sync, purge,
-//! prepare_restore) on the pods of one CassandraDatacenter. Served and validated; not acted on
-//! yet.
+//! prepare_restore) on the pods of one CassandraDatacenter, run once in the datacenter's region
+//! ([`crate::dataplane::medusa_task`]).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::MAX_NAME_LENGTH;
-use crate::api::shared::tidy_schema;
+use crate::api::shared::{condition_list, tidy_schema};
 
 /// A Medusa operation on a datacenter.
 #[allow(clippy::duplicated_attributes)]
@@ -17,7 +17,7 @@ use crate::api::shared::tidy_schema;
     group = "medusa.k8ssandra.io",
     version = "v1alpha1",
     kind = "MedusaTask",
-    doc = "A Medusa sync, purge or prepare_restore on one CassandraDatacenter (served and validated; Federator does not run it yet).",
+    doc = "A Medusa sync, purge or prepare_restore on one CassandraDatacenter, run once.",
     plural = "medusatasks",
     namespaced,
     status = "MedusaTaskStatus",
@@ -94,6 +94,11 @@ pub struct MedusaTaskStatus {
     pub finished: Option<Vec<TaskResult>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<Vec<String>>,
+    /// `Complete` (True once every pod did its part) or `Failed` (True naming the pods that
+    /// failed and why, or what blocked the task). Federator's addition; upstream has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "condition_list")]
+    pub conditions: Option<Vec<Condition>>,
 }
 
 /// What one pod's operation did; the counts are set by purges only.

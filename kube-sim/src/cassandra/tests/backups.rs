@@ -146,6 +146,29 @@ fn purge_keeps_the_newest_backups_and_drops_old_ones() {
 }
 
 #[test]
+fn a_backdated_backup_is_purged_by_age_and_a_missing_one_is_an_error() {
+    let mut m = CassandraModel::deterministic(16);
+    let storage = StorageLocation::new("bucket", "demo");
+    start_dc(&mut m, CLUSTER, "west", "dc1", 2, 1, &no_props());
+    create_app(&mut m, CLUSTER, &nts(&[("dc1", 2)]));
+    for name in ["old", "new"] {
+        m.backup(&storage, CLUSTER, name, &[], BackupMode::Full).expect("backup");
+    }
+    let before = m.backup_status(&storage, "old").expect("old").start_millis;
+    m.backdate_backup(&storage, "old", 3 * DAY).expect("backdate");
+    let after = m.backup_status(&storage, "old").expect("old");
+    assert_eq!(after.start_millis, before - 3 * DAY);
+    assert_eq!(after.status, BackupStatus::Success);
+    let names: Vec<String> = m.list_backups(&storage, None).into_iter().map(|b| b.name).collect();
+    assert_eq!(names, vec!["old", "new"], "oldest first");
+    let stats = m.purge_backups(&storage, CLUSTER, 0, 1);
+    assert_eq!(stats.backups_purged, 2, "old, on both nodes");
+    let names: Vec<String> = m.list_backups(&storage, None).into_iter().map(|b| b.name).collect();
+    assert_eq!(names, vec!["new"]);
+    assert!(m.backdate_backup(&storage, "gone", DAY).is_err());
+}
+
+#[test]
 fn differential_files_are_shared_and_outlive_their_backups_for_the_grace_period() {
     let mut m = CassandraModel::deterministic(14);
     let storage = StorageLocation::new("bucket", "demo");
