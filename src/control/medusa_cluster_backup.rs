@@ -807,7 +807,7 @@ async fn make_copies(
             );
             context.events.publish(job, &notice).await;
         }
-        entry.missing_copies = still_missing(Some(&before), &tried, &failed);
+        entry.missing_copies = still_missing(Some(before.as_slice()), &tried, &failed);
     });
     futures::future::join_all(work).await;
 }
