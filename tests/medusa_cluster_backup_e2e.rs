@@ -338,13 +338,19 @@ async fn every_region() {
     )
     .await;
     let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(region1.clone(), NS);
-    let failing_pod = wait_for("a dc2 pod failing its restore", Duration::from_secs(90), || async {
-        let listed = pods.list(&Default::default()).await.ok()?;
-        (listed.items.iter())
-            .filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("demo-dc2-")))
-            .find(|p| federator::dataplane::medusa_restore::restore_container_failure(p).is_some())
-            .and_then(|p| p.metadata.name.clone())
-    })
+    let failing_pod = wait_for(
+        "a dc2 pod failing its restore",
+        Duration::from_secs(90),
+        || async {
+            let listed = pods.list(&Default::default()).await.ok()?;
+            (listed.items.iter())
+                .filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("demo-dc2-")))
+                .find(|p| {
+                    federator::dataplane::medusa_restore::restore_container_failure(p).is_some()
+                })
+                .and_then(|p| p.metadata.name.clone())
+        },
+    )
     .await;
     let blocked = wait_for(
         "dc2-from-dc1 Blocked by the failing init container",
@@ -366,7 +372,11 @@ async fn every_region() {
         "{} ({failing_pod} fails)",
         blocked.message
     );
-    assert!(!blocked.message.contains("aws_secret_access_key"), "{}", blocked.message);
+    assert!(
+        !blocked.message.contains("aws_secret_access_key"),
+        "{}",
+        blocked.message
+    );
     let job = dc2_restores.get("dc2-from-dc1").await.expect("restore job");
     assert_eq!(
         job.status.as_ref().and_then(|s| s.finish_time.as_ref()),
@@ -374,15 +384,19 @@ async fn every_region() {
         "kept waiting: the kubelet retries the container"
     );
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(region1.clone(), NS);
-    wait_for("the restore's RestoreContainerFailing Event", WAIT, || async {
-        let listed = events.list(&Default::default()).await.ok()?;
-        let warned = (listed.items.iter()).any(|e| {
-            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("dc2-from-dc1")
-                && e.reason.as_deref() == Some("RestoreContainerFailing")
-                && e.type_.as_deref() == Some("Warning")
-        });
-        warned.then_some(())
-    })
+    wait_for(
+        "the restore's RestoreContainerFailing Event",
+        WAIT,
+        || async {
+            let listed = events.list(&Default::default()).await.ok()?;
+            let warned = (listed.items.iter()).any(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("dc2-from-dc1")
+                    && e.reason.as_deref() == Some("RestoreContainerFailing")
+                    && e.type_.as_deref() == Some("Warning")
+            });
+            warned.then_some(())
+        },
+    )
     .await;
     stop_all(operators).await;
 }
@@ -487,17 +501,21 @@ async fn one_region_down() {
     );
     sim.start(2).await.expect("start region 2");
     let region2_backups = Api::<MedusaBackup>::namespaced(regions[2].clone(), NS);
-    wait_for("region 2 holding the copies", Duration::from_secs(60), || async {
-        for source in ["dc1", "dc2"] {
-            let name = format!("missing-one-{source}");
-            let copy = region2_backups.get_opt(&name).await.map_err(|e| e.to_string())?;
-            let recorded = copy.and_then(|c| c.status).ok_or(format!("no {name}"))?;
-            if recorded.total_nodes != Some(2) {
-                return Err(format!("{name}: {recorded:?}"));
+    wait_for(
+        "region 2 holding the copies",
+        Duration::from_secs(60),
+        || async {
+            for source in ["dc1", "dc2"] {
+                let name = format!("missing-one-{source}");
+                let copy = region2_backups.get_opt(&name).await.map_err(|e| e.to_string())?;
+                let recorded = copy.and_then(|c| c.status).ok_or(format!("no {name}"))?;
+                if recorded.total_nodes != Some(2) {
+                    return Err(format!("{name}: {recorded:?}"));
+                }
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .await;
     wait_for("no copy missing", WAIT, || async {
         let job = jobs.get("missing-one").await.map_err(|e| e.to_string())?;

@@ -249,8 +249,9 @@ pub fn copies_to_make<'a>(
     places: &'a [Place],
     recorded_now: bool,
 ) -> Vec<&'a Place> {
-    let others =
-        places.iter().filter(|p| !(p.context == entry.k8s_context && p.namespace == entry.namespace));
+    let others = places
+        .iter()
+        .filter(|p| !(p.context == entry.k8s_context && p.namespace == entry.namespace));
     match recorded_now {
         true => others.collect(),
         false if entry.phase != DatacenterPhase::Complete => Vec::new(),
@@ -696,34 +697,32 @@ async fn copy_backup(
     from: &Target,
     places: &[&Place],
 ) -> Vec<(String, String)> {
-    let copies = places
-        .iter()
-        .map(|place| {
-            let doing = format!(
-                "copying MedusaBackup {} to namespace {}",
-                backup.name_any(),
-                place.namespace
-            );
-            let body = copied_backup_body(backup, &job.name_any(), &from.context, &place.namespace);
-            let status = json!({
-                "apiVersion": "medusa.k8ssandra.io/v1alpha1",
-                "kind": "MedusaBackup",
-                "status": backup.status,
-            });
-            let name = backup.name_any();
-            let label = place_label(place);
-            async move {
-                let copied = in_region(context, &place.context, doing, move |client| async move {
-                    let backups: Api<MedusaBackup> = Api::namespaced(client, &place.namespace);
-                    let params = PatchParams::apply(FIELD_MANAGER).force();
-                    backups.patch(&name, &params, &Patch::Apply(&body)).await?;
-                    backups.patch_status(&name, &params, &Patch::Apply(&status)).await?;
-                    Ok(())
-                })
-                .await;
-                copied.err().map(|failure| (label, failure.to_string()))
-            }
+    let copies = places.iter().map(|place| {
+        let doing = format!(
+            "copying MedusaBackup {} to namespace {}",
+            backup.name_any(),
+            place.namespace
+        );
+        let body = copied_backup_body(backup, &job.name_any(), &from.context, &place.namespace);
+        let status = json!({
+            "apiVersion": "medusa.k8ssandra.io/v1alpha1",
+            "kind": "MedusaBackup",
+            "status": backup.status,
         });
+        let name = backup.name_any();
+        let label = place_label(place);
+        async move {
+            let copied = in_region(context, &place.context, doing, move |client| async move {
+                let backups: Api<MedusaBackup> = Api::namespaced(client, &place.namespace);
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                backups.patch(&name, &params, &Patch::Apply(&body)).await?;
+                backups.patch_status(&name, &params, &Patch::Apply(&status)).await?;
+                Ok(())
+            })
+            .await;
+            copied.err().map(|failure| (label, failure.to_string()))
+        }
+    });
     futures::future::join_all(copies).await.into_iter().flatten().collect()
 }
 

@@ -401,7 +401,11 @@ fn copies_made_leave_the_missing_list_failed_ones_join_it_and_untried_ones_stay(
         "made late: nothing missing"
     );
     assert_eq!(
-        still_missing(Some(&s(&["r1/ns", "r2/ns"])[..]), &s(&["r2/ns"]), &s(&["r2/ns"])),
+        still_missing(
+            Some(&s(&["r1/ns", "r2/ns"])[..]),
+            &s(&["r2/ns"]),
+            &s(&["r2/ns"])
+        ),
         Some(s(&["r1/ns", "r2/ns"]))
     );
     assert_eq!(still_missing(None, &s(&["hub/ns"]), &[]), None);

@@ -310,7 +310,11 @@ fn a_restore_container_that_succeeded_runs_or_retries_after_an_old_failure_is_no
                "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}),
     ];
     for status in statuses {
-        assert_eq!(restore_container_failure(&pod_with_init_status(status.clone())), None, "{status}");
+        assert_eq!(
+            restore_container_failure(&pod_with_init_status(status.clone())),
+            None,
+            "{status}"
+        );
     }
 }
 
