@@ -494,11 +494,15 @@ async fn one_region_down() {
             "{entry:?}"
         );
     }
-    assert_eq!(
-        reasons.iter().filter(|r| *r == "BackupNotCopied").count(),
-        2,
-        "{reasons:?}"
-    );
+    // Two copies missed (dc1's and dc2's), over about 15 polls: said at most once each (Events
+    // of one reason may be merged into a series).
+    let listed = events.list(&Default::default()).await.expect("events");
+    let not_copied: i32 = (listed.items.iter())
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("missing-one"))
+        .filter(|e| e.reason.as_deref() == Some("BackupNotCopied"))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum();
+    assert!((1..=2).contains(&not_copied), "{not_copied}: {reasons:?}");
     sim.start(2).await.expect("start region 2");
     let region2_backups = Api::<MedusaBackup>::namespaced(regions[2].clone(), NS);
     wait_for(
