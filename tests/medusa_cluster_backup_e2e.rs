@@ -368,7 +368,9 @@ async fn every_region() {
     .await;
     assert!(
         blocked.message.contains("pod demo-dc2-default-sts-")
-            && blocked.message.contains("init container medusa-restore exited with code 1"),
+            && blocked.message.contains("init container medusa-restore exited with code 1")
+            // Medusa writes no termination message: the job says where the log is.
+            && blocked.message.contains("kubectl logs demo-dc2-default-sts-"),
         "{} ({failing_pod} fails)",
         blocked.message
     );
