@@ -323,6 +323,83 @@ async fn every_region() {
             "{name} stays"
         );
     }
+
+    // dc2 (of demo itself) restoring dc1's backup while dc1's nodes still own its tokens: the
+    // medusa-restore init container fails, and the job says so within seconds of the pod.
+    let dc2_restores = Api::<MedusaRestoreJob>::namespaced(region1.clone(), NS);
+    apply(
+        &dc2_restores,
+        "dc2-from-dc1",
+        serde_json::json!({
+            "apiVersion": "medusa.k8ssandra.io/v1alpha1", "kind": "MedusaRestoreJob",
+            "metadata": {"name": "dc2-from-dc1", "namespace": NS},
+            "spec": {"backup": "nightly-dc1", "cassandraDatacenter": "dc2"},
+        }),
+    )
+    .await;
+    let pods = Api::<k8s_openapi::api::core::v1::Pod>::namespaced(region1.clone(), NS);
+    let failing_pod = wait_for(
+        "a dc2 pod failing its restore",
+        Duration::from_secs(90),
+        || async {
+            let listed = pods.list(&Default::default()).await.ok()?;
+            (listed.items.iter())
+                .filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with("demo-dc2-")))
+                .find(|p| {
+                    federator::dataplane::medusa_restore::restore_container_failure(p).is_some()
+                })
+                .and_then(|p| p.metadata.name.clone())
+        },
+    )
+    .await;
+    let blocked = wait_for(
+        "dc2-from-dc1 Blocked by the failing init container",
+        Duration::from_secs(10),
+        || async {
+            let job = dc2_restores.get("dc2-from-dc1").await.map_err(|e| e.to_string())?;
+            let status = job.status.clone().unwrap_or_default();
+            (status.conditions.iter().flatten())
+                .find(|c| c.type_ == "Blocked" && c.status == "True")
+                .filter(|c| c.reason == "RestoreContainerFailing")
+                .cloned()
+                .ok_or_else(|| format!("{status:?}"))
+        },
+    )
+    .await;
+    assert!(
+        blocked.message.contains("pod demo-dc2-default-sts-")
+            && blocked.message.contains("init container medusa-restore exited with code 1")
+            // Medusa writes no termination message: the job says where the log is.
+            && blocked.message.contains("kubectl logs demo-dc2-default-sts-"),
+        "{} ({failing_pod} fails)",
+        blocked.message
+    );
+    assert!(
+        !blocked.message.contains("aws_secret_access_key"),
+        "{}",
+        blocked.message
+    );
+    let job = dc2_restores.get("dc2-from-dc1").await.expect("restore job");
+    assert_eq!(
+        job.status.as_ref().and_then(|s| s.finish_time.as_ref()),
+        None,
+        "kept waiting: the kubelet retries the container"
+    );
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(region1.clone(), NS);
+    wait_for(
+        "the restore's RestoreContainerFailing Event",
+        WAIT,
+        || async {
+            let listed = events.list(&Default::default()).await.ok()?;
+            let warned = (listed.items.iter()).any(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("dc2-from-dc1")
+                    && e.reason.as_deref() == Some("RestoreContainerFailing")
+                    && e.type_.as_deref() == Some("Warning")
+            });
+            warned.then_some(())
+        },
+    )
+    .await;
     stop_all(operators).await;
 }
 
@@ -410,6 +487,51 @@ async fn one_region_down() {
         reasons.iter().any(|r| r == "BackupJobCreated"),
         "{reasons:?}"
     );
+    // The copies region 2 missed are listed, said once per backup (not at every poll), and
+    // made once the region is back.
+    for entry in &entries[..2] {
+        assert_eq!(
+            entry.missing_copies,
+            Some(vec![format!("{}/{NS}", CONTEXTS[2])]),
+            "{entry:?}"
+        );
+    }
+    // Two copies missed (dc1's and dc2's), over about 15 polls: said at most once each (Events
+    // of one reason may be merged into a series).
+    let listed = events.list(&Default::default()).await.expect("events");
+    let not_copied: i32 = (listed.items.iter())
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("missing-one"))
+        .filter(|e| e.reason.as_deref() == Some("BackupNotCopied"))
+        .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+        .sum();
+    assert!((1..=2).contains(&not_copied), "{not_copied}: {reasons:?}");
+    sim.start(2).await.expect("start region 2");
+    let region2_backups = Api::<MedusaBackup>::namespaced(regions[2].clone(), NS);
+    wait_for(
+        "region 2 holding the copies",
+        Duration::from_secs(60),
+        || async {
+            for source in ["dc1", "dc2"] {
+                let name = format!("missing-one-{source}");
+                let copy = region2_backups.get_opt(&name).await.map_err(|e| e.to_string())?;
+                let recorded = copy.and_then(|c| c.status).ok_or(format!("no {name}"))?;
+                if recorded.total_nodes != Some(2) {
+                    return Err(format!("{name}: {recorded:?}"));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+    wait_for("no copy missing", WAIT, || async {
+        let job = jobs.get("missing-one").await.map_err(|e| e.to_string())?;
+        let entries = job.status.unwrap_or_default().datacenters.unwrap_or_default();
+        match entries.iter().all(|e| e.missing_copies.is_none()) {
+            true => Ok(()),
+            false => Err(format!("{entries:?}")),
+        }
+    })
+    .await;
     // Deleting waits for the region that is down (its job may exist there); nothing else to see.
     stop_all(operators).await;
 }

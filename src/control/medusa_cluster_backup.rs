@@ -5,9 +5,11 @@
 //! in every datacenter's region at once, each bounded by [`REGION_DEADLINE`], read its
 //! MedusaBackupJob `<name>-<datacenter>` and apply it when missing, and read its MedusaBackup
 //! once the job finished → fold everything into the status ([`fold`], pure) → copy each
-//! MedusaBackup found recorded in this reconcile (once: a finished datacenter is not asked again)
+//! MedusaBackup found recorded in this reconcile (a finished datacenter is not asked again)
 //! to every other region and namespace of the cluster (the bucket is shared, so a datacenter
-//! there can restore it) → one status apply.
+//! there can restore it) → one status apply. A copy that could not be made (its region down) is
+//! listed in the datacenter's `missingCopies` and retried ([`copies_to_make`], pure): at every
+//! poll while the job runs, every [`COPY_RETRY`] once it finished, until none is missing.
 //!
 //! A region that cannot be reached is marked Unreachable and does not hold up the others; it is
 //! retried until the others finished and [`MISSED_REGION_GRACE`] after, then reported as missed.
@@ -68,6 +70,8 @@ pub const REGION_DEADLINE: Duration = Duration::from_secs(15);
 pub const MISSED_REGION_GRACE: Duration = Duration::from_secs(30);
 /// How soon a running backup is looked at again.
 const POLL: Duration = Duration::from_secs(2);
+/// How soon copies still missing are tried again once the job finished.
+pub const COPY_RETRY: Duration = Duration::from_secs(30);
 /// How soon a backup whose spec cannot run is looked at again (the cluster may appear).
 const INVALID_RETRY: Duration = Duration::from_secs(30);
 /// Longest Kubernetes object name.
@@ -227,6 +231,53 @@ pub fn copied_backup_body(
         },
         "spec": backup.spec,
     })
+}
+
+/// Pure: how a place is named in `missingCopies` and Events: `<k8sContext or hub>/<namespace>`.
+pub fn place_label(place: &Place) -> String {
+    match place.context.as_str() {
+        "" => format!("hub/{}", place.namespace),
+        context => format!("{context}/{}", place.namespace),
+    }
+}
+
+/// Pure: where `entry`'s MedusaBackup is to be copied in this reconcile: every place but its
+/// own when it was recorded just now (`recorded_now`), else the places its `missingCopies`
+/// still lists (a datacenter not Complete has no backup to copy).
+pub fn copies_to_make<'a>(
+    entry: &DatacenterBackup,
+    places: &'a [Place],
+    recorded_now: bool,
+) -> Vec<&'a Place> {
+    let others = places
+        .iter()
+        .filter(|p| !(p.context == entry.k8s_context && p.namespace == entry.namespace));
+    match recorded_now {
+        true => others.collect(),
+        false if entry.phase != DatacenterPhase::Complete => Vec::new(),
+        false => {
+            let missing = entry.missing_copies.as_deref().unwrap_or_default();
+            others.filter(|p| missing.contains(&place_label(p))).collect()
+        }
+    }
+}
+
+/// Pure: the places still missing after copies to `tried` failed at `failed` (labels), of an
+/// entry that missed `before`: `tried` ones that did not fail are no longer missing, the others
+/// stay as they were. None when nothing is missing.
+pub fn still_missing(
+    before: Option<&[String]>,
+    tried: &[String],
+    failed: &[String],
+) -> Option<Vec<String>> {
+    let mut missing: Vec<String> = (before.unwrap_or_default().iter())
+        .filter(|label| !tried.contains(label))
+        .cloned()
+        .collect();
+    missing.extend(failed.iter().cloned());
+    missing.sort();
+    missing.dedup();
+    (!missing.is_empty()).then_some(missing)
 }
 
 /// What one region showed of one datacenter's backup.
@@ -637,43 +688,152 @@ async fn observe(
     }
 }
 
-/// Copies `backup` (recorded in `from`'s region) to every other place; failures are returned.
+/// Copies `backup` (recorded in `from`'s region) to `places`; the failures are returned, each
+/// with its place's label.
 async fn copy_backup(
     context: &Context,
     job: &MedusaClusterBackupJob,
     backup: &MedusaBackup,
     from: &Target,
-    places: &[Place],
-) -> Vec<String> {
-    let copies = places
-        .iter()
-        .filter(|p| !(p.context == from.context && p.namespace == from.namespace))
-        .map(|place| {
-            let doing = format!(
-                "copying MedusaBackup {} to namespace {}",
-                backup.name_any(),
-                place.namespace
-            );
-            let body = copied_backup_body(backup, &job.name_any(), &from.context, &place.namespace);
-            let status = json!({
-                "apiVersion": "medusa.k8ssandra.io/v1alpha1",
-                "kind": "MedusaBackup",
-                "status": backup.status,
-            });
-            let name = backup.name_any();
-            in_region(context, &place.context, doing, move |client| async move {
+    places: &[&Place],
+) -> Vec<(String, String)> {
+    let copies = places.iter().map(|place| {
+        let doing = format!(
+            "copying MedusaBackup {} to namespace {}",
+            backup.name_any(),
+            place.namespace
+        );
+        let body = copied_backup_body(backup, &job.name_any(), &from.context, &place.namespace);
+        let status = json!({
+            "apiVersion": "medusa.k8ssandra.io/v1alpha1",
+            "kind": "MedusaBackup",
+            "status": backup.status,
+        });
+        let name = backup.name_any();
+        let label = place_label(place);
+        async move {
+            let copied = in_region(context, &place.context, doing, move |client| async move {
                 let backups: Api<MedusaBackup> = Api::namespaced(client, &place.namespace);
                 let params = PatchParams::apply(FIELD_MANAGER).force();
                 backups.patch(&name, &params, &Patch::Apply(&body)).await?;
                 backups.patch_status(&name, &params, &Patch::Apply(&status)).await?;
                 Ok(())
             })
-        });
-    futures::future::join_all(copies)
-        .await
-        .into_iter()
-        .filter_map(|r| r.err().map(|f| f.to_string()))
-        .collect()
+            .await;
+            copied.err().map(|failure| (label, failure.to_string()))
+        }
+    });
+    futures::future::join_all(copies).await.into_iter().flatten().collect()
+}
+
+/// The recorded MedusaBackup of a datacenter that finished, read again in its region to copy it
+/// where it is missing (None: its region cannot be reached now, or it is gone).
+async fn recorded_backup(context: &Context, entry: &DatacenterBackup) -> Option<MedusaBackup> {
+    let doing = format!(
+        "reading MedusaBackup {}/{} to copy it",
+        entry.namespace, entry.job_name
+    );
+    let read = in_region(context, &entry.k8s_context, doing, |client| async move {
+        let backups: Api<MedusaBackup> = Api::namespaced(client, &entry.namespace);
+        backups.get_opt(&entry.job_name).await
+    })
+    .await;
+    match read {
+        Ok(found) => found.filter(|b| b.status.is_some()),
+        Err(failure) => {
+            debug!(%failure, "MedusaBackup not read for its copies");
+            None
+        }
+    }
+}
+
+/// Makes the copies of every datacenter's MedusaBackup that `status` needs (`recorded`: the
+/// backups recorded in this reconcile, by datacenter) and writes in `status` which are still
+/// missing; a copy that starts missing says so once (Warning), one made late too (Normal).
+async fn make_copies(
+    context: &Context,
+    job: &MedusaClusterBackupJob,
+    status: &mut MedusaClusterBackupJobStatus,
+    recorded: &BTreeMap<String, MedusaBackup>,
+    places: &[Place],
+) {
+    let entries = status.datacenters.iter_mut().flatten();
+    let work = entries.map(|entry| async move {
+        let fresh = recorded.get(&entry.datacenter);
+        let to_make = copies_to_make(entry, places, fresh.is_some());
+        if to_make.is_empty() {
+            return;
+        }
+        let backup = match fresh {
+            Some(backup) => Some(backup.clone()),
+            None => recorded_backup(context, entry).await,
+        };
+        let Some(backup) = backup else {
+            return;
+        };
+        let from = Target {
+            datacenter: entry.datacenter.clone(),
+            context: entry.k8s_context.clone(),
+            namespace: entry.namespace.clone(),
+            job_name: entry.job_name.clone(),
+        };
+        let failures = copy_backup(context, job, &backup, &from, &to_make).await;
+        let tried: Vec<String> = to_make.iter().map(|p| place_label(p)).collect();
+        let failed: Vec<String> = failures.iter().map(|(label, _)| label.clone()).collect();
+        let before = entry.missing_copies.clone().unwrap_or_default();
+        for (label, failure) in &failures {
+            if !before.contains(label) {
+                warn!(cluster_backup = %job.name_any(), %failure, "MedusaBackup not copied");
+                let notice = Notice::warning(
+                    "BackupNotCopied",
+                    "Backup",
+                    format!("{failure}; retried while the MedusaClusterBackupJob exists"),
+                );
+                context.events.publish(job, &notice).await;
+            }
+        }
+        let made: Vec<&String> =
+            before.iter().filter(|l| tried.contains(l) && !failed.contains(l)).collect();
+        if !made.is_empty() {
+            let notice = Notice::normal(
+                "BackupCopied",
+                "Backup",
+                format!(
+                    "MedusaBackup {} copied to {}, which missed it",
+                    backup.name_any(),
+                    made.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            );
+            context.events.publish(job, &notice).await;
+        }
+        entry.missing_copies = still_missing(Some(before.as_slice()), &tried, &failed);
+    });
+    futures::future::join_all(work).await;
+}
+
+/// A job that finished: only its missing copies are retried, every [`COPY_RETRY`] while any is.
+async fn retry_copies(
+    job: &MedusaClusterBackupJob,
+    api: &Api<MedusaClusterBackupJob>,
+    context: &Context,
+) -> Result<Action, ReconcileError> {
+    let mut status = job.status.clone().unwrap_or_default();
+    let missing = |status: &MedusaClusterBackupJobStatus| {
+        (status.datacenters.iter().flatten()).any(|e| e.missing_copies.is_some())
+    };
+    if !missing(&status) {
+        return Ok(Action::await_change());
+    }
+    let places = match locate(context, job).await? {
+        Ok(located) => places(&located),
+        Err(_) => return Ok(Action::requeue(COPY_RETRY)),
+    };
+    make_copies(context, job, &mut status, &BTreeMap::new(), &places).await;
+    write_status(api, job, &status).await?;
+    Ok(match missing(&status) {
+        true => Action::requeue(COPY_RETRY),
+        false => Action::await_change(),
+    })
 }
 
 async fn write_status(
@@ -705,7 +865,7 @@ async fn back_up(
     context: &Context,
 ) -> Result<Action, ReconcileError> {
     if job.status.as_ref().is_some_and(|s| s.finish_time.is_some()) {
-        return Ok(Action::await_change());
+        return retry_copies(job, api, context).await;
     }
     let now = Timestamp::now();
     let generation = job.metadata.generation;
@@ -747,7 +907,7 @@ async fn back_up(
     });
     let seen = futures::future::join_all(observations).await;
     let mut observed = BTreeMap::new();
-    let mut backups = Vec::new();
+    let mut recorded = BTreeMap::new();
     for (target, seen) in targets.iter().zip(seen) {
         // Finished before: [`fold`] keeps its entry.
         let Some((observation, backup, created)) = seen else {
@@ -771,20 +931,11 @@ async fn back_up(
             context.events.publish(job, &notice).await;
         }
         if let Some(backup) = backup {
-            backups.push((target, backup));
+            recorded.insert(target.datacenter.clone(), backup);
         }
         observed.insert(target.datacenter.clone(), observation);
     }
-    // Each backup recorded just now goes to every other region of the cluster.
-    for (target, backup) in &backups {
-        let failures = copy_backup(context, job, backup, target, &places).await;
-        for failure in failures {
-            warn!(cluster_backup = %job.name_any(), %failure, "MedusaBackup not copied");
-            let notice = Notice::warning("BackupNotCopied", "Backup", failure);
-            context.events.publish(job, &notice).await;
-        }
-    }
-    let status = fold(
+    let mut status = fold(
         job.status.as_ref(),
         &targets,
         &observed,
@@ -792,6 +943,9 @@ async fn back_up(
         now,
         MISSED_REGION_GRACE,
     );
+    // Each backup recorded just now goes to every other region of the cluster; copies missed
+    // before are tried again.
+    make_copies(context, job, &mut status, &recorded, &places).await;
     // Events for what changed: a region lost, the end.
     for entry in status.datacenters.iter().flatten() {
         let was_unreachable = previous_entries
@@ -842,9 +996,11 @@ async fn back_up(
         ),
     );
     write_status(api, job, &status).await?;
-    Ok(match finished {
-        true => Action::await_change(),
-        false => Action::requeue(POLL),
+    let missing = (status.datacenters.iter().flatten()).any(|e| e.missing_copies.is_some());
+    Ok(match (finished, missing) {
+        (false, _) => Action::requeue(POLL),
+        (true, true) => Action::requeue(COPY_RETRY),
+        (true, false) => Action::await_change(),
     })
 }
 

@@ -19,21 +19,27 @@
 //! 5. the `medusa-restore` init container gets `BACKUP_NAME`, `RESTORE_KEY` and
 //!    `RESTORE_MAPPING` and the datacenter starts again: each pod restores its node before
 //!    Cassandra starts;
-//! 6. once the datacenter is Ready with that template: `finishTime` and `Complete`.
+//! 6. once the datacenter is Ready with that template: `finishTime` and `Complete`. While it
+//!    is not, a pod whose `medusa-restore` init container exited with an error sets `Blocked`
+//!    (`RestoreContainerFailing`, naming the pod and the container's last message) and a
+//!    Warning Event. Not `Failed`: the kubelet keeps retrying the container, and a cause the
+//!    user removes (a source datacenter that still owns the tokens, storage) lets the restore
+//!    finish; the time limit still ends a job that never gets there.
 //!
 //! A job not finished [`MedusaRestoreContext::restore_limit`] after its start fails, saying
 //! what it waited for; a datacenter it stopped and did not restart yet is started again.
 //!
 //! Pure parts: [`validate_backup`], [`restore_mapping`], [`step`], [`restore_body`],
-//! [`restore_env_applied`]; the rest is I/O.
+//! [`restore_env_applied`], [`restore_container_failure`]; the rest is I/O.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
@@ -46,7 +52,9 @@ use crate::api::medusa::restore_job::{
 use crate::api::shared::{CONDITION_FALSE, CONDITION_TRUE, new_condition, set_condition};
 use crate::cassandra::medusa::MedusaClient;
 use crate::events::{Events, Notice};
-use crate::workload::labels::clean_for_kubernetes;
+use crate::workload::labels::{
+    CASSANDRA_CLUSTER_LABEL, CASSANDRA_DATACENTER_LABEL, clean_for_kubernetes,
+};
 use crate::workload::medusa::RESTORE_INIT_CONTAINER;
 
 use super::job_controller::{JobError, JobRef, POLL, WAIT};
@@ -376,6 +384,51 @@ pub fn restore_env_applied(dc: &CassandraDatacenter, env: &[(&str, String)]) -> 
     }))
 }
 
+/// The longest part of an init container's message a status or Event repeats.
+const FAILURE_MESSAGE_LIMIT: usize = 300;
+
+/// Pure: why `pod`'s `medusa-restore` init container failed, if it did: the kubelet shows a
+/// failed init container as `terminated` with a non-zero exit code (`Init:Error`), then, while
+/// it backs off, as `waiting` (`Init:CrashLoopBackOff`) with that termination in `lastState`.
+/// The message is the container's termination message (its log's tail when the policy is
+/// FallbackToLogsOnError), cut to a bounded length; without one (Medusa writes none), where
+/// its log is.
+pub fn restore_container_failure(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let container = (status.init_container_statuses.iter().flatten())
+        .find(|c| c.name == RESTORE_INIT_CONTAINER)?;
+    let failed = |t: &&ContainerStateTerminated| t.exit_code != 0;
+    let current = container.state.as_ref().and_then(|s| s.terminated.as_ref()).filter(failed);
+    let last = || {
+        let waiting = container.state.as_ref().is_some_and(|s| s.waiting.is_some());
+        let last = container.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        last.filter(failed).filter(|_| waiting)
+    };
+    let terminated = current.or_else(last)?;
+    let said = (terminated.message.as_deref())
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(|m| {
+            let mut cut: String = m.chars().take(FAILURE_MESSAGE_LIMIT).collect();
+            if cut.len() < m.len() {
+                cut.push('…');
+            }
+            format!(": {cut}")
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "; its log says why: kubectl logs {} -c {RESTORE_INIT_CONTAINER} --previous",
+                pod.name_any()
+            )
+        });
+    let reason = terminated.reason.as_deref().unwrap_or("Error");
+    Some(format!(
+        "pod {}: init container {RESTORE_INIT_CONTAINER} exited with code {} ({reason}){said}",
+        pod.name_any(),
+        terminated.exit_code
+    ))
+}
+
 fn now() -> Time {
     Time(Timestamp::now())
 }
@@ -642,6 +695,14 @@ impl Job<'_> {
                 .await;
         }
         if !dc.is_ready() {
+            if let Some(why) = self.failing_restore_container(dc).await? {
+                let message = format!(
+                    "the restore of backup {} cannot finish while it fails, and is retried by the kubelet: {why}",
+                    self.object.spec.backup
+                );
+                // Polled, not waited on: the Event is said once, the recovery seen at once.
+                self.blocked("RestoreContainerFailing", message).await?;
+            }
             return Ok(Action::requeue(POLL));
         }
         let mut status = self.unblocked(status);
@@ -661,6 +722,26 @@ impl Job<'_> {
         self.write_status(&status).await?;
         self.publish(Notice::normal("RestoreFinished", "Restore", message)).await;
         Ok(Action::await_change())
+    }
+
+    /// The first of the datacenter's pods (by name) whose `medusa-restore` init container fails.
+    async fn failing_restore_container(
+        &self,
+        dc: &CassandraDatacenter,
+    ) -> Result<Option<String>, JobError> {
+        let selector = format!(
+            "{CASSANDRA_CLUSTER_LABEL}={},{CASSANDRA_DATACENTER_LABEL}={}",
+            clean_for_kubernetes(&dc.spec.cluster_name),
+            datacenter_name(dc),
+        );
+        let pods: Api<Pod> = Api::namespaced(self.context.client.clone(), &self.id.namespace);
+        let mut listed = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(self.api_error("listing the datacenter's pods"))?
+            .items;
+        listed.sort_by_key(|p| p.name_any());
+        Ok(listed.iter().find_map(restore_container_failure))
     }
 
     /// A job past its limit fails; the datacenter it stopped starts again, without a restore.

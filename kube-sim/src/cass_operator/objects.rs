@@ -305,8 +305,21 @@ impl Operator {
             ),
             None => (json!({"running": {"startedAt": now}}), json!({})),
         };
-        if let Some(message) = &pod.init_failure {
+        if let Some(error) = &pod.init_failure {
             // Init:CrashLoopBackOff: the pod waits in Pending, its main containers not started.
+            // Medusa's entrypoint writes no termination-message file: the kubelet fills
+            // `message` only with the log's tail, under FallbackToLogsOnError.
+            let falls_back_to_logs = (desired.pod_template.pointer("/initContainers"))
+                .and_then(Value::as_array)
+                .and_then(|all| all.iter().find(|c| c["name"] == "medusa-restore"))
+                .and_then(|c| c.get("terminationMessagePolicy"))
+                .is_some_and(|policy| policy == "FallbackToLogsOnError");
+            let mut terminated = json!({"exitCode": 1, "reason": "Error", "startedAt": now,
+                                        "finishedAt": now,
+                                        "containerID": format!("containerd://{pod_name}-medusa-restore")});
+            if falls_back_to_logs {
+                terminated["message"] = Value::String(error.clone());
+            }
             let status = json!({"status": {
                 "phase": "Pending",
                 "podIP": pod.ip,
@@ -321,12 +334,11 @@ impl Operator {
                     {"type": "ContainersReady", "status": "False", "lastTransitionTime": now},
                     {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
                 ],
-                "initContainerStatuses": [{"name": "medusa-restore", "ready": false,
+                "initContainerStatuses": [{"name": "medusa-restore", "ready": false, "started": false,
                     "restartCount": pod.restarts, "image": "", "imageID": "",
                     "state": {"waiting": {"reason": "CrashLoopBackOff",
-                        "message": format!("back-off restarting failed container medusa-restore in pod {pod_name}")}},
-                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": message,
-                                                 "finishedAt": now}}}],
+                        "message": format!("back-off 10s restarting failed container=medusa-restore pod={pod_name}_{}", desired.namespace)}},
+                    "lastState": {"terminated": terminated}}],
                 "containerStatuses": [{"name": "cassandra", "ready": false, "started": false,
                                        "restartCount": 0, "image": desired.image, "imageID": "",
                                        "state": {"waiting": {"reason": "PodInitializing"}}}],

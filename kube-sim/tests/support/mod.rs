@@ -179,7 +179,7 @@ where
 /// `demo-medusa` ConfigMap holding medusa.ini), with `env`.
 pub fn medusa_restore_container(env: serde_json::Value) -> serde_json::Value {
     serde_json::json!({"name": "medusa-restore", "image": "docker.io/k8ssandra/medusa:0.22.0",
-           "env": env,
+           "env": env, "terminationMessagePolicy": "FallbackToLogsOnError",
            "volumeMounts": [{"name": "demo-medusa", "mountPath": "/etc/medusa"}]})
 }
 

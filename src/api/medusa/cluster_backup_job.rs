@@ -121,6 +121,10 @@ pub struct DatacenterBackup {
     pub failed_pods: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_time: Option<Time>,
+    /// Where its recorded MedusaBackup is not copied yet (`<k8sContext or hub>/<namespace>`):
+    /// retried while the job exists, every poll while it runs, then every 30 s until none is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_copies: Option<Vec<String>>,
 }
 
 /// Where a datacenter's backup is.

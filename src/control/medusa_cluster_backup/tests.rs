@@ -347,3 +347,94 @@ fn an_invalid_spec_says_why_and_goes_once_valid() {
     );
     assert!(condition(&valid, CONDITION_INVALID).is_none());
 }
+
+fn complete_entry(datacenter: &str, context: &str, missing: Option<&[&str]>) -> DatacenterBackup {
+    DatacenterBackup {
+        datacenter: datacenter.into(),
+        k8s_context: context.into(),
+        namespace: "ns".into(),
+        job_name: format!("nightly-{datacenter}"),
+        phase: DatacenterPhase::Complete,
+        missing_copies: missing.map(|m| m.iter().map(|l| l.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+fn labels(places: &[&Place]) -> Vec<String> {
+    places.iter().map(|p| place_label(p)).collect()
+}
+
+#[test]
+fn a_backup_recorded_now_is_copied_to_every_other_place_and_later_only_where_it_is_missing() {
+    let places = places(&located());
+    let dc1 = complete_entry("dc1", "", None);
+    assert_eq!(
+        labels(&copies_to_make(&dc1, &places, true)),
+        ["kind-k8ssandra-1/ns", "kind-k8ssandra-2/ns"]
+    );
+    // All copied: nothing more to do.
+    assert!(copies_to_make(&dc1, &places, false).is_empty());
+    // One region missed it: only that one is tried again.
+    let dc2 = complete_entry("dc2", "kind-k8ssandra-1", Some(&["kind-k8ssandra-2/ns"]));
+    assert_eq!(
+        labels(&copies_to_make(&dc2, &places, false)),
+        ["kind-k8ssandra-2/ns"]
+    );
+    let dc3 = complete_entry("dc3", "kind-k8ssandra-2", Some(&["hub/ns"]));
+    assert_eq!(labels(&copies_to_make(&dc3, &places, false)), ["hub/ns"]);
+    // A datacenter whose backup is not recorded has nothing to copy.
+    let mut failed = complete_entry("dc2", "kind-k8ssandra-1", Some(&["hub/ns"]));
+    failed.phase = DatacenterPhase::Failed;
+    assert!(copies_to_make(&failed, &places, false).is_empty());
+}
+
+#[test]
+fn copies_made_leave_the_missing_list_failed_ones_join_it_and_untried_ones_stay() {
+    let s = |labels: &[&str]| labels.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        still_missing(None, &s(&["hub/ns", "r2/ns"]), &s(&["r2/ns"])),
+        Some(s(&["r2/ns"]))
+    );
+    assert_eq!(
+        still_missing(Some(&s(&["r2/ns"])[..]), &s(&["r2/ns"]), &[]),
+        None,
+        "made late: nothing missing"
+    );
+    assert_eq!(
+        still_missing(
+            Some(&s(&["r1/ns", "r2/ns"])[..]),
+            &s(&["r2/ns"]),
+            &s(&["r2/ns"])
+        ),
+        Some(s(&["r1/ns", "r2/ns"]))
+    );
+    assert_eq!(still_missing(None, &s(&["hub/ns"]), &[]), None);
+}
+
+#[test]
+fn missing_copies_survive_a_fold_of_a_finished_datacenter() {
+    let job = cluster_backup(&[]);
+    let targets = select(&job, &located()).expect("targets");
+    let previous = MedusaClusterBackupJobStatus {
+        start_time: Some(Time(time(1))),
+        datacenters: Some(vec![
+            complete_entry("dc1", "", Some(&["kind-k8ssandra-2/ns"])),
+            complete_entry("dc2", "kind-k8ssandra-1", None),
+        ]),
+        ..Default::default()
+    };
+    let status = fold(
+        Some(&previous),
+        &targets,
+        &BTreeMap::new(),
+        None,
+        time(2),
+        MISSED_REGION_GRACE,
+    );
+    let entries = status.datacenters.unwrap_or_default();
+    assert_eq!(
+        entries[0].missing_copies,
+        Some(vec!["kind-k8ssandra-2/ns".to_string()])
+    );
+    assert_eq!(entries[1].missing_copies, None);
+}

@@ -256,3 +256,76 @@ fn another_datacenters_backup_is_usable_when_sizes_match_and_blocked_when_not() 
     let why = validate_backup(&backup(&two), &racked).expect_err("racks");
     assert!(why.contains("as many racks"), "{why}");
 }
+
+fn pod_with_init_status(init_status: Value) -> Pod {
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "demo-dc1-default-sts-0", "namespace": "ns"},
+        "status": {"phase": "Pending", "initContainerStatuses": [init_status]},
+    }))
+    .expect("pod")
+}
+
+#[test]
+fn a_restore_container_in_crash_loop_back_off_is_a_failure_naming_the_pod_and_its_message() {
+    let pod = pod_with_init_status(json!({
+        "name": "medusa-restore", "ready": false, "restartCount": 3, "image": "", "imageID": "",
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+        "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+            "message": "restore of backup b1 from demo-dc2-default-sts-0 failed: tokens owned"}},
+    }));
+    let why = restore_container_failure(&pod).expect("a failure");
+    assert_eq!(
+        why,
+        "pod demo-dc1-default-sts-0: init container medusa-restore exited with code 1 (Error): restore of backup b1 from demo-dc2-default-sts-0 failed: tokens owned"
+    );
+}
+
+#[test]
+fn a_restore_container_that_just_terminated_with_an_error_is_a_failure() {
+    let pod = pod_with_init_status(json!({
+        "name": "medusa-restore", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+        "state": {"terminated": {"exitCode": 2, "reason": "Error"}},
+    }));
+    assert_eq!(
+        restore_container_failure(&pod).as_deref(),
+        Some(
+            "pod demo-dc1-default-sts-0: init container medusa-restore exited with code 2 (Error); its log says why: kubectl logs demo-dc1-default-sts-0 -c medusa-restore --previous"
+        )
+    );
+}
+
+#[test]
+fn a_restore_container_that_succeeded_runs_or_retries_after_an_old_failure_is_no_failure() {
+    let statuses = [
+        // Finished: exit code 0.
+        json!({"name": "medusa-restore", "ready": true, "restartCount": 0, "image": "", "imageID": "",
+               "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}),
+        // Running again after a failure: the kubelet's retry, not yet failed.
+        json!({"name": "medusa-restore", "ready": false, "restartCount": 1, "image": "", "imageID": "",
+               "state": {"running": {}},
+               "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}}}),
+        // Another init container failing is not the restore's.
+        json!({"name": "server-config-init", "ready": false, "restartCount": 1, "image": "", "imageID": "",
+               "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}),
+    ];
+    for status in statuses {
+        assert_eq!(
+            restore_container_failure(&pod_with_init_status(status.clone())),
+            None,
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn a_long_restore_container_message_is_cut() {
+    let long = "x".repeat(5000);
+    let pod = pod_with_init_status(json!({
+        "name": "medusa-restore", "ready": false, "restartCount": 0, "image": "", "imageID": "",
+        "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": long}},
+    }));
+    let why = restore_container_failure(&pod).expect("a failure");
+    assert!(why.len() < 500, "{}", why.len());
+    assert!(why.ends_with('…'), "{why}");
+}
