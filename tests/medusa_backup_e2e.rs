@@ -15,7 +15,6 @@ use std::time::Duration;
 use federator::api::cassdc::CassandraDatacenter;
 use federator::api::k8ssandra_cluster::K8ssandraCluster;
 use federator::api::medusa::{MedusaBackup, MedusaBackupJob, MedusaRestoreJob};
-use federator::settings::Mode;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
@@ -34,27 +33,9 @@ fn medusa_cluster() -> serde_json::Value {
             ("dc2", "kind-k8ssandra-1", 2),
         ],
     );
-    cluster["spec"]["medusa"] = serde_json::json!({
-        "purgeBackups": false,
-        "storageProperties": {
-            "storageProvider": "s3_compatible",
-            "bucketName": BUCKET,
-            "storageSecretRef": {"name": "medusa-bucket-key"},
-            "host": "minio.example",
-            "port": 9000
-        }
-    });
+    cluster["spec"]["medusa"] = medusa_spec(BUCKET);
+    cluster["spec"]["medusa"]["purgeBackups"] = serde_json::json!(false);
     cluster
-}
-
-async fn datacenter_ready(region: &kube::Client, name: &str) {
-    let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
-    wait_for(
-        &format!("CassandraDatacenter {name} Ready"),
-        WAIT,
-        || async { datacenters.get_opt(name).await.ok().flatten().is_some_and(|dc| dc.is_ready()) },
-    )
-    .await;
 }
 
 /// The job's status once it has a finishTime.
@@ -139,10 +120,6 @@ async fn assert_backed_up(
     }
 }
 
-/// Medusa listens at the pods' loopback addresses, which every Sim hands out alike: one Sim at a
-/// time, or a job would reach the other test's Medusa.
-static ONE_SIM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Applying `changed` to job `name` is refused: its spec cannot change.
 async fn assert_refused_as_immutable<K>(jobs: &Api<K>, name: &str, changed: serde_json::Value)
 where
@@ -156,7 +133,7 @@ where
 
 #[test]
 fn a_backup_job_backs_up_every_pod_of_its_datacenter_in_each_region() {
-    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_at_a_time();
     run(backup_in_each_region());
 }
 
@@ -167,30 +144,12 @@ async fn medusa_world(
     hub: &kube::Client,
     region1: &kube::Client,
 ) -> Vec<InProcessOperator> {
-    let secrets = Api::<Secret>::namespaced(hub.clone(), NS);
-    apply(
-        &secrets,
-        "medusa-bucket-key",
-        serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "medusa-bucket-key", "namespace": NS},
-            "stringData": {"credentials": "[default]\naws_access_key_id = id\naws_secret_access_key = key\n"},
-        }),
-    )
-    .await;
-    let control = InProcessOperator::start(hub, |settings| {
-        settings.leader_election.enabled = false;
-    });
-    let data = InProcessOperator::start(region1, |settings| {
-        settings.leader_election.enabled = false;
-        settings.mode = Mode::DataPlane;
-    });
-
-    let clusters =
-        Api::<federator::api::k8ssandra_cluster::K8ssandraCluster>::namespaced(hub.clone(), NS);
+    apply_bucket_secret(hub).await;
+    let operators = start_operators(&[hub, region1]);
+    let clusters = Api::<K8ssandraCluster>::namespaced(hub.clone(), NS);
     apply(&clusters, CLUSTER, medusa_cluster()).await;
-    datacenter_ready(hub, "dc1").await;
-    datacenter_ready(region1, "dc2").await;
+    datacenter_ready(hub, "dc1", WAIT).await;
+    datacenter_ready(region1, "dc2", WAIT).await;
 
     // Each region has dc's medusa.ini, the storage Secret and pods running Medusa.
     for (region, dc) in [(hub, "dc1"), (region1, "dc2")] {
@@ -200,7 +159,7 @@ async fn medusa_world(
         assert!(text.contains(&format!("bucket_name = {BUCKET}")), "{text}");
         let stored = Api::<Secret>::namespaced(region.clone(), NS);
         assert!(
-            stored.get_opt("medusa-bucket-key").await.ok().flatten().is_some(),
+            stored.get_opt(BUCKET_SECRET).await.ok().flatten().is_some(),
             "{dc}"
         );
         let pods = Api::<Pod>::namespaced(region.clone(), NS);
@@ -211,16 +170,8 @@ async fn medusa_world(
         assert!(init.iter().any(|c| c.name == "medusa-restore"), "{dc}");
     }
 
-    let app = BTreeMap::from([
-        ("class".to_string(), "NetworkTopologyStrategy".to_string()),
-        ("dc1".to_string(), "2".to_string()),
-        ("dc2".to_string(), "2".to_string()),
-    ]);
-    sim.cassandra_create_keyspace(CLUSTER, "app", &app).expect("keyspace app");
-    sim.cassandra_create_table(CLUSTER, "app", "kv").expect("table app.kv");
-    sim.cassandra_write_generated(CLUSTER, "dc1", "app", "kv", 40, ConsistencyLevel::All)
-        .expect("rows");
-    vec![control, data]
+    write_app_rows(sim, CLUSTER, &["dc1", "dc2"], 40);
+    operators
 }
 
 async fn backup_in_each_region() {
@@ -322,7 +273,7 @@ async fn relabel_datacenters(hub: &kube::Client, value: &str) {
 
 #[test]
 fn a_restore_job_brings_every_node_back_to_its_backup_in_each_region() {
-    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_at_a_time();
     run(restore_in_each_region());
 }
 

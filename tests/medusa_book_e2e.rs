@@ -27,60 +27,23 @@ const CONTEXT: &str = "kind-k8ssandra-0";
 const WAIT: Duration = Duration::from_secs(60);
 const PODS: [&str; 2] = ["demo-dc1-default-sts-0", "demo-dc1-default-sts-1"];
 
-/// Medusa listens at the pods' loopback addresses, which every Sim hands out alike: one Sim at a
-/// time, or a job would reach the other test's Medusa.
-static ONE_SIM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 fn medusa_cluster() -> serde_json::Value {
     let mut cluster = k8ssandra_cluster(CLUSTER, &[("dc1", CONTEXT, 2)]);
-    cluster["spec"]["medusa"] = serde_json::json!({
-        "storageProperties": {
-            "storageProvider": "s3_compatible",
-            "bucketName": BUCKET,
-            "storageSecretRef": {"name": "medusa-bucket-key"},
-            "host": "minio.example",
-            "port": 9000
-        }
-    });
+    cluster["spec"]["medusa"] = medusa_spec(BUCKET);
     cluster
-}
-
-fn bucket_secret(name: &str) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": name, "namespace": NS},
-        "stringData": {"credentials": "[default]\naws_access_key_id = id\naws_secret_access_key = key\n"},
-    })
 }
 
 /// The hub with dc1 Ready, running Medusa, and 40 rows in `app.kv`; the operator to stop.
 async fn book_world(sim: &kube_sim::Sim, hub: &kube::Client) -> InProcessOperator {
-    let secrets = Api::<Secret>::namespaced(hub.clone(), NS);
-    apply(
-        &secrets,
-        "medusa-bucket-key",
-        bucket_secret("medusa-bucket-key"),
-    )
-    .await;
+    apply_bucket_secret(hub).await;
     let operator = InProcessOperator::start(hub, |settings| {
         settings.leader_election.enabled = false;
     });
     let clusters =
         Api::<federator::api::k8ssandra_cluster::K8ssandraCluster>::namespaced(hub.clone(), NS);
     apply(&clusters, CLUSTER, medusa_cluster()).await;
-    let datacenters = Api::<CassandraDatacenter>::namespaced(hub.clone(), NS);
-    wait_for("CassandraDatacenter dc1 Ready", WAIT, || async {
-        datacenters.get_opt("dc1").await.ok().flatten().is_some_and(|dc| dc.is_ready())
-    })
-    .await;
-    let app = BTreeMap::from([
-        ("class".to_string(), "NetworkTopologyStrategy".to_string()),
-        ("dc1".to_string(), "2".to_string()),
-    ]);
-    sim.cassandra_create_keyspace(CLUSTER, "app", &app).expect("keyspace app");
-    sim.cassandra_create_table(CLUSTER, "app", "kv").expect("table app.kv");
-    sim.cassandra_write_generated(CLUSTER, "dc1", "app", "kv", 40, ConsistencyLevel::All)
-        .expect("rows");
+    datacenter_ready(hub, "dc1", WAIT).await;
+    write_app_rows(sim, CLUSTER, &["dc1"], 40);
     operator
 }
 
@@ -107,7 +70,7 @@ fn owner<'a>(owners: Option<&'a Vec<OwnerReference>>, kind: &str) -> Option<&'a 
 
 #[test]
 fn the_books_backup_and_restore_applied_as_printed_back_up_and_restore() {
-    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_at_a_time();
     run(book_backup_and_restore());
 }
 
@@ -297,7 +260,7 @@ async fn book_backup_and_restore() {
 
 #[test]
 fn what_the_jobs_cannot_do_is_said_and_jobs_go_with_their_datacenter() {
-    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_at_a_time();
     run(refusals_secret_check_and_cleanup());
 }
 

@@ -7,14 +7,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use federator::api::cassdc::CassandraDatacenter;
 use federator::api::medusa::cluster_backup_job::{DatacenterPhase, MedusaClusterBackupJob};
 use federator::api::medusa::{MedusaBackup, MedusaBackupJob, MedusaRestoreJob};
-use federator::settings::Mode;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube_sim::cassandra::{ConsistencyLevel, PodRef, StorageLocation};
 use support::*;
@@ -23,10 +19,6 @@ const CLUSTER: &str = "demo";
 const BUCKET: &str = "medusa-bucket";
 const WAIT: Duration = Duration::from_secs(60);
 const CONTEXTS: [&str; 3] = ["kind-k8ssandra-0", "kind-k8ssandra-1", "kind-k8ssandra-2"];
-
-/// Medusa listens at the pods' loopback addresses, which every Sim hands out alike: one Sim at a
-/// time, or a job would reach the other test's Medusa.
-static ONE_SIM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn medusa_cluster() -> serde_json::Value {
     let mut cluster = k8ssandra_cluster(
@@ -37,69 +29,24 @@ fn medusa_cluster() -> serde_json::Value {
             ("dc3", CONTEXTS[2], 2),
         ],
     );
-    cluster["spec"]["medusa"] = serde_json::json!({
-        "purgeBackups": false,
-        "storageProperties": {
-            "storageProvider": "s3_compatible",
-            "bucketName": BUCKET,
-            "storageSecretRef": {"name": "medusa-bucket-key"},
-            "host": "minio.example",
-            "port": 9000
-        }
-    });
+    cluster["spec"]["medusa"] = medusa_spec(BUCKET);
+    cluster["spec"]["medusa"]["purgeBackups"] = serde_json::json!(false);
     cluster
-}
-
-async fn datacenter_ready(region: &kube::Client, name: &str) {
-    let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
-    wait_for(
-        &format!("CassandraDatacenter {name} Ready"),
-        WAIT,
-        || async { datacenters.get_opt(name).await.ok().flatten().is_some_and(|dc| dc.is_ready()) },
-    )
-    .await;
 }
 
 /// Three regions with a datacenter each, Ready and running Medusa, 40 rows in `app.kv`: the
 /// control plane in the hub, a data plane in each other region (their MedusaBackupJobs).
 async fn world(sim: &kube_sim::Sim, regions: &[kube::Client]) -> Vec<InProcessOperator> {
     let hub = &regions[0];
-    let secrets = Api::<Secret>::namespaced(hub.clone(), NS);
-    apply(
-        &secrets,
-        "medusa-bucket-key",
-        serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "medusa-bucket-key", "namespace": NS},
-            "stringData": {"credentials": "[default]\naws_access_key_id = id\naws_secret_access_key = key\n"},
-        }),
-    )
-    .await;
-    let mut operators = vec![InProcessOperator::start(hub, |settings| {
-        settings.leader_election.enabled = false;
-    })];
-    for region in &regions[1..] {
-        operators.push(InProcessOperator::start(region, |settings| {
-            settings.leader_election.enabled = false;
-            settings.mode = Mode::DataPlane;
-        }));
-    }
+    apply_bucket_secret(hub).await;
+    let operators = start_operators(&regions.iter().collect::<Vec<_>>());
     let clusters =
         Api::<federator::api::k8ssandra_cluster::K8ssandraCluster>::namespaced(hub.clone(), NS);
     apply(&clusters, CLUSTER, medusa_cluster()).await;
     for (region, dc) in regions.iter().zip(["dc1", "dc2", "dc3"]) {
-        datacenter_ready(region, dc).await;
+        datacenter_ready(region, dc, WAIT).await;
     }
-    let app = BTreeMap::from([
-        ("class".to_string(), "NetworkTopologyStrategy".to_string()),
-        ("dc1".to_string(), "2".to_string()),
-        ("dc2".to_string(), "2".to_string()),
-        ("dc3".to_string(), "2".to_string()),
-    ]);
-    sim.cassandra_create_keyspace(CLUSTER, "app", &app).expect("keyspace app");
-    sim.cassandra_create_table(CLUSTER, "app", "kv").expect("table app.kv");
-    sim.cassandra_write_generated(CLUSTER, "dc1", "app", "kv", 40, ConsistencyLevel::All)
-        .expect("rows");
+    write_app_rows(sim, CLUSTER, &["dc1", "dc2", "dc3"], 40);
     operators
 }
 
@@ -155,7 +102,7 @@ fn assert_bucket_holds_the_nodes(sim: &kube_sim::Sim, context: &str, dc: &str, b
 
 #[test]
 fn a_cluster_backup_backs_up_every_datacenter_in_every_region_and_another_region_restores_it() {
-    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_at_a_time();
     run(every_region());
 }
 
@@ -250,7 +197,7 @@ async fn every_region() {
     standby["spec"]["medusa"] = medusa_cluster()["spec"]["medusa"].clone();
     standby["spec"]["medusa"]["storageProperties"]["prefix"] = CLUSTER.into();
     apply(&clusters, "standby", standby).await;
-    datacenter_ready(region1, "dc4").await;
+    datacenter_ready(region1, "dc4", WAIT).await;
     let restores = Api::<MedusaRestoreJob>::namespaced(region1.clone(), NS);
     apply(
         &restores,
@@ -405,7 +352,7 @@ async fn every_region() {
 
 #[test]
 fn a_backup_with_one_region_down_finishes_everywhere_else_and_names_the_region_it_missed() {
-    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_at_a_time();
     run(one_region_down());
 }
 

@@ -11,10 +11,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use federator::api::cassdc::CassandraDatacenter;
 use federator::api::medusa::{MedusaBackup, MedusaBackupJob, MedusaBackupSchedule, MedusaTask};
-use federator::settings::Mode;
-use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use kube_sim::cassandra::{BackupMode, PodRef, StorageLocation};
 use support::*;
@@ -32,36 +29,15 @@ fn medusa_cluster(purge_backups: Option<bool>) -> serde_json::Value {
             ("dc2", "kind-k8ssandra-1", 2),
         ],
     );
-    cluster["spec"]["medusa"] = serde_json::json!({
-        "storageProperties": {
-            "storageProvider": "s3_compatible",
-            "bucketName": BUCKET,
-            "storageSecretRef": {"name": "medusa-bucket-key"},
-            "host": "minio.example",
-            "port": 9000,
-            "maxBackupCount": 2,
-            "maxBackupAge": 1
-        }
-    });
+    cluster["spec"]["medusa"] = medusa_spec(BUCKET);
+    let storage = &mut cluster["spec"]["medusa"]["storageProperties"];
+    storage["maxBackupCount"] = serde_json::json!(2);
+    storage["maxBackupAge"] = serde_json::json!(1);
     if let Some(purge) = purge_backups {
         cluster["spec"]["medusa"]["purgeBackups"] = serde_json::json!(purge);
     }
     cluster
 }
-
-async fn datacenter_ready(region: &kube::Client, name: &str) {
-    let datacenters = Api::<CassandraDatacenter>::namespaced(region.clone(), NS);
-    wait_for(
-        &format!("CassandraDatacenter {name} Ready"),
-        Duration::from_secs(90),
-        || async { datacenters.get_opt(name).await.ok().flatten().is_some_and(|dc| dc.is_ready()) },
-    )
-    .await;
-}
-
-/// Medusa listens at the pods' loopback addresses, which every Sim hands out alike: one Sim at a
-/// time (nor may another process run a Medusa test meanwhile: its jobs could reach these pods).
-static ONE_SIM_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// dc1 in the hub, dc2 in region 1, both Ready and running Medusa; the operators to stop.
 async fn medusa_world(
@@ -69,30 +45,14 @@ async fn medusa_world(
     region1: &kube::Client,
     purge_backups: Option<bool>,
 ) -> Vec<InProcessOperator> {
-    let secrets = Api::<Secret>::namespaced(hub.clone(), NS);
-    apply(
-        &secrets,
-        "medusa-bucket-key",
-        serde_json::json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "medusa-bucket-key", "namespace": NS},
-            "stringData": {"credentials": "[default]\naws_access_key_id = id\naws_secret_access_key = key\n"},
-        }),
-    )
-    .await;
-    let control = InProcessOperator::start(hub, |settings| {
-        settings.leader_election.enabled = false;
-    });
-    let data = InProcessOperator::start(region1, |settings| {
-        settings.leader_election.enabled = false;
-        settings.mode = Mode::DataPlane;
-    });
+    apply_bucket_secret(hub).await;
+    let operators = start_operators(&[hub, region1]);
     let clusters =
         Api::<federator::api::k8ssandra_cluster::K8ssandraCluster>::namespaced(hub.clone(), NS);
     apply(&clusters, CLUSTER, medusa_cluster(purge_backups)).await;
-    datacenter_ready(hub, "dc1").await;
-    datacenter_ready(region1, "dc2").await;
-    vec![control, data]
+    datacenter_ready(hub, "dc1", Duration::from_secs(90)).await;
+    datacenter_ready(region1, "dc2", Duration::from_secs(90)).await;
+    operators
 }
 
 fn schedule(name: &str, cron: &str, operation: &str, disabled: bool) -> serde_json::Value {
@@ -171,7 +131,7 @@ async fn assert_purged(region: &kube::Client, task: &str, per_pod: i64) {
 
 #[test]
 fn a_backup_schedule_fires_and_purges_keep_max_backup_count_then_max_backup_age() {
-    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_at_a_time();
     run(schedule_and_purge());
 }
 
@@ -364,7 +324,7 @@ fn condition_of(schedule: &MedusaBackupSchedule, kind: &str) -> Option<(String, 
 
 #[test]
 fn the_daily_purge_schedule_follows_purge_backups_and_a_sync_records_bucket_only_backups() {
-    let _one = ONE_SIM_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = one_at_a_time();
     run(daily_purge_and_sync());
 }
 

@@ -11,6 +11,7 @@
 //! - [`world`]: the fault suite's and bad-input matrix's three-region world, and what they
 //!   compare (every object carrying the ownership labels, in every cluster).
 //! - [`compat`]: the shared reference data (`../shared/compat`).
+//! - [`medusa`]: the Medusa tests' `spec.medusa`, bucket Secret, operators and rows.
 //!
 //! Each test binary compiles all of it: what one binary does not use (a helper, or a whole
 //! submodule's re-export) is normal there, hence the allows.
@@ -18,6 +19,7 @@
 
 pub mod cluster;
 pub mod compat;
+pub mod medusa;
 pub mod operator;
 pub mod process;
 pub mod sim;
@@ -26,6 +28,7 @@ pub mod world;
 
 pub use cluster::*;
 pub use compat::*;
+pub use medusa::*;
 pub use operator::*;
 pub use process::*;
 pub use sim::*;
