@@ -204,35 +204,42 @@ pub fn job_conditions(
     conditions
 }
 
+/// Pure: a MedusaBackup's status from Medusa's summary of the backup, with its times.
+pub fn backup_status(
+    summary: &medusa_grpc::BackupSummary,
+    start_time: Option<Time>,
+    finish_time: Option<Time>,
+) -> MedusaBackupStatus {
+    let nodes = (summary.nodes.iter())
+        .map(|node| MedusaBackupNode {
+            host: Some(node.host.clone()),
+            tokens: Some(node.tokens.clone()),
+            datacenter: Some(node.datacenter.clone()),
+            rack: Some(node.rack.clone()),
+        })
+        .collect();
+    MedusaBackupStatus {
+        start_time,
+        finish_time,
+        total_nodes: Some(summary.total_nodes),
+        finished_nodes: Some(summary.finished_nodes),
+        nodes: Some(nodes),
+        total_files: Some(summary.total_objects),
+        total_size: Some(humanize_bytes(
+            u64::try_from(summary.total_size).unwrap_or(0),
+        )),
+        status: Some(status_name(summary.status)),
+    }
+}
+
 /// Pure: the MedusaBackup a finished job records, from Medusa's summary of the backup.
 pub fn medusa_backup(
     job: &MedusaBackupJob,
     summary: &medusa_grpc::BackupSummary,
     finish_time: Option<Time>,
 ) -> MedusaBackup {
-    let status = MedusaBackupStatus {
-        start_time: job.status.as_ref().and_then(|s| s.start_time.clone()),
-        finish_time,
-        total_nodes: Some(summary.total_nodes),
-        finished_nodes: Some(summary.finished_nodes),
-        nodes: Some(
-            summary
-                .nodes
-                .iter()
-                .map(|node| MedusaBackupNode {
-                    host: Some(node.host.clone()),
-                    tokens: Some(node.tokens.clone()),
-                    datacenter: Some(node.datacenter.clone()),
-                    rack: Some(node.rack.clone()),
-                })
-                .collect(),
-        ),
-        total_files: Some(summary.total_objects),
-        total_size: Some(humanize_bytes(
-            u64::try_from(summary.total_size).unwrap_or(0),
-        )),
-        status: Some(status_name(summary.status)),
-    };
+    let start_time = job.status.as_ref().and_then(|s| s.start_time.clone());
+    let status = backup_status(summary, start_time, finish_time);
     let mut backup = MedusaBackup::new(
         &job.name_any(),
         MedusaBackupSpec {

@@ -27,18 +27,16 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::job_controller::{JobError, JobRef, WAIT};
-use super::medusa_backup::{datacenter_pods, humanize_bytes};
+use super::medusa_backup::{backup_status, datacenter_pods};
 use crate::api::cassdc::CassandraDatacenter;
 use crate::api::medusa::BackupType;
-use crate::api::medusa::backup::{
-    MedusaBackup, MedusaBackupNode, MedusaBackupSpec, MedusaBackupStatus,
-};
+use crate::api::medusa::backup::{MedusaBackup, MedusaBackupSpec};
 use crate::api::medusa::backup_job::MedusaBackupJob;
 use crate::api::medusa::task::{
     MedusaOperation, MedusaTask, MedusaTaskSpec, MedusaTaskStatus, TaskResult,
 };
 use crate::api::shared::{CONDITION_TRUE, new_condition, set_condition};
-use crate::cassandra::medusa::{MedusaClient, MedusaPod, status_name};
+use crate::cassandra::medusa::{MedusaClient, MedusaPod};
 use crate::events::{Events, Notice};
 
 pub const FIELD_MANAGER: &str = "federator-medusa-task";
@@ -113,27 +111,11 @@ pub fn synced_backup(
         },
     );
     backup.metadata.namespace = Some(namespace.to_string());
-    backup.status = Some(MedusaBackupStatus {
-        start_time: time(summary.start_time),
-        finish_time: time(summary.finish_time),
-        total_nodes: Some(summary.total_nodes),
-        finished_nodes: Some(summary.finished_nodes),
-        nodes: Some(
-            (summary.nodes.iter())
-                .map(|node| MedusaBackupNode {
-                    host: Some(node.host.clone()),
-                    tokens: Some(node.tokens.clone()),
-                    datacenter: Some(node.datacenter.clone()),
-                    rack: Some(node.rack.clone()),
-                })
-                .collect(),
-        ),
-        total_files: Some(summary.total_objects),
-        total_size: Some(humanize_bytes(
-            u64::try_from(summary.total_size).unwrap_or(0),
-        )),
-        status: Some(status_name(summary.status)),
-    });
+    backup.status = Some(backup_status(
+        summary,
+        time(summary.start_time),
+        time(summary.finish_time),
+    ));
     backup
 }
 
